@@ -1,0 +1,4 @@
+// Shared plain-data types: outcomes, typed errors, ASCII case rules, addresses.
+export * from './outcome.js';
+export * from './ascii.js';
+export * from './address.js';

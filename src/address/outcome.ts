@@ -1,0 +1,60 @@
+// Outcomes of every check and delivery: ok | temporary | permanent, with an RFC 3463 enhanced code.
+
+/** An RFC 3463 enhanced status code such as "4.3.0" or "5.1.1". */
+export type EnhancedCode = `${2 | 4 | 5}.${number}.${number}`;
+
+export type Outcome =
+  | { readonly kind: 'ok'; readonly report: string }
+  | { readonly kind: 'temporary'; readonly code: EnhancedCode; readonly report: string }
+  | { readonly kind: 'permanent'; readonly code: EnhancedCode; readonly report: string };
+
+export const ok = (report = ''): Outcome => ({ kind: 'ok', report });
+export const temporary = (report: string, code?: EnhancedCode): Outcome => ({
+  kind: 'temporary',
+  code: code ?? codeFromReport(report, '4.3.0'),
+  report,
+});
+export const permanent = (report: string, code?: EnhancedCode): Outcome => ({
+  kind: 'permanent',
+  code: code ?? codeFromReport(report, '5.0.0'),
+  report,
+});
+
+/** qmail texts end in "(#x.y.z)"; take that code when present. */
+export function codeFromReport(report: string, fallback: EnhancedCode): EnhancedCode {
+  const m = /\(#([245])\.(\d{1,3})\.(\d{1,3})\)/.exec(report);
+  if (!m) return fallback;
+  return `${Number(m[1]) as 2 | 4 | 5}.${Number(m[2])}.${Number(m[3])}`;
+}
+
+/**
+ * An error that knows whether it is temporary or permanent (qmail's 111 vs 100).
+ * Unknown errors (anything that is not a QuailError) are temporary.
+ */
+export class QuailError extends Error {
+  constructor(
+    message: string,
+    readonly temporary: boolean,
+    readonly code: EnhancedCode = temporary ? '4.3.0' : '5.0.0',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'QuailError';
+  }
+  /** Exit code a qmail-style tool uses for this error. */
+  get exitCode(): 100 | 111 {
+    return this.temporary ? 111 : 100;
+  }
+}
+
+export const tempError = (message: string, cause?: unknown): QuailError =>
+  new QuailError(message, true, '4.3.0', { cause });
+export const permError = (message: string, cause?: unknown): QuailError =>
+  new QuailError(message, false, '5.0.0', { cause });
+
+/** Turns anything thrown into an Outcome; unknown errors are temporary. */
+export function outcomeFromError(err: unknown): Outcome {
+  if (err instanceof QuailError) return err.temporary ? temporary(err.message, err.code) : permanent(err.message, err.code);
+  const msg = err instanceof Error ? err.message : String(err);
+  return temporary(msg);
+}

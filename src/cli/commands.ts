@@ -1,0 +1,18 @@
+// The list of quail's commands: each module registers its subcommand(s) on the program.
+import type { Command } from 'commander';
+import { register as init } from './init.js';
+import { register as showctl } from './showctl.js';
+import { register as newu } from './newu.js';
+import { register as newmrh } from './newmrh.js';
+import { register as explain } from './explain.js';
+import { register as local } from './local.js';
+import { register as maildirmake } from './maildirmake.js';
+import { register as queue } from './queue.js';
+import { register as inject } from './inject.js';
+import { register as sendmail } from './sendmail-cmd.js';
+import { register as start } from './start.js';
+import { register as status } from './status.js';
+
+export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
+  init, showctl, newu, newmrh, explain, local, maildirmake, queue, inject, sendmail, start, status,
+];

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// quail: the admin command. One file per command under src/cli/, each exporting register(program).
+import { Command, CommanderError } from 'commander';
+import { COMMANDS } from './commands.js';
+
+const program = new Command();
+program
+  .name('quail')
+  .description('quail: a qmail-compatible virtual-domain mail server')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+for (const register of COMMANDS) register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version exit 0; usage errors are permanent (100), as in qmail's tools.
+    process.exitCode = err.exitCode === 0 ? 0 : 100;
+  } else {
+    process.stderr.write(`quail: fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 111;
+  }
+}

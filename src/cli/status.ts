@@ -1,0 +1,6 @@
+// quail status: (to be written).
+import type { Command } from 'commander';
+
+export function register(_program: Command): void {
+  // not yet available
+}

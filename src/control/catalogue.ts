@@ -1,0 +1,94 @@
+// The catalogue of every control file quail reads: name, syntax, default, reader, when a change applies.
+
+export type ControlKind = 'single' | 'list' | 'map' | 'number' | 'cdb' | 'lines';
+
+/** How a default is derived when the file is missing (SEMANTICS.md 0.6 and G). */
+export type ControlDefault =
+  | { readonly from: 'none' }
+  | { readonly from: 'literal'; readonly value: string }
+  | { readonly from: 'me'; readonly fallback?: string }
+  | { readonly from: 'number'; readonly value: number };
+
+export interface ControlDef {
+  readonly name: string;
+  readonly kind: ControlKind;
+  readonly default: ControlDefault;
+  /** The component(s) that read it. */
+  readonly readBy: string;
+  /** When a change takes effect. */
+  readonly applies: string;
+  /** What it means, one or two sentences (shown by `quail showctl`). */
+  readonly doc: string;
+  /** Upper bound applied after parsing (e.g. conf-spawn for concurrency). */
+  readonly max?: number;
+}
+
+const ON_EACH_SESSION = 'at the next SMTP session';
+const ON_HUP = 'on SIGHUP (quail reload) or restart';
+const ON_RESTART = 'at restart';
+const ON_DELIVERY = 'at the next delivery attempt';
+
+export const CATALOGUE: readonly ControlDef[] = [
+  { name: 'me', kind: 'single', default: { from: 'none' }, readBy: 'all', applies: ON_RESTART,
+    doc: 'Fully qualified name of this host; the default for many other files.' },
+  { name: 'locals', kind: 'list', default: { from: 'me' }, readBy: 'scheduler (route)', applies: ON_HUP,
+    doc: 'Domains delivered locally, unchanged (no wildcards). Missing: only `me`.' },
+  { name: 'virtualdomains', kind: 'map', default: { from: 'none' }, readBy: 'scheduler (route)', applies: ON_HUP,
+    doc: 'pattern:prefix lines; a matching recipient user@dom becomes prefix-user@dom, delivered locally. Empty prefix = exception.' },
+  { name: 'percenthack', kind: 'list', default: { from: 'none' }, readBy: 'scheduler (route)', applies: ON_RESTART,
+    doc: 'Domains for which user%host@domain is rewritten to user@host.' },
+  { name: 'envnoathost', kind: 'single', default: { from: 'me', fallback: 'envnoathost' }, readBy: 'scheduler (route)', applies: ON_RESTART,
+    doc: 'Domain appended to envelope recipients without @.' },
+  { name: 'rcpthosts', kind: 'list', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Domains (and .suffixes) accepted as recipients from clients that may not relay. Missing: accept all.' },
+  { name: 'morercpthosts', kind: 'list', default: { from: 'none' }, readBy: 'quail newmrh', applies: 'after quail newmrh',
+    doc: 'Extra rcpthosts entries, compiled by `quail newmrh` into morercpthosts.cdb.' },
+  { name: 'morercpthosts.cdb', kind: 'cdb', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Compiled morercpthosts, consulted after rcpthosts.' },
+  { name: 'smtproutes', kind: 'map', default: { from: 'none' }, readBy: 'remote', applies: ON_DELIVERY,
+    doc: 'domain:relay[:port] lines choosing the next hop instead of MX; an empty relay means use MX.' },
+  { name: 'defaulthost', kind: 'single', default: { from: 'me', fallback: 'defaulthost' }, readBy: 'inject', applies: 'at the next injection',
+    doc: 'Host added to header addresses without @ by quail inject.' },
+  { name: 'defaultdomain', kind: 'single', default: { from: 'me', fallback: 'defaultdomain' }, readBy: 'inject', applies: 'at the next injection',
+    doc: 'Domain added to header hosts without a dot by quail inject.' },
+  { name: 'plusdomain', kind: 'single', default: { from: 'me', fallback: 'plusdomain' }, readBy: 'inject', applies: 'at the next injection',
+    doc: 'Domain replacing a trailing + of a host by quail inject.' },
+  { name: 'idhost', kind: 'single', default: { from: 'me', fallback: 'idhost' }, readBy: 'inject', applies: 'at the next injection',
+    doc: 'Host used in Message-IDs made by quail inject.' },
+  { name: 'bouncefrom', kind: 'single', default: { from: 'literal', value: 'MAILER-DAEMON' }, readBy: 'scheduler (bounce)', applies: ON_RESTART,
+    doc: 'Local part of the From: address of bounces.' },
+  { name: 'bouncehost', kind: 'single', default: { from: 'me', fallback: 'bouncehost' }, readBy: 'scheduler (bounce)', applies: ON_RESTART,
+    doc: 'Host of the From: address of bounces, and the host named in their text.' },
+  { name: 'doublebounceto', kind: 'single', default: { from: 'literal', value: 'postmaster' }, readBy: 'scheduler (bounce)', applies: ON_RESTART,
+    doc: 'Local part that receives double bounces.' },
+  { name: 'doublebouncehost', kind: 'single', default: { from: 'me', fallback: 'doublebouncehost' }, readBy: 'scheduler (bounce)', applies: ON_RESTART,
+    doc: 'Host that receives double bounces.' },
+  { name: 'concurrencylocal', kind: 'number', default: { from: 'number', value: 10 }, readBy: 'scheduler', applies: ON_RESTART, max: 120,
+    doc: 'Maximum simultaneous local deliveries (at most 120).' },
+  { name: 'concurrencyremote', kind: 'number', default: { from: 'number', value: 20 }, readBy: 'scheduler', applies: ON_RESTART, max: 120,
+    doc: 'Maximum simultaneous remote deliveries (at most 120).' },
+  { name: 'queuelifetime', kind: 'number', default: { from: 'number', value: 604800 }, readBy: 'scheduler', applies: ON_RESTART,
+    doc: 'Seconds a message may stay in the queue before temporary failures become permanent.' },
+  { name: 'databytes', kind: 'number', default: { from: 'number', value: 0 }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Maximum message size accepted by SMTP, in bytes; 0 = no limit. Env DATABYTES overrides.' },
+  { name: 'timeoutsmtpd', kind: 'number', default: { from: 'number', value: 1200 }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Seconds an SMTP client may stay silent before the session is ended with 451.' },
+  { name: 'timeoutremote', kind: 'number', default: { from: 'number', value: 1200 }, readBy: 'remote', applies: ON_DELIVERY,
+    doc: 'Seconds to wait for each read or write of a remote SMTP server.' },
+  { name: 'timeoutconnect', kind: 'number', default: { from: 'number', value: 60 }, readBy: 'remote', applies: ON_DELIVERY,
+    doc: 'Seconds to wait for a remote SMTP connection to be established.' },
+  { name: 'smtpgreeting', kind: 'single', default: { from: 'me' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Text after 220 in the SMTP greeting (and in HELO/EHLO/QUIT replies).' },
+  { name: 'helohost', kind: 'single', default: { from: 'me' }, readBy: 'remote', applies: ON_DELIVERY,
+    doc: 'Name quail gives in HELO/EHLO to remote servers.' },
+  { name: 'localiphost', kind: 'single', default: { from: 'me' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Name that replaces [ip] literals of this host in SMTP addresses.' },
+  { name: 'badmailfrom', kind: 'list', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Envelope senders (or @domains) whose recipients are refused with 553.' },
+];
+
+const BY_NAME = new Map(CATALOGUE.map((d) => [d.name, d]));
+
+export function controlDef(name: string): ControlDef | undefined {
+  return BY_NAME.get(name);
+}

@@ -1,0 +1,114 @@
+// The only reader of control files: one Control object is a snapshot (files read once, lazily, then kept).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { QuailError } from '../address/index.js';
+import { controlDef, type ControlDef } from './catalogue.js';
+import { parseList, parseMap, parseNumber, parseSingle, type MapEntry } from './parse.js';
+
+/** Where a value came from: the file itself, or the default (possibly `me`). */
+export type Source = 'file' | 'default';
+
+export interface Setting<T> {
+  readonly value: T;
+  readonly source: Source;
+}
+
+/** A control file that exists but cannot be read: a temporary failure, never a silent default. */
+export class ControlReadError extends QuailError {
+  constructor(readonly file: string, cause: unknown) {
+    super(`unable to read control file ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, true, '4.3.0', { cause });
+    this.name = 'ControlReadError';
+  }
+}
+
+export class Control {
+  private readonly cache = new Map<string, string | null>();
+
+  constructor(readonly root: string) {}
+
+  /** Absolute path of control/<name>. */
+  path(name: string): string {
+    return join(this.root, 'control', name);
+  }
+
+  /** The raw text (latin1, one char per byte), or null when missing. Unreadable → ControlReadError. */
+  raw(name: string): string | null {
+    if (this.cache.has(name)) return this.cache.get(name) ?? null;
+    let text: string | null;
+    try {
+      text = readFileSync(this.path(name), 'latin1');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') text = null;
+      else throw new ControlReadError(this.path(name), err);
+    }
+    this.cache.set(name, text);
+    return text;
+  }
+
+  /** The raw bytes of a binary control file (morercpthosts.cdb), or null when missing. */
+  bytes(name: string): Buffer | null {
+    const t = this.raw(name);
+    return t === null ? null : Buffer.from(t, 'latin1');
+  }
+
+  exists(name: string): boolean {
+    return this.raw(name) !== null;
+  }
+
+  /** control/me, or null. */
+  me(): string | null {
+    const t = this.raw('me');
+    return t === null ? null : parseSingle(t);
+  }
+
+  private def(name: string): ControlDef | undefined {
+    return controlDef(name);
+  }
+
+  /** A single-value file with its catalogue default (null when neither file nor default exists). */
+  single(name: string): Setting<string | null> {
+    const t = this.raw(name);
+    if (t !== null) return { value: parseSingle(t), source: 'file' };
+    const d = this.def(name)?.default ?? { from: 'none' };
+    switch (d.from) {
+      case 'literal':
+        return { value: d.value, source: 'default' };
+      case 'me':
+        return { value: this.me() ?? d.fallback ?? null, source: 'default' };
+      case 'number':
+        return { value: String(d.value), source: 'default' };
+      case 'none':
+        return { value: null, source: 'default' };
+    }
+  }
+
+  /** A number file (0.5); a file not starting with a digit counts as absent. Capped at the catalogue's max. */
+  number(name: string): Setting<number> {
+    const def = this.def(name);
+    const dflt = def?.default.from === 'number' ? def.default.value : 0;
+    const t = this.raw(name);
+    const n = t === null ? null : parseNumber(t);
+    const capped = (v: number): number => (def?.max !== undefined ? Math.min(v, def.max) : v);
+    if (n === null) return { value: capped(dflt), source: 'default' };
+    return { value: capped(n), source: 'file' };
+  }
+
+  /** A list file (0.2); for `locals` the default is [me]. null = missing with no default. */
+  list(name: string): Setting<readonly string[] | null> {
+    const t = this.raw(name);
+    if (t !== null) return { value: parseList(t), source: 'file' };
+    const d = this.def(name)?.default;
+    if (d?.from === 'me') {
+      const me = this.me();
+      return { value: me === null ? null : [me], source: 'default' };
+    }
+    return { value: null, source: 'default' };
+  }
+
+  /** A mapping file (0.3), keyed by lowercased pattern, last line wins. null = missing. */
+  map(name: string): Setting<ReadonlyMap<string, MapEntry> | null> {
+    const t = this.raw(name);
+    return t === null ? { value: null, source: 'default' } : { value: parseMap(t), source: 'file' };
+  }
+}

@@ -1,0 +1,61 @@
+// Parsers of qmail's control-file syntaxes (SEMANTICS.md 0.2-0.5). Pure: text in, values out.
+
+/** Splits at '\n'; a last line without '\n' counts. */
+function lines(text: string): string[] {
+  const out = text.split('\n');
+  if (out.length > 0 && out[out.length - 1] === '') out.pop();
+  return out;
+}
+
+const trimEnd = (s: string): string => s.replace(/[ \t]+$/, '');
+
+/** List file (0.2): trailing spaces/tabs removed, empty and '#' lines dropped, leading whitespace kept. */
+export function parseList(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of lines(text)) {
+    const l = trimEnd(raw);
+    if (l === '' || l.startsWith('#')) continue;
+    out.push(l);
+  }
+  return out;
+}
+
+/** One entry of a mapping file, with its 1-based line number (for `quail explain`). */
+export interface MapEntry {
+  readonly pattern: string;
+  readonly value: string;
+  readonly line: number;
+  readonly text: string;
+}
+
+/**
+ * Mapping file (0.3): list rules, then split at the first ':'; lines without ':' ignored.
+ * Keys are ASCII-lowercased patterns; the last line for a pattern wins.
+ */
+export function parseMap(text: string): Map<string, MapEntry> {
+  const out = new Map<string, MapEntry>();
+  let n = 0;
+  for (const raw of lines(text)) {
+    n++;
+    const l = trimEnd(raw);
+    if (l === '' || l.startsWith('#')) continue;
+    const colon = l.indexOf(':');
+    if (colon < 0) continue;
+    const pattern = l.slice(0, colon);
+    out.set(pattern.replace(/[A-Z]/g, (c) => c.toLowerCase()), { pattern, value: l.slice(colon + 1), line: n, text: l });
+  }
+  return out;
+}
+
+/** Single-value file (0.4): first line, trailing spaces/tabs/CR removed. */
+export function parseSingle(text: string): string {
+  const nl = text.indexOf('\n');
+  const first = nl < 0 ? text : text.slice(0, nl);
+  return first.replace(/[ \t\r]+$/, '');
+}
+
+/** Number file (0.5): leading decimal digits of the first line; null (= absent) if it does not start with one. */
+export function parseNumber(text: string): number | null {
+  const m = /^[0-9]+/.exec(text);
+  return m ? Number(m[0]) : null;
+}

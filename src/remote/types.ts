@@ -1,0 +1,16 @@
+// The remote-delivery contract (SEMANTICS.md E): one recipient (qmail-remote) in, a result out.
+
+export interface RemoteJob {
+  /** The channel address (the recipient, unchanged). */
+  readonly recipient: string;
+  /** Envelope sender after VERP expansion. */
+  readonly sender: string;
+  /** Absolute path of the queued message file (read-only). */
+  readonly messagePath: string;
+}
+
+export interface RemoteResult {
+  readonly result: 'success' | 'deferral' | 'failure';
+  /** qmail-remote's report text, e.g. "127.0.0.1 accepted message.\nRemote host said: 250 ok\n". */
+  readonly report: string;
+}

@@ -1,0 +1,22 @@
+// The routing contract (SEMANTICS.md A): recipient -> local (possibly rewritten) or remote. Pure.
+
+/** The control data routing needs; built from a Control snapshot by `routeControlFrom(control)`. */
+export interface RouteControl {
+  readonly envnoathost: string;
+  /** Lowercased entries of control/locals (or [me] when the file is missing). */
+  readonly locals: ReadonlySet<string>;
+  /** Lowercased entries of control/percenthack. */
+  readonly percenthack: ReadonlySet<string>;
+  /** control/virtualdomains keyed by lowercased pattern (last line wins). */
+  readonly virtualdomains: ReadonlyMap<string, { readonly pattern: string; readonly value: string; readonly line: number }>;
+}
+
+export type RouteDecision =
+  | {
+      readonly channel: 'local';
+      /** The channel address: unchanged for locals, PREFIX-L@D for virtual domains. */
+      readonly address: string;
+      /** Human explanation for `quail explain` (which file and line decided, and why). */
+      readonly why: readonly string[];
+    }
+  | { readonly channel: 'remote'; readonly address: string; readonly why: readonly string[] };
