@@ -85,6 +85,17 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'Name that replaces [ip] literals of this host in SMTP addresses.' },
   { name: 'badmailfrom', kind: 'list', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
     doc: 'Envelope senders (or @domains) whose recipients are refused with 553.' },
+  // quail's own files (not in qmail 1.03; each says why it exists).
+  { name: 'defaultdelivery', kind: 'lines', default: { from: 'literal', value: './Maildir/\n' }, readBy: 'scheduler (local)', applies: ON_RESTART,
+    doc: 'Delivery instructions used when a user has no .qmail (qmail-start\'s argument; the netqmail patch file of the same name).' },
+  { name: 'bounceformat', kind: 'single', default: { from: 'literal', value: 'dsn' }, readBy: 'scheduler (bounce)', applies: ON_RESTART,
+    doc: '`dsn`: RFC 3464 multipart/report bounces with qmail\'s text (default); `qsbmf`: qmail\'s plain bounce, byte for byte.' },
+  { name: 'quailuser', kind: 'single', default: { from: 'none' }, readBy: 'users (lookup), init', applies: ON_RESTART,
+    doc: 'Unix account that virtual domains made by `quail init` are delivered as; stands in for the `alias` account when the system has none.' },
+  { name: 'listeners', kind: 'lines', default: { from: 'literal', value: '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n' }, readBy: 'start', applies: ON_RESTART,
+    doc: 'One listener per line: ADDRESS:PORT KIND [policy...]; KIND is smtp, submission or pop3 (docs/LISTENERS.md).' },
+  { name: 'tcp.smtp', kind: 'lines', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Access rules in tcprules format (127.:allow,RELAYCLIENT=""); without it nobody may relay without AUTH.' },
 ];
 
 const BY_NAME = new Map(CATALOGUE.map((d) => [d.name, d]));
