@@ -24,14 +24,14 @@ function tinyInput(records: Array<[Buffer, Buffer]>): Buffer {
   return Buffer.concat(parts);
 }
 
-test('hash: djb hash values', () => {
+void test('hash: djb hash values', () => {
   assert.equal(cdbHash(b('')), 5381);
   assert.equal(cdbHash(b('a')), ((5381 * 33) ^ 0x61) >>> 0);
   // The slot qmail-newu wrote for `!joe.shmoe\0` in newu-002 holds hash 0xe9e0d776.
   assert.equal(cdbHash(b('!joe.shmoe\0')), 0xe9e0d776);
 });
 
-test('golden: byte-identical to qmail-newu for one simple assignment (newu-002)', () => {
+void test('golden: byte-identical to qmail-newu for one simple assignment (newu-002)', () => {
   const key = b('!joe.shmoe\0');
   const data = b('joe\x00503\x0078\x00/home/joe\x00\x00');
   const out = buildCdb([[key, data], [b(''), b('')]]);
@@ -50,7 +50,7 @@ test('golden: byte-identical to qmail-newu for one simple assignment (newu-002)'
   assert.equal(out.readUInt32LE(255 * 8), 2129);
 });
 
-test('lookups: first value, all values in order, missing keys, empty db', () => {
+void test('lookups: first value, all values in order, missing keys, empty db', () => {
   const db = buildCdb([[b('k'), b('1')], [b('x'), b('')], [b('k'), b('2')], [b(''), b('empty-key')]]);
   assert.deepEqual(cdbGet(db, b('k')), b('1'));
   assert.deepEqual(cdbGetAll(db, b('k')), [b('1'), b('2')]);
@@ -64,14 +64,14 @@ test('lookups: first value, all values in order, missing keys, empty db', () => 
   assert.deepEqual([...cdbEntries(db)].map(([k, d]) => `${k.toString()}=${d.toString()}`), ['k=1', 'x=', 'k=2', '=empty-key']);
 });
 
-test('many records with colliding tables round-trip', () => {
+void test('many records with colliding tables round-trip', () => {
   const recs: Array<[Buffer, Buffer]> = [];
   for (let i = 0; i < 3000; i++) recs.push([b(`key${i}`), b(`value${i}`)]);
   const db = buildCdb(recs);
   for (const [k, d] of recs) assert.deepEqual(cdbGet(db, k), d);
 });
 
-test('truncated file is a CdbFormatError', () => {
+void test('truncated file is a CdbFormatError', () => {
   const db = buildCdb([[b('k'), b('v')]]);
   assert.throws(() => cdbGet(db.subarray(0, 2050), b('k')), CdbFormatError);
   const dir = tmp();
@@ -83,7 +83,7 @@ test('truncated file is a CdbFormatError', () => {
   }
 });
 
-test('writeCdbAtomic: installs the file with its mode, leaves no tmp', () => {
+void test('writeCdbAtomic: installs the file with its mode, leaves no tmp', () => {
   const dir = tmp();
   try {
     const p = join(dir, 'x.cdb');
@@ -108,7 +108,7 @@ const SAMPLE: Array<[Buffer, Buffer]> = [
   [b(''), b('-')],
 ];
 
-test('interop: tinycdb reads our file (cdb -q, cdb -d)', { skip: skipTool }, () => {
+void test('interop: tinycdb reads our file (cdb -q, cdb -d)', { skip: skipTool }, () => {
   const dir = tmp();
   try {
     const p = join(dir, 'ours.cdb');
@@ -122,7 +122,7 @@ test('interop: tinycdb reads our file (cdb -q, cdb -d)', { skip: skipTool }, () 
   }
 });
 
-test('interop: we read tinycdb\'s file, and the bytes are identical to ours', { skip: skipTool }, () => {
+void test('interop: we read tinycdb\'s file, and the bytes are identical to ours', { skip: skipTool }, () => {
   const dir = tmp();
   try {
     const p = join(dir, 'theirs.cdb');
