@@ -9,6 +9,11 @@ export interface RouteControl {
   readonly percenthack: ReadonlySet<string>;
   /** control/virtualdomains keyed by lowercased pattern (last line wins). */
   readonly virtualdomains: ReadonlyMap<string, { readonly pattern: string; readonly value: string; readonly line: number }>;
+  /**
+   * Optional, for explanations only: where `locals` came from (control/locals, or control/me when it is
+   * missing) and the 1-based line of each lowercased entry. Routing never depends on it.
+   */
+  readonly localsSource?: { readonly file: 'locals' | 'me'; readonly lines: ReadonlyMap<string, number> };
 }
 
 export type RouteDecision =
