@@ -104,7 +104,7 @@ const CASES: readonly Case[] = [
 ];
 
 for (const c of CASES) {
-  test(`route: ${c.id}`, () => {
+  void test(`route: ${c.id}`, () => {
     const rc = rcFrom(c.control);
     for (const [rcpt, channel, address] of c.expect) {
       const d = route(rcpt, rc);
@@ -113,11 +113,11 @@ for (const c of CASES) {
   });
 }
 
-test('route: loc-020 neither me nor locals is a temporary error', () => {
+void test('route: loc-020 neither me nor locals is a temporary error', () => {
   assert.throws(() => rcFrom({ virtualdomains: 'virt.test:vdom\n' }), (e: unknown) => e instanceof QuailError && e.temporary);
 });
 
-test('route: why names the file, line and pattern that decided', () => {
+void test('route: why names the file, line and pattern that decided', () => {
   const rc = rcFrom({ ...ORACLE, virtualdomains: '# vd\nvirt.test:vdom\npostmaster@virt.test:\n.virt.test:vsuf\n' });
   const v = route('joe@a.virt.test', rc).why.join('\n');
   assert.match(v, /control\/virtualdomains line 4 "\.virt\.test:vsuf" \(suffix pattern "\.virt\.test"\)/);
@@ -151,7 +151,7 @@ const STRIP: ReadonlyArray<readonly [string, string, string]> = [
   ['', 'joe@local.test', 'joe@local.test'],
 ];
 
-test('stripVirtualPrefix: F.6 golden table', () => {
+void test('stripVirtualPrefix: F.6 golden table', () => {
   for (const [vd, addr, want] of STRIP) {
     const rc = rcFrom({ ...ORACLE, virtualdomains: vd });
     assert.equal(stripVirtualPrefix(addr, rc), want, `${JSON.stringify(vd)} ${addr}`);
