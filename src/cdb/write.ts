@@ -1,5 +1,5 @@
 // cdb writer: byte-compatible with djb's cdbmake (SEMANTICS.md C.6); atomic install via tmp + fsync + rename.
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { cdbHash } from './hash.js';
 
@@ -57,6 +57,7 @@ export function writeCdbAtomic(path: string, records: Iterable<readonly [Uint8Ar
   try {
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fchmodSync(fd, mode); // the umask must not narrow it: readers run as other uids
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
