@@ -39,7 +39,9 @@ export class Control {
       text = readFileSync(this.path(name), 'latin1');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') text = null;
+      // Only ENOENT means "missing" (qmail's control.c); anything else (EISDIR, ELOOP, EACCES, ENOTDIR
+      // when control/ is not a directory) is a temporary failure, never a silent default.
+      if (code === 'ENOENT') text = null;
       else throw new ControlReadError(this.path(name), err);
     }
     this.cache.set(name, text);

@@ -47,11 +47,14 @@ export function parseMap(text: string): Map<string, MapEntry> {
   return out;
 }
 
-/** Single-value file (0.4): first line, trailing spaces/tabs/CR removed. */
+/**
+ * Single-value file (0.4): first line, trailing spaces/tabs removed. A CR is kept, as qmail's
+ * control_readline keeps it (it strips only '\n', ' ' and '\t').
+ */
 export function parseSingle(text: string): string {
   const nl = text.indexOf('\n');
   const first = nl < 0 ? text : text.slice(0, nl);
-  return first.replace(/[ \t\r]+$/, '');
+  return first.replace(/[ \t]+$/, '');
 }
 
 /** Number file (0.5): leading decimal digits of the first line; null (= absent) if it does not start with one. */

@@ -1,0 +1,146 @@
+// Control: the three read states (missing, present, unreadable), defaults from `me` and their fallbacks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CATALOGUE, Control, ControlReadError, controlDef } from './index.js';
+
+function root(files: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-control-'));
+  mkdirSync(join(dir, 'control'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, 'control', name), text, 'latin1');
+  return dir;
+}
+
+/** Makes control/<name> unreadable for root too: a directory, or a symlink loop. */
+function breakFile(dir: string, name: string, how: 'dir' | 'loop'): void {
+  const p = join(dir, 'control', name);
+  if (how === 'dir') mkdirSync(p);
+  else {
+    symlinkSync(`${name}.b`, p);
+    symlinkSync(name, `${p}.b`);
+  }
+}
+
+void test('missing -> default: every catalogue entry read from an empty control dir', () => {
+  const c = new Control(root({ me: 'mx.test\n' }));
+  for (const d of CATALOGUE) {
+    if (d.name === 'me') continue;
+    assert.equal(c.exists(d.name), false, d.name);
+    if (d.kind === 'number') assert.equal(c.number(d.name).source, 'default', d.name);
+    else assert.equal(c.single(d.name).source, 'default', d.name);
+  }
+});
+
+const SINGLE_DEFAULTS: ReadonlyArray<readonly [string, string | null, string | null]> = [
+  // [name, default with me = mx.test, default without me]
+  ['envnoathost', 'mx.test', 'envnoathost'],
+  ['bouncehost', 'mx.test', 'bouncehost'],
+  ['doublebouncehost', 'mx.test', 'doublebouncehost'],
+  ['defaulthost', 'mx.test', 'defaulthost'],
+  ['defaultdomain', 'mx.test', 'defaultdomain'],
+  ['plusdomain', 'mx.test', 'plusdomain'],
+  ['idhost', 'mx.test', 'idhost'],
+  ['smtpgreeting', 'mx.test', null], // G.1: qmail-smtpd then fails
+  ['helohost', 'mx.test', null], // G.1: qmail-remote then defers
+  ['localiphost', 'mx.test', null],
+  ['bouncefrom', 'MAILER-DAEMON', 'MAILER-DAEMON'],
+  ['doublebounceto', 'postmaster', 'postmaster'],
+  ['bounceformat', 'dsn', 'dsn'],
+  ['quailuser', null, null],
+  ['me', null, null],
+];
+
+void test('G: single-value defaults from me, and their literal fallbacks', () => {
+  const withMe = new Control(root({ me: 'mx.test\n' }));
+  const noMe = new Control(root());
+  for (const [name, a, b] of SINGLE_DEFAULTS) {
+    if (name !== 'me') assert.deepEqual(withMe.single(name), { value: a, source: 'default' }, `${name} with me`);
+    assert.deepEqual(noMe.single(name), { value: b, source: 'default' }, `${name} without me`);
+  }
+});
+
+void test('present -> parsed, source file', () => {
+  const c = new Control(root({ me: 'mx.test \n', bouncehost: 'b.test\nignored\n', locals: '# c\nA.test\n\nb.test  \n',
+    virtualdomains: 'v.test:v\nV.TEST:w\n', queuelifetime: '3600junk\n', concurrencyremote: '500\n', databytes: 'x1\n' }));
+  assert.equal(c.me(), 'mx.test');
+  assert.deepEqual(c.single('bouncehost'), { value: 'b.test', source: 'file' });
+  assert.deepEqual(c.list('locals'), { value: ['A.test', 'b.test'], source: 'file' });
+  const vd = c.map('virtualdomains');
+  assert.equal(vd.source, 'file');
+  assert.equal(vd.value?.get('v.test')?.value, 'w');
+  assert.deepEqual(c.number('queuelifetime'), { value: 3600, source: 'file' });
+  assert.deepEqual(c.number('concurrencyremote'), { value: 120, source: 'file' }); // capped by conf-spawn
+  assert.deepEqual(c.number('databytes'), { value: 0, source: 'default' }); // not a digit: counts as absent
+  assert.deepEqual(c.number('concurrencylocal'), { value: 10, source: 'default' });
+  assert.deepEqual(c.number('timeoutconnect'), { value: 60, source: 'default' });
+});
+
+void test('locals: missing -> [me]; missing without me -> null; empty file -> no local domains', () => {
+  assert.deepEqual(new Control(root({ me: 'mx.test\n' })).list('locals'), { value: ['mx.test'], source: 'default' });
+  assert.deepEqual(new Control(root()).list('locals'), { value: null, source: 'default' });
+  assert.deepEqual(new Control(root({ me: 'mx.test\n', locals: '' })).list('locals'), { value: [], source: 'file' });
+  assert.deepEqual(new Control(root()).map('virtualdomains'), { value: null, source: 'default' });
+  assert.deepEqual(new Control(root()).list('rcpthosts'), { value: null, source: 'default' });
+});
+
+void test('unreadable -> ControlReadError (temporary), never a silent default', () => {
+  for (const how of ['dir', 'loop'] as const) {
+    const dir = root({ me: 'mx.test\n' });
+    for (const name of ['locals', 'virtualdomains', 'queuelifetime', 'bouncehost']) breakFile(dir, name, how);
+    const c = new Control(dir);
+    const isReadError = (e: unknown): boolean =>
+      e instanceof ControlReadError && e.temporary && e.file === join(dir, 'control', 'locals');
+    assert.throws(() => c.list('locals'), isReadError, how);
+    assert.throws(() => c.map('virtualdomains'), ControlReadError, how);
+    assert.throws(() => c.number('queuelifetime'), ControlReadError, how);
+    assert.throws(() => c.single('bouncehost'), ControlReadError, how);
+  }
+});
+
+void test('unreadable me breaks its dependants; a dangling symlink is simply missing', () => {
+  const dir = root();
+  breakFile(dir, 'me', 'dir');
+  symlinkSync('nowhere', join(dir, 'control', 'helohost'));
+  const c = new Control(dir);
+  assert.throws(() => c.single('bouncehost'), ControlReadError);
+  assert.throws(() => c.list('locals'), ControlReadError);
+  const d = root({ me: 'mx.test\n' });
+  symlinkSync('nowhere', join(d, 'control', 'helohost'));
+  assert.deepEqual(new Control(d).single('helohost'), { value: 'mx.test', source: 'default' });
+});
+
+void test('control/ that is not a directory is unreadable, a missing root is all-missing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-control-'));
+  writeFileSync(join(dir, 'control'), 'not a dir\n');
+  assert.throws(() => new Control(dir).me(), ControlReadError);
+  assert.equal(new Control(join(dir, 'nonexistent')).me(), null);
+});
+
+void test('a Control is a snapshot: a file changed after the first read is not seen', () => {
+  const dir = root({ me: 'one.test\n' });
+  const c = new Control(dir);
+  assert.equal(c.me(), 'one.test');
+  writeFileSync(join(dir, 'control', 'me'), 'two.test\n');
+  assert.equal(c.me(), 'one.test');
+  assert.equal(new Control(dir).me(), 'two.test');
+});
+
+void test('bytes: latin1 round trip of a binary file', () => {
+  const dir = root();
+  const bin = Buffer.from([0, 1, 0xff, 0x80, 10]);
+  writeFileSync(join(dir, 'control', 'morercpthosts.cdb'), bin);
+  assert.deepEqual(new Control(dir).bytes('morercpthosts.cdb'), bin);
+  assert.equal(new Control(dir).bytes('nothing'), null);
+});
+
+void test('catalogue: unique names, a doc line for each, controlDef finds every entry', () => {
+  const names = CATALOGUE.map((d) => d.name);
+  assert.equal(new Set(names).size, names.length);
+  for (const d of CATALOGUE) {
+    assert.ok(d.doc.length > 10, d.name);
+    assert.equal(controlDef(d.name), d);
+  }
+  assert.equal(controlDef('no-such-file'), undefined);
+});
