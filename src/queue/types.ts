@@ -56,6 +56,9 @@ export interface QueuedMessage {
   readonly queueName: string;
 }
 
+/** A wake-up: 'new' after a commit, 'flush' to retry deferred recipients now (all, or only `domain`'s). */
+export type WakeListener = (what: 'new' | 'flush', domain?: string) => void;
+
 /** The durable store. Every mutating call resolves only after its change is on disk (fsynced). */
 export interface QueueStore {
   /** The commit point: resolves with the id only once message and envelope are durable. */
@@ -74,7 +77,10 @@ export interface QueueStore {
    * Calls `listener` when a message is committed by this or another process (lossy: a missed wake-up is
    * harmless, the scheduler also scans). Returns an unsubscribe function.
    */
-  watch(listener: (what: 'new' | 'flush') => void): () => void;
-  /** Sends a wake-up to a running scheduler (used after inject, and by `quail queue flush`). */
-  trigger(what?: 'new' | 'flush'): void;
+  watch(listener: WakeListener): () => void;
+  /**
+   * Sends a wake-up to a running scheduler (inject does it itself after each commit; `quail queue flush`
+   * sends 'flush', optionally for one recipient domain).
+   */
+  trigger(what?: 'new' | 'flush', domain?: string): void;
 }

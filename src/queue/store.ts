@@ -1,0 +1,312 @@
+// FileQueue: the durable queue store (qmail-queue's job): inject, read, update, remove, hold (docs/QUEUE.md).
+import { createHash } from 'node:crypto';
+import { link, mkdir, readFile, readdir, rename, stat, type FileHandle, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { QuailError } from '../address/index.js';
+import type { NewMessage, QueueId, QueueStore, QueuedMessage, RecipientState, WakeListener } from './types.js';
+import { Layout, SUBDIRS, isQueueId, newQueueId } from './layout.js';
+import { DirSyncer, errCode, exists, moveToCorrupt, queueError, unlinkQuiet, writeSynced } from './durable.js';
+import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued } from './envelope.js';
+import { Waker } from './wake.js';
+import { type RecoverOptions, type RecoverReport, recoverQueue } from './recover.js';
+
+export interface OpenOptions {
+  /** Milliseconds since the epoch; default Date.now. */
+  readonly clock?: () => number;
+  /** Create <root>/queue if missing (default true); false makes a missing queue a clear error. */
+  readonly create?: boolean;
+}
+
+/** Opens (and with `create`, makes) the queue in <root>/queue. */
+export async function openQueue(root: string, opts: OpenOptions = {}): Promise<FileQueue> {
+  const dir = join(root, 'queue');
+  if (opts.create === false && !(await exists(dir).catch(() => false))) {
+    throw new QuailError(`no queue at ${dir}: run quail init, or give --root DIR`, true);
+  }
+  try {
+    for (const d of SUBDIRS) await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw queueError(`cannot create the queue directories in ${dir}`, err);
+  }
+  return new FileQueue(dir, opts.clock ?? Date.now);
+}
+
+/** A prepared message in tmp/ (data and envelope fsynced), ready for the commit. */
+export interface Prepared {
+  readonly tmpMess: string;
+  readonly env: Envelope;
+}
+
+export class FileQueue implements QueueStore {
+  readonly layout: Layout;
+  /** Ids whose tmp files this store is writing right now (recover leaves them alone). */
+  readonly inFlight = new Set<QueueId>();
+  readonly messSync: DirSyncer;
+  readonly envSync: DirSyncer;
+  readonly waker: Waker;
+  private readonly serialById = new Map<QueueId, Promise<unknown>>();
+  private updCounter = 0;
+
+  constructor(
+    readonly dir: string,
+    readonly clock: () => number,
+  ) {
+    this.layout = new Layout(dir);
+    this.messSync = new DirSyncer(this.layout.sub('mess'));
+    this.envSync = new DirSyncer(this.layout.sub('env'));
+    this.waker = new Waker(this.layout.sub('wake'), this.layout.sub('env'));
+  }
+
+  async inject(m: NewMessage): Promise<QueueId> {
+    const now = this.clock();
+    const id = newQueueId(now);
+    const tmpMess = this.layout.tmp(id, 'mess');
+    this.inFlight.add(id);
+    try {
+      let written: { size: number; sha256: string };
+      try {
+        written = await writeMessage(tmpMess, receivedLine(m.injector, process.pid, now), m.data);
+      } catch (err) {
+        await unlinkQuiet(tmpMess);
+        throw queueError('cannot write the message to the queue', err);
+      }
+      const recipients: RecipientState[] = m.recipients.map((original) => ({ original, status: 'todo', attempts: 0 }));
+      const env: Envelope = {
+        id,
+        birth: Math.floor(now / 1000),
+        sender: m.sender,
+        recipients,
+        held: false,
+        size: written.size,
+        sha256: written.sha256,
+        meta: { ...(m.meta ?? {}) },
+        queueName: m.queueName ?? 'default',
+      };
+      await this.commit({ tmpMess, env });
+    } finally {
+      this.inFlight.delete(id);
+    }
+    this.waker.notifyNew();
+    return id;
+  }
+
+  /**
+   * Steps 2–5 of docs/QUEUE.md: envelope to tmp/, link the message into mess/, link the envelope into env/
+   * (the commit), grouped directory fsyncs. On failure everything is undone and a temporary error thrown.
+   * Ids already taken fail with EEXIST (link never overwrites); import picks another id then.
+   */
+  async commit(p: Prepared): Promise<void> {
+    const { id } = p.env;
+    const tmpEnv = this.layout.tmp(id, 'env');
+    const mess = this.layout.mess(id);
+    const env = this.layout.env(id);
+    let stage = 0;
+    try {
+      await writeSynced(tmpEnv, encodeEnvelope(p.env));
+      stage = 1;
+      await link(p.tmpMess, mess);
+      stage = 2;
+      await unlinkQuiet(p.tmpMess);
+      await this.messSync.sync();
+      await link(tmpEnv, env); // the commit point
+      stage = 3;
+      await unlinkQuiet(tmpEnv);
+      await this.envSync.sync();
+    } catch (err) {
+      if (stage >= 3) await unlinkQuiet(env);
+      if (stage >= 2) await unlinkQuiet(mess);
+      await unlinkQuiet(tmpEnv);
+      await unlinkQuiet(p.tmpMess);
+      if (errCode(err) === 'EEXIST' && stage < 3) throw err;
+      throw queueError('cannot commit the message to the queue', err);
+    }
+  }
+
+  async ids(): Promise<QueueId[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.layout.sub('env'));
+    } catch (err) {
+      throw queueError('cannot list the queue', err);
+    }
+    return names.filter(isQueueId).sort();
+  }
+
+  /** The envelope with its checksum; undefined if not queued. A damaged envelope goes to corrupt/. */
+  async envelope(id: QueueId): Promise<Envelope | undefined> {
+    if (!isQueueId(id)) return undefined;
+    let text: string;
+    try {
+      text = await readFile(this.layout.env(id), 'utf8');
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') return undefined;
+      throw queueError(`cannot read envelope ${id}`, err);
+    }
+    const e = decodeEnvelope(text, id);
+    if (typeof e === 'string') {
+      await this.quarantine(id);
+      return undefined;
+    }
+    return e;
+  }
+
+  async read(id: QueueId): Promise<QueuedMessage | undefined> {
+    const e = await this.envelope(id);
+    return e && toQueued(e);
+  }
+
+  /** Moves env/X and mess/X to corrupt/ (never deletes). */
+  async quarantine(id: QueueId): Promise<void> {
+    const corrupt = this.layout.sub('corrupt');
+    for (const [path, name] of [
+      [this.layout.env(id), `${id}.env`],
+      [this.layout.mess(id), `${id}.mess`],
+    ] as const) {
+      try {
+        await moveToCorrupt(path, corrupt, name);
+      } catch (err) {
+        if (errCode(err) !== 'ENOENT') throw queueError(`cannot move ${id} to corrupt/`, err);
+      }
+    }
+  }
+
+  messagePath(id: QueueId): string {
+    return this.layout.mess(id);
+  }
+
+  updateRecipients(id: QueueId, recipients: readonly RecipientState[]): Promise<void> {
+    return this.rewrite(id, (e) => ({ ...e, recipients: [...recipients] }));
+  }
+
+  setHeld(id: QueueId, held: boolean): Promise<void> {
+    return this.rewrite(id, (e) => ({ ...e, held }));
+  }
+
+  /** Runs the read-modify-write steps of one id one at a time in this process. */
+  private serial<T>(id: QueueId, fn: () => Promise<T>): Promise<T> {
+    const prev = this.serialById.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.serialById.set(id, tail);
+    void tail.then(() => {
+      if (this.serialById.get(id) === tail) this.serialById.delete(id);
+    });
+    return run;
+  }
+
+  private rewrite(id: QueueId, change: (e: Envelope) => Envelope): Promise<void> {
+    return this.serial(id, async () => {
+      const cur = await this.envelope(id);
+      if (!cur) throw new QuailError(`message ${id} is not in the queue`, false);
+      const upd = this.layout.upd(id, ++this.updCounter);
+      const env = this.layout.env(id);
+      try {
+        await writeSynced(upd, encodeEnvelope(change(cur)));
+        await rename(upd, env);
+        await this.envSync.sync();
+      } catch (err) {
+        await unlinkQuiet(upd);
+        throw queueError(`cannot update envelope ${id}`, err);
+      }
+      // removed by another process meanwhile: do not resurrect an envelope without its message
+      if ((await exists(this.layout.trash(id))) || !(await exists(this.layout.mess(id)))) {
+        await unlinkQuiet(env);
+        throw new QuailError(`message ${id} was removed from the queue`, false);
+      }
+    });
+  }
+
+  remove(id: QueueId): Promise<void> {
+    return this.serial(id, async () => {
+      const trash = this.layout.trash(id);
+      try {
+        await rename(this.layout.env(id), trash); // the un-commit point
+      } catch (err) {
+        if (errCode(err) !== 'ENOENT') throw queueError(`cannot remove ${id}`, err);
+        if (!(await exists(trash))) return;
+      }
+      try {
+        await this.envSync.sync();
+        await unlinkQuiet(this.layout.mess(id));
+        await unlinkQuiet(trash);
+      } catch (err) {
+        throw queueError(`cannot remove ${id}`, err);
+      }
+    });
+  }
+
+  watch(listener: WakeListener): () => void {
+    return this.waker.watch(listener);
+  }
+
+  trigger(what: 'new' | 'flush' = 'new', domain?: string): void {
+    void this.waker.send(what, domain).catch(() => 0);
+  }
+
+  /** Like trigger, but says how many watching processes took the wake-up. */
+  triggerCounted(what: 'new' | 'flush' = 'new', domain?: string): Promise<number> {
+    return this.waker.send(what, domain);
+  }
+
+  recover(opts: RecoverOptions = {}): Promise<RecoverReport> {
+    return recoverQueue(this, opts);
+  }
+
+  /** Closes wake-up sockets (watchers); the store itself holds no open files. */
+  close(): void {
+    this.waker.close();
+  }
+
+  /** Directory fsyncs run so far (grouping makes this far smaller than the number of commits). */
+  dirSyncs(): number {
+    return this.messSync.count + this.envSync.count;
+  }
+
+  async messageSize(id: QueueId): Promise<number | undefined> {
+    try {
+      return (await stat(this.layout.mess(id))).size;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Step 1: the Received line then the data, streamed, hashed, fdatasynced. */
+export async function writeMessage(
+  path: string,
+  header: string,
+  data: Readable | Buffer,
+): Promise<{ size: number; sha256: string }> {
+  const fh = await open(path, 'wx', 0o600);
+  const hash = createHash('sha256');
+  let size = 0;
+  const put = async (b: Buffer): Promise<void> => {
+    hash.update(b);
+    size += b.length;
+    await writeAll(fh, b);
+  };
+  try {
+    if (header) await put(Buffer.from(header, 'latin1'));
+    if (Buffer.isBuffer(data)) await put(data);
+    else
+      for await (const chunk of data as AsyncIterable<unknown>) {
+        await put(Buffer.isBuffer(chunk) ? chunk : typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+      }
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+export async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {
+  let off = 0;
+  while (off < b.length) {
+    const { bytesWritten } = await fh.write(b, off, b.length - off);
+    off += bytesWritten;
+  }
+}
