@@ -1,6 +1,7 @@
 // Helpers every scenario kind needs: loading, placeholders, building `fs`, the 1.3/1.4 normalisations, bytes.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cdbEntries } from '../cdb/index.js';
 import type { Scenario } from './types.js';
 
@@ -248,4 +249,14 @@ export function setupWorld(workDir: string, s: Scenario): World {
   chmodSync(aliasDir, 0o2755);
   buildFs(s.input['fs'] as FsEntry[] | undefined, { subst: ph.subst, passwd });
   return { ph, passwd };
+}
+
+/** Absolute path of the compiled `quail` CLI (dist/cli/main.js), for kinds that run it as a process. */
+export function quailCli(): string {
+  return fileURLToPath(new URL('../cli/main.js', import.meta.url));
+}
+
+/** The package directory (where package.json is), from the compiled location dist/conformance/. */
+export function packageDir(): string {
+  return fileURLToPath(new URL('../../', import.meta.url));
 }

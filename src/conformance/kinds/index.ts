@@ -1,8 +1,12 @@
 // Which handler runs which scenario kind. A kind without a handler is reported as SKIP.
 import type { KindHandler } from '../types.js';
+import { getpwKind } from './getpw.js';
+import { newuKind } from './newu.js';
 import { injectKind } from './inject.js';
 
 export const KINDS: Readonly<Record<string, KindHandler | undefined>> = {
+  newu: newuKind,
+  getpw: getpwKind,
   inject: injectKind,
-  // newu: (filled by the users work), getpw, 'local-dryrun', delivery, smtp, inject
+  // one line each: 'local-dryrun', delivery, smtp, inject
 };
