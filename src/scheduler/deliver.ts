@@ -1,0 +1,109 @@
+// One delivery attempt (qmail-lspawn / qmail-rspawn's share of qmail-send): job in, result and report out.
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { outcomeFromError, splitAddress } from '../address/index.js';
+import { textBytes } from '../bounce/index.js';
+import type { ForwardRequest, LocalJob } from '../local/types.js';
+import type { QueueId } from '../queue/types.js';
+import type { Assignment } from '../users/types.js';
+import type { SchedulerSettings } from './settings.js';
+import type { MessageState } from './state.js';
+import type { Channel, DeliveryResult, SchedulerDeps } from './types.js';
+import { verpSender } from './verp.js';
+
+export interface Attempt {
+  readonly result: DeliveryResult;
+  readonly report: string;
+}
+
+export interface DeliveryContext {
+  readonly deps: SchedulerDeps;
+  readonly settings: SchedulerSettings;
+  /** A number for the `qp N` of a queued forward or bounce (qmail-queue's pid in qmail). */
+  nextQp(): number;
+}
+
+const withNewline = (s: string): string => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
+
+/** Anything thrown becomes a result: temporary (the default for unknown errors) or permanent. */
+function fromError(err: unknown): Attempt {
+  const o = outcomeFromError(err);
+  return { result: o.kind === 'permanent' ? 'failure' : 'deferral', report: withNewline(o.report) };
+}
+
+async function* prepended(prefix: string, path: string): AsyncGenerator<Buffer> {
+  yield textBytes(prefix);
+  for await (const chunk of createReadStream(path)) yield chunk as Buffer;
+}
+
+/** Queues a forward as qmail-local would (D.7.4): DTLINE + the message as queued, NEWSENDER, the targets. */
+async function queueForward(ctx: DeliveryContext, msg: MessageState, via: string, fwd: ForwardRequest): Promise<QueueId> {
+  const q = ctx.deps.queue;
+  return q.inject({
+    sender: fwd.sender,
+    recipients: fwd.recipients,
+    data: Readable.from(prepended(fwd.prepend, q.messagePath(msg.id))),
+    injector: fwd.injector,
+    meta: { origin: 'forward', parent: msg.id, via },
+  });
+}
+
+async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: string): Promise<Attempt> {
+  const { deps, settings } = ctx;
+  const { local, domain } = splitAddress(address);
+  // C.3.1: an empty local part is "delivered" into nothing.
+  if (local === '') return { result: 'success', report: '' };
+  let a: Assignment;
+  try {
+    a = deps.lookupAssignment({ root: deps.root, local, passwd: deps.passwd });
+  } catch (err) {
+    return fromError(err);
+  }
+  // C.3.5: qmail-lspawn refuses uid 0.
+  if (a.uid === 0) return { result: 'deferral', report: 'Not allowed to perform deliveries as root.\n' };
+  const job: LocalJob = {
+    user: a.user,
+    uid: a.uid,
+    gid: a.gid,
+    home: a.home,
+    local,
+    dash: a.dash,
+    ext: a.ext,
+    domain,
+    sender: verpSender(msg.sender, address),
+    defaultDelivery: settings.defaultDelivery,
+    messagePath: deps.queue.messagePath(msg.id),
+    root: deps.root,
+  };
+  const r = await deps.local(job);
+  if (r.result !== 'success' || r.forward === undefined || r.forward.recipients.length === 0) {
+    return { result: r.result, report: r.report };
+  }
+  // The forward is queued before the delivery counts as done: a crash in between repeats the delivery.
+  let id: QueueId;
+  try {
+    id = await queueForward(ctx, msg, address, r.forward);
+  } catch (err) {
+    const o = outcomeFromError(err);
+    return { result: 'deferral', report: `Unable to forward message: ${o.report} (#4.3.0)\n` };
+  }
+  deps.queue.trigger('new');
+  const qp = ctx.nextQp();
+  deps.logger.event('forward', { msg: msg.id, via: address, qp, id });
+  return { result: 'success', report: `${withNewline(r.report)}qp ${qp}\n` };
+}
+
+/** Runs one delivery of `address` on `channel`; never throws. */
+export async function attemptDelivery(ctx: DeliveryContext, msg: MessageState, channel: Channel, address: string): Promise<Attempt> {
+  try {
+    if (channel === 'local') return await attemptLocal(ctx, msg, address);
+    const r = await ctx.deps.remote({
+      recipient: address,
+      sender: verpSender(msg.sender, address),
+      messagePath: ctx.deps.queue.messagePath(msg.id),
+    });
+    return { result: r.result, report: r.report };
+  } catch (err) {
+    return fromError(err);
+  }
+}

@@ -1,0 +1,57 @@
+// The end of a message (qmail-send's messdone): one bounce listing every failure (F.4), then removal.
+import { composeBounce, type BounceFailure } from '../bounce/index.js';
+import { stripVirtualPrefix } from '../route/index.js';
+import type { DeliveryContext } from './deliver.js';
+import type { MessageState } from './state.js';
+
+/** The failed recipients as the bounce names them (channel address, virtual prefix removed: F.6). */
+export function bounceFailures(ctx: DeliveryContext, msg: MessageState): BounceFailure[] {
+  return msg.recipients
+    .filter((r) => r.status === 'failed')
+    .map((r) => ({
+      address: stripVirtualPrefix(r.address ?? r.original, ctx.settings.route),
+      report: r.lastReport ?? '',
+    }));
+}
+
+/**
+ * Queues the bounce (or discards a triple bounce), logs `end msg`, removes the message. Throws on a queue
+ * error; the caller retries later (a crash after the bounce is queued but before removal sends it twice).
+ */
+export async function finishMessage(ctx: DeliveryContext, msg: MessageState, now: number): Promise<void> {
+  const { deps } = ctx;
+  const log = deps.logger;
+  const failures = bounceFailures(ctx, msg);
+  if (failures.length > 0 && !msg.bounced) {
+    const plan = composeBounce({
+      config: ctx.settings.bounce,
+      sender: msg.sender,
+      failures,
+      messagePath: deps.queue.messagePath(msg.id),
+      messageSize: msg.size,
+      now,
+      birth: msg.birth,
+      uniqueId: msg.id,
+    });
+    if (plan.kind === 'triple') {
+      log.event('triple_bounce', { msg: msg.id });
+      log.line(`triple bounce: discarding bounce/${msg.id}`);
+    } else {
+      const id = await deps.queue.inject({
+        sender: plan.sender,
+        recipients: [plan.recipient],
+        data: plan.data,
+        injector: { kind: 'bounce' },
+        meta: { origin: 'bounce', parent: msg.id },
+      });
+      deps.queue.trigger('new');
+      const qp = ctx.nextQp();
+      log.event('bounce', { msg: msg.id, qp, id, kind: plan.kind, to: plan.recipient });
+      log.line(`bounce msg ${msg.id} qp ${qp}`);
+    }
+    msg.bounced = true;
+  }
+  log.event('end', { msg: msg.id });
+  log.line(`end msg ${msg.id}`);
+  await deps.queue.remove(msg.id);
+}

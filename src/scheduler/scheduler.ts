@@ -1,0 +1,376 @@
+// qmail-send: routes new messages once, runs due deliveries within the concurrency limits, retries, bounces.
+import { asciiLower, splitAddress } from '../address/index.js';
+import type { QueueId, RecipientState } from '../queue/types.js';
+import { route } from '../route/index.js';
+import { attemptDelivery, type DeliveryContext } from './deliver.js';
+import { finishMessage } from './finish.js';
+import { isDying, nextRetry, TOO_LONG } from './retry.js';
+import { reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
+import { isComplete, isDue, messageState, type MessageState } from './state.js';
+import type { Channel, SchedulerDeps, SchedulerTimers } from './types.js';
+import { logsafe } from './verp.js';
+
+/** qmail-send's periodic scan of the queue (the trigger is lossy), and its back-off after queue errors. */
+const SCAN_INTERVAL = 1500;
+const SYSFAIL_BACKOFF = 123;
+const CHANNELS: readonly Channel[] = ['local', 'remote'];
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface Task {
+  readonly msg: MessageState;
+  readonly index: number;
+  readonly channel: Channel;
+  /** Computed when the channel of the message was taken up (F.2), shared by the whole pass. */
+  readonly retry: number;
+  readonly dying: boolean;
+}
+
+const REAL_TIMERS: SchedulerTimers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+export class Scheduler {
+  private settings: SchedulerSettings | undefined;
+  private readonly timers: SchedulerTimers;
+  private readonly msgs = new Map<QueueId, MessageState>();
+  /** Removed (or being removed) by us; skipped by scans until the queue no longer lists them. */
+  private readonly finished = new Set<QueueId>();
+  private readonly heldIds = new Set<QueueId>();
+  private readonly waiting: Record<Channel, Task[]> = { local: [], remote: [] };
+  private readonly running: Record<Channel, number> = { local: 0, remote: 0 };
+  private readonly active = new Set<Promise<void>>();
+  private needScan = true;
+  private nextScanAt = 0;
+  private flushAll = false;
+  private readonly flushDomains = new Set<string>();
+  private cycleChain: Promise<void> = Promise.resolve();
+  private wakePending = false;
+  private timer: unknown = undefined;
+  private unwatch: (() => void) | undefined;
+  private started = false;
+  private stopping = false;
+  private deliveryNo = 0;
+  private qpNo = 0;
+
+  constructor(private readonly deps: SchedulerDeps) {
+    this.timers = deps.timers ?? REAL_TIMERS;
+  }
+
+  /** Reads the controls (throws, like qmail-send refusing to start, when they cannot be read), then scans. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    try {
+      this.settings = settingsFrom(this.deps.control());
+    } catch (err) {
+      this.emit('alert', { reason: String(err) }, 'alert: cannot start: unable to read controls');
+      throw err;
+    }
+    this.started = true;
+    this.stopping = false;
+    this.unwatch = this.deps.queue.watch((what) => {
+      this.needScan = true;
+      if (what === 'flush') this.requestFlush();
+      else this.wake();
+    });
+    await this.cycle();
+  }
+
+  /** Stops taking up work and waits for the deliveries in progress (their results are recorded). */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.stopping = true;
+    this.unwatch?.();
+    this.unwatch = undefined;
+    this.clearTimer();
+    for (const c of CHANNELS) {
+      for (const t of this.waiting[c]) t.msg.inFlight.delete(t.index);
+      this.waiting[c] = [];
+    }
+    while (this.active.size > 0) await Promise.all([...this.active]);
+    await this.cycleChain;
+    this.started = false;
+  }
+
+  /** SIGHUP: re-read locals and virtualdomains only (0.1); other settings need a restart. */
+  reload(): void {
+    const s = this.settings;
+    if (s === undefined) return;
+    try {
+      this.settings = { ...s, route: reloadedRoute(s.route, this.deps.control()) };
+      this.emit('reload', {}, 'status: reloaded locals and virtualdomains');
+    } catch (err) {
+      this.emit('warning', { reason: String(err) }, `warning: unable to reload controls: ${logsafe(String(err))}`);
+    }
+  }
+
+  /** SIGALRM: try every deferred recipient now (only those in `domain`, when given); also rescans. */
+  flush(domain?: string): void {
+    if (domain === undefined) this.flushAll = true;
+    else this.flushDomains.add(asciiLower(domain));
+    this.needScan = true;
+    this.heldIds.clear();
+    this.wake();
+  }
+
+  /** Runs one scheduling pass now with the current clock (tests advance a fake clock, then tick). */
+  tick(): Promise<void> {
+    return this.cycle();
+  }
+
+  /** Resolves when nothing runs and every message is finished or waiting for a retry in the future. */
+  async runUntilIdle(): Promise<void> {
+    for (;;) {
+      await this.cycle();
+      if (this.active.size > 0) {
+        await Promise.race([...this.active]);
+        continue;
+      }
+      if (this.stopping || !this.started || !this.hasDueWork(this.deps.clock())) return;
+    }
+  }
+
+  private requestFlush(): void {
+    this.flush();
+  }
+
+  private emit(name: string, fields: Record<string, string | number>, text: string): void {
+    this.deps.logger.event(name, fields);
+    this.deps.logger.line(text);
+  }
+
+  private get ctx(): DeliveryContext {
+    const settings = this.settings;
+    if (settings === undefined) throw new Error('scheduler not started');
+    return { deps: this.deps, settings, nextQp: () => ++this.qpNo };
+  }
+
+  private wake(): void {
+    if (this.wakePending || this.stopping) return;
+    this.wakePending = true;
+    setImmediate(() => {
+      this.wakePending = false;
+      this.cycle().catch((err: unknown) => this.emit('warning', { reason: String(err) }, `warning: ${logsafe(String(err))}`));
+    });
+  }
+
+  private cycle(): Promise<void> {
+    const p = this.cycleChain.then(() => this.cycleOnce());
+    this.cycleChain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async cycleOnce(): Promise<void> {
+    if (!this.started || this.stopping) return;
+    let now = this.deps.clock();
+    if (this.needScan || now >= this.nextScanAt) await this.scan(now);
+    now = this.deps.clock();
+    this.applyFlush(now);
+    for (const msg of this.msgs.values()) {
+      if (msg.finishing) continue;
+      if (isComplete(msg)) {
+        if (now >= msg.finishAfter) this.startFinish(msg);
+        continue;
+      }
+      for (const channel of CHANNELS) this.takeUp(msg, channel, now);
+    }
+    this.dispatch();
+    this.armTimer(now);
+  }
+
+  /** Takes up one channel of a message (qmail's pass): every due recipient, one retry time for all. */
+  private takeUp(msg: MessageState, channel: Channel, now: number): void {
+    const settings = this.ctx.settings;
+    const due = msg.recipients
+      .map((r, index) => ({ r, index }))
+      .filter(({ r, index }) => r.channel === channel && !msg.inFlight.has(index) && isDue(r, now));
+    if (due.length === 0) return;
+    const retry = nextRetry(msg.birth, now, channel);
+    const dying = isDying(msg.birth, now, settings.lifetime);
+    for (const { index } of due) {
+      msg.inFlight.add(index);
+      this.waiting[channel].push({ msg, index, channel, retry, dying });
+    }
+  }
+
+  private async scan(now: number): Promise<void> {
+    this.needScan = false;
+    this.nextScanAt = now + SCAN_INTERVAL;
+    let ids: QueueId[];
+    try {
+      ids = await this.deps.queue.ids();
+    } catch (err) {
+      this.nextScanAt = now + SYSFAIL_BACKOFF;
+      this.emit('warning', { reason: String(err) }, `warning: trouble scanning the queue: ${logsafe(String(err))}`);
+      return;
+    }
+    const listed = new Set(ids);
+    for (const id of this.finished) if (!listed.has(id)) this.finished.delete(id);
+    for (const id of ids) {
+      if (this.msgs.has(id) || this.finished.has(id) || this.heldIds.has(id)) continue;
+      try {
+        const m = await this.deps.queue.read(id);
+        if (m === undefined) continue;
+        if (m.held) {
+          this.heldIds.add(id);
+          continue;
+        }
+        const st = messageState(m);
+        if (st.recipients.some((r) => r.channel === undefined)) await this.routeNew(st);
+        this.msgs.set(id, st);
+      } catch (err) {
+        this.nextScanAt = Math.min(this.nextScanAt, now + SYSFAIL_BACKOFF);
+        this.emit('warning', { msg: id, reason: String(err) }, `warning: trouble reading msg ${id}: ${logsafe(String(err))}`);
+      }
+    }
+  }
+
+  /** A. Routes each recipient once; the channel and address are stored before any delivery. */
+  private async routeNew(st: MessageState): Promise<void> {
+    const rc = this.ctx.settings.route;
+    const uid = st.meta['uid'];
+    this.emit('new', { msg: st.id }, `new msg ${st.id}`);
+    this.emit(
+      'info',
+      { msg: st.id, bytes: st.size, from: st.sender, ...(uid === undefined ? {} : { uid }) },
+      `info msg ${st.id}: bytes ${st.size} from <${logsafe(st.sender)}>` + (uid === undefined ? '' : ` uid ${uid}`),
+    );
+    const recipients = st.recipients.map((r): RecipientState => {
+      if (r.channel !== undefined) return r;
+      const d = route(r.original, rc);
+      return { ...r, channel: d.channel, address: d.address, status: 'todo' };
+    });
+    await this.deps.queue.updateRecipients(st.id, recipients);
+    st.recipients = recipients;
+  }
+
+  private applyFlush(now: number): void {
+    if (!this.flushAll && this.flushDomains.size === 0) return;
+    for (const msg of this.msgs.values()) {
+      msg.recipients = msg.recipients.map((r, i) => {
+        if (r.status !== 'pending' || msg.inFlight.has(i)) return r;
+        const domain = asciiLower(splitAddress(r.address ?? r.original).domain);
+        return this.flushAll || this.flushDomains.has(domain) ? { ...r, nextAttempt: now } : r;
+      });
+    }
+    this.flushAll = false;
+    this.flushDomains.clear();
+  }
+
+  private track(p: Promise<void>): void {
+    const tracked = p.finally(() => this.active.delete(tracked));
+    this.active.add(tracked);
+  }
+
+  private dispatch(): void {
+    const limit = this.ctx.settings.concurrency;
+    for (const c of CHANNELS) {
+      while (this.running[c] < limit[c]) {
+        const task = this.waiting[c].shift();
+        if (task === undefined) break;
+        this.running[c]++;
+        this.track(this.runTask(task));
+      }
+    }
+  }
+
+  private async runTask(t: Task): Promise<void> {
+    const { msg, index, channel } = t;
+    try {
+      const cur = msg.recipients[index];
+      if (cur === undefined) return;
+      const address = cur.address ?? cur.original;
+      const n = ++this.deliveryNo;
+      this.emit('start', { delivery: n, msg: msg.id, channel, to: address },
+        `starting delivery ${n}: msg ${msg.id} to ${channel} ${logsafe(address)}`);
+      let a = await attemptDelivery(this.ctx, msg, channel, address);
+      if (a.result === 'deferral' && t.dying) a = { result: 'failure', report: a.report + TOO_LONG };
+      this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report },
+        `delivery ${n}: ${a.result}: ${logsafe(a.report)}`);
+      const { nextAttempt: _old, ...rest } = msg.recipients[index] ?? cur;
+      const next: RecipientState = {
+        ...rest,
+        attempts: rest.attempts + 1,
+        lastResult: a.result,
+        lastReport: a.report,
+        status: a.result === 'success' ? 'done' : a.result === 'failure' ? 'failed' : 'pending',
+        ...(a.result === 'deferral' ? { nextAttempt: t.retry } : {}),
+      };
+      msg.recipients = msg.recipients.map((r, i) => (i === index ? next : r));
+      await this.persist(msg);
+    } catch (err) {
+      this.emit('warning', { msg: msg.id, reason: String(err) },
+        `warning: trouble recording delivery of msg ${msg.id}: ${logsafe(String(err))}`);
+    } finally {
+      this.running[channel]--;
+      msg.inFlight.delete(index);
+      this.wake();
+    }
+  }
+
+  /** Writes the latest recipient states; writes of one message never overlap. */
+  private persist(msg: MessageState): Promise<void> {
+    const snapshot = msg.recipients;
+    const p = msg.writes.then(() => this.deps.queue.updateRecipients(msg.id, snapshot));
+    msg.writes = p.catch(() => undefined);
+    return p;
+  }
+
+  private startFinish(msg: MessageState): void {
+    msg.finishing = true;
+    const run = async (): Promise<void> => {
+      try {
+        await msg.writes;
+        this.finished.add(msg.id);
+        await finishMessage(this.ctx, msg, this.deps.clock());
+        this.msgs.delete(msg.id);
+      } catch (err) {
+        this.finished.delete(msg.id);
+        msg.finishAfter = this.deps.clock() + SYSFAIL_BACKOFF;
+        this.emit('warning', { msg: msg.id, reason: String(err) },
+          `warning: trouble finishing msg ${msg.id}, will try again later: ${logsafe(String(err))}`);
+      } finally {
+        msg.finishing = false;
+        this.wake();
+      }
+    };
+    this.track(run());
+  }
+
+  private hasDueWork(now: number): boolean {
+    if (this.needScan || now >= this.nextScanAt || this.flushAll || this.flushDomains.size > 0) return true;
+    if (CHANNELS.some((c) => this.waiting[c].length > 0)) return true;
+    for (const msg of this.msgs.values()) {
+      if (msg.finishing) return true;
+      if (isComplete(msg)) {
+        if (now >= msg.finishAfter) return true;
+        continue;
+      }
+      if (msg.recipients.some((r, i) => !msg.inFlight.has(i) && isDue(r, now))) return true;
+    }
+    return false;
+  }
+
+  /** Earliest future moment with work: a retry, a finish after back-off, or the periodic scan. */
+  private armTimer(now: number): void {
+    this.clearTimer();
+    if (this.stopping) return;
+    let next = this.nextScanAt;
+    for (const msg of this.msgs.values()) {
+      if (isComplete(msg)) next = Math.min(next, msg.finishAfter);
+      msg.recipients.forEach((r, i) => {
+        if (r.status === 'pending' && !msg.inFlight.has(i)) next = Math.min(next, r.nextAttempt ?? now);
+      });
+    }
+    const ms = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil((next - now) * 1000) + 50));
+    this.timer = this.timers.set(() => {
+      this.timer = undefined;
+      this.wake();
+    }, ms);
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) this.timers.clear(this.timer);
+    this.timer = undefined;
+  }
+}

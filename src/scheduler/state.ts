@@ -1,0 +1,52 @@
+// The scheduler's in-memory view of one queued message; the queue on disk stays the truth.
+import type { QueuedMessage, QueueId, RecipientState } from '../queue/types.js';
+import type { Channel } from './types.js';
+
+export interface MessageState {
+  readonly id: QueueId;
+  readonly birth: number;
+  readonly sender: string;
+  readonly size: number;
+  readonly meta: Readonly<Record<string, string>>;
+  /** The latest recipient states (written to the queue after every change). */
+  recipients: RecipientState[];
+  /** Indexes of recipients queued for or in delivery right now. */
+  readonly inFlight: Set<number>;
+  /** Serialises updateRecipients calls of this message (last write carries the latest states). */
+  writes: Promise<void>;
+  /** Set while the bounce/remove step runs, or the time before which it must not be retried. */
+  finishing: boolean;
+  finishAfter: number;
+  /** The bounce is queued (so a failed removal retried later does not bounce twice). */
+  bounced: boolean;
+}
+
+export function messageState(m: QueuedMessage): MessageState {
+  return {
+    id: m.id,
+    birth: m.birth,
+    sender: m.sender,
+    size: m.size,
+    meta: m.meta,
+    recipients: [...m.recipients],
+    inFlight: new Set(),
+    writes: Promise.resolve(),
+    finishing: false,
+    finishAfter: 0,
+    bounced: false,
+  };
+}
+
+export const isFinal = (r: RecipientState): boolean => r.status === 'done' || r.status === 'failed';
+
+/** A routed recipient that may be attempted at `now` (todo, or pending whose time has come). */
+export function isDue(r: RecipientState, now: number): boolean {
+  if (r.channel === undefined) return false;
+  if (r.status === 'todo') return true;
+  return r.status === 'pending' && (r.nextAttempt ?? 0) <= now;
+}
+
+export const channelOf = (r: RecipientState): Channel | undefined => r.channel;
+
+/** Every recipient is done or failed and nothing is in flight: time to bounce (if needed) and remove. */
+export const isComplete = (m: MessageState): boolean => m.inFlight.size === 0 && m.recipients.every(isFinal);

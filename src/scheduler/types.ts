@@ -1,0 +1,43 @@
+// What the scheduler is given (every dependency injected, so tests drive it with real small parts).
+import type { Control } from '../control/index.js';
+import type { LocalJob, LocalResult } from '../local/types.js';
+import type { QueueStore } from '../queue/types.js';
+import type { RemoteJob, RemoteResult } from '../remote/types.js';
+import type { Assignment, PasswdSource } from '../users/types.js';
+
+/** The event log: one structured event and one qmail-send-like line per event. */
+export interface SchedulerLogger {
+  event(name: string, fields: Record<string, string | number>): void;
+  line(text: string): void;
+}
+
+/** Timers in real milliseconds; tests pass ones that never fire and drive the scheduler with a fake clock. */
+export interface SchedulerTimers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+export type LookupAssignment = (q: { root: string; local: string; passwd: PasswdSource }) => Assignment;
+
+export interface SchedulerDeps {
+  /** The mail root (control/, users/, alias/, queue/). */
+  readonly root: string;
+  readonly queue: QueueStore;
+  /** Makes a fresh Control snapshot (called at start and on reload). */
+  readonly control: () => Control;
+  /** Unix seconds. */
+  readonly clock: () => number;
+  readonly passwd: PasswdSource;
+  readonly logger: SchedulerLogger;
+  /** users: who delivers a local address (throws a temporary QuailError when it cannot tell). */
+  readonly lookupAssignment: LookupAssignment;
+  /** local: qmail-local for one recipient. */
+  readonly local: (job: LocalJob) => Promise<LocalResult>;
+  /** remote: qmail-remote for one recipient. */
+  readonly remote: (job: RemoteJob) => Promise<RemoteResult>;
+  /** Default: the real setTimeout/clearTimeout. */
+  readonly timers?: SchedulerTimers;
+}
+
+export type Channel = 'local' | 'remote';
+export type DeliveryResult = 'success' | 'deferral' | 'failure';
