@@ -1,0 +1,84 @@
+// qmail-smtpd's envelope-address parsing (SEMANTICS.md B.1) and the [ip] → localiphost rewrite (B.2).
+
+/** Result of parsing a MAIL/RCPT argument: the address and the ESMTP parameters after it. */
+export interface ParsedArg {
+  readonly address: string;
+  /** ESMTP parameters (RFC 5321 4.1.2) after the closing '>', keys upper-cased; qmail ignores them. */
+  readonly params: ReadonlyMap<string, string>;
+}
+
+/** qmail refuses envelope addresses longer than 900 bytes with `555 syntax error (#5.5.4)`. */
+export const MAX_ADDRESS = 900;
+
+/**
+ * B.1: the address is the text after the first '<' up to the next unquoted '>'; without '<', the text
+ * after the first ':' (leading spaces skipped) up to the next space. A leading source route is dropped,
+ * double quotes are removed and a backslash makes the next character literal. null = too long.
+ */
+export function parseEnvelopeArg(arg: string): ParsedArg | null {
+  let terminator = '>';
+  let i = arg.indexOf('<');
+  let rest: string;
+  if (i >= 0) rest = arg.slice(i + 1);
+  else {
+    terminator = ' ';
+    i = arg.indexOf(':');
+    rest = i >= 0 ? arg.slice(i + 1) : '';
+    rest = rest.replace(/^ +/, '');
+  }
+  if (rest.startsWith('@')) {
+    // Source route "@a,@b:" (RFC 5321 4.1.2 obsolete syntax): drop up to and including the first ':'.
+    const colon = rest.indexOf(':');
+    rest = colon >= 0 ? rest.slice(colon + 1) : '';
+  }
+  let address = '';
+  let esc = false;
+  let quoted = false;
+  let end = rest.length;
+  for (let k = 0; k < rest.length; k++) {
+    const ch = rest[k] as string;
+    if (esc) {
+      address += ch;
+      esc = false;
+      continue;
+    }
+    if (!quoted && ch === terminator) {
+      end = k + 1;
+      break;
+    }
+    if (ch === '\\') esc = true;
+    else if (ch === '"') quoted = !quoted;
+    else address += ch;
+  }
+  if (Buffer.byteLength(address, 'latin1') > MAX_ADDRESS) return null;
+  return { address, params: terminator === '>' ? parseParams(rest.slice(end)) : new Map() };
+}
+
+function parseParams(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const word of text.split(' ')) {
+    if (word === '') continue;
+    const eq = word.indexOf('=');
+    const key = (eq < 0 ? word : word.slice(0, eq)).toUpperCase();
+    out.set(key, eq < 0 ? '' : word.slice(eq + 1));
+  }
+  return out;
+}
+
+/** A dotted-quad inside brackets, exactly ("[192.0.2.1]"), or null. */
+export function bracketedIpv4(domain: string): string | null {
+  const m = /^\[(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\]$/.exec(domain);
+  if (!m) return null;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((n) => n > 255)) return null;
+  return parts.join('.');
+}
+
+/** B.2: `user@[ip]` where ip is one of this host's addresses becomes `user@<localiphost>`. */
+export function applyLocalIpHost(address: string, localiphost: string, isLocalIp: (ip: string) => boolean): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0) return address;
+  const ip = bracketedIpv4(address.slice(at + 1));
+  if (ip === null || !isLocalIp(ip)) return address;
+  return address.slice(0, at + 1) + localiphost;
+}

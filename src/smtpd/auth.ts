@@ -1,0 +1,36 @@
+// SMTP AUTH (RFC 4954) PLAIN and LOGIN: SASL decoding, and the injected check of a user's password.
+
+/** What the directory answers for a user name and password. */
+export type AuthResult =
+  | { readonly ok: true; readonly user: string }
+  | { readonly ok: false; readonly temporary: boolean; readonly reason: string };
+
+/** Checks credentials; implemented by the user directory (src/directory), injected by `start`. */
+export interface Authenticator {
+  verify(user: string, password: string, client: { readonly ip: string }): Promise<AuthResult>;
+}
+
+/** Used until a directory exists: AUTH can never succeed, and says why (a temporary 454). */
+export const NO_DIRECTORY: Authenticator = {
+  verify: () => Promise.resolve({ ok: false, temporary: true, reason: 'no user directory is configured' }),
+};
+
+/** RFC 4616: base64 of `authzid NUL authcid NUL passwd`. null = malformed. */
+export function decodePlain(b64: string): { user: string; password: string } | null {
+  const raw = decodeBase64(b64);
+  if (raw === null) return null;
+  const parts = raw.split('\0');
+  if (parts.length !== 3) return null;
+  const [authz, user, password] = parts as [string, string, string];
+  if (user === '' || (authz !== '' && authz !== user)) return null;
+  return { user, password };
+}
+
+/** Strict base64 (RFC 4954 4: a malformed response cancels the exchange). */
+export function decodeBase64(s: string): string | null {
+  if (s === '=') return ''; // RFC 4954: "=" is an empty initial response
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || s.length % 4 !== 0) return null;
+  return Buffer.from(s, 'base64').toString('utf8');
+}
+
+export const encodeBase64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');

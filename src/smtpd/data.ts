@@ -1,0 +1,132 @@
+// The DATA decoder: strict CRLF end-of-data detection, dot-unstuffing, CRLF→LF, hop count, size (B.7).
+
+/** Why a message is refused; decided by the bytes, reported after the final dot (or at once for bare LF). */
+export type DataProblem = 'bare-lf' | 'bare-cr' | 'nul' | 'too-big' | 'too-many-hops';
+
+export interface DecodeResult {
+  /** Message bytes produced by this chunk (LF line ends, leading dots removed). */
+  readonly out: Buffer;
+  /** How many input bytes were used; the rest belongs to the next command. */
+  readonly consumed: number;
+  /** True once `CRLF.CRLF` was seen. */
+  readonly done: boolean;
+}
+
+const CR = 13;
+const LF = 10;
+const DOT = 46;
+
+const enum St {
+  LineStart, // after CRLF (or after the DATA command line)
+  Dot, // '.' at line start
+  DotCr, // '.\r' at line start
+  Mid, // inside a line
+  Cr, // '\r' inside a line
+}
+
+/** qmail counts header lines starting with these (case-insensitive); 100 or more is a loop. */
+const HOP_PREFIXES = ['received', 'delivered'];
+export const MAX_HOPS = 100;
+
+/**
+ * Byte-level state machine. Only `<CR><LF>.<CR><LF>` ends the data (RFC 5321 4.1.1.4); a bare LF is
+ * fatal at once (qmail's smtplf rule) and a bare CR or NUL marks the message as refused without
+ * ending it early, so no byte sequence can end DATA before the real terminator or start a second message.
+ */
+export class DataDecoder {
+  private st = St.LineStart;
+  private inHeader = true;
+  private lineHead = '';
+  private lineLen = 0;
+  private size = 0;
+  private hops = 0;
+  problem: DataProblem | undefined;
+
+  /** databytes: 0 = no limit. */
+  constructor(private readonly maxBytes: number) {}
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  push(chunk: Buffer): DecodeResult {
+    const out = Buffer.allocUnsafe(chunk.length); // output never exceeds input
+    let n = 0;
+    let i = 0;
+    const emit = (c: number): void => {
+      this.size++;
+      if (this.maxBytes > 0 && this.size > this.maxBytes) this.flag('too-big');
+      else out[n++] = c;
+      this.track(c);
+    };
+    for (; i < chunk.length; i++) {
+      const c = chunk[i] as number;
+      if (this.problem === 'bare-lf') break;
+      switch (this.st) {
+        case St.LineStart:
+          if (c === DOT) this.st = St.Dot;
+          else this.mid(c, emit);
+          break;
+        case St.Dot:
+          if (c === CR) this.st = St.DotCr;
+          else this.mid(c, emit); // the leading dot is removed
+          break;
+        case St.DotCr:
+          if (c === LF) {
+            this.st = St.LineStart;
+            return { out: out.subarray(0, n), consumed: i + 1, done: true };
+          }
+          this.flag('bare-cr');
+          this.mid(c, emit);
+          break;
+        case St.Mid:
+          this.mid(c, emit);
+          break;
+        case St.Cr:
+          if (c === LF) {
+            emit(LF);
+            this.st = St.LineStart;
+          } else {
+            this.flag('bare-cr');
+            this.mid(c, emit);
+          }
+          break;
+      }
+    }
+    return { out: out.subarray(0, n), consumed: i, done: false };
+  }
+
+  private mid(c: number, emit: (c: number) => void): void {
+    if (c === CR) this.st = St.Cr;
+    else if (c === LF) this.flag('bare-lf');
+    else {
+      if (c === 0) this.flag('nul');
+      emit(c);
+      this.st = St.Mid;
+    }
+  }
+
+  private flag(p: DataProblem): void {
+    // A bare LF always wins (the session ends at once); otherwise the first problem is reported.
+    if (p === 'bare-lf' || this.problem === undefined) this.problem = p;
+  }
+
+  /** Hop counting over the produced header lines. */
+  private track(c: number): void {
+    if (!this.inHeader) return;
+    if (c === LF) {
+      if (this.lineLen === 0) this.inHeader = false;
+      this.lineLen = 0;
+      this.lineHead = '';
+      return;
+    }
+    this.lineLen++;
+    if (this.lineHead.length < 9) {
+      this.lineHead += String.fromCharCode(c).toLowerCase();
+      if (HOP_PREFIXES.includes(this.lineHead)) {
+        this.hops++;
+        if (this.hops >= MAX_HOPS) this.flag('too-many-hops');
+      }
+    }
+  }
+}

@@ -1,0 +1,91 @@
+// A session's acceptance rules, read once at connect from control/ and the session environment (B.2-B.9).
+import { asciiLower } from '../address/index.js';
+import { cdbGet } from '../cdb/index.js';
+import type { Control } from '../control/index.js';
+import { applyLocalIpHost } from './address.js';
+
+/** The tcpserver-style environment of one session: TCPREMOTEIP, TCPLOCALHOST, RELAYCLIENT, DATABYTES... */
+export type SessionEnv = Readonly<Record<string, string | undefined>>;
+
+/** Looks a key up in morercpthosts.cdb; kept behind a function so the cdb format stays in src/cdb. */
+export type CdbLookup = (key: string) => boolean;
+
+export interface Policy {
+  /** Text after 220/250/221 (smtpgreeting, else me). */
+  readonly greeting: string;
+  /** 0 = unlimited (DATABYTES env overrides control/databytes). */
+  readonly databytes: number;
+  readonly timeoutSeconds: number;
+  /** RELAYCLIENT: set (even '') = every recipient accepted, with this value appended. */
+  readonly relayClient: string | undefined;
+  /** B.2 rewrite of `[ip]` literals naming this host. */
+  readonly localIpHost: (address: string) => string;
+  /** B.3 without RELAYCLIENT. */
+  readonly rcptAllowed: (address: string) => boolean;
+  /** B.5. */
+  readonly badMailFrom: (address: string) => boolean;
+}
+
+export type PolicyResult = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly reason: string };
+
+/** DATABYTES and similar env numbers: leading decimal digits, like qmail's scan_ulong. */
+export function envNumber(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^[0-9]+/.exec(v);
+  return m ? Number(m[0]) : 0;
+}
+
+/** Candidate keys for a recipient domain: the domain, then each suffix starting at a '.', longest first. */
+export function domainCandidates(domain: string): string[] {
+  const d = asciiLower(domain);
+  const out = [d];
+  for (let i = 1; i < d.length; i++) if (d[i] === '.') out.push(d.slice(i));
+  return d === '' ? [] : out;
+}
+
+/**
+ * Reads every control file the session needs. Any unreadable file (or neither smtpgreeting nor me) is
+ * qmail's `421 unable to read controls (#4.3.0)`: the caller refuses the session, never guesses.
+ */
+export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: string) => boolean): PolicyResult {
+  try {
+    const greeting = control.single('smtpgreeting').value;
+    if (greeting === null) return { ok: false, reason: 'neither control/smtpgreeting nor control/me exists' };
+    const rcpthosts = control.list('rcpthosts').value;
+    const rcptSet = rcpthosts === null ? null : new Set(rcpthosts.map(asciiLower));
+    const mrh = control.bytes('morercpthosts.cdb');
+    const more: CdbLookup | null = mrh === null ? null : (key) => cdbGet(mrh, Buffer.from(key, 'latin1')) !== undefined;
+    const bmf = new Set((control.list('badmailfrom').value ?? []).map(asciiLower));
+    const envBytes = envNumber(env['DATABYTES']);
+    const databytes = envBytes ?? control.number('databytes').value;
+    const timeoutSeconds = control.number('timeoutsmtpd').value;
+    const liphost = control.single('localiphost').value;
+    return {
+      ok: true,
+      policy: {
+        greeting,
+        databytes,
+        timeoutSeconds,
+        relayClient: env['RELAYCLIENT'],
+        localIpHost: (a) => (liphost === null ? a : applyLocalIpHost(a, liphost, isLocalIp)),
+        rcptAllowed: (address) => {
+          if (rcptSet === null) return true; // no rcpthosts: accept all [smtp-007]
+          const at = address.lastIndexOf('@');
+          if (at < 0) return true; // no '@': always accepted [smtp-008]
+          const cands = domainCandidates(address.slice(at + 1));
+          if (cands.some((c) => rcptSet.has(c))) return true;
+          return more !== null && cands.some((c) => more(c));
+        },
+        badMailFrom: (address) => {
+          if (bmf.size === 0) return false;
+          const a = asciiLower(address);
+          if (bmf.has(a)) return true;
+          const at = a.lastIndexOf('@');
+          return at >= 0 && bmf.has(a.slice(at));
+        },
+      },
+    };
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+  }
+}

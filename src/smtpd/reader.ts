@@ -1,0 +1,118 @@
+// Pull-style reading of a client stream: chunks and command lines, with an idle timeout and backpressure.
+import type { Readable } from 'node:stream';
+
+export type ReadResult = Buffer | 'eof' | 'timeout';
+export type LineResult = { readonly line: Buffer; readonly crlf: boolean } | 'eof' | 'timeout' | 'too-long';
+
+/**
+ * Reads only when the session asks (paused mode), so a client that pipelines faster than we answer is
+ * held back by TCP, and bytes not yet read can be discarded (STARTTLS, RFC 3207 section 4.2).
+ */
+export class Reader {
+  private stream: Readable;
+  private pending: Buffer[] = [];
+  private ended = false;
+  private wake: (() => void) | undefined;
+  private readonly onReadable = (): void => this.wake?.();
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.wake?.();
+  };
+
+  constructor(stream: Readable) {
+    this.stream = stream;
+    this.attach();
+  }
+
+  private attach(): void {
+    this.stream.on('readable', this.onReadable);
+    this.stream.on('end', this.onEnd);
+    this.stream.on('close', this.onEnd);
+    this.stream.on('error', this.onEnd);
+  }
+
+  private detach(): void {
+    this.stream.off('readable', this.onReadable);
+    this.stream.off('end', this.onEnd);
+    this.stream.off('close', this.onEnd);
+    this.stream.off('error', this.onEnd);
+  }
+
+  /** Drops everything received but not yet handled (used before a TLS handshake). */
+  discard(): void {
+    this.pending = [];
+    while (this.stream.read() !== null) {
+      /* dropped: bytes sent before the handshake must not be processed */
+    }
+  }
+
+  /** Continues on another stream (the TLS socket after STARTTLS). */
+  replace(stream: Readable): void {
+    this.detach();
+    this.pending = [];
+    this.ended = false;
+    this.stream = stream;
+    this.attach();
+  }
+
+  /** Gives bytes back (what followed the end of DATA). */
+  unshift(b: Buffer): void {
+    if (b.length > 0) this.pending.unshift(b);
+  }
+
+  async chunk(timeoutMs: number): Promise<ReadResult> {
+    const p = this.pending.shift();
+    if (p) return p;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.wake?.();
+    }, timeoutMs);
+    try {
+      for (;;) {
+        const c = this.stream.read() as Buffer | string | null;
+        if (c !== null) return typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
+        if (this.ended || this.stream.destroyed) return 'eof';
+        if (timedOut) return 'timeout';
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = undefined;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * One command line, split at LF (qmail accepts LF-only command lines, B.6); `crlf` tells whether a CR
+   * preceded it (the CR is removed). A line longer than maxLen is consumed up to its LF and reported.
+   */
+  async line(timeoutMs: number, maxLen: number): Promise<LineResult> {
+    const parts: Buffer[] = [];
+    let len = 0;
+    let tooLong = false;
+    for (;;) {
+      const c = await this.chunk(timeoutMs);
+      if (c === 'eof' || c === 'timeout') return c;
+      const nl = c.indexOf(10);
+      const head = nl < 0 ? c : c.subarray(0, nl);
+      if (!tooLong) {
+        parts.push(head);
+        len += head.length;
+        if (len > maxLen) {
+          tooLong = true;
+          parts.length = 0;
+        }
+      }
+      if (nl >= 0) {
+        this.unshift(c.subarray(nl + 1));
+        if (tooLong) return 'too-long';
+        let line = Buffer.concat(parts);
+        const crlf = line.length > 0 && line[line.length - 1] === 13;
+        if (crlf) line = line.subarray(0, line.length - 1);
+        return { line, crlf };
+      }
+    }
+  }
+}

@@ -1,0 +1,187 @@
+// A listening SMTP/submission socket: connection limits, tcp.smtp rules, the session environment, TLS.
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { Control } from '../control/index.js';
+import type { QueueStore } from '../queue/types.js';
+import { NO_DIRECTORY, type Authenticator } from './auth.js';
+import type { SessionEnv } from './policy.js';
+import { R, renderReply, type Reply } from './replies.js';
+import { DEFAULT_LIMITS, runSession, type SessionEventLog, type SessionLimits, type SessionSummary } from './session.js';
+import { matchTcpRules, parseTcpRules } from './tcprules.js';
+
+export type ListenerKind = 'smtp' | 'submission';
+
+export interface ListenerSpec {
+  readonly host: string;
+  readonly port: number;
+  readonly kind: ListenerKind;
+  /** key=value words after the kind in control/listeners (docs/LISTENERS.md). */
+  readonly options: Readonly<Record<string, string>>;
+}
+
+export interface SmtpServerDeps {
+  /** A fresh control snapshot for each session (qmail-smtpd reads its files per session). */
+  readonly controlFor: () => Control;
+  readonly queue: Pick<QueueStore, 'inject'>;
+  readonly authenticator?: Authenticator;
+  /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
+  readonly tls?: () => SecureContext | undefined;
+  readonly limits?: Partial<SessionLimits>;
+  readonly maxConnections?: number;
+  readonly maxPerIp?: number;
+  readonly clock?: () => Date;
+  readonly isLocalIp?: (ip: string) => boolean;
+  readonly log?: SessionEventLog;
+  /** Conformance runner only: the whole session environment, instead of socket addresses and tcp.smtp. */
+  readonly envFor?: (socket: Socket) => SessionEnv;
+  readonly onSession?: (summary: SessionSummary, env: SessionEnv) => void;
+}
+
+const plainIp = (a: string | undefined): string => (a ?? 'unknown').replace(/^::ffff:(?=\d+\.)/, '');
+
+/** This host's interface addresses (qmail's ipme), for B.2. */
+export function hostIps(): Set<string> {
+  const out = new Set<string>(['127.0.0.1']);
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  return out;
+}
+
+/** control/servercert.pem (private key and certificate in one PEM file, as qmail-tls keeps it), or undefined. */
+export function loadTlsContext(control: Control): SecureContext | undefined {
+  const pem = control.raw('servercert.pem');
+  if (pem === null) return undefined;
+  return createSecureContext({ key: pem, cert: pem, minVersion: 'TLSv1.2' });
+}
+
+export class SmtpListener {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly perIp = new Map<string, number>();
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly limits: SessionLimits;
+  private readonly isLocalIp: (ip: string) => boolean;
+
+  constructor(readonly spec: ListenerSpec, private readonly deps: SmtpServerDeps) {
+    this.limits = { ...DEFAULT_LIMITS, ...deps.limits, ...numericOptions(spec.options) };
+    const ips = hostIps();
+    this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
+    // allowHalfOpen: a client may send everything and shut its side; replies still go out (pipelining).
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.spec.port, this.spec.host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  get address(): AddressInfo | null {
+    return this.server.address() as AddressInfo | null;
+  }
+
+  get active(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting; waits up to graceMs for sessions to end, then cuts the rest (never mid-commit: 250 follows commit). */
+  async close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    const all = Promise.allSettled([...this.running]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    for (const s of this.sockets) s.destroy();
+    await all;
+    await closed;
+  }
+
+  private accept(socket: Socket): void {
+    const log = this.deps.log ?? (() => undefined);
+    const ip = plainIp(socket.remoteAddress);
+    socket.on('error', () => undefined); // resets are normal; the session sees EOF
+    const maxConn = Number(this.spec.options['maxconn'] ?? this.deps.maxConnections ?? 100);
+    const maxPerIp = Number(this.spec.options['maxperip'] ?? this.deps.maxPerIp ?? 20);
+    const refuse = (r: Reply, why: string): void => {
+      log('smtp.refused', { ip, why, listener: `${this.spec.host}:${this.spec.port}` });
+      socket.end(renderReply(r, false));
+    };
+    if (this.sockets.size >= maxConn) return refuse(R.tooManyConnections, 'maxconn');
+    if ((this.perIp.get(ip) ?? 0) >= maxPerIp) return refuse(R.tooManyFromIp, 'maxperip');
+    const control = this.deps.controlFor();
+    let env: SessionEnv;
+    if (this.deps.envFor) env = this.deps.envFor(socket);
+    else {
+      const built = this.buildEnv(socket, ip, control);
+      if (built === 'deny') return refuse(R.denied, 'tcp.smtp');
+      env = built;
+    }
+    this.sockets.add(socket);
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    log('smtp.connect', { ip, listener: `${this.spec.host}:${this.spec.port}`, kind: this.spec.kind });
+    let tls: SecureContext | undefined;
+    try {
+      tls = this.deps.tls?.();
+    } catch (err) {
+      log('smtp.error', { ip, error: `STARTTLS disabled: ${err instanceof Error ? err.message : String(err)}` });
+    }
+    const run = runSession(socket, {
+      control, env, tls, queue: this.deps.queue, kind: this.spec.kind, limits: this.limits,
+      authenticator: this.deps.authenticator ?? NO_DIRECTORY, clock: this.deps.clock ?? (() => new Date()),
+      isLocalIp: this.isLocalIp, log,
+    }).then((summary) => {
+      this.deps.onSession?.(summary, env);
+    }).catch((err: unknown) => {
+      log('smtp.error', { ip, error: err instanceof Error ? err.message : String(err) });
+      socket.destroy();
+    }).finally(() => {
+      this.sockets.delete(socket);
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+      this.running.delete(run);
+    });
+    this.running.add(run);
+  }
+
+  /** Production environment: addresses of the socket, TCPLOCALHOST = me, listener options, then tcp.smtp. */
+  private buildEnv(socket: Socket, ip: string, control: Control): SessionEnv | 'deny' {
+    const env: Record<string, string | undefined> = {
+      TCPREMOTEIP: ip,
+      TCPREMOTEPORT: String(socket.remotePort ?? ''),
+      TCPLOCALIP: plainIp(socket.localAddress),
+      TCPLOCALPORT: String(socket.localPort ?? ''),
+      PROTO: 'TCP',
+    };
+    const me = control.me();
+    if (me !== null) env['TCPLOCALHOST'] = me;
+    const db = this.spec.options['databytes'];
+    if (db !== undefined) env['DATABYTES'] = db;
+    const text = control.raw('tcp.smtp');
+    if (text !== null) {
+      const rule = matchTcpRules(parseTcpRules(text), ip);
+      if (rule?.action === 'deny') return 'deny';
+      for (const [k, v] of rule?.env ?? []) {
+        if (v === null) delete env[k];
+        else env[k] = v;
+      }
+    }
+    return env;
+  }
+}
+
+function numericOptions(o: Readonly<Record<string, string>>): Partial<SessionLimits> {
+  const out: { -readonly [K in keyof SessionLimits]?: number } = {};
+  const n = (k: string): number | undefined => (o[k] !== undefined && /^\d+$/.test(o[k]) ? Number(o[k]) : undefined);
+  const set = (k: keyof SessionLimits, v: number | undefined): void => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('maxRcpt', n('maxrcpt'));
+  set('maxLine', n('maxline'));
+  set('maxErrors', n('maxerrors'));
+  return out;
+}

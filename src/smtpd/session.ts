@@ -1,0 +1,306 @@
+// One SMTP session: qmail-smtpd's command rules (SEMANTICS.md B) with ESMTP, STARTTLS, AUTH and limits.
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Control } from '../control/index.js';
+import type { QueueStore } from '../queue/types.js';
+import type { Authenticator } from './auth.js';
+import { parseEnvelopeArg } from './address.js';
+import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
+import { protocolName } from './received.js';
+import { Reader } from './reader.js';
+import { R, renderReply, type Reply } from './replies.js';
+import { authCommand } from './session-auth.js';
+import { dataCommand } from './session-data.js';
+
+export interface SessionLimits {
+  /** Longest command line in bytes (RFC 5321 4.5.3.1.4 asks for at least 512). */
+  readonly maxLine: number;
+  /** Recipients per message (RFC 5321 4.5.3.1.8: at least 100). */
+  readonly maxRcpt: number;
+  /** Bad commands before each further error reply is delayed (tarpit). */
+  readonly tarpitAfter: number;
+  readonly tarpitDelayMs: number;
+  /** Bad commands before the session is closed with 421. */
+  readonly maxErrors: number;
+  /** Seconds allowed for a TLS handshake. */
+  readonly tlsTimeoutSeconds: number;
+}
+
+export const DEFAULT_LIMITS: SessionLimits = {
+  maxLine: 4096,
+  maxRcpt: 1000,
+  tarpitAfter: 10,
+  tarpitDelayMs: 1000,
+  maxErrors: 30,
+  tlsTimeoutSeconds: 60,
+};
+
+export type SessionEventLog = (event: string, fields: Readonly<Record<string, unknown>>) => void;
+
+export interface SessionDeps {
+  readonly control: Control;
+  readonly queue: Pick<QueueStore, 'inject'>;
+  /** tcpserver-style environment: TCPREMOTEIP, TCPLOCALHOST, RELAYCLIENT, DATABYTES ... */
+  readonly env: SessionEnv;
+  /** submission: MAIL needs AUTH (RFC 6409 4.3). */
+  readonly kind: 'smtp' | 'submission';
+  /** Present = STARTTLS offered. */
+  readonly tls?: SecureContext | undefined;
+  readonly authenticator: Authenticator;
+  readonly limits: SessionLimits;
+  readonly clock: () => Date;
+  readonly isLocalIp: (ip: string) => boolean;
+  readonly log: SessionEventLog;
+}
+
+export type EndReason = 'quit' | 'eof' | 'timeout' | 'bare-lf' | 'too-many-errors' | 'no-controls' | 'tls-failed' | 'shutdown';
+
+export interface SessionSummary {
+  /** qmail-smtpd's exit status: 0 after QUIT or EOF, 1 after timeout, bare LF or a refused start. */
+  readonly exit: 0 | 1;
+  readonly reason: EndReason;
+  readonly messages: number;
+}
+
+export interface Transaction {
+  readonly sender: string;
+  readonly recipients: string[];
+  readonly badSender: boolean;
+  readonly size?: number;
+}
+
+/** The session state the verb handlers share. */
+export class Session {
+  out: Writable;
+  readonly reader: Reader;
+  policy!: Policy;
+  helo: string | undefined;
+  ehlo = false;
+  secure = false;
+  authUser: string | undefined;
+  mail: Transaction | undefined;
+  errors = 0;
+  messages = 0;
+  stopping = false;
+
+  constructor(readonly socket: Socket, readonly deps: SessionDeps) {
+    this.out = socket;
+    this.reader = new Reader(socket);
+  }
+
+  get timeoutMs(): number {
+    return this.policy.timeoutSeconds * 1000;
+  }
+
+  get remoteIp(): string {
+    return this.deps.env['TCPREMOTEIP'] ?? 'unknown';
+  }
+
+  get loopback(): boolean {
+    const ip = this.remoteIp;
+    return ip.startsWith('127.') || ip === '::1';
+  }
+
+  /** AUTH is offered on TLS connections and from loopback only (credentials never travel in clear). */
+  get authAllowed(): boolean {
+    return this.secure || this.loopback;
+  }
+
+  get protocol(): ReturnType<typeof protocolName> {
+    return protocolName(this.ehlo, this.secure, this.authUser !== undefined);
+  }
+
+  send(r: Reply): void {
+    if (this.out.writable) this.out.write(Buffer.from(renderReply(r, this.ehlo), 'latin1'));
+  }
+
+  sendRaw(text: string): void {
+    if (this.out.writable) this.out.write(Buffer.from(text, 'latin1'));
+  }
+
+  /** Counts a client error; past the tarpit threshold each error reply is delayed. false = close now. */
+  async error(r: Reply): Promise<boolean> {
+    this.errors++;
+    if (this.errors >= this.deps.limits.maxErrors) {
+      this.send(R.tooManyErrors);
+      return false;
+    }
+    const over = this.errors - this.deps.limits.tarpitAfter;
+    if (over > 0) await sleep(Math.min(over, 10) * this.deps.limits.tarpitDelayMs);
+    this.send(r);
+    return true;
+  }
+
+  /** RSET, HELO/EHLO and STARTTLS forget the current MAIL (B.6). */
+  reset(): void {
+    this.mail = undefined;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+type Step = 'continue' | EndReason;
+
+/** Runs one session on a connected socket until QUIT, EOF, timeout or a fatal error; never throws. */
+export async function runSession(socket: Socket, deps: SessionDeps): Promise<SessionSummary> {
+  const s = new Session(socket, deps);
+  const done = (reason: EndReason): SessionSummary => {
+    if (!s.out.destroyed) s.out.end();
+    const exit = reason === 'quit' || reason === 'eof' ? 0 : 1;
+    deps.log('smtp.close', { ip: s.remoteIp, reason, messages: s.messages });
+    return { exit, reason, messages: s.messages };
+  };
+  const loaded = loadPolicy(deps.control, deps.env, deps.isLocalIp);
+  if (!loaded.ok) {
+    deps.log('smtp.error', { ip: s.remoteIp, error: loaded.reason });
+    s.send(R.controls);
+    return done('no-controls');
+  }
+  s.policy = loaded.policy;
+  s.sendRaw(`220 ${s.policy.greeting} ESMTP\r\n`);
+  for (;;) {
+    const got = await s.reader.line(s.timeoutMs, deps.limits.maxLine);
+    if (got === 'eof') return done('eof');
+    if (got === 'timeout') {
+      s.send(R.timeout);
+      return done('timeout');
+    }
+    let step: Step;
+    if (got === 'too-long') step = (await s.error(R.lineTooLong)) ? 'continue' : 'too-many-errors';
+    else step = await command(s, got.line.toString('latin1'));
+    if (step !== 'continue') return done(step);
+  }
+}
+
+async function command(s: Session, line: string): Promise<Step> {
+  const fail = async (r: Reply): Promise<Step> => ((await s.error(r)) ? 'continue' : 'too-many-errors');
+  // A CR left inside a command line (or a NUL) is refused: quail accepts CRLF and, like qmail, bare LF endings.
+  if (/[\r\0]/.test(line)) return fail(R.badCommandBytes);
+  const sp = line.indexOf(' ');
+  const verb = (sp < 0 ? line : line.slice(0, sp)).toLowerCase();
+  const arg = sp < 0 ? '' : line.slice(sp + 1).replace(/^ +/, '');
+  switch (verb) {
+    case 'helo':
+      s.reset();
+      s.helo = arg;
+      s.ehlo = false;
+      s.sendRaw(`250 ${s.policy.greeting}\r\n`);
+      return 'continue';
+    case 'ehlo':
+      s.reset();
+      s.helo = arg;
+      s.ehlo = true;
+      s.sendRaw(ehloReply(s));
+      return 'continue';
+    case 'rset':
+      s.reset();
+      s.send(R.flushed);
+      return 'continue';
+    case 'noop':
+      s.send(R.ok);
+      return 'continue';
+    case 'vrfy':
+      s.send(R.vrfy);
+      return 'continue';
+    case 'help':
+      s.send(R.help);
+      return 'continue';
+    case 'quit':
+      s.sendRaw(`221 ${s.policy.greeting}\r\n`);
+      return 'quit';
+    case 'mail':
+      return mail(s, arg, fail);
+    case 'rcpt':
+      return rcpt(s, arg, fail);
+    case 'data':
+      return dataCommand(s, fail);
+    case 'starttls':
+      if (!s.deps.tls) return fail(R.unimplemented);
+      if (s.secure) return fail(R.tlsAlready);
+      return startTls(s);
+    case 'auth':
+      return authCommand(s, arg, fail);
+    default:
+      return fail(R.unimplemented);
+  }
+}
+
+/** qmail's three lines, then quail's extensions (the conformance runner normalises the extra lines away). */
+function ehloReply(s: Session): string {
+  const ext = ['PIPELINING', '8BITMIME'];
+  ext.push(s.policy.databytes > 0 ? `SIZE ${s.policy.databytes}` : 'SIZE');
+  ext.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
+  if (s.deps.tls && !s.secure) ext.push('STARTTLS');
+  if (s.authAllowed && s.authUser === undefined) ext.push('AUTH PLAIN LOGIN');
+  const lines = [s.policy.greeting, ...ext];
+  return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
+}
+
+async function mail(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
+  if (s.deps.kind === 'submission' && s.authUser === undefined && s.policy.relayClient === undefined) {
+    return fail(R.authRequired);
+  }
+  const parsed = parseEnvelopeArg(arg);
+  if (!parsed) return fail(R.syntax);
+  const sender = s.policy.localIpHost(parsed.address);
+  const sizeParam = parsed.params.get('SIZE');
+  const size = sizeParam !== undefined && /^\d+$/.test(sizeParam) ? Number(sizeParam) : undefined;
+  // RFC 1870 6.1: refuse at MAIL when the announced size is already over the limit.
+  if (size !== undefined && s.policy.databytes > 0 && size > s.policy.databytes) return fail(R.tooBig);
+  s.mail = { sender, recipients: [], badSender: s.policy.badMailFrom(sender), ...(size !== undefined ? { size } : {}) };
+  s.send(R.mailOk);
+  return 'continue';
+}
+
+async function rcpt(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
+  const tx = s.mail;
+  if (!tx) return fail(R.mailFirst);
+  const parsed = parseEnvelopeArg(arg);
+  if (!parsed) return fail(R.syntax);
+  let addr = s.policy.localIpHost(parsed.address);
+  if (tx.badSender) {
+    s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'badmailfrom', from: tx.sender, to: addr });
+    return fail(R.badMailFrom);
+  }
+  const relay = s.policy.relayClient;
+  if (relay !== undefined) addr += relay;
+  else if (s.authUser === undefined && !s.policy.rcptAllowed(addr)) {
+    s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'rcpthosts', from: tx.sender, to: addr });
+    return fail(R.noGateway);
+  }
+  if (tx.recipients.length >= s.deps.limits.maxRcpt) return fail(R.tooManyRcpts);
+  tx.recipients.push(addr);
+  s.send(R.rcptOk);
+  return 'continue';
+}
+
+/** RFC 3207: 220, drop whatever the client pipelined after STARTTLS, handshake, forget the session state. */
+async function startTls(s: Session): Promise<Step> {
+  s.send(R.tlsReady);
+  s.reader.discard();
+  const secure = new TLSSocket(s.socket, { isServer: true, secureContext: s.deps.tls as SecureContext });
+  s.reader.replace(secure);
+  const ok = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), s.deps.limits.tlsTimeoutSeconds * 1000);
+    const end = (v: boolean) => (): void => {
+      clearTimeout(timer);
+      resolve(v);
+    };
+    secure.once('secure', end(true));
+    secure.once('error', end(false));
+    secure.once('close', end(false));
+  });
+  if (!ok) {
+    secure.destroy();
+    s.socket.destroy();
+    return 'tls-failed';
+  }
+  s.out = secure;
+  s.secure = true;
+  s.reset();
+  s.helo = undefined;
+  s.ehlo = false;
+  s.deps.log('smtp.tls', { ip: s.remoteIp, protocol: secure.getProtocol() ?? '' });
+  return 'continue';
+}
