@@ -1,0 +1,191 @@
+// LocalDeliverer: runs each job as its uid/gid — in worker processes forked per (uid, gid) when root.
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UniqueNamer } from '../maildir/index.js';
+import { defaultPath } from './env.js';
+import { deferral, deliverLocal, jobArgs, jobInjector, ROOT_REFUSED, wrongUidText } from './deliver.js';
+import type { WorkerReply, WorkerRequest } from './protocol.js';
+import type { LocalJob, LocalResult } from './types.js';
+
+export interface LocalDelivererOptions {
+  /** PATH for programs (default `<job.root>/bin:/usr/local/bin:/usr/bin:/bin`). */
+  readonly path?: string;
+  /** A worker with nothing to do exits after this long (default 60 s). */
+  readonly idleMs?: number;
+  /** At most this many idle workers are kept; busy ones are never stopped (default 16). */
+  readonly maxIdleWorkers?: number;
+}
+
+interface Worker {
+  readonly key: string;
+  readonly child: ChildProcess;
+  readonly pending: Map<number, (r: LocalResult) => void>;
+  idleTimer?: NodeJS.Timeout;
+}
+
+const WORKER_PATH = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
+const CRASHED = 'qmail-local crashed.';
+
+/** Can `uid`/`gid` (no supplementary groups) read `path`: every parent searchable, the file readable? */
+function readableBy(path: string, uid: number, gid: number): boolean {
+  const can = (p: string, bit: number): boolean => {
+    const st = statSync(p);
+    if (st.uid === uid) return (st.mode & (bit << 6)) !== 0;
+    if (st.gid === gid) return (st.mode & (bit << 3)) !== 0;
+    return (st.mode & bit) !== 0;
+  };
+  try {
+    if (!can(path, 4)) return false;
+    for (let d = dirname(path); ; d = dirname(d)) {
+      if (!can(d, 1)) return false;
+      if (d === dirname(d)) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+export class LocalDeliverer {
+  private readonly workers = new Map<string, Worker>();
+  private nextId = 1;
+  private spoolDir: string | undefined;
+  private spoolSeq = 0;
+  private closed = false;
+  private readonly namer = new UniqueNamer();
+
+  constructor(private readonly opts: LocalDelivererOptions = {}) {}
+
+  /** Delivers one job as its uid/gid and reports like qmail-lspawn. Never throws. */
+  async deliver(job: LocalJob): Promise<LocalResult> {
+    if (job.uid === 0) return deferral(ROOT_REFUSED);
+    const me = process.getuid?.() ?? -1;
+    const path = this.opts.path ?? defaultPath(job.root);
+    if (me !== 0) {
+      if (me !== job.uid) return deferral(wrongUidText(me, job.uid));
+      return deliverLocal(job, { path, namer: this.namer });
+    }
+    if (this.closed) return deferral('Local delivery is shutting down. (#4.3.0)');
+    let messagePath = job.messagePath;
+    let spooled: string | undefined;
+    try {
+      if (!readableBy(messagePath, job.uid, job.gid)) {
+        spooled = this.spool(messagePath, job.uid, job.gid);
+        messagePath = spooled;
+      }
+    } catch {
+      return deferral('Unable to read message. (#4.3.0)');
+    }
+    try {
+      return await this.send(job, { id: this.nextId++, args: jobArgs(job), messagePath, path, injector: jobInjector(job) });
+    } finally {
+      if (spooled !== undefined) {
+        try {
+          unlinkSync(spooled);
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+
+  /** Stops every worker (after their current jobs are answered or failed). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const exits = [...this.workers.values()].map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.child.exitCode !== null || w.child.signalCode !== null) return resolve();
+          w.child.once('exit', () => resolve());
+          if (w.child.connected) w.child.disconnect();
+        }),
+    );
+    await Promise.all(exits);
+    this.workers.clear();
+    if (this.spoolDir !== undefined) rmSync(this.spoolDir, { recursive: true, force: true });
+  }
+
+  /** A private copy the worker can read (the queue's file may be readable by the queue user only). */
+  private spool(src: string, uid: number, gid: number): string {
+    if (this.spoolDir === undefined) {
+      this.spoolDir = mkdtempSync(join(tmpdir(), 'quail-local-'));
+      chmodSync(this.spoolDir, 0o711);
+    }
+    const dst = join(this.spoolDir, `${process.pid}.${++this.spoolSeq}`);
+    copyFileSync(src, dst);
+    chownSync(dst, uid, gid);
+    chmodSync(dst, 0o400);
+    return dst;
+  }
+
+  private send(job: LocalJob, req: WorkerRequest): Promise<LocalResult> {
+    const w = this.worker(job.uid, job.gid);
+    if (w.idleTimer) clearTimeout(w.idleTimer);
+    // A job in flight keeps this process alive; an idle worker does not.
+    w.child.ref();
+    w.child.channel?.ref();
+    return new Promise((resolve) => {
+      w.pending.set(req.id, (r) => {
+        resolve(r);
+        if (w.pending.size === 0) this.armIdle(w);
+      });
+      w.child.send(req, (err) => {
+        if (err) this.settle(w, req.id, deferral(CRASHED));
+      });
+    });
+  }
+
+  private settle(w: Worker, id: number, r: LocalResult): void {
+    const done = w.pending.get(id);
+    if (!done) return;
+    w.pending.delete(id);
+    done(r);
+  }
+
+  private armIdle(w: Worker): void {
+    if (w.idleTimer) clearTimeout(w.idleTimer);
+    w.child.unref();
+    w.child.channel?.unref();
+    const idle = [...this.workers.values()].filter((x) => x.pending.size === 0);
+    if (idle.length > (this.opts.maxIdleWorkers ?? 16)) return this.retire(w);
+    w.idleTimer = setTimeout(() => this.retire(w), this.opts.idleMs ?? 60_000);
+    w.idleTimer.unref();
+  }
+
+  private retire(w: Worker): void {
+    if (w.pending.size > 0) return;
+    this.workers.delete(w.key);
+    if (w.child.connected) w.child.disconnect();
+  }
+
+  private worker(uid: number, gid: number): Worker {
+    const key = `${uid}:${gid}`;
+    const existing = this.workers.get(key);
+    if (existing && existing.child.connected) return existing;
+    // libuv drops supplementary groups (setgroups(0)) before setgid/setuid: the job runs in no other group.
+    const child = fork(WORKER_PATH, [], {
+      uid,
+      gid,
+      cwd: '/',
+      env: {},
+      execArgv: [],
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    const w: Worker = { key, child, pending: new Map() };
+    child.on('message', (m: WorkerReply) => this.settle(w, m.id, m.result));
+    child.on('exit', () => {
+      if (this.workers.get(key) === w) this.workers.delete(key);
+      if (w.idleTimer) clearTimeout(w.idleTimer);
+      for (const id of [...w.pending.keys()]) this.settle(w, id, deferral(CRASHED));
+    });
+    child.on('error', () => {
+      for (const id of [...w.pending.keys()]) this.settle(w, id, deferral(CRASHED));
+    });
+    this.workers.set(key, w);
+    return w;
+  }
+}
