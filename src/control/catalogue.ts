@@ -94,6 +94,8 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'Unix account that virtual domains made by `quail init` are delivered as; stands in for the `alias` account when the system has none.' },
   { name: 'listeners', kind: 'lines', default: { from: 'literal', value: '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n' }, readBy: 'start', applies: ON_RESTART,
     doc: 'One listener per line: ADDRESS:PORT KIND [policy...]; KIND is smtp, submission or pop3 (docs/LISTENERS.md).' },
+  { name: 'servercert.pem', kind: 'lines', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'PEM private key followed by its certificate, for STARTTLS; `quail init` makes a self-signed one (mode 0600). Without it no STARTTLS.' },
   { name: 'tcp.smtp', kind: 'lines', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
     doc: 'Access rules in tcprules format (127.:allow,RELAYCLIENT=""); without it nobody may relay without AUTH.' },
 ];
