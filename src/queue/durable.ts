@@ -71,10 +71,17 @@ export class DirSyncer {
   }
 }
 
+/** Who owns the queue's files: set when running as root, so files made by root tools stay usable. */
+export interface Owner {
+  readonly uid: number;
+  readonly gid: number;
+}
+
 /** Writes a small file (O_EXCL, 0600) and fdatasyncs it. The caller renames it into place. */
-export async function writeSynced(path: string, data: string | Buffer): Promise<void> {
+export async function writeSynced(path: string, data: string | Buffer, owner?: Owner): Promise<void> {
   const fh = await open(path, 'wx', 0o600);
   try {
+    if (owner) await fh.chown(owner.uid, owner.gid);
     await fh.writeFile(data);
     await fh.datasync();
   } finally {

@@ -1,12 +1,12 @@
 // FileQueue: the durable queue store (qmail-queue's job): inject, read, update, remove, hold (docs/QUEUE.md).
 import { createHash } from 'node:crypto';
-import { link, mkdir, readFile, readdir, rename, stat, type FileHandle, open } from 'node:fs/promises';
+import { chown, link, mkdir, readFile, readdir, rename, stat, type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { QuailError } from '../address/index.js';
 import type { NewMessage, QueueId, QueueStore, QueuedMessage, RecipientState, WakeListener } from './types.js';
 import { Layout, SUBDIRS, isQueueId, newQueueId } from './layout.js';
-import { DirSyncer, errCode, exists, moveToCorrupt, queueError, unlinkQuiet, writeSynced } from './durable.js';
+import { DirSyncer, type Owner, errCode, exists, moveToCorrupt, queueError, unlinkQuiet, writeSynced } from './durable.js';
 import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued } from './envelope.js';
 import { Waker } from './wake.js';
 import { type RecoverOptions, type RecoverReport, recoverQueue } from './recover.js';
@@ -24,12 +24,21 @@ export async function openQueue(root: string, opts: OpenOptions = {}): Promise<F
   if (opts.create === false && !(await exists(dir).catch(() => false))) {
     throw new QuailError(`no queue at ${dir}: run quail init, or give --root DIR`, true);
   }
+  let owner: Owner | undefined;
   try {
-    for (const d of SUBDIRS) await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (process.getuid?.() === 0) {
+      const st = await stat(dir);
+      if (st.uid !== 0 || st.gid !== 0) owner = { uid: st.uid, gid: st.gid };
+    }
+    for (const d of SUBDIRS) {
+      const made = await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
+      if (made && owner) await chown(join(dir, d), owner.uid, owner.gid);
+    }
   } catch (err) {
     throw queueError(`cannot create the queue directories in ${dir}`, err);
   }
-  return new FileQueue(dir, opts.clock ?? Date.now);
+  return new FileQueue(dir, opts.clock ?? Date.now, owner);
 }
 
 /** A prepared message in tmp/ (data and envelope fsynced), ready for the commit. */
@@ -51,6 +60,8 @@ export class FileQueue implements QueueStore {
   constructor(
     readonly dir: string,
     readonly clock: () => number,
+    /** When root runs a tool on a queue owned by another account, new files are given to that account. */
+    readonly owner?: Owner,
   ) {
     this.layout = new Layout(dir);
     this.messSync = new DirSyncer(this.layout.sub('mess'));
@@ -66,7 +77,7 @@ export class FileQueue implements QueueStore {
     try {
       let written: { size: number; sha256: string };
       try {
-        written = await writeMessage(tmpMess, receivedLine(m.injector, process.pid, now), m.data);
+        written = await writeMessage(tmpMess, receivedLine(m.injector, process.pid, now), m.data, this.owner);
       } catch (err) {
         await unlinkQuiet(tmpMess);
         throw queueError('cannot write the message to the queue', err);
@@ -103,7 +114,7 @@ export class FileQueue implements QueueStore {
     const env = this.layout.env(id);
     let stage = 0;
     try {
-      await writeSynced(tmpEnv, encodeEnvelope(p.env));
+      await writeSynced(tmpEnv, encodeEnvelope(p.env), this.owner);
       stage = 1;
       await link(p.tmpMess, mess);
       stage = 2;
@@ -205,7 +216,7 @@ export class FileQueue implements QueueStore {
       const upd = this.layout.upd(id, ++this.updCounter);
       const env = this.layout.env(id);
       try {
-        await writeSynced(upd, encodeEnvelope(change(cur)));
+        await writeSynced(upd, encodeEnvelope(change(cur)), this.owner);
         await rename(upd, env);
         await this.envSync.sync();
       } catch (err) {
@@ -280,8 +291,13 @@ export async function writeMessage(
   path: string,
   header: string,
   data: Readable | Buffer,
+  owner?: Owner,
 ): Promise<{ size: number; sha256: string }> {
   const fh = await open(path, 'wx', 0o600);
+  if (owner) await fh.chown(owner.uid, owner.gid).catch(async (err: unknown) => {
+    await fh.close();
+    throw err;
+  });
   const hash = createHash('sha256');
   let size = 0;
   const put = async (b: Buffer): Promise<void> => {

@@ -184,6 +184,7 @@ async function importOne(q: FileQueue, r: Reader, e: Envelope, res: ImportResult
     });
     const hash = createHash('sha256');
     try {
+      if (q.owner) await out.chown(q.owner.uid, q.owner.gid);
       await r.bytes(e.size, async (b) => {
         hash.update(b);
         await writeAll(out, b);
