@@ -21,6 +21,8 @@ export interface DeliveryContext {
   readonly settings: SchedulerSettings;
   /** A number for the `qp N` of a queued forward or bounce (qmail-queue's pid in qmail). */
   nextQp(): number;
+  /** Tells the scheduler that it queued a message itself (forward, bounce): scan again. */
+  queued(): void;
 }
 
 const withNewline = (s: string): string => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
@@ -87,7 +89,7 @@ async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: st
     const o = outcomeFromError(err);
     return { result: 'deferral', report: `Unable to forward message: ${o.report} (#4.3.0)\n` };
   }
-  deps.queue.trigger('new');
+  ctx.queued();
   const qp = ctx.nextQp();
   deps.logger.event('forward', { msg: msg.id, via: address, qp, id });
   return { result: 'success', report: `${withNewline(r.report)}qp ${qp}\n` };

@@ -44,7 +44,7 @@ export async function finishMessage(ctx: DeliveryContext, msg: MessageState, now
         injector: { kind: 'bounce' },
         meta: { origin: 'bounce', parent: msg.id },
       });
-      deps.queue.trigger('new');
+      ctx.queued();
       const qp = ctx.nextQp();
       log.event('bounce', { msg: msg.id, qp, id, kind: plan.kind, to: plan.recipient });
       log.line(`bounce msg ${msg.id} qp ${qp}`);

@@ -120,6 +120,7 @@ export class Scheduler {
 
   /** Resolves when nothing runs and every message is finished or waiting for a retry in the future. */
   async runUntilIdle(): Promise<void> {
+    this.needScan = true; // the queue directory is the truth; wake-ups are lossy and may still be on their way
     for (;;) {
       await this.cycle();
       if (this.active.size > 0) {
@@ -142,7 +143,15 @@ export class Scheduler {
   private get ctx(): DeliveryContext {
     const settings = this.settings;
     if (settings === undefined) throw new Error('scheduler not started');
-    return { deps: this.deps, settings, nextQp: () => ++this.qpNo };
+    return {
+      deps: this.deps,
+      settings,
+      nextQp: () => ++this.qpNo,
+      queued: () => {
+        this.needScan = true;
+        this.wake();
+      },
+    };
   }
 
   private wake(): void {
