@@ -17,7 +17,7 @@ async function fresh(clock: () => number = () => CLOCK): Promise<{ root: string;
   return { root, q, done: () => { q.close(); rmSync(root, { recursive: true, force: true }); } };
 }
 
-test('date822: golden table (UTC, day not padded)', () => {
+void test('date822: golden table (UTC, day not padded)', () => {
   const table: Array<[number, string]> = [
     [Date.UTC(2026, 10, 22, 3, 1, 2), '22 Nov 2026 03:01:02 -0000'],
     [Date.UTC(2026, 0, 5, 0, 0, 0), '5 Jan 2026 00:00:00 -0000'],
@@ -27,14 +27,14 @@ test('date822: golden table (UTC, day not padded)', () => {
   for (const [ms, want] of table) assert.equal(date822(ms), want);
 });
 
-test('receivedLine: one per injector, none for network (D.7.4, F.6)', () => {
+void test('receivedLine: one per injector, none for network (D.7.4, F.6)', () => {
   assert.equal(receivedLine({ kind: 'uid', uid: 42001 }, 77, CLOCK), 'Received: (qmail 77 invoked by uid 42001); 22 Nov 2026 03:01:02 -0000\n');
   assert.equal(receivedLine({ kind: 'alias' }, 5, CLOCK), 'Received: (qmail 5 invoked by alias); 22 Nov 2026 03:01:02 -0000\n');
   assert.equal(receivedLine({ kind: 'bounce' }, 5, CLOCK), 'Received: (qmail 5 invoked for bounce); 22 Nov 2026 03:01:02 -0000\n');
   assert.equal(receivedLine({ kind: 'network' }, 5, CLOCK), '');
 });
 
-test('ids: portable shape, time-ordered, unique, path-safe', async () => {
+void test('ids: portable shape, time-ordered, unique, path-safe', async () => {
   const { q, done } = await fresh();
   try {
     const a = await q.inject({ sender: 'a@x', recipients: ['b@y'], data: Buffer.from('x\n'), injector: { kind: 'network' } });
@@ -61,7 +61,7 @@ test('ids: portable shape, time-ordered, unique, path-safe', async () => {
   }
 });
 
-test('inject: streamed data behind the Received line; envelope fields; file written once', async () => {
+void test('inject: streamed data behind the Received line; envelope fields; file written once', async () => {
   const { q, done } = await fresh();
   try {
     const body = 'Subject: hi\n\n' + 'line of text\n'.repeat(20000);
@@ -97,7 +97,7 @@ test('inject: streamed data behind the Received line; envelope fields; file writ
   }
 });
 
-test('inject: a failing data stream is temporary and leaves nothing', async () => {
+void test('inject: a failing data stream is temporary and leaves nothing', async () => {
   const { q, done } = await fresh();
   try {
     const bad = new Readable({ read() { this.push(Buffer.from('partial\n')); this.destroy(new Error('client went away')); } });
@@ -109,7 +109,7 @@ test('inject: a failing data stream is temporary and leaves nothing', async () =
   }
 });
 
-test('updateRecipients, setHeld, remove: state transitions on disk', async () => {
+void test('updateRecipients, setHeld, remove: state transitions on disk', async () => {
   const { q, root, done } = await fresh();
   try {
     const id = await q.inject({ sender: 's@x', recipients: ['a@y', 'b@z'], data: Buffer.from('hi\n'), injector: { kind: 'alias' } });
@@ -140,7 +140,7 @@ test('updateRecipients, setHeld, remove: state transitions on disk', async () =>
   }
 });
 
-test('concurrent updates of one id in a process are serialized (no lost update)', async () => {
+void test('concurrent updates of one id in a process are serialized (no lost update)', async () => {
   const { q, done } = await fresh();
   try {
     const id = await q.inject({ sender: 's@x', recipients: ['a@y'], data: Buffer.from('hi\n'), injector: { kind: 'network' } });
@@ -156,7 +156,7 @@ test('concurrent updates of one id in a process are serialized (no lost update)'
   }
 });
 
-test('hundreds of parallel injects: all readable and intact; directory fsyncs are grouped', async () => {
+void test('hundreds of parallel injects: all readable and intact; directory fsyncs are grouped', async () => {
   const { q, done } = await fresh();
   try {
     const N = 300;
@@ -179,7 +179,7 @@ test('hundreds of parallel injects: all readable and intact; directory fsyncs ar
   }
 });
 
-test('watch/trigger: flush with a domain reaches a watcher of another store; inject wakes it with new', async () => {
+void test('watch/trigger: flush with a domain reaches a watcher of another store; inject wakes it with new', async () => {
   const { q, root, done } = await fresh();
   const other = await openQueue(root, { create: false });
   try {
@@ -207,7 +207,7 @@ test('watch/trigger: flush with a domain reaches a watcher of another store; inj
   }
 });
 
-test('openQueue create:false: a missing queue is a clear temporary error', async () => {
+void test('openQueue create:false: a missing queue is a clear temporary error', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-queue-'));
   try {
     await assert.rejects(openQueue(join(root, 'nope'), { create: false }),
