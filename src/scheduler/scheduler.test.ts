@@ -11,7 +11,7 @@ const WRITABLE = 'Uh-oh: home directory is writable. (#4.7.0)\n';
 const defer = (): LocalResult => ({ result: 'deferral', report: WRITABLE });
 const remoteDefer = (): RemoteResult => ({ result: 'deferral', report: "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n" });
 
-test('local retries at birth + (10k)^2: 0, 100, 400, 900', async () => {
+void test('local retries at birth + (10k)^2: 0, 100, 400, 900', async () => {
   const w = await makeWorld({ local: defer });
   try {
     await w.scheduler.start();
@@ -39,7 +39,7 @@ test('local retries at birth + (10k)^2: 0, 100, 400, 900', async () => {
   }
 });
 
-test('remote retries at birth + (20k)^2: 0, 400, 1600', async () => {
+void test('remote retries at birth + (20k)^2: 0, 400, 1600', async () => {
   const w = await makeWorld({ remote: remoteDefer });
   try {
     await w.scheduler.start();
@@ -59,7 +59,7 @@ test('remote retries at birth + (20k)^2: 0, 400, 1600', async () => {
   }
 });
 
-test('queuelifetime: the next attempt after expiry turns a deferral into a failure with the extra line (bn-006)', async () => {
+void test('queuelifetime: the next attempt after expiry turns a deferral into a failure with the extra line (bn-006)', async () => {
   const w = await makeWorld({ local: defer, remote: remoteDefer, control: { queuelifetime: '2\n', bounceformat: 'qsbmf\n' } });
   try {
     await w.scheduler.start();
@@ -82,7 +82,7 @@ test('queuelifetime: the next attempt after expiry turns a deferral into a failu
   }
 });
 
-test('one bounce, listing every failure, only after the last deferral resolves (bn-001, bn-009)', async () => {
+void test('one bounce, listing every failure, only after the last deferral resolves (bn-001, bn-009)', async () => {
   const w = await makeWorld({
     control: { bounceformat: 'qsbmf\n' },
     remote: remoteDefer,
@@ -119,7 +119,7 @@ test('one bounce, listing every failure, only after the last deferral resolves (
   }
 });
 
-test('double bounce: empty sender -> from #@[] to doublebounceto@doublebouncehost (bn-004)', async () => {
+void test('double bounce: empty sender -> from #@[] to doublebounceto@doublebouncehost (bn-004)', async () => {
   const w = await makeWorld({
     control: { doublebounceto: 'dbl\n', doublebouncehost: 'remote.test\n', bounceformat: 'qsbmf\n' },
     remote: remoteDefer,
@@ -144,7 +144,7 @@ test('double bounce: empty sender -> from #@[] to doublebounceto@doublebouncehos
   }
 });
 
-test('triple bounce: a failed double bounce is discarded (bn-005)', async () => {
+void test('triple bounce: a failed double bounce is discarded (bn-005)', async () => {
   const w = await makeWorld({ local: () => ({ result: 'failure', report: NOSUCH }) });
   try {
     await w.scheduler.start();
@@ -159,7 +159,7 @@ test('triple bounce: a failed double bounce is discarded (bn-005)', async () => 
   }
 });
 
-test('VERP: PRE@HOST-@[] + box@dom -> PREbox=dom@HOST per recipient; the bounce goes to PRE@HOST (bn-007)', async () => {
+void test('VERP: PRE@HOST-@[] + box@dom -> PREbox=dom@HOST per recipient; the bounce goes to PRE@HOST (bn-007)', async () => {
   const w = await makeWorld({
     control: { bounceformat: 'qsbmf\n' },
     local: () => ({ result: 'failure', report: NOSUCH }),
@@ -181,7 +181,7 @@ test('VERP: PRE@HOST-@[] + box@dom -> PREbox=dom@HOST per recipient; the bounce 
   }
 });
 
-test('a virtual prefix is removed from the failed address in the bounce (vd-012)', async () => {
+void test('a virtual prefix is removed from the failed address in the bounce (vd-012)', async () => {
   const w = await makeWorld({
     control: { virtualdomains: 'virt.test:vdom\n', bounceformat: 'qsbmf\n' },
     remote: remoteDefer,
@@ -201,7 +201,7 @@ test('a virtual prefix is removed from the failed address in the bounce (vd-012)
   }
 });
 
-test('empty local part in a local domain: success with an empty report, nothing delivered (loc-017)', async () => {
+void test('empty local part in a local domain: success with an empty report, nothing delivered (loc-017)', async () => {
   const w = await makeWorld();
   try {
     await w.scheduler.start();
@@ -215,7 +215,7 @@ test('empty local part in a local domain: success with an empty report, nothing 
   }
 });
 
-test('a forward is queued (DTLINE + original, meta forward) before the delivery counts, report gets qp', async () => {
+void test('a forward is queued (DTLINE + original, meta forward) before the delivery counts, report gets qp', async () => {
   const w = await makeWorld({
     local: (job): LocalResult =>
       job.ext === 'fwd'
@@ -241,7 +241,7 @@ test('a forward is queued (DTLINE + original, meta forward) before the delivery 
   }
 });
 
-test('forward content and meta while still queued', async () => {
+void test('forward content and meta while still queued', async () => {
   const w = await makeWorld({
     remote: remoteDefer,
     local: (): LocalResult => ({
@@ -266,7 +266,7 @@ test('forward content and meta while still queued', async () => {
   }
 });
 
-test('concurrencylocal caps parallel deliveries; deliveries of one message run in parallel', async () => {
+void test('concurrencylocal caps parallel deliveries; deliveries of one message run in parallel', async () => {
   let running = 0;
   let max = 0;
   const release: Array<() => void> = [];
@@ -294,7 +294,7 @@ test('concurrencylocal caps parallel deliveries; deliveries of one message run i
   }
 });
 
-test('restart: state lives in the queue; a delivery in progress is still todo on disk; pending waits for its time', async () => {
+void test('restart: state lives in the queue; a delivery in progress is still todo on disk; pending waits for its time', async () => {
   let releaseFirst: (() => void) | undefined;
   const w = await makeWorld({
     local: async (_job, n): Promise<LocalResult> => {
@@ -327,7 +327,7 @@ test('restart: state lives in the queue; a delivery in progress is still todo on
   }
 });
 
-test('reload re-reads virtualdomains for new messages (vd-021)', async () => {
+void test('reload re-reads virtualdomains for new messages (vd-021)', async () => {
   const w = await makeWorld();
   try {
     await w.scheduler.start();
@@ -347,7 +347,7 @@ test('reload re-reads virtualdomains for new messages (vd-021)', async () => {
   }
 });
 
-test('start refuses without control/locals and control/me (loc-020)', async () => {
+void test('start refuses without control/locals and control/me (loc-020)', async () => {
   const w = await makeWorld();
   try {
     const { rmSync } = await import('node:fs');
