@@ -39,7 +39,7 @@ export function parseInjectArgv(argv: readonly string[]): InjectArgs {
       if (c === 'f') {
         const rest = arg.slice(j + 1);
         if (rest !== '') sender = rest;
-        else if (i + 1 < argv.length) sender = argv[++i] as string;
+        else if (i + 1 < argv.length) sender = argv[++i];
         else throw permError('option -f needs a sender address (use -f "" for the null sender)');
         break;
       }

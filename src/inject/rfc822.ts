@@ -32,7 +32,7 @@ const tok = (type: TokenType, text = ''): Token => ({ type, text });
 const isSpace = (c: string): boolean => c === ' ' || c === '\t' || c === '\r' || c === '\n';
 
 /** Characters that end an atom (besides the end of input). */
-const endsAtom = (c: string): boolean => isSpace(c) || '([\"<>;:@,.'.includes(c);
+const endsAtom = (c: string): boolean => isSpace(c) || '(["<>;:@,.'.includes(c);
 
 /** An atom with a control, 8-bit, `)`, `]` or backslash character is printed as a quoted string. */
 function atomType(text: string): TokenType {
