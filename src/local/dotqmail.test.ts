@@ -19,7 +19,7 @@ function home(files: Record<string, string | { dir: true } | { mode: number; tex
   return h;
 }
 
-test('safeExt lowercases A-Z and maps . to :', () => {
+void test('safeExt lowercases A-Z and maps . to :', () => {
   assert.equal(safeExt('Foo.Bar-BAZ'), 'foo:bar-baz');
   assert.equal(safeExt('ÄB'), 'Äb');
 });
@@ -75,7 +75,7 @@ const CASES: Case[] = [
   },
 ];
 
-test('findDotQmail golden table', () => {
+void test('findDotQmail golden table', () => {
   for (const c of CASES) {
     const h = home(c.files);
     try {
@@ -92,7 +92,7 @@ test('findDotQmail golden table', () => {
   }
 });
 
-test('findDotQmail: unreadable file is a temporary failure naming it (as a non-root uid)', async () => {
+void test('findDotQmail: unreadable file is a temporary failure naming it (as a non-root uid)', async () => {
   const { spawnSync } = await import('node:child_process');
   const h = home({ '.qmail-foo': { mode: 0o600 } });
   chmodSync(h, 0o755);
@@ -108,7 +108,7 @@ test('findDotQmail: unreadable file is a temporary failure naming it (as a non-r
   }
 });
 
-test('newSender: -owner and -owner-default files (D.4)', () => {
+void test('newSender: -owner and -owner-default files (D.4)', () => {
   const a = { dash: '-', ext: 'list', local: 'joe-list', domain: 'x.test', sender: 's@o.test' };
   let h = home({});
   assert.deepEqual(newSender(h, a), { sender: 's@o.test' });

@@ -5,11 +5,11 @@ import { headerLines, programEnv, qmailCtime, quoteSender } from './env.js';
 
 const T = new Date(Date.UTC(2026, 10, 2, 3, 4, 5));
 
-test('qmailCtime pads the day with a zero', () => {
+void test('qmailCtime pads the day with a zero', () => {
   assert.equal(qmailCtime(T), 'Mon Nov 02 03:04:05 2026');
 });
 
-test('quoteSender follows quote2()', () => {
+void test('quoteSender follows quote2()', () => {
   const table: Array<[string, string]> = [
     ['', ''],
     ['joe@x.test', 'joe@x.test'],
@@ -22,7 +22,7 @@ test('quoteSender follows quote2()', () => {
   for (const [s, want] of table) assert.equal(quoteSender(s), want, s);
 });
 
-test('vd-003 example: virtual user with DEFAULT', () => {
+void test('vd-003 example: virtual user with DEFAULT', () => {
   const a = {
     user: 'qovpop', home: '/h/qovpop', local: 'vdom-joe-list-a-b', dash: '-', ext: 'joe-list-a-b', domain: 'virt.test',
     sender: 'sender@origin.test', defaultDelivery: './Maildir/\n',
@@ -38,7 +38,7 @@ test('vd-003 example: virtual user with DEFAULT', () => {
   });
 });
 
-test('bracketed host, null sender, odd sender characters', () => {
+void test('bracketed host, null sender, odd sender characters', () => {
   const a = { user: 'u', home: '/h', local: 'u', dash: '', ext: '', domain: '[192.0.2.7]', sender: '', defaultDelivery: '' };
   const h = headerLines(a, T);
   const env = programEnv(a, h, { newSender: '', path: '/bin' });

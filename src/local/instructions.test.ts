@@ -35,6 +35,6 @@ const GOLDEN: ReadonlyArray<[string, Instruction[]]> = [
   ['x@y\r\n', [{ kind: 'forward', line: 1, target: 'x@y\r' }]], // only spaces and tabs are trimmed
 ];
 
-test('parseInstructions golden table', () => {
+void test('parseInstructions golden table', () => {
   for (const [text, want] of GOLDEN) assert.deepEqual(parseInstructions(text), want, JSON.stringify(text));
 });
