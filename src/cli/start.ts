@@ -1,6 +1,57 @@
-// quail start: (to be written).
+// quail start: run every component in the foreground until SIGTERM (SIGHUP reloads, SIGALRM flushes).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { errorsFile, makeEventLog, startQuail } from '../start/index.js';
+import { action, addRootOption, resolveRoot } from './common.js';
+import { initRoot, render } from './init.js';
 
-export function register(_program: Command): void {
-  // not yet available
+interface StartFlags {
+  root?: string;
+  smtp?: string;
+  submission?: string;
+  logJson?: boolean;
+  init?: boolean;
+}
+
+/** --init: make the embedded default root when control/me is missing (quail init's own logic). */
+function initIfMissing(root: string): void {
+  if (existsSync(join(root, 'control', 'me'))) return;
+  process.stdout.write(render(root, initRoot({ root })));
+}
+
+export function register(program: Command): void {
+  addRootOption(
+    program
+      .command('start')
+      .description('run quail in the foreground: SMTP listeners, scheduler, deliveries (SIGTERM stops, SIGHUP reloads, SIGALRM flushes)')
+      .option('--smtp <host:port>', 'SMTP listener (replaces the smtp lines of control/listeners)')
+      .option('--submission <host:port>', 'submission listener (replaces the submission lines of control/listeners)')
+      .option('--log-json', 'log one JSON object per event (pino) instead of key=value lines')
+      .option('--init', 'first create the mail root with quail init when control/me is missing'),
+  ).action(
+    action('start', async (flags: StartFlags) => {
+      const root = resolveRoot(flags.root);
+      if (flags.init) initIfMissing(root);
+      const log = makeEventLog({ json: flags.logJson === true, out: process.stdout, errorsFile: errorsFile(root) });
+      const running = await startQuail({
+        root, log, ...(flags.smtp !== undefined ? { smtp: flags.smtp } : {}),
+        ...(flags.submission !== undefined ? { submission: flags.submission } : {}),
+      });
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => (): void => {
+          log.event('quail.signal', { signal: sig });
+          void running.stop().then(resolve, (err: unknown) => {
+            log.event('quail.error', { error: err instanceof Error ? err.message : String(err) });
+            resolve();
+          });
+        };
+        process.once('SIGTERM', stop('SIGTERM'));
+        process.once('SIGINT', stop('SIGINT'));
+        process.on('SIGHUP', () => running.reload());
+        process.on('SIGALRM', () => running.flush());
+      });
+      return 0;
+    }),
+  );
 }

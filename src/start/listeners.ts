@@ -1,0 +1,48 @@
+// control/listeners: one listener per line, `ADDRESS:PORT KIND [key=value...]` (docs/LISTENERS.md).
+import type { ListenerKind, ListenerSpec } from '../smtpd/index.js';
+
+export const DEFAULT_LISTENERS = '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n';
+
+export interface ListenerError {
+  readonly line: number;
+  readonly text: string;
+  readonly reason: string;
+}
+
+/** `HOST:PORT` or `[v6]:PORT` → host and port, or a reason. */
+export function parseHostPort(s: string): { host: string; port: number } | string {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]*)):(\d{1,5})$/.exec(s);
+  if (!m) return `"${s}" is not ADDRESS:PORT`;
+  const port = Number(m[3]);
+  if (port > 65535) return `port ${port} is out of range`;
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+const KINDS: readonly ListenerKind[] = ['smtp', 'submission'];
+
+/** Parses the file; '#' and blank lines ignored. Kinds other than smtp/submission (pop3) are left to their owners. */
+export function parseListeners(text: string): { listeners: ListenerSpec[]; errors: ListenerError[]; other: string[] } {
+  const listeners: ListenerSpec[] = [];
+  const errors: ListenerError[] = [];
+  const other: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const l = raw.trim();
+    if (l === '' || l.startsWith('#')) return;
+    const [addr = '', kind = '', ...opts] = l.split(/\s+/);
+    const hp = parseHostPort(addr);
+    if (typeof hp === 'string') return errors.push({ line: i + 1, text: l, reason: hp });
+    if (!KINDS.includes(kind as ListenerKind)) {
+      if (kind === 'pop3') return other.push(l);
+      return errors.push({ line: i + 1, text: l, reason: `unknown kind "${kind}" (smtp, submission or pop3)` });
+    }
+    const options: Record<string, string> = {};
+    for (const o of opts) {
+      const eq = o.indexOf('=');
+      if (eq <= 0) return errors.push({ line: i + 1, text: l, reason: `option "${o}" is not key=value` });
+      options[o.slice(0, eq)] = o.slice(eq + 1);
+    }
+    listeners.push({ ...hp, kind: kind as ListenerKind, options });
+  });
+  return { listeners, errors, other };
+}

@@ -1,0 +1,59 @@
+// The event log of `quail start`: one line per event, `key=value` text or JSON (pino), recent errors kept on disk.
+import { appendFileSync, renameSync, statSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+
+export type Level = 'info' | 'warn' | 'error';
+
+export interface EventLog {
+  event(name: string, fields: Readonly<Record<string, unknown>>, level?: Level): void;
+}
+
+/** Events that count as errors for `quail status` (and are logged at level error). */
+export function levelOf(name: string): Level {
+  if (/\.(error|alert|queue-failed)$/.test(name)) return 'error';
+  if (/\.(warning|refused)$/.test(name)) return 'warn';
+  return 'info';
+}
+
+const quote = (v: unknown): string => {
+  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? 'undefined';
+  return /^[^\s"=]*$/.test(s) && s !== '' ? s : JSON.stringify(s);
+};
+
+/** `2024-05-01T10:00:00.000Z info smtp.queued id=... ip=127.0.0.1` — stable order: time, level, event, fields. */
+export function textLine(now: Date, level: Level, name: string, fields: Readonly<Record<string, unknown>>): string {
+  const kv = Object.entries(fields).map(([k, v]) => `${k}=${quote(v)}`);
+  return [now.toISOString(), level, name, ...kv].join(' ');
+}
+
+const ERRORS_MAX = 256 * 1024;
+
+export function makeEventLog(opts: {
+  readonly json: boolean;
+  readonly out: NodeJS.WritableStream;
+  /** <root>/run/errors.log: error events, read by `quail status`. */
+  readonly errorsFile?: string;
+  readonly clock?: () => Date;
+}): EventLog {
+  const clock = opts.clock ?? (() => new Date());
+  const logger: Logger | undefined = opts.json
+    ? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'event' }, opts.out)
+    : undefined;
+  return {
+    event(name, fields, level = levelOf(name)) {
+      const now = clock();
+      if (logger) logger[level]({ ...fields }, name);
+      else opts.out.write(`${textLine(now, level, name, fields)}\n`);
+      if (level === 'error' && opts.errorsFile) {
+        try {
+          if ((statSync(opts.errorsFile, { throwIfNoEntry: false })?.size ?? 0) > ERRORS_MAX) {
+            renameSync(opts.errorsFile, `${opts.errorsFile}.1`);
+          }
+          appendFileSync(opts.errorsFile, `${textLine(now, level, name, fields)}\n`);
+        } catch {
+          // the error list is a convenience for `quail status`; the log line above is the record
+        }
+      }
+    },
+  };
+}

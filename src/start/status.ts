@@ -1,0 +1,76 @@
+// quail status: is quail running for this root, on which listeners, what is queued, what went wrong lately.
+import { readFileSync } from 'node:fs';
+import { openQueue } from '../queue/index.js';
+import { errorsFile, runningPid, stateFile, type RunState } from './supervisor.js';
+
+export interface QueueCounts {
+  readonly messages: number;
+  readonly held: number;
+  /** Recipients by state: todo (not yet routed), pending (deferred or in progress), done, failed. */
+  readonly recipients: Readonly<Record<'todo' | 'pending' | 'done' | 'failed', number>>;
+}
+
+export interface Status {
+  readonly running: boolean;
+  readonly pid?: number;
+  readonly state?: RunState;
+  readonly queue: QueueCounts | { readonly error: string };
+  readonly recentErrors: readonly string[];
+}
+
+export async function readStatus(root: string, errorLines = 10): Promise<Status> {
+  const pid = runningPid(root);
+  let state: RunState | undefined;
+  if (pid !== undefined) {
+    try {
+      state = JSON.parse(readFileSync(stateFile(root), 'utf8')) as RunState;
+    } catch {
+      state = undefined;
+    }
+  }
+  let queue: Status['queue'];
+  try {
+    const q = await openQueue(root, { create: false });
+    const recipients = { todo: 0, pending: 0, done: 0, failed: 0 };
+    let messages = 0;
+    let held = 0;
+    for (const id of await q.ids()) {
+      const m = await q.read(id);
+      if (!m) continue;
+      messages++;
+      if (m.held) held++;
+      for (const r of m.recipients) recipients[r.status]++;
+    }
+    q.close();
+    queue = { messages, held, recipients };
+  } catch (err) {
+    queue = { error: err instanceof Error ? err.message : String(err) };
+  }
+  let recentErrors: string[] = [];
+  try {
+    recentErrors = readFileSync(errorsFile(root), 'utf8').split('\n').filter((l) => l !== '').slice(-errorLines);
+  } catch {
+    recentErrors = [];
+  }
+  return { running: pid !== undefined, ...(pid !== undefined ? { pid } : {}), ...(state ? { state } : {}), queue, recentErrors };
+}
+
+export function renderStatus(root: string, s: Status): string {
+  const out: string[] = [];
+  out.push(s.running ? `quail is running (pid ${s.pid ?? '?'}) for ${root}` : `quail is not running for ${root}`);
+  if (s.state) {
+    out.push(`started: ${s.state.started}`);
+    for (const l of s.state.listeners) out.push(`listener: ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port} ${l.kind}`);
+  }
+  if ('error' in s.queue) out.push(`queue: unavailable: ${s.queue.error}`);
+  else {
+    const r = s.queue.recipients;
+    out.push(`queue: ${s.queue.messages} messages (${s.queue.held} held); recipients: ${r.todo} todo, ${r.pending} pending, ${r.done} done, ${r.failed} failed`);
+  }
+  if (s.recentErrors.length === 0) out.push('recent errors: none');
+  else {
+    out.push('recent errors:');
+    for (const e of s.recentErrors) out.push(`  ${e}`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,181 @@
+// quail start: opens the queue, the scheduler with local and remote delivery, and the SMTP listeners, in one process.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { QuailError } from '../address/index.js';
+import { Control } from '../control/index.js';
+import { LocalDeliverer } from '../local/index.js';
+import { openQueue, type FileQueue } from '../queue/index.js';
+import { deliverRemote } from '../remote/index.js';
+import { Scheduler } from '../scheduler/index.js';
+import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
+import { lookupAssignment, systemPasswd } from '../users/index.js';
+import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
+import type { EventLog } from './log.js';
+
+export interface StartOptions {
+  readonly root: string;
+  /** `--smtp HOST:PORT` / `--submission HOST:PORT`: replace the control/listeners entries of that kind. */
+  readonly smtp?: string;
+  readonly submission?: string;
+  readonly log: EventLog;
+  /** The user directory's password check; until one exists AUTH cannot succeed. */
+  readonly authenticator?: Authenticator;
+}
+
+export interface RunState {
+  readonly pid: number;
+  readonly started: string;
+  readonly root: string;
+  readonly listeners: ReadonlyArray<{ readonly host: string; readonly port: number; readonly kind: ListenerKind }>;
+}
+
+export interface Running {
+  readonly listeners: readonly SmtpListener[];
+  /** SIGTERM: stop accepting, let sessions finish (at most graceMs), stop deliveries, remove the pid file. */
+  stop(graceMs?: number): Promise<void>;
+  /** SIGHUP: control files again; sessions read theirs per connection, the scheduler re-reads locals/virtualdomains. */
+  reload(): void;
+  /** SIGALRM: retry every deferred recipient now. */
+  flush(): void;
+}
+
+export const runDir = (root: string): string => join(root, 'run');
+export const pidFile = (root: string): string => join(runDir(root), 'quail.pid');
+export const stateFile = (root: string): string => join(runDir(root), 'quail.json');
+export const errorsFile = (root: string): string => join(runDir(root), 'errors.log');
+
+/** The pid in <root>/run/quail.pid if that process is alive, else undefined. */
+export function runningPid(root: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile(root), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+/** The listeners to open: control/listeners (or its default), with --smtp/--submission replacing their kind. */
+export function listenerSpecs(control: Control, over: { smtp?: string; submission?: string }): ListenerSpec[] {
+  const parsed = parseListeners(control.raw('listeners') ?? DEFAULT_LISTENERS);
+  if (parsed.errors.length > 0) {
+    const e = parsed.errors[0];
+    throw new QuailError(`${control.path('listeners')} line ${e?.line ?? 0}: ${e?.reason ?? ''}; fix the line (see docs/LISTENERS.md)`, false);
+  }
+  let specs = parsed.listeners;
+  for (const kind of ['smtp', 'submission'] as const) {
+    const v = over[kind];
+    if (v === undefined) continue;
+    const hp = parseHostPort(v);
+    if (typeof hp === 'string') throw new QuailError(`--${kind} ${hp}`, false);
+    specs = [...specs.filter((s) => s.kind !== kind), { ...hp, kind, options: {} }];
+  }
+  return specs;
+}
+
+export async function startQuail(opts: StartOptions): Promise<Running> {
+  const { root, log } = opts;
+  const control = new Control(root);
+  if (control.me() === null) {
+    throw new QuailError(`${control.path('me')} is missing: run \`quail init --root ${root}\` (or quail start --init)`, false);
+  }
+  const other = runningPid(root);
+  if (other !== undefined && other !== process.pid) {
+    throw new QuailError(`quail is already running for ${root} (pid ${other}); stop it first`, true);
+  }
+  const specs = listenerSpecs(control, opts);
+  const queue: FileQueue = await openQueue(root);
+  const recovered = await queue.recover();
+  log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
+  const localDeliverer = new LocalDeliverer();
+  const scheduler = new Scheduler({
+    root,
+    queue,
+    control: () => new Control(root),
+    clock: () => Math.floor(Date.now() / 1000),
+    passwd: systemPasswd({ root }),
+    logger: {
+      event: (name, fields) => log.event(`send.${name}`, fields),
+      line: () => undefined, // the structured event above is the log line
+    },
+    lookupAssignment,
+    local: (job) => localDeliverer.deliver(job),
+    remote: (job) => deliverRemote(job, { control: new Control(root) }),
+  });
+  const tlsFor = (): ReturnType<typeof loadTlsContext> => loadTlsContext(new Control(root));
+  let tlsContext = safeTls(tlsFor, log);
+  const listeners = specs.map((spec) => new SmtpListener(spec, {
+    controlFor: () => new Control(root),
+    queue,
+    ...(opts.authenticator ? { authenticator: opts.authenticator } : {}),
+    tls: () => tlsContext,
+    log: (name, fields) => log.event(name, fields),
+  }));
+  const bound: SmtpListener[] = [];
+  try {
+    for (const l of listeners) {
+      const a = await l.listen();
+      bound.push(l);
+      log.event('smtp.listening', { address: a.address, port: a.port, kind: l.spec.kind, starttls: tlsContext !== undefined });
+    }
+  } catch (err) {
+    await Promise.all(bound.map((l) => l.close(0)));
+    queue.close();
+    throw new QuailError(`cannot listen: ${err instanceof Error ? err.message : String(err)}; change control/listeners or --smtp/--submission`, true);
+  }
+  mkdirSync(runDir(root), { recursive: true });
+  writeFileSync(pidFile(root), `${process.pid}\n`);
+  const state: RunState = {
+    pid: process.pid,
+    started: new Date().toISOString(),
+    root,
+    listeners: listeners.map((l) => ({ host: l.address?.address ?? l.spec.host, port: l.address?.port ?? l.spec.port, kind: l.spec.kind })),
+  };
+  writeFileSync(stateFile(root), `${JSON.stringify(state, null, 2)}\n`);
+  await scheduler.start();
+  log.event('quail.started', { pid: process.pid, root });
+  let stopped: Promise<void> | undefined;
+  return {
+    listeners,
+    stop(graceMs = 10_000) {
+      stopped ??= (async () => {
+        log.event('quail.stopping', { pid: process.pid });
+        // Delivery workers are unref'd children: keep the loop alive until they have really exited.
+        const keepAlive = setInterval(() => undefined, 1000);
+        await Promise.all(listeners.map((l) => l.close(graceMs)));
+        await scheduler.stop();
+        await localDeliverer.close();
+        clearInterval(keepAlive);
+        queue.close();
+        rmSync(pidFile(root), { force: true });
+        rmSync(stateFile(root), { force: true });
+        log.event('quail.stopped', { pid: process.pid });
+      })();
+      return stopped;
+    },
+    reload() {
+      tlsContext = safeTls(tlsFor, log);
+      scheduler.reload();
+      log.event('quail.reloaded', { starttls: tlsContext !== undefined, note: 'listener changes need a restart' });
+    },
+    flush() {
+      scheduler.flush();
+      log.event('quail.flush', {});
+    },
+  };
+}
+
+function safeTls(load: () => ReturnType<typeof loadTlsContext>, log: EventLog): ReturnType<typeof loadTlsContext> {
+  try {
+    return load();
+  } catch (err) {
+    log.event('smtp.error', { error: `control/servercert.pem unusable, STARTTLS off: ${err instanceof Error ? err.message : String(err)}` });
+    return undefined;
+  }
+}
