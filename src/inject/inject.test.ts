@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Control } from '../control/index.js';
-import type { NewMessage, QueueId } from '../queue/types.js';
+import type { NewMessage, QueueId } from '../queue/index.js';
 import { injectMessage, parseInjectArgv, prepareMessage } from './inject.js';
 import type { InjectEnv } from './rewrite.js';
 
@@ -161,16 +161,12 @@ void test('argv: getopt style', () => {
   assert.equal(parseInjectArgv(['-ah']).source, 'header');
 });
 
-void test('injectMessage: no recipients is permanent; queue failure is temporary; success triggers the scheduler', async () => {
-  const wakes: string[] = [];
+void test('injectMessage: no recipients is permanent; queue failure is temporary', async () => {
   const got: NewMessage[] = [];
   const target = {
     inject: (m: NewMessage): Promise<QueueId> => {
       got.push(m);
       return Promise.resolve('id1' as QueueId);
-    },
-    trigger: (w?: 'new' | 'flush'): void => {
-      wakes.push(w ?? '');
     },
   };
   const opts = { control: new Control(ROOT), env: { USER: 'tester' }, uid: 1234 };
@@ -180,9 +176,9 @@ void test('injectMessage: no recipients is permanent; queue failure is temporary
   );
   const r = await injectMessage(target, Readable.from([Buffer.from('To: a\n\nb\n')]), parseInjectArgv([]), opts);
   assert.equal(r.id, 'id1');
-  assert.deepEqual(wakes, ['new']);
+  assert.deepEqual([got[0]?.sender, got[0]?.recipients], ['tester@mail.example.test', ['a@mail.example.test']]);
   assert.deepEqual(got[0]?.injector, { kind: 'uid', uid: 1234 });
-  const failing = { inject: (): Promise<QueueId> => Promise.reject(new Error('EROFS')), trigger: (): void => {} };
+  const failing = { inject: (): Promise<QueueId> => Promise.reject(new Error('EROFS')) };
   await assert.rejects(
     injectMessage(failing, Readable.from([Buffer.from('To: a\n\nb\n')]), parseInjectArgv([]), opts),
     (e: Error & { temporary?: boolean }) => e.temporary === true && /unable to queue the message: EROFS/.test(e.message),

@@ -2,7 +2,7 @@
 import { Readable } from 'node:stream';
 import { permError, tempError, QuailError } from '../address/index.js';
 import type { Control } from '../control/index.js';
-import type { NewMessage, QueueId, QueueStore } from '../queue/types.js';
+import type { NewMessage, QueueId, QueueStore } from '../queue/index.js';
 import { HeaderRewriter, validField } from './header.js';
 import { injectSettings, makeRewriter, type InjectEnv, type InjectSettings } from './rewrite.js';
 
@@ -179,8 +179,11 @@ async function* streamBody(head: Buffer, start: Buffer, rest: ChunkIterator | un
   if (last !== -1 && last !== 0x0a) yield Buffer.from('\n');
 }
 
-/** The part of a QueueStore injection needs (a recording store in conformance tests implements just this). */
-export type InjectTarget = Pick<QueueStore, 'inject' | 'trigger'>;
+/**
+ * The part of a QueueStore injection needs (a recording store in conformance tests implements just this).
+ * The queue wakes the scheduler itself after each commit, so no trigger() is sent from here.
+ */
+export type InjectTarget = Pick<QueueStore, 'inject'>;
 
 export interface InjectResult {
   readonly id: QueueId;
@@ -190,7 +193,7 @@ export interface InjectResult {
 
 /**
  * Commits a prepared message: refuses one without recipients (permanent), hands it to the queue (resolves once
- * durable), then wakes the scheduler. Queue failures other than QuailErrors are temporary.
+ * durable; the queue then wakes the scheduler). Queue failures other than QuailErrors are temporary.
  */
 export async function commitMessage(target: InjectTarget, m: PreparedMessage, uid?: number): Promise<InjectResult> {
   if (m.recipients.length === 0) {
@@ -211,7 +214,6 @@ export async function commitMessage(target: InjectTarget, m: PreparedMessage, ui
     if (err instanceof QuailError) throw err;
     throw tempError(`unable to queue the message: ${err instanceof Error ? err.message : String(err)}`, err);
   }
-  target.trigger('new');
   return { id, sender: m.sender, recipients: m.recipients };
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { Control } from '../../control/index.js';
 import { parseInjectArgv, runInject, type InjectTarget } from '../../inject/index.js';
-import type { NewMessage, QueueId } from '../../queue/types.js';
+import type { NewMessage, QueueId } from '../../queue/index.js';
 import type { KindHandler, ScenarioResult } from '../types.js';
 import { bytesText, decodeBytes, escapeBytes, makePlaceholders, normaliseTokens, shortDiff, textBytes } from '../world.js';
 
@@ -36,7 +36,6 @@ function recordingTarget(into: Recorded[], unsubst: (t: string) => string): Inje
       });
       return `recorded-${into.length}` as QueueId;
     },
-    trigger(): void {},
   };
 }
 
