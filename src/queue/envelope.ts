@@ -13,7 +13,12 @@ const STATUSES = new Set(['todo', 'pending', 'done', 'failed']);
 const RESULTS = new Set(['success', 'deferral', 'failure']);
 
 export function encodeEnvelope(e: Envelope): string {
-  return `${JSON.stringify({
+  return `${JSON.stringify(envelopeObject(e))}\n`;
+}
+
+/** The versioned JSON object of an envelope (env/ files and export records). */
+export function envelopeObject(e: Envelope): Record<string, unknown> {
+  return {
     v: ENVELOPE_VERSION,
     id: e.id,
     birth: e.birth,
@@ -24,7 +29,7 @@ export function encodeEnvelope(e: Envelope): string {
     sha256: e.sha256,
     meta: e.meta,
     queueName: e.queueName,
-  })}\n`;
+  };
 }
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);

@@ -6,7 +6,7 @@ import { QuailError } from '../address/index.js';
 import type { QueueId } from './types.js';
 import { newQueueId } from './layout.js';
 import { errCode, exists, fsyncDir, queueError, unlinkQuiet } from './durable.js';
-import { type Envelope, decodeEnvelopeObject } from './envelope.js';
+import { type Envelope, decodeEnvelopeObject, envelopeObject } from './envelope.js';
 import { type FileQueue, writeAll } from './store.js';
 
 export const EXPORT_MAGIC = 'quail-queue-export 1';
@@ -36,7 +36,7 @@ export async function exportQueue(q: FileQueue, file: string, ids?: readonly Que
         if (ids) throw new QuailError(`message ${id} is not in the queue`, false);
         continue; // removed while we worked
       }
-      await writeAll(fh, Buffer.from(`${JSON.stringify({ type: 'message', envelope: e, bytes: e.size, sha256: e.sha256 })}\n`));
+      await writeAll(fh, Buffer.from(`${JSON.stringify({ type: 'message', envelope: envelopeObject(e), bytes: e.size, sha256: e.sha256 })}\n`));
       await copyMessage(q.messagePath(id), fh, e);
       await writeAll(fh, Buffer.from('\n'));
       done.push(id);
