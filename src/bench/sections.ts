@@ -1,0 +1,5 @@
+// The benchmark sections, run in this order. Add yours here (a BenchSection in its own file under src/bench/).
+import { injectSection } from './inject.js';
+import type { BenchSection } from './types.js';
+
+export const SECTIONS: readonly BenchSection[] = [injectSection];
