@@ -48,5 +48,5 @@ export function normaliseSmtpQueueId(output: string): string {
  * `ESMTPSA`) where qmail always writes `with SMTP`. Why: RFC 3848; receivers and filters use it.
  */
 export function normaliseReceivedProtocol(message: string): string {
-  return message.replace(/^(  by [^\n]* with )ESMTPS?A?;/gm, '$1SMTP;');
+  return message.replace(/^( {2}by [^\n]* with )ESMTPS?A?;/gm, '$1SMTP;');
 }

@@ -2,7 +2,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { Control } from '../control/index.js';
+import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import { NO_DIRECTORY, type Authenticator } from './auth.js';
 import type { SessionEnv } from './policy.js';
@@ -108,7 +108,10 @@ export class SmtpListener {
     const maxPerIp = Number(this.spec.options['maxperip'] ?? this.deps.maxPerIp ?? 20);
     const refuse = (r: Reply, why: string): void => {
       log('smtp.refused', { ip, why, listener: `${this.spec.host}:${this.spec.port}` });
+      // Read and drop what the client sends (so closing does not reset the reply away), then hang up.
+      socket.resume();
       socket.end(renderReply(r, false));
+      setTimeout(() => socket.destroy(), 10_000).unref();
     };
     if (this.sockets.size >= maxConn) return refuse(R.tooManyConnections, 'maxconn');
     if ((this.perIp.get(ip) ?? 0) >= maxPerIp) return refuse(R.tooManyFromIp, 'maxperip');

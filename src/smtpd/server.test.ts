@@ -1,0 +1,146 @@
+// Black-box tests of the SMTP listener on 127.0.0.1: smuggling, open relay, limits, queue commit, AUTH, tcp.smtp.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { QuailError, splitAddress } from '../address/index.js';
+import { harness, talk } from './testkit.js';
+
+const REMOTE = { TCPREMOTEIP: '192.0.2.9', TCPLOCALHOST: 'mx.local.test' };
+const head = 'EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nSubject: s\r\n\r\nhello';
+const smuggled = 'MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@local.test>\r\nDATA\r\nsmuggled\r\n';
+
+void test('SMTP smuggling: no variant ever yields a second message', async () => {
+  const variants = ['\n.\n', '\n.\r\n', '\r.\r', '\r\n.\n', '\r\n.\r', '\0\r\n.\0\r\n'];
+  for (const v of variants) {
+    const h = await harness({ env: REMOTE });
+    try {
+      const out = await talk(h.port, `${head}${v}${smuggled}\r\n.\r\nQUIT\r\n`);
+      assert.ok(h.queued.length <= 1, JSON.stringify(v));
+      assert.ok(!h.queued.some((q) => q.recipients.includes('victim@local.test')), JSON.stringify(v));
+      assert.equal(out.split('354 ').length - 1, 1, `one DATA only for ${JSON.stringify(v)}: ${out}`);
+      assert.match(out, /\r\n(451 4\.6\.0 See https:\/\/cr\.yp\.to\/docs\/smtplf\.html\.|554 5\.6\.0 sorry, the message contains a (bare CR|NUL byte))/);
+      assert.equal(h.queued.length, 0, `the message with ${JSON.stringify(v)} is refused`);
+    } finally {
+      await h.close();
+    }
+  }
+});
+
+void test('open-relay battery: tricks are refused without relay permission; what is accepted stays local', async () => {
+  const h = await harness({ env: REMOTE, control: { me: 'local.test\n', rcpthosts: 'local.test\n' }, limits: { tarpitAfter: 100 } });
+  const cases: Array<[string, 250 | 553]> = [
+    ['user%victim.test@local.test', 250], ['user@victim.test', 553], ['@local.test:user@victim.test', 553],
+    ['@local.test,@x.test:user@victim.test', 553], ['"user@victim.test"', 553], ['"user@victim.test"@local.test', 250],
+    ['victim.test!user', 250], ['user@[192.0.2.77]', 553], ['user@[127.0.0.1]', 250], ['user@victim.test.', 553],
+    ['user@local.test.', 553], ['user@VICTIM.TEST', 553], ['user@LOCAL.TEST', 250], ['user@local.test@victim.test', 553],
+    ['user@local.test.victim.test', 553], ['user@xlocal.test', 553], ['user\\@victim.test', 553], ['user@victim.test\\', 553],
+  ];
+  try {
+    const rcpts = cases.map(([a]) => `RCPT TO:<${a}>\r\n`).join('');
+    const out = await talk(h.port, `HELO c\r\nMAIL FROM:<a@b.test>\r\n${rcpts}DATA\r\nhi\r\n.\r\nQUIT\r\n`);
+    const codes = out.split('\r\n').slice(3, 3 + cases.length).map((l) => Number(l.slice(0, 3)));
+    assert.deepEqual(codes, cases.map(([, c]) => c), out);
+    assert.equal(h.queued.length, 1);
+    for (const r of h.queued[0]?.recipients ?? []) {
+      const s = splitAddress(r);
+      assert.ok(!s.hasAt || s.domain.toLowerCase() === 'local.test', `accepted ${r} must be local`);
+    }
+  } finally {
+    await h.close();
+  }
+});
+
+void test('RELAYCLIENT from tcp.smtp is appended; deny refuses the connection', async () => {
+  const h = await harness({ control: { 'tcp.smtp': '127.:allow,RELAYCLIENT="@gw.test"\n' } });
+  try {
+    await talk(h.port, 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@remote.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n');
+    assert.deepEqual(h.queued[0]?.recipients, ['joe@remote.test@gw.test']);
+  } finally {
+    await h.close();
+  }
+  const d = await harness({ control: { 'tcp.smtp': '127.0.0.1:deny\n:allow\n' } });
+  try {
+    assert.equal(await talk(d.port, 'HELO c\r\n'), '554 sorry, this host may not use this server (#5.7.1)\r\n');
+  } finally {
+    await d.close();
+  }
+});
+
+void test('250 only after the commit; a queue failure is 451 and nothing is kept', async () => {
+  let failWith: Error | undefined;
+  const h = await harness({
+    env: REMOTE,
+    onCommit: () => {
+      if (failWith !== undefined) throw failWith;
+    },
+  });
+  try {
+    const msg = 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n';
+    failWith = new QuailError('qq write error or disk full (#4.3.0)', true);
+    assert.match(await talk(h.port, msg), /354 go ahead\r\n451 qq write error or disk full \(#4\.3\.0\)\r\n221 /);
+    failWith = new Error('EIO: something internal');
+    assert.match(await talk(h.port, msg), /354 go ahead\r\n451 qq temporary problem \(#4\.3\.0\)\r\n221 /);
+    assert.equal(h.queued.length, 0);
+    failWith = undefined;
+    assert.match(await talk(h.port, msg), /354 go ahead\r\n250 ok \d+ qp test-1\r\n221 /);
+    assert.equal(h.queued.length, 1);
+  } finally {
+    await h.close();
+  }
+});
+
+void test('limits: recipients per message, errors, connections, line length, SIZE', async () => {
+  const h = await harness({ env: REMOTE, options: { maxrcpt: '2' }, limits: { maxErrors: 4, tarpitAfter: 100 }, control: { databytes: '100\n' } });
+  try {
+    const out = await talk(h.port, 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<a@local.test>\r\nRCPT TO:<b@local.test>\r\nRCPT TO:<c@local.test>\r\nQUIT\r\n');
+    assert.match(out, /250 ok\r\n250 ok\r\n452 too many recipients/);
+    const errs = await talk(h.port, 'HELO c\r\nX1\r\nX2\r\nX3\r\nX4\r\nX5\r\nQUIT\r\n');
+    assert.match(errs, /502 unimplemented \(#5\.5\.1\)\r\n421 too many errors, closing the connection \(#4\.7\.0\)\r\n$/);
+    assert.match(await talk(h.port, `HELO ${'x'.repeat(5000)}\r\nQUIT\r\n`), /^220 [^\r]*\r\n500 line too long \(#5\.5\.2\)\r\n221 /);
+    assert.match(await talk(h.port, 'EHLO c\r\nMAIL FROM:<a@b.test> SIZE=101\r\nQUIT\r\n'), /552 5\.3\.4 sorry, that message size exceeds my databytes limit/);
+    assert.match(await talk(h.port, 'HELO c\r\nRSET\rNOOP\r\nQUIT\r\n'), /501 syntax error: bare CR or NUL in a command line/);
+  } finally {
+    await h.close();
+  }
+  const one = await harness({ maxConnections: 1 });
+  try {
+    const { connect } = await import('node:net');
+    const first = connect({ host: '127.0.0.1', port: one.port });
+    await new Promise((r) => first.once('data', r));
+    assert.equal(await talk(one.port, 'QUIT\r\n'), '421 too many connections, try again later (#4.7.0)\r\n');
+    first.destroy();
+  } finally {
+    await one.close();
+  }
+});
+
+void test('AUTH: not offered in clear to remote clients; submission needs it; an injected directory decides', async () => {
+  const remote = await harness({ env: REMOTE, kind: 'submission' });
+  try {
+    const out = await talk(remote.port, 'EHLO c\r\nAUTH PLAIN AHUAcA==\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n');
+    assert.doesNotMatch(out, /AUTH PLAIN LOGIN/);
+    assert.match(out, /538 5\.7\.11 encryption required/);
+    assert.match(out, /530 5\.7\.0 authentication required/);
+  } finally {
+    await remote.close();
+  }
+  const none = await harness({ kind: 'submission' });
+  try {
+    assert.match(await talk(none.port, 'EHLO c\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n'), /250 AUTH PLAIN LOGIN\r\n454 4\.7\.0 temporary authentication failure/);
+  } finally {
+    await none.close();
+  }
+  const dir = await harness({
+    kind: 'submission',
+    authenticator: { verify: (u, p) => Promise.resolve(u === 'u' && p === 'p' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }) },
+  });
+  try {
+    const bad = await talk(dir.port, 'EHLO c\r\nAUTH LOGIN\r\ndQ==\r\neA==\r\nQUIT\r\n');
+    assert.match(bad, /334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n535 5\.7\.8 authentication failed/);
+    const good = await talk(dir.port, 'EHLO c\r\nAUTH PLAIN AHUAcA==\r\nMAIL FROM:<u@local.test>\r\nRCPT TO:<x@remote.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n');
+    assert.match(good, /235 2\.7\.0 authentication successful/);
+    assert.deepEqual(dir.queued[0]?.recipients, ['x@remote.test']);
+    assert.match(dir.queued[0]?.data ?? '', /by mx\.local\.test with ESMTPA; /);
+  } finally {
+    await dir.close();
+  }
+});
