@@ -103,11 +103,12 @@ export class SmtpListener {
   private accept(socket: Socket): void {
     const log = this.deps.log ?? (() => undefined);
     const ip = plainIp(socket.remoteAddress);
+    const label = `${this.address?.address ?? this.spec.host}:${this.address?.port ?? this.spec.port}`;
     socket.on('error', () => undefined); // resets are normal; the session sees EOF
     const maxConn = Number(this.spec.options['maxconn'] ?? this.deps.maxConnections ?? 100);
     const maxPerIp = Number(this.spec.options['maxperip'] ?? this.deps.maxPerIp ?? 20);
     const refuse = (r: Reply, why: string): void => {
-      log('smtp.refused', { ip, why, listener: `${this.spec.host}:${this.spec.port}` });
+      log('smtp.refused', { ip, why, listener: label });
       // Read and drop what the client sends (so closing does not reset the reply away), then hang up.
       socket.resume();
       socket.end(renderReply(r, false));
@@ -125,7 +126,7 @@ export class SmtpListener {
     }
     this.sockets.add(socket);
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
-    log('smtp.connect', { ip, listener: `${this.spec.host}:${this.spec.port}`, kind: this.spec.kind });
+    log('smtp.connect', { ip, listener: label, kind: this.spec.kind });
     let tls: SecureContext | undefined;
     try {
       tls = this.deps.tls?.();
