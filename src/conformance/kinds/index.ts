@@ -5,6 +5,7 @@ import { newuKind } from './newu.js';
 import { injectKind } from './inject.js';
 import { smtpKind } from './smtp.js';
 import { localDryrunKind } from './local-dryrun.js';
+import { deliveryKind } from './delivery.js';
 
 export const KINDS: Readonly<Record<string, KindHandler | undefined>> = {
   newu: newuKind,
@@ -12,5 +13,6 @@ export const KINDS: Readonly<Record<string, KindHandler | undefined>> = {
   inject: injectKind,
   smtp: smtpKind,
   'local-dryrun': localDryrunKind,
+  delivery: deliveryKind,
   // one line each: 'local-dryrun', delivery, smtp, inject
 };
