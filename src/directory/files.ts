@@ -1,0 +1,97 @@
+// Atomic text edits of qmail's files (tmp + fsync + rename) and the lines the directory owns in them.
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { asciiLower } from '../address/index.js';
+import { formatPolicy } from './names.js';
+import type { Domain } from './types.js';
+
+/** Writes path via path.tmp.PID, fsyncs, renames: readers see the old or the new file, never a part. */
+export function writeAtomic(path: string, text: string, mode = 0o644): void {
+  const tmp = `${path}.tmp.${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, Buffer.from(text, 'latin1'));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+const lines = (text: string | null): string[] => {
+  if (text === null || text === '') return [];
+  const l = text.split('\n');
+  if (l[l.length - 1] === '') l.pop();
+  return l;
+};
+const join = (l: readonly string[]): string => l.map((x) => `${x}\n`).join('');
+
+/** rcpthosts with `add` present and `remove` absent; other lines kept as they are. null: no change needed. */
+export function editList(text: string | null, add: readonly string[], remove: readonly string[]): string | null {
+  const rm = new Set(remove.map(asciiLower));
+  const old = lines(text);
+  const kept = old.filter((l) => !rm.has(asciiLower(l.trim())));
+  const have = new Set(kept.map((l) => asciiLower(l.trim())));
+  const out = [...kept, ...add.filter((a) => !have.has(asciiLower(a)))];
+  return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
+}
+
+/** virtualdomains: `key:value` entries set (replacing the key's line) or removed by key. null: no change. */
+export function editMap(text: string | null, set: ReadonlyMap<string, string>, remove: readonly string[]): string | null {
+  const rm = new Set(remove.map(asciiLower));
+  const old = lines(text);
+  const done = new Set<string>();
+  const out: string[] = [];
+  for (const l of old) {
+    const i = l.indexOf(':');
+    const key = i < 0 ? null : asciiLower(l.slice(0, i).trim());
+    if (key !== null && rm.has(key)) continue;
+    if (key !== null && set.has(key)) {
+      if (done.has(key)) continue;
+      done.add(key);
+      out.push(`${key}:${set.get(key) ?? ''}`);
+      continue;
+    }
+    out.push(l);
+  }
+  for (const [k, v] of set) if (!done.has(k)) out.push(`${k}:${v}`);
+  return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
+}
+
+/** The users/assign line of a managed domain. */
+export function assignLine(root: string, d: Pick<Domain, 'name' | 'account'>): string {
+  return `+${d.name}-:${d.account.user}:${d.account.uid}:${d.account.gid}:${root}/domains/${d.name}:-::`;
+}
+
+/** users/assign with `set` lines (keyed by their `+prefix:`) and without `remove` prefixes, before the `.`. */
+export function editAssign(text: string | null, set: readonly string[], remove: readonly string[]): string | null {
+  const keyOf = (l: string): string => asciiLower(l.slice(0, l.indexOf(':') + 1));
+  const rm = new Set(remove.map((p) => asciiLower(`+${p}-:`)));
+  const want = new Map(set.map((l) => [keyOf(l), l]));
+  const old = lines(text);
+  const out: string[] = [];
+  let dot = -1;
+  for (const l of old) {
+    if (dot < 0 && l.startsWith('.')) {
+      dot = out.length;
+      out.push(l);
+      continue;
+    }
+    const k = keyOf(l);
+    if (dot < 0 && rm.has(k)) continue;
+    if (dot < 0 && want.has(k)) {
+      out.push(want.get(k) ?? l);
+      want.delete(k);
+      continue;
+    }
+    out.push(l);
+  }
+  const rest = [...want.values()];
+  if (dot < 0) out.push(...rest, '.');
+  else out.splice(dot, 0, ...rest);
+  return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
+}
+
+/** The domain's `.qmail-default`: one program line handing every address to vdeliver. */
+export function dotQmailDefault(d: Pick<Domain, 'policy'>): string {
+  return `| quail vdeliver '' ${formatPolicy(d.policy)}\n`;
+}

@@ -1,0 +1,18 @@
+// directory: vpopmail for quail — domains, mailboxes, aliases in SQLite or PostgreSQL, kept in step with qmail's files.
+export type {
+  Alias, DeliveryAccount, Directory, Domain, DomainLimits, DomainPatch, Mailbox, MailboxFlag, MailboxPatch, NewDomain,
+  NewMailbox, UnknownPolicy,
+} from './types.js';
+export { MAILBOX_FLAGS } from './types.js';
+export { DirectoryError, domainName, localPart, formatPolicy, parsePolicy, parseFlag, splitLogin, checkTarget, targetKind } from './names.js';
+export { openDirectory, locateDirectory, redact, SQLITE_FILE, type OpenOptions, type DirectoryLocation } from './open.js';
+export { MIGRATIONS, LATEST as SCHEMA_VERSION } from './migrations.js';
+export { hashPassword, verifyPassword, hashScheme } from './password.js';
+export { authenticate, type AuthOptions, type Service } from './auth.js';
+export { vdeliver, type VdeliverOptions, type VdeliverResult, type VdeliverForward } from './vdeliver.js';
+export { checkDrift, repairDrift, syncDomain, type Drift } from './sync.js';
+export {
+  addAliasDomain, changeDomain, createDomain, createMailbox, deliveryAccount, parseAddress, removeAliasDomain, removeDomain,
+  removeMailbox, type Ctx, type NewUser,
+} from './admin.js';
+export { parseVdeliverLine } from './line.js';

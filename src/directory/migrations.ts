@@ -1,0 +1,68 @@
+// Versioned schema migrations, run automatically when a directory is opened (one transaction, in order).
+import type { SqlDriver } from './sql.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly what: string;
+  /** Statements valid in both SQLite and PostgreSQL. */
+  readonly sql: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    what: 'domains, alias domains, mailboxes, aliases',
+    sql: [
+      `CREATE TABLE domains (name TEXT PRIMARY KEY, policy TEXT NOT NULL, policy_target TEXT NOT NULL DEFAULT '',
+        max_mailboxes BIGINT, max_aliases BIGINT, max_forwards BIGINT, quota_bytes BIGINT,
+        account TEXT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, created BIGINT NOT NULL)`,
+      `CREATE TABLE alias_domains (alias TEXT PRIMARY KEY, domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE)`,
+      `CREATE TABLE mailboxes (domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE, local TEXT NOT NULL,
+        password TEXT NOT NULL, real_name TEXT NOT NULL DEFAULT '', quota_bytes BIGINT, quota_messages BIGINT,
+        flags BIGINT NOT NULL DEFAULT 0, created BIGINT NOT NULL, last_login BIGINT, PRIMARY KEY (domain, local))`,
+      `CREATE TABLE aliases (domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE, local TEXT NOT NULL,
+        position BIGINT NOT NULL, target TEXT NOT NULL, PRIMARY KEY (domain, local, target))`,
+    ],
+  },
+  {
+    version: 2,
+    what: 'per-mailbox forwarding (with or without a copy); alias domain lookup by target',
+    sql: [
+      `ALTER TABLE mailboxes ADD COLUMN forward TEXT NOT NULL DEFAULT ''`,
+      `ALTER TABLE mailboxes ADD COLUMN keep_copy BIGINT NOT NULL DEFAULT 0`,
+      `CREATE INDEX alias_domains_domain ON alias_domains (domain)`,
+    ],
+  },
+];
+
+export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
+
+export async function currentVersion(db: SqlDriver): Promise<number> {
+  await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)');
+  const rows = await db.all('SELECT MAX(version) AS v FROM schema_migrations');
+  const v = rows[0]?.['v'];
+  return v === null || v === undefined ? 0 : Number(v);
+}
+
+/**
+ * Brings the schema to LATEST. `backup(from)` runs first when an existing schema (version > 0) is about to
+ * change; a failed backup stops the migration. PostgreSQL takes an advisory lock so two processes opening the
+ * directory at once do not both migrate. Returns the versions applied.
+ */
+export async function migrate(db: SqlDriver, backup: (from: number) => Promise<void>, now: () => number = Date.now): Promise<number[]> {
+  const before = await currentVersion(db);
+  if (before >= LATEST) return [];
+  if (before > 0) await backup(before);
+  return db.transaction(async (tx) => {
+    if (tx.dialect === 'postgres') await tx.all('SELECT pg_advisory_xact_lock(7106321)');
+    const from = await currentVersion(tx);
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (m.version <= from) continue;
+      for (const s of m.sql) await tx.run(s);
+      await tx.run('INSERT INTO schema_migrations (version, applied) VALUES (?, ?)', [m.version, now()]);
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}

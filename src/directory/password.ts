@@ -1,0 +1,51 @@
+// Password hashes: new ones with scrypt (memory-hard, in node:crypto); imported crypt(3) hashes verified too.
+import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { verifyCrypt } from './crypt.js';
+
+/** log2(N) = 15, r = 8, p = 1: 32 MiB and roughly 0.1 s per hash; the parameters travel in the hash. */
+export const SCRYPT_DEFAULT = { ln: 15, r: 8, p: 1 } as const;
+const KEYLEN = 32;
+
+function scryptAsync(pw: string, salt: Buffer, keylen: number, o: ScryptOptions): Promise<Buffer> {
+  return new Promise((res, rej) => {
+    scrypt(pw, salt, keylen, o, (err, key) => (err ? rej(err) : res(key)));
+  });
+}
+
+const opts = (ln: number, r: number, p: number): ScryptOptions => ({ N: 2 ** ln, r, p, maxmem: 256 * 2 ** ln * r + 1024 * 1024 });
+
+/** `$scrypt$ln=15,r=8,p=1$<salt base64>$<key base64>` (the PHC string form). */
+export async function hashPassword(password: string, params: { ln: number; r: number; p: number } = SCRYPT_DEFAULT): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scryptAsync(password, salt, KEYLEN, opts(params.ln, params.r, params.p));
+  const b64 = (b: Buffer): string => b.toString('base64').replace(/=+$/, '');
+  return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${b64(salt)}$${b64(key)}`;
+}
+
+const SCRYPT = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
+
+/**
+ * True when `password` matches `hash`: scrypt (ours), or crypt(3) `$1$` (MD5), `$5$` (SHA-256), `$6$`
+ * (SHA-512) imported from vpopmail. An empty or unknown hash never matches.
+ */
+export async function verifyPassword(password: string, hash: string): Promise<boolean> {
+  const m = SCRYPT.exec(hash);
+  if (m) {
+    const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    if (ln < 1 || ln > 22 || r < 1 || p < 1) return false;
+    const want = Buffer.from(m[5] ?? '', 'base64');
+    const got = await scryptAsync(password, Buffer.from(m[4] ?? '', 'base64'), want.length, opts(ln, r, p));
+    return want.length > 0 && timingSafeEqual(got, want);
+  }
+  if (hash === '') return false;
+  return verifyCrypt(password, hash);
+}
+
+/** Which scheme a hash uses (for `user info`). */
+export function hashScheme(hash: string): string {
+  if (hash === '') return 'none';
+  if (hash.startsWith('$scrypt$')) return 'scrypt';
+  const m = /^\$(\w+)\$/.exec(hash);
+  if (m) return { '1': 'md5-crypt', '5': 'sha256-crypt', '6': 'sha512-crypt', '2y': 'bcrypt', '2a': 'bcrypt', '2b': 'bcrypt' }[m[1] ?? ''] ?? `$${m[1]}$`;
+  return hash.length === 13 ? 'des-crypt' : 'unknown';
+}

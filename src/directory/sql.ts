@@ -1,0 +1,155 @@
+// The two SQL drivers behind the directory: better-sqlite3 (serialised, sync under a Promise API) and pg (a pool).
+import Database from 'better-sqlite3';
+import pg from 'pg';
+
+export type SqlValue = string | number | null;
+export type Row = Record<string, unknown>;
+
+/** What the directory needs from a database: `?` placeholders in both dialects. */
+export interface SqlDriver {
+  readonly dialect: 'sqlite' | 'postgres';
+  all(sql: string, params?: readonly SqlValue[]): Promise<Row[]>;
+  /** Returns the number of rows changed. */
+  run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /** Runs fn in one transaction (committed when it resolves, rolled back when it throws). */
+  transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** One at a time: better-sqlite3 has one connection, so an async transaction must not interleave with others. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  async lock<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.tail;
+    let release = (): void => undefined;
+    this.tail = new Promise<void>((r) => {
+      release = r;
+    });
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+export class SqliteDriver implements SqlDriver {
+  readonly dialect = 'sqlite' as const;
+  private readonly mutex = new Mutex();
+
+  constructor(readonly db: Database.Database) {}
+
+  static open(file: string): SqliteDriver {
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    return new SqliteDriver(db);
+  }
+
+  private inner(): SqlDriver {
+    const db = this.db;
+    const self: SqlDriver = {
+      dialect: 'sqlite',
+      all: (sql, params = []) => Promise.resolve(db.prepare(sql).all(...params) as Row[]),
+      run: (sql, params = []) => Promise.resolve(db.prepare(sql).run(...params).changes),
+      transaction: (fn) => fn(self),
+      close: () => Promise.resolve(),
+    };
+    return self;
+  }
+
+  all(sql: string, params: readonly SqlValue[] = []): Promise<Row[]> {
+    return this.mutex.lock(() => this.inner().all(sql, params));
+  }
+
+  run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return this.mutex.lock(() => this.inner().run(sql, params));
+  }
+
+  transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+    return this.mutex.lock(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const r = await fn(this.inner());
+        this.db.exec('COMMIT');
+        return r;
+      } catch (err) {
+        this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return this.mutex.lock(() => {
+      this.db.close();
+      return Promise.resolve();
+    });
+  }
+}
+
+/** `?` → `$1`, `$2`... (our SQL has no `?` inside string literals). */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
+}
+
+function pgOps(q: Queryable, tx: (fn: (t: SqlDriver) => Promise<unknown>) => Promise<unknown>): SqlDriver {
+  return {
+    dialect: 'postgres',
+    all: async (sql, params = []) => (await q.query(numbered(sql), [...params])).rows,
+    run: async (sql, params = []) => (await q.query(numbered(sql), [...params])).rowCount ?? 0,
+    transaction: <T>(fn: (t: SqlDriver) => Promise<T>) => tx(fn) as Promise<T>,
+    close: () => Promise.resolve(),
+  };
+}
+
+export class PgDriver implements SqlDriver {
+  readonly dialect = 'postgres' as const;
+  private readonly ops: SqlDriver;
+
+  constructor(private readonly pool: pg.Pool) {
+    this.ops = pgOps(pool, (fn) => this.transaction(fn));
+  }
+
+  static open(url: string): PgDriver {
+    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    // An idle client's error (server restart) must not crash the process; the next query reports it.
+    pool.on('error', () => undefined);
+    return new PgDriver(pool);
+  }
+
+  all(sql: string, params?: readonly SqlValue[]): Promise<Row[]> {
+    return this.ops.all(sql, params);
+  }
+
+  run(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    return this.ops.run(sql, params);
+  }
+
+  async transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const inner: SqlDriver = pgOps(client, (f) => f(inner));
+      const r = await fn(inner);
+      await client.query('COMMIT');
+      return r;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}

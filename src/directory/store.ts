@@ -1,0 +1,300 @@
+// The Directory over SQL: one implementation for both backends (SQLite and PostgreSQL share the statements).
+import { DirectoryError, bitsToFlags, checkTarget, domainName, flagsToBits, localPart } from './names.js';
+import type { Row, SqlDriver, SqlValue } from './sql.js';
+import { currentVersion } from './migrations.js';
+import type {
+  Alias, Directory, Domain, DomainLimits, DomainPatch, Mailbox, MailboxPatch, NewDomain, NewMailbox, UnknownPolicy,
+} from './types.js';
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const str = (v: unknown): string => (typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v));
+
+function policyColumns(p: UnknownPolicy): [string, string] {
+  switch (p.kind) {
+    case 'bounce-no-mailbox':
+    case 'delete':
+      return [p.kind, ''];
+    case 'forward':
+      return ['forward', p.address];
+    case 'mailbox':
+      return ['mailbox', localPart(p.local)];
+  }
+}
+
+function policyOf(kind: string, target: string): UnknownPolicy {
+  if (kind === 'forward') return { kind, address: target };
+  if (kind === 'mailbox') return { kind, local: target };
+  if (kind === 'delete') return { kind };
+  return { kind: 'bounce-no-mailbox' };
+}
+
+function checkLimit(n: number | null | undefined, what: string): number | null {
+  if (n === null || n === undefined) return null;
+  if (!Number.isSafeInteger(n) || n < 0) throw new DirectoryError(`${what} must be a whole number ≥ 0, not ${n}`);
+  return n;
+}
+
+export class SqlDirectory implements Directory {
+  constructor(
+    private readonly db: SqlDriver,
+    readonly describe: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  schemaVersion(): Promise<number> {
+    return currentVersion(this.db);
+  }
+
+  private async domainRow(db: SqlDriver, r: Row): Promise<Domain> {
+    const name = str(r['name']);
+    const aliases = await db.all('SELECT alias FROM alias_domains WHERE domain = ? ORDER BY alias', [name]);
+    return {
+      name,
+      aliases: aliases.map((a) => str(a['alias'])),
+      policy: policyOf(str(r['policy']), str(r['policy_target'])),
+      limits: {
+        maxMailboxes: num(r['max_mailboxes']),
+        maxAliases: num(r['max_aliases']),
+        maxForwards: num(r['max_forwards']),
+        quotaBytes: num(r['quota_bytes']),
+      },
+      account: { user: str(r['account']), uid: Number(r['uid']), gid: Number(r['gid']) },
+      created: new Date(Number(r['created'])),
+    };
+  }
+
+  private mailboxRow(r: Row): Mailbox {
+    const domain = str(r['domain']);
+    const local = str(r['local']);
+    const fwd = str(r['forward']);
+    return {
+      domain,
+      local,
+      passwordHash: str(r['password']),
+      realName: str(r['real_name']),
+      quotaBytes: num(r['quota_bytes']),
+      quotaMessages: num(r['quota_messages']),
+      flags: bitsToFlags(Number(r['flags'])),
+      created: new Date(Number(r['created'])),
+      lastLogin: r['last_login'] === null || r['last_login'] === undefined ? null : new Date(Number(r['last_login'])),
+      home: `domains/${domain}/${local}`,
+      forward: fwd === '' ? [] : fwd.split('\n'),
+      keepCopy: Number(r['keep_copy']) !== 0,
+    };
+  }
+
+  private async need(db: SqlDriver, name: string): Promise<Row> {
+    const rows = await db.all('SELECT * FROM domains WHERE name = ?', [name]);
+    const r = rows[0];
+    if (!r) throw new DirectoryError(`no domain ${name} in the directory; add it with quail domain add ${name}`);
+    return r;
+  }
+
+  async addDomain(d: NewDomain): Promise<Domain> {
+    const name = domainName(d.name);
+    const [policy, target] = policyColumns(d.policy ?? { kind: 'bounce-no-mailbox' });
+    const l = d.limits ?? {};
+    return this.db.transaction(async (tx) => {
+      if ((await tx.all('SELECT 1 FROM domains WHERE name = ?', [name])).length > 0) {
+        throw new DirectoryError(`domain ${name} already exists`);
+      }
+      if ((await tx.all('SELECT domain FROM alias_domains WHERE alias = ?', [name])).length > 0) {
+        throw new DirectoryError(`${name} is already an alias domain; remove the alias first`);
+      }
+      await tx.run(
+        `INSERT INTO domains (name, policy, policy_target, max_mailboxes, max_aliases, max_forwards, quota_bytes, account, uid, gid, created)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [name, policy, target, checkLimit(l.maxMailboxes, 'max mailboxes'), checkLimit(l.maxAliases, 'max aliases'),
+          checkLimit(l.maxForwards, 'max forwards'), checkLimit(l.quotaBytes, 'domain quota'),
+          d.account.user, d.account.uid, d.account.gid, this.now()],
+      );
+      return this.domainRow(tx, await this.need(tx, name));
+    });
+  }
+
+  async getDomain(name: string): Promise<Domain | null> {
+    const r = (await this.db.all('SELECT * FROM domains WHERE name = ?', [name.toLowerCase()]))[0];
+    return r ? this.domainRow(this.db, r) : null;
+  }
+
+  async resolveDomain(name: string): Promise<Domain | null> {
+    const n = name.toLowerCase();
+    const direct = await this.getDomain(n);
+    if (direct) return direct;
+    const a = (await this.db.all('SELECT domain FROM alias_domains WHERE alias = ?', [n]))[0];
+    return a ? this.getDomain(str(a['domain'])) : null;
+  }
+
+  async listDomains(): Promise<Domain[]> {
+    const rows = await this.db.all('SELECT * FROM domains ORDER BY name');
+    const out: Domain[] = [];
+    for (const r of rows) out.push(await this.domainRow(this.db, r));
+    return out;
+  }
+
+  async updateDomain(name: string, patch: DomainPatch): Promise<Domain> {
+    const n = name.toLowerCase();
+    return this.db.transaction(async (tx) => {
+      const cur = await this.domainRow(tx, await this.need(tx, n));
+      const [policy, target] = policyColumns(patch.policy ?? cur.policy);
+      const lim: DomainLimits = { ...cur.limits, ...patch.limits };
+      const acct = patch.account ?? cur.account;
+      await tx.run(
+        `UPDATE domains SET policy = ?, policy_target = ?, max_mailboxes = ?, max_aliases = ?, max_forwards = ?,
+         quota_bytes = ?, account = ?, uid = ?, gid = ? WHERE name = ?`,
+        [policy, target, checkLimit(lim.maxMailboxes, 'max mailboxes'), checkLimit(lim.maxAliases, 'max aliases'),
+          checkLimit(lim.maxForwards, 'max forwards'), checkLimit(lim.quotaBytes, 'domain quota'), acct.user, acct.uid, acct.gid, n],
+      );
+      return this.domainRow(tx, await this.need(tx, n));
+    });
+  }
+
+  async deleteDomain(name: string): Promise<boolean> {
+    const n = name.toLowerCase();
+    return this.db.transaction(async (tx) => {
+      // Explicit deletes as well as ON DELETE CASCADE: the result must not depend on a pragma.
+      for (const t of ['aliases', 'mailboxes', 'alias_domains']) await tx.run(`DELETE FROM ${t} WHERE domain = ?`, [n]);
+      return (await tx.run('DELETE FROM domains WHERE name = ?', [n])) > 0;
+    });
+  }
+
+  async addAliasDomain(alias: string, target: string): Promise<void> {
+    const a = domainName(alias);
+    const t = target.toLowerCase();
+    await this.db.transaction(async (tx) => {
+      await this.need(tx, t);
+      if ((await tx.all('SELECT 1 FROM domains WHERE name = ?', [a])).length > 0) throw new DirectoryError(`${a} is already a domain`);
+      const cur = (await tx.all('SELECT domain FROM alias_domains WHERE alias = ?', [a]))[0];
+      if (cur) throw new DirectoryError(`${a} is already an alias of ${str(cur['domain'])}`);
+      await tx.run('INSERT INTO alias_domains (alias, domain) VALUES (?, ?)', [a, t]);
+    });
+  }
+
+  async deleteAliasDomain(alias: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM alias_domains WHERE alias = ?', [alias.toLowerCase()])) > 0;
+  }
+
+  async addMailbox(m: NewMailbox): Promise<Mailbox> {
+    const d = m.domain.toLowerCase();
+    const l = localPart(m.local);
+    return this.db.transaction(async (tx) => {
+      const dom = await this.domainRow(tx, await this.need(tx, d));
+      if ((await tx.all('SELECT 1 FROM mailboxes WHERE domain = ? AND local = ?', [d, l])).length > 0) {
+        throw new DirectoryError(`mailbox ${l}@${d} already exists`);
+      }
+      if (dom.limits.maxMailboxes !== null) {
+        const n = Number((await tx.all('SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ?', [d]))[0]?.['n'] ?? 0);
+        if (n >= dom.limits.maxMailboxes) throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxMailboxes} mailboxes`);
+      }
+      await tx.run(
+        `INSERT INTO mailboxes (domain, local, password, real_name, quota_bytes, quota_messages, flags, created)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        [d, l, m.passwordHash, m.realName ?? '', checkLimit(m.quotaBytes, 'quota bytes'), checkLimit(m.quotaMessages, 'quota messages'),
+          flagsToBits(m.flags ?? []), this.now()],
+      );
+      return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});
+    });
+  }
+
+  async getMailbox(domain: string, local: string): Promise<Mailbox | null> {
+    const r = (await this.db.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [domain.toLowerCase(), local.toLowerCase()]))[0];
+    return r ? this.mailboxRow(r) : null;
+  }
+
+  async listMailboxes(domain: string): Promise<Mailbox[]> {
+    const rows = await this.db.all('SELECT * FROM mailboxes WHERE domain = ? ORDER BY local', [domain.toLowerCase()]);
+    return rows.map((r) => this.mailboxRow(r));
+  }
+
+  async countMailboxes(domain: string): Promise<number> {
+    return Number((await this.db.all('SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ?', [domain.toLowerCase()]))[0]?.['n'] ?? 0);
+  }
+
+  async updateMailbox(domain: string, local: string, patch: MailboxPatch): Promise<Mailbox> {
+    const d = domain.toLowerCase();
+    const l = local.toLowerCase();
+    return this.db.transaction(async (tx) => {
+      const row = (await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0];
+      if (!row) throw new DirectoryError(`no mailbox ${l}@${d}; add it with quail user add ${l}@${d}`);
+      const cur = this.mailboxRow(row);
+      const forward = (patch.forward ?? cur.forward).map(checkTarget);
+      if (patch.forward !== undefined && patch.forward.length > 0 && cur.forward.length === 0) {
+        const dom = await this.domainRow(tx, await this.need(tx, d));
+        if (dom.limits.maxForwards !== null) {
+          const n = Number((await tx.all(`SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ? AND forward <> ''`, [d]))[0]?.['n'] ?? 0);
+          if (n >= dom.limits.maxForwards) throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxForwards} forwards`);
+        }
+      }
+      const lastLogin = patch.lastLogin === undefined ? cur.lastLogin : patch.lastLogin;
+      const v: SqlValue[] = [
+        patch.passwordHash ?? cur.passwordHash, patch.realName ?? cur.realName,
+        checkLimit(patch.quotaBytes === undefined ? cur.quotaBytes : patch.quotaBytes, 'quota bytes'),
+        checkLimit(patch.quotaMessages === undefined ? cur.quotaMessages : patch.quotaMessages, 'quota messages'),
+        flagsToBits(patch.flags ?? cur.flags), forward.join('\n'), (patch.keepCopy ?? cur.keepCopy) ? 1 : 0,
+        lastLogin === null ? null : lastLogin.getTime(), d, l,
+      ];
+      await tx.run(
+        `UPDATE mailboxes SET password = ?, real_name = ?, quota_bytes = ?, quota_messages = ?, flags = ?, forward = ?,
+         keep_copy = ?, last_login = ? WHERE domain = ? AND local = ?`, v);
+      return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});
+    });
+  }
+
+  async deleteMailbox(domain: string, local: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM mailboxes WHERE domain = ? AND local = ?', [domain.toLowerCase(), local.toLowerCase()])) > 0;
+  }
+
+  private async aliasIn(db: SqlDriver, d: string, l: string): Promise<Alias | null> {
+    const rows = await db.all('SELECT target FROM aliases WHERE domain = ? AND local = ? ORDER BY position', [d, l]);
+    return rows.length === 0 ? null : { domain: d, local: l, targets: rows.map((r) => str(r['target'])) };
+  }
+
+  async addAlias(domain: string, local: string, targets: readonly string[]): Promise<Alias> {
+    const d = domain.toLowerCase();
+    const l = localPart(local);
+    const ts = targets.map(checkTarget);
+    if (ts.length === 0) throw new DirectoryError(`alias ${l}@${d}: give at least one target`);
+    return this.db.transaction(async (tx) => {
+      const dom = await this.domainRow(tx, await this.need(tx, d));
+      const cur = await this.aliasIn(tx, d, l);
+      if (!cur && dom.limits.maxAliases !== null) {
+        const n = Number((await tx.all('SELECT COUNT(DISTINCT local) AS n FROM aliases WHERE domain = ?', [d]))[0]?.['n'] ?? 0);
+        if (n >= dom.limits.maxAliases) throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxAliases} aliases`);
+      }
+      let pos = cur?.targets.length ?? 0;
+      for (const t of ts) {
+        if (cur?.targets.includes(t)) continue;
+        await tx.run('INSERT INTO aliases (domain, local, position, target) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [d, l, pos++, t]);
+      }
+      return (await this.aliasIn(tx, d, l)) ?? { domain: d, local: l, targets: [] };
+    });
+  }
+
+  getAlias(domain: string, local: string): Promise<Alias | null> {
+    return this.aliasIn(this.db, domain.toLowerCase(), local.toLowerCase());
+  }
+
+  async listAliases(domain: string): Promise<Alias[]> {
+    const d = domain.toLowerCase();
+    const rows = await this.db.all('SELECT local, target FROM aliases WHERE domain = ? ORDER BY local, position', [d]);
+    const out: Alias[] = [];
+    for (const r of rows) {
+      const l = str(r['local']);
+      const last = out[out.length - 1];
+      if (last && last.local === l) (last.targets as string[]).push(str(r['target']));
+      else out.push({ domain: d, local: l, targets: [str(r['target'])] });
+    }
+    return out;
+  }
+
+  async deleteAlias(domain: string, local: string, target?: string): Promise<boolean> {
+    const d = domain.toLowerCase();
+    const l = local.toLowerCase();
+    if (target === undefined) return (await this.db.run('DELETE FROM aliases WHERE domain = ? AND local = ?', [d, l])) > 0;
+    return (await this.db.run('DELETE FROM aliases WHERE domain = ? AND local = ? AND target = ?', [d, l, target.trim()])) > 0;
+  }
+}
