@@ -50,3 +50,13 @@ export function normaliseSmtpQueueId(output: string): string {
 export function normaliseReceivedProtocol(message: string): string {
   return message.replace(/^( {2}by [^\n]* with )ESMTPS?A?;/gm, '$1SMTP;');
 }
+
+/**
+ * delivery (remote sinks): quail's SMTP client opens with `EHLO <helohost>` (falling back to HELO only when
+ * refused) where qmail-remote always sends `HELO <helohost>` (SEMANTICS.md E.5). Why: EHLO is what STARTTLS,
+ * SIZE and 8BITMIME need (RFC 5321 4.1.1.1). The sink records the argument of either verb as `helo`; the verb
+ * itself is not compared.
+ */
+export function heloArgument(line: string): string {
+  return line.replace(/^(?:HELO|EHLO) ?/i, '');
+}

@@ -14,7 +14,7 @@ export const deliveryKind: KindHandler = async (scenario, ctx) => {
   const exp = scenario.outcome as Record<string, unknown>;
   const out: string[] = [];
 
-  const expStarted = exp['qmail_send_started'] ?? true;
+  const expStarted = exp['qmail_send_started'] !== false;
   if (expStarted !== run.started) out.push(`qmail_send_started: expected ${String(expStarted)} got ${String(run.started)}`);
 
   const expNewu = exp['qmail_newu'] as Record<string, unknown> | undefined;
