@@ -50,7 +50,11 @@ export async function currentVersion(db: SqlDriver): Promise<number> {
  * directory at once do not both migrate. Returns the versions applied.
  */
 export async function migrate(db: SqlDriver, backup: (from: number) => Promise<void>, now: () => number = Date.now): Promise<number[]> {
-  const before = await currentVersion(db);
+  // Under the lock too: two processes creating schema_migrations at once would collide in PostgreSQL's catalogue.
+  const before = await db.transaction(async (tx) => {
+    if (tx.dialect === 'postgres') await tx.all('SELECT pg_advisory_xact_lock(7106321)');
+    return currentVersion(tx);
+  });
   if (before >= LATEST) return [];
   if (before > 0) await backup(before);
   return db.transaction(async (tx) => {

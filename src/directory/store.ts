@@ -87,8 +87,10 @@ export class SqlDirectory implements Directory {
     };
   }
 
-  private async need(db: SqlDriver, name: string): Promise<Row> {
-    const rows = await db.all('SELECT * FROM domains WHERE name = ?', [name]);
+  /** The domain's row; with lock, PostgreSQL holds it until commit so limit checks cannot race. */
+  private async need(db: SqlDriver, name: string, lock = false): Promise<Row> {
+    const forUpdate = lock && db.dialect === 'postgres' ? ' FOR UPDATE' : '';
+    const rows = await db.all(`SELECT * FROM domains WHERE name = ?${forUpdate}`, [name]);
     const r = rows[0];
     if (!r) throw new DirectoryError(`no domain ${name} in the directory; add it with quail domain add ${name}`);
     return r;
@@ -182,7 +184,7 @@ export class SqlDirectory implements Directory {
     const d = m.domain.toLowerCase();
     const l = localPart(m.local);
     return this.db.transaction(async (tx) => {
-      const dom = await this.domainRow(tx, await this.need(tx, d));
+      const dom = await this.domainRow(tx, await this.need(tx, d, true));
       if ((await tx.all('SELECT 1 FROM mailboxes WHERE domain = ? AND local = ?', [d, l])).length > 0) {
         throw new DirectoryError(`mailbox ${l}@${d} already exists`);
       }
@@ -223,7 +225,7 @@ export class SqlDirectory implements Directory {
       const cur = this.mailboxRow(row);
       const forward = (patch.forward ?? cur.forward).map(checkTarget);
       if (patch.forward !== undefined && patch.forward.length > 0 && cur.forward.length === 0) {
-        const dom = await this.domainRow(tx, await this.need(tx, d));
+        const dom = await this.domainRow(tx, await this.need(tx, d, true));
         if (dom.limits.maxForwards !== null) {
           const n = Number((await tx.all(`SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ? AND forward <> ''`, [d]))[0]?.['n'] ?? 0);
           if (n >= dom.limits.maxForwards) throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxForwards} forwards`);
@@ -259,7 +261,7 @@ export class SqlDirectory implements Directory {
     const ts = targets.map(checkTarget);
     if (ts.length === 0) throw new DirectoryError(`alias ${l}@${d}: give at least one target`);
     return this.db.transaction(async (tx) => {
-      const dom = await this.domainRow(tx, await this.need(tx, d));
+      const dom = await this.domainRow(tx, await this.need(tx, d, true));
       const cur = await this.aliasIn(tx, d, l);
       if (!cur && dom.limits.maxAliases !== null) {
         const n = Number((await tx.all('SELECT COUNT(DISTINCT local) AS n FROM aliases WHERE domain = ?', [d]))[0]?.['n'] ?? 0);

@@ -1,0 +1,171 @@
+// The directory contract suite: one set of tests run against every backend (SQLite and PostgreSQL).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LATEST as SCHEMA_VERSION } from './migrations.js';
+import { DirectoryError } from './names.js';
+import type { Directory } from './types.js';
+
+export type DirectoryFactory = () => Promise<Directory>;
+
+const acct = { user: 'quail', uid: 4242, gid: 4243 };
+
+/** Registers the contract tests; each test gets a fresh, empty directory from the factory and closes it. */
+export function directoryContract(name: string, factory: DirectoryFactory): void {
+  const withDir = (title: string, body: (d: Directory) => Promise<void>): void => {
+    void test(`${name}: ${title}`, async () => {
+      const d = await factory();
+      try {
+        await body(d);
+      } finally {
+        await d.close();
+      }
+    });
+  };
+
+  withDir('a new directory is at the latest schema version', async (d) => {
+    assert.equal(await d.schemaVersion(), SCHEMA_VERSION);
+    assert.deepEqual(await d.listDomains(), []);
+  });
+
+  withDir('domains: add, get (case-insensitive), list, duplicates and bad names refused', async (d) => {
+    const dom = await d.addDomain({ name: 'Example.COM', account: acct });
+    assert.equal(dom.name, 'example.com');
+    assert.deepEqual(dom.policy, { kind: 'bounce-no-mailbox' });
+    assert.deepEqual(dom.limits, { maxMailboxes: null, maxAliases: null, maxForwards: null, quotaBytes: null });
+    assert.deepEqual(dom.account, acct);
+    assert.deepEqual(dom.aliases, []);
+    assert.deepEqual(await d.getDomain('EXAMPLE.com'), dom);
+    await d.addDomain({ name: 'b.example', account: acct, policy: { kind: 'delete' }, limits: { maxMailboxes: 5 } });
+    assert.deepEqual((await d.listDomains()).map((x) => x.name), ['b.example', 'example.com']);
+    await assert.rejects(d.addDomain({ name: 'example.com', account: acct }), DirectoryError);
+    await assert.rejects(d.addDomain({ name: 'bad/name', account: acct }), DirectoryError);
+    await assert.rejects(d.addDomain({ name: 'x.example', account: acct, limits: { maxAliases: -1 } }), DirectoryError);
+    assert.equal(await d.getDomain('nosuch.example'), null);
+  });
+
+  withDir('domains: every policy kind and the limits round-trip through updateDomain', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    for (const policy of [
+      { kind: 'delete' }, { kind: 'forward', address: 'catch@other.example' }, { kind: 'mailbox', local: 'postmaster' },
+      { kind: 'bounce-no-mailbox' },
+    ] as const) {
+      const u = await d.updateDomain('example.com', { policy });
+      assert.deepEqual(u.policy, policy);
+      assert.deepEqual((await d.getDomain('example.com'))?.policy, policy);
+    }
+    const u = await d.updateDomain('example.com', { limits: { quotaBytes: 10_000_000_000, maxForwards: 3 }, account: { user: 'x', uid: 7, gid: 8 } });
+    assert.deepEqual(u.limits, { maxMailboxes: null, maxAliases: null, maxForwards: 3, quotaBytes: 10_000_000_000 });
+    assert.deepEqual(u.account, { user: 'x', uid: 7, gid: 8 });
+    await assert.rejects(d.updateDomain('nosuch.example', {}), DirectoryError);
+  });
+
+  withDir('alias domains resolve to their domain; collisions are refused', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    await d.addAliasDomain('Example.NET', 'example.com');
+    assert.deepEqual((await d.getDomain('example.com'))?.aliases, ['example.net']);
+    assert.equal((await d.resolveDomain('example.net'))?.name, 'example.com');
+    assert.equal((await d.resolveDomain('example.com'))?.name, 'example.com');
+    assert.equal(await d.getDomain('example.net'), null);
+    await assert.rejects(d.addAliasDomain('example.net', 'example.com'), DirectoryError);
+    await assert.rejects(d.addAliasDomain('example.com', 'example.com'), DirectoryError);
+    await assert.rejects(d.addAliasDomain('x.example', 'nosuch.example'), DirectoryError);
+    await assert.rejects(d.addDomain({ name: 'example.net', account: acct }), DirectoryError);
+    assert.equal(await d.deleteAliasDomain('example.net'), true);
+    assert.equal(await d.deleteAliasDomain('example.net'), false);
+    assert.equal(await d.resolveDomain('example.net'), null);
+  });
+
+  withDir('mailboxes: add, get, list, count, update every field, delete', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    const m = await d.addMailbox({ domain: 'example.com', local: 'Joe', passwordHash: '$scrypt$x', realName: 'Joe Bloggs', quotaBytes: 1000, flags: ['no-pop'] });
+    assert.equal(m.local, 'joe');
+    assert.equal(m.home, 'domains/example.com/joe');
+    assert.equal(m.realName, 'Joe Bloggs');
+    assert.equal(m.quotaBytes, 1000);
+    assert.equal(m.quotaMessages, null);
+    assert.deepEqual(m.flags, ['no-pop']);
+    assert.equal(m.lastLogin, null);
+    assert.deepEqual(m.forward, []);
+    assert.equal(m.keepCopy, false);
+    assert.ok(m.created instanceof Date && !Number.isNaN(m.created.getTime()));
+    assert.deepEqual(await d.getMailbox('EXAMPLE.COM', 'JOE'), m);
+    await d.addMailbox({ domain: 'example.com', local: 'ann', passwordHash: '' });
+    assert.deepEqual((await d.listMailboxes('example.com')).map((x) => x.local), ['ann', 'joe']);
+    assert.equal(await d.countMailboxes('example.com'), 2);
+    await assert.rejects(d.addMailbox({ domain: 'example.com', local: 'joe', passwordHash: '' }), DirectoryError);
+    await assert.rejects(d.addMailbox({ domain: 'nosuch.example', local: 'joe', passwordHash: '' }), DirectoryError);
+    await assert.rejects(d.addMailbox({ domain: 'example.com', local: '../etc', passwordHash: '' }), DirectoryError);
+    const login = new Date(1_700_000_000_000);
+    const u = await d.updateMailbox('example.com', 'joe', {
+      passwordHash: '$scrypt$y', realName: 'J', quotaBytes: null, quotaMessages: 50, flags: ['bounce-all', 'domain-admin'],
+      forward: ['a@b.example', 'c@d.example'], keepCopy: true, lastLogin: login,
+    });
+    assert.deepEqual(
+      { ...u, created: 0 },
+      { ...m, created: 0, passwordHash: '$scrypt$y', realName: 'J', quotaBytes: null, quotaMessages: 50, flags: ['bounce-all', 'domain-admin'],
+        forward: ['a@b.example', 'c@d.example'], keepCopy: true, lastLogin: login },
+    );
+    assert.deepEqual(await d.getMailbox('example.com', 'joe'), u);
+    await assert.rejects(d.updateMailbox('example.com', 'nosuch', {}), DirectoryError);
+    await assert.rejects(d.updateMailbox('example.com', 'joe', { flags: ['nonsense' as never] }), DirectoryError);
+    assert.equal(await d.deleteMailbox('example.com', 'joe'), true);
+    assert.equal(await d.deleteMailbox('example.com', 'joe'), false);
+    assert.equal(await d.getMailbox('example.com', 'joe'), null);
+  });
+
+  withDir('limits: max mailboxes, aliases and forwards are enforced', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct, limits: { maxMailboxes: 2, maxAliases: 1, maxForwards: 1 } });
+    await d.addMailbox({ domain: 'example.com', local: 'a', passwordHash: '' });
+    await d.addMailbox({ domain: 'example.com', local: 'b', passwordHash: '' });
+    await assert.rejects(d.addMailbox({ domain: 'example.com', local: 'c', passwordHash: '' }), /limit of 2 mailboxes/);
+    await d.addAlias('example.com', 'info', ['a@example.com']);
+    await d.addAlias('example.com', 'info', ['b@example.com']);
+    await assert.rejects(d.addAlias('example.com', 'sales', ['a@example.com']), /limit of 1 aliases/);
+    await d.updateMailbox('example.com', 'a', { forward: ['x@other.example'] });
+    await assert.rejects(d.updateMailbox('example.com', 'b', { forward: ['x@other.example'] }), /limit of 1 forwards/);
+  });
+
+  withDir('aliases: targets keep their order, duplicates are ignored, one or all can be deleted', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    await d.addAlias('example.com', 'Info', ['joe@example.com', '/srv/mail/info/Maildir/']);
+    const a = await d.addAlias('example.com', 'info', ['|/usr/bin/logger', 'joe@example.com']);
+    assert.deepEqual(a, { domain: 'example.com', local: 'info', targets: ['joe@example.com', '/srv/mail/info/Maildir/', '|/usr/bin/logger'] });
+    await d.addAlias('example.com', 'abuse', ['&ann@example.com']);
+    assert.deepEqual((await d.listAliases('example.com')).map((x) => [x.local, x.targets.length]), [['abuse', 1], ['info', 3]]);
+    await assert.rejects(d.addAlias('example.com', 'x', ['not an address']), DirectoryError);
+    await assert.rejects(d.addAlias('example.com', 'x', []), DirectoryError);
+    await assert.rejects(d.addAlias('nosuch.example', 'x', ['a@b.example']), DirectoryError);
+    assert.equal(await d.deleteAlias('example.com', 'info', '/srv/mail/info/Maildir/'), true);
+    assert.deepEqual((await d.getAlias('example.com', 'info'))?.targets, ['joe@example.com', '|/usr/bin/logger']);
+    assert.equal(await d.deleteAlias('example.com', 'info'), true);
+    assert.equal(await d.getAlias('example.com', 'info'), null);
+    assert.equal(await d.deleteAlias('example.com', 'info'), false);
+  });
+
+  withDir('deleting a domain removes its mailboxes, aliases and alias domains', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    await d.addDomain({ name: 'keep.example', account: acct });
+    await d.addAliasDomain('example.net', 'example.com');
+    await d.addMailbox({ domain: 'example.com', local: 'joe', passwordHash: '' });
+    await d.addMailbox({ domain: 'keep.example', local: 'joe', passwordHash: '' });
+    await d.addAlias('example.com', 'info', ['joe@example.com']);
+    assert.equal(await d.deleteDomain('example.com'), true);
+    assert.equal(await d.deleteDomain('example.com'), false);
+    assert.equal(await d.resolveDomain('example.net'), null);
+    assert.deepEqual(await d.listMailboxes('example.com'), []);
+    assert.deepEqual(await d.listAliases('example.com'), []);
+    assert.equal((await d.getMailbox('keep.example', 'joe'))?.local, 'joe');
+    // The name is free again, with nothing left over.
+    await d.addDomain({ name: 'example.com', account: acct });
+    assert.equal(await d.countMailboxes('example.com'), 0);
+  });
+
+  withDir('concurrent changes all land (transactions do not interleave)', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct, limits: { maxMailboxes: 10 } });
+    const results = await Promise.allSettled(
+      Array.from({ length: 15 }, (_, i) => d.addMailbox({ domain: 'example.com', local: `u${i}`, passwordHash: '' })),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 10);
+    assert.equal(await d.countMailboxes('example.com'), 10);
+  });
+}
