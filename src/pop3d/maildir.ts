@@ -1,0 +1,182 @@
+// The Maildir mailbox behind POP3: scan new/ and cur/, sizes as sent, streamed retrieval, deletions, maildirsize.
+import { createHash } from 'node:crypto';
+import { constants, createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { tempError } from '../address/index.js';
+import type { Account, CommitResult, Mailbox, MailboxStore, MessageInfo, OpenResult } from './types.js';
+import { toWire, WireSizer } from './wire.js';
+
+interface Entry extends MessageInfo {
+  readonly path: string;
+  /** Bytes on disk (Maildir++ accounting counts these). */
+  readonly diskSize: number;
+}
+
+/** RFC 1939 section 7: a unique-id is 1 to 70 characters in 0x21-0x7E. */
+const UIDL_OK = /^[\x21-\x7e]{1,70}$/;
+
+/** The Maildir unique name (the part before ':'); a name POP3 cannot carry is replaced by a stable digest. */
+export function uidFor(fileName: string): string {
+  const colon = fileName.indexOf(':');
+  const base = colon < 0 ? fileName : fileName.slice(0, colon);
+  if (UIDL_OK.test(base)) return base;
+  return `H${createHash('sha256').update(base, 'utf8').digest('hex').slice(0, 40)}`;
+}
+
+/** `,W=<n>` (Dovecot's size with CRLF) or `,S=<n>` (size on disk) in the unique name, if present. */
+function sizeField(fileName: string, key: 'W' | 'S'): number | undefined {
+  const base = fileName.split(':')[0] ?? '';
+  const m = new RegExp(`,${key}=(\\d+)(?:,|$)`).exec(base);
+  return m ? Number(m[1]) : undefined;
+}
+
+const SIZE_CACHE_MAX = 200_000;
+
+export interface MaildirStoreOptions {
+  /** Recheck sizes on disk instead of trusting a `,W=` field in the name (for tests). */
+  readonly ignoreNameSizes?: boolean;
+}
+
+/**
+ * One per server: holds the set of mailboxes in use (one session per mailbox, RFC 1939 section 8 suggests an
+ * exclusive lock) and a cache of wire sizes, keyed by inode, size and mtime (a rename new/ → cur/ keeps them).
+ */
+export class MaildirStore implements MailboxStore {
+  private readonly inUse = new Set<string>();
+  private readonly sizes = new Map<string, number>();
+
+  constructor(private readonly opts: MaildirStoreOptions = {}) {}
+
+  async open(account: Account): Promise<OpenResult> {
+    const key = account.maildir;
+    if (this.inUse.has(key)) return { kind: 'in-use' };
+    this.inUse.add(key);
+    try {
+      const entries = await this.scan(account.maildir);
+      let released = false;
+      const release = (): void => {
+        if (!released) this.inUse.delete(key);
+        released = true;
+      };
+      return { kind: 'ok', mailbox: new MaildirMailbox(account.maildir, entries, release) };
+    } catch (err) {
+      this.inUse.delete(key);
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      return { kind: 'temporary', reason: `maildir unavailable (${code})` };
+    }
+  }
+
+  /** qmail-pop3d's scan: new/ moved to cur/ (info ":2,"), then cur/, oldest first. */
+  private async scan(dir: string): Promise<Entry[]> {
+    const cur = join(dir, 'cur');
+    const newDir = join(dir, 'new');
+    await fsp.access(cur, constants.R_OK | constants.W_OK | constants.X_OK);
+    for (const name of await fsp.readdir(newDir)) {
+      if (name.startsWith('.')) continue;
+      const target = name.includes(':') ? name : `${name}:2,`;
+      try {
+        await fsp.rename(join(newDir, name), join(cur, target));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // taken by another reader: fine
+      }
+    }
+    const found: { name: string; path: string; st: Stats }[] = [];
+    for (const name of await fsp.readdir(cur)) {
+      if (name.startsWith('.')) continue;
+      const path = join(cur, name);
+      const st = await fsp.stat(path).catch(() => undefined);
+      if (st?.isFile()) found.push({ name, path, st });
+    }
+    found.sort((a, b) => a.st.mtimeMs - b.st.mtimeMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const out: Entry[] = [];
+    for (const f of found) {
+      const size = await this.wireSize(f.name, f.path, f.st);
+      if (size === undefined) continue; // vanished while scanning
+      out.push({ n: out.length + 1, uid: uidFor(f.name), size, path: f.path, diskSize: sizeField(f.name, 'S') ?? f.st.size });
+    }
+    return out;
+  }
+
+  private async wireSize(name: string, path: string, st: Stats): Promise<number | undefined> {
+    const named = this.opts.ignoreNameSizes ? undefined : sizeField(name, 'W');
+    if (named !== undefined) return named;
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    const cached = this.sizes.get(key);
+    if (cached !== undefined) return cached;
+    const sizer = new WireSizer();
+    try {
+      for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) sizer.add(chunk as Buffer);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    if (this.sizes.size >= SIZE_CACHE_MAX) this.sizes.clear();
+    this.sizes.set(key, sizer.total());
+    return sizer.total();
+  }
+}
+
+class MaildirMailbox implements Mailbox {
+  constructor(
+    private readonly dir: string,
+    private readonly entries: readonly Entry[],
+    private readonly release: () => void,
+  ) {}
+
+  list(): readonly MessageInfo[] {
+    return this.entries;
+  }
+
+  async retrieve(n: number, bodyLines?: number): Promise<Readable> {
+    const e = this.entries[n - 1];
+    if (!e) throw tempError(`no message ${n}`);
+    const fh = await fsp.open(e.path, 'r'); // fails here, before "+OK", if the file is gone
+    const file = fh.createReadStream({ highWaterMark: 64 * 1024 });
+    return Readable.from(toWire(file, bodyLines), { objectMode: false });
+  }
+
+  async commit(deleted: readonly number[]): Promise<CommitResult> {
+    let done = 0;
+    let missing = 0;
+    let bytes = 0;
+    let failure: unknown;
+    for (const n of deleted) {
+      const e = this.entries[n - 1];
+      if (!e) continue;
+      try {
+        await fsp.unlink(e.path);
+        done++;
+        bytes += e.diskSize;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') missing++;
+        else failure ??= err;
+      }
+    }
+    const quotaError = done > 0 ? await this.updateQuota(bytes, done) : undefined;
+    if (failure !== undefined) throw tempError('some deleted messages not removed', failure);
+    return { deleted: done, missing, ...(quotaError ? { quotaError } : {}) };
+  }
+
+  /** Maildir++: append "-bytes -count" to maildirsize when the file exists (never create it: the quota owner does). */
+  private async updateQuota(bytes: number, count: number): Promise<string | undefined> {
+    const path = join(this.dir, 'maildirsize');
+    try {
+      const fh = await fsp.open(path, constants.O_WRONLY | constants.O_APPEND);
+      try {
+        await fh.write(`-${bytes} -${count}\n`);
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      // The messages are gone either way; Maildir++ readers recount a maildirsize that is off.
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      if (code !== 'ENOENT') return `maildirsize not updated (${code})`;
+    }
+    return undefined;
+  }
+
+  close(): void {
+    this.release();
+  }
+}

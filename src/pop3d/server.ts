@@ -1,0 +1,128 @@
+// The POP3 listener: connection limits per address, plain or implicit TLS, sessions, orderly close.
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { MaildirStore } from './maildir.js';
+import { Session, type SessionSummary } from './session.js';
+import { LoginThrottle, type ThrottleOptions } from './throttle.js';
+import type { MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
+
+export interface Pop3ServerOptions {
+  readonly authenticator: Pop3Authenticator;
+  /** Default: a MaildirStore (new/ and cur/ of the account's maildir). */
+  readonly store?: MailboxStore;
+  /** Key and certificate (PEM; control/servercert.pem holds both, so pass it as both). Absent = no STLS. */
+  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer } | undefined;
+  /** Implicit TLS on connect (port 995) instead of STLS; needs `tls`. */
+  readonly implicitTls?: boolean;
+  /** Allow USER/PASS and AUTH PLAIN without TLS from non-loopback clients (default false). */
+  readonly allowPlaintext?: boolean;
+  /** Domain for bare login names (no @ or %). */
+  readonly defaultDomain?: string;
+  /** Idle timeout in ms (default 10 minutes; RFC 1939 section 3 asks for at least 10). */
+  readonly idleTimeoutMs?: number;
+  /** Connections at once (default 200) and per client address (default 10). */
+  readonly maxConnections?: number;
+  readonly maxPerIp?: number;
+  /** Failed-login slowdown (default 1 s doubling up to 30 s, per address and per login). */
+  readonly throttle?: ThrottleOptions;
+  /** Name in the greeting. */
+  readonly hostname?: string;
+  readonly log?: Pop3EventLog;
+  readonly clock?: () => Date;
+  /** Called when a session ends (tests, statistics). */
+  readonly onSession?: (summary: SessionSummary) => void;
+}
+
+export interface Pop3Server {
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  address(): AddressInfo | null;
+  /** Stops accepting, drops sessions waiting for a command (nothing is deleted), waits for the others. */
+  close(): Promise<void>;
+  readonly connections: number;
+}
+
+const plainIp = (a: string | undefined): string => (a ?? 'unknown').replace(/^::ffff:(?=\d+\.)/, '');
+
+export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
+  if (opts.implicitTls && !opts.tls) throw new Error('pop3d: implicit TLS needs a key and certificate');
+  const context: SecureContext | undefined = opts.tls
+    ? createSecureContext({ key: opts.tls.key, cert: opts.tls.cert, minVersion: 'TLSv1.2' })
+    : undefined;
+  const log: Pop3EventLog = opts.log ?? (() => undefined);
+  const config = {
+    authenticator: opts.authenticator,
+    store: opts.store ?? new MaildirStore(),
+    throttle: new LoginThrottle(opts.throttle),
+    tls: context,
+    implicitTls: opts.implicitTls ?? false,
+    allowPlaintext: opts.allowPlaintext ?? false,
+    defaultDomain: opts.defaultDomain,
+    idleTimeoutMs: opts.idleTimeoutMs ?? 10 * 60_000,
+    greeting: `+OK ${opts.hostname ?? 'quail'} POP3 server ready`,
+    log,
+    clock: opts.clock ?? (() => new Date()),
+    maxAuthFailures: 3,
+    maxErrors: 10,
+  };
+  const maxConnections = opts.maxConnections ?? 200;
+  const maxPerIp = opts.maxPerIp ?? 10;
+  const sockets = new Map<Socket, Session>();
+  const perIp = new Map<string, number>();
+  const running = new Set<Promise<unknown>>();
+
+  const accept = (socket: Socket): void => {
+    const ip = plainIp(socket.remoteAddress);
+    socket.on('error', () => undefined); // a reset shows up as EOF in the session
+    socket.setNoDelay(true);
+    const count = perIp.get(ip) ?? 0;
+    if (sockets.size >= maxConnections || count >= maxPerIp) {
+      log('pop3.refused', { ip, reason: sockets.size >= maxConnections ? 'too-many-connections' : 'too-many-from-address' });
+      // Before TLS on an implicit-TLS port the client cannot read this; it sees the connection close.
+      if (!config.implicitTls) socket.end('-ERR [SYS/TEMP] too many connections, try again later\r\n');
+      else socket.destroy();
+      return;
+    }
+    const session = new Session(socket, ip, config);
+    sockets.set(socket, session);
+    perIp.set(ip, count + 1);
+    const done = session
+      .run()
+      .then((summary) => opts.onSession?.(summary))
+      .catch((err: unknown) => log('pop3.error', { ip, error: String(err) }))
+      .finally(() => {
+        sockets.delete(socket);
+        const left = (perIp.get(ip) ?? 1) - 1;
+        if (left > 0) perIp.set(ip, left);
+        else perIp.delete(ip);
+        running.delete(done);
+      });
+    running.add(done);
+  };
+
+  const server: Server = createServer({ pauseOnConnect: false }, accept);
+  return {
+    listen(port, host = '127.0.0.1') {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    address() {
+      const a = server.address();
+      return a !== null && typeof a === 'object' ? a : null;
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // A dropped connection deletes nothing, so ending sessions is safe; UPDATE already under way finishes.
+      for (const session of sockets.values()) session.shutdown();
+      await Promise.allSettled([...running]);
+      await closed;
+    },
+    get connections() {
+      return sockets.size;
+    },
+  };
+}

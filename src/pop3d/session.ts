@@ -1,0 +1,237 @@
+// One POP3 session: the AUTHORIZATION → TRANSACTION → UPDATE state machine over a socket (RFC 1939 section 3).
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { AUTHORIZATION, type Handler } from './commands/authorization.js';
+import { TRANSACTION } from './commands/transaction.js';
+import { LineReader } from './lines.js';
+import { isLoopback, parseCommand } from './parse.js';
+import type { LoginThrottle } from './throttle.js';
+import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
+
+export interface SessionConfig {
+  readonly authenticator: Pop3Authenticator;
+  readonly store: MailboxStore;
+  readonly throttle: LoginThrottle;
+  /** Present = STLS offered (or, with `implicitTls`, the handshake done on connect). */
+  readonly tls?: SecureContext | undefined;
+  /** Implicit TLS (port 995): the handshake comes before the greeting. */
+  readonly implicitTls: boolean;
+  /** USER/PASS and AUTH PLAIN allowed without TLS from any address (default: loopback only). */
+  readonly allowPlaintext: boolean;
+  readonly defaultDomain?: string | undefined;
+  readonly idleTimeoutMs: number;
+  readonly greeting: string;
+  readonly log: Pop3EventLog;
+  readonly clock: () => Date;
+  /** Failed logins allowed on one connection before it is closed. */
+  readonly maxAuthFailures: number;
+  /** Unknown or malformed commands allowed before the connection is closed. */
+  readonly maxErrors: number;
+}
+
+export type EndReason =
+  | 'quit'
+  | 'eof'
+  | 'timeout'
+  | 'too-many-errors'
+  | 'auth-failures'
+  | 'tls-failed'
+  | 'write-failed'
+  | 'shutdown';
+
+export interface SessionSummary {
+  readonly login?: string | undefined;
+  readonly ip: string;
+  readonly end: EndReason;
+  readonly retrieved: number;
+  readonly deleted: number;
+}
+
+/** What the command handlers see: the state, the I/O, the configuration. */
+export class Session {
+  state: 'authorization' | 'transaction' = 'authorization';
+  /** USER given, waiting for PASS. */
+  user: string | undefined;
+  account: Account | undefined;
+  mailbox: Mailbox | undefined;
+  readonly marked = new Set<number>();
+  retrieved = 0;
+  deleted = 0;
+  authFailures = 0;
+  end: EndReason | undefined;
+  /** Waiting for the next command (safe to drop at shutdown). */
+  private waiting = false;
+  private stopping = false;
+  private out: Writable;
+  private readonly reader: LineReader;
+  private readonly clientInfo: { ip: string; tls: boolean };
+
+  constructor(
+    private socket: Socket,
+    ip: string,
+    readonly config: SessionConfig,
+  ) {
+    this.out = socket;
+    this.reader = new LineReader(socket);
+    this.clientInfo = { ip, tls: false };
+  }
+
+  get client(): ClientInfo {
+    return { ...this.clientInfo };
+  }
+
+  /** RFC 2595 section 4 / RFC 5034: plaintext credentials only over TLS, from loopback, or when configured. */
+  plaintextAllowed(): boolean {
+    return this.clientInfo.tls || this.config.allowPlaintext || isLoopback(this.clientInfo.ip);
+  }
+
+  tlsOffered(): boolean {
+    return this.config.tls !== undefined && !this.clientInfo.tls;
+  }
+
+  /** Writes with backpressure; false when the client has gone. */
+  async write(data: string | Buffer): Promise<boolean> {
+    if (this.out.destroyed || !this.out.writable) return false;
+    if (this.out.write(data)) return true;
+    const closed = once(this.out, 'close').then(() => false);
+    const drained = once(this.out, 'drain').then(() => true);
+    return Promise.race([closed, drained]).catch(() => false);
+  }
+
+  reply(line: string): Promise<boolean> {
+    return this.write(`${line}\r\n`);
+  }
+
+  /** A multi-line response body: lines dot-stuffed, then the terminating "." (RFC 1939 section 3). */
+  multiline(first: string, lines: readonly string[]): Promise<boolean> {
+    const body = lines.map((l) => (l.startsWith('.') ? `.${l}\r\n` : `${l}\r\n`)).join('');
+    return this.write(`${first}\r\n${body}.\r\n`);
+  }
+
+  /** Streams a message already converted to wire form, then the terminating ".". */
+  async stream(first: string, body: Readable): Promise<boolean> {
+    if (!(await this.reply(first))) {
+      body.destroy();
+      return false;
+    }
+    try {
+      for await (const chunk of body) {
+        if (!(await this.write(chunk as Buffer))) {
+          body.destroy();
+          return false;
+        }
+      }
+    } catch (err) {
+      // A read error halfway: the client cannot tell a short message from a whole one, so end the session.
+      this.config.log('pop3.error', { login: this.account?.login, ip: this.clientInfo.ip, error: String(err) });
+      this.socket.destroy();
+      return false;
+    }
+    return this.write('.\r\n');
+  }
+
+  /** RFC 2595 section 4: the handshake starts after "+OK"; bytes pipelined before it are dropped. */
+  async startTls(): Promise<boolean> {
+    const context = this.config.tls;
+    if (!context) return false;
+    this.reader.discard();
+    const tls = new TLSSocket(this.socket, { isServer: true, secureContext: context });
+    const ok = await Promise.race([
+      once(tls, 'secure').then(() => true),
+      once(tls, 'error').then(() => false),
+      once(tls, 'close').then(() => false),
+    ]).catch(() => false);
+    if (!ok) {
+      tls.destroy();
+      return false;
+    }
+    tls.on('error', () => undefined); // errors after the handshake show up as EOF to the reader
+    this.reader.replace(tls);
+    this.out = tls;
+    this.socket = tls;
+    this.clientInfo.tls = true;
+    return true;
+  }
+
+  /** Server shutdown: drop the connection now if idle, else after the command under way (UPDATE finishes). */
+  shutdown(): void {
+    this.stopping = true;
+    if (this.waiting) this.socket.destroy();
+  }
+
+  /** A continuation line (SASL); undefined when the client went away or idled (the session then ends). */
+  async readLine(): Promise<string | undefined> {
+    const line = await this.reader.line(this.config.idleTimeoutMs);
+    if (typeof line === 'string') return line;
+    if (line.kind === 'too-long') {
+      await this.reply('-ERR line too long');
+      return undefined;
+    }
+    this.end = line.kind;
+    return undefined;
+  }
+
+  /** Runs the session to its end; never throws. */
+  async run(): Promise<SessionSummary> {
+    try {
+      if (this.config.implicitTls && !(await this.startTls())) this.end = 'tls-failed';
+      else if (!(await this.reply(this.config.greeting))) this.end = 'write-failed';
+      let errors = 0;
+      while (this.end === undefined) {
+        if (this.stopping) {
+          this.end = 'shutdown';
+          break;
+        }
+        this.waiting = true;
+        const line = await this.reader.line(this.config.idleTimeoutMs);
+        this.waiting = false;
+        if (typeof line !== 'string') {
+          if (this.stopping) this.end = 'shutdown';
+          else if (line.kind === 'eof') this.end = 'eof';
+          else if (line.kind === 'timeout') {
+            await this.reply('-ERR autologout: idle for too long');
+            this.end = 'timeout';
+          } else {
+            await this.reply('-ERR line too long');
+            if (++errors >= this.config.maxErrors) this.end = 'too-many-errors';
+          }
+          continue;
+        }
+        const cmd = parseCommand(line);
+        const table = this.state === 'authorization' ? AUTHORIZATION : TRANSACTION;
+        const handler: Handler | undefined = cmd ? table[cmd.verb] : undefined;
+        if (!cmd || !handler) {
+          await this.reply(cmd && isKnownVerb(cmd.verb) ? '-ERR not in this state' : '-ERR unknown command');
+          if (++errors >= this.config.maxErrors) {
+            await this.reply('-ERR too many errors, closing');
+            this.end = 'too-many-errors';
+          }
+          continue;
+        }
+        await handler(this, cmd);
+      }
+    } catch (err) {
+      this.config.log('pop3.error', { login: this.account?.login, ip: this.clientInfo.ip, error: String(err) });
+      this.end ??= 'write-failed';
+    } finally {
+      this.mailbox?.close(); // a dropped connection deletes nothing (RFC 1939 section 6)
+      if (!this.socket.destroyed) this.socket.end();
+    }
+    const summary: SessionSummary = {
+      login: this.account?.login,
+      ip: this.clientInfo.ip,
+      end: this.end ?? 'eof',
+      retrieved: this.retrieved,
+      deleted: this.deleted,
+    };
+    if (this.account) this.config.log('pop3.session', { ...summary });
+    return summary;
+  }
+}
+
+function isKnownVerb(verb: string): boolean {
+  return verb in AUTHORIZATION || verb in TRANSACTION;
+}
+

@@ -1,0 +1,73 @@
+// Failed-login slowdown: a delay that doubles with each failure, kept per client address and per login.
+
+export interface ThrottleOptions {
+  /** Delay after the first failure (default 1 s); each further failure doubles it. */
+  readonly baseMs?: number;
+  /** Upper bound of the delay (default 30 s). */
+  readonly maxMs?: number;
+  /** Failures older than this are forgotten (default 15 minutes). */
+  readonly forgetMs?: number;
+  readonly clock?: () => number;
+}
+
+interface Record {
+  failures: number;
+  last: number;
+}
+
+const MAX_KEYS = 100_000;
+
+export class LoginThrottle {
+  private readonly byKey = new Map<string, Record>();
+  private readonly baseMs: number;
+  private readonly maxMs: number;
+  private readonly forgetMs: number;
+  private readonly clock: () => number;
+
+  constructor(opts: ThrottleOptions = {}) {
+    this.baseMs = opts.baseMs ?? 1000;
+    this.maxMs = opts.maxMs ?? 30_000;
+    this.forgetMs = opts.forgetMs ?? 15 * 60_000;
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  /** The wait before answering a login attempt from `ip` for `login` (the larger of the two). */
+  delayFor(ip: string, login: string): number {
+    return Math.max(this.delayOf(`ip:${ip}`), this.delayOf(`login:${login}`));
+  }
+
+  failed(ip: string, login: string): void {
+    this.bump(`ip:${ip}`);
+    this.bump(`login:${login}`);
+  }
+
+  /** A success forgets the login's failures, not the address's (one good account must not unlock guessing). */
+  succeeded(login: string): void {
+    this.byKey.delete(`login:${login}`);
+  }
+
+  private delayOf(key: string): number {
+    const r = this.byKey.get(key);
+    if (!r) return 0;
+    if (this.clock() - r.last > this.forgetMs) {
+      this.byKey.delete(key);
+      return 0;
+    }
+    return Math.min(this.maxMs, this.baseMs * 2 ** Math.min(r.failures - 1, 30));
+  }
+
+  private bump(key: string): void {
+    const now = this.clock();
+    if (this.byKey.size >= MAX_KEYS) this.prune(now);
+    const r = this.byKey.get(key);
+    if (r && now - r.last <= this.forgetMs) {
+      r.failures++;
+      r.last = now;
+    } else this.byKey.set(key, { failures: 1, last: now });
+  }
+
+  private prune(now: number): void {
+    for (const [k, r] of this.byKey) if (now - r.last > this.forgetMs) this.byKey.delete(k);
+    if (this.byKey.size >= MAX_KEYS) this.byKey.clear(); // a flood of addresses: start over rather than grow
+  }
+}

@@ -1,0 +1,67 @@
+// pop3d contracts: the authenticator, the mailbox store and its mailboxes, the event log (plain data across them).
+import type { Readable } from 'node:stream';
+
+export interface ClientInfo {
+  readonly ip: string;
+  readonly tls: boolean;
+}
+
+export interface Account {
+  /** The Maildir (the directory holding new/, cur/, tmp/). */
+  readonly maildir: string;
+  /** The canonical login (user@domain), used for locking, logs and the throttle. */
+  readonly login: string;
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+/** The directory's side of a login; `null` = refused (unknown user, wrong password, POP disabled: never said which). */
+export interface Pop3Authenticator {
+  authenticate(login: string, password: string, client: ClientInfo): Promise<Account | null>;
+  /** Optional: records the last-login time in the directory after a successful login. */
+  recordLogin?(login: string, client: ClientInfo, at: Date): Promise<void>;
+}
+
+export interface MessageInfo {
+  /** 1-based message number, as in the protocol. */
+  readonly n: number;
+  /** Size as sent: CRLF line ends, without dot-stuffing (RFC 1939 section 5, LIST). */
+  readonly size: number;
+  /** RFC 1939 section 7: 1-70 characters in 0x21-0x7E; here the Maildir unique name. */
+  readonly uid: string;
+}
+
+/** A mailbox opened for one session: a snapshot taken at open time (later arrivals wait for the next session). */
+export interface Mailbox {
+  list(): readonly MessageInfo[];
+  /**
+   * The message as sent on the wire: CRLF, dot-stuffed, without the final ".CRLF". `bodyLines` = TOP:
+   * the headers, the blank line and at most that many body lines. Rejects, before anything is sent, when the
+   * message cannot be opened (removed by another client).
+   */
+  retrieve(n: number, bodyLines?: number): Promise<Readable>;
+  /** Performs the deletions marked by the engine (the UPDATE state); throws a QuailError when it cannot. */
+  commit(deleted: readonly number[]): Promise<CommitResult>;
+  /** Releases the mailbox (lock) without deleting anything. Idempotent; also called after commit. */
+  close(): void;
+}
+
+export interface CommitResult {
+  readonly deleted: number;
+  /** Deleted messages that were already gone (another client removed them). */
+  readonly missing: number;
+  /** maildirsize could not be updated (the deletions stand; logged). */
+  readonly quotaError?: string;
+}
+
+export type OpenResult =
+  | { readonly kind: 'ok'; readonly mailbox: Mailbox }
+  | { readonly kind: 'in-use' }
+  | { readonly kind: 'temporary'; readonly reason: string };
+
+export interface MailboxStore {
+  open(account: Account): Promise<OpenResult>;
+}
+
+/** Same shape as smtpd's SessionEventLog, so `quail start` passes one event log to both. */
+export type Pop3EventLog = (event: string, fields: Readonly<Record<string, unknown>>) => void;
