@@ -12,7 +12,14 @@ import { register as inject } from './inject.js';
 import { register as sendmail } from './sendmail-cmd.js';
 import { register as start } from './start.js';
 import { register as status } from './status.js';
+import { register as domain } from './domain.js';
+import { register as user } from './user.js';
+import { register as alias } from './alias.js';
+import { register as directory } from './directory.js';
+import { register as checkpassword } from './checkpassword.js';
+import { register as vdeliver } from './vdeliver.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init, showctl, newu, newmrh, explain, local, maildirmake, queue, inject, sendmail, start, status,
+  domain, user, alias, directory, checkpassword, vdeliver,
 ];

@@ -7,7 +7,7 @@ import type {
 } from './types.js';
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const str = (v: unknown): string => (typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v));
+const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '');
 
 function policyColumns(p: UnknownPolicy): [string, string] {
   switch (p.kind) {

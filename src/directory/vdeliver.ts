@@ -1,5 +1,7 @@
 // vdeliver: vdelivermail for quail — delivers one message for a directory-managed domain (in-process or as a program).
 import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { hostname } from 'node:os';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
@@ -24,6 +26,7 @@ export interface VdeliverOptions {
   readonly rpline: string;
   /** The policy word from the `.qmail-default` line; default: the domain's policy in the directory. */
   readonly policy?: string;
+  /** The caller's Maildir namer (pass local's, one per process). */
   readonly namer?: UniqueNamer;
 }
 
@@ -39,6 +42,12 @@ export interface VdeliverResult {
   readonly report: string;
   readonly forward?: VdeliverForward;
 }
+
+/**
+ * Without the caller's namer (one per process, as local's pool has), a throw-away one whose "pid" part also
+ * carries randomness, so two deliveries in the same second by the same process cannot pick the same name.
+ */
+const oneShotNamer = (): UniqueNamer => new UniqueNamer(hostname(), process.pid * 1_000_000 + randomInt(1_000_000));
 
 const defer = (report: string): VdeliverResult => ({ result: 'deferral', report });
 const fail = (report: string): VdeliverResult => ({ result: 'failure', report });
@@ -113,7 +122,7 @@ async function intoMaildir(o: VdeliverOptions, dir: string, m?: Mailbox): Promis
       return defer(`Unable to read the quota of ${md}: ${(err as NodeJS.ErrnoException).code ?? String(err)}. (#4.3.0)`);
     }
   }
-  const r = await deliverToMaildir(md, prefix, o.messagePath, o.namer ?? new UniqueNamer());
+  const r = await deliverToMaildir(md, prefix, o.messagePath, o.namer ?? oneShotNamer());
   switch (r.kind) {
     case 'ok':
       if (quota !== null) {
