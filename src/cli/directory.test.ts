@@ -1,0 +1,101 @@
+// End to end through the real CLI on a temp root: domain add, user add, files in step, checkpassword (fd 3), vdeliver, drift.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
+
+function q(args: string[], input = '', env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+function ok(r: SpawnSyncReturns<string>): string {
+  assert.equal(r.status, 0, `exit ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** checkpassword with `input` on fd 3 and a program that prints what it was given. */
+function checkpasswordFd3(root: string, input: string): SpawnSyncReturns<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-cp-'));
+  try {
+    const f = join(dir, 'fd3');
+    writeFileSync(f, input);
+    // The shell opens the file on fd 3 and execs node: exactly what qmail-popup does with a pipe.
+    return spawnSync('/bin/sh', ['-c', 'exec "$@" 3<"$F"', 'sh', process.execPath, MAIN, 'checkpassword', '--root', root, '--', '/bin/sh', '-c',
+      'echo "$USER|$HOME|$MAILDIR|$(pwd)"'], { encoding: 'utf8', env: { ...process.env, F: f } });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void test('quail domain/user/alias/checkpassword/vdeliver/directory check end to end', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-dir-cli-'));
+  try {
+    ok(q(['init', '--root', root, '--me', 'mx.test.example']));
+    const account = readFileSync(join(root, 'control', 'quailuser'), 'latin1').trim();
+    assert.equal(ok(q(['domain', 'add', 'Example.COM', '--root', root])), 'added domain example.com\n');
+    assert.deepEqual(readFileSync(join(root, 'control', 'rcpthosts'), 'latin1').split('\n').filter(Boolean), ['mx.test.example', 'example.com']);
+    assert.match(readFileSync(join(root, 'control', 'virtualdomains'), 'latin1'), /^example\.com:example\.com$/m);
+    const assign = readFileSync(join(root, 'users', 'assign'), 'latin1');
+    assert.match(assign, new RegExp(`^\\+example\\.com-:${account}:\\d+:\\d+:${root}/domains/example\\.com:-::\\n\\.\\n$`, 'm'));
+    const cdb = spawnSync('cdb', ['-q', join(root, 'users', 'cdb'), '!example.com-'], { encoding: 'latin1' });
+    assert.equal(cdb.stdout.split('\0')[3], `${root}/domains/example.com`);
+    assert.equal(readFileSync(join(root, 'domains', 'example.com', '.qmail-default'), 'latin1'), '| quail vdeliver \'\' bounce-no-mailbox\n');
+    assert.equal(q(['domain', 'add', 'example.com', '--root', root]).status, 100);
+
+    assert.equal(ok(q(['user', 'add', 'joe@example.com', '--password-stdin', '--name', 'Joe', '--root', root], 'secret\n')), 'added joe@example.com\n');
+    for (const s of ['cur', 'new', 'tmp']) assert.ok(existsSync(join(root, 'domains/example.com/joe/Maildir', s)));
+    const info = JSON.parse(ok(q(['user', 'info', 'joe@example.com', '--json', '--root', root]))) as Record<string, unknown>;
+    assert.deepEqual([info['address'], info['realName'], info['passwordScheme'], 'passwordHash' in info], ['joe@example.com', 'Joe', 'scrypt', false]);
+    assert.equal(q(['user', 'add', 'joe@nosuch.example', '--password', 'x', '--root', root]).status, 100);
+    ok(q(['alias', 'add', 'info@example.com', 'joe@example.com', '--root', root]));
+    assert.equal(ok(q(['alias', 'list', 'example.com', '--root', root])), 'info@example.com -> joe@example.com\n');
+    assert.deepEqual(JSON.parse(ok(q(['domain', 'list', '--json', '--root', root]))).map((d: { name: string }) => d.name), ['example.com']);
+
+    // checkpassword: good login runs the program as the mailbox; bad password exits 1.
+    const home = `${root}/domains/example.com/joe`;
+    const good = checkpasswordFd3(root, 'joe@example.com\0secret\0' + '1700000000\0');
+    assert.equal(good.status, 0, good.stderr);
+    assert.equal(good.stdout, `joe@example.com|${home}|${home}/Maildir/|${home}\n`);
+    assert.equal(checkpasswordFd3(root, 'joe%example.com\0secret\0\0').status, 0);
+    assert.equal(checkpasswordFd3(root, 'joe@example.com\0wrong\0\0').status, 1);
+    assert.equal(checkpasswordFd3(root, 'nobody@example.com\0secret\0\0').status, 1);
+
+    // vdeliver as /bin/sh would run the .qmail-default line.
+    const env = { EXT: 'joe', HOST: 'example.com', LOCAL: 'example.com-joe', SENDER: 'ann@other.example',
+      RPLINE: 'Return-Path: <ann@other.example>\n', DTLINE: 'Delivered-To: example.com-joe@example.com\n' };
+    ok(q(['vdeliver', '', 'bounce-no-mailbox', '--root', root], 'Subject: t\n\nbody\n', env));
+    const newDir = join(home, 'Maildir', 'new');
+    const files = readdirSync(newDir);
+    assert.equal(files.length, 1);
+    assert.equal(readFileSync(join(newDir, files[0] ?? ''), 'latin1'), `${env.RPLINE}${env.DTLINE}Subject: t\n\nbody\n`);
+    const unknown = q(['vdeliver', '', 'bounce-no-mailbox', '--root', root], 'x\n', { ...env, EXT: 'nobody', LOCAL: 'example.com-nobody' });
+    assert.equal(unknown.status, 100);
+    assert.match(unknown.stdout, /no mailbox here by that name/);
+
+    // Drift: a restore lost rcpthosts' line and the .qmail-default; check finds it, --repair fixes it.
+    writeFileSync(join(root, 'control', 'rcpthosts'), 'mx.test.example\n');
+    unlinkSync(join(root, 'domains', 'example.com', '.qmail-default'));
+    const drift = q(['directory', 'check', '--root', root]);
+    assert.equal(drift.status, 1);
+    assert.match(drift.stdout, /rcpthosts: example\.com is missing/);
+    assert.match(drift.stdout, /\.qmail-default: missing/);
+    ok(q(['directory', 'check', '--repair', '--root', root]));
+    assert.equal(ok(q(['directory', 'check', '--root', root])), 'no drift: the files agree with the directory\n');
+    assert.ok(existsSync(join(root, 'domains', 'example.com', '.qmail-default')));
+
+    // Deleting reverses it all.
+    ok(q(['domain', 'del', 'example.com', '--root', root]));
+    assert.equal(readFileSync(join(root, 'control', 'rcpthosts'), 'latin1'), 'mx.test.example\n');
+    assert.doesNotMatch(readFileSync(join(root, 'control', 'virtualdomains'), 'latin1'), /example\.com/);
+    assert.doesNotMatch(readFileSync(join(root, 'users', 'assign'), 'latin1'), /example\.com/);
+    assert.ok(!existsSync(join(root, 'domains', 'example.com')));
+    assert.equal(checkpasswordFd3(root, 'joe@example.com\0secret\0\0').status, 1);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
