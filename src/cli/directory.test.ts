@@ -54,7 +54,7 @@ void test('quail domain/user/alias/checkpassword/vdeliver/directory check end to
     assert.equal(q(['user', 'add', 'joe@nosuch.example', '--password', 'x', '--root', root]).status, 100);
     ok(q(['alias', 'add', 'info@example.com', 'joe@example.com', '--root', root]));
     assert.equal(ok(q(['alias', 'list', 'example.com', '--root', root])), 'info@example.com -> joe@example.com\n');
-    assert.deepEqual(JSON.parse(ok(q(['domain', 'list', '--json', '--root', root]))).map((d: { name: string }) => d.name), ['example.com']);
+    assert.deepEqual((JSON.parse(ok(q(['domain', 'list', '--json', '--root', root]))) as Array<{ name: string }>).map((d) => d.name), ['example.com']);
 
     // checkpassword: good login runs the program as the mailbox; bad password exits 1.
     const home = `${root}/domains/example.com/joe`;
