@@ -96,6 +96,8 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'One listener per line: ADDRESS:PORT KIND [policy...]; KIND is smtp, submission or pop3 (docs/LISTENERS.md).' },
   { name: 'servercert.pem', kind: 'lines', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
     doc: 'PEM private key followed by its certificate, for STARTTLS; `quail init` makes a self-signed one (mode 0600). Without it no STARTTLS.' },
+  { name: 'directory', kind: 'single', default: { from: 'none' }, readBy: 'directory', applies: ON_RESTART,
+    doc: 'URL of the virtual-user directory (postgres://...); missing: the embedded SQLite file directory.sqlite in the mail root.' },
   { name: 'tcp.smtp', kind: 'lines', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
     doc: 'Access rules in tcprules format (127.:allow,RELAYCLIENT=""); without it nobody may relay without AUTH.' },
 ];
