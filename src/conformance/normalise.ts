@@ -60,3 +60,16 @@ export function normaliseReceivedProtocol(message: string): string {
 export function heloArgument(line: string): string {
   return line.replace(/^(?:HELO|EHLO) ?/i, '');
 }
+
+/**
+ * SMTP (kind smtp), session environment: every session runs with `QUAIL_BARECR=keep` added to its env.
+ *   qmail-smtpd: a CR not followed by LF inside DATA is kept in the message (smtp-021: `line with\rCR inside`).
+ *   quail (default): such a message is refused with `554 5.6.0` after the final dot.
+ * Why: quail's default refuses a bare CR against SMTP smuggling (a lone CR passed on is the `<CR>.<CR>`
+ * vector against receivers that end DATA on it); the qmail-compatible behaviour is a per-client opt-out set
+ * in control/tcp.smtp (`127.:allow,QUAIL_BARECR="keep"`), which is what the oracle's behaviour corresponds to.
+ * A scenario's own value wins. Bare LF stays refused either way, as in the oracle (notqmail).
+ */
+export function smtpSessionEnv(env: Readonly<Record<string, string>>): Record<string, string> {
+  return { QUAIL_BARECR: 'keep', ...env };
+}

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DataDecoder } from './data.js';
 
-function decode(input: string, max = 0, chunk = 0): { out: string; consumed: number; done: boolean; problem?: string } {
-  const d = new DataDecoder(max);
+function decode(input: string, max = 0, chunk = 0, keepBareCr = false): { out: string; consumed: number; done: boolean; problem?: string } {
+  const d = new DataDecoder(max, keepBareCr);
   const buf = Buffer.from(input, 'latin1');
   const parts = chunk > 0 ? Array.from({ length: Math.ceil(buf.length / chunk) }, (_, i) => buf.subarray(i * chunk, (i + 1) * chunk)) : [buf];
   let out = '';
@@ -53,4 +53,29 @@ void test('databytes and hop count', () => {
   assert.equal(decode(hops(99)).problem, undefined);
   assert.equal(decode(hops(100)).problem, 'too-many-hops');
   assert.equal(decode('DELIVERED-TO: a\r\n'.repeat(100) + '.\r\n').problem, 'too-many-hops');
+});
+
+void test('QUAIL_BARECR=keep: a lone CR is kept as qmail keeps it; bare LF stays fatal; only CRLF.CRLF ends', () => {
+  const golden: Array<[string, string]> = [
+    ['line with\rCR inside\r\n.\r\n', 'line with\rCR inside\n'], // smtp-021
+    ['a\r\r\nb\r\n.\r\n', 'a\r\nb\n'], // CR CR LF: the first CR is lone, the second ends the line
+    ['a\rb\rc\r\n.\r\n', 'a\rb\rc\n'],
+    ['x\r\n.\ry\r\n.\r\n', 'x\n.\ry\n'], // `.<CR>y` at a line start keeps the dot (qmail's state 3)
+    ['x\r\n.\r\r\n.\r\n', 'x\n.\r\n'],
+  ];
+  for (const [input, out] of golden) {
+    for (const size of [0, 1, 2]) {
+      const r = decode(input, 0, size, true);
+      assert.deepEqual(r, { out, consumed: input.length, done: true }, `${JSON.stringify(input)} chunk ${size}`);
+      // the default (strict) refuses each of them
+      assert.equal(decode(input, 0, size).problem, 'bare-cr', JSON.stringify(input));
+    }
+  }
+  // <CR>.<CR> never ends DATA, and a bare LF is still fatal
+  const cr = decode('a\r.\rMAIL FROM:<x>\r\n', 0, 0, true);
+  assert.equal(cr.done, false);
+  assert.equal(cr.problem, undefined);
+  assert.equal(decode('a\r\n.\nMAIL FROM:<x>\r\n', 0, 0, true).problem, 'bare-lf');
+  assert.equal(decode('a\n.\r\n', 0, 0, true).problem, 'bare-lf');
+  assert.equal(decode('a\0\r\n.\r\n', 0, 0, true).problem, 'nul');
 });

@@ -42,15 +42,20 @@ export class DataDecoder {
   private hops = 0;
   problem: DataProblem | undefined;
 
-  /** databytes: 0 = no limit. */
-  constructor(private readonly maxBytes: number) {}
+  /**
+   * databytes: 0 = no limit. keepBareCr (QUAIL_BARECR="keep" in the session environment): a CR not followed
+   * by LF is kept in the message as qmail-smtpd's blast() keeps it, instead of refusing the message. Only
+   * `CRLF.CRLF` still ends DATA and a bare LF is still fatal, so the opt-out never lets DATA end early.
+   */
+  constructor(private readonly maxBytes: number, private readonly keepBareCr = false) {}
 
   get bytes(): number {
     return this.size;
   }
 
   push(chunk: Buffer): DecodeResult {
-    const out = Buffer.allocUnsafe(chunk.length); // output never exceeds input
+    // output never exceeds input plus the '.' and CR held back from the previous chunk (kept with keepBareCr)
+    const out = Buffer.allocUnsafe(chunk.length + 2);
     let n = 0;
     let i = 0;
     const emit = (c: number): void => {
@@ -76,6 +81,13 @@ export class DataDecoder {
             this.st = St.LineStart;
             return { out: out.subarray(0, n), consumed: i + 1, done: true };
           }
+          if (this.keepBareCr) {
+            // qmail: `.<CR>x` at a line start keeps the dot and the CR
+            emit(DOT);
+            emit(CR);
+            this.mid(c, emit);
+            break;
+          }
           this.flag('bare-cr');
           this.mid(c, emit);
           break;
@@ -86,6 +98,9 @@ export class DataDecoder {
           if (c === LF) {
             emit(LF);
             this.st = St.LineStart;
+          } else if (this.keepBareCr) {
+            emit(CR); // the pending CR was a lone one: kept; c may start another pending CR
+            this.mid(c, emit);
           } else {
             this.flag('bare-cr');
             this.mid(c, emit);

@@ -22,6 +22,8 @@ export interface Policy {
   readonly localIpHost: (address: string) => string;
   /** B.3 without RELAYCLIENT. */
   readonly rcptAllowed: (address: string) => boolean;
+  /** QUAIL_BARECR="keep": a lone CR in DATA is kept (qmail) instead of refusing the message (default). */
+  readonly keepBareCr: boolean;
   /** B.5. */
   readonly badMailFrom: (address: string) => boolean;
 }
@@ -67,6 +69,7 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
         databytes,
         timeoutSeconds,
         relayClient: env['RELAYCLIENT'],
+        keepBareCr: env['QUAIL_BARECR'] === 'keep',
         localIpHost: (a) => (liphost === null ? a : applyLocalIpHost(a, liphost, isLocalIp)),
         rcptAllowed: (address) => {
           if (rcptSet === null) return true; // no rcpthosts: accept all [smtp-007]

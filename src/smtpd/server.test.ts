@@ -144,3 +144,30 @@ void test('AUTH: not offered in clear to remote clients; submission needs it; an
     await dir.close();
   }
 });
+
+void test('bare CR: refused by default; kept per client with QUAIL_BARECR="keep" in tcp.smtp; never smuggles', async () => {
+  const msg = 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nline with\rCR inside\r\n.\r\nQUIT\r\n';
+  const strict = await harness({ control: { 'tcp.smtp': '127.0.0.2:allow,QUAIL_BARECR="keep"\n:allow\n' } });
+  try {
+    assert.match(await talk(strict.port, msg), /554 sorry, the message contains a bare CR/);
+    assert.equal(strict.queued.length, 0);
+  } finally {
+    await strict.close();
+  }
+  const keep = await harness({ control: { 'tcp.smtp': '127.:allow,QUAIL_BARECR="keep"\n' } });
+  try {
+    assert.match(await talk(keep.port, msg), /250 ok \d+ qp test-1\r\n221 /);
+    assert.equal(keep.queued.length, 1);
+    assert.match(keep.queued[0]?.data ?? '', /\nline with\rCR inside\n$/);
+    // <CR>.<CR> still cannot end DATA or start a second message, and a bare LF is still refused
+    const out = await talk(keep.port, `${head}\r.\r${smuggled}\r\n.\r\nQUIT\r\n`);
+    assert.equal(out.split('354 ').length - 1, 1, out);
+    assert.equal(keep.queued.length, 2);
+    assert.deepEqual(keep.queued[1]?.recipients, ['joe@local.test']);
+    assert.match(keep.queued[1]?.data ?? '', /hello\r\.\rMAIL FROM:<evil@x\.test>\nRCPT TO/);
+    assert.match(await talk(keep.port, `${head}\n.\n${smuggled}\r\n.\r\n`), /451 4\.6\.0 See https:\/\/cr\.yp\.to\/docs\/smtplf\.html\./);
+    assert.equal(keep.queued.length, 2);
+  } finally {
+    await keep.close();
+  }
+});

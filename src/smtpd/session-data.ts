@@ -49,7 +49,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
     'latin1',
   );
   s.send(R.goAhead);
-  const dec = new DataDecoder(s.policy.databytes);
+  const dec = new DataDecoder(s.policy.databytes, s.policy.keepBareCr);
   for (;;) {
     const c = await s.reader.chunk(s.timeoutMs);
     if (c === 'eof') {

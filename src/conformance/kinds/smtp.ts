@@ -8,7 +8,7 @@ import type { NewMessage, QueueId } from '../../queue/types.js';
 import { SmtpListener, type SessionEnv, type SessionSummary } from '../../smtpd/index.js';
 import { newmrh } from '../../users/index.js';
 import {
-  normaliseReceivedProtocol, normaliseSmtpEhlo, normaliseSmtpEnhancedCodes, normaliseSmtpQueueId,
+  normaliseReceivedProtocol, normaliseSmtpEhlo, normaliseSmtpEnhancedCodes, normaliseSmtpQueueId, smtpSessionEnv,
 } from '../normalise.js';
 import type { KindHandler } from '../types.js';
 import { bytesText, cdbRecords, decodeBytes, escapeBytes, makePlaceholders, normaliseTokens, shortDiff, textBytes } from '../world.js';
@@ -70,8 +70,9 @@ function recordingQueue(into: Recorded[], aborted: { n: number }, env: SessionEn
 async function runOne(root: string, s: SessionInput, unsubst: (t: string) => string, subst: (t: string) => string) {
   const queued: Recorded[] = [];
   const aborted = { n: 0 };
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(s.env ?? {})) env[k] = subst(v);
+  const given: Record<string, string> = {};
+  for (const [k, v] of Object.entries(s.env ?? {})) given[k] = subst(v);
+  const env = smtpSessionEnv(given);
   let summary: SessionSummary | undefined;
   const sessionDone = new Promise<void>((resolve) => {
     const listener = new SmtpListener(
