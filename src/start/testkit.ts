@@ -1,0 +1,132 @@
+// Test helpers (not a test): a mail root made with `quail init` plus virtual domains set up by hand, and `quail start` as a child.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parsePasswd } from '../users/index.js';
+
+export const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+
+export interface Owner {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Runs `node dist/cli/main.js ARGS`; throws with its output when it does not exit 0. */
+export function quail(args: readonly string[], input?: string | Buffer): string {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`quail ${args.join(' ')}: exit ${String(r.status)}\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** The account `quail init` chose (control/quailuser), resolved in /etc/passwd. */
+export function initOwner(root: string): Owner {
+  const name = readFileSync(join(root, 'control', 'quailuser'), 'utf8').trim();
+  const e = parsePasswd(readFileSync('/etc/passwd', 'latin1')).find((x) => x.name === name);
+  if (!e) throw new Error(`control/quailuser names ${name}, which /etc/passwd does not have`);
+  return { name: e.name, uid: e.uid, gid: e.gid };
+}
+
+/**
+ * `quail init --root ROOT --me ME`, then each domain the seeds' way, by hand: a `D:D` line in
+ * control/virtualdomains and rcpthosts, `+D-:owner:uid:gid:ROOT/domains/D:-::` in users/assign, `quail newu`,
+ * and per mailbox `domains/D/.qmail-<box>` → `./<box>/Maildir/` (made with `quail maildirmake`), owned by
+ * the account init chose. Returns that account.
+ */
+export function setupRoot(root: string, me: string, domains: ReadonlyArray<{ domain: string; boxes: readonly string[] }>): Owner {
+  chmodSync(root, 0o755); // mkdtemp made it 0700: the delivery uid must be able to reach domains/
+  quail(['init', '--root', root, '--me', me]);
+  const owner = initOwner(root);
+  const ctl = (name: string): string => join(root, 'control', name);
+  writeFileSync(ctl('virtualdomains'), domains.map((d) => `${d.domain}:${d.domain}\n`).join(''), { flag: 'a' });
+  writeFileSync(ctl('rcpthosts'), domains.map((d) => `${d.domain}\n`).join(''), { flag: 'a' });
+  const assign = domains.map((d) => `+${d.domain}-:${owner.name}:${owner.uid}:${owner.gid}:${join(root, 'domains', d.domain)}:-::\n`);
+  writeFileSync(join(root, 'users', 'assign'), `${assign.join('')}.\n`);
+  quail(['newu', '--root', root]);
+  for (const d of domains) {
+    const home = join(root, 'domains', d.domain);
+    mkdirSync(home, { recursive: true, mode: 0o755 });
+    for (const box of d.boxes) {
+      writeFileSync(join(home, `.qmail-${box}`), `./${box}/Maildir/\n`, { mode: 0o644 });
+      mkdirSync(join(home, box), { mode: 0o700 });
+      quail(['maildirmake', join(home, box, 'Maildir')]);
+    }
+    chownTree(home, owner);
+  }
+  return owner;
+}
+
+function chownTree(dir: string, owner: Owner): void {
+  // `chown -R` is the operator's step in the seeds; as a non-root user the files are ours already.
+  if (process.getuid?.() !== 0) return;
+  const r = spawnSync('chown', ['-R', `${owner.uid}:${owner.gid}`, dir]);
+  if (r.status !== 0) chownSync(dir, owner.uid, owner.gid);
+}
+
+export interface QuailProcess {
+  readonly child: ChildProcess;
+  /** Everything it printed so far. */
+  log(): string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL to its whole process group (the delivery workers included). */
+  killGroup(): void;
+}
+
+/**
+ * `quail start --root ROOT` on free loopback ports, in its own process group; resolves once it logged
+ * quail.started (rejects if it exits first or takes longer than `waitMs`).
+ */
+export async function startProcess(root: string, waitMs = 30_000): Promise<QuailProcess> {
+  const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let text = '';
+  child.stdout?.on('data', (c: Buffer) => (text += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (text += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on('exit', (code, signal) => r({ code, signal })),
+  );
+  const p: QuailProcess = {
+    child,
+    log: () => text,
+    exited,
+    killGroup: () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    },
+  };
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + waitMs;
+  while (!text.includes('quail.started')) {
+    if (gone) throw new Error(`quail start exited before it started:\n${text}`);
+    if (Date.now() > deadline) {
+      p.killGroup();
+      throw new Error(`quail start did not start within ${waitMs} ms:\n${text}`);
+    }
+    await sleep(20);
+  }
+  return p;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every 25 ms until it returns true; throws `what` after `ms` (a deadline, not a timing assertion). */
+export async function waitFor(check: () => boolean, ms: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting after ${ms} ms: ${what()}`);
+    await sleep(25);
+  }
+}
+
+/** Messages still in the queue (committed envelopes). */
+export function queuedCount(root: string): number {
+  const dir = join(root, 'queue', 'env');
+  return existsSync(dir) ? readdirSync(dir).length : 0;
+}
