@@ -1,5 +1,6 @@
-// A minimal SMTP client for one qmail-remote transaction: replies with their exact text, streamed DATA.
+// A minimal SMTP client: replies with their exact text, EHLO keywords, STARTTLS, streamed DATA.
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
 
 /** One SMTP reply: its code and every line without CR/LF (RFC 5321 4.2: `250-` continues, `250 ` ends). */
@@ -16,24 +17,40 @@ export class Dropped extends Error {
   }
 }
 
-/** Opens a TCP connection within `timeoutMs`; resolves null when none could be made (refused, timeout). */
-export function openSocket(ip: string, port: number, timeoutMs: number): Promise<Socket | null> {
+/** Why no connection was made: qmail-tcpto remembers timeouts only. */
+export type ConnectFailure = 'timeout' | 'refused';
+
+/**
+ * Opens a TCP connection within `timeoutMs`, from `localAddress` when given (control/outgoingip).
+ * Resolves the socket, or why none could be made.
+ */
+export function openSocket(ip: string, port: number, timeoutMs: number, localAddress?: string): Promise<Socket | ConnectFailure> {
   return new Promise((resolve) => {
-    const sock = connect({ host: ip, port });
+    const sock = connect({ host: ip, port, ...(localAddress !== undefined ? { localAddress } : {}) });
     const timer = setTimeout(() => {
       sock.destroy();
-      resolve(null);
+      resolve('timeout');
     }, timeoutMs);
     sock.once('connect', () => {
       clearTimeout(timer);
       resolve(sock);
     });
-    sock.once('error', () => {
+    sock.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       sock.destroy();
-      resolve(null);
+      resolve(err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' ? 'timeout' : 'refused');
     });
   });
+}
+
+/** EHLO keywords (RFC 5321 4.1.1.1): upper-cased keyword → its parameters. */
+export function ehloKeywords(r: Reply): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of r.lines.slice(1)) {
+    const [kw = '', ...params] = l.slice(4).trim().split(/\s+/);
+    if (kw !== '') out.set(kw.toUpperCase(), params.join(' '));
+  }
+  return out;
 }
 
 /** Reads replies and writes commands on a connected socket; every wait is bounded by `timeoutMs`. */
@@ -44,22 +61,82 @@ export class SmtpClient {
   private failure: Error | undefined;
   private quitting = false;
 
-  constructor(private readonly sock: Socket, timeoutMs: number) {
+  private sock: Socket;
+
+  constructor(sock: Socket, private readonly timeoutMs: number) {
+    this.sock = sock;
+    this.attach(sock);
+  }
+
+  /** True once STARTTLS succeeded. */
+  get encrypted(): boolean {
+    return (this.sock as Partial<TLSSocket>).encrypted === true;
+  }
+
+  /** The local address of the connection (for logs and tests). */
+  get localAddress(): string | undefined {
+    return this.sock.localAddress;
+  }
+
+  private readonly onData = (chunk: string): void => {
+    this.buf += chunk;
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      // qmail-remote drops every CR of the reply text.
+      this.lines.push(this.buf.slice(0, nl).replace(/\r/g, ''));
+      this.buf = this.buf.slice(nl + 1);
+    }
+    this.wake();
+  };
+  private readonly onTimeout = (): void => this.fail(new Dropped('timeout'));
+  private readonly onError = (err: Error): void => this.fail(new Dropped(err));
+  private readonly onClose = (): void => this.fail(new Dropped('closed'));
+
+  private attach(sock: Socket): void {
     sock.setEncoding('latin1');
-    sock.setTimeout(timeoutMs);
-    sock.on('data', (chunk: string) => {
-      this.buf += chunk;
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        // qmail-remote drops every CR of the reply text.
-        this.lines.push(this.buf.slice(0, nl).replace(/\r/g, ''));
-        this.buf = this.buf.slice(nl + 1);
-      }
-      this.wake();
+    sock.setTimeout(this.timeoutMs);
+    sock.on('data', this.onData);
+    sock.on('timeout', this.onTimeout);
+    sock.on('error', this.onError);
+    sock.on('close', this.onClose);
+  }
+
+  private detach(sock: Socket): void {
+    sock.off('data', this.onData);
+    sock.off('timeout', this.onTimeout);
+    sock.off('error', this.onError);
+    sock.off('close', this.onClose);
+  }
+
+  /**
+   * Upgrades the connection after a 220 to STARTTLS (RFC 3207). Bytes the server sent before the handshake
+   * are dropped (RFC 3207 4.2, the STARTTLS injection defence). Throws the TLS error (handshake or
+   * certificate) as it is; the socket is then closed.
+   */
+  async startTls(options: ConnectionOptions): Promise<void> {
+    const plain = this.sock;
+    this.detach(plain);
+    this.lines.length = 0;
+    this.buf = '';
+    const secure = await new Promise<TLSSocket>((resolve, reject) => {
+      const t = tlsConnect({ ...options, socket: plain });
+      const bad = (err: Error): void => {
+        t.destroy();
+        plain.destroy();
+        reject(err);
+      };
+      const slow = (): void => bad(new Error('TLS handshake timed out'));
+      t.once('secureConnect', () => {
+        t.off('error', bad);
+        t.off('timeout', slow);
+        resolve(t);
+      });
+      t.once('error', bad);
+      t.setTimeout(this.timeoutMs);
+      t.once('timeout', slow);
     });
-    sock.on('timeout', () => this.fail(new Dropped('timeout')));
-    sock.on('error', (err) => this.fail(new Dropped(err)));
-    sock.on('close', () => this.fail(new Dropped('closed')));
+    this.sock = secure;
+    this.attach(secure);
   }
 
   private wake(): void {
@@ -144,6 +221,11 @@ export class SmtpClient {
     if (!atLineStart) return 'partial';
     await this.write(DOT_CRLF);
     return 'sent';
+  }
+
+  /** False once the connection broke or was closed (an idle pooled connection the server dropped). */
+  get alive(): boolean {
+    return this.failure === undefined && !this.quitting;
   }
 
   /** Sends QUIT without waiting for the answer (as qmail-remote does) and closes. */

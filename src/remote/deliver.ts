@@ -1,38 +1,65 @@
-// qmail-remote for one recipient: controls, route, connect, SMTP dialogue, and qmail's exact report texts (E.5-E.8).
-import { createReadStream } from 'node:fs';
-import { promises as dnsPromises } from 'node:dns';
-import { quoteAddress, splitAddress } from '../address/index.js';
-import type { Control } from '../control/index.js';
+// qmail-remote for one or several recipients of one message: controls, next hop, connect, dialogue, reports.
+import { readFileSync } from 'node:fs';
+import { splitAddress } from '../address/index.js';
+import type { Control, MapEntry } from '../control/index.js';
 import type { RemoteJob, RemoteResult } from './types.js';
-import { lookupRoute, type Route } from './routes.js';
-import { localAddresses, resolveTargets, type RemoteResolver } from './mx.js';
-import { Dropped, openSocket, SmtpClient, type Reply } from './client.js';
+import { lookupRoute, routeCandidates, type Route } from './routes.js';
+import { localAddresses, resolveTargets, type RemoteResolver, type Target } from './mx.js';
+import { openSocket, SmtpClient } from './client.js';
+import { makeResolver } from './dns.js';
+import { classifyReply } from './classify.js';
+import { openSession, transaction, type Classifier, type Envelope, type TlsPolicy } from './session.js';
+import type { ConnectionPool } from './pool.js';
+import type { Tcpto } from './tcpto.js';
+import { asciiLower } from '../address/index.js';
 
 export interface RemoteOptions {
   /** A fresh snapshot of the control files (qmail-remote reads them per delivery). */
   readonly control: Control;
-  /** DNS for MX and A lookups; default node:dns. */
+  /** DNS for MX, A and AAAA lookups; default: control/dnsservers, else the system's. */
   readonly resolver?: RemoteResolver;
   /** This machine's addresses for the best-MX check (E.4); default: the interface addresses. */
   readonly ipme?: ReadonlySet<string>;
+  /** Reply classification; default the built-in rules (replyrules.ts). */
+  readonly classify?: Classifier;
+  /** Random numbers for the shuffle of equal MX preferences. */
+  readonly random?: () => number;
+}
+
+/** What a RemoteEngine adds: connection reuse and per-destination limits, and the memory of timeouts. */
+export interface DeliverExtras {
+  readonly pool?: ConnectionPool;
+  readonly tcpto?: Tcpto;
 }
 
 const TEMP_CONTROL = 'Unable to read control files. (#4.3.0)\n';
 const TEMP_NOCONN = "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n";
-const PERM_PARTIAL = 'SMTP cannot transfer messages with partial final lines. (#5.6.2)\n';
-const TEMP_READ = 'Unable to read message. (#4.3.0)\n';
 
 const deferral = (report: string): RemoteResult => ({ result: 'deferral', report });
-const failure = (report: string): RemoteResult => ({ result: 'failure', report });
-
-/** "Remote host said: " followed by every line of the reply (qmail's outsmtptext). */
-const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
 
 interface Settings {
   readonly helo: string;
   readonly connectMs: number;
   readonly remoteMs: number;
   readonly route: Route;
+  readonly tls: TlsPolicy;
+  readonly outgoingIp: string | undefined;
+}
+
+/** control/tlsdestinations for `host`: the first of the smtproutes candidates present decides. */
+export function tlsPolicy(host: string, map: ReadonlyMap<string, MapEntry> | null): TlsPolicy {
+  if (map === null) return { mode: 'may' };
+  for (const cand of routeCandidates(host)) {
+    const e = map.get(asciiLower(cand));
+    if (e === undefined) continue;
+    const v = e.value.trim();
+    if (v === 'none') return { mode: 'none' };
+    if (v === 'verify') return { mode: 'verify' };
+    if (v === '' || v === 'may') return { mode: 'may' };
+    // A CA file: verified against it. Unreadable → the whole delivery waits (readSettings' catch).
+    return { mode: 'verify', ca: readFileSync(v) };
+  }
+  return { mode: 'may' };
 }
 
 function readSettings(control: Control, host: string): Settings | null {
@@ -44,6 +71,8 @@ function readSettings(control: Control, host: string): Settings | null {
       connectMs: control.number('timeoutconnect').value * 1000,
       remoteMs: control.number('timeoutremote').value * 1000,
       route: lookupRoute(host, control.map('smtproutes').value),
+      tls: tlsPolicy(host, control.map('tlsdestinations').value),
+      outgoingIp: control.single('outgoingip').value ?? undefined,
     };
   } catch {
     return null; // an unreadable control file: temporary, never a silent default (SEMANTICS.md 0)
@@ -52,82 +81,105 @@ function readSettings(control: Control, host: string): Settings | null {
 
 /** Delivers job.messagePath to job.recipient; never throws (unknown errors are deferrals). */
 export async function deliverRemote(job: RemoteJob, opts: RemoteOptions): Promise<RemoteResult> {
+  const [r] = await deliverBatch([job], opts);
+  return r ?? deferral('Unexpected remote delivery error: no result. (#4.3.0)\n');
+}
+
+/**
+ * Delivers one message to several recipients of the same host in one SMTP transaction: one result per job,
+ * in order. The jobs must share sender, message file and the host after the last `@` (the caller groups);
+ * a job that does not is delivered in a transaction of its own. Never throws.
+ */
+export async function deliverBatch(jobs: readonly RemoteJob[], opts: RemoteOptions, extras: DeliverExtras = {}): Promise<RemoteResult[]> {
+  const first = jobs[0];
+  if (first === undefined) return [];
+  const host = asciiLower(splitAddress(first.recipient).domain);
+  const same = (j: RemoteJob): boolean =>
+    j.sender === first.sender && j.messagePath === first.messagePath && asciiLower(splitAddress(j.recipient).domain) === host;
+  if (!jobs.every(same)) {
+    return (await Promise.all(jobs.map((j) => deliverBatch([j], opts, extras)))).flat();
+  }
   try {
-    return await deliver(job, opts);
+    return await deliver(host, jobs, opts, extras);
   } catch (err) {
-    return deferral(`Unexpected remote delivery error: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)\n`);
+    const r = deferral(`Unexpected remote delivery error: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)\n`);
+    return jobs.map(() => r);
   }
 }
 
-async function deliver(job: RemoteJob, opts: RemoteOptions): Promise<RemoteResult> {
-  const host = splitAddress(job.recipient).domain;
+async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOptions, extras: DeliverExtras): Promise<RemoteResult[]> {
+  const all = (r: RemoteResult): RemoteResult[] => jobs.map(() => r);
+  // The host as written (qmail compares smtproutes case-insensitively; the DNS does not care).
   const settings = readSettings(opts.control, host);
-  if (settings === null) return deferral(TEMP_CONTROL);
-  const resolved = await resolveTargets(host, settings.route, opts.resolver ?? dnsPromises, opts.ipme ?? localAddresses());
-  if (resolved.kind === 'temporary') return deferral(resolved.report);
-  if (resolved.kind === 'permanent') return failure(resolved.report);
-  const port = settings.route.kind === 'relay' ? settings.route.port : 25;
-  for (const t of resolved.targets) {
-    const sock = await openSocket(t.ip, port, settings.connectMs);
-    if (sock === null) continue;
-    const client = new SmtpClient(sock, settings.remoteMs);
+  if (settings === null) return all(deferral(TEMP_CONTROL));
+  let resolver = opts.resolver;
+  if (resolver === undefined) {
     try {
-      return await transaction(client, t.ip, job, settings.helo);
-    } finally {
-      client.close();
+      resolver = makeResolver(opts.control);
+    } catch {
+      return all(deferral(TEMP_CONTROL));
     }
   }
-  return deferral(TEMP_NOCONN);
+  const resolved = await resolveTargets(host, settings.route, resolver, opts.ipme ?? localAddresses(), {
+    ...(opts.random ? { random: opts.random } : {}),
+  });
+  if (resolved.kind === 'temporary') return all(deferral(resolved.report));
+  if (resolved.kind === 'permanent') return all({ result: 'failure', report: resolved.report });
+  const port = settings.route.kind === 'relay' ? settings.route.port : 25;
+  const env: Envelope = { sender: jobs[0]?.sender ?? '', recipients: jobs.map((j) => j.recipient), messagePath: jobs[0]?.messagePath ?? '' };
+  const classify = opts.classify ?? classifyReply;
+  let last: RemoteResult | undefined;
+  for (const t of resolved.targets) {
+    if (extras.tcpto?.skip(t.ip)) continue; // qmail-tcpto: timed out recently
+    const out = await onTarget(t, port, settings, env, classify, extras);
+    if (out.kind === 'done') return out.results;
+    last = out.result ?? last;
+  }
+  // Every address failed before a transaction: qmail's "no connection" unless a server said why.
+  return all(last ?? deferral(TEMP_NOCONN));
 }
 
-/** One SMTP transaction on an open connection (E.5, E.7). */
-async function transaction(client: SmtpClient, ip: string, job: RemoteJob, helo: string): Promise<RemoteResult> {
-  let critical = false;
-  const quit = (kind: 'Z' | 'D', text: string, r?: Reply): RemoteResult => {
-    client.quit();
-    const report = `${text}.\n${r ? said(r) : ''}`;
-    return kind === 'Z' ? deferral(report) : failure(report);
-  };
+type TargetOutcome = { kind: 'done'; results: RemoteResult[] } | { kind: 'next'; result?: RemoteResult };
+
+/** Tries one address: a pooled connection first, else a new one (plaintext again if opportunistic TLS broke). */
+async function onTarget(t: Target, port: number, s: Settings, env: Envelope, classify: Classifier, extras: DeliverExtras): Promise<TargetOutcome> {
+  const key = `${t.ip}:${port}`;
+  const profile = `${s.helo}|${JSON.stringify(s.tls)}|${s.outgoingIp ?? ''}`;
+  const release = extras.pool ? await extras.pool.slot(key) : () => undefined;
   try {
-    const greeting = await client.reply();
-    if (greeting.code !== 220) return quit('Z', `Connected to ${ip} but greeting failed`, greeting);
-    // EHLO first (quail needs it for STARTTLS and SIZE later); HELO when EHLO is refused.
-    let hello = await client.command(`EHLO ${helo}`);
-    if (hello.code !== 250) hello = await client.command(`HELO ${helo}`);
-    if (hello.code !== 250) return quit('Z', `Connected to ${ip} but my name was rejected`, hello);
-    const mail = await client.command(`MAIL FROM:<${quoteAddress(job.sender)}>`);
-    if (mail.code >= 500) return quit('D', `Connected to ${ip} but sender was rejected`, mail);
-    if (mail.code >= 400) return quit('Z', `Connected to ${ip} but sender was rejected`, mail);
-    const rcpt = await client.command(`RCPT TO:<${quoteAddress(job.recipient)}>`);
-    if (rcpt.code >= 400) {
-      client.quit();
-      const report = `${ip} does not like recipient.\n${said(rcpt)}Giving up on ${ip}.\n`;
-      return rcpt.code >= 500 ? failure(report) : deferral(report);
+    for (let tryTls = true, attempts = 0; attempts < 3; attempts++) {
+      const pooled = extras.pool?.take(key, profile);
+      let client: SmtpClient;
+      let ext: ReadonlyMap<string, string>;
+      if (pooled) {
+        ({ client, ext } = pooled);
+      } else {
+        const sock = await openSocket(t.ip, port, s.connectMs, s.outgoingIp);
+        if (typeof sock === 'string') {
+          extras.tcpto?.record(t.ip, sock === 'timeout');
+          return { kind: 'next' };
+        }
+        extras.tcpto?.record(t.ip, false);
+        client = new SmtpClient(sock, s.remoteMs);
+        const opened = await openSession(client, { ip: t.ip, servername: t.name, helo: s.helo, tls: s.tls, tryTls });
+        if (opened.kind === 'failed') {
+          client.close();
+          if (opened.tlsFailed && tryTls) {
+            tryTls = false; // opportunistic: the same address again, without STARTTLS
+            continue;
+          }
+          return { kind: 'next', result: opened.result };
+        }
+        ext = opened.ext;
+      }
+      const out = await transaction(client, t.ip, env, ext, classify, pooled !== undefined);
+      if (out.stale) continue; // the pooled connection had died while idle: open a fresh one
+      if (out.reusable && extras.pool) extras.pool.put(key, { client, ext, profile });
+      else if (out.reusable) client.quit();
+      return { kind: 'done', results: out.results };
     }
-    const data = await client.command('DATA');
-    if (data.code >= 500) return quit('D', `${ip} failed on DATA command`, data);
-    if (data.code >= 400) return quit('Z', `${ip} failed on DATA command`, data);
-    let sent: 'sent' | 'partial';
-    try {
-      sent = await client.data(createReadStream(job.messagePath));
-    } catch (err) {
-      if (err instanceof Dropped) throw err;
-      client.close(); // the message could not be read: leave without the final dot
-      return deferral(TEMP_READ);
-    }
-    if (sent === 'partial') {
-      client.close(); // (no QUIT was sent, so this drops the connection) // as qmail: drop the connection without the final dot
-      return failure(PERM_PARTIAL);
-    }
-    critical = true;
-    const end = await client.reply();
-    if (end.code >= 500) return quit('D', `${ip} failed after I sent the message`, end);
-    if (end.code >= 400) return quit('Z', `${ip} failed after I sent the message`, end);
-    client.quit();
-    return { result: 'success', report: `${ip} accepted message.\n${said(end)}` };
-  } catch (err) {
-    if (!(err instanceof Dropped)) throw err;
-    // RFC 5321 6.1: after the final dot the remote may have the message; qmail says so.
-    return deferral(`Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n`);
+    return { kind: 'next' };
+  } finally {
+    release();
   }
 }

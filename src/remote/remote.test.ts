@@ -175,7 +175,7 @@ void test('best-preference MX is this host: permanent #5.4.6; lower-preference s
   const me = await resolveTargets('me.test', { kind: 'mx' }, resolver, ipme);
   assert.equal(me.kind, 'permanent');
   const other = await resolveTargets('x.test', { kind: 'mx' }, resolver, ipme);
-  assert.deepEqual(other, { kind: 'ok', targets: [{ ip: '192.0.2.2', pref: 5 }] });
+  assert.deepEqual(other, { kind: 'ok', targets: [{ ip: '192.0.2.2', pref: 5, name: 'other.test' }] });
   const lit = await resolveTargets('[127.0.0.1]', { kind: 'mx' }, resolver, new Set(['127.0.0.1']));
   assert.equal(lit.kind, 'permanent');
   const routed = await resolveTargets('[127.0.0.1]', { kind: 'relay', relay: '127.0.0.1', port: 25, pattern: '' }, resolver, new Set(['127.0.0.1']));

@@ -1,0 +1,202 @@
+// The SMTP dialogue on one connection: greeting, EHLO/HELO, STARTTLS, then transactions of several recipients.
+import { createReadStream, statSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { quoteAddress } from '../address/index.js';
+import type { RemoteResult } from './types.js';
+import { Dropped, ehloKeywords, type Reply, type SmtpClient } from './client.js';
+import type { Classification } from './classify.js';
+
+/** STARTTLS policy for a destination (control/tlsdestinations). */
+export type TlsPolicy =
+  | { readonly mode: 'may' } // STARTTLS when offered, certificate not checked; plaintext if the handshake fails
+  | { readonly mode: 'none' } // never STARTTLS
+  | { readonly mode: 'verify'; readonly ca?: Buffer }; // required; certificate checked (system CAs or this CA)
+
+/** What one transaction carries: one message, one sender, its recipients on this destination. */
+export interface Envelope {
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  readonly messagePath: string;
+}
+
+export type Classifier = (code: number, lines: readonly string[]) => Classification;
+
+const TEMP_READ = 'Unable to read message. (#4.3.0)\n';
+const PERM_PARTIAL = 'SMTP cannot transfer messages with partial final lines. (#5.6.2)\n';
+
+/** "Remote host said: " followed by every line of the reply (qmail's outsmtptext). */
+export const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
+
+/** A reply's meaning after the rules file; the report says so when a rule changed it. */
+function judged(classify: Classifier, r: Reply, report: string): RemoteResult {
+  const c = classify(r.code, r.lines);
+  const note = c.reclassified ? `Classified ${c.result} (${c.category}).\n` : '';
+  return { result: c.result === 'permanent' ? 'failure' : 'deferral', report: report + note };
+}
+
+export type Opened =
+  | { readonly kind: 'ok'; readonly ext: ReadonlyMap<string, string> }
+  /** The connection is unusable; `tlsFailed` asks for a plaintext retry when the policy allows it. */
+  | { readonly kind: 'failed'; readonly result: RemoteResult; readonly tlsFailed?: boolean };
+
+export interface OpenParams {
+  readonly ip: string;
+  /** The name the certificate must carry (the MX or relay host name). */
+  readonly servername: string;
+  readonly helo: string;
+  readonly tls: TlsPolicy;
+  /** false after a failed opportunistic handshake: this attempt stays in plaintext. */
+  readonly tryTls: boolean;
+}
+
+/** Greeting, EHLO (HELO when refused), STARTTLS as the policy says, EHLO again over TLS (RFC 3207 4.2). */
+export async function openSession(client: SmtpClient, p: OpenParams): Promise<Opened> {
+  const { ip } = p;
+  const fail = (text: string, r?: Reply): Opened => {
+    client.quit();
+    return { kind: 'failed', result: { result: 'deferral', report: `${text}.\n${r ? said(r) : ''}` } };
+  };
+  try {
+    const greeting = await client.reply();
+    if (greeting.code !== 220) return fail(`Connected to ${ip} but greeting failed`, greeting);
+    let hello = await client.command(`EHLO ${p.helo}`);
+    if (hello.code !== 250) hello = await client.command(`HELO ${p.helo}`);
+    if (hello.code !== 250) return fail(`Connected to ${ip} but my name was rejected`, hello);
+    let ext = ehloKeywords(hello);
+    const offered = ext.has('STARTTLS');
+    if (p.tls.mode === 'verify' && !offered) {
+      return fail(`Connected to ${ip} but TLS is required for this destination and STARTTLS was not offered (#4.7.5)`);
+    }
+    if (offered && p.tls.mode !== 'none' && p.tryTls) {
+      const go = await client.command('STARTTLS');
+      if (go.code !== 220) {
+        if (p.tls.mode === 'verify') return fail(`Connected to ${ip} but STARTTLS was refused (#4.7.5)`, go);
+      } else {
+        const opts: ConnectionOptions =
+          p.tls.mode === 'verify'
+            ? { servername: p.servername, rejectUnauthorized: true, ...(p.tls.ca ? { ca: p.tls.ca } : {}) }
+            : { servername: p.servername, rejectUnauthorized: false };
+        try {
+          await client.startTls(opts);
+        } catch (err) {
+          const why = err instanceof Error ? err.message : String(err);
+          return {
+            kind: 'failed',
+            tlsFailed: p.tls.mode === 'may',
+            result: { result: 'deferral', report: `Connected to ${ip} but the TLS handshake failed: ${why} (#4.7.5).\n` },
+          };
+        }
+        hello = await client.command(`EHLO ${p.helo}`);
+        if (hello.code !== 250) return fail(`Connected to ${ip} but my name was rejected`, hello);
+        ext = ehloKeywords(hello);
+      }
+    }
+    return { kind: 'ok', ext };
+  } catch (err) {
+    if (!(err instanceof Dropped)) throw err;
+    client.close();
+    return { kind: 'failed', result: { result: 'deferral', report: `Connected to ${ip} but connection died. (#4.4.2)\n` } };
+  }
+}
+
+const nonAscii = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) > 0x7f);
+
+export interface TransactionOutcome {
+  /** One result per envelope recipient, in order. */
+  readonly results: RemoteResult[];
+  /** The connection may carry another transaction (it ended cleanly and is still open). */
+  readonly reusable: boolean;
+  /** A pooled connection turned out dead before the server answered anything: redo on a fresh one. */
+  readonly stale?: boolean;
+}
+
+/**
+ * One transaction (E.5, E.7) for every recipient of `env`, with per-recipient results and qmail's report
+ * texts. PIPELINING (RFC 2920) sends MAIL and every RCPT in one write; SIZE (RFC 1870) is declared and a
+ * message above the server's limit is not sent; SMTPUTF8 (RFC 6531) is requested for non-ASCII addresses
+ * when offered. 8BITMIME needs nothing: the message goes as it is, as qmail sends it.
+ */
+export async function transaction(
+  client: SmtpClient,
+  ip: string,
+  env: Envelope,
+  ext: ReadonlyMap<string, string>,
+  classify: Classifier,
+  reused: boolean,
+): Promise<TransactionOutcome> {
+  const n = env.recipients.length;
+  const all = (r: RemoteResult): RemoteResult[] => Array.from({ length: n }, () => r);
+  const stop = (r: RemoteResult): TransactionOutcome => {
+    client.quit();
+    return { results: all(r), reusable: false };
+  };
+  let critical = false;
+  let answered = false;
+  try {
+    const size = statSync(env.messagePath).size;
+    const limit = Number(ext.get('SIZE') ?? '0');
+    if (ext.has('SIZE') && limit > 0 && size > limit) {
+      return stop({ result: 'failure', report: `${ip} does not accept messages of ${size} bytes (SIZE ${limit}). (#5.3.4)\n` });
+    }
+    let params = ext.has('SIZE') ? ` SIZE=${size}` : '';
+    if (ext.has('SMTPUTF8') && [env.sender, ...env.recipients].some(nonAscii)) params += ' SMTPUTF8';
+    const mailLine = `MAIL FROM:<${quoteAddress(env.sender)}>${params}`;
+    const rcptLines = env.recipients.map((r) => `RCPT TO:<${quoteAddress(r)}>`);
+    let mail: Reply;
+    const rcpts: Reply[] = [];
+    if (ext.has('PIPELINING')) {
+      await client.write(`${[mailLine, ...rcptLines].join('\r\n')}\r\n`);
+      mail = await client.reply();
+      answered = true;
+      for (let i = 0; i < n; i++) rcpts.push(await client.reply());
+    } else {
+      mail = await client.command(mailLine);
+      answered = true;
+      if (mail.code < 400) for (const l of rcptLines) rcpts.push(await client.command(l));
+    }
+    if (mail.code >= 400) {
+      client.quit();
+      return { results: all(judged(classify, mail, `Connected to ${ip} but sender was rejected.\n${said(mail)}`)), reusable: false };
+    }
+    const results: Array<RemoteResult | undefined> = rcpts.map((r) =>
+      r.code >= 400 ? judged(classify, r, `${ip} does not like recipient.\n${said(r)}Giving up on ${ip}.\n`) : undefined,
+    );
+    const accepted = results.filter((r) => r === undefined).length;
+    if (accepted === 0) {
+      const rset = await client.command('RSET');
+      return { results: results as RemoteResult[], reusable: rset.code === 250 };
+    }
+    const fill = (r: RemoteResult): RemoteResult[] => results.map((x) => x ?? r);
+    const data = await client.command('DATA');
+    if (data.code >= 400) {
+      client.quit();
+      return { results: fill(judged(classify, data, `${ip} failed on DATA command.\n${said(data)}`)), reusable: false };
+    }
+    let sent: 'sent' | 'partial';
+    try {
+      sent = await client.data(createReadStream(env.messagePath));
+    } catch (err) {
+      if (err instanceof Dropped) throw err;
+      client.close(); // the message could not be read: leave without the final dot
+      return { results: fill({ result: 'deferral', report: TEMP_READ }), reusable: false };
+    }
+    if (sent === 'partial') {
+      client.close(); // as qmail: drop the connection without the final dot
+      return { results: fill({ result: 'failure', report: PERM_PARTIAL }), reusable: false };
+    }
+    critical = true;
+    const end = await client.reply();
+    if (end.code >= 400) {
+      client.quit();
+      return { results: fill(judged(classify, end, `${ip} failed after I sent the message.\n${said(end)}`)), reusable: false };
+    }
+    return { results: fill({ result: 'success', report: `${ip} accepted message.\n${said(end)}` }), reusable: true };
+  } catch (err) {
+    if (!(err instanceof Dropped)) throw err;
+    client.close();
+    if (reused && !answered) return { results: [], reusable: false, stale: true };
+    // RFC 5321 6.1: after the final dot the remote may have the message; qmail says so. Retried, never bounced.
+    const r: RemoteResult = { result: 'deferral', report: `Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n` };
+    return { results: all(r), reusable: false };
+  }
+}

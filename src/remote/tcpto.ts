@@ -1,0 +1,79 @@
+// qmail-tcpto: a memory of remote addresses whose connections timed out, so they are skipped for a while.
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** One remembered address: consecutive connect timeouts and when the last one happened (unix seconds). */
+export interface TcptoEntry {
+  readonly errors: number;
+  readonly last: number;
+}
+
+/** Where the memory lives: `<root>/run/tcpto` (JSON; losing it only costs a few slow connection attempts). */
+export const tcptoPath = (root: string): string => join(root, 'run', 'tcpto');
+
+/**
+ * The skip rule (as qmail-tcpto): after two consecutive timeouts an address is skipped until a back-off has
+ * passed since the last one: 2 minutes, doubling with every further timeout, at most an hour. A successful
+ * connection or a refusal (the host answered) clears it; `quail remote tcpok` clears everything.
+ */
+export function backoffSeconds(errors: number): number {
+  return errors < 2 ? 0 : Math.min(3600, 120 * 2 ** (errors - 2));
+}
+
+export class Tcpto {
+  constructor(
+    private readonly path: string,
+    private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
+  ) {}
+
+  /** The whole memory (an unreadable or damaged file counts as empty: it is only a hint). */
+  read(): Map<string, TcptoEntry> {
+    try {
+      const data = JSON.parse(readFileSync(this.path, 'utf8')) as unknown;
+      const out = new Map<string, TcptoEntry>();
+      if (data !== null && typeof data === 'object') {
+        for (const [ip, v] of Object.entries(data as Record<string, unknown>)) {
+          const e = v as Partial<TcptoEntry>;
+          if (typeof e.errors === 'number' && typeof e.last === 'number') out.set(ip, { errors: e.errors, last: e.last });
+        }
+      }
+      return out;
+    } catch {
+      return new Map();
+    }
+  }
+
+  /** True when `ip` timed out recently enough to be skipped now. */
+  skip(ip: string): boolean {
+    const e = this.read().get(ip);
+    return e !== undefined && this.clock() < e.last + backoffSeconds(e.errors);
+  }
+
+  /** Records the end of a connection attempt: timed out (count it) or not (forget the address). */
+  record(ip: string, timedOut: boolean): void {
+    const all = this.read();
+    const had = all.get(ip);
+    if (!timedOut && had === undefined) return;
+    if (timedOut) all.set(ip, { errors: (had?.errors ?? 0) + 1, last: this.clock() });
+    else all.delete(ip);
+    this.write(all);
+  }
+
+  /** `quail remote tcpok`: forget every address; returns how many were remembered. */
+  clear(): number {
+    const n = this.read().size;
+    rmSync(this.path, { force: true });
+    return n;
+  }
+
+  private write(all: Map<string, TcptoEntry>): void {
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      const tmp = `${this.path}.${process.pid}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify(Object.fromEntries(all))}\n`);
+      renameSync(tmp, this.path);
+    } catch {
+      // A hint only: failing to remember never fails a delivery.
+    }
+  }
+}
