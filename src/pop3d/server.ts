@@ -2,6 +2,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { MaildirStore } from './maildir.js';
+import { isLoopback } from './parse.js';
 import { Session, type SessionSummary } from './session.js';
 import { LoginThrottle, type ThrottleOptions } from './throttle.js';
 import type { MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
@@ -16,6 +17,8 @@ export interface Pop3ServerOptions {
   readonly implicitTls?: boolean;
   /** Allow USER/PASS and AUTH PLAIN without TLS from non-loopback clients (default false). */
   readonly allowPlaintext?: boolean;
+  /** Clients that may log in without TLS (default: loopback addresses; tests use it to play a remote client). */
+  readonly isLocalIp?: (ip: string) => boolean;
   /** Domain for bare login names (no @ or %). */
   readonly defaultDomain?: string;
   /** Idle timeout in ms (default 10 minutes; RFC 1939 section 3 asks for at least 10). */
@@ -56,6 +59,7 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     tls: context,
     implicitTls: opts.implicitTls ?? false,
     allowPlaintext: opts.allowPlaintext ?? false,
+    isLocalIp: opts.isLocalIp ?? isLoopback,
     defaultDomain: opts.defaultDomain,
     idleTimeoutMs: opts.idleTimeoutMs ?? 10 * 60_000,
     greeting: `+OK ${opts.hostname ?? 'quail'} POP3 server ready`,

@@ -6,7 +6,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { AUTHORIZATION, type Handler } from './commands/authorization.js';
 import { TRANSACTION } from './commands/transaction.js';
 import { LineReader } from './lines.js';
-import { isLoopback, parseCommand } from './parse.js';
+import { parseCommand } from './parse.js';
 import type { LoginThrottle } from './throttle.js';
 import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
 
@@ -20,6 +20,8 @@ export interface SessionConfig {
   readonly implicitTls: boolean;
   /** USER/PASS and AUTH PLAIN allowed without TLS from any address (default: loopback only). */
   readonly allowPlaintext: boolean;
+  /** Clients trusted with plaintext credentials without TLS (default: loopback). */
+  readonly isLocalIp: (ip: string) => boolean;
   readonly defaultDomain?: string | undefined;
   readonly idleTimeoutMs: number;
   readonly greeting: string;
@@ -84,7 +86,7 @@ export class Session {
 
   /** RFC 2595 section 4 / RFC 5034: plaintext credentials only over TLS, from loopback, or when configured. */
   plaintextAllowed(): boolean {
-    return this.clientInfo.tls || this.config.allowPlaintext || isLoopback(this.clientInfo.ip);
+    return this.clientInfo.tls || this.config.allowPlaintext || this.config.isLocalIp(this.clientInfo.ip);
   }
 
   tlsOffered(): boolean {

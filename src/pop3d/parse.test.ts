@@ -1,0 +1,127 @@
+// Golden tables for the POP3 input parsers, the wire conversion (CRLF, dot-stuffing, TOP) and the throttle.
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { decodePlain, LoginThrottle, normaliseLogin, parseCommand, uidFor } from './index.js';
+import { parseNumber } from './parse.js';
+import { toWire, WireSizer } from './wire.js';
+
+void test('parseCommand: keyword case, arguments, rest kept for PASS, garbage is null', () => {
+  const table: [string, ReturnType<typeof parseCommand>][] = [
+    ['STAT', { verb: 'STAT', args: [], rest: '' }],
+    ['list 3', { verb: 'LIST', args: ['3'], rest: '3' }],
+    ['TOP 1  10', { verb: 'TOP', args: ['1', '10'], rest: '1  10' }],
+    ['PASS  two words ', { verb: 'PASS', args: ['two', 'words'], rest: ' two words ' }],
+    ['', null],
+    [' STAT', null],
+    ['\x01\x02 x', null],
+    ['ST4T', null],
+    ['TOOLONGVERB', null],
+  ];
+  for (const [line, want] of table) assert.deepEqual(parseCommand(line), want, JSON.stringify(line));
+});
+
+void test('parseNumber: decimal ≥ min only', () => {
+  const table: [string | undefined, number, number | null][] = [
+    ['1', 1, 1], ['0', 1, null], ['0', 0, 0], ['007', 1, 7], ['-1', 0, null], ['+1', 1, null],
+    ['1.5', 1, null], ['', 1, null], [undefined, 1, null], ['1234567890', 1, null], ['x', 0, null],
+  ];
+  for (const [s, min, want] of table) assert.equal(parseNumber(s, min), want, `${s} min ${min}`);
+});
+
+void test('normaliseLogin: user@domain, user%domain, default domain, junk refused', () => {
+  const table: [string, string | undefined, string | null][] = [
+    ['joe@Example.ORG', undefined, 'joe@example.org'],
+    ['Joe%Example.org', undefined, 'Joe@example.org'],
+    ['a%b%example.org', undefined, 'a%b@example.org'],
+    ['a%b@example.org', undefined, 'a%b@example.org'],
+    ['joe', 'Example.org', 'joe@example.org'],
+    ['joe', undefined, null],
+    ['@example.org', undefined, null],
+    ['joe@', undefined, null],
+    ['joe smith@example.org', undefined, null],
+    ['joe\x00@example.org', undefined, null],
+    ['', 'example.org', null],
+  ];
+  for (const [raw, dflt, want] of table) assert.equal(normaliseLogin(raw, dflt), want, raw);
+});
+
+void test('decodePlain: RFC 4616 golden table', () => {
+  const b = (s: string): string => Buffer.from(s).toString('base64');
+  assert.deepEqual(decodePlain(b('\0joe@x\0pw')), { authzid: '', authcid: 'joe@x', password: 'pw' });
+  assert.deepEqual(decodePlain(b('joe@x\0joe@x\0p w')), { authzid: 'joe@x', authcid: 'joe@x', password: 'p w' });
+  for (const bad of [b('joe@x\0pw'), b('\0\0pw'), b('\0joe\0'), b('a\0b\0c\0d'), '=', 'not base64!', 'abc']) {
+    assert.equal(decodePlain(bad), null, bad);
+  }
+});
+
+void test('uidFor: the unique name before ":"; names POP3 cannot carry get a stable digest', () => {
+  assert.equal(uidFor('1700000000.M1P2.host:2,S'), '1700000000.M1P2.host');
+  assert.equal(uidFor('1700000000.12_3.host\\057x'), '1700000000.12_3.host\\057x');
+  const odd = uidFor('with space');
+  assert.match(odd, /^H[0-9a-f]{40}$/);
+  assert.equal(uidFor('with space:2,'), odd);
+  assert.match(uidFor('x'.repeat(71)), /^H/);
+  assert.equal(uidFor('x'.repeat(70)), 'x'.repeat(70));
+});
+
+async function wire(input: string | Buffer, bodyLines?: number, chunk = 3): Promise<string> {
+  const buf = Buffer.from(input);
+  const parts: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += chunk) parts.push(buf.subarray(i, i + chunk));
+  const out: Buffer[] = [];
+  for await (const b of toWire(Readable.from(parts), bodyLines)) out.push(b);
+  return Buffer.concat(out).toString('latin1');
+}
+
+void test('toWire: CRLF, dot-stuffing, final line ended, TOP cut — across chunk boundaries', async () => {
+  const table: [string, number | undefined, string][] = [
+    ['a\nb\n', undefined, 'a\r\nb\r\n'],
+    ['a\r\nb\r\n', undefined, 'a\r\nb\r\n'],
+    ['.\n..x\n.', undefined, '..\r\n...x\r\n..\r\n'],
+    ['no newline', undefined, 'no newline\r\n'],
+    ['ends in cr\r', undefined, 'ends in cr\r\n'],
+    ['lone\rcr\n', undefined, 'lone\rcr\r\n'],
+    ['', undefined, ''],
+    ['H: 1\n\nb1\nb2\n', 0, 'H: 1\r\n\r\n'],
+    ['H: 1\n\nb1\nb2\n', 1, 'H: 1\r\n\r\nb1\r\n'],
+    ['H: 1\r\n\r\n.b1\r\nb2\r\n', 1, 'H: 1\r\n\r\n..b1\r\n'],
+    ['H: 1\nH: 2\n', 0, 'H: 1\r\nH: 2\r\n'],
+    ['H: 1\n\nb1', 5, 'H: 1\r\n\r\nb1\r\n'],
+  ];
+  for (const [input, lines, want] of table) {
+    for (const chunk of [1, 2, 3, 1000]) {
+      assert.equal(await wire(input, lines, chunk), want, `${JSON.stringify(input)} top=${lines} chunk=${chunk}`);
+    }
+  }
+});
+
+void test('WireSizer: equals the bytes toWire sends, without the stuffed dots', async () => {
+  for (const input of ['a\nb\n', 'a\r\nb', 'x\r', '', '.\n.\n', 'lone\rcr\n', 'H\n\n' + 'l\n'.repeat(100)]) {
+    const sent = await wire(input, undefined, 2);
+    const stuffed = (sent.match(/(^|\r\n)\./g) ?? []).length;
+    const sizer = new WireSizer();
+    for (let i = 0; i < input.length; i += 2) sizer.add(Buffer.from(input.slice(i, i + 2)));
+    assert.equal(sizer.total(), sent.length - stuffed, JSON.stringify(input));
+  }
+});
+
+void test('LoginThrottle: doubles per failure, per address and per login, capped, forgotten after a while', () => {
+  let now = 0;
+  const t = new LoginThrottle({ baseMs: 100, maxMs: 1000, forgetMs: 60_000, clock: () => now });
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 0);
+  t.failed('192.0.2.1', 'joe@x');
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 100);
+  t.failed('192.0.2.1', 'joe@x');
+  t.failed('192.0.2.1', 'joe@x');
+  assert.equal(t.delayFor('192.0.2.1', 'other@x'), 400, 'per address');
+  assert.equal(t.delayFor('198.51.100.7', 'joe@x'), 400, 'per login, from another address');
+  assert.equal(t.delayFor('198.51.100.7', 'other@x'), 0);
+  for (let i = 0; i < 10; i++) t.failed('192.0.2.1', 'joe@x');
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 1000, 'capped');
+  t.succeeded('joe@x');
+  assert.equal(t.delayFor('198.51.100.7', 'joe@x'), 0, 'success forgets the login');
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 1000, 'but not the address');
+  now = 61_000;
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 0, 'forgotten');
+});
