@@ -70,14 +70,27 @@ export class SmtpListener {
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
   }
 
-  listen(): Promise<AddressInfo> {
+  /**
+   * Binds spec.host:spec.port, or takes over an already bound server (`handle`: what a privileged parent bound
+   * and passed with child.send('server', handle)); the connections are then served here with this listener's
+   * options (half-open, paused on connect).
+   */
+  listen(handle?: Server): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.spec.port, this.spec.host, () => {
+      const done = (): void => {
         this.server.off('error', reject);
         resolve(this.server.address() as AddressInfo);
-      });
+      };
+      if (handle) this.server.listen(handle, done);
+      else this.server.listen(this.spec.port, this.spec.host, done);
     });
+  }
+
+  /** Serves a connection accepted elsewhere (a parent's socket passed with child.send('socket', s)). */
+  adopt(socket: Socket): void {
+    socket.pause();
+    this.accept(socket);
   }
 
   get address(): AddressInfo | null {

@@ -1,7 +1,7 @@
 // quail start / quail status end to end (a real process, real sockets, real signals) and the listeners parser.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -45,6 +45,7 @@ function converse(port: number, lines: Array<string | (() => Promise<void>)>): P
 
 void test('quail start --init: serves, reloads on SIGHUP without dropping a session, stops on SIGTERM; quail status', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-start-'));
+  chmodSync(root, 0o755); // as root, the SMTP child runs as control/quailuser and must reach the mail root
   const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--init', '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (c: Buffer) => (log += c.toString()));

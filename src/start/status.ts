@@ -61,6 +61,7 @@ export function renderStatus(root: string, s: Status): string {
   if (s.state) {
     out.push(`started: ${s.state.started}`);
     for (const l of s.state.listeners) out.push(`listener: ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port} ${l.kind}`);
+    if (s.state.smtpd) out.push(`smtp process: pid ${s.state.smtpd.pid} as ${s.state.smtpd.user} (uid ${s.state.smtpd.uid})`);
   }
   if ('error' in s.queue) out.push(`queue: unavailable: ${s.queue.error}`);
   else {

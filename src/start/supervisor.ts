@@ -9,6 +9,7 @@ import { deliverRemote } from '../remote/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
 import { lookupAssignment, systemPasswd } from '../users/index.js';
+import { SmtpChild, type Account, type BoundListener } from './privsep.js';
 import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
 import type { EventLog } from './log.js';
 
@@ -27,10 +28,13 @@ export interface RunState {
   readonly started: string;
   readonly root: string;
   readonly listeners: ReadonlyArray<{ readonly host: string; readonly port: number; readonly kind: ListenerKind }>;
+  /** As root: the unprivileged process serving the listeners. */
+  readonly smtpd?: { readonly pid: number; readonly user: string; readonly uid: number };
 }
 
 export interface Running {
-  readonly listeners: readonly SmtpListener[];
+  /** The bound listeners (as root they are served by the unprivileged child process). */
+  readonly listeners: readonly BoundListener[];
   /** SIGTERM: stop accepting, let sessions finish (at most graceMs), stop deliveries, remove the pid file. */
   stop(graceMs?: number): Promise<void>;
   /** SIGHUP: control files again; sessions read theirs per connection, the scheduler re-reads locals/virtualdomains. */
@@ -79,6 +83,22 @@ export function listenerSpecs(control: Control, over: { smtp?: string; submissio
   return specs;
 }
 
+/**
+ * As root: the account of control/quailuser, which serves network input (never root). Not root: undefined,
+ * everything runs in this process as the invoking user.
+ */
+export function serviceAccount(control: Control, passwdFile?: string): Account | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const name = control.single('quailuser').value;
+  if (name === null) {
+    throw new QuailError(`${control.path('quailuser')} is missing: as root, quail serves SMTP as that account; run quail init (it writes the file) or put an account name in it`, false);
+  }
+  const e = systemPasswd(passwdFile !== undefined ? { passwdFile } : {}).byName(name);
+  if (!e) throw new QuailError(`${control.path('quailuser')} names ${name}, which is not an account; create it (useradd --system ${name}) or fix the file`, false);
+  if (e.uid === 0) throw new QuailError(`${control.path('quailuser')} names ${name} with uid 0: network input must not be served as root; choose another account`, false);
+  return { name: e.name, uid: e.uid, gid: e.gid };
+}
+
 export async function startQuail(opts: StartOptions): Promise<Running> {
   const { root, log } = opts;
   const control = new Control(root);
@@ -108,47 +128,65 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     local: (job) => localDeliverer.deliver(job),
     remote: (job) => deliverRemote(job, { control: new Control(root) }),
   });
+  const account = serviceAccount(control);
   const tlsFor = (): ReturnType<typeof loadTlsContext> => loadTlsContext(new Control(root));
-  let tlsContext = safeTls(tlsFor, log);
-  const listeners = specs.map((spec) => new SmtpListener(spec, {
-    controlFor: () => new Control(root),
-    queue,
-    ...(opts.authenticator ? { authenticator: opts.authenticator } : {}),
-    tls: () => tlsContext,
-    log: (name, fields) => log.event(name, fields),
-  }));
-  const bound: SmtpListener[] = [];
-  try {
-    for (const l of listeners) {
-      const a = await l.listen();
-      bound.push(l);
-      log.event('smtp.listening', { address: a.address, port: a.port, kind: l.spec.kind, starttls: tlsContext !== undefined });
-    }
-  } catch (err) {
-    await Promise.all(bound.map((l) => l.close(0)));
-    queue.close();
-    throw new QuailError(`cannot listen: ${err instanceof Error ? err.message : String(err)}; change control/listeners or --smtp/--submission`, true);
-  }
+  let tlsContext = account ? undefined : safeTls(tlsFor, log);
+  const listeners: SmtpListener[] = [];
+  let child: SmtpChild | undefined;
+  let bound: readonly BoundListener[];
   mkdirSync(runDir(root), { recursive: true });
-  writeFileSync(pidFile(root), `${process.pid}\n`);
-  const state: RunState = {
-    pid: process.pid,
-    started: new Date().toISOString(),
-    root,
-    listeners: listeners.map((l) => ({ host: l.address?.address ?? l.spec.host, port: l.address?.port ?? l.spec.port, kind: l.spec.kind })),
+  const writeState = (smtpdPid?: number): void => {
+    const state: RunState = {
+      pid: process.pid,
+      started: new Date().toISOString(),
+      root,
+      listeners: bound,
+      ...(account && smtpdPid !== undefined ? { smtpd: { pid: smtpdPid, user: account.name, uid: account.uid } } : {}),
+    };
+    writeFileSync(stateFile(root), `${JSON.stringify(state, null, 2)}\n`);
   };
-  writeFileSync(stateFile(root), `${JSON.stringify(state, null, 2)}\n`);
+  let started = false;
+  if (account) {
+    child = new SmtpChild({
+      root, specs, account, log,
+      onQueued: () => queue.trigger('new'),
+      onServing: (pid) => {
+        if (started) writeState(pid);
+      },
+    });
+    try {
+      bound = await child.start();
+    } catch (err) {
+      queue.close();
+      throw err;
+    }
+    for (const b of bound) log.event('smtp.listening', { address: b.host, port: b.port, kind: b.kind, user: account.name });
+  } else {
+    for (const spec of specs) {
+      listeners.push(new SmtpListener(spec, {
+        controlFor: () => new Control(root),
+        queue,
+        ...(opts.authenticator ? { authenticator: opts.authenticator } : {}),
+        tls: () => tlsContext,
+        log: (name, fields) => log.event(name, fields),
+      }));
+    }
+    bound = await bindAll(listeners, queue, log, () => tlsContext !== undefined);
+  }
+  writeFileSync(pidFile(root), `${process.pid}\n`);
+  writeState(child?.pid);
+  started = true;
   await scheduler.start();
   log.event('quail.started', { pid: process.pid, root });
   let stopped: Promise<void> | undefined;
   return {
-    listeners,
+    listeners: bound,
     stop(graceMs = 10_000) {
       stopped ??= (async () => {
         log.event('quail.stopping', { pid: process.pid });
         // Delivery workers are unref'd children: keep the loop alive until they have really exited.
         const keepAlive = setInterval(() => undefined, 1000);
-        await Promise.all(listeners.map((l) => l.close(graceMs)));
+        await Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs)]);
         await scheduler.stop();
         await localDeliverer.close();
         clearInterval(keepAlive);
@@ -160,15 +198,33 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       return stopped;
     },
     reload() {
-      tlsContext = safeTls(tlsFor, log);
+      if (child) child.reload();
+      else tlsContext = safeTls(tlsFor, log);
       scheduler.reload();
-      log.event('quail.reloaded', { starttls: tlsContext !== undefined, note: 'listener changes need a restart' });
+      log.event('quail.reloaded', { ...(child ? {} : { starttls: tlsContext !== undefined }), note: 'listener changes need a restart' });
     },
     flush() {
       scheduler.flush();
       log.event('quail.flush', {});
     },
   };
+}
+
+/** One process (not root): bind each listener here. */
+async function bindAll(listeners: readonly SmtpListener[], queue: FileQueue, log: EventLog, starttls: () => boolean): Promise<BoundListener[]> {
+  const bound: SmtpListener[] = [];
+  try {
+    for (const l of listeners) {
+      const a = await l.listen();
+      bound.push(l);
+      log.event('smtp.listening', { address: a.address, port: a.port, kind: l.spec.kind, starttls: starttls() });
+    }
+  } catch (err) {
+    await Promise.all(bound.map((l) => l.close(0)));
+    queue.close();
+    throw new QuailError(`cannot listen: ${err instanceof Error ? err.message : String(err)}; change control/listeners or --smtp/--submission`, true);
+  }
+  return listeners.map((l) => ({ host: l.address?.address ?? l.spec.host, port: l.address?.port ?? l.spec.port, kind: l.spec.kind }));
 }
 
 function safeTls(load: () => ReturnType<typeof loadTlsContext>, log: EventLog): ReturnType<typeof loadTlsContext> {

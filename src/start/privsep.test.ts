@@ -1,0 +1,133 @@
+// As root: quail start binds, then the process serving the port runs as control/quailuser; restart, HUP, TERM.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+
+/** The inode of the socket listening on 127.0.0.1:port, from /proc/net/tcp. */
+function listeningInode(port: number): string | undefined {
+  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === want && f[3] === '0A') return f[9];
+  }
+  return undefined;
+}
+
+/** Every process holding a file descriptor on that socket. */
+function holders(inode: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${p}/fd/${fd}`) === `socket:[${inode}]`) {
+          out.push(Number(p));
+          break;
+        }
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/** Real, effective, saved and filesystem uid of a process. */
+const uids = (pid: number): number[] =>
+  (/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').split(/\s+/).map(Number);
+
+function sendMail(port: number, to: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const lines = ['HELO c', 'MAIL FROM:<a@b.test>', `RCPT TO:<${to}>`, 'DATA', 'Subject: privsep\r\n\r\nhi\r\n.', 'QUIT'];
+    const s = connect({ host: '127.0.0.1', port });
+    let out = '';
+    let i = 0;
+    s.on('data', (c: Buffer) => {
+      out += c.toString('latin1');
+      if (out.endsWith('\r\n') && i < lines.length) s.write(`${lines[i++] ?? ''}\r\n`);
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+  });
+}
+
+async function until(what: string, cond: () => boolean, log: () => string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out waiting for ${what}\n${log()}`);
+}
+
+interface State {
+  pid: number;
+  listeners: Array<{ port: number; kind: string }>;
+  smtpd?: { pid: number; user: string; uid: number };
+}
+
+void test('as root: the SMTP port is served by a quailuser process; mail is delivered; a dead child is restarted', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-privsep-'));
+  chmodSync(root, 0o755); // the unprivileged child must be able to reach the mail root
+  let child: ChildProcess | undefined;
+  let log = '';
+  try {
+    child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--init', '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+    const exited = new Promise<number | null>((r) => child?.on('exit', (code) => r(code)));
+    const stateFile = join(root, 'run', 'quail.json');
+    await until('quail.started', () => log.includes('quail.started') && existsSync(stateFile), () => log);
+    const state = (): State => JSON.parse(readFileSync(stateFile, 'utf8')) as State;
+    const port = state().listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
+    const account = readFileSync(join(root, 'control', 'quailuser'), 'utf8').trim();
+    const uid = Number(/^[^:]+:[^:]*:(\d+):/m.exec(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${account}:`)) ?? '')?.[1]);
+    assert.ok(uid > 0, `${account} has a non-root uid`);
+
+    const servedBy = (): number[] => holders(listeningInode(port) ?? 'none');
+    const first = servedBy();
+    assert.equal(first.length, 1, `exactly one process holds the listening socket: ${first.join(',')}`);
+    const smtpdPid = first[0] ?? 0;
+    assert.notEqual(smtpdPid, child.pid, 'the root parent keeps no listening socket');
+    assert.deepEqual(uids(smtpdPid), [uid, uid, uid, uid]);
+    assert.deepEqual(uids(child.pid ?? 0), [0, 0, 0, 0]);
+    assert.equal(state().smtpd?.pid, smtpdPid);
+
+    const me = readFileSync(join(root, 'control', 'me'), 'utf8').trim();
+    const newDir = join(root, 'alias', 'Maildir', 'new');
+    assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
+    await until('delivery', () => readdirSync(newDir).length === 1, () => log);
+    assert.match(readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'latin1'), /Subject: privsep/);
+
+    process.kill(smtpdPid, 'SIGKILL');
+    await until('restart', () => /smtpd\.died[^\n]*\n(?:.*\n)*.*smtpd\.started/.test(log) && servedBy().length === 1 && servedBy()[0] !== smtpdPid, () => log);
+    const again = servedBy()[0] ?? 0;
+    assert.deepEqual(uids(again), [uid, uid, uid, uid]);
+    await until('state updated', () => state().smtpd?.pid === again, () => log);
+    assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
+    await until('second delivery', () => readdirSync(newDir).length === 2, () => log);
+
+    child.kill('SIGHUP');
+    await until('reload', () => log.includes('quail.reloaded'), () => log);
+    assert.deepEqual(servedBy(), [again], 'SIGHUP keeps the same serving process');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, log);
+    assert.equal(existsSync(`/proc/${again}`), false, 'the SMTP child is gone after SIGTERM');
+    assert.equal(listeningInode(port), undefined);
+  } finally {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+});
