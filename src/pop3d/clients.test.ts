@@ -117,7 +117,7 @@ void describe('pop3d with real clients', () => {
     rmSync(env.dir, { recursive: true, force: true });
   });
 
-  it('poplib over STLS: USER refused before TLS, CAPA changes, messages fetched and deleted', async () => {
+  void it('poplib over STLS: USER refused before TLS, CAPA changes, messages fetched and deleted', async () => {
     const size = (await deliver(env, 'one', 'first\n.leading dot\n')) + (await deliver(env, 'two', 'second\n'));
     const out = await python(POPLIB, 'stls', String(env.plainPort)) as Record<string, unknown>;
     assert.equal(out.before_tls, '-ERR plaintext logins need an encrypted connection: use STLS first');
@@ -132,14 +132,14 @@ void describe('pop3d with real clients', () => {
     assert.ok(env.events.some((e) => e.startsWith('pop3.login') && e.includes('"tls":true')));
   });
 
-  it('poplib over implicit TLS', async () => {
+  void it('poplib over implicit TLS', async () => {
     const size = await deliver(env, 'three', 'third\n');
     const out = await python(POPLIB, 'implicit', String(env.tlsPort)) as Record<string, unknown>;
     assert.deepEqual(out.stat, [1, size]);
     assert.match(out.quit as string, /^\+OK .*1 messages deleted/);
   });
 
-  it('poplib in plain text from loopback (allowed there by default)', async () => {
+  void it('poplib in plain text from loopback (allowed there by default)', async () => {
     const local = createPop3Server({ authenticator: new TableAuthenticator(join(env.dir, 'users')) });
     try {
       const { port } = await local.listen(0, '127.0.0.1');
@@ -153,7 +153,7 @@ void describe('pop3d with real clients', () => {
     }
   });
 
-  it('fetchmail (STLS, USER/PASS) downloads and deletes', { skip: !has('fetchmail') && 'apt-get install fetchmail' }, async () => {
+  void it('fetchmail (STLS, USER/PASS) downloads and deletes', { skip: !has('fetchmail') && 'apt-get install fetchmail' }, async () => {
     await deliver(env, 'fm1', 'by fetchmail\n');
     await deliver(env, 'fm2', 'again\n');
     const mbox = join(env.dir, 'fetchmail.mbox');
@@ -176,7 +176,7 @@ void describe('pop3d with real clients', () => {
     assert.deepEqual(readdirSync(join(env.maildir, 'cur')), []);
   });
 
-  it('mpop (implicit TLS and STLS with SASL PLAIN) downloads and deletes', { skip: !has('mpop') && 'apt-get install mpop' }, async () => {
+  void it('mpop (implicit TLS and STLS with SASL PLAIN) downloads and deletes', { skip: !has('mpop') && 'apt-get install mpop' }, async () => {
     const into = makeMaildir(join(env.dir, 'mpop-into'));
     const mpop = async (port: number, tlsArgs: string[], auth: string): Promise<void> => {
       const r = await run('mpop', ['--host=127.0.0.1', `--port=${port}`, '--tls=on', '--tls-certcheck=off', ...tlsArgs,

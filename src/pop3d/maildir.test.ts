@@ -1,0 +1,70 @@
+// The Maildir mailbox on its own: streaming in bounded chunks, snapshot semantics, lock release, commit results.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { MaildirStore } from './index.js';
+import { makeMaildir, putMessage } from './testkit.js';
+
+void test('RETR of a 24 MB message is read in bounded chunks, never whole', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-pop3m-'));
+  try {
+    const md = makeMaildir(join(dir, 'Maildir'));
+    const line = Buffer.from(`${'b'.repeat(1023)}\n`);
+    const path = join(md, 'new', '1.big.host');
+    writeFileSync(path, Buffer.concat([Buffer.from('Subject: big\n\n'), ...Array<Buffer>(24 * 1024).fill(line)]));
+    const store = new MaildirStore();
+    const opened = await store.open({ login: 'joe@x', maildir: md });
+    assert.equal(opened.kind, 'ok');
+    if (opened.kind !== 'ok') return;
+    const [m] = opened.mailbox.list();
+    assert.equal(m?.size, 14 + 2 + 24 * 1024 * 1025);
+    let total = 0;
+    let largest = 0;
+    let chunks = 0;
+    for await (const c of await opened.mailbox.retrieve(1)) {
+      const b = c as Buffer;
+      total += b.length;
+      largest = Math.max(largest, b.length);
+      chunks++;
+    }
+    assert.equal(total, m?.size);
+    assert.ok(largest <= 2 * 64 * 1024 + 2, `largest chunk ${largest}`);
+    assert.ok(chunks >= 24 * 1024 * 1024 / (128 * 1024), `${chunks} chunks`);
+    opened.mailbox.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('one open per mailbox until close; a vanished message fails before anything is sent; commit counts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-pop3m-'));
+  try {
+    const md = makeMaildir(join(dir, 'Maildir'));
+    putMessage(md, 'a\n', { name: '1.a', cur: true });
+    putMessage(md, 'b\n', { name: '2.b', cur: true });
+    putMessage(md, 'c\n', { name: '.hidden', cur: true });
+    const store = new MaildirStore();
+    const account = { login: 'joe@x', maildir: md };
+    const first = await store.open(account);
+    assert.equal(first.kind, 'ok');
+    assert.equal((await store.open(account)).kind, 'in-use');
+    if (first.kind !== 'ok') return;
+    assert.deepEqual(first.mailbox.list().map((m) => m.uid), ['1.a', '2.b'], 'dot files are not messages');
+    unlinkSync(join(md, 'cur', '2.b'));
+    await assert.rejects(first.mailbox.retrieve(2));
+    assert.deepEqual(await first.mailbox.commit([1, 2]), { deleted: 1, missing: 1 });
+    first.mailbox.close();
+    first.mailbox.close();
+    const again = await store.open(account);
+    assert.equal(again.kind, 'ok');
+    if (again.kind === 'ok') again.mailbox.close();
+    assert.deepEqual(readdirSync(join(md, 'cur')), ['.hidden']);
+    const missing = await store.open({ login: 'x@x', maildir: join(dir, 'nope') });
+    assert.equal(missing.kind, 'temporary');
+    assert.equal((await store.open({ login: 'x@x', maildir: join(dir, 'nope') })).kind, 'temporary', 'not left locked');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
