@@ -24,6 +24,8 @@ export interface RemoteOptions {
   readonly classify?: Classifier;
   /** Random numbers for the shuffle of equal MX preferences. */
   readonly random?: () => number;
+  /** The port for MX and implicit-MX deliveries (default 25; tests use a free port). */
+  readonly mxPort?: number;
 }
 
 /** What a RemoteEngine adds: connection reuse and per-destination limits, and the memory of timeouts. */
@@ -125,7 +127,7 @@ async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOpt
   });
   if (resolved.kind === 'temporary') return all(deferral(resolved.report));
   if (resolved.kind === 'permanent') return all({ result: 'failure', report: resolved.report });
-  const port = settings.route.kind === 'relay' ? settings.route.port : 25;
+  const port = settings.route.kind === 'relay' ? settings.route.port : (opts.mxPort ?? 25);
   const env: Envelope = { sender: jobs[0]?.sender ?? '', recipients: jobs.map((j) => j.recipient), messagePath: jobs[0]?.messagePath ?? '' };
   const classify = opts.classify ?? classifyReply;
   let last: RemoteResult | undefined;
