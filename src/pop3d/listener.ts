@@ -1,0 +1,33 @@
+// A `pop3` line of control/listeners → where to listen and the server options it sets (docs in README.md).
+
+export interface Pop3ListenerSpec {
+  readonly host: string;
+  readonly port: number;
+  readonly implicitTls: boolean;
+  readonly allowPlaintext?: boolean;
+  readonly idleTimeoutMs?: number;
+  readonly maxPerIp?: number;
+}
+
+/** `ADDRESS:PORT pop3 [tls=implicit] [plaintext=allow] [idle=SECONDS] [maxperip=N]` → spec, or the reason. */
+export function parsePop3Listener(line: string): Pop3ListenerSpec | string {
+  const [addr = '', kind = '', ...opts] = line.trim().split(/\s+/);
+  if (kind !== 'pop3') return `kind "${kind}" is not pop3`;
+  const m = /^(?:\[([^\]]+)\]|([^:\s]*)):(\d{1,5})$/.exec(addr);
+  if (!m || Number(m[3]) > 65535) return `"${addr}" is not ADDRESS:PORT`;
+  const spec: { -readonly [K in keyof Pop3ListenerSpec]: Pop3ListenerSpec[K] } = {
+    host: (m[1] ?? m[2]) || '0.0.0.0',
+    port: Number(m[3]),
+    implicitTls: false,
+  };
+  for (const o of opts) {
+    const [key, value = ''] = o.split('=', 2);
+    const n = /^\d{1,7}$/.test(value) ? Number(value) : NaN;
+    if (key === 'tls' && (value === 'implicit' || value === 'stls')) spec.implicitTls = value === 'implicit';
+    else if (key === 'plaintext' && (value === 'allow' || value === 'loopback')) spec.allowPlaintext = value === 'allow';
+    else if (key === 'idle' && n > 0) spec.idleTimeoutMs = n * 1000;
+    else if (key === 'maxperip' && n > 0) spec.maxPerIp = n;
+    else return `option "${o}" is not one of tls=implicit|stls, plaintext=allow|loopback, idle=SECONDS, maxperip=N`;
+  }
+  return spec;
+}
