@@ -1,6 +1,8 @@
 // quail directory check [--repair] | info, and the helpers every directory command shares (--directory, --json, sizes).
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkDrift, openDirectory, repairDrift, SCHEMA_VERSION, type Ctx, type Directory } from '../directory/index.js';
+import { checkDrift, openDirectory, shareWithDeliveryGroup, repairDrift, SCHEMA_VERSION, type Ctx, type Directory } from '../directory/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
 
 export interface DirOpts {
@@ -68,6 +70,24 @@ export function register(program: Command): void {
         return left.length === 0 ? 0 : 1;
       }),
     ),
+  );
+  addRootOption(
+    cmd.command('use')
+      .description('make URL the directory of this mail root (control/directory), after opening and migrating it')
+      .argument('<url>', 'postgres://user@host/db, sqlite:PATH or a file path'),
+  ).action(
+    action('directory use', async (url: string, o: { root?: string }) => {
+      const root = resolveRoot(o.root);
+      const dir = await openDirectory({ root, url });
+      const where = dir.describe;
+      await dir.close();
+      const file = join(root, 'control', 'directory');
+      const tmp = `${file}.tmp${process.pid}`;
+      writeFileSync(tmp, `${url}\n`, { mode: 0o640 });
+      renameSync(tmp, file);
+      shareWithDeliveryGroup(root, file);
+      process.stdout.write(`control/directory: ${where}\n`);
+    }),
   );
   dirOptions(cmd.command('info').description('which database holds the directory, and its schema version')).action(
     action('directory info', (o: DirOpts) =>

@@ -5,7 +5,7 @@ export type {
 } from './types.js';
 export { MAILBOX_FLAGS } from './types.js';
 export { DirectoryError, domainName, localPart, formatPolicy, parsePolicy, parseFlag, splitLogin, checkTarget, targetKind } from './names.js';
-export { openDirectory, locateDirectory, redact, SQLITE_FILE, type OpenOptions, type DirectoryLocation } from './open.js';
+export { openDirectory, locateDirectory, redact, shareWithDeliveryGroup, SQLITE_FILE, type OpenOptions, type DirectoryLocation } from './open.js';
 export { MIGRATIONS, LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme } from './password.js';
 export { authenticate, type AuthOptions, type Service } from './auth.js';

@@ -1,10 +1,12 @@
 // Opening the directory: which backend (--directory URL, else control/directory, else SQLite in the root), then migrate.
 import { join, isAbsolute, resolve } from 'node:path';
-import { tempError } from '../address/index.js';
+import { chmodSync, chownSync, existsSync } from 'node:fs';
+import { QuailError, tempError } from '../address/index.js';
 import { Control } from '../control/index.js';
-import { migrate } from './migrations.js';
+import { systemPasswd } from '../users/index.js';
+import { LATEST, migrate } from './migrations.js';
 import { DirectoryError } from './names.js';
-import { PgDriver, SqliteDriver } from './sql.js';
+import { PgDriver, SqliteDriver, type SqlDriver } from './sql.js';
 import { SqlDirectory } from './store.js';
 import type { Directory } from './types.js';
 
@@ -38,6 +40,38 @@ export interface OpenOptions {
   /** --directory: overrides control/directory. */
   readonly url?: string;
   readonly now?: () => number;
+  /**
+   * For delivery workers running as a domain's account: no migration (the schema must already be current) and,
+   * for SQLite, a read-only connection that needs no write access to the file or the mail root.
+   */
+  readonly readonly?: boolean;
+}
+
+/** A reader's check instead of migrating: the schema must be the one this code knows. */
+async function schemaCurrent(driver: SqlDriver, where: string): Promise<void> {
+  const rows = await driver.all('SELECT MAX(version) AS v FROM schema_migrations');
+  const v = Number(rows[0]?.['v'] ?? 0);
+  if (v !== LATEST) throw tempError(`the directory ${where} has schema ${v}, this quail needs ${LATEST}: run any quail directory command as root to migrate it`);
+}
+
+/**
+ * As root, FILE (the SQLite file, or control/directory with its URL) is made readable by control/quailuser's group (0640): delivery workers run as that
+ * account and read mailboxes from it, like vpopmail's files owned by the vpopmail user.
+ */
+export function shareWithDeliveryGroup(root: string, file: string): void {
+  if (process.getuid?.() !== 0) return;
+  try {
+    const name = new Control(root).single('quailuser').value;
+    const e = name === null ? undefined : systemPasswd().byName(name);
+    if (!e) return;
+    for (const f of [file, `${file}-journal`]) {
+      if (!existsSync(f)) continue;
+      chownSync(f, 0, e.gid);
+      chmodSync(f, 0o640);
+    }
+  } catch {
+    // best effort: a worker that cannot read the file defers with the reason
+  }
 }
 
 /** Opens (creating and migrating as needed) the directory. Connection trouble is temporary. */
@@ -47,9 +81,18 @@ export async function openDirectory(opts: OpenOptions): Promise<Directory> {
   if (loc.kind === 'sqlite') {
     let driver: SqliteDriver;
     try {
-      driver = SqliteDriver.open(loc.file);
+      driver = SqliteDriver.open(loc.file, opts.readonly === true);
     } catch (err) {
       throw tempError(`unable to open the directory ${loc.file}: ${(err as Error).message}`, err);
+    }
+    if (opts.readonly === true) {
+      try {
+        await schemaCurrent(driver, loc.file);
+      } catch (err) {
+        await driver.close();
+        throw err instanceof QuailError ? err : tempError(`unable to read the directory ${loc.file}: ${(err as Error).message}`, err);
+      }
+      return new SqlDirectory(driver, `sqlite ${loc.file}`, now);
     }
     try {
       await migrate(driver, async (from) => {
@@ -60,13 +103,15 @@ export async function openDirectory(opts: OpenOptions): Promise<Directory> {
       await driver.close();
       throw tempError(`unable to migrate the directory ${loc.file}: ${(err as Error).message}`, err);
     }
+    shareWithDeliveryGroup(opts.root, loc.file);
     return new SqlDirectory(driver, `sqlite ${loc.file}`, now);
   }
   const driver = PgDriver.open(loc.url);
   try {
     // PostgreSQL backups are the administrator's (pg_dump); migrations run in one transaction, so a failure
     // leaves the old schema intact.
-    await migrate(driver, () => Promise.resolve(), now);
+    if (opts.readonly === true) await schemaCurrent(driver, redact(loc.url));
+    else await migrate(driver, () => Promise.resolve(), now);
   } catch (err) {
     await driver.close();
     throw tempError(`unable to open the directory ${redact(loc.url)}: ${(err as Error).message}`, err);

@@ -40,9 +40,13 @@ export class SqliteDriver implements SqlDriver {
 
   constructor(readonly db: Database.Database) {}
 
-  static open(file: string): SqliteDriver {
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
+  /**
+   * Rollback journal, not WAL: a WAL reader must be able to create `-shm` beside the file, and delivery workers
+   * (the domain's account) read the directory without write access to the mail root. `readonly` is for them.
+   */
+  static open(file: string, readonly = false): SqliteDriver {
+    const db = readonly ? new Database(file, { readonly: true, fileMustExist: true }) : new Database(file);
+    if (!readonly) db.pragma('journal_mode = DELETE');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     return new SqliteDriver(db);

@@ -5,6 +5,7 @@ import type { LocalArgs } from './env.js';
 import { runQmailLocal } from './run.js';
 import type { LocalRun } from './run.js';
 import type { ForwardRequest, LocalJob, LocalResult } from './types.js';
+import type { ProgramHook } from './vdeliverhook.js';
 
 export interface DeliverOptions {
   /** PATH given to programs; default `<root>/bin:/usr/local/bin:/usr/bin:/bin`. */
@@ -13,6 +14,8 @@ export interface DeliverOptions {
   readonly namer?: UniqueNamer;
   /** The time used in UFLINE (default: now). */
   readonly now?: Date;
+  /** In-process program lines (`| quail vdeliver`): see vdeliverhook.ts. */
+  readonly programHook?: ProgramHook;
 }
 
 /** qmail-lspawn keeps about this many bytes of qmail-local's output (D.8.2). */
@@ -68,6 +71,7 @@ export async function deliverLocal(job: LocalJob, opts: DeliverOptions = {}): Pr
     namer: opts.namer ?? new UniqueNamer(),
     injector: jobInjector(job),
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.programHook ? { programHook: opts.programHook } : {}),
   });
   return resultOf(run);
 }

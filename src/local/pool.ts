@@ -10,6 +10,7 @@ import { defaultPath } from './env.js';
 import { deferral, deliverLocal, jobArgs, jobInjector, ROOT_REFUSED, wrongUidText } from './deliver.js';
 import type { WorkerReply, WorkerRequest } from './protocol.js';
 import type { LocalJob, LocalResult } from './types.js';
+import { VdeliverHook } from './vdeliverhook.js';
 
 export interface LocalDelivererOptions {
   /** PATH for programs (default `<job.root>/bin:/usr/local/bin:/usr/bin:/bin`). */
@@ -56,6 +57,7 @@ export class LocalDeliverer {
   private spoolSeq = 0;
   private closed = false;
   private readonly namer = new UniqueNamer();
+  private readonly vdeliverHook = new VdeliverHook();
 
   constructor(private readonly opts: LocalDelivererOptions = {}) {}
 
@@ -66,7 +68,7 @@ export class LocalDeliverer {
     const path = this.opts.path ?? defaultPath(job.root);
     if (me !== 0) {
       if (me !== job.uid) return deferral(wrongUidText(me, job.uid));
-      return deliverLocal(job, { path, namer: this.namer });
+      return deliverLocal(job, { path, namer: this.namer, programHook: this.vdeliverHook.run });
     }
     if (this.closed) return deferral('Local delivery is shutting down. (#4.3.0)');
     let messagePath = job.messagePath;
@@ -95,6 +97,7 @@ export class LocalDeliverer {
   /** Stops every worker (after their current jobs are answered or failed). */
   async close(): Promise<void> {
     this.closed = true;
+    await this.vdeliverHook.close();
     const exits = [...this.workers.values()].map(
       (w) =>
         new Promise<void>((resolve) => {

@@ -12,6 +12,7 @@ import { DeliveryFailure, deliverToMbox } from './mbox.js';
 import { programVerdict, runProgram } from './program.js';
 import type { OutputChunk } from './program.js';
 import type { ForwardRequest } from './types.js';
+import { mergeForwards, type ProgramHook, type ProgramHookResult } from './vdeliverhook.js';
 
 export const USAGE = 'qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty';
 
@@ -34,6 +35,8 @@ export interface RunOptions {
   /** Who the forwarded copy is injected by (qmail-queue's Received line). */
   readonly injector: ForwardRequest['injector'];
   readonly now?: Date;
+  /** Runs some program lines in-process (`| quail vdeliver`, vdeliverhook.ts); null from it: run the program. */
+  readonly programHook?: ProgramHook;
 }
 
 /** Reads the header (up to the first empty line) and says whether a line equals DTLINE exactly (D.5). */
@@ -145,6 +148,7 @@ async function body(
   const env = programEnv(a, h, { newSender: ns.sender, path: o.path, ...(choice.defaultPart !== undefined ? { defaultPart: choice.defaultPart } : {}) });
   const counts = { file: 0, forward: 0, program: 0 };
   const targets: string[] = [];
+  const hooked: Array<NonNullable<ProgramHookResult['forward']>> = [];
   const pathOf = (p: string): string => (p.startsWith('/') ? p : `${a.home}/${p}`);
 
   for (const ins of parseInstructions(text)) {
@@ -175,7 +179,10 @@ async function body(
           say(1, `program ${ins.command}\n`);
           break;
         }
-        const r = await runProgram(ins.command, { home: a.home, env, messagePath, onOutput: (c) => output.push(c) });
+        const h2 = o.programHook ? await o.programHook({ command: ins.command, env, home: a.home, messagePath, namer: o.namer }) : null;
+        if (h2?.forward) hooked.push(h2.forward);
+        output.push(...(h2?.output ?? []));
+        const r = h2 ? h2.exit : await runProgram(ins.command, { home: a.home, env, messagePath, onOutput: (c) => output.push(c) });
         if (r.kind === 'spawn-error') die(111, r.text);
         if (r.kind === 'signal') die(111, 'Aack, child crashed. (#4.3.0)');
         if (r.kind === 'exit') {
@@ -195,8 +202,10 @@ async function body(
     if (stop) break;
   }
   say(1, `did ${counts.file}+${counts.forward}+${counts.program}\n`);
-  if (!o.doit || targets.length === 0) return undefined;
-  return { sender: ns.sender, recipients: targets, prepend: h.dtline, injector: o.injector };
+  if (!o.doit) return undefined;
+  const fwd = mergeForwards(targets.length > 0 ? { sender: ns.sender, recipients: targets, prepend: h.dtline } : undefined, hooked);
+  if (typeof fwd === 'string') return die(111, fwd);
+  return fwd && { ...fwd, injector: o.injector };
 }
 
 async function maildir(dir: string, h: HeaderLines, messagePath: string, namer: UniqueNamer, die: (c: number, t: string) => never): Promise<void> {

@@ -3,8 +3,10 @@ import { UniqueNamer } from '../maildir/index.js';
 import { resultOf } from './deliver.js';
 import { runQmailLocal } from './run.js';
 import type { WorkerRequest, WorkerReply } from './protocol.js';
+import { VdeliverHook } from './vdeliverhook.js';
 
 const namer = new UniqueNamer();
+const vdeliverHook = new VdeliverHook();
 process.umask(0o077);
 
 process.on('message', (msg: WorkerRequest) => {
@@ -17,6 +19,7 @@ process.on('message', (msg: WorkerRequest) => {
         path: msg.path,
         namer,
         injector: msg.injector,
+        programHook: vdeliverHook.run,
       });
       reply = { id: msg.id, result: resultOf(run) };
     } catch (err) {

@@ -1,0 +1,103 @@
+// In-process `| quail vdeliver '' POLICY`: the directory's deliverer run inside the local worker, no Node start per message.
+import { basename, dirname } from 'node:path';
+import { openDirectory, parseVdeliverLine, vdeliver, type Directory } from '../directory/index.js';
+import type { UniqueNamer } from '../maildir/index.js';
+import type { OutputChunk, ProgramExit } from './program.js';
+
+/** What a program line would have been given: its command (without `|`), environment, home and message. */
+export interface ProgramCall {
+  readonly command: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly home: string;
+  readonly messagePath: string;
+  readonly namer: UniqueNamer;
+}
+
+/** The line's outcome as if the program had run: its exit, its output, and a forward for the caller to queue. */
+export interface ProgramHookResult {
+  readonly exit: ProgramExit;
+  readonly output: readonly OutputChunk[];
+  readonly forward?: { readonly sender: string; readonly recipients: readonly string[]; readonly prepend: string };
+}
+
+/** null: not a line this hook runs; run the program as usual. */
+export type ProgramHook = (call: ProgramCall) => Promise<ProgramHookResult | null>;
+
+/** The root the program would have found: it runs in the home `ROOT/domains/<domain>` and takes ROOT from there. */
+export function rootOfHome(home: string): string | null {
+  const h = home.replace(/\/+$/, '');
+  return basename(dirname(h)) === 'domains' ? dirname(dirname(h)) : null;
+}
+
+const text = (fd: 1 | 2, s: string): OutputChunk => ({ fd, data: Buffer.from(s.endsWith('\n') || s === '' ? s : `${s}\n`, 'latin1') });
+
+/**
+ * One per process (a local worker, or LocalDeliverer when not root): opens each root's directory once, read-only
+ * (no migration), and keeps it open; `close()` ends the connections.
+ */
+export class VdeliverHook {
+  private readonly dirs = new Map<string, Promise<Directory>>();
+
+  readonly run: ProgramHook = async (call) => {
+    const line = parseVdeliverLine(`|${call.command}`);
+    if (line === null) return null;
+    const root = rootOfHome(call.home);
+    if (root === null) return null;
+    let dir: Directory;
+    try {
+      dir = await this.directory(root);
+    } catch (err) {
+      return { exit: { kind: 'exit', code: 111 }, output: [text(1, `Trouble in vdeliver: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)`)] };
+    }
+    const e = call.env;
+    const sender = e['SENDER'] ?? '';
+    const r = await vdeliver({
+      root, directory: dir, local: e['LOCAL'] ?? '', domain: e['HOST'] ?? '', ext: e['EXT'] ?? '', messagePath: call.messagePath, sender,
+      dtline: e['DTLINE'] ?? `Delivered-To: ${e['LOCAL'] ?? ''}@${e['HOST'] ?? ''}\n`,
+      rpline: e['RPLINE'] ?? `Return-Path: <${sender}>\n`,
+      policy: line.policy, namer: call.namer,
+    });
+    const code = r.result === 'success' ? 0 : r.result === 'failure' ? 100 : 111;
+    return { exit: { kind: 'exit', code }, output: r.report === '' ? [] : [text(1, r.report)], ...(r.result === 'success' && r.forward ? { forward: r.forward } : {}) };
+  };
+
+  private directory(root: string): Promise<Directory> {
+    let d = this.dirs.get(root);
+    if (d === undefined) {
+      d = openDirectory({ root, readonly: true });
+      // A failed open is not kept: the next message tries again (the database may be back).
+      void d.catch(() => this.dirs.delete(root));
+      this.dirs.set(root, d);
+    }
+    return d;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.dirs.values()];
+    this.dirs.clear();
+    for (const d of all) {
+      try {
+        await (await d).close();
+      } catch {
+        // never opened
+      }
+    }
+  }
+}
+
+type Forward = NonNullable<ProgramHookResult['forward']>;
+
+/**
+ * The run's one forward: the .qmail's own forward lines (NEWSENDER) plus those the hooked lines returned. The
+ * program would have queued its own with SENDER; one ForwardRequest carries one sender, so a mix of two senders
+ * is a temporary failure (never met with vpopmail-style domains, whose `.qmail-default` has the one line).
+ */
+export function mergeForwards(own: Forward | undefined, hooked: readonly Forward[]): Forward | undefined | string {
+  const all = [...(own ? [own] : []), ...hooked];
+  const first = all[0];
+  if (first === undefined) return undefined;
+  if (all.some((f) => f.sender !== first.sender || f.prepend !== first.prepend)) {
+    return 'Unable to forward: forward lines and vdeliver forwards with different senders in one .qmail file. (#4.3.0)';
+  }
+  return { sender: first.sender, recipients: all.flatMap((f) => f.recipients), prepend: first.prepend };
+}
