@@ -271,14 +271,32 @@ void describe('pop3d server', () => {
 });
 
 void describe('pop3d policy', () => {
-  void it('plaintext logins are refused from a non-loopback address unless allowed', async () => {
-    // Connections come from 127.0.0.1 in tests, so the "remote" case is made by declaring loopback untrusted:
-    // the server is built without allowPlaintext and the session is checked through CAPA on a non-loopback IP.
+  void it('plaintext logins are refused from a non-loopback client unless allowed', async () => {
     const { isLoopback } = await import('./index.js');
-    assert.equal(isLoopback('127.0.0.1'), true);
-    assert.equal(isLoopback('::ffff:127.0.0.5'), true);
-    assert.equal(isLoopback('::1'), true);
-    assert.equal(isLoopback('192.0.2.1'), false);
+    assert.deepEqual(['127.0.0.1', '::ffff:127.0.0.5', '::1', '192.0.2.1'].map(isLoopback), [true, true, true, false]);
+    // Tests connect from 127.0.0.1 only, so a remote client is played by trusting no address.
+    for (const allowPlaintext of [false, true]) {
+      const f = await fixture({ isLocalIp: () => false, allowPlaintext });
+      try {
+        const c = await PopClient.open(f.port);
+        await c.line();
+        await c.cmd('CAPA');
+        assert.equal((await c.body()).includes('USER'), allowPlaintext);
+        const user = await c.cmd('USER joe@example.org');
+        const plain = await c.cmd(`AUTH PLAIN ${Buffer.from('\0joe@example.org\0secret').toString('base64')}`);
+        if (allowPlaintext) {
+          assert.equal(user, '+OK send PASS');
+          assert.match(plain, /^\+OK 0 messages/);
+        } else {
+          assert.equal(user, '-ERR plaintext logins need an encrypted connection: use STLS first');
+          assert.equal(plain, user);
+        }
+        await c.cmd('QUIT');
+      } finally {
+        await f.server.close();
+        rmSync(f.dir, { recursive: true, force: true });
+      }
+    }
   });
 
   void it('limits connections per address', async () => {
