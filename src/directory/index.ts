@@ -16,3 +16,4 @@ export {
   removeMailbox, type Ctx, type NewUser,
 } from './admin.js';
 export { parseVdeliverLine } from './line.js';
+export { scanUsage, readUsage, quotaLine, type Usage } from './quota.js';
