@@ -1,5 +1,7 @@
 // The benchmark sections, run in this order. Add yours here (a BenchSection in its own file under src/bench/).
+import { deliverySection } from './delivery.js';
 import { injectSection } from './inject.js';
+import { smtpSection } from './smtp.js';
 import type { BenchSection } from './types.js';
 
-export const SECTIONS: readonly BenchSection[] = [injectSection];
+export const SECTIONS: readonly BenchSection[] = [injectSection, smtpSection, deliverySection];
