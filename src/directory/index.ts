@@ -17,3 +17,5 @@ export {
 } from './admin.js';
 export { parseVdeliverLine } from './line.js';
 export { scanUsage, readUsage, quotaLine, type Usage } from './quota.js';
+export { importVpopmail, parseVpasswdLine, vpopPolicy, vpopFlags, type ImportReport, type VpopImportOptions, type VpasswdEntry } from './import.js';
+export { importQmail } from './importqmail.js';

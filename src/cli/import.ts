@@ -1,0 +1,72 @@
+// quail import vpopmail DIR | qmail ROOT: bring an old system's domains, mailboxes, aliases or control files in (--dry-run first).
+import { resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { deliveryAccount, importQmail, importVpopmail, type ImportReport } from '../directory/index.js';
+import { action, addRootOption, resolveRoot } from './common.js';
+import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
+
+interface ImportOpts extends DirOpts {
+  dryRun?: boolean;
+  account?: string;
+}
+
+/** A progress bar on a terminal (stderr) only; nothing in scripts and tests. */
+function progressBar(): { tick: (done: number, total: number) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { tick: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'importing [{bar}] {value}/{total}' }, cliProgress.Presets.shades_classic);
+  let started = false;
+  return {
+    tick: (done, total) => {
+      if (!started) {
+        bar.start(total, 0);
+        started = true;
+      }
+      bar.update(done);
+    },
+    stop: () => {
+      if (started) bar.stop();
+    },
+  };
+}
+
+function report(rep: ImportReport, o: ImportOpts): number {
+  if (o.json) printJson({ dryRun: o.dryRun === true, ...rep });
+  else {
+    const verb = o.dryRun ? 'would import' : 'imported';
+    for (const i of rep.imported) process.stdout.write(`${verb}: ${i}\n`);
+    for (const s of rep.skipped) process.stdout.write(`not imported: ${s.what}: ${s.why}\n`);
+    process.stdout.write(`${rep.imported.length} ${verb}, ${rep.skipped.length} not imported${o.dryRun ? ' (dry run: nothing changed)' : ''}\n`);
+  }
+  return 0;
+}
+
+export function register(program: Command): void {
+  const cmd = program.command('import').description('import an old vpopmail or qmail installation (try --dry-run first)');
+  dirOptions(cmd.command('vpopmail <dir>').description('a vpopmail domains/ tree: vpasswd files, .qmail-* aliases, quotas, limits, Maildirs')
+    .option('--dry-run', 'only report what would be imported')
+    .option('--account <user>', 'unix account the imported domains are delivered as (default: control/quailuser)')).action(
+    action('import vpopmail', (dir: string, o: ImportOpts) =>
+      withDirectory(o, async (ctx) => {
+        const bar = progressBar();
+        try {
+          const rep = await importVpopmail(ctx, resolve(dir), { dryRun: o.dryRun === true, account: deliveryAccount(ctx.root, o.account), progress: bar.tick });
+          bar.stop();
+          return report(rep, o);
+        } finally {
+          bar.stop();
+        }
+      }),
+    ),
+  );
+  addRootOption(cmd.command('qmail <qmailroot>').description('a qmail root (e.g. /var/qmail): control files merged or copied, users/assign merged')
+    .option('--dry-run', 'only report what would be imported')
+    .option('--json', 'print JSON for scripts')).action(
+    action('import qmail', (from: string, o: ImportOpts) => {
+      const bar = progressBar();
+      const rep = importQmail(resolveRoot(o.root), resolve(from), { dryRun: o.dryRun === true, progress: bar.tick });
+      bar.stop();
+      return report(rep, o);
+    }),
+  );
+}

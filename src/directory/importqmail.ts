@@ -1,0 +1,86 @@
+// Importing an existing qmail tree: its control files (merged or copied) and users/assign (merged, then newu).
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { controlDef } from '../control/index.js';
+import { newu, parseAssign } from '../users/index.js';
+import { editAssign, writeAtomic } from './files.js';
+import type { ImportReport } from './import.js';
+
+/** Control files whose lines are a set: theirs are added to ours. */
+const MERGED = new Set(['rcpthosts', 'locals', 'virtualdomains', 'morercpthosts', 'smtproutes', 'percenthack', 'badmailfrom']);
+/** Ours, made by quail init or quail itself: never replaced by the old system's. */
+const OURS = new Set(['quailuser', 'listeners', 'directory', 'servercert.pem', 'morercpthosts.cdb']);
+
+const lines = (t: string): string[] => t.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '' && !l.startsWith('#'));
+
+/** Imports ROOT's control/ and users/assign into `root`; with dryRun only the report is made. */
+export function importQmail(root: string, from: string, o: { dryRun: boolean; progress?: (done: number, total: number) => void }): ImportReport {
+  const rep: ImportReport = { imported: [], skipped: [] };
+  const cdir = join(from, 'control');
+  const names = existsSync(cdir) ? readdirSync(cdir).filter((n) => statSync(join(cdir, n)).isFile()).sort() : [];
+  if (names.length === 0 && !existsSync(join(from, 'users', 'assign'))) {
+    rep.skipped.push({ what: from, why: 'neither control/ files nor users/assign: is this a qmail root (e.g. /var/qmail)?' });
+    return rep;
+  }
+  const total = names.length + 1;
+  let done = 0;
+  for (const n of names) {
+    o.progress?.(++done, total);
+    const what = `control/${n}`;
+    const def = controlDef(n);
+    if (!def) {
+      rep.skipped.push({ what, why: 'not a control file quail reads' });
+      continue;
+    }
+    if (OURS.has(n)) {
+      rep.skipped.push({ what, why: 'quail keeps its own' });
+      continue;
+    }
+    const theirs = readFileSync(join(cdir, n), 'latin1');
+    const path = join(root, 'control', n);
+    const ours = existsSync(path) ? readFileSync(path, 'latin1') : null;
+    if (MERGED.has(n)) {
+      const have = new Set(lines(ours ?? '').map((l) => l.toLowerCase()));
+      const add = lines(theirs).filter((l) => !have.has(l.toLowerCase()));
+      if (add.length === 0) {
+        rep.skipped.push({ what, why: 'every line already present' });
+        continue;
+      }
+      if (!o.dryRun) writeAtomic(path, `${(ours ?? '').replace(/\n?$/, ours ? '\n' : '')}${add.join('\n')}\n`);
+      rep.imported.push(`${what}: ${add.length} line(s) added`);
+    } else if (ours === null) {
+      if (!o.dryRun) writeAtomic(path, theirs);
+      rep.imported.push(what);
+    } else if (ours.trim() !== theirs.trim()) {
+      rep.skipped.push({ what, why: `kept ours (${JSON.stringify(ours.trim().slice(0, 60))}); theirs says ${JSON.stringify(theirs.trim().slice(0, 60))}` });
+    } else {
+      rep.skipped.push({ what, why: 'same as ours' });
+    }
+  }
+  o.progress?.(++done, total);
+  const assign = join(from, 'users', 'assign');
+  if (existsSync(assign)) {
+    const text = readFileSync(assign, 'latin1');
+    try {
+      parseAssign(Buffer.from(text, 'latin1'));
+    } catch (err) {
+      rep.skipped.push({ what: 'users/assign', why: `not valid: ${(err as Error).message}` });
+      return rep;
+    }
+    const theirs = text.split('\n').filter((l) => l !== '' && !l.startsWith('.'));
+    const mine = join(root, 'users', 'assign');
+    const cur = existsSync(mine) ? readFileSync(mine, 'latin1') : null;
+    const curKeys = new Set((cur ?? '').split('\n').map((l) => l.slice(0, l.indexOf(':') + 1).toLowerCase()));
+    const add = theirs.filter((l) => !curKeys.has(l.slice(0, l.indexOf(':') + 1).toLowerCase()));
+    const clash = theirs.length - add.length;
+    if (clash > 0) rep.skipped.push({ what: 'users/assign', why: `${clash} entr(y/ies) already assigned here; kept ours` });
+    if (add.length > 0) {
+      if (!o.dryRun) {
+        writeAtomic(mine, editAssign(cur, add, []) ?? cur ?? '.\n');
+        newu(root);
+      }
+      rep.imported.push(`users/assign: ${add.length} entr(y/ies) added (users/cdb rebuilt)`);
+    }
+  }
+  return rep;
+}
