@@ -31,7 +31,7 @@ export function initOwner(root: string): Owner {
 /**
  * `quail init --root ROOT --me ME`, then each domain the seeds' way, by hand: a `D:D` line in
  * control/virtualdomains and rcpthosts, `+D-:owner:uid:gid:ROOT/domains/D:-::` in users/assign, `quail newu`,
- * and per mailbox `domains/D/.qmail-<box>` → `./<box>/Maildir/` (made with `quail maildirmake`), owned by
+ * and per mailbox `domains/D/.qmail-<box>` → `./<box>/Maildir/` (made like `quail maildirmake` does), owned by
  * the account init chose. Returns that account.
  */
 export function setupRoot(root: string, me: string, domains: ReadonlyArray<{ domain: string; boxes: readonly string[] }>): Owner {
@@ -49,8 +49,8 @@ export function setupRoot(root: string, me: string, domains: ReadonlyArray<{ dom
     mkdirSync(home, { recursive: true, mode: 0o755 });
     for (const box of d.boxes) {
       writeFileSync(join(home, `.qmail-${box}`), `./${box}/Maildir/\n`, { mode: 0o644 });
-      mkdirSync(join(home, box), { mode: 0o700 });
-      quail(['maildirmake', join(home, box, 'Maildir')]);
+      // what `quail maildirmake` does, without a process per mailbox
+      for (const sub of ['', 'cur', 'new', 'tmp']) mkdirSync(join(home, box, 'Maildir', sub), { recursive: true, mode: 0o700 });
     }
     chownTree(home, owner);
   }
@@ -67,17 +67,14 @@ function chownTree(dir: string, owner: Owner): void {
 export interface QuailProcess {
   readonly child: ChildProcess;
   /** Everything it printed so far. */
-  log(): string;
+  readonly log: () => string;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILL to its whole process group (the delivery workers included). */
   killGroup(): void;
 }
 
-/**
- * `quail start --root ROOT` on free loopback ports, in its own process group; resolves once it logged
- * quail.started (rejects if it exits first or takes longer than `waitMs`).
- */
-export async function startProcess(root: string, waitMs = 30_000): Promise<QuailProcess> {
+/** `quail start --root ROOT` on free loopback ports, in its own process group (so its workers can be killed with it). */
+export function spawnQuail(root: string): QuailProcess {
   const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -88,7 +85,7 @@ export async function startProcess(root: string, waitMs = 30_000): Promise<Quail
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     child.on('exit', (code, signal) => r({ code, signal })),
   );
-  const p: QuailProcess = {
+  return {
     child,
     log: () => text,
     exited,
@@ -100,14 +97,19 @@ export async function startProcess(root: string, waitMs = 30_000): Promise<Quail
       }
     },
   };
+}
+
+/** spawnQuail, then wait until it logged quail.started (throws if it exits first or takes longer than `waitMs`). */
+export async function startProcess(root: string, waitMs = 30_000): Promise<QuailProcess> {
+  const p = spawnQuail(root);
   let gone = false;
-  void exited.then(() => (gone = true));
+  void p.exited.then(() => (gone = true));
   const deadline = Date.now() + waitMs;
-  while (!text.includes('quail.started')) {
-    if (gone) throw new Error(`quail start exited before it started:\n${text}`);
+  while (!p.log().includes('quail.started')) {
+    if (gone) throw new Error(`quail start exited before it started:\n${p.log()}`);
     if (Date.now() > deadline) {
       p.killGroup();
-      throw new Error(`quail start did not start within ${waitMs} ms:\n${text}`);
+      throw new Error(`quail start did not start within ${waitMs} ms:\n${p.log()}`);
     }
     await sleep(20);
   }
@@ -130,3 +132,14 @@ export function queuedCount(root: string): number {
   const dir = join(root, 'queue', 'env');
   return existsSync(dir) ? readdirSync(dir).length : 0;
 }
+
+/** The crash test's n-th message: unique token in Subject and Message-ID, deterministic body, sizes 200 B to 160 KB. */
+export function crashMessage(n: number): Buffer {
+  const size = n % 97 === 0 ? 160_000 : 200 + ((n * 7919) % 6000);
+  let text = `From: crash@test\nTo: ${crashRecipient(n)}\nSubject: crash ${n}\nMessage-ID: <crash.${n}@test>\n\n`;
+  for (let i = 0; text.length < size; i++) text += `${n}:${i} ${'abcdefghijklmnopqrstuvwxyz'.repeat(2)}\n`;
+  return Buffer.from(text, 'latin1');
+}
+
+/** The crash test's mailboxes: u0..u9 in d0.test and d1.test. */
+export const crashRecipient = (n: number): string => `u${n % 10}@d${Math.floor(n / 10) % 2}.test`;
