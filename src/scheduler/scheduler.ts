@@ -13,6 +13,8 @@ import { logsafe } from './verp.js';
 /** qmail-send's periodic scan of the queue (the trigger is lossy), and its back-off after queue errors. */
 const SCAN_INTERVAL = 1500;
 const SYSFAIL_BACKOFF = 123;
+/** New messages read and routed at once during a scan. */
+const SCAN_PARALLEL = 64;
 const CHANNELS: readonly Channel[] = ['local', 'remote'];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -215,22 +217,35 @@ export class Scheduler {
     }
     const listed = new Set(ids);
     for (const id of this.finished) if (!listed.has(id)) this.finished.delete(id);
-    for (const id of ids) {
-      if (this.msgs.has(id) || this.finished.has(id) || this.heldIds.has(id)) continue;
-      try {
-        const m = await this.deps.queue.read(id);
-        if (m === undefined) continue;
-        if (m.held) {
-          this.heldIds.add(id);
-          continue;
-        }
-        const st = messageState(m);
-        if (st.recipients.some((r) => r.channel === undefined)) await this.routeNew(st);
-        this.msgs.set(id, st);
-      } catch (err) {
-        this.nextScanAt = Math.min(this.nextScanAt, now + SYSFAIL_BACKOFF);
-        this.emit('warning', { msg: id, reason: String(err) }, `warning: trouble reading msg ${id}: ${logsafe(String(err))}`);
+    const fresh = ids.filter((id) => !this.msgs.has(id) && !this.finished.has(id) && !this.heldIds.has(id));
+    // Read and route new messages in parallel: each routing is a durable envelope rewrite, and the queue groups
+    // the fsyncs of concurrent rewrites; one at a time, a burst of arrivals would wait for one fsync per message.
+    // Admitted in queue order (oldest first), whatever order the reads finish in.
+    const admitted: Array<MessageState | undefined> = new Array<MessageState | undefined>(fresh.length);
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      for (let i = next++; i < fresh.length; i = next++) admitted[i] = await this.admit(fresh[i] as QueueId, now);
+    };
+    await Promise.all(Array.from({ length: Math.min(SCAN_PARALLEL, fresh.length) }, reader));
+    for (const st of admitted) if (st !== undefined) this.msgs.set(st.id, st);
+  }
+
+  /** Reads one message not yet known to this scheduler and routes it if new; undefined when gone, held or unreadable. */
+  private async admit(id: QueueId, now: number): Promise<MessageState | undefined> {
+    try {
+      const m = await this.deps.queue.read(id);
+      if (m === undefined) return undefined;
+      if (m.held) {
+        this.heldIds.add(id);
+        return undefined;
       }
+      const st = messageState(m);
+      if (st.recipients.some((r) => r.channel === undefined)) await this.routeNew(st);
+      return st;
+    } catch (err) {
+      this.nextScanAt = Math.min(this.nextScanAt, now + SYSFAIL_BACKOFF);
+      this.emit('warning', { msg: id, reason: String(err) }, `warning: trouble reading msg ${id}: ${logsafe(String(err))}`);
+      return undefined;
     }
   }
 
