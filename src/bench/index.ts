@@ -4,7 +4,7 @@
 // per case, default 20, so the default run stays under two minutes), QUAIL_BENCH_DIR (where the temporary
 // files go, default the system temp dir: put it on the disk the queue will live on), QUAIL_BENCH_ONLY
 // (run only sections whose name contains this text).
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { cpus, freemem, hostname, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
 import { measureFsync } from './fsync.js';
@@ -61,6 +61,7 @@ async function main(): Promise<void> {
   const base = resolve(env['QUAIL_BENCH_DIR'] ?? tmpdir());
   mkdirSync(base, { recursive: true });
   const work = mkdtempSync(join(base, 'quail-bench-'));
+  chmodSync(work, 0o711); // sections that deliver run workers as another uid, which must reach their mail root
   const budgetS = positive('QUAIL_BENCH_BUDGET') ?? 20;
   const fixedN = positive('QUAIL_BENCH_N');
   const only = env['QUAIL_BENCH_ONLY'];
