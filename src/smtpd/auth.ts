@@ -34,3 +34,14 @@ export function decodeBase64(s: string): string | null {
 }
 
 export const encodeBase64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+
+/** RCPT-time verdict for one address: accept, unknown mailbox (550 5.1.1), or the directory is unreachable (451). */
+export type RcptVerdict = 'accept' | 'unknown' | 'temporary';
+
+/**
+ * Recipient check for directory-managed domains (implemented over src/directory, injected by `start`).
+ * Addresses of domains the directory does not manage are `accept` (qmail's rcpthosts rules alone apply).
+ */
+export interface RecipientCheck {
+  check(address: string): Promise<RcptVerdict>;
+}

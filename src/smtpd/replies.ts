@@ -46,6 +46,8 @@ export const R = {
   authCancelled: [501, '5.0.0', 'authentication cancelled (#5.0.0)'],
   authMalformed: [501, '5.5.2', 'malformed authentication response (#5.5.2)'],
   authMechanism: [504, '5.5.4', 'unrecognized authentication type, use PLAIN or LOGIN (#5.5.4)'],
+  noMailbox: [550, '5.1.1', 'sorry, no mailbox here by that name (#5.1.1)'],
+  directoryTemporary: [451, '4.3.0', 'temporary failure looking up the mailbox, try again later (#4.3.0)'],
   authTwice: [503, '5.5.1', 'already authenticated (#5.5.1)'],
   authInMail: [503, '5.5.1', 'AUTH is not allowed during a mail transaction (#5.5.1)'],
 } as const satisfies Record<string, Reply>;

@@ -171,3 +171,28 @@ void test('bare CR: refused by default; kept per client with QUAIL_BARECR="keep"
     await keep.close();
   }
 });
+
+void test('RCPT-time recipient check: 550 5.1.1 for unknown, 451 when the directory is down; AUTH login in Received and meta', async () => {
+  const seen: string[] = [];
+  const h = await harness({
+    control: { 'tcp.smtp': '127.:allow,RELAYCLIENT="@gw.test"\n' },
+    recipients: {
+      check: (a) => {
+        seen.push(a);
+        return Promise.resolve(a.startsWith('nobody@') ? 'unknown' : a.startsWith('x@down') ? 'temporary' : 'accept');
+      },
+    },
+    authenticator: { verify: (u, p) => Promise.resolve(p === 'p' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }) },
+  });
+  try {
+    const out = await talk(h.port, 'EHLO c\r\nAUTH PLAIN AGpvZUBleGFtcGxlLm9yZwBw\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<nobody@local.test>\r\nRCPT TO:<x@down.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n');
+    assert.match(out, /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n550 5\.1\.1 sorry, no mailbox here by that name \(#5\.1\.1\)\r\n451 4\.3\.0 temporary failure looking up the mailbox, try again later \(#4\.3\.0\)\r\n250 2\.1\.5 ok\r\n/);
+    // checked before RELAYCLIENT's suffix is appended; only the accepted one is queued (with the suffix)
+    assert.deepEqual(seen, ['nobody@local.test', 'x@down.test', 'joe@local.test']);
+    assert.deepEqual(h.queued[0]?.recipients, ['joe@local.test@gw.test']);
+    assert.equal(h.queued[0]?.meta['auth'], 'joe@example.org');
+    assert.match(h.queued[0]?.data ?? '', /^Received: from unknown \(HELO c\) \(joe@example\.org@127\.0\.0\.1\)\n {2}by mx\.local\.test with ESMTPA; /);
+  } finally {
+    await h.close();
+  }
+});

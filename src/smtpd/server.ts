@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
-import { NO_DIRECTORY, type Authenticator } from './auth.js';
+import { NO_DIRECTORY, type Authenticator, type RecipientCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { DEFAULT_LIMITS, runSession, type SessionEventLog, type SessionLimits, type SessionSummary } from './session.js';
@@ -25,6 +25,8 @@ export interface SmtpServerDeps {
   readonly controlFor: () => Control;
   readonly queue: Pick<QueueStore, 'inject'>;
   readonly authenticator?: Authenticator;
+  /** RCPT-time mailbox checks for directory-managed domains. */
+  readonly recipients?: RecipientCheck;
   /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
   readonly tls?: () => SecureContext | undefined;
   readonly limits?: Partial<SessionLimits>;
@@ -148,7 +150,7 @@ export class SmtpListener {
     }
     const run = runSession(socket, {
       control, env, tls, queue: this.deps.queue, kind: this.spec.kind, limits: this.limits,
-      authenticator: this.deps.authenticator ?? NO_DIRECTORY, clock: this.deps.clock ?? (() => new Date()),
+      authenticator: this.deps.authenticator ?? NO_DIRECTORY, recipients: this.deps.recipients, clock: this.deps.clock ?? (() => new Date()),
       isLocalIp: this.isLocalIp, log,
     }).then((summary) => {
       this.deps.onSession?.(summary, env);

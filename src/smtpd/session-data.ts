@@ -40,7 +40,8 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
         protocol: s.protocol,
         ...(env['TCPREMOTEHOST'] !== undefined ? { remoteHost: env['TCPREMOTEHOST'] } : {}),
         ...(s.helo !== undefined ? { helo: s.helo } : {}),
-        ...(env['TCPREMOTEINFO'] !== undefined ? { remoteInfo: env['TCPREMOTEINFO'] } : {}),
+        // The AUTH login stands where qmail puts TCPREMOTEINFO (as qmail's SMTP AUTH patches do): `(joe@example.com@ip)`.
+        ...(s.authUser !== undefined ? { remoteInfo: s.authUser } : env['TCPREMOTEINFO'] !== undefined ? { remoteInfo: env['TCPREMOTEINFO'] } : {}),
         ...(env['TCPREMOTEIP'] !== undefined ? { remoteIp: env['TCPREMOTEIP'] } : {}),
         ...(localHost !== undefined ? { localHost } : {}),
       },

@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
-import type { Authenticator } from './auth.js';
+import type { Authenticator, RecipientCheck } from './auth.js';
 import { parseEnvelopeArg } from './address.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
@@ -48,6 +48,8 @@ export interface SessionDeps {
   /** Present = STARTTLS offered. */
   readonly tls?: SecureContext | undefined;
   readonly authenticator: Authenticator;
+  /** RCPT-time mailbox check for directory-managed domains; absent = none (qmail's behaviour). */
+  readonly recipients?: RecipientCheck | undefined;
   readonly limits: SessionLimits;
   readonly clock: () => Date;
   readonly isLocalIp: (ip: string) => boolean;
@@ -264,11 +266,19 @@ async function rcpt(s: Session, arg: string, fail: (r: Reply) => Promise<Step>):
     return fail(R.badMailFrom);
   }
   const relay = s.policy.relayClient;
-  if (relay !== undefined) addr += relay;
-  else if (s.authUser === undefined && !s.policy.rcptAllowed(addr)) {
+  if (relay === undefined && s.authUser === undefined && !s.policy.rcptAllowed(addr)) {
     s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'rcpthosts', from: tx.sender, to: addr });
     return fail(R.noGateway);
   }
+  // Directory-managed domains: an unknown mailbox is refused now rather than bounced later (no backscatter).
+  if (s.deps.recipients) {
+    const verdict = await s.deps.recipients.check(addr);
+    if (verdict !== 'accept') {
+      s.deps.log('smtp.reject', { ip: s.remoteIp, why: verdict === 'unknown' ? 'no-mailbox' : 'directory-unavailable', from: tx.sender, to: addr });
+      return fail(verdict === 'unknown' ? R.noMailbox : R.directoryTemporary);
+    }
+  }
+  if (relay !== undefined) addr += relay;
   if (tx.recipients.length >= s.deps.limits.maxRcpt) return fail(R.tooManyRcpts);
   tx.recipients.push(addr);
   s.send(R.rcptOk);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import type { NewMessage, QueueId } from '../queue/types.js';
-import type { Authenticator } from './auth.js';
+import type { Authenticator, RecipientCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type SmtpServerDeps } from './server.js';
 import type { SessionLimits } from './session.js';
@@ -15,6 +15,7 @@ export interface Queued {
   readonly sender: string;
   readonly recipients: readonly string[];
   readonly data: string;
+  readonly meta: Readonly<Record<string, string>>;
 }
 
 export interface Harness {
@@ -33,6 +34,7 @@ export interface HarnessOptions {
   readonly options?: Readonly<Record<string, string>>;
   readonly tls?: boolean;
   readonly authenticator?: Authenticator;
+  readonly recipients?: RecipientCheck;
   readonly limits?: Partial<SessionLimits>;
   /** Called after the message was read completely; throw to fail the inject. */
   readonly onCommit?: (m: Queued) => Promise<void> | void;
@@ -67,7 +69,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
           abandoned.n++;
           throw err;
         }
-        const q = { sender: m.sender, recipients: [...m.recipients], data: Buffer.concat(chunks).toString('latin1') };
+        const q = { sender: m.sender, recipients: [...m.recipients], data: Buffer.concat(chunks).toString('latin1'), meta: { ...m.meta } };
         await o.onCommit?.(q);
         queued.push(q);
         return `test-${queued.length}` as QueueId;
@@ -75,6 +77,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     },
     ...(o.tls ? { tls: () => loadTlsContext(new Control(root)) } : {}),
     ...(o.authenticator ? { authenticator: o.authenticator } : {}),
+    ...(o.recipients ? { recipients: o.recipients } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),

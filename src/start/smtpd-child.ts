@@ -2,7 +2,8 @@
 import type { Server, Socket } from 'node:net';
 import { Control } from '../control/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
-import { loadTlsContext, SmtpListener, type Authenticator } from '../smtpd/index.js';
+import { loadTlsContext, SmtpListener } from '../smtpd/index.js';
+import { DirectoryLink } from './directory-link.js';
 import type { FromChild, ToChild } from './privsep.js';
 
 const send = (m: FromChild): void => {
@@ -21,7 +22,7 @@ function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
 }
 
 /** Runs in the child: everything the process does is driven by the parent's messages (privsep.ts). */
-export async function serveChild(root: string, authenticator?: Authenticator): Promise<void> {
+export async function serveChild(root: string): Promise<void> {
   let queue: FileQueue;
   try {
     queue = await openQueue(root);
@@ -32,12 +33,15 @@ export async function serveChild(root: string, authenticator?: Authenticator): P
     return;
   }
   let tls = tlsOrNone(root);
+  // AUTH and RCPT checks read the directory as this (unprivileged) account: its SQLite file is root:quailgroup 0640.
+  const directory = new DirectoryLink(root);
   const listeners = new Map<number, SmtpListener>();
   let stopping: Promise<void> | undefined;
   const stop = (graceMs: number): Promise<void> => {
     stopping ??= (async () => {
       await Promise.all([...listeners.values()].map((l) => l.close(graceMs)));
       queue.close();
+      await directory.close();
       process.disconnect?.();
       process.exit(0);
     })();
@@ -49,7 +53,8 @@ export async function serveChild(root: string, authenticator?: Authenticator): P
         const l = new SmtpListener(m.spec, {
           controlFor: () => new Control(root),
           queue,
-          ...(authenticator ? { authenticator } : {}),
+          authenticator: directory,
+          recipients: directory,
           tls: () => tls,
           log,
         });

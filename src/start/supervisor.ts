@@ -9,6 +9,7 @@ import { deliverRemote } from '../remote/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
 import { lookupAssignment, systemPasswd } from '../users/index.js';
+import { DirectoryLink } from './directory-link.js';
 import { SmtpChild, type Account, type BoundListener } from './privsep.js';
 import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
 import type { EventLog } from './log.js';
@@ -19,7 +20,7 @@ export interface StartOptions {
   readonly smtp?: string;
   readonly submission?: string;
   readonly log: EventLog;
-  /** The user directory's password check; until one exists AUTH cannot succeed. */
+  /** Overrides the user directory's password check (one-process mode only; as root the child uses the directory). */
   readonly authenticator?: Authenticator;
 }
 
@@ -132,6 +133,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const tlsFor = (): ReturnType<typeof loadTlsContext> => loadTlsContext(new Control(root));
   let tlsContext = account ? undefined : safeTls(tlsFor, log);
   const listeners: SmtpListener[] = [];
+  const directory = new DirectoryLink(root);
   let child: SmtpChild | undefined;
   let bound: readonly BoundListener[];
   mkdirSync(runDir(root), { recursive: true });
@@ -166,7 +168,8 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       listeners.push(new SmtpListener(spec, {
         controlFor: () => new Control(root),
         queue,
-        ...(opts.authenticator ? { authenticator: opts.authenticator } : {}),
+        authenticator: opts.authenticator ?? directory,
+        recipients: directory,
         tls: () => tlsContext,
         log: (name, fields) => log.event(name, fields),
       }));
@@ -189,6 +192,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         await Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs)]);
         await scheduler.stop();
         await localDeliverer.close();
+        await directory.close();
         clearInterval(keepAlive);
         queue.close();
         rmSync(pidFile(root), { force: true });

@@ -1,0 +1,82 @@
+// The SMTP side of the user directory: AUTH against its mailboxes, RCPT-time checks for the domains it manages.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { asciiLower } from '../address/index.js';
+import { authenticate, locateDirectory, openDirectory, type Directory } from '../directory/index.js';
+import type { Authenticator, AuthResult, RcptVerdict, RecipientCheck } from '../smtpd/index.js';
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Opens the directory read-only on first use (it may be created while quail runs: `quail domain add`), keeps
+ * it open, and drops it after an error so the next session opens it again. Without a directory (no SQLite
+ * file, no control/directory URL) AUTH answers 454 and every recipient passes to qmail's rules as before.
+ */
+export class DirectoryLink implements Authenticator, RecipientCheck {
+  private dir: Promise<Directory> | undefined;
+
+  constructor(private readonly root: string) {}
+
+  private async directory(): Promise<Directory | undefined> {
+    if (this.dir === undefined) {
+      const loc = locateDirectory(this.root);
+      if (loc.kind === 'sqlite' && !existsSync(loc.file)) return undefined;
+      this.dir = openDirectory({ root: this.root, readonly: true });
+    }
+    try {
+      return await this.dir;
+    } catch (err) {
+      this.dir = undefined;
+      throw err;
+    }
+  }
+
+  private async drop(): Promise<void> {
+    const d = this.dir;
+    this.dir = undefined;
+    await d?.then((x) => x.close()).catch(() => undefined);
+  }
+
+  async verify(user: string, password: string): Promise<AuthResult> {
+    try {
+      const directory = await this.directory();
+      if (!directory) return { ok: false, temporary: true, reason: 'no user directory exists (quail domain add makes one)' };
+      // read-only here: the login time is not recorded by SMTP AUTH
+      const m = await authenticate(this.root, user, password, { directory, service: 'smtp', recordLogin: false });
+      return m ? { ok: true, user: `${m.local}@${m.domain}` } : { ok: false, temporary: false, reason: 'unknown login, wrong password or no-smtp-auth' };
+    } catch (err) {
+      await this.drop();
+      return { ok: false, temporary: true, reason: `directory: ${errText(err)}` };
+    }
+  }
+
+  /**
+   * A recipient of a directory domain (or alias domain) is known when it is a mailbox (also `box-ext`, as
+   * vdeliver matches the part before the first '-'), an alias, or has its own `domains/<domain>/.qmail-<local>`;
+   * otherwise the domain's unknown-address policy decides: bounce-no-mailbox → unknown (550 5.1.1), anything
+   * else (delete, forward, mailbox:LOCAL — a catch-all) → accept.
+   */
+  async check(address: string): Promise<RcptVerdict> {
+    const at = address.lastIndexOf('@');
+    if (at <= 0) return 'accept';
+    try {
+      const directory = await this.directory();
+      if (!directory) return 'accept';
+      const dom = await directory.resolveDomain(asciiLower(address.slice(at + 1)));
+      if (!dom) return 'accept';
+      const local = asciiLower(address.slice(0, at));
+      const dash = local.indexOf('-');
+      if ((await directory.getMailbox(dom.name, local)) || (await directory.getAlias(dom.name, local))) return 'accept';
+      if (dash > 0 && (await directory.getMailbox(dom.name, local.slice(0, dash)))) return 'accept';
+      if (!local.includes('/') && existsSync(join(this.root, 'domains', dom.name, `.qmail-${local.replace(/\./g, ':')}`))) return 'accept';
+      return dom.policy.kind === 'bounce-no-mailbox' ? 'unknown' : 'accept';
+    } catch {
+      await this.drop();
+      return 'temporary';
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.drop();
+  }
+}
