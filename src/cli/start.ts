@@ -12,6 +12,8 @@ interface StartFlags {
   submission?: string;
   logJson?: boolean;
   init?: boolean;
+  pop3?: string[];
+  pop3s?: string[];
 }
 
 /** --init: make the embedded default root when control/me is missing (quail init's own logic). */
@@ -20,6 +22,8 @@ function initIfMissing(root: string): void {
   process.stdout.write(render(root, initRoot({ root })));
 }
 
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
 export function register(program: Command): void {
   addRootOption(
     program
@@ -27,6 +31,8 @@ export function register(program: Command): void {
       .description('run quail in the foreground: SMTP listeners, scheduler, deliveries (SIGTERM stops, SIGHUP reloads, SIGALRM flushes)')
       .option('--smtp <host:port>', 'SMTP listener (replaces the smtp lines of control/listeners)')
       .option('--submission <host:port>', 'submission listener (replaces the submission lines of control/listeners)')
+      .option('--pop3 <host:port>', 'POP3 listener, plain with STLS (repeatable; replaces the pop3 lines of control/listeners; none = no POP3)', collect)
+      .option('--pop3s <host:port>', 'POP3 listener with implicit TLS (repeatable; replaces the pop3 lines of control/listeners)', collect)
       .option('--log-json', 'log one JSON object per event (pino) instead of key=value lines')
       .option('--init', 'first create the mail root with quail init when control/me is missing'),
   ).action(
@@ -37,6 +43,7 @@ export function register(program: Command): void {
       const running = await startQuail({
         root, log, ...(flags.smtp !== undefined ? { smtp: flags.smtp } : {}),
         ...(flags.submission !== undefined ? { submission: flags.submission } : {}),
+        ...(flags.pop3 || flags.pop3s ? { pop3: { pop3: flags.pop3, pop3s: flags.pop3s } } : {}),
       });
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => (): void => {

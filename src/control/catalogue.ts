@@ -100,7 +100,7 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: '`dsn`: RFC 3464 multipart/report bounces with qmail\'s text (default); `qsbmf`: qmail\'s plain bounce, byte for byte.' },
   { name: 'quailuser', kind: 'single', default: { from: 'none' }, readBy: 'users (lookup), init', applies: ON_RESTART,
     doc: 'Unix account that virtual domains made by `quail init` are delivered as; stands in for the `alias` account when the system has none.' },
-  { name: 'listeners', kind: 'lines', default: { from: 'literal', value: '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n' }, readBy: 'start', applies: ON_RESTART,
+  { name: 'listeners', kind: 'lines', default: { from: 'literal', value: '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n127.0.0.1:2110 pop3\n127.0.0.1:2995 pop3 tls=implicit\n' }, readBy: 'start', applies: ON_RESTART,
     doc: 'One listener per line: ADDRESS:PORT KIND [policy...]; KIND is smtp, submission or pop3 (docs/LISTENERS.md).' },
   { name: 'servercert.pem', kind: 'lines', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
     doc: 'PEM private key followed by its certificate, for STARTTLS; `quail init` makes a self-signed one (mode 0600). Without it no STARTTLS.' },

@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { MaildirStore } from './maildir.js';
 import { isLoopback } from './parse.js';
-import { Session, type SessionSummary } from './session.js';
+import { Session, type SessionConfig, type SessionSummary } from './session.js';
 import { LoginThrottle, type ThrottleOptions } from './throttle.js';
 import type { MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
 
@@ -38,6 +38,12 @@ export interface Pop3ServerOptions {
 
 export interface Pop3Server {
   listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Serves a socket bound by another process (privilege separation: root binds, passes it over IPC). */
+  listenOn(handle: Server): Promise<AddressInfo>;
+  /** Serves a connection accepted (paused, unread) by the process that bound the listener. */
+  adopt(socket: Socket): void;
+  /** New key and certificate (SIGHUP) for later STLS and implicit-TLS sessions; undefined = no STLS. */
+  setTls(tls: Pop3ServerOptions['tls']): void;
   address(): AddressInfo | null;
   /** Stops accepting, drops sessions waiting for a command (nothing is deleted), waits for the others. */
   close(): Promise<void>;
@@ -48,11 +54,11 @@ const plainIp = (a: string | undefined): string => (a ?? 'unknown').replace(/^::
 
 export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
   if (opts.implicitTls && !opts.tls) throw new Error('pop3d: implicit TLS needs a key and certificate');
-  const context: SecureContext | undefined = opts.tls
-    ? createSecureContext({ key: opts.tls.key, cert: opts.tls.cert, minVersion: 'TLSv1.2' })
-    : undefined;
+  const secure = (tls: Pop3ServerOptions['tls']): SecureContext | undefined =>
+    tls ? createSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' }) : undefined;
+  const context = secure(opts.tls);
   const log: Pop3EventLog = opts.log ?? (() => undefined);
-  const config = {
+  const config: { -readonly [K in keyof SessionConfig]: SessionConfig[K] } = {
     authenticator: opts.authenticator,
     store: opts.store ?? new MaildirStore(),
     throttle: new LoginThrottle(opts.throttle),
@@ -113,6 +119,23 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
           resolve(server.address() as AddressInfo);
         });
       });
+    },
+    listenOn(handle) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(handle, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    adopt(socket) {
+      accept(socket);
+      socket.resume();
+    },
+    setTls(tls) {
+      if (config.implicitTls && !tls) return; // keep the old certificate rather than break an implicit-TLS port
+      config.tls = secure(tls);
     },
     address() {
       const a = server.address();

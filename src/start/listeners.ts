@@ -1,7 +1,7 @@
 // control/listeners: one listener per line, `ADDRESS:PORT KIND [key=value...]` (docs/LISTENERS.md).
 import type { ListenerKind, ListenerSpec } from '../smtpd/index.js';
 
-export const DEFAULT_LISTENERS = '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n';
+export const DEFAULT_LISTENERS = '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n127.0.0.1:2110 pop3\n127.0.0.1:2995 pop3 tls=implicit\n';
 
 export interface ListenerError {
   readonly line: number;

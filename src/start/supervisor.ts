@@ -13,6 +13,7 @@ import { DirectoryLink } from './directory-link.js';
 import { SmtpChild, type Account, type BoundListener } from './privsep.js';
 import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
 import type { EventLog } from './log.js';
+import { startPop3, type Pop3Flags, type Pop3Service } from './pop3.js';
 
 export interface StartOptions {
   readonly root: string;
@@ -22,6 +23,8 @@ export interface StartOptions {
   readonly log: EventLog;
   /** Overrides the user directory's password check (one-process mode only; as root the child uses the directory). */
   readonly authenticator?: Authenticator;
+  /** `--pop3` / `--pop3s`: replace the pop3 lines of control/listeners (pop3.ts). */
+  readonly pop3?: Pop3Flags;
 }
 
 export interface RunState {
@@ -180,16 +183,16 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   writeState(child?.pid);
   started = true;
   await scheduler.start();
-  log.event('quail.started', { pid: process.pid, root });
   let stopped: Promise<void> | undefined;
-  return {
+  let pop3: Pop3Service | undefined;
+  const running: Running = {
     listeners: bound,
     stop(graceMs = 10_000) {
       stopped ??= (async () => {
         log.event('quail.stopping', { pid: process.pid });
         // Delivery workers are unref'd children: keep the loop alive until they have really exited.
         const keepAlive = setInterval(() => undefined, 1000);
-        await Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs)]);
+        await Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]);
         await scheduler.stop();
         await localDeliverer.close();
         await directory.close();
@@ -204,6 +207,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     reload() {
       if (child) child.reload();
       else tlsContext = safeTls(tlsFor, log);
+      pop3?.reload();
       scheduler.reload();
       log.event('quail.reloaded', { ...(child ? {} : { starttls: tlsContext !== undefined }), note: 'listener changes need a restart' });
     },
@@ -212,6 +216,14 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       log.event('quail.flush', {});
     },
   };
+  try {
+    pop3 = await startPop3({ root, control, account, log, ...(opts.pop3 ? { flags: opts.pop3 } : {}) });
+  } catch (err) {
+    await running.stop(0);
+    throw err;
+  }
+  log.event('quail.started', { pid: process.pid, root });
+  return running;
 }
 
 /** One process (not root): bind each listener here. */

@@ -1,0 +1,184 @@
+// POP3 in quail start: the pop3 listener plan (golden table) and issue 6's "Done means" end to end with real clients.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Control } from '../control/index.js';
+import { pop3Plan, type Pop3Flags } from './pop3.js';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop3s (golden table)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-pop3plan-'));
+  try {
+    const rows: Array<[string | null, Pop3Flags, string]> = [
+      [null, {}, 'embedded 127.0.0.1:2110 127.0.0.1:2995/implicit'],
+      ['127.0.0.1:25 smtp\n', {}, 'configured'],
+      ['127.0.0.1:25 smtp\n0.0.0.0:995 pop3 tls=implicit idle=60\n[::1]:110 pop3 plaintext=allow maxperip=3\n', {},
+        'configured 0.0.0.0:995/implicit/idle=60000 ::1:110/plain/max=3'],
+      ['0.0.0.0:110 pop3\n', { pop3: ['127.0.0.1:0'], pop3s: ['127.0.0.1:0'] }, 'configured 127.0.0.1:0 127.0.0.1:0/implicit'],
+      [null, { pop3: ['none'] }, 'configured'],
+      [null, { pop3: ['nohost'] }, 'error --pop3 "nohost" is not ADDRESS:PORT'],
+      ['0.0.0.0:110 pop3 tls=maybe\n', {}, 'error line'],
+      ['0.0.0.0:99999 pop3\n', {}, 'error line'],
+    ];
+    for (const [file, flags, want] of rows) {
+      if (file === null) rmSync(join(root, 'control', 'listeners'), { force: true });
+      else {
+        spawnSync('mkdir', ['-p', join(root, 'control')]);
+        writeFileSync(join(root, 'control', 'listeners'), file);
+      }
+      let got: string;
+      try {
+        const p = pop3Plan(new Control(root), flags);
+        got = [p.embedded ? 'embedded' : 'configured', ...p.specs.map((s) => [`${s.host}:${s.port}`, s.implicitTls ? 'implicit' : '',
+          s.allowPlaintext ? 'plain' : '', s.idleTimeoutMs ? `idle=${s.idleTimeoutMs}` : '', s.maxPerIp ? `max=${s.maxPerIp}` : '']
+          .filter((x) => x !== '').join('/'))].join(' ');
+      } catch (err) {
+        const m = err instanceof Error ? err.message : String(err);
+        got = /control\/listeners: /.test(m) && /fix the line/.test(m) ? 'error line' : `error ${m}`;
+      }
+      assert.equal(got, want, `listeners ${JSON.stringify(file)} flags ${JSON.stringify(flags)}`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+function quail(args: readonly string[]): string {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `quail ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+function run(cmd: string, args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('close', (status) => resolve({ status, out }));
+    c.stdin.end(opts.input ?? '');
+  });
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: () => string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const POPLIB = `
+import poplib, ssl, sys, json
+port, user, pw, delete = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] == 'delete'
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+p = poplib.POP3_SSL('127.0.0.1', port, context=ctx, timeout=30)
+p.user(user)
+try:
+    p.pass_(pw)
+except poplib.error_proto as e:
+    print(json.dumps({'refused': e.args[0].decode()})); sys.exit(0)
+count, size = p.stat()
+msgs = [b'\\n'.join(p.retr(i + 1)[1]).decode() for i in range(count)]
+uidl = [l.decode().split(' ')[1] for l in p.uidl()[1]]
+if delete and count > 0: p.dele(1)
+p.quit()
+print(json.dumps({'count': count, 'msgs': msgs, 'uidl': uidl}))
+`;
+
+void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP; poplib (implicit TLS) and fetchmail (POP3) fetch and delete', async () => {
+  assert.ok(has('swaks'), 'swaks is missing: apt-get install swaks (.ci/run installs it)');
+  assert.ok(has('fetchmail'), 'fetchmail is missing: apt-get install fetchmail (.ci/run installs it)');
+  const dir = mkdtempSync(join(tmpdir(), 'quail-pop3e2e-'));
+  chmodSync(dir, 0o755); // as root the POP3 child runs as control/quailuser and must reach the mail root
+  const root = join(dir, 'root');
+  let q: ChildProcess | undefined;
+  let log = '';
+  try {
+    quail(['init', '--root', root, '--me', 'mail.test']);
+    quail(['domain', 'add', 'example.com', '--root', root]);
+    quail(['user', 'add', 'joe@example.com', '--password', 'joe-secret', '--root', root]);
+    quail(['user', 'add', 'nopop@example.com', '--password', 'np-secret', '--flag', 'no-pop', '--root', root]);
+    q = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0',
+      '--pop3', '127.0.0.1:0', '--pop3s', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    q.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    q.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    await waitFor(() => /quail\.started/.test(log), 60_000, () => `quail start did not start:\n${log}`);
+    const port = (re: RegExp): number => Number(re.exec(log)?.[1] ?? NaN);
+    const smtp = port(/smtp\.listening address=\S+ port=(\d+) kind=smtp/);
+    const pop3 = port(/pop3\.listening address=\S+ port=(\d+) tls=stls/);
+    const pop3s = port(/pop3\.listening address=\S+ port=(\d+) tls=implicit/);
+    assert.ok(smtp > 0 && pop3 > 0 && pop3s > 0, log);
+    if (process.getuid?.() === 0) assert.match(log, /pop3d\.started pid=\d+ user=\S+ uid=[1-9]/, 'as root POP3 is served by an unprivileged child');
+
+    for (const token of ['first', 'second']) {
+      const r = await run('swaks', ['--server', '127.0.0.1', '--port', String(smtp), '--from', 'sender@example.net', '--to', 'joe@example.com',
+        '--header', `Subject: pop3-e2e-${token}`, '--body', `body of ${token}`, '--helo', 'client.test']);
+      assert.equal(r.status, 0, r.out);
+    }
+    const maildir = join(root, 'domains', 'example.com', 'joe', 'Maildir');
+    const files = (): string[] => [...readdirSync(join(maildir, 'new')), ...readdirSync(join(maildir, 'cur'))];
+    await waitFor(() => files().length === 2, 30_000, () => `not delivered to ${maildir}:\n${log}`);
+
+    // Python's poplib over implicit TLS: both messages, deletes the first.
+    const py = await run('python3', ['-c', POPLIB, String(pop3s), 'joe@example.com', 'joe-secret', 'delete']);
+    assert.equal(py.status, 0, py.out);
+    const got = JSON.parse(py.out) as { count: number; msgs: string[]; uidl: string[] };
+    assert.equal(got.count, 2, py.out);
+    assert.match(got.msgs.join('\n'), /Subject: pop3-e2e-first/);
+    assert.match(got.msgs.join('\n'), /Subject: pop3-e2e-second/);
+    await waitFor(() => files().length === 1, 10_000, () => `DELE + QUIT did not remove a message: ${files().join(' ')}`);
+
+    // fetchmail over the plain port (STLS, USER/PASS): the other message, deleted on the server.
+    const mbox = join(dir, 'fetched.mbox');
+    const rc = join(dir, 'fetchmailrc');
+    writeFileSync(rc, [
+      'set no bouncemail',
+      `poll 127.0.0.1 with proto POP3 port ${pop3}`,
+      `  user 'joe@example.com' there with password 'joe-secret' is 'root' here`,
+      `  options no keep fetchall sslproto 'tls1.2+' no sslcertck`,
+      `  mda "/bin/sh -c 'cat >> ${mbox}'"`,
+      '',
+    ].join('\n'));
+    chmodSync(rc, 0o600);
+    const fm = await run('fetchmail', ['--nosyslog', '-N', '-f', rc, '-i', join(dir, 'fmids'), '--pidfile', join(dir, 'fm.pid')], { env: { ...process.env, HOME: dir } });
+    assert.equal(fm.status, 0, fm.out);
+    const fetched = readFileSync(mbox, 'utf8');
+    assert.equal((fetched.match(/Subject: pop3-e2e-/g) ?? []).length, 1, fetched);
+    assert.deepEqual(files(), [], 'fetchmail deleted the last message on the server');
+
+    // A mailbox with no-pop and a wrong password get the same refusal.
+    for (const [user, pw] of [['nopop@example.com', 'np-secret'], ['joe@example.com', 'wrong']] as const) {
+      const r = await run('python3', ['-c', POPLIB, String(pop3s), user, pw, 'keep']);
+      assert.equal(r.status, 0, r.out);
+      assert.match(r.out, /"refused": "-ERR \[AUTH\] authentication failed"/, `${user}: ${r.out}`);
+    }
+
+    // The directory has joe's last login; the event log has logins, refusals and session counts.
+    const info = JSON.parse(quail(['user', 'info', 'joe@example.com', '--json', '--root', root])) as { lastLogin: string | null };
+    assert.ok(info.lastLogin !== null && Date.now() - Date.parse(info.lastLogin) < 5 * 60_000, JSON.stringify(info));
+    await waitFor(() => (log.match(/pop3\.session /g) ?? []).length >= 2, 10_000, () => log);
+    assert.match(log, /pop3\.login login=joe@example\.com ip=127\.0\.0\.1 tls=true .*messages=2 .*open=1/);
+    assert.match(log, /pop3\.session login=joe@example\.com .*retrieved=2 deleted=1/);
+    assert.match(log, /pop3\.refused login=nopop@example\.com .*reason=credentials/);
+    assert.doesNotMatch(log, /np-secret|joe-secret/);
+  } finally {
+    if (q?.pid !== undefined && q.exitCode === null) {
+      const exited = new Promise((r) => q?.once('exit', r));
+      q.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+      try {
+        process.kill(-q.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
