@@ -2,7 +2,8 @@
 
 /** What the directory answers for a user name and password. */
 export type AuthResult =
-  | { readonly ok: true; readonly user: string }
+  /** relay false: the login is known but may not relay (the directory's `no-relay` flag); default true. */
+  | { readonly ok: true; readonly user: string; readonly relay?: boolean }
   | { readonly ok: false; readonly temporary: boolean; readonly reason: string };
 
 /** Checks credentials; implemented by the user directory (src/directory), injected by `start`. */

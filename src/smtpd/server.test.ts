@@ -196,3 +196,17 @@ void test('RCPT-time recipient check: 550 5.1.1 for unknown, 451 when the direct
     await h.close();
   }
 });
+
+void test('AUTH: a login the directory flags no-relay is authenticated but may not relay; others may', async () => {
+  const h = await harness({
+    authenticator: { verify: (u, p) => Promise.resolve(p === 'n' ? { ok: true, user: u, relay: false } : { ok: true, user: u }) },
+  });
+  try {
+    const plain = (pw: string): string => Buffer.from(`\0u@x.test\0${pw}`).toString('base64');
+    const session = (pw: string): string => `EHLO c\r\nAUTH PLAIN ${plain(pw)}\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<far@remote.test>\r\nRCPT TO:<joe@local.test>\r\nQUIT\r\n`;
+    assert.match(await talk(h.port, session('n')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts \(#5\.7\.1\)\r\n250 2\.1\.5 ok\r\n/);
+    assert.match(await talk(h.port, session('y')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n250 2\.1\.5 ok\r\n/);
+  } finally {
+    await h.close();
+  }
+});

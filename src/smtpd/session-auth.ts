@@ -41,6 +41,7 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
   }
   if (result.ok) {
     s.authUser = result.user;
+    s.authRelay = result.relay !== false;
     s.deps.log('smtp.auth', { ip: s.remoteIp, user: result.user, ok: true });
     s.send(R.authOk);
     return 'continue';

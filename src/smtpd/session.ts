@@ -81,6 +81,8 @@ export class Session {
   ehlo = false;
   secure = false;
   authUser: string | undefined;
+  /** An authenticated client may relay unless its directory entry says no-relay. */
+  authRelay = false;
   mail: Transaction | undefined;
   errors = 0;
   messages = 0;
@@ -266,7 +268,7 @@ async function rcpt(s: Session, arg: string, fail: (r: Reply) => Promise<Step>):
     return fail(R.badMailFrom);
   }
   const relay = s.policy.relayClient;
-  if (relay === undefined && s.authUser === undefined && !s.policy.rcptAllowed(addr)) {
+  if (relay === undefined && !s.authRelay && !s.policy.rcptAllowed(addr)) {
     s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'rcpthosts', from: tx.sender, to: addr });
     return fail(R.noGateway);
   }

@@ -43,7 +43,7 @@ export class DirectoryLink implements Authenticator, RecipientCheck {
       if (!directory) return { ok: false, temporary: true, reason: 'no user directory exists (quail domain add makes one)' };
       // read-only here: the login time is not recorded by SMTP AUTH
       const m = await authenticate(this.root, user, password, { directory, service: 'smtp', recordLogin: false });
-      return m ? { ok: true, user: `${m.local}@${m.domain}` } : { ok: false, temporary: false, reason: 'unknown login, wrong password or no-smtp-auth' };
+      return m ? { ok: true, user: `${m.local}@${m.domain}`, relay: !m.flags.includes('no-relay') } : { ok: false, temporary: false, reason: 'unknown login, wrong password or no-smtp-auth' };
     } catch (err) {
       await this.drop();
       return { ok: false, temporary: true, reason: `directory: ${errText(err)}` };
