@@ -106,7 +106,9 @@ export class SmtpChild {
       return typeof a === 'object' && a !== null ? { host: a.address, port: a.port, kind: spec.kind } : { host: spec.host, port: spec.port, kind: spec.kind };
     });
     const { uid, gid, name } = this.o.account;
-    const child = fork(this.o.script ?? CHILD_SCRIPT, [this.o.root], { uid, gid, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    // The child starts as root only to load its code (wherever the program lives), then drops to the account
+    // before it opens the queue or touches a socket (smtpd-child.ts); it never reads network input as root.
+    const child = fork(this.o.script ?? CHILD_SCRIPT, [this.o.root, String(uid), String(gid)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     this.child = child;
     try {
       await this.handshake(child, servers, specs);

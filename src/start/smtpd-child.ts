@@ -22,7 +22,24 @@ function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
 }
 
 /** Runs in the child: everything the process does is driven by the parent's messages (privsep.ts). */
-export async function serveChild(root: string): Promise<void> {
+/** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */
+function dropPrivileges(uid: number, gid: number): boolean {
+  if (process.getuid?.() !== 0) return process.getuid?.() === uid;
+  process.setgroups?.([gid]);
+  process.setgid?.(gid);
+  process.setuid?.(uid);
+  return process.getuid?.() === uid && process.geteuid?.() === uid && process.getgid?.() === gid;
+}
+
+export async function serveChild(root: string, uid: number, gid: number): Promise<void> {
+  try {
+    if (!dropPrivileges(uid, gid)) throw new Error(`still uid ${process.getuid?.() ?? '?'}`);
+  } catch (err) {
+    send({ type: 'fatal', error: `cannot switch to uid ${uid} gid ${gid}: ${errText(err)}` });
+    process.exitCode = 100;
+    process.disconnect?.();
+    return;
+  }
   let queue: FileQueue;
   try {
     queue = await openQueue(root);
@@ -87,5 +104,5 @@ export async function serveChild(root: string): Promise<void> {
   send({ type: 'ready', uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 });
 }
 
-const root = process.argv[2];
-if (root !== undefined && process.send !== undefined) void serveChild(root);
+const [root, uid, gid] = process.argv.slice(2);
+if (root !== undefined && uid !== undefined && gid !== undefined && process.send !== undefined) void serveChild(root, Number(uid), Number(gid));
