@@ -18,10 +18,11 @@ import { register as alias } from './alias.js';
 import { register as directory } from './directory.js';
 import { register as checkpassword } from './checkpassword.js';
 import { register as vdeliver } from './vdeliver.js';
+import { register as remote } from './remote.js';
 import { register as vpopmail } from './vpopmail.js';
 import { register as importCmd } from './import.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init, showctl, newu, newmrh, explain, local, maildirmake, queue, inject, sendmail, start, status,
-  domain, user, alias, directory, checkpassword, vdeliver, vpopmail, importCmd,
+  domain, user, alias, directory, checkpassword, vdeliver, remote, vpopmail, importCmd,
 ];
