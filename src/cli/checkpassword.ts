@@ -1,6 +1,6 @@
 // quail checkpassword PROG...: the checkpassword interface (fd 3: user\0password\0timestamp\0) against the directory.
 import { spawnSync } from 'node:child_process';
-import { readSync } from 'node:fs';
+import { fstatSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { authenticate, openDirectory } from '../directory/index.js';
@@ -23,6 +23,15 @@ function readFd3(): Buffer {
     if (n >= buf.length) break;
   }
   return buf.subarray(0, n);
+}
+
+function fdOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** 0 after PROG ran (its exit code), 1 for bad credentials, 111 for trouble: checkpassword's contract. */
@@ -48,7 +57,9 @@ async function check(prog: string[], o: { root?: string; directory?: string }): 
   }
   let result: { box: Awaited<ReturnType<typeof authenticate>>; uid: number; gid: number } | null = null;
   try {
-    const box = await authenticate(root, login, password, { directory: dir, service: 'pop' });
+    // Dovecot says which service asks (SERVICE=imap|pop3|...): no-imap refuses IMAP logins, no-pop the others.
+    const service = process.env.SERVICE === 'imap' ? 'imap' : 'pop';
+    const box = await authenticate(root, login, password, { directory: dir, service });
     const dom = box ? await dir.getDomain(box.domain) : null;
     result = box && dom ? { box, uid: dom.account.uid, gid: dom.account.gid } : null;
   } catch (err) {
@@ -63,8 +74,9 @@ async function check(prog: string[], o: { root?: string; directory?: string }): 
   if (cmd === undefined) return 111;
   // Node cannot exec(2) in place: run PROG as a child with our stdio and pass its exit code on.
   const asUser = process.getuid?.() === 0 ? { uid: result.uid, gid: result.gid } : {};
+  // Dovecot's checkpassword-reply answers on fd 4: pass it on when the caller opened it.
   const r = spawnSync(cmd, args, {
-    stdio: 'inherit', cwd: home, ...asUser,
+    stdio: fdOpen(4) ? [0, 1, 2, 'ignore', 4] : 'inherit', cwd: home, ...asUser,
     env: { ...process.env, USER: `${result.box.local}@${result.box.domain}`, HOME: home, MAILDIR: `${home}/Maildir/` },
   });
   if (r.error) {

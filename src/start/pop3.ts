@@ -209,7 +209,7 @@ export async function startPop3(opts: { root: string; control: Control; account?
   const plan = pop3Plan(control, opts.flags);
   const specs = usable(plan, control, log);
   const lastLogin = new LastLogin(root, log);
-  if (opts.account) {
+  if (opts.account && specs.length > 0) {
     const child = new Pop3Child({ root, specs, embedded: plan.embedded, account: opts.account, log, onLogin: (login, at) => lastLogin.record(login, at) });
     const bound = await child.start();
     return {
