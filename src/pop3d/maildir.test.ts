@@ -68,3 +68,28 @@ void test('one open per mailbox until close; a vanished message fails before any
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+void test('read-ahead: out-of-order RETR and TOP get the right message', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-pop3m-'));
+  try {
+    const md = makeMaildir(join(dir, 'Maildir'));
+    for (const i of [1, 2, 3, 4]) putMessage(md, `Subject: m${i}\n\nbody ${i}\nline 2\n`, { name: `${i}.m${i}`, cur: true });
+    const store = new MaildirStore();
+    const opened = await store.open({ login: 'joe@x', maildir: md });
+    assert.equal(opened.kind, 'ok');
+    if (opened.kind !== 'ok') return;
+    const text = async (n: number, top?: number): Promise<string> => {
+      let s = '';
+      for await (const c of await opened.mailbox.retrieve(n, top)) s += (c as Buffer).toString();
+      return s;
+    };
+    assert.equal(await text(1), 'Subject: m1\r\n\r\nbody 1\r\nline 2\r\n');
+    assert.equal(await text(3), 'Subject: m3\r\n\r\nbody 3\r\nline 2\r\n', 'not the message read ahead (2)');
+    assert.equal(await text(4, 0), 'Subject: m4\r\n\r\n', 'TOP of the message read ahead');
+    assert.equal(await text(2, 1), 'Subject: m2\r\n\r\nbody 2\r\n');
+    assert.equal(await text(3), 'Subject: m3\r\n\r\nbody 3\r\nline 2\r\n');
+    opened.mailbox.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -42,6 +42,9 @@ export interface MaildirStoreOptions {
  * One per server: holds the set of mailboxes in use (one session per mailbox, RFC 1939 section 8 suggests an
  * exclusive lock) and a cache of wire sizes, keyed by inode, size and mtime (a rename new/ → cur/ keeps them).
  */
+/** Messages up to this size are read whole (one read); larger ones are streamed in 64 KB chunks. */
+const SMALL = 64 * 1024;
+
 export class MaildirStore implements MailboxStore {
   private readonly inUse = new Set<string>();
   private readonly sizes = new Map<string, number>();
@@ -128,12 +131,40 @@ class MaildirMailbox implements Mailbox {
     return this.entries;
   }
 
+  /** The next small message, read while the client takes this one (clients RETR in order); one at most. */
+  private ahead: { n: number; data: Promise<Buffer | undefined> } | undefined;
+
   async retrieve(n: number, bodyLines?: number): Promise<Readable> {
     const e = this.entries[n - 1];
     if (!e) throw tempError(`no message ${n}`);
+    const pre = this.ahead?.n === n ? await this.ahead.data : undefined;
+    this.ahead = undefined;
+    if (pre !== undefined) {
+      this.readAhead(n + 1);
+      return Readable.from(toWire([pre], bodyLines), { objectMode: false });
+    }
     const fh = await fsp.open(e.path, 'r'); // fails here, before "+OK", if the file is gone
+    if ((await fh.stat()).size <= SMALL) {
+      // Small messages (most mail) in one read: no stream machinery per message.
+      let data: Buffer;
+      try {
+        data = await fh.readFile();
+      } finally {
+        await fh.close();
+      }
+      this.readAhead(n + 1);
+      return Readable.from(toWire([data], bodyLines), { objectMode: false });
+    }
     const file = fh.createReadStream({ highWaterMark: 64 * 1024 });
     return Readable.from(toWire(file, bodyLines), { objectMode: false });
+  }
+
+  private readAhead(n: number): void {
+    const e = this.entries[n - 1];
+    if (!e || e.diskSize > SMALL) return;
+    // A failure (file gone) is left to retrieve's own open, which reports it before "+OK".
+    const data = fsp.readFile(e.path).then((d) => (d.length <= SMALL ? d : undefined), () => undefined);
+    this.ahead = { n, data };
   }
 
   async commit(deleted: readonly number[]): Promise<CommitResult> {
@@ -177,6 +208,7 @@ class MaildirMailbox implements Mailbox {
   }
 
   close(): void {
+    this.ahead = undefined;
     this.release();
   }
 }

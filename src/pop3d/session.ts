@@ -10,6 +10,8 @@ import { parseCommand } from './parse.js';
 import type { LoginThrottle } from './throttle.js';
 import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
 
+const TERMINATOR = Buffer.from('.\r\n');
+
 export interface SessionConfig {
   readonly authenticator: Pop3Authenticator;
   readonly store: MailboxStore;
@@ -114,16 +116,15 @@ export class Session {
 
   /** Streams a message already converted to wire form, then the terminating ".". */
   async stream(first: string, body: Readable): Promise<boolean> {
-    if (!(await this.reply(first))) {
-      body.destroy();
-      return false;
-    }
+    // The status line goes out with the first chunk and the "." with the last: a small message is one write.
+    let held: Buffer = Buffer.from(`${first}\r\n`, 'latin1');
     try {
       for await (const chunk of body) {
-        if (!(await this.write(chunk as Buffer))) {
+        if (!(await this.write(held))) {
           body.destroy();
           return false;
         }
+        held = chunk as Buffer;
       }
     } catch (err) {
       // A read error halfway: the client cannot tell a short message from a whole one, so end the session.
@@ -131,7 +132,7 @@ export class Session {
       this.socket.destroy();
       return false;
     }
-    return this.write('.\r\n');
+    return this.write(Buffer.concat([held, TERMINATOR]));
   }
 
   /** RFC 2595 section 4: the handshake starts after "+OK"; bytes pipelined before it are dropped. */
