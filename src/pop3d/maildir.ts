@@ -38,12 +38,15 @@ export interface MaildirStoreOptions {
   readonly ignoreNameSizes?: boolean;
 }
 
+/** Messages up to this size are read whole (one read); larger ones are streamed in 64 KB chunks. */
+const SMALL = 64 * 1024;
+/** stat() calls in flight while listing cur/ (one at a time costs a thread-pool round trip per message). */
+const STAT_PARALLEL = 64;
+
 /**
  * One per server: holds the set of mailboxes in use (one session per mailbox, RFC 1939 section 8 suggests an
  * exclusive lock) and a cache of wire sizes, keyed by inode, size and mtime (a rename new/ → cur/ keeps them).
  */
-/** Messages up to this size are read whole (one read); larger ones are streamed in 64 KB chunks. */
-const SMALL = 64 * 1024;
 
 export class MaildirStore implements MailboxStore {
   private readonly inUse = new Set<string>();
@@ -85,11 +88,14 @@ export class MaildirStore implements MailboxStore {
       }
     }
     const found: { name: string; path: string; st: Stats }[] = [];
-    for (const name of await fsp.readdir(cur)) {
-      if (name.startsWith('.')) continue;
-      const path = join(cur, name);
-      const st = await fsp.stat(path).catch(() => undefined);
-      if (st?.isFile()) found.push({ name, path, st });
+    const names = (await fsp.readdir(cur)).filter((name) => !name.startsWith('.'));
+    for (let i = 0; i < names.length; i += STAT_PARALLEL) {
+      const batch = names.slice(i, i + STAT_PARALLEL);
+      const stats = await Promise.all(batch.map((name) => fsp.stat(join(cur, name)).catch(() => undefined)));
+      batch.forEach((name, j) => {
+        const st = stats[j];
+        if (st?.isFile()) found.push({ name, path: join(cur, name), st });
+      });
     }
     found.sort((a, b) => a.st.mtimeMs - b.st.mtimeMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const out: Entry[] = [];
