@@ -9,8 +9,28 @@ const send = (m: FromPop3Child): void => {
 };
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-/** Runs in the child; driven by the parent's messages (pop3-privsep.ts). */
-export function servePop3Child(root: string): void {
+/** Root → the account: supplementary groups, gid, then uid (real, effective, saved); true when it took. */
+function dropPrivileges(uid: number, gid: number): boolean {
+  if (process.getuid?.() !== 0) return process.getuid?.() === uid;
+  process.setgroups?.([gid]);
+  process.setgid?.(gid);
+  process.setuid?.(uid);
+  return process.getuid?.() === uid && process.geteuid?.() === uid && process.getgid?.() === gid;
+}
+
+/**
+ * Runs in the child; driven by the parent's messages (pop3-privsep.ts). It starts as root only to load its code
+ * (wherever the program lives) and drops to the account before it touches a socket, a Maildir or the directory.
+ */
+export function servePop3Child(root: string, uid: number, gid: number): void {
+  try {
+    if (!dropPrivileges(uid, gid)) throw new Error(`still uid ${process.getuid?.() ?? '?'}`);
+  } catch (err) {
+    send({ type: 'fatal', error: `cannot switch to uid ${uid} gid ${gid}: ${errText(err)}` });
+    process.exitCode = 100;
+    process.disconnect?.();
+    return;
+  }
   // The last-login time is written by the parent (the directory file is not writable by this account).
   const authenticator = new DirectoryAuthenticator(root, true, (login, at) => {
     send({ type: 'login', login, at: at.toISOString() });
@@ -63,5 +83,5 @@ export function servePop3Child(root: string): void {
   send({ type: 'ready' });
 }
 
-const root = process.argv[2];
-if (root !== undefined && process.send !== undefined) servePop3Child(root);
+const [root, uid, gid] = process.argv.slice(2);
+if (root !== undefined && uid !== undefined && gid !== undefined && process.send !== undefined) servePop3Child(root, Number(uid), Number(gid));

@@ -93,7 +93,8 @@ export class Pop3Child {
 
   private async launch(servers: readonly Server[], pending: Array<[number, Socket]>): Promise<void> {
     const { uid, gid, name } = this.o.account;
-    const child = fork(CHILD_SCRIPT, [this.o.root], { uid, gid, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    // Forked as root only to load its code; it drops to the account before serving (pop3-child.ts).
+    const child = fork(CHILD_SCRIPT, [this.o.root, String(uid), String(gid)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     this.child = child;
     try {
       await this.handshake(child, servers);

@@ -1,7 +1,7 @@
 // POP3 in quail start: the pop3 listener plan (golden table) and issue 6's "Done means" end to end with real clients.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -74,6 +74,24 @@ async function waitFor(cond: () => boolean, ms: number, what: () => string): Pro
   }
 }
 
+/** Pids holding a socket listening on 127.0.0.1:port (/proc/net/tcp inode → /proc/PID/fd links). */
+function holdersOf(port: number): string[] {
+  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inode = readFileSync('/proc/net/tcp', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1] === want && f[3] === '0A')?.[9];
+  if (inode === undefined) return [];
+  const pids: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`)) pids.push(pid);
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
+const uidsOf = (pid: string): string[] => (/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').trim().split(/\s+/);
+
 const POPLIB = `
 import poplib, ssl, sys, json
 port, user, pw, delete = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] == 'delete'
@@ -115,7 +133,16 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
     const pop3 = port(/pop3\.listening address=\S+ port=(\d+) tls=stls/);
     const pop3s = port(/pop3\.listening address=\S+ port=(\d+) tls=implicit/);
     assert.ok(smtp > 0 && pop3 > 0 && pop3s > 0, log);
-    if (process.getuid?.() === 0) assert.match(log, /pop3d\.started pid=\d+ user=\S+ uid=[1-9]/, 'as root POP3 is served by an unprivileged child');
+    if (process.getuid?.() === 0) {
+      // As root, the processes holding the POP3 sockets run as control/quailuser (real, effective, saved, fs uid).
+      const want = /pop3d\.started pid=\d+ user=\S+ uid=(\d+)/.exec(log)?.[1];
+      assert.ok(want !== undefined && want !== '0', log);
+      for (const p of [pop3, pop3s]) {
+        const holders = holdersOf(p);
+        assert.ok(holders.length > 0, `nobody holds port ${p}`);
+        for (const pid of holders) assert.deepEqual(uidsOf(pid), [want, want, want, want], `pid ${pid} holding ${p}`);
+      }
+    }
 
     for (const token of ['first', 'second']) {
       const r = await run('swaks', ['--server', '127.0.0.1', '--port', String(smtp), '--from', 'sender@example.net', '--to', 'joe@example.com',
