@@ -1,13 +1,15 @@
 // POP3 in quail start: the pop3 listener plan (golden table) and issue 6's "Done means" end to end with real clients.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, createServer, type Server } from 'node:net';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Control } from '../control/index.js';
-import { pop3Plan, type Pop3Flags } from './pop3.js';
+import { pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -206,6 +208,64 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
         // already gone
       }
     }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** USER/PASS/STAT/QUIT over a plain connection; the replies, one per line. */
+async function popTalk(port: number, user: string, pw: string): Promise<string[]> {
+  const sock = connect(port, '127.0.0.1');
+  let text = '';
+  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  const lines = (): string[] => text.split('\r\n').filter((l) => l !== '');
+  const want = async (n: number): Promise<void> => waitFor(() => lines().length >= n, 20_000, () => text);
+  await want(1);
+  for (const [i, cmd] of [`USER ${user}`, `PASS ${pw}`, 'STAT', 'QUIT'].entries()) {
+    sock.write(`${cmd}\r\n`);
+    await want(i + 2);
+  }
+  sock.destroy();
+  return lines();
+}
+
+void test('not root: POP3 in the quail start process itself; a default port that is taken is skipped with pop3.error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-pop3inproc-'));
+  const root = join(dir, 'root');
+  const events: string[] = [];
+  const log = { event: (name: string, fields: Readonly<Record<string, unknown>>): void => void events.push(`${name} ${JSON.stringify(fields)}`) };
+  let blocker: Server | undefined;
+  try {
+    quail(['init', '--root', root, '--me', 'mail.test']);
+    quail(['domain', 'add', 'example.com', '--root', root]);
+    quail(['user', 'add', 'ann@example.com', '--password', 'ann-secret', '--root', root]);
+    const control = new Control(root);
+    const pop = await startPop3({ root, control, account: undefined, log, flags: { pop3: ['127.0.0.1:0'] } });
+    try {
+      const port = pop.listeners[0]?.port ?? 0;
+      assert.equal(pop.listeners.length, 1);
+      const replies = await popTalk(port, 'ann@example.com', 'ann-secret');
+      assert.match(replies[2] ?? '', /^\+OK/, replies.join('\n'));
+      assert.match(replies[3] ?? '', /^\+OK 0 0$/, replies.join('\n'));
+      const bad = await popTalk(port, 'ann@example.com', 'wrong');
+      assert.equal(bad[2], '-ERR [AUTH] authentication failed');
+    } finally {
+      await pop.stop(1000);
+    }
+    const info = JSON.parse(quail(['user', 'info', 'ann@example.com', '--json', '--root', root])) as { lastLogin: string | null };
+    assert.ok(info.lastLogin !== null, 'the in-process login recorded the last-login time');
+    assert.ok(events.some((e) => e.startsWith('pop3.login ') && e.includes('"open":1')), events.join('\n'));
+
+    // The embedded default (no control/listeners): 127.0.0.1:2110 is taken (by us, or by another quail) → skipped.
+    blocker = createServer();
+    blocker.listen(2110, '127.0.0.1');
+    await Promise.race([once(blocker, 'listening'), once(blocker, 'error')]);
+    events.length = 0;
+    const def = await startPop3({ root, control, account: undefined, log });
+    await def.stop(1000);
+    assert.ok(!def.listeners.some((l) => l.port === 2110), JSON.stringify(def.listeners));
+    assert.ok(events.some((e) => e.startsWith('pop3.error ') && e.includes('127.0.0.1:2110')), events.join('\n'));
+  } finally {
+    blocker?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
