@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { tempError } from '../address/index.js';
 import type { Account, CommitResult, Mailbox, MailboxStore, MessageInfo, OpenResult } from './types.js';
-import { toWire, WireSizer } from './wire.js';
+import { toWire, wireOf, WireSizer } from './wire.js';
 
 interface Entry extends MessageInfo {
   readonly path: string;
@@ -42,6 +42,8 @@ export interface MaildirStoreOptions {
 const SMALL = 64 * 1024;
 /** stat() calls in flight while listing cur/ (one at a time costs a thread-pool round trip per message). */
 const STAT_PARALLEL = 64;
+/** Small messages read ahead of the one being retrieved (at most READ_AHEAD × SMALL bytes per session). */
+const READ_AHEAD = 8;
 
 /**
  * One per server: holds the set of mailboxes in use (one session per mailbox, RFC 1939 section 8 suggests an
@@ -137,17 +139,18 @@ class MaildirMailbox implements Mailbox {
     return this.entries;
   }
 
-  /** The next small message, read while the client takes this one (clients RETR in order); one at most. */
-  private ahead: { n: number; data: Promise<Buffer | undefined> } | undefined;
+  /** The next small messages, read while the client takes this one (clients RETR in order): at most READ_AHEAD. */
+  private readonly ahead = new Map<number, Promise<Buffer | undefined>>();
 
   async retrieve(n: number, bodyLines?: number): Promise<Readable> {
     const e = this.entries[n - 1];
     if (!e) throw tempError(`no message ${n}`);
-    const pre = this.ahead?.n === n ? await this.ahead.data : undefined;
-    this.ahead = undefined;
+    const pending = this.ahead.get(n);
+    for (const k of this.ahead.keys()) if (k <= n || k > n + READ_AHEAD) this.ahead.delete(k);
+    const pre = pending === undefined ? undefined : await pending;
     if (pre !== undefined) {
       this.readAhead(n + 1);
-      return Readable.from(toWire([pre], bodyLines), { objectMode: false });
+      return Readable.from(wireOf(pre, bodyLines), { objectMode: false });
     }
     const fh = await fsp.open(e.path, 'r'); // fails here, before "+OK", if the file is gone
     if ((await fh.stat()).size <= SMALL) {
@@ -159,18 +162,20 @@ class MaildirMailbox implements Mailbox {
         await fh.close();
       }
       this.readAhead(n + 1);
-      return Readable.from(toWire([data], bodyLines), { objectMode: false });
+      return Readable.from(wireOf(data, bodyLines), { objectMode: false });
     }
     const file = fh.createReadStream({ highWaterMark: 64 * 1024 });
     return Readable.from(toWire(file, bodyLines), { objectMode: false });
   }
 
-  private readAhead(n: number): void {
-    const e = this.entries[n - 1];
-    if (!e || e.diskSize > SMALL) return;
-    // A failure (file gone) is left to retrieve's own open, which reports it before "+OK".
-    const data = fsp.readFile(e.path).then((d) => (d.length <= SMALL ? d : undefined), () => undefined);
-    this.ahead = { n, data };
+  private readAhead(from: number): void {
+    for (let n = from; n < from + READ_AHEAD; n++) {
+      const e = this.entries[n - 1];
+      if (!e || e.diskSize > SMALL) return;
+      if (this.ahead.has(n)) continue;
+      // A failure (file gone) is left to retrieve's own open, which reports it before "+OK".
+      this.ahead.set(n, fsp.readFile(e.path).then((d) => (d.length <= SMALL ? d : undefined), () => undefined));
+    }
   }
 
   async commit(deleted: readonly number[]): Promise<CommitResult> {
@@ -214,7 +219,7 @@ class MaildirMailbox implements Mailbox {
   }
 
   close(): void {
-    this.ahead = undefined;
+    this.ahead.clear();
     this.release();
   }
 }

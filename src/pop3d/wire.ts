@@ -79,6 +79,16 @@ export async function* toWire(source: AsyncIterable<Buffer | string> | Iterable<
   if (!st.atLineStart) yield st.prevCR ? Buffer.from('\n') : CRLF;
 }
 
+/** A message already in memory, in wire form (the synchronous toWire, for small messages). */
+export function wireOf(data: Buffer, bodyLines?: number): Buffer[] {
+  const st = freshState(bodyLines);
+  const out: Buffer[] = [];
+  const b = convert(data, st);
+  if (b.length > 0) out.push(b);
+  if (!st.done && !st.atLineStart) out.push(st.prevCR ? Buffer.from('\n') : CRLF);
+  return out;
+}
+
 /** Size as sent by RETR (CRLF line ends, final line ended, no dot-stuffing): incremental counter. */
 export class WireSizer {
   private size = 0;

@@ -1,7 +1,6 @@
 // POP3 in quail start: the pop3 listener plan (golden table) and issue 6's "Done means" end to end with real clients.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { connect, createServer, type Server } from 'node:net';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -256,9 +255,13 @@ void test('not root: POP3 in the quail start process itself; a default port that
     assert.ok(events.some((e) => e.startsWith('pop3.login ') && e.includes('"open":1')), events.join('\n'));
 
     // The embedded default (no control/listeners): 127.0.0.1:2110 is taken (by us, or by another quail) → skipped.
-    blocker = createServer();
-    blocker.listen(2110, '127.0.0.1');
-    await Promise.race([once(blocker, 'listening'), once(blocker, 'error')]);
+    const b = createServer();
+    blocker = b;
+    await new Promise<void>((r) => {
+      b.once('listening', () => r());
+      b.once('error', () => r()); // already taken by another quail: just as good
+      b.listen(2110, '127.0.0.1');
+    });
     events.length = 0;
     const def = await startPop3({ root, control, account: undefined, log });
     await def.stop(1000);
