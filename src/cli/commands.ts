@@ -21,8 +21,9 @@ import { register as vdeliver } from './vdeliver.js';
 import { register as remote } from './remote.js';
 import { register as vpopmail } from './vpopmail.js';
 import { register as importCmd } from './import.js';
+import { register as quota } from './quota.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init, showctl, newu, newmrh, explain, local, maildirmake, queue, inject, sendmail, start, status,
-  domain, user, alias, directory, checkpassword, vdeliver, remote, vpopmail, importCmd,
+  domain, user, alias, directory, checkpassword, vdeliver, remote, vpopmail, importCmd, quota,
 ];

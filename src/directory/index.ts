@@ -16,6 +16,6 @@ export {
   removeMailbox, type Ctx, type NewUser,
 } from './admin.js';
 export { parseVdeliverLine } from './line.js';
-export { scanUsage, readUsage, quotaLine, type Usage } from './quota.js';
+export { scanUsage, readUsage, quotaLine, domainUsage, nearQuota, WARN_RATIO, DOMAIN_SIZE_FILE, type Usage } from './quota.js';
 export { importVpopmail, parseVpasswdLine, vpopPolicy, vpopFlags, type ImportReport, type VpopImportOptions, type VpasswdEntry } from './import.js';
 export { importQmail } from './importqmail.js';

@@ -68,3 +68,74 @@ export function readUsage(maildir: string, quota: string): Usage {
 export function recordDelivery(maildir: string, bytes: number): void {
   appendFileSync(join(maildir, 'maildirsize'), `${bytes} 1\n`, { mode: 0o600 });
 }
+
+/** Usage at or above this share of a quota brings the one warning message (`quotawarn` marks it as sent). */
+export const WARN_RATIO = 0.9;
+
+/** Is usage at or past WARN_RATIO of either limit? */
+export function nearQuota(u: Usage, bytes: number | null, messages: number | null): boolean {
+  return (bytes !== null && bytes > 0 && u.bytes >= bytes * WARN_RATIO) || (messages !== null && messages > 0 && u.messages >= messages * WARN_RATIO);
+}
+
+/** The warning delivered into the mailbox when its usage crosses 90 % (plain text, RFC 5322 header). */
+export function warningMessage(address: string, u: Usage, bytes: number | null, messages: number | null, now: Date): string {
+  const pct = Math.max(bytes ? (100 * u.bytes) / bytes : 0, messages ? (100 * u.messages) / messages : 0);
+  return [
+    `From: Mail Delivery System <MAILER-DAEMON>`,
+    `To: <${address}>`,
+    `Subject: Your mailbox is ${Math.floor(pct)}% full`,
+    `Date: ${now.toUTCString().replace('GMT', '+0000')}`,
+    'Auto-Submitted: auto-generated',
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=us-ascii',
+    '',
+    `Your mailbox ${address} is using ${u.bytes} of ${bytes ?? 'unlimited'} bytes and ${u.messages} of ${messages ?? 'unlimited'} messages.`,
+    'When it is full, new mail is held back and finally returned to its senders.',
+    'Please delete or download some messages.',
+    '',
+  ].join('\n');
+}
+
+/** The domain's usage cache, `domains/<dom>/.domainsize`: `QUOTA TIME` then `bytes count` lines, like maildirsize. */
+export const DOMAIN_SIZE_FILE = '.domainsize';
+/** The cache is recalculated when older than this (mail removed by POP/IMAP clients is only seen then) or past 5120 bytes. */
+export const DOMAIN_SIZE_MAX_AGE_S = 15 * 60;
+
+/**
+ * The domain's total usage: from the cache while it is fresh, else a scan of every given Maildir (rewriting the
+ * cache). `maildirs` is called only when a scan is needed.
+ */
+export async function domainUsage(domainHome: string, quotaBytes: number, nowMs: number, maildirs: () => Promise<readonly string[]>): Promise<Usage> {
+  const path = join(domainHome, DOMAIN_SIZE_FILE);
+  const text = existsSync(path) ? readFileSync(path, 'latin1') : null;
+  const lines = text?.split('\n') ?? [];
+  const head = /^(\d+)S (\d+)$/.exec(lines[0] ?? '');
+  const fresh = text !== null && text.length <= 5120 && head !== null && Number(head[1]) === quotaBytes &&
+    nowMs / 1000 - Number(head[2]) < DOMAIN_SIZE_MAX_AGE_S;
+  if (!fresh) {
+    let bytes = 0;
+    let messages = 0;
+    for (const md of await maildirs()) {
+      const u = scanUsage(md);
+      bytes += u.bytes;
+      messages += u.messages;
+    }
+    writeAtomic(path, `${quotaBytes}S ${Math.floor(nowMs / 1000)}\n${bytes} ${messages}\n`, 0o600);
+    return { bytes, messages };
+  }
+  let bytes = 0;
+  let messages = 0;
+  for (const l of lines.slice(1)) {
+    const m = /^\s*(-?\d+)\s+(-?\d+)\s*$/.exec(l);
+    if (!m) continue;
+    bytes += Number(m[1]);
+    messages += Number(m[2]);
+  }
+  return { bytes, messages };
+}
+
+/** Appends one delivery to the domain's cache (if there is one). */
+export function recordDomainDelivery(domainHome: string, bytes: number): void {
+  const path = join(domainHome, DOMAIN_SIZE_FILE);
+  if (existsSync(path)) appendFileSync(path, `${bytes} 1\n`);
+}

@@ -3,11 +3,11 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { UniqueNamer, deliverToMaildir } from '../maildir/index.js';
 import { parsePolicy, targetKind } from './names.js';
-import { quotaLine, readUsage, recordDelivery } from './quota.js';
+import { domainUsage, nearQuota, quotaLine, readUsage, recordDelivery, recordDomainDelivery, warningMessage, type Usage } from './quota.js';
 import type { Directory, Domain, Mailbox, UnknownPolicy } from './types.js';
 
 export interface VdeliverOptions {
@@ -28,6 +28,8 @@ export interface VdeliverOptions {
   readonly policy?: string;
   /** The caller's Maildir namer (pass local's, one per process). */
   readonly namer?: UniqueNamer;
+  /** Milliseconds since the epoch (quota warning dates, the domain usage cache); default Date.now. */
+  readonly now?: () => number;
 }
 
 /** Forward targets for the caller to queue (message prefixed with `prepend`), like local's ForwardRequest. */
@@ -101,36 +103,85 @@ function runProgram(cmd: string, o: VdeliverOptions, home: string): Promise<Vdel
   });
 }
 
-async function intoMaildir(o: VdeliverOptions, dir: string, m?: Mailbox): Promise<VdeliverResult> {
+const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? String(err);
+
+/** Mailbox and domain quota before a delivery: null (go ahead), or the deferral / failure (see README: grace rule). */
+async function quotaCheck(o: VdeliverOptions, md: string, size: number, m: Mailbox, dom: Domain): Promise<VdeliverResult | null> {
+  const address = `${m.local}@${m.domain}`;
+  if (m.quotaBytes !== null || m.quotaMessages !== null) {
+    if (m.quotaBytes !== null && size > m.quotaBytes) {
+      return fail(`The message (${size} bytes) is larger than the whole quota of ${address} (${m.quotaBytes} bytes). (#5.2.3)`);
+    }
+    const u = readUsage(md, quotaLine(m.quotaBytes, m.quotaMessages));
+    if ((m.quotaBytes !== null && u.bytes + size > m.quotaBytes) || (m.quotaMessages !== null && u.messages + 1 > m.quotaMessages)) {
+      return defer(`The mailbox of ${address} is over its quota (${u.bytes} of ${m.quotaBytes ?? '∞'} bytes, ` +
+        `${u.messages} of ${m.quotaMessages ?? '∞'} messages); trying again later. (#4.2.2)`);
+    }
+  }
+  const dq = dom.limits.quotaBytes;
+  if (dq !== null) {
+    if (size > dq) return fail(`The message (${size} bytes) is larger than the whole quota of the domain ${dom.name} (${dq} bytes). (#5.2.3)`);
+    const home = join(o.root, 'domains', dom.name);
+    const u = await domainUsage(home, dq, (o.now ?? Date.now)(), async () =>
+      (await o.directory.listMailboxes(dom.name)).map((x) => join(o.root, x.home, 'Maildir')));
+    if (u.bytes + size > dq) {
+      return defer(`The domain ${dom.name} is over its quota (${u.bytes} of ${dq} bytes); trying again later. (#4.2.2)`);
+    }
+  }
+  return null;
+}
+
+/**
+ * After a delivery: the one warning at 90 % (Maildir/quotawarn marks it sent; it is removed when usage falls
+ * below 90 % again, so the next crossing warns again). The warning itself is not refused by the quota.
+ */
+async function quotaWarning(o: VdeliverOptions, md: string, m: Mailbox, after: Usage): Promise<void> {
+  const marker = join(md, 'quotawarn');
+  if (!nearQuota(after, m.quotaBytes, m.quotaMessages)) {
+    await unlink(marker).catch(() => undefined);
+    return;
+  }
+  try {
+    await writeFile(marker, `${new Date((o.now ?? Date.now)()).toISOString()}\n`, { flag: 'wx', mode: 0o600 });
+  } catch {
+    return; // already warned (or cannot mark: then do not risk a warning per message)
+  }
+  const text = Buffer.from(warningMessage(`${m.local}@${m.domain}`, after, m.quotaBytes, m.quotaMessages, new Date((o.now ?? Date.now)())), 'latin1');
+  const r = await deliverToMaildir(md, text, '/dev/null', o.namer ?? oneShotNamer());
+  if (r.kind === 'ok') recordDelivery(md, text.length);
+  else await unlink(marker).catch(() => undefined);
+}
+
+async function intoMaildir(o: VdeliverOptions, dir: string, q?: { m: Mailbox; dom: Domain }): Promise<VdeliverResult> {
   const prefix = Buffer.from(o.rpline + o.dtline, 'latin1');
   const md = dir.endsWith('/') ? dir : `${dir}/`;
   let size = prefix.length;
   try {
     size += (await stat(o.messagePath)).size;
   } catch (err) {
-    return defer(`Unable to read message: ${(err as NodeJS.ErrnoException).code ?? String(err)}. (#4.3.0)`);
+    return defer(`Unable to read message: ${errText(err)}. (#4.3.0)`);
   }
+  const m = q?.m;
   const quota = m && (m.quotaBytes !== null || m.quotaMessages !== null) ? quotaLine(m.quotaBytes, m.quotaMessages) : null;
-  if (m && quota !== null) {
+  if (q) {
     try {
-      const u = readUsage(md, quota);
-      if ((m.quotaBytes !== null && u.bytes + size > m.quotaBytes) || (m.quotaMessages !== null && u.messages + 1 > m.quotaMessages)) {
-        return defer(`The mailbox of ${m.local}@${m.domain} is over its quota (${u.bytes} of ${m.quotaBytes ?? '∞'} bytes, ` +
-          `${u.messages} of ${m.quotaMessages ?? '∞'} messages); trying again later. (#4.2.2)`);
-      }
+      const refused = await quotaCheck(o, md, size, q.m, q.dom);
+      if (refused) return refused;
     } catch (err) {
-      return defer(`Unable to read the quota of ${md}: ${(err as NodeJS.ErrnoException).code ?? String(err)}. (#4.3.0)`);
+      return defer(`Unable to read the quota of ${md}: ${errText(err)}. (#4.3.0)`);
     }
   }
   const r = await deliverToMaildir(md, prefix, o.messagePath, o.namer ?? oneShotNamer());
   switch (r.kind) {
     case 'ok':
-      if (quota !== null) {
-        try {
+      try {
+        if (q && q.dom.limits.quotaBytes !== null) recordDomainDelivery(join(o.root, 'domains', q.dom.name), size);
+        if (m && quota !== null) {
           recordDelivery(md, size);
-        } catch {
-          // maildirsize is a cache: the next reader that finds it wrong recalculates it.
+          await quotaWarning(o, md, m, readUsage(md, quota));
         }
+      } catch {
+        // maildirsize and .domainsize are caches: the next reader that finds them wrong recalculates them.
       }
       return { result: 'success', report: `delivered to ${md}\n` };
     case 'nochdir':
@@ -138,7 +189,7 @@ async function intoMaildir(o: VdeliverOptions, dir: string, m?: Mailbox): Promis
     case 'read-error':
       return defer('Unable to read message. (#4.3.0)');
     case 'error':
-      return defer(`Unable to deliver to ${md}: ${(r.error as NodeJS.ErrnoException).code ?? String(r.error)}. (#4.3.0)`);
+      return defer(`Unable to deliver to ${md}: ${errText(r.error)}. (#4.3.0)`);
   }
 }
 
@@ -164,11 +215,11 @@ async function toTargets(o: VdeliverOptions, dom: Domain, targets: readonly stri
   };
 }
 
-async function toMailbox(o: VdeliverOptions, m: Mailbox): Promise<VdeliverResult> {
+async function toMailbox(o: VdeliverOptions, dom: Domain, m: Mailbox): Promise<VdeliverResult> {
   if (m.flags.includes('bounce-all')) return fail(`The mailbox ${m.local}@${m.domain} does not accept mail. (#5.2.1)`);
   const maildir = join(o.root, m.home, 'Maildir');
-  if (m.forward.length === 0) return intoMaildir(o, maildir, m);
-  const copy = m.keepCopy ? await intoMaildir(o, maildir, m) : null;
+  if (m.forward.length === 0) return intoMaildir(o, maildir, { m, dom });
+  const copy = m.keepCopy ? await intoMaildir(o, maildir, { m, dom }) : null;
   if (copy && copy.result !== 'success') return copy;
   return {
     result: 'success',
@@ -188,7 +239,7 @@ async function byPolicy(o: VdeliverOptions, dom: Domain, p: UnknownPolicy, user:
     case 'mailbox': {
       const m = await o.directory.getMailbox(dom.name, p.local);
       if (!m) return defer(`The catch-all mailbox ${p.local}@${dom.name} does not exist; add it or change the domain's policy. (#4.3.5)`);
-      return toMailbox(o, m);
+      return toMailbox(o, dom, m);
     }
   }
 }
@@ -209,7 +260,7 @@ export async function vdeliver(o: VdeliverOptions): Promise<VdeliverResult> {
     if (alias) return toTargets(o, dom, alias.targets);
     const dash = user.indexOf('-');
     const m = (await o.directory.getMailbox(dom.name, user)) ?? (dash > 0 ? await o.directory.getMailbox(dom.name, user.slice(0, dash)) : null);
-    if (m) return toMailbox(o, m);
+    if (m) return toMailbox(o, dom, m);
     return byPolicy(o, dom, policy, user);
   } catch (err) {
     return defer(`Trouble in vdeliver: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)`);
