@@ -5,7 +5,7 @@ import { QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { LocalDeliverer } from '../local/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
-import { deliverRemote } from '../remote/index.js';
+import { RemoteEngine } from '../remote/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
 import { lookupAssignment, systemPasswd } from '../users/index.js';
@@ -118,6 +118,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const recovered = await queue.recover();
   log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
   const localDeliverer = new LocalDeliverer();
+  const engine = new RemoteEngine({ root, control: () => new Control(root) });
   const scheduler = new Scheduler({
     root,
     queue,
@@ -130,7 +131,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     },
     lookupAssignment,
     local: (job) => localDeliverer.deliver(job),
-    remote: (job) => deliverRemote(job, { control: new Control(root) }),
+    remote: (job) => engine.deliver(job),
   });
   const account = serviceAccount(control);
   const tlsFor = (): ReturnType<typeof loadTlsContext> => loadTlsContext(new Control(root));
@@ -195,6 +196,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         await Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]);
         await scheduler.stop();
         await localDeliverer.close();
+        engine.close();
         await directory.close();
         clearInterval(keepAlive);
         queue.close();
