@@ -19,3 +19,4 @@ export { parseVdeliverLine } from './line.js';
 export { scanUsage, readUsage, quotaLine, domainUsage, nearQuota, WARN_RATIO, DOMAIN_SIZE_FILE, type Usage } from './quota.js';
 export { importVpopmail, parseVpasswdLine, vpopPolicy, vpopFlags, type ImportReport, type VpopImportOptions, type VpasswdEntry } from './import.js';
 export { importQmail } from './importqmail.js';
+export { backupDirectory, restoreDirectory, DIRECTORY_SQLITE, DIRECTORY_JSON, DIRECTORY_TABLES, type DirectoryRows } from './backup.js';
