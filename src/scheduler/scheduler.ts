@@ -3,10 +3,11 @@ import { asciiLower, splitAddress } from '../address/index.js';
 import type { QueueId, RecipientState } from '../queue/types.js';
 import { route } from '../route/index.js';
 import { attemptDelivery, type DeliveryContext } from './deliver.js';
+import { DueIndex, type DueRef } from './due.js';
 import { finishMessage } from './finish.js';
 import { isDying, nextRetry, TOO_LONG } from './retry.js';
 import { reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
-import { isComplete, isDue, messageState, type MessageState } from './state.js';
+import { messageState, type MessageState } from './state.js';
 import type { Channel, SchedulerDeps, SchedulerTimers } from './types.js';
 import { logsafe } from './verp.js';
 
@@ -36,6 +37,9 @@ export class Scheduler {
   private settings: SchedulerSettings | undefined;
   private readonly timers: SchedulerTimers;
   private readonly msgs = new Map<QueueId, MessageState>();
+  /** Recipients by next attempt time, and complete messages by finish time: an event touches only what is due. */
+  private readonly due = new DueIndex(this.msgs);
+  private admitted = 0;
   /** Removed (or being removed) by us; skipped by scans until the queue no longer lists them. */
   private readonly finished = new Set<QueueId>();
   private readonly heldIds = new Set<QueueId>();
@@ -47,6 +51,8 @@ export class Scheduler {
   private flushAll = false;
   private readonly flushDomains = new Set<string>();
   private cycleChain: Promise<void> = Promise.resolve();
+  /** The cycle queued behind the running one: later wake-ups join it instead of queueing more passes. */
+  private queuedCycle: Promise<void> | undefined;
   private wakePending = false;
   private timer: unknown = undefined;
   private unwatch: (() => void) | undefined;
@@ -86,7 +92,10 @@ export class Scheduler {
     this.unwatch = undefined;
     this.clearTimer();
     for (const c of CHANNELS) {
-      for (const t of this.waiting[c]) t.msg.inFlight.delete(t.index);
+      for (const t of this.waiting[c]) {
+        t.msg.inFlight.delete(t.index);
+        this.due.recipient(t.msg, t.index);
+      }
       this.waiting[c] = [];
     }
     while (this.active.size > 0) await Promise.all([...this.active]);
@@ -166,7 +175,12 @@ export class Scheduler {
   }
 
   private cycle(): Promise<void> {
-    const p = this.cycleChain.then(() => this.cycleOnce());
+    if (this.queuedCycle !== undefined) return this.queuedCycle;
+    const p = this.cycleChain.then(() => {
+      this.queuedCycle = undefined;
+      return this.cycleOnce();
+    });
+    this.queuedCycle = p;
     this.cycleChain = p.catch(() => undefined);
     return p;
   }
@@ -177,31 +191,36 @@ export class Scheduler {
     if (this.needScan || now >= this.nextScanAt) await this.scan(now);
     now = this.deps.clock();
     this.applyFlush(now);
-    for (const msg of this.msgs.values()) {
-      if (msg.finishing) continue;
-      if (isComplete(msg)) {
-        if (now >= msg.finishAfter) this.startFinish(msg);
-        continue;
-      }
-      for (const channel of CHANNELS) this.takeUp(msg, channel, now);
-    }
+    for (const msg of this.due.takeFinishes(now)) this.startFinish(msg);
+    this.takeUp(this.due.takeRecipients(now), now);
     this.dispatch();
     this.armTimer(now);
   }
 
-  /** Takes up one channel of a message (qmail's pass): every due recipient, one retry time for all. */
-  private takeUp(msg: MessageState, channel: Channel, now: number): void {
-    const settings = this.ctx.settings;
-    const due = msg.recipients
-      .map((r, index) => ({ r, index }))
-      .filter(({ r, index }) => r.channel === channel && !msg.inFlight.has(index) && isDue(r, now));
-    if (due.length === 0) return;
-    const retry = nextRetry(msg.birth, now, channel);
-    const dying = isDying(msg.birth, now, settings.lifetime);
-    for (const { index } of due) {
+  /**
+   * Takes up the due recipients, in queue order then recipient order; a message's channel is one pass of
+   * qmail's (one retry time for all its due recipients).
+   */
+  private takeUp(refs: DueRef[], now: number): void {
+    if (refs.length === 0) return;
+    const lifetime = this.ctx.settings.lifetime;
+    refs.sort((a, b) => a.msg.seq - b.msg.seq || a.index - b.index);
+    let pass: { msg: MessageState; retry: Partial<Record<Channel, number>>; dying: boolean } | undefined;
+    for (const { msg, index } of refs) {
+      const channel = msg.recipients[index]?.channel;
+      if (channel === undefined || msg.inFlight.has(index)) continue;
+      if (pass?.msg !== msg) pass = { msg, retry: {}, dying: isDying(msg.birth, now, lifetime) };
+      const retry = (pass.retry[channel] ??= nextRetry(msg.birth, now, channel));
       msg.inFlight.add(index);
-      this.waiting[channel].push({ msg, index, channel, retry, dying });
+      this.waiting[channel].push({ msg, index, channel, retry, dying: pass.dying });
     }
+  }
+
+  /** A message enters the scheduler: its recipients (or its finish, when complete) are filed by time. */
+  private hold(st: MessageState): void {
+    st.seq = ++this.admitted;
+    this.msgs.set(st.id, st);
+    this.due.message(st);
   }
 
   private async scan(now: number): Promise<void> {
@@ -227,7 +246,7 @@ export class Scheduler {
       for (let i = next++; i < fresh.length; i = next++) admitted[i] = await this.admit(fresh[i] as QueueId, now);
     };
     await Promise.all(Array.from({ length: Math.min(SCAN_PARALLEL, fresh.length) }, reader));
-    for (const st of admitted) if (st !== undefined) this.msgs.set(st.id, st);
+    for (const st of admitted) if (st !== undefined) this.hold(st);
   }
 
   /** Reads one message not yet known to this scheduler and routes it if new; undefined when gone, held or unreadable. */
@@ -275,6 +294,9 @@ export class Scheduler {
         if (r.status !== 'pending' || msg.inFlight.has(i)) return r;
         const domain = asciiLower(splitAddress(r.address ?? r.original).domain);
         return this.flushAll || this.flushDomains.has(domain) ? { ...r, nextAttempt: now } : r;
+      });
+      msg.recipients.forEach((r, i) => {
+        if (r.status === 'pending' && r.nextAttempt === now && !msg.inFlight.has(i)) this.due.recipient(msg, i);
       });
     }
     this.flushAll = false;
@@ -328,6 +350,8 @@ export class Scheduler {
     } finally {
       this.running[channel]--;
       msg.inFlight.delete(index);
+      this.due.recipient(msg, index);
+      this.due.finish(msg);
       this.wake();
     }
   }
@@ -351,6 +375,7 @@ export class Scheduler {
       } catch (err) {
         this.finished.delete(msg.id);
         msg.finishAfter = this.deps.clock() + SYSFAIL_BACKOFF;
+        this.due.finish(msg);
         this.emit('warning', { msg: msg.id, reason: String(err) },
           `warning: trouble finishing msg ${msg.id}, will try again later: ${logsafe(String(err))}`);
       } finally {
@@ -364,28 +389,14 @@ export class Scheduler {
   private hasDueWork(now: number): boolean {
     if (this.needScan || now >= this.nextScanAt || this.flushAll || this.flushDomains.size > 0) return true;
     if (CHANNELS.some((c) => this.waiting[c].length > 0)) return true;
-    for (const msg of this.msgs.values()) {
-      if (msg.finishing) return true;
-      if (isComplete(msg)) {
-        if (now >= msg.finishAfter) return true;
-        continue;
-      }
-      if (msg.recipients.some((r, i) => !msg.inFlight.has(i) && isDue(r, now))) return true;
-    }
-    return false;
+    return this.due.next() <= now;
   }
 
   /** Earliest future moment with work: a retry, a finish after back-off, or the periodic scan. */
   private armTimer(now: number): void {
     this.clearTimer();
     if (this.stopping) return;
-    let next = this.nextScanAt;
-    for (const msg of this.msgs.values()) {
-      if (isComplete(msg)) next = Math.min(next, msg.finishAfter);
-      msg.recipients.forEach((r, i) => {
-        if (r.status === 'pending' && !msg.inFlight.has(i)) next = Math.min(next, r.nextAttempt ?? now);
-      });
-    }
+    const next = Math.min(this.nextScanAt, this.due.next());
     const ms = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil((next - now) * 1000) + 50));
     this.timer = this.timers.set(() => {
       this.timer = undefined;

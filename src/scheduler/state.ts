@@ -19,6 +19,8 @@ export interface MessageState {
   finishAfter: number;
   /** The bounce is queued (so a failed removal retried later does not bounce twice). */
   bounced: boolean;
+  /** Admission order in this scheduler (queue order): due recipients are taken up in this order. */
+  seq: number;
 }
 
 export function messageState(m: QueuedMessage): MessageState {
@@ -34,6 +36,7 @@ export function messageState(m: QueuedMessage): MessageState {
     finishing: false,
     finishAfter: 0,
     bounced: false,
+    seq: 0,
   };
 }
 
@@ -44,6 +47,13 @@ export function isDue(r: RecipientState, now: number): boolean {
   if (r.channel === undefined) return false;
   if (r.status === 'todo') return true;
   return r.status === 'pending' && (r.nextAttempt ?? 0) <= now;
+}
+
+/** When a recipient may next be attempted: now for todo, its retry time for pending; undefined when final or unrouted. */
+export function dueAt(r: RecipientState): number | undefined {
+  if (r.channel === undefined) return undefined;
+  if (r.status === 'todo') return 0;
+  return r.status === 'pending' ? r.nextAttempt ?? 0 : undefined;
 }
 
 export const channelOf = (r: RecipientState): Channel | undefined => r.channel;
