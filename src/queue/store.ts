@@ -66,7 +66,7 @@ export class FileQueue implements QueueStore {
     this.layout = new Layout(dir);
     this.messSync = new DirSyncer(this.layout.sub('mess'));
     this.envSync = new DirSyncer(this.layout.sub('env'));
-    this.waker = new Waker(this.layout.sub('wake'), this.layout.sub('env'));
+    this.waker = new Waker(this.layout.sub('wake'), this.layout.sub('env'), owner);
   }
 
   async inject(m: NewMessage): Promise<QueueId> {

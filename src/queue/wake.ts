@@ -1,14 +1,16 @@
 // Lossy wake-ups across processes: one unix socket per watcher under queue/wake/ (docs/QUEUE.md "Wake-ups").
 import { createConnection, createServer, type Server } from 'node:net';
-import { watch as fsWatch, unlinkSync, type FSWatcher } from 'node:fs';
+import { chmodSync, chownSync, watch as fsWatch, unlinkSync, type FSWatcher } from 'node:fs';
 import { readdir, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { WakeListener } from './types.js';
-import { errCode } from './durable.js';
+import { errCode, type Owner } from './durable.js';
 
 const MAX_SUN_PATH = 107;
 const MAX_LINE = 1024;
+/** Sockets are connectable by the queue's owner and group (e.g. the unprivileged SMTP child), nobody else. */
+const SOCKET_MODE = 0o660;
 
 /** Parses one wake-up line: `new`, `flush` or `flush <domain>`. */
 export function parseWake(line: string): { what: 'new' | 'flush'; domain?: string } | undefined {
@@ -29,6 +31,8 @@ export class Waker {
   constructor(
     private readonly wakeDir: string,
     private readonly envDir: string,
+    /** As root on a queue owned by another account: that account gets the socket. */
+    private readonly owner?: Owner,
   ) {}
 
   watch(listener: WakeListener): () => void {
@@ -78,9 +82,20 @@ export class Waker {
         if (this.listeners.size > 0) this.fallback();
       }
     });
-    server.listen(path);
+    server.listen(path, () => this.share(server, path));
     this.server = server;
     this.sockPath = path;
+  }
+
+  /** Gives the bound socket to the queue's owner with mode 0660, so its processes can connect to it. */
+  private share(server: Server, path: string): void {
+    if (this.server !== server) return;
+    try {
+      if (this.owner) chownSync(path, this.owner.uid, this.owner.gid);
+      chmodSync(path, SOCKET_MODE);
+    } catch {
+      // left as bound: only this account can wake us then; the scheduler's periodic scan covers the rest
+    }
   }
 
   /** Without a socket: notice new envelopes by watching env/ (no flush requests then). */
