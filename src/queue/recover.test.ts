@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { type FileQueue, type QueueId, openQueue } from './index.js';
+import { listQueue, recoverListed } from './recover.js';
 
 /** A pid that surely belongs to no running process: a child that has exited. */
 const DEAD = spawnSync('true').pid;
@@ -221,6 +222,35 @@ void test('recover removes wake-up sockets of dead processes only', async () => 
     assert.equal(left.length, 1);
     assert.ok(left[0]?.startsWith(`${process.pid}-`));
     unsub();
+  } finally {
+    w.done();
+  }
+});
+
+// Bug: acknowledged mail lost when recovery races a commit by another process. The injector linked env/X and
+// unlinked its tmp envelope after recovery had listed tmp/ and env/ but before it looked at the tmp file: the
+// tmp name was skipped as "finished meanwhile", so mess/X looked unexplained and went to corrupt/; the scheduler
+// then dropped env/X ("removed from the queue"), or the next recovery moved env/X to corrupt/ too.
+void test('recover racing a concurrent commit (tmp envelope gone between listing and lstat) keeps the message', async () => {
+  const w = await world();
+  try {
+    const id = await committed(w.q, 'acknowledged\n');
+    uncommit(w, id, ALIVE, 'R3'); // another process, alive, between its mess/ link and its env/ link
+    const listing = await listQueue(w.q);
+    assert.ok(listing.mess.includes(id) && !listing.env.includes(id));
+    // The other process commits now (link env/X, unlink its tmp name) and acknowledges.
+    linkSync(w.p('tmp', `${id}.${ALIVE}.env`), w.p('env', id));
+    rmSync(w.p('tmp', `${id}.${ALIVE}.env`));
+    const rep = await recoverListed(w.q, listing, {});
+    assert.deepEqual(rep.corrupt, []);
+    assert.deepEqual(w.ls('corrupt'), []);
+    assert.deepEqual(w.ls('mess'), [id]);
+    assert.deepEqual(w.ls('env'), [id]);
+    assert.equal((await w.q.read(id))?.id, id);
+    // and the next recovery keeps it too
+    const again = await w.q.recover();
+    assert.equal(again.kept, 1);
+    assert.deepEqual(w.ls('corrupt'), []);
   } finally {
     w.done();
   }

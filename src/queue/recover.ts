@@ -54,13 +54,50 @@ async function list(dir: string): Promise<string[]> {
   }
 }
 
+/** Does env/X exist right now? (the last look before a mess/ file is called unexplained) */
+async function committedNow(envPath: string): Promise<boolean> {
+  try {
+    await lstat(envPath);
+    return true;
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return false;
+    throw queueError(`cannot look at ${envPath}`, err);
+  }
+}
+
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
+/** The four listings recovery works from, taken in this order (see recoverListed). */
+export interface QueueListing {
+  readonly mess: string[];
+  readonly tmp: string[];
+  readonly env: string[];
+  readonly trash: string[];
+}
+
+/**
+ * Listing order matters while other processes inject: mess/, then tmp/, then env/, then trash/.
+ * An id linked into mess/ before our listing still has its tmp envelope, or else is already in env/.
+ */
+export async function listQueue(q: FileQueue): Promise<QueueListing> {
+  const L = q.layout;
+  const mess = await list(L.sub('mess'));
+  const tmp = await list(L.sub('tmp'));
+  const env = await list(L.sub('env'));
+  const trash = await list(L.sub('trash'));
+  return { mess, tmp, env, trash };
+}
+
 export async function recoverQueue(q: FileQueue, opts: RecoverOptions): Promise<RecoverReport> {
+  return recoverListed(q, await listQueue(q), opts);
+}
+
+/** Recovery from listings taken by listQueue (other processes may have moved on since: every step allows it). */
+export async function recoverListed(q: FileQueue, listing: QueueListing, opts: RecoverOptions): Promise<RecoverReport> {
   const L = q.layout;
   const now = q.clock();
   const rep: RecoverReport = { kept: 0, undone: [], removed: [], staleUpdates: 0, inFlight: 0, corrupt: [] };
@@ -76,13 +113,9 @@ export async function recoverQueue(q: FileQueue, opts: RecoverOptions): Promise<
     for (const n of names) await toCorrupt(join(L.sub(d), n), `${d}.${n}`);
   };
 
-  // Listing order matters while other processes inject: mess/, then tmp/, then env/, then trash/.
-  // An id linked into mess/ before our listing still has its tmp envelope, or else is already in env/.
-  const messNames = await list(L.sub('mess'));
-  const tmpNames = await list(L.sub('tmp'));
-  const envNames = await list(L.sub('env'));
-  const trashNames = await list(L.sub('trash'));
+  const { mess: messNames, tmp: tmpNames, env: envNames, trash: trashNames } = listing;
 
+  // Ids whose inject was still under way at the tmp/ listing: their mess/ entry is not ours to judge.
   const liveEnv = new Set<QueueId>();
   const staleEnv = new Set<QueueId>();
   const staleInject = new Set<QueueId>();
@@ -97,7 +130,10 @@ export async function recoverQueue(q: FileQueue, opts: RecoverOptions): Promise<
     try {
       mtime = (await lstat(path)).mtimeMs;
     } catch {
-      continue; // finished meanwhile
+      // Gone since the listing: its writer finished meanwhile (committed after our env/ listing, or undid
+      // itself). Either way the id was live: never judge its mess/ entry unexplained (that lost acked mail).
+      if (t.kind === 'env') liveEnv.add(t.id);
+      continue;
     }
     if (writerAlive(t, mtime, now, q.inFlight)) {
       rep.inFlight++;
@@ -139,6 +175,8 @@ export async function recoverQueue(q: FileQueue, opts: RecoverOptions): Promise<
     if (envIds.has(name) || trashed.has(name) || liveEnv.has(name)) continue;
     if (staleEnv.has(name)) {
       await unlinkQuiet(L.mess(name)); // R3: never acknowledged, undo
+    } else if (await committedNow(L.env(name))) {
+      continue; // committed by another process after our env/ listing: kept (the next recovery checks it)
     } else {
       await toCorrupt(L.mess(name), `${name}.mess`);
     }
