@@ -8,3 +8,15 @@ export function asciiLower(s: string): string {
 export function asciiEqualsIgnoreCase(a: string, b: string): boolean {
   return a.length === b.length && asciiLower(a) === asciiLower(b);
 }
+
+/** qmail-send's logsafe encoding of log text: newline → `/`; bytes below 33, above 126, and `%` → `_`. */
+export function logsafe(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const c = ch.charCodeAt(0);
+    if (ch === '\n') out += '/';
+    else if (c < 33 || c > 126 || ch === '%') out += '_';
+    else out += ch;
+  }
+  return out;
+}

@@ -147,17 +147,8 @@ export function buildFs(
   }
 }
 
-/** FORMAT.md 1.4: newline → `/`; bytes < 33, > 126 and `%` → `_`. */
-export function logsafe(text: string): string {
-  let out = '';
-  for (const ch of text) {
-    const c = ch.charCodeAt(0);
-    if (ch === '\n') out += '/';
-    else if (c < 33 || c > 126 || ch === '%') out += '_';
-    else out += ch;
-  }
-  return out;
-}
+/** FORMAT.md 1.4 (one definition, shared with the scheduler's log). */
+export { logsafe } from '../address/index.js';
 
 const MON = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
 const DAY = '(?:Sun|Mon|Tue|Wed|Thu|Fri|Sat)';

@@ -13,14 +13,4 @@ export function verpSender(sender: string, recipient: string): string {
   return `${base.slice(0, j)}${recipient.slice(0, k)}=${recipient.slice(k + 1)}@${base.slice(j + 1)}`;
 }
 
-/** qmail-send's logsafe: newline → `/`; bytes below 33, above 126, and `%` → `_` (FORMAT.md 1.4). */
-export function logsafe(text: string): string {
-  let out = '';
-  for (const ch of text) {
-    const c = ch.charCodeAt(0);
-    if (ch === '\n') out += '/';
-    else if (c < 33 || c > 126 || ch === '%') out += '_';
-    else out += ch;
-  }
-  return out;
-}
+export { logsafe } from '../address/index.js';
