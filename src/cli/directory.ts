@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { checkDrift, openDirectory, shareWithDeliveryGroup, repairDrift, SCHEMA_VERSION, type Ctx, type Directory } from '../directory/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
+import { reloadIfChanged, routingStamp } from './reload.js';
 
 export interface DirOpts {
   root?: string;
@@ -18,14 +19,16 @@ export function dirOptions(cmd: Command): Command {
     .option('--json', 'print JSON for scripts');
 }
 
-/** Opens the directory for one command and always closes it. */
+/** Opens the directory for one command and always closes it; a running quail is told to reload when routing changed. */
 export async function withDirectory<T>(o: DirOpts, body: (ctx: Ctx) => Promise<T>): Promise<T> {
   const root = resolveRoot(o.root);
   const dir: Directory = await openDirectory({ root, ...(o.directory === undefined ? {} : { url: o.directory }) });
+  const before = routingStamp(root);
   try {
     return await body({ root, dir });
   } finally {
     await dir.close();
+    reloadIfChanged(root, before, 'quail');
   }
 }
 

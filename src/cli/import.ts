@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { deliveryAccount, importQmail, importVpopmail, type ImportReport } from '../directory/index.js';
 import { action, addRootOption, resolveRoot } from './common.js';
+import { reloadIfChanged, routingStamp } from './reload.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
 
 interface ImportOpts extends DirOpts {
@@ -64,8 +65,11 @@ export function register(program: Command): void {
     .option('--json', 'print JSON for scripts')).action(
     action('import qmail', (from: string, o: ImportOpts) => {
       const bar = progressBar();
-      const rep = importQmail(resolveRoot(o.root), resolve(from), { dryRun: o.dryRun === true, progress: bar.tick });
+      const root = resolveRoot(o.root);
+      const before = routingStamp(root);
+      const rep = importQmail(root, resolve(from), { dryRun: o.dryRun === true, progress: bar.tick });
       bar.stop();
+      reloadIfChanged(root, before, 'quail import qmail');
       return report(rep, o);
     }),
   );
