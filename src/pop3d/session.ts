@@ -5,7 +5,8 @@ import type { Readable, Writable } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { AUTHORIZATION, type Handler } from './commands/authorization.js';
 import { TRANSACTION } from './commands/transaction.js';
-import { LineReader } from './lines.js';
+import { Reader } from '../lineio/index.js';
+import { commandLine } from './lines.js';
 import { parseCommand } from './parse.js';
 import type { LoginThrottle } from './throttle.js';
 import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
@@ -69,7 +70,7 @@ export class Session {
   private waiting = false;
   private stopping = false;
   private out: Writable;
-  private readonly reader: LineReader;
+  private readonly reader: Reader;
   private readonly clientInfo: { ip: string; tls: boolean };
 
   constructor(
@@ -78,7 +79,7 @@ export class Session {
     readonly config: SessionConfig,
   ) {
     this.out = socket;
-    this.reader = new LineReader(socket);
+    this.reader = new Reader(socket);
     this.clientInfo = { ip, tls: false };
   }
 
@@ -166,7 +167,7 @@ export class Session {
 
   /** A continuation line (SASL); undefined when the client went away or idled (the session then ends). */
   async readLine(): Promise<string | undefined> {
-    const line = await this.reader.line(this.config.idleTimeoutMs);
+    const line = await commandLine(this.reader, this.config.idleTimeoutMs);
     if (typeof line === 'string') return line;
     if (line.kind === 'too-long') {
       await this.reply('-ERR line too long');
@@ -188,7 +189,7 @@ export class Session {
           break;
         }
         this.waiting = true;
-        const line = await this.reader.line(this.config.idleTimeoutMs);
+        const line = await commandLine(this.reader, this.config.idleTimeoutMs);
         this.waiting = false;
         if (typeof line !== 'string') {
           if (this.stopping) this.end = 'shutdown';

@@ -8,7 +8,7 @@ import type { Authenticator, RecipientCheck } from './auth.js';
 import { parseEnvelopeArg } from './address.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
-import { Reader } from './reader.js';
+import { Reader } from '../lineio/index.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { authCommand } from './session-auth.js';
 import { dataCommand } from './session-data.js';

@@ -1,4 +1,4 @@
-// Pull-style reading of a client stream: chunks and command lines, with an idle timeout and backpressure.
+// Pull-style reading of a client stream (SMTP, POP3): chunks and command lines, with an idle timeout and backpressure.
 import type { Readable } from 'node:stream';
 
 export type ReadResult = Buffer | 'eof' | 'timeout';
