@@ -35,6 +35,48 @@ export function editList(text: string | null, add: readonly string[], remove: re
   return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
 }
 
+/** Entries of a list file (0.2: trailing blanks cut, blank and `#` lines skipped), lowercased. */
+export function listEntries(text: string | null): string[] {
+  const out: string[] = [];
+  for (const l of lines(text)) {
+    const e = l.replace(/[ \t]+$/, '');
+    if (e !== '' && !e.startsWith('#')) out.push(asciiLower(e));
+  }
+  return out;
+}
+
+export interface RcptEdit {
+  /** New text of each file, null when it needs no change. */
+  readonly rcpthosts: string | null;
+  readonly morercpthosts: string | null;
+}
+
+/**
+ * Where accepted domains go (vpopmail's rule): a name already in either file stays where it is; a new one goes to
+ * rcpthosts while it holds fewer than `max` entries, else to morercpthosts. `remove` leaves both files.
+ * When morercpthosts gets entries and rcpthosts does not exist, rcpthosts is created (empty if need be): without
+ * rcpthosts qmail-smtpd accepts every domain and never looks at morercpthosts.
+ */
+export function editRcptHosts(rcpt: string | null, more: string | null, add: readonly string[], remove: readonly string[], max: number): RcptEdit {
+  const rm = new Set(remove.map(asciiLower));
+  const inRcpt = listEntries(rcpt);
+  const have = new Set([...inRcpt, ...listEntries(more)]);
+  let count = inRcpt.filter((e) => !rm.has(e)).length;
+  const toRcpt: string[] = [];
+  const toMore: string[] = [];
+  for (const a of add.map(asciiLower)) {
+    if (have.has(a)) continue;
+    have.add(a);
+    if (count < max) {
+      toRcpt.push(a);
+      count++;
+    } else toMore.push(a);
+  }
+  const r = editList(rcpt, toRcpt, remove);
+  const m = editList(more, toMore, remove);
+  return { rcpthosts: r === null && rcpt === null && toMore.length > 0 ? '' : r, morercpthosts: m };
+}
+
 /** virtualdomains: `key:value` entries set (replacing the key's line) or removed by key. null: no change. */
 export function editMap(text: string | null, set: ReadonlyMap<string, string>, remove: readonly string[]): string | null {
   const rm = new Set(remove.map(asciiLower));

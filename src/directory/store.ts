@@ -50,11 +50,15 @@ export class SqlDirectory implements Directory {
   }
 
   private async domainRow(db: SqlDriver, r: Row): Promise<Domain> {
+    const aliases = await db.all('SELECT alias FROM alias_domains WHERE domain = ? ORDER BY alias', [str(r['name'])]);
+    return this.toDomain(r, aliases.map((a) => str(a['alias'])));
+  }
+
+  private toDomain(r: Row, aliases: readonly string[]): Domain {
     const name = str(r['name']);
-    const aliases = await db.all('SELECT alias FROM alias_domains WHERE domain = ? ORDER BY alias', [name]);
     return {
       name,
-      aliases: aliases.map((a) => str(a['alias'])),
+      aliases,
       policy: policyOf(str(r['policy']), str(r['policy_target'])),
       limits: {
         maxMailboxes: num(r['max_mailboxes']),
@@ -131,11 +135,17 @@ export class SqlDirectory implements Directory {
     return a ? this.getDomain(str(a['domain'])) : null;
   }
 
+  /** Two queries however many domains there are (not one alias query per domain). */
   async listDomains(): Promise<Domain[]> {
     const rows = await this.db.all('SELECT * FROM domains ORDER BY name');
-    const out: Domain[] = [];
-    for (const r of rows) out.push(await this.domainRow(this.db, r));
-    return out;
+    const aliases = new Map<string, string[]>();
+    for (const a of await this.db.all('SELECT alias, domain FROM alias_domains ORDER BY alias')) {
+      const d = str(a['domain']);
+      const list = aliases.get(d);
+      if (list) list.push(str(a['alias']));
+      else aliases.set(d, [str(a['alias'])]);
+    }
+    return rows.map((r) => this.toDomain(r, aliases.get(str(r['name'])) ?? []));
   }
 
   async updateDomain(name: string, patch: DomainPatch): Promise<Domain> {

@@ -3,8 +3,9 @@ import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from
 import { join } from 'node:path';
 import { asciiLower, tempError } from '../address/index.js';
 import { Control } from '../control/index.js';
-import { cdbAssignment, newu } from '../users/index.js';
-import { assignLine, dotQmailDefault, editAssign, editList, editMap, writeAtomic } from './files.js';
+import { cdbEntries, cdbGet, writeCdbAtomic } from '../cdb/index.js';
+import { assignRecords, parseAssign } from '../users/index.js';
+import { assignLine, dotQmailDefault, editAssign, editMap, editRcptHosts, listEntries, writeAtomic } from './files.js';
 import type { DeliveryAccount, Directory, Domain, Mailbox } from './types.js';
 
 const amRoot = (): boolean => process.getuid?.() === 0;
@@ -29,15 +30,38 @@ interface Edit {
   readonly drop: readonly string[];
 }
 
-/** Applies an edit to rcpthosts, virtualdomains, users/assign (+ users/cdb): each file written atomically. */
-function applyFiles(root: string, e: Edit, forceNewu = false): void {
+/** users/cdb from the users/assign text just written (one parse, as qmail-newu would make it). */
+function compileAssign(root: string, text: string): void {
+  const records = assignRecords(parseAssign(text));
+  wrap('write users/cdb', () => writeCdbAtomic(join(root, 'users', 'cdb'), records, 0o644));
+}
+
+/** morercpthosts.cdb from the morercpthosts text just written, as qmail-newmrh makes it (lowercased keys, empty values). */
+function compileMoreRcptHosts(control: Control, text: string): void {
+  const records = listEntries(text).map((h): [Buffer, Buffer] => [Buffer.from(h, 'latin1'), Buffer.alloc(0)]);
+  wrap('write control/morercpthosts.cdb', () => writeCdbAtomic(control.path('morercpthosts.cdb'), records, 0o644));
+}
+
+/**
+ * Applies an edit to rcpthosts (+ morercpthosts and its cdb past control/rcpthostsmax entries), virtualdomains,
+ * users/assign (+ users/cdb): each file read once, edited in one pass, written atomically. `force` recompiles
+ * the cdb files even when their source did not change (repair).
+ */
+function applyFiles(root: string, e: Edit, force = false): void {
   const control = new Control(root);
   mkdirSync(join(root, 'control'), { recursive: true });
   mkdirSync(join(root, 'users'), { recursive: true });
   const names = e.have.flatMap((d) => [d.name, ...d.aliases]);
-  const more = new Set((control.list('morercpthosts').value ?? []).map(asciiLower));
-  const rcpt = editList(control.raw('rcpthosts'), names.filter((n) => !more.has(n)), e.drop);
-  if (rcpt !== null) wrap('write control/rcpthosts', () => writeAtomic(control.path('rcpthosts'), rcpt));
+  const moreOld = control.raw('morercpthosts');
+  const rh = editRcptHosts(control.raw('rcpthosts'), moreOld, names, e.drop, control.number('rcpthostsmax').value);
+  const accept = (): void => {
+    if (rh.morercpthosts !== null) wrap('write control/morercpthosts', () => writeAtomic(control.path('morercpthosts'), rh.morercpthosts ?? ''));
+    const more = rh.morercpthosts ?? moreOld;
+    if (more !== null && (rh.morercpthosts !== null || force || !existsSync(control.path('morercpthosts.cdb')))) compileMoreRcptHosts(control, more);
+    if (rh.rcpthosts !== null) wrap('write control/rcpthosts', () => writeAtomic(control.path('rcpthosts'), rh.rcpthosts ?? ''));
+  };
+  // Acceptance goes first when domains leave (no new mail for them), last when they come (routed before accepted).
+  if (e.drop.length > 0) accept();
   const vset = new Map<string, string>();
   for (const d of e.have) {
     vset.set(d.name, d.name);
@@ -49,7 +73,9 @@ function applyFiles(root: string, e: Edit, forceNewu = false): void {
   const oldAssign = existsSync(assignPath) ? readFileSync(assignPath, 'latin1') : null;
   const as = editAssign(oldAssign, e.have.map((d) => assignLine(root, d)), e.drop);
   if (as !== null) wrap('write users/assign', () => writeAtomic(assignPath, as));
-  if (forceNewu || as !== null || !existsSync(join(root, 'users', 'cdb'))) newu(root);
+  const assign = as ?? oldAssign;
+  if (assign !== null && (force || as !== null || !existsSync(join(root, 'users', 'cdb')))) compileAssign(root, assign);
+  if (e.drop.length === 0) accept();
 }
 
 /** Creates domains/<dom>/ with its .qmail-default (rewritten when the policy changed). */
@@ -109,27 +135,69 @@ function staleManaged(root: string, known: ReadonlySet<string>): string[] {
   return out;
 }
 
-/** Every difference between the directory and qmail's files, the domain trees and the mailboxes' Maildirs. */
+/** A cdb file's bytes (null when missing) and a safe probe: a damaged file answers "absent". */
+function cdbProbe(bytes: Buffer | null): (key: string) => Buffer | undefined {
+  return (key) => {
+    if (bytes === null) return undefined;
+    try {
+      return cdbGet(bytes, Buffer.from(key, 'latin1'));
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/** The domain's users/cdb value as qmail-newu writes it from its assign line: user, uid, gid, home, dash, ext. */
+const assignValue = (root: string, d: Domain): string =>
+  [d.account.user, String(d.account.uid), String(d.account.gid), `${root}/domains/${d.name}`, '-', ''].join('\0');
+
+/** morercpthosts.cdb says something else than morercpthosts (both read already): the first key that differs. */
+function mrhMismatch(more: readonly string[], cdb: Buffer | null): string | null {
+  if (cdb === null) return more[0] ?? null;
+  const probe = cdbProbe(cdb);
+  for (const h of more) if (probe(h) === undefined) return h;
+  const want = new Set(more);
+  try {
+    for (const [k] of cdbEntries(cdb)) if (!want.has(k.toString('latin1'))) return k.toString('latin1');
+  } catch {
+    return '(damaged file)';
+  }
+  return null;
+}
+
+/**
+ * Every difference between the directory and qmail's files, the domain trees and the mailboxes' Maildirs. Each
+ * file is read once (sets and cdb probes per domain), so a check of 100,000 domains is linear.
+ */
 export async function checkDrift(root: string, dir: Directory): Promise<Drift[]> {
   const control = new Control(root);
   const domains = await dir.listDomains();
-  const rcpt = new Set([...(control.list('rcpthosts').value ?? []), ...(control.list('morercpthosts').value ?? [])].map(asciiLower));
+  const rcpt = new Set(listEntries(control.raw('rcpthosts')));
+  const moreList = listEntries(control.raw('morercpthosts'));
+  const more = new Set(moreList);
+  const mrhCdb = control.bytes('morercpthosts.cdb');
+  const inMrhCdb = cdbProbe(mrhCdb);
   const vd = control.map('virtualdomains').value;
-  const assign = existsSync(join(root, 'users', 'assign')) ? readFileSync(join(root, 'users', 'assign'), 'latin1').split('\n') : [];
+  const assignPath = join(root, 'users', 'assign');
+  const assign = new Set(existsSync(assignPath) ? readFileSync(assignPath, 'latin1').split('\n') : []);
+  const usersCdbPath = join(root, 'users', 'cdb');
+  const inUsersCdb = cdbProbe(existsSync(usersCdbPath) ? readFileSync(usersCdbPath) : null);
   const out: Drift[] = [];
+  const mrhBad = control.raw('morercpthosts') === null ? null : mrhMismatch(moreList, mrhCdb);
+  if (mrhBad !== null) out.push({ domain: mrhBad, path: control.path('morercpthosts.cdb'), problem: `does not match morercpthosts (${mrhBad}); run quail newmrh` });
   for (const d of domains) {
     for (const n of [d.name, ...d.aliases]) {
-      if (!rcpt.has(n)) out.push({ domain: d.name, path: control.path('rcpthosts'), problem: `${n} is missing` });
+      if (!rcpt.has(n) && !more.has(n)) out.push({ domain: d.name, path: control.path('rcpthosts'), problem: `${n} is missing (from rcpthosts and morercpthosts)` });
+      else if (!rcpt.has(n) && mrhBad === null && inMrhCdb(n) === undefined) {
+        out.push({ domain: d.name, path: control.path('morercpthosts.cdb'), problem: `${n} is missing (run quail newmrh)` });
+      }
       const v = vd?.get(n);
       if (v?.value !== d.name) out.push({ domain: d.name, path: control.path('virtualdomains'), problem: `${n}:${d.name} is missing` });
     }
     const line = assignLine(root, d);
-    if (!assign.includes(line)) out.push({ domain: d.name, path: join(root, 'users', 'assign'), problem: `${line} is missing` });
-    else {
-      const a = cdbAssignment(root, `${d.name}-x`);
-      if (a?.home !== `${root}/domains/${d.name}` || a.uid !== d.account.uid) {
-        out.push({ domain: d.name, path: join(root, 'users', 'cdb'), problem: `out of date for ${d.name} (run newu)` });
-      }
+    if (!assign.has(line)) out.push({ domain: d.name, path: assignPath, problem: `${line} is missing` });
+    else if (inUsersCdb(`!${asciiLower(d.name)}-`)?.toString('latin1') !== assignValue(root, d)) {
+      out.push({ domain: d.name, path: usersCdbPath, problem: `out of date for ${d.name} (run newu)` });
     }
     const qd = join(root, 'domains', d.name, '.qmail-default');
     const text = existsSync(qd) ? readFileSync(qd, 'latin1') : null;
@@ -142,7 +210,7 @@ export async function checkDrift(root: string, dir: Directory): Promise<Drift[]>
   }
   const known = new Set(domains.flatMap((d) => [d.name, ...d.aliases]));
   for (const s of staleManaged(root, known)) {
-    out.push({ domain: s, path: join(root, 'users', 'assign'), problem: `${s} is not in the directory but still routed to domains/${s}` });
+    out.push({ domain: s, path: assignPath, problem: `${s} is not in the directory but still routed to domains/${s}` });
   }
   return out;
 }
