@@ -6,6 +6,7 @@ import { parseVdeliverLine } from './line.js';
 import { makeMailboxHome } from './sync.js';
 import { addAliasDomain, createDomain, type Ctx } from './admin.js';
 import { DirectoryError, domainName, localPart, parsePolicy } from './names.js';
+import { canVerify } from './password.js';
 import type { DeliveryAccount, DomainLimits, MailboxFlag, UnknownPolicy } from './types.js';
 
 /** vpopmail's flag bits in the vpasswd gid field (vpopmail.h) and quail's names for them. */
@@ -193,7 +194,7 @@ export async function importVpopmail(ctx: Ctx, dir: string, o: VpopImportOptions
             if (process.getuid?.() === 0 && dom) spawnSync('chown', ['-R', `${dom.account.uid}:${dom.account.gid}`, join(ctx.root, m.home)]);
           }
         }
-        rep.imported.push(`${what}${e.hash.startsWith('$2') || /^[./0-9A-Za-z]{13}$/.test(e.hash) ? ' (password scheme not supported: reset it)' : ''}`);
+        rep.imported.push(`${what}${e.hash === '' || canVerify(e.hash) ? '' : ' (password hash of a scheme quail cannot verify: reset it)'}`);
       } catch (err) {
         rep.skipped.push({ what, why: (err as Error).message });
       }

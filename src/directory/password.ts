@@ -1,6 +1,6 @@
 // Password hashes: new ones with scrypt (memory-hard, in node:crypto); imported crypt(3) hashes verified too.
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { verifyCrypt } from './crypt.js';
+import { cryptScheme, verifyCrypt } from './crypt.js';
 
 /** log2(N) = 15, r = 8, p = 1: 32 MiB and roughly 0.1 s per hash; the parameters travel in the hash. */
 export const SCRYPT_DEFAULT = { ln: 15, r: 8, p: 1 } as const;
@@ -24,28 +24,42 @@ export async function hashPassword(password: string, params: { ln: number; r: nu
 
 const SCRYPT = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
 
+/** scrypt parameters a stored hash may ask for: at most 1 GiB of memory, so a damaged hash cannot exhaust the host. */
+const sane = (ln: number, r: number, p: number): boolean => ln >= 1 && ln <= 22 && r >= 1 && p >= 1 && 128 * 2 ** ln * r <= 2 ** 30;
+
 /**
- * True when `password` matches `hash`: scrypt (ours), or crypt(3) `$1$` (MD5), `$5$` (SHA-256), `$6$`
- * (SHA-512) imported from vpopmail. An empty or unknown hash never matches.
+ * True when `password` matches `hash`: scrypt (ours), or a crypt(3) hash imported from vpopmail — `$1$` (MD5),
+ * `$5$`/`$6$` (SHA-crypt), `$2a$`/`$2b$`/`$2y$` (bcrypt), 13-character DES or `_` BSDi DES. An empty, unknown or
+ * malformed hash never matches, and verifying never throws.
  */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
   const m = SCRYPT.exec(hash);
   if (m) {
     const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
-    if (ln < 1 || ln > 22 || r < 1 || p < 1) return false;
+    if (!sane(ln, r, p)) return false;
     const want = Buffer.from(m[5] ?? '', 'base64');
-    const got = await scryptAsync(password, Buffer.from(m[4] ?? '', 'base64'), want.length, opts(ln, r, p));
-    return want.length > 0 && timingSafeEqual(got, want);
+    try {
+      const got = await scryptAsync(password, Buffer.from(m[4] ?? '', 'base64'), want.length, opts(ln, r, p));
+      return want.length > 0 && timingSafeEqual(got, want);
+    } catch {
+      return false;
+    }
   }
   if (hash === '') return false;
   return verifyCrypt(password, hash);
 }
 
-/** Which scheme a hash uses (for `user info`). */
+/** True when verifyPassword can check passwords against `hash` (the import reports the others). */
+export function canVerify(hash: string): boolean {
+  return SCRYPT.test(hash) || cryptScheme(hash) !== null;
+}
+
+/** Which scheme a hash uses (for `user info`): scrypt, md5-crypt, sha256-crypt, sha512-crypt, bcrypt, des-crypt, bsdi-crypt, none, `$x$` or unknown. */
 export function hashScheme(hash: string): string {
   if (hash === '') return 'none';
   if (hash.startsWith('$scrypt$')) return 'scrypt';
+  const known = cryptScheme(hash);
+  if (known) return known;
   const m = /^\$(\w+)\$/.exec(hash);
-  if (m) return { '1': 'md5-crypt', '5': 'sha256-crypt', '6': 'sha512-crypt', '2y': 'bcrypt', '2a': 'bcrypt', '2b': 'bcrypt' }[m[1] ?? ''] ?? `$${m[1]}$`;
-  return hash.length === 13 ? 'des-crypt' : 'unknown';
+  return m ? `$${m[1] ?? ''}$` : 'unknown';
 }
