@@ -77,24 +77,44 @@ export function nearQuota(u: Usage, bytes: number | null, messages: number | nul
   return (bytes !== null && bytes > 0 && u.bytes >= bytes * WARN_RATIO) || (messages !== null && messages > 0 && u.messages >= messages * WARN_RATIO);
 }
 
-/** The warning delivered into the mailbox when its usage crosses 90 % (plain text, RFC 5322 header). */
-export function warningMessage(address: string, u: Usage, bytes: number | null, messages: number | null, now: Date): string {
-  const pct = Math.max(bytes ? (100 * u.bytes) / bytes : 0, messages ? (100 * u.messages) / messages : 0);
+/** An automatic notice (plain text, RFC 5322 header) put straight into a mailbox by delivery itself. */
+function notice(to: string, subject: string, body: readonly string[], now: Date): string {
   return [
     `From: Mail Delivery System <MAILER-DAEMON>`,
-    `To: <${address}>`,
-    `Subject: Your mailbox is ${Math.floor(pct)}% full`,
+    `To: <${to}>`,
+    `Subject: ${subject}`,
     `Date: ${now.toUTCString().replace('GMT', '+0000')}`,
     'Auto-Submitted: auto-generated',
     'MIME-Version: 1.0',
     'Content-Type: text/plain; charset=us-ascii',
     '',
-    `Your mailbox ${address} is using ${u.bytes} of ${bytes ?? 'unlimited'} bytes and ${u.messages} of ${messages ?? 'unlimited'} messages.`,
-    'When it is full, new mail is held back and finally returned to its senders.',
-    'Please delete or download some messages.',
+    ...body,
     '',
   ].join('\n');
 }
+
+/** The warning delivered into the mailbox when its usage crosses 90 % (plain text, RFC 5322 header). */
+export function warningMessage(address: string, u: Usage, bytes: number | null, messages: number | null, now: Date): string {
+  const pct = Math.max(bytes ? (100 * u.bytes) / bytes : 0, messages ? (100 * u.messages) / messages : 0);
+  return notice(address, `Your mailbox is ${Math.floor(pct)}% full`, [
+    `Your mailbox ${address} is using ${u.bytes} of ${bytes ?? 'unlimited'} bytes and ${u.messages} of ${messages ?? 'unlimited'} messages.`,
+    'When it is full, new mail is held back and finally returned to its senders.',
+    'Please delete or download some messages.',
+  ], now);
+}
+
+/** The warning to one mailbox of the domain (see README: Quota) when the domain's total crosses 90 % of its quota. */
+export function domainWarningMessage(to: string, domain: string, usedBytes: number, quotaBytes: number, now: Date): string {
+  return notice(to, `The domain ${domain} is ${Math.floor((100 * usedBytes) / quotaBytes)}% full`, [
+    `The mailboxes of the domain ${domain} are using ${usedBytes} of the domain's quota of ${quotaBytes} bytes.`,
+    'This is the quota of the whole domain, shared by all its mailboxes, not the quota of one mailbox.',
+    'When it is full, new mail for every mailbox of the domain is held back and finally returned to its senders.',
+    'Please delete or download some messages, or ask for a larger domain quota.',
+  ], now);
+}
+
+/** Marks that the domain's 90 % warning was sent (in `domains/<dom>/`); removed when usage falls below 90 %. */
+export const DOMAIN_WARN_FILE = '.quotawarn';
 
 /** The domain's usage cache, `domains/<dom>/.domainsize`: `QUOTA TIME` then `bytes count` lines, like maildirsize. */
 export const DOMAIN_SIZE_FILE = '.domainsize';

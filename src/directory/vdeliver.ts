@@ -3,11 +3,13 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createReadStream } from 'node:fs';
-import { open, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { UniqueNamer, deliverToMaildir } from '../maildir/index.js';
 import { parsePolicy, targetKind } from './names.js';
-import { domainUsage, nearQuota, quotaLine, readUsage, recordDelivery, recordDomainDelivery, warningMessage, type Usage } from './quota.js';
+import {
+  DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, nearQuota, quotaLine, readUsage, recordDelivery, recordDomainDelivery, warningMessage,
+} from './quota.js';
 import type { Directory, Domain, Mailbox, UnknownPolicy } from './types.js';
 
 export interface VdeliverOptions {
@@ -30,7 +32,28 @@ export interface VdeliverOptions {
   readonly namer?: UniqueNamer;
   /** Milliseconds since the epoch (quota warning dates, the domain usage cache); default Date.now. */
   readonly now?: () => number;
+  /** Follows a mailbox's `.qmail` file (src/local's runner); without it such a mailbox defers. */
+  readonly dotQmail?: DotQmailRunner;
 }
+
+/** What vdeliver hands its caller when the mailbox's home holds a `.qmail` with instructions (README: Delivery). */
+export interface DotQmailRequest {
+  /** `joe@example.com`. */
+  readonly address: string;
+  /** The mailbox's home `ROOT/domains/<dom>/<user>`: programs run there, relative paths start there. */
+  readonly home: string;
+  /** The mailbox's own Maildir, `HOME/Maildir/`: a line naming it goes through the quota. */
+  readonly maildir: string;
+  /** The `.qmail` as vdeliver read it. */
+  readonly text: string;
+  /** Call once before running a file that names `maildir`: null to go ahead, else the quota's deferral or failure. */
+  readonly checkQuota: () => Promise<VdeliverResult | null>;
+  /** Call after the run delivered into `maildir` (after checkQuota): records usage, sends the 90 % warnings. */
+  readonly delivered: () => Promise<void>;
+}
+
+/** Runs a mailbox's `.qmail` instructions and says what came of them (forwards for the caller to queue). */
+export type DotQmailRunner = (req: DotQmailRequest) => Promise<VdeliverResult>;
 
 /** Forward targets for the caller to queue (message prefixed with `prepend`), like local's ForwardRequest. */
 export interface VdeliverForward {
@@ -105,84 +128,124 @@ function runProgram(cmd: string, o: VdeliverOptions, home: string): Promise<Vdel
 
 const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? String(err);
 
-/** Mailbox and domain quota before a delivery: null (go ahead), or the deferral / failure (see README: grace rule). */
-async function quotaCheck(o: VdeliverOptions, md: string, size: number, m: Mailbox, dom: Domain): Promise<VdeliverResult | null> {
+/** A mailbox's own Maildir and the domain, for the quota: see README: Quota. */
+interface Owner {
+  readonly m: Mailbox;
+  readonly dom: Domain;
+}
+
+/** Before a delivery into a mailbox: the refusal (see README: grace rule), or the domain's usage (null: no domain quota). */
+type Checked = { readonly refused: VdeliverResult } | { readonly domainBytes: number | null };
+
+async function quotaCheck(o: VdeliverOptions, md: string, size: number, { m, dom }: Owner): Promise<Checked> {
   const address = `${m.local}@${m.domain}`;
   if (m.quotaBytes !== null || m.quotaMessages !== null) {
     if (m.quotaBytes !== null && size > m.quotaBytes) {
-      return fail(`The message (${size} bytes) is larger than the whole quota of ${address} (${m.quotaBytes} bytes). (#5.2.3)`);
+      return { refused: fail(`The message (${size} bytes) is larger than the whole quota of ${address} (${m.quotaBytes} bytes). (#5.2.3)`) };
     }
     const u = readUsage(md, quotaLine(m.quotaBytes, m.quotaMessages));
     if ((m.quotaBytes !== null && u.bytes + size > m.quotaBytes) || (m.quotaMessages !== null && u.messages + 1 > m.quotaMessages)) {
-      return defer(`The mailbox of ${address} is over its quota (${u.bytes} of ${m.quotaBytes ?? '∞'} bytes, ` +
-        `${u.messages} of ${m.quotaMessages ?? '∞'} messages); trying again later. (#4.2.2)`);
+      return { refused: defer(`The mailbox of ${address} is over its quota (${u.bytes} of ${m.quotaBytes ?? '∞'} bytes, ` +
+        `${u.messages} of ${m.quotaMessages ?? '∞'} messages); trying again later. (#4.2.2)`) };
     }
   }
   const dq = dom.limits.quotaBytes;
-  if (dq !== null) {
-    if (size > dq) return fail(`The message (${size} bytes) is larger than the whole quota of the domain ${dom.name} (${dq} bytes). (#5.2.3)`);
-    const home = join(o.root, 'domains', dom.name);
-    const u = await domainUsage(home, dq, (o.now ?? Date.now)(), async () =>
-      (await o.directory.listMailboxes(dom.name)).map((x) => join(o.root, x.home, 'Maildir')));
-    if (u.bytes + size > dq) {
-      return defer(`The domain ${dom.name} is over its quota (${u.bytes} of ${dq} bytes); trying again later. (#4.2.2)`);
-    }
+  if (dq === null) return { domainBytes: null };
+  if (size > dq) return { refused: fail(`The message (${size} bytes) is larger than the whole quota of the domain ${dom.name} (${dq} bytes). (#5.2.3)`) };
+  const u = await domainUsage(join(o.root, 'domains', dom.name), dq, (o.now ?? Date.now)(), async () =>
+    (await o.directory.listMailboxes(dom.name)).map((x) => join(o.root, x.home, 'Maildir')));
+  if (u.bytes + size > dq) {
+    return { refused: defer(`The domain ${dom.name} is over its quota (${u.bytes} of ${dq} bytes); trying again later. (#4.2.2)`) };
   }
-  return null;
+  return { domainBytes: u.bytes };
+}
+
+const hasQuota = (m: Mailbox): boolean => m.quotaBytes !== null || m.quotaMessages !== null;
+
+/** Puts a notice (a quota warning) straight into `m`'s Maildir, counted in its maildirsize and the domain's cache. */
+async function putNotice(o: VdeliverOptions, { m, dom }: Owner, text: string): Promise<boolean> {
+  const md = join(o.root, m.home, 'Maildir');
+  const data = Buffer.from(text, 'latin1');
+  const r = await deliverToMaildir(md, data, '/dev/null', o.namer ?? oneShotNamer());
+  if (r.kind !== 'ok') return false;
+  if (hasQuota(m)) recordDelivery(md, data.length);
+  if (dom.limits.quotaBytes !== null) recordDomainDelivery(join(o.root, 'domains', dom.name), data.length);
+  return true;
 }
 
 /**
- * After a delivery: the one warning at 90 % (Maildir/quotawarn marks it sent; it is removed when usage falls
- * below 90 % again, so the next crossing warns again). The warning itself is not refused by the quota.
+ * One warning per crossing of 90 %: `marker` (made with O_EXCL) says it was sent; it is removed when usage is
+ * found below 90 % again, so the next crossing warns again. The warning itself is not refused by any quota.
  */
-async function quotaWarning(o: VdeliverOptions, md: string, m: Mailbox, after: Usage): Promise<void> {
-  const marker = join(md, 'quotawarn');
-  if (!nearQuota(after, m.quotaBytes, m.quotaMessages)) {
+async function warnOnce(marker: string, near: boolean, nowMs: number, send: () => Promise<boolean>): Promise<void> {
+  if (!near) {
     await unlink(marker).catch(() => undefined);
     return;
   }
   try {
-    await writeFile(marker, `${new Date((o.now ?? Date.now)()).toISOString()}\n`, { flag: 'wx', mode: 0o600 });
+    await writeFile(marker, `${new Date(nowMs).toISOString()}\n`, { flag: 'wx', mode: 0o600 });
   } catch {
     return; // already warned (or cannot mark: then do not risk a warning per message)
   }
-  const text = Buffer.from(warningMessage(`${m.local}@${m.domain}`, after, m.quotaBytes, m.quotaMessages, new Date((o.now ?? Date.now)())), 'latin1');
-  const r = await deliverToMaildir(md, text, '/dev/null', o.namer ?? oneShotNamer());
-  if (r.kind === 'ok') recordDelivery(md, text.length);
-  else await unlink(marker).catch(() => undefined);
+  if (!(await send())) await unlink(marker).catch(() => undefined);
 }
 
-async function intoMaildir(o: VdeliverOptions, dir: string, q?: { m: Mailbox; dom: Domain }): Promise<VdeliverResult> {
-  const prefix = Buffer.from(o.rpline + o.dtline, 'latin1');
-  const md = dir.endsWith('/') ? dir : `${dir}/`;
-  let size = prefix.length;
+/**
+ * After a delivery of `size` bytes into the owner's Maildir: usage recorded (maildirsize, the domain's cache), then
+ * the mailbox's warning and the domain's (to its postmaster mailbox if there is one, else to this mailbox).
+ */
+async function afterDelivery(o: VdeliverOptions, md: string, size: number, owner: Owner, domainBytes: number | null): Promise<void> {
+  const { m, dom } = owner;
+  const nowMs = (o.now ?? Date.now)();
   try {
-    size += (await stat(o.messagePath)).size;
+    const domHome = join(o.root, 'domains', dom.name);
+    if (domainBytes !== null) recordDomainDelivery(domHome, size);
+    if (hasQuota(m)) {
+      recordDelivery(md, size);
+      const after = readUsage(md, quotaLine(m.quotaBytes, m.quotaMessages));
+      await warnOnce(join(md, 'quotawarn'), nearQuota(after, m.quotaBytes, m.quotaMessages), nowMs, () =>
+        putNotice(o, owner, warningMessage(`${m.local}@${m.domain}`, after, m.quotaBytes, m.quotaMessages, new Date(nowMs))));
+    }
+    const dq = dom.limits.quotaBytes;
+    if (domainBytes !== null && dq !== null) {
+      const used = domainBytes + size;
+      await warnOnce(join(domHome, DOMAIN_WARN_FILE), nearQuota({ bytes: used, messages: 0 }, dq, null), nowMs, async () => {
+        const to = (await o.directory.getMailbox(dom.name, 'postmaster')) ?? m;
+        return putNotice(o, { m: to, dom }, domainWarningMessage(`${to.local}@${to.domain}`, dom.name, used, dq, new Date(nowMs)));
+      });
+    }
+  } catch {
+    // maildirsize and .domainsize are caches: the next reader that finds them wrong recalculates them.
+  }
+}
+
+/** The bytes a Maildir delivery writes: Return-Path and Delivered-To, then the message. */
+async function deliverySize(o: VdeliverOptions): Promise<number> {
+  return Buffer.byteLength(o.rpline + o.dtline, 'latin1') + (await stat(o.messagePath)).size;
+}
+
+async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Promise<VdeliverResult> {
+  const md = dir.endsWith('/') ? dir : `${dir}/`;
+  let size: number;
+  try {
+    size = await deliverySize(o);
   } catch (err) {
     return defer(`Unable to read message: ${errText(err)}. (#4.3.0)`);
   }
-  const m = q?.m;
-  const quota = m && (m.quotaBytes !== null || m.quotaMessages !== null) ? quotaLine(m.quotaBytes, m.quotaMessages) : null;
-  if (q) {
+  let domainBytes: number | null = null;
+  if (owner) {
     try {
-      const refused = await quotaCheck(o, md, size, q.m, q.dom);
-      if (refused) return refused;
+      const c = await quotaCheck(o, md, size, owner);
+      if ('refused' in c) return c.refused;
+      domainBytes = c.domainBytes;
     } catch (err) {
       return defer(`Unable to read the quota of ${md}: ${errText(err)}. (#4.3.0)`);
     }
   }
-  const r = await deliverToMaildir(md, prefix, o.messagePath, o.namer ?? oneShotNamer());
+  const r = await deliverToMaildir(md, Buffer.from(o.rpline + o.dtline, 'latin1'), o.messagePath, o.namer ?? oneShotNamer());
   switch (r.kind) {
     case 'ok':
-      try {
-        if (q && q.dom.limits.quotaBytes !== null) recordDomainDelivery(join(o.root, 'domains', q.dom.name), size);
-        if (m && quota !== null) {
-          recordDelivery(md, size);
-          await quotaWarning(o, md, m, readUsage(md, quota));
-        }
-      } catch {
-        // maildirsize and .domainsize are caches: the next reader that finds them wrong recalculates them.
-      }
+      if (owner) await afterDelivery(o, md, size, owner, domainBytes);
       return { result: 'success', report: `delivered to ${md}\n` };
     case 'nochdir':
       return defer('Unable to chdir to maildir. (#4.2.1)');
@@ -215,10 +278,68 @@ async function toTargets(o: VdeliverOptions, dom: Domain, targets: readonly stri
   };
 }
 
+/** Does a `.qmail` text hold any instruction (a line other than blank or a `#` comment)? */
+const hasInstructions = (text: string): boolean =>
+  text.split('\n').some((l) => {
+    const s = l.replace(/[ \t]+$/, '');
+    return s !== '' && !s.startsWith('#');
+  });
+
+/** The mailbox's `.qmail` (in its home): its text, null when absent or without instructions, or a deferral. */
+async function mailboxDotQmail(home: string): Promise<string | null | VdeliverResult> {
+  let text: string;
+  try {
+    text = await readFile(join(home, '.qmail'), 'latin1');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
+    return defer(`Unable to open ${join(home, '.qmail')}: ${errText(err)}. (#4.3.0)`);
+  }
+  return hasInstructions(text) ? text : null;
+}
+
+/** A mailbox's `.qmail`, followed by the caller's runner (README: Delivery); quota for lines naming its own Maildir. */
+function followDotQmail(o: VdeliverOptions, owner: Owner, home: string, text: string): Promise<VdeliverResult> {
+  const address = `${owner.m.local}@${owner.m.domain}`;
+  if (!o.dotQmail) {
+    return Promise.resolve(defer(`The mailbox ${address} has a .qmail file, which vdeliver follows only when quail's local delivery runs it ` +
+      `in-process (a .qmail-default line | quail vdeliver under quail start). (#4.3.0)`));
+  }
+  const maildir = join(home, 'Maildir/');
+  let checked: { size: number; domainBytes: number | null } | null = null;
+  return o.dotQmail({
+    address, home, maildir, text,
+    checkQuota: async () => {
+      try {
+        const size = await deliverySize(o);
+        const c = await quotaCheck(o, maildir, size, owner);
+        if ('refused' in c) return c.refused;
+        checked = { size, domainBytes: c.domainBytes };
+        return null;
+      } catch (err) {
+        return defer(`Unable to read the quota of ${maildir}: ${errText(err)}. (#4.3.0)`);
+      }
+    },
+    delivered: async () => {
+      if (checked !== null) await afterDelivery(o, maildir, checked.size, owner, checked.domainBytes);
+    },
+  });
+}
+
+/**
+ * A mailbox: bounce-all fails; its forwarding in the directory (with or without a copy into the Maildir) wins over
+ * a `.qmail` file in its home; else that `.qmail` when it has instructions; else the Maildir.
+ */
 async function toMailbox(o: VdeliverOptions, dom: Domain, m: Mailbox): Promise<VdeliverResult> {
   if (m.flags.includes('bounce-all')) return fail(`The mailbox ${m.local}@${m.domain} does not accept mail. (#5.2.1)`);
-  const maildir = join(o.root, m.home, 'Maildir');
-  if (m.forward.length === 0) return intoMaildir(o, maildir, { m, dom });
+  const home = join(o.root, m.home);
+  const maildir = join(home, 'Maildir');
+  if (m.forward.length === 0) {
+    const dq = await mailboxDotQmail(home);
+    if (typeof dq === 'string') return followDotQmail(o, { m, dom }, home, dq);
+    if (dq !== null) return dq;
+    return intoMaildir(o, maildir, { m, dom });
+  }
   const copy = m.keepCopy ? await intoMaildir(o, maildir, { m, dom }) : null;
   if (copy && copy.result !== 'success') return copy;
   return {

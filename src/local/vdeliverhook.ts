@@ -1,8 +1,12 @@
 // In-process `| quail vdeliver '' POLICY`: the directory's deliverer run inside the local worker, no Node start per message.
-import { basename, dirname } from 'node:path';
-import { openDirectory, parseVdeliverLine, vdeliver, type Directory } from '../directory/index.js';
+import { basename, dirname, resolve } from 'node:path';
+import { openDirectory, parseVdeliverLine, vdeliver, type Directory, type VdeliverOptions, type VdeliverResult } from '../directory/index.js';
 import type { UniqueNamer } from '../maildir/index.js';
-import type { OutputChunk, ProgramExit } from './program.js';
+import { resultOf } from './deliver.js';
+import { defaultPath } from './env.js';
+import { parseInstructions } from './instructions.js';
+import { runProgram, type OutputChunk, type ProgramExit } from './program.js';
+import { runQmailLocal } from './run.js';
 
 /** What a program line would have been given: its command (without `|`), environment, home and message. */
 export interface ProgramCall {
@@ -55,7 +59,7 @@ export class VdeliverHook {
       root, directory: dir, local: e['LOCAL'] ?? '', domain: e['HOST'] ?? '', ext: e['EXT'] ?? '', messagePath: call.messagePath, sender,
       dtline: e['DTLINE'] ?? `Delivered-To: ${e['LOCAL'] ?? ''}@${e['HOST'] ?? ''}\n`,
       rpline: e['RPLINE'] ?? `Return-Path: <${sender}>\n`,
-      policy: line.policy, namer: call.namer,
+      policy: line.policy, namer: call.namer, dotQmail: (req) => runMailboxDotQmail(call, root, req),
     });
     const code = r.result === 'success' ? 0 : r.result === 'failure' ? 100 : 111;
     return { exit: { kind: 'exit', code }, output: r.report === '' ? [] : [text(1, r.report)], ...(r.result === 'success' && r.forward ? { forward: r.forward } : {}) };
@@ -86,6 +90,60 @@ export class VdeliverHook {
 }
 
 type Forward = NonNullable<ProgramHookResult['forward']>;
+type DotQmailRequest = Parameters<NonNullable<VdeliverOptions['dotQmail']>>[0];
+
+/**
+ * A program line of a mailbox's `.qmail`: run with the environment of the delivery (EXT, DEFAULT, RECIPIENT as for
+ * the domain's `.qmail-default`, as vpopmail's programs inherit them) in the mailbox's home. A vdeliver line there
+ * would hand the message back to the mailbox that holds the file: refused (deferral).
+ */
+async function mailboxProgram(outer: ProgramCall, inner: ProgramCall): Promise<ProgramHookResult> {
+  if (parseVdeliverLine(`|${inner.command}`) !== null) {
+    return { exit: { kind: 'exit', code: 111 }, output: [text(2, `A mailbox's .qmail cannot hand its mail back to vdeliver (${inner.home}/.qmail). (#4.7.0)`)] };
+  }
+  const env = { ...outer.env, HOME: inner.home, NEWSENDER: inner.env['NEWSENDER'] ?? outer.env['NEWSENDER'] ?? '' };
+  const output: OutputChunk[] = [];
+  const exit = await runProgram(inner.command, { home: inner.home, env, messagePath: inner.messagePath, onOutput: (c) => output.push(c) });
+  return { exit, output };
+}
+
+/** How many file lines (Maildir and mbox) the run got to, from its `did F+W+P` report (null: it did not finish). */
+function filesDone(output: readonly OutputChunk[]): number | null {
+  const last = output.filter((c) => c.fd === 1).at(-1);
+  const m = last ? /^did (\d+)\+\d+\+\d+\n$/.exec(last.data.toString('latin1')) : null;
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * vpopmail's per-user `.qmail`: the mailbox's file run by qmail-local's own runner (run.ts) in the mailbox's home,
+ * `dash` and `ext` empty so it reads `.qmail` (an empty file means `./Maildir/`). When a line names the mailbox's own
+ * Maildir, the quota is checked before anything runs and recorded (with the 90 % warnings) once that line delivered.
+ */
+export async function runMailboxDotQmail(call: ProgramCall, root: string, req: DotQmailRequest): Promise<VdeliverResult> {
+  const e = call.env;
+  let files = 0;
+  let own = 0;
+  for (const ins of parseInstructions(req.text)) {
+    if (ins.kind !== 'maildir' && ins.kind !== 'mbox') continue;
+    files++;
+    if (own === 0 && ins.kind === 'maildir' && resolve(req.home, ins.path) === resolve(req.maildir)) own = files;
+  }
+  if (own > 0) {
+    const refused = await req.checkQuota();
+    if (refused) return refused;
+  }
+  const run = await runQmailLocal(
+    { user: e['USER'] ?? '', home: req.home, local: e['LOCAL'] ?? '', dash: '', ext: '', domain: e['HOST'] ?? '', sender: e['SENDER'] ?? '', defaultDelivery: './Maildir/\n' },
+    {
+      doit: true, messagePath: call.messagePath, path: e['PATH'] ?? defaultPath(root), namer: call.namer,
+      injector: { kind: 'uid', uid: process.getuid?.() ?? -1 }, programHook: (inner) => mailboxProgram(call, inner),
+    },
+  );
+  const r = resultOf(run);
+  if (r.result === 'success' && own > 0 && (filesDone(run.output) ?? 0) >= own) await req.delivered();
+  const f = r.forward;
+  return { result: r.result, report: r.report, ...(f ? { forward: { sender: f.sender, recipients: f.recipients, prepend: f.prepend } } : {}) };
+}
 
 /**
  * The run's one forward: the .qmail's own forward lines (NEWSENDER) plus those the hooked lines returned. The
