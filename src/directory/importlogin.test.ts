@@ -1,0 +1,141 @@
+// Users imported from vpopmail with bcrypt ($2y$) and DES crypt hashes log in: authenticate, quail checkpassword, POP3.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { authenticate } from './auth.js';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+
+function quail(args: readonly string[]): string {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `quail ${args.join(' ')}: exit ${String(r.status)}\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** The system's crypt(3) (libxcrypt through perl): how vpopmail made the hashes. */
+function crypt(pw: string, setting: string): string {
+  const r = spawnSync('perl', ['-e', 'print crypt($ARGV[0], $ARGV[1]) // "undef"', pw, setting], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+/** checkpassword as qmail-popup runs it (login on fd 3); the program prints who logged in. */
+function checkpassword(root: string, user: string, pw: string): { status: number | null; out: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-implogin-fd3-'));
+  try {
+    writeFileSync(join(dir, 'fd3'), `${user}\0${pw}\x001700000000\0`);
+    const r = spawnSync('/bin/sh', ['-c', 'exec "$@" 3<"$F"', 'sh', process.execPath, MAIN, 'checkpassword', '--root', root, '--', '/bin/sh', '-c',
+      'echo "$USER|$MAILDIR"'], { encoding: 'utf8', env: { ...process.env, F: join(dir, 'fd3') } });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** USER/PASS/STAT/QUIT on the plain POP3 port; the server's replies, one per line. */
+async function pop(port: number, user: string, pw: string): Promise<string[]> {
+  const sock = connect(port, '127.0.0.1');
+  let text = '';
+  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  const lines = (): string[] => text.split('\r\n').filter((l) => l !== '');
+  const want = async (n: number): Promise<void> => waitFor(() => lines().length >= n, () => text);
+  try {
+    await want(1);
+    for (const [i, cmd] of [`USER ${user}`, `PASS ${pw}`, 'STAT', 'QUIT'].entries()) {
+      sock.write(`${cmd}\r\n`);
+      await want(i + 2);
+    }
+    return lines();
+  } finally {
+    sock.destroy();
+  }
+}
+
+async function waitFor(check: () => boolean, what: () => string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate, checkpassword, POP3); wrong passwords do not', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'quail-implogin-'));
+  chmodSync(base, 0o755); // as root the POP3 child runs as control/quailuser and must reach the mail root
+  const root = join(base, 'root');
+  let q: ChildProcess | undefined;
+  try {
+    // The vpopmail domains/ tree: bob has a bcrypt hash and one message, dee a DES hash, eve a BSDi DES hash.
+    const old = join(base, 'vpopmail', 'domains', 'old.test');
+    mkdirSync(join(old, 'bob', 'Maildir', 'new'), { recursive: true });
+    for (const s of ['cur', 'tmp']) mkdirSync(join(old, 'bob', 'Maildir', s));
+    writeFileSync(join(old, 'bob', 'Maildir', 'new', '1700000000.1.old'), 'Subject: kept\n\nfrom vpopmail\n');
+    const bob = crypt('bob-pw-2y', '$2y$05$abcdefghijklmnopqrstuu');
+    const dee = crypt('deepass1', 'dX');
+    const eve = crypt('eve has a long one', '_J9..eeee');
+    assert.match(bob, /^\$2y\$05\$.{53}$/);
+    assert.match(dee, /^dX.{11}$/);
+    writeFileSync(join(old, 'vpasswd'), [
+      `bob:${bob}:1:0:Bob:/home/vpopmail/domains/old.test/bob:NOQUOTA`,
+      `dee:${dee}:1:0:Dee:/home/vpopmail/domains/old.test/dee:NOQUOTA`,
+      `eve:${eve}:1:0:Eve:/home/vpopmail/domains/old.test/eve:NOQUOTA`,
+      'sam:$2x$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q:1:0:Sam:/home/vpopmail/domains/old.test/sam:NOQUOTA',
+      '',
+    ].join('\n'));
+
+    quail(['init', '--root', root, '--me', 'mx.test']);
+    const rep = JSON.parse(quail(['import', 'vpopmail', join(base, 'vpopmail', 'domains'), '--json', '--root', root])) as { imported: string[] };
+    // Only the hash quail cannot verify ($2x$, crypt_blowfish's buggy variant) is reported for a reset.
+    assert.deepEqual(rep.imported, ['domain old.test', 'mailbox bob@old.test', 'mailbox dee@old.test', 'mailbox eve@old.test',
+      'mailbox sam@old.test (password hash of a scheme quail cannot verify: reset it)']);
+
+    const ok = async (login: string, pw: string): Promise<string | null> => {
+      const m = await authenticate(root, login, pw, { recordLogin: false });
+      return m === null ? null : `${m.local}@${m.domain}`;
+    };
+    assert.equal(await ok('bob@old.test', 'bob-pw-2y'), 'bob@old.test');
+    assert.equal(await ok('dee%old.test', 'deepass1'), 'dee@old.test');
+    assert.equal(await ok('dee@old.test', 'deepass1 and anything'), 'dee@old.test', 'DES reads 8 characters');
+    assert.equal(await ok('eve@old.test', 'eve has a long one'), 'eve@old.test');
+    assert.equal(await ok('bob@old.test', 'bob-pw-2Y'), null);
+    assert.equal(await ok('dee@old.test', 'deepass'), null);
+    assert.equal(await ok('eve@old.test', 'eve has a long on'), null);
+    assert.equal(await ok('sam@old.test', 'pw'), null);
+
+    for (const [user, pw] of [['bob@old.test', 'bob-pw-2y'], ['dee@old.test', 'deepass1']] as const) {
+      const good = checkpassword(root, user, pw);
+      assert.equal(good.status, 0, good.out);
+      assert.equal(good.out, `${user}|${root}/domains/old.test/${user.split('@')[0] ?? ''}/Maildir/\n`);
+      assert.equal(checkpassword(root, user, `${pw}x`.slice(1)).status, 1, `${user} with a wrong password`);
+    }
+
+    q = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0',
+      '--pop3s', 'none'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let log = '';
+    q.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    q.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    await waitFor(() => /quail\.started/.test(log), () => `quail start did not start:\n${log}`, 60_000);
+    const port = Number(/pop3\.listening address=\S+ port=(\d+)/.exec(log)?.[1] ?? NaN);
+    assert.ok(port > 0, log);
+    const b = await pop(port, 'bob@old.test', 'bob-pw-2y');
+    assert.match(b[2] ?? '', /^\+OK/, b.join('\n'));
+    assert.match(b[3] ?? '', /^\+OK 1 \d+$/, b.join('\n'));
+    const d = await pop(port, 'dee@old.test', 'deepass1');
+    assert.match(d[2] ?? '', /^\+OK/, d.join('\n'));
+    assert.match(d[3] ?? '', /^\+OK 0 0$/, d.join('\n'));
+    const bad = await pop(port, 'bob@old.test', 'deepass1');
+    assert.match(bad[2] ?? '', /^-ERR/, bad.join('\n'));
+  } finally {
+    try {
+      if (q?.pid !== undefined) process.kill(-q.pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+    rmSync(base, { recursive: true, force: true });
+  }
+});
