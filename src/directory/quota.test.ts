@@ -33,6 +33,7 @@ const send = (w: World, ext: string) => vdeliver({
 const maildir = (w: World, box: string): string => join(w.root, 'domains', 'example.com', box, 'Maildir');
 const mails = (w: World, box: string): string[] =>
   readdirSync(join(maildir(w, box), 'new')).sort().map((f) => readFileSync(join(maildir(w, box), 'new', f), 'latin1'));
+const domainWarnings = (w: World, box: string): number => mails(w, box).filter((m) => /^Subject: The domain example\.com is \d+% full$/m.test(m)).length;
 const warnings = (w: World, box: string): number => mails(w, box).filter((m) => /^Subject: Your mailbox is \d+% full$/m.test(m)).length;
 
 void test('nearQuota: 90 % of either limit', () => {
@@ -87,8 +88,10 @@ void test('quota: the domain quota counts every mailbox; its cache is recalculat
     assert.equal((await send(w, 'joe')).result, 'success');
     const r = await send(w, 'ann');
     assert.equal(r.result, 'deferral');
-    assert.match(r.report, /domain example\.com is over its quota \(3000 of 3000 bytes\).*#4\.2\.2/);
-    assert.match(readFileSync(join(w.root, 'domains/example.com', DOMAIN_SIZE_FILE), 'latin1'), /^3000S \d+\n0 0\n1000 1\n1000 1\n1000 1\n$/);
+    // 3000 of 3000: the domain's warning (no postmaster mailbox: to joe, the recipient) is counted too.
+    assert.match(r.report, /domain example\.com is over its quota \(3\d\d\d of 3000 bytes\).*#4\.2\.2/);
+    assert.match(readFileSync(join(w.root, 'domains/example.com', DOMAIN_SIZE_FILE), 'latin1'), /^3000S \d+\n0 0\n1000 1\n1000 1\n1000 1\n\d{3} 1\n$/);
+    assert.equal(domainWarnings(w, 'joe'), 1);
     for (const f of readdirSync(join(maildir(w, 'joe'), 'new'))) unlinkSync(join(maildir(w, 'joe'), 'new', f));
     assert.equal((await send(w, 'ann')).result, 'deferral', 'the cache still counts the removed mail');
     w.now += 16 * 60 * 1000;
@@ -96,6 +99,35 @@ void test('quota: the domain quota counts every mailbox; its cache is recalculat
     const big = await send(w, 'ann');
     assert.equal(big.result, 'success');
     assert.equal((await send(w, 'joe')).result, 'deferral');
+  } finally {
+    await w.done();
+  }
+});
+
+void test('quota: the domain warning at 90 % goes once per crossing to the postmaster mailbox, with its own marker', async () => {
+  const w = await world();
+  try {
+    await createMailbox({ root: w.root, dir: w.dir }, { address: 'postmaster@example.com', password: 'pw' });
+    await w.dir.updateDomain('example.com', { limits: { quotaBytes: 10000 } });
+    const marker = join(w.root, 'domains/example.com/.quotawarn');
+    for (let i = 0; i < 8; i++) assert.equal((await send(w, i % 2 ? 'ann' : 'joe')).result, 'success');
+    assert.equal(domainWarnings(w, 'postmaster'), 0, 'no warning at 80 %');
+    assert.equal((await send(w, 'joe')).result, 'success');
+    assert.equal(domainWarnings(w, 'postmaster'), 1, 'the warning at 90 %');
+    assert.equal(existsSync(marker), true);
+    const text = mails(w, 'postmaster')[0] ?? '';
+    assert.match(text, /^From: Mail Delivery System <MAILER-DAEMON>\nTo: <postmaster@example\.com>\nSubject: The domain example\.com is 90% full\n/);
+    assert.match(text, /using 9000 of the domain's quota of 10000 bytes[^]*quota of the whole domain/);
+    assert.deepEqual([warnings(w, 'joe'), domainWarnings(w, 'joe'), domainWarnings(w, 'ann')], [0, 0, 0], 'neither the recipient nor its mailbox warning');
+    assert.equal((await send(w, 'ann')).result, 'deferral', 'full (9000 + the warning)');
+    assert.equal(domainWarnings(w, 'postmaster'), 1, 'still one warning');
+    // Mail removed by POP clients: seen at the cache's recalculation; below 90 % the marker goes, the next crossing warns again.
+    for (const box of ['joe', 'ann']) for (const f of readdirSync(join(maildir(w, box), 'new'))) unlinkSync(join(maildir(w, box), 'new', f));
+    w.now += 16 * 60 * 1000;
+    assert.equal((await send(w, 'joe')).result, 'success');
+    assert.equal(existsSync(marker), false);
+    for (let i = 0; i < 8; i++) assert.equal((await send(w, 'ann')).result, 'success');
+    assert.equal(domainWarnings(w, 'postmaster'), 2, 'the second crossing warns again');
   } finally {
     await w.done();
   }

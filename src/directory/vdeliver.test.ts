@@ -141,3 +141,29 @@ void test('passwords: scrypt round trip; crypt(3) $1$ $5$ $6$ hashes made by ope
   // The SHA-crypt specification's own test vector with a custom round count.
   assert.equal(await verifyPassword('Hello world!', '$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA'), true);
 });
+
+void test('vdeliver: a mailbox\'s .qmail goes to the caller\'s runner; comments only mean the Maildir; directory forwarding wins', async () => {
+  const w = await world();
+  try {
+    const home = join(w.root, 'domains', 'example.com', 'joe');
+    writeFileSync(join(home, '.qmail'), '# away\n\n');
+    assert.equal((await vdeliver(opts(w, 'joe'))).result, 'success');
+    assert.equal(newMail(w.root, 'joe').length, 1, 'only comments: the Maildir');
+    writeFileSync(join(home, '.qmail'), '&boss@other.example\n');
+    const alone = await vdeliver(opts(w, 'joe'));
+    assert.deepEqual([alone.result, /has a \.qmail file.*#4\.3\.0/.test(alone.report)], ['deferral', true], 'no runner: deferred, not ignored');
+    const seen: string[] = [];
+    const r = await vdeliver(opts(w, 'joe-ext', {
+      dotQmail: async (req: { address: string; home: string; maildir: string; text: string; checkQuota: () => Promise<unknown> }) => {
+        seen.push(req.address, req.home, req.maildir, req.text, String(await req.checkQuota()));
+        return { result: 'success' as const, report: 'ran\n' };
+      },
+    }));
+    assert.deepEqual([r.result, seen], ['success', ['joe@example.com', home, `${home}/Maildir/`, '&boss@other.example\n', 'null']]);
+    await w.dir.updateMailbox('example.com', 'joe', { forward: ['away@other.example'], keepCopy: false });
+    const f = await vdeliver(opts(w, 'joe', { dotQmail: () => Promise.reject(new Error('the .qmail must not be read')) }));
+    assert.deepEqual([f.result, f.forward?.recipients], ['success', ['away@other.example']], f.report);
+  } finally {
+    await w.done();
+  }
+});
