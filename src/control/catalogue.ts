@@ -47,7 +47,7 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'Compiled morercpthosts, consulted after rcpthosts.' },
   { name: 'rcpthostsmax', kind: 'number', default: { from: 'number', value: 50 }, readBy: 'directory (quail domain add, directory check --repair)',
     applies: 'at the next domain change',
-    doc: 'Entries the directory keeps in rcpthosts; further domains go to morercpthosts + morercpthosts.cdb (vpopmail\'s limit: 50). rcpthosts is read whole at every SMTP session, the cdb is only probed.' },
+    doc: 'Entries the directory keeps in rcpthosts; further domains go to morercpthosts + morercpthosts.cdb (vpopmail\'s limit: 50). rcpthosts is parsed whole at every SMTP session; morercpthosts.cdb is a hash lookup.' },
   { name: 'smtproutes', kind: 'map', default: { from: 'none' }, readBy: 'remote', applies: ON_DELIVERY,
     doc: 'domain:relay[:port] lines choosing the next hop instead of MX; an empty relay means use MX.' },
   { name: 'defaulthost', kind: 'single', default: { from: 'me', fallback: 'defaulthost' }, readBy: 'inject', applies: 'at the next injection',

@@ -23,16 +23,56 @@ const lines = (text: string | null): string[] => {
   if (l[l.length - 1] === '') l.pop();
   return l;
 };
-const join = (l: readonly string[]): string => l.map((x) => `${x}\n`).join('');
+const join = (l: readonly string[]): string => (l.length === 0 ? '' : `${l.join('\n')}\n`);
+/** asciiLower without the regex replace when there is nothing to fold (the usual case, 100,000 times a call). */
+const lower = (s: string): string => (/[A-Z]/.test(s) ? asciiLower(s) : s);
+
+/** One pass over a list file: the lines kept (not removed) and their entries (0.2: blank and `#` lines are none). */
+interface ListScan {
+  readonly text: string | null;
+  readonly kept: readonly string[];
+  readonly keys: ReadonlySet<string>;
+  readonly entries: number;
+  readonly removed: boolean;
+}
+
+function scanList(text: string | null, rm: ReadonlySet<string>): ListScan {
+  const old = lines(text);
+  const kept: string[] = [];
+  const keys = new Set<string>();
+  let entries = 0;
+  for (const l of old) {
+    const k = lower(l.trim());
+    if (rm.has(k)) continue;
+    kept.push(l);
+    if (k !== '' && !k.startsWith('#')) {
+      keys.add(k);
+      entries++;
+    }
+  }
+  return { text, kept, keys, entries, removed: kept.length !== old.length };
+}
+
+/** The new text: null when nothing changed; only appended to when nothing was removed (no rebuild of a big file). */
+function finishList(s: ListScan, add: readonly string[]): string | null {
+  if (!s.removed && add.length === 0) return null;
+  if (!s.removed && s.text !== null) return `${s.text}${s.text === '' || s.text.endsWith('\n') ? '' : '\n'}${join(add)}`;
+  return join([...s.kept, ...add]);
+}
 
 /** rcpthosts with `add` present and `remove` absent; other lines kept as they are. null: no change needed. */
 export function editList(text: string | null, add: readonly string[], remove: readonly string[]): string | null {
-  const rm = new Set(remove.map(asciiLower));
-  const old = lines(text);
-  const kept = old.filter((l) => !rm.has(asciiLower(l.trim())));
-  const have = new Set(kept.map((l) => asciiLower(l.trim())));
-  const out = [...kept, ...add.filter((a) => !have.has(asciiLower(a)))];
-  return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
+  const s = scanList(text, new Set(remove.map(lower)));
+  const have = new Set(s.keys);
+  const extra: string[] = [];
+  for (const a of add) {
+    const k = lower(a);
+    if (!have.has(k)) {
+      have.add(k);
+      extra.push(a);
+    }
+  }
+  return finishList(s, extra);
 }
 
 /** Entries of a list file (0.2: trailing blanks cut, blank and `#` lines skipped), lowercased. */
@@ -40,7 +80,7 @@ export function listEntries(text: string | null): string[] {
   const out: string[] = [];
   for (const l of lines(text)) {
     const e = l.replace(/[ \t]+$/, '');
-    if (e !== '' && !e.startsWith('#')) out.push(asciiLower(e));
+    if (e !== '' && !e.startsWith('#')) out.push(lower(e));
   }
   return out;
 }
@@ -58,34 +98,34 @@ export interface RcptEdit {
  * rcpthosts qmail-smtpd accepts every domain and never looks at morercpthosts.
  */
 export function editRcptHosts(rcpt: string | null, more: string | null, add: readonly string[], remove: readonly string[], max: number): RcptEdit {
-  const rm = new Set(remove.map(asciiLower));
-  const inRcpt = listEntries(rcpt);
-  const have = new Set([...inRcpt, ...listEntries(more)]);
-  let count = inRcpt.filter((e) => !rm.has(e)).length;
+  const rm = new Set(remove.map(lower));
+  const r = scanList(rcpt, rm);
+  const m = scanList(more, rm);
+  const have = new Set(r.keys);
+  let count = r.entries;
   const toRcpt: string[] = [];
   const toMore: string[] = [];
-  for (const a of add.map(asciiLower)) {
-    if (have.has(a)) continue;
+  for (const a of add.map(lower)) {
+    if (have.has(a) || m.keys.has(a)) continue;
     have.add(a);
     if (count < max) {
       toRcpt.push(a);
       count++;
     } else toMore.push(a);
   }
-  const r = editList(rcpt, toRcpt, remove);
-  const m = editList(more, toMore, remove);
-  return { rcpthosts: r === null && rcpt === null && toMore.length > 0 ? '' : r, morercpthosts: m };
+  const rText = finishList(r, toRcpt);
+  return { rcpthosts: rText === null && rcpt === null && toMore.length > 0 ? '' : rText, morercpthosts: finishList(m, toMore) };
 }
 
 /** virtualdomains: `key:value` entries set (replacing the key's line) or removed by key. null: no change. */
 export function editMap(text: string | null, set: ReadonlyMap<string, string>, remove: readonly string[]): string | null {
-  const rm = new Set(remove.map(asciiLower));
+  const rm = new Set(remove.map(lower));
   const old = lines(text);
   const done = new Set<string>();
   const out: string[] = [];
   for (const l of old) {
     const i = l.indexOf(':');
-    const key = i < 0 ? null : asciiLower(l.slice(0, i).trim());
+    const key = i < 0 ? null : lower(l.slice(0, i).trim());
     if (key !== null && rm.has(key)) continue;
     if (key !== null && set.has(key)) {
       if (done.has(key)) continue;
@@ -106,8 +146,8 @@ export function assignLine(root: string, d: Pick<Domain, 'name' | 'account'>): s
 
 /** users/assign with `set` lines (keyed by their `+prefix:`) and without `remove` prefixes, before the `.`. */
 export function editAssign(text: string | null, set: readonly string[], remove: readonly string[]): string | null {
-  const keyOf = (l: string): string => asciiLower(l.slice(0, l.indexOf(':') + 1));
-  const rm = new Set(remove.map((p) => asciiLower(`+${p}-:`)));
+  const keyOf = (l: string): string => lower(l.slice(0, l.indexOf(':') + 1));
+  const rm = new Set(remove.map((p) => lower(`+${p}-:`)));
   const want = new Map(set.map((l) => [keyOf(l), l]));
   const old = lines(text);
   const out: string[] = [];

@@ -1,0 +1,239 @@
+// Section: the directory at 1,000 and at 1,000,000 mailboxes (QUAIL_BENCH_MAILBOXES): lookups, vdeliver, domain/mailbox add.
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { Control } from '../control/index.js';
+import { createDomain, createMailbox, openDirectory, removeDomain, vdeliver, type DeliveryAccount, type Directory } from '../directory/index.js';
+import { UniqueNamer } from '../maildir/index.js';
+import { route, routeControlFrom } from '../route/index.js';
+import { loadPolicy } from '../smtpd/index.js';
+import { buildDirectory, domainOf, localOf, ME, PER_DOMAIN, type Built } from './directory-load.js';
+import type { BenchContext, BenchRow, BenchSection } from './types.js';
+
+const SMALL = 1_000;
+const DEFAULT_LARGE = 1_000_000;
+/** Mailboxes that get a Maildir and receive the delivery case's messages. */
+const TARGETS = 200;
+const LOOKUP_MAX = 200_000;
+const LOOKUP_BUDGET_MS = 8_000;
+const ADDS = 5;
+const SIZE = 4096;
+
+const secs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+const count = (n: number): string => n.toLocaleString('en-US');
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+/** A small deterministic generator (xorshift32): the same picks on every run. */
+function picker(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
+}
+
+function scale(): number {
+  const v = process.env['QUAIL_BENCH_MAILBOXES'];
+  if (v === undefined || v === '') return DEFAULT_LARGE;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`QUAIL_BENCH_MAILBOXES=${v} is not a whole number ≥ 1`);
+  return n;
+}
+
+/** Runs op until max operations or the time budget; returns operations per second. */
+async function rate(max: number, budgetMs: number, op: (i: number) => Promise<void>): Promise<{ done: number; perSecond: number }> {
+  const t0 = process.hrtime.bigint();
+  const deadline = Date.now() + budgetMs;
+  let done = 0;
+  while (done < max && (done % 256 !== 0 || Date.now() < deadline)) await op(done++);
+  return { done, perSecond: done / secs(t0) };
+}
+
+async function lookups(dir: Directory, b: Built, label: string): Promise<BenchRow[]> {
+  const pick = picker(12345);
+  const box = (): [string, string] => {
+    const i = pick(b.mailboxes);
+    return [domainOf(Math.floor(i / PER_DOMAIN)), localOf(i % PER_DOMAIN)];
+  };
+  let misses = 0;
+  const get = await rate(LOOKUP_MAX, LOOKUP_BUDGET_MS, async () => {
+    const [d, l] = box();
+    if ((await dir.getMailbox(d, l)) === null) misses++;
+  });
+  const rcpt = await rate(LOOKUP_MAX, LOOKUP_BUDGET_MS, async () => {
+    const [d, l] = box();
+    const dom = await dir.resolveDomain(d);
+    if (dom === null || (await dir.getMailbox(dom.name, l)) === null || (await dir.getAlias(dom.name, l)) !== null) misses++;
+  });
+  if (misses > 0) throw new Error(`${misses} lookups of existing mailboxes failed`);
+  return [
+    { name: `getMailbox, random mailbox, ${label}`, value: get.perSecond, unit: 'lookups/s', note: `${count(get.done)} lookups, one at a time, SQLite read-only (as delivery workers open it), warm cache` },
+    { name: `resolveDomain + getMailbox + getAlias (vdeliver / RCPT check), ${label}`, value: rcpt.perSecond, unit: 'lookups/s', note: `${count(rcpt.done)} addresses` },
+  ];
+}
+
+function message(): Buffer {
+  let text = `From: bench@${ME}\nTo: someone@${ME}\nSubject: directory bench\n\n`;
+  while (text.length < SIZE - 72) text += `${'x'.repeat(71)}\n`;
+  return Buffer.from(text.padEnd(SIZE - 1, 'y') + '\n', 'latin1');
+}
+
+/** In-process vdeliver (what src/local's workers run for a `| quail vdeliver` line) into TARGETS Maildirs. */
+async function deliveries(ctx: BenchContext, dir: Directory, b: Built, label: string): Promise<BenchRow[]> {
+  const targets: Array<[string, string]> = [];
+  const n = Math.min(TARGETS, b.mailboxes);
+  for (let t = 0; t < n; t++) {
+    const i = Math.floor((t * b.mailboxes) / n);
+    const d = domainOf(Math.floor(i / PER_DOMAIN));
+    const l = localOf(i % PER_DOMAIN);
+    for (const s of ['cur', 'new', 'tmp']) mkdirSync(join(b.root, 'domains', d, l, 'Maildir', s), { recursive: true, mode: 0o700 });
+    targets.push([d, l]);
+  }
+  const msg = join(b.root, 'bench-message');
+  writeFileSync(msg, message());
+  const namer = new UniqueNamer();
+  const total = ctx.n(2000);
+  const rows: BenchRow[] = [];
+  let delivered = 0;
+  for (const concurrency of [1, 10]) {
+    ctx.progress(`directory: ${count(total)} in-process vdeliver calls, concurrency ${concurrency}, ${label}`);
+    let next = 0;
+    let failed = '';
+    const t0 = process.hrtime.bigint();
+    const deadline = Date.now() + ctx.caseBudgetMs;
+    const worker = async (): Promise<void> => {
+      while (next < total && Date.now() < deadline) {
+        const [d, l] = targets[next++ % targets.length] ?? ['', ''];
+        const r = await vdeliver({
+          root: b.root, directory: dir, local: `${d}-${l}`, domain: d, ext: l, messagePath: msg, sender: `bench@${ME}`,
+          dtline: `Delivered-To: ${d}-${l}@${d}\n`, rpline: `Return-Path: <bench@${ME}>\n`, namer,
+        });
+        if (r.result !== 'success') failed = r.report;
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const s = secs(t0);
+    if (failed !== '') throw new Error(`vdeliver: ${failed}`);
+    const inMaildirs = targets.reduce((a, [d, l]) => a + readdirSync(join(b.root, 'domains', d, l, 'Maildir', 'new')).length, 0);
+    if (inMaildirs - delivered !== next) throw new Error(`${next} delivered but ${inMaildirs - delivered} new files in the Maildirs`);
+    delivered = inMaildirs;
+    rows.push({
+      name: `vdeliver in-process → Maildir, concurrency ${concurrency}, ${label}`,
+      value: next / s,
+      unit: 'msg/s',
+      note: `${count(next)} x 4 KiB to ${n} mailboxes (only these have Maildirs); directory lookup + Maildir write with fsync; ` +
+        `no queue/scheduler; ${(next / s / ctx.fsyncRate).toFixed(2)}x the disk's fsync rate`,
+    });
+  }
+  return rows;
+}
+
+/** The real createDomain (row + every file sync) ADDS times, then removeDomain and createMailbox. */
+async function changes(b: Built, account: DeliveryAccount, label: string): Promise<BenchRow[]> {
+  const dir = await openDirectory({ root: b.root });
+  const c = { root: b.root, dir };
+  try {
+    const add: number[] = [];
+    const rm: number[] = [];
+    for (let k = 0; k < ADDS; k++) {
+      const t0 = process.hrtime.bigint();
+      await createDomain(c, { name: `new${k}.bench.test`, account });
+      add.push(secs(t0) * 1000);
+    }
+    const more = new Control(b.root).list('morercpthosts').value?.length ?? 0;
+    const size = (p: string): string => `${(statSync(join(b.root, p)).size / 1e6).toFixed(1)} MB`;
+    const files = `virtualdomains ${size('control/virtualdomains')}, users/assign ${size('users/assign')}, users/cdb ${size('users/cdb')}, morercpthosts ${count(more)} entries`;
+    const box: number[] = [];
+    for (let k = 0; k < ADDS; k++) {
+      const t0 = process.hrtime.bigint();
+      await createMailbox(c, { address: `box${k}@new0.bench.test`, password: null });
+      box.push(secs(t0) * 1000);
+    }
+    const t1 = process.hrtime.bigint();
+    await createMailbox(c, { address: `pw@new0.bench.test`, password: 'secret' });
+    const withPw = secs(t1) * 1000;
+    for (let k = ADDS - 1; k >= 1; k--) {
+      const t0 = process.hrtime.bigint();
+      await removeDomain(c, `new${k}.bench.test`, true);
+      rm.push(secs(t0) * 1000);
+    }
+    const spread = (xs: number[]): string => `median of ${xs.length}; min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)} ms`;
+    return [
+      { name: `createDomain (row + rcpthosts/morercpthosts(.cdb), virtualdomains, users/assign+cdb, .qmail-default), ${label}`, value: median(add), unit: 'ms', note: `${spread(add)}; ${files}` },
+      { name: `removeDomain (all files), ${label}`, value: median(rm), unit: 'ms', note: spread(rm) },
+      { name: `createMailbox, no password (row + Maildir), ${label}`, value: median(box), unit: 'ms', note: spread(box) },
+      { name: `createMailbox with a password, ${label}`, value: withPw, unit: 'ms', note: 'one; scrypt ln=15 (32 MiB) is most of it, by design' },
+    ];
+  } finally {
+    await dir.close();
+  }
+}
+
+/** What a message costs the other readers of the files: smtpd's per-session control load, the scheduler's routing. */
+function readers(b: Built, label: string): BenchRow[] {
+  const pick = picker(777);
+  const N = 200;
+  let t0 = process.hrtime.bigint();
+  let ok = 0;
+  for (let k = 0; k < N; k++) {
+    const p = loadPolicy(new Control(b.root), {}, () => false);
+    if (p.ok && p.policy.rcptAllowed(`u0@${domainOf(pick(b.domains))}`)) ok++;
+  }
+  const session = (secs(t0) * 1000) / N;
+  if (ok !== N) throw new Error(`smtpd refused ${N - ok} of ${N} recipients of directory domains`);
+  t0 = process.hrtime.bigint();
+  const rc = routeControlFrom(new Control(b.root));
+  const hup = secs(t0) * 1000;
+  t0 = process.hrtime.bigint();
+  const R = 200_000;
+  for (let k = 0; k < R; k++) if (route(`u1@${domainOf(pick(b.domains))}`, rc).channel !== 'local') throw new Error('a directory domain routed remote');
+  const perRoute = R / secs(t0);
+  return [
+    { name: `smtpd session: control load + 1 RCPT check, ${label}`, value: session, unit: 'ms', note: `mean of ${N}; reads rcpthosts and the whole morercpthosts.cdb per session` },
+    { name: `scheduler: virtualdomains read (start / SIGHUP), ${label}`, value: hup, unit: 'ms', note: `${count(b.domains)} lines` },
+    { name: `scheduler: route() one recipient, ${label}`, value: perRoute, unit: 'routes/s', note: 'map lookups per candidate, independent of the number of domains' },
+  ];
+}
+
+async function oneSize(ctx: BenchContext, mailboxes: number): Promise<BenchRow[]> {
+  const me = userInfo();
+  const account: DeliveryAccount = { user: me.username, uid: me.uid, gid: me.gid };
+  const label = `${count(mailboxes)} mailboxes`;
+  const root = join(ctx.workDir, `m${mailboxes}`);
+  ctx.progress(`directory: building ${count(mailboxes)} mailboxes in ${count(Math.ceil(mailboxes / PER_DOMAIN))} domains`);
+  const b = await buildDirectory(root, mailboxes, account, ctx.progress);
+  ctx.progress(`directory: built in ${(b.rowsSeconds + b.filesSeconds).toFixed(1)} s`);
+  const rows: BenchRow[] = [{
+    name: `build ${label} in ${count(b.domains)} domains (bench bulk loader)`,
+    value: b.rowsSeconds + b.filesSeconds,
+    unit: 's',
+    note: `rows ${b.rowsSeconds.toFixed(1)} s (one precomputed scrypt hash, batched INSERTs, synchronous=OFF; ${(b.sqliteBytes / 1e6).toFixed(0)} MB), ` +
+      `qmail files + newu + newmrh ${b.filesSeconds.toFixed(1)} s`,
+  }];
+  const ro = await openDirectory({ root, readonly: true });
+  try {
+    ctx.progress(`directory: lookups, ${label}`);
+    rows.push(...(await lookups(ro, b, label)));
+    rows.push(...(await deliveries(ctx, ro, b, label)));
+  } finally {
+    await ro.close();
+  }
+  ctx.progress(`directory: ${ADDS} domain adds at ${count(b.domains)} domains`);
+  rows.push(...(await changes(b, account, `at ${count(b.domains)} domains`)));
+  rows.push(...readers(b, `${count(b.domains)} domains`));
+  return rows;
+}
+
+export const directorySection: BenchSection = {
+  name: 'directory',
+  run: async (ctx: BenchContext) => {
+    const large = scale();
+    const rows: BenchRow[] = [];
+    for (const m of large > SMALL ? [SMALL, large] : [large]) rows.push(...(await oneSize(ctx, m)));
+    return rows;
+  },
+};
