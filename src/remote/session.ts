@@ -1,5 +1,6 @@
 // The SMTP dialogue on one connection: greeting, EHLO/HELO, STARTTLS, then transactions of several recipients.
 import { createReadStream, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { ConnectionOptions } from 'node:tls';
 import { quoteAddress } from '../address/index.js';
 import type { RemoteResult } from './types.js';
@@ -101,6 +102,35 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
 
 const nonAscii = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) > 0x7f);
 
+/** True when the file holds any byte >= 0x80 (RFC 6152: such a message is declared BODY=8BITMIME). */
+export async function hasEightBit(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(65536);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return false;
+      for (let i = 0; i < bytesRead; i++) if ((buf[i] ?? 0) > 0x7f) return true;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The permanent failure for a non-ASCII address to a server without SMTPUTF8 (RFC 6531 3.2, 5.6.7). */
+const noUtf8 = (ip: string, addr: string, role: 'sender' | 'recipient'): RemoteResult => ({
+  result: 'failure',
+  report: `${ip} does not support SMTPUTF8 and the ${role} address ${addr} is not ASCII. (#5.6.7)\n`,
+});
+
+/** The MAIL FROM parameters: SIZE (RFC 1870), BODY=8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), each when offered. */
+export async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size: number): Promise<string> {
+  let params = ext.has('SIZE') ? ` SIZE=${size}` : '';
+  if (ext.has('8BITMIME') && (await hasEightBit(env.messagePath))) params += ' BODY=8BITMIME';
+  if (ext.has('SMTPUTF8') && [env.sender, ...env.recipients].some(nonAscii)) params += ' SMTPUTF8';
+  return params;
+}
+
 export interface TransactionOutcome {
   /** One result per envelope recipient, in order. */
   readonly results: RemoteResult[];
@@ -113,8 +143,10 @@ export interface TransactionOutcome {
 /**
  * One transaction (E.5, E.7) for every recipient of `env`, with per-recipient results and qmail's report
  * texts. PIPELINING (RFC 2920) sends MAIL and every RCPT in one write; SIZE (RFC 1870) is declared and a
- * message above the server's limit is not sent; SMTPUTF8 (RFC 6531) is requested for non-ASCII addresses
- * when offered. 8BITMIME needs nothing: the message goes as it is, as qmail sends it.
+ * message above the server's limit is not sent; a message with any byte >= 0x80 is declared BODY=8BITMIME
+ * (RFC 6152) when offered, and sent as it is when not (as qmail does); SMTPUTF8 (RFC 6531) is requested for
+ * non-ASCII addresses when offered, and when not, such an address is a permanent failure (#5.6.7): the
+ * sender for every recipient, a recipient for itself only.
  */
 export async function transaction(
   client: SmtpClient,
@@ -130,6 +162,17 @@ export async function transaction(
     client.quit();
     return { results: all(r), reusable: false };
   };
+  // Recipients the server cannot take (non-ASCII without SMTPUTF8) are answered here; the rest go.
+  const early: Array<RemoteResult | undefined> = env.recipients.map((r) =>
+    !ext.has('SMTPUTF8') && nonAscii(r) ? noUtf8(ip, r, 'recipient') : undefined,
+  );
+  const sendable = env.recipients.filter((_, i) => early[i] === undefined);
+  /** Results of the sent recipients (in order) put back in envelope order beside the early ones. */
+  const merge = (sent: readonly RemoteResult[]): RemoteResult[] => {
+    let k = 0;
+    return early.map((e) => e ?? sent[k++] ?? { result: 'deferral', report: 'Unexpected remote delivery error: no result. (#4.3.0)\n' });
+  };
+  const sendAll = (r: RemoteResult): RemoteResult[] => merge(sendable.map(() => r));
   let critical = false;
   let answered = false;
   try {
@@ -138,17 +181,23 @@ export async function transaction(
     if (ext.has('SIZE') && limit > 0 && size > limit) {
       return stop({ result: 'failure', report: `${ip} does not accept messages of ${size} bytes (SIZE ${limit}). (#5.3.4)\n` });
     }
-    let params = ext.has('SIZE') ? ` SIZE=${size}` : '';
-    if (ext.has('SMTPUTF8') && [env.sender, ...env.recipients].some(nonAscii)) params += ' SMTPUTF8';
+    if (!ext.has('SMTPUTF8') && nonAscii(env.sender)) return { results: all(noUtf8(ip, env.sender, 'sender')), reusable: true };
+    if (sendable.length === 0) return { results: merge([]), reusable: true };
+    let params: string;
+    try {
+      params = await mailParams(env, ext, size);
+    } catch {
+      return stop({ result: 'deferral', report: TEMP_READ });
+    }
     const mailLine = `MAIL FROM:<${quoteAddress(env.sender)}>${params}`;
-    const rcptLines = env.recipients.map((r) => `RCPT TO:<${quoteAddress(r)}>`);
+    const rcptLines = sendable.map((r) => `RCPT TO:<${quoteAddress(r)}>`);
     let mail: Reply;
     const rcpts: Reply[] = [];
     if (ext.has('PIPELINING')) {
       await client.write(`${[mailLine, ...rcptLines].join('\r\n')}\r\n`);
       mail = await client.reply();
       answered = true;
-      for (let i = 0; i < n; i++) rcpts.push(await client.reply());
+      for (let i = 0; i < rcptLines.length; i++) rcpts.push(await client.reply());
     } else {
       mail = await client.command(mailLine);
       answered = true;
@@ -156,7 +205,7 @@ export async function transaction(
     }
     if (mail.code >= 400) {
       client.quit();
-      return { results: all(judged(classify, mail, `Connected to ${ip} but sender was rejected.\n${said(mail)}`)), reusable: false };
+      return { results: sendAll(judged(classify, mail, `Connected to ${ip} but sender was rejected.\n${said(mail)}`)), reusable: false };
     }
     const results: Array<RemoteResult | undefined> = rcpts.map((r) =>
       r.code >= 400 ? judged(classify, r, `${ip} does not like recipient.\n${said(r)}Giving up on ${ip}.\n`) : undefined,
@@ -164,9 +213,9 @@ export async function transaction(
     const accepted = results.filter((r) => r === undefined).length;
     if (accepted === 0) {
       const rset = await client.command('RSET');
-      return { results: results as RemoteResult[], reusable: rset.code === 250 };
+      return { results: merge(results as RemoteResult[]), reusable: rset.code === 250 };
     }
-    const fill = (r: RemoteResult): RemoteResult[] => results.map((x) => x ?? r);
+    const fill = (r: RemoteResult): RemoteResult[] => merge(results.map((x) => x ?? r));
     const data = await client.command('DATA');
     if (data.code >= 400) {
       client.quit();
@@ -197,6 +246,6 @@ export async function transaction(
     if (reused && !answered) return { results: [], reusable: false, stale: true };
     // RFC 5321 6.1: after the final dot the remote may have the message; qmail says so. Retried, never bounced.
     const r: RemoteResult = { result: 'deferral', report: `Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n` };
-    return { results: all(r), reusable: false };
+    return { results: sendAll(r), reusable: false };
   }
 }
