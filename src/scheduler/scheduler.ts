@@ -1,13 +1,14 @@
 // qmail-send: routes new messages once, runs due deliveries within the concurrency limits, retries, bounces.
-import { asciiLower, splitAddress } from '../address/index.js';
-import type { QueueId, RecipientState } from '../queue/types.js';
-import { route } from '../route/index.js';
+import { asciiLower } from '../address/index.js';
+import type { QueueId } from '../queue/types.js';
 import { attemptDelivery, type DeliveryContext } from './deliver.js';
 import { DueIndex, type DueRef } from './due.js';
 import { finishMessage } from './finish.js';
 import { isDying, nextRetry, TOO_LONG } from './retry.js';
+import { routeNew } from './routing.js';
 import { reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
-import { messageState, type MessageState } from './state.js';
+import { flushNow, isComplete, messageState, type MessageState } from './state.js';
+import { afterAttempt, endsDelivered, type Task } from './task.js';
 import type { Channel, SchedulerDeps, SchedulerTimers } from './types.js';
 import { logsafe } from './verp.js';
 
@@ -18,15 +19,6 @@ const SYSFAIL_BACKOFF = 123;
 const SCAN_PARALLEL = 64;
 const CHANNELS: readonly Channel[] = ['local', 'remote'];
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-interface Task {
-  readonly msg: MessageState;
-  readonly index: number;
-  readonly channel: Channel;
-  /** Computed when the channel of the message was taken up (F.2), shared by the whole pass. */
-  readonly retry: number;
-  readonly dying: boolean;
-}
 
 const REAL_TIMERS: SchedulerTimers = {
   set: (fn, ms) => setTimeout(fn, ms),
@@ -188,13 +180,22 @@ export class Scheduler {
   private async cycleOnce(): Promise<void> {
     if (!this.started || this.stopping) return;
     let now = this.deps.clock();
-    if (this.needScan || now >= this.nextScanAt) await this.scan(now);
-    now = this.deps.clock();
+    // What is known and due starts before the scan: routing a burst of new messages must not idle free slots.
+    this.runDue(now);
+    if (this.needScan || now >= this.nextScanAt) {
+      await this.scan(now);
+      if (this.stopping) return;
+      now = this.deps.clock();
+      this.runDue(now);
+    }
+    this.armTimer(now);
+  }
+
+  private runDue(now: number): void {
     this.applyFlush(now);
     for (const msg of this.due.takeFinishes(now)) this.startFinish(msg);
     this.takeUp(this.due.takeRecipients(now), now);
     this.dispatch();
-    this.armTimer(now);
   }
 
   /**
@@ -240,13 +241,19 @@ export class Scheduler {
     // Read and route new messages in parallel: each routing is a durable envelope rewrite, and the queue groups
     // the fsyncs of concurrent rewrites; one at a time, a burst of arrivals would wait for one fsync per message.
     // Admitted in queue order (oldest first), whatever order the reads finish in.
-    const admitted: Array<MessageState | undefined> = new Array<MessageState | undefined>(fresh.length);
+    // Each leading run of admitted messages is held and started at once: deliveries need not wait for a big burst.
+    const admitted: Array<{ st: MessageState | undefined }> = [];
     let next = 0;
+    let held = 0;
     const reader = async (): Promise<void> => {
-      for (let i = next++; i < fresh.length; i = next++) admitted[i] = await this.admit(fresh[i] as QueueId, now);
+      for (let i = next++; i < fresh.length; i = next++) {
+        admitted[i] = { st: await this.admit(fresh[i] as QueueId, now) };
+        const before = held;
+        for (let a = admitted[held]; a !== undefined; a = admitted[++held]) if (a.st !== undefined) this.hold(a.st);
+        if (held > before && !this.stopping) this.runDue(this.deps.clock());
+      }
     };
     await Promise.all(Array.from({ length: Math.min(SCAN_PARALLEL, fresh.length) }, reader));
-    for (const st of admitted) if (st !== undefined) this.hold(st);
   }
 
   /** Reads one message not yet known to this scheduler and routes it if new; undefined when gone, held or unreadable. */
@@ -259,7 +266,7 @@ export class Scheduler {
         return undefined;
       }
       const st = messageState(m);
-      if (st.recipients.some((r) => r.channel === undefined)) await this.routeNew(st);
+      if (st.recipients.some((r) => r.channel === undefined)) await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f, t) => this.emit(n, f, t));
       return st;
     } catch (err) {
       this.nextScanAt = Math.min(this.nextScanAt, now + SYSFAIL_BACKOFF);
@@ -268,36 +275,12 @@ export class Scheduler {
     }
   }
 
-  /** A. Routes each recipient once; the channel and address are stored before any delivery. */
-  private async routeNew(st: MessageState): Promise<void> {
-    const rc = this.ctx.settings.route;
-    const uid = st.meta['uid'];
-    this.emit('new', { msg: st.id }, `new msg ${st.id}`);
-    this.emit(
-      'info',
-      { msg: st.id, bytes: st.size, from: st.sender, ...(uid === undefined ? {} : { uid }) },
-      `info msg ${st.id}: bytes ${st.size} from <${logsafe(st.sender)}>` + (uid === undefined ? '' : ` uid ${uid}`),
-    );
-    const recipients = st.recipients.map((r): RecipientState => {
-      if (r.channel !== undefined) return r;
-      const d = route(r.original, rc);
-      return { ...r, channel: d.channel, address: d.address, status: 'todo' };
-    });
-    await this.deps.queue.updateRecipients(st.id, recipients);
-    st.recipients = recipients;
-  }
-
   private applyFlush(now: number): void {
     if (!this.flushAll && this.flushDomains.size === 0) return;
+    const all = this.flushAll;
+    const domains = new Set(this.flushDomains);
     for (const msg of this.msgs.values()) {
-      msg.recipients = msg.recipients.map((r, i) => {
-        if (r.status !== 'pending' || msg.inFlight.has(i)) return r;
-        const domain = asciiLower(splitAddress(r.address ?? r.original).domain);
-        return this.flushAll || this.flushDomains.has(domain) ? { ...r, nextAttempt: now } : r;
-      });
-      msg.recipients.forEach((r, i) => {
-        if (r.status === 'pending' && r.nextAttempt === now && !msg.inFlight.has(i)) this.due.recipient(msg, i);
-      });
+      for (const i of flushNow(msg, now, (d) => all || domains.has(d))) this.due.recipient(msg, i);
     }
     this.flushAll = false;
     this.flushDomains.clear();
@@ -322,6 +305,14 @@ export class Scheduler {
 
   private async runTask(t: Task): Promise<void> {
     const { msg, index, channel } = t;
+    let holdsSlot = true;
+    // The delivery is over once its result is in: its slot goes to the next task while the state is written.
+    const freeSlot = (): void => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      this.running[channel]--;
+      if (!this.stopping) this.dispatch();
+    };
     try {
       const cur = msg.recipients[index];
       if (cur === undefined) return;
@@ -333,25 +324,22 @@ export class Scheduler {
       if (a.result === 'deferral' && t.dying) a = { result: 'failure', report: a.report + TOO_LONG };
       this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report },
         `delivery ${n}: ${a.result}: ${logsafe(a.report)}`);
-      const { nextAttempt: _old, ...rest } = msg.recipients[index] ?? cur;
-      const next: RecipientState = {
-        ...rest,
-        attempts: rest.attempts + 1,
-        lastResult: a.result,
-        lastReport: a.report,
-        status: a.result === 'success' ? 'done' : a.result === 'failure' ? 'failed' : 'pending',
-        ...(a.result === 'deferral' ? { nextAttempt: t.retry } : {}),
-      };
+      const next = afterAttempt(msg.recipients[index] ?? cur, a, t.retry);
       msg.recipients = msg.recipients.map((r, i) => (i === index ? next : r));
-      await this.persist(msg);
+      freeSlot();
+      // Still in flight until recorded: nothing takes this recipient up again meanwhile.
+      if (endsDelivered(msg, index)) msg.unsaved = true;
+      else await this.persist(msg);
     } catch (err) {
       this.emit('warning', { msg: msg.id, reason: String(err) },
         `warning: trouble recording delivery of msg ${msg.id}: ${logsafe(String(err))}`);
     } finally {
-      this.running[channel]--;
+      freeSlot();
       msg.inFlight.delete(index);
       this.due.recipient(msg, index);
-      this.due.finish(msg);
+      // Complete: bounce and removal start now, inside this tracked task, so stop() waits for them too.
+      if (isComplete(msg) && !msg.finishing && msg.finishAfter <= this.deps.clock()) this.startFinish(msg);
+      else this.due.finish(msg);
       this.wake();
     }
   }
@@ -374,6 +362,8 @@ export class Scheduler {
         this.msgs.delete(msg.id);
       } catch (err) {
         this.finished.delete(msg.id);
+        // The removal failed: write the states after all, so a restart does not repeat the deliveries.
+        if (msg.unsaved) await this.persist(msg).then(() => (msg.unsaved = false), () => undefined);
         msg.finishAfter = this.deps.clock() + SYSFAIL_BACKOFF;
         this.due.finish(msg);
         this.emit('warning', { msg: msg.id, reason: String(err) },

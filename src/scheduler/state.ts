@@ -1,4 +1,5 @@
 // The scheduler's in-memory view of one queued message; the queue on disk stays the truth.
+import { asciiLower, splitAddress } from '../address/index.js';
 import type { QueuedMessage, QueueId, RecipientState } from '../queue/types.js';
 import type { Channel } from './types.js';
 
@@ -19,6 +20,8 @@ export interface MessageState {
   finishAfter: number;
   /** The bounce is queued (so a failed removal retried later does not bounce twice). */
   bounced: boolean;
+  /** The latest states are not written: the message ended delivered and its removal is the record (task.ts). */
+  unsaved: boolean;
   /** Admission order in this scheduler (queue order): due recipients are taken up in this order. */
   seq: number;
 }
@@ -36,6 +39,7 @@ export function messageState(m: QueuedMessage): MessageState {
     finishing: false,
     finishAfter: 0,
     bounced: false,
+    unsaved: false,
     seq: 0,
   };
 }
@@ -60,3 +64,18 @@ export const channelOf = (r: RecipientState): Channel | undefined => r.channel;
 
 /** Every recipient is done or failed and nothing is in flight: time to bounce (if needed) and remove. */
 export const isComplete = (m: MessageState): boolean => m.inFlight.size === 0 && m.recipients.every(isFinal);
+
+/**
+ * SIGALRM (flush): the pending recipients not in flight whose domain `matches` become due at `now`; returns
+ * their indexes (for the due index).
+ */
+export function flushNow(msg: MessageState, now: number, matches: (domain: string) => boolean): number[] {
+  const due: number[] = [];
+  msg.recipients = msg.recipients.map((r, i) => {
+    if (r.status !== 'pending' || msg.inFlight.has(i)) return r;
+    if (!matches(asciiLower(splitAddress(r.address ?? r.original).domain))) return r;
+    due.push(i);
+    return { ...r, nextAttempt: now };
+  });
+  return due;
+}
