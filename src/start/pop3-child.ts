@@ -1,36 +1,20 @@
 // The unprivileged POP3 process: serves the listeners its root parent bound, reading the directory read-only.
 import type { Server, Socket } from 'node:net';
 import type { Pop3Server } from '../pop3d/index.js';
+import { becomeAccount, errText, onLifecycleSignals } from './child-common.js';
 import { closeServers, DirectoryAuthenticator, makePop3Servers } from './pop3.js';
 import type { FromPop3Child, ToPop3Child } from './pop3-privsep.js';
 
 const send = (m: FromPop3Child): void => {
   if (process.connected) process.send?.(m);
 };
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
-/** Root → the account: supplementary groups, gid, then uid (real, effective, saved); true when it took. */
-function dropPrivileges(uid: number, gid: number): boolean {
-  if (process.getuid?.() !== 0) return process.getuid?.() === uid;
-  process.setgroups?.([gid]);
-  process.setgid?.(gid);
-  process.setuid?.(uid);
-  return process.getuid?.() === uid && process.geteuid?.() === uid && process.getgid?.() === gid;
-}
 
 /**
  * Runs in the child; driven by the parent's messages (pop3-privsep.ts). It starts as root only to load its code
  * (wherever the program lives) and drops to the account before it touches a socket, a Maildir or the directory.
  */
 export function servePop3Child(root: string, uid: number, gid: number): void {
-  try {
-    if (!dropPrivileges(uid, gid)) throw new Error(`still uid ${process.getuid?.() ?? '?'}`);
-  } catch (err) {
-    send({ type: 'fatal', error: `cannot switch to uid ${uid} gid ${gid}: ${errText(err)}` });
-    process.exitCode = 100;
-    process.disconnect?.();
-    return;
-  }
+  if (!becomeAccount(uid, gid, (error) => send({ type: 'fatal', error }))) return;
   // The last-login time is written by the parent (the directory file is not writable by this account).
   const authenticator = new DirectoryAuthenticator(root, true, (login, at) => {
     send({ type: 'login', login, at: at.toISOString() });
@@ -76,10 +60,7 @@ export function servePop3Child(root: string, uid: number, gid: number): void {
         break;
     }
   });
-  process.on('disconnect', () => void stop(1000));
-  process.on('SIGTERM', () => void stop(10_000));
-  process.on('SIGINT', () => void stop(10_000));
-  process.on('SIGHUP', () => reloads.forEach((r) => r()));
+  onLifecycleSignals(stop, () => reloads.forEach((r) => r()));
   send({ type: 'ready' });
 }
 

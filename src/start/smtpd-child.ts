@@ -3,13 +3,13 @@ import type { Server, Socket } from 'node:net';
 import { Control } from '../control/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener } from '../smtpd/index.js';
+import { becomeAccount, errText, onLifecycleSignals } from './child-common.js';
 import { DirectoryLink } from './directory-link.js';
 import type { FromChild, ToChild } from './privsep.js';
 
 const send = (m: FromChild): void => {
   if (process.connected) process.send?.(m);
 };
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 const log = (event: string, fields: Readonly<Record<string, unknown>>): void => send({ type: 'log', event, fields: { ...fields } });
 
 function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
@@ -22,24 +22,8 @@ function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
 }
 
 /** Runs in the child: everything the process does is driven by the parent's messages (privsep.ts). */
-/** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */
-function dropPrivileges(uid: number, gid: number): boolean {
-  if (process.getuid?.() !== 0) return process.getuid?.() === uid;
-  process.setgroups?.([gid]);
-  process.setgid?.(gid);
-  process.setuid?.(uid);
-  return process.getuid?.() === uid && process.geteuid?.() === uid && process.getgid?.() === gid;
-}
-
 export async function serveChild(root: string, uid: number, gid: number): Promise<void> {
-  try {
-    if (!dropPrivileges(uid, gid)) throw new Error(`still uid ${process.getuid?.() ?? '?'}`);
-  } catch (err) {
-    send({ type: 'fatal', error: `cannot switch to uid ${uid} gid ${gid}: ${errText(err)}` });
-    process.exitCode = 100;
-    process.disconnect?.();
-    return;
-  }
+  if (!becomeAccount(uid, gid, (error) => send({ type: 'fatal', error }))) return;
   let queue: FileQueue;
   try {
     queue = await openQueue(root);
@@ -93,12 +77,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
         break;
     }
   });
-  // The parent is gone (killed): nobody would restart or stop us; finish quickly.
-  process.on('disconnect', () => void stop(1000));
-  // A signal sent to the whole process group (Ctrl-C): the parent asks for the same.
-  process.on('SIGTERM', () => void stop(10_000));
-  process.on('SIGINT', () => void stop(10_000));
-  process.on('SIGHUP', () => {
+  onLifecycleSignals(stop, () => {
     tls = tlsOrNone(root);
   });
   send({ type: 'ready', uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 });

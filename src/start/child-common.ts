@@ -1,0 +1,36 @@
+// What the unprivileged SMTP and POP3 child processes share: dropping root, and how they stop and reload.
+
+export const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */
+function dropPrivileges(uid: number, gid: number): boolean {
+  if (process.getuid?.() !== 0) return process.getuid?.() === uid;
+  process.setgroups?.([gid]);
+  process.setgid?.(gid);
+  process.setuid?.(uid);
+  return process.getuid?.() === uid && process.geteuid?.() === uid && process.getgid?.() === gid;
+}
+
+/** Becomes uid/gid before touching anything; on failure reports `fatal`, leaves with exit 100 and returns false. */
+export function becomeAccount(uid: number, gid: number, fatal: (error: string) => void): boolean {
+  try {
+    if (dropPrivileges(uid, gid)) return true;
+    fatal(`cannot switch to uid ${uid} gid ${gid}: still uid ${process.getuid?.() ?? '?'}`);
+  } catch (err) {
+    fatal(`cannot switch to uid ${uid} gid ${gid}: ${errText(err)}`);
+  }
+  process.exitCode = 100;
+  process.disconnect?.();
+  return false;
+}
+
+/**
+ * The parent gone (killed): nobody would restart or stop us, so finish quickly. A signal sent to the whole
+ * process group (Ctrl-C, SIGTERM): the parent asks for the same, so stop with the usual grace. SIGHUP: reload.
+ */
+export function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, reload: () => void): void {
+  process.on('disconnect', () => void stop(1000));
+  process.on('SIGTERM', () => void stop(10_000));
+  process.on('SIGINT', () => void stop(10_000));
+  process.on('SIGHUP', reload);
+}
