@@ -20,6 +20,22 @@ export function parseCommand(line: string): Command | null {
   return { verb: word.toUpperCase(), args, rest };
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A PASS argument as the password the user typed: command lines are read as latin1 (one char per octet), and
+ * clients send a non-ASCII password as UTF-8, which is how the directory hashes passwords (and how AUTH PLAIN
+ * decodes). Octets that are not valid UTF-8 are left as they came (a latin1 password from an older system).
+ */
+export function passwordText(rest: string): string {
+  if (!/[\u0080-\u00ff]/.test(rest)) return rest;
+  try {
+    return strictUtf8.decode(Buffer.from(rest, 'latin1'));
+  } catch {
+    return rest;
+  }
+}
+
 /** RFC 1939: a message-number is a decimal number ≥ 1 (no sign, no spaces); null if not. */
 export function parseNumber(s: string | undefined, min = 1): number | null {
   if (s === undefined || !/^\d{1,9}$/.test(s)) return null;

@@ -21,7 +21,7 @@ async function fixture(extra: Partial<Pop3ServerOptions> = {}): Promise<Fixture>
   const maildir = makeMaildir(join(dir, 'domains', 'example.org', 'joe', 'Maildir'));
   const table = join(dir, 'users');
   writeFileSync(table, `joe@example.org secret ${maildir}\nnobox@example.org secret ${join(dir, 'missing')}\n` +
-    `file@example.org secret ${table}\n`);
+    `file@example.org secret ${table}\nuni@example.org pässwörd ${maildir}\n`);
   const auth = new TableAuthenticator(table);
   const events: Fixture['events'] = [];
   const server = createPop3Server({
@@ -191,6 +191,17 @@ void describe('pop3d server', () => {
     assert.equal(await c.cmd('BOGUS'), '-ERR unknown command');
     assert.equal(await c.line(), '-ERR too many errors, closing');
     await c.closed();
+  });
+
+  void it('a non-ASCII password sent as UTF-8 logs in (PASS is decoded as UTF-8, like AUTH PLAIN)', async () => {
+    const c = await PopClient.open(f.port);
+    await c.line();
+    await c.cmd('USER uni@example.org');
+    assert.equal(await c.cmd('PASS passwörd'), '-ERR [AUTH] authentication failed');
+    await c.cmd('USER uni@example.org');
+    c.write(Buffer.concat([Buffer.from('PASS '), Buffer.from('pässwörd', 'utf8'), Buffer.from('\r\n')]));
+    assert.match((await c.line()) ?? '', /^\+OK \d+ messages/);
+    await c.cmd('QUIT');
   });
 
   void it('a wrong password and an unknown mailbox get the same answer; three failures close', async () => {

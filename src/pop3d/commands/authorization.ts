@@ -1,6 +1,6 @@
 // AUTHORIZATION state verbs: CAPA, USER, PASS, AUTH (SASL PLAIN), STLS, QUIT (RFC 1939, 2449, 2595, 5034).
 import type { Command } from '../parse.js';
-import { decodePlain } from '../parse.js';
+import { decodePlain, passwordText } from '../parse.js';
 import type { Session } from '../session.js';
 import { capa } from './capa.js';
 import { AUTH_FAILED, login } from './login.js';
@@ -21,7 +21,7 @@ const pass: Handler = async (s, cmd) => {
   s.user = undefined;
   if (name === undefined) return void (await s.reply('-ERR send USER first'));
   if (!s.plaintextAllowed()) return void (await s.reply(NEED_TLS));
-  await login(s, name, cmd.rest, 'pass');
+  await login(s, name, passwordText(cmd.rest), 'pass');
 };
 
 /** RFC 5034: AUTH PLAIN [initial-response]; a bare AUTH lists the mechanisms (as RFC 1734 servers did). */
