@@ -88,6 +88,8 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'domain:policy lines (domain, .suffix or empty pattern as in smtproutes). Policy `verify` = STARTTLS required and the certificate verified against the system CAs; `/path/ca.pem` = required, verified against that CA file; `none` = never STARTTLS. Missing: STARTTLS whenever offered, certificate not checked.' },
   { name: 'outgoingip', kind: 'single', default: { from: 'none' }, readBy: 'remote', applies: ON_DELIVERY,
     doc: 'Local IP address outgoing SMTP connections are made from. Missing: chosen by the kernel.' },
+  { name: 'replyrules', kind: 'list', default: { from: 'none' }, readBy: 'remote', applies: ON_DELIVERY,
+    doc: 'Local rules that give a remote reply another meaning than its code, tried before the built-in ones: `CLASSES:RESULT:CATEGORY:PATTERN` per line, CLASSES `4`, `5` or `45`, RESULT `temporary` or `permanent`, CATEGORY a word for the log, PATTERN a case-insensitive regular expression matched against the reply text (lines joined by a space). A line that does not parse defers remote deliveries (#4.3.0) until it is fixed.' },
   { name: 'concurrencyremotehost', kind: 'number', default: { from: 'number', value: 10 }, readBy: 'remote', applies: ON_RESTART, max: 120,
     doc: 'Most SMTP connections open at once to one remote address (the per-destination limit under concurrencyremote).' },
   { name: 'helohost', kind: 'single', default: { from: 'me' }, readBy: 'remote', applies: ON_DELIVERY,

@@ -7,7 +7,7 @@ import { lookupRoute, routeCandidates, type Route } from './routes.js';
 import { localAddresses, resolveTargets, type RemoteResolver, type Target } from './mx.js';
 import { openSocket, SmtpClient } from './client.js';
 import { makeResolver } from './dns.js';
-import { classifyReply } from './classify.js';
+import { classifierFor, ReplyRulesError } from './classify.js';
 import { openSession, transaction, type Classifier, type Envelope, type TlsPolicy } from './session.js';
 import type { ConnectionPool } from './pool.js';
 import type { Tcpto } from './tcpto.js';
@@ -20,7 +20,7 @@ export interface RemoteOptions {
   readonly resolver?: RemoteResolver;
   /** This machine's addresses for the best-MX check (E.4); default: the interface addresses. */
   readonly ipme?: ReadonlySet<string>;
-  /** Reply classification; default the built-in rules (replyrules.ts). */
+  /** Reply classification; default control/replyrules, then the built-in rules (replyrules.ts). */
   readonly classify?: Classifier;
   /** Random numbers for the shuffle of equal MX preferences. */
   readonly random?: () => number;
@@ -129,7 +129,16 @@ async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOpt
   if (resolved.kind === 'permanent') return all({ result: 'failure', report: resolved.report });
   const port = settings.route.kind === 'relay' ? settings.route.port : (opts.mxPort ?? 25);
   const env: Envelope = { sender: jobs[0]?.sender ?? '', recipients: jobs.map((j) => j.recipient), messagePath: jobs[0]?.messagePath ?? '' };
-  const classify = opts.classify ?? classifyReply;
+  let classify = opts.classify;
+  if (classify === undefined) {
+    try {
+      classify = classifierFor(opts.control.list('replyrules').value);
+    } catch (err) {
+      // Unreadable or a line that is not a rule: deliveries wait, the report says which line.
+      const why = err instanceof ReplyRulesError ? ` ${err.message}.` : '';
+      return all(deferral(`Unable to read control files.${why} (#4.3.0)\n`));
+    }
+  }
   let last: RemoteResult | undefined;
   for (const t of resolved.targets) {
     if (extras.tcpto?.skip(t.ip)) continue; // qmail-tcpto: timed out recently

@@ -9,6 +9,6 @@ export {
 } from './mx.js';
 export { makeResolver, parseDnsServers } from './dns.js';
 export { Tcpto, tcptoPath, backoffSeconds, type TcptoEntry } from './tcpto.js';
-export { classifyReply, makeClassifier, type Classification } from './classify.js';
+export { classifierFor, classifyReply, makeClassifier, parseReplyRules, ReplyRulesError, type Classification } from './classify.js';
 export { REPLY_RULES, type ReplyRule } from './replyrules.js';
 export type { TlsPolicy, Envelope, Classifier } from './session.js';

@@ -1,7 +1,7 @@
 // Reply classification against real reply strings (golden table): what a remote reply means.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyReply } from './index.js';
+import { classifierFor, classifyReply, parseReplyRules, ReplyRulesError } from './index.js';
 
 /** [reply as received (lines), expected result, expected category]. */
 const GOLDEN: Array<[string[], 'temporary' | 'permanent', string]> = [
@@ -35,4 +35,26 @@ void test('reply rules: golden table of real replies', () => {
     assert.deepEqual({ result: c.result, category: c.category }, { result, category }, lines.join(' | '));
     assert.equal(c.reclassified, result !== (code >= 500 ? 'permanent' : 'temporary'));
   }
+});
+
+void test('control/replyrules: local rules come first; bad lines are named', () => {
+  const local = ['5:temporary:local-greylist:\\bsink: no such user here\\b', '4:permanent:gone:mailbox busy, try later'];
+  const c = classifierFor(local);
+  assert.deepEqual(c(550, ['550 sink: no such user here']), { result: 'temporary', category: 'local-greylist', reclassified: true });
+  assert.deepEqual(c(451, ['451 sink: mailbox busy, try later']), { result: 'permanent', category: 'gone', reclassified: true });
+  // the built-in rules still apply after the local ones
+  assert.equal(c(554, ['554 5.7.1 blocked using zen.spamhaus.org']).category, 'blocklist');
+  assert.equal(classifierFor(null), classifyReply);
+  // a pattern may contain colons
+  assert.equal(parseReplyRules(['5:permanent:x:a:b'])[0]?.pattern, 'a:b');
+  const bad: Array<[string, RegExp]> = [
+    ['5:temporary:x', /line 1: expected CLASSES:RESULT:CATEGORY:PATTERN/],
+    ['3:temporary:x:y', /line 1: classes must be 4, 5 or 45/],
+    ['5:maybe:x:y', /line 1: result must be temporary or permanent/],
+    ['5:temporary:two words:y', /line 1: category must be a word/],
+    ['5:temporary:x:', /line 1: the pattern is empty/],
+    ['5:temporary:x:(unclosed', /line 1: bad pattern/],
+  ];
+  for (const [line, re] of bad) assert.throws(() => parseReplyRules([line]), (e: unknown) => e instanceof ReplyRulesError && re.test(e.message), line);
+  assert.throws(() => parseReplyRules(['5:temporary:x:y', 'nonsense']), /line 2/);
 });

@@ -161,6 +161,21 @@ void test("to quail's own receiver by MX with STARTTLS (verified), three recipie
   for (const d of [certDir, rx.root, tx.root, bad.root, may.root]) rmSync(d, { recursive: true });
 });
 
+void test('control/replyrules reclassifies a real reply; a broken rules file defers with the line named', async () => {
+  const s = await scripted('127.0.0.3', 'normal');
+  const w = world({ smtproutes: `:127.0.0.3:${s.port}\n`, replyrules: '5:temporary:mailbox-moving:\\bno such user\\b\n' });
+  const r = await deliverRemote({ recipient: 'r5x@x.test', sender: 'from@relay.test', messagePath: w.msg }, { control: w.control() });
+  assert.equal(r.result, 'deferral');
+  assert.equal(r.report, '127.0.0.3 does not like recipient.\nRemote host said: 550 5.1.1 <r5x@x.test>: no such user\nGiving up on 127.0.0.3.\nClassified temporary (mailbox-moving).\n');
+  const bad = world({ smtproutes: `:127.0.0.3:${s.port}\n`, replyrules: '5:temporary:x:(unclosed\n' });
+  const rb = await deliverRemote({ recipient: 'ok@x.test', sender: 'from@relay.test', messagePath: bad.msg }, { control: bad.control() });
+  assert.equal(rb.result, 'deferral');
+  assert.match(rb.report, /^Unable to read control files\. control\/replyrules line 1: bad pattern: .*\(#4\.3\.0\)\n$/);
+  assert.deepEqual(s.delivered, [], 'nothing was sent while the rules file is broken');
+  rmSync(w.root, { recursive: true });
+  rmSync(bad.root, { recursive: true });
+});
+
 void test('per-recipient 5xx and 4xx in one pipelined transaction; the others are delivered', async () => {
   const s = await scripted('127.0.0.3', 'normal');
   const w = world({ smtproutes: `:127.0.0.3:${s.port}\n` });
