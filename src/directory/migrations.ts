@@ -70,3 +70,25 @@ export async function migrate(db: SqlDriver, backup: (from: number) => Promise<v
     return applied;
   });
 }
+
+/** Every table a schema version may hold (those missing at that version are skipped). */
+const TABLES = ['schema_migrations', 'domains', 'alias_domains', 'mailboxes', 'aliases'] as const;
+
+/**
+ * PostgreSQL's backup before a migration: the tables of the current schema copied, rows and all, into a new
+ * schema `quail_backup_v<from>_<ms>` in the same database (pg_dump is not at hand for a library, and a copy
+ * beside the tables is what an administrator can inspect or restore with plain SQL). Under the migration lock;
+ * when another process migrated meanwhile, nothing is copied. Returns the schema made, or null.
+ */
+export async function pgBackupBeforeMigration(db: SqlDriver, from: number, ms: number): Promise<string | null> {
+  return db.transaction(async (tx) => {
+    await tx.all('SELECT pg_advisory_xact_lock(7106321)');
+    if ((await currentVersion(tx)) !== from) return null;
+    const schema = `quail_backup_v${from}_${ms}`;
+    await tx.run(`CREATE SCHEMA ${schema}`);
+    const present = await tx.all('SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()');
+    const names = new Set(present.map((r) => String(r['table_name'])));
+    for (const t of TABLES) if (names.has(t)) await tx.run(`CREATE TABLE ${schema}.${t} AS SELECT * FROM ${t}`);
+    return schema;
+  });
+}

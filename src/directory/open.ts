@@ -4,7 +4,7 @@ import { chmodSync, chownSync, existsSync } from 'node:fs';
 import { QuailError, tempError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { systemPasswd } from '../users/index.js';
-import { LATEST, migrate } from './migrations.js';
+import { LATEST, migrate, pgBackupBeforeMigration } from './migrations.js';
 import { DirectoryError } from './names.js';
 import { PgDriver, SqliteDriver, type SqlDriver } from './sql.js';
 import { SqlDirectory } from './store.js';
@@ -108,10 +108,10 @@ export async function openDirectory(opts: OpenOptions): Promise<Directory> {
   }
   const driver = PgDriver.open(loc.url);
   try {
-    // PostgreSQL backups are the administrator's (pg_dump); migrations run in one transaction, so a failure
-    // leaves the old schema intact.
+    // Migrations run in one transaction, so a failure leaves the old schema intact; before they change an
+    // existing schema, its tables are copied into a schema of their own (pgBackupBeforeMigration).
     if (opts.readonly === true) await schemaCurrent(driver, redact(loc.url));
-    else await migrate(driver, () => Promise.resolve(), now);
+    else await migrate(driver, async (from) => void (await pgBackupBeforeMigration(driver, from, now())), now);
   } catch (err) {
     await driver.close();
     throw tempError(`unable to open the directory ${redact(loc.url)}: ${(err as Error).message}`, err);

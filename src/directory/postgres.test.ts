@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { directoryContract } from './contract.js';
-import { LATEST } from './migrations.js';
+import { LATEST, MIGRATIONS } from './migrations.js';
 import { openDirectory } from './open.js';
 import { startCluster, type Cluster } from './pgcluster.js';
 
@@ -50,6 +50,40 @@ void test('postgres: control/directory names the server; two processes opening a
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+void test('postgres: an old schema is copied into quail_backup_v1_<ms> before it is migrated, rows and all', async () => {
+  const url = await need().newDatabase();
+  const pg = await import('pg');
+  const client = new pg.default.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // A directory written by version 1 of the schema.
+    await client.query('CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)');
+    for (const s of MIGRATIONS[0]?.sql ?? []) await client.query(s);
+    await client.query('INSERT INTO schema_migrations VALUES (1, 0)');
+    await client.query(`INSERT INTO domains (name, policy, account, uid, gid, created) VALUES ('example.com', 'delete', 'quail', 1, 2, 0)`);
+    await client.query(`INSERT INTO mailboxes (domain, local, password, created) VALUES ('example.com', 'joe', 'x', 0)`);
+    const dir = await openDirectory({ root: mkdtempSync(join(base, 'mig-')), url, now: () => 1234 });
+    try {
+      assert.equal(await dir.schemaVersion(), LATEST);
+      assert.deepEqual((await dir.getMailbox('example.com', 'joe'))?.forward, []);
+    } finally {
+      await dir.close();
+    }
+    const copy = await client.query('SELECT local, password FROM quail_backup_v1_1234.mailboxes');
+    assert.deepEqual(copy.rows, [{ local: 'joe', password: 'x' }]);
+    const v = await client.query<{ v: string }>('SELECT MAX(version) AS v FROM quail_backup_v1_1234.schema_migrations');
+    assert.equal(Number(v.rows[0]?.v), 1);
+    const cols = await client.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'quail_backup_v1_1234' AND table_name = 'mailboxes' AND column_name = 'forward'`);
+    assert.equal(cols.rows.length, 0, 'the copy is of the old schema');
+    // Opening again: nothing to migrate, no second backup.
+    await (await openDirectory({ root: mkdtempSync(join(base, 'mig-')), url })).close();
+    const schemas = await client.query(`SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'quail_backup%'`);
+    assert.deepEqual(schemas.rows.map((r: { schema_name: string }) => r.schema_name), ['quail_backup_v1_1234']);
+  } finally {
+    await client.end();
   }
 });
 
