@@ -94,14 +94,20 @@ export class LocalDeliverer {
     }
   }
 
-  /** Stops every worker (after their current jobs are answered or failed). */
+  /**
+   * Stops every worker (after their current jobs are answered or failed) and returns once each has exited. An idle
+   * worker was unref'd (armIdle) so that it does not keep the server running; waiting for its exit must ref it
+   * again, or nothing keeps the event loop alive until the 'exit' event and close() never settles.
+   */
   async close(): Promise<void> {
     this.closed = true;
     await this.vdeliverHook.close();
     const exits = [...this.workers.values()].map(
       (w) =>
         new Promise<void>((resolve) => {
+          if (w.idleTimer) clearTimeout(w.idleTimer);
           if (w.child.exitCode !== null || w.child.signalCode !== null) return resolve();
+          w.child.ref();
           w.child.once('exit', () => resolve());
           if (w.child.connected) w.child.disconnect();
         }),
