@@ -6,7 +6,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { openDirectory, vdeliver, type VdeliverForward } from '../directory/index.js';
+import { openDirectory, type VdeliverForward } from '../directory/index.js';
+import { runVdeliverLine, type ProgramCall } from '../local/index.js';
+import { UniqueNamer } from '../maildir/index.js';
 
 /** --root, else $QUAIL_ROOT, else ROOT from a working directory ROOT/domains/<domain> (where local runs us). */
 function rootFor(opt: string | undefined): string {
@@ -34,15 +36,15 @@ export function register(program: Command): void {
       try {
         const messagePath = join(work, 'message');
         await pipeline(process.stdin, createWriteStream(messagePath, { mode: 0o600 }));
-        const dir = await openDirectory({ root, ...(o.directory === undefined ? {} : { url: o.directory }) });
+        // Read-only, no migration, like local's in-process hook: a delivery runs as the domain's account.
+        const dir = await openDirectory({ root, readonly: true, ...(o.directory === undefined ? {} : { url: o.directory }) });
         try {
-          const sender = env['SENDER'] ?? '';
-          const r = await vdeliver({
-            root, directory: dir, local: env['LOCAL'] ?? '', domain: env['HOST'] ?? '', ext: env['EXT'] ?? '', messagePath, sender,
-            dtline: env['DTLINE'] ?? `Delivered-To: ${env['LOCAL'] ?? ''}@${env['HOST'] ?? ''}\n`,
-            rpline: env['RPLINE'] ?? `Return-Path: <${sender}>\n`,
-            ...(policy === undefined ? {} : { policy }),
-          });
+          // What qmail-local gave this program; the same delivery as local's in-process hook (runVdeliverLine), so a
+          // mailbox's .qmail and an alias's |program run through src/local's runners here too.
+          const call: ProgramCall = {
+            command: `quail vdeliver '' ${policy ?? ''}`, env: stringsOf(env), home: process.cwd(), messagePath, namer: new UniqueNamer(),
+          };
+          const r = await runVdeliverLine(call, root, dir, policy ?? '');
           if (r.result === 'success' && r.forward) {
             const fwd = await queueForward(root, r.forward, messagePath, work);
             if (fwd !== null) {
@@ -64,6 +66,13 @@ export function register(program: Command): void {
         process.exitCode = code;
       }
     });
+}
+
+/** The environment as plain strings (what programs started from here inherit). */
+function stringsOf(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
 }
 
 /** Queues a forward through `quail inject -a -f SENDER` (Delivered-To line first); null when queued, else why not. */

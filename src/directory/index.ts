@@ -9,7 +9,10 @@ export { openDirectory, locateDirectory, redact, shareWithDeliveryGroup, SQLITE_
 export { MIGRATIONS, LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme } from './password.js';
 export { authenticate, type AuthOptions, type Service } from './auth.js';
-export { vdeliver, type VdeliverOptions, type VdeliverResult, type VdeliverForward } from './vdeliver.js';
+export {
+  vdeliver, type VdeliverOptions, type VdeliverResult, type VdeliverForward, type DotQmailRequest, type DotQmailRunner, type ProgramRequest,
+  type ProgramRunner,
+} from './vdeliver.js';
 export { checkDrift, repairDrift, syncDomain, type Drift } from './sync.js';
 export {
   addAliasDomain, changeDomain, createDomain, createMailbox, deliveryAccount, parseAddress, removeAliasDomain, removeDomain,

@@ -1,8 +1,6 @@
 // vdeliver: vdelivermail for quail — delivers one message for a directory-managed domain (in-process or as a program).
-import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createReadStream } from 'node:fs';
 import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { UniqueNamer, deliverToMaildir } from '../maildir/index.js';
@@ -34,7 +32,18 @@ export interface VdeliverOptions {
   readonly now?: () => number;
   /** Follows a mailbox's `.qmail` file (src/local's runner); without it such a mailbox defers. */
   readonly dotQmail?: DotQmailRunner;
+  /** Runs an alias's `|program` target (src/local's program runner); without it such an alias defers. */
+  readonly program?: ProgramRunner;
 }
+
+/** An alias's `|program` target: the command (without `|`), run in the domain's directory `ROOT/domains/<dom>`. */
+export interface ProgramRequest {
+  readonly command: string;
+  readonly home: string;
+}
+
+/** Runs one program target with the message on stdin; its exit read as qmail-local does (0/99 ok, 100 bounce, else defer). */
+export type ProgramRunner = (req: ProgramRequest) => Promise<VdeliverResult>;
 
 /** What vdeliver hands its caller when the mailbox's home holds a `.qmail` with instructions (README: Delivery). */
 export interface DotQmailRequest {
@@ -98,32 +107,6 @@ async function looping(messagePath: string, dtline: string): Promise<boolean> {
   } finally {
     await fh.close();
   }
-}
-
-/** Runs `|program` like qmail-local: sh -c, message on stdin, qmail's environment, exit 0/99 ok, 100 hard. */
-function runProgram(cmd: string, o: VdeliverOptions, home: string): Promise<VdeliverResult> {
-  return new Promise((resolveRun) => {
-    const env = {
-      ...process.env, SENDER: o.sender, NEWSENDER: o.sender, RECIPIENT: `${o.local}@${o.domain}`, LOCAL: o.local,
-      HOST: o.domain, EXT: o.ext, DTLINE: o.dtline, RPLINE: o.rpline, HOME: home,
-    };
-    const child = spawn('/bin/sh', ['-c', cmd], { cwd: home, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    const take = (b: Buffer): void => {
-      if (out.length < 1000) out += b.toString('latin1');
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    child.stdin.on('error', () => undefined);
-    createReadStream(o.messagePath).on('error', () => child.stdin.destroy()).pipe(child.stdin);
-    child.on('error', (err) => resolveRun(defer(`Unable to run ${cmd}: ${err.message}. (#4.3.0)`)));
-    child.on('close', (code) => {
-      if (code === 0 || code === 99) resolveRun({ result: 'success', report: out });
-      else if (code === 100 || code === 64 || code === 65 || code === 70 || code === 76 || code === 77 || code === 78 || code === 112) {
-        resolveRun(fail(out || `${cmd} failed permanently (#5.3.0)`));
-      } else resolveRun(defer(out || `${cmd} failed temporarily (#4.3.0)`));
-    });
-  });
 }
 
 const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? String(err);
@@ -256,6 +239,14 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Prom
   }
 }
 
+/** An alias's program target through the caller's runner (src/local's: one program runner in quail). */
+function aliasProgram(o: VdeliverOptions, command: string, home: string): Promise<VdeliverResult> {
+  if (!o.program) {
+    return Promise.resolve(defer(`The program target |${command} runs only through quail's local delivery (its program runner). (#4.3.0)`));
+  }
+  return o.program({ command, home });
+}
+
 /** Delivers to an alias's targets in order; addresses are gathered into one forward. */
 async function toTargets(o: VdeliverOptions, dom: Domain, targets: readonly string[]): Promise<VdeliverResult> {
   const forwards: string[] = [];
@@ -265,7 +256,7 @@ async function toTargets(o: VdeliverOptions, dom: Domain, targets: readonly stri
     const kind = targetKind(t);
     let r: VdeliverResult | null = null;
     if (kind === 'forward') forwards.push(t.startsWith('&') ? t.slice(1) : t);
-    else if (kind === 'program') r = await runProgram(t.slice(1), o, domHome);
+    else if (kind === 'program') r = await aliasProgram(o, t.slice(1), domHome);
     else if (kind === 'maildir') r = await intoMaildir(o, isAbsolute(t) ? t : join(domHome, t));
     else r = defer(`mbox targets are not supported by vdeliver (${t}); use a Maildir. (#4.3.0)`);
     if (r && r.result !== 'success') return r;

@@ -13,3 +13,5 @@ export type { DeliverOptions } from './deliver.js';
 export { LocalDeliverer } from './pool.js';
 export type { LocalDelivererOptions } from './pool.js';
 export type { OutputChunk } from './program.js';
+export { runVdeliverLine, runMailboxDotQmail } from './vdeliverhook.js';
+export type { ProgramCall } from './vdeliverhook.js';

@@ -1,11 +1,13 @@
 // In-process `| quail vdeliver '' POLICY`: the directory's deliverer run inside the local worker, no Node start per message.
 import { basename, dirname, resolve } from 'node:path';
-import { openDirectory, parseVdeliverLine, vdeliver, type Directory, type VdeliverOptions, type VdeliverResult } from '../directory/index.js';
+import {
+  openDirectory, parseVdeliverLine, vdeliver, type Directory, type DotQmailRequest, type ProgramRequest, type VdeliverResult,
+} from '../directory/index.js';
 import type { UniqueNamer } from '../maildir/index.js';
 import { resultOf } from './deliver.js';
 import { defaultPath } from './env.js';
 import { parseInstructions } from './instructions.js';
-import { runProgram, type OutputChunk, type ProgramExit } from './program.js';
+import { programVerdict, runProgram, type OutputChunk, type ProgramExit } from './program.js';
 import { runQmailLocal } from './run.js';
 
 /** What a program line would have been given: its command (without `|`), environment, home and message. */
@@ -53,14 +55,7 @@ export class VdeliverHook {
     } catch (err) {
       return { exit: { kind: 'exit', code: 111 }, output: [text(1, `Trouble in vdeliver: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)`)] };
     }
-    const e = call.env;
-    const sender = e['SENDER'] ?? '';
-    const r = await vdeliver({
-      root, directory: dir, local: e['LOCAL'] ?? '', domain: e['HOST'] ?? '', ext: e['EXT'] ?? '', messagePath: call.messagePath, sender,
-      dtline: e['DTLINE'] ?? `Delivered-To: ${e['LOCAL'] ?? ''}@${e['HOST'] ?? ''}\n`,
-      rpline: e['RPLINE'] ?? `Return-Path: <${sender}>\n`,
-      policy: line.policy, namer: call.namer, dotQmail: (req) => runMailboxDotQmail(call, root, req),
-    });
+    const r = await runVdeliverLine(call, root, dir, line.policy);
     const code = r.result === 'success' ? 0 : r.result === 'failure' ? 100 : 111;
     return { exit: { kind: 'exit', code }, output: r.report === '' ? [] : [text(1, r.report)], ...(r.result === 'success' && r.forward ? { forward: r.forward } : {}) };
   };
@@ -90,21 +85,69 @@ export class VdeliverHook {
 }
 
 type Forward = NonNullable<ProgramHookResult['forward']>;
-type DotQmailRequest = Parameters<NonNullable<VdeliverOptions['dotQmail']>>[0];
+
+/**
+ * One `| quail vdeliver '' POLICY` delivery from what the program line would have been given (its environment —
+ * LOCAL, HOST, EXT, SENDER, DTLINE, RPLINE — message and namer). The in-process hook and the `quail vdeliver` program
+ * (src/cli, when a real qmail-local runs the line) both call this, so a mailbox's `.qmail` and an alias's `|program`
+ * target run through this component's runners (run.ts, program.ts) either way.
+ */
+export function runVdeliverLine(call: ProgramCall, root: string, directory: Directory, policy: string): Promise<VdeliverResult> {
+  const e = call.env;
+  const sender = e['SENDER'] ?? '';
+  return vdeliver({
+    root, directory, local: e['LOCAL'] ?? '', domain: e['HOST'] ?? '', ext: e['EXT'] ?? '', messagePath: call.messagePath, sender,
+    dtline: e['DTLINE'] ?? `Delivered-To: ${e['LOCAL'] ?? ''}@${e['HOST'] ?? ''}\n`,
+    rpline: e['RPLINE'] ?? `Return-Path: <${sender}>\n`,
+    policy, namer: call.namer,
+    dotQmail: (req) => runMailboxDotQmail(call, root, req),
+    program: (req) => runAliasProgram(call, req),
+  });
+}
+
+/**
+ * A program vdeliver starts (a line of a mailbox's `.qmail`, an alias's target): program.ts's runner in `home` with
+ * `env`. A vdeliver line there would hand the message back to the address that led to it: refused (deferral).
+ */
+async function nestedProgram(command: string, home: string, env: Record<string, string>, messagePath: string, where: string): Promise<ProgramHookResult> {
+  if (parseVdeliverLine(`|${command}`) !== null) {
+    return { exit: { kind: 'exit', code: 111 }, output: [text(2, `${where} cannot hand its mail back to vdeliver. (#4.7.0)`)] };
+  }
+  const output: OutputChunk[] = [];
+  const exit = await runProgram(command, { home, env, messagePath, onOutput: (c) => output.push(c) });
+  return { exit, output };
+}
 
 /**
  * A program line of a mailbox's `.qmail`: run with the environment of the delivery (EXT, DEFAULT, RECIPIENT as for
- * the domain's `.qmail-default`, as vpopmail's programs inherit them) in the mailbox's home. A vdeliver line there
- * would hand the message back to the mailbox that holds the file: refused (deferral).
+ * the domain's `.qmail-default`, as vpopmail's programs inherit them) in the mailbox's home.
  */
-async function mailboxProgram(outer: ProgramCall, inner: ProgramCall): Promise<ProgramHookResult> {
-  if (parseVdeliverLine(`|${inner.command}`) !== null) {
-    return { exit: { kind: 'exit', code: 111 }, output: [text(2, `A mailbox's .qmail cannot hand its mail back to vdeliver (${inner.home}/.qmail). (#4.7.0)`)] };
-  }
+function mailboxProgram(outer: ProgramCall, inner: ProgramCall): Promise<ProgramHookResult> {
   const env = { ...outer.env, HOME: inner.home, NEWSENDER: inner.env['NEWSENDER'] ?? outer.env['NEWSENDER'] ?? '' };
-  const output: OutputChunk[] = [];
-  const exit = await runProgram(inner.command, { home: inner.home, env, messagePath: inner.messagePath, onOutput: (c) => output.push(c) });
-  return { exit, output };
+  return nestedProgram(inner.command, inner.home, env, inner.messagePath, `A mailbox's .qmail (${inner.home}/.qmail)`);
+}
+
+/** qmail-lspawn keeps about this many bytes of a report (D.8.2); an alias program's output is cut there too. */
+const REPORT_BYTES = 3000;
+
+/**
+ * An alias's `|program` target: run in the domain's directory with the delivery's environment (HOME = that
+ * directory), read as qmail-local reads a program's exit (0 and 99 ok, 100 and 64/65/70/76/77/78/112 bounce, else defer).
+ */
+async function runAliasProgram(call: ProgramCall, req: ProgramRequest): Promise<VdeliverResult> {
+  const r = await nestedProgram(req.command, req.home, { ...call.env, HOME: req.home }, call.messagePath, `The alias target |${req.command}`);
+  const out = Buffer.concat(r.output.map((c) => c.data)).subarray(0, REPORT_BYTES).toString('latin1');
+  if (r.exit.kind === 'spawn-error') return { result: 'deferral', report: `${r.exit.text}\n` };
+  if (r.exit.kind === 'signal') return { result: 'deferral', report: `${out}Aack, child crashed. (#4.3.0)\n` };
+  switch (programVerdict(r.exit.code)) {
+    case 'ok':
+    case 'stop':
+      return { result: 'success', report: out };
+    case 'permanent':
+      return { result: 'failure', report: out || `|${req.command} failed permanently. (#5.3.0)\n` };
+    case 'temporary':
+      return { result: 'deferral', report: out || `|${req.command} failed temporarily. (#4.3.0)\n` };
+  }
 }
 
 /** How many file lines (Maildir and mbox) the run got to, from its `did F+W+P` report (null: it did not finish). */
