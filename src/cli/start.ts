@@ -34,7 +34,8 @@ export function register(program: Command): void {
       .option('--pop3 <host:port>', 'POP3 listener, plain with STLS (repeatable; replaces the pop3 lines of control/listeners; none = no POP3)', collect)
       .option('--pop3s <host:port>', 'POP3 listener with implicit TLS (repeatable; replaces the pop3 lines of control/listeners)', collect)
       .option('--log-json', 'log one JSON object per event (pino) instead of key=value lines')
-      .option('--init', 'first create the mail root with quail init when control/me is missing'),
+      .option('--init', 'first create the mail root with quail init when control/me is missing')
+      .addHelpText('after', '\nEnvironment:\n  QUAIL_MX_PORT=N  deliver to MX hosts on port N instead of 25 (for tests and lab setups)'),
   ).action(
     action('start', async (flags: StartFlags) => {
       const root = resolveRoot(flags.root);

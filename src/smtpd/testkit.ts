@@ -39,6 +39,9 @@ export interface HarnessOptions {
   /** Called after the message was read completely; throw to fail the inject. */
   readonly onCommit?: (m: Queued) => Promise<void> | void;
   readonly maxConnections?: number;
+  /** Where to listen (default 127.0.0.1, a free port): another loopback address plays another host. */
+  readonly host?: string;
+  readonly port?: number;
 }
 
 /** A self-signed key + certificate in one PEM (what quail init writes to control/servercert.pem). */
@@ -82,7 +85,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
   };
-  const listener = new SmtpListener({ host: '127.0.0.1', port: 0, kind: o.kind ?? 'smtp', options: o.options ?? {} }, deps);
+  const listener = new SmtpListener({ host: o.host ?? '127.0.0.1', port: o.port ?? 0, kind: o.kind ?? 'smtp', options: o.options ?? {} }, deps);
   const addr = await listener.listen();
   return {
     root, port: addr.port, queued, abandoned,

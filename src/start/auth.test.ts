@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { swaks } from './testkit.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -58,11 +59,6 @@ function cli(root: string, ...args: string[]): void {
   assert.equal(r.status, 0, `quail ${args.join(' ')}: ${r.stderr}`);
 }
 
-const swaks = (port: number, args: readonly string[]): { status: number | null; out: string } => {
-  const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'joe@example.org', '--timeout', '20', ...args], { encoding: 'latin1' });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
-};
-
 const SMTPLIB = `
 import smtplib, ssl, sys
 port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -102,13 +98,13 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     const submission = st.listeners.find((l) => l.kind === 'submission')?.port ?? 0;
 
     // no tcp.smtp: without AUTH nobody relays
-    assert.match(swaks(smtp, ['--to', 'pal@remote.test', '--quit-after', 'RCPT']).out, /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/);
+    assert.match(swaks(smtp, ['--to', 'pal@remote.test', '--quit-after', 'RCPT'], 'joe@example.org').out, /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/);
     // wrong password
-    const bad = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 'wrong', '--to', 'pal@remote.test']);
+    const bad = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 'wrong', '--to', 'pal@remote.test'], 'joe@example.org');
     assert.notEqual(bad.status, 0);
     assert.match(bad.out, /535 5\.7\.8 authentication failed/);
     // AUTH PLAIN, then relay
-    const good = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--header', 'Subject: via swaks']);
+    const good = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--header', 'Subject: via swaks'], 'joe@example.org');
     assert.equal(good.status, 0, good.out);
     assert.match(good.out, /235 2\.7\.0 authentication successful/);
     await until('relay to the sink', () => remote.got.length === 1, () => log);
@@ -116,10 +112,10 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     assert.match(log, /smtp\.queued [^\n]*auth=joe@example\.org/);
 
     // RCPT-time checks for directory domains
-    assert.match(swaks(smtp, ['--to', 'nobody@example.org', '--quit-after', 'RCPT']).out, /550 5\.1\.1 sorry, no mailbox here by that name/);
-    assert.match(swaks(smtp, ['--to', 'anything@catchall.test', '--quit-after', 'RCPT']).out, /250 2\.1\.5 ok/);
-    assert.match(swaks(smtp, ['--to', 'joe-ext@example.org', '--quit-after', 'RCPT']).out, /250 2\.1\.5 ok/);
-    const local = swaks(smtp, ['--to', 'joe@example.org', '--header', 'Subject: to joe']);
+    assert.match(swaks(smtp, ['--to', 'nobody@example.org', '--quit-after', 'RCPT'], 'joe@example.org').out, /550 5\.1\.1 sorry, no mailbox here by that name/);
+    assert.match(swaks(smtp, ['--to', 'anything@catchall.test', '--quit-after', 'RCPT'], 'joe@example.org').out, /250 2\.1\.5 ok/);
+    assert.match(swaks(smtp, ['--to', 'joe-ext@example.org', '--quit-after', 'RCPT'], 'joe@example.org').out, /250 2\.1\.5 ok/);
+    const local = swaks(smtp, ['--to', 'joe@example.org', '--header', 'Subject: to joe'], 'joe@example.org');
     assert.equal(local.status, 0, local.out);
     const joeNew = join(root, 'domains', 'example.org', 'joe', 'Maildir', 'new');
     await until('delivery to joe', () => existsSync(joeNew) && readdirSync(joeNew).length === 1, () => log);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { swaks } from './testkit.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -75,11 +76,6 @@ async function until(what: string, cond: () => boolean, log: () => string): Prom
   }
   assert.fail(`timed out waiting for ${what}\n${log()}`);
 }
-
-const swaks = (port: number, args: readonly string[]): { status: number | null; out: string } => {
-  const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'sender@client.test', '--timeout', '20', ...args], { encoding: 'latin1' });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
-};
 
 void test('swaks → quail start → example.com postmaster Maildir; relay from 127.0.0.1 → sink on 127.0.0.2; 127.0.0.3 may not relay', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-e2e-'));

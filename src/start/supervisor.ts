@@ -103,6 +103,20 @@ export function serviceAccount(control: Control, passwdFile?: string): Account |
   return { name: e.name, uid: e.uid, gid: e.gid };
 }
 
+/**
+ * `QUAIL_MX_PORT`: the TCP port for deliveries without an smtproutes relay (MX, implicit MX, address literals)
+ * instead of 25, for tests and lab setups; unset or empty = 25. Anything but 1-65535 is a permanent error.
+ */
+export function mxPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const v = env['QUAIL_MX_PORT'];
+  if (v === undefined || v === '') return undefined;
+  const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : 0;
+  if (n < 1 || n > 65535) {
+    throw new QuailError(`QUAIL_MX_PORT=${JSON.stringify(v)} is not a port (1-65535); fix it, or unset it to deliver to MX hosts on port 25`, false);
+  }
+  return n;
+}
+
 export async function startQuail(opts: StartOptions): Promise<Running> {
   const { root, log } = opts;
   const control = new Control(root);
@@ -114,11 +128,12 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     throw new QuailError(`quail is already running for ${root} (pid ${other}); stop it first`, true);
   }
   const specs = listenerSpecs(control, opts);
+  const mxPort = mxPortFromEnv(process.env);
   const queue: FileQueue = await openQueue(root);
   const recovered = await queue.recover();
   log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
   const localDeliverer = new LocalDeliverer();
-  const engine = new RemoteEngine({ root, control: () => new Control(root) });
+  const engine = new RemoteEngine({ root, control: () => new Control(root), ...(mxPort !== undefined ? { mxPort } : {}) });
   const scheduler = new Scheduler({
     root,
     queue,
@@ -224,7 +239,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     await running.stop(0);
     throw err;
   }
-  log.event('quail.started', { pid: process.pid, root });
+  log.event('quail.started', { pid: process.pid, root, ...(mxPort !== undefined ? { mxport: mxPort } : {}) });
   return running;
 }
 

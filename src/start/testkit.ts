@@ -73,11 +73,15 @@ export interface QuailProcess {
   killGroup(): void;
 }
 
-/** `quail start --root ROOT` on free loopback ports, in its own process group (so its workers can be killed with it). */
-export function spawnQuail(root: string): QuailProcess {
+/**
+ * `quail start --root ROOT` on free loopback ports, in its own process group (so its workers can be killed with
+ * it); `env` is added to this process's environment (e.g. QUAIL_MX_PORT).
+ */
+export function spawnQuail(root: string, env: Readonly<Record<string, string>> = {}): QuailProcess {
   const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
+    env: { ...process.env, ...env },
   });
   let text = '';
   child.stdout?.on('data', (c: Buffer) => (text += c.toString()));
@@ -100,8 +104,8 @@ export function spawnQuail(root: string): QuailProcess {
 }
 
 /** spawnQuail, then wait until it logged quail.started (throws if it exits first or takes longer than `waitMs`). */
-export async function startProcess(root: string, waitMs = 30_000): Promise<QuailProcess> {
-  const p = spawnQuail(root);
+export async function startProcess(root: string, waitMs = 30_000, env: Readonly<Record<string, string>> = {}): Promise<QuailProcess> {
+  const p = spawnQuail(root, env);
   let gone = false;
   void p.exited.then(() => (gone = true));
   const deadline = Date.now() + waitMs;
@@ -114,6 +118,20 @@ export async function startProcess(root: string, waitMs = 30_000): Promise<Quail
     await sleep(20);
   }
   return p;
+}
+
+/** The port of the running quail's first listener of `kind`, from <root>/run/quail.json. */
+export function listenerPort(root: string, kind: 'smtp' | 'submission'): number {
+  const st = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
+  const port = st.listeners.find((l) => l.kind === kind)?.port;
+  if (port === undefined) throw new Error(`no ${kind} listener in ${join(root, 'run', 'quail.json')}`);
+  return port;
+}
+
+/** swaks to 127.0.0.1:PORT (a real client) with ARGS; its exit status and everything it printed. */
+export function swaks(port: number, args: readonly string[], from = 'sender@client.test'): { status: number | null; out: string } {
+  const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', from, '--timeout', '20', ...args], { encoding: 'latin1' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
