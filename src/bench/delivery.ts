@@ -1,24 +1,16 @@
 // Section: messages per second from injection to Maildir through a running `quail start` (1,000 mailboxes, 100 virtual domains).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { openQueue } from '../queue/index.js';
+import { quailCli as cli, sleep, startQuailProcess } from './quail-process.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const DOMAINS = 100;
 const USERS = 10;
 const SIZE = 4096;
 /** A case may take this long at least (10,000 messages at concurrency 1 need more than the frame's default budget). */
 const MIN_BUDGET_MS = 150_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function cli(args: readonly string[]): void {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`quail ${args[0] ?? ''} failed (exit ${String(r.status)}): ${r.stderr.trim()}`);
-}
 
 const domainName = (d: number): string => `d${String(d).padStart(2, '0')}.bench.test`;
 const mailbox = (i: number): { domain: string; user: string } => ({ domain: domainName(i % DOMAINS), user: `u${Math.floor(i / DOMAINS) % USERS}` });
@@ -59,25 +51,6 @@ function message(i: number): Buffer {
   return Buffer.from(text.padEnd(SIZE - 1, 'y') + '\n', 'latin1');
 }
 
-/** `quail start` in its own process group, resolved once it logged quail.started. */
-async function startQuail(root: string): Promise<{ child: ChildProcess; log: () => string }> {
-  const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let text = '';
-  const keep = (c: Buffer): void => {
-    text = (text + c.toString()).slice(-20_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  for (let i = 0; !text.includes('quail.started'); i++) {
-    if (child.exitCode !== null || i > 600) throw new Error(`quail start did not start: ${text}`);
-    await sleep(50);
-  }
-  return { child, log: () => text };
-}
-
 function maildirCount(root: string): number {
   let n = 0;
   for (let d = 0; d < DOMAINS; d++) for (let u = 0; u < USERS; u++) n += readdirSync(join(root, 'domains', domainName(d), `u${u}`, 'Maildir', 'new')).length;
@@ -92,7 +65,7 @@ export const deliverySection: BenchSection = {
     const root = join(ctx.workDir, 'root');
     ctx.progress(`delivery: making ${DOMAINS} domains with ${DOMAINS * USERS} mailboxes`);
     makeRoot(root);
-    const quail = await startQuail(root);
+    const quail = await startQuailProcess(root);
     const rows: BenchRow[] = [];
     let delivered = 0;
     try {
@@ -136,8 +109,7 @@ export const deliverySection: BenchSection = {
       }
       q.close();
     } finally {
-      quail.child.kill('SIGTERM');
-      await new Promise((r) => (quail.child.exitCode !== null ? r(undefined) : quail.child.once('exit', r)));
+      await quail.stop();
     }
     return rows;
   },

@@ -1,124 +1,46 @@
-// Section: relay throughput, quail's RemoteEngine and a private Postfix, same 4 KiB messages to the same sink.
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+// Section: relay throughput to one SMTP sink — quail start from its queue, Postfix from its queue, and quail's SMTP client alone.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
+import { openQueue, type QueueId } from '../queue/index.js';
 import { RemoteEngine } from '../remote/index.js';
 import { postfixUnavailable, startPostfix } from './postfix.js';
+import { quailCli, startQuailProcess } from './quail-process.js';
+import { freePort, HOST, startSink, type Sink } from './sink.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
 
-const SMTP_SINK = '/usr/sbin/smtp-sink';
-const HOST = '127.0.0.1';
 const CONCURRENCIES = [10, 50] as const;
+/** Messages written into a queue at once while the case is set up (untimed). */
+const INJECT_WIDTH = 20;
+const SENDER = 'bench@example.test';
 
-/** An SMTP sink that counts the messages it accepted (final dot answered 250). */
-interface Sink {
-  readonly label: string;
-  readonly port: number;
-  count(): number;
-  stop(): void;
+/** The 4 KiB message every case sends (one recipient, r<i>@sink.test in the envelope). */
+function messageText(): string {
+  const head = 'From: bench@example.test\nTo: rcpt@sink.test\nSubject: relay bench\n\n';
+  return head + `${'x'.repeat(71)}\n`.repeat(Math.floor((4096 - head.length) / 72));
 }
 
-/** A minimal in-process sink: 250 to everything, PIPELINING, swallows DATA (used when smtp-sink is absent). */
-async function nodeSink(): Promise<Sink> {
-  let messages = 0;
-  const server = createServer((s) => {
-    s.setEncoding('latin1');
-    s.on('error', () => undefined);
-    s.write('220 sink ESMTP\r\n');
-    let buf = '';
-    let inData = false;
-    s.on('data', (c: string) => {
-      buf += c;
-      let nl: number;
-      let out = '';
-      while ((nl = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (inData) {
-          if (line === '.') {
-            inData = false;
-            messages++;
-            out += '250 ok\r\n';
-          }
-          continue;
-        }
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'EHLO') out += '250-sink\r\n250 PIPELINING\r\n';
-        else if (verb === 'DATA') {
-          inData = true;
-          out += '354 go\r\n';
-        } else if (verb === 'QUIT') {
-          s.end(`${out}221 bye\r\n`);
-          return;
-        } else out += '250 ok\r\n';
-      }
-      if (out !== '') s.write(out);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  const a = server.address();
-  return { label: 'an in-process sink', port: typeof a === 'object' && a !== null ? a.port : 0, count: () => messages, stop: () => server.close() };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  const a = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return typeof a === 'object' && a !== null ? a.port : 0;
-}
-
-/** True once something accepts TCP connections on HOST:port (tried for up to 10 s). */
-async function listening(port: number): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: HOST, port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return false;
-}
-
-/** Postfix's smtp-sink as a separate process; its `-c` counters (`mesg=N` on stdout) count the messages. */
-async function smtpSink(): Promise<Sink> {
-  const port = await freePort();
-  const args = [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), '-c', `${HOST}:${port}`, '1024'];
-  const child = spawn(SMTP_SINK, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  let messages = 0;
-  let tail = '';
-  child.stdout.setEncoding('latin1');
-  child.stdout.on('data', (d: string) => {
-    tail = (tail + d).slice(-200);
-    const all = [...tail.matchAll(/mesg=(\d+)/g)];
-    const last = all[all.length - 1];
-    if (last?.[1] !== undefined) messages = Math.max(messages, Number(last[1]));
-  });
-  if (!(await listening(port))) {
-    child.kill();
-    throw new Error(`${SMTP_SINK} did not listen on ${HOST}:${port}`);
-  }
-  return { label: "Postfix's smtp-sink", port, count: () => messages, stop: () => child.kill() };
-}
-
-/** The message files: 4 KiB, one per worker (a worker sends its file again and again). */
+/** The message files: one per worker (a worker sends its file again and again). */
 function messages(dir: string, count: number): string[] {
   mkdirSync(dir, { recursive: true });
-  const head = 'From: bench@example.test\nTo: rcpt@sink.test\nSubject: relay bench\n\n';
-  const body = `${'x'.repeat(71)}\n`.repeat(Math.floor((4096 - head.length) / 72));
   return Array.from({ length: count }, (_, i) => {
     const p = join(dir, `msg${i}`);
-    writeFileSync(p, head + body);
+    writeFileSync(p, messageText());
     return p;
   });
 }
+
+/** Runs fn(0) … fn(n-1) with `width` of them in flight. */
+async function parallel(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < n; i = next++) await fn(i);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+}
+
+const since = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 
 /** Sends n one-recipient messages through RemoteEngine to HOST:port with `concurrency` in flight. */
 async function pump(root: string, port: number, n: number, concurrency: number, deadlineMs: number): Promise<{ done: number; failed: number; seconds: number; lastError?: string }> {
@@ -136,7 +58,7 @@ async function pump(root: string, port: number, n: number, concurrency: number, 
   const worker = async (w: number): Promise<void> => {
     while (next < n && process.hrtime.bigint() < deadline) {
       const i = next++;
-      const r = await engine.deliver({ recipient: `r${i}@sink.test`, sender: 'bench@example.test', messagePath: msgs[w] ?? '' });
+      const r = await engine.deliver({ recipient: `r${i}@sink.test`, sender: SENDER, messagePath: msgs[w] ?? '' });
       if (r.result === 'success') done++;
       else {
         failed++;
@@ -145,7 +67,7 @@ async function pump(root: string, port: number, n: number, concurrency: number, 
     }
   };
   await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const seconds = since(start);
   engine.close();
   return { done, failed, seconds, ...(lastError !== undefined ? { lastError } : {}) };
 }
@@ -160,34 +82,109 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
-/** One measured case: how many of `n` the sink received, in how many seconds (clock as described per MTA). */
+/**
+ * One measured case: how many of `n` the sink received, in how many seconds. `quail` and `postfix`: from
+ * the MTA's queue (the same workload, compared by the ratio); `quail-client`: RemoteEngine alone, no queue.
+ */
 export interface RelayCase {
-  readonly mta: 'quail' | 'postfix';
+  readonly mta: 'quail' | 'quail-client' | 'postfix';
   readonly concurrency: number;
   readonly n: number;
   /** Messages the sink counted during the measured interval. */
   readonly atSink: number;
+  /** Messages the sink counted after the release and before the clock started (0 when the hold held). */
+  readonly early: number;
   readonly seconds: number;
   readonly rate: number;
   /** Extra facts for the note (injection time, failures). */
   readonly detail: string;
 }
 
-async function quailCase(ctx: BenchContext, sink: Sink, n: number, c: number, budgetMs: number): Promise<RelayCase> {
-  ctx.progress(`relay: quail RemoteEngine → ${sink.label}, concurrency ${c}, ${n} messages`);
+/** quail's SMTP client alone: RemoteEngine.deliver with message files, no queue, scheduler or state writes. */
+async function quailClientCase(ctx: BenchContext, sink: Sink, n: number, c: number, budgetMs: number): Promise<RelayCase> {
+  ctx.progress(`relay: quail RemoteEngine alone → ${sink.label}, concurrency ${c}, ${n} messages`);
   const base = sink.count();
-  const r = await pump(join(ctx.workDir, `quail-${c}`), sink.port, n, c, budgetMs);
+  const r = await pump(join(ctx.workDir, `quail-client-${c}`), sink.port, n, c, budgetMs);
   await until(() => sink.count() - base >= r.done, 2000); // smtp-sink's counter line may trail the 250
   const atSink = sink.count() - base;
   const cut = r.done + r.failed < n ? `, stopped at the ${Math.round(budgetMs / 1000)} s budget` : '';
   const fail = r.failed > 0 ? `, ${r.failed} failed (last: ${r.lastError ?? '?'})` : '';
-  return { mta: 'quail', concurrency: c, n, atSink, seconds: r.seconds, rate: atSink / r.seconds, detail: `${r.done} accepted${fail}${cut}` };
+  return { mta: 'quail-client', concurrency: c, n, atSink, early: 0, seconds: r.seconds, rate: atSink / r.seconds, detail: `${r.done} accepted${fail}${cut}` };
+}
+
+/**
+ * quail from its queue, Postfix's workload: `quail init` (control/smtproutes `:HOST:SINK`, concurrencyremote and
+ * concurrencyremotehost = c); n messages injected with FileQueue.inject (the queue API, as `quail inject` commits)
+ * and each put on hold (setHeld) while no quail runs; `quail start` (the real supervisor) comes up and records them
+ * held; each is released (setHeld false, no wake-up: nothing is delivered yet); the clock runs from the flush
+ * wake-up (what `quail queue flush` sends) until the sink has counted n and queue/env/ is empty.
+ */
+async function quailQueueCase(ctx: BenchContext, sink: Sink, n: number, c: number, budgetMs: number): Promise<RelayCase> {
+  const root = join(ctx.workDir, `quail-queue-${c}`);
+  mkdirSync(root, { mode: 0o755 });
+  quailCli(['init', '--root', root, '--me', 'bench.example.test']);
+  const controls: Array<[string, string]> = [['smtproutes', `:${HOST}:${sink.port}`], ['concurrencyremote', `${c}`], ['concurrencyremotehost', `${c}`]];
+  for (const [name, value] of controls) writeFileSync(join(root, 'control', name), `${value}\n`);
+  ctx.progress(`relay: quail start → ${sink.label}, concurrency ${c}: injecting ${n} messages (held)`);
+  const q = await openQueue(root, { create: false });
+  const data = Buffer.from(messageText(), 'latin1');
+  const injector = { kind: 'uid', uid: process.getuid?.() ?? 0 } as const;
+  const ids: QueueId[] = [];
+  const tInject = process.hrtime.bigint();
+  await parallel(n, INJECT_WIDTH, async (i) => {
+    const id = await q.inject({ sender: SENDER, recipients: [`r${i}@sink.test`], data, injector, meta: { origin: 'inject' } });
+    await q.setHeld(id, true);
+    ids[i] = id;
+  });
+  const injectS = since(tInject);
+  const logged = { success: 0, deferral: 0, failure: 0 };
+  const base0 = sink.count();
+  const quail = await startQuailProcess(root, {
+    args: ['--pop3', 'none'],
+    startTimeoutMs: 120_000, // recovery and the first scan read every envelope
+    onLine: (line) => {
+      const m = /\bsend\.delivery .*\bresult=(success|deferral|failure)\b/.exec(line);
+      if (m?.[1] === 'success' || m?.[1] === 'deferral' || m?.[1] === 'failure') logged[m[1]]++;
+    },
+  });
+  try {
+    const tRelease = process.hrtime.bigint();
+    await parallel(n, INJECT_WIDTH, async (i) => {
+      const id = ids[i];
+      if (id !== undefined) await q.setHeld(id, false);
+    });
+    const releaseS = since(tRelease);
+    const base = sink.count();
+    const early = Math.max(base - base0, logged.success + logged.deferral + logged.failure);
+    ctx.progress(`relay: quail start → ${sink.label}, concurrency ${c}: flushing ${n} messages`);
+    const envDir = join(root, 'queue', 'env');
+    const alive = (): boolean => quail.child.exitCode === null && quail.child.signalCode === null;
+    const start = process.hrtime.bigint();
+    const woken = await q.triggerCounted('flush');
+    if (woken === 0) throw new Error(`quail start took no flush wake-up\n${quail.log().slice(-1500)}`);
+    await until(() => !alive() || sink.count() - base >= n, budgetMs);
+    await until(() => !alive() || readdirSync(envDir).length === 0, Math.max(0, budgetMs - since(start) * 1000));
+    const seconds = since(start);
+    if (!alive()) throw new Error(`quail start exited during the case\n${quail.log().slice(-1500)}`);
+    const atSink = sink.count() - base;
+    const left = readdirSync(envDir).length;
+    const notes = [
+      `${n} injected with FileQueue.inject and held in ${injectS.toFixed(1)} s, released in ${releaseS.toFixed(1)} s (untimed)`,
+      `deliveries logged: ${logged.success} success, ${logged.deferral} deferral, ${logged.failure} failure`,
+    ];
+    if (early > 0) notes.push(`${early} delivered before the clock started`);
+    if (atSink < n || left > 0) notes.push(`stopped at the ${Math.round(budgetMs / 1000)} s budget, ${left} still queued`);
+    return { mta: 'quail', concurrency: c, n, atSink, early, seconds, rate: atSink / seconds, detail: notes.join('; ') };
+  } finally {
+    await quail.stop();
+    q.close();
+  }
 }
 
 /**
  * Postfix: the messages are injected over SMTP into a private instance whose smtpd puts everything on hold;
  * once all n are in the hold queue, `postsuper -H ALL` moves them to the deferred queue, and the clock runs
- * from `postqueue -f` (deliver the deferred queue now) until the sink has counted n.
+ * from `postqueue -f` (deliver the deferred queue now) until the sink has counted n and the queue is empty.
  */
 async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, budgetMs: number): Promise<RelayCase> {
   const dir = join(ctx.workDir, `postfix-${c}`);
@@ -202,7 +199,7 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const inj = await pump(join(ctx.workDir, `inject-${c}`), port, n, Math.min(c, 20), budgetMs);
+    const inj = await pump(join(ctx.workDir, `inject-${c}`), port, n, Math.min(c, INJECT_WIDTH), budgetMs);
     if (inj.done !== n) throw new Error(`Postfix accepted ${inj.done} of ${n} messages (${inj.lastError ?? 'budget'})\n${pf.log().slice(-1500)}`);
     if (!(await until(() => pf.held() === n, 30_000))) throw new Error(`Postfix holds ${pf.held()} of ${n} messages\n${pf.log().slice(-1500)}`);
     const base = sink.count();
@@ -212,13 +209,14 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
     const start = process.hrtime.bigint();
     pf.flush();
     await until(() => sink.count() - base >= n, budgetMs);
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    await until(() => pf.queued() === 0, Math.max(0, budgetMs - since(start) * 1000));
+    const seconds = since(start);
     const atSink = sink.count() - base;
     const left = pf.queued();
-    const notes = [`injected and held in ${inj.seconds.toFixed(1)} s`];
+    const notes = [`injected over SMTP and held in ${inj.seconds.toFixed(1)} s`];
     if (early > 0) notes.push(`${early} delivered before the clock started`);
-    if (atSink < n) notes.push(`stopped at the ${Math.round(budgetMs / 1000)} s budget, ${left} still queued`);
-    return { mta: 'postfix', concurrency: c, n, atSink, seconds, rate: atSink / seconds, detail: notes.join(', ') };
+    if (atSink < n || left > 0) notes.push(`stopped at the ${Math.round(budgetMs / 1000)} s budget, ${left} still queued`);
+    return { mta: 'postfix', concurrency: c, n, atSink, early, seconds, rate: atSink / seconds, detail: notes.join(', ') };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -231,16 +229,17 @@ function postfixVersion(): string {
   return r.status === 0 ? `Postfix ${r.stdout.trim()}` : 'Postfix';
 }
 
-/** Every case of the section (the test runs this with a tiny n); `reason` says why Postfix was skipped. */
+/** Every case of the section (the test runs this with a tiny n); `postfixSkipped` says why Postfix was skipped. */
 export async function runRelay(ctx: BenchContext): Promise<{ sink: string; cases: RelayCase[]; postfixSkipped?: string }> {
   const n = ctx.n(10_000);
-  const budgetMs = Math.max(ctx.caseBudgetMs, 150_000); // the whole n for both, so the ratio compares the same work
-  const sink = existsSync(SMTP_SINK) ? await smtpSink() : await nodeSink();
+  const budgetMs = Math.max(ctx.caseBudgetMs, 150_000); // the whole n for every case, so the ratio compares the same work
+  const sink = await startSink();
   const skipped = postfixUnavailable();
   const cases: RelayCase[] = [];
   try {
     for (const c of CONCURRENCIES) {
-      cases.push(await quailCase(ctx, sink, n, c, budgetMs));
+      cases.push(await quailQueueCase(ctx, sink, n, c, budgetMs));
+      cases.push(await quailClientCase(ctx, sink, n, c, budgetMs));
       if (skipped === undefined) cases.push(await postfixCase(ctx, sink, n, c, budgetMs));
     }
   } finally {
@@ -251,20 +250,25 @@ export async function runRelay(ctx: BenchContext): Promise<{ sink: string; cases
 
 export type RelayResult = Awaited<ReturnType<typeof runRelay>>;
 
-/** The table rows: per concurrency quail's rate, Postfix's rate and the ratio, or why Postfix was skipped. */
+/**
+ * The table rows, per concurrency: quail from its queue, Postfix from its queue, their ratio, then quail's
+ * SMTP client alone (no queue); or why Postfix was skipped.
+ */
 export function relayRows(r: RelayResult): BenchRow[] {
   const rows: BenchRow[] = [];
   const pfName = r.postfixSkipped === undefined ? postfixVersion() : 'Postfix';
+  const row = (name: string, x: RelayCase): BenchRow => ({
+    name, value: x.rate, unit: 'msg/s', note: `${x.atSink} of ${x.n} at the sink in ${x.seconds.toFixed(2)} s; ${x.detail}`,
+  });
   for (const c of CONCURRENCIES) {
-    const q = r.cases.find((x) => x.mta === 'quail' && x.concurrency === c);
-    const p = r.cases.find((x) => x.mta === 'postfix' && x.concurrency === c);
-    if (q) {
-      rows.push({ name: `quail → ${r.sink}, concurrency ${c}`, value: q.rate, unit: 'msg/s', note: `${q.atSink} of ${q.n} at the sink in ${q.seconds.toFixed(2)} s; ${q.detail}` });
-    }
-    if (p) {
-      rows.push({ name: `${pfName} → ${r.sink}, concurrency ${c}`, value: p.rate, unit: 'msg/s', note: `${p.atSink} of ${p.n} at the sink in ${p.seconds.toFixed(2)} s; ${p.detail}` });
-    }
-    if (q && p && p.rate > 0) rows.push({ name: `ratio quail / Postfix, concurrency ${c}`, value: q.rate / p.rate, unit: 'x', note: '>1: quail faster' });
+    const find = (mta: RelayCase['mta']): RelayCase | undefined => r.cases.find((x) => x.mta === mta && x.concurrency === c);
+    const q = find('quail');
+    const p = find('postfix');
+    const client = find('quail-client');
+    if (q) rows.push(row(`quail start, queue → ${r.sink}, concurrency ${c}`, q));
+    if (p) rows.push(row(`${pfName}, queue → ${r.sink}, concurrency ${c}`, p));
+    if (q && p && p.rate > 0) rows.push({ name: `ratio quail / Postfix, queue → sink, concurrency ${c}`, value: q.rate / p.rate, unit: 'x', note: '>1: quail faster; same workload' });
+    if (client) rows.push(row(`quail SMTP client alone, no queue → ${r.sink}, concurrency ${c}`, client));
   }
   if (r.postfixSkipped !== undefined) rows.push({ name: 'Postfix comparison skipped', value: 0, unit: '-', note: r.postfixSkipped });
   return rows;
