@@ -2,22 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Control } from '../control/index.js';
+import { rmSync, statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { deliverRemote, RemoteEngine, Tcpto, tcptoPath, type RemoteJob } from './index.js';
 import { startDns, type DnsName } from './testdns.js';
+import { testSmtp, testWorld, unstuffed, type TestSmtp } from './testsmtp.js';
 
-function world(files: Record<string, string>, message: Buffer): { root: string; control: () => Control; msg: string } {
-  const root = mkdtempSync(join(tmpdir(), 'quail-remote-ext-'));
-  mkdirSync(join(root, 'control'));
-  for (const [k, v] of Object.entries({ me: 'relay.test\n', ...files })) writeFileSync(join(root, 'control', k), v);
-  const msg = join(root, 'msg');
-  writeFileSync(msg, message);
-  return { root, control: () => new Control(root), msg };
-}
+const world = (files: Record<string, string>, message: Buffer): ReturnType<typeof testWorld> => testWorld(files, message);
 
 const ASCII = Buffer.from('Subject: plain\n\nhello\n');
 /** "café" in UTF-8: one byte >= 0x80 is enough for BODY=8BITMIME. */
@@ -25,56 +16,8 @@ const EIGHT_BIT = Buffer.concat([Buffer.from('Subject: 8bit\nContent-Type: text/
 /** A local part in UTF-8, held as quail holds addresses: one character per byte (latin1). */
 const JORG = `j${Buffer.from('ö', 'utf8').toString('latin1')}rg@x.test`;
 
-interface Recorder {
-  readonly server: Server;
-  readonly port: number;
-  /** Every command line as received (latin1: one character per byte). */
-  readonly lines: string[];
-  /** Each message body as received, raw bytes. */
-  readonly bodies: Buffer[];
-}
-
-/** A server that answers EHLO with `keywords` and 250 to everything else, recording commands and bodies. */
-async function recorder(host: string, keywords: readonly string[], port = 0): Promise<Recorder> {
-  const lines: string[] = [];
-  const bodies: Buffer[] = [];
-  const server = createServer((s: Socket) => {
-    s.on('error', () => undefined);
-    s.setEncoding('latin1');
-    s.write('220 recorder ESMTP\r\n');
-    let buf = '';
-    let body: string | undefined;
-    s.on('data', (c: string) => {
-      buf += c;
-      let nl: number;
-      while ((nl = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (body !== undefined) {
-          if (line === '.') {
-            bodies.push(Buffer.from(body, 'latin1'));
-            body = undefined;
-            s.write('250 ok queued\r\n');
-          } else body += `${line}\n`;
-          continue;
-        }
-        lines.push(line);
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'EHLO') s.write(['recorder', ...keywords].map((k, i, a) => `250${i === a.length - 1 ? ' ' : '-'}${k}\r\n`).join(''));
-        else if (verb === 'DATA') {
-          body = '';
-          s.write('354 go\r\n');
-        } else if (verb === 'QUIT') s.end('221 bye\r\n');
-        else s.write('250 ok\r\n');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
-  server.unref();
-  const a = server.address();
-  assert.ok(a !== null && typeof a === 'object');
-  return { server, port: a.port, lines, bodies };
-}
+/** A server that answers EHLO with `keywords` and 250 to everything else, recording commands and messages. */
+const recorder = (host: string, keywords: readonly string[], port = 0): Promise<TestSmtp> => testSmtp(host, { ehlo: keywords, port });
 
 const job = (msg: string, recipient: string, sender = 'from@relay.test'): RemoteJob => ({ recipient, sender, messagePath: msg });
 
@@ -103,7 +46,7 @@ void test('MAIL FROM carries SIZE, BODY=8BITMIME and SMTPUTF8 exactly when offer
     const r = await deliverRemote(job(w.msg, 'ascii@x.test'), { control: w.control() });
     assert.equal(r.result, 'success', r.report);
     assert.deepEqual(s.lines.filter((l) => l.startsWith('MAIL')), [mail]);
-    assert.deepEqual(s.bodies, [EIGHT_BIT], 'the bytes arrive unchanged');
+    assert.deepEqual(s.messages.map((m) => unstuffed(m.raw)), [EIGHT_BIT], 'the bytes arrive unchanged');
     s.server.close();
     rmSync(w.root, { recursive: true });
   }

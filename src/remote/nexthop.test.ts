@@ -1,13 +1,14 @@
 // Next hop through a real DNS server on 127.0.0.1 (control/dnsservers): MX order, null MX, implicit MX, backup MX.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { deliverRemote, makeResolver, nullMxReport, parseDnsServers, resolveTargets, shuffleEqual } from './index.js';
 import { startDns, type DnsName } from './testdns.js';
+import { testSmtp, type TestSmtp } from './testsmtp.js';
 
 const ZONE: Array<[string, DnsName]> = [
   ['mx.test', { mx: [{ pref: 20, exchange: 'b.mx.test' }, { pref: 10, exchange: 'a.mx.test' }] }],
@@ -95,44 +96,8 @@ void test('MX, null MX, implicit MX, NXDOMAIN, SERVFAIL through the DNS server n
   rmSync(w.root, { recursive: true });
 });
 
-/** A server that answers 220/250/354 and counts connections. */
-async function counter(host: string): Promise<{ server: Server; port: number; connections: () => number }> {
-  let n = 0;
-  const server = createServer((s) => {
-    n++;
-    s.setEncoding('latin1');
-    s.write('220 ok\r\n');
-    let buf = '';
-    let inData = false;
-    s.on('data', (c: string) => {
-      buf += c;
-      let nl: number;
-      while ((nl = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (inData) {
-          if (line === '.') {
-            inData = false;
-            s.write('250 queued\r\n');
-          }
-          continue;
-        }
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'QUIT') s.end('221 bye\r\n');
-        else if (verb === 'DATA') {
-          inData = true;
-          s.write('354 go\r\n');
-        } else s.write('250 fine\r\n');
-      }
-    });
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  server.unref();
-  const a = server.address();
-  assert.ok(a !== null && typeof a === 'object');
-  return { server, port: a.port, connections: () => n };
-}
+/** A server that answers 220/250/354 ("250 queued" after the dot) and counts connections. */
+const counter = (host: string, port = 0): Promise<TestSmtp> => testSmtp(host, { port, replies: { end: '250 queued' } });
 
 void test('backup MX: delivers only to the better-preference primary, never to itself or worse; waits while it is down', async () => {
   const dns = await startDns(new Map(ZONE));
@@ -161,23 +126,13 @@ void test('backup MX: delivers only to the better-preference primary, never to i
   });
   assert.equal(selfHits.length + worseHits.length, 0, 'never to itself or a worse MX');
   // The primary comes back: the retry reaches it.
-  const back = await counterOn('127.0.0.2', port);
+  const back = await counter('127.0.0.2', port);
   const r = await deliverRemote(job, opts);
   assert.equal(r.result, 'success', r.report);
   assert.equal(r.report, '127.0.0.2 accepted message.\nRemote host said: 250 queued\n');
-  assert.equal(back.connections(), 1);
+  assert.equal(back.connections.length, 1);
   for (const s of [self, worse, back.server]) s.close();
   await dns.close();
   rmSync(w.root, { recursive: true });
 });
 
-async function counterOn(host: string, port: number): Promise<{ server: Server; connections: () => number }> {
-  const c = await counter(host);
-  await new Promise<void>((resolve) => c.server.close(() => resolve()));
-  // Re-listen the same handler on the requested port.
-  await new Promise<void>((resolve, reject) => {
-    c.server.once('error', reject);
-    c.server.listen(port, host, resolve);
-  });
-  return c;
-}

@@ -1,65 +1,17 @@
 // deliverRemote against real SMTP sinks on 127.0.0.1: report texts (E.7), quoting (E.6), routes (E.2-E.3), data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { deliverRemote, lookupRoute, routeCandidates, resolveTargets, type RemoteResolver } from './index.js';
 import { parseMap } from '../control/index.js';
+import { testSmtp, type TestSmtp } from './testsmtp.js';
 
-interface Seen {
-  lines: string[];
-  data: string;
-}
-
-/** A scripted sink: replies by command verb; records every command line and the raw DATA bytes. */
-async function sink(replies: Partial<Record<string, string>>): Promise<{ port: number; seen: Seen[]; server: Server }> {
-  const seen: Seen[] = [];
-  const server = createServer((sock: Socket) => {
-    const s: Seen = { lines: [], data: '' };
-    seen.push(s);
-    let buf = '';
-    let inData = false;
-    sock.setEncoding('latin1');
-    sock.write(`${replies['greeting'] ?? '220 test ESMTP'}\r\n`);
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      for (;;) {
-        if (inData) {
-          const end = buf.indexOf('\r\n.\r\n');
-          if (end < 0 && !buf.startsWith('.\r\n')) return;
-          const cut = buf.startsWith('.\r\n') ? 0 : end + 2;
-          s.data += buf.slice(0, cut);
-          buf = buf.slice(cut + 3);
-          inData = false;
-          sock.write(`${replies['end'] ?? '250 ok done'}\r\n`);
-          continue;
-        }
-        const nl = buf.indexOf('\r\n');
-        if (nl < 0) return;
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        s.lines.push(line);
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'QUIT') {
-          sock.end('221 bye\r\n');
-          return;
-        }
-        const r = replies[verb] ?? (verb === 'DATA' ? '354 go' : '250 ok');
-        if (verb === 'DATA' && r.startsWith('354')) inData = true;
-        sock.write(`${r}\r\n`);
-      }
-    });
-    sock.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  server.unref(); // a failed assertion must not leave the test process hanging
-  const addr = server.address();
-  assert.ok(addr !== null && typeof addr === 'object');
-  return { port: addr.port, seen, server };
-}
+/** A scripted sink on 127.0.0.1: replies by command verb (`end` after the dot: `250 ok done`). */
+const sink = (replies: Partial<Record<string, string>>): Promise<TestSmtp> => testSmtp('127.0.0.1', { replies: { end: '250 ok done', ...replies } });
 
 function world(control: Record<string, string>, message: string): { root: string; control: Control; msg: string } {
   const root = mkdtempSync(join(tmpdir(), 'quail-remote-'));
@@ -94,8 +46,8 @@ void test('accepted: EHLO, quoted MAIL/RCPT, CRLF and dot-stuffing, exact succes
   const r = await deliverRemote({ recipient: 'john doe@remote.test', sender: 'a..b@origin.test', messagePath: w.msg }, { control: w.control });
   assert.deepEqual(r, { result: 'success', report: '127.0.0.1 accepted message.\nRemote host said: 250 ok done\n' });
   // (QUIT is not waited for, so it may not have arrived yet)
-  assert.deepEqual(s.seen[0]?.lines.slice(0, 4), ['EHLO mx.quail.test', 'MAIL FROM:<"a..b"@origin.test>', 'RCPT TO:<"john doe"@remote.test>', 'DATA']);
-  assert.equal(s.seen[0]?.data, 'Subject: x\r\n\r\n..dot\r\nline\r\n...two\r\n');
+  assert.deepEqual(s.connections[0]?.lines.slice(0, 4), ['EHLO mx.quail.test', 'MAIL FROM:<"a..b"@origin.test>', 'RCPT TO:<"john doe"@remote.test>', 'DATA']);
+  assert.equal(s.connections[0]?.data, 'Subject: x\r\n\r\n..dot\r\nline\r\n...two\r\n');
   await closeAll(s.server);
   rmSync(w.root, { recursive: true });
 });
@@ -106,7 +58,7 @@ void test('RCPT 550 is permanent, 451 temporary, with Giving up text', async () 
     const w = world({ me: 'me.test\n', helohost: 'helo.test\n', smtproutes: `remote.test:[127.0.0.1]:${s.port}\n` }, 'x\n');
     const r = await deliverRemote({ recipient: 'u@remote.test', sender: '', messagePath: w.msg }, { control: w.control });
     assert.deepEqual(r, { result, report: `127.0.0.1 does not like recipient.\nRemote host said: ${code}\nGiving up on 127.0.0.1.\n` });
-    assert.deepEqual(s.seen[0]?.lines.slice(0, 2), ['EHLO helo.test', 'MAIL FROM:<>']);
+    assert.deepEqual(s.connections[0]?.lines.slice(0, 2), ['EHLO helo.test', 'MAIL FROM:<>']);
     await closeAll(s.server);
     rmSync(w.root, { recursive: true });
   }
@@ -117,7 +69,7 @@ void test('EHLO refused falls back to HELO; sender and DATA rejections', async (
   const w = world({ me: 'me.test\n', smtproutes: `:127.0.0.1:${s.port}\n` }, 'x\n');
   const r = await deliverRemote({ recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg }, { control: w.control });
   assert.deepEqual(r, { result: 'failure', report: 'Connected to 127.0.0.1 but sender was rejected.\nRemote host said: 553 go away\n' });
-  assert.equal(s.seen[0]?.lines[1], 'HELO me.test');
+  assert.equal(s.connections[0]?.lines[1], 'HELO me.test');
   await closeAll(s.server);
   const s2 = await sink({ end: '452-first\r\n452 second' });
   const w2 = world({ me: 'me.test\n', smtproutes: `:127.0.0.1:${s2.port}\n` }, 'x\n');
@@ -133,7 +85,7 @@ void test('partial final line is permanent and the final dot is never sent', asy
   const w = world({ me: 'me.test\n', smtproutes: `:127.0.0.1:${s.port}\n` }, 'Subject: x\n\nno newline');
   const r = await deliverRemote({ recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg }, { control: w.control });
   assert.deepEqual(r, { result: 'failure', report: 'SMTP cannot transfer messages with partial final lines. (#5.6.2)\n' });
-  assert.equal(s.seen[0]?.data, '');
+  assert.equal(s.connections[0]?.data, '');
   await closeAll(s.server);
   rmSync(w.root, { recursive: true });
 });

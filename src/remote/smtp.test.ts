@@ -2,26 +2,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Control } from '../control/index.js';
 import { openQueue, type NewMessage } from '../queue/index.js';
 import { loadTlsContext, SmtpListener } from '../smtpd/index.js';
 import { deliverRemote, RemoteEngine, Tcpto, tcptoPath, type RemoteJob } from './index.js';
 import { startDns, type DnsName } from './testdns.js';
+import { testSmtp, testWorld, type TestSmtp } from './testsmtp.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'quail-remote-smtp-'));
 
-function world(files: Record<string, string>): { root: string; control: () => Control; msg: string } {
-  const root = tmp();
-  mkdirSync(join(root, 'control'));
-  for (const [k, v] of Object.entries({ me: 'relay.test\n', ...files })) writeFileSync(join(root, 'control', k), v);
-  const msg = join(root, 'msg');
-  writeFileSync(msg, 'Subject: test\n\nhello\n');
-  return { root, control: () => new Control(root), msg };
-}
+const world = (files: Record<string, string>): ReturnType<typeof testWorld> => testWorld(files);
 
 /** A self-signed certificate for `name` (key + certificate in one PEM, as servercert.pem). */
 function selfSigned(dir: string, name: string, file: string): string {
@@ -32,78 +24,15 @@ function selfSigned(dir: string, name: string, file: string): string {
   return pem;
 }
 
-interface Scripted {
-  readonly server: Server;
-  readonly port: number;
-  readonly connections: () => number;
-  /** Per transaction that reached the end of DATA: the recipients the server accepted. */
-  readonly delivered: string[][];
-  readonly lines: string[];
-}
-
-/**
- * A scripted server: RCPT to a local part starting `r5` gets 550, `r4` 451; `mode` `drop` closes the
- * connection right after the final dot (before any reply), `silent` never greets.
- */
-async function scripted(host: string, mode: 'normal' | 'drop' | 'silent', port = 0): Promise<Scripted> {
-  let n = 0;
-  const delivered: string[][] = [];
-  const lines: string[] = [];
-  const server = createServer((s: Socket) => {
-    n++;
-    s.on('error', () => undefined);
-    if (mode === 'silent') return;
-    s.setEncoding('latin1');
-    s.write('220 scripted ESMTP\r\n');
-    let buf = '';
-    let inData = false;
-    let rcpts: string[] = [];
-    s.on('data', (c: string) => {
-      buf += c;
-      let nl: number;
-      while ((nl = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (inData) {
-          if (line !== '.') continue;
-          inData = false;
-          if (mode === 'drop') {
-            s.destroy();
-            return;
-          }
-          delivered.push(rcpts);
-          rcpts = [];
-          s.write('250 ok queued\r\n');
-          continue;
-        }
-        lines.push(line);
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'EHLO') s.write('250-scripted\r\n250-PIPELINING\r\n250 SIZE 100000\r\n');
-        else if (verb === 'RCPT') {
-          const addr = line.slice(line.indexOf('<') + 1, line.lastIndexOf('>'));
-          if (addr.startsWith('r5')) s.write(`550 5.1.1 <${addr}>: no such user\r\n`);
-          else if (addr.startsWith('r4')) s.write(`451 4.3.0 <${addr}>: try again in a moment\r\n`);
-          else {
-            rcpts.push(addr);
-            s.write('250 ok\r\n');
-          }
-        } else if (verb === 'DATA') {
-          inData = true;
-          s.write('354 go\r\n');
-        } else if (verb === 'QUIT') s.end('221 bye\r\n');
-        else if (verb === 'RSET') {
-          rcpts = [];
-          s.write('250 reset\r\n');
-        } else s.write('250 ok\r\n');
-      }
-    });
+/** A scripted server: RCPT to a local part starting `r5` gets 550, `r4` 451; PIPELINING and SIZE offered. */
+const scripted = (host: string, mode: 'normal' | 'drop' | 'silent', port = 0): Promise<TestSmtp> =>
+  testSmtp(host, {
+    mode,
+    port,
+    ehlo: ['PIPELINING', 'SIZE 100000'],
+    rcpt: (addr) => (addr.startsWith('r5') ? `550 5.1.1 <${addr}>: no such user` : addr.startsWith('r4') ? `451 4.3.0 <${addr}>: try again in a moment` : undefined),
   });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
-  server.unref();
-  const a = server.address();
-  assert.ok(a !== null && typeof a === 'object');
-  return { server, port: a.port, connections: () => n, delivered, lines };
-}
+const delivered = (s: TestSmtp): readonly (readonly string[])[] => s.messages.map((m) => m.recipients);
 
 const jobsFor = (msg: string, rcpts: string[]): RemoteJob[] => rcpts.map((recipient) => ({ recipient, sender: 'from@relay.test', messagePath: msg }));
 
@@ -171,7 +100,7 @@ void test('control/replyrules reclassifies a real reply; a broken rules file def
   const rb = await deliverRemote({ recipient: 'ok@x.test', sender: 'from@relay.test', messagePath: bad.msg }, { control: bad.control() });
   assert.equal(rb.result, 'deferral');
   assert.match(rb.report, /^Unable to read control files\. control\/replyrules line 1: bad pattern: .*\(#4\.3\.0\)\n$/);
-  assert.deepEqual(s.delivered, [], 'nothing was sent while the rules file is broken');
+  assert.deepEqual(delivered(s), [], 'nothing was sent while the rules file is broken');
   rmSync(w.root, { recursive: true });
   rmSync(bad.root, { recursive: true });
 });
@@ -186,8 +115,8 @@ void test('per-recipient 5xx and 4xx in one pipelined transaction; the others ar
   assert.equal(rs[1]?.report, '127.0.0.3 does not like recipient.\nRemote host said: 550 5.1.1 <r5x@x.test>: no such user\nGiving up on 127.0.0.3.\n');
   assert.equal(rs[2]?.report, '127.0.0.3 does not like recipient.\nRemote host said: 451 4.3.0 <r4x@x.test>: try again in a moment\nGiving up on 127.0.0.3.\n');
   assert.equal(rs[0]?.report, '127.0.0.3 accepted message.\nRemote host said: 250 ok queued\n');
-  assert.deepEqual(s.delivered, [['ok1@x.test', 'ok2@x.test']]);
-  assert.equal(s.connections(), 1);
+  assert.deepEqual(delivered(s), [['ok1@x.test', 'ok2@x.test']]);
+  assert.equal(s.connections.length, 1);
   assert.ok(s.lines.some((l) => /^MAIL FROM:<from@relay\.test> SIZE=\d+$/.test(l)), 'SIZE declared');
   s.server.close();
   rmSync(w.root, { recursive: true });
@@ -229,7 +158,7 @@ void test('refused connection: next MX; a remembered timeout is skipped until `q
   tcpto.record('127.0.0.4', true);
   const engine = new RemoteEngine({ root: w.root, control: w.control, mxPort: port, idleMs: 10 });
   assert.equal((await engine.deliver({ recipient: 'v@two.test', sender: 's@relay.test', messagePath: w.msg })).result, 'success');
-  assert.equal(first.connections(), 0, 'skipped while remembered');
+  assert.equal(first.connections.length, 0, 'skipped while remembered');
   const cli = join(import.meta.dirname, '..', 'cli', 'main.js');
   assert.equal(execFileSync(process.execPath, [cli, 'remote', 'tcpok', '--root', w.root], { encoding: 'utf8' }), 'quail remote tcpok: forgot 1 address\n');
   const r2 = await engine.deliver({ recipient: 'x@two.test', sender: 's@relay.test', messagePath: w.msg });
