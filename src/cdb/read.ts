@@ -1,5 +1,6 @@
-// cdb reader: lookups (all values or the first) and record iteration over a file held in memory.
-import { readFileSync } from 'node:fs';
+// cdb reader: lookups (all values or the first) and record iteration over a file held in memory, and lookups
+// through an open file descriptor with positional reads (qmail's cdb_seek: header, slot, record; no whole read).
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { cdbHash } from './hash.js';
 
 const HEADER = 2048;
@@ -91,4 +92,126 @@ export class CdbFile {
   entries(): Generator<[Buffer, Buffer]> {
     return cdbEntries(this.bytes);
   }
+}
+
+/** The key as bytes: strings are Latin-1, one byte per char. */
+const keyBytes = (key: Uint8Array | string): Buffer => (typeof key === 'string' ? Buffer.from(key, 'latin1') : Buffer.from(key));
+
+/**
+ * A cdb file read through an open file descriptor, as qmail-smtpd reads morercpthosts.cdb: the 2048-byte header
+ * once, then for each lookup the hash slots and the record, each with a positional read. Nothing else of the
+ * file is read, so the cost of a lookup does not grow with the file. The descriptor keeps the file that was
+ * opened: a newer file installed by rename (writeCdbAtomic) is seen only by a new reader.
+ * Damage (a read past the end of the file) is a CdbFormatError, as with the in-memory functions; fs errors
+ * (EIO, EISDIR) are thrown as they come.
+ */
+export class CdbReader {
+  private fd: number | null;
+  private readonly scratch = Buffer.alloc(8);
+
+  private constructor(fd: number, private readonly header: Buffer, private readonly size: number) {
+    this.fd = fd;
+  }
+
+  /** Takes the descriptor over: close() closes it, and so does a failure here (short header, read error). */
+  static fromFd(fd: number): CdbReader {
+    try {
+      const size = fstatSync(fd).size;
+      const header = Buffer.alloc(HEADER);
+      if (readFull(fd, header, 0, HEADER, 0) < HEADER) throw new CdbFormatError('file shorter than its header');
+      return new CdbReader(fd, header, size);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Opens `path` read-only; throws the fs error (ENOENT etc.) for the caller to classify. */
+  static open(path: string): CdbReader {
+    return CdbReader.fromFd(openSync(path, 'r'));
+  }
+
+  /** Every value stored under `key`, in file order (empty when none). */
+  getAll(key: Uint8Array | string): Buffer[] {
+    const out: Buffer[] = [];
+    this.find(keyBytes(key), (pos, klen, dlen) => {
+      out.push(this.read(pos + 8 + klen, dlen));
+      return true;
+    });
+    return out;
+  }
+
+  /** The first value stored under `key`, or undefined. */
+  get(key: Uint8Array | string): Buffer | undefined {
+    let found: Buffer | undefined;
+    this.find(keyBytes(key), (pos, klen, dlen) => {
+      found = this.read(pos + 8 + klen, dlen);
+      return false;
+    });
+    return found;
+  }
+
+  /** Whether `key` has a record (its value is not read). */
+  has(key: Uint8Array | string): boolean {
+    let found = false;
+    this.find(keyBytes(key), () => {
+      found = true;
+      return false;
+    });
+    return found;
+  }
+
+  /** Closes the descriptor; later lookups throw. Closing twice is harmless. */
+  close(): void {
+    if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
+    closeSync(fd);
+  }
+
+  /** Walks the key's slots (the same walk as cdbGetAll) and calls `hit` per matching record until it says stop. */
+  private find(k: Buffer, hit: (pos: number, klen: number, dlen: number) => boolean): void {
+    const h = cdbHash(k);
+    const tpos = this.header.readUInt32LE((h & 0xff) * 8);
+    const slots = this.header.readUInt32LE((h & 0xff) * 8 + 4);
+    if (slots === 0) return;
+    let i = (h >>> 8) % slots;
+    for (let n = 0; n < slots; n++) {
+      this.fill(this.scratch, tpos + i * 8, 8);
+      const sh = this.scratch.readUInt32LE(0);
+      const rpos = this.scratch.readUInt32LE(4);
+      if (rpos === 0) return;
+      if (sh === h) {
+        this.fill(this.scratch, rpos, 8);
+        const klen = this.scratch.readUInt32LE(0);
+        const dlen = this.scratch.readUInt32LE(4);
+        if (klen === k.length && this.read(rpos + 8, klen).equals(k) && !hit(rpos, klen, dlen)) return;
+      }
+      i = (i + 1) % slots;
+    }
+  }
+
+  /** `len` bytes at `pos`; past the end of the file is damage. */
+  private read(pos: number, len: number): Buffer {
+    if (pos + len > this.size) throw new CdbFormatError('truncated file');
+    const buf = Buffer.alloc(len);
+    this.fill(buf, pos, len);
+    return buf;
+  }
+
+  private fill(buf: Buffer, pos: number, len: number): void {
+    if (this.fd === null) throw new Error('cdb: lookup on a closed reader');
+    if (readFull(this.fd, buf, 0, len, pos) < len) throw new CdbFormatError('truncated file');
+  }
+}
+
+/** Reads until `len` bytes are in or the file ends; returns how many were read. */
+function readFull(fd: number, buf: Buffer, off: number, len: number, pos: number): number {
+  let got = 0;
+  while (got < len) {
+    const r = readSync(fd, buf, off + got, len - got, pos + got);
+    if (r === 0) break;
+    got += r;
+  }
+  return got;
 }
