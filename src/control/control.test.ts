@@ -1,7 +1,7 @@
 // Control: the three read states (missing, present, unreadable), defaults from `me` and their fallbacks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync } from 'node:fs';
+import { closeSync, mkdtempSync, mkdirSync, readSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CATALOGUE, Control, ControlReadError, controlDef } from './index.js';
@@ -133,6 +133,27 @@ void test('bytes: latin1 round trip of a binary file', () => {
   writeFileSync(join(dir, 'control', 'morercpthosts.cdb'), bin);
   assert.deepEqual(new Control(dir).bytes('morercpthosts.cdb'), bin);
   assert.equal(new Control(dir).bytes('nothing'), null);
+});
+
+void test('open: a descriptor of the file as it is now; missing -> null; unreadable -> ControlReadError', () => {
+  const dir = root();
+  const c = new Control(dir);
+  assert.equal(c.open('morercpthosts.cdb'), null);
+  writeFileSync(join(dir, 'control', 'morercpthosts.cdb'), 'abc');
+  const fd = c.open('morercpthosts.cdb');
+  assert.ok(fd !== null);
+  try {
+    const buf = Buffer.alloc(3);
+    assert.equal(readSync(fd, buf, 0, 3, 0), 3);
+    assert.equal(buf.toString(), 'abc');
+  } finally {
+    closeSync(fd);
+  }
+  for (const how of ['dir', 'loop'] as const) {
+    const d = root();
+    breakFile(d, 'morercpthosts.cdb', how);
+    assert.throws(() => new Control(d).open('morercpthosts.cdb'), (e: unknown) => e instanceof ControlReadError && e.temporary, how);
+  }
 });
 
 void test('catalogue: unique names, a doc line for each, controlDef finds every entry', () => {

@@ -1,5 +1,5 @@
 // The only reader of control files: one Control object is a snapshot (files read once, lazily, then kept).
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QuailError } from '../address/index.js';
 import { controlDef, type ControlDef } from './catalogue.js';
@@ -52,6 +52,31 @@ export class Control {
   bytes(name: string): Buffer | null {
     const t = this.raw(name);
     return t === null ? null : Buffer.from(t, 'latin1');
+  }
+
+  /**
+   * Opens a binary control file read-only for positional reads (morercpthosts.cdb is probed per key, never read
+   * whole, as qmail-smtpd does). Outside the snapshot cache: each call opens the file as it is now, and the caller
+   * owns the descriptor and closes it. null when missing (ENOENT only); unreadable (EACCES, a directory) →
+   * ControlReadError, as in raw().
+   */
+  open(name: string): number | null {
+    const path = this.path(name);
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new ControlReadError(path, err);
+    }
+    try {
+      // open(2) succeeds on a directory; reading it would fail later with EISDIR, so say so now.
+      if (fstatSync(fd).isDirectory()) throw Object.assign(new Error(`${path} is a directory`), { code: 'EISDIR' });
+    } catch (err) {
+      closeSync(fd);
+      throw new ControlReadError(path, err);
+    }
+    return fd;
   }
 
   exists(name: string): boolean {
