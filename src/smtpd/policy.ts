@@ -1,14 +1,11 @@
 // A session's acceptance rules, read once at connect from control/ and the session environment (B.2-B.9).
 import { asciiLower } from '../address/index.js';
-import { cdbGet } from '../cdb/index.js';
+import { CdbReader } from '../cdb/index.js';
 import type { Control } from '../control/index.js';
 import { applyLocalIpHost } from './address.js';
 
 /** The tcpserver-style environment of one session: TCPREMOTEIP, TCPLOCALHOST, RELAYCLIENT, DATABYTES... */
 export type SessionEnv = Readonly<Record<string, string | undefined>>;
-
-/** Looks a key up in morercpthosts.cdb; kept behind a function so the cdb format stays in src/cdb. */
-export type CdbLookup = (key: string) => boolean;
 
 export interface Policy {
   /** Text after 220/250/221 (smtpgreeting, else me). */
@@ -20,12 +17,17 @@ export interface Policy {
   readonly relayClient: string | undefined;
   /** B.2 rewrite of `[ip]` literals naming this host. */
   readonly localIpHost: (address: string) => string;
-  /** B.3 without RELAYCLIENT. */
+  /**
+   * B.3 without RELAYCLIENT. Throws when morercpthosts.cdb cannot be read (damaged, I/O error): qmail-smtpd's
+   * `421 unable to read controls` at RCPT.
+   */
   readonly rcptAllowed: (address: string) => boolean;
   /** QUAIL_BARECR="keep": a lone CR in DATA is kept (qmail) instead of refusing the message (default). */
   readonly keepBareCr: boolean;
   /** B.5. */
   readonly badMailFrom: (address: string) => boolean;
+  /** Closes what the policy holds open (morercpthosts.cdb); the session calls it when it ends. Idempotent. */
+  readonly close: () => void;
 }
 
 export type PolicyResult = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly reason: string };
@@ -48,6 +50,10 @@ export function domainCandidates(domain: string): string[] {
 /**
  * Reads every control file the session needs. Any unreadable file (or neither smtpgreeting nor me) is
  * qmail's `421 unable to read controls (#4.3.0)`: the caller refuses the session, never guesses.
+ * morercpthosts.cdb is opened (not read) here and kept open for the session, as qmail-smtpd's rcpthosts_init
+ * does: each RCPT check reads a slot and a record, so a session costs the same at 100 domains and at 100,000, and
+ * the session keeps the file it opened even when newmrh installs a new one. Only with rcpthosts present, as in
+ * qmail (without rcpthosts every domain is accepted and morercpthosts.cdb is never consulted).
  */
 export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: string) => boolean): PolicyResult {
   try {
@@ -55,13 +61,14 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
     if (greeting === null) return { ok: false, reason: 'neither control/smtpgreeting nor control/me exists' };
     const rcpthosts = control.list('rcpthosts').value;
     const rcptSet = rcpthosts === null ? null : new Set(rcpthosts.map(asciiLower));
-    const mrh = control.bytes('morercpthosts.cdb');
-    const more: CdbLookup | null = mrh === null ? null : (key) => cdbGet(mrh, Buffer.from(key, 'latin1')) !== undefined;
     const bmf = new Set((control.list('badmailfrom').value ?? []).map(asciiLower));
     const envBytes = envNumber(env['DATABYTES']);
     const databytes = envBytes ?? control.number('databytes').value;
     const timeoutSeconds = control.number('timeoutsmtpd').value;
     const liphost = control.single('localiphost').value;
+    // Opened last: nothing after it can fail, so the descriptor always reaches the policy that closes it.
+    const fd = rcptSet === null ? null : control.open('morercpthosts.cdb');
+    const mrh = fd === null ? null : CdbReader.fromFd(fd);
     return {
       ok: true,
       policy: {
@@ -77,7 +84,7 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
           if (at < 0) return true; // no '@': always accepted [smtp-008]
           const cands = domainCandidates(address.slice(at + 1));
           if (cands.some((c) => rcptSet.has(c))) return true;
-          return more !== null && cands.some((c) => more(c));
+          return mrh !== null && cands.some((c) => mrh.has(c));
         },
         badMailFrom: (address) => {
           if (bmf.size === 0) return false;
@@ -86,6 +93,7 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
           const at = a.lastIndexOf('@');
           return at >= 0 && bmf.has(a.slice(at));
         },
+        close: () => mrh?.close(),
       },
     };
   } catch (err) {

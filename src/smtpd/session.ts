@@ -142,6 +142,7 @@ export class Session {
   }
 }
 
+const DRAIN_MS = 10_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Step = 'continue' | EndReason;
@@ -151,6 +152,7 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
   const s = new Session(socket, deps);
   const done = (reason: EndReason): SessionSummary => {
     if (!s.out.destroyed) s.out.end();
+    void drain(s);
     const exit = reason === 'quit' || reason === 'eof' ? 0 : 1;
     deps.log('smtp.close', { ip: s.remoteIp, reason, messages: s.messages });
     return { exit, reason, messages: s.messages };
@@ -162,18 +164,41 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
     return done('no-controls');
   }
   s.policy = loaded.policy;
-  s.sendRaw(`220 ${s.policy.greeting} ESMTP\r\n`);
-  for (;;) {
-    const got = await s.reader.line(s.timeoutMs, deps.limits.maxLine);
-    if (got === 'eof') return done('eof');
-    if (got === 'timeout') {
-      s.send(R.timeout);
-      return done('timeout');
+  try {
+    s.sendRaw(`220 ${s.policy.greeting} ESMTP\r\n`);
+    for (;;) {
+      const got = await s.reader.line(s.timeoutMs, deps.limits.maxLine);
+      if (got === 'eof') return done('eof');
+      if (got === 'timeout') {
+        s.send(R.timeout);
+        return done('timeout');
+      }
+      let step: Step;
+      if (got === 'too-long') step = (await s.error(R.lineTooLong)) ? 'continue' : 'too-many-errors';
+      else step = await command(s, got.line.toString('latin1'));
+      if (step !== 'continue') return done(step);
     }
-    let step: Step;
-    if (got === 'too-long') step = (await s.error(R.lineTooLong)) ? 'continue' : 'too-many-errors';
-    else step = await command(s, got.line.toString('latin1'));
-    if (step !== 'continue') return done(step);
+  } finally {
+    loaded.policy.close(); // morercpthosts.cdb's descriptor, on every way out
+  }
+}
+
+/**
+ * After the last reply: reads and drops what the client still sends until its EOF, so the socket closes. Input
+ * left unread (a refused start, a 421 in mid-session) would keep it half-open for good: a descriptor per such
+ * session and a listener that never closes. Closing with unread input instead would reset the connection and
+ * could lose the last reply, so a client that does not close within 10 s is cut off (as the listener's refusals).
+ */
+async function drain(s: Session): Promise<void> {
+  const deadline = Date.now() + DRAIN_MS;
+  for (;;) {
+    const left = deadline - Date.now();
+    const c = left > 0 ? await s.reader.chunk(left) : 'timeout';
+    if (c === 'eof') return;
+    if (c === 'timeout') {
+      s.socket.destroy();
+      return;
+    }
   }
 }
 
@@ -268,7 +293,16 @@ async function rcpt(s: Session, arg: string, fail: (r: Reply) => Promise<Step>):
     return fail(R.badMailFrom);
   }
   const relay = s.policy.relayClient;
-  if (relay === undefined && !s.authRelay && !s.policy.rcptAllowed(addr)) {
+  let allowed: boolean;
+  try {
+    allowed = relay !== undefined || s.authRelay || s.policy.rcptAllowed(addr);
+  } catch (err) {
+    // morercpthosts.cdb damaged or unreadable mid-session: qmail-smtpd's die_control().
+    s.deps.log('smtp.error', { ip: s.remoteIp, error: err instanceof Error ? err.message : String(err) });
+    s.send(R.controls);
+    return 'no-controls';
+  }
+  if (!allowed) {
     s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'rcpthosts', from: tx.sender, to: addr });
     return fail(R.noGateway);
   }
