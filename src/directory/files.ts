@@ -27,30 +27,34 @@ const join = (l: readonly string[]): string => (l.length === 0 ? '' : `${l.join(
 /** asciiLower without the regex replace when there is nothing to fold (the usual case, 100,000 times a call). */
 const lower = (s: string): string => (/[A-Z]/.test(s) ? asciiLower(s) : s);
 
-/** One pass over a list file: the lines kept (not removed) and their entries (0.2: blank and `#` lines are none). */
+/** One pass over a list file: the lines kept (not removed), which of the probed keys it holds, its entry count. */
 interface ListScan {
   readonly text: string | null;
   readonly kept: readonly string[];
-  readonly keys: ReadonlySet<string>;
+  readonly present: ReadonlySet<string>;
   readonly entries: number;
   readonly removed: boolean;
 }
 
-function scanList(text: string | null, rm: ReadonlySet<string>): ListScan {
+/**
+ * Only the keys asked about (`probe`, the few names being added) are collected, not a set of every entry: a
+ * morercpthosts of 100,000 lines is scanned without building a 100,000-entry set.
+ */
+function scanList(text: string | null, rm: ReadonlySet<string>, probe: ReadonlySet<string>): ListScan {
   const old = lines(text);
   const kept: string[] = [];
-  const keys = new Set<string>();
+  const present = new Set<string>();
   let entries = 0;
   for (const l of old) {
     const k = lower(l.trim());
-    if (rm.has(k)) continue;
+    if (rm.size > 0 && rm.has(k)) continue;
     kept.push(l);
     if (k !== '' && !k.startsWith('#')) {
-      keys.add(k);
+      if (probe.has(k)) present.add(k);
       entries++;
     }
   }
-  return { text, kept, keys, entries, removed: kept.length !== old.length };
+  return { text, kept, present, entries, removed: kept.length !== old.length };
 }
 
 /** The new text: null when nothing changed; only appended to when nothing was removed (no rebuild of a big file). */
@@ -62,8 +66,8 @@ function finishList(s: ListScan, add: readonly string[]): string | null {
 
 /** rcpthosts with `add` present and `remove` absent; other lines kept as they are. null: no change needed. */
 export function editList(text: string | null, add: readonly string[], remove: readonly string[]): string | null {
-  const s = scanList(text, new Set(remove.map(lower)));
-  const have = new Set(s.keys);
+  const s = scanList(text, new Set(remove.map(lower)), new Set(add.map(lower)));
+  const have = new Set(s.present);
   const extra: string[] = [];
   for (const a of add) {
     const k = lower(a);
@@ -75,11 +79,18 @@ export function editList(text: string | null, add: readonly string[], remove: re
   return finishList(s, extra);
 }
 
+/** A line without its trailing blanks and tabs (0.2), without a regex per line. */
+function cutBlanks(l: string): string {
+  let end = l.length;
+  while (end > 0 && (l.charCodeAt(end - 1) === 0x20 || l.charCodeAt(end - 1) === 0x09)) end--;
+  return end === l.length ? l : l.slice(0, end);
+}
+
 /** Entries of a list file (0.2: trailing blanks cut, blank and `#` lines skipped), lowercased. */
 export function listEntries(text: string | null): string[] {
   const out: string[] = [];
   for (const l of lines(text)) {
-    const e = l.replace(/[ \t]+$/, '');
+    const e = cutBlanks(l);
     if (e !== '' && !e.startsWith('#')) out.push(lower(e));
   }
   return out;
@@ -99,14 +110,16 @@ export interface RcptEdit {
  */
 export function editRcptHosts(rcpt: string | null, more: string | null, add: readonly string[], remove: readonly string[], max: number): RcptEdit {
   const rm = new Set(remove.map(lower));
-  const r = scanList(rcpt, rm);
-  const m = scanList(more, rm);
-  const have = new Set(r.keys);
+  const adds = add.map(lower);
+  const probe = new Set(adds);
+  const r = scanList(rcpt, rm, probe);
+  const m = scanList(more, rm, probe);
+  const have = new Set(r.present);
   let count = r.entries;
   const toRcpt: string[] = [];
   const toMore: string[] = [];
-  for (const a of add.map(lower)) {
-    if (have.has(a) || m.keys.has(a)) continue;
+  for (const a of adds) {
+    if (have.has(a) || m.present.has(a)) continue;
     have.add(a);
     if (count < max) {
       toRcpt.push(a);
@@ -123,20 +136,39 @@ export function editMap(text: string | null, set: ReadonlyMap<string, string>, r
   const old = lines(text);
   const done = new Set<string>();
   const out: string[] = [];
+  let changed = false;
   for (const l of old) {
     const i = l.indexOf(':');
     const key = i < 0 ? null : lower(l.slice(0, i).trim());
-    if (key !== null && rm.has(key)) continue;
+    if (key !== null && rm.has(key)) {
+      changed = true;
+      continue;
+    }
     if (key !== null && set.has(key)) {
-      if (done.has(key)) continue;
+      if (done.has(key)) {
+        changed = true; // a second line for the key goes
+        continue;
+      }
       done.add(key);
-      out.push(`${key}:${set.get(key) ?? ''}`);
+      const line = `${key}:${set.get(key) ?? ''}`;
+      changed ||= line !== l;
+      out.push(line);
       continue;
     }
     out.push(l);
   }
-  for (const [k, v] of set) if (!done.has(k)) out.push(`${k}:${v}`);
+  const extra: string[] = [];
+  for (const [k, v] of set) if (!done.has(k)) extra.push(`${k}:${v}`);
+  if (!changed) return appended(text, extra); // the usual domain add: no rebuild of the whole text
+  out.push(...extra);
   return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
+}
+
+/** `text` (no line of it changed) with `extra` lines after it: what join(lines(text) + extra) makes. null: none. */
+function appended(text: string | null, extra: readonly string[]): string | null {
+  if (extra.length === 0) return null;
+  if (text === null || text === '') return join(extra);
+  return `${text}${text.endsWith('\n') ? '' : '\n'}${join(extra)}`;
 }
 
 /** The users/assign line of a managed domain. */
@@ -152,22 +184,44 @@ export function editAssign(text: string | null, set: readonly string[], remove: 
   const old = lines(text);
   const out: string[] = [];
   let dot = -1;
+  let dotAt = 0; // offset of the `.` line in text
+  let offset = 0;
+  let changed = false;
   for (const l of old) {
+    const at = offset;
+    offset += l.length + 1;
     if (dot < 0 && l.startsWith('.')) {
       dot = out.length;
+      dotAt = at;
+      out.push(l);
+      continue;
+    }
+    if (dot >= 0) {
       out.push(l);
       continue;
     }
     const k = keyOf(l);
-    if (dot < 0 && rm.has(k)) continue;
-    if (dot < 0 && want.has(k)) {
-      out.push(want.get(k) ?? l);
+    if (rm.has(k)) {
+      changed = true;
+      continue;
+    }
+    const line = want.get(k);
+    if (line !== undefined) {
+      changed ||= line !== l;
+      out.push(line);
       want.delete(k);
       continue;
     }
     out.push(l);
   }
   const rest = [...want.values()];
+  if (!changed && text !== null) {
+    // The usual domain add: the new lines go in before the `.` line, no rebuild of the whole text.
+    const tail = text.endsWith('\n') ? '' : '\n';
+    if (dot < 0) return `${text}${text === '' ? '' : tail}${join([...rest, '.'])}`;
+    if (rest.length === 0) return null;
+    return `${text.slice(0, dotAt)}${join(rest)}${text.slice(dotAt)}${tail}`;
+  }
   if (dot < 0) out.push(...rest, '.');
   else out.splice(dot, 0, ...rest);
   return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
