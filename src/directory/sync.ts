@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { asciiLower, tempError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { cdbEntries, cdbGet, writeCdbAtomic } from '../cdb/index.js';
-import { assignKey, parseAssign } from '../users/index.js';
+import { assignRecords, parseAssign } from '../users/index.js';
 import { assignLine, dotQmailDefault, editAssign, editMap, editRcptHosts, listEntries, writeAtomic } from './files.js';
 import type { DeliveryAccount, Directory, Domain, Mailbox } from './types.js';
 
@@ -36,10 +36,7 @@ interface Edit {
  * strings that buildCdb copies straight into the file: no Buffer per field, 200,000 of them at 100,000 domains.
  */
 function compileAssign(root: string, text: string): void {
-  const parsed = parseAssign(text);
-  // join makes flat strings; a template literal makes rope strings that cost a flattening when copied.
-  const records = parsed.entries.map((e): [string, string] => [assignKey(e), [e.user, e.uid, e.gid, e.home, e.dash, e.ext].join('\0')]);
-  records.push(['', parsed.wildchars]);
+  const records = assignRecords(parseAssign(text));
   wrap('write users/cdb', () => writeCdbAtomic(join(root, 'users', 'cdb'), records, 0o644));
 }
 

@@ -29,7 +29,7 @@ for (const [name, text, line, what] of ERRORS) {
 }
 
 const hexRecords = (text: string): string[] =>
-  assignRecords(parseAssign(text)).map(([k, v]) => `${k.toString('latin1')}=${v.toString('latin1')}`.replace(/\0/g, '|'));
+  assignRecords(parseAssign(text)).map(([k, v]) => `${k}=${v}`.replace(/\0/g, '|'));
 
 const GOOD: Array<[string, string, string[]]> = [
   ['one simple', '=joe.shmoe:joe:503:78:/home/joe:::\n.\n', ['!joe.shmoe|=joe|503|78|/home/joe||', '=']],

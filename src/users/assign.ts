@@ -89,12 +89,10 @@ export function assignKey(e: Pick<AssignEntry, 'wildcard' | 'local'>): string {
 }
 
 /** The users/cdb records of a parsed file, in qmail-newu's order: one per entry, then `""` → wildchars. */
-export function assignRecords(parsed: ParsedAssign): Array<[Buffer, Buffer]> {
-  const l1 = (s: string): Buffer => Buffer.from(s, 'latin1');
-  const out: Array<[Buffer, Buffer]> = parsed.entries.map((e) => [
-    l1(assignKey(e)),
-    l1([e.user, e.uid, e.gid, e.home, e.dash, e.ext].join('\0')),
-  ]);
-  out.push([l1(''), l1(parsed.wildchars)]);
+export function assignRecords(parsed: ParsedAssign): Array<[string, string]> {
+  // Latin-1 strings (one character per byte; the cdb builder writes them as such). join makes flat strings; a
+  // template literal makes rope strings that cost a flattening when copied.
+  const out = parsed.entries.map((e): [string, string] => [assignKey(e), [e.user, e.uid, e.gid, e.home, e.dash, e.ext].join('\0')]);
+  out.push(['', parsed.wildchars]);
   return out;
 }

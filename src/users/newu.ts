@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower, tempError } from '../address/index.js';
-import { writeCdbAtomic } from '../cdb/index.js';
+import { writeCdbAtomic, type CdbBytes } from '../cdb/index.js';
 import { Control, parseList } from '../control/index.js';
 import { AssignFormatError, assignRecords, parseAssign } from './assign.js';
 
@@ -30,7 +30,7 @@ export function newu(root: string): void {
   writeCdbFile(join(root, 'users', 'cdb'), records);
 }
 
-function writeCdbFile(path: string, records: Array<[Buffer, Buffer]>): void {
+function writeCdbFile(path: string, records: Iterable<readonly [CdbBytes, CdbBytes]>): void {
   try {
     writeCdbAtomic(path, records, 0o644);
   } catch (err) {
