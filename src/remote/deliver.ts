@@ -11,6 +11,7 @@ import { classifierFor, ReplyRulesError } from './classify.js';
 import { openSession, transaction, type Classifier, type Envelope, type TlsPolicy } from './session.js';
 import type { ConnectionPool } from './pool.js';
 import type { Tcpto } from './tcpto.js';
+import type { EightBitCache } from './message.js';
 import { asciiLower } from '../address/index.js';
 
 export interface RemoteOptions {
@@ -28,10 +29,11 @@ export interface RemoteOptions {
   readonly mxPort?: number;
 }
 
-/** What a RemoteEngine adds: connection reuse and per-destination limits, and the memory of timeouts. */
+/** What a RemoteEngine adds: connection reuse and per-destination limits, the memory of timeouts and of 8-bit scans. */
 export interface DeliverExtras {
   readonly pool?: ConnectionPool;
   readonly tcpto?: Tcpto;
+  readonly eightBits?: EightBitCache;
 }
 
 const TEMP_CONTROL = 'Unable to read control files. (#4.3.0)\n';
@@ -183,7 +185,7 @@ async function onTarget(t: Target, port: number, s: Settings, env: Envelope, cla
         }
         ext = opened.ext;
       }
-      const out = await transaction(client, t.ip, env, ext, classify, pooled !== undefined);
+      const out = await transaction(client, t.ip, env, ext, classify, pooled !== undefined, extras.eightBits);
       if (out.stale) continue; // the pooled connection had died while idle: open a fresh one
       if (out.reusable && extras.pool) extras.pool.put(key, { client, ext, profile });
       else if (out.reusable) client.quit();

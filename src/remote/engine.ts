@@ -5,6 +5,8 @@ import type { RemoteJob, RemoteResult } from './types.js';
 import { deliverBatch, type RemoteOptions } from './deliver.js';
 import { ConnectionPool } from './pool.js';
 import { Tcpto, tcptoPath } from './tcpto.js';
+import { EightBitCache } from './message.js';
+import { cachedLocalAddresses } from './mx.js';
 
 export interface RemoteEngineOptions extends Omit<RemoteOptions, 'control'> {
   /** The mail root (for run/tcpto). */
@@ -32,6 +34,10 @@ interface Pending {
 export class RemoteEngine {
   private readonly pool: ConnectionPool;
   private readonly tcpto: Tcpto;
+  /** Whether a message file has 8-bit bytes, by file identity: scanned once, not once per host. */
+  private readonly eightBits = new EightBitCache();
+  /** This machine's addresses (E.4), refreshed every 10 s rather than per delivery. */
+  private readonly ipme = cachedLocalAddresses();
   private readonly groups = new Map<string, Pending[]>();
   private flushing = false;
 
@@ -79,7 +85,8 @@ export class RemoteEngine {
     let results: RemoteResult[];
     try {
       const { root: _root, control, perHost: _p, idleMs: _i, maxRecipients: _m, ...rest } = this.opts;
-      results = await deliverBatch(batch.map((p) => p.job), { ...rest, control: control() }, { pool: this.pool, tcpto: this.tcpto });
+      const opts = { ...rest, ipme: rest.ipme ?? this.ipme(), control: control() };
+      results = await deliverBatch(batch.map((p) => p.job), opts, { pool: this.pool, tcpto: this.tcpto, eightBits: this.eightBits });
     } catch (err) {
       const r: RemoteResult = { result: 'deferral', report: `Unexpected remote delivery error: ${String(err)}. (#4.3.0)\n` };
       results = batch.map(() => r);

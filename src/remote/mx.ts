@@ -39,6 +39,24 @@ export function localAddresses(): ReadonlySet<string> {
   return out;
 }
 
+/**
+ * localAddresses() remembered for `ttlMs` (default 10 s): a RemoteEngine asks once per delivery, and
+ * networkInterfaces() is a system call plus an object per address. An address added or removed is seen
+ * within `ttlMs`.
+ */
+export function cachedLocalAddresses(ttlMs = 10_000, now: () => number = Date.now): () => ReadonlySet<string> {
+  let addrs: ReadonlySet<string> | undefined;
+  let until = 0;
+  return () => {
+    const t = now();
+    if (addrs === undefined || t >= until || t < until - ttlMs) {
+      addrs = localAddresses();
+      until = t + ttlMs;
+    }
+    return addrs;
+  };
+}
+
 /** NXDOMAIN / no data are permanent; anything else (SERVFAIL, timeouts, refused) is temporary. */
 function isHardDnsError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;

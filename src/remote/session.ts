@@ -1,11 +1,10 @@
 // The SMTP dialogue on one connection: greeting, EHLO/HELO, STARTTLS, then transactions of several recipients.
-import { createReadStream, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import type { ConnectionOptions } from 'node:tls';
 import { quoteAddress } from '../address/index.js';
 import type { RemoteResult } from './types.js';
 import { Dropped, ehloKeywords, type Reply, type SmtpClient } from './client.js';
 import type { Classification } from './classify.js';
+import { MessageFile, type EightBitCache } from './message.js';
 
 /** STARTTLS policy for a destination (control/tlsdestinations). */
 export type TlsPolicy =
@@ -102,21 +101,6 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
 
 const nonAscii = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) > 0x7f);
 
-/** True when the file holds any byte >= 0x80 (RFC 6152: such a message is declared BODY=8BITMIME). */
-export async function hasEightBit(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(65536);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) return false;
-      for (let i = 0; i < bytesRead; i++) if ((buf[i] ?? 0) > 0x7f) return true;
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
 /** The permanent failure for a non-ASCII address to a server without SMTPUTF8 (RFC 6531 3.2, 5.6.7). */
 const noUtf8 = (ip: string, addr: string, role: 'sender' | 'recipient'): RemoteResult => ({
   result: 'failure',
@@ -124,9 +108,9 @@ const noUtf8 = (ip: string, addr: string, role: 'sender' | 'recipient'): RemoteR
 });
 
 /** The MAIL FROM parameters: SIZE (RFC 1870), BODY=8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), each when offered. */
-export async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size: number): Promise<string> {
+export async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size: number, eightBit: () => Promise<boolean>): Promise<string> {
   let params = ext.has('SIZE') ? ` SIZE=${size}` : '';
-  if (ext.has('8BITMIME') && (await hasEightBit(env.messagePath))) params += ' BODY=8BITMIME';
+  if (ext.has('8BITMIME') && (await eightBit())) params += ' BODY=8BITMIME';
   if (ext.has('SMTPUTF8') && [env.sender, ...env.recipients].some(nonAscii)) params += ' SMTPUTF8';
   return params;
 }
@@ -146,7 +130,9 @@ export interface TransactionOutcome {
  * message above the server's limit is not sent; a message with any byte >= 0x80 is declared BODY=8BITMIME
  * (RFC 6152) when offered, and sent as it is when not (as qmail does); SMTPUTF8 (RFC 6531) is requested for
  * non-ASCII addresses when offered, and when not, such an address is a permanent failure (#5.6.7): the
- * sender for every recipient, a recipient for itself only.
+ * sender for every recipient, a recipient for itself only. The message file is opened once (message.ts): SIZE,
+ * the 8-bit scan and DATA all read that descriptor; a file that cannot be opened defers every recipient (#4.3.0)
+ * with nothing sent.
  */
 export async function transaction(
   client: SmtpClient,
@@ -155,6 +141,7 @@ export async function transaction(
   ext: ReadonlyMap<string, string>,
   classify: Classifier,
   reused: boolean,
+  eightBits?: EightBitCache,
 ): Promise<TransactionOutcome> {
   const n = env.recipients.length;
   const all = (r: RemoteResult): RemoteResult[] => Array.from({ length: n }, () => r);
@@ -175,8 +162,14 @@ export async function transaction(
   const sendAll = (r: RemoteResult): RemoteResult[] => merge(sendable.map(() => r));
   let critical = false;
   let answered = false;
+  let msg: MessageFile;
   try {
-    const size = statSync(env.messagePath).size;
+    msg = await MessageFile.open(env.messagePath); // once: SIZE, the 8-bit scan and DATA all read this
+  } catch {
+    return { results: all({ result: 'deferral', report: TEMP_READ }), reusable: true }; // nothing was sent
+  }
+  try {
+    const size = msg.size;
     const limit = Number(ext.get('SIZE') ?? '0');
     if (ext.has('SIZE') && limit > 0 && size > limit) {
       return stop({ result: 'failure', report: `${ip} does not accept messages of ${size} bytes (SIZE ${limit}). (#5.3.4)\n` });
@@ -185,7 +178,7 @@ export async function transaction(
     if (sendable.length === 0) return { results: merge([]), reusable: true };
     let params: string;
     try {
-      params = await mailParams(env, ext, size);
+      params = await mailParams(env, ext, size, () => msg.eightBit(eightBits));
     } catch {
       return stop({ result: 'deferral', report: TEMP_READ });
     }
@@ -223,7 +216,7 @@ export async function transaction(
     }
     let sent: 'sent' | 'partial';
     try {
-      sent = await client.data(createReadStream(env.messagePath));
+      sent = await client.data(msg.body());
     } catch (err) {
       if (err instanceof Dropped) throw err;
       client.close(); // the message could not be read: leave without the final dot
@@ -247,5 +240,7 @@ export async function transaction(
     // RFC 5321 6.1: after the final dot the remote may have the message; qmail says so. Retried, never bounced.
     const r: RemoteResult = { result: 'deferral', report: `Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n` };
     return { results: sendAll(r), reusable: false };
+  } finally {
+    await msg.close().catch(() => undefined); // after any read still in progress; a failed close changes no result
   }
 }

@@ -1,5 +1,5 @@
 // qmail-tcpto: a memory of remote addresses whose connections timed out, so they are skipped for a while.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** One remembered address: consecutive connect timeouts and when the last one happened (unix seconds). */
@@ -29,6 +29,9 @@ export class Tcpto {
   /** The whole memory (an unreadable or damaged file counts as empty: it is only a hint). */
   read(): Map<string, TcptoEntry> {
     try {
+      // Read per connection attempt (`quail remote tcpok` may clear it meanwhile); usually there is no file,
+      // and a stat that says so costs far less than a read that throws ENOENT.
+      if (statSync(this.path, { throwIfNoEntry: false }) === undefined) return new Map();
       const data = JSON.parse(readFileSync(this.path, 'utf8')) as unknown;
       const out = new Map<string, TcptoEntry>();
       if (data !== null && typeof data === 'object') {
