@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QuailError } from '../address/index.js';
-import { Control } from '../control/index.js';
+import { Control, ControlFileCache } from '../control/index.js';
 import { LocalDeliverer } from '../local/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { RemoteEngine } from '../remote/index.js';
@@ -133,7 +133,9 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const recovered = await queue.recover();
   log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
   const localDeliverer = new LocalDeliverer();
-  const engine = new RemoteEngine({ root, control: () => new Control(root), ...(mxPort !== undefined ? { mxPort } : {}) });
+  // Control files are read per delivery, as qmail-remote does; unchanged ones are not re-read (ControlFileCache).
+  const remoteControl = new ControlFileCache(root);
+  const engine = new RemoteEngine({ root, control: () => remoteControl.snapshot(), ...(mxPort !== undefined ? { mxPort } : {}) });
   const scheduler = new Scheduler({
     root,
     queue,
