@@ -166,6 +166,8 @@ async function quailQueueCase(ctx: BenchContext, sink: Sink, n: number, c: numbe
     await until(() => !alive() || readdirSync(envDir).length === 0, Math.max(0, budgetMs - since(start) * 1000));
     const seconds = since(start);
     if (!alive()) throw new Error(`quail start exited during the case\n${quail.log().slice(-1500)}`);
+    // untimed: the last result lines may still be in the log pipe when the queue is already empty
+    await until(() => logged.success + logged.deferral + logged.failure >= n, 5000);
     const atSink = sink.count() - base;
     const left = readdirSync(envDir).length;
     const notes = [
