@@ -40,7 +40,12 @@ async function check(prog: string[], o: { root?: string; directory?: string }): 
   try {
     input = readFd3();
   } catch (err) {
-    process.stderr.write(`quail checkpassword: unable to read fd 3: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    // EINVAL/EBADF: fd 3 is not the caller's input at all — typically npx/npm, which pass only fds 0-2 on.
+    const hint = code === 'EINVAL' || code === 'EBADF'
+      ? ' (fd 3 must carry user\\0password\\0timestamp\\0 from the checkpassword client; npx and npm do not pass fd 3 on: run `node dist/cli/main.js checkpassword` or an installed quail)'
+      : '';
+    process.stderr.write(`quail checkpassword: unable to read fd 3: ${code}${hint}\n`);
     return 111;
   }
   if (input.length > 512) return 1;

@@ -99,3 +99,15 @@ void test('quail domain/user/alias/checkpassword/vdeliver/directory check end to
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+void test('checkpassword without fd 3 (as under npx): 111 and a message that says what fd 3 must carry', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-dir-cli-'));
+  try {
+    // stdio has three entries: fd 3 is not the caller's, as when npx or npm start the command
+    const r = spawnSync(process.execPath, [MAIN, 'checkpassword', '--root', root, '/bin/true'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(r.status, 111, r.stderr);
+    assert.match(r.stderr, /^quail checkpassword: unable to read fd 3: E[A-Z]+ \(fd 3 must carry user\\0password\\0timestamp\\0 .*npx and npm do not pass fd 3 on/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
