@@ -136,3 +136,35 @@ void test('backup MX: delivers only to the better-preference primary, never to i
   rmSync(w.root, { recursive: true });
 });
 
+
+void test('IPv6: an MX with only an AAAA record is reached over IPv6 (::1), with qmail\'s report naming the address', async (t) => {
+  let v6: TestSmtp;
+  try {
+    v6 = await testSmtp('::1', { replies: { end: '250 queued over v6' } });
+  } catch (err) {
+    // A machine without IPv6 loopback cannot run this; say so rather than pass silently.
+    t.skip(`no IPv6 loopback here: ${(err as Error).message}`);
+    return;
+  }
+  const dns = await startDns(new Map<string, DnsName>([
+    ['v6.test', { mx: [{ pref: 10, exchange: 'mx6.v6.test' }] }],
+    ['mx6.v6.test', { aaaa: ['::1'] }],
+  ]));
+  const w = root({ me: 'me.test\n', dnsservers: `127.0.0.1:${dns.port}\n` });
+  const msg = join(w.root, 'msg');
+  writeFileSync(msg, 'Subject: v6\n\nbody\n');
+  try {
+    // ipme without ::1: here ::1 stands for a remote IPv6 host (with it, E.4 would refuse it as this machine).
+    const r = await deliverRemote({ recipient: 'u@v6.test', sender: 's@x.test', messagePath: msg }, { control: w.control, mxPort: v6.port, ipme: new Set(['127.0.0.1']) });
+    assert.deepEqual(r, { result: 'success', report: '::1 accepted message.\nRemote host said: 250 queued over v6\n' });
+    assert.deepEqual(v6.messages.map((m) => m.recipients), [['u@v6.test']]);
+    // With ::1 among this machine's addresses it is "me": qmail's loop rule, permanent.
+    const me = await deliverRemote({ recipient: 'u@v6.test', sender: 's@x.test', messagePath: msg }, { control: w.control, mxPort: v6.port, ipme: new Set(['127.0.0.1', '::1']) });
+    assert.equal(me.result, 'failure', me.report);
+    assert.match(me.report, /#5\.4\.6/);
+  } finally {
+    await v6.close();
+    await dns.close();
+    rmSync(w.root, { recursive: true });
+  }
+});
