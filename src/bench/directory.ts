@@ -1,13 +1,15 @@
-// Section: the directory at 1,000 and at 1,000,000 mailboxes (QUAIL_BENCH_MAILBOXES): lookups, vdeliver, domain/mailbox add.
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+// Section: the directory at 1,000 and at 1,000,000 mailboxes (QUAIL_BENCH_MAILBOXES): lookups, vdeliver, domain/mailbox add; then lookups and adds on PostgreSQL.
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
-import { createDomain, createMailbox, openDirectory, removeDomain, vdeliver, type DeliveryAccount, type Directory } from '../directory/index.js';
+import { openDirectory, vdeliver, type DeliveryAccount, type Directory } from '../directory/index.js';
 import { UniqueNamer } from '../maildir/index.js';
 import { route, routeControlFrom } from '../route/index.js';
 import { loadPolicy } from '../smtpd/index.js';
 import { buildDirectory, domainOf, localOf, ME, PER_DOMAIN, type Built } from './directory-load.js';
+import { count, lookupRows, measureChanges, measureLookups, picker, secs, type Lookups } from './directory-measure.js';
+import { postgresRows, runDirectoryPostgres } from './directory-pg.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
 
 const SMALL = 1_000;
@@ -16,25 +18,9 @@ const DEFAULT_LARGE = 1_000_000;
 const TARGETS = 200;
 const LOOKUP_MAX = 200_000;
 const LOOKUP_BUDGET_MS = 8_000;
-const ADDS = 5;
 const SIZE = 4096;
-
-const secs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
-const count = (n: number): string => n.toLocaleString('en-US');
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-
-/** A small deterministic generator (xorshift32): the same picks on every run. */
-function picker(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
+/** Per PostgreSQL data set: the bulk load starts no batch after this long (1,000,000 mailboxes take ~10 s on the 2-core VM). */
+const PG_LOAD_BUDGET_MS = 120_000;
 
 function scale(): number {
   const v = process.env['QUAIL_BENCH_MAILBOXES'];
@@ -42,38 +28,6 @@ function scale(): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`QUAIL_BENCH_MAILBOXES=${v} is not a whole number ≥ 1`);
   return n;
-}
-
-/** Runs op until max operations or the time budget; returns operations per second. */
-async function rate(max: number, budgetMs: number, op: (i: number) => Promise<void>): Promise<{ done: number; perSecond: number }> {
-  const t0 = process.hrtime.bigint();
-  const deadline = Date.now() + budgetMs;
-  let done = 0;
-  while (done < max && (done % 256 !== 0 || Date.now() < deadline)) await op(done++);
-  return { done, perSecond: done / secs(t0) };
-}
-
-async function lookups(dir: Directory, b: Built, label: string): Promise<BenchRow[]> {
-  const pick = picker(12345);
-  const box = (): [string, string] => {
-    const i = pick(b.mailboxes);
-    return [domainOf(Math.floor(i / PER_DOMAIN)), localOf(i % PER_DOMAIN)];
-  };
-  let misses = 0;
-  const get = await rate(LOOKUP_MAX, LOOKUP_BUDGET_MS, async () => {
-    const [d, l] = box();
-    if ((await dir.getMailbox(d, l)) === null) misses++;
-  });
-  const rcpt = await rate(LOOKUP_MAX, LOOKUP_BUDGET_MS, async () => {
-    const [d, l] = box();
-    const dom = await dir.resolveDomain(d);
-    if (dom === null || (await dir.getMailbox(dom.name, l)) === null || (await dir.getAlias(dom.name, l)) !== null) misses++;
-  });
-  if (misses > 0) throw new Error(`${misses} lookups of existing mailboxes failed`);
-  return [
-    { name: `getMailbox, random mailbox, ${label}`, value: get.perSecond, unit: 'lookups/s', note: `${count(get.done)} lookups, one at a time, SQLite read-only (as delivery workers open it), warm cache` },
-    { name: `resolveDomain + getMailbox + getAlias (vdeliver / RCPT check), ${label}`, value: rcpt.perSecond, unit: 'lookups/s', note: `${count(rcpt.done)} addresses` },
-  ];
 }
 
 function message(): Buffer {
@@ -132,47 +86,6 @@ async function deliveries(ctx: BenchContext, dir: Directory, b: Built, label: st
   return rows;
 }
 
-/** The real createDomain (row + every file sync) ADDS times, then removeDomain and createMailbox. */
-async function changes(b: Built, account: DeliveryAccount, label: string): Promise<BenchRow[]> {
-  const dir = await openDirectory({ root: b.root });
-  const c = { root: b.root, dir };
-  try {
-    const add: number[] = [];
-    const rm: number[] = [];
-    for (let k = 0; k < ADDS; k++) {
-      const t0 = process.hrtime.bigint();
-      await createDomain(c, { name: `new${k}.bench.test`, account });
-      add.push(secs(t0) * 1000);
-    }
-    const more = new Control(b.root).list('morercpthosts').value?.length ?? 0;
-    const size = (p: string): string => `${(statSync(join(b.root, p)).size / 1e6).toFixed(1)} MB`;
-    const files = `virtualdomains ${size('control/virtualdomains')}, users/assign ${size('users/assign')}, users/cdb ${size('users/cdb')}, morercpthosts ${count(more)} entries`;
-    const box: number[] = [];
-    for (let k = 0; k < ADDS; k++) {
-      const t0 = process.hrtime.bigint();
-      await createMailbox(c, { address: `box${k}@new0.bench.test`, password: null });
-      box.push(secs(t0) * 1000);
-    }
-    const t1 = process.hrtime.bigint();
-    await createMailbox(c, { address: `pw@new0.bench.test`, password: 'secret' });
-    const withPw = secs(t1) * 1000;
-    for (let k = ADDS - 1; k >= 1; k--) {
-      const t0 = process.hrtime.bigint();
-      await removeDomain(c, `new${k}.bench.test`, true);
-      rm.push(secs(t0) * 1000);
-    }
-    const spread = (xs: number[]): string => `median of ${xs.length}; min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)} ms`;
-    return [
-      { name: `createDomain (row + rcpthosts/morercpthosts(.cdb), virtualdomains, users/assign+cdb, .qmail-default), ${label}`, value: median(add), unit: 'ms', note: `${spread(add)}; ${files}` },
-      { name: `removeDomain (all files), ${label}`, value: median(rm), unit: 'ms', note: spread(rm) },
-      { name: `createMailbox, no password (row + Maildir), ${label}`, value: median(box), unit: 'ms', note: spread(box) },
-      { name: `createMailbox with a password, ${label}`, value: withPw, unit: 'ms', note: 'one; scrypt ln=15 (32 MiB) is most of it, by design' },
-    ];
-  } finally {
-    await dir.close();
-  }
-}
-
 /** What a message costs the other readers of the files: smtpd's per-session control load, the scheduler's routing. */
 function readers(b: Built, label: string): BenchRow[] {
   const pick = picker(777);
@@ -201,7 +114,8 @@ function readers(b: Built, label: string): BenchRow[] {
   ];
 }
 
-async function oneSize(ctx: BenchContext, mailboxes: number): Promise<BenchRow[]> {
+/** One SQLite data set; its lookup figures go into `sqlite` for the PostgreSQL ratios. */
+async function oneSize(ctx: BenchContext, mailboxes: number, sqlite: Map<number, Lookups>): Promise<BenchRow[]> {
   const me = userInfo();
   const account: DeliveryAccount = { user: me.username, uid: me.uid, gid: me.gid };
   const label = `${count(mailboxes)} mailboxes`;
@@ -213,19 +127,22 @@ async function oneSize(ctx: BenchContext, mailboxes: number): Promise<BenchRow[]
     name: `build ${label} in ${count(b.domains)} domains (bench bulk loader)`,
     value: b.rowsSeconds + b.filesSeconds,
     unit: 's',
-    note: `rows ${b.rowsSeconds.toFixed(1)} s (one precomputed scrypt hash, batched INSERTs, synchronous=OFF; ${(b.sqliteBytes / 1e6).toFixed(0)} MB), ` +
+    note: `rows ${b.rowsSeconds.toFixed(1)} s (one precomputed scrypt hash, batched INSERTs, synchronous=OFF; ${(b.bytes / 1e6).toFixed(0)} MB), ` +
       `qmail files + newu + newmrh ${b.filesSeconds.toFixed(1)} s`,
   }];
   const ro = await openDirectory({ root, readonly: true });
   try {
     ctx.progress(`directory: lookups, ${label}`);
-    rows.push(...(await lookups(ro, b, label)));
+    const l = await measureLookups(ro, b, LOOKUP_MAX, LOOKUP_BUDGET_MS);
+    if (l.misses > 0) throw new Error(`${l.misses} lookups of existing mailboxes failed`);
+    sqlite.set(mailboxes, l);
+    rows.push(...lookupRows(l, label, 'SQLite read-only (as delivery workers open it), warm cache'));
     rows.push(...(await deliveries(ctx, ro, b, label)));
   } finally {
     await ro.close();
   }
-  ctx.progress(`directory: ${ADDS} domain adds at ${count(b.domains)} domains`);
-  rows.push(...(await changes(b, account, `at ${count(b.domains)} domains`)));
+  ctx.progress(`directory: domain adds at ${count(b.domains)} domains`);
+  rows.push(...(await measureChanges(b, account, `at ${count(b.domains)} domains`)));
   rows.push(...readers(b, `${count(b.domains)} domains`));
   return rows;
 }
@@ -234,8 +151,13 @@ export const directorySection: BenchSection = {
   name: 'directory',
   run: async (ctx: BenchContext) => {
     const large = scale();
+    const sizes = large > SMALL ? [SMALL, large] : [large];
     const rows: BenchRow[] = [];
-    for (const m of large > SMALL ? [SMALL, large] : [large]) rows.push(...(await oneSize(ctx, m)));
+    const sqlite = new Map<number, Lookups>();
+    for (const m of sizes) rows.push(...(await oneSize(ctx, m, sqlite)));
+    // The same data sets on PostgreSQL, after SQLite (never both at once); a row says why when no cluster starts.
+    const pg = await runDirectoryPostgres(ctx, { sizes, lookupMax: LOOKUP_MAX, lookupBudgetMs: LOOKUP_BUDGET_MS, loadBudgetMs: PG_LOAD_BUDGET_MS });
+    rows.push(...postgresRows(pg, sqlite));
     return rows;
   },
 };

@@ -1,4 +1,4 @@
-// Test helper: a throw-away PostgreSQL cluster (initdb into a temp dir, 127.0.0.1 on a free port), or why not.
+// Test and bench helper: a throw-away PostgreSQL cluster (initdb into a temp dir, 127.0.0.1 on a free port), or why not.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -35,11 +35,16 @@ function freePort(): Promise<number> {
   });
 }
 
+export interface ClusterOptions {
+  /** fsync on (the server's default): a commit waits for the disk. Off unless asked (tests want speed, not durability). */
+  readonly fsync?: boolean;
+}
+
 /**
  * Starts a cluster as the `postgres` account when running as root (PostgreSQL refuses root), else as the
  * invoking user. Throws with the reason when it cannot (binaries missing, initdb failed...).
  */
-export async function startCluster(): Promise<Cluster> {
+export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const bin = findPgBin();
   if (bin === null) {
     throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; install them with apt-get install -y postgresql');
@@ -62,7 +67,7 @@ export async function startCluster(): Promise<Cluster> {
   const port = await freePort();
   run(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'quail', '--no-sync', '-E', 'UTF8', '--locale=C']);
   run(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-o',
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${opts.fsync === true ? 'on' : 'off'}`, 'start']);
   let n = 0;
   const admin = `postgres://quail@127.0.0.1:${port}/postgres`;
   return {
