@@ -101,14 +101,33 @@ function numbered(sql: string): string {
 }
 
 interface Queryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
+  query(config: { text: string; values: unknown[]; name?: string }): Promise<{ rows: Row[]; rowCount: number | null }>;
+}
+
+/** Named (server-side prepared) statements by SQL text; past this many distinct texts, queries go unnamed. */
+const MAX_PREPARED = 256;
+const prepared = new Map<string, { name: string; text: string }>();
+
+/**
+ * The query config for `sql`: data statements (SELECT/INSERT/UPDATE/DELETE) get a name, so each connection parses
+ * and plans them once and later runs skip the parse (a lookup is mostly a round trip; this saves the server's share).
+ * DDL (migrations) and anything past MAX_PREPARED distinct texts stay unnamed.
+ */
+function statement(sql: string, params: readonly SqlValue[]): { text: string; values: unknown[]; name?: string } {
+  const values = [...params];
+  const known = prepared.get(sql);
+  if (known !== undefined) return { ...known, values };
+  if (!/^\s*(SELECT|INSERT|UPDATE|DELETE)\b/i.test(sql) || prepared.size >= MAX_PREPARED) return { text: numbered(sql), values };
+  const s = { name: `quail_${prepared.size + 1}`, text: numbered(sql) };
+  prepared.set(sql, s);
+  return { ...s, values };
 }
 
 function pgOps(q: Queryable, tx: (fn: (t: SqlDriver) => Promise<unknown>) => Promise<unknown>): SqlDriver {
   return {
     dialect: 'postgres',
-    all: async (sql, params = []) => (await q.query(numbered(sql), [...params])).rows,
-    run: async (sql, params = []) => (await q.query(numbered(sql), [...params])).rowCount ?? 0,
+    all: async (sql, params = []) => (await q.query(statement(sql, params))).rows,
+    run: async (sql, params = []) => (await q.query(statement(sql, params))).rowCount ?? 0,
     transaction: <T>(fn: (t: SqlDriver) => Promise<T>) => tx(fn) as Promise<T>,
     close: () => Promise.resolve(),
   };
