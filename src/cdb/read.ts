@@ -23,26 +23,43 @@ function slice(buf: Buffer, off: number, len: number): Buffer {
   return buf.subarray(off, off + len);
 }
 
-/** Every value stored under `key`, in file order (empty when none). */
-export function cdbGetAll(buf: Buffer, key: Uint8Array): Buffer[] {
-  const out: Buffer[] = [];
+/** `len` bytes of the file at `pos`; past the end is a CdbFormatError. */
+type At = (pos: number, len: number) => Buffer;
+
+/**
+ * The lookup walk (cdb_find): the key's table from the header, its slots from (hash >> 8) mod slots on, and for each
+ * slot with the key's hash the record, compared byte for byte. Calls `hit(pos, klen, dlen)` per matching record
+ * until it returns false. One walk for both readers: `header(off)` reads the header's words, `at` the rest.
+ */
+function walk(key: Uint8Array, header: (off: number) => number, at: At, hit: (pos: number, klen: number, dlen: number) => boolean): void {
   const h = cdbHash(key);
-  const tpos = u32(buf, (h & 0xff) * 8);
-  const slots = u32(buf, (h & 0xff) * 8 + 4);
-  if (slots === 0) return out;
-  const k = Buffer.from(key);
+  const tpos = header((h & 0xff) * 8);
+  const slots = header((h & 0xff) * 8 + 4);
+  if (slots === 0) return;
+  const k = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
   let i = (h >>> 8) % slots;
   for (let n = 0; n < slots; n++) {
-    const sh = u32(buf, tpos + i * 8);
-    const rpos = u32(buf, tpos + i * 8 + 4);
-    if (rpos === 0) break;
-    if (sh === h) {
-      const klen = u32(buf, rpos);
-      const dlen = u32(buf, rpos + 4);
-      if (klen === k.length && slice(buf, rpos + 8, klen).equals(k)) out.push(slice(buf, rpos + 8 + klen, dlen));
+    const slot = at(tpos + i * 8, 8);
+    const rpos = slot.readUInt32LE(4);
+    if (rpos === 0) return;
+    if (slot.readUInt32LE(0) === h) {
+      const rec = at(rpos, 8);
+      const klen = rec.readUInt32LE(0);
+      const dlen = rec.readUInt32LE(4);
+      if (klen === k.length && at(rpos + 8, klen).equals(k) && !hit(rpos, klen, dlen)) return;
     }
     i = (i + 1) % slots;
   }
+}
+
+/** Every value stored under `key`, in file order (empty when none). */
+export function cdbGetAll(buf: Buffer, key: Uint8Array): Buffer[] {
+  const out: Buffer[] = [];
+  const at: At = (pos, len) => slice(buf, pos, len);
+  walk(key, (off) => u32(buf, off), at, (pos, klen, dlen) => {
+    out.push(at(pos + 8 + klen, dlen));
+    return true;
+  });
   return out;
 }
 
@@ -107,7 +124,6 @@ const keyBytes = (key: Uint8Array | string): Buffer => (typeof key === 'string' 
  */
 export class CdbReader {
   private fd: number | null;
-  private readonly scratch = Buffer.alloc(8);
 
   private constructor(fd: number, private readonly header: Buffer, private readonly size: number) {
     this.fd = fd;
@@ -169,26 +185,9 @@ export class CdbReader {
     closeSync(fd);
   }
 
-  /** Walks the key's slots (the same walk as cdbGetAll) and calls `hit` per matching record until it says stop. */
+  /** The shared walk over this file: header words from the copy read at open, the rest by positional reads. */
   private find(k: Buffer, hit: (pos: number, klen: number, dlen: number) => boolean): void {
-    const h = cdbHash(k);
-    const tpos = this.header.readUInt32LE((h & 0xff) * 8);
-    const slots = this.header.readUInt32LE((h & 0xff) * 8 + 4);
-    if (slots === 0) return;
-    let i = (h >>> 8) % slots;
-    for (let n = 0; n < slots; n++) {
-      this.fill(this.scratch, tpos + i * 8, 8);
-      const sh = this.scratch.readUInt32LE(0);
-      const rpos = this.scratch.readUInt32LE(4);
-      if (rpos === 0) return;
-      if (sh === h) {
-        this.fill(this.scratch, rpos, 8);
-        const klen = this.scratch.readUInt32LE(0);
-        const dlen = this.scratch.readUInt32LE(4);
-        if (klen === k.length && this.read(rpos + 8, klen).equals(k) && !hit(rpos, klen, dlen)) return;
-      }
-      i = (i + 1) % slots;
-    }
+    walk(k, (off) => this.header.readUInt32LE(off), (pos, len) => this.read(pos, len), hit);
   }
 
   /** `len` bytes at `pos`; past the end of the file is damage. */
