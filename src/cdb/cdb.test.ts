@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildCdb, cdbEntries, cdbGet, cdbGetAll, cdbHash, CdbFile, CdbFormatError, CdbReader, writeCdbAtomic } from './index.js';
+import { buildCdb, cdbEntries, cdbGet, cdbGetAll, cdbHash, CdbFormatError, CdbReader, writeCdbAtomic } from './index.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const TINYCDB = '/usr/bin/cdb';
@@ -78,7 +78,7 @@ void test('truncated file is a CdbFormatError', () => {
   const dir = tmp();
   try {
     writeFileSync(join(dir, 'short'), 'abc');
-    assert.throws(() => CdbFile.open(join(dir, 'short')), CdbFormatError);
+    assert.throws(() => CdbReader.open(join(dir, 'short')), CdbFormatError);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -92,9 +92,10 @@ void test('writeCdbAtomic: installs the file with its mode, leaves no tmp', () =
     writeCdbAtomic(p, [[b('a'), b('b')]]);
     assert.equal(existsSync(`${p}.tmp`), false);
     assert.equal(statSync(p).mode & 0o777, 0o644);
-    const f = CdbFile.open(p);
+    const f = CdbReader.open(p);
     assert.equal(f.get('a')?.toString(), 'b');
     assert.equal(f.has('c'), false);
+    f.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

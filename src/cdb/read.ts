@@ -1,6 +1,6 @@
 // cdb reader: lookups (all values or the first) and record iteration over a file held in memory, and lookups
 // through an open file descriptor with positional reads (qmail's cdb_seek: header, slot, record; no whole read).
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { cdbHash } from './hash.js';
 
 const HEADER = 2048;
@@ -80,34 +80,6 @@ export function* cdbEntries(buf: Buffer): Generator<[Buffer, Buffer]> {
     const data = slice(buf, pos + 8 + klen, dlen);
     yield [key, data];
     pos += 8 + klen + dlen;
-  }
-}
-
-/** A cdb file read once into memory (users/cdb and morercpthosts.cdb are small). */
-export class CdbFile {
-  private constructor(readonly path: string, readonly bytes: Buffer) {}
-
-  /** Reads the file; throws the fs error (ENOENT etc.) for the caller to classify. */
-  static open(path: string): CdbFile {
-    const bytes = readFileSync(path);
-    if (bytes.length < HEADER) throw new CdbFormatError(`${path}: file shorter than its header`);
-    return new CdbFile(path, bytes);
-  }
-
-  get(key: Uint8Array | string): Buffer | undefined {
-    return cdbGet(this.bytes, typeof key === 'string' ? Buffer.from(key, 'latin1') : key);
-  }
-
-  getAll(key: Uint8Array | string): Buffer[] {
-    return cdbGetAll(this.bytes, typeof key === 'string' ? Buffer.from(key, 'latin1') : key);
-  }
-
-  has(key: Uint8Array | string): boolean {
-    return this.get(key) !== undefined;
-  }
-
-  entries(): Generator<[Buffer, Buffer]> {
-    return cdbEntries(this.bytes);
   }
 }
 

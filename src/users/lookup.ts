@@ -2,7 +2,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower, tempError } from '../address/index.js';
-import { CdbFile } from '../cdb/index.js';
+import { CdbReader } from '../cdb/index.js';
 import type { Assignment, PasswdSource } from './types.js';
 
 /** qmail-getpw's GETPW_USERLEN: user names of 32 characters or more are never tried (C.4.1). */
@@ -18,9 +18,13 @@ function decimalPrefix(s: string): number {
 
 const l1 = (s: string): Buffer => Buffer.from(s, 'latin1');
 
-function openUsersCdb(root: string): CdbFile | undefined {
+/**
+ * users/cdb opened for this lookup, probed by positional reads (as qmail-lspawn's cdb_seek): a lookup reads the
+ * header, a few slots and records, not the whole file (12 MB at 100,000 virtual domains).
+ */
+function openUsersCdb(root: string): CdbReader | undefined {
   try {
-    return CdbFile.open(join(root, 'users', 'cdb'));
+    return CdbReader.open(join(root, 'users', 'cdb'));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw tempError('Trouble reading users/cdb in qmail-lspawn.', err);
@@ -61,6 +65,8 @@ export function cdbAssignment(root: string, local: string): Assignment | undefin
     return undefined;
   } catch (err) {
     throw tempError('Trouble reading users/cdb in qmail-lspawn.', err);
+  } finally {
+    db.close();
   }
 }
 
