@@ -41,13 +41,18 @@ export const jobArgs = (job: LocalJob): LocalArgs => ({
 export const jobInjector = (job: LocalJob): ForwardRequest['injector'] =>
   job.user === 'alias' ? { kind: 'alias' } : { kind: 'uid', uid: job.uid };
 
-/** D.8.2: qmail-lspawn's reading of qmail-local's exit code and output. */
-export function resultOf(run: LocalRun): LocalResult {
-  let all = Buffer.concat(run.output.map((c) => c.data));
+/** D.8.2: the report qmail-lspawn keeps of a run's output: up to the first NUL, at most REPORT_LIMIT bytes. */
+export function reportText(output: readonly { readonly data: Buffer }[]): string {
+  let all = Buffer.concat(output.map((c) => c.data));
   const nul = all.indexOf(0);
   if (nul >= 0) all = all.subarray(0, nul);
   if (all.length > REPORT_LIMIT) all = all.subarray(0, REPORT_LIMIT);
-  const report = all.toString('latin1');
+  return all.toString('latin1');
+}
+
+/** D.8.2: qmail-lspawn's reading of qmail-local's exit code and output. */
+export function resultOf(run: LocalRun): LocalResult {
+  const report = reportText(run.output);
   if (run.exitCode === 0) return { result: 'success', report, ...(run.forward ? { forward: run.forward } : {}) };
   if ([111, 71, 74, 75].includes(run.exitCode)) return { result: 'deferral', report };
   return { result: 'failure', report };

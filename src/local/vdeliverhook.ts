@@ -4,7 +4,7 @@ import {
   openDirectory, parseVdeliverLine, vdeliver, type Directory, type DotQmailRequest, type ProgramRequest, type VdeliverResult,
 } from '../directory/index.js';
 import type { UniqueNamer } from '../maildir/index.js';
-import { resultOf } from './deliver.js';
+import { reportText, resultOf } from './deliver.js';
 import { defaultPath } from './env.js';
 import { parseInstructions } from './instructions.js';
 import { programVerdict, runProgram, type OutputChunk, type ProgramExit } from './program.js';
@@ -127,16 +127,13 @@ function mailboxProgram(outer: ProgramCall, inner: ProgramCall): Promise<Program
   return nestedProgram(inner.command, inner.home, env, inner.messagePath, `A mailbox's .qmail (${inner.home}/.qmail)`);
 }
 
-/** qmail-lspawn keeps about this many bytes of a report (D.8.2); an alias program's output is cut there too. */
-const REPORT_BYTES = 3000;
-
 /**
  * An alias's `|program` target: run in the domain's directory with the delivery's environment (HOME = that
  * directory), read as qmail-local reads a program's exit (0 and 99 ok, 100 and 64/65/70/76/77/78/112 bounce, else defer).
  */
 async function runAliasProgram(call: ProgramCall, req: ProgramRequest): Promise<VdeliverResult> {
   const r = await nestedProgram(req.command, req.home, { ...call.env, HOME: req.home }, call.messagePath, `The alias target |${req.command}`);
-  const out = Buffer.concat(r.output.map((c) => c.data)).subarray(0, REPORT_BYTES).toString('latin1');
+  const out = reportText(r.output); // cut as qmail-lspawn cuts a report (D.8.2)
   if (r.exit.kind === 'spawn-error') return { result: 'deferral', report: `${r.exit.text}\n` };
   if (r.exit.kind === 'signal') return { result: 'deferral', report: `${out}Aack, child crashed. (#4.3.0)\n` };
   switch (programVerdict(r.exit.code)) {
