@@ -161,7 +161,7 @@ export function editMap(text: string | null, set: ReadonlyMap<string, string>, r
   for (const [k, v] of set) if (!done.has(k)) extra.push(`${k}:${v}`);
   if (!changed) return appended(text, extra); // the usual domain add: no rebuild of the whole text
   out.push(...extra);
-  return join(out); // changed: a line went or was rewritten
+  return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
 }
 
 /** `text` (no line of it changed) with `extra` lines after it: what join(lines(text) + extra) makes. null: none. */
