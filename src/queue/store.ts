@@ -293,6 +293,9 @@ export async function writeMessage(
   data: Readable | Buffer,
   owner?: Owner,
 ): Promise<{ size: number; sha256: string }> {
+  // A stream destroyed by its producer while the file is being opened must not raise an unhandled 'error':
+  // the loop below sees it as a failed (errored or prematurely closed) stream and throws.
+  if (!Buffer.isBuffer(data)) data.on('error', () => undefined);
   const fh = await open(path, 'wx', 0o600);
   if (owner) await fh.chown(owner.uid, owner.gid).catch(async (err: unknown) => {
     await fh.close();

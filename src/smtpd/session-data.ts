@@ -16,6 +16,9 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   s.mail = undefined; // qmail: whatever happens now, the next message needs a new MAIL
   const env = s.deps.env;
   const body = new PassThrough();
+  // abandon() destroys the stream with an error; the queue reports it through `injected`. Without a listener of
+  // its own the 'error' event, when the queue is not (yet) reading, would be unhandled and end the process.
+  body.on('error', () => undefined);
   const meta: Record<string, string> = { origin: 'smtp', ip: s.remoteIp, helo: s.helo ?? '', protocol: s.protocol };
   if (s.authUser !== undefined) meta['auth'] = s.authUser;
   let settled = false;
