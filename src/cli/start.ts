@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { errorsFile, makeEventLog, startQuail } from '../start/index.js';
+import { errorsFile, makeEventLog, startQuail, type Running } from '../start/index.js';
 import { action, addRootOption, resolveRoot } from './common.js';
 import { initRoot, render } from './init.js';
 
@@ -41,24 +41,38 @@ export function register(program: Command): void {
       const root = resolveRoot(flags.root);
       if (flags.init) initIfMissing(root);
       const log = makeEventLog({ json: flags.logJson === true, out: process.stdout, errorsFile: errorsFile(root) });
-      const running = await startQuail({
+      // Signals that arrive while starting are kept and acted on once running (SIGHUP's default would kill us).
+      const now: { running?: Running } = {};
+      let stopWanted: string | undefined;
+      let stopNow: ((sig: string) => void) | undefined;
+      const onStop = (sig: string) => (): void => {
+        log.event('quail.signal', { signal: sig });
+        if (stopNow) stopNow(sig);
+        else stopWanted ??= sig;
+      };
+      let reloadWanted = false;
+      process.once('SIGTERM', onStop('SIGTERM'));
+      process.once('SIGINT', onStop('SIGINT'));
+      process.on('SIGHUP', () => (now.running ? now.running.reload() : (reloadWanted = true)));
+      process.on('SIGALRM', () => now.running?.flush());
+      const live = await startQuail({
         root, log, ...(flags.smtp !== undefined ? { smtp: flags.smtp } : {}),
         ...(flags.submission !== undefined ? { submission: flags.submission } : {}),
         ...(flags.pop3 || flags.pop3s ? { pop3: { pop3: flags.pop3, pop3s: flags.pop3s } } : {}),
       });
+      now.running = live;
+      if (reloadWanted) live.reload();
       await new Promise<void>((resolve) => {
-        const stop = (sig: string) => (): void => {
-          log.event('quail.signal', { signal: sig });
-          void running.stop().then(resolve, (err: unknown) => {
+        stopNow = (): void => {
+          void live.stop().then(resolve, (err: unknown) => {
             log.event('quail.error', { error: err instanceof Error ? err.message : String(err) });
             resolve();
           });
         };
-        process.once('SIGTERM', stop('SIGTERM'));
-        process.once('SIGINT', stop('SIGINT'));
-        process.on('SIGHUP', () => running.reload());
-        process.on('SIGALRM', () => running.flush());
+        if (stopWanted !== undefined) stopNow(stopWanted);
       });
+      // Whatever a stuck step left behind (its bound was logged) must not keep the process alive.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
       return 0;
     }),
   );

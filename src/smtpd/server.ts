@@ -91,6 +91,9 @@ export class SmtpListener {
 
   /** Serves a connection accepted elsewhere (a parent's socket passed with child.send('socket', s)). */
   adopt(socket: Socket): void {
+    // A socket received over IPC is made without the listener's options: keep replying after the client's FIN
+    // (pipelined commands then EOF), as the listening server's own sockets do.
+    socket.allowHalfOpen = true;
     socket.pause();
     this.accept(socket);
   }

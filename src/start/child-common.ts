@@ -1,4 +1,6 @@
 // What the unprivileged SMTP and POP3 child processes share: dropping root, and how they stop and reload.
+import type { Socket } from 'node:net';
+import type { FromServiceChild, ToServiceChild } from './privchild.js';
 
 export const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -33,4 +35,77 @@ export function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, rel
   process.on('SIGTERM', () => void stop(10_000));
   process.on('SIGINT', () => void stop(10_000));
   process.on('SIGHUP', reload);
+}
+
+/** One listener as a service child serves it: connections are handed over by the root parent. */
+export interface ServedListener {
+  adopt(socket: Socket): void;
+  /** Stop taking connections; sessions get graceMs to finish. */
+  close(graceMs: number): Promise<void>;
+}
+
+export interface ServiceChildMain<Spec> {
+  readonly uid: number;
+  readonly gid: number;
+  /** After dropping privileges: open what the service needs (a thrown error is reported as fatal, exit 100). */
+  readonly open: () => Promise<void>;
+  /** The listeners for the specs, in order (made together: POP3's share one Maildir lock table). */
+  readonly listeners: (specs: readonly Spec[]) => ServedListener[];
+  readonly reload: () => void;
+  /** After the listeners closed: close what open() opened. */
+  readonly close: () => Promise<void>;
+}
+
+/**
+ * The child's side of privchild.ts: drop to the account, open, say `ready`; on `serve` make the listeners and say
+ * `serving`; serve each adopted socket; `reload`, `stop`. Everything else is the service's own.
+ */
+export async function runServiceChild<Spec>(m: ServiceChildMain<Spec>, send: (msg: FromServiceChild<never>) => void): Promise<void> {
+  if (!becomeAccount(m.uid, m.gid, (error) => send({ type: 'fatal', error }))) return;
+  try {
+    await m.open();
+  } catch (err) {
+    send({ type: 'fatal', error: errText(err) });
+    process.exitCode = 100;
+    process.disconnect?.();
+    return;
+  }
+  const listeners = new Map<number, ServedListener>();
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs: number): Promise<void> => {
+    stopping ??= (async () => {
+      await Promise.all([...listeners.values()].map((l) => l.close(graceMs)));
+      await m.close();
+      process.disconnect?.();
+      process.exit(0);
+    })();
+    return stopping;
+  };
+  process.on('message', (msg: ToServiceChild<Spec>, handle: Socket | undefined) => {
+    switch (msg.type) {
+      case 'serve':
+        try {
+          for (const [i, l] of m.listeners(msg.listeners).entries()) listeners.set(i, l);
+          send({ type: 'serving' });
+        } catch (err) {
+          send({ type: 'fatal', error: errText(err) });
+        }
+        break;
+      case 'adopt': {
+        send({ type: 'adopted', id: msg.id }); // we hold our own descriptor now; the parent closes its copy
+        const l = listeners.get(msg.index);
+        if (handle && l && stopping === undefined) l.adopt(handle);
+        else handle?.destroy();
+        break;
+      }
+      case 'reload':
+        m.reload();
+        break;
+      case 'stop':
+        void stop(msg.graceMs);
+        break;
+    }
+  });
+  onLifecycleSignals(stop, m.reload);
+  send({ type: 'ready', uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 });
 }

@@ -204,13 +204,19 @@ function usable(plan: Pop3Plan, control: Control, log: EventLog): Pop3ListenerSp
  * to); logins it reports are recorded in the directory here. A listener of the embedded default that cannot be
  * bound is logged and skipped; a configured one that cannot be bound stops the start (temporary).
  */
-export async function startPop3(opts: { root: string; control: Control; account?: Account | undefined; log: EventLog; flags?: Pop3Flags }): Promise<Pop3Service> {
+export async function startPop3(opts: {
+  root: string; control: Control; account?: Account | undefined; log: EventLog; flags?: Pop3Flags;
+  onServing?: (pid: number) => void; onCrash?: (crashes: number) => void;
+}): Promise<Pop3Service> {
   const { root, control, log } = opts;
   const plan = pop3Plan(control, opts.flags);
   const specs = usable(plan, control, log);
   const lastLogin = new LastLogin(root, log);
   if (opts.account && specs.length > 0) {
-    const child = new Pop3Child({ root, specs, embedded: plan.embedded, account: opts.account, log, onLogin: (login, at) => lastLogin.record(login, at) });
+    const child = new Pop3Child({
+      root, specs, embedded: plan.embedded, account: opts.account, log, onLogin: (login, at) => lastLogin.record(login, at),
+      ...(opts.onServing ? { onServing: opts.onServing } : {}), ...(opts.onCrash ? { onCrash: opts.onCrash } : {}),
+    });
     const bound = await child.start();
     return {
       listeners: bound,

@@ -1,6 +1,6 @@
 // As root: quail start binds, then the process serving the port runs as control/quailuser; restart, HUP, TERM.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,16 @@ function listeningInode(port: number): string | undefined {
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f[1] === want && f[3] === '0A') return f[9];
+  }
+  return undefined;
+}
+
+/** The inode of the server side of the established connection from client port `from` to 127.0.0.1:port. */
+function connectionInode(port: number, from: number): string | undefined {
+  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === `0100007F:${hex(port)}` && f[2] === `0100007F:${hex(from)}` && f[3] === '01') return f[9];
   }
   return undefined;
 }
@@ -76,9 +86,10 @@ interface State {
   pid: number;
   listeners: Array<{ port: number; kind: string }>;
   smtpd?: { pid: number; user: string; uid: number };
+  crashes?: Record<string, number>;
 }
 
-void test('as root: the SMTP port is served by a quailuser process; mail is delivered; a dead child is restarted', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
+void test('as root: root keeps the SMTP port, a quailuser process reads every connection; mail is delivered; a dead child is replaced while the port stays open', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-privsep-'));
   chmodSync(root, 0o755); // the unprivileged child must be able to reach the mail root
   let child: ChildProcess | undefined;
@@ -96,11 +107,22 @@ void test('as root: the SMTP port is served by a quailuser process; mail is deli
     const uid = Number(/^[^:]+:[^:]*:(\d+):/m.exec(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${account}:`)) ?? '')?.[1]);
     assert.ok(uid > 0, `${account} has a non-root uid`);
 
-    const servedBy = (): number[] => holders(listeningInode(port) ?? 'none');
-    const first = servedBy();
-    assert.equal(first.length, 1, `exactly one process holds the listening socket: ${first.join(',')}`);
+    // The root parent holds the listening socket for the whole run (so a child's death never closes the port) and
+    // accepts without reading; each connection is read only by the unprivileged child.
+    const listenHolders = (): number[] => holders(listeningInode(port) ?? 'none');
+    assert.deepEqual(listenHolders(), [child.pid], 'only the root parent holds the listening socket');
+    const servedBy = async (): Promise<number[]> => {
+      const c = connect({ host: '127.0.0.1', port });
+      await new Promise<void>((r) => c.once('data', () => r()));
+      const inode = connectionInode(port, c.localPort ?? 0);
+      const h = holders(inode ?? 'none');
+      c.destroy();
+      return h;
+    };
+    const first = await servedBy();
+    assert.equal(first.length, 1, `exactly one process holds the connection: ${first.join(',')}`);
     const smtpdPid = first[0] ?? 0;
-    assert.notEqual(smtpdPid, child.pid, 'the root parent keeps no listening socket');
+    assert.notEqual(smtpdPid, child.pid, 'the root parent keeps no connection');
     assert.deepEqual(uids(smtpdPid), [uid, uid, uid, uid]);
     assert.deepEqual(uids(child.pid ?? 0), [0, 0, 0, 0]);
     assert.equal(state().smtpd?.pid, smtpdPid);
@@ -112,16 +134,20 @@ void test('as root: the SMTP port is served by a quailuser process; mail is deli
     assert.match(readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'latin1'), /Subject: privsep/);
 
     process.kill(smtpdPid, 'SIGKILL');
-    await until('restart', () => /smtpd\.died[^\n]*\n(?:.*\n)*.*smtpd\.started/.test(log) && servedBy().length === 1 && servedBy()[0] !== smtpdPid, () => log);
-    const again = servedBy()[0] ?? 0;
-    assert.deepEqual(uids(again), [uid, uid, uid, uid]);
-    await until('state updated', () => state().smtpd?.pid === again, () => log);
+    // The port never closes: a connection made at once is held until the new child takes it, then served.
     assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
+    await until('restart', () => /smtpd\.crashed[^\n]*signal=SIGKILL[^\n]*\n(?:.*\n)*.*smtpd\.started/.test(log), () => log);
+    assert.deepEqual(listenHolders(), [child.pid], 'the listening socket never left the parent');
+    const again = (await servedBy())[0] ?? 0;
+    assert.notEqual(again, smtpdPid);
+    assert.deepEqual(uids(again), [uid, uid, uid, uid]);
+    await until('state updated', () => state().smtpd?.pid === again && state().crashes?.['smtpd'] === 1, () => log);
     await until('second delivery', () => readdirSync(newDir).length === 2, () => log);
+    assert.match(spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' }).stdout, /crashes since start: smtpd 1/);
 
     child.kill('SIGHUP');
     await until('reload', () => log.includes('quail.reloaded'), () => log);
-    assert.deepEqual(servedBy(), [again], 'SIGHUP keeps the same serving process');
+    assert.deepEqual(await servedBy(), [again], 'SIGHUP keeps the same serving process');
     child.kill('SIGTERM');
     assert.equal(await exited, 0, log);
     assert.equal(existsSync(`/proc/${again}`), false, 'the SMTP child is gone after SIGTERM');

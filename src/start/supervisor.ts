@@ -1,5 +1,5 @@
 // quail start: opens the queue, the scheduler with local and remote delivery, and the SMTP listeners, in one process.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QuailError } from '../address/index.js';
 import { Control, ControlFileCache } from '../control/index.js';
@@ -34,6 +34,10 @@ export interface RunState {
   readonly listeners: ReadonlyArray<{ readonly host: string; readonly port: number; readonly kind: ListenerKind }>;
   /** As root: the unprivileged process serving the listeners. */
   readonly smtpd?: { readonly pid: number; readonly user: string; readonly uid: number };
+  /** As root: the unprivileged process serving POP3. */
+  readonly pop3d?: { readonly pid: number; readonly user: string; readonly uid: number };
+  /** Unexpected deaths of the service children since start (each is logged as `<name>.crashed` with its stack). */
+  readonly crashes?: Readonly<Record<string, number>>;
 }
 
 export interface Running {
@@ -130,7 +134,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const specs = listenerSpecs(control, opts);
   const mxPort = mxPortFromEnv(process.env);
   const queue: FileQueue = await openQueue(root);
-  const recovered = await queue.recover();
+  const recovered = await within('queue recovery', RECOVER_MS, queue.recover());
   log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
   const localDeliverer = new LocalDeliverer();
   // Control files are read per delivery, as qmail-remote does; unchanged ones are not re-read (ControlFileCache).
@@ -156,26 +160,44 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const listeners: SmtpListener[] = [];
   const directory = new DirectoryLink(root);
   let child: SmtpChild | undefined;
-  let bound: readonly BoundListener[];
+  let bound: readonly BoundListener[] = [];
   mkdirSync(runDir(root), { recursive: true });
-  const writeState = (smtpdPid?: number): void => {
+  const startedAt = new Date().toISOString();
+  const pids: { smtpd?: number; pop3d?: number } = {};
+  const crashes: Record<string, number> = {};
+  let started = false;
+  const writeState = (): void => {
+    if (!started) return;
+    const as = (pid: number | undefined): RunState['smtpd'] => (account && pid !== undefined ? { pid, user: account.name, uid: account.uid } : undefined);
+    const smtpd = as(pids.smtpd);
+    const pop3d = as(pids.pop3d);
     const state: RunState = {
       pid: process.pid,
-      started: new Date().toISOString(),
+      started: startedAt,
       root,
       listeners: bound,
-      ...(account && smtpdPid !== undefined ? { smtpd: { pid: smtpdPid, user: account.name, uid: account.uid } } : {}),
+      ...(smtpd ? { smtpd } : {}),
+      ...(pop3d ? { pop3d } : {}),
+      ...(Object.keys(crashes).length > 0 ? { crashes: { ...crashes } } : {}),
     };
-    writeFileSync(stateFile(root), `${JSON.stringify(state, null, 2)}\n`);
+    // write-then-rename: `quail status` never reads half a file
+    writeFileSync(`${stateFile(root)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+    renameSync(`${stateFile(root)}.tmp`, stateFile(root));
   };
-  let started = false;
+  const serving = (name: 'smtpd' | 'pop3d') => (pid: number): void => {
+    pids[name] = pid;
+    writeState();
+  };
+  const crashed = (name: 'smtpd' | 'pop3d') => (n: number): void => {
+    crashes[name] = n;
+    writeState();
+  };
   if (account) {
     child = new SmtpChild({
       root, specs, account, log,
       onQueued: () => queue.trigger('new'),
-      onServing: (pid) => {
-        if (started) writeState(pid);
-      },
+      onServing: serving('smtpd'),
+      onCrash: crashed('smtpd'),
     });
     try {
       bound = await child.start();
@@ -198,9 +220,17 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     bound = await bindAll(listeners, queue, log, () => tlsContext !== undefined);
   }
   writeFileSync(pidFile(root), `${process.pid}\n`);
-  writeState(child?.pid);
   started = true;
-  await scheduler.start();
+  writeState();
+  try {
+    await within('scheduler start', STEP_MS, scheduler.start());
+  } catch (err) {
+    await Promise.all([...listeners.map((l) => l.close(0)), child?.stop(0)]);
+    queue.close();
+    rmSync(pidFile(root), { force: true });
+    rmSync(stateFile(root), { force: true });
+    throw err;
+  }
   let stopped: Promise<void> | undefined;
   let pop3: Pop3Service | undefined;
   const running: Running = {
@@ -210,11 +240,13 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         log.event('quail.stopping', { pid: process.pid });
         // Delivery workers are unref'd children: keep the loop alive until they have really exited.
         const keepAlive = setInterval(() => undefined, 1000);
-        await Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]);
-        await scheduler.stop();
-        await localDeliverer.close();
+        // Each step has a bound: a stuck one is logged by name and the stop goes on (the queue is the truth).
+        const bound_ = graceMs + STEP_MS;
+        await stopStep(log, 'listeners', bound_, Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]));
+        await stopStep(log, 'scheduler', STOP_DELIVERIES_MS, scheduler.stop());
+        await stopStep(log, 'local delivery workers', STEP_MS, localDeliverer.close());
         engine.close();
-        await directory.close();
+        await stopStep(log, 'directory', STEP_MS, directory.close());
         clearInterval(keepAlive);
         queue.close();
         rmSync(pidFile(root), { force: true });
@@ -236,13 +268,41 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     },
   };
   try {
-    pop3 = await startPop3({ root, control, account, log, ...(opts.pop3 ? { flags: opts.pop3 } : {}) });
+    pop3 = await within('POP3 start', STEP_MS + 30_000, startPop3({
+      root, control, account, log, ...(opts.pop3 ? { flags: opts.pop3 } : {}), onServing: serving('pop3d'), onCrash: crashed('pop3d'),
+    }));
   } catch (err) {
     await running.stop(0);
     throw err;
   }
   log.event('quail.started', { pid: process.pid, root, ...(mxPort !== undefined ? { mxport: mxPort } : {}) });
   return running;
+}
+
+/** A start-up step that does not finish in time fails the start with its name (issue: never hang silently). */
+const STEP_MS = 30_000;
+/** Recovery reads every message of the queue once: generous, but not unbounded. */
+const RECOVER_MS = 600_000;
+/** Deliveries in progress get this long to finish at stop; the rest are retried after the next start. */
+const STOP_DELIVERIES_MS = 60_000;
+
+export function within<T>(step: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new QuailError(`start-up step "${step}" did not finish within ${Math.round(ms / 1000)} s; see the log above for its last event`, true)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function stopStep(log: EventLog, step: string, ms: number, p: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
+  const r = await Promise.race([p.then(() => 'done' as const, (err: unknown) => {
+    log.event('quail.error', { step, error: err instanceof Error ? err.message : String(err) });
+    return 'done' as const;
+  }), late]);
+  clearTimeout(timer);
+  if (r === 'late') log.event('quail.error', { step, error: `stop step "${step}" did not finish within ${Math.round(ms / 1000)} s; going on without it` });
 }
 
 /** One process (not root): bind each listener here. */
