@@ -7,7 +7,7 @@ export interface SplitAddress {
   readonly hasAt: boolean;
 }
 
-/** Splits at the last '@' (SEMANTICS.md A.3: `joe@foo@local.test` has local part `joe@foo`). */
+/** Splits at the last '@' (docs/QMAIL.md A.3: `joe@foo@local.test` has local part `joe@foo`). */
 export function splitAddress(addr: string): SplitAddress {
   const at = addr.lastIndexOf('@');
   if (at < 0) return { local: addr, domain: '', hasAt: false };
@@ -17,7 +17,7 @@ export function splitAddress(addr: string): SplitAddress {
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]*$/;
 
 /**
- * qmail-remote's quoting of the local part (SEMANTICS.md E.6), also used for RPLINE and bounce headers.
+ * qmail-remote's quoting of the local part (docs/QMAIL.md E.6), also used for RPLINE and bounce headers.
  * Addresses without '@' are returned as they are.
  */
 export function quoteAddress(addr: string): string {

@@ -1,4 +1,4 @@
-// Who a bounce goes to and from (SEMANTICS.md F.5), and the bounce settings read from control (G).
+// Who a bounce goes to and from (docs/QMAIL.md F.5), and the bounce settings read from control (G).
 import type { Control } from '../control/index.js';
 
 export type BounceFormat = 'qsbmf' | 'dsn';

@@ -1,4 +1,4 @@
-// qmail's own bounce format, QSBMF, byte for byte (SEMANTICS.md F.6).
+// qmail's own bounce format, QSBMF, byte for byte (docs/QMAIL.md F.6).
 import { quoteAddress, quoteLocal } from '../address/index.js';
 import type { BounceConfig } from './envelope.js';
 import { date822, humanText, type BounceFailure } from './text.js';

@@ -1,4 +1,4 @@
-// qmail-send's bounce text pieces (SEMANTICS.md F.6): the date, the greeting, one paragraph per failure.
+// qmail-send's bounce text pieces (docs/QMAIL.md F.6): the date, the greeting, one paragraph per failure.
 
 /** One permanently failed recipient as the bounce names it. */
 export interface BounceFailure {

@@ -1,4 +1,4 @@
-// The cdb hash (SEMANTICS.md C.6): h = 5381; h = (h * 33) xor c, modulo 2^32.
+// The cdb hash (docs/QMAIL.md C.6): h = 5381; h = (h * 33) xor c, modulo 2^32.
 
 /** The hash of key[start, end) (the whole key by default; a range lets the writer hash a key in place). */
 export function cdbHash(key: Uint8Array, start = 0, end = key.length): number {

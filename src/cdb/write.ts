@@ -1,4 +1,4 @@
-// cdb writer: byte-compatible with djb's cdbmake (SEMANTICS.md C.6); atomic install via tmp + fsync + rename.
+// cdb writer: byte-compatible with djb's cdbmake (docs/QMAIL.md C.6); atomic install via tmp + fsync + rename.
 import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { cdbHash } from './hash.js';

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runningPid } from '../start/index.js';
 
-/** The routing files the running scheduler holds in memory until SIGHUP (qmail-send's rule, SEMANTICS B). */
+/** The routing files the running scheduler holds in memory until SIGHUP (qmail-send's rule, docs/QMAIL.md 0.1). */
 const ROUTING = ['locals', 'virtualdomains'] as const;
 
 /** A fingerprint of the routing files: device, inode, size and mtime of each (a rename or an edit changes it). */

@@ -126,7 +126,7 @@ export function showctl(root: string): string {
 /** Markdown for docs/CONTROL.md, one section per catalogue entry (kept in step by showctl.test.ts). */
 export function controlDoc(): string {
   const syntax: Record<ControlDef['kind'], string> = {
-    single: 'single value: the first line, trailing spaces and tabs removed (SEMANTICS 0.4)',
+    single: 'single value: the first line, trailing spaces and tabs removed (docs/QMAIL.md 0.4)',
     list: 'list: one entry per line; `#` lines and empty lines ignored; trailing spaces/tabs removed, leading kept (0.2)',
     map: 'mapping: `pattern:value` lines split at the first `:`; the last line for a pattern wins (0.3)',
     number: 'number: the leading digits of the first line; anything else counts as missing (0.5)',

@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { runCorpus } from './runner.js';
-import { packageDir } from './world.js';
+import { pinnedCorpus } from './world.js';
 
 const program = new Command()
   .name('quail-conformance')
   .description('Runs qmail oracle scenarios (FORMAT.md) against quail: one PASS/FAIL/SKIP line each, then a summary.')
-  .option('--corpus <dir>', 'directory of scenario *.json files (default: ../shared/conformance/qmail/corpus from the package)')
+  .option('--corpus <dir>', 'directory of scenario *.json files (default: the pinned copy test/conformance/corpus in the package)')
   .option('--kind <kind>', 'only scenarios of this kind (newu, getpw, delivery, smtp, local-dryrun, inject)')
   .option('--only <id>', 'only the scenario with this id (or id prefix)')
   .exitOverride();
@@ -16,7 +16,7 @@ const program = new Command()
 try {
   program.parse(process.argv);
   const opts = program.opts<{ corpus?: string; kind?: string; only?: string }>();
-  const corpus = opts.corpus !== undefined ? resolve(opts.corpus) : resolve(packageDir(), '../shared/conformance/qmail/corpus');
+  const corpus = opts.corpus !== undefined ? resolve(opts.corpus) : pinnedCorpus();
   if (!existsSync(corpus)) {
     process.stderr.write(`quail-conformance: fatal: corpus directory ${corpus} does not exist; pass --corpus DIR\n`);
     process.exit(111);

@@ -53,7 +53,7 @@ export function normaliseReceivedProtocol(message: string): string {
 
 /**
  * delivery (remote sinks): quail's SMTP client opens with `EHLO <helohost>` (falling back to HELO only when
- * refused) where qmail-remote always sends `HELO <helohost>` (SEMANTICS.md E.5). Why: EHLO is what STARTTLS,
+ * refused) where qmail-remote always sends `HELO <helohost>` (docs/QMAIL.md E.5). Why: EHLO is what STARTTLS,
  * SIZE and 8BITMIME need (RFC 5321 4.1.1.1). The sink records the argument of either verb as `helo`; the verb
  * itself is not compared.
  */

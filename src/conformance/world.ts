@@ -251,3 +251,8 @@ export function quailCli(): string {
 export function packageDir(): string {
   return fileURLToPath(new URL('../../', import.meta.url));
 }
+
+/** The repository's pinned copy of the qmail oracle corpus (test/conformance/corpus/README.md), from the package root. */
+export function pinnedCorpus(): string {
+  return join(packageDir(), 'test', 'conformance', 'corpus');
+}

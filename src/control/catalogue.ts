@@ -2,7 +2,7 @@
 
 export type ControlKind = 'single' | 'list' | 'map' | 'number' | 'cdb' | 'lines';
 
-/** How a default is derived when the file is missing (SEMANTICS.md 0.6 and G). */
+/** How a default is derived when the file is missing (docs/QMAIL.md 0.6 and G). */
 export type ControlDefault =
   | { readonly from: 'none' }
   | { readonly from: 'literal'; readonly value: string }

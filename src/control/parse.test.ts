@@ -1,4 +1,4 @@
-// Golden tables for the control-file syntaxes (SEMANTICS.md 0.2-0.5).
+// Golden tables for the control-file syntaxes (docs/QMAIL.md 0.2-0.5).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseList, parseMap, parseNumber, parseSingle } from './index.js';

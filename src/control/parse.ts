@@ -1,4 +1,4 @@
-// Parsers of qmail's control-file syntaxes (SEMANTICS.md 0.2-0.5). Pure: text in, values out.
+// Parsers of qmail's control-file syntaxes (docs/QMAIL.md 0.2-0.5). Pure: text in, values out.
 
 /** Splits at '\n'; a last line without '\n' counts. */
 function lines(text: string): string[] {

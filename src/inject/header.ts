@@ -1,4 +1,4 @@
-// The header of a locally written message, rewritten the way qmail-inject does (SEMANTICS.md G.2).
+// The header of a locally written message, rewritten the way qmail-inject does (docs/QMAIL.md G.2).
 import { asciiLower, permError, quoteLocal } from '../address/index.js';
 import type { InjectSettings, Rewriter } from './rewrite.js';
 import { addressList, tokenize, unparse, unquote, type Token } from './rfc822.js';

@@ -1,4 +1,4 @@
-// Golden tables for qmail-inject's address rewriting (SEMANTICS.md G.2) and where its settings come from.
+// Golden tables for qmail-inject's address rewriting (docs/QMAIL.md G.2) and where its settings come from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ const rw = makeRewriter({ defaultHost: 'mail', defaultDomain: 'example.test', pl
 
 void test('envelope rewriting: golden table', () => {
   const table: Array<[string, string | null]> = [
-    // SEMANTICS.md G.2's own examples [inj-001]
+    // docs/QMAIL.md G.2's own examples [inj-001]
     ['joe', 'joe@mail.example.test'],
     ['bob@host', 'bob@host.example.test'],
     ['dave@host+', 'dave@host.plus.test'],

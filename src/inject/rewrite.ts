@@ -1,4 +1,4 @@
-// qmail-inject's address rewriting (SEMANTICS.md G.2) and the settings it comes from (control files, env).
+// qmail-inject's address rewriting (docs/QMAIL.md G.2) and the settings it comes from (control files, env).
 import { quoteAddress, quoteLocal } from '../address/index.js';
 import type { Control } from '../control/index.js';
 import { tokenize, unquote, type Token } from './rfc822.js';

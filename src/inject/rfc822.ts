@@ -2,7 +2,7 @@
 //
 // This is the one place where header address syntax is parsed (STYLE.md habit 10). It follows qmail's
 // token822 behaviour, quirks included, because the envelope and the rewritten header must match
-// qmail-inject byte for byte (SEMANTICS.md G.2, corpus inj-*):
+// qmail-inject byte for byte (docs/QMAIL.md G.2, corpus inj-*):
 //  - whitespace between tokens is dropped and re-created on output (one space where two words meet);
 //  - comments stay where they are in the output but are never part of an address;
 //  - address lists are read from right to left, so the callback sees the last address first;

@@ -62,7 +62,7 @@ export function resultOf(run: LocalRun): LocalResult {
 export const deferral = (report: string): LocalResult => ({ result: 'deferral', report: `${report}\n` });
 
 /**
- * Runs the whole of SEMANTICS.md D for `job` in this process. Refuses uid 0 and any uid that is not this
+ * Runs the whole of docs/QMAIL.md D for `job` in this process. Refuses uid 0 and any uid that is not this
  * process's own (use LocalDeliverer to deliver as other users when running as root).
  */
 export async function deliverLocal(job: LocalJob, opts: DeliverOptions = {}): Promise<LocalResult> {

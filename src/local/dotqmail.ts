@@ -1,4 +1,4 @@
-// Which .qmail file a delivery uses (SEMANTICS.md D.3) and the NEWSENDER owner rule (D.4): sync fs, no side effects.
+// Which .qmail file a delivery uses (docs/QMAIL.md D.3) and the NEWSENDER owner rule (D.4): sync fs, no side effects.
 import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { errorStr, errnoCode, isTemporaryErrno } from './errstr.js';
 

@@ -1,4 +1,4 @@
-// Golden values for qmail-local's header lines and program environment (SEMANTICS.md D.2).
+// Golden values for qmail-local's header lines and program environment (docs/QMAIL.md D.2).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { headerLines, programEnv, qmailCtime, quoteSender } from './env.js';

@@ -1,4 +1,4 @@
-// The header lines and environment qmail-local computes for every delivery (SEMANTICS.md D.2).
+// The header lines and environment qmail-local computes for every delivery (docs/QMAIL.md D.2).
 import { quoteLocal } from '../address/index.js';
 
 export interface LocalArgs {

@@ -1,4 +1,4 @@
-// Golden table for parseInstructions (SEMANTICS.md D.6.1-D.6.2).
+// Golden table for parseInstructions (docs/QMAIL.md D.6.1-D.6.2).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseInstructions } from './instructions.js';

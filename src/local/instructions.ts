@@ -1,4 +1,4 @@
-// The .qmail line parser (SEMANTICS.md D.6.1-D.6.2): text in, one instruction per line out. Pure.
+// The .qmail line parser (docs/QMAIL.md D.6.1-D.6.2): text in, one instruction per line out. Pure.
 
 export type Instruction =
   /** The very first line is empty (after trimming): the delivery defers (D.6.2). */

@@ -1,4 +1,4 @@
-// mbox delivery (SEMANTICS.md D.7.2): append From_ line, Return-Path, Delivered-To, the >From-quoted message.
+// mbox delivery (docs/QMAIL.md D.7.2): append From_ line, Return-Path, Delivered-To, the >From-quoted message.
 import { spawn } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// Program delivery (SEMANTICS.md D.7.3): /bin/sh -c in the home directory, umask 077, message on stdin.
+// Program delivery (docs/QMAIL.md D.7.3): /bin/sh -c in the home directory, umask 077, message on stdin.
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { errorStr } from './errstr.js';

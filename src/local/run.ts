@@ -1,4 +1,4 @@
-// qmail-local itself (SEMANTICS.md D.1-D.8): checks, .qmail choice, then each line, dry-run (-n) or for real.
+// qmail-local itself (docs/QMAIL.md D.1-D.8): checks, .qmail choice, then each line, dry-run (-n) or for real.
 import { constants } from 'node:fs';
 import { access, open, stat } from 'node:fs/promises';
 import type { UniqueNamer } from '../maildir/index.js';

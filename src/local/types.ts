@@ -1,4 +1,4 @@
-// The local-delivery contract (SEMANTICS.md D): a job in, a report out. Never touches queue files.
+// The local-delivery contract (docs/QMAIL.md D): a job in, a report out. Never touches queue files.
 
 /** qmail-local's eight arguments plus what quail needs to run it. */
 export interface LocalJob {

@@ -107,7 +107,7 @@ export function date822(ms: number): string {
   return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()] ?? '???'} ${d.getUTCFullYear()} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} -0000`;
 }
 
-/** qmail-queue's own Received line (SEMANTICS.md D.7.4, F.6); '' for network injections (smtpd writes its own). */
+/** qmail-queue's own Received line (docs/QMAIL.md D.7.4, F.6); '' for network injections (smtpd writes its own). */
 export function receivedLine(injector: Injector, pid: number, ms: number): string {
   let who: string;
   switch (injector.kind) {

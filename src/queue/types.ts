@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 /** A portable queue id (not an inode number): time-ordered, unique across machines. */
 export type QueueId = string & { readonly __brand: 'QueueId' };
 
-/** Who put the message in: decides qmail-queue's Received line (SEMANTICS.md D.7.4, F.6). */
+/** Who put the message in: decides qmail-queue's Received line (docs/QMAIL.md D.7.4, F.6). */
 export type Injector =
   | { readonly kind: 'uid'; readonly uid: number } // "(qmail N invoked by uid U)"
   | { readonly kind: 'alias' } // "(qmail N invoked by alias)"
@@ -30,7 +30,7 @@ export type RecipientStatus = 'todo' | 'pending' | 'done' | 'failed';
 export interface RecipientState {
   /** The recipient as injected. */
   readonly original: string;
-  /** Set once, when the scheduler routes it (SEMANTICS.md A: routing is fixed at that moment). */
+  /** Set once, when the scheduler routes it (docs/QMAIL.md A: routing is fixed at that moment). */
   readonly channel?: 'local' | 'remote';
   /** The channel address (after envnoathost, percenthack, virtualdomains). */
   readonly address?: string;
@@ -45,7 +45,7 @@ export interface RecipientState {
 
 export interface QueuedMessage {
   readonly id: QueueId;
-  /** Unix seconds when it was committed (qmail's birth, SEMANTICS.md F.1). */
+  /** Unix seconds when it was committed (qmail's birth, docs/QMAIL.md F.1). */
   readonly birth: number;
   readonly sender: string;
   readonly recipients: readonly RecipientState[];

@@ -79,7 +79,7 @@ function readSettings(control: Control, host: string): Settings | null {
       outgoingIp: control.single('outgoingip').value ?? undefined,
     };
   } catch {
-    return null; // an unreadable control file: temporary, never a silent default (SEMANTICS.md 0)
+    return null; // an unreadable control file: temporary, never a silent default (docs/QMAIL.md 0)
   }
 }
 

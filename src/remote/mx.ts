@@ -1,4 +1,4 @@
-// Which IP addresses to try, in order (SEMANTICS.md E.3-E.4, RFC 5321 5.1, RFC 7505): relay or MX, then A/AAAA.
+// Which IP addresses to try, in order (docs/QMAIL.md E.3-E.4, RFC 5321 5.1, RFC 7505): relay or MX, then A/AAAA.
 import { networkInterfaces } from 'node:os';
 import { ipLiteral, type Route } from './routes.js';
 

@@ -1,4 +1,4 @@
-// control/smtproutes lookup (SEMANTICS.md E.2-E.3): which relay, if any, a recipient's host goes to.
+// control/smtproutes lookup (docs/QMAIL.md E.2-E.3): which relay, if any, a recipient's host goes to.
 import type { MapEntry } from '../control/index.js';
 import { asciiLower } from '../address/index.js';
 

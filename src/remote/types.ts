@@ -1,4 +1,4 @@
-// The remote-delivery contract (SEMANTICS.md E): one recipient (qmail-remote) in, a result out.
+// The remote-delivery contract (docs/QMAIL.md E): one recipient (qmail-remote) in, a result out.
 
 export interface RemoteJob {
   /** The channel address (the recipient, unchanged). */

@@ -1,4 +1,4 @@
-// Builds the plain RouteControl snapshot from a Control (SEMANTICS.md A, G): locals, percenthack, virtualdomains.
+// Builds the plain RouteControl snapshot from a Control (docs/QMAIL.md A, G): locals, percenthack, virtualdomains.
 import { asciiLower, QuailError } from '../address/index.js';
 import type { Control } from '../control/index.js';
 import type { RouteControl } from './types.js';

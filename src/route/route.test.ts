@@ -1,4 +1,4 @@
-// Golden tables for routing (SEMANTICS.md A.1-A.9) and bounce prefix removal (F.6), built from real control files.
+// Golden tables for routing (docs/QMAIL.md A.1-A.9) and bounce prefix removal (F.6), built from real control files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';

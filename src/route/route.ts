@@ -1,4 +1,4 @@
-// Pure routing of one envelope recipient (SEMANTICS.md A.1-A.9) and the bounce-time prefix removal (F.6).
+// Pure routing of one envelope recipient (docs/QMAIL.md A.1-A.9) and the bounce-time prefix removal (F.6).
 import { asciiLower } from '../address/index.js';
 import type { RouteControl, RouteDecision } from './types.js';
 

@@ -1,4 +1,4 @@
-// The routing contract (SEMANTICS.md A): recipient -> local (possibly rewritten) or remote. Pure.
+// The routing contract (docs/QMAIL.md A): recipient -> local (possibly rewritten) or remote. Pure.
 
 /** The control data routing needs; built from a Control snapshot by `routeControlFrom(control)`. */
 export interface RouteControl {

@@ -1,4 +1,4 @@
-// qmail-send's retry schedule (SEMANTICS.md F.2) and the lifetime rule (F.3).
+// qmail-send's retry schedule (docs/QMAIL.md F.2) and the lifetime rule (F.3).
 import type { Channel } from './types.js';
 
 /** chanskip: 10 for local, 20 for remote — attempts at about birth + (10k)² or (20k)². */

@@ -1,4 +1,4 @@
-// Per-recipient envelope senders for VERP requests (SEMANTICS.md F.7) and qmail-send's log encoding.
+// Per-recipient envelope senders for VERP requests (docs/QMAIL.md F.7) and qmail-send's log encoding.
 
 /**
  * `PRE@HOST-@[]` with recipient `box@dom` → `PREbox=dom@HOST` (split at the last `@` of each). A sender

@@ -1,4 +1,4 @@
-// qmail-smtpd's envelope-address parsing (SEMANTICS.md B.1) and the [ip] → localiphost rewrite (B.2).
+// qmail-smtpd's envelope-address parsing (docs/QMAIL.md B.1) and the [ip] → localiphost rewrite (B.2).
 
 /** Result of parsing a MAIL/RCPT argument: the address and the ESMTP parameters after it. */
 export interface ParsedArg {

@@ -1,4 +1,4 @@
-// The Received line qmail-smtpd prepends (SEMANTICS.md B.8), with RFC 3848 protocol names.
+// The Received line qmail-smtpd prepends (docs/QMAIL.md B.8), with RFC 3848 protocol names.
 
 export interface ReceivedFields {
   /** $TCPREMOTEHOST, else undefined ("unknown"). */

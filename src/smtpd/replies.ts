@@ -1,4 +1,4 @@
-// Every reply text the SMTP engine sends: qmail's exact words (SEMANTICS.md B.6-B.9), quail's additions marked.
+// Every reply text the SMTP engine sends: qmail's exact words (docs/QMAIL.md B.6-B.9), quail's additions marked.
 import { QuailError } from '../address/index.js';
 import type { DataProblem } from './data.js';
 

@@ -1,4 +1,4 @@
-// One SMTP session: qmail-smtpd's command rules (SEMANTICS.md B) with ESMTP, STARTTLS, AUTH and limits.
+// One SMTP session: qmail-smtpd's command rules (docs/QMAIL.md B) with ESMTP, STARTTLS, AUTH and limits.
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';

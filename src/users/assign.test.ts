@@ -1,4 +1,4 @@
-// Golden tables for the users/assign parser (SEMANTICS.md C.1, C.2) and the records qmail-newu writes.
+// Golden tables for the users/assign parser (docs/QMAIL.md C.1, C.2) and the records qmail-newu writes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AssignFormatError, assignRecords, parseAssign } from './index.js';

@@ -1,4 +1,4 @@
-// The users contract (SEMANTICS.md C): who delivers a local address, from users/cdb then passwd then alias.
+// The users contract (docs/QMAIL.md C): who delivers a local address, from users/cdb then passwd then alias.
 
 export interface PasswdEntry {
   readonly name: string;

@@ -5,10 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runScenarioFile } from '../runner.js';
+import { pinnedCorpus } from '../world.js';
 import { sortBounceParagraphs } from './compare.js';
 import { parseEnv0 } from './files.js';
 
-const CORPUS = '/work/shared/conformance/qmail/corpus';
+const CORPUS = pinnedCorpus();
 const isRoot = process.getuid?.() === 0;
 
 type Json = Record<string, unknown>;
