@@ -62,6 +62,8 @@ export function renderStatus(root: string, s: Status): string {
     out.push(`started: ${s.state.started}`);
     for (const l of s.state.listeners) out.push(`listener: ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port} ${l.kind}`);
     if (s.state.smtpd) out.push(`smtp process: pid ${s.state.smtpd.pid} as ${s.state.smtpd.user} (uid ${s.state.smtpd.uid})`);
+    const send = s.state.send;
+    if (send) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})${send.restarts > 0 ? `, restarted ${send.restarts} time(s)` : ''}`);
   }
   if ('error' in s.queue) out.push(`queue: unavailable: ${s.queue.error}`);
   else {
