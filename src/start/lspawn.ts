@@ -3,7 +3,6 @@ import { constants } from 'node:fs';
 import { chmod, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { outcomeFromError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { LocalDeliverer, type LocalJob, type LocalResult } from '../local/index.js';
@@ -130,7 +129,8 @@ export class Lspawn {
     try {
       // O_NONBLOCK: a FIFO put there must not hang the root process; O_NOFOLLOW: no link out of the queue.
       fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') return this.refuse(`queue/mess/${req.msg} is a symbolic link`);
       return deferral(UNREADABLE);
     }
     let copy: string | undefined;
@@ -178,7 +178,7 @@ export class Lspawn {
     const out = await open(dst, 'wx', 0o400);
     try {
       await out.chown(uid, gid);
-      await pipeline(fh.createReadStream({ start: 0, autoClose: false }), out.createWriteStream({ autoClose: false }));
+      await copyFrom(fh, out);
     } catch (err) {
       await out.close();
       await unlink(dst).catch(() => undefined);
@@ -186,5 +186,16 @@ export class Lspawn {
     }
     await out.close();
     return dst;
+  }
+}
+
+/** Copies the whole file behind `from` (from offset 0) to `to`, a chunk at a time (never the whole message in memory). */
+async function copyFrom(from: FileHandle, to: FileHandle): Promise<void> {
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (let pos = 0; ; ) {
+    const { bytesRead } = await from.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) return;
+    for (let done = 0; done < bytesRead; ) done += (await to.write(buf, done, bytesRead - done)).bytesWritten;
+    pos += bytesRead;
   }
 }

@@ -1,6 +1,9 @@
 // qmail-send's side of quail start: the scheduler and its deliveries in this process, or (as root) in the send child.
+import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { LocalDeliverer } from '../local/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
+import { tcptoPath } from '../remote/index.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privsep.js';
 import { SendChild } from './send.js';
@@ -67,6 +70,7 @@ async function inProcess(o: SendSideOptions): Promise<SendSide> {
 
 /** As root: the send child as the account; local deliveries come back to this process's Lspawn. */
 async function sendChild(o: SendSideOptions, account: Account): Promise<SendSide> {
+  giveTcpto(o.root, account);
   const child = new SendChild({ root: o.root, account, log: o.log, ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}), onRunning: o.onRunning });
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -96,4 +100,25 @@ async function sendChild(o: SendSideOptions, account: Account): Promise<SendSide
     flush: () => child.flush(),
     close,
   };
+}
+
+/**
+ * run/ stays root's (quail.pid, quail.json are written there as root), so the send child could not create
+ * run/tcpto, remote delivery's memory of timed-out hosts: root makes the file (or takes one it finds) and gives
+ * it to the account, which rewrites it in place. A link or anything but a regular file is left alone (a hint only).
+ */
+function giveTcpto(root: string, account: Account): void {
+  const path = tcptoPath(root);
+  let fd: number;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+  } catch {
+    return;
+  }
+  try {
+    if (fstatSync(fd).isFile()) fchownSync(fd, account.uid, account.gid);
+  } finally {
+    closeSync(fd);
+  }
 }
