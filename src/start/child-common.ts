@@ -1,4 +1,4 @@
-// What the unprivileged SMTP and POP3 child processes share: dropping root, and how they stop and reload.
+// What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 
 export const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -33,4 +33,27 @@ export function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, rel
   process.on('SIGTERM', () => void stop(10_000));
   process.on('SIGINT', () => void stop(10_000));
   process.on('SIGHUP', reload);
+}
+
+/** What a child tells its parent before it dies of an exception nobody caught. */
+export interface CrashReport {
+  readonly type: 'crash';
+  readonly error: string;
+  readonly stack: string;
+}
+
+/**
+ * An exception nobody caught, or a rejection nobody handled: the parent is sent its message and stack (it logs them
+ * and starts a new process), then this one leaves with exit 70 — at once if the parent is gone, else once the report
+ * is out (2 s at most).
+ */
+export function reportCrashes(): void {
+  const crashed = (err: unknown): void => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    setTimeout(() => process.exit(70), 2000);
+    if (!process.connected || process.send === undefined) process.exit(70);
+    process.send({ type: 'crash', error: e.message, stack: e.stack ?? '' } satisfies CrashReport, () => process.exit(70));
+  };
+  process.on('uncaughtException', crashed);
+  process.on('unhandledRejection', crashed);
 }

@@ -2,7 +2,7 @@
 import { basename, dirname, join } from 'node:path';
 import type { LocalJob, LocalResult } from '../local/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
-import { becomeAccount, errText } from './child-common.js';
+import { becomeAccount, errText, reportCrashes } from './child-common.js';
 import type { EventLog } from './log.js';
 import type { FromSend, ToSend } from './send.js';
 import { makeSender } from './sender.js';
@@ -17,14 +17,6 @@ const deferral = (text: string): LocalResult => ({ result: 'deferral', report: `
 function fatal(error: string): void {
   if (!process.connected) process.exit(100);
   process.send?.({ type: 'fatal', error } satisfies FromSend, () => process.exit(100));
-}
-
-/** An exception nobody caught: the parent logs it with its stack and starts a new send process. */
-function crashed(err: unknown): void {
-  const e = err instanceof Error ? err : new Error(String(err));
-  setTimeout(() => process.exit(70), 2000).unref();
-  if (!process.connected) process.exit(70);
-  process.send?.({ type: 'crash', error: e.message, stack: e.stack ?? '' } satisfies FromSend, () => process.exit(70));
 }
 
 /** qmail-send's end of qmail-lspawn: one request per local delivery, answered by the root parent (lspawn.ts). */
@@ -63,8 +55,7 @@ class LspawnClient {
 /** Runs in the child; after `ready`, everything it does is driven by the parent's messages (send.ts). */
 export async function serveSend(root: string, uid: number, gid: number, mxPort: number | undefined): Promise<void> {
   if (!becomeAccount(uid, gid, fatal)) return;
-  process.on('uncaughtException', crashed);
-  process.on('unhandledRejection', crashed);
+  reportCrashes();
   let queue: FileQueue;
   try {
     queue = await openQueue(root);

@@ -2,6 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { QuailError } from '../address/index.js';
 import type { LocalResult } from '../local/index.js';
+import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privsep.js';
@@ -22,7 +23,7 @@ export type FromSend =
   | { readonly type: 'fatal'; readonly error: string }
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
   | { readonly type: 'deliver'; readonly id: number; readonly request: LspawnRequest }
-  | { readonly type: 'crash'; readonly error: string; readonly stack: string };
+  | CrashReport;
 
 export interface SendChildOptions {
   readonly root: string;
