@@ -35,7 +35,7 @@ export interface LspawnOptions {
 
 /** Longer fields are refused: an address is at most 256 octets (RFC 5321 4.5.3.1.3), a VERP sender two of them. */
 const FIELD_MAX = 4096;
-/** Deliveries in progress at once; concurrencylocal stays far below (qmail's limit is 120 by default). */
+/** Deliveries in progress at once: concurrencylocal is at most 120, plus those a dead send child left running. */
 const IN_FLIGHT_MAX = 1000;
 const UNREADABLE = 'Unable to read message. (#4.3.0)';
 const ROOT_REFUSED = 'Not allowed to perform deliveries as root. (#4.3.0)';

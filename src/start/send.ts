@@ -46,6 +46,8 @@ const CHILD_SCRIPT = new URL('./send-child.js', import.meta.url);
 export class SendChild {
   readonly lspawn: Lspawn;
   private child: ChildProcess | undefined;
+  /** The child that said `ready` (it listens for messages only from then on). */
+  private ready: ChildProcess | undefined;
   private stopping = false;
   /** The scheduler is to run (start() was called): a restarted child starts it at once. */
   private wanted = false;
@@ -102,8 +104,10 @@ export class SendChild {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    // Still opening the queue (a restart under way): it runs no scheduler yet and would not hear `stop`.
+    if (child !== this.ready) child.kill('SIGKILL');
     // Not connected: it has noticed and is stopping by itself (send-child.ts).
-    if (child.connected) child.send({ type: 'stop' } satisfies ToSend);
+    else if (child.connected) child.send({ type: 'stop' } satisfies ToSend);
     await exited;
   }
 
@@ -134,6 +138,7 @@ export class SendChild {
       child.kill('SIGKILL');
       throw new QuailError(`the send process (account ${name}, uid ${uid}) did not start: ${err instanceof Error ? err.message : String(err)}`, err instanceof QuailError ? err.temporary : true);
     }
+    this.ready = child;
     this.startedAt = Date.now();
     child.once('exit', (code, signal) => this.onExit(child, code, signal, crash));
     this.o.log.event('sendd.started', { pid: child.pid ?? 0, user: name, uid, restarts: this.restartCount });
