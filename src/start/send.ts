@@ -125,7 +125,10 @@ export class SendChild {
     this.child = child;
     let crash: { error: string; stack: string } | undefined;
     child.on('message', (m: FromSend) => {
-      if (m.type === 'log') this.o.log.event(m.event, m.fields);
+      // The child's events are logged as they come, but only under a plain name (no line breaks into root's log).
+      if (m.type === 'log') {
+        if (typeof m.event === 'string' && /^[\w.-]{1,64}$/.test(m.event)) this.o.log.event(m.event, m.fields);
+      }
       else if (m.type === 'deliver') this.deliver(child, m.id, m.request);
       else if (m.type === 'crash') {
         crash = { error: m.error, stack: m.stack };

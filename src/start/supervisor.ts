@@ -186,7 +186,6 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   writeFileSync(pidFile(root), `${process.pid}\n`);
   writeState(child?.pid);
   started = true;
-  await send.start();
   let stopped: Promise<void> | undefined;
   let pop3: Pop3Service | undefined;
   const running: Running = {
@@ -219,6 +218,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     },
   };
   try {
+    await send.start();
     pop3 = await startPop3({ root, control, account, log, ...(opts.pop3 ? { flags: opts.pop3 } : {}) });
   } catch (err) {
     await running.stop(0);
