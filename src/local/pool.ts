@@ -19,6 +19,12 @@ export interface LocalDelivererOptions {
   readonly idleMs?: number;
   /** At most this many idle workers are kept; busy ones are never stopped (default 16). */
   readonly maxIdleWorkers?: number;
+  /**
+   * As root, a message file the job's uid cannot read is copied (as root) into a private file it can (default
+   * true). false: the worker opens `messagePath` itself with the job's uid and nothing here reads it as root; for
+   * callers that do not trust the path (src/start's lspawn copies from a checked descriptor itself).
+   */
+  readonly copyUnreadable?: boolean;
 }
 
 interface Worker {
@@ -74,7 +80,7 @@ export class LocalDeliverer {
     let messagePath = job.messagePath;
     let spooled: string | undefined;
     try {
-      if (!readableBy(messagePath, job.uid, job.gid)) {
+      if (this.opts.copyUnreadable !== false && !readableBy(messagePath, job.uid, job.gid)) {
         spooled = this.spool(messagePath, job.uid, job.gid);
         messagePath = spooled;
       }

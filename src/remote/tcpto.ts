@@ -1,5 +1,5 @@
 // qmail-tcpto: a memory of remote addresses whose connections timed out, so they are skipped for a while.
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** One remembered address: consecutive connect timeouts and when the last one happened (unix seconds). */
@@ -8,7 +8,11 @@ export interface TcptoEntry {
   readonly last: number;
 }
 
-/** Where the memory lives: `<root>/run/tcpto` (JSON; losing it only costs a few slow connection attempts). */
+/**
+ * Where the memory lives: `<root>/run/tcpto` (JSON; losing it only costs a few slow connection attempts). As root,
+ * quail start gives the file to the unprivileged send process, which cannot create files in `run/`: it is then
+ * rewritten in place, and `tcpok` empties it rather than removing it.
+ */
 export const tcptoPath = (root: string): string => join(root, 'run', 'tcpto');
 
 /**
@@ -62,21 +66,27 @@ export class Tcpto {
     this.write(all);
   }
 
-  /** `quail remote tcpok`: forget every address; returns how many were remembered. */
+  /** `quail remote tcpok`: forget every address; returns how many were remembered. The file (and its owner) stays. */
   clear(): number {
     const n = this.read().size;
-    rmSync(this.path, { force: true });
+    if (statSync(this.path, { throwIfNoEntry: false }) !== undefined) writeFileSync(this.path, '{}\n');
     return n;
   }
 
   private write(all: Map<string, TcptoEntry>): void {
+    const text = `${JSON.stringify(Object.fromEntries(all))}\n`;
     try {
       mkdirSync(dirname(this.path), { recursive: true });
       const tmp = `${this.path}.${process.pid}.tmp`;
-      writeFileSync(tmp, `${JSON.stringify(Object.fromEntries(all))}\n`);
+      writeFileSync(tmp, text);
       renameSync(tmp, this.path);
     } catch {
-      // A hint only: failing to remember never fails a delivery.
+      try {
+        // A directory we may not write in (run/ is root's) holding a file we may: rewrite it in place.
+        writeFileSync(this.path, text);
+      } catch {
+        // A hint only: failing to remember never fails a delivery.
+      }
     }
   }
 }

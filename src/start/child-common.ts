@@ -1,4 +1,4 @@
-// What the unprivileged SMTP and POP3 child processes share: dropping root, and how they stop and reload.
+// What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 import type { Socket } from 'node:net';
 import type { FromServiceChild, ToServiceChild } from './privchild.js';
 
@@ -108,4 +108,27 @@ export async function runServiceChild<Spec>(m: ServiceChildMain<Spec>, send: (ms
   });
   onLifecycleSignals(stop, m.reload);
   send({ type: 'ready', uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 });
+}
+
+/** What a child tells its parent before it dies of an exception nobody caught. */
+export interface CrashReport {
+  readonly type: 'crash';
+  readonly error: string;
+  readonly stack: string;
+}
+
+/**
+ * An exception nobody caught, or a rejection nobody handled: the parent is sent its message and stack (it logs them
+ * and starts a new process), then this one leaves with exit 70 — at once if the parent is gone, else once the report
+ * is out (2 s at most).
+ */
+export function reportCrashes(): void {
+  const crashed = (err: unknown): void => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    setTimeout(() => process.exit(70), 2000);
+    if (!process.connected || process.send === undefined) process.exit(70);
+    process.send({ type: 'crash', error: e.message, stack: e.stack ?? '' } satisfies CrashReport, () => process.exit(70));
+  };
+  process.on('uncaughtException', crashed);
+  process.on('unhandledRejection', crashed);
 }

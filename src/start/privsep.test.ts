@@ -1,63 +1,16 @@
 // As root: quail start binds, then the process serving the port runs as control/quailuser; restart, HUP, TERM.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+import { connectionHolders, listeningInode, MAIN, procUids, socketHolders } from './testkit.js';
 
-/** The inode of the socket listening on 127.0.0.1:port, from /proc/net/tcp. */
-function listeningInode(port: number): string | undefined {
-  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === want && f[3] === '0A') return f[9];
-  }
-  return undefined;
-}
-
-/** The inode of the server side of the established connection from client port `from` to 127.0.0.1:port. */
-function connectionInode(port: number, from: number): string | undefined {
-  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === `0100007F:${hex(port)}` && f[2] === `0100007F:${hex(from)}` && f[3] === '01') return f[9];
-  }
-  return undefined;
-}
-
-/** Every process holding a file descriptor on that socket. */
-function holders(inode: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${p}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        if (readlinkSync(`/proc/${p}/fd/${fd}`) === `socket:[${inode}]`) {
-          out.push(Number(p));
-          break;
-        }
-      } catch {
-        // closed meanwhile
-      }
-    }
-  }
-  return out;
-}
-
-/** Real, effective, saved and filesystem uid of a process. */
-const uids = (pid: number): number[] =>
-  (/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').split(/\s+/).map(Number);
+const holders = (inode: string): number[] => socketHolders(inode);
+const uids = procUids;
 
 function sendMail(port: number, to: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -111,14 +64,7 @@ void test('as root: root keeps the SMTP port, a quailuser process reads every co
     // accepts without reading; each connection is read only by the unprivileged child.
     const listenHolders = (): number[] => holders(listeningInode(port) ?? 'none');
     assert.deepEqual(listenHolders(), [child.pid], 'only the root parent holds the listening socket');
-    const servedBy = async (): Promise<number[]> => {
-      const c = connect({ host: '127.0.0.1', port });
-      await new Promise<void>((r) => c.once('data', () => r()));
-      const inode = connectionInode(port, c.localPort ?? 0);
-      const h = holders(inode ?? 'none');
-      c.destroy();
-      return h;
-    };
+    const servedBy = (): Promise<number[]> => connectionHolders(port);
     const first = await servedBy();
     assert.equal(first.length, 1, `exactly one process holds the connection: ${first.join(',')}`);
     const smtpdPid = first[0] ?? 0;

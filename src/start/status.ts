@@ -63,7 +63,9 @@ export function renderStatus(root: string, s: Status): string {
     for (const l of s.state.listeners) out.push(`listener: ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port} ${l.kind}`);
     if (s.state.smtpd) out.push(`smtp process: pid ${s.state.smtpd.pid} as ${s.state.smtpd.user} (uid ${s.state.smtpd.uid})`);
     if (s.state.pop3d) out.push(`pop3 process: pid ${s.state.pop3d.pid} as ${s.state.pop3d.user} (uid ${s.state.pop3d.uid})`);
-    const crashes = Object.entries(s.state.crashes ?? {});
+    const send = s.state.send;
+    if (send) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})`);
+    const crashes = Object.entries({ ...s.state.crashes, ...(send && send.restarts > 0 ? { sendd: send.restarts } : {}) });
     out.push(`crashes since start: ${crashes.length === 0 ? 'none' : crashes.map(([k, n]) => `${k} ${n}`).join(', ')}`);
   }
   if ('error' in s.queue) out.push(`queue: unavailable: ${s.queue.error}`);

@@ -1,19 +1,17 @@
-// quail start: opens the queue, the scheduler with local and remote delivery, and the SMTP listeners, in one process.
+// quail start: opens the queue, the scheduler with local and remote delivery, and the listeners (as root: in children).
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QuailError } from '../address/index.js';
-import { Control, ControlFileCache } from '../control/index.js';
-import { LocalDeliverer } from '../local/index.js';
-import { openQueue, type FileQueue } from '../queue/index.js';
-import { RemoteEngine } from '../remote/index.js';
-import { Scheduler } from '../scheduler/index.js';
+import { Control } from '../control/index.js';
+import type { FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
-import { lookupAssignment, systemPasswd } from '../users/index.js';
+import { systemPasswd } from '../users/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { SmtpChild, type Account, type BoundListener } from './privsep.js';
 import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
 import type { EventLog } from './log.js';
 import { startPop3, type Pop3Flags, type Pop3Service } from './pop3.js';
+import { startSendSide, type SendSide } from './send-side.js';
 
 export interface StartOptions {
   readonly root: string;
@@ -38,6 +36,8 @@ export interface RunState {
   readonly pop3d?: { readonly pid: number; readonly user: string; readonly uid: number };
   /** Unexpected deaths of the service children since start (each is logged as `<name>.crashed` with its stack). */
   readonly crashes?: Readonly<Record<string, number>>;
+  /** As root: the unprivileged process running the scheduler and remote delivery, and how often it was restarted. */
+  readonly send?: { readonly pid: number; readonly user: string; readonly uid: number; readonly restarts: number };
 }
 
 export interface Running {
@@ -133,28 +133,12 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   }
   const specs = listenerSpecs(control, opts);
   const mxPort = mxPortFromEnv(process.env);
-  const queue: FileQueue = await openQueue(root);
-  const recovered = await within('queue recovery', RECOVER_MS, queue.recover());
-  log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
-  const localDeliverer = new LocalDeliverer();
-  // Control files are read per delivery, as qmail-remote does; unchanged ones are not re-read (ControlFileCache).
-  const remoteControl = new ControlFileCache(root);
-  const engine = new RemoteEngine({ root, control: () => remoteControl.snapshot(), ...(mxPort !== undefined ? { mxPort } : {}) });
-  const scheduler = new Scheduler({
-    root,
-    queue,
-    control: () => new Control(root),
-    clock: () => Math.floor(Date.now() / 1000),
-    passwd: systemPasswd({ root }),
-    logger: {
-      event: (name, fields) => log.event(`send.${name}`, fields),
-      line: () => undefined, // the structured event above is the log line
-    },
-    lookupAssignment,
-    local: (job) => localDeliverer.deliver(job),
-    remote: (job) => engine.deliver(job),
-  });
   const account = serviceAccount(control);
+  // As root the queue is opened (and recovered) by the send child only; this process keeps none of it (send-side.ts).
+  const send: SendSide = await within('queue recovery and the send process', RECOVER_MS, startSendSide({
+    root, log, account, ...(mxPort !== undefined ? { mxPort } : {}), onRunning: () => writeState(),
+  }));
+  const queue: FileQueue | undefined = send.queue;
   const tlsFor = (): ReturnType<typeof loadTlsContext> => loadTlsContext(new Control(root));
   let tlsContext = account ? undefined : safeTls(tlsFor, log);
   const listeners: SmtpListener[] = [];
@@ -178,6 +162,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       listeners: bound,
       ...(smtpd ? { smtpd } : {}),
       ...(pop3d ? { pop3d } : {}),
+      ...(account && send.pid !== undefined ? { send: { pid: send.pid, user: account.name, uid: account.uid, restarts: send.restarts } } : {}),
       ...(Object.keys(crashes).length > 0 ? { crashes: { ...crashes } } : {}),
     };
     // write-then-rename: `quail status` never reads half a file
@@ -195,18 +180,19 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   if (account) {
     child = new SmtpChild({
       root, specs, account, log,
-      onQueued: () => queue.trigger('new'),
+      onQueued: () => send.trigger(),
       onServing: serving('smtpd'),
       onCrash: crashed('smtpd'),
     });
     try {
       bound = await child.start();
     } catch (err) {
-      queue.close();
+      await send.close();
       throw err;
     }
     for (const b of bound) log.event('smtp.listening', { address: b.host, port: b.port, kind: b.kind, user: account.name });
   } else {
+    if (!queue) throw new QuailError('no queue in this process', true);
     for (const spec of specs) {
       listeners.push(new SmtpListener(spec, {
         controlFor: () => new Control(root),
@@ -217,20 +203,11 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         log: (name, fields) => log.event(name, fields),
       }));
     }
-    bound = await bindAll(listeners, queue, log, () => tlsContext !== undefined);
+    bound = await bindAll(listeners, send, log, () => tlsContext !== undefined);
   }
   writeFileSync(pidFile(root), `${process.pid}\n`);
   started = true;
   writeState();
-  try {
-    await within('scheduler start', STEP_MS, scheduler.start());
-  } catch (err) {
-    await Promise.all([...listeners.map((l) => l.close(0)), child?.stop(0)]);
-    queue.close();
-    rmSync(pidFile(root), { force: true });
-    rmSync(stateFile(root), { force: true });
-    throw err;
-  }
   let stopped: Promise<void> | undefined;
   let pop3: Pop3Service | undefined;
   const running: Running = {
@@ -241,14 +218,10 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         // Delivery workers are unref'd children: keep the loop alive until they have really exited.
         const keepAlive = setInterval(() => undefined, 1000);
         // Each step has a bound: a stuck one is logged by name and the stop goes on (the queue is the truth).
-        const bound_ = graceMs + STEP_MS;
-        await stopStep(log, 'listeners', bound_, Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]));
-        await stopStep(log, 'scheduler', STOP_DELIVERIES_MS, scheduler.stop());
-        await stopStep(log, 'local delivery workers', STEP_MS, localDeliverer.close());
-        engine.close();
+        await stopStep(log, 'listeners', graceMs + STEP_MS, Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]));
+        await stopStep(log, 'scheduler and deliveries', STOP_DELIVERIES_MS, send.close());
         await stopStep(log, 'directory', STEP_MS, directory.close());
         clearInterval(keepAlive);
-        queue.close();
         rmSync(pidFile(root), { force: true });
         rmSync(stateFile(root), { force: true });
         log.event('quail.stopped', { pid: process.pid });
@@ -259,15 +232,16 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       if (child) child.reload();
       else tlsContext = safeTls(tlsFor, log);
       pop3?.reload();
-      scheduler.reload();
+      send.reload();
       log.event('quail.reloaded', { ...(child ? {} : { starttls: tlsContext !== undefined }), note: 'listener changes need a restart' });
     },
     flush() {
-      scheduler.flush();
+      send.flush();
       log.event('quail.flush', {});
     },
   };
   try {
+    await within('scheduler start', STEP_MS, send.start());
     pop3 = await within('POP3 start', STEP_MS + 30_000, startPop3({
       root, control, account, log, ...(opts.pop3 ? { flags: opts.pop3 } : {}), onServing: serving('pop3d'), onCrash: crashed('pop3d'),
     }));
@@ -306,7 +280,7 @@ async function stopStep(log: EventLog, step: string, ms: number, p: Promise<unkn
 }
 
 /** One process (not root): bind each listener here. */
-async function bindAll(listeners: readonly SmtpListener[], queue: FileQueue, log: EventLog, starttls: () => boolean): Promise<BoundListener[]> {
+async function bindAll(listeners: readonly SmtpListener[], send: SendSide, log: EventLog, starttls: () => boolean): Promise<BoundListener[]> {
   const bound: SmtpListener[] = [];
   try {
     for (const l of listeners) {
@@ -316,7 +290,7 @@ async function bindAll(listeners: readonly SmtpListener[], queue: FileQueue, log
     }
   } catch (err) {
     await Promise.all(bound.map((l) => l.close(0)));
-    queue.close();
+    await send.close();
     throw new QuailError(`cannot listen: ${err instanceof Error ? err.message : String(err)}; change control/listeners or --smtp/--submission`, true);
   }
   return listeners.map((l) => ({ host: l.address?.address ?? l.spec.host, port: l.address?.port ?? l.spec.port, kind: l.spec.kind }));

@@ -1,6 +1,7 @@
 // Test helpers (not a test): a mail root made with `quail init` plus virtual domains set up by hand, and `quail start` as a child.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parsePasswd } from '../users/index.js';
@@ -161,3 +162,69 @@ export function crashMessage(n: number): Buffer {
 
 /** The crash test's mailboxes: u0..u9 in d0.test and d1.test. */
 export const crashRecipient = (n: number): string => `u${n % 10}@d${Math.floor(n / 10) % 2}.test`;
+
+/** /proc/net/tcp's hex form of 127.0.0.1:port. */
+const loopbackHex = (port: number): string => `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+
+/** The inode of the socket listening on 127.0.0.1:port, from /proc/net/tcp. */
+export function listeningInode(port: number): string | undefined {
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === loopbackHex(port) && f[3] === '0A') return f[9];
+  }
+  return undefined;
+}
+
+/** The inode of the server side of the established connection from 127.0.0.1:from to 127.0.0.1:port. */
+export function connectionInode(port: number, from: number): string | undefined {
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === loopbackHex(port) && f[2] === loopbackHex(from) && f[3] === '01') return f[9];
+  }
+  return undefined;
+}
+
+/** Every process holding a descriptor of that socket inode. */
+export function socketHolders(inode: string | undefined): number[] {
+  if (inode === undefined) return [];
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readdirSync(`/proc/${p}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${p}/fd/${fd}`) === `socket:[${inode}]`;
+        } catch {
+          return false; // closed meanwhile
+        }
+      })) out.push(Number(p));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return out;
+}
+
+/** Real, effective, saved and filesystem uid of a process. */
+export const procUids = (pid: number): number[] =>
+  (/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').trim().split(/\s+/).map(Number);
+
+/** The processes holding a fresh connection to 127.0.0.1:port once it answered (the one serving it). */
+export async function connectionHolders(port: number): Promise<number[]> {
+  const c = netConnect({ host: '127.0.0.1', port });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      c.once('connect', () => resolve());
+      c.once('error', reject);
+    });
+    // the parent passes the connection on unread; give the child a moment to take it
+    for (let i = 0; i < 100; i++) {
+      const h = socketHolders(connectionInode(port, c.localPort ?? 0));
+      if (h.length === 1) return h;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return socketHolders(connectionInode(port, c.localPort ?? 0));
+  } finally {
+    c.destroy();
+  }
+}

@@ -1,0 +1,118 @@
+// The unprivileged send process (qmail-send): queue, scheduler, remote delivery, bounces; local deliveries asked of root.
+import { basename, dirname, join } from 'node:path';
+import type { LocalJob, LocalResult } from '../local/index.js';
+import { openQueue, type FileQueue } from '../queue/index.js';
+import { becomeAccount, errText, reportCrashes } from './child-common.js';
+import type { EventLog } from './log.js';
+import type { FromSend, ToSend } from './send.js';
+import { makeSender } from './sender.js';
+
+const send = (m: FromSend): void => {
+  if (process.connected) process.send?.(m);
+};
+const log: EventLog = { event: (event, fields) => send({ type: 'log', event, fields: { ...fields } }) };
+const deferral = (text: string): LocalResult => ({ result: 'deferral', report: `${text}\n` });
+
+/** Reports `error` to the parent, then leaves (exit 100: the parent decides what follows). */
+function fatal(error: string): void {
+  if (!process.connected) process.exit(100);
+  process.send?.({ type: 'fatal', error } satisfies FromSend, () => process.exit(100));
+}
+
+/** qmail-send's end of qmail-lspawn: one request per local delivery, answered by the root parent (lspawn.ts). */
+class LspawnClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, (r: LocalResult) => void>();
+
+  constructor(private readonly messDir: string) {}
+
+  deliver(job: LocalJob): Promise<LocalResult> {
+    // Root is told which queued message, never a path: it opens queue/mess/<id> itself.
+    if (dirname(job.messagePath) !== this.messDir) return Promise.resolve(deferral(`Not a queued message: ${job.messagePath}. (#4.3.0)`));
+    if (!process.connected) return Promise.resolve(deferral('qmail-lspawn is gone: quail start is stopping. (#4.3.0)'));
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      send({ type: 'deliver', id, request: { msg: basename(job.messagePath), local: job.local, domain: job.domain, sender: job.sender } });
+    });
+  }
+
+  settle(id: number, result: LocalResult): void {
+    const done = this.pending.get(id);
+    this.pending.delete(id);
+    done?.(result);
+  }
+
+  /** The parent is gone: no answer will come (the delivery may still finish; it is repeated, as after a crash). */
+  abandon(): void {
+    for (const [id, done] of this.pending) {
+      this.pending.delete(id);
+      done(deferral('qmail-lspawn went away during the delivery. (#4.3.0)'));
+    }
+  }
+}
+
+/** Runs in the child; after `ready`, everything it does is driven by the parent's messages (send.ts). */
+export async function serveSend(root: string, uid: number, gid: number, mxPort: number | undefined): Promise<void> {
+  if (!becomeAccount(uid, gid, fatal)) return;
+  reportCrashes();
+  let queue: FileQueue;
+  try {
+    queue = await openQueue(root);
+    const recovered = await queue.recover();
+    log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
+  } catch (err) {
+    fatal(`cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`);
+    return;
+  }
+  const lspawn = new LspawnClient(join(root, 'queue', 'mess'));
+  const sender = makeSender({ root, queue, log, ...(mxPort !== undefined ? { mxPort } : {}), local: (job) => lspawn.deliver(job) });
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await sender.stop();
+      queue.close();
+      process.disconnect?.();
+      process.exit(0);
+    })();
+    return stopping;
+  };
+  process.on('message', (m: ToSend) => {
+    switch (m.type) {
+      case 'start':
+        sender.scheduler.start().then(
+          () => send({ type: 'started' }),
+          (err: unknown) => fatal(`the scheduler cannot start: ${errText(err)}`),
+        );
+        break;
+      case 'delivered':
+        lspawn.settle(m.id, m.result);
+        break;
+      case 'trigger':
+        queue.trigger('new');
+        break;
+      case 'reload':
+        sender.scheduler.reload();
+        break;
+      case 'flush':
+        sender.scheduler.flush();
+        break;
+      case 'stop':
+        void stop();
+        break;
+    }
+  });
+  // The parent gone (killed): nobody answers local deliveries or restarts us; finish what runs and leave.
+  process.on('disconnect', () => {
+    lspawn.abandon();
+    void stop();
+  });
+  // Signals sent to the whole process group are the parent's to act on: it stops or reloads us in order.
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGALRM'] as const) process.on(sig, () => undefined);
+  send({ type: 'ready', uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 });
+}
+
+const [root, uid, gid, mxPort] = process.argv.slice(2);
+if (root !== undefined && uid !== undefined && gid !== undefined && process.send !== undefined) {
+  void serveSend(root, Number(uid), Number(gid), mxPort === undefined || mxPort === '' ? undefined : Number(mxPort));
+}

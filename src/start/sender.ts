@@ -1,0 +1,53 @@
+// qmail-send's share of quail start: the scheduler with remote delivery over an open queue; local delivery passed in.
+import { Control, ControlFileCache } from '../control/index.js';
+import type { LocalJob, LocalResult } from '../local/index.js';
+import type { FileQueue } from '../queue/index.js';
+import { RemoteEngine } from '../remote/index.js';
+import { Scheduler } from '../scheduler/index.js';
+import { lookupAssignment, systemPasswd } from '../users/index.js';
+import type { EventLog } from './log.js';
+
+export interface SenderOptions {
+  readonly root: string;
+  readonly queue: FileQueue;
+  readonly log: EventLog;
+  /** QUAIL_MX_PORT, already checked (supervisor.ts mxPortFromEnv). */
+  readonly mxPort?: number;
+  /** qmail-lspawn: a LocalDeliverer in this process, or (as root) a request to the root parent (send-child.ts). */
+  readonly local: (job: LocalJob) => Promise<LocalResult>;
+}
+
+/** What runs as qmail-send: one process or, as root, the unprivileged send child. */
+export interface Sender {
+  readonly scheduler: Scheduler;
+  /** Stops the scheduler (deliveries in progress finish and are recorded) and closes idle remote connections. */
+  stop(): Promise<void>;
+}
+
+export function makeSender(o: SenderOptions): Sender {
+  const { root, queue, log } = o;
+  // Control files are read per delivery, as qmail-remote does; unchanged ones are not re-read (ControlFileCache).
+  const remoteControl = new ControlFileCache(root);
+  const engine = new RemoteEngine({ root, control: () => remoteControl.snapshot(), ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}) });
+  const scheduler = new Scheduler({
+    root,
+    queue,
+    control: () => new Control(root),
+    clock: () => Math.floor(Date.now() / 1000),
+    passwd: systemPasswd({ root }),
+    logger: {
+      event: (name, fields) => log.event(`send.${name}`, fields),
+      line: () => undefined, // the structured event above is the log line
+    },
+    lookupAssignment,
+    local: o.local,
+    remote: (job) => engine.deliver(job),
+  });
+  return {
+    scheduler,
+    async stop() {
+      await scheduler.stop();
+      engine.close();
+    },
+  };
+}
