@@ -4,7 +4,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { MaildirStore } from './maildir.js';
 import { isLoopback } from './parse.js';
 import { Session, type SessionConfig, type SessionSummary } from './session.js';
-import { LoginThrottle, type ThrottleOptions } from './throttle.js';
+import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
 import type { MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
 
 export interface Pop3ServerOptions {

@@ -8,7 +8,7 @@ import { TRANSACTION } from './commands/transaction.js';
 import { Reader } from '../lineio/index.js';
 import { commandLine } from './lines.js';
 import { parseCommand } from './parse.js';
-import type { LoginThrottle } from './throttle.js';
+import type { LoginThrottle } from '../throttle/index.js';
 import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
 
 const TERMINATOR = Buffer.from('.\r\n');
