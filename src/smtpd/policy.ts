@@ -24,6 +24,12 @@ export interface Policy {
   readonly rcptAllowed: (address: string) => boolean;
   /** QUAIL_BARECR="keep": a lone CR in DATA is kept (qmail) instead of refusing the message (default). */
   readonly keepBareCr: boolean;
+  /**
+   * QUAIL_LOOSE="1": MAIL/RCPT arguments are read as qmail-smtpd reads them (B.1: no <> needed, unknown
+   * parameters ignored, a second MAIL replaces the first). Default: RFC 5321 4.1.2 syntax, known parameters only,
+   * no MAIL inside a transaction (strict.ts).
+   */
+  readonly loose: boolean;
   /** B.5. */
   readonly badMailFrom: (address: string) => boolean;
   /** Closes what the policy holds open (morercpthosts.cdb); the session calls it when it ends. Idempotent. */
@@ -77,6 +83,7 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
         timeoutSeconds,
         relayClient: env['RELAYCLIENT'],
         keepBareCr: env['QUAIL_BARECR'] === 'keep',
+        loose: env['QUAIL_LOOSE'] === '1',
         localIpHost: (a) => (liphost === null ? a : applyLocalIpHost(a, liphost, isLocalIp)),
         rcptAllowed: (address) => {
           if (rcptSet === null) return true; // no rcpthosts: accept all [smtp-007]

@@ -50,6 +50,7 @@ export const R = {
   directoryTemporary: [451, '4.3.0', 'temporary failure looking up the mailbox, try again later (#4.3.0)'],
   authTwice: [503, '5.5.1', 'already authenticated (#5.5.1)'],
   authInMail: [503, '5.5.1', 'AUTH is not allowed during a mail transaction (#5.5.1)'],
+  nestedMail: [503, '5.5.1', 'a mail transaction is already open: finish it with DATA or send RSET first (#5.5.1)'],
 } as const satisfies Record<string, Reply>;
 
 export function problemReply(p: DataProblem): Reply {

@@ -25,27 +25,67 @@ void test('SMTP smuggling: no variant ever yields a second message', async () =>
   }
 });
 
-void test('open-relay battery: tricks are refused without relay permission; what is accepted stays local', async () => {
-  const h = await harness({ env: REMOTE, control: { me: 'local.test\n', rcpthosts: 'local.test\n' }, limits: { tarpitAfter: 100 } });
-  const cases: Array<[string, 250 | 553]> = [
-    ['user%victim.test@local.test', 250], ['user@victim.test', 553], ['@local.test:user@victim.test', 553],
-    ['@local.test,@x.test:user@victim.test', 553], ['"user@victim.test"', 553], ['"user@victim.test"@local.test', 250],
-    ['victim.test!user', 250], ['user@[192.0.2.77]', 553], ['user@[127.0.0.1]', 250], ['user@victim.test.', 553],
-    ['user@local.test.', 553], ['user@VICTIM.TEST', 553], ['user@LOCAL.TEST', 250], ['user@local.test@victim.test', 553],
-    ['user@local.test.victim.test', 553], ['user@xlocal.test', 553], ['user\\@victim.test', 553], ['user@victim.test\\', 553],
+void test('open-relay battery: tricks are refused without relay permission; what is accepted stays local (strict and QUAIL_LOOSE)', async () => {
+  // [address, strict reply, QUAIL_LOOSE (qmail) reply]: strict refuses what RFC 5321 does not allow (501) before the relay check.
+  const cases: Array<[string, number, number]> = [
+    ['user%victim.test@local.test', 250, 250], ['user@victim.test', 553, 553], ['@local.test:user@victim.test', 553, 553],
+    ['@local.test,@x.test:user@victim.test', 553, 553], ['"user@victim.test"', 501, 553], ['"user@victim.test"@local.test', 250, 250],
+    ['victim.test!user', 501, 250], ['user@[192.0.2.77]', 553, 553], ['user@[127.0.0.1]', 250, 250], ['user@victim.test.', 501, 553],
+    ['user@local.test.', 501, 553], ['user@VICTIM.TEST', 553, 553], ['user@LOCAL.TEST', 250, 250], ['user@local.test@victim.test', 501, 553],
+    ['user@local.test.victim.test', 553, 553], ['user@xlocal.test', 553, 553], ['user\\@victim.test', 501, 553], ['user@victim.test\\', 501, 553],
   ];
-  try {
-    const rcpts = cases.map(([a]) => `RCPT TO:<${a}>\r\n`).join('');
-    const out = await talk(h.port, `HELO c\r\nMAIL FROM:<a@b.test>\r\n${rcpts}DATA\r\nhi\r\n.\r\nQUIT\r\n`);
-    const codes = out.split('\r\n').slice(3, 3 + cases.length).map((l) => Number(l.slice(0, 3)));
-    assert.deepEqual(codes, cases.map(([, c]) => c), out);
-    assert.equal(h.queued.length, 1);
-    for (const r of h.queued[0]?.recipients ?? []) {
-      const s = splitAddress(r);
-      assert.ok(!s.hasAt || s.domain.toLowerCase() === 'local.test', `accepted ${r} must be local`);
+  for (const [mode, col] of [['strict', 1], ['loose', 2]] as const) {
+    const env = mode === 'loose' ? { ...REMOTE, QUAIL_LOOSE: '1' } : REMOTE;
+    const h = await harness({ env, control: { me: 'local.test\n', rcpthosts: 'local.test\n' }, limits: { tarpitAfter: 100 } });
+    try {
+      const rcpts = cases.map(([a]) => `RCPT TO:<${a}>\r\n`).join('');
+      const out = await talk(h.port, `HELO c\r\nMAIL FROM:<a@b.test>\r\n${rcpts}DATA\r\nhi\r\n.\r\nQUIT\r\n`);
+      const codes = out.split('\r\n').slice(3, 3 + cases.length).map((l) => Number(l.slice(0, 3)));
+      assert.deepEqual(codes, cases.map((c) => c[col]), `${mode}: ${out}`);
+      assert.equal(h.queued.length, 1);
+      for (const r of h.queued[0]?.recipients ?? []) {
+        const a = splitAddress(r);
+        assert.ok(!a.hasAt || a.domain.toLowerCase() === 'local.test', `accepted ${r} must be local`);
+      }
+    } finally {
+      await h.close();
     }
+  }
+});
+
+void test('issue 12: strict envelope syntax by default (what is wrong, said); QUAIL_LOOSE="1" in tcp.smtp gives qmail\'s 250s back', async () => {
+  // [command, strict reply after EHLO]; with QUAIL_LOOSE every one of them is 250, as qmail-smtpd answers.
+  const cases: Array<[string, RegExp]> = [
+    ['MAIL FROM:<a@b.test> X-EVIL=1', /^555 5\.5\.4 MAIL FROM parameter X-EVIL is not supported; this server knows SIZE, BODY, SMTPUTF8 and AUTH \(#5\.5\.4\)$/],
+    ['MAIL FROM:<a@b.test> BODY=EVIL', /^501 5\.5\.4 BODY=EVIL is not supported: write BODY=7BIT or BODY=8BITMIME \(#5\.5\.4\)$/],
+    ['MAIL FROM:<a@b.test> SIZE=-1', /^501 5\.5\.4 SIZE=-1 is not a size: write SIZE=<number of bytes> \(#5\.5\.4\)$/],
+    ['MAIL FROM:<a@b.test> SIZE=abc', /^501 5\.5\.4 SIZE=abc is not a size/],
+    ['MAIL FROM:<a@b.test> SIZE=18446744073709551617', /^552 5\.3\.4 sorry, that message size exceeds my databytes limit \(#5\.3\.4\)$/],
+    ['MAIL FROM:a@b.test', /^501 5\.1\.7 bad sender address syntax: the address must be enclosed in <>; write MAIL FROM:<user@domain> or MAIL FROM:<> \(#5\.1\.7\)$/],
+    ['MAIL FROM:<a@b.test>', /^250 2\.1\.0 ok$/],
+    ['MAIL FROM:<c@d.test>', /^503 5\.5\.1 a mail transaction is already open: finish it with DATA or send RSET first \(#5\.5\.1\)$/],
+    ['RCPT TO:<>', /^501 5\.1\.3 bad recipient address syntax: the recipient address is empty; write RCPT TO:<user@domain> \(#5\.1\.3\)$/],
+    ['RCPT TO:<alice@local.test', /^501 5\.1\.3 bad recipient address syntax: the address has no closing ">"; /],
+    ['RCPT TO:<@local.test>', /^501 5\.1\.3 bad recipient address syntax: a source route \(@host,\.\.\.:\) without the mailbox/],
+    ['RCPT TO:<alice@local.test> garbage', /^555 5\.5\.4 RCPT TO parameter GARBAGE is not supported; this server takes none \(#5\.5\.4\)$/],
+    ['RCPT TO:<alice>', /^501 5\.1\.3 bad recipient address syntax: the address has no @domain; /],
+  ];
+  const script = `EHLO c\r\n${cases.map(([c]) => `${c}\r\n`).join('')}QUIT\r\n`;
+  const strict = await harness({ limits: { tarpitAfter: 100 }, control: { 'tcp.smtp': '127.0.0.2:allow,QUAIL_LOOSE="1"\n:allow\n', databytes: '0\n' } });
+  try {
+    const lines = (await talk(strict.port, script)).split('\r\n');
+    const replies = lines.slice(lines.findIndex((l) => l.startsWith('250 ')) + 1);
+    cases.forEach(([cmd, want], i) => assert.match(replies[i] ?? '', want, cmd));
+    assert.equal(strict.queued.length, 0);
   } finally {
-    await h.close();
+    await strict.close();
+  }
+  const loose = await harness({ control: { 'tcp.smtp': '127.:allow,QUAIL_LOOSE="1"\n', databytes: '0\n' } });
+  try {
+    const out = await talk(loose.port, script.replace('EHLO', 'HELO'));
+    assert.deepEqual(out.split('\r\n').slice(2, 2 + cases.length).map((l) => l.slice(0, 3)), Array<string>(cases.length).fill('250'), out);
+  } finally {
+    await loose.close();
   }
 });
 

@@ -6,6 +6,7 @@ import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import type { Authenticator, RecipientCheck } from './auth.js';
 import { parseEnvelopeArg } from './address.js';
+import { parseStrictMail, parseStrictRcpt } from './strict.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
 import { Reader } from '../lineio/index.js';
@@ -270,11 +271,24 @@ async function mail(s: Session, arg: string, fail: (r: Reply) => Promise<Step>):
   if (s.deps.kind === 'submission' && s.authUser === undefined && s.policy.relayClient === undefined) {
     return fail(R.authRequired);
   }
-  const parsed = parseEnvelopeArg(arg);
-  if (!parsed) return fail(R.syntax);
-  const sender = s.policy.localIpHost(parsed.address);
-  const sizeParam = parsed.params.get('SIZE');
-  const size = sizeParam !== undefined && /^\d+$/.test(sizeParam) ? Number(sizeParam) : undefined;
+  // RFC 5321 4.1.4: no MAIL inside a transaction (qmail, with QUAIL_LOOSE, lets the new MAIL replace it)
+  if (s.mail && !s.policy.loose) return fail(R.nestedMail);
+  let address: string;
+  let size: number | undefined;
+  if (s.policy.loose) {
+    const parsed = parseEnvelopeArg(arg);
+    if (!parsed) return fail(R.syntax);
+    address = parsed.address;
+    const sizeParam = parsed.params.get('SIZE');
+    size = sizeParam !== undefined && /^\d+$/.test(sizeParam) ? Number(sizeParam) : undefined;
+  } else {
+    const parsed = parseStrictMail(arg);
+    if (!parsed.ok) return fail(parsed.reply);
+    ({ address, size } = parsed);
+    // 20 digits are legal (RFC 1870) but no message is that big, whatever databytes says (2^64+1 must not wrap)
+    if (size !== undefined && size > Number.MAX_SAFE_INTEGER) return fail(R.tooBig);
+  }
+  const sender = s.policy.localIpHost(address);
   // RFC 1870 6.1: refuse at MAIL when the announced size is already over the limit.
   if (size !== undefined && s.policy.databytes > 0 && size > s.policy.databytes) return fail(R.tooBig);
   s.mail = { sender, recipients: [], badSender: s.policy.badMailFrom(sender), ...(size !== undefined ? { size } : {}) };
@@ -285,8 +299,15 @@ async function mail(s: Session, arg: string, fail: (r: Reply) => Promise<Step>):
 async function rcpt(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
   const tx = s.mail;
   if (!tx) return fail(R.mailFirst);
-  const parsed = parseEnvelopeArg(arg);
-  if (!parsed) return fail(R.syntax);
+  let parsed: { readonly address: string } | null;
+  if (s.policy.loose) {
+    parsed = parseEnvelopeArg(arg);
+    if (!parsed) return fail(R.syntax);
+  } else {
+    const strict = parseStrictRcpt(arg);
+    if (!strict.ok) return fail(strict.reply);
+    parsed = strict;
+  }
   let addr = s.policy.localIpHost(parsed.address);
   if (tx.badSender) {
     s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'badmailfrom', from: tx.sender, to: addr });
