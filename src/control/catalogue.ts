@@ -24,6 +24,8 @@ export interface ControlDef {
 }
 
 const ON_EACH_SESSION = 'at the next SMTP session';
+/** 35 MiB: above what the large mail services accept, so no real message is refused, but a limit all the same. */
+export const DEFAULT_DATABYTES = 35 * 1024 * 1024;
 const ON_HUP = 'on SIGHUP (quail reload) or restart';
 const ON_RESTART = 'at restart';
 const ON_DELIVERY = 'at the next delivery attempt';
@@ -72,8 +74,8 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'Maximum simultaneous remote deliveries (at most 120).' },
   { name: 'queuelifetime', kind: 'number', default: { from: 'number', value: 604800 }, readBy: 'scheduler', applies: ON_RESTART,
     doc: 'Seconds a message may stay in the queue before temporary failures become permanent.' },
-  { name: 'databytes', kind: 'number', default: { from: 'number', value: 0 }, readBy: 'smtpd', applies: ON_EACH_SESSION,
-    doc: 'Maximum message size accepted by SMTP, in bytes; 0 = no limit. Env DATABYTES overrides.' },
+  { name: 'databytes', kind: 'number', default: { from: 'number', value: DEFAULT_DATABYTES }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Maximum message size accepted by SMTP, in bytes (larger messages get 552 5.3.4, at MAIL when SIZE= announces it, else after DATA). Missing: 36700160 (35 MiB; qmail had no limit). 0 written in the file = no limit, as in qmail. Env DATABYTES (the listener option databytes= or a tcp.smtp rule) overrides.' },
   { name: 'timeoutsmtpd', kind: 'number', default: { from: 'number', value: 1200 }, readBy: 'smtpd', applies: ON_EACH_SESSION,
     doc: 'Seconds an SMTP client may stay silent before the session is ended with 451.' },
   { name: 'timeoutremote', kind: 'number', default: { from: 'number', value: 1200 }, readBy: 'remote', applies: ON_DELIVERY,

@@ -153,6 +153,30 @@ void test('limits: recipients per message, errors, connections, line length, SIZ
   }
 });
 
+void test('issue 12: without control/databytes a message over 35 MiB is refused (SIZE= at MAIL, or after DATA); databytes 0 is no limit', async () => {
+  const LIMIT = 35 * 1024 * 1024;
+  const h = await harness({ env: REMOTE });
+  try {
+    assert.match(await talk(h.port, 'EHLO c\r\nQUIT\r\n'), new RegExp(`\r\n250-SIZE ${LIMIT}\r\n`));
+    assert.match(await talk(h.port, `EHLO c\r\nMAIL FROM:<a@b.test> SIZE=${LIMIT + 1}\r\nQUIT\r\n`), /\r\n552 5\.3\.4 sorry, that message size exceeds my databytes limit/);
+    const body = Buffer.alloc(LIMIT + 100_000, 'x'); // CRLF counts as one byte (LF) once decoded
+    for (let i = 998; i < body.length; i += 1000) body.write('\r\n', i - 1, 'latin1');
+    const out = await talk(h.port, Buffer.concat([Buffer.from(head.replace('hello', '')), body, Buffer.from('\r\n.\r\nQUIT\r\n')]));
+    assert.match(out, /354 go ahead\r\n552 5\.3\.4 sorry, that message size exceeds my databytes limit \(#5\.3\.4\)\r\n221 /);
+    assert.equal(h.queued.length, 0);
+  } finally {
+    await h.close();
+  }
+  const unlimited = await harness({ env: REMOTE, control: { databytes: '0\n' } });
+  try {
+    const out = await talk(unlimited.port, `EHLO c\r\nMAIL FROM:<a@b.test> SIZE=${LIMIT + 1}\r\nQUIT\r\n`);
+    assert.match(out, /\r\n250-SIZE\r\n/);
+    assert.match(out, /\r\n250 2\.1\.0 ok\r\n/);
+  } finally {
+    await unlimited.close();
+  }
+});
+
 void test('AUTH: not offered in clear to remote clients; submission needs it; an injected directory decides', async () => {
   const remote = await harness({ env: REMOTE, kind: 'submission' });
   try {
