@@ -177,6 +177,33 @@ void test('issue 12: without control/databytes a message over 35 MiB is refused 
   }
 });
 
+void test('issue 12: more than 20 commands in a row that send no mail (NOOP flood, unknown verbs) end the session with 421', async () => {
+  const h = await harness({ env: REMOTE, limits: { tarpitAfter: 100 } });
+  const flood = (verbs: readonly string[], n: number): string => Array.from({ length: n }, (_, i) => `${verbs[i % verbs.length] ?? 'NOOP'}\r\n`).join('');
+  const NO_PROGRESS = '421 4.7.0 too many commands without sending mail, closing the connection (#4.7.0)\r\n';
+  try {
+    // EHLO counts too: EHLO + 19 = 20 is allowed, the 21st is refused and nothing after it is read
+    const twenty = await talk(h.port, `EHLO c\r\n${flood(['NOOP', 'RSET', 'VRFY x', 'HELP'], 19)}QUIT\r\n`);
+    assert.match(twenty, /\r\n221 mx\.local\.test\r\n$/);
+    const out = await talk(h.port, `EHLO c\r\n${flood(['NOOP', 'RSET', 'VRFY x', 'HELP'], 20)}NOOP\r\nQUIT\r\n`);
+    assert.ok(out.endsWith(`\r\n${NO_PROGRESS}`), out);
+    assert.equal(out.split('\r\n').length - 1, 1 + 6 + 19 + 1, 'greeting, EHLO (6 lines), 19 replies, the 421');
+    // a transaction that moves resets the count; unknown and refused commands count
+    const moving = await talk(h.port, `EHLO c\r\n${flood(['NOOP'], 15)}MAIL FROM:<a@b.test>\r\n${flood(['NOOP'], 15)}RCPT TO:<joe@local.test>\r\n${flood(['RSET'], 15)}QUIT\r\n`);
+    assert.match(moving, /\r\n221 mx\.local\.test\r\n$/);
+    const unknown = await talk(h.port, `EHLO c\r\n${flood(['XYZZY', 'RCPT TO:<joe@local.test>'], 21)}QUIT\r\n`);
+    assert.ok(unknown.endsWith(`\r\n502 5.5.1 unimplemented (#5.5.1)\r\n${NO_PROGRESS}`), unknown);
+  } finally {
+    await h.close();
+  }
+  const opt = await harness({ env: REMOTE, options: { maxnoop: '3' } });
+  try {
+    assert.match(await talk(opt.port, 'HELO c\r\nNOOP\r\nNOOP\r\nNOOP\r\nQUIT\r\n'), /250 ok\r\n250 ok\r\n421 too many commands without sending mail/);
+  } finally {
+    await opt.close();
+  }
+});
+
 void test('AUTH: not offered in clear to remote clients; submission needs it; an injected directory decides', async () => {
   const remote = await harness({ env: REMOTE, kind: 'submission' });
   try {

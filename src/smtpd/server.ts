@@ -202,5 +202,6 @@ function numericOptions(o: Readonly<Record<string, string>>): Partial<SessionLim
   set('maxRcpt', n('maxrcpt'));
   set('maxLine', n('maxline'));
   set('maxErrors', n('maxerrors'));
+  set('maxNoop', n('maxnoop'));
   return out;
 }

@@ -1,9 +1,7 @@
 // AUTH PLAIN and LOGIN (RFC 4954, RFC 4616): only after STARTTLS, except from loopback.
 import { decodeBase64, decodePlain, encodeBase64 } from './auth.js';
 import { R, type Reply } from './replies.js';
-import type { EndReason, Session } from './session.js';
-
-type Step = 'continue' | EndReason;
+import type { Session, Step } from './session.js';
 
 export async function authCommand(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
   if (!s.authAllowed) return fail(R.authNeedsTls);
@@ -43,6 +41,7 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
     s.authUser = result.user;
     s.authRelay = result.relay !== false;
     s.deps.log('smtp.auth', { ip: s.remoteIp, user: result.user, ok: true });
+    s.progress();
     s.send(R.authOk);
     return 'continue';
   }

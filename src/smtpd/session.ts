@@ -24,6 +24,11 @@ export interface SessionLimits {
   readonly tarpitDelayMs: number;
   /** Bad commands before the session is closed with 421. */
   readonly maxErrors: number;
+  /**
+   * Commands in a row that move no mail forward (NOOP, RSET, VRFY, HELP, HELO/EHLO, and any refused or unknown
+   * command) before the session is closed with 421: a NOOP flood holds a connection slot as well as errors do.
+   */
+  readonly maxNoop: number;
   /** Seconds allowed for a TLS handshake. */
   readonly tlsTimeoutSeconds: number;
 }
@@ -34,6 +39,7 @@ export const DEFAULT_LIMITS: SessionLimits = {
   tarpitAfter: 10,
   tarpitDelayMs: 1000,
   maxErrors: 30,
+  maxNoop: 20,
   tlsTimeoutSeconds: 60,
 };
 
@@ -57,7 +63,10 @@ export interface SessionDeps {
   readonly log: SessionEventLog;
 }
 
-export type EndReason = 'quit' | 'eof' | 'timeout' | 'bare-lf' | 'too-many-errors' | 'no-controls' | 'tls-failed' | 'shutdown';
+export type EndReason = 'quit' | 'eof' | 'timeout' | 'bare-lf' | 'too-many-errors' | 'no-progress' | 'no-controls' | 'tls-failed' | 'shutdown';
+
+/** What a verb handler tells the command loop: go on, or end the session for this reason. */
+export type Step = 'continue' | EndReason;
 
 export interface SessionSummary {
   /** qmail-smtpd's exit status: 0 after QUIT or EOF, 1 after timeout, bare LF or a refused start. */
@@ -86,6 +95,8 @@ export class Session {
   authRelay = false;
   mail: Transaction | undefined;
   errors = 0;
+  /** Commands in a row that moved no mail forward (limits.maxNoop). */
+  stalled = 0;
   messages = 0;
   stopping = false;
 
@@ -124,17 +135,31 @@ export class Session {
     if (this.out.writable) this.out.write(Buffer.from(text, 'latin1'));
   }
 
-  /** Counts a client error; past the tarpit threshold each error reply is delayed. false = close now. */
-  async error(r: Reply): Promise<boolean> {
+  /** Counts a client error; past the tarpit threshold each error reply is delayed. Anything but 'continue' = close now. */
+  async error(r: Reply): Promise<Step> {
     this.errors++;
     if (this.errors >= this.deps.limits.maxErrors) {
       this.send(R.tooManyErrors);
-      return false;
+      return 'too-many-errors';
     }
+    if (!this.stall()) return 'no-progress';
     const over = this.errors - this.deps.limits.tarpitAfter;
     if (over > 0) await sleep(Math.min(over, 10) * this.deps.limits.tarpitDelayMs);
     this.send(r);
-    return true;
+    return 'continue';
+  }
+
+  /** One more command that moved no mail forward; past limits.maxNoop the 421 is sent and false returned. */
+  stall(): boolean {
+    if (++this.stalled <= this.deps.limits.maxNoop) return true;
+    this.deps.log('smtp.refused', { ip: this.remoteIp, why: 'no-progress', commands: this.stalled });
+    this.send(R.noProgress);
+    return false;
+  }
+
+  /** MAIL or RCPT accepted, DATA started, AUTH or STARTTLS done: the session is doing something. */
+  progress(): void {
+    this.stalled = 0;
   }
 
   /** RSET, HELO/EHLO and STARTTLS forget the current MAIL (B.6). */
@@ -145,8 +170,6 @@ export class Session {
 
 const DRAIN_MS = 10_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-type Step = 'continue' | EndReason;
 
 /** Runs one session on a connected socket until QUIT, EOF, timeout or a fatal error; never throws. */
 export async function runSession(socket: Socket, deps: SessionDeps): Promise<SessionSummary> {
@@ -175,7 +198,7 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
         return done('timeout');
       }
       let step: Step;
-      if (got === 'too-long') step = (await s.error(R.lineTooLong)) ? 'continue' : 'too-many-errors';
+      if (got === 'too-long') step = await s.error(R.lineTooLong);
       else step = await command(s, got.line.toString('latin1'));
       if (step !== 'continue') return done(step);
     }
@@ -203,13 +226,17 @@ async function drain(s: Session): Promise<void> {
   }
 }
 
+/** Verbs that never move mail forward (a refused command counts through Session.error). */
+const STALLING = new Set(['noop', 'rset', 'vrfy', 'help', 'helo', 'ehlo']);
+
 async function command(s: Session, line: string): Promise<Step> {
-  const fail = async (r: Reply): Promise<Step> => ((await s.error(r)) ? 'continue' : 'too-many-errors');
+  const fail = (r: Reply): Promise<Step> => s.error(r);
   // A CR left inside a command line (or a NUL) is refused: quail accepts CRLF and, like qmail, bare LF endings.
   if (/[\r\0]/.test(line)) return fail(R.badCommandBytes);
   const sp = line.indexOf(' ');
   const verb = (sp < 0 ? line : line.slice(0, sp)).toLowerCase();
   const arg = sp < 0 ? '' : line.slice(sp + 1).replace(/^ +/, '');
+  if (STALLING.has(verb) && !s.stall()) return 'no-progress';
   switch (verb) {
     case 'helo':
       s.reset();
@@ -292,6 +319,7 @@ async function mail(s: Session, arg: string, fail: (r: Reply) => Promise<Step>):
   // RFC 1870 6.1: refuse at MAIL when the announced size is already over the limit.
   if (size !== undefined && s.policy.databytes > 0 && size > s.policy.databytes) return fail(R.tooBig);
   s.mail = { sender, recipients: [], badSender: s.policy.badMailFrom(sender), ...(size !== undefined ? { size } : {}) };
+  s.progress();
   s.send(R.mailOk);
   return 'continue';
 }
@@ -338,6 +366,7 @@ async function rcpt(s: Session, arg: string, fail: (r: Reply) => Promise<Step>):
   if (relay !== undefined) addr += relay;
   if (tx.recipients.length >= s.deps.limits.maxRcpt) return fail(R.tooManyRcpts);
   tx.recipients.push(addr);
+  s.progress();
   s.send(R.rcptOk);
   return 'continue';
 }
@@ -365,6 +394,7 @@ async function startTls(s: Session): Promise<Step> {
   }
   s.out = secure;
   s.secure = true;
+  s.progress();
   s.reset();
   s.helo = undefined;
   s.ehlo = false;
