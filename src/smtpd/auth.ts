@@ -16,6 +16,15 @@ export const NO_DIRECTORY: Authenticator = {
   verify: () => Promise.resolve({ ok: false, temporary: true, reason: 'no user directory is configured' }),
 };
 
+/**
+ * vpopmail's default domain: a login without `@domain` (nor vpopmail's `user%domain`) is `user@defaultDomain`.
+ * Without a default domain the login is passed on as given (the directory refuses it).
+ */
+export function withDefaultDomain(login: string, defaultDomain: string | undefined): string {
+  if (defaultDomain === undefined || login.includes('@') || login.includes('%')) return login;
+  return `${login}@${defaultDomain.toLowerCase()}`;
+}
+
 /** RFC 4616: base64 of `authzid NUL authcid NUL passwd`. null = malformed. */
 export function decodePlain(b64: string): { user: string; password: string } | null {
   const raw = decodeBase64(b64);

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { QuailError, splitAddress } from '../address/index.js';
+import type { Authenticator } from './auth.js';
 import { harness, talk } from './testkit.js';
 
 const REMOTE = { TCPREMOTEIP: '192.0.2.9', TCPLOCALHOST: 'mx.local.test' };
@@ -214,7 +215,8 @@ void test('AUTH: not offered in clear to remote clients; submission needs it; an
   } finally {
     await remote.close();
   }
-  const none = await harness({ kind: 'submission' });
+  const CLEAR = { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' };
+  const none = await harness({ kind: 'submission', control: CLEAR });
   try {
     assert.match(await talk(none.port, 'EHLO c\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n'), /250 AUTH PLAIN LOGIN\r\n454 4\.7\.0 temporary authentication failure/);
   } finally {
@@ -222,6 +224,7 @@ void test('AUTH: not offered in clear to remote clients; submission needs it; an
   }
   const dir = await harness({
     kind: 'submission',
+    control: CLEAR,
     authenticator: { verify: (u, p) => Promise.resolve(u === 'u' && p === 'p' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }) },
   });
   try {
@@ -266,7 +269,7 @@ void test('bare CR: refused by default; kept per client with QUAIL_BARECR="keep"
 void test('RCPT-time recipient check: 550 5.1.1 for unknown, 451 when the directory is down; AUTH login in Received and meta', async () => {
   const seen: string[] = [];
   const h = await harness({
-    control: { 'tcp.smtp': '127.:allow,RELAYCLIENT="@gw.test"\n' },
+    control: { 'tcp.smtp': '127.:allow,RELAYCLIENT="@gw.test",QUAIL_CLEARAUTH="1"\n' },
     recipients: {
       check: (a) => {
         seen.push(a);
@@ -290,6 +293,7 @@ void test('RCPT-time recipient check: 550 5.1.1 for unknown, 451 when the direct
 
 void test('AUTH: a login the directory flags no-relay is authenticated but may not relay; others may', async () => {
   const h = await harness({
+    control: { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' },
     authenticator: { verify: (u, p) => Promise.resolve(p === 'n' ? { ok: true, user: u, relay: false } : { ok: true, user: u }) },
   });
   try {
@@ -299,5 +303,98 @@ void test('AUTH: a login the directory flags no-relay is authenticated but may n
     assert.match(await talk(h.port, session('y')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n250 2\.1\.5 ok\r\n/);
   } finally {
     await h.close();
+  }
+});
+
+const plainAuth = (user: string, pw: string): string => Buffer.from(`\0${user}\0${pw}`).toString('base64');
+const TABLE: Authenticator = {
+  verify: (u, p) => Promise.resolve(u === 'joe@example.org' && p === 'pw' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }),
+};
+
+void test('issue 12: no AUTH in clear text, loopback included, unless tcp.smtp says QUAIL_CLEARAUTH="1" for the client', async () => {
+  const session = `EHLO c\r\nAUTH PLAIN ${plainAuth('joe@example.org', 'pw')}\r\nQUIT\r\n`;
+  // STARTTLS available (servercert.pem): AUTH waits for it
+  const tls = await harness({ tls: true, authenticator: TABLE });
+  try {
+    const out = await talk(tls.port, session);
+    assert.match(out, /250[- ]STARTTLS\r\n/);
+    assert.doesNotMatch(out, /AUTH PLAIN LOGIN/);
+    assert.match(out, /\r\n538 5\.7\.11 encryption required for authentication, use STARTTLS first \(#5\.7\.11\)\r\n/);
+  } finally {
+    await tls.close();
+  }
+  // no certificate at all: still no clear text, and the client is told there is no STARTTLS here
+  const bare = await harness({ authenticator: TABLE, control: { 'tcp.smtp': '127.0.0.2:allow,QUAIL_CLEARAUTH="1"\n:allow\n' } });
+  try {
+    const out = await talk(bare.port, session);
+    assert.doesNotMatch(out, /250[- ](AUTH|STARTTLS)/);
+    assert.match(out, /\r\n538 5\.7\.11 encryption required for authentication, and this server offers no STARTTLS: ask its administrator \(#5\.7\.11\)\r\n/);
+  } finally {
+    await bare.close();
+  }
+  // the per-client opt-out
+  const allowed = await harness({ tls: true, authenticator: TABLE, control: { 'tcp.smtp': '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n' } });
+  try {
+    const out = await talk(allowed.port, session);
+    assert.match(out, /250 AUTH PLAIN LOGIN\r\n/);
+    assert.match(out, /\r\n235 2\.7\.0 authentication successful\r\n/);
+  } finally {
+    await allowed.close();
+  }
+});
+
+void test('issue 12: failed AUTH is throttled per client address (as POP3 logins), and three failures close the session', async () => {
+  const h = await harness({ authenticator: TABLE, throttle: { baseMs: 300, maxMs: 2000 }, control: { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' } });
+  try {
+    const timed = async (user: string, pw: string): Promise<[string, number]> => {
+      const t0 = Date.now();
+      const out = await talk(h.port, `EHLO c\r\nAUTH PLAIN ${plainAuth(user, pw)}\r\nQUIT\r\n`);
+      return [out, Date.now() - t0];
+    };
+    const [first, t1] = await timed('joe@example.org', 'wrong');
+    assert.match(first, /535 5\.7\.8 authentication failed/);
+    assert.ok(t1 < 300, `the first failure is answered at once (${t1} ms)`);
+    // another login from the same address waits: the address has failed once
+    const [second, t2] = await timed('ann@example.org', 'wrong');
+    assert.match(second, /535 5\.7\.8 authentication failed/);
+    assert.ok(t2 >= 280, `the second attempt from the address waits (${t2} ms)`);
+  } finally {
+    await h.close();
+  }
+  const quick = await harness({ authenticator: TABLE, control: { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' } });
+  try {
+    // three failures in one session: 421 and the connection is closed (nothing after it is read)
+    const three = await talk(quick.port, `EHLO c\r\n${`AUTH PLAIN ${plainAuth('x@y.test', 'z')}\r\n`.repeat(3)}NOOP\r\n`);
+    assert.match(three, /535 5\.7\.8 [^\n]*\n535 5\.7\.8 [^\n]*\n421 4\.7\.0 too many failed authentication attempts, closing the connection; try again later \(#4\.7\.0\)\r\n$/);
+  } finally {
+    await quick.close();
+  }
+});
+
+void test('issue 12: control/defaultdomain (vpopmail\'s meaning): an AUTH login without @domain is user@defaultdomain', async () => {
+  const seen: string[] = [];
+  const authenticator: Authenticator = {
+    verify: (u, p) => {
+      seen.push(u);
+      return TABLE.verify(u, p, { ip: '' });
+    },
+  };
+  const CLEAR = { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' };
+  const dd = await harness({ authenticator, control: { ...CLEAR, defaultdomain: 'Example.ORG\n' } });
+  try {
+    assert.match(await talk(dd.port, `EHLO c\r\nAUTH PLAIN ${plainAuth('joe', 'pw')}\r\nQUIT\r\n`), /235 2\.7\.0 authentication successful/);
+    assert.match(await talk(dd.port, `EHLO c\r\nAUTH PLAIN ${plainAuth('joe%example.org', 'x')}\r\nQUIT\r\n`), /535 /);
+    assert.deepEqual(seen, ['joe@example.org', 'joe%example.org']);
+  } finally {
+    await dd.close();
+  }
+  seen.length = 0;
+  // without the file nothing is added (not even control/me, which is qmail-inject's default for it)
+  const none = await harness({ authenticator, control: { ...CLEAR, me: 'example.org\n' } });
+  try {
+    assert.match(await talk(none.port, `EHLO c\r\nAUTH PLAIN ${plainAuth('joe', 'pw')}\r\nQUIT\r\n`), /535 5\.7\.8/);
+    assert.deepEqual(seen, ['joe']);
+  } finally {
+    await none.close();
   }
 });

@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
+import type { LoginThrottle } from '../throttle/index.js';
 import type { Authenticator, RecipientCheck } from './auth.js';
 import { parseEnvelopeArg } from './address.js';
 import { parseStrictMail, parseStrictRcpt } from './strict.js';
@@ -29,6 +30,8 @@ export interface SessionLimits {
    * command) before the session is closed with 421: a NOOP flood holds a connection slot as well as errors do.
    */
   readonly maxNoop: number;
+  /** Failed AUTH attempts in one session before it is closed with 421 (as POP3 closes after three). */
+  readonly maxAuthFailures: number;
   /** Seconds allowed for a TLS handshake. */
   readonly tlsTimeoutSeconds: number;
 }
@@ -40,6 +43,7 @@ export const DEFAULT_LIMITS: SessionLimits = {
   tarpitDelayMs: 1000,
   maxErrors: 30,
   maxNoop: 20,
+  maxAuthFailures: 3,
   tlsTimeoutSeconds: 60,
 };
 
@@ -55,6 +59,8 @@ export interface SessionDeps {
   /** Present = STARTTLS offered. */
   readonly tls?: SecureContext | undefined;
   readonly authenticator: Authenticator;
+  /** Failed-AUTH slowdown per client address and login (shared by the listener's sessions, as POP3's). */
+  readonly authThrottle: LoginThrottle;
   /** RCPT-time mailbox check for directory-managed domains; absent = none (qmail's behaviour). */
   readonly recipients?: RecipientCheck | undefined;
   readonly limits: SessionLimits;
@@ -63,7 +69,7 @@ export interface SessionDeps {
   readonly log: SessionEventLog;
 }
 
-export type EndReason = 'quit' | 'eof' | 'timeout' | 'bare-lf' | 'too-many-errors' | 'no-progress' | 'no-controls' | 'tls-failed' | 'shutdown';
+export type EndReason = 'quit' | 'eof' | 'timeout' | 'bare-lf' | 'too-many-errors' | 'no-progress' | 'auth-failures' | 'no-controls' | 'tls-failed' | 'shutdown';
 
 /** What a verb handler tells the command loop: go on, or end the session for this reason. */
 export type Step = 'continue' | EndReason;
@@ -93,6 +99,7 @@ export class Session {
   authUser: string | undefined;
   /** An authenticated client may relay unless its directory entry says no-relay. */
   authRelay = false;
+  authFailures = 0;
   mail: Transaction | undefined;
   errors = 0;
   /** Commands in a row that moved no mail forward (limits.maxNoop). */
@@ -113,14 +120,12 @@ export class Session {
     return this.deps.env['TCPREMOTEIP'] ?? 'unknown';
   }
 
-  get loopback(): boolean {
-    const ip = this.remoteIp;
-    return ip.startsWith('127.') || ip === '::1';
-  }
-
-  /** AUTH is offered on TLS connections and from loopback only (credentials never travel in clear). */
+  /**
+   * AUTH is offered on TLS connections only, unless tcp.smtp gives the client QUAIL_CLEARAUTH="1". No exemption for
+   * loopback: a proxy, a tunnel or a port forward makes a far client's clear-text password arrive from 127.0.0.1.
+   */
   get authAllowed(): boolean {
-    return this.secure || this.loopback;
+    return this.secure || this.policy.clearAuth;
   }
 
   get protocol(): ReturnType<typeof protocolName> {

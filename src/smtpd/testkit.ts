@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import type { NewMessage, QueueId } from '../queue/types.js';
+import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
 import type { Authenticator, RecipientCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type SmtpServerDeps } from './server.js';
@@ -34,6 +35,8 @@ export interface HarnessOptions {
   readonly options?: Readonly<Record<string, string>>;
   readonly tls?: boolean;
   readonly authenticator?: Authenticator;
+  /** Failed-AUTH slowdown (default here: 1 ms doubling to 4 ms, so tests that fail a login do not wait). */
+  readonly throttle?: ThrottleOptions;
   readonly recipients?: RecipientCheck;
   readonly limits?: Partial<SessionLimits>;
   /** Called after the message was read completely; throw to fail the inject. */
@@ -80,6 +83,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     },
     ...(o.tls ? { tls: () => loadTlsContext(new Control(root)) } : {}),
     ...(o.authenticator ? { authenticator: o.authenticator } : {}),
+    authThrottle: new LoginThrottle(o.throttle ?? { baseMs: 1, maxMs: 4 }),
     ...(o.recipients ? { recipients: o.recipients } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),

@@ -1,4 +1,4 @@
-// quail start with the user directory: AUTH (swaks --auth, smtplib login over STARTTLS) and RCPT-time mailbox checks.
+// quail start with the user directory: AUTH over STARTTLS (swaks --tls --auth, smtplib) and RCPT-time mailbox checks.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -99,16 +99,21 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
 
     // no tcp.smtp: without AUTH nobody relays
     assert.match(swaks(smtp, ['--to', 'pal@remote.test', '--quit-after', 'RCPT'], 'joe@example.org').out, /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/);
-    // wrong password
-    const bad = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 'wrong', '--to', 'pal@remote.test'], 'joe@example.org');
+    // no AUTH in clear text, not even from 127.0.0.1 (no tcp.smtp rule allows it)
+    const clear = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test'], 'joe@example.org');
+    assert.notEqual(clear.status, 0);
+    assert.doesNotMatch(clear.out, /<- *250[- ]AUTH/, 'AUTH is not offered before STARTTLS');
+    assert.match(clear.out, /did not advertise authentication/);
+    // wrong password (over STARTTLS: quail init made control/servercert.pem)
+    const bad = swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 'wrong', '--to', 'pal@remote.test'], 'joe@example.org');
     assert.notEqual(bad.status, 0);
     assert.match(bad.out, /535 5\.7\.8 authentication failed/);
-    // AUTH PLAIN, then relay
-    const good = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--header', 'Subject: via swaks'], 'joe@example.org');
+    // AUTH PLAIN after STARTTLS, then relay
+    const good = swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--header', 'Subject: via swaks'], 'joe@example.org');
     assert.equal(good.status, 0, good.out);
     assert.match(good.out, /235 2\.7\.0 authentication successful/);
     await until('relay to the sink', () => remote.got.length === 1, () => log);
-    assert.match(remote.got[0] ?? '', /Received: from unknown \(HELO [^)]*\) \(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPA; /);
+    assert.match(remote.got[0] ?? '', /Received: from unknown \(HELO [^)]*\) \(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPSA; /);
     assert.match(log, /smtp\.queued [^\n]*auth=joe@example\.org/);
 
     // RCPT-time checks for directory domains

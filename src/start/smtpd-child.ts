@@ -3,6 +3,7 @@ import type { Server, Socket } from 'node:net';
 import { Control } from '../control/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener } from '../smtpd/index.js';
+import { LoginThrottle } from '../throttle/index.js';
 import { becomeAccount, errText, onLifecycleSignals } from './child-common.js';
 import { DirectoryLink } from './directory-link.js';
 import type { FromChild, ToChild } from './privsep.js';
@@ -36,6 +37,8 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   let tls = tlsOrNone(root);
   // AUTH and RCPT checks read the directory as this (unprivileged) account: its SQLite file is root:quailgroup 0640.
   const directory = new DirectoryLink(root);
+  // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
+  const authThrottle = new LoginThrottle();
   const listeners = new Map<number, SmtpListener>();
   let stopping: Promise<void> | undefined;
   const stop = (graceMs: number): Promise<void> => {
@@ -55,6 +58,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
           controlFor: () => new Control(root),
           queue,
           authenticator: directory,
+          authThrottle,
           recipients: directory,
           tls: () => tls,
           log,

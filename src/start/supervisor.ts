@@ -8,6 +8,7 @@ import { openQueue, type FileQueue } from '../queue/index.js';
 import { RemoteEngine } from '../remote/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
+import { LoginThrottle } from '../throttle/index.js';
 import { lookupAssignment, systemPasswd } from '../users/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { SmtpChild, type Account, type BoundListener } from './privsep.js';
@@ -155,6 +156,8 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   let tlsContext = account ? undefined : safeTls(tlsFor, log);
   const listeners: SmtpListener[] = [];
   const directory = new DirectoryLink(root);
+  // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
+  const authThrottle = new LoginThrottle();
   let child: SmtpChild | undefined;
   let bound: readonly BoundListener[];
   mkdirSync(runDir(root), { recursive: true });
@@ -190,6 +193,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         controlFor: () => new Control(root),
         queue,
         authenticator: opts.authenticator ?? directory,
+        authThrottle,
         recipients: directory,
         tls: () => tlsContext,
         log: (name, fields) => log.event(name, fields),
