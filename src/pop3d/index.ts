@@ -14,5 +14,6 @@ export type {
   MessageInfo,
   OpenResult,
   Pop3Authenticator,
+  Pop3ClientRules,
   Pop3EventLog,
 } from './types.js';

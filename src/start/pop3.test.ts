@@ -20,7 +20,7 @@ void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop
       [null, {}, 'embedded 127.0.0.1:2110 127.0.0.1:2995/implicit'],
       ['127.0.0.1:25 smtp\n', {}, 'configured'],
       ['127.0.0.1:25 smtp\n0.0.0.0:995 pop3 tls=implicit idle=60\n[::1]:110 pop3 plaintext=allow maxperip=3\n', {},
-        'configured 0.0.0.0:995/implicit/idle=60000 ::1:110/plain/max=3'],
+        'configured 0.0.0.0:995/implicit/idle=60000 ::1:110/plaintext=allow/max=3'],
       ['0.0.0.0:110 pop3\n', { pop3: ['127.0.0.1:0'], pop3s: ['127.0.0.1:0'] }, 'configured 127.0.0.1:0 127.0.0.1:0/implicit'],
       [null, { pop3: ['none'] }, 'configured'],
       [null, { pop3: ['nohost'] }, 'error --pop3 "nohost" is not ADDRESS:PORT'],
@@ -37,7 +37,7 @@ void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop
       try {
         const p = pop3Plan(new Control(root), flags);
         got = [p.embedded ? 'embedded' : 'configured', ...p.specs.map((s) => [`${s.host}:${s.port}`, s.implicitTls ? 'implicit' : '',
-          s.allowPlaintext ? 'plain' : '', s.idleTimeoutMs ? `idle=${s.idleTimeoutMs}` : '', s.maxPerIp ? `max=${s.maxPerIp}` : '']
+          s.plaintext ? `plaintext=${s.plaintext}` : '', s.idleTimeoutMs ? `idle=${s.idleTimeoutMs}` : '', s.maxPerIp ? `max=${s.maxPerIp}` : '']
           .filter((x) => x !== '').join('/'))].join(' ');
       } catch (err) {
         const m = err instanceof Error ? err.message : String(err);
@@ -211,6 +211,16 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
   }
 });
 
+/** The server's first line on a new connection. */
+async function firstLine(port: number): Promise<string> {
+  const sock = connect(port, '127.0.0.1');
+  let text = '';
+  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  await waitFor(() => text.includes('\r\n'), 20_000, () => text);
+  sock.destroy();
+  return text.slice(0, text.indexOf('\r\n'));
+}
+
 /** USER/PASS/STAT/QUIT over a plain connection; the replies, one per line. */
 async function popTalk(port: number, user: string, pw: string): Promise<string[]> {
   const sock = connect(port, '127.0.0.1');
@@ -242,11 +252,22 @@ void test('not root: POP3 in the quail start process itself; a default port that
     try {
       const port = pop.listeners[0]?.port ?? 0;
       assert.equal(pop.listeners.length, 1);
+      // issue 12: no USER/PASS before STLS, from 127.0.0.1 too, until control/tcp.pop3 allows the client (read per connection)
+      const refused = await popTalk(port, 'ann@example.com', 'ann-secret');
+      assert.equal(refused[1], '-ERR plaintext logins need an encrypted connection: use STLS first', refused.join('\n'));
+      writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n:allow\n');
       const replies = await popTalk(port, 'ann@example.com', 'ann-secret');
       assert.match(replies[2] ?? '', /^\+OK/, replies.join('\n'));
       assert.match(replies[3] ?? '', /^\+OK 0 0$/, replies.join('\n'));
       const bad = await popTalk(port, 'ann@example.com', 'wrong');
       assert.equal(bad[2], '-ERR [AUTH] authentication failed');
+      // control/defaultdomain (vpopmail's meaning): a bare login is user@defaultdomain; without the file it is refused
+      assert.equal((await popTalk(port, 'ann', 'ann-secret'))[2], '-ERR [AUTH] authentication failed');
+      writeFileSync(join(root, 'control', 'defaultdomain'), 'example.com\n');
+      assert.match((await popTalk(port, 'ann', 'ann-secret'))[2] ?? '', /^\+OK/);
+      // tcp.pop3 deny refuses the connection
+      writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:deny\n:allow\n');
+      assert.equal(await firstLine(port), '-ERR this host may not use this server');
     } finally {
       await pop.stop(1000);
     }
