@@ -45,6 +45,22 @@ export function decodeBase64(s: string): string | null {
 
 export const encodeBase64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 
+/** May an authenticated login use this MAIL FROM: allow, deny (553 5.7.1), or the directory is unreachable (451). */
+export type SenderVerdict = 'allow' | 'deny' | 'temporary';
+
+/**
+ * The envelope senders an authenticated login may use (implemented over src/directory by `start`: its own addresses,
+ * aliases that reach it, what it administers). `sender` is '' for `<>`.
+ */
+export interface SenderCheck {
+  mayUse(login: string, sender: string): Promise<SenderVerdict>;
+}
+
+/** Without a directory: the login's own address only (compared ignoring ASCII case); never `<>`. */
+export const OWN_ADDRESS_ONLY: SenderCheck = {
+  mayUse: (login, sender) => Promise.resolve(sender !== '' && sender.toLowerCase() === login.toLowerCase() ? 'allow' : 'deny'),
+};
+
 /** RCPT-time verdict for one address: accept, unknown mailbox (550 5.1.1), or the directory is unreachable (451). */
 export type RcptVerdict = 'accept' | 'unknown' | 'temporary';
 

@@ -51,10 +51,16 @@ export const R = {
   authMechanism: [504, '5.5.4', 'unrecognized authentication type, use PLAIN or LOGIN (#5.5.4)'],
   noMailbox: [550, '5.1.1', 'sorry, no mailbox here by that name (#5.1.1)'],
   directoryTemporary: [451, '4.3.0', 'temporary failure looking up the mailbox, try again later (#4.3.0)'],
+  senderTemporary: [451, '4.3.0', 'temporary failure checking the sender against your login, try again later (#4.3.0)'],
   authTwice: [503, '5.5.1', 'already authenticated (#5.5.1)'],
   authInMail: [503, '5.5.1', 'AUTH is not allowed during a mail transaction (#5.5.1)'],
   nestedMail: [503, '5.5.1', 'a mail transaction is already open: finish it with DATA or send RSET first (#5.5.1)'],
 } as const satisfies Record<string, Reply>;
+
+/** Issue 12: an authenticated client used an envelope sender that is not its own; the reply names the login. */
+export function senderNotOwned(login: string, sender: string): Reply {
+  return [553, '5.7.1', `sorry, ${login} may not send as <${sender}>: use your own address or one of its aliases (#5.7.1)`];
+}
 
 export function problemReply(p: DataProblem): Reply {
   switch (p) {

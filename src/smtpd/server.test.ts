@@ -225,7 +225,7 @@ void test('AUTH: not offered in clear to remote clients; submission needs it; an
   const dir = await harness({
     kind: 'submission',
     control: CLEAR,
-    authenticator: { verify: (u, p) => Promise.resolve(u === 'u' && p === 'p' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }) },
+    authenticator: { verify: (u, p) => Promise.resolve(u === 'u' && p === 'p' ? { ok: true, user: 'u@local.test' } : { ok: false, temporary: false, reason: 'bad' }) },
   });
   try {
     const bad = await talk(dir.port, 'EHLO c\r\nAUTH LOGIN\r\ndQ==\r\neA==\r\nQUIT\r\n');
@@ -279,7 +279,7 @@ void test('RCPT-time recipient check: 550 5.1.1 for unknown, 451 when the direct
     authenticator: { verify: (u, p) => Promise.resolve(p === 'p' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }) },
   });
   try {
-    const out = await talk(h.port, 'EHLO c\r\nAUTH PLAIN AGpvZUBleGFtcGxlLm9yZwBw\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<nobody@local.test>\r\nRCPT TO:<x@down.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n');
+    const out = await talk(h.port, 'EHLO c\r\nAUTH PLAIN AGpvZUBleGFtcGxlLm9yZwBw\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<nobody@local.test>\r\nRCPT TO:<x@down.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n');
     assert.match(out, /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n550 5\.1\.1 sorry, no mailbox here by that name \(#5\.1\.1\)\r\n451 4\.3\.0 temporary failure looking up the mailbox, try again later \(#4\.3\.0\)\r\n250 2\.1\.5 ok\r\n/);
     // checked before RELAYCLIENT's suffix is appended; only the accepted one is queued (with the suffix)
     assert.deepEqual(seen, ['nobody@local.test', 'x@down.test', 'joe@local.test']);
@@ -298,7 +298,7 @@ void test('AUTH: a login the directory flags no-relay is authenticated but may n
   });
   try {
     const plain = (pw: string): string => Buffer.from(`\0u@x.test\0${pw}`).toString('base64');
-    const session = (pw: string): string => `EHLO c\r\nAUTH PLAIN ${plain(pw)}\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<far@remote.test>\r\nRCPT TO:<joe@local.test>\r\nQUIT\r\n`;
+    const session = (pw: string): string => `EHLO c\r\nAUTH PLAIN ${plain(pw)}\r\nMAIL FROM:<u@x.test>\r\nRCPT TO:<far@remote.test>\r\nRCPT TO:<joe@local.test>\r\nQUIT\r\n`;
     assert.match(await talk(h.port, session('n')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts \(#5\.7\.1\)\r\n250 2\.1\.5 ok\r\n/);
     assert.match(await talk(h.port, session('y')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n250 2\.1\.5 ok\r\n/);
   } finally {
@@ -396,5 +396,48 @@ void test('issue 12: control/defaultdomain (vpopmail\'s meaning): an AUTH login 
     assert.deepEqual(seen, ['joe']);
   } finally {
     await none.close();
+  }
+});
+
+void test('issue 12: after AUTH the envelope sender must be the login\'s (553 5.7.1 names the login); senderauth=off switches it off', async () => {
+  const CLEAR = { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' };
+  const auth = `EHLO c\r\nAUTH PLAIN ${plainAuth('joe@example.org', 'pw')}\r\n`;
+  const mailFrom = (from: string): string => `${auth}MAIL FROM:<${from}>\r\nRCPT TO:<x@local.test>\r\nQUIT\r\n`;
+  for (const kind of ['smtp', 'submission'] as const) {
+    const h = await harness({ kind, authenticator: TABLE, control: CLEAR });
+    try {
+      assert.match(await talk(h.port, mailFrom('JOE@example.org')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n/, kind);
+      assert.match(await talk(h.port, mailFrom('ceo@example.org')),
+        /235 2\.7\.0 [^\n]*\n553 5\.7\.1 sorry, joe@example\.org may not send as <ceo@example\.org>: use your own address or one of its aliases \(#5\.7\.1\)\r\n503 5\.5\.1 MAIL first/, kind);
+      assert.match(await talk(h.port, mailFrom('')), /\n553 5\.7\.1 sorry, joe@example\.org may not send as <>: /, kind);
+      // without AUTH nothing is checked (an smtp listener takes mail from anyone for its domains)
+      if (kind === 'smtp') assert.match(await talk(h.port, 'EHLO c\r\nMAIL FROM:<ceo@example.org>\r\nQUIT\r\n'), /\n250 2\.1\.0 ok\r\n/);
+    } finally {
+      await h.close();
+    }
+  }
+  const off = await harness({ kind: 'submission', options: { senderauth: 'off' }, authenticator: TABLE, control: CLEAR });
+  try {
+    assert.match(await talk(off.port, mailFrom('ceo@example.org')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n/);
+  } finally {
+    await off.close();
+  }
+  // an injected rule (the directory's) decides; its trouble is a 451, never a pass
+  const seen: string[] = [];
+  const ruled = await harness({
+    authenticator: TABLE, control: CLEAR,
+    senders: {
+      mayUse: (login, sender) => {
+        seen.push(`${login} ${sender}`);
+        return sender === 'sales@example.org' ? Promise.resolve('allow') : sender === 'x@down.test' ? Promise.reject(new Error('db down')) : Promise.resolve('deny');
+      },
+    },
+  });
+  try {
+    assert.match(await talk(ruled.port, mailFrom('sales@example.org')), /\n250 2\.1\.0 ok\r\n/);
+    assert.match(await talk(ruled.port, mailFrom('x@down.test')), /\n451 4\.3\.0 temporary failure checking the sender against your login, try again later \(#4\.3\.0\)\r\n/);
+    assert.deepEqual(seen, ['joe@example.org sales@example.org', 'joe@example.org x@down.test']);
+  } finally {
+    await ruled.close();
   }
 });

@@ -5,7 +5,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import { LoginThrottle } from '../throttle/index.js';
-import { NO_DIRECTORY, type Authenticator, type RecipientCheck } from './auth.js';
+import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { DEFAULT_LIMITS, runSession, type SessionEventLog, type SessionLimits, type SessionSummary } from './session.js';
@@ -30,6 +30,8 @@ export interface SmtpServerDeps {
   readonly authThrottle?: LoginThrottle;
   /** RCPT-time mailbox checks for directory-managed domains. */
   readonly recipients?: RecipientCheck;
+  /** The senders an authenticated login may use (default: its own address only). */
+  readonly senders?: SenderCheck;
   /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
   readonly tls?: () => SecureContext | undefined;
   readonly limits?: Partial<SessionLimits>;
@@ -155,7 +157,8 @@ export class SmtpListener {
     }
     const run = runSession(socket, {
       control, env, tls, queue: this.deps.queue, kind: this.spec.kind, limits: this.limits,
-      authenticator: this.deps.authenticator ?? NO_DIRECTORY, authThrottle: this.authThrottle, recipients: this.deps.recipients, clock: this.deps.clock ?? (() => new Date()),
+      authenticator: this.deps.authenticator ?? NO_DIRECTORY, authThrottle: this.authThrottle, recipients: this.deps.recipients,
+      senders: this.deps.senders, senderAuth: this.spec.options['senderauth'] !== 'off', clock: this.deps.clock ?? (() => new Date()),
       isLocalIp: this.isLocalIp, log,
     }).then((summary) => {
       this.deps.onSession?.(summary, env);

@@ -5,13 +5,14 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import type { LoginThrottle } from '../throttle/index.js';
-import type { Authenticator, RecipientCheck } from './auth.js';
+import type { Authenticator, RecipientCheck, SenderCheck } from './auth.js';
 import { parseEnvelopeArg } from './address.js';
 import { parseStrictMail, parseStrictRcpt } from './strict.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
 import { Reader } from '../lineio/index.js';
-import { R, renderReply, type Reply } from './replies.js';
+import { OWN_ADDRESS_ONLY } from './auth.js';
+import { R, renderReply, senderNotOwned, type Reply } from './replies.js';
 import { authCommand } from './session-auth.js';
 import { dataCommand } from './session-data.js';
 
@@ -61,6 +62,13 @@ export interface SessionDeps {
   readonly authenticator: Authenticator;
   /** Failed-AUTH slowdown per client address and login (shared by the listener's sessions, as POP3's). */
   readonly authThrottle: LoginThrottle;
+  /**
+   * After AUTH, MAIL FROM must be an address the login may use (`senders`), unless the listener says
+   * `senderauth=off`. Absent: true.
+   */
+  readonly senderAuth?: boolean;
+  /** Which senders a login may use; absent: its own address only (OWN_ADDRESS_ONLY). */
+  readonly senders?: SenderCheck | undefined;
   /** RCPT-time mailbox check for directory-managed domains; absent = none (qmail's behaviour). */
   readonly recipients?: RecipientCheck | undefined;
   readonly limits: SessionLimits;
@@ -323,10 +331,27 @@ async function mail(s: Session, arg: string, fail: (r: Reply) => Promise<Step>):
   const sender = s.policy.localIpHost(address);
   // RFC 1870 6.1: refuse at MAIL when the announced size is already over the limit.
   if (size !== undefined && s.policy.databytes > 0 && size > s.policy.databytes) return fail(R.tooBig);
+  if (s.authUser !== undefined && s.deps.senderAuth !== false) {
+    const refused = await senderRefusal(s, s.authUser, sender);
+    if (refused) return fail(refused);
+  }
   s.mail = { sender, recipients: [], badSender: s.policy.badMailFrom(sender), ...(size !== undefined ? { size } : {}) };
   s.progress();
   s.send(R.mailOk);
   return 'continue';
+}
+
+/** Issue 12: an authenticated login sends only as itself (its addresses, aliases, what it administers). */
+async function senderRefusal(s: Session, login: string, sender: string): Promise<Reply | undefined> {
+  let verdict;
+  try {
+    verdict = await (s.deps.senders ?? OWN_ADDRESS_ONLY).mayUse(login, sender);
+  } catch {
+    verdict = 'temporary' as const;
+  }
+  if (verdict === 'allow') return undefined;
+  s.deps.log('smtp.reject', { ip: s.remoteIp, why: verdict === 'deny' ? 'sender-not-login' : 'sender-check-unavailable', auth: login, from: sender });
+  return verdict === 'deny' ? senderNotOwned(login, sender) : R.senderTemporary;
 }
 
 async function rcpt(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import type { NewMessage, QueueId } from '../queue/types.js';
 import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
-import type { Authenticator, RecipientCheck } from './auth.js';
+import type { Authenticator, RecipientCheck, SenderCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type SmtpServerDeps } from './server.js';
 import type { SessionLimits } from './session.js';
@@ -38,6 +38,7 @@ export interface HarnessOptions {
   /** Failed-AUTH slowdown (default here: 1 ms doubling to 4 ms, so tests that fail a login do not wait). */
   readonly throttle?: ThrottleOptions;
   readonly recipients?: RecipientCheck;
+  readonly senders?: SenderCheck;
   readonly limits?: Partial<SessionLimits>;
   /** Called after the message was read completely; throw to fail the inject. */
   readonly onCommit?: (m: Queued) => Promise<void> | void;
@@ -85,6 +86,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     ...(o.authenticator ? { authenticator: o.authenticator } : {}),
     authThrottle: new LoginThrottle(o.throttle ?? { baseMs: 1, maxMs: 4 }),
     ...(o.recipients ? { recipients: o.recipients } : {}),
+    ...(o.senders ? { senders: o.senders } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),

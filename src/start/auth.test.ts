@@ -83,6 +83,8 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     cli(root, 'init');
     cli(root, 'domain', 'add', 'example.org');
     cli(root, 'user', 'add', 'joe@example.org', '--password', 's3cret');
+    cli(root, 'user', 'add', 'ann@example.org', '--password', 'other');
+    cli(root, 'alias', 'add', 'sales@example.org', 'joe@example.org');
     cli(root, 'domain', 'add', 'catchall.test');
     cli(root, 'user', 'add', 'box@catchall.test', '--password', 'x');
     cli(root, 'domain', 'mod', 'catchall.test', '--policy', 'mailbox:box');
@@ -115,6 +117,12 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     await until('relay to the sink', () => remote.got.length === 1, () => log);
     assert.match(remote.got[0] ?? '', /Received: from unknown \(HELO [^)]*\) \(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPSA; /);
     assert.match(log, /smtp\.queued [^\n]*auth=joe@example\.org/);
+    // issue 12: after AUTH the sender must be joe's: his address or an alias that reaches him, not ann's
+    const authAs = (from: string): { status: number | null; out: string } =>
+      swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--quit-after', 'RCPT'], from);
+    assert.match(authAs('ann@example.org').out, /553 5\.7\.1 sorry, joe@example\.org may not send as <ann@example\.org>: use your own address or one of its aliases/);
+    assert.match(authAs('sales@example.org').out, /<~ *250 2\.1\.5 ok/);
+    assert.match(authAs('joe-lists@example.org').out, /<~ *250 2\.1\.5 ok/);
 
     // RCPT-time checks for directory domains
     assert.match(swaks(smtp, ['--to', 'nobody@example.org', '--quit-after', 'RCPT'], 'joe@example.org').out, /550 5\.1\.1 sorry, no mailbox here by that name/);

@@ -60,6 +60,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
           authenticator: directory,
           authThrottle,
           recipients: directory,
+          senders: directory,
           tls: () => tls,
           log,
         });

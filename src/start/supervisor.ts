@@ -195,6 +195,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         authenticator: opts.authenticator ?? directory,
         authThrottle,
         recipients: directory,
+        senders: directory,
         tls: () => tlsContext,
         log: (name, fields) => log.event(name, fields),
       }));
