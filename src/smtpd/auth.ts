@@ -1,4 +1,5 @@
-// SMTP AUTH (RFC 4954) PLAIN and LOGIN: SASL decoding, and the injected check of a user's password.
+// SMTP AUTH (RFC 4954) PLAIN and LOGIN: SASL decoding, the injected password check, and which senders a login may use.
+import { asciiLower } from '../address/index.js';
 
 /** What the directory answers for a user name and password. */
 export type AuthResult =
@@ -22,7 +23,7 @@ export const NO_DIRECTORY: Authenticator = {
  */
 export function withDefaultDomain(login: string, defaultDomain: string | undefined): string {
   if (defaultDomain === undefined || login.includes('@') || login.includes('%')) return login;
-  return `${login}@${defaultDomain.toLowerCase()}`;
+  return `${login}@${asciiLower(defaultDomain)}`;
 }
 
 /** RFC 4616: base64 of `authzid NUL authcid NUL passwd`. null = malformed. */
@@ -58,7 +59,7 @@ export interface SenderCheck {
 
 /** Without a directory: the login's own address only (compared ignoring ASCII case); never `<>`. */
 export const OWN_ADDRESS_ONLY: SenderCheck = {
-  mayUse: (login, sender) => Promise.resolve(sender !== '' && sender.toLowerCase() === login.toLowerCase() ? 'allow' : 'deny'),
+  mayUse: (login, sender) => Promise.resolve(sender !== '' && asciiLower(sender) === asciiLower(login) ? 'allow' : 'deny'),
 };
 
 /** RCPT-time verdict for one address: accept, unknown mailbox (550 5.1.1), or the directory is unreachable (451). */

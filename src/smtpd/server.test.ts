@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { QuailError, splitAddress } from '../address/index.js';
+import { LoginThrottle } from '../throttle/index.js';
 import type { Authenticator } from './auth.js';
 import { harness, talk } from './testkit.js';
 
@@ -368,6 +369,23 @@ void test('issue 12: failed AUTH is throttled per client address (as POP3 logins
     assert.match(three, /535 5\.7\.8 [^\n]*\n535 5\.7\.8 [^\n]*\n421 4\.7\.0 too many failed authentication attempts, closing the connection; try again later \(#4\.7\.0\)\r\n$/);
   } finally {
     await quick.close();
+  }
+});
+
+void test('issue 12: a throttle passed to several listeners is shared (quail start passes one to all its SMTP listeners)', async () => {
+  const throttle = new LoginThrottle({ baseMs: 300, maxMs: 2000 });
+  const CLEAR = { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' };
+  const a = await harness({ authenticator: TABLE, sharedThrottle: throttle, control: CLEAR });
+  const b = await harness({ authenticator: TABLE, sharedThrottle: throttle, control: CLEAR, kind: 'submission' });
+  try {
+    const attempt = `EHLO c\r\nAUTH PLAIN ${plainAuth('joe@example.org', 'wrong')}\r\nQUIT\r\n`;
+    assert.match(await talk(a.port, attempt), /535 5\.7\.8/);
+    const t0 = Date.now();
+    assert.match(await talk(b.port, attempt), /535 5\.7\.8/);
+    assert.ok(Date.now() - t0 >= 280, 'the failure on the first port slows the second');
+  } finally {
+    await a.close();
+    await b.close();
   }
 });
 

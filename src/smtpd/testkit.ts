@@ -37,6 +37,8 @@ export interface HarnessOptions {
   readonly authenticator?: Authenticator;
   /** Failed-AUTH slowdown (default here: 1 ms doubling to 4 ms, so tests that fail a login do not wait). */
   readonly throttle?: ThrottleOptions;
+  /** One throttle for several harnesses (as quail start shares one between its listeners); wins over `throttle`. */
+  readonly sharedThrottle?: LoginThrottle;
   readonly recipients?: RecipientCheck;
   readonly senders?: SenderCheck;
   readonly limits?: Partial<SessionLimits>;
@@ -84,7 +86,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     },
     ...(o.tls ? { tls: () => loadTlsContext(new Control(root)) } : {}),
     ...(o.authenticator ? { authenticator: o.authenticator } : {}),
-    authThrottle: new LoginThrottle(o.throttle ?? { baseMs: 1, maxMs: 4 }),
+    authThrottle: o.sharedThrottle ?? new LoginThrottle(o.throttle ?? { baseMs: 1, maxMs: 4 }),
     ...(o.recipients ? { recipients: o.recipients } : {}),
     ...(o.senders ? { senders: o.senders } : {}),
     ...(o.limits ? { limits: o.limits } : {}),

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Control } from '../control/index.js';
-import { pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
+import { pop3ClientRules, pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -110,6 +110,36 @@ if delete and count > 0: p.dele(1)
 p.quit()
 print(json.dumps({'count': count, 'msgs': msgs, 'uidl': uidl}))
 `;
+
+void test('issue 12: pop3ClientRules: control/tcp.pop3, plaintext=loopback, control/defaultdomain only from the file (golden table)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-pop3rules-'));
+  try {
+    spawnSync('mkdir', ['-p', join(root, 'control')]);
+    writeFileSync(join(root, 'control', 'me'), 'mail.test\n');
+    const rows: Array<[string | null, string | null, 'tls' | 'loopback' | undefined, string, string]> = [
+      // [tcp.pop3, defaultdomain, listener plaintext=, client ip, rules]
+      [null, null, undefined, '127.0.0.1', 'deny=false clear=false dd=-'],
+      [null, null, 'loopback', '127.0.0.1', 'deny=false clear=true dd=-'],
+      [null, null, 'loopback', '::1', 'deny=false clear=true dd=-'],
+      [null, null, 'loopback', '192.0.2.1', 'deny=false clear=false dd=-'],
+      ['192.0.2.:allow,QUAIL_CLEARAUTH="1"\n', null, undefined, '192.0.2.1', 'deny=false clear=true dd=-'],
+      ['192.0.2.:allow,QUAIL_CLEARAUTH="1"\n', null, undefined, '127.0.0.1', 'deny=false clear=false dd=-'],
+      ['192.0.2.1:deny\n:allow,QUAIL_CLEARAUTH="1"\n', null, undefined, '192.0.2.1', 'deny=true clear=false dd=-'],
+      ['[::1]:allow,QUAIL_CLEARAUTH="1"\n', 'Example.COM\n', 'tls', '::1', 'deny=false clear=true dd=Example.COM'],
+      [null, '\n', undefined, '127.0.0.1', 'deny=false clear=false dd=-'],
+    ];
+    for (const [tcp, dd, plaintext, ip, want] of rows) {
+      for (const [name, text] of [['tcp.pop3', tcp], ['defaultdomain', dd]] as const) {
+        if (text === null) rmSync(join(root, 'control', name), { force: true });
+        else writeFileSync(join(root, 'control', name), text);
+      }
+      const r = pop3ClientRules(new Control(root), ip, plaintext === undefined ? {} : { plaintext });
+      assert.equal(`deny=${String(r.deny)} clear=${String(r.clearAuth)} dd=${r.defaultDomain ?? '-'}`, want, JSON.stringify([tcp, dd, plaintext, ip]));
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
 
 void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP; poplib (implicit TLS) and fetchmail (POP3) fetch and delete', async () => {
   assert.ok(has('swaks'), 'swaks is missing: apt-get install swaks (.ci/run installs it)');
