@@ -148,6 +148,9 @@ export const pop3Section: BenchSection = {
     quail(['domain', 'add', 'example.com', '--root', root]);
     const users = ['joe@example.com', ...Array.from({ length: LOGIN_CLIENTS - 1 }, (_, i) => `b${i}@example.com`)];
     for (const u of users) quail(['user', 'add', u, '--password', PASSWORD, '--root', root]);
+    // The clients log in with USER/PASS over plain TCP on loopback (as against Dovecot): quail allows that only
+    // for a client that control/tcp.pop3 names (no loopback exemption by default).
+    writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n');
     const maildir = join(root, 'domains', 'example.com', 'joe', 'Maildir');
     ctx.progress(`pop3: writing ${n} messages`);
     const bytes = fill(maildir, n);

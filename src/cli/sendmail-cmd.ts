@@ -10,6 +10,7 @@ import { DEFAULT_LIMITS, NO_DIRECTORY, hostIps, runSession } from '../smtpd/inde
 import { resolveRoot } from './common.js';
 import { injectFromStdin } from './inject.js';
 import { formatMessage, formatRecipient } from './queue.js';
+import { LoginThrottle } from '../throttle/index.js';
 
 export type SendmailMode = 'deliver' | 'list' | 'smtp' | 'noop';
 
@@ -123,6 +124,7 @@ async function smtpOnStdio(root: string): Promise<number> {
     env,
     kind: 'smtp',
     authenticator: NO_DIRECTORY,
+    authThrottle: new LoginThrottle(),
     limits: DEFAULT_LIMITS,
     clock: () => new Date(),
     isLocalIp: (ip) => ips.has(ip),

@@ -43,7 +43,7 @@ void test('showctl: every catalogue entry, file values marked, defaults named', 
   assert.equal(valueLine(out, 'queuelifetime'), '[file] 3600');
   assert.equal(valueLine(out, 'concurrencylocal'), '10 (default)');
   assert.equal(valueLine(out, 'concurrencyremote'), '[file] 120 (the file says 500; at most 120)');
-  assert.equal(valueLine(out, 'databytes'), '[file] 0 (default: the file does not start with a digit)');
+  assert.equal(valueLine(out, 'databytes'), '[file] 36700160 (default: the file does not start with a digit)');
   assert.equal(valueLine(out, 'defaultdelivery'), './Maildir/');
   assert.doesNotMatch(out, /could not be read/);
 });

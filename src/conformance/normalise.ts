@@ -62,7 +62,19 @@ export function heloArgument(line: string): string {
 }
 
 /**
- * SMTP (kind smtp), session environment: every session runs with `QUAIL_BARECR=keep` added to its env.
+ * SMTP (kind smtp), session environment: every session runs with `QUAIL_BARECR=keep` and `QUAIL_LOOSE=1` added to
+ * its env: the two per-client opt-outs of control/tcp.smtp that give back qmail-smtpd's behaviour.
+ *
+ * QUAIL_LOOSE=1 — envelope arguments as qmail-smtpd reads them (docs/QMAIL.md B.1):
+ *   qmail-smtpd: `MAIL FROM:a@b.test` (no <>), `RCPT TO:joe4@local.test trailing`, `<jo\e3@local.test>`, unknown
+ *                parameters, and a second MAIL inside a transaction all get 250 (smtp-017, smtp-023).
+ *   quail (default): RFC 5321 4.1.2 syntax (`501 5.1.7`/`501 5.1.3` saying what is wrong), parameters of the
+ *                advertised extensions only (`555 5.5.4`), no MAIL inside a transaction (`503 5.5.1`).
+ * Why: the loose forms are how forged and malformed envelopes get past checks that read the address another
+ * way; the RFC form is what every current client sends. Nothing else changes with it (databytes, the
+ * no-progress limit, AUTH rules stay as they are; the scenarios never reach them).
+ *
+ * QUAIL_BARECR=keep:
  *   qmail-smtpd: a CR not followed by LF inside DATA is kept in the message (smtp-021: `line with\rCR inside`).
  *   quail (default): such a message is refused with `554 5.6.0` after the final dot.
  * Why: quail's default refuses a bare CR against SMTP smuggling (a lone CR passed on is the `<CR>.<CR>`
@@ -71,5 +83,5 @@ export function heloArgument(line: string): string {
  * A scenario's own value wins. Bare LF stays refused either way, as in the oracle (notqmail).
  */
 export function smtpSessionEnv(env: Readonly<Record<string, string>>): Record<string, string> {
-  return { QUAIL_BARECR: 'keep', ...env };
+  return { QUAIL_BARECR: 'keep', QUAIL_LOOSE: '1', ...env };
 }

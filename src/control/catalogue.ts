@@ -24,6 +24,8 @@ export interface ControlDef {
 }
 
 const ON_EACH_SESSION = 'at the next SMTP session';
+/** 35 MiB: above what the large mail services accept, so no real message is refused, but a limit all the same. */
+export const DEFAULT_DATABYTES = 35 * 1024 * 1024;
 const ON_HUP = 'on SIGHUP (quail reload) or restart';
 const ON_RESTART = 'at restart';
 const ON_DELIVERY = 'at the next delivery attempt';
@@ -52,8 +54,9 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'domain:relay[:port] lines choosing the next hop instead of MX; an empty relay means use MX.' },
   { name: 'defaulthost', kind: 'single', default: { from: 'me', fallback: 'defaulthost' }, readBy: 'inject', applies: 'at the next injection',
     doc: 'Host added to header addresses without @ by quail inject.' },
-  { name: 'defaultdomain', kind: 'single', default: { from: 'me', fallback: 'defaultdomain' }, readBy: 'inject', applies: 'at the next injection',
-    doc: 'Domain added to header hosts without a dot by quail inject.' },
+  { name: 'defaultdomain', kind: 'single', default: { from: 'me', fallback: 'defaultdomain' }, readBy: 'inject; smtpd (AUTH), pop3d (logins)',
+    applies: 'at the next injection, SMTP session or POP3 connection',
+    doc: 'Domain added to header hosts without a dot by quail inject. Also vpopmail\'s default domain: an SMTP AUTH or POP3 login without @domain (nor user%domain) is user@defaultdomain — for logins only when the file exists (the `me` default is not used: without the file a login must name its domain).' },
   { name: 'plusdomain', kind: 'single', default: { from: 'me', fallback: 'plusdomain' }, readBy: 'inject', applies: 'at the next injection',
     doc: 'Domain replacing a trailing + of a host by quail inject.' },
   { name: 'idhost', kind: 'single', default: { from: 'me', fallback: 'idhost' }, readBy: 'inject', applies: 'at the next injection',
@@ -72,8 +75,8 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'Maximum simultaneous remote deliveries (at most 120).' },
   { name: 'queuelifetime', kind: 'number', default: { from: 'number', value: 604800 }, readBy: 'scheduler', applies: ON_RESTART,
     doc: 'Seconds a message may stay in the queue before temporary failures become permanent.' },
-  { name: 'databytes', kind: 'number', default: { from: 'number', value: 0 }, readBy: 'smtpd', applies: ON_EACH_SESSION,
-    doc: 'Maximum message size accepted by SMTP, in bytes; 0 = no limit. Env DATABYTES overrides.' },
+  { name: 'databytes', kind: 'number', default: { from: 'number', value: DEFAULT_DATABYTES }, readBy: 'smtpd', applies: ON_EACH_SESSION,
+    doc: 'Maximum message size accepted by SMTP, in bytes (larger messages get 552 5.3.4, at MAIL when SIZE= announces it, else after DATA). Missing: 36700160 (35 MiB; qmail had no limit). 0 written in the file = no limit, as in qmail. Env DATABYTES (the listener option databytes= or a tcp.smtp rule) overrides.' },
   { name: 'timeoutsmtpd', kind: 'number', default: { from: 'number', value: 1200 }, readBy: 'smtpd', applies: ON_EACH_SESSION,
     doc: 'Seconds an SMTP client may stay silent before the session is ended with 451.' },
   { name: 'timeoutremote', kind: 'number', default: { from: 'number', value: 1200 }, readBy: 'remote', applies: ON_DELIVERY,
@@ -112,7 +115,9 @@ export const CATALOGUE: readonly ControlDef[] = [
   { name: 'directory', kind: 'single', default: { from: 'none' }, readBy: 'directory', applies: ON_RESTART,
     doc: 'URL of the virtual-user directory (postgres://...); missing: the embedded SQLite file directory.sqlite in the mail root.' },
   { name: 'tcp.smtp', kind: 'lines', default: { from: 'none' }, readBy: 'smtpd', applies: ON_EACH_SESSION,
-    doc: 'Access rules in tcprules format (127.:allow,RELAYCLIENT=""); without it nobody may relay without AUTH.' },
+    doc: 'Access rules in tcprules format (127.:allow,RELAYCLIENT=""); without it nobody may relay without AUTH. Per-client opt-outs of quail\'s strict defaults: QUAIL_LOOSE="1" (qmail\'s envelope parsing: no <> needed, unknown MAIL parameters ignored, a second MAIL replaces the first), QUAIL_BARECR="keep" (a lone CR in DATA kept), QUAIL_CLEARAUTH="1" (AUTH without TLS); DATABYTES overrides databytes.' },
+  { name: 'tcp.pop3', kind: 'lines', default: { from: 'none' }, readBy: 'pop3d', applies: 'at the next POP3 connection',
+    doc: 'Access rules for POP3 clients in tcprules format, as tcp.smtp: `deny` refuses the connection, QUAIL_CLEARAUTH="1" allows USER/PASS and AUTH PLAIN before STLS for that client (default: only after TLS, loopback included). Missing: every client allowed, logins only over TLS.' },
 ];
 
 const BY_NAME = new Map(CATALOGUE.map((d) => [d.name, d]));

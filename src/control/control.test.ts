@@ -72,7 +72,7 @@ void test('present -> parsed, source file', () => {
   assert.equal(vd.value?.get('v.test')?.value, 'w');
   assert.deepEqual(c.number('queuelifetime'), { value: 3600, source: 'file' });
   assert.deepEqual(c.number('concurrencyremote'), { value: 120, source: 'file' }); // capped by conf-spawn
-  assert.deepEqual(c.number('databytes'), { value: 0, source: 'default' }); // not a digit: counts as absent
+  assert.deepEqual(c.number('databytes'), { value: 36700160, source: 'default' }); // not a digit: counts as absent
   assert.deepEqual(c.number('concurrencylocal'), { value: 10, source: 'default' });
   assert.deepEqual(c.number('timeoutconnect'), { value: 60, source: 'default' });
 });

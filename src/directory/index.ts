@@ -9,6 +9,7 @@ export { openDirectory, locateDirectory, redact, shareWithDeliveryGroup, SQLITE_
 export { MIGRATIONS, LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme } from './password.js';
 export { authenticate, type AuthOptions, type Service } from './auth.js';
+export { mayUseSender } from './senders.js';
 export {
   vdeliver, type VdeliverOptions, type VdeliverResult, type VdeliverForward, type DotQmailRequest, type DotQmailRunner, type ProgramRequest,
   type ProgramRunner,

@@ -104,8 +104,8 @@ void describe('pop3d with real clients', () => {
       tls: { key: pem, cert: pem },
       log: (name: string, fields: Readonly<Record<string, unknown>>) => events.push(`${name} ${JSON.stringify(fields)}`),
     };
-    // Every client is treated as remote here, so plaintext logins need TLS as they would from the Internet.
-    const plain = createPop3Server({ ...common, isLocalIp: () => false });
+    // No client rule allows clear text (the default, loopback included), so plaintext logins need TLS.
+    const plain = createPop3Server({ ...common });
     const implicit = createPop3Server({ ...common, implicitTls: true });
     const plainPort = (await plain.listen(0, '127.0.0.1')).port;
     const tlsPort = (await implicit.listen(0, '127.0.0.1')).port;
@@ -139,8 +139,8 @@ void describe('pop3d with real clients', () => {
     assert.match(out.quit as string, /^\+OK .*1 messages deleted/);
   });
 
-  void it('poplib in plain text from loopback (allowed there by default)', async () => {
-    const local = createPop3Server({ authenticator: new TableAuthenticator(join(env.dir, 'users')) });
+  void it('poplib in plain text where a client rule allows it (QUAIL_CLEARAUTH="1" in tcp.pop3)', async () => {
+    const local = createPop3Server({ authenticator: new TableAuthenticator(join(env.dir, 'users')), clientRules: () => ({ clearAuth: true }) });
     try {
       const { port } = await local.listen(0, '127.0.0.1');
       const size = await deliver(env, 'four', 'fourth\n');

@@ -2,7 +2,7 @@
 export { createPop3Server, type Pop3Server, type Pop3ServerOptions } from './server.js';
 export { MaildirStore, uidFor, type MaildirStoreOptions } from './maildir.js';
 export { parsePop3Listener, type Pop3ListenerSpec } from './listener.js';
-export { LoginThrottle, type ThrottleOptions } from './throttle.js';
+export { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
 export { normaliseLogin, parseCommand, decodePlain, isLoopback, type Command, type PlainCredentials } from './parse.js';
 export type { SessionSummary, EndReason } from './session.js';
 export type {
@@ -14,5 +14,6 @@ export type {
   MessageInfo,
   OpenResult,
   Pop3Authenticator,
+  Pop3ClientRules,
   Pop3EventLog,
 } from './types.js';

@@ -4,12 +4,17 @@ export interface Pop3ListenerSpec {
   readonly host: string;
   readonly port: number;
   readonly implicitTls: boolean;
-  readonly allowPlaintext?: boolean;
+  /**
+   * Logins before TLS: `allow` every client, `loopback` clients from 127.0.0.0/8 and ::1 (an explicit choice: behind
+   * a proxy or tunnel every client is loopback), `tls` only after TLS (the default) — control/tcp.pop3 can still
+   * allow one client (QUAIL_CLEARAUTH="1").
+   */
+  readonly plaintext?: 'allow' | 'loopback' | 'tls';
   readonly idleTimeoutMs?: number;
   readonly maxPerIp?: number;
 }
 
-/** `ADDRESS:PORT pop3 [tls=implicit] [plaintext=allow] [idle=SECONDS] [maxperip=N]` → spec, or the reason. */
+/** `ADDRESS:PORT pop3 [tls=implicit] [plaintext=tls|allow|loopback] [idle=SECONDS] [maxperip=N]` → spec, or the reason. */
 export function parsePop3Listener(line: string): Pop3ListenerSpec | string {
   const [addr = '', kind = '', ...opts] = line.trim().split(/\s+/);
   if (kind !== 'pop3') return `kind "${kind}" is not pop3`;
@@ -24,10 +29,10 @@ export function parsePop3Listener(line: string): Pop3ListenerSpec | string {
     const [key, value = ''] = o.split('=', 2);
     const n = /^\d{1,7}$/.test(value) ? Number(value) : NaN;
     if (key === 'tls' && (value === 'implicit' || value === 'stls')) spec.implicitTls = value === 'implicit';
-    else if (key === 'plaintext' && (value === 'allow' || value === 'loopback')) spec.allowPlaintext = value === 'allow';
+    else if (key === 'plaintext' && (value === 'allow' || value === 'loopback' || value === 'tls')) spec.plaintext = value;
     else if (key === 'idle' && n > 0) spec.idleTimeoutMs = n * 1000;
     else if (key === 'maxperip' && n > 0) spec.maxPerIp = n;
-    else return `option "${o}" is not one of tls=implicit|stls, plaintext=allow|loopback, idle=SECONDS, maxperip=N`;
+    else return `option "${o}" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N`;
   }
   return spec;
 }

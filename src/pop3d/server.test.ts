@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { createPop3Server, type Pop3Server, type Pop3ServerOptions } from './index.js';
+import { createPop3Server, type Pop3ClientRules, type Pop3Server, type Pop3ServerOptions } from './index.js';
 import { makeMaildir, PopClient, putMessage, TableAuthenticator } from './testkit.js';
 
 interface Fixture {
@@ -27,6 +27,8 @@ async function fixture(extra: Partial<Pop3ServerOptions> = {}): Promise<Fixture>
   const server = createPop3Server({
     authenticator: auth,
     throttle: { baseMs: 1, maxMs: 4 },
+    // these tests speak plain POP3 over loopback: a client rule allows it (the default would refuse USER before STLS)
+    clientRules: () => ({ clearAuth: true }),
     log: (name, fields) => events.push({ name, fields: { ...fields } }),
     ...extra,
   });
@@ -282,31 +284,63 @@ void describe('pop3d server', () => {
 });
 
 void describe('pop3d policy', () => {
-  void it('plaintext logins are refused from a non-loopback client unless allowed', async () => {
+  void it('issue 12: plaintext logins need TLS, loopback included, unless the listener or the client\'s rule allows them', async () => {
     const { isLoopback } = await import('./index.js');
     assert.deepEqual(['127.0.0.1', '::ffff:127.0.0.5', '::1', '192.0.2.1'].map(isLoopback), [true, true, true, false]);
-    // Tests connect from 127.0.0.1 only, so a remote client is played by trusting no address.
-    for (const allowPlaintext of [false, true]) {
-      const f = await fixture({ isLocalIp: () => false, allowPlaintext });
+    // tests connect from 127.0.0.1: without a rule that is refused like any other address
+    const cases: Array<[string, Partial<Pop3ServerOptions>, boolean]> = [
+      ['no rule', { clientRules: () => ({}) }, false],
+      ['plaintext=allow', { clientRules: () => ({}), allowPlaintext: true }, true],
+      ['QUAIL_CLEARAUTH', { clientRules: (ip) => ({ clearAuth: ip === '127.0.0.1' }) }, true],
+    ];
+    for (const [what, opts, allowed] of cases) {
+      const f = await fixture(opts);
       try {
         const c = await PopClient.open(f.port);
         await c.line();
         await c.cmd('CAPA');
-        assert.equal((await c.body()).includes('USER'), allowPlaintext);
+        assert.equal((await c.body()).includes('USER'), allowed, what);
         const user = await c.cmd('USER joe@example.org');
         const plain = await c.cmd(`AUTH PLAIN ${Buffer.from('\0joe@example.org\0secret').toString('base64')}`);
-        if (allowPlaintext) {
-          assert.equal(user, '+OK send PASS');
-          assert.match(plain, /^\+OK 0 messages/);
+        if (allowed) {
+          assert.equal(user, '+OK send PASS', what);
+          assert.match(plain, /^\+OK 0 messages/, what);
         } else {
-          assert.equal(user, '-ERR plaintext logins need an encrypted connection: use STLS first');
-          assert.equal(plain, user);
+          assert.equal(user, '-ERR plaintext logins need an encrypted connection: use STLS first', what);
+          assert.equal(plain, user, what);
         }
         await c.cmd('QUIT');
       } finally {
         await f.server.close();
         rmSync(f.dir, { recursive: true, force: true });
       }
+    }
+  });
+
+  void it('issue 12: client rules per connection: deny, the default domain for bare logins, unreadable rules', async () => {
+    let rules: () => Pop3ClientRules = () => ({ deny: true });
+    const f = await fixture({ clientRules: () => rules() });
+    try {
+      const denied = await PopClient.open(f.port);
+      assert.equal(await denied.line(), '-ERR this host may not use this server');
+      await denied.closed();
+      rules = () => ({ clearAuth: true, defaultDomain: 'Example.ORG' });
+      const c = await PopClient.open(f.port);
+      await c.line();
+      await c.cmd('USER joe');
+      assert.match(await c.cmd('PASS secret'), /^\+OK 0 messages/);
+      await c.cmd('QUIT');
+      assert.equal(f.auth.calls.at(-1)?.login, 'joe@example.org');
+      rules = () => {
+        throw new Error('EACCES control/tcp.pop3');
+      };
+      const broken = await PopClient.open(f.port);
+      assert.equal(await broken.line(), '-ERR [SYS/TEMP] unable to read controls, try again later');
+      await broken.closed();
+      assert.ok(f.events.some((e) => e.name === 'pop3.error' && String(e.fields['error']).includes('EACCES')));
+    } finally {
+      await f.server.close();
+      rmSync(f.dir, { recursive: true, force: true });
     }
   });
 

@@ -2,10 +2,9 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { MaildirStore } from './maildir.js';
-import { isLoopback } from './parse.js';
 import { Session, type SessionConfig, type SessionSummary } from './session.js';
-import { LoginThrottle, type ThrottleOptions } from './throttle.js';
-import type { MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
+import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
+import type { MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
 
 export interface Pop3ServerOptions {
   readonly authenticator: Pop3Authenticator;
@@ -15,11 +14,15 @@ export interface Pop3ServerOptions {
   readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer } | undefined;
   /** Implicit TLS on connect (port 995) instead of STLS; needs `tls`. */
   readonly implicitTls?: boolean;
-  /** Allow USER/PASS and AUTH PLAIN without TLS from non-loopback clients (default false). */
+  /** Allow USER/PASS and AUTH PLAIN without TLS from every client (default false: only after TLS). */
   readonly allowPlaintext?: boolean;
-  /** Clients that may log in without TLS (default: loopback addresses; tests use it to play a remote client). */
-  readonly isLocalIp?: (ip: string) => boolean;
-  /** Domain for bare login names (no @ or %). */
+  /**
+   * Per-connection rules for the client address (deny, clear-text logins, default domain); called at each
+   * connection, so a changed file applies to the next one. Throwing = the rules cannot be read: the client gets
+   * `-ERR [SYS/TEMP]` and the connection is closed. Default: none (no client may log in before TLS).
+   */
+  readonly clientRules?: (ip: string) => Pop3ClientRules;
+  /** Domain for bare login names (no @ or %) when the client's rules give none. */
   readonly defaultDomain?: string;
   /** Idle timeout in ms (default 10 minutes; RFC 1939 section 3 asks for at least 10). */
   readonly idleTimeoutMs?: number;
@@ -65,7 +68,6 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     tls: context,
     implicitTls: opts.implicitTls ?? false,
     allowPlaintext: opts.allowPlaintext ?? false,
-    isLocalIp: opts.isLocalIp ?? isLoopback,
     defaultDomain: opts.defaultDomain,
     idleTimeoutMs: opts.idleTimeoutMs ?? 10 * 60_000,
     greeting: `+OK ${opts.hostname ?? 'quail'} POP3 server ready`,
@@ -92,7 +94,22 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
       else socket.destroy();
       return;
     }
-    const session = new Session(socket, ip, config);
+    let rules: Pop3ClientRules = {};
+    try {
+      rules = opts.clientRules?.(ip) ?? {};
+    } catch (err) {
+      log('pop3.error', { ip, error: `client rules unreadable, connection refused: ${String(err)}` });
+      if (!config.implicitTls) socket.end('-ERR [SYS/TEMP] unable to read controls, try again later\r\n');
+      else socket.destroy();
+      return;
+    }
+    if (rules.deny === true) {
+      log('pop3.refused', { ip, reason: 'denied' });
+      if (!config.implicitTls) socket.end('-ERR this host may not use this server\r\n');
+      else socket.destroy();
+      return;
+    }
+    const session = new Session(socket, ip, config, rules);
     sockets.set(socket, session);
     perIp.set(ip, count + 1);
     const done = session

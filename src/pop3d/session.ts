@@ -8,8 +8,8 @@ import { TRANSACTION } from './commands/transaction.js';
 import { Reader } from '../lineio/index.js';
 import { commandLine } from './lines.js';
 import { parseCommand } from './parse.js';
-import type { LoginThrottle } from './throttle.js';
-import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
+import type { LoginThrottle } from '../throttle/index.js';
+import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
 
 const TERMINATOR = Buffer.from('.\r\n');
 
@@ -21,10 +21,9 @@ export interface SessionConfig {
   readonly tls?: SecureContext | undefined;
   /** Implicit TLS (port 995): the handshake comes before the greeting. */
   readonly implicitTls: boolean;
-  /** USER/PASS and AUTH PLAIN allowed without TLS from any address (default: loopback only). */
+  /** USER/PASS and AUTH PLAIN allowed without TLS from any address (default: only after TLS). */
   readonly allowPlaintext: boolean;
-  /** Clients trusted with plaintext credentials without TLS (default: loopback). */
-  readonly isLocalIp: (ip: string) => boolean;
+  /** Domain for bare login names when the client's rules give none. */
   readonly defaultDomain?: string | undefined;
   readonly idleTimeoutMs: number;
   readonly greeting: string;
@@ -77,6 +76,8 @@ export class Session {
     private socket: Socket,
     ip: string,
     readonly config: SessionConfig,
+    /** This client's rules (tcp.pop3), read when it connected. */
+    readonly rules: Pop3ClientRules = {},
   ) {
     this.out = socket;
     this.reader = new Reader(socket);
@@ -87,9 +88,18 @@ export class Session {
     return { ...this.clientInfo };
   }
 
-  /** RFC 2595 section 4 / RFC 5034: plaintext credentials only over TLS, from loopback, or when configured. */
+  /**
+   * RFC 2595 section 4 / RFC 5034: plaintext credentials only over TLS, unless the listener (`plaintext=allow`) or
+   * the client's rule (QUAIL_CLEARAUTH="1" in tcp.pop3) allows them. No implicit exemption for loopback: a proxy
+   * or a tunnel makes a far client's clear-text password arrive from 127.0.0.1.
+   */
   plaintextAllowed(): boolean {
-    return this.clientInfo.tls || this.config.allowPlaintext || this.config.isLocalIp(this.clientInfo.ip);
+    return this.clientInfo.tls || this.config.allowPlaintext || this.rules.clearAuth === true;
+  }
+
+  /** The domain a bare login name gets: the client's rules first, then the server's. */
+  get defaultDomain(): string | undefined {
+    return this.rules.defaultDomain ?? this.config.defaultDomain;
   }
 
   tlsOffered(): boolean {

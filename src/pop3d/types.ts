@@ -63,5 +63,18 @@ export interface MailboxStore {
   open(account: Account): Promise<OpenResult>;
 }
 
+/**
+ * What the server knows about one client before it says anything (quail start: control/tcp.pop3 and
+ * control/defaultdomain, read at each connection). Plain data, so the rules can come from anywhere.
+ */
+export interface Pop3ClientRules {
+  /** Refuse the connection (a tcprules `deny`). */
+  readonly deny?: boolean;
+  /** USER/PASS and AUTH PLAIN allowed before TLS for this client (QUAIL_CLEARAUTH="1"). */
+  readonly clearAuth?: boolean;
+  /** Domain for bare login names (vpopmail's default domain); overrides the server's `defaultDomain`. */
+  readonly defaultDomain?: string | undefined;
+}
+
 /** Same shape as smtpd's SessionEventLog, so `quail start` passes one event log to both. */
 export type Pop3EventLog = (event: string, fields: Readonly<Record<string, unknown>>) => void;

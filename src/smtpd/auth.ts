@@ -1,4 +1,5 @@
-// SMTP AUTH (RFC 4954) PLAIN and LOGIN: SASL decoding, and the injected check of a user's password.
+// SMTP AUTH (RFC 4954) PLAIN and LOGIN: SASL decoding, the injected password check, and which senders a login may use.
+import { asciiLower } from '../address/index.js';
 
 /** What the directory answers for a user name and password. */
 export type AuthResult =
@@ -15,6 +16,15 @@ export interface Authenticator {
 export const NO_DIRECTORY: Authenticator = {
   verify: () => Promise.resolve({ ok: false, temporary: true, reason: 'no user directory is configured' }),
 };
+
+/**
+ * vpopmail's default domain: a login without `@domain` (nor vpopmail's `user%domain`) is `user@defaultDomain`.
+ * Without a default domain the login is passed on as given (the directory refuses it).
+ */
+export function withDefaultDomain(login: string, defaultDomain: string | undefined): string {
+  if (defaultDomain === undefined || login.includes('@') || login.includes('%')) return login;
+  return `${login}@${asciiLower(defaultDomain)}`;
+}
 
 /** RFC 4616: base64 of `authzid NUL authcid NUL passwd`. null = malformed. */
 export function decodePlain(b64: string): { user: string; password: string } | null {
@@ -35,6 +45,22 @@ export function decodeBase64(s: string): string | null {
 }
 
 export const encodeBase64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+
+/** May an authenticated login use this MAIL FROM: allow, deny (553 5.7.1), or the directory is unreachable (451). */
+export type SenderVerdict = 'allow' | 'deny' | 'temporary';
+
+/**
+ * The envelope senders an authenticated login may use (implemented over src/directory by `start`: its own addresses,
+ * aliases that reach it, what it administers). `sender` is '' for `<>`.
+ */
+export interface SenderCheck {
+  mayUse(login: string, sender: string): Promise<SenderVerdict>;
+}
+
+/** Without a directory: the login's own address only (compared ignoring ASCII case); never `<>`. */
+export const OWN_ADDRESS_ONLY: SenderCheck = {
+  mayUse: (login, sender) => Promise.resolve(sender !== '' && asciiLower(sender) === asciiLower(login) ? 'allow' : 'deny'),
+};
 
 /** RCPT-time verdict for one address: accept, unknown mailbox (550 5.1.1), or the directory is unreachable (451). */
 export type RcptVerdict = 'accept' | 'unknown' | 'temporary';

@@ -1,9 +1,10 @@
-// Golden tables for the SMTP parsers: envelope arguments (B.1), tcprules, received fields, policy domains.
+// Golden tables for the SMTP parsers: envelope arguments (B.1 and strict RFC 5321), tcprules, received fields, policy domains.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applyLocalIpHost, parseEnvelopeArg } from './address.js';
 import { domainCandidates, envNumber } from './policy.js';
 import { receivedLine, safeField } from './received.js';
+import { parseStrictMail, parseStrictRcpt } from './strict.js';
 import { matchTcpRules, parseTcpRules } from './tcprules.js';
 
 void test('parseEnvelopeArg: B.1 golden table', () => {
@@ -25,6 +26,89 @@ void test('parseEnvelopeArg: B.1 golden table', () => {
   ];
   for (const [arg, want] of table) assert.equal(parseEnvelopeArg(arg)?.address ?? null, want, arg);
   assert.equal(parseEnvelopeArg('FROM:<a@b> SIZE=100 body=8bitmime')?.params.get('BODY'), '8bitmime');
+});
+
+/** The reply code and enhanced code a strict parse gives, or the address it accepts. */
+const strictMail = (arg: string): string => {
+  const r = parseStrictMail(arg);
+  return r.ok ? `ok ${r.address}${r.size !== undefined ? ` size=${r.size}` : ''}` : `${r.reply[0]} ${r.reply[1]}`;
+};
+const strictRcpt = (arg: string): string => {
+  const r = parseStrictRcpt(arg);
+  return r.ok ? `ok ${r.address}` : `${r.reply[0]} ${r.reply[1]}`;
+};
+
+void test('parseStrictMail: RFC 5321 4.1.2 paths and the advertised parameters only (issue 12)', () => {
+  const table: Array<[string, string]> = [
+    ['FROM:<a@b.test>', 'ok a@b.test'],
+    ['from:<a@b.test>', 'ok a@b.test'],
+    ['FROM: <a@b.test>', 'ok a@b.test'], // a space after the colon is tolerated
+    ['FROM:<>', 'ok '],
+    ['FROM:<> BODY=8BITMIME SIZE=1000 SMTPUTF8 AUTH=<>', 'ok  size=1000'],
+    ['FROM:<a@b.test> body=7bit', 'ok a@b.test'],
+    ['FROM:<"john doe"@b.test>', 'ok john doe@b.test'],
+    ['FROM:<"a\\"b"@b.test>', 'ok a"b@b.test'],
+    ['FROM:<a.b+c@[192.0.2.1]>', 'ok a.b+c@[192.0.2.1]'],
+    ['FROM:<a@[IPv6:2001:db8::1]>', 'ok a@[IPv6:2001:db8::1]'],
+    ['FROM:<@r1.test,@r2.test:a@b.test>', 'ok a@b.test'],
+    ['FROM:<j\xc3\xb6rg@b\xc3\xbccher.test> SMTPUTF8', 'ok j\xc3\xb6rg@b\xc3\xbccher.test'],
+    ['FROM:<a@b-c.test>', 'ok a@b-c.test'],
+    ['FROM:a@b.test', '501 5.1.7'],
+    ['FROM <a@b.test>', '501 5.1.7'],
+    ['<a@b.test>', '501 5.1.7'],
+    ['FROM:<a@b.test', '501 5.1.7'],
+    ['FROM:<a>', '501 5.1.7'],
+    ['FROM:<@b.test>', '501 5.1.7'],
+    ['FROM:<a@b.test.>', '501 5.1.7'],
+    ['FROM:<a@-b.test>', '501 5.1.7'],
+    ['FROM:<a..b@c.test>', '501 5.1.7'],
+    ['FROM:<.a@c.test>', '501 5.1.7'],
+    ['FROM:<a\\b@c.test>', '501 5.1.7'],
+    ['FROM:<a@b.test@c.test>', '501 5.1.7'],
+    ['FROM:<a@[300.1.1.1]>', '501 5.1.7'],
+    ['FROM:<a@[IPv6:zz]>', '501 5.1.7'],
+    ['FROM:<"open@b.test>', '501 5.1.7'],
+    ['FROM:<a@b.test>SIZE=1', '501 5.1.7'],
+    ['FROM:<a@b.test> X-EVIL=1', '555 5.5.4'],
+    ['FROM:<a@b.test> RET=HDRS', '555 5.5.4'],
+    ['FROM:<a@b.test> BODY=EVIL', '501 5.5.4'],
+    ['FROM:<a@b.test> BODY=BINARYMIME', '501 5.5.4'],
+    ['FROM:<a@b.test> SIZE=-1', '501 5.5.4'],
+    ['FROM:<a@b.test> SIZE=abc', '501 5.5.4'],
+    ['FROM:<a@b.test> SIZE=', '501 5.5.4'],
+    ['FROM:<a@b.test> SIZE=123456789012345678901', '501 5.5.4'],
+    ['FROM:<a@b.test> SIZE=18446744073709551617', 'ok a@b.test size=18446744073709552000'], // 20 digits: syntax ok, 552 in the session
+    ['FROM:<a@b.test> SIZE=1 SIZE=2', '501 5.5.4'],
+    ['FROM:<a@b.test> SMTPUTF8=yes', '501 5.5.4'],
+    ['FROM:<a@b.test> AUTH=', '501 5.5.4'],
+    ['FROM:<a@b.test> =x', '501 5.5.4'],
+    [`FROM:<${'x'.repeat(901)}@b.test>`, '555 5.5.4'],
+  ];
+  for (const [arg, want] of table) assert.equal(strictMail(arg), want, arg);
+});
+
+void test('parseStrictRcpt: RFC 5321 4.1.2 paths, <Postmaster>, no parameters (issue 12)', () => {
+  const table: Array<[string, string]> = [
+    ['TO:<joe@local.test>', 'ok joe@local.test'],
+    ['To: <joe@local.test>', 'ok joe@local.test'],
+    ['TO:<postmaster>', 'ok postmaster'],
+    ['TO:<PostMaster>', 'ok PostMaster'],
+    ['TO:<@relay.test:joe@local.test>', 'ok joe@local.test'],
+    ['TO:<"user@victim.test"@local.test>', 'ok user@victim.test@local.test'],
+    ['TO:<>', '501 5.1.3'],
+    ['TO:<alice@local.test', '501 5.1.3'],
+    ['TO:<@local.test>', '501 5.1.3'],
+    ['TO:<@local.test:>', '501 5.1.3'],
+    ['TO:<alice>', '501 5.1.3'],
+    ['TO:<@x.test:postmaster>', '501 5.1.3'],
+    ['TO:joe@local.test', '501 5.1.3'],
+    ['TO:<victim.test!user>', '501 5.1.3'],
+    ['TO:<user%victim.test@local.test>', 'ok user%victim.test@local.test'],
+    ['TO:<alice@local.test> garbage', '555 5.5.4'],
+    ['TO:<alice@local.test> NOTIFY=NEVER', '555 5.5.4'],
+    ['TO:<alice@local.test> ', 'ok alice@local.test'],
+  ];
+  for (const [arg, want] of table) assert.equal(strictRcpt(arg), want, arg);
 });
 
 void test('applyLocalIpHost: B.2 only for this host\'s bracketed addresses', () => {

@@ -24,6 +24,19 @@ export interface Policy {
   readonly rcptAllowed: (address: string) => boolean;
   /** QUAIL_BARECR="keep": a lone CR in DATA is kept (qmail) instead of refusing the message (default). */
   readonly keepBareCr: boolean;
+  /**
+   * QUAIL_LOOSE="1": MAIL/RCPT arguments are read as qmail-smtpd reads them (B.1: no <> needed, unknown
+   * parameters ignored, a second MAIL replaces the first). Default: RFC 5321 4.1.2 syntax, known parameters only,
+   * no MAIL inside a transaction (strict.ts).
+   */
+  readonly loose: boolean;
+  /**
+   * QUAIL_CLEARAUTH="1": AUTH is offered and accepted without TLS for this client. Default: only after STARTTLS,
+   * from any address (loopback included: a proxy or tunnel makes a far client look local).
+   */
+  readonly clearAuth: boolean;
+  /** control/defaultdomain, only when the file exists (vpopmail's meaning): an AUTH login without @domain is user@it. */
+  readonly defaultDomain: string | undefined;
   /** B.5. */
   readonly badMailFrom: (address: string) => boolean;
   /** Closes what the policy holds open (morercpthosts.cdb); the session calls it when it ends. Idempotent. */
@@ -66,6 +79,8 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
     const databytes = envBytes ?? control.number('databytes').value;
     const timeoutSeconds = control.number('timeoutsmtpd').value;
     const liphost = control.single('localiphost').value;
+    const dd = control.single('defaultdomain');
+    const defaultDomain = dd.source === 'file' && dd.value !== null && dd.value !== '' ? dd.value : undefined;
     // Opened last: nothing after it can fail, so the descriptor always reaches the policy that closes it.
     const fd = rcptSet === null ? null : control.open('morercpthosts.cdb');
     const mrh = fd === null ? null : CdbReader.fromFd(fd);
@@ -77,6 +92,9 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
         timeoutSeconds,
         relayClient: env['RELAYCLIENT'],
         keepBareCr: env['QUAIL_BARECR'] === 'keep',
+        loose: env['QUAIL_LOOSE'] === '1',
+        clearAuth: env['QUAIL_CLEARAUTH'] === '1',
+        defaultDomain,
         localIpHost: (a) => (liphost === null ? a : applyLocalIpHost(a, liphost, isLocalIp)),
         rcptAllowed: (address) => {
           if (rcptSet === null) return true; // no rcpthosts: accept all [smtp-007]

@@ -32,6 +32,7 @@ export const R = {
   lineTooLong: [500, '5.5.2', 'line too long (#5.5.2)'],
   tooManyRcpts: [452, '4.5.3', 'too many recipients for one message, send the rest separately (#4.5.3)'],
   tooManyErrors: [421, '4.7.0', 'too many errors, closing the connection (#4.7.0)'],
+  noProgress: [421, '4.7.0', 'too many commands without sending mail, closing the connection (#4.7.0)'],
   tooManyConnections: [421, '4.7.0', 'too many connections, try again later (#4.7.0)'],
   tooManyFromIp: [421, '4.7.0', 'too many connections from your address, try again later (#4.7.0)'],
   denied: [554, '5.7.1', 'sorry, this host may not use this server (#5.7.1)'],
@@ -40,6 +41,8 @@ export const R = {
   tlsAlready: [503, '5.5.1', 'TLS is already active (#5.5.1)'],
   authRequired: [530, '5.7.0', 'authentication required (#5.7.0)'],
   authNeedsTls: [538, '5.7.11', 'encryption required for authentication, use STARTTLS first (#5.7.11)'],
+  authNoTls: [538, '5.7.11', 'encryption required for authentication, and this server offers no STARTTLS: ask its administrator (#5.7.11)'],
+  authTooManyFailures: [421, '4.7.0', 'too many failed authentication attempts, closing the connection; try again later (#4.7.0)'],
   authOk: [235, '2.7.0', 'authentication successful'],
   authFailed: [535, '5.7.8', 'authentication failed (#5.7.8)'],
   authUnavailable: [454, '4.7.0', 'temporary authentication failure (#4.7.0)'],
@@ -48,9 +51,16 @@ export const R = {
   authMechanism: [504, '5.5.4', 'unrecognized authentication type, use PLAIN or LOGIN (#5.5.4)'],
   noMailbox: [550, '5.1.1', 'sorry, no mailbox here by that name (#5.1.1)'],
   directoryTemporary: [451, '4.3.0', 'temporary failure looking up the mailbox, try again later (#4.3.0)'],
+  senderTemporary: [451, '4.3.0', 'temporary failure checking the sender against your login, try again later (#4.3.0)'],
   authTwice: [503, '5.5.1', 'already authenticated (#5.5.1)'],
   authInMail: [503, '5.5.1', 'AUTH is not allowed during a mail transaction (#5.5.1)'],
+  nestedMail: [503, '5.5.1', 'a mail transaction is already open: finish it with DATA or send RSET first (#5.5.1)'],
 } as const satisfies Record<string, Reply>;
+
+/** Issue 12: an authenticated client used an envelope sender that is not its own; the reply names the login. */
+export function senderNotOwned(login: string, sender: string): Reply {
+  return [553, '5.7.1', `sorry, ${login} may not send as <${sender}>: use your own address or one of its aliases (#5.7.1)`];
+}
 
 export function problemReply(p: DataProblem): Reply {
   switch (p) {

@@ -25,27 +25,31 @@ void test('SMTP smuggling: no variant ever yields a second message', async () =>
   }
 });
 
-void test('open-relay battery: tricks are refused without relay permission; what is accepted stays local', async () => {
-  const h = await harness({ env: REMOTE, control: { me: 'local.test\n', rcpthosts: 'local.test\n' }, limits: { tarpitAfter: 100 } });
-  const cases: Array<[string, 250 | 553]> = [
-    ['user%victim.test@local.test', 250], ['user@victim.test', 553], ['@local.test:user@victim.test', 553],
-    ['@local.test,@x.test:user@victim.test', 553], ['"user@victim.test"', 553], ['"user@victim.test"@local.test', 250],
-    ['victim.test!user', 250], ['user@[192.0.2.77]', 553], ['user@[127.0.0.1]', 250], ['user@victim.test.', 553],
-    ['user@local.test.', 553], ['user@VICTIM.TEST', 553], ['user@LOCAL.TEST', 250], ['user@local.test@victim.test', 553],
-    ['user@local.test.victim.test', 553], ['user@xlocal.test', 553], ['user\\@victim.test', 553], ['user@victim.test\\', 553],
+void test('open-relay battery: tricks are refused without relay permission; what is accepted stays local (strict and QUAIL_LOOSE)', async () => {
+  // [address, strict reply, QUAIL_LOOSE (qmail) reply]: strict refuses what RFC 5321 does not allow (501) before the relay check.
+  const cases: Array<[string, number, number]> = [
+    ['user%victim.test@local.test', 250, 250], ['user@victim.test', 553, 553], ['@local.test:user@victim.test', 553, 553],
+    ['@local.test,@x.test:user@victim.test', 553, 553], ['"user@victim.test"', 501, 553], ['"user@victim.test"@local.test', 250, 250],
+    ['victim.test!user', 501, 250], ['user@[192.0.2.77]', 553, 553], ['user@[127.0.0.1]', 250, 250], ['user@victim.test.', 501, 553],
+    ['user@local.test.', 501, 553], ['user@VICTIM.TEST', 553, 553], ['user@LOCAL.TEST', 250, 250], ['user@local.test@victim.test', 501, 553],
+    ['user@local.test.victim.test', 553, 553], ['user@xlocal.test', 553, 553], ['user\\@victim.test', 501, 553], ['user@victim.test\\', 501, 553],
   ];
-  try {
-    const rcpts = cases.map(([a]) => `RCPT TO:<${a}>\r\n`).join('');
-    const out = await talk(h.port, `HELO c\r\nMAIL FROM:<a@b.test>\r\n${rcpts}DATA\r\nhi\r\n.\r\nQUIT\r\n`);
-    const codes = out.split('\r\n').slice(3, 3 + cases.length).map((l) => Number(l.slice(0, 3)));
-    assert.deepEqual(codes, cases.map(([, c]) => c), out);
-    assert.equal(h.queued.length, 1);
-    for (const r of h.queued[0]?.recipients ?? []) {
-      const s = splitAddress(r);
-      assert.ok(!s.hasAt || s.domain.toLowerCase() === 'local.test', `accepted ${r} must be local`);
+  for (const [mode, col] of [['strict', 1], ['loose', 2]] as const) {
+    const env = mode === 'loose' ? { ...REMOTE, QUAIL_LOOSE: '1' } : REMOTE;
+    const h = await harness({ env, control: { me: 'local.test\n', rcpthosts: 'local.test\n' }, limits: { tarpitAfter: 100 } });
+    try {
+      const rcpts = cases.map(([a]) => `RCPT TO:<${a}>\r\n`).join('');
+      const out = await talk(h.port, `HELO c\r\nMAIL FROM:<a@b.test>\r\n${rcpts}DATA\r\nhi\r\n.\r\nQUIT\r\n`);
+      const codes = out.split('\r\n').slice(3, 3 + cases.length).map((l) => Number(l.slice(0, 3)));
+      assert.deepEqual(codes, cases.map((c) => c[col]), `${mode}: ${out}`);
+      assert.equal(h.queued.length, 1);
+      for (const r of h.queued[0]?.recipients ?? []) {
+        const a = splitAddress(r);
+        assert.ok(!a.hasAt || a.domain.toLowerCase() === 'local.test', `accepted ${r} must be local`);
+      }
+    } finally {
+      await h.close();
     }
-  } finally {
-    await h.close();
   }
 });
 
@@ -123,7 +127,8 @@ void test('AUTH: not offered in clear to remote clients; submission needs it; an
   } finally {
     await remote.close();
   }
-  const none = await harness({ kind: 'submission' });
+  const CLEAR = { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' };
+  const none = await harness({ kind: 'submission', control: CLEAR });
   try {
     assert.match(await talk(none.port, 'EHLO c\r\nAUTH PLAIN AHUAcA==\r\nQUIT\r\n'), /250 AUTH PLAIN LOGIN\r\n454 4\.7\.0 temporary authentication failure/);
   } finally {
@@ -131,7 +136,8 @@ void test('AUTH: not offered in clear to remote clients; submission needs it; an
   }
   const dir = await harness({
     kind: 'submission',
-    authenticator: { verify: (u, p) => Promise.resolve(u === 'u' && p === 'p' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }) },
+    control: CLEAR,
+    authenticator: { verify: (u, p) => Promise.resolve(u === 'u' && p === 'p' ? { ok: true, user: 'u@local.test' } : { ok: false, temporary: false, reason: 'bad' }) },
   });
   try {
     const bad = await talk(dir.port, 'EHLO c\r\nAUTH LOGIN\r\ndQ==\r\neA==\r\nQUIT\r\n');
@@ -175,7 +181,7 @@ void test('bare CR: refused by default; kept per client with QUAIL_BARECR="keep"
 void test('RCPT-time recipient check: 550 5.1.1 for unknown, 451 when the directory is down; AUTH login in Received and meta', async () => {
   const seen: string[] = [];
   const h = await harness({
-    control: { 'tcp.smtp': '127.:allow,RELAYCLIENT="@gw.test"\n' },
+    control: { 'tcp.smtp': '127.:allow,RELAYCLIENT="@gw.test",QUAIL_CLEARAUTH="1"\n' },
     recipients: {
       check: (a) => {
         seen.push(a);
@@ -185,7 +191,7 @@ void test('RCPT-time recipient check: 550 5.1.1 for unknown, 451 when the direct
     authenticator: { verify: (u, p) => Promise.resolve(p === 'p' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }) },
   });
   try {
-    const out = await talk(h.port, 'EHLO c\r\nAUTH PLAIN AGpvZUBleGFtcGxlLm9yZwBw\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<nobody@local.test>\r\nRCPT TO:<x@down.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n');
+    const out = await talk(h.port, 'EHLO c\r\nAUTH PLAIN AGpvZUBleGFtcGxlLm9yZwBw\r\nMAIL FROM:<joe@example.org>\r\nRCPT TO:<nobody@local.test>\r\nRCPT TO:<x@down.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n');
     assert.match(out, /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n550 5\.1\.1 sorry, no mailbox here by that name \(#5\.1\.1\)\r\n451 4\.3\.0 temporary failure looking up the mailbox, try again later \(#4\.3\.0\)\r\n250 2\.1\.5 ok\r\n/);
     // checked before RELAYCLIENT's suffix is appended; only the accepted one is queued (with the suffix)
     assert.deepEqual(seen, ['nobody@local.test', 'x@down.test', 'joe@local.test']);
@@ -199,11 +205,12 @@ void test('RCPT-time recipient check: 550 5.1.1 for unknown, 451 when the direct
 
 void test('AUTH: a login the directory flags no-relay is authenticated but may not relay; others may', async () => {
   const h = await harness({
+    control: { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' },
     authenticator: { verify: (u, p) => Promise.resolve(p === 'n' ? { ok: true, user: u, relay: false } : { ok: true, user: u }) },
   });
   try {
     const plain = (pw: string): string => Buffer.from(`\0u@x.test\0${pw}`).toString('base64');
-    const session = (pw: string): string => `EHLO c\r\nAUTH PLAIN ${plain(pw)}\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<far@remote.test>\r\nRCPT TO:<joe@local.test>\r\nQUIT\r\n`;
+    const session = (pw: string): string => `EHLO c\r\nAUTH PLAIN ${plain(pw)}\r\nMAIL FROM:<u@x.test>\r\nRCPT TO:<far@remote.test>\r\nRCPT TO:<joe@local.test>\r\nQUIT\r\n`;
     assert.match(await talk(h.port, session('n')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts \(#5\.7\.1\)\r\n250 2\.1\.5 ok\r\n/);
     assert.match(await talk(h.port, session('y')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n250 2\.1\.5 ok\r\n/);
   } finally {

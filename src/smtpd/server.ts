@@ -4,7 +4,8 @@ import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
-import { NO_DIRECTORY, type Authenticator, type RecipientCheck } from './auth.js';
+import { LoginThrottle } from '../throttle/index.js';
+import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { DEFAULT_LIMITS, runSession, type SessionEventLog, type SessionLimits, type SessionSummary } from './session.js';
@@ -25,8 +26,12 @@ export interface SmtpServerDeps {
   readonly controlFor: () => Control;
   readonly queue: Pick<QueueStore, 'inject'>;
   readonly authenticator?: Authenticator;
+  /** Failed-AUTH slowdown; pass one to share it between listeners (default: one per listener, 1 s doubling to 30 s). */
+  readonly authThrottle?: LoginThrottle;
   /** RCPT-time mailbox checks for directory-managed domains. */
   readonly recipients?: RecipientCheck;
+  /** The senders an authenticated login may use (default: its own address only). */
+  readonly senders?: SenderCheck;
   /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
   readonly tls?: () => SecureContext | undefined;
   readonly limits?: Partial<SessionLimits>;
@@ -63,9 +68,11 @@ export class SmtpListener {
   private readonly running = new Set<Promise<unknown>>();
   private readonly limits: SessionLimits;
   private readonly isLocalIp: (ip: string) => boolean;
+  private readonly authThrottle: LoginThrottle;
 
   constructor(readonly spec: ListenerSpec, private readonly deps: SmtpServerDeps) {
     this.limits = { ...DEFAULT_LIMITS, ...deps.limits, ...numericOptions(spec.options) };
+    this.authThrottle = deps.authThrottle ?? new LoginThrottle();
     const ips = hostIps();
     this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
     // allowHalfOpen: a client may send everything and shut its side; replies still go out (pipelining).
@@ -153,7 +160,8 @@ export class SmtpListener {
     }
     const run = runSession(socket, {
       control, env, tls, queue: this.deps.queue, kind: this.spec.kind, limits: this.limits,
-      authenticator: this.deps.authenticator ?? NO_DIRECTORY, recipients: this.deps.recipients, clock: this.deps.clock ?? (() => new Date()),
+      authenticator: this.deps.authenticator ?? NO_DIRECTORY, authThrottle: this.authThrottle, recipients: this.deps.recipients,
+      senders: this.deps.senders, senderAuth: this.spec.options['senderauth'] !== 'off', clock: this.deps.clock ?? (() => new Date()),
       isLocalIp: this.isLocalIp, log,
     }).then((summary) => {
       this.deps.onSession?.(summary, env);
@@ -205,5 +213,6 @@ function numericOptions(o: Readonly<Record<string, string>>): Partial<SessionLim
   set('maxRcpt', n('maxrcpt'));
   set('maxLine', n('maxline'));
   set('maxErrors', n('maxerrors'));
+  set('maxNoop', n('maxnoop'));
   return out;
 }

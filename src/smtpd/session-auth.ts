@@ -1,12 +1,19 @@
-// AUTH PLAIN and LOGIN (RFC 4954, RFC 4616): only after STARTTLS, except from loopback.
-import { decodeBase64, decodePlain, encodeBase64 } from './auth.js';
+// AUTH PLAIN and LOGIN (RFC 4954, RFC 4616): only after STARTTLS unless tcp.smtp allows clear text; failures throttled.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeBase64, decodePlain, encodeBase64, withDefaultDomain } from './auth.js';
 import { R, type Reply } from './replies.js';
-import type { EndReason, Session } from './session.js';
-
-type Step = 'continue' | EndReason;
+import type { Session, Step } from './session.js';
 
 export async function authCommand(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
-  if (!s.authAllowed) return fail(R.authNeedsTls);
+  if (!s.authAllowed) {
+    s.deps.log('smtp.auth', {
+      ip: s.remoteIp, ok: false,
+      reason: s.deps.tls
+        ? 'clear-text AUTH refused before STARTTLS (allow this client with QUAIL_CLEARAUTH="1" in control/tcp.smtp if it cannot do TLS)'
+        : 'clear-text AUTH refused and no STARTTLS to offer: install control/servercert.pem (quail init makes one) or allow this client with QUAIL_CLEARAUTH="1" in control/tcp.smtp',
+    });
+    return fail(s.deps.tls ? R.authNeedsTls : R.authNoTls);
+  }
   if (s.authUser !== undefined) return fail(R.authTwice);
   if (s.mail) return fail(R.authInMail);
   const [mechRaw = '', initial] = arg.split(' ');
@@ -33,6 +40,10 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
     user = du;
     password = dp;
   } else return fail(R.authMechanism);
+  user = withDefaultDomain(user, s.policy.defaultDomain);
+  // The same slowdown as POP3 logins: a delay doubling per recent failure, per client address and per login.
+  const wait = s.deps.authThrottle.delayFor(s.remoteIp, user);
+  if (wait > 0) await sleep(wait);
   let result;
   try {
     result = await s.deps.authenticator.verify(user, password, { ip: s.remoteIp });
@@ -40,14 +51,22 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
     result = { ok: false as const, temporary: true, reason: err instanceof Error ? err.message : String(err) };
   }
   if (result.ok) {
+    s.deps.authThrottle.succeeded(user);
     s.authUser = result.user;
     s.authRelay = result.relay !== false;
     s.deps.log('smtp.auth', { ip: s.remoteIp, user: result.user, ok: true });
+    s.progress();
     s.send(R.authOk);
     return 'continue';
   }
   s.deps.log('smtp.auth', { ip: s.remoteIp, user, ok: false, reason: result.reason });
-  return fail(result.temporary ? R.authUnavailable : R.authFailed);
+  if (result.temporary) return fail(R.authUnavailable);
+  s.deps.authThrottle.failed(s.remoteIp, user);
+  if (++s.authFailures >= s.deps.limits.maxAuthFailures) {
+    s.send(R.authTooManyFailures);
+    return 'auth-failures';
+  }
+  return fail(R.authFailed);
 }
 
 /** Sends `334 <text>` and reads one line; the end of the session is passed through. */

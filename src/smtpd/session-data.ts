@@ -4,9 +4,7 @@ import type { QueueId } from '../queue/types.js';
 import { DataDecoder } from './data.js';
 import { receivedLine } from './received.js';
 import { R, problemReply, queueFailureReply, type Reply } from './replies.js';
-import type { EndReason, Session } from './session.js';
-
-type Step = 'continue' | EndReason;
+import type { Session, Step } from './session.js';
 type Injected = { readonly ok: true; readonly id: QueueId } | { readonly ok: false; readonly err: unknown };
 
 export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>): Promise<Step> {
@@ -52,6 +50,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
     ),
     'latin1',
   );
+  s.progress();
   s.send(R.goAhead);
   const dec = new DataDecoder(s.policy.databytes, s.policy.keepBareCr);
   for (;;) {
@@ -84,7 +83,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   if (dec.problem !== undefined) {
     await abandon(dec.problem);
     s.deps.log('smtp.refused', { ip: s.remoteIp, why: dec.problem, from: tx.sender, bytes: dec.bytes });
-    return (await s.error(problemReply(dec.problem))) ? 'continue' : 'too-many-errors';
+    return s.error(problemReply(dec.problem));
   }
   body.end();
   const res = await injected;

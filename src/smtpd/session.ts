@@ -4,14 +4,15 @@ import type { Writable } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
-import type { Authenticator, RecipientCheck } from './auth.js';
-import { parseEnvelopeArg } from './address.js';
+import type { LoginThrottle } from '../throttle/index.js';
+import type { Authenticator, RecipientCheck, SenderCheck } from './auth.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
 import { Reader } from '../lineio/index.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { authCommand } from './session-auth.js';
 import { dataCommand } from './session-data.js';
+import { mailCommand, rcptCommand } from './session-envelope.js';
 
 export interface SessionLimits {
   /** Longest command line in bytes (RFC 5321 4.5.3.1.4 asks for at least 512). */
@@ -23,6 +24,13 @@ export interface SessionLimits {
   readonly tarpitDelayMs: number;
   /** Bad commands before the session is closed with 421. */
   readonly maxErrors: number;
+  /**
+   * Commands in a row that move no mail forward (NOOP, RSET, VRFY, HELP, HELO/EHLO, and any refused or unknown
+   * command) before the session is closed with 421: a NOOP flood holds a connection slot as well as errors do.
+   */
+  readonly maxNoop: number;
+  /** Failed AUTH attempts in one session before it is closed with 421 (as POP3 closes after three). */
+  readonly maxAuthFailures: number;
   /** Seconds allowed for a TLS handshake. */
   readonly tlsTimeoutSeconds: number;
 }
@@ -33,6 +41,8 @@ export const DEFAULT_LIMITS: SessionLimits = {
   tarpitAfter: 10,
   tarpitDelayMs: 1000,
   maxErrors: 30,
+  maxNoop: 20,
+  maxAuthFailures: 3,
   tlsTimeoutSeconds: 60,
 };
 
@@ -48,6 +58,15 @@ export interface SessionDeps {
   /** Present = STARTTLS offered. */
   readonly tls?: SecureContext | undefined;
   readonly authenticator: Authenticator;
+  /** Failed-AUTH slowdown per client address and login (shared by the listener's sessions, as POP3's). */
+  readonly authThrottle: LoginThrottle;
+  /**
+   * After AUTH, MAIL FROM must be an address the login may use (`senders`), unless the listener says
+   * `senderauth=off`. Absent: true.
+   */
+  readonly senderAuth?: boolean;
+  /** Which senders a login may use; absent: its own address only (OWN_ADDRESS_ONLY). */
+  readonly senders?: SenderCheck | undefined;
   /** RCPT-time mailbox check for directory-managed domains; absent = none (qmail's behaviour). */
   readonly recipients?: RecipientCheck | undefined;
   readonly limits: SessionLimits;
@@ -56,7 +75,10 @@ export interface SessionDeps {
   readonly log: SessionEventLog;
 }
 
-export type EndReason = 'quit' | 'eof' | 'timeout' | 'bare-lf' | 'too-many-errors' | 'no-controls' | 'tls-failed' | 'shutdown';
+export type EndReason = 'quit' | 'eof' | 'timeout' | 'bare-lf' | 'too-many-errors' | 'no-progress' | 'auth-failures' | 'no-controls' | 'tls-failed' | 'shutdown';
+
+/** What a verb handler tells the command loop: go on, or end the session for this reason. */
+export type Step = 'continue' | EndReason;
 
 export interface SessionSummary {
   /** qmail-smtpd's exit status: 0 after QUIT or EOF, 1 after timeout, bare LF or a refused start. */
@@ -83,8 +105,11 @@ export class Session {
   authUser: string | undefined;
   /** An authenticated client may relay unless its directory entry says no-relay. */
   authRelay = false;
+  authFailures = 0;
   mail: Transaction | undefined;
   errors = 0;
+  /** Commands in a row that moved no mail forward (limits.maxNoop). */
+  stalled = 0;
   messages = 0;
   stopping = false;
 
@@ -101,14 +126,12 @@ export class Session {
     return this.deps.env['TCPREMOTEIP'] ?? 'unknown';
   }
 
-  get loopback(): boolean {
-    const ip = this.remoteIp;
-    return ip.startsWith('127.') || ip === '::1';
-  }
-
-  /** AUTH is offered on TLS connections and from loopback only (credentials never travel in clear). */
+  /**
+   * AUTH is offered on TLS connections only, unless tcp.smtp gives the client QUAIL_CLEARAUTH="1". No exemption for
+   * loopback: a proxy, a tunnel or a port forward makes a far client's clear-text password arrive from 127.0.0.1.
+   */
   get authAllowed(): boolean {
-    return this.secure || this.loopback;
+    return this.secure || this.policy.clearAuth;
   }
 
   get protocol(): ReturnType<typeof protocolName> {
@@ -123,17 +146,31 @@ export class Session {
     if (this.out.writable) this.out.write(Buffer.from(text, 'latin1'));
   }
 
-  /** Counts a client error; past the tarpit threshold each error reply is delayed. false = close now. */
-  async error(r: Reply): Promise<boolean> {
+  /** Counts a client error; past the tarpit threshold each error reply is delayed. Anything but 'continue' = close now. */
+  async error(r: Reply): Promise<Step> {
     this.errors++;
     if (this.errors >= this.deps.limits.maxErrors) {
       this.send(R.tooManyErrors);
-      return false;
+      return 'too-many-errors';
     }
+    if (!this.stall()) return 'no-progress';
     const over = this.errors - this.deps.limits.tarpitAfter;
     if (over > 0) await sleep(Math.min(over, 10) * this.deps.limits.tarpitDelayMs);
     this.send(r);
-    return true;
+    return 'continue';
+  }
+
+  /** One more command that moved no mail forward; past limits.maxNoop the 421 is sent and false returned. */
+  stall(): boolean {
+    if (++this.stalled <= this.deps.limits.maxNoop) return true;
+    this.deps.log('smtp.refused', { ip: this.remoteIp, why: 'no-progress', commands: this.stalled });
+    this.send(R.noProgress);
+    return false;
+  }
+
+  /** MAIL or RCPT accepted, DATA started, AUTH or STARTTLS done: the session is doing something. */
+  progress(): void {
+    this.stalled = 0;
   }
 
   /** RSET, HELO/EHLO and STARTTLS forget the current MAIL (B.6). */
@@ -144,8 +181,6 @@ export class Session {
 
 const DRAIN_MS = 10_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-type Step = 'continue' | EndReason;
 
 /** Runs one session on a connected socket until QUIT, EOF, timeout or a fatal error; never throws. */
 export async function runSession(socket: Socket, deps: SessionDeps): Promise<SessionSummary> {
@@ -174,7 +209,7 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
         return done('timeout');
       }
       let step: Step;
-      if (got === 'too-long') step = (await s.error(R.lineTooLong)) ? 'continue' : 'too-many-errors';
+      if (got === 'too-long') step = await s.error(R.lineTooLong);
       else step = await command(s, got.line.toString('latin1'));
       if (step !== 'continue') return done(step);
     }
@@ -202,13 +237,17 @@ async function drain(s: Session): Promise<void> {
   }
 }
 
+/** Verbs that never move mail forward (a refused command counts through Session.error). */
+const STALLING = new Set(['noop', 'rset', 'vrfy', 'help', 'helo', 'ehlo']);
+
 async function command(s: Session, line: string): Promise<Step> {
-  const fail = async (r: Reply): Promise<Step> => ((await s.error(r)) ? 'continue' : 'too-many-errors');
+  const fail = (r: Reply): Promise<Step> => s.error(r);
   // A CR left inside a command line (or a NUL) is refused: quail accepts CRLF and, like qmail, bare LF endings.
   if (/[\r\0]/.test(line)) return fail(R.badCommandBytes);
   const sp = line.indexOf(' ');
   const verb = (sp < 0 ? line : line.slice(0, sp)).toLowerCase();
   const arg = sp < 0 ? '' : line.slice(sp + 1).replace(/^ +/, '');
+  if (STALLING.has(verb) && !s.stall()) return 'no-progress';
   switch (verb) {
     case 'helo':
       s.reset();
@@ -239,9 +278,9 @@ async function command(s: Session, line: string): Promise<Step> {
       s.sendRaw(`221 ${s.policy.greeting}\r\n`);
       return 'quit';
     case 'mail':
-      return mail(s, arg, fail);
+      return mailCommand(s, arg, fail);
     case 'rcpt':
-      return rcpt(s, arg, fail);
+      return rcptCommand(s, arg, fail);
     case 'data':
       return dataCommand(s, fail);
     case 'starttls':
@@ -264,61 +303,6 @@ function ehloReply(s: Session): string {
   if (s.authAllowed && s.authUser === undefined) ext.push('AUTH PLAIN LOGIN');
   const lines = [s.policy.greeting, ...ext];
   return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
-}
-
-async function mail(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
-  if (s.deps.kind === 'submission' && s.authUser === undefined && s.policy.relayClient === undefined) {
-    return fail(R.authRequired);
-  }
-  const parsed = parseEnvelopeArg(arg);
-  if (!parsed) return fail(R.syntax);
-  const sender = s.policy.localIpHost(parsed.address);
-  const sizeParam = parsed.params.get('SIZE');
-  const size = sizeParam !== undefined && /^\d+$/.test(sizeParam) ? Number(sizeParam) : undefined;
-  // RFC 1870 6.1: refuse at MAIL when the announced size is already over the limit.
-  if (size !== undefined && s.policy.databytes > 0 && size > s.policy.databytes) return fail(R.tooBig);
-  s.mail = { sender, recipients: [], badSender: s.policy.badMailFrom(sender), ...(size !== undefined ? { size } : {}) };
-  s.send(R.mailOk);
-  return 'continue';
-}
-
-async function rcpt(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
-  const tx = s.mail;
-  if (!tx) return fail(R.mailFirst);
-  const parsed = parseEnvelopeArg(arg);
-  if (!parsed) return fail(R.syntax);
-  let addr = s.policy.localIpHost(parsed.address);
-  if (tx.badSender) {
-    s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'badmailfrom', from: tx.sender, to: addr });
-    return fail(R.badMailFrom);
-  }
-  const relay = s.policy.relayClient;
-  let allowed: boolean;
-  try {
-    allowed = relay !== undefined || s.authRelay || s.policy.rcptAllowed(addr);
-  } catch (err) {
-    // morercpthosts.cdb damaged or unreadable mid-session: qmail-smtpd's die_control().
-    s.deps.log('smtp.error', { ip: s.remoteIp, error: err instanceof Error ? err.message : String(err) });
-    s.send(R.controls);
-    return 'no-controls';
-  }
-  if (!allowed) {
-    s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'rcpthosts', from: tx.sender, to: addr });
-    return fail(R.noGateway);
-  }
-  // Directory-managed domains: an unknown mailbox is refused now rather than bounced later (no backscatter).
-  if (s.deps.recipients) {
-    const verdict = await s.deps.recipients.check(addr);
-    if (verdict !== 'accept') {
-      s.deps.log('smtp.reject', { ip: s.remoteIp, why: verdict === 'unknown' ? 'no-mailbox' : 'directory-unavailable', from: tx.sender, to: addr });
-      return fail(verdict === 'unknown' ? R.noMailbox : R.directoryTemporary);
-    }
-  }
-  if (relay !== undefined) addr += relay;
-  if (tx.recipients.length >= s.deps.limits.maxRcpt) return fail(R.tooManyRcpts);
-  tx.recipients.push(addr);
-  s.send(R.rcptOk);
-  return 'continue';
 }
 
 /** RFC 3207: 220, drop whatever the client pipelined after STARTTLS, handshake, forget the session state. */
@@ -344,6 +328,7 @@ async function startTls(s: Session): Promise<Step> {
   }
   s.out = secure;
   s.secure = true;
+  s.progress();
   s.reset();
   s.helo = undefined;
   s.ehlo = false;

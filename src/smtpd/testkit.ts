@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import type { NewMessage, QueueId } from '../queue/types.js';
-import type { Authenticator, RecipientCheck } from './auth.js';
+import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
+import type { Authenticator, RecipientCheck, SenderCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type SmtpServerDeps } from './server.js';
 import type { SessionLimits } from './session.js';
@@ -34,7 +35,12 @@ export interface HarnessOptions {
   readonly options?: Readonly<Record<string, string>>;
   readonly tls?: boolean;
   readonly authenticator?: Authenticator;
+  /** Failed-AUTH slowdown (default here: 1 ms doubling to 4 ms, so tests that fail a login do not wait). */
+  readonly throttle?: ThrottleOptions;
+  /** One throttle for several harnesses (as quail start shares one between its listeners); wins over `throttle`. */
+  readonly sharedThrottle?: LoginThrottle;
   readonly recipients?: RecipientCheck;
+  readonly senders?: SenderCheck;
   readonly limits?: Partial<SessionLimits>;
   /** Called after the message was read completely; throw to fail the inject. */
   readonly onCommit?: (m: Queued) => Promise<void> | void;
@@ -80,7 +86,9 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     },
     ...(o.tls ? { tls: () => loadTlsContext(new Control(root)) } : {}),
     ...(o.authenticator ? { authenticator: o.authenticator } : {}),
+    authThrottle: o.sharedThrottle ?? new LoginThrottle(o.throttle ?? { baseMs: 1, maxMs: 4 }),
     ...(o.recipients ? { recipients: o.recipients } : {}),
+    ...(o.senders ? { senders: o.senders } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),

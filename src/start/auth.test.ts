@@ -1,4 +1,4 @@
-// quail start with the user directory: AUTH (swaks --auth, smtplib login over STARTTLS) and RCPT-time mailbox checks.
+// quail start with the user directory: AUTH over STARTTLS (swaks --tls --auth, smtplib) and RCPT-time mailbox checks.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -60,17 +60,19 @@ function cli(root: string, ...args: string[]): void {
 }
 
 const SMTPLIB = `
-import smtplib, ssl, sys
+import smtplib, ssl, sys, time
 port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 s = smtplib.SMTP('127.0.0.1', port, timeout=20)
 s.starttls(context=ctx)
+t0 = time.monotonic()
 try:
     s.login(user, pw)
 except smtplib.SMTPAuthenticationError as e:
     print('AUTHFAIL', e.smtp_code); s.quit(); sys.exit(0)
+ms = int((time.monotonic() - t0) * 1000)
 s.sendmail(user, ['pal@remote.test'], 'Subject: via smtplib\\r\\n\\r\\nhello\\r\\n')
-print('SENT'); s.quit()
+print('SENT', ms); s.quit()
 `;
 
 void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, login in Received and log); unknown mailbox 550 5.1.1; catch-all accepted', async () => {
@@ -83,6 +85,8 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     cli(root, 'init');
     cli(root, 'domain', 'add', 'example.org');
     cli(root, 'user', 'add', 'joe@example.org', '--password', 's3cret');
+    cli(root, 'user', 'add', 'ann@example.org', '--password', 'other');
+    cli(root, 'alias', 'add', 'sales@example.org', 'joe@example.org');
     cli(root, 'domain', 'add', 'catchall.test');
     cli(root, 'user', 'add', 'box@catchall.test', '--password', 'x');
     cli(root, 'domain', 'mod', 'catchall.test', '--policy', 'mailbox:box');
@@ -99,17 +103,28 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
 
     // no tcp.smtp: without AUTH nobody relays
     assert.match(swaks(smtp, ['--to', 'pal@remote.test', '--quit-after', 'RCPT'], 'joe@example.org').out, /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/);
-    // wrong password
-    const bad = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 'wrong', '--to', 'pal@remote.test'], 'joe@example.org');
+    // no AUTH in clear text, not even from 127.0.0.1 (no tcp.smtp rule allows it)
+    const clear = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test'], 'joe@example.org');
+    assert.notEqual(clear.status, 0);
+    assert.doesNotMatch(clear.out, /<- *250[- ]AUTH/, 'AUTH is not offered before STARTTLS');
+    assert.match(clear.out, /did not advertise authentication/);
+    // wrong password (over STARTTLS: quail init made control/servercert.pem)
+    const bad = swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 'wrong', '--to', 'pal@remote.test'], 'joe@example.org');
     assert.notEqual(bad.status, 0);
     assert.match(bad.out, /535 5\.7\.8 authentication failed/);
-    // AUTH PLAIN, then relay
-    const good = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--header', 'Subject: via swaks'], 'joe@example.org');
+    // AUTH PLAIN after STARTTLS, then relay
+    const good = swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--header', 'Subject: via swaks'], 'joe@example.org');
     assert.equal(good.status, 0, good.out);
     assert.match(good.out, /235 2\.7\.0 authentication successful/);
     await until('relay to the sink', () => remote.got.length === 1, () => log);
-    assert.match(remote.got[0] ?? '', /Received: from unknown \(HELO [^)]*\) \(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPA; /);
+    assert.match(remote.got[0] ?? '', /Received: from unknown \(HELO [^)]*\) \(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPSA; /);
     assert.match(log, /smtp\.queued [^\n]*auth=joe@example\.org/);
+    // issue 12: after AUTH the sender must be joe's: his address or an alias that reaches him, not ann's
+    const authAs = (from: string): { status: number | null; out: string } =>
+      swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--quit-after', 'RCPT'], from);
+    assert.match(authAs('ann@example.org').out, /553 5\.7\.1 sorry, joe@example\.org may not send as <ann@example\.org>: use your own address or one of its aliases/);
+    assert.match(authAs('sales@example.org').out, /<~ *250 2\.1\.5 ok/);
+    assert.match(authAs('joe-lists@example.org').out, /<~ *250 2\.1\.5 ok/);
 
     // RCPT-time checks for directory domains
     assert.match(swaks(smtp, ['--to', 'nobody@example.org', '--quit-after', 'RCPT'], 'joe@example.org').out, /550 5\.1\.1 sorry, no mailbox here by that name/);
@@ -122,7 +137,11 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
 
     // Python's smtplib: STARTTLS + AUTH on the submission port
     const py = spawnSync('python3', ['-c', SMTPLIB, String(submission), 'joe@example.org', 's3cret'], { encoding: 'utf8' });
-    assert.equal(py.stdout.trim(), 'SENT', py.stderr);
+    const [sent, loginMs] = py.stdout.trim().split(' ');
+    assert.equal(sent, 'SENT', py.stdout + py.stderr);
+    // the wrong password on the smtp port above slows this address's logins on the submission port too (1 s):
+    // one failed-AUTH table for all the listeners of quail start
+    assert.ok(Number(loginMs) >= 900, `login on the second port waited ${loginMs} ms`);
     await until('smtplib relay', () => remote.got.length === 2, () => log);
     assert.match(remote.got[1] ?? '', /\(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPSA; /);
     const pyBad = spawnSync('python3', ['-c', SMTPLIB, String(submission), 'joe@example.org', 'nope'], { encoding: 'utf8' });

@@ -2,8 +2,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower } from '../address/index.js';
-import { authenticate, locateDirectory, openDirectory, type Directory } from '../directory/index.js';
-import type { Authenticator, AuthResult, RcptVerdict, RecipientCheck } from '../smtpd/index.js';
+import { authenticate, locateDirectory, mayUseSender, openDirectory, type Directory } from '../directory/index.js';
+import { OWN_ADDRESS_ONLY, type Authenticator, type AuthResult, type RcptVerdict, type RecipientCheck, type SenderCheck, type SenderVerdict } from '../smtpd/index.js';
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -12,7 +12,7 @@ const errText = (err: unknown): string => (err instanceof Error ? err.message : 
  * it open, and drops it after an error so the next session opens it again. Without a directory (no SQLite
  * file, no control/directory URL) AUTH answers 454 and every recipient passes to qmail's rules as before.
  */
-export class DirectoryLink implements Authenticator, RecipientCheck {
+export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck {
   private dir: Promise<Directory> | undefined;
 
   constructor(private readonly root: string) {}
@@ -70,6 +70,18 @@ export class DirectoryLink implements Authenticator, RecipientCheck {
       if (dash > 0 && (await directory.getMailbox(dom.name, local.slice(0, dash)))) return 'accept';
       if (!local.includes('/') && existsSync(join(this.root, 'domains', dom.name, `.qmail-${local.replace(/\./g, ':')}`))) return 'accept';
       return dom.policy.kind === 'bounce-no-mailbox' ? 'unknown' : 'accept';
+    } catch {
+      await this.drop();
+      return 'temporary';
+    }
+  }
+
+  /** After AUTH: the senders the login may use (src/directory/senders.ts); without a directory its own address only. */
+  async mayUse(login: string, sender: string): Promise<SenderVerdict> {
+    try {
+      const directory = await this.directory();
+      if (!directory) return await OWN_ADDRESS_ONLY.mayUse(login, sender);
+      return (await mayUseSender(directory, login, sender)) ? 'allow' : 'deny';
     } catch {
       await this.drop();
       return 'temporary';

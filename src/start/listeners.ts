@@ -21,6 +21,18 @@ export function parseHostPort(s: string): { host: string; port: number } | strin
 
 const KINDS: readonly ListenerKind[] = ['smtp', 'submission'];
 
+/** The options of smtp and submission lines (docs/LISTENERS.md): numbers, and senderauth's two words. */
+const NUMERIC_OPTIONS = ['databytes', 'maxconn', 'maxperip', 'maxrcpt', 'maxline', 'maxerrors', 'maxnoop'];
+const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = { senderauth: ['on', 'off'] };
+
+/** Why `key=value` is not a valid smtp/submission option, or undefined when it is. */
+function optionProblem(key: string, value: string): string | undefined {
+  if (NUMERIC_OPTIONS.includes(key)) return /^\d{1,12}$/.test(value) ? undefined : `option ${key}=${value}: the value must be a number`;
+  const words = WORD_OPTIONS[key];
+  if (words) return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
+  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off'].join(', ')})`;
+}
+
 /** Parses the file; '#' and blank lines ignored. Kinds other than smtp/submission (pop3) are left to their owners. */
 export function parseListeners(text: string): { listeners: ListenerSpec[]; errors: ListenerError[]; other: string[] } {
   const listeners: ListenerSpec[] = [];
@@ -40,6 +52,8 @@ export function parseListeners(text: string): { listeners: ListenerSpec[]; error
     for (const o of opts) {
       const eq = o.indexOf('=');
       if (eq <= 0) return errors.push({ line: i + 1, text: l, reason: `option "${o}" is not key=value` });
+      const problem = optionProblem(o.slice(0, eq), o.slice(eq + 1));
+      if (problem !== undefined) return errors.push({ line: i + 1, text: l, reason: problem });
       options[o.slice(0, eq)] = o.slice(eq + 1);
     }
     listeners.push({ ...hp, kind: kind as ListenerKind, options });

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Control } from '../control/index.js';
-import { pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
+import { pop3ClientRules, pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
 import { connectionHolders, listeningInode, procUids, socketHolders } from './testkit.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
@@ -21,7 +21,7 @@ void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop
       [null, {}, 'embedded 127.0.0.1:2110 127.0.0.1:2995/implicit'],
       ['127.0.0.1:25 smtp\n', {}, 'configured'],
       ['127.0.0.1:25 smtp\n0.0.0.0:995 pop3 tls=implicit idle=60\n[::1]:110 pop3 plaintext=allow maxperip=3\n', {},
-        'configured 0.0.0.0:995/implicit/idle=60000 ::1:110/plain/max=3'],
+        'configured 0.0.0.0:995/implicit/idle=60000 ::1:110/plaintext=allow/max=3'],
       ['0.0.0.0:110 pop3\n', { pop3: ['127.0.0.1:0'], pop3s: ['127.0.0.1:0'] }, 'configured 127.0.0.1:0 127.0.0.1:0/implicit'],
       [null, { pop3: ['none'] }, 'configured'],
       [null, { pop3: ['nohost'] }, 'error --pop3 "nohost" is not ADDRESS:PORT'],
@@ -38,7 +38,7 @@ void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop
       try {
         const p = pop3Plan(new Control(root), flags);
         got = [p.embedded ? 'embedded' : 'configured', ...p.specs.map((s) => [`${s.host}:${s.port}`, s.implicitTls ? 'implicit' : '',
-          s.allowPlaintext ? 'plain' : '', s.idleTimeoutMs ? `idle=${s.idleTimeoutMs}` : '', s.maxPerIp ? `max=${s.maxPerIp}` : '']
+          s.plaintext ? `plaintext=${s.plaintext}` : '', s.idleTimeoutMs ? `idle=${s.idleTimeoutMs}` : '', s.maxPerIp ? `max=${s.maxPerIp}` : '']
           .filter((x) => x !== '').join('/'))].join(' ');
       } catch (err) {
         const m = err instanceof Error ? err.message : String(err);
@@ -93,6 +93,36 @@ if delete and count > 0: p.dele(1)
 p.quit()
 print(json.dumps({'count': count, 'msgs': msgs, 'uidl': uidl}))
 `;
+
+void test('issue 12: pop3ClientRules: control/tcp.pop3, plaintext=loopback, control/defaultdomain only from the file (golden table)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-pop3rules-'));
+  try {
+    spawnSync('mkdir', ['-p', join(root, 'control')]);
+    writeFileSync(join(root, 'control', 'me'), 'mail.test\n');
+    const rows: Array<[string | null, string | null, 'tls' | 'loopback' | undefined, string, string]> = [
+      // [tcp.pop3, defaultdomain, listener plaintext=, client ip, rules]
+      [null, null, undefined, '127.0.0.1', 'deny=false clear=false dd=-'],
+      [null, null, 'loopback', '127.0.0.1', 'deny=false clear=true dd=-'],
+      [null, null, 'loopback', '::1', 'deny=false clear=true dd=-'],
+      [null, null, 'loopback', '192.0.2.1', 'deny=false clear=false dd=-'],
+      ['192.0.2.:allow,QUAIL_CLEARAUTH="1"\n', null, undefined, '192.0.2.1', 'deny=false clear=true dd=-'],
+      ['192.0.2.:allow,QUAIL_CLEARAUTH="1"\n', null, undefined, '127.0.0.1', 'deny=false clear=false dd=-'],
+      ['192.0.2.1:deny\n:allow,QUAIL_CLEARAUTH="1"\n', null, undefined, '192.0.2.1', 'deny=true clear=false dd=-'],
+      ['[::1]:allow,QUAIL_CLEARAUTH="1"\n', 'Example.COM\n', 'tls', '::1', 'deny=false clear=true dd=Example.COM'],
+      [null, '\n', undefined, '127.0.0.1', 'deny=false clear=false dd=-'],
+    ];
+    for (const [tcp, dd, plaintext, ip, want] of rows) {
+      for (const [name, text] of [['tcp.pop3', tcp], ['defaultdomain', dd]] as const) {
+        if (text === null) rmSync(join(root, 'control', name), { force: true });
+        else writeFileSync(join(root, 'control', name), text);
+      }
+      const r = pop3ClientRules(new Control(root), ip, plaintext === undefined ? {} : { plaintext });
+      assert.equal(`deny=${String(r.deny)} clear=${String(r.clearAuth)} dd=${r.defaultDomain ?? '-'}`, want, JSON.stringify([tcp, dd, plaintext, ip]));
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
 
 void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP; poplib (implicit TLS) and fetchmail (POP3) fetch and delete', async () => {
   assert.ok(has('swaks'), 'swaks is missing: apt-get install swaks (.ci/run installs it)');
@@ -196,6 +226,16 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
   }
 });
 
+/** The server's first line on a new connection. */
+async function firstLine(port: number): Promise<string> {
+  const sock = connect(port, '127.0.0.1');
+  let text = '';
+  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  await waitFor(() => text.includes('\r\n'), 20_000, () => text);
+  sock.destroy();
+  return text.slice(0, text.indexOf('\r\n'));
+}
+
 /** USER/PASS/STAT/QUIT over a plain connection; the replies, one per line. */
 async function popTalk(port: number, user: string, pw: string): Promise<string[]> {
   const sock = connect(port, '127.0.0.1');
@@ -227,11 +267,22 @@ void test('not root: POP3 in the quail start process itself; a default port that
     try {
       const port = pop.listeners[0]?.port ?? 0;
       assert.equal(pop.listeners.length, 1);
+      // issue 12: no USER/PASS before STLS, from 127.0.0.1 too, until control/tcp.pop3 allows the client (read per connection)
+      const refused = await popTalk(port, 'ann@example.com', 'ann-secret');
+      assert.equal(refused[1], '-ERR plaintext logins need an encrypted connection: use STLS first', refused.join('\n'));
+      writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n:allow\n');
       const replies = await popTalk(port, 'ann@example.com', 'ann-secret');
       assert.match(replies[2] ?? '', /^\+OK/, replies.join('\n'));
       assert.match(replies[3] ?? '', /^\+OK 0 0$/, replies.join('\n'));
       const bad = await popTalk(port, 'ann@example.com', 'wrong');
       assert.equal(bad[2], '-ERR [AUTH] authentication failed');
+      // control/defaultdomain (vpopmail's meaning): a bare login is user@defaultdomain; without the file it is refused
+      assert.equal((await popTalk(port, 'ann', 'ann-secret'))[2], '-ERR [AUTH] authentication failed');
+      writeFileSync(join(root, 'control', 'defaultdomain'), 'example.com\n');
+      assert.match((await popTalk(port, 'ann', 'ann-secret'))[2] ?? '', /^\+OK/);
+      // tcp.pop3 deny refuses the connection
+      writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:deny\n:allow\n');
+      assert.equal(await firstLine(port), '-ERR this host may not use this server');
     } finally {
       await pop.stop(1000);
     }

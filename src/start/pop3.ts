@@ -2,7 +2,11 @@
 import { QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { authenticate, openDirectory, type Directory } from '../directory/index.js';
-import { createPop3Server, MaildirStore, parsePop3Listener, type Pop3Authenticator, type Pop3EventLog, type Pop3ListenerSpec, type Pop3Server } from '../pop3d/index.js';
+import {
+  createPop3Server, isLoopback, MaildirStore, parsePop3Listener, type Pop3Authenticator, type Pop3ClientRules, type Pop3EventLog,
+  type Pop3ListenerSpec, type Pop3Server,
+} from '../pop3d/index.js';
+import { matchTcpRules, parseTcpRules } from '../smtpd/index.js';
 import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
 import type { EventLog } from './log.js';
 import { Pop3Child } from './pop3-privsep.js';
@@ -67,6 +71,23 @@ export function pop3Tls(control: Control): { key: string; cert: string } | undef
 }
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * One POP3 client's rules, read at its connection: control/tcp.pop3 (tcprules syntax, as tcp.smtp: `deny`, and
+ * `QUAIL_CLEARAUTH="1"` to allow USER/PASS before STLS), the listener's `plaintext=loopback`, and
+ * control/defaultdomain when the file exists (vpopmail's meaning: a bare login is user@defaultdomain; qmail-inject's
+ * fallback to `me` is not used for logins). An unreadable file throws: the client gets -ERR [SYS/TEMP].
+ */
+export function pop3ClientRules(control: Control, ip: string, spec: Pick<Pop3ListenerSpec, 'plaintext'>): Pop3ClientRules {
+  const text = control.raw('tcp.pop3');
+  const rule = text === null ? undefined : matchTcpRules(parseTcpRules(text), ip);
+  const dd = control.single('defaultdomain');
+  return {
+    deny: rule?.action === 'deny',
+    clearAuth: rule?.env.get('QUAIL_CLEARAUTH') === '1' || (spec.plaintext === 'loopback' && isLoopback(ip)),
+    defaultDomain: dd.source === 'file' && dd.value !== null && dd.value !== '' ? dd.value : undefined,
+  };
+}
 
 /**
  * The directory as POP3 authenticator: `user@domain`/`user%domain` and the password, refused when the mailbox has
@@ -148,7 +169,6 @@ export function makePop3Servers(specs: readonly Pop3ListenerSpec[], deps: Pop3De
   const open = (): number => servers.reduce((n, s) => n + s.connections, 0);
   const log: Pop3EventLog = (event, fields) =>
     deps.log(event, event === 'pop3.login' || event === 'pop3.session' ? { ...fields, open: open() } : fields);
-  const defaultDomain = control.single('defaultdomain').value ?? undefined;
   for (const spec of specs) {
     if (spec.implicitTls && !tls) {
       throw new QuailError(`${spec.host}:${spec.port} pop3 tls=implicit needs ${control.path('servercert.pem')} (key and certificate); quail init makes one`, false);
@@ -156,8 +176,9 @@ export function makePop3Servers(specs: readonly Pop3ListenerSpec[], deps: Pop3De
     servers.push(createPop3Server({
       authenticator: deps.authenticator, store, tls, implicitTls: spec.implicitTls, log,
       hostname: control.me() ?? 'quail',
-      ...(defaultDomain ? { defaultDomain } : {}),
-      ...(spec.allowPlaintext !== undefined ? { allowPlaintext: spec.allowPlaintext } : {}),
+      // a fresh snapshot per connection: tcp.pop3 and defaultdomain apply to the next connection, as tcp.smtp does
+      clientRules: (ip) => pop3ClientRules(new Control(deps.root), ip, spec),
+      allowPlaintext: spec.plaintext === 'allow',
       ...(spec.idleTimeoutMs !== undefined ? { idleTimeoutMs: spec.idleTimeoutMs } : {}),
       ...(spec.maxPerIp !== undefined ? { maxPerIp: spec.maxPerIp } : {}),
     }));

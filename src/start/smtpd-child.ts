@@ -2,6 +2,7 @@
 import { Control } from '../control/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec } from '../smtpd/index.js';
+import { LoginThrottle } from '../throttle/index.js';
 import { errText, runServiceChild } from './child-common.js';
 import { DirectoryLink } from './directory-link.js';
 import type { FromSmtpChild } from './privsep.js';
@@ -26,6 +27,8 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   let tls: ReturnType<typeof loadTlsContext>;
   // AUTH and RCPT checks read the directory as this (unprivileged) account: its SQLite file is root:quailgroup 0640.
   const directory = new DirectoryLink(root);
+  // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
+  const authThrottle = new LoginThrottle();
   await runServiceChild<ListenerSpec>({
     uid, gid,
     open: async () => {
@@ -40,7 +43,9 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
       controlFor: () => new Control(root),
       queue: queue as FileQueue,
       authenticator: directory,
+      authThrottle,
       recipients: directory,
+      senders: directory,
       tls: () => tls,
       log,
     })),

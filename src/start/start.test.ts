@@ -21,6 +21,14 @@ void test('control/listeners: golden table', () => {
   ]);
   assert.deepEqual(r.other, ['0.0.0.0:110 pop3']);
   assert.deepEqual(r.errors.map((e) => e.line), [7, 8, 9, 10]);
+  // issue 12: options are checked (a mistyped security option must not be ignored)
+  const opts = parseListeners('0.0.0.0:587 submission senderauth=off maxnoop=50\n0.0.0.0:25 smtp senderauth=of\n0.0.0.0:25 smtp maxrcpt=lots\n0.0.0.0:25 smtp sendrauth=off\n');
+  assert.deepEqual(opts.listeners, [{ host: '0.0.0.0', port: 587, kind: 'submission', options: { senderauth: 'off', maxnoop: '50' } }]);
+  assert.deepEqual(opts.errors.map((e) => e.reason), [
+    'option senderauth=of: the value must be on or off',
+    'option maxrcpt=lots: the value must be a number',
+    'unknown option "sendrauth" (databytes=N, maxconn=N, maxperip=N, maxrcpt=N, maxline=N, maxerrors=N, maxnoop=N, senderauth=on|off)',
+  ]);
   assert.equal(textLine(new Date(0), 'info', 'smtp.queued', { id: 'x', report: 'did 1+0+0\n', n: 2 }),
     '1970-01-01T00:00:00.000Z info smtp.queued id=x report="did 1+0+0\\n" n=2');
 });

@@ -5,6 +5,7 @@ import { QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import type { FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
+import { LoginThrottle } from '../throttle/index.js';
 import { systemPasswd } from '../users/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { SmtpChild, type Account, type BoundListener } from './privsep.js';
@@ -143,6 +144,8 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   let tlsContext = account ? undefined : safeTls(tlsFor, log);
   const listeners: SmtpListener[] = [];
   const directory = new DirectoryLink(root);
+  // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
+  const authThrottle = new LoginThrottle();
   let child: SmtpChild | undefined;
   let bound: readonly BoundListener[] = [];
   mkdirSync(runDir(root), { recursive: true });
@@ -198,7 +201,9 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         controlFor: () => new Control(root),
         queue,
         authenticator: opts.authenticator ?? directory,
+        authThrottle,
         recipients: directory,
+        senders: directory,
         tls: () => tlsContext,
         log: (name, fields) => log.event(name, fields),
       }));

@@ -9,7 +9,7 @@ export const AUTH_FAILED = '-ERR [AUTH] authentication failed';
 export async function login(s: Session, rawName: string, password: string, via: 'pass' | 'plain'): Promise<void> {
   const { config } = s;
   const client = s.client;
-  const name = normaliseLogin(rawName, config.defaultDomain);
+  const name = normaliseLogin(rawName, s.defaultDomain);
   const key = name ?? rawName;
   const wait = config.throttle.delayFor(client.ip, key);
   if (wait > 0) await sleep(wait);

@@ -1,4 +1,5 @@
 // Failed-login slowdown: a delay that doubles with each failure, kept per client address and per login.
+// Shared by pop3d (USER/PASS, AUTH PLAIN) and smtpd (AUTH PLAIN/LOGIN): one policy for every password login.
 
 export interface ThrottleOptions {
   /** Delay after the first failure (default 1 s); each further failure doubles it. */

@@ -1,0 +1,100 @@
+// MAIL and RCPT: the envelope, read strictly (RFC 5321) or as qmail does (QUAIL_LOOSE), and the checks on it (B.3, B.5).
+import { parseEnvelopeArg } from './address.js';
+import { OWN_ADDRESS_ONLY } from './auth.js';
+import { R, senderNotOwned, type Reply } from './replies.js';
+import type { Session, Step } from './session.js';
+import { parseStrictMail, parseStrictRcpt } from './strict.js';
+
+export async function mailCommand(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
+  if (s.deps.kind === 'submission' && s.authUser === undefined && s.policy.relayClient === undefined) {
+    return fail(R.authRequired);
+  }
+  // RFC 5321 4.1.4: no MAIL inside a transaction (qmail, with QUAIL_LOOSE, lets the new MAIL replace it)
+  if (s.mail && !s.policy.loose) return fail(R.nestedMail);
+  let address: string;
+  let size: number | undefined;
+  if (s.policy.loose) {
+    const parsed = parseEnvelopeArg(arg);
+    if (!parsed) return fail(R.syntax);
+    address = parsed.address;
+    const sizeParam = parsed.params.get('SIZE');
+    size = sizeParam !== undefined && /^\d+$/.test(sizeParam) ? Number(sizeParam) : undefined;
+  } else {
+    const parsed = parseStrictMail(arg);
+    if (!parsed.ok) return fail(parsed.reply);
+    ({ address, size } = parsed);
+    // 20 digits are legal (RFC 1870) but no message is that big, whatever databytes says (2^64+1 must not wrap)
+    if (size !== undefined && size > Number.MAX_SAFE_INTEGER) return fail(R.tooBig);
+  }
+  const sender = s.policy.localIpHost(address);
+  // RFC 1870 6.1: refuse at MAIL when the announced size is already over the limit.
+  if (size !== undefined && s.policy.databytes > 0 && size > s.policy.databytes) return fail(R.tooBig);
+  if (s.authUser !== undefined && s.deps.senderAuth !== false) {
+    const refused = await senderRefusal(s, s.authUser, sender);
+    if (refused) return fail(refused);
+  }
+  s.mail = { sender, recipients: [], badSender: s.policy.badMailFrom(sender), ...(size !== undefined ? { size } : {}) };
+  s.progress();
+  s.send(R.mailOk);
+  return 'continue';
+}
+
+/** Issue 12: an authenticated login sends only as itself (its addresses, aliases, what it administers). */
+async function senderRefusal(s: Session, login: string, sender: string): Promise<Reply | undefined> {
+  let verdict;
+  try {
+    verdict = await (s.deps.senders ?? OWN_ADDRESS_ONLY).mayUse(login, sender);
+  } catch {
+    verdict = 'temporary' as const;
+  }
+  if (verdict === 'allow') return undefined;
+  s.deps.log('smtp.reject', { ip: s.remoteIp, why: verdict === 'deny' ? 'sender-not-login' : 'sender-check-unavailable', auth: login, from: sender });
+  return verdict === 'deny' ? senderNotOwned(login, sender) : R.senderTemporary;
+}
+
+export async function rcptCommand(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
+  const tx = s.mail;
+  if (!tx) return fail(R.mailFirst);
+  let parsed: { readonly address: string } | null;
+  if (s.policy.loose) {
+    parsed = parseEnvelopeArg(arg);
+    if (!parsed) return fail(R.syntax);
+  } else {
+    const strict = parseStrictRcpt(arg);
+    if (!strict.ok) return fail(strict.reply);
+    parsed = strict;
+  }
+  let addr = s.policy.localIpHost(parsed.address);
+  if (tx.badSender) {
+    s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'badmailfrom', from: tx.sender, to: addr });
+    return fail(R.badMailFrom);
+  }
+  const relay = s.policy.relayClient;
+  let allowed: boolean;
+  try {
+    allowed = relay !== undefined || s.authRelay || s.policy.rcptAllowed(addr);
+  } catch (err) {
+    // morercpthosts.cdb damaged or unreadable mid-session: qmail-smtpd's die_control().
+    s.deps.log('smtp.error', { ip: s.remoteIp, error: err instanceof Error ? err.message : String(err) });
+    s.send(R.controls);
+    return 'no-controls';
+  }
+  if (!allowed) {
+    s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'rcpthosts', from: tx.sender, to: addr });
+    return fail(R.noGateway);
+  }
+  // Directory-managed domains: an unknown mailbox is refused now rather than bounced later (no backscatter).
+  if (s.deps.recipients) {
+    const verdict = await s.deps.recipients.check(addr);
+    if (verdict !== 'accept') {
+      s.deps.log('smtp.reject', { ip: s.remoteIp, why: verdict === 'unknown' ? 'no-mailbox' : 'directory-unavailable', from: tx.sender, to: addr });
+      return fail(verdict === 'unknown' ? R.noMailbox : R.directoryTemporary);
+    }
+  }
+  if (relay !== undefined) addr += relay;
+  if (tx.recipients.length >= s.deps.limits.maxRcpt) return fail(R.tooManyRcpts);
+  tx.recipients.push(addr);
+  s.progress();
+  s.send(R.rcptOk);
+  return 'continue';
+}

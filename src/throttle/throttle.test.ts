@@ -1,0 +1,24 @@
+// The failed-login slowdown: doubling, per address and per login, cap, forgetting.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { LoginThrottle } from './index.js';
+
+void test('LoginThrottle: doubles per failure, per address and per login, capped, forgotten after a while', () => {
+  let now = 0;
+  const t = new LoginThrottle({ baseMs: 100, maxMs: 1000, forgetMs: 60_000, clock: () => now });
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 0);
+  t.failed('192.0.2.1', 'joe@x');
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 100);
+  t.failed('192.0.2.1', 'joe@x');
+  t.failed('192.0.2.1', 'joe@x');
+  assert.equal(t.delayFor('192.0.2.1', 'other@x'), 400, 'per address');
+  assert.equal(t.delayFor('198.51.100.7', 'joe@x'), 400, 'per login, from another address');
+  assert.equal(t.delayFor('198.51.100.7', 'other@x'), 0);
+  for (let i = 0; i < 10; i++) t.failed('192.0.2.1', 'joe@x');
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 1000, 'capped');
+  t.succeeded('joe@x');
+  assert.equal(t.delayFor('198.51.100.7', 'joe@x'), 0, 'success forgets the login');
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 1000, 'but not the address');
+  now = 61_000;
+  assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 0, 'forgotten');
+});
