@@ -114,6 +114,8 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
       assert.equal(checkpassword(root, user, `${pw}x`.slice(1)).status, 1, `${user} with a wrong password`);
     }
 
+    // this test speaks plain USER/PASS: the one client it comes from may (POP3 refuses clear-text logins otherwise)
+    writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n');
     q = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0',
       '--pop3s', 'none'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let log = '';
