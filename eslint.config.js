@@ -1,6 +1,49 @@
-// Lint configuration: type-aware rules on, so a forgotten promise in a delivery path is an error.
+// Lint configuration: type-aware rules on, so a forgotten promise in a delivery path is an error; and the
+// component import rules of docs/ARCHITECTURE.md, so the picture of the house cannot drift from the code.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+/**
+ * Which component (folder under src/) may import which (docs/ARCHITECTURE.md, "Which component may import
+ * which"). Tests may import what they exercise; bench and conformance are tools that drive everything.
+ */
+const MAY_IMPORT = {
+  address: [],
+  cdb: [],
+  lineio: [],
+  maildir: [],
+  dovecot: [],
+  throttle: [],
+  control: ['address'],
+  queue: ['address'],
+  route: ['address', 'control'],
+  users: ['address', 'cdb', 'control'],
+  bounce: ['address', 'control'],
+  remote: ['address', 'control'],
+  pop3d: ['address', 'lineio', 'throttle'],
+  smtpd: ['address', 'cdb', 'control', 'lineio', 'queue', 'throttle'],
+  inject: ['address', 'control', 'queue'],
+  directory: ['address', 'cdb', 'control', 'maildir', 'users'],
+  local: ['address', 'maildir', 'directory'],
+  scheduler: ['address', 'bounce', 'control', 'local', 'queue', 'remote', 'route', 'users'],
+  start: ['address', 'control', 'directory', 'local', 'pop3d', 'queue', 'remote', 'scheduler', 'smtpd', 'throttle', 'users'],
+  cli: ['address', 'control', 'directory', 'inject', 'local', 'maildir', 'queue', 'remote', 'route', 'smtpd', 'start', 'throttle', 'users'],
+};
+const TOOLS = ['bench', 'conformance'];
+const COMPONENTS = [...Object.keys(MAY_IMPORT), ...TOOLS];
+
+const boundaries = Object.entries(MAY_IMPORT).map(([component, allowed]) => ({
+  files: [`src/${component}/**/*.ts`],
+  ignores: ['**/*.test.ts', '**/testkit.ts'],
+  rules: {
+    'no-restricted-imports': ['error', {
+      patterns: COMPONENTS.filter((c) => c !== component && !allowed.includes(c)).map((c) => ({
+        group: [`../${c}/**`, `../../${c}/**`, `../../../${c}/**`],
+        message: `${component} may not import ${c} (docs/ARCHITECTURE.md: ${component} imports ${allowed.join(', ') || 'nothing'}); change the table there and in eslint.config.js only with a reason`,
+      })),
+    }],
+  },
+}));
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'var/**', 'scripts/**', 'eslint.config.js'] },
@@ -16,4 +59,5 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  ...boundaries,
 );
