@@ -44,7 +44,7 @@ export interface ProgramRequest {
 /** Runs one program target with the message on stdin; its exit read as qmail-local does (0/99 ok, 100 bounce, else defer). */
 export type ProgramRunner = (req: ProgramRequest) => Promise<VdeliverResult>;
 
-/** What vdeliver hands its caller when the mailbox's home holds a `.qmail` with instructions (README: Delivery). */
+/** What vdeliver hands its caller when the mailbox's home holds a `.qmail` with instructions (README: A mailbox's `.qmail`). */
 export interface DotQmailRequest {
   /** `joe@example.com`. */
   readonly address: string;
@@ -116,7 +116,7 @@ interface Owner {
   readonly dom: Domain;
 }
 
-/** Before a delivery into a mailbox: the refusal (see README: grace rule), or the domain's usage (null: no domain quota). */
+/** Before a delivery into a mailbox: the refusal (see README: Quota, grace rule), or the domain's usage (null: no domain quota). */
 type Checked = { readonly refused: VdeliverResult } | { readonly domainBytes: number | null };
 
 async function quotaCheck(o: VdeliverOptions, md: string, size: number, { m, dom }: Owner): Promise<Checked> {
@@ -288,7 +288,7 @@ async function mailboxDotQmail(home: string): Promise<string | null | VdeliverRe
   return hasInstructions(text) ? text : null;
 }
 
-/** A mailbox's `.qmail`, followed by the caller's runner (README: Delivery); quota for lines naming its own Maildir. */
+/** A mailbox's `.qmail`, followed by the caller's runner (README: A mailbox's `.qmail`); quota for lines naming its own Maildir. */
 function followDotQmail(o: VdeliverOptions, owner: Owner, home: string, text: string): Promise<VdeliverResult> {
   const address = `${owner.m.local}@${owner.m.domain}`;
   if (!o.dotQmail) {
