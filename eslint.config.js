@@ -20,14 +20,15 @@ const MAY_IMPORT = {
   users: ['address', 'cdb', 'control'],
   bounce: ['address', 'control'],
   remote: ['address', 'control'],
-  pop3d: ['address', 'lineio', 'throttle'],
+  pop3d: ['address', 'lineio', 'maildir', 'throttle'],
+  vdeliver: ['address', 'maildir'],
   smtpd: ['address', 'cdb', 'control', 'lineio', 'queue', 'throttle'],
   inject: ['address', 'control', 'queue'],
-  directory: ['address', 'cdb', 'control', 'maildir', 'users'],
-  local: ['address', 'maildir', 'directory'],
+  directory: ['address', 'cdb', 'control', 'users', 'vdeliver'],
+  local: ['address', 'maildir', 'vdeliver'],
   scheduler: ['address', 'bounce', 'control', 'local', 'queue', 'remote', 'route', 'users'],
-  start: ['address', 'control', 'directory', 'local', 'pop3d', 'queue', 'remote', 'scheduler', 'smtpd', 'throttle', 'users'],
-  cli: ['address', 'control', 'directory', 'inject', 'local', 'maildir', 'queue', 'remote', 'route', 'smtpd', 'start', 'throttle', 'users'],
+  start: ['address', 'control', 'directory', 'local', 'pop3d', 'queue', 'remote', 'scheduler', 'smtpd', 'throttle', 'users', 'vdeliver'],
+  cli: ['address', 'control', 'directory', 'inject', 'local', 'maildir', 'queue', 'remote', 'route', 'smtpd', 'start', 'throttle', 'users', 'vdeliver'],
 };
 const TOOLS = ['bench', 'conformance'];
 const COMPONENTS = [...Object.keys(MAY_IMPORT), ...TOOLS];

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { UniqueNamer } from '../maildir/index.js';
-import { defaultPath, LocalDeliverer, runQmailLocal, USAGE } from '../local/index.js';
+import { defaultPath, runQmailLocal, USAGE } from '../local/index.js';
 import type { LocalArgs, LocalRun } from '../local/index.js';
+import { localDeliverer } from '../start/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
 
 interface LocalOpts {
@@ -59,7 +60,7 @@ async function run(argv: string[], opts: LocalOpts): Promise<number> {
       if (r.exitCode === 0 && r.forward) return forwardNotQueued(r.forward.recipients);
       return r.exitCode;
     }
-    const deliverer = new LocalDeliverer({ path });
+    const deliverer = localDeliverer({ path });
     try {
       const res = await deliverer.deliver({ ...args, home, uid, gid, messagePath: spool.path, root });
       (res.result === 'success' ? process.stdout : process.stderr).write(res.report);

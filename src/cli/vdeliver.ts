@@ -6,9 +6,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { openDirectory, type VdeliverForward } from '../directory/index.js';
+import { openDirectory } from '../directory/index.js';
 import { runVdeliverLine, type ProgramCall } from '../local/index.js';
 import { UniqueNamer } from '../maildir/index.js';
+import type { VdeliverForward } from '../vdeliver/index.js';
 
 /** --root, else $QUAIL_ROOT, else ROOT from a working directory ROOT/domains/<domain> (where local runs us). */
 function rootFor(opt: string | undefined): string {

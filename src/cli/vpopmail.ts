@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
   addAliasDomain, createDomain, createMailbox, deliveryAccount, DirectoryError, domainName, formatPolicy, hashPassword, parseAddress,
-  removeDomain, removeMailbox, scanUsage, type Ctx, type Mailbox, type MailboxFlag, type MailboxPatch, type UnknownPolicy,
+  removeDomain, removeMailbox, type Ctx, type Mailbox, type MailboxFlag, type MailboxPatch, type UnknownPolicy,
 } from '../directory/index.js';
+import { scanUsage } from '../maildir/index.js';
 import { action, addRootOption, usageError } from './common.js';
 import { parseSize, withDirectory, type DirOpts } from './directory.js';
 import { passwordFrom } from './user.js';

@@ -2,7 +2,7 @@
 import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { parseVdeliverLine } from './line.js';
+import { parseVdeliverLine } from '../vdeliver/index.js';
 import { makeMailboxHome } from './sync.js';
 import { addAliasDomain, createDomain, type Ctx } from './admin.js';
 import { DirectoryError, domainName, localPart, parsePolicy } from './names.js';

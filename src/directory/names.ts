@@ -1,6 +1,9 @@
 // Names, policies and flags: validation and the text forms used in the database, .qmail-default and the CLI.
 import { asciiLower, QuailError } from '../address/index.js';
+import { mailboxLocal, parsePolicyWord, targetKind, unusableLocal } from '../vdeliver/index.js';
 import { MAILBOX_FLAGS, type MailboxFlag, type UnknownPolicy } from './types.js';
+
+export { formatPolicy } from '../vdeliver/index.js';
 
 /** A request the directory refuses (exists, missing, bad name, over a limit): permanent, exit 100. */
 export class DirectoryError extends QuailError {
@@ -11,8 +14,6 @@ export class DirectoryError extends QuailError {
 }
 
 const DOMAIN = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/;
-// Local parts become directory names and users/assign/.qmail text: no '/', ':', whitespace, leading '.'.
-const LOCAL = /^[a-z0-9_!#$%&'*+=?^`{|}~-][a-z0-9_.!#$%&'*+=?^`{|}~-]*$/;
 
 export function domainName(raw: string): string {
   const d = asciiLower(raw.trim());
@@ -22,11 +23,10 @@ export function domainName(raw: string): string {
   return d;
 }
 
+/** A mailbox's local part, lowercased; the rule is vdeliver's (`mailbox:LOCAL` must be able to name every mailbox). */
 export function localPart(raw: string): string {
-  const l = asciiLower(raw.trim());
-  if (l.length === 0 || l.length > 64 || !LOCAL.test(l)) {
-    throw new DirectoryError(`${JSON.stringify(raw)} is not a usable local part (no '/', ':', spaces or leading '.', at most 64 characters)`);
-  }
+  const l = mailboxLocal(raw);
+  if (l === null) throw new DirectoryError(unusableLocal(raw));
   return l;
 }
 
@@ -37,27 +37,11 @@ export function splitLogin(login: string): [string, string] | null {
   return [asciiLower(login.slice(0, at)), asciiLower(login.slice(at + 1))];
 }
 
-/** The policy word on the `.qmail-default` line and in `--policy`. */
-export function formatPolicy(p: UnknownPolicy): string {
-  switch (p.kind) {
-    case 'bounce-no-mailbox':
-    case 'delete':
-      return p.kind;
-    case 'forward':
-      return p.address;
-    case 'mailbox':
-      return `mailbox:${p.local}`;
-  }
-}
-
-/** `bounce-no-mailbox`, `delete`, `user@host` (forward), `mailbox:LOCAL` (deliver into that mailbox). */
+/** `bounce-no-mailbox`, `delete`, `user@host` (forward), `mailbox:LOCAL` (deliver into that mailbox); vdeliver's language. */
 export function parsePolicy(text: string): UnknownPolicy {
-  const t = text.trim();
-  if (t === 'bounce-no-mailbox' || t === '') return { kind: 'bounce-no-mailbox' };
-  if (t === 'delete') return { kind: 'delete' };
-  if (t.startsWith('mailbox:')) return { kind: 'mailbox', local: localPart(t.slice('mailbox:'.length)) };
-  if (/^[^@\s]+@[^@\s]+$/.test(t)) return { kind: 'forward', address: t };
-  throw new DirectoryError(`unknown-address policy ${JSON.stringify(text)}: use bounce-no-mailbox, delete, user@host or mailbox:LOCAL`);
+  const p = parsePolicyWord(text);
+  if (typeof p === 'string') throw new DirectoryError(p);
+  return p;
 }
 
 export function flagsToBits(flags: readonly MailboxFlag[]): number {
@@ -78,15 +62,6 @@ export function parseFlag(text: string): MailboxFlag {
   const f = MAILBOX_FLAGS.find((x) => x === text);
   if (!f) throw new DirectoryError(`unknown flag ${JSON.stringify(text)}: use ${MAILBOX_FLAGS.join(', ')}`);
   return f;
-}
-
-/** How an alias target line is delivered (like a .qmail line). */
-export type TargetKind = 'program' | 'maildir' | 'mbox' | 'forward';
-
-export function targetKind(target: string): TargetKind {
-  if (target.startsWith('|')) return 'program';
-  if (target.startsWith('/') || target.startsWith('.')) return target.endsWith('/') ? 'maildir' : 'mbox';
-  return 'forward';
 }
 
 export function checkTarget(raw: string): string {

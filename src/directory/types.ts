@@ -1,11 +1,8 @@
 // The directory contract: domains, mailboxes and aliases as plain data, and the Promise-based Directory interface.
+import type { MailboxLookup, UnknownPolicy } from '../vdeliver/index.js';
 
-/** What happens to mail for an address of the domain that has no mailbox and no alias (vdelivermail's choices). */
-export type UnknownPolicy =
-  | { readonly kind: 'bounce-no-mailbox' }
-  | { readonly kind: 'delete' }
-  | { readonly kind: 'forward'; readonly address: string }
-  | { readonly kind: 'mailbox'; readonly local: string };
+/** What happens to mail for an address of the domain that has no mailbox and no alias: vdeliver's policy language. */
+export type { UnknownPolicy };
 
 /** Per-domain limits; null means unlimited. */
 export interface DomainLimits {
@@ -112,9 +109,10 @@ export interface MailboxPatch {
 
 /**
  * One directory, two backends (SQLite, PostgreSQL). Names are matched case-insensitively (stored lowercase).
- * Errors: DirectoryError (permanent: the request is wrong) or anything else (temporary).
+ * Errors: DirectoryError (permanent: the request is wrong) or anything else (temporary). Its lookups are the
+ * read-only interface vdeliver delivers through (MailboxLookup).
  */
-export interface Directory {
+export interface Directory extends MailboxLookup {
   /** 'sqlite' or 'postgres', and where (file path, or URL without password). */
   readonly describe: string;
   close(): Promise<void>;

@@ -5,7 +5,7 @@ import type { LocalArgs } from './env.js';
 import { runQmailLocal } from './run.js';
 import type { LocalRun } from './run.js';
 import type { ForwardRequest, LocalJob, LocalResult } from './types.js';
-import type { ProgramHook } from './vdeliverhook.js';
+import type { ProgramHook } from './hook.js';
 
 export interface DeliverOptions {
   /** PATH given to programs; default `<root>/bin:/usr/local/bin:/usr/bin:/bin`. */
@@ -14,7 +14,7 @@ export interface DeliverOptions {
   readonly namer?: UniqueNamer;
   /** The time used in UFLINE (default: now). */
   readonly now?: Date;
-  /** In-process program lines (`| quail vdeliver`): see vdeliverhook.ts. */
+  /** In-process program lines (`| quail vdeliver`): see hook.ts. */
   readonly programHook?: ProgramHook;
 }
 

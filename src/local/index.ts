@@ -13,5 +13,6 @@ export type { DeliverOptions } from './deliver.js';
 export { LocalDeliverer } from './pool.js';
 export type { LocalDelivererOptions } from './pool.js';
 export type { OutputChunk } from './program.js';
-export { runVdeliverLine, runMailboxDotQmail } from './vdeliverhook.js';
-export type { ProgramCall } from './vdeliverhook.js';
+export type { InProcessPrograms, ProgramCall, ProgramHook, ProgramHookResult } from './hook.js';
+export { serveDeliveryWorker } from './serve.js';
+export { runVdeliverLine, runMailboxDotQmail, VdeliverHook, type OpenLookup, type OpenedLookup } from './vdeliverhook.js';

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { UniqueNamer } from '../maildir/index.js';
 import { defaultPath } from './env.js';
 import { deferral, deliverLocal, jobArgs, jobInjector, ROOT_REFUSED, wrongUidText } from './deliver.js';
+import type { InProcessPrograms } from './hook.js';
 import type { WorkerReply, WorkerRequest } from './protocol.js';
 import type { LocalJob, LocalResult } from './types.js';
-import { VdeliverHook } from './vdeliverhook.js';
 
 export interface LocalDelivererOptions {
   /** PATH for programs (default `<job.root>/bin:/usr/local/bin:/usr/bin:/bin`). */
@@ -25,6 +25,11 @@ export interface LocalDelivererOptions {
    * callers that do not trust the path (src/start's lspawn copies from a checked descriptor itself).
    */
   readonly copyUnreadable?: boolean;
+  /**
+   * Program lines run in-process (`| quail vdeliver`): its hook here, its worker entry for the forked workers. Default:
+   * none, every program line is spawned and workers run worker.js. src/start passes vdeliver's (vdeliver-link.ts).
+   */
+  readonly inProcess?: InProcessPrograms;
 }
 
 interface Worker {
@@ -63,7 +68,6 @@ export class LocalDeliverer {
   private spoolSeq = 0;
   private closed = false;
   private readonly namer = new UniqueNamer();
-  private readonly vdeliverHook = new VdeliverHook();
 
   constructor(private readonly opts: LocalDelivererOptions = {}) {}
 
@@ -74,7 +78,7 @@ export class LocalDeliverer {
     const path = this.opts.path ?? defaultPath(job.root);
     if (me !== 0) {
       if (me !== job.uid) return deferral(wrongUidText(me, job.uid));
-      return deliverLocal(job, { path, namer: this.namer, programHook: this.vdeliverHook.run });
+      return deliverLocal(job, { path, namer: this.namer, ...(this.opts.inProcess ? { programHook: this.opts.inProcess.hook } : {}) });
     }
     if (this.closed) return deferral('Local delivery is shutting down. (#4.3.0)');
     let messagePath = job.messagePath;
@@ -107,7 +111,7 @@ export class LocalDeliverer {
    */
   async close(): Promise<void> {
     this.closed = true;
-    await this.vdeliverHook.close();
+    await this.opts.inProcess?.close();
     const exits = [...this.workers.values()].map(
       (w) =>
         new Promise<void>((resolve) => {
@@ -181,7 +185,7 @@ export class LocalDeliverer {
     const existing = this.workers.get(key);
     if (existing && existing.child.connected) return existing;
     // libuv drops supplementary groups (setgroups(0)) before setgid/setuid: the job runs in no other group.
-    const child = fork(WORKER_PATH, [], {
+    const child = fork(this.opts.inProcess?.workerPath ?? WORKER_PATH, [], {
       uid,
       gid,
       cwd: '/',

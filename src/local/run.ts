@@ -12,7 +12,7 @@ import { DeliveryFailure, deliverToMbox } from './mbox.js';
 import { programVerdict, runProgram } from './program.js';
 import type { OutputChunk } from './program.js';
 import type { ForwardRequest } from './types.js';
-import { mergeForwards, type ProgramHook, type ProgramHookResult } from './vdeliverhook.js';
+import { mergeForwards, type ProgramHook, type ProgramHookResult } from './hook.js';
 
 export const USAGE = 'qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty';
 
@@ -35,7 +35,7 @@ export interface RunOptions {
   /** Who the forwarded copy is injected by (qmail-queue's Received line). */
   readonly injector: ForwardRequest['injector'];
   readonly now?: Date;
-  /** Runs some program lines in-process (`| quail vdeliver`, vdeliverhook.ts); null from it: run the program. */
+  /** Runs some program lines in-process (`| quail vdeliver`, hook.ts); null from it: run the program. */
   readonly programHook?: ProgramHook;
 }
 

@@ -1,33 +1,22 @@
-// In-process `| quail vdeliver '' POLICY`: the directory's deliverer run inside the local worker, no Node start per message.
+// In-process `| quail vdeliver '' POLICY`: src/vdeliver run inside the local worker with this component's runners.
 import { basename, dirname, resolve } from 'node:path';
 import {
-  openDirectory, parseVdeliverLine, vdeliver, type Directory, type DotQmailRequest, type ProgramRequest, type VdeliverResult,
-} from '../directory/index.js';
-import type { UniqueNamer } from '../maildir/index.js';
+  parseVdeliverLine, vdeliver, type DotQmailRequest, type MailboxLookup, type ProgramRequest, type VdeliverResult,
+} from '../vdeliver/index.js';
 import { reportText, resultOf } from './deliver.js';
 import { defaultPath } from './env.js';
+import type { ProgramCall, ProgramHook, ProgramHookResult } from './hook.js';
 import { parseInstructions } from './instructions.js';
-import { programVerdict, runProgram, type OutputChunk, type ProgramExit } from './program.js';
+import { programVerdict, runProgram, type OutputChunk } from './program.js';
 import { runQmailLocal } from './run.js';
 
-/** What a program line would have been given: its command (without `|`), environment, home and message. */
-export interface ProgramCall {
-  readonly command: string;
-  readonly env: Readonly<Record<string, string>>;
-  readonly home: string;
-  readonly messagePath: string;
-  readonly namer: UniqueNamer;
+/** A root's directory opened read-only for delivery; closed with the hook. */
+export interface OpenedLookup extends MailboxLookup {
+  close(): Promise<void>;
 }
 
-/** The line's outcome as if the program had run: its exit, its output, and a forward for the caller to queue. */
-export interface ProgramHookResult {
-  readonly exit: ProgramExit;
-  readonly output: readonly OutputChunk[];
-  readonly forward?: { readonly sender: string; readonly recipients: readonly string[]; readonly prepend: string };
-}
-
-/** null: not a line this hook runs; run the program as usual. */
-export type ProgramHook = (call: ProgramCall) => Promise<ProgramHookResult | null>;
+/** Opens the directory of a mail root read-only (src/start passes src/directory's openDirectory, readonly: true). */
+export type OpenLookup = (root: string) => Promise<OpenedLookup>;
 
 /** The root the program would have found: it runs in the home `ROOT/domains/<domain>` and takes ROOT from there. */
 export function rootOfHome(home: string): string | null {
@@ -38,18 +27,20 @@ export function rootOfHome(home: string): string | null {
 const text = (fd: 1 | 2, s: string): OutputChunk => ({ fd, data: Buffer.from(s.endsWith('\n') || s === '' ? s : `${s}\n`, 'latin1') });
 
 /**
- * One per process (a local worker, or LocalDeliverer when not root): opens each root's directory once, read-only
- * (no migration), and keeps it open; `close()` ends the connections.
+ * One per process (a local worker, or LocalDeliverer when not root): opens each root's directory once with `open`
+ * (read-only, no migration), and keeps it open; `close()` ends the connections.
  */
 export class VdeliverHook {
-  private readonly dirs = new Map<string, Promise<Directory>>();
+  private readonly dirs = new Map<string, Promise<OpenedLookup>>();
+
+  constructor(private readonly open: OpenLookup) {}
 
   readonly run: ProgramHook = async (call) => {
     const line = parseVdeliverLine(`|${call.command}`);
     if (line === null) return null;
     const root = rootOfHome(call.home);
     if (root === null) return null;
-    let dir: Directory;
+    let dir: OpenedLookup;
     try {
       dir = await this.directory(root);
     } catch (err) {
@@ -60,10 +51,10 @@ export class VdeliverHook {
     return { exit: { kind: 'exit', code }, output: r.report === '' ? [] : [text(1, r.report)], ...(r.result === 'success' && r.forward ? { forward: r.forward } : {}) };
   };
 
-  private directory(root: string): Promise<Directory> {
+  private directory(root: string): Promise<OpenedLookup> {
     let d = this.dirs.get(root);
     if (d === undefined) {
-      d = openDirectory({ root, readonly: true });
+      d = this.open(root);
       // A failed open is not kept: the next message tries again (the database may be back).
       void d.catch(() => this.dirs.delete(root));
       this.dirs.set(root, d);
@@ -84,15 +75,13 @@ export class VdeliverHook {
   }
 }
 
-type Forward = NonNullable<ProgramHookResult['forward']>;
-
 /**
  * One `| quail vdeliver '' POLICY` delivery from what the program line would have been given (its environment —
  * LOCAL, HOST, EXT, SENDER, DTLINE, RPLINE — message and namer). The in-process hook and the `quail vdeliver` program
  * (src/cli, when a real qmail-local runs the line) both call this, so a mailbox's `.qmail` and an alias's `|program`
  * target run through this component's runners (run.ts, program.ts) either way.
  */
-export function runVdeliverLine(call: ProgramCall, root: string, directory: Directory, policy: string): Promise<VdeliverResult> {
+export function runVdeliverLine(call: ProgramCall, root: string, directory: MailboxLookup, policy: string): Promise<VdeliverResult> {
   const e = call.env;
   const sender = e['SENDER'] ?? '';
   return vdeliver({
@@ -183,19 +172,4 @@ export async function runMailboxDotQmail(call: ProgramCall, root: string, req: D
   if (r.result === 'success' && own > 0 && (filesDone(run.output) ?? 0) >= own) await req.delivered();
   const f = r.forward;
   return { result: r.result, report: r.report, ...(f ? { forward: { sender: f.sender, recipients: f.recipients, prepend: f.prepend } } : {}) };
-}
-
-/**
- * The run's one forward: the .qmail's own forward lines (NEWSENDER) plus those the hooked lines returned. The
- * program would have queued its own with SENDER; one ForwardRequest carries one sender, so a mix of two senders
- * is a temporary failure (never met with vpopmail-style domains, whose `.qmail-default` has the one line).
- */
-export function mergeForwards(own: Forward | undefined, hooked: readonly Forward[]): Forward | undefined | string {
-  const all = [...(own ? [own] : []), ...hooked];
-  const first = all[0];
-  if (first === undefined) return undefined;
-  if (all.some((f) => f.sender !== first.sender || f.prepend !== first.prepend)) {
-    return 'Unable to forward: forward lines and vdeliver forwards with different senders in one .qmail file. (#4.3.0)';
-  }
-  return { sender: first.sender, recipients: all.flatMap((f) => f.recipients), prepend: first.prepend };
 }

@@ -4,6 +4,7 @@ import { constants, createReadStream, promises as fsp, type Stats } from 'node:f
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { tempError } from '../address/index.js';
+import { recordRemoval } from '../maildir/index.js';
 import type { Account, CommitResult, Mailbox, MailboxStore, MessageInfo, OpenResult } from './types.js';
 import { toWire, wireOf, WireSizer } from './wire.js';
 
@@ -195,27 +196,10 @@ class MaildirMailbox implements Mailbox {
         else failure ??= err;
       }
     }
-    const quotaError = done > 0 ? await this.updateQuota(bytes, done) : undefined;
+    // Maildir++: `-bytes -count` appended when maildirsize exists (src/maildir; never created here).
+    const quotaError = done > 0 ? await recordRemoval(this.dir, bytes, done) : undefined;
     if (failure !== undefined) throw tempError('some deleted messages not removed', failure);
     return { deleted: done, missing, ...(quotaError ? { quotaError } : {}) };
-  }
-
-  /** Maildir++: append "-bytes -count" to maildirsize when the file exists (never create it: the quota owner does). */
-  private async updateQuota(bytes: number, count: number): Promise<string | undefined> {
-    const path = join(this.dir, 'maildirsize');
-    try {
-      const fh = await fsp.open(path, constants.O_WRONLY | constants.O_APPEND);
-      try {
-        await fh.write(`-${bytes} -${count}\n`);
-      } finally {
-        await fh.close();
-      }
-    } catch (err) {
-      // The messages are gone either way; Maildir++ readers recount a maildirsize that is off.
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      if (code !== 'ENOENT') return `maildirsize not updated (${code})`;
-    }
-    return undefined;
   }
 
   close(): void {

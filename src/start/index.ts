@@ -3,3 +3,4 @@ export { startQuail, listenerSpecs, runningPid, pidFile, stateFile, errorsFile, 
 export { parseListeners, parseHostPort, DEFAULT_LISTENERS, type ListenerError } from './listeners.js';
 export { makeEventLog, textLine, levelOf, type EventLog, type Level } from './log.js';
 export { readStatus, renderStatus, type Status, type QueueCounts } from './status.js';
+export { localDeliverer } from './vdeliver-link.js';

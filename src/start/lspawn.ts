@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { outcomeFromError } from '../address/index.js';
 import { Control } from '../control/index.js';
-import { LocalDeliverer, type LocalJob, type LocalResult } from '../local/index.js';
+import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
 import { isQueueId } from '../queue/index.js';
 import { lookupAssignment, systemPasswd, type Assignment, type PasswdSource } from '../users/index.js';
 import type { EventLog } from './log.js';
+import { localDeliverer } from './vdeliver-link.js';
 
 /**
  * What the send child may ask for, as qmail-send asks qmail-lspawn: a queued message, the recipient's local part
@@ -80,7 +81,7 @@ export class Lspawn {
   private closed = false;
 
   constructor(private readonly o: LspawnOptions) {
-    this.deliverer = o.deliverer ?? new LocalDeliverer({ copyUnreadable: false });
+    this.deliverer = o.deliverer ?? localDeliverer({ copyUnreadable: false });
     this.passwd = o.passwd ?? systemPasswd({ root: o.root });
     this.defaultDelivery = new Control(o.root).raw('defaultdelivery') ?? './Maildir/\n';
   }

@@ -1,13 +1,13 @@
 // qmail-send's side of quail start: the scheduler and its deliveries in this process, or (as root) in the send child.
 import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { LocalDeliverer } from '../local/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { tcptoPath } from '../remote/index.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privsep.js';
 import { SendChild } from './send.js';
 import { makeSender } from './sender.js';
+import { localDeliverer } from './vdeliver-link.js';
 
 export interface SendSide {
   /** Not root: the queue this process opened (its SMTP listeners inject into it). As root: none here. */
@@ -46,7 +46,7 @@ async function inProcess(o: SendSideOptions): Promise<SendSide> {
   const queue = await openQueue(o.root);
   const recovered = await queue.recover();
   o.log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
-  const deliverer = new LocalDeliverer();
+  const deliverer = localDeliverer();
   const sender = makeSender({ root: o.root, queue, log: o.log, ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}), local: (job) => deliverer.deliver(job) });
   let closed: Promise<void> | undefined;
   return {

@@ -3,16 +3,15 @@ import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { UniqueNamer, deliverToMaildir } from '../maildir/index.js';
-import { parsePolicy, targetKind } from './names.js';
-import {
-  DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, nearQuota, quotaLine, readUsage, recordDelivery, recordDomainDelivery, warningMessage,
-} from './quota.js';
-import type { Directory, Domain, Mailbox, UnknownPolicy } from './types.js';
+import { UniqueNamer, deliverToMaildir, nearQuota, overQuota, quotaLine, readUsage, recordDelivery } from '../maildir/index.js';
+import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
+import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
+import type { LookupDomain as Domain, LookupMailbox as Mailbox, MailboxLookup } from './types.js';
 
 export interface VdeliverOptions {
   readonly root: string;
-  readonly directory: Directory;
+  /** The directory, read-only: src/directory's Directory (opened read-only by the caller) or any MailboxLookup. */
+  readonly directory: MailboxLookup;
   /** LOCAL: the whole local part (e.g. `example.com-joe`). */
   readonly local: string;
   /** HOST: the recipient's domain (the domain or one of its alias domains). */
@@ -45,7 +44,7 @@ export interface ProgramRequest {
 /** Runs one program target with the message on stdin; its exit read as qmail-local does (0/99 ok, 100 bounce, else defer). */
 export type ProgramRunner = (req: ProgramRequest) => Promise<VdeliverResult>;
 
-/** What vdeliver hands its caller when the mailbox's home holds a `.qmail` with instructions (README: Delivery). */
+/** What vdeliver hands its caller when the mailbox's home holds a `.qmail` with instructions (README: A mailbox's `.qmail`). */
 export interface DotQmailRequest {
   /** `joe@example.com`. */
   readonly address: string;
@@ -117,7 +116,7 @@ interface Owner {
   readonly dom: Domain;
 }
 
-/** Before a delivery into a mailbox: the refusal (see README: grace rule), or the domain's usage (null: no domain quota). */
+/** Before a delivery into a mailbox: the refusal (see README: Quota, grace rule), or the domain's usage (null: no domain quota). */
 type Checked = { readonly refused: VdeliverResult } | { readonly domainBytes: number | null };
 
 async function quotaCheck(o: VdeliverOptions, md: string, size: number, { m, dom }: Owner): Promise<Checked> {
@@ -127,7 +126,7 @@ async function quotaCheck(o: VdeliverOptions, md: string, size: number, { m, dom
       return { refused: fail(`The message (${size} bytes) is larger than the whole quota of ${address} (${m.quotaBytes} bytes). (#5.2.3)`) };
     }
     const u = readUsage(md, quotaLine(m.quotaBytes, m.quotaMessages));
-    if ((m.quotaBytes !== null && u.bytes + size > m.quotaBytes) || (m.quotaMessages !== null && u.messages + 1 > m.quotaMessages)) {
+    if (overQuota(u, size, m.quotaBytes, m.quotaMessages)) {
       return { refused: defer(`The mailbox of ${address} is over its quota (${u.bytes} of ${m.quotaBytes ?? '∞'} bytes, ` +
         `${u.messages} of ${m.quotaMessages ?? '∞'} messages); trying again later. (#4.2.2)`) };
     }
@@ -289,7 +288,7 @@ async function mailboxDotQmail(home: string): Promise<string | null | VdeliverRe
   return hasInstructions(text) ? text : null;
 }
 
-/** A mailbox's `.qmail`, followed by the caller's runner (README: Delivery); quota for lines naming its own Maildir. */
+/** A mailbox's `.qmail`, followed by the caller's runner (README: A mailbox's `.qmail`); quota for lines naming its own Maildir. */
 function followDotQmail(o: VdeliverOptions, owner: Owner, home: string, text: string): Promise<VdeliverResult> {
   const address = `${owner.m.local}@${owner.m.domain}`;
   if (!o.dotQmail) {
@@ -364,7 +363,8 @@ export async function vdeliver(o: VdeliverOptions): Promise<VdeliverResult> {
   try {
     const dom = await o.directory.resolveDomain(o.domain);
     if (!dom) return defer(`The domain ${o.domain} is not in the directory; run quail directory check. (#4.3.5)`);
-    const policy = o.policy === undefined || o.policy === '' ? dom.policy : parsePolicy(o.policy);
+    const policy = o.policy === undefined || o.policy === '' ? dom.policy : parsePolicyWord(o.policy);
+    if (typeof policy === 'string') return defer(`Trouble in vdeliver: ${policy}. (#4.3.0)`);
     if (await looping(o.messagePath, o.dtline)) return fail('This message is looping: it already has my Delivered-To line. (#5.4.6)');
     const user = o.ext.toLowerCase();
     if (user === '') return byPolicy(o, dom, policy, user);

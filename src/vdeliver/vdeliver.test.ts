@@ -1,12 +1,12 @@
-// vdeliver into real Maildirs on a temp root: mailbox, aliases, every unknown-address policy, quota, loops; passwords.
+// vdeliver into real Maildirs on a temp root over a real directory: mailbox, aliases, every unknown-address policy, quota, loops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authenticate, createDomain, createMailbox, openDirectory, parseVdeliverLine, vdeliver, verifyPassword, hashPassword } from './index.js';
-import type { Directory, UnknownPolicy } from './index.js';
+import { createDomain, createMailbox, openDirectory, type Directory } from '../directory/index.js';
+import { parseVdeliverLine, vdeliver, type UnknownPolicy } from './index.js';
 
 const acct = { user: 'nobody', uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
@@ -101,45 +101,6 @@ void test('parseVdeliverLine recognises the .qmail-default program line', () => 
   assert.deepEqual(parseVdeliverLine(`| quail vdeliver`), { policy: '' });
   assert.equal(parseVdeliverLine('./Maildir/'), null);
   assert.equal(parseVdeliverLine('| quail vdeliverx'), null);
-});
-
-void test('authenticate: user@domain and user%domain, wrong password, service flags, alias domains', async () => {
-  const w = await world();
-  try {
-    assert.equal((await authenticate(w.root, 'joe@example.com', 'pw', { directory: w.dir }))?.local, 'joe');
-    assert.equal((await authenticate(w.root, 'JOE%example.com', 'pw', { directory: w.dir }))?.local, 'joe');
-    assert.ok((await w.dir.getMailbox('example.com', 'joe'))?.lastLogin instanceof Date);
-    assert.equal(await authenticate(w.root, 'joe@example.com', 'wrong', { directory: w.dir }), null);
-    assert.equal(await authenticate(w.root, 'joe', 'pw', { directory: w.dir }), null);
-    assert.equal(await authenticate(w.root, 'ann@example.com', 'pw', { directory: w.dir }), null);
-    await w.dir.updateMailbox('example.com', 'joe', { flags: ['no-pop'] });
-    assert.equal(await authenticate(w.root, 'joe@example.com', 'pw', { directory: w.dir, service: 'pop' }), null);
-    assert.equal((await authenticate(w.root, 'joe@example.com', 'pw', { directory: w.dir, service: 'smtp' }))?.local, 'joe');
-    // Opening the directory itself from the root.
-    assert.equal((await authenticate(w.root, 'joe@example.com', 'pw'))?.local, 'joe');
-  } finally {
-    await w.done();
-  }
-});
-
-void test('passwords: scrypt round trip; crypt(3) $1$ $5$ $6$ hashes made by openssl verify', async () => {
-  const h = await hashPassword('s3cret', { ln: 10, r: 8, p: 1 });
-  assert.match(h, /^\$scrypt\$ln=10,r=8,p=1\$/);
-  assert.equal(await verifyPassword('s3cret', h), true);
-  assert.equal(await verifyPassword('s3cret!', h), false);
-  assert.equal(await verifyPassword('', ''), false);
-  for (const [flag, salt] of [['-1', 'abcdefgh'], ['-5', 'saltsaltsalt1234'], ['-6', 'x7'], ['-5', 'rounds=1000$short'], ['-1', 'a']]) {
-    for (const pw of ['secret', 'a much longer password that exceeds sixty-four bytes of length for the hash!', 'é']) {
-      const args = ['passwd', flag ?? '', ...(salt?.startsWith('rounds=') ? [] : ['-salt', salt ?? '']), pw];
-      const r = spawnSync('openssl', args, { encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      const hash = r.stdout.trim();
-      assert.equal(await verifyPassword(pw, hash), true, `${flag} ${hash}`);
-      assert.equal(await verifyPassword(`${pw}x`, hash), false, `${flag} ${hash}`);
-    }
-  }
-  // The SHA-crypt specification's own test vector with a custom round count.
-  assert.equal(await verifyPassword('Hello world!', '$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA'), true);
 });
 
 void test('vdeliver: a mailbox\'s .qmail goes to the caller\'s runner; comments only mean the Maildir; directory forwarding wins', async () => {

@@ -1,4 +1,5 @@
-// vpopmail's per-user .qmail through the in-process vdeliver: forwards, programs, comments, loops, quota; and through `quail start`.
+// vpopmail's per-user .qmail through the in-process vdeliver (local's hook over the directory): forwards, programs,
+// comments, loops, quota; through localDeliverer's workers as root; and through `quail start`.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -6,11 +7,10 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDomain, createMailbox, openDirectory, type Directory } from '../directory/index.js';
+import { runQmailLocal, VdeliverHook, type LocalRun } from '../local/index.js';
 import { UniqueNamer } from '../maildir/index.js';
-import { initOwner, quail, startProcess, waitFor, type QuailProcess } from '../start/testkit.js';
-import { LocalDeliverer } from './index.js';
-import { runQmailLocal, type LocalRun } from './run.js';
-import { VdeliverHook } from './vdeliverhook.js';
+import { initOwner, quail, startProcess, waitFor, type QuailProcess } from './testkit.js';
+import { localDeliverer, openLookup } from './vdeliver-link.js';
 
 const UID = 42101;
 const GID = 42100;
@@ -29,7 +29,7 @@ before(async () => {
   await createDomain({ root, dir }, { name: 'example.com', account: { user: 'qvd', uid: UID, gid: GID } });
   for (const u of ['joe', 'ann', 'bob', 'cat', 'dan', 'eve', 'fay']) await createMailbox({ root, dir }, { address: `${u}@example.com`, password: 'pw' });
   chmodSync(join(root, 'directory.sqlite'), 0o644); // the worker (uid 42101) reads it
-  w = { root, dir, dom: join(root, 'domains', 'example.com'), hook: new VdeliverHook(), namer: new UniqueNamer(), seq: 0 };
+  w = { root, dir, dom: join(root, 'domains', 'example.com'), hook: new VdeliverHook(openLookup), namer: new UniqueNamer(), seq: 0 };
 });
 
 after(async () => {
@@ -164,9 +164,9 @@ void test('the directory\'s forwarding wins over the .qmail file', { skip }, asy
   assert.equal(existsSync(join(w.dom, 'eve', 'ran')), false);
 });
 
-void test('through LocalDeliverer as root: the .qmail program runs as the domain\'s account', { skip }, async () => {
+void test('through localDeliverer\'s workers as root: the .qmail program runs as the domain\'s account', { skip }, async () => {
   dotQmail('fay', '|id -u > uid.out\n./Maildir/\n');
-  const d = new LocalDeliverer({ path: '/usr/bin:/bin', idleMs: 2000 });
+  const d = localDeliverer({ path: '/usr/bin:/bin', idleMs: 2000 });
   try {
     const r = await d.deliver({
       user: 'qvd', uid: UID, gid: GID, home: w.dom, local: 'example.com-fay', dash: '-', ext: 'fay', domain: 'example.com', sender: SENDER,

@@ -1,0 +1,36 @@
+// The delivery worker's loop: forked with one (uid, gid), runs qmail-local for each job the parent sends.
+import { UniqueNamer } from '../maildir/index.js';
+import { resultOf } from './deliver.js';
+import type { ProgramHook } from './hook.js';
+import { runQmailLocal } from './run.js';
+import type { WorkerRequest, WorkerReply } from './protocol.js';
+
+/**
+ * Serves LocalDeliverer's jobs in this (worker) process until the IPC channel closes. `programHook` runs some program
+ * lines in-process (InProcessPrograms: the worker's entry module makes it); without one every line is spawned.
+ */
+export function serveDeliveryWorker(programHook?: ProgramHook): void {
+  const namer = new UniqueNamer();
+  process.umask(0o077);
+
+  process.on('message', (msg: WorkerRequest) => {
+    void (async (): Promise<void> => {
+      let reply: WorkerReply;
+      try {
+        const run = await runQmailLocal(msg.args, {
+          doit: true,
+          messagePath: msg.messagePath,
+          path: msg.path,
+          namer,
+          injector: msg.injector,
+          ...(programHook ? { programHook } : {}),
+        });
+        reply = { id: msg.id, result: resultOf(run) };
+      } catch (err) {
+        reply = { id: msg.id, result: { result: 'deferral', report: `Unexpected error in delivery worker: ${String(err)}. (#4.3.0)\n` } };
+      }
+      process.send?.(reply);
+    })();
+  });
+  process.on('disconnect', () => process.exit(0));
+}

@@ -1,0 +1,47 @@
+// The read-only directory vdeliver delivers through: the few lookups and fields it reads (src/directory implements it).
+import type { UnknownPolicy } from './line.js';
+
+/** A domain as vdeliver reads it: its name, the policy for unknown addresses, the domain quota. */
+export interface LookupDomain {
+  /** Lowercase; for an alias domain, the domain it points to. */
+  readonly name: string;
+  readonly policy: UnknownPolicy;
+  /** null: no domain quota. */
+  readonly limits: { readonly quotaBytes: number | null };
+}
+
+/** A mailbox as vdeliver reads it. */
+export interface LookupMailbox {
+  readonly domain: string;
+  /** Lowercase local part. */
+  readonly local: string;
+  /** Relative to the mail root: `domains/<domain>/<local>`; the Maildir is `<home>/Maildir/`. */
+  readonly home: string;
+  /** vpopmail's flags by name; vdeliver reads only `bounce-all`. */
+  readonly flags: readonly string[];
+  /** Forwarding targets set in the directory (addresses); empty: none. */
+  readonly forward: readonly string[];
+  /** With forwarding: also deliver into the mailbox's own Maildir. */
+  readonly keepCopy: boolean;
+  /** null: no quota. */
+  readonly quotaBytes: number | null;
+  readonly quotaMessages: number | null;
+}
+
+/** An alias: its targets in order (`addr`/`&addr`, `/path/Maildir/` or `./dir/`, `|program`). */
+export interface LookupAlias {
+  readonly targets: readonly string[];
+}
+
+/**
+ * Everything vdeliver asks of the directory, all reads; names are matched case-insensitively. Anything thrown is a
+ * temporary failure of the delivery.
+ */
+export interface MailboxLookup {
+  /** The domain itself or the domain an alias domain points to. */
+  resolveDomain(name: string): Promise<LookupDomain | null>;
+  getAlias(domain: string, local: string): Promise<LookupAlias | null>;
+  getMailbox(domain: string, local: string): Promise<LookupMailbox | null>;
+  /** Every mailbox of the domain (the domain quota's scan of their Maildirs). */
+  listMailboxes(domain: string): Promise<readonly LookupMailbox[]>;
+}
