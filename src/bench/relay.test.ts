@@ -1,4 +1,5 @@
 // The relay benchmark's harness works: with a tiny n, quail from its queue, quail's client alone and (as root) a private Postfix all deliver every message to the sink.
+// tier: system (needs postfix)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';

@@ -1,4 +1,5 @@
 // End to end through the real CLI on a temp root: domain add, user add, files in step, checkpassword (fd 3), vdeliver, drift.
+// tier: system (needs cdb)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';

@@ -1,4 +1,5 @@
 // quail import vpopmail|qmail on trees the test builds: dry run changes nothing, the real run brings users, aliases, mail, files.
+// tier: system (needs cdb, openssl)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';

@@ -1,4 +1,5 @@
 // Golden table for `quail newu` / `quail newmrh` run as real processes: exit code, stdout, stderr, files.
+// tier: system (needs cdb)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

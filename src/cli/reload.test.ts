@@ -1,4 +1,5 @@
 // A running quail learns about a domain added after it started: the directory commands SIGHUP it (issue 5).
+// tier: system (needs swaks)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';

@@ -1,4 +1,5 @@
 // vpopmail's command names through the real CLI: option letters, effects in the directory, logins with imported hashes.
+// tier: system (needs openssl)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';

@@ -1,4 +1,5 @@
 // The directory's logins and password hashes: authenticate over a real directory, scrypt and crypt(3) hashes.
+// tier: system (needs openssl)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,4 +1,5 @@
 // Imported crypt(3) hashes verify: golden vectors from libxcrypt (DES, BSDi DES, bcrypt) and random ones made by perl's crypt() now.
+// tier: system (needs perl)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,4 +1,5 @@
 // Issue 5's "Done means", black box: init, domain add, user add, quail start, swaks → Maildir (in-process vdeliver), policy, login.
+// tier: system (needs PostgreSQL, quail start, swaks)
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';

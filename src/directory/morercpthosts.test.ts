@@ -1,4 +1,5 @@
 // End to end: a domain that lives only in morercpthosts(.cdb) is accepted at RCPT by `quail start` and delivered.
+// tier: system (needs cdb, quail start, swaks)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';

@@ -1,4 +1,5 @@
 // The contract suite on a real PostgreSQL server: a throw-away cluster started for this test file.
+// tier: system (needs PostgreSQL)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

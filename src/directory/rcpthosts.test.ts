@@ -1,4 +1,5 @@
 // rcpthosts → morercpthosts (+ .cdb) past control/rcpthostsmax: placement, removal, drift, acceptance, routing, indexes.
+// tier: system (needs cdb)
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,4 +1,5 @@
 // The directory's own users/cdb compile equals qmail-newu's (quail newu) byte for byte; the append fast paths of
+// tier: system (needs cdb)
 // editMap and editAssign give exactly what the full rebuild gives.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,5 @@
 // docs/IMAP.md tested: Dovecot's IMAP beside quail on the same Maildirs, passwords through quail checkpassword, quota agreed.
+// tier: system (needs dovecot, python3, quail start, swaks)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';

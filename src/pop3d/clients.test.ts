@@ -1,4 +1,5 @@
 // Real POP3 clients against the server: Python's poplib (plain, STLS, implicit TLS), fetchmail and mpop.
+// tier: system (needs fetchmail, mpop, openssl, python3)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -153,7 +154,7 @@ void describe('pop3d with real clients', () => {
     }
   });
 
-  void it('fetchmail (STLS, USER/PASS) downloads and deletes', { skip: !has('fetchmail') && 'apt-get install fetchmail' }, async () => {
+  void it('fetchmail (STLS, USER/PASS) downloads and deletes', { skip: !has('fetchmail') && process.env['QUAIL_REQUIRE_TOOLS'] !== '1' && 'apt-get install fetchmail' }, async () => {
     await deliver(env, 'fm1', 'by fetchmail\n');
     await deliver(env, 'fm2', 'again\n');
     const mbox = join(env.dir, 'fetchmail.mbox');
@@ -176,7 +177,7 @@ void describe('pop3d with real clients', () => {
     assert.deepEqual(readdirSync(join(env.maildir, 'cur')), []);
   });
 
-  void it('mpop (implicit TLS and STLS with SASL PLAIN) downloads and deletes', { skip: !has('mpop') && 'apt-get install mpop' }, async () => {
+  void it('mpop (implicit TLS and STLS with SASL PLAIN) downloads and deletes', { skip: !has('mpop') && process.env['QUAIL_REQUIRE_TOOLS'] !== '1' && 'apt-get install mpop' }, async () => {
     const into = makeMaildir(join(env.dir, 'mpop-into'));
     const mpop = async (port: number, tlsArgs: string[], auth: string): Promise<void> => {
       const r = await run('mpop', ['--host=127.0.0.1', `--port=${port}`, '--tls=on', '--tls-certcheck=off', ...tlsArgs,

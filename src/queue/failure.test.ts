@@ -1,4 +1,5 @@
 // Disk failures simulated honestly: a tiny tmpfs (ENOSPC), a read-only remount (EROFS), a directory replaced by a file.
+// tier: system (needs mount)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,4 +1,5 @@
 // Remote delivery against real SMTP servers on 127.0.0.x: quail's own receiver (STARTTLS), scripted failures, smtp-sink.
+// tier: system (needs openssl, postfix, smtp-sink)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -170,7 +171,7 @@ void test('refused connection: next MX; a remembered timeout is skipped until `q
   rmSync(w.root, { recursive: true });
 });
 
-void test("Postfix's smtp-sink as the remote server", { skip: !existsSync('/usr/sbin/smtp-sink') && 'smtp-sink not installed (apt-get install postfix)' }, async () => {
+void test("Postfix's smtp-sink as the remote server", { skip: !existsSync('/usr/sbin/smtp-sink') && process.env['QUAIL_REQUIRE_TOOLS'] !== '1' && 'smtp-sink not installed (apt-get install postfix)' }, async () => {
   const probe = await scripted('127.0.0.6', 'normal');
   const port = probe.port;
   await new Promise<void>((resolve) => probe.server.close(() => resolve()));

@@ -1,4 +1,5 @@
 // Real clients against the listener on 127.0.0.1: swaks and Python's smtplib, STARTTLS included.
+// tier: system (needs python3, swaks)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';

@@ -1,4 +1,5 @@
 // quail start with the user directory: AUTH over STARTTLS (swaks --tls --auth, smtplib) and RCPT-time mailbox checks.
+// tier: system (needs python3, quail start)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,5 @@
 // Issue 3's crash test: quail start SIGKILLed (with its workers) at random moments while thousands of messages arrive; zero loss.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';

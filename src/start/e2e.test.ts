@@ -1,4 +1,5 @@
 // End to end with a real client (swaks): SMTP in → a virtual domain's Maildir, and relay → a sink on 127.0.0.2.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

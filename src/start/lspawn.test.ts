@@ -1,4 +1,5 @@
 // qmail-lspawn in the root parent: what the send child may ask, and what root derives and checks itself.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

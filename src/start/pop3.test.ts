@@ -1,4 +1,5 @@
 // POP3 in quail start: the pop3 listener plan (golden table) and issue 6's "Done means" end to end with real clients.
+// tier: system (needs fetchmail, python3, quail start, swaks)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type Server } from 'node:net';

@@ -1,4 +1,5 @@
 // As root: quail start binds, then the process serving the port runs as control/quailuser; restart, HUP, TERM.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';

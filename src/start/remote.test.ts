@@ -1,4 +1,5 @@
 // End to end through a running `quail start`: SMTP in → queue → scheduler → RemoteEngine → a remote server found by MX.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,5 @@
 // The send child's parent side (send.ts) with a stand-in child: crash report with stack, restart count, lspawn answers.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,5 @@
 // As root (issue 12 part 5, "little root"): the scheduler and remote delivery run as control/quailuser; root only spawns local deliveries.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';

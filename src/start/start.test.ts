@@ -1,4 +1,5 @@
 // quail start / quail status end to end (a real process, real sockets, real signals) and the listeners parser.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,4 +1,5 @@
 // Start, SIGHUP, a child's death and stop while clients connect without pause: nothing hangs, nothing is lost.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';

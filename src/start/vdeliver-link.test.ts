@@ -1,4 +1,5 @@
 // vpopmail's per-user .qmail through the in-process vdeliver (local's hook over the directory): forwards, programs,
+// tier: system (needs swaks)
 // comments, loops, quota; through localDeliverer's workers as root; and through `quail start`.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,5 @@
 // Issue 3's "Done means", black box: quail init, a virtual domain by hand, quail start, quail inject lands in the Maildir, SIGTERM.
+// tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';

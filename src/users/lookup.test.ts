@@ -1,4 +1,5 @@
 // Lookup tests on real files: users/cdb (C.3), passwd fallback with real stat (C.4), alias, newu and newmrh.
+// tier: system (needs cdb)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
