@@ -1,4 +1,4 @@
-// Runs the compiled test files (dist/**/*.test.js) with node:test, by tier; further arguments filter by substring.
+// Runs the compiled test files (build/**/*.test.js: src/, test/ and bench/ compiled by tsconfig.json) with node:test, by tier; further arguments filter by substring.
 //   --tier unit    (npm test)             needs only Node: unit and in-process tests
 //   --tier system  (npm run test:system)  starts quail or needs Debian tools (swaks, Postfix, PostgreSQL, Dovecot, ...)
 //   --tier all     (the default when filters are given)
@@ -35,7 +35,7 @@ if (!['unit', 'system', 'all'].includes(tier)) {
   console.error(`--tier ${tier}: say unit, system or all`);
   process.exit(2);
 }
-const files = walk('dist', [])
+const files = walk('build', [])
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .filter((f) => tier === 'all' || tierOf(f) === tier)
   .sort();

@@ -3,14 +3,14 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { Control } from '../control/index.js';
 import { bounceConfigFrom, bounceEnvelope, composeBounce, failureParagraph, failureStatus, type BounceConfig, type BounceFailure } from './index.js';
 import { headerOfFile } from './stream.js';
+import { repoPath } from '../../test/support/paths.js';
 
 /** The repository's pinned oracle corpus (test/conformance/corpus), found from this file, not the cwd. */
-const CORPUS = fileURLToPath(new URL('../../test/conformance/corpus/', import.meta.url));
+const CORPUS = repoPath('test', 'conformance', 'corpus');
 const NOSUCH = 'Sorry, no mailbox here by that name. (#5.1.1)\n';
 const REJECT = '127.0.0.1 does not like recipient.\nRemote host said: 550 sink: no such user here\nGiving up on 127.0.0.1.\n';
 const TOO_LONG = "I'm not going to try again; this message has been in the queue too long.\n";

@@ -6,7 +6,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MAIN, startProcess, waitFor, type QuailProcess } from '../start/testkit.js';
+import { MAIN, startProcess, waitFor, type QuailProcess } from '../../test/support/start.js';
 import { reloadIfChanged, routingStamp } from './reload.js';
 
 function run(args: readonly string[]): { out: string; err: string } {

@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { CATALOGUE } from '../control/index.js';
 import { CliError } from './common.js';
 import { controlDoc, needRoot, showctl } from './showctl.js';
+import { repoPath } from '../../test/support/paths.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
-const DOC = fileURLToPath(new URL('../../docs/CONTROL.md', import.meta.url));
+const DOC = repoPath('docs', 'CONTROL.md');
 
 function root(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'quail-showctl-'));

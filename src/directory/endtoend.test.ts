@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, type Cluster } from './pgcluster.js';
+import { startCluster, type Cluster } from '../../test/support/pgcluster.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 

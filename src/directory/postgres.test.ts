@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { directoryContract } from './contract.js';
 import { LATEST, MIGRATIONS } from './migrations.js';
 import { openDirectory } from './open.js';
-import { startCluster, type Cluster } from './pgcluster.js';
+import { startCluster, type Cluster } from '../../test/support/pgcluster.js';
 
 let cluster: Cluster | null = null;
 let reason = '';

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dovecotConfig } from './config.js';
-import { dovecotBinary, freePort, startDovecot, type RunningDovecot } from './run.js';
+import { dovecotBinary, freePort, startDovecot, type RunningDovecot } from '../../test/support/dovecot.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { deliverToMaildir, UniqueNamer } from '../maildir/index.js';
 import { createPop3Server, type Pop3Server } from './index.js';
-import { makeMaildir, TableAuthenticator } from './testkit.js';
+import { makeMaildir, TableAuthenticator } from '../../test/support/pop3d.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MaildirStore } from './index.js';
-import { makeMaildir, putMessage } from './testkit.js';
+import { makeMaildir, putMessage } from '../../test/support/pop3d.js';
 
 void test('RETR of a 24 MB message is read in bounded chunks, never whole', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quail-pop3m-'));

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createPop3Server, type Pop3ClientRules, type Pop3Server, type Pop3ServerOptions } from './index.js';
-import { makeMaildir, PopClient, putMessage, TableAuthenticator } from './testkit.js';
+import { makeMaildir, PopClient, putMessage, TableAuthenticator } from '../../test/support/pop3d.js';
 
 interface Fixture {
   dir: string;

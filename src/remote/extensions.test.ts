@@ -5,8 +5,8 @@ import { spawn } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { deliverRemote, RemoteEngine, Tcpto, tcptoPath, type RemoteJob } from './index.js';
-import { startDns, type DnsName } from './testdns.js';
-import { testSmtp, testWorld, unstuffed, type TestSmtp } from './testsmtp.js';
+import { startDns, type DnsName } from '../../test/support/testdns.js';
+import { testSmtp, testWorld, unstuffed, type TestSmtp } from '../../test/support/testsmtp.js';
 
 const world = (files: Record<string, string>, message: Buffer): ReturnType<typeof testWorld> => testWorld(files, message);
 

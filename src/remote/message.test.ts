@@ -6,7 +6,7 @@ import { buffer } from 'node:stream/consumers';
 import { EightBitCache, MessageFile } from './message.js';
 import { cachedLocalAddresses } from './mx.js';
 import { RemoteEngine } from './index.js';
-import { testSmtp, testWorld, unstuffed } from './testsmtp.js';
+import { testSmtp, testWorld, unstuffed } from '../../test/support/testsmtp.js';
 
 const LINE = `${'x'.repeat(71)}\n`;
 /** A message of `lines` ASCII lines, with `extra` appended (a byte >= 0x80 where it is wanted). */

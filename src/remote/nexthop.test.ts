@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { deliverRemote, makeResolver, nullMxReport, parseDnsServers, resolveTargets, shuffleEqual } from './index.js';
-import { startDns, type DnsName } from './testdns.js';
-import { testSmtp, type TestSmtp } from './testsmtp.js';
+import { startDns, type DnsName } from '../../test/support/testdns.js';
+import { testSmtp, type TestSmtp } from '../../test/support/testsmtp.js';
 
 const ZONE: Array<[string, DnsName]> = [
   ['mx.test', { mx: [{ pref: 20, exchange: 'b.mx.test' }, { pref: 10, exchange: 'a.mx.test' }] }],

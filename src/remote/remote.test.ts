@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { deliverRemote, lookupRoute, routeCandidates, resolveTargets, type RemoteResolver } from './index.js';
 import { parseMap } from '../control/index.js';
-import { testSmtp, type TestSmtp } from './testsmtp.js';
+import { testSmtp, type TestSmtp } from '../../test/support/testsmtp.js';
 
 /** A scripted sink on 127.0.0.1: replies by command verb (`end` after the dot: `250 ok done`). */
 const sink = (replies: Partial<Record<string, string>>): Promise<TestSmtp> => testSmtp('127.0.0.1', { replies: { end: '250 ok done', ...replies } });

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { openQueue, type NewMessage } from '../queue/index.js';
 import { loadTlsContext, SmtpListener } from '../smtpd/index.js';
 import { deliverRemote, RemoteEngine, Tcpto, tcptoPath, type RemoteJob } from './index.js';
-import { startDns, type DnsName } from './testdns.js';
-import { testSmtp, testWorld, type TestSmtp } from './testsmtp.js';
+import { startDns, type DnsName } from '../../test/support/testdns.js';
+import { testSmtp, testWorld, type TestSmtp } from '../../test/support/testsmtp.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'quail-remote-smtp-'));
 

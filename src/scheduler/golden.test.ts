@@ -2,14 +2,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { LocalResult } from '../local/types.js';
 import type { RemoteResult } from '../remote/types.js';
-import { makeWorld, normalise } from './testkit.js';
+import { makeWorld, normalise } from '../../test/support/scheduler.js';
 import { logsafe } from './verp.js';
+import { repoPath } from '../../test/support/paths.js';
 
 /** From the repository's pinned oracle corpus (test/conformance/corpus), found from this file, not the cwd. */
-const SCENARIO = fileURLToPath(new URL('../../test/conformance/corpus/bn-001-one-bounce-for-several-failures.json', import.meta.url));
+const SCENARIO = repoPath('test', 'conformance', 'corpus', 'bn-001-one-bounce-for-several-failures.json');
 const NOSUCH = 'Sorry, no mailbox here by that name. (#5.1.1)\n';
 const REJECT = '127.0.0.1 does not like recipient.\nRemote host said: 550 sink: no such user here\nGiving up on 127.0.0.1.\n';
 

@@ -6,7 +6,7 @@ import type { QueueId, RecipientState } from '../queue/types.js';
 import type { Attempt } from './deliver.js';
 import { messageState } from './state.js';
 import { afterAttempt, endsDelivered } from './task.js';
-import { makeWorld, type World } from './testkit.js';
+import { makeWorld, type World } from '../../test/support/scheduler.js';
 
 const OK: LocalResult = { result: 'success', report: 'did 1+0+0\n' };
 const NOSUCH: LocalResult = { result: 'failure', report: 'Sorry, no mailbox here by that name. (#5.1.1)\n' };

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { LocalResult } from '../local/types.js';
 import type { RemoteResult } from '../remote/types.js';
 import { TOO_LONG } from './retry.js';
-import { DATA, makeWorld } from './testkit.js';
+import { DATA, makeWorld } from '../../test/support/scheduler.js';
 
 const NOSUCH = 'Sorry, no mailbox here by that name. (#5.1.1)\n';
 const WRITABLE = 'Uh-oh: home directory is writable. (#4.7.0)\n';

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
-import { harness } from './testkit.js';
+import { harness } from '../../test/support/smtpd.js';
 
 const run = promisify(execFile);
 

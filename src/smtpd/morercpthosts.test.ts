@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildCdb } from '../cdb/index.js';
-import { harness, talk } from './testkit.js';
+import { harness, talk } from '../../test/support/smtpd.js';
 
 const REMOTE = { TCPREMOTEIP: '192.0.2.9', TCPLOCALHOST: 'mx.local.test' };
 const CONTROLS = '421 unable to read controls (#4.3.0)\r\n';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LoginThrottle } from '../throttle/index.js';
 import type { Authenticator } from './auth.js';
-import { harness, talk } from './testkit.js';
+import { harness, talk } from '../../test/support/smtpd.js';
 
 const REMOTE = { TCPREMOTEIP: '192.0.2.9', TCPLOCALHOST: 'mx.local.test' };
 const head = 'EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nSubject: s\r\n\r\nhello';

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { crashMessage, crashRecipient, queuedCount, setupRoot, sleep, spawnQuail, startProcess, waitFor } from './testkit.js';
+import { crashMessage, crashRecipient, queuedCount, setupRoot, sleep, spawnQuail, startProcess, waitFor } from '../../test/support/start.js';
 
-const INJECTOR = join(dirname(fileURLToPath(import.meta.url)), 'crash-inject.js');
+const INJECTOR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'support', 'crash-inject.js');
 const COUNT = 2000;
 const KILLS = 5;
 const BOXES = Array.from({ length: 10 }, (_, i) => `u${i}`);

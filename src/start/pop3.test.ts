@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Control } from '../control/index.js';
 import { pop3ClientRules, pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
-import { connectionHolders, listeningInode, procUids, socketHolders } from './testkit.js';
+import { connectionHolders, listeningInode, procUids, socketHolders } from '../../test/support/start.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

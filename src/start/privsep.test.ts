@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { connectionHolders, listeningInode, MAIN, procUids, socketHolders } from './testkit.js';
+import { connectionHolders, listeningInode, MAIN, procUids, socketHolders } from '../../test/support/start.js';
 
 const holders = (inode: string): number[] => socketHolders(inode);
 const uids = procUids;

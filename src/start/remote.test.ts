@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { QueuedMessage } from '../queue/index.js';
-import { startDns, type DnsName } from '../remote/testdns.js';
-import { harness, type Harness } from '../smtpd/testkit.js';
-import { listenerPort, MAIN, queuedCount, quail, startProcess, swaks, waitFor, type QuailProcess } from './testkit.js';
+import { startDns, type DnsName } from '../../test/support/testdns.js';
+import { harness, type Harness } from '../../test/support/smtpd.js';
+import { listenerPort, MAIN, queuedCount, quail, startProcess, swaks, waitFor, type QuailProcess } from '../../test/support/start.js';
 
 /**
  * Stands for this machine on the MX port: 127.0.0.1 is in quail's own addresses, so a connection here is quail

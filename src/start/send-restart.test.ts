@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SendChild } from './send.js';
-import { waitFor } from './testkit.js';
+import { waitFor } from '../../test/support/start.js';
 
-const FIXTURE = fileURLToPath(new URL('./send-fixture.js', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../../test/support/send-fixture.js', import.meta.url));
 
 void test('send child dies of an exception: logged with its stack, counted, a new one started and its scheduler started again; lspawn refuses a bad request', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-send-restart-'));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parsePasswd } from '../users/index.js';
-import { initOwner, listenerPort, quail, startProcess, swaks, waitFor, type QuailProcess } from './testkit.js';
+import { initOwner, listenerPort, quail, startProcess, swaks, waitFor, type QuailProcess } from '../../test/support/start.js';
 
 /** Real, effective, saved and filesystem uid of a process. */
 const uids = (pid: number): number[] =>

@@ -7,7 +7,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MAIN, quail } from './testkit.js';
+import { MAIN, quail } from '../../test/support/start.js';
 
 const asRoot = process.getuid?.() === 0;
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createDomain, createMailbox, openDirectory, type Directory } from '../directory/index.js';
 import { runQmailLocal, VdeliverHook, type LocalRun } from '../local/index.js';
 import { UniqueNamer } from '../maildir/index.js';
-import { initOwner, quail, startProcess, waitFor, type QuailProcess } from './testkit.js';
+import { initOwner, quail, startProcess, waitFor, type QuailProcess } from '../../test/support/start.js';
 import { localDeliverer, openLookup } from './vdeliver-link.js';
 
 const UID = 42101;

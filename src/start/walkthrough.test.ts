@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MAIN, queuedCount, setupRoot, startProcess, waitFor } from './testkit.js';
+import { MAIN, queuedCount, setupRoot, startProcess, waitFor } from '../../test/support/start.js';
 
 /** Is any process of group `pgid` still alive? */
 function groupAlive(pgid: number): boolean {

@@ -1,0 +1,205 @@
+// Section: POP3 logins per second and RETR throughput over a 10,000-message Maildir, quail's pop3d beside Dovecot's.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Control } from '../src/control/index.js';
+import { openDirectory } from '../src/directory/index.js';
+import { freePort, hasDovecotPop3, startDovecot, type RunningDovecot } from '../test/support/dovecot.js';
+import { Pop3Client } from './pop3client.js';
+import type { BenchContext, BenchRow, BenchSection } from './types.js';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+const PASSWORD = 'bench-secret';
+const LOGIN_CLIENTS = 4;
+
+function quail(args: readonly string[]): void {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`quail ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+}
+
+/** A 4 KiB message as stored (LF line ends), with a unique Subject. */
+function message(i: number): string {
+  let m = `From: bench@client.test\nTo: joe@example.com\nSubject: pop3 bench ${i}\nMessage-ID: <${i}@bench>\n\n`;
+  const line = `${'x'.repeat(70)}\n`;
+  while (m.length + line.length <= 4096) m += line;
+  return m;
+}
+
+/** N messages straight into cur/ (as if delivered and seen once), owned like the Maildir. */
+function fill(maildir: string, n: number): number {
+  const st = statSync(maildir);
+  let bytes = 0;
+  const now = Math.floor(Date.now() / 1000);
+  for (let i = 0; i < n; i++) {
+    const text = message(i);
+    const file = join(maildir, 'cur', `${now - n + i}.M${i}P${process.pid}.bench,S=${text.length}:2,`);
+    writeFileSync(file, text, { mode: 0o600 });
+    bytes += text.length;
+  }
+  if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${st.uid}:${st.gid}`, maildir]);
+  return bytes;
+}
+
+/** SHA512-CRYPT (`$6$`) of the password, the scheme both servers verify in the comparison rows. */
+function sha512crypt(pw: string): string | null {
+  const r = spawnSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_SHA512)))', pw], { encoding: 'utf8' });
+  const h = r.stdout.trim();
+  return r.status === 0 && h.startsWith('$6$') ? h : null;
+}
+
+/** `quail start` with only a POP3 listener; resolves with its port. */
+async function startQuail(root: string): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [CLI, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  let log = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`quail start did not start: ${log}`)), 60_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      log += d.toString();
+      const m = /pop3\.listening address=\S+ port=(\d+)/.exec(log);
+      if (m && /quail\.started/.test(log)) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', () => reject(new Error(`quail start exited: ${log}`)));
+  });
+  child.stdout?.resume();
+  const stop = async (): Promise<void> => {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  };
+  return { child, port, stop };
+}
+
+/** Logins (USER, PASS, QUIT on a new connection) by `users.length` clients at once for at most count / budget. */
+async function logins(port: number, users: readonly string[], count: number, budgetMs: number): Promise<{ rate: number; done: number; failed: number }> {
+  const start = Date.now();
+  let done = 0;
+  let failed = 0;
+  await Promise.all(users.map(async (user) => {
+    while (done + failed < count && Date.now() - start < budgetMs) {
+      const c = await Pop3Client.connect(port);
+      const ok = (await c.cmd(`USER ${user}`)).ok && (await c.cmd(`PASS ${PASSWORD}`)).ok;
+      await c.cmd('QUIT');
+      c.close();
+      if (ok) done++;
+      else failed++;
+    }
+  }));
+  return { rate: done / ((Date.now() - start) / 1000), done, failed };
+}
+
+/** One session: login (timed: the maildrop is listed), RETR 1..n one at a time, QUIT without deleting. */
+async function retrAll(port: number, user: string, budgetMs: number): Promise<{ loginMs: number; msgs: number; bytes: number; seconds: number; total: number }> {
+  const c = await Pop3Client.connect(port);
+  const t0 = Date.now();
+  await c.cmd(`USER ${user}`);
+  const pass = await c.cmd(`PASS ${PASSWORD}`);
+  if (!pass.ok) throw new Error(`login refused: ${pass.first}`);
+  const stat = await c.cmd('STAT');
+  const loginMs = Date.now() - t0;
+  const total = Number(/^\+OK (\d+)/.exec(stat.first)?.[1] ?? 0);
+  const t1 = process.hrtime.bigint();
+  let bytes = 0;
+  let msgs = 0;
+  for (let i = 1; i <= total && Date.now() - t0 < budgetMs; i++) {
+    const r = await c.cmd(`RETR ${i}`, true);
+    if (!r.ok) throw new Error(`RETR ${i}: ${r.first}`);
+    bytes += r.bytes;
+    msgs++;
+  }
+  const seconds = Number(process.hrtime.bigint() - t1) / 1e9;
+  await c.cmd('QUIT');
+  c.close();
+  return { loginMs, msgs, bytes, seconds, total };
+}
+
+async function measure(name: string, port: number, users: readonly string[], nLogins: number, ctx: BenchContext, note: string): Promise<BenchRow[]> {
+  ctx.progress(`pop3: ${name} logins (${users.length} clients)`);
+  const l = await logins(port, users, nLogins, ctx.caseBudgetMs);
+  ctx.progress(`pop3: ${name} RETR`);
+  const first = await retrAll(port, 'joe@example.com', Math.max(ctx.caseBudgetMs, 60_000));
+  const r = await retrAll(port, 'joe@example.com', Math.max(ctx.caseBudgetMs, 60_000));
+  const mb = r.bytes / 1e6;
+  return [
+    { name: `${name}: logins, ${users.length} clients`, value: round(l.rate), unit: 'logins/s', note: `${l.done} logins${l.failed ? `, ${l.failed} FAILED` : ''}; ${note}` },
+    { name: `${name}: login + STAT, ${r.total} msgs`, value: r.loginMs, unit: 'ms', note: `first session: ${first.loginMs} ms` },
+    { name: `${name}: RETR ${r.msgs} x 4 KiB`, value: round(mb / r.seconds), unit: 'MB/s', note: `${round(r.msgs / r.seconds)} msgs/s, one at a time` },
+  ];
+}
+
+const round = (x: number): number => Math.round(x * 10) / 10;
+
+export const pop3Section: BenchSection = {
+  name: 'pop3',
+  async run(ctx) {
+    const n = ctx.n(10_000);
+    for (const d of [dirname(ctx.workDir), ctx.workDir]) chmodSync(d, statSync(d).mode | 0o011);
+    const root = join(ctx.workDir, 'root');
+    quail(['init', '--root', root, '--me', 'bench.test']);
+    quail(['domain', 'add', 'example.com', '--root', root]);
+    const users = ['joe@example.com', ...Array.from({ length: LOGIN_CLIENTS - 1 }, (_, i) => `b${i}@example.com`)];
+    for (const u of users) quail(['user', 'add', u, '--password', PASSWORD, '--root', root]);
+    // The clients log in with USER/PASS over plain TCP on loopback (as against Dovecot): quail allows that only
+    // for a client that control/tcp.pop3 names (no loopback exemption by default).
+    writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n');
+    const maildir = join(root, 'domains', 'example.com', 'joe', 'Maildir');
+    ctx.progress(`pop3: writing ${n} messages`);
+    const bytes = fill(maildir, n);
+    for (const f of readdirSync(join(maildir, 'cur'))) readFileSync(join(maildir, 'cur', f)); // same page cache for both
+    const nLogins = Math.max(200, Math.floor(n / 10));
+    const rows: BenchRow[] = [{ name: `mailbox`, value: n, unit: 'msgs', note: `${round(bytes / 1e6)} MB` }];
+
+    const q = await startQuail(root);
+    try {
+      ctx.progress('pop3: quail logins with scrypt');
+      const l = await logins(q.port, users, nLogins, ctx.caseBudgetMs);
+      rows.push({ name: `quail: logins, ${users.length} clients, scrypt`, value: round(l.rate), unit: 'logins/s', note: `${l.done} logins; quail's default hash (32 MiB, by design slow)` });
+      const h = sha512crypt(PASSWORD);
+      if (!h) throw new Error('python3 could not make a SHA512-CRYPT hash');
+      const dir = await openDirectory({ root });
+      for (const u of users) {
+        const [local = '', domain = ''] = u.split('@');
+        await dir.updateMailbox(domain, local, { passwordHash: h });
+      }
+      await dir.close();
+      rows.push(...await measure('quail', q.port, users, nLogins, ctx, 'directory (SQLite), SHA512-CRYPT'));
+    } finally {
+      await q.stop();
+    }
+
+    if (!hasDovecotPop3()) {
+      rows.push({ name: 'dovecot: not installed', value: 0, unit: '-', note: 'apt-get install dovecot-pop3d for the comparison' });
+      return rows;
+    }
+    const h = sha512crypt(PASSWORD);
+    const passwd = join(ctx.workDir, 'dovecot-passwd');
+    writeFileSync(passwd, users.map((u) => `${u}:{SHA512-CRYPT}${h ?? ''}\n`).join(''), { mode: 0o644 });
+    const owner = new Control(root).single('quailuser').value ?? '';
+    const id = (flag: string): number => Number(spawnSync('id', [flag, owner], { encoding: 'utf8' }).stdout.trim());
+    const pop3Port = await freePort();
+    let dovecot: RunningDovecot | undefined;
+    try {
+      mkdirSync(join(ctx.workDir, 'dovecot'));
+      dovecot = await startDovecot(join(ctx.workDir, 'dovecot'), { root, uid: id('-u'), gid: id('-g'), pop3Port, passwdFile: passwd, quota: false });
+      const d = await measure('dovecot', pop3Port, users, nLogins, ctx, 'passwd-file, SHA512-CRYPT');
+      rows.push(...d);
+      const ratio = (i: number): string => {
+        const a = rows.find((r) => r.name.startsWith('quail') && r.name.endsWith(d[i]?.name.slice('dovecot'.length) ?? ''));
+        return a && d[i] && d[i].value > 0 ? `${round(a.value / d[i].value)}x` : '?';
+      };
+      rows.push({ name: 'quail / dovecot', value: 0, unit: 'ratio', note: `logins ${ratio(0)}, login+STAT time ${ratio(1)}, RETR MB/s ${ratio(2)}` });
+    } finally {
+      await dovecot?.stop();
+    }
+    return rows;
+  },
+};

@@ -1,0 +1,214 @@
+// A private, throw-away Postfix instance for the relay benchmark: its own config, queue and data directories.
+import { spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const POSTFIX = '/usr/sbin/postfix';
+const POSTSUPER = '/usr/sbin/postsuper';
+const POSTQUEUE = '/usr/sbin/postqueue';
+
+/** The postfix account's uid and gid (mail_owner), or undefined when there is none. */
+function postfixIds(): { uid: number; gid: number } | undefined {
+  const id = (flag: string): number => Number(spawnSync('id', [flag, 'postfix'], { encoding: 'utf8' }).stdout.trim() || NaN);
+  const uid = id('-u');
+  const gid = id('-g');
+  return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
+}
+
+/** Why this machine cannot run the Postfix comparison, or undefined when it can. */
+export function postfixUnavailable(): string | undefined {
+  if (!existsSync(POSTFIX)) return `${POSTFIX} not installed (Debian: apt-get install postfix)`;
+  if (process.getuid?.() !== 0) return `not root (uid ${process.getuid?.() ?? '?'}): a Postfix instance must be started by root`;
+  if (postfixIds() === undefined) return 'no `postfix` user on this machine (the Debian package creates it)';
+  return undefined;
+}
+
+export interface PostfixOptions {
+  /** Where the instance lives (created; must be reachable by the postfix user: parents at least 0711). */
+  readonly dir: string;
+  /** Postfix's smtpd listens here (injection). */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Every message is relayed here (the benchmark's sink). */
+  readonly relay: { readonly host: string; readonly port: number };
+  /** Deliveries in flight to the relay (destination concurrency). */
+  readonly concurrency: number;
+}
+
+export interface PostfixInstance {
+  readonly configDir: string;
+  /** Messages in the hold queue (everything received is held until release()). */
+  held(): number;
+  /** Messages anywhere in the queue (incoming, active, deferred, hold, maildrop). */
+  queued(): number;
+  /** Moves every held message to the deferred queue (postsuper -H ALL): not delivered yet. */
+  releaseToDeferred(): void;
+  /** Asks the queue manager to deliver the deferred queue now (postqueue -f). */
+  flush(): void;
+  /** The instance's log (maillog_file), for error messages. */
+  log(): string;
+  /** postfix stop; SIGKILL to the master if it is still there after 10 s. Idempotent. */
+  stop(): void;
+}
+
+function mainCf(o: PostfixOptions, d: { spool: string; data: string; dir: string }): string {
+  const c = o.concurrency;
+  return `# quail relay benchmark: a throw-away instance (${o.dir}); never the system's /etc/postfix.
+compatibility_level = 3.6
+queue_directory = ${d.spool}
+data_directory = ${d.data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix-bench.invalid
+mydomain = invalid
+myorigin = $myhostname
+mydestination =
+local_recipient_maps =
+local_transport = error:5.1.1 local delivery is off in this benchmark instance
+alias_maps =
+alias_database =
+relay_domains =
+inet_interfaces = ${o.listen.host}
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [${o.relay.host}]:${o.relay.port}
+# Hold every accepted message: the benchmark releases them all at once (see bench/README.md).
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_end_of_data_restrictions = check_client_access static:HOLD
+smtpd_peername_lookup = no
+smtp_host_lookup = native
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+smtp_connection_cache_on_demand = yes
+default_destination_concurrency_limit = ${c}
+smtp_destination_concurrency_limit = ${c}
+smtp_initial_destination_concurrency = ${c}
+initial_destination_concurrency = ${c}
+default_process_limit = ${Math.max(100, 2 * c + 20)}
+queue_run_delay = 3600s
+minimal_backoff_time = 3600s
+maximal_backoff_time = 3600s
+notify_classes =
+biff = no
+message_size_limit = 10240000
+maillog_file_prefixes = ${d.dir}
+maillog_file = ${join(d.dir, 'maillog')}
+`;
+}
+
+const masterCf = (o: PostfixOptions): string => `# service type private unpriv chroot wakeup maxproc command
+${o.listen.host}:${o.listen.port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`;
+
+/** Files below `dir` (recursively; Postfix hashes some queues into subdirectories). */
+function countFiles(dir: string): number {
+  let n = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const p = join(dir, name);
+    try {
+      n += statSync(p).isDirectory() ? countFiles(p) : 1;
+    } catch {
+      // moved between the listing and the stat (the queue manager at work)
+    }
+  }
+  return n;
+}
+
+function masterPid(spool: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(spool, 'pid', 'master.pid'), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const sleepSync = (ms: number): void => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+};
+
+/** Writes the configuration and runs `postfix -c DIR start`; throws (with the instance's log) when it fails. */
+export function startPostfix(o: PostfixOptions): PostfixInstance {
+  const configDir = join(o.dir, 'etc');
+  const spool = join(o.dir, 'spool');
+  const data = join(o.dir, 'data');
+  for (const d of [configDir, spool, data]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  const ids = postfixIds();
+  if (ids === undefined) throw new Error('no `postfix` user on this machine');
+  chownSync(data, ids.uid, ids.gid);
+  writeFileSync(join(configDir, 'main.cf'), mainCf(o, { spool, data, dir: o.dir }));
+  writeFileSync(join(configDir, 'master.cf'), masterCf(o));
+  const logFile = join(o.dir, 'maillog');
+  const log = (): string => {
+    try {
+      return readFileSync(logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  let stopped = false;
+  const stop = (): void => {
+    if (stopped) return;
+    stopped = true;
+    spawnSync(POSTFIX, ['-c', configDir, 'stop'], { stdio: 'ignore', timeout: 20_000 });
+    const pid = masterPid(spool);
+    if (pid === undefined) return;
+    for (let i = 0; i < 100 && alive(pid); i++) sleepSync(100);
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  };
+  const run = (cmd: string, args: string[]): void => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) {
+      throw new Error(`${cmd} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status ?? r.signal ?? '?'}`}): ${(r.stderr || r.stdout).trim()}\n${log().slice(-2000)}`);
+    }
+  };
+  try {
+    run(POSTFIX, ['-c', configDir, 'start']);
+    if (masterPid(spool) === undefined) throw new Error(`postfix -c ${configDir} start: no master.pid\n${log().slice(-2000)}`);
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  return {
+    configDir,
+    held: () => countFiles(join(spool, 'hold')),
+    queued: () => ['maildrop', 'incoming', 'active', 'deferred', 'hold'].reduce((n, q) => n + countFiles(join(spool, q)), 0),
+    releaseToDeferred: () => run(POSTSUPER, ['-c', configDir, '-H', 'ALL']),
+    flush: () => run(POSTQUEUE, ['-c', configDir, '-f']),
+    log,
+    stop,
+  };
+}

@@ -1,0 +1,109 @@
+// Runs Dovecot (and quail start) as child processes on loopback ports, for the IMAP test and the bench.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { checkpasswordScript, dovecotConfig, type DovecotOptions } from '../../src/dovecot/config.js';
+
+/** Where Debian's dovecot-core puts the master binary, or null with what to install. */
+export function dovecotBinary(): { path: string } | { missing: string } {
+  const r = spawnSync('sh', ['-c', 'command -v dovecot || ls /usr/sbin/dovecot'], { encoding: 'utf8' });
+  const path = r.stdout.trim().split('\n')[0] ?? '';
+  if (r.status === 0 && path !== '') return { path };
+  return { missing: 'dovecot is not installed: apt-get install -y dovecot-imapd dovecot-pop3d (CI\'s .ci/run must install them)' };
+}
+
+/** Has Debian's dovecot-pop3d (the POP3 service binary)? */
+export const hasDovecotPop3 = (): boolean => spawnSync('test', ['-x', '/usr/lib/dovecot/pop3']).status === 0;
+
+/** A port free on 127.0.0.1 right now (bound and released: another process could take it, rarely). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RunningDovecot {
+  readonly conf: string;
+  readonly logPath: string;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+async function waitPort(port: number, ms: number, why: () => string): Promise<void> {
+  const { connect } = await import('node:net');
+  const end = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const c = connect(port, '127.0.0.1', () => {
+        c.destroy();
+        r(true);
+      });
+      c.on('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`dovecot did not listen on ${port}: ${why()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Writes dir/dovecot.conf (and, with `quail`, dir/checkpassword: the wrapper around `quail checkpassword`) and
+ * starts `dovecot -F -c` in the foreground; resolves once its first port answers.
+ */
+export async function startDovecot(dir: string, o: Omit<DovecotOptions, 'baseDir' | 'checkpassword'> & {
+  quail?: { node: string; main: string };
+}): Promise<RunningDovecot> {
+  const bin = dovecotBinary();
+  if ('missing' in bin) throw new Error(bin.missing);
+  const baseDir = join(dir, 'run');
+  mkdirSync(baseDir, { recursive: true, mode: 0o755 });
+  chmodSync(dir, 0o755);
+  let checkpassword: string | undefined;
+  if (o.quail) {
+    checkpassword = join(dir, 'checkpassword');
+    writeFileSync(checkpassword, checkpasswordScript({ ...o.quail, root: o.root }), { mode: 0o755 });
+  }
+  const logPath = join(dir, 'dovecot.log');
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, dovecotConfig({ ...o, baseDir, logPath, ...(checkpassword ? { checkpassword } : {}) }));
+  let out = '';
+  const child: ChildProcess = spawn(bin.path, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const log = (): string => {
+    let text = out;
+    try {
+      text += readFileSync(logPath, 'utf8');
+    } catch {
+      // not written yet
+    }
+    return text;
+  };
+  const port = o.imapPort ?? o.pop3Port ?? 0;
+  try {
+    await Promise.race([waitPort(port, 20_000, log), exited.then(() => { throw new Error(`dovecot exited: ${log()}`); })]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    conf,
+    logPath,
+    log,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.kill('SIGTERM');
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}

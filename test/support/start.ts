@@ -1,0 +1,230 @@
+// Test helpers (not a test): a mail root made with `quail init` plus virtual domains set up by hand, and `quail start` as a child.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parsePasswd } from '../../src/users/index.js';
+
+export const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+export interface Owner {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Runs the compiled `quail` (src/cli/main.js beside this file's build) with ARGS; throws with its output when it does not exit 0. */
+export function quail(args: readonly string[], input?: string | Buffer): string {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`quail ${args.join(' ')}: exit ${String(r.status)}\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** The account `quail init` chose (control/quailuser), resolved in /etc/passwd. */
+export function initOwner(root: string): Owner {
+  const name = readFileSync(join(root, 'control', 'quailuser'), 'utf8').trim();
+  const e = parsePasswd(readFileSync('/etc/passwd', 'latin1')).find((x) => x.name === name);
+  if (!e) throw new Error(`control/quailuser names ${name}, which /etc/passwd does not have`);
+  return { name: e.name, uid: e.uid, gid: e.gid };
+}
+
+/**
+ * `quail init --root ROOT --me ME`, then each domain the seeds' way, by hand: a `D:D` line in
+ * control/virtualdomains and rcpthosts, `+D-:owner:uid:gid:ROOT/domains/D:-::` in users/assign, `quail newu`,
+ * and per mailbox `domains/D/.qmail-<box>` → `./<box>/Maildir/` (made like `quail maildirmake` does), owned by
+ * the account init chose. Returns that account.
+ */
+export function setupRoot(root: string, me: string, domains: ReadonlyArray<{ domain: string; boxes: readonly string[] }>): Owner {
+  chmodSync(root, 0o755); // mkdtemp made it 0700: the delivery uid must be able to reach domains/
+  quail(['init', '--root', root, '--me', me]);
+  const owner = initOwner(root);
+  const ctl = (name: string): string => join(root, 'control', name);
+  writeFileSync(ctl('virtualdomains'), domains.map((d) => `${d.domain}:${d.domain}\n`).join(''), { flag: 'a' });
+  writeFileSync(ctl('rcpthosts'), domains.map((d) => `${d.domain}\n`).join(''), { flag: 'a' });
+  const assign = domains.map((d) => `+${d.domain}-:${owner.name}:${owner.uid}:${owner.gid}:${join(root, 'domains', d.domain)}:-::\n`);
+  writeFileSync(join(root, 'users', 'assign'), `${assign.join('')}.\n`);
+  quail(['newu', '--root', root]);
+  for (const d of domains) {
+    const home = join(root, 'domains', d.domain);
+    mkdirSync(home, { recursive: true, mode: 0o755 });
+    for (const box of d.boxes) {
+      writeFileSync(join(home, `.qmail-${box}`), `./${box}/Maildir/\n`, { mode: 0o644 });
+      // what `quail maildirmake` does, without a process per mailbox
+      for (const sub of ['', 'cur', 'new', 'tmp']) mkdirSync(join(home, box, 'Maildir', sub), { recursive: true, mode: 0o700 });
+    }
+    chownTree(home, owner);
+  }
+  return owner;
+}
+
+function chownTree(dir: string, owner: Owner): void {
+  // `chown -R` is the operator's step in the seeds; as a non-root user the files are ours already.
+  if (process.getuid?.() !== 0) return;
+  const r = spawnSync('chown', ['-R', `${owner.uid}:${owner.gid}`, dir]);
+  if (r.status !== 0) chownSync(dir, owner.uid, owner.gid);
+}
+
+export interface QuailProcess {
+  readonly child: ChildProcess;
+  /** Everything it printed so far. */
+  readonly log: () => string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL to its whole process group (the delivery workers included). */
+  killGroup(): void;
+}
+
+/**
+ * `quail start --root ROOT` on free loopback ports, in its own process group (so its workers can be killed with
+ * it); `env` is added to this process's environment (e.g. QUAIL_MX_PORT).
+ */
+export function spawnQuail(root: string, env: Readonly<Record<string, string>> = {}): QuailProcess {
+  const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, ...env },
+  });
+  let text = '';
+  child.stdout?.on('data', (c: Buffer) => (text += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (text += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on('exit', (code, signal) => r({ code, signal })),
+  );
+  return {
+    child,
+    log: () => text,
+    exited,
+    killGroup: () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** spawnQuail, then wait until it logged quail.started (throws if it exits first or takes longer than `waitMs`). */
+export async function startProcess(root: string, waitMs = 30_000, env: Readonly<Record<string, string>> = {}): Promise<QuailProcess> {
+  const p = spawnQuail(root, env);
+  let gone = false;
+  void p.exited.then(() => (gone = true));
+  const deadline = Date.now() + waitMs;
+  while (!p.log().includes('quail.started')) {
+    if (gone) throw new Error(`quail start exited before it started:\n${p.log()}`);
+    if (Date.now() > deadline) {
+      p.killGroup();
+      throw new Error(`quail start did not start within ${waitMs} ms:\n${p.log()}`);
+    }
+    await sleep(20);
+  }
+  return p;
+}
+
+/** The port of the running quail's first listener of `kind`, from <root>/run/quail.json. */
+export function listenerPort(root: string, kind: 'smtp' | 'submission'): number {
+  const st = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
+  const port = st.listeners.find((l) => l.kind === kind)?.port;
+  if (port === undefined) throw new Error(`no ${kind} listener in ${join(root, 'run', 'quail.json')}`);
+  return port;
+}
+
+/** swaks to 127.0.0.1:PORT (a real client) with ARGS; its exit status and everything it printed. */
+export function swaks(port: number, args: readonly string[], from = 'sender@client.test'): { status: number | null; out: string } {
+  const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', from, '--timeout', '20', ...args], { encoding: 'latin1' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every 25 ms until it returns true; throws `what` after `ms` (a deadline, not a timing assertion). */
+export async function waitFor(check: () => boolean, ms: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting after ${ms} ms: ${what()}`);
+    await sleep(25);
+  }
+}
+
+/** Messages still in the queue (committed envelopes). */
+export function queuedCount(root: string): number {
+  const dir = join(root, 'queue', 'env');
+  return existsSync(dir) ? readdirSync(dir).length : 0;
+}
+
+/** The crash test's n-th message: unique token in Subject and Message-ID, deterministic body, sizes 200 B to 160 KB. */
+export function crashMessage(n: number): Buffer {
+  const size = n % 97 === 0 ? 160_000 : 200 + ((n * 7919) % 6000);
+  let text = `From: crash@test\nTo: ${crashRecipient(n)}\nSubject: crash ${n}\nMessage-ID: <crash.${n}@test>\n\n`;
+  for (let i = 0; text.length < size; i++) text += `${n}:${i} ${'abcdefghijklmnopqrstuvwxyz'.repeat(2)}\n`;
+  return Buffer.from(text, 'latin1');
+}
+
+/** The crash test's mailboxes: u0..u9 in d0.test and d1.test. */
+export const crashRecipient = (n: number): string => `u${n % 10}@d${Math.floor(n / 10) % 2}.test`;
+
+/** /proc/net/tcp's hex form of 127.0.0.1:port. */
+const loopbackHex = (port: number): string => `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+
+/** The inode of the socket listening on 127.0.0.1:port, from /proc/net/tcp. */
+export function listeningInode(port: number): string | undefined {
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === loopbackHex(port) && f[3] === '0A') return f[9];
+  }
+  return undefined;
+}
+
+/** The inode of the server side of the established connection from 127.0.0.1:from to 127.0.0.1:port. */
+export function connectionInode(port: number, from: number): string | undefined {
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === loopbackHex(port) && f[2] === loopbackHex(from) && f[3] === '01') return f[9];
+  }
+  return undefined;
+}
+
+/** Every process holding a descriptor of that socket inode. */
+export function socketHolders(inode: string | undefined): number[] {
+  if (inode === undefined) return [];
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readdirSync(`/proc/${p}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${p}/fd/${fd}`) === `socket:[${inode}]`;
+        } catch {
+          return false; // closed meanwhile
+        }
+      })) out.push(Number(p));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return out;
+}
+
+/** Real, effective, saved and filesystem uid of a process. */
+export const procUids = (pid: number): number[] =>
+  (/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').trim().split(/\s+/).map(Number);
+
+/** The processes holding a fresh connection to 127.0.0.1:port once it answered (the one serving it). */
+export async function connectionHolders(port: number): Promise<number[]> {
+  const c = netConnect({ host: '127.0.0.1', port });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      c.once('connect', () => resolve());
+      c.once('error', reject);
+    });
+    // the parent passes the connection on unread; give the child a moment to take it
+    for (let i = 0; i < 100; i++) {
+      const h = socketHolders(connectionInode(port, c.localPort ?? 0));
+      if (h.length === 1) return h;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return socketHolders(connectionInode(port, c.localPort ?? 0));
+  } finally {
+    c.destroy();
+  }
+}

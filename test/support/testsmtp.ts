@@ -1,0 +1,126 @@
+// Test kit: a scripted SMTP server on a loopback address, and a throw-away mail root for remote deliveries.
+// One implementation for every remote test (what testdns.ts is for DNS); no package needed.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Control } from '../../src/control/index.js';
+
+export interface SmtpScript {
+  /** Listen on this port (default: any free one). */
+  readonly port?: number;
+  /** `normal`; `drop` closes the connection right after the final dot, before any reply; `silent` never greets. */
+  readonly mode?: 'normal' | 'drop' | 'silent';
+  /** EHLO keywords (a multi-line 250 after the name); none by default. */
+  readonly ehlo?: readonly string[];
+  /**
+   * Replies by verb (`EHLO`, `HELO`, `MAIL`, `RCPT`, `DATA`, `RSET`, ...) that replace the defaults, plus
+   * `greeting` (default `220 test ESMTP`) and `end` (after the final dot, default `250 ok queued`).
+   */
+  readonly replies?: Partial<Record<string, string>>;
+  /** A reply for one RCPT address (undefined: the default). Recipients answered 2xx are recorded. */
+  readonly rcpt?: (address: string) => string | undefined;
+}
+
+/** One accepted message: its recipients and the DATA bytes as sent (CRLF, dot-stuffed), latin1. */
+export interface SmtpMessage {
+  readonly recipients: readonly string[];
+  readonly raw: string;
+}
+
+/** What one connection saw. */
+export interface SmtpConnection {
+  /** Every command line, latin1 (one character per byte). */
+  readonly lines: string[];
+  /** The DATA bytes of every message on this connection, concatenated. */
+  data: string;
+}
+
+export interface TestSmtp {
+  readonly server: Server;
+  readonly port: number;
+  readonly connections: SmtpConnection[];
+  /** Every command line of every connection, in arrival order. */
+  readonly lines: string[];
+  readonly messages: SmtpMessage[];
+  close(): Promise<void>;
+}
+
+/** A message's DATA as the message file held it: dots unstuffed, CRLF back to LF. */
+export function unstuffed(raw: string): Buffer {
+  return Buffer.from(raw.split('\r\n').map((l) => (l.startsWith('.') ? l.slice(1) : l)).join('\n'), 'latin1');
+}
+
+/** Starts a scripted SMTP server on `host` (a 127.0.0.x address). Unref'd: a failed test never hangs on it. */
+export async function testSmtp(host: string, script: SmtpScript = {}): Promise<TestSmtp> {
+  const connections: SmtpConnection[] = [];
+  const lines: string[] = [];
+  const messages: SmtpMessage[] = [];
+  const replies = script.replies ?? {};
+  const server = createServer((s: Socket) => {
+    const conn: SmtpConnection = { lines: [], data: '' };
+    connections.push(conn);
+    s.on('error', () => undefined);
+    if (script.mode === 'silent') return;
+    s.setEncoding('latin1');
+    s.write(`${replies['greeting'] ?? '220 test ESMTP'}\r\n`);
+    let buf = '';
+    let raw: string | undefined;
+    let rcpts: string[] = [];
+    s.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        if (raw !== undefined) {
+          if (line !== '.') {
+            raw += `${line}\r\n`;
+            continue;
+          }
+          if (script.mode === 'drop') return void s.destroy();
+          messages.push({ recipients: rcpts, raw });
+          conn.data += raw;
+          raw = undefined;
+          rcpts = [];
+          s.write(`${replies['end'] ?? '250 ok queued'}\r\n`);
+          continue;
+        }
+        conn.lines.push(line);
+        lines.push(line);
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'QUIT') return void s.end('221 bye\r\n');
+        let reply = replies[verb];
+        if (reply === undefined) {
+          if (verb === 'EHLO') reply = ['test', ...(script.ehlo ?? [])].map((k, i, a) => `250${i === a.length - 1 ? ' ' : '-'}${k}`).join('\r\n');
+          else if (verb === 'DATA') reply = '354 go';
+          else if (verb === 'RCPT') reply = script.rcpt?.(line.slice(line.indexOf('<') + 1, line.lastIndexOf('>'))) ?? '250 ok';
+          else reply = '250 ok';
+        }
+        if (verb === 'RCPT' && reply.startsWith('2')) rcpts.push(line.slice(line.indexOf('<') + 1, line.lastIndexOf('>')));
+        if (verb === 'RSET') rcpts = [];
+        if (verb === 'DATA' && reply.startsWith('354')) raw = '';
+        s.write(`${reply}\r\n`);
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(script.port ?? 0, host, resolve);
+  });
+  server.unref();
+  const a = server.address();
+  assert.ok(a !== null && typeof a === 'object');
+  return { server, port: a.port, connections, lines, messages, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** A throw-away mail root with these control files (`me` defaults to relay.test) and a message file. */
+export function testWorld(files: Record<string, string>, message: string | Buffer = 'Subject: test\n\nhello\n'): { root: string; control: () => Control; msg: string } {
+  const root = mkdtempSync(join(tmpdir(), 'quail-remote-'));
+  mkdirSync(join(root, 'control'));
+  for (const [k, v] of Object.entries({ me: 'relay.test\n', ...files })) writeFileSync(join(root, 'control', k), v);
+  const msg = join(root, 'msg');
+  writeFileSync(msg, typeof message === 'string' ? Buffer.from(message, 'latin1') : message);
+  return { root, control: () => new Control(root), msg };
+}
