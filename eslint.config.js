@@ -28,7 +28,7 @@ const MAY_IMPORT = {
   local: ['address', 'maildir', 'vdeliver'],
   scheduler: ['address', 'bounce', 'control', 'local', 'queue', 'remote', 'route', 'users'],
   start: ['address', 'control', 'directory', 'local', 'pop3d', 'queue', 'remote', 'scheduler', 'smtpd', 'throttle', 'users', 'vdeliver'],
-  cli: ['address', 'control', 'directory', 'inject', 'local', 'maildir', 'queue', 'remote', 'route', 'smtpd', 'start', 'throttle', 'users', 'vdeliver'],
+  cli: ['address', 'control', 'directory', 'dovecot', 'inject', 'local', 'maildir', 'queue', 'remote', 'route', 'smtpd', 'start', 'throttle', 'users', 'vdeliver'],
 };
 const TOOLS = ['bench', 'conformance'];
 const COMPONENTS = [...Object.keys(MAY_IMPORT), ...TOOLS];

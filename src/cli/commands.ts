@@ -23,8 +23,9 @@ import { register as vpopmail } from './vpopmail.js';
 import { register as importCmd } from './import.js';
 import { register as quota } from './quota.js';
 import { register as backup } from './backup.js';
+import { register as dovecotConf } from './dovecot-conf.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init, showctl, newu, newmrh, explain, local, maildirmake, queue, inject, sendmail, start, status,
-  domain, user, alias, directory, checkpassword, vdeliver, remote, vpopmail, importCmd, quota, backup,
+  domain, user, alias, directory, checkpassword, vdeliver, remote, vpopmail, importCmd, quota, backup, dovecotConf,
 ];

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dovecotConfig } from './config.js';
 import { dovecotBinary, freePort, startDovecot, type RunningDovecot } from '../../test/support/dovecot.js';
+import { repoPath } from '../../test/support/paths.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -67,7 +68,7 @@ function maildirsize(maildir: string): { limitBytes: number; limitMessages: numb
 }
 
 void test('the documented config is the tested one', () => {
-  const doc = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'IMAP.md'), 'utf8');
+  const doc = readFileSync(repoPath('docs', 'IMAP.md'), 'utf8');
   const conf = dovecotConfig({ root: '/var/quail', checkpassword: '/usr/local/bin/quail-checkpassword', uid: 999, gid: 999,
     baseDir: '/run/dovecot-quail', imapPort: 143, logPath: '/var/log/dovecot-quail.log' });
   assert.ok(doc.includes(conf), `docs/IMAP.md must carry the output of dovecotConfig for its example:\n${conf}`);
