@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { MaildirStore } from './maildir.js';
 import { Session, type SessionConfig, type SessionSummary } from './session.js';
-import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
+import { ConnectionLimits, LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
 import type { MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
 
 export interface Pop3ServerOptions {
@@ -79,16 +79,16 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
   const maxConnections = opts.maxConnections ?? 200;
   const maxPerIp = opts.maxPerIp ?? 10;
   const sockets = new Map<Socket, Session>();
-  const perIp = new Map<string, number>();
+  const limits = new ConnectionLimits(maxConnections, maxPerIp);
   const running = new Set<Promise<unknown>>();
 
   const accept = (socket: Socket): void => {
     const ip = plainIp(socket.remoteAddress);
     socket.on('error', () => undefined); // a reset shows up as EOF in the session
     socket.setNoDelay(true);
-    const count = perIp.get(ip) ?? 0;
-    if (sockets.size >= maxConnections || count >= maxPerIp) {
-      log('pop3.refused', { ip, reason: sockets.size >= maxConnections ? 'too-many-connections' : 'too-many-from-address' });
+    const admitted = limits.admit(ip);
+    if (admitted !== 'ok') {
+      log('pop3.refused', { ip, reason: admitted === 'maxconn' ? 'too-many-connections' : 'too-many-from-address' });
       // Before TLS on an implicit-TLS port the client cannot read this; it sees the connection close.
       if (!config.implicitTls) socket.end('-ERR [SYS/TEMP] too many connections, try again later\r\n');
       else socket.destroy();
@@ -98,12 +98,14 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     try {
       rules = opts.clientRules?.(ip) ?? {};
     } catch (err) {
+      limits.release(ip);
       log('pop3.error', { ip, error: `client rules unreadable, connection refused: ${String(err)}` });
       if (!config.implicitTls) socket.end('-ERR [SYS/TEMP] unable to read controls, try again later\r\n');
       else socket.destroy();
       return;
     }
     if (rules.deny === true) {
+      limits.release(ip);
       log('pop3.refused', { ip, reason: 'denied' });
       if (!config.implicitTls) socket.end('-ERR this host may not use this server\r\n');
       else socket.destroy();
@@ -111,16 +113,13 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     }
     const session = new Session(socket, ip, config, rules);
     sockets.set(socket, session);
-    perIp.set(ip, count + 1);
     const done = session
       .run()
       .then((summary) => opts.onSession?.(summary))
       .catch((err: unknown) => log('pop3.error', { ip, error: String(err) }))
       .finally(() => {
         sockets.delete(socket);
-        const left = (perIp.get(ip) ?? 1) - 1;
-        if (left > 0) perIp.set(ip, left);
-        else perIp.delete(ip);
+        limits.release(ip);
         running.delete(done);
       });
     running.add(done);

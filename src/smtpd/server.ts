@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
-import { LoginThrottle } from '../throttle/index.js';
+import { ConnectionLimits, LoginThrottle } from '../throttle/index.js';
 import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { R, renderReply, type Reply } from './replies.js';
@@ -64,7 +64,7 @@ export function loadTlsContext(control: Control): SecureContext | undefined {
 export class SmtpListener {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
-  private readonly perIp = new Map<string, number>();
+  private readonly limitsByIp: ConnectionLimits;
   private readonly running = new Set<Promise<unknown>>();
   private readonly limits: SessionLimits;
   private readonly isLocalIp: (ip: string) => boolean;
@@ -73,6 +73,10 @@ export class SmtpListener {
   constructor(readonly spec: ListenerSpec, private readonly deps: SmtpServerDeps) {
     this.limits = { ...DEFAULT_LIMITS, ...deps.limits, ...numericOptions(spec.options) };
     this.authThrottle = deps.authThrottle ?? new LoginThrottle();
+    this.limitsByIp = new ConnectionLimits(
+      Number(spec.options['maxconn'] ?? deps.maxConnections ?? 100),
+      Number(spec.options['maxperip'] ?? deps.maxPerIp ?? 20),
+    );
     const ips = hostIps();
     this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
     // allowHalfOpen: a client may send everything and shut its side; replies still go out (pipelining).
@@ -130,8 +134,6 @@ export class SmtpListener {
     const ip = plainIp(socket.remoteAddress);
     const label = `${this.address?.address ?? this.spec.host}:${this.address?.port ?? this.spec.port}`;
     socket.on('error', () => undefined); // resets are normal; the session sees EOF
-    const maxConn = Number(this.spec.options['maxconn'] ?? this.deps.maxConnections ?? 100);
-    const maxPerIp = Number(this.spec.options['maxperip'] ?? this.deps.maxPerIp ?? 20);
     const refuse = (r: Reply, why: string): void => {
       log('smtp.refused', { ip, why, listener: label });
       // Read and drop what the client sends (so closing does not reset the reply away), then hang up.
@@ -139,18 +141,21 @@ export class SmtpListener {
       socket.end(renderReply(r, false));
       setTimeout(() => socket.destroy(), 10_000).unref();
     };
-    if (this.sockets.size >= maxConn) return refuse(R.tooManyConnections, 'maxconn');
-    if ((this.perIp.get(ip) ?? 0) >= maxPerIp) return refuse(R.tooManyFromIp, 'maxperip');
+    const admitted = this.limitsByIp.admit(ip);
+    if (admitted === 'maxconn') return refuse(R.tooManyConnections, 'maxconn');
+    if (admitted === 'maxperip') return refuse(R.tooManyFromIp, 'maxperip');
     const control = this.deps.controlFor();
     let env: SessionEnv;
     if (this.deps.envFor) env = this.deps.envFor(socket);
     else {
       const built = this.buildEnv(socket, ip, control);
-      if (built === 'deny') return refuse(R.denied, 'tcp.smtp');
+      if (built === 'deny') {
+        this.limitsByIp.release(ip);
+        return refuse(R.denied, 'tcp.smtp');
+      }
       env = built;
     }
     this.sockets.add(socket);
-    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     log('smtp.connect', { ip, listener: label, kind: this.spec.kind });
     let tls: SecureContext | undefined;
     try {
@@ -170,9 +175,7 @@ export class SmtpListener {
       socket.destroy();
     }).finally(() => {
       this.sockets.delete(socket);
-      const n = (this.perIp.get(ip) ?? 1) - 1;
-      if (n <= 0) this.perIp.delete(ip);
-      else this.perIp.set(ip, n);
+      this.limitsByIp.release(ip);
       this.running.delete(run);
     });
     this.running.add(run);

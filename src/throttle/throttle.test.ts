@@ -1,7 +1,7 @@
 // The failed-login slowdown: doubling, per address and per login, cap, forgetting.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LoginThrottle } from './index.js';
+import { ConnectionLimits, LoginThrottle } from './index.js';
 
 void test('LoginThrottle: doubles per failure, per address and per login, capped, forgotten after a while', () => {
   let now = 0;
@@ -21,4 +21,21 @@ void test('LoginThrottle: doubles per failure, per address and per login, capped
   assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 1000, 'but not the address');
   now = 61_000;
   assert.equal(t.delayFor('192.0.2.1', 'joe@x'), 0, 'forgotten');
+});
+
+void test('ConnectionLimits: maxconn in all, maxperip per address; release frees exactly one slot', () => {
+  const l = new ConnectionLimits(3, 2);
+  assert.equal(l.admit('10.0.0.1'), 'ok');
+  assert.equal(l.admit('10.0.0.1'), 'ok');
+  assert.equal(l.admit('10.0.0.1'), 'maxperip');
+  assert.equal(l.admit('10.0.0.2'), 'ok');
+  assert.equal(l.admit('10.0.0.3'), 'maxconn');
+  assert.equal(l.open, 3);
+  l.release('10.0.0.1');
+  assert.equal(l.from('10.0.0.1'), 1);
+  assert.equal(l.admit('10.0.0.3'), 'ok');
+  assert.equal(l.admit('10.0.0.4'), 'maxconn');
+  for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) l.release(ip);
+  assert.equal(l.open, 0);
+  assert.equal(l.from('10.0.0.1'), 0);
 });
