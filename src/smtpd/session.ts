@@ -336,6 +336,9 @@ async function startTls(s: Session): Promise<Step> {
     secure.once('secure', end(true));
     secure.once('error', end(false));
     secure.once('close', end(false));
+    // A client that closes its side before the handshake is done only makes the TLS socket emit 'end' (the TCP
+    // connection is half-open, neither 'error' nor 'close' follows): without this the session waited for the timeout.
+    secure.once('end', end(false));
   });
   if (!ok) {
     secure.destroy();
