@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type SecureVersion, type TLSSocket } from 'node:tls';
 import { MAIN, sleep } from './testkit.js';
 
 export const DOMAIN = 'hostile.test';
@@ -114,22 +114,38 @@ export class Wire {
   }
 
   /** TLS on the connection as it is now (after `220 ready` or `+OK begin TLS`); rejects if the handshake fails. */
-  upgrade(): Promise<void> {
+  upgrade(opts: { minVersion?: SecureVersion; maxVersion?: SecureVersion } = {}): Promise<void> {
     const raw = this.sock;
     raw.off('data', this.onData);
     raw.off('error', this.onClose);
     raw.off('close', this.onClose);
     raw.off('end', this.onClose);
     return new Promise((resolve, reject) => {
-      const tls: TLSSocket = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'mail.hostile.test' });
+      const tls: TLSSocket = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'mail.hostile.test', ...opts });
+      const failed = (err: Error): void => {
+        // the handshake failed: go on watching the TCP connection (the test then expects the server to close it)
+        this.attach(raw);
+        tls.destroy();
+        reject(err);
+      };
       tls.once('secureConnect', () => {
-        tls.off('error', reject);
+        tls.off('error', failed);
         this.sock = tls;
         this.attach(tls);
         resolve();
       });
-      tls.once('error', reject);
+      tls.once('error', failed);
     });
+  }
+
+  /** FIN on the TCP connection without a TLS close_notify. */
+  rawEnd(): void {
+    if (!this.raw.destroyed) this.raw.end();
+  }
+
+  /** Bytes straight onto the TCP connection, under TLS too (a forged record). */
+  rawWrite(data: Buffer): void {
+    if (!this.raw.destroyed) this.raw.write(data);
   }
 
   /** Writes and waits until the bytes are handed to the kernel (false if the server closed first). */
