@@ -193,6 +193,21 @@ void describe('pop3d server', () => {
     await c.closed();
   });
 
+  void it('input after the last answer is read and dropped, so the socket is closed (it was kept open for good)', async () => {
+    for (const last of ['QUIT', 'BOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS']) {
+      const c = await PopClient.open(f.port);
+      await c.line();
+      c.write(`${last}\r\n`);
+      let r: string | null;
+      do r = await c.line();
+      while (r !== null && !/^\+OK quail POP3 server signing off|^-ERR too many/.test(r));
+      c.write('NOOP\r\n');
+      await c.closed();
+    }
+    const closed = await Promise.race([f.server.close().then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]);
+    assert.equal(closed, true, 'close() still waits for sockets the sessions left behind');
+  });
+
   void it('a non-ASCII password sent as UTF-8 logs in (PASS is decoded as UTF-8, like AUTH PLAIN)', async () => {
     const c = await PopClient.open(f.port);
     await c.line();

@@ -221,7 +221,10 @@ export class Session {
       this.end ??= 'write-failed';
     } finally {
       this.mailbox?.close(); // a dropped connection deletes nothing (RFC 1939 section 6)
-      if (!this.socket.destroyed) this.socket.end();
+      if (!this.socket.destroyed) {
+        this.socket.end();
+        void drain(this.reader, this.socket);
+      }
     }
     const summary: SessionSummary = {
       login: this.account?.login,
@@ -234,6 +237,23 @@ export class Session {
     return summary;
   }
 }
+
+/**
+ * After the last answer: reads and drops what the client still sends until its EOF, then the socket closes.
+ * Input left unread (a line after QUIT, after "too many errors" or the autologout) kept the socket, and its
+ * descriptor, open for good; a client that does not close within 10 s is cut off (as smtpd does).
+ */
+async function drain(reader: Reader, socket: Socket): Promise<void> {
+  const deadline = Date.now() + DRAIN_MS;
+  for (;;) {
+    const left = deadline - Date.now();
+    const c = left > 0 ? await reader.chunk(left) : 'timeout';
+    if (c === 'eof') return;
+    if (c === 'timeout') return void socket.destroy();
+  }
+}
+
+const DRAIN_MS = 10_000;
 
 function isKnownVerb(verb: string): boolean {
   return verb in AUTHORIZATION || verb in TRANSACTION;
