@@ -12,6 +12,8 @@ import type { LoginThrottle } from './throttle.js';
 import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3EventLog } from './types.js';
 
 const TERMINATOR = Buffer.from('.\r\n');
+/** Longest wait for a TLS handshake (RFC 2595 gives none; smtpd allows 60 s as well). */
+const HANDSHAKE_MS = 60_000;
 
 export interface SessionConfig {
   readonly authenticator: Pop3Authenticator;
@@ -142,11 +144,17 @@ export class Session {
     if (!context) return false;
     this.reader.discard();
     const tls = new TLSSocket(this.socket, { isServer: true, secureContext: context });
+    // A handshake that never comes (silence after STLS or on the implicit-TLS port, a ClientHello cut halfway)
+    // ends at the idle timeout (60 s at most), as smtpd's: it held the session, and a connection slot, for good.
+    let timer: NodeJS.Timeout | undefined;
     const ok = await Promise.race([
       once(tls, 'secure').then(() => true),
       once(tls, 'error').then(() => false),
       once(tls, 'close').then(() => false),
+      once(tls, 'end').then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(this.config.idleTimeoutMs, HANDSHAKE_MS)))),
     ]).catch(() => false);
+    clearTimeout(timer);
     if (!ok) {
       tls.destroy();
       return false;
