@@ -144,6 +144,9 @@ export class Session {
     if (!context) return false;
     this.reader.discard();
     const tls = new TLSSocket(this.socket, { isServer: true, secureContext: context });
+    // A TLSSocket made by hand reports a TLS error after the handshake (a forged or damaged record) only as
+    // '_tlsError': no 'error', no close, so the session waited for the idle timeout on a dead connection.
+    tls.on('_tlsError', (err: Error) => tls.destroy(err));
     // A handshake that never comes (silence after STLS or on the implicit-TLS port, a ClientHello cut halfway)
     // ends at the idle timeout (60 s at most), as smtpd's: it held the session, and a connection slot, for good.
     let timer: NodeJS.Timeout | undefined;
