@@ -1,7 +1,7 @@
 // Test helpers (not a test) for issue 12's hostile-input battery: a real `quail start`, a raw client, health checks.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -353,6 +353,7 @@ export class Hostile {
     const pids = { parent, smtpd: asRoot ? st.smtpd?.pid ?? 0 : parent, pop3d: asRoot ? logged(/pop3d\.started pid=(\d+)/) : parent };
     const h = new Hostile(dir, root, child, ports, pids, () => text);
     for (const [k, v] of Object.entries({ ...ports, ...pids })) assert.ok(v > 0, `${k} not found in quail's state or log:\n${text}`);
+    h.idleFds = h.socketFds();
     return h;
   }
 
@@ -380,6 +381,7 @@ export class Hostile {
    */
   async health(what: string): Promise<void> {
     this.assertSamePids(what);
+    await this.noLingering(what);
     const n = this.healthLabels.push(what);
     const w = await Wire.connect(this.ports.smtp);
     try {
@@ -414,6 +416,60 @@ export class Hostile {
   }
 
   private readonly healthLabels: string[] = [];
+
+  /**
+   * Server-side connections on quail's ports that are established or half-closed by the client (CLOSE_WAIT), from
+   * /proc/net/tcp: a session the server failed to end. The cases' own connections are all closed by then.
+   */
+  lingering(): string[] {
+    const ports = new Set(Object.values(this.ports));
+    const out: string[] = [];
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      if (!existsSync(file)) continue;
+      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        const local = Number.parseInt(f[1]?.split(':')[1] ?? '', 16);
+        if (ports.has(local) && (f[3] === '01' || f[3] === '08')) out.push(`port ${local} ${f[3] === '01' ? 'ESTABLISHED' : 'CLOSE_WAIT'} from ${f[2] ?? ''}`);
+      }
+    }
+    return out;
+  }
+
+  /** Socket descriptors the SMTP and POP3 processes hold (listeners, IPC, sessions). */
+  socketFds(): { smtpd: number; pop3d: number } {
+    const count = (pid: number): number => {
+      let n = 0;
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) n++;
+        } catch {
+          // closed meanwhile
+        }
+      }
+      return n;
+    };
+    return { smtpd: count(this.pids.smtpd), pop3d: count(this.pids.pop3d) };
+  }
+
+  /** The descriptors at rest, right after the start (set by start()). */
+  private idleFds = { smtpd: 0, pop3d: 0 };
+
+  /**
+   * Waits (5 s at most) until no session lingers and the serving processes hold no more sockets than at rest;
+   * names the case that left one (a socket never closed is a descriptor lost for good).
+   */
+  private async noLingering(what: string): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    const held = (): string => {
+      const now = this.socketFds();
+      const over = (['smtpd', 'pop3d'] as const).filter((k) => now[k] > this.idleFds[k]).map((k) => `${k} holds ${now[k]} sockets, ${this.idleFds[k]} at rest`);
+      return [...this.lingering(), ...over].join(', ');
+    };
+    while (held() !== '') {
+      assert.ok(Date.now() < deadline, `${what}: sessions left open by the server after their clients closed: ${held()}`);
+      await sleep(25);
+    }
+  }
 
   /** Waits until the first `n` health messages are in health@'s Maildir (30 s at most). */
   private async delivered(n: number): Promise<void> {
