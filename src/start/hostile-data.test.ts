@@ -6,11 +6,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { assertSmtpLines, BOX, dataVerdict, decodedBody, endsOnlyAtTheEnd, freshLoopback, Hostile, parallel, Wire } from './hostile-kit.js';
+import { assertSmtpLines, BOX, dataVerdict, decodedBody, endsOnlyAtTheEnd, finishBystander, freshLoopback, Hostile, openBystander, parallel, Wire } from './hostile-kit.js';
 
 let h: Hostile;
+/** A transaction left in the middle of DATA while the cases run, finished at the end: no case may disturb it. */
+let bystander: Wire;
 before(async () => {
   h = await Hostile.start('hostile-data');
+  bystander = await openBystander(h);
 });
 after(async () => {
   await h.stop();
@@ -174,4 +177,8 @@ void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): any body in any TC
     assert.ok(text !== undefined, `accepted case ${n} was not delivered`);
     assert.equal(text.slice(text.indexOf(`X-Case: ${n}\n`)), decodedBody(body), `case ${n} delivered differently`);
   }
+});
+
+void test('a session open through all the cases above is unaffected: its message is accepted and delivered', async () => {
+  await finishBystander(h, bystander);
 });

@@ -139,6 +139,11 @@ export class Wire {
     });
   }
 
+  /** This end's port (to tell the server-side socket of this connection in /proc/net/tcp). */
+  get localPort(): number {
+    return this.raw.localPort ?? 0;
+  }
+
   /** FIN on the TCP connection without a TLS close_notify. */
   rawEnd(): void {
     if (!this.raw.destroyed) this.raw.end();
@@ -379,6 +384,9 @@ export class Hostile {
     assert.equal(this.child.exitCode, null, `${what}: quail start exited:\n${log.slice(-4000)}`);
     assert.doesNotMatch(log, /smtpd\.died|pop3d\.died|smtpd\.started[^\n]*\n(?:.*\n)*.*smtpd\.started|uncaught|Unhandled/i, `${what}: a serving process died:\n${log.slice(-4000)}`);
     for (const [k, pid] of Object.entries(this.pids)) assert.ok(existsSync(`/proc/${pid}`), `${what}: the ${k} process ${pid} is gone:\n${log.slice(-4000)}`);
+    // an exception inside a session is logged smtp.error / pop3.error: hostile input must never cause one
+    const errors = log.split('\n').filter((l) => / (?:smtp|pop3|smtpd|pop3d)\.error /.test(l));
+    assert.deepEqual(errors, [], `${what}: a session failed with an exception`);
     const st = JSON.parse(readFileSync(join(this.root, 'run', 'quail.json'), 'utf8')) as { smtpd?: { pid: number } };
     if (process.getuid?.() === 0) assert.equal(st.smtpd?.pid, this.pids.smtpd, `${what}: the SMTP process was replaced`);
   }
@@ -439,7 +447,8 @@ export class Hostile {
       for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
         const f = line.trim().split(/\s+/);
         const local = Number.parseInt(f[1]?.split(':')[1] ?? '', 16);
-        if (ports.has(local) && (f[3] === '01' || f[3] === '08')) out.push(`port ${local} ${f[3] === '01' ? 'ESTABLISHED' : 'CLOSE_WAIT'} from ${f[2] ?? ''}`);
+        const remote = Number.parseInt(f[2]?.split(':')[1] ?? '', 16);
+        if (ports.has(local) && !this.kept.has(remote) && (f[3] === '01' || f[3] === '08')) out.push(`port ${local} ${f[3] === '01' ? 'ESTABLISHED' : 'CLOSE_WAIT'} from ${f[2] ?? ''}`);
       }
     }
     return out;
@@ -463,6 +472,17 @@ export class Hostile {
 
   /** The descriptors at rest, right after the start (set by start()). */
   private idleFds = { smtpd: 0, pop3d: 0 };
+  /** Client ports of sessions kept open on purpose (bystanders), and the process serving each. */
+  private readonly kept = new Map<number, 'smtpd' | 'pop3d'>();
+
+  /** A session that stays open through the cases (it shows they do not affect another session): not lingering. */
+  keepOpen(w: Wire, by: 'smtpd' | 'pop3d'): void {
+    this.kept.set(w.localPort, by);
+  }
+
+  release(w: Wire): void {
+    this.kept.delete(w.localPort);
+  }
 
   /**
    * Waits (5 s at most) until no session lingers and the serving processes hold no more sockets than at rest;
@@ -472,7 +492,10 @@ export class Hostile {
     const deadline = Date.now() + 5_000;
     const held = (): string => {
       const now = this.socketFds();
-      const over = (['smtpd', 'pop3d'] as const).filter((k) => now[k] > this.idleFds[k]).map((k) => `${k} holds ${now[k]} sockets, ${this.idleFds[k]} at rest`);
+      // not root: one process serves both, and holds every bystander
+      const one = this.pids.smtpd === this.pids.pop3d;
+      const rest = (k: 'smtpd' | 'pop3d'): number => this.idleFds[k] + [...this.kept.values()].filter((v) => one || v === k).length;
+      const over = (['smtpd', 'pop3d'] as const).filter((k) => now[k] > rest(k)).map((k) => `${k} holds ${now[k]} sockets, ${rest(k)} at rest`);
       return [...this.lingering(), ...over].join(', ');
     };
     while (held() !== '') {
@@ -569,3 +592,45 @@ export const endsOnlyAtTheEnd = (c: string): boolean => `\r\n${c}\r\n.\r\n`.inde
 
 /** What an accepted body `c` becomes in the queue: CRLF → LF, a leading dot removed from each line (RFC 5321 4.5.2). */
 export const decodedBody = (c: string): string => `${c}\r\n`.split('\r\n').slice(0, -1).map((l) => (l.startsWith('.') ? l.slice(1) : l)).join('\n').concat('\n');
+
+const BYSTANDER = 'bystander@client.test';
+
+/** An SMTP transaction left halfway through DATA (from its own address), kept open while the cases run. */
+export async function openBystander(h: Hostile, tls = false): Promise<Wire> {
+  const w = await Wire.connect(h.ports.smtp, { localAddress: freshLoopback() });
+  assert.equal(await w.code(), 220);
+  if (tls) {
+    w.send('EHLO bystander.test\r\nSTARTTLS\r\n');
+    assert.deepEqual([await w.code(), await w.code()], [250, 220]);
+    await w.upgrade();
+  }
+  w.send(`EHLO bystander.test\r\nMAIL FROM:<${BYSTANDER}>\r\nRCPT TO:<${BOX}>\r\nDATA\r\n`);
+  assert.deepEqual([await w.code(), await w.code(), await w.code(), await w.code()], [250, 250, 250, 354]);
+  await w.write('Subject: bystander\r\nX-Bystander: yes\r\n\r\nthe first half, before every case\r\n');
+  h.keepOpen(w, 'smtpd');
+  return w;
+}
+
+/** The bystander's second half and end: accepted (250), queued once, delivered whole. */
+export async function finishBystander(h: Hostile, w: Wire): Promise<void> {
+  assert.equal(w.closed, false, 'the bystander session was closed by a case');
+  await w.write('the second half, after every case\r\n.\r\nQUIT\r\n');
+  assert.match(await w.reply(), /^250 /, `the bystander's message: ${w.received}`);
+  assert.equal(await w.code(), 221);
+  assert.ok(await w.closes());
+  h.release(w);
+  w.destroy();
+  h.expectQueued(BYSTANDER, 1, 'the bystander');
+  await h.health('the bystander');
+  assert.deepEqual(h.queueTmp(), [], 'queue/tmp keeps files of abandoned messages');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const mine = h.maildir('box').map((f) => readFileSync(f, 'latin1')).filter((t) => t.includes('X-Bystander: yes'));
+    if (mine.length === 1) {
+      assert.match(mine[0] ?? '', /\nthe first half, before every case\nthe second half, after every case\n$/);
+      return;
+    }
+    assert.ok(Date.now() < deadline, `the bystander's message was not delivered once (${mine.length})`);
+    await sleep(50);
+  }
+}

@@ -12,16 +12,19 @@ import { assertNoLeak, clientHello, DOMAIN, freshLoopback, Hostile, parallel, PA
 let h: Hostile;
 let hello: Buffer;
 const BOXES = ['pop1', 'pop2', 'pop3'];
+/** Logged in (over STLS) before the cases, used after them: no case may disturb it. */
+const STAY = 'stay';
+let bystander: Wire;
 const MESSAGES = 3;
 before(async () => {
-  h = await Hostile.start('hostile-pop3', BOXES);
+  h = await Hostile.start('hostile-pop3', [...BOXES, STAY]);
   hello = await clientHello();
   // three messages per mailbox: a small one, one with dot lines, one of 200 KB (streamed in chunks)
   const w = await Wire.connect(h.ports.smtp);
   assert.equal(await w.code(), 220);
   w.send('EHLO fill.test\r\n');
   assert.equal(await w.code(), 250);
-  for (const box of BOXES) {
+  for (const box of [...BOXES, STAY]) {
     for (const body of ['Subject: one\r\n\r\nhello\r\n', 'Subject: dots\r\n\r\n..leading dot\r\n..\r\n...\r\nend\r\n', `Subject: big\r\n\r\n${'0123456789abcdef\r\n'.repeat(11_000)}`]) {
       w.send(`MAIL FROM:<fill@client.test>\r\nRCPT TO:<${box}@${DOMAIN}>\r\nDATA\r\n`);
       assert.deepEqual([await w.code(), await w.code(), await w.code()], [250, 250, 354]);
@@ -31,13 +34,23 @@ before(async () => {
   }
   w.destroy();
   const deadline = Date.now() + 30_000;
-  while (BOXES.some((b) => h.maildir(b).length < MESSAGES)) {
+  while ([...BOXES, STAY].some((b) => h.maildir(b).length < MESSAGES)) {
     assert.ok(Date.now() < deadline, 'the POP3 mailboxes were not filled');
     await new Promise((r) => setTimeout(r, 25));
   }
+  bystander = await Wire.connect(h.ports.pop3, { localAddress: freshLoopback() });
+  assert.match(await bystander.line(), /^\+OK/);
+  bystander.send('STLS\r\n');
+  assert.match(await bystander.line(), /^\+OK begin TLS/);
+  await bystander.upgrade();
+  bystander.send(`USER ${STAY}@${DOMAIN}\r\nPASS ${PASSWORD}\r\nDELE 1\r\n`);
+  assert.match(await bystander.line(), /^\+OK/);
+  assert.match(await bystander.line(), /^\+OK 3 messages/);
+  assert.match(await bystander.line(), /^\+OK/);
+  h.keepOpen(bystander, 'pop3d');
 });
 after(async () => {
-  for (const b of BOXES) assert.equal(h.maildir(b).length, MESSAGES, `${b} lost or gained messages: no POP3 case may delete one`);
+  for (const b of [...BOXES, STAY]) assert.equal(h.maildir(b).length, MESSAGES, `${b} lost or gained messages: no POP3 case may delete one`);
   await h.stop();
 });
 
@@ -359,4 +372,20 @@ void test(`POP3 property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes 
     }),
     { seed: SEED, numRuns: RUNS, endOnFailure: true },
   );
+});
+
+void test('a POP3 session open through all the cases above is unaffected: it still reads its mailbox', async () => {
+  assert.equal(bystander.closed, false, 'the bystander POP3 session was closed by a case');
+  bystander.send('STAT\r\nRETR 3\r\n');
+  assert.match(await bystander.line(), /^\+OK 2 /, 'STAT: message 1 marked deleted before the cases, 2 left');
+  assert.match(await bystander.line(), /^\+OK \d+ octets/);
+  const body = await bystander.multiline();
+  assert.equal((body.match(/0123456789abcdef\r\n/g) ?? []).length, 11_000, 'the 200 KB message arrives whole');
+  bystander.send('RSET\r\nQUIT\r\n');
+  assert.match(await bystander.line(), /^\+OK/);
+  assert.match(await bystander.line(), /^\+OK .*\(0 messages deleted\)/);
+  assert.ok(await bystander.closes());
+  h.release(bystander);
+  bystander.destroy();
+  await h.health('the POP3 bystander');
 });
