@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { assertSmtpLines, BOX, dataVerdict, decodedBody, endsOnlyAtTheEnd, finishBystander, freshLoopback, Hostile, openBystander, parallel, Wire } from './hostile-kit.js';
+import { BOX, finishBystander, Hostile, openBystander } from './hostile-kit.js';
+import { assertSmtpLines, dataVerdict, decodedBody, endsOnlyAtTheEnd, freshLoopback, parallel, Wire } from './hostile-wire.js';
 
 let h: Hostile;
 /** A transaction left in the middle of DATA while the cases run, finished at the end: no case may disturb it. */

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { assertNoLeak, clientHello, DOMAIN, freshLoopback, Hostile, parallel, PASSWORD, plain, Wire } from './hostile-kit.js';
+import { DOMAIN, Hostile, PASSWORD } from './hostile-kit.js';
+import { assertNoLeak, clientHello, freshLoopback, parallel, plain, Wire } from './hostile-wire.js';
 
 let h: Hostile;
 let hello: Buffer;
@@ -151,43 +152,64 @@ async function quit(w: Wire, what: string): Promise<void> {
   assert.ok(await w.closes(), `${what}: still open after QUIT`);
 }
 
-void test('every POP3 command in AUTHORIZATION and TRANSACTION, plain, STLS and implicit TLS, with hostile arguments', async () => {
+/** One variant at a time: a connection per variant in AUTHORIZATION, one login for all in TRANSACTION (restored). */
+async function oneByOne(state: State, verb: string, arg: string): Promise<void> {
+  const what = (variant: string): string => `${state} ${JSON.stringify(verb)} ${variant}`;
+  if (AUTH_STATES.includes(state)) {
+    // a login attempt, STLS or SASL changes the state
+    await parallel(VARIANTS, 6, async ([variant, make]) => {
+      const w = await reach(state);
+      try {
+        if ((await exchange(w, make(verb, arg), state, what(variant))) === 'open') await quit(w, what(variant));
+      } finally {
+        w.destroy();
+      }
+    });
+    return;
+  }
+  // a password check per connection is the expensive part: one login, the state restored after each variant
+  let w: Wire | undefined;
+  try {
+    for (const [variant, make] of VARIANTS) {
+      w = w === undefined || w.closed ? await reach(state) : w;
+      if ((await exchange(w, make(verb, arg), state, what(variant))) === 'closed') continue;
+      w.send(state === 'marked' ? 'RSET\r\nDELE 1\r\n' : 'RSET\r\n');
+      for (const _ of state === 'marked' ? [1, 2] : [1]) {
+        const r = await w.line();
+        if (r !== 'closed') assertStatus(r, `${what(variant)} then RSET`);
+      }
+    }
+    if (state === 'marked' && w && !w.closed) {
+      w.send('RSET\r\n');
+      await w.line();
+    }
+    if (w) await quit(w, what('end'));
+  } finally {
+    w?.destroy();
+  }
+}
+
+/** All variants pipelined in one burst, then RSET, QUIT and FIN: the session ends, its status lines are clean. */
+async function burst(state: State, verb: string, arg: string): Promise<void> {
+  const what = `${state} ${JSON.stringify(verb)} burst`;
+  const w = await reach(state);
+  try {
+    w.send(`${VARIANTS.map(([, make]) => make(verb, arg)).map((l) => (l.endsWith('\n') ? l : `${l}\r\n`)).join('')}RSET\r\nQUIT\r\n`);
+    w.end();
+    assert.ok(await w.closes(30_000), `${what}: the session did not end within 30 s of the client's FIN`);
+    // status lines only (message bodies are the test's own text), up to a STLS handshake (binary may follow)
+    const text = w.received.split(/^\+OK begin TLS/m)[0] ?? '';
+    for (const line of text.split('\r\n').filter((l) => /^(?:\+OK|-ERR)/.test(l))) assertNoLeak(line, what);
+  } finally {
+    w.destroy();
+  }
+}
+
+void test('every POP3 command in AUTHORIZATION and TRANSACTION, plain, STLS and implicit TLS, with hostile arguments, one by one and pipelined', async () => {
   for (const state of [...AUTH_STATES, ...TX_STATES]) {
     for (const [verb, arg] of VERBS) {
       if (state === 'marked' && verb === 'QUIT') continue; // that QUIT would delete for real (pop3d's own tests cover it)
-      const what = (variant: string): string => `${state} ${JSON.stringify(verb)} ${variant}`;
-      if (AUTH_STATES.includes(state)) {
-        // one connection per variant (a login attempt, STLS or SASL changes the state)
-        await parallel(VARIANTS, 6, async ([variant, make]) => {
-          const w = await reach(state);
-          try {
-            if ((await exchange(w, make(verb, arg), state, what(variant))) === 'open') await quit(w, what(variant));
-          } finally {
-            w.destroy();
-          }
-        });
-      } else {
-        // one login for all variants (a password check per connection is the expensive part); restored after each
-        let w: Wire | undefined;
-        try {
-          for (const [variant, make] of VARIANTS) {
-            w = w === undefined || w.closed ? await reach(state) : w;
-            if ((await exchange(w, make(verb, arg), state, what(variant))) === 'closed') continue;
-            w.send(state === 'marked' ? 'RSET\r\nDELE 1\r\n' : 'RSET\r\n');
-            for (const _ of state === 'marked' ? [1, 2] : [1]) {
-              const r = await w.line();
-              if (r !== 'closed') assertStatus(r, `${what(variant)} then RSET`);
-            }
-          }
-          if (state === 'marked' && w && !w.closed) {
-            w.send('RSET\r\n');
-            await w.line();
-          }
-          if (w) await quit(w, what('end'));
-        } finally {
-          w?.destroy();
-        }
-      }
+      await Promise.all([oneByOne(state, verb, arg), burst(state, verb, arg)]);
       await h.health(`POP3 ${state} ${JSON.stringify(verb)}`);
     }
   }

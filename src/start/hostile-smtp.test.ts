@@ -3,7 +3,8 @@
 // every case the same processes serve, a fresh session gets its banner and a normal message is delivered.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { assertNoLeak, assertSmtpLines, BOX, finishBystander, freshLoopback, Hostile, openBystander, parallel, PASSWORD, plain, Wire } from './hostile-kit.js';
+import { BOX, finishBystander, Hostile, openBystander, PASSWORD } from './hostile-kit.js';
+import { assertNoLeak, assertSmtpLines, freshLoopback, parallel, plain, Wire } from './hostile-wire.js';
 
 let h: Hostile;
 /** A transaction left in the middle of DATA while the cases run, finished at the end: no case may disturb it. */
@@ -122,10 +123,32 @@ async function matrixCase(state: State, verb: string, arg: string, variant: stri
   }
 }
 
-void test('every SMTP command in every session state, with hostile arguments', async () => {
+/**
+ * The same command with all its variants pipelined in one burst, then QUIT and FIN: whatever the burst does to the
+ * state (a 354 makes the rest a message that never ends, STARTTLS drops it, 334 takes a line), the session ends,
+ * every reply is well-formed up to a 220 for STARTTLS (TLS bytes may follow), and nothing is queued.
+ */
+async function burstCase(state: State, verb: string, arg: string): Promise<void> {
+  const from = sender();
+  const what = `${state} ${JSON.stringify(verb)} burst`;
+  const w = await reach(state, from);
+  try {
+    const lines = VARIANTS.map(([, make]) => make(verb, arg)).map((l) => (l.endsWith('\n') ? l : `${l}\r\n`));
+    w.send(`${lines.join('')}QUIT\r\n`);
+    w.end();
+    assert.ok(await w.closes(30_000), `${what}: the session did not end within 30 s of the client's FIN`);
+    const text = w.received.split(/^220 (?:2\.0\.0 )?ready to start TLS\r\n/m)[0] ?? '';
+    assertSmtpLines(text.endsWith('\r\n') ? text : text.slice(0, text.lastIndexOf('\r\n') + 2), what);
+    h.expectQueued(from, 0, what);
+  } finally {
+    w.destroy();
+  }
+}
+
+void test('every SMTP command in every session state, with hostile arguments, one by one and pipelined', async () => {
   for (const state of STATES) {
     for (const [verb, arg] of VERBS) {
-      await parallel(VARIANTS, 10, ([variant, make]) => matrixCase(state, verb, arg, variant, make));
+      await Promise.all([parallel(VARIANTS, 10, ([variant, make]) => matrixCase(state, verb, arg, variant, make)), burstCase(state, verb, arg)]);
       await h.health(`${state} ${JSON.stringify(verb)}`);
     }
   }

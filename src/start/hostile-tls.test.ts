@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { assertNoLeak, assertSmtpLines, BOX, clientHello, dataVerdict, endsOnlyAtTheEnd, finishBystander, freshLoopback, Hostile, openBystander, PASSWORD, plain, Wire } from './hostile-kit.js';
+import { BOX, finishBystander, Hostile, openBystander, PASSWORD } from './hostile-kit.js';
+import { assertNoLeak, assertSmtpLines, clientHello, dataVerdict, endsOnlyAtTheEnd, freshLoopback, plain, Wire } from './hostile-wire.js';
 
 let h: Hostile;
 let hello: Buffer;
