@@ -91,7 +91,7 @@ function checkNoSmuggling(what: string, from: string, verdict: number): void {
 const NAMED = ['\n.\n', '\r\n.\n', '\r.\r', '\n.\r\n', '\r\n.\r', '\r\n\0.\r\n', '\r.\r\n', '\n.\r', '\r\n.\0\r\n', '\0\r\n.\0\r\n', '\r\n.\r\r\n',
   '\r\r\n.\n', '\n\r\n.\n', '\r\n.\n\r\n', '\r\n..\r\n', '\r\n .\r\n', '\r\n.\r\0\n', '\r\0\n.\r\0\n', '.\r\n', '\r\n.', '\r\n'];
 
-void test('the SMTP smuggling family, one at a time and pipelined, plain and over STARTTLS', async () => {
+void test('the SMTP smuggling family, one at a time and pipelined, plain and over STARTTLS', () => h.guard(async () => {
   for (const x of NAMED) {
     const body = `Subject: smuggling\r\n\r\nbody${x}${SMUGGLED}`;
     assert.ok(endsOnlyAtTheEnd(body), JSON.stringify(x));
@@ -110,9 +110,9 @@ void test('the SMTP smuggling family, one at a time and pipelined, plain and ove
     }
     await h.health(`smuggling ${JSON.stringify(x)}`);
   }
-});
+}));
 
-void test('every combination of CR, LF, NUL and "." of length 1 to 5 before a hidden transaction, pipelined', async () => {
+void test('every combination of CR, LF, NUL and "." of length 1 to 5 before a hidden transaction, pipelined', () => h.guard(async () => {
   const alphabet = ['\r', '\n', '\0', '.'];
   let combos = [''];
   const all: string[] = [];
@@ -131,7 +131,7 @@ void test('every combination of CR, LF, NUL and "." of length 1 to 5 before a hi
     });
     await h.health(`combinations ${i}..${i + 63}`);
   }
-});
+}));
 
 const SEED = Number(process.env['HOSTILE_SEED'] ?? 1212);
 const RUNS = Number(process.env['HOSTILE_RUNS'] ?? 100);
@@ -145,7 +145,7 @@ const piece = fc.oneof(
 );
 const bodyArb = fc.array(piece, { maxLength: 25 }).map((p) => p.join('')).filter(endsOnlyAtTheEnd);
 
-void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): any body in any TCP segmentation gets the oracle's verdict; an accepted one arrives intact`, async () => {
+void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): any body in any TCP segmentation gets the oracle's verdict; an accepted one arrives intact`, () => h.guard(async () => {
   const accepted: Array<{ n: number; body: string }> = [];
   await fc.assert(
     fc.asyncProperty(bodyArb, fc.array(fc.nat(300), { maxLength: 6 }), fc.boolean(), async (raw, cuts, burst) => {
@@ -178,8 +178,8 @@ void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): any body in any TC
     assert.ok(text !== undefined, `accepted case ${n} was not delivered`);
     assert.equal(text.slice(text.indexOf(`X-Case: ${n}\n`)), decodedBody(body), `case ${n} delivered differently`);
   }
-});
+}));
 
-void test('a session open through all the cases above is unaffected: its message is accepted and delivered', async () => {
+void test('a session open through all the cases above is unaffected: its message is accepted and delivered', () => h.guard(async () => {
   await finishBystander(h, bystander);
-});
+}));

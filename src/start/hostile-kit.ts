@@ -99,6 +99,26 @@ export class Hostile {
     return ['new', 'cur'].flatMap((d) => (existsSync(join(base, d)) ? readdirSync(join(base, d)).map((f) => join(base, d, f)) : []));
   }
 
+  /**
+   * Runs a test's body; when it fails because a serving process died (a crash shows first as a closed
+   * connection somewhere), the error says so, with the log lines, before the symptom.
+   */
+  async guard(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (err) {
+      const dead = /smtpd\.died|pop3d\.died|quail\.stopped/;
+      for (let i = 0; i < 40 && !dead.test(this.log()) && this.child.exitCode === null; i++) await sleep(25); // the parent logs it a little later
+      const log = this.log();
+      const at = log.search(dead);
+      if (at < 0 && this.child.exitCode === null) throw err;
+      const first = err instanceof Error ? err.message : String(err);
+      // what the dying process printed (its stack trace goes to quail's stderr) and the died line
+      const context = log.slice(Math.max(0, log.lastIndexOf('\n', Math.max(0, at - 2000))), at < 0 ? undefined : log.indexOf('\n', at));
+      throw new Error(`a serving process died:\n${context}\nthe first failure it caused: ${first}`, { cause: err });
+    }
+  }
+
   /** The same processes still serve: no child died, none was replaced. */
   assertSamePids(what: string): void {
     const log = this.log();

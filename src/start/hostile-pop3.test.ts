@@ -205,7 +205,7 @@ async function burst(state: State, verb: string, arg: string): Promise<void> {
   }
 }
 
-void test('every POP3 command in AUTHORIZATION and TRANSACTION, plain, STLS and implicit TLS, with hostile arguments, one by one and pipelined', async () => {
+void test('every POP3 command in AUTHORIZATION and TRANSACTION, plain, STLS and implicit TLS, with hostile arguments, one by one and pipelined', () => h.guard(async () => {
   for (const state of [...AUTH_STATES, ...TX_STATES]) {
     for (const [verb, arg] of VERBS) {
       if (state === 'marked' && verb === 'QUIT') continue; // that QUIT would delete for real (pop3d's own tests cover it)
@@ -213,11 +213,11 @@ void test('every POP3 command in AUTHORIZATION and TRANSACTION, plain, STLS and 
       await h.health(`POP3 ${state} ${JSON.stringify(verb)}`);
     }
   }
-});
+}));
 
 const SIZES = [1, 512, 4096, 65_536, 1 << 20, 10 << 20];
 
-void test('POP3 lines of 1 byte to 10 MB: commands, USER, PASS and SASL responses, with and without LF', async () => {
+void test('POP3 lines of 1 byte to 10 MB: commands, USER, PASS and SASL responses, with and without LF', () => h.guard(async () => {
   for (const size of SIZES) {
     const what = `${size}-byte`;
     for (const [state, line] of [['greeting', 'x'.repeat(size)], ['greeting', `USER ${'u'.repeat(size)}`], ['user', `PASS ${'p'.repeat(size)}`],
@@ -243,11 +243,11 @@ void test('POP3 lines of 1 byte to 10 MB: commands, USER, PASS and SASL response
     }
     await h.health(`POP3 ${what} lines`);
   }
-});
+}));
 
 type Cut = 'half' | 'no-lf' | 'cr' | 'whole';
 
-void test('POP3 disconnects (FIN and RST) in the middle of every command and of a RETR being sent', async () => {
+void test('POP3 disconnects (FIN and RST) in the middle of every command and of a RETR being sent', () => h.guard(async () => {
   const commands: ReadonlyArray<readonly [State, string]> = [
     ['greeting', `USER pop1@${DOMAIN}`], ['user', `PASS ${PASSWORD}`], ['greeting', `AUTH PLAIN ${plain(`pop1@${DOMAIN}`, PASSWORD)}`], ['greeting', 'CAPA'],
     ['greeting', 'STLS'], ['sasl', plain(`pop1@${DOMAIN}`, PASSWORD)], ['transaction', 'STAT'], ['transaction', 'LIST'], ['transaction', 'UIDL'],
@@ -283,7 +283,7 @@ void test('POP3 disconnects (FIN and RST) in the middle of every command and of 
     w.destroy();
     await h.health(`POP3 RETR cut by ${how}`);
   }
-});
+}));
 
 const TLS_CASES: ReadonlyArray<readonly [string, () => Promise<Wire>]> = [
   ['plain text after +OK begin TLS', async () => {
@@ -352,7 +352,7 @@ async function stls(): Promise<Wire> {
   return w;
 }
 
-void test('POP3 TLS: garbage, half handshakes, FIN and RST after STLS and on the implicit-TLS port, forged records, STLS injection', async () => {
+void test('POP3 TLS: garbage, half handshakes, FIN and RST after STLS and on the implicit-TLS port, forged records, STLS injection', () => h.guard(async () => {
   for (const [what, run] of TLS_CASES) {
     const w = await run();
     try {
@@ -363,7 +363,7 @@ void test('POP3 TLS: garbage, half handshakes, FIN and RST after STLS and on the
       w.destroy();
     }
   }
-});
+}));
 
 const SEED = Number(process.env['HOSTILE_SEED'] ?? 1212);
 const RUNS = Number(process.env['HOSTILE_RUNS'] ?? 100);
@@ -372,7 +372,7 @@ const bytesArb = fc.uint8Array({ maxLength: 2048 }).map((b) => {
   return Buffer.from(b.map((c) => (c === 10 && ++lf > 8 ? 0x78 : c)));
 });
 
-void test(`POP3 property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes in every state, then QUIT, FIN or RST`, async () => {
+void test(`POP3 property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes in every state, then QUIT, FIN or RST`, () => h.guard(async () => {
   const where = fc.constantFrom<State | 'stls-handshake' | 'pop3s-handshake'>('greeting', 'user', 'sasl', 'transaction', 'stls-transaction', 'stls-handshake', 'pop3s-handshake');
   await fc.assert(
     fc.asyncProperty(where, bytesArb, fc.constantFrom('quit', 'fin', 'rst'), async (at, bytes, end) => {
@@ -394,9 +394,9 @@ void test(`POP3 property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes 
     }),
     { seed: SEED, numRuns: RUNS, endOnFailure: true },
   );
-});
+}));
 
-void test('a POP3 session open through all the cases above is unaffected: it still reads its mailbox', async () => {
+void test('a POP3 session open through all the cases above is unaffected: it still reads its mailbox', () => h.guard(async () => {
   assert.equal(bystander.closed, false, 'the bystander POP3 session was closed by a case');
   bystander.send('STAT\r\nRETR 3\r\n');
   assert.match(await bystander.line(), /^\+OK 2 /, 'STAT: message 1 marked deleted before the cases, 2 left');
@@ -410,4 +410,4 @@ void test('a POP3 session open through all the cases above is unaffected: it sti
   h.release(bystander);
   bystander.destroy();
   await h.health('the POP3 bystander');
-});
+}));

@@ -145,14 +145,14 @@ async function burstCase(state: State, verb: string, arg: string): Promise<void>
   }
 }
 
-void test('every SMTP command in every session state, with hostile arguments, one by one and pipelined', async () => {
+void test('every SMTP command in every session state, with hostile arguments, one by one and pipelined', () => h.guard(async () => {
   for (const state of STATES) {
     for (const [verb, arg] of VERBS) {
       await Promise.all([parallel(VARIANTS, 10, ([variant, make]) => matrixCase(state, verb, arg, variant, make)), burstCase(state, verb, arg)]);
       await h.health(`${state} ${JSON.stringify(verb)}`);
     }
   }
-});
+}));
 
 const SIZES = [1, 512, 4096, 65_536, 1 << 20, 10 << 20];
 
@@ -163,7 +163,7 @@ async function quits(w: Wire, what: string): Promise<void> {
   assert.ok(await w.closes(), `${what}: still open after QUIT`);
 }
 
-void test('lines of 1 byte to 10 MB: command lines, MAIL and RCPT arguments, DATA lines, AUTH responses; with and without LF', async () => {
+void test('lines of 1 byte to 10 MB: command lines, MAIL and RCPT arguments, DATA lines, AUTH responses; with and without LF', () => h.guard(async () => {
   for (const n of SIZES) {
     const what = `${n}-byte`;
     // a command line, and MAIL / RCPT arguments, of n bytes
@@ -227,12 +227,12 @@ void test('lines of 1 byte to 10 MB: command lines, MAIL and RCPT arguments, DAT
     }
     await h.health(`${what} lines`);
   }
-});
+}));
 
 type Cut = 'half' | 'no-lf' | 'cr' | 'whole';
 const CUTS: readonly Cut[] = ['half', 'no-lf', 'cr', 'whole'];
 
-void test('disconnects (FIN and RST) in the middle of every command, of DATA and of AUTH', async () => {
+void test('disconnects (FIN and RST) in the middle of every command, of DATA and of AUTH', () => h.guard(async () => {
   const receiving = new Set(h.queueTmp()); // the bystander's message
   const commands: ReadonlyArray<readonly [State, string]> = [
     ['greeted', 'HELO client.test'], ['greeted', 'EHLO client.test'], ['ehlo', 'MAIL FROM:<cut@client.test>'], ['mail', `RCPT TO:<${BOX}>`],
@@ -305,8 +305,8 @@ void test('disconnects (FIN and RST) in the middle of every command, of DATA and
   const deadline = Date.now() + 10_000;
   while (left().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(left(), [], 'queue/tmp keeps files of abandoned messages');
-});
+}));
 
-void test('a session open through all the cases above is unaffected: its message is accepted and delivered', async () => {
+void test('a session open through all the cases above is unaffected: its message is accepted and delivered', () => h.guard(async () => {
   await finishBystander(h, bystander);
-});
+}));

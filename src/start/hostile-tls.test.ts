@@ -143,12 +143,12 @@ const TLS_CASES: ReadonlyArray<readonly [string, () => Promise<void>]> = [
   }],
 ];
 
-void test('STARTTLS: garbage, half handshakes, FIN and RST, forged records, old versions, command injection, TLS on the plain port', async () => {
+void test('STARTTLS: garbage, half handshakes, FIN and RST, forged records, old versions, command injection, TLS on the plain port', () => h.guard(async () => {
   for (const [what, run] of TLS_CASES) {
     await run();
     await h.health(`TLS: ${what}`);
   }
-});
+}));
 
 /** `auth`: whether 235 is allowed (true), required (true and `must`), or forbidden (false); undefined = policy. */
 const AUTH_CASES: ReadonlyArray<readonly [string, readonly string[], boolean | undefined]> = [
@@ -190,7 +190,7 @@ const AUTH_CASES: ReadonlyArray<readonly [string, readonly string[], boolean | u
   ['8-bit bytes in the response', ['AUTH PLAIN', '\xff\xfe\xfd\xfc'], false],
 ];
 
-void test('AUTH PLAIN and LOGIN over STARTTLS with malformed, oversized, cancelled and hostile responses', async () => {
+void test('AUTH PLAIN and LOGIN over STARTTLS with malformed, oversized, cancelled and hostile responses', () => h.guard(async () => {
   for (const [what, lines, auth] of AUTH_CASES) {
     const w = await secured();
     try {
@@ -218,7 +218,7 @@ void test('AUTH PLAIN and LOGIN over STARTTLS with malformed, oversized, cancell
     }
     await h.health(`AUTH ${what}`);
   }
-});
+}));
 
 const SEED = Number(process.env['HOSTILE_SEED'] ?? 1212);
 const RUNS = Number(process.env['HOSTILE_RUNS'] ?? 100);
@@ -252,7 +252,7 @@ async function openAt(where: Where): Promise<Wire> {
   return w;
 }
 
-void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes in every state, then QUIT, FIN or RST`, async () => {
+void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes in every state, then QUIT, FIN or RST`, () => h.guard(async () => {
   const where = fc.constantFrom<Where>('banner', 'ehlo', 'tls-handshake', 'tls-ehlo', 'auth-response', 'submission', 'data');
   await fc.assert(
     fc.asyncProperty(where, bytesArb, fc.constantFrom('quit', 'fin', 'rst'), async (at, bytes, end) => {
@@ -281,8 +281,8 @@ void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes in ev
     }),
     { seed: SEED, numRuns: RUNS, endOnFailure: true },
   );
-});
+}));
 
-void test('a TLS session open through all the cases above is unaffected: its message is accepted and delivered', async () => {
+void test('a TLS session open through all the cases above is unaffected: its message is accepted and delivered', () => h.guard(async () => {
   await finishBystander(h, bystander);
-});
+}));
