@@ -1,6 +1,8 @@
 // Black-box tests of the POP3 server on loopback: RFC 1939 verbs, states, edge cases of the Maildir backend.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -195,6 +197,21 @@ void describe('pop3d server', () => {
     await c.closed();
   });
 
+  void it('input after the last answer is read and dropped, so the socket is closed (it was kept open for good)', async () => {
+    for (const last of ['QUIT', 'BOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS']) {
+      const c = await PopClient.open(f.port);
+      await c.line();
+      c.write(`${last}\r\n`);
+      let r: string | null;
+      do r = await c.line();
+      while (r !== null && !/^\+OK quail POP3 server signing off|^-ERR too many/.test(r));
+      c.write('NOOP\r\n');
+      await c.closed();
+    }
+    const closed = await Promise.race([f.server.close().then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]);
+    assert.equal(closed, true, 'close() still waits for sockets the sessions left behind');
+  });
+
   void it('a non-ASCII password sent as UTF-8 logs in (PASS is decoded as UTF-8, like AUTH PLAIN)', async () => {
     const c = await PopClient.open(f.port);
     await c.line();
@@ -374,6 +391,37 @@ void describe('pop3d policy', () => {
     } finally {
       await f.server.close();
       rmSync(f.dir, { recursive: true, force: true });
+    }
+  });
+
+  void it('a TLS handshake that never comes (after STLS, on the implicit-TLS port, cut halfway) ends at the idle timeout', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quail-pop3tls-'));
+    const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-subj', '/CN=localhost', '-days', '2'], { encoding: 'utf8' });
+    assert.equal(gen.status, 0, gen.stderr);
+    const pem = readFileSync(join(dir, 'key.pem'), 'utf8') + readFileSync(join(dir, 'cert.pem'), 'utf8');
+    const f = await fixture({ idleTimeoutMs: 300, tls: { key: pem, cert: pem } });
+    const implicit = createPop3Server({ authenticator: f.auth, tls: { key: pem, cert: pem }, implicitTls: true, idleTimeoutMs: 300 });
+    const implicitPort = (await implicit.listen(0, '127.0.0.1')).port;
+    const gone = (s: Socket): Promise<boolean> =>
+      Promise.race([new Promise<boolean>((r) => s.once('close', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+    try {
+      const c = await PopClient.open(f.port);
+      await c.line();
+      assert.equal(await c.cmd('STLS'), '+OK begin TLS negotiation');
+      assert.equal(await gone(c.socket), true, 'STLS then silence: the session waits for a handshake for good');
+      for (const bytes of [Buffer.alloc(0), Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x01])]) {
+        const s = connect({ host: '127.0.0.1', port: implicitPort });
+        s.on('error', () => undefined);
+        s.write(bytes);
+        assert.equal(await gone(s), true, `implicit TLS, ${bytes.length} bytes then silence: the session waits for good`);
+      }
+      assert.equal(implicit.connections, 0);
+    } finally {
+      await implicit.close();
+      await f.server.close();
+      rmSync(f.dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -12,6 +12,8 @@ import type { LoginThrottle } from '../throttle/index.js';
 import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
 
 const TERMINATOR = Buffer.from('.\r\n');
+/** Longest wait for a TLS handshake (RFC 2595 gives none; smtpd allows 60 s as well). */
+const HANDSHAKE_MS = 60_000;
 
 export interface SessionConfig {
   readonly authenticator: Pop3Authenticator;
@@ -152,11 +154,20 @@ export class Session {
     if (!context) return false;
     this.reader.discard();
     const tls = new TLSSocket(this.socket, { isServer: true, secureContext: context });
+    // A TLSSocket made by hand reports a TLS error after the handshake (a forged or damaged record) only as
+    // '_tlsError': no 'error', no close, so the session waited for the idle timeout on a dead connection.
+    tls.on('_tlsError', (err: Error) => tls.destroy(err));
+    // A handshake that never comes (silence after STLS or on the implicit-TLS port, a ClientHello cut halfway)
+    // ends at the idle timeout (60 s at most), as smtpd's: it held the session, and a connection slot, for good.
+    let timer: NodeJS.Timeout | undefined;
     const ok = await Promise.race([
       once(tls, 'secure').then(() => true),
       once(tls, 'error').then(() => false),
       once(tls, 'close').then(() => false),
+      once(tls, 'end').then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(this.config.idleTimeoutMs, HANDSHAKE_MS)))),
     ]).catch(() => false);
+    clearTimeout(timer);
     if (!ok) {
       tls.destroy();
       return false;
@@ -231,7 +242,10 @@ export class Session {
       this.end ??= 'write-failed';
     } finally {
       this.mailbox?.close(); // a dropped connection deletes nothing (RFC 1939 section 6)
-      if (!this.socket.destroyed) this.socket.end();
+      if (!this.socket.destroyed) {
+        this.socket.end();
+        void drain(this.reader, this.socket);
+      }
     }
     const summary: SessionSummary = {
       login: this.account?.login,
@@ -244,6 +258,23 @@ export class Session {
     return summary;
   }
 }
+
+/**
+ * After the last answer: reads and drops what the client still sends until its EOF, then the socket closes.
+ * Input left unread (a line after QUIT, after "too many errors" or the autologout) kept the socket, and its
+ * descriptor, open for good; a client that does not close within 10 s is cut off (as smtpd does).
+ */
+async function drain(reader: Reader, socket: Socket): Promise<void> {
+  const deadline = Date.now() + DRAIN_MS;
+  for (;;) {
+    const left = deadline - Date.now();
+    const c = left > 0 ? await reader.chunk(left) : 'timeout';
+    if (c === 'eof') return;
+    if (c === 'timeout') return void socket.destroy();
+  }
+}
+
+const DRAIN_MS = 10_000;
 
 function isKnownVerb(verb: string): boolean {
   return verb in AUTHORIZATION || verb in TRANSACTION;

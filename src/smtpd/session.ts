@@ -310,6 +310,10 @@ async function startTls(s: Session): Promise<Step> {
   s.send(R.tlsReady);
   s.reader.discard();
   const secure = new TLSSocket(s.socket, { isServer: true, secureContext: s.deps.tls as SecureContext });
+  // A TLSSocket made by hand (not by tls.Server) reports a TLS error after the handshake (a forged or damaged
+  // record) only as '_tlsError': no 'error', no close, so the session waited for its idle timeout on a dead
+  // connection. Destroying it makes the reader see the end (smtp-server listens to '_tlsError' the same way).
+  secure.on('_tlsError', (err: Error) => secure.destroy(err));
   s.reader.replace(secure);
   const ok = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), s.deps.limits.tlsTimeoutSeconds * 1000);
@@ -320,6 +324,9 @@ async function startTls(s: Session): Promise<Step> {
     secure.once('secure', end(true));
     secure.once('error', end(false));
     secure.once('close', end(false));
+    // A client that closes its side before the handshake is done only makes the TLS socket emit 'end' (the TCP
+    // connection is half-open, neither 'error' nor 'close' follows): without this the session waited for the timeout.
+    secure.once('end', end(false));
   });
   if (!ok) {
     secure.destroy();
