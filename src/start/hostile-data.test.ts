@@ -1,4 +1,5 @@
 // Issue 12, the end of DATA: every combination of CR, LF, NUL and '.' around it (the SMTP smuggling family), one
+// tier: system (needs quail start)
 // at a time and pipelined, with and without TLS, and a property-based generator (fast-check) of bodies cut into
 // random TCP segments. Never a 250 for a refused message, never a second message out of one DATA; after every
 // case the same processes serve, a fresh session gets its banner and a normal message is delivered.
@@ -6,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { BOX, finishBystander, Hostile, openBystander } from './hostile-kit.js';
-import { assertSmtpLines, dataVerdict, decodedBody, endsOnlyAtTheEnd, freshLoopback, parallel, Wire } from './hostile-wire.js';
+import { BOX, finishBystander, Hostile, openBystander } from '../../test/support/hostile.js';
+import { assertSmtpLines, dataVerdict, decodedBody, endsOnlyAtTheEnd, freshLoopback, parallel, Wire } from '../../test/support/hostile-wire.js';
 
 let h: Hostile;
 /** A transaction left in the middle of DATA while the cases run, finished at the end: no case may disturb it. */

@@ -1,4 +1,5 @@
 // Issue 12, POP3: every command (USER, PASS, APOP, STAT, LIST, UIDL, RETR, TOP, DELE, NOOP, RSET, QUIT, CAPA, STLS,
+// tier: system (needs quail start)
 // AUTH) in AUTHORIZATION and TRANSACTION, plain, after STLS and on the implicit-TLS port, with bad, huge, negative and
 // non-numeric arguments; lines of 1 byte to 10 MB; FIN and RST in the middle of every command and of a RETR; TLS
 // garbage and half handshakes; random bytes (fast-check). After every case the same processes serve, a fresh
@@ -7,8 +8,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { DOMAIN, Hostile, PASSWORD } from './hostile-kit.js';
-import { assertNoLeak, clientHello, freshLoopback, parallel, plain, Wire } from './hostile-wire.js';
+import { DOMAIN, Hostile, PASSWORD } from '../../test/support/hostile.js';
+import { assertNoLeak, clientHello, freshLoopback, parallel, plain, Wire } from '../../test/support/hostile-wire.js';
 
 let h: Hostile;
 let hello: Buffer;

@@ -1,10 +1,11 @@
 // Issue 12, SMTP: every command in every session state (plain, STARTTLS, AUTH, submission) with hostile arguments,
+// tier: system (needs quail start)
 // lines of 1 byte to 10 MB, disconnects (FIN and RST) in the middle of every command, TLS and AUTH abuse. After
 // every case the same processes serve, a fresh session gets its banner and a normal message is delivered.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { BOX, finishBystander, Hostile, openBystander, PASSWORD } from './hostile-kit.js';
-import { assertNoLeak, assertSmtpLines, freshLoopback, parallel, plain, Wire } from './hostile-wire.js';
+import { BOX, finishBystander, Hostile, openBystander, PASSWORD } from '../../test/support/hostile.js';
+import { assertNoLeak, assertSmtpLines, freshLoopback, parallel, plain, Wire } from '../../test/support/hostile-wire.js';
 
 let h: Hostile;
 /** A transaction left in the middle of DATA while the cases run, finished at the end: no case may disturb it. */

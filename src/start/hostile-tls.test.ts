@@ -1,4 +1,5 @@
 // Issue 12, SMTP TLS and AUTH: garbage, half handshakes and disconnects after STARTTLS, forged records, the
+// tier: system (needs quail start)
 // STARTTLS command injection, TLS on the plain port; AUTH PLAIN and LOGIN (over STARTTLS) with every malformed
 // response; random bytes (fast-check) in every state. After every case the same processes serve, a fresh
 // session gets its banner and a normal message is delivered.
@@ -6,8 +7,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { BOX, finishBystander, Hostile, openBystander, PASSWORD } from './hostile-kit.js';
-import { assertNoLeak, assertSmtpLines, clientHello, dataVerdict, endsOnlyAtTheEnd, freshLoopback, plain, Wire } from './hostile-wire.js';
+import { BOX, finishBystander, Hostile, openBystander, PASSWORD } from '../../test/support/hostile.js';
+import { assertNoLeak, assertSmtpLines, clientHello, dataVerdict, endsOnlyAtTheEnd, freshLoopback, plain, Wire } from '../../test/support/hostile-wire.js';
 
 let h: Hostile;
 let hello: Buffer;

@@ -5,9 +5,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashPassword, openDirectory } from '../directory/index.js';
+import { hashPassword, openDirectory } from '../../src/directory/index.js';
 import { freshLoopback, Wire } from './hostile-wire.js';
-import { MAIN, sleep } from './testkit.js';
+import { MAIN, sleep } from './start.js';
 
 export const DOMAIN = 'hostile.test';
 /** The mailbox hostile cases send to, and the one the health checks send to (counted separately). */
