@@ -308,6 +308,22 @@ void test('disconnects (FIN and RST) in the middle of every command, of DATA and
   assert.deepEqual(left(), [], 'queue/tmp keeps files of abandoned messages');
 }));
 
+void test('more connections from one address than maxperip (20), SMTP and POP3 (10): the extra ones are refused, then all is as before', () => h.guard(async () => {
+  for (const [port, allowed, greeting, refusal] of [[h.ports.smtp, 20, /^220 /, /^421 /], [h.ports.pop3, 10, /^\+OK /, /^-ERR /]] as const) {
+    const from = freshLoopback();
+    const conns = await Promise.all(Array.from({ length: allowed + 5 }, () => Wire.connect(port, { localAddress: from })));
+    try {
+      const first = await Promise.all(conns.map((w) => (port === h.ports.smtp ? w.reply() : w.line())));
+      assert.equal(first.filter((r) => greeting.test(r)).length, allowed, first.join(''));
+      assert.equal(first.filter((r) => refusal.test(r)).length, 5, first.join(''));
+      for (const r of first) assertNoLeak(r, 'over maxperip');
+    } finally {
+      for (const w of conns) w.destroy();
+    }
+    await h.health(`more than ${allowed} connections from one address to port ${port}`);
+  }
+}));
+
 void test('a session open through all the cases above is unaffected: its message is accepted and delivered', () => h.guard(async () => {
   await finishBystander(h, bystander);
 }));
