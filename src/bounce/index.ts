@@ -10,4 +10,4 @@ export {
 } from './envelope.js';
 export { qsbmfHead, type QsbmfHead } from './qsbmf.js';
 export { dsnHead, dsnTail, diagnosticCode, failureStatus, DSN_FULL_COPY_LIMIT, type DsnHead } from './dsn.js';
-export { date822, failureParagraph, greeting, humanText, textBytes, type BounceFailure } from './text.js';
+export { failureParagraph, greeting, humanText, textBytes, type BounceFailure } from './text.js';

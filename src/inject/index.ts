@@ -11,7 +11,7 @@ export {
   type RecipientSource,
 } from './inject.js';
 export { injectSettings, makeRewriter, parseInjectFlags, type InjectEnv, type InjectFlags, type InjectSettings, type Rewriter } from './rewrite.js';
-export { date822, knownField, validField } from './header.js';
+export { knownField, validField } from './header.js';
 export { addressList, tokenize, unparse, unquote, LINE_LEN, type Token, type TokenType } from './rfc822.js';
 export { commitMessage } from './inject.js';
 export { runInject, type InjectRun } from './command.js';

@@ -1,4 +1,5 @@
 // The envelope file (version 1, JSON) and qmail-queue's Received line: encode, decode, validate.
+import { rfc5322Date } from '../address/index.js';
 import type { Injector, QueueId, QueuedMessage, RecipientState } from './types.js';
 import { isQueueId } from './layout.js';
 
@@ -98,15 +99,6 @@ export function toQueued(e: Envelope): QueuedMessage {
   return rest;
 }
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const p2 = (n: number): string => String(n).padStart(2, '0');
-
-/** qmail's date822fmt: `22 Nov 2026 03:01:02 -0000` (UTC, day not padded). */
-export function date822(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()] ?? '???'} ${d.getUTCFullYear()} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} -0000`;
-}
-
 /** qmail-queue's own Received line (docs/QMAIL.md D.7.4, F.6); '' for network injections (smtpd writes its own). */
 export function receivedLine(injector: Injector, pid: number, ms: number): string {
   let who: string;
@@ -123,5 +115,5 @@ export function receivedLine(injector: Injector, pid: number, ms: number): strin
       who = 'invoked for bounce';
       break;
   }
-  return `Received: (qmail ${pid} ${who}); ${date822(ms)}\n`;
+  return `Received: (qmail ${pid} ${who}); ${rfc5322Date(new Date(ms))}\n`;
 }

@@ -4,4 +4,4 @@ export { openQueue, FileQueue, type OpenOptions } from './store.js';
 export type { RecoverOptions, RecoverReport } from './recover.js';
 export { exportQueue, importQueue, EXPORT_MAGIC, type ExportResult, type ImportResult } from './transfer.js';
 export { isQueueId, toQueueId, idTime } from './layout.js';
-export { date822, receivedLine, type Envelope } from './envelope.js';
+export { receivedLine, type Envelope } from './envelope.js';

@@ -8,5 +8,5 @@ export {
 export { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 export { parseEnvelopeArg, applyLocalIpHost } from './address.js';
 export { parseTcpRules, matchTcpRules, type TcpRules, type TcpRule } from './tcprules.js';
-export { receivedLine, date822 } from './received.js';
+export { receivedLine } from './received.js';
 export { DataDecoder, type DataProblem } from './data.js';
