@@ -52,9 +52,13 @@ export const tempError = (message: string, cause?: unknown): QuailError =>
 export const permError = (message: string, cause?: unknown): QuailError =>
   new QuailError(message, false, '5.0.0', { cause });
 
+/** The text of anything thrown: an Error's message, else the value as a string (for logs and reports). */
+export function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Turns anything thrown into an Outcome; unknown errors are temporary. */
 export function outcomeFromError(err: unknown): Outcome {
   if (err instanceof QuailError) return err.temporary ? temporary(err.message, err.code) : permanent(err.message, err.code);
-  const msg = err instanceof Error ? err.message : String(err);
-  return temporary(msg);
+  return temporary(errText(err));
 }

@@ -1,5 +1,6 @@
 // In-process `| quail vdeliver '' POLICY`: src/vdeliver run inside the local worker with this component's runners.
 import { basename, dirname, resolve } from 'node:path';
+import { errText } from '../address/index.js';
 import {
   parseVdeliverLine, vdeliver, type DotQmailRequest, type MailboxLookup, type ProgramRequest, type VdeliverResult,
 } from '../vdeliver/index.js';
@@ -44,7 +45,7 @@ export class VdeliverHook {
     try {
       dir = await this.directory(root);
     } catch (err) {
-      return { exit: { kind: 'exit', code: 111 }, output: [text(1, `Trouble in vdeliver: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)`)] };
+      return { exit: { kind: 'exit', code: 111 }, output: [text(1, `Trouble in vdeliver: ${errText(err)}. (#4.3.0)`)] };
     }
     const r = await runVdeliverLine(call, root, dir, line.policy);
     const code = r.result === 'success' ? 0 : r.result === 'failure' ? 100 : 111;

@@ -1,6 +1,6 @@
 // The SMTP dialogue on one connection: greeting, EHLO/HELO, STARTTLS, then transactions of several recipients.
 import type { ConnectionOptions } from 'node:tls';
-import { quoteAddress } from '../address/index.js';
+import { errText, quoteAddress } from '../address/index.js';
 import type { RemoteResult } from './types.js';
 import { Dropped, ehloKeywords, type Reply, type SmtpClient } from './client.js';
 import type { Classification } from './classify.js';
@@ -79,7 +79,7 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
         try {
           await client.startTls(opts);
         } catch (err) {
-          const why = err instanceof Error ? err.message : String(err);
+          const why = errText(err);
           return {
             kind: 'failed',
             tlsFailed: p.tls.mode === 'may',

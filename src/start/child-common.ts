@@ -1,8 +1,7 @@
 // What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 import type { Socket } from 'node:net';
+import { errText } from '../address/index.js';
 import type { FromServiceChild, ToServiceChild } from './privchild.js';
-
-export const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */
 function dropPrivileges(uid: number, gid: number): boolean {

@@ -1,5 +1,5 @@
 // POP3 in `quail start`: the pop3 listeners, the directory as authenticator, in this process or an unprivileged child.
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { authenticate, openDirectory, type Directory } from '../directory/index.js';
 import {
@@ -69,8 +69,6 @@ export function pop3Tls(control: Control): { key: string; cert: string } | undef
   const pem = control.raw('servercert.pem');
   return pem === null || !pem.includes('PRIVATE KEY') ? undefined : { key: pem, cert: pem };
 }
-
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
  * One POP3 client's rules, read at its connection: control/tcp.pop3 (tcprules syntax, as tcp.smtp: `deny`, and

@@ -1,7 +1,7 @@
 // quail start: opens the queue, the scheduler with local and remote delivery, and the listeners (as root: in children).
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import type { FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
@@ -277,7 +277,7 @@ async function stopStep(log: EventLog, step: string, ms: number, p: Promise<unkn
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
   const r = await Promise.race([p.then(() => 'done' as const, (err: unknown) => {
-    log.event('quail.error', { step, error: err instanceof Error ? err.message : String(err) });
+    log.event('quail.error', { step, error: errText(err) });
     return 'done' as const;
   }), late]);
   clearTimeout(timer);
@@ -296,7 +296,7 @@ async function bindAll(listeners: readonly SmtpListener[], send: SendSide, log: 
   } catch (err) {
     await Promise.all(bound.map((l) => l.close(0)));
     await send.close();
-    throw new QuailError(`cannot listen: ${err instanceof Error ? err.message : String(err)}; change control/listeners or --smtp/--submission`, true);
+    throw new QuailError(`cannot listen: ${errText(err)}; change control/listeners or --smtp/--submission`, true);
   }
   return listeners.map((l) => ({ host: l.address?.address ?? l.spec.host, port: l.address?.port ?? l.spec.port, kind: l.spec.kind }));
 }
@@ -305,7 +305,7 @@ function safeTls(load: () => ReturnType<typeof loadTlsContext>, log: EventLog): 
   try {
     return load();
   } catch (err) {
-    log.event('smtp.error', { error: `control/servercert.pem unusable, STARTTLS off: ${err instanceof Error ? err.message : String(err)}` });
+    log.event('smtp.error', { error: `control/servercert.pem unusable, STARTTLS off: ${errText(err)}` });
     return undefined;
   }
 }
