@@ -8,20 +8,19 @@ export type Outcome =
   | { readonly kind: 'temporary'; readonly code: EnhancedCode; readonly report: string }
   | { readonly kind: 'permanent'; readonly code: EnhancedCode; readonly report: string };
 
-export const ok = (report = ''): Outcome => ({ kind: 'ok', report });
-export const temporary = (report: string, code?: EnhancedCode): Outcome => ({
+const temporary = (report: string, code?: EnhancedCode): Outcome => ({
   kind: 'temporary',
   code: code ?? codeFromReport(report, '4.3.0'),
   report,
 });
-export const permanent = (report: string, code?: EnhancedCode): Outcome => ({
+const permanent = (report: string, code?: EnhancedCode): Outcome => ({
   kind: 'permanent',
   code: code ?? codeFromReport(report, '5.0.0'),
   report,
 });
 
 /** qmail texts end in "(#x.y.z)"; take that code when present. */
-export function codeFromReport(report: string, fallback: EnhancedCode): EnhancedCode {
+function codeFromReport(report: string, fallback: EnhancedCode): EnhancedCode {
   const m = /\(#([245])\.(\d{1,3})\.(\d{1,3})\)/.exec(report);
   if (!m) return fallback;
   return `${Number(m[1]) as 2 | 4 | 5}.${Number(m[2])}.${Number(m[3])}`;

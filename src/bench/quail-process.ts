@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** dist/cli/main.js: the program `quail` runs. */
-export const QUAIL_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+const QUAIL_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

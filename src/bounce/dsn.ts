@@ -30,7 +30,7 @@ function oneLine(text: string): string {
 }
 
 /** Diagnostic-Code (RFC 3464 §2.3.6): `smtp;` with the remote reply when there is one, else `x-qmail;`. */
-export function diagnosticCode(report: string): string {
+function diagnosticCode(report: string): string {
   const said = /Remote host said: ([^\n]*)/.exec(report);
   if (said?.[1] !== undefined) return `smtp; ${oneLine(said[1])}`;
   return `x-qmail; ${oneLine(report)}`;

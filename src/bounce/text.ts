@@ -25,7 +25,7 @@ export function failureParagraph(f: BounceFailure): string {
 }
 
 /** The greeting: the normal one, or the double-bounce one (F.6). Ends with the empty line. */
-export function greeting(bouncehost: string, double: boolean): string {
+function greeting(bouncehost: string, double: boolean): string {
   return double
     ? `Hi. This is the qmail-send program at ${bouncehost}.\n` +
         "I tried to deliver a bounce message to this address, but the bounce bounced!\n\n"

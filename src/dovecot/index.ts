@@ -1,3 +1,2 @@
 // dovecot: configuration for Dovecot serving quail's mailboxes over IMAP (and POP3 for the bench); docs/IMAP.md.
-export { dovecotConfig, checkpasswordScript, type DovecotOptions } from './config.js';
-export { startDovecot, dovecotBinary, hasDovecotPop3, freePort, type RunningDovecot } from './run.js';
+export { startDovecot, hasDovecotPop3, freePort, type RunningDovecot } from './run.js';

@@ -24,7 +24,7 @@ const DROPPED = new Set(['bcc', 'resent-bcc', 'return-path', 'content-length']);
 const RESENT = ['resent-sender', 'resent-from', 'resent-reply-to', 'resent-to', 'resent-cc', 'resent-bcc', 'resent-date', 'resent-message-id'];
 
 /** The lower-cased name of a known field, or undefined. `To :` counts as To. */
-export function knownField(line: string): string | undefined {
+function knownField(line: string): string | undefined {
   const m = /^([^\s:]+)[ \t]*:/.exec(line);
   if (!m) return undefined;
   const name = asciiLower(m[1] as string);

@@ -20,7 +20,7 @@ export interface OpenedLookup extends MailboxLookup {
 export type OpenLookup = (root: string) => Promise<OpenedLookup>;
 
 /** The root the program would have found: it runs in the home `ROOT/domains/<domain>` and takes ROOT from there. */
-export function rootOfHome(home: string): string | null {
+function rootOfHome(home: string): string | null {
   const h = home.replace(/\/+$/, '');
   return basename(dirname(h)) === 'domains' ? dirname(dirname(h)) : null;
 }
@@ -149,7 +149,7 @@ function filesDone(output: readonly OutputChunk[]): number | null {
  * `dash` and `ext` empty so it reads `.qmail` (an empty file means `./Maildir/`). When a line names the mailbox's own
  * Maildir, the quota is checked before anything runs and recorded (with the 90 % warnings) once that line delivered.
  */
-export async function runMailboxDotQmail(call: ProgramCall, root: string, req: DotQmailRequest): Promise<VdeliverResult> {
+async function runMailboxDotQmail(call: ProgramCall, root: string, req: DotQmailRequest): Promise<VdeliverResult> {
   const e = call.env;
   let files = 0;
   let own = 0;

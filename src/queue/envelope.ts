@@ -3,7 +3,7 @@ import { rfc5322Date } from '../address/index.js';
 import type { Injector, QueueId, QueuedMessage, RecipientState } from './types.js';
 import { isQueueId } from './layout.js';
 
-export const ENVELOPE_VERSION = 1;
+const ENVELOPE_VERSION = 1;
 
 /** What env/<id> holds: the QueuedMessage plus the message checksum. */
 export interface Envelope extends QueuedMessage {
@@ -36,7 +36,7 @@ export function envelopeObject(e: Envelope): Record<string, unknown> {
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isNat = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 
-export function decodeRecipient(x: unknown): RecipientState | string {
+function decodeRecipient(x: unknown): RecipientState | string {
   if (!isObj(x)) return 'recipient is not an object';
   const { original, channel, address, status, attempts, nextAttempt, lastResult, lastReport } = x;
   if (typeof original !== 'string') return 'recipient.original';

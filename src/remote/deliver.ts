@@ -51,7 +51,7 @@ interface Settings {
 }
 
 /** control/tlsdestinations for `host`: the first of the smtproutes candidates present decides. */
-export function tlsPolicy(host: string, map: ReadonlyMap<string, MapEntry> | null): TlsPolicy {
+function tlsPolicy(host: string, map: ReadonlyMap<string, MapEntry> | null): TlsPolicy {
   if (map === null) return { mode: 'may' };
   for (const cand of routeCandidates(host)) {
     const e = map.get(asciiLower(cand));

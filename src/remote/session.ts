@@ -25,7 +25,7 @@ const TEMP_READ = 'Unable to read message. (#4.3.0)\n';
 const PERM_PARTIAL = 'SMTP cannot transfer messages with partial final lines. (#5.6.2)\n';
 
 /** "Remote host said: " followed by every line of the reply (qmail's outsmtptext). */
-export const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
+const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
 
 /** A reply's meaning after the rules file; the report says so when a rule changed it. */
 function judged(classify: Classifier, r: Reply, report: string): RemoteResult {
@@ -108,7 +108,7 @@ const noUtf8 = (ip: string, addr: string, role: 'sender' | 'recipient'): RemoteR
 });
 
 /** The MAIL FROM parameters: SIZE (RFC 1870), BODY=8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), each when offered. */
-export async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size: number, eightBit: () => Promise<boolean>): Promise<string> {
+async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size: number, eightBit: () => Promise<boolean>): Promise<string> {
   let params = ext.has('SIZE') ? ` SIZE=${size}` : '';
   if (ext.has('8BITMIME') && (await eightBit())) params += ' BODY=8BITMIME';
   if (ext.has('SMTPUTF8') && [env.sender, ...env.recipients].some(nonAscii)) params += ' SMTPUTF8';

@@ -29,7 +29,7 @@ export function becomeAccount(uid: number, gid: number, fatal: (error: string) =
  * The parent gone (killed): nobody would restart or stop us, so finish quickly. A signal sent to the whole
  * process group (Ctrl-C, SIGTERM): the parent asks for the same, so stop with the usual grace. SIGHUP: reload.
  */
-export function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, reload: () => void): void {
+function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, reload: () => void): void {
   process.on('disconnect', () => void stop(1000));
   process.on('SIGTERM', () => void stop(10_000));
   process.on('SIGINT', () => void stop(10_000));

@@ -65,7 +65,7 @@ export function pop3Plan(control: Control, flags: Pop3Flags = {}): Pop3Plan {
 }
 
 /** control/servercert.pem as the key and certificate, or undefined (no STLS, no implicit TLS). */
-export function pop3Tls(control: Control): { key: string; cert: string } | undefined {
+function pop3Tls(control: Control): { key: string; cert: string } | undefined {
   const pem = control.raw('servercert.pem');
   return pem === null || !pem.includes('PRIVATE KEY') ? undefined : { key: pem, cert: pem };
 }
@@ -126,7 +126,7 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
 }
 
 /** Writes the mailbox's last-login time (a read-write directory, opened when first needed). */
-export class LastLogin {
+class LastLogin {
   private dir: Promise<Directory> | undefined;
 
   constructor(private readonly root: string, private readonly log: EventLog) {}

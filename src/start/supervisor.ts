@@ -52,8 +52,8 @@ export interface Running {
   flush(): void;
 }
 
-export const runDir = (root: string): string => join(root, 'run');
-export const pidFile = (root: string): string => join(runDir(root), 'quail.pid');
+const runDir = (root: string): string => join(root, 'run');
+const pidFile = (root: string): string => join(runDir(root), 'quail.pid');
 export const stateFile = (root: string): string => join(runDir(root), 'quail.json');
 export const errorsFile = (root: string): string => join(runDir(root), 'errors.log');
 
@@ -75,7 +75,7 @@ export function runningPid(root: string): number | undefined {
 }
 
 /** The listeners to open: control/listeners (or its default), with --smtp/--submission replacing their kind. */
-export function listenerSpecs(control: Control, over: { smtp?: string; submission?: string }): ListenerSpec[] {
+function listenerSpecs(control: Control, over: { smtp?: string; submission?: string }): ListenerSpec[] {
   const parsed = parseListeners(control.raw('listeners') ?? DEFAULT_LISTENERS);
   if (parsed.errors.length > 0) {
     const e = parsed.errors[0];
@@ -96,7 +96,7 @@ export function listenerSpecs(control: Control, over: { smtp?: string; submissio
  * As root: the account of control/quailuser, which serves network input (never root). Not root: undefined,
  * everything runs in this process as the invoking user.
  */
-export function serviceAccount(control: Control, passwdFile?: string): Account | undefined {
+function serviceAccount(control: Control, passwdFile?: string): Account | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const name = control.single('quailuser').value;
   if (name === null) {
@@ -112,7 +112,7 @@ export function serviceAccount(control: Control, passwdFile?: string): Account |
  * `QUAIL_MX_PORT`: the TCP port for deliveries without an smtproutes relay (MX, implicit MX, address literals)
  * instead of 25, for tests and lab setups; unset or empty = 25. Anything but 1-65535 is a permanent error.
  */
-export function mxPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+function mxPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   const v = env['QUAIL_MX_PORT'];
   if (v === undefined || v === '') return undefined;
   const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : 0;
@@ -265,7 +265,7 @@ const RECOVER_MS = 600_000;
 /** Deliveries in progress get this long to finish at stop; the rest are retried after the next start. */
 const STOP_DELIVERIES_MS = 60_000;
 
-export function within<T>(step: string, ms: number, p: Promise<T>): Promise<T> {
+function within<T>(step: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new QuailError(`start-up step "${step}" did not finish within ${Math.round(ms / 1000)} s; see the log above for its last event`, true)), ms);
