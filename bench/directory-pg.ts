@@ -2,6 +2,7 @@
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { errText } from '../src/address/index.js';
 import { openDirectory, type DeliveryAccount } from '../src/directory/index.js';
 import { startCluster, type Cluster } from '../test/support/pgcluster.js';
 import { loadPostgres, type PgBuilt } from './directory-load.js';
@@ -40,8 +41,6 @@ export interface PgResult {
   readonly failed?: string;
 }
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
 async function describeServer(url: string): Promise<string> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
@@ -78,7 +77,7 @@ export async function runDirectoryPostgres(ctx: BenchContext, o: PgOptions): Pro
     ctx.progress('directory: starting a PostgreSQL cluster');
     cluster = await (o.start ?? (() => startCluster({ fsync: true })))();
   } catch (err) {
-    return { skipped: `no PostgreSQL cluster could be started: ${message(err)}`, server: '', sizes: [] };
+    return { skipped: `no PostgreSQL cluster could be started: ${errText(err)}`, server: '', sizes: [] };
   }
   const onSignal = (): void => {
     cluster.stop();
@@ -113,14 +112,14 @@ export async function runDirectoryPostgres(ctx: BenchContext, o: PgOptions): Pro
       sizes.push({ built, lookups, changes });
     }
   } catch (err) {
-    failed = message(err);
+    failed = errText(err);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     try {
       cluster.stop();
     } catch (err) {
-      failed ??= `stopping the cluster: ${message(err)}`;
+      failed ??= `stopping the cluster: ${errText(err)}`;
     }
     ctx.progress(`directory: PostgreSQL part done in ${secs(t0).toFixed(1)} s (cluster start to stop)`);
   }

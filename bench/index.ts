@@ -7,6 +7,7 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { cpus, freemem, hostname, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
+import { errText } from '../src/address/index.js';
 import { measureFsync } from './fsync.js';
 import { SECTIONS } from './sections.js';
 import type { BenchContext, BenchRow } from './types.js';
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
       try {
         for (const r of await section.run(ctx)) rows.push({ ...r, section: section.name });
       } catch (err) {
-        rows.push({ section: section.name, name: 'FAILED', value: 0, unit: '-', note: err instanceof Error ? err.message : String(err) });
+        rows.push({ section: section.name, name: 'FAILED', value: 0, unit: '-', note: errText(err) });
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

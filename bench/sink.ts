@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 
-export const SMTP_SINK = '/usr/sbin/smtp-sink';
+const SMTP_SINK = '/usr/sbin/smtp-sink';
 export const HOST = '127.0.0.1';
 
 /** An SMTP sink that counts the messages it accepted (final dot answered 250). */

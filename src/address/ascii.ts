@@ -5,10 +5,6 @@ export function asciiLower(s: string): string {
   return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
 }
 
-export function asciiEqualsIgnoreCase(a: string, b: string): boolean {
-  return a.length === b.length && asciiLower(a) === asciiLower(b);
-}
-
 /** qmail-send's logsafe encoding of log text: newline → `/`; bytes below 33, above 126, and `%` → `_`. */
 export function logsafe(text: string): string {
   let out = '';

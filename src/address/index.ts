@@ -2,3 +2,4 @@
 export * from './outcome.js';
 export * from './ascii.js';
 export * from './address.js';
+export * from './date.js';

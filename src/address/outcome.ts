@@ -8,20 +8,19 @@ export type Outcome =
   | { readonly kind: 'temporary'; readonly code: EnhancedCode; readonly report: string }
   | { readonly kind: 'permanent'; readonly code: EnhancedCode; readonly report: string };
 
-export const ok = (report = ''): Outcome => ({ kind: 'ok', report });
-export const temporary = (report: string, code?: EnhancedCode): Outcome => ({
+const temporary = (report: string, code?: EnhancedCode): Outcome => ({
   kind: 'temporary',
   code: code ?? codeFromReport(report, '4.3.0'),
   report,
 });
-export const permanent = (report: string, code?: EnhancedCode): Outcome => ({
+const permanent = (report: string, code?: EnhancedCode): Outcome => ({
   kind: 'permanent',
   code: code ?? codeFromReport(report, '5.0.0'),
   report,
 });
 
 /** qmail texts end in "(#x.y.z)"; take that code when present. */
-export function codeFromReport(report: string, fallback: EnhancedCode): EnhancedCode {
+function codeFromReport(report: string, fallback: EnhancedCode): EnhancedCode {
   const m = /\(#([245])\.(\d{1,3})\.(\d{1,3})\)/.exec(report);
   if (!m) return fallback;
   return `${Number(m[1]) as 2 | 4 | 5}.${Number(m[2])}.${Number(m[3])}`;
@@ -52,9 +51,13 @@ export const tempError = (message: string, cause?: unknown): QuailError =>
 export const permError = (message: string, cause?: unknown): QuailError =>
   new QuailError(message, false, '5.0.0', { cause });
 
+/** The text of anything thrown: an Error's message, else the value as a string (for logs and reports). */
+export function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Turns anything thrown into an Outcome; unknown errors are temporary. */
 export function outcomeFromError(err: unknown): Outcome {
   if (err instanceof QuailError) return err.temporary ? temporary(err.message, err.code) : permanent(err.message, err.code);
-  const msg = err instanceof Error ? err.message : String(err);
-  return temporary(msg);
+  return temporary(errText(err));
 }

@@ -1,7 +1,7 @@
 // RFC 3464 delivery status notification carrying qmail's human text (the default bounce format).
-import { quoteAddress, quoteLocal } from '../address/index.js';
+import { quoteAddress, quoteLocal, rfc5322Date } from '../address/index.js';
 import type { QsbmfHead } from './qsbmf.js';
-import { date822, humanText, type BounceFailure } from './text.js';
+import { humanText, type BounceFailure } from './text.js';
 
 /** Above this size the DSN carries only the original header (text/rfc822-headers, RFC 3462 §3). */
 export const DSN_FULL_COPY_LIMIT = 4 * 1024 * 1024;
@@ -30,7 +30,7 @@ function oneLine(text: string): string {
 }
 
 /** Diagnostic-Code (RFC 3464 §2.3.6): `smtp;` with the remote reply when there is one, else `x-qmail;`. */
-export function diagnosticCode(report: string): string {
+function diagnosticCode(report: string): string {
   const said = /Remote host said: ([^\n]*)/.exec(report);
   if (said?.[1] !== undefined) return `smtp; ${oneLine(said[1])}`;
   return `x-qmail; ${oneLine(report)}`;
@@ -52,7 +52,7 @@ export function dsnHead(h: DsnHead): string {
   const text = humanText(h.config.bouncehost, h.double, h.failures);
   const b = h.boundary;
   return (
-    `Date: ${date822(h.now)}\n` +
+    `Date: ${rfc5322Date(new Date(h.now * 1000))}\n` +
     `From: ${quoteLocal(h.config.bouncefrom)}@${h.config.bouncehost}\n` +
     `To: ${quoteAddress(h.recipient)}\n` +
     'Subject: failure notice\n' +
@@ -74,7 +74,7 @@ export function dsnHead(h: DsnHead): string {
     'Content-Description: Delivery report\n' +
     '\n' +
     `Reporting-MTA: dns; ${oneLine(h.config.bouncehost)}\n` +
-    `Arrival-Date: ${date822(h.birth)}\n` +
+    `Arrival-Date: ${rfc5322Date(new Date(h.birth * 1000))}\n` +
     '\n' +
     h.failures.map(perRecipient).join('\n') +
     '\n' +

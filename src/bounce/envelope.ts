@@ -27,7 +27,7 @@ export function bounceConfigFrom(control: Control): BounceConfig {
 }
 
 /** `owner-@host-@[]` → `owner-@host`: a VERP request is dropped before bouncing (F.5). */
-export function stripVerpRequest(sender: string): string {
+function stripVerpRequest(sender: string): string {
   return sender.endsWith('-@[]') ? sender.slice(0, -4) : sender;
 }
 

@@ -1,13 +1,5 @@
 // bounce: qmail-send's bounce messages: QSBMF byte for byte, or RFC 3464 reports carrying qmail's text.
-export { composeBounce, type BounceRequest, type BouncePlan } from './compose.js';
-export {
-  bounceConfigFrom,
-  bounceEnvelope,
-  stripVerpRequest,
-  type BounceConfig,
-  type BounceEnvelope,
-  type BounceFormat,
-} from './envelope.js';
-export { qsbmfHead, type QsbmfHead } from './qsbmf.js';
-export { dsnHead, dsnTail, diagnosticCode, failureStatus, DSN_FULL_COPY_LIMIT, type DsnHead } from './dsn.js';
-export { date822, failureParagraph, greeting, humanText, textBytes, type BounceFailure } from './text.js';
+export { composeBounce } from './compose.js';
+export { bounceConfigFrom, bounceEnvelope, type BounceConfig } from './envelope.js';
+export { failureStatus } from './dsn.js';
+export { failureParagraph, textBytes, type BounceFailure } from './text.js';

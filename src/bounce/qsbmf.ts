@@ -1,7 +1,7 @@
 // qmail's own bounce format, QSBMF, byte for byte (docs/QMAIL.md F.6).
-import { quoteAddress, quoteLocal } from '../address/index.js';
+import { quoteAddress, quoteLocal, rfc5322Date } from '../address/index.js';
 import type { BounceConfig } from './envelope.js';
-import { date822, humanText, type BounceFailure } from './text.js';
+import { humanText, type BounceFailure } from './text.js';
 
 export interface QsbmfHead {
   readonly config: BounceConfig;
@@ -18,7 +18,7 @@ export interface QsbmfHead {
 /** Everything before the original message: headers, text, separator and the Return-Path line. */
 export function qsbmfHead(h: QsbmfHead): string {
   return (
-    `Date: ${date822(h.now)}\n` +
+    `Date: ${rfc5322Date(new Date(h.now * 1000))}\n` +
     `From: ${quoteLocal(h.config.bouncefrom)}@${h.config.bouncehost}\n` +
     `To: ${quoteAddress(h.recipient)}\n` +
     'Subject: failure notice\n' +

@@ -1,4 +1,4 @@
-// qmail-send's bounce text pieces (docs/QMAIL.md F.6): the date, the greeting, one paragraph per failure.
+// qmail-send's bounce text pieces (docs/QMAIL.md F.6): the greeting, one paragraph per failure.
 
 /** One permanently failed recipient as the bounce names it. */
 export interface BounceFailure {
@@ -6,18 +6,6 @@ export interface BounceFailure {
   readonly address: string;
   /** The delivery report, exactly as qmail-local / qmail-remote wrote it. */
   readonly report: string;
-}
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const two = (n: number): string => String(n).padStart(2, '0');
-
-/** qmail's RFC 822 date in UTC: `22 Nov 2026 03:01:02 -0000` (day not padded). */
-export function date822(unixSeconds: number): string {
-  const d = new Date(Math.floor(unixSeconds) * 1000);
-  return (
-    `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()] ?? 'Jan'} ${d.getUTCFullYear()} ` +
-    `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} -0000`
-  );
 }
 
 /**
@@ -37,7 +25,7 @@ export function failureParagraph(f: BounceFailure): string {
 }
 
 /** The greeting: the normal one, or the double-bounce one (F.6). Ends with the empty line. */
-export function greeting(bouncehost: string, double: boolean): string {
+function greeting(bouncehost: string, double: boolean): string {
   return double
     ? `Hi. This is the qmail-send program at ${bouncehost}.\n` +
         "I tried to deliver a bounce message to this address, but the bounce bounced!\n\n"

@@ -9,10 +9,10 @@ import { newu } from '../users/index.js';
 import { CliError, action, addRootOption, resolveRoot, usageError } from './common.js';
 
 export const BACKUP_FORMAT = 'quail-backup 1';
-export const MANIFEST = 'quail-backup.json';
-export const QUEUE_FILE = 'queue.export';
+const MANIFEST = 'quail-backup.json';
+const QUEUE_FILE = 'queue.export';
 /** The root's folders copied as they are (owners, modes, times kept). */
-export const ROOT_PARTS = ['control', 'users', 'alias', 'domains'] as const;
+const ROOT_PARTS = ['control', 'users', 'alias', 'domains'] as const;
 
 export interface Manifest {
   readonly format: typeof BACKUP_FORMAT;
@@ -38,7 +38,7 @@ function tar(args: readonly string[]): Promise<void> {
 export interface BackupOptions { readonly directory?: string; readonly force?: boolean }
 
 /** Writes FILE (via FILE.tmp, then rename): manifest, directory copy, queue export, then the root's folders. */
-export async function backup(root: string, file: string, o: BackupOptions = {}): Promise<Manifest> {
+async function backup(root: string, file: string, o: BackupOptions = {}): Promise<Manifest> {
   if (!existsSync(join(root, 'control'))) throw usageError(`${root} has no control/: not a mail root (give --root DIR)`);
   const out = resolve(file);
   if (existsSync(out) && o.force !== true) throw usageError(`${out} exists: choose a new file name, or give --force`);
@@ -75,7 +75,7 @@ const moved = (path: string, from: string, to: string): string =>
  * A root restored somewhere else: users/assign homes (`+dom-:acct:uid:gid:HOME:...`) and a `sqlite:PATH` in
  * control/directory that pointed inside the old root now point inside the new one; users/cdb is rebuilt.
  */
-export function relocate(root: string, from: string): void {
+function relocate(root: string, from: string): void {
   if (from === root) return;
   const assign = join(root, 'users', 'assign');
   if (existsSync(assign)) {
@@ -98,7 +98,7 @@ export function relocate(root: string, from: string): void {
 }
 
 /** Unpacks FILE into ROOT (new or empty unless `force`): folders, then the directory, then the queue. */
-export async function restore(root: string, file: string, o: BackupOptions = {}): Promise<Manifest> {
+async function restore(root: string, file: string, o: BackupOptions = {}): Promise<Manifest> {
   const src = resolve(file);
   if (!existsSync(src)) throw usageError(`${src} does not exist: give the file quail backup wrote`);
   if (existsSync(root) && readdirSync(root).length > 0 && o.force !== true) {

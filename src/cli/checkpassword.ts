@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { fstatSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { errText } from '../address/index.js';
 import { authenticate, openDirectory } from '../directory/index.js';
 import { addRootOption, resolveRoot } from './common.js';
 
@@ -57,7 +58,7 @@ async function check(prog: string[], o: { root?: string; directory?: string }): 
   try {
     dir = await openDirectory({ root, ...(o.directory === undefined ? {} : { url: o.directory }) });
   } catch (err) {
-    process.stderr.write(`quail checkpassword: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`quail checkpassword: ${errText(err)}\n`);
     return 111;
   }
   let result: { box: Awaited<ReturnType<typeof authenticate>>; uid: number; gid: number } | null = null;
@@ -68,7 +69,7 @@ async function check(prog: string[], o: { root?: string; directory?: string }): 
     const dom = box ? await dir.getDomain(box.domain) : null;
     result = box && dom ? { box, uid: dom.account.uid, gid: dom.account.gid } : null;
   } catch (err) {
-    process.stderr.write(`quail checkpassword: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`quail checkpassword: ${errText(err)}\n`);
     return 111;
   } finally {
     await dir.close();
@@ -103,7 +104,7 @@ export function register(program: Command): void {
     try {
       process.exitCode = await check(prog, o);
     } catch (err) {
-      process.stderr.write(`quail checkpassword: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`quail checkpassword: ${errText(err)}\n`);
       process.exitCode = 111;
     }
   });

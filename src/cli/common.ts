@@ -1,7 +1,7 @@
 // Shared CLI helpers: the mail root choice, qmail-style exit codes, errors without stack traces.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 
 /** --root DIR, else $QUAIL_ROOT, else ./var/quail (absolute). */
 export function resolveRoot(opt: string | undefined): string {
@@ -28,7 +28,7 @@ export function action<A extends unknown[]>(name: string, body: (...args: A) => 
       if (typeof code === 'number') process.exitCode = code;
     } catch (err) {
       const temporary = !(err instanceof QuailError) || err.temporary;
-      const msg = err instanceof Error ? err.message : String(err);
+      const msg = errText(err);
       process.stderr.write(`quail ${name}: fatal: ${msg}\n`);
       if (process.env['QUAIL_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
       process.exitCode = temporary ? 111 : 100;

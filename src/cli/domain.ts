@@ -31,7 +31,7 @@ const withLimits = (c: Command): Command =>
     .option('--max-forwards <n>', 'limit on forwarding mailboxes')
     .option('--quota <size>', 'domain quota (e.g. 10G)');
 
-export function domainJson(d: Domain): Record<string, unknown> {
+function domainJson(d: Domain): Record<string, unknown> {
   return { ...d, policy: formatPolicy(d.policy), created: d.created.toISOString() };
 }
 

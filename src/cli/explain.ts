@@ -1,7 +1,7 @@
 // quail explain: the whole decision for one recipient — route, delivering user, .qmail file, instructions or next hop.
 import { isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
-import { asciiLower, QuailError } from '../address/index.js';
+import { asciiLower, errText, QuailError } from '../address/index.js';
 import { Control, controlDef } from '../control/index.js';
 import { findDotQmail, newSender, parseInstructions, type Instruction } from '../local/index.js';
 import { lookupRoute, ipLiteral } from '../remote/index.js';
@@ -20,7 +20,6 @@ export interface ExplainOptions {
 }
 
 const q = (s: string): string => JSON.stringify(s);
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** One line per instruction, in words; paths resolved against the home directory. */
 function describe(ins: Instruction, home: string): string | null {

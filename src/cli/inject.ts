@@ -1,5 +1,6 @@
 // quail inject: qmail-inject. Reads a message on stdin, rewrites its header, queues it (exit 0 / 100 / 111).
 import type { Command } from 'commander';
+import { errText } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { parseInjectArgv, runInject, type InjectArgs } from '../inject/index.js';
 import { openQueue } from '../queue/index.js';
@@ -43,7 +44,7 @@ export function register(program: Command): void {
       try {
         args = parseInjectArgv(argv);
       } catch (err) {
-        process.stderr.write(`quail inject: fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.stderr.write(`quail inject: fatal: ${errText(err)}\n`);
         process.exitCode = 100;
         return;
       }

@@ -1,6 +1,7 @@
 // quail maildirmake: create a Maildir (DIR, DIR/tmp, DIR/new, DIR/cur, mode 0700); refuses an existing DIR.
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { errText } from '../address/index.js';
 import { maildirMake } from '../maildir/index.js';
 import { action, CliError, usageError } from './common.js';
 
@@ -15,7 +16,7 @@ export function register(program: Command): void {
         try {
           maildirMake(dir);
         } catch (err) {
-          const msg = err instanceof Error ? err.message : String(err);
+          const msg = errText(err);
           throw new CliError(`unable to create ${dir}: ${msg}`, true);
         }
       }),

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // quail: the admin command. One file per command under src/cli/, each exporting register(program).
 import { Command, CommanderError } from 'commander';
+import { errText } from '../address/index.js';
 import { COMMANDS } from './commands.js';
 
 const program = new Command();
@@ -18,7 +19,7 @@ try {
     // --help and --version exit 0; usage errors are permanent (100), as in qmail's tools.
     process.exitCode = err.exitCode === 0 ? 0 : 100;
   } else {
-    process.stderr.write(`quail: fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`quail: fatal: ${errText(err)}\n`);
     process.exitCode = 111;
   }
 }

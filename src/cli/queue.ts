@@ -4,11 +4,11 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import { rfc5322Date } from '../address/index.js';
 import {
   type FileQueue,
   type QueuedMessage,
   type RecipientState,
-  date822,
   exportQueue,
   importQueue,
   openQueue,
@@ -56,7 +56,7 @@ export function formatRecipient(r: RecipientState, nowSec: number): string {
 
 /** The first line of a message in `quail queue list` (like qmail-qread's). */
 export function formatMessage(m: QueuedMessage, nowSec: number): string {
-  const date = date822(m.birth * 1000).replace(/-0000$/, 'GMT');
+  const date = rfc5322Date(new Date(m.birth * 1000)).replace(/-0000$/, 'GMT');
   const flags = [m.held ? 'held' : '', m.queueName !== 'default' ? `queue ${m.queueName}` : ''].filter(Boolean);
   return `${date}  #${m.id}  ${m.size}  <${m.sender}>  age ${formatAge(nowSec - m.birth)}${flags.length ? `  [${flags.join(', ')}]` : ''}`;
 }
@@ -131,7 +131,7 @@ export function register(program: Command): void {
         const now = Math.floor(q.clock() / 1000);
         const lines = [
           `id: ${m.id}`,
-          `birth: ${date822(m.birth * 1000)} (${m.birth}, age ${formatAge(now - m.birth)})`,
+          `birth: ${rfc5322Date(new Date(m.birth * 1000))} (${m.birth}, age ${formatAge(now - m.birth)})`,
           `sender: <${m.sender}>`,
           `size: ${m.size}`,
           `held: ${m.held ? 'yes' : 'no'}`,

@@ -3,7 +3,7 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Command } from 'commander';
 import { Control } from '../control/index.js';
-import { permError, QuailError } from '../address/index.js';
+import { errText, permError, QuailError } from '../address/index.js';
 import type { InjectArgs } from '../inject/index.js';
 import { openQueue } from '../queue/index.js';
 import { DEFAULT_LIMITS, NO_DIRECTORY, hostIps, runSession } from '../smtpd/index.js';
@@ -146,7 +146,7 @@ export async function runSendmail(name: string, argv: readonly string[], mailq =
     return await injectFromStdin(name, root, toInjectArgs(s), env);
   } catch (err) {
     const temporary = !(err instanceof QuailError) || err.temporary;
-    process.stderr.write(`${name}: fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`${name}: fatal: ${errText(err)}\n`);
     return temporary ? 111 : 100;
   }
 }

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { errText } from '../address/index.js';
 import { errorsFile, makeEventLog, startQuail, type Running } from '../start/index.js';
 import { action, addRootOption, resolveRoot } from './common.js';
 import { initRoot, render } from './init.js';
@@ -65,7 +66,7 @@ export function register(program: Command): void {
       await new Promise<void>((resolve) => {
         stopNow = (): void => {
           void live.stop().then(resolve, (err: unknown) => {
-            log.event('quail.error', { error: err instanceof Error ? err.message : String(err) });
+            log.event('quail.error', { error: errText(err) });
             resolve();
           });
         };

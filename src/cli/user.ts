@@ -60,7 +60,7 @@ const withPw = (c: Command): Command =>
 
 const collect = (v: string, acc: string[]): string[] => [...acc, v];
 
-export function mailboxJson(m: Mailbox): Record<string, unknown> {
+function mailboxJson(m: Mailbox): Record<string, unknown> {
   const { passwordHash, ...rest } = m;
   return { ...rest, address: `${m.local}@${m.domain}`, passwordScheme: hashScheme(passwordHash), created: m.created.toISOString(),
     lastLogin: m.lastLogin?.toISOString() ?? null };

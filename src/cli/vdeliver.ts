@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { errText } from '../address/index.js';
 import { openDirectory } from '../directory/index.js';
 import { runVdeliverLine, type ProgramCall } from '../local/index.js';
 import { UniqueNamer } from '../maildir/index.js';
@@ -60,7 +61,7 @@ export function register(program: Command): void {
           await dir.close();
         }
       } catch (err) {
-        process.stdout.write(`Trouble in vdeliver: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)\n`);
+        process.stdout.write(`Trouble in vdeliver: ${errText(err)}. (#4.3.0)\n`);
         code = 111;
       } finally {
         rmSync(work, { recursive: true, force: true });

@@ -25,7 +25,7 @@ export interface ControlDef {
 
 const ON_EACH_SESSION = 'at the next SMTP session';
 /** 35 MiB: above what the large mail services accept, so no real message is refused, but a limit all the same. */
-export const DEFAULT_DATABYTES = 35 * 1024 * 1024;
+const DEFAULT_DATABYTES = 35 * 1024 * 1024;
 const ON_HUP = 'on SIGHUP (quail reload) or restart';
 const ON_RESTART = 'at restart';
 const ON_DELIVERY = 'at the next delivery attempt';

@@ -17,7 +17,7 @@ function b64from24(b2: number, b1: number, b0: number, n: number): string {
 const at = (b: Buffer, i: number): number => b[i] ?? 0;
 
 /** Poul-Henning Kamp's MD5-based crypt: `$1$salt$hash`. */
-export function md5Crypt(password: Buffer, saltIn: string): string {
+function md5Crypt(password: Buffer, saltIn: string): string {
   const salt = Buffer.from(saltIn.slice(0, 8), 'latin1');
   const magic = Buffer.from('$1$');
   const alt = createHash('md5').update(password).update(salt).update(password).digest();
@@ -47,7 +47,7 @@ const repeatTo = (src: Buffer, len: number): Buffer => {
 };
 
 /** Ulrich Drepper's SHA-crypt: `$5$` (SHA-256) and `$6$` (SHA-512), with optional `rounds=N$`. */
-export function shaCrypt(kind: '5' | '6', password: Buffer, setting: string): string {
+function shaCrypt(kind: '5' | '6', password: Buffer, setting: string): string {
   const algo = kind === '5' ? 'sha256' : 'sha512';
   const size = kind === '5' ? 32 : 64;
   let rest = setting;

@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { errText } from '../address/index.js';
 import { startCluster, type Cluster } from '../../test/support/pgcluster.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
@@ -151,7 +152,7 @@ void test('end to end (PostgreSQL via quail directory use): the same walkthrough
   try {
     cluster = await startCluster();
   } catch (err) {
-    assert.fail(`PostgreSQL is required for this test: ${err instanceof Error ? err.message : String(err)}`);
+    assert.fail(`PostgreSQL is required for this test: ${errText(err)}`);
   }
   await walkthrough(await cluster.newDatabase());
 });

@@ -64,21 +64,6 @@ function finishList(s: ListScan, add: readonly string[]): string | null {
   return join([...s.kept, ...add]);
 }
 
-/** rcpthosts with `add` present and `remove` absent; other lines kept as they are. null: no change needed. */
-export function editList(text: string | null, add: readonly string[], remove: readonly string[]): string | null {
-  const s = scanList(text, new Set(remove.map(lower)), new Set(add.map(lower)));
-  const have = new Set(s.present);
-  const extra: string[] = [];
-  for (const a of add) {
-    const k = lower(a);
-    if (!have.has(k)) {
-      have.add(k);
-      extra.push(a);
-    }
-  }
-  return finishList(s, extra);
-}
-
 /** A line without its trailing blanks and tabs (0.2), without a regex per line. */
 function cutBlanks(l: string): string {
   let end = l.length;

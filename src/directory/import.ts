@@ -15,7 +15,7 @@ const VPOP_BITS: ReadonlyArray<[number, MailboxFlag]> = [
   [0x20, 'no-relay'], [0x40, 'no-dialup'], [0x800, 'no-smtp-auth'], [0x1000, 'domain-admin'], [0x10000, 'system-admin'],
 ];
 
-export const vpopFlags = (bits: number): MailboxFlag[] => VPOP_BITS.filter(([b]) => (bits & b) !== 0).map(([, f]) => f);
+const vpopFlags = (bits: number): MailboxFlag[] => VPOP_BITS.filter(([b]) => (bits & b) !== 0).map(([, f]) => f);
 
 export interface VpasswdEntry {
   readonly local: string;
@@ -59,7 +59,7 @@ export function vpopPolicy(line: string): UnknownPolicy | null {
 }
 
 /** `.qmailadmin-limits` (`maxpopaccounts: 100`, -1 = unlimited). */
-export function parseLimits(text: string): Partial<DomainLimits> {
+function parseLimits(text: string): Partial<DomainLimits> {
   const out: { -readonly [K in keyof DomainLimits]?: DomainLimits[K] } = {};
   for (const l of text.split('\n')) {
     const m = /^\s*(\w+)\s*:\s*(-?\d+)\s*$/.exec(l);

@@ -3,7 +3,7 @@ import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:c
 import { cryptScheme, verifyCrypt } from './crypt.js';
 
 /** log2(N) = 15, r = 8, p = 1: 32 MiB and roughly 0.1 s per hash; the parameters travel in the hash. */
-export const SCRYPT_DEFAULT = { ln: 15, r: 8, p: 1 } as const;
+const SCRYPT_DEFAULT = { ln: 15, r: 8, p: 1 } as const;
 const KEYLEN = 32;
 
 function scryptAsync(pw: string, salt: Buffer, keylen: number, o: ScryptOptions): Promise<Buffer> {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { errText } from '../address/index.js';
 import { directoryContract } from './contract.js';
 import { LATEST, MIGRATIONS } from './migrations.js';
 import { openDirectory } from './open.js';
@@ -18,7 +19,7 @@ before(async () => {
   try {
     cluster = await startCluster();
   } catch (err) {
-    reason = err instanceof Error ? err.message : String(err);
+    reason = errText(err);
     process.stderr.write(`directory postgres tests: cannot start PostgreSQL: ${reason}\n`);
   }
 });

@@ -1,2 +1,2 @@
 // dovecot: configuration for Dovecot serving quail's mailboxes over IMAP (and POP3 for the bench); docs/IMAP.md.
-export { dovecotConfig, checkpasswordScript, type DovecotOptions } from './config.js';
+export { dovecotConfig, checkpasswordScript } from './config.js';

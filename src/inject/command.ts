@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 import type { Control } from '../control/index.js';
 import { commitMessage, prepareMessage, type InjectArgs, type InjectResult, type InjectTarget } from './inject.js';
 import type { InjectEnv } from './rewrite.js';
@@ -45,7 +45,7 @@ export async function runInject(r: InjectRun): Promise<{ exit: number; result?: 
     return { exit: 0, result };
   } catch (err) {
     const temporary = !(err instanceof QuailError) || err.temporary;
-    r.stderr(`${r.name}: fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+    r.stderr(`${r.name}: fatal: ${errText(err)}\n`);
     return { exit: temporary ? 111 : 100 };
   }
 }

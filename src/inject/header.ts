@@ -1,5 +1,5 @@
 // The header of a locally written message, rewritten the way qmail-inject does (docs/QMAIL.md G.2).
-import { asciiLower, permError, quoteLocal } from '../address/index.js';
+import { asciiLower, permError, quoteLocal, rfc5322Date } from '../address/index.js';
 import type { InjectSettings, Rewriter } from './rewrite.js';
 import { addressList, tokenize, unparse, unquote, type Token } from './rfc822.js';
 
@@ -24,7 +24,7 @@ const DROPPED = new Set(['bcc', 'resent-bcc', 'return-path', 'content-length']);
 const RESENT = ['resent-sender', 'resent-from', 'resent-reply-to', 'resent-to', 'resent-cc', 'resent-bcc', 'resent-date', 'resent-message-id'];
 
 /** The lower-cased name of a known field, or undefined. `To :` counts as To. */
-export function knownField(line: string): string | undefined {
+function knownField(line: string): string | undefined {
   const m = /^([^\s:]+)[ \t]*:/.exec(line);
   if (!m) return undefined;
   const name = asciiLower(m[1] as string);
@@ -37,15 +37,6 @@ export function validField(line: string): boolean {
   if (colon < 0) return false;
   const name = line.slice(0, colon).replace(/[ \t]+$/, '');
   return name.length > 0 && /^[\x21-\x7e]+$/.test(name);
-}
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const two = (n: number): string => String(n).padStart(2, '0');
-
-/** qmail's date822fmt: `D Mon YYYY HH:MM:SS -0000` in UTC, day not padded. */
-export function date822(unixSeconds: number): string {
-  const d = new Date(unixSeconds * 1000);
-  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()] ?? '???'} ${d.getUTCFullYear()} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} -0000`;
 }
 
 export interface HeaderContext {
@@ -169,7 +160,7 @@ export class HeaderRewriter {
     const p = resent ? 'Resent-' : '';
     const has = (n: string): boolean => this.seen.has(resent ? `resent-${n}` : n);
     let added = '';
-    if (!has('date')) added += `${p}Date: ${date822(this.ctx.time)}\n`;
+    if (!has('date')) added += `${p}Date: ${rfc5322Date(new Date(this.ctx.time * 1000))}\n`;
     if (!has('message-id')) added += `${p}Message-ID: <${this.ctx.time}.${this.ctx.pid}.qmail@${this.ctx.settings.idHost}>\n`;
     if (!has('from')) added += p + this.defaultFrom();
     if (!has('to') && !has('cc')) added += `${p}Cc: recipient list not shown: ;\n`;

@@ -1,6 +1,6 @@
 // Getting a locally written message into the queue: qmail-inject's argument handling, header pass, streamed body.
 import { Readable } from 'node:stream';
-import { permError, tempError, QuailError } from '../address/index.js';
+import { errText, permError, QuailError, tempError } from '../address/index.js';
 import type { Control } from '../control/index.js';
 import type { NewMessage, QueueId, QueueStore } from '../queue/index.js';
 import { HeaderRewriter, validField } from './header.js';
@@ -212,7 +212,7 @@ export async function commitMessage(target: InjectTarget, m: PreparedMessage, ui
     id = await target.inject(msg);
   } catch (err) {
     if (err instanceof QuailError) throw err;
-    throw tempError(`unable to queue the message: ${err instanceof Error ? err.message : String(err)}`, err);
+    throw tempError(`unable to queue the message: ${errText(err)}`, err);
   }
   return { id, sender: m.sender, recipients: m.recipients };
 }

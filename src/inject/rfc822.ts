@@ -238,7 +238,7 @@ function needSpace(prev: TokenType | undefined, next: TokenType): boolean {
 const escapeText = (text: string): string => text.replace(/["[\]()\\\r\n]/g, (c) => `\\${c}`);
 
 /** qmail-inject's line length for folded address headers. */
-export const LINE_LEN = 80;
+const LINE_LEN = 80;
 
 /**
  * Prints tokens as a header field ending in "\n". After each comma a line break is considered: the

@@ -1,2 +1,2 @@
 // lineio: the pull-style stream reader shared by the SMTP and POP3 servers.
-export { Reader, type ReadResult, type LineResult } from './reader.js';
+export { Reader } from './reader.js';

@@ -25,7 +25,7 @@ const LOCK_CONFLICT = 75;
  * flock (procmail, mutt, mail.local with flock); no dotlock is made. Returns 'locked', 'timeout' or 'unlocked'
  * (no helper or it failed: qmail too delivers unlocked when lock_ex fails).
  */
-export async function flockExclusive(fd: number, seconds: number): Promise<'locked' | 'timeout' | 'unlocked'> {
+async function flockExclusive(fd: number, seconds: number): Promise<'locked' | 'timeout' | 'unlocked'> {
   const bin = FLOCK_CANDIDATES.find((p) => existsSync(p));
   if (bin === undefined) return 'unlocked';
   return new Promise((resolve) => {

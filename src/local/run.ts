@@ -1,6 +1,7 @@
 // qmail-local itself (docs/QMAIL.md D.1-D.8): checks, .qmail choice, then each line, dry-run (-n) or for real.
 import { constants } from 'node:fs';
 import { access, open, stat } from 'node:fs/promises';
+import { errText } from '../address/index.js';
 import type { UniqueNamer } from '../maildir/index.js';
 import { deliverToMaildir } from '../maildir/index.js';
 import { findDotQmail, newSender, PATRN } from './dotqmail.js';
@@ -91,7 +92,7 @@ export async function runQmailLocal(a: LocalArgs, o: RunOptions): Promise<LocalR
       say(2, `${err.message}\n`);
       return { exitCode: err.exitCode, output };
     }
-    say(2, `Unexpected error: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)\n`);
+    say(2, `Unexpected error: ${errText(err)}. (#4.3.0)\n`);
     return { exitCode: 111, output };
   }
 }

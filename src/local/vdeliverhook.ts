@@ -1,5 +1,6 @@
 // In-process `| quail vdeliver '' POLICY`: src/vdeliver run inside the local worker with this component's runners.
 import { basename, dirname, resolve } from 'node:path';
+import { errText } from '../address/index.js';
 import {
   parseVdeliverLine, vdeliver, type DotQmailRequest, type MailboxLookup, type ProgramRequest, type VdeliverResult,
 } from '../vdeliver/index.js';
@@ -19,7 +20,7 @@ export interface OpenedLookup extends MailboxLookup {
 export type OpenLookup = (root: string) => Promise<OpenedLookup>;
 
 /** The root the program would have found: it runs in the home `ROOT/domains/<domain>` and takes ROOT from there. */
-export function rootOfHome(home: string): string | null {
+function rootOfHome(home: string): string | null {
   const h = home.replace(/\/+$/, '');
   return basename(dirname(h)) === 'domains' ? dirname(dirname(h)) : null;
 }
@@ -44,7 +45,7 @@ export class VdeliverHook {
     try {
       dir = await this.directory(root);
     } catch (err) {
-      return { exit: { kind: 'exit', code: 111 }, output: [text(1, `Trouble in vdeliver: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)`)] };
+      return { exit: { kind: 'exit', code: 111 }, output: [text(1, `Trouble in vdeliver: ${errText(err)}. (#4.3.0)`)] };
     }
     const r = await runVdeliverLine(call, root, dir, line.policy);
     const code = r.result === 'success' ? 0 : r.result === 'failure' ? 100 : 111;
@@ -148,7 +149,7 @@ function filesDone(output: readonly OutputChunk[]): number | null {
  * `dash` and `ext` empty so it reads `.qmail` (an empty file means `./Maildir/`). When a line names the mailbox's own
  * Maildir, the quota is checked before anything runs and recorded (with the 90 % warnings) once that line delivered.
  */
-export async function runMailboxDotQmail(call: ProgramCall, root: string, req: DotQmailRequest): Promise<VdeliverResult> {
+async function runMailboxDotQmail(call: ProgramCall, root: string, req: DotQmailRequest): Promise<VdeliverResult> {
   const e = call.env;
   let files = 0;
   let own = 0;

@@ -113,7 +113,7 @@ export async function recordRemoval(maildir: string, bytes: number, count: numbe
 }
 
 /** Usage at or above this share of a quota brings the one warning message (`quotawarn` marks it as sent). */
-export const WARN_RATIO = 0.9;
+const WARN_RATIO = 0.9;
 
 /** Is usage at or past WARN_RATIO of either limit? */
 export function nearQuota(u: Usage, bytes: number | null, messages: number | null): boolean {

@@ -1,19 +1,6 @@
 // pop3d: qmail-popup and qmail-pop3d's job — a POP3 server over Maildirs (README.md).
 export { createPop3Server, type Pop3Server, type Pop3ServerOptions } from './server.js';
-export { MaildirStore, uidFor, type MaildirStoreOptions } from './maildir.js';
+export { MaildirStore, uidFor } from './maildir.js';
 export { parsePop3Listener, type Pop3ListenerSpec } from './listener.js';
-export { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
-export { normaliseLogin, parseCommand, decodePlain, isLoopback, type Command, type PlainCredentials } from './parse.js';
-export type { SessionSummary, EndReason } from './session.js';
-export type {
-  Account,
-  ClientInfo,
-  CommitResult,
-  Mailbox,
-  MailboxStore,
-  MessageInfo,
-  OpenResult,
-  Pop3Authenticator,
-  Pop3ClientRules,
-  Pop3EventLog,
-} from './types.js';
+export { normaliseLogin, parseCommand, decodePlain, isLoopback } from './parse.js';
+export type { Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';

@@ -1,7 +1,7 @@
 // Durability helpers: grouped directory fsyncs, durable small-file writes, file-system errors as QuailError.
 import { open, rename, unlink, link, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 
 const EXPLAIN: Readonly<Record<string, string>> = {
   ENOSPC: 'the queue file system is full',
@@ -23,7 +23,7 @@ export function errCode(err: unknown): string | undefined {
 export function queueError(what: string, err: unknown): QuailError {
   if (err instanceof QuailError) return err;
   const code = errCode(err);
-  const why = (code && EXPLAIN[code]) ?? (err instanceof Error ? err.message : String(err));
+  const why = (code && EXPLAIN[code]) ?? (errText(err));
   return new QuailError(`${what}: ${why}${code ? ` (${code})` : ''}`, true, '4.3.0', { cause: err });
 }
 

@@ -1,8 +1,9 @@
 // The envelope file (version 1, JSON) and qmail-queue's Received line: encode, decode, validate.
+import { rfc5322Date } from '../address/index.js';
 import type { Injector, QueueId, QueuedMessage, RecipientState } from './types.js';
 import { isQueueId } from './layout.js';
 
-export const ENVELOPE_VERSION = 1;
+const ENVELOPE_VERSION = 1;
 
 /** What env/<id> holds: the QueuedMessage plus the message checksum. */
 export interface Envelope extends QueuedMessage {
@@ -35,7 +36,7 @@ export function envelopeObject(e: Envelope): Record<string, unknown> {
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isNat = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 
-export function decodeRecipient(x: unknown): RecipientState | string {
+function decodeRecipient(x: unknown): RecipientState | string {
   if (!isObj(x)) return 'recipient is not an object';
   const { original, channel, address, status, attempts, nextAttempt, lastResult, lastReport } = x;
   if (typeof original !== 'string') return 'recipient.original';
@@ -98,15 +99,6 @@ export function toQueued(e: Envelope): QueuedMessage {
   return rest;
 }
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const p2 = (n: number): string => String(n).padStart(2, '0');
-
-/** qmail's date822fmt: `22 Nov 2026 03:01:02 -0000` (UTC, day not padded). */
-export function date822(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()] ?? '???'} ${d.getUTCFullYear()} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} -0000`;
-}
-
 /** qmail-queue's own Received line (docs/QMAIL.md D.7.4, F.6); '' for network injections (smtpd writes its own). */
 export function receivedLine(injector: Injector, pid: number, ms: number): string {
   let who: string;
@@ -123,5 +115,5 @@ export function receivedLine(injector: Injector, pid: number, ms: number): strin
       who = 'invoked for bounce';
       break;
   }
-  return `Received: (qmail ${pid} ${who}); ${date822(ms)}\n`;
+  return `Received: (qmail ${pid} ${who}); ${rfc5322Date(new Date(ms))}\n`;
 }

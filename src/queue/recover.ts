@@ -30,13 +30,13 @@ export interface RecoverReport {
 }
 
 /** Is the writer of a tmp file still at work? (pid alive and not too old; this process: only its own ids). */
-export function writerAlive(t: TmpName, mtimeMs: number, now: number, ownInFlight: ReadonlySet<QueueId>): boolean {
+function writerAlive(t: TmpName, mtimeMs: number, now: number, ownInFlight: ReadonlySet<QueueId>): boolean {
   if (now - mtimeMs > TMP_MAX_AGE_MS) return false;
   if (t.pid === process.pid) return ownInFlight.has(t.id);
   return pidAlive(t.pid);
 }
 
-export function pidAlive(pid: number): boolean {
+function pidAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

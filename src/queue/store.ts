@@ -287,7 +287,7 @@ export class FileQueue implements QueueStore {
 }
 
 /** Step 1: the Received line then the data, streamed, hashed, fdatasynced. */
-export async function writeMessage(
+async function writeMessage(
   path: string,
   header: string,
   data: Readable | Buffer,

@@ -9,7 +9,7 @@ import { errCode, exists, fsyncDir, queueError, unlinkQuiet } from './durable.js
 import { type Envelope, decodeEnvelopeObject, envelopeObject } from './envelope.js';
 import { type FileQueue, writeAll } from './store.js';
 
-export const EXPORT_MAGIC = 'quail-queue-export 1';
+const EXPORT_MAGIC = 'quail-queue-export 1';
 const CHUNK = 64 * 1024;
 const MAX_LINE = 16 * 1024 * 1024;
 

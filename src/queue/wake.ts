@@ -13,7 +13,7 @@ const MAX_LINE = 1024;
 const SOCKET_MODE = 0o660;
 
 /** Parses one wake-up line: `new`, `flush` or `flush <domain>`. */
-export function parseWake(line: string): { what: 'new' | 'flush'; domain?: string } | undefined {
+function parseWake(line: string): { what: 'new' | 'flush'; domain?: string } | undefined {
   const m = /^(new|flush)(?: ([^\s]{1,255}))?$/.exec(line.trim());
   if (!m) return undefined;
   const what = m[1] as 'new' | 'flush';

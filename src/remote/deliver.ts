@@ -1,6 +1,6 @@
 // qmail-remote for one or several recipients of one message: controls, next hop, connect, dialogue, reports.
 import { readFileSync } from 'node:fs';
-import { splitAddress } from '../address/index.js';
+import { errText, splitAddress } from '../address/index.js';
 import type { Control, MapEntry } from '../control/index.js';
 import type { RemoteJob, RemoteResult } from './types.js';
 import { lookupRoute, routeCandidates, type Route } from './routes.js';
@@ -51,7 +51,7 @@ interface Settings {
 }
 
 /** control/tlsdestinations for `host`: the first of the smtproutes candidates present decides. */
-export function tlsPolicy(host: string, map: ReadonlyMap<string, MapEntry> | null): TlsPolicy {
+function tlsPolicy(host: string, map: ReadonlyMap<string, MapEntry> | null): TlsPolicy {
   if (map === null) return { mode: 'may' };
   for (const cand of routeCandidates(host)) {
     const e = map.get(asciiLower(cand));
@@ -106,7 +106,7 @@ export async function deliverBatch(jobs: readonly RemoteJob[], opts: RemoteOptio
   try {
     return await deliver(host, jobs, opts, extras);
   } catch (err) {
-    const r = deferral(`Unexpected remote delivery error: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)\n`);
+    const r = deferral(`Unexpected remote delivery error: ${errText(err)}. (#4.3.0)\n`);
     return jobs.map(() => r);
   }
 }

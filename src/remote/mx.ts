@@ -22,7 +22,7 @@ export type Targets =
   | { readonly kind: 'temporary'; readonly report: string }
   | { readonly kind: 'permanent'; readonly report: string };
 
-export const AMBIGUOUS_MX =
+const AMBIGUOUS_MX =
   "Sorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n";
 const TEMP_DNS = "Sorry, I couldn't find any host by that name. (#4.1.2)\n";
 const permNoDns = (host: string): string => `Sorry, I couldn't find any host named ${host}. (#5.1.2)\n`;

@@ -1,6 +1,6 @@
 // The SMTP dialogue on one connection: greeting, EHLO/HELO, STARTTLS, then transactions of several recipients.
 import type { ConnectionOptions } from 'node:tls';
-import { quoteAddress } from '../address/index.js';
+import { errText, quoteAddress } from '../address/index.js';
 import type { RemoteResult } from './types.js';
 import { Dropped, ehloKeywords, type Reply, type SmtpClient } from './client.js';
 import type { Classification } from './classify.js';
@@ -25,7 +25,7 @@ const TEMP_READ = 'Unable to read message. (#4.3.0)\n';
 const PERM_PARTIAL = 'SMTP cannot transfer messages with partial final lines. (#5.6.2)\n';
 
 /** "Remote host said: " followed by every line of the reply (qmail's outsmtptext). */
-export const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
+const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
 
 /** A reply's meaning after the rules file; the report says so when a rule changed it. */
 function judged(classify: Classifier, r: Reply, report: string): RemoteResult {
@@ -79,7 +79,7 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
         try {
           await client.startTls(opts);
         } catch (err) {
-          const why = err instanceof Error ? err.message : String(err);
+          const why = errText(err);
           return {
             kind: 'failed',
             tlsFailed: p.tls.mode === 'may',
@@ -108,7 +108,7 @@ const noUtf8 = (ip: string, addr: string, role: 'sender' | 'recipient'): RemoteR
 });
 
 /** The MAIL FROM parameters: SIZE (RFC 1870), BODY=8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), each when offered. */
-export async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size: number, eightBit: () => Promise<boolean>): Promise<string> {
+async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size: number, eightBit: () => Promise<boolean>): Promise<string> {
   let params = ext.has('SIZE') ? ` SIZE=${size}` : '';
   if (ext.has('8BITMIME') && (await eightBit())) params += ' BODY=8BITMIME';
   if (ext.has('SMTPUTF8') && [env.sender, ...env.recipients].some(nonAscii)) params += ' SMTPUTF8';

@@ -5,7 +5,7 @@ import type { DeliveryContext } from './deliver.js';
 import type { MessageState } from './state.js';
 
 /** The failed recipients as the bounce names them (channel address, virtual prefix removed: F.6). */
-export function bounceFailures(ctx: DeliveryContext, msg: MessageState): BounceFailure[] {
+function bounceFailures(ctx: DeliveryContext, msg: MessageState): BounceFailure[] {
   return msg.recipients
     .filter((r) => r.status === 'failed')
     .map((r) => ({

@@ -2,7 +2,7 @@
 import type { Channel } from './types.js';
 
 /** chanskip: 10 for local, 20 for remote — attempts at about birth + (10k)² or (20k)². */
-export const CHANNEL_SKIP: Readonly<Record<Channel, number>> = { local: 10, remote: 20 };
+const CHANNEL_SKIP: Readonly<Record<Channel, number>> = { local: 10, remote: 20 };
 
 /** The extra line a deferral gets once the message is older than queuelifetime (F.3, bn-006). */
 export const TOO_LONG = "I'm not going to try again; this message has been in the queue too long.\n";

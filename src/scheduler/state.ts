@@ -1,7 +1,6 @@
 // The scheduler's in-memory view of one queued message; the queue on disk stays the truth.
 import { asciiLower, splitAddress } from '../address/index.js';
 import type { QueuedMessage, QueueId, RecipientState } from '../queue/types.js';
-import type { Channel } from './types.js';
 
 export interface MessageState {
   readonly id: QueueId;
@@ -44,14 +43,7 @@ export function messageState(m: QueuedMessage): MessageState {
   };
 }
 
-export const isFinal = (r: RecipientState): boolean => r.status === 'done' || r.status === 'failed';
-
-/** A routed recipient that may be attempted at `now` (todo, or pending whose time has come). */
-export function isDue(r: RecipientState, now: number): boolean {
-  if (r.channel === undefined) return false;
-  if (r.status === 'todo') return true;
-  return r.status === 'pending' && (r.nextAttempt ?? 0) <= now;
-}
+const isFinal = (r: RecipientState): boolean => r.status === 'done' || r.status === 'failed';
 
 /** When a recipient may next be attempted: now for todo, its retry time for pending; undefined when final or unrouted. */
 export function dueAt(r: RecipientState): number | undefined {
@@ -59,8 +51,6 @@ export function dueAt(r: RecipientState): number | undefined {
   if (r.status === 'todo') return 0;
   return r.status === 'pending' ? r.nextAttempt ?? 0 : undefined;
 }
-
-export const channelOf = (r: RecipientState): Channel | undefined => r.channel;
 
 /** Every recipient is done or failed and nothing is in flight: time to bounce (if needed) and remove. */
 export const isComplete = (m: MessageState): boolean => m.inFlight.size === 0 && m.recipients.every(isFinal);

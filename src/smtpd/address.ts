@@ -8,7 +8,7 @@ export interface ParsedArg {
 }
 
 /** qmail refuses envelope addresses longer than 900 bytes with `555 syntax error (#5.5.4)`. */
-export const MAX_ADDRESS = 900;
+const MAX_ADDRESS = 900;
 
 /**
  * B.1: the address is the text after the first '<' up to the next unquoted '>'; without '<', the text
@@ -66,7 +66,7 @@ function parseParams(text: string): Map<string, string> {
 }
 
 /** A dotted-quad inside brackets, exactly ("[192.0.2.1]"), or null. */
-export function bracketedIpv4(domain: string): string | null {
+function bracketedIpv4(domain: string): string | null {
   const m = /^\[(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\]$/.exec(domain);
   if (!m) return null;
   const parts = m.slice(1).map(Number);

@@ -26,7 +26,7 @@ const enum St {
 
 /** qmail counts header lines starting with these (case-insensitive); 100 or more is a loop. */
 const HOP_PREFIXES = ['received', 'delivered'];
-export const MAX_HOPS = 100;
+const MAX_HOPS = 100;
 
 /**
  * Byte-level state machine. Only `<CR><LF>.<CR><LF>` ends the data (RFC 5321 4.1.1.4); a bare LF is

@@ -1,5 +1,5 @@
 // A session's acceptance rules, read once at connect from control/ and the session environment (B.2-B.9).
-import { asciiLower } from '../address/index.js';
+import { asciiLower, errText } from '../address/index.js';
 import { CdbReader } from '../cdb/index.js';
 import type { Control } from '../control/index.js';
 import { applyLocalIpHost } from './address.js';
@@ -115,6 +115,6 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
       },
     };
   } catch (err) {
-    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+    return { ok: false, reason: errText(err) };
   }
 }

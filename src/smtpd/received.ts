@@ -1,4 +1,5 @@
 // The Received line qmail-smtpd prepends (docs/QMAIL.md B.8), with RFC 3848 protocol names.
+import { rfc5322Date } from '../address/index.js';
 
 export interface ReceivedFields {
   /** $TCPREMOTEHOST, else undefined ("unknown"). */
@@ -20,15 +21,6 @@ export function safeField(s: string): string {
   return s.replace(/[^A-Za-z0-9.@%+/=:\-[\]]/g, '?');
 }
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const two = (n: number): string => String(n).padStart(2, '0');
-
-/** qmail's date822fmt in UTC: `22 Nov 2026 03:01:02 -0000` (day not padded). */
-export function date822(d: Date): string {
-  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()] ?? '???'} ${d.getUTCFullYear()} ` +
-    `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} -0000`;
-}
-
 /** RFC 3848 protocol keyword for a session. */
 export function protocolName(ehlo: boolean, tls: boolean, auth: boolean): ReceivedFields['protocol'] {
   if (!ehlo && !tls && !auth) return 'SMTP';
@@ -43,6 +35,6 @@ export function receivedLine(f: ReceivedFields, date: Date): string {
   if (f.helo !== undefined && f.helo.toLowerCase() !== host.toLowerCase()) s += ` (HELO ${safeField(f.helo)})`;
   s += ' (';
   if (f.remoteInfo !== undefined) s += `${safeField(f.remoteInfo)}@`;
-  s += `${safeField(f.remoteIp ?? 'unknown')})\n  by ${safeField(f.localHost ?? 'unknown')} with ${f.protocol}; ${date822(date)}\n`;
+  s += `${safeField(f.remoteIp ?? 'unknown')})\n  by ${safeField(f.localHost ?? 'unknown')} with ${f.protocol}; ${rfc5322Date(date)}\n`;
   return s;
 }

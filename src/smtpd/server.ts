@@ -2,6 +2,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { errText } from '../address/index.js';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import { ConnectionLimits, LoginThrottle } from '../throttle/index.js';
@@ -161,7 +162,7 @@ export class SmtpListener {
     try {
       tls = this.deps.tls?.();
     } catch (err) {
-      log('smtp.error', { ip, error: `STARTTLS disabled: ${err instanceof Error ? err.message : String(err)}` });
+      log('smtp.error', { ip, error: `STARTTLS disabled: ${errText(err)}` });
     }
     const run = runSession(socket, {
       control, env, tls, queue: this.deps.queue, kind: this.spec.kind, limits: this.limits,
@@ -171,7 +172,7 @@ export class SmtpListener {
     }).then((summary) => {
       this.deps.onSession?.(summary, env);
     }).catch((err: unknown) => {
-      log('smtp.error', { ip, error: err instanceof Error ? err.message : String(err) });
+      log('smtp.error', { ip, error: errText(err) });
       socket.destroy();
     }).finally(() => {
       this.sockets.delete(socket);

@@ -1,5 +1,6 @@
 // AUTH PLAIN and LOGIN (RFC 4954, RFC 4616): only after STARTTLS unless tcp.smtp allows clear text; failures throttled.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { errText } from '../address/index.js';
 import { decodeBase64, decodePlain, encodeBase64, withDefaultDomain } from './auth.js';
 import { R, type Reply } from './replies.js';
 import type { Session, Step } from './session.js';
@@ -48,7 +49,7 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
   try {
     result = await s.deps.authenticator.verify(user, password, { ip: s.remoteIp });
   } catch (err) {
-    result = { ok: false as const, temporary: true, reason: err instanceof Error ? err.message : String(err) };
+    result = { ok: false as const, temporary: true, reason: errText(err) };
   }
   if (result.ok) {
     s.deps.authThrottle.succeeded(user);

@@ -1,5 +1,6 @@
 // DATA: stream the message into the queue while decoding; 250 only after the queue's commit point (B.7).
 import { PassThrough } from 'node:stream';
+import { errText } from '../address/index.js';
 import type { QueueId } from '../queue/types.js';
 import { DataDecoder } from './data.js';
 import { receivedLine } from './received.js';
@@ -88,7 +89,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   body.end();
   const res = await injected;
   if (!res.ok) {
-    s.deps.log('smtp.queue-failed', { ip: s.remoteIp, from: tx.sender, error: errorText(res.err) });
+    s.deps.log('smtp.queue-failed', { ip: s.remoteIp, from: tx.sender, error: errText(res.err) });
     s.send(queueFailureReply(res.err));
     return 'continue';
   }
@@ -114,5 +115,3 @@ function drainOrSettled(body: PassThrough, injected: Promise<unknown>): Promise<
     void injected.then(done);
   });
 }
-
-const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));

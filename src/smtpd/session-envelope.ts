@@ -1,4 +1,5 @@
 // MAIL and RCPT: the envelope, read strictly (RFC 5321) or as qmail does (QUAIL_LOOSE), and the checks on it (B.3, B.5).
+import { errText } from '../address/index.js';
 import { parseEnvelopeArg } from './address.js';
 import { OWN_ADDRESS_ONLY } from './auth.js';
 import { R, senderNotOwned, type Reply } from './replies.js';
@@ -75,7 +76,7 @@ export async function rcptCommand(s: Session, arg: string, fail: (r: Reply) => P
     allowed = relay !== undefined || s.authRelay || s.policy.rcptAllowed(addr);
   } catch (err) {
     // morercpthosts.cdb damaged or unreadable mid-session: qmail-smtpd's die_control().
-    s.deps.log('smtp.error', { ip: s.remoteIp, error: err instanceof Error ? err.message : String(err) });
+    s.deps.log('smtp.error', { ip: s.remoteIp, error: errText(err) });
     s.send(R.controls);
     return 'no-controls';
   }

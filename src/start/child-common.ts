@@ -1,8 +1,7 @@
 // What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 import type { Socket } from 'node:net';
+import { errText } from '../address/index.js';
 import type { FromServiceChild, ToServiceChild } from './privchild.js';
-
-export const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */
 function dropPrivileges(uid: number, gid: number): boolean {
@@ -30,7 +29,7 @@ export function becomeAccount(uid: number, gid: number, fatal: (error: string) =
  * The parent gone (killed): nobody would restart or stop us, so finish quickly. A signal sent to the whole
  * process group (Ctrl-C, SIGTERM): the parent asks for the same, so stop with the usual grace. SIGHUP: reload.
  */
-export function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, reload: () => void): void {
+function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, reload: () => void): void {
   process.on('disconnect', () => void stop(1000));
   process.on('SIGTERM', () => void stop(10_000));
   process.on('SIGINT', () => void stop(10_000));

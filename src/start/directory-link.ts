@@ -1,11 +1,9 @@
 // The SMTP side of the user directory: AUTH against its mailboxes, RCPT-time checks for the domains it manages.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { asciiLower } from '../address/index.js';
+import { asciiLower, errText } from '../address/index.js';
 import { authenticate, locateDirectory, mayUseSender, openDirectory, type Directory } from '../directory/index.js';
 import { OWN_ADDRESS_ONLY, type Authenticator, type AuthResult, type RcptVerdict, type RecipientCheck, type SenderCheck, type SenderVerdict } from '../smtpd/index.js';
-
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
  * Opens the directory read-only on first use (it may be created while quail runs: `quail domain add`), keeps

@@ -9,7 +9,7 @@ export interface EventLog {
 }
 
 /** Events that count as errors for `quail status` (and are logged at level error). */
-export function levelOf(name: string): Level {
+function levelOf(name: string): Level {
   if (/\.(error|alert|queue-failed|crashed)$/.test(name)) return 'error';
   if (/\.(warning|refused)$/.test(name)) return 'warn';
   return 'info';

@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { chmod, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { outcomeFromError } from '../address/index.js';
+import { errText, outcomeFromError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
 import { isQueueId } from '../queue/index.js';
@@ -96,7 +96,7 @@ export class Lspawn {
     try {
       return await this.run(req);
     } catch (err) {
-      return deferral(`Unexpected error in qmail-lspawn: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)`);
+      return deferral(`Unexpected error in qmail-lspawn: ${errText(err)}. (#4.3.0)`);
     } finally {
       this.inFlight--;
     }

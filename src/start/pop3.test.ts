@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { errText } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { pop3ClientRules, pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
 import { connectionHolders, listeningInode, procUids, socketHolders } from '../../test/support/start.js';
@@ -42,7 +43,7 @@ void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop
           s.plaintext ? `plaintext=${s.plaintext}` : '', s.idleTimeoutMs ? `idle=${s.idleTimeoutMs}` : '', s.maxPerIp ? `max=${s.maxPerIp}` : '']
           .filter((x) => x !== '').join('/'))].join(' ');
       } catch (err) {
-        const m = err instanceof Error ? err.message : String(err);
+        const m = errText(err);
         got = /control\/listeners: /.test(m) && /fix the line/.test(m) ? 'error line' : `error ${m}`;
       }
       assert.equal(got, want, `listeners ${JSON.stringify(file)} flags ${JSON.stringify(flags)}`);

@@ -1,5 +1,5 @@
 // POP3 in `quail start`: the pop3 listeners, the directory as authenticator, in this process or an unprivileged child.
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { authenticate, openDirectory, type Directory } from '../directory/index.js';
 import {
@@ -65,12 +65,10 @@ export function pop3Plan(control: Control, flags: Pop3Flags = {}): Pop3Plan {
 }
 
 /** control/servercert.pem as the key and certificate, or undefined (no STLS, no implicit TLS). */
-export function pop3Tls(control: Control): { key: string; cert: string } | undefined {
+function pop3Tls(control: Control): { key: string; cert: string } | undefined {
   const pem = control.raw('servercert.pem');
   return pem === null || !pem.includes('PRIVATE KEY') ? undefined : { key: pem, cert: pem };
 }
-
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
  * One POP3 client's rules, read at its connection: control/tcp.pop3 (tcprules syntax, as tcp.smtp: `deny`, and
@@ -128,7 +126,7 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
 }
 
 /** Writes the mailbox's last-login time (a read-write directory, opened when first needed). */
-export class LastLogin {
+class LastLogin {
   private dir: Promise<Directory> | undefined;
 
   constructor(private readonly root: string, private readonly log: EventLog) {}

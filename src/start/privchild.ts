@@ -1,7 +1,7 @@
 // One privilege-separated service child (SMTP, POP3): root keeps the listening sockets, the child serves connections.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 import type { EventLog } from './log.js';
 
 /** The account network input is served as (control/quailuser). */
@@ -66,8 +66,6 @@ const MAX_PENDING = 1000;
 const STDERR_TAIL = 16 * 1024;
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
-
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 function bind(spec: HostPort, onConn: (s: Socket) => void): Promise<Server> {
   return new Promise((resolve, reject) => {

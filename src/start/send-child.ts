@@ -1,8 +1,9 @@
 // The unprivileged send process (qmail-send): queue, scheduler, remote delivery, bounces; local deliveries asked of root.
 import { basename, dirname, join } from 'node:path';
+import { errText } from '../address/index.js';
 import type { LocalJob, LocalResult } from '../local/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
-import { becomeAccount, errText, reportCrashes } from './child-common.js';
+import { becomeAccount, reportCrashes } from './child-common.js';
 import type { EventLog } from './log.js';
 import type { FromSend, ToSend } from './send.js';
 import { makeSender } from './sender.js';

@@ -1,6 +1,6 @@
 // As root: qmail-send in an unprivileged child (scheduler, remote delivery, bounces), qmail-lspawn kept in the root parent.
 import { fork, type ChildProcess } from 'node:child_process';
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';
@@ -139,7 +139,7 @@ export class SendChild {
       await this.ask(child, undefined, 'ready');
     } catch (err) {
       child.kill('SIGKILL');
-      throw new QuailError(`the send process (account ${name}, uid ${uid}) did not start: ${err instanceof Error ? err.message : String(err)}`, err instanceof QuailError ? err.temporary : true);
+      throw new QuailError(`the send process (account ${name}, uid ${uid}) did not start: ${errText(err)}`, err instanceof QuailError ? err.temporary : true);
     }
     this.ready = child;
     this.startedAt = Date.now();
@@ -213,7 +213,7 @@ export class SendChild {
         } catch (err) {
           if (this.stopping) return;
           this.delayMs = Math.min(this.delayMs * 2, 30_000);
-          this.o.log.event('sendd.error', { error: err instanceof Error ? err.message : String(err), restart_in_ms: this.delayMs });
+          this.o.log.event('sendd.error', { error: errText(err), restart_in_ms: this.delayMs });
           // A child that started but could not start its scheduler is still there: it must go before the next one.
           this.child?.kill('SIGKILL');
           this.child = undefined;

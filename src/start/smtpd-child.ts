@@ -1,9 +1,10 @@
 // The unprivileged SMTP process: serves the connections its root parent accepts and injects into the queue.
+import { errText } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
-import { errText, runServiceChild } from './child-common.js';
+import { runServiceChild } from './child-common.js';
 import { DirectoryLink } from './directory-link.js';
 import type { FromSmtpChild } from './privsep.js';
 

@@ -1,5 +1,6 @@
 // quail status: is quail running for this root, on which listeners, what is queued, what went wrong lately.
 import { readFileSync } from 'node:fs';
+import { errText } from '../address/index.js';
 import { openQueue } from '../queue/index.js';
 import { errorsFile, runningPid, stateFile, type RunState } from './supervisor.js';
 
@@ -44,7 +45,7 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
     q.close();
     queue = { messages, held, recipients };
   } catch (err) {
-    queue = { error: err instanceof Error ? err.message : String(err) };
+    queue = { error: errText(err) };
   }
   let recentErrors: string[] = [];
   try {

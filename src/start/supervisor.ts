@@ -1,7 +1,7 @@
 // quail start: opens the queue, the scheduler with local and remote delivery, and the listeners (as root: in children).
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { QuailError } from '../address/index.js';
+import { errText, QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import type { FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
@@ -52,8 +52,8 @@ export interface Running {
   flush(): void;
 }
 
-export const runDir = (root: string): string => join(root, 'run');
-export const pidFile = (root: string): string => join(runDir(root), 'quail.pid');
+const runDir = (root: string): string => join(root, 'run');
+const pidFile = (root: string): string => join(runDir(root), 'quail.pid');
 export const stateFile = (root: string): string => join(runDir(root), 'quail.json');
 export const errorsFile = (root: string): string => join(runDir(root), 'errors.log');
 
@@ -75,7 +75,7 @@ export function runningPid(root: string): number | undefined {
 }
 
 /** The listeners to open: control/listeners (or its default), with --smtp/--submission replacing their kind. */
-export function listenerSpecs(control: Control, over: { smtp?: string; submission?: string }): ListenerSpec[] {
+function listenerSpecs(control: Control, over: { smtp?: string; submission?: string }): ListenerSpec[] {
   const parsed = parseListeners(control.raw('listeners') ?? DEFAULT_LISTENERS);
   if (parsed.errors.length > 0) {
     const e = parsed.errors[0];
@@ -96,7 +96,7 @@ export function listenerSpecs(control: Control, over: { smtp?: string; submissio
  * As root: the account of control/quailuser, which serves network input (never root). Not root: undefined,
  * everything runs in this process as the invoking user.
  */
-export function serviceAccount(control: Control, passwdFile?: string): Account | undefined {
+function serviceAccount(control: Control, passwdFile?: string): Account | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const name = control.single('quailuser').value;
   if (name === null) {
@@ -112,7 +112,7 @@ export function serviceAccount(control: Control, passwdFile?: string): Account |
  * `QUAIL_MX_PORT`: the TCP port for deliveries without an smtproutes relay (MX, implicit MX, address literals)
  * instead of 25, for tests and lab setups; unset or empty = 25. Anything but 1-65535 is a permanent error.
  */
-export function mxPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+function mxPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   const v = env['QUAIL_MX_PORT'];
   if (v === undefined || v === '') return undefined;
   const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : 0;
@@ -265,7 +265,7 @@ const RECOVER_MS = 600_000;
 /** Deliveries in progress get this long to finish at stop; the rest are retried after the next start. */
 const STOP_DELIVERIES_MS = 60_000;
 
-export function within<T>(step: string, ms: number, p: Promise<T>): Promise<T> {
+function within<T>(step: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new QuailError(`start-up step "${step}" did not finish within ${Math.round(ms / 1000)} s; see the log above for its last event`, true)), ms);
@@ -277,7 +277,7 @@ async function stopStep(log: EventLog, step: string, ms: number, p: Promise<unkn
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
   const r = await Promise.race([p.then(() => 'done' as const, (err: unknown) => {
-    log.event('quail.error', { step, error: err instanceof Error ? err.message : String(err) });
+    log.event('quail.error', { step, error: errText(err) });
     return 'done' as const;
   }), late]);
   clearTimeout(timer);
@@ -296,7 +296,7 @@ async function bindAll(listeners: readonly SmtpListener[], send: SendSide, log: 
   } catch (err) {
     await Promise.all(bound.map((l) => l.close(0)));
     await send.close();
-    throw new QuailError(`cannot listen: ${err instanceof Error ? err.message : String(err)}; change control/listeners or --smtp/--submission`, true);
+    throw new QuailError(`cannot listen: ${errText(err)}; change control/listeners or --smtp/--submission`, true);
   }
   return listeners.map((l) => ({ host: l.address?.address ?? l.spec.host, port: l.address?.port ?? l.spec.port, kind: l.spec.kind }));
 }
@@ -305,7 +305,7 @@ function safeTls(load: () => ReturnType<typeof loadTlsContext>, log: EventLog): 
   try {
     return load();
   } catch (err) {
-    log.event('smtp.error', { error: `control/servercert.pem unusable, STARTTLS off: ${err instanceof Error ? err.message : String(err)}` });
+    log.event('smtp.error', { error: `control/servercert.pem unusable, STARTTLS off: ${errText(err)}` });
     return undefined;
   }
 }

@@ -11,7 +11,7 @@ export const openLookup: OpenLookup = (root) => openDirectory({ root, readonly: 
 const WORKER_PATH = join(dirname(fileURLToPath(import.meta.url)), 'delivery-worker.js');
 
 /** vdeliver in-process for one LocalDeliverer: a hook for its own process (one directory per root, kept open). */
-export function vdeliverInProcess(): InProcessPrograms {
+function vdeliverInProcess(): InProcessPrograms {
   const hook = new VdeliverHook(openLookup);
   return { hook: hook.run, workerPath: WORKER_PATH, close: () => hook.close() };
 }

@@ -84,7 +84,7 @@ export function parseAssign(input: string | Uint8Array): ParsedAssign {
 }
 
 /** cdb key of an entry (C.2.1): `!` + lowercase(local), plus NUL for a simple assignment. */
-export function assignKey(e: Pick<AssignEntry, 'wildcard' | 'local'>): string {
+function assignKey(e: Pick<AssignEntry, 'wildcard' | 'local'>): string {
   return `!${asciiLower(e.local)}${e.wildcard ? '' : '\0'}`;
 }
 

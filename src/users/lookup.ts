@@ -32,7 +32,7 @@ function openUsersCdb(root: string): CdbReader | undefined {
 }
 
 /** C.3: the users/cdb match for local part `local`, or undefined when there is no cdb or no match. */
-export function cdbAssignment(root: string, local: string): Assignment | undefined {
+function cdbAssignment(root: string, local: string): Assignment | undefined {
   const db = openUsersCdb(root);
   if (!db) return undefined;
   try {

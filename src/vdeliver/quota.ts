@@ -45,7 +45,7 @@ export const DOMAIN_WARN_FILE = '.quotawarn';
 /** The domain's usage cache, `domains/<dom>/.domainsize`: `QUOTA TIME` then `bytes count` lines, like maildirsize. */
 export const DOMAIN_SIZE_FILE = '.domainsize';
 /** The cache is recalculated when older than this (mail removed by POP/IMAP clients is only seen then) or past 5120 bytes. */
-export const DOMAIN_SIZE_MAX_AGE_S = 15 * 60;
+const DOMAIN_SIZE_MAX_AGE_S = 15 * 60;
 
 /**
  * The domain's total usage: from the cache while it is fresh, else a scan of every given Maildir (rewriting the

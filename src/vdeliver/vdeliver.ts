@@ -3,6 +3,7 @@ import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
+import { errText } from '../address/index.js';
 import { UniqueNamer, deliverToMaildir, nearQuota, overQuota, quotaLine, readUsage, recordDelivery } from '../maildir/index.js';
 import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
 import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
@@ -108,7 +109,8 @@ async function looping(messagePath: string, dtline: string): Promise<boolean> {
   }
 }
 
-const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? String(err);
+/** A system error as its errno name (`ENOENT`), the short form the deferral reports below carry; else the value. */
+const errnoText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? String(err);
 
 /** A mailbox's own Maildir and the domain, for the quota: see README: Quota. */
 interface Owner {
@@ -212,7 +214,7 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Prom
   try {
     size = await deliverySize(o);
   } catch (err) {
-    return defer(`Unable to read message: ${errText(err)}. (#4.3.0)`);
+    return defer(`Unable to read message: ${errnoText(err)}. (#4.3.0)`);
   }
   let domainBytes: number | null = null;
   if (owner) {
@@ -221,7 +223,7 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Prom
       if ('refused' in c) return c.refused;
       domainBytes = c.domainBytes;
     } catch (err) {
-      return defer(`Unable to read the quota of ${md}: ${errText(err)}. (#4.3.0)`);
+      return defer(`Unable to read the quota of ${md}: ${errnoText(err)}. (#4.3.0)`);
     }
   }
   const r = await deliverToMaildir(md, Buffer.from(o.rpline + o.dtline, 'latin1'), o.messagePath, o.namer ?? oneShotNamer());
@@ -234,7 +236,7 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Prom
     case 'read-error':
       return defer('Unable to read message. (#4.3.0)');
     case 'error':
-      return defer(`Unable to deliver to ${md}: ${errText(r.error)}. (#4.3.0)`);
+      return defer(`Unable to deliver to ${md}: ${errnoText(r.error)}. (#4.3.0)`);
   }
 }
 
@@ -283,7 +285,7 @@ async function mailboxDotQmail(home: string): Promise<string | null | VdeliverRe
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
-    return defer(`Unable to open ${join(home, '.qmail')}: ${errText(err)}. (#4.3.0)`);
+    return defer(`Unable to open ${join(home, '.qmail')}: ${errnoText(err)}. (#4.3.0)`);
   }
   return hasInstructions(text) ? text : null;
 }
@@ -307,7 +309,7 @@ function followDotQmail(o: VdeliverOptions, owner: Owner, home: string, text: st
         checked = { size, domainBytes: c.domainBytes };
         return null;
       } catch (err) {
-        return defer(`Unable to read the quota of ${maildir}: ${errText(err)}. (#4.3.0)`);
+        return defer(`Unable to read the quota of ${maildir}: ${errnoText(err)}. (#4.3.0)`);
       }
     },
     delivered: async () => {
@@ -375,6 +377,6 @@ export async function vdeliver(o: VdeliverOptions): Promise<VdeliverResult> {
     if (m) return toMailbox(o, dom, m);
     return byPolicy(o, dom, policy, user);
   } catch (err) {
-    return defer(`Trouble in vdeliver: ${err instanceof Error ? err.message : String(err)}. (#4.3.0)`);
+    return defer(`Trouble in vdeliver: ${errText(err)}. (#4.3.0)`);
   }
 }

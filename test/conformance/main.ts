@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { errText } from '../../src/address/index.js';
 import { runCorpus } from './runner.js';
 import { pinnedCorpus } from './world.js';
 
@@ -31,7 +32,7 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) process.exitCode = err.exitCode === 0 ? 0 : 100;
   else {
-    process.stderr.write(`quail-conformance: fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`quail-conformance: fatal: ${errText(err)}\n`);
     process.exitCode = 111;
   }
 }

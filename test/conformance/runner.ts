@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { errText } from '../../src/address/index.js';
 import { KINDS } from './kinds/index.js';
 import type { KindHandler, ScenarioResult } from './types.js';
 import { loadScenario } from './world.js';
@@ -38,7 +39,7 @@ export async function runScenarioFile(
     scenario = loadScenario(path);
   } catch (err) {
     const id = path.replace(/^.*\//, '').replace(/\.json$/, '');
-    return { id, kind: '?', result: { status: 'fail', diff: `cannot load: ${err instanceof Error ? err.message : String(err)}` } };
+    return { id, kind: '?', result: { status: 'fail', diff: `cannot load: ${errText(err)}` } };
   }
   const handler = kinds[scenario.kind];
   if (!handler) return { id: scenario.id, kind: scenario.kind, result: { status: 'skip', reason: `no handler for kind ${scenario.kind} yet` } };
@@ -48,7 +49,7 @@ export async function runScenarioFile(
     const result = await handler(scenario, { workDir, isRoot });
     return { id: scenario.id, kind: scenario.kind, result };
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errText(err);
     return { id: scenario.id, kind: scenario.kind, result: { status: 'fail', diff: `handler error: ${msg}` } };
   } finally {
     rmSync(workDir, { recursive: true, force: true });

@@ -37,12 +37,6 @@ export function makePlaceholders(root: string, qmail: string): Placeholders {
   };
 }
 
-/** The oracle's own directories for this file (FORMAT.md 1.1; each file's `placeholders` is authoritative). */
-export function oraclePlaceholders(s: Scenario): Placeholders {
-  const p = (s.placeholders ?? {}) as Readonly<Record<string, string>>;
-  return makePlaceholders(p['@ROOT@'] ?? p['ROOT'] ?? '/srv/qo/root', p['@QMAIL@'] ?? p['QMAIL'] ?? '/opt/qmail-oracle');
-}
-
 /** A scenario string stands for bytes (Latin-1, FORMAT.md preamble) or is `{ b64 }`. */
 export function decodeBytes(v: unknown): Buffer {
   if (typeof v === 'string') return textBytes(v);
@@ -72,7 +66,7 @@ export interface ScenarioAccount {
 export const GROUPS: Readonly<Record<string, number>> = { qmail: 1002, nofiles: 1001, qousers: 42000, root: 0 };
 
 /** The scenario's passwd table with placeholders replaced (root is always present). */
-export function scenarioPasswd(s: Scenario, subst: (t: string) => string): ScenarioAccount[] {
+function scenarioPasswd(s: Scenario, subst: (t: string) => string): ScenarioAccount[] {
   const list = (s.passwd ?? []).map((e) => ({ name: e.name, uid: e.uid, gid: e.gid, home: subst(e.home) }));
   if (!list.some((e) => e.name === 'root')) list.push({ name: 'root', uid: 0, gid: 0, home: '/root' });
   return list;
@@ -104,7 +98,7 @@ function gidOf(entry: FsEntry, passwd: readonly ScenarioAccount[]): number {
 }
 
 /** Creates missing parents 0755 root:root (FORMAT.md 3.1). */
-export function mkParents(path: string): void {
+function mkParents(path: string): void {
   const parent = dirname(path);
   if (existsSync(parent)) return;
   mkParents(parent);
@@ -156,15 +150,15 @@ const DATE822 = new RegExp(`\\b\\d{1,2} ${MON} \\d{4} \\d{2}:\\d{2}:\\d{2} [-+]\
 const CTIME = new RegExp(`\\b${DAY} ${MON} [ \\d]\\d \\d{2}:\\d{2}:\\d{2} \\d{4}`, 'g');
 
 /** @DATE822@ and @CTIME@ (FORMAT.md 1.3). */
-export function normaliseDates(text: string): string {
+function normaliseDates(text: string): string {
   return text.replace(DATE822, '@DATE822@').replace(CTIME, '@CTIME@');
 }
 
 /** @PID@ in `Received: (qmail <pid> invoked ...`. */
-export const normalisePid = (text: string): string => text.replace(/\(qmail \d+ invoked/g, '(qmail @PID@ invoked');
+const normalisePid = (text: string): string => text.replace(/\(qmail \d+ invoked/g, '(qmail @PID@ invoked');
 
 /** @TIME@ and @QP@ in `250 ok <time> qp <qp>`, @QP@ after any `qp ` / `qp_`, and Message-ID `<time.pid.qmail@`. */
-export function normaliseQueueIds(text: string): string {
+function normaliseQueueIds(text: string): string {
   return text
     .replace(/250 ok \d+ qp \d+/g, '250 ok @TIME@ qp @QP@')
     .replace(/\bqp([ _])\d+/g, 'qp$1@QP@')
@@ -248,7 +242,7 @@ export function quailCli(): string {
 }
 
 /** The package directory (where package.json is), found from this file's location. */
-export function packageDir(): string {
+function packageDir(): string {
   // the nearest directory above this file with package.json (build/test/conformance/ or test/conformance/)
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);

@@ -12,7 +12,7 @@ import { MAIN, sleep } from './start.js';
 export const DOMAIN = 'hostile.test';
 /** The mailbox hostile cases send to, and the one the health checks send to (counted separately). */
 export const BOX = `box@${DOMAIN}`;
-export const HEALTH = `health@${DOMAIN}`;
+const HEALTH = `health@${DOMAIN}`;
 export const PASSWORD = 'box-secret';
 
 function cli(root: string, args: readonly string[]): void {

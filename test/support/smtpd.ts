@@ -51,7 +51,7 @@ export interface HarnessOptions {
 }
 
 /** A self-signed key + certificate in one PEM (what quail init writes to control/servercert.pem). */
-export function makeCert(dir: string): string {
+function makeCert(dir: string): string {
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });

@@ -176,7 +176,7 @@ export function listeningInode(port: number): string | undefined {
 }
 
 /** The inode of the server side of the established connection from 127.0.0.1:from to 127.0.0.1:port. */
-export function connectionInode(port: number, from: number): string | undefined {
+function connectionInode(port: number, from: number): string | undefined {
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f[1] === loopbackHex(port) && f[2] === loopbackHex(from) && f[3] === '01') return f[9];

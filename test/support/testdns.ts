@@ -41,7 +41,7 @@ function rr(type: number, rdata: Buffer): Buffer {
 }
 
 /** The answer to one query packet, or null when it is not a query we can read. */
-export function answer(zone: ReadonlyMap<string, DnsName>, q: Buffer): Buffer | null {
+function answer(zone: ReadonlyMap<string, DnsName>, q: Buffer): Buffer | null {
   if (q.length < 17) return null;
   let off = 12;
   const labels: string[] = [];

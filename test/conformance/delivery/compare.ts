@@ -3,7 +3,7 @@ import type { ObservedMessage } from './collect.js';
 import type { ObservedFile } from './files.js';
 
 /** 9.3: the qmail-local variables compared in `.env0` files (PATH and PWD come from the process). */
-export const ENV_KEYS = ['USER', 'HOME', 'LOCAL', 'HOST', 'RECIPIENT', 'SENDER', 'NEWSENDER', 'EXT', 'EXT2', 'EXT3', 'EXT4',
+const ENV_KEYS = ['USER', 'HOME', 'LOCAL', 'HOST', 'RECIPIENT', 'SENDER', 'NEWSENDER', 'EXT', 'EXT2', 'EXT3', 'EXT4',
   'HOST2', 'HOST3', 'HOST4', 'DEFAULT', 'DTLINE', 'RPLINE', 'UFLINE'] as const;
 
 /**

@@ -2,7 +2,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { heloArgument } from '../normalise.js';
 
-export const SINK_PORTS = [42525, 42526, 42527, 42528] as const;
+const SINK_PORTS = [42525, 42526, 42527, 42528] as const;
 
 /** One transaction a sink received (FORMAT.md 3.2 remote[]), before placeholder/token normalisation. */
 export interface SinkTransaction {

@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { errText } from '../../../src/address/index.js';
 import { Control } from '../../../src/control/index.js';
 import { parseInjectArgv, runInject, type InjectTarget } from '../../../src/inject/index.js';
 import type { NewMessage, QueueId } from '../../../src/queue/index.js';
@@ -82,7 +83,7 @@ export const injectKind: KindHandler = async (scenario, ctx) => {
       })
     ).exit;
   } catch (err) {
-    stderr += `quail inject: fatal: ${err instanceof Error ? err.message : String(err)}\n`;
+    stderr += `quail inject: fatal: ${errText(err)}\n`;
     exit = 100; // argument errors are permanent, like qmail-inject's usage exit
   }
   const actual: Record<string, unknown> = {
