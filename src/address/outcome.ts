@@ -20,11 +20,16 @@ export const permanent = (report: string, code?: EnhancedCode): Outcome => ({
   report,
 });
 
+/** The `(#x.y.z)` code in a qmail report (the first one), or undefined when there is none. */
+export function reportCode(report: string): EnhancedCode | undefined {
+  const m = /\(#([245])\.(\d{1,3})\.(\d{1,3})\)/.exec(report);
+  if (!m) return undefined;
+  return `${Number(m[1]) as 2 | 4 | 5}.${Number(m[2])}.${Number(m[3])}`;
+}
+
 /** qmail texts end in "(#x.y.z)"; take that code when present. */
 export function codeFromReport(report: string, fallback: EnhancedCode): EnhancedCode {
-  const m = /\(#([245])\.(\d{1,3})\.(\d{1,3})\)/.exec(report);
-  if (!m) return fallback;
-  return `${Number(m[1]) as 2 | 4 | 5}.${Number(m[2])}.${Number(m[3])}`;
+  return reportCode(report) ?? fallback;
 }
 
 /**

@@ -1,5 +1,5 @@
 // remote: qmail-remote's job: smtproutes, MX, SMTP (STARTTLS, pipelining, several recipients), qmail's reports.
-export type { RemoteJob, RemoteResult } from './types.js';
+export type { RemoteJob } from './types.js';
 export { deliverRemote, deliverBatch, tlsPolicy, type RemoteOptions, type DeliverExtras } from './deliver.js';
 export { RemoteEngine, type RemoteEngineOptions } from './engine.js';
 export { lookupRoute, routeCandidates, ipLiteral, type Route } from './routes.js';

@@ -1,15 +1,15 @@
 // The scheduler against a real queue on a temp dir, scripted local/remote results and a fake clock.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { DeliveryResult } from '../address/index.js';
 import type { LocalResult } from '../local/types.js';
-import type { RemoteResult } from '../remote/types.js';
 import { TOO_LONG } from './retry.js';
 import { DATA, makeWorld } from './testkit.js';
 
 const NOSUCH = 'Sorry, no mailbox here by that name. (#5.1.1)\n';
 const WRITABLE = 'Uh-oh: home directory is writable. (#4.7.0)\n';
 const defer = (): LocalResult => ({ result: 'deferral', report: WRITABLE });
-const remoteDefer = (): RemoteResult => ({ result: 'deferral', report: "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n" });
+const remoteDefer = (): DeliveryResult => ({ result: 'deferral', report: "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n" });
 
 void test('local retries at birth + (10k)^2: 0, 100, 400, 900', async () => {
   const w = await makeWorld({ local: defer });
@@ -54,6 +54,8 @@ void test('remote retries at birth + (20k)^2: 0, 400, 1600', async () => {
       if (w.remoteJobs.length > before) times.push(t);
     }
     assert.deepEqual(times, [0, 400, 1600]);
+    const delivery = w.logger.events.find((e) => e.name === 'delivery');
+    assert.equal(delivery?.fields['code'], '4.4.1', "the report's (#4.4.1) is also a field of the delivery event");
   } finally {
     await w.close();
   }

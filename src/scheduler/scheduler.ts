@@ -321,8 +321,8 @@ export class Scheduler {
       this.emit('start', { delivery: n, msg: msg.id, channel, to: address },
         `starting delivery ${n}: msg ${msg.id} to ${channel} ${logsafe(address)}`);
       let a = await attemptDelivery(this.ctx, msg, channel, address);
-      if (a.result === 'deferral' && t.dying) a = { result: 'failure', report: a.report + TOO_LONG };
-      this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report },
+      if (a.result === 'deferral' && t.dying) a = { ...a, result: 'failure', report: a.report + TOO_LONG };
+      this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report, ...(a.code !== undefined ? { code: a.code } : {}) },
         `delivery ${n}: ${a.result}: ${logsafe(a.report)}`);
       const next = afterAttempt(msg.recipients[index] ?? cur, a, t.retry);
       msg.recipients = msg.recipients.map((r, i) => (i === index ? next : r));

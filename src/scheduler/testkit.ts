@@ -2,10 +2,11 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DeliveryResult } from '../address/index.js';
 import { Control } from '../control/index.js';
 import type { LocalJob, LocalResult } from '../local/types.js';
 import { openQueue, type FileQueue, type QueuedMessage, type QueueId } from '../queue/index.js';
-import type { RemoteJob, RemoteResult } from '../remote/types.js';
+import type { RemoteJob } from '../remote/types.js';
 import { lookupAssignment, tablePasswd } from '../users/index.js';
 import { Scheduler } from './scheduler.js';
 import type { SchedulerLogger } from './types.js';
@@ -54,7 +55,7 @@ export interface WorldOptions {
   readonly control?: Record<string, string>;
   /** Scripted local: by the LocalJob (local = full local part) and how many times it was called for it. */
   readonly local?: Scripted<LocalJob, LocalResult>;
-  readonly remote?: Scripted<RemoteJob, RemoteResult>;
+  readonly remote?: Scripted<RemoteJob, DeliveryResult>;
   readonly start?: number;
 }
 
@@ -79,7 +80,7 @@ export async function makeWorld(opts: WorldOptions = {}): Promise<World> {
   };
   const passwd = tablePasswd([{ name: 'alias', uid: 1001, gid: 1001, home: join(root, 'alias') }]);
   const localFn = opts.local ?? ((): LocalResult => ({ result: 'success', report: 'did 1+0+0\n' }));
-  const remoteFn = opts.remote ?? ((j: RemoteJob): RemoteResult => ({ result: 'success', report: `127.0.0.1 accepted message.\nRemote host said: 250 ok ${j.recipient}\n` }));
+  const remoteFn = opts.remote ?? ((j: RemoteJob): DeliveryResult => ({ result: 'success', report: `127.0.0.1 accepted message.\nRemote host said: 250 ok ${j.recipient}\n` }));
   const make = (): Scheduler =>
     new Scheduler({
       root,

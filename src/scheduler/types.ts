@@ -1,8 +1,9 @@
 // What the scheduler is given (every dependency injected, so tests drive it with real small parts).
+import type { DeliveryResult } from '../address/index.js';
 import type { Control } from '../control/index.js';
 import type { LocalJob, LocalResult } from '../local/types.js';
 import type { QueueStore } from '../queue/types.js';
-import type { RemoteJob, RemoteResult } from '../remote/types.js';
+import type { RemoteJob } from '../remote/types.js';
 import type { Assignment, PasswdSource } from '../users/types.js';
 
 /** The event log: one structured event and one qmail-send-like line per event. */
@@ -34,10 +35,9 @@ export interface SchedulerDeps {
   /** local: qmail-local for one recipient. */
   readonly local: (job: LocalJob) => Promise<LocalResult>;
   /** remote: qmail-remote for one recipient. */
-  readonly remote: (job: RemoteJob) => Promise<RemoteResult>;
+  readonly remote: (job: RemoteJob) => Promise<DeliveryResult>;
   /** Default: the real setTimeout/clearTimeout. */
   readonly timers?: SchedulerTimers;
 }
 
 export type Channel = 'local' | 'remote';
-export type DeliveryResult = 'success' | 'deferral' | 'failure';

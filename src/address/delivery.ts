@@ -1,0 +1,22 @@
+// The result of one delivery attempt, the same for every channel: qmail-lspawn / qmail-rspawn's three outcomes.
+import { reportCode, type EnhancedCode } from './outcome.js';
+
+/** success / deferral / failure, as qmail-send logs them (docs/QMAIL.md D.8.2, E.7). */
+export type DeliveryStatus = 'success' | 'deferral' | 'failure';
+
+/**
+ * What a deliverer (local, remote, vdeliver) reports for one recipient. `report` is qmail's exact text;
+ * `code` is the RFC 3463 code that text carries as `(#x.y.z)`, once parsed (`withCode`), when it carries one.
+ */
+export interface DeliveryResult {
+  readonly result: DeliveryStatus;
+  readonly report: string;
+  readonly code?: EnhancedCode;
+}
+
+/** The result with its `code` taken from the report, unless it has one already (or the report carries none). */
+export function withCode<R extends DeliveryResult>(r: R): R {
+  if (r.code !== undefined) return r;
+  const code = reportCode(r.report);
+  return code === undefined ? r : { ...r, code };
+}
