@@ -1,8 +1,21 @@
-// The result of one delivery attempt, the same for every channel: qmail-lspawn / qmail-rspawn's three outcomes.
+// The vocabulary of delivery: the channels, and the result of one attempt, the same for every channel (qmail-lspawn /
+// qmail-rspawn's three outcomes).
 import { reportCode, type EnhancedCode } from './outcome.js';
 
+/**
+ * The delivery channels a routed recipient is queued for (docs/QMAIL.md A), in qmail-send's order. The queue
+ * stores and checks the name; src/scheduler has one entry per name in its channel table (the compiler asks for it).
+ */
+export const CHANNELS = ['local', 'remote'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+export function isChannel(x: unknown): x is Channel {
+  return CHANNELS.some((c) => c === x);
+}
+
 /** success / deferral / failure, as qmail-send logs them (docs/QMAIL.md D.8.2, E.7). */
-export type DeliveryStatus = 'success' | 'deferral' | 'failure';
+export const DELIVERY_STATUSES = ['success', 'deferral', 'failure'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /**
  * What a deliverer (local, remote, vdeliver) reports for one recipient. `report` is qmail's exact text;

@@ -1,14 +1,14 @@
-// One delivery attempt (qmail-lspawn / qmail-rspawn's share of qmail-send): job in, result and report out.
+// One delivery attempt per channel (qmail-lspawn / qmail-rspawn's share of qmail-send): job in, result and report out.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { outcomeFromError, splitAddress, withCode, type DeliveryResult } from '../address/index.js';
+import { outcomeFromError, splitAddress, type DeliveryResult } from '../address/index.js';
 import { textBytes } from '../bounce/index.js';
 import type { ForwardRequest, LocalJob } from '../local/types.js';
 import type { QueueId } from '../queue/types.js';
 import type { Assignment } from '../users/types.js';
 import type { SchedulerSettings } from './settings.js';
 import type { MessageState } from './state.js';
-import type { Channel, SchedulerDeps } from './types.js';
+import type { SchedulerDeps } from './types.js';
 import { verpSender } from './verp.js';
 
 export interface DeliveryContext {
@@ -26,7 +26,7 @@ const only = (r: DeliveryResult): DeliveryResult => ({ result: r.result, report:
 const withNewline = (s: string): string => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
 
 /** Anything thrown becomes a result: temporary (the default for unknown errors) or permanent. */
-function fromError(err: unknown): DeliveryResult {
+export function fromError(err: unknown): DeliveryResult {
   const o = outcomeFromError(err);
   return { result: o.kind === 'permanent' ? 'failure' : 'deferral', report: withNewline(o.report) };
 }
@@ -48,7 +48,8 @@ async function queueForward(ctx: DeliveryContext, msg: MessageState, via: string
   });
 }
 
-async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: string): Promise<DeliveryResult> {
+/** The local channel: users' lookupAssignment, then the local deliverer; a forward is queued before success counts. */
+export async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: string): Promise<DeliveryResult> {
   const { deps, settings } = ctx;
   const { local, domain } = splitAddress(address);
   // C.3.1: an empty local part is "delivered" into nothing.
@@ -93,21 +94,12 @@ async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: st
   return { result: 'success', report: `${withNewline(r.report)}qp ${qp}\n` };
 }
 
-/** Runs one delivery of `address` on `channel`; never throws. The report's `(#x.y.z)` becomes `code` here, once. */
-export async function attemptDelivery(ctx: DeliveryContext, msg: MessageState, channel: Channel, address: string): Promise<DeliveryResult> {
-  return withCode(await attemptOn(ctx, msg, channel, address));
-}
-
-async function attemptOn(ctx: DeliveryContext, msg: MessageState, channel: Channel, address: string): Promise<DeliveryResult> {
-  try {
-    if (channel === 'local') return await attemptLocal(ctx, msg, address);
-    const r = await ctx.deps.remote({
-      recipient: address,
-      sender: verpSender(msg.sender, address),
-      messagePath: ctx.deps.queue.messagePath(msg.id),
-    });
-    return only(r);
-  } catch (err) {
-    return fromError(err);
-  }
+/** The remote channel: the remote deliverer, with the VERP sender. */
+export async function attemptRemote(ctx: DeliveryContext, msg: MessageState, address: string): Promise<DeliveryResult> {
+  const r = await ctx.deps.remote({
+    recipient: address,
+    sender: verpSender(msg.sender, address),
+    messagePath: ctx.deps.queue.messagePath(msg.id),
+  });
+  return only(r);
 }

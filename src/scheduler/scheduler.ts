@@ -1,7 +1,8 @@
 // qmail-send: routes new messages once, runs due deliveries within the concurrency limits, retries, bounces.
-import { asciiLower } from '../address/index.js';
+import { asciiLower, CHANNELS, type Channel } from '../address/index.js';
 import type { QueueId } from '../queue/types.js';
-import { attemptDelivery, type DeliveryContext } from './deliver.js';
+import { attemptDelivery, CHANNEL_TABLE, concurrencyFrom, perChannel } from './channels.js';
+import type { DeliveryContext } from './deliver.js';
 import { DueIndex, type DueRef } from './due.js';
 import { finishMessage } from './finish.js';
 import { isDying, nextRetry, TOO_LONG } from './retry.js';
@@ -9,7 +10,7 @@ import { routeNew } from './routing.js';
 import { reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
 import { flushNow, isComplete, messageState, type MessageState } from './state.js';
 import { afterAttempt, endsDelivered, type Task } from './task.js';
-import type { Channel, SchedulerDeps, SchedulerTimers } from './types.js';
+import type { SchedulerDeps, SchedulerTimers } from './types.js';
 import { logsafe } from './verp.js';
 
 /** qmail-send's periodic scan of the queue (the trigger is lossy), and its back-off after queue errors. */
@@ -17,7 +18,6 @@ const SCAN_INTERVAL = 1500;
 const SYSFAIL_BACKOFF = 123;
 /** New messages read and routed at once during a scan. */
 const SCAN_PARALLEL = 64;
-const CHANNELS: readonly Channel[] = ['local', 'remote'];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const REAL_TIMERS: SchedulerTimers = {
@@ -35,8 +35,8 @@ export class Scheduler {
   /** Removed (or being removed) by us; skipped by scans until the queue no longer lists them. */
   private readonly finished = new Set<QueueId>();
   private readonly heldIds = new Set<QueueId>();
-  private readonly waiting: Record<Channel, Task[]> = { local: [], remote: [] };
-  private readonly running: Record<Channel, number> = { local: 0, remote: 0 };
+  private readonly waiting: Record<Channel, Task[]> = perChannel(() => []);
+  private readonly running: Record<Channel, number> = perChannel(() => 0);
   private readonly active = new Set<Promise<void>>();
   private needScan = true;
   private nextScanAt = 0;
@@ -61,7 +61,8 @@ export class Scheduler {
   async start(): Promise<void> {
     if (this.started) return;
     try {
-      this.settings = settingsFrom(this.deps.control());
+      const control = this.deps.control();
+      this.settings = settingsFrom(control, concurrencyFrom(control));
     } catch (err) {
       this.emit('alert', { reason: String(err) }, 'alert: cannot start: unable to read controls');
       throw err;
@@ -211,7 +212,7 @@ export class Scheduler {
       const channel = msg.recipients[index]?.channel;
       if (channel === undefined || msg.inFlight.has(index)) continue;
       if (pass?.msg !== msg) pass = { msg, retry: {}, dying: isDying(msg.birth, now, lifetime) };
-      const retry = (pass.retry[channel] ??= nextRetry(msg.birth, now, channel));
+      const retry = (pass.retry[channel] ??= nextRetry(msg.birth, now, CHANNEL_TABLE[channel].skip));
       msg.inFlight.add(index);
       this.waiting[channel].push({ msg, index, channel, retry, dying: pass.dying });
     }

@@ -40,4 +40,4 @@ export interface SchedulerDeps {
   readonly timers?: SchedulerTimers;
 }
 
-export type Channel = 'local' | 'remote';
+export type { Channel } from '../address/index.js';
