@@ -11,7 +11,6 @@ import { reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.
 import { flushNow, isComplete, messageState, type MessageState } from './state.js';
 import { afterAttempt, endsDelivered, type Task } from './task.js';
 import type { SchedulerDeps, SchedulerTimers } from './types.js';
-import { logsafe } from './verp.js';
 
 /** qmail-send's periodic scan of the queue (the trigger is lossy), and its back-off after queue errors. */
 const SCAN_INTERVAL = 1500;
@@ -64,7 +63,7 @@ export class Scheduler {
       const control = this.deps.control();
       this.settings = settingsFrom(control, concurrencyFrom(control));
     } catch (err) {
-      this.emit('alert', { reason: String(err) }, 'alert: cannot start: unable to read controls');
+      this.emit('alert', { reason: String(err) });
       throw err;
     }
     this.started = true;
@@ -102,9 +101,9 @@ export class Scheduler {
     if (s === undefined) return;
     try {
       this.settings = { ...s, route: reloadedRoute(s.route, this.deps.control()) };
-      this.emit('reload', {}, 'status: reloaded locals and virtualdomains');
+      this.emit('reload', {});
     } catch (err) {
-      this.emit('warning', { reason: String(err) }, `warning: unable to reload controls: ${logsafe(String(err))}`);
+      this.emit('warning', { reason: String(err) });
     }
   }
 
@@ -139,9 +138,8 @@ export class Scheduler {
     this.flush();
   }
 
-  private emit(name: string, fields: Record<string, string | number>, text: string): void {
+  private emit(name: string, fields: Record<string, string | number>): void {
     this.deps.logger.event(name, fields);
-    this.deps.logger.line(text);
   }
 
   private get ctx(): DeliveryContext {
@@ -163,7 +161,7 @@ export class Scheduler {
     this.wakePending = true;
     setImmediate(() => {
       this.wakePending = false;
-      this.cycle().catch((err: unknown) => this.emit('warning', { reason: String(err) }, `warning: ${logsafe(String(err))}`));
+      this.cycle().catch((err: unknown) => this.emit('warning', { reason: String(err) }));
     });
   }
 
@@ -233,7 +231,7 @@ export class Scheduler {
       ids = await this.deps.queue.ids();
     } catch (err) {
       this.nextScanAt = now + SYSFAIL_BACKOFF;
-      this.emit('warning', { reason: String(err) }, `warning: trouble scanning the queue: ${logsafe(String(err))}`);
+      this.emit('warning', { reason: String(err) });
       return;
     }
     const listed = new Set(ids);
@@ -267,11 +265,11 @@ export class Scheduler {
         return undefined;
       }
       const st = messageState(m);
-      if (st.recipients.some((r) => r.channel === undefined)) await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f, t) => this.emit(n, f, t));
+      if (st.recipients.some((r) => r.channel === undefined)) await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f) => this.emit(n, f));
       return st;
     } catch (err) {
       this.nextScanAt = Math.min(this.nextScanAt, now + SYSFAIL_BACKOFF);
-      this.emit('warning', { msg: id, reason: String(err) }, `warning: trouble reading msg ${id}: ${logsafe(String(err))}`);
+      this.emit('warning', { msg: id, reason: String(err) });
       return undefined;
     }
   }
@@ -319,12 +317,10 @@ export class Scheduler {
       if (cur === undefined) return;
       const address = cur.address ?? cur.original;
       const n = ++this.deliveryNo;
-      this.emit('start', { delivery: n, msg: msg.id, channel, to: address },
-        `starting delivery ${n}: msg ${msg.id} to ${channel} ${logsafe(address)}`);
+      this.emit('start', { delivery: n, msg: msg.id, channel, to: address });
       let a = await attemptDelivery(this.ctx, msg, channel, address);
       if (a.result === 'deferral' && t.dying) a = { ...a, result: 'failure', report: a.report + TOO_LONG };
-      this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report, ...(a.code !== undefined ? { code: a.code } : {}) },
-        `delivery ${n}: ${a.result}: ${logsafe(a.report)}`);
+      this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report, ...(a.code !== undefined ? { code: a.code } : {}) });
       const next = afterAttempt(msg.recipients[index] ?? cur, a, t.retry);
       msg.recipients = msg.recipients.map((r, i) => (i === index ? next : r));
       freeSlot();
@@ -332,8 +328,7 @@ export class Scheduler {
       if (endsDelivered(msg, index)) msg.unsaved = true;
       else await this.persist(msg);
     } catch (err) {
-      this.emit('warning', { msg: msg.id, reason: String(err) },
-        `warning: trouble recording delivery of msg ${msg.id}: ${logsafe(String(err))}`);
+      this.emit('warning', { msg: msg.id, reason: String(err) });
     } finally {
       freeSlot();
       msg.inFlight.delete(index);
@@ -367,8 +362,7 @@ export class Scheduler {
         if (msg.unsaved) await this.persist(msg).then(() => (msg.unsaved = false), () => undefined);
         msg.finishAfter = this.deps.clock() + SYSFAIL_BACKOFF;
         this.due.finish(msg);
-        this.emit('warning', { msg: msg.id, reason: String(err) },
-          `warning: trouble finishing msg ${msg.id}, will try again later: ${logsafe(String(err))}`);
+        this.emit('warning', { msg: msg.id, reason: String(err) });
       } finally {
         msg.finishing = false;
         this.wake();

@@ -19,13 +19,16 @@ export class FakeClock {
 }
 
 export class RecordingLogger implements SchedulerLogger {
-  readonly lines: string[] = [];
   readonly events: Array<{ name: string; fields: Record<string, string | number> }> = [];
   event(name: string, fields: Record<string, string | number>): void {
     this.events.push({ name, fields });
   }
-  line(text: string): void {
-    this.lines.push(text);
+  /** The position of the first event `name` whose fields include `fields` (-1 when there is none). */
+  indexOf(name: string, fields: Record<string, string | number> = {}): number {
+    return this.events.findIndex((e) => e.name === name && Object.entries(fields).every(([k, v]) => e.fields[k] === v));
+  }
+  has(name: string, fields: Record<string, string | number> = {}): boolean {
+    return this.indexOf(name, fields) >= 0;
   }
 }
 

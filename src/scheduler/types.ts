@@ -6,10 +6,9 @@ import type { QueueStore } from '../queue/types.js';
 import type { RemoteJob } from '../remote/types.js';
 import type { Assignment, PasswdSource } from '../users/types.js';
 
-/** The event log: one structured event and one qmail-send-like line per event. */
+/** The event log: one structured event per qmail-send log line (src/start prints them as `send.<name>`). */
 export interface SchedulerLogger {
   event(name: string, fields: Record<string, string | number>): void;
-  line(text: string): void;
 }
 
 /** Timers in real milliseconds; tests pass ones that never fire and drive the scheduler with a fake clock. */
