@@ -16,4 +16,5 @@ export type {
   Pop3Authenticator,
   Pop3ClientRules,
   Pop3EventLog,
+  Pop3EventName,
 } from './types.js';

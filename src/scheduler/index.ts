@@ -1,6 +1,6 @@
 // scheduler: qmail-send — routing new messages once, deliveries, retries, lifetime, bounces.
 export { Scheduler } from './scheduler.js';
-export type { Channel, LookupAssignment, SchedulerDeps, SchedulerLogger, SchedulerTimers } from './types.js';
+export type { Channel, LookupAssignment, SchedulerDeps, SchedulerEventName, SchedulerLogger, SchedulerTimers } from './types.js';
 export { isqrt, nextRetry, isDying, TOO_LONG } from './retry.js';
 export { CHANNEL_TABLE, type ChannelSpec } from './channels.js';
 export { verpSender, logsafe } from './verp.js';

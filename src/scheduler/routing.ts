@@ -2,8 +2,9 @@
 import type { QueueStore, RecipientState } from '../queue/types.js';
 import { route, type RouteControl } from '../route/index.js';
 import type { MessageState } from './state.js';
+import type { SchedulerEventName } from './types.js';
 
-type Emit = (name: string, fields: Record<string, string | number>) => void;
+type Emit = (name: SchedulerEventName, fields: Record<string, string | number>) => void;
 
 /** Logs `new msg` and `info msg`, routes the unrouted recipients and writes them durably; then updates `st`. */
 export async function routeNew(queue: Pick<QueueStore, 'updateRecipients'>, rc: RouteControl, st: MessageState, emit: Emit): Promise<void> {

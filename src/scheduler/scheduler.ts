@@ -10,7 +10,7 @@ import { routeNew } from './routing.js';
 import { reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
 import { flushNow, isComplete, messageState, type MessageState } from './state.js';
 import { afterAttempt, endsDelivered, type Task } from './task.js';
-import type { SchedulerDeps, SchedulerTimers } from './types.js';
+import type { SchedulerDeps, SchedulerEventName, SchedulerTimers } from './types.js';
 
 /** qmail-send's periodic scan of the queue (the trigger is lossy), and its back-off after queue errors. */
 const SCAN_INTERVAL = 1500;
@@ -138,7 +138,7 @@ export class Scheduler {
     this.flush();
   }
 
-  private emit(name: string, fields: Record<string, string | number>): void {
+  private emit(name: SchedulerEventName, fields: Record<string, string | number>): void {
     this.deps.logger.event(name, fields);
   }
 

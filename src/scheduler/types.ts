@@ -6,9 +6,16 @@ import type { QueueStore } from '../queue/types.js';
 import type { RemoteJob } from '../remote/types.js';
 import type { Assignment, PasswdSource } from '../users/types.js';
 
-/** The event log: one structured event per qmail-send log line (src/start prints them as `send.<name>`). */
+/**
+ * qmail-send's log lines as events (README "Log"; src/start logs them as `send.<name>` and its catalogue documents
+ * each): new, info, starting delivery, delivery, forward, bounce, triple bounce, end, reload, warning, alert.
+ */
+export type SchedulerEventName =
+  | 'new' | 'info' | 'start' | 'delivery' | 'forward' | 'bounce' | 'triple_bounce' | 'end' | 'reload' | 'warning' | 'alert';
+
+/** The event log: one structured event per qmail-send log line. */
 export interface SchedulerLogger {
-  event(name: string, fields: Record<string, string | number>): void;
+  event(name: SchedulerEventName, fields: Record<string, string | number>): void;
 }
 
 /** Timers in real milliseconds; tests pass ones that never fire and drive the scheduler with a fake clock. */
