@@ -19,11 +19,16 @@ const permanent = (report: string, code?: EnhancedCode): Outcome => ({
   report,
 });
 
-/** qmail texts end in "(#x.y.z)"; take that code when present. */
-function codeFromReport(report: string, fallback: EnhancedCode): EnhancedCode {
+/** The `(#x.y.z)` code in a qmail report (the first one), or undefined when there is none. */
+export function reportCode(report: string): EnhancedCode | undefined {
   const m = /\(#([245])\.(\d{1,3})\.(\d{1,3})\)/.exec(report);
-  if (!m) return fallback;
+  if (!m) return undefined;
   return `${Number(m[1]) as 2 | 4 | 5}.${Number(m[2])}.${Number(m[3])}`;
+}
+
+/** qmail texts end in "(#x.y.z)"; take that code when present. */
+export function codeFromReport(report: string, fallback: EnhancedCode): EnhancedCode {
+  return reportCode(report) ?? fallback;
 }
 
 /**

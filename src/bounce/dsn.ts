@@ -1,5 +1,5 @@
 // RFC 3464 delivery status notification carrying qmail's human text (the default bounce format).
-import { quoteAddress, quoteLocal, rfc5322Date } from '../address/index.js';
+import { quoteAddress, quoteLocal, reportCode, rfc5322Date } from '../address/index.js';
 import type { QsbmfHead } from './qsbmf.js';
 import { humanText, type BounceFailure } from './text.js';
 
@@ -17,11 +17,11 @@ export interface DsnHead extends QsbmfHead {
 
 /** The enhanced status of a permanent failure (RFC 3463): `(#x.y.z)`, else the remote reply's code, else 5.0.0. */
 export function failureStatus(report: string): string {
-  const own = /\(#([245])\.(\d{1,3})\.(\d{1,3})\)/.exec(report);
+  const own = reportCode(report)?.split('.');
   const remote = /Remote host said: [245]\d\d[ -]([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(report);
-  const m = own ?? remote;
+  const m = own ?? remote?.slice(1);
   // A failed recipient is permanent by now (a timed-out deferral carries a 4.x.x code): report class 5.
-  return m ? `5.${Number(m[2])}.${Number(m[3])}` : '5.0.0';
+  return m ? `5.${Number(m[1])}.${Number(m[2])}` : '5.0.0';
 }
 
 /** One header-safe line: newlines to spaces, 7-bit only (delivery-status is a 7-bit part). */

@@ -1,10 +1,11 @@
 // After a command changed the files qmail-send reads only at start (locals, virtualdomains), SIGHUP the running quail.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ControlName } from '../control/index.js';
 import { runningPid } from '../start/index.js';
 
 /** The routing files the running scheduler holds in memory until SIGHUP (qmail-send's rule, docs/QMAIL.md 0.1). */
-const ROUTING = ['locals', 'virtualdomains'] as const;
+const ROUTING = ['locals', 'virtualdomains'] as const satisfies readonly ControlName[];
 
 /** A fingerprint of the routing files: device, inode, size and mtime of each (a rename or an edit changes it). */
 export function routingStamp(root: string): string {

@@ -106,7 +106,7 @@ export function showctl(root: string): string {
     const [first = '', ...rest] = lines;
     out.push(`${def.name}:${source} ${first}`, ...indent(rest), `    -- ${def.doc}`, '');
   }
-  const known = new Set(CATALOGUE.map((d) => d.name));
+  const known = new Set<string>(CATALOGUE.map((d) => d.name));
   let others: string[] = [];
   try {
     others = readdirSync(join(root, 'control')).filter((n) => !known.has(n) && !n.endsWith('.tmp')).sort();

@@ -9,7 +9,8 @@ export type ControlDefault =
   | { readonly from: 'me'; readonly fallback?: string }
   | { readonly from: 'number'; readonly value: number };
 
-export interface ControlDef {
+/** The shape of one entry; `ControlDef` is an entry of the catalogue, its name a `ControlName`. */
+interface ControlEntry {
   readonly name: string;
   readonly kind: ControlKind;
   readonly default: ControlDefault;
@@ -30,7 +31,8 @@ const ON_HUP = 'on SIGHUP (quail reload) or restart';
 const ON_RESTART = 'at restart';
 const ON_DELIVERY = 'at the next delivery attempt';
 
-export const CATALOGUE: readonly ControlDef[] = [
+/** The entries, kept literal (`as const`) so that their names make the type `ControlName`. */
+const DEFS = [
   { name: 'me', kind: 'single', default: { from: 'none' }, readBy: 'all', applies: ON_RESTART,
     doc: 'Fully qualified name of this host; the default for many other files.' },
   { name: 'locals', kind: 'list', default: { from: 'me' }, readBy: 'scheduler (route)', applies: ON_HUP,
@@ -118,9 +120,16 @@ export const CATALOGUE: readonly ControlDef[] = [
     doc: 'Access rules in tcprules format (127.:allow,RELAYCLIENT=""); without it nobody may relay without AUTH. Per-client opt-outs of quail\'s strict defaults: QUAIL_LOOSE="1" (qmail\'s envelope parsing: no <> needed, unknown MAIL parameters ignored, a second MAIL replaces the first), QUAIL_BARECR="keep" (a lone CR in DATA kept), QUAIL_CLEARAUTH="1" (AUTH without TLS); DATABYTES overrides databytes.' },
   { name: 'tcp.pop3', kind: 'lines', default: { from: 'none' }, readBy: 'pop3d', applies: 'at the next POP3 connection',
     doc: 'Access rules for POP3 clients in tcprules format, as tcp.smtp: `deny` refuses the connection, QUAIL_CLEARAUTH="1" allows USER/PASS and AUTH PLAIN before STLS for that client (default: only after TLS, loopback included). Missing: every client allowed, logins only over TLS.' },
-];
+] as const satisfies readonly ControlEntry[];
 
-const BY_NAME = new Map(CATALOGUE.map((d) => [d.name, d]));
+/** The name of a control file quail reads: a misspelt or uncatalogued name does not compile. */
+export type ControlName = (typeof DEFS)[number]['name'];
+
+export type ControlDef = ControlEntry & { readonly name: ControlName };
+
+export const CATALOGUE: readonly ControlDef[] = DEFS;
+
+const BY_NAME = new Map<string, ControlDef>(CATALOGUE.map((d) => [d.name, d]));
 
 export function controlDef(name: string): ControlDef | undefined {
   return BY_NAME.get(name);

@@ -2,7 +2,7 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QuailError } from '../address/index.js';
-import { controlDef, type ControlDef } from './catalogue.js';
+import { controlDef, type ControlDef, type ControlName } from './catalogue.js';
 import { parseList, parseMap, parseNumber, parseSingle, type MapEntry } from './parse.js';
 
 /** Where a value came from: the file itself, or the default (possibly `me`). */
@@ -22,17 +22,17 @@ export class ControlReadError extends QuailError {
 }
 
 export class Control {
-  private readonly cache = new Map<string, string | null>();
+  private readonly cache = new Map<ControlName, string | null>();
 
   constructor(readonly root: string) {}
 
   /** Absolute path of control/<name>. */
-  path(name: string): string {
+  path(name: ControlName): string {
     return join(this.root, 'control', name);
   }
 
   /** The raw text (latin1, one char per byte), or null when missing. Unreadable → ControlReadError. */
-  raw(name: string): string | null {
+  raw(name: ControlName): string | null {
     if (this.cache.has(name)) return this.cache.get(name) ?? null;
     let text: string | null;
     try {
@@ -49,7 +49,7 @@ export class Control {
   }
 
   /** The raw bytes of a binary control file (morercpthosts.cdb), or null when missing. */
-  bytes(name: string): Buffer | null {
+  bytes(name: ControlName): Buffer | null {
     const t = this.raw(name);
     return t === null ? null : Buffer.from(t, 'latin1');
   }
@@ -60,7 +60,7 @@ export class Control {
    * owns the descriptor and closes it. null when missing (ENOENT only); unreadable (EACCES, a directory) →
    * ControlReadError, as in raw().
    */
-  open(name: string): number | null {
+  open(name: ControlName): number | null {
     const path = this.path(name);
     let fd: number;
     try {
@@ -79,7 +79,7 @@ export class Control {
     return fd;
   }
 
-  exists(name: string): boolean {
+  exists(name: ControlName): boolean {
     return this.raw(name) !== null;
   }
 
@@ -89,12 +89,12 @@ export class Control {
     return t === null ? null : parseSingle(t);
   }
 
-  private def(name: string): ControlDef | undefined {
+  private def(name: ControlName): ControlDef | undefined {
     return controlDef(name);
   }
 
   /** A single-value file with its catalogue default (null when neither file nor default exists). */
-  single(name: string): Setting<string | null> {
+  single(name: ControlName): Setting<string | null> {
     const t = this.raw(name);
     if (t !== null) return { value: parseSingle(t), source: 'file' };
     const d = this.def(name)?.default ?? { from: 'none' };
@@ -111,7 +111,7 @@ export class Control {
   }
 
   /** A number file (0.5); a file not starting with a digit counts as absent. Capped at the catalogue's max. */
-  number(name: string): Setting<number> {
+  number(name: ControlName): Setting<number> {
     const def = this.def(name);
     const dflt = def?.default.from === 'number' ? def.default.value : 0;
     const t = this.raw(name);
@@ -122,7 +122,7 @@ export class Control {
   }
 
   /** A list file (0.2); for `locals` the default is [me]. null = missing with no default. */
-  list(name: string): Setting<readonly string[] | null> {
+  list(name: ControlName): Setting<readonly string[] | null> {
     const t = this.raw(name);
     if (t !== null) return { value: parseList(t), source: 'file' };
     const d = this.def(name)?.default;
@@ -134,7 +134,7 @@ export class Control {
   }
 
   /** A mapping file (0.3), keyed by lowercased pattern, last line wins. null = missing. */
-  map(name: string): Setting<ReadonlyMap<string, MapEntry> | null> {
+  map(name: ControlName): Setting<ReadonlyMap<string, MapEntry> | null> {
     const t = this.raw(name);
     return t === null ? { value: null, source: 'default' } : { value: parseMap(t), source: 'file' };
   }

@@ -1,5 +1,6 @@
 // Control snapshots for a long-lived process: each file is stat'ed per snapshot and read again only when it changed.
 import { readFileSync, statSync, type BigIntStats } from 'node:fs';
+import type { ControlName } from './catalogue.js';
 import { Control, ControlReadError } from './control.js';
 
 /**
@@ -86,7 +87,7 @@ export class ControlFileCache {
 
 /** A Control whose raw() goes through a ControlFileCache; like Control, it keeps what it read for its lifetime. */
 class CachedControl extends Control {
-  private readonly seen = new Map<string, string | null>();
+  private readonly seen = new Map<ControlName, string | null>();
 
   constructor(
     root: string,
@@ -95,7 +96,7 @@ class CachedControl extends Control {
     super(root);
   }
 
-  override raw(name: string): string | null {
+  override raw(name: ControlName): string | null {
     if (this.seen.has(name)) return this.seen.get(name) ?? null;
     const text = this.files.read(this.path(name));
     this.seen.set(name, text);

@@ -1,15 +1,15 @@
 // Importing an existing qmail tree: its control files (merged or copied) and users/assign (merged, then newu).
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { controlDef } from '../control/index.js';
+import { controlDef, type ControlName } from '../control/index.js';
 import { newu, parseAssign } from '../users/index.js';
 import { editAssign, writeAtomic } from './files.js';
 import type { ImportReport } from './import.js';
 
 /** Control files whose lines are a set: theirs are added to ours. */
-const MERGED = new Set(['rcpthosts', 'locals', 'virtualdomains', 'morercpthosts', 'smtproutes', 'percenthack', 'badmailfrom']);
+const MERGED: ReadonlySet<string> = new Set<ControlName>(['rcpthosts', 'locals', 'virtualdomains', 'morercpthosts', 'smtproutes', 'percenthack', 'badmailfrom']);
 /** Ours, made by quail init or quail itself: never replaced by the old system's. */
-const OURS = new Set(['quailuser', 'listeners', 'directory', 'servercert.pem', 'morercpthosts.cdb']);
+const OURS: ReadonlySet<string> = new Set<ControlName>(['quailuser', 'listeners', 'directory', 'servercert.pem', 'morercpthosts.cdb']);
 
 const lines = (t: string): string[] => t.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '' && !l.startsWith('#'));
 

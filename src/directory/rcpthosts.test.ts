@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { cdbEntries, cdbGet } from '../cdb/index.js';
-import { Control } from '../control/index.js';
+import { Control, type ControlName } from '../control/index.js';
 import { route, routeControlFrom } from '../route/index.js';
 import { loadPolicy } from '../smtpd/index.js';
 import { newmrh, newu } from '../users/index.js';
@@ -23,7 +23,7 @@ let n = 0;
 
 const account = { user: 'mail', uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
-async function fresh(max: number | null): Promise<Ctx & { control: () => Control; file: (name: string) => string | null }> {
+async function fresh(max: number | null): Promise<Ctx & { control: () => Control; file: (name: ControlName) => string | null }> {
   const root = join(base, `r${++n}`);
   mkdirSync(join(root, 'control'), { recursive: true });
   writeFileSync(join(root, 'control', 'me'), 'mx.test\n');
@@ -31,7 +31,7 @@ async function fresh(max: number | null): Promise<Ctx & { control: () => Control
   if (max !== null) writeFileSync(join(root, 'control', 'rcpthostsmax'), `${max}\n`);
   const dir = await openDirectory({ root });
   after(() => dir.close());
-  const file = (name: string): string | null => new Control(root).raw(name);
+  const file = (name: ControlName): string | null => new Control(root).raw(name);
   return { root, dir, control: () => new Control(root), file };
 }
 

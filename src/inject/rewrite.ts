@@ -1,6 +1,6 @@
 // qmail-inject's address rewriting (docs/QMAIL.md G.2) and the settings it comes from (control files, env).
 import { quoteAddress, quoteLocal } from '../address/index.js';
-import type { Control } from '../control/index.js';
+import type { Control, ControlName } from '../control/index.js';
 import { tokenize, unquote, type Token } from './rfc822.js';
 
 export type InjectEnv = Readonly<Record<string, string | undefined>>;
@@ -58,7 +58,7 @@ export function parseInjectFlags(letters: string | undefined): InjectFlags {
 
 /** Reads the settings: environment variables override the control files (through `control`, never directly). */
 export function injectSettings(control: Control, env: InjectEnv): InjectSettings {
-  const pick = (envName: string, file: string): string =>
+  const pick = (envName: string, file: ControlName): string =>
     env[envName] ?? control.single(file).value ?? file; // the catalogue's fallback is the file's own name
   const mailHost = env['QMAILHOST'] ?? env['MAILHOST'];
   const mailUser = env['QMAILUSER'] ?? env['MAILUSER'] ?? env['USER'] ?? env['LOGNAME'] ?? 'anonymous';

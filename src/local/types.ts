@@ -1,4 +1,5 @@
 // The local-delivery contract (docs/QMAIL.md D): a job in, a report out. Never touches queue files.
+import type { DeliveryResult } from '../address/index.js';
 
 /** qmail-local's eight arguments plus what quail needs to run it. */
 export interface LocalJob {
@@ -33,10 +34,10 @@ export interface ForwardRequest {
   readonly injector: { readonly kind: 'uid'; readonly uid: number } | { readonly kind: 'alias' };
 }
 
-export interface LocalResult {
-  /** success / deferral / failure as qmail-lspawn would report it (D.8.2). */
-  readonly result: 'success' | 'deferral' | 'failure';
-  /** The report text (program output, then `did F+W+P\n`, or the failure text). */
-  readonly report: string;
+/**
+ * success / deferral / failure as qmail-lspawn would report it (D.8.2); the report is program output, then
+ * `did F+W+P\n`, or the failure text; plus any forward for the scheduler to queue.
+ */
+export interface LocalResult extends DeliveryResult {
   readonly forward?: ForwardRequest;
 }

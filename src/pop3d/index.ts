@@ -3,4 +3,4 @@ export { createPop3Server, type Pop3Server, type Pop3ServerOptions } from './ser
 export { MaildirStore, uidFor } from './maildir.js';
 export { parsePop3Listener, type Pop3ListenerSpec } from './listener.js';
 export { normaliseLogin, parseCommand, decodePlain, isLoopback } from './parse.js';
-export type { Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
+export type { Pop3Authenticator, Pop3ClientRules, Pop3EventLog, Pop3EventName } from './types.js';

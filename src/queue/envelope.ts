@@ -1,5 +1,5 @@
 // The envelope file (version 1, JSON) and qmail-queue's Received line: encode, decode, validate.
-import { rfc5322Date } from '../address/index.js';
+import { DELIVERY_STATUSES, isChannel, rfc5322Date } from '../address/index.js';
 import type { Injector, QueueId, QueuedMessage, RecipientState } from './types.js';
 import { isQueueId } from './layout.js';
 
@@ -11,7 +11,7 @@ export interface Envelope extends QueuedMessage {
 }
 
 const STATUSES = new Set(['todo', 'pending', 'done', 'failed']);
-const RESULTS = new Set(['success', 'deferral', 'failure']);
+const RESULTS: ReadonlySet<string> = new Set(DELIVERY_STATUSES);
 
 export function encodeEnvelope(e: Envelope): string {
   return `${JSON.stringify(envelopeObject(e))}\n`;
@@ -40,7 +40,7 @@ function decodeRecipient(x: unknown): RecipientState | string {
   if (!isObj(x)) return 'recipient is not an object';
   const { original, channel, address, status, attempts, nextAttempt, lastResult, lastReport } = x;
   if (typeof original !== 'string') return 'recipient.original';
-  if (channel !== undefined && channel !== 'local' && channel !== 'remote') return 'recipient.channel';
+  if (channel !== undefined && !isChannel(channel)) return 'recipient.channel';
   if (address !== undefined && typeof address !== 'string') return 'recipient.address';
   if (typeof status !== 'string' || !STATUSES.has(status)) return 'recipient.status';
   if (!isNat(attempts)) return 'recipient.attempts';

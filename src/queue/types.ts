@@ -1,5 +1,6 @@
 // The queue's contract: what the scheduler, smtpd, inject and the CLI may ask of the durable store.
 import type { Readable } from 'node:stream';
+import type { Channel, DeliveryStatus } from '../address/index.js';
 
 /** A portable queue id (not an inode number): time-ordered, unique across machines. */
 export type QueueId = string & { readonly __brand: 'QueueId' };
@@ -31,7 +32,7 @@ export interface RecipientState {
   /** The recipient as injected. */
   readonly original: string;
   /** Set once, when the scheduler routes it (docs/QMAIL.md A: routing is fixed at that moment). */
-  readonly channel?: 'local' | 'remote';
+  readonly channel?: Channel;
   /** The channel address (after envnoathost, percenthack, virtualdomains). */
   readonly address?: string;
   readonly status: RecipientStatus;
@@ -39,7 +40,7 @@ export interface RecipientState {
   /** Unix seconds of the next attempt (pending only). */
   readonly nextAttempt?: number;
   /** Last result and its report text (qmail's exact text). */
-  readonly lastResult?: 'success' | 'deferral' | 'failure';
+  readonly lastResult?: DeliveryStatus;
   readonly lastReport?: string;
 }
 

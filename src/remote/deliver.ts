@@ -1,8 +1,8 @@
 // qmail-remote for one or several recipients of one message: controls, next hop, connect, dialogue, reports.
 import { readFileSync } from 'node:fs';
-import { errText, splitAddress } from '../address/index.js';
+import { errText, splitAddress, type DeliveryResult } from '../address/index.js';
 import type { Control, MapEntry } from '../control/index.js';
-import type { RemoteJob, RemoteResult } from './types.js';
+import type { RemoteJob } from './types.js';
 import { lookupRoute, routeCandidates, type Route } from './routes.js';
 import { localAddresses, resolveTargets, type RemoteResolver, type Target } from './mx.js';
 import { openSocket, SmtpClient } from './client.js';
@@ -39,7 +39,7 @@ export interface DeliverExtras {
 const TEMP_CONTROL = 'Unable to read control files. (#4.3.0)\n';
 const TEMP_NOCONN = "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n";
 
-const deferral = (report: string): RemoteResult => ({ result: 'deferral', report });
+const deferral = (report: string): DeliveryResult => ({ result: 'deferral', report });
 
 interface Settings {
   readonly helo: string;
@@ -84,7 +84,7 @@ function readSettings(control: Control, host: string): Settings | null {
 }
 
 /** Delivers job.messagePath to job.recipient; never throws (unknown errors are deferrals). */
-export async function deliverRemote(job: RemoteJob, opts: RemoteOptions): Promise<RemoteResult> {
+export async function deliverRemote(job: RemoteJob, opts: RemoteOptions): Promise<DeliveryResult> {
   const [r] = await deliverBatch([job], opts);
   return r ?? deferral('Unexpected remote delivery error: no result. (#4.3.0)\n');
 }
@@ -94,7 +94,7 @@ export async function deliverRemote(job: RemoteJob, opts: RemoteOptions): Promis
  * in order. The jobs must share sender, message file and the host after the last `@` (the caller groups);
  * a job that does not is delivered in a transaction of its own. Never throws.
  */
-export async function deliverBatch(jobs: readonly RemoteJob[], opts: RemoteOptions, extras: DeliverExtras = {}): Promise<RemoteResult[]> {
+export async function deliverBatch(jobs: readonly RemoteJob[], opts: RemoteOptions, extras: DeliverExtras = {}): Promise<DeliveryResult[]> {
   const first = jobs[0];
   if (first === undefined) return [];
   const host = asciiLower(splitAddress(first.recipient).domain);
@@ -111,8 +111,8 @@ export async function deliverBatch(jobs: readonly RemoteJob[], opts: RemoteOptio
   }
 }
 
-async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOptions, extras: DeliverExtras): Promise<RemoteResult[]> {
-  const all = (r: RemoteResult): RemoteResult[] => jobs.map(() => r);
+async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOptions, extras: DeliverExtras): Promise<DeliveryResult[]> {
+  const all = (r: DeliveryResult): DeliveryResult[] => jobs.map(() => r);
   // The host as written (qmail compares smtproutes case-insensitively; the DNS does not care).
   const settings = readSettings(opts.control, host);
   if (settings === null) return all(deferral(TEMP_CONTROL));
@@ -141,7 +141,7 @@ async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOpt
       return all(deferral(`Unable to read control files.${why} (#4.3.0)\n`));
     }
   }
-  let last: RemoteResult | undefined;
+  let last: DeliveryResult | undefined;
   for (const t of resolved.targets) {
     if (extras.tcpto?.skip(t.ip)) continue; // qmail-tcpto: timed out recently
     const out = await onTarget(t, port, settings, env, classify, extras);
@@ -152,7 +152,7 @@ async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOpt
   return all(last ?? deferral(TEMP_NOCONN));
 }
 
-type TargetOutcome = { kind: 'done'; results: RemoteResult[] } | { kind: 'next'; result?: RemoteResult };
+type TargetOutcome = { kind: 'done'; results: DeliveryResult[] } | { kind: 'next'; result?: DeliveryResult };
 
 /** Tries one address: a pooled connection first, else a new one (plaintext again if opportunistic TLS broke). */
 async function onTarget(t: Target, port: number, s: Settings, env: Envelope, classify: Classifier, extras: DeliverExtras): Promise<TargetOutcome> {

@@ -1,7 +1,7 @@
 // The long-lived remote side of quail start: connection reuse, per-destination limits, timeout memory, grouping.
 import type { Control } from '../control/index.js';
-import { asciiLower, splitAddress } from '../address/index.js';
-import type { RemoteJob, RemoteResult } from './types.js';
+import { asciiLower, splitAddress, type DeliveryResult } from '../address/index.js';
+import type { RemoteJob } from './types.js';
 import { deliverBatch, type RemoteOptions } from './deliver.js';
 import { ConnectionPool } from './pool.js';
 import { Tcpto, tcptoPath } from './tcpto.js';
@@ -23,7 +23,7 @@ export interface RemoteEngineOptions extends Omit<RemoteOptions, 'control'> {
 
 interface Pending {
   readonly job: RemoteJob;
-  readonly resolve: (r: RemoteResult) => void;
+  readonly resolve: (r: DeliveryResult) => void;
 }
 
 /**
@@ -48,7 +48,7 @@ export class RemoteEngine {
   }
 
   /** One recipient; never throws. Grouped with its siblings when they arrive together. */
-  deliver(job: RemoteJob): Promise<RemoteResult> {
+  deliver(job: RemoteJob): Promise<DeliveryResult> {
     const key = [job.sender, job.messagePath, asciiLower(splitAddress(job.recipient).domain)].join('\0');
     return new Promise((resolve) => {
       const g = this.groups.get(key);
@@ -62,7 +62,7 @@ export class RemoteEngine {
   }
 
   /** Several recipients of one message in as few transactions as possible; one result per job, in order. */
-  async deliverMany(jobs: readonly RemoteJob[]): Promise<RemoteResult[]> {
+  async deliverMany(jobs: readonly RemoteJob[]): Promise<DeliveryResult[]> {
     return Promise.all(jobs.map((j) => this.deliver(j)));
   }
 
@@ -82,13 +82,13 @@ export class RemoteEngine {
   }
 
   private async run(batch: readonly Pending[]): Promise<void> {
-    let results: RemoteResult[];
+    let results: DeliveryResult[];
     try {
       const { root: _root, control, perHost: _p, idleMs: _i, maxRecipients: _m, ...rest } = this.opts;
       const opts = { ...rest, ipme: rest.ipme ?? this.ipme(), control: control() };
       results = await deliverBatch(batch.map((p) => p.job), opts, { pool: this.pool, tcpto: this.tcpto, eightBits: this.eightBits });
     } catch (err) {
-      const r: RemoteResult = { result: 'deferral', report: `Unexpected remote delivery error: ${String(err)}. (#4.3.0)\n` };
+      const r: DeliveryResult = { result: 'deferral', report: `Unexpected remote delivery error: ${String(err)}. (#4.3.0)\n` };
       results = batch.map(() => r);
     }
     batch.forEach((p, i) => p.resolve(results[i] ?? { result: 'deferral', report: 'Unexpected remote delivery error: no result. (#4.3.0)\n' }));

@@ -1,7 +1,6 @@
 // The SMTP dialogue on one connection: greeting, EHLO/HELO, STARTTLS, then transactions of several recipients.
 import type { ConnectionOptions } from 'node:tls';
-import { errText, quoteAddress } from '../address/index.js';
-import type { RemoteResult } from './types.js';
+import { errText, quoteAddress, type DeliveryResult } from '../address/index.js';
 import { Dropped, ehloKeywords, type Reply, type SmtpClient } from './client.js';
 import type { Classification } from './classify.js';
 import { MessageFile, type EightBitCache } from './message.js';
@@ -28,7 +27,7 @@ const PERM_PARTIAL = 'SMTP cannot transfer messages with partial final lines. (#
 const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
 
 /** A reply's meaning after the rules file; the report says so when a rule changed it. */
-function judged(classify: Classifier, r: Reply, report: string): RemoteResult {
+function judged(classify: Classifier, r: Reply, report: string): DeliveryResult {
   const c = classify(r.code, r.lines);
   const note = c.reclassified ? `Classified ${c.result} (${c.category}).\n` : '';
   return { result: c.result === 'permanent' ? 'failure' : 'deferral', report: report + note };
@@ -37,7 +36,7 @@ function judged(classify: Classifier, r: Reply, report: string): RemoteResult {
 export type Opened =
   | { readonly kind: 'ok'; readonly ext: ReadonlyMap<string, string> }
   /** The connection is unusable; `tlsFailed` asks for a plaintext retry when the policy allows it. */
-  | { readonly kind: 'failed'; readonly result: RemoteResult; readonly tlsFailed?: boolean };
+  | { readonly kind: 'failed'; readonly result: DeliveryResult; readonly tlsFailed?: boolean };
 
 export interface OpenParams {
   readonly ip: string;
@@ -102,7 +101,7 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
 const nonAscii = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) > 0x7f);
 
 /** The permanent failure for a non-ASCII address to a server without SMTPUTF8 (RFC 6531 3.2, 5.6.7). */
-const noUtf8 = (ip: string, addr: string, role: 'sender' | 'recipient'): RemoteResult => ({
+const noUtf8 = (ip: string, addr: string, role: 'sender' | 'recipient'): DeliveryResult => ({
   result: 'failure',
   report: `${ip} does not support SMTPUTF8 and the ${role} address ${addr} is not ASCII. (#5.6.7)\n`,
 });
@@ -117,7 +116,7 @@ async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size:
 
 export interface TransactionOutcome {
   /** One result per envelope recipient, in order. */
-  readonly results: RemoteResult[];
+  readonly results: DeliveryResult[];
   /** The connection may carry another transaction (it ended cleanly and is still open). */
   readonly reusable: boolean;
   /** A pooled connection turned out dead before the server answered anything: redo on a fresh one. */
@@ -144,22 +143,22 @@ export async function transaction(
   eightBits?: EightBitCache,
 ): Promise<TransactionOutcome> {
   const n = env.recipients.length;
-  const all = (r: RemoteResult): RemoteResult[] => Array.from({ length: n }, () => r);
-  const stop = (r: RemoteResult): TransactionOutcome => {
+  const all = (r: DeliveryResult): DeliveryResult[] => Array.from({ length: n }, () => r);
+  const stop = (r: DeliveryResult): TransactionOutcome => {
     client.quit();
     return { results: all(r), reusable: false };
   };
   // Recipients the server cannot take (non-ASCII without SMTPUTF8) are answered here; the rest go.
-  const early: Array<RemoteResult | undefined> = env.recipients.map((r) =>
+  const early: Array<DeliveryResult | undefined> = env.recipients.map((r) =>
     !ext.has('SMTPUTF8') && nonAscii(r) ? noUtf8(ip, r, 'recipient') : undefined,
   );
   const sendable = env.recipients.filter((_, i) => early[i] === undefined);
   /** Results of the sent recipients (in order) put back in envelope order beside the early ones. */
-  const merge = (sent: readonly RemoteResult[]): RemoteResult[] => {
+  const merge = (sent: readonly DeliveryResult[]): DeliveryResult[] => {
     let k = 0;
     return early.map((e) => e ?? sent[k++] ?? { result: 'deferral', report: 'Unexpected remote delivery error: no result. (#4.3.0)\n' });
   };
-  const sendAll = (r: RemoteResult): RemoteResult[] => merge(sendable.map(() => r));
+  const sendAll = (r: DeliveryResult): DeliveryResult[] => merge(sendable.map(() => r));
   let critical = false;
   let answered = false;
   let msg: MessageFile;
@@ -200,15 +199,15 @@ export async function transaction(
       client.quit();
       return { results: sendAll(judged(classify, mail, `Connected to ${ip} but sender was rejected.\n${said(mail)}`)), reusable: false };
     }
-    const results: Array<RemoteResult | undefined> = rcpts.map((r) =>
+    const results: Array<DeliveryResult | undefined> = rcpts.map((r) =>
       r.code >= 400 ? judged(classify, r, `${ip} does not like recipient.\n${said(r)}Giving up on ${ip}.\n`) : undefined,
     );
     const accepted = results.filter((r) => r === undefined).length;
     if (accepted === 0) {
       const rset = await client.command('RSET');
-      return { results: merge(results as RemoteResult[]), reusable: rset.code === 250 };
+      return { results: merge(results as DeliveryResult[]), reusable: rset.code === 250 };
     }
-    const fill = (r: RemoteResult): RemoteResult[] => merge(results.map((x) => x ?? r));
+    const fill = (r: DeliveryResult): DeliveryResult[] => merge(results.map((x) => x ?? r));
     const data = await client.command('DATA');
     if (data.code >= 400) {
       client.quit();
@@ -238,7 +237,7 @@ export async function transaction(
     client.close();
     if (reused && !answered) return { results: [], reusable: false, stale: true };
     // RFC 5321 6.1: after the final dot the remote may have the message; qmail says so. Retried, never bounced.
-    const r: RemoteResult = { result: 'deferral', report: `Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n` };
+    const r: DeliveryResult = { result: 'deferral', report: `Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n` };
     return { results: sendAll(r), reusable: false };
   } finally {
     await msg.close().catch(() => undefined); // after any read still in progress; a failed close changes no result

@@ -1,4 +1,5 @@
-// The remote-delivery contract (docs/QMAIL.md E): one recipient (qmail-remote) in, a result out.
+// The remote-delivery contract (docs/QMAIL.md E): one recipient (qmail-remote) in, a DeliveryResult
+// (src/address) out, its report qmail-remote's text, e.g. "127.0.0.1 accepted message.\nRemote host said: 250 ok\n".
 
 export interface RemoteJob {
   /** The channel address (the recipient, unchanged). */
@@ -7,10 +8,4 @@ export interface RemoteJob {
   readonly sender: string;
   /** Absolute path of the queued message file (read-only). */
   readonly messagePath: string;
-}
-
-export interface RemoteResult {
-  readonly result: 'success' | 'deferral' | 'failure';
-  /** qmail-remote's report text, e.g. "127.0.0.1 accepted message.\nRemote host said: 250 ok\n". */
-  readonly report: string;
 }

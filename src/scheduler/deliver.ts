@@ -1,20 +1,15 @@
-// One delivery attempt (qmail-lspawn / qmail-rspawn's share of qmail-send): job in, result and report out.
+// One delivery attempt per channel (qmail-lspawn / qmail-rspawn's share of qmail-send): job in, result and report out.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { outcomeFromError, splitAddress } from '../address/index.js';
+import { outcomeFromError, splitAddress, type DeliveryResult } from '../address/index.js';
 import { textBytes } from '../bounce/index.js';
 import type { ForwardRequest, LocalJob } from '../local/types.js';
 import type { QueueId } from '../queue/types.js';
 import type { Assignment } from '../users/types.js';
 import type { SchedulerSettings } from './settings.js';
 import type { MessageState } from './state.js';
-import type { Channel, DeliveryResult, SchedulerDeps } from './types.js';
+import type { SchedulerDeps } from './types.js';
 import { verpSender } from './verp.js';
-
-export interface Attempt {
-  readonly result: DeliveryResult;
-  readonly report: string;
-}
 
 export interface DeliveryContext {
   readonly deps: SchedulerDeps;
@@ -25,10 +20,13 @@ export interface DeliveryContext {
   queued(): void;
 }
 
+/** The result alone: a local result's forward (queued here) does not travel on. */
+const only = (r: DeliveryResult): DeliveryResult => ({ result: r.result, report: r.report, ...(r.code !== undefined ? { code: r.code } : {}) });
+
 const withNewline = (s: string): string => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
 
 /** Anything thrown becomes a result: temporary (the default for unknown errors) or permanent. */
-function fromError(err: unknown): Attempt {
+export function fromError(err: unknown): DeliveryResult {
   const o = outcomeFromError(err);
   return { result: o.kind === 'permanent' ? 'failure' : 'deferral', report: withNewline(o.report) };
 }
@@ -50,7 +48,8 @@ async function queueForward(ctx: DeliveryContext, msg: MessageState, via: string
   });
 }
 
-async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: string): Promise<Attempt> {
+/** The local channel: users' lookupAssignment, then the local deliverer; a forward is queued before success counts. */
+export async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: string): Promise<DeliveryResult> {
   const { deps, settings } = ctx;
   const { local, domain } = splitAddress(address);
   // C.3.1: an empty local part is "delivered" into nothing.
@@ -79,7 +78,7 @@ async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: st
   };
   const r = await deps.local(job);
   if (r.result !== 'success' || r.forward === undefined || r.forward.recipients.length === 0) {
-    return { result: r.result, report: r.report };
+    return only(r);
   }
   // The forward is queued before the delivery counts as done: a crash in between repeats the delivery.
   let id: QueueId;
@@ -95,17 +94,12 @@ async function attemptLocal(ctx: DeliveryContext, msg: MessageState, address: st
   return { result: 'success', report: `${withNewline(r.report)}qp ${qp}\n` };
 }
 
-/** Runs one delivery of `address` on `channel`; never throws. */
-export async function attemptDelivery(ctx: DeliveryContext, msg: MessageState, channel: Channel, address: string): Promise<Attempt> {
-  try {
-    if (channel === 'local') return await attemptLocal(ctx, msg, address);
-    const r = await ctx.deps.remote({
-      recipient: address,
-      sender: verpSender(msg.sender, address),
-      messagePath: ctx.deps.queue.messagePath(msg.id),
-    });
-    return { result: r.result, report: r.report };
-  } catch (err) {
-    return fromError(err);
-  }
+/** The remote channel: the remote deliverer, with the VERP sender. */
+export async function attemptRemote(ctx: DeliveryContext, msg: MessageState, address: string): Promise<DeliveryResult> {
+  const r = await ctx.deps.remote({
+    recipient: address,
+    sender: verpSender(msg.sender, address),
+    messagePath: ctx.deps.queue.messagePath(msg.id),
+  });
+  return only(r);
 }

@@ -35,7 +35,6 @@ export async function finishMessage(ctx: DeliveryContext, msg: MessageState, now
     });
     if (plan.kind === 'triple') {
       log.event('triple_bounce', { msg: msg.id });
-      log.line(`triple bounce: discarding bounce/${msg.id}`);
     } else {
       const id = await deps.queue.inject({
         sender: plan.sender,
@@ -47,11 +46,9 @@ export async function finishMessage(ctx: DeliveryContext, msg: MessageState, now
       ctx.queued();
       const qp = ctx.nextQp();
       log.event('bounce', { msg: msg.id, qp, id, kind: plan.kind, to: plan.recipient });
-      log.line(`bounce msg ${msg.id} qp ${qp}`);
     }
     msg.bounced = true;
   }
   log.event('end', { msg: msg.id });
-  log.line(`end msg ${msg.id}`);
   await deps.queue.remove(msg.id);
 }

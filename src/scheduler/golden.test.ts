@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import type { DeliveryResult } from '../address/index.js';
 import type { LocalResult } from '../local/types.js';
-import type { RemoteResult } from '../remote/types.js';
 import { makeWorld, normalise } from '../../test/support/scheduler.js';
 import { logsafe } from './verp.js';
 import { repoPath } from '../../test/support/paths.js';
@@ -35,7 +35,7 @@ void test('bn-001: deliveries, log results and the bounce text match the oracle'
   const w = await makeWorld({
     control: { ...s.input.control, bounceformat: 'qsbmf\n' },
     local: (job): LocalResult => (job.local === 'qoalice' ? { result: 'success', report: 'did 1+0+0\n' } : { result: 'failure', report: NOSUCH }),
-    remote: (job): RemoteResult =>
+    remote: (job): DeliveryResult =>
       job.recipient.startsWith('reject550')
         ? { result: 'failure', report: REJECT }
         : { result: 'deferral', report: 'held back by the test\n' },

@@ -1,2 +1,3 @@
 // scheduler: qmail-send — routing new messages once, deliveries, retries, lifetime, bounces.
 export { Scheduler } from './scheduler.js';
+export type { SchedulerEventName } from './types.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { LocalResult } from '../local/types.js';
 import type { QueueId, RecipientState } from '../queue/types.js';
-import type { Attempt } from './deliver.js';
+import type { DeliveryStatus } from '../address/index.js';
 import { messageState } from './state.js';
 import { afterAttempt, endsDelivered } from './task.js';
 import { makeWorld, type World } from '../../test/support/scheduler.js';
@@ -44,7 +44,7 @@ void test('endsDelivered / afterAttempt: only the last in-flight recipient, all 
     ],
   });
   const cur = msg.recipients[1] as RecipientState;
-  const cases: Array<[Attempt['result'], boolean]> = [['success', true], ['failure', false], ['deferral', false]];
+  const cases: Array<[DeliveryStatus, boolean]> = [['success', true], ['failure', false], ['deferral', false]];
   for (const [result, want] of cases) {
     const next = afterAttempt({ ...cur, nextAttempt: 5 }, { result, report: 'r\n' }, 99);
     assert.equal(next.attempts, 1);

@@ -1,8 +1,4 @@
 // qmail-send's retry schedule (docs/QMAIL.md F.2) and the lifetime rule (F.3).
-import type { Channel } from './types.js';
-
-/** chanskip: 10 for local, 20 for remote — attempts at about birth + (10k)² or (20k)². */
-const CHANNEL_SKIP: Readonly<Record<Channel, number>> = { local: 10, remote: 20 };
 
 /** The extra line a deferral gets once the message is older than queuelifetime (F.3, bn-006). */
 export const TOO_LONG = "I'm not going to try again; this message has been in the queue too long.\n";
@@ -16,9 +12,12 @@ export function isqrt(x: number): number {
   return r;
 }
 
-/** Next attempt when a channel of a message is taken up at `now`: birth + (floor(sqrt(now − birth)) + skip)². */
-export function nextRetry(birth: number, now: number, channel: Channel): number {
-  const n = (now < birth ? 0 : isqrt(Math.floor(now - birth))) + CHANNEL_SKIP[channel];
+/**
+ * Next attempt when a channel of a message is taken up at `now`: birth + (floor(sqrt(now − birth)) + skip)², where
+ * skip is the channel's chanskip (channels.ts: 10 for local, 20 for remote — about birth + (10k)² or (20k)²).
+ */
+export function nextRetry(birth: number, now: number, skip: number): number {
+  const n = (now < birth ? 0 : isqrt(Math.floor(now - birth))) + skip;
   return birth + n * n;
 }
 

@@ -2,19 +2,15 @@
 import type { QueueStore, RecipientState } from '../queue/types.js';
 import { route, type RouteControl } from '../route/index.js';
 import type { MessageState } from './state.js';
-import { logsafe } from './verp.js';
+import type { SchedulerEventName } from './types.js';
 
-type Emit = (name: string, fields: Record<string, string | number>, text: string) => void;
+type Emit = (name: SchedulerEventName, fields: Record<string, string | number>) => void;
 
 /** Logs `new msg` and `info msg`, routes the unrouted recipients and writes them durably; then updates `st`. */
 export async function routeNew(queue: Pick<QueueStore, 'updateRecipients'>, rc: RouteControl, st: MessageState, emit: Emit): Promise<void> {
   const uid = st.meta['uid'];
-  emit('new', { msg: st.id }, `new msg ${st.id}`);
-  emit(
-    'info',
-    { msg: st.id, bytes: st.size, from: st.sender, ...(uid === undefined ? {} : { uid }) },
-    `info msg ${st.id}: bytes ${st.size} from <${logsafe(st.sender)}>` + (uid === undefined ? '' : ` uid ${uid}`),
-  );
+  emit('new', { msg: st.id });
+  emit('info', { msg: st.id, bytes: st.size, from: st.sender, ...(uid === undefined ? {} : { uid }) });
   const recipients = st.recipients.map((r): RecipientState => {
     if (r.channel !== undefined) return r;
     const d = route(r.original, rc);

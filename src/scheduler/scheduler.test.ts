@@ -1,15 +1,15 @@
 // The scheduler against a real queue on a temp dir, scripted local/remote results and a fake clock.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { DeliveryResult } from '../address/index.js';
 import type { LocalResult } from '../local/types.js';
-import type { RemoteResult } from '../remote/types.js';
 import { TOO_LONG } from './retry.js';
 import { DATA, makeWorld } from '../../test/support/scheduler.js';
 
 const NOSUCH = 'Sorry, no mailbox here by that name. (#5.1.1)\n';
 const WRITABLE = 'Uh-oh: home directory is writable. (#4.7.0)\n';
 const defer = (): LocalResult => ({ result: 'deferral', report: WRITABLE });
-const remoteDefer = (): RemoteResult => ({ result: 'deferral', report: "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n" });
+const remoteDefer = (): DeliveryResult => ({ result: 'deferral', report: "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n" });
 
 void test('local retries at birth + (10k)^2: 0, 100, 400, 900', async () => {
   const w = await makeWorld({ local: defer });
@@ -54,6 +54,8 @@ void test('remote retries at birth + (20k)^2: 0, 400, 1600', async () => {
       if (w.remoteJobs.length > before) times.push(t);
     }
     assert.deepEqual(times, [0, 400, 1600]);
+    const delivery = w.logger.events.find((e) => e.name === 'delivery');
+    assert.equal(delivery?.fields['code'], '4.4.1', "the report's (#4.4.1) is also a field of the delivery event");
   } finally {
     await w.close();
   }
@@ -72,7 +74,7 @@ void test('queuelifetime: the next attempt after expiry turns a deferral into a 
     w.scheduler.flush(); // SIGALRM
     await w.scheduler.runUntilIdle();
     assert.equal(w.localJobs.length, 2);
-    assert.ok(w.logger.lines.includes(`delivery 2: failure: ${'Uh-oh:_home_directory_is_writable._(#4.7.0)/'}${"I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./"}`));
+    assert.ok(w.logger.has('delivery', { delivery: 2, result: 'failure', report: WRITABLE + TOO_LONG, code: '4.7.0' }));
     assert.equal(await w.queue.read(id), undefined);
     const [b] = await w.byOrigin('bounce', id);
     assert.ok(b);
@@ -112,8 +114,8 @@ void test('one bounce, listing every failure, only after the last deferral resol
       assert.ok(text.includes(p), p);
     }
     assert.ok(!text.includes('<ok@local.test>'));
-    const log = w.logger.lines;
-    assert.ok(log.indexOf(`bounce msg ${id} qp 1`) < log.indexOf(`end msg ${id}`));
+    const bounced = w.logger.indexOf('bounce', { msg: id, qp: 1 });
+    assert.ok(bounced >= 0 && bounced < w.logger.indexOf('end', { msg: id }));
   } finally {
     await w.close();
   }
@@ -151,9 +153,9 @@ void test('triple bounce: a failed double bounce is discarded (bn-005)', async (
     const id = await w.inject('#@[]', ['nosuch@local.test']);
     await w.scheduler.runUntilIdle();
     assert.equal((await w.all()).length, 0);
-    assert.ok(w.logger.lines.includes(`triple bounce: discarding bounce/${id}`));
-    assert.ok(!w.logger.lines.some((l) => l.startsWith('bounce msg')));
-    assert.ok(w.logger.lines.includes(`end msg ${id}`));
+    assert.ok(w.logger.has('triple_bounce', { msg: id }));
+    assert.ok(!w.logger.has('bounce'));
+    assert.ok(w.logger.has('end', { msg: id }));
   } finally {
     await w.close();
   }
@@ -192,7 +194,7 @@ void test('a virtual prefix is removed from the failed address in the bounce (vd
     const id = await w.inject('s@origin.test', ['Joe@virt.test']);
     await w.scheduler.runUntilIdle();
     assert.equal(w.localJobs[0]?.local, 'vdom-Joe');
-    assert.ok(w.logger.lines.includes(`starting delivery 1: msg ${id} to local vdom-Joe@virt.test`));
+    assert.ok(w.logger.has('start', { delivery: 1, msg: id, channel: 'local', to: 'vdom-Joe@virt.test' }));
     const [b] = await w.byOrigin('bounce', id);
     assert.ok(b);
     assert.ok(w.text(b.id).includes(`\n<Joe@virt.test>:\n${NOSUCH}\n`));
@@ -208,7 +210,7 @@ void test('empty local part in a local domain: success with an empty report, not
     const id = await w.inject('s@origin.test', ['@local.test']);
     await w.scheduler.runUntilIdle();
     assert.equal(w.localJobs.length, 0);
-    assert.ok(w.logger.lines.includes('delivery 1: success: '));
+    assert.ok(w.logger.has('delivery', { delivery: 1, result: 'success', report: '' }));
     assert.equal(await w.queue.read(id), undefined);
   } finally {
     await w.close();
@@ -230,7 +232,7 @@ void test('a forward is queued (DTLINE + original, meta forward) before the deli
     await w.scheduler.start();
     const id = await w.inject('s@origin.test', ['fwd@local.test']);
     await w.scheduler.runUntilIdle();
-    assert.ok(w.logger.lines.includes('delivery 1: success: did_0+1+0/qp_1/'));
+    assert.ok(w.logger.has('delivery', { delivery: 1, result: 'success', report: 'did 0+1+0\nqp 1\n' }));
     assert.equal(w.remoteJobs.length, 1);
     assert.equal(w.remoteJobs[0]?.sender, 'new@s.test');
     const fwdEvent = w.logger.events.find((e) => e.name === 'forward');
@@ -321,7 +323,7 @@ void test('restart: state lives in the queue; a delivery in progress is still to
     w.clock.now = birth + 100;
     await w.scheduler.runUntilIdle();
     assert.equal(w.localJobs.length, 2);
-    assert.ok(!w.logger.lines.slice(3).some((l) => l.startsWith('new msg')), 'routed once');
+    assert.equal(w.logger.events.filter((e) => e.name === 'new').length, 1, 'routed once');
   } finally {
     await w.close();
   }
@@ -355,7 +357,7 @@ void test('start refuses without control/locals and control/me (loc-020)', async
     rmSync(`${w.root}/control/locals`);
     w.restart();
     await assert.rejects(w.scheduler.start());
-    assert.ok(w.logger.lines.includes('alert: cannot start: unable to read controls'));
+    assert.ok(w.logger.has('alert'));
   } finally {
     await w.close();
   }

@@ -1,7 +1,8 @@
 // qmail-send: routes new messages once, runs due deliveries within the concurrency limits, retries, bounces.
-import { asciiLower } from '../address/index.js';
+import { asciiLower, CHANNELS, type Channel } from '../address/index.js';
 import type { QueueId } from '../queue/types.js';
-import { attemptDelivery, type DeliveryContext } from './deliver.js';
+import { attemptDelivery, CHANNEL_TABLE, concurrencyFrom, perChannel } from './channels.js';
+import type { DeliveryContext } from './deliver.js';
 import { DueIndex, type DueRef } from './due.js';
 import { finishMessage } from './finish.js';
 import { isDying, nextRetry, TOO_LONG } from './retry.js';
@@ -9,15 +10,13 @@ import { routeNew } from './routing.js';
 import { reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
 import { flushNow, isComplete, messageState, type MessageState } from './state.js';
 import { afterAttempt, endsDelivered, type Task } from './task.js';
-import type { Channel, SchedulerDeps, SchedulerTimers } from './types.js';
-import { logsafe } from './verp.js';
+import type { SchedulerDeps, SchedulerEventName, SchedulerTimers } from './types.js';
 
 /** qmail-send's periodic scan of the queue (the trigger is lossy), and its back-off after queue errors. */
 const SCAN_INTERVAL = 1500;
 const SYSFAIL_BACKOFF = 123;
 /** New messages read and routed at once during a scan. */
 const SCAN_PARALLEL = 64;
-const CHANNELS: readonly Channel[] = ['local', 'remote'];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const REAL_TIMERS: SchedulerTimers = {
@@ -35,8 +34,8 @@ export class Scheduler {
   /** Removed (or being removed) by us; skipped by scans until the queue no longer lists them. */
   private readonly finished = new Set<QueueId>();
   private readonly heldIds = new Set<QueueId>();
-  private readonly waiting: Record<Channel, Task[]> = { local: [], remote: [] };
-  private readonly running: Record<Channel, number> = { local: 0, remote: 0 };
+  private readonly waiting: Record<Channel, Task[]> = perChannel(() => []);
+  private readonly running: Record<Channel, number> = perChannel(() => 0);
   private readonly active = new Set<Promise<void>>();
   private needScan = true;
   private nextScanAt = 0;
@@ -61,9 +60,10 @@ export class Scheduler {
   async start(): Promise<void> {
     if (this.started) return;
     try {
-      this.settings = settingsFrom(this.deps.control());
+      const control = this.deps.control();
+      this.settings = settingsFrom(control, concurrencyFrom(control));
     } catch (err) {
-      this.emit('alert', { reason: String(err) }, 'alert: cannot start: unable to read controls');
+      this.emit('alert', { reason: String(err) });
       throw err;
     }
     this.started = true;
@@ -101,9 +101,9 @@ export class Scheduler {
     if (s === undefined) return;
     try {
       this.settings = { ...s, route: reloadedRoute(s.route, this.deps.control()) };
-      this.emit('reload', {}, 'status: reloaded locals and virtualdomains');
+      this.emit('reload', {});
     } catch (err) {
-      this.emit('warning', { reason: String(err) }, `warning: unable to reload controls: ${logsafe(String(err))}`);
+      this.emit('warning', { reason: String(err) });
     }
   }
 
@@ -138,9 +138,8 @@ export class Scheduler {
     this.flush();
   }
 
-  private emit(name: string, fields: Record<string, string | number>, text: string): void {
+  private emit(name: SchedulerEventName, fields: Record<string, string | number>): void {
     this.deps.logger.event(name, fields);
-    this.deps.logger.line(text);
   }
 
   private get ctx(): DeliveryContext {
@@ -162,7 +161,7 @@ export class Scheduler {
     this.wakePending = true;
     setImmediate(() => {
       this.wakePending = false;
-      this.cycle().catch((err: unknown) => this.emit('warning', { reason: String(err) }, `warning: ${logsafe(String(err))}`));
+      this.cycle().catch((err: unknown) => this.emit('warning', { reason: String(err) }));
     });
   }
 
@@ -211,7 +210,7 @@ export class Scheduler {
       const channel = msg.recipients[index]?.channel;
       if (channel === undefined || msg.inFlight.has(index)) continue;
       if (pass?.msg !== msg) pass = { msg, retry: {}, dying: isDying(msg.birth, now, lifetime) };
-      const retry = (pass.retry[channel] ??= nextRetry(msg.birth, now, channel));
+      const retry = (pass.retry[channel] ??= nextRetry(msg.birth, now, CHANNEL_TABLE[channel].skip));
       msg.inFlight.add(index);
       this.waiting[channel].push({ msg, index, channel, retry, dying: pass.dying });
     }
@@ -232,7 +231,7 @@ export class Scheduler {
       ids = await this.deps.queue.ids();
     } catch (err) {
       this.nextScanAt = now + SYSFAIL_BACKOFF;
-      this.emit('warning', { reason: String(err) }, `warning: trouble scanning the queue: ${logsafe(String(err))}`);
+      this.emit('warning', { reason: String(err) });
       return;
     }
     const listed = new Set(ids);
@@ -266,11 +265,11 @@ export class Scheduler {
         return undefined;
       }
       const st = messageState(m);
-      if (st.recipients.some((r) => r.channel === undefined)) await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f, t) => this.emit(n, f, t));
+      if (st.recipients.some((r) => r.channel === undefined)) await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f) => this.emit(n, f));
       return st;
     } catch (err) {
       this.nextScanAt = Math.min(this.nextScanAt, now + SYSFAIL_BACKOFF);
-      this.emit('warning', { msg: id, reason: String(err) }, `warning: trouble reading msg ${id}: ${logsafe(String(err))}`);
+      this.emit('warning', { msg: id, reason: String(err) });
       return undefined;
     }
   }
@@ -318,12 +317,10 @@ export class Scheduler {
       if (cur === undefined) return;
       const address = cur.address ?? cur.original;
       const n = ++this.deliveryNo;
-      this.emit('start', { delivery: n, msg: msg.id, channel, to: address },
-        `starting delivery ${n}: msg ${msg.id} to ${channel} ${logsafe(address)}`);
+      this.emit('start', { delivery: n, msg: msg.id, channel, to: address });
       let a = await attemptDelivery(this.ctx, msg, channel, address);
-      if (a.result === 'deferral' && t.dying) a = { result: 'failure', report: a.report + TOO_LONG };
-      this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report },
-        `delivery ${n}: ${a.result}: ${logsafe(a.report)}`);
+      if (a.result === 'deferral' && t.dying) a = { ...a, result: 'failure', report: a.report + TOO_LONG };
+      this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report, ...(a.code !== undefined ? { code: a.code } : {}) });
       const next = afterAttempt(msg.recipients[index] ?? cur, a, t.retry);
       msg.recipients = msg.recipients.map((r, i) => (i === index ? next : r));
       freeSlot();
@@ -331,8 +328,7 @@ export class Scheduler {
       if (endsDelivered(msg, index)) msg.unsaved = true;
       else await this.persist(msg);
     } catch (err) {
-      this.emit('warning', { msg: msg.id, reason: String(err) },
-        `warning: trouble recording delivery of msg ${msg.id}: ${logsafe(String(err))}`);
+      this.emit('warning', { msg: msg.id, reason: String(err) });
     } finally {
       freeSlot();
       msg.inFlight.delete(index);
@@ -366,8 +362,7 @@ export class Scheduler {
         if (msg.unsaved) await this.persist(msg).then(() => (msg.unsaved = false), () => undefined);
         msg.finishAfter = this.deps.clock() + SYSFAIL_BACKOFF;
         this.due.finish(msg);
-        this.emit('warning', { msg: msg.id, reason: String(err) },
-          `warning: trouble finishing msg ${msg.id}, will try again later: ${logsafe(String(err))}`);
+        this.emit('warning', { msg: msg.id, reason: String(err) });
       } finally {
         msg.finishing = false;
         this.wake();

@@ -1,10 +1,12 @@
 // The scheduler's settings, read once from a Control snapshot (qmail-send reads them at start, 0.1).
 import { bounceConfigFrom, type BounceConfig } from '../bounce/index.js';
+import type { Channel } from '../address/index.js';
 import type { Control } from '../control/index.js';
 import { routeControlFrom, type RouteControl } from '../route/index.js';
 
 export interface SchedulerSettings {
-  readonly concurrency: { readonly local: number; readonly remote: number };
+  /** The concurrency limit of each channel (channels.ts). */
+  readonly concurrency: Readonly<Record<Channel, number>>;
   /** queuelifetime in seconds (F.3). */
   readonly lifetime: number;
   /** qmail-start's argument (control/defaultdelivery), handed to every local delivery. */
@@ -13,13 +15,13 @@ export interface SchedulerSettings {
   readonly route: RouteControl;
 }
 
-/** Throws (temporary) when controls cannot be read, or neither locals nor me exists (G.1, loc-020). */
-export function settingsFrom(control: Control): SchedulerSettings {
+/**
+ * Throws (temporary) when controls cannot be read, or neither locals nor me exists (G.1, loc-020). `concurrency` is
+ * channels.ts's `concurrencyFrom` of the same snapshot (the channel table knows which file limits which channel).
+ */
+export function settingsFrom(control: Control, concurrency: Readonly<Record<Channel, number>>): SchedulerSettings {
   return {
-    concurrency: {
-      local: Math.max(1, control.number('concurrencylocal').value),
-      remote: Math.max(1, control.number('concurrencyremote').value),
-    },
+    concurrency,
     lifetime: control.number('queuelifetime').value,
     defaultDelivery: control.raw('defaultdelivery') ?? './Maildir/\n',
     bounce: bounceConfigFrom(control),

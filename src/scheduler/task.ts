@@ -1,6 +1,6 @@
 // One delivery task of the scheduler: what it carries, and the recipient state its result leaves behind.
+import type { DeliveryResult } from '../address/index.js';
 import type { RecipientState } from '../queue/types.js';
-import type { Attempt } from './deliver.js';
 import type { MessageState } from './state.js';
 import type { Channel } from './types.js';
 
@@ -14,7 +14,7 @@ export interface Task {
 }
 
 /** The recipient after an attempt: one more attempt, the result and report, and its next time when deferred. */
-export function afterAttempt(cur: RecipientState, a: Attempt, retry: number): RecipientState {
+export function afterAttempt(cur: RecipientState, a: DeliveryResult, retry: number): RecipientState {
   const { nextAttempt: _old, ...rest } = cur;
   return {
     ...rest,

@@ -1,14 +1,21 @@
 // What the scheduler is given (every dependency injected, so tests drive it with real small parts).
+import type { DeliveryResult } from '../address/index.js';
 import type { Control } from '../control/index.js';
 import type { LocalJob, LocalResult } from '../local/types.js';
 import type { QueueStore } from '../queue/types.js';
-import type { RemoteJob, RemoteResult } from '../remote/types.js';
+import type { RemoteJob } from '../remote/types.js';
 import type { Assignment, PasswdSource } from '../users/types.js';
 
-/** The event log: one structured event and one qmail-send-like line per event. */
+/**
+ * qmail-send's log lines as events (README "Log"; src/start logs them as `send.<name>` and its catalogue documents
+ * each): new, info, starting delivery, delivery, forward, bounce, triple bounce, end, reload, warning, alert.
+ */
+export type SchedulerEventName =
+  | 'new' | 'info' | 'start' | 'delivery' | 'forward' | 'bounce' | 'triple_bounce' | 'end' | 'reload' | 'warning' | 'alert';
+
+/** The event log: one structured event per qmail-send log line. */
 export interface SchedulerLogger {
-  event(name: string, fields: Record<string, string | number>): void;
-  line(text: string): void;
+  event(name: SchedulerEventName, fields: Record<string, string | number>): void;
 }
 
 /** Timers in real milliseconds; tests pass ones that never fire and drive the scheduler with a fake clock. */
@@ -34,10 +41,9 @@ export interface SchedulerDeps {
   /** local: qmail-local for one recipient. */
   readonly local: (job: LocalJob) => Promise<LocalResult>;
   /** remote: qmail-remote for one recipient. */
-  readonly remote: (job: RemoteJob) => Promise<RemoteResult>;
+  readonly remote: (job: RemoteJob) => Promise<DeliveryResult>;
   /** Default: the real setTimeout/clearTimeout. */
   readonly timers?: SchedulerTimers;
 }
 
-export type Channel = 'local' | 'remote';
-export type DeliveryResult = 'success' | 'deferral' | 'failure';
+export type { Channel } from '../address/index.js';

@@ -1,6 +1,6 @@
 // smtpd: qmail-smtpd's acceptance rules on quail's own ESMTP engine (README.md).
 export { SmtpListener, loadTlsContext, hostIps, type ListenerSpec, type ListenerKind } from './server.js';
-export { runSession, DEFAULT_LIMITS, type SessionSummary } from './session.js';
+export { runSession, DEFAULT_LIMITS, type SessionSummary, type SmtpEventName } from './session.js';
 export {
   NO_DIRECTORY, OWN_ADDRESS_ONLY, type Authenticator, type AuthResult, type RcptVerdict, type RecipientCheck,
   type SenderCheck, type SenderVerdict,

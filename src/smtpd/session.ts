@@ -46,7 +46,12 @@ export const DEFAULT_LIMITS: SessionLimits = {
   tlsTimeoutSeconds: 60,
 };
 
-export type SessionEventLog = (event: string, fields: Readonly<Record<string, unknown>>) => void;
+/** The events an SMTP listener and its sessions log (src/start's catalogue documents each; `smtpd.*` is the process). */
+export type SmtpEventName =
+  | 'smtp.connect' | 'smtp.refused' | 'smtp.tls' | 'smtp.auth' | 'smtp.reject' | 'smtp.queued' | 'smtp.queue-failed'
+  | 'smtp.error' | 'smtp.close';
+
+export type SessionEventLog = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>) => void;
 
 export interface SessionDeps {
   readonly control: Control;

@@ -1,15 +1,26 @@
 // The event log of `quail start`: one line per event, `key=value` text or JSON (pino), recent errors kept on disk.
 import { appendFileSync, renameSync, statSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
+import { isEventName, type EventName } from './events.js';
 
 export type Level = 'info' | 'warn' | 'error';
 
+/** The one logger: every event by its catalogued name (events.ts). */
 export interface EventLog {
-  event(name: string, fields: Readonly<Record<string, unknown>>, level?: Level): void;
+  event(name: EventName, fields: Readonly<Record<string, unknown>>, level?: Level): void;
+}
+
+/**
+ * An event a child process sent over IPC: logged when its name is in the catalogue (so nothing the child says can
+ * put a line break or a made-up name into root's log), dropped otherwise.
+ */
+export function relayEvent(log: EventLog, name: unknown, fields: unknown): void {
+  if (!isEventName(name) || typeof fields !== 'object' || fields === null || Array.isArray(fields)) return;
+  log.event(name, fields as Readonly<Record<string, unknown>>);
 }
 
 /** Events that count as errors for `quail status` (and are logged at level error). */
-function levelOf(name: string): Level {
+export function levelOf(name: string): Level {
   if (/\.(error|alert|queue-failed|crashed)$/.test(name)) return 'error';
   if (/\.(warning|refused)$/.test(name)) return 'warn';
   return 'info';

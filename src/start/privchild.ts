@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errText, QuailError } from '../address/index.js';
-import type { EventLog } from './log.js';
+import { relayEvent, type EventLog } from './log.js';
 
 /** The account network input is served as (control/quailuser). */
 export interface Account {
@@ -35,8 +35,8 @@ export type FromServiceChild<Other> =
   | Other;
 
 export interface ServiceChildOptions<Spec extends HostPort, Other> {
-  /** Event prefix and the child's name in messages: `smtpd`, `pop3d`. */
-  readonly name: string;
+  /** Event prefix of the process (`smtpd.started`, ...) and the child's name in messages. */
+  readonly name: 'smtpd' | 'pop3d';
   /** What the service is, for error texts: `SMTP`, `POP3`. */
   readonly what: string;
   readonly script: URL | string;
@@ -66,6 +66,9 @@ const MAX_PENDING = 1000;
 const STDERR_TAIL = 16 * 1024;
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
+
+/** The service a process runs: its listeners' events are the service's (`pop3.error`), as without privilege separation. */
+const SERVICE = { smtpd: 'smtp', pop3d: 'pop3' } as const;
 
 function bind(spec: HostPort, onConn: (s: Socket) => void): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -131,7 +134,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
         this.servers.push(await bind(spec, (s) => this.onConnection(index, s)));
       } catch (err) {
         if (this.o.optional) {
-          this.o.log.event(`${this.o.name}.error`, { listener: `${spec.host}:${spec.port}`, error: `not opened: ${errText(err)}` });
+          this.o.log.event(`${SERVICE[this.o.name]}.error`, { listener: `${spec.host}:${spec.port}`, error: `not opened: ${errText(err)}` });
           continue;
         }
         await this.closeServers();
@@ -274,7 +277,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   private onMessage(m: FromServiceChild<Other>): void {
     if (m.type === 'adopted' && 'id' in m) this.adopted(Number(m.id));
-    else if (m.type === 'log' && 'event' in m && 'fields' in m) this.o.log.event(String(m.event), m.fields);
+    else if (m.type === 'log' && 'event' in m && 'fields' in m) relayEvent(this.o.log, m.event, m.fields);
     else if (!['ready', 'fatal', 'serving', 'adopted'].includes(m.type)) this.o.onMessage?.(m as Other);
   }
 

@@ -25,16 +25,16 @@ void test('send child dies of an exception: logged with its stack, counted, a ne
     const first = c.pid;
     await c.start();
     // the second child is started again by itself (start() was asked once): it asks for its delivery too
-    await waitFor(() => named('fixture.delivered').length === 2, 20_000, dump);
-    for (const d of named('fixture.delivered')) {
-      assert.deepEqual(d, { id: 1, result: 'deferral', report: 'qmail-lspawn refused the request: msg is not a queue id. (#4.3.0)\n' });
+    await waitFor(() => named('send.delivery').length === 2, 20_000, dump);
+    for (const d of named('send.delivery')) {
+      assert.deepEqual(d, { delivery: 1, msg: 'fixture', result: 'deferral', report: 'qmail-lspawn refused the request: msg is not a queue id. (#4.3.0)\n' });
     }
     assert.equal(named('lspawn.refused').length, 2);
     const [crash] = named('sendd.error');
     assert.equal(crash?.['pid'], first);
     assert.equal(crash?.['error'], 'fixture boom');
     assert.match(String(crash?.['stack']), /^Error: fixture boom\n\s+at /);
-    assert.deepEqual(named('sendd.died').map((d) => [d['pid'], d['code'], d['restarts'], d['error']]), [[first, 70, 1, 'fixture boom']]);
+    assert.deepEqual(named('sendd.crashed').map((d) => [d['pid'], d['code'], d['restarts'], d['error']]), [[first, 70, 1, 'fixture boom']]);
     assert.deepEqual(named('sendd.started').map((s) => s['restarts']), [0, 1]);
     assert.equal(c.restarts, 1);
     assert.notEqual(c.pid, first);
@@ -44,5 +44,5 @@ void test('send child dies of an exception: logged with its stack, counted, a ne
     await c.lspawn.close();
     rmSync(root, { recursive: true, force: true });
   }
-  assert.equal(named('sendd.died').length, 1, 'a stop is no death');
+  assert.equal(named('sendd.crashed').length, 1, 'a stop is no crash');
 });

@@ -199,7 +199,7 @@ void test('as root: scheduler and remote SMTP run as quailuser; root holds no re
     // 3. The send process killed: logged, counted, started again as quailuser; mail still flows.
     process.kill(sendPid, 'SIGKILL');
     await waitFor(() => (state().send?.restarts ?? 0) === 1 && state().send?.pid !== sendPid, 30_000, () => `not restarted\n${log()}`);
-    assert.match(log(), new RegExp(`sendd\\.died pid=${sendPid} code="" signal=SIGKILL restarts=1 `));
+    assert.match(log(), new RegExp(`sendd\\.crashed pid=${sendPid} code="" signal=SIGKILL restarts=1 `));
     const again = state().send?.pid ?? 0;
     assert.deepEqual(uids(again), [owner.uid, owner.uid, owner.uid, owner.uid]);
     const r = swaks(port, ['--to', 'box@other.test', '--header', 'Subject: after restart']);

@@ -4,7 +4,7 @@ import { errText, QuailError } from '../address/index.js';
 import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';
-import type { EventLog } from './log.js';
+import { relayEvent, type EventLog } from './log.js';
 import type { Account } from './privsep.js';
 
 /** Parent → send child. */
@@ -125,10 +125,8 @@ export class SendChild {
     this.child = child;
     let crash: { error: string; stack: string } | undefined;
     child.on('message', (m: FromSend) => {
-      // The child's events are logged as they come, but only under a plain name (no line breaks into root's log).
-      if (m.type === 'log') {
-        if (typeof m.event === 'string' && /^[\w.-]{1,64}$/.test(m.event)) this.o.log.event(m.event, m.fields);
-      }
+      // The child's events are logged as they come, but only under a catalogued name (no line breaks into root's log).
+      if (m.type === 'log') relayEvent(this.o.log, m.event, m.fields);
       else if (m.type === 'deliver') this.deliver(child, m.id, m.request);
       else if (m.type === 'crash') {
         crash = { error: m.error, stack: m.stack };
@@ -194,7 +192,7 @@ export class SendChild {
     this.child = undefined;
     this.restartCount++;
     this.delayMs = Date.now() - this.startedAt > 60_000 ? 500 : Math.min(this.delayMs * 2, 30_000);
-    this.o.log.event('sendd.died', {
+    this.o.log.event('sendd.crashed', {
       pid: child.pid ?? 0, code: code ?? '', signal: signal ?? '', restarts: this.restartCount, restart_in_ms: this.delayMs,
       ...(crash ? { error: crash.error } : {}),
     });

@@ -37,7 +37,6 @@ export function makeSender(o: SenderOptions): Sender {
     passwd: systemPasswd({ root }),
     logger: {
       event: (name, fields) => log.event(`send.${name}`, fields),
-      line: () => undefined, // the structured event above is the log line
     },
     lookupAssignment,
     local: o.local,

@@ -2,7 +2,7 @@
 import { errText } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
-import { loadTlsContext, SmtpListener, type ListenerSpec } from '../smtpd/index.js';
+import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
 import { DirectoryLink } from './directory-link.js';
@@ -11,7 +11,7 @@ import type { FromSmtpChild } from './privsep.js';
 const send = (m: FromSmtpChild): void => {
   if (process.connected) process.send?.(m);
 };
-const log = (event: string, fields: Readonly<Record<string, unknown>>): void => send({ type: 'log', event, fields: { ...fields } });
+const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void => send({ type: 'log', event, fields: { ...fields } });
 
 function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
   try {

@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { errText } from '../address/index.js';
+import { errText, type DeliveryResult } from '../address/index.js';
 import { UniqueNamer, deliverToMaildir, nearQuota, overQuota, quotaLine, readUsage, recordDelivery } from '../maildir/index.js';
 import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
 import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
@@ -71,9 +71,7 @@ export interface VdeliverForward {
   readonly prepend: string;
 }
 
-export interface VdeliverResult {
-  readonly result: 'success' | 'deferral' | 'failure';
-  readonly report: string;
+export interface VdeliverResult extends DeliveryResult {
   readonly forward?: VdeliverForward;
 }
 

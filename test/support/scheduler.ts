@@ -2,10 +2,11 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DeliveryResult } from '../../src/address/index.js';
 import { Control } from '../../src/control/index.js';
 import type { LocalJob, LocalResult } from '../../src/local/types.js';
 import { openQueue, type FileQueue, type QueuedMessage, type QueueId } from '../../src/queue/index.js';
-import type { RemoteJob, RemoteResult } from '../../src/remote/types.js';
+import type { RemoteJob } from '../../src/remote/types.js';
 import { lookupAssignment, tablePasswd } from '../../src/users/index.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import type { SchedulerLogger } from '../../src/scheduler/types.js';
@@ -18,13 +19,16 @@ export class FakeClock {
 }
 
 export class RecordingLogger implements SchedulerLogger {
-  readonly lines: string[] = [];
   readonly events: Array<{ name: string; fields: Record<string, string | number> }> = [];
   event(name: string, fields: Record<string, string | number>): void {
     this.events.push({ name, fields });
   }
-  line(text: string): void {
-    this.lines.push(text);
+  /** The position of the first event `name` whose fields include `fields` (-1 when there is none). */
+  indexOf(name: string, fields: Record<string, string | number> = {}): number {
+    return this.events.findIndex((e) => e.name === name && Object.entries(fields).every(([k, v]) => e.fields[k] === v));
+  }
+  has(name: string, fields: Record<string, string | number> = {}): boolean {
+    return this.indexOf(name, fields) >= 0;
   }
 }
 
@@ -54,7 +58,7 @@ export interface WorldOptions {
   readonly control?: Record<string, string>;
   /** Scripted local: by the LocalJob (local = full local part) and how many times it was called for it. */
   readonly local?: Scripted<LocalJob, LocalResult>;
-  readonly remote?: Scripted<RemoteJob, RemoteResult>;
+  readonly remote?: Scripted<RemoteJob, DeliveryResult>;
   readonly start?: number;
 }
 
@@ -79,7 +83,7 @@ export async function makeWorld(opts: WorldOptions = {}): Promise<World> {
   };
   const passwd = tablePasswd([{ name: 'alias', uid: 1001, gid: 1001, home: join(root, 'alias') }]);
   const localFn = opts.local ?? ((): LocalResult => ({ result: 'success', report: 'did 1+0+0\n' }));
-  const remoteFn = opts.remote ?? ((j: RemoteJob): RemoteResult => ({ result: 'success', report: `127.0.0.1 accepted message.\nRemote host said: 250 ok ${j.recipient}\n` }));
+  const remoteFn = opts.remote ?? ((j: RemoteJob): DeliveryResult => ({ result: 'success', report: `127.0.0.1 accepted message.\nRemote host said: 250 ok ${j.recipient}\n` }));
   const make = (): Scheduler =>
     new Scheduler({
       root,

@@ -12,7 +12,8 @@ process.on('message', (m: ToSend) => {
     send({ type: 'started' });
     send({ type: 'deliver', id: 1, request: { msg: '../../etc/shadow', local: 'x', domain: 'd', sender: '' } });
   } else if (m.type === 'delivered') {
-    send({ type: 'log', event: 'fixture.delivered', fields: { id: m.id, result: m.result.result, report: m.result.report } });
+    // A catalogued name: the parent logs only those (send.delivery is the event a real child would log for it).
+    send({ type: 'log', event: 'send.delivery', fields: { delivery: m.id, msg: 'fixture', result: m.result.result, report: m.result.report } });
     const marker = join(root, 'crashed');
     if (!existsSync(marker)) {
       writeFileSync(marker, '');

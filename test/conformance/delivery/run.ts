@@ -28,7 +28,6 @@ export interface RunOutput {
   /** Queue ids of the injected messages, in input.messages order (undefined if never injected). */
   readonly injected: Array<QueueId | undefined>;
   readonly events: Event[];
-  readonly lines: Array<{ t: number; line: string }>;
   readonly before: Snapshot;
   readonly after: Snapshot;
   readonly remote: SinkTransaction[];
@@ -85,7 +84,6 @@ export async function runDelivery(s: Scenario, workDir: string): Promise<RunOutp
   const start = Math.floor(Date.now() / 1000);
   let now = start;
   const events: Event[] = [];
-  const lines: Array<{ t: number; line: string }> = [];
   const sinks = await Sinks.start();
   const queue = await openQueue(ph.qmail, { clock: () => now * 1000 });
   const local = new LocalDeliverer({ path: `${ph.qmail}/bin:/usr/bin:/bin` });
@@ -95,10 +93,7 @@ export async function runDelivery(s: Scenario, workDir: string): Promise<RunOutp
     control: () => new Control(ph.qmail),
     clock: () => now,
     passwd: tablePasswd(passwd),
-    logger: {
-      event: (name, fields) => events.push({ name, fields, t: now - start }),
-      line: (line) => lines.push({ t: now - start, line }),
-    },
+    logger: { event: (name, fields) => events.push({ name, fields, t: now - start }) },
     lookupAssignment,
     local: (job) => local.deliver(job),
     remote: (job) => deliverRemote(job, { control: new Control(ph.qmail) }),
@@ -161,5 +156,5 @@ export async function runDelivery(s: Scenario, workDir: string): Promise<RunOutp
     await sinks.close();
   }
   const after = snapshot([ph.root, join(ph.qmail, 'alias')]);
-  return { ph, passwd, started, ...(newu ? { newu } : {}), injected, events, lines, before, after, remote: sinks.transactions() };
+  return { ph, passwd, started, ...(newu ? { newu } : {}), injected, events, before, after, remote: sinks.transactions() };
 }
