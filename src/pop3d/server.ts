@@ -126,6 +126,8 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
   };
 
   const server: Server = createServer({ pauseOnConnect: false }, accept);
+  // A failed accept (EMFILE...) is an 'error' on the server, which keeps listening; unhandled it would end the process.
+  server.on('error', (err) => log('pop3.error', { error: `accept failed: ${err.message}` }));
   return {
     listen(port, host = '127.0.0.1') {
       return new Promise((resolve, reject) => {

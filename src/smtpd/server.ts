@@ -82,6 +82,8 @@ export class SmtpListener {
     this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
     // allowHalfOpen: a client may send everything and shut its side; replies still go out (pipelining).
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
+    // A failed accept (EMFILE...) is an 'error' on the server, which keeps listening; unhandled it would end the process.
+    this.server.on('error', (err) => this.deps.log?.('smtp.error', { listener: `${spec.host}:${spec.port}`, error: `accept failed: ${err.message}` }));
   }
 
   /**

@@ -70,13 +70,16 @@ const RESTART_MAX_MS = 30_000;
 /** The service a process runs: its listeners' events are the service's (`pop3.error`), as without privilege separation. */
 const SERVICE = { smtpd: 'smtp', pop3d: 'pop3' } as const;
 
-function bind(spec: HostPort, onConn: (s: Socket) => void): Promise<Server> {
+function bind(spec: HostPort, onConn: (s: Socket) => void, onError: (err: Error) => void): Promise<Server> {
   return new Promise((resolve, reject) => {
     // Paused: the root process accepts but never reads; the socket is handed to the child unread.
     const srv = createServer({ pauseOnConnect: true, allowHalfOpen: true }, onConn);
     srv.once('error', reject);
     srv.listen(spec.port, spec.host, () => {
       srv.off('error', reject);
+      // A failed accept (out of descriptors: EMFILE) is an 'error' on the server; it keeps listening. Unhandled,
+      // it would end the root process.
+      srv.on('error', onError);
       resolve(srv);
     });
   });
@@ -131,7 +134,9 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     for (const spec of this.o.specs) {
       const index = this.servers.length;
       try {
-        this.servers.push(await bind(spec, (s) => this.onConnection(index, s)));
+        this.servers.push(await bind(spec, (s) => this.onConnection(index, s), (err) => {
+          this.o.log.event(`${this.o.name}.error`, { listener: `${spec.host}:${spec.port}`, error: `accept failed: ${errText(err)}` });
+        }));
       } catch (err) {
         if (this.o.optional) {
           this.o.log.event(`${SERVICE[this.o.name]}.error`, { listener: `${spec.host}:${spec.port}`, error: `not opened: ${errText(err)}` });
