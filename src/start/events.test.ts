@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { EVENTS, isEventName, type EventName } from './events.js';
 import { levelOf, relayEvent, type EventLog } from './log.js';
+import { repoPath } from '../../test/support/paths.js';
 
-const README = fileURLToPath(new URL('../../src/start/README.md', import.meta.url));
+const README = repoPath('src', 'start', 'README.md');
 
 void test('the README table lists every catalogued event, with its level, and no other', () => {
   const rows = [...readFileSync(README, 'utf8').matchAll(/^\| `([^`]+)` \| (\w+) \|/gm)].map((m) => [m[1] ?? '', m[2] ?? '']);
