@@ -24,7 +24,7 @@ const MAY_IMPORT = {
   vdeliver: ['address', 'maildir'],
   smtpd: ['address', 'cdb', 'control', 'lineio', 'queue', 'throttle'],
   inject: ['address', 'control', 'queue'],
-  directory: ['address', 'cdb', 'control', 'users', 'vdeliver'],
+  directory: ['address', 'cdb', 'control', 'maildir', 'users', 'vdeliver'],
   local: ['address', 'maildir', 'vdeliver'],
   scheduler: ['address', 'bounce', 'control', 'local', 'queue', 'remote', 'route', 'users'],
   start: ['address', 'control', 'directory', 'local', 'pop3d', 'queue', 'remote', 'scheduler', 'smtpd', 'throttle', 'users', 'vdeliver'],

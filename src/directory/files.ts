@@ -1,21 +1,10 @@
 // Atomic text edits of qmail's files (tmp + fsync + rename) and the lines the directory owns in them.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { asciiLower } from '../address/index.js';
 import { formatPolicy } from './names.js';
 import type { Domain } from './types.js';
 
-/** Writes path via path.tmp.PID, fsyncs, renames: readers see the old or the new file, never a part. */
-export function writeAtomic(path: string, text: string, mode = 0o644): void {
-  const tmp = `${path}.tmp.${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, Buffer.from(text, 'latin1'));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
+/** Writes path via path.tmp.PID, fsyncs, renames: readers see the old or the new file, never a part (maildir's). */
+export { writeAtomic } from '../maildir/index.js';
 
 const lines = (text: string | null): string[] => {
   if (text === null || text === '') return [];
