@@ -67,14 +67,33 @@ export class Sinks {
     await Promise.all(this.servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
   }
 
-  private listen(port: number): Promise<void> {
+  /**
+   * The oracle's fixed ports lie inside Linux's ephemeral range (32768-60999): a socket another program got from
+   * the kernel (a test's server on port 0, a client's local port) can hold one for a while. Such a port is waited
+   * for, up to 60 s, then the error says who to suspect.
+   */
+  private async listen(port: number): Promise<void> {
     this.seen.set(port, []);
-    const server = createServer((sock) => this.session(sock, port));
-    this.servers.push(server);
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const server = createServer((sock) => this.session(sock, port));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, '127.0.0.1', () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        this.servers.push(server);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > deadline) {
+          throw new Error(`sink 127.0.0.1:${port}: ${err instanceof Error ? err.message : String(err)}; after 60 s still taken (another conformance run, or a lingering process: ss -ltnp sport = :${port})`);
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 
   private session(sock: Socket, port: number): void {
