@@ -58,6 +58,10 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
 }
 
 const READY_MS = 30_000;
+/** The messages of the start-up handshake; every other message is the running child's. */
+const HANDSHAKE: ReadonlySet<string> = new Set(['ready', 'fatal', 'serving']);
+/** Messages about the child itself, never the service's own (which go to onMessage). */
+const LIFECYCLE: ReadonlySet<string> = new Set([...HANDSHAKE, 'adopted', 'log']);
 /** A connection waits this long for a (re)starting child before it is told to come back later. */
 const HOLD_MS = 15_000;
 /** At most this many connections wait; more are told to come back later at once. */
@@ -270,7 +274,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       const onExit = (code: number | null, signal: string | null): void =>
         done(new Error(`it exited (${signal ?? `code ${code ?? '?'}`}) before serving; can the account read the program and the mail root?`));
       const onMsg = (m: FromServiceChild<Other>): void => {
-        if (m.type === 'log' || !['ready', 'fatal', 'serving'].includes(m.type)) this.onMessage(m);
+        if (!HANDSHAKE.has(m.type)) this.onMessage(m);
         else if (m.type === 'fatal' && 'error' in m) done(new QuailError(String(m.error), false));
         else if (m.type === 'ready') child.send({ type: 'serve', listeners: this.specsBound } satisfies ToServiceChild<Spec>);
         else if (m.type === 'serving') done();
@@ -283,7 +287,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private onMessage(m: FromServiceChild<Other>): void {
     if (m.type === 'adopted' && 'id' in m) this.adopted(Number(m.id));
     else if (m.type === 'log' && 'event' in m && 'fields' in m) relayEvent(this.o.log, m.event, m.fields);
-    else if (!['ready', 'fatal', 'serving', 'adopted'].includes(m.type)) this.o.onMessage?.(m as Other);
+    else if (!LIFECYCLE.has(m.type)) this.o.onMessage?.(m as Other);
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: string | null, stderr: () => string): void {

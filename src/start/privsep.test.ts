@@ -10,9 +10,6 @@ import { test } from 'node:test';
 
 import { connectionHolders, listeningInode, MAIN, procUids, socketHolders } from '../../test/support/start.js';
 
-const holders = (inode: string): number[] => socketHolders(inode);
-const uids = procUids;
-
 function sendMail(port: number, to: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const lines = ['HELO c', 'MAIL FROM:<a@b.test>', `RCPT TO:<${to}>`, 'DATA', 'Subject: privsep\r\n\r\nhi\r\n.', 'QUIT'];
@@ -63,15 +60,15 @@ void test('as root: root keeps the SMTP port, a quailuser process reads every co
 
     // The root parent holds the listening socket for the whole run (so a child's death never closes the port) and
     // accepts without reading; each connection is read only by the unprivileged child.
-    const listenHolders = (): number[] => holders(listeningInode(port) ?? 'none');
+    const listenHolders = (): number[] => socketHolders(listeningInode(port));
     assert.deepEqual(listenHolders(), [child.pid], 'only the root parent holds the listening socket');
     const servedBy = (): Promise<number[]> => connectionHolders(port);
     const first = await servedBy();
     assert.equal(first.length, 1, `exactly one process holds the connection: ${first.join(',')}`);
     const smtpdPid = first[0] ?? 0;
     assert.notEqual(smtpdPid, child.pid, 'the root parent keeps no connection');
-    assert.deepEqual(uids(smtpdPid), [uid, uid, uid, uid]);
-    assert.deepEqual(uids(child.pid ?? 0), [0, 0, 0, 0]);
+    assert.deepEqual(procUids(smtpdPid), [uid, uid, uid, uid]);
+    assert.deepEqual(procUids(child.pid ?? 0), [0, 0, 0, 0]);
     assert.equal(state().smtpd?.pid, smtpdPid);
 
     const me = readFileSync(join(root, 'control', 'me'), 'utf8').trim();
@@ -87,7 +84,7 @@ void test('as root: root keeps the SMTP port, a quailuser process reads every co
     assert.deepEqual(listenHolders(), [child.pid], 'the listening socket never left the parent');
     const again = (await servedBy())[0] ?? 0;
     assert.notEqual(again, smtpdPid);
-    assert.deepEqual(uids(again), [uid, uid, uid, uid]);
+    assert.deepEqual(procUids(again), [uid, uid, uid, uid]);
     await until('state updated', () => state().smtpd?.pid === again && state().crashes?.['smtpd'] === 1, () => log);
     await until('second delivery', () => readdirSync(newDir).length === 2, () => log);
     assert.match(spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' }).stdout, /crashes since start: smtpd 1/);

@@ -1,7 +1,6 @@
 // Runs Dovecot (and quail start) as child processes on loopback ports, for the IMAP test and the bench.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { checkpasswordScript, dovecotConfig, type DovecotOptions } from '../../src/dovecot/config.js';
 
@@ -16,18 +15,7 @@ export function dovecotBinary(): { path: string } | { missing: string } {
 /** Has Debian's dovecot-pop3d (the POP3 service binary)? */
 export const hasDovecotPop3 = (): boolean => spawnSync('test', ['-x', '/usr/lib/dovecot/pop3']).status === 0;
 
-/** A port free on 127.0.0.1 right now (bound and released: another process could take it, rarely). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './start.js';
 
 export interface RunningDovecot {
   readonly conf: string;

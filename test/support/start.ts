@@ -1,7 +1,7 @@
 // Test helpers (not a test): a mail root made with `quail init` plus virtual domains set up by hand, and `quail start` as a child.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parsePasswd } from '../../src/users/index.js';
@@ -227,4 +227,17 @@ export async function connectionHolders(port: number): Promise<number[]> {
   } finally {
     c.destroy();
   }
+}
+
+/** A port free on 127.0.0.1 right now (bound and released: another process could take it, rarely). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
 }
