@@ -27,8 +27,37 @@ const MAY_IMPORT = {
   directory: ['address', 'cdb', 'control', 'maildir', 'users', 'vdeliver'],
   local: ['address', 'maildir', 'vdeliver'],
   scheduler: ['address', 'bounce', 'control', 'local', 'queue', 'remote', 'route', 'users'],
-  start: ['address', 'control', 'directory', 'local', 'pop3d', 'queue', 'remote', 'scheduler', 'smtpd', 'throttle', 'users', 'vdeliver'],
-  cli: ['address', 'control', 'directory', 'dovecot', 'inject', 'local', 'maildir', 'queue', 'remote', 'route', 'smtpd', 'start', 'throttle', 'users', 'vdeliver'],
+  start: [
+    'address',
+    'control',
+    'directory',
+    'local',
+    'pop3d',
+    'queue',
+    'remote',
+    'scheduler',
+    'smtpd',
+    'throttle',
+    'users',
+    'vdeliver',
+  ],
+  cli: [
+    'address',
+    'control',
+    'directory',
+    'dovecot',
+    'inject',
+    'local',
+    'maildir',
+    'queue',
+    'remote',
+    'route',
+    'smtpd',
+    'start',
+    'throttle',
+    'users',
+    'vdeliver',
+  ],
 };
 const TOOLS = ['bench', 'conformance'];
 const COMPONENTS = [...Object.keys(MAY_IMPORT), ...TOOLS];
@@ -37,12 +66,15 @@ const boundaries = Object.entries(MAY_IMPORT).map(([component, allowed]) => ({
   files: [`src/${component}/**/*.ts`],
   ignores: ['**/*.test.ts', '**/testkit.ts'],
   rules: {
-    'no-restricted-imports': ['error', {
-      patterns: COMPONENTS.filter((c) => c !== component && !allowed.includes(c)).map((c) => ({
-        group: [`../${c}/**`, `../../${c}/**`, `../../../${c}/**`],
-        message: `${component} may not import ${c} (docs/ARCHITECTURE.md: ${component} imports ${allowed.join(', ') || 'nothing'}); change the table there and in eslint.config.js only with a reason`,
-      })),
-    }],
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: COMPONENTS.filter((c) => c !== component && !allowed.includes(c)).map((c) => ({
+          group: [`../${c}/**`, `../../${c}/**`, `../../../${c}/**`],
+          message: `${component} may not import ${c} (docs/ARCHITECTURE.md: ${component} imports ${allowed.join(', ') || 'nothing'}); change the table there and in eslint.config.js only with a reason`,
+        })),
+      },
+    ],
   },
 }));
 

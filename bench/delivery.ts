@@ -13,7 +13,10 @@ const SIZE = 4096;
 const MIN_BUDGET_MS = 150_000;
 
 const domainName = (d: number): string => `d${String(d).padStart(2, '0')}.bench.test`;
-const mailbox = (i: number): { domain: string; user: string } => ({ domain: domainName(i % DOMAINS), user: `u${Math.floor(i / DOMAINS) % USERS}` });
+const mailbox = (i: number): { domain: string; user: string } => ({
+  domain: domainName(i % DOMAINS),
+  user: `u${Math.floor(i / DOMAINS) % USERS}`,
+});
 
 /** quail init, then 100 virtual domains with 10 Maildir mailboxes each, the seeds' way (virtualdomains, users/assign, .qmail-USER). */
 function makeRoot(root: string): void {
@@ -34,7 +37,8 @@ function makeRoot(root: string): void {
     mkdirSync(home, { mode: 0o755 });
     for (let u = 0; u < USERS; u++) {
       writeFileSync(join(home, `.qmail-u${u}`), `./u${u}/Maildir/\n`, { mode: 0o644 });
-      for (const sub of ['', 'cur', 'new', 'tmp']) mkdirSync(join(home, `u${u}`, 'Maildir', sub), { recursive: true, mode: 0o700 });
+      for (const sub of ['', 'cur', 'new', 'tmp'])
+        mkdirSync(join(home, `u${u}`, 'Maildir', sub), { recursive: true, mode: 0o700 });
     }
   }
   writeFileSync(join(root, 'control', 'virtualdomains'), vd.join(''));
@@ -53,7 +57,9 @@ function message(i: number): Buffer {
 
 function maildirCount(root: string): number {
   let n = 0;
-  for (let d = 0; d < DOMAINS; d++) for (let u = 0; u < USERS; u++) n += readdirSync(join(root, 'domains', domainName(d), `u${u}`, 'Maildir', 'new')).length;
+  for (let d = 0; d < DOMAINS; d++)
+    for (let u = 0; u < USERS; u++)
+      n += readdirSync(join(root, 'domains', domainName(d), `u${u}`, 'Maildir', 'new')).length;
   return n;
 }
 
@@ -81,7 +87,12 @@ export const deliverySection: BenchSection = {
           while (next < n && Date.now() < deadline) {
             const i = next++;
             const { domain, user } = mailbox(i);
-            await q.inject({ sender: 'bench@bench.test', recipients: [`${user}@${domain}`], data: message(i), injector: { kind: 'uid', uid } });
+            await q.inject({
+              sender: 'bench@bench.test',
+              recipients: [`${user}@${domain}`],
+              data: message(i),
+              injector: { kind: 'uid', uid },
+            });
             injected++;
           }
         };
@@ -90,12 +101,14 @@ export const deliverySection: BenchSection = {
         // Delivered when the queue is empty again (every message removed after its delivery was recorded).
         while (readdirSync(join(root, 'queue', 'env')).length > 0) {
           if (quail.child.exitCode !== null) throw new Error(`quail start exited: ${quail.log()}`);
-          if (Date.now() > deadline + budgetMs) throw new Error(`still queued after ${(2 * budgetMs) / 1000} s: ${quail.log().slice(-2000)}`);
+          if (Date.now() > deadline + budgetMs)
+            throw new Error(`still queued after ${(2 * budgetMs) / 1000} s: ${quail.log().slice(-2000)}`);
           await sleep(20);
         }
         const seconds = Number(process.hrtime.bigint() - start) / 1e9;
         const inMaildirs = maildirCount(root);
-        if (inMaildirs - delivered !== injected) throw new Error(`${injected} injected but ${inMaildirs - delivered} in the Maildirs`);
+        if (inMaildirs - delivered !== injected)
+          throw new Error(`${injected} injected but ${inMaildirs - delivered} in the Maildirs`);
         delivered = inMaildirs;
         const rate = injected / seconds;
         const cut = injected < n ? `, stopped at the ${Math.round(budgetMs / 1000)} s budget` : '';
@@ -103,7 +116,8 @@ export const deliverySection: BenchSection = {
           name: `inject → Maildir, concurrency ${concurrency}`,
           value: rate,
           unit: 'msg/s',
-          note: `${injected} msgs in ${seconds.toFixed(1)} s (injection done after ${injectS.toFixed(1)} s)${cut}; ` +
+          note:
+            `${injected} msgs in ${seconds.toFixed(1)} s (injection done after ${injectS.toFixed(1)} s)${cut}; ` +
             `${(rate / ctx.fsyncRate).toFixed(2)}x the disk's fsync rate (${Math.round(ctx.fsyncRate)}/s)`,
         });
       }

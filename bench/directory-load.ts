@@ -40,7 +40,12 @@ function skeleton(root: string): void {
  * (rcpthosts + morercpthosts past 50 entries, virtualdomains, users/assign), compiled by newu and newmrh.
  * No domain or mailbox directories are made: the caller makes the few it delivers to.
  */
-export async function buildDirectory(root: string, mailboxes: number, account: DeliveryAccount, progress: (t: string) => void): Promise<Built> {
+export async function buildDirectory(
+  root: string,
+  mailboxes: number,
+  account: DeliveryAccount,
+  progress: (t: string) => void,
+): Promise<Built> {
   const domains = Math.max(1, Math.ceil(mailboxes / PER_DOMAIN));
   skeleton(root);
   await (await openDirectory({ root })).close();
@@ -51,8 +56,12 @@ export async function buildDirectory(root: string, mailboxes: number, account: D
   try {
     db.pragma('synchronous = OFF');
     db.pragma('journal_mode = MEMORY');
-    const dom = db.prepare(`INSERT INTO domains (name, policy, policy_target, account, uid, gid, created) VALUES (?, 'bounce-no-mailbox', '', ?, ?, ?, ?)`);
-    const box = db.prepare(`INSERT INTO mailboxes (domain, local, password, real_name, flags, created) VALUES (?, ?, ?, '', 0, ?)`);
+    const dom = db.prepare(
+      `INSERT INTO domains (name, policy, policy_target, account, uid, gid, created) VALUES (?, 'bounce-no-mailbox', '', ?, ?, ?, ?)`,
+    );
+    const box = db.prepare(
+      `INSERT INTO mailboxes (domain, local, password, real_name, flags, created) VALUES (?, ?, ?, '', 0, ?)`,
+    );
     const now = Date.now();
     const batch = db.transaction((from: number, to: number) => {
       for (let i = from; i < to; i++) {
@@ -74,7 +83,9 @@ export async function buildDirectory(root: string, mailboxes: number, account: D
   writeQmailFiles(root, domains, account);
   const t2 = process.hrtime.bigint();
   return {
-    root, domains, mailboxes,
+    root,
+    domains,
+    mailboxes,
     rowsSeconds: Number(t1 - t0) / 1e9,
     filesSeconds: Number(t2 - t1) / 1e9,
     bytes: statSync(join(root, SQLITE_FILE)).size,
@@ -127,7 +138,12 @@ export interface PgBuilt extends Built {
  * and qmail's files for the domains loaded.
  */
 export async function loadPostgres(
-  root: string, url: string, requested: number, account: DeliveryAccount, progress: (t: string) => void, opts: PgLoadOptions,
+  root: string,
+  url: string,
+  requested: number,
+  account: DeliveryAccount,
+  progress: (t: string) => void,
+  opts: PgLoadOptions,
 ): Promise<PgBuilt> {
   const wanted = Math.max(1, Math.ceil(requested / PER_DOMAIN));
   const step = Math.max(1, opts.batchDomains ?? 10_000);
@@ -173,7 +189,8 @@ export async function loadPostgres(
       await client.query('COMMIT');
       domains = to;
       mailboxes += boxLocals.length;
-      if ((domains / step) % 5 === 0) progress(`directory: ${mailboxes.toLocaleString('en-US')} mailboxes written to PostgreSQL`);
+      if ((domains / step) % 5 === 0)
+        progress(`directory: ${mailboxes.toLocaleString('en-US')} mailboxes written to PostgreSQL`);
     }
     await client.query('ANALYZE domains');
     await client.query('ANALYZE mailboxes');
@@ -182,7 +199,9 @@ export async function loadPostgres(
     );
     const r = counted.rows[0];
     if (Number(r?.d) !== domains || Number(r?.m) !== mailboxes) {
-      throw new Error(`PostgreSQL holds ${r?.d ?? '?'} domains and ${r?.m ?? '?'} mailboxes after loading ${domains} and ${mailboxes}`);
+      throw new Error(
+        `PostgreSQL holds ${r?.d ?? '?'} domains and ${r?.m ?? '?'} mailboxes after loading ${domains} and ${mailboxes}`,
+      );
     }
     bytes = Number(r?.bytes);
   } finally {
@@ -192,7 +211,13 @@ export async function loadPostgres(
   writeQmailFiles(root, domains, account);
   const t2 = process.hrtime.bigint();
   return {
-    root, url, requested, domains, mailboxes, batchDomains: step, bytes,
+    root,
+    url,
+    requested,
+    domains,
+    mailboxes,
+    batchDomains: step,
+    bytes,
     rowsSeconds: Number(t1 - t0) / 1e9,
     filesSeconds: Number(t2 - t1) / 1e9,
   };

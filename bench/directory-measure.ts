@@ -2,7 +2,14 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Control } from '../src/control/index.js';
-import { createDomain, createMailbox, openDirectory, removeDomain, type DeliveryAccount, type Directory } from '../src/directory/index.js';
+import {
+  createDomain,
+  createMailbox,
+  openDirectory,
+  removeDomain,
+  type DeliveryAccount,
+  type Directory,
+} from '../src/directory/index.js';
 import { domainOf, localOf, PER_DOMAIN, type Built } from './directory-load.js';
 import type { BenchRow } from './types.js';
 
@@ -26,7 +33,11 @@ export function picker(seed: number): (n: number) => number {
 }
 
 /** Runs op until max operations or the time budget; returns operations per second. */
-export async function rate(max: number, budgetMs: number, op: (i: number) => Promise<void>): Promise<{ done: number; perSecond: number }> {
+export async function rate(
+  max: number,
+  budgetMs: number,
+  op: (i: number) => Promise<void>,
+): Promise<{ done: number; perSecond: number }> {
   const t0 = process.hrtime.bigint();
   const deadline = Date.now() + budgetMs;
   let done = 0;
@@ -74,8 +85,18 @@ export async function measureLookups(dir: Directory, b: Built, max: number, budg
 /** The two lookup rows; `how` says through what (read-only SQLite, a pg pool...). */
 export function lookupRows(l: Lookups, label: string, how: string): BenchRow[] {
   return [
-    { name: `getMailbox, random mailbox, ${label}`, value: l.get.perSecond, unit: 'lookups/s', note: `${count(l.get.done)} lookups (${count(l.get.distinct)} different mailboxes), one at a time, ${how}` },
-    { name: `resolveDomain + getMailbox + getAlias (vdeliver / RCPT check), ${label}`, value: l.rcpt.perSecond, unit: 'lookups/s', note: `${count(l.rcpt.done)} addresses` },
+    {
+      name: `getMailbox, random mailbox, ${label}`,
+      value: l.get.perSecond,
+      unit: 'lookups/s',
+      note: `${count(l.get.done)} lookups (${count(l.get.distinct)} different mailboxes), one at a time, ${how}`,
+    },
+    {
+      name: `resolveDomain + getMailbox + getAlias (vdeliver / RCPT check), ${label}`,
+      value: l.rcpt.perSecond,
+      unit: 'lookups/s',
+      note: `${count(l.rcpt.done)} addresses`,
+    },
   ];
 }
 
@@ -83,7 +104,12 @@ export function lookupRows(l: Lookups, label: string, how: string): BenchRow[] {
  * The real createDomain (row + every file sync) ADDS times, then createMailbox and removeDomain, in b's root;
  * the directory is b's SQLite file, or `url` (PostgreSQL).
  */
-export async function measureChanges(b: Built, account: DeliveryAccount, label: string, url?: string): Promise<BenchRow[]> {
+export async function measureChanges(
+  b: Built,
+  account: DeliveryAccount,
+  label: string,
+  url?: string,
+): Promise<BenchRow[]> {
   const dir = await openDirectory({ root: b.root, ...(url !== undefined ? { url } : {}) });
   const c = { root: b.root, dir };
   try {
@@ -111,12 +137,28 @@ export async function measureChanges(b: Built, account: DeliveryAccount, label: 
       await removeDomain(c, `new${k}.bench.test`, true);
       rm.push(secs(t0) * 1000);
     }
-    const spread = (xs: number[]): string => `median of ${xs.length}; min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)} ms`;
+    const spread = (xs: number[]): string =>
+      `median of ${xs.length}; min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)} ms`;
     return [
-      { name: `createDomain (row + rcpthosts/morercpthosts(.cdb), virtualdomains, users/assign+cdb, .qmail-default), ${label}`, value: median(add), unit: 'ms', note: `${spread(add)}; ${files}` },
+      {
+        name: `createDomain (row + rcpthosts/morercpthosts(.cdb), virtualdomains, users/assign+cdb, .qmail-default), ${label}`,
+        value: median(add),
+        unit: 'ms',
+        note: `${spread(add)}; ${files}`,
+      },
       { name: `removeDomain (all files), ${label}`, value: median(rm), unit: 'ms', note: spread(rm) },
-      { name: `createMailbox, no password (row + Maildir), ${label}`, value: median(box), unit: 'ms', note: spread(box) },
-      { name: `createMailbox with a password, ${label}`, value: withPw, unit: 'ms', note: 'one; scrypt ln=15 (32 MiB) is most of it, by design' },
+      {
+        name: `createMailbox, no password (row + Maildir), ${label}`,
+        value: median(box),
+        unit: 'ms',
+        note: spread(box),
+      },
+      {
+        name: `createMailbox with a password, ${label}`,
+        value: withPw,
+        unit: 'ms',
+        note: 'one; scrypt ln=15 (32 MiB) is most of it, by design',
+      },
     ];
   } finally {
     await dir.close();

@@ -45,7 +45,8 @@ async function describeServer(url: string): Promise<string> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
-    const show = async (name: string): Promise<string> => (await c.query<Record<string, string>>(`SHOW ${name}`)).rows[0]?.[name] ?? '?';
+    const show = async (name: string): Promise<string> =>
+      (await c.query<Record<string, string>>(`SHOW ${name}`)).rows[0]?.[name] ?? '?';
     return `PostgreSQL ${await show('server_version')} (shared_buffers ${await show('shared_buffers')}, fsync ${await show('fsync')})`;
   } finally {
     await c.end();
@@ -95,9 +96,12 @@ export async function runDirectoryPostgres(ctx: BenchContext, o: PgOptions): Pro
       if (server === '') server = await describeServer(url);
       ctx.progress(`directory: loading ${count(requested)} mailboxes into ${server}`);
       const built = await loadPostgres(join(ctx.workDir, `pg-m${requested}`), url, requested, account, ctx.progress, {
-        budgetMs: o.loadBudgetMs, ...(o.batchDomains !== undefined ? { batchDomains: o.batchDomains } : {}),
+        budgetMs: o.loadBudgetMs,
+        ...(o.batchDomains !== undefined ? { batchDomains: o.batchDomains } : {}),
       });
-      ctx.progress(`directory: loaded ${count(built.mailboxes)} mailboxes in ${(built.rowsSeconds + built.filesSeconds).toFixed(1)} s; lookups`);
+      ctx.progress(
+        `directory: loaded ${count(built.mailboxes)} mailboxes in ${(built.rowsSeconds + built.filesSeconds).toFixed(1)} s; lookups`,
+      );
       const dir = await openDirectory({ root: built.root, url, readonly: true });
       let lookups: Lookups;
       try {
@@ -123,7 +127,12 @@ export async function runDirectoryPostgres(ctx: BenchContext, o: PgOptions): Pro
     }
     ctx.progress(`directory: PostgreSQL part done in ${secs(t0).toFixed(1)} s (cluster start to stop)`);
   }
-  return { server, sizes, ...(roundTrip !== undefined ? { roundTrip } : {}), ...(failed !== undefined ? { failed } : {}) };
+  return {
+    server,
+    sizes,
+    ...(roundTrip !== undefined ? { roundTrip } : {}),
+    ...(failed !== undefined ? { failed } : {}),
+  };
 }
 
 /**
@@ -136,23 +145,41 @@ export function postgresRows(r: PgResult, sqlite: ReadonlyMap<number, Lookups>):
   const rows: BenchRow[] = [];
   for (const { built: b, lookups, changes } of r.sizes) {
     const label = `${count(b.mailboxes)} mailboxes, PostgreSQL`;
-    const short = b.mailboxes < b.requested
-      ? `; LOAD BUDGET RAN OUT: ${count(b.mailboxes)} of ${count(b.requested)} mailboxes loaded, the rows below are at ${count(b.mailboxes)}`
-      : '';
+    const short =
+      b.mailboxes < b.requested
+        ? `; LOAD BUDGET RAN OUT: ${count(b.mailboxes)} of ${count(b.requested)} mailboxes loaded, the rows below are at ${count(b.mailboxes)}`
+        : '';
     rows.push({
       name: `load ${count(b.mailboxes)} mailboxes in ${count(b.domains)} domains into PostgreSQL (bench bulk loader, setup)`,
       value: b.rowsSeconds + b.filesSeconds,
       unit: 's',
-      note: `rows ${b.rowsSeconds.toFixed(1)} s (INSERT … SELECT FROM unnest(arrays), ${count(b.batchDomains)} domains per statement, ` +
+      note:
+        `rows ${b.rowsSeconds.toFixed(1)} s (INSERT … SELECT FROM unnest(arrays), ${count(b.batchDomains)} domains per statement, ` +
         `one precomputed scrypt hash, synchronous_commit off, then ANALYZE; database ${(b.bytes / 1e6).toFixed(0)} MB), ` +
         `qmail files + newu + newmrh ${b.filesSeconds.toFixed(1)} s; ${r.server}${short}`,
     });
-    rows.push(...lookupRows(lookups, label, 'openDirectory(postgres://127.0.0.1…, readonly): pg pool, one query per lookup over TCP, after the load'));
+    rows.push(
+      ...lookupRows(
+        lookups,
+        label,
+        'openDirectory(postgres://127.0.0.1…, readonly): pg pool, one query per lookup over TCP, after the load',
+      ),
+    );
     const lite = b.mailboxes === b.requested ? sqlite.get(b.requested) : undefined;
     if (lite !== undefined) {
       rows.push(
-        { name: `ratio PostgreSQL / SQLite, getMailbox, ${count(b.mailboxes)} mailboxes`, value: lookups.get.perSecond / lite.get.perSecond, unit: 'x', note: '>1: PostgreSQL faster; same data set and picks, same run' },
-        { name: `ratio PostgreSQL / SQLite, resolveDomain + getMailbox + getAlias, ${count(b.mailboxes)} mailboxes`, value: lookups.rcpt.perSecond / lite.rcpt.perSecond, unit: 'x', note: 'same addresses, same run' },
+        {
+          name: `ratio PostgreSQL / SQLite, getMailbox, ${count(b.mailboxes)} mailboxes`,
+          value: lookups.get.perSecond / lite.get.perSecond,
+          unit: 'x',
+          note: '>1: PostgreSQL faster; same data set and picks, same run',
+        },
+        {
+          name: `ratio PostgreSQL / SQLite, resolveDomain + getMailbox + getAlias, ${count(b.mailboxes)} mailboxes`,
+          value: lookups.rcpt.perSecond / lite.rcpt.perSecond,
+          unit: 'x',
+          note: 'same addresses, same run',
+        },
       );
     }
     rows.push(...changes);
@@ -160,7 +187,8 @@ export function postgresRows(r: PgResult, sqlite: ReadonlyMap<number, Lookups>):
   if (r.roundTrip !== undefined) {
     rows.push({
       name: 'PostgreSQL round trip: SELECT 1 through a pg pool (max 4), one at a time',
-      value: r.roundTrip.perSecond, unit: 'queries/s',
+      value: r.roundTrip.perSecond,
+      unit: 'queries/s',
       note: `${count(r.roundTrip.done)} queries; the floor under each lookup query above (getMailbox is one query; resolveDomain + getMailbox + getAlias four: domain, its alias domains, mailbox, alias)`,
     });
   }

@@ -45,7 +45,8 @@ async function deliveries(ctx: BenchContext, dir: Directory, b: Built, label: st
     const i = Math.floor((t * b.mailboxes) / n);
     const d = domainOf(Math.floor(i / PER_DOMAIN));
     const l = localOf(i % PER_DOMAIN);
-    for (const s of ['cur', 'new', 'tmp']) mkdirSync(join(b.root, 'domains', d, l, 'Maildir', s), { recursive: true, mode: 0o700 });
+    for (const s of ['cur', 'new', 'tmp'])
+      mkdirSync(join(b.root, 'domains', d, l, 'Maildir', s), { recursive: true, mode: 0o700 });
     targets.push([d, l]);
   }
   const msg = join(b.root, 'bench-message');
@@ -64,8 +65,16 @@ async function deliveries(ctx: BenchContext, dir: Directory, b: Built, label: st
       while (next < total && Date.now() < deadline) {
         const [d, l] = targets[next++ % targets.length] ?? ['', ''];
         const r = await vdeliver({
-          root: b.root, directory: dir, local: `${d}-${l}`, domain: d, ext: l, messagePath: msg, sender: `bench@${ME}`,
-          dtline: `Delivered-To: ${d}-${l}@${d}\n`, rpline: `Return-Path: <bench@${ME}>\n`, namer,
+          root: b.root,
+          directory: dir,
+          local: `${d}-${l}`,
+          domain: d,
+          ext: l,
+          messagePath: msg,
+          sender: `bench@${ME}`,
+          dtline: `Delivered-To: ${d}-${l}@${d}\n`,
+          rpline: `Return-Path: <bench@${ME}>\n`,
+          namer,
         });
         if (r.result !== 'success') failed = r.report;
       }
@@ -73,14 +82,19 @@ async function deliveries(ctx: BenchContext, dir: Directory, b: Built, label: st
     await Promise.all(Array.from({ length: concurrency }, worker));
     const s = secs(t0);
     if (failed !== '') throw new Error(`vdeliver: ${failed}`);
-    const inMaildirs = targets.reduce((a, [d, l]) => a + readdirSync(join(b.root, 'domains', d, l, 'Maildir', 'new')).length, 0);
-    if (inMaildirs - delivered !== next) throw new Error(`${next} delivered but ${inMaildirs - delivered} new files in the Maildirs`);
+    const inMaildirs = targets.reduce(
+      (a, [d, l]) => a + readdirSync(join(b.root, 'domains', d, l, 'Maildir', 'new')).length,
+      0,
+    );
+    if (inMaildirs - delivered !== next)
+      throw new Error(`${next} delivered but ${inMaildirs - delivered} new files in the Maildirs`);
     delivered = inMaildirs;
     rows.push({
       name: `vdeliver in-process → Maildir, concurrency ${concurrency}, ${label}`,
       value: next / s,
       unit: 'msg/s',
-      note: `${count(next)} x 4 KiB to ${n} mailboxes (only these have Maildirs); directory lookup + Maildir write with fsync; ` +
+      note:
+        `${count(next)} x 4 KiB to ${n} mailboxes (only these have Maildirs); directory lookup + Maildir write with fsync; ` +
         `no queue/scheduler; ${(next / s / ctx.fsyncRate).toFixed(2)}x the disk's fsync rate`,
     });
   }
@@ -106,12 +120,29 @@ function readers(b: Built, label: string): BenchRow[] {
   const hup = secs(t0) * 1000;
   t0 = process.hrtime.bigint();
   const R = 200_000;
-  for (let k = 0; k < R; k++) if (route(`u1@${domainOf(pick(b.domains))}`, rc).channel !== 'local') throw new Error('a directory domain routed remote');
+  for (let k = 0; k < R; k++)
+    if (route(`u1@${domainOf(pick(b.domains))}`, rc).channel !== 'local')
+      throw new Error('a directory domain routed remote');
   const perRoute = R / secs(t0);
   return [
-    { name: `smtpd session: control load + 1 RCPT check, ${label}`, value: session, unit: 'ms', note: `mean of ${N}; reads rcpthosts, opens morercpthosts.cdb and probes it (header, slot, record per candidate)` },
-    { name: `scheduler: virtualdomains read (start / SIGHUP), ${label}`, value: hup, unit: 'ms', note: `${count(b.domains)} lines` },
-    { name: `scheduler: route() one recipient, ${label}`, value: perRoute, unit: 'routes/s', note: 'map lookups per candidate, independent of the number of domains' },
+    {
+      name: `smtpd session: control load + 1 RCPT check, ${label}`,
+      value: session,
+      unit: 'ms',
+      note: `mean of ${N}; reads rcpthosts, opens morercpthosts.cdb and probes it (header, slot, record per candidate)`,
+    },
+    {
+      name: `scheduler: virtualdomains read (start / SIGHUP), ${label}`,
+      value: hup,
+      unit: 'ms',
+      note: `${count(b.domains)} lines`,
+    },
+    {
+      name: `scheduler: route() one recipient, ${label}`,
+      value: perRoute,
+      unit: 'routes/s',
+      note: 'map lookups per candidate, independent of the number of domains',
+    },
   ];
 }
 
@@ -121,16 +152,21 @@ async function oneSize(ctx: BenchContext, mailboxes: number, sqlite: Map<number,
   const account: DeliveryAccount = { user: me.username, uid: me.uid, gid: me.gid };
   const label = `${count(mailboxes)} mailboxes`;
   const root = join(ctx.workDir, `m${mailboxes}`);
-  ctx.progress(`directory: building ${count(mailboxes)} mailboxes in ${count(Math.ceil(mailboxes / PER_DOMAIN))} domains`);
+  ctx.progress(
+    `directory: building ${count(mailboxes)} mailboxes in ${count(Math.ceil(mailboxes / PER_DOMAIN))} domains`,
+  );
   const b = await buildDirectory(root, mailboxes, account, ctx.progress);
   ctx.progress(`directory: built in ${(b.rowsSeconds + b.filesSeconds).toFixed(1)} s`);
-  const rows: BenchRow[] = [{
-    name: `build ${label} in ${count(b.domains)} domains (bench bulk loader)`,
-    value: b.rowsSeconds + b.filesSeconds,
-    unit: 's',
-    note: `rows ${b.rowsSeconds.toFixed(1)} s (one precomputed scrypt hash, batched INSERTs, synchronous=OFF; ${(b.bytes / 1e6).toFixed(0)} MB), ` +
-      `qmail files + newu + newmrh ${b.filesSeconds.toFixed(1)} s`,
-  }];
+  const rows: BenchRow[] = [
+    {
+      name: `build ${label} in ${count(b.domains)} domains (bench bulk loader)`,
+      value: b.rowsSeconds + b.filesSeconds,
+      unit: 's',
+      note:
+        `rows ${b.rowsSeconds.toFixed(1)} s (one precomputed scrypt hash, batched INSERTs, synchronous=OFF; ${(b.bytes / 1e6).toFixed(0)} MB), ` +
+        `qmail files + newu + newmrh ${b.filesSeconds.toFixed(1)} s`,
+    },
+  ];
   const ro = await openDirectory({ root, readonly: true });
   try {
     ctx.progress(`directory: lookups, ${label}`);
@@ -157,7 +193,12 @@ export const directorySection: BenchSection = {
     const sqlite = new Map<number, Lookups>();
     for (const m of sizes) rows.push(...(await oneSize(ctx, m, sqlite)));
     // The same data sets on PostgreSQL, after SQLite (never both at once); a row says why when no cluster starts.
-    const pg = await runDirectoryPostgres(ctx, { sizes, lookupMax: LOOKUP_MAX, lookupBudgetMs: LOOKUP_BUDGET_MS, loadBudgetMs: PG_LOAD_BUDGET_MS });
+    const pg = await runDirectoryPostgres(ctx, {
+      sizes,
+      lookupMax: LOOKUP_MAX,
+      lookupBudgetMs: LOOKUP_BUDGET_MS,
+      loadBudgetMs: PG_LOAD_BUDGET_MS,
+    });
     rows.push(...postgresRows(pg, sqlite));
     return rows;
   },

@@ -54,7 +54,10 @@ function table(rows: ReadonlyArray<BenchRow & { section: string }>): string {
   const head = ['section', 'measurement', 'value', 'unit', 'note'];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
   const line = (c: readonly string[]): string =>
-    c.map((x, i) => (i === 2 ? x.padStart(widths[i] ?? 0) : x.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+    c
+      .map((x, i) => (i === 2 ? x.padStart(widths[i] ?? 0) : x.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
 }
 
@@ -92,7 +95,13 @@ async function main(): Promise<void> {
     );
 
     const rows: Array<BenchRow & { section: string }> = [
-      { section: 'disk', name: 'write + fsync, 512 B, sequential', value: fs.perSecond, unit: 'fsync/s', note: `${fs.count} in ${fs.seconds.toFixed(2)} s` },
+      {
+        section: 'disk',
+        name: 'write + fsync, 512 B, sequential',
+        value: fs.perSecond,
+        unit: 'fsync/s',
+        note: `${fs.count} in ${fs.seconds.toFixed(2)} s`,
+      },
     ];
     for (const section of SECTIONS) {
       if (only && !section.name.includes(only)) continue;

@@ -24,7 +24,12 @@ interface CaseResult {
 }
 
 /** Runs `one(i)` for i < n with `concurrency` workers, stopping early when the time budget is spent. */
-async function drive(n: number, concurrency: number, budgetMs: number, one: (i: number) => Promise<void>): Promise<CaseResult> {
+async function drive(
+  n: number,
+  concurrency: number,
+  budgetMs: number,
+  one: (i: number) => Promise<void>,
+): Promise<CaseResult> {
   const start = process.hrtime.bigint();
   const deadline = start + BigInt(budgetMs) * 1_000_000n;
   let next = 0;
@@ -63,12 +68,25 @@ export const injectSection: BenchSection = {
       ctx.progress(`queue inject, concurrency ${concurrency}, ${n} messages`);
       const before = q.dirSyncs();
       const r = await drive(n, concurrency, ctx.caseBudgetMs, async () => {
-        const m: NewMessage = { sender: 'bench@example.test', recipients: ['rcpt@example.test'], data, injector: { kind: 'uid', uid: 0 } };
+        const m: NewMessage = {
+          sender: 'bench@example.test',
+          recipients: ['rcpt@example.test'],
+          data,
+          injector: { kind: 'uid', uid: 0 },
+        };
         await q.inject(m);
       });
       const dirSyncs = q.dirSyncs() - before;
       q.close();
-      rows.push(row(`queue.inject, concurrency ${concurrency}`, r, n, ctx, `; ${(dirSyncs / Math.max(1, r.done)).toFixed(2)} dir fsyncs/msg`));
+      rows.push(
+        row(
+          `queue.inject, concurrency ${concurrency}`,
+          r,
+          n,
+          ctx,
+          `; ${(dirSyncs / Math.max(1, r.done)).toFixed(2)} dir fsyncs/msg`,
+        ),
+      );
     }
 
     // The whole inject path: header parse and rewrite, then the same commit.

@@ -43,15 +43,22 @@ function fill(maildir: string, n: number): number {
 
 /** SHA512-CRYPT (`$6$`) of the password, the scheme both servers verify in the comparison rows. */
 function sha512crypt(pw: string): string | null {
-  const r = spawnSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_SHA512)))', pw], { encoding: 'utf8' });
+  const r = spawnSync(
+    'python3',
+    ['-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_SHA512)))', pw],
+    { encoding: 'utf8' },
+  );
   const h = r.stdout.trim();
   return r.status === 0 && h.startsWith('$6$') ? h : null;
 }
 
 /** `quail start` with only a POP3 listener; resolves with its port. */
 async function startQuail(root: string): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [CLI, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0'],
-    { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
+  );
   let log = '';
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`quail start did not start: ${log}`)), 60_000);
@@ -80,25 +87,36 @@ async function startQuail(root: string): Promise<{ child: ChildProcess; port: nu
 }
 
 /** Logins (USER, PASS, QUIT on a new connection) by `users.length` clients at once for at most count / budget. */
-async function logins(port: number, users: readonly string[], count: number, budgetMs: number): Promise<{ rate: number; done: number; failed: number }> {
+async function logins(
+  port: number,
+  users: readonly string[],
+  count: number,
+  budgetMs: number,
+): Promise<{ rate: number; done: number; failed: number }> {
   const start = Date.now();
   let done = 0;
   let failed = 0;
-  await Promise.all(users.map(async (user) => {
-    while (done + failed < count && Date.now() - start < budgetMs) {
-      const c = await Pop3Client.connect(port);
-      const ok = (await c.cmd(`USER ${user}`)).ok && (await c.cmd(`PASS ${PASSWORD}`)).ok;
-      await c.cmd('QUIT');
-      c.close();
-      if (ok) done++;
-      else failed++;
-    }
-  }));
+  await Promise.all(
+    users.map(async (user) => {
+      while (done + failed < count && Date.now() - start < budgetMs) {
+        const c = await Pop3Client.connect(port);
+        const ok = (await c.cmd(`USER ${user}`)).ok && (await c.cmd(`PASS ${PASSWORD}`)).ok;
+        await c.cmd('QUIT');
+        c.close();
+        if (ok) done++;
+        else failed++;
+      }
+    }),
+  );
   return { rate: done / ((Date.now() - start) / 1000), done, failed };
 }
 
 /** One session: login (timed: the maildrop is listed), RETR 1..n one at a time, QUIT without deleting. */
-async function retrAll(port: number, user: string, budgetMs: number): Promise<{ loginMs: number; msgs: number; bytes: number; seconds: number; total: number }> {
+async function retrAll(
+  port: number,
+  user: string,
+  budgetMs: number,
+): Promise<{ loginMs: number; msgs: number; bytes: number; seconds: number; total: number }> {
   const c = await Pop3Client.connect(port);
   const t0 = Date.now();
   await c.cmd(`USER ${user}`);
@@ -122,7 +140,14 @@ async function retrAll(port: number, user: string, budgetMs: number): Promise<{ 
   return { loginMs, msgs, bytes, seconds, total };
 }
 
-async function measure(name: string, port: number, users: readonly string[], nLogins: number, ctx: BenchContext, note: string): Promise<BenchRow[]> {
+async function measure(
+  name: string,
+  port: number,
+  users: readonly string[],
+  nLogins: number,
+  ctx: BenchContext,
+  note: string,
+): Promise<BenchRow[]> {
   ctx.progress(`pop3: ${name} logins (${users.length} clients)`);
   const l = await logins(port, users, nLogins, ctx.caseBudgetMs);
   ctx.progress(`pop3: ${name} RETR`);
@@ -130,9 +155,24 @@ async function measure(name: string, port: number, users: readonly string[], nLo
   const r = await retrAll(port, 'joe@example.com', Math.max(ctx.caseBudgetMs, 60_000));
   const mb = r.bytes / 1e6;
   return [
-    { name: `${name}: logins, ${users.length} clients`, value: round(l.rate), unit: 'logins/s', note: `${l.done} logins${l.failed ? `, ${l.failed} FAILED` : ''}; ${note}` },
-    { name: `${name}: login + STAT, ${r.total} msgs`, value: r.loginMs, unit: 'ms', note: `first session: ${first.loginMs} ms` },
-    { name: `${name}: RETR ${r.msgs} x 4 KiB`, value: round(mb / r.seconds), unit: 'MB/s', note: `${round(r.msgs / r.seconds)} msgs/s, one at a time` },
+    {
+      name: `${name}: logins, ${users.length} clients`,
+      value: round(l.rate),
+      unit: 'logins/s',
+      note: `${l.done} logins${l.failed ? `, ${l.failed} FAILED` : ''}; ${note}`,
+    },
+    {
+      name: `${name}: login + STAT, ${r.total} msgs`,
+      value: r.loginMs,
+      unit: 'ms',
+      note: `first session: ${first.loginMs} ms`,
+    },
+    {
+      name: `${name}: RETR ${r.msgs} x 4 KiB`,
+      value: round(mb / r.seconds),
+      unit: 'MB/s',
+      note: `${round(r.msgs / r.seconds)} msgs/s, one at a time`,
+    },
   ];
 }
 
@@ -162,7 +202,12 @@ export const pop3Section: BenchSection = {
     try {
       ctx.progress('pop3: quail logins with scrypt');
       const l = await logins(q.port, users, nLogins, ctx.caseBudgetMs);
-      rows.push({ name: `quail: logins, ${users.length} clients, scrypt`, value: round(l.rate), unit: 'logins/s', note: `${l.done} logins; quail's default hash (32 MiB, by design slow)` });
+      rows.push({
+        name: `quail: logins, ${users.length} clients, scrypt`,
+        value: round(l.rate),
+        unit: 'logins/s',
+        note: `${l.done} logins; quail's default hash (32 MiB, by design slow)`,
+      });
       const h = sha512crypt(PASSWORD);
       if (!h) throw new Error('python3 could not make a SHA512-CRYPT hash');
       const dir = await openDirectory({ root });
@@ -171,13 +216,18 @@ export const pop3Section: BenchSection = {
         await dir.updateMailbox(domain, local, { passwordHash: h });
       }
       await dir.close();
-      rows.push(...await measure('quail', q.port, users, nLogins, ctx, 'directory (SQLite), SHA512-CRYPT'));
+      rows.push(...(await measure('quail', q.port, users, nLogins, ctx, 'directory (SQLite), SHA512-CRYPT')));
     } finally {
       await q.stop();
     }
 
     if (!hasDovecotPop3()) {
-      rows.push({ name: 'dovecot: not installed', value: 0, unit: '-', note: 'apt-get install dovecot-pop3d for the comparison' });
+      rows.push({
+        name: 'dovecot: not installed',
+        value: 0,
+        unit: '-',
+        note: 'apt-get install dovecot-pop3d for the comparison',
+      });
       return rows;
     }
     const h = sha512crypt(PASSWORD);
@@ -189,14 +239,28 @@ export const pop3Section: BenchSection = {
     let dovecot: RunningDovecot | undefined;
     try {
       mkdirSync(join(ctx.workDir, 'dovecot'));
-      dovecot = await startDovecot(join(ctx.workDir, 'dovecot'), { root, uid: id('-u'), gid: id('-g'), pop3Port, passwdFile: passwd, quota: false });
+      dovecot = await startDovecot(join(ctx.workDir, 'dovecot'), {
+        root,
+        uid: id('-u'),
+        gid: id('-g'),
+        pop3Port,
+        passwdFile: passwd,
+        quota: false,
+      });
       const d = await measure('dovecot', pop3Port, users, nLogins, ctx, 'passwd-file, SHA512-CRYPT');
       rows.push(...d);
       const ratio = (i: number): string => {
-        const a = rows.find((r) => r.name.startsWith('quail') && r.name.endsWith(d[i]?.name.slice('dovecot'.length) ?? ''));
+        const a = rows.find(
+          (r) => r.name.startsWith('quail') && r.name.endsWith(d[i]?.name.slice('dovecot'.length) ?? ''),
+        );
         return a && d[i] && d[i].value > 0 ? `${round(a.value / d[i].value)}x` : '?';
       };
-      rows.push({ name: 'quail / dovecot', value: 0, unit: 'ratio', note: `logins ${ratio(0)}, login+STAT time ${ratio(1)}, RETR MB/s ${ratio(2)}` });
+      rows.push({
+        name: 'quail / dovecot',
+        value: 0,
+        unit: 'ratio',
+        note: `logins ${ratio(0)}, login+STAT time ${ratio(1)}, RETR MB/s ${ratio(2)}`,
+      });
     } finally {
       await dovecot?.stop();
     }

@@ -9,7 +9,8 @@ const POSTQUEUE = '/usr/sbin/postqueue';
 
 /** The postfix account's uid and gid (mail_owner), or undefined when there is none. */
 function postfixIds(): { uid: number; gid: number } | undefined {
-  const id = (flag: string): number => Number(spawnSync('id', [flag, 'postfix'], { encoding: 'utf8' }).stdout.trim() || NaN);
+  const id = (flag: string): number =>
+    Number(spawnSync('id', [flag, 'postfix'], { encoding: 'utf8' }).stdout.trim() || NaN);
   const uid = id('-u');
   const gid = id('-g');
   return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
@@ -18,7 +19,8 @@ function postfixIds(): { uid: number; gid: number } | undefined {
 /** Why this machine cannot run the Postfix comparison, or undefined when it can. */
 export function postfixUnavailable(): string | undefined {
   if (!existsSync(POSTFIX)) return `${POSTFIX} not installed (Debian: apt-get install postfix)`;
-  if (process.getuid?.() !== 0) return `not root (uid ${process.getuid?.() ?? '?'}): a Postfix instance must be started by root`;
+  if (process.getuid?.() !== 0)
+    return `not root (uid ${process.getuid?.() ?? '?'}): a Postfix instance must be started by root`;
   if (postfixIds() === undefined) return 'no `postfix` user on this machine (the Debian package creates it)';
   return undefined;
 }
@@ -192,12 +194,15 @@ export function startPostfix(o: PostfixOptions): PostfixInstance {
   const run = (cmd: string, args: string[]): void => {
     const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
     if (r.status !== 0) {
-      throw new Error(`${cmd} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status ?? r.signal ?? '?'}`}): ${(r.stderr || r.stdout).trim()}\n${log().slice(-2000)}`);
+      throw new Error(
+        `${cmd} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status ?? r.signal ?? '?'}`}): ${(r.stderr || r.stdout).trim()}\n${log().slice(-2000)}`,
+      );
     }
   };
   try {
     run(POSTFIX, ['-c', configDir, 'start']);
-    if (masterPid(spool) === undefined) throw new Error(`postfix -c ${configDir} start: no master.pid\n${log().slice(-2000)}`);
+    if (masterPid(spool) === undefined)
+      throw new Error(`postfix -c ${configDir} start: no master.pid\n${log().slice(-2000)}`);
   } catch (err) {
     stop();
     throw err;
@@ -205,7 +210,8 @@ export function startPostfix(o: PostfixOptions): PostfixInstance {
   return {
     configDir,
     held: () => countFiles(join(spool, 'hold')),
-    queued: () => ['maildrop', 'incoming', 'active', 'deferred', 'hold'].reduce((n, q) => n + countFiles(join(spool, q)), 0),
+    queued: () =>
+      ['maildrop', 'incoming', 'active', 'deferred', 'hold'].reduce((n, q) => n + countFiles(join(spool, q)), 0),
     releaseToDeferred: () => run(POSTSUPER, ['-c', configDir, '-H', 'ALL']),
     flush: () => run(POSTQUEUE, ['-c', configDir, '-f']),
     log,

@@ -36,10 +36,14 @@ export interface QuailStartOptions {
  * while it runs stop it first (a detached child would outlive a ^C).
  */
 export async function startQuailProcess(root: string, o: QuailStartOptions = {}): Promise<QuailProcess> {
-  const child = spawn(process.execPath, [QUAIL_MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', ...(o.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    [QUAIL_MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', ...(o.args ?? [])],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   let text = '';
   let partial = '';
   const keep = (c: Buffer): void => {
@@ -53,7 +57,9 @@ export async function startQuailProcess(root: string, o: QuailStartOptions = {})
     for (const line of lines) o.onLine(line);
   });
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+  const exited = new Promise<void>((r) =>
+    child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()),
+  );
   const onSignal = (): void => {
     child.kill('SIGTERM');
     process.exit(130);

@@ -24,9 +24,15 @@ void test(`relay section: every case reports N delivered to the sink${withPostfi
     const r = await runRelay(context(dir));
     assert.equal(r.postfixSkipped === undefined, withPostfix);
     const perC = (c: number): Array<[string, number, number, number]> => [
-      ['quail', c, N, 0], ['quail-client', c, N, 0], ...(withPostfix ? [['postfix', c, N, 0] as [string, number, number, number]] : []),
+      ['quail', c, N, 0],
+      ['quail-client', c, N, 0],
+      ...(withPostfix ? [['postfix', c, N, 0] as [string, number, number, number]] : []),
     ];
-    assert.deepEqual(r.cases.map((c) => [c.mta, c.concurrency, c.atSink, c.early]), [...perC(10), ...perC(50)], JSON.stringify(r.cases));
+    assert.deepEqual(
+      r.cases.map((c) => [c.mta, c.concurrency, c.atSink, c.early]),
+      [...perC(10), ...perC(50)],
+      JSON.stringify(r.cases),
+    );
     // quail's queue case went through quail start's scheduler: N successful deliveries logged, none deferred.
     for (const c of r.cases.filter((x) => x.mta === 'quail')) {
       assert.match(c.detail, new RegExp(`deliveries logged: ${N} success, 0 deferral, 0 failure`), c.detail);
@@ -41,14 +47,19 @@ void test(`relay section: every case reports N delivered to the sink${withPostfi
     const rows = relayRows(r);
     const names = (c: number): string[] => [
       `quail start, queue → SINK, concurrency ${c}`,
-      ...(withPostfix ? [`Postfix V, queue → SINK, concurrency ${c}`, `ratio quail / Postfix, queue → sink, concurrency ${c}`] : []),
+      ...(withPostfix
+        ? [`Postfix V, queue → SINK, concurrency ${c}`, `ratio quail / Postfix, queue → sink, concurrency ${c}`]
+        : []),
       `quail SMTP client alone, no queue → SINK, concurrency ${c}`,
     ];
     assert.deepEqual(
-      rows.map((x) => x.name.replace(/Postfix [0-9.]+/, 'Postfix V').replace(/queue → (?!sink).*?, /, 'queue → SINK, ')),
+      rows.map((x) =>
+        x.name.replace(/Postfix [0-9.]+/, 'Postfix V').replace(/queue → (?!sink).*?, /, 'queue → SINK, '),
+      ),
       [...names(10), ...names(50), ...(withPostfix ? [] : ['Postfix comparison skipped'])],
     );
-    for (const x of rows.filter((y) => y.unit === 'msg/s')) assert.match(x.note ?? '', new RegExp(`^${N} of ${N} at the sink`), x.name);
+    for (const x of rows.filter((y) => y.unit === 'msg/s'))
+      assert.match(x.note ?? '', new RegExp(`^${N} of ${N} at the sink`), x.name);
     // Nothing of the Postfix instances is left running: each instance's master.pid names a process that is gone.
     for (const name of readdirSync(dir).filter((d) => d.startsWith('postfix-'))) {
       const pidFile = join(dir, name, 'spool', 'pid', 'master.pid');

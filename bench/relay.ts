@@ -43,7 +43,13 @@ async function parallel(n: number, width: number, fn: (i: number) => Promise<voi
 const since = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 
 /** Sends n one-recipient messages through RemoteEngine to HOST:port with `concurrency` in flight. */
-async function pump(root: string, port: number, n: number, concurrency: number, deadlineMs: number): Promise<{ done: number; failed: number; seconds: number; lastError?: string }> {
+async function pump(
+  root: string,
+  port: number,
+  n: number,
+  concurrency: number,
+  deadlineMs: number,
+): Promise<{ done: number; failed: number; seconds: number; lastError?: string }> {
   mkdirSync(join(root, 'control'), { recursive: true });
   writeFileSync(join(root, 'control', 'me'), 'bench.example.test\n');
   writeFileSync(join(root, 'control', 'smtproutes'), `:${HOST}:${port}\n`);
@@ -101,7 +107,13 @@ export interface RelayCase {
 }
 
 /** quail's SMTP client alone: RemoteEngine.deliver with message files, no queue, scheduler or state writes. */
-async function quailClientCase(ctx: BenchContext, sink: Sink, n: number, c: number, budgetMs: number): Promise<RelayCase> {
+async function quailClientCase(
+  ctx: BenchContext,
+  sink: Sink,
+  n: number,
+  c: number,
+  budgetMs: number,
+): Promise<RelayCase> {
   ctx.progress(`relay: quail RemoteEngine alone → ${sink.label}, concurrency ${c}, ${n} messages`);
   const base = sink.count();
   const r = await pump(join(ctx.workDir, `quail-client-${c}`), sink.port, n, c, budgetMs);
@@ -109,7 +121,16 @@ async function quailClientCase(ctx: BenchContext, sink: Sink, n: number, c: numb
   const atSink = sink.count() - base;
   const cut = r.done + r.failed < n ? `, stopped at the ${Math.round(budgetMs / 1000)} s budget` : '';
   const fail = r.failed > 0 ? `, ${r.failed} failed (last: ${r.lastError ?? '?'})` : '';
-  return { mta: 'quail-client', concurrency: c, n, atSink, early: 0, seconds: r.seconds, rate: atSink / r.seconds, detail: `${r.done} accepted${fail}${cut}` };
+  return {
+    mta: 'quail-client',
+    concurrency: c,
+    n,
+    atSink,
+    early: 0,
+    seconds: r.seconds,
+    rate: atSink / r.seconds,
+    detail: `${r.done} accepted${fail}${cut}`,
+  };
 }
 
 /**
@@ -119,11 +140,21 @@ async function quailClientCase(ctx: BenchContext, sink: Sink, n: number, c: numb
  * held; each is released (setHeld false, no wake-up: nothing is delivered yet); the clock runs from the flush
  * wake-up (what `quail queue flush` sends) until the sink has counted n and queue/env/ is empty.
  */
-async function quailQueueCase(ctx: BenchContext, sink: Sink, n: number, c: number, budgetMs: number): Promise<RelayCase> {
+async function quailQueueCase(
+  ctx: BenchContext,
+  sink: Sink,
+  n: number,
+  c: number,
+  budgetMs: number,
+): Promise<RelayCase> {
   const root = join(ctx.workDir, `quail-queue-${c}`);
   mkdirSync(root, { mode: 0o755 });
   quailCli(['init', '--root', root, '--me', 'bench.example.test']);
-  const controls: Array<[string, string]> = [['smtproutes', `:${HOST}:${sink.port}`], ['concurrencyremote', `${c}`], ['concurrencyremotehost', `${c}`]];
+  const controls: Array<[string, string]> = [
+    ['smtproutes', `:${HOST}:${sink.port}`],
+    ['concurrencyremote', `${c}`],
+    ['concurrencyremotehost', `${c}`],
+  ];
   for (const [name, value] of controls) writeFileSync(join(root, 'control', name), `${value}\n`);
   ctx.progress(`relay: quail start → ${sink.label}, concurrency ${c}: injecting ${n} messages (held)`);
   const q = await openQueue(root, { create: false });
@@ -132,7 +163,13 @@ async function quailQueueCase(ctx: BenchContext, sink: Sink, n: number, c: numbe
   const ids: QueueId[] = [];
   const tInject = process.hrtime.bigint();
   await parallel(n, INJECT_WIDTH, async (i) => {
-    const id = await q.inject({ sender: SENDER, recipients: [`r${i}@sink.test`], data, injector, meta: { origin: 'inject' } });
+    const id = await q.inject({
+      sender: SENDER,
+      recipients: [`r${i}@sink.test`],
+      data,
+      injector,
+      meta: { origin: 'inject' },
+    });
     await q.setHeld(id, true);
     ids[i] = id;
   });
@@ -175,8 +212,18 @@ async function quailQueueCase(ctx: BenchContext, sink: Sink, n: number, c: numbe
       `deliveries logged: ${logged.success} success, ${logged.deferral} deferral, ${logged.failure} failure`,
     ];
     if (early > 0) notes.push(`${early} delivered before the clock started`);
-    if (atSink < n || left > 0) notes.push(`stopped at the ${Math.round(budgetMs / 1000)} s budget, ${left} still queued`);
-    return { mta: 'quail', concurrency: c, n, atSink, early, seconds, rate: atSink / seconds, detail: notes.join('; ') };
+    if (atSink < n || left > 0)
+      notes.push(`stopped at the ${Math.round(budgetMs / 1000)} s budget, ${left} still queued`);
+    return {
+      mta: 'quail',
+      concurrency: c,
+      n,
+      atSink,
+      early,
+      seconds,
+      rate: atSink / seconds,
+      detail: notes.join('; '),
+    };
   } finally {
     await quail.stop();
     q.close();
@@ -193,7 +240,12 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
   chmodSync(ctx.workDir, 0o711); // the postfix user must reach its queue below it
   const port = await freePort();
   ctx.progress(`relay: Postfix → ${sink.label}, concurrency ${c}: injecting ${n} messages (held)`);
-  const pf = startPostfix({ dir, listen: { host: HOST, port }, relay: { host: HOST, port: sink.port }, concurrency: c });
+  const pf = startPostfix({
+    dir,
+    listen: { host: HOST, port },
+    relay: { host: HOST, port: sink.port },
+    concurrency: c,
+  });
   const onSignal = (): void => {
     pf.stop();
     process.exit(130);
@@ -202,8 +254,12 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
   process.once('SIGTERM', onSignal);
   try {
     const inj = await pump(join(ctx.workDir, `inject-${c}`), port, n, Math.min(c, INJECT_WIDTH), budgetMs);
-    if (inj.done !== n) throw new Error(`Postfix accepted ${inj.done} of ${n} messages (${inj.lastError ?? 'budget'})\n${pf.log().slice(-1500)}`);
-    if (!(await until(() => pf.held() === n, 30_000))) throw new Error(`Postfix holds ${pf.held()} of ${n} messages\n${pf.log().slice(-1500)}`);
+    if (inj.done !== n)
+      throw new Error(
+        `Postfix accepted ${inj.done} of ${n} messages (${inj.lastError ?? 'budget'})\n${pf.log().slice(-1500)}`,
+      );
+    if (!(await until(() => pf.held() === n, 30_000)))
+      throw new Error(`Postfix holds ${pf.held()} of ${n} messages\n${pf.log().slice(-1500)}`);
     const base = sink.count();
     pf.releaseToDeferred();
     const early = sink.count() - base;
@@ -217,8 +273,18 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
     const left = pf.queued();
     const notes = [`injected over SMTP and held in ${inj.seconds.toFixed(1)} s`];
     if (early > 0) notes.push(`${early} delivered before the clock started`);
-    if (atSink < n || left > 0) notes.push(`stopped at the ${Math.round(budgetMs / 1000)} s budget, ${left} still queued`);
-    return { mta: 'postfix', concurrency: c, n, atSink, early, seconds, rate: atSink / seconds, detail: notes.join(', ') };
+    if (atSink < n || left > 0)
+      notes.push(`stopped at the ${Math.round(budgetMs / 1000)} s budget, ${left} still queued`);
+    return {
+      mta: 'postfix',
+      concurrency: c,
+      n,
+      atSink,
+      early,
+      seconds,
+      rate: atSink / seconds,
+      detail: notes.join(', '),
+    };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -232,7 +298,9 @@ function postfixVersion(): string {
 }
 
 /** Every case of the section (the test runs this with a tiny n); `postfixSkipped` says why Postfix was skipped. */
-export async function runRelay(ctx: BenchContext): Promise<{ sink: string; cases: RelayCase[]; postfixSkipped?: string }> {
+export async function runRelay(
+  ctx: BenchContext,
+): Promise<{ sink: string; cases: RelayCase[]; postfixSkipped?: string }> {
   const n = ctx.n(10_000);
   const budgetMs = Math.max(ctx.caseBudgetMs, 150_000); // the whole n for every case, so the ratio compares the same work
   const sink = await startSink();
@@ -260,19 +328,30 @@ export function relayRows(r: RelayResult): BenchRow[] {
   const rows: BenchRow[] = [];
   const pfName = r.postfixSkipped === undefined ? postfixVersion() : 'Postfix';
   const row = (name: string, x: RelayCase): BenchRow => ({
-    name, value: x.rate, unit: 'msg/s', note: `${x.atSink} of ${x.n} at the sink in ${x.seconds.toFixed(2)} s; ${x.detail}`,
+    name,
+    value: x.rate,
+    unit: 'msg/s',
+    note: `${x.atSink} of ${x.n} at the sink in ${x.seconds.toFixed(2)} s; ${x.detail}`,
   });
   for (const c of CONCURRENCIES) {
-    const find = (mta: RelayCase['mta']): RelayCase | undefined => r.cases.find((x) => x.mta === mta && x.concurrency === c);
+    const find = (mta: RelayCase['mta']): RelayCase | undefined =>
+      r.cases.find((x) => x.mta === mta && x.concurrency === c);
     const q = find('quail');
     const p = find('postfix');
     const client = find('quail-client');
     if (q) rows.push(row(`quail start, queue → ${r.sink}, concurrency ${c}`, q));
     if (p) rows.push(row(`${pfName}, queue → ${r.sink}, concurrency ${c}`, p));
-    if (q && p && p.rate > 0) rows.push({ name: `ratio quail / Postfix, queue → sink, concurrency ${c}`, value: q.rate / p.rate, unit: 'x', note: '>1: quail faster; same workload' });
+    if (q && p && p.rate > 0)
+      rows.push({
+        name: `ratio quail / Postfix, queue → sink, concurrency ${c}`,
+        value: q.rate / p.rate,
+        unit: 'x',
+        note: '>1: quail faster; same workload',
+      });
     if (client) rows.push(row(`quail SMTP client alone, no queue → ${r.sink}, concurrency ${c}`, client));
   }
-  if (r.postfixSkipped !== undefined) rows.push({ name: 'Postfix comparison skipped', value: 0, unit: '-', note: r.postfixSkipped });
+  if (r.postfixSkipped !== undefined)
+    rows.push({ name: 'Postfix comparison skipped', value: 0, unit: '-', note: r.postfixSkipped });
   return rows;
 }
 

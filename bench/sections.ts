@@ -7,4 +7,11 @@ import { relaySection } from './relay.js';
 import { smtpSection } from './smtp.js';
 import type { BenchSection } from './types.js';
 
-export const SECTIONS: readonly BenchSection[] = [injectSection, smtpSection, deliverySection, relaySection, pop3Section, directorySection];
+export const SECTIONS: readonly BenchSection[] = [
+  injectSection,
+  smtpSection,
+  deliverySection,
+  relaySection,
+  pop3Section,
+  directorySection,
+];

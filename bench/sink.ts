@@ -53,7 +53,12 @@ async function nodeSink(): Promise<Sink> {
   });
   await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
   const a = server.address();
-  return { label: 'an in-process sink', port: typeof a === 'object' && a !== null ? a.port : 0, count: () => messages, stop: () => server.close() };
+  return {
+    label: 'an in-process sink',
+    port: typeof a === 'object' && a !== null ? a.port : 0,
+    count: () => messages,
+    stop: () => server.close(),
+  };
 }
 
 export async function freePort(): Promise<number> {

@@ -43,11 +43,12 @@ function replies(sock: Socket): () => Promise<number> {
   sock.on('close', () => {
     for (const w of waiting.splice(0)) w(0);
   });
-  return () => new Promise((resolve) => {
-    const r = ready.shift();
-    if (r !== undefined) resolve(r);
-    else waiting.push(resolve);
-  });
+  return () =>
+    new Promise((resolve) => {
+      const r = ready.shift();
+      if (r !== undefined) resolve(r);
+      else waiting.push(resolve);
+    });
 }
 
 /** The built-in load generator: one connection per message, one command per reply (no pipelining). */
@@ -61,8 +62,13 @@ function sendOne(port: number, data: Buffer): Promise<boolean> {
       return (await next()) === want;
     };
     void (async () => {
-      const ok = (await next()) === 220 && (await step('EHLO client.test\r\n', 250)) && (await step('MAIL FROM:<bench@client.test>\r\n', 250))
-        && (await step(`RCPT TO:<${TO}>\r\n`, 250)) && (await step('DATA\r\n', 354)) && (await step(data, 250));
+      const ok =
+        (await next()) === 220 &&
+        (await step('EHLO client.test\r\n', 250)) &&
+        (await step('MAIL FROM:<bench@client.test>\r\n', 250)) &&
+        (await step(`RCPT TO:<${TO}>\r\n`, 250)) &&
+        (await step('DATA\r\n', 354)) &&
+        (await step(data, 250));
       sock.end('QUIT\r\n');
       resolve(ok);
     })();
@@ -97,7 +103,23 @@ async function load(port: number, n: number, concurrency: number, ctx: BenchCont
     return;
   }
   // -l 4096: 4 KiB of body; one session per message, `concurrency` sessions in parallel.
-  const p = spawn(src, ['-s', String(concurrency), '-m', String(n), '-l', '4096', '-f', 'bench@client.test', '-t', TO, `127.0.0.1:${port}`], { stdio: 'ignore' });
+  const p = spawn(
+    src,
+    [
+      '-s',
+      String(concurrency),
+      '-m',
+      String(n),
+      '-l',
+      '4096',
+      '-f',
+      'bench@client.test',
+      '-t',
+      TO,
+      `127.0.0.1:${port}`,
+    ],
+    { stdio: 'ignore' },
+  );
   const timer = setTimeout(() => p.kill('SIGTERM'), ctx.caseBudgetMs);
   await new Promise((r) => p.on('exit', r));
   clearTimeout(timer);
@@ -121,7 +143,11 @@ function rssKiB(pid: number): number {
 }
 
 /** Starts a child process (this file in `serve` mode or quail start); resolves with it and its SMTP port. */
-async function startServer(args: readonly string[], opts: { uid?: number; gid?: number }, portOf: (out: string) => number | undefined): Promise<{ p: ChildProcess; port: number; queued: () => number }> {
+async function startServer(
+  args: readonly string[],
+  opts: { uid?: number; gid?: number },
+  portOf: (out: string) => number | undefined,
+): Promise<{ p: ChildProcess; port: number; queued: () => number }> {
   const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], ...opts });
   let out = '';
   let partial = '';
@@ -158,16 +184,27 @@ function rate(name: string, done: number, seconds: number, n: number, extra: str
 async function idleMemory(pid: number, port: number): Promise<BenchRow> {
   const before = rssKiB(pid);
   const socks: Socket[] = [];
-  await Promise.all(Array.from({ length: IDLE }, () => new Promise<void>((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    socks.push(s);
-    s.once('data', () => resolve());
-    s.once('error', () => resolve());
-  })));
+  await Promise.all(
+    Array.from(
+      { length: IDLE },
+      () =>
+        new Promise<void>((resolve) => {
+          const s = connect({ host: '127.0.0.1', port });
+          socks.push(s);
+          s.once('data', () => resolve());
+          s.once('error', () => resolve());
+        }),
+    ),
+  );
   await new Promise((r) => setTimeout(r, 1000));
   const after = rssKiB(pid);
   for (const s of socks) s.destroy();
-  return { name: `smtp idle connection memory (${IDLE} connections)`, value: (after - before) / IDLE, unit: 'KiB/conn', note: `server RSS ${before} → ${after} KiB` };
+  return {
+    name: `smtp idle connection memory (${IDLE} connections)`,
+    value: (after - before) / IDLE,
+    unit: 'KiB/conn',
+    note: `server RSS ${before} → ${after} KiB`,
+  };
 }
 
 export const smtpSection: BenchSection = {
@@ -179,14 +216,20 @@ export const smtpSection: BenchSection = {
     // As root the serving process runs as control/quailuser: it must be able to reach the work directory.
     for (const d of [dirname(ctx.workDir), ctx.workDir]) chmodSync(d, statSync(d).mode | 0o011);
     const init = (root: string): void => {
-      const r = spawnSync(process.execPath, [CLI, 'init', '--root', root, '--domain', 'example.com'], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [CLI, 'init', '--root', root, '--domain', 'example.com'], {
+        encoding: 'utf8',
+      });
       if (r.status !== 0) throw new Error(`quail init failed: ${r.stderr}`);
     };
     // 1. acceptance: the SMTP listener and the queue alone (no scheduler) in their own process.
     for (const c of CONCURRENCY) {
       const root = join(ctx.workDir, `accept-${c}`);
       init(root);
-      const srv = await startServer([SELF, 'serve', root], account(root), (o) => Number(/^port (\d+)$/m.exec(o)?.[1]) || undefined);
+      const srv = await startServer(
+        [SELF, 'serve', root],
+        account(root),
+        (o) => Number(/^port (\d+)$/m.exec(o)?.[1]) || undefined,
+      );
       ctx.progress(`smtp acceptance, ${c} clients, ${n} messages (${gen})`);
       const t0 = process.hrtime.bigint();
       await load(srv.port, n, c, ctx);
@@ -203,7 +246,9 @@ export const smtpSection: BenchSection = {
       const root = join(ctx.workDir, `e2e-${c}`);
       init(root);
       writeFileSync(join(root, 'control', 'listeners'), '127.0.0.1:0 smtp maxconn=5000 maxperip=5000\n');
-      const srv = await startServer([CLI, 'start', '--root', root], {}, (o) => (o.includes('quail.started') ? Number(/smtp\.listening address=\S+ port=(\d+)/.exec(o)?.[1]) : undefined));
+      const srv = await startServer([CLI, 'start', '--root', root], {}, (o) =>
+        o.includes('quail.started') ? Number(/smtp\.listening address=\S+ port=(\d+)/.exec(o)?.[1]) : undefined,
+      );
       const maildir = join(root, 'domains', 'example.com', 'postmaster', 'Maildir', 'new');
       ctx.progress(`smtp → Maildir, ${c} clients, ${n} messages (${gen})`);
       const t0 = process.hrtime.bigint();
@@ -212,7 +257,15 @@ export const smtpSection: BenchSection = {
       await new Promise((r) => setTimeout(r, 200));
       await until(() => readdirSync(maildir).length >= srv.queued(), ctx.caseBudgetMs + 30_000);
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      rows.push(rate(`smtp → Maildir (quail start), ${c} client${c > 1 ? 's' : ''}`, readdirSync(maildir).length, s, n, `${gen}; delivered by the scheduler's local workers`));
+      rows.push(
+        rate(
+          `smtp → Maildir (quail start), ${c} client${c > 1 ? 's' : ''}`,
+          readdirSync(maildir).length,
+          s,
+          n,
+          `${gen}; delivered by the scheduler's local workers`,
+        ),
+      );
       await stop(srv.p);
     }
     return rows;
@@ -222,19 +275,27 @@ export const smtpSection: BenchSection = {
 /** `node smtp.js serve ROOT`: the listener and the queue only; prints `port N`, then `q` per queued message. */
 async function serve(root: string): Promise<void> {
   const queue = await openQueue(root);
-  const l = new SmtpListener({ host: '127.0.0.1', port: 0, kind: 'smtp', options: { maxconn: '5000', maxperip: '5000' } }, {
-    controlFor: () => new Control(root),
-    queue,
-    log: (event) => {
-      if (event === 'smtp.queued') process.stdout.write('q\n');
+  const l = new SmtpListener(
+    { host: '127.0.0.1', port: 0, kind: 'smtp', options: { maxconn: '5000', maxperip: '5000' } },
+    {
+      controlFor: () => new Control(root),
+      queue,
+      log: (event) => {
+        if (event === 'smtp.queued') process.stdout.write('q\n');
+      },
     },
-  });
+  );
   const a = await l.listen();
   process.stdout.write(`port ${a.port}\n`);
-  process.once('SIGTERM', () => void l.close(0).then(() => {
-    queue.close();
-    process.exit(0);
-  }));
+  process.once(
+    'SIGTERM',
+    () =>
+      void l.close(0).then(() => {
+        queue.close();
+        process.exit(0);
+      }),
+  );
 }
 
-if (process.argv[1] === SELF && process.argv[2] === 'serve' && process.argv[3] !== undefined) void serve(process.argv[3]);
+if (process.argv[1] === SELF && process.argv[2] === 'serve' && process.argv[3] !== undefined)
+  void serve(process.argv[3]);

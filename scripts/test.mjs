@@ -39,6 +39,9 @@ const files = walk('build', [])
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .filter((f) => tier === 'all' || tierOf(f) === tier)
   .sort();
-if (files.length === 0) { console.error('no test files found'); process.exit(1); }
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -29,11 +29,7 @@ export function quoteAddress(addr: string): string {
 
 export function quoteLocal(local: string): string {
   const needs =
-    local.length === 0 ||
-    !ATOM.test(local) ||
-    local.startsWith('.') ||
-    local.endsWith('.') ||
-    local.includes('..');
+    local.length === 0 || !ATOM.test(local) || local.startsWith('.') || local.endsWith('.') || local.includes('..');
   if (!needs) return local;
   return '"' + local.replace(/["\\\r\n]/g, (c) => '\\' + c) + '"';
 }

@@ -63,6 +63,7 @@ export function errText(err: unknown): string {
 
 /** Turns anything thrown into an Outcome; unknown errors are temporary. */
 export function outcomeFromError(err: unknown): Outcome {
-  if (err instanceof QuailError) return err.temporary ? temporary(err.message, err.code) : permanent(err.message, err.code);
+  if (err instanceof QuailError)
+    return err.temporary ? temporary(err.message, err.code) : permanent(err.message, err.code);
   return temporary(errText(err));
 }

@@ -5,16 +5,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Control } from '../control/index.js';
-import { bounceConfigFrom, bounceEnvelope, composeBounce, failureParagraph, failureStatus, type BounceConfig, type BounceFailure } from './index.js';
+import {
+  bounceConfigFrom,
+  bounceEnvelope,
+  composeBounce,
+  failureParagraph,
+  failureStatus,
+  type BounceConfig,
+  type BounceFailure,
+} from './index.js';
 import { headerOfFile } from './stream.js';
 import { repoPath } from '../../test/support/paths.js';
 
 /** The repository's pinned oracle corpus (test/conformance/corpus), found from this file, not the cwd. */
 const CORPUS = repoPath('test', 'conformance', 'corpus');
 const NOSUCH = 'Sorry, no mailbox here by that name. (#5.1.1)\n';
-const REJECT = '127.0.0.1 does not like recipient.\nRemote host said: 550 sink: no such user here\nGiving up on 127.0.0.1.\n';
+const REJECT =
+  '127.0.0.1 does not like recipient.\nRemote host said: 550 sink: no such user here\nGiving up on 127.0.0.1.\n';
 const TOO_LONG = "I'm not going to try again; this message has been in the queue too long.\n";
-const CFG: BounceConfig = { bouncefrom: 'MAILER-DAEMON', bouncehost: 'mx.test', doublebounceto: 'postmaster@mx.test', format: 'qsbmf' };
+const CFG: BounceConfig = {
+  bouncefrom: 'MAILER-DAEMON',
+  bouncehost: 'mx.test',
+  doublebounceto: 'postmaster@mx.test',
+  format: 'qsbmf',
+};
 
 void test('failure paragraphs (F.6 addbounce rules, golden)', () => {
   const table: Array<[BounceFailure, string]> = [
@@ -32,9 +46,24 @@ void test('failure paragraphs (F.6 addbounce rules, golden)', () => {
 });
 
 void test('bounce envelopes (F.5)', () => {
-  assert.deepEqual(bounceEnvelope('s@o.test', CFG), { kind: 'bounce', sender: '', recipient: 's@o.test', returnPath: 's@o.test' });
-  assert.deepEqual(bounceEnvelope('owner-@host-@[]', CFG), { kind: 'bounce', sender: '', recipient: 'owner-@host', returnPath: 'owner-@host' });
-  assert.deepEqual(bounceEnvelope('', CFG), { kind: 'double', sender: '#@[]', recipient: 'postmaster@mx.test', returnPath: '' });
+  assert.deepEqual(bounceEnvelope('s@o.test', CFG), {
+    kind: 'bounce',
+    sender: '',
+    recipient: 's@o.test',
+    returnPath: 's@o.test',
+  });
+  assert.deepEqual(bounceEnvelope('owner-@host-@[]', CFG), {
+    kind: 'bounce',
+    sender: '',
+    recipient: 'owner-@host',
+    returnPath: 'owner-@host',
+  });
+  assert.deepEqual(bounceEnvelope('', CFG), {
+    kind: 'double',
+    sender: '#@[]',
+    recipient: 'postmaster@mx.test',
+    returnPath: '',
+  });
   assert.deepEqual(bounceEnvelope('#@[]', CFG), { kind: 'triple', returnPath: '#@[]' });
 });
 
@@ -58,13 +87,29 @@ interface Golden {
 
 // Raw (un-logsafe) reports of each scenario's failures, in the order the oracle's bounce lists them.
 const GOLDEN: Golden[] = [
-  { id: 'bn-001', failures: [{ address: 'reject550@remote.test', report: REJECT }, { address: 'nosuch1@local.test', report: NOSUCH }, { address: 'qoalice-nosuch@local.test', report: NOSUCH }] },
+  {
+    id: 'bn-001',
+    failures: [
+      { address: 'reject550@remote.test', report: REJECT },
+      { address: 'nosuch1@local.test', report: NOSUCH },
+      { address: 'qoalice-nosuch@local.test', report: NOSUCH },
+    ],
+  },
   { id: 'bn-002', failures: [{ address: 'nosuch@local.test', report: NOSUCH }] },
   { id: 'bn-004', failures: [{ address: 'nosuch@local.test', report: NOSUCH }] },
-  { id: 'bn-006', failures: [{ address: 'qoalice@local.test', report: `Uh-oh: home directory is writable. (#4.7.0)\n${TOO_LONG}` }] },
+  {
+    id: 'bn-006',
+    failures: [{ address: 'qoalice@local.test', report: `Uh-oh: home directory is writable. (#4.7.0)\n${TOO_LONG}` }],
+  },
   { id: 'bn-007', failures: [{ address: 'nosuch@local.test', report: NOSUCH }] },
   { id: 'pg-008', failures: [{ address: 'qoalice@local.test', report: 'line one\n\nline three\n' }] },
-  { id: 'bn-008', failures: [{ address: 'qoalice-a@local.test', report: 'first\nsecond\n' }, { address: 'qoalice-b@local.test', report: '' }] },
+  {
+    id: 'bn-008',
+    failures: [
+      { address: 'qoalice-a@local.test', report: 'first\nsecond\n' },
+      { address: 'qoalice-b@local.test', report: '' },
+    ],
+  },
 ];
 
 interface Corpus {
@@ -73,7 +118,10 @@ interface Corpus {
 }
 
 const normalise = (t: string): string =>
-  t.replace(/\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} -0000/g, '@DATE822@');
+  t.replace(
+    /\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} -0000/g,
+    '@DATE822@',
+  );
 
 void test('QSBMF byte for byte against the oracle bounces (bn-001, -002, -004, -006, -007, -008, pg-008)', async () => {
   const files = readdirSync(CORPUS);
@@ -84,11 +132,16 @@ void test('QSBMF byte for byte against the oracle bounces (bn-001, -002, -004, -
     const dir = mkdtempSync(join(tmpdir(), 'quail-bounce-'));
     try {
       mkdirSync(join(dir, 'control'));
-      for (const [name, content] of Object.entries({ ...s.input.control, bounceformat: 'qsbmf\n' })) writeFileSync(join(dir, 'control', name), content);
+      for (const [name, content] of Object.entries({ ...s.input.control, bounceformat: 'qsbmf\n' }))
+        writeFileSync(join(dir, 'control', name), content);
       const msg = s.input.messages[0];
       assert.ok(msg);
       const path = join(dir, 'mess');
-      writeFileSync(path, `Received: (qmail @PID@ invoked by uid 0); 22 Nov 2026 03:01:02 -0000\n${msg.data}`, 'latin1');
+      writeFileSync(
+        path,
+        `Received: (qmail @PID@ invoked by uid 0); 22 Nov 2026 03:01:02 -0000\n${msg.data}`,
+        'latin1',
+      );
       const plan = composeBounce({
         config: bounceConfigFrom(new Control(dir)),
         sender: msg.sender,
@@ -119,7 +172,10 @@ void test('DSN: multipart/report with qmail text, delivery-status per recipient,
     const plan = composeBounce({
       config: { ...CFG, format: 'dsn' },
       sender: 'owner-@host.test-@[]',
-      failures: [{ address: 'a@local.test', report: NOSUCH }, { address: 'b@remote.test', report: REJECT }],
+      failures: [
+        { address: 'a@local.test', report: NOSUCH },
+        { address: 'b@remote.test', report: REJECT },
+      ],
       messagePath: path,
       messageSize: 100,
       now: 1_795_000_100,
@@ -137,13 +193,28 @@ void test('DSN: multipart/report with qmail text, delivery-status per recipient,
     assert.equal(parts[4], '--\n');
     const [, human = '', status = '', original = ''] = parts;
     assert.ok(human.startsWith('\nContent-Type: text/plain; charset=us-ascii\n'));
-    assert.ok(human.includes(`\n\nHi. This is the qmail-send program at mx.test.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<a@local.test>:\n${NOSUCH}\n<b@remote.test>:\n${REJECT}`));
+    assert.ok(
+      human.includes(
+        `\n\nHi. This is the qmail-send program at mx.test.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<a@local.test>:\n${NOSUCH}\n<b@remote.test>:\n${REJECT}`,
+      ),
+    );
     assert.ok(status.startsWith('\nContent-Type: message/delivery-status\n'));
     assert.ok(status.includes('\nReporting-MTA: dns; mx.test\nArrival-Date: '));
-    assert.ok(status.includes('\nFinal-Recipient: rfc822; a@local.test\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: x-qmail; Sorry, no mailbox here by that name. (#5.1.1)\n'));
-    assert.ok(status.includes('\nFinal-Recipient: rfc822; b@remote.test\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 sink: no such user here\n'));
+    assert.ok(
+      status.includes(
+        '\nFinal-Recipient: rfc822; a@local.test\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: x-qmail; Sorry, no mailbox here by that name. (#5.1.1)\n',
+      ),
+    );
+    assert.ok(
+      status.includes(
+        '\nFinal-Recipient: rfc822; b@remote.test\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 sink: no such user here\n',
+      ),
+    );
     assert.ok(original.startsWith('\nContent-Type: message/rfc822\n'));
-    assert.ok(original.endsWith('\n\nReturn-Path: <owner-@host.test>\nSubject: hi\n\nbody without final newline'), 'the newline before the delimiter belongs to it (RFC 2046 5.1.1)');
+    assert.ok(
+      original.endsWith('\n\nReturn-Path: <owner-@host.test>\nSubject: hi\n\nbody without final newline'),
+      'the newline before the delimiter belongs to it (RFC 2046 5.1.1)',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -34,7 +34,11 @@ export type BouncePlan =
       readonly data: Readable;
     };
 
-async function* concat(head: string, body: AsyncGenerator<Buffer>, tail?: (lastByte: number) => string): AsyncGenerator<Buffer> {
+async function* concat(
+  head: string,
+  body: AsyncGenerator<Buffer>,
+  tail?: (lastByte: number) => string,
+): AsyncGenerator<Buffer> {
   yield textBytes(head);
   let last = 0x0a;
   for await (const chunk of body) {
@@ -68,5 +72,10 @@ export function composeBounce(req: BounceRequest): BouncePlan {
       (last) => dsnTail(boundary, last !== 0x0a),
     );
   }
-  return { kind: env.kind, sender: env.sender, recipient: env.recipient, data: Readable.from(gen, { objectMode: false }) };
+  return {
+    kind: env.kind,
+    sender: env.sender,
+    recipient: env.recipient,
+    data: Readable.from(gen, { objectMode: false }),
+  };
 }

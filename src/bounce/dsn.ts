@@ -26,7 +26,10 @@ export function failureStatus(report: string): string {
 
 /** One header-safe line: newlines to spaces, 7-bit only (delivery-status is a 7-bit part). */
 function oneLine(text: string): string {
-  return text.replace(/\s+/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim();
+  return text
+    .replace(/\s+/g, ' ')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .trim();
 }
 
 /** Diagnostic-Code (RFC 3464 §2.3.6): `smtp;` with the remote reply when there is one, else `x-qmail;`. */

@@ -24,7 +24,9 @@ export function qsbmfHead(h: QsbmfHead): string {
     'Subject: failure notice\n' +
     '\n' +
     humanText(h.config.bouncehost, h.double, h.failures) +
-    (h.double ? '--- Below this line is the original bounce.\n\n' : '--- Below this line is a copy of the message.\n\n') +
+    (h.double
+      ? '--- Below this line is the original bounce.\n\n'
+      : '--- Below this line is a copy of the message.\n\n') +
     `Return-Path: <${quoteAddress(h.returnPath)}>\n`
   );
 }

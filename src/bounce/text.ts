@@ -28,7 +28,7 @@ export function failureParagraph(f: BounceFailure): string {
 function greeting(bouncehost: string, double: boolean): string {
   return double
     ? `Hi. This is the qmail-send program at ${bouncehost}.\n` +
-        "I tried to deliver a bounce message to this address, but the bounce bounced!\n\n"
+        'I tried to deliver a bounce message to this address, but the bounce bounced!\n\n'
     : `Hi. This is the qmail-send program at ${bouncehost}.\n` +
         "I'm afraid I wasn't able to deliver your message to the following addresses.\n" +
         "This is a permanent error; I've given up. Sorry it didn't work out.\n\n";

@@ -6,13 +6,25 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildCdb, cdbEntries, cdbGet, cdbGetAll, cdbHash, CdbFormatError, CdbReader, writeCdbAtomic } from './index.js';
+import {
+  buildCdb,
+  cdbEntries,
+  cdbGet,
+  cdbGetAll,
+  cdbHash,
+  CdbFormatError,
+  CdbReader,
+  writeCdbAtomic,
+} from './index.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const TINYCDB = '/usr/bin/cdb';
 const haveTool = existsSync(TINYCDB);
 // Skipped without the tool on a developer's machine; in CI (QUAIL_REQUIRE_TOOLS=1, set by .ci/run) a missing tool fails.
-const skipTool = haveTool || process.env['QUAIL_REQUIRE_TOOLS'] === '1' ? false : `${TINYCDB} is missing (install Debian's tinycdb to run the interop tests)`;
+const skipTool =
+  haveTool || process.env['QUAIL_REQUIRE_TOOLS'] === '1'
+    ? false
+    : `${TINYCDB} is missing (install Debian's tinycdb to run the interop tests)`;
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'quail-cdb-'));
@@ -36,7 +48,10 @@ void test('hash: djb hash values', () => {
 void test('golden: byte-identical to qmail-newu for one simple assignment (newu-002)', () => {
   const key = b('!joe.shmoe\0');
   const data = b('joe\x00503\x0078\x00/home/joe\x00\x00');
-  const out = buildCdb([[key, data], [b(''), b('')]]);
+  const out = buildCdb([
+    [key, data],
+    [b(''), b('')],
+  ]);
   assert.equal(out.length, 2129);
   // Records start at 2048: lengths, key, data.
   assert.equal(out.subarray(2048, 2056).toString('hex'), '0b00000016000000');
@@ -53,7 +68,12 @@ void test('golden: byte-identical to qmail-newu for one simple assignment (newu-
 });
 
 void test('lookups: first value, all values in order, missing keys, empty db', () => {
-  const db = buildCdb([[b('k'), b('1')], [b('x'), b('')], [b('k'), b('2')], [b(''), b('empty-key')]]);
+  const db = buildCdb([
+    [b('k'), b('1')],
+    [b('x'), b('')],
+    [b('k'), b('2')],
+    [b(''), b('empty-key')],
+  ]);
   assert.deepEqual(cdbGet(db, b('k')), b('1'));
   assert.deepEqual(cdbGetAll(db, b('k')), [b('1'), b('2')]);
   assert.deepEqual(cdbGet(db, b('x')), b(''));
@@ -63,7 +83,10 @@ void test('lookups: first value, all values in order, missing keys, empty db', (
   const empty = buildCdb([]);
   assert.equal(empty.length, 2048);
   assert.equal(cdbGet(empty, b('k')), undefined);
-  assert.deepEqual([...cdbEntries(db)].map(([k, d]) => `${k.toString()}=${d.toString()}`), ['k=1', 'x=', 'k=2', '=empty-key']);
+  assert.deepEqual(
+    [...cdbEntries(db)].map(([k, d]) => `${k.toString()}=${d.toString()}`),
+    ['k=1', 'x=', 'k=2', '=empty-key'],
+  );
 });
 
 void test('many records with colliding tables round-trip', () => {
@@ -125,7 +148,7 @@ void test('interop: tinycdb reads our file (cdb -q, cdb -d)', { skip: skipTool }
   }
 });
 
-void test('interop: we read tinycdb\'s file, and the bytes are identical to ours', { skip: skipTool }, () => {
+void test("interop: we read tinycdb's file, and the bytes are identical to ours", { skip: skipTool }, () => {
   const dir = tmp();
   try {
     const p = join(dir, 'theirs.cdb');
@@ -145,13 +168,15 @@ function sameHashPairs(count: number): Array<[string, string]> {
   const seen = new Map<number, string>();
   const out: Array<[string, string]> = [];
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  for (const x of alphabet) for (const y of alphabet) for (const z of alphabet) {
-    const k = x + y + z;
-    const h = cdbHash(b(k));
-    const other = seen.get(h);
-    if (other === undefined) seen.set(h, k);
-    else if (out.length < count) out.push([other, k]);
-  }
+  for (const x of alphabet)
+    for (const y of alphabet)
+      for (const z of alphabet) {
+        const k = x + y + z;
+        const h = cdbHash(b(k));
+        const other = seen.get(h);
+        if (other === undefined) seen.set(h, k);
+        else if (out.length < count) out.push([other, k]);
+      }
   return out;
 }
 
@@ -189,25 +214,41 @@ function outcome<T>(fn: () => T): T | string {
 }
 
 void test('strings are written as their Latin-1 bytes: the same file as from Buffers', () => {
-  const strings: Array<[string, string]> = [['k\xe9y', 'v\0al\xff'], ['', ''], ['long', 'x'.repeat(500)], ['\u0141', 'low byte']];
+  const strings: Array<[string, string]> = [
+    ['k\xe9y', 'v\0al\xff'],
+    ['', ''],
+    ['long', 'x'.repeat(500)],
+    ['\u0141', 'low byte'],
+  ];
   const bytes = strings.map(([k, d]): [Buffer, Buffer] => [Buffer.from(k, 'latin1'), Buffer.from(d, 'latin1')]);
   assert.equal(buildCdb(strings).toString('hex'), buildCdb(bytes).toString('hex'));
   assert.deepEqual(cdbGet(buildCdb(strings), b('k\xe9y')), b('v\0al\xff'));
   // A generator is read once: the records are taken into a list before the two passes.
-  assert.equal(buildCdb((function* () { yield* strings; })()).toString('hex'), buildCdb(bytes).toString('hex'));
+  assert.equal(
+    buildCdb(
+      (function* () {
+        yield* strings;
+      })(),
+    ).toString('hex'),
+    buildCdb(bytes).toString('hex'),
+  );
 });
 
-void test('interop: tinycdb makes the same bytes for a generated set (4,000 keys, duplicates, same-hash keys)', { skip: skipTool }, () => {
-  const { records } = generated();
-  const dir = tmp();
-  try {
-    const p = join(dir, 'theirs.cdb');
-    execFileSync(TINYCDB, ['-c', p], { input: tinyInput(records) });
-    assert.ok(readFileSync(p).equals(buildCdb(records)), 'tinycdb and buildCdb differ');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+void test(
+  'interop: tinycdb makes the same bytes for a generated set (4,000 keys, duplicates, same-hash keys)',
+  { skip: skipTool },
+  () => {
+    const { records } = generated();
+    const dir = tmp();
+    try {
+      const p = join(dir, 'theirs.cdb');
+      execFileSync(TINYCDB, ['-c', p], { input: tinyInput(records) });
+      assert.ok(readFileSync(p).equals(buildCdb(records)), 'tinycdb and buildCdb differ');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 void test('CdbReader agrees with the in-memory lookups: every key, missing keys, same-hash keys, duplicates', () => {
   const { records, probes } = generated();
@@ -227,7 +268,10 @@ void test('CdbReader agrees with the in-memory lookups: every key, missing keys,
         if (all.length > 0) hits++;
       }
       assert.ok(hits > 4000 && hits < probes.length, `${hits} of ${probes.length} probes found`);
-      assert.deepEqual(r.getAll('dup3').map((v) => v.toString()), ['copy 3', 'copy 13', 'copy 23', 'copy 33', 'copy 43']);
+      assert.deepEqual(
+        r.getAll('dup3').map((v) => v.toString()),
+        ['copy 3', 'copy 13', 'copy 23', 'copy 33', 'copy 43'],
+      );
       assert.equal(r.get('d0000008.bench.test')?.toString(), 'value 8 ');
     } finally {
       r.close();
@@ -249,14 +293,29 @@ void test('CdbReader on a truncated file: CdbFormatError exactly where the in-me
       assert.throws(() => CdbReader.open(p), CdbFormatError, `length ${len}`);
     }
     let damaged = 0;
-    for (const len of [2048, 2052, 5000, Math.floor(tables / 2), tables - 1, tables, tables + 4, tables + 1000, db.length - 12, db.length - 1]) {
+    for (const len of [
+      2048,
+      2052,
+      5000,
+      Math.floor(tables / 2),
+      tables - 1,
+      tables,
+      tables + 4,
+      tables + 1000,
+      db.length - 12,
+      db.length - 1,
+    ]) {
       const cut = db.subarray(0, len);
       writeFileSync(p, cut);
       const r = CdbReader.open(p);
       try {
         for (const k of probes) {
           const mem = outcome(() => cdbGetAll(cut, k));
-          assert.deepEqual(outcome(() => r.getAll(k)), mem, `length ${len}, key ${k.toString('latin1')}`);
+          assert.deepEqual(
+            outcome(() => r.getAll(k)),
+            mem,
+            `length ${len}, key ${k.toString('latin1')}`,
+          );
           if (mem === 'CdbFormatError') damaged++;
           // get and has stop at the first hit; when the whole walk is clean they agree with it.
           if (typeof mem !== 'string') {

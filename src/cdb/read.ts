@@ -31,7 +31,12 @@ type At = (pos: number, len: number) => Buffer;
  * slot with the key's hash the record, compared byte for byte. Calls `hit(pos, klen, dlen)` per matching record
  * until it returns false. One walk for both readers: `header(off)` reads the header's words, `at` the rest.
  */
-function walk(key: Uint8Array, header: (off: number) => number, at: At, hit: (pos: number, klen: number, dlen: number) => boolean): void {
+function walk(
+  key: Uint8Array,
+  header: (off: number) => number,
+  at: At,
+  hit: (pos: number, klen: number, dlen: number) => boolean,
+): void {
   const h = cdbHash(key);
   const tpos = header((h & 0xff) * 8);
   const slots = header((h & 0xff) * 8 + 4);
@@ -56,10 +61,15 @@ function walk(key: Uint8Array, header: (off: number) => number, at: At, hit: (po
 export function cdbGetAll(buf: Buffer, key: Uint8Array): Buffer[] {
   const out: Buffer[] = [];
   const at: At = (pos, len) => slice(buf, pos, len);
-  walk(key, (off) => u32(buf, off), at, (pos, klen, dlen) => {
-    out.push(at(pos + 8 + klen, dlen));
-    return true;
-  });
+  walk(
+    key,
+    (off) => u32(buf, off),
+    at,
+    (pos, klen, dlen) => {
+      out.push(at(pos + 8 + klen, dlen));
+      return true;
+    },
+  );
   return out;
 }
 
@@ -84,7 +94,8 @@ export function* cdbEntries(buf: Buffer): Generator<[Buffer, Buffer]> {
 }
 
 /** The key as bytes: strings are Latin-1, one byte per char. */
-const keyBytes = (key: Uint8Array | string): Buffer => (typeof key === 'string' ? Buffer.from(key, 'latin1') : Buffer.from(key));
+const keyBytes = (key: Uint8Array | string): Buffer =>
+  typeof key === 'string' ? Buffer.from(key, 'latin1') : Buffer.from(key);
 
 /**
  * A cdb file read through an open file descriptor, as qmail-smtpd reads morercpthosts.cdb: the 2048-byte header
@@ -97,7 +108,11 @@ const keyBytes = (key: Uint8Array | string): Buffer => (typeof key === 'string' 
 export class CdbReader {
   private fd: number | null;
 
-  private constructor(fd: number, private readonly header: Buffer, private readonly size: number) {
+  private constructor(
+    fd: number,
+    private readonly header: Buffer,
+    private readonly size: number,
+  ) {
     this.fd = fd;
   }
 
@@ -159,7 +174,12 @@ export class CdbReader {
 
   /** The shared walk over this file: header words from the copy read at open, the rest by positional reads. */
   private find(k: Buffer, hit: (pos: number, klen: number, dlen: number) => boolean): void {
-    walk(k, (off) => this.header.readUInt32LE(off), (pos, len) => this.read(pos, len), hit);
+    walk(
+      k,
+      (off) => this.header.readUInt32LE(off),
+      (pos, len) => this.read(pos, len),
+      hit,
+    );
   }
 
   /** `len` bytes at `pos`; past the end of the file is damage. */

@@ -23,7 +23,12 @@ async function queued(root: string): Promise<Array<{ sender: string; recipients:
     const out = [];
     for (const id of await qu.ids()) {
       const e = await qu.envelope(id);
-      if (e) out.push({ sender: e.sender, recipients: e.recipients.map((r) => r.original), body: readFileSync(qu.messagePath(id), 'latin1') });
+      if (e)
+        out.push({
+          sender: e.sender,
+          recipients: e.recipients.map((r) => r.original),
+          body: readFileSync(qu.messagePath(id), 'latin1'),
+        });
     }
     return out;
   } finally {
@@ -40,22 +45,46 @@ void test('quail backup then restore into a fresh root: no drift, the mail, the 
     ok(q(['init', '--root', root, '--me', 'mx.test.example']));
     ok(q(['domain', 'add', 'example.com', '--root', root]));
     ok(q(['user', 'add', 'joe@example.com', '--password', 'secret', '--root', root]));
-    const env = { EXT: 'joe', HOST: 'example.com', LOCAL: 'example.com-joe', SENDER: 'ann@other.example',
-      RPLINE: 'Return-Path: <ann@other.example>\n', DTLINE: 'Delivered-To: example.com-joe@example.com\n' };
+    const env = {
+      EXT: 'joe',
+      HOST: 'example.com',
+      LOCAL: 'example.com-joe',
+      SENDER: 'ann@other.example',
+      RPLINE: 'Return-Path: <ann@other.example>\n',
+      DTLINE: 'Delivered-To: example.com-joe@example.com\n',
+    };
     ok(q(['vdeliver', '', 'bounce-no-mailbox', '--root', root], 'Subject: kept\n\nbody\n', env));
-    ok(q(['inject', '-f', 'joe@example.com', 'bob@remote.example', '--root', root], 'Subject: waiting\n\nin the queue\n'));
+    ok(
+      q(
+        ['inject', '-f', 'joe@example.com', 'bob@remote.example', '--root', root],
+        'Subject: waiting\n\nin the queue\n',
+      ),
+    );
     const before = await queued(root);
     assert.equal(before.length, 1);
 
-    assert.match(ok(q(['backup', archive, '--root', root])), /directory sqlite, 1 queued messages, control users alias domains/);
-    assert.match(spawnSync('tar', ['-tzf', archive], { encoding: 'utf8' }).stdout, /^quail-backup\.json\ndirectory\.sqlite\nqueue\.export\ncontrol\//);
+    assert.match(
+      ok(q(['backup', archive, '--root', root])),
+      /directory sqlite, 1 queued messages, control users alias domains/,
+    );
+    assert.match(
+      spawnSync('tar', ['-tzf', archive], { encoding: 'utf8' }).stdout,
+      /^quail-backup\.json\ndirectory\.sqlite\nqueue\.export\ncontrol\//,
+    );
     const again = q(['backup', archive, '--root', root]);
     assert.deepEqual([again.status, /exists/.test(again.stderr)], [100, true], again.stderr);
 
     ok(q(['restore', archive, '--root', fresh]));
-    assert.deepEqual((JSON.parse(ok(q(['directory', 'check', '--root', fresh, '--json']))) as { drift: unknown[] }).drift, [], 'no drift');
+    assert.deepEqual(
+      (JSON.parse(ok(q(['directory', 'check', '--root', fresh, '--json']))) as { drift: unknown[] }).drift,
+      [],
+      'no drift',
+    );
     const nd = join(fresh, 'domains', 'example.com', 'joe', 'Maildir', 'new');
-    assert.deepEqual(readdirSync(nd).map((f) => readFileSync(join(nd, f), 'latin1')), [`${env.RPLINE}${env.DTLINE}Subject: kept\n\nbody\n`]);
+    assert.deepEqual(
+      readdirSync(nd).map((f) => readFileSync(join(nd, f), 'latin1')),
+      [`${env.RPLINE}${env.DTLINE}Subject: kept\n\nbody\n`],
+    );
     assert.deepEqual(await queued(fresh), before);
     assert.equal((await authenticate(fresh, 'joe@example.com', 'secret'))?.local, 'joe');
     assert.equal(await authenticate(fresh, 'joe@example.com', 'wrong'), null);

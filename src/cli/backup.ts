@@ -1,6 +1,16 @@
 // quail backup FILE / quail restore FILE: the whole mail root (directory, control, users, alias, domains, queue) as one tar.gz.
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { backupDirectory, restoreDirectory } from '../directory/index.js';
@@ -31,15 +41,23 @@ function tar(args: readonly string[]): Promise<void> {
       if (err.length < 2000) err += b.toString();
     });
     child.on('error', (e) => rej(new CliError(`cannot run tar: ${e.message}`, true)));
-    child.on('close', (code) => (code === 0 ? res() : rej(new CliError(`tar ${args[0] ?? ''} failed (exit ${code ?? 'signal'}): ${err.trim()}`, true))));
+    child.on('close', (code) =>
+      code === 0
+        ? res()
+        : rej(new CliError(`tar ${args[0] ?? ''} failed (exit ${code ?? 'signal'}): ${err.trim()}`, true)),
+    );
   });
 }
 
-export interface BackupOptions { readonly directory?: string; readonly force?: boolean }
+export interface BackupOptions {
+  readonly directory?: string;
+  readonly force?: boolean;
+}
 
 /** Writes FILE (via FILE.tmp, then rename): manifest, directory copy, queue export, then the root's folders. */
 async function backup(root: string, file: string, o: BackupOptions = {}): Promise<Manifest> {
-  if (!existsSync(join(root, 'control'))) throw usageError(`${root} has no control/: not a mail root (give --root DIR)`);
+  if (!existsSync(join(root, 'control')))
+    throw usageError(`${root} has no control/: not a mail root (give --root DIR)`);
   const out = resolve(file);
   if (existsSync(out) && o.force !== true) throw usageError(`${out} exists: choose a new file name, or give --force`);
   const staging = mkdtempSync(join(dirname(out), '.quail-backup-'));
@@ -55,7 +73,14 @@ async function backup(root: string, file: string, o: BackupOptions = {}): Promis
       }
     }
     const parts = ROOT_PARTS.filter((p) => existsSync(join(root, p)));
-    const m: Manifest = { format: BACKUP_FORMAT, created: new Date().toISOString(), root, directory: dir?.kind ?? null, queueMessages, parts };
+    const m: Manifest = {
+      format: BACKUP_FORMAT,
+      created: new Date().toISOString(),
+      root,
+      directory: dir?.kind ?? null,
+      queueMessages,
+      parts,
+    };
     writeFileSync(join(staging, MANIFEST), `${JSON.stringify(m, null, 2)}\n`);
     const ours = [MANIFEST, ...(dir ? [dir.file] : []), ...(queueMessages === null ? [] : [QUEUE_FILE])];
     await tar(['-czf', `${out}.tmp`, '--numeric-owner', '-C', staging, ...ours, '-C', root, ...parts]);
@@ -79,12 +104,15 @@ function relocate(root: string, from: string): void {
   if (from === root) return;
   const assign = join(root, 'users', 'assign');
   if (existsSync(assign)) {
-    const text = readFileSync(assign, 'latin1').split('\n').map((l) => {
-      if (!/^[+=]/.test(l)) return l;
-      const f = l.split(':');
-      if (f.length > 4 && f[4] !== undefined) f[4] = moved(f[4], from, root);
-      return f.join(':');
-    }).join('\n');
+    const text = readFileSync(assign, 'latin1')
+      .split('\n')
+      .map((l) => {
+        if (!/^[+=]/.test(l)) return l;
+        const f = l.split(':');
+        if (f.length > 4 && f[4] !== undefined) f[4] = moved(f[4], from, root);
+        return f.join(':');
+      })
+      .join('\n');
     writeFileSync(assign, text, { encoding: 'latin1' });
     newu(root);
   }
@@ -93,7 +121,8 @@ function relocate(root: string, from: string): void {
     const line = readFileSync(ctl, 'latin1').trim();
     const path = line.startsWith('sqlite:') ? line.slice('sqlite:'.length) : line;
     const now = moved(path, from, root);
-    if (now !== path) writeFileSync(ctl, `${line.startsWith('sqlite:') ? 'sqlite:' : ''}${now}\n`, { encoding: 'latin1' });
+    if (now !== path)
+      writeFileSync(ctl, `${line.startsWith('sqlite:') ? 'sqlite:' : ''}${now}\n`, { encoding: 'latin1' });
   }
 }
 
@@ -114,12 +143,14 @@ async function restore(root: string, file: string, o: BackupOptions = {}): Promi
     } catch {
       throw usageError(`${src} has no readable ${MANIFEST}: not a quail backup`);
     }
-    if (raw.format !== BACKUP_FORMAT || typeof raw.root !== 'string') throw usageError(`${src} is not a "${BACKUP_FORMAT}" archive`);
+    if (raw.format !== BACKUP_FORMAT || typeof raw.root !== 'string')
+      throw usageError(`${src} is not a "${BACKUP_FORMAT}" archive`);
     const m = raw as Manifest;
     for (const p of ROOT_PARTS) {
       const from = join(staging, p);
       if (!existsSync(from)) continue;
-      if (existsSync(join(root, p))) cpSync(from, join(root, p), { recursive: true, force: true, preserveTimestamps: true });
+      if (existsSync(join(root, p)))
+        cpSync(from, join(root, p), { recursive: true, force: true, preserveTimestamps: true });
       else renameSync(from, join(root, p));
     }
     relocate(root, m.root);
@@ -141,22 +172,43 @@ async function restore(root: string, file: string, o: BackupOptions = {}): Promi
 type Opts = { root?: string; directory?: string; force?: boolean };
 
 export function register(program: Command): void {
-  addRootOption(program.command('backup <file>')
-    .description('write the whole mail root (directory, control, users, alias, domains, queue) to FILE, a tar.gz')
-    .option('--directory <url>', 'directory database (default: control/directory, else ROOT/directory.sqlite)')
-    .option('--force', 'replace FILE if it exists'))
-    .action(action('backup', async (file: string, o: Opts) => {
-      const m = await backup(resolveRoot(o.root), file, { ...(o.directory === undefined ? {} : { directory: o.directory }), force: o.force === true });
-      process.stdout.write(`wrote ${resolve(file)}: directory ${m.directory ?? 'none'}, ${m.queueMessages ?? 0} queued messages, ${m.parts.join(' ')}\n`);
-    }));
-  addRootOption(program.command('restore <file>')
-    .description('unpack a quail backup into the mail root (which must be new or empty unless --force)')
-    .option('--directory <url>', 'restore the directory into this database instead of what control/directory says')
-    .option('--force', 'write over a non-empty root (files in the archive replace ours; the directory is replaced; queued messages are added)'))
-    .action(action('restore', async (file: string, o: Opts) => {
+  addRootOption(
+    program
+      .command('backup <file>')
+      .description('write the whole mail root (directory, control, users, alias, domains, queue) to FILE, a tar.gz')
+      .option('--directory <url>', 'directory database (default: control/directory, else ROOT/directory.sqlite)')
+      .option('--force', 'replace FILE if it exists'),
+  ).action(
+    action('backup', async (file: string, o: Opts) => {
+      const m = await backup(resolveRoot(o.root), file, {
+        ...(o.directory === undefined ? {} : { directory: o.directory }),
+        force: o.force === true,
+      });
+      process.stdout.write(
+        `wrote ${resolve(file)}: directory ${m.directory ?? 'none'}, ${m.queueMessages ?? 0} queued messages, ${m.parts.join(' ')}\n`,
+      );
+    }),
+  );
+  addRootOption(
+    program
+      .command('restore <file>')
+      .description('unpack a quail backup into the mail root (which must be new or empty unless --force)')
+      .option('--directory <url>', 'restore the directory into this database instead of what control/directory says')
+      .option(
+        '--force',
+        'write over a non-empty root (files in the archive replace ours; the directory is replaced; queued messages are added)',
+      ),
+  ).action(
+    action('restore', async (file: string, o: Opts) => {
       const root = resolveRoot(o.root);
-      const m = await restore(root, file, { ...(o.directory === undefined ? {} : { directory: o.directory }), force: o.force === true });
-      process.stdout.write(`restored ${root} from ${m.created}: directory ${m.directory ?? 'none'}, ${m.queueMessages ?? 0} queued messages, ` +
-        `${m.parts.join(' ')}; check it with quail directory check\n`);
-    }));
+      const m = await restore(root, file, {
+        ...(o.directory === undefined ? {} : { directory: o.directory }),
+        force: o.force === true,
+      });
+      process.stdout.write(
+        `restored ${root} from ${m.created}: directory ${m.directory ?? 'none'}, ${m.queueMessages ?? 0} queued messages, ` +
+          `${m.parts.join(' ')}; check it with quail directory check\n`,
+      );
+    }),
+  );
 }

@@ -43,9 +43,10 @@ async function check(prog: string[], o: { root?: string; directory?: string }): 
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     // EINVAL/EBADF: fd 3 is not the caller's input at all — typically npx/npm, which pass only fds 0-2 on.
-    const hint = code === 'EINVAL' || code === 'EBADF'
-      ? ' (fd 3 must carry user\\0password\\0timestamp\\0 from the checkpassword client; npx and npm do not pass fd 3 on: run `node dist/cli/main.js checkpassword` or an installed quail)'
-      : '';
+    const hint =
+      code === 'EINVAL' || code === 'EBADF'
+        ? ' (fd 3 must carry user\\0password\\0timestamp\\0 from the checkpassword client; npx and npm do not pass fd 3 on: run `node dist/cli/main.js checkpassword` or an installed quail)'
+        : '';
     process.stderr.write(`quail checkpassword: unable to read fd 3: ${code}${hint}\n`);
     return 111;
   }
@@ -82,7 +83,9 @@ async function check(prog: string[], o: { root?: string; directory?: string }): 
   const asUser = process.getuid?.() === 0 ? { uid: result.uid, gid: result.gid } : {};
   // Dovecot's checkpassword-reply answers on fd 4: pass it on when the caller opened it.
   const r = spawnSync(cmd, args, {
-    stdio: fdOpen(4) ? [0, 1, 2, 'ignore', 4] : 'inherit', cwd: home, ...asUser,
+    stdio: fdOpen(4) ? [0, 1, 2, 'ignore', 4] : 'inherit',
+    cwd: home,
+    ...asUser,
     env: { ...process.env, USER: `${result.box.local}@${result.box.domain}`, HOME: home, MAILDIR: `${home}/Maildir/` },
   });
   if (r.error) {

@@ -21,7 +21,10 @@ export const usageError = (msg: string): CliError => new CliError(msg, false);
  * Runs a command body; prints `quail NAME: fatal: message` on failure and exits 100/111.
  * Unknown errors are temporary (111) and never print a stack trace unless QUAIL_DEBUG is set.
  */
-export function action<A extends unknown[]>(name: string, body: (...args: A) => Promise<number | void> | number | void) {
+export function action<A extends unknown[]>(
+  name: string,
+  body: (...args: A) => Promise<number | void> | number | void,
+) {
   return async (...args: A): Promise<void> => {
     try {
       const code = await body(...args);

@@ -26,8 +26,24 @@ function checkpasswordFd3(root: string, input: string): SpawnSyncReturns<string>
     const f = join(dir, 'fd3');
     writeFileSync(f, input);
     // The shell opens the file on fd 3 and execs node: exactly what qmail-popup does with a pipe.
-    return spawnSync('/bin/sh', ['-c', 'exec "$@" 3<"$F"', 'sh', process.execPath, MAIN, 'checkpassword', '--root', root, '--', '/bin/sh', '-c',
-      'echo "$USER|$HOME|$MAILDIR|$(pwd)"'], { encoding: 'utf8', env: { ...process.env, F: f } });
+    return spawnSync(
+      '/bin/sh',
+      [
+        '-c',
+        'exec "$@" 3<"$F"',
+        'sh',
+        process.execPath,
+        MAIN,
+        'checkpassword',
+        '--root',
+        root,
+        '--',
+        '/bin/sh',
+        '-c',
+        'echo "$USER|$HOME|$MAILDIR|$(pwd)"',
+      ],
+      { encoding: 'utf8', env: { ...process.env, F: f } },
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -39,23 +55,46 @@ void test('quail domain/user/alias/checkpassword/vdeliver/directory check end to
     ok(q(['init', '--root', root, '--me', 'mx.test.example']));
     const account = readFileSync(join(root, 'control', 'quailuser'), 'latin1').trim();
     assert.equal(ok(q(['domain', 'add', 'Example.COM', '--root', root])), 'added domain example.com\n');
-    assert.deepEqual(readFileSync(join(root, 'control', 'rcpthosts'), 'latin1').split('\n').filter(Boolean), ['mx.test.example', 'example.com']);
+    assert.deepEqual(
+      readFileSync(join(root, 'control', 'rcpthosts'), 'latin1')
+        .split('\n')
+        .filter(Boolean),
+      ['mx.test.example', 'example.com'],
+    );
     assert.match(readFileSync(join(root, 'control', 'virtualdomains'), 'latin1'), /^example\.com:example\.com$/m);
     const assign = readFileSync(join(root, 'users', 'assign'), 'latin1');
-    assert.match(assign, new RegExp(`^\\+example\\.com-:${account}:\\d+:\\d+:${root}/domains/example\\.com:-::\\n\\.\\n$`, 'm'));
+    assert.match(
+      assign,
+      new RegExp(`^\\+example\\.com-:${account}:\\d+:\\d+:${root}/domains/example\\.com:-::\\n\\.\\n$`, 'm'),
+    );
     const cdb = spawnSync('cdb', ['-q', join(root, 'users', 'cdb'), '!example.com-'], { encoding: 'latin1' });
     assert.equal(cdb.stdout.split('\0')[3], `${root}/domains/example.com`);
-    assert.equal(readFileSync(join(root, 'domains', 'example.com', '.qmail-default'), 'latin1'), '| quail vdeliver \'\' bounce-no-mailbox\n');
+    assert.equal(
+      readFileSync(join(root, 'domains', 'example.com', '.qmail-default'), 'latin1'),
+      "| quail vdeliver '' bounce-no-mailbox\n",
+    );
     assert.equal(q(['domain', 'add', 'example.com', '--root', root]).status, 100);
 
-    assert.equal(ok(q(['user', 'add', 'joe@example.com', '--password-stdin', '--name', 'Joe', '--root', root], 'secret\n')), 'added joe@example.com\n');
+    assert.equal(
+      ok(q(['user', 'add', 'joe@example.com', '--password-stdin', '--name', 'Joe', '--root', root], 'secret\n')),
+      'added joe@example.com\n',
+    );
     for (const s of ['cur', 'new', 'tmp']) assert.ok(existsSync(join(root, 'domains/example.com/joe/Maildir', s)));
-    const info = JSON.parse(ok(q(['user', 'info', 'joe@example.com', '--json', '--root', root]))) as Record<string, unknown>;
-    assert.deepEqual([info['address'], info['realName'], info['passwordScheme'], 'passwordHash' in info], ['joe@example.com', 'Joe', 'scrypt', false]);
+    const info = JSON.parse(ok(q(['user', 'info', 'joe@example.com', '--json', '--root', root]))) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(
+      [info['address'], info['realName'], info['passwordScheme'], 'passwordHash' in info],
+      ['joe@example.com', 'Joe', 'scrypt', false],
+    );
     assert.equal(q(['user', 'add', 'joe@nosuch.example', '--password', 'x', '--root', root]).status, 100);
     ok(q(['alias', 'add', 'info@example.com', 'joe@example.com', '--root', root]));
     assert.equal(ok(q(['alias', 'list', 'example.com', '--root', root])), 'info@example.com -> joe@example.com\n');
-    assert.deepEqual((JSON.parse(ok(q(['domain', 'list', '--json', '--root', root]))) as Array<{ name: string }>).map((d) => d.name), ['example.com']);
+    assert.deepEqual(
+      (JSON.parse(ok(q(['domain', 'list', '--json', '--root', root]))) as Array<{ name: string }>).map((d) => d.name),
+      ['example.com'],
+    );
 
     // checkpassword: good login runs the program as the mailbox; bad password exits 1.
     const home = `${root}/domains/example.com/joe`;
@@ -67,14 +106,27 @@ void test('quail domain/user/alias/checkpassword/vdeliver/directory check end to
     assert.equal(checkpasswordFd3(root, 'nobody@example.com\0secret\0\0').status, 1);
 
     // vdeliver as /bin/sh would run the .qmail-default line.
-    const env = { EXT: 'joe', HOST: 'example.com', LOCAL: 'example.com-joe', SENDER: 'ann@other.example',
-      RPLINE: 'Return-Path: <ann@other.example>\n', DTLINE: 'Delivered-To: example.com-joe@example.com\n' };
+    const env = {
+      EXT: 'joe',
+      HOST: 'example.com',
+      LOCAL: 'example.com-joe',
+      SENDER: 'ann@other.example',
+      RPLINE: 'Return-Path: <ann@other.example>\n',
+      DTLINE: 'Delivered-To: example.com-joe@example.com\n',
+    };
     ok(q(['vdeliver', '', 'bounce-no-mailbox', '--root', root], 'Subject: t\n\nbody\n', env));
     const newDir = join(home, 'Maildir', 'new');
     const files = readdirSync(newDir);
     assert.equal(files.length, 1);
-    assert.equal(readFileSync(join(newDir, files[0] ?? ''), 'latin1'), `${env.RPLINE}${env.DTLINE}Subject: t\n\nbody\n`);
-    const unknown = q(['vdeliver', '', 'bounce-no-mailbox', '--root', root], 'x\n', { ...env, EXT: 'nobody', LOCAL: 'example.com-nobody' });
+    assert.equal(
+      readFileSync(join(newDir, files[0] ?? ''), 'latin1'),
+      `${env.RPLINE}${env.DTLINE}Subject: t\n\nbody\n`,
+    );
+    const unknown = q(['vdeliver', '', 'bounce-no-mailbox', '--root', root], 'x\n', {
+      ...env,
+      EXT: 'nobody',
+      LOCAL: 'example.com-nobody',
+    });
     assert.equal(unknown.status, 100);
     assert.match(unknown.stdout, /no mailbox here by that name/);
 
@@ -105,9 +157,15 @@ void test('checkpassword without fd 3 (as under npx): 111 and a message that say
   const root = mkdtempSync(join(tmpdir(), 'quail-dir-cli-'));
   try {
     // stdio has three entries: fd 3 is not the caller's, as when npx or npm start the command
-    const r = spawnSync(process.execPath, [MAIN, 'checkpassword', '--root', root, '/bin/true'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = spawnSync(process.execPath, [MAIN, 'checkpassword', '--root', root, '/bin/true'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     assert.equal(r.status, 111, r.stderr);
-    assert.match(r.stderr, /^quail checkpassword: unable to read fd 3: E[A-Z]+ \(fd 3 must carry user\\0password\\0timestamp\\0 .*npx and npm do not pass fd 3 on/);
+    assert.match(
+      r.stderr,
+      /^quail checkpassword: unable to read fd 3: E[A-Z]+ \(fd 3 must carry user\\0password\\0timestamp\\0 .*npx and npm do not pass fd 3 on/,
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

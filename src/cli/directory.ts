@@ -2,7 +2,15 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkDrift, openDirectory, shareWithDeliveryGroup, repairDrift, SCHEMA_VERSION, type Ctx, type Directory } from '../directory/index.js';
+import {
+  checkDrift,
+  openDirectory,
+  shareWithDeliveryGroup,
+  repairDrift,
+  SCHEMA_VERSION,
+  type Ctx,
+  type Directory,
+} from '../directory/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
 import { reloadIfChanged, routingStamp } from './reload.js';
 
@@ -15,7 +23,10 @@ export interface DirOpts {
 /** --root and --directory URL (default: control/directory, else SQLite in the mail root), plus --json. */
 export function dirOptions(cmd: Command): Command {
   return addRootOption(cmd)
-    .option('--directory <url>', 'directory database: postgres://... or sqlite:PATH (default: control/directory, else ROOT/directory.sqlite)')
+    .option(
+      '--directory <url>',
+      'directory database: postgres://... or sqlite:PATH (default: control/directory, else ROOT/directory.sqlite)',
+    )
     .option('--json', 'print JSON for scripts');
 }
 
@@ -40,7 +51,8 @@ export function printJson(value: unknown): void {
 export function parseSize(text: string, what: string): number | null {
   if (/^(none|unlimited|noquota)$/i.test(text)) return null;
   const m = /^(\d+)([KMGT]?)B?$/i.exec(text.trim());
-  if (!m) throw usageError(`${what} ${JSON.stringify(text)}: give a number of bytes, optionally with K, M, G or T, or none`);
+  if (!m)
+    throw usageError(`${what} ${JSON.stringify(text)}: give a number of bytes, optionally with K, M, G or T, or none`);
   const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[(m[2] ?? '').toUpperCase()] ?? 1;
   return Number(m[1]) * mult;
 }
@@ -52,9 +64,10 @@ export function parseCount(text: string, what: string): number | null {
 }
 
 export function register(program: Command): void {
-  const cmd = program.command('directory').description('the virtual-user directory: consistency with qmail\'s files');
+  const cmd = program.command('directory').description("the virtual-user directory: consistency with qmail's files");
   dirOptions(
-    cmd.command('check')
+    cmd
+      .command('check')
       .description('find drift between the directory and rcpthosts, virtualdomains, users/assign, users/cdb, domains/')
       .option('--repair', 'make the files say what the directory says'),
   ).action(
@@ -67,7 +80,10 @@ export function register(program: Command): void {
         else {
           for (const d of drift) process.stdout.write(`${d.domain}: ${d.path}: ${d.problem}\n`);
           if (drift.length === 0) process.stdout.write('no drift: the files agree with the directory\n');
-          else if (o.repair) process.stdout.write(left.length === 0 ? `repaired ${drift.length} problem(s)\n` : `${left.length} problem(s) remain\n`);
+          else if (o.repair)
+            process.stdout.write(
+              left.length === 0 ? `repaired ${drift.length} problem(s)\n` : `${left.length} problem(s) remain\n`,
+            );
           else process.stdout.write(`${drift.length} problem(s); run quail directory check --repair to fix them\n`);
         }
         return left.length === 0 ? 0 : 1;
@@ -75,7 +91,8 @@ export function register(program: Command): void {
     ),
   );
   addRootOption(
-    cmd.command('use')
+    cmd
+      .command('use')
       .description('make URL the directory of this mail root (control/directory), after opening and migrating it')
       .argument('<url>', 'postgres://user@host/db, sqlite:PATH or a file path'),
   ).action(
@@ -95,9 +112,17 @@ export function register(program: Command): void {
   dirOptions(cmd.command('info').description('which database holds the directory, and its schema version')).action(
     action('directory info', (o: DirOpts) =>
       withDirectory(o, async ({ dir }) => {
-        const info = { backend: dir.describe, schemaVersion: await dir.schemaVersion(), latest: SCHEMA_VERSION, domains: (await dir.listDomains()).length };
+        const info = {
+          backend: dir.describe,
+          schemaVersion: await dir.schemaVersion(),
+          latest: SCHEMA_VERSION,
+          domains: (await dir.listDomains()).length,
+        };
         if (o.json) printJson(info);
-        else process.stdout.write(`${info.backend}\nschema version ${info.schemaVersion} (latest ${info.latest})\n${info.domains} domain(s)\n`);
+        else
+          process.stdout.write(
+            `${info.backend}\nschema version ${info.schemaVersion} (latest ${info.latest})\n${info.domains} domain(s)\n`,
+          );
       }),
     ),
   );

@@ -1,8 +1,16 @@
 // quail domain add|del|mod|list|info|alias|unalias: virtual domains in the directory, with qmail's files in step.
 import type { Command } from 'commander';
 import {
-  addAliasDomain, changeDomain, createDomain, deliveryAccount, formatPolicy, parsePolicy, removeAliasDomain, removeDomain,
-  type Domain, type DomainLimits,
+  addAliasDomain,
+  changeDomain,
+  createDomain,
+  deliveryAccount,
+  formatPolicy,
+  parsePolicy,
+  removeAliasDomain,
+  removeDomain,
+  type Domain,
+  type DomainLimits,
 } from '../directory/index.js';
 import { action } from './common.js';
 import { dirOptions, parseCount, parseSize, printJson, withDirectory, type DirOpts } from './directory.js';
@@ -25,7 +33,8 @@ function limits(o: LimitOpts): Partial<DomainLimits> {
 }
 
 const withLimits = (c: Command): Command =>
-  c.option('--policy <policy>', 'unknown addresses: bounce-no-mailbox (default), delete, user@host, mailbox:LOCAL')
+  c
+    .option('--policy <policy>', 'unknown addresses: bounce-no-mailbox (default), delete, user@host, mailbox:LOCAL')
     .option('--max-mailboxes <n>', 'limit on mailboxes (none: unlimited)')
     .option('--max-aliases <n>', 'limit on aliases')
     .option('--max-forwards <n>', 'limit on forwarding mailboxes')
@@ -46,17 +55,26 @@ function render(d: Domain, mailboxes: number): string {
     `mailboxes:     ${mailboxes} (limit ${lim(l.maxMailboxes)})`,
     `limits:        aliases ${lim(l.maxAliases)}, forwards ${lim(l.maxForwards)}, quota ${l.quotaBytes === null ? 'unlimited' : `${l.quotaBytes} bytes`}`,
     `created:       ${d.created.toISOString()}`,
-  ].map((x) => `${x}\n`).join('');
+  ]
+    .map((x) => `${x}\n`)
+    .join('');
 }
 
 export function register(program: Command): void {
   const cmd = program.command('domain').description('virtual domains (vadddomain, vdeldomain, vdominfo)');
-  dirOptions(withLimits(cmd.command('add <domain>').description('add a domain: directory, rcpthosts, virtualdomains, users/assign, domains/<domain>/'))
-    .option('--account <user>', 'unix account its mail is delivered as (default: control/quailuser)')).action(
+  dirOptions(
+    withLimits(
+      cmd
+        .command('add <domain>')
+        .description('add a domain: directory, rcpthosts, virtualdomains, users/assign, domains/<domain>/'),
+    ).option('--account <user>', 'unix account its mail is delivered as (default: control/quailuser)'),
+  ).action(
     action('domain add', (name: string, o: DirOpts & LimitOpts & { account?: string }) =>
       withDirectory(o, async (ctx) => {
         const d = await createDomain(ctx, {
-          name, account: deliveryAccount(ctx.root, o.account), limits: limits(o),
+          name,
+          account: deliveryAccount(ctx.root, o.account),
+          limits: limits(o),
           ...(o.policy === undefined ? {} : { policy: parsePolicy(o.policy) }),
         });
         if (o.json) printJson(domainJson(d));
@@ -64,17 +82,24 @@ export function register(program: Command): void {
       }),
     ),
   );
-  dirOptions(withLimits(cmd.command('mod <domain>').description('change a domain\'s policy or limits'))).action(
+  dirOptions(withLimits(cmd.command('mod <domain>').description("change a domain's policy or limits"))).action(
     action('domain mod', (name: string, o: DirOpts & LimitOpts) =>
       withDirectory(o, async (ctx) => {
-        const d = await changeDomain(ctx, name, { limits: limits(o), ...(o.policy === undefined ? {} : { policy: parsePolicy(o.policy) }) });
+        const d = await changeDomain(ctx, name, {
+          limits: limits(o),
+          ...(o.policy === undefined ? {} : { policy: parsePolicy(o.policy) }),
+        });
         if (o.json) printJson(domainJson(d));
         else process.stdout.write(render(d, await ctx.dir.countMailboxes(d.name)));
       }),
     ),
   );
-  dirOptions(cmd.command('del <domain>').description('delete a domain, its mailboxes and its files')
-    .option('--keep-files', 'keep domains/<domain>/ (the mail) on disk')).action(
+  dirOptions(
+    cmd
+      .command('del <domain>')
+      .description('delete a domain, its mailboxes and its files')
+      .option('--keep-files', 'keep domains/<domain>/ (the mail) on disk'),
+  ).action(
     action('domain del', (name: string, o: DirOpts & { keepFiles?: boolean }) =>
       withDirectory(o, async (ctx) => {
         await removeDomain(ctx, name, o.keepFiles !== true);
@@ -88,7 +113,9 @@ export function register(program: Command): void {
       withDirectory(o, async ({ dir }) => {
         const all = await dir.listDomains();
         if (o.json) printJson(all.map(domainJson));
-        else for (const d of all) process.stdout.write(`${d.name}${d.aliases.length > 0 ? ` (aliases: ${d.aliases.join(' ')})` : ''}\n`);
+        else
+          for (const d of all)
+            process.stdout.write(`${d.name}${d.aliases.length > 0 ? ` (aliases: ${d.aliases.join(' ')})` : ''}\n`);
       }),
     ),
   );
@@ -107,7 +134,9 @@ export function register(program: Command): void {
       }),
     ),
   );
-  dirOptions(cmd.command('alias <alias> <domain>').description('make <alias> another name for <domain> (vaddaliasdomain)')).action(
+  dirOptions(
+    cmd.command('alias <alias> <domain>').description('make <alias> another name for <domain> (vaddaliasdomain)'),
+  ).action(
     action('domain alias', (alias: string, target: string, o: DirOpts) =>
       withDirectory(o, async (ctx) => {
         const d = await addAliasDomain(ctx, alias, target);

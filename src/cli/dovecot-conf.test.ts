@@ -24,12 +24,29 @@ void test('quail dovecot-conf prints dovecotConfig() for control/quailuser; --sc
     assert.ok(pw, `${account} is an account`);
     const r = quail(['dovecot-conf', '--root', root, '--imap-port', '1143', '--base-dir', '/run/dq']);
     assert.equal(r.status, 0, r.err);
-    assert.equal(r.out, dovecotConfig({ root, uid: pw.uid, gid: pw.gid, baseDir: '/run/dq', address: '127.0.0.1', imapPort: 1143, pop3Port: 0, checkpassword: '/usr/local/bin/quail-checkpassword', quota: true }));
+    assert.equal(
+      r.out,
+      dovecotConfig({
+        root,
+        uid: pw.uid,
+        gid: pw.gid,
+        baseDir: '/run/dq',
+        address: '127.0.0.1',
+        imapPort: 1143,
+        pop3Port: 0,
+        checkpassword: '/usr/local/bin/quail-checkpassword',
+        quota: true,
+      }),
+    );
     assert.match(r.out, /protocols = imap\n/);
     const s = quail(['dovecot-conf', '--root', root, '--script']);
     assert.equal(s.status, 0, s.err);
     assert.equal(s.out, checkpasswordScript({ node: process.execPath, main: MAIN, root }));
-    for (const bad of [['--imap-port', 'x'], ['--imap-port', '0'], ['--tls-cert', '/x.pem']]) {
+    for (const bad of [
+      ['--imap-port', 'x'],
+      ['--imap-port', '0'],
+      ['--tls-cert', '/x.pem'],
+    ]) {
       const b = quail(['dovecot-conf', '--root', root, ...bad]);
       assert.equal(b.status, 100, `${bad.join(' ')}: ${b.out}`);
       assert.match(b.err, /quail dovecot-conf: fatal: /);

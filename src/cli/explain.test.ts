@@ -47,7 +47,10 @@ void test('explain: virtual mailbox with its own .qmail file, forwards and their
 void test('explain: unknown virtual mailbox bounces the qmail way, naming the address without prefix', () => {
   const { root, passwd, dom } = world();
   const out = text(explain({ root, passwd, address: 'no-body@example.com', sender: 's@o.test' }));
-  assert.match(out, new RegExp(`tried in order: ${dom}/\\.qmail-no-body, ${dom}/\\.qmail-no-default, ${dom}/\\.qmail-default\n`));
+  assert.match(
+    out,
+    new RegExp(`tried in order: ${dom}/\\.qmail-no-body, ${dom}/\\.qmail-no-default, ${dom}/\\.qmail-default\n`),
+  );
   assert.match(out, /bounces with "Sorry, no mailbox here by that name\. \(#5\.1\.1\)"/);
   assert.match(out, /the bounce to s@o\.test names no-body@example\.com/);
   // a .qmail-default catches it, with DEFAULT set
@@ -83,7 +86,10 @@ void test('explain: passwd user, default delivery, world-writable .qmail defers'
   chmodSync(join(home, '.qmail'), 0o646);
   assert.match(text(explain({ root, passwd, address: 'joe@mx.test' })), /would defer: Uh-oh: \.qmail file is writable/);
   chmodSync(join(home, '.qmail'), 0o644);
-  assert.match(text(explain({ root, passwd, address: 'joe@mx.test' })), /only comments: the message is accepted and delivered nowhere/);
+  assert.match(
+    text(explain({ root, passwd, address: 'joe@mx.test' })),
+    /only comments: the message is accepted and delivered nowhere/,
+  );
 });
 
 void test('explain: remote by smtproutes, by MX, and an empty route', () => {
@@ -93,7 +99,10 @@ void test('explain: remote by smtproutes, by MX, and an empty route', () => {
   // "sub.relay.test" is not "relay.test": only a ".relay.test" entry would match it (E.2)
   assert.match(r, /no control\/smtproutes entry for "sub\.relay\.test"/);
   const direct = text(explain({ root, passwd, address: 'a@Relay.test' }));
-  assert.match(direct, /control\/smtproutes line 2 "relay\.test:\[127\.0\.0\.1\]:2525": relay \[127\.0\.0\.1\] port 2525/);
+  assert.match(
+    direct,
+    /control\/smtproutes line 2 "relay\.test:\[127\.0\.0\.1\]:2525": relay \[127\.0\.0\.1\] port 2525/,
+  );
   const empty = text(explain({ root, passwd, address: 'a@mx.relay.test' }));
   assert.match(empty, /line 3 "mx\.relay\.test:" has an empty relay: no route/);
   assert.match(empty, /MX lookup for mx\.relay\.test/);
@@ -105,11 +114,18 @@ void test('explain CLI: output and exit 0; missing root and unreadable controls 
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /^recipient: joe@example\.com$/m);
   const missing = join(root, 'nope');
-  const bad = spawnSync(process.execPath, [MAIN, 'explain', '--root', missing, 'joe@example.com'], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [MAIN, 'explain', '--root', missing, 'joe@example.com'], {
+    encoding: 'utf8',
+  });
   assert.equal(bad.status, 111);
-  assert.equal(bad.stderr, `quail explain: fatal: mail root ${missing} does not exist; run \`quail init --root ${missing}\` first\n`);
+  assert.equal(
+    bad.stderr,
+    `quail explain: fatal: mail root ${missing} does not exist; run \`quail init --root ${missing}\` first\n`,
+  );
   mkdirSync(join(root, 'control', 'percenthack'));
-  const broken = spawnSync(process.execPath, [MAIN, 'explain', '--root', root, 'joe@example.com'], { encoding: 'utf8' });
+  const broken = spawnSync(process.execPath, [MAIN, 'explain', '--root', root, 'joe@example.com'], {
+    encoding: 'utf8',
+  });
   assert.equal(broken.status, 111);
   assert.match(broken.stderr, /^quail explain: fatal: unable to read control file .*percenthack: EISDIR\n$/);
 });

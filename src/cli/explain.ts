@@ -25,15 +25,24 @@ const q = (s: string): string => JSON.stringify(s);
 function describe(ins: Instruction, home: string): string | null {
   const at = (p: string): string => (isAbsolute(p) ? p : join(home, p));
   switch (ins.kind) {
-    case 'blank-first-line': return `line 1 is empty: the delivery defers until the file is fixed (D.6.2)`;
-    case 'blank': return null;
-    case 'comment': return `line ${ins.line}: comment`;
-    case 'maildir': return `line ${ins.line}: deliver to the Maildir ${at(ins.path)}`;
-    case 'mbox': return `line ${ins.line}: append to the mbox file ${at(ins.path)}`;
-    case 'program': return `line ${ins.line}: run the program ${q(ins.command)} (exit 0 ok, 99 ok and stop, 100 bounce, else retry)`;
-    case 'forward': return `line ${ins.line}: forward to ${q(ins.target)}`;
-    case 'plus-list': return `line ${ins.line}: +list: from here on, forward only`;
-    case 'plus-other': return `line ${ins.line}: ignored (${q(ins.text)})`;
+    case 'blank-first-line':
+      return `line 1 is empty: the delivery defers until the file is fixed (D.6.2)`;
+    case 'blank':
+      return null;
+    case 'comment':
+      return `line ${ins.line}: comment`;
+    case 'maildir':
+      return `line ${ins.line}: deliver to the Maildir ${at(ins.path)}`;
+    case 'mbox':
+      return `line ${ins.line}: append to the mbox file ${at(ins.path)}`;
+    case 'program':
+      return `line ${ins.line}: run the program ${q(ins.command)} (exit 0 ok, 99 ok and stop, 100 bounce, else retry)`;
+    case 'forward':
+      return `line ${ins.line}: forward to ${q(ins.target)}`;
+    case 'plus-list':
+      return `line ${ins.line}: +list: from here on, forward only`;
+    case 'plus-other':
+      return `line ${ins.line}: ignored (${q(ins.text)})`;
   }
 }
 
@@ -48,14 +57,24 @@ function instructionLines(text: string, home: string, out: string[]): void {
 
 function explainAssignment(a: Assignment, local: string): string {
   switch (a.via) {
-    case 'simple': return `users/cdb simple assignment =${local} (key ${q(a.key ?? '')})`;
-    case 'wildcard': return `users/cdb wildcard assignment +${(a.key ?? '').slice(1)} (the rest of the local part goes to ext)`;
-    case 'passwd': return `no users/cdb match; the passwd account ${a.user} (uid not 0, home owned by it)`;
-    case 'alias': return `no users/cdb match and no passwd account: the alias account (C.4.2)`;
+    case 'simple':
+      return `users/cdb simple assignment =${local} (key ${q(a.key ?? '')})`;
+    case 'wildcard':
+      return `users/cdb wildcard assignment +${(a.key ?? '').slice(1)} (the rest of the local part goes to ext)`;
+    case 'passwd':
+      return `no users/cdb match; the passwd account ${a.user} (uid not 0, home owned by it)`;
+    case 'alias':
+      return `no users/cdb match and no passwd account: the alias account (C.4.2)`;
   }
 }
 
-function explainLocal(o: ExplainOptions, control: Control, rc: RouteControl, channelAddress: string, out: string[]): void {
+function explainLocal(
+  o: ExplainOptions,
+  control: Control,
+  rc: RouteControl,
+  channelAddress: string,
+  out: string[],
+): void {
   const at = channelAddress.lastIndexOf('@');
   const local = channelAddress.slice(0, at);
   const domain = channelAddress.slice(at + 1);
@@ -93,8 +112,10 @@ function explainLocal(o: ExplainOptions, control: Control, rc: RouteControl, cha
     instructionLines(defaultDelivery(control), a.home, out);
     return;
   }
-  out.push(`  uses ${join(a.home, choice.file)}${choice.defaultPart !== undefined ? ` with DEFAULT=${q(choice.defaultPart)}` : ''}` +
-    (choice.forwardOnly ? ' (owner-execute bit: forward only)' : ''));
+  out.push(
+    `  uses ${join(a.home, choice.file)}${choice.defaultPart !== undefined ? ` with DEFAULT=${q(choice.defaultPart)}` : ''}` +
+      (choice.forwardOnly ? ' (owner-execute bit: forward only)' : ''),
+  );
   const text = choice.text ?? '';
   if (text === '') {
     out.push('  the file is empty: control/defaultdelivery is used');
@@ -125,7 +146,11 @@ function explainRemote(control: Control, address: string, out: string[]): void {
     if (entry) out.push(`  ${where} has an empty relay: no route`);
     else out.push(`  no control/smtproutes entry for ${q(host)}`);
     const ip = ipLiteral(host);
-    out.push(ip !== null && host.startsWith('[') ? `  the IP literal ${ip} is used directly` : `  MX lookup for ${host} (A record if no MX)`);
+    out.push(
+      ip !== null && host.startsWith('[')
+        ? `  the IP literal ${ip} is used directly`
+        : `  MX lookup for ${host} (A record if no MX)`,
+    );
   }
 }
 

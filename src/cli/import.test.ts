@@ -3,7 +3,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,22 +26,47 @@ function ok(r: SpawnSyncReturns<string>): string {
   return r.stdout;
 }
 function login(root: string, user: string, pw: string): number | null {
-  return spawnSync('/bin/sh', ['-c', 'printf "%s\\0%s\\0\\0" "$U" "$P" | { exec 3<&0 </dev/null; exec "$@"; }', 'sh', process.execPath, MAIN,
-    'checkpassword', '--root', root, '--', '/bin/true'], { encoding: 'utf8', env: { ...process.env, U: user, P: pw } }).status;
+  return spawnSync(
+    '/bin/sh',
+    [
+      '-c',
+      'printf "%s\\0%s\\0\\0" "$U" "$P" | { exec 3<&0 </dev/null; exec "$@"; }',
+      'sh',
+      process.execPath,
+      MAIN,
+      'checkpassword',
+      '--root',
+      root,
+      '--',
+      '/bin/true',
+    ],
+    { encoding: 'utf8', env: { ...process.env, U: user, P: pw } },
+  ).status;
 }
 
 void test('vpasswd lines and vdelivermail lines (golden)', () => {
   assert.deepEqual(parseVpasswdLine('joe:$1$ab$cd:1:18:Joe Q:/home/vpopmail/domains/ex.com/joe:5000000S,100C'), {
-    local: 'joe', hash: '$1$ab$cd', flags: ['no-pop', 'bounce-all'], gecos: 'Joe Q', dir: '/home/vpopmail/domains/ex.com/joe',
-    quotaBytes: 5000000, quotaMessages: 100,
+    local: 'joe',
+    hash: '$1$ab$cd',
+    flags: ['no-pop', 'bounce-all'],
+    gecos: 'Joe Q',
+    dir: '/home/vpopmail/domains/ex.com/joe',
+    quotaBytes: 5000000,
+    quotaMessages: 100,
   });
   assert.equal(parseVpasswdLine('ann:x:1:0::/d/ann:NOQUOTA:clear')?.quotaBytes, null);
   assert.equal(parseVpasswdLine(''), null);
   assert.throws(() => parseVpasswdLine('bad:line'));
   assert.deepEqual(vpopPolicy("| /home/vpopmail/bin/vdelivermail '' bounce-no-mailbox"), { kind: 'bounce-no-mailbox' });
   assert.deepEqual(vpopPolicy("| /home/vpopmail/bin/vdelivermail '' delete"), { kind: 'delete' });
-  assert.deepEqual(vpopPolicy("| /home/vpopmail/bin/vdelivermail '' /home/vpopmail/domains/ex.com/postmaster"), { kind: 'mailbox', local: 'postmaster' });
-  assert.deepEqual(vpopPolicy("| /home/vpopmail/bin/vdelivermail '' catch@other.test"), { kind: 'forward', address: 'catch@other.test' });
+  assert.deepEqual(vpopPolicy("| /home/vpopmail/bin/vdelivermail '' /home/vpopmail/domains/ex.com/postmaster"), {
+    kind: 'mailbox',
+    local: 'postmaster',
+  });
+  assert.deepEqual(vpopPolicy("| /home/vpopmail/bin/vdelivermail '' catch@other.test"), {
+    kind: 'forward',
+    address: 'catch@other.test',
+  });
   assert.equal(vpopPolicy('./Maildir/'), null);
 });
 
@@ -44,13 +78,19 @@ function vpopTree(base: string): string {
   for (const s of ['cur', 'tmp']) mkdirSync(join(ex, 'joe', 'Maildir', s));
   writeFileSync(join(ex, 'joe', 'Maildir', 'new', '1700000000.1.old'), 'Subject: old mail\n\nkept\n');
   const md5 = spawnSync('openssl', ['passwd', '-1', '-salt', 'abcdefgh', 'joepw'], { encoding: 'utf8' }).stdout.trim();
-  writeFileSync(join(ex, 'vpasswd'), [
-    `joe:${md5}:1:32:Joe Q:/home/vpopmail/domains/ex.com/joe:5000000S,100C`,
-    'postmaster:$6$salt$abc:1:4096:Postmaster:/home/vpopmail/domains/ex.com/postmaster:NOQUOTA',
-    'bad name:x:1:0::/x:NOQUOTA',
-    '',
-  ].join('\n'));
-  writeFileSync(join(ex, '.qmail-default'), "| /home/vpopmail/bin/vdelivermail '' /home/vpopmail/domains/ex.com/postmaster\n");
+  writeFileSync(
+    join(ex, 'vpasswd'),
+    [
+      `joe:${md5}:1:32:Joe Q:/home/vpopmail/domains/ex.com/joe:5000000S,100C`,
+      'postmaster:$6$salt$abc:1:4096:Postmaster:/home/vpopmail/domains/ex.com/postmaster:NOQUOTA',
+      'bad name:x:1:0::/x:NOQUOTA',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(ex, '.qmail-default'),
+    "| /home/vpopmail/bin/vdelivermail '' /home/vpopmail/domains/ex.com/postmaster\n",
+  );
   writeFileSync(join(ex, '.qmail-info'), '&joe@ex.com\npostmaster@ex.com\n');
   writeFileSync(join(ex, '.qmail-sales:team'), '|/usr/bin/true\n');
   writeFileSync(join(ex, '.qmailadmin-limits'), 'maxpopaccounts: 50\nmaxaliases: -1\n');
@@ -72,12 +112,24 @@ void test('quail import vpopmail: --dry-run changes nothing; the import brings d
     assert.match(dry, /\(dry run: nothing changed\)\n$/);
     assert.equal(ok(q(root, ['domain', 'list'])), '');
 
-    const rep = JSON.parse(ok(q(root, ['import', 'vpopmail', dir, '--json']))) as { imported: string[]; skipped: Array<{ what: string }> };
-    assert.deepEqual(rep.imported, ['domain ex.com', 'mailbox joe@ex.com', 'mailbox postmaster@ex.com', 'alias info@ex.com', 'alias sales.team@ex.com',
-      'alias domain alias.test -> ex.com']);
+    const rep = JSON.parse(ok(q(root, ['import', 'vpopmail', dir, '--json']))) as {
+      imported: string[];
+      skipped: Array<{ what: string }>;
+    };
+    assert.deepEqual(rep.imported, [
+      'domain ex.com',
+      'mailbox joe@ex.com',
+      'mailbox postmaster@ex.com',
+      'alias info@ex.com',
+      'alias sales.team@ex.com',
+      'alias domain alias.test -> ex.com',
+    ]);
     assert.deepEqual(rep.skipped.map((s) => s.what).sort(), ['domain sqlonly.test', 'mailbox bad name@ex.com']);
     const joe = JSON.parse(ok(q(root, ['user', 'info', 'joe@ex.com', '--json']))) as Record<string, unknown>;
-    assert.deepEqual([joe['realName'], joe['quotaBytes'], joe['quotaMessages'], joe['flags']], ['Joe Q', 5000000, 100, ['no-relay']]);
+    assert.deepEqual(
+      [joe['realName'], joe['quotaBytes'], joe['quotaMessages'], joe['flags']],
+      ['Joe Q', 5000000, 100, ['no-relay']],
+    );
     assert.equal(login(root, 'joe@ex.com', 'joepw'), 0, 'the imported MD5-crypt password still works');
     const pm = JSON.parse(ok(q(root, ['user', 'info', 'postmaster@ex.com', '--json']))) as Record<string, unknown>;
     assert.deepEqual(pm['flags'], ['domain-admin']);
@@ -87,11 +139,17 @@ void test('quail import vpopmail: --dry-run changes nothing; the import brings d
     assert.equal(dom['policy'], 'mailbox:postmaster');
     assert.deepEqual(dom['aliases'], ['alias.test']);
     assert.equal((dom['limits'] as Record<string, unknown>)['maxMailboxes'], 50);
-    assert.equal(ok(q(root, ['alias', 'list', 'ex.com'])), 'info@ex.com -> &joe@ex.com, postmaster@ex.com\nsales.team@ex.com -> |/usr/bin/true\n');
+    assert.equal(
+      ok(q(root, ['alias', 'list', 'ex.com'])),
+      'info@ex.com -> &joe@ex.com, postmaster@ex.com\nsales.team@ex.com -> |/usr/bin/true\n',
+    );
     assert.match(readFileSync(join(root, 'control', 'rcpthosts'), 'latin1'), /^ex\.com$/m);
     // A second run imports nothing twice.
     const again = JSON.parse(ok(q(root, ['import', 'vpopmail', dir, '--json']))) as { imported: string[] };
-    assert.ok(!again.imported.some((i) => i.startsWith('mailbox') || i.startsWith('domain ex')), again.imported.join(','));
+    assert.ok(
+      !again.imported.some((i) => i.startsWith('mailbox') || i.startsWith('domain ex')),
+      again.imported.join(','),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
     rmSync(src, { recursive: true, force: true });
@@ -110,17 +168,28 @@ void test('quail import qmail: control lists merged, missing files copied, diffe
     writeFileSync(join(old, 'control', 'virtualdomains'), 'legacy.test:legacy\n');
     writeFileSync(join(old, 'control', 'databytes'), '1000000\n');
     writeFileSync(join(old, 'control', 'conf-foo'), 'x\n');
-    writeFileSync(join(old, 'users', 'assign'), '+legacy-:legacy:1001:1001:/home/legacy:-::\n=bob:bob:1002:1002:/home/bob:::\n.\n');
+    writeFileSync(
+      join(old, 'users', 'assign'),
+      '+legacy-:legacy:1001:1001:/home/legacy:-::\n=bob:bob:1002:1002:/home/bob:::\n.\n',
+    );
     const dry = ok(q(root, ['import', 'qmail', old, '--dry-run']));
     assert.match(dry, /would import: control\/rcpthosts: 1 line\(s\) added/);
     assert.equal(existsSync(join(root, 'control', 'databytes')), false);
     const out = ok(q(root, ['import', 'qmail', old]));
     assert.match(out, /not imported: control\/me: kept ours/);
     assert.match(out, /not imported: control\/conf-foo: not a control file quail reads/);
-    assert.deepEqual(readFileSync(join(root, 'control', 'rcpthosts'), 'latin1').split('\n').filter(Boolean), ['mx.test', 'legacy.test']);
+    assert.deepEqual(
+      readFileSync(join(root, 'control', 'rcpthosts'), 'latin1')
+        .split('\n')
+        .filter(Boolean),
+      ['mx.test', 'legacy.test'],
+    );
     assert.equal(readFileSync(join(root, 'control', 'databytes'), 'latin1'), '1000000\n');
     assert.match(readFileSync(join(root, 'control', 'virtualdomains'), 'latin1'), /^legacy\.test:legacy$/m);
-    assert.match(readFileSync(join(root, 'users', 'assign'), 'latin1'), /^\+legacy-:legacy:1001:1001:\/home\/legacy:-::\n=bob:bob:1002:1002:\/home\/bob:::\n\.\n$/m);
+    assert.match(
+      readFileSync(join(root, 'users', 'assign'), 'latin1'),
+      /^\+legacy-:legacy:1001:1001:\/home\/legacy:-::\n=bob:bob:1002:1002:\/home\/bob:::\n\.\n$/m,
+    );
     const cdb = spawnSync('cdb', ['-q', join(root, 'users', 'cdb'), '!legacy-'], { encoding: 'latin1' });
     assert.equal(cdb.stdout.split('\0')[3], '/home/legacy');
     assert.equal(q(root, ['import', 'qmail', join(old, 'nothing')]).stdout.includes('is this a qmail root'), true);

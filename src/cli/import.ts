@@ -15,7 +15,10 @@ interface ImportOpts extends DirOpts {
 /** A progress bar on a terminal (stderr) only; nothing in scripts and tests. */
 function progressBar(): { tick: (done: number, total: number) => void; stop: () => void } {
   if (!process.stderr.isTTY) return { tick: () => undefined, stop: () => undefined };
-  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'importing [{bar}] {value}/{total}' }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: 'importing [{bar}] {value}/{total}' },
+    cliProgress.Presets.shades_classic,
+  );
   let started = false;
   return {
     tick: (done, total) => {
@@ -37,21 +40,33 @@ function report(rep: ImportReport, o: ImportOpts): number {
     const verb = o.dryRun ? 'would import' : 'imported';
     for (const i of rep.imported) process.stdout.write(`${verb}: ${i}\n`);
     for (const s of rep.skipped) process.stdout.write(`not imported: ${s.what}: ${s.why}\n`);
-    process.stdout.write(`${rep.imported.length} ${verb}, ${rep.skipped.length} not imported${o.dryRun ? ' (dry run: nothing changed)' : ''}\n`);
+    process.stdout.write(
+      `${rep.imported.length} ${verb}, ${rep.skipped.length} not imported${o.dryRun ? ' (dry run: nothing changed)' : ''}\n`,
+    );
   }
   return 0;
 }
 
 export function register(program: Command): void {
-  const cmd = program.command('import').description('import an old vpopmail or qmail installation (try --dry-run first)');
-  dirOptions(cmd.command('vpopmail <dir>').description('a vpopmail domains/ tree: vpasswd files, .qmail-* aliases, quotas, limits, Maildirs')
-    .option('--dry-run', 'only report what would be imported')
-    .option('--account <user>', 'unix account the imported domains are delivered as (default: control/quailuser)')).action(
+  const cmd = program
+    .command('import')
+    .description('import an old vpopmail or qmail installation (try --dry-run first)');
+  dirOptions(
+    cmd
+      .command('vpopmail <dir>')
+      .description('a vpopmail domains/ tree: vpasswd files, .qmail-* aliases, quotas, limits, Maildirs')
+      .option('--dry-run', 'only report what would be imported')
+      .option('--account <user>', 'unix account the imported domains are delivered as (default: control/quailuser)'),
+  ).action(
     action('import vpopmail', (dir: string, o: ImportOpts) =>
       withDirectory(o, async (ctx) => {
         const bar = progressBar();
         try {
-          const rep = await importVpopmail(ctx, resolve(dir), { dryRun: o.dryRun === true, account: deliveryAccount(ctx.root, o.account), progress: bar.tick });
+          const rep = await importVpopmail(ctx, resolve(dir), {
+            dryRun: o.dryRun === true,
+            account: deliveryAccount(ctx.root, o.account),
+            progress: bar.tick,
+          });
           bar.stop();
           return report(rep, o);
         } finally {
@@ -60,9 +75,13 @@ export function register(program: Command): void {
       }),
     ),
   );
-  addRootOption(cmd.command('qmail <qmailroot>').description('a qmail root (e.g. /var/qmail): control files merged or copied, users/assign merged')
-    .option('--dry-run', 'only report what would be imported')
-    .option('--json', 'print JSON for scripts')).action(
+  addRootOption(
+    cmd
+      .command('qmail <qmailroot>')
+      .description('a qmail root (e.g. /var/qmail): control files merged or copied, users/assign merged')
+      .option('--dry-run', 'only report what would be imported')
+      .option('--json', 'print JSON for scripts'),
+  ).action(
     action('import qmail', (from: string, o: ImportOpts) => {
       const bar = progressBar();
       const root = resolveRoot(o.root);

@@ -34,7 +34,10 @@ function snapshot(root: string): Map<string, string> {
 void test('init: layout of a new root with one domain', () => {
   const root = tmp();
   const steps = initRoot({ root, me: 'mx.test', domains: ['Example.COM'], user: 'nobody' });
-  assert.ok(steps.every((s) => s.action !== 'kept'), 'a new root keeps nothing');
+  assert.ok(
+    steps.every((s) => s.action !== 'kept'),
+    'a new root keeps nothing',
+  );
   assert.equal(read(root, 'control/me'), 'mx.test\n');
   assert.equal(read(root, 'control/locals'), 'mx.test\n');
   assert.equal(read(root, 'control/rcpthosts'), 'mx.test\nexample.com\n');
@@ -46,7 +49,8 @@ void test('init: layout of a new root with one domain', () => {
   assert.equal(statSync(join(root, 'control/servercert.pem')).mode & 0o777, 0o600);
   assert.equal(read(root, 'users/assign'), `+example.com-:nobody:65534:65534:${root}/domains/example.com:-::\n.\n`);
   assert.ok(statSync(join(root, 'users/cdb')).size > 2048);
-  for (const n of ['postmaster', 'mailer-daemon', 'root']) assert.equal(read(root, `alias/.qmail-${n}`), './Maildir/\n');
+  for (const n of ['postmaster', 'mailer-daemon', 'root'])
+    assert.equal(read(root, `alias/.qmail-${n}`), './Maildir/\n');
   assert.equal(read(root, 'domains/example.com/.qmail-postmaster'), './postmaster/Maildir/\n');
   for (const d of ['alias/Maildir/new', 'domains/example.com', 'domains/example.com/postmaster/Maildir/cur', 'queue']) {
     const st = statSync(join(root, d));
@@ -64,7 +68,10 @@ void test('init: the result routes and assigns like the C.5 virtual-domain set-u
   const d = route('Joe@example.com', routeControlFrom(new Control(root)));
   assert.deepEqual([d.channel, d.address], ['local', 'example.com-Joe@example.com']);
   const a = lookupAssignment({ root, local: 'example.com-Joe', passwd: tablePasswd([]) });
-  assert.deepEqual([a.via, a.user, a.uid, a.home, a.dash, a.ext], ['wildcard', 'nobody', 65534, join(root, 'domains/example.com'), '-', 'Joe']);
+  assert.deepEqual(
+    [a.via, a.user, a.uid, a.home, a.dash, a.ext],
+    ['wildcard', 'nobody', 65534, join(root, 'domains/example.com'), '-', 'Joe'],
+  );
   assert.equal(route('postmaster', routeControlFrom(new Control(root))).address, 'postmaster@mx.test');
 });
 
@@ -73,7 +80,10 @@ void test('init: a second run changes nothing', () => {
   initRoot({ root, me: 'mx.test', domains: ['a.test', 'b.test'], user: 'nobody' });
   const before = snapshot(root);
   const steps = initRoot({ root, me: 'mx.test', domains: ['a.test', 'B.test'], user: 'nobody' });
-  assert.deepEqual(steps.filter((s) => s.action !== 'kept'), []);
+  assert.deepEqual(
+    steps.filter((s) => s.action !== 'kept'),
+    [],
+  );
   assert.deepEqual(snapshot(root), before);
 });
 
@@ -92,17 +102,21 @@ void test('init: an existing tree keeps its files; only missing --domain lines a
   assert.equal(read(root, 'control/locals'), 'custom.test\n');
   assert.equal(read(root, 'control/rcpthosts'), 'custom.test\na.test\nb.test\n');
   assert.equal(read(root, 'control/virtualdomains'), 'a.test:keepme\nb.test:b.test\n');
-  assert.equal(read(root, 'users/assign'), '=joe:nobody:65534:65534:/home/joe:::\n' +
-    `+a.test-:nobody:65534:65534:${root}/domains/a.test:-::\n+b.test-:nobody:65534:65534:${root}/domains/b.test:-::\n.\n`);
+  assert.equal(
+    read(root, 'users/assign'),
+    '=joe:nobody:65534:65534:/home/joe:::\n' +
+      `+a.test-:nobody:65534:65534:${root}/domains/a.test:-::\n+b.test-:nobody:65534:65534:${root}/domains/b.test:-::\n.\n`,
+  );
   assert.match(read(root, 'control/servercert.pem'), /CERTIFICATE/);
   // a third run with one more domain touches only what that domain needs
   const before = snapshot(root);
   initRoot({ root, domains: ['c.test'], user: 'nobody' });
   const after = snapshot(root);
   const changed = [...after.keys()].filter((k) => after.get(k) !== before.get(k)).sort();
-  assert.deepEqual(changed.filter((k) => !k.startsWith('domains/c.test')), [
-    'control/rcpthosts', 'control/virtualdomains', 'domains', 'users', 'users/assign', 'users/cdb',
-  ]);
+  assert.deepEqual(
+    changed.filter((k) => !k.startsWith('domains/c.test')),
+    ['control/rcpthosts', 'control/virtualdomains', 'domains', 'users', 'users/assign', 'users/cdb'],
+  );
   assert.match(read(root, 'users/assign'), /\+c\.test-:[^\n]*\n\.\n$/);
 });
 
@@ -117,7 +131,11 @@ void test('init: bad arguments are permanent errors, nothing half-made', () => {
 
 void test('init: the CLI prints what it did and exits 0; usage errors exit 100', () => {
   const root = tmp();
-  const r = spawnSync(process.execPath, [MAIN, 'init', '--root', root, '--me', 'mx.test', '--domain', 'x.test', '--user', 'nobody'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [MAIN, 'init', '--root', root, '--me', 'mx.test', '--domain', 'x.test', '--user', 'nobody'],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^created {2}control\/me \(mx\.test\)$/m);
   assert.match(r.stdout, /^ran {6}users\/cdb \(newu\)$/m);
@@ -125,7 +143,9 @@ void test('init: the CLI prints what it did and exits 0; usage errors exit 100',
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /^kept {5}control\/me$/m);
   assert.match(again.stdout, /nothing to do/);
-  const bad = spawnSync(process.execPath, [MAIN, 'init', '--root', root, '--user', 'no-such-account-here'], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [MAIN, 'init', '--root', root, '--user', 'no-such-account-here'], {
+    encoding: 'utf8',
+  });
   assert.equal(bad.status, 100);
   assert.match(bad.stderr, /^quail init: fatal: no account named/);
   assert.doesNotMatch(bad.stderr, / {4}at /);

@@ -1,5 +1,15 @@
 // quail init: creates (or completes) a mail root; idempotent, never overwrites an existing file.
-import { appendFileSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir, userInfo } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -63,11 +73,17 @@ function resolveOwner(opts: InitOptions, root: string, steps: InitStep[]): Owner
   }
   let e = find('quail');
   if (!e) {
-    const r = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--home-dir', root, 'quail'], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      'useradd',
+      ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--home-dir', root, 'quail'],
+      {
+        encoding: 'utf8',
+      },
+    );
     if (r.status !== 0) {
-      throw tempError(`unable to create the account quail with useradd: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+      throw tempError(
+        `unable to create the account quail with useradd: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`,
+      );
     }
     steps.push({ path: file, action: 'ran', detail: 'useradd --system quail' });
     e = find('quail');
@@ -141,13 +157,37 @@ function makeCert(b: Builder, me: string, owner: Owner): void {
   try {
     const key = join(work, 'key.pem');
     const cert = join(work, 'cert.pem');
-    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650', '-subj', `/CN=${me}`,
-      '-keyout', key, '-out', cert], { encoding: 'utf8' });
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '3650',
+        '-subj',
+        `/CN=${me}`,
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) {
-      throw tempError(`openssl could not make a certificate: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+      throw tempError(
+        `openssl could not make a certificate: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`,
+      );
     }
-    b.file(join('control', 'servercert.pem'), readFileSync(key, 'latin1') + readFileSync(cert, 'latin1'), 0o600, owner,
-      `self-signed, CN=${me}, 10 years`);
+    b.file(
+      join('control', 'servercert.pem'),
+      readFileSync(key, 'latin1') + readFileSync(cert, 'latin1'),
+      0o600,
+      owner,
+      `self-signed, CN=${me}, 10 years`,
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -172,9 +212,11 @@ function assignText(old: string | null, add: readonly string[]): string {
 export function initRoot(opts: InitOptions): InitStep[] {
   const root = opts.root;
   const domains = [...new Set((opts.domains ?? []).map(asciiLower))];
-  for (const d of domains) if (!NAME.test(d)) throw usageError(`--domain ${d}: not a domain name (letters, digits, - and _ between dots)`);
+  for (const d of domains)
+    if (!NAME.test(d)) throw usageError(`--domain ${d}: not a domain name (letters, digits, - and _ between dots)`);
   if (opts.me !== undefined && !NAME.test(opts.me)) throw usageError(`--me ${opts.me}: not a host name`);
-  if (/[:\n]/.test(root)) throw usageError(`mail root ${root} contains ':' or a newline, which users/assign cannot express`);
+  if (/[:\n]/.test(root))
+    throw usageError(`mail root ${root} contains ':' or a newline, which users/assign cannot express`);
 
   const b = new Builder(root);
   const owner = resolveOwner(opts, root, b.steps);
@@ -184,7 +226,11 @@ export function initRoot(opts: InitOptions): InitStep[] {
   const me = existingMe ?? opts.me ?? hostname();
   b.file('control/me', `${me}\n`, 0o644, undefined, me);
   if (existingMe !== null && opts.me !== undefined && opts.me !== existingMe) {
-    b.steps.push({ path: join(root, 'control', 'me'), action: 'kept', detail: `--me ${opts.me} ignored: the file says ${existingMe}` });
+    b.steps.push({
+      path: join(root, 'control', 'me'),
+      action: 'kept',
+      detail: `--me ${opts.me} ignored: the file says ${existingMe}`,
+    });
   }
   b.file('control/locals', `${me}\n`, 0o644);
   b.file('control/defaultdelivery', './Maildir/\n', 0o644);
@@ -202,8 +248,14 @@ export function initRoot(opts: InitOptions): InitStep[] {
   }
   const vd = control.map('virtualdomains').value;
   const vdMissing = domains.filter((d) => !vd?.has(d));
-  if (vd === null && domains.length > 0) b.file('control/virtualdomains', vdMissing.map((d) => `${d}:${d}\n`).join(''), 0o644);
-  else if (vdMissing.length > 0) b.append('control/virtualdomains', vdMissing.map((d) => `${d}:${d}`), vdMissing.join(' '));
+  if (vd === null && domains.length > 0)
+    b.file('control/virtualdomains', vdMissing.map((d) => `${d}:${d}\n`).join(''), 0o644);
+  else if (vdMissing.length > 0)
+    b.append(
+      'control/virtualdomains',
+      vdMissing.map((d) => `${d}:${d}`),
+      vdMissing.join(' '),
+    );
   makeCert(b, me, owner);
 
   // alias/: owned by the system's alias account when there is one (qmail's), else by the quail account.
@@ -211,7 +263,8 @@ export function initRoot(opts: InitOptions): InitStep[] {
   const aliasOwner: Owner = alias ? { name: alias.name, uid: alias.uid, gid: alias.gid } : owner;
   b.dir('alias', 0o755, aliasOwner);
   b.maildir('alias/Maildir', aliasOwner);
-  for (const n of ['postmaster', 'mailer-daemon', 'root']) b.file(`alias/.qmail-${n}`, './Maildir/\n', 0o644, aliasOwner);
+  for (const n of ['postmaster', 'mailer-daemon', 'root'])
+    b.file(`alias/.qmail-${n}`, './Maildir/\n', 0o644, aliasOwner);
 
   b.dir('queue', 0o700, owner);
   b.dir('domains', 0o755);
@@ -234,7 +287,11 @@ export function initRoot(opts: InitOptions): InitStep[] {
   else if (add.length > 0) {
     writeFileSync(`${assignPath}.tmp`, assignText(oldAssign, add), { mode: 0o644, encoding: 'latin1' });
     renameSync(`${assignPath}.tmp`, assignPath);
-    b.steps.push({ path: assignPath, action: 'appended', detail: add.map((l) => l.slice(0, l.indexOf(':'))).join(' ') });
+    b.steps.push({
+      path: assignPath,
+      action: 'appended',
+      detail: add.map((l) => l.slice(0, l.indexOf(':'))).join(' '),
+    });
   } else b.steps.push({ path: assignPath, action: 'kept' });
   if (add.length > 0 || !existsSync(join(root, 'users', 'cdb'))) {
     newu(root);
@@ -254,13 +311,23 @@ export function register(program: Command): void {
     program
       .command('init')
       .description('create or complete the mail root (never overwrites a file)')
-      .option('--me <host>', 'this host\'s name for control/me (default: the system host name)')
-      .option('--domain <domain>', 'add a virtual domain delivered under domains/<domain> (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+      .option('--me <host>', "this host's name for control/me (default: the system host name)")
+      .option(
+        '--domain <domain>',
+        'add a virtual domain delivered under domains/<domain> (repeatable)',
+        (v: string, acc: string[]) => [...acc, v],
+        [] as string[],
+      )
       .option('--user <account>', 'account deliveries run as (default: you, or `quail` as root)'),
   ).action(
     action('init', (o: { root?: string; me?: string; domain: string[]; user?: string }) => {
       const root = resolveRoot(o.root);
-      const steps = initRoot({ root, domains: o.domain, ...(o.me === undefined ? {} : { me: o.me }), ...(o.user === undefined ? {} : { user: o.user }) });
+      const steps = initRoot({
+        root,
+        domains: o.domain,
+        ...(o.me === undefined ? {} : { me: o.me }),
+        ...(o.user === undefined ? {} : { user: o.user }),
+      });
       process.stdout.write(render(root, steps));
       const made = steps.filter((s) => s.action !== 'kept').length;
       process.stdout.write(made === 0 ? `nothing to do: ${root} is complete\n` : `mail root ${root} ready\n`);

@@ -46,9 +46,15 @@ void test('quail inject: header recipients, rewriting, Bcc removed, nothing prin
   assert.ok(m);
   assert.equal(more, undefined);
   assert.equal(m.sender, 'tester@mx.example.test');
-  assert.deepEqual(m.recipients.map((x) => x.original), ['bob@host.example.test', 'joe@mx.example.test', 'secret@mx.example.test']);
+  assert.deepEqual(
+    m.recipients.map((x) => x.original),
+    ['bob@host.example.test', 'joe@mx.example.test', 'secret@mx.example.test'],
+  );
   assert.match(m.text, /^Received: \(qmail \d+ invoked by uid \d+\);/);
-  assert.match(m.text, /\nMessage-ID: <\d+\.\d+\.qmail@mx\.example\.test>\nFrom: tester@mx\.example\.test\nTo: joe@mx\.example\.test, bob@host\.example\.test\nSubject: hi\n\nbody\n$/);
+  assert.match(
+    m.text,
+    /\nMessage-ID: <\d+\.\d+\.qmail@mx\.example\.test>\nFrom: tester@mx\.example\.test\nTo: joe@mx\.example\.test, bob@host\.example\.test\nSubject: hi\n\nbody\n$/,
+  );
   assert.doesNotMatch(m.text, /Bcc|secret/);
 });
 
@@ -59,7 +65,10 @@ void test('quail inject: -f and argument recipients, --root; errors exit 100/111
   assert.equal(r.exit, 0, r.stderr);
   const [m] = await queued(root);
   assert.equal(m?.sender, 'bounce@list.test');
-  assert.deepEqual(m?.recipients.map((x) => x.original), ['a@mx.example.test', '-h@mx.example.test']);
+  assert.deepEqual(
+    m?.recipients.map((x) => x.original),
+    ['a@mx.example.test', '-h@mx.example.test'],
+  );
 
   const none = run(MAIN, ['inject'], 'Subject: x\n\nb\n', { QUAIL_ROOT: root });
   assert.equal(none.exit, 100);
@@ -75,18 +84,31 @@ void test('quail inject: -f and argument recipients, --root; errors exit 100/111
 
 void test('sendmail -t -oi -F: recipients from the header plus arguments, full name in From; -bp lists the queue', async () => {
   const root = await makeRoot();
-  const r = run(SENDMAIL, ['-t', '-oi', '-oem', '-odi', '-N', 'never', '-v', '-F', 'Joe Q', 'extra@x.test'], 'To: one@x.test\nCc: two\n\nhello\n', { QUAIL_ROOT: root });
+  const r = run(
+    SENDMAIL,
+    ['-t', '-oi', '-oem', '-odi', '-N', 'never', '-v', '-F', 'Joe Q', 'extra@x.test'],
+    'To: one@x.test\nCc: two\n\nhello\n',
+    { QUAIL_ROOT: root },
+  );
   assert.deepEqual(r, { exit: 0, stdout: '', stderr: '' });
   const [m] = await queued(root);
   assert.ok(m);
-  assert.deepEqual(m.recipients.map((x) => x.original), ['extra@x.test', 'one@x.test', 'two@mx.example.test']);
+  assert.deepEqual(
+    m.recipients.map((x) => x.original),
+    ['extra@x.test', 'one@x.test', 'two@mx.example.test'],
+  );
   assert.match(m.text, /\nFrom: "Joe Q" <tester@mx\.example\.test>\n/);
 
-  const plain = run(SENDMAIL, ['-f', 'sender@x.test', 'only@x.test'], 'To: notused@x.test\n\nb\n', { QUAIL_ROOT: root });
+  const plain = run(SENDMAIL, ['-f', 'sender@x.test', 'only@x.test'], 'To: notused@x.test\n\nb\n', {
+    QUAIL_ROOT: root,
+  });
   assert.equal(plain.exit, 0, plain.stderr);
   const all = await queued(root);
   const second = all.find((x) => x.sender === 'sender@x.test');
-  assert.deepEqual(second?.recipients.map((x) => x.original), ['only@x.test']);
+  assert.deepEqual(
+    second?.recipients.map((x) => x.original),
+    ['only@x.test'],
+  );
 
   const list = run(SENDMAIL, ['-bp'], '', { QUAIL_ROOT: root });
   assert.equal(list.exit, 0, list.stderr);
@@ -100,13 +122,20 @@ void test('sendmail -t -oi -F: recipients from the header plus arguments, full n
 
 void test('sendmail -bs: one SMTP session on stdin/stdout', async () => {
   const root = await makeRoot();
-  const input = 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@mx.example.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n';
+  const input =
+    'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@mx.example.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n';
   const r = run(SENDMAIL, ['-bs'], input, { QUAIL_ROOT: root });
   assert.equal(r.exit, 0, r.stderr);
-  assert.match(r.stdout, /^220 mx\.example\.test ESMTP\r\n250 mx\.example\.test\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n250 ok \d+ qp \S+\r\n221 /);
+  assert.match(
+    r.stdout,
+    /^220 mx\.example\.test ESMTP\r\n250 mx\.example\.test\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n250 ok \d+ qp \S+\r\n221 /,
+  );
   const [m] = await queued(root);
   assert.equal(m?.sender, 'a@b.test');
-  assert.deepEqual(m?.recipients.map((x) => x.original), ['c@mx.example.test']);
+  assert.deepEqual(
+    m?.recipients.map((x) => x.original),
+    ['c@mx.example.test'],
+  );
 });
 
 void test('sendmail argument parsing: golden table', () => {
@@ -121,7 +150,8 @@ void test('sendmail argument parsing: golden table', () => {
     [['-f'], 'option -f needs a value'],
   ];
   for (const [argv, expected] of table) {
-    if (typeof expected === 'string') assert.throws(() => parseSendmailArgv(argv), new RegExp(expected), argv.join(' '));
+    if (typeof expected === 'string')
+      assert.throws(() => parseSendmailArgv(argv), new RegExp(expected), argv.join(' '));
     else assert.deepEqual(toInjectArgs(parseSendmailArgv(argv)), expected, argv.join(' '));
   }
   assert.equal(parseSendmailArgv(['-bp']).mode, 'list');

@@ -16,7 +16,12 @@ environment: QMAILDEFAULTHOST QMAILDEFAULTDOMAIN QMAILPLUSDOMAIN QMAILIDHOST QMA
 QMAILNAME QMAILINJECT (letters c s f i r m); exit 0 queued, 100 permanent error, 111 temporary error`;
 
 /** Runs one injection the way both `quail inject` and `sendmail` do, setting the process exit code. */
-export async function injectFromStdin(name: string, root: string, args: InjectArgs, env: NodeJS.ProcessEnv): Promise<number> {
+export async function injectFromStdin(
+  name: string,
+  root: string,
+  args: InjectArgs,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
   const { exit } = await runInject({
     name,
     args,

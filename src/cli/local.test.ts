@@ -21,7 +21,10 @@ void test('quail local -n: empty and dash-leading arguments after --', () => {
     const main = local('--dry-run', '--', 'u', home, 'u', '', '', 'local.test', '', './Maildir/\n');
     assert.equal(main.stdout, 'maildir ./Maildir/\ndid 1+0+0\n');
     const none = local('-n', '--', 'u', home, 'u-y', '-', 'y', 'local.test', '', './Maildir/\n');
-    assert.deepEqual([none.status, none.stdout, none.stderr], [100, '', 'Sorry, no mailbox here by that name. (#5.1.1)\n']);
+    assert.deepEqual(
+      [none.status, none.stdout, none.stderr],
+      [100, '', 'Sorry, no mailbox here by that name. (#5.1.1)\n'],
+    );
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
@@ -30,5 +33,8 @@ void test('quail local -n: empty and dash-leading arguments after --', () => {
 void test('quail local: wrong number of arguments prints qmail-local usage, exit 100', () => {
   const r = local('-n', '--', 'u', '/');
   assert.equal(r.status, 100);
-  assert.equal(r.stderr, 'qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty\n');
+  assert.equal(
+    r.stderr,
+    'qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty\n',
+  );
 });

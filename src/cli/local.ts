@@ -39,7 +39,16 @@ async function run(argv: string[], opts: LocalOpts): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return 100;
   }
-  const [user, home, local, dash, ext, domain, sender, defaultDelivery] = argv as [string, string, string, string, string, string, string, string];
+  const [user, home, local, dash, ext, domain, sender, defaultDelivery] = argv as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const args: LocalArgs = { user, home, local, dash, ext, domain, sender, defaultDelivery };
   const root = resolveRoot(opts.root);
   const path = opts.path ?? defaultPath(root);
@@ -55,7 +64,13 @@ async function run(argv: string[], opts: LocalOpts): Promise<number> {
   const spool = await spoolStdin();
   try {
     if (uid === me && me !== 0) {
-      const r = await runQmailLocal(args, { doit: true, messagePath: spool.path, path, namer: new UniqueNamer(), injector });
+      const r = await runQmailLocal(args, {
+        doit: true,
+        messagePath: spool.path,
+        path,
+        namer: new UniqueNamer(),
+        injector,
+      });
       print(r);
       if (r.exitCode === 0 && r.forward) return forwardNotQueued(r.forward.recipients);
       return r.exitCode;

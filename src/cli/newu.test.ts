@@ -17,12 +17,24 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
 
 const CASES: Array<[string, string, number, string]> = [
   ['good file', '=joe:joe:503:78:/home/joe:::\n.\n', 0, ''],
-  ['missing dot', '=joe:joe:503:78:/home/joe:::\n', 111,
-    'quail newu: fatal: bad format in users/assign line 2: end of file without the terminating "." line; the old users/cdb is kept\n'],
-  ['too few fields', '=joe:joe:503:78:/home/joe::\n.\n', 111,
-    'quail newu: fatal: bad format in users/assign line 1: 5 ":" after the local field, need 7 (=local:user:uid:gid:homedir:dash:ext:); the old users/cdb is kept\n'],
-  ['line starting with colon', '=a:u:1:2:/h:::\n:joe:503:78:/home/joe::::\n.\n', 111,
-    'quail newu: fatal: bad format in users/assign line 2: the line starts with ":" (begin it with "=" or "+"); the old users/cdb is kept\n'],
+  [
+    'missing dot',
+    '=joe:joe:503:78:/home/joe:::\n',
+    111,
+    'quail newu: fatal: bad format in users/assign line 2: end of file without the terminating "." line; the old users/cdb is kept\n',
+  ],
+  [
+    'too few fields',
+    '=joe:joe:503:78:/home/joe::\n.\n',
+    111,
+    'quail newu: fatal: bad format in users/assign line 1: 5 ":" after the local field, need 7 (=local:user:uid:gid:homedir:dash:ext:); the old users/cdb is kept\n',
+  ],
+  [
+    'line starting with colon',
+    '=a:u:1:2:/h:::\n:joe:503:78:/home/joe::::\n.\n',
+    111,
+    'quail newu: fatal: bad format in users/assign line 2: the line starts with ":" (begin it with "=" or "+"); the old users/cdb is kept\n',
+  ],
 ];
 
 for (const [name, assign, status, stderr] of CASES) {

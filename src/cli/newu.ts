@@ -7,7 +7,9 @@ export function register(program: Command): void {
   addRootOption(
     program
       .command('newu')
-      .description('compile <root>/users/assign into <root>/users/cdb (like qmail-newu); on a bad file the old cdb is kept'),
+      .description(
+        'compile <root>/users/assign into <root>/users/cdb (like qmail-newu); on a bad file the old cdb is kept',
+      ),
   ).action(
     action('newu', (opts: { root?: string }) => {
       newu(resolveRoot(opts.root));

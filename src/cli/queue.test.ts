@@ -20,7 +20,15 @@ function quail(...args: string[]): Promise<{ code: number; out: string; err: str
 }
 
 void test('formatAge: golden table', () => {
-  const table: Array<[number, string]> = [[0, '0s'], [59, '59s'], [61, '1m1s'], [3600, '1h0m'], [7980, '2h13m'], [90000, '1d1h'], [-5, '0s']];
+  const table: Array<[number, string]> = [
+    [0, '0s'],
+    [59, '59s'],
+    [61, '1m1s'],
+    [3600, '1h0m'],
+    [7980, '2h13m'],
+    [90000, '1d1h'],
+    [-5, '0s'],
+  ];
   for (const [s, want] of table) assert.equal(formatAge(s), want);
 });
 
@@ -33,26 +41,67 @@ void test('quail queue: stat, list, show, hold, release, delete, flush, export, 
     assert.match(missing.err, /^quail queue stat: fatal: no queue at .*quail init/);
 
     const q = await openQueue(root);
-    const a = await q.inject({ sender: 'alice@example.com', recipients: ['bob@example.net'], data: Buffer.from('Subject: one\n\nbody one\n'), injector: { kind: 'uid', uid: 42 } });
-    const b = await q.inject({ sender: '', recipients: ['carol@example.org', 'dave@example.org'], data: Buffer.from('Subject: two\n\nbody two\n'), injector: { kind: 'bounce' } });
+    const a = await q.inject({
+      sender: 'alice@example.com',
+      recipients: ['bob@example.net'],
+      data: Buffer.from('Subject: one\n\nbody one\n'),
+      injector: { kind: 'uid', uid: 42 },
+    });
+    const b = await q.inject({
+      sender: '',
+      recipients: ['carol@example.org', 'dave@example.org'],
+      data: Buffer.from('Subject: two\n\nbody two\n'),
+      injector: { kind: 'bounce' },
+    });
     await q.updateRecipients(b, [
-      { original: 'carol@example.org', channel: 'remote', address: 'carol@example.org', status: 'pending', attempts: 1, nextAttempt: 4102444800, lastResult: 'deferral', lastReport: 'Connection refused. (#4.4.1)' },
-      { original: 'dave@example.org', channel: 'remote', address: 'dave@example.org', status: 'failed', attempts: 1, lastResult: 'failure', lastReport: 'Sorry, no mailbox here by that name. (#5.1.1)' },
+      {
+        original: 'carol@example.org',
+        channel: 'remote',
+        address: 'carol@example.org',
+        status: 'pending',
+        attempts: 1,
+        nextAttempt: 4102444800,
+        lastResult: 'deferral',
+        lastReport: 'Connection refused. (#4.4.1)',
+      },
+      {
+        original: 'dave@example.org',
+        channel: 'remote',
+        address: 'dave@example.org',
+        status: 'failed',
+        attempts: 1,
+        lastResult: 'failure',
+        lastReport: 'Sorry, no mailbox here by that name. (#5.1.1)',
+      },
     ]);
 
     const stat = await quail('queue', 'stat', '--root', root);
     assert.equal(stat.code, 0);
-    assert.match(stat.out, /^messages in queue: 2\nmessages in queue but not yet preprocessed: 1\nmessages held: 0\nrecipients: todo 1, pending 1, done 0, failed 1\n/);
+    assert.match(
+      stat.out,
+      /^messages in queue: 2\nmessages in queue but not yet preprocessed: 1\nmessages held: 0\nrecipients: todo 1, pending 1, done 0, failed 1\n/,
+    );
 
     const list = await quail('queue', 'list', '--root', root);
     assert.equal(list.code, 0);
-    assert.match(list.out, new RegExp(`#${a}  \\d+  <alice@example\\.com>  age \\S+\\n\\ttodo\\t-\\tbob@example\\.net\\n`));
-    assert.match(list.out, new RegExp(`#${b}  \\d+  <>  age \\S+\\n\\tpending\\tremote\\tcarol@example\\.org\\tattempts 1; next in \\S+; deferral: Connection refused\\. \\(#4\\.4\\.1\\)\\n\\tfailed\\tremote\\tdave@example\\.org\\tattempts 1; failure: Sorry`));
+    assert.match(
+      list.out,
+      new RegExp(`#${a}  \\d+  <alice@example\\.com>  age \\S+\\n\\ttodo\\t-\\tbob@example\\.net\\n`),
+    );
+    assert.match(
+      list.out,
+      new RegExp(
+        `#${b}  \\d+  <>  age \\S+\\n\\tpending\\tremote\\tcarol@example\\.org\\tattempts 1; next in \\S+; deferral: Connection refused\\. \\(#4\\.4\\.1\\)\\n\\tfailed\\tremote\\tdave@example\\.org\\tattempts 1; failure: Sorry`,
+      ),
+    );
 
     const show = await quail('queue', 'show', a, '--root', root);
     assert.equal(show.code, 0);
     assert.match(show.out, /sender: <alice@example\.com>/);
-    assert.match(show.out, /--- message ---\nReceived: \(qmail \d+ invoked by uid 42\); .*\nSubject: one\n\nbody one\n$/);
+    assert.match(
+      show.out,
+      /--- message ---\nReceived: \(qmail \d+ invoked by uid 42\); .*\nSubject: one\n\nbody one\n$/,
+    );
     const bad = await quail('queue', 'show', '../../etc/passwd', '--root', root);
     assert.equal(bad.code, 100);
     assert.match(bad.err, /not a queue id/);

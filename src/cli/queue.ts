@@ -86,7 +86,11 @@ async function countDir(dir: string): Promise<number> {
 export function register(program: Command): void {
   const queue = program.command('queue').description('inspect and manage the queue (<root>/queue)');
 
-  addRootOption(queue.command('list').description('every message: id, age, sender, each recipient with its state (like qmail-qread)'))
+  addRootOption(
+    queue
+      .command('list')
+      .description('every message: id, age, sender, each recipient with its state (like qmail-qread)'),
+  )
     .option('--json', 'one JSON object per line')
     .action(
       action('queue list', async (opts: RootOpt & { json?: boolean }) => {
@@ -94,7 +98,10 @@ export function register(program: Command): void {
         const now = Math.floor(q.clock() / 1000);
         await each(q, (m) => {
           if (opts.json) process.stdout.write(`${JSON.stringify(m)}\n`);
-          else process.stdout.write(`${formatMessage(m, now)}\n${m.recipients.map((r) => `${formatRecipient(r, now)}\n`).join('')}`);
+          else
+            process.stdout.write(
+              `${formatMessage(m, now)}\n${m.recipients.map((r) => `${formatRecipient(r, now)}\n`).join('')}`,
+            );
         });
       }),
     );
@@ -153,11 +160,16 @@ export function register(program: Command): void {
     .option('--domain <domain>', 'only recipients in this domain')
     .action(
       action('queue flush', async (opts: RootOpt & { domain?: string }) => {
-        if (opts.domain !== undefined && !/^[^\s@]{1,255}$/.test(opts.domain)) throw usageError(`bad domain: ${opts.domain}`);
+        if (opts.domain !== undefined && !/^[^\s@]{1,255}$/.test(opts.domain))
+          throw usageError(`bad domain: ${opts.domain}`);
         const q = await open(opts);
         const n = await q.triggerCounted('flush', opts.domain);
-        if (n) process.stdout.write(`flush requested${opts.domain ? ` for ${opts.domain}` : ''}: ${n} scheduler(s) woken\n`);
-        else process.stdout.write('no scheduler is running: nothing to wake; deferred messages are tried when quail start runs\n');
+        if (n)
+          process.stdout.write(`flush requested${opts.domain ? ` for ${opts.domain}` : ''}: ${n} scheduler(s) woken\n`);
+        else
+          process.stdout.write(
+            'no scheduler is running: nothing to wake; deferred messages are tried when quail start runs\n',
+          );
       }),
     );
 
@@ -186,7 +198,9 @@ export function register(program: Command): void {
       action('queue export', async (file: string, ids: string[], opts: RootOpt & { delete?: boolean }) => {
         const q = await open(opts);
         const res = await exportQueue(q, file, ids.length ? ids.map(toQueueId) : undefined, opts.delete ?? false);
-        process.stdout.write(`exported ${res.ids.length} message(s) to ${file}${opts.delete ? ' and removed them here' : ''}\n`);
+        process.stdout.write(
+          `exported ${res.ids.length} message(s) to ${file}${opts.delete ? ' and removed them here' : ''}\n`,
+        );
       }),
     );
 
@@ -199,7 +213,9 @@ export function register(program: Command): void {
     }),
   );
 
-  addRootOption(queue.command('recover').description('finish or undo interrupted writes; move damaged files to corrupt/'))
+  addRootOption(
+    queue.command('recover').description('finish or undo interrupted writes; move damaged files to corrupt/'),
+  )
     .option('--verify', 'also check every message against its checksum')
     .action(
       action('queue recover', async (opts: RootOpt & { verify?: boolean }) => {

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { parseQuotaArg } from './quota.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
-const q = (args: string[]): SpawnSyncReturns<string> => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+const q = (args: string[]): SpawnSyncReturns<string> =>
+  spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
 function ok(r: SpawnSyncReturns<string>): string {
   assert.equal(r.status, 0, `exit ${r.status}: ${r.stderr}${r.stdout}`);
   return r.stdout;
@@ -33,11 +34,22 @@ void test('quail quota set: a mailbox, a domain, and clear refusals', () => {
     ok(q(['init', '--root', root, '--me', 'mx.test.example']));
     ok(q(['domain', 'add', 'example.com', '--root', root]));
     ok(q(['user', 'add', 'joe@example.com', '--password', 'pw', '--root', root]));
-    assert.equal(ok(q(['quota', 'set', 'joe@example.com', '2M,100', '--root', root])), 'quota of joe@example.com: 2097152 bytes, 100 messages\n');
-    assert.deepEqual(JSON.parse(ok(q(['quota', 'set', 'joe@example.com', 'none', '--root', root, '--json']))),
-      { address: 'joe@example.com', quotaBytes: null, quotaMessages: null });
-    assert.equal(ok(q(['quota', 'set', 'Example.COM', '1G', '--root', root])), 'quota of domain example.com: 1073741824 bytes\n');
-    const info = JSON.parse(ok(q(['domain', 'info', 'example.com', '--root', root, '--json']))) as { limits: { quotaBytes: number } };
+    assert.equal(
+      ok(q(['quota', 'set', 'joe@example.com', '2M,100', '--root', root])),
+      'quota of joe@example.com: 2097152 bytes, 100 messages\n',
+    );
+    assert.deepEqual(JSON.parse(ok(q(['quota', 'set', 'joe@example.com', 'none', '--root', root, '--json']))), {
+      address: 'joe@example.com',
+      quotaBytes: null,
+      quotaMessages: null,
+    });
+    assert.equal(
+      ok(q(['quota', 'set', 'Example.COM', '1G', '--root', root])),
+      'quota of domain example.com: 1073741824 bytes\n',
+    );
+    const info = JSON.parse(ok(q(['domain', 'info', 'example.com', '--root', root, '--json']))) as {
+      limits: { quotaBytes: number };
+    };
     assert.equal(info.limits.quotaBytes, 1073741824);
     const nobody = q(['quota', 'set', 'ann@example.com', '1M', '--root', root]);
     assert.deepEqual([nobody.status, /no mailbox ann@example\.com/.test(nobody.stderr)], [100, true], nobody.stderr);

@@ -45,15 +45,38 @@ void test('domain add while quail runs: the server reloads and delivers to the n
     const user = run(['user', 'add', 'ann@late.test', '--password', 'pw', '--root', root]);
     assert.equal(user.err, '', 'a mailbox does not change routing: no reload');
 
-    const state = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
+    const state = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as {
+      listeners: Array<{ port: number; kind: string }>;
+    };
     const port = state.listeners.find((l) => l.kind === 'smtp')?.port;
     assert.ok(port !== undefined);
-    const s = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'bob@sender.test', '--to', 'ann@late.test',
-      '--h-Subject', 'after-reload', '--helo', 'client.test'], { encoding: 'utf8' });
+    const s = spawnSync(
+      'swaks',
+      [
+        '--server',
+        `127.0.0.1:${port}`,
+        '--from',
+        'bob@sender.test',
+        '--to',
+        'ann@late.test',
+        '--h-Subject',
+        'after-reload',
+        '--helo',
+        'client.test',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(s.status, 0, s.stdout + s.stderr);
     const box = join(root, 'domains', 'late.test', 'ann', 'Maildir', 'new');
-    await waitFor(() => readdirSync(box).length > 0, 30_000, () => `nothing in ${box}\n${log()}`);
-    assert.match(readFileSync(join(box, readdirSync(box)[0] ?? ''), 'utf8'), /Delivered-To: late\.test-ann@late\.test\n[\s\S]*Subject: after-reload/);
+    await waitFor(
+      () => readdirSync(box).length > 0,
+      30_000,
+      () => `nothing in ${box}\n${log()}`,
+    );
+    assert.match(
+      readFileSync(join(box, readdirSync(box)[0] ?? ''), 'utf8'),
+      /Delivered-To: late\.test-ann@late\.test\n[\s\S]*Subject: after-reload/,
+    );
     q.child.kill('SIGTERM');
     assert.equal((await q.exited).code, 0, log());
   } finally {

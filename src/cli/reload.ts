@@ -30,8 +30,10 @@ export function reloadIfChanged(root: string, before: string, who: string): numb
   try {
     process.kill(pid, 'SIGHUP');
   } catch (err) {
-    process.stderr.write(`${who}: control/virtualdomains changed but quail (pid ${pid}) could not be told to reload ` +
-      `(${(err as NodeJS.ErrnoException).code ?? String(err)}); send it SIGHUP yourself\n`);
+    process.stderr.write(
+      `${who}: control/virtualdomains changed but quail (pid ${pid}) could not be told to reload ` +
+        `(${(err as NodeJS.ErrnoException).code ?? String(err)}); send it SIGHUP yourself\n`,
+    );
     return undefined;
   }
   process.stderr.write(`${who}: told the running quail (pid ${pid}) to reload control/virtualdomains\n`);

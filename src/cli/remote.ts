@@ -6,7 +6,9 @@ import { action, addRootOption, resolveRoot } from './common.js';
 export function register(program: Command): void {
   const remote = program.command('remote').description('remote delivery: the memory of hosts that timed out');
   addRootOption(
-    remote.command('tcpok').description('forget every remote address that timed out, so the next delivery tries them all (qmail-tcpok)'),
+    remote
+      .command('tcpok')
+      .description('forget every remote address that timed out, so the next delivery tries them all (qmail-tcpok)'),
   ).action(
     action('remote tcpok', (flags: { root?: string }) => {
       const n = new Tcpto(tcptoPath(resolveRoot(flags.root))).clear();
@@ -14,13 +16,17 @@ export function register(program: Command): void {
     }),
   );
   addRootOption(
-    remote.command('tcpto').description('list remote addresses that timed out and until when they are skipped (qmail-tcpto)'),
+    remote
+      .command('tcpto')
+      .description('list remote addresses that timed out and until when they are skipped (qmail-tcpto)'),
   ).action(
     action('remote tcpto', (flags: { root?: string }) => {
       const all = new Tcpto(tcptoPath(resolveRoot(flags.root))).read();
       for (const [ip, e] of all) {
         const until = e.last + backoffSeconds(e.errors);
-        process.stdout.write(`${ip} timeouts ${e.errors} last ${new Date(e.last * 1000).toISOString()} skipped until ${new Date(until * 1000).toISOString()}\n`);
+        process.stdout.write(
+          `${ip} timeouts ${e.errors} last ${new Date(e.last * 1000).toISOString()} skipped until ${new Date(until * 1000).toISOString()}\n`,
+        );
       }
       if (all.size === 0) process.stdout.write('no remote address is remembered as timed out\n');
     }),

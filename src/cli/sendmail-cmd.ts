@@ -57,7 +57,8 @@ export function parseSendmailArgv(argv: readonly string[]): SendmailArgs {
     for (let j = 1; j < arg.length; j++) {
       const c = arg[j] as string;
       if (c === 't') fromHeaders = true;
-      else if (c === 'q') break; // -q[time]: the scheduler runs the queue by itself
+      else if (c === 'q')
+        break; // -q[time]: the scheduler runs the queue by itself
       else if (IGNORED.has(c)) continue;
       else if (WITH_VALUE.has(c)) {
         let value = arg.slice(j + 1);
@@ -71,7 +72,8 @@ export function parseSendmailArgv(argv: readonly string[]): SendmailArgs {
           if (value === 'm') mode = 'deliver';
           else if (value === 'p') mode = 'list';
           else if (value === 's') mode = 'smtp';
-          else if (value === 'i') mode = 'noop'; // newaliases: quail has no aliases file to rebuild
+          else if (value === 'i')
+            mode = 'noop'; // newaliases: quail has no aliases file to rebuild
           else throw permError(`-b${value} is not supported; ${USAGE}`);
         }
         // -o..., -O..., -N..., -B..., -p..., -R..., -V..., -X..., -C..., -h..., -L..., -e...: accepted, ignored
@@ -104,7 +106,10 @@ async function listQueue(root: string): Promise<number> {
   const now = Math.floor(Date.now() / 1000);
   for (const id of await q.ids()) {
     const m = await q.read(id);
-    if (m) process.stdout.write(`${formatMessage(m, now)}\n${m.recipients.map((r) => `${formatRecipient(r, now)}\n`).join('')}`);
+    if (m)
+      process.stdout.write(
+        `${formatMessage(m, now)}\n${m.recipients.map((r) => `${formatRecipient(r, now)}\n`).join('')}`,
+      );
   }
   return 0;
 }
@@ -154,9 +159,11 @@ export async function runSendmail(name: string, argv: readonly string[], mailq =
 export function register(program: Command): void {
   program
     .command('sendmail')
-    .description(`the sendmail interface (also installed as \`sendmail\`): queue a message from stdin.
+    .description(
+      `the sendmail interface (also installed as \`sendmail\`): queue a message from stdin.
   -t  recipients from To/Cc/Bcc too   -f SENDER   -F NAME   -bp list the queue   -bs SMTP on stdin/stdout
-  -i, -oi, -oem, -odi, -oQ..., -N..., -v and other habitual options are accepted and ignored`)
+  -i, -oi, -oem, -odi, -oQ..., -N..., -v and other habitual options are accepted and ignored`,
+    )
     .usage('[-t] [-f SENDER] [-F NAME] [-bm|-bp|-bs] [-i] [RECIPIENT...] [--root DIR]')
     .argument('[args...]')
     .helpOption('--help')

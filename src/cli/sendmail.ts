@@ -4,4 +4,8 @@ import { basename } from 'node:path';
 import { runSendmail } from './sendmail-cmd.js';
 
 const invokedAs = basename(process.argv[1] ?? 'sendmail').replace(/\.js$/, '');
-process.exitCode = await runSendmail(invokedAs === 'mailq' ? 'mailq' : 'sendmail', process.argv.slice(2), invokedAs === 'mailq');
+process.exitCode = await runSendmail(
+  invokedAs === 'mailq' ? 'mailq' : 'sendmail',
+  process.argv.slice(2),
+  invokedAs === 'mailq',
+);

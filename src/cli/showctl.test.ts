@@ -29,8 +29,16 @@ function valueLine(out: string, name: string): string {
 }
 
 void test('showctl: every catalogue entry, file values marked, defaults named', () => {
-  const out = showctl(root({ me: 'mx.test\n', locals: 'a.test\nb.test\n', virtualdomains: 'v.test:vdom\nx.v.test:\n',
-    concurrencyremote: '500\n', databytes: 'abc\n', queuelifetime: '3600\n' }));
+  const out = showctl(
+    root({
+      me: 'mx.test\n',
+      locals: 'a.test\nb.test\n',
+      virtualdomains: 'v.test:vdom\nx.v.test:\n',
+      concurrencyremote: '500\n',
+      databytes: 'abc\n',
+      queuelifetime: '3600\n',
+    }),
+  );
   for (const d of CATALOGUE) assert.ok(out.includes(`\n${d.name}: `), d.name);
   for (const d of CATALOGUE) assert.ok(out.includes(`    -- ${d.doc}\n`), `doc of ${d.name}`);
   assert.equal(valueLine(out, 'me'), '[file] mx.test');
@@ -73,8 +81,13 @@ void test('showctl: unreadable files are reported, the rest still shown; PEM con
 
 void test('needRoot: a missing root says to run quail init (temporary)', () => {
   const missing = join(mkdtempSync(join(tmpdir(), 'quail-showctl-')), 'nope');
-  assert.throws(() => needRoot(missing), (e: unknown) =>
-    e instanceof CliError && e.temporary && e.message === `mail root ${missing} does not exist; run \`quail init --root ${missing}\` first`);
+  assert.throws(
+    () => needRoot(missing),
+    (e: unknown) =>
+      e instanceof CliError &&
+      e.temporary &&
+      e.message === `mail root ${missing} does not exist; run \`quail init --root ${missing}\` first`,
+  );
   const file = join(mkdtempSync(join(tmpdir(), 'quail-showctl-')), 'f');
   writeFileSync(file, '');
   assert.throws(() => needRoot(file), /is not a directory/);
@@ -87,12 +100,16 @@ void test('showctl CLI: exit 0 with output; a missing root exits 111 without a s
   const missing = join(tmpdir(), 'quail-showctl-no-such-root');
   const bad = spawnSync(process.execPath, [MAIN, 'showctl', '--root', missing], { encoding: 'utf8' });
   assert.equal(bad.status, 111);
-  assert.equal(bad.stderr, `quail showctl: fatal: mail root ${missing} does not exist; run \`quail init --root ${missing}\` first\n`);
+  assert.equal(
+    bad.stderr,
+    `quail showctl: fatal: mail root ${missing} does not exist; run \`quail init --root ${missing}\` first\n`,
+  );
 });
 
 void test('docs/CONTROL.md: the generated part matches the catalogue, one section per file', () => {
   const doc = readFileSync(DOC, 'utf8');
-  for (const d of CATALOGUE) assert.match(doc, new RegExp(`^## ${d.name.replace(/\./g, '\\.')}$`, 'm'), `docs/CONTROL.md lacks ## ${d.name}`);
+  for (const d of CATALOGUE)
+    assert.match(doc, new RegExp(`^## ${d.name.replace(/\./g, '\\.')}$`, 'm'), `docs/CONTROL.md lacks ## ${d.name}`);
   const m = /<!-- generated:start[^\n]*-->\n([\s\S]*)<!-- generated:end -->/.exec(doc);
   assert.ok(m, 'generated markers missing');
   assert.equal(m[1], controlDoc(), 'docs/CONTROL.md is out of date: regenerate it with `quail showctl --doc`');

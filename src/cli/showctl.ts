@@ -14,9 +14,13 @@ export function needRoot(root: string): void {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new CliError(`mail root ${root} does not exist; run \`quail init --root ${root}\` first`, true);
     }
-    throw new CliError(`unable to look at mail root ${root}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, true);
+    throw new CliError(
+      `unable to look at mail root ${root}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      true,
+    );
   }
-  if (!isDir) throw new CliError(`mail root ${root} is not a directory; give a directory with --root or $QUAIL_ROOT`, true);
+  if (!isDir)
+    throw new CliError(`mail root ${root} is not a directory; give a directory with --root or $QUAIL_ROOT`, true);
 }
 
 const indent = (lines: readonly string[]): string[] => lines.map((l) => `    ${l}`);
@@ -28,7 +32,9 @@ function defaultNote(def: ControlDef, me: string | null): string {
   switch (d.from) {
     case 'me':
       if (me !== null) return 'default: me';
-      return d.fallback !== undefined ? `default: me is missing, so the word ${d.fallback}` : 'default: me, which is missing too';
+      return d.fallback !== undefined
+        ? `default: me is missing, so the word ${d.fallback}`
+        : 'default: me, which is missing too';
     case 'literal':
     case 'number':
       return 'default';
@@ -66,7 +72,9 @@ function valueOf(c: Control, def: ControlDef): string[] {
       const m = c.map(def.name).value;
       if (m === null) return [`(${defaultNote(def, me)})`];
       if (m.size === 0) return ['(file present, no entries)'];
-      return [...m.values()].map((e) => `line ${e.line}: ${shown(e.pattern)} -> ${e.value === '' ? '(empty)' : e.value}`);
+      return [...m.values()].map(
+        (e) => `line ${e.line}: ${shown(e.pattern)} -> ${e.value === '' ? '(empty)' : e.value}`,
+      );
     }
     case 'cdb': {
       const b = c.bytes(def.name);
@@ -109,7 +117,9 @@ export function showctl(root: string): string {
   const known = new Set<string>(CATALOGUE.map((d) => d.name));
   let others: string[] = [];
   try {
-    others = readdirSync(join(root, 'control')).filter((n) => !known.has(n) && !n.endsWith('.tmp')).sort();
+    others = readdirSync(join(root, 'control'))
+      .filter((n) => !known.has(n) && !n.endsWith('.tmp'))
+      .sort();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT') {
@@ -136,23 +146,31 @@ export function controlDoc(): string {
   const dflt = (def: ControlDef): string => {
     const d = def.default;
     switch (d.from) {
-      case 'none': return 'none';
-      case 'literal': return `\`${JSON.stringify(d.value).slice(1, -1)}\``;
-      case 'number': return `${d.value}${def.max !== undefined ? ` (values above ${def.max} count as ${def.max})` : ''}`;
-      case 'me': return d.fallback !== undefined ? `the value of \`me\`; without \`me\`, the word \`${d.fallback}\`` : 'the value of `me`';
+      case 'none':
+        return 'none';
+      case 'literal':
+        return `\`${JSON.stringify(d.value).slice(1, -1)}\``;
+      case 'number':
+        return `${d.value}${def.max !== undefined ? ` (values above ${def.max} count as ${def.max})` : ''}`;
+      case 'me':
+        return d.fallback !== undefined
+          ? `the value of \`me\`; without \`me\`, the word \`${d.fallback}\``
+          : 'the value of `me`';
     }
   };
-  return CATALOGUE.map((def) => [
-    `## ${def.name}`,
-    '',
-    def.doc,
-    '',
-    `- syntax: ${syntax[def.kind]}`,
-    `- default when missing: ${dflt(def)}`,
-    `- read by: ${def.readBy}`,
-    `- a change applies: ${def.applies}`,
-    '',
-  ].join('\n')).join('\n');
+  return CATALOGUE.map((def) =>
+    [
+      `## ${def.name}`,
+      '',
+      def.doc,
+      '',
+      `- syntax: ${syntax[def.kind]}`,
+      `- default when missing: ${dflt(def)}`,
+      `- read by: ${def.readBy}`,
+      `- a change applies: ${def.applies}`,
+      '',
+    ].join('\n'),
+  ).join('\n');
 }
 
 export function register(program: Command): void {

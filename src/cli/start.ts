@@ -29,14 +29,27 @@ export function register(program: Command): void {
   addRootOption(
     program
       .command('start')
-      .description('run quail in the foreground: SMTP listeners, scheduler, deliveries (SIGTERM stops, SIGHUP reloads, SIGALRM flushes)')
+      .description(
+        'run quail in the foreground: SMTP listeners, scheduler, deliveries (SIGTERM stops, SIGHUP reloads, SIGALRM flushes)',
+      )
       .option('--smtp <host:port>', 'SMTP listener (replaces the smtp lines of control/listeners)')
       .option('--submission <host:port>', 'submission listener (replaces the submission lines of control/listeners)')
-      .option('--pop3 <host:port>', 'POP3 listener, plain with STLS (repeatable; replaces the pop3 lines of control/listeners; none = no POP3)', collect)
-      .option('--pop3s <host:port>', 'POP3 listener with implicit TLS (repeatable; replaces the pop3 lines of control/listeners)', collect)
+      .option(
+        '--pop3 <host:port>',
+        'POP3 listener, plain with STLS (repeatable; replaces the pop3 lines of control/listeners; none = no POP3)',
+        collect,
+      )
+      .option(
+        '--pop3s <host:port>',
+        'POP3 listener with implicit TLS (repeatable; replaces the pop3 lines of control/listeners)',
+        collect,
+      )
       .option('--log-json', 'log one JSON object per event (pino) instead of key=value lines')
       .option('--init', 'first create the mail root with quail init when control/me is missing')
-      .addHelpText('after', '\nEnvironment:\n  QUAIL_MX_PORT=N  deliver to MX hosts on port N instead of 25 (for tests and lab setups)'),
+      .addHelpText(
+        'after',
+        '\nEnvironment:\n  QUAIL_MX_PORT=N  deliver to MX hosts on port N instead of 25 (for tests and lab setups)',
+      ),
   ).action(
     action('start', async (flags: StartFlags) => {
       const root = resolveRoot(flags.root);
@@ -57,7 +70,9 @@ export function register(program: Command): void {
       process.on('SIGHUP', () => (now.running ? now.running.reload() : (reloadWanted = true)));
       process.on('SIGALRM', () => now.running?.flush());
       const live = await startQuail({
-        root, log, ...(flags.smtp !== undefined ? { smtp: flags.smtp } : {}),
+        root,
+        log,
+        ...(flags.smtp !== undefined ? { smtp: flags.smtp } : {}),
         ...(flags.submission !== undefined ? { submission: flags.submission } : {}),
         ...(flags.pop3 || flags.pop3s ? { pop3: { pop3: flags.pop3, pop3s: flags.pop3s } } : {}),
       });

@@ -3,7 +3,15 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import {
-  createMailbox, hashPassword, hashScheme, parseAddress, parseFlag, removeMailbox, type Mailbox, type MailboxFlag, type MailboxPatch,
+  createMailbox,
+  hashPassword,
+  hashScheme,
+  parseAddress,
+  parseFlag,
+  removeMailbox,
+  type Mailbox,
+  type MailboxFlag,
+  type MailboxPatch,
 } from '../directory/index.js';
 import { action, usageError } from './common.js';
 import { dirOptions, parseCount, parseSize, printJson, withDirectory, type DirOpts } from './directory.js';
@@ -55,15 +63,21 @@ export async function passwordFrom(o: PwOpts, allowNone: boolean): Promise<strin
 }
 
 const withPw = (c: Command): Command =>
-  c.option('--password <pw>', 'the password (visible to other local users in ps; prefer --password-stdin)')
+  c
+    .option('--password <pw>', 'the password (visible to other local users in ps; prefer --password-stdin)')
     .option('--password-stdin', 'read the password from the first line of standard input');
 
 const collect = (v: string, acc: string[]): string[] => [...acc, v];
 
 function mailboxJson(m: Mailbox): Record<string, unknown> {
   const { passwordHash, ...rest } = m;
-  return { ...rest, address: `${m.local}@${m.domain}`, passwordScheme: hashScheme(passwordHash), created: m.created.toISOString(),
-    lastLogin: m.lastLogin?.toISOString() ?? null };
+  return {
+    ...rest,
+    address: `${m.local}@${m.domain}`,
+    passwordScheme: hashScheme(passwordHash),
+    created: m.created.toISOString(),
+    lastLogin: m.lastLogin?.toISOString() ?? null,
+  };
 }
 
 function render(m: Mailbox, root: string): string {
@@ -78,7 +92,9 @@ function render(m: Mailbox, root: string): string {
     `maildir:   ${root}/${m.home}/Maildir/`,
     `created:   ${m.created.toISOString()}`,
     `last login: ${m.lastLogin?.toISOString() ?? 'never'}`,
-  ].map((x) => `${x}\n`).join('');
+  ]
+    .map((x) => `${x}\n`)
+    .join('');
 }
 
 interface ModOpts {
@@ -94,31 +110,62 @@ interface ModOpts {
 
 export function register(program: Command): void {
   const cmd = program.command('user').description('mailboxes of virtual domains');
-  dirOptions(withPw(cmd.command('add <address>').description('add a mailbox and its Maildir'))
-    .option('--no-password', 'no password: the mailbox cannot log in')
-    .option('--name <real name>', 'the owner\'s name')
-    .option('--quota <size>', 'quota in bytes (K, M, G suffixes; none)')
-    .option('--quota-messages <n>', 'quota in messages')
-    .option('--flag <flag>', 'a flag such as no-pop, no-imap, no-smtp-auth, no-relay, bounce-all, domain-admin (repeatable)', collect, [] as string[]),
+  dirOptions(
+    withPw(cmd.command('add <address>').description('add a mailbox and its Maildir'))
+      .option('--no-password', 'no password: the mailbox cannot log in')
+      .option('--name <real name>', "the owner's name")
+      .option('--quota <size>', 'quota in bytes (K, M, G suffixes; none)')
+      .option('--quota-messages <n>', 'quota in messages')
+      .option(
+        '--flag <flag>',
+        'a flag such as no-pop, no-imap, no-smtp-auth, no-relay, bounce-all, domain-admin (repeatable)',
+        collect,
+        [] as string[],
+      ),
   ).action(
-    action('user add', (address: string, o: DirOpts & Omit<PwOpts, 'password'> & { password?: string | boolean; name?: string; quota?: string; quotaMessages?: string; flag: string[] }) =>
-      withDirectory(o, async (ctx) => {
-        // commander turns --no-password into password: false.
-        const noPassword = o.password === false;
-        const pwOpts: PwOpts = { noPassword, ...(typeof o.password === 'string' ? { password: o.password } : {}), ...(o.passwordStdin ? { passwordStdin: true } : {}) };
-        const pw = await passwordFrom(pwOpts, true);
-        const m = await createMailbox(ctx, {
-          address, password: pw, ...(o.name === undefined ? {} : { realName: o.name }),
-          ...(o.quota === undefined ? {} : { quotaBytes: parseSize(o.quota, '--quota') }),
-          ...(o.quotaMessages === undefined ? {} : { quotaMessages: parseCount(o.quotaMessages, '--quota-messages') }),
-          flags: o.flag.map(parseFlag),
-        });
-        if (o.json) printJson(mailboxJson(m));
-        else process.stdout.write(`added ${m.local}@${m.domain}\n`);
-      }),
+    action(
+      'user add',
+      (
+        address: string,
+        o: DirOpts &
+          Omit<PwOpts, 'password'> & {
+            password?: string | boolean;
+            name?: string;
+            quota?: string;
+            quotaMessages?: string;
+            flag: string[];
+          },
+      ) =>
+        withDirectory(o, async (ctx) => {
+          // commander turns --no-password into password: false.
+          const noPassword = o.password === false;
+          const pwOpts: PwOpts = {
+            noPassword,
+            ...(typeof o.password === 'string' ? { password: o.password } : {}),
+            ...(o.passwordStdin ? { passwordStdin: true } : {}),
+          };
+          const pw = await passwordFrom(pwOpts, true);
+          const m = await createMailbox(ctx, {
+            address,
+            password: pw,
+            ...(o.name === undefined ? {} : { realName: o.name }),
+            ...(o.quota === undefined ? {} : { quotaBytes: parseSize(o.quota, '--quota') }),
+            ...(o.quotaMessages === undefined
+              ? {}
+              : { quotaMessages: parseCount(o.quotaMessages, '--quota-messages') }),
+            flags: o.flag.map(parseFlag),
+          });
+          if (o.json) printJson(mailboxJson(m));
+          else process.stdout.write(`added ${m.local}@${m.domain}\n`);
+        }),
     ),
   );
-  dirOptions(cmd.command('del <address>').description('delete a mailbox and its mail').option('--keep-files', 'keep its home and Maildir')).action(
+  dirOptions(
+    cmd
+      .command('del <address>')
+      .description('delete a mailbox and its mail')
+      .option('--keep-files', 'keep its home and Maildir'),
+  ).action(
     action('user del', (address: string, o: DirOpts & { keepFiles?: boolean }) =>
       withDirectory(o, async (ctx) => {
         await removeMailbox(ctx, address, o.keepFiles !== true);
@@ -127,7 +174,7 @@ export function register(program: Command): void {
       }),
     ),
   );
-  dirOptions(withPw(cmd.command('passwd <address>').description('set a mailbox\'s password'))).action(
+  dirOptions(withPw(cmd.command('passwd <address>').description("set a mailbox's password"))).action(
     action('user passwd', (address: string, o: DirOpts & PwOpts) =>
       withDirectory(o, async ({ dir }) => {
         const [local, domain] = parseAddress(address);
@@ -138,16 +185,19 @@ export function register(program: Command): void {
       }),
     ),
   );
-  dirOptions(cmd.command('mod <address>').description('change a mailbox')
-    .option('--name <real name>', 'the owner\'s name')
-    .option('--quota <size>', 'quota in bytes (none: no quota)')
-    .option('--quota-messages <n>', 'quota in messages (none)')
-    .option('--flag <flag>', 'set a flag (repeatable)', collect, [] as string[])
-    .option('--unflag <flag>', 'clear a flag (repeatable)', collect, [] as string[])
-    .option('--forward <address>', 'forward its mail (repeatable; replaces the list)', collect, [] as string[])
-    .option('--no-forward', 'stop forwarding')
-    .option('--keep-copy', 'when forwarding, also keep a copy in the mailbox')
-    .option('--no-keep-copy', 'when forwarding, keep no copy'),
+  dirOptions(
+    cmd
+      .command('mod <address>')
+      .description('change a mailbox')
+      .option('--name <real name>', "the owner's name")
+      .option('--quota <size>', 'quota in bytes (none: no quota)')
+      .option('--quota-messages <n>', 'quota in messages (none)')
+      .option('--flag <flag>', 'set a flag (repeatable)', collect, [] as string[])
+      .option('--unflag <flag>', 'clear a flag (repeatable)', collect, [] as string[])
+      .option('--forward <address>', 'forward its mail (repeatable; replaces the list)', collect, [] as string[])
+      .option('--no-forward', 'stop forwarding')
+      .option('--keep-copy', 'when forwarding, also keep a copy in the mailbox')
+      .option('--no-keep-copy', 'when forwarding, keep no copy'),
   ).action(
     action('user mod', (address: string, o: DirOpts & ModOpts & { forward: string[] | false }) =>
       withDirectory(o, async ({ root, dir }) => {
@@ -183,16 +233,16 @@ export function register(program: Command): void {
       }),
     ),
   );
-  dirOptions(cmd.command('list <domain>').description('list a domain\'s mailboxes')).action(
+  dirOptions(cmd.command('list <domain>').description("list a domain's mailboxes")).action(
     action('user list', (domain: string, o: DirOpts) =>
       withDirectory(o, async ({ dir }) => {
         const d = await dir.resolveDomain(domain);
         if (!d) throw usageError(`no domain ${domain} in the directory`);
         const all = await dir.listMailboxes(d.name);
         if (o.json) printJson(all.map(mailboxJson));
-        else for (const m of all) process.stdout.write(`${m.local}@${m.domain}${m.realName ? ` (${m.realName})` : ''}\n`);
+        else
+          for (const m of all) process.stdout.write(`${m.local}@${m.domain}${m.realName ? ` (${m.realName})` : ''}\n`);
       }),
     ),
   );
 }
-

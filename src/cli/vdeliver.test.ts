@@ -3,7 +3,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,10 +21,16 @@ import { headerLines, programEnv } from '../local/index.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
 const isRoot = process.getuid?.() === 0;
-const skip = isRoot ? false : 'needs root (quail vdeliver runs as the domain\'s account, as under qmail-local)';
+const skip = isRoot ? false : "needs root (quail vdeliver runs as the domain's account, as under qmail-local)";
 const SENDER = 'zed@sender.example';
 
-interface World { root: string; dom: string; user: string; uid: number; gid: number }
+interface World {
+  root: string;
+  dom: string;
+  user: string;
+  uid: number;
+  gid: number;
+}
 let w: World;
 
 function quail(args: string[], input = ''): string {
@@ -31,7 +47,9 @@ before(() => {
   quail(['domain', 'add', 'example.com', '--root', root]);
   for (const u of ['joe', 'ann', 'bob']) quail(['user', 'add', `${u}@example.com`, '--password', 'pw', '--root', root]);
   // users/assign says who qmail-local runs the domain's .qmail-default as: +example.com-:USER:UID:GID:HOME:-::
-  const line = readFileSync(join(root, 'users', 'assign'), 'latin1').split('\n').find((l) => l.startsWith('+example.com-:'));
+  const line = readFileSync(join(root, 'users', 'assign'), 'latin1')
+    .split('\n')
+    .find((l) => l.startsWith('+example.com-:'));
   const [, user = '', uid = '', gid = ''] = (line ?? '').split(':');
   w = { root, dom: join(root, 'domains', 'example.com'), user, uid: Number(uid), gid: Number(gid) };
   assert.ok(w.uid > 0 && w.gid > 0, `assign line ${line}`);
@@ -55,31 +73,62 @@ function dotQmail(box: string, text: string): void {
  */
 function vdeliver(ext: string, message = `Subject: for ${ext}\n\nbody\n`): SpawnSyncReturns<string> {
   const args = {
-    user: w.user, home: w.dom, local: `example.com-${ext}`, dash: '-', ext, domain: 'example.com', sender: SENDER, defaultDelivery: './Maildir/\n',
+    user: w.user,
+    home: w.dom,
+    local: `example.com-${ext}`,
+    dash: '-',
+    ext,
+    domain: 'example.com',
+    sender: SENDER,
+    defaultDelivery: './Maildir/\n',
   };
-  const env = programEnv(args, headerLines(args, new Date()), { newSender: SENDER, defaultPart: ext, path: '/usr/bin:/bin' });
+  const env = programEnv(args, headerLines(args, new Date()), {
+    newSender: SENDER,
+    defaultPart: ext,
+    path: '/usr/bin:/bin',
+  });
   return spawnSync(process.execPath, [MAIN, 'vdeliver', '', 'bounce-no-mailbox'], {
-    input: message, encoding: 'utf8', cwd: w.dom, uid: w.uid, gid: w.gid, env, timeout: 60_000,
+    input: message,
+    encoding: 'utf8',
+    cwd: w.dom,
+    uid: w.uid,
+    gid: w.gid,
+    env,
+    timeout: 60_000,
   });
 }
 
 const inbox = (box: string): string[] => {
   const d = join(w.dom, box, 'Maildir', 'new');
-  return readdirSync(d).sort().map((f) => readFileSync(join(d, f), 'latin1'));
+  return readdirSync(d)
+    .sort()
+    .map((f) => readFileSync(join(d, f), 'latin1'));
 };
 
-void test('a mailbox\'s .qmail is followed: a line naming another Maildir gets the message, a program runs in the home', { skip }, () => {
-  const joe = join(w.dom, 'joe');
-  dotQmail('joe', `# joe reads mail in ann's box\n${w.dom}/ann/Maildir/\n|echo "$RECIPIENT|$EXT|$SENDER|$HOME|$(id -u)" > env.out\n`);
-  const r = vdeliver('joe');
-  assert.equal(r.status, 0, `exit ${r.status}: ${r.stdout}${r.stderr}`);
-  assert.equal(r.stdout, 'did 1+0+1\n');
-  assert.deepEqual(inbox('ann'), [`Return-Path: <${SENDER}>\nDelivered-To: example.com-joe@example.com\nSubject: for joe\n\nbody\n`]);
-  assert.deepEqual(inbox('joe'), [], 'the .qmail does not name joe\'s own Maildir');
-  assert.equal(readFileSync(join(joe, 'env.out'), 'latin1'), `example.com-joe@example.com|joe|${SENDER}|${joe}|${w.uid}\n`);
-});
+void test(
+  "a mailbox's .qmail is followed: a line naming another Maildir gets the message, a program runs in the home",
+  { skip },
+  () => {
+    const joe = join(w.dom, 'joe');
+    dotQmail(
+      'joe',
+      `# joe reads mail in ann's box\n${w.dom}/ann/Maildir/\n|echo "$RECIPIENT|$EXT|$SENDER|$HOME|$(id -u)" > env.out\n`,
+    );
+    const r = vdeliver('joe');
+    assert.equal(r.status, 0, `exit ${r.status}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stdout, 'did 1+0+1\n');
+    assert.deepEqual(inbox('ann'), [
+      `Return-Path: <${SENDER}>\nDelivered-To: example.com-joe@example.com\nSubject: for joe\n\nbody\n`,
+    ]);
+    assert.deepEqual(inbox('joe'), [], "the .qmail does not name joe's own Maildir");
+    assert.equal(
+      readFileSync(join(joe, 'env.out'), 'latin1'),
+      `example.com-joe@example.com|joe|${SENDER}|${joe}|${w.uid}\n`,
+    );
+  },
+);
 
-void test('exit codes are qmail\'s: a .qmail program\'s 100 bounces (100), 111 and others defer (111)', { skip }, () => {
+void test("exit codes are qmail's: a .qmail program's 100 bounces (100), 111 and others defer (111)", { skip }, () => {
   dotQmail('bob', '|echo no such person; exit 100\n./Maildir/\n');
   const hard = vdeliver('bob');
   assert.deepEqual([hard.status, hard.stdout], [100, 'no such person\n']);
@@ -103,15 +152,19 @@ void test('exit codes are qmail\'s: a .qmail program\'s 100 bounces (100), 111 a
   assert.match(unknown.stdout, /no mailbox here by that name.*#5\.1\.1/);
 });
 
-void test('an alias\'s |program target runs through local\'s runner: in the domain\'s directory, message on stdin', { skip }, () => {
-  quail(['alias', 'add', 'info@example.com', '|cat > info.out; echo "$HOME" > info.home', '--root', w.root]);
-  quail(['alias', 'add', 'gone@example.com', '|echo gone for good; exit 100', '--root', w.root]);
-  const r = vdeliver('info', 'Subject: to info\n\nhello\n');
-  assert.equal(r.status, 0, `exit ${r.status}: ${r.stdout}${r.stderr}`);
-  assert.equal(readFileSync(join(w.dom, 'info.out'), 'latin1'), 'Subject: to info\n\nhello\n');
-  assert.equal(readFileSync(join(w.dom, 'info.home'), 'latin1'), `${w.dom}\n`);
-  assert.equal(statSync(join(w.dom, 'info.out')).mode & 0o777, 0o600, 'umask 077, as local runs every program');
-  const gone = vdeliver('gone');
-  assert.deepEqual([gone.status, gone.stdout], [100, 'gone for good\n']);
-  assert.ok(!existsSync(join(w.dom, 'gone.out')));
-});
+void test(
+  "an alias's |program target runs through local's runner: in the domain's directory, message on stdin",
+  { skip },
+  () => {
+    quail(['alias', 'add', 'info@example.com', '|cat > info.out; echo "$HOME" > info.home', '--root', w.root]);
+    quail(['alias', 'add', 'gone@example.com', '|echo gone for good; exit 100', '--root', w.root]);
+    const r = vdeliver('info', 'Subject: to info\n\nhello\n');
+    assert.equal(r.status, 0, `exit ${r.status}: ${r.stdout}${r.stderr}`);
+    assert.equal(readFileSync(join(w.dom, 'info.out'), 'latin1'), 'Subject: to info\n\nhello\n');
+    assert.equal(readFileSync(join(w.dom, 'info.home'), 'latin1'), `${w.dom}\n`);
+    assert.equal(statSync(join(w.dom, 'info.out')).mode & 0o777, 0o600, 'umask 077, as local runs every program');
+    const gone = vdeliver('gone');
+    assert.deepEqual([gone.status, gone.stdout], [100, 'gone for good\n']);
+    assert.ok(!existsSync(join(w.dom, 'gone.out')));
+  },
+);

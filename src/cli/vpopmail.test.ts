@@ -12,7 +12,11 @@ import { parseVpopQuota, randomPassword } from './vpopmail.js';
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
 
 function q(root: string, args: string[], input = ''): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8', env: { ...process.env, QUAIL_ROOT: root } });
+  return spawnSync(process.execPath, [MAIN, ...args], {
+    input,
+    encoding: 'utf8',
+    env: { ...process.env, QUAIL_ROOT: root },
+  });
 }
 function ok(r: SpawnSyncReturns<string>): string {
   assert.equal(r.status, 0, `exit ${String(r.status)}: ${r.stderr}${r.stdout}`);
@@ -23,8 +27,22 @@ const info = (root: string, address: string): Record<string, unknown> =>
 
 /** checkpassword with the login on fd 3 (exit 0 good, 1 bad). */
 function login(root: string, user: string, pw: string): number | null {
-  return spawnSync('/bin/sh', ['-c', 'printf "%s\\0%s\\0\\0" "$U" "$P" | { exec 3<&0 </dev/null; exec "$@"; }', 'sh', process.execPath, MAIN,
-    'checkpassword', '--root', root, '--', '/bin/true'], { encoding: 'utf8', env: { ...process.env, U: user, P: pw } }).status;
+  return spawnSync(
+    '/bin/sh',
+    [
+      '-c',
+      'printf "%s\\0%s\\0\\0" "$U" "$P" | { exec 3<&0 </dev/null; exec "$@"; }',
+      'sh',
+      process.execPath,
+      MAIN,
+      'checkpassword',
+      '--root',
+      root,
+      '--',
+      '/bin/true',
+    ],
+    { encoding: 'utf8', env: { ...process.env, U: user, P: pw } },
+  ).status;
 }
 
 void test('parseVpopQuota: vpopmail quota spellings (golden)', () => {
@@ -52,18 +70,27 @@ void test('vadddomain, vadduser, vmoduser, valias, vuserinfo, vdominfo, vsetuser
     assert.equal(pm['quotaBytes'], 5 * 1024 * 1024);
     assert.deepEqual(pm['flags'], ['domain-admin']);
     assert.equal(login(root, 'postmaster@example.com', 'pmpw'), 0);
-    assert.equal((JSON.parse(ok(q(root, ['domain', 'info', 'example.com', '--json']))) as { policy: string }).policy, 'mailbox:joe');
+    assert.equal(
+      (JSON.parse(ok(q(root, ['domain', 'info', 'example.com', '--json']))) as { policy: string }).policy,
+      'mailbox:joe',
+    );
 
     ok(q(root, ['vadduser', '-c', 'Joe Q', '-q', '1000000S,200C', 'joe@example.com', 'pw1']));
-    assert.deepEqual([info(root, 'joe@example.com')['realName'], info(root, 'joe@example.com')['quotaMessages']], ['Joe Q', 200]);
+    assert.deepEqual(
+      [info(root, 'joe@example.com')['realName'], info(root, 'joe@example.com')['quotaMessages']],
+      ['Joe Q', 200],
+    );
     // -e: an imported MD5-crypt hash is stored as given and logs in.
-    const hash = spawnSync('openssl', ['passwd', '-1', '-salt', 'saltsalt', 'oldpw'], { encoding: 'utf8' }).stdout.trim();
+    const hash = spawnSync('openssl', ['passwd', '-1', '-salt', 'saltsalt', 'oldpw'], {
+      encoding: 'utf8',
+    }).stdout.trim();
     ok(q(root, ['vadduser', '-e', hash, 'old@example.com']));
     assert.equal(info(root, 'old@example.com')['passwordScheme'], 'md5-crypt');
     assert.equal(login(root, 'old@example.com', 'oldpw'), 0);
     assert.equal(login(root, 'old@example.com', 'nope'), 1);
     // -r: a random password is printed and works; `-r ADDRESS` is not mistaken for a length.
-    const random = /Random password for ann@example\.com: (\S+)/.exec(ok(q(root, ['vadduser', '-r', 'ann@example.com'])))?.[1] ?? '';
+    const random =
+      /Random password for ann@example\.com: (\S+)/.exec(ok(q(root, ['vadduser', '-r', 'ann@example.com'])))?.[1] ?? '';
     assert.equal(random.length, 8);
     assert.equal(login(root, 'ann@example.com', random), 0);
 
@@ -72,13 +99,23 @@ void test('vadddomain, vadduser, vmoduser, valias, vuserinfo, vdominfo, vsetuser
     ok(q(root, ['vmoduser', '-x', '-s', 'joe@example.com']));
     assert.deepEqual(info(root, 'joe@example.com')['flags'], ['no-smtp-auth']);
     assert.equal(ok(q(root, ['vuserinfo', '-c', '-q', 'joe@example.com'])), 'Joe Q\n1000000S,200C\n');
-    assert.match(ok(q(root, ['vuserinfo', 'joe@example.com'])), new RegExp(`^name: +joe\\n[^]*dir: +${root}/domains/example\\.com/joe\\n`));
+    assert.match(
+      ok(q(root, ['vuserinfo', 'joe@example.com'])),
+      new RegExp(`^name: +joe\\n[^]*dir: +${root}/domains/example\\.com/joe\\n`),
+    );
 
     ok(q(root, ['valias', '-i', 'joe@example.com', 'info@example.com']));
     ok(q(root, ['valias', '-i', '|/bin/true', 'info@example.com']));
-    assert.equal(ok(q(root, ['valias', 'example.com'])), 'info@example.com -> joe@example.com\ninfo@example.com -> |/bin/true\n');
+    assert.equal(
+      ok(q(root, ['valias', 'example.com'])),
+      'info@example.com -> joe@example.com\ninfo@example.com -> |/bin/true\n',
+    );
     assert.equal(ok(q(root, ['valias', '-n', 'example.com'])), 'info@example.com\n');
-    assert.equal(q(root, ['valias', '-i', 'joe@example.com', 'info@example.com']).status, 100, 'an existing line is refused');
+    assert.equal(
+      q(root, ['valias', '-i', 'joe@example.com', 'info@example.com']).status,
+      100,
+      'an existing line is refused',
+    );
     ok(q(root, ['valias', '-d', 'info@example.com']));
     assert.equal(ok(q(root, ['valias', 'example.com'])), '');
 

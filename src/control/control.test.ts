@@ -62,8 +62,17 @@ void test('G: single-value defaults from me, and their literal fallbacks', () =>
 });
 
 void test('present -> parsed, source file', () => {
-  const c = new Control(root({ me: 'mx.test \n', bouncehost: 'b.test\nignored\n', locals: '# c\nA.test\n\nb.test  \n',
-    virtualdomains: 'v.test:v\nV.TEST:w\n', queuelifetime: '3600junk\n', concurrencyremote: '500\n', databytes: 'x1\n' }));
+  const c = new Control(
+    root({
+      me: 'mx.test \n',
+      bouncehost: 'b.test\nignored\n',
+      locals: '# c\nA.test\n\nb.test  \n',
+      virtualdomains: 'v.test:v\nV.TEST:w\n',
+      queuelifetime: '3600junk\n',
+      concurrencyremote: '500\n',
+      databytes: 'x1\n',
+    }),
+  );
   assert.equal(c.me(), 'mx.test');
   assert.deepEqual(c.single('bouncehost'), { value: 'b.test', source: 'file' });
   assert.deepEqual(c.list('locals'), { value: ['A.test', 'b.test'], source: 'file' });
@@ -152,7 +161,11 @@ void test('open: a descriptor of the file as it is now; missing -> null; unreada
   for (const how of ['dir', 'loop'] as const) {
     const d = root();
     breakFile(d, 'morercpthosts.cdb', how);
-    assert.throws(() => new Control(d).open('morercpthosts.cdb'), (e: unknown) => e instanceof ControlReadError && e.temporary, how);
+    assert.throws(
+      () => new Control(d).open('morercpthosts.cdb'),
+      (e: unknown) => e instanceof ControlReadError && e.temporary,
+      how,
+    );
   }
 });
 

@@ -15,8 +15,16 @@ export interface Setting<T> {
 
 /** A control file that exists but cannot be read: a temporary failure, never a silent default. */
 export class ControlReadError extends QuailError {
-  constructor(readonly file: string, cause: unknown) {
-    super(`unable to read control file ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, true, '4.3.0', { cause });
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(
+      `unable to read control file ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`,
+      true,
+      '4.3.0',
+      { cause },
+    );
     this.name = 'ControlReadError';
   }
 }

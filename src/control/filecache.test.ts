@@ -88,7 +88,10 @@ void test('a failing read stays a failure (never a cached value, never a default
   rmSync(p);
   mkdirSync(p);
   for (let i = 0; i < 2; i++) {
-    assert.throws(() => cache.snapshot().map('smtproutes'), (err: unknown) => err instanceof ControlReadError && err.temporary);
+    assert.throws(
+      () => cache.snapshot().map('smtproutes'),
+      (err: unknown) => err instanceof ControlReadError && err.temporary,
+    );
   }
   rmSync(p, { recursive: true });
   w.file('smtproutes', ':fixed.test\n');

@@ -33,7 +33,14 @@ const MAPS: ReadonlyArray<readonly [string, Array<[string, string, string, numbe
   ['dom:\n', [['dom', 'dom', '', 1]]], // empty value kept (exception)
   ['Virt.TEST:VDom\n', [['virt.test', 'Virt.TEST', 'VDom', 1]]], // key lowercased, case of both kept
   ['a:1\nA:2\n', [['a', 'A', '2', 2]]], // duplicates: last line wins (vd-009, rt-013)
-  ['# c:x\n\n a.test:va\nb.test:vb   \t\n#d:x\nd:vd2', [[' a.test', ' a.test', 'va', 3], ['b.test', 'b.test', 'vb', 4], ['d', 'd', 'vd2', 6]]],
+  [
+    '# c:x\n\n a.test:va\nb.test:vb   \t\n#d:x\nd:vd2',
+    [
+      [' a.test', ' a.test', 'va', 3],
+      ['b.test', 'b.test', 'vb', 4],
+      ['d', 'd', 'vd2', 6],
+    ],
+  ],
   ['relay.test:[1.2.3.4]:2525\n', [['relay.test', 'relay.test', '[1.2.3.4]:2525', 1]]],
 ];
 

@@ -42,7 +42,10 @@ export function parseMap(text: string): Map<string, MapEntry> {
     const colon = l.indexOf(':');
     if (colon < 0) continue;
     const pattern = l.slice(0, colon);
-    out.set(pattern.replace(/[A-Z]/g, (c) => c.toLowerCase()), { pattern, value: l.slice(colon + 1), line: n, text: l });
+    out.set(
+      pattern.replace(/[A-Z]/g, (c) => c.toLowerCase()),
+      { pattern, value: l.slice(colon + 1), line: n, text: l },
+    );
   }
   return out;
 }

@@ -14,12 +14,16 @@ export function deliveryAccount(root: string, name?: string, passwdFile?: string
   const want = name ?? new Control(root).single('quailuser').value ?? null;
   if (want === null) {
     const uid = process.getuid?.() ?? -1;
-    if (uid === 0) throw new DirectoryError('control/quailuser is missing and quail runs as root: run quail init first, or give --account');
+    if (uid === 0)
+      throw new DirectoryError(
+        'control/quailuser is missing and quail runs as root: run quail init first, or give --account',
+      );
     const gid = process.getgid?.() ?? uid;
     return { user: process.env['USER'] ?? String(uid), uid, gid };
   }
   const e = systemPasswd(passwdFile === undefined ? {} : { passwdFile }).byName(want);
-  if (!e) throw new DirectoryError(`no account named ${want} in the passwd file; create it or choose another with --account`);
+  if (!e)
+    throw new DirectoryError(`no account named ${want} in the passwd file; create it or choose another with --account`);
   if (e.uid === 0) throw new DirectoryError(`mail may not be delivered as root; choose another account than ${want}`);
   return { user: e.name, uid: e.uid, gid: e.gid };
 }
@@ -87,7 +91,9 @@ export async function createMailbox(ctx: Ctx, u: NewUser): Promise<Mailbox> {
   const dom = await ctx.dir.getDomain(domain);
   if (!dom) throw new DirectoryError(`no domain ${domain} in the directory; add it with quail domain add ${domain}`);
   const m = await ctx.dir.addMailbox({
-    domain, local, passwordHash: u.password === null ? '' : await hashPassword(u.password),
+    domain,
+    local,
+    passwordHash: u.password === null ? '' : await hashPassword(u.password),
     ...(u.realName === undefined ? {} : { realName: u.realName }),
     ...(u.quotaBytes === undefined ? {} : { quotaBytes: u.quotaBytes }),
     ...(u.quotaMessages === undefined ? {} : { quotaMessages: u.quotaMessages }),

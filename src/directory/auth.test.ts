@@ -6,7 +6,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authenticate, createDomain, createMailbox, hashPassword, openDirectory, verifyPassword, type Directory } from './index.js';
+import {
+  authenticate,
+  createDomain,
+  createMailbox,
+  hashPassword,
+  openDirectory,
+  verifyPassword,
+  type Directory,
+} from './index.js';
 
 const acct = { user: 'nobody', uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
@@ -15,7 +23,14 @@ async function world(): Promise<{ root: string; dir: Directory; done: () => Prom
   const dir = await openDirectory({ root });
   await createDomain({ root, dir }, { name: 'example.com', account: acct });
   await createMailbox({ root, dir }, { address: 'joe@example.com', password: 'pw' });
-  return { root, dir, done: async () => { await dir.close(); rmSync(root, { recursive: true, force: true }); } };
+  return {
+    root,
+    dir,
+    done: async () => {
+      await dir.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
 
 void test('authenticate: user@domain and user%domain, wrong password, service flags, alias domains', async () => {
@@ -29,7 +44,10 @@ void test('authenticate: user@domain and user%domain, wrong password, service fl
     assert.equal(await authenticate(w.root, 'ann@example.com', 'pw', { directory: w.dir }), null);
     await w.dir.updateMailbox('example.com', 'joe', { flags: ['no-pop'] });
     assert.equal(await authenticate(w.root, 'joe@example.com', 'pw', { directory: w.dir, service: 'pop' }), null);
-    assert.equal((await authenticate(w.root, 'joe@example.com', 'pw', { directory: w.dir, service: 'smtp' }))?.local, 'joe');
+    assert.equal(
+      (await authenticate(w.root, 'joe@example.com', 'pw', { directory: w.dir, service: 'smtp' }))?.local,
+      'joe',
+    );
     // Opening the directory itself from the root.
     assert.equal((await authenticate(w.root, 'joe@example.com', 'pw'))?.local, 'joe');
   } finally {
@@ -43,7 +61,13 @@ void test('passwords: scrypt round trip; crypt(3) $1$ $5$ $6$ hashes made by ope
   assert.equal(await verifyPassword('s3cret', h), true);
   assert.equal(await verifyPassword('s3cret!', h), false);
   assert.equal(await verifyPassword('', ''), false);
-  for (const [flag, salt] of [['-1', 'abcdefgh'], ['-5', 'saltsaltsalt1234'], ['-6', 'x7'], ['-5', 'rounds=1000$short'], ['-1', 'a']]) {
+  for (const [flag, salt] of [
+    ['-1', 'abcdefgh'],
+    ['-5', 'saltsaltsalt1234'],
+    ['-6', 'x7'],
+    ['-5', 'rounds=1000$short'],
+    ['-1', 'a'],
+  ]) {
     for (const pw of ['secret', 'a much longer password that exceeds sixty-four bytes of length for the hash!', 'é']) {
       const args = ['passwd', flag ?? '', ...(salt?.startsWith('rounds=') ? [] : ['-salt', salt ?? '']), pw];
       const r = spawnSync('openssl', args, { encoding: 'utf8' });
@@ -54,5 +78,11 @@ void test('passwords: scrypt round trip; crypt(3) $1$ $5$ $6$ hashes made by ope
     }
   }
   // The SHA-crypt specification's own test vector with a custom round count.
-  assert.equal(await verifyPassword('Hello world!', '$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA'), true);
+  assert.equal(
+    await verifyPassword(
+      'Hello world!',
+      '$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA',
+    ),
+    true,
+  );
 });

@@ -24,7 +24,12 @@ export interface AuthOptions {
  * The mailbox whose password matches, or null (unknown login, wrong password, no password set, or the service
  * blocked by a flag). Alias domains log in to their domain's mailboxes. Trouble (database down) throws.
  */
-export async function authenticate(root: string, login: string, password: string, opts: AuthOptions = {}): Promise<Mailbox | null> {
+export async function authenticate(
+  root: string,
+  login: string,
+  password: string,
+  opts: AuthOptions = {},
+): Promise<Mailbox | null> {
   const parts = splitLogin(login);
   if (!parts) return null;
   const dir = opts.directory ?? (await openDirectory({ root, ...(opts.url === undefined ? {} : { url: opts.url }) }));

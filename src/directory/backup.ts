@@ -30,7 +30,11 @@ async function readRows(tx: SqlDriver): Promise<DirectoryRows> {
  * Writes a consistent copy of the root's directory into `outDir`: `directory.sqlite` (SQLite's backup API) or
  * `directory.json` (PostgreSQL: our tables' rows, read in one REPEATABLE READ transaction). null: no directory yet.
  */
-export async function backupDirectory(root: string, outDir: string, url?: string): Promise<{ kind: 'sqlite' | 'postgres'; file: string } | null> {
+export async function backupDirectory(
+  root: string,
+  outDir: string,
+  url?: string,
+): Promise<{ kind: 'sqlite' | 'postgres'; file: string } | null> {
   const loc = locateDirectory(root, url);
   if (loc.kind === 'sqlite') {
     if (!existsSync(loc.file)) return null;
@@ -61,7 +65,12 @@ export async function backupDirectory(root: string, outDir: string, url?: string
 
 function parseRows(text: string): DirectoryRows {
   const v = JSON.parse(text) as Partial<DirectoryRows>;
-  if (v.format !== ROWS_FORMAT || typeof v.schemaVersion !== 'number' || typeof v.tables !== 'object' || v.tables === null) {
+  if (
+    v.format !== ROWS_FORMAT ||
+    typeof v.schemaVersion !== 'number' ||
+    typeof v.tables !== 'object' ||
+    v.tables === null
+  ) {
     throw new DirectoryError(`${DIRECTORY_JSON} in the archive is not "${ROWS_FORMAT}"`);
   }
   return v as DirectoryRows;
@@ -69,17 +78,25 @@ function parseRows(text: string): DirectoryRows {
 
 /** Replaces our tables' rows (one transaction); refuses a directory that has domains unless `force`. */
 async function loadRows(d: SqlDriver, rows: DirectoryRows, force: boolean, where: string): Promise<void> {
-  if (rows.schemaVersion > LATEST) throw new DirectoryError(`the archive's directory has schema ${rows.schemaVersion}; this quail knows ${LATEST}: restore with a newer quail`);
+  if (rows.schemaVersion > LATEST)
+    throw new DirectoryError(
+      `the archive's directory has schema ${rows.schemaVersion}; this quail knows ${LATEST}: restore with a newer quail`,
+    );
   await migrate(d, () => Promise.resolve());
   await d.transaction(async (tx) => {
     const n = await tx.all('SELECT COUNT(*) AS n FROM domains');
-    if (Number(n[0]?.['n'] ?? 0) > 0 && !force) throw new DirectoryError(`the directory ${where} already has domains: give --force to replace them`);
+    if (Number(n[0]?.['n'] ?? 0) > 0 && !force)
+      throw new DirectoryError(`the directory ${where} already has domains: give --force to replace them`);
     for (const t of [...DIRECTORY_TABLES].reverse()) await tx.run(`DELETE FROM ${t}`);
     for (const t of DIRECTORY_TABLES) {
       for (const r of rows.tables[t] ?? []) {
         const cols = Object.keys(r);
-        if (cols.some((c) => !/^[a-z_]+$/.test(c))) throw new DirectoryError(`bad column name in the archive's ${t} rows`);
-        await tx.run(`INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`, cols.map((c) => r[c] as SqlValue));
+        if (cols.some((c) => !/^[a-z_]+$/.test(c)))
+          throw new DirectoryError(`bad column name in the archive's ${t} rows`);
+        await tx.run(
+          `INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
+          cols.map((c) => r[c] as SqlValue),
+        );
       }
     }
   });
@@ -89,7 +106,12 @@ async function loadRows(d: SqlDriver, rows: DirectoryRows, force: boolean, where
  * Puts the directory from `fromDir` (what backupDirectory wrote) where the root (its restored control/directory,
  * or `url`) says: SQLite → SQLite is a file copy; any other pair goes through the rows. Then migrates.
  */
-export async function restoreDirectory(root: string, fromDir: string, url: string | undefined, force: boolean): Promise<'sqlite' | 'postgres' | null> {
+export async function restoreDirectory(
+  root: string,
+  fromDir: string,
+  url: string | undefined,
+  force: boolean,
+): Promise<'sqlite' | 'postgres' | null> {
   const loc = locateDirectory(root, url);
   const srcSqlite = join(fromDir, DIRECTORY_SQLITE);
   const srcJson = join(fromDir, DIRECTORY_JSON);

@@ -36,7 +36,10 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     assert.deepEqual(dom.aliases, []);
     assert.deepEqual(await d.getDomain('EXAMPLE.com'), dom);
     await d.addDomain({ name: 'b.example', account: acct, policy: { kind: 'delete' }, limits: { maxMailboxes: 5 } });
-    assert.deepEqual((await d.listDomains()).map((x) => x.name), ['b.example', 'example.com']);
+    assert.deepEqual(
+      (await d.listDomains()).map((x) => x.name),
+      ['b.example', 'example.com'],
+    );
     await assert.rejects(d.addDomain({ name: 'example.com', account: acct }), DirectoryError);
     await assert.rejects(d.addDomain({ name: 'bad/name', account: acct }), DirectoryError);
     await assert.rejects(d.addDomain({ name: 'x.example', account: acct, limits: { maxAliases: -1 } }), DirectoryError);
@@ -46,14 +49,19 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
   withDir('domains: every policy kind and the limits round-trip through updateDomain', async (d) => {
     await d.addDomain({ name: 'example.com', account: acct });
     for (const policy of [
-      { kind: 'delete' }, { kind: 'forward', address: 'catch@other.example' }, { kind: 'mailbox', local: 'postmaster' },
+      { kind: 'delete' },
+      { kind: 'forward', address: 'catch@other.example' },
+      { kind: 'mailbox', local: 'postmaster' },
       { kind: 'bounce-no-mailbox' },
     ] as const) {
       const u = await d.updateDomain('example.com', { policy });
       assert.deepEqual(u.policy, policy);
       assert.deepEqual((await d.getDomain('example.com'))?.policy, policy);
     }
-    const u = await d.updateDomain('example.com', { limits: { quotaBytes: 10_000_000_000, maxForwards: 3 }, account: { user: 'x', uid: 7, gid: 8 } });
+    const u = await d.updateDomain('example.com', {
+      limits: { quotaBytes: 10_000_000_000, maxForwards: 3 },
+      account: { user: 'x', uid: 7, gid: 8 },
+    });
     assert.deepEqual(u.limits, { maxMailboxes: null, maxAliases: null, maxForwards: 3, quotaBytes: 10_000_000_000 });
     assert.deepEqual(u.account, { user: 'x', uid: 7, gid: 8 });
     await assert.rejects(d.updateDomain('nosuch.example', {}), DirectoryError);
@@ -77,7 +85,14 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
 
   withDir('mailboxes: add, get, list, count, update every field, delete', async (d) => {
     await d.addDomain({ name: 'example.com', account: acct });
-    const m = await d.addMailbox({ domain: 'example.com', local: 'Joe', passwordHash: '$scrypt$x', realName: 'Joe Bloggs', quotaBytes: 1000, flags: ['no-pop'] });
+    const m = await d.addMailbox({
+      domain: 'example.com',
+      local: 'Joe',
+      passwordHash: '$scrypt$x',
+      realName: 'Joe Bloggs',
+      quotaBytes: 1000,
+      flags: ['no-pop'],
+    });
     assert.equal(m.local, 'joe');
     assert.equal(m.home, 'domains/example.com/joe');
     assert.equal(m.realName, 'Joe Bloggs');
@@ -90,20 +105,39 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     assert.ok(m.created instanceof Date && !Number.isNaN(m.created.getTime()));
     assert.deepEqual(await d.getMailbox('EXAMPLE.COM', 'JOE'), m);
     await d.addMailbox({ domain: 'example.com', local: 'ann', passwordHash: '' });
-    assert.deepEqual((await d.listMailboxes('example.com')).map((x) => x.local), ['ann', 'joe']);
+    assert.deepEqual(
+      (await d.listMailboxes('example.com')).map((x) => x.local),
+      ['ann', 'joe'],
+    );
     assert.equal(await d.countMailboxes('example.com'), 2);
     await assert.rejects(d.addMailbox({ domain: 'example.com', local: 'joe', passwordHash: '' }), DirectoryError);
     await assert.rejects(d.addMailbox({ domain: 'nosuch.example', local: 'joe', passwordHash: '' }), DirectoryError);
     await assert.rejects(d.addMailbox({ domain: 'example.com', local: '../etc', passwordHash: '' }), DirectoryError);
     const login = new Date(1_700_000_000_000);
     const u = await d.updateMailbox('example.com', 'joe', {
-      passwordHash: '$scrypt$y', realName: 'J', quotaBytes: null, quotaMessages: 50, flags: ['bounce-all', 'domain-admin'],
-      forward: ['a@b.example', 'c@d.example'], keepCopy: true, lastLogin: login,
+      passwordHash: '$scrypt$y',
+      realName: 'J',
+      quotaBytes: null,
+      quotaMessages: 50,
+      flags: ['bounce-all', 'domain-admin'],
+      forward: ['a@b.example', 'c@d.example'],
+      keepCopy: true,
+      lastLogin: login,
     });
     assert.deepEqual(
       { ...u, created: 0 },
-      { ...m, created: 0, passwordHash: '$scrypt$y', realName: 'J', quotaBytes: null, quotaMessages: 50, flags: ['bounce-all', 'domain-admin'],
-        forward: ['a@b.example', 'c@d.example'], keepCopy: true, lastLogin: login },
+      {
+        ...m,
+        created: 0,
+        passwordHash: '$scrypt$y',
+        realName: 'J',
+        quotaBytes: null,
+        quotaMessages: 50,
+        flags: ['bounce-all', 'domain-admin'],
+        forward: ['a@b.example', 'c@d.example'],
+        keepCopy: true,
+        lastLogin: login,
+      },
     );
     assert.deepEqual(await d.getMailbox('example.com', 'joe'), u);
     await assert.rejects(d.updateMailbox('example.com', 'nosuch', {}), DirectoryError);
@@ -114,7 +148,11 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
   });
 
   withDir('limits: max mailboxes, aliases and forwards are enforced', async (d) => {
-    await d.addDomain({ name: 'example.com', account: acct, limits: { maxMailboxes: 2, maxAliases: 1, maxForwards: 1 } });
+    await d.addDomain({
+      name: 'example.com',
+      account: acct,
+      limits: { maxMailboxes: 2, maxAliases: 1, maxForwards: 1 },
+    });
     await d.addMailbox({ domain: 'example.com', local: 'a', passwordHash: '' });
     await d.addMailbox({ domain: 'example.com', local: 'b', passwordHash: '' });
     await assert.rejects(d.addMailbox({ domain: 'example.com', local: 'c', passwordHash: '' }), /limit of 2 mailboxes/);
@@ -129,9 +167,19 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     await d.addDomain({ name: 'example.com', account: acct });
     await d.addAlias('example.com', 'Info', ['joe@example.com', '/srv/mail/info/Maildir/']);
     const a = await d.addAlias('example.com', 'info', ['|/usr/bin/logger', 'joe@example.com']);
-    assert.deepEqual(a, { domain: 'example.com', local: 'info', targets: ['joe@example.com', '/srv/mail/info/Maildir/', '|/usr/bin/logger'] });
+    assert.deepEqual(a, {
+      domain: 'example.com',
+      local: 'info',
+      targets: ['joe@example.com', '/srv/mail/info/Maildir/', '|/usr/bin/logger'],
+    });
     await d.addAlias('example.com', 'abuse', ['&ann@example.com']);
-    assert.deepEqual((await d.listAliases('example.com')).map((x) => [x.local, x.targets.length]), [['abuse', 1], ['info', 3]]);
+    assert.deepEqual(
+      (await d.listAliases('example.com')).map((x) => [x.local, x.targets.length]),
+      [
+        ['abuse', 1],
+        ['info', 3],
+      ],
+    );
     await assert.rejects(d.addAlias('example.com', 'x', ['not an address']), DirectoryError);
     await assert.rejects(d.addAlias('example.com', 'x', []), DirectoryError);
     await assert.rejects(d.addAlias('nosuch.example', 'x', ['a@b.example']), DirectoryError);

@@ -32,7 +32,8 @@ void test('golden vectors: DES, BSDi DES and bcrypt ($2a$ $2b$ $2y$) verify; a w
   for (const [pw, hash] of GOLDEN) {
     assert.equal(await verifyPassword(pw, hash), true, `${JSON.stringify(pw)} against ${hash}`);
     assert.equal(await verifyPassword(`Q${pw}`, hash), false, `Q${JSON.stringify(pw)} must not match ${hash}`);
-    if (!hash.startsWith('$')) assert.equal(desCrypt(Buffer.from(pw), hash.startsWith('_') ? hash.slice(0, 9) : hash.slice(0, 2)), hash);
+    if (!hash.startsWith('$'))
+      assert.equal(desCrypt(Buffer.from(pw), hash.startsWith('_') ? hash.slice(0, 9) : hash.slice(0, 2)), hash);
   }
 });
 
@@ -43,21 +44,50 @@ void test('truncation as crypt(3) does it: DES reads 8 bytes of 7 bits, bcrypt 7
   assert.equal(desCrypt(Buffer.from([0xff, 0x80, 0x61, 0x62, 0x63]), '9.'), '9.6Dxva80kUUI');
   assert.equal(desCrypt(Buffer.from([0x7f, 0x80, 0xe1, 0x62, 0xe3]), '9.'), '9.6Dxva80kUUI');
   assert.equal(desCrypt(Buffer.from('secret\0ignored'), 'ab'), 'abNANd1rDfiNc');
-  assert.equal(await verifyPassword(`${'x'.repeat(72)}ignored`, '$2b$04$sixtyfourcharsofsaltxuDMVYRGq6CVNBYtqp0fkIwfDgwZoUqfa'), true);
-  assert.equal(await verifyPassword('x'.repeat(71), '$2b$04$sixtyfourcharsofsaltxuDMVYRGq6CVNBYtqp0fkIwfDgwZoUqfa'), false);
+  assert.equal(
+    await verifyPassword(`${'x'.repeat(72)}ignored`, '$2b$04$sixtyfourcharsofsaltxuDMVYRGq6CVNBYtqp0fkIwfDgwZoUqfa'),
+    true,
+  );
+  assert.equal(
+    await verifyPassword('x'.repeat(71), '$2b$04$sixtyfourcharsofsaltxuDMVYRGq6CVNBYtqp0fkIwfDgwZoUqfa'),
+    false,
+  );
   assert.equal(await verifyPassword('a much longer password', '_J9..abcdyGuz0ZsEn4I'), false);
 });
 
 void test('malformed and unknown hashes never match and never throw', async () => {
   const bad = [
-    '', '*', '!', 'x', '!!abNANd1rDfiNc', 'abNANd1rDfiN', 'abNANd1rDfiNcc', 'ab!ANd1rDfiNc', 'abNANd1rDfiN\n',
-    '_J9..abcd/H6HLCcf7n', '_J9..abcd/H6HLCcf7nw!', '_....abcdqv914M7v2rI', '_J9.!abcd/H6HLCcf7nw',
-    '$2y$', '$2y$05$', '$2y$05$abcdefghijklmnopqrstuu', '$2y$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9',
-    '$2y$5$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9qq', '$2y$03$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q',
-    '$2y$32$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q', '$2x$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q',
-    '$2y$05$abcdefghijklmnopqrstu!HIrMEWpUCQe2YqFR3sXwQ75u4od..9q', '$1$', '$1$$', '$5$', '$6$rounds=x$', '$7$CU..../....',
-    '$scrypt$ln=22,r=99,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', '$scrypt$ln=0,r=8,p=1$AAAA$AAAA',
-    '$scrypt$ln=15,r=8,p=1$!!$??', '$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA',
+    '',
+    '*',
+    '!',
+    'x',
+    '!!abNANd1rDfiNc',
+    'abNANd1rDfiN',
+    'abNANd1rDfiNcc',
+    'ab!ANd1rDfiNc',
+    'abNANd1rDfiN\n',
+    '_J9..abcd/H6HLCcf7n',
+    '_J9..abcd/H6HLCcf7nw!',
+    '_....abcdqv914M7v2rI',
+    '_J9.!abcd/H6HLCcf7nw',
+    '$2y$',
+    '$2y$05$',
+    '$2y$05$abcdefghijklmnopqrstuu',
+    '$2y$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9',
+    '$2y$5$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9qq',
+    '$2y$03$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q',
+    '$2y$32$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q',
+    '$2x$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q',
+    '$2y$05$abcdefghijklmnopqrstu!HIrMEWpUCQe2YqFR3sXwQ75u4od..9q',
+    '$1$',
+    '$1$$',
+    '$5$',
+    '$6$rounds=x$',
+    '$7$CU..../....',
+    '$scrypt$ln=22,r=99,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    '$scrypt$ln=0,r=8,p=1$AAAA$AAAA',
+    '$scrypt$ln=15,r=8,p=1$!!$??',
+    '$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA',
   ];
   for (const h of bad) {
     for (const pw of ['', 'pw', 'secret']) {
@@ -93,15 +123,27 @@ void test('scheme names (user info) and what the import can verify', () => {
 });
 
 const ALPHABET = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-const CHARS = [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~', 'é', 'ß', '€', '日', 'ÿ', '\u007f'];
+const CHARS = [
+  ...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~',
+  'é',
+  'ß',
+  '€',
+  '日',
+  'ÿ',
+  '\u007f',
+];
 const pick = (s: string, n: number): string => Array.from({ length: n }, () => s[randomInt(s.length)] ?? '.').join('');
-const randomPassword = (max: number): string => Array.from({ length: randomInt(max + 1) }, () => CHARS[randomInt(CHARS.length)] ?? 'a').join('');
+const randomPassword = (max: number): string =>
+  Array.from({ length: randomInt(max + 1) }, () => CHARS[randomInt(CHARS.length)] ?? 'a').join('');
 
 /** One perl for all: lines `HEX-PASSWORD SETTING` in, the crypt() of each out (`undef` when libc refuses). */
 function perlCrypt(cases: ReadonlyArray<readonly [string, string]>): string[] {
   const input = cases.map(([pw, s]) => `${Buffer.from(pw, 'utf8').toString('hex')} ${s}\n`).join('');
-  const r = spawnSync('perl', ['-ne', 'chomp; my ($h, $s) = split / /, $_, 2; print((crypt(pack("H*", $h), $s) // "undef"), "\\n")'],
-    { input, encoding: 'utf8' });
+  const r = spawnSync(
+    'perl',
+    ['-ne', 'chomp; my ($h, $s) = split / /, $_, 2; print((crypt(pack("H*", $h), $s) // "undef"), "\\n")'],
+    { input, encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, `perl: ${r.stderr}`);
   return r.stdout.split('\n').slice(0, cases.length);
 }
@@ -110,8 +152,10 @@ void test('random passwords and salts: ours agrees with the system crypt() (perl
   const cases: Array<readonly [string, string]> = [];
   for (let i = 0; i < 28; i++) cases.push([randomPassword(12), pick(ALPHABET, 2)]);
   // BSDi: a small iteration count (first character non-zero) keeps the test quick; salts are 24 random bits.
-  for (let i = 0; i < 8; i++) cases.push([randomPassword(30), `_${pick(ALPHABET.slice(1, 20), 1)}...${pick(ALPHABET, 4)}`]);
-  for (let i = 0; i < 14; i++) cases.push([randomPassword(i % 3 === 0 ? 90 : 16), `$2${pick('aby', 1)}$04$${pick(ALPHABET, 22)}`]);
+  for (let i = 0; i < 8; i++)
+    cases.push([randomPassword(30), `_${pick(ALPHABET.slice(1, 20), 1)}...${pick(ALPHABET, 4)}`]);
+  for (let i = 0; i < 14; i++)
+    cases.push([randomPassword(i % 3 === 0 ? 90 : 16), `$2${pick('aby', 1)}$04$${pick(ALPHABET, 22)}`]);
   const want = perlCrypt(cases);
   for (const [i, [pw, setting]] of cases.entries()) {
     const hash = want[i] ?? '';

@@ -34,9 +34,12 @@ function md5Crypt(password: Buffer, saltIn: string): string {
     f = c.digest();
   }
   const out =
-    b64from24(at(f, 0), at(f, 6), at(f, 12), 4) + b64from24(at(f, 1), at(f, 7), at(f, 13), 4) +
-    b64from24(at(f, 2), at(f, 8), at(f, 14), 4) + b64from24(at(f, 3), at(f, 9), at(f, 15), 4) +
-    b64from24(at(f, 4), at(f, 10), at(f, 5), 4) + b64from24(0, 0, at(f, 11), 2);
+    b64from24(at(f, 0), at(f, 6), at(f, 12), 4) +
+    b64from24(at(f, 1), at(f, 7), at(f, 13), 4) +
+    b64from24(at(f, 2), at(f, 8), at(f, 14), 4) +
+    b64from24(at(f, 3), at(f, 9), at(f, 15), 4) +
+    b64from24(at(f, 4), at(f, 10), at(f, 5), 4) +
+    b64from24(0, 0, at(f, 11), 2);
   return `$1$${salt.toString('latin1')}$${out}`;
 }
 
@@ -102,27 +105,29 @@ function shaCrypt(kind: '5' | '6', password: Buffer, setting: string): string {
   return `$${kind}$${custom ? `rounds=${rounds}$` : ''}${saltStr}$${out}`;
 }
 
-
 // ---- DES crypt: FIPS 46 DES on bit arrays (one 0/1 byte per bit), with crypt(3)'s salt and key conventions. ----
 
 /** FIPS 46 tables. Entries are 1-based bit positions, bit 1 the most significant, as the standard prints them. */
 const IP = [
-  58, 50, 42, 34, 26, 18, 10, 2, 60, 52, 44, 36, 28, 20, 12, 4, 62, 54, 46, 38, 30, 22, 14, 6, 64, 56, 48, 40, 32, 24, 16, 8,
-  57, 49, 41, 33, 25, 17, 9, 1, 59, 51, 43, 35, 27, 19, 11, 3, 61, 53, 45, 37, 29, 21, 13, 5, 63, 55, 47, 39, 31, 23, 15, 7,
+  58, 50, 42, 34, 26, 18, 10, 2, 60, 52, 44, 36, 28, 20, 12, 4, 62, 54, 46, 38, 30, 22, 14, 6, 64, 56, 48, 40, 32, 24,
+  16, 8, 57, 49, 41, 33, 25, 17, 9, 1, 59, 51, 43, 35, 27, 19, 11, 3, 61, 53, 45, 37, 29, 21, 13, 5, 63, 55, 47, 39, 31,
+  23, 15, 7,
 ];
 /** The final permutation is IP's inverse. */
 const FP = IP.reduce<number[]>((fp, p, i) => ((fp[p - 1] = i + 1), fp), []);
 /** E: the 32-bit half expanded to 48 bits, eight groups of six overlapping by one: 32 1 2 3 4 5, 4 5 6 7 8 9, ... 28 29 30 31 32 1. */
 const E = Array.from({ length: 48 }, (_, i) => ((Math.floor(i / 6) * 4 + (i % 6) + 31) % 32) + 1);
-const P = [16, 7, 20, 21, 29, 12, 28, 17, 1, 15, 23, 26, 5, 18, 31, 10, 2, 8, 24, 14, 32, 27, 3, 9, 19, 13, 30, 6, 22, 11, 4, 25];
+const P = [
+  16, 7, 20, 21, 29, 12, 28, 17, 1, 15, 23, 26, 5, 18, 31, 10, 2, 8, 24, 14, 32, 27, 3, 9, 19, 13, 30, 6, 22, 11, 4, 25,
+];
 /** PC-1 drops the eight parity bits (8, 16, ... 64) and splits the key into C (first 28) and D (last 28). */
 const PC1 = [
-  57, 49, 41, 33, 25, 17, 9, 1, 58, 50, 42, 34, 26, 18, 10, 2, 59, 51, 43, 35, 27, 19, 11, 3, 60, 52, 44, 36,
-  63, 55, 47, 39, 31, 23, 15, 7, 62, 54, 46, 38, 30, 22, 14, 6, 61, 53, 45, 37, 29, 21, 13, 5, 28, 20, 12, 4,
+  57, 49, 41, 33, 25, 17, 9, 1, 58, 50, 42, 34, 26, 18, 10, 2, 59, 51, 43, 35, 27, 19, 11, 3, 60, 52, 44, 36, 63, 55,
+  47, 39, 31, 23, 15, 7, 62, 54, 46, 38, 30, 22, 14, 6, 61, 53, 45, 37, 29, 21, 13, 5, 28, 20, 12, 4,
 ];
 const PC2 = [
-  14, 17, 11, 24, 1, 5, 3, 28, 15, 6, 21, 10, 23, 19, 12, 4, 26, 8, 16, 7, 27, 20, 13, 2,
-  41, 52, 31, 37, 47, 55, 30, 40, 51, 45, 33, 48, 44, 49, 39, 56, 34, 53, 46, 42, 50, 36, 29, 32,
+  14, 17, 11, 24, 1, 5, 3, 28, 15, 6, 21, 10, 23, 19, 12, 4, 26, 8, 16, 7, 27, 20, 13, 2, 41, 52, 31, 37, 47, 55, 30,
+  40, 51, 45, 33, 48, 44, 49, 39, 56, 34, 53, 46, 42, 50, 36, 29, 32,
 ];
 /** Left rotations of C and D before each of the 16 rounds. */
 const SHIFTS = [1, 1, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 1];
@@ -141,9 +146,12 @@ const S = [
 type Bits = Uint8Array;
 
 const permute = (src: Bits, table: readonly number[]): Bits => Uint8Array.from(table, (p) => src[p - 1] ?? 0);
-const toBits = (bytes: Uint8Array): Bits => Uint8Array.from({ length: bytes.length * 8 }, (_, i) => ((bytes[i >> 3] ?? 0) >> (7 - (i & 7))) & 1);
+const toBits = (bytes: Uint8Array): Bits =>
+  Uint8Array.from({ length: bytes.length * 8 }, (_, i) => ((bytes[i >> 3] ?? 0) >> (7 - (i & 7))) & 1);
 const toBytes = (bits: Bits): Uint8Array =>
-  Uint8Array.from({ length: bits.length >> 3 }, (_, i) => bits.subarray(i * 8, i * 8 + 8).reduce((n, b) => (n << 1) | b, 0));
+  Uint8Array.from({ length: bits.length >> 3 }, (_, i) =>
+    bits.subarray(i * 8, i * 8 + 8).reduce((n, b) => (n << 1) | b, 0),
+  );
 
 /** The 16 round keys (48 bits each) of a 64-bit key. */
 function keySchedule(key: Bits): Bits[] {
@@ -200,7 +208,8 @@ function encode64(block: Bits): string {
 }
 
 /** A password's 8 key bytes: each character's low 7 bits shifted left over the parity bit, zero-filled. */
-const desKey = (chunk: Uint8Array): Uint8Array => Uint8Array.from({ length: 8 }, (_, i) => ((chunk[i] ?? 0) << 1) & 0xff);
+const desKey = (chunk: Uint8Array): Uint8Array =>
+  Uint8Array.from({ length: 8 }, (_, i) => ((chunk[i] ?? 0) << 1) & 0xff);
 
 /**
  * Traditional DES crypt (`setting` = 2 salt characters: 25 encryptions of a zero block, only the first 8 password
@@ -264,14 +273,21 @@ export function cryptScheme(hash: string): CryptScheme | null {
 async function recompute(password: string, hash: string): Promise<string | null> {
   const pw = Buffer.from(password, 'utf8');
   switch (cryptScheme(hash)) {
-    case 'md5-crypt': return md5Crypt(pw, hash.slice(3).split('$')[0] ?? '');
-    case 'sha256-crypt': return shaCrypt('5', pw, hash.slice(3));
-    case 'sha512-crypt': return shaCrypt('6', pw, hash.slice(3));
+    case 'md5-crypt':
+      return md5Crypt(pw, hash.slice(3).split('$')[0] ?? '');
+    case 'sha256-crypt':
+      return shaCrypt('5', pw, hash.slice(3));
+    case 'sha512-crypt':
+      return shaCrypt('6', pw, hash.slice(3));
     // bcryptjs hashes the UTF-8 bytes, only the first 72 count (as in every bcrypt); the setting is the first 29 characters.
-    case 'bcrypt': return bcrypt.hash(password, hash.slice(0, 29));
-    case 'des-crypt': return desCrypt(pw, hash.slice(0, 2));
-    case 'bsdi-crypt': return desCrypt(pw, hash.slice(0, 9));
-    case null: return null;
+    case 'bcrypt':
+      return bcrypt.hash(password, hash.slice(0, 29));
+    case 'des-crypt':
+      return desCrypt(pw, hash.slice(0, 2));
+    case 'bsdi-crypt':
+      return desCrypt(pw, hash.slice(0, 9));
+    case null:
+      return null;
   }
 }
 

@@ -3,7 +3,16 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,17 +44,24 @@ interface Running {
 }
 
 async function start(root: string): Promise<Running> {
-  const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   let text = '';
   child.stdout?.on('data', (c: Buffer) => (text += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (text += c.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   let gone = false;
   void exited.then(() => (gone = true));
-  await waitFor(() => gone || text.includes('quail.started'), () => text);
+  await waitFor(
+    () => gone || text.includes('quail.started'),
+    () => text,
+  );
   assert.equal(gone, false, `quail start exited:\n${text}`);
   return { child, log: () => text, exited };
 }
@@ -59,7 +75,9 @@ function killGroup(p: Running | undefined): void {
 }
 
 function smtpPort(root: string): number {
-  const state = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
+  const state = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as {
+    listeners: Array<{ port: number; kind: string }>;
+  };
   const l = state.listeners.find((x) => x.kind === 'smtp');
   assert.ok(l, 'an smtp listener in run/quail.json');
   return l.port;
@@ -67,8 +85,24 @@ function smtpPort(root: string): number {
 
 /** Returns false when the server refused the recipient at RCPT time (a 5xx), true when it took the message. */
 function swaks(port: number, to: string, subject: string): boolean {
-  const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'ann@sender.test', '--to', to, '--h-Subject', subject,
-    '--body', `body of ${subject}`, '--helo', 'client.test'], { encoding: 'utf8' });
+  const r = spawnSync(
+    'swaks',
+    [
+      '--server',
+      `127.0.0.1:${port}`,
+      '--from',
+      'ann@sender.test',
+      '--to',
+      to,
+      '--h-Subject',
+      subject,
+      '--body',
+      `body of ${subject}`,
+      '--helo',
+      'client.test',
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.status === 24) {
     assert.match(r.stdout, /<\*\* 550 5\.1\.1 /, r.stdout);
     return false;
@@ -82,8 +116,24 @@ function login(root: string, input: string): ReturnType<typeof spawnSync> {
   const dir = mkdtempSync(join(tmpdir(), 'quail-e2e-cp-'));
   try {
     writeFileSync(join(dir, 'fd3'), input);
-    return spawnSync('/bin/sh', ['-c', 'exec "$@" 3<"$F"', 'sh', process.execPath, MAIN, 'checkpassword', '--root', root, '--', '/bin/sh', '-c',
-      'echo "$USER|$MAILDIR"'], { encoding: 'utf8', env: { ...process.env, F: join(dir, 'fd3') } });
+    return spawnSync(
+      '/bin/sh',
+      [
+        '-c',
+        'exec "$@" 3<"$F"',
+        'sh',
+        process.execPath,
+        MAIN,
+        'checkpassword',
+        '--root',
+        root,
+        '--',
+        '/bin/sh',
+        '-c',
+        'echo "$USER|$MAILDIR"',
+      ],
+      { encoding: 'utf8', env: { ...process.env, F: join(dir, 'fd3') } },
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -96,7 +146,8 @@ async function walkthrough(url?: string): Promise<void> {
   let q: Running | undefined;
   try {
     quail(['init', '--root', root, '--me', 'mx.test']);
-    if (url !== undefined) assert.match(quail(['directory', 'use', url, '--root', root]), /^control\/directory: postgres /);
+    if (url !== undefined)
+      assert.match(quail(['directory', 'use', url, '--root', root]), /^control\/directory: postgres /);
     quail(['domain', 'add', 'example.com', '--root', root]);
     quail(['domain', 'add', 'catch.test', '--policy', 'mailbox:joe', '--root', root]);
     quail(['user', 'add', 'joe@example.com', '--password', 'x', '--root', root]);
@@ -114,18 +165,31 @@ async function walkthrough(url?: string): Promise<void> {
 
     const joeNew = join(root, 'domains', 'example.com', 'joe', 'Maildir', 'new');
     const log = q.log;
-    await waitFor(() => readdirSync(joeNew).length > 0, () => `nothing in ${joeNew}\n${log()}`);
+    await waitFor(
+      () => readdirSync(joeNew).length > 0,
+      () => `nothing in ${joeNew}\n${log()}`,
+    );
     const files = readdirSync(joeNew);
     assert.equal(files.length, 1);
     const text = readFileSync(join(joeNew, files[0] ?? ''), 'utf8');
     assert.match(text, /^Return-Path: <ann@sender\.test>\nDelivered-To: example\.com-joe@example\.com\nReceived: /);
     assert.match(text, /Subject: to-joe\n/);
-    if (nobodyTaken) await waitFor(() => /result=failure report="Sorry, no mailbox here by that name \(nobody@example\.com\)/.test(log()), () => log());
+    if (nobodyTaken)
+      await waitFor(
+        () => /result=failure report="Sorry, no mailbox here by that name \(nobody@example\.com\)/.test(log()),
+        () => log(),
+      );
     // mailbox:joe: the catch-all mailbox of catch.test gets someone@.
     const catchNew = join(root, 'domains', 'catch.test', 'joe', 'Maildir', 'new');
-    await waitFor(() => readdirSync(catchNew).length > 0, () => `nothing in ${catchNew}\n${log()}`);
+    await waitFor(
+      () => readdirSync(catchNew).length > 0,
+      () => `nothing in ${catchNew}\n${log()}`,
+    );
     assert.match(readFileSync(join(catchNew, readdirSync(catchNew)[0] ?? ''), 'utf8'), /Subject: to-catchall\n/);
-    await waitFor(() => /report="delivered to [^"]*example\.com\/joe\/Maildir\/\\ndid 0\+0\+1\\n"/.test(log()), () => log());
+    await waitFor(
+      () => /report="delivered to [^"]*example\.com\/joe\/Maildir\/\\ndid 0\+0\+1\\n"/.test(log()),
+      () => log(),
+    );
     assert.equal(existsSync(join(root, 'program-ran')), false, 'the vdeliver line ran in-process, not as a program');
 
     const good = login(root, 'joe@example.com\0x\0' + '1700000000\0');

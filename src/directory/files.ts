@@ -49,7 +49,8 @@ function scanList(text: string | null, rm: ReadonlySet<string>, probe: ReadonlyS
 /** The new text: null when nothing changed; only appended to when nothing was removed (no rebuild of a big file). */
 function finishList(s: ListScan, add: readonly string[]): string | null {
   if (!s.removed && add.length === 0) return null;
-  if (!s.removed && s.text !== null) return `${s.text}${s.text === '' || s.text.endsWith('\n') ? '' : '\n'}${join(add)}`;
+  if (!s.removed && s.text !== null)
+    return `${s.text}${s.text === '' || s.text.endsWith('\n') ? '' : '\n'}${join(add)}`;
   return join([...s.kept, ...add]);
 }
 
@@ -82,7 +83,13 @@ export interface RcptEdit {
  * When morercpthosts gets entries and rcpthosts does not exist, rcpthosts is created (empty if need be): without
  * rcpthosts qmail-smtpd accepts every domain and never looks at morercpthosts.
  */
-export function editRcptHosts(rcpt: string | null, more: string | null, add: readonly string[], remove: readonly string[], max: number): RcptEdit {
+export function editRcptHosts(
+  rcpt: string | null,
+  more: string | null,
+  add: readonly string[],
+  remove: readonly string[],
+  max: number,
+): RcptEdit {
   const rm = new Set(remove.map(lower));
   const adds = add.map(lower);
   const probe = new Set(adds);
@@ -101,11 +108,18 @@ export function editRcptHosts(rcpt: string | null, more: string | null, add: rea
     } else toMore.push(a);
   }
   const rText = finishList(r, toRcpt);
-  return { rcpthosts: rText === null && rcpt === null && toMore.length > 0 ? '' : rText, morercpthosts: finishList(m, toMore) };
+  return {
+    rcpthosts: rText === null && rcpt === null && toMore.length > 0 ? '' : rText,
+    morercpthosts: finishList(m, toMore),
+  };
 }
 
 /** virtualdomains: `key:value` entries set (replacing the key's line) or removed by key. null: no change. */
-export function editMap(text: string | null, set: ReadonlyMap<string, string>, remove: readonly string[]): string | null {
+export function editMap(
+  text: string | null,
+  set: ReadonlyMap<string, string>,
+  remove: readonly string[],
+): string | null {
   const rm = new Set(remove.map(lower));
   const old = lines(text);
   const done = new Set<string>();

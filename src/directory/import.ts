@@ -11,8 +11,16 @@ import type { DeliveryAccount, DomainLimits, MailboxFlag, UnknownPolicy } from '
 
 /** vpopmail's flag bits in the vpasswd gid field (vpopmail.h) and quail's names for them. */
 const VPOP_BITS: ReadonlyArray<[number, MailboxFlag]> = [
-  [0x01, 'no-password-change'], [0x02, 'no-pop'], [0x04, 'no-webmail'], [0x08, 'no-imap'], [0x10, 'bounce-all'],
-  [0x20, 'no-relay'], [0x40, 'no-dialup'], [0x800, 'no-smtp-auth'], [0x1000, 'domain-admin'], [0x10000, 'system-admin'],
+  [0x01, 'no-password-change'],
+  [0x02, 'no-pop'],
+  [0x04, 'no-webmail'],
+  [0x08, 'no-imap'],
+  [0x10, 'bounce-all'],
+  [0x20, 'no-relay'],
+  [0x40, 'no-dialup'],
+  [0x800, 'no-smtp-auth'],
+  [0x1000, 'domain-admin'],
+  [0x10000, 'system-admin'],
 ];
 
 const vpopFlags = (bits: number): MailboxFlag[] => VPOP_BITS.filter(([b]) => (bits & b) !== 0).map(([, f]) => f);
@@ -31,19 +39,28 @@ export interface VpasswdEntry {
 export function parseVpasswdLine(line: string): VpasswdEntry | null {
   if (line.trim() === '' || line.startsWith('#')) return null;
   const f = line.split(':');
-  if (f.length < 7) throw new DirectoryError(`vpasswd line has ${f.length} fields, wants 7 or 8: ${JSON.stringify(line)}`);
+  if (f.length < 7)
+    throw new DirectoryError(`vpasswd line has ${f.length} fields, wants 7 or 8: ${JSON.stringify(line)}`);
   const q = (f[6] ?? '').trim();
   let quotaBytes: number | null = null;
   let quotaMessages: number | null = null;
   if (q !== '' && !/^noquota$/i.test(q)) {
     const m = /^(\d+)S?(?:,(\d+)C)?$/i.exec(q);
-    if (!m) throw new DirectoryError(`vpasswd quota ${JSON.stringify(q)} of ${f[0] ?? ''} is not NOQUOTA, bytes or NNNS,MMMC`);
+    if (!m)
+      throw new DirectoryError(
+        `vpasswd quota ${JSON.stringify(q)} of ${f[0] ?? ''} is not NOQUOTA, bytes or NNNS,MMMC`,
+      );
     quotaBytes = Number(m[1]);
     quotaMessages = m[2] === undefined ? null : Number(m[2]);
   }
   return {
-    local: f[0] ?? '', hash: f[1] ?? '', flags: vpopFlags(Number(f[3] ?? 0) || 0), gecos: f[4] ?? '', dir: f[5] ?? '',
-    quotaBytes, quotaMessages,
+    local: f[0] ?? '',
+    hash: f[1] ?? '',
+    flags: vpopFlags(Number(f[3] ?? 0) || 0),
+    gecos: f[4] ?? '',
+    dir: f[5] ?? '',
+    quotaBytes,
+    quotaMessages,
   };
 }
 
@@ -113,7 +130,10 @@ function plan(dir: string, rep: ImportReport): { domains: DomainPlan[]; aliasDom
     }
     const vpasswd = join(p, 'vpasswd');
     if (!existsSync(vpasswd)) {
-      rep.skipped.push({ what: `domain ${name}`, why: 'no vpasswd file (a SQL backend? export it to vpasswd with vconvert first)' });
+      rep.skipped.push({
+        what: `domain ${name}`,
+        why: 'no vpasswd file (a SQL backend? export it to vpasswd with vconvert first)',
+      });
       continue;
     }
     const users: VpasswdEntry[] = [];
@@ -129,10 +149,17 @@ function plan(dir: string, rep: ImportReport): { domains: DomainPlan[]; aliasDom
     let policy: UnknownPolicy | null = null;
     for (const f of readdirSync(p).sort()) {
       if (!f.startsWith('.qmail-')) continue;
-      const lines = readFileSync(join(p, f), 'latin1').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+      const lines = readFileSync(join(p, f), 'latin1')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '' && !l.startsWith('#'));
       if (f === '.qmail-default') {
         policy = lines.length === 1 ? vpopPolicy(lines[0] ?? '') : null;
-        if (policy === null) rep.skipped.push({ what: `${name}/.qmail-default`, why: 'not a single vdelivermail line; domain keeps bounce-no-mailbox' });
+        if (policy === null)
+          rep.skipped.push({
+            what: `${name}/.qmail-default`,
+            why: 'not a single vdelivermail line; domain keeps bounce-no-mailbox',
+          });
         continue;
       }
       // qmail: `:` in a .qmail file name stands for `.` in the address.
@@ -140,7 +167,14 @@ function plan(dir: string, rep: ImportReport): { domains: DomainPlan[]; aliasDom
       aliases.push({ local, targets: lines });
     }
     const lim = join(p, '.qmailadmin-limits');
-    domains.push({ name, dir: p, users, aliases, policy, limits: existsSync(lim) ? parseLimits(readFileSync(lim, 'latin1')) : {} });
+    domains.push({
+      name,
+      dir: p,
+      users,
+      aliases,
+      policy,
+      limits: existsSync(lim) ? parseLimits(readFileSync(lim, 'latin1')) : {},
+    });
   }
   return { domains, aliasDomains };
 }
@@ -172,7 +206,13 @@ export async function importVpopmail(ctx: Ctx, dir: string, o: VpopImportOptions
     if (exists) {
       rep.skipped.push({ what: `domain ${name}`, why: 'already in the directory (its mailboxes are still added)' });
     } else {
-      if (!o.dryRun) await createDomain(ctx, { name, account: o.account, limits: d.limits, ...(d.policy ? { policy: d.policy } : {}) });
+      if (!o.dryRun)
+        await createDomain(ctx, {
+          name,
+          account: o.account,
+          limits: d.limits,
+          ...(d.policy ? { policy: d.policy } : {}),
+        });
       rep.imported.push(`domain ${name}`);
     }
     for (const e of d.users) {
@@ -184,17 +224,27 @@ export async function importVpopmail(ctx: Ctx, dir: string, o: VpopImportOptions
           if (await ctx.dir.getMailbox(name, local)) throw new DirectoryError('already in the directory');
         }
         if (!o.dryRun) {
-          const m = await ctx.dir.addMailbox({ domain: name, local, passwordHash: e.hash, realName: e.gecos, quotaBytes: e.quotaBytes,
-            quotaMessages: e.quotaMessages, flags: e.flags });
+          const m = await ctx.dir.addMailbox({
+            domain: name,
+            local,
+            passwordHash: e.hash,
+            realName: e.gecos,
+            quotaBytes: e.quotaBytes,
+            quotaMessages: e.quotaMessages,
+            flags: e.flags,
+          });
           const dom = await ctx.dir.getDomain(name);
           if (dom) makeMailboxHome(ctx.root, dom, m);
           const src = join(userDir(d, e), 'Maildir');
           if (existsSync(src)) {
             cpSync(src, join(ctx.root, m.home, 'Maildir'), { recursive: true, preserveTimestamps: true });
-            if (process.getuid?.() === 0 && dom) spawnSync('chown', ['-R', `${dom.account.uid}:${dom.account.gid}`, join(ctx.root, m.home)]);
+            if (process.getuid?.() === 0 && dom)
+              spawnSync('chown', ['-R', `${dom.account.uid}:${dom.account.gid}`, join(ctx.root, m.home)]);
           }
         }
-        rep.imported.push(`${what}${e.hash === '' || canVerify(e.hash) ? '' : ' (password hash of a scheme quail cannot verify: reset it)'}`);
+        rep.imported.push(
+          `${what}${e.hash === '' || canVerify(e.hash) ? '' : ' (password hash of a scheme quail cannot verify: reset it)'}`,
+        );
       } catch (err) {
         rep.skipped.push({ what, why: (err as Error).message });
       }

@@ -30,8 +30,24 @@ function checkpassword(root: string, user: string, pw: string): { status: number
   const dir = mkdtempSync(join(tmpdir(), 'quail-implogin-fd3-'));
   try {
     writeFileSync(join(dir, 'fd3'), `${user}\0${pw}\x001700000000\0`);
-    const r = spawnSync('/bin/sh', ['-c', 'exec "$@" 3<"$F"', 'sh', process.execPath, MAIN, 'checkpassword', '--root', root, '--', '/bin/sh', '-c',
-      'echo "$USER|$MAILDIR"'], { encoding: 'utf8', env: { ...process.env, F: join(dir, 'fd3') } });
+    const r = spawnSync(
+      '/bin/sh',
+      [
+        '-c',
+        'exec "$@" 3<"$F"',
+        'sh',
+        process.execPath,
+        MAIN,
+        'checkpassword',
+        '--root',
+        root,
+        '--',
+        '/bin/sh',
+        '-c',
+        'echo "$USER|$MAILDIR"',
+      ],
+      { encoding: 'utf8', env: { ...process.env, F: join(dir, 'fd3') } },
+    );
     return { status: r.status, out: `${r.stdout}${r.stderr}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -44,7 +60,11 @@ async function pop(port: number, user: string, pw: string): Promise<string[]> {
   let text = '';
   sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
   const lines = (): string[] => text.split('\r\n').filter((l) => l !== '');
-  const want = async (n: number): Promise<void> => waitFor(() => lines().length >= n, () => text);
+  const want = async (n: number): Promise<void> =>
+    waitFor(
+      () => lines().length >= n,
+      () => text,
+    );
   try {
     await want(1);
     for (const [i, cmd] of [`USER ${user}`, `PASS ${pw}`, 'STAT', 'QUIT'].entries()) {
@@ -81,19 +101,29 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     const eve = crypt('eve has a long one', '_J9..eeee');
     assert.match(bob, /^\$2y\$05\$.{53}$/);
     assert.match(dee, /^dX.{11}$/);
-    writeFileSync(join(old, 'vpasswd'), [
-      `bob:${bob}:1:0:Bob:/home/vpopmail/domains/old.test/bob:NOQUOTA`,
-      `dee:${dee}:1:0:Dee:/home/vpopmail/domains/old.test/dee:NOQUOTA`,
-      `eve:${eve}:1:0:Eve:/home/vpopmail/domains/old.test/eve:NOQUOTA`,
-      'sam:$2x$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q:1:0:Sam:/home/vpopmail/domains/old.test/sam:NOQUOTA',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      join(old, 'vpasswd'),
+      [
+        `bob:${bob}:1:0:Bob:/home/vpopmail/domains/old.test/bob:NOQUOTA`,
+        `dee:${dee}:1:0:Dee:/home/vpopmail/domains/old.test/dee:NOQUOTA`,
+        `eve:${eve}:1:0:Eve:/home/vpopmail/domains/old.test/eve:NOQUOTA`,
+        'sam:$2x$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q:1:0:Sam:/home/vpopmail/domains/old.test/sam:NOQUOTA',
+        '',
+      ].join('\n'),
+    );
 
     quail(['init', '--root', root, '--me', 'mx.test']);
-    const rep = JSON.parse(quail(['import', 'vpopmail', join(base, 'vpopmail', 'domains'), '--json', '--root', root])) as { imported: string[] };
+    const rep = JSON.parse(
+      quail(['import', 'vpopmail', join(base, 'vpopmail', 'domains'), '--json', '--root', root]),
+    ) as { imported: string[] };
     // Only the hash quail cannot verify ($2x$, crypt_blowfish's buggy variant) is reported for a reset.
-    assert.deepEqual(rep.imported, ['domain old.test', 'mailbox bob@old.test', 'mailbox dee@old.test', 'mailbox eve@old.test',
-      'mailbox sam@old.test (password hash of a scheme quail cannot verify: reset it)']);
+    assert.deepEqual(rep.imported, [
+      'domain old.test',
+      'mailbox bob@old.test',
+      'mailbox dee@old.test',
+      'mailbox eve@old.test',
+      'mailbox sam@old.test (password hash of a scheme quail cannot verify: reset it)',
+    ]);
 
     const ok = async (login: string, pw: string): Promise<string | null> => {
       const m = await authenticate(root, login, pw, { recordLogin: false });
@@ -108,7 +138,10 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     assert.equal(await ok('eve@old.test', 'eve has a long on'), null);
     assert.equal(await ok('sam@old.test', 'pw'), null);
 
-    for (const [user, pw] of [['bob@old.test', 'bob-pw-2y'], ['dee@old.test', 'deepass1']] as const) {
+    for (const [user, pw] of [
+      ['bob@old.test', 'bob-pw-2y'],
+      ['dee@old.test', 'deepass1'],
+    ] as const) {
       const good = checkpassword(root, user, pw);
       assert.equal(good.status, 0, good.out);
       assert.equal(good.out, `${user}|${root}/domains/old.test/${user.split('@')[0] ?? ''}/Maildir/\n`);
@@ -117,12 +150,32 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
 
     // this test speaks plain USER/PASS: the one client it comes from may (POP3 refuses clear-text logins otherwise)
     writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n');
-    q = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0',
-      '--pop3s', 'none'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    q = spawn(
+      process.execPath,
+      [
+        MAIN,
+        'start',
+        '--root',
+        root,
+        '--smtp',
+        '127.0.0.1:0',
+        '--submission',
+        '127.0.0.1:0',
+        '--pop3',
+        '127.0.0.1:0',
+        '--pop3s',
+        'none',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
     let log = '';
     q.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     q.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    await waitFor(() => /quail\.started/.test(log), () => `quail start did not start:\n${log}`, 60_000);
+    await waitFor(
+      () => /quail\.started/.test(log),
+      () => `quail start did not start:\n${log}`,
+      60_000,
+    );
     const port = Number(/pop3\.listening address=\S+ port=(\d+)/.exec(log)?.[1] ?? NaN);
     assert.ok(port > 0, log);
     const b = await pop(port, 'bob@old.test', 'bob-pw-2y');

@@ -7,19 +7,48 @@ import { editAssign, writeAtomic } from './files.js';
 import type { ImportReport } from './import.js';
 
 /** Control files whose lines are a set: theirs are added to ours. */
-const MERGED: ReadonlySet<string> = new Set<ControlName>(['rcpthosts', 'locals', 'virtualdomains', 'morercpthosts', 'smtproutes', 'percenthack', 'badmailfrom']);
+const MERGED: ReadonlySet<string> = new Set<ControlName>([
+  'rcpthosts',
+  'locals',
+  'virtualdomains',
+  'morercpthosts',
+  'smtproutes',
+  'percenthack',
+  'badmailfrom',
+]);
 /** Ours, made by quail init or quail itself: never replaced by the old system's. */
-const OURS: ReadonlySet<string> = new Set<ControlName>(['quailuser', 'listeners', 'directory', 'servercert.pem', 'morercpthosts.cdb']);
+const OURS: ReadonlySet<string> = new Set<ControlName>([
+  'quailuser',
+  'listeners',
+  'directory',
+  'servercert.pem',
+  'morercpthosts.cdb',
+]);
 
-const lines = (t: string): string[] => t.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '' && !l.startsWith('#'));
+const lines = (t: string): string[] =>
+  t
+    .split('\n')
+    .map((l) => l.replace(/\r$/, ''))
+    .filter((l) => l.trim() !== '' && !l.startsWith('#'));
 
 /** Imports ROOT's control/ and users/assign into `root`; with dryRun only the report is made. */
-export function importQmail(root: string, from: string, o: { dryRun: boolean; progress?: (done: number, total: number) => void }): ImportReport {
+export function importQmail(
+  root: string,
+  from: string,
+  o: { dryRun: boolean; progress?: (done: number, total: number) => void },
+): ImportReport {
   const rep: ImportReport = { imported: [], skipped: [] };
   const cdir = join(from, 'control');
-  const names = existsSync(cdir) ? readdirSync(cdir).filter((n) => statSync(join(cdir, n)).isFile()).sort() : [];
+  const names = existsSync(cdir)
+    ? readdirSync(cdir)
+        .filter((n) => statSync(join(cdir, n)).isFile())
+        .sort()
+    : [];
   if (names.length === 0 && !existsSync(join(from, 'users', 'assign'))) {
-    rep.skipped.push({ what: from, why: 'neither control/ files nor users/assign: is this a qmail root (e.g. /var/qmail)?' });
+    rep.skipped.push({
+      what: from,
+      why: 'neither control/ files nor users/assign: is this a qmail root (e.g. /var/qmail)?',
+    });
     return rep;
   }
   const total = names.length + 1;
@@ -52,7 +81,10 @@ export function importQmail(root: string, from: string, o: { dryRun: boolean; pr
       if (!o.dryRun) writeAtomic(path, theirs);
       rep.imported.push(what);
     } else if (ours.trim() !== theirs.trim()) {
-      rep.skipped.push({ what, why: `kept ours (${JSON.stringify(ours.trim().slice(0, 60))}); theirs says ${JSON.stringify(theirs.trim().slice(0, 60))}` });
+      rep.skipped.push({
+        what,
+        why: `kept ours (${JSON.stringify(ours.trim().slice(0, 60))}); theirs says ${JSON.stringify(theirs.trim().slice(0, 60))}`,
+      });
     } else {
       rep.skipped.push({ what, why: 'same as ours' });
     }
@@ -73,7 +105,8 @@ export function importQmail(root: string, from: string, o: { dryRun: boolean; pr
     const curKeys = new Set((cur ?? '').split('\n').map((l) => l.slice(0, l.indexOf(':') + 1).toLowerCase()));
     const add = theirs.filter((l) => !curKeys.has(l.slice(0, l.indexOf(':') + 1).toLowerCase()));
     const clash = theirs.length - add.length;
-    if (clash > 0) rep.skipped.push({ what: 'users/assign', why: `${clash} entr(y/ies) already assigned here; kept ours` });
+    if (clash > 0)
+      rep.skipped.push({ what: 'users/assign', why: `${clash} entr(y/ies) already assigned here; kept ours` });
     if (add.length > 0) {
       if (!o.dryRun) {
         writeAtomic(mine, editAssign(cur, add, []) ?? cur ?? '.\n');

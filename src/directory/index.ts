@@ -1,7 +1,15 @@
 // directory: vpopmail's storage and administration for quail — domains, mailboxes, aliases in SQLite or PostgreSQL, kept in
 // step with qmail's files. Delivery is src/vdeliver's, through the read-only lookups of Directory (MailboxLookup).
 export type {
-  Alias, DeliveryAccount, Directory, Domain, DomainLimits, Mailbox, MailboxFlag, MailboxPatch, UnknownPolicy,
+  Alias,
+  DeliveryAccount,
+  Directory,
+  Domain,
+  DomainLimits,
+  Mailbox,
+  MailboxFlag,
+  MailboxPatch,
+  UnknownPolicy,
 } from './types.js';
 export { DirectoryError, domainName, formatPolicy, parsePolicy, parseFlag } from './names.js';
 export { openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
@@ -11,8 +19,16 @@ export { authenticate } from './auth.js';
 export { mayUseSender } from './senders.js';
 export { checkDrift, repairDrift } from './sync.js';
 export {
-  addAliasDomain, changeDomain, createDomain, createMailbox, deliveryAccount, parseAddress, removeAliasDomain,
-  removeDomain, removeMailbox, type Ctx,
+  addAliasDomain,
+  changeDomain,
+  createDomain,
+  createMailbox,
+  deliveryAccount,
+  parseAddress,
+  removeAliasDomain,
+  removeDomain,
+  removeMailbox,
+  type Ctx,
 } from './admin.js';
 export { importVpopmail, parseVpasswdLine, vpopPolicy, type ImportReport } from './import.js';
 export { importQmail } from './importqmail.js';

@@ -49,7 +49,11 @@ export async function currentVersion(db: SqlDriver): Promise<number> {
  * change; a failed backup stops the migration. PostgreSQL takes an advisory lock so two processes opening the
  * directory at once do not both migrate. Returns the versions applied.
  */
-export async function migrate(db: SqlDriver, backup: (from: number) => Promise<void>, now: () => number = Date.now): Promise<number[]> {
+export async function migrate(
+  db: SqlDriver,
+  backup: (from: number) => Promise<void>,
+  now: () => number = Date.now,
+): Promise<number[]> {
   // Under the lock too: two processes creating schema_migrations at once would collide in PostgreSQL's catalogue.
   const before = await db.transaction(async (tx) => {
     if (tx.dialect === 'postgres') await tx.all('SELECT pg_advisory_xact_lock(7106321)');
@@ -86,7 +90,9 @@ export async function pgBackupBeforeMigration(db: SqlDriver, from: number, ms: n
     if ((await currentVersion(tx)) !== from) return null;
     const schema = `quail_backup_v${from}_${ms}`;
     await tx.run(`CREATE SCHEMA ${schema}`);
-    const present = await tx.all('SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()');
+    const present = await tx.all(
+      'SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()',
+    );
     const names = new Set(present.map((r) => String(r['table_name'])));
     for (const t of TABLES) if (names.has(t)) await tx.run(`CREATE TABLE ${schema}.${t} AS SELECT * FROM ${t}`);
     return schema;

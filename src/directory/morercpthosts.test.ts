@@ -27,8 +27,22 @@ async function waitFor(check: () => boolean, what: () => string, ms = 30_000): P
 
 /** swaks' exit status and transcript (24: the server refused a recipient). */
 function swaks(port: number, to: string): { status: number | null; out: string } {
-  const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'ann@sender.test', '--to', to, '--h-Subject', `to ${to}`,
-    '--helo', 'client.test'], { encoding: 'utf8' });
+  const r = spawnSync(
+    'swaks',
+    [
+      '--server',
+      `127.0.0.1:${port}`,
+      '--from',
+      'ann@sender.test',
+      '--to',
+      to,
+      '--h-Subject',
+      `to ${to}`,
+      '--helo',
+      'client.test',
+    ],
+    { encoding: 'utf8' },
+  );
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
@@ -47,16 +61,26 @@ void test('morercpthosts only: quail start accepts RCPT to the domain, refuses o
     assert.equal(spawnSync('cdb', ['-q', join(root, 'control', 'morercpthosts.cdb'), 'more.test']).status, 0);
     assert.equal(quail(['directory', 'check', '--root', root]), 'no drift: the files agree with the directory\n');
 
-    const p = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
-      stdio: ['ignore', 'pipe', 'pipe'], detached: true,
-    });
+    const p = spawn(
+      process.execPath,
+      [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
     child.pid = p.pid;
     let log = '';
     p.stdout.on('data', (c: Buffer) => (log += c.toString()));
     p.stderr.on('data', (c: Buffer) => (log += c.toString()));
-    await waitFor(() => log.includes('quail.started') || p.exitCode !== null, () => log);
+    await waitFor(
+      () => log.includes('quail.started') || p.exitCode !== null,
+      () => log,
+    );
     assert.equal(p.exitCode, null, log);
-    const state = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
+    const state = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as {
+      listeners: Array<{ port: number; kind: string }>;
+    };
     const port = state.listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
 
     const good = swaks(port, 'joe@more.test');
@@ -66,7 +90,10 @@ void test('morercpthosts only: quail start accepts RCPT to the domain, refuses o
     assert.match(other.out, /<\*\* 553 /);
 
     const newDir = join(root, 'domains', 'more.test', 'joe', 'Maildir', 'new');
-    await waitFor(() => readdirSync(newDir).length > 0, () => `nothing in ${newDir}\n${log}`);
+    await waitFor(
+      () => readdirSync(newDir).length > 0,
+      () => `nothing in ${newDir}\n${log}`,
+    );
     const text = readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'utf8');
     assert.match(text, /^Return-Path: <ann@sender\.test>\nDelivered-To: more\.test-joe@more\.test\n/);
     p.kill('SIGTERM');

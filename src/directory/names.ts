@@ -66,7 +66,8 @@ export function parseFlag(text: string): MailboxFlag {
 
 export function checkTarget(raw: string): string {
   const t = raw.trim();
-  if (t === '' || t.includes('\n')) throw new DirectoryError(`alias target ${JSON.stringify(raw)} is empty or has a newline`);
+  if (t === '' || t.includes('\n'))
+    throw new DirectoryError(`alias target ${JSON.stringify(raw)} is empty or has a newline`);
   if (targetKind(t) === 'forward' && !/^&?[^@\s]+@[^@\s]+$/.test(t)) {
     throw new DirectoryError(`alias target ${JSON.stringify(raw)}: give user@host, /path/Maildir/ or |program`);
   }

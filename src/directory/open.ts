@@ -13,7 +13,8 @@ import type { Directory } from './types.js';
 /** The default SQLite file, relative to the mail root. */
 export const SQLITE_FILE = 'directory.sqlite';
 
-export type DirectoryLocation = { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string };
+export type DirectoryLocation =
+  { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string };
 
 /**
  * `postgres://...` / `postgresql://...` → PostgreSQL; `sqlite:PATH` or a path → SQLite (relative to the root);
@@ -25,7 +26,9 @@ export function locateDirectory(root: string, url?: string, control: Control = n
   if (spec === '') return { kind: 'sqlite', file: join(root, SQLITE_FILE) };
   const path = spec.startsWith('sqlite:') ? spec.slice('sqlite:'.length) : spec;
   if (path === '' || /^[a-z]+:\/\//i.test(path)) {
-    throw new DirectoryError(`directory location ${JSON.stringify(spec)}: use postgres://user@host/db, sqlite:PATH or a file path`);
+    throw new DirectoryError(
+      `directory location ${JSON.stringify(spec)}: use postgres://user@host/db, sqlite:PATH or a file path`,
+    );
   }
   return { kind: 'sqlite', file: isAbsolute(path) ? path : resolve(root, path) };
 }
@@ -51,7 +54,10 @@ export interface OpenOptions {
 async function schemaCurrent(driver: SqlDriver, where: string): Promise<void> {
   const rows = await driver.all('SELECT MAX(version) AS v FROM schema_migrations');
   const v = Number(rows[0]?.['v'] ?? 0);
-  if (v !== LATEST) throw tempError(`the directory ${where} has schema ${v}, this quail needs ${LATEST}: run any quail directory command as root to migrate it`);
+  if (v !== LATEST)
+    throw tempError(
+      `the directory ${where} has schema ${v}, this quail needs ${LATEST}: run any quail directory command as root to migrate it`,
+    );
 }
 
 /**
@@ -90,15 +96,21 @@ export async function openDirectory(opts: OpenOptions): Promise<Directory> {
         await schemaCurrent(driver, loc.file);
       } catch (err) {
         await driver.close();
-        throw err instanceof QuailError ? err : tempError(`unable to read the directory ${loc.file}: ${(err as Error).message}`, err);
+        throw err instanceof QuailError
+          ? err
+          : tempError(`unable to read the directory ${loc.file}: ${(err as Error).message}`, err);
       }
       return new SqlDirectory(driver, `sqlite ${loc.file}`, now);
     }
     try {
-      await migrate(driver, async (from) => {
-        // A consistent copy of the whole database (WAL included) before its schema changes.
-        await driver.db.backup(`${loc.file}.v${from}-${now()}.bak`);
-      }, now);
+      await migrate(
+        driver,
+        async (from) => {
+          // A consistent copy of the whole database (WAL included) before its schema changes.
+          await driver.db.backup(`${loc.file}.v${from}-${now()}.bak`);
+        },
+        now,
+      );
     } catch (err) {
       await driver.close();
       throw tempError(`unable to migrate the directory ${loc.file}: ${(err as Error).message}`, err);

@@ -12,10 +12,18 @@ function scryptAsync(pw: string, salt: Buffer, keylen: number, o: ScryptOptions)
   });
 }
 
-const opts = (ln: number, r: number, p: number): ScryptOptions => ({ N: 2 ** ln, r, p, maxmem: 256 * 2 ** ln * r + 1024 * 1024 });
+const opts = (ln: number, r: number, p: number): ScryptOptions => ({
+  N: 2 ** ln,
+  r,
+  p,
+  maxmem: 256 * 2 ** ln * r + 1024 * 1024,
+});
 
 /** `$scrypt$ln=15,r=8,p=1$<salt base64>$<key base64>` (the PHC string form). */
-export async function hashPassword(password: string, params: { ln: number; r: number; p: number } = SCRYPT_DEFAULT): Promise<string> {
+export async function hashPassword(
+  password: string,
+  params: { ln: number; r: number; p: number } = SCRYPT_DEFAULT,
+): Promise<string> {
   const salt = randomBytes(16);
   const key = await scryptAsync(password, salt, KEYLEN, opts(params.ln, params.r, params.p));
   const b64 = (b: Buffer): string => b.toString('base64').replace(/=+$/, '');
@@ -25,7 +33,8 @@ export async function hashPassword(password: string, params: { ln: number; r: nu
 const SCRYPT = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
 
 /** scrypt parameters a stored hash may ask for: at most 1 GiB of memory, so a damaged hash cannot exhaust the host. */
-const sane = (ln: number, r: number, p: number): boolean => ln >= 1 && ln <= 22 && r >= 1 && p >= 1 && 128 * 2 ** ln * r <= 2 ** 30;
+const sane = (ln: number, r: number, p: number): boolean =>
+  ln >= 1 && ln <= 22 && r >= 1 && p >= 1 && 128 * 2 ** ln * r <= 2 ** 30;
 
 /**
  * True when `password` matches `hash`: scrypt (ours), or a crypt(3) hash imported from vpopmail — `$1$` (MD5),

@@ -34,7 +34,9 @@ function need(): Cluster {
   return cluster;
 }
 
-directoryContract('postgres', async () => openDirectory({ root: mkdtempSync(join(base, 'r-')), url: await need().newDatabase() }));
+directoryContract('postgres', async () =>
+  openDirectory({ root: mkdtempSync(join(base, 'r-')), url: await need().newDatabase() }),
+);
 
 void test('postgres: control/directory names the server; two processes opening at once migrate once', async () => {
   const url = await need().newDatabase();
@@ -65,8 +67,12 @@ void test('postgres: an old schema is copied into quail_backup_v1_<ms> before it
     await client.query('CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)');
     for (const s of MIGRATIONS[0]?.sql ?? []) await client.query(s);
     await client.query('INSERT INTO schema_migrations VALUES (1, 0)');
-    await client.query(`INSERT INTO domains (name, policy, account, uid, gid, created) VALUES ('example.com', 'delete', 'quail', 1, 2, 0)`);
-    await client.query(`INSERT INTO mailboxes (domain, local, password, created) VALUES ('example.com', 'joe', 'x', 0)`);
+    await client.query(
+      `INSERT INTO domains (name, policy, account, uid, gid, created) VALUES ('example.com', 'delete', 'quail', 1, 2, 0)`,
+    );
+    await client.query(
+      `INSERT INTO mailboxes (domain, local, password, created) VALUES ('example.com', 'joe', 'x', 0)`,
+    );
     const dir = await openDirectory({ root: mkdtempSync(join(base, 'mig-')), url, now: () => 1234 });
     try {
       assert.equal(await dir.schemaVersion(), LATEST);
@@ -78,12 +84,19 @@ void test('postgres: an old schema is copied into quail_backup_v1_<ms> before it
     assert.deepEqual(copy.rows, [{ local: 'joe', password: 'x' }]);
     const v = await client.query<{ v: string }>('SELECT MAX(version) AS v FROM quail_backup_v1_1234.schema_migrations');
     assert.equal(Number(v.rows[0]?.v), 1);
-    const cols = await client.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'quail_backup_v1_1234' AND table_name = 'mailboxes' AND column_name = 'forward'`);
+    const cols = await client.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = 'quail_backup_v1_1234' AND table_name = 'mailboxes' AND column_name = 'forward'`,
+    );
     assert.equal(cols.rows.length, 0, 'the copy is of the old schema');
     // Opening again: nothing to migrate, no second backup.
     await (await openDirectory({ root: mkdtempSync(join(base, 'mig-')), url })).close();
-    const schemas = await client.query(`SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'quail_backup%'`);
-    assert.deepEqual(schemas.rows.map((r: { schema_name: string }) => r.schema_name), ['quail_backup_v1_1234']);
+    const schemas = await client.query(
+      `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'quail_backup%'`,
+    );
+    assert.deepEqual(
+      schemas.rows.map((r: { schema_name: string }) => r.schema_name),
+      ['quail_backup_v1_1234'],
+    );
   } finally {
     await client.end();
   }
@@ -98,7 +111,13 @@ void test('postgres: backupDirectory writes our rows as JSON; restoreDirectory l
   try {
     await src.addDomain({ name: 'example.com', account: { user: 'q', uid: 1, gid: 1 }, limits: { quotaBytes: 5000 } });
     await src.addAliasDomain('example.net', 'example.com');
-    await src.addMailbox({ domain: 'example.com', local: 'joe', passwordHash: '$6$x$y', quotaBytes: 100, quotaMessages: 3 });
+    await src.addMailbox({
+      domain: 'example.com',
+      local: 'joe',
+      passwordHash: '$6$x$y',
+      quotaBytes: 100,
+      quotaMessages: 3,
+    });
     await src.addAlias('example.com', 'info', ['joe@example.com', '|cat']);
   } finally {
     await src.close();

@@ -23,7 +23,9 @@ let n = 0;
 
 const account = { user: 'mail', uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
-async function fresh(max: number | null): Promise<Ctx & { control: () => Control; file: (name: ControlName) => string | null }> {
+async function fresh(
+  max: number | null,
+): Promise<Ctx & { control: () => Control; file: (name: ControlName) => string | null }> {
   const root = join(base, `r${++n}`);
   mkdirSync(join(root, 'control'), { recursive: true });
   writeFileSync(join(root, 'control', 'me'), 'mx.test\n');
@@ -56,7 +58,11 @@ void test('editRcptHosts: golden table', () => {
   ];
   for (const [rcpt, more, add, remove, max, wantR, wantM] of rows) {
     const got = editRcptHosts(rcpt, more, add, remove, max);
-    assert.deepEqual([got.rcpthosts, got.morercpthosts], [wantR, wantM], JSON.stringify([rcpt, more, add, remove, max]));
+    assert.deepEqual(
+      [got.rcpthosts, got.morercpthosts],
+      [wantR, wantM],
+      JSON.stringify([rcpt, more, add, remove, max]),
+    );
   }
 });
 
@@ -98,7 +104,10 @@ void test('createDomain: domain N+1 goes to morercpthosts and a qmail-format mor
   await removeDomain(c, 'a.test', false); // takes its alias domain alias.test (in morercpthosts) with it
   assert.equal(c.file('rcpthosts'), 'mx.test\ne.test\n');
   assert.equal(c.file('morercpthosts'), 'd.test\n');
-  assert.deepEqual([...cdbEntries(readFileSync(cdbFile))].map(([k]) => k.toString()), ['d.test']);
+  assert.deepEqual(
+    [...cdbEntries(readFileSync(cdbFile))].map(([k]) => k.toString()),
+    ['d.test'],
+  );
   assert.deepEqual(await checkDrift(c.root, c.dir), []);
 });
 
@@ -125,7 +134,10 @@ void test('checkDrift / repairDrift across rcpthosts, morercpthosts and morercpt
   newmrh(c.root);
   writeFileSync(ctl('morercpthosts'), 'b.test\nc.test\nd.test\n');
   let drift = await checkDrift(c.root, c.dir);
-  assert.deepEqual(drift.map((d) => [d.path, d.problem]), [[ctl('morercpthosts.cdb'), 'does not match morercpthosts (c.test); run quail newmrh']]);
+  assert.deepEqual(
+    drift.map((d) => [d.path, d.problem]),
+    [[ctl('morercpthosts.cdb'), 'does not match morercpthosts (c.test); run quail newmrh']],
+  );
   await repairDrift(c.root, c.dir);
   assert.deepEqual(await checkDrift(c.root, c.dir), []);
   assert.ok(inCdb(c.root, 'd.test'));
@@ -135,10 +147,13 @@ void test('checkDrift / repairDrift across rcpthosts, morercpthosts and morercpt
   writeFileSync(ctl('rcpthosts'), 'mx.test\n');
   newmrh(c.root);
   drift = await checkDrift(c.root, c.dir);
-  assert.deepEqual(drift.map((d) => [d.domain, d.problem]), [
-    ['a.test', 'a.test is missing (from rcpthosts and morercpthosts)'],
-    ['c.test', 'c.test is missing (from rcpthosts and morercpthosts)'],
-  ]);
+  assert.deepEqual(
+    drift.map((d) => [d.domain, d.problem]),
+    [
+      ['a.test', 'a.test is missing (from rcpthosts and morercpthosts)'],
+      ['c.test', 'c.test is missing (from rcpthosts and morercpthosts)'],
+    ],
+  );
   await repairDrift(c.root, c.dir);
   assert.deepEqual(await checkDrift(c.root, c.dir), []);
   assert.equal(c.file('rcpthosts'), 'mx.test\na.test\n'); // one slot free: the first missing name takes it
@@ -148,10 +163,16 @@ void test('checkDrift / repairDrift across rcpthosts, morercpthosts and morercpt
   // 3. morercpthosts.cdb deleted; a stale managed domain left in morercpthosts
   rmSync(ctl('morercpthosts.cdb'));
   drift = await checkDrift(c.root, c.dir);
-  assert.deepEqual(drift.map((d) => d.path), [ctl('morercpthosts.cdb')]);
+  assert.deepEqual(
+    drift.map((d) => d.path),
+    [ctl('morercpthosts.cdb')],
+  );
   await c.dir.deleteDomain('d.test'); // behind the files' back
   drift = await checkDrift(c.root, c.dir);
-  assert.ok(drift.some((d) => d.domain === 'd.test' && /not in the directory/.test(d.problem)), JSON.stringify(drift));
+  assert.ok(
+    drift.some((d) => d.domain === 'd.test' && /not in the directory/.test(d.problem)),
+    JSON.stringify(drift),
+  );
   await repairDrift(c.root, c.dir);
   assert.deepEqual(await checkDrift(c.root, c.dir), []);
   assert.equal(c.file('morercpthosts'), 'b.test\nc.test\n');
@@ -163,7 +184,10 @@ void test('checkDrift / repairDrift across rcpthosts, morercpthosts and morercpt
   newu(c.root);
   writeFileSync(join(c.root, 'users', 'assign'), assign);
   drift = await checkDrift(c.root, c.dir);
-  assert.deepEqual(drift.map((d) => [d.domain, d.problem]), [['b.test', 'out of date for b.test (run newu)']]);
+  assert.deepEqual(
+    drift.map((d) => [d.domain, d.problem]),
+    [['b.test', 'out of date for b.test (run newu)']],
+  );
   await repairDrift(c.root, c.dir);
   assert.deepEqual(await checkDrift(c.root, c.dir), []);
 });
@@ -198,7 +222,10 @@ void test('lookups are index searches: EXPLAIN QUERY PLAN of the statements vdel
       const params = Array.from({ length: sql.split('?').length - 1 }, () => 'x');
       const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>;
       const details = plan.map((r) => r.detail);
-      assert.ok(details.some((d) => /^SEARCH \w+ USING (COVERING |PRIMARY )?(INDEX|KEY)/.test(d)), `${sql}: ${details.join('; ')}`);
+      assert.ok(
+        details.some((d) => /^SEARCH \w+ USING (COVERING |PRIMARY )?(INDEX|KEY)/.test(d)),
+        `${sql}: ${details.join('; ')}`,
+      );
       assert.ok(!details.some((d) => d.startsWith('SCAN')), `${sql} scans: ${details.join('; ')}`);
     }
   } finally {

@@ -49,7 +49,8 @@ void test('mayUseSender: own addresses, aliases to the login, box-ext, admins; n
       ['root@example.org', '', true],
       ['gone@example.org', 'gone@example.org', false], // a login that no longer exists
     ];
-    for (const [login, sender, want] of table) assert.equal(await mayUseSender(dir, login, sender), want, `${login} as <${sender}>`);
+    for (const [login, sender, want] of table)
+      assert.equal(await mayUseSender(dir, login, sender), want, `${login} as <${sender}>`);
   } finally {
     await dir.close();
     rmSync(root, { recursive: true, force: true });

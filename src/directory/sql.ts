@@ -117,7 +117,8 @@ function statement(sql: string, params: readonly SqlValue[]): { text: string; va
   const values = [...params];
   const known = prepared.get(sql);
   if (known !== undefined) return { ...known, values };
-  if (!/^\s*(SELECT|INSERT|UPDATE|DELETE)\b/i.test(sql) || prepared.size >= MAX_PREPARED) return { text: numbered(sql), values };
+  if (!/^\s*(SELECT|INSERT|UPDATE|DELETE)\b/i.test(sql) || prepared.size >= MAX_PREPARED)
+    return { text: numbered(sql), values };
   const s = { name: `quail_${prepared.size + 1}`, text: numbered(sql) };
   prepared.set(sql, s);
   return { ...s, values };

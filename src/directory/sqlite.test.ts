@@ -15,7 +15,7 @@ let n = 0;
 
 directoryContract('sqlite', () => {
   const root = join(base, `r${++n}`);
-  return openDirectory({ root: (mkdtempSync(`${root}-`)) });
+  return openDirectory({ root: mkdtempSync(`${root}-`) });
 });
 
 void test('sqlite: an old schema is backed up, then migrated, keeping its rows', async () => {
@@ -26,7 +26,9 @@ void test('sqlite: an old schema is backed up, then migrated, keeping its rows',
   db.exec('CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)');
   for (const s of MIGRATIONS[0]?.sql ?? []) db.exec(s);
   db.prepare('INSERT INTO schema_migrations VALUES (1, 0)').run();
-  db.prepare(`INSERT INTO domains (name, policy, account, uid, gid, created) VALUES ('example.com', 'delete', 'quail', 1, 2, 0)`).run();
+  db.prepare(
+    `INSERT INTO domains (name, policy, account, uid, gid, created) VALUES ('example.com', 'delete', 'quail', 1, 2, 0)`,
+  ).run();
   db.prepare(`INSERT INTO mailboxes (domain, local, password, created) VALUES ('example.com', 'joe', '', 0)`).run();
   db.close();
 

@@ -3,11 +3,21 @@ import { DirectoryError, bitsToFlags, checkTarget, domainName, flagsToBits, loca
 import type { Row, SqlDriver, SqlValue } from './sql.js';
 import { currentVersion } from './migrations.js';
 import type {
-  Alias, Directory, Domain, DomainLimits, DomainPatch, Mailbox, MailboxPatch, NewDomain, NewMailbox, UnknownPolicy,
+  Alias,
+  Directory,
+  Domain,
+  DomainLimits,
+  DomainPatch,
+  Mailbox,
+  MailboxPatch,
+  NewDomain,
+  NewMailbox,
+  UnknownPolicy,
 } from './types.js';
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '');
+const str = (v: unknown): string =>
+  typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '';
 
 function policyColumns(p: UnknownPolicy): [string, string] {
   switch (p.kind) {
@@ -51,7 +61,10 @@ export class SqlDirectory implements Directory {
 
   private async domainRow(db: SqlDriver, r: Row): Promise<Domain> {
     const aliases = await db.all('SELECT alias FROM alias_domains WHERE domain = ? ORDER BY alias', [str(r['name'])]);
-    return this.toDomain(r, aliases.map((a) => str(a['alias'])));
+    return this.toDomain(
+      r,
+      aliases.map((a) => str(a['alias'])),
+    );
   }
 
   private toDomain(r: Row, aliases: readonly string[]): Domain {
@@ -114,9 +127,19 @@ export class SqlDirectory implements Directory {
       await tx.run(
         `INSERT INTO domains (name, policy, policy_target, max_mailboxes, max_aliases, max_forwards, quota_bytes, account, uid, gid, created)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [name, policy, target, checkLimit(l.maxMailboxes, 'max mailboxes'), checkLimit(l.maxAliases, 'max aliases'),
-          checkLimit(l.maxForwards, 'max forwards'), checkLimit(l.quotaBytes, 'domain quota'),
-          d.account.user, d.account.uid, d.account.gid, this.now()],
+        [
+          name,
+          policy,
+          target,
+          checkLimit(l.maxMailboxes, 'max mailboxes'),
+          checkLimit(l.maxAliases, 'max aliases'),
+          checkLimit(l.maxForwards, 'max forwards'),
+          checkLimit(l.quotaBytes, 'domain quota'),
+          d.account.user,
+          d.account.uid,
+          d.account.gid,
+          this.now(),
+        ],
       );
       return this.domainRow(tx, await this.need(tx, name));
     });
@@ -158,8 +181,18 @@ export class SqlDirectory implements Directory {
       await tx.run(
         `UPDATE domains SET policy = ?, policy_target = ?, max_mailboxes = ?, max_aliases = ?, max_forwards = ?,
          quota_bytes = ?, account = ?, uid = ?, gid = ? WHERE name = ?`,
-        [policy, target, checkLimit(lim.maxMailboxes, 'max mailboxes'), checkLimit(lim.maxAliases, 'max aliases'),
-          checkLimit(lim.maxForwards, 'max forwards'), checkLimit(lim.quotaBytes, 'domain quota'), acct.user, acct.uid, acct.gid, n],
+        [
+          policy,
+          target,
+          checkLimit(lim.maxMailboxes, 'max mailboxes'),
+          checkLimit(lim.maxAliases, 'max aliases'),
+          checkLimit(lim.maxForwards, 'max forwards'),
+          checkLimit(lim.quotaBytes, 'domain quota'),
+          acct.user,
+          acct.uid,
+          acct.gid,
+          n,
+        ],
       );
       return this.domainRow(tx, await this.need(tx, n));
     });
@@ -179,7 +212,8 @@ export class SqlDirectory implements Directory {
     const t = target.toLowerCase();
     await this.db.transaction(async (tx) => {
       await this.need(tx, t);
-      if ((await tx.all('SELECT 1 FROM domains WHERE name = ?', [a])).length > 0) throw new DirectoryError(`${a} is already a domain`);
+      if ((await tx.all('SELECT 1 FROM domains WHERE name = ?', [a])).length > 0)
+        throw new DirectoryError(`${a} is already a domain`);
       const cur = (await tx.all('SELECT domain FROM alias_domains WHERE alias = ?', [a]))[0];
       if (cur) throw new DirectoryError(`${a} is already an alias of ${str(cur['domain'])}`);
       await tx.run('INSERT INTO alias_domains (alias, domain) VALUES (?, ?)', [a, t]);
@@ -200,20 +234,34 @@ export class SqlDirectory implements Directory {
       }
       if (dom.limits.maxMailboxes !== null) {
         const n = Number((await tx.all('SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ?', [d]))[0]?.['n'] ?? 0);
-        if (n >= dom.limits.maxMailboxes) throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxMailboxes} mailboxes`);
+        if (n >= dom.limits.maxMailboxes)
+          throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxMailboxes} mailboxes`);
       }
       await tx.run(
         `INSERT INTO mailboxes (domain, local, password, real_name, quota_bytes, quota_messages, flags, created)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        [d, l, m.passwordHash, m.realName ?? '', checkLimit(m.quotaBytes, 'quota bytes'), checkLimit(m.quotaMessages, 'quota messages'),
-          flagsToBits(m.flags ?? []), this.now()],
+        [
+          d,
+          l,
+          m.passwordHash,
+          m.realName ?? '',
+          checkLimit(m.quotaBytes, 'quota bytes'),
+          checkLimit(m.quotaMessages, 'quota messages'),
+          flagsToBits(m.flags ?? []),
+          this.now(),
+        ],
       );
       return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});
     });
   }
 
   async getMailbox(domain: string, local: string): Promise<Mailbox | null> {
-    const r = (await this.db.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [domain.toLowerCase(), local.toLowerCase()]))[0];
+    const r = (
+      await this.db.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [
+        domain.toLowerCase(),
+        local.toLowerCase(),
+      ])
+    )[0];
     return r ? this.mailboxRow(r) : null;
   }
 
@@ -223,7 +271,10 @@ export class SqlDirectory implements Directory {
   }
 
   async countMailboxes(domain: string): Promise<number> {
-    return Number((await this.db.all('SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ?', [domain.toLowerCase()]))[0]?.['n'] ?? 0);
+    return Number(
+      (await this.db.all('SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ?', [domain.toLowerCase()]))[0]?.['n'] ??
+        0,
+    );
   }
 
   async updateMailbox(domain: string, local: string, patch: MailboxPatch): Promise<Mailbox> {
@@ -237,27 +288,43 @@ export class SqlDirectory implements Directory {
       if (patch.forward !== undefined && patch.forward.length > 0 && cur.forward.length === 0) {
         const dom = await this.domainRow(tx, await this.need(tx, d, true));
         if (dom.limits.maxForwards !== null) {
-          const n = Number((await tx.all(`SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ? AND forward <> ''`, [d]))[0]?.['n'] ?? 0);
-          if (n >= dom.limits.maxForwards) throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxForwards} forwards`);
+          const n = Number(
+            (await tx.all(`SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ? AND forward <> ''`, [d]))[0]?.['n'] ??
+              0,
+          );
+          if (n >= dom.limits.maxForwards)
+            throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxForwards} forwards`);
         }
       }
       const lastLogin = patch.lastLogin === undefined ? cur.lastLogin : patch.lastLogin;
       const v: SqlValue[] = [
-        patch.passwordHash ?? cur.passwordHash, patch.realName ?? cur.realName,
+        patch.passwordHash ?? cur.passwordHash,
+        patch.realName ?? cur.realName,
         checkLimit(patch.quotaBytes === undefined ? cur.quotaBytes : patch.quotaBytes, 'quota bytes'),
         checkLimit(patch.quotaMessages === undefined ? cur.quotaMessages : patch.quotaMessages, 'quota messages'),
-        flagsToBits(patch.flags ?? cur.flags), forward.join('\n'), (patch.keepCopy ?? cur.keepCopy) ? 1 : 0,
-        lastLogin === null ? null : lastLogin.getTime(), d, l,
+        flagsToBits(patch.flags ?? cur.flags),
+        forward.join('\n'),
+        (patch.keepCopy ?? cur.keepCopy) ? 1 : 0,
+        lastLogin === null ? null : lastLogin.getTime(),
+        d,
+        l,
       ];
       await tx.run(
         `UPDATE mailboxes SET password = ?, real_name = ?, quota_bytes = ?, quota_messages = ?, flags = ?, forward = ?,
-         keep_copy = ?, last_login = ? WHERE domain = ? AND local = ?`, v);
+         keep_copy = ?, last_login = ? WHERE domain = ? AND local = ?`,
+        v,
+      );
       return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});
     });
   }
 
   async deleteMailbox(domain: string, local: string): Promise<boolean> {
-    return (await this.db.run('DELETE FROM mailboxes WHERE domain = ? AND local = ?', [domain.toLowerCase(), local.toLowerCase()])) > 0;
+    return (
+      (await this.db.run('DELETE FROM mailboxes WHERE domain = ? AND local = ?', [
+        domain.toLowerCase(),
+        local.toLowerCase(),
+      ])) > 0
+    );
   }
 
   private async aliasIn(db: SqlDriver, d: string, l: string): Promise<Alias | null> {
@@ -274,13 +341,19 @@ export class SqlDirectory implements Directory {
       const dom = await this.domainRow(tx, await this.need(tx, d, true));
       const cur = await this.aliasIn(tx, d, l);
       if (!cur && dom.limits.maxAliases !== null) {
-        const n = Number((await tx.all('SELECT COUNT(DISTINCT local) AS n FROM aliases WHERE domain = ?', [d]))[0]?.['n'] ?? 0);
-        if (n >= dom.limits.maxAliases) throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxAliases} aliases`);
+        const n = Number(
+          (await tx.all('SELECT COUNT(DISTINCT local) AS n FROM aliases WHERE domain = ?', [d]))[0]?.['n'] ?? 0,
+        );
+        if (n >= dom.limits.maxAliases)
+          throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxAliases} aliases`);
       }
       let pos = cur?.targets.length ?? 0;
       for (const t of ts) {
         if (cur?.targets.includes(t)) continue;
-        await tx.run('INSERT INTO aliases (domain, local, position, target) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [d, l, pos++, t]);
+        await tx.run(
+          'INSERT INTO aliases (domain, local, position, target) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+          [d, l, pos++, t],
+        );
       }
       return (await this.aliasIn(tx, d, l)) ?? { domain: d, local: l, targets: [] };
     });
@@ -306,7 +379,11 @@ export class SqlDirectory implements Directory {
   async deleteAlias(domain: string, local: string, target?: string): Promise<boolean> {
     const d = domain.toLowerCase();
     const l = local.toLowerCase();
-    if (target === undefined) return (await this.db.run('DELETE FROM aliases WHERE domain = ? AND local = ?', [d, l])) > 0;
-    return (await this.db.run('DELETE FROM aliases WHERE domain = ? AND local = ? AND target = ?', [d, l, target.trim()])) > 0;
+    if (target === undefined)
+      return (await this.db.run('DELETE FROM aliases WHERE domain = ? AND local = ?', [d, l])) > 0;
+    return (
+      (await this.db.run('DELETE FROM aliases WHERE domain = ? AND local = ? AND target = ?', [d, l, target.trim()])) >
+      0
+    );
   }
 }

@@ -22,7 +22,10 @@ void test('users/cdb from a domain add, alias and removal is what newu makes of 
   writeFileSync(join(root, 'control', 'me'), 'mx.test\n');
   writeFileSync(join(root, 'control', 'rcpthostsmax'), '2\n');
   // Lines an administrator wrote: a simple assignment, wildcards with different last characters, upper case.
-  writeFileSync(join(root, 'users', 'assign'), '=Joe.Shmoe:joe:503:78:/home/joe:::\n+sales-:sales:504:78:/home/sales:-::\n+LISTS_:lists:505:78:/home/lists:::\n.\n');
+  writeFileSync(
+    join(root, 'users', 'assign'),
+    '=Joe.Shmoe:joe:503:78:/home/joe:::\n+sales-:sales:504:78:/home/sales:-::\n+LISTS_:lists:505:78:/home/lists:::\n.\n',
+  );
   const dir = await openDirectory({ root });
   try {
     const cdb = join(root, 'users', 'cdb');
@@ -38,7 +41,10 @@ void test('users/cdb from a domain add, alias and removal is what newu makes of 
     sameAsNewu('after an alias domain');
     await removeDomain(c, 'b.test', false);
     sameAsNewu('after a removal');
-    assert.match(readFileSync(join(root, 'users', 'assign'), 'latin1'), /^=Joe\.Shmoe:joe:503:78:\/home\/joe:::\n\+sales-:/);
+    assert.match(
+      readFileSync(join(root, 'users', 'assign'), 'latin1'),
+      /^=Joe\.Shmoe:joe:503:78:\/home\/joe:::\n\+sales-:/,
+    );
   } finally {
     await dir.close();
   }
@@ -94,21 +100,59 @@ function assignReference(text: string | null, set: readonly string[], remove: re
 }
 
 void test('editMap: the append fast path gives what the full rebuild gives', () => {
-  const texts = [null, '', 'a.test:a.test\n', 'a.test:a.test', 'a.test:a.test\n\n# note\nB.Test:b.test\n', 'x\nno colon\n', 'a.test:a.test\na.test:a.test\n', '\n'];
-  const sets: Array<Map<string, string>> = [new Map<string, string>(), new Map([['n.test', 'n.test']]), new Map([['a.test', 'a.test']]), new Map([['b.test', 'b.test'], ['z.test', 'z.test']]), new Map([['a.test', 'other']])];
+  const texts = [
+    null,
+    '',
+    'a.test:a.test\n',
+    'a.test:a.test',
+    'a.test:a.test\n\n# note\nB.Test:b.test\n',
+    'x\nno colon\n',
+    'a.test:a.test\na.test:a.test\n',
+    '\n',
+  ];
+  const sets: Array<Map<string, string>> = [
+    new Map<string, string>(),
+    new Map([['n.test', 'n.test']]),
+    new Map([['a.test', 'a.test']]),
+    new Map([
+      ['b.test', 'b.test'],
+      ['z.test', 'z.test'],
+    ]),
+    new Map([['a.test', 'other']]),
+  ];
   const removes = [[], ['a.test'], ['B.TEST'], ['gone.test']];
-  for (const t of texts) for (const s of sets) for (const r of removes) {
-    assert.equal(editMap(t, s, r), mapReference(t, s, r), JSON.stringify([t, [...s], r]));
-  }
+  for (const t of texts)
+    for (const s of sets)
+      for (const r of removes) {
+        assert.equal(editMap(t, s, r), mapReference(t, s, r), JSON.stringify([t, [...s], r]));
+      }
 });
 
 void test('editAssign: inserting before the `.` line without a rebuild gives what the full rebuild gives', () => {
   const line = (d: string): string => `+${d}-:mail:1:1:/r/domains/${d}:-::`;
-  const texts = [null, '', '.\n', '.', `${line('a.test')}\n.\n`, `${line('a.test')}\n.`, `${line('a.test')}\n`, `${line('a.test')}`,
-    `=joe:joe:1:1:/home/joe:::\n${line('a.test')}\n.\nafter the dot\n`, `${line('A.Test')}\n${line('b.test')}\n.\n`];
-  const sets = [[], [line('n.test')], [line('a.test')], [line('a.test').replace(':1:1:', ':2:2:')], [line('b.test'), line('z.test')]];
+  const texts = [
+    null,
+    '',
+    '.\n',
+    '.',
+    `${line('a.test')}\n.\n`,
+    `${line('a.test')}\n.`,
+    `${line('a.test')}\n`,
+    `${line('a.test')}`,
+    `=joe:joe:1:1:/home/joe:::\n${line('a.test')}\n.\nafter the dot\n`,
+    `${line('A.Test')}\n${line('b.test')}\n.\n`,
+  ];
+  const sets = [
+    [],
+    [line('n.test')],
+    [line('a.test')],
+    [line('a.test').replace(':1:1:', ':2:2:')],
+    [line('b.test'), line('z.test')],
+  ];
   const removes = [[], ['a.test'], ['B.TEST'], ['gone.test']];
-  for (const t of texts) for (const s of sets) for (const r of removes) {
-    assert.equal(editAssign(t, s, r), assignReference(t, s, r), JSON.stringify([t, s, r]));
-  }
+  for (const t of texts)
+    for (const s of sets)
+      for (const r of removes) {
+        assert.equal(editAssign(t, s, r), assignReference(t, s, r), JSON.stringify([t, s, r]));
+      }
 });

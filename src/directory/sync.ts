@@ -59,10 +59,13 @@ function applyFiles(root: string, e: Edit, force = false): void {
   const moreOld = control.raw('morercpthosts');
   const rh = editRcptHosts(control.raw('rcpthosts'), moreOld, names, e.drop, control.number('rcpthostsmax').value);
   const accept = (): void => {
-    if (rh.morercpthosts !== null) wrap('write control/morercpthosts', () => writeAtomic(control.path('morercpthosts'), rh.morercpthosts ?? ''));
+    if (rh.morercpthosts !== null)
+      wrap('write control/morercpthosts', () => writeAtomic(control.path('morercpthosts'), rh.morercpthosts ?? ''));
     const more = rh.morercpthosts ?? moreOld;
-    if (more !== null && (rh.morercpthosts !== null || force || !existsSync(control.path('morercpthosts.cdb')))) compileMoreRcptHosts(control, more);
-    if (rh.rcpthosts !== null) wrap('write control/rcpthosts', () => writeAtomic(control.path('rcpthosts'), rh.rcpthosts ?? ''));
+    if (more !== null && (rh.morercpthosts !== null || force || !existsSync(control.path('morercpthosts.cdb'))))
+      compileMoreRcptHosts(control, more);
+    if (rh.rcpthosts !== null)
+      wrap('write control/rcpthosts', () => writeAtomic(control.path('rcpthosts'), rh.rcpthosts ?? ''));
   };
   // Acceptance goes first when domains leave (no new mail for them), last when they come (routed before accepted).
   if (e.drop.length > 0) accept();
@@ -75,7 +78,11 @@ function applyFiles(root: string, e: Edit, force = false): void {
   if (vd !== null) wrap('write control/virtualdomains', () => writeAtomic(control.path('virtualdomains'), vd));
   const assignPath = join(root, 'users', 'assign');
   const oldAssign = existsSync(assignPath) ? readFileSync(assignPath, 'latin1') : null;
-  const as = editAssign(oldAssign, e.have.map((d) => assignLine(root, d)), e.drop);
+  const as = editAssign(
+    oldAssign,
+    e.have.map((d) => assignLine(root, d)),
+    e.drop,
+  );
   if (as !== null) wrap('write users/assign', () => writeAtomic(assignPath, as));
   const assign = as ?? oldAssign;
   if (assign !== null && (force || as !== null || !existsSync(join(root, 'users', 'cdb')))) compileAssign(root, assign);
@@ -118,7 +125,8 @@ export function syncDomain(root: string, d: Domain): void {
 export function unsyncDomain(root: string, names: readonly string[], removeFiles: boolean): void {
   applyFiles(root, { have: [], drop: names });
   const [name] = names;
-  if (removeFiles && name !== undefined) wrap(`remove domains/${name}`, () => rmSync(join(root, 'domains', name), { recursive: true, force: true }));
+  if (removeFiles && name !== undefined)
+    wrap(`remove domains/${name}`, () => rmSync(join(root, 'domains', name), { recursive: true, force: true }));
 }
 
 export interface Drift {
@@ -134,7 +142,8 @@ function staleManaged(root: string, known: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (const l of readFileSync(path, 'latin1').split('\n')) {
     const m = /^\+([^:]+)-:[^:]*:\d+:\d+:([^:]*):/.exec(l);
-    if (m && m[1] !== undefined && m[2] === `${root}/domains/${m[1]}` && !known.has(asciiLower(m[1]))) out.push(asciiLower(m[1]));
+    if (m && m[1] !== undefined && m[2] === `${root}/domains/${m[1]}` && !known.has(asciiLower(m[1])))
+      out.push(asciiLower(m[1]));
   }
   return out;
 }
@@ -188,15 +197,30 @@ export async function checkDrift(root: string, dir: Directory): Promise<Drift[]>
   const inUsersCdb = cdbProbe(existsSync(usersCdbPath) ? readFileSync(usersCdbPath) : null);
   const out: Drift[] = [];
   const mrhBad = control.raw('morercpthosts') === null ? null : mrhMismatch(moreList, mrhCdb);
-  if (mrhBad !== null) out.push({ domain: mrhBad, path: control.path('morercpthosts.cdb'), problem: `does not match morercpthosts (${mrhBad}); run quail newmrh` });
+  if (mrhBad !== null)
+    out.push({
+      domain: mrhBad,
+      path: control.path('morercpthosts.cdb'),
+      problem: `does not match morercpthosts (${mrhBad}); run quail newmrh`,
+    });
   for (const d of domains) {
     for (const n of [d.name, ...d.aliases]) {
-      if (!rcpt.has(n) && !more.has(n)) out.push({ domain: d.name, path: control.path('rcpthosts'), problem: `${n} is missing (from rcpthosts and morercpthosts)` });
+      if (!rcpt.has(n) && !more.has(n))
+        out.push({
+          domain: d.name,
+          path: control.path('rcpthosts'),
+          problem: `${n} is missing (from rcpthosts and morercpthosts)`,
+        });
       else if (!rcpt.has(n) && mrhBad === null && inMrhCdb(n) === undefined) {
-        out.push({ domain: d.name, path: control.path('morercpthosts.cdb'), problem: `${n} is missing (run quail newmrh)` });
+        out.push({
+          domain: d.name,
+          path: control.path('morercpthosts.cdb'),
+          problem: `${n} is missing (run quail newmrh)`,
+        });
       }
       const v = vd?.get(n);
-      if (v?.value !== d.name) out.push({ domain: d.name, path: control.path('virtualdomains'), problem: `${n}:${d.name} is missing` });
+      if (v?.value !== d.name)
+        out.push({ domain: d.name, path: control.path('virtualdomains'), problem: `${n}:${d.name} is missing` });
     }
     const line = assignLine(root, d);
     if (!assign.has(line)) out.push({ domain: d.name, path: assignPath, problem: `${line} is missing` });
@@ -205,7 +229,8 @@ export async function checkDrift(root: string, dir: Directory): Promise<Drift[]>
     }
     const qd = join(root, 'domains', d.name, '.qmail-default');
     const text = existsSync(qd) ? readFileSync(qd, 'latin1') : null;
-    if (text !== dotQmailDefault(d)) out.push({ domain: d.name, path: qd, problem: text === null ? 'missing' : 'does not hold the domain\'s policy' });
+    if (text !== dotQmailDefault(d))
+      out.push({ domain: d.name, path: qd, problem: text === null ? 'missing' : "does not hold the domain's policy" });
     for (const m of await dir.listMailboxes(d.name)) {
       const md = join(root, m.home, 'Maildir');
       const ok = ['cur', 'new', 'tmp'].every((s) => existsSync(join(md, s)) && statSync(join(md, s)).isDirectory());

@@ -50,13 +50,13 @@ export function dovecotConfig(o: DovecotOptions): string {
       ? ['ssl = required', `ssl_cert = <${o.tls.cert}`, `ssl_key = <${o.tls.key}`]
       : ['ssl = no', '# without TLS only loopback clients may send passwords', 'disable_plaintext_auth = no']),
     '',
-    '# Passwords: quail\'s directory, through the checkpassword interface (user@domain or user%domain).',
+    "# Passwords: quail's directory, through the checkpassword interface (user@domain or user%domain).",
     'passdb {',
     ...(o.passwdFile !== undefined
       ? ['  driver = passwd-file', `  args = scheme=SHA512-CRYPT username_format=%u ${o.passwdFile}`]
       : ['  driver = checkpassword', `  args = ${o.checkpassword ?? 'quail-checkpassword'}`]),
     '}',
-    '# Mailboxes: <root>/domains/<domain>/<user>/Maildir, owned by the domains\' delivery account.',
+    "# Mailboxes: <root>/domains/<domain>/<user>/Maildir, owned by the domains' delivery account.",
     'userdb {',
     '  driver = static',
     `  args = uid=${o.uid} gid=${o.gid} home=${join(o.root, 'domains')}/%d/%n`,
@@ -85,7 +85,7 @@ export function dovecotConfig(o: DovecotOptions): string {
     '    port = 0',
     '  }',
     '}',
-    '# POP3 UIDLs from the Maildir file names, like quail\'s pop3d',
+    "# POP3 UIDLs from the Maildir file names, like quail's pop3d",
     'pop3_uidl_format = %f',
   ];
   if (quota) {

@@ -64,13 +64,25 @@ function maildirsize(maildir: string): { limitBytes: number; limitMessages: numb
     bytes += Number(b);
     messages += Number(c);
   }
-  return { limitBytes: Number(/(\d+)S/.exec(head)?.[1] ?? NaN), limitMessages: Number(/(\d+)C/.exec(head)?.[1] ?? NaN), bytes, messages };
+  return {
+    limitBytes: Number(/(\d+)S/.exec(head)?.[1] ?? NaN),
+    limitMessages: Number(/(\d+)C/.exec(head)?.[1] ?? NaN),
+    bytes,
+    messages,
+  };
 }
 
 void test('the documented config is the tested one', () => {
   const doc = readFileSync(repoPath('docs', 'IMAP.md'), 'utf8');
-  const conf = dovecotConfig({ root: '/var/quail', checkpassword: '/usr/local/bin/quail-checkpassword', uid: 999, gid: 999,
-    baseDir: '/run/dovecot-quail', imapPort: 143, logPath: '/var/log/dovecot-quail.log' });
+  const conf = dovecotConfig({
+    root: '/var/quail',
+    checkpassword: '/usr/local/bin/quail-checkpassword',
+    uid: 999,
+    gid: 999,
+    baseDir: '/run/dovecot-quail',
+    imapPort: 143,
+    logPath: '/var/log/dovecot-quail.log',
+  });
   assert.ok(doc.includes(conf), `docs/IMAP.md must carry the output of dovecotConfig for its example:\n${conf}`);
 });
 
@@ -87,27 +99,70 @@ void test('IMAP through Dovecot: quail SMTP delivers, imaplib reads via quail ch
   try {
     quail(['init', '--root', root, '--me', 'mail.test']);
     quail(['domain', 'add', 'example.com', '--root', root]);
-    quail(['user', 'add', 'joe@example.com', '--password', 'joe-secret', '--quota', '10M', '--quota-messages', '100', '--root', root]);
+    quail([
+      'user',
+      'add',
+      'joe@example.com',
+      '--password',
+      'joe-secret',
+      '--quota',
+      '10M',
+      '--quota-messages',
+      '100',
+      '--root',
+      root,
+    ]);
     quail(['user', 'add', 'popper@example.com', '--password', 'pop-secret', '--flag', 'no-imap', '--root', root]);
-    q = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', 'none'],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    q = spawn(
+      process.execPath,
+      [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', 'none'],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
     q.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     q.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    await waitFor(() => /quail\.started/.test(log), 60_000, () => log);
+    await waitFor(
+      () => /quail\.started/.test(log),
+      60_000,
+      () => log,
+    );
     const smtp = Number(/smtp\.listening address=\S+ port=(\d+) kind=smtp/.exec(log)?.[1] ?? NaN);
     for (const n of [1, 2]) {
-      const r = await run('swaks', ['--server', '127.0.0.1', '--port', String(smtp), '--from', 'a@example.net', '--to', 'joe@example.com',
-        '--header', `Subject: imap-${n}`, '--body', `message ${n} for dovecot`, '--helo', 'client.test']);
+      const r = await run('swaks', [
+        '--server',
+        '127.0.0.1',
+        '--port',
+        String(smtp),
+        '--from',
+        'a@example.net',
+        '--to',
+        'joe@example.com',
+        '--header',
+        `Subject: imap-${n}`,
+        '--body',
+        `message ${n} for dovecot`,
+        '--helo',
+        'client.test',
+      ]);
       assert.equal(r.status, 0, r.out);
     }
     const maildir = join(root, 'domains', 'example.com', 'joe', 'Maildir');
-    await waitFor(() => readdirSync(join(maildir, 'new')).length === 2, 30_000, () => log);
+    await waitFor(
+      () => readdirSync(join(maildir, 'new')).length === 2,
+      30_000,
+      () => log,
+    );
 
     const owner = readFileSync(join(root, 'control', 'quailuser'), 'utf8').trim();
     const ids = spawnSync('id', ['-u', owner], { encoding: 'utf8' }).stdout.trim();
     const gid = spawnSync('id', ['-g', owner], { encoding: 'utf8' }).stdout.trim();
     const imapPort = await freePort();
-    dovecot = await startDovecot(join(dir, 'dovecot'), { root, uid: Number(ids), gid: Number(gid), imapPort, quail: { node: process.execPath, main: MAIN } });
+    dovecot = await startDovecot(join(dir, 'dovecot'), {
+      root,
+      uid: Number(ids),
+      gid: Number(gid),
+      imapPort,
+      quail: { node: process.execPath, main: MAIN },
+    });
 
     const r = await run('python3', ['-c', IMAPLIB, String(imapPort), 'joe@example.com', 'joe-secret']);
     assert.equal(r.status, 0, `${r.out}\n${dovecot.log()}`);
@@ -123,10 +178,17 @@ void test('IMAP through Dovecot: quail SMTP delivers, imaplib reads via quail ch
     const quota = got.quota.join(' ');
     const m = /STORAGE (\d+) (\d+) MESSAGE (\d+) (\d+)/.exec(quota);
     assert.ok(m, quota);
-    assert.deepEqual(m.slice(1).map(Number), [Math.ceil(mine.bytes / 1024), mine.limitBytes / 1024, mine.messages, mine.limitMessages], quota);
+    assert.deepEqual(
+      m.slice(1).map(Number),
+      [Math.ceil(mine.bytes / 1024), mine.limitBytes / 1024, mine.messages, mine.limitMessages],
+      quota,
+    );
 
     // The same passwords and flags as POP3: a wrong password and a no-imap mailbox are refused.
-    for (const [user, pw] of [['joe@example.com', 'wrong'], ['popper@example.com', 'pop-secret']] as const) {
+    for (const [user, pw] of [
+      ['joe@example.com', 'wrong'],
+      ['popper@example.com', 'pop-secret'],
+    ] as const) {
       const x = await run('python3', ['-c', IMAPLIB, String(imapPort), user, pw]);
       assert.match(x.out, /"refused"/, `${user}: ${x.out}`);
     }

@@ -5,11 +5,34 @@ import { addressList, tokenize, unparse, unquote, type Token } from './rfc822.js
 
 /** Header fields qmail-inject knows by name (compared ASCII-case-insensitively, `-` exactly). */
 const KNOWN = new Set([
-  'sender', 'from', 'reply-to', 'to', 'cc', 'bcc', 'date', 'message-id', 'subject',
-  'resent-sender', 'resent-from', 'resent-reply-to', 'resent-to', 'resent-cc', 'resent-bcc', 'resent-date',
-  'resent-message-id', 'return-receipt-to', 'errors-to', 'apparently-to', 'received', 'return-path',
-  'delivered-to', 'content-length', 'content-type', 'content-transfer-encoding',
-  'notice-requested-upon-delivery-to', 'mail-followup-to',
+  'sender',
+  'from',
+  'reply-to',
+  'to',
+  'cc',
+  'bcc',
+  'date',
+  'message-id',
+  'subject',
+  'resent-sender',
+  'resent-from',
+  'resent-reply-to',
+  'resent-to',
+  'resent-cc',
+  'resent-bcc',
+  'resent-date',
+  'resent-message-id',
+  'return-receipt-to',
+  'errors-to',
+  'apparently-to',
+  'received',
+  'return-path',
+  'delivered-to',
+  'content-length',
+  'content-type',
+  'content-transfer-encoding',
+  'notice-requested-upon-delivery-to',
+  'mail-followup-to',
 ]);
 
 /** Fields whose addresses are recipients: normal, and for a resent message. */
@@ -17,11 +40,27 @@ const RECIPIENT_FIELDS = new Set(['to', 'cc', 'bcc', 'apparently-to']);
 const RESENT_RECIPIENT_FIELDS = new Set(['resent-to', 'resent-cc', 'resent-bcc']);
 /** Fields whose addresses are rewritten but are not recipients. */
 const SENDER_FIELDS = new Set([
-  'sender', 'from', 'reply-to', 'return-receipt-to', 'errors-to', 'resent-sender', 'resent-from', 'resent-reply-to',
+  'sender',
+  'from',
+  'reply-to',
+  'return-receipt-to',
+  'errors-to',
+  'resent-sender',
+  'resent-from',
+  'resent-reply-to',
 ]);
 /** Fields that never leave qmail-inject. Content-Length: "some things are just too stupid". */
 const DROPPED = new Set(['bcc', 'resent-bcc', 'return-path', 'content-length']);
-const RESENT = ['resent-sender', 'resent-from', 'resent-reply-to', 'resent-to', 'resent-cc', 'resent-bcc', 'resent-date', 'resent-message-id'];
+const RESENT = [
+  'resent-sender',
+  'resent-from',
+  'resent-reply-to',
+  'resent-to',
+  'resent-cc',
+  'resent-bcc',
+  'resent-date',
+  'resent-message-id',
+];
 
 /** The lower-cased name of a known field, or undefined. `To :` counts as To. */
 function knownField(line: string): string | undefined {
@@ -161,7 +200,8 @@ export class HeaderRewriter {
     const has = (n: string): boolean => this.seen.has(resent ? `resent-${n}` : n);
     let added = '';
     if (!has('date')) added += `${p}Date: ${rfc5322Date(new Date(this.ctx.time * 1000))}\n`;
-    if (!has('message-id')) added += `${p}Message-ID: <${this.ctx.time}.${this.ctx.pid}.qmail@${this.ctx.settings.idHost}>\n`;
+    if (!has('message-id'))
+      added += `${p}Message-ID: <${this.ctx.time}.${this.ctx.pid}.qmail@${this.ctx.settings.idHost}>\n`;
     if (!has('from')) added += p + this.defaultFrom();
     if (!has('to') && !has('cc')) added += `${p}Cc: recipient list not shown: ;\n`;
     return {

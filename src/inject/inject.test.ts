@@ -17,19 +17,29 @@ const MID = `Message-ID: <${T}.4242.qmail@id.test>\n`;
 function root(): string {
   const r = mkdtempSync(join(tmpdir(), 'quail-inject-'));
   mkdirSync(join(r, 'control'));
-  const files: Record<string, string> = { me: 'me.test\n', defaulthost: 'mail\n', defaultdomain: 'example.test\n', plusdomain: 'plus.test\n', idhost: 'id.test\n' };
+  const files: Record<string, string> = {
+    me: 'me.test\n',
+    defaulthost: 'mail\n',
+    defaultdomain: 'example.test\n',
+    plusdomain: 'plus.test\n',
+    idhost: 'id.test\n',
+  };
   for (const [k, v] of Object.entries(files)) writeFileSync(join(r, 'control', k), v);
   return r;
 }
 const ROOT = root();
 
 async function run(input: string | string[], argv: string[] = [], env: InjectEnv = { USER: 'tester' }) {
-  const m = await prepareMessage(Readable.from(Array.isArray(input) ? input.map((s) => Buffer.from(s, 'latin1')) : [Buffer.from(input, 'latin1')]), parseInjectArgv(argv), {
-    control: new Control(ROOT),
-    env,
-    now: () => T * 1000 + 999,
-    pid: 4242,
-  });
+  const m = await prepareMessage(
+    Readable.from(Array.isArray(input) ? input.map((s) => Buffer.from(s, 'latin1')) : [Buffer.from(input, 'latin1')]),
+    parseInjectArgv(argv),
+    {
+      control: new Control(ROOT),
+      env,
+      now: () => T * 1000 + 999,
+      pid: 4242,
+    },
+  );
   const chunks: Buffer[] = [];
   for await (const c of m.data) chunks.push(c as Buffer);
   return { sender: m.sender, recipients: m.recipients, text: Buffer.concat(chunks).toString('latin1') };
@@ -37,7 +47,15 @@ async function run(input: string | string[], argv: string[] = [], env: InjectEnv
 
 void test('messages: golden table (envelope and rewritten message)', async () => {
   const FROM = 'From: tester@mail.example.test\n';
-  const table: Array<{ name: string; input: string; argv?: string[]; env?: InjectEnv; sender: string; rcpts: string[]; text: string }> = [
+  const table: Array<{
+    name: string;
+    input: string;
+    argv?: string[];
+    env?: InjectEnv;
+    sender: string;
+    rcpts: string[];
+    text: string;
+  }> = [
     {
       name: 'Bcc is a recipient and is removed; Content-Length is dropped',
       input: 'To: a\nBcc: b, c\nContent-Length: 12\nSubject: s\n\nbody\n',
@@ -147,15 +165,26 @@ void test('the header may arrive in pieces, split anywhere', async () => {
 });
 
 void test('errors: bad header syntax and bad arguments are permanent', async () => {
-  await assert.rejects(run('To: "unclosed\n\nb\n'), (e: Error & { temporary?: boolean }) => e.temporary === false && /unable to parse this header field: To: "unclosed/.test(e.message));
-  await assert.rejects(run('To: a\n\nb\n', ['x@(bad']), (e: Error & { temporary?: boolean }) => e.temporary === false && /unable to parse address/.test(e.message));
+  await assert.rejects(
+    run('To: "unclosed\n\nb\n'),
+    (e: Error & { temporary?: boolean }) =>
+      e.temporary === false && /unable to parse this header field: To: "unclosed/.test(e.message),
+  );
+  await assert.rejects(
+    run('To: a\n\nb\n', ['x@(bad']),
+    (e: Error & { temporary?: boolean }) => e.temporary === false && /unable to parse address/.test(e.message),
+  );
   assert.throws(() => parseInjectArgv(['-x']), /unknown option -x/);
   assert.throws(() => parseInjectArgv(['-f']), /needs a sender/);
 });
 
 void test('argv: getopt style', () => {
   assert.deepEqual(parseInjectArgv(['-fbounces@list.test', 'joe', 'bob@host']), {
-    source: 'default', sender: 'bounces@list.test', recipients: ['joe', 'bob@host'], print: false, deleteReturnPath: false,
+    source: 'default',
+    sender: 'bounces@list.test',
+    recipients: ['joe', 'bob@host'],
+    print: false,
+    deleteReturnPath: false,
   });
   assert.deepEqual(parseInjectArgv(['-ah', '-n', '--', '-x']).recipients, ['-x']);
   assert.equal(parseInjectArgv(['-ah']).source, 'header');
@@ -181,6 +210,7 @@ void test('injectMessage: no recipients is permanent; queue failure is temporary
   const failing = { inject: (): Promise<QueueId> => Promise.reject(new Error('EROFS')) };
   await assert.rejects(
     injectMessage(failing, Readable.from([Buffer.from('To: a\n\nb\n')]), parseInjectArgv([]), opts),
-    (e: Error & { temporary?: boolean }) => e.temporary === true && /unable to queue the message: EROFS/.test(e.message),
+    (e: Error & { temporary?: boolean }) =>
+      e.temporary === true && /unable to queue the message: EROFS/.test(e.message),
   );
 });

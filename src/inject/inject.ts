@@ -82,7 +82,11 @@ const asBuffer = (c: Buffer | string): Buffer => (typeof c === 'string' ? Buffer
  * Reads the header (the only part kept in memory), rewrites it and returns the envelope plus a stream of the
  * new message. Header syntax errors and bad addresses are permanent QuailErrors.
  */
-export async function prepareMessage(input: Readable, args: InjectArgs, opts: PrepareOptions): Promise<PreparedMessage> {
+export async function prepareMessage(
+  input: Readable,
+  args: InjectArgs,
+  opts: PrepareOptions,
+): Promise<PreparedMessage> {
   let settings = injectSettings(opts.control, opts.env);
   if (args.deleteReturnPath) settings = { ...settings, flags: { ...settings.flags, deleteReturnPath: true } };
   let rewriter;
@@ -99,7 +103,8 @@ export async function prepareMessage(input: Readable, args: InjectArgs, opts: Pr
   const source = args.source === 'default' ? (args.recipients.length > 0 ? 'args' : 'header') : args.source;
   const argRecipients = source === 'header' ? [] : args.recipients.map((r) => envelope(r, 'address'));
   let sender: string | undefined;
-  if (args.sender !== undefined) sender = args.sender === '' || args.sender === '<>' ? '' : envelope(args.sender, 'sender address');
+  if (args.sender !== undefined)
+    sender = args.sender === '' || args.sender === '<>' ? '' : envelope(args.sender, 'sender address');
   const time = Math.floor((opts.now ?? Date.now)() / 1000);
   const header = new HeaderRewriter({
     settings,

@@ -53,7 +53,11 @@ void test('header addresses: a trailing dot is dropped before the rules apply', 
 });
 
 void test('a defaulthost with dots gets no defaultdomain; plusdomain replaces the +', () => {
-  const r = makeRewriter({ defaultHost: 'mx.oracle.test', defaultDomain: 'mx.oracle.test', plusDomain: 'mx.oracle.test' });
+  const r = makeRewriter({
+    defaultHost: 'mx.oracle.test',
+    defaultDomain: 'mx.oracle.test',
+    plusDomain: 'mx.oracle.test',
+  });
   assert.equal(r.envelope('joe'), 'joe@mx.oracle.test');
   assert.equal(r.envelope('bob@host'), 'bob@host.mx.oracle.test');
   assert.equal(r.envelope('dave@host+'), 'dave@host.mx.oracle.test');
@@ -70,15 +74,34 @@ void test('settings: control files, me, literal fallbacks, env overrides', () =>
   writeFileSync(join(root, 'control', 'me'), 'me.test\n');
   writeFileSync(join(root, 'control', 'defaultdomain'), 'dom.test\n');
   const files = injectSettings(new Control(root), { LOGNAME: 'lg', USER: 'us' });
-  assert.deepEqual([files.defaultHost, files.defaultDomain, files.plusDomain, files.idHost, files.mailUser], [
-    'me.test', 'dom.test', 'me.test', 'me.test', 'us',
-  ]);
+  assert.deepEqual(
+    [files.defaultHost, files.defaultDomain, files.plusDomain, files.idHost, files.mailUser],
+    ['me.test', 'dom.test', 'me.test', 'me.test', 'us'],
+  );
   const env = injectSettings(new Control(root), {
-    QMAILDEFAULTHOST: 'h', QMAILDEFAULTDOMAIN: 'd.test', QMAILPLUSDOMAIN: 'p.test', QMAILIDHOST: 'id.test',
-    QMAILUSER: 'qu', USER: 'us', QMAILHOST: 'qh.test', QMAILNAME: 'Q Name', QMAILSUSER: 'su', QMAILINJECT: 'cf',
+    QMAILDEFAULTHOST: 'h',
+    QMAILDEFAULTDOMAIN: 'd.test',
+    QMAILPLUSDOMAIN: 'p.test',
+    QMAILIDHOST: 'id.test',
+    QMAILUSER: 'qu',
+    USER: 'us',
+    QMAILHOST: 'qh.test',
+    QMAILNAME: 'Q Name',
+    QMAILSUSER: 'su',
+    QMAILINJECT: 'cf',
   });
   assert.deepEqual(
-    [env.defaultHost, env.defaultDomain, env.plusDomain, env.idHost, env.mailUser, env.mailHost, env.senderUser, env.senderHost, env.fullName],
+    [
+      env.defaultHost,
+      env.defaultDomain,
+      env.plusDomain,
+      env.idHost,
+      env.mailUser,
+      env.mailHost,
+      env.senderUser,
+      env.senderHost,
+      env.fullName,
+    ],
     ['h', 'd.test', 'p.test', 'id.test', 'qu', 'qh.test', 'su', 'qh.test', 'Q Name'],
   );
   assert.equal(env.flags.nameComment, true);
@@ -88,7 +111,12 @@ void test('settings: control files, me, literal fallbacks, env overrides', () =>
 
 void test('QMAILINJECT letters', () => {
   assert.deepEqual(parseInjectFlags('csfirm'), {
-    nameComment: true, deleteReturnPath: true, deleteFrom: true, deleteMessageId: true, verp: true, messageSender: true,
+    nameComment: true,
+    deleteReturnPath: true,
+    deleteFrom: true,
+    deleteMessageId: true,
+    verp: true,
+    messageSender: true,
   });
   assert.deepEqual(Object.values(parseInjectFlags(undefined)), [false, false, false, false, false, false]);
 });

@@ -58,8 +58,7 @@ export function parseInjectFlags(letters: string | undefined): InjectFlags {
 
 /** Reads the settings: environment variables override the control files (through `control`, never directly). */
 export function injectSettings(control: Control, env: InjectEnv): InjectSettings {
-  const pick = (envName: string, file: ControlName): string =>
-    env[envName] ?? control.single(file).value ?? file; // the catalogue's fallback is the file's own name
+  const pick = (envName: string, file: ControlName): string => env[envName] ?? control.single(file).value ?? file; // the catalogue's fallback is the file's own name
   const mailHost = env['QMAILHOST'] ?? env['MAILHOST'];
   const mailUser = env['QMAILUSER'] ?? env['MAILUSER'] ?? env['USER'] ?? env['LOGNAME'] ?? 'anonymous';
   return {

@@ -4,7 +4,13 @@ import assert from 'node:assert/strict';
 import { addressList, tokenize, unparse, unquote, type Token } from './rfc822.js';
 
 const show = (ts: Token[] | null): string | null =>
-  ts === null ? null : ts.map((t) => (t.text === '' && !['atom', 'quote', 'literal', 'comment'].includes(t.type) ? t.type : `${t.type}:${t.text}`)).join(' ');
+  ts === null
+    ? null
+    : ts
+        .map((t) =>
+          t.text === '' && !['atom', 'quote', 'literal', 'comment'].includes(t.type) ? t.type : `${t.type}:${t.text}`,
+        )
+        .join(' ');
 
 void test('tokenize: golden table', () => {
   const table: Array<[string, string | null]> = [
@@ -33,10 +39,14 @@ function walk(field: string): { out: string | null; seen: string[] } {
   const seen: string[] = [];
   const t = tokenize(field);
   assert.ok(t, field);
-  const out = addressList(t, (a) => {
-    seen.push(unquote(a));
-    return [...a, { type: 'atom', text: '!' }];
-  }, 2);
+  const out = addressList(
+    t,
+    (a) => {
+      seen.push(unquote(a));
+      return [...a, { type: 'atom', text: '!' }];
+    },
+    2,
+  );
   return { out: out === null ? null : unparse(out), seen };
 }
 
@@ -67,7 +77,8 @@ void test('addressList: golden table (rewritten field, addresses in the order qm
 });
 
 void test('unparse: folds after a comma once a line would pass 78 characters, continuation indented two spaces', () => {
-  const field = 'To: joe@mail.example.test, bob@host.example.test, carol@host.example.org, dave@host.plus.test, erin+@mail.example.test\n';
+  const field =
+    'To: joe@mail.example.test, bob@host.example.test, carol@host.example.org, dave@host.plus.test, erin+@mail.example.test\n';
   const t = tokenize(field);
   assert.ok(t);
   assert.equal(

@@ -9,7 +9,8 @@
 //  - two words with no comma between them are two addresses;
 //  - a folded line is broken after a comma once it would pass 78 characters (qmail's LINELEN 80 minus "\n ").
 
-export type TokenType = 'atom' | 'quote' | 'literal' | 'comment' | 'dot' | 'comma' | 'at' | 'left' | 'right' | 'colon' | 'semi';
+export type TokenType =
+  'atom' | 'quote' | 'literal' | 'comment' | 'dot' | 'comma' | 'at' | 'left' | 'right' | 'colon' | 'semi';
 
 /** A token. `text` is the unescaped content of atoms, quoted strings, [literals] and (comments). */
 export interface Token {

@@ -25,7 +25,8 @@ export function safeExt(ext: string): string {
   return ext.replace(/[A-Z.]/g, (c) => (c === '.' ? ':' : c.toLowerCase()));
 }
 
-type Probe = { kind: 'absent' } | { kind: 'found'; forwardOnly: boolean; text: string } | { kind: 'fail'; text: string };
+type Probe =
+  { kind: 'absent' } | { kind: 'found'; forwardOnly: boolean; text: string } | { kind: 'fail'; text: string };
 
 /** qmeexists(): open (non-blocking, so a FIFO cannot hang us), regular file or absent, writable check. */
 function probe(home: string, name: string): Probe {
@@ -67,7 +68,13 @@ export function findDotQmail(home: string, dash: string, ext: string): DotQmailC
     // Quirk (D.3.3): an exact name ending in `default` sets DEFAULT to the last 7 characters of ext.
     const i = safe.length - 7;
     const defaultPart = i >= 0 && safe.endsWith('default') && i <= ext.length ? ext.slice(i) : undefined;
-    return { file: exact, tried, forwardOnly: first.forwardOnly, text: first.text, ...(defaultPart !== undefined ? { defaultPart } : {}) };
+    return {
+      file: exact,
+      tried,
+      forwardOnly: first.forwardOnly,
+      text: first.text,
+      ...(defaultPart !== undefined ? { defaultPart } : {}),
+    };
   }
   for (let i = safe.length; i >= 0; i--) {
     if (i !== 0 && safe[i - 1] !== '-') continue;
@@ -75,7 +82,8 @@ export function findDotQmail(home: string, dash: string, ext: string): DotQmailC
     tried.push(name);
     const p = probe(home, name);
     if (p.kind === 'fail') return { file: null, tried, forwardOnly: false, failure: p.text };
-    if (p.kind === 'found') return { file: name, tried, forwardOnly: p.forwardOnly, text: p.text, defaultPart: ext.slice(i) };
+    if (p.kind === 'found')
+      return { file: name, tried, forwardOnly: p.forwardOnly, text: p.text, defaultPart: ext.slice(i) };
   }
   return { file: null, tried, forwardOnly: false };
 }
@@ -95,7 +103,10 @@ function ownerFileExists(home: string, name: string): boolean | string {
 }
 
 /** D.4: NEWSENDER from the -owner / -owner-default files (not for `""` and `#@[]` senders). */
-export function newSender(home: string, a: { dash: string; ext: string; local: string; domain: string; sender: string }): NewSender {
+export function newSender(
+  home: string,
+  a: { dash: string; ext: string; local: string; domain: string; sender: string },
+): NewSender {
   if (a.sender === '' || a.sender === '#@[]') return { sender: a.sender };
   const base = `.qmail${a.dash}${safeExt(a.ext)}`;
   const owner = ownerFileExists(home, `${base}-owner`);

@@ -24,22 +24,51 @@ void test('quoteSender follows quote2()', () => {
 
 void test('vd-003 example: virtual user with DEFAULT', () => {
   const a = {
-    user: 'qovpop', home: '/h/qovpop', local: 'vdom-joe-list-a-b', dash: '-', ext: 'joe-list-a-b', domain: 'virt.test',
-    sender: 'sender@origin.test', defaultDelivery: './Maildir/\n',
+    user: 'qovpop',
+    home: '/h/qovpop',
+    local: 'vdom-joe-list-a-b',
+    dash: '-',
+    ext: 'joe-list-a-b',
+    domain: 'virt.test',
+    sender: 'sender@origin.test',
+    defaultDelivery: './Maildir/\n',
   };
   const h = headerLines(a, T);
   const env = programEnv(a, h, { newSender: a.sender, defaultPart: 'joe-list-a-b', path: '/q/bin:/usr/bin:/bin' });
   assert.deepEqual(env, {
-    PATH: '/q/bin:/usr/bin:/bin', USER: 'qovpop', HOME: '/h/qovpop', LOCAL: 'vdom-joe-list-a-b', HOST: 'virt.test',
-    RECIPIENT: 'vdom-joe-list-a-b@virt.test', DTLINE: 'Delivered-To: vdom-joe-list-a-b@virt.test\n',
-    SENDER: 'sender@origin.test', NEWSENDER: 'sender@origin.test', RPLINE: 'Return-Path: <sender@origin.test>\n',
-    UFLINE: 'From sender@origin.test Mon Nov 02 03:04:05 2026\n', EXT: 'joe-list-a-b', EXT2: 'list-a-b', EXT3: 'a-b', EXT4: 'b',
-    HOST2: 'virt', HOST3: 'virt', HOST4: 'virt', DEFAULT: 'joe-list-a-b',
+    PATH: '/q/bin:/usr/bin:/bin',
+    USER: 'qovpop',
+    HOME: '/h/qovpop',
+    LOCAL: 'vdom-joe-list-a-b',
+    HOST: 'virt.test',
+    RECIPIENT: 'vdom-joe-list-a-b@virt.test',
+    DTLINE: 'Delivered-To: vdom-joe-list-a-b@virt.test\n',
+    SENDER: 'sender@origin.test',
+    NEWSENDER: 'sender@origin.test',
+    RPLINE: 'Return-Path: <sender@origin.test>\n',
+    UFLINE: 'From sender@origin.test Mon Nov 02 03:04:05 2026\n',
+    EXT: 'joe-list-a-b',
+    EXT2: 'list-a-b',
+    EXT3: 'a-b',
+    EXT4: 'b',
+    HOST2: 'virt',
+    HOST3: 'virt',
+    HOST4: 'virt',
+    DEFAULT: 'joe-list-a-b',
   });
 });
 
 void test('bracketed host, null sender, odd sender characters', () => {
-  const a = { user: 'u', home: '/h', local: 'u', dash: '', ext: '', domain: '[192.0.2.7]', sender: '', defaultDelivery: '' };
+  const a = {
+    user: 'u',
+    home: '/h',
+    local: 'u',
+    dash: '',
+    ext: '',
+    domain: '[192.0.2.7]',
+    sender: '',
+    defaultDelivery: '',
+  };
   const h = headerLines(a, T);
   const env = programEnv(a, h, { newSender: '', path: '/bin' });
   assert.equal(env['HOST2'], '[192.0.2');

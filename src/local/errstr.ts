@@ -60,7 +60,22 @@ export function errorStr(err: unknown): string {
   return (code !== undefined ? TEXT[code] : undefined) ?? 'unknown error';
 }
 
-const TEMP = new Set(['EINTR', 'ENOMEM', 'ETXTBSY', 'EIO', 'ETIMEDOUT', 'EWOULDBLOCK', 'EAGAIN', 'ENFILE', 'EMFILE', 'EFBIG', 'ENOSPC', 'EDQUOT', 'ESTALE', 'EBUSY']);
+const TEMP = new Set([
+  'EINTR',
+  'ENOMEM',
+  'ETXTBSY',
+  'EIO',
+  'ETIMEDOUT',
+  'EWOULDBLOCK',
+  'EAGAIN',
+  'ENFILE',
+  'EMFILE',
+  'EFBIG',
+  'ENOSPC',
+  'EDQUOT',
+  'ESTALE',
+  'EBUSY',
+]);
 
 /** qmail's error_temp(): errors that may go away by themselves. */
 export function isTemporaryErrno(err: unknown): boolean {

@@ -25,13 +25,22 @@ const GOLDEN: ReadonlyArray<[string, Instruction[]]> = [
   ['+lists\n', [{ kind: 'plus-other', line: 1, text: '+lists' }]],
   ['\n', [{ kind: 'blank-first-line', line: 1 }]],
   ['', [{ kind: 'blank-first-line', line: 1 }]],
-  [' \t\n./Maildir/\n', [{ kind: 'blank-first-line', line: 1 }, { kind: 'maildir', line: 2, path: './Maildir/' }]],
-  ['a@x\n\n  \nb@x\n', [
-    { kind: 'forward', line: 1, target: 'a@x' },
-    { kind: 'blank', line: 2 },
-    { kind: 'blank', line: 3 },
-    { kind: 'forward', line: 4, target: 'b@x' },
-  ]],
+  [
+    ' \t\n./Maildir/\n',
+    [
+      { kind: 'blank-first-line', line: 1 },
+      { kind: 'maildir', line: 2, path: './Maildir/' },
+    ],
+  ],
+  [
+    'a@x\n\n  \nb@x\n',
+    [
+      { kind: 'forward', line: 1, target: 'a@x' },
+      { kind: 'blank', line: 2 },
+      { kind: 'blank', line: 3 },
+      { kind: 'forward', line: 4, target: 'b@x' },
+    ],
+  ],
   ['x@y\r\n', [{ kind: 'forward', line: 1, target: 'x@y\r' }]], // only spaces and tabs are trimmed
 ];
 

@@ -103,9 +103,15 @@ export async function deliverToMbox(
   await fh.close();
 }
 
-async function appendQuoted(fh: FileHandle, src: FileHandle, lines: { ufline: string; rpline: string; dtline: string }, name: string): Promise<void> {
+async function appendQuoted(
+  fh: FileHandle,
+  src: FileHandle,
+  lines: { ufline: string; rpline: string; dtline: string },
+  name: string,
+): Promise<void> {
   const out = new Out(fh);
-  const writeErr = (err: unknown): DeliveryFailure => new DeliveryFailure(`Unable to write ${name}: ${errorStr(err)}. (#4.3.0)`);
+  const writeErr = (err: unknown): DeliveryFailure =>
+    new DeliveryFailure(`Unable to write ${name}: ${errorStr(err)}. (#4.3.0)`);
   try {
     await out.put(Buffer.from(lines.ufline + lines.rpline + lines.dtline, 'latin1'));
     const buf = Buffer.allocUnsafe(65536);

@@ -27,33 +27,57 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, guard]).finally(() => clearTimeout(timer));
 }
 
-void test('close() after one delivery returns (the idle worker is unref\'d; close must wait for its exit anyway)', { skip }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'quail-pool-'));
-  try {
-    chmodSync(dir, 0o755);
-    const home = join(dir, 'home');
-    mkdirSync(home);
-    chownSync(home, UID, GID);
-    chmodSync(home, 0o755);
-    maildirMake(join(home, 'Maildir'), { uid: UID, gid: GID });
-    const messagePath = join(dir, 'msg');
-    writeFileSync(messagePath, 'Subject: one\n\nbody\n', { mode: 0o600 });
-    // idleMs far beyond the test: the worker is still there, idle, when close() is called.
-    const d = new LocalDeliverer({ path: '/usr/bin:/bin', idleMs: 600_000 });
-    const r = await d.deliver({
-      user: 'qpool', uid: UID, gid: GID, home, local: 'qpool', dash: '', ext: '', domain: 'local.test', sender: 'a@b.test',
-      defaultDelivery: './Maildir/\n', messagePath, root: '/nonexistent-root',
-    });
-    assert.deepEqual([r.result, r.report], ['success', 'did 1+0+0\n']);
-    assert.equal(readdirSync(join(home, 'Maildir', 'new')).length, 1);
-    await within(d.close(), 10_000, 'LocalDeliverer.close()');
-    // After close, a job is refused rather than starting a new worker.
-    const late = await d.deliver({
-      user: 'qpool', uid: UID, gid: GID, home, local: 'qpool', dash: '', ext: '', domain: 'local.test', sender: 'a@b.test',
-      defaultDelivery: './Maildir/\n', messagePath, root: '/nonexistent-root',
-    });
-    assert.equal(late.result, 'deferral');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+void test(
+  "close() after one delivery returns (the idle worker is unref'd; close must wait for its exit anyway)",
+  { skip },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quail-pool-'));
+    try {
+      chmodSync(dir, 0o755);
+      const home = join(dir, 'home');
+      mkdirSync(home);
+      chownSync(home, UID, GID);
+      chmodSync(home, 0o755);
+      maildirMake(join(home, 'Maildir'), { uid: UID, gid: GID });
+      const messagePath = join(dir, 'msg');
+      writeFileSync(messagePath, 'Subject: one\n\nbody\n', { mode: 0o600 });
+      // idleMs far beyond the test: the worker is still there, idle, when close() is called.
+      const d = new LocalDeliverer({ path: '/usr/bin:/bin', idleMs: 600_000 });
+      const r = await d.deliver({
+        user: 'qpool',
+        uid: UID,
+        gid: GID,
+        home,
+        local: 'qpool',
+        dash: '',
+        ext: '',
+        domain: 'local.test',
+        sender: 'a@b.test',
+        defaultDelivery: './Maildir/\n',
+        messagePath,
+        root: '/nonexistent-root',
+      });
+      assert.deepEqual([r.result, r.report], ['success', 'did 1+0+0\n']);
+      assert.equal(readdirSync(join(home, 'Maildir', 'new')).length, 1);
+      await within(d.close(), 10_000, 'LocalDeliverer.close()');
+      // After close, a job is refused rather than starting a new worker.
+      const late = await d.deliver({
+        user: 'qpool',
+        uid: UID,
+        gid: GID,
+        home,
+        local: 'qpool',
+        dash: '',
+        ext: '',
+        domain: 'local.test',
+        sender: 'a@b.test',
+        defaultDelivery: './Maildir/\n',
+        messagePath,
+        root: '/nonexistent-root',
+      });
+      assert.equal(late.result, 'deferral');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

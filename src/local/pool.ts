@@ -78,7 +78,11 @@ export class LocalDeliverer {
     const path = this.opts.path ?? defaultPath(job.root);
     if (me !== 0) {
       if (me !== job.uid) return deferral(wrongUidText(me, job.uid));
-      return deliverLocal(job, { path, namer: this.namer, ...(this.opts.inProcess ? { programHook: this.opts.inProcess.hook } : {}) });
+      return deliverLocal(job, {
+        path,
+        namer: this.namer,
+        ...(this.opts.inProcess ? { programHook: this.opts.inProcess.hook } : {}),
+      });
     }
     if (this.closed) return deferral('Local delivery is shutting down. (#4.3.0)');
     let messagePath = job.messagePath;
@@ -92,7 +96,13 @@ export class LocalDeliverer {
       return deferral('Unable to read message. (#4.3.0)');
     }
     try {
-      return await this.send(job, { id: this.nextId++, args: jobArgs(job), messagePath, path, injector: jobInjector(job) });
+      return await this.send(job, {
+        id: this.nextId++,
+        args: jobArgs(job),
+        messagePath,
+        path,
+        injector: jobInjector(job),
+      });
     } finally {
       if (spooled !== undefined) {
         try {

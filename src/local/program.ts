@@ -48,7 +48,9 @@ export function runProgram(
       });
       child.stdout?.on('data', (data: Buffer) => o.onOutput({ fd: 1, data }));
       child.stderr?.on('data', (data: Buffer) => o.onOutput({ fd: 2, data }));
-      child.on('error', (err) => done({ kind: 'spawn-error', text: `Unable to run /bin/sh: ${errorStr(err)}. (#4.3.0)` }));
+      child.on('error', (err) =>
+        done({ kind: 'spawn-error', text: `Unable to run /bin/sh: ${errorStr(err)}. (#4.3.0)` }),
+      );
       child.on('close', (code, signal) => {
         if (signal !== null || code === null) done({ kind: 'signal' });
         else done({ kind: 'exit', code });

@@ -97,7 +97,12 @@ export async function runQmailLocal(a: LocalArgs, o: RunOptions): Promise<LocalR
   }
 }
 
-async function checkHome(a: LocalArgs, o: RunOptions, say: (fd: 1 | 2, t: string) => void, die: (c: number, t: string) => never): Promise<void> {
+async function checkHome(
+  a: LocalArgs,
+  o: RunOptions,
+  say: (fd: 1 | 2, t: string) => void,
+  die: (c: number, t: string) => never,
+): Promise<void> {
   if (!a.home.startsWith('/')) die(100, USAGE);
   let mode = 0;
   try {
@@ -146,7 +151,11 @@ async function body(
     text = a.defaultDelivery;
     forwardOnly = false;
   }
-  const env = programEnv(a, h, { newSender: ns.sender, path: o.path, ...(choice.defaultPart !== undefined ? { defaultPart: choice.defaultPart } : {}) });
+  const env = programEnv(a, h, {
+    newSender: ns.sender,
+    path: o.path,
+    ...(choice.defaultPart !== undefined ? { defaultPart: choice.defaultPart } : {}),
+  });
   const counts = { file: 0, forward: 0, program: 0 };
   const targets: string[] = [];
   const hooked: Array<NonNullable<ProgramHookResult['forward']>> = [];
@@ -180,10 +189,14 @@ async function body(
           say(1, `program ${ins.command}\n`);
           break;
         }
-        const h2 = o.programHook ? await o.programHook({ command: ins.command, env, home: a.home, messagePath, namer: o.namer }) : null;
+        const h2 = o.programHook
+          ? await o.programHook({ command: ins.command, env, home: a.home, messagePath, namer: o.namer })
+          : null;
         if (h2?.forward) hooked.push(h2.forward);
         output.push(...(h2?.output ?? []));
-        const r = h2 ? h2.exit : await runProgram(ins.command, { home: a.home, env, messagePath, onOutput: (c) => output.push(c) });
+        const r = h2
+          ? h2.exit
+          : await runProgram(ins.command, { home: a.home, env, messagePath, onOutput: (c) => output.push(c) });
         if (r.kind === 'spawn-error') die(111, r.text);
         if (r.kind === 'signal') die(111, 'Aack, child crashed. (#4.3.0)');
         if (r.kind === 'exit') {
@@ -204,12 +217,21 @@ async function body(
   }
   say(1, `did ${counts.file}+${counts.forward}+${counts.program}\n`);
   if (!o.doit) return undefined;
-  const fwd = mergeForwards(targets.length > 0 ? { sender: ns.sender, recipients: targets, prepend: h.dtline } : undefined, hooked);
+  const fwd = mergeForwards(
+    targets.length > 0 ? { sender: ns.sender, recipients: targets, prepend: h.dtline } : undefined,
+    hooked,
+  );
   if (typeof fwd === 'string') return die(111, fwd);
   return fwd && { ...fwd, injector: o.injector };
 }
 
-async function maildir(dir: string, h: HeaderLines, messagePath: string, namer: UniqueNamer, die: (c: number, t: string) => never): Promise<void> {
+async function maildir(
+  dir: string,
+  h: HeaderLines,
+  messagePath: string,
+  namer: UniqueNamer,
+  die: (c: number, t: string) => never,
+): Promise<void> {
   const r = await deliverToMaildir(dir, Buffer.from(h.rpline + h.dtline, 'latin1'), messagePath, namer);
   if (r.kind === 'ok') return;
   if (r.kind === 'nochdir') die(111, 'Unable to chdir to maildir. (#4.2.1)');

@@ -27,7 +27,10 @@ export function serveDeliveryWorker(programHook?: ProgramHook): void {
         });
         reply = { id: msg.id, result: resultOf(run) };
       } catch (err) {
-        reply = { id: msg.id, result: { result: 'deferral', report: `Unexpected error in delivery worker: ${String(err)}. (#4.3.0)\n` } };
+        reply = {
+          id: msg.id,
+          result: { result: 'deferral', report: `Unexpected error in delivery worker: ${String(err)}. (#4.3.0)\n` },
+        };
       }
       process.send?.(reply);
     })();

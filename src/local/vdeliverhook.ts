@@ -2,7 +2,12 @@
 import { basename, dirname, resolve } from 'node:path';
 import { errText } from '../address/index.js';
 import {
-  parseVdeliverLine, vdeliver, type DotQmailRequest, type MailboxLookup, type ProgramRequest, type VdeliverResult,
+  parseVdeliverLine,
+  vdeliver,
+  type DotQmailRequest,
+  type MailboxLookup,
+  type ProgramRequest,
+  type VdeliverResult,
 } from '../vdeliver/index.js';
 import { reportText, resultOf } from './deliver.js';
 import { defaultPath } from './env.js';
@@ -25,7 +30,10 @@ function rootOfHome(home: string): string | null {
   return basename(dirname(h)) === 'domains' ? dirname(dirname(h)) : null;
 }
 
-const text = (fd: 1 | 2, s: string): OutputChunk => ({ fd, data: Buffer.from(s.endsWith('\n') || s === '' ? s : `${s}\n`, 'latin1') });
+const text = (fd: 1 | 2, s: string): OutputChunk => ({
+  fd,
+  data: Buffer.from(s.endsWith('\n') || s === '' ? s : `${s}\n`, 'latin1'),
+});
 
 /**
  * One per process (a local worker, or LocalDeliverer when not root): opens each root's directory once with `open`
@@ -49,7 +57,11 @@ export class VdeliverHook {
     }
     const r = await runVdeliverLine(call, root, dir, line.policy);
     const code = r.result === 'success' ? 0 : r.result === 'failure' ? 100 : 111;
-    return { exit: { kind: 'exit', code }, output: r.report === '' ? [] : [text(1, r.report)], ...(r.result === 'success' && r.forward ? { forward: r.forward } : {}) };
+    return {
+      exit: { kind: 'exit', code },
+      output: r.report === '' ? [] : [text(1, r.report)],
+      ...(r.result === 'success' && r.forward ? { forward: r.forward } : {}),
+    };
   };
 
   private directory(root: string): Promise<OpenedLookup> {
@@ -82,14 +94,26 @@ export class VdeliverHook {
  * (src/cli, when a real qmail-local runs the line) both call this, so a mailbox's `.qmail` and an alias's `|program`
  * target run through this component's runners (run.ts, program.ts) either way.
  */
-export function runVdeliverLine(call: ProgramCall, root: string, directory: MailboxLookup, policy: string): Promise<VdeliverResult> {
+export function runVdeliverLine(
+  call: ProgramCall,
+  root: string,
+  directory: MailboxLookup,
+  policy: string,
+): Promise<VdeliverResult> {
   const e = call.env;
   const sender = e['SENDER'] ?? '';
   return vdeliver({
-    root, directory, local: e['LOCAL'] ?? '', domain: e['HOST'] ?? '', ext: e['EXT'] ?? '', messagePath: call.messagePath, sender,
+    root,
+    directory,
+    local: e['LOCAL'] ?? '',
+    domain: e['HOST'] ?? '',
+    ext: e['EXT'] ?? '',
+    messagePath: call.messagePath,
+    sender,
     dtline: e['DTLINE'] ?? `Delivered-To: ${e['LOCAL'] ?? ''}@${e['HOST'] ?? ''}\n`,
     rpline: e['RPLINE'] ?? `Return-Path: <${sender}>\n`,
-    policy, namer: call.namer,
+    policy,
+    namer: call.namer,
     dotQmail: (req) => runMailboxDotQmail(call, root, req),
     program: (req) => runAliasProgram(call, req),
   });
@@ -99,9 +123,18 @@ export function runVdeliverLine(call: ProgramCall, root: string, directory: Mail
  * A program vdeliver starts (a line of a mailbox's `.qmail`, an alias's target): program.ts's runner in `home` with
  * `env`. A vdeliver line there would hand the message back to the address that led to it: refused (deferral).
  */
-async function nestedProgram(command: string, home: string, env: Record<string, string>, messagePath: string, where: string): Promise<ProgramHookResult> {
+async function nestedProgram(
+  command: string,
+  home: string,
+  env: Record<string, string>,
+  messagePath: string,
+  where: string,
+): Promise<ProgramHookResult> {
   if (parseVdeliverLine(`|${command}`) !== null) {
-    return { exit: { kind: 'exit', code: 111 }, output: [text(2, `${where} cannot hand its mail back to vdeliver. (#4.7.0)`)] };
+    return {
+      exit: { kind: 'exit', code: 111 },
+      output: [text(2, `${where} cannot hand its mail back to vdeliver. (#4.7.0)`)],
+    };
   }
   const output: OutputChunk[] = [];
   const exit = await runProgram(command, { home, env, messagePath, onOutput: (c) => output.push(c) });
@@ -122,7 +155,13 @@ function mailboxProgram(outer: ProgramCall, inner: ProgramCall): Promise<Program
  * directory), read as qmail-local reads a program's exit (0 and 99 ok, 100 and 64/65/70/76/77/78/112 bounce, else defer).
  */
 async function runAliasProgram(call: ProgramCall, req: ProgramRequest): Promise<VdeliverResult> {
-  const r = await nestedProgram(req.command, req.home, { ...call.env, HOME: req.home }, call.messagePath, `The alias target |${req.command}`);
+  const r = await nestedProgram(
+    req.command,
+    req.home,
+    { ...call.env, HOME: req.home },
+    call.messagePath,
+    `The alias target |${req.command}`,
+  );
   const out = reportText(r.output); // cut as qmail-lspawn cuts a report (D.8.2)
   if (r.exit.kind === 'spawn-error') return { result: 'deferral', report: `${r.exit.text}\n` };
   if (r.exit.kind === 'signal') return { result: 'deferral', report: `${out}Aack, child crashed. (#4.3.0)\n` };
@@ -163,14 +202,31 @@ async function runMailboxDotQmail(call: ProgramCall, root: string, req: DotQmail
     if (refused) return refused;
   }
   const run = await runQmailLocal(
-    { user: e['USER'] ?? '', home: req.home, local: e['LOCAL'] ?? '', dash: '', ext: '', domain: e['HOST'] ?? '', sender: e['SENDER'] ?? '', defaultDelivery: './Maildir/\n' },
     {
-      doit: true, messagePath: call.messagePath, path: e['PATH'] ?? defaultPath(root), namer: call.namer,
-      injector: { kind: 'uid', uid: process.getuid?.() ?? -1 }, programHook: (inner) => mailboxProgram(call, inner),
+      user: e['USER'] ?? '',
+      home: req.home,
+      local: e['LOCAL'] ?? '',
+      dash: '',
+      ext: '',
+      domain: e['HOST'] ?? '',
+      sender: e['SENDER'] ?? '',
+      defaultDelivery: './Maildir/\n',
+    },
+    {
+      doit: true,
+      messagePath: call.messagePath,
+      path: e['PATH'] ?? defaultPath(root),
+      namer: call.namer,
+      injector: { kind: 'uid', uid: process.getuid?.() ?? -1 },
+      programHook: (inner) => mailboxProgram(call, inner),
     },
   );
   const r = resultOf(run);
   if (r.result === 'success' && own > 0 && (filesDone(run.output) ?? 0) >= own) await req.delivered();
   const f = r.forward;
-  return { result: r.result, report: r.report, ...(f ? { forward: { sender: f.sender, recipients: f.recipients, prepend: f.prepend } } : {}) };
+  return {
+    result: r.result,
+    report: r.report,
+    ...(f ? { forward: { sender: f.sender, recipients: f.recipients, prepend: f.prepend } } : {}),
+  };
 }

@@ -50,10 +50,16 @@ async function copyInto(dst: FileHandle, prefix: Buffer, messagePath: string): P
  * Delivers `prefix` + the message file into the Maildir `dir` (absolute). The file is complete and fsynced in
  * tmp/ before it appears in new/, so a reader never sees a partial message (maildir(5)).
  */
-export async function deliverToMaildir(dir: string, prefix: Buffer, messagePath: string, namer: UniqueNamer): Promise<MaildirResult> {
+export async function deliverToMaildir(
+  dir: string,
+  prefix: Buffer,
+  messagePath: string,
+  namer: UniqueNamer,
+): Promise<MaildirResult> {
   try {
     const st = await stat(dir);
-    if (!st.isDirectory()) return { kind: 'nochdir', error: Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }) };
+    if (!st.isDirectory())
+      return { kind: 'nochdir', error: Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }) };
     await access(dir, constants.X_OK);
   } catch (error) {
     return { kind: 'nochdir', error };
@@ -78,7 +84,9 @@ export async function deliverToMaildir(dir: string, prefix: Buffer, messagePath:
     if (failed !== null) {
       await fh.close().catch(() => undefined);
       await removeTmp();
-      return failed === 'read' ? { kind: 'read-error', error: new Error('cannot read message') } : { kind: 'error', error: new Error('write failed') };
+      return failed === 'read'
+        ? { kind: 'read-error', error: new Error('cannot read message') }
+        : { kind: 'error', error: new Error('write failed') };
     }
     await fh.sync();
     await fh.close();

@@ -3,6 +3,14 @@ export { UniqueNamer, safeHost } from './unique.js';
 export { deliverToMaildir } from './deliver.js';
 export { maildirMake } from './make.js';
 export {
-  nearQuota, overQuota, quotaLine, readUsage, recordDelivery, recordRemoval, scanUsage, sumSizeLines, writeAtomic,
+  nearQuota,
+  overQuota,
+  quotaLine,
+  readUsage,
+  recordDelivery,
+  recordRemoval,
+  scanUsage,
+  sumSizeLines,
+  writeAtomic,
   type Usage,
 } from './quota.js';

@@ -32,7 +32,10 @@ void test('deliverToMaildir: prefix + message as is in new/, 0600, tmp/ left emp
     const names = readdirSync(join(md, 'new')).sort();
     assert.equal(names.length, 2);
     const contents = names.map((x) => readFileSync(join(md, 'new', x), 'latin1')).sort();
-    assert.deepEqual(contents, ['Return-Path: <a@b>\nSubject: x\n\nno final newline', 'Subject: x\n\nno final newline']);
+    assert.deepEqual(contents, [
+      'Return-Path: <a@b>\nSubject: x\n\nno final newline',
+      'Subject: x\n\nno final newline',
+    ]);
     assert.equal(statSync(join(md, 'new', names[0] ?? '')).mode & 0o777, 0o600);
     assert.deepEqual(readdirSync(join(md, 'tmp')), []);
   } finally {

@@ -4,7 +4,17 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { maildirMake, nearQuota, overQuota, quotaLine, readUsage, recordDelivery, recordRemoval, scanUsage, sumSizeLines } from './index.js';
+import {
+  maildirMake,
+  nearQuota,
+  overQuota,
+  quotaLine,
+  readUsage,
+  recordDelivery,
+  recordRemoval,
+  scanUsage,
+  sumSizeLines,
+} from './index.js';
 
 function maildir(): { md: string; done: () => void } {
   const root = mkdtempSync(join(tmpdir(), 'quail-mdquota-'));
@@ -47,7 +57,11 @@ void test('readUsage: made from a scan when missing or for another quota, then s
     assert.equal(await recordRemoval(md, 300, 1), undefined);
     assert.deepEqual(readUsage(md, '1000S'), { bytes: 100, messages: 2 });
     assert.equal(readFileSync(join(md, 'maildirsize'), 'latin1'), '1000S\n340 2\n60 1\n-300 -1\n');
-    assert.deepEqual(readUsage(md, '2000S,5C'), { bytes: 340, messages: 2 }, 'another quota: recalculated from the files');
+    assert.deepEqual(
+      readUsage(md, '2000S,5C'),
+      { bytes: 340, messages: 2 },
+      'another quota: recalculated from the files',
+    );
     assert.equal(readFileSync(join(md, 'maildirsize'), 'latin1'), '2000S,5C\n340 2\n');
   } finally {
     done();
@@ -59,7 +73,11 @@ void test('recordRemoval never creates maildirsize; other errors come back as te
   try {
     assert.equal(await recordRemoval(md, 100, 1), undefined);
     assert.equal(existsSync(join(md, 'maildirsize')), false);
-    assert.equal(await recordRemoval(join(md, 'new', 'nosuch'), 1, 1), undefined, 'ENOENT below a missing directory too');
+    assert.equal(
+      await recordRemoval(join(md, 'new', 'nosuch'), 1, 1),
+      undefined,
+      'ENOENT below a missing directory too',
+    );
     writeFileSync(join(md, 'new', 'file'), '');
     assert.match((await recordRemoval(join(md, 'new', 'file'), 1, 1)) ?? '', /^maildirsize not updated \(ENOTDIR\)$/);
   } finally {

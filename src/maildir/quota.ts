@@ -1,5 +1,18 @@
 // Maildir++ quota (the maildirsize file Courier and Dovecot share): read usage, check it, record deliveries and removals.
-import { appendFileSync, closeSync, constants, existsSync, fsyncSync, openSync, promises as fsp, readFileSync, readdirSync, renameSync, statSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  openSync,
+  promises as fsp,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export interface Usage {
@@ -22,7 +35,9 @@ export function writeAtomic(path: string, text: string, mode = 0o644): void {
 
 /** The quota definition line: `NNNS,MMMC` (either part may be missing). */
 export function quotaLine(bytes: number | null, messages: number | null): string {
-  return [bytes === null ? null : `${bytes}S`, messages === null ? null : `${messages}C`].filter((x) => x !== null).join(',');
+  return [bytes === null ? null : `${bytes}S`, messages === null ? null : `${messages}C`]
+    .filter((x) => x !== null)
+    .join(',');
 }
 
 /** Size from the `,S=` part of a Maildir file name, else stat. */
@@ -117,5 +132,8 @@ const WARN_RATIO = 0.9;
 
 /** Is usage at or past WARN_RATIO of either limit? */
 export function nearQuota(u: Usage, bytes: number | null, messages: number | null): boolean {
-  return (bytes !== null && bytes > 0 && u.bytes >= bytes * WARN_RATIO) || (messages !== null && messages > 0 && u.messages >= messages * WARN_RATIO);
+  return (
+    (bytes !== null && bytes > 0 && u.bytes >= bytes * WARN_RATIO) ||
+    (messages !== null && messages > 0 && u.messages >= messages * WARN_RATIO)
+  );
 }

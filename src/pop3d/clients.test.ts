@@ -92,8 +92,25 @@ void describe('pop3d with real clients', () => {
   let env: Env;
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'quail-pop3c-'));
-    const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'),
-      '-out', join(dir, 'cert.pem'), '-subj', '/CN=localhost', '-days', '2'], { encoding: 'utf8' });
+    const gen = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-subj',
+        '/CN=localhost',
+        '-days',
+        '2',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(gen.status, 0, gen.stderr);
     // control/servercert.pem keeps key and certificate in one file: pass the same PEM as both.
     const pem = readFileSync(join(dir, 'key.pem'), 'utf8') + readFileSync(join(dir, 'cert.pem'), 'utf8');
@@ -103,7 +120,8 @@ void describe('pop3d with real clients', () => {
     const common = {
       authenticator: new TableAuthenticator(join(dir, 'users')),
       tls: { key: pem, cert: pem },
-      log: (name: string, fields: Readonly<Record<string, unknown>>) => events.push(`${name} ${JSON.stringify(fields)}`),
+      log: (name: string, fields: Readonly<Record<string, unknown>>) =>
+        events.push(`${name} ${JSON.stringify(fields)}`),
     };
     // No client rule allows clear text (the default, loopback included), so plaintext logins need TLS.
     const plain = createPop3Server({ ...common });
@@ -120,7 +138,7 @@ void describe('pop3d with real clients', () => {
 
   void it('poplib over STLS: USER refused before TLS, CAPA changes, messages fetched and deleted', async () => {
     const size = (await deliver(env, 'one', 'first\n.leading dot\n')) + (await deliver(env, 'two', 'second\n'));
-    const out = await python(POPLIB, 'stls', String(env.plainPort)) as Record<string, unknown>;
+    const out = (await python(POPLIB, 'stls', String(env.plainPort))) as Record<string, unknown>;
     assert.equal(out.before_tls, '-ERR plaintext logins need an encrypted connection: use STLS first');
     assert.ok((out.capa as string[]).includes('STLS'));
     assert.ok(!(out.capa as string[]).includes('USER'));
@@ -135,17 +153,20 @@ void describe('pop3d with real clients', () => {
 
   void it('poplib over implicit TLS', async () => {
     const size = await deliver(env, 'three', 'third\n');
-    const out = await python(POPLIB, 'implicit', String(env.tlsPort)) as Record<string, unknown>;
+    const out = (await python(POPLIB, 'implicit', String(env.tlsPort))) as Record<string, unknown>;
     assert.deepEqual(out.stat, [1, size]);
     assert.match(out.quit as string, /^\+OK .*1 messages deleted/);
   });
 
   void it('poplib in plain text where a client rule allows it (QUAIL_CLEARAUTH="1" in tcp.pop3)', async () => {
-    const local = createPop3Server({ authenticator: new TableAuthenticator(join(env.dir, 'users')), clientRules: () => ({ clearAuth: true }) });
+    const local = createPop3Server({
+      authenticator: new TableAuthenticator(join(env.dir, 'users')),
+      clientRules: () => ({ clearAuth: true }),
+    });
     try {
       const { port } = await local.listen(0, '127.0.0.1');
       const size = await deliver(env, 'four', 'fourth\n');
-      const out = await python(POPLIB, 'plain', String(port)) as Record<string, unknown>;
+      const out = (await python(POPLIB, 'plain', String(port))) as Record<string, unknown>;
       assert.ok((out.capa as string[]).includes('USER'));
       assert.equal((out.uidl as string[]).length, 1);
       assert.deepEqual(out.stat, [1, size]);
@@ -154,45 +175,75 @@ void describe('pop3d with real clients', () => {
     }
   });
 
-  void it('fetchmail (STLS, USER/PASS) downloads and deletes', { skip: !has('fetchmail') && process.env['QUAIL_REQUIRE_TOOLS'] !== '1' && 'apt-get install fetchmail' }, async () => {
-    await deliver(env, 'fm1', 'by fetchmail\n');
-    await deliver(env, 'fm2', 'again\n');
-    const mbox = join(env.dir, 'fetchmail.mbox');
-    const rc = join(env.dir, 'fetchmailrc');
-    writeFileSync(rc, [
-      'set no bouncemail',
-      `poll 127.0.0.1 with proto POP3 port ${env.plainPort}`,
-      `  user 'joe@example.org' there with password 'secret' is 'root' here`,
-      `  options no keep fetchall sslproto 'tls1.2+' no sslcertck`,
-      `  mda "/bin/sh -c 'cat >> ${mbox}'"`,
-      '',
-    ].join('\n'));
-    chmodSync(rc, 0o600);
-    const r = await run('fetchmail', ['--nosyslog', '-N', '-f', rc, '-i', join(env.dir, 'fmids'), '--pidfile', join(env.dir, 'fm.pid')],
-      { ...process.env, HOME: env.dir });
-    assert.equal(r.status, 0, r.stderr + r.stdout);
-    const got = readFileSync(mbox, 'utf8');
-    assert.match(got, /Subject: fm1\n\nby fetchmail\n/);
-    assert.match(got, /Subject: fm2\n\nagain\n/);
-    assert.deepEqual(readdirSync(join(env.maildir, 'cur')), []);
-  });
-
-  void it('mpop (implicit TLS and STLS with SASL PLAIN) downloads and deletes', { skip: !has('mpop') && process.env['QUAIL_REQUIRE_TOOLS'] !== '1' && 'apt-get install mpop' }, async () => {
-    const into = makeMaildir(join(env.dir, 'mpop-into'));
-    const mpop = async (port: number, tlsArgs: string[], auth: string): Promise<void> => {
-      const r = await run('mpop', ['--host=127.0.0.1', `--port=${port}`, '--tls=on', '--tls-certcheck=off', ...tlsArgs,
-        `--auth=${auth}`, '--user=joe@example.org', '--passwordeval=echo secret', `--delivery=maildir,${into}`,
-        '--keep=off', `--uidls-file=${join(env.dir, 'uidls')}`], { ...process.env, HOME: env.dir });
+  void it(
+    'fetchmail (STLS, USER/PASS) downloads and deletes',
+    { skip: !has('fetchmail') && process.env['QUAIL_REQUIRE_TOOLS'] !== '1' && 'apt-get install fetchmail' },
+    async () => {
+      await deliver(env, 'fm1', 'by fetchmail\n');
+      await deliver(env, 'fm2', 'again\n');
+      const mbox = join(env.dir, 'fetchmail.mbox');
+      const rc = join(env.dir, 'fetchmailrc');
+      writeFileSync(
+        rc,
+        [
+          'set no bouncemail',
+          `poll 127.0.0.1 with proto POP3 port ${env.plainPort}`,
+          `  user 'joe@example.org' there with password 'secret' is 'root' here`,
+          `  options no keep fetchall sslproto 'tls1.2+' no sslcertck`,
+          `  mda "/bin/sh -c 'cat >> ${mbox}'"`,
+          '',
+        ].join('\n'),
+      );
+      chmodSync(rc, 0o600);
+      const r = await run(
+        'fetchmail',
+        ['--nosyslog', '-N', '-f', rc, '-i', join(env.dir, 'fmids'), '--pidfile', join(env.dir, 'fm.pid')],
+        { ...process.env, HOME: env.dir },
+      );
       assert.equal(r.status, 0, r.stderr + r.stdout);
-    };
-    await deliver(env, 'mp1', 'by mpop\n');
-    await mpop(env.tlsPort, ['--tls-starttls=off'], 'user');
-    await deliver(env, 'mp2', 'by mpop over stls\n');
-    await mpop(env.plainPort, ['--tls-starttls=on'], 'plain');
-    const got = readdirSync(join(into, 'new')).map((n) => readFileSync(join(into, 'new', n), 'utf8')).sort();
-    assert.equal(got.length, 2);
-    assert.match(got.join(''), /Subject: mp1/);
-    assert.match(got.join(''), /Subject: mp2/);
-    assert.deepEqual(readdirSync(join(env.maildir, 'cur')), []);
-  });
+      const got = readFileSync(mbox, 'utf8');
+      assert.match(got, /Subject: fm1\n\nby fetchmail\n/);
+      assert.match(got, /Subject: fm2\n\nagain\n/);
+      assert.deepEqual(readdirSync(join(env.maildir, 'cur')), []);
+    },
+  );
+
+  void it(
+    'mpop (implicit TLS and STLS with SASL PLAIN) downloads and deletes',
+    { skip: !has('mpop') && process.env['QUAIL_REQUIRE_TOOLS'] !== '1' && 'apt-get install mpop' },
+    async () => {
+      const into = makeMaildir(join(env.dir, 'mpop-into'));
+      const mpop = async (port: number, tlsArgs: string[], auth: string): Promise<void> => {
+        const r = await run(
+          'mpop',
+          [
+            '--host=127.0.0.1',
+            `--port=${port}`,
+            '--tls=on',
+            '--tls-certcheck=off',
+            ...tlsArgs,
+            `--auth=${auth}`,
+            '--user=joe@example.org',
+            '--passwordeval=echo secret',
+            `--delivery=maildir,${into}`,
+            '--keep=off',
+            `--uidls-file=${join(env.dir, 'uidls')}`,
+          ],
+          { ...process.env, HOME: env.dir },
+        );
+        assert.equal(r.status, 0, r.stderr + r.stdout);
+      };
+      await deliver(env, 'mp1', 'by mpop\n');
+      await mpop(env.tlsPort, ['--tls-starttls=off'], 'user');
+      await deliver(env, 'mp2', 'by mpop over stls\n');
+      await mpop(env.plainPort, ['--tls-starttls=on'], 'plain');
+      const got = readdirSync(join(into, 'new'))
+        .map((n) => readFileSync(join(into, 'new', n), 'utf8'))
+        .sort();
+      assert.equal(got.length, 2);
+      assert.match(got.join(''), /Subject: mp1/);
+      assert.match(got.join(''), /Subject: mp2/);
+      assert.deepEqual(readdirSync(join(env.maildir, 'cur')), []);
+    },
+  );
 });

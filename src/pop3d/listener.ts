@@ -29,7 +29,8 @@ export function parsePop3Listener(line: string): Pop3ListenerSpec | string {
     const [key, value = ''] = o.split('=', 2);
     const n = /^\d{1,7}$/.test(value) ? Number(value) : NaN;
     if (key === 'tls' && (value === 'implicit' || value === 'stls')) spec.implicitTls = value === 'implicit';
-    else if (key === 'plaintext' && (value === 'allow' || value === 'loopback' || value === 'tls')) spec.plaintext = value;
+    else if (key === 'plaintext' && (value === 'allow' || value === 'loopback' || value === 'tls'))
+      spec.plaintext = value;
     else if (key === 'idle' && n > 0) spec.idleTimeoutMs = n * 1000;
     else if (key === 'maxperip' && n > 0) spec.maxPerIp = n;
     else return `option "${o}" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N`;

@@ -31,7 +31,7 @@ void test('RETR of a 24 MB message is read in bounded chunks, never whole', asyn
     }
     assert.equal(total, m?.size);
     assert.ok(largest <= 2 * 64 * 1024 + 2, `largest chunk ${largest}`);
-    assert.ok(chunks >= 24 * 1024 * 1024 / (128 * 1024), `${chunks} chunks`);
+    assert.ok(chunks >= (24 * 1024 * 1024) / (128 * 1024), `${chunks} chunks`);
     opened.mailbox.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -51,7 +51,11 @@ void test('one open per mailbox until close; a vanished message fails before any
     assert.equal(first.kind, 'ok');
     assert.equal((await store.open(account)).kind, 'in-use');
     if (first.kind !== 'ok') return;
-    assert.deepEqual(first.mailbox.list().map((m) => m.uid), ['1.a', '2.b'], 'dot files are not messages');
+    assert.deepEqual(
+      first.mailbox.list().map((m) => m.uid),
+      ['1.a', '2.b'],
+      'dot files are not messages',
+    );
     unlinkSync(join(md, 'cur', '2.b'));
     await assert.rejects(first.mailbox.retrieve(2));
     assert.deepEqual(await first.mailbox.commit([1, 2]), { deleted: 1, missing: 1 });
@@ -73,7 +77,8 @@ void test('read-ahead: out-of-order RETR and TOP get the right message', async (
   const dir = mkdtempSync(join(tmpdir(), 'quail-pop3m-'));
   try {
     const md = makeMaildir(join(dir, 'Maildir'));
-    for (const i of [1, 2, 3, 4]) putMessage(md, `Subject: m${i}\n\nbody ${i}\nline 2\n`, { name: `${i}.m${i}`, cur: true });
+    for (const i of [1, 2, 3, 4])
+      putMessage(md, `Subject: m${i}\n\nbody ${i}\nline 2\n`, { name: `${i}.m${i}`, cur: true });
     const store = new MaildirStore();
     const opened = await store.open({ login: 'joe@x', maildir: md });
     assert.equal(opened.kind, 'ok');

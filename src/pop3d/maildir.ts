@@ -105,7 +105,13 @@ export class MaildirStore implements MailboxStore {
     for (const f of found) {
       const size = await this.wireSize(f.name, f.path, f.st);
       if (size === undefined) continue; // vanished while scanning
-      out.push({ n: out.length + 1, uid: uidFor(f.name), size, path: f.path, diskSize: sizeField(f.name, 'S') ?? f.st.size });
+      out.push({
+        n: out.length + 1,
+        uid: uidFor(f.name),
+        size,
+        path: f.path,
+        diskSize: sizeField(f.name, 'S') ?? f.st.size,
+      });
     }
     return out;
   }
@@ -175,7 +181,13 @@ class MaildirMailbox implements Mailbox {
       if (!e || e.diskSize > SMALL) return;
       if (this.ahead.has(n)) continue;
       // A failure (file gone) is left to retrieve's own open, which reports it before "+OK".
-      this.ahead.set(n, fsp.readFile(e.path).then((d) => (d.length <= SMALL ? d : undefined), () => undefined));
+      this.ahead.set(
+        n,
+        fsp.readFile(e.path).then(
+          (d) => (d.length <= SMALL ? d : undefined),
+          () => undefined,
+        ),
+      );
     }
   }
 

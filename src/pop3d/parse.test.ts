@@ -23,8 +23,17 @@ void test('parseCommand: keyword case, arguments, rest kept for PASS, garbage is
 
 void test('parseNumber: decimal ≥ min only', () => {
   const table: [string | undefined, number, number | null][] = [
-    ['1', 1, 1], ['0', 1, null], ['0', 0, 0], ['007', 1, 7], ['-1', 0, null], ['+1', 1, null],
-    ['1.5', 1, null], ['', 1, null], [undefined, 1, null], ['1234567890', 1, null], ['x', 0, null],
+    ['1', 1, 1],
+    ['0', 1, null],
+    ['0', 0, 0],
+    ['007', 1, 7],
+    ['-1', 0, null],
+    ['+1', 1, null],
+    ['1.5', 1, null],
+    ['', 1, null],
+    [undefined, 1, null],
+    ['1234567890', 1, null],
+    ['x', 0, null],
   ];
   for (const [s, min, want] of table) assert.equal(parseNumber(s, min), want, `${s} min ${min}`);
 });
@@ -106,18 +115,29 @@ void test('WireSizer: equals the bytes toWire sends, without the stuffed dots', 
   }
 });
 
-
 void test('parsePop3Listener: control/listeners pop3 lines', () => {
   const table: [string, ReturnType<typeof parsePop3Listener>][] = [
     ['127.0.0.1:2110 pop3', { host: '127.0.0.1', port: 2110, implicitTls: false }],
     [':995 pop3 tls=implicit maxperip=5', { host: '0.0.0.0', port: 995, implicitTls: true, maxPerIp: 5 }],
-    ['[::1]:110 pop3 plaintext=allow idle=60', { host: '::1', port: 110, implicitTls: false, plaintext: 'allow', idleTimeoutMs: 60_000 }],
-    ['127.0.0.1:110 pop3 plaintext=loopback', { host: '127.0.0.1', port: 110, implicitTls: false, plaintext: 'loopback' }],
+    [
+      '[::1]:110 pop3 plaintext=allow idle=60',
+      { host: '::1', port: 110, implicitTls: false, plaintext: 'allow', idleTimeoutMs: 60_000 },
+    ],
+    [
+      '127.0.0.1:110 pop3 plaintext=loopback',
+      { host: '127.0.0.1', port: 110, implicitTls: false, plaintext: 'loopback' },
+    ],
     ['127.0.0.1:110 pop3 plaintext=tls', { host: '127.0.0.1', port: 110, implicitTls: false, plaintext: 'tls' }],
     ['127.0.0.1:2110 smtp', 'kind "smtp" is not pop3'],
     ['127.0.0.1:99999 pop3', '"127.0.0.1:99999" is not ADDRESS:PORT'],
-    ['127.0.0.1:110 pop3 tls=yes', 'option "tls=yes" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N'],
-    ['127.0.0.1:110 pop3 idle=0', 'option "idle=0" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N'],
+    [
+      '127.0.0.1:110 pop3 tls=yes',
+      'option "tls=yes" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N',
+    ],
+    [
+      '127.0.0.1:110 pop3 idle=0',
+      'option "idle=0" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N',
+    ],
   ];
   for (const [line, want] of table) assert.deepEqual(parsePop3Listener(line), want, line);
 });

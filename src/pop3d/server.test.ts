@@ -22,8 +22,11 @@ async function fixture(extra: Partial<Pop3ServerOptions> = {}): Promise<Fixture>
   const dir = mkdtempSync(join(tmpdir(), 'quail-pop3-'));
   const maildir = makeMaildir(join(dir, 'domains', 'example.org', 'joe', 'Maildir'));
   const table = join(dir, 'users');
-  writeFileSync(table, `joe@example.org secret ${maildir}\nnobox@example.org secret ${join(dir, 'missing')}\n` +
-    `file@example.org secret ${table}\nuni@example.org pässwörd ${maildir}\n`);
+  writeFileSync(
+    table,
+    `joe@example.org secret ${maildir}\nnobox@example.org secret ${join(dir, 'missing')}\n` +
+      `file@example.org secret ${table}\nuni@example.org pässwörd ${maildir}\n`,
+  );
   const auth = new TableAuthenticator(table);
   const events: Fixture['events'] = [];
   const server = createPop3Server({
@@ -198,7 +201,10 @@ void describe('pop3d server', () => {
   });
 
   void it('input after the last answer is read and dropped, so the socket is closed (it was kept open for good)', async () => {
-    for (const last of ['QUIT', 'BOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS']) {
+    for (const last of [
+      'QUIT',
+      'BOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS',
+    ]) {
       const c = await PopClient.open(f.port);
       await c.line();
       c.write(`${last}\r\n`);
@@ -208,7 +214,10 @@ void describe('pop3d server', () => {
       c.write('NOOP\r\n');
       await c.closed();
     }
-    const closed = await Promise.race([f.server.close().then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]);
+    const closed = await Promise.race([
+      f.server.close().then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 3000)),
+    ]);
     assert.equal(closed, true, 'close() still waits for sockets the sessions left behind');
   });
 
@@ -264,7 +273,10 @@ void describe('pop3d server', () => {
     await c.cmd('QUIT');
     c = await PopClient.open(f.port);
     await c.line();
-    assert.equal(await c.cmd(`AUTH PLAIN ${b64('other@example.org\0joe@example.org\0secret')}`), '-ERR [AUTH] authentication failed');
+    assert.equal(
+      await c.cmd(`AUTH PLAIN ${b64('other@example.org\0joe@example.org\0secret')}`),
+      '-ERR [AUTH] authentication failed',
+    );
     assert.equal(await c.cmd('AUTH PLAIN'), '+ ');
     assert.equal(await c.cmd('*'), '-ERR authentication cancelled');
     assert.equal(await c.cmd('AUTH CRAM-MD5'), '-ERR unsupported SASL mechanism');
@@ -301,7 +313,7 @@ void describe('pop3d server', () => {
 });
 
 void describe('pop3d policy', () => {
-  void it('issue 12: plaintext logins need TLS, loopback included, unless the listener or the client\'s rule allows them', async () => {
+  void it("issue 12: plaintext logins need TLS, loopback included, unless the listener or the client's rule allows them", async () => {
     const { isLoopback } = await import('./index.js');
     assert.deepEqual(['127.0.0.1', '::ffff:127.0.0.5', '::1', '192.0.2.1'].map(isLoopback), [true, true, true, false]);
     // tests connect from 127.0.0.1: without a rule that is refused like any other address
@@ -394,36 +406,69 @@ void describe('pop3d policy', () => {
     }
   });
 
-  void it('a TLS handshake that never comes (after STLS, on the implicit-TLS port, cut halfway) ends at the idle timeout', { timeout: 30_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'quail-pop3tls-'));
-    const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-      '-subj', '/CN=localhost', '-days', '2'], { encoding: 'utf8' });
-    assert.equal(gen.status, 0, gen.stderr);
-    const pem = readFileSync(join(dir, 'key.pem'), 'utf8') + readFileSync(join(dir, 'cert.pem'), 'utf8');
-    const f = await fixture({ idleTimeoutMs: 300, tls: { key: pem, cert: pem } });
-    const implicit = createPop3Server({ authenticator: f.auth, tls: { key: pem, cert: pem }, implicitTls: true, idleTimeoutMs: 300 });
-    const implicitPort = (await implicit.listen(0, '127.0.0.1')).port;
-    const gone = (s: Socket): Promise<boolean> =>
-      Promise.race([new Promise<boolean>((r) => s.once('close', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
-    try {
-      const c = await PopClient.open(f.port);
-      await c.line();
-      assert.equal(await c.cmd('STLS'), '+OK begin TLS negotiation');
-      assert.equal(await gone(c.socket), true, 'STLS then silence: the session waits for a handshake for good');
-      for (const bytes of [Buffer.alloc(0), Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x01])]) {
-        const s = connect({ host: '127.0.0.1', port: implicitPort });
-        s.on('error', () => undefined);
-        s.write(bytes);
-        assert.equal(await gone(s), true, `implicit TLS, ${bytes.length} bytes then silence: the session waits for good`);
+  void it(
+    'a TLS handshake that never comes (after STLS, on the implicit-TLS port, cut halfway) ends at the idle timeout',
+    { timeout: 30_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'quail-pop3tls-'));
+      const gen = spawnSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+          '-subj',
+          '/CN=localhost',
+          '-days',
+          '2',
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.equal(gen.status, 0, gen.stderr);
+      const pem = readFileSync(join(dir, 'key.pem'), 'utf8') + readFileSync(join(dir, 'cert.pem'), 'utf8');
+      const f = await fixture({ idleTimeoutMs: 300, tls: { key: pem, cert: pem } });
+      const implicit = createPop3Server({
+        authenticator: f.auth,
+        tls: { key: pem, cert: pem },
+        implicitTls: true,
+        idleTimeoutMs: 300,
+      });
+      const implicitPort = (await implicit.listen(0, '127.0.0.1')).port;
+      const gone = (s: Socket): Promise<boolean> =>
+        Promise.race([
+          new Promise<boolean>((r) => s.once('close', () => r(true))),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+        ]);
+      try {
+        const c = await PopClient.open(f.port);
+        await c.line();
+        assert.equal(await c.cmd('STLS'), '+OK begin TLS negotiation');
+        assert.equal(await gone(c.socket), true, 'STLS then silence: the session waits for a handshake for good');
+        for (const bytes of [Buffer.alloc(0), Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x01])]) {
+          const s = connect({ host: '127.0.0.1', port: implicitPort });
+          s.on('error', () => undefined);
+          s.write(bytes);
+          assert.equal(
+            await gone(s),
+            true,
+            `implicit TLS, ${bytes.length} bytes then silence: the session waits for good`,
+          );
+        }
+        assert.equal(implicit.connections, 0);
+      } finally {
+        await implicit.close();
+        await f.server.close();
+        rmSync(f.dir, { recursive: true, force: true });
+        rmSync(dir, { recursive: true, force: true });
       }
-      assert.equal(implicit.connections, 0);
-    } finally {
-      await implicit.close();
-      await f.server.close();
-      rmSync(f.dir, { recursive: true, force: true });
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 
   void it('an unreadable cur/ is [SYS/TEMP] too (permissions; skipped when root can read anyway)', async (t) => {
     const f = await fixture();

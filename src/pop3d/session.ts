@@ -9,7 +9,15 @@ import { Reader } from '../lineio/index.js';
 import { commandLine } from './lines.js';
 import { parseCommand } from './parse.js';
 import type { LoginThrottle } from '../throttle/index.js';
-import type { Account, ClientInfo, Mailbox, MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
+import type {
+  Account,
+  ClientInfo,
+  Mailbox,
+  MailboxStore,
+  Pop3Authenticator,
+  Pop3ClientRules,
+  Pop3EventLog,
+} from './types.js';
 
 const TERMINATOR = Buffer.from('.\r\n');
 /** Longest wait for a TLS handshake (RFC 2595 gives none; smtpd allows 60 s as well). */
@@ -38,14 +46,7 @@ export interface SessionConfig {
 }
 
 export type EndReason =
-  | 'quit'
-  | 'eof'
-  | 'timeout'
-  | 'too-many-errors'
-  | 'auth-failures'
-  | 'tls-failed'
-  | 'write-failed'
-  | 'shutdown';
+  'quit' | 'eof' | 'timeout' | 'too-many-errors' | 'auth-failures' | 'tls-failed' | 'write-failed' | 'shutdown';
 
 export interface SessionSummary {
   readonly login?: string | undefined;
@@ -165,7 +166,9 @@ export class Session {
       once(tls, 'error').then(() => false),
       once(tls, 'close').then(() => false),
       once(tls, 'end').then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(this.config.idleTimeoutMs, HANDSHAKE_MS)))),
+      new Promise<boolean>(
+        (resolve) => (timer = setTimeout(() => resolve(false), Math.min(this.config.idleTimeoutMs, HANDSHAKE_MS))),
+      ),
     ]).catch(() => false);
     clearTimeout(timer);
     if (!ok) {
@@ -279,4 +282,3 @@ const DRAIN_MS = 10_000;
 function isKnownVerb(verb: string): boolean {
   return verb in AUTHORIZATION || verb in TRANSACTION;
 }
-

@@ -67,7 +67,10 @@ function freshState(bodyLines: number | undefined): WireState {
 }
 
 /** The message on the wire, chunk by chunk (never the whole message at once); ends with CRLF. */
-export async function* toWire(source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, bodyLines?: number): AsyncGenerator<Buffer> {
+export async function* toWire(
+  source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  bodyLines?: number,
+): AsyncGenerator<Buffer> {
   const st = freshState(bodyLines);
   for await (const raw of source) {
     const chunk = typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw;

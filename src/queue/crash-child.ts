@@ -16,7 +16,12 @@ async function one(n: number): Promise<void> {
   const data = randomBytes(size);
   const chunks: Buffer[] = [];
   for (let i = 0; i < size; i += 16384) chunks.push(data.subarray(i, i + 16384));
-  const id = await q.inject({ sender: `s${n}@x`, recipients: [`r${n}@y`], data: Readable.from(chunks), injector: { kind: 'uid', uid: 0 } });
+  const id = await q.inject({
+    sender: `s${n}@x`,
+    recipients: [`r${n}@y`],
+    data: Readable.from(chunks),
+    injector: { kind: 'uid', uid: 0 },
+  });
   process.stdout.write(`ok ${id} ${createHash('sha256').update(data).digest('hex')}\n`);
 }
 

@@ -67,7 +67,13 @@ void test('crash: SIGKILL at random moments, several writers at once; acknowledg
         const file = readFileSync(q.messagePath(id as QueueId));
         const nl = file.indexOf(10);
         assert.match(file.subarray(0, nl + 1).toString('latin1'), /^Received: \(qmail \d+ invoked by uid 0\); /);
-        assert.equal(createHash('sha256').update(file.subarray(nl + 1)).digest('hex'), sum, `content of ${id}`);
+        assert.equal(
+          createHash('sha256')
+            .update(file.subarray(nl + 1))
+            .digest('hex'),
+          sum,
+          `content of ${id}`,
+        );
       }
       // every visible message is complete: recover --verify checked each against its checksum (kept == visible)
       assert.equal(rep.kept, ids.size);

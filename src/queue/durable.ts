@@ -23,7 +23,7 @@ export function errCode(err: unknown): string | undefined {
 export function queueError(what: string, err: unknown): QuailError {
   if (err instanceof QuailError) return err;
   const code = errCode(err);
-  const why = (code && EXPLAIN[code]) ?? (errText(err));
+  const why = (code && EXPLAIN[code]) ?? errText(err);
   return new QuailError(`${what}: ${why}${code ? ` (${code})` : ''}`, true, '4.3.0', { cause: err });
 }
 

@@ -45,7 +45,8 @@ function decodeRecipient(x: unknown): RecipientState | string {
   if (typeof status !== 'string' || !STATUSES.has(status)) return 'recipient.status';
   if (!isNat(attempts)) return 'recipient.attempts';
   if (nextAttempt !== undefined && !isNat(nextAttempt)) return 'recipient.nextAttempt';
-  if (lastResult !== undefined && (typeof lastResult !== 'string' || !RESULTS.has(lastResult))) return 'recipient.lastResult';
+  if (lastResult !== undefined && (typeof lastResult !== 'string' || !RESULTS.has(lastResult)))
+    return 'recipient.lastResult';
   if (lastReport !== undefined && typeof lastReport !== 'string') return 'recipient.lastReport';
   return {
     original,

@@ -11,10 +11,15 @@ import { openQueue } from './index.js';
 
 function mountTiny(dir: string): string | undefined {
   const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { encoding: 'utf8' });
-  return r.status === 0 ? undefined : `cannot mount a tmpfs here (${(r.stderr || r.error?.message || 'not root').trim()})`;
+  return r.status === 0
+    ? undefined
+    : `cannot mount a tmpfs here (${(r.stderr || r.error?.message || 'not root').trim()})`;
 }
 const umount = (dir: string): void => void spawnSync('umount', [dir]);
-const temp = (re: RegExp) => (e: unknown): boolean => e instanceof QuailError && e.temporary && re.test(e.message);
+const temp =
+  (re: RegExp) =>
+  (e: unknown): boolean =>
+    e instanceof QuailError && e.temporary && re.test(e.message);
 
 void test('ENOSPC: a full queue file system is a clear temporary error and leaves no message', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'quail-enospc-'));
@@ -29,12 +34,22 @@ void test('ENOSPC: a full queue file system is a clear temporary error and leave
   try {
     const q = await openQueue(root);
     await assert.rejects(
-      q.inject({ sender: 'a@x', recipients: ['b@y'], data: Buffer.alloc(200_000, 0x41), injector: { kind: 'uid', uid: 0 } }),
+      q.inject({
+        sender: 'a@x',
+        recipients: ['b@y'],
+        data: Buffer.alloc(200_000, 0x41),
+        injector: { kind: 'uid', uid: 0 },
+      }),
       temp(/queue file system is full \(ENOSPC\)/),
     );
     for (const d of ['tmp', 'mess', 'env']) assert.deepEqual(readdirSync(join(qdir, d)), [], d);
     // the space was given back: a small message fits
-    const id = await q.inject({ sender: 'a@x', recipients: ['b@y'], data: Buffer.from('small\n'), injector: { kind: 'network' } });
+    const id = await q.inject({
+      sender: 'a@x',
+      recipients: ['b@y'],
+      data: Buffer.from('small\n'),
+      injector: { kind: 'network' },
+    });
     assert.deepEqual(await q.ids(), [id]);
   } finally {
     umount(qdir);

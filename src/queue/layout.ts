@@ -19,7 +19,8 @@ export function isQueueId(s: string): s is QueueId {
 
 /** Checks an id given by a user or a file; throws a permanent error for anything else. */
 export function toQueueId(s: string): QueueId {
-  if (!isQueueId(s)) throw new QuailError(`not a queue id: ${JSON.stringify(s)} (expected like 0lb3k9a2x-3f9q0c1m2n4p)`, false);
+  if (!isQueueId(s))
+    throw new QuailError(`not a queue id: ${JSON.stringify(s)} (expected like 0lb3k9a2x-3f9q0c1m2n4p)`, false);
   return s;
 }
 

@@ -1,7 +1,17 @@
 // Recovery tests: each intermediate state of docs/QUEUE.md crafted on disk, recover run, outcome asserted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync, linkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  linkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -28,7 +38,10 @@ async function world(): Promise<World> {
     q,
     ls: (d) => readdirSync(join(q.dir, d)).sort(),
     p: (...parts) => join(q.dir, ...parts),
-    done: () => { q.close(); rmSync(root, { recursive: true, force: true }); },
+    done: () => {
+      q.close();
+      rmSync(root, { recursive: true, force: true });
+    },
   };
 }
 
@@ -155,15 +168,29 @@ void test('recover: damaged files go to corrupt/, never deleted', async () => {
     assert.equal(rep.kept, 1);
     assert.deepEqual(w.ls('env'), [good]);
     assert.deepEqual(w.ls('mess'), [good]);
-    assert.deepEqual(w.ls('corrupt'), [
-      `${badJson}.env`, `${badJson}.mess`, `${badVersion}.env`, `${badVersion}.mess`,
-      `${noMess}.env`, `${noEnv}.mess`, `${shortened}.env`, `${shortened}.mess`, 'env.README', 'tmp.stray-file',
-    ].sort());
+    assert.deepEqual(
+      w.ls('corrupt'),
+      [
+        `${badJson}.env`,
+        `${badJson}.mess`,
+        `${badVersion}.env`,
+        `${badVersion}.mess`,
+        `${noMess}.env`,
+        `${noEnv}.mess`,
+        `${shortened}.env`,
+        `${shortened}.mess`,
+        'env.README',
+        'tmp.stray-file',
+      ].sort(),
+    );
     assert.equal(readFileSync(w.p('corrupt', `${noEnv}.mess`), 'utf8'), 'four\n');
     assert.equal(rep.corrupt.length, 10);
     // idempotent
     const again = await w.q.recover();
-    assert.deepEqual({ kept: again.kept, corrupt: again.corrupt, undone: again.undone }, { kept: 1, corrupt: [], undone: [] });
+    assert.deepEqual(
+      { kept: again.kept, corrupt: again.corrupt, undone: again.undone },
+      { kept: 1, corrupt: [], undone: [] },
+    );
   } finally {
     w.done();
   }

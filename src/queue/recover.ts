@@ -148,7 +148,10 @@ export async function recoverListed(q: FileQueue, listing: QueueListing, opts: R
 
   const envIds = new Set<QueueId>();
   for (const name of envNames) if (isQueueId(name)) envIds.add(name);
-  await unexplained('env', envNames.filter((n) => !isQueueId(n)));
+  await unexplained(
+    'env',
+    envNames.filter((n) => !isQueueId(n)),
+  );
 
   // D: the removal was decided; finish it (trash/ is authoritative over a resurrected env/).
   const trashed = new Set<QueueId>();

@@ -14,25 +14,49 @@ const CLOCK = Date.UTC(2026, 10, 22, 3, 1, 2); // 22 Nov 2026 03:01:02 UTC
 async function fresh(clock: () => number = () => CLOCK): Promise<{ root: string; q: FileQueue; done: () => void }> {
   const root = mkdtempSync(join(tmpdir(), 'quail-queue-'));
   const q = await openQueue(root, { clock });
-  return { root, q, done: () => { q.close(); rmSync(root, { recursive: true, force: true }); } };
+  return {
+    root,
+    q,
+    done: () => {
+      q.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
 
 void test('receivedLine: one per injector, none for network (D.7.4, F.6)', () => {
-  assert.equal(receivedLine({ kind: 'uid', uid: 42001 }, 77, CLOCK), 'Received: (qmail 77 invoked by uid 42001); 22 Nov 2026 03:01:02 -0000\n');
-  assert.equal(receivedLine({ kind: 'alias' }, 5, CLOCK), 'Received: (qmail 5 invoked by alias); 22 Nov 2026 03:01:02 -0000\n');
-  assert.equal(receivedLine({ kind: 'bounce' }, 5, CLOCK), 'Received: (qmail 5 invoked for bounce); 22 Nov 2026 03:01:02 -0000\n');
+  assert.equal(
+    receivedLine({ kind: 'uid', uid: 42001 }, 77, CLOCK),
+    'Received: (qmail 77 invoked by uid 42001); 22 Nov 2026 03:01:02 -0000\n',
+  );
+  assert.equal(
+    receivedLine({ kind: 'alias' }, 5, CLOCK),
+    'Received: (qmail 5 invoked by alias); 22 Nov 2026 03:01:02 -0000\n',
+  );
+  assert.equal(
+    receivedLine({ kind: 'bounce' }, 5, CLOCK),
+    'Received: (qmail 5 invoked for bounce); 22 Nov 2026 03:01:02 -0000\n',
+  );
   assert.equal(receivedLine({ kind: 'network' }, 5, CLOCK), '');
 });
 
 void test('ids: portable shape, time-ordered, unique, path-safe', async () => {
   const { q, done } = await fresh();
   try {
-    const a = await q.inject({ sender: 'a@x', recipients: ['b@y'], data: Buffer.from('x\n'), injector: { kind: 'network' } });
+    const a = await q.inject({
+      sender: 'a@x',
+      recipients: ['b@y'],
+      data: Buffer.from('x\n'),
+      injector: { kind: 'network' },
+    });
     assert.ok(isQueueId(a));
     assert.equal(idTime(a), CLOCK);
     assert.equal(toQueueId(a), a);
     for (const bad of ['../etc/passwd', '', '123', `${a}/`, a.toUpperCase()]) {
-      assert.throws(() => toQueueId(bad), (e: unknown) => e instanceof QuailError && !e.temporary);
+      assert.throws(
+        () => toQueueId(bad),
+        (e: unknown) => e instanceof QuailError && !e.temporary,
+      );
     }
   } finally {
     done();
@@ -42,7 +66,15 @@ void test('ids: portable shape, time-ordered, unique, path-safe', async () => {
   const later = await fresh(() => (t += 1000));
   try {
     const ids: QueueId[] = [];
-    for (let i = 0; i < 20; i++) ids.push(await later.q.inject({ sender: '', recipients: ['r@x'], data: Buffer.from(`${i}\n`), injector: { kind: 'bounce' } }));
+    for (let i = 0; i < 20; i++)
+      ids.push(
+        await later.q.inject({
+          sender: '',
+          recipients: ['r@x'],
+          data: Buffer.from(`${i}\n`),
+          injector: { kind: 'bounce' },
+        }),
+      );
     for (const id of ids) seen.add(id);
     assert.equal(seen.size, 20);
     assert.deepEqual(await later.q.ids(), ids); // oldest first
@@ -90,9 +122,16 @@ void test('inject: streamed data behind the Received line; envelope fields; file
 void test('inject: a failing data stream is temporary and leaves nothing', async () => {
   const { q, done } = await fresh();
   try {
-    const bad = new Readable({ read() { this.push(Buffer.from('partial\n')); this.destroy(new Error('client went away')); } });
-    await assert.rejects(q.inject({ sender: 'a@x', recipients: ['b@y'], data: bad, injector: { kind: 'network' } }),
-      (e: unknown) => e instanceof QuailError && e.temporary && /client went away/.test(e.message));
+    const bad = new Readable({
+      read() {
+        this.push(Buffer.from('partial\n'));
+        this.destroy(new Error('client went away'));
+      },
+    });
+    await assert.rejects(
+      q.inject({ sender: 'a@x', recipients: ['b@y'], data: bad, injector: { kind: 'network' } }),
+      (e: unknown) => e instanceof QuailError && e.temporary && /client went away/.test(e.message),
+    );
     for (const d of ['tmp', 'mess', 'env']) assert.deepEqual(readdirSync(join(q.dir, d)), [], d);
   } finally {
     done();
@@ -102,10 +141,32 @@ void test('inject: a failing data stream is temporary and leaves nothing', async
 void test('updateRecipients, setHeld, remove: state transitions on disk', async () => {
   const { q, root, done } = await fresh();
   try {
-    const id = await q.inject({ sender: 's@x', recipients: ['a@y', 'b@z'], data: Buffer.from('hi\n'), injector: { kind: 'alias' } });
+    const id = await q.inject({
+      sender: 's@x',
+      recipients: ['a@y', 'b@z'],
+      data: Buffer.from('hi\n'),
+      injector: { kind: 'alias' },
+    });
     await q.updateRecipients(id, [
-      { original: 'a@y', channel: 'remote', address: 'a@y', status: 'pending', attempts: 1, nextAttempt: 123, lastResult: 'deferral', lastReport: 'Connection refused. (#4.4.1)' },
-      { original: 'b@z', channel: 'local', address: 'z-b@z', status: 'done', attempts: 1, lastResult: 'success', lastReport: 'did 1+0+0' },
+      {
+        original: 'a@y',
+        channel: 'remote',
+        address: 'a@y',
+        status: 'pending',
+        attempts: 1,
+        nextAttempt: 123,
+        lastResult: 'deferral',
+        lastReport: 'Connection refused. (#4.4.1)',
+      },
+      {
+        original: 'b@z',
+        channel: 'local',
+        address: 'z-b@z',
+        status: 'done',
+        attempts: 1,
+        lastResult: 'success',
+        lastReport: 'did 1+0+0',
+      },
     ]);
     await q.setHeld(id, true);
     // a second store (another process's view) sees the durable state
@@ -133,7 +194,12 @@ void test('updateRecipients, setHeld, remove: state transitions on disk', async 
 void test('concurrent updates of one id in a process are serialized (no lost update)', async () => {
   const { q, done } = await fresh();
   try {
-    const id = await q.inject({ sender: 's@x', recipients: ['a@y'], data: Buffer.from('hi\n'), injector: { kind: 'network' } });
+    const id = await q.inject({
+      sender: 's@x',
+      recipients: ['a@y'],
+      data: Buffer.from('hi\n'),
+      injector: { kind: 'network' },
+    });
     await Promise.all([
       q.setHeld(id, true),
       q.updateRecipients(id, [{ original: 'a@y', status: 'pending', attempts: 3 }]),
@@ -151,7 +217,16 @@ void test('hundreds of parallel injects: all readable and intact; directory fsyn
   try {
     const N = 300;
     const bodies = Array.from({ length: N }, (_, i) => `Subject: n${i}\n\n${'x'.repeat(i * 37)}\n`);
-    const ids = await Promise.all(bodies.map((b, i) => q.inject({ sender: `s${i}@x`, recipients: [`r${i}@y`], data: Readable.from([Buffer.from(b)]), injector: { kind: 'network' } })));
+    const ids = await Promise.all(
+      bodies.map((b, i) =>
+        q.inject({
+          sender: `s${i}@x`,
+          recipients: [`r${i}@y`],
+          data: Readable.from([Buffer.from(b)]),
+          injector: { kind: 'network' },
+        }),
+      ),
+    );
     assert.equal(new Set(ids).size, N);
     assert.equal((await q.ids()).length, N);
     for (let i = 0; i < N; i++) {
@@ -179,11 +254,14 @@ void test('watch/trigger: flush with a domain reaches a watcher of another store
       got.push(domain ? `${what} ${domain}` : what);
       wake();
     });
-    const until = (want: string): Promise<void> => new Promise((res) => {
-      const check = (): void => { if (got.includes(want)) res(); };
-      wake = check;
-      check();
-    });
+    const until = (want: string): Promise<void> =>
+      new Promise((res) => {
+        const check = (): void => {
+          if (got.includes(want)) res();
+        };
+        wake = check;
+        check();
+      });
     assert.equal(await other.triggerCounted('flush', 'example.com'), 1);
     await until('flush example.com');
     await other.inject({ sender: 'a@x', recipients: ['b@y'], data: Buffer.from('x\n'), injector: { kind: 'network' } });
@@ -200,8 +278,10 @@ void test('watch/trigger: flush with a domain reaches a watcher of another store
 void test('openQueue create:false: a missing queue is a clear temporary error', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-queue-'));
   try {
-    await assert.rejects(openQueue(join(root, 'nope'), { create: false }),
-      (e: unknown) => e instanceof QuailError && e.temporary && /no queue at .*quail init/.test(e.message));
+    await assert.rejects(
+      openQueue(join(root, 'nope'), { create: false }),
+      (e: unknown) => e instanceof QuailError && e.temporary && /no queue at .*quail init/.test(e.message),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -6,7 +6,16 @@ import type { Readable } from 'node:stream';
 import { QuailError } from '../address/index.js';
 import type { NewMessage, QueueId, QueueStore, QueuedMessage, RecipientState, WakeListener } from './types.js';
 import { Layout, SUBDIRS, isQueueId, newQueueId } from './layout.js';
-import { DirSyncer, type Owner, errCode, exists, moveToCorrupt, queueError, unlinkQuiet, writeSynced } from './durable.js';
+import {
+  DirSyncer,
+  type Owner,
+  errCode,
+  exists,
+  moveToCorrupt,
+  queueError,
+  unlinkQuiet,
+  writeSynced,
+} from './durable.js';
 import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued } from './envelope.js';
 import { Waker } from './wake.js';
 import { type RecoverOptions, type RecoverReport, recoverQueue } from './recover.js';
@@ -297,10 +306,11 @@ async function writeMessage(
   // the loop below sees it as a failed (errored or prematurely closed) stream and throws.
   if (!Buffer.isBuffer(data)) data.on('error', () => undefined);
   const fh = await open(path, 'wx', 0o600);
-  if (owner) await fh.chown(owner.uid, owner.gid).catch(async (err: unknown) => {
-    await fh.close();
-    throw err;
-  });
+  if (owner)
+    await fh.chown(owner.uid, owner.gid).catch(async (err: unknown) => {
+      await fh.close();
+      throw err;
+    });
   const hash = createHash('sha256');
   let size = 0;
   const put = async (b: Buffer): Promise<void> => {
@@ -313,7 +323,13 @@ async function writeMessage(
     if (Buffer.isBuffer(data)) await put(data);
     else
       for await (const chunk of data as AsyncIterable<unknown>) {
-        await put(Buffer.isBuffer(chunk) ? chunk : typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+        await put(
+          Buffer.isBuffer(chunk)
+            ? chunk
+            : typeof chunk === 'string'
+              ? Buffer.from(chunk)
+              : Buffer.from(chunk as Uint8Array),
+        );
       }
     await fh.datasync();
   } finally {

@@ -20,12 +20,38 @@ void test('export then import into another root: births, states, held, meta kept
   try {
     const ids: QueueId[] = [];
     for (let i = 0; i < 5; i++) {
-      ids.push(await a.inject({ sender: `s${i}@x`, recipients: [`r${i}@y`, `q${i}@z`], data: Buffer.from(`Subject: ${i}\n\n${'\u00e9'.repeat(i * 1000)}\n\n`), injector: { kind: 'uid', uid: 7 }, meta: { origin: 'smtp' }, queueName: i === 4 ? 'bulk' : 'default' }));
+      ids.push(
+        await a.inject({
+          sender: `s${i}@x`,
+          recipients: [`r${i}@y`, `q${i}@z`],
+          data: Buffer.from(`Subject: ${i}\n\n${'\u00e9'.repeat(i * 1000)}\n\n`),
+          injector: { kind: 'uid', uid: 7 },
+          meta: { origin: 'smtp' },
+          queueName: i === 4 ? 'bulk' : 'default',
+        }),
+      );
     }
     const id0 = ids[0] as QueueId;
     await a.updateRecipients(id0, [
-      { original: 'r0@y', channel: 'remote', address: 'r0@y', status: 'pending', attempts: 2, nextAttempt: 1767225999, lastResult: 'deferral', lastReport: 'Sorry, I wasn\'t able to establish an SMTP connection. (#4.4.1)' },
-      { original: 'q0@z', channel: 'local', address: 'q0@z', status: 'done', attempts: 1, lastResult: 'success', lastReport: 'did 1+0+0' },
+      {
+        original: 'r0@y',
+        channel: 'remote',
+        address: 'r0@y',
+        status: 'pending',
+        attempts: 2,
+        nextAttempt: 1767225999,
+        lastResult: 'deferral',
+        lastReport: "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)",
+      },
+      {
+        original: 'q0@z',
+        channel: 'local',
+        address: 'q0@z',
+        status: 'done',
+        attempts: 1,
+        lastResult: 'success',
+        lastReport: 'did 1+0+0',
+      },
     ]);
     await a.setHeld(ids[1] as QueueId, true);
     const file = join(dir, 'export.q');
@@ -45,7 +71,7 @@ void test('export then import into another root: births, states, held, meta kept
     }
     const m0 = await b.read(id0);
     assert.equal(m0?.recipients[0]?.status, 'pending');
-    assert.equal(m0?.recipients[0]?.lastReport, 'Sorry, I wasn\'t able to establish an SMTP connection. (#4.4.1)');
+    assert.equal(m0?.recipients[0]?.lastReport, "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)");
     assert.equal(m0?.recipients[1]?.status, 'done');
     assert.equal((await b.read(ids[1] as QueueId))?.held, true);
     assert.equal((await b.read(ids[4] as QueueId))?.queueName, 'bulk');
@@ -71,8 +97,18 @@ void test('export then import into another root: births, states, held, meta kept
 void test('export of selected ids; damaged and truncated export files are refused with a clear text', async () => {
   const { a, b, dir, done } = await two();
   try {
-    const x = await a.inject({ sender: 's@x', recipients: ['r@y'], data: Buffer.from('first message\n'), injector: { kind: 'network' } });
-    const y = await a.inject({ sender: 's@x', recipients: ['r@y'], data: Buffer.from('second message\n'), injector: { kind: 'network' } });
+    const x = await a.inject({
+      sender: 's@x',
+      recipients: ['r@y'],
+      data: Buffer.from('first message\n'),
+      injector: { kind: 'network' },
+    });
+    const y = await a.inject({
+      sender: 's@x',
+      recipients: ['r@y'],
+      data: Buffer.from('second message\n'),
+      injector: { kind: 'network' },
+    });
     const sel = join(dir, 'sel.q');
     assert.deepEqual((await exportQueue(a, sel, [y])).ids, [y]);
     assert.deepEqual((await a.ids()).length, 2); // without --delete the source keeps them
@@ -81,17 +117,26 @@ void test('export of selected ids; damaged and truncated export files are refuse
     await exportQueue(a, all);
     const flipped = join(dir, 'flipped.q');
     writeFileSync(flipped, readFileSync(all, 'latin1').replace('second message', 'secend message'), 'latin1');
-    await assert.rejects(importQueue(b, flipped), (e: unknown) => e instanceof QuailError && !e.temporary && /sha256 mismatch/.test(e.message));
+    await assert.rejects(
+      importQueue(b, flipped),
+      (e: unknown) => e instanceof QuailError && !e.temporary && /sha256 mismatch/.test(e.message),
+    );
     assert.deepEqual(await b.ids(), [x]); // the verified message before the damage is in
 
     const cut = join(dir, 'cut.q');
     writeFileSync(cut, readFileSync(all));
     truncateSync(cut, statSync(cut).size - 5);
     const c = await openQueue(join(dir, 'c'));
-    await assert.rejects(importQueue(c, cut), (e: unknown) => e instanceof QuailError && /damaged export file: (truncated|end record)/.test(e.message));
+    await assert.rejects(
+      importQueue(c, cut),
+      (e: unknown) => e instanceof QuailError && /damaged export file: (truncated|end record)/.test(e.message),
+    );
 
     writeFileSync(join(dir, 'junk.q'), 'hello\n');
-    await assert.rejects(importQueue(c, join(dir, 'junk.q')), (e: unknown) => e instanceof QuailError && /not a quail queue export/.test(e.message));
+    await assert.rejects(
+      importQueue(c, join(dir, 'junk.q')),
+      (e: unknown) => e instanceof QuailError && /not a quail queue export/.test(e.message),
+    );
     assert.equal((await c.ids()).length, 2); // only the end record was cut: both messages were complete
     const d = await openQueue(join(dir, 'd'));
     assert.deepEqual((await importQueue(d, sel)).ids, [y]);

@@ -18,7 +18,12 @@ export interface ExportResult {
 }
 
 /** Writes the messages (all, or `ids`) to `file` (must not exist), fsynced; with `remove`, then removes them. */
-export async function exportQueue(q: FileQueue, file: string, ids?: readonly QueueId[], remove = false): Promise<ExportResult> {
+export async function exportQueue(
+  q: FileQueue,
+  file: string,
+  ids?: readonly QueueId[],
+  remove = false,
+): Promise<ExportResult> {
   const wanted = ids ?? (await q.ids());
   let fh: FileHandle;
   try {
@@ -36,7 +41,12 @@ export async function exportQueue(q: FileQueue, file: string, ids?: readonly Que
         if (ids) throw new QuailError(`message ${id} is not in the queue`, false);
         continue; // removed while we worked
       }
-      await writeAll(fh, Buffer.from(`${JSON.stringify({ type: 'message', envelope: envelopeObject(e), bytes: e.size, sha256: e.sha256 })}\n`));
+      await writeAll(
+        fh,
+        Buffer.from(
+          `${JSON.stringify({ type: 'message', envelope: envelopeObject(e), bytes: e.size, sha256: e.sha256 })}\n`,
+        ),
+      );
       await copyMessage(q.messagePath(id), fh, e);
       await writeAll(fh, Buffer.from('\n'));
       done.push(id);
@@ -72,7 +82,10 @@ async function copyMessage(path: string, out: FileHandle, e: Envelope): Promise<
     await fh.close();
   }
   if (total !== e.size || hash.digest('hex') !== e.sha256) {
-    throw new QuailError(`message ${e.id} does not match its envelope (size or sha256): run quail queue recover --verify`, false);
+    throw new QuailError(
+      `message ${e.id} does not match its envelope (size or sha256): run quail queue recover --verify`,
+      false,
+    );
   }
 }
 
@@ -138,10 +151,12 @@ export async function importQueue(q: FileQueue, file: string): Promise<ImportRes
   const res: ImportResult = { ids: [], renamed: [] };
   try {
     const r = new Reader(fh);
-    if ((await r.line()) !== EXPORT_MAGIC) throw damaged(`not a quail queue export (first line is not "${EXPORT_MAGIC}")`);
+    if ((await r.line()) !== EXPORT_MAGIC)
+      throw damaged(`not a quail queue export (first line is not "${EXPORT_MAGIC}")`);
     for (;;) {
       const line = await r.line();
-      if (line === undefined) throw damaged(`truncated after ${res.ids.length} messages (no end record); those were imported`);
+      if (line === undefined)
+        throw damaged(`truncated after ${res.ids.length} messages (no end record); those were imported`);
       let rec: unknown;
       try {
         rec = JSON.parse(line);
@@ -151,13 +166,15 @@ export async function importQueue(q: FileQueue, file: string): Promise<ImportRes
       if (typeof rec !== 'object' || rec === null) throw damaged('record is not an object');
       const o = rec as Record<string, unknown>;
       if (o['type'] === 'end') {
-        if (o['messages'] !== res.ids.length) throw damaged(`end record says ${String(o['messages'])} messages, found ${res.ids.length}`);
+        if (o['messages'] !== res.ids.length)
+          throw damaged(`end record says ${String(o['messages'])} messages, found ${res.ids.length}`);
         break;
       }
       if (o['type'] !== 'message') throw damaged(`unknown record type ${JSON.stringify(o['type'])}`);
       const e = decodeEnvelopeObject(o['envelope']);
       if (typeof e === 'string') throw damaged(`envelope: ${e}`);
-      if (o['bytes'] !== e.size || o['sha256'] !== e.sha256) throw damaged(`message ${e.id}: record and envelope disagree`);
+      if (o['bytes'] !== e.size || o['sha256'] !== e.sha256)
+        throw damaged(`message ${e.id}: record and envelope disagree`);
       await importOne(q, r, e, res);
       if ((await r.line()) !== '') throw damaged(`message ${e.id}: no newline after the data`);
     }

@@ -11,10 +11,16 @@ const OWNER = { uid: 54321, gid: 54322 }; // an account that is not root (numeri
 
 /** Runs a node process as OWNER that connects to `sock` and writes `line`; resolves with its exit code. */
 function sendAs(sock: string, line: string): Promise<number | null> {
-  const script = `const s=require('node:net').createConnection(${JSON.stringify(sock)});` +
+  const script =
+    `const s=require('node:net').createConnection(${JSON.stringify(sock)});` +
     `s.on('connect',()=>s.end(${JSON.stringify(line)}));s.on('error',(e)=>{console.error(e.code);process.exit(3)});`;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', script], { uid: OWNER.uid, gid: OWNER.gid, stdio: 'inherit', cwd: '/' });
+    const child = spawn(process.execPath, ['-e', script], {
+      uid: OWNER.uid,
+      gid: OWNER.gid,
+      stdio: 'inherit',
+      cwd: '/',
+    });
     child.on('exit', (code) => resolve(code));
   });
 }

@@ -13,7 +13,9 @@ const compiled = (rules: readonly ReplyRule[]): Array<{ rule: ReplyRule; re: Reg
   rules.map((rule) => ({ rule, re: new RegExp(rule.pattern, 'i') }));
 
 /** A classifier for a rule set (the built-in REPLY_RULES by default). */
-export function makeClassifier(rules: readonly ReplyRule[] = REPLY_RULES): (code: number, lines: readonly string[]) => Classification {
+export function makeClassifier(
+  rules: readonly ReplyRule[] = REPLY_RULES,
+): (code: number, lines: readonly string[]) => Classification {
   const table = compiled(rules);
   return (code, lines) => {
     const byCode: 'temporary' | 'permanent' = code >= 500 && code < 600 ? 'permanent' : 'temporary';
@@ -31,7 +33,10 @@ export const classifyReply = makeClassifier();
 
 /** A line of control/replyrules that does not parse: the message says which line and why. */
 export class ReplyRulesError extends Error {
-  constructor(readonly line: number, why: string) {
+  constructor(
+    readonly line: number,
+    why: string,
+  ) {
     super(`control/replyrules line ${line}: ${why}`);
     this.name = 'ReplyRulesError';
   }
@@ -47,9 +52,12 @@ export function parseReplyRules(lines: readonly string[]): ReplyRule[] {
     const [classes, result, category] = parts;
     const pattern = parts.slice(3).join(':');
     if (parts.length < 4) throw new ReplyRulesError(i + 1, 'expected CLASSES:RESULT:CATEGORY:PATTERN');
-    if (classes !== '4' && classes !== '5' && classes !== '45') throw new ReplyRulesError(i + 1, `classes must be 4, 5 or 45, not "${classes ?? ''}"`);
-    if (result !== 'temporary' && result !== 'permanent') throw new ReplyRulesError(i + 1, `result must be temporary or permanent, not "${result ?? ''}"`);
-    if (category === undefined || !/^[A-Za-z0-9._-]+$/.test(category)) throw new ReplyRulesError(i + 1, 'category must be a word (letters, digits, . _ -)');
+    if (classes !== '4' && classes !== '5' && classes !== '45')
+      throw new ReplyRulesError(i + 1, `classes must be 4, 5 or 45, not "${classes ?? ''}"`);
+    if (result !== 'temporary' && result !== 'permanent')
+      throw new ReplyRulesError(i + 1, `result must be temporary or permanent, not "${result ?? ''}"`);
+    if (category === undefined || !/^[A-Za-z0-9._-]+$/.test(category))
+      throw new ReplyRulesError(i + 1, 'category must be a word (letters, digits, . _ -)');
     if (pattern === '') throw new ReplyRulesError(i + 1, 'the pattern is empty');
     try {
       new RegExp(pattern, 'i');

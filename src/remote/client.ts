@@ -24,7 +24,12 @@ export type ConnectFailure = 'timeout' | 'refused';
  * Opens a TCP connection within `timeoutMs`, from `localAddress` when given (control/outgoingip).
  * Resolves the socket, or why none could be made.
  */
-export function openSocket(ip: string, port: number, timeoutMs: number, localAddress?: string): Promise<Socket | ConnectFailure> {
+export function openSocket(
+  ip: string,
+  port: number,
+  timeoutMs: number,
+  localAddress?: string,
+): Promise<Socket | ConnectFailure> {
   return new Promise((resolve) => {
     const sock = connect({ host: ip, port, ...(localAddress !== undefined ? { localAddress } : {}) });
     const timer = setTimeout(() => {
@@ -38,7 +43,9 @@ export function openSocket(ip: string, port: number, timeoutMs: number, localAdd
     sock.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       sock.destroy();
-      resolve(err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' ? 'timeout' : 'refused');
+      resolve(
+        err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' ? 'timeout' : 'refused',
+      );
     });
   });
 }
@@ -63,7 +70,10 @@ export class SmtpClient {
 
   private sock: Socket;
 
-  constructor(sock: Socket, private readonly timeoutMs: number) {
+  constructor(
+    sock: Socket,
+    private readonly timeoutMs: number,
+  ) {
     this.sock = sock;
     this.attach(sock);
   }

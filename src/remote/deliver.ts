@@ -94,12 +94,18 @@ export async function deliverRemote(job: RemoteJob, opts: RemoteOptions): Promis
  * in order. The jobs must share sender, message file and the host after the last `@` (the caller groups);
  * a job that does not is delivered in a transaction of its own. Never throws.
  */
-export async function deliverBatch(jobs: readonly RemoteJob[], opts: RemoteOptions, extras: DeliverExtras = {}): Promise<DeliveryResult[]> {
+export async function deliverBatch(
+  jobs: readonly RemoteJob[],
+  opts: RemoteOptions,
+  extras: DeliverExtras = {},
+): Promise<DeliveryResult[]> {
   const first = jobs[0];
   if (first === undefined) return [];
   const host = asciiLower(splitAddress(first.recipient).domain);
   const same = (j: RemoteJob): boolean =>
-    j.sender === first.sender && j.messagePath === first.messagePath && asciiLower(splitAddress(j.recipient).domain) === host;
+    j.sender === first.sender &&
+    j.messagePath === first.messagePath &&
+    asciiLower(splitAddress(j.recipient).domain) === host;
   if (!jobs.every(same)) {
     return (await Promise.all(jobs.map((j) => deliverBatch([j], opts, extras)))).flat();
   }
@@ -111,7 +117,12 @@ export async function deliverBatch(jobs: readonly RemoteJob[], opts: RemoteOptio
   }
 }
 
-async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOptions, extras: DeliverExtras): Promise<DeliveryResult[]> {
+async function deliver(
+  host: string,
+  jobs: readonly RemoteJob[],
+  opts: RemoteOptions,
+  extras: DeliverExtras,
+): Promise<DeliveryResult[]> {
   const all = (r: DeliveryResult): DeliveryResult[] => jobs.map(() => r);
   // The host as written (qmail compares smtproutes case-insensitively; the DNS does not care).
   const settings = readSettings(opts.control, host);
@@ -130,7 +141,11 @@ async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOpt
   if (resolved.kind === 'temporary') return all(deferral(resolved.report));
   if (resolved.kind === 'permanent') return all({ result: 'failure', report: resolved.report });
   const port = settings.route.kind === 'relay' ? settings.route.port : (opts.mxPort ?? 25);
-  const env: Envelope = { sender: jobs[0]?.sender ?? '', recipients: jobs.map((j) => j.recipient), messagePath: jobs[0]?.messagePath ?? '' };
+  const env: Envelope = {
+    sender: jobs[0]?.sender ?? '',
+    recipients: jobs.map((j) => j.recipient),
+    messagePath: jobs[0]?.messagePath ?? '',
+  };
   let classify = opts.classify;
   if (classify === undefined) {
     try {
@@ -155,7 +170,14 @@ async function deliver(host: string, jobs: readonly RemoteJob[], opts: RemoteOpt
 type TargetOutcome = { kind: 'done'; results: DeliveryResult[] } | { kind: 'next'; result?: DeliveryResult };
 
 /** Tries one address: a pooled connection first, else a new one (plaintext again if opportunistic TLS broke). */
-async function onTarget(t: Target, port: number, s: Settings, env: Envelope, classify: Classifier, extras: DeliverExtras): Promise<TargetOutcome> {
+async function onTarget(
+  t: Target,
+  port: number,
+  s: Settings,
+  env: Envelope,
+  classify: Classifier,
+  extras: DeliverExtras,
+): Promise<TargetOutcome> {
   const key = `${t.ip}:${port}`;
   const profile = `${s.helo}|${JSON.stringify(s.tls)}|${s.outgoingIp ?? ''}`;
   const release = extras.pool ? await extras.pool.slot(key) : () => undefined;

@@ -18,7 +18,10 @@ export function parseDnsServers(lines: readonly string[]): string[] {
     const ip = m?.[1];
     const port = m?.[2] === undefined ? undefined : Number(m[2]);
     if (ip === undefined || isIP(ip) === 0 || (port !== undefined && (port < 1 || port > 65535))) {
-      throw new QuailError(`control/dnsservers: bad line ${JSON.stringify(raw)} (want IP, IP:PORT or [IPv6]:PORT)`, true);
+      throw new QuailError(
+        `control/dnsservers: bad line ${JSON.stringify(raw)} (want IP, IP:PORT or [IPv6]:PORT)`,
+        true,
+      );
     }
     return l;
   });

@@ -86,11 +86,22 @@ export class RemoteEngine {
     try {
       const { root: _root, control, perHost: _p, idleMs: _i, maxRecipients: _m, ...rest } = this.opts;
       const opts = { ...rest, ipme: rest.ipme ?? this.ipme(), control: control() };
-      results = await deliverBatch(batch.map((p) => p.job), opts, { pool: this.pool, tcpto: this.tcpto, eightBits: this.eightBits });
+      results = await deliverBatch(
+        batch.map((p) => p.job),
+        opts,
+        { pool: this.pool, tcpto: this.tcpto, eightBits: this.eightBits },
+      );
     } catch (err) {
-      const r: DeliveryResult = { result: 'deferral', report: `Unexpected remote delivery error: ${String(err)}. (#4.3.0)\n` };
+      const r: DeliveryResult = {
+        result: 'deferral',
+        report: `Unexpected remote delivery error: ${String(err)}. (#4.3.0)\n`,
+      };
       results = batch.map(() => r);
     }
-    batch.forEach((p, i) => p.resolve(results[i] ?? { result: 'deferral', report: 'Unexpected remote delivery error: no result. (#4.3.0)\n' }));
+    batch.forEach((p, i) =>
+      p.resolve(
+        results[i] ?? { result: 'deferral', report: 'Unexpected remote delivery error: no result. (#4.3.0)\n' },
+      ),
+    );
   }
 }

@@ -10,7 +10,8 @@ import { testSmtp, testWorld, unstuffed } from '../../test/support/testsmtp.js';
 
 const LINE = `${'x'.repeat(71)}\n`;
 /** A message of `lines` ASCII lines, with `extra` appended (a byte >= 0x80 where it is wanted). */
-const message = (lines: number, extra = Buffer.alloc(0)): Buffer => Buffer.concat([Buffer.from(`Subject: m\n\n${LINE.repeat(lines)}`), extra]);
+const message = (lines: number, extra = Buffer.alloc(0)): Buffer =>
+  Buffer.concat([Buffer.from(`Subject: m\n\n${LINE.repeat(lines)}`), extra]);
 const EIGHT = Buffer.from([0x63, 0x61, 0x66, 0xc3, 0xa9, 0x0a]); // "café\n" in UTF-8
 
 async function scanned(path: string, cache?: EightBitCache): Promise<{ eightBit: boolean; body: Buffer }> {
@@ -27,9 +28,17 @@ void test('the 8-bit scan finds a byte >= 0x80 anywhere (first chunk, past 64 Ki
   const w = testWorld({});
   const cases: Array<{ name: string; bytes: Buffer; eightBit: boolean }> = [
     { name: 'empty', bytes: Buffer.alloc(0), eightBit: false },
-    { name: 'small ASCII, DEL included', bytes: Buffer.concat([message(3), Buffer.from([0x7f, 0x0a])]), eightBit: false },
+    {
+      name: 'small ASCII, DEL included',
+      bytes: Buffer.concat([message(3), Buffer.from([0x7f, 0x0a])]),
+      eightBit: false,
+    },
     { name: 'small 8-bit', bytes: message(3, EIGHT), eightBit: true },
-    { name: 'exactly 64 KiB ASCII', bytes: Buffer.concat([Buffer.alloc(65535, 0x61), Buffer.from('\n')]), eightBit: false },
+    {
+      name: 'exactly 64 KiB ASCII',
+      bytes: Buffer.concat([Buffer.alloc(65535, 0x61), Buffer.from('\n')]),
+      eightBit: false,
+    },
     { name: '200 KiB ASCII', bytes: message(2900), eightBit: false },
     { name: '200 KiB, 8-bit in the last line', bytes: message(2900, EIGHT), eightBit: true },
     { name: '8-bit first, then 200 KiB', bytes: Buffer.concat([EIGHT, message(2900)]), eightBit: true },
@@ -74,12 +83,16 @@ void test('RemoteEngine: BODY=8BITMIME follows the message file as it is now; a 
   const srv = await testSmtp('127.0.0.3', { ehlo: ['PIPELINING', '8BITMIME'] });
   const w = testWorld({ smtproutes: `:127.0.0.3:${srv.port}\n` }, message(3));
   const engine = new RemoteEngine({ root: w.root, control: w.control, idleMs: 50 });
-  const send = (recipient: string): ReturnType<RemoteEngine['deliver']> => engine.deliver({ recipient, sender: 'a@relay.test', messagePath: w.msg });
+  const send = (recipient: string): ReturnType<RemoteEngine['deliver']> =>
+    engine.deliver({ recipient, sender: 'a@relay.test', messagePath: w.msg });
   try {
     assert.equal((await send('one@x.test')).result, 'success');
     writeFileSync(w.msg, message(3, EIGHT));
     assert.equal((await send('two@y.test')).result, 'success');
-    assert.deepEqual(srv.lines.filter((l) => l.startsWith('MAIL')), ['MAIL FROM:<a@relay.test>', 'MAIL FROM:<a@relay.test> BODY=8BITMIME']);
+    assert.deepEqual(
+      srv.lines.filter((l) => l.startsWith('MAIL')),
+      ['MAIL FROM:<a@relay.test>', 'MAIL FROM:<a@relay.test> BODY=8BITMIME'],
+    );
     assert.ok(unstuffed(srv.messages[1]?.raw ?? '').equals(readFileSync(w.msg)));
     rmSync(w.msg);
     assert.deepEqual(await send('three@z.test'), { result: 'deferral', report: 'Unable to read message. (#4.3.0)\n' });

@@ -87,7 +87,7 @@ async function addresses(host: string, resolver: RemoteResolver, pref: number): 
 /** RFC 5321 5.1: MX hosts of equal preference are tried in random order (load spreading). */
 export function shuffleEqual<T extends { pref: number }>(items: readonly T[], random: () => number): T[] {
   const out = [...items].sort((a, b) => a.pref - b.pref);
-  for (let start = 0; start < out.length; ) {
+  for (let start = 0; start < out.length;) {
     let end = start;
     while (end < out.length && out[end]?.pref === out[start]?.pref) end++;
     for (let i = end - 1; i > start; i--) {
@@ -135,10 +135,14 @@ export async function resolveTargets(
       if (mx.some((m) => m.exchange === '' || m.exchange === '.')) {
         return { kind: 'permanent', report: nullMxReport(host) };
       }
-      if (mx.length === 0) targets = await addresses(host, resolver, 0); // the implicit MX (RFC 5321 5.1)
+      if (mx.length === 0)
+        targets = await addresses(host, resolver, 0); // the implicit MX (RFC 5321 5.1)
       else {
         targets = [];
-        for (const m of shuffleEqual(mx.map((m) => ({ ...m, pref: m.priority })), opts.random ?? Math.random)) {
+        for (const m of shuffleEqual(
+          mx.map((m) => ({ ...m, pref: m.priority })),
+          opts.random ?? Math.random,
+        )) {
           try {
             targets.push(...(await addresses(m.exchange, resolver, m.priority)));
           } catch (err) {
@@ -148,7 +152,9 @@ export async function resolveTargets(
       }
     }
   } catch (err) {
-    return isHardDnsError(err) ? { kind: 'permanent', report: permNoDns(name) } : { kind: 'temporary', report: TEMP_DNS };
+    return isHardDnsError(err)
+      ? { kind: 'permanent', report: permNoDns(name) }
+      : { kind: 'temporary', report: TEMP_DNS };
   }
   if (targets.length === 0) return { kind: 'permanent', report: permNoDns(name) };
   if (route.kind === 'relay') return { kind: 'ok', targets };

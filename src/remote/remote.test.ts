@@ -11,7 +11,8 @@ import { parseMap } from '../control/index.js';
 import { testSmtp, type TestSmtp } from '../../test/support/testsmtp.js';
 
 /** A scripted sink on 127.0.0.1: replies by command verb (`end` after the dot: `250 ok done`). */
-const sink = (replies: Partial<Record<string, string>>): Promise<TestSmtp> => testSmtp('127.0.0.1', { replies: { end: '250 ok done', ...replies } });
+const sink = (replies: Partial<Record<string, string>>): Promise<TestSmtp> =>
+  testSmtp('127.0.0.1', { replies: { end: '250 ok done', ...replies } });
 
 function world(control: Record<string, string>, message: string): { root: string; control: Control; msg: string } {
   const root = mkdtempSync(join(tmpdir(), 'quail-remote-'));
@@ -29,7 +30,9 @@ void test('routeCandidates: whole host, dot suffixes left to right, then empty',
 });
 
 void test('lookupRoute golden table (E.2, E.3)', () => {
-  const map = parseMap('remote.test:127.0.0.1:42526\n.sub.test:relay.test\n[127.0.0.1]:\n:10.0.0.1:26:junk\nREMOTE.Test:1.2.3.4\n');
+  const map = parseMap(
+    'remote.test:127.0.0.1:42526\n.sub.test:relay.test\n[127.0.0.1]:\n:10.0.0.1:26:junk\nREMOTE.Test:1.2.3.4\n',
+  );
   const table: Array<[string, unknown]> = [
     ['remote.test', { kind: 'relay', relay: '1.2.3.4', port: 25, pattern: 'REMOTE.Test' }],
     ['x.sub.test', { kind: 'relay', relay: 'relay.test', port: 25, pattern: '.sub.test' }],
@@ -43,21 +46,41 @@ void test('lookupRoute golden table (E.2, E.3)', () => {
 void test('accepted: EHLO, quoted MAIL/RCPT, CRLF and dot-stuffing, exact success report', async () => {
   const s = await sink({});
   const w = world({ me: 'mx.quail.test\n', smtproutes: `:127.0.0.1:${s.port}\n` }, 'Subject: x\n\n.dot\nline\n..two\n');
-  const r = await deliverRemote({ recipient: 'john doe@remote.test', sender: 'a..b@origin.test', messagePath: w.msg }, { control: w.control });
+  const r = await deliverRemote(
+    { recipient: 'john doe@remote.test', sender: 'a..b@origin.test', messagePath: w.msg },
+    { control: w.control },
+  );
   assert.deepEqual(r, { result: 'success', report: '127.0.0.1 accepted message.\nRemote host said: 250 ok done\n' });
   // (QUIT is not waited for, so it may not have arrived yet)
-  assert.deepEqual(s.connections[0]?.lines.slice(0, 4), ['EHLO mx.quail.test', 'MAIL FROM:<"a..b"@origin.test>', 'RCPT TO:<"john doe"@remote.test>', 'DATA']);
+  assert.deepEqual(s.connections[0]?.lines.slice(0, 4), [
+    'EHLO mx.quail.test',
+    'MAIL FROM:<"a..b"@origin.test>',
+    'RCPT TO:<"john doe"@remote.test>',
+    'DATA',
+  ]);
   assert.equal(s.connections[0]?.data, 'Subject: x\r\n\r\n..dot\r\nline\r\n...two\r\n');
   await closeAll(s.server);
   rmSync(w.root, { recursive: true });
 });
 
 void test('RCPT 550 is permanent, 451 temporary, with Giving up text', async () => {
-  for (const [code, result] of [['550 no such user', 'failure'], ['451 busy', 'deferral']] as const) {
+  for (const [code, result] of [
+    ['550 no such user', 'failure'],
+    ['451 busy', 'deferral'],
+  ] as const) {
     const s = await sink({ RCPT: code });
-    const w = world({ me: 'me.test\n', helohost: 'helo.test\n', smtproutes: `remote.test:[127.0.0.1]:${s.port}\n` }, 'x\n');
-    const r = await deliverRemote({ recipient: 'u@remote.test', sender: '', messagePath: w.msg }, { control: w.control });
-    assert.deepEqual(r, { result, report: `127.0.0.1 does not like recipient.\nRemote host said: ${code}\nGiving up on 127.0.0.1.\n` });
+    const w = world(
+      { me: 'me.test\n', helohost: 'helo.test\n', smtproutes: `remote.test:[127.0.0.1]:${s.port}\n` },
+      'x\n',
+    );
+    const r = await deliverRemote(
+      { recipient: 'u@remote.test', sender: '', messagePath: w.msg },
+      { control: w.control },
+    );
+    assert.deepEqual(r, {
+      result,
+      report: `127.0.0.1 does not like recipient.\nRemote host said: ${code}\nGiving up on 127.0.0.1.\n`,
+    });
     assert.deepEqual(s.connections[0]?.lines.slice(0, 2), ['EHLO helo.test', 'MAIL FROM:<>']);
     await closeAll(s.server);
     rmSync(w.root, { recursive: true });
@@ -67,14 +90,26 @@ void test('RCPT 550 is permanent, 451 temporary, with Giving up text', async () 
 void test('EHLO refused falls back to HELO; sender and DATA rejections', async () => {
   const s = await sink({ EHLO: '502 no', MAIL: '553 go away' });
   const w = world({ me: 'me.test\n', smtproutes: `:127.0.0.1:${s.port}\n` }, 'x\n');
-  const r = await deliverRemote({ recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg }, { control: w.control });
-  assert.deepEqual(r, { result: 'failure', report: 'Connected to 127.0.0.1 but sender was rejected.\nRemote host said: 553 go away\n' });
+  const r = await deliverRemote(
+    { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+    { control: w.control },
+  );
+  assert.deepEqual(r, {
+    result: 'failure',
+    report: 'Connected to 127.0.0.1 but sender was rejected.\nRemote host said: 553 go away\n',
+  });
   assert.equal(s.connections[0]?.lines[1], 'HELO me.test');
   await closeAll(s.server);
   const s2 = await sink({ end: '452-first\r\n452 second' });
   const w2 = world({ me: 'me.test\n', smtproutes: `:127.0.0.1:${s2.port}\n` }, 'x\n');
-  const r2 = await deliverRemote({ recipient: 'u@remote.test', sender: 's@x.test', messagePath: w2.msg }, { control: w2.control });
-  assert.deepEqual(r2, { result: 'deferral', report: '127.0.0.1 failed after I sent the message.\nRemote host said: 452-first\n452 second\n' });
+  const r2 = await deliverRemote(
+    { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w2.msg },
+    { control: w2.control },
+  );
+  assert.deepEqual(r2, {
+    result: 'deferral',
+    report: '127.0.0.1 failed after I sent the message.\nRemote host said: 452-first\n452 second\n',
+  });
   await closeAll(s2.server);
   rmSync(w.root, { recursive: true });
   rmSync(w2.root, { recursive: true });
@@ -83,8 +118,14 @@ void test('EHLO refused falls back to HELO; sender and DATA rejections', async (
 void test('partial final line is permanent and the final dot is never sent', async () => {
   const s = await sink({});
   const w = world({ me: 'me.test\n', smtproutes: `:127.0.0.1:${s.port}\n` }, 'Subject: x\n\nno newline');
-  const r = await deliverRemote({ recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg }, { control: w.control });
-  assert.deepEqual(r, { result: 'failure', report: 'SMTP cannot transfer messages with partial final lines. (#5.6.2)\n' });
+  const r = await deliverRemote(
+    { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+    { control: w.control },
+  );
+  assert.deepEqual(r, {
+    result: 'failure',
+    report: 'SMTP cannot transfer messages with partial final lines. (#5.6.2)\n',
+  });
   assert.equal(s.connections[0]?.data, '');
   await closeAll(s.server);
   rmSync(w.root, { recursive: true });
@@ -117,10 +158,15 @@ void test('connection refused, no helohost/me, and greeting failure', async () =
 
 void test('best-preference MX is this host: permanent #5.4.6; lower-preference self is dropped', async () => {
   const resolver: RemoteResolver = {
-    resolveMx: (h) => Promise.resolve(h === 'me.test' ? [{ exchange: 'self.test', priority: 10 }] : [
-      { exchange: 'other.test', priority: 5 },
-      { exchange: 'self.test', priority: 10 },
-    ]),
+    resolveMx: (h) =>
+      Promise.resolve(
+        h === 'me.test'
+          ? [{ exchange: 'self.test', priority: 10 }]
+          : [
+              { exchange: 'other.test', priority: 5 },
+              { exchange: 'self.test', priority: 10 },
+            ],
+      ),
     resolve4: (h) => Promise.resolve(h === 'self.test' ? ['192.0.2.1'] : ['192.0.2.2']),
   };
   const ipme = new Set(['192.0.2.1', '0.0.0.0']);
@@ -130,6 +176,11 @@ void test('best-preference MX is this host: permanent #5.4.6; lower-preference s
   assert.deepEqual(other, { kind: 'ok', targets: [{ ip: '192.0.2.2', pref: 5, name: 'other.test' }] });
   const lit = await resolveTargets('[127.0.0.1]', { kind: 'mx' }, resolver, new Set(['127.0.0.1']));
   assert.equal(lit.kind, 'permanent');
-  const routed = await resolveTargets('[127.0.0.1]', { kind: 'relay', relay: '127.0.0.1', port: 25, pattern: '' }, resolver, new Set(['127.0.0.1']));
+  const routed = await resolveTargets(
+    '[127.0.0.1]',
+    { kind: 'relay', relay: '127.0.0.1', port: 25, pattern: '' },
+    resolver,
+    new Set(['127.0.0.1']),
+  );
   assert.equal(routed.kind, 'ok');
 });

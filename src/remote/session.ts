@@ -82,7 +82,10 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
           return {
             kind: 'failed',
             tlsFailed: p.tls.mode === 'may',
-            result: { result: 'deferral', report: `Connected to ${ip} but the TLS handshake failed: ${why} (#4.7.5).\n` },
+            result: {
+              result: 'deferral',
+              report: `Connected to ${ip} but the TLS handshake failed: ${why} (#4.7.5).\n`,
+            },
           };
         }
         hello = await client.command(`EHLO ${p.helo}`);
@@ -94,7 +97,10 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
   } catch (err) {
     if (!(err instanceof Dropped)) throw err;
     client.close();
-    return { kind: 'failed', result: { result: 'deferral', report: `Connected to ${ip} but connection died. (#4.4.2)\n` } };
+    return {
+      kind: 'failed',
+      result: { result: 'deferral', report: `Connected to ${ip} but connection died. (#4.4.2)\n` },
+    };
   }
 }
 
@@ -107,7 +113,12 @@ const noUtf8 = (ip: string, addr: string, role: 'sender' | 'recipient'): Deliver
 });
 
 /** The MAIL FROM parameters: SIZE (RFC 1870), BODY=8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), each when offered. */
-async function mailParams(env: Envelope, ext: ReadonlyMap<string, string>, size: number, eightBit: () => Promise<boolean>): Promise<string> {
+async function mailParams(
+  env: Envelope,
+  ext: ReadonlyMap<string, string>,
+  size: number,
+  eightBit: () => Promise<boolean>,
+): Promise<string> {
   let params = ext.has('SIZE') ? ` SIZE=${size}` : '';
   if (ext.has('8BITMIME') && (await eightBit())) params += ' BODY=8BITMIME';
   if (ext.has('SMTPUTF8') && [env.sender, ...env.recipients].some(nonAscii)) params += ' SMTPUTF8';
@@ -156,7 +167,10 @@ export async function transaction(
   /** Results of the sent recipients (in order) put back in envelope order beside the early ones. */
   const merge = (sent: readonly DeliveryResult[]): DeliveryResult[] => {
     let k = 0;
-    return early.map((e) => e ?? sent[k++] ?? { result: 'deferral', report: 'Unexpected remote delivery error: no result. (#4.3.0)\n' });
+    return early.map(
+      (e) =>
+        e ?? sent[k++] ?? { result: 'deferral', report: 'Unexpected remote delivery error: no result. (#4.3.0)\n' },
+    );
   };
   const sendAll = (r: DeliveryResult): DeliveryResult[] => merge(sendable.map(() => r));
   let critical = false;
@@ -171,9 +185,13 @@ export async function transaction(
     const size = msg.size;
     const limit = Number(ext.get('SIZE') ?? '0');
     if (ext.has('SIZE') && limit > 0 && size > limit) {
-      return stop({ result: 'failure', report: `${ip} does not accept messages of ${size} bytes (SIZE ${limit}). (#5.3.4)\n` });
+      return stop({
+        result: 'failure',
+        report: `${ip} does not accept messages of ${size} bytes (SIZE ${limit}). (#5.3.4)\n`,
+      });
     }
-    if (!ext.has('SMTPUTF8') && nonAscii(env.sender)) return { results: all(noUtf8(ip, env.sender, 'sender')), reusable: true };
+    if (!ext.has('SMTPUTF8') && nonAscii(env.sender))
+      return { results: all(noUtf8(ip, env.sender, 'sender')), reusable: true };
     if (sendable.length === 0) return { results: merge([]), reusable: true };
     let params: string;
     try {
@@ -197,10 +215,15 @@ export async function transaction(
     }
     if (mail.code >= 400) {
       client.quit();
-      return { results: sendAll(judged(classify, mail, `Connected to ${ip} but sender was rejected.\n${said(mail)}`)), reusable: false };
+      return {
+        results: sendAll(judged(classify, mail, `Connected to ${ip} but sender was rejected.\n${said(mail)}`)),
+        reusable: false,
+      };
     }
     const results: Array<DeliveryResult | undefined> = rcpts.map((r) =>
-      r.code >= 400 ? judged(classify, r, `${ip} does not like recipient.\n${said(r)}Giving up on ${ip}.\n`) : undefined,
+      r.code >= 400
+        ? judged(classify, r, `${ip} does not like recipient.\n${said(r)}Giving up on ${ip}.\n`)
+        : undefined,
     );
     const accepted = results.filter((r) => r === undefined).length;
     if (accepted === 0) {
@@ -229,7 +252,10 @@ export async function transaction(
     const end = await client.reply();
     if (end.code >= 400) {
       client.quit();
-      return { results: fill(judged(classify, end, `${ip} failed after I sent the message.\n${said(end)}`)), reusable: false };
+      return {
+        results: fill(judged(classify, end, `${ip} failed after I sent the message.\n${said(end)}`)),
+        reusable: false,
+      };
     }
     return { results: fill({ result: 'success', report: `${ip} accepted message.\n${said(end)}` }), reusable: true };
   } catch (err) {
@@ -237,7 +263,10 @@ export async function transaction(
     client.close();
     if (reused && !answered) return { results: [], reusable: false, stale: true };
     // RFC 5321 6.1: after the final dot the remote may have the message; qmail says so. Retried, never bounced.
-    const r: DeliveryResult = { result: 'deferral', report: `Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n` };
+    const r: DeliveryResult = {
+      result: 'deferral',
+      report: `Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n`,
+    };
     return { results: sendAll(r), reusable: false };
   } finally {
     await msg.close().catch(() => undefined); // after any read still in progress; a failed close changes no result

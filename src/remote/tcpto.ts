@@ -41,7 +41,8 @@ export class Tcpto {
       if (data !== null && typeof data === 'object') {
         for (const [ip, v] of Object.entries(data as Record<string, unknown>)) {
           const e = v as Partial<TcptoEntry>;
-          if (typeof e.errors === 'number' && typeof e.last === 'number') out.set(ip, { errors: e.errors, last: e.last });
+          if (typeof e.errors === 'number' && typeof e.last === 'number')
+            out.set(ip, { errors: e.errors, last: e.last });
         }
       }
       return out;

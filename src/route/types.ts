@@ -8,7 +8,10 @@ export interface RouteControl {
   /** Lowercased entries of control/percenthack. */
   readonly percenthack: ReadonlySet<string>;
   /** control/virtualdomains keyed by lowercased pattern (last line wins). */
-  readonly virtualdomains: ReadonlyMap<string, { readonly pattern: string; readonly value: string; readonly line: number }>;
+  readonly virtualdomains: ReadonlyMap<
+    string,
+    { readonly pattern: string; readonly value: string; readonly line: number }
+  >;
   /**
    * Optional, for explanations only: where `locals` came from (control/locals, or control/me when it is
    * missing) and the 1-based line of each lowercased entry. Routing never depends on it.

@@ -33,7 +33,12 @@ export function concurrencyFrom(control: Control): Readonly<Record<Channel, numb
 }
 
 /** Runs one delivery of `address` on `channel`; never throws. The report's `(#x.y.z)` becomes `code` here, once. */
-export async function attemptDelivery(ctx: DeliveryContext, msg: MessageState, channel: Channel, address: string): Promise<DeliveryResult> {
+export async function attemptDelivery(
+  ctx: DeliveryContext,
+  msg: MessageState,
+  channel: Channel,
+  address: string,
+): Promise<DeliveryResult> {
   let r: DeliveryResult;
   try {
     r = await CHANNEL_TABLE[channel].attempt(ctx, msg, address);

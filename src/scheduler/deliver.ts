@@ -21,7 +21,11 @@ export interface DeliveryContext {
 }
 
 /** The result alone: a local result's forward (queued here) does not travel on. */
-const only = (r: DeliveryResult): DeliveryResult => ({ result: r.result, report: r.report, ...(r.code !== undefined ? { code: r.code } : {}) });
+const only = (r: DeliveryResult): DeliveryResult => ({
+  result: r.result,
+  report: r.report,
+  ...(r.code !== undefined ? { code: r.code } : {}),
+});
 
 const withNewline = (s: string): string => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
 
@@ -37,7 +41,12 @@ async function* prepended(prefix: string, path: string): AsyncGenerator<Buffer> 
 }
 
 /** Queues a forward as qmail-local would (D.7.4): DTLINE + the message as queued, NEWSENDER, the targets. */
-async function queueForward(ctx: DeliveryContext, msg: MessageState, via: string, fwd: ForwardRequest): Promise<QueueId> {
+async function queueForward(
+  ctx: DeliveryContext,
+  msg: MessageState,
+  via: string,
+  fwd: ForwardRequest,
+): Promise<QueueId> {
   const q = ctx.deps.queue;
   return q.inject({
     sender: fwd.sender,

@@ -134,7 +134,10 @@ export class DueIndex {
 
   /** The earliest time with work filed; Infinity when none. */
   next(): number {
-    return Math.min(this.recipients.peekAt(this.recipientValid) ?? Infinity, this.finishes.peekAt(this.finishValid) ?? Infinity);
+    return Math.min(
+      this.recipients.peekAt(this.recipientValid) ?? Infinity,
+      this.finishes.peekAt(this.finishValid) ?? Infinity,
+    );
   }
 
   /** The message is current, the recipient not in flight, its time unchanged. */

@@ -13,8 +13,13 @@ const NOSUCH: LocalResult = { result: 'failure', report: 'Sorry, no mailbox here
 const DEFER: LocalResult = { result: 'deferral', report: 'Uh-oh: home directory is writable. (#4.7.0)\n' };
 
 /** Records the statuses of every envelope rewrite; `gate` (when set) holds a write until it resolves. */
-function recordWrites(w: World): { writes: string[][]; gate?: (r: readonly RecipientState[]) => Promise<void> | undefined } {
-  const rec: { writes: string[][]; gate?: (r: readonly RecipientState[]) => Promise<void> | undefined } = { writes: [] };
+function recordWrites(w: World): {
+  writes: string[][];
+  gate?: (r: readonly RecipientState[]) => Promise<void> | undefined;
+} {
+  const rec: { writes: string[][]; gate?: (r: readonly RecipientState[]) => Promise<void> | undefined } = {
+    writes: [],
+  };
   const real = w.queue.updateRecipients.bind(w.queue);
   w.queue.updateRecipients = async (id, recipients) => {
     rec.writes.push(recipients.map((r) => r.status));
@@ -44,7 +49,11 @@ void test('endsDelivered / afterAttempt: only the last in-flight recipient, all 
     ],
   });
   const cur = msg.recipients[1] as RecipientState;
-  const cases: Array<[DeliveryStatus, boolean]> = [['success', true], ['failure', false], ['deferral', false]];
+  const cases: Array<[DeliveryStatus, boolean]> = [
+    ['success', true],
+    ['failure', false],
+    ['deferral', false],
+  ];
   for (const [result, want] of cases) {
     const next = afterAttempt({ ...cur, nextAttempt: 5 }, { result, report: 'r\n' }, 99);
     assert.equal(next.attempts, 1);
@@ -71,7 +80,10 @@ void test('a delivered message is removed without a state write first; failures 
     rec.writes.length = 0;
     await w.inject('s@origin.test', ['gone@local.test', 'joe@local.test']);
     await w.scheduler.runUntilIdle();
-    assert.ok(rec.writes.some((s) => s.includes('failed')), `the failure is recorded before the bounce: ${JSON.stringify(rec.writes)}`);
+    assert.ok(
+      rec.writes.some((s) => s.includes('failed')),
+      `the failure is recorded before the bounce: ${JSON.stringify(rec.writes)}`,
+    );
 
     rec.writes.length = 0;
     await w.inject('s@origin.test', ['later@local.test']);
@@ -110,7 +122,10 @@ void test('stop during the last delivery: the message is still removed, and a re
 });
 
 void test('concurrencylocal 1: the next delivery starts while the previous result is still being written', async () => {
-  const w = await makeWorld({ control: { concurrencylocal: '1\n' }, local: (job) => (job.local === 'first' ? DEFER : OK) });
+  const w = await makeWorld({
+    control: { concurrencylocal: '1\n' },
+    local: (job) => (job.local === 'first' ? DEFER : OK),
+  });
   try {
     const rec = recordWrites(w);
     let open: (() => void) | undefined;
@@ -121,7 +136,10 @@ void test('concurrencylocal 1: the next delivery starts while the previous resul
     await w.inject('s@origin.test', ['second@local.test']);
     const idle = w.scheduler.runUntilIdle();
     await until('the second delivery ran while the first write was held', () => w.localJobs.length === 2);
-    assert.deepEqual(w.localJobs.map((j) => j.local), ['first', 'second']);
+    assert.deepEqual(
+      w.localJobs.map((j) => j.local),
+      ['first', 'second'],
+    );
     open?.();
     await idle;
     const left = await w.all();

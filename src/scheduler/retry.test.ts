@@ -20,7 +20,17 @@ void test('nextRetry: birth + (floor(sqrt(now - birth)) + 10|20)^2', () => {
 });
 
 void test('isqrt is exact at perfect squares', () => {
-  for (const [x, r] of [[0, 0], [1, 1], [3, 1], [4, 2], [99, 9], [100, 10], [604800, 777], [2 ** 40, 2 ** 20], [2 ** 40 - 1, 2 ** 20 - 1]]) {
+  for (const [x, r] of [
+    [0, 0],
+    [1, 1],
+    [3, 1],
+    [4, 2],
+    [99, 9],
+    [100, 10],
+    [604800, 777],
+    [2 ** 40, 2 ** 20],
+    [2 ** 40 - 1, 2 ** 20 - 1],
+  ]) {
     assert.equal(isqrt(x as number), r, String(x));
   }
 });
@@ -44,6 +54,9 @@ void test('verpSender (F.7)', () => {
 });
 
 void test('logsafe', () => {
-  assert.equal(logsafe('Sorry, no mailbox here by that name. (#5.1.1)\n'), 'Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/');
+  assert.equal(
+    logsafe('Sorry, no mailbox here by that name. (#5.1.1)\n'),
+    'Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/',
+  );
   assert.equal(logsafe('100%\tx\u00e9'), '100__x_');
 });

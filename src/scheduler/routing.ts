@@ -7,7 +7,12 @@ import type { SchedulerEventName } from './types.js';
 type Emit = (name: SchedulerEventName, fields: Record<string, string | number>) => void;
 
 /** Logs `new msg` and `info msg`, routes the unrouted recipients and writes them durably; then updates `st`. */
-export async function routeNew(queue: Pick<QueueStore, 'updateRecipients'>, rc: RouteControl, st: MessageState, emit: Emit): Promise<void> {
+export async function routeNew(
+  queue: Pick<QueueStore, 'updateRecipients'>,
+  rc: RouteControl,
+  st: MessageState,
+  emit: Emit,
+): Promise<void> {
   const uid = st.meta['uid'];
   emit('new', { msg: st.id });
   emit('info', { msg: st.id, bytes: st.size, from: st.sender, ...(uid === undefined ? {} : { uid }) });

@@ -9,7 +9,10 @@ import { DATA, makeWorld } from '../../test/support/scheduler.js';
 const NOSUCH = 'Sorry, no mailbox here by that name. (#5.1.1)\n';
 const WRITABLE = 'Uh-oh: home directory is writable. (#4.7.0)\n';
 const defer = (): LocalResult => ({ result: 'deferral', report: WRITABLE });
-const remoteDefer = (): DeliveryResult => ({ result: 'deferral', report: "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n" });
+const remoteDefer = (): DeliveryResult => ({
+  result: 'deferral',
+  report: "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n",
+});
 
 void test('local retries at birth + (10k)^2: 0, 100, 400, 900', async () => {
   const w = await makeWorld({ local: defer });
@@ -62,7 +65,11 @@ void test('remote retries at birth + (20k)^2: 0, 400, 1600', async () => {
 });
 
 void test('queuelifetime: the next attempt after expiry turns a deferral into a failure with the extra line (bn-006)', async () => {
-  const w = await makeWorld({ local: defer, remote: remoteDefer, control: { queuelifetime: '2\n', bounceformat: 'qsbmf\n' } });
+  const w = await makeWorld({
+    local: defer,
+    remote: remoteDefer,
+    control: { queuelifetime: '2\n', bounceformat: 'qsbmf\n' },
+  });
   try {
     await w.scheduler.start();
     const id = await w.inject('sender@origin.test', ['qoalice@local.test']);
@@ -96,7 +103,12 @@ void test('one bounce, listing every failure, only after the last deferral resol
   });
   try {
     await w.scheduler.start();
-    const id = await w.inject('sender@origin.test', ['bad1@local.test', 'slow@local.test', 'ok@local.test', 'bad2@local.test']);
+    const id = await w.inject('sender@origin.test', [
+      'bad1@local.test',
+      'slow@local.test',
+      'ok@local.test',
+      'bad2@local.test',
+    ]);
     await w.scheduler.runUntilIdle();
     assert.equal((await w.byOrigin('bounce')).length, 0, 'no bounce while a recipient is deferred');
     assert.ok(await w.queue.read(id));
@@ -108,9 +120,16 @@ void test('one bounce, listing every failure, only after the last deferral resol
     const b = bounces[0];
     assert.ok(b);
     assert.equal(b.sender, '');
-    assert.deepEqual(b.recipients.map((r) => r.original), ['sender@origin.test']);
+    assert.deepEqual(
+      b.recipients.map((r) => r.original),
+      ['sender@origin.test'],
+    );
     const text = w.text(b.id);
-    for (const p of [`<bad1@local.test>:\n${NOSUCH}\n`, '<slow@local.test>:\ngiving up\n\n', `<bad2@local.test>:\n${NOSUCH}\n`]) {
+    for (const p of [
+      `<bad1@local.test>:\n${NOSUCH}\n`,
+      '<slow@local.test>:\ngiving up\n\n',
+      `<bad2@local.test>:\n${NOSUCH}\n`,
+    ]) {
       assert.ok(text.includes(p), p);
     }
     assert.ok(!text.includes('<ok@local.test>'));
@@ -134,13 +153,23 @@ void test('double bounce: empty sender -> from #@[] to doublebounceto@doubleboun
     const [b] = await w.byOrigin('bounce', id);
     assert.ok(b);
     assert.equal(b.sender, '#@[]');
-    assert.deepEqual(b.recipients.map((r) => r.original), ['dbl@remote.test']);
+    assert.deepEqual(
+      b.recipients.map((r) => r.original),
+      ['dbl@remote.test'],
+    );
     const text = w.text(b.id);
     assert.ok(text.includes('To: dbl@remote.test\n'));
-    assert.ok(text.includes('I tried to deliver a bounce message to this address, but the bounce bounced!\n\n<nosuch@local.test>:\n'));
+    assert.ok(
+      text.includes(
+        'I tried to deliver a bounce message to this address, but the bounce bounced!\n\n<nosuch@local.test>:\n',
+      ),
+    );
     assert.ok(text.includes('--- Below this line is the original bounce.\n\nReturn-Path: <>\nReceived: (qmail '));
     // The double bounce goes out remotely (to remote.test) with its own envelope.
-    assert.deepEqual(w.remoteJobs.map((j) => [j.sender, j.recipient]), [['#@[]', 'dbl@remote.test']]);
+    assert.deepEqual(
+      w.remoteJobs.map((j) => [j.sender, j.recipient]),
+      [['#@[]', 'dbl@remote.test']],
+    );
   } finally {
     await w.close();
   }
@@ -176,7 +205,10 @@ void test('VERP: PRE@HOST-@[] + box@dom -> PREbox=dom@HOST per recipient; the bo
     const [b] = await w.byOrigin('bounce', id);
     assert.ok(b);
     assert.equal(b.sender, '');
-    assert.deepEqual(b.recipients.map((r) => r.original), ['owner-@origin.test']);
+    assert.deepEqual(
+      b.recipients.map((r) => r.original),
+      ['owner-@origin.test'],
+    );
     assert.ok(w.text(b.id).includes('Return-Path: <owner-@origin.test>\n'));
   } finally {
     await w.close();
@@ -224,7 +256,12 @@ void test('a forward is queued (DTLINE + original, meta forward) before the deli
         ? {
             result: 'success',
             report: 'did 0+1+0\n',
-            forward: { sender: 'new@s.test', recipients: ['x@remote.test'], prepend: 'Delivered-To: fwd@local.test\n', injector: { kind: 'alias' } },
+            forward: {
+              sender: 'new@s.test',
+              recipients: ['x@remote.test'],
+              prepend: 'Delivered-To: fwd@local.test\n',
+              injector: { kind: 'alias' },
+            },
           }
         : { result: 'success', report: 'did 1+0+0\n' },
   });
@@ -249,7 +286,12 @@ void test('forward content and meta while still queued', async () => {
     local: (): LocalResult => ({
       result: 'success',
       report: 'did 0+1+0\n',
-      forward: { sender: '', recipients: ['x@remote.test'], prepend: 'Delivered-To: fwd@local.test\n', injector: { kind: 'alias' } },
+      forward: {
+        sender: '',
+        recipients: ['x@remote.test'],
+        prepend: 'Delivered-To: fwd@local.test\n',
+        injector: { kind: 'alias' },
+      },
     }),
   });
   try {
@@ -261,7 +303,10 @@ void test('forward content and meta while still queued', async () => {
     assert.equal(f.meta['via'], 'fwd@local.test');
     assert.equal(f.sender, '');
     const text = w.text(f.id);
-    assert.match(text, /^Received: \(qmail \d+ invoked by alias\); .*\nDelivered-To: fwd@local\.test\nReceived: \(qmail \d+ invoked by uid 0\); /);
+    assert.match(
+      text,
+      /^Received: \(qmail \d+ invoked by alias\); .*\nDelivered-To: fwd@local\.test\nReceived: \(qmail \d+ invoked by uid 0\); /,
+    );
     assert.ok(text.endsWith(DATA));
   } finally {
     await w.close();
@@ -342,8 +387,14 @@ void test('reload re-reads virtualdomains for new messages (vd-021)', async () =
     w.scheduler.reload();
     await w.inject('s@origin.test', ['joe@virt.test']);
     await w.scheduler.runUntilIdle();
-    assert.deepEqual(w.remoteJobs.map((j) => j.recipient), ['joe@virt.test', 'joe@virt.test']);
-    assert.deepEqual(w.localJobs.map((j) => j.local), ['vdom-joe']);
+    assert.deepEqual(
+      w.remoteJobs.map((j) => j.recipient),
+      ['joe@virt.test', 'joe@virt.test'],
+    );
+    assert.deepEqual(
+      w.localJobs.map((j) => j.local),
+      ['vdom-joe'],
+    );
   } finally {
     await w.close();
   }

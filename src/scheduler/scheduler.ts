@@ -265,7 +265,8 @@ export class Scheduler {
         return undefined;
       }
       const st = messageState(m);
-      if (st.recipients.some((r) => r.channel === undefined)) await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f) => this.emit(n, f));
+      if (st.recipients.some((r) => r.channel === undefined))
+        await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f) => this.emit(n, f));
       return st;
     } catch (err) {
       this.nextScanAt = Math.min(this.nextScanAt, now + SYSFAIL_BACKOFF);
@@ -320,7 +321,13 @@ export class Scheduler {
       this.emit('start', { delivery: n, msg: msg.id, channel, to: address });
       let a = await attemptDelivery(this.ctx, msg, channel, address);
       if (a.result === 'deferral' && t.dying) a = { ...a, result: 'failure', report: a.report + TOO_LONG };
-      this.emit('delivery', { delivery: n, msg: msg.id, result: a.result, report: a.report, ...(a.code !== undefined ? { code: a.code } : {}) });
+      this.emit('delivery', {
+        delivery: n,
+        msg: msg.id,
+        result: a.result,
+        report: a.report,
+        ...(a.code !== undefined ? { code: a.code } : {}),
+      });
       const next = afterAttempt(msg.recipients[index] ?? cur, a, t.retry);
       msg.recipients = msg.recipients.map((r, i) => (i === index ? next : r));
       freeSlot();
@@ -359,7 +366,11 @@ export class Scheduler {
       } catch (err) {
         this.finished.delete(msg.id);
         // The removal failed: write the states after all, so a restart does not repeat the deliveries.
-        if (msg.unsaved) await this.persist(msg).then(() => (msg.unsaved = false), () => undefined);
+        if (msg.unsaved)
+          await this.persist(msg).then(
+            () => (msg.unsaved = false),
+            () => undefined,
+          );
         msg.finishAfter = this.deps.clock() + SYSFAIL_BACKOFF;
         this.due.finish(msg);
         this.emit('warning', { msg: msg.id, reason: String(err) });

@@ -49,7 +49,7 @@ const isFinal = (r: RecipientState): boolean => r.status === 'done' || r.status 
 export function dueAt(r: RecipientState): number | undefined {
   if (r.channel === undefined) return undefined;
   if (r.status === 'todo') return 0;
-  return r.status === 'pending' ? r.nextAttempt ?? 0 : undefined;
+  return r.status === 'pending' ? (r.nextAttempt ?? 0) : undefined;
 }
 
 /** Every recipient is done or failed and nothing is in flight: time to bounce (if needed) and remove. */

@@ -11,7 +11,17 @@ import type { Assignment, PasswdSource } from '../users/types.js';
  * each): new, info, starting delivery, delivery, forward, bounce, triple bounce, end, reload, warning, alert.
  */
 export type SchedulerEventName =
-  | 'new' | 'info' | 'start' | 'delivery' | 'forward' | 'bounce' | 'triple_bounce' | 'end' | 'reload' | 'warning' | 'alert';
+  | 'new'
+  | 'info'
+  | 'start'
+  | 'delivery'
+  | 'forward'
+  | 'bounce'
+  | 'triple_bounce'
+  | 'end'
+  | 'reload'
+  | 'warning'
+  | 'alert';
 
 /** The event log: one structured event per qmail-send log line. */
 export interface SchedulerLogger {

@@ -59,7 +59,8 @@ export interface SenderCheck {
 
 /** Without a directory: the login's own address only (compared ignoring ASCII case); never `<>`. */
 export const OWN_ADDRESS_ONLY: SenderCheck = {
-  mayUse: (login, sender) => Promise.resolve(sender !== '' && asciiLower(sender) === asciiLower(login) ? 'allow' : 'deny'),
+  mayUse: (login, sender) =>
+    Promise.resolve(sender !== '' && asciiLower(sender) === asciiLower(login) ? 'allow' : 'deny'),
 };
 
 /** RCPT-time verdict for one address: accept, unknown mailbox (550 5.1.1), or the directory is unreachable (451). */

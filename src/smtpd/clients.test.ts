@@ -13,11 +13,34 @@ const run = promisify(execFile);
 void test('swaks: plain and STARTTLS submissions are queued once each', async () => {
   const h = await harness({ tls: true });
   try {
-    await run('swaks', ['--server', `127.0.0.1:${h.port}`, '--from', 'a@b.test', '--to', 'joe@local.test', '--silent', '2']);
-    const tls = await run('swaks', ['--server', `127.0.0.1:${h.port}`, '--from', 'a@b.test', '--to', 'ann@local.test', '-tls']);
+    await run('swaks', [
+      '--server',
+      `127.0.0.1:${h.port}`,
+      '--from',
+      'a@b.test',
+      '--to',
+      'joe@local.test',
+      '--silent',
+      '2',
+    ]);
+    const tls = await run('swaks', [
+      '--server',
+      `127.0.0.1:${h.port}`,
+      '--from',
+      'a@b.test',
+      '--to',
+      'ann@local.test',
+      '-tls',
+    ]);
     assert.match(tls.stdout, /TLS started/);
-    assert.deepEqual(h.queued.map((q) => q.recipients), [['joe@local.test'], ['ann@local.test']]);
-    assert.match(h.queued[1]?.data ?? '', /^Received: from unknown \(HELO [^)]*\) \(127\.0\.0\.1\)\n {2}by mx\.local\.test with ESMTPS; /);
+    assert.deepEqual(
+      h.queued.map((q) => q.recipients),
+      [['joe@local.test'], ['ann@local.test']],
+    );
+    assert.match(
+      h.queued[1]?.data ?? '',
+      /^Received: from unknown \(HELO [^)]*\) \(127\.0\.0\.1\)\n {2}by mx\.local\.test with ESMTPS; /,
+    );
   } finally {
     await h.close();
   }

@@ -3,17 +3,26 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DataDecoder } from './data.js';
 
-function decode(input: string, max = 0, chunk = 0, keepBareCr = false): { out: string; consumed: number; done: boolean; problem?: string } {
+function decode(
+  input: string,
+  max = 0,
+  chunk = 0,
+  keepBareCr = false,
+): { out: string; consumed: number; done: boolean; problem?: string } {
   const d = new DataDecoder(max, keepBareCr);
   const buf = Buffer.from(input, 'latin1');
-  const parts = chunk > 0 ? Array.from({ length: Math.ceil(buf.length / chunk) }, (_, i) => buf.subarray(i * chunk, (i + 1) * chunk)) : [buf];
+  const parts =
+    chunk > 0
+      ? Array.from({ length: Math.ceil(buf.length / chunk) }, (_, i) => buf.subarray(i * chunk, (i + 1) * chunk))
+      : [buf];
   let out = '';
   let consumed = 0;
   for (const p of parts) {
     const r = d.push(p);
     out += r.out.toString('latin1');
     consumed += r.consumed;
-    if (r.done || d.problem === 'bare-lf') return { out, consumed, done: r.done, ...(d.problem ? { problem: d.problem } : {}) };
+    if (r.done || d.problem === 'bare-lf')
+      return { out, consumed, done: r.done, ...(d.problem ? { problem: d.problem } : {}) };
   }
   return { out, consumed, done: false, ...(d.problem ? { problem: d.problem } : {}) };
 }

@@ -47,7 +47,10 @@ export class DataDecoder {
    * by LF is kept in the message as qmail-smtpd's blast() keeps it, instead of refusing the message. Only
    * `CRLF.CRLF` still ends DATA and a bare LF is still fatal, so the opt-out never lets DATA end early.
    */
-  constructor(private readonly maxBytes: number, private readonly keepBareCr = false) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly keepBareCr = false,
+  ) {}
 
   get bytes(): number {
     return this.size;

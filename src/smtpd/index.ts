@@ -2,8 +2,14 @@
 export { SmtpListener, loadTlsContext, hostIps, type ListenerSpec, type ListenerKind } from './server.js';
 export { runSession, DEFAULT_LIMITS, type SessionSummary, type SmtpEventName } from './session.js';
 export {
-  NO_DIRECTORY, OWN_ADDRESS_ONLY, type Authenticator, type AuthResult, type RcptVerdict, type RecipientCheck,
-  type SenderCheck, type SenderVerdict,
+  NO_DIRECTORY,
+  OWN_ADDRESS_ONLY,
+  type Authenticator,
+  type AuthResult,
+  type RcptVerdict,
+  type RecipientCheck,
+  type SenderCheck,
+  type SenderVerdict,
 } from './auth.js';
 export { loadPolicy, type SessionEnv } from './policy.js';
 export { parseTcpRules, matchTcpRules } from './tcprules.js';

@@ -19,20 +19,43 @@ function mrh(hosts: readonly string[]): Buffer {
 
 /** One session: HELO, MAIL, one RCPT per address, QUIT; returns the RCPT reply codes (or the whole text). */
 async function rcpts(port: number, addresses: readonly string[]): Promise<{ codes: number[]; out: string }> {
-  const out = await talk(port, `HELO c\r\nMAIL FROM:<a@b.test>\r\n${addresses.map((a) => `RCPT TO:<${a}>\r\n`).join('')}QUIT\r\n`);
-  const codes = out.split('\r\n').slice(3, 3 + addresses.length).map((l) => Number(l.slice(0, 3)));
+  const out = await talk(
+    port,
+    `HELO c\r\nMAIL FROM:<a@b.test>\r\n${addresses.map((a) => `RCPT TO:<${a}>\r\n`).join('')}QUIT\r\n`,
+  );
+  const codes = out
+    .split('\r\n')
+    .slice(3, 3 + addresses.length)
+    .map((l) => Number(l.slice(0, 3)));
   return { codes, out };
 }
 
 void test('morercpthosts.cdb: its hosts and .suffixes are accepted, any case; others 553', async () => {
-  const h = await harness({ env: REMOTE, control: { 'morercpthosts.cdb': mrh(['more.test', '.sub.test']).toString('latin1') } });
+  const h = await harness({
+    env: REMOTE,
+    control: { 'morercpthosts.cdb': mrh(['more.test', '.sub.test']).toString('latin1') },
+  });
   try {
     const cases: Array<[string, number]> = [
-      ['joe@more.test', 250], ['joe@MORE.Test', 250], ['joe@x.sub.test', 250], ['joe@a.b.sub.test', 250],
-      ['joe@sub.test', 553], ['joe@xmore.test', 553], ['joe@local.test', 250], ['joe@elsewhere.test', 553], ['joe@d7.other.test', 250],
+      ['joe@more.test', 250],
+      ['joe@MORE.Test', 250],
+      ['joe@x.sub.test', 250],
+      ['joe@a.b.sub.test', 250],
+      ['joe@sub.test', 553],
+      ['joe@xmore.test', 553],
+      ['joe@local.test', 250],
+      ['joe@elsewhere.test', 553],
+      ['joe@d7.other.test', 250],
     ];
-    const { codes, out } = await rcpts(h.port, cases.map(([a]) => a));
-    assert.deepEqual(codes, cases.map(([, c]) => c), out);
+    const { codes, out } = await rcpts(
+      h.port,
+      cases.map(([a]) => a),
+    );
+    assert.deepEqual(
+      codes,
+      cases.map(([, c]) => c),
+      out,
+    );
   } finally {
     await h.close();
   }
@@ -57,7 +80,10 @@ void test('morercpthosts.cdb cut inside its tables: 421 at the RCPT that meets t
   const cut = db.subarray(0, db.readUInt32LE(0)); // header and records, no hash table
   const h = await harness({ env: REMOTE, control: { 'morercpthosts.cdb': cut.toString('latin1') } });
   try {
-    const out = await talk(h.port, 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nRCPT TO:<joe@more.test>\r\nRCPT TO:<x@local.test>\r\n');
+    const out = await talk(
+      h.port,
+      'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nRCPT TO:<joe@more.test>\r\nRCPT TO:<x@local.test>\r\n',
+    );
     assert.match(out, /^220 [^\r]*\r\n250 [^\r]*\r\n250 ok\r\n250 ok\r\n421 unable to read controls \(#4\.3\.0\)\r\n$/);
   } finally {
     await h.close();
@@ -86,21 +112,25 @@ void test('missing morercpthosts.cdb: rcpthosts alone decides', async () => {
   }
 });
 
-void test('every session closes its morercpthosts.cdb descriptor', { skip: process.platform !== 'linux' && 'needs /proc/self/fd' }, async () => {
-  const h = await harness({ env: REMOTE, control: { 'morercpthosts.cdb': mrh(['more.test']).toString('latin1') } });
-  const open = (): number => readdirSync('/proc/self/fd').length;
-  try {
-    await rcpts(h.port, ['joe@more.test']); // warm up: whatever the first session opens for good
-    const before = open();
-    for (let i = 0; i < 20; i++) {
-      const { codes } = await rcpts(h.port, ['joe@more.test', 'joe@elsewhere.test']);
-      assert.deepEqual(codes, [250, 553]);
+void test(
+  'every session closes its morercpthosts.cdb descriptor',
+  { skip: process.platform !== 'linux' && 'needs /proc/self/fd' },
+  async () => {
+    const h = await harness({ env: REMOTE, control: { 'morercpthosts.cdb': mrh(['more.test']).toString('latin1') } });
+    const open = (): number => readdirSync('/proc/self/fd').length;
+    try {
+      await rcpts(h.port, ['joe@more.test']); // warm up: whatever the first session opens for good
+      const before = open();
+      for (let i = 0; i < 20; i++) {
+        const { codes } = await rcpts(h.port, ['joe@more.test', 'joe@elsewhere.test']);
+        assert.deepEqual(codes, [250, 553]);
+      }
+      await talk(h.port, 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@more.test>\r\n'); // ends by EOF
+      const deadline = Date.now() + 5000;
+      while (open() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(open(), before);
+    } finally {
+      await h.close();
     }
-    await talk(h.port, 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@more.test>\r\n'); // ends by EOF
-    const deadline = Date.now() + 5000;
-    while (open() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(open(), before);
-  } finally {
-    await h.close();
-  }
-});
+  },
+);

@@ -111,7 +111,7 @@ void test('parseStrictRcpt: RFC 5321 4.1.2 paths, <Postmaster>, no parameters (i
   for (const [arg, want] of table) assert.equal(strictRcpt(arg), want, arg);
 });
 
-void test('applyLocalIpHost: B.2 only for this host\'s bracketed addresses', () => {
+void test("applyLocalIpHost: B.2 only for this host's bracketed addresses", () => {
   const mine = (ip: string): boolean => ip === '192.0.2.2';
   assert.equal(applyLocalIpHost('joe@[192.0.2.2]', 'mx.test', mine), 'joe@mx.test');
   assert.equal(applyLocalIpHost('joe@[192.0.2.3]', 'mx.test', mine), 'joe@[192.0.2.3]');
@@ -120,7 +120,12 @@ void test('applyLocalIpHost: B.2 only for this host\'s bracketed addresses', () 
 });
 
 void test('domainCandidates: the domain, then .suffixes longest first, never empty', () => {
-  assert.deepEqual(domainCandidates('A.Sub.Example.TEST'), ['a.sub.example.test', '.sub.example.test', '.example.test', '.test']);
+  assert.deepEqual(domainCandidates('A.Sub.Example.TEST'), [
+    'a.sub.example.test',
+    '.sub.example.test',
+    '.example.test',
+    '.test',
+  ]);
   assert.deepEqual(domainCandidates(''), []);
   assert.deepEqual(domainCandidates('local.test.'), ['local.test.', '.test.', '.']);
   assert.equal(envNumber('0'), 0);
@@ -129,11 +134,22 @@ void test('domainCandidates: the domain, then .suffixes longest first, never emp
 });
 
 void test('tcprules: parse and lookup order', () => {
-  const rules = parseTcpRules([
-    '# comment', '', '127.:allow,RELAYCLIENT=""', '10.1.2.3:deny', '10.1.2.:allow,RELAYCLIENT="@gw.test",DATABYTES=5000',
-    '192.0.2.4-6:allow,X=\'q,uoted\'', 'joe@10.9.9.9:allow,WHO=joe', '[::1]:allow,RELAYCLIENT=""', ':allow,=RELAYCLIENT',
-    '10.1.2.3:allow', 'garbage', '1.2.3.4:allow,BAD NAME=1',
-  ].join('\n'));
+  const rules = parseTcpRules(
+    [
+      '# comment',
+      '',
+      '127.:allow,RELAYCLIENT=""',
+      '10.1.2.3:deny',
+      '10.1.2.:allow,RELAYCLIENT="@gw.test",DATABYTES=5000',
+      "192.0.2.4-6:allow,X='q,uoted'",
+      'joe@10.9.9.9:allow,WHO=joe',
+      '[::1]:allow,RELAYCLIENT=""',
+      ':allow,=RELAYCLIENT',
+      '10.1.2.3:allow',
+      'garbage',
+      '1.2.3.4:allow,BAD NAME=1',
+    ].join('\n'),
+  );
   assert.equal(rules.errors.length, 2);
   assert.equal(matchTcpRules(rules, '127.0.0.1')?.env.get('RELAYCLIENT'), '');
   assert.equal(matchTcpRules(rules, '10.1.2.3')?.action, 'deny'); // first rule for a key wins
@@ -151,7 +167,17 @@ void test('tcprules: parse and lookup order', () => {
 void test('received: B.8 format, unsafe characters, RFC 3848 names', () => {
   const d = new Date(Date.UTC(2026, 10, 2, 3, 1, 2));
   assert.equal(
-    receivedLine({ protocol: 'SMTP', remoteHost: 'bad host', helo: 'evil<host>;x y', remoteInfo: 'us(er)', remoteIp: '192.0.2.10', localHost: 'mx.test' }, d),
+    receivedLine(
+      {
+        protocol: 'SMTP',
+        remoteHost: 'bad host',
+        helo: 'evil<host>;x y',
+        remoteInfo: 'us(er)',
+        remoteIp: '192.0.2.10',
+        localHost: 'mx.test',
+      },
+      d,
+    ),
     'Received: from bad?host (HELO evil?host??x?y) (us?er?@192.0.2.10)\n  by mx.test with SMTP; 2 Nov 2026 03:01:02 -0000\n',
   );
   assert.equal(

@@ -43,7 +43,8 @@ export interface Policy {
   readonly close: () => void;
 }
 
-export type PolicyResult = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly reason: string };
+export type PolicyResult =
+  { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly reason: string };
 
 /** DATABYTES and similar env numbers: leading decimal digits, like qmail's scan_ulong. */
 export function envNumber(v: string | undefined): number | undefined {

@@ -41,8 +41,16 @@ export const R = {
   tlsAlready: [503, '5.5.1', 'TLS is already active (#5.5.1)'],
   authRequired: [530, '5.7.0', 'authentication required (#5.7.0)'],
   authNeedsTls: [538, '5.7.11', 'encryption required for authentication, use STARTTLS first (#5.7.11)'],
-  authNoTls: [538, '5.7.11', 'encryption required for authentication, and this server offers no STARTTLS: ask its administrator (#5.7.11)'],
-  authTooManyFailures: [421, '4.7.0', 'too many failed authentication attempts, closing the connection; try again later (#4.7.0)'],
+  authNoTls: [
+    538,
+    '5.7.11',
+    'encryption required for authentication, and this server offers no STARTTLS: ask its administrator (#5.7.11)',
+  ],
+  authTooManyFailures: [
+    421,
+    '4.7.0',
+    'too many failed authentication attempts, closing the connection; try again later (#4.7.0)',
+  ],
   authOk: [235, '2.7.0', 'authentication successful'],
   authFailed: [535, '5.7.8', 'authentication failed (#5.7.8)'],
   authUnavailable: [454, '4.7.0', 'temporary authentication failure (#4.7.0)'],
@@ -59,7 +67,11 @@ export const R = {
 
 /** Issue 12: an authenticated client used an envelope sender that is not its own; the reply names the login. */
 export function senderNotOwned(login: string, sender: string): Reply {
-  return [553, '5.7.1', `sorry, ${login} may not send as <${sender}>: use your own address or one of its aliases (#5.7.1)`];
+  return [
+    553,
+    '5.7.1',
+    `sorry, ${login} may not send as <${sender}>: use your own address or one of its aliases (#5.7.1)`,
+  ];
 }
 
 export function problemReply(p: DataProblem): Reply {

@@ -9,7 +9,13 @@ import { ConnectionLimits, LoginThrottle } from '../throttle/index.js';
 import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
 import { R, renderReply, type Reply } from './replies.js';
-import { DEFAULT_LIMITS, runSession, type SessionEventLog, type SessionLimits, type SessionSummary } from './session.js';
+import {
+  DEFAULT_LIMITS,
+  runSession,
+  type SessionEventLog,
+  type SessionLimits,
+  type SessionSummary,
+} from './session.js';
 import { matchTcpRules, parseTcpRules } from './tcprules.js';
 
 export type ListenerKind = 'smtp' | 'submission';
@@ -71,7 +77,10 @@ export class SmtpListener {
   private readonly isLocalIp: (ip: string) => boolean;
   private readonly authThrottle: LoginThrottle;
 
-  constructor(readonly spec: ListenerSpec, private readonly deps: SmtpServerDeps) {
+  constructor(
+    readonly spec: ListenerSpec,
+    private readonly deps: SmtpServerDeps,
+  ) {
     this.limits = { ...DEFAULT_LIMITS, ...deps.limits, ...numericOptions(spec.options) };
     this.authThrottle = deps.authThrottle ?? new LoginThrottle();
     this.limitsByIp = new ConnectionLimits(
@@ -83,7 +92,9 @@ export class SmtpListener {
     // allowHalfOpen: a client may send everything and shut its side; replies still go out (pipelining).
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     // A failed accept (EMFILE...) is an 'error' on the server, which keeps listening; unhandled it would end the process.
-    this.server.on('error', (err) => this.deps.log?.('smtp.error', { listener: `${spec.host}:${spec.port}`, error: `accept failed: ${err.message}` }));
+    this.server.on('error', (err) =>
+      this.deps.log?.('smtp.error', { listener: `${spec.host}:${spec.port}`, error: `accept failed: ${err.message}` }),
+    );
   }
 
   /**
@@ -167,20 +178,33 @@ export class SmtpListener {
       log('smtp.error', { ip, error: `STARTTLS disabled: ${errText(err)}` });
     }
     const run = runSession(socket, {
-      control, env, tls, queue: this.deps.queue, kind: this.spec.kind, limits: this.limits,
-      authenticator: this.deps.authenticator ?? NO_DIRECTORY, authThrottle: this.authThrottle, recipients: this.deps.recipients,
-      senders: this.deps.senders, senderAuth: this.spec.options['senderauth'] !== 'off', clock: this.deps.clock ?? (() => new Date()),
-      isLocalIp: this.isLocalIp, log,
-    }).then((summary) => {
-      this.deps.onSession?.(summary, env);
-    }).catch((err: unknown) => {
-      log('smtp.error', { ip, error: errText(err) });
-      socket.destroy();
-    }).finally(() => {
-      this.sockets.delete(socket);
-      this.limitsByIp.release(ip);
-      this.running.delete(run);
-    });
+      control,
+      env,
+      tls,
+      queue: this.deps.queue,
+      kind: this.spec.kind,
+      limits: this.limits,
+      authenticator: this.deps.authenticator ?? NO_DIRECTORY,
+      authThrottle: this.authThrottle,
+      recipients: this.deps.recipients,
+      senders: this.deps.senders,
+      senderAuth: this.spec.options['senderauth'] !== 'off',
+      clock: this.deps.clock ?? (() => new Date()),
+      isLocalIp: this.isLocalIp,
+      log,
+    })
+      .then((summary) => {
+        this.deps.onSession?.(summary, env);
+      })
+      .catch((err: unknown) => {
+        log('smtp.error', { ip, error: errText(err) });
+        socket.destroy();
+      })
+      .finally(() => {
+        this.sockets.delete(socket);
+        this.limitsByIp.release(ip);
+        this.running.delete(run);
+      });
     this.running.add(run);
   }
 

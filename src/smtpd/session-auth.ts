@@ -8,7 +8,8 @@ import type { Session, Step } from './session.js';
 export async function authCommand(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
   if (!s.authAllowed) {
     s.deps.log('smtp.auth', {
-      ip: s.remoteIp, ok: false,
+      ip: s.remoteIp,
+      ok: false,
       reason: s.deps.tls
         ? 'clear-text AUTH refused before STARTTLS (allow this client with QUAIL_CLEARAUTH="1" in control/tcp.smtp if it cannot do TLS)'
         : 'clear-text AUTH refused and no STARTTLS to offer: install control/servercert.pem (quail init makes one) or allow this client with QUAIL_CLEARAUTH="1" in control/tcp.smtp',

@@ -43,7 +43,11 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
         ...(env['TCPREMOTEHOST'] !== undefined ? { remoteHost: env['TCPREMOTEHOST'] } : {}),
         ...(s.helo !== undefined ? { helo: s.helo } : {}),
         // The AUTH login stands where qmail puts TCPREMOTEINFO (as qmail's SMTP AUTH patches do): `(joe@example.com@ip)`.
-        ...(s.authUser !== undefined ? { remoteInfo: s.authUser } : env['TCPREMOTEINFO'] !== undefined ? { remoteInfo: env['TCPREMOTEINFO'] } : {}),
+        ...(s.authUser !== undefined
+          ? { remoteInfo: s.authUser }
+          : env['TCPREMOTEINFO'] !== undefined
+            ? { remoteInfo: env['TCPREMOTEINFO'] }
+            : {}),
         ...(env['TCPREMOTEIP'] !== undefined ? { remoteIp: env['TCPREMOTEIP'] } : {}),
         ...(localHost !== undefined ? { localHost } : {}),
       },
@@ -95,8 +99,13 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   }
   s.messages++;
   s.deps.log('smtp.queued', {
-    id: res.id, ip: s.remoteIp, from: tx.sender, rcpts: tx.recipients.length, bytes: dec.bytes,
-    protocol: s.protocol, ...(s.authUser !== undefined ? { auth: s.authUser } : {}),
+    id: res.id,
+    ip: s.remoteIp,
+    from: tx.sender,
+    rcpts: tx.recipients.length,
+    bytes: dec.bytes,
+    protocol: s.protocol,
+    ...(s.authUser !== undefined ? { auth: s.authUser } : {}),
   });
   // qmail says `250 ok <time> qp <pid>`; quail names its queue id where qmail named the qmail-queue pid.
   s.send([250, '2.0.0', `ok ${Math.floor(s.deps.clock().getTime() / 1000)} qp ${res.id}`]);

@@ -49,7 +49,12 @@ async function senderRefusal(s: Session, login: string, sender: string): Promise
     verdict = 'temporary' as const;
   }
   if (verdict === 'allow') return undefined;
-  s.deps.log('smtp.reject', { ip: s.remoteIp, why: verdict === 'deny' ? 'sender-not-login' : 'sender-check-unavailable', auth: login, from: sender });
+  s.deps.log('smtp.reject', {
+    ip: s.remoteIp,
+    why: verdict === 'deny' ? 'sender-not-login' : 'sender-check-unavailable',
+    auth: login,
+    from: sender,
+  });
   return verdict === 'deny' ? senderNotOwned(login, sender) : R.senderTemporary;
 }
 
@@ -88,7 +93,12 @@ export async function rcptCommand(s: Session, arg: string, fail: (r: Reply) => P
   if (s.deps.recipients) {
     const verdict = await s.deps.recipients.check(addr);
     if (verdict !== 'accept') {
-      s.deps.log('smtp.reject', { ip: s.remoteIp, why: verdict === 'unknown' ? 'no-mailbox' : 'directory-unavailable', from: tx.sender, to: addr });
+      s.deps.log('smtp.reject', {
+        ip: s.remoteIp,
+        why: verdict === 'unknown' ? 'no-mailbox' : 'directory-unavailable',
+        from: tx.sender,
+        to: addr,
+      });
       return fail(verdict === 'unknown' ? R.noMailbox : R.directoryTemporary);
     }
   }

@@ -48,8 +48,15 @@ export const DEFAULT_LIMITS: SessionLimits = {
 
 /** The events an SMTP listener and its sessions log (src/start's catalogue documents each; `smtpd.*` is the process). */
 export type SmtpEventName =
-  | 'smtp.connect' | 'smtp.refused' | 'smtp.tls' | 'smtp.auth' | 'smtp.reject' | 'smtp.queued' | 'smtp.queue-failed'
-  | 'smtp.error' | 'smtp.close';
+  | 'smtp.connect'
+  | 'smtp.refused'
+  | 'smtp.tls'
+  | 'smtp.auth'
+  | 'smtp.reject'
+  | 'smtp.queued'
+  | 'smtp.queue-failed'
+  | 'smtp.error'
+  | 'smtp.close';
 
 export type SessionEventLog = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>) => void;
 
@@ -80,7 +87,17 @@ export interface SessionDeps {
   readonly log: SessionEventLog;
 }
 
-export type EndReason = 'quit' | 'eof' | 'timeout' | 'bare-lf' | 'too-many-errors' | 'no-progress' | 'auth-failures' | 'no-controls' | 'tls-failed' | 'shutdown';
+export type EndReason =
+  | 'quit'
+  | 'eof'
+  | 'timeout'
+  | 'bare-lf'
+  | 'too-many-errors'
+  | 'no-progress'
+  | 'auth-failures'
+  | 'no-controls'
+  | 'tls-failed'
+  | 'shutdown';
 
 /** What a verb handler tells the command loop: go on, or end the session for this reason. */
 export type Step = 'continue' | EndReason;
@@ -118,7 +135,10 @@ export class Session {
   messages = 0;
   stopping = false;
 
-  constructor(readonly socket: Socket, readonly deps: SessionDeps) {
+  constructor(
+    readonly socket: Socket,
+    readonly deps: SessionDeps,
+  ) {
     this.out = socket;
     this.reader = new Reader(socket);
   }

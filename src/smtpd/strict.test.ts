@@ -10,29 +10,58 @@ const REMOTE = { TCPREMOTEIP: '192.0.2.9', TCPLOCALHOST: 'mx.local.test' };
 const head = 'EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nSubject: s\r\n\r\nhello';
 const plainAuth = (user: string, pw: string): string => Buffer.from(`\0${user}\0${pw}`).toString('base64');
 const TABLE: Authenticator = {
-  verify: (u, p) => Promise.resolve(u === 'joe@example.org' && p === 'pw' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' }),
+  verify: (u, p) =>
+    Promise.resolve(
+      u === 'joe@example.org' && p === 'pw' ? { ok: true, user: u } : { ok: false, temporary: false, reason: 'bad' },
+    ),
 };
-
 
 void test('issue 12: strict envelope syntax by default (what is wrong, said); QUAIL_LOOSE="1" in tcp.smtp gives qmail\'s 250s back', async () => {
   // [command, strict reply after EHLO]; with QUAIL_LOOSE every one of them is 250, as qmail-smtpd answers.
   const cases: Array<[string, RegExp]> = [
-    ['MAIL FROM:<a@b.test> X-EVIL=1', /^555 5\.5\.4 MAIL FROM parameter X-EVIL is not supported; this server knows SIZE, BODY, SMTPUTF8 and AUTH \(#5\.5\.4\)$/],
-    ['MAIL FROM:<a@b.test> BODY=EVIL', /^501 5\.5\.4 BODY=EVIL is not supported: write BODY=7BIT or BODY=8BITMIME \(#5\.5\.4\)$/],
+    [
+      'MAIL FROM:<a@b.test> X-EVIL=1',
+      /^555 5\.5\.4 MAIL FROM parameter X-EVIL is not supported; this server knows SIZE, BODY, SMTPUTF8 and AUTH \(#5\.5\.4\)$/,
+    ],
+    [
+      'MAIL FROM:<a@b.test> BODY=EVIL',
+      /^501 5\.5\.4 BODY=EVIL is not supported: write BODY=7BIT or BODY=8BITMIME \(#5\.5\.4\)$/,
+    ],
     ['MAIL FROM:<a@b.test> SIZE=-1', /^501 5\.5\.4 SIZE=-1 is not a size: write SIZE=<number of bytes> \(#5\.5\.4\)$/],
     ['MAIL FROM:<a@b.test> SIZE=abc', /^501 5\.5\.4 SIZE=abc is not a size/],
-    ['MAIL FROM:<a@b.test> SIZE=18446744073709551617', /^552 5\.3\.4 sorry, that message size exceeds my databytes limit \(#5\.3\.4\)$/],
-    ['MAIL FROM:a@b.test', /^501 5\.1\.7 bad sender address syntax: the address must be enclosed in <>; write MAIL FROM:<user@domain> or MAIL FROM:<> \(#5\.1\.7\)$/],
+    [
+      'MAIL FROM:<a@b.test> SIZE=18446744073709551617',
+      /^552 5\.3\.4 sorry, that message size exceeds my databytes limit \(#5\.3\.4\)$/,
+    ],
+    [
+      'MAIL FROM:a@b.test',
+      /^501 5\.1\.7 bad sender address syntax: the address must be enclosed in <>; write MAIL FROM:<user@domain> or MAIL FROM:<> \(#5\.1\.7\)$/,
+    ],
     ['MAIL FROM:<a@b.test>', /^250 2\.1\.0 ok$/],
-    ['MAIL FROM:<c@d.test>', /^503 5\.5\.1 a mail transaction is already open: finish it with DATA or send RSET first \(#5\.5\.1\)$/],
-    ['RCPT TO:<>', /^501 5\.1\.3 bad recipient address syntax: the recipient address is empty; write RCPT TO:<user@domain> \(#5\.1\.3\)$/],
+    [
+      'MAIL FROM:<c@d.test>',
+      /^503 5\.5\.1 a mail transaction is already open: finish it with DATA or send RSET first \(#5\.5\.1\)$/,
+    ],
+    [
+      'RCPT TO:<>',
+      /^501 5\.1\.3 bad recipient address syntax: the recipient address is empty; write RCPT TO:<user@domain> \(#5\.1\.3\)$/,
+    ],
     ['RCPT TO:<alice@local.test', /^501 5\.1\.3 bad recipient address syntax: the address has no closing ">"; /],
-    ['RCPT TO:<@local.test>', /^501 5\.1\.3 bad recipient address syntax: a source route \(@host,\.\.\.:\) without the mailbox/],
-    ['RCPT TO:<alice@local.test> garbage', /^555 5\.5\.4 RCPT TO parameter GARBAGE is not supported; this server takes none \(#5\.5\.4\)$/],
+    [
+      'RCPT TO:<@local.test>',
+      /^501 5\.1\.3 bad recipient address syntax: a source route \(@host,\.\.\.:\) without the mailbox/,
+    ],
+    [
+      'RCPT TO:<alice@local.test> garbage',
+      /^555 5\.5\.4 RCPT TO parameter GARBAGE is not supported; this server takes none \(#5\.5\.4\)$/,
+    ],
     ['RCPT TO:<alice>', /^501 5\.1\.3 bad recipient address syntax: the address has no @domain; /],
   ];
   const script = `EHLO c\r\n${cases.map(([c]) => `${c}\r\n`).join('')}QUIT\r\n`;
-  const strict = await harness({ limits: { tarpitAfter: 100 }, control: { 'tcp.smtp': '127.0.0.2:allow,QUAIL_LOOSE="1"\n:allow\n', databytes: '0\n' } });
+  const strict = await harness({
+    limits: { tarpitAfter: 100 },
+    control: { 'tcp.smtp': '127.0.0.2:allow,QUAIL_LOOSE="1"\n:allow\n', databytes: '0\n' },
+  });
   try {
     const lines = (await talk(strict.port, script)).split('\r\n');
     const replies = lines.slice(lines.findIndex((l) => l.startsWith('250 ')) + 1);
@@ -44,7 +73,14 @@ void test('issue 12: strict envelope syntax by default (what is wrong, said); QU
   const loose = await harness({ control: { 'tcp.smtp': '127.:allow,QUAIL_LOOSE="1"\n', databytes: '0\n' } });
   try {
     const out = await talk(loose.port, script.replace('EHLO', 'HELO'));
-    assert.deepEqual(out.split('\r\n').slice(2, 2 + cases.length).map((l) => l.slice(0, 3)), Array<string>(cases.length).fill('250'), out);
+    assert.deepEqual(
+      out
+        .split('\r\n')
+        .slice(2, 2 + cases.length)
+        .map((l) => l.slice(0, 3)),
+      Array<string>(cases.length).fill('250'),
+      out,
+    );
   } finally {
     await loose.close();
   }
@@ -55,11 +91,20 @@ void test('issue 12: without control/databytes a message over 35 MiB is refused 
   const h = await harness({ env: REMOTE });
   try {
     assert.match(await talk(h.port, 'EHLO c\r\nQUIT\r\n'), new RegExp(`\r\n250-SIZE ${LIMIT}\r\n`));
-    assert.match(await talk(h.port, `EHLO c\r\nMAIL FROM:<a@b.test> SIZE=${LIMIT + 1}\r\nQUIT\r\n`), /\r\n552 5\.3\.4 sorry, that message size exceeds my databytes limit/);
+    assert.match(
+      await talk(h.port, `EHLO c\r\nMAIL FROM:<a@b.test> SIZE=${LIMIT + 1}\r\nQUIT\r\n`),
+      /\r\n552 5\.3\.4 sorry, that message size exceeds my databytes limit/,
+    );
     const body = Buffer.alloc(LIMIT + 100_000, 'x'); // CRLF counts as one byte (LF) once decoded
     for (let i = 998; i < body.length; i += 1000) body.write('\r\n', i - 1, 'latin1');
-    const out = await talk(h.port, Buffer.concat([Buffer.from(head.replace('hello', '')), body, Buffer.from('\r\n.\r\nQUIT\r\n')]));
-    assert.match(out, /354 go ahead\r\n552 5\.3\.4 sorry, that message size exceeds my databytes limit \(#5\.3\.4\)\r\n221 /);
+    const out = await talk(
+      h.port,
+      Buffer.concat([Buffer.from(head.replace('hello', '')), body, Buffer.from('\r\n.\r\nQUIT\r\n')]),
+    );
+    assert.match(
+      out,
+      /354 go ahead\r\n552 5\.3\.4 sorry, that message size exceeds my databytes limit \(#5\.3\.4\)\r\n221 /,
+    );
     assert.equal(h.queued.length, 0);
   } finally {
     await h.close();
@@ -76,7 +121,8 @@ void test('issue 12: without control/databytes a message over 35 MiB is refused 
 
 void test('issue 12: more than 20 commands in a row that send no mail (NOOP flood, unknown verbs) end the session with 421', async () => {
   const h = await harness({ env: REMOTE, limits: { tarpitAfter: 100 } });
-  const flood = (verbs: readonly string[], n: number): string => Array.from({ length: n }, (_, i) => `${verbs[i % verbs.length] ?? 'NOOP'}\r\n`).join('');
+  const flood = (verbs: readonly string[], n: number): string =>
+    Array.from({ length: n }, (_, i) => `${verbs[i % verbs.length] ?? 'NOOP'}\r\n`).join('');
   const NO_PROGRESS = '421 4.7.0 too many commands without sending mail, closing the connection (#4.7.0)\r\n';
   try {
     // EHLO counts too: EHLO + 19 = 20 is allowed, the 21st is refused and nothing after it is read
@@ -86,7 +132,10 @@ void test('issue 12: more than 20 commands in a row that send no mail (NOOP floo
     assert.ok(out.endsWith(`\r\n${NO_PROGRESS}`), out);
     assert.equal(out.split('\r\n').length - 1, 1 + 6 + 19 + 1, 'greeting, EHLO (6 lines), 19 replies, the 421');
     // a transaction that moves resets the count; unknown and refused commands count
-    const moving = await talk(h.port, `EHLO c\r\n${flood(['NOOP'], 15)}MAIL FROM:<a@b.test>\r\n${flood(['NOOP'], 15)}RCPT TO:<joe@local.test>\r\n${flood(['RSET'], 15)}QUIT\r\n`);
+    const moving = await talk(
+      h.port,
+      `EHLO c\r\n${flood(['NOOP'], 15)}MAIL FROM:<a@b.test>\r\n${flood(['NOOP'], 15)}RCPT TO:<joe@local.test>\r\n${flood(['RSET'], 15)}QUIT\r\n`,
+    );
     assert.match(moving, /\r\n221 mx\.local\.test\r\n$/);
     const unknown = await talk(h.port, `EHLO c\r\n${flood(['XYZZY', 'RCPT TO:<joe@local.test>'], 21)}QUIT\r\n`);
     assert.ok(unknown.endsWith(`\r\n502 5.5.1 unimplemented (#5.5.1)\r\n${NO_PROGRESS}`), unknown);
@@ -95,7 +144,10 @@ void test('issue 12: more than 20 commands in a row that send no mail (NOOP floo
   }
   const opt = await harness({ env: REMOTE, options: { maxnoop: '3' } });
   try {
-    assert.match(await talk(opt.port, 'HELO c\r\nNOOP\r\nNOOP\r\nNOOP\r\nQUIT\r\n'), /250 ok\r\n250 ok\r\n421 too many commands without sending mail/);
+    assert.match(
+      await talk(opt.port, 'HELO c\r\nNOOP\r\nNOOP\r\nNOOP\r\nQUIT\r\n'),
+      /250 ok\r\n250 ok\r\n421 too many commands without sending mail/,
+    );
   } finally {
     await opt.close();
   }
@@ -114,16 +166,26 @@ void test('issue 12: no AUTH in clear text, loopback included, unless tcp.smtp s
     await tls.close();
   }
   // no certificate at all: still no clear text, and the client is told there is no STARTTLS here
-  const bare = await harness({ authenticator: TABLE, control: { 'tcp.smtp': '127.0.0.2:allow,QUAIL_CLEARAUTH="1"\n:allow\n' } });
+  const bare = await harness({
+    authenticator: TABLE,
+    control: { 'tcp.smtp': '127.0.0.2:allow,QUAIL_CLEARAUTH="1"\n:allow\n' },
+  });
   try {
     const out = await talk(bare.port, session);
     assert.doesNotMatch(out, /250[- ](AUTH|STARTTLS)/);
-    assert.match(out, /\r\n538 5\.7\.11 encryption required for authentication, and this server offers no STARTTLS: ask its administrator \(#5\.7\.11\)\r\n/);
+    assert.match(
+      out,
+      /\r\n538 5\.7\.11 encryption required for authentication, and this server offers no STARTTLS: ask its administrator \(#5\.7\.11\)\r\n/,
+    );
   } finally {
     await bare.close();
   }
   // the per-client opt-out
-  const allowed = await harness({ tls: true, authenticator: TABLE, control: { 'tcp.smtp': '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n' } });
+  const allowed = await harness({
+    tls: true,
+    authenticator: TABLE,
+    control: { 'tcp.smtp': '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n' },
+  });
   try {
     const out = await talk(allowed.port, session);
     assert.match(out, /250 AUTH PLAIN LOGIN\r\n/);
@@ -134,7 +196,11 @@ void test('issue 12: no AUTH in clear text, loopback included, unless tcp.smtp s
 });
 
 void test('issue 12: failed AUTH is throttled per client address (as POP3 logins), and three failures close the session', async () => {
-  const h = await harness({ authenticator: TABLE, throttle: { baseMs: 300, maxMs: 2000 }, control: { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' } });
+  const h = await harness({
+    authenticator: TABLE,
+    throttle: { baseMs: 300, maxMs: 2000 },
+    control: { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' },
+  });
   try {
     const timed = async (user: string, pw: string): Promise<[string, number]> => {
       const t0 = Date.now();
@@ -154,8 +220,14 @@ void test('issue 12: failed AUTH is throttled per client address (as POP3 logins
   const quick = await harness({ authenticator: TABLE, control: { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' } });
   try {
     // three failures in one session: 421 and the connection is closed (nothing after it is read)
-    const three = await talk(quick.port, `EHLO c\r\n${`AUTH PLAIN ${plainAuth('x@y.test', 'z')}\r\n`.repeat(3)}NOOP\r\n`);
-    assert.match(three, /535 5\.7\.8 [^\n]*\n535 5\.7\.8 [^\n]*\n421 4\.7\.0 too many failed authentication attempts, closing the connection; try again later \(#4\.7\.0\)\r\n$/);
+    const three = await talk(
+      quick.port,
+      `EHLO c\r\n${`AUTH PLAIN ${plainAuth('x@y.test', 'z')}\r\n`.repeat(3)}NOOP\r\n`,
+    );
+    assert.match(
+      three,
+      /535 5\.7\.8 [^\n]*\n535 5\.7\.8 [^\n]*\n421 4\.7\.0 too many failed authentication attempts, closing the connection; try again later \(#4\.7\.0\)\r\n$/,
+    );
   } finally {
     await quick.close();
   }
@@ -178,7 +250,7 @@ void test('issue 12: a throttle passed to several listeners is shared (quail sta
   }
 });
 
-void test('issue 12: control/defaultdomain (vpopmail\'s meaning): an AUTH login without @domain is user@defaultdomain', async () => {
+void test("issue 12: control/defaultdomain (vpopmail's meaning): an AUTH login without @domain is user@defaultdomain", async () => {
   const seen: string[] = [];
   const authenticator: Authenticator = {
     verify: (u, p) => {
@@ -189,7 +261,10 @@ void test('issue 12: control/defaultdomain (vpopmail\'s meaning): an AUTH login 
   const CLEAR = { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' };
   const dd = await harness({ authenticator, control: { ...CLEAR, defaultdomain: 'Example.ORG\n' } });
   try {
-    assert.match(await talk(dd.port, `EHLO c\r\nAUTH PLAIN ${plainAuth('joe', 'pw')}\r\nQUIT\r\n`), /235 2\.7\.0 authentication successful/);
+    assert.match(
+      await talk(dd.port, `EHLO c\r\nAUTH PLAIN ${plainAuth('joe', 'pw')}\r\nQUIT\r\n`),
+      /235 2\.7\.0 authentication successful/,
+    );
     assert.match(await talk(dd.port, `EHLO c\r\nAUTH PLAIN ${plainAuth('joe%example.org', 'x')}\r\nQUIT\r\n`), /535 /);
     assert.deepEqual(seen, ['joe@example.org', 'joe%example.org']);
   } finally {
@@ -206,43 +281,71 @@ void test('issue 12: control/defaultdomain (vpopmail\'s meaning): an AUTH login 
   }
 });
 
-void test('issue 12: after AUTH the envelope sender must be the login\'s (553 5.7.1 names the login); senderauth=off switches it off', async () => {
+void test("issue 12: after AUTH the envelope sender must be the login's (553 5.7.1 names the login); senderauth=off switches it off", async () => {
   const CLEAR = { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' };
   const auth = `EHLO c\r\nAUTH PLAIN ${plainAuth('joe@example.org', 'pw')}\r\n`;
   const mailFrom = (from: string): string => `${auth}MAIL FROM:<${from}>\r\nRCPT TO:<x@local.test>\r\nQUIT\r\n`;
   for (const kind of ['smtp', 'submission'] as const) {
     const h = await harness({ kind, authenticator: TABLE, control: CLEAR });
     try {
-      assert.match(await talk(h.port, mailFrom('JOE@example.org')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n/, kind);
-      assert.match(await talk(h.port, mailFrom('ceo@example.org')),
-        /235 2\.7\.0 [^\n]*\n553 5\.7\.1 sorry, joe@example\.org may not send as <ceo@example\.org>: use your own address or one of its aliases \(#5\.7\.1\)\r\n503 5\.5\.1 MAIL first/, kind);
-      assert.match(await talk(h.port, mailFrom('')), /\n553 5\.7\.1 sorry, joe@example\.org may not send as <>: /, kind);
+      assert.match(
+        await talk(h.port, mailFrom('JOE@example.org')),
+        /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n/,
+        kind,
+      );
+      assert.match(
+        await talk(h.port, mailFrom('ceo@example.org')),
+        /235 2\.7\.0 [^\n]*\n553 5\.7\.1 sorry, joe@example\.org may not send as <ceo@example\.org>: use your own address or one of its aliases \(#5\.7\.1\)\r\n503 5\.5\.1 MAIL first/,
+        kind,
+      );
+      assert.match(
+        await talk(h.port, mailFrom('')),
+        /\n553 5\.7\.1 sorry, joe@example\.org may not send as <>: /,
+        kind,
+      );
       // without AUTH nothing is checked (an smtp listener takes mail from anyone for its domains)
-      if (kind === 'smtp') assert.match(await talk(h.port, 'EHLO c\r\nMAIL FROM:<ceo@example.org>\r\nQUIT\r\n'), /\n250 2\.1\.0 ok\r\n/);
+      if (kind === 'smtp')
+        assert.match(await talk(h.port, 'EHLO c\r\nMAIL FROM:<ceo@example.org>\r\nQUIT\r\n'), /\n250 2\.1\.0 ok\r\n/);
     } finally {
       await h.close();
     }
   }
-  const off = await harness({ kind: 'submission', options: { senderauth: 'off' }, authenticator: TABLE, control: CLEAR });
+  const off = await harness({
+    kind: 'submission',
+    options: { senderauth: 'off' },
+    authenticator: TABLE,
+    control: CLEAR,
+  });
   try {
-    assert.match(await talk(off.port, mailFrom('ceo@example.org')), /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n/);
+    assert.match(
+      await talk(off.port, mailFrom('ceo@example.org')),
+      /235 2\.7\.0 [^\n]*\n250 2\.1\.0 ok\r\n250 2\.1\.5 ok\r\n/,
+    );
   } finally {
     await off.close();
   }
   // an injected rule (the directory's) decides; its trouble is a 451, never a pass
   const seen: string[] = [];
   const ruled = await harness({
-    authenticator: TABLE, control: CLEAR,
+    authenticator: TABLE,
+    control: CLEAR,
     senders: {
       mayUse: (login, sender) => {
         seen.push(`${login} ${sender}`);
-        return sender === 'sales@example.org' ? Promise.resolve('allow') : sender === 'x@down.test' ? Promise.reject(new Error('db down')) : Promise.resolve('deny');
+        return sender === 'sales@example.org'
+          ? Promise.resolve('allow')
+          : sender === 'x@down.test'
+            ? Promise.reject(new Error('db down'))
+            : Promise.resolve('deny');
       },
     },
   });
   try {
     assert.match(await talk(ruled.port, mailFrom('sales@example.org')), /\n250 2\.1\.0 ok\r\n/);
-    assert.match(await talk(ruled.port, mailFrom('x@down.test')), /\n451 4\.3\.0 temporary failure checking the sender against your login, try again later \(#4\.3\.0\)\r\n/);
+    assert.match(
+      await talk(ruled.port, mailFrom('x@down.test')),
+      /\n451 4\.3\.0 temporary failure checking the sender against your login, try again later \(#4\.3\.0\)\r\n/,
+    );
     assert.deepEqual(seen, ['joe@example.org sales@example.org', 'joe@example.org x@down.test']);
   } finally {
     await ruled.close();

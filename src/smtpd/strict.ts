@@ -4,8 +4,11 @@ import { parseEnvelopeArg } from './address.js';
 import { R, type Reply } from './replies.js';
 
 /** What a strict MAIL argument gave: the sender (`''` for `<>`) and the RFC 1870 size, if announced. */
-export type StrictMail = { readonly ok: true; readonly address: string; readonly size?: number } | { readonly ok: false; readonly reply: Reply };
-export type StrictRcpt = { readonly ok: true; readonly address: string } | { readonly ok: false; readonly reply: Reply };
+export type StrictMail =
+  | { readonly ok: true; readonly address: string; readonly size?: number }
+  | { readonly ok: false; readonly reply: Reply };
+export type StrictRcpt =
+  { readonly ok: true; readonly address: string } | { readonly ok: false; readonly reply: Reply };
 
 type Role = 'sender' | 'recipient';
 
@@ -38,9 +41,12 @@ class Scanner {
       const label = this.s.slice(start, this.i);
       if (label === '') {
         if (this.s[start - 1] === '.') this.fail('the domain has an empty label (".." or a trailing ".")');
-        this.fail(this.ch() === undefined ? 'the domain is missing or ends early' : `unexpected "${this.ch()}" in the domain`);
+        this.fail(
+          this.ch() === undefined ? 'the domain is missing or ends early' : `unexpected "${this.ch()}" in the domain`,
+        );
       }
-      if (label.startsWith('-') || label.endsWith('-')) this.fail(`the domain label "${label}" starts or ends with "-"`);
+      if (label.startsWith('-') || label.endsWith('-'))
+        this.fail(`the domain label "${label}" starts or ends with "-"`);
       if (this.ch() !== '.') return;
       this.i++;
     }
@@ -67,12 +73,13 @@ class Scanner {
       this.i++;
       for (;;) {
         const c = this.ch();
-        if (c === undefined) this.fail('the quoted local part has no closing \'"\'');
+        if (c === undefined) this.fail("the quoted local part has no closing '\"'");
         this.i++;
         if (c === '"') return;
         if (c === '\\') {
           const n = this.ch();
-          if (n === undefined || n < ' ' || n > '~') this.fail('a backslash in the quoted local part escapes nothing printable');
+          if (n === undefined || n < ' ' || n > '~')
+            this.fail('a backslash in the quoted local part escapes nothing printable');
           this.i++;
         } else if (c < ' ' || c > '~') {
           if (c < '\u0080') this.fail('a control character in the quoted local part');
@@ -83,8 +90,13 @@ class Scanner {
       const start = this.i;
       while (ATEXT.test(this.ch() ?? '')) this.i++;
       if (this.i === start) {
-        if (this.ch() === '.' || start === 0 || this.s[start - 1] === '.') this.fail('the local part has an empty part between dots (or starts or ends with ".")');
-        this.fail(this.ch() === undefined ? 'the address ends early' : `unexpected "${this.ch()}" in the local part (quote it: "...")`);
+        if (this.ch() === '.' || start === 0 || this.s[start - 1] === '.')
+          this.fail('the local part has an empty part between dots (or starts or ends with ".")');
+        this.fail(
+          this.ch() === undefined
+            ? 'the address ends early'
+            : `unexpected "${this.ch()}" in the local part (quote it: "...")`,
+        );
       }
       if (this.ch() !== '.') return;
       this.i++;
@@ -130,9 +142,18 @@ function strictPath(arg: string, role: Role): { address: string; params: Map<str
         sc.i++;
         if (sc.ch() === '[') sc.addressLiteral();
         else sc.domain();
-      } else if (!(role === 'recipient' && localStart === 1 && local.toLowerCase() === 'postmaster' && sc.ch() === '>')) {
+      } else if (!(
+        role === 'recipient' &&
+        localStart === 1 &&
+        local.toLowerCase() === 'postmaster' &&
+        sc.ch() === '>'
+      )) {
         // RFC 5321 4.1.1.3: <Postmaster> without a domain is the one recipient that needs none.
-        sc.fail(sc.ch() === undefined || sc.ch() === '>' ? 'the address has no @domain' : `unexpected "${sc.ch()}" in the address`);
+        sc.fail(
+          sc.ch() === undefined || sc.ch() === '>'
+            ? 'the address has no @domain'
+            : `unexpected "${sc.ch()}" in the address`,
+        );
       }
       if (sc.ch() === undefined) sc.fail('the address has no closing ">"');
       if (sc.ch() !== '>') sc.fail(`unexpected "${sc.ch()}" in the address`);
@@ -170,12 +191,20 @@ export function parseStrictMail(arg: string): StrictMail {
     switch (key) {
       case 'SIZE':
         // RFC 1870 6: size-value ::= 1*20DIGIT
-        if (!/^\d{1,20}$/.test(value)) return { ok: false, reply: [501, '5.5.4', `SIZE=${value} is not a size: write SIZE=<number of bytes> (#5.5.4)`] };
+        if (!/^\d{1,20}$/.test(value))
+          return {
+            ok: false,
+            reply: [501, '5.5.4', `SIZE=${value} is not a size: write SIZE=<number of bytes> (#5.5.4)`],
+          };
         size = Number(value);
         break;
       case 'BODY':
         // RFC 6152: 7BIT or 8BITMIME (BINARYMIME needs CHUNKING, which is not offered)
-        if (!/^(7BIT|8BITMIME)$/i.test(value)) return { ok: false, reply: [501, '5.5.4', `BODY=${value} is not supported: write BODY=7BIT or BODY=8BITMIME (#5.5.4)`] };
+        if (!/^(7BIT|8BITMIME)$/i.test(value))
+          return {
+            ok: false,
+            reply: [501, '5.5.4', `BODY=${value} is not supported: write BODY=7BIT or BODY=8BITMIME (#5.5.4)`],
+          };
         break;
       case 'SMTPUTF8':
         // RFC 6531 3.4: no value
@@ -183,10 +212,18 @@ export function parseStrictMail(arg: string): StrictMail {
         break;
       case 'AUTH':
         // RFC 4954 5: AUTH=<mailbox in xtext> or AUTH=<>; accepted and not used (the session's own login counts)
-        if (value === '') return { ok: false, reply: [501, '5.5.4', 'AUTH= needs a value (<> or an xtext address) (#5.5.4)'] };
+        if (value === '')
+          return { ok: false, reply: [501, '5.5.4', 'AUTH= needs a value (<> or an xtext address) (#5.5.4)'] };
         break;
       default:
-        return { ok: false, reply: [555, '5.5.4', `MAIL FROM parameter ${key} is not supported; this server knows ${MAIL_PARAMS} (#5.5.4)`] };
+        return {
+          ok: false,
+          reply: [
+            555,
+            '5.5.4',
+            `MAIL FROM parameter ${key} is not supported; this server knows ${MAIL_PARAMS} (#5.5.4)`,
+          ],
+        };
     }
   }
   return size === undefined ? { ok: true, address: p.address } : { ok: true, address: p.address, size };
@@ -197,7 +234,11 @@ export function parseStrictRcpt(arg: string): StrictRcpt {
   const p = strictPath(arg, 'recipient');
   if (!('address' in p)) return { ok: false, reply: p };
   const [key] = p.params.keys();
-  if (key !== undefined) return { ok: false, reply: [555, '5.5.4', `RCPT TO parameter ${key} is not supported; this server takes none (#5.5.4)`] };
+  if (key !== undefined)
+    return {
+      ok: false,
+      reply: [555, '5.5.4', `RCPT TO parameter ${key} is not supported; this server takes none (#5.5.4)`],
+    };
   return { ok: true, address: p.address };
 }
 

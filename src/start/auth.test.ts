@@ -44,7 +44,9 @@ function sink(): Promise<{ server: Server; port: number; got: string[] }> {
     });
     sock.on('error', () => undefined);
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.2', () => resolve({ server, port: (server.address() as AddressInfo).port, got })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.2', () => resolve({ server, port: (server.address() as AddressInfo).port, got })),
+  );
 }
 
 async function until(what: string, cond: () => boolean, log: () => string): Promise<void> {
@@ -92,60 +94,152 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     cli(root, 'user', 'add', 'box@catchall.test', '--password', 'x');
     cli(root, 'domain', 'mod', 'catchall.test', '--policy', 'mailbox:box');
     writeFileSync(join(root, 'control', 'smtproutes'), `remote.test:127.0.0.2:${remote.port}\n`);
-    child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(
+      process.execPath,
+      [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
     const exited = new Promise<number | null>((r) => child?.on('exit', (code) => r(code)));
     const stateFile = join(root, 'run', 'quail.json');
-    await until('quail.started', () => log.includes('quail.started') && existsSync(stateFile), () => log);
+    await until(
+      'quail.started',
+      () => log.includes('quail.started') && existsSync(stateFile),
+      () => log,
+    );
     const st = JSON.parse(readFileSync(stateFile, 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
     const smtp = st.listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
     const submission = st.listeners.find((l) => l.kind === 'submission')?.port ?? 0;
 
     // no tcp.smtp: without AUTH nobody relays
-    assert.match(swaks(smtp, ['--to', 'pal@remote.test', '--quit-after', 'RCPT'], 'joe@example.org').out, /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/);
+    assert.match(
+      swaks(smtp, ['--to', 'pal@remote.test', '--quit-after', 'RCPT'], 'joe@example.org').out,
+      /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/,
+    );
     // no AUTH in clear text, not even from 127.0.0.1 (no tcp.smtp rule allows it)
-    const clear = swaks(smtp, ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test'], 'joe@example.org');
+    const clear = swaks(
+      smtp,
+      ['--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test'],
+      'joe@example.org',
+    );
     assert.notEqual(clear.status, 0);
     assert.doesNotMatch(clear.out, /<- *250[- ]AUTH/, 'AUTH is not offered before STARTTLS');
     assert.match(clear.out, /did not advertise authentication/);
     // wrong password (over STARTTLS: quail init made control/servercert.pem)
-    const bad = swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 'wrong', '--to', 'pal@remote.test'], 'joe@example.org');
+    const bad = swaks(
+      smtp,
+      [
+        '--tls',
+        '--auth',
+        'PLAIN',
+        '--auth-user',
+        'joe@example.org',
+        '--auth-password',
+        'wrong',
+        '--to',
+        'pal@remote.test',
+      ],
+      'joe@example.org',
+    );
     assert.notEqual(bad.status, 0);
     assert.match(bad.out, /535 5\.7\.8 authentication failed/);
     // AUTH PLAIN after STARTTLS, then relay
-    const good = swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--header', 'Subject: via swaks'], 'joe@example.org');
+    const good = swaks(
+      smtp,
+      [
+        '--tls',
+        '--auth',
+        'PLAIN',
+        '--auth-user',
+        'joe@example.org',
+        '--auth-password',
+        's3cret',
+        '--to',
+        'pal@remote.test',
+        '--header',
+        'Subject: via swaks',
+      ],
+      'joe@example.org',
+    );
     assert.equal(good.status, 0, good.out);
     assert.match(good.out, /235 2\.7\.0 authentication successful/);
-    await until('relay to the sink', () => remote.got.length === 1, () => log);
-    assert.match(remote.got[0] ?? '', /Received: from unknown \(HELO [^)]*\) \(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPSA; /);
+    await until(
+      'relay to the sink',
+      () => remote.got.length === 1,
+      () => log,
+    );
+    assert.match(
+      remote.got[0] ?? '',
+      /Received: from unknown \(HELO [^)]*\) \(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPSA; /,
+    );
     assert.match(log, /smtp\.queued [^\n]*auth=joe@example\.org/);
     // issue 12: after AUTH the sender must be joe's: his address or an alias that reaches him, not ann's
     const authAs = (from: string): { status: number | null; out: string } =>
-      swaks(smtp, ['--tls', '--auth', 'PLAIN', '--auth-user', 'joe@example.org', '--auth-password', 's3cret', '--to', 'pal@remote.test', '--quit-after', 'RCPT'], from);
-    assert.match(authAs('ann@example.org').out, /553 5\.7\.1 sorry, joe@example\.org may not send as <ann@example\.org>: use your own address or one of its aliases/);
+      swaks(
+        smtp,
+        [
+          '--tls',
+          '--auth',
+          'PLAIN',
+          '--auth-user',
+          'joe@example.org',
+          '--auth-password',
+          's3cret',
+          '--to',
+          'pal@remote.test',
+          '--quit-after',
+          'RCPT',
+        ],
+        from,
+      );
+    assert.match(
+      authAs('ann@example.org').out,
+      /553 5\.7\.1 sorry, joe@example\.org may not send as <ann@example\.org>: use your own address or one of its aliases/,
+    );
     assert.match(authAs('sales@example.org').out, /<~ *250 2\.1\.5 ok/);
     assert.match(authAs('joe-lists@example.org').out, /<~ *250 2\.1\.5 ok/);
 
     // RCPT-time checks for directory domains
-    assert.match(swaks(smtp, ['--to', 'nobody@example.org', '--quit-after', 'RCPT'], 'joe@example.org').out, /550 5\.1\.1 sorry, no mailbox here by that name/);
-    assert.match(swaks(smtp, ['--to', 'anything@catchall.test', '--quit-after', 'RCPT'], 'joe@example.org').out, /250 2\.1\.5 ok/);
-    assert.match(swaks(smtp, ['--to', 'joe-ext@example.org', '--quit-after', 'RCPT'], 'joe@example.org').out, /250 2\.1\.5 ok/);
+    assert.match(
+      swaks(smtp, ['--to', 'nobody@example.org', '--quit-after', 'RCPT'], 'joe@example.org').out,
+      /550 5\.1\.1 sorry, no mailbox here by that name/,
+    );
+    assert.match(
+      swaks(smtp, ['--to', 'anything@catchall.test', '--quit-after', 'RCPT'], 'joe@example.org').out,
+      /250 2\.1\.5 ok/,
+    );
+    assert.match(
+      swaks(smtp, ['--to', 'joe-ext@example.org', '--quit-after', 'RCPT'], 'joe@example.org').out,
+      /250 2\.1\.5 ok/,
+    );
     const local = swaks(smtp, ['--to', 'joe@example.org', '--header', 'Subject: to joe'], 'joe@example.org');
     assert.equal(local.status, 0, local.out);
     const joeNew = join(root, 'domains', 'example.org', 'joe', 'Maildir', 'new');
-    await until('delivery to joe', () => existsSync(joeNew) && readdirSync(joeNew).length === 1, () => log);
+    await until(
+      'delivery to joe',
+      () => existsSync(joeNew) && readdirSync(joeNew).length === 1,
+      () => log,
+    );
 
     // Python's smtplib: STARTTLS + AUTH on the submission port
-    const py = spawnSync('python3', ['-c', SMTPLIB, String(submission), 'joe@example.org', 's3cret'], { encoding: 'utf8' });
+    const py = spawnSync('python3', ['-c', SMTPLIB, String(submission), 'joe@example.org', 's3cret'], {
+      encoding: 'utf8',
+    });
     const [sent, loginMs] = py.stdout.trim().split(' ');
     assert.equal(sent, 'SENT', py.stdout + py.stderr);
     // the wrong password on the smtp port above slows this address's logins on the submission port too (1 s):
     // one failed-AUTH table for all the listeners of quail start
     assert.ok(Number(loginMs) >= 900, `login on the second port waited ${loginMs} ms`);
-    await until('smtplib relay', () => remote.got.length === 2, () => log);
+    await until(
+      'smtplib relay',
+      () => remote.got.length === 2,
+      () => log,
+    );
     assert.match(remote.got[1] ?? '', /\(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPSA; /);
-    const pyBad = spawnSync('python3', ['-c', SMTPLIB, String(submission), 'joe@example.org', 'nope'], { encoding: 'utf8' });
+    const pyBad = spawnSync('python3', ['-c', SMTPLIB, String(submission), 'joe@example.org', 'nope'], {
+      encoding: 'utf8',
+    });
     assert.equal(pyBad.stdout.trim(), 'AUTHFAIL 535', pyBad.stderr);
 
     child.kill('SIGTERM');

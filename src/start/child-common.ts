@@ -59,7 +59,10 @@ export interface ServiceChildMain<Spec> {
  * The child's side of privchild.ts: drop to the account, open, say `ready`; on `serve` make the listeners and say
  * `serving`; serve each adopted socket; `reload`, `stop`. Everything else is the service's own.
  */
-export async function runServiceChild<Spec>(m: ServiceChildMain<Spec>, send: (msg: FromServiceChild<never>) => void): Promise<void> {
+export async function runServiceChild<Spec>(
+  m: ServiceChildMain<Spec>,
+  send: (msg: FromServiceChild<never>) => void,
+): Promise<void> {
   if (!becomeAccount(m.uid, m.gid, (error) => send({ type: 'fatal', error }))) return;
   try {
     await m.open();
@@ -126,7 +129,9 @@ export function reportCrashes(): void {
     const e = err instanceof Error ? err : new Error(String(err));
     setTimeout(() => process.exit(70), 2000);
     if (!process.connected || process.send === undefined) process.exit(70);
-    process.send({ type: 'crash', error: e.message, stack: e.stack ?? '' } satisfies CrashReport, () => process.exit(70));
+    process.send({ type: 'crash', error: e.message, stack: e.stack ?? '' } satisfies CrashReport, () =>
+      process.exit(70),
+    );
   };
   process.on('uncaughtException', crashed);
   process.on('unhandledRejection', crashed);

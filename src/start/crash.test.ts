@@ -7,7 +7,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { crashMessage, crashRecipient, queuedCount, setupRoot, sleep, spawnQuail, startProcess, waitFor } from '../../test/support/start.js';
+import {
+  crashMessage,
+  crashRecipient,
+  queuedCount,
+  setupRoot,
+  sleep,
+  spawnQuail,
+  startProcess,
+  waitFor,
+} from '../../test/support/start.js';
 
 const INJECTOR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'support', 'crash-inject.js');
 const COUNT = 2000;
@@ -15,14 +24,19 @@ const KILLS = 5;
 const BOXES = Array.from({ length: 10 }, (_, i) => `u${i}`);
 
 /** What a Maildir file must be: Return-Path, Delivered-To, the queue's Received line, then the message as injected. */
-const HEAD = /^Return-Path: <crash@test>\nDelivered-To: (d[01]\.test)-(u\d)@(d[01]\.test)\nReceived: \(qmail \d+ invoked by uid \d+\); [^\n]+\n$/;
+const HEAD =
+  /^Return-Path: <crash@test>\nDelivered-To: (d[01]\.test)-(u\d)@(d[01]\.test)\nReceived: \(qmail \d+ invoked by uid \d+\); [^\n]+\n$/;
 
 void test('crash: quail start SIGKILLed with its workers at random moments during 2000 injections; every acknowledged message delivered whole', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'quail-crash-start-'));
   const running: Array<ReturnType<typeof spawnQuail>> = [];
   let injector: ChildProcess | undefined;
   try {
-    setupRoot(root, 'mail.test', ['d0.test', 'd1.test'].map((domain) => ({ domain, boxes: BOXES })));
+    setupRoot(
+      root,
+      'mail.test',
+      ['d0.test', 'd1.test'].map((domain) => ({ domain, boxes: BOXES })),
+    );
     const inj = spawn(process.execPath, [INJECTOR, root, String(COUNT), '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
     injector = inj;
     const acked = new Set<number>();
@@ -46,7 +60,8 @@ void test('crash: quail start SIGKILLed with its workers at random moments durin
       const q = spawnQuail(root);
       running.push(q);
       // Half the rounds kill at any moment from spawn on (recovery included), the others after it has started.
-      if (round % 2 === 1) await waitFor(() => q.log().includes('quail.started') || q.child.exitCode !== null, 30_000, q.log);
+      if (round % 2 === 1)
+        await waitFor(() => q.log().includes('quail.started') || q.child.exitCode !== null, 30_000, q.log);
       await sleep(100 + Math.floor(Math.random() * 1400));
       if (!q.log().includes('quail.started')) killedBeforeStart++;
       q.killGroup();
@@ -82,7 +97,10 @@ void test('crash: quail start SIGKILLed with its workers at random moments durin
           assert.ok(m, `${domain}/${box}/new/${name} has no crash Subject: not a whole message`);
           const n = Number(m[1]);
           const want = crashMessage(n);
-          assert.ok(file.length > want.length && file.subarray(file.length - want.length).equals(want), `${domain}/${box}/new/${name}: message ${n} truncated or altered`);
+          assert.ok(
+            file.length > want.length && file.subarray(file.length - want.length).equals(want),
+            `${domain}/${box}/new/${name}: message ${n} truncated or altered`,
+          );
           const head = HEAD.exec(file.subarray(0, file.length - want.length).toString('latin1'));
           assert.ok(head, `${domain}/${box}/new/${name}: trace lines`);
           assert.equal(`${head[2]}@${head[3]}`, crashRecipient(n), `message ${n} in the wrong mailbox`);

@@ -3,7 +3,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower, errText } from '../address/index.js';
 import { authenticate, locateDirectory, mayUseSender, openDirectory, type Directory } from '../directory/index.js';
-import { OWN_ADDRESS_ONLY, type Authenticator, type AuthResult, type RcptVerdict, type RecipientCheck, type SenderCheck, type SenderVerdict } from '../smtpd/index.js';
+import {
+  OWN_ADDRESS_ONLY,
+  type Authenticator,
+  type AuthResult,
+  type RcptVerdict,
+  type RecipientCheck,
+  type SenderCheck,
+  type SenderVerdict,
+} from '../smtpd/index.js';
 
 /**
  * Opens the directory read-only on first use (it may be created while quail runs: `quail domain add`), keeps
@@ -38,10 +46,13 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
   async verify(user: string, password: string): Promise<AuthResult> {
     try {
       const directory = await this.directory();
-      if (!directory) return { ok: false, temporary: true, reason: 'no user directory exists (quail domain add makes one)' };
+      if (!directory)
+        return { ok: false, temporary: true, reason: 'no user directory exists (quail domain add makes one)' };
       // read-only here: the login time is not recorded by SMTP AUTH
       const m = await authenticate(this.root, user, password, { directory, service: 'smtp', recordLogin: false });
-      return m ? { ok: true, user: `${m.local}@${m.domain}`, relay: !m.flags.includes('no-relay') } : { ok: false, temporary: false, reason: 'unknown login, wrong password or no-smtp-auth' };
+      return m
+        ? { ok: true, user: `${m.local}@${m.domain}`, relay: !m.flags.includes('no-relay') }
+        : { ok: false, temporary: false, reason: 'unknown login, wrong password or no-smtp-auth' };
     } catch (err) {
       await this.drop();
       return { ok: false, temporary: true, reason: `directory: ${errText(err)}` };
@@ -66,7 +77,11 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
       const dash = local.indexOf('-');
       if ((await directory.getMailbox(dom.name, local)) || (await directory.getAlias(dom.name, local))) return 'accept';
       if (dash > 0 && (await directory.getMailbox(dom.name, local.slice(0, dash)))) return 'accept';
-      if (!local.includes('/') && existsSync(join(this.root, 'domains', dom.name, `.qmail-${local.replace(/\./g, ':')}`))) return 'accept';
+      if (
+        !local.includes('/') &&
+        existsSync(join(this.root, 'domains', dom.name, `.qmail-${local.replace(/\./g, ':')}`))
+      )
+        return 'accept';
       return dom.policy.kind === 'bounce-no-mailbox' ? 'unknown' : 'accept';
     } catch {
       await this.drop();

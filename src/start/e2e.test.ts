@@ -85,24 +85,45 @@ void test('swaks → quail start → example.com postmaster Maildir; relay from 
   let child: ChildProcess | undefined;
   let log = '';
   try {
-    const init = spawnSync(process.execPath, [MAIN, 'init', '--root', root, '--domain', 'example.com'], { encoding: 'utf8' });
+    const init = spawnSync(process.execPath, [MAIN, 'init', '--root', root, '--domain', 'example.com'], {
+      encoding: 'utf8',
+    });
     assert.equal(init.status, 0, init.stderr);
     writeFileSync(join(root, 'control', 'tcp.smtp'), '127.0.0.1:allow,RELAYCLIENT=""\n:allow\n');
     writeFileSync(join(root, 'control', 'smtproutes'), `remote.test:127.0.0.2:${remote.port}\n`);
-    child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(
+      process.execPath,
+      [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
     const exited = new Promise<number | null>((r) => child?.on('exit', (code) => r(code)));
     const stateFile = join(root, 'run', 'quail.json');
-    await until('quail.started', () => log.includes('quail.started') && existsSync(stateFile), () => log);
+    await until(
+      'quail.started',
+      () => log.includes('quail.started') && existsSync(stateFile),
+      () => log,
+    );
     const st = JSON.parse(readFileSync(stateFile, 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
     const port = st.listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
 
     // 1. a virtual domain's mailbox
-    const local = swaks(port, ['--to', 'postmaster@example.com', '--header', 'Subject: e2e local', '--body', 'to the Maildir']);
+    const local = swaks(port, [
+      '--to',
+      'postmaster@example.com',
+      '--header',
+      'Subject: e2e local',
+      '--body',
+      'to the Maildir',
+    ]);
     assert.equal(local.status, 0, local.out);
     const newDir = join(root, 'domains', 'example.com', 'postmaster', 'Maildir', 'new');
-    await until('Maildir delivery', () => readdirSync(newDir).length === 1, () => log);
+    await until(
+      'Maildir delivery',
+      () => readdirSync(newDir).length === 1,
+      () => log,
+    );
     const file = readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'latin1');
     assert.match(file, /^Return-Path: <sender@client\.test>\nDelivered-To: example\.com-postmaster@example\.com\n/);
     assert.match(file, /Received: from [^\n]*\(127\.0\.0\.1\)\n {2}by [^\n]* with ESMTP; /);
@@ -111,7 +132,11 @@ void test('swaks → quail start → example.com postmaster Maildir; relay from 
     // 2. relay from a permitted client to a remote domain, delivered to the sink on another loopback address
     const relay = swaks(port, ['--to', 'joe@remote.test', '--header', 'Subject: e2e remote', '--body', 'to the sink']);
     assert.equal(relay.status, 0, relay.out);
-    await until('remote delivery', () => remote.got.length === 1, () => log);
+    await until(
+      'remote delivery',
+      () => remote.got.length === 1,
+      () => log,
+    );
     const m = remote.got[0];
     assert.equal(m?.from, 'sender@client.test');
     assert.deepEqual(m?.to, ['joe@remote.test']);

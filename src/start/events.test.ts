@@ -9,7 +9,10 @@ import { repoPath } from '../../test/support/paths.js';
 const README = repoPath('src', 'start', 'README.md');
 
 void test('the README table lists every catalogued event, with its level, and no other', () => {
-  const rows = [...readFileSync(README, 'utf8').matchAll(/^\| `([^`]+)` \| (\w+) \|/gm)].map((m) => [m[1] ?? '', m[2] ?? '']);
+  const rows = [...readFileSync(README, 'utf8').matchAll(/^\| `([^`]+)` \| (\w+) \|/gm)].map((m) => [
+    m[1] ?? '',
+    m[2] ?? '',
+  ]);
   const catalogued = Object.keys(EVENTS);
   assert.deepEqual(rows.map(([n]) => n).sort(), [...catalogued].sort());
   for (const [name, level] of rows) assert.equal(level, levelOf(name ?? ''), `${name}`);
@@ -17,8 +20,15 @@ void test('the README table lists every catalogued event, with its level, and no
 
 void test('process lifecycle events are errors when the process dies or cannot start; services keep their own names', () => {
   const table: Array<[EventName, string]> = [
-    ['smtpd.crashed', 'error'], ['pop3d.crashed', 'error'], ['sendd.crashed', 'error'], ['smtpd.busy', 'info'],
-    ['smtpd.error', 'error'], ['pop3.error', 'error'], ['smtp.refused', 'warn'], ['send.warning', 'warn'], ['send.delivery', 'info'],
+    ['smtpd.crashed', 'error'],
+    ['pop3d.crashed', 'error'],
+    ['sendd.crashed', 'error'],
+    ['smtpd.busy', 'info'],
+    ['smtpd.error', 'error'],
+    ['pop3.error', 'error'],
+    ['smtp.refused', 'warn'],
+    ['send.warning', 'warn'],
+    ['send.delivery', 'info'],
   ];
   for (const [name, level] of table) assert.equal(levelOf(name), level, name);
   assert.equal(isEventName('sendd.died'), false, 'the old name of sendd.crashed');

@@ -9,12 +9,28 @@ import type { SmtpEventName } from '../smtpd/index.js';
  * busy, error); `send.*` the scheduler (qmail-send's log lines); `queue.*` the queue; `lspawn.*` root's local spawner.
  */
 type StartEventName =
-  | 'quail.started' | 'quail.signal' | 'quail.reloaded' | 'quail.flush' | 'quail.stopping' | 'quail.stopped' | 'quail.error'
-  | 'smtp.listening' | 'pop3.listening'
-  | 'smtpd.started' | 'smtpd.crashed' | 'smtpd.busy' | 'smtpd.error'
-  | 'pop3d.started' | 'pop3d.crashed' | 'pop3d.busy' | 'pop3d.error'
-  | 'sendd.started' | 'sendd.crashed' | 'sendd.error'
-  | 'queue.recovered' | 'lspawn.refused';
+  | 'quail.started'
+  | 'quail.signal'
+  | 'quail.reloaded'
+  | 'quail.flush'
+  | 'quail.stopping'
+  | 'quail.stopped'
+  | 'quail.error'
+  | 'smtp.listening'
+  | 'pop3.listening'
+  | 'smtpd.started'
+  | 'smtpd.crashed'
+  | 'smtpd.busy'
+  | 'smtpd.error'
+  | 'pop3d.started'
+  | 'pop3d.crashed'
+  | 'pop3d.busy'
+  | 'pop3d.error'
+  | 'sendd.started'
+  | 'sendd.crashed'
+  | 'sendd.error'
+  | 'queue.recovered'
+  | 'lspawn.refused';
 
 /** Every event name quail logs: a misspelt one does not compile. */
 export type EventName = StartEventName | SmtpEventName | Pop3EventName | `send.${SchedulerEventName}`;
@@ -29,42 +45,81 @@ export interface EventDoc {
 export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'quail.started': { fields: 'pid root mxport?', doc: 'the supervisor runs; every listener is bound' },
   'quail.signal': { fields: 'signal', doc: 'SIGTERM or SIGINT received: stopping' },
-  'quail.reloaded': { fields: 'starttls? note', doc: 'SIGHUP handled (locals, virtualdomains, servercert.pem re-read)' },
+  'quail.reloaded': {
+    fields: 'starttls? note',
+    doc: 'SIGHUP handled (locals, virtualdomains, servercert.pem re-read)',
+  },
   'quail.flush': { fields: '', doc: 'SIGALRM: every deferred recipient is retried now' },
   'quail.stopping': { fields: 'pid', doc: 'stop begun: listeners closed, sessions get their grace' },
   'quail.stopped': { fields: 'pid', doc: 'everything stopped, pid file removed' },
   'quail.error': { fields: 'step? error', doc: 'a stop step failed or was late, or the stop itself failed' },
   'smtp.listening': { fields: 'address port kind user? starttls?', doc: 'an SMTP or submission listener is bound' },
   'smtp.connect': { fields: 'ip listener kind', doc: 'a connection accepted' },
-  'smtp.refused': { fields: 'ip why listener? commands? from? bytes?', doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size)' },
+  'smtp.refused': {
+    fields: 'ip why listener? commands? from? bytes?',
+    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size)',
+  },
   'smtp.tls': { fields: 'ip protocol', doc: 'STARTTLS done' },
   'smtp.auth': { fields: 'ip user? ok reason?', doc: 'an AUTH attempt and its result' },
-  'smtp.reject': { fields: 'ip why auth? from to?', doc: 'MAIL or RCPT refused (badmailfrom, rcpthosts, no mailbox, sender not the login)' },
-  'smtp.queued': { fields: 'id ip from rcpts bytes protocol auth?', doc: 'a message committed to the queue (the parent then wakes the scheduler)' },
+  'smtp.reject': {
+    fields: 'ip why auth? from to?',
+    doc: 'MAIL or RCPT refused (badmailfrom, rcpthosts, no mailbox, sender not the login)',
+  },
+  'smtp.queued': {
+    fields: 'id ip from rcpts bytes protocol auth?',
+    doc: 'a message committed to the queue (the parent then wakes the scheduler)',
+  },
   'smtp.queue-failed': { fields: 'ip from error', doc: 'the queue refused a message (the client got 451/554)' },
   'smtp.error': { fields: 'ip? error', doc: 'a session or listener error, or servercert.pem unusable (STARTTLS off)' },
   'smtp.close': { fields: 'ip reason messages', doc: 'a session ended' },
   'smtpd.started': { fields: 'pid user uid listeners', doc: 'the SMTP process serves the listeners (as root only)' },
-  'smtpd.crashed': { fields: 'pid code signal crashes stack? restart_in_ms', doc: 'the SMTP process died; a new one is started' },
+  'smtpd.crashed': {
+    fields: 'pid code signal crashes stack? restart_in_ms',
+    doc: 'the SMTP process died; a new one is started',
+  },
   'smtpd.busy': { fields: 'listener ip', doc: 'no SMTP process took a connection in time: 421' },
   'smtpd.error': { fields: 'error restart_in_ms', doc: 'a new SMTP process could not be started; tried again later' },
   'pop3.listening': { fields: 'address port tls user?', doc: 'a POP3 listener is bound' },
-  'pop3.refused': { fields: 'login? ip tls? via? reason', doc: 'a connection or login refused (limits, deny, credentials, mailbox in use)' },
-  'pop3.error': { fields: 'login? ip? listener? error', doc: 'a session error, a listener not opened, or servercert.pem unusable' },
-  'pop3.warning': { fields: 'login? ip? listener? error', doc: 'a quota or last-login update failed, or the implicit-TLS port is not opened' },
+  'pop3.refused': {
+    fields: 'login? ip tls? via? reason',
+    doc: 'a connection or login refused (limits, deny, credentials, mailbox in use)',
+  },
+  'pop3.error': {
+    fields: 'login? ip? listener? error',
+    doc: 'a session error, a listener not opened, or servercert.pem unusable',
+  },
+  'pop3.warning': {
+    fields: 'login? ip? listener? error',
+    doc: 'a quota or last-login update failed, or the implicit-TLS port is not opened',
+  },
   'pop3.login': { fields: 'login ip tls via messages octets open', doc: 'a login; its mailbox is open' },
   'pop3.session': { fields: 'login ip end retrieved deleted open', doc: 'a logged-in session ended' },
   'pop3d.started': { fields: 'pid user uid listeners', doc: 'the POP3 process serves the listeners (as root only)' },
-  'pop3d.crashed': { fields: 'pid code signal crashes stack? restart_in_ms', doc: 'the POP3 process died; a new one is started' },
+  'pop3d.crashed': {
+    fields: 'pid code signal crashes stack? restart_in_ms',
+    doc: 'the POP3 process died; a new one is started',
+  },
   'pop3d.busy': { fields: 'listener ip', doc: 'no POP3 process took a connection in time' },
   'pop3d.error': { fields: 'error restart_in_ms', doc: 'a new POP3 process could not be started; tried again later' },
-  'sendd.started': { fields: 'pid user uid restarts', doc: 'the send process (scheduler, remote delivery) runs (as root only)' },
-  'sendd.crashed': { fields: 'pid code signal restarts restart_in_ms error?', doc: 'the send process died; a new one is started' },
-  'sendd.error': { fields: 'pid? error stack? restart_in_ms?', doc: 'the send process reported an uncaught exception, or a new one could not be started' },
+  'sendd.started': {
+    fields: 'pid user uid restarts',
+    doc: 'the send process (scheduler, remote delivery) runs (as root only)',
+  },
+  'sendd.crashed': {
+    fields: 'pid code signal restarts restart_in_ms error?',
+    doc: 'the send process died; a new one is started',
+  },
+  'sendd.error': {
+    fields: 'pid? error stack? restart_in_ms?',
+    doc: 'the send process reported an uncaught exception, or a new one could not be started',
+  },
   'send.new': { fields: 'msg', doc: 'qmail-send: new msg' },
   'send.info': { fields: 'msg bytes from uid?', doc: 'qmail-send: info msg' },
   'send.start': { fields: 'delivery msg channel to', doc: 'qmail-send: starting delivery' },
-  'send.delivery': { fields: 'delivery msg result report code?', doc: 'qmail-send: delivery N: success, deferral or failure, with the report and its (#x.y.z)' },
+  'send.delivery': {
+    fields: 'delivery msg result report code?',
+    doc: 'qmail-send: delivery N: success, deferral or failure, with the report and its (#x.y.z)',
+  },
   'send.forward': { fields: 'msg via qp id', doc: 'a forward queued for a local delivery' },
   'send.bounce': { fields: 'msg qp id kind to', doc: 'qmail-send: bounce msg' },
   'send.triple_bounce': { fields: 'msg', doc: 'qmail-send: triple bounce, discarded' },

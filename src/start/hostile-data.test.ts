@@ -8,7 +8,15 @@ import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { BOX, finishBystander, Hostile, openBystander } from '../../test/support/hostile.js';
-import { assertSmtpLines, dataVerdict, decodedBody, endsOnlyAtTheEnd, freshLoopback, parallel, Wire } from '../../test/support/hostile-wire.js';
+import {
+  assertSmtpLines,
+  dataVerdict,
+  decodedBody,
+  endsOnlyAtTheEnd,
+  freshLoopback,
+  parallel,
+  Wire,
+} from '../../test/support/hostile-wire.js';
 
 let h: Hostile;
 /** A transaction left in the middle of DATA while the cases run, finished at the end: no case may disturb it. */
@@ -38,7 +46,11 @@ interface Outcome {
  * QUIT. `burst`: everything in one write before any reply is read (pipelining); else command by command.
  * `segments`: cut points for the body, each written separately (TCP segments).
  */
-async function transaction(from: string, body: string, o: { burst?: boolean; tls?: boolean; after?: string; segments?: number[] } = {}): Promise<Outcome> {
+async function transaction(
+  from: string,
+  body: string,
+  o: { burst?: boolean; tls?: boolean; after?: string; segments?: number[] } = {},
+): Promise<Outcome> {
   const w = await Wire.connect(h.ports.smtp, { localAddress: freshLoopback() });
   try {
     assert.equal(await w.code(), 220);
@@ -70,7 +82,10 @@ async function transaction(from: string, body: string, o: { burst?: boolean; tls
     assert.ok(await w.closes(20_000), `the session did not end within 20 s: ${w.received}`);
     assertSmtpLines(w.received, 'DATA case');
     const lines = w.received.split('\r\n');
-    const codes = lines.slice(lines.findIndex((l) => l.startsWith('354 ')) + 1).filter((l) => /^\d{3} /.test(l)).map((l) => Number(l.slice(0, 3)));
+    const codes = lines
+      .slice(lines.findIndex((l) => l.startsWith('354 ')) + 1)
+      .filter((l) => /^\d{3} /.test(l))
+      .map((l) => Number(l.slice(0, 3)));
     return { codes, text: w.received };
   } finally {
     w.destroy();
@@ -89,98 +104,144 @@ function checkNoSmuggling(what: string, from: string, verdict: number): void {
 }
 
 /** Issue 12's list and its neighbours; none contains the real CRLF.CRLF (that would end DATA for real). */
-const NAMED = ['\n.\n', '\r\n.\n', '\r.\r', '\n.\r\n', '\r\n.\r', '\r\n\0.\r\n', '\r.\r\n', '\n.\r', '\r\n.\0\r\n', '\0\r\n.\0\r\n', '\r\n.\r\r\n',
-  '\r\r\n.\n', '\n\r\n.\n', '\r\n.\n\r\n', '\r\n..\r\n', '\r\n .\r\n', '\r\n.\r\0\n', '\r\0\n.\r\0\n', '.\r\n', '\r\n.', '\r\n'];
+const NAMED = [
+  '\n.\n',
+  '\r\n.\n',
+  '\r.\r',
+  '\n.\r\n',
+  '\r\n.\r',
+  '\r\n\0.\r\n',
+  '\r.\r\n',
+  '\n.\r',
+  '\r\n.\0\r\n',
+  '\0\r\n.\0\r\n',
+  '\r\n.\r\r\n',
+  '\r\r\n.\n',
+  '\n\r\n.\n',
+  '\r\n.\n\r\n',
+  '\r\n..\r\n',
+  '\r\n .\r\n',
+  '\r\n.\r\0\n',
+  '\r\0\n.\r\0\n',
+  '.\r\n',
+  '\r\n.',
+  '\r\n',
+];
 
-void test('the SMTP smuggling family, one at a time and pipelined, plain and over STARTTLS', () => h.guard(async () => {
-  for (const x of NAMED) {
-    const body = `Subject: smuggling\r\n\r\nbody${x}${SMUGGLED}`;
-    assert.ok(endsOnlyAtTheEnd(body), JSON.stringify(x));
-    for (const mode of ['lock-step', 'burst', 'tls', 'tls-burst'] as const) {
-      const n = ++caseNo;
-      const from = `s${n}@client.test`;
-      const second = `second${n}@client.test`;
-      const what = `${JSON.stringify(x)} ${mode}`;
-      const burst = mode.endsWith('burst');
-      // a burst carries a real second transaction after the real end: it is the only other message allowed
-      const more = burst ? `MAIL FROM:<${second}>\r\nRCPT TO:<${BOX}>\r\nDATA\r\nSubject: second\r\n\r\nlegit\r\n.\r\n` : '';
-      const out = await transaction(from, body, { burst, tls: mode.startsWith('tls'), after: more });
-      assert.deepEqual(out.codes, expected(body, burst ? [250, 250, 354, 250] : []), `${what}:\n${out.text}`);
-      checkNoSmuggling(what, from, dataVerdict(body));
-      if (burst) h.expectQueued(second, dataVerdict(body) === 451 ? 0 : 1, `${what}: the legitimate second message`);
+void test('the SMTP smuggling family, one at a time and pipelined, plain and over STARTTLS', () =>
+  h.guard(async () => {
+    for (const x of NAMED) {
+      const body = `Subject: smuggling\r\n\r\nbody${x}${SMUGGLED}`;
+      assert.ok(endsOnlyAtTheEnd(body), JSON.stringify(x));
+      for (const mode of ['lock-step', 'burst', 'tls', 'tls-burst'] as const) {
+        const n = ++caseNo;
+        const from = `s${n}@client.test`;
+        const second = `second${n}@client.test`;
+        const what = `${JSON.stringify(x)} ${mode}`;
+        const burst = mode.endsWith('burst');
+        // a burst carries a real second transaction after the real end: it is the only other message allowed
+        const more = burst
+          ? `MAIL FROM:<${second}>\r\nRCPT TO:<${BOX}>\r\nDATA\r\nSubject: second\r\n\r\nlegit\r\n.\r\n`
+          : '';
+        const out = await transaction(from, body, { burst, tls: mode.startsWith('tls'), after: more });
+        assert.deepEqual(out.codes, expected(body, burst ? [250, 250, 354, 250] : []), `${what}:\n${out.text}`);
+        checkNoSmuggling(what, from, dataVerdict(body));
+        if (burst) h.expectQueued(second, dataVerdict(body) === 451 ? 0 : 1, `${what}: the legitimate second message`);
+      }
+      await h.health(`smuggling ${JSON.stringify(x)}`);
     }
-    await h.health(`smuggling ${JSON.stringify(x)}`);
-  }
-}));
+  }));
 
-void test('every combination of CR, LF, NUL and "." of length 1 to 5 before a hidden transaction, pipelined', () => h.guard(async () => {
-  const alphabet = ['\r', '\n', '\0', '.'];
-  let combos = [''];
-  const all: string[] = [];
-  for (let len = 1; len <= 5; len++) {
-    combos = combos.flatMap((c) => alphabet.map((a) => c + a));
-    all.push(...combos);
-  }
-  for (let i = 0; i < all.length; i += 64) {
-    const group = all.slice(i, i + 64).filter((x) => endsOnlyAtTheEnd(`body${x}${SMUGGLED}`));
-    await parallel(group, 6, async (x) => {
-      const from = `k${++caseNo}@client.test`;
-      const body = `body${x}${SMUGGLED}`;
-      const out = await transaction(from, body, { burst: true });
-      assert.deepEqual(out.codes, expected(body), `${JSON.stringify(x)}:\n${out.text}`);
-      checkNoSmuggling(JSON.stringify(x), from, dataVerdict(body));
-    });
-    await h.health(`combinations ${i}..${i + 63}`);
-  }
-}));
+void test('every combination of CR, LF, NUL and "." of length 1 to 5 before a hidden transaction, pipelined', () =>
+  h.guard(async () => {
+    const alphabet = ['\r', '\n', '\0', '.'];
+    let combos = [''];
+    const all: string[] = [];
+    for (let len = 1; len <= 5; len++) {
+      combos = combos.flatMap((c) => alphabet.map((a) => c + a));
+      all.push(...combos);
+    }
+    for (let i = 0; i < all.length; i += 64) {
+      const group = all.slice(i, i + 64).filter((x) => endsOnlyAtTheEnd(`body${x}${SMUGGLED}`));
+      await parallel(group, 6, async (x) => {
+        const from = `k${++caseNo}@client.test`;
+        const body = `body${x}${SMUGGLED}`;
+        const out = await transaction(from, body, { burst: true });
+        assert.deepEqual(out.codes, expected(body), `${JSON.stringify(x)}:\n${out.text}`);
+        checkNoSmuggling(JSON.stringify(x), from, dataVerdict(body));
+      });
+      await h.health(`combinations ${i}..${i + 63}`);
+    }
+  }));
 
 const SEED = Number(process.env['HOSTILE_SEED'] ?? 1212);
 const RUNS = Number(process.env['HOSTILE_RUNS'] ?? 100);
 
 /** Bodies made of the pieces smuggling is made of, plus random text and random bytes. */
 const piece = fc.oneof(
-  fc.constantFrom('\r', '\n', '\0', '.', '\r\n', '\r\n.', '\r\n..', '\n.\n', '\r.\r', '\r\n.\r', '\n.\r\n', '\r\n\0.', 'DATA\r\n', '\r\n\r\n', ' '),
+  fc.constantFrom(
+    '\r',
+    '\n',
+    '\0',
+    '.',
+    '\r\n',
+    '\r\n.',
+    '\r\n..',
+    '\n.\n',
+    '\r.\r',
+    '\r\n.\r',
+    '\n.\r\n',
+    '\r\n\0.',
+    'DATA\r\n',
+    '\r\n\r\n',
+    ' ',
+  ),
   fc.constantFrom(SMUGGLED, `MAIL FROM:<${SMUGGLER}>`, `RCPT TO:<${BOX}>`, 'Received: x\r\n', 'QUIT\r\n'),
   fc.string({ maxLength: 30 }),
   fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1')),
 );
-const bodyArb = fc.array(piece, { maxLength: 25 }).map((p) => p.join('')).filter(endsOnlyAtTheEnd);
+const bodyArb = fc
+  .array(piece, { maxLength: 25 })
+  .map((p) => p.join(''))
+  .filter(endsOnlyAtTheEnd);
 
-void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): any body in any TCP segmentation gets the oracle's verdict; an accepted one arrives intact`, () => h.guard(async () => {
-  const accepted: Array<{ n: number; body: string }> = [];
-  await fc.assert(
-    fc.asyncProperty(bodyArb, fc.array(fc.nat(300), { maxLength: 6 }), fc.boolean(), async (raw, cuts, burst) => {
-      const n = ++caseNo;
-      const from = `p${n}@client.test`;
-      const body = `X-Case: ${n}\r\nSubject: property\r\n\r\n${raw}`;
-      const segments = cuts.map((c) => Math.min(c, body.length)).sort((a, b) => a - b);
-      const out = await transaction(from, body, { burst, segments });
-      assert.deepEqual(out.codes, expected(body), `${JSON.stringify(raw)}:\n${out.text}`);
-      checkNoSmuggling(JSON.stringify(raw), from, dataVerdict(body));
-      if (dataVerdict(body) === 250) accepted.push({ n, body });
-      await h.health(`property case ${n}`);
-    }),
-    { seed: SEED, numRuns: RUNS, endOnFailure: true },
-  );
-  // every accepted body is delivered once and whole: CRLF → LF, leading dots removed, nothing added or cut
-  await h.health('property end');
-  const files = new Map<number, string>();
-  const deadline = Date.now() + 30_000;
-  while (files.size < accepted.length && Date.now() < deadline) {
-    for (const f of h.maildir('box')) {
-      const text = readFileSync(f, 'latin1');
-      const m = /^X-Case: (\d+)$/m.exec(text);
-      if (m) files.set(Number(m[1]), text);
+void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): any body in any TCP segmentation gets the oracle's verdict; an accepted one arrives intact`, () =>
+  h.guard(async () => {
+    const accepted: Array<{ n: number; body: string }> = [];
+    await fc.assert(
+      fc.asyncProperty(bodyArb, fc.array(fc.nat(300), { maxLength: 6 }), fc.boolean(), async (raw, cuts, burst) => {
+        const n = ++caseNo;
+        const from = `p${n}@client.test`;
+        const body = `X-Case: ${n}\r\nSubject: property\r\n\r\n${raw}`;
+        const segments = cuts.map((c) => Math.min(c, body.length)).sort((a, b) => a - b);
+        const out = await transaction(from, body, { burst, segments });
+        assert.deepEqual(out.codes, expected(body), `${JSON.stringify(raw)}:\n${out.text}`);
+        checkNoSmuggling(JSON.stringify(raw), from, dataVerdict(body));
+        if (dataVerdict(body) === 250) accepted.push({ n, body });
+        await h.health(`property case ${n}`);
+      }),
+      { seed: SEED, numRuns: RUNS, endOnFailure: true },
+    );
+    // every accepted body is delivered once and whole: CRLF → LF, leading dots removed, nothing added or cut
+    await h.health('property end');
+    const files = new Map<number, string>();
+    const deadline = Date.now() + 30_000;
+    while (files.size < accepted.length && Date.now() < deadline) {
+      for (const f of h.maildir('box')) {
+        const text = readFileSync(f, 'latin1');
+        const m = /^X-Case: (\d+)$/m.exec(text);
+        if (m) files.set(Number(m[1]), text);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  for (const { n, body } of accepted) {
-    const text = files.get(n);
-    assert.ok(text !== undefined, `accepted case ${n} was not delivered`);
-    assert.equal(text.slice(text.indexOf(`X-Case: ${n}\n`)), decodedBody(body), `case ${n} delivered differently`);
-  }
-}));
+    for (const { n, body } of accepted) {
+      const text = files.get(n);
+      assert.ok(text !== undefined, `accepted case ${n} was not delivered`);
+      assert.equal(text.slice(text.indexOf(`X-Case: ${n}\n`)), decodedBody(body), `case ${n} delivered differently`);
+    }
+  }));
 
-void test('a session open through all the cases above is unaffected: its message is accepted and delivered', () => h.guard(async () => {
-  await finishBystander(h, bystander);
-}));
+void test('a session open through all the cases above is unaffected: its message is accepted and delivered', () =>
+  h.guard(async () => {
+    await finishBystander(h, bystander);
+  }));

@@ -27,7 +27,11 @@ before(async () => {
   w.send('EHLO fill.test\r\n');
   assert.equal(await w.code(), 250);
   for (const box of [...BOXES, STAY]) {
-    for (const body of ['Subject: one\r\n\r\nhello\r\n', 'Subject: dots\r\n\r\n..leading dot\r\n..\r\n...\r\nend\r\n', `Subject: big\r\n\r\n${'0123456789abcdef\r\n'.repeat(11_000)}`]) {
+    for (const body of [
+      'Subject: one\r\n\r\nhello\r\n',
+      'Subject: dots\r\n\r\n..leading dot\r\n..\r\n...\r\nend\r\n',
+      `Subject: big\r\n\r\n${'0123456789abcdef\r\n'.repeat(11_000)}`,
+    ]) {
       w.send(`MAIL FROM:<fill@client.test>\r\nRCPT TO:<${box}@${DOMAIN}>\r\nDATA\r\n`);
       assert.deepEqual([await w.code(), await w.code(), await w.code()], [250, 250, 354]);
       w.send(`${body}.\r\n`);
@@ -52,11 +56,13 @@ before(async () => {
   h.keepOpen(bystander, 'pop3d');
 });
 after(async () => {
-  for (const b of [...BOXES, STAY]) assert.equal(h.maildir(b).length, MESSAGES, `${b} lost or gained messages: no POP3 case may delete one`);
+  for (const b of [...BOXES, STAY])
+    assert.equal(h.maildir(b).length, MESSAGES, `${b} lost or gained messages: no POP3 case may delete one`);
   await h.stop();
 });
 
-type State = 'greeting' | 'user' | 'sasl' | 'stls' | 'pop3s' | 'transaction' | 'marked' | 'stls-transaction' | 'pop3s-transaction';
+type State =
+  'greeting' | 'user' | 'sasl' | 'stls' | 'pop3s' | 'transaction' | 'marked' | 'stls-transaction' | 'pop3s-transaction';
 const AUTH_STATES: readonly State[] = ['greeting', 'user', 'sasl', 'stls', 'pop3s'];
 const TX_STATES: readonly State[] = ['transaction', 'marked', 'stls-transaction', 'pop3s-transaction'];
 let boxTurn = 0;
@@ -71,7 +77,10 @@ function assertStatus(line: string, what: string): void {
 /** A session brought to `state` (a transaction state logs in to the next of pop1..pop3). */
 async function reach(state: State): Promise<Wire> {
   const implicit = state.startsWith('pop3s');
-  const w = await Wire.connect(implicit ? h.ports.pop3s : h.ports.pop3, { localAddress: freshLoopback(), tls: implicit });
+  const w = await Wire.connect(implicit ? h.ports.pop3s : h.ports.pop3, {
+    localAddress: freshLoopback(),
+    tls: implicit,
+  });
   const step = async (line: string, want: RegExp): Promise<void> => {
     w.send(`${line}\r\n`);
     const r = await w.line();
@@ -100,17 +109,41 @@ async function reach(state: State): Promise<Wire> {
 }
 
 const VERBS: ReadonlyArray<readonly [string, string]> = [
-  ['USER', `pop1@${DOMAIN}`], ['PASS', 'wrong-password'], ['APOP', `pop1@${DOMAIN} c4c9334bac560ecc979e58001b3e22fb`], ['STAT', ''], ['LIST', '1'],
-  ['UIDL', '1'], ['RETR', '1'], ['TOP', '1 0'], ['DELE', '1'], ['NOOP', ''], ['RSET', ''], ['QUIT', ''], ['CAPA', ''], ['STLS', ''],
-  ['AUTH', 'PLAIN'], ['LAST', ''], ['XTND', 'XMIT'], ['\x01\x7f', 'x'],
+  ['USER', `pop1@${DOMAIN}`],
+  ['PASS', 'wrong-password'],
+  ['APOP', `pop1@${DOMAIN} c4c9334bac560ecc979e58001b3e22fb`],
+  ['STAT', ''],
+  ['LIST', '1'],
+  ['UIDL', '1'],
+  ['RETR', '1'],
+  ['TOP', '1 0'],
+  ['DELE', '1'],
+  ['NOOP', ''],
+  ['RSET', ''],
+  ['QUIT', ''],
+  ['CAPA', ''],
+  ['STLS', ''],
+  ['AUTH', 'PLAIN'],
+  ['LAST', ''],
+  ['XTND', 'XMIT'],
+  ['\x01\x7f', 'x'],
 ];
 
 /** Arguments: none, the normal one, 0, -1, huge, non-numeric, too many, odd spacing, overlong, NUL, bare CR, 8-bit, LF-only. */
 const VARIANTS: ReadonlyArray<readonly [string, (v: string, a: string) => string]> = [
-  ['none', (v) => v], ['normal', (v, a) => `${v} ${a}`], ['zero', (v) => `${v} 0`], ['negative', (v) => `${v} -1 -5`],
-  ['huge', (v) => `${v} 99999999999999999999 4294967297`], ['non-numeric', (v) => `${v} abc 1x`], ['many', (v) => `${v} 1 2 3 4 5 6 7 8 9`],
-  ['spacing', (v, a) => `${v}   ${a}\t `], ['overlong', (v) => `${v} ${'9'.repeat(2000)}`], ['nul', (v, a) => `${v} ${a}\0`],
-  ['bare-cr', (v) => `${v} 1\r2`], ['8bit', (v) => `${v} \xff\xfe\xe9`], ['lf-only', (v, a) => `${v.toLowerCase()} ${a}\n`],
+  ['none', (v) => v],
+  ['normal', (v, a) => `${v} ${a}`],
+  ['zero', (v) => `${v} 0`],
+  ['negative', (v) => `${v} -1 -5`],
+  ['huge', (v) => `${v} 99999999999999999999 4294967297`],
+  ['non-numeric', (v) => `${v} abc 1x`],
+  ['many', (v) => `${v} 1 2 3 4 5 6 7 8 9`],
+  ['spacing', (v, a) => `${v}   ${a}\t `],
+  ['overlong', (v) => `${v} ${'9'.repeat(2000)}`],
+  ['nul', (v, a) => `${v} ${a}\0`],
+  ['bare-cr', (v) => `${v} 1\r2`],
+  ['8bit', (v) => `${v} \xff\xfe\xe9`],
+  ['lf-only', (v, a) => `${v.toLowerCase()} ${a}\n`],
 ];
 
 /** Whether a +OK answer to `line` has a multi-line body (the server's own parse: keyword, then space-split arguments). */
@@ -118,7 +151,13 @@ function multiline(line: string, authorization: boolean): boolean {
   const text = line.replace(/\r?\n$/, '').replace(/\r$/, '');
   const sp = text.indexOf(' ');
   const verb = (sp < 0 ? text : text.slice(0, sp)).toUpperCase();
-  const args = sp < 0 ? [] : text.slice(sp + 1).split(' ').filter((a) => a !== '');
+  const args =
+    sp < 0
+      ? []
+      : text
+          .slice(sp + 1)
+          .split(' ')
+          .filter((a) => a !== '');
   if (verb === 'CAPA') return true;
   if (authorization) return verb === 'AUTH' && args.length === 0;
   return verb === 'RETR' || verb === 'TOP' || ((verb === 'LIST' || verb === 'UIDL') && args.length === 0);
@@ -195,7 +234,11 @@ async function burst(state: State, verb: string, arg: string): Promise<void> {
   const what = `${state} ${JSON.stringify(verb)} burst`;
   const w = await reach(state);
   try {
-    w.send(`${VARIANTS.map(([, make]) => make(verb, arg)).map((l) => (l.endsWith('\n') ? l : `${l}\r\n`)).join('')}RSET\r\nQUIT\r\n`);
+    w.send(
+      `${VARIANTS.map(([, make]) => make(verb, arg))
+        .map((l) => (l.endsWith('\n') ? l : `${l}\r\n`))
+        .join('')}RSET\r\nQUIT\r\n`,
+    );
     w.end();
     assert.ok(await w.closes(30_000), `${what}: the session did not end within 30 s of the client's FIN`);
     // status lines only (message bodies are the test's own text), up to a STLS handshake (binary may follow)
@@ -206,143 +249,213 @@ async function burst(state: State, verb: string, arg: string): Promise<void> {
   }
 }
 
-void test('every POP3 command in AUTHORIZATION and TRANSACTION, plain, STLS and implicit TLS, with hostile arguments, one by one and pipelined', () => h.guard(async () => {
-  for (const state of [...AUTH_STATES, ...TX_STATES]) {
-    for (const [verb, arg] of VERBS) {
-      if (state === 'marked' && verb === 'QUIT') continue; // that QUIT would delete for real (pop3d's own tests cover it)
-      await Promise.all([oneByOne(state, verb, arg), burst(state, verb, arg)]);
-      await h.health(`POP3 ${state} ${JSON.stringify(verb)}`);
+void test('every POP3 command in AUTHORIZATION and TRANSACTION, plain, STLS and implicit TLS, with hostile arguments, one by one and pipelined', () =>
+  h.guard(async () => {
+    for (const state of [...AUTH_STATES, ...TX_STATES]) {
+      for (const [verb, arg] of VERBS) {
+        if (state === 'marked' && verb === 'QUIT') continue; // that QUIT would delete for real (pop3d's own tests cover it)
+        await Promise.all([oneByOne(state, verb, arg), burst(state, verb, arg)]);
+        await h.health(`POP3 ${state} ${JSON.stringify(verb)}`);
+      }
     }
-  }
-}));
+  }));
 
 const SIZES = [1, 512, 4096, 65_536, 1 << 20, 10 << 20];
 
-void test('POP3 lines of 1 byte to 10 MB: commands, USER, PASS and SASL responses, with and without LF', () => h.guard(async () => {
-  for (const size of SIZES) {
-    const what = `${size}-byte`;
-    for (const [state, line] of [['greeting', 'x'.repeat(size)], ['greeting', `USER ${'u'.repeat(size)}`], ['user', `PASS ${'p'.repeat(size)}`],
-      ['sasl', 'QUFB'.repeat(Math.ceil(size / 4)).slice(0, size)], ['transaction', `LIST ${'9'.repeat(size)}`], ['transaction', `TOP 1 ${'9'.repeat(size)}`]] as const) {
-      const w = await reach(state);
-      try {
-        if ((await exchange(w, line, state, `${what} line in ${state}`)) === 'open') await quit(w, `${what} line in ${state}`);
-      } finally {
-        w.destroy();
-      }
-    }
-    for (const how of ['fin', 'rst'] as const) {
-      for (const state of ['greeting', 'transaction'] as const) {
+void test('POP3 lines of 1 byte to 10 MB: commands, USER, PASS and SASL responses, with and without LF', () =>
+  h.guard(async () => {
+    for (const size of SIZES) {
+      const what = `${size}-byte`;
+      for (const [state, line] of [
+        ['greeting', 'x'.repeat(size)],
+        ['greeting', `USER ${'u'.repeat(size)}`],
+        ['user', `PASS ${'p'.repeat(size)}`],
+        ['sasl', 'QUFB'.repeat(Math.ceil(size / 4)).slice(0, size)],
+        ['transaction', `LIST ${'9'.repeat(size)}`],
+        ['transaction', `TOP 1 ${'9'.repeat(size)}`],
+      ] as const) {
         const w = await reach(state);
-        await w.write(`NOOP ${'n'.repeat(size)}`);
-        if (how === 'rst') w.reset();
-        else {
-          w.end();
-          assert.ok(await w.closes(), `${what} without LF in ${state}, then FIN: the server keeps the connection`);
+        try {
+          if ((await exchange(w, line, state, `${what} line in ${state}`)) === 'open')
+            await quit(w, `${what} line in ${state}`);
+        } finally {
+          w.destroy();
         }
-        w.destroy();
       }
+      for (const how of ['fin', 'rst'] as const) {
+        for (const state of ['greeting', 'transaction'] as const) {
+          const w = await reach(state);
+          await w.write(`NOOP ${'n'.repeat(size)}`);
+          if (how === 'rst') w.reset();
+          else {
+            w.end();
+            assert.ok(await w.closes(), `${what} without LF in ${state}, then FIN: the server keeps the connection`);
+          }
+          w.destroy();
+        }
+      }
+      await h.health(`POP3 ${what} lines`);
     }
-    await h.health(`POP3 ${what} lines`);
-  }
-}));
+  }));
 
 type Cut = 'half' | 'no-lf' | 'cr' | 'whole';
 
-void test('POP3 disconnects (FIN and RST) in the middle of every command and of a RETR being sent', () => h.guard(async () => {
-  const commands: ReadonlyArray<readonly [State, string]> = [
-    ['greeting', `USER pop1@${DOMAIN}`], ['user', `PASS ${PASSWORD}`], ['greeting', `AUTH PLAIN ${plain(`pop1@${DOMAIN}`, PASSWORD)}`], ['greeting', 'CAPA'],
-    ['greeting', 'STLS'], ['sasl', plain(`pop1@${DOMAIN}`, PASSWORD)], ['transaction', 'STAT'], ['transaction', 'LIST'], ['transaction', 'UIDL'],
-    ['transaction', 'RETR 3'], ['transaction', 'TOP 2 1'], ['transaction', 'DELE 1'], ['marked', 'NOOP'], ['marked', 'RSET'], ['transaction', 'QUIT'],
-    ['pop3s-transaction', 'RETR 3'], ['stls-transaction', 'DELE 2'],
-  ];
-  const cuts: readonly Cut[] = ['half', 'no-lf', 'cr', 'whole'];
-  for (const [state, command] of commands) {
-    await parallel(cuts.flatMap((cut) => (['fin', 'rst'] as const).map((how) => [cut, how] as const)), BOXES.length, async ([cut, how]) => {
-      const what = `${state} ${command.slice(0, 20)} cut ${cut} ${how}`;
-      const w = await reach(state);
-      const bytes = cut === 'half' ? command.slice(0, Math.ceil(command.length / 2)) : cut === 'no-lf' ? command : cut === 'cr' ? `${command}\r` : `${command}\r\n`;
-      await w.write(bytes);
+void test('POP3 disconnects (FIN and RST) in the middle of every command and of a RETR being sent', () =>
+  h.guard(async () => {
+    const commands: ReadonlyArray<readonly [State, string]> = [
+      ['greeting', `USER pop1@${DOMAIN}`],
+      ['user', `PASS ${PASSWORD}`],
+      ['greeting', `AUTH PLAIN ${plain(`pop1@${DOMAIN}`, PASSWORD)}`],
+      ['greeting', 'CAPA'],
+      ['greeting', 'STLS'],
+      ['sasl', plain(`pop1@${DOMAIN}`, PASSWORD)],
+      ['transaction', 'STAT'],
+      ['transaction', 'LIST'],
+      ['transaction', 'UIDL'],
+      ['transaction', 'RETR 3'],
+      ['transaction', 'TOP 2 1'],
+      ['transaction', 'DELE 1'],
+      ['marked', 'NOOP'],
+      ['marked', 'RSET'],
+      ['transaction', 'QUIT'],
+      ['pop3s-transaction', 'RETR 3'],
+      ['stls-transaction', 'DELE 2'],
+    ];
+    const cuts: readonly Cut[] = ['half', 'no-lf', 'cr', 'whole'];
+    for (const [state, command] of commands) {
+      await parallel(
+        cuts.flatMap((cut) => (['fin', 'rst'] as const).map((how) => [cut, how] as const)),
+        BOXES.length,
+        async ([cut, how]) => {
+          const what = `${state} ${command.slice(0, 20)} cut ${cut} ${how}`;
+          const w = await reach(state);
+          const bytes =
+            cut === 'half'
+              ? command.slice(0, Math.ceil(command.length / 2))
+              : cut === 'no-lf'
+                ? command
+                : cut === 'cr'
+                  ? `${command}\r`
+                  : `${command}\r\n`;
+          await w.write(bytes);
+          if (how === 'rst') w.reset();
+          else {
+            w.end();
+            assert.ok(await w.closes(), `${what}: the server keeps a connection its client closed`);
+          }
+          w.destroy();
+        },
+      );
+      await h.health(`POP3 cut ${state} ${command.slice(0, 20)}`);
+    }
+    // a client that stops reading a 200 KB RETR, then resets or closes
+    for (const how of ['fin', 'rst'] as const) {
+      const w = await reach('transaction');
+      w.send('RETR 3\r\nRETR 3\r\nRETR 3\r\n');
+      assert.match(await w.line(), /^\+OK/);
       if (how === 'rst') w.reset();
       else {
         w.end();
-        assert.ok(await w.closes(), `${what}: the server keeps a connection its client closed`);
+        assert.ok(await w.closes(30_000), 'FIN in the middle of a RETR: the server keeps the connection');
       }
       w.destroy();
-    });
-    await h.health(`POP3 cut ${state} ${command.slice(0, 20)}`);
-  }
-  // a client that stops reading a 200 KB RETR, then resets or closes
-  for (const how of ['fin', 'rst'] as const) {
-    const w = await reach('transaction');
-    w.send('RETR 3\r\nRETR 3\r\nRETR 3\r\n');
-    assert.match(await w.line(), /^\+OK/);
-    if (how === 'rst') w.reset();
-    else {
-      w.end();
-      assert.ok(await w.closes(30_000), 'FIN in the middle of a RETR: the server keeps the connection');
+      await h.health(`POP3 RETR cut by ${how}`);
     }
-    w.destroy();
-    await h.health(`POP3 RETR cut by ${how}`);
-  }
-}));
+  }));
 
 const TLS_CASES: ReadonlyArray<readonly [string, () => Promise<Wire>]> = [
-  ['plain text after +OK begin TLS', async () => {
-    const w = await stls();
-    w.send(`USER pop1@${DOMAIN}\r\nPASS ${PASSWORD}\r\n`);
-    return w;
-  }],
-  ['random bytes after +OK begin TLS', async () => {
-    const w = await stls();
-    w.send(randomBytes(4096));
-    return w;
-  }],
-  ...(['fin', 'rst'] as const).flatMap((how) => (['stls', 'pop3s'] as const).flatMap((port) => ([0, 5, 'half', 'all'] as const).map((cut) =>
-    [`${port}: ClientHello cut at ${cut}, then ${how}`, async () => {
-      const w = port === 'stls' ? await stls() : await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() });
-      await w.write(hello.subarray(0, cut === 'half' ? Math.floor(hello.length / 2) : cut === 'all' ? hello.length : cut));
-      if (how === 'rst') w.reset();
-      else w.end();
+  [
+    'plain text after +OK begin TLS',
+    async () => {
+      const w = await stls();
+      w.send(`USER pop1@${DOMAIN}\r\nPASS ${PASSWORD}\r\n`);
       return w;
-    }] as const))),
-  ['pop3s: plain POP3 on the TLS port', async () => {
-    const w = await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() });
-    w.send(`CAPA\r\nUSER pop1@${DOMAIN}\r\n`);
-    return w;
-  }],
-  ['pop3s: random bytes', async () => {
-    const w = await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() });
-    w.send(randomBytes(4096));
-    return w;
-  }],
-  ['STLS command injection (a pipelined USER is dropped)', async () => {
-    const w = await Wire.connect(h.ports.pop3, { localAddress: freshLoopback() });
-    assert.match(await w.line(), /^\+OK/);
-    w.send(`STLS\r\nUSER pop1@${DOMAIN}\r\n`);
-    assert.match(await w.line(), /^\+OK begin TLS/);
-    await w.upgrade();
-    w.send(`PASS ${PASSWORD}\r\n`);
-    assert.match(await w.line(), /^-ERR/, 'PASS after STLS used a USER sent before the handshake');
-    w.send('QUIT\r\n');
-    return w;
-  }],
-  ['a forged record after the handshake (STLS)', async () => {
-    const w = await reach('stls-transaction');
-    w.rawWrite(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), randomBytes(64)]));
-    return w;
-  }],
-  ['a forged record after the handshake (pop3s)', async () => {
-    const w = await reach('pop3s');
-    w.rawWrite(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), randomBytes(64)]));
-    return w;
-  }],
-  ['TCP FIN without close_notify in mid-RETR (pop3s)', async () => {
-    const w = await reach('pop3s-transaction');
-    w.send('RETR 3\r\n');
-    assert.match(await w.line(), /^\+OK/);
-    w.rawEnd();
-    return w;
-  }],
+    },
+  ],
+  [
+    'random bytes after +OK begin TLS',
+    async () => {
+      const w = await stls();
+      w.send(randomBytes(4096));
+      return w;
+    },
+  ],
+  ...(['fin', 'rst'] as const).flatMap((how) =>
+    (['stls', 'pop3s'] as const).flatMap((port) =>
+      ([0, 5, 'half', 'all'] as const).map(
+        (cut) =>
+          [
+            `${port}: ClientHello cut at ${cut}, then ${how}`,
+            async () => {
+              const w =
+                port === 'stls' ? await stls() : await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() });
+              await w.write(
+                hello.subarray(0, cut === 'half' ? Math.floor(hello.length / 2) : cut === 'all' ? hello.length : cut),
+              );
+              if (how === 'rst') w.reset();
+              else w.end();
+              return w;
+            },
+          ] as const,
+      ),
+    ),
+  ),
+  [
+    'pop3s: plain POP3 on the TLS port',
+    async () => {
+      const w = await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() });
+      w.send(`CAPA\r\nUSER pop1@${DOMAIN}\r\n`);
+      return w;
+    },
+  ],
+  [
+    'pop3s: random bytes',
+    async () => {
+      const w = await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() });
+      w.send(randomBytes(4096));
+      return w;
+    },
+  ],
+  [
+    'STLS command injection (a pipelined USER is dropped)',
+    async () => {
+      const w = await Wire.connect(h.ports.pop3, { localAddress: freshLoopback() });
+      assert.match(await w.line(), /^\+OK/);
+      w.send(`STLS\r\nUSER pop1@${DOMAIN}\r\n`);
+      assert.match(await w.line(), /^\+OK begin TLS/);
+      await w.upgrade();
+      w.send(`PASS ${PASSWORD}\r\n`);
+      assert.match(await w.line(), /^-ERR/, 'PASS after STLS used a USER sent before the handshake');
+      w.send('QUIT\r\n');
+      return w;
+    },
+  ],
+  [
+    'a forged record after the handshake (STLS)',
+    async () => {
+      const w = await reach('stls-transaction');
+      w.rawWrite(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), randomBytes(64)]));
+      return w;
+    },
+  ],
+  [
+    'a forged record after the handshake (pop3s)',
+    async () => {
+      const w = await reach('pop3s');
+      w.rawWrite(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), randomBytes(64)]));
+      return w;
+    },
+  ],
+  [
+    'TCP FIN without close_notify in mid-RETR (pop3s)',
+    async () => {
+      const w = await reach('pop3s-transaction');
+      w.send('RETR 3\r\n');
+      assert.match(await w.line(), /^\+OK/);
+      w.rawEnd();
+      return w;
+    },
+  ],
 ];
 
 async function stls(): Promise<Wire> {
@@ -353,18 +466,19 @@ async function stls(): Promise<Wire> {
   return w;
 }
 
-void test('POP3 TLS: garbage, half handshakes, FIN and RST after STLS and on the implicit-TLS port, forged records, STLS injection', () => h.guard(async () => {
-  for (const [what, run] of TLS_CASES) {
-    const w = await run();
-    try {
-      assert.ok(await w.closes(10_000), `${what}: the server kept the connection open`);
-      // the client still holds its end of the TCP connection here: the server must have closed its own
-      await h.health(`POP3 TLS: ${what}`);
-    } finally {
-      w.destroy();
+void test('POP3 TLS: garbage, half handshakes, FIN and RST after STLS and on the implicit-TLS port, forged records, STLS injection', () =>
+  h.guard(async () => {
+    for (const [what, run] of TLS_CASES) {
+      const w = await run();
+      try {
+        assert.ok(await w.closes(10_000), `${what}: the server kept the connection open`);
+        // the client still holds its end of the TCP connection here: the server must have closed its own
+        await h.health(`POP3 TLS: ${what}`);
+      } finally {
+        w.destroy();
+      }
     }
-  }
-}));
+  }));
 
 const SEED = Number(process.env['HOSTILE_SEED'] ?? 1212);
 const RUNS = Number(process.env['HOSTILE_RUNS'] ?? 100);
@@ -373,42 +487,60 @@ const bytesArb = fc.uint8Array({ maxLength: 2048 }).map((b) => {
   return Buffer.from(b.map((c) => (c === 10 && ++lf > 8 ? 0x78 : c)));
 });
 
-void test(`POP3 property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes in every state, then QUIT, FIN or RST`, () => h.guard(async () => {
-  const where = fc.constantFrom<State | 'stls-handshake' | 'pop3s-handshake'>('greeting', 'user', 'sasl', 'transaction', 'stls-transaction', 'stls-handshake', 'pop3s-handshake');
-  await fc.assert(
-    fc.asyncProperty(where, bytesArb, fc.constantFrom('quit', 'fin', 'rst'), async (at, bytes, end) => {
-      const what = `POP3 random ${bytes.length} bytes at ${at}, then ${end}`;
-      const w = at === 'stls-handshake' ? await stls() : at === 'pop3s-handshake' ? await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() }) : await reach(at);
-      try {
-        await w.write(bytes);
-        if (end === 'rst') return void w.reset();
-        if (end === 'quit') await w.write('\r\nRSET\r\nQUIT\r\n');
-        w.end();
-        assert.ok(await w.closes(20_000), `${what}: the server did not end the session within 20 s after the client's FIN`);
-        if (!at.endsWith('handshake')) {
-          for (const line of w.received.split('\r\n').filter((l) => /^[+-]/.test(l))) assertNoLeak(line, what);
+void test(`POP3 property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes in every state, then QUIT, FIN or RST`, () =>
+  h.guard(async () => {
+    const where = fc.constantFrom<State | 'stls-handshake' | 'pop3s-handshake'>(
+      'greeting',
+      'user',
+      'sasl',
+      'transaction',
+      'stls-transaction',
+      'stls-handshake',
+      'pop3s-handshake',
+    );
+    await fc.assert(
+      fc.asyncProperty(where, bytesArb, fc.constantFrom('quit', 'fin', 'rst'), async (at, bytes, end) => {
+        const what = `POP3 random ${bytes.length} bytes at ${at}, then ${end}`;
+        const w =
+          at === 'stls-handshake'
+            ? await stls()
+            : at === 'pop3s-handshake'
+              ? await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() })
+              : await reach(at);
+        try {
+          await w.write(bytes);
+          if (end === 'rst') return void w.reset();
+          if (end === 'quit') await w.write('\r\nRSET\r\nQUIT\r\n');
+          w.end();
+          assert.ok(
+            await w.closes(20_000),
+            `${what}: the server did not end the session within 20 s after the client's FIN`,
+          );
+          if (!at.endsWith('handshake')) {
+            for (const line of w.received.split('\r\n').filter((l) => /^[+-]/.test(l))) assertNoLeak(line, what);
+          }
+        } finally {
+          w.destroy();
+          await h.health(what);
         }
-      } finally {
-        w.destroy();
-        await h.health(what);
-      }
-    }),
-    { seed: SEED, numRuns: RUNS, endOnFailure: true },
-  );
-}));
+      }),
+      { seed: SEED, numRuns: RUNS, endOnFailure: true },
+    );
+  }));
 
-void test('a POP3 session open through all the cases above is unaffected: it still reads its mailbox', () => h.guard(async () => {
-  assert.equal(bystander.closed, false, 'the bystander POP3 session was closed by a case');
-  bystander.send('STAT\r\nRETR 3\r\n');
-  assert.match(await bystander.line(), /^\+OK 2 /, 'STAT: message 1 marked deleted before the cases, 2 left');
-  assert.match(await bystander.line(), /^\+OK \d+ octets/);
-  const body = await bystander.multiline();
-  assert.equal((body.match(/0123456789abcdef\r\n/g) ?? []).length, 11_000, 'the 200 KB message arrives whole');
-  bystander.send('RSET\r\nQUIT\r\n');
-  assert.match(await bystander.line(), /^\+OK/);
-  assert.match(await bystander.line(), /^\+OK .*\(0 messages deleted\)/);
-  assert.ok(await bystander.closes());
-  h.release(bystander);
-  bystander.destroy();
-  await h.health('the POP3 bystander');
-}));
+void test('a POP3 session open through all the cases above is unaffected: it still reads its mailbox', () =>
+  h.guard(async () => {
+    assert.equal(bystander.closed, false, 'the bystander POP3 session was closed by a case');
+    bystander.send('STAT\r\nRETR 3\r\n');
+    assert.match(await bystander.line(), /^\+OK 2 /, 'STAT: message 1 marked deleted before the cases, 2 left');
+    assert.match(await bystander.line(), /^\+OK \d+ octets/);
+    const body = await bystander.multiline();
+    assert.equal((body.match(/0123456789abcdef\r\n/g) ?? []).length, 11_000, 'the 200 KB message arrives whole');
+    bystander.send('RSET\r\nQUIT\r\n');
+    assert.match(await bystander.line(), /^\+OK/);
+    assert.match(await bystander.line(), /^\+OK .*\(0 messages deleted\)/);
+    assert.ok(await bystander.closes());
+    h.release(bystander);
+    bystander.destroy();
+    await h.health('the POP3 bystander');
+  }));

@@ -1,7 +1,8 @@
 // control/listeners: one listener per line, `ADDRESS:PORT KIND [key=value...]` (docs/LISTENERS.md).
 import type { ListenerKind, ListenerSpec } from '../smtpd/index.js';
 
-export const DEFAULT_LISTENERS = '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n127.0.0.1:2110 pop3\n127.0.0.1:2995 pop3 tls=implicit\n';
+export const DEFAULT_LISTENERS =
+  '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n127.0.0.1:2110 pop3\n127.0.0.1:2995 pop3 tls=implicit\n';
 
 export interface ListenerError {
   readonly line: number;
@@ -27,9 +28,11 @@ const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = { senderauth: 
 
 /** Why `key=value` is not a valid smtp/submission option, or undefined when it is. */
 function optionProblem(key: string, value: string): string | undefined {
-  if (NUMERIC_OPTIONS.includes(key)) return /^\d{1,12}$/.test(value) ? undefined : `option ${key}=${value}: the value must be a number`;
+  if (NUMERIC_OPTIONS.includes(key))
+    return /^\d{1,12}$/.test(value) ? undefined : `option ${key}=${value}: the value must be a number`;
   const words = WORD_OPTIONS[key];
-  if (words) return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
+  if (words)
+    return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
   return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off'].join(', ')})`;
 }
 

@@ -27,7 +27,7 @@ export function levelOf(name: string): Level {
 }
 
 const quote = (v: unknown): string => {
-  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? 'undefined';
+  const s = typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined');
   return /^[^\s"=]*$/.test(s) && s !== '' ? s : JSON.stringify(s);
 };
 

@@ -91,7 +91,8 @@ export class Lspawn {
     const req = parseRequest(raw);
     if (typeof req === 'string') return this.refuse(req);
     if (this.closed) return deferral('Local delivery is shutting down. (#4.3.0)');
-    if (this.inFlight >= IN_FLIGHT_MAX) return deferral(`Too many local deliveries at once (${IN_FLIGHT_MAX}). (#4.3.0)`);
+    if (this.inFlight >= IN_FLIGHT_MAX)
+      return deferral(`Too many local deliveries at once (${IN_FLIGHT_MAX}). (#4.3.0)`);
     this.inFlight++;
     try {
       return await this.run(req);
@@ -121,7 +122,10 @@ export class Lspawn {
       a = lookupAssignment({ root: this.o.root, local: req.local, passwd: this.passwd });
     } catch (err) {
       const out = outcomeFromError(err);
-      return { result: out.kind === 'permanent' ? 'failure' : 'deferral', report: out.report.endsWith('\n') ? out.report : `${out.report}\n` };
+      return {
+        result: out.kind === 'permanent' ? 'failure' : 'deferral',
+        report: out.report.endsWith('\n') ? out.report : `${out.report}\n`,
+      };
     }
     // C.3.5: never as root, whichever way the account was found (lookupAssignment refuses it too).
     if (a.uid === 0) return deferral(ROOT_REFUSED);
@@ -131,7 +135,8 @@ export class Lspawn {
       // O_NONBLOCK: a FIFO put there must not hang the root process; O_NOFOLLOW: no link out of the queue.
       fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOOP') return this.refuse(`queue/mess/${req.msg} is a symbolic link`);
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+        return this.refuse(`queue/mess/${req.msg} is a symbolic link`);
       return deferral(UNREADABLE);
     }
     let copy: string | undefined;
@@ -193,10 +198,10 @@ export class Lspawn {
 /** Copies the whole file behind `from` (from offset 0) to `to`, a chunk at a time (never the whole message in memory). */
 async function copyFrom(from: FileHandle, to: FileHandle): Promise<void> {
   const buf = Buffer.allocUnsafe(64 * 1024);
-  for (let pos = 0; ; ) {
+  for (let pos = 0; ;) {
     const { bytesRead } = await from.read(buf, 0, buf.length, pos);
     if (bytesRead === 0) return;
-    for (let done = 0; done < bytesRead; ) done += (await to.write(buf, done, bytesRead - done)).bytesWritten;
+    for (let done = 0; done < bytesRead;) done += (await to.write(buf, done, bytesRead - done)).bytesWritten;
     pos += bytesRead;
   }
 }

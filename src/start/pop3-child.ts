@@ -16,31 +16,38 @@ export async function servePop3Child(root: string, uid: number, gid: number): Pr
   // The last-login time is written by the parent (the directory file is not writable by this account).
   let authenticator: DirectoryAuthenticator | undefined;
   const reloads: Array<() => void> = [];
-  await runServiceChild<Pop3ListenerSpec>({
-    uid, gid,
-    open: () => {
-      authenticator = new DirectoryAuthenticator(root, true, (login, at) => {
-        send({ type: 'login', login, at: at.toISOString() });
+  await runServiceChild<Pop3ListenerSpec>(
+    {
+      uid,
+      gid,
+      open: () => {
+        authenticator = new DirectoryAuthenticator(root, true, (login, at) => {
+          send({ type: 'login', login, at: at.toISOString() });
+          return Promise.resolve();
+        });
         return Promise.resolve();
-      });
-      return Promise.resolve();
+      },
+      listeners: (specs) => {
+        const made = makePop3Servers(specs, {
+          root,
+          authenticator: authenticator as DirectoryAuthenticator,
+          log: (event, fields) => send({ type: 'log', event, fields: { ...fields } }),
+        });
+        reloads.push(made.setTls);
+        return made.servers.map((server) => ({
+          adopt: (socket) => server.adopt(socket),
+          close: (graceMs) => closeServers([server], graceMs),
+        }));
+      },
+      reload: () => reloads.forEach((r) => r()),
+      close: async () => {
+        await authenticator?.close();
+      },
     },
-    listeners: (specs) => {
-      const made = makePop3Servers(specs, {
-        root, authenticator: authenticator as DirectoryAuthenticator, log: (event, fields) => send({ type: 'log', event, fields: { ...fields } }),
-      });
-      reloads.push(made.setTls);
-      return made.servers.map((server) => ({
-        adopt: (socket) => server.adopt(socket),
-        close: (graceMs) => closeServers([server], graceMs),
-      }));
-    },
-    reload: () => reloads.forEach((r) => r()),
-    close: async () => {
-      await authenticator?.close();
-    },
-  }, send);
+    send,
+  );
 }
 
 const [root, uid, gid] = process.argv.slice(2);
-if (root !== undefined && uid !== undefined && gid !== undefined && process.send !== undefined) void servePop3Child(root, Number(uid), Number(gid));
+if (root !== undefined && uid !== undefined && gid !== undefined && process.send !== undefined)
+  void servePop3Child(root, Number(uid), Number(gid));

@@ -34,10 +34,17 @@ export class Pop3Child {
 
   constructor(private readonly o: Pop3ChildOptions) {
     this.service = new ServiceChild<Pop3ListenerSpec, Pop3Login>({
-      name: 'pop3d', what: 'POP3', script: CHILD_SCRIPT, root: o.root, account: o.account, log: o.log, specs: o.specs,
+      name: 'pop3d',
+      what: 'POP3',
+      script: CHILD_SCRIPT,
+      root: o.root,
+      account: o.account,
+      log: o.log,
+      specs: o.specs,
       optional: o.embedded,
       // Before TLS on an implicit-TLS port the client could not read a reply: it sees the connection close.
-      busyReply: (spec) => (spec.implicitTls ? undefined : '-ERR [SYS/TEMP] service restarting, try again in a minute\r\n'),
+      busyReply: (spec) =>
+        spec.implicitTls ? undefined : '-ERR [SYS/TEMP] service restarting, try again in a minute\r\n',
       onMessage: (m) => void this.o.onLogin(m.login, new Date(m.at)),
       ...(o.onServing ? { onServing: o.onServing } : {}),
       ...(o.onCrash ? { onCrash: o.onCrash } : {}),
@@ -51,7 +58,12 @@ export class Pop3Child {
   async start(): Promise<readonly BoundPop3[]> {
     const bound = await this.service.start();
     for (const b of bound) {
-      this.o.log.event('pop3.listening', { address: b.host, port: b.port, tls: b.implicitTls ? 'implicit' : 'stls', user: this.o.account.name });
+      this.o.log.event('pop3.listening', {
+        address: b.host,
+        port: b.port,
+        tls: b.implicitTls ? 'implicit' : 'stls',
+        user: this.o.account.name,
+      });
     }
     return bound.map(({ host, port, implicitTls }) => ({ host, port, implicitTls }));
   }

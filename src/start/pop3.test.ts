@@ -22,9 +22,16 @@ void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop
     const rows: Array<[string | null, Pop3Flags, string]> = [
       [null, {}, 'embedded 127.0.0.1:2110 127.0.0.1:2995/implicit'],
       ['127.0.0.1:25 smtp\n', {}, 'configured'],
-      ['127.0.0.1:25 smtp\n0.0.0.0:995 pop3 tls=implicit idle=60\n[::1]:110 pop3 plaintext=allow maxperip=3\n', {},
-        'configured 0.0.0.0:995/implicit/idle=60000 ::1:110/plaintext=allow/max=3'],
-      ['0.0.0.0:110 pop3\n', { pop3: ['127.0.0.1:0'], pop3s: ['127.0.0.1:0'] }, 'configured 127.0.0.1:0 127.0.0.1:0/implicit'],
+      [
+        '127.0.0.1:25 smtp\n0.0.0.0:995 pop3 tls=implicit idle=60\n[::1]:110 pop3 plaintext=allow maxperip=3\n',
+        {},
+        'configured 0.0.0.0:995/implicit/idle=60000 ::1:110/plaintext=allow/max=3',
+      ],
+      [
+        '0.0.0.0:110 pop3\n',
+        { pop3: ['127.0.0.1:0'], pop3s: ['127.0.0.1:0'] },
+        'configured 127.0.0.1:0 127.0.0.1:0/implicit',
+      ],
       [null, { pop3: ['none'] }, 'configured'],
       [null, { pop3: ['nohost'] }, 'error --pop3 "nohost" is not ADDRESS:PORT'],
       ['0.0.0.0:110 pop3 tls=maybe\n', {}, 'error line'],
@@ -39,9 +46,20 @@ void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop
       let got: string;
       try {
         const p = pop3Plan(new Control(root), flags);
-        got = [p.embedded ? 'embedded' : 'configured', ...p.specs.map((s) => [`${s.host}:${s.port}`, s.implicitTls ? 'implicit' : '',
-          s.plaintext ? `plaintext=${s.plaintext}` : '', s.idleTimeoutMs ? `idle=${s.idleTimeoutMs}` : '', s.maxPerIp ? `max=${s.maxPerIp}` : '']
-          .filter((x) => x !== '').join('/'))].join(' ');
+        got = [
+          p.embedded ? 'embedded' : 'configured',
+          ...p.specs.map((s) =>
+            [
+              `${s.host}:${s.port}`,
+              s.implicitTls ? 'implicit' : '',
+              s.plaintext ? `plaintext=${s.plaintext}` : '',
+              s.idleTimeoutMs ? `idle=${s.idleTimeoutMs}` : '',
+              s.maxPerIp ? `max=${s.maxPerIp}` : '',
+            ]
+              .filter((x) => x !== '')
+              .join('/'),
+          ),
+        ].join(' ');
       } catch (err) {
         const m = errText(err);
         got = /control\/listeners: /.test(m) && /fix the line/.test(m) ? 'error line' : `error ${m}`;
@@ -59,7 +77,11 @@ function quail(args: readonly string[]): string {
   return r.stdout;
 }
 
-function run(cmd: string, args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; out: string }> {
+function run(
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ status: number | null; out: string }> {
   return new Promise((resolve) => {
     const c = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
@@ -114,12 +136,19 @@ void test('issue 12: pop3ClientRules: control/tcp.pop3, plaintext=loopback, cont
       [null, '\n', undefined, '127.0.0.1', 'deny=false clear=false dd=-'],
     ];
     for (const [tcp, dd, plaintext, ip, want] of rows) {
-      for (const [name, text] of [['tcp.pop3', tcp], ['defaultdomain', dd]] as const) {
+      for (const [name, text] of [
+        ['tcp.pop3', tcp],
+        ['defaultdomain', dd],
+      ] as const) {
         if (text === null) rmSync(join(root, 'control', name), { force: true });
         else writeFileSync(join(root, 'control', name), text);
       }
       const r = pop3ClientRules(new Control(root), ip, plaintext === undefined ? {} : { plaintext });
-      assert.equal(`deny=${String(r.deny)} clear=${String(r.clearAuth)} dd=${r.defaultDomain ?? '-'}`, want, JSON.stringify([tcp, dd, plaintext, ip]));
+      assert.equal(
+        `deny=${String(r.deny)} clear=${String(r.clearAuth)} dd=${r.defaultDomain ?? '-'}`,
+        want,
+        JSON.stringify([tcp, dd, plaintext, ip]),
+      );
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -139,11 +168,31 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
     quail(['domain', 'add', 'example.com', '--root', root]);
     quail(['user', 'add', 'joe@example.com', '--password', 'joe-secret', '--root', root]);
     quail(['user', 'add', 'nopop@example.com', '--password', 'np-secret', '--flag', 'no-pop', '--root', root]);
-    q = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0',
-      '--pop3', '127.0.0.1:0', '--pop3s', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    q = spawn(
+      process.execPath,
+      [
+        MAIN,
+        'start',
+        '--root',
+        root,
+        '--smtp',
+        '127.0.0.1:0',
+        '--submission',
+        '127.0.0.1:0',
+        '--pop3',
+        '127.0.0.1:0',
+        '--pop3s',
+        '127.0.0.1:0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
     q.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     q.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    await waitFor(() => /quail\.started/.test(log), 60_000, () => `quail start did not start:\n${log}`);
+    await waitFor(
+      () => /quail\.started/.test(log),
+      60_000,
+      () => `quail start did not start:\n${log}`,
+    );
     const port = (re: RegExp): number => Number(re.exec(log)?.[1] ?? NaN);
     const smtp = port(/smtp\.listening address=\S+ port=(\d+) kind=smtp/);
     const pop3 = port(/pop3\.listening address=\S+ port=(\d+) tls=stls/);
@@ -158,18 +207,41 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
         assert.deepEqual(socketHolders(listeningInode(p)), [q.pid], `only the root parent listens on ${p}`);
         const holders = await connectionHolders(p);
         assert.equal(holders.length, 1, `one process holds a connection to ${p}: ${holders.join(',')}`);
-        for (const pid of holders) assert.deepEqual(procUids(pid), [want, want, want, want].map(Number), `pid ${pid} holding a connection to ${p}`);
+        for (const pid of holders)
+          assert.deepEqual(
+            procUids(pid),
+            [want, want, want, want].map(Number),
+            `pid ${pid} holding a connection to ${p}`,
+          );
       }
     }
 
     for (const token of ['first', 'second']) {
-      const r = await run('swaks', ['--server', '127.0.0.1', '--port', String(smtp), '--from', 'sender@example.net', '--to', 'joe@example.com',
-        '--header', `Subject: pop3-e2e-${token}`, '--body', `body of ${token}`, '--helo', 'client.test']);
+      const r = await run('swaks', [
+        '--server',
+        '127.0.0.1',
+        '--port',
+        String(smtp),
+        '--from',
+        'sender@example.net',
+        '--to',
+        'joe@example.com',
+        '--header',
+        `Subject: pop3-e2e-${token}`,
+        '--body',
+        `body of ${token}`,
+        '--helo',
+        'client.test',
+      ]);
       assert.equal(r.status, 0, r.out);
     }
     const maildir = join(root, 'domains', 'example.com', 'joe', 'Maildir');
     const files = (): string[] => [...readdirSync(join(maildir, 'new')), ...readdirSync(join(maildir, 'cur'))];
-    await waitFor(() => files().length === 2, 30_000, () => `not delivered to ${maildir}:\n${log}`);
+    await waitFor(
+      () => files().length === 2,
+      30_000,
+      () => `not delivered to ${maildir}:\n${log}`,
+    );
 
     // Python's poplib over implicit TLS: both messages, deletes the first.
     const py = await run('python3', ['-c', POPLIB, String(pop3s), 'joe@example.com', 'joe-secret', 'delete']);
@@ -178,37 +250,57 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
     assert.equal(got.count, 2, py.out);
     assert.match(got.msgs.join('\n'), /Subject: pop3-e2e-first/);
     assert.match(got.msgs.join('\n'), /Subject: pop3-e2e-second/);
-    await waitFor(() => files().length === 1, 10_000, () => `DELE + QUIT did not remove a message: ${files().join(' ')}`);
+    await waitFor(
+      () => files().length === 1,
+      10_000,
+      () => `DELE + QUIT did not remove a message: ${files().join(' ')}`,
+    );
 
     // fetchmail over the plain port (STLS, USER/PASS): the other message, deleted on the server.
     const mbox = join(dir, 'fetched.mbox');
     const rc = join(dir, 'fetchmailrc');
-    writeFileSync(rc, [
-      'set no bouncemail',
-      `poll 127.0.0.1 with proto POP3 port ${pop3}`,
-      `  user 'joe@example.com' there with password 'joe-secret' is 'root' here`,
-      `  options no keep fetchall sslproto 'tls1.2+' no sslcertck`,
-      `  mda "/bin/sh -c 'cat >> ${mbox}'"`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      rc,
+      [
+        'set no bouncemail',
+        `poll 127.0.0.1 with proto POP3 port ${pop3}`,
+        `  user 'joe@example.com' there with password 'joe-secret' is 'root' here`,
+        `  options no keep fetchall sslproto 'tls1.2+' no sslcertck`,
+        `  mda "/bin/sh -c 'cat >> ${mbox}'"`,
+        '',
+      ].join('\n'),
+    );
     chmodSync(rc, 0o600);
-    const fm = await run('fetchmail', ['--nosyslog', '-N', '-f', rc, '-i', join(dir, 'fmids'), '--pidfile', join(dir, 'fm.pid')], { env: { ...process.env, HOME: dir } });
+    const fm = await run(
+      'fetchmail',
+      ['--nosyslog', '-N', '-f', rc, '-i', join(dir, 'fmids'), '--pidfile', join(dir, 'fm.pid')],
+      { env: { ...process.env, HOME: dir } },
+    );
     assert.equal(fm.status, 0, fm.out);
     const fetched = readFileSync(mbox, 'utf8');
     assert.equal((fetched.match(/Subject: pop3-e2e-/g) ?? []).length, 1, fetched);
     assert.deepEqual(files(), [], 'fetchmail deleted the last message on the server');
 
     // A mailbox with no-pop and a wrong password get the same refusal.
-    for (const [user, pw] of [['nopop@example.com', 'np-secret'], ['joe@example.com', 'wrong']] as const) {
+    for (const [user, pw] of [
+      ['nopop@example.com', 'np-secret'],
+      ['joe@example.com', 'wrong'],
+    ] as const) {
       const r = await run('python3', ['-c', POPLIB, String(pop3s), user, pw, 'keep']);
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, /"refused": "-ERR \[AUTH\] authentication failed"/, `${user}: ${r.out}`);
     }
 
     // The directory has joe's last login; the event log has logins, refusals and session counts.
-    const info = JSON.parse(quail(['user', 'info', 'joe@example.com', '--json', '--root', root])) as { lastLogin: string | null };
+    const info = JSON.parse(quail(['user', 'info', 'joe@example.com', '--json', '--root', root])) as {
+      lastLogin: string | null;
+    };
     assert.ok(info.lastLogin !== null && Date.now() - Date.parse(info.lastLogin) < 5 * 60_000, JSON.stringify(info));
-    await waitFor(() => (log.match(/pop3\.session /g) ?? []).length >= 2, 10_000, () => log);
+    await waitFor(
+      () => (log.match(/pop3\.session /g) ?? []).length >= 2,
+      10_000,
+      () => log,
+    );
     assert.match(log, /pop3\.login login=joe@example\.com ip=127\.0\.0\.1 tls=true .*messages=2 .*open=1/);
     assert.match(log, /pop3\.session login=joe@example\.com .*retrieved=2 deleted=1/);
     assert.match(log, /pop3\.refused login=nopop@example\.com .*reason=credentials/);
@@ -233,7 +325,11 @@ async function firstLine(port: number): Promise<string> {
   const sock = connect(port, '127.0.0.1');
   let text = '';
   sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
-  await waitFor(() => text.includes('\r\n'), 20_000, () => text);
+  await waitFor(
+    () => text.includes('\r\n'),
+    20_000,
+    () => text,
+  );
   sock.destroy();
   return text.slice(0, text.indexOf('\r\n'));
 }
@@ -244,7 +340,12 @@ async function popTalk(port: number, user: string, pw: string): Promise<string[]
   let text = '';
   sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
   const lines = (): string[] => text.split('\r\n').filter((l) => l !== '');
-  const want = async (n: number): Promise<void> => waitFor(() => lines().length >= n, 20_000, () => text);
+  const want = async (n: number): Promise<void> =>
+    waitFor(
+      () => lines().length >= n,
+      20_000,
+      () => text,
+    );
   await want(1);
   for (const [i, cmd] of [`USER ${user}`, `PASS ${pw}`, 'STAT', 'QUIT'].entries()) {
     sock.write(`${cmd}\r\n`);
@@ -258,7 +359,10 @@ void test('not root: POP3 in the quail start process itself; a default port that
   const dir = mkdtempSync(join(tmpdir(), 'quail-pop3inproc-'));
   const root = join(dir, 'root');
   const events: string[] = [];
-  const log = { event: (name: string, fields: Readonly<Record<string, unknown>>): void => void events.push(`${name} ${JSON.stringify(fields)}`) };
+  const log = {
+    event: (name: string, fields: Readonly<Record<string, unknown>>): void =>
+      void events.push(`${name} ${JSON.stringify(fields)}`),
+  };
   let blocker: Server | undefined;
   try {
     quail(['init', '--root', root, '--me', 'mail.test']);
@@ -271,7 +375,11 @@ void test('not root: POP3 in the quail start process itself; a default port that
       assert.equal(pop.listeners.length, 1);
       // issue 12: no USER/PASS before STLS, from 127.0.0.1 too, until control/tcp.pop3 allows the client (read per connection)
       const refused = await popTalk(port, 'ann@example.com', 'ann-secret');
-      assert.equal(refused[1], '-ERR plaintext logins need an encrypted connection: use STLS first', refused.join('\n'));
+      assert.equal(
+        refused[1],
+        '-ERR plaintext logins need an encrypted connection: use STLS first',
+        refused.join('\n'),
+      );
       writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n:allow\n');
       const replies = await popTalk(port, 'ann@example.com', 'ann-secret');
       assert.match(replies[2] ?? '', /^\+OK/, replies.join('\n'));
@@ -288,9 +396,14 @@ void test('not root: POP3 in the quail start process itself; a default port that
     } finally {
       await pop.stop(1000);
     }
-    const info = JSON.parse(quail(['user', 'info', 'ann@example.com', '--json', '--root', root])) as { lastLogin: string | null };
+    const info = JSON.parse(quail(['user', 'info', 'ann@example.com', '--json', '--root', root])) as {
+      lastLogin: string | null;
+    };
     assert.ok(info.lastLogin !== null, 'the in-process login recorded the last-login time');
-    assert.ok(events.some((e) => e.startsWith('pop3.login ') && e.includes('"open":1')), events.join('\n'));
+    assert.ok(
+      events.some((e) => e.startsWith('pop3.login ') && e.includes('"open":1')),
+      events.join('\n'),
+    );
 
     // The embedded default (no control/listeners): 127.0.0.1:2110 is taken (by us, or by another quail) → skipped.
     const b = createServer();
@@ -304,7 +417,10 @@ void test('not root: POP3 in the quail start process itself; a default port that
     const def = await startPop3({ root, control, account: undefined, log });
     await def.stop(1000);
     assert.ok(!def.listeners.some((l) => l.port === 2110), JSON.stringify(def.listeners));
-    assert.ok(events.some((e) => e.startsWith('pop3.error ') && e.includes('127.0.0.1:2110')), events.join('\n'));
+    assert.ok(
+      events.some((e) => e.startsWith('pop3.error ') && e.includes('127.0.0.1:2110')),
+      events.join('\n'),
+    );
   } finally {
     blocker?.close();
     rmSync(dir, { recursive: true, force: true });

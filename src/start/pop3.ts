@@ -3,8 +3,15 @@ import { errText, QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import { authenticate, openDirectory, type Directory } from '../directory/index.js';
 import {
-  createPop3Server, isLoopback, MaildirStore, parsePop3Listener, type Pop3Authenticator, type Pop3ClientRules, type Pop3EventLog,
-  type Pop3ListenerSpec, type Pop3Server,
+  createPop3Server,
+  isLoopback,
+  MaildirStore,
+  parsePop3Listener,
+  type Pop3Authenticator,
+  type Pop3ClientRules,
+  type Pop3EventLog,
+  type Pop3ListenerSpec,
+  type Pop3Server,
 } from '../pop3d/index.js';
 import { matchTcpRules, parseTcpRules } from '../smtpd/index.js';
 import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
@@ -40,7 +47,10 @@ export interface Pop3Service {
 
 /** The pop3 lines of control/listeners (or of the embedded default), or the command-line flags instead. */
 export function pop3Plan(control: Control, flags: Pop3Flags = {}): Pop3Plan {
-  const given = [...(flags.pop3 ?? []).map((v) => [v, false] as const), ...(flags.pop3s ?? []).map((v) => [v, true] as const)];
+  const given = [
+    ...(flags.pop3 ?? []).map((v) => [v, false] as const),
+    ...(flags.pop3s ?? []).map((v) => [v, true] as const),
+  ];
   if (given.length > 0) {
     const specs: Pop3ListenerSpec[] = [];
     for (const [v, implicitTls] of given) {
@@ -55,10 +65,18 @@ export function pop3Plan(control: Control, flags: Pop3Flags = {}): Pop3Plan {
   const specs: Pop3ListenerSpec[] = [];
   const parsed = parseListeners(text ?? DEFAULT_LISTENERS);
   const bad = parsed.errors[0];
-  if (bad) throw new QuailError(`${control.path('listeners')}: "${bad.text}": ${bad.reason}; fix the line (see docs/LISTENERS.md)`, false);
+  if (bad)
+    throw new QuailError(
+      `${control.path('listeners')}: "${bad.text}": ${bad.reason}; fix the line (see docs/LISTENERS.md)`,
+      false,
+    );
   for (const line of parsed.other) {
     const spec = parsePop3Listener(line);
-    if (typeof spec === 'string') throw new QuailError(`${control.path('listeners')}: "${line}": ${spec}; fix the line (see docs/LISTENERS.md)`, false);
+    if (typeof spec === 'string')
+      throw new QuailError(
+        `${control.path('listeners')}: "${line}": ${spec}; fix the line (see docs/LISTENERS.md)`,
+        false,
+      );
     specs.push(spec);
   }
   return { specs, embedded: text === null };
@@ -76,7 +94,11 @@ function pop3Tls(control: Control): { key: string; cert: string } | undefined {
  * control/defaultdomain when the file exists (vpopmail's meaning: a bare login is user@defaultdomain; qmail-inject's
  * fallback to `me` is not used for logins). An unreadable file throws: the client gets -ERR [SYS/TEMP].
  */
-export function pop3ClientRules(control: Control, ip: string, spec: Pick<Pop3ListenerSpec, 'plaintext'>): Pop3ClientRules {
+export function pop3ClientRules(
+  control: Control,
+  ip: string,
+  spec: Pick<Pop3ListenerSpec, 'plaintext'>,
+): Pop3ClientRules {
   const text = control.raw('tcp.pop3');
   const rule = text === null ? undefined : matchTcpRules(parseTcpRules(text), ip);
   const dd = control.single('defaultdomain');
@@ -110,7 +132,11 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
   }
 
   async authenticate(login: string, password: string): Promise<{ login: string; maildir: string } | null> {
-    const m = await authenticate(this.root, login, password, { directory: await this.directory(), service: 'pop', recordLogin: false });
+    const m = await authenticate(this.root, login, password, {
+      directory: await this.directory(),
+      service: 'pop',
+      recordLogin: false,
+    });
     return m === null ? null : { login: `${m.local}@${m.domain}`, maildir: `${this.root}/${m.home}/Maildir` };
   }
 
@@ -121,7 +147,11 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
   async close(): Promise<void> {
     const d = this.dir;
     this.dir = undefined;
-    if (d) await d.then((x) => x.close(), () => undefined);
+    if (d)
+      await d.then(
+        (x) => x.close(),
+        () => undefined,
+      );
   }
 }
 
@@ -129,7 +159,10 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
 class LastLogin {
   private dir: Promise<Directory> | undefined;
 
-  constructor(private readonly root: string, private readonly log: EventLog) {}
+  constructor(
+    private readonly root: string,
+    private readonly log: EventLog,
+  ) {}
 
   async record(login: string, at: Date): Promise<void> {
     const at_ = login.lastIndexOf('@');
@@ -145,7 +178,11 @@ class LastLogin {
   async close(): Promise<void> {
     const d = this.dir;
     this.dir = undefined;
-    if (d) await d.then((x) => x.close(), () => undefined);
+    if (d)
+      await d.then(
+        (x) => x.close(),
+        () => undefined,
+      );
   }
 }
 
@@ -159,7 +196,10 @@ export interface Pop3Deps {
  * The servers for the specs, sharing one MaildirStore (so [IN-USE] spans the plain and the TLS port); each
  * pop3.login and pop3.session event carries `open`, the sessions open across them.
  */
-export function makePop3Servers(specs: readonly Pop3ListenerSpec[], deps: Pop3Deps): { servers: Pop3Server[]; setTls: () => void } {
+export function makePop3Servers(
+  specs: readonly Pop3ListenerSpec[],
+  deps: Pop3Deps,
+): { servers: Pop3Server[]; setTls: () => void } {
   const control = new Control(deps.root);
   const tls = pop3Tls(control);
   const store = new MaildirStore();
@@ -169,17 +209,26 @@ export function makePop3Servers(specs: readonly Pop3ListenerSpec[], deps: Pop3De
     deps.log(event, event === 'pop3.login' || event === 'pop3.session' ? { ...fields, open: open() } : fields);
   for (const spec of specs) {
     if (spec.implicitTls && !tls) {
-      throw new QuailError(`${spec.host}:${spec.port} pop3 tls=implicit needs ${control.path('servercert.pem')} (key and certificate); quail init makes one`, false);
+      throw new QuailError(
+        `${spec.host}:${spec.port} pop3 tls=implicit needs ${control.path('servercert.pem')} (key and certificate); quail init makes one`,
+        false,
+      );
     }
-    servers.push(createPop3Server({
-      authenticator: deps.authenticator, store, tls, implicitTls: spec.implicitTls, log,
-      hostname: control.me() ?? 'quail',
-      // a fresh snapshot per connection: tcp.pop3 and defaultdomain apply to the next connection, as tcp.smtp does
-      clientRules: (ip) => pop3ClientRules(new Control(deps.root), ip, spec),
-      allowPlaintext: spec.plaintext === 'allow',
-      ...(spec.idleTimeoutMs !== undefined ? { idleTimeoutMs: spec.idleTimeoutMs } : {}),
-      ...(spec.maxPerIp !== undefined ? { maxPerIp: spec.maxPerIp } : {}),
-    }));
+    servers.push(
+      createPop3Server({
+        authenticator: deps.authenticator,
+        store,
+        tls,
+        implicitTls: spec.implicitTls,
+        log,
+        hostname: control.me() ?? 'quail',
+        // a fresh snapshot per connection: tcp.pop3 and defaultdomain apply to the next connection, as tcp.smtp does
+        clientRules: (ip) => pop3ClientRules(new Control(deps.root), ip, spec),
+        allowPlaintext: spec.plaintext === 'allow',
+        ...(spec.idleTimeoutMs !== undefined ? { idleTimeoutMs: spec.idleTimeoutMs } : {}),
+        ...(spec.maxPerIp !== undefined ? { maxPerIp: spec.maxPerIp } : {}),
+      }),
+    );
   }
   return {
     servers,
@@ -210,9 +259,15 @@ function usable(plan: Pop3Plan, control: Control, log: EventLog): Pop3ListenerSp
   return plan.specs.filter((s) => {
     if (!s.implicitTls || tls) return true;
     if (!plan.embedded) {
-      throw new QuailError(`${s.host}:${s.port} pop3 tls=implicit needs ${control.path('servercert.pem')} (key and certificate); quail init makes one`, false);
+      throw new QuailError(
+        `${s.host}:${s.port} pop3 tls=implicit needs ${control.path('servercert.pem')} (key and certificate); quail init makes one`,
+        false,
+      );
     }
-    log.event('pop3.warning', { listener: `${s.host}:${s.port}`, error: 'no servercert.pem: the implicit-TLS POP3 port of the default is not opened' });
+    log.event('pop3.warning', {
+      listener: `${s.host}:${s.port}`,
+      error: 'no servercert.pem: the implicit-TLS POP3 port of the default is not opened',
+    });
     return false;
   });
 }
@@ -224,8 +279,13 @@ function usable(plan: Pop3Plan, control: Control, log: EventLog): Pop3ListenerSp
  * bound is logged and skipped; a configured one that cannot be bound stops the start (temporary).
  */
 export async function startPop3(opts: {
-  root: string; control: Control; account?: Account | undefined; log: EventLog; flags?: Pop3Flags;
-  onServing?: (pid: number) => void; onCrash?: (crashes: number) => void;
+  root: string;
+  control: Control;
+  account?: Account | undefined;
+  log: EventLog;
+  flags?: Pop3Flags;
+  onServing?: (pid: number) => void;
+  onCrash?: (crashes: number) => void;
 }): Promise<Pop3Service> {
   const { root, control, log } = opts;
   const plan = pop3Plan(control, opts.flags);
@@ -233,8 +293,14 @@ export async function startPop3(opts: {
   const lastLogin = new LastLogin(root, log);
   if (opts.account && specs.length > 0) {
     const child = new Pop3Child({
-      root, specs, embedded: plan.embedded, account: opts.account, log, onLogin: (login, at) => lastLogin.record(login, at),
-      ...(opts.onServing ? { onServing: opts.onServing } : {}), ...(opts.onCrash ? { onCrash: opts.onCrash } : {}),
+      root,
+      specs,
+      embedded: plan.embedded,
+      account: opts.account,
+      log,
+      onLogin: (login, at) => lastLogin.record(login, at),
+      ...(opts.onServing ? { onServing: opts.onServing } : {}),
+      ...(opts.onCrash ? { onCrash: opts.onCrash } : {}),
     });
     const bound = await child.start();
     return {
@@ -263,7 +329,10 @@ export async function startPop3(opts: {
         continue;
       }
       await closeServers(live, 0);
-      throw new QuailError(`cannot listen on ${spec.host}:${spec.port} (pop3): ${errText(err)}; change control/listeners or --pop3`, true);
+      throw new QuailError(
+        `cannot listen on ${spec.host}:${spec.port} (pop3): ${errText(err)}; change control/listeners or --pop3`,
+        true,
+      );
     }
   }
   return {

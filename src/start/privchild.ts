@@ -138,16 +138,31 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     for (const spec of this.o.specs) {
       const index = this.servers.length;
       try {
-        this.servers.push(await bind(spec, (s) => this.onConnection(index, s), (err) => {
-          this.o.log.event(`${this.o.name}.error`, { listener: `${spec.host}:${spec.port}`, error: `accept failed: ${errText(err)}` });
-        }));
+        this.servers.push(
+          await bind(
+            spec,
+            (s) => this.onConnection(index, s),
+            (err) => {
+              this.o.log.event(`${this.o.name}.error`, {
+                listener: `${spec.host}:${spec.port}`,
+                error: `accept failed: ${errText(err)}`,
+              });
+            },
+          ),
+        );
       } catch (err) {
         if (this.o.optional) {
-          this.o.log.event(`${SERVICE[this.o.name]}.error`, { listener: `${spec.host}:${spec.port}`, error: `not opened: ${errText(err)}` });
+          this.o.log.event(`${SERVICE[this.o.name]}.error`, {
+            listener: `${spec.host}:${spec.port}`,
+            error: `not opened: ${errText(err)}`,
+          });
           continue;
         }
         await this.closeServers();
-        throw new QuailError(`cannot listen on ${spec.host}:${spec.port} (${this.o.what}): ${errText(err)}; change control/listeners or the command-line flags`, true);
+        throw new QuailError(
+          `cannot listen on ${spec.host}:${spec.port} (${this.o.what}): ${errText(err)}; change control/listeners or the command-line flags`,
+          true,
+        );
       }
       const a = this.servers[index]?.address();
       this.specsBound.push({ ...spec, port: typeof a === 'object' && a !== null ? a.port : spec.port });
@@ -204,7 +219,10 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private turnAway(index: number, socket: Socket): void {
     const spec = this.specsBound[index];
     const text = spec ? this.o.busyReply(spec) : undefined;
-    this.o.log.event(`${this.o.name}.busy`, { listener: spec ? `${spec.host}:${spec.port}` : '', ip: socket.remoteAddress ?? '' });
+    this.o.log.event(`${this.o.name}.busy`, {
+      listener: spec ? `${spec.host}:${spec.port}` : '',
+      ip: socket.remoteAddress ?? '',
+    });
     if (text === undefined) {
       socket.destroy();
       return;
@@ -236,7 +254,10 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private async launch(): Promise<void> {
     const { uid, gid, name } = this.o.account;
     // Forked as root only to load its code; it drops to the account before it opens anything or touches a socket.
-    const child = fork(this.o.script, [this.o.root, String(uid), String(gid)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], serialization: 'json' });
+    const child = fork(this.o.script, [this.o.root, String(uid), String(gid)], {
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      serialization: 'json',
+    });
     this.child = child;
     let tail = '';
     child.stderr?.on('data', (c: Buffer) => {
@@ -248,13 +269,19 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       await this.handshake(child);
     } catch (err) {
       child.kill('SIGKILL');
-      throw new QuailError(`the ${this.o.what} process (account ${name}, uid ${uid}) did not start: ${errText(err)}`, err instanceof QuailError ? err.temporary : true);
+      throw new QuailError(
+        `the ${this.o.what} process (account ${name}, uid ${uid}) did not start: ${errText(err)}`,
+        err instanceof QuailError ? err.temporary : true,
+      );
     }
     if (this.stopping) return;
     child.on('message', (m: FromServiceChild<Other>) => this.onMessage(m));
     this.serving = child;
     this.o.log.event(`${this.o.name}.started`, {
-      pid: child.pid ?? 0, user: name, uid, listeners: this.specsBound.map((b) => `${b.host}:${b.port}`).join(','),
+      pid: child.pid ?? 0,
+      user: name,
+      uid,
+      listeners: this.specsBound.map((b) => `${b.host}:${b.port}`).join(','),
     });
     this.o.onServing?.(child.pid ?? 0);
     this.flushWaiting(child);
@@ -272,11 +299,16 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
         else resolve();
       };
       const onExit = (code: number | null, signal: string | null): void =>
-        done(new Error(`it exited (${signal ?? `code ${code ?? '?'}`}) before serving; can the account read the program and the mail root?`));
+        done(
+          new Error(
+            `it exited (${signal ?? `code ${code ?? '?'}`}) before serving; can the account read the program and the mail root?`,
+          ),
+        );
       const onMsg = (m: FromServiceChild<Other>): void => {
         if (!HANDSHAKE.has(m.type)) this.onMessage(m);
         else if (m.type === 'fatal' && 'error' in m) done(new QuailError(String(m.error), false));
-        else if (m.type === 'ready') child.send({ type: 'serve', listeners: this.specsBound } satisfies ToServiceChild<Spec>);
+        else if (m.type === 'ready')
+          child.send({ type: 'serve', listeners: this.specsBound } satisfies ToServiceChild<Spec>);
         else if (m.type === 'serving') done();
       };
       child.on('message', onMsg);
@@ -305,8 +337,12 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     this.delayMs = RESTART_MIN_MS;
     const stack = stderr().trim();
     this.o.log.event(`${this.o.name}.crashed`, {
-      pid: child.pid ?? 0, code: code ?? '', signal: signal ?? '', crashes: this.crashCount,
-      ...(stack !== '' ? { stack } : {}), restart_in_ms: 0,
+      pid: child.pid ?? 0,
+      code: code ?? '',
+      signal: signal ?? '',
+      crashes: this.crashCount,
+      ...(stack !== '' ? { stack } : {}),
+      restart_in_ms: 0,
     });
     this.o.onCrash?.(this.crashCount);
     this.restart(0);

@@ -12,7 +12,14 @@ import { connectionHolders, listeningInode, MAIN, procUids, socketHolders } from
 
 function sendMail(port: number, to: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const lines = ['HELO c', 'MAIL FROM:<a@b.test>', `RCPT TO:<${to}>`, 'DATA', 'Subject: privsep\r\n\r\nhi\r\n.', 'QUIT'];
+    const lines = [
+      'HELO c',
+      'MAIL FROM:<a@b.test>',
+      `RCPT TO:<${to}>`,
+      'DATA',
+      'Subject: privsep\r\n\r\nhi\r\n.',
+      'QUIT',
+    ];
     const s = connect({ host: '127.0.0.1', port });
     let out = '';
     let i = 0;
@@ -40,64 +47,105 @@ interface State {
   crashes?: Record<string, number>;
 }
 
-void test('as root: root keeps the SMTP port, a quailuser process reads every connection; mail is delivered; a dead child is replaced while the port stays open', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'quail-privsep-'));
-  chmodSync(root, 0o755); // the unprivileged child must be able to reach the mail root
-  let child: ChildProcess | undefined;
-  let log = '';
-  try {
-    child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--init', '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
-    child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
-    const exited = new Promise<number | null>((r) => child?.on('exit', (code) => r(code)));
-    const stateFile = join(root, 'run', 'quail.json');
-    await until('quail.started', () => log.includes('quail.started') && existsSync(stateFile), () => log);
-    const state = (): State => JSON.parse(readFileSync(stateFile, 'utf8')) as State;
-    const port = state().listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
-    const account = readFileSync(join(root, 'control', 'quailuser'), 'utf8').trim();
-    const uid = Number(/^[^:]+:[^:]*:(\d+):/m.exec(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${account}:`)) ?? '')?.[1]);
-    assert.ok(uid > 0, `${account} has a non-root uid`);
+void test(
+  'as root: root keeps the SMTP port, a quailuser process reads every connection; mail is delivered; a dead child is replaced while the port stays open',
+  { skip: process.getuid?.() !== 0 ? 'needs root' : false },
+  async () => {
+    const root = mkdtempSync(join(tmpdir(), 'quail-privsep-'));
+    chmodSync(root, 0o755); // the unprivileged child must be able to reach the mail root
+    let child: ChildProcess | undefined;
+    let log = '';
+    try {
+      child = spawn(
+        process.execPath,
+        [MAIN, 'start', '--root', root, '--init', '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+      child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+      const exited = new Promise<number | null>((r) => child?.on('exit', (code) => r(code)));
+      const stateFile = join(root, 'run', 'quail.json');
+      await until(
+        'quail.started',
+        () => log.includes('quail.started') && existsSync(stateFile),
+        () => log,
+      );
+      const state = (): State => JSON.parse(readFileSync(stateFile, 'utf8')) as State;
+      const port = state().listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
+      const account = readFileSync(join(root, 'control', 'quailuser'), 'utf8').trim();
+      const uid = Number(
+        /^[^:]+:[^:]*:(\d+):/m.exec(
+          readFileSync('/etc/passwd', 'utf8')
+            .split('\n')
+            .find((l) => l.startsWith(`${account}:`)) ?? '',
+        )?.[1],
+      );
+      assert.ok(uid > 0, `${account} has a non-root uid`);
 
-    // The root parent holds the listening socket for the whole run (so a child's death never closes the port) and
-    // accepts without reading; each connection is read only by the unprivileged child.
-    const listenHolders = (): number[] => socketHolders(listeningInode(port));
-    assert.deepEqual(listenHolders(), [child.pid], 'only the root parent holds the listening socket');
-    const servedBy = (): Promise<number[]> => connectionHolders(port);
-    const first = await servedBy();
-    assert.equal(first.length, 1, `exactly one process holds the connection: ${first.join(',')}`);
-    const smtpdPid = first[0] ?? 0;
-    assert.notEqual(smtpdPid, child.pid, 'the root parent keeps no connection');
-    assert.deepEqual(procUids(smtpdPid), [uid, uid, uid, uid]);
-    assert.deepEqual(procUids(child.pid ?? 0), [0, 0, 0, 0]);
-    assert.equal(state().smtpd?.pid, smtpdPid);
+      // The root parent holds the listening socket for the whole run (so a child's death never closes the port) and
+      // accepts without reading; each connection is read only by the unprivileged child.
+      const listenHolders = (): number[] => socketHolders(listeningInode(port));
+      assert.deepEqual(listenHolders(), [child.pid], 'only the root parent holds the listening socket');
+      const servedBy = (): Promise<number[]> => connectionHolders(port);
+      const first = await servedBy();
+      assert.equal(first.length, 1, `exactly one process holds the connection: ${first.join(',')}`);
+      const smtpdPid = first[0] ?? 0;
+      assert.notEqual(smtpdPid, child.pid, 'the root parent keeps no connection');
+      assert.deepEqual(procUids(smtpdPid), [uid, uid, uid, uid]);
+      assert.deepEqual(procUids(child.pid ?? 0), [0, 0, 0, 0]);
+      assert.equal(state().smtpd?.pid, smtpdPid);
 
-    const me = readFileSync(join(root, 'control', 'me'), 'utf8').trim();
-    const newDir = join(root, 'alias', 'Maildir', 'new');
-    assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
-    await until('delivery', () => readdirSync(newDir).length === 1, () => log);
-    assert.match(readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'latin1'), /Subject: privsep/);
+      const me = readFileSync(join(root, 'control', 'me'), 'utf8').trim();
+      const newDir = join(root, 'alias', 'Maildir', 'new');
+      assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
+      await until(
+        'delivery',
+        () => readdirSync(newDir).length === 1,
+        () => log,
+      );
+      assert.match(readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'latin1'), /Subject: privsep/);
 
-    process.kill(smtpdPid, 'SIGKILL');
-    // The port never closes: a connection made at once is held until the new child takes it, then served.
-    assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
-    await until('restart', () => /smtpd\.crashed[^\n]*signal=SIGKILL[^\n]*\n(?:.*\n)*.*smtpd\.started/.test(log), () => log);
-    assert.deepEqual(listenHolders(), [child.pid], 'the listening socket never left the parent');
-    const again = (await servedBy())[0] ?? 0;
-    assert.notEqual(again, smtpdPid);
-    assert.deepEqual(procUids(again), [uid, uid, uid, uid]);
-    await until('state updated', () => state().smtpd?.pid === again && state().crashes?.['smtpd'] === 1, () => log);
-    await until('second delivery', () => readdirSync(newDir).length === 2, () => log);
-    assert.match(spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' }).stdout, /crashes since start: smtpd 1/);
+      process.kill(smtpdPid, 'SIGKILL');
+      // The port never closes: a connection made at once is held until the new child takes it, then served.
+      assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
+      await until(
+        'restart',
+        () => /smtpd\.crashed[^\n]*signal=SIGKILL[^\n]*\n(?:.*\n)*.*smtpd\.started/.test(log),
+        () => log,
+      );
+      assert.deepEqual(listenHolders(), [child.pid], 'the listening socket never left the parent');
+      const again = (await servedBy())[0] ?? 0;
+      assert.notEqual(again, smtpdPid);
+      assert.deepEqual(procUids(again), [uid, uid, uid, uid]);
+      await until(
+        'state updated',
+        () => state().smtpd?.pid === again && state().crashes?.['smtpd'] === 1,
+        () => log,
+      );
+      await until(
+        'second delivery',
+        () => readdirSync(newDir).length === 2,
+        () => log,
+      );
+      assert.match(
+        spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' }).stdout,
+        /crashes since start: smtpd 1/,
+      );
 
-    child.kill('SIGHUP');
-    await until('reload', () => log.includes('quail.reloaded'), () => log);
-    assert.deepEqual(await servedBy(), [again], 'SIGHUP keeps the same serving process');
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0, log);
-    assert.equal(existsSync(`/proc/${again}`), false, 'the SMTP child is gone after SIGTERM');
-    assert.equal(listeningInode(port), undefined);
-  } finally {
-    if (child && child.exitCode === null) child.kill('SIGKILL');
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+      child.kill('SIGHUP');
+      await until(
+        'reload',
+        () => log.includes('quail.reloaded'),
+        () => log,
+      );
+      assert.deepEqual(await servedBy(), [again], 'SIGHUP keeps the same serving process');
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, log);
+      assert.equal(existsSync(`/proc/${again}`), false, 'the SMTP child is gone after SIGTERM');
+      assert.equal(listeningInode(port), undefined);
+    } finally {
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+      rmSync(root, { recursive: true, force: true });
+    }
+  },
+);

@@ -43,7 +43,13 @@ export class SmtpChild {
       },
     };
     this.service = new ServiceChild<ListenerSpec, never>({
-      name: 'smtpd', what: 'SMTP', script: o.script ?? CHILD_SCRIPT, root: o.root, account: o.account, log, specs: o.specs,
+      name: 'smtpd',
+      what: 'SMTP',
+      script: o.script ?? CHILD_SCRIPT,
+      root: o.root,
+      account: o.account,
+      log,
+      specs: o.specs,
       busyReply: () => '421 4.3.2 service restarting, try again in a minute\r\n',
       onServing: o.onServing,
       ...(o.onCrash ? { onCrash: o.onCrash } : {}),

@@ -10,7 +10,16 @@ import { test } from 'node:test';
 import type { QueuedMessage } from '../queue/index.js';
 import { startDns, type DnsName } from '../../test/support/testdns.js';
 import { harness, type Harness } from '../../test/support/smtpd.js';
-import { listenerPort, MAIN, queuedCount, quail, startProcess, swaks, waitFor, type QuailProcess } from '../../test/support/start.js';
+import {
+  listenerPort,
+  MAIN,
+  queuedCount,
+  quail,
+  startProcess,
+  swaks,
+  waitFor,
+  type QuailProcess,
+} from '../../test/support/start.js';
 
 /**
  * Stands for this machine on the MX port: 127.0.0.1 is in quail's own addresses, so a connection here is quail
@@ -32,16 +41,25 @@ const receiver = (host: string, port: number, me: string, domain: string): Promi
   harness({ host, port, tls: true, control: { me: `${me}\n`, rcpthosts: `${domain}\n` } });
 
 const queueList = (root: string): QueuedMessage[] =>
-  quail(['queue', 'list', '--json', '--root', root]).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as QueuedMessage);
+  quail(['queue', 'list', '--json', '--root', root])
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as QueuedMessage);
 
 void test('QUAIL_MX_PORT that is not a port: quail start refuses with a clear error (exit 100)', () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-mxport-'));
   try {
     quail(['init', '--root', root, '--me', 'relay.test']);
     for (const bad of ['smtp', '0', '65536']) {
-      const r = spawnSync(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
-        encoding: 'utf8', env: { ...process.env, QUAIL_MX_PORT: bad }, timeout: 30_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, QUAIL_MX_PORT: bad },
+          timeout: 30_000,
+        },
+      );
       assert.equal(r.status, 100, `QUAIL_MX_PORT=${bad}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, new RegExp(`QUAIL_MX_PORT="${bad}" is not a port \\(1-65535\\)`));
     }
@@ -63,13 +81,23 @@ void test('quail start → MX with STARTTLS, three recipients in one transaction
     const mxPort = self.port; // every MX host listens on this port (QUAIL_MX_PORT); 127.0.0.1 on it is quail itself
     const rx = await receiver('127.0.0.2', mxPort, 'mx.dest.test', 'dest.test');
     dest = rx;
-    dns = await startDns(new Map<string, DnsName>([
-      ['dest.test', { mx: [{ pref: 10, exchange: 'mx.dest.test' }] }],
-      ['mx.dest.test', { a: ['127.0.0.2'] }],
-      ['backup.test', { mx: [{ pref: 10, exchange: 'primary.backup.test' }, { pref: 20, exchange: 'relay.test' }] }],
-      ['primary.backup.test', { a: ['127.0.0.3'] }],
-      ['relay.test', { a: ['127.0.0.1'] }], // quail itself: the backup MX
-    ]));
+    dns = await startDns(
+      new Map<string, DnsName>([
+        ['dest.test', { mx: [{ pref: 10, exchange: 'mx.dest.test' }] }],
+        ['mx.dest.test', { a: ['127.0.0.2'] }],
+        [
+          'backup.test',
+          {
+            mx: [
+              { pref: 10, exchange: 'primary.backup.test' },
+              { pref: 20, exchange: 'relay.test' },
+            ],
+          },
+        ],
+        ['primary.backup.test', { a: ['127.0.0.3'] }],
+        ['relay.test', { a: ['127.0.0.1'] }], // quail itself: the backup MX
+      ]),
+    );
     quail(['init', '--root', root, '--me', 'relay.test']);
     const ctl = (name: string): string => join(root, 'control', name);
     writeFileSync(ctl('dnsservers'), `127.0.0.1:${dns.port}\n`);
@@ -81,31 +109,68 @@ void test('quail start → MX with STARTTLS, three recipients in one transaction
     const port = listenerPort(root, 'smtp');
 
     // a. A relay client (127.0.0.1, RELAYCLIENT) sends one message to three recipients at dest.test.
-    const sent = swaks(port, ['--to', 'a@dest.test,b@dest.test,c@dest.test', '--header', 'Subject: e2e mx', '--body', 'by MX over TLS']);
+    const sent = swaks(port, [
+      '--to',
+      'a@dest.test,b@dest.test,c@dest.test',
+      '--header',
+      'Subject: e2e mx',
+      '--body',
+      'by MX over TLS',
+    ]);
     assert.equal(sent.status, 0, sent.out);
-    await waitFor(() => rx.queued.length > 0 && queuedCount(root) === 0, 30_000,
-      () => `dest.test got ${rx.queued.length} transaction(s), quail's queue holds ${queuedCount(root)}\n${log()}`);
-    assert.deepEqual(rx.queued.map((m) => m.recipients), [['a@dest.test', 'b@dest.test', 'c@dest.test']], 'one transaction, all three recipients');
+    await waitFor(
+      () => rx.queued.length > 0 && queuedCount(root) === 0,
+      30_000,
+      () => `dest.test got ${rx.queued.length} transaction(s), quail's queue holds ${queuedCount(root)}\n${log()}`,
+    );
+    assert.deepEqual(
+      rx.queued.map((m) => m.recipients),
+      [['a@dest.test', 'b@dest.test', 'c@dest.test']],
+      'one transaction, all three recipients',
+    );
     const m = rx.queued[0];
     assert.equal(m?.sender, 'sender@client.test');
     // The receiver's own Received line comes first: quail's connection from 127.0.0.1, over TLS.
-    assert.match(m?.data ?? '', /^Received: from [^\n]*\(127\.0\.0\.1\)\r?\n {2}by mx\.dest\.test with ESMTPS; /, m?.data);
+    assert.match(
+      m?.data ?? '',
+      /^Received: from [^\n]*\(127\.0\.0\.1\)\r?\n {2}by mx\.dest\.test with ESMTPS; /,
+      m?.data,
+    );
     assert.match(m?.data ?? '', /Subject: e2e mx\r?\n[\s\S]*by MX over TLS/);
     assert.equal(self.connections(), 0);
 
     // b. An outside client (127.0.0.4, no RELAYCLIENT) may not relay, but backup.test is in rcpthosts.
     const outside = ['--local-interface', '127.0.0.4'];
-    assert.match(swaks(port, [...outside, '--to', 'x@dest.test', '--quit-after', 'RCPT']).out, /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/);
-    const held = swaks(port, [...outside, '--to', 'u@backup.test', '--header', 'Subject: e2e backup', '--body', 'held for the primary']);
+    assert.match(
+      swaks(port, [...outside, '--to', 'x@dest.test', '--quit-after', 'RCPT']).out,
+      /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/,
+    );
+    const held = swaks(port, [
+      ...outside,
+      '--to',
+      'u@backup.test',
+      '--header',
+      'Subject: e2e backup',
+      '--body',
+      'held for the primary',
+    ]);
     assert.equal(held.status, 0, held.out);
     assert.match(held.out, /<- {2}250 2\.0\.0 ok \d+ qp /);
     // The primary (127.0.0.3) is not listening: a deferral, the message stays queued; quail never tries itself.
-    await waitFor(() => /send\.delivery [^\n]*result=deferral/.test(log()), 30_000, () => `no deferral logged\n${log()}`);
+    await waitFor(
+      () => /send\.delivery [^\n]*result=deferral/.test(log()),
+      30_000,
+      () => `no deferral logged\n${log()}`,
+    );
     let rcpt: QueuedMessage['recipients'][number] | undefined;
-    await waitFor(() => {
-      rcpt = queueList(root)[0]?.recipients[0];
-      return rcpt?.lastResult === 'deferral';
-    }, 30_000, () => `no deferral for u@backup.test: ${JSON.stringify(rcpt)}\n${log()}`);
+    await waitFor(
+      () => {
+        rcpt = queueList(root)[0]?.recipients[0];
+        return rcpt?.lastResult === 'deferral';
+      },
+      30_000,
+      () => `no deferral for u@backup.test: ${JSON.stringify(rcpt)}\n${log()}`,
+    );
     assert.equal(rcpt?.original, 'u@backup.test');
     assert.equal(rcpt?.channel, 'remote');
     assert.equal(rcpt?.status, 'pending');
@@ -117,10 +182,19 @@ void test('quail start → MX with STARTTLS, three recipients in one transaction
     const p = await receiver('127.0.0.3', mxPort, 'primary.backup.test', 'backup.test');
     primary = p;
     assert.match(quail(['queue', 'flush', '--root', root]), /^flush requested: 1 scheduler\(s\) woken\n$/);
-    await waitFor(() => p.queued.length > 0 && queuedCount(root) === 0, 30_000,
-      () => `primary got ${p.queued.length}, quail's queue holds ${queuedCount(root)}\n${log()}`);
-    assert.deepEqual(p.queued.map((x) => x.recipients), [['u@backup.test']]);
-    assert.match(p.queued[0]?.data ?? '', /^Received: from [^\n]*\(127\.0\.0\.1\)\r?\n {2}by primary\.backup\.test with ESMTPS; [\s\S]*Subject: e2e backup/);
+    await waitFor(
+      () => p.queued.length > 0 && queuedCount(root) === 0,
+      30_000,
+      () => `primary got ${p.queued.length}, quail's queue holds ${queuedCount(root)}\n${log()}`,
+    );
+    assert.deepEqual(
+      p.queued.map((x) => x.recipients),
+      [['u@backup.test']],
+    );
+    assert.match(
+      p.queued[0]?.data ?? '',
+      /^Received: from [^\n]*\(127\.0\.0\.1\)\r?\n {2}by primary\.backup\.test with ESMTPS; [\s\S]*Subject: e2e backup/,
+    );
     assert.equal(self.connections(), 0);
     assert.equal(rx.queued.length, 1, 'nothing else reached dest.test');
 

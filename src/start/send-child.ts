@@ -29,12 +29,17 @@ class LspawnClient {
 
   deliver(job: LocalJob): Promise<LocalResult> {
     // Root is told which queued message, never a path: it opens queue/mess/<id> itself.
-    if (dirname(job.messagePath) !== this.messDir) return Promise.resolve(deferral(`Not a queued message: ${job.messagePath}. (#4.3.0)`));
+    if (dirname(job.messagePath) !== this.messDir)
+      return Promise.resolve(deferral(`Not a queued message: ${job.messagePath}. (#4.3.0)`));
     if (!process.connected) return Promise.resolve(deferral('qmail-lspawn is gone: quail start is stopping. (#4.3.0)'));
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      send({ type: 'deliver', id, request: { msg: basename(job.messagePath), local: job.local, domain: job.domain, sender: job.sender } });
+      send({
+        type: 'deliver',
+        id,
+        request: { msg: basename(job.messagePath), local: job.local, domain: job.domain, sender: job.sender },
+      });
     });
   }
 
@@ -61,13 +66,25 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
   try {
     queue = await openQueue(root);
     const recovered = await queue.recover();
-    log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
+    log.event('queue.recovered', {
+      kept: recovered.kept,
+      undone: recovered.undone.length,
+      removed: recovered.removed.length,
+    });
   } catch (err) {
-    fatal(`cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`);
+    fatal(
+      `cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`,
+    );
     return;
   }
   const lspawn = new LspawnClient(join(root, 'queue', 'mess'));
-  const sender = makeSender({ root, queue, log, ...(mxPort !== undefined ? { mxPort } : {}), local: (job) => lspawn.deliver(job) });
+  const sender = makeSender({
+    root,
+    queue,
+    log,
+    ...(mxPort !== undefined ? { mxPort } : {}),
+    local: (job) => lspawn.deliver(job),
+  });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {

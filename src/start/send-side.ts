@@ -45,9 +45,19 @@ export async function startSendSide(o: SendSideOptions): Promise<SendSide> {
 async function inProcess(o: SendSideOptions): Promise<SendSide> {
   const queue = await openQueue(o.root);
   const recovered = await queue.recover();
-  o.log.event('queue.recovered', { kept: recovered.kept, undone: recovered.undone.length, removed: recovered.removed.length });
+  o.log.event('queue.recovered', {
+    kept: recovered.kept,
+    undone: recovered.undone.length,
+    removed: recovered.removed.length,
+  });
   const deliverer = localDeliverer();
-  const sender = makeSender({ root: o.root, queue, log: o.log, ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}), local: (job) => deliverer.deliver(job) });
+  const sender = makeSender({
+    root: o.root,
+    queue,
+    log: o.log,
+    ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}),
+    local: (job) => deliverer.deliver(job),
+  });
   let closed: Promise<void> | undefined;
   return {
     queue,
@@ -71,7 +81,13 @@ async function inProcess(o: SendSideOptions): Promise<SendSide> {
 /** As root: the send child as the account; local deliveries come back to this process's Lspawn. */
 async function sendChild(o: SendSideOptions, account: Account): Promise<SendSide> {
   giveTcpto(o.root, account);
-  const child = new SendChild({ root: o.root, account, log: o.log, ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}), onRunning: o.onRunning });
+  const child = new SendChild({
+    root: o.root,
+    account,
+    log: o.log,
+    ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}),
+    onRunning: o.onRunning,
+  });
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closed ??= (async () => {

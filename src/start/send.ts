@@ -118,10 +118,14 @@ export class SendChild {
   private async launch(): Promise<void> {
     const { uid, gid, name } = this.o.account;
     // Started as root only to load its code; it drops to the account before it opens anything (send-child.ts).
-    const child = fork(this.o.script ?? CHILD_SCRIPT, [this.o.root, String(uid), String(gid), String(this.o.mxPort ?? '')], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      serialization: 'json',
-    });
+    const child = fork(
+      this.o.script ?? CHILD_SCRIPT,
+      [this.o.root, String(uid), String(gid), String(this.o.mxPort ?? '')],
+      {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        serialization: 'json',
+      },
+    );
     this.child = child;
     let crash: { error: string; stack: string } | undefined;
     child.on('message', (m: FromSend) => {
@@ -137,7 +141,10 @@ export class SendChild {
       await this.ask(child, undefined, 'ready');
     } catch (err) {
       child.kill('SIGKILL');
-      throw new QuailError(`the send process (account ${name}, uid ${uid}) did not start: ${errText(err)}`, err instanceof QuailError ? err.temporary : true);
+      throw new QuailError(
+        `the send process (account ${name}, uid ${uid}) did not start: ${errText(err)}`,
+        err instanceof QuailError ? err.temporary : true,
+      );
     }
     this.ready = child;
     this.startedAt = Date.now();
@@ -155,7 +162,11 @@ export class SendChild {
       };
       const onExit = (code: number | null, signal: string | null): void => {
         cleanup();
-        reject(new Error(`it exited (${signal ?? `code ${code ?? '?'}`}) first; can the account read the program and the mail root?`));
+        reject(
+          new Error(
+            `it exited (${signal ?? `code ${code ?? '?'}`}) first; can the account read the program and the mail root?`,
+          ),
+        );
       };
       const onMsg = (r: FromSend): void => {
         if (r.type === 'fatal') {
@@ -183,7 +194,12 @@ export class SendChild {
     });
   }
 
-  private onExit(child: ChildProcess, code: number | null, signal: string | null, crash: { error: string } | undefined): void {
+  private onExit(
+    child: ChildProcess,
+    code: number | null,
+    signal: string | null,
+    crash: { error: string } | undefined,
+  ): void {
     // Not the current child (one dropped after a failed restart) or stopping: nothing to do.
     if (this.child !== child || this.stopping) {
       if (this.child === child) this.child = undefined;
@@ -193,7 +209,11 @@ export class SendChild {
     this.restartCount++;
     this.delayMs = Date.now() - this.startedAt > 60_000 ? 500 : Math.min(this.delayMs * 2, 30_000);
     this.o.log.event('sendd.crashed', {
-      pid: child.pid ?? 0, code: code ?? '', signal: signal ?? '', restarts: this.restartCount, restart_in_ms: this.delayMs,
+      pid: child.pid ?? 0,
+      code: code ?? '',
+      signal: signal ?? '',
+      restarts: this.restartCount,
+      restart_in_ms: this.delayMs,
       ...(crash ? { error: crash.error } : {}),
     });
     this.scheduleRestart();

@@ -28,7 +28,11 @@ export function makeSender(o: SenderOptions): Sender {
   const { root, queue, log } = o;
   // Control files are read per delivery, as qmail-remote does; unchanged ones are not re-read (ControlFileCache).
   const remoteControl = new ControlFileCache(root);
-  const engine = new RemoteEngine({ root, control: () => remoteControl.snapshot(), ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}) });
+  const engine = new RemoteEngine({
+    root,
+    control: () => remoteControl.snapshot(),
+    ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}),
+  });
   const scheduler = new Scheduler({
     root,
     queue,

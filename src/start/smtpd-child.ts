@@ -11,7 +11,8 @@ import type { FromSmtpChild } from './privsep.js';
 const send = (m: FromSmtpChild): void => {
   if (process.connected) process.send?.(m);
 };
-const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void => send({ type: 'log', event, fields: { ...fields } });
+const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void =>
+  send({ type: 'log', event, fields: { ...fields } });
 
 function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
   try {
@@ -30,35 +31,46 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   const directory = new DirectoryLink(root);
   // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
   const authThrottle = new LoginThrottle();
-  await runServiceChild<ListenerSpec>({
-    uid, gid,
-    open: async () => {
-      try {
-        queue = await openQueue(root);
-      } catch (err) {
-        throw new Error(`cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`);
-      }
-      tls = tlsOrNone(root);
+  await runServiceChild<ListenerSpec>(
+    {
+      uid,
+      gid,
+      open: async () => {
+        try {
+          queue = await openQueue(root);
+        } catch (err) {
+          throw new Error(
+            `cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`,
+          );
+        }
+        tls = tlsOrNone(root);
+      },
+      listeners: (specs) =>
+        specs.map(
+          (spec) =>
+            new SmtpListener(spec, {
+              controlFor: () => new Control(root),
+              queue: queue as FileQueue,
+              authenticator: directory,
+              authThrottle,
+              recipients: directory,
+              senders: directory,
+              tls: () => tls,
+              log,
+            }),
+        ),
+      reload: () => {
+        tls = tlsOrNone(root);
+      },
+      close: async () => {
+        queue?.close();
+        await directory.close();
+      },
     },
-    listeners: (specs) => specs.map((spec) => new SmtpListener(spec, {
-      controlFor: () => new Control(root),
-      queue: queue as FileQueue,
-      authenticator: directory,
-      authThrottle,
-      recipients: directory,
-      senders: directory,
-      tls: () => tls,
-      log,
-    })),
-    reload: () => {
-      tls = tlsOrNone(root);
-    },
-    close: async () => {
-      queue?.close();
-      await directory.close();
-    },
-  }, send);
+    send,
+  );
 }
 
 const [root, uid, gid] = process.argv.slice(2);
-if (root !== undefined && uid !== undefined && gid !== undefined && process.send !== undefined) void serveChild(root, Number(uid), Number(gid));
+if (root !== undefined && uid !== undefined && gid !== undefined && process.send !== undefined)
+  void serveChild(root, Number(uid), Number(gid));

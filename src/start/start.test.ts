@@ -14,24 +14,38 @@ import { textLine } from './log.js';
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
 void test('control/listeners: golden table', () => {
-  const r = parseListeners('# c\n\n127.0.0.1:2525 smtp\n[::1]:587 submission maxrcpt=5\n:25 smtp\n0.0.0.0:110 pop3\nx smtp\n1.2.3.4:99999 smtp\n1.2.3.4:25 imap\n1.2.3.4:25 smtp junk\n');
+  const r = parseListeners(
+    '# c\n\n127.0.0.1:2525 smtp\n[::1]:587 submission maxrcpt=5\n:25 smtp\n0.0.0.0:110 pop3\nx smtp\n1.2.3.4:99999 smtp\n1.2.3.4:25 imap\n1.2.3.4:25 smtp junk\n',
+  );
   assert.deepEqual(r.listeners, [
     { host: '127.0.0.1', port: 2525, kind: 'smtp', options: {} },
     { host: '::1', port: 587, kind: 'submission', options: { maxrcpt: '5' } },
     { host: '0.0.0.0', port: 25, kind: 'smtp', options: {} },
   ]);
   assert.deepEqual(r.other, ['0.0.0.0:110 pop3']);
-  assert.deepEqual(r.errors.map((e) => e.line), [7, 8, 9, 10]);
+  assert.deepEqual(
+    r.errors.map((e) => e.line),
+    [7, 8, 9, 10],
+  );
   // issue 12: options are checked (a mistyped security option must not be ignored)
-  const opts = parseListeners('0.0.0.0:587 submission senderauth=off maxnoop=50\n0.0.0.0:25 smtp senderauth=of\n0.0.0.0:25 smtp maxrcpt=lots\n0.0.0.0:25 smtp sendrauth=off\n');
-  assert.deepEqual(opts.listeners, [{ host: '0.0.0.0', port: 587, kind: 'submission', options: { senderauth: 'off', maxnoop: '50' } }]);
-  assert.deepEqual(opts.errors.map((e) => e.reason), [
-    'option senderauth=of: the value must be on or off',
-    'option maxrcpt=lots: the value must be a number',
-    'unknown option "sendrauth" (databytes=N, maxconn=N, maxperip=N, maxrcpt=N, maxline=N, maxerrors=N, maxnoop=N, senderauth=on|off)',
+  const opts = parseListeners(
+    '0.0.0.0:587 submission senderauth=off maxnoop=50\n0.0.0.0:25 smtp senderauth=of\n0.0.0.0:25 smtp maxrcpt=lots\n0.0.0.0:25 smtp sendrauth=off\n',
+  );
+  assert.deepEqual(opts.listeners, [
+    { host: '0.0.0.0', port: 587, kind: 'submission', options: { senderauth: 'off', maxnoop: '50' } },
   ]);
-  assert.equal(textLine(new Date(0), 'info', 'smtp.queued', { id: 'x', report: 'did 1+0+0\n', n: 2 }),
-    '1970-01-01T00:00:00.000Z info smtp.queued id=x report="did 1+0+0\\n" n=2');
+  assert.deepEqual(
+    opts.errors.map((e) => e.reason),
+    [
+      'option senderauth=of: the value must be on or off',
+      'option maxrcpt=lots: the value must be a number',
+      'unknown option "sendrauth" (databytes=N, maxconn=N, maxperip=N, maxrcpt=N, maxline=N, maxerrors=N, maxnoop=N, senderauth=on|off)',
+    ],
+  );
+  assert.equal(
+    textLine(new Date(0), 'info', 'smtp.queued', { id: 'x', report: 'did 1+0+0\n', n: 2 }),
+    '1970-01-01T00:00:00.000Z info smtp.queued id=x report="did 1+0+0\\n" n=2',
+  );
 });
 
 /** One command per reply line (no pipelining); a function in `lines` is awaited before the next command. */
@@ -55,14 +69,19 @@ function converse(port: number, lines: Array<string | (() => Promise<void>)>): P
 void test('quail start --init: serves, reloads on SIGHUP without dropping a session, stops on SIGTERM; quail status', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-start-'));
   chmodSync(root, 0o755); // as root, the SMTP child runs as control/quailuser and must reach the mail root
-  const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--init', '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'start', '--root', root, '--init', '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let log = '';
   child.stdout.on('data', (c: Buffer) => (log += c.toString()));
   child.stderr.on('data', (c: Buffer) => (log += c.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   try {
     const state = join(root, 'run', 'quail.json');
-    for (let i = 0; i < 200 && !(existsSync(state) && log.includes('quail.started')); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && !(existsSync(state) && log.includes('quail.started')); i++)
+      await new Promise((r) => setTimeout(r, 50));
     const st = JSON.parse(readFileSync(state, 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
     const smtp = st.listeners.find((l) => l.kind === 'smtp');
     assert.ok(smtp && smtp.port > 0, log);
@@ -71,7 +90,15 @@ void test('quail start --init: serves, reloads on SIGHUP without dropping a sess
       child.kill('SIGHUP'); // in the middle of a transaction
       for (let i = 0; i < 200 && !log.includes('quail.reloaded'); i++) await new Promise((r) => setTimeout(r, 20));
     };
-    const out = await converse(smtp.port, ['HELO c', 'MAIL FROM:<a@b.test>', reload, `RCPT TO:<postmaster@${me}>`, 'DATA', 'Subject: t\r\n\r\nhi\r\n.', 'QUIT']);
+    const out = await converse(smtp.port, [
+      'HELO c',
+      'MAIL FROM:<a@b.test>',
+      reload,
+      `RCPT TO:<postmaster@${me}>`,
+      'DATA',
+      'Subject: t\r\n\r\nhi\r\n.',
+      'QUIT',
+    ]);
     assert.match(out, /354 go ahead\r\n250 ok \d+ qp \S+\r\n221 /, `${out}\n${log}`);
     assert.match(log, /quail\.reloaded/);
     const status = spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' });

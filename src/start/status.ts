@@ -49,11 +49,20 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
   }
   let recentErrors: string[] = [];
   try {
-    recentErrors = readFileSync(errorsFile(root), 'utf8').split('\n').filter((l) => l !== '').slice(-errorLines);
+    recentErrors = readFileSync(errorsFile(root), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .slice(-errorLines);
   } catch {
     recentErrors = [];
   }
-  return { running: pid !== undefined, ...(pid !== undefined ? { pid } : {}), ...(state ? { state } : {}), queue, recentErrors };
+  return {
+    running: pid !== undefined,
+    ...(pid !== undefined ? { pid } : {}),
+    ...(state ? { state } : {}),
+    queue,
+    recentErrors,
+  };
 }
 
 export function renderStatus(root: string, s: Status): string {
@@ -61,18 +70,26 @@ export function renderStatus(root: string, s: Status): string {
   out.push(s.running ? `quail is running (pid ${s.pid ?? '?'}) for ${root}` : `quail is not running for ${root}`);
   if (s.state) {
     out.push(`started: ${s.state.started}`);
-    for (const l of s.state.listeners) out.push(`listener: ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port} ${l.kind}`);
-    if (s.state.smtpd) out.push(`smtp process: pid ${s.state.smtpd.pid} as ${s.state.smtpd.user} (uid ${s.state.smtpd.uid})`);
-    if (s.state.pop3d) out.push(`pop3 process: pid ${s.state.pop3d.pid} as ${s.state.pop3d.user} (uid ${s.state.pop3d.uid})`);
+    for (const l of s.state.listeners)
+      out.push(`listener: ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port} ${l.kind}`);
+    if (s.state.smtpd)
+      out.push(`smtp process: pid ${s.state.smtpd.pid} as ${s.state.smtpd.user} (uid ${s.state.smtpd.uid})`);
+    if (s.state.pop3d)
+      out.push(`pop3 process: pid ${s.state.pop3d.pid} as ${s.state.pop3d.user} (uid ${s.state.pop3d.uid})`);
     const send = s.state.send;
     if (send) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})`);
-    const crashes = Object.entries({ ...s.state.crashes, ...(send && send.restarts > 0 ? { sendd: send.restarts } : {}) });
+    const crashes = Object.entries({
+      ...s.state.crashes,
+      ...(send && send.restarts > 0 ? { sendd: send.restarts } : {}),
+    });
     out.push(`crashes since start: ${crashes.length === 0 ? 'none' : crashes.map(([k, n]) => `${k} ${n}`).join(', ')}`);
   }
   if ('error' in s.queue) out.push(`queue: unavailable: ${s.queue.error}`);
   else {
     const r = s.queue.recipients;
-    out.push(`queue: ${s.queue.messages} messages (${s.queue.held} held); recipients: ${r.todo} todo, ${r.pending} pending, ${r.done} done, ${r.failed} failed`);
+    out.push(
+      `queue: ${s.queue.messages} messages (${s.queue.held} held); recipients: ${r.todo} todo, ${r.pending} pending, ${r.done} done, ${r.failed} failed`,
+    );
   }
   if (s.recentErrors.length === 0) out.push('recent errors: none');
   else {

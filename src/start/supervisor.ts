@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { errText, QuailError } from '../address/index.js';
 import { Control } from '../control/index.js';
 import type { FileQueue } from '../queue/index.js';
-import { loadTlsContext, SmtpListener, type Authenticator, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
+import {
+  loadTlsContext,
+  SmtpListener,
+  type Authenticator,
+  type ListenerKind,
+  type ListenerSpec,
+} from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { systemPasswd } from '../users/index.js';
 import { DirectoryLink } from './directory-link.js';
@@ -79,7 +85,10 @@ function listenerSpecs(control: Control, over: { smtp?: string; submission?: str
   const parsed = parseListeners(control.raw('listeners') ?? DEFAULT_LISTENERS);
   if (parsed.errors.length > 0) {
     const e = parsed.errors[0];
-    throw new QuailError(`${control.path('listeners')} line ${e?.line ?? 0}: ${e?.reason ?? ''}; fix the line (see docs/LISTENERS.md)`, false);
+    throw new QuailError(
+      `${control.path('listeners')} line ${e?.line ?? 0}: ${e?.reason ?? ''}; fix the line (see docs/LISTENERS.md)`,
+      false,
+    );
   }
   let specs = parsed.listeners;
   for (const kind of ['smtp', 'submission'] as const) {
@@ -100,11 +109,22 @@ function serviceAccount(control: Control, passwdFile?: string): Account | undefi
   if (process.getuid?.() !== 0) return undefined;
   const name = control.single('quailuser').value;
   if (name === null) {
-    throw new QuailError(`${control.path('quailuser')} is missing: as root, quail serves SMTP as that account; run quail init (it writes the file) or put an account name in it`, false);
+    throw new QuailError(
+      `${control.path('quailuser')} is missing: as root, quail serves SMTP as that account; run quail init (it writes the file) or put an account name in it`,
+      false,
+    );
   }
   const e = systemPasswd(passwdFile !== undefined ? { passwdFile } : {}).byName(name);
-  if (!e) throw new QuailError(`${control.path('quailuser')} names ${name}, which is not an account; create it (useradd --system ${name}) or fix the file`, false);
-  if (e.uid === 0) throw new QuailError(`${control.path('quailuser')} names ${name} with uid 0: network input must not be served as root; choose another account`, false);
+  if (!e)
+    throw new QuailError(
+      `${control.path('quailuser')} names ${name}, which is not an account; create it (useradd --system ${name}) or fix the file`,
+      false,
+    );
+  if (e.uid === 0)
+    throw new QuailError(
+      `${control.path('quailuser')} names ${name} with uid 0: network input must not be served as root; choose another account`,
+      false,
+    );
   return { name: e.name, uid: e.uid, gid: e.gid };
 }
 
@@ -117,7 +137,10 @@ function mxPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : 0;
   if (n < 1 || n > 65535) {
-    throw new QuailError(`QUAIL_MX_PORT=${JSON.stringify(v)} is not a port (1-65535); fix it, or unset it to deliver to MX hosts on port 25`, false);
+    throw new QuailError(
+      `QUAIL_MX_PORT=${JSON.stringify(v)} is not a port (1-65535); fix it, or unset it to deliver to MX hosts on port 25`,
+      false,
+    );
   }
   return n;
 }
@@ -126,7 +149,10 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const { root, log } = opts;
   const control = new Control(root);
   if (control.me() === null) {
-    throw new QuailError(`${control.path('me')} is missing: run \`quail init --root ${root}\` (or quail start --init)`, false);
+    throw new QuailError(
+      `${control.path('me')} is missing: run \`quail init --root ${root}\` (or quail start --init)`,
+      false,
+    );
   }
   const other = runningPid(root);
   if (other !== undefined && other !== process.pid) {
@@ -136,9 +162,17 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const mxPort = mxPortFromEnv(process.env);
   const account = serviceAccount(control);
   // As root the queue is opened (and recovered) by the send child only; this process keeps none of it (send-side.ts).
-  const send: SendSide = await within('queue recovery and the send process', RECOVER_MS, startSendSide({
-    root, log, account, ...(mxPort !== undefined ? { mxPort } : {}), onRunning: () => writeState(),
-  }));
+  const send: SendSide = await within(
+    'queue recovery and the send process',
+    RECOVER_MS,
+    startSendSide({
+      root,
+      log,
+      account,
+      ...(mxPort !== undefined ? { mxPort } : {}),
+      onRunning: () => writeState(),
+    }),
+  );
   const queue: FileQueue | undefined = send.queue;
   const tlsFor = (): ReturnType<typeof loadTlsContext> => loadTlsContext(new Control(root));
   let tlsContext = account ? undefined : safeTls(tlsFor, log);
@@ -155,7 +189,8 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   let started = false;
   const writeState = (): void => {
     if (!started) return;
-    const as = (pid: number | undefined): RunState['smtpd'] => (account && pid !== undefined ? { pid, user: account.name, uid: account.uid } : undefined);
+    const as = (pid: number | undefined): RunState['smtpd'] =>
+      account && pid !== undefined ? { pid, user: account.name, uid: account.uid } : undefined;
     const smtpd = as(pids.smtpd);
     const pop3d = as(pids.pop3d);
     const state: RunState = {
@@ -165,24 +200,33 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       listeners: bound,
       ...(smtpd ? { smtpd } : {}),
       ...(pop3d ? { pop3d } : {}),
-      ...(account && send.pid !== undefined ? { send: { pid: send.pid, user: account.name, uid: account.uid, restarts: send.restarts } } : {}),
+      ...(account && send.pid !== undefined
+        ? { send: { pid: send.pid, user: account.name, uid: account.uid, restarts: send.restarts } }
+        : {}),
       ...(Object.keys(crashes).length > 0 ? { crashes: { ...crashes } } : {}),
     };
     // write-then-rename: `quail status` never reads half a file
     writeFileSync(`${stateFile(root)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
     renameSync(`${stateFile(root)}.tmp`, stateFile(root));
   };
-  const serving = (name: 'smtpd' | 'pop3d') => (pid: number): void => {
-    pids[name] = pid;
-    writeState();
-  };
-  const crashed = (name: 'smtpd' | 'pop3d') => (n: number): void => {
-    crashes[name] = n;
-    writeState();
-  };
+  const serving =
+    (name: 'smtpd' | 'pop3d') =>
+    (pid: number): void => {
+      pids[name] = pid;
+      writeState();
+    };
+  const crashed =
+    (name: 'smtpd' | 'pop3d') =>
+    (n: number): void => {
+      crashes[name] = n;
+      writeState();
+    };
   if (account) {
     child = new SmtpChild({
-      root, specs, account, log,
+      root,
+      specs,
+      account,
+      log,
       onQueued: () => send.trigger(),
       onServing: serving('smtpd'),
       onCrash: crashed('smtpd'),
@@ -193,20 +237,23 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       await send.close();
       throw err;
     }
-    for (const b of bound) log.event('smtp.listening', { address: b.host, port: b.port, kind: b.kind, user: account.name });
+    for (const b of bound)
+      log.event('smtp.listening', { address: b.host, port: b.port, kind: b.kind, user: account.name });
   } else {
     if (!queue) throw new QuailError('no queue in this process', true);
     for (const spec of specs) {
-      listeners.push(new SmtpListener(spec, {
-        controlFor: () => new Control(root),
-        queue,
-        authenticator: opts.authenticator ?? directory,
-        authThrottle,
-        recipients: directory,
-        senders: directory,
-        tls: () => tlsContext,
-        log: (name, fields) => log.event(name, fields),
-      }));
+      listeners.push(
+        new SmtpListener(spec, {
+          controlFor: () => new Control(root),
+          queue,
+          authenticator: opts.authenticator ?? directory,
+          authThrottle,
+          recipients: directory,
+          senders: directory,
+          tls: () => tlsContext,
+          log: (name, fields) => log.event(name, fields),
+        }),
+      );
     }
     bound = await bindAll(listeners, send, log, () => tlsContext !== undefined);
   }
@@ -223,7 +270,12 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         // Delivery workers are unref'd children: keep the loop alive until they have really exited.
         const keepAlive = setInterval(() => undefined, 1000);
         // Each step has a bound: a stuck one is logged by name and the stop goes on (the queue is the truth).
-        await stopStep(log, 'listeners', graceMs + STEP_MS, Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]));
+        await stopStep(
+          log,
+          'listeners',
+          graceMs + STEP_MS,
+          Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]),
+        );
         await stopStep(log, 'scheduler and deliveries', STOP_DELIVERIES_MS, send.close());
         await stopStep(log, 'directory', STEP_MS, directory.close());
         clearInterval(keepAlive);
@@ -238,7 +290,10 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       else tlsContext = safeTls(tlsFor, log);
       pop3?.reload();
       send.reload();
-      log.event('quail.reloaded', { ...(child ? {} : { starttls: tlsContext !== undefined }), note: 'listener changes need a restart' });
+      log.event('quail.reloaded', {
+        ...(child ? {} : { starttls: tlsContext !== undefined }),
+        note: 'listener changes need a restart',
+      });
     },
     flush() {
       send.flush();
@@ -247,9 +302,19 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   };
   try {
     await within('scheduler start', STEP_MS, send.start());
-    pop3 = await within('POP3 start', STEP_MS + 30_000, startPop3({
-      root, control, account, log, ...(opts.pop3 ? { flags: opts.pop3 } : {}), onServing: serving('pop3d'), onCrash: crashed('pop3d'),
-    }));
+    pop3 = await within(
+      'POP3 start',
+      STEP_MS + 30_000,
+      startPop3({
+        root,
+        control,
+        account,
+        log,
+        ...(opts.pop3 ? { flags: opts.pop3 } : {}),
+        onServing: serving('pop3d'),
+        onCrash: crashed('pop3d'),
+      }),
+    );
   } catch (err) {
     await running.stop(0);
     throw err;
@@ -268,7 +333,16 @@ const STOP_DELIVERIES_MS = 60_000;
 function within<T>(step: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new QuailError(`start-up step "${step}" did not finish within ${Math.round(ms / 1000)} s; see the log above for its last event`, true)), ms);
+    timer = setTimeout(
+      () =>
+        reject(
+          new QuailError(
+            `start-up step "${step}" did not finish within ${Math.round(ms / 1000)} s; see the log above for its last event`,
+            true,
+          ),
+        ),
+      ms,
+    );
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -276,16 +350,31 @@ function within<T>(step: string, ms: number, p: Promise<T>): Promise<T> {
 async function stopStep(log: EventLog, step: string, ms: number, p: Promise<unknown>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
-  const r = await Promise.race([p.then(() => 'done' as const, (err: unknown) => {
-    log.event('quail.error', { step, error: errText(err) });
-    return 'done' as const;
-  }), late]);
+  const r = await Promise.race([
+    p.then(
+      () => 'done' as const,
+      (err: unknown) => {
+        log.event('quail.error', { step, error: errText(err) });
+        return 'done' as const;
+      },
+    ),
+    late,
+  ]);
   clearTimeout(timer);
-  if (r === 'late') log.event('quail.error', { step, error: `stop step "${step}" did not finish within ${Math.round(ms / 1000)} s; going on without it` });
+  if (r === 'late')
+    log.event('quail.error', {
+      step,
+      error: `stop step "${step}" did not finish within ${Math.round(ms / 1000)} s; going on without it`,
+    });
 }
 
 /** One process (not root): bind each listener here. */
-async function bindAll(listeners: readonly SmtpListener[], send: SendSide, log: EventLog, starttls: () => boolean): Promise<BoundListener[]> {
+async function bindAll(
+  listeners: readonly SmtpListener[],
+  send: SendSide,
+  log: EventLog,
+  starttls: () => boolean,
+): Promise<BoundListener[]> {
   const bound: SmtpListener[] = [];
   try {
     for (const l of listeners) {
@@ -298,7 +387,11 @@ async function bindAll(listeners: readonly SmtpListener[], send: SendSide, log: 
     await send.close();
     throw new QuailError(`cannot listen: ${errText(err)}; change control/listeners or --smtp/--submission`, true);
   }
-  return listeners.map((l) => ({ host: l.address?.address ?? l.spec.host, port: l.address?.port ?? l.spec.port, kind: l.spec.kind }));
+  return listeners.map((l) => ({
+    host: l.address?.address ?? l.spec.host,
+    port: l.address?.port ?? l.spec.port,
+    kind: l.spec.kind,
+  }));
 }
 
 function safeTls(load: () => ReturnType<typeof loadTlsContext>, log: EventLog): ReturnType<typeof loadTlsContext> {

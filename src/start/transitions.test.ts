@@ -11,13 +11,24 @@ import { freePort, MAIN, quail } from '../../test/support/start.js';
 
 const asRoot = process.getuid?.() === 0;
 
-
 type Outcome = 'refused' | 'queued' | 'rejected' | 'hung';
 
 /** One SMTP conversation; every step has a deadline, so a held connection shows up as 'hung', not as a stuck test. */
-function trySend(port: number, subject: string, to: string, deadlineMs = 25_000): Promise<{ outcome: Outcome; transcript: string }> {
+function trySend(
+  port: number,
+  subject: string,
+  to: string,
+  deadlineMs = 25_000,
+): Promise<{ outcome: Outcome; transcript: string }> {
   return new Promise((resolve) => {
-    const lines = ['EHLO loop.test', 'MAIL FROM:<loop@client.test>', `RCPT TO:<${to}>`, 'DATA', `Subject: ${subject}\r\n\r\nsent during ${subject}\r\n.`, 'QUIT'];
+    const lines = [
+      'EHLO loop.test',
+      'MAIL FROM:<loop@client.test>',
+      `RCPT TO:<${to}>`,
+      'DATA',
+      `Subject: ${subject}\r\n\r\nsent during ${subject}\r\n.`,
+      'QUIT',
+    ];
     const s = connect({ host: '127.0.0.1', port });
     let out = '';
     let i = 0;
@@ -58,7 +69,10 @@ async function sendUntilQueued(port: number, subject: string, to: string, hung: 
 }
 
 /** Connects every 20 ms until stopped: each connection must get a banner, a 421 or a refusal within its deadline. */
-function connectionLoop(port: number, hung: string[]): { stop: () => Promise<number>; mustAccept: (on: boolean) => void } {
+function connectionLoop(
+  port: number,
+  hung: string[],
+): { stop: () => Promise<number>; mustAccept: (on: boolean) => void } {
   let accepting = false;
   let running = true;
   let count = 0;
@@ -138,7 +152,22 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
     const newDir = join(root, 'alias', 'Maildir', 'new');
     const hung: string[] = [];
     const startQuail = (): { proc: ChildProcess; exited: Promise<number | null> } => {
-      const proc = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', `127.0.0.1:${smtp}`, '--submission', `127.0.0.1:${submission}`, '--pop3', `127.0.0.1:${pop3}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(
+        process.execPath,
+        [
+          MAIN,
+          'start',
+          '--root',
+          root,
+          '--smtp',
+          `127.0.0.1:${smtp}`,
+          '--submission',
+          `127.0.0.1:${submission}`,
+          '--pop3',
+          `127.0.0.1:${pop3}`,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       procs.push(proc);
       proc.stdout?.on('data', (c: Buffer) => (log += c.toString()));
       proc.stderr?.on('data', (c: Buffer) => (log += c.toString()));
@@ -148,18 +177,34 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
       const r = spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' });
       return { code: r.status, out: r.stdout };
     };
-    const state = (): { smtpd?: { pid: number }; pop3d?: { pid: number } } => JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as { smtpd?: { pid: number }; pop3d?: { pid: number } };
+    const state = (): { smtpd?: { pid: number }; pop3d?: { pid: number } } =>
+      JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as {
+        smtpd?: { pid: number };
+        pop3d?: { pid: number };
+      };
 
     // 1. start, with the loop already knocking and a message waiting to go in
     const loop = connectionLoop(smtp, hung);
     await new Promise((r) => setTimeout(r, 200));
     const first = startQuail();
     // a SIGHUP while starting (its default action would kill the process) is kept and acted on once running
-    await until('start-up under way', () => log.includes('queue.recovered') || log.includes('smtpd.started'), () => log);
+    await until(
+      'start-up under way',
+      () => log.includes('queue.recovered') || log.includes('smtpd.started'),
+      () => log,
+    );
     first.proc.kill('SIGHUP');
     await sendUntilQueued(smtp, 'transition-start', to, hung);
-    await until('quail.started', () => log.includes('quail.started'), () => log);
-    await until('the early SIGHUP acted on', () => log.split('quail.reloaded').length === 2, () => log);
+    await until(
+      'quail.started',
+      () => log.includes('quail.started'),
+      () => log,
+    );
+    await until(
+      'the early SIGHUP acted on',
+      () => log.split('quail.reloaded').length === 2,
+      () => log,
+    );
     loop.mustAccept(true);
     assert.equal(status().code, 0, status().out);
     assert.match(status().out, /quail is running/);
@@ -168,7 +213,11 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
     // 2. SIGHUP while sending
     first.proc.kill('SIGHUP');
     await sendUntilQueued(smtp, 'transition-hup', to, hung);
-    await until('reload', () => log.split('quail.reloaded').length === 3, () => log);
+    await until(
+      'reload',
+      () => log.split('quail.reloaded').length === 3,
+      () => log,
+    );
     assert.match(await pop3Answers(pop3), /^\+OK/);
 
     // 3. the SMTP and POP3 children killed (as root: they are separate processes), a message sent at once
@@ -178,10 +227,14 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
       process.kill(before.pop3d?.pid ?? 0, 'SIGKILL');
       await sendUntilQueued(smtp, 'transition-restart', to, hung);
       assert.match(await pop3Answers(pop3), /^\+OK/);
-      await until('new children recorded', () => {
-        const s = state();
-        return s.smtpd?.pid !== before.smtpd?.pid && s.pop3d?.pid !== before.pop3d?.pid;
-      }, () => log);
+      await until(
+        'new children recorded',
+        () => {
+          const s = state();
+          return s.smtpd?.pid !== before.smtpd?.pid && s.pop3d?.pid !== before.pop3d?.pid;
+        },
+        () => log,
+      );
       assert.match(status().out, /crashes since start: .*smtpd 1/);
     }
 
@@ -196,13 +249,28 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
 
     // 5. start again: what was queued during the stop is delivered too
     const second = startQuail();
-    await until('restarted', () => log.split('quail.started').length === 3, () => log);
+    await until(
+      'restarted',
+      () => log.split('quail.started').length === 3,
+      () => log,
+    );
     await sendUntilQueued(smtp, 'transition-after', to, hung);
-    const want = ['transition-start', 'transition-hup', ...(asRoot ? ['transition-restart'] : []), 'transition-after',
-      ...(stopResult.outcome === 'queued' ? ['transition-stop'] : [])];
-    const delivered = (): string[] => (existsSync(newDir) ? readdirSync(newDir) : [])
-      .map((f) => /^Subject: (\S+)$/m.exec(readFileSync(join(newDir, f), 'latin1'))?.[1] ?? '');
-    await until('every queued message delivered', () => want.every((w) => delivered().includes(w)), () => `${delivered().join(',')}\n${log}`);
+    const want = [
+      'transition-start',
+      'transition-hup',
+      ...(asRoot ? ['transition-restart'] : []),
+      'transition-after',
+      ...(stopResult.outcome === 'queued' ? ['transition-stop'] : []),
+    ];
+    const delivered = (): string[] =>
+      (existsSync(newDir) ? readdirSync(newDir) : []).map(
+        (f) => /^Subject: (\S+)$/m.exec(readFileSync(join(newDir, f), 'latin1'))?.[1] ?? '',
+      );
+    await until(
+      'every queued message delivered',
+      () => want.every((w) => delivered().includes(w)),
+      () => `${delivered().join(',')}\n${log}`,
+    );
     const connections = await loop.stop();
     assert.ok(connections > 20, `the loop ran (${connections} connections)`);
     assert.deepEqual(hung, [], 'no connection was held without an answer');

@@ -2,7 +2,13 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDirectory } from '../directory/index.js';
-import { LocalDeliverer, VdeliverHook, type InProcessPrograms, type LocalDelivererOptions, type OpenLookup } from '../local/index.js';
+import {
+  LocalDeliverer,
+  VdeliverHook,
+  type InProcessPrograms,
+  type LocalDelivererOptions,
+  type OpenLookup,
+} from '../local/index.js';
 
 /** A root's directory as vdeliver reads it: read-only, never migrated (delivery workers have no write access to it). */
 export const openLookup: OpenLookup = (root) => openDirectory({ root, readonly: true });

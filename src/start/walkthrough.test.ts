@@ -35,27 +35,50 @@ void test('walkthrough: init, example.com by hand (.qmail-default), start, injec
 
     const newDir = join(root, 'domains', 'example.com', 'default', 'Maildir', 'new');
     const log = q.log;
-    await waitFor(() => readdirSync(newDir).length > 0, 30_000, () => `nothing in ${newDir}\n${log()}`);
+    await waitFor(
+      () => readdirSync(newDir).length > 0,
+      30_000,
+      () => `nothing in ${newDir}\n${log()}`,
+    );
     const files = readdirSync(newDir);
     assert.equal(files.length, 1);
     const path = join(newDir, files[0] ?? '');
     const text = readFileSync(path, 'utf8');
-    assert.match(text, /^Return-Path: <[^>\n]*>\nDelivered-To: example\.com-joe@example\.com\nReceived: \(qmail \d+ invoked by uid \d+\); /);
+    assert.match(
+      text,
+      /^Return-Path: <[^>\n]*>\nDelivered-To: example\.com-joe@example\.com\nReceived: \(qmail \d+ invoked by uid \d+\); /,
+    );
     assert.ok(text.endsWith(`Subject: ${token}\n\nhello from the walkthrough\n`), text);
     const st = statSync(path);
     assert.equal(st.uid, owner.uid, 'delivered as the domain owner, not as root');
     assert.equal(st.mode & 0o777, 0o600);
     // the result is logged after the worker reports, which may be a moment after the file appears
-    await waitFor(() => /send\.delivery .*result=success report="did 1\+0\+0\\n"/.test(log()), 30_000, () => `no delivery result logged\n${log()}`);
-    await waitFor(() => queuedCount(root) === 0, 30_000, () => `message still queued\n${log()}`);
+    await waitFor(
+      () => /send\.delivery .*result=success report="did 1\+0\+0\\n"/.test(log()),
+      30_000,
+      () => `no delivery result logged\n${log()}`,
+    );
+    await waitFor(
+      () => queuedCount(root) === 0,
+      30_000,
+      () => `message still queued\n${log()}`,
+    );
 
     q.child.kill('SIGTERM');
     const exit = await q.exited;
     assert.deepEqual(exit, { code: 0, signal: null }, log());
-    await waitFor(() => /quail\.stopped/.test(log()), 10_000, () => `no quail.stopped line (the pipe may trail the exit)\n${log()}`);
+    await waitFor(
+      () => /quail\.stopped/.test(log()),
+      10_000,
+      () => `no quail.stopped line (the pipe may trail the exit)\n${log()}`,
+    );
     assert.equal(existsSync(join(root, 'run', 'quail.pid')), false);
     const pgid = q.child.pid ?? 0;
-    await waitFor(() => !groupAlive(pgid), 10_000, () => 'a delivery worker outlived quail start');
+    await waitFor(
+      () => !groupAlive(pgid),
+      10_000,
+      () => 'a delivery worker outlived quail start',
+    );
   } finally {
     q?.killGroup();
     rmSync(root, { recursive: true, force: true });

@@ -11,7 +11,10 @@ export class ConnectionLimits {
   private total = 0;
   private readonly perIp = new Map<string, number>();
 
-  constructor(private readonly maxConnections: number, private readonly maxPerIp: number) {}
+  constructor(
+    private readonly maxConnections: number,
+    private readonly maxPerIp: number,
+  ) {}
 
   admit(ip: string): Admission {
     if (this.total >= this.maxConnections) return 'maxconn';

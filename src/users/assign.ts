@@ -26,7 +26,10 @@ export interface ParsedAssign {
 
 /** users/assign is malformed (C.1.5): temporary, like qmail-newu's exit 111; the old users/cdb is kept. */
 export class AssignFormatError extends QuailError {
-  constructor(readonly line: number, readonly what: string) {
+  constructor(
+    readonly line: number,
+    readonly what: string,
+  ) {
     super(`bad format in users/assign line ${line}: ${what}`, true);
     this.name = 'AssignFormatError';
   }
@@ -51,7 +54,9 @@ export function parseAssign(input: string | Uint8Array): ParsedAssign {
     if (!hasNewline) {
       throw new AssignFormatError(
         lineNo,
-        line === '' ? 'end of file without the terminating "." line' : 'last line has no newline and no "." line follows',
+        line === ''
+          ? 'end of file without the terminating "." line'
+          : 'last line has no newline and no "." line follows',
       );
     }
     if (line.includes('\0')) throw new AssignFormatError(lineNo, 'the line contains a NUL byte');
@@ -92,7 +97,10 @@ function assignKey(e: Pick<AssignEntry, 'wildcard' | 'local'>): string {
 export function assignRecords(parsed: ParsedAssign): Array<[string, string]> {
   // Latin-1 strings (one character per byte; the cdb builder writes them as such). join makes flat strings; a
   // template literal makes rope strings that cost a flattening when copied.
-  const out = parsed.entries.map((e): [string, string] => [assignKey(e), [e.user, e.uid, e.gid, e.home, e.dash, e.ext].join('\0')]);
+  const out = parsed.entries.map((e): [string, string] => [
+    assignKey(e),
+    [e.user, e.uid, e.gid, e.home, e.dash, e.ext].join('\0'),
+  ]);
   out.push(['', parsed.wildchars]);
   return out;
 }

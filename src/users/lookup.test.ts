@@ -37,14 +37,19 @@ const pick = (a: { user: string; uid: number; home: string; dash: string; ext: s
 
 void test('cdb lookup: simple beats wildcard, longest wildcard, catch-all, case, wildcard rest keeps case', () => {
   withRoot((root) => {
-    assign(root, [
-      '+:catch:9:9:/c:-::',
-      '+joe-:wjoe:2:2:/w:-:p-:',
-      '+jo:wjo:3:3:/wj:-::',
-      '=joe:sjoe:1:1:/s:::',
-      '=joe:second:5:5:/s2:::',
-      '+JOE:never:4:4:/n:-::',
-      '.', ''].join('\n'));
+    assign(
+      root,
+      [
+        '+:catch:9:9:/c:-::',
+        '+joe-:wjoe:2:2:/w:-:p-:',
+        '+jo:wjo:3:3:/wj:-::',
+        '=joe:sjoe:1:1:/s:::',
+        '=joe:second:5:5:/s2:::',
+        '+JOE:never:4:4:/n:-::',
+        '.',
+        '',
+      ].join('\n'),
+    );
     const passwd = tablePasswd([]);
     const look = (local: string): string => pick(lookupAssignment({ root, local, passwd }));
     assert.equal(look('joe'), 'sjoe:1:/s:::simple');
@@ -65,7 +70,10 @@ void test('cdb lookup: uid/gid decimal prefixes, uid 0 refused, gid 0 accepted, 
     assert.equal(a.uid, 12);
     assert.equal(a.gid, 0);
     assert.equal(lookupAssignment({ root, local: 'b', passwd }).gid, 0);
-    assert.throws(() => lookupAssignment({ root, local: 'r', passwd }), /^QuailError: Not allowed to perform deliveries as root\.$/);
+    assert.throws(
+      () => lookupAssignment({ root, local: 'r', passwd }),
+      /^QuailError: Not allowed to perform deliveries as root\.$/,
+    );
     assert.equal(lookupAssignment({ root, local: 'zz', passwd }).via, 'alias');
   });
 });
@@ -74,8 +82,11 @@ void test('cdb trouble: unreadable or damaged users/cdb is temporary', () => {
   withRoot((root) => {
     writeFileSync(join(root, 'users', 'cdb'), 'short');
     const passwd = tablePasswd([]);
-    assert.throws(() => lookupAssignment({ root, local: 'a', passwd }), (e: unknown) =>
-      e instanceof QuailError && e.temporary && e.message === 'Trouble reading users/cdb in qmail-lspawn.');
+    assert.throws(
+      () => lookupAssignment({ root, local: 'a', passwd }),
+      (e: unknown) =>
+        e instanceof QuailError && e.temporary && e.message === 'Trouble reading users/cdb in qmail-lspawn.',
+    );
   });
 });
 
@@ -111,21 +122,30 @@ void test('getpw: candidates, dash/ext, <32 chars, home must exist and be owned 
     assert.equal(g('alias-x'), 'alias:-:x');
     const viaAlias = lookupAssignment({ root, local: 'qomary-x', passwd });
     assert.equal(pick(viaAlias), `alias:1001:${join(root, 'home', 'alias')}:-:qomary-x:alias`);
-    assert.throws(() => lookupAssignment({ root, local: 'x', passwd: tablePasswd(entries.slice(0, 2)) }),
-      /^QuailError: Unable to find alias user!$/);
+    assert.throws(
+      () => lookupAssignment({ root, local: 'x', passwd: tablePasswd(entries.slice(0, 2)) }),
+      /^QuailError: Unable to find alias user!$/,
+    );
   });
 });
 
 void test('systemPasswd: /etc/passwd format; alias stands for control/quailuser when missing', () => {
   withRoot((root) => {
     const file = join(root, 'passwd');
-    writeFileSync(file, 'root:x:0:0:root:/root:/bin/sh\nmailer:x:4242:4343:Mail:/home/mailer:/bin/false\nbroken line\n');
+    writeFileSync(
+      file,
+      'root:x:0:0:root:/root:/bin/sh\nmailer:x:4242:4343:Mail:/home/mailer:/bin/false\nbroken line\n',
+    );
     const p = systemPasswd({ root, passwdFile: file });
     assert.deepEqual(p.byName('mailer'), { name: 'mailer', uid: 4242, gid: 4343, home: '/home/mailer' });
     assert.equal(p.byName('alias'), undefined);
     writeFileSync(join(root, 'control', 'quailuser'), 'mailer\n');
-    assert.deepEqual(systemPasswd({ root, passwdFile: file }).byName('alias'),
-      { name: 'alias', uid: 4242, gid: 4343, home: join(root, 'alias') });
+    assert.deepEqual(systemPasswd({ root, passwdFile: file }).byName('alias'), {
+      name: 'alias',
+      uid: 4242,
+      gid: 4343,
+      home: join(root, 'alias'),
+    });
   });
 });
 
@@ -135,9 +155,14 @@ void test('newu: bad users/assign keeps the old users/cdb; good one replaces it 
     const cdb = join(root, 'users', 'cdb');
     const before = readFileSync(cdb);
     writeFileSync(join(root, 'users', 'assign'), '=a:u:1:2:/h:::\n\n.\n');
-    assert.throws(() => newu(root), (e: unknown) =>
-      e instanceof AssignFormatError && e.temporary &&
-      e.message === 'bad format in users/assign line 2: blank line (users/assign allows no blank lines or comments); the old users/cdb is kept');
+    assert.throws(
+      () => newu(root),
+      (e: unknown) =>
+        e instanceof AssignFormatError &&
+        e.temporary &&
+        e.message ===
+          'bad format in users/assign line 2: blank line (users/assign allows no blank lines or comments); the old users/cdb is kept',
+    );
     assert.deepEqual(readFileSync(cdb), before);
     assert.equal(existsSync(`${cdb}.tmp`), false);
     assign(root, '=b:u:1:2:/h:::\n.\n');

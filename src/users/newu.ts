@@ -46,8 +46,13 @@ export function newmrh(root: string): void {
   const control = new Control(root);
   const text = control.raw('morercpthosts');
   if (text === null) {
-    throw tempError(`${control.path('morercpthosts')} does not exist; create it (one domain per line) and run newmrh again`);
+    throw tempError(
+      `${control.path('morercpthosts')} does not exist; create it (one domain per line) and run newmrh again`,
+    );
   }
-  const records: Array<[Buffer, Buffer]> = parseList(text).map((host) => [Buffer.from(asciiLower(host), 'latin1'), Buffer.alloc(0)]);
+  const records: Array<[Buffer, Buffer]> = parseList(text).map((host) => [
+    Buffer.from(asciiLower(host), 'latin1'),
+    Buffer.alloc(0),
+  ]);
   writeCdbFile(control.path('morercpthosts.cdb'), records);
 }

@@ -1,9 +1,19 @@
 // vdeliver: vdelivermail for quail — delivery to a directory-managed mailbox over a read-only directory interface.
 export {
-  vdeliver, type VdeliverResult, type VdeliverForward, type DotQmailRequest, type ProgramRequest,
+  vdeliver,
+  type VdeliverResult,
+  type VdeliverForward,
+  type DotQmailRequest,
+  type ProgramRequest,
 } from './vdeliver.js';
 export type { LookupAlias, LookupDomain, LookupMailbox, MailboxLookup } from './types.js';
 export {
-  formatPolicy, mailboxLocal, parsePolicyWord, parseVdeliverLine, targetKind, unusableLocal, type UnknownPolicy,
+  formatPolicy,
+  mailboxLocal,
+  parsePolicyWord,
+  parseVdeliverLine,
+  targetKind,
+  unusableLocal,
+  type UnknownPolicy,
 } from './line.js';
 export { DOMAIN_SIZE_FILE } from './quota.js';

@@ -11,7 +11,13 @@ const acct = { user: 'nobody', uid: process.getuid?.() ?? 0, gid: process.getgid
 const RP = 'Return-Path: <ann@other.example>\n';
 const dt = (ext: string): string => `Delivered-To: example.com-${ext}@example.com\n`;
 
-interface World { root: string; dir: Directory; msg: string; now: number; done: () => Promise<void> }
+interface World {
+  root: string;
+  dir: Directory;
+  msg: string;
+  now: number;
+  done: () => Promise<void>;
+}
 
 /** A root with example.com, mailboxes joe and ann, and a message that is exactly 1000 bytes once prefixed for joe. */
 async function world(): Promise<World> {
@@ -23,19 +29,41 @@ async function world(): Promise<World> {
   const msg = join(root, 'msg');
   const head = 'Subject: hi\n\n';
   writeFileSync(msg, head + 'x'.repeat(1000 - RP.length - dt('joe').length - head.length - 1) + '\n');
-  return { root, dir, msg, now: Date.UTC(2026, 0, 1), done: async () => { await dir.close(); rmSync(root, { recursive: true, force: true }); } };
+  return {
+    root,
+    dir,
+    msg,
+    now: Date.UTC(2026, 0, 1),
+    done: async () => {
+      await dir.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
 
-const send = (w: World, ext: string) => vdeliver({
-  root: w.root, directory: w.dir, local: `example.com-${ext}`, domain: 'example.com', ext, messagePath: w.msg,
-  sender: 'ann@other.example', dtline: dt(ext), rpline: RP, now: () => w.now,
-});
+const send = (w: World, ext: string) =>
+  vdeliver({
+    root: w.root,
+    directory: w.dir,
+    local: `example.com-${ext}`,
+    domain: 'example.com',
+    ext,
+    messagePath: w.msg,
+    sender: 'ann@other.example',
+    dtline: dt(ext),
+    rpline: RP,
+    now: () => w.now,
+  });
 
 const maildir = (w: World, box: string): string => join(w.root, 'domains', 'example.com', box, 'Maildir');
 const mails = (w: World, box: string): string[] =>
-  readdirSync(join(maildir(w, box), 'new')).sort().map((f) => readFileSync(join(maildir(w, box), 'new', f), 'latin1'));
-const domainWarnings = (w: World, box: string): number => mails(w, box).filter((m) => /^Subject: The domain example\.com is \d+% full$/m.test(m)).length;
-const warnings = (w: World, box: string): number => mails(w, box).filter((m) => /^Subject: Your mailbox is \d+% full$/m.test(m)).length;
+  readdirSync(join(maildir(w, box), 'new'))
+    .sort()
+    .map((f) => readFileSync(join(maildir(w, box), 'new', f), 'latin1'));
+const domainWarnings = (w: World, box: string): number =>
+  mails(w, box).filter((m) => /^Subject: The domain example\.com is \d+% full$/m.test(m)).length;
+const warnings = (w: World, box: string): number =>
+  mails(w, box).filter((m) => /^Subject: Your mailbox is \d+% full$/m.test(m)).length;
 
 void test('quota: one warning when usage crosses 90 %, deferral when full, a new warning after the next crossing', async () => {
   const w = await world();
@@ -45,7 +73,10 @@ void test('quota: one warning when usage crosses 90 %, deferral when full, a new
     assert.equal(warnings(w, 'joe'), 0, 'no warning at 80 %');
     assert.equal((await send(w, 'joe')).result, 'success');
     assert.equal(warnings(w, 'joe'), 1, 'the warning at 90 %');
-    assert.match(mails(w, 'joe').find((m) => m.includes('% full')) ?? '', /^From: Mail Delivery System[^]*To: <joe@example\.com>[^]*using 9000 of 10000 bytes/);
+    assert.match(
+      mails(w, 'joe').find((m) => m.includes('% full')) ?? '',
+      /^From: Mail Delivery System[^]*To: <joe@example\.com>[^]*using 9000 of 10000 bytes/,
+    );
     const full = await send(w, 'joe');
     assert.equal(full.result, 'deferral');
     assert.match(full.report, /over its quota.*#4\.2\.2/);
@@ -84,7 +115,10 @@ void test('quota: the domain quota counts every mailbox; its cache is recalculat
     assert.equal(r.result, 'deferral');
     // 3000 of 3000: the domain's warning (no postmaster mailbox: to joe, the recipient) is counted too.
     assert.match(r.report, /domain example\.com is over its quota \(3\d\d\d of 3000 bytes\).*#4\.2\.2/);
-    assert.match(readFileSync(join(w.root, 'domains/example.com', DOMAIN_SIZE_FILE), 'latin1'), /^3000S \d+\n0 0\n1000 1\n1000 1\n1000 1\n\d{3} 1\n$/);
+    assert.match(
+      readFileSync(join(w.root, 'domains/example.com', DOMAIN_SIZE_FILE), 'latin1'),
+      /^3000S \d+\n0 0\n1000 1\n1000 1\n1000 1\n\d{3} 1\n$/,
+    );
     assert.equal(domainWarnings(w, 'joe'), 1);
     for (const f of readdirSync(join(maildir(w, 'joe'), 'new'))) unlinkSync(join(maildir(w, 'joe'), 'new', f));
     assert.equal((await send(w, 'ann')).result, 'deferral', 'the cache still counts the removed mail');
@@ -110,13 +144,21 @@ void test('quota: the domain warning at 90 % goes once per crossing to the postm
     assert.equal(domainWarnings(w, 'postmaster'), 1, 'the warning at 90 %');
     assert.equal(existsSync(marker), true);
     const text = mails(w, 'postmaster')[0] ?? '';
-    assert.match(text, /^From: Mail Delivery System <MAILER-DAEMON>\nTo: <postmaster@example\.com>\nSubject: The domain example\.com is 90% full\n/);
+    assert.match(
+      text,
+      /^From: Mail Delivery System <MAILER-DAEMON>\nTo: <postmaster@example\.com>\nSubject: The domain example\.com is 90% full\n/,
+    );
     assert.match(text, /using 9000 of the domain's quota of 10000 bytes[^]*quota of the whole domain/);
-    assert.deepEqual([warnings(w, 'joe'), domainWarnings(w, 'joe'), domainWarnings(w, 'ann')], [0, 0, 0], 'neither the recipient nor its mailbox warning');
+    assert.deepEqual(
+      [warnings(w, 'joe'), domainWarnings(w, 'joe'), domainWarnings(w, 'ann')],
+      [0, 0, 0],
+      'neither the recipient nor its mailbox warning',
+    );
     assert.equal((await send(w, 'ann')).result, 'deferral', 'full (9000 + the warning)');
     assert.equal(domainWarnings(w, 'postmaster'), 1, 'still one warning');
     // Mail removed by POP clients: seen at the cache's recalculation; below 90 % the marker goes, the next crossing warns again.
-    for (const box of ['joe', 'ann']) for (const f of readdirSync(join(maildir(w, box), 'new'))) unlinkSync(join(maildir(w, box), 'new', f));
+    for (const box of ['joe', 'ann'])
+      for (const f of readdirSync(join(maildir(w, box), 'new'))) unlinkSync(join(maildir(w, box), 'new', f));
     w.now += 16 * 60 * 1000;
     assert.equal((await send(w, 'joe')).result, 'success');
     assert.equal(existsSync(marker), false);

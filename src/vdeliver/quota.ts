@@ -20,23 +20,45 @@ function notice(to: string, subject: string, body: readonly string[], now: Date)
 }
 
 /** The warning delivered into the mailbox when its usage crosses 90 % (plain text, RFC 5322 header). */
-export function warningMessage(address: string, u: Usage, bytes: number | null, messages: number | null, now: Date): string {
+export function warningMessage(
+  address: string,
+  u: Usage,
+  bytes: number | null,
+  messages: number | null,
+  now: Date,
+): string {
   const pct = Math.max(bytes ? (100 * u.bytes) / bytes : 0, messages ? (100 * u.messages) / messages : 0);
-  return notice(address, `Your mailbox is ${Math.floor(pct)}% full`, [
-    `Your mailbox ${address} is using ${u.bytes} of ${bytes ?? 'unlimited'} bytes and ${u.messages} of ${messages ?? 'unlimited'} messages.`,
-    'When it is full, new mail is held back and finally returned to its senders.',
-    'Please delete or download some messages.',
-  ], now);
+  return notice(
+    address,
+    `Your mailbox is ${Math.floor(pct)}% full`,
+    [
+      `Your mailbox ${address} is using ${u.bytes} of ${bytes ?? 'unlimited'} bytes and ${u.messages} of ${messages ?? 'unlimited'} messages.`,
+      'When it is full, new mail is held back and finally returned to its senders.',
+      'Please delete or download some messages.',
+    ],
+    now,
+  );
 }
 
 /** The warning to one mailbox of the domain (see README: Quota) when the domain's total crosses 90 % of its quota. */
-export function domainWarningMessage(to: string, domain: string, usedBytes: number, quotaBytes: number, now: Date): string {
-  return notice(to, `The domain ${domain} is ${Math.floor((100 * usedBytes) / quotaBytes)}% full`, [
-    `The mailboxes of the domain ${domain} are using ${usedBytes} of the domain's quota of ${quotaBytes} bytes.`,
-    'This is the quota of the whole domain, shared by all its mailboxes, not the quota of one mailbox.',
-    'When it is full, new mail for every mailbox of the domain is held back and finally returned to its senders.',
-    'Please delete or download some messages, or ask for a larger domain quota.',
-  ], now);
+export function domainWarningMessage(
+  to: string,
+  domain: string,
+  usedBytes: number,
+  quotaBytes: number,
+  now: Date,
+): string {
+  return notice(
+    to,
+    `The domain ${domain} is ${Math.floor((100 * usedBytes) / quotaBytes)}% full`,
+    [
+      `The mailboxes of the domain ${domain} are using ${usedBytes} of the domain's quota of ${quotaBytes} bytes.`,
+      'This is the quota of the whole domain, shared by all its mailboxes, not the quota of one mailbox.',
+      'When it is full, new mail for every mailbox of the domain is held back and finally returned to its senders.',
+      'Please delete or download some messages, or ask for a larger domain quota.',
+    ],
+    now,
+  );
 }
 
 /** Marks that the domain's 90 % warning was sent (in `domains/<dom>/`); removed when usage falls below 90 %. */
@@ -51,12 +73,21 @@ const DOMAIN_SIZE_MAX_AGE_S = 15 * 60;
  * The domain's total usage: from the cache while it is fresh, else a scan of every given Maildir (rewriting the
  * cache). `maildirs` is called only when a scan is needed.
  */
-export async function domainUsage(domainHome: string, quotaBytes: number, nowMs: number, maildirs: () => Promise<readonly string[]>): Promise<Usage> {
+export async function domainUsage(
+  domainHome: string,
+  quotaBytes: number,
+  nowMs: number,
+  maildirs: () => Promise<readonly string[]>,
+): Promise<Usage> {
   const path = join(domainHome, DOMAIN_SIZE_FILE);
   const text = existsSync(path) ? readFileSync(path, 'latin1') : null;
   const lines = text?.split('\n') ?? [];
   const head = /^(\d+)S (\d+)$/.exec(lines[0] ?? '');
-  const fresh = text !== null && text.length <= 5120 && head !== null && Number(head[1]) === quotaBytes &&
+  const fresh =
+    text !== null &&
+    text.length <= 5120 &&
+    head !== null &&
+    Number(head[1]) === quotaBytes &&
     nowMs / 1000 - Number(head[2]) < DOMAIN_SIZE_MAX_AGE_S;
   if (!fresh) {
     let bytes = 0;

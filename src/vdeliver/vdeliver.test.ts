@@ -10,19 +10,37 @@ import { parseVdeliverLine, vdeliver, type UnknownPolicy } from './index.js';
 
 const acct = { user: 'nobody', uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
-async function world(policy?: UnknownPolicy): Promise<{ root: string; dir: Directory; msg: string; done: () => Promise<void> }> {
+async function world(
+  policy?: UnknownPolicy,
+): Promise<{ root: string; dir: Directory; msg: string; done: () => Promise<void> }> {
   const root = mkdtempSync(join(tmpdir(), 'quail-vdeliver-'));
   const dir = await openDirectory({ root });
   await createDomain({ root, dir }, { name: 'example.com', account: acct, ...(policy ? { policy } : {}) });
   await createMailbox({ root, dir }, { address: 'joe@example.com', password: 'pw' });
   const msg = join(root, 'msg');
   writeFileSync(msg, 'Subject: hi\n\nhello\n');
-  return { root, dir, msg, done: async () => { await dir.close(); rmSync(root, { recursive: true, force: true }); } };
+  return {
+    root,
+    dir,
+    msg,
+    done: async () => {
+      await dir.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
 
 const opts = (w: { root: string; dir: Directory; msg: string }, ext: string, extra: object = {}) => ({
-  root: w.root, directory: w.dir, local: `example.com-${ext}`, domain: 'example.com', ext, messagePath: w.msg,
-  sender: 'ann@other.example', dtline: `Delivered-To: example.com-${ext}@example.com\n`, rpline: 'Return-Path: <ann@other.example>\n', ...extra,
+  root: w.root,
+  directory: w.dir,
+  local: `example.com-${ext}`,
+  domain: 'example.com',
+  ext,
+  messagePath: w.msg,
+  sender: 'ann@other.example',
+  dtline: `Delivered-To: example.com-${ext}@example.com\n`,
+  rpline: 'Return-Path: <ann@other.example>\n',
+  ...extra,
 });
 
 const newMail = (root: string, box: string): string[] => {
@@ -35,11 +53,15 @@ void test('vdeliver: a mailbox gets the message with Return-Path and Delivered-T
   try {
     const r = await vdeliver(opts(w, 'Joe'));
     assert.equal(r.result, 'success', r.report);
-    assert.deepEqual(newMail(w.root, 'joe'), ['Return-Path: <ann@other.example>\nDelivered-To: example.com-Joe@example.com\nSubject: hi\n\nhello\n']);
+    assert.deepEqual(newMail(w.root, 'joe'), [
+      'Return-Path: <ann@other.example>\nDelivered-To: example.com-Joe@example.com\nSubject: hi\n\nhello\n',
+    ]);
     // The same message again carries our Delivered-To line: a loop, refused permanently.
     const looped = join(w.root, 'looped');
     writeFileSync(looped, `Delivered-To: example.com-joe@example.com\nSubject: hi\n\nx\n`);
-    const r2 = await vdeliver(opts(w, 'joe', { messagePath: looped, dtline: 'Delivered-To: example.com-joe@example.com\n' }));
+    const r2 = await vdeliver(
+      opts(w, 'joe', { messagePath: looped, dtline: 'Delivered-To: example.com-joe@example.com\n' }),
+    );
     assert.deepEqual([r2.result, /#5\.4\.6/.test(r2.report)], ['failure', true]);
   } finally {
     await w.done();
@@ -52,9 +74,16 @@ void test('vdeliver: unknown addresses follow the policy (bounce, delete, forwar
     const bounce = await vdeliver(opts(w, 'nobody'));
     assert.equal(bounce.result, 'failure');
     assert.match(bounce.report, /no mailbox here by that name.*#5\.1\.1/);
-    assert.deepEqual(await vdeliver(opts(w, 'nobody', { policy: 'delete' })), { result: 'success', report: 'no mailbox nobody@example.com: message deleted by the domain\'s policy\n' });
+    assert.deepEqual(await vdeliver(opts(w, 'nobody', { policy: 'delete' })), {
+      result: 'success',
+      report: "no mailbox nobody@example.com: message deleted by the domain's policy\n",
+    });
     const fwd = await vdeliver(opts(w, 'nobody', { policy: 'catch@other.example' }));
-    assert.deepEqual(fwd.forward, { sender: 'ann@other.example', recipients: ['catch@other.example'], prepend: 'Delivered-To: example.com-nobody@example.com\n' });
+    assert.deepEqual(fwd.forward, {
+      sender: 'ann@other.example',
+      recipients: ['catch@other.example'],
+      prepend: 'Delivered-To: example.com-nobody@example.com\n',
+    });
     await w.dir.updateDomain('example.com', { policy: { kind: 'mailbox', local: 'joe' } });
     assert.equal((await vdeliver(opts(w, 'nobody'))).result, 'success');
     assert.equal(newMail(w.root, 'joe').length, 1);
@@ -86,7 +115,10 @@ void test('vdeliver: aliases, alias domains, forwarding with a copy, bounce-all,
     const q = await vdeliver(opts(w, 'joe'));
     assert.equal(q.result, 'deferral');
     assert.match(q.report, /over its quota.*#4\.2\.2/);
-    assert.match(readFileSync(join(w.root, 'domains/example.com/joe/Maildir/maildirsize'), 'latin1'), /^100S\n\d+ 2\n$/);
+    assert.match(
+      readFileSync(join(w.root, 'domains/example.com/joe/Maildir/maildirsize'), 'latin1'),
+      /^100S\n\d+ 2\n$/,
+    );
     await w.dir.updateMailbox('example.com', 'joe', { quotaBytes: null, flags: ['bounce-all'] });
     assert.equal((await vdeliver(opts(w, 'joe'))).result, 'failure');
   } finally {
@@ -96,14 +128,16 @@ void test('vdeliver: aliases, alias domains, forwarding with a copy, bounce-all,
 
 void test('parseVdeliverLine recognises the .qmail-default program line', () => {
   assert.deepEqual(parseVdeliverLine(`| quail vdeliver '' bounce-no-mailbox`), { policy: 'bounce-no-mailbox' });
-  assert.deepEqual(parseVdeliverLine(`|/usr/local/bin/quail vdeliver '' mailbox:postmaster`), { policy: 'mailbox:postmaster' });
+  assert.deepEqual(parseVdeliverLine(`|/usr/local/bin/quail vdeliver '' mailbox:postmaster`), {
+    policy: 'mailbox:postmaster',
+  });
   assert.deepEqual(parseVdeliverLine(`|/home/vpopmail/bin/vdelivermail '' delete`), { policy: 'delete' });
   assert.deepEqual(parseVdeliverLine(`| quail vdeliver`), { policy: '' });
   assert.equal(parseVdeliverLine('./Maildir/'), null);
   assert.equal(parseVdeliverLine('| quail vdeliverx'), null);
 });
 
-void test('vdeliver: a mailbox\'s .qmail goes to the caller\'s runner; comments only mean the Maildir; directory forwarding wins', async () => {
+void test("vdeliver: a mailbox's .qmail goes to the caller's runner; comments only mean the Maildir; directory forwarding wins", async () => {
   const w = await world();
   try {
     const home = join(w.root, 'domains', 'example.com', 'joe');
@@ -112,17 +146,34 @@ void test('vdeliver: a mailbox\'s .qmail goes to the caller\'s runner; comments 
     assert.equal(newMail(w.root, 'joe').length, 1, 'only comments: the Maildir');
     writeFileSync(join(home, '.qmail'), '&boss@other.example\n');
     const alone = await vdeliver(opts(w, 'joe'));
-    assert.deepEqual([alone.result, /has a \.qmail file.*#4\.3\.0/.test(alone.report)], ['deferral', true], 'no runner: deferred, not ignored');
+    assert.deepEqual(
+      [alone.result, /has a \.qmail file.*#4\.3\.0/.test(alone.report)],
+      ['deferral', true],
+      'no runner: deferred, not ignored',
+    );
     const seen: string[] = [];
-    const r = await vdeliver(opts(w, 'joe-ext', {
-      dotQmail: async (req: { address: string; home: string; maildir: string; text: string; checkQuota: () => Promise<unknown> }) => {
-        seen.push(req.address, req.home, req.maildir, req.text, String(await req.checkQuota()));
-        return { result: 'success' as const, report: 'ran\n' };
-      },
-    }));
-    assert.deepEqual([r.result, seen], ['success', ['joe@example.com', home, `${home}/Maildir/`, '&boss@other.example\n', 'null']]);
+    const r = await vdeliver(
+      opts(w, 'joe-ext', {
+        dotQmail: async (req: {
+          address: string;
+          home: string;
+          maildir: string;
+          text: string;
+          checkQuota: () => Promise<unknown>;
+        }) => {
+          seen.push(req.address, req.home, req.maildir, req.text, String(await req.checkQuota()));
+          return { result: 'success' as const, report: 'ran\n' };
+        },
+      }),
+    );
+    assert.deepEqual(
+      [r.result, seen],
+      ['success', ['joe@example.com', home, `${home}/Maildir/`, '&boss@other.example\n', 'null']],
+    );
     await w.dir.updateMailbox('example.com', 'joe', { forward: ['away@other.example'], keepCopy: false });
-    const f = await vdeliver(opts(w, 'joe', { dotQmail: () => Promise.reject(new Error('the .qmail must not be read')) }));
+    const f = await vdeliver(
+      opts(w, 'joe', { dotQmail: () => Promise.reject(new Error('the .qmail must not be read')) }),
+    );
     assert.deepEqual([f.result, f.forward?.recipients], ['success', ['away@other.example']], f.report);
   } finally {
     await w.done();

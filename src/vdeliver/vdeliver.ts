@@ -4,7 +4,15 @@ import { hostname } from 'node:os';
 import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { errText, type DeliveryResult } from '../address/index.js';
-import { UniqueNamer, deliverToMaildir, nearQuota, overQuota, quotaLine, readUsage, recordDelivery } from '../maildir/index.js';
+import {
+  UniqueNamer,
+  deliverToMaildir,
+  nearQuota,
+  overQuota,
+  quotaLine,
+  readUsage,
+  recordDelivery,
+} from '../maildir/index.js';
 import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
 import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
 import type { LookupDomain as Domain, LookupMailbox as Mailbox, MailboxLookup } from './types.js';
@@ -91,7 +99,7 @@ async function looping(messagePath: string, dtline: string): Promise<boolean> {
     const want = dtline.toLowerCase();
     let pending = '';
     const buf = Buffer.alloc(65536);
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
       if (bytesRead === 0) return false;
       pos += bytesRead;
@@ -123,21 +131,39 @@ async function quotaCheck(o: VdeliverOptions, md: string, size: number, { m, dom
   const address = `${m.local}@${m.domain}`;
   if (m.quotaBytes !== null || m.quotaMessages !== null) {
     if (m.quotaBytes !== null && size > m.quotaBytes) {
-      return { refused: fail(`The message (${size} bytes) is larger than the whole quota of ${address} (${m.quotaBytes} bytes). (#5.2.3)`) };
+      return {
+        refused: fail(
+          `The message (${size} bytes) is larger than the whole quota of ${address} (${m.quotaBytes} bytes). (#5.2.3)`,
+        ),
+      };
     }
     const u = readUsage(md, quotaLine(m.quotaBytes, m.quotaMessages));
     if (overQuota(u, size, m.quotaBytes, m.quotaMessages)) {
-      return { refused: defer(`The mailbox of ${address} is over its quota (${u.bytes} of ${m.quotaBytes ?? '∞'} bytes, ` +
-        `${u.messages} of ${m.quotaMessages ?? '∞'} messages); trying again later. (#4.2.2)`) };
+      return {
+        refused: defer(
+          `The mailbox of ${address} is over its quota (${u.bytes} of ${m.quotaBytes ?? '∞'} bytes, ` +
+            `${u.messages} of ${m.quotaMessages ?? '∞'} messages); trying again later. (#4.2.2)`,
+        ),
+      };
     }
   }
   const dq = dom.limits.quotaBytes;
   if (dq === null) return { domainBytes: null };
-  if (size > dq) return { refused: fail(`The message (${size} bytes) is larger than the whole quota of the domain ${dom.name} (${dq} bytes). (#5.2.3)`) };
+  if (size > dq)
+    return {
+      refused: fail(
+        `The message (${size} bytes) is larger than the whole quota of the domain ${dom.name} (${dq} bytes). (#5.2.3)`,
+      ),
+    };
   const u = await domainUsage(join(o.root, 'domains', dom.name), dq, (o.now ?? Date.now)(), async () =>
-    (await o.directory.listMailboxes(dom.name)).map((x) => join(o.root, x.home, 'Maildir')));
+    (await o.directory.listMailboxes(dom.name)).map((x) => join(o.root, x.home, 'Maildir')),
+  );
   if (u.bytes + size > dq) {
-    return { refused: defer(`The domain ${dom.name} is over its quota (${u.bytes} of ${dq} bytes); trying again later. (#4.2.2)`) };
+    return {
+      refused: defer(
+        `The domain ${dom.name} is over its quota (${u.bytes} of ${dq} bytes); trying again later. (#4.2.2)`,
+      ),
+    };
   }
   return { domainBytes: u.bytes };
 }
@@ -176,7 +202,13 @@ async function warnOnce(marker: string, near: boolean, nowMs: number, send: () =
  * After a delivery of `size` bytes into the owner's Maildir: usage recorded (maildirsize, the domain's cache), then
  * the mailbox's warning and the domain's (to its postmaster mailbox if there is one, else to this mailbox).
  */
-async function afterDelivery(o: VdeliverOptions, md: string, size: number, owner: Owner, domainBytes: number | null): Promise<void> {
+async function afterDelivery(
+  o: VdeliverOptions,
+  md: string,
+  size: number,
+  owner: Owner,
+  domainBytes: number | null,
+): Promise<void> {
   const { m, dom } = owner;
   const nowMs = (o.now ?? Date.now)();
   try {
@@ -186,15 +218,29 @@ async function afterDelivery(o: VdeliverOptions, md: string, size: number, owner
       recordDelivery(md, size);
       const after = readUsage(md, quotaLine(m.quotaBytes, m.quotaMessages));
       await warnOnce(join(md, 'quotawarn'), nearQuota(after, m.quotaBytes, m.quotaMessages), nowMs, () =>
-        putNotice(o, owner, warningMessage(`${m.local}@${m.domain}`, after, m.quotaBytes, m.quotaMessages, new Date(nowMs))));
+        putNotice(
+          o,
+          owner,
+          warningMessage(`${m.local}@${m.domain}`, after, m.quotaBytes, m.quotaMessages, new Date(nowMs)),
+        ),
+      );
     }
     const dq = dom.limits.quotaBytes;
     if (domainBytes !== null && dq !== null) {
       const used = domainBytes + size;
-      await warnOnce(join(domHome, DOMAIN_WARN_FILE), nearQuota({ bytes: used, messages: 0 }, dq, null), nowMs, async () => {
-        const to = (await o.directory.getMailbox(dom.name, 'postmaster')) ?? m;
-        return putNotice(o, { m: to, dom }, domainWarningMessage(`${to.local}@${to.domain}`, dom.name, used, dq, new Date(nowMs)));
-      });
+      await warnOnce(
+        join(domHome, DOMAIN_WARN_FILE),
+        nearQuota({ bytes: used, messages: 0 }, dq, null),
+        nowMs,
+        async () => {
+          const to = (await o.directory.getMailbox(dom.name, 'postmaster')) ?? m;
+          return putNotice(
+            o,
+            { m: to, dom },
+            domainWarningMessage(`${to.local}@${to.domain}`, dom.name, used, dq, new Date(nowMs)),
+          );
+        },
+      );
     }
   } catch {
     // maildirsize and .domainsize are caches: the next reader that finds them wrong recalculates them.
@@ -224,7 +270,12 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Prom
       return defer(`Unable to read the quota of ${md}: ${errnoText(err)}. (#4.3.0)`);
     }
   }
-  const r = await deliverToMaildir(md, Buffer.from(o.rpline + o.dtline, 'latin1'), o.messagePath, o.namer ?? oneShotNamer());
+  const r = await deliverToMaildir(
+    md,
+    Buffer.from(o.rpline + o.dtline, 'latin1'),
+    o.messagePath,
+    o.namer ?? oneShotNamer(),
+  );
   switch (r.kind) {
     case 'ok':
       if (owner) await afterDelivery(o, md, size, owner, domainBytes);
@@ -241,7 +292,9 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Prom
 /** An alias's program target through the caller's runner (src/local's: one program runner in quail). */
 function aliasProgram(o: VdeliverOptions, command: string, home: string): Promise<VdeliverResult> {
   if (!o.program) {
-    return Promise.resolve(defer(`The program target |${command} runs only through quail's local delivery (its program runner). (#4.3.0)`));
+    return Promise.resolve(
+      defer(`The program target |${command} runs only through quail's local delivery (its program runner). (#4.3.0)`),
+    );
   }
   return o.program({ command, home });
 }
@@ -292,13 +345,20 @@ async function mailboxDotQmail(home: string): Promise<string | null | VdeliverRe
 function followDotQmail(o: VdeliverOptions, owner: Owner, home: string, text: string): Promise<VdeliverResult> {
   const address = `${owner.m.local}@${owner.m.domain}`;
   if (!o.dotQmail) {
-    return Promise.resolve(defer(`The mailbox ${address} has a .qmail file, which vdeliver follows only when quail's local delivery runs it ` +
-      `in-process (a .qmail-default line | quail vdeliver under quail start). (#4.3.0)`));
+    return Promise.resolve(
+      defer(
+        `The mailbox ${address} has a .qmail file, which vdeliver follows only when quail's local delivery runs it ` +
+          `in-process (a .qmail-default line | quail vdeliver under quail start). (#4.3.0)`,
+      ),
+    );
   }
   const maildir = join(home, 'Maildir/');
   let checked: { size: number; domainBytes: number | null } | null = null;
   return o.dotQmail({
-    address, home, maildir, text,
+    address,
+    home,
+    maildir,
+    text,
     checkQuota: async () => {
       try {
         const size = await deliverySize(o);
@@ -335,7 +395,11 @@ async function toMailbox(o: VdeliverOptions, dom: Domain, m: Mailbox): Promise<V
   return {
     result: 'success',
     report: `${copy?.report ?? ''}forward: ${m.forward.join(' ')}\n`,
-    forward: { sender: o.sender, recipients: m.forward.map((t) => (t.startsWith('&') ? t.slice(1) : t)), prepend: o.dtline },
+    forward: {
+      sender: o.sender,
+      recipients: m.forward.map((t) => (t.startsWith('&') ? t.slice(1) : t)),
+      prepend: o.dtline,
+    },
   };
 }
 
@@ -346,10 +410,17 @@ async function byPolicy(o: VdeliverOptions, dom: Domain, p: UnknownPolicy, user:
     case 'delete':
       return { result: 'success', report: `no mailbox ${user}@${dom.name}: message deleted by the domain's policy\n` };
     case 'forward':
-      return { result: 'success', report: `forward: ${p.address}\n`, forward: { sender: o.sender, recipients: [p.address], prepend: o.dtline } };
+      return {
+        result: 'success',
+        report: `forward: ${p.address}\n`,
+        forward: { sender: o.sender, recipients: [p.address], prepend: o.dtline },
+      };
     case 'mailbox': {
       const m = await o.directory.getMailbox(dom.name, p.local);
-      if (!m) return defer(`The catch-all mailbox ${p.local}@${dom.name} does not exist; add it or change the domain's policy. (#4.3.5)`);
+      if (!m)
+        return defer(
+          `The catch-all mailbox ${p.local}@${dom.name} does not exist; add it or change the domain's policy. (#4.3.5)`,
+        );
       return toMailbox(o, dom, m);
     }
   }
@@ -365,13 +436,16 @@ export async function vdeliver(o: VdeliverOptions): Promise<VdeliverResult> {
     if (!dom) return defer(`The domain ${o.domain} is not in the directory; run quail directory check. (#4.3.5)`);
     const policy = o.policy === undefined || o.policy === '' ? dom.policy : parsePolicyWord(o.policy);
     if (typeof policy === 'string') return defer(`Trouble in vdeliver: ${policy}. (#4.3.0)`);
-    if (await looping(o.messagePath, o.dtline)) return fail('This message is looping: it already has my Delivered-To line. (#5.4.6)');
+    if (await looping(o.messagePath, o.dtline))
+      return fail('This message is looping: it already has my Delivered-To line. (#5.4.6)');
     const user = o.ext.toLowerCase();
     if (user === '') return byPolicy(o, dom, policy, user);
     const alias = await o.directory.getAlias(dom.name, user);
     if (alias) return toTargets(o, dom, alias.targets);
     const dash = user.indexOf('-');
-    const m = (await o.directory.getMailbox(dom.name, user)) ?? (dash > 0 ? await o.directory.getMailbox(dom.name, user.slice(0, dash)) : null);
+    const m =
+      (await o.directory.getMailbox(dom.name, user)) ??
+      (dash > 0 ? await o.directory.getMailbox(dom.name, user.slice(0, dash)) : null);
     if (m) return toMailbox(o, dom, m);
     return byPolicy(o, dom, policy, user);
   } catch (err) {

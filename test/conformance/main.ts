@@ -9,7 +9,10 @@ import { pinnedCorpus } from './world.js';
 const program = new Command()
   .name('quail-conformance')
   .description('Runs qmail oracle scenarios (FORMAT.md) against quail: one PASS/FAIL/SKIP line each, then a summary.')
-  .option('--corpus <dir>', 'directory of scenario *.json files (default: the pinned copy test/conformance/corpus in the package)')
+  .option(
+    '--corpus <dir>',
+    'directory of scenario *.json files (default: the pinned copy test/conformance/corpus in the package)',
+  )
   .option('--kind <kind>', 'only scenarios of this kind (newu, getpw, delivery, smtp, local-dryrun, inject)')
   .option('--only <id>', 'only the scenario with this id (or id prefix)')
   .exitOverride();

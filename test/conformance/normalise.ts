@@ -23,8 +23,10 @@ export function normaliseNewuStderr(stderr: string): string {
  * 3207, 4954). The extra lines are dropped and the last remaining line gets the final `250 ` separator.
  */
 export function normaliseSmtpEhlo(output: string): string {
-  return output.replace(/250-([^\r\n]*)\r\n250-PIPELINING\r\n250[- ]8BITMIME\r\n(?:250-[^\r\n]*\r\n)*(?:250 [^\r\n]*\r\n)?/g,
-    (_block, greeting: string) => `250-${greeting}\r\n250-PIPELINING\r\n250 8BITMIME\r\n`);
+  return output.replace(
+    /250-([^\r\n]*)\r\n250-PIPELINING\r\n250[- ]8BITMIME\r\n(?:250-[^\r\n]*\r\n)*(?:250 [^\r\n]*\r\n)?/g,
+    (_block, greeting: string) => `250-${greeting}\r\n250-PIPELINING\r\n250 8BITMIME\r\n`,
+  );
 }
 
 /**

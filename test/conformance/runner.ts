@@ -42,7 +42,12 @@ export async function runScenarioFile(
     return { id, kind: '?', result: { status: 'fail', diff: `cannot load: ${errText(err)}` } };
   }
   const handler = kinds[scenario.kind];
-  if (!handler) return { id: scenario.id, kind: scenario.kind, result: { status: 'skip', reason: `no handler for kind ${scenario.kind} yet` } };
+  if (!handler)
+    return {
+      id: scenario.id,
+      kind: scenario.kind,
+      result: { status: 'skip', reason: `no handler for kind ${scenario.kind} yet` },
+    };
   const workDir = mkdtempSync(join(tmpdir(), 'quail-conf-'));
   try {
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -58,7 +63,9 @@ export async function runScenarioFile(
 
 /** Runs every matching scenario of the corpus in file-name order, one output line each, then the summary. */
 export async function runCorpus(opts: RunOptions): Promise<RunSummary> {
-  const files = readdirSync(opts.corpus).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(opts.corpus)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   const summary: RunSummary = { passed: 0, failed: 0, skipped: 0 };
   for (const f of files) {
     const id = f.replace(/\.json$/, '');

@@ -6,7 +6,12 @@ export interface Scenario {
   readonly kind: string;
   readonly title?: string;
   readonly placeholders?: { readonly ROOT?: string; readonly QMAIL?: string } & Readonly<Record<string, string>>;
-  readonly passwd?: ReadonlyArray<{ readonly name: string; readonly uid: number; readonly gid: number; readonly home: string }>;
+  readonly passwd?: ReadonlyArray<{
+    readonly name: string;
+    readonly uid: number;
+    readonly gid: number;
+    readonly home: string;
+  }>;
   readonly input: Readonly<Record<string, unknown>>;
   readonly outcome: Readonly<Record<string, unknown>>;
   readonly [key: string]: unknown;

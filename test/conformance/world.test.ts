@@ -9,7 +9,14 @@ import { normaliseNewuStderr } from './normalise.js';
 import { runCorpus } from './runner.js';
 import type { Scenario } from './types.js';
 import {
-  buildFs, cdbRecords, decodeBytes, escapeBytes, logsafe, makePlaceholders, normaliseTokens, setupWorld,
+  buildFs,
+  cdbRecords,
+  decodeBytes,
+  escapeBytes,
+  logsafe,
+  makePlaceholders,
+  normaliseTokens,
+  setupWorld,
 } from './world.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'quail-world-'));
@@ -21,7 +28,10 @@ void test('placeholders: subst and unsubst, longer path first', () => {
 });
 
 void test('logsafe (FORMAT.md 1.4)', () => {
-  assert.equal(logsafe('Sorry, no mailbox here by that name. (#5.1.1)\n'), 'Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/');
+  assert.equal(
+    logsafe('Sorry, no mailbox here by that name. (#5.1.1)\n'),
+    'Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/',
+  );
   assert.equal(logsafe('a%b\tc\x7f\xe9~'), 'a_b_c__~');
 });
 
@@ -41,7 +51,10 @@ void test('bytes: {b64}, Latin-1 strings, 5.2 escapes and cdb records', () => {
   assert.deepEqual(decodeBytes('\xe9'), Buffer.from([0xe9]));
   assert.equal(escapeBytes(Buffer.from('a\\b\x00\x7f', 'latin1')), 'a\\\\b\\x00\\x7f');
   const ph = makePlaceholders('/r', '/q');
-  const db = buildCdb([[Buffer.from('!k\0'), Buffer.from('u\0/r/h')], [Buffer.alloc(0), Buffer.alloc(0)]]);
+  const db = buildCdb([
+    [Buffer.from('!k\0'), Buffer.from('u\0/r/h')],
+    [Buffer.alloc(0), Buffer.alloc(0)],
+  ]);
   assert.deepEqual(cdbRecords(db, ph.unsubst), [
     { key: '!k\\x00', data: 'u\\x00@ROOT@/h', key_hex: '216b00', data_hex: '75002f722f68' },
     { key: '', data: '', key_hex: '', data_hex: '' },
@@ -52,11 +65,21 @@ void test('buildFs: modes with special bits, numeric owners from the table, grou
   const dir = tmp();
   try {
     const passwd = [{ name: 'qoalice', uid: 42001, gid: 42000, home: join(dir, 'home/qoalice') }];
-    buildFs([
-      { path: '@ROOT@/home/qoalice', type: 'dir', mode: '1755', owner: 'qoalice' },
-      { path: '@ROOT@/home/qoalice/.qmail', type: 'file', mode: '0600', owner: 'qoalice', group: 'qmail', content: '@ROOT@/x\n' },
-      { path: '@ROOT@/deep/er/Maildir', type: 'maildir', mode: '0700', owner: 'qoalice', group: 'nofiles' },
-    ], { subst: makePlaceholders(dir, '/q').subst, passwd });
+    buildFs(
+      [
+        { path: '@ROOT@/home/qoalice', type: 'dir', mode: '1755', owner: 'qoalice' },
+        {
+          path: '@ROOT@/home/qoalice/.qmail',
+          type: 'file',
+          mode: '0600',
+          owner: 'qoalice',
+          group: 'qmail',
+          content: '@ROOT@/x\n',
+        },
+        { path: '@ROOT@/deep/er/Maildir', type: 'maildir', mode: '0700', owner: 'qoalice', group: 'nofiles' },
+      ],
+      { subst: makePlaceholders(dir, '/q').subst, passwd },
+    );
     const st = (p: string): string => {
       const s = statSync(join(dir, p));
       return `${(s.mode & 0o7777).toString(8)} ${s.uid}:${s.gid}`;
@@ -75,7 +98,10 @@ void test('setupWorld: @QMAIL@/alias is alias:qmail 2755, placeholders point int
   const dir = tmp();
   try {
     const s: Scenario = {
-      id: 'x', kind: 'getpw', input: {}, outcome: {},
+      id: 'x',
+      kind: 'getpw',
+      input: {},
+      outcome: {},
       passwd: [{ name: 'alias', uid: 1001, gid: 1001, home: '@QMAIL@/alias' }],
     };
     const w = setupWorld(dir, s);
@@ -90,7 +116,9 @@ void test('setupWorld: @QMAIL@/alias is alias:qmail 2755, placeholders point int
 
 void test('normaliseNewuStderr maps only the bad-format message', () => {
   assert.equal(
-    normaliseNewuStderr('quail newu: fatal: bad format in users/assign line 3: blank line; the old users/cdb is kept\n'),
+    normaliseNewuStderr(
+      'quail newu: fatal: bad format in users/assign line 3: blank line; the old users/cdb is kept\n',
+    ),
     'qmail-newu: fatal: bad format in users/assign\n',
   );
   assert.equal(normaliseNewuStderr('quail newu: fatal: unable to read x\n'), 'quail newu: fatal: unable to read x\n');
@@ -109,12 +137,19 @@ void test('runner: PASS, FAIL, SKIP lines, summary, temp dirs removed', async ()
       corpus: dir,
       out: (l) => lines.push(l),
       kinds: {
-        k1: (_s, ctx) => { seen.push(ctx.workDir); return Promise.resolve({ status: 'pass' }); },
+        k1: (_s, ctx) => {
+          seen.push(ctx.workDir);
+          return Promise.resolve({ status: 'pass' });
+        },
         k2: () => Promise.resolve({ status: 'fail', diff: 'exit: expected 0\ngot 1' }),
       },
     });
-    assert.deepEqual(lines, ['PASS a', 'FAIL b: exit: expected 0 got 1', 'SKIP c: no handler for kind nope yet',
-      '1 passed, 1 failed, 1 skipped']);
+    assert.deepEqual(lines, [
+      'PASS a',
+      'FAIL b: exit: expected 0 got 1',
+      'SKIP c: no handler for kind nope yet',
+      '1 passed, 1 failed, 1 skipped',
+    ]);
     assert.deepEqual(summary, { passed: 1, failed: 1, skipped: 1 });
     assert.equal(seen.length, 1);
     assert.throws(() => readdirSync(seen[0] ?? ''), /ENOENT/);

@@ -27,7 +27,10 @@ export interface Placeholders {
 
 export function makePlaceholders(root: string, qmail: string): Placeholders {
   // Replace the longer path first so that a directory nested in the other maps to its own token.
-  const pairs: Array<[string, string]> = [['@ROOT@', root], ['@QMAIL@', qmail]];
+  const pairs: Array<[string, string]> = [
+    ['@ROOT@', root],
+    ['@QMAIL@', qmail],
+  ];
   pairs.sort((a, b) => b[1].length - a[1].length);
   return {
     root,
@@ -201,7 +204,8 @@ export function shortDiff(what: string, expected: unknown, actual: unknown): str
   const e = JSON.stringify(expected);
   const a = JSON.stringify(actual);
   if (e === a) return undefined;
-  const clip = (s: string | undefined): string => (s === undefined ? 'undefined' : s.length > 160 ? `${s.slice(0, 157)}...` : s);
+  const clip = (s: string | undefined): string =>
+    s === undefined ? 'undefined' : s.length > 160 ? `${s.slice(0, 157)}...` : s;
   let i = 0;
   if (e !== undefined && a !== undefined) while (i < e.length && e[i] === a[i]) i++;
   const at = i > 40 ? i - 20 : 0;

@@ -13,7 +13,12 @@ let next = 0;
 async function worker(): Promise<void> {
   while (next < count) {
     const n = next++;
-    const id = await q.inject({ sender: 'crash@test', recipients: [crashRecipient(n)], data: crashMessage(n), injector: { kind: 'uid', uid: process.getuid?.() ?? 0 } });
+    const id = await q.inject({
+      sender: 'crash@test',
+      recipients: [crashRecipient(n)],
+      data: crashMessage(n),
+      injector: { kind: 'uid', uid: process.getuid?.() ?? 0 },
+    });
     process.stdout.write(`ok ${n} ${id}\n`);
   }
 }

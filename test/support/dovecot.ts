@@ -9,7 +9,10 @@ export function dovecotBinary(): { path: string } | { missing: string } {
   const r = spawnSync('sh', ['-c', 'command -v dovecot || ls /usr/sbin/dovecot'], { encoding: 'utf8' });
   const path = r.stdout.trim().split('\n')[0] ?? '';
   if (r.status === 0 && path !== '') return { path };
-  return { missing: 'dovecot is not installed: apt-get install -y dovecot-imapd dovecot-pop3d (CI\'s .ci/run must install them)' };
+  return {
+    missing:
+      "dovecot is not installed: apt-get install -y dovecot-imapd dovecot-pop3d (CI's .ci/run must install them)",
+  };
 }
 
 /** Has Debian's dovecot-pop3d (the POP3 service binary)? */
@@ -45,9 +48,12 @@ async function waitPort(port: number, ms: number, why: () => string): Promise<vo
  * Writes dir/dovecot.conf (and, with `quail`, dir/checkpassword: the wrapper around `quail checkpassword`) and
  * starts `dovecot -F -c` in the foreground; resolves once its first port answers.
  */
-export async function startDovecot(dir: string, o: Omit<DovecotOptions, 'baseDir' | 'checkpassword'> & {
-  quail?: { node: string; main: string };
-}): Promise<RunningDovecot> {
+export async function startDovecot(
+  dir: string,
+  o: Omit<DovecotOptions, 'baseDir' | 'checkpassword'> & {
+    quail?: { node: string; main: string };
+  },
+): Promise<RunningDovecot> {
   const bin = dovecotBinary();
   if ('missing' in bin) throw new Error(bin.missing);
   const baseDir = join(dir, 'run');
@@ -77,7 +83,12 @@ export async function startDovecot(dir: string, o: Omit<DovecotOptions, 'baseDir
   };
   const port = o.imapPort ?? o.pop3Port ?? 0;
   try {
-    await Promise.race([waitPort(port, 20_000, log), exited.then(() => { throw new Error(`dovecot exited: ${log()}`); })]);
+    await Promise.race([
+      waitPort(port, 20_000, log),
+      exited.then(() => {
+        throw new Error(`dovecot exited: ${log()}`);
+      }),
+    ]);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;

@@ -19,13 +19,18 @@ const LEAK = [
 
 /** Asserts that server output carries no stack trace, exception name or path (issue 12). */
 export function assertNoLeak(text: string, what: string): void {
-  for (const re of LEAK) assert.doesNotMatch(text, re, `${what}: the server leaked internals (${String(re)}):\n${text.slice(0, 2000)}`);
+  for (const re of LEAK)
+    assert.doesNotMatch(text, re, `${what}: the server leaked internals (${String(re)}):\n${text.slice(0, 2000)}`);
 }
 
 /** Every line of an SMTP reply stream is `DDD ` or `DDD-` followed by printable text. */
 export function assertSmtpLines(text: string, what: string): void {
   for (const line of text.split('\r\n').slice(0, -1)) {
-    assert.match(line, /^[2-5]\d\d[ -][\x20-\x7e]*$/, `${what}: malformed reply line ${JSON.stringify(line)} in\n${text.slice(0, 2000)}`);
+    assert.match(
+      line,
+      /^[2-5]\d\d[ -][\x20-\x7e]*$/,
+      `${what}: malformed reply line ${JSON.stringify(line)} in\n${text.slice(0, 2000)}`,
+    );
   }
   assertNoLeak(text, what);
 }
@@ -49,7 +54,11 @@ export class Wire {
   /** Connects to 127.0.0.1:port (from `localAddress`, a 127.x address, when given); `tls` = implicit TLS. */
   static connect(port: number, opts: { tls?: boolean; localAddress?: string } = {}): Promise<Wire> {
     return new Promise((resolve, reject) => {
-      const raw = netConnect({ host: '127.0.0.1', port, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) });
+      const raw = netConnect({
+        host: '127.0.0.1',
+        port,
+        ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
+      });
       raw.once('error', reject);
       raw.once('connect', () => {
         raw.off('error', reject);
@@ -111,7 +120,12 @@ export class Wire {
     raw.off('close', this.onClose);
     raw.off('end', this.onClose);
     return new Promise((resolve, reject) => {
-      const tls: TLSSocket = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'mail.hostile.test', ...opts });
+      const tls: TLSSocket = tlsConnect({
+        socket: raw,
+        rejectUnauthorized: false,
+        servername: 'mail.hostile.test',
+        ...opts,
+      });
       const failed = (err: Error): void => {
         // the handshake failed: go on watching the TCP connection (the test then expects the server to close it)
         this.attach(raw);
@@ -250,7 +264,12 @@ export async function clientHello(): Promise<Buffer> {
       });
     });
     srv.listen(0, '127.0.0.1', () => {
-      const c = tlsConnect({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port, rejectUnauthorized: false, servername: 'mail.hostile.test' });
+      const c = tlsConnect({
+        host: '127.0.0.1',
+        port: (srv.address() as AddressInfo).port,
+        rejectUnauthorized: false,
+        servername: 'mail.hostile.test',
+      });
       c.on('error', () => undefined);
       c.on('close', () => c.destroy());
     });
@@ -266,7 +285,11 @@ export function freshLoopback(): string {
 }
 
 /** Runs `jobs` with at most `n` at once; the first failure is thrown after all have settled. */
-export async function parallel<T>(items: readonly T[], n: number, job: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function parallel<T>(
+  items: readonly T[],
+  n: number,
+  job: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const errors: unknown[] = [];
   const worker = async (): Promise<void> => {
@@ -284,7 +307,8 @@ export async function parallel<T>(items: readonly T[], n: number, job: (item: T,
 }
 
 /** The base64 of SASL PLAIN's `authzid NUL authcid NUL password`. */
-export const plain = (user: string, password: string, authzid = ''): string => Buffer.from(`${authzid}\0${user}\0${password}`, 'utf8').toString('base64');
+export const plain = (user: string, password: string, authzid = ''): string =>
+  Buffer.from(`${authzid}\0${user}\0${password}`, 'utf8').toString('base64');
 
 /**
  * The DATA rules of src/smtpd/README.md as an oracle, for a body `c` sent after `DATA` and followed by the
@@ -302,4 +326,10 @@ export function dataVerdict(c: string): 250 | 451 | 554 {
 export const endsOnlyAtTheEnd = (c: string): boolean => `\r\n${c}\r\n.\r\n`.indexOf('\r\n.\r\n') === c.length + 2;
 
 /** What an accepted body `c` becomes in the queue: CRLF → LF, a leading dot removed from each line (RFC 5321 4.5.2). */
-export const decodedBody = (c: string): string => `${c}\r\n`.split('\r\n').slice(0, -1).map((l) => (l.startsWith('.') ? l.slice(1) : l)).join('\n').concat('\n');
+export const decodedBody = (c: string): string =>
+  `${c}\r\n`
+    .split('\r\n')
+    .slice(0, -1)
+    .map((l) => (l.startsWith('.') ? l.slice(1) : l))
+    .join('\n')
+    .concat('\n');

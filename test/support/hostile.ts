@@ -2,7 +2,16 @@
 // check run after every case, bystander sessions. The raw client and the checks of replies are in hostile-wire.ts.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword, openDirectory } from '../../src/directory/index.js';
@@ -36,7 +45,14 @@ export class Hostile {
   readonly ports: Ports;
   readonly pids: { readonly parent: number; readonly smtpd: number; readonly pop3d: number };
 
-  private constructor(readonly dir: string, readonly root: string, private readonly child: ChildProcess, ports: Ports, pids: Hostile['pids'], text: () => string) {
+  private constructor(
+    readonly dir: string,
+    readonly root: string,
+    private readonly child: ChildProcess,
+    ports: Ports,
+    pids: Hostile['pids'],
+    text: () => string,
+  ) {
     this.ports = ports;
     this.pids = pids;
     this.log = text;
@@ -57,20 +73,33 @@ export class Hostile {
     writeFileSync(join(root, 'control', 'tcp.pop3'), '127.:allow,QUAIL_CLEARAUTH="1"\n');
     // Each case has its own envelope sender (c<n>@client.test) to count what was queued, also after AUTH: the rule
     // that an authenticated sender must be the login's own is off here (tested in smtpd/strict.test.ts).
-    writeFileSync(join(root, 'control', 'listeners'), [
-      '127.0.0.1:0 smtp senderauth=off', '127.0.0.1:0 submission senderauth=off', '127.0.0.1:0 pop3', '127.0.0.1:0 pop3 tls=implicit', '',
-    ].join('\n'));
+    writeFileSync(
+      join(root, 'control', 'listeners'),
+      [
+        '127.0.0.1:0 smtp senderauth=off',
+        '127.0.0.1:0 submission senderauth=off',
+        '127.0.0.1:0 pop3',
+        '127.0.0.1:0 pop3 tls=implicit',
+        '',
+      ].join('\n'),
+    );
     // The battery logs in hundreds of times: its mailboxes' passwords are hashed with scrypt at ln=4 instead of 15
     // (the parameters travel in the hash), so that the CPU goes to the protocol, not to 0.1 s per password check.
     const boxes = ['box', 'health', ...extra];
     for (const box of boxes) cli(root, ['user', 'add', `${box}@${DOMAIN}`, '--no-password']);
     const directory = await openDirectory({ root });
     try {
-      for (const box of boxes) await directory.updateMailbox(DOMAIN, box, { passwordHash: await hashPassword(PASSWORD, { ln: 4, r: 8, p: 1 }) });
+      for (const box of boxes)
+        await directory.updateMailbox(DOMAIN, box, {
+          passwordHash: await hashPassword(PASSWORD, { ln: 4, r: 8, p: 1 }),
+        });
     } finally {
       await directory.close();
     }
-    const child = spawn(process.execPath, [MAIN, 'start', '--root', root], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, [MAIN, 'start', '--root', root], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let text = '';
     child.stdout?.on('data', (c: Buffer) => (text += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (text += c.toString()));
@@ -83,7 +112,10 @@ export class Hostile {
       }
       await sleep(25);
     }
-    const st = JSON.parse(readFileSync(state, 'utf8')) as { listeners: Array<{ port: number; kind: string }>; smtpd?: { pid: number } };
+    const st = JSON.parse(readFileSync(state, 'utf8')) as {
+      listeners: Array<{ port: number; kind: string }>;
+      smtpd?: { pid: number };
+    };
     const port = (kind: string): number => st.listeners.find((l) => l.kind === kind)?.port ?? 0;
     const logged = (re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
     const ports: Ports = {
@@ -94,9 +126,14 @@ export class Hostile {
     };
     const parent = child.pid ?? 0;
     const asRoot = process.getuid?.() === 0;
-    const pids = { parent, smtpd: asRoot ? st.smtpd?.pid ?? 0 : parent, pop3d: asRoot ? logged(/pop3d\.started pid=(\d+)/) : parent };
+    const pids = {
+      parent,
+      smtpd: asRoot ? (st.smtpd?.pid ?? 0) : parent,
+      pop3d: asRoot ? logged(/pop3d\.started pid=(\d+)/) : parent,
+    };
     const h = new Hostile(dir, root, child, ports, pids, () => text);
-    for (const [k, v] of Object.entries({ ...ports, ...pids })) assert.ok(v > 0, `${k} not found in quail's state or log:\n${text}`);
+    for (const [k, v] of Object.entries({ ...ports, ...pids }))
+      assert.ok(v > 0, `${k} not found in quail's state or log:\n${text}`);
     h.idleFds = h.socketFds();
     return h;
   }
@@ -104,7 +141,9 @@ export class Hostile {
   /** Files in a mailbox's Maildir (new and cur). */
   maildir(box: string): string[] {
     const base = join(this.root, 'domains', DOMAIN, box, 'Maildir');
-    return ['new', 'cur'].flatMap((d) => (existsSync(join(base, d)) ? readdirSync(join(base, d)).map((f) => join(base, d, f)) : []));
+    return ['new', 'cur'].flatMap((d) =>
+      existsSync(join(base, d)) ? readdirSync(join(base, d)).map((f) => join(base, d, f)) : [],
+    );
   }
 
   /**
@@ -122,7 +161,10 @@ export class Hostile {
       if (at < 0 && this.child.exitCode === null) throw err;
       const first = err instanceof Error ? err.message : String(err);
       // what the dying process printed (its stack trace goes to quail's stderr) and the died line
-      const context = log.slice(Math.max(0, log.lastIndexOf('\n', Math.max(0, at - 2000))), at < 0 ? undefined : log.indexOf('\n', at));
+      const context = log.slice(
+        Math.max(0, log.lastIndexOf('\n', Math.max(0, at - 2000))),
+        at < 0 ? undefined : log.indexOf('\n', at),
+      );
       throw new Error(`a serving process died:\n${context}\nthe first failure it caused: ${first}`, { cause: err });
     }
   }
@@ -134,15 +176,23 @@ export class Hostile {
     assert.equal(this.child.exitCode, null, `${what}: quail start exited:\n${tail()}`);
     assert.deepEqual(this.seen.died, [], `${what}: a serving process died:\n${tail()}`);
     assert.ok(this.seen.smtpdStarts <= 1, `${what}: the SMTP process was started again:\n${tail()}`);
-    for (const [k, pid] of Object.entries(this.pids)) assert.ok(existsSync(`/proc/${pid}`), `${what}: the ${k} process ${pid} is gone:\n${tail()}`);
+    for (const [k, pid] of Object.entries(this.pids))
+      assert.ok(existsSync(`/proc/${pid}`), `${what}: the ${k} process ${pid} is gone:\n${tail()}`);
     // an exception inside a session is logged smtp.error / pop3.error: hostile input must never cause one
     assert.deepEqual(this.seen.errors, [], `${what}: a session failed with an exception`);
     const st = JSON.parse(readFileSync(join(this.root, 'run', 'quail.json'), 'utf8')) as { smtpd?: { pid: number } };
-    if (process.getuid?.() === 0) assert.equal(st.smtpd?.pid, this.pids.smtpd, `${what}: the SMTP process was replaced`);
+    if (process.getuid?.() === 0)
+      assert.equal(st.smtpd?.pid, this.pids.smtpd, `${what}: the SMTP process was replaced`);
   }
 
   /** What the log said so far, read line by line once (the log grows to megabytes; the checks run hundreds of times). */
-  private readonly seen = { to: 0, queued: new Map<string, number>(), errors: [] as string[], died: [] as string[], smtpdStarts: 0 };
+  private readonly seen = {
+    to: 0,
+    queued: new Map<string, number>(),
+    errors: [] as string[],
+    died: [] as string[],
+    smtpdStarts: 0,
+  };
 
   private scan(): void {
     const text = this.log();
@@ -215,7 +265,8 @@ export class Hostile {
         const f = line.trim().split(/\s+/);
         const local = Number.parseInt(f[1]?.split(':')[1] ?? '', 16);
         const remote = Number.parseInt(f[2]?.split(':')[1] ?? '', 16);
-        if (ports.has(local) && !this.kept.has(remote) && (f[3] === '01' || f[3] === '08')) out.push(`port ${local} ${f[3] === '01' ? 'ESTABLISHED' : 'CLOSE_WAIT'} from ${f[2] ?? ''}`);
+        if (ports.has(local) && !this.kept.has(remote) && (f[3] === '01' || f[3] === '08'))
+          out.push(`port ${local} ${f[3] === '01' ? 'ESTABLISHED' : 'CLOSE_WAIT'} from ${f[2] ?? ''}`);
       }
     }
     return out;
@@ -261,12 +312,18 @@ export class Hostile {
       const now = this.socketFds();
       // not root: one process serves both, and holds every bystander
       const one = this.pids.smtpd === this.pids.pop3d;
-      const rest = (k: 'smtpd' | 'pop3d'): number => this.idleFds[k] + [...this.kept.values()].filter((v) => one || v === k).length;
-      const over = (['smtpd', 'pop3d'] as const).filter((k) => now[k] > rest(k)).map((k) => `${k} holds ${now[k]} sockets, ${rest(k)} at rest`);
+      const rest = (k: 'smtpd' | 'pop3d'): number =>
+        this.idleFds[k] + [...this.kept.values()].filter((v) => one || v === k).length;
+      const over = (['smtpd', 'pop3d'] as const)
+        .filter((k) => now[k] > rest(k))
+        .map((k) => `${k} holds ${now[k]} sockets, ${rest(k)} at rest`);
       return [...this.lingering(), ...over].join(', ');
     };
     while (held() !== '') {
-      assert.ok(Date.now() < deadline, `${what}: sessions left open by the server after their clients closed: ${held()}`);
+      assert.ok(
+        Date.now() < deadline,
+        `${what}: sessions left open by the server after their clients closed: ${held()}`,
+      );
       await sleep(25);
     }
   }
@@ -275,7 +332,10 @@ export class Hostile {
   private async delivered(n: number): Promise<void> {
     const deadline = Date.now() + 30_000;
     while (this.maildir('health').length < n) {
-      assert.ok(Date.now() < deadline, `${this.healthLabels[n - 1] ?? 'start'}: health message ${n} not delivered within 30 s:\n${this.log().slice(-3000)}`);
+      assert.ok(
+        Date.now() < deadline,
+        `${this.healthLabels[n - 1] ?? 'start'}: health message ${n} not delivered within 30 s:\n${this.log().slice(-3000)}`,
+      );
       await sleep(20);
     }
   }
@@ -317,7 +377,9 @@ export class Hostile {
   /** Waits for the last health message, SIGTERM, then the exit; the mail root is removed. Asserts a clean stop (status 0). */
   async stop(): Promise<void> {
     let late: Error | undefined;
-    await this.delivered(this.healthLabels.length).catch((err: unknown) => (late = err instanceof Error ? err : new Error('the last health message was not delivered')));
+    await this.delivered(this.healthLabels.length).catch(
+      (err: unknown) => (late = err instanceof Error ? err : new Error('the last health message was not delivered')),
+    );
     const exited = new Promise<number | null>((r) => {
       if (this.child.exitCode !== null) r(this.child.exitCode);
       else this.child.once('exit', (code) => r(code));
@@ -374,7 +436,10 @@ export async function finishBystander(h: Hostile, w: Wire): Promise<void> {
   assert.deepEqual(h.queueTmp(), [], 'queue/tmp keeps files of abandoned messages');
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const mine = h.maildir('box').map((f) => readFileSync(f, 'latin1')).filter((t) => t.includes('X-Bystander: yes'));
+    const mine = h
+      .maildir('box')
+      .map((f) => readFileSync(f, 'latin1'))
+      .filter((t) => t.includes('X-Bystander: yes'));
     if (mine.length === 1) {
       assert.match(mine[0] ?? '', /\nthe first half, before every case\nthe second half, after every case\n$/);
       return;

@@ -16,7 +16,9 @@ export interface Cluster {
 export function findPgBin(): string | null {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return null;
-  const versions = readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(base)
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
   for (const v of versions) {
     const bin = join(base, v, 'bin');
     if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl'))) return bin;
@@ -47,14 +49,20 @@ export interface ClusterOptions {
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const bin = findPgBin();
   if (bin === null) {
-    throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; install them with apt-get install -y postgresql');
+    throw new Error(
+      'PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; install them with apt-get install -y postgresql',
+    );
   }
   const dir = mkdtempSync(join(tmpdir(), 'quail-pg-'));
   const root = process.getuid?.() === 0;
-  const as = (cmd: string, args: string[]): string[] => (root ? ['runuser', '-u', 'postgres', '--', cmd, ...args] : [cmd, ...args]);
+  const as = (cmd: string, args: string[]): string[] =>
+    root ? ['runuser', '-u', 'postgres', '--', cmd, ...args] : [cmd, ...args];
   if (root) {
     const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
-    if (id.status !== 0) throw new Error('running as root but there is no postgres account to run the cluster as (apt-get install -y postgresql makes it)');
+    if (id.status !== 0)
+      throw new Error(
+        'running as root but there is no postgres account to run the cluster as (apt-get install -y postgresql makes it)',
+      );
     const uid = Number(id.stdout.trim());
     const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
     chownSync(dir, uid, gid);
@@ -66,8 +74,16 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   };
   const port = await freePort();
   run(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'quail', '--no-sync', '-E', 'UTF8', '--locale=C']);
-  run(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-o',
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${opts.fsync === true ? 'on' : 'off'}`, 'start']);
+  run(join(bin, 'pg_ctl'), [
+    '-D',
+    data,
+    '-l',
+    join(dir, 'log'),
+    '-w',
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${opts.fsync === true ? 'on' : 'off'}`,
+    'start',
+  ]);
   let n = 0;
   const admin = `postgres://quail@127.0.0.1:${port}/postgres`;
   return {

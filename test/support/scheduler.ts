@@ -83,7 +83,12 @@ export async function makeWorld(opts: WorldOptions = {}): Promise<World> {
   };
   const passwd = tablePasswd([{ name: 'alias', uid: 1001, gid: 1001, home: join(root, 'alias') }]);
   const localFn = opts.local ?? ((): LocalResult => ({ result: 'success', report: 'did 1+0+0\n' }));
-  const remoteFn = opts.remote ?? ((j: RemoteJob): DeliveryResult => ({ result: 'success', report: `127.0.0.1 accepted message.\nRemote host said: 250 ok ${j.recipient}\n` }));
+  const remoteFn =
+    opts.remote ??
+    ((j: RemoteJob): DeliveryResult => ({
+      result: 'success',
+      report: `127.0.0.1 accepted message.\nRemote host said: 250 ok ${j.recipient}\n`,
+    }));
   const make = (): Scheduler =>
     new Scheduler({
       root,
@@ -124,7 +129,9 @@ export async function makeWorld(opts: WorldOptions = {}): Promise<World> {
     },
     text: (id) => readFileSync(queue.messagePath(id), 'latin1'),
     byOrigin: async (origin, parent) =>
-      (await world.all()).filter((m) => m.meta['origin'] === origin && (parent === undefined || m.meta['parent'] === parent)),
+      (await world.all()).filter(
+        (m) => m.meta['origin'] === origin && (parent === undefined || m.meta['parent'] === parent),
+      ),
     close: async () => {
       await world.scheduler.stop();
       queue.close();
@@ -137,6 +144,9 @@ export async function makeWorld(opts: WorldOptions = {}): Promise<World> {
 /** FORMAT.md 1.3 tokens our own output needs before comparing with the corpus. */
 export function normalise(text: string): string {
   return text
-    .replace(/\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} [-+]\d{4}/g, '@DATE822@')
+    .replace(
+      /\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} [-+]\d{4}/g,
+      '@DATE822@',
+    )
     .replace(/\(qmail \d+ invoked/g, '(qmail @PID@ invoked');
 }

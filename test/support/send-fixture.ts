@@ -13,7 +13,11 @@ process.on('message', (m: ToSend) => {
     send({ type: 'deliver', id: 1, request: { msg: '../../etc/shadow', local: 'x', domain: 'd', sender: '' } });
   } else if (m.type === 'delivered') {
     // A catalogued name: the parent logs only those (send.delivery is the event a real child would log for it).
-    send({ type: 'log', event: 'send.delivery', fields: { delivery: m.id, msg: 'fixture', result: m.result.result, report: m.result.report } });
+    send({
+      type: 'log',
+      event: 'send.delivery',
+      fields: { delivery: m.id, msg: 'fixture', result: m.result.result, report: m.result.report },
+    });
     const marker = join(root, 'crashed');
     if (!existsSync(marker)) {
       writeFileSync(marker, '');

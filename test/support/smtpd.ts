@@ -54,7 +54,25 @@ export interface HarnessOptions {
 function makeCert(dir: string): string {
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+    ],
+    { stdio: 'ignore' },
+  );
   return readFileSync(key, 'latin1') + readFileSync(cert, 'latin1');
 }
 
@@ -78,7 +96,12 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
           abandoned.n++;
           throw err;
         }
-        const q = { sender: m.sender, recipients: [...m.recipients], data: Buffer.concat(chunks).toString('latin1'), meta: { ...m.meta } };
+        const q = {
+          sender: m.sender,
+          recipients: [...m.recipients],
+          data: Buffer.concat(chunks).toString('latin1'),
+          meta: { ...m.meta },
+        };
         await o.onCommit?.(q);
         queued.push(q);
         return `test-${queued.length}` as QueueId;
@@ -93,10 +116,16 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
   };
-  const listener = new SmtpListener({ host: o.host ?? '127.0.0.1', port: o.port ?? 0, kind: o.kind ?? 'smtp', options: o.options ?? {} }, deps);
+  const listener = new SmtpListener(
+    { host: o.host ?? '127.0.0.1', port: o.port ?? 0, kind: o.kind ?? 'smtp', options: o.options ?? {} },
+    deps,
+  );
   const addr = await listener.listen();
   return {
-    root, port: addr.port, queued, abandoned,
+    root,
+    port: addr.port,
+    queued,
+    abandoned,
     async close() {
       await listener.close(1000);
       rmSync(root, { recursive: true, force: true });

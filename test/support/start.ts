@@ -1,6 +1,15 @@
 // Test helpers (not a test): a mail root made with `quail init` plus virtual domains set up by hand, and `quail start` as a child.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,14 +44,20 @@ export function initOwner(root: string): Owner {
  * and per mailbox `domains/D/.qmail-<box>` → `./<box>/Maildir/` (made like `quail maildirmake` does), owned by
  * the account init chose. Returns that account.
  */
-export function setupRoot(root: string, me: string, domains: ReadonlyArray<{ domain: string; boxes: readonly string[] }>): Owner {
+export function setupRoot(
+  root: string,
+  me: string,
+  domains: ReadonlyArray<{ domain: string; boxes: readonly string[] }>,
+): Owner {
   chmodSync(root, 0o755); // mkdtemp made it 0700: the delivery uid must be able to reach domains/
   quail(['init', '--root', root, '--me', me]);
   const owner = initOwner(root);
   const ctl = (name: string): string => join(root, 'control', name);
   writeFileSync(ctl('virtualdomains'), domains.map((d) => `${d.domain}:${d.domain}\n`).join(''), { flag: 'a' });
   writeFileSync(ctl('rcpthosts'), domains.map((d) => `${d.domain}\n`).join(''), { flag: 'a' });
-  const assign = domains.map((d) => `+${d.domain}-:${owner.name}:${owner.uid}:${owner.gid}:${join(root, 'domains', d.domain)}:-::\n`);
+  const assign = domains.map(
+    (d) => `+${d.domain}-:${owner.name}:${owner.uid}:${owner.gid}:${join(root, 'domains', d.domain)}:-::\n`,
+  );
   writeFileSync(join(root, 'users', 'assign'), `${assign.join('')}.\n`);
   quail(['newu', '--root', root]);
   for (const d of domains) {
@@ -51,7 +66,8 @@ export function setupRoot(root: string, me: string, domains: ReadonlyArray<{ dom
     for (const box of d.boxes) {
       writeFileSync(join(home, `.qmail-${box}`), `./${box}/Maildir/\n`, { mode: 0o644 });
       // what `quail maildirmake` does, without a process per mailbox
-      for (const sub of ['', 'cur', 'new', 'tmp']) mkdirSync(join(home, box, 'Maildir', sub), { recursive: true, mode: 0o700 });
+      for (const sub of ['', 'cur', 'new', 'tmp'])
+        mkdirSync(join(home, box, 'Maildir', sub), { recursive: true, mode: 0o700 });
     }
     chownTree(home, owner);
   }
@@ -79,11 +95,15 @@ export interface QuailProcess {
  * it); `env` is added to this process's environment (e.g. QUAIL_MX_PORT).
  */
 export function spawnQuail(root: string, env: Readonly<Record<string, string>> = {}): QuailProcess {
-  const child = spawn(process.execPath, [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-    env: { ...process.env, ...env },
-  });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      env: { ...process.env, ...env },
+    },
+  );
   let text = '';
   child.stdout?.on('data', (c: Buffer) => (text += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (text += c.toString()));
@@ -105,7 +125,11 @@ export function spawnQuail(root: string, env: Readonly<Record<string, string>> =
 }
 
 /** spawnQuail, then wait until it logged quail.started (throws if it exits first or takes longer than `waitMs`). */
-export async function startProcess(root: string, waitMs = 30_000, env: Readonly<Record<string, string>> = {}): Promise<QuailProcess> {
+export async function startProcess(
+  root: string,
+  waitMs = 30_000,
+  env: Readonly<Record<string, string>> = {},
+): Promise<QuailProcess> {
   const p = spawnQuail(root, env);
   let gone = false;
   void p.exited.then(() => (gone = true));
@@ -123,15 +147,23 @@ export async function startProcess(root: string, waitMs = 30_000, env: Readonly<
 
 /** The port of the running quail's first listener of `kind`, from <root>/run/quail.json. */
 export function listenerPort(root: string, kind: 'smtp' | 'submission'): number {
-  const st = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
+  const st = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as {
+    listeners: Array<{ port: number; kind: string }>;
+  };
   const port = st.listeners.find((l) => l.kind === kind)?.port;
   if (port === undefined) throw new Error(`no ${kind} listener in ${join(root, 'run', 'quail.json')}`);
   return port;
 }
 
 /** swaks to 127.0.0.1:PORT (a real client) with ARGS; its exit status and everything it printed. */
-export function swaks(port: number, args: readonly string[], from = 'sender@client.test'): { status: number | null; out: string } {
-  const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', from, '--timeout', '20', ...args], { encoding: 'latin1' });
+export function swaks(
+  port: number,
+  args: readonly string[],
+  from = 'sender@client.test',
+): { status: number | null; out: string } {
+  const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', from, '--timeout', '20', ...args], {
+    encoding: 'latin1',
+  });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -191,13 +223,16 @@ export function socketHolders(inode: string | undefined): number[] {
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      if (readdirSync(`/proc/${p}/fd`).some((fd) => {
-        try {
-          return readlinkSync(`/proc/${p}/fd/${fd}`) === `socket:[${inode}]`;
-        } catch {
-          return false; // closed meanwhile
-        }
-      })) out.push(Number(p));
+      if (
+        readdirSync(`/proc/${p}/fd`).some((fd) => {
+          try {
+            return readlinkSync(`/proc/${p}/fd/${fd}`) === `socket:[${inode}]`;
+          } catch {
+            return false; // closed meanwhile
+          }
+        })
+      )
+        out.push(Number(p));
     } catch {
       // gone, or not ours to read
     }

@@ -17,7 +17,10 @@ const TYPE_AAAA = 28;
 
 function encodeName(name: string): Buffer {
   const labels = name === '' || name === '.' ? [] : name.replace(/\.$/, '').split('.');
-  return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'ascii')])), Buffer.from([0])]);
+  return Buffer.concat([
+    ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'ascii')])),
+    Buffer.from([0]),
+  ]);
 }
 
 function ipv6Bytes(ip: string): Buffer {
@@ -59,7 +62,8 @@ function answer(zone: ReadonlyMap<string, DnsName>, q: Buffer): Buffer | null {
   const entry = zone.get(labels.join('.').toLowerCase());
   const answers: Buffer[] = [];
   let rcode = 0;
-  if (entry === undefined) rcode = 3; // NXDOMAIN
+  if (entry === undefined)
+    rcode = 3; // NXDOMAIN
   else if (entry.servfail) rcode = 2;
   else if (qtype === TYPE_MX) {
     for (const m of entry.mx ?? []) {
@@ -81,7 +85,9 @@ function answer(zone: ReadonlyMap<string, DnsName>, q: Buffer): Buffer | null {
 }
 
 /** Starts the server on 127.0.0.1 (a free port); `zone` may be changed by the test while it runs. */
-export async function startDns(zone: Map<string, DnsName>): Promise<{ port: number; queries: string[]; close: () => Promise<void> }> {
+export async function startDns(
+  zone: Map<string, DnsName>,
+): Promise<{ port: number; queries: string[]; close: () => Promise<void> }> {
   const sock: Socket = createSocket('udp4');
   const queries: string[] = [];
   sock.on('message', (msg, rinfo) => {

@@ -49,7 +49,13 @@ export interface TestSmtp {
 
 /** A message's DATA as the message file held it: dots unstuffed, CRLF back to LF. */
 export function unstuffed(raw: string): Buffer {
-  return Buffer.from(raw.split('\r\n').map((l) => (l.startsWith('.') ? l.slice(1) : l)).join('\n'), 'latin1');
+  return Buffer.from(
+    raw
+      .split('\r\n')
+      .map((l) => (l.startsWith('.') ? l.slice(1) : l))
+      .join('\n'),
+    'latin1',
+  );
 }
 
 /** Starts a scripted SMTP server on `host` (a 127.0.0.x address). Unref'd: a failed test never hangs on it. */
@@ -93,12 +99,17 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
         if (verb === 'QUIT') return void s.end('221 bye\r\n');
         let reply = replies[verb];
         if (reply === undefined) {
-          if (verb === 'EHLO') reply = ['test', ...(script.ehlo ?? [])].map((k, i, a) => `250${i === a.length - 1 ? ' ' : '-'}${k}`).join('\r\n');
+          if (verb === 'EHLO')
+            reply = ['test', ...(script.ehlo ?? [])]
+              .map((k, i, a) => `250${i === a.length - 1 ? ' ' : '-'}${k}`)
+              .join('\r\n');
           else if (verb === 'DATA') reply = '354 go';
-          else if (verb === 'RCPT') reply = script.rcpt?.(line.slice(line.indexOf('<') + 1, line.lastIndexOf('>'))) ?? '250 ok';
+          else if (verb === 'RCPT')
+            reply = script.rcpt?.(line.slice(line.indexOf('<') + 1, line.lastIndexOf('>'))) ?? '250 ok';
           else reply = '250 ok';
         }
-        if (verb === 'RCPT' && reply.startsWith('2')) rcpts.push(line.slice(line.indexOf('<') + 1, line.lastIndexOf('>')));
+        if (verb === 'RCPT' && reply.startsWith('2'))
+          rcpts.push(line.slice(line.indexOf('<') + 1, line.lastIndexOf('>')));
         if (verb === 'RSET') rcpts = [];
         if (verb === 'DATA' && reply.startsWith('354')) raw = '';
         s.write(`${reply}\r\n`);
@@ -112,11 +123,21 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
   server.unref();
   const a = server.address();
   assert.ok(a !== null && typeof a === 'object');
-  return { server, port: a.port, connections, lines, messages, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    server,
+    port: a.port,
+    connections,
+    lines,
+    messages,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** A throw-away mail root with these control files (`me` defaults to relay.test) and a message file. */
-export function testWorld(files: Record<string, string>, message: string | Buffer = 'Subject: test\n\nhello\n'): { root: string; control: () => Control; msg: string } {
+export function testWorld(
+  files: Record<string, string>,
+  message: string | Buffer = 'Subject: test\n\nhello\n',
+): { root: string; control: () => Control; msg: string } {
   const root = mkdtempSync(join(tmpdir(), 'quail-remote-'));
   mkdirSync(join(root, 'control'));
   for (const [k, v] of Object.entries({ me: 'relay.test\n', ...files })) writeFileSync(join(root, 'control', k), v);

@@ -31,7 +31,9 @@ export async function login(s: Session, rawName: string, password: string, via: 
   }
   config.throttle.succeeded(key);
 
-  const opened = await config.store.open(account).catch((err: unknown) => ({ kind: 'temporary' as const, reason: String(err) }));
+  const opened = await config.store
+    .open(account)
+    .catch((err: unknown) => ({ kind: 'temporary' as const, reason: String(err) }));
   if (opened.kind === 'in-use') {
     config.log('pop3.refused', { login: account.login, ip: client.ip, tls: client.tls, via, reason: 'in-use' });
     await s.reply('-ERR [IN-USE] mailbox is in use by another session');
@@ -47,7 +49,14 @@ export async function login(s: Session, rawName: string, password: string, via: 
   s.state = 'transaction';
   const list = opened.mailbox.list();
   const octets = list.reduce((sum, m) => sum + m.size, 0);
-  config.log('pop3.login', { login: account.login, ip: client.ip, tls: client.tls, via, messages: list.length, octets });
+  config.log('pop3.login', {
+    login: account.login,
+    ip: client.ip,
+    tls: client.tls,
+    via,
+    messages: list.length,
+    octets,
+  });
   if (config.authenticator.recordLogin) {
     config.authenticator.recordLogin(account.login, client, config.clock()).catch((err: unknown) => {
       config.log('pop3.warning', { login: account.login, ip: client.ip, error: `recordLogin: ${String(err)}` });

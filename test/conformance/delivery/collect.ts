@@ -36,7 +36,8 @@ export function collectMessages(
   const msgs = new Map<string, ObservedMessage>();
   const children = new Map<string, number>();
   injected.forEach((id, i) => {
-    if (id !== undefined) msgs.set(id, { label: `m${i + 1}`, origin: 'injected', sender: '', deliveries: [], state: 'still-queued' });
+    if (id !== undefined)
+      msgs.set(id, { label: `m${i + 1}`, origin: 'injected', sender: '', deliveries: [], state: 'still-queued' });
   });
   const child = (parentId: string, id: string, kind: 'f' | 'b', extra: Partial<ObservedMessage>): void => {
     const parent = msgs.get(parentId);
@@ -56,12 +57,16 @@ export function collectMessages(
   };
   // Labels first (a child's own events may come before the event that names it).
   for (const e of events) {
-    if (e.name === 'forward') child(str(e.fields['msg']), str(e.fields['id']), 'f', { via_delivery_to: logsafe(normalise(str(e.fields['via']))) });
+    if (e.name === 'forward')
+      child(str(e.fields['msg']), str(e.fields['id']), 'f', {
+        via_delivery_to: logsafe(normalise(str(e.fields['via']))),
+      });
     if (e.name === 'bounce') child(str(e.fields['msg']), str(e.fields['id']), 'b', {});
   }
   const results = new Map<string, { result: string; report: string }>();
   for (const e of events) {
-    if (e.name === 'delivery') results.set(str(e.fields['delivery']), { result: str(e.fields['result']), report: str(e.fields['report']) });
+    if (e.name === 'delivery')
+      results.set(str(e.fields['delivery']), { result: str(e.fields['result']), report: str(e.fields['report']) });
   }
   const seen = new Set<string>();
   for (const e of events) {

@@ -3,8 +3,26 @@ import type { ObservedMessage } from './collect.js';
 import type { ObservedFile } from './files.js';
 
 /** 9.3: the qmail-local variables compared in `.env0` files (PATH and PWD come from the process). */
-const ENV_KEYS = ['USER', 'HOME', 'LOCAL', 'HOST', 'RECIPIENT', 'SENDER', 'NEWSENDER', 'EXT', 'EXT2', 'EXT3', 'EXT4',
-  'HOST2', 'HOST3', 'HOST4', 'DEFAULT', 'DTLINE', 'RPLINE', 'UFLINE'] as const;
+const ENV_KEYS = [
+  'USER',
+  'HOME',
+  'LOCAL',
+  'HOST',
+  'RECIPIENT',
+  'SENDER',
+  'NEWSENDER',
+  'EXT',
+  'EXT2',
+  'EXT3',
+  'EXT4',
+  'HOST2',
+  'HOST3',
+  'HOST4',
+  'DEFAULT',
+  'DTLINE',
+  'RPLINE',
+  'UFLINE',
+] as const;
 
 /**
  * 9.6: in a QSBMF bounce the `<address>:` paragraphs follow the order in which parallel deliveries finished;
@@ -16,7 +34,10 @@ export function sortBounceParagraphs(text: string): string {
   if (intro < 0 || end < 0) return text;
   const start = text.indexOf('\n\n<', intro);
   if (start < 0 || start > end) return text;
-  const paras = text.slice(start + 2, end).split(/(?<=\n\n)(?=<)/).sort();
+  const paras = text
+    .slice(start + 2, end)
+    .split(/(?<=\n\n)(?=<)/)
+    .sort();
   return text.slice(0, start + 2) + paras.join('') + text.slice(end);
 }
 
@@ -37,7 +58,9 @@ function multisetDiff(a: readonly string[], b: readonly string[]): { onlyA: stri
 function reportMultiset(what: string, expected: readonly string[], actual: readonly string[], out: string[]): void {
   const { onlyA, onlyB } = multisetDiff(expected, actual);
   if (onlyA.length === 0 && onlyB.length === 0) return;
-  out.push(`${what}: missing [${onlyA.map((x) => clip(x)).join(' | ')}] unexpected [${onlyB.map((x) => clip(x)).join(' | ')}]`);
+  out.push(
+    `${what}: missing [${onlyA.map((x) => clip(x)).join(' | ')}] unexpected [${onlyB.map((x) => clip(x)).join(' | ')}]`,
+  );
 }
 
 interface ExpectedMessage {
@@ -52,13 +75,23 @@ interface ExpectedMessage {
 }
 
 /** 9.2: per label, origin/parent/sender/state and the multiset of (channel, recipient, result, report). */
-export function compareMessages(expected: readonly ExpectedMessage[], actual: readonly ObservedMessage[], out: string[]): void {
-  reportMultiset('message labels', expected.map((m) => m.label), actual.map((m) => m.label), out);
+export function compareMessages(
+  expected: readonly ExpectedMessage[],
+  actual: readonly ObservedMessage[],
+  out: string[],
+): void {
+  reportMultiset(
+    'message labels',
+    expected.map((m) => m.label),
+    actual.map((m) => m.label),
+    out,
+  );
   for (const e of expected) {
     const a = actual.find((m) => m.label === e.label);
     if (a === undefined) continue;
     for (const k of ['origin', 'parent', 'via_delivery_to', 'sender', 'state'] as const) {
-      if ((e[k] ?? '') !== (a[k] ?? '')) out.push(`${e.label}.${k}: expected ${JSON.stringify(e[k])} got ${JSON.stringify(a[k])}`);
+      if ((e[k] ?? '') !== (a[k] ?? ''))
+        out.push(`${e.label}.${k}: expected ${JSON.stringify(e[k])} got ${JSON.stringify(a[k])}`);
     }
     if ((e.triple_bounce_discarded ?? false) !== (a.triple_bounce_discarded ?? false)) {
       out.push(`${e.label}.triple_bounce_discarded: expected ${String(e.triple_bounce_discarded ?? false)}`);
@@ -83,7 +116,9 @@ interface ExpectedFile {
 /** 9.3: files keyed by path (maildir entries: multisets per directory), with mode, owner, group, content/env. */
 export function compareFiles(expected: readonly ExpectedFile[], actual: readonly ObservedFile[], out: string[]): void {
   const key = (f: ExpectedFile | ObservedFile): string => {
-    const env = f.env ? ENV_KEYS.map((k) => (k in (f.env ?? {}) ? `${k}=${f.env?.[k] ?? ''}` : `${k} absent`)).join('\n') : '';
+    const env = f.env
+      ? ENV_KEYS.map((k) => (k in (f.env ?? {}) ? `${k}=${f.env?.[k] ?? ''}` : `${k} absent`)).join('\n')
+      : '';
     const content = f.content === undefined ? '' : sortBounceParagraphs(f.content);
     return `${f.path} mode=${f.mode ?? ''} owner=${f.owner ?? ''} group=${f.group ?? ''} status=${f.status ?? ''}\n${env}${content}`;
   };
@@ -104,10 +139,13 @@ export function compareFiles(expected: readonly ExpectedFile[], actual: readonly
     const yl = twin.split('\n');
     let i = 0;
     while (i < xl.length && xl[i] === yl[i]) i++;
-    parts.push(`${firstLine(x).split(' ')[0]}: line ${i + 1} expected ${JSON.stringify(clip(xl[i] ?? '<end>', 120))} got ${JSON.stringify(clip(yl[i] ?? '<end>', 120))}`);
+    parts.push(
+      `${firstLine(x).split(' ')[0]}: line ${i + 1} expected ${JSON.stringify(clip(xl[i] ?? '<end>', 120))} got ${JSON.stringify(clip(yl[i] ?? '<end>', 120))}`,
+    );
   }
   for (const y of onlyB) {
-    if (!onlyA.some((x) => firstLine(x).split(' ')[0] === firstLine(y).split(' ')[0])) parts.push(`unexpected ${firstLine(y)}`);
+    if (!onlyA.some((x) => firstLine(x).split(' ')[0] === firstLine(y).split(' ')[0]))
+      parts.push(`unexpected ${firstLine(y)}`);
   }
   out.push(`files: ${parts.join('; ')}`);
 }
@@ -136,7 +174,9 @@ export function compareRemote(expected: readonly RemoteLike[], actual: readonly 
       const yl = twin.split('\n');
       let i = 0;
       while (i < xl.length && xl[i] === yl[i]) i++;
-      parts.push(`${head} data line ${i}: expected ${JSON.stringify(clip(xl[i] ?? '<end>', 120))} got ${JSON.stringify(clip(yl[i] ?? '<end>', 120))}`);
+      parts.push(
+        `${head} data line ${i}: expected ${JSON.stringify(clip(xl[i] ?? '<end>', 120))} got ${JSON.stringify(clip(yl[i] ?? '<end>', 120))}`,
+      );
     }
   }
   for (const y of onlyB) {

@@ -70,7 +70,8 @@ export function diffFiles(
   const files: ObservedFile[] = [];
   for (const [path, st] of after) {
     const old = before.get(path);
-    if (old && old.mode === st.mode && old.uid === st.uid && old.gid === st.gid && old.content.equals(st.content)) continue;
+    if (old && old.mode === st.mode && old.uid === st.uid && old.gid === st.gid && old.content.equals(st.content))
+      continue;
     const sub = basename(dirname(path));
     const inMaildir = sub === 'new' || sub === 'cur' || sub === 'tmp';
     const f: ObservedFile = {

@@ -57,12 +57,20 @@ function writeControl(qmail: string, name: string, content: string | Buffer): vo
 /** FORMAT.md 3.1: users/assign then `quail newu`, as the oracle ran qmail-newu. */
 function runNewu(qmail: string, assign: unknown, subst: (t: string) => string): NonNullable<RunOutput['newu']> {
   // Home directories in the assign lines name @ROOT@ (FORMAT.md 1.1): substituted like every other input.
-  writeFileSync(join(qmail, 'users', 'assign'), typeof assign === 'string' ? textBytes(subst(assign)) : decodeBytes(assign));
+  writeFileSync(
+    join(qmail, 'users', 'assign'),
+    typeof assign === 'string' ? textBytes(subst(assign)) : decodeBytes(assign),
+  );
   const env = { ...process.env };
   delete env['QUAIL_ROOT'];
   const r = spawnSync(process.execPath, [quailCli(), 'newu', '--root', qmail], { env, encoding: 'latin1' });
   const cdbPath = join(qmail, 'users', 'cdb');
-  return { exit: r.status, stdout: r.stdout, stderr: r.stderr, cdb: existsSync(cdbPath) ? readFileSync(cdbPath) : null };
+  return {
+    exit: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    cdb: existsSync(cdbPath) ? readFileSync(cdbPath) : null,
+  };
 }
 
 export async function runDelivery(s: Scenario, workDir: string): Promise<RunOutput> {
@@ -78,7 +86,10 @@ export async function runDelivery(s: Scenario, workDir: string): Promise<RunOutp
   // qmail-start's argument is quail's control/defaultdelivery.
   const dd = input['defaultdelivery'];
   if (typeof dd === 'string') writeControl(ph.qmail, 'defaultdelivery', textBytes(ph.subst(dd)));
-  const newu = input['users_assign'] === null || input['users_assign'] === undefined ? undefined : runNewu(ph.qmail, input['users_assign'], ph.subst);
+  const newu =
+    input['users_assign'] === null || input['users_assign'] === undefined
+      ? undefined
+      : runNewu(ph.qmail, input['users_assign'], ph.subst);
 
   const before = snapshot([ph.root, join(ph.qmail, 'alias')]);
   const start = Math.floor(Date.now() / 1000);
@@ -156,5 +167,15 @@ export async function runDelivery(s: Scenario, workDir: string): Promise<RunOutp
     await sinks.close();
   }
   const after = snapshot([ph.root, join(ph.qmail, 'alias')]);
-  return { ph, passwd, started, ...(newu ? { newu } : {}), injected, events, before, after, remote: sinks.transactions() };
+  return {
+    ph,
+    passwd,
+    started,
+    ...(newu ? { newu } : {}),
+    injected,
+    events,
+    before,
+    after,
+    remote: sinks.transactions(),
+  };
 }

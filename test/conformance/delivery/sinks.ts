@@ -89,7 +89,9 @@ export class Sinks {
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > deadline) {
-          throw new Error(`sink 127.0.0.1:${port}: ${err instanceof Error ? err.message : String(err)}; after 60 s still taken (another conformance run, or a lingering process: ss -ltnp sport = :${port})`);
+          throw new Error(
+            `sink 127.0.0.1:${port}: ${err instanceof Error ? err.message : String(err)}; after 60 s still taken (another conformance run, or a lingering process: ss -ltnp sport = :${port})`,
+          );
         }
         await new Promise((r) => setTimeout(r, 250));
       }

@@ -28,18 +28,31 @@ export const getpwKind: KindHandler = (scenario, ctx) => {
       const a = lookupAssignment({ root: ph.qmail, local, passwd: source });
       const raw = [a.user, String(a.uid), String(a.gid), a.home, a.dash, a.ext].map((f) => `${f}\0`).join('');
       actual = {
-        local, exit: 0, user: a.user, uid: a.uid, gid: a.gid, home: ph.unsubst(a.home), dash: a.dash, ext: a.ext,
+        local,
+        exit: 0,
+        user: a.user,
+        uid: a.uid,
+        gid: a.gid,
+        home: ph.unsubst(a.home),
+        dash: a.dash,
+        ext: a.ext,
         stdout_raw: ph.unsubst(escapeBytes(Buffer.from(raw, 'latin1'))),
       };
     } catch (err) {
       actual = { local, exit: 111, stdout_raw: '', ...(err instanceof Error ? { error: err.message } : {}) };
     }
     const want = expected[i];
-    const d = shortDiff(`results[${i}] (${JSON.stringify(local)})`, want, want === undefined ? actual : pickKeys(actual, want));
+    const d = shortDiff(
+      `results[${i}] (${JSON.stringify(local)})`,
+      want,
+      want === undefined ? actual : pickKeys(actual, want),
+    );
     if (d) diffs.push(d);
   });
-  if (expected.length !== locals.length) diffs.push(`results: expected ${expected.length} entries, have ${locals.length} locals`);
-  const result: ScenarioResult = diffs.length === 0 ? { status: 'pass' } : { status: 'fail', diff: diffs.slice(0, 3).join('; ') };
+  if (expected.length !== locals.length)
+    diffs.push(`results: expected ${expected.length} entries, have ${locals.length} locals`);
+  const result: ScenarioResult =
+    diffs.length === 0 ? { status: 'pass' } : { status: 'fail', diff: diffs.slice(0, 3).join('; ') };
   return Promise.resolve(result);
 };
 

@@ -7,7 +7,15 @@ import { Control } from '../../../src/control/index.js';
 import { parseInjectArgv, runInject, type InjectTarget } from '../../../src/inject/index.js';
 import type { NewMessage, QueueId } from '../../../src/queue/index.js';
 import type { KindHandler, ScenarioResult } from '../types.js';
-import { bytesText, decodeBytes, escapeBytes, makePlaceholders, normaliseTokens, shortDiff, textBytes } from '../world.js';
+import {
+  bytesText,
+  decodeBytes,
+  escapeBytes,
+  makePlaceholders,
+  normaliseTokens,
+  shortDiff,
+  textBytes,
+} from '../world.js';
 
 interface Recorded {
   readonly envelope_sender: string;

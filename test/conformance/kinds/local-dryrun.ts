@@ -43,19 +43,25 @@ export const localDryrunKind: KindHandler = (scenario, ctx) => {
     const argv = [a.user, a.homedir, a.local, a.dash, a.ext, a.domain, a.sender, a.aliasempty].map(ph.subst);
     // FORMAT.md 2: the delivery system's environment is PATH=@QMAIL@/bin:/usr/bin:/bin and nothing else.
     const path = `${ph.qmail}/bin:/usr/bin:/bin`;
-    const r = spawnSync(process.execPath, [MAIN, 'local', ...(inv.options ?? ['-n']), '--root', ph.qmail, '--path', path, '--', ...argv], {
-      input: textBytes(ph.subst(inv.message ?? '')),
-      env: { PATH: path },
-      cwd: '/',
-      ...(ctx.isRoot ? { uid: account.uid, gid: account.gid } : {}),
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [MAIN, 'local', ...(inv.options ?? ['-n']), '--root', ph.qmail, '--path', path, '--', ...argv],
+      {
+        input: textBytes(ph.subst(inv.message ?? '')),
+        env: { PATH: path },
+        cwd: '/',
+        ...(ctx.isRoot ? { uid: account.uid, gid: account.gid } : {}),
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
     const norm = (b: Buffer | null): string => normaliseTokens(ph.unsubst((b ?? Buffer.alloc(0)).toString('latin1')));
     const actual: Outcome = { exit: r.status ?? -1, stdout: norm(r.stdout), stderr: norm(r.stderr) };
     const d = shortDiff(`results[${i}]`, expected[i], actual);
     if (d) diffs.push(d);
   }
-  if (expected.length !== invocations.length) diffs.push(`results: expected ${expected.length}, ran ${invocations.length}`);
-  const result: ScenarioResult = diffs.length === 0 ? { status: 'pass' } : { status: 'fail', diff: diffs.slice(0, 3).join('; ') };
+  if (expected.length !== invocations.length)
+    diffs.push(`results: expected ${expected.length}, ran ${invocations.length}`);
+  const result: ScenarioResult =
+    diffs.length === 0 ? { status: 'pass' } : { status: 'fail', diff: diffs.slice(0, 3).join('; ') };
   return Promise.resolve(result);
 };

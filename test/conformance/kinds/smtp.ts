@@ -8,10 +8,23 @@ import type { NewMessage, QueueId } from '../../../src/queue/types.js';
 import { SmtpListener, type SessionEnv, type SessionSummary } from '../../../src/smtpd/index.js';
 import { newmrh } from '../../../src/users/index.js';
 import {
-  normaliseReceivedProtocol, normaliseSmtpEhlo, normaliseSmtpEnhancedCodes, normaliseSmtpQueueId, smtpSessionEnv,
+  normaliseReceivedProtocol,
+  normaliseSmtpEhlo,
+  normaliseSmtpEnhancedCodes,
+  normaliseSmtpQueueId,
+  smtpSessionEnv,
 } from '../normalise.js';
 import type { KindHandler } from '../types.js';
-import { bytesText, cdbRecords, decodeBytes, escapeBytes, makePlaceholders, normaliseTokens, shortDiff, textBytes } from '../world.js';
+import {
+  bytesText,
+  cdbRecords,
+  decodeBytes,
+  escapeBytes,
+  makePlaceholders,
+  normaliseTokens,
+  shortDiff,
+  textBytes,
+} from '../world.js';
 
 interface Recorded {
   readonly envelope_sender: string;
@@ -45,12 +58,17 @@ function recordingQueue(into: Recorded[], aborted: { n: number }, env: SessionEn
       const chunks: Buffer[] = [];
       try {
         if (Buffer.isBuffer(m.data)) chunks.push(m.data);
-        else for await (const c of m.data) chunks.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : (c as Buffer));
+        else
+          for await (const c of m.data) chunks.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : (c as Buffer));
       } catch (err) {
         aborted.n++; // smtpd abandoned the message (size, hops, bare LF...): nothing is queued
         throw err;
       }
-      const raw = Buffer.concat([textBytes(`F${m.sender}\0`), ...m.recipients.map((r) => textBytes(`T${r}\0`)), Buffer.from([0])]);
+      const raw = Buffer.concat([
+        textBytes(`F${m.sender}\0`),
+        ...m.recipients.map((r) => textBytes(`T${r}\0`)),
+        Buffer.from([0]),
+      ]);
       into.push({
         envelope_sender: m.sender,
         envelope_recipients: [...m.recipients],
@@ -129,7 +147,10 @@ export const smtpKind: KindHandler = async (scenario, ctx) => {
   const input = scenario.input;
   const control = (input['control'] ?? {}) as Record<string, unknown>;
   for (const [name, content] of Object.entries(control)) {
-    writeFileSync(join(controlDir, name), typeof content === 'string' ? textBytes(ph.subst(content)) : decodeBytes(content));
+    writeFileSync(
+      join(controlDir, name),
+      typeof content === 'string' ? textBytes(ph.subst(content)) : decodeBytes(content),
+    );
   }
   const diffs: string[] = [];
   const o = scenario.outcome;
@@ -146,10 +167,11 @@ export const smtpKind: KindHandler = async (scenario, ctx) => {
       ['morercpthosts_cdb_hex', cdb?.toString('hex') ?? null],
       ['morercpthosts_cdb_records', cdb ? cdbRecords(cdb, ph.unsubst) : null],
     ];
-    for (const [k, v] of checks) if (k in o) {
-      const d = shortDiff(k, o[k], v);
-      if (d) diffs.push(d);
-    }
+    for (const [k, v] of checks)
+      if (k in o) {
+        const d = shortDiff(k, o[k], v);
+        if (d) diffs.push(d);
+      }
   }
   const sessions = (input['sessions'] ?? []) as SessionInput[];
   const expected = (o['sessions'] ?? []) as Array<Record<string, unknown>>;
