@@ -2,7 +2,7 @@
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { errText } from '../src/address/index.js';
+import { errText } from '../src/core/index.js';
 import { openDirectory, type DeliveryAccount } from '../src/directory/index.js';
 import { startCluster, type Cluster } from '../test/support/pgcluster.js';
 import { loadPostgres, type PgBuilt } from './directory-load.js';

@@ -7,7 +7,7 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { cpus, freemem, hostname, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
-import { errText } from '../src/address/index.js';
+import { errText } from '../src/core/index.js';
 import { measureFsync } from './fsync.js';
 import { SECTIONS } from './sections.js';
 import type { BenchContext, BenchRow } from './types.js';

@@ -1,5 +1,5 @@
 // RFC 3464 delivery status notification carrying qmail's human text (the default bounce format).
-import { quoteAddress, quoteLocal, reportCode, rfc5322Date } from '../address/index.js';
+import { quoteAddress, quoteLocal, reportCode, rfc5322Date } from '../core/index.js';
 import type { QsbmfHead } from './qsbmf.js';
 import { humanText, type BounceFailure } from './text.js';
 

@@ -1,5 +1,5 @@
 // qmail's own bounce format, QSBMF, byte for byte (docs/QMAIL.md F.6).
-import { quoteAddress, quoteLocal, rfc5322Date } from '../address/index.js';
+import { quoteAddress, quoteLocal, rfc5322Date } from '../core/index.js';
 import type { BounceConfig } from './envelope.js';
 import { humanText, type BounceFailure } from './text.js';
 

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { fstatSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { authenticate, openDirectory } from '../directory/index.js';
 import { addRootOption, resolveRoot } from './common.js';
 

@@ -1,7 +1,7 @@
 // Shared CLI helpers: the mail root choice, qmail-style exit codes, errors without stack traces.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { errText, QuailError } from '../address/index.js';
+import { errText, QuailError } from '../core/index.js';
 
 /** --root DIR, else $QUAIL_ROOT, else ./var/quail (absolute). */
 export function resolveRoot(opt: string | undefined): string {

@@ -1,7 +1,7 @@
 // quail explain: the whole decision for one recipient — route, delivering user, .qmail file, instructions or next hop.
 import { isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
-import { asciiLower, errText, QuailError } from '../address/index.js';
+import { asciiLower, errText, QuailError } from '../core/index.js';
 import { Control, controlDef } from '../control/index.js';
 import { findDotQmail, newSender, parseInstructions, type Instruction } from '../local/index.js';
 import { lookupRoute, ipLiteral } from '../remote/index.js';

@@ -14,7 +14,7 @@ import { hostname, tmpdir, userInfo } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { asciiLower, tempError } from '../address/index.js';
+import { asciiLower, tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { newu, parsePasswd, type PasswdEntry } from '../users/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';

@@ -1,6 +1,6 @@
 // quail inject: qmail-inject. Reads a message on stdin, rewrites its header, queues it (exit 0 / 100 / 111).
 import type { Command } from 'commander';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { parseInjectArgv, runInject, type InjectArgs } from '../inject/index.js';
 import { openQueue } from '../queue/index.js';

@@ -1,7 +1,7 @@
 // quail maildirmake: create a Maildir (DIR, DIR/tmp, DIR/new, DIR/cur, mode 0700); refuses an existing DIR.
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { maildirMake } from '../maildir/index.js';
 import { action, CliError, usageError } from './common.js';
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // quail: the admin command. One file per command under src/cli/, each exporting register(program).
 import { Command, CommanderError } from 'commander';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { COMMANDS } from './commands.js';
 
 const program = new Command();

@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { rfc5322Date } from '../address/index.js';
+import { rfc5322Date } from '../core/index.js';
 import {
   type FileQueue,
   type QueuedMessage,

@@ -3,7 +3,7 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Command } from 'commander';
 import { Control } from '../control/index.js';
-import { errText, permError, QuailError } from '../address/index.js';
+import { errText, permError, QuailError } from '../core/index.js';
 import type { InjectArgs } from '../inject/index.js';
 import { openQueue } from '../queue/index.js';
 import { DEFAULT_LIMITS, NO_DIRECTORY, hostIps, runSession } from '../smtpd/index.js';

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { errorsFile, makeEventLog, startQuail, type Running } from '../start/index.js';
 import { action, addRootOption, resolveRoot } from './common.js';
 import { initRoot, render } from './init.js';

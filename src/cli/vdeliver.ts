@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { openDirectory } from '../directory/index.js';
 import { runVdeliverLine, type ProgramCall } from '../local/index.js';
 import { UniqueNamer } from '../maildir/index.js';

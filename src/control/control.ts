@@ -1,7 +1,7 @@
 // The only reader of control files: one Control object is a snapshot (files read once, lazily, then kept).
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import { controlDef, type ControlDef, type ControlName } from './catalogue.js';
 import { parseList, parseMap, parseNumber, parseSingle, type MapEntry } from './parse.js';
 

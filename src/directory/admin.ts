@@ -1,7 +1,7 @@
 // Administrative operations: each changes the directory first, then brings qmail's files and the tree in step.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempError } from '../address/index.js';
+import { tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { systemPasswd } from '../users/index.js';
 import { DirectoryError, domainName, localPart } from './names.js';

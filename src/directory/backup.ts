@@ -1,7 +1,7 @@
 // Backup and restore of the directory itself: SQLite via the online backup API, PostgreSQL as JSON rows of our tables.
 import { copyFileSync, existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempError } from '../address/index.js';
+import { tempError } from '../core/index.js';
 import { LATEST, migrate } from './migrations.js';
 import { DirectoryError } from './names.js';
 import { locateDirectory, redact, shareWithDeliveryGroup } from './open.js';

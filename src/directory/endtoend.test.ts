@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { startCluster, type Cluster } from '../../test/support/pgcluster.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');

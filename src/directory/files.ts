@@ -1,5 +1,5 @@
 // Atomic text edits of qmail's files (tmp + fsync + rename) and the lines the directory owns in them.
-import { asciiLower } from '../address/index.js';
+import { asciiLower } from '../core/index.js';
 import { formatPolicy } from './names.js';
 import type { Domain } from './types.js';
 

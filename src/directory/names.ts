@@ -1,5 +1,5 @@
 // Names, policies and flags: validation and the text forms used in the database, .qmail-default and the CLI.
-import { asciiLower, QuailError } from '../address/index.js';
+import { asciiLower, QuailError } from '../core/index.js';
 import { mailboxLocal, parsePolicyWord, targetKind, unusableLocal } from '../vdeliver/index.js';
 import { MAILBOX_FLAGS, type MailboxFlag, type UnknownPolicy } from './types.js';
 

@@ -1,7 +1,7 @@
 // Opening the directory: which backend (--directory URL, else control/directory, else SQLite in the root), then migrate.
 import { join, isAbsolute, resolve } from 'node:path';
 import { chmodSync, chownSync, existsSync } from 'node:fs';
-import { QuailError, tempError } from '../address/index.js';
+import { QuailError, tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { systemPasswd } from '../users/index.js';
 import { LATEST, migrate, pgBackupBeforeMigration } from './migrations.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { directoryContract } from './contract.js';
 import { LATEST, MIGRATIONS } from './migrations.js';
 import { openDirectory } from './open.js';

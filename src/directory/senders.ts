@@ -1,5 +1,5 @@
 // Which envelope senders a login may use after SMTP AUTH: the addresses whose mail comes to it, or what it administers.
-import { asciiLower } from '../address/index.js';
+import { asciiLower } from '../core/index.js';
 import { splitLogin } from './names.js';
 import type { Directory, Domain, Mailbox } from './types.js';
 

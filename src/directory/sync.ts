@@ -1,7 +1,7 @@
 // Keeps qmail's files in step with the directory (the source of truth), finds drift and repairs it.
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { asciiLower, tempError } from '../address/index.js';
+import { asciiLower, tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { cdbEntries, cdbGet, writeCdbAtomic } from '../cdb/index.js';
 import { assignRecords, parseAssign } from '../users/index.js';

@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
-import { errText, QuailError } from '../address/index.js';
+import { errText, QuailError } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import { commitMessage, prepareMessage, type InjectArgs, type InjectResult, type InjectTarget } from './inject.js';
 import type { InjectEnv } from './rewrite.js';

@@ -1,5 +1,5 @@
 // The header of a locally written message, rewritten the way qmail-inject does (docs/QMAIL.md G.2).
-import { asciiLower, permError, quoteLocal, rfc5322Date } from '../address/index.js';
+import { asciiLower, permError, quoteLocal, rfc5322Date } from '../core/index.js';
 import type { InjectSettings, Rewriter } from './rewrite.js';
 import { addressList, tokenize, unparse, unquote, type Token } from './rfc822.js';
 

@@ -1,6 +1,6 @@
 // Getting a locally written message into the queue: qmail-inject's argument handling, header pass, streamed body.
 import { Readable } from 'node:stream';
-import { errText, permError, QuailError, tempError } from '../address/index.js';
+import { errText, permError, QuailError, tempError } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import type { NewMessage, QueueId, QueueStore } from '../queue/index.js';
 import { HeaderRewriter, validField } from './header.js';

@@ -1,5 +1,5 @@
 // qmail-inject's address rewriting (docs/QMAIL.md G.2) and the settings it comes from (control files, env).
-import { quoteAddress, quoteLocal } from '../address/index.js';
+import { quoteAddress, quoteLocal } from '../core/index.js';
 import type { Control, ControlName } from '../control/index.js';
 import { tokenize, unquote, type Token } from './rfc822.js';
 

@@ -1,5 +1,5 @@
 // The header lines and environment qmail-local computes for every delivery (docs/QMAIL.md D.2).
-import { quoteLocal } from '../address/index.js';
+import { quoteLocal } from '../core/index.js';
 
 export interface LocalArgs {
   readonly user: string;

@@ -1,7 +1,7 @@
 // qmail-local itself (docs/QMAIL.md D.1-D.8): checks, .qmail choice, then each line, dry-run (-n) or for real.
 import { constants } from 'node:fs';
 import { access, open, stat } from 'node:fs/promises';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import type { UniqueNamer } from '../maildir/index.js';
 import { deliverToMaildir } from '../maildir/index.js';
 import { findDotQmail, newSender, PATRN } from './dotqmail.js';

@@ -1,5 +1,5 @@
 // The local-delivery contract (docs/QMAIL.md D): a job in, a report out. Never touches queue files.
-import type { DeliveryResult } from '../address/index.js';
+import type { DeliveryResult } from '../core/index.js';
 
 /** qmail-local's eight arguments plus what quail needs to run it. */
 export interface LocalJob {

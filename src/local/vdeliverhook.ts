@@ -1,6 +1,6 @@
 // In-process `| quail vdeliver '' POLICY`: src/vdeliver run inside the local worker with this component's runners.
 import { basename, dirname, resolve } from 'node:path';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import {
   parseVdeliverLine,
   vdeliver,

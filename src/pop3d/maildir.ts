@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream, promises as fsp, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { tempError } from '../address/index.js';
+import { tempError } from '../core/index.js';
 import { recordRemoval } from '../maildir/index.js';
 import type { Account, CommitResult, Mailbox, MailboxStore, MessageInfo, OpenResult } from './types.js';
 import { toWire, wireOf, WireSizer } from './wire.js';

@@ -1,5 +1,5 @@
 // The untrusted input of POP3, parsed in one place: command lines, message numbers, login names, SASL PLAIN.
-import { asciiLower } from '../address/index.js';
+import { asciiLower } from '../core/index.js';
 
 export interface Command {
   /** Upper-cased keyword (RFC 1939 section 3: case-insensitive). */

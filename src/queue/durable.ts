@@ -1,7 +1,7 @@
 // Durability helpers: grouped directory fsyncs, durable small-file writes, file-system errors as QuailError.
 import { open, rename, unlink, link, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { errText, QuailError } from '../address/index.js';
+import { errText, QuailError } from '../core/index.js';
 
 const EXPLAIN: Readonly<Record<string, string>> = {
   ENOSPC: 'the queue file system is full',

@@ -1,5 +1,5 @@
 // The envelope file (version 1, JSON) and qmail-queue's Received line: encode, decode, validate.
-import { DELIVERY_STATUSES, isChannel, rfc5322Date } from '../address/index.js';
+import { DELIVERY_STATUSES, isChannel, rfc5322Date } from '../core/index.js';
 import type { Injector, QueueId, QueuedMessage, RecipientState } from './types.js';
 import { isQueueId } from './layout.js';
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import { openQueue } from './index.js';
 
 function mountTiny(dir: string): string | undefined {

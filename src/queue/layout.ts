@@ -1,7 +1,7 @@
 // Queue directory layout (docs/QUEUE.md): paths, portable ids, tmp file names.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import type { QueueId } from './types.js';
 
 export const SUBDIRS = ['tmp', 'mess', 'env', 'trash', 'corrupt', 'wake'] as const;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import { type FileQueue, type QueueId, isQueueId, openQueue, receivedLine, toQueueId, idTime } from './index.js';
 
 const CLOCK = Date.UTC(2026, 10, 22, 3, 1, 2); // 22 Nov 2026 03:01:02 UTC

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { chown, link, mkdir, readFile, readdir, rename, stat, type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import type { NewMessage, QueueId, QueueStore, QueuedMessage, RecipientState, WakeListener } from './types.js';
 import { Layout, SUBDIRS, isQueueId, newQueueId } from './layout.js';
 import {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import { type FileQueue, type QueueId, exportQueue, importQueue, openQueue } from './index.js';
 
 async function two(): Promise<{ a: FileQueue; b: FileQueue; dir: string; done: () => void }> {

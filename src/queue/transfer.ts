@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import type { QueueId } from './types.js';
 import { newQueueId } from './layout.js';
 import { errCode, exists, fsyncDir, queueError, unlinkQuiet } from './durable.js';

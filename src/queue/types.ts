@@ -1,6 +1,6 @@
 // The queue's contract: what the scheduler, smtpd, inject and the CLI may ask of the durable store.
 import type { Readable } from 'node:stream';
-import type { Channel, DeliveryStatus } from '../address/index.js';
+import type { Channel, DeliveryStatus } from '../core/index.js';
 
 /** A portable queue id (not an inode number): time-ordered, unique across machines. */
 export type QueueId = string & { readonly __brand: 'QueueId' };

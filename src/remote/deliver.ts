@@ -1,6 +1,6 @@
 // qmail-remote for one or several recipients of one message: controls, next hop, connect, dialogue, reports.
 import { readFileSync } from 'node:fs';
-import { errText, splitAddress, type DeliveryResult } from '../address/index.js';
+import { errText, splitAddress, type DeliveryResult } from '../core/index.js';
 import type { Control, MapEntry } from '../control/index.js';
 import type { RemoteJob } from './types.js';
 import { lookupRoute, routeCandidates, type Route } from './routes.js';
@@ -12,7 +12,7 @@ import { openSession, transaction, type Classifier, type Envelope, type TlsPolic
 import type { ConnectionPool } from './pool.js';
 import type { Tcpto } from './tcpto.js';
 import type { EightBitCache } from './message.js';
-import { asciiLower } from '../address/index.js';
+import { asciiLower } from '../core/index.js';
 
 export interface RemoteOptions {
   /** A fresh snapshot of the control files (qmail-remote reads them per delivery). */

@@ -1,7 +1,7 @@
 // The DNS resolver remote uses: the servers named in control/dnsservers, else the system's (/etc/resolv.conf).
 import { promises as dnsPromises } from 'node:dns';
 import { isIP } from 'node:net';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import type { RemoteResolver } from './mx.js';
 

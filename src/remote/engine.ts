@@ -1,6 +1,6 @@
 // The long-lived remote side of quail start: connection reuse, per-destination limits, timeout memory, grouping.
 import type { Control } from '../control/index.js';
-import { asciiLower, splitAddress, type DeliveryResult } from '../address/index.js';
+import { asciiLower, splitAddress, type DeliveryResult } from '../core/index.js';
 import type { RemoteJob } from './types.js';
 import { deliverBatch, type RemoteOptions } from './deliver.js';
 import { ConnectionPool } from './pool.js';

@@ -1,6 +1,6 @@
 // control/smtproutes lookup (docs/QMAIL.md E.2-E.3): which relay, if any, a recipient's host goes to.
 import type { MapEntry } from '../control/index.js';
-import { asciiLower } from '../address/index.js';
+import { asciiLower } from '../core/index.js';
 
 /** Where to connect: a fixed relay (smtproutes) or the host's MX records. */
 export type Route =

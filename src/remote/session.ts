@@ -1,6 +1,6 @@
 // The SMTP dialogue on one connection: greeting, EHLO/HELO, STARTTLS, then transactions of several recipients.
 import type { ConnectionOptions } from 'node:tls';
-import { errText, quoteAddress, type DeliveryResult } from '../address/index.js';
+import { errText, quoteAddress, type DeliveryResult } from '../core/index.js';
 import { Dropped, ehloKeywords, type Reply, type SmtpClient } from './client.js';
 import type { Classification } from './classify.js';
 import { MessageFile, type EightBitCache } from './message.js';

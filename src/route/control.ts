@@ -1,5 +1,5 @@
 // Builds the plain RouteControl snapshot from a Control (docs/QMAIL.md A, G): locals, percenthack, virtualdomains.
-import { asciiLower, QuailError } from '../address/index.js';
+import { asciiLower, QuailError } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import type { RouteControl } from './types.js';
 

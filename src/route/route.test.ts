@@ -5,7 +5,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import { route, routeControlFrom, stripVirtualPrefix, type RouteControl } from './index.js';
 
 const ORACLE = { me: 'mx.oracle.test\n', locals: 'mx.oracle.test\nlocal.test\n' };

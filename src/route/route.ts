@@ -1,5 +1,5 @@
 // Pure routing of one envelope recipient (docs/QMAIL.md A.1-A.9) and the bounce-time prefix removal (F.6).
-import { asciiLower } from '../address/index.js';
+import { asciiLower } from '../core/index.js';
 import type { RouteControl, RouteDecision } from './types.js';
 
 type VdEntry = RouteControl['virtualdomains'] extends ReadonlyMap<string, infer V> ? V : never;

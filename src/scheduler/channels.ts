@@ -1,6 +1,6 @@
 // qmail-send's delivery channels as a table: what differs between local and remote is one entry each, so a new
 // channel (held mail, offices) is one more entry (and its name in src/address's CHANNELS, which the queue checks).
-import { CHANNELS, withCode, type Channel, type DeliveryResult } from '../address/index.js';
+import { CHANNELS, withCode, type Channel, type DeliveryResult } from '../core/index.js';
 import type { Control, ControlName } from '../control/index.js';
 import { attemptLocal, attemptRemote, fromError, type DeliveryContext } from './deliver.js';
 import type { MessageState } from './state.js';

@@ -1,7 +1,7 @@
 // One delivery attempt per channel (qmail-lspawn / qmail-rspawn's share of qmail-send): job in, result and report out.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { outcomeFromError, splitAddress, type DeliveryResult } from '../address/index.js';
+import { outcomeFromError, splitAddress, type DeliveryResult } from '../core/index.js';
 import { textBytes } from '../bounce/index.js';
 import type { ForwardRequest, LocalJob } from '../local/types.js';
 import type { QueueId } from '../queue/types.js';

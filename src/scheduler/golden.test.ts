@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import type { DeliveryResult } from '../address/index.js';
+import type { DeliveryResult } from '../core/index.js';
 import type { LocalResult } from '../local/types.js';
 import { makeWorld, normalise } from '../../test/support/scheduler.js';
 import { logsafe } from './verp.js';

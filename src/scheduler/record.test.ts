@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { LocalResult } from '../local/types.js';
 import type { QueueId, RecipientState } from '../queue/types.js';
-import type { DeliveryStatus } from '../address/index.js';
+import type { DeliveryStatus } from '../core/index.js';
 import { messageState } from './state.js';
 import { afterAttempt, endsDelivered } from './task.js';
 import { makeWorld, type World } from '../../test/support/scheduler.js';

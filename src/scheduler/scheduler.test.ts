@@ -1,7 +1,7 @@
 // The scheduler against a real queue on a temp dir, scripted local/remote results and a fake clock.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { DeliveryResult } from '../address/index.js';
+import type { DeliveryResult } from '../core/index.js';
 import type { LocalResult } from '../local/types.js';
 import { TOO_LONG } from './retry.js';
 import { DATA, makeWorld } from '../../test/support/scheduler.js';

@@ -1,5 +1,5 @@
 // qmail-send: routes new messages once, runs due deliveries within the concurrency limits, retries, bounces.
-import { asciiLower, CHANNELS, type Channel } from '../address/index.js';
+import { asciiLower, CHANNELS, type Channel } from '../core/index.js';
 import type { QueueId } from '../queue/types.js';
 import { attemptDelivery, CHANNEL_TABLE, concurrencyFrom, perChannel } from './channels.js';
 import type { DeliveryContext } from './deliver.js';

@@ -1,6 +1,6 @@
 // The scheduler's settings, read once from a Control snapshot (qmail-send reads them at start, 0.1).
 import { bounceConfigFrom, type BounceConfig } from '../bounce/index.js';
-import type { Channel } from '../address/index.js';
+import type { Channel } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import { routeControlFrom, type RouteControl } from '../route/index.js';
 

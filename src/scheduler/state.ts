@@ -1,5 +1,5 @@
 // The scheduler's in-memory view of one queued message; the queue on disk stays the truth.
-import { asciiLower, splitAddress } from '../address/index.js';
+import { asciiLower, splitAddress } from '../core/index.js';
 import type { QueuedMessage, QueueId, RecipientState } from '../queue/types.js';
 
 export interface MessageState {

@@ -1,5 +1,5 @@
 // One delivery task of the scheduler: what it carries, and the recipient state its result leaves behind.
-import type { DeliveryResult } from '../address/index.js';
+import type { DeliveryResult } from '../core/index.js';
 import type { RecipientState } from '../queue/types.js';
 import type { MessageState } from './state.js';
 import type { Channel } from './types.js';

@@ -1,5 +1,5 @@
 // What the scheduler is given (every dependency injected, so tests drive it with real small parts).
-import type { DeliveryResult } from '../address/index.js';
+import type { DeliveryResult } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import type { LocalJob, LocalResult } from '../local/types.js';
 import type { QueueStore } from '../queue/types.js';
@@ -56,4 +56,4 @@ export interface SchedulerDeps {
   readonly timers?: SchedulerTimers;
 }
 
-export type { Channel } from '../address/index.js';
+export type { Channel } from '../core/index.js';

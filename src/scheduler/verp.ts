@@ -13,4 +13,4 @@ export function verpSender(sender: string, recipient: string): string {
   return `${base.slice(0, j)}${recipient.slice(0, k)}=${recipient.slice(k + 1)}@${base.slice(j + 1)}`;
 }
 
-export { logsafe } from '../address/index.js';
+export { logsafe } from '../core/index.js';

@@ -1,5 +1,5 @@
 // SMTP AUTH (RFC 4954) PLAIN and LOGIN: SASL decoding, the injected password check, and which senders a login may use.
-import { asciiLower } from '../address/index.js';
+import { asciiLower } from '../core/index.js';
 
 /** What the directory answers for a user name and password. */
 export type AuthResult =

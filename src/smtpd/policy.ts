@@ -1,5 +1,5 @@
 // A session's acceptance rules, read once at connect from control/ and the session environment (B.2-B.9).
-import { asciiLower, errText } from '../address/index.js';
+import { asciiLower, errText } from '../core/index.js';
 import { CdbReader } from '../cdb/index.js';
 import type { Control } from '../control/index.js';
 import { applyLocalIpHost } from './address.js';

@@ -1,5 +1,5 @@
 // The Received line qmail-smtpd prepends (docs/QMAIL.md B.8), with RFC 3848 protocol names.
-import { rfc5322Date } from '../address/index.js';
+import { rfc5322Date } from '../core/index.js';
 
 export interface ReceivedFields {
   /** $TCPREMOTEHOST, else undefined ("unknown"). */

@@ -1,5 +1,5 @@
 // Every reply text the SMTP engine sends: qmail's exact words (docs/QMAIL.md B.6-B.9), quail's additions marked.
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import type { DataProblem } from './data.js';
 
 /** code, RFC 3463 enhanced code ('' = none: greeting, EHLO, 354), text. */

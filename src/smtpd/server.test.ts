@@ -1,7 +1,7 @@
 // Black-box tests of the SMTP listener on 127.0.0.1: smuggling, open relay, limits, queue commit, AUTH, tcp.smtp.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { QuailError, splitAddress } from '../address/index.js';
+import { QuailError, splitAddress } from '../core/index.js';
 import { harness, talk } from '../../test/support/smtpd.js';
 
 const REMOTE = { TCPREMOTEIP: '192.0.2.9', TCPLOCALHOST: 'mx.local.test' };

@@ -2,7 +2,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import { ConnectionLimits, LoginThrottle } from '../throttle/index.js';

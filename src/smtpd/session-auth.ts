@@ -1,6 +1,6 @@
 // AUTH PLAIN and LOGIN (RFC 4954, RFC 4616): only after STARTTLS unless tcp.smtp allows clear text; failures throttled.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { decodeBase64, decodePlain, encodeBase64, withDefaultDomain } from './auth.js';
 import { R, type Reply } from './replies.js';
 import type { Session, Step } from './session.js';

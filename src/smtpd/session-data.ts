@@ -1,6 +1,6 @@
 // DATA: stream the message into the queue while decoding; 250 only after the queue's commit point (B.7).
 import { PassThrough } from 'node:stream';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import type { QueueId } from '../queue/types.js';
 import { DataDecoder } from './data.js';
 import { receivedLine } from './received.js';

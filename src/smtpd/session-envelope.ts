@@ -1,5 +1,5 @@
 // MAIL and RCPT: the envelope, read strictly (RFC 5321) or as qmail does (QUAIL_LOOSE), and the checks on it (B.3, B.5).
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { parseEnvelopeArg } from './address.js';
 import { OWN_ADDRESS_ONLY } from './auth.js';
 import { R, senderNotOwned, type Reply } from './replies.js';

@@ -1,6 +1,6 @@
 // What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 import type { Socket } from 'node:net';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import type { FromServiceChild, ToServiceChild } from './privchild.js';
 
 /** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */

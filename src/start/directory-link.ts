@@ -1,7 +1,7 @@
 // The SMTP side of the user directory: AUTH against its mailboxes, RCPT-time checks for the domains it manages.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { asciiLower, errText } from '../address/index.js';
+import { asciiLower, errText } from '../core/index.js';
 import { authenticate, locateDirectory, mayUseSender, openDirectory, type Directory } from '../directory/index.js';
 import {
   OWN_ADDRESS_ONLY,

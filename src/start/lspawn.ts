@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { chmod, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { errText, outcomeFromError } from '../address/index.js';
+import { errText, outcomeFromError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
 import { isQueueId } from '../queue/index.js';

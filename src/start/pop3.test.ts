@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { pop3ClientRules, pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
 import { connectionHolders, listeningInode, procUids, socketHolders } from '../../test/support/start.js';

@@ -1,5 +1,5 @@
 // POP3 in `quail start`: the pop3 listeners, the directory as authenticator, in this process or an unprivileged child.
-import { errText, QuailError } from '../address/index.js';
+import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { authenticate, openDirectory, type Directory } from '../directory/index.js';
 import {

@@ -1,7 +1,7 @@
 // One privilege-separated service child (SMTP, POP3): root keeps the listening sockets, the child serves connections.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import { errText, QuailError } from '../address/index.js';
+import { errText, QuailError } from '../core/index.js';
 import { relayEvent, type EventLog } from './log.js';
 
 /** The account network input is served as (control/quailuser). */

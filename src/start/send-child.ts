@@ -1,6 +1,6 @@
 // The unprivileged send process (qmail-send): queue, scheduler, remote delivery, bounces; local deliveries asked of root.
 import { basename, dirname, join } from 'node:path';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import type { LocalJob, LocalResult } from '../local/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { becomeAccount, reportCrashes } from './child-common.js';

@@ -1,6 +1,6 @@
 // As root: qmail-send in an unprivileged child (scheduler, remote delivery, bounces), qmail-lspawn kept in the root parent.
 import { fork, type ChildProcess } from 'node:child_process';
-import { errText, QuailError } from '../address/index.js';
+import { errText, QuailError } from '../core/index.js';
 import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';

@@ -1,5 +1,5 @@
 // The unprivileged SMTP process: serves the connections its root parent accepts and injects into the queue.
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } from '../smtpd/index.js';

@@ -1,6 +1,6 @@
 // quail status: is quail running for this root, on which listeners, what is queued, what went wrong lately.
 import { readFileSync } from 'node:fs';
-import { errText } from '../address/index.js';
+import { errText } from '../core/index.js';
 import { openQueue } from '../queue/index.js';
 import { errorsFile, runningPid, stateFile, type RunState } from './supervisor.js';
 

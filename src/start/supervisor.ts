@@ -1,7 +1,7 @@
 // quail start: opens the queue, the scheduler with local and remote delivery, and the listeners (as root: in children).
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { errText, QuailError } from '../address/index.js';
+import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import type { FileQueue } from '../queue/index.js';
 import {

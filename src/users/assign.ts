@@ -1,5 +1,5 @@
 // users/assign parser (docs/QMAIL.md C.1) and the users/cdb records qmail-newu writes from it (C.2).
-import { QuailError, asciiLower } from '../address/index.js';
+import { QuailError, asciiLower } from '../core/index.js';
 
 /** One assignment line of users/assign. uid/gid stay text: lookup parses them as decimal prefixes (C.3.5). */
 export interface AssignEntry {

@@ -6,7 +6,7 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cdbGet } from '../cdb/index.js';
-import { QuailError } from '../address/index.js';
+import { QuailError } from '../core/index.js';
 import { AssignFormatError, getpw, lookupAssignment, newmrh, newu, systemPasswd, tablePasswd } from './index.js';
 
 function withRoot(body: (root: string) => void): void {

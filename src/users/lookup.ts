@@ -1,7 +1,7 @@
 // Who delivers a local part: users/cdb (C.3), then the passwd fallback (C.4.1), then the alias account (C.4.2).
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { asciiLower, tempError } from '../address/index.js';
+import { asciiLower, tempError } from '../core/index.js';
 import { CdbReader } from '../cdb/index.js';
 import type { Assignment, PasswdSource } from './types.js';
 

@@ -1,7 +1,7 @@
 // quail newu / newmrh bodies: compile users/assign → users/cdb (C.2) and control/morercpthosts → .cdb (B.4).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { asciiLower, tempError } from '../address/index.js';
+import { asciiLower, tempError } from '../core/index.js';
 import { writeCdbAtomic, type CdbBytes } from '../cdb/index.js';
 import { Control, parseList } from '../control/index.js';
 import { AssignFormatError, assignRecords, parseAssign } from './assign.js';

@@ -1,7 +1,7 @@
 // Account databases for the lookup: a fixed table (tests, conformance) or /etc/passwd (+ control/quailuser).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempError } from '../address/index.js';
+import { tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import type { PasswdEntry, PasswdSource } from './types.js';
 

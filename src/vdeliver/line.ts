@@ -1,5 +1,5 @@
 // The language vdeliver reads: its `.qmail-default` program line, the policy word on it, alias targets, mailbox names.
-import { asciiLower } from '../address/index.js';
+import { asciiLower } from '../core/index.js';
 
 /** What happens to mail for an address of the domain that has no mailbox and no alias (vdelivermail's choices). */
 export type UnknownPolicy =

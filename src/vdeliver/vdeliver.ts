@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { errText, type DeliveryResult } from '../address/index.js';
+import { errText, type DeliveryResult } from '../core/index.js';
 import {
   UniqueNamer,
   deliverToMaildir,

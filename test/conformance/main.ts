@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { errText } from '../../src/address/index.js';
+import { errText } from '../../src/core/index.js';
 import { runCorpus } from './runner.js';
 import { pinnedCorpus } from './world.js';
 

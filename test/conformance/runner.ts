@@ -2,7 +2,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { errText } from '../../src/address/index.js';
+import { errText } from '../../src/core/index.js';
 import { KINDS } from './kinds/index.js';
 import type { KindHandler, ScenarioResult } from './types.js';
 import { loadScenario } from './world.js';

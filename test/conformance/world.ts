@@ -145,7 +145,7 @@ export function buildFs(
 }
 
 /** FORMAT.md 1.4 (one definition, shared with the scheduler's log). */
-export { logsafe } from '../../src/address/index.js';
+export { logsafe } from '../../src/core/index.js';
 
 const MON = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
 const DAY = '(?:Sun|Mon|Tue|Wed|Thu|Fri|Sat)';

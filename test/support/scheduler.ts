@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DeliveryResult } from '../../src/address/index.js';
+import type { DeliveryResult } from '../../src/core/index.js';
 import { Control } from '../../src/control/index.js';
 import type { LocalJob, LocalResult } from '../../src/local/types.js';
 import { openQueue, type FileQueue, type QueuedMessage, type QueueId } from '../../src/queue/index.js';

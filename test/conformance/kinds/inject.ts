@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { errText } from '../../../src/address/index.js';
+import { errText } from '../../../src/core/index.js';
 import { Control } from '../../../src/control/index.js';
 import { parseInjectArgv, runInject, type InjectTarget } from '../../../src/inject/index.js';
 import type { NewMessage, QueueId } from '../../../src/queue/index.js';

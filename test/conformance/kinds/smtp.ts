@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { QuailError, type EnhancedCode } from '../../../src/address/index.js';
+import { QuailError, type EnhancedCode } from '../../../src/core/index.js';
 import { Control } from '../../../src/control/index.js';
 import type { NewMessage, QueueId } from '../../../src/queue/types.js';
 import { SmtpListener, type SessionEnv, type SessionSummary } from '../../../src/smtpd/index.js';
