@@ -20,11 +20,15 @@ export function parsePop3Listener(line: string): Pop3ListenerSpec | string {
   if (kind !== 'pop3') return `kind "${kind}" is not pop3`;
   const m = /^(?:\[([^\]]+)\]|([^:\s]*)):(\d{1,5})$/.exec(addr);
   if (!m || Number(m[3]) > 65535) return `"${addr}" is not ADDRESS:PORT`;
-  const spec: { -readonly [K in keyof Pop3ListenerSpec]: Pop3ListenerSpec[K] } = {
-    host: (m[1] ?? m[2]) || '0.0.0.0',
-    port: Number(m[3]),
-    implicitTls: false,
-  };
+  return pop3ListenerOptions({ host: (m[1] ?? m[2]) || '0.0.0.0', port: Number(m[3]) }, opts);
+}
+
+/** The option words after `pop3` on a line whose address is already known → spec, or the reason. */
+export function pop3ListenerOptions(
+  where: { readonly host: string; readonly port: number },
+  opts: readonly string[],
+): Pop3ListenerSpec | string {
+  const spec: { -readonly [K in keyof Pop3ListenerSpec]: Pop3ListenerSpec[K] } = { ...where, implicitTls: false };
   for (const o of opts) {
     const [key, value = ''] = o.split('=', 2);
     const n = /^\d{1,7}$/.test(value) ? Number(value) : NaN;

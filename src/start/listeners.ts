@@ -1,5 +1,5 @@
-// control/listeners: one listener per line, `ADDRESS:PORT KIND [key=value...]` (docs/LISTENERS.md).
-import type { ListenerKind, ListenerSpec } from '../smtpd/index.js';
+// control/listeners: one listener per line, `ADDRESS:PORT KIND [option...]` (docs/LISTENERS.md). The kinds and
+// what their options mean are the services table's (services.ts); this file only cuts the lines up.
 
 export const DEFAULT_LISTENERS =
   '127.0.0.1:2525 smtp\n127.0.0.1:2587 submission\n127.0.0.1:2110 pop3\n127.0.0.1:2995 pop3 tls=implicit\n';
@@ -10,8 +10,22 @@ export interface ListenerError {
   readonly reason: string;
 }
 
+/** What every listener has: where it listens. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One line of the file, cut up: where, which kind, and the option words after the kind (unchecked). */
+export interface ListenerLine extends HostPort {
+  readonly line: number;
+  readonly text: string;
+  readonly kind: string;
+  readonly words: readonly string[];
+}
+
 /** `HOST:PORT` or `[v6]:PORT` → host and port, or a reason. */
-export function parseHostPort(s: string): { host: string; port: number } | string {
+export function parseHostPort(s: string): HostPort | string {
   const m = /^(?:\[([^\]]+)\]|([^:\s]*)):(\d{1,5})$/.exec(s);
   if (!m) return `"${s}" is not ADDRESS:PORT`;
   const port = Number(m[3]);
@@ -20,46 +34,28 @@ export function parseHostPort(s: string): { host: string; port: number } | strin
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
-const KINDS: readonly ListenerKind[] = ['smtp', 'submission'];
-
-/** The options of smtp and submission lines (docs/LISTENERS.md): numbers, and senderauth's two words. */
-const NUMERIC_OPTIONS = ['databytes', 'maxconn', 'maxperip', 'maxrcpt', 'maxline', 'maxerrors', 'maxnoop'];
-const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = { senderauth: ['on', 'off'] };
-
-/** Why `key=value` is not a valid smtp/submission option, or undefined when it is. */
-function optionProblem(key: string, value: string): string | undefined {
-  if (NUMERIC_OPTIONS.includes(key))
-    return /^\d{1,12}$/.test(value) ? undefined : `option ${key}=${value}: the value must be a number`;
-  const words = WORD_OPTIONS[key];
-  if (words)
-    return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
-  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off'].join(', ')})`;
-}
-
-/** Parses the file; '#' and blank lines ignored. Kinds other than smtp/submission (pop3) are left to their owners. */
-export function parseListeners(text: string): { listeners: ListenerSpec[]; errors: ListenerError[]; other: string[] } {
-  const listeners: ListenerSpec[] = [];
+/** The lines of the file; '#' and blank lines ignored, a line without ADDRESS:PORT is an error. */
+export function splitListeners(text: string): { lines: ListenerLine[]; errors: ListenerError[] } {
+  const lines: ListenerLine[] = [];
   const errors: ListenerError[] = [];
-  const other: string[] = [];
   text.split('\n').forEach((raw, i) => {
     const l = raw.trim();
     if (l === '' || l.startsWith('#')) return;
-    const [addr = '', kind = '', ...opts] = l.split(/\s+/);
+    const [addr = '', kind = '', ...words] = l.split(/\s+/);
     const hp = parseHostPort(addr);
-    if (typeof hp === 'string') return errors.push({ line: i + 1, text: l, reason: hp });
-    if (!KINDS.includes(kind as ListenerKind)) {
-      if (kind === 'pop3') return other.push(l);
-      return errors.push({ line: i + 1, text: l, reason: `unknown kind "${kind}" (smtp, submission or pop3)` });
-    }
-    const options: Record<string, string> = {};
-    for (const o of opts) {
-      const eq = o.indexOf('=');
-      if (eq <= 0) return errors.push({ line: i + 1, text: l, reason: `option "${o}" is not key=value` });
-      const problem = optionProblem(o.slice(0, eq), o.slice(eq + 1));
-      if (problem !== undefined) return errors.push({ line: i + 1, text: l, reason: problem });
-      options[o.slice(0, eq)] = o.slice(eq + 1);
-    }
-    listeners.push({ ...hp, kind: kind as ListenerKind, options });
+    if (typeof hp === 'string') errors.push({ line: i + 1, text: l, reason: hp });
+    else lines.push({ ...hp, line: i + 1, text: l, kind, words });
   });
-  return { listeners, errors, other };
+  return { lines, errors };
+}
+
+/** `key=value` words → a record, or the first word that is not key=value. */
+export function keyValues(words: readonly string[]): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    if (eq <= 0) return `option "${w}" is not key=value`;
+    out[w.slice(0, eq)] = w.slice(eq + 1);
+  }
+  return out;
 }

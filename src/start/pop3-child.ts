@@ -2,7 +2,7 @@
 import type { Pop3ListenerSpec } from '../pop3d/index.js';
 import { runServiceChild } from './child-common.js';
 import { closeServers, DirectoryAuthenticator, makePop3Servers } from './pop3.js';
-import type { FromPop3Child } from './pop3-privsep.js';
+import type { FromPop3Child } from './pop3.js';
 
 const send = (m: FromPop3Child): void => {
   if (process.connected) process.send?.(m);

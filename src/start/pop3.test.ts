@@ -10,7 +10,37 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { pop3ClientRules, pop3Plan, startPop3, type Pop3Flags } from './pop3.js';
+import type { Pop3ListenerSpec } from '../pop3d/index.js';
+import { pop3ClientRules } from './pop3.js';
+import { listenerPlan, startServices, type RunningService } from './services.js';
+import { overridesOf, type Pop3Flags } from './supervisor.js';
+import type { EventLog } from './log.js';
+
+/** The pop3 listeners of control/listeners (or the embedded default), or of the flags: the services table's plan. */
+function pop3Plan(control: Control, flags: Pop3Flags): { specs: Pop3ListenerSpec[]; embedded: boolean } {
+  const mine = listenerPlan(control, overridesOf({ pop3: flags })).listeners.filter((l) => l.kind === 'pop3');
+  return {
+    specs: mine.map((l) => l.spec as Pop3ListenerSpec),
+    embedded: mine.length > 0 && mine.every((l) => l.embedded === true),
+  };
+}
+
+/** POP3 alone, as quail start runs it (not root: in this process). */
+async function startPop3(root: string, log: EventLog, flags: Pop3Flags = {}): Promise<RunningService> {
+  const control = new Control(root);
+  const plan = listenerPlan(control, overridesOf({ pop3: flags }));
+  const [pop] = await startServices({ listeners: plan.listeners.filter((l) => l.kind === 'pop3') }, () => ({
+    root,
+    control,
+    account: undefined,
+    log,
+    onQueued: () => undefined,
+    onServing: () => undefined,
+    onCrash: () => undefined,
+  }));
+  assert.ok(pop, 'the pop3 service started');
+  return pop;
+}
 import { connectionHolders, listeningInode, procUids, socketHolders } from '../../test/support/start.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
@@ -62,7 +92,7 @@ void test('pop3 listeners: control/listeners, the embedded default, --pop3/--pop
         ].join(' ');
       } catch (err) {
         const m = errText(err);
-        got = /control\/listeners: /.test(m) && /fix the line/.test(m) ? 'error line' : `error ${m}`;
+        got = /control\/listeners line \d+: /.test(m) && /fix the line/.test(m) ? 'error line' : `error ${m}`;
       }
       assert.equal(got, want, `listeners ${JSON.stringify(file)} flags ${JSON.stringify(flags)}`);
     }
@@ -368,8 +398,7 @@ void test('not root: POP3 in the quail start process itself; a default port that
     quail(['init', '--root', root, '--me', 'mail.test']);
     quail(['domain', 'add', 'example.com', '--root', root]);
     quail(['user', 'add', 'ann@example.com', '--password', 'ann-secret', '--root', root]);
-    const control = new Control(root);
-    const pop = await startPop3({ root, control, account: undefined, log, flags: { pop3: ['127.0.0.1:0'] } });
+    const pop = await startPop3(root, log, { pop3: ['127.0.0.1:0'] });
     try {
       const port = pop.listeners[0]?.port ?? 0;
       assert.equal(pop.listeners.length, 1);
@@ -414,7 +443,7 @@ void test('not root: POP3 in the quail start process itself; a default port that
       b.listen(2110, '127.0.0.1');
     });
     events.length = 0;
-    const def = await startPop3({ root, control, account: undefined, log });
+    const def = await startPop3(root, log);
     await def.stop(1000);
     assert.ok(!def.listeners.some((l) => l.port === 2110), JSON.stringify(def.listeners));
     assert.ok(

@@ -6,7 +6,7 @@ import {
   createPop3Server,
   isLoopback,
   MaildirStore,
-  parsePop3Listener,
+  pop3ListenerOptions,
   type Pop3Authenticator,
   type Pop3ClientRules,
   type Pop3EventLog,
@@ -14,73 +14,18 @@ import {
   type Pop3Server,
 } from '../pop3d/index.js';
 import { matchTcpRules, parseTcpRules } from '../smtpd/index.js';
-import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
 import type { EventLog } from './log.js';
-import { Pop3Child } from './pop3-privsep.js';
-import type { Account } from './privsep.js';
+import type { FromServiceChild } from './privchild.js';
+import type { ServiceDef } from './services.js';
 
-/** The pop3 listeners to open and whether they come from the embedded default (then one that cannot open is skipped). */
-export interface Pop3Plan {
-  readonly specs: readonly Pop3ListenerSpec[];
-  readonly embedded: boolean;
+/** The POP3 child's own message: a login it accepted (the parent records the last-login time). */
+export interface Pop3Login {
+  readonly type: 'login';
+  readonly login: string;
+  readonly at: string;
 }
 
-export interface Pop3Flags {
-  /** `--pop3 HOST:PORT` (plain with STLS) and `--pop3s HOST:PORT` (implicit TLS): replace every pop3 line; `none` = no POP3. */
-  readonly pop3?: readonly string[] | undefined;
-  readonly pop3s?: readonly string[] | undefined;
-}
-
-export interface BoundPop3 {
-  readonly host: string;
-  readonly port: number;
-  readonly implicitTls: boolean;
-}
-
-export interface Pop3Service {
-  readonly listeners: readonly BoundPop3[];
-  /** SIGHUP: servercert.pem again. */
-  reload(): void;
-  /** Stop accepting; sessions get graceMs to finish (nothing is deleted for a cut session). */
-  stop(graceMs: number): Promise<void>;
-}
-
-/** The pop3 lines of control/listeners (or of the embedded default), or the command-line flags instead. */
-export function pop3Plan(control: Control, flags: Pop3Flags = {}): Pop3Plan {
-  const given = [
-    ...(flags.pop3 ?? []).map((v) => [v, false] as const),
-    ...(flags.pop3s ?? []).map((v) => [v, true] as const),
-  ];
-  if (given.length > 0) {
-    const specs: Pop3ListenerSpec[] = [];
-    for (const [v, implicitTls] of given) {
-      if (v === 'none') continue;
-      const hp = parseHostPort(v);
-      if (typeof hp === 'string') throw new QuailError(`--${implicitTls ? 'pop3s' : 'pop3'} ${hp}`, false);
-      specs.push({ ...hp, implicitTls });
-    }
-    return { specs, embedded: false };
-  }
-  const text = control.raw('listeners');
-  const specs: Pop3ListenerSpec[] = [];
-  const parsed = parseListeners(text ?? DEFAULT_LISTENERS);
-  const bad = parsed.errors[0];
-  if (bad)
-    throw new QuailError(
-      `${control.path('listeners')}: "${bad.text}": ${bad.reason}; fix the line (see docs/LISTENERS.md)`,
-      false,
-    );
-  for (const line of parsed.other) {
-    const spec = parsePop3Listener(line);
-    if (typeof spec === 'string')
-      throw new QuailError(
-        `${control.path('listeners')}: "${line}": ${spec}; fix the line (see docs/LISTENERS.md)`,
-        false,
-      );
-    specs.push(spec);
-  }
-  return { specs, embedded: text === null };
-}
+export type FromPop3Child = FromServiceChild<Pop3Login>;
 
 /** control/servercert.pem as the key and certificate, or undefined (no STLS, no implicit TLS). */
 function pop3Tls(control: Control): { key: string; cert: string } | undefined {
@@ -253,95 +198,56 @@ export async function closeServers(servers: readonly Pop3Server[], graceMs: numb
   clearTimeout(timer);
 }
 
-/** The specs that can be served: an implicit-TLS line without servercert.pem is an error, or skipped for the default. */
-function usable(plan: Pop3Plan, control: Control, log: EventLog): Pop3ListenerSpec[] {
-  const tls = pop3Tls(control) !== undefined;
-  return plan.specs.filter((s) => {
-    if (!s.implicitTls || tls) return true;
-    if (!plan.embedded) {
-      throw new QuailError(
-        `${s.host}:${s.port} pop3 tls=implicit needs ${control.path('servercert.pem')} (key and certificate); quail init makes one`,
-        false,
-      );
-    }
-    log.event('pop3.warning', {
-      listener: `${s.host}:${s.port}`,
-      error: 'no servercert.pem: the implicit-TLS POP3 port of the default is not opened',
-    });
-    return false;
-  });
-}
-
 /**
- * Starts POP3. Not root (`account` undefined): the servers run in this process. Root: the listeners are bound
- * here and served by a child running as `account` (control/quailuser, the account the domains' Maildirs belong
- * to); logins it reports are recorded in the directory here. A listener of the embedded default that cannot be
- * bound is logged and skipped; a configured one that cannot be bound stops the start (temporary).
+ * The pop3 kind of the services table. Not root: the servers run in this process. Root: the listeners are bound
+ * there and served by a child running as control/quailuser (the account the domains' Maildirs belong to); logins
+ * it reports are recorded in the directory by the parent. A listener of the embedded default that cannot be bound
+ * (or, without servercert.pem, its implicit-TLS one) is logged and skipped.
  */
-export async function startPop3(opts: {
-  root: string;
-  control: Control;
-  account?: Account | undefined;
-  log: EventLog;
-  flags?: Pop3Flags;
-  onServing?: (pid: number) => void;
-  onCrash?: (crashes: number) => void;
-}): Promise<Pop3Service> {
-  const { root, control, log } = opts;
-  const plan = pop3Plan(control, opts.flags);
-  const specs = usable(plan, control, log);
-  const lastLogin = new LastLogin(root, log);
-  if (opts.account && specs.length > 0) {
-    const child = new Pop3Child({
-      root,
-      specs,
-      embedded: plan.embedded,
-      account: opts.account,
-      log,
-      onLogin: (login, at) => lastLogin.record(login, at),
-      ...(opts.onServing ? { onServing: opts.onServing } : {}),
-      ...(opts.onCrash ? { onCrash: opts.onCrash } : {}),
+export const POP3_SERVICE: ServiceDef<Pop3ListenerSpec, Pop3Login> = {
+  name: 'pop3d',
+  what: 'POP3',
+  kinds: [
+    {
+      kind: 'pop3',
+      port: 110,
+      about: 'POP3 for the mailboxes (995 with tls=implicit)',
+      parse: (where, words) => pop3ListenerOptions(where, words),
+    },
+  ],
+  kindOf: () => 'pop3',
+  script: new URL('./pop3-child.js', import.meta.url),
+  optionalInDefault: true,
+  needsCert: { test: (spec) => spec.implicitTls, warning: 'pop3.warning' },
+  // Before TLS on an implicit-TLS port the client could not read a reply: it sees the connection close.
+  busyReply: (spec) => (spec.implicitTls ? undefined : '-ERR [SYS/TEMP] service restarting, try again in a minute\r\n'),
+  events: { listening: 'pop3.listening', error: 'pop3.error' },
+  listeningFields: (spec) => ({ address: spec.host, port: spec.port, tls: spec.implicitTls ? 'implicit' : 'stls' }),
+  local(specs, ctx) {
+    const lastLogin = new LastLogin(ctx.root, ctx.log);
+    const authenticator = new DirectoryAuthenticator(ctx.root, false, (login, at) => lastLogin.record(login, at));
+    const { servers, setTls } = makePop3Servers(specs, {
+      root: ctx.root,
+      authenticator,
+      log: (e, f) => ctx.log.event(e, f),
     });
-    const bound = await child.start();
-    return {
-      listeners: bound,
-      reload: () => child.reload(),
-      stop: async (graceMs) => {
-        await child.stop(graceMs);
+    return Promise.resolve({
+      listeners: servers.map((s, i) => {
+        const spec = specs[i] as Pop3ListenerSpec;
+        return { listen: () => s.listen(spec.port, spec.host), close: (g: number) => closeServers([s], g) };
+      }),
+      reload: () => setTls(),
+      close: async () => {
+        await authenticator.close();
         await lastLogin.close();
       },
+    });
+  },
+  parent(ctx) {
+    const lastLogin = new LastLogin(ctx.root, ctx.log);
+    return {
+      onMessage: (m) => void lastLogin.record(m.login, new Date(m.at)),
+      close: () => lastLogin.close(),
     };
-  }
-  const authenticator = new DirectoryAuthenticator(root, false, (login, at) => lastLogin.record(login, at));
-  const { servers, setTls } = makePop3Servers(specs, { root, authenticator, log: (e, f) => log.event(e, f) });
-  const live: Pop3Server[] = [];
-  const bound: BoundPop3[] = [];
-  for (const [i, s] of servers.entries()) {
-    const spec = specs[i] as Pop3ListenerSpec;
-    try {
-      const a = await s.listen(spec.port, spec.host);
-      live.push(s);
-      bound.push({ host: a.address, port: a.port, implicitTls: spec.implicitTls });
-      log.event('pop3.listening', { address: a.address, port: a.port, tls: spec.implicitTls ? 'implicit' : 'stls' });
-    } catch (err) {
-      if (plan.embedded) {
-        log.event('pop3.error', { listener: `${spec.host}:${spec.port}`, error: `not opened: ${errText(err)}` });
-        continue;
-      }
-      await closeServers(live, 0);
-      throw new QuailError(
-        `cannot listen on ${spec.host}:${spec.port} (pop3): ${errText(err)}; change control/listeners or --pop3`,
-        true,
-      );
-    }
-  }
-  return {
-    listeners: bound,
-    reload: setTls,
-    stop: async (graceMs) => {
-      await closeServers(live, graceMs);
-      await authenticator.close();
-      await lastLogin.close();
-    },
-  };
-}
+  },
+};

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { tcptoPath } from '../remote/index.js';
 import type { EventLog } from './log.js';
-import type { Account } from './privsep.js';
+import type { Account } from './privchild.js';
 import { SendChild } from './send.js';
 import { makeSender } from './sender.js';
 import { localDeliverer } from './vdeliver-link.js';

@@ -5,7 +5,7 @@ import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';
 import { relayEvent, type EventLog } from './log.js';
-import type { Account } from './privsep.js';
+import type { Account } from './privchild.js';
 
 /** Parent → send child. */
 export type ToSend =

@@ -6,7 +6,7 @@ import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } f
 import { LoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
 import { DirectoryLink } from './directory-link.js';
-import type { FromSmtpChild } from './privsep.js';
+import type { FromSmtpChild } from './smtp.js';
 
 const send = (m: FromSmtpChild): void => {
   if (process.connected) process.send?.(m);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseListeners } from './listeners.js';
+import { parseListeners } from './services.js';
 import { textLine } from './log.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
@@ -17,12 +17,16 @@ void test('control/listeners: golden table', () => {
   const r = parseListeners(
     '# c\n\n127.0.0.1:2525 smtp\n[::1]:587 submission maxrcpt=5\n:25 smtp\n0.0.0.0:110 pop3\nx smtp\n1.2.3.4:99999 smtp\n1.2.3.4:25 imap\n1.2.3.4:25 smtp junk\n',
   );
-  assert.deepEqual(r.listeners, [
-    { host: '127.0.0.1', port: 2525, kind: 'smtp', options: {} },
-    { host: '::1', port: 587, kind: 'submission', options: { maxrcpt: '5' } },
-    { host: '0.0.0.0', port: 25, kind: 'smtp', options: {} },
-  ]);
-  assert.deepEqual(r.other, ['0.0.0.0:110 pop3']);
+  assert.deepEqual(
+    r.listeners.map((l) => [l.service, l.spec]),
+    [
+      ['smtpd', { host: '127.0.0.1', port: 2525, kind: 'smtp', options: {} }],
+      ['smtpd', { host: '::1', port: 587, kind: 'submission', options: { maxrcpt: '5' } }],
+      ['smtpd', { host: '0.0.0.0', port: 25, kind: 'smtp', options: {} }],
+      ['pop3d', { host: '0.0.0.0', port: 110, implicitTls: false }],
+    ],
+  );
+  assert.equal(r.errors[2]?.reason, 'unknown kind "imap" (smtp, submission or pop3)');
   assert.deepEqual(
     r.errors.map((e) => e.line),
     [7, 8, 9, 10],
@@ -31,9 +35,10 @@ void test('control/listeners: golden table', () => {
   const opts = parseListeners(
     '0.0.0.0:587 submission senderauth=off maxnoop=50\n0.0.0.0:25 smtp senderauth=of\n0.0.0.0:25 smtp maxrcpt=lots\n0.0.0.0:25 smtp sendrauth=off\n',
   );
-  assert.deepEqual(opts.listeners, [
-    { host: '0.0.0.0', port: 587, kind: 'submission', options: { senderauth: 'off', maxnoop: '50' } },
-  ]);
+  assert.deepEqual(
+    opts.listeners.map((l) => l.spec),
+    [{ host: '0.0.0.0', port: 587, kind: 'submission', options: { senderauth: 'off', maxnoop: '50' } }],
+  );
   assert.deepEqual(
     opts.errors.map((e) => e.reason),
     [

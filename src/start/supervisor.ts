@@ -3,22 +3,26 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
-import type { FileQueue } from '../queue/index.js';
-import {
-  loadTlsContext,
-  SmtpListener,
-  type Authenticator,
-  type ListenerKind,
-  type ListenerSpec,
-} from '../smtpd/index.js';
-import { LoginThrottle } from '../throttle/index.js';
+import type { Authenticator } from '../smtpd/index.js';
 import { systemPasswd } from '../users/index.js';
-import { DirectoryLink } from './directory-link.js';
-import { SmtpChild, type Account, type BoundListener } from './privsep.js';
-import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
 import type { EventLog } from './log.js';
-import { startPop3, type Pop3Flags, type Pop3Service } from './pop3.js';
+import type { Account } from './privchild.js';
 import { startSendSide, type SendSide } from './send-side.js';
+import {
+  listenerPlan,
+  startServices,
+  type BoundListener,
+  type ListenerOverride,
+  type RunningService,
+  type ServiceContext,
+  type ServiceName,
+} from './services.js';
+
+export interface Pop3Flags {
+  /** `--pop3 HOST:PORT` (plain with STLS) and `--pop3s HOST:PORT` (implicit TLS): replace every pop3 line; `none` = no POP3. */
+  readonly pop3?: readonly string[] | undefined;
+  readonly pop3s?: readonly string[] | undefined;
+}
 
 export interface StartOptions {
   readonly root: string;
@@ -28,7 +32,7 @@ export interface StartOptions {
   readonly log: EventLog;
   /** Overrides the user directory's password check (one-process mode only; as root the child uses the directory). */
   readonly authenticator?: Authenticator;
-  /** `--pop3` / `--pop3s`: replace the pop3 lines of control/listeners (pop3.ts). */
+  /** `--pop3` / `--pop3s`: replace the pop3 lines of control/listeners. */
   readonly pop3?: Pop3Flags;
 }
 
@@ -36,7 +40,8 @@ export interface RunState {
   readonly pid: number;
   readonly started: string;
   readonly root: string;
-  readonly listeners: ReadonlyArray<{ readonly host: string; readonly port: number; readonly kind: ListenerKind }>;
+  /** Every bound listener, of every service. */
+  readonly listeners: readonly BoundListener[];
   /** As root: the unprivileged process serving the listeners. */
   readonly smtpd?: { readonly pid: number; readonly user: string; readonly uid: number };
   /** As root: the unprivileged process serving POP3. */
@@ -80,25 +85,14 @@ export function runningPid(root: string): number | undefined {
   }
 }
 
-/** The listeners to open: control/listeners (or its default), with --smtp/--submission replacing their kind. */
-function listenerSpecs(control: Control, over: { smtp?: string; submission?: string }): ListenerSpec[] {
-  const parsed = parseListeners(control.raw('listeners') ?? DEFAULT_LISTENERS);
-  if (parsed.errors.length > 0) {
-    const e = parsed.errors[0];
-    throw new QuailError(
-      `${control.path('listeners')} line ${e?.line ?? 0}: ${e?.reason ?? ''}; fix the line (see docs/LISTENERS.md)`,
-      false,
-    );
-  }
-  let specs = parsed.listeners;
-  for (const kind of ['smtp', 'submission'] as const) {
-    const v = over[kind];
-    if (v === undefined) continue;
-    const hp = parseHostPort(v);
-    if (typeof hp === 'string') throw new QuailError(`--${kind} ${hp}`, false);
-    specs = [...specs.filter((s) => s.kind !== kind), { ...hp, kind, options: {} }];
-  }
-  return specs;
+/** The command-line flags that replace lines of control/listeners, as overrides of the services table's kinds. */
+export function overridesOf(opts: { smtp?: string; submission?: string; pop3?: Pop3Flags }): ListenerOverride[] {
+  return [
+    ...(opts.smtp !== undefined ? [{ flag: '--smtp', value: opts.smtp, kind: 'smtp' }] : []),
+    ...(opts.submission !== undefined ? [{ flag: '--submission', value: opts.submission, kind: 'submission' }] : []),
+    ...(opts.pop3?.pop3 ?? []).map((value) => ({ flag: '--pop3', value, kind: 'pop3' })),
+    ...(opts.pop3?.pop3s ?? []).map((value) => ({ flag: '--pop3s', value, kind: 'pop3', words: ['tls=implicit'] })),
+  ];
 }
 
 /**
@@ -158,7 +152,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   if (other !== undefined && other !== process.pid) {
     throw new QuailError(`quail is already running for ${root} (pid ${other}); stop it first`, true);
   }
-  const specs = listenerSpecs(control, opts);
+  const plan = listenerPlan(control, overridesOf(opts));
   const mxPort = mxPortFromEnv(process.env);
   const account = serviceAccount(control);
   // As root the queue is opened (and recovered) by the send child only; this process keeps none of it (send-side.ts).
@@ -173,19 +167,11 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       onRunning: () => writeState(),
     }),
   );
-  const queue: FileQueue | undefined = send.queue;
-  const tlsFor = (): ReturnType<typeof loadTlsContext> => loadTlsContext(new Control(root));
-  let tlsContext = account ? undefined : safeTls(tlsFor, log);
-  const listeners: SmtpListener[] = [];
-  const directory = new DirectoryLink(root);
-  // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
-  const authThrottle = new LoginThrottle();
-  let child: SmtpChild | undefined;
-  let bound: readonly BoundListener[] = [];
   mkdirSync(runDir(root), { recursive: true });
   const startedAt = new Date().toISOString();
-  const pids: { smtpd?: number; pop3d?: number } = {};
+  const pids: Partial<Record<ServiceName, number>> = {};
   const crashes: Record<string, number> = {};
+  let services: RunningService[] = [];
   let started = false;
   const writeState = (): void => {
     if (!started) return;
@@ -197,7 +183,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       pid: process.pid,
       started: startedAt,
       root,
-      listeners: bound,
+      listeners: services.flatMap((s) => s.listeners),
       ...(smtpd ? { smtpd } : {}),
       ...(pop3d ? { pop3d } : {}),
       ...(account && send.pid !== undefined
@@ -209,75 +195,44 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     writeFileSync(`${stateFile(root)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
     renameSync(`${stateFile(root)}.tmp`, stateFile(root));
   };
-  const serving =
-    (name: 'smtpd' | 'pop3d') =>
-    (pid: number): void => {
+  // Every service of the table (services.ts): as root each in its own child as the account, else in this process.
+  const serve = (name: ServiceName): Omit<ServiceContext, 'embedded'> => ({
+    root,
+    control,
+    account,
+    log,
+    queue: send.queue,
+    authenticator: opts.authenticator,
+    onQueued: () => send.trigger(),
+    onServing: (pid) => {
       pids[name] = pid;
       writeState();
-    };
-  const crashed =
-    (name: 'smtpd' | 'pop3d') =>
-    (n: number): void => {
+    },
+    onCrash: (n) => {
       crashes[name] = n;
       writeState();
-    };
-  if (account) {
-    child = new SmtpChild({
-      root,
-      specs,
-      account,
-      log,
-      onQueued: () => send.trigger(),
-      onServing: serving('smtpd'),
-      onCrash: crashed('smtpd'),
-    });
-    try {
-      bound = await child.start();
-    } catch (err) {
-      await send.close();
-      throw err;
-    }
-    for (const b of bound)
-      log.event('smtp.listening', { address: b.host, port: b.port, kind: b.kind, user: account.name });
-  } else {
-    if (!queue) throw new QuailError('no queue in this process', true);
-    for (const spec of specs) {
-      listeners.push(
-        new SmtpListener(spec, {
-          controlFor: () => new Control(root),
-          queue,
-          authenticator: opts.authenticator ?? directory,
-          authThrottle,
-          recipients: directory,
-          senders: directory,
-          tls: () => tlsContext,
-          log: (name, fields) => log.event(name, fields),
-        }),
-      );
-    }
-    bound = await bindAll(listeners, send, log, () => tlsContext !== undefined);
+    },
+  });
+  try {
+    services = await within('the listeners', STEP_MS + 30_000, startServices(plan, serve));
+  } catch (err) {
+    await send.close();
+    throw err;
   }
   writeFileSync(pidFile(root), `${process.pid}\n`);
   started = true;
   writeState();
   let stopped: Promise<void> | undefined;
-  let pop3: Pop3Service | undefined;
   const running: Running = {
-    listeners: bound,
+    listeners: services.flatMap((s) => s.listeners),
     stop(graceMs = 10_000) {
       stopped ??= (async () => {
         log.event('quail.stopping', { pid: process.pid });
         // Delivery workers are unref'd children: keep the loop alive until they have really exited.
         const keepAlive = setInterval(() => undefined, 1000);
         // Each step has a bound: a stuck one is logged by name and the stop goes on (the queue is the truth).
-        await stopStep(
-          log,
-          'listeners',
-          graceMs + STEP_MS,
-          Promise.all([...listeners.map((l) => l.close(graceMs)), child?.stop(graceMs), pop3?.stop(graceMs)]),
-        );
+        await stopStep(log, 'listeners', graceMs + STEP_MS, Promise.all(services.map((s) => s.stop(graceMs))));
         await stopStep(log, 'scheduler and deliveries', STOP_DELIVERIES_MS, send.close());
-        await stopStep(log, 'directory', STEP_MS, directory.close());
         clearInterval(keepAlive);
         rmSync(pidFile(root), { force: true });
         rmSync(stateFile(root), { force: true });
@@ -286,14 +241,9 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       return stopped;
     },
     reload() {
-      if (child) child.reload();
-      else tlsContext = safeTls(tlsFor, log);
-      pop3?.reload();
+      const fields = Object.assign({}, ...services.map((s) => s.reload())) as Record<string, unknown>;
       send.reload();
-      log.event('quail.reloaded', {
-        ...(child ? {} : { starttls: tlsContext !== undefined }),
-        note: 'listener changes need a restart',
-      });
+      log.event('quail.reloaded', { ...fields, note: 'listener changes need a restart' });
     },
     flush() {
       send.flush();
@@ -302,19 +252,6 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   };
   try {
     await within('scheduler start', STEP_MS, send.start());
-    pop3 = await within(
-      'POP3 start',
-      STEP_MS + 30_000,
-      startPop3({
-        root,
-        control,
-        account,
-        log,
-        ...(opts.pop3 ? { flags: opts.pop3 } : {}),
-        onServing: serving('pop3d'),
-        onCrash: crashed('pop3d'),
-      }),
-    );
   } catch (err) {
     await running.stop(0);
     throw err;
@@ -366,39 +303,4 @@ async function stopStep(log: EventLog, step: string, ms: number, p: Promise<unkn
       step,
       error: `stop step "${step}" did not finish within ${Math.round(ms / 1000)} s; going on without it`,
     });
-}
-
-/** One process (not root): bind each listener here. */
-async function bindAll(
-  listeners: readonly SmtpListener[],
-  send: SendSide,
-  log: EventLog,
-  starttls: () => boolean,
-): Promise<BoundListener[]> {
-  const bound: SmtpListener[] = [];
-  try {
-    for (const l of listeners) {
-      const a = await l.listen();
-      bound.push(l);
-      log.event('smtp.listening', { address: a.address, port: a.port, kind: l.spec.kind, starttls: starttls() });
-    }
-  } catch (err) {
-    await Promise.all(bound.map((l) => l.close(0)));
-    await send.close();
-    throw new QuailError(`cannot listen: ${errText(err)}; change control/listeners or --smtp/--submission`, true);
-  }
-  return listeners.map((l) => ({
-    host: l.address?.address ?? l.spec.host,
-    port: l.address?.port ?? l.spec.port,
-    kind: l.spec.kind,
-  }));
-}
-
-function safeTls(load: () => ReturnType<typeof loadTlsContext>, log: EventLog): ReturnType<typeof loadTlsContext> {
-  try {
-    return load();
-  } catch (err) {
-    log.event('smtp.error', { error: `control/servercert.pem unusable, STARTTLS off: ${errText(err)}` });
-    return undefined;
-  }
 }

@@ -1,0 +1,109 @@
+// SMTP in `quail start`: the smtp and submission kinds of the services table, in this process or the smtpd child.
+import { errText, QuailError } from '../core/index.js';
+import { Control } from '../control/index.js';
+import { loadTlsContext, SmtpListener, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
+import { LoginThrottle } from '../throttle/index.js';
+import { DirectoryLink } from './directory-link.js';
+import { keyValues, type HostPort } from './listeners.js';
+import type { EventLog } from './log.js';
+import type { FromServiceChild } from './privchild.js';
+import type { KindDef, ServiceDef } from './services.js';
+
+/** The SMTP child's messages: the lifecycle ones only (a queued message travels as the `smtp.queued` log event). */
+export type FromSmtpChild = FromServiceChild<never>;
+
+/** The options of smtp and submission lines (docs/LISTENERS.md): numbers, and senderauth's two words. */
+const NUMERIC_OPTIONS = ['databytes', 'maxconn', 'maxperip', 'maxrcpt', 'maxline', 'maxerrors', 'maxnoop'];
+const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = { senderauth: ['on', 'off'] };
+
+/** Why `key=value` is not a valid smtp/submission option, or undefined when it is. */
+function optionProblem(key: string, value: string): string | undefined {
+  if (NUMERIC_OPTIONS.includes(key))
+    return /^\d{1,12}$/.test(value) ? undefined : `option ${key}=${value}: the value must be a number`;
+  const words = WORD_OPTIONS[key];
+  if (words)
+    return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
+  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off'].join(', ')})`;
+}
+
+/** `smtp`/`submission` options → the listener spec, or what is wrong. */
+function smtpListenerSpec(where: HostPort, kind: ListenerKind, words: readonly string[]): ListenerSpec | string {
+  const options = keyValues(words);
+  if (typeof options === 'string') return options;
+  for (const [k, v] of Object.entries(options)) {
+    const problem = optionProblem(k, v);
+    if (problem !== undefined) return problem;
+  }
+  return { host: where.host, port: where.port, kind, options };
+}
+
+const smtpKind = (kind: ListenerKind, port: number, about: string): KindDef<ListenerSpec> => ({
+  kind,
+  port,
+  about,
+  parse: (where, words) => smtpListenerSpec(where, kind, words),
+});
+
+function tlsOrNone(root: string, log: EventLog): ReturnType<typeof loadTlsContext> {
+  try {
+    return loadTlsContext(new Control(root));
+  } catch (err) {
+    log.event('smtp.error', { error: `control/servercert.pem unusable, STARTTLS off: ${errText(err)}` });
+    return undefined;
+  }
+}
+
+export const SMTP_SERVICE: ServiceDef<ListenerSpec> = {
+  name: 'smtpd',
+  what: 'SMTP',
+  kinds: [
+    smtpKind('smtp', 25, "mail from other servers (qmail-smtpd's rules)"),
+    smtpKind('submission', 587, 'mail from your users (RFC 6409): MAIL needs AUTH'),
+  ],
+  kindOf: (spec) => spec.kind,
+  script: new URL('./smtpd-child.js', import.meta.url),
+  optionalInDefault: false,
+  busyReply: () => '421 4.3.2 service restarting, try again in a minute\r\n',
+  events: { listening: 'smtp.listening', error: 'smtp.error' },
+  listeningFields: (spec) => ({ address: spec.host, port: spec.port, kind: spec.kind }),
+  local(specs, ctx) {
+    const queue = ctx.queue;
+    if (!queue) return Promise.reject(new QuailError('no queue in this process', true));
+    let tls = tlsOrNone(ctx.root, ctx.log);
+    const directory = new DirectoryLink(ctx.root);
+    // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
+    const authThrottle = new LoginThrottle();
+    const listeners = specs.map(
+      (spec) =>
+        new SmtpListener(spec, {
+          controlFor: () => new Control(ctx.root),
+          queue,
+          authenticator: ctx.authenticator ?? directory,
+          authThrottle,
+          recipients: directory,
+          senders: directory,
+          tls: () => tls,
+          log: (name, fields) => ctx.log.event(name, fields),
+        }),
+    );
+    return Promise.resolve({
+      listeners: listeners.map((l) => ({ listen: () => l.listen(), close: (g: number) => l.close(g) })),
+      listening: () => ({ starttls: tls !== undefined }),
+      reload: () => {
+        tls = tlsOrNone(ctx.root, ctx.log);
+        return { starttls: tls !== undefined };
+      },
+      close: () => directory.close(),
+    });
+  },
+  parent(ctx) {
+    // a message queued by the child wakes the scheduler here
+    const log: EventLog = {
+      event: (name, fields, level) => {
+        ctx.log.event(name, fields, level);
+        if (name === 'smtp.queued') ctx.onQueued();
+      },
+    };
+    return { log, close: () => Promise.resolve() };
+  },
+};
