@@ -1,9 +1,10 @@
 // The POP3 listener: connection limits per address, plain or implicit TLS, sessions, orderly close.
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { MaildirStore } from './maildir.js';
 import { Session, type SessionConfig, type SessionSummary } from './session.js';
-import { ConnectionLimits, LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
+import { TcpServer, type Refusal, type Served } from '../tcpserver/index.js';
+import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
 import type { MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
 
 export interface Pop3ServerOptions {
@@ -48,12 +49,13 @@ export interface Pop3Server {
   /** New key and certificate (SIGHUP) for later STLS and implicit-TLS sessions; undefined = no STLS. */
   setTls(tls: Pop3ServerOptions['tls']): void;
   address(): AddressInfo | null;
-  /** Stops accepting, drops sessions waiting for a command (nothing is deleted), waits for the others. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, drops sessions waiting for a command (nothing is deleted), waits for the others (at most
+   * graceMs, then their sockets are cut: an UPDATE under way still finishes its deletions).
+   */
+  close(graceMs?: number): Promise<void>;
   readonly connections: number;
 }
-
-const plainIp = (a: string | undefined): string => (a ?? 'unknown').replace(/^::ffff:(?=\d+\.)/, '');
 
 export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
   if (opts.implicitTls && !opts.tls) throw new Error('pop3d: implicit TLS needs a key and certificate');
@@ -76,98 +78,53 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     maxAuthFailures: 3,
     maxErrors: 10,
   };
-  const maxConnections = opts.maxConnections ?? 200;
-  const maxPerIp = opts.maxPerIp ?? 10;
-  const sockets = new Map<Socket, Session>();
-  const limits = new ConnectionLimits(maxConnections, maxPerIp);
-  const running = new Set<Promise<unknown>>();
-
-  const accept = (socket: Socket): void => {
-    const ip = plainIp(socket.remoteAddress);
-    socket.on('error', () => undefined); // a reset shows up as EOF in the session
-    socket.setNoDelay(true);
-    const admitted = limits.admit(ip);
-    if (admitted !== 'ok') {
-      log('pop3.refused', { ip, reason: admitted === 'maxconn' ? 'too-many-connections' : 'too-many-from-address' });
-      // Before TLS on an implicit-TLS port the client cannot read this; it sees the connection close.
-      if (!config.implicitTls) socket.end('-ERR [SYS/TEMP] too many connections, try again later\r\n');
-      else socket.destroy();
-      return;
-    }
+  // Before TLS on an implicit-TLS port the client cannot read a reply; it sees the connection close.
+  const tell = (text: string): string | undefined => (config.implicitTls ? undefined : text);
+  const open = (socket: Socket, ip: string): Served | Refusal => {
     let rules: Pop3ClientRules = {};
     try {
       rules = opts.clientRules?.(ip) ?? {};
     } catch (err) {
-      limits.release(ip);
       log('pop3.error', { ip, error: `client rules unreadable, connection refused: ${String(err)}` });
-      if (!config.implicitTls) socket.end('-ERR [SYS/TEMP] unable to read controls, try again later\r\n');
-      else socket.destroy();
-      return;
+      return { refuse: tell('-ERR [SYS/TEMP] unable to read controls, try again later\r\n') };
     }
     if (rules.deny === true) {
-      limits.release(ip);
       log('pop3.refused', { ip, reason: 'denied' });
-      if (!config.implicitTls) socket.end('-ERR this host may not use this server\r\n');
-      else socket.destroy();
-      return;
+      return { refuse: tell('-ERR this host may not use this server\r\n') };
     }
     const session = new Session(socket, ip, config, rules);
-    sockets.set(socket, session);
     const done = session
       .run()
       .then((summary) => opts.onSession?.(summary))
-      .catch((err: unknown) => log('pop3.error', { ip, error: String(err) }))
-      .finally(() => {
-        sockets.delete(socket);
-        limits.release(ip);
-        running.delete(done);
-      });
-    running.add(done);
+      .catch((err: unknown) => log('pop3.error', { ip, error: String(err) }));
+    // A dropped connection deletes nothing, so ending a session waiting for a command is safe; UPDATE finishes.
+    return { done, shutdown: () => session.shutdown() };
   };
-
-  const server: Server = createServer({ pauseOnConnect: false }, accept);
-  // A failed accept (EMFILE...) is an 'error' on the server, which keeps listening; unhandled it would end the process.
-  server.on('error', (err) => log('pop3.error', { error: `accept failed: ${err.message}` }));
+  const tcp = new TcpServer({
+    maxConnections: opts.maxConnections ?? 200,
+    maxPerIp: opts.maxPerIp ?? 10,
+    paused: false,
+    halfOpen: false,
+    noDelay: true,
+    tooMany: (ip, why) => {
+      log('pop3.refused', { ip, reason: why === 'maxconn' ? 'too-many-connections' : 'too-many-from-address' });
+      return tell('-ERR [SYS/TEMP] too many connections, try again later\r\n');
+    },
+    open,
+    acceptFailed: (err) => log('pop3.error', { error: `accept failed: ${err.message}` }),
+  });
   return {
-    listen(port, host = '127.0.0.1') {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
-    },
-    listenOn(handle) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(handle, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
-    },
-    adopt(socket) {
-      accept(socket);
-      socket.resume();
-    },
+    listen: (port, host = '127.0.0.1') => tcp.listen(port, host),
+    listenOn: (handle) => tcp.listen(handle),
+    adopt: (socket) => tcp.adopt(socket),
     setTls(tls) {
       if (config.implicitTls && !tls) return; // keep the old certificate rather than break an implicit-TLS port
       config.tls = secure(tls);
     },
-    address() {
-      const a = server.address();
-      return a !== null && typeof a === 'object' ? a : null;
-    },
-    async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // A dropped connection deletes nothing, so ending sessions is safe; UPDATE already under way finishes.
-      for (const session of sockets.values()) session.shutdown();
-      await Promise.allSettled([...running]);
-      await closed;
-    },
+    address: () => tcp.address,
+    close: (graceMs) => tcp.close(graceMs),
     get connections() {
-      return sockets.size;
+      return tcp.connections;
     },
   };
 }

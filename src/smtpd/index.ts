@@ -12,4 +12,3 @@ export {
   type SenderVerdict,
 } from './auth.js';
 export { loadPolicy, type SessionEnv } from './policy.js';
-export { parseTcpRules, matchTcpRules } from './tcprules.js';

@@ -1,11 +1,10 @@
-// Golden tables for the SMTP parsers: envelope arguments (B.1 and strict RFC 5321), tcprules, received fields, policy domains.
+// Golden tables for the SMTP parsers: envelope arguments (B.1 and strict RFC 5321), received fields, policy domains.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applyLocalIpHost, parseEnvelopeArg } from './address.js';
 import { domainCandidates, envNumber } from './policy.js';
 import { receivedLine, safeField } from './received.js';
 import { parseStrictMail, parseStrictRcpt } from './strict.js';
-import { matchTcpRules, parseTcpRules } from './tcprules.js';
 
 void test('parseEnvelopeArg: B.1 golden table', () => {
   const table: Array<[string, string | null]> = [
@@ -131,37 +130,6 @@ void test('domainCandidates: the domain, then .suffixes longest first, never emp
   assert.equal(envNumber('0'), 0);
   assert.equal(envNumber('1000x'), 1000);
   assert.equal(envNumber(undefined), undefined);
-});
-
-void test('tcprules: parse and lookup order', () => {
-  const rules = parseTcpRules(
-    [
-      '# comment',
-      '',
-      '127.:allow,RELAYCLIENT=""',
-      '10.1.2.3:deny',
-      '10.1.2.:allow,RELAYCLIENT="@gw.test",DATABYTES=5000',
-      "192.0.2.4-6:allow,X='q,uoted'",
-      'joe@10.9.9.9:allow,WHO=joe',
-      '[::1]:allow,RELAYCLIENT=""',
-      ':allow,=RELAYCLIENT',
-      '10.1.2.3:allow',
-      'garbage',
-      '1.2.3.4:allow,BAD NAME=1',
-    ].join('\n'),
-  );
-  assert.equal(rules.errors.length, 2);
-  assert.equal(matchTcpRules(rules, '127.0.0.1')?.env.get('RELAYCLIENT'), '');
-  assert.equal(matchTcpRules(rules, '10.1.2.3')?.action, 'deny'); // first rule for a key wins
-  const r = matchTcpRules(rules, '10.1.2.200');
-  assert.equal(r?.env.get('RELAYCLIENT'), '@gw.test');
-  assert.equal(r?.env.get('DATABYTES'), '5000');
-  assert.equal(matchTcpRules(rules, '192.0.2.5')?.env.get('X'), 'q,uoted');
-  assert.equal(matchTcpRules(rules, '192.0.2.7')?.key, '');
-  assert.equal(matchTcpRules(rules, '10.9.9.9', 'joe')?.env.get('WHO'), 'joe');
-  assert.equal(matchTcpRules(rules, '::1')?.env.get('RELAYCLIENT'), '');
-  assert.equal(matchTcpRules(rules, '203.0.113.1')?.env.get('RELAYCLIENT'), null);
-  assert.equal(matchTcpRules(parseTcpRules(''), '1.2.3.4'), undefined);
 });
 
 void test('received: B.8 format, unsafe characters, RFC 3848 names', () => {

@@ -1,14 +1,15 @@
 // A listening SMTP/submission socket: connection limits, tcp.smtp rules, the session environment, TLS.
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { errText } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
-import { ConnectionLimits, LoginThrottle } from '../throttle/index.js';
+import { matchTcpRules, parseTcpRules, plainIp, TcpServer, type Refusal, type Served } from '../tcpserver/index.js';
+import { LoginThrottle } from '../throttle/index.js';
 import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
-import { R, renderReply, type Reply } from './replies.js';
+import { R, renderReply } from './replies.js';
 import {
   DEFAULT_LIMITS,
   runSession,
@@ -16,7 +17,6 @@ import {
   type SessionLimits,
   type SessionSummary,
 } from './session.js';
-import { matchTcpRules, parseTcpRules } from './tcprules.js';
 
 export type ListenerKind = 'smtp' | 'submission';
 
@@ -52,8 +52,6 @@ export interface SmtpServerDeps {
   readonly onSession?: (summary: SessionSummary, env: SessionEnv) => void;
 }
 
-const plainIp = (a: string | undefined): string => (a ?? 'unknown').replace(/^::ffff:(?=\d+\.)/, '');
-
 /** This host's interface addresses (qmail's ipme), for B.2. */
 export function hostIps(): Set<string> {
   const out = new Set<string>(['127.0.0.1']);
@@ -68,11 +66,9 @@ export function loadTlsContext(control: Control): SecureContext | undefined {
   return createSecureContext({ key: pem, cert: pem, minVersion: 'TLSv1.2' });
 }
 
+/** One smtp or submission listener: src/tcpserver's listening socket with an SMTP session per connection. */
 export class SmtpListener {
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
-  private readonly limitsByIp: ConnectionLimits;
-  private readonly running = new Set<Promise<unknown>>();
+  private readonly tcp: TcpServer;
   private readonly limits: SessionLimits;
   private readonly isLocalIp: (ip: string) => boolean;
   private readonly authThrottle: LoginThrottle;
@@ -83,18 +79,23 @@ export class SmtpListener {
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...deps.limits, ...numericOptions(spec.options) };
     this.authThrottle = deps.authThrottle ?? new LoginThrottle();
-    this.limitsByIp = new ConnectionLimits(
-      Number(spec.options['maxconn'] ?? deps.maxConnections ?? 100),
-      Number(spec.options['maxperip'] ?? deps.maxPerIp ?? 20),
-    );
     const ips = hostIps();
     this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
-    // allowHalfOpen: a client may send everything and shut its side; replies still go out (pipelining).
-    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
-    // A failed accept (EMFILE...) is an 'error' on the server, which keeps listening; unhandled it would end the process.
-    this.server.on('error', (err) =>
-      this.deps.log?.('smtp.error', { listener: `${spec.host}:${spec.port}`, error: `accept failed: ${err.message}` }),
-    );
+    const log = deps.log ?? (() => undefined);
+    this.tcp = new TcpServer({
+      maxConnections: Number(spec.options['maxconn'] ?? deps.maxConnections ?? 100),
+      maxPerIp: Number(spec.options['maxperip'] ?? deps.maxPerIp ?? 20),
+      // paused: commands are read one line at a time (src/lineio); half-open: replies to pipelined commands then EOF
+      paused: true,
+      halfOpen: true,
+      tooMany: (ip, why) => {
+        log('smtp.refused', { ip, why, listener: this.label });
+        return renderReply(why === 'maxconn' ? R.tooManyConnections : R.tooManyFromIp, false);
+      },
+      open: (socket, ip) => this.open(socket, ip),
+      acceptFailed: (err) =>
+        log('smtp.error', { listener: `${spec.host}:${spec.port}`, error: `accept failed: ${err.message}` }),
+    });
   }
 
   /**
@@ -103,73 +104,45 @@ export class SmtpListener {
    * options (half-open, paused on connect).
    */
   listen(handle?: Server): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      const done = (): void => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      };
-      if (handle) this.server.listen(handle, done);
-      else this.server.listen(this.spec.port, this.spec.host, done);
-    });
+    return handle ? this.tcp.listen(handle) : this.tcp.listen(this.spec.port, this.spec.host);
   }
 
   /** Serves a connection accepted elsewhere (a parent's socket passed with child.send('socket', s)). */
   adopt(socket: Socket): void {
-    // A socket received over IPC is made without the listener's options: keep replying after the client's FIN
-    // (pipelined commands then EOF), as the listening server's own sockets do.
-    socket.allowHalfOpen = true;
-    socket.pause();
-    this.accept(socket);
+    this.tcp.adopt(socket);
   }
 
   get address(): AddressInfo | null {
-    return this.server.address() as AddressInfo | null;
+    return this.tcp.address;
   }
 
   get active(): number {
-    return this.sockets.size;
+    return this.tcp.connections;
   }
 
   /** Stops accepting; waits up to graceMs for sessions to end, then cuts the rest (never mid-commit: 250 follows commit). */
-  async close(graceMs: number): Promise<void> {
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
-    const all = Promise.allSettled([...this.running]);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
-    clearTimeout(timer);
-    for (const s of this.sockets) s.destroy();
-    await all;
-    await closed;
+  close(graceMs: number): Promise<void> {
+    return this.tcp.close(graceMs);
   }
 
-  private accept(socket: Socket): void {
+  private get label(): string {
+    return `${this.address?.address ?? this.spec.host}:${this.address?.port ?? this.spec.port}`;
+  }
+
+  private open(socket: Socket, ip: string): Served | Refusal {
     const log = this.deps.log ?? (() => undefined);
-    const ip = plainIp(socket.remoteAddress);
-    const label = `${this.address?.address ?? this.spec.host}:${this.address?.port ?? this.spec.port}`;
-    socket.on('error', () => undefined); // resets are normal; the session sees EOF
-    const refuse = (r: Reply, why: string): void => {
-      log('smtp.refused', { ip, why, listener: label });
-      // Read and drop what the client sends (so closing does not reset the reply away), then hang up.
-      socket.resume();
-      socket.end(renderReply(r, false));
-      setTimeout(() => socket.destroy(), 10_000).unref();
-    };
-    const admitted = this.limitsByIp.admit(ip);
-    if (admitted === 'maxconn') return refuse(R.tooManyConnections, 'maxconn');
-    if (admitted === 'maxperip') return refuse(R.tooManyFromIp, 'maxperip');
+    const label = this.label;
     const control = this.deps.controlFor();
     let env: SessionEnv;
     if (this.deps.envFor) env = this.deps.envFor(socket);
     else {
       const built = this.buildEnv(socket, ip, control);
       if (built === 'deny') {
-        this.limitsByIp.release(ip);
-        return refuse(R.denied, 'tcp.smtp');
+        log('smtp.refused', { ip, why: 'tcp.smtp', listener: label });
+        return { refuse: renderReply(R.denied, false) };
       }
       env = built;
     }
-    this.sockets.add(socket);
     log('smtp.connect', { ip, listener: label, kind: this.spec.kind });
     let tls: SecureContext | undefined;
     try {
@@ -177,7 +150,7 @@ export class SmtpListener {
     } catch (err) {
       log('smtp.error', { ip, error: `STARTTLS disabled: ${errText(err)}` });
     }
-    const run = runSession(socket, {
+    const done = runSession(socket, {
       control,
       env,
       tls,
@@ -199,13 +172,8 @@ export class SmtpListener {
       .catch((err: unknown) => {
         log('smtp.error', { ip, error: errText(err) });
         socket.destroy();
-      })
-      .finally(() => {
-        this.sockets.delete(socket);
-        this.limitsByIp.release(ip);
-        this.running.delete(run);
       });
-    this.running.add(run);
+    return { done };
   }
 
   /** Production environment: addresses of the socket, TCPLOCALHOST = me, listener options, then tcp.smtp. */

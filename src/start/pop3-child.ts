@@ -1,7 +1,7 @@
 // The unprivileged POP3 process: serves the connections its root parent accepts, reading the directory read-only.
 import type { Pop3ListenerSpec } from '../pop3d/index.js';
 import { runServiceChild } from './child-common.js';
-import { closeServers, DirectoryAuthenticator, makePop3Servers } from './pop3.js';
+import { DirectoryAuthenticator, makePop3Servers } from './pop3.js';
 import type { FromPop3Child } from './pop3.js';
 
 const send = (m: FromPop3Child): void => {
@@ -34,10 +34,7 @@ export async function servePop3Child(root: string, uid: number, gid: number): Pr
           log: (event, fields) => send({ type: 'log', event, fields: { ...fields } }),
         });
         reloads.push(made.setTls);
-        return made.servers.map((server) => ({
-          adopt: (socket) => server.adopt(socket),
-          close: (graceMs) => closeServers([server], graceMs),
-        }));
+        return made.servers;
       },
       reload: () => reloads.forEach((r) => r()),
       close: async () => {

@@ -13,7 +13,7 @@ import {
   type Pop3ListenerSpec,
   type Pop3Server,
 } from '../pop3d/index.js';
-import { matchTcpRules, parseTcpRules } from '../smtpd/index.js';
+import { matchTcpRules, parseTcpRules } from '../tcpserver/index.js';
 import type { EventLog } from './log.js';
 import type { FromServiceChild } from './privchild.js';
 import type { ServiceDef } from './services.js';
@@ -188,16 +188,6 @@ export function makePop3Servers(
   };
 }
 
-/** Closes the servers; sessions still running after graceMs are left to the process exit (they delete nothing). */
-export async function closeServers(servers: readonly Pop3Server[], graceMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.allSettled(servers.map((s) => s.close())),
-    new Promise((r) => (timer = setTimeout(r, graceMs))),
-  ]);
-  clearTimeout(timer);
-}
-
 /**
  * The pop3 kind of the services table. Not root: the servers run in this process. Root: the listeners are bound
  * there and served by a child running as control/quailuser (the account the domains' Maildirs belong to); logins
@@ -234,7 +224,7 @@ export const POP3_SERVICE: ServiceDef<Pop3ListenerSpec, Pop3Login> = {
     return Promise.resolve({
       listeners: servers.map((s, i) => {
         const spec = specs[i] as Pop3ListenerSpec;
-        return { listen: () => s.listen(spec.port, spec.host), close: (g: number) => closeServers([s], g) };
+        return { listen: () => s.listen(spec.port, spec.host), close: (g: number) => s.close(g) };
       }),
       reload: () => setTls(),
       close: async () => {
