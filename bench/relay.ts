@@ -9,6 +9,7 @@ import { postfixUnavailable, startPostfix } from './postfix.js';
 import { quailCli, startQuailProcess } from './quail-process.js';
 import { freePort, HOST, startSink, type Sink } from './sink.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
+import { waitUntil } from '../test/support/wait.js';
 
 const CONCURRENCIES = [10, 50] as const;
 /** Messages written into a queue at once while the case is set up (untimed). */
@@ -78,16 +79,6 @@ async function pump(
   return { done, failed, seconds, ...(lastError !== undefined ? { lastError } : {}) };
 }
 
-/** Resolves when `cond()` holds (checked every 10 ms) or `ms` has passed; returns whether it held. */
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
-}
-
 /**
  * One measured case: how many of `n` the sink received, in how many seconds. `quail` and `postfix`: from
  * the MTA's queue (the same workload, compared by the ratio); `quail-client`: RemoteEngine alone, no queue.
@@ -117,7 +108,7 @@ async function quailClientCase(
   ctx.progress(`relay: quail RemoteEngine alone → ${sink.label}, concurrency ${c}, ${n} messages`);
   const base = sink.count();
   const r = await pump(join(ctx.workDir, `quail-client-${c}`), sink.port, n, c, budgetMs);
-  await until(() => sink.count() - base >= r.done, 2000); // smtp-sink's counter line may trail the 250
+  await waitUntil(() => sink.count() - base >= r.done, 2000, 10); // smtp-sink's counter line may trail the 250
   const atSink = sink.count() - base;
   const cut = r.done + r.failed < n ? `, stopped at the ${Math.round(budgetMs / 1000)} s budget` : '';
   const fail = r.failed > 0 ? `, ${r.failed} failed (last: ${r.lastError ?? '?'})` : '';
@@ -199,12 +190,16 @@ async function quailQueueCase(
     const start = process.hrtime.bigint();
     const woken = await q.triggerCounted('flush');
     if (woken === 0) throw new Error(`quail start took no flush wake-up\n${quail.log().slice(-1500)}`);
-    await until(() => !alive() || sink.count() - base >= n, budgetMs);
-    await until(() => !alive() || readdirSync(envDir).length === 0, Math.max(0, budgetMs - since(start) * 1000));
+    await waitUntil(() => !alive() || sink.count() - base >= n, budgetMs, 10);
+    await waitUntil(
+      () => !alive() || readdirSync(envDir).length === 0,
+      Math.max(0, budgetMs - since(start) * 1000),
+      10,
+    );
     const seconds = since(start);
     if (!alive()) throw new Error(`quail start exited during the case\n${quail.log().slice(-1500)}`);
     // untimed: the last result lines may still be in the log pipe when the queue is already empty
-    await until(() => logged.success + logged.deferral + logged.failure >= n, 5000);
+    await waitUntil(() => logged.success + logged.deferral + logged.failure >= n, 5000, 10);
     const atSink = sink.count() - base;
     const left = readdirSync(envDir).length;
     const notes = [
@@ -258,7 +253,7 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
       throw new Error(
         `Postfix accepted ${inj.done} of ${n} messages (${inj.lastError ?? 'budget'})\n${pf.log().slice(-1500)}`,
       );
-    if (!(await until(() => pf.held() === n, 30_000)))
+    if (!(await waitUntil(() => pf.held() === n, 30_000, 10)))
       throw new Error(`Postfix holds ${pf.held()} of ${n} messages\n${pf.log().slice(-1500)}`);
     const base = sink.count();
     pf.releaseToDeferred();
@@ -266,8 +261,8 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
     ctx.progress(`relay: Postfix → ${sink.label}, concurrency ${c}: releasing ${n} messages`);
     const start = process.hrtime.bigint();
     pf.flush();
-    await until(() => sink.count() - base >= n, budgetMs);
-    await until(() => pf.queued() === 0, Math.max(0, budgetMs - since(start) * 1000));
+    await waitUntil(() => sink.count() - base >= n, budgetMs, 10);
+    await waitUntil(() => pf.queued() === 0, Math.max(0, budgetMs - since(start) * 1000), 10);
     const seconds = since(start);
     const atSink = sink.count() - base;
     const left = pf.queued();

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openQueue } from '../queue/index.js';
 import { formatAge } from './queue.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const MAIN = join(process.cwd(), 'dist', 'cli', 'main.js');
 
@@ -120,10 +121,15 @@ void test('quail queue: stat, list, show, hold, release, delete, flush, export, 
     assert.match(idle.out, /no scheduler is running/);
     const heard: string[] = [];
     const unsub = q.watch((what, domain) => heard.push(`${what} ${domain ?? '*'}`));
-    while (!readdirSync(join(q.dir, 'wake')).length) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => readdirSync(join(q.dir, 'wake')).length > 0, 10_000, 'the wake socket', 10);
     const flush = await quail('queue', 'flush', '--domain', 'example.org', '--root', root);
     assert.match(flush.out, /flush requested for example\.org: 1 scheduler\(s\) woken/);
-    while (!heard.includes('flush example.org')) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(
+      () => heard.includes('flush example.org'),
+      10_000,
+      () => heard.join(','),
+      10,
+    );
     unsub();
 
     const file = join(dir, 'moved.q');

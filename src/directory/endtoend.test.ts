@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errText } from '../core/index.js';
 import { startCluster, type Cluster } from '../../test/support/pgcluster.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -25,16 +26,6 @@ function quail(args: readonly string[]): string {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, `quail ${args.join(' ')}: exit ${String(r.status)}\n${r.stdout}${r.stderr}`);
   return r.stdout;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(check: () => boolean, what: () => string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what()}`);
-    await sleep(25);
-  }
 }
 
 interface Running {
@@ -60,6 +51,7 @@ async function start(root: string): Promise<Running> {
   void exited.then(() => (gone = true));
   await waitFor(
     () => gone || text.includes('quail.started'),
+    30_000,
     () => text,
   );
   assert.equal(gone, false, `quail start exited:\n${text}`);
@@ -167,6 +159,7 @@ async function walkthrough(url?: string): Promise<void> {
     const log = q.log;
     await waitFor(
       () => readdirSync(joeNew).length > 0,
+      30_000,
       () => `nothing in ${joeNew}\n${log()}`,
     );
     const files = readdirSync(joeNew);
@@ -177,17 +170,20 @@ async function walkthrough(url?: string): Promise<void> {
     if (nobodyTaken)
       await waitFor(
         () => /result=failure report="Sorry, no mailbox here by that name \(nobody@example\.com\)/.test(log()),
+        30_000,
         () => log(),
       );
     // mailbox:joe: the catch-all mailbox of catch.test gets someone@.
     const catchNew = join(root, 'domains', 'catch.test', 'joe', 'Maildir', 'new');
     await waitFor(
       () => readdirSync(catchNew).length > 0,
+      30_000,
       () => `nothing in ${catchNew}\n${log()}`,
     );
     assert.match(readFileSync(join(catchNew, readdirSync(catchNew)[0] ?? ''), 'utf8'), /Subject: to-catchall\n/);
     await waitFor(
       () => /report="delivered to [^"]*example\.com\/joe\/Maildir\/\\ndid 0\+0\+1\\n"/.test(log()),
+      30_000,
       () => log(),
     );
     assert.equal(existsSync(join(root, 'program-ran')), false, 'the vdeliver line ran in-process, not as a program');

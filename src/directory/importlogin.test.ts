@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { authenticate } from './auth.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -63,6 +64,7 @@ async function pop(port: number, user: string, pw: string): Promise<string[]> {
   const want = async (n: number): Promise<void> =>
     waitFor(
       () => lines().length >= n,
+      30_000,
       () => text,
     );
   try {
@@ -74,14 +76,6 @@ async function pop(port: number, user: string, pw: string): Promise<string[]> {
     return lines();
   } finally {
     sock.destroy();
-  }
-}
-
-async function waitFor(check: () => boolean, what: () => string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what()}`);
-    await new Promise((r) => setTimeout(r, 25));
   }
 }
 
@@ -173,8 +167,8 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     q.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     await waitFor(
       () => /quail\.started/.test(log),
-      () => `quail start did not start:\n${log}`,
       60_000,
+      () => `quail start did not start:\n${log}`,
     );
     const port = Number(/pop3\.listening address=\S+ port=(\d+)/.exec(log)?.[1] ?? NaN);
     assert.ok(port > 0, log);

@@ -7,22 +7,14 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '../../test/support/wait.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function quail(args: readonly string[]): string {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, `quail ${args.join(' ')}: exit ${String(r.status)}\n${r.stdout}${r.stderr}`);
   return r.stdout;
-}
-
-async function waitFor(check: () => boolean, what: () => string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what()}`);
-    await sleep(25);
-  }
 }
 
 /** swaks' exit status and transcript (24: the server refused a recipient). */
@@ -75,6 +67,7 @@ void test('morercpthosts only: quail start accepts RCPT to the domain, refuses o
     p.stderr.on('data', (c: Buffer) => (log += c.toString()));
     await waitFor(
       () => log.includes('quail.started') || p.exitCode !== null,
+      30_000,
       () => log,
     );
     assert.equal(p.exitCode, null, log);
@@ -92,6 +85,7 @@ void test('morercpthosts only: quail start accepts RCPT to the domain, refuses o
     const newDir = join(root, 'domains', 'more.test', 'joe', 'Maildir', 'new');
     await waitFor(
       () => readdirSync(newDir).length > 0,
+      30_000,
       () => `nothing in ${newDir}\n${log}`,
     );
     const text = readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'utf8');

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { dovecotConfig } from './config.js';
 import { dovecotBinary, freePort, startDovecot, type RunningDovecot } from '../../test/support/dovecot.js';
 import { repoPath } from '../../test/support/paths.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -27,14 +28,6 @@ function run(cmd: string, args: readonly string[]): Promise<{ status: number | n
     c.stderr.on('data', (d: Buffer) => (out += d.toString()));
     c.on('close', (status) => resolve({ status, out }));
   });
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const IMAPLIB = `

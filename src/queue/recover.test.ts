@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { type FileQueue, type QueueId, openQueue } from './index.js';
 import { listQueue, recoverListed } from './recover.js';
+import { waitFor } from '../../test/support/wait.js';
 
 /** A pid that surely belongs to no running process: a child that has exited. */
 const DEAD = spawnSync('true').pid;
@@ -243,7 +244,7 @@ void test('recover removes wake-up sockets of dead processes only', async () => 
   try {
     writeFileSync(w.p('wake', `${DEAD}-abcd.sock`), '');
     const unsub = w.q.watch(() => undefined);
-    while (!w.ls('wake').some((n) => n.startsWith(`${process.pid}-`))) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => w.ls('wake').some((n) => n.startsWith(`${process.pid}-`)), 10_000, 'our wake socket', 10);
     await w.q.recover();
     const left = w.ls('wake');
     assert.equal(left.length, 1);

@@ -7,6 +7,7 @@ import type { DeliveryStatus } from '../core/index.js';
 import { messageState } from './state.js';
 import { afterAttempt, endsDelivered } from './task.js';
 import { makeWorld, type World } from '../../test/support/scheduler.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const OK: LocalResult = { result: 'success', report: 'did 1+0+0\n' };
 const NOSUCH: LocalResult = { result: 'failure', report: 'Sorry, no mailbox here by that name. (#5.1.1)\n' };
@@ -27,11 +28,6 @@ function recordWrites(w: World): {
     return real(id, recipients);
   };
   return rec;
-}
-
-async function until(what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(ok(), `never happened: ${what}`);
 }
 
 void test('endsDelivered / afterAttempt: only the last in-flight recipient, all done, skips the state write', () => {
@@ -106,7 +102,7 @@ void test('stop during the last delivery: the message is still removed, and a re
     await w.scheduler.start();
     await w.inject('s@origin.test', ['joe@local.test']);
     const idle = w.scheduler.runUntilIdle();
-    await until('delivery started', () => release !== undefined);
+    await waitFor(() => release !== undefined, 5_000, 'delivery started');
     const stopped = w.scheduler.stop();
     release?.();
     await stopped;
@@ -135,7 +131,7 @@ void test('concurrencylocal 1: the next delivery starts while the previous resul
     await w.inject('s@origin.test', ['first@local.test']);
     await w.inject('s@origin.test', ['second@local.test']);
     const idle = w.scheduler.runUntilIdle();
-    await until('the second delivery ran while the first write was held', () => w.localJobs.length === 2);
+    await waitFor(() => w.localJobs.length === 2, 5_000, 'the second delivery ran while the first write was held');
     assert.deepEqual(
       w.localJobs.map((j) => j.local),
       ['first', 'second'],

@@ -6,6 +6,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildCdb } from '../cdb/index.js';
 import { harness, talk } from '../../test/support/smtpd.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 const REMOTE = { TCPREMOTEIP: '192.0.2.9', TCPLOCALHOST: 'mx.local.test' };
 const CONTROLS = '421 unable to read controls (#4.3.0)\r\n';
@@ -126,8 +127,7 @@ void test(
         assert.deepEqual(codes, [250, 553]);
       }
       await talk(h.port, 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@more.test>\r\n'); // ends by EOF
-      const deadline = Date.now() + 5000;
-      while (open() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitUntil(() => open() <= before, 5000, 20);
       assert.equal(open(), before);
     } finally {
       await h.close();

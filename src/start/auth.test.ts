@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { swaks } from '../../test/support/start.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -47,14 +48,6 @@ function sink(): Promise<{ server: Server; port: number; got: string[] }> {
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.2', () => resolve({ server, port: (server.address() as AddressInfo).port, got })),
   );
-}
-
-async function until(what: string, cond: () => boolean, log: () => string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}\n${log()}`);
 }
 
 function cli(root: string, ...args: string[]): void {
@@ -103,10 +96,10 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
     const exited = new Promise<number | null>((r) => child?.on('exit', (code) => r(code)));
     const stateFile = join(root, 'run', 'quail.json');
-    await until(
-      'quail.started',
+    await waitFor(
       () => log.includes('quail.started') && existsSync(stateFile),
-      () => log,
+      20_000,
+      () => `quail.started\n${log}`,
     );
     const st = JSON.parse(readFileSync(stateFile, 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
     const smtp = st.listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
@@ -164,10 +157,10 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     );
     assert.equal(good.status, 0, good.out);
     assert.match(good.out, /235 2\.7\.0 authentication successful/);
-    await until(
-      'relay to the sink',
+    await waitFor(
       () => remote.got.length === 1,
-      () => log,
+      20_000,
+      () => `relay to the sink\n${log}`,
     );
     assert.match(
       remote.got[0] ?? '',
@@ -216,10 +209,10 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     const local = swaks(smtp, ['--to', 'joe@example.org', '--header', 'Subject: to joe'], 'joe@example.org');
     assert.equal(local.status, 0, local.out);
     const joeNew = join(root, 'domains', 'example.org', 'joe', 'Maildir', 'new');
-    await until(
-      'delivery to joe',
+    await waitFor(
       () => existsSync(joeNew) && readdirSync(joeNew).length === 1,
-      () => log,
+      20_000,
+      () => `delivery to joe\n${log}`,
     );
 
     // Python's smtplib: STARTTLS + AUTH on the submission port
@@ -231,10 +224,10 @@ void test('quail start + directory: AUTH with swaks and smtplib relays (ESMTPA, 
     // the wrong password on the smtp port above slows this address's logins on the submission port too (1 s):
     // one failed-AUTH table for all the listeners of quail start
     assert.ok(Number(loginMs) >= 900, `login on the second port waited ${loginMs} ms`);
-    await until(
-      'smtplib relay',
+    await waitFor(
       () => remote.got.length === 2,
-      () => log,
+      20_000,
+      () => `smtplib relay\n${log}`,
     );
     assert.match(remote.got[1] ?? '', /\(joe@example\.org@127\.0\.0\.1\)\r\n {2}by \S+ with ESMTPSA; /);
     const pyBad = spawnSync('python3', ['-c', SMTPLIB, String(submission), 'joe@example.org', 'nope'], {

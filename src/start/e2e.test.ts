@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { swaks } from '../../test/support/start.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -70,14 +71,6 @@ function sink(host: string): Promise<{ server: Server; port: number; got: SinkMe
   });
 }
 
-async function until(what: string, cond: () => boolean, log: () => string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}\n${log()}`);
-}
-
 void test('swaks → quail start → example.com postmaster Maildir; relay from 127.0.0.1 → sink on 127.0.0.2; 127.0.0.3 may not relay', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-e2e-'));
   chmodSync(root, 0o755);
@@ -100,10 +93,10 @@ void test('swaks → quail start → example.com postmaster Maildir; relay from 
     child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
     const exited = new Promise<number | null>((r) => child?.on('exit', (code) => r(code)));
     const stateFile = join(root, 'run', 'quail.json');
-    await until(
-      'quail.started',
+    await waitFor(
       () => log.includes('quail.started') && existsSync(stateFile),
-      () => log,
+      20_000,
+      () => `quail.started\n${log}`,
     );
     const st = JSON.parse(readFileSync(stateFile, 'utf8')) as { listeners: Array<{ port: number; kind: string }> };
     const port = st.listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
@@ -119,10 +112,10 @@ void test('swaks → quail start → example.com postmaster Maildir; relay from 
     ]);
     assert.equal(local.status, 0, local.out);
     const newDir = join(root, 'domains', 'example.com', 'postmaster', 'Maildir', 'new');
-    await until(
-      'Maildir delivery',
+    await waitFor(
       () => readdirSync(newDir).length === 1,
-      () => log,
+      20_000,
+      () => `Maildir delivery\n${log}`,
     );
     const file = readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'latin1');
     assert.match(file, /^Return-Path: <sender@client\.test>\nDelivered-To: example\.com-postmaster@example\.com\n/);
@@ -132,10 +125,10 @@ void test('swaks → quail start → example.com postmaster Maildir; relay from 
     // 2. relay from a permitted client to a remote domain, delivered to the sink on another loopback address
     const relay = swaks(port, ['--to', 'joe@remote.test', '--header', 'Subject: e2e remote', '--body', 'to the sink']);
     assert.equal(relay.status, 0, relay.out);
-    await until(
-      'remote delivery',
+    await waitFor(
       () => remote.got.length === 1,
-      () => log,
+      20_000,
+      () => `remote delivery\n${log}`,
     );
     const m = remote.got[0];
     assert.equal(m?.from, 'sender@client.test');

@@ -17,6 +17,7 @@ import {
   parallel,
   Wire,
 } from '../../test/support/hostile-wire.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 let h: Hostile;
 /** A transaction left in the middle of DATA while the cases run, finished at the end: no case may disturb it. */
@@ -225,15 +226,18 @@ void test(`property (fast-check, seed ${SEED}, ${RUNS} runs): any body in any TC
     // every accepted body is delivered once and whole: CRLF → LF, leading dots removed, nothing added or cut
     await h.health('property end');
     const files = new Map<number, string>();
-    const deadline = Date.now() + 30_000;
-    while (files.size < accepted.length && Date.now() < deadline) {
-      for (const f of h.maildir('box')) {
-        const text = readFileSync(f, 'latin1');
-        const m = /^X-Case: (\d+)$/m.exec(text);
-        if (m) files.set(Number(m[1]), text);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(
+      () => {
+        for (const f of h.maildir('box')) {
+          const text = readFileSync(f, 'latin1');
+          const m = /^X-Case: (\d+)$/m.exec(text);
+          if (m) files.set(Number(m[1]), text);
+        }
+        return files.size >= accepted.length;
+      },
+      30_000,
+      50,
+    );
     for (const { n, body } of accepted) {
       const text = files.get(n);
       assert.ok(text !== undefined, `accepted case ${n} was not delivered`);

@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { DOMAIN, Hostile, PASSWORD } from '../../test/support/hostile.js';
 import { assertNoLeak, clientHello, freshLoopback, parallel, plain, Wire } from '../../test/support/hostile-wire.js';
+import { waitFor } from '../../test/support/wait.js';
 
 let h: Hostile;
 let hello: Buffer;
@@ -39,11 +40,11 @@ before(async () => {
     }
   }
   w.destroy();
-  const deadline = Date.now() + 30_000;
-  while ([...BOXES, STAY].some((b) => h.maildir(b).length < MESSAGES)) {
-    assert.ok(Date.now() < deadline, 'the POP3 mailboxes were not filled');
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await waitFor(
+    () => [...BOXES, STAY].every((b) => h.maildir(b).length >= MESSAGES),
+    30_000,
+    'the POP3 mailboxes were not filled',
+  );
   bystander = await Wire.connect(h.ports.pop3, { localAddress: freshLoopback() });
   assert.match(await bystander.line(), /^\+OK/);
   bystander.send('STLS\r\n');

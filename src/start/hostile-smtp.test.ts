@@ -13,6 +13,7 @@ import {
   plain,
   Wire,
 } from '../../test/support/hostile-wire.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 let h: Hostile;
 /** A transaction left in the middle of DATA while the cases run, finished at the end: no case may disturb it. */
@@ -397,8 +398,7 @@ void test('disconnects (FIN and RST) in the middle of every command, of DATA and
     }
     // nothing half-written is left in the queue by the sessions cut off above
     const left = (): string[] => h.queueTmp().filter((f) => !receiving.has(f));
-    const deadline = Date.now() + 10_000;
-    while (left().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => left().length === 0, 10_000, 50);
     assert.deepEqual(left(), [], 'queue/tmp keeps files of abandoned messages');
   }));
 

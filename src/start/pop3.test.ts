@@ -15,6 +15,7 @@ import { pop3ClientRules } from './pop3.js';
 import { listenerPlan, startServices, type RunningService } from './services.js';
 import { overridesOf, type Pop3Flags } from './supervisor.js';
 import type { EventLog } from './log.js';
+import { waitFor } from '../../test/support/wait.js';
 
 /** The pop3 listeners of control/listeners (or the embedded default), or of the flags: the services table's plan. */
 function pop3Plan(control: Control, flags: Pop3Flags): { specs: Pop3ListenerSpec[]; embedded: boolean } {
@@ -120,14 +121,6 @@ function run(
     c.on('close', (status) => resolve({ status, out }));
     c.stdin.end(opts.input ?? '');
   });
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const POPLIB = `

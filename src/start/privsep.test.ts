@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { connectionHolders, listeningInode, MAIN, procUids, socketHolders } from '../../test/support/start.js';
+import { waitFor } from '../../test/support/wait.js';
 
 function sendMail(port: number, to: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -30,14 +31,6 @@ function sendMail(port: number, to: string): Promise<string> {
     s.on('error', reject);
     s.on('close', () => resolve(out));
   });
-}
-
-async function until(what: string, cond: () => boolean, log: () => string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}\n${log()}`);
 }
 
 interface State {
@@ -65,10 +58,10 @@ void test(
       child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
       const exited = new Promise<number | null>((r) => child?.on('exit', (code) => r(code)));
       const stateFile = join(root, 'run', 'quail.json');
-      await until(
-        'quail.started',
+      await waitFor(
         () => log.includes('quail.started') && existsSync(stateFile),
-        () => log,
+        15_000,
+        () => `quail.started\n${log}`,
       );
       const state = (): State => JSON.parse(readFileSync(stateFile, 'utf8')) as State;
       const port = state().listeners.find((l) => l.kind === 'smtp')?.port ?? 0;
@@ -98,34 +91,34 @@ void test(
       const me = readFileSync(join(root, 'control', 'me'), 'utf8').trim();
       const newDir = join(root, 'alias', 'Maildir', 'new');
       assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
-      await until(
-        'delivery',
+      await waitFor(
         () => readdirSync(newDir).length === 1,
-        () => log,
+        15_000,
+        () => `delivery\n${log}`,
       );
       assert.match(readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'latin1'), /Subject: privsep/);
 
       process.kill(smtpdPid, 'SIGKILL');
       // The port never closes: a connection made at once is held until the new child takes it, then served.
       assert.match(await sendMail(port, `postmaster@${me}`), /250 ok \d+ qp \S+\r\n221 /);
-      await until(
-        'restart',
+      await waitFor(
         () => /smtpd\.crashed[^\n]*signal=SIGKILL[^\n]*\n(?:.*\n)*.*smtpd\.started/.test(log),
-        () => log,
+        15_000,
+        () => `restart\n${log}`,
       );
       assert.deepEqual(listenHolders(), [child.pid], 'the listening socket never left the parent');
       const again = (await servedBy())[0] ?? 0;
       assert.notEqual(again, smtpdPid);
       assert.deepEqual(procUids(again), [uid, uid, uid, uid]);
-      await until(
-        'state updated',
+      await waitFor(
         () => state().smtpd?.pid === again && state().crashes?.['smtpd'] === 1,
-        () => log,
+        15_000,
+        () => `state updated\n${log}`,
       );
-      await until(
-        'second delivery',
+      await waitFor(
         () => readdirSync(newDir).length === 2,
-        () => log,
+        15_000,
+        () => `second delivery\n${log}`,
       );
       assert.match(
         spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' }).stdout,
@@ -133,10 +126,10 @@ void test(
       );
 
       child.kill('SIGHUP');
-      await until(
-        'reload',
+      await waitFor(
         () => log.includes('quail.reloaded'),
-        () => log,
+        15_000,
+        () => `reload\n${log}`,
       );
       assert.deepEqual(await servedBy(), [again], 'SIGHUP keeps the same serving process');
       child.kill('SIGTERM');

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseListeners } from './services.js';
 import { textLine } from './log.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
@@ -93,7 +94,7 @@ void test('quail start --init: serves, reloads on SIGHUP without dropping a sess
     const me = readFileSync(join(root, 'control', 'me'), 'utf8').trim();
     const reload = async (): Promise<void> => {
       child.kill('SIGHUP'); // in the middle of a transaction
-      for (let i = 0; i < 200 && !log.includes('quail.reloaded'); i++) await new Promise((r) => setTimeout(r, 20));
+      await waitUntil(() => log.includes('quail.reloaded'), 4000, 20);
     };
     const out = await converse(smtp.port, [
       'HELO c',

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { freePort, MAIN, quail } from '../../test/support/start.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const asRoot = process.getuid?.() === 0;
 
@@ -131,15 +132,6 @@ function pop3Answers(port: number): Promise<string> {
   });
 }
 
-async function until(what: string, cond: () => boolean, log: () => string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}\n${log()}`);
-}
-
 void test('start, SIGHUP, a child restart and stop under a connection loop: every queued message is delivered, nothing hangs', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-transitions-'));
   chmodSync(root, 0o755);
@@ -188,22 +180,22 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
     await new Promise((r) => setTimeout(r, 200));
     const first = startQuail();
     // a SIGHUP while starting (its default action would kill the process) is kept and acted on once running
-    await until(
-      'start-up under way',
+    await waitFor(
       () => log.includes('queue.recovered') || log.includes('smtpd.started'),
-      () => log,
+      30_000,
+      () => `start-up under way\n${log}`,
     );
     first.proc.kill('SIGHUP');
     await sendUntilQueued(smtp, 'transition-start', to, hung);
-    await until(
-      'quail.started',
+    await waitFor(
       () => log.includes('quail.started'),
-      () => log,
+      30_000,
+      () => `quail.started\n${log}`,
     );
-    await until(
-      'the early SIGHUP acted on',
+    await waitFor(
       () => log.split('quail.reloaded').length === 2,
-      () => log,
+      30_000,
+      () => `the early SIGHUP acted on\n${log}`,
     );
     loop.mustAccept(true);
     assert.equal(status().code, 0, status().out);
@@ -213,10 +205,10 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
     // 2. SIGHUP while sending
     first.proc.kill('SIGHUP');
     await sendUntilQueued(smtp, 'transition-hup', to, hung);
-    await until(
-      'reload',
+    await waitFor(
       () => log.split('quail.reloaded').length === 3,
-      () => log,
+      30_000,
+      () => `reload\n${log}`,
     );
     assert.match(await pop3Answers(pop3), /^\+OK/);
 
@@ -227,13 +219,13 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
       process.kill(before.pop3d?.pid ?? 0, 'SIGKILL');
       await sendUntilQueued(smtp, 'transition-restart', to, hung);
       assert.match(await pop3Answers(pop3), /^\+OK/);
-      await until(
-        'new children recorded',
+      await waitFor(
         () => {
           const s = state();
           return s.smtpd?.pid !== before.smtpd?.pid && s.pop3d?.pid !== before.pop3d?.pid;
         },
-        () => log,
+        30_000,
+        () => `new children recorded\n${log}`,
       );
       assert.match(status().out, /crashes since start: .*smtpd 1/);
     }
@@ -249,10 +241,10 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
 
     // 5. start again: what was queued during the stop is delivered too
     const second = startQuail();
-    await until(
-      'restarted',
+    await waitFor(
       () => log.split('quail.started').length === 3,
-      () => log,
+      30_000,
+      () => `restarted\n${log}`,
     );
     await sendUntilQueued(smtp, 'transition-after', to, hung);
     const want = [
@@ -266,10 +258,10 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
       (existsSync(newDir) ? readdirSync(newDir) : []).map(
         (f) => /^Subject: (\S+)$/m.exec(readFileSync(join(newDir, f), 'latin1'))?.[1] ?? '',
       );
-    await until(
-      'every queued message delivered',
+    await waitFor(
       () => want.every((w) => delivered().includes(w)),
-      () => `${delivered().join(',')}\n${log}`,
+      30_000,
+      () => `every queued message delivered\n${delivered().join(',')}\n${log}`,
     );
     const connections = await loop.stop();
     assert.ok(connections > 20, `the loop ran (${connections} connections)`);

@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpasswordScript, dovecotConfig, type DovecotOptions } from '../../src/dovecot/config.js';
+import { waitPort } from './wait.js';
 
 /** Where Debian's dovecot-core puts the master binary, or null with what to install. */
 export function dovecotBinary(): { path: string } | { missing: string } {
@@ -25,23 +26,6 @@ export interface RunningDovecot {
   readonly logPath: string;
   log(): string;
   stop(): Promise<void>;
-}
-
-async function waitPort(port: number, ms: number, why: () => string): Promise<void> {
-  const { connect } = await import('node:net');
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1', () => {
-        c.destroy();
-        r(true);
-      });
-      c.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`dovecot did not listen on ${port}: ${why()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**
@@ -84,7 +68,7 @@ export async function startDovecot(
   const port = o.imapPort ?? o.pop3Port ?? 0;
   try {
     await Promise.race([
-      waitPort(port, 20_000, log),
+      waitPort(port, 20_000, () => `dovecot did not listen on ${port}: ${log()}`),
       exited.then(() => {
         throw new Error(`dovecot exited: ${log()}`);
       }),

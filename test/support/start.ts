@@ -14,6 +14,7 @@ import { connect as netConnect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parsePasswd } from '../../src/users/index.js';
+export { waitFor } from './wait.js';
 
 export const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 
@@ -168,15 +169,6 @@ export function swaks(
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every 25 ms until it returns true; throws `what` after `ms` (a deadline, not a timing assertion). */
-export async function waitFor(check: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting after ${ms} ms: ${what()}`);
-    await sleep(25);
-  }
-}
 
 /** Messages still in the queue (committed envelopes). */
 export function queuedCount(root: string): number {
