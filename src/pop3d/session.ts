@@ -228,8 +228,9 @@ export class Session {
           continue;
         }
         const cmd = parseCommand(line);
+        // the verb table of the state (commands/), as smtpd's session looks its verbs up (session-verbs.ts)
         const table = this.state === 'authorization' ? AUTHORIZATION : TRANSACTION;
-        const handler: Handler | undefined = cmd ? table[cmd.verb] : undefined;
+        const handler: Handler | undefined = cmd && Object.hasOwn(table, cmd.verb) ? table[cmd.verb] : undefined;
         if (!cmd || !handler) {
           await this.reply(cmd && isKnownVerb(cmd.verb) ? '-ERR not in this state' : '-ERR unknown command');
           if (++errors >= this.config.maxErrors) {
@@ -280,5 +281,5 @@ async function drain(reader: Reader, socket: Socket): Promise<void> {
 const DRAIN_MS = 10_000;
 
 function isKnownVerb(verb: string): boolean {
-  return verb in AUTHORIZATION || verb in TRANSACTION;
+  return Object.hasOwn(AUTHORIZATION, verb) || Object.hasOwn(TRANSACTION, verb);
 }

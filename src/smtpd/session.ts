@@ -1,7 +1,7 @@
 // One SMTP session: qmail-smtpd's command rules (docs/QMAIL.md B) with ESMTP, STARTTLS, AUTH and limits.
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import type { LoginThrottle } from '../throttle/index.js';
@@ -10,9 +10,7 @@ import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
 import { Reader } from '../lineio/index.js';
 import { R, renderReply, type Reply } from './replies.js';
-import { authCommand } from './session-auth.js';
-import { dataCommand } from './session-data.js';
-import { mailCommand, rcptCommand } from './session-envelope.js';
+import { verbHandler } from './session-verbs.js';
 
 export interface SessionLimits {
   /** Longest command line in bytes (RFC 5321 4.5.3.1.4 asks for at least 512). */
@@ -265,6 +263,7 @@ async function drain(s: Session): Promise<void> {
 /** Verbs that never move mail forward (a refused command counts through Session.error). */
 const STALLING = new Set(['noop', 'rset', 'vrfy', 'help', 'helo', 'ehlo']);
 
+/** One command line: its verb looked up in the verb table (session-verbs.ts), as pop3d's sessions do theirs. */
 async function command(s: Session, line: string): Promise<Step> {
   const fail = (r: Reply): Promise<Step> => s.error(r);
   // A CR left inside a command line (or a NUL) is refused: quail accepts CRLF and, like qmail, bare LF endings.
@@ -273,97 +272,6 @@ async function command(s: Session, line: string): Promise<Step> {
   const verb = (sp < 0 ? line : line.slice(0, sp)).toLowerCase();
   const arg = sp < 0 ? '' : line.slice(sp + 1).replace(/^ +/, '');
   if (STALLING.has(verb) && !s.stall()) return 'no-progress';
-  switch (verb) {
-    case 'helo':
-      s.reset();
-      s.helo = arg;
-      s.ehlo = false;
-      s.sendRaw(`250 ${s.policy.greeting}\r\n`);
-      return 'continue';
-    case 'ehlo':
-      s.reset();
-      s.helo = arg;
-      s.ehlo = true;
-      s.sendRaw(ehloReply(s));
-      return 'continue';
-    case 'rset':
-      s.reset();
-      s.send(R.flushed);
-      return 'continue';
-    case 'noop':
-      s.send(R.ok);
-      return 'continue';
-    case 'vrfy':
-      s.send(R.vrfy);
-      return 'continue';
-    case 'help':
-      s.send(R.help);
-      return 'continue';
-    case 'quit':
-      s.sendRaw(`221 ${s.policy.greeting}\r\n`);
-      return 'quit';
-    case 'mail':
-      return mailCommand(s, arg, fail);
-    case 'rcpt':
-      return rcptCommand(s, arg, fail);
-    case 'data':
-      return dataCommand(s, fail);
-    case 'starttls':
-      if (!s.deps.tls) return fail(R.unimplemented);
-      if (s.secure) return fail(R.tlsAlready);
-      return startTls(s);
-    case 'auth':
-      return authCommand(s, arg, fail);
-    default:
-      return fail(R.unimplemented);
-  }
-}
-
-/** qmail's three lines, then quail's extensions (the conformance runner normalises the extra lines away). */
-function ehloReply(s: Session): string {
-  const ext = ['PIPELINING', '8BITMIME'];
-  ext.push(s.policy.databytes > 0 ? `SIZE ${s.policy.databytes}` : 'SIZE');
-  ext.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
-  if (s.deps.tls && !s.secure) ext.push('STARTTLS');
-  if (s.authAllowed && s.authUser === undefined) ext.push('AUTH PLAIN LOGIN');
-  const lines = [s.policy.greeting, ...ext];
-  return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
-}
-
-/** RFC 3207: 220, drop whatever the client pipelined after STARTTLS, handshake, forget the session state. */
-async function startTls(s: Session): Promise<Step> {
-  s.send(R.tlsReady);
-  s.reader.discard();
-  const secure = new TLSSocket(s.socket, { isServer: true, secureContext: s.deps.tls as SecureContext });
-  // A TLSSocket made by hand (not by tls.Server) reports a TLS error after the handshake (a forged or damaged
-  // record) only as '_tlsError': no 'error', no close, so the session waited for its idle timeout on a dead
-  // connection. Destroying it makes the reader see the end (smtp-server listens to '_tlsError' the same way).
-  secure.on('_tlsError', (err: Error) => secure.destroy(err));
-  s.reader.replace(secure);
-  const ok = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), s.deps.limits.tlsTimeoutSeconds * 1000);
-    const end = (v: boolean) => (): void => {
-      clearTimeout(timer);
-      resolve(v);
-    };
-    secure.once('secure', end(true));
-    secure.once('error', end(false));
-    secure.once('close', end(false));
-    // A client that closes its side before the handshake is done only makes the TLS socket emit 'end' (the TCP
-    // connection is half-open, neither 'error' nor 'close' follows): without this the session waited for the timeout.
-    secure.once('end', end(false));
-  });
-  if (!ok) {
-    secure.destroy();
-    s.socket.destroy();
-    return 'tls-failed';
-  }
-  s.out = secure;
-  s.secure = true;
-  s.progress();
-  s.reset();
-  s.helo = undefined;
-  s.ehlo = false;
-  s.deps.log('smtp.tls', { ip: s.remoteIp, protocol: secure.getProtocol() ?? '' });
-  return 'continue';
+  const handler = verbHandler(verb);
+  return handler ? handler(s, arg, fail) : fail(R.unimplemented);
 }

@@ -1,0 +1,112 @@
+// SMTP's verbs as a table (verb → handler), the dispatch style pop3d's commands/ use too: the session loop
+// (session.ts) looks the verb up; the order rules (MAIL first, RCPT first...) are the handlers' own, as qmail-smtpd's.
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { R, type Reply } from './replies.js';
+import type { Session, Step } from './session.js';
+import { authCommand } from './session-auth.js';
+import { dataCommand } from './session-data.js';
+import { mailCommand, rcptCommand } from './session-envelope.js';
+
+/** One verb: the session, the argument (after the verb and its spaces), the error reply path (counts, tarpit). */
+export type Handler = (s: Session, arg: string, fail: (r: Reply) => Promise<Step>) => Promise<Step>;
+
+const VERBS: Readonly<Record<string, Handler>> = {
+  helo: (s, arg) => {
+    s.reset();
+    s.helo = arg;
+    s.ehlo = false;
+    s.sendRaw(`250 ${s.policy.greeting}\r\n`);
+    return Promise.resolve('continue');
+  },
+  ehlo: (s, arg) => {
+    s.reset();
+    s.helo = arg;
+    s.ehlo = true;
+    s.sendRaw(ehloReply(s));
+    return Promise.resolve('continue');
+  },
+  rset: (s) => {
+    s.reset();
+    s.send(R.flushed);
+    return Promise.resolve('continue');
+  },
+  noop: (s) => {
+    s.send(R.ok);
+    return Promise.resolve('continue');
+  },
+  vrfy: (s) => {
+    s.send(R.vrfy);
+    return Promise.resolve('continue');
+  },
+  help: (s) => {
+    s.send(R.help);
+    return Promise.resolve('continue');
+  },
+  quit: (s) => {
+    s.sendRaw(`221 ${s.policy.greeting}\r\n`);
+    return Promise.resolve('quit');
+  },
+  mail: mailCommand,
+  rcpt: rcptCommand,
+  data: (s, _arg, fail) => dataCommand(s, fail),
+  starttls: (s, _arg, fail) => {
+    if (!s.deps.tls) return fail(R.unimplemented);
+    if (s.secure) return fail(R.tlsAlready);
+    return startTls(s);
+  },
+  auth: authCommand,
+};
+
+/** The handler of a (lower-case) verb, or undefined: unknown (never one of Object.prototype's names). */
+export function verbHandler(verb: string): Handler | undefined {
+  return Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
+}
+
+/** qmail's three lines, then quail's extensions (the conformance runner normalises the extra lines away). */
+function ehloReply(s: Session): string {
+  const ext = ['PIPELINING', '8BITMIME'];
+  ext.push(s.policy.databytes > 0 ? `SIZE ${s.policy.databytes}` : 'SIZE');
+  ext.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
+  if (s.deps.tls && !s.secure) ext.push('STARTTLS');
+  if (s.authAllowed && s.authUser === undefined) ext.push('AUTH PLAIN LOGIN');
+  const lines = [s.policy.greeting, ...ext];
+  return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
+}
+
+/** RFC 3207: 220, drop whatever the client pipelined after STARTTLS, handshake, forget the session state. */
+async function startTls(s: Session): Promise<Step> {
+  s.send(R.tlsReady);
+  s.reader.discard();
+  const secure = new TLSSocket(s.socket, { isServer: true, secureContext: s.deps.tls as SecureContext });
+  // A TLSSocket made by hand (not by tls.Server) reports a TLS error after the handshake (a forged or damaged
+  // record) only as '_tlsError': no 'error', no close, so the session waited for its idle timeout on a dead
+  // connection. Destroying it makes the reader see the end (smtp-server listens to '_tlsError' the same way).
+  secure.on('_tlsError', (err: Error) => secure.destroy(err));
+  s.reader.replace(secure);
+  const ok = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), s.deps.limits.tlsTimeoutSeconds * 1000);
+    const end = (v: boolean) => (): void => {
+      clearTimeout(timer);
+      resolve(v);
+    };
+    secure.once('secure', end(true));
+    secure.once('error', end(false));
+    secure.once('close', end(false));
+    // A client that closes its side before the handshake is done only makes the TLS socket emit 'end' (the TCP
+    // connection is half-open, neither 'error' nor 'close' follows): without this the session waited for the timeout.
+    secure.once('end', end(false));
+  });
+  if (!ok) {
+    secure.destroy();
+    s.socket.destroy();
+    return 'tls-failed';
+  }
+  s.out = secure;
+  s.secure = true;
+  s.progress();
+  s.reset();
+  s.helo = undefined;
+  s.ehlo = false;
+  s.deps.log('smtp.tls', { ip: s.remoteIp, protocol: secure.getProtocol() ?? '' });
+  return 'continue';
+}
