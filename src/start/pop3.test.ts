@@ -228,7 +228,7 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
       // Root keeps the listening sockets (a child's death never closes a port); each connection is read only by the child.
       for (const p of [pop3, pop3s]) {
         assert.deepEqual(socketHolders(listeningInode(p)), [q.pid], `only the root parent listens on ${p}`);
-        const holders = await connectionHolders(p);
+        const holders = await connectionHolders(p, q.pid);
         assert.equal(holders.length, 1, `one process holds a connection to ${p}: ${holders.join(',')}`);
         for (const pid of holders)
           assert.deepEqual(

@@ -79,7 +79,7 @@ void test(
       // accepts without reading; each connection is read only by the unprivileged child.
       const listenHolders = (): number[] => socketHolders(listeningInode(port));
       assert.deepEqual(listenHolders(), [child.pid], 'only the root parent holds the listening socket');
-      const servedBy = (): Promise<number[]> => connectionHolders(port);
+      const servedBy = (): Promise<number[]> => connectionHolders(port, child?.pid);
       const first = await servedBy();
       assert.equal(first.length, 1, `exactly one process holds the connection: ${first.join(',')}`);
       const smtpdPid = first[0] ?? 0;

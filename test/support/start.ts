@@ -14,6 +14,7 @@ import { connect as netConnect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parsePasswd } from '../../src/users/index.js';
+import { waitUntil } from './wait.js';
 export { waitFor } from './wait.js';
 
 export const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
@@ -236,21 +237,29 @@ export function socketHolders(inode: string | undefined): number[] {
 export const procUids = (pid: number): number[] =>
   (/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').trim().split(/\s+/).map(Number);
 
-/** The processes holding a fresh connection to 127.0.0.1:port once it answered (the one serving it). */
-export async function connectionHolders(port: number): Promise<number[]> {
+/**
+ * The processes holding a fresh connection to 127.0.0.1:port once one process alone holds it. `accepter`: the root
+ * parent that accepts and hands connections over unread — for a moment it alone holds each one, so a single holder
+ * that is the accepter is waited past (if it keeps the connection, it is what this returns after 2 s).
+ */
+export async function connectionHolders(port: number, accepter?: number): Promise<number[]> {
   const c = netConnect({ host: '127.0.0.1', port });
   try {
     await new Promise<void>((resolve, reject) => {
       c.once('connect', () => resolve());
       c.once('error', reject);
     });
+    const holders = (): number[] => socketHolders(connectionInode(port, c.localPort ?? 0));
     // the parent passes the connection on unread; give the child a moment to take it
-    for (let i = 0; i < 100; i++) {
-      const h = socketHolders(connectionInode(port, c.localPort ?? 0));
-      if (h.length === 1) return h;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return socketHolders(connectionInode(port, c.localPort ?? 0));
+    await waitUntil(
+      () => {
+        const h = holders();
+        return h.length === 1 && h[0] !== accepter;
+      },
+      2000,
+      20,
+    );
+    return holders();
   } finally {
     c.destroy();
   }
