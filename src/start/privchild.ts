@@ -1,15 +1,11 @@
 // One privilege-separated service child (SMTP, POP3): root keeps the listening sockets, the child serves connections.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errText, QuailError } from '../core/index.js';
 import { relayEvent, type EventLog } from './log.js';
+import { awaitMessage, Supervised, type Account } from './supervised.js';
 
-/** The account network input is served as (control/quailuser). */
-export interface Account {
-  readonly name: string;
-  readonly uid: number;
-  readonly gid: number;
-}
+export type { Account } from './supervised.js';
 
 /** What every listener spec has; the rest of the spec travels to the child as JSON. */
 export interface HostPort {
@@ -58,18 +54,12 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
 }
 
 const READY_MS = 30_000;
-/** The messages of the start-up handshake; every other message is the running child's. */
-const HANDSHAKE: ReadonlySet<string> = new Set(['ready', 'fatal', 'serving']);
 /** Messages about the child itself, never the service's own (which go to onMessage). */
-const LIFECYCLE: ReadonlySet<string> = new Set([...HANDSHAKE, 'adopted', 'log']);
+const LIFECYCLE: ReadonlySet<string> = new Set(['ready', 'fatal', 'serving', 'adopted', 'log']);
 /** A connection waits this long for a (re)starting child before it is told to come back later. */
 const HOLD_MS = 15_000;
 /** At most this many connections wait; more are told to come back later at once. */
 const MAX_PENDING = 1000;
-/** The tail of the child's stderr kept for the crash event (the stack of an uncaught exception). */
-const STDERR_TAIL = 16 * 1024;
-const RESTART_MIN_MS = 500;
-const RESTART_MAX_MS = 30_000;
 
 /** The service a process runs: its listeners' events are the service's (`pop3.error`), as without privilege separation. */
 const SERVICE = { smtpd: 'smtp', pop3d: 'pop3' } as const;
@@ -103,22 +93,57 @@ interface Waiting {
  * session's doing, not a reason to keep the port dark); one that cannot start is retried after a growing delay.
  */
 export class ServiceChild<Spec extends HostPort, Other extends { readonly type: string }> {
-  private child: ChildProcess | undefined;
-  /** The child that has taken the listeners (connections go to it). */
-  private serving: ChildProcess | undefined;
+  /** The child process, its handshake and its replacement (supervised.ts); its running child serves the listeners. */
+  private readonly proc: Supervised<FromServiceChild<Other>>;
   private stopping = false;
-  private timer: NodeJS.Timeout | undefined;
   private sweeper: NodeJS.Timeout | undefined;
-  private delayMs = RESTART_MIN_MS;
   private servers: Server[] = [];
   private specsBound: Spec[] = [];
   private waiting: Waiting[] = [];
   /** Connections sent to the serving child and not yet acknowledged: still ours if it dies first. */
   private inFlight = new Map<number, Waiting>();
   private nextId = 1;
-  private crashCount = 0;
 
-  constructor(private readonly o: ServiceChildOptions<Spec, Other>) {}
+  constructor(private readonly o: ServiceChildOptions<Spec, Other>) {
+    this.proc = new Supervised<FromServiceChild<Other>>({
+      name: o.name,
+      what: o.what,
+      script: o.script,
+      root: o.root,
+      account: o.account,
+      log: o.log,
+      // ready → serve → serving; a fatal message, an exit or 30 s of silence is an error
+      handshake: async (child) => {
+        await awaitMessage(child, 'ready', { timeoutMs: READY_MS });
+        await awaitMessage(child, 'serving', {
+          send: { type: 'serve', listeners: this.specsBound } satisfies ToServiceChild<Spec>,
+          timeoutMs: READY_MS,
+        });
+      },
+      onMessage: (_child, m) => this.onMessage(m),
+      onRunning: (child) => this.onRunning(child),
+      // Connections it never acknowledged are still ours: they wait for the next child.
+      onExit: () => {
+        for (const [id, w] of this.inFlight) {
+          this.inFlight.delete(id);
+          if (!w.socket.destroyed) this.waiting.push(w);
+        }
+      },
+      // A child that served and died is replaced at once: whatever killed it was one session's doing.
+      crashDelay: () => 0,
+      onCrash: (child, d) => {
+        this.o.log.event(`${this.o.name}.crashed`, {
+          pid: child.pid ?? 0,
+          code: d.code ?? '',
+          signal: d.signal ?? '',
+          crashes: d.count,
+          ...(d.stderr !== '' ? { stack: d.stderr } : {}),
+          restart_in_ms: 0,
+        });
+        this.o.onCrash?.(d.count);
+      },
+    });
+  }
 
   /** The listeners with their concrete ports. */
   get listeners(): readonly Spec[] {
@@ -126,11 +151,11 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   }
 
   get pid(): number | undefined {
-    return this.serving?.pid;
+    return this.proc.running?.pid;
   }
 
   get crashes(): number {
-    return this.crashCount;
+    return this.proc.crashes;
   }
 
   /** First start: binds, forks, waits until the child serves. Any failure is thrown (the caller refuses to start). */
@@ -170,7 +195,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
     try {
-      await this.launch();
+      await this.proc.launch();
     } catch (err) {
       await this.closeServers();
       throw err;
@@ -184,7 +209,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       socket.destroy();
       return;
     }
-    const child = this.serving;
+    const child = this.proc.running;
     if (child?.connected) this.handOver(child, index, socket);
     else if (this.waiting.length >= MAX_PENDING) this.turnAway(index, socket);
     else this.waiting.push({ index, socket, since: Date.now() });
@@ -251,32 +276,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     for (const w of waiting) if (!w.socket.destroyed) this.handOver(child, w.index, w.socket, w.since);
   }
 
-  private async launch(): Promise<void> {
-    const { uid, gid, name } = this.o.account;
-    // Forked as root only to load its code; it drops to the account before it opens anything or touches a socket.
-    const child = fork(this.o.script, [this.o.root, String(uid), String(gid)], {
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-      serialization: 'json',
-    });
-    this.child = child;
-    let tail = '';
-    child.stderr?.on('data', (c: Buffer) => {
-      process.stderr.write(c);
-      tail = (tail + c.toString('utf8')).slice(-STDERR_TAIL);
-    });
-    child.once('exit', (code, signal) => this.onExit(child, code, signal, () => tail));
-    try {
-      await this.handshake(child);
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw new QuailError(
-        `the ${this.o.what} process (account ${name}, uid ${uid}) did not start: ${errText(err)}`,
-        err instanceof QuailError ? err.temporary : true,
-      );
-    }
-    if (this.stopping) return;
-    child.on('message', (m: FromServiceChild<Other>) => this.onMessage(m));
-    this.serving = child;
+  private onRunning(child: ChildProcess): void {
+    const { uid, name } = this.o.account;
     this.o.log.event(`${this.o.name}.started`, {
       pid: child.pid ?? 0,
       user: name,
@@ -287,103 +288,30 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     this.flushWaiting(child);
   }
 
-  /** ready → serve → serving; a fatal message, an exit or 30 s of silence is an error. */
-  private handshake(child: ChildProcess): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`no answer within ${READY_MS / 1000} s`)), READY_MS);
-      const done = (err?: Error): void => {
-        clearTimeout(timer);
-        child.off('message', onMsg);
-        child.off('exit', onExit);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onExit = (code: number | null, signal: string | null): void =>
-        done(
-          new Error(
-            `it exited (${signal ?? `code ${code ?? '?'}`}) before serving; can the account read the program and the mail root?`,
-          ),
-        );
-      const onMsg = (m: FromServiceChild<Other>): void => {
-        if (!HANDSHAKE.has(m.type)) this.onMessage(m);
-        else if (m.type === 'fatal' && 'error' in m) done(new QuailError(String(m.error), false));
-        else if (m.type === 'ready')
-          child.send({ type: 'serve', listeners: this.specsBound } satisfies ToServiceChild<Spec>);
-        else if (m.type === 'serving') done();
-      };
-      child.on('message', onMsg);
-      child.on('exit', onExit);
-    });
-  }
-
   private onMessage(m: FromServiceChild<Other>): void {
     if (m.type === 'adopted' && 'id' in m) this.adopted(Number(m.id));
     else if (m.type === 'log' && 'event' in m && 'fields' in m) relayEvent(this.o.log, m.event, m.fields);
     else if (!LIFECYCLE.has(m.type)) this.o.onMessage?.(m as Other);
   }
 
-  private onExit(child: ChildProcess, code: number | null, signal: string | null, stderr: () => string): void {
-    if (this.child === child) this.child = undefined;
-    const wasServing = this.serving === child;
-    if (wasServing) this.serving = undefined;
-    // Connections it never acknowledged are still ours: they wait for the next child.
-    for (const [id, w] of this.inFlight) {
-      this.inFlight.delete(id);
-      if (!w.socket.destroyed) this.waiting.push(w);
-    }
-    if (this.stopping || !wasServing) return; // a child that never served: launch() reports it
-    this.crashCount++;
-    // A child that served and died is replaced at once: whatever killed it was one session's doing.
-    this.delayMs = RESTART_MIN_MS;
-    const stack = stderr().trim();
-    this.o.log.event(`${this.o.name}.crashed`, {
-      pid: child.pid ?? 0,
-      code: code ?? '',
-      signal: signal ?? '',
-      crashes: this.crashCount,
-      ...(stack !== '' ? { stack } : {}),
-      restart_in_ms: 0,
-    });
-    this.o.onCrash?.(this.crashCount);
-    this.restart(0);
-  }
-
-  private restart(delayMs: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.stopping) return;
-      this.launch().catch((err: unknown) => {
-        this.delayMs = Math.min(this.delayMs * 2, RESTART_MAX_MS);
-        this.o.log.event(`${this.o.name}.error`, { error: errText(err), restart_in_ms: this.delayMs });
-        this.restart(this.delayMs);
-      });
-    }, delayMs);
-  }
-
   /** SIGHUP: the child re-reads what it caches (the certificate). */
   reload(): void {
-    if (this.serving?.connected) this.serving.send({ type: 'reload' } satisfies ToServiceChild<Spec>);
+    const child = this.proc.running;
+    if (child?.connected) child.send({ type: 'reload' } satisfies ToServiceChild<Spec>);
   }
 
   /** SIGTERM: close the ports, the child lets sessions finish for graceMs and exits; killed if it takes 5 s longer. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    clearTimeout(this.timer);
     clearInterval(this.sweeper);
     for (const w of [...this.waiting, ...this.inFlight.values()]) w.socket.destroy();
     this.waiting = [];
     this.inFlight.clear();
     const closed = this.closeServers();
-    const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    await this.proc.stop((child) => {
       if (child.connected) child.send({ type: 'stop', graceMs } satisfies ToServiceChild<Spec>);
       else child.kill('SIGTERM');
-      const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 5000);
-      await exited;
-      clearTimeout(kill);
-    }
+    }, graceMs + 5000);
     await closed;
   }
 

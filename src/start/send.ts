@@ -1,11 +1,11 @@
 // As root: qmail-send in an unprivileged child (scheduler, remote delivery, bounces), qmail-lspawn kept in the root parent.
-import { fork, type ChildProcess } from 'node:child_process';
-import { errText, QuailError } from '../core/index.js';
+import type { ChildProcess } from 'node:child_process';
+import { QuailError } from '../core/index.js';
 import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';
 import { relayEvent, type EventLog } from './log.js';
-import type { Account } from './privchild.js';
+import { awaitMessage, Supervised, type Account } from './supervised.js';
 
 /** Parent → send child. */
 export type ToSend =
@@ -45,23 +45,64 @@ const CHILD_SCRIPT = new URL('./send-child.js', import.meta.url);
  */
 export class SendChild {
   readonly lspawn: Lspawn;
-  private child: ChildProcess | undefined;
-  /** The child that said `ready` (it listens for messages only from then on). */
-  private ready: ChildProcess | undefined;
-  private stopping = false;
-  /** The scheduler is to run (start() was called): a restarted child starts it at once. */
+  /** The child process, its handshake and its replacement (supervised.ts). */
+  private readonly proc: Supervised<FromSend>;
+  /** The scheduler is to run (start() was called): a restarted child starts it in its handshake. */
   private wanted = false;
-  private timer: NodeJS.Timeout | undefined;
-  private delayMs = 500;
-  private startedAt = 0;
+  /** Children that said `ready` (they listen for messages from then on) and the crash each reported. */
+  private readonly said = new WeakSet<ChildProcess>();
+  private readonly crashOf = new WeakMap<ChildProcess, string>();
   private restartCount = 0;
 
   constructor(private readonly o: SendChildOptions) {
     this.lspawn = new Lspawn({ root: o.root, queueUid: o.account.uid, log: o.log });
+    const { uid, name } = o.account;
+    this.proc = new Supervised<FromSend>({
+      name: 'sendd',
+      what: 'send',
+      script: o.script ?? CHILD_SCRIPT,
+      args: [String(o.mxPort ?? '')],
+      root: o.root,
+      account: o.account,
+      log: o.log,
+      // ready (queue opened and recovered as the account); a replacement starts its scheduler too
+      handshake: async (child) => {
+        await awaitMessage(child, 'ready', { fatalTemporary: true });
+        if (this.wanted) await awaitMessage(child, 'started', { send: { type: 'start' }, fatalTemporary: true });
+      },
+      onMessage: (child, m) => {
+        // The child's events are logged as they come, but only under a catalogued name (no line breaks into root's log).
+        if (m.type === 'log') relayEvent(this.o.log, m.event, m.fields);
+        else if (m.type === 'ready') this.said.add(child);
+        else if (m.type === 'deliver') this.deliver(child, m.id, m.request);
+        else if (m.type === 'crash') {
+          this.crashOf.set(child, m.error);
+          this.o.log.event('sendd.error', { pid: child.pid ?? 0, error: m.error, stack: m.stack });
+        }
+      },
+      onRunning: (child) => {
+        this.o.log.event('sendd.started', { pid: child.pid ?? 0, user: name, uid, restarts: this.restartCount });
+        if (this.restartCount > 0) this.o.onRunning(child.pid ?? 0);
+      },
+      // 0.5 s, doubling up to 30 s while it keeps dying; a child that ran a minute starts the count again
+      crashDelay: (ranMs, lastMs) => (ranMs > 60_000 ? 500 : Math.min(lastMs * 2, 30_000)),
+      onCrash: (child, d) => {
+        this.restartCount = d.count;
+        const error = this.crashOf.get(child);
+        this.o.log.event('sendd.crashed', {
+          pid: child.pid ?? 0,
+          code: d.code ?? '',
+          signal: d.signal ?? '',
+          restarts: d.count,
+          restart_in_ms: d.delayMs,
+          ...(error !== undefined ? { error } : {}),
+        });
+      },
+    });
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.proc.child?.pid;
   }
 
   /** How many times the child died and was started again. */
@@ -71,15 +112,15 @@ export class SendChild {
 
   /** Forks the child; resolves once it runs as the account with the queue opened and recovered. */
   async open(): Promise<void> {
-    await this.launch();
+    await this.proc.launch();
   }
 
   /** Starts the scheduler in the child (once the listeners are up, as in one process). */
   async start(): Promise<void> {
     this.wanted = true;
-    const child = this.child;
+    const child = this.proc.child;
     if (!child) throw new QuailError('the send process is not running', true);
-    await this.ask(child, { type: 'start' }, 'started');
+    await awaitMessage(child, 'started', { send: { type: 'start' } satisfies ToSend, fatalTemporary: true });
   }
 
   /** A message was queued (by the SMTP child): wake the scheduler. */
@@ -98,89 +139,18 @@ export class SendChild {
   }
 
   /** SIGTERM: the child stops its scheduler (deliveries in progress finish and are recorded), then exits. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.timer);
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    // Still opening the queue (a restart under way): it runs no scheduler yet and would not hear `stop`.
-    if (child !== this.ready) child.kill('SIGKILL');
-    // Not connected: it has noticed and is stopping by itself (send-child.ts).
-    else if (child.connected) child.send({ type: 'stop' } satisfies ToSend);
-    await exited;
+  stop(): Promise<void> {
+    return this.proc.stop((child) => {
+      // Still opening the queue (a restart under way): it runs no scheduler yet and would not hear `stop`.
+      if (!this.said.has(child)) child.kill('SIGKILL');
+      // Not connected: it has noticed and is stopping by itself (send-child.ts).
+      else if (child.connected) child.send({ type: 'stop' } satisfies ToSend);
+    });
   }
 
   private tell(m: ToSend): void {
-    if (this.child?.connected) this.child.send(m);
-  }
-
-  private async launch(): Promise<void> {
-    const { uid, gid, name } = this.o.account;
-    // Started as root only to load its code; it drops to the account before it opens anything (send-child.ts).
-    const child = fork(
-      this.o.script ?? CHILD_SCRIPT,
-      [this.o.root, String(uid), String(gid), String(this.o.mxPort ?? '')],
-      {
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        serialization: 'json',
-      },
-    );
-    this.child = child;
-    let crash: { error: string; stack: string } | undefined;
-    child.on('message', (m: FromSend) => {
-      // The child's events are logged as they come, but only under a catalogued name (no line breaks into root's log).
-      if (m.type === 'log') relayEvent(this.o.log, m.event, m.fields);
-      else if (m.type === 'deliver') this.deliver(child, m.id, m.request);
-      else if (m.type === 'crash') {
-        crash = { error: m.error, stack: m.stack };
-        this.o.log.event('sendd.error', { pid: child.pid ?? 0, error: m.error, stack: m.stack });
-      }
-    });
-    try {
-      await this.ask(child, undefined, 'ready');
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw new QuailError(
-        `the send process (account ${name}, uid ${uid}) did not start: ${errText(err)}`,
-        err instanceof QuailError ? err.temporary : true,
-      );
-    }
-    this.ready = child;
-    this.startedAt = Date.now();
-    child.once('exit', (code, signal) => this.onExit(child, code, signal, crash));
-    this.o.log.event('sendd.started', { pid: child.pid ?? 0, user: name, uid, restarts: this.restartCount });
-    if (this.restartCount > 0) this.o.onRunning(child.pid ?? 0);
-  }
-
-  /** Sends `m` (if any) and waits for the answer `want`; a fatal message or an exit first is an error. */
-  private ask(child: ChildProcess, m: ToSend | undefined, want: 'ready' | 'started'): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const cleanup = (): void => {
-        child.off('message', onMsg);
-        child.off('exit', onExit);
-      };
-      const onExit = (code: number | null, signal: string | null): void => {
-        cleanup();
-        reject(
-          new Error(
-            `it exited (${signal ?? `code ${code ?? '?'}`}) first; can the account read the program and the mail root?`,
-          ),
-        );
-      };
-      const onMsg = (r: FromSend): void => {
-        if (r.type === 'fatal') {
-          cleanup();
-          reject(new QuailError(r.error, true));
-        } else if (r.type === want) {
-          cleanup();
-          resolve();
-        }
-      };
-      child.on('message', onMsg);
-      child.on('exit', onExit);
-      if (m) child.send(m);
-    });
+    const child = this.proc.child;
+    if (child?.connected) child.send(m);
   }
 
   /** qmail-lspawn: Lspawn checks the request; the answer goes to the child that asked, if it still runs. */
@@ -192,52 +162,5 @@ export class SendChild {
     void this.lspawn.deliver(request).then((result) => {
       if (child.connected) child.send({ type: 'delivered', id, result } satisfies ToSend);
     });
-  }
-
-  private onExit(
-    child: ChildProcess,
-    code: number | null,
-    signal: string | null,
-    crash: { error: string } | undefined,
-  ): void {
-    // Not the current child (one dropped after a failed restart) or stopping: nothing to do.
-    if (this.child !== child || this.stopping) {
-      if (this.child === child) this.child = undefined;
-      return;
-    }
-    this.child = undefined;
-    this.restartCount++;
-    this.delayMs = Date.now() - this.startedAt > 60_000 ? 500 : Math.min(this.delayMs * 2, 30_000);
-    this.o.log.event('sendd.crashed', {
-      pid: child.pid ?? 0,
-      code: code ?? '',
-      signal: signal ?? '',
-      restarts: this.restartCount,
-      restart_in_ms: this.delayMs,
-      ...(crash ? { error: crash.error } : {}),
-    });
-    this.scheduleRestart();
-  }
-
-  private scheduleRestart(): void {
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.stopping) return;
-      void (async () => {
-        try {
-          await this.launch();
-          const child = this.child;
-          if (this.wanted && child && !this.stopping) await this.ask(child, { type: 'start' }, 'started');
-        } catch (err) {
-          if (this.stopping) return;
-          this.delayMs = Math.min(this.delayMs * 2, 30_000);
-          this.o.log.event('sendd.error', { error: errText(err), restart_in_ms: this.delayMs });
-          // A child that started but could not start its scheduler is still there: it must go before the next one.
-          this.child?.kill('SIGKILL');
-          this.child = undefined;
-          this.scheduleRestart();
-        }
-      })();
-    }, this.delayMs);
   }
 }
