@@ -181,6 +181,8 @@ void describe('pop3d server', () => {
     assert.equal(await c.cmd('PASS secret'), '-ERR send USER first');
     assert.equal(await c.cmd(`USER ${'x'.repeat(5000)}`), '-ERR line too long');
     assert.equal(await c.cmd('APOP joe 0123'), '-ERR unknown command');
+    assert.equal(await c.cmd('CONSTRUCTOR'), '-ERR unknown command');
+    assert.equal(await c.cmd('__proto__'), '-ERR unknown command');
     assert.equal(await c.cmd('noop'), '-ERR not in this state');
     assert.match(await c.cmd('capa'), /^\+OK/);
     const caps = await c.body();

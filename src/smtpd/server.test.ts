@@ -99,6 +99,17 @@ void test('RELAYCLIENT from tcp.smtp is appended; deny refuses the connection', 
   }
 });
 
+void test('verbs named like Object.prototype members are unknown commands, not handlers', async () => {
+  const h = await harness({});
+  try {
+    const out = await talk(h.port, 'HELO c\r\nconstructor\r\n__proto__ x\r\ntoString\r\nhasOwnProperty\r\nQUIT\r\n');
+    assert.equal(out.match(/^502 unimplemented \(#5\.5\.1\)\r$/gm)?.length, 4, out);
+    assert.match(out, /\r\n221 /);
+  } finally {
+    await h.close();
+  }
+});
+
 void test('250 only after the commit; a queue failure is 451 and nothing is kept', async () => {
   let failWith: Error | undefined;
   const h = await harness({
