@@ -6,12 +6,16 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { BOX, finishBystander, Hostile, openBystander, PASSWORD } from '../../test/support/hostile.js';
 import {
+  asLine,
   assertNoLeak,
   assertSmtpLines,
+  burst,
   freshLoopback,
   parallel,
   plain,
+  SIZES,
   Wire,
+  type Variant,
 } from '../../test/support/hostile-wire.js';
 import { waitUntil } from '../../test/support/wait.js';
 
@@ -117,7 +121,7 @@ const VERBS: ReadonlyArray<readonly [string, string]> = [
 ];
 
 /** Argument variants: none, the normal one, junk, extra parameters, NUL, bare CR, 8-bit, overlong, LF-only, odd spacing. */
-const VARIANTS: ReadonlyArray<readonly [string, (verb: string, arg: string) => string]> = [
+const VARIANTS: readonly Variant[] = [
   ['none', (v) => v],
   ['normal', (v, a) => `${v} ${a}`],
   ['junk', (v) => `${v} <<>>:@@,,;;"\\<x@[999.1.2.3]>`],
@@ -146,7 +150,7 @@ async function matrixCase(
   const w = await reach(state, from);
   try {
     const line = make(verb, arg);
-    w.send(line.endsWith('\n') ? line : `${line}\r\n`);
+    w.send(asLine(line));
     let r = await w.reply();
     assert.notEqual(r, 'timeout', `${what}: no reply within 15 s (a hang)`);
     assert.notEqual(r, 'closed', `${what}: the connection closed without a reply`);
@@ -190,11 +194,7 @@ async function burstCase(state: State, verb: string, arg: string): Promise<void>
   const what = `${state} ${JSON.stringify(verb)} burst`;
   const w = await reach(state, from);
   try {
-    const lines = VARIANTS.map(([, make]) => make(verb, arg)).map((l) => (l.endsWith('\n') ? l : `${l}\r\n`));
-    w.send(`${lines.join('')}QUIT\r\n`);
-    w.end();
-    assert.ok(await w.closes(30_000), `${what}: the session did not end within 30 s of the client's FIN`);
-    const text = w.received.split(/^220 (?:2\.0\.0 )?ready to start TLS\r\n/m)[0] ?? '';
+    const text = await burst(w, VARIANTS, verb, arg, 'QUIT\r\n', /^220 (?:2\.0\.0 )?ready to start TLS\r\n/m, what);
     assertSmtpLines(text.endsWith('\r\n') ? text : text.slice(0, text.lastIndexOf('\r\n') + 2), what);
     h.expectQueued(from, 0, what);
   } finally {
@@ -214,8 +214,6 @@ void test('every SMTP command in every session state, with hostile arguments, on
       }
     }
   }));
-
-const SIZES = [1, 512, 4096, 65_536, 1 << 20, 10 << 20];
 
 /** The rest of a session that must still work: QUIT answered with 221 and the connection closed. */
 async function quits(w: Wire, what: string): Promise<void> {

@@ -333,3 +333,31 @@ export const decodedBody = (c: string): string =>
     .map((l) => (l.startsWith('.') ? l.slice(1) : l))
     .join('\n')
     .concat('\n');
+
+/** Line lengths every battery tries: 1 byte to 10 MB. */
+export const SIZES = [1, 512, 4096, 65_536, 1 << 20, 10 << 20];
+
+/** One hostile form of a command: its name and how it is made from the verb and a normal argument. */
+export type Variant = readonly [string, (verb: string, arg: string) => string];
+
+/** A command as sent: CRLF added unless the line brings its own LF (the lf-only variants). */
+export const asLine = (l: string): string => (l.endsWith('\n') ? l : `${l}\r\n`);
+
+/**
+ * Every variant of one command pipelined in one burst, then `tail` (RSET, QUIT) and FIN: the session must end within
+ * 30 s. Returns what the server sent up to the line `tlsStart` matches (after it, TLS bytes may follow).
+ */
+export async function burst(
+  w: Wire,
+  variants: readonly Variant[],
+  verb: string,
+  arg: string,
+  tail: string,
+  tlsStart: RegExp,
+  what: string,
+): Promise<string> {
+  w.send(`${variants.map(([, make]) => asLine(make(verb, arg))).join('')}${tail}`);
+  w.end();
+  assert.ok(await w.closes(30_000), `${what}: the session did not end within 30 s of the client's FIN`);
+  return w.received.split(tlsStart)[0] ?? '';
+}
