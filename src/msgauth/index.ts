@@ -1,7 +1,6 @@
 // msgauth: DKIM signing of outbound mail, SPF/DKIM/DMARC/ARC checks of inbound mail, the DNS records a domain needs.
 export {
   KEY_ALGORITHMS,
-  activeKey,
   activeSelector,
   checkDomain,
   checkSelector,
@@ -13,8 +12,8 @@ export {
   readKey,
   setActive,
   zoneStrings,
-  type DkimKey,
   type KeyAlgorithm,
   type KeyOwner,
 } from './keys.js';
-export { DkimSigner, signingDomain, type SignOutcome } from './sign.js';
+export { wantedRecords, checkRecord, type DkimPublic } from './dns.js';
+export { DkimSigner } from './sign.js';

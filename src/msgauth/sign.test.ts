@@ -29,7 +29,7 @@ const resolverFor =
   };
 
 for (const algorithm of ['rsa-2048', 'ed25519'] as const) {
-  test(`a message signed with a ${algorithm} key verifies against the record keygen prints`, async () => {
+  void test(`a message signed with a ${algorithm} key verifies against the record keygen prints`, async () => {
     const { root, path } = setup();
     const {
       record,
@@ -68,7 +68,7 @@ for (const algorithm of ['rsa-2048', 'ed25519'] as const) {
   });
 }
 
-test('the signing decision: AUTH login domain, relay clients and local injection by sender; never forwards or bounces', () => {
+void test('the signing decision: AUTH login domain, relay clients and local injection by sender; never forwards or bounces', () => {
   assert.equal(signingDomain({ origin: 'smtp', auth: 'joe@Example.com' }, 'other@else.example'), 'example.com');
   assert.equal(signingDomain({ origin: 'smtp', auth: 'joe%example.com' }, ''), 'example.com');
   assert.equal(signingDomain({ origin: 'smtp', relay: '1' }, 'a@relay.example'), 'relay.example');
@@ -79,7 +79,7 @@ test('the signing decision: AUTH login domain, relay clients and local injection
   assert.equal(signingDomain({ origin: 'inject' }, ''), undefined);
 });
 
-test('no key, not ours, or already signed: unsigned, with the reason', async () => {
+void test('no key, not ours, or already signed: unsigned, with the reason', async () => {
   const { root, path } = setup();
   const s = new DkimSigner(root);
   assert.deepEqual(await s.outcome(path, { origin: 'smtp', auth: 'joe@example.com' }, 'joe@example.com'), {
@@ -98,7 +98,7 @@ test('no key, not ours, or already signed: unsigned, with the reason', async () 
   assert.equal(signedBy('DKIM-Signature: v=1; d=other.example; s=x\n', 'example.com'), false);
 });
 
-test('keys: a selector is never overwritten, rotate makes a new active one, bad names are refused', () => {
+void test('keys: a selector is never overwritten, rotate makes a new active one, bad names are refused', () => {
   const { root } = setup();
   const first = generateKey({ root, domain: 'example.com', selector: 'a', algorithm: 'ed25519', activate: false });
   assert.throws(

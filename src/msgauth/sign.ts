@@ -73,7 +73,7 @@ export function signedBy(header: string, domain: string): boolean {
 }
 
 /** Signs the message file with `key` and returns the DKIM-Signature header with LF line ends. */
-export async function signFile(path: string, key: DkimKey, when: Date): Promise<string> {
+async function signFile(path: string, key: DkimKey, when: Date): Promise<string> {
   const input = createReadStream(path).pipe(new ToCrlf());
   const signature = {
     signingDomain: key.domain,
