@@ -17,3 +17,4 @@ export {
 } from './keys.js';
 export { wantedRecords, checkRecord, type DkimPublic } from './dns.js';
 export { DkimSigner } from './sign.js';
+export { checkInbound, type DnsResolve } from './verify.js';

@@ -1,9 +1,9 @@
 // Outbound DKIM (RFC 6376): which queued messages are signed, for which domain, and the DKIM-Signature header.
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Transform, type TransformCallback } from 'node:stream';
 import { dkimSign } from 'mailauth';
 import { asciiLower, QuailError } from '../core/index.js';
+import { ToCrlf } from './crlf.js';
 import { activeKey, type DkimKey } from './keys.js';
 
 /** What the signer decided for one message. */
@@ -37,14 +37,6 @@ export function signingDomain(meta: Readonly<Record<string, string>>, sender: st
   }
   if (origin === 'inject' && sender !== '') return domainOf(sender) || undefined;
   return undefined;
-}
-
-/** LF → CRLF: the queue keeps LF line ends, DKIM hashes the message as it travels (CRLF; RFC 6376 3.4). */
-class ToCrlf extends Transform {
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const s = chunk.toString('latin1');
-    done(null, Buffer.from(s.replaceAll('\n', '\r\n'), 'latin1'));
-  }
 }
 
 /** The message's header section (at most the first 256 KiB), for the "already signed by us" check. */

@@ -59,7 +59,7 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'smtp.connect': { fields: 'ip listener kind', doc: 'a connection accepted' },
   'smtp.refused': {
     fields: 'ip why listener? commands? from? bytes?',
-    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size)',
+    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size, dmarc)',
   },
   'smtp.tls': { fields: 'ip protocol', doc: 'STARTTLS done' },
   'smtp.auth': { fields: 'ip user? ok reason?', doc: 'an AUTH attempt and its result' },
@@ -70,6 +70,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'smtp.queued': {
     fields: 'id ip from rcpts bytes protocol auth?',
     doc: 'a message committed to the queue (the parent then wakes the scheduler)',
+  },
+  'smtp.checked': {
+    fields: 'ip from spf dkim dmarc arc removed? action',
+    doc: 'an inbound message checked (SPF, DKIM, DMARC, ARC; authcheck=): the results, spoofed Authentication-Results removed, accept or reject',
   },
   'smtp.queue-failed': { fields: 'ip from error', doc: 'the queue refused a message (the client got 451/554)' },
   'smtp.error': { fields: 'ip? error', doc: 'a session or listener error, or servercert.pem unusable (STARTTLS off)' },
