@@ -24,22 +24,31 @@ export interface InboundVerdict {
 
 /**
  * Checks one message (LF line ends, without quail's Received line). DNS errors give temperror results, never a
- * rejection; an exception inside the checks gives `none` with the reason in a comment. Never rejects its promise.
+ * rejection; an exception inside the checks, or checks that take longer than `deadlineMs` (slow DNS), give `none`
+ * with the reason in a comment (the message is accepted). Never rejects its promise.
  */
 export async function checkInbound(
   message: Readable,
   facts: InboundFacts,
   resolve: DnsResolve,
+  deadlineMs = 30_000,
 ): Promise<InboundVerdict> {
   try {
-    const res = await authenticate(message.pipe(new ToCrlf()), {
-      ip: facts.ip,
-      helo: facts.helo,
-      sender: facts.sender,
-      mta: facts.host,
-      resolver: resolve as (name: string, type: string) => Promise<string[][]>,
-      disableBimi: true,
-    });
+    const input = message.pipe(new ToCrlf());
+    let timer: NodeJS.Timeout | undefined;
+    const res = await Promise.race([
+      authenticate(input, {
+        ip: facts.ip,
+        helo: facts.helo,
+        sender: facts.sender,
+        mta: facts.host,
+        resolver: resolve as (name: string, type: string) => Promise<string[][]>,
+        disableBimi: true,
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs / 1000} s`)), deadlineMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
     const dkims = res.dkim.results.map((r) => r.status.result);
     const results = {
       spf: res.spf ? res.spf.status.result : 'none',

@@ -75,8 +75,17 @@ export class AuthResultsStrip {
 
   /** At the end of the message: whatever is still held. */
   end(): Buffer {
-    const out = this.release(true) + this.partial;
+    let out = '';
+    if (this.inHeader && this.partial !== '') {
+      // a last header line without its line end
+      if (this.partial.startsWith(' ') || this.partial.startsWith('\t')) this.field += this.partial;
+      else {
+        out += this.release(true);
+        this.field = this.partial;
+      }
+    } else out += this.partial;
     this.partial = '';
+    out += this.release(true);
     return Buffer.from(out, 'latin1');
   }
 

@@ -1,12 +1,12 @@
 // Outbound DKIM end to end: quail dkim keygen, submission with AUTH, the receiver verifies with the record in DNS.
-// tier: system (needs quail start, swaks)
+// tier: system (needs quail start, swaks, python3-dkim)
 import assert from 'node:assert/strict';
 import { promises as dnsPromises } from 'node:dns';
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { dkimVerify } from 'mailauth';
 import { startDns, type DnsName } from '../../test/support/testdns.js';
@@ -18,12 +18,48 @@ import {
   quail,
   queuedCount,
   startProcess,
-  swaks,
   waitFor,
   type QuailProcess,
 } from '../../test/support/start.js';
 
 const run = promisify(execFile);
+
+/**
+ * swaks without blocking this process (the receiver and the DNS server run in it): its exit status and output.
+ */
+async function swaksAsync(
+  port: number,
+  args: readonly string[],
+  from: string,
+): Promise<{ status: number; out: string }> {
+  try {
+    const r = await run('swaks', ['--server', `127.0.0.1:${port}`, '--from', from, '--timeout', '20', ...args]);
+    return { status: 0, out: `${r.stdout}${r.stderr}` };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { status: e.code ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+/** Debian's python3 (python3-dkim is a Debian package; a pyenv python3 earlier in PATH would not have it). */
+const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const HAVE_DKIMPY = spawnSync(PY, ['-c', 'import dkim']).status === 0;
+
+/**
+ * dkimpy (python3-dkim), a verifier that shares no code with mailauth: verifies `message` with `record` as the
+ * only TXT record it can look up. Returns what it printed: `pass` or `fail ...`.
+ */
+function dkimpy(message: string, record: string): string {
+  const script = [
+    'import sys, dkim',
+    'rec = sys.argv[1].encode()',
+    'msg = sys.stdin.buffer.read()',
+    'ok = dkim.verify(msg, dnsfunc=lambda name, timeout=5: rec)',
+    "print('pass' if ok else 'fail')",
+  ].join('\n');
+  const r = spawnSync(PY, ['-c', script, record], { input: message.replaceAll('\n', '\r\n'), encoding: 'latin1' });
+  return `${r.stdout}${r.stderr}`.trim();
+}
 
 /** The TXT value `quail dkim keygen` printed: the quoted strings of its zone-file line joined. */
 function recordOf(printed: string): { name: string; value: string } {
@@ -55,12 +91,11 @@ void test('a message sent with AUTH through quail is DKIM-signed once and verifi
     assert.match(quail(['dkim', 'list', '--root', root]), /^example\.org mail \(active\)$/m);
     assert.equal(quail(['dkim', 'show', 'example.org', '--root', root]), printed.split('\n').at(-2) + '\n');
 
-    dns = await startDns(
-      new Map<string, DnsName>([
-        ['mail._domainkey.example.org', { txt: [rec.value] }],
-        ['example.org', { mx: [{ pref: 10, exchange: 'mail.example.org' }], txt: ['v=spf1 ip4:127.0.0.0/8 -all'] }],
-      ]),
-    );
+    const zone = new Map<string, DnsName>([
+      ['mail._domainkey.example.org', { txt: [rec.value] }],
+      ['example.org', { mx: [{ pref: 10, exchange: 'mail.example.org' }], txt: ['v=spf1 ip4:127.0.0.0/8 -all'] }],
+    ]);
+    dns = await startDns(zone);
     writeFileSync(join(root, 'control', 'dnsservers'), `127.0.0.1:${dns.port}\n`);
     // quail dns: DKIM, MX and SPF published, DMARC not
     // asynchronously: the DNS server answers from this process
@@ -84,7 +119,7 @@ void test('a message sent with AUTH through quail is DKIM-signed once and verifi
     q = await startProcess(root);
     const log = q.log;
     const submission = listenerPort(root, 'submission');
-    const sent = swaks(
+    const sent = await swaksAsync(
       submission,
       [
         '--tls',
@@ -105,7 +140,7 @@ void test('a message sent with AUTH through quail is DKIM-signed once and verifi
     );
     assert.equal(sent.status, 0, sent.out);
     // a relay client (RELAYCLIENT) sending as a domain with no key: delivered, not signed
-    const unsigned = swaks(
+    const unsigned = await swaksAsync(
       listenerPort(root, 'smtp'),
       ['--to', 'ann@dest.test', '--header', 'Subject: no key'],
       'x@nokey.test',
@@ -138,6 +173,10 @@ void test('a message sent with AUTH through quail is DKIM-signed once and verifi
     assert.equal(v.results[0]?.status.result, 'pass', JSON.stringify(v.results[0]?.status));
     assert.equal(v.results[0]?.signingDomain, 'example.org');
     assert.match(log(), /dkim\.signed [^\n]*domain=example\.org selector=mail/);
+    if (HAVE_DKIMPY || process.env['QUAIL_REQUIRE_TOOLS'] === '1') {
+      assert.equal(dkimpy(signed.data, rec.value), 'pass', 'dkimpy (python3-dkim) verifies it too');
+      assert.match(dkimpy(signed.data.replace('a body', 'A body'), rec.value), /^fail/, 'and fails a changed body');
+    }
     const other = receiver.queued.find((m) => m.data.includes('Subject: no key'));
     assert.ok(other);
     assert.doesNotMatch(other.data, /DKIM-Signature/i);
@@ -146,6 +185,38 @@ void test('a message sent with AUTH through quail is DKIM-signed once and verifi
     const rotated = recordOf(quail(['dkim', 'rotate', 'example.org', '--algorithm', 'ed25519', '--root', root]));
     assert.match(rotated.value, /^v=DKIM1; k=ed25519; p=/);
     assert.match(quail(['dkim', 'list', '--root', root]), /^example\.org mail q\d{8} \(active\)$/m);
+    zone.set(rotated.name, { txt: [rotated.value] });
+    const again = await swaksAsync(
+      submission,
+      [
+        '--tls',
+        '--auth',
+        'PLAIN',
+        '--auth-user',
+        'joe@example.org',
+        '--auth-password',
+        's3cret',
+        '--to',
+        'ann@dest.test',
+        '--header',
+        'Subject: after rotate',
+      ],
+      'joe@example.org',
+    );
+    assert.equal(again.status, 0, again.out);
+    await waitFor(
+      () => receiver.queued.length === 3,
+      30_000,
+      () => `receiver has ${receiver.queued.length}\n${log()}`,
+    );
+    const ed = receiver.queued[2]?.data ?? '';
+    assert.match(ed, /\nDKIM-Signature: v=1; a=ed25519-sha256; [^\n]*d=example\.org;\n[^\n]* s=q\d{8};/);
+    const ved = await dkimVerify(Buffer.from(ed.replaceAll('\n', '\r\n')), {
+      resolver: (name: string, type: string) => resolver.resolve(name, type) as Promise<string[][]>,
+    });
+    assert.equal(ved.results[0]?.status.result, 'pass', JSON.stringify(ved.results[0]?.status));
+    if (HAVE_DKIMPY || process.env['QUAIL_REQUIRE_TOOLS'] === '1')
+      assert.equal(dkimpy(ed, rotated.value), 'pass', 'dkimpy verifies the ed25519 signature (RFC 8463)');
   } finally {
     q?.killGroup();
     await rx?.close();
