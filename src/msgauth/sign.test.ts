@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { dkimVerify } from 'mailauth';
 import { activeSelector, generateKey, listSelectors, newSelector, publicRecord, readKey } from './keys.js';
-import { DkimSigner, signedBy, signingDomain } from './sign.js';
+import { DkimSigner, fromDomain, signedBy, signingDomains } from './sign.js';
 
 const MESSAGE =
   'Received: from x by y; Fri, 4 Dec 2026 12:00:00 +0000\n' +
@@ -68,15 +68,33 @@ for (const algorithm of ['rsa-2048', 'ed25519'] as const) {
   });
 }
 
-void test('the signing decision: AUTH login domain, relay clients and local injection by sender; never forwards or bounces', () => {
-  assert.equal(signingDomain({ origin: 'smtp', auth: 'joe@Example.com' }, 'other@else.example'), 'example.com');
-  assert.equal(signingDomain({ origin: 'smtp', auth: 'joe%example.com' }, ''), 'example.com');
-  assert.equal(signingDomain({ origin: 'smtp', relay: '1' }, 'a@relay.example'), 'relay.example');
-  assert.equal(signingDomain({ origin: 'smtp' }, 'joe@example.com'), undefined, 'a stranger claiming our domain');
-  assert.equal(signingDomain({ origin: 'inject' }, 'root@host.example'), 'host.example');
-  assert.equal(signingDomain({ origin: 'forward', parent: 'x' }, 'joe@example.com'), undefined);
-  assert.equal(signingDomain({ origin: 'bounce', parent: 'x' }, ''), undefined);
-  assert.equal(signingDomain({ origin: 'inject' }, ''), undefined);
+void test('the signing decision: AUTH login domain, relay clients and local injection by sender then From; never forwards or bounces', () => {
+  const from = 'other.example';
+  assert.deepEqual(signingDomains({ origin: 'smtp', auth: 'joe@Example.com' }, 'x@else.example', from), [
+    'example.com',
+  ]);
+  assert.deepEqual(signingDomains({ origin: 'smtp', auth: 'joe%example.com' }, '', from), ['example.com']);
+  assert.deepEqual(signingDomains({ origin: 'smtp', relay: '1' }, 'a@relay.example', from), ['relay.example', from]);
+  assert.deepEqual(signingDomains({ origin: 'smtp', relay: '1' }, '', from), [from]);
+  assert.deepEqual(
+    signingDomains({ origin: 'smtp' }, 'joe@example.com', 'example.com'),
+    [],
+    'a stranger claiming our domain',
+  );
+  assert.deepEqual(signingDomains({ origin: 'inject' }, 'root@host.example', 'host.example'), ['host.example']);
+  assert.deepEqual(signingDomains({ origin: 'forward', parent: 'x' }, 'joe@example.com', 'example.com'), []);
+  assert.deepEqual(signingDomains({ origin: 'bounce', parent: 'x' }, '', 'example.com'), []);
+  assert.equal(fromDomain('Subject: x\nFrom: "Joe (the boss)" <joe@Example.COM.>\nTo: a@b.example\n'), 'example.com');
+  assert.equal(fromDomain('from:\n joe@ex.example (Joe)\n'), 'ex.example');
+  assert.equal(fromDomain('To: a@b.example\n'), undefined);
+});
+
+void test('a relay client whose envelope domain has no key: signed for the From domain that has one', async () => {
+  const { root, path } = setup();
+  generateKey({ root, domain: 'example.com', selector: 's1', algorithm: 'ed25519', activate: true });
+  const out = await new DkimSigner(root).outcome(path, { origin: 'smtp', relay: '1' }, 'bounces@lists.example');
+  assert.equal(out.kind, 'signed');
+  assert.equal(out.kind === 'signed' ? out.domain : '', 'example.com');
 });
 
 void test('no key, not ours, or already signed: unsigned, with the reason', async () => {

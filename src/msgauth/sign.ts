@@ -17,26 +17,43 @@ const domainOf = (address: string): string => {
 };
 
 /**
- * The domain a queued message may be signed for, from what the queue recorded of its origin (its `meta`):
- * an SMTP message after AUTH: the login's domain; an SMTP message from a client that may relay (RELAYCLIENT,
- * meta.relay), or one injected on this host (`quail inject`, sendmail): the envelope sender's domain. Forwards
- * (origin 'forward') and bounces ('bounce') are never signed: quail did not author them and the original
- * signature, if any, is still in the message; a message from the internet (no AUTH, no relay) never either.
+ * The domains a queued message may be signed for, in order of preference, from what the queue recorded of its
+ * origin (its `meta`): an SMTP message after AUTH: the login's domain only; an SMTP message from a client that
+ * may relay (RELAYCLIENT, meta.relay), or one injected on this host (`quail inject`, sendmail): the envelope
+ * sender's domain, then the From header's. Forwards (origin 'forward') and bounces ('bounce') are never signed:
+ * quail did not author them and the original signature, if any, is still in the message; a message from the
+ * internet (no AUTH, no relay) never either. The first of them that has a key signs.
  */
-export function signingDomain(meta: Readonly<Record<string, string>>, sender: string): string | undefined {
+export function signingDomains(
+  meta: Readonly<Record<string, string>>,
+  sender: string,
+  fromDomain: string | undefined,
+): string[] {
   const origin = meta['origin'];
-  if (origin === 'smtp') {
-    const auth = meta['auth'];
-    if (auth !== undefined && auth !== '') {
-      // user@domain (vpopmail's user%domain is normalised at AUTH; taken here too)
-      const m = /[@%]([^@%]+)$/.exec(auth);
-      return m?.[1] !== undefined ? asciiLower(m[1]) : undefined;
-    }
-    if (meta['relay'] === '1' && sender !== '') return domainOf(sender) || undefined;
-    return undefined;
+  const auth = meta['auth'];
+  if (origin === 'smtp' && auth !== undefined && auth !== '') {
+    // user@domain (vpopmail's user%domain is normalised at AUTH; taken here too)
+    const m = /[@%]([^@%]+)$/.exec(auth);
+    return m?.[1] !== undefined ? [asciiLower(m[1])] : [];
   }
-  if (origin === 'inject' && sender !== '') return domainOf(sender) || undefined;
-  return undefined;
+  if ((origin === 'smtp' && meta['relay'] === '1') || origin === 'inject') {
+    const out = sender !== '' && domainOf(sender) !== '' ? [domainOf(sender)] : [];
+    if (fromDomain !== undefined && fromDomain !== '' && !out.includes(fromDomain)) out.push(fromDomain);
+    return out;
+  }
+  return [];
+}
+
+/** The domain of the (first) address in the header's From field, lower case; undefined when there is none. */
+export function fromDomain(header: string): string | undefined {
+  const unfolded = header.replace(/\r?\n[ \t]+/g, ' ');
+  const line = unfolded.split('\n').find((l) => /^from\s*:/i.test(l));
+  if (line === undefined) return undefined;
+  const value = line.slice(line.indexOf(':') + 1).replace(/\([^()]*\)/g, ' ');
+  const angle = /<[^<>@]*@([^<>\s]+)>/.exec(value);
+  const bare = /@([A-Za-z0-9.-]+)/.exec(value);
+  const d = (angle?.[1] ?? bare?.[1])?.replace(/\.$/, '');
+  return d === undefined ? undefined : asciiLower(d);
 }
 
 /** The message's header section (at most the first 256 KiB), for the "already signed by us" check. */
@@ -114,12 +131,21 @@ export class DkimSigner {
   }
 
   private async decide(path: string, meta: Readonly<Record<string, string>>, sender: string): Promise<SignOutcome> {
-    const domain = signingDomain(meta, sender);
-    if (domain === undefined) return { kind: 'unsigned', why: `origin ${meta['origin'] ?? 'unknown'}, not ours` };
-    const key = activeKey(this.root, domain);
-    if (key === null) return { kind: 'unsigned', why: `no DKIM key for ${domain}` };
-    if (signedBy(await headerSection(path), domain)) return { kind: 'unsigned', why: `already signed by ${domain}` };
+    const origin = meta['origin'] ?? 'unknown';
+    // not ours whatever its From says: decided without reading the file
+    if (signingDomains(meta, sender, 'from.invalid').length === 0)
+      return { kind: 'unsigned', why: `origin ${origin}, not ours` };
+    const head = await headerSection(path);
+    const domains = signingDomains(meta, sender, fromDomain(head));
+    if (domains.length === 0) return { kind: 'unsigned', why: `origin ${origin}, not ours` };
+    let key: DkimKey | null = null;
+    for (const d of domains) {
+      key = activeKey(this.root, d);
+      if (key !== null) break;
+    }
+    if (key === null) return { kind: 'unsigned', why: `no DKIM key for ${domains.join(' or ')}` };
+    if (signedBy(head, key.domain)) return { kind: 'unsigned', why: `already signed by ${key.domain}` };
     const header = await signFile(path, key, this.clock());
-    return { kind: 'signed', header, domain, selector: key.selector };
+    return { kind: 'signed', header, domain: key.domain, selector: key.selector };
   }
 }
