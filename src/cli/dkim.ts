@@ -152,7 +152,10 @@ export function register(program: Command): void {
     action('dkim use', (domain: string, selector: string, flags: { root?: string }) => {
       const root = resolveRoot(flags.root);
       const d = checkDomain(domain);
-      setActive(root, d, checkSelector(selector), keyOwner(root));
+      const s = checkSelector(selector);
+      if (!listSelectors(root, d).includes(s))
+        throw usageError(`${d} has no key with selector ${s}: quail dkim list shows the keys there are`);
+      setActive(root, d, s, keyOwner(root));
       process.stdout.write(`${d} is signed with ${selector} from the next delivery\n`);
     }),
   );
