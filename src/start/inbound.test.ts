@@ -45,11 +45,16 @@ function send(h: Harness, sender: string, data: string): Promise<string> {
   );
 }
 
-async function world(policy: string): Promise<{ h: Harness; close: () => Promise<void> }> {
+async function world(policy: string, tcpsmtp?: string): Promise<{ h: Harness; close: () => Promise<void> }> {
   const dns = await startDns(ZONE);
   const holder: { link?: InboundLink } = {};
   const h = await harness({
-    control: { me: 'mx.local.test\n', rcpthosts: 'local.test\n', dnsservers: `127.0.0.1:${dns.port}\n` },
+    control: {
+      me: 'mx.local.test\n',
+      rcpthosts: 'local.test\n',
+      dnsservers: `127.0.0.1:${dns.port}\n`,
+      ...(tcpsmtp !== undefined ? { 'tcp.smtp': tcpsmtp } : {}),
+    },
     options: { authcheck: policy },
     checker: { check: (m, f) => (holder.link as InboundLink).check(m, f) },
   });
@@ -136,5 +141,17 @@ void test('Authentication-Results claiming this host are removed (folded ones to
     assert.equal((data.match(/^Authentication-Results: mx\.local\.test/gim) ?? []).length, 2, 'off: untouched');
   } finally {
     await off.close();
+  }
+});
+
+void test('a client that may relay is ours: not checked, not refused under authcheck=reject (its mail is signed on the way out)', async () => {
+  const w = await world('reject', '127.0.0.1:allow,RELAYCLIENT=""\n');
+  try {
+    assert.match(await send(w.h, 'app@bad.test', message('app@bad.test')), /250 2\.0\.0 ok/);
+    const data = w.h.queued[0]?.data ?? '';
+    assert.doesNotMatch(data, /Authentication-Results|Received-SPF/);
+    assert.equal(w.h.queued[0]?.meta['relay'], '1');
+  } finally {
+    await w.close();
   }
 });
