@@ -105,6 +105,7 @@ export async function deliverBatch(
   const same = (j: RemoteJob): boolean =>
     j.sender === first.sender &&
     j.messagePath === first.messagePath &&
+    (j.prefix ?? '') === (first.prefix ?? '') &&
     asciiLower(splitAddress(j.recipient).domain) === host;
   if (!jobs.every(same)) {
     return (await Promise.all(jobs.map((j) => deliverBatch([j], opts, extras)))).flat();
@@ -145,6 +146,7 @@ async function deliver(
     sender: jobs[0]?.sender ?? '',
     recipients: jobs.map((j) => j.recipient),
     messagePath: jobs[0]?.messagePath ?? '',
+    ...(jobs[0]?.prefix !== undefined ? { prefix: jobs[0].prefix } : {}),
   };
   let classify = opts.classify;
   if (classify === undefined) {

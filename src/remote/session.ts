@@ -1,4 +1,5 @@
 // The SMTP dialogue on one connection: greeting, EHLO/HELO, STARTTLS, then transactions of several recipients.
+import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { errText, quoteAddress, type DeliveryResult } from '../core/index.js';
 import { Dropped, ehloKeywords, type Reply, type SmtpClient } from './client.js';
@@ -16,6 +17,8 @@ export interface Envelope {
   readonly sender: string;
   readonly recipients: readonly string[];
   readonly messagePath: string;
+  /** Header lines sent before the file's bytes (LF line ends, ASCII): the DKIM-Signature. */
+  readonly prefix?: string;
 }
 
 export type Classifier = (code: number, lines: readonly string[]) => Classification;
@@ -182,7 +185,8 @@ export async function transaction(
     return { results: all({ result: 'deferral', report: TEMP_READ }), reusable: true }; // nothing was sent
   }
   try {
-    const size = msg.size;
+    const prefix = Buffer.from(env.prefix ?? '', 'latin1');
+    const size = msg.size + prefix.length;
     const limit = Number(ext.get('SIZE') ?? '0');
     if (ext.has('SIZE') && limit > 0 && size > limit) {
       return stop({
@@ -238,7 +242,7 @@ export async function transaction(
     }
     let sent: 'sent' | 'partial';
     try {
-      sent = await client.data(msg.body());
+      sent = await client.data(prefix.length > 0 ? withPrefix(prefix, msg.body()) : msg.body());
     } catch (err) {
       if (err instanceof Dropped) throw err;
       client.close(); // the message could not be read: leave without the final dot
@@ -271,4 +275,13 @@ export async function transaction(
   } finally {
     await msg.close().catch(() => undefined); // after any read still in progress; a failed close changes no result
   }
+}
+
+/** The prefix, then every chunk of the body, as one stream (errors of the body stay errors of the stream). */
+function withPrefix(prefix: Buffer, body: Readable): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    yield prefix;
+    for await (const c of body) yield c as Buffer;
+  }
+  return Readable.from(chunks());
 }

@@ -8,4 +8,11 @@ export interface RemoteJob {
   readonly sender: string;
   /** Absolute path of the queued message file (read-only). */
   readonly messagePath: string;
+  /**
+   * Header lines sent in front of the message (LF line ends, ASCII), e.g. the DKIM-Signature that start's
+   * signer made; counted in SIZE. Recipients are grouped into one transaction only when it is the same.
+   */
+  readonly prefix?: string;
+  /** What the queue recorded of the message's origin (origin, auth, relay): for the signer, not read here. */
+  readonly meta?: Readonly<Record<string, string>>;
 }

@@ -109,6 +109,7 @@ export async function attemptRemote(ctx: DeliveryContext, msg: MessageState, add
     recipient: address,
     sender: verpSender(msg.sender, address),
     messagePath: ctx.deps.queue.messagePath(msg.id),
+    meta: msg.meta,
   });
   return only(r);
 }

@@ -11,4 +11,5 @@ export {
   type SenderCheck,
   type SenderVerdict,
 } from './auth.js';
+export type { CheckFacts, CheckVerdict, MessageChecker } from './check.js';
 export { loadPolicy, type SessionEnv } from './policy.js';

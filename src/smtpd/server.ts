@@ -8,6 +8,7 @@ import type { QueueStore } from '../queue/types.js';
 import { matchTcpRules, parseTcpRules, plainIp, TcpServer, type Refusal, type Served } from '../tcpserver/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
+import type { CheckPolicy, MessageChecker } from './check.js';
 import type { SessionEnv } from './policy.js';
 import { R, renderReply } from './replies.js';
 import {
@@ -37,6 +38,8 @@ export interface SmtpServerDeps {
   readonly authThrottle?: LoginThrottle;
   /** RCPT-time mailbox checks for directory-managed domains. */
   readonly recipients?: RecipientCheck;
+  /** Inbound SPF/DKIM/DMARC/ARC checks, used as the listener's `authcheck=` says (smtp: header, submission: off). */
+  readonly checker?: MessageChecker;
   /** The senders an authenticated login may use (default: its own address only). */
   readonly senders?: SenderCheck;
   /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
@@ -162,6 +165,8 @@ export class SmtpListener {
       recipients: this.deps.recipients,
       senders: this.deps.senders,
       senderAuth: this.spec.options['senderauth'] !== 'off',
+      checker: this.deps.checker,
+      checkPolicy: checkPolicyOf(this.spec),
       clock: this.deps.clock ?? (() => new Date()),
       isLocalIp: this.isLocalIp,
       log,
@@ -213,4 +218,11 @@ function numericOptions(o: Readonly<Record<string, string>>): Partial<SessionLim
   set('maxErrors', n('maxerrors'));
   set('maxNoop', n('maxnoop'));
   return out;
+}
+
+/** `authcheck=off|header|reject`; default `header` on smtp listeners (mail from other servers), `off` on submission. */
+function checkPolicyOf(spec: ListenerSpec): CheckPolicy {
+  const v = spec.options['authcheck'];
+  if (v === 'off' || v === 'header' || v === 'reject') return v;
+  return spec.kind === 'smtp' ? 'header' : 'off';
 }

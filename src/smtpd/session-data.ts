@@ -1,7 +1,8 @@
 // DATA: stream the message into the queue while decoding; 250 only after the queue's commit point (B.7).
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { errText } from '../core/index.js';
-import type { QueueId } from '../queue/types.js';
+import type { NewMessage, QueueId } from '../queue/types.js';
+import { AuthResultsStrip, Spool, type CheckPolicy, type MessageChecker } from './check.js';
 import { DataDecoder } from './data.js';
 import { receivedLine } from './received.js';
 import { R, problemReply, queueFailureReply, type Reply } from './replies.js';
@@ -14,84 +15,75 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   if (tx.recipients.length === 0) return fail(R.rcptFirst);
   s.mail = undefined; // qmail: whatever happens now, the next message needs a new MAIL
   const env = s.deps.env;
-  const body = new PassThrough();
-  // abandon() destroys the stream with an error; the queue reports it through `injected`. Without a listener of
-  // its own the 'error' event, when the queue is not (yet) reading, would be unhandled and end the process.
-  body.on('error', () => undefined);
   const meta: Record<string, string> = { origin: 'smtp', ip: s.remoteIp, helo: s.helo ?? '', protocol: s.protocol };
   if (s.authUser !== undefined) meta['auth'] = s.authUser;
-  let settled = false;
-  const injected: Promise<Injected> = s.deps.queue
-    .inject({ sender: tx.sender, recipients: [...tx.recipients], data: body, injector: { kind: 'network' }, meta })
-    .then(
-      (id): Injected => ({ ok: true, id }),
-      (err: unknown): Injected => ({ ok: false, err }),
-    )
-    .finally(() => {
-      settled = true;
-    });
-  const abandon = async (why: string): Promise<void> => {
-    // Destroying the stream makes inject reject: nothing is kept (the queue's contract).
-    body.destroy(new Error(`message abandoned: ${why}`));
-    await injected;
-  };
+  // a client that may relay: outbound DKIM signs its mail by the envelope sender's domain (src/msgauth)
+  if (s.policy.relayClient !== undefined) meta['relay'] = '1';
   const localHost = env['TCPLOCALHOST'] ?? env['TCPLOCALIP'];
-  body.write(
-    receivedLine(
-      {
-        protocol: s.protocol,
-        ...(env['TCPREMOTEHOST'] !== undefined ? { remoteHost: env['TCPREMOTEHOST'] } : {}),
-        ...(s.helo !== undefined ? { helo: s.helo } : {}),
-        // The AUTH login stands where qmail puts TCPREMOTEINFO (as qmail's SMTP AUTH patches do): `(joe@example.com@ip)`.
-        ...(s.authUser !== undefined
-          ? { remoteInfo: s.authUser }
-          : env['TCPREMOTEINFO'] !== undefined
-            ? { remoteInfo: env['TCPREMOTEINFO'] }
-            : {}),
-        ...(env['TCPREMOTEIP'] !== undefined ? { remoteIp: env['TCPREMOTEIP'] } : {}),
-        ...(localHost !== undefined ? { localHost } : {}),
-      },
-      s.deps.clock(),
-    ),
-    'latin1',
+  const received = receivedLine(
+    {
+      protocol: s.protocol,
+      ...(env['TCPREMOTEHOST'] !== undefined ? { remoteHost: env['TCPREMOTEHOST'] } : {}),
+      ...(s.helo !== undefined ? { helo: s.helo } : {}),
+      // The AUTH login stands where qmail puts TCPREMOTEINFO (as qmail's SMTP AUTH patches do): `(joe@example.com@ip)`.
+      ...(s.authUser !== undefined
+        ? { remoteInfo: s.authUser }
+        : env['TCPREMOTEINFO'] !== undefined
+          ? { remoteInfo: env['TCPREMOTEINFO'] }
+          : {}),
+      ...(env['TCPREMOTEIP'] !== undefined ? { remoteIp: env['TCPREMOTEIP'] } : {}),
+      ...(localHost !== undefined ? { localHost } : {}),
+    },
+    s.deps.clock(),
   );
+  const message = { sender: tx.sender, recipients: [...tx.recipients], injector: { kind: 'network' as const }, meta };
+  // Mail from the internet is checked; a client that authenticated or may relay is one of ours (its mail is
+  // signed on the way out, src/msgauth): checking it would only fail it, and reject it under authcheck=reject.
+  const ours = s.authUser !== undefined || s.policy.relayClient !== undefined;
+  const checker = s.deps.checkPolicy !== 'off' && !ours ? s.deps.checker : undefined;
+  const sink: DataSink =
+    checker !== undefined && s.deps.checkPolicy !== undefined
+      ? new CheckedSink(s, message, received, checker, s.deps.checkPolicy)
+      : new StreamSink(s, message, received);
   s.progress();
   s.send(R.goAhead);
   const dec = new DataDecoder(s.policy.databytes, s.policy.keepBareCr);
   for (;;) {
     const c = await s.reader.chunk(s.timeoutMs);
     if (c === 'eof') {
-      await abandon('client went away during DATA');
+      await sink.abandon('client went away during DATA');
       return 'eof';
     }
     if (c === 'timeout') {
-      await abandon('timeout during DATA');
+      await sink.abandon('timeout during DATA');
       s.send(R.timeout);
       return 'timeout';
     }
     const r = dec.push(c);
     if (dec.problem === 'bare-lf') {
       // qmail (notqmail) refuses at once and hangs up: nothing after the bare LF is ever read as SMTP.
-      await abandon('bare LF');
+      await sink.abandon('bare LF');
       s.deps.log('smtp.refused', { ip: s.remoteIp, why: 'bare-lf', from: tx.sender });
       s.send(R.bareLf);
       return 'bare-lf';
     }
-    if (r.out.length > 0 && dec.problem === undefined && !settled && !body.destroyed) {
-      if (!body.write(r.out)) await drainOrSettled(body, injected);
-    }
+    if (r.out.length > 0 && dec.problem === undefined) await sink.write(r.out);
     if (r.done) {
       s.reader.unshift(c.subarray(r.consumed));
       break;
     }
   }
   if (dec.problem !== undefined) {
-    await abandon(dec.problem);
+    await sink.abandon(dec.problem);
     s.deps.log('smtp.refused', { ip: s.remoteIp, why: dec.problem, from: tx.sender, bytes: dec.bytes });
     return s.error(problemReply(dec.problem));
   }
-  body.end();
-  const res = await injected;
+  const res = await sink.finish();
+  if (res.ok === 'refused') {
+    s.deps.log('smtp.refused', { ip: s.remoteIp, why: 'dmarc', from: tx.sender, bytes: dec.bytes });
+    s.send(res.reply);
+    return 'continue';
+  }
   if (!res.ok) {
     s.deps.log('smtp.queue-failed', { ip: s.remoteIp, from: tx.sender, error: errText(res.err) });
     s.send(queueFailureReply(res.err));
@@ -110,6 +102,124 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   // qmail says `250 ok <time> qp <pid>`; quail names its queue id where qmail named the qmail-queue pid.
   s.send([250, '2.0.0', `ok ${Math.floor(s.deps.clock().getTime() / 1000)} qp ${res.id}`]);
   return 'continue';
+}
+
+type Finished = Injected | { readonly ok: 'refused'; readonly reply: Reply };
+type NewNetworkMessage = Omit<NewMessage, 'data'>;
+
+/** Where DATA's decoded bytes go: straight into the queue, or held for the inbound checks first. */
+interface DataSink {
+  write(b: Buffer): Promise<void>;
+  /** Nothing is kept (the queue's contract when its stream is destroyed). */
+  abandon(why: string): Promise<void>;
+  finish(): Promise<Finished>;
+}
+
+/** Streams into the queue while the client sends: inject starts at once, its commit ends finish(). */
+class StreamSink implements DataSink {
+  private readonly body = new PassThrough();
+  private settled = false;
+  private readonly injected: Promise<Injected>;
+
+  constructor(s: Session, message: NewNetworkMessage, received: string) {
+    // abandon() destroys the stream with an error; the queue reports it through `injected`. Without a listener of
+    // its own the 'error' event, when the queue is not (yet) reading, would be unhandled and end the process.
+    this.body.on('error', () => undefined);
+    this.injected = s.deps.queue
+      .inject({ ...message, data: this.body })
+      .then(
+        (id): Injected => ({ ok: true, id }),
+        (err: unknown): Injected => ({ ok: false, err }),
+      )
+      .finally(() => {
+        this.settled = true;
+      });
+    this.body.write(received, 'latin1');
+  }
+
+  async write(b: Buffer): Promise<void> {
+    if (this.settled || this.body.destroyed) return;
+    if (!this.body.write(b)) await drainOrSettled(this.body, this.injected);
+  }
+
+  async abandon(why: string): Promise<void> {
+    this.body.destroy(new Error(`message abandoned: ${why}`));
+    await this.injected;
+  }
+
+  finish(): Promise<Injected> {
+    this.body.end();
+    return this.injected;
+  }
+}
+
+/**
+ * Holds the message (Spool) while it arrives, without the Authentication-Results fields that claim this host;
+ * at the end runs the checks, then refuses (policy `reject` and DMARC says reject) or queues it with the
+ * verdict's header below quail's Received line.
+ */
+class CheckedSink implements DataSink {
+  private readonly spool = new Spool();
+  private readonly strip: AuthResultsStrip;
+  private failed: unknown;
+
+  constructor(
+    private readonly s: Session,
+    private readonly message: NewNetworkMessage,
+    private readonly received: string,
+    private readonly checker: MessageChecker,
+    private readonly policy: CheckPolicy,
+  ) {
+    this.strip = new AuthResultsStrip(s.deps.control.me() ?? s.deps.env['TCPLOCALHOST'] ?? 'localhost');
+  }
+
+  async write(b: Buffer): Promise<void> {
+    if (this.failed !== undefined) return;
+    try {
+      await this.spool.write(this.strip.push(b));
+    } catch (err) {
+      this.failed = err; // reported at the end (451), after the client has sent the rest
+    }
+  }
+
+  async abandon(): Promise<void> {
+    await this.spool.close();
+  }
+
+  async finish(): Promise<Finished> {
+    try {
+      if (this.failed !== undefined) return { ok: false, err: this.failed };
+      await this.spool.write(this.strip.end());
+      const s = this.s;
+      const host = s.deps.control.me() ?? s.deps.env['TCPLOCALHOST'] ?? 'localhost';
+      const v = await this.checker.check(() => this.spool.stream(), {
+        ip: s.remoteIp,
+        helo: s.helo ?? '',
+        sender: this.message.sender,
+        host,
+      });
+      const refuse = v.reject !== undefined && this.policy === 'reject';
+      s.deps.log('smtp.checked', {
+        ip: s.remoteIp,
+        from: this.message.sender,
+        ...v.results,
+        ...(this.strip.removed > 0 ? { removed: this.strip.removed } : {}),
+        action: refuse ? 'reject' : 'accept',
+      });
+      if (refuse) return { ok: 'refused', reply: [550, '5.7.1', `${v.reject} (#5.7.1)`] };
+      const spool = this.spool;
+      async function* data(received: string): AsyncGenerator<Buffer> {
+        yield Buffer.from(received + v.header, 'latin1');
+        for await (const c of spool.stream()) yield c as Buffer;
+      }
+      const id = await s.deps.queue.inject({ ...this.message, data: Readable.from(data(this.received)) });
+      return { ok: true, id };
+    } catch (err) {
+      return { ok: false, err };
+    } finally {
+      await this.spool.close();
+    }
+  }
 }
 
 function drainOrSettled(body: PassThrough, injected: Promise<unknown>): Promise<void> {

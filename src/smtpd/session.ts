@@ -6,6 +6,7 @@ import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import type { LoginThrottle } from '../throttle/index.js';
 import type { Authenticator, RecipientCheck, SenderCheck } from './auth.js';
+import type { CheckPolicy, MessageChecker } from './check.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
 import { Reader } from '../lineio/index.js';
@@ -52,6 +53,7 @@ export type SmtpEventName =
   | 'smtp.auth'
   | 'smtp.reject'
   | 'smtp.queued'
+  | 'smtp.checked'
   | 'smtp.queue-failed'
   | 'smtp.error'
   | 'smtp.close';
@@ -79,6 +81,10 @@ export interface SessionDeps {
   readonly senders?: SenderCheck | undefined;
   /** RCPT-time mailbox check for directory-managed domains; absent = none (qmail's behaviour). */
   readonly recipients?: RecipientCheck | undefined;
+  /** Inbound SPF/DKIM/DMARC checks (filled in by start); used when `checkPolicy` is not 'off'. */
+  readonly checker?: MessageChecker | undefined;
+  /** The listener's `authcheck=`; absent = off. */
+  readonly checkPolicy?: CheckPolicy | undefined;
   readonly limits: SessionLimits;
   readonly clock: () => Date;
   readonly isLocalIp: (ip: string) => boolean;

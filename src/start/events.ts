@@ -6,7 +6,7 @@ import type { SmtpEventName } from '../smtpd/index.js';
 /**
  * The events start itself logs. Prefixes: `quail.*` the supervisor; `smtp.*` / `pop3.*` the services (listeners and
  * sessions); `smtpd.*` / `pop3d.*` / `sendd.*` the processes that run them as control/quailuser (started, crashed,
- * busy, error); `send.*` the scheduler (qmail-send's log lines); `queue.*` the queue; `lspawn.*` root's local spawner.
+ * busy, error); `send.*` the scheduler (qmail-send's log lines); `dkim.*` outbound DKIM signing (the send process); `queue.*` the queue; `lspawn.*` root's local spawner.
  */
 type StartEventName =
   | 'quail.started'
@@ -29,6 +29,8 @@ type StartEventName =
   | 'sendd.started'
   | 'sendd.crashed'
   | 'sendd.error'
+  | 'dkim.signed'
+  | 'dkim.error'
   | 'queue.recovered'
   | 'lspawn.refused';
 
@@ -57,7 +59,7 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'smtp.connect': { fields: 'ip listener kind', doc: 'a connection accepted' },
   'smtp.refused': {
     fields: 'ip why listener? commands? from? bytes?',
-    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size)',
+    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size, dmarc)',
   },
   'smtp.tls': { fields: 'ip protocol', doc: 'STARTTLS done' },
   'smtp.auth': { fields: 'ip user? ok reason?', doc: 'an AUTH attempt and its result' },
@@ -68,6 +70,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'smtp.queued': {
     fields: 'id ip from rcpts bytes protocol auth?',
     doc: 'a message committed to the queue (the parent then wakes the scheduler)',
+  },
+  'smtp.checked': {
+    fields: 'ip from spf dkim dmarc arc removed? action',
+    doc: 'an inbound message checked (SPF, DKIM, DMARC, ARC; authcheck=): the results, spoofed Authentication-Results removed, accept or reject',
   },
   'smtp.queue-failed': { fields: 'ip from error', doc: 'the queue refused a message (the client got 451/554)' },
   'smtp.error': { fields: 'ip? error', doc: 'a session or listener error, or servercert.pem unusable (STARTTLS off)' },
@@ -127,6 +133,14 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'send.reload': { fields: '', doc: 'locals and virtualdomains re-read' },
   'send.warning': { fields: 'msg? reason', doc: 'a queue read, write or scan failed; tried again later' },
   'send.alert': { fields: 'reason', doc: 'the scheduler cannot start: unable to read controls' },
+  'dkim.signed': {
+    fields: 'msg domain selector',
+    doc: 'an outgoing message signed with DKIM (once per message; src/msgauth)',
+  },
+  'dkim.error': {
+    fields: 'msg error',
+    doc: "a message that should be signed could not be (the domain's key unreadable): its delivery is deferred",
+  },
   'queue.recovered': { fields: 'kept undone removed', doc: 'the queue was recovered at start (docs/QUEUE.md)' },
   'lspawn.refused': { fields: 'reason', doc: 'root refused a local delivery request of the send process (a deferral)' },
 };

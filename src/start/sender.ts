@@ -2,9 +2,12 @@
 import { Control, ControlFileCache } from '../control/index.js';
 import type { LocalJob, LocalResult } from '../local/index.js';
 import type { FileQueue } from '../queue/index.js';
-import { RemoteEngine } from '../remote/index.js';
+import { DkimSigner } from '../msgauth/index.js';
+import { RemoteEngine, type RemoteJob } from '../remote/index.js';
 import { Scheduler } from '../scheduler/index.js';
 import { lookupAssignment, systemPasswd } from '../users/index.js';
+import { basename } from 'node:path';
+import type { DeliveryResult } from '../core/index.js';
 import type { EventLog } from './log.js';
 
 export interface SenderOptions {
@@ -44,7 +47,7 @@ export function makeSender(o: SenderOptions): Sender {
     },
     lookupAssignment,
     local: o.local,
-    remote: (job) => engine.deliver(job),
+    remote: signing(new DkimSigner(root), log, (job) => engine.deliver(job)),
   });
   return {
     scheduler,
@@ -52,5 +55,39 @@ export function makeSender(o: SenderOptions): Sender {
       await scheduler.stop();
       engine.close();
     },
+  };
+}
+
+/**
+ * Remote delivery with outbound DKIM: the signer decides from the message's origin (src/msgauth/README.md) and
+ * its DKIM-Signature goes in front of the message as the remote engine sends it. A key that cannot be read
+ * defers the delivery (mail does not leave unsigned when it should be signed).
+ */
+function signing(
+  signer: DkimSigner,
+  log: EventLog,
+  deliver: (job: RemoteJob) => Promise<DeliveryResult>,
+): (job: RemoteJob) => Promise<DeliveryResult> {
+  const told = new Set<string>();
+  return async (job) => {
+    let prefix: string | undefined;
+    try {
+      const out = await signer.outcome(job.messagePath, job.meta ?? {}, job.sender);
+      if (out.kind === 'signed') {
+        prefix = out.header;
+        const msg = basename(job.messagePath);
+        if (!told.has(msg)) {
+          // once per message, not once per recipient
+          told.add(msg);
+          if (told.size > 1024) told.clear();
+          log.event('dkim.signed', { msg, domain: out.domain, selector: out.selector });
+        }
+      }
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      log.event('dkim.error', { msg: basename(job.messagePath), error: why }, 'error');
+      return { result: 'deferral', report: `Unable to sign the message with DKIM: ${why} (#4.3.0)\n` };
+    }
+    return deliver(prefix !== undefined ? { ...job, prefix } : job);
   };
 }

@@ -4,6 +4,7 @@ import { Control } from '../control/index.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { DirectoryLink } from './directory-link.js';
+import { InboundLink } from './msgauth-link.js';
 import { keyValues, type HostPort } from './listeners.js';
 import type { EventLog } from './log.js';
 import type { FromServiceChild } from './privchild.js';
@@ -13,8 +14,12 @@ import type { KindDef, ServiceDef } from './services.js';
 export type FromSmtpChild = FromServiceChild<never>;
 
 /** The options of smtp and submission lines (docs/LISTENERS.md): numbers, and senderauth's two words. */
+/** authcheck: inbound SPF/DKIM/DMARC (src/msgauth): off, header (smtp's default), reject (550 on DMARC p=reject). */
 const NUMERIC_OPTIONS = ['databytes', 'maxconn', 'maxperip', 'maxrcpt', 'maxline', 'maxerrors', 'maxnoop'];
-const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = { senderauth: ['on', 'off'] };
+const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  senderauth: ['on', 'off'],
+  authcheck: ['off', 'header', 'reject'],
+};
 
 /** Why `key=value` is not a valid smtp/submission option, or undefined when it is. */
 function optionProblem(key: string, value: string): string | undefined {
@@ -23,7 +28,7 @@ function optionProblem(key: string, value: string): string | undefined {
   const words = WORD_OPTIONS[key];
   if (words)
     return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
-  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off'].join(', ')})`;
+  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off', 'authcheck=off|header|reject'].join(', ')})`;
 }
 
 /** `smtp`/`submission` options → the listener spec, or what is wrong. */
@@ -73,6 +78,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec> = {
     const directory = new DirectoryLink(ctx.root);
     // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
     const authThrottle = new LoginThrottle();
+    const checker = new InboundLink(ctx.root);
     const listeners = specs.map(
       (spec) =>
         new SmtpListener(spec, {
@@ -82,6 +88,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec> = {
           authThrottle,
           recipients: directory,
           senders: directory,
+          checker,
           tls: () => tls,
           log: (name, fields) => ctx.log.event(name, fields),
         }),

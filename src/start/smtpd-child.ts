@@ -5,6 +5,7 @@ import { openQueue, type FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
+import { InboundLink } from './msgauth-link.js';
 import { DirectoryLink } from './directory-link.js';
 import type { FromSmtpChild } from './smtp.js';
 
@@ -31,6 +32,8 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   const directory = new DirectoryLink(root);
   // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
   const authThrottle = new LoginThrottle();
+  // inbound SPF/DKIM/DMARC/ARC (authcheck= on the listener line); DNS as control/dnsservers says
+  const checker = new InboundLink(root);
   await runServiceChild<ListenerSpec>(
     {
       uid,
@@ -55,6 +58,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
               authThrottle,
               recipients: directory,
               senders: directory,
+              checker,
               tls: () => tls,
               log,
             }),

@@ -8,6 +8,7 @@ import { Control } from '../../src/control/index.js';
 import type { NewMessage, QueueId } from '../../src/queue/types.js';
 import { LoginThrottle, type ThrottleOptions } from '../../src/throttle/index.js';
 import type { Authenticator, RecipientCheck, SenderCheck } from '../../src/smtpd/auth.js';
+import type { MessageChecker } from '../../src/smtpd/check.js';
 import type { SessionEnv } from '../../src/smtpd/policy.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type SmtpServerDeps } from '../../src/smtpd/server.js';
 import type { SessionLimits } from '../../src/smtpd/session.js';
@@ -41,6 +42,8 @@ export interface HarnessOptions {
   readonly sharedThrottle?: LoginThrottle;
   readonly recipients?: RecipientCheck;
   readonly senders?: SenderCheck;
+  /** Inbound SPF/DKIM/DMARC checks (the listener's `authcheck=` option decides their use). */
+  readonly checker?: MessageChecker;
   readonly limits?: Partial<SessionLimits>;
   /** Called after the message was read completely; throw to fail the inject. */
   readonly onCommit?: (m: Queued) => Promise<void> | void;
@@ -112,6 +115,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     authThrottle: o.sharedThrottle ?? new LoginThrottle(o.throttle ?? { baseMs: 1, maxMs: 4 }),
     ...(o.recipients ? { recipients: o.recipients } : {}),
     ...(o.senders ? { senders: o.senders } : {}),
+    ...(o.checker ? { checker: o.checker } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),

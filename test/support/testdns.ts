@@ -1,4 +1,4 @@
-// Test helper: a minimal authoritative DNS server over UDP (RFC 1035) answering MX, A and AAAA from a table.
+// Test helper: a minimal authoritative DNS server over UDP (RFC 1035) answering MX, A, AAAA and TXT from a table.
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv4, isIPv6 } from 'node:net';
 
@@ -7,6 +7,8 @@ export interface DnsName {
   readonly mx?: ReadonlyArray<{ readonly pref: number; readonly exchange: string }>;
   readonly a?: readonly string[];
   readonly aaaa?: readonly string[];
+  /** TXT records (SPF, DKIM keys, DMARC), each split into 255-byte strings on the wire. */
+  readonly txt?: readonly string[];
   /** Answer SERVFAIL for every query of this name (a broken authoritative server). */
   readonly servfail?: boolean;
 }
@@ -14,6 +16,18 @@ export interface DnsName {
 const TYPE_A = 1;
 const TYPE_MX = 15;
 const TYPE_AAAA = 28;
+const TYPE_TXT = 16;
+
+/** One TXT record's RDATA: the text as character-strings of at most 255 bytes (RFC 1035 3.3.14). */
+function txtRdata(text: string): Buffer {
+  const bytes = Buffer.from(text, 'latin1');
+  const parts: Buffer[] = [];
+  for (let i = 0; i < bytes.length || i === 0; i += 255) {
+    const chunk = bytes.subarray(i, i + 255);
+    parts.push(Buffer.from([chunk.length]), chunk);
+  }
+  return Buffer.concat(parts);
+}
 
 function encodeName(name: string): Buffer {
   const labels = name === '' || name === '.' ? [] : name.replace(/\.$/, '').split('.');
@@ -73,6 +87,8 @@ function answer(zone: ReadonlyMap<string, DnsName>, q: Buffer): Buffer | null {
     }
   } else if (qtype === TYPE_A) {
     for (const ip of entry.a ?? []) if (isIPv4(ip)) answers.push(rr(TYPE_A, Buffer.from(ip.split('.').map(Number))));
+  } else if (qtype === TYPE_TXT) {
+    for (const t of entry.txt ?? []) answers.push(rr(TYPE_TXT, txtRdata(t)));
   } else if (qtype === TYPE_AAAA) {
     for (const ip of entry.aaaa ?? []) if (isIPv6(ip)) answers.push(rr(TYPE_AAAA, ipv6Bytes(ip)));
   }

@@ -1,0 +1,75 @@
+// Inbound checks (RFC 7208 SPF, RFC 6376 DKIM, RFC 7489 DMARC, RFC 8617 ARC) by mailauth: the header and the verdict.
+import type { Readable } from 'node:stream';
+import { authenticate } from 'mailauth';
+import { ToCrlf } from './crlf.js';
+
+/** mailauth's resolver: like node:dns/promises `resolve(name, type)`. */
+export type DnsResolve = (name: string, type: string) => Promise<unknown>;
+
+export interface InboundFacts {
+  readonly ip: string;
+  readonly helo: string;
+  readonly sender: string;
+  /** This host's name: the authserv-id of the Authentication-Results header (RFC 8601 2.5). */
+  readonly host: string;
+}
+
+export interface InboundVerdict {
+  /** `Received-SPF:` and `Authentication-Results:` fields, LF line ends. */
+  readonly header: string;
+  /** The sender domain's DMARC policy is reject and the message fails it (no ARC pass to excuse it). */
+  readonly reject?: string;
+  readonly results: { spf: string; dkim: string; dmarc: string; arc: string };
+}
+
+/**
+ * Checks one message (LF line ends, without quail's Received line). DNS errors give temperror results, never a
+ * rejection; an exception inside the checks, or checks that take longer than `deadlineMs` (slow DNS), give `none`
+ * with the reason in a comment (the message is accepted). Never rejects its promise.
+ */
+export async function checkInbound(
+  message: Readable,
+  facts: InboundFacts,
+  resolve: DnsResolve,
+  deadlineMs = 30_000,
+): Promise<InboundVerdict> {
+  try {
+    const input = message.pipe(new ToCrlf());
+    let timer: NodeJS.Timeout | undefined;
+    const res = await Promise.race([
+      authenticate(input, {
+        ip: facts.ip,
+        helo: facts.helo,
+        sender: facts.sender,
+        mta: facts.host,
+        resolver: resolve as (name: string, type: string) => Promise<string[][]>,
+        disableBimi: true,
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs / 1000} s`)), deadlineMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const dkims = res.dkim.results.map((r) => r.status.result);
+    const results = {
+      spf: res.spf ? res.spf.status.result : 'none',
+      dkim: dkims.includes('pass') ? 'pass' : (dkims[0] ?? 'none'),
+      dmarc: res.dmarc ? res.dmarc.status.result : 'none',
+      arc: res.arc ? res.arc.status.result : 'none',
+    };
+    let header = res.headers.replaceAll('\r\n', '\n');
+    if (!header.endsWith('\n')) header += '\n';
+    const d = res.dmarc;
+    // RFC 7489 6.7: a receiver may override p=reject; quail does for a message whose ARC chain passes (a list)
+    const reject =
+      d && d.status.result === 'fail' && d.policy === 'reject' && results.arc !== 'pass'
+        ? `sorry, the DMARC policy of ${d.domain} says to reject this message: it failed SPF and DKIM alignment`
+        : undefined;
+    return { header, results, ...(reject !== undefined ? { reject } : {}) };
+  } catch (err) {
+    const why = (err instanceof Error ? err.message : String(err)).replace(/[()\r\n]/g, ' ').slice(0, 200);
+    return {
+      header: `Authentication-Results: ${facts.host}; none (checks failed: ${why})\n`,
+      results: { spf: 'temperror', dkim: 'temperror', dmarc: 'temperror', arc: 'temperror' },
+    };
+  }
+}

@@ -1,0 +1,32 @@
+// smtpd's MessageChecker over src/msgauth: inbound SPF/DKIM/DMARC/ARC with the resolver of control/dnsservers.
+import { promises as dnsPromises } from 'node:dns';
+import type { Readable } from 'node:stream';
+import { Control } from '../control/index.js';
+import { checkInbound, type DnsResolve } from '../msgauth/index.js';
+import { parseDnsServers } from '../remote/index.js';
+import type { CheckFacts, CheckVerdict, MessageChecker } from '../smtpd/index.js';
+
+export class InboundLink implements MessageChecker {
+  constructor(private readonly root: string) {}
+
+  check(message: () => Readable, facts: CheckFacts): Promise<CheckVerdict> {
+    return checkInbound(message(), facts, this.resolver());
+  }
+
+  /** control/dnsservers as remote delivery reads it (2 s per try, 2 tries), else the system's resolver. */
+  private resolver(): DnsResolve {
+    let servers: readonly string[] | null;
+    try {
+      servers = new Control(this.root).list('dnsservers').value;
+      if (servers !== null && servers.length > 0) {
+        const r = new dnsPromises.Resolver({ timeout: 2000, tries: 2 });
+        r.setServers(parseDnsServers(servers));
+        return (name, type) => r.resolve(name, type);
+      }
+    } catch (err) {
+      // an unreadable or bad control/dnsservers: every lookup fails, the results say temperror
+      return () => Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return (name, type) => dnsPromises.resolve(name, type);
+  }
+}
