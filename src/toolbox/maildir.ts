@@ -35,13 +35,13 @@ async function scan(maildir: string, withCur: boolean): Promise<Entry[]> {
   return out.sort((a, b) => a.mtime.getTime() - b.mtime.getTime());
 }
 
-/** qmail's myctime in the form of the From_ line (`Thu Dec  4 13:19:53 2026`: the day padded with a space). */
+/** qmail's myctime, as in the From_ line qmail-local writes (`Thu Dec 04 13:19:53 2026`: UTC, the day zero-padded). */
 function ctime(d: Date): string {
   const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
   const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
   const two = (n: number): string => String(n).padStart(2, '0');
   return (
-    `${days[d.getUTCDay()] ?? ''} ${months[d.getUTCMonth()] ?? ''} ${String(d.getUTCDate()).padStart(2, ' ')} ` +
+    `${days[d.getUTCDay()] ?? ''} ${months[d.getUTCMonth()] ?? ''} ${two(d.getUTCDate())} ` +
     `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} ${d.getUTCFullYear()}\n`
   );
 }
