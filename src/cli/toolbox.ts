@@ -5,7 +5,7 @@ import { TOOLS, runTool, writeToolboxBin, type ToolName } from '../toolbox/index
 import { resolveRoot } from './common.js';
 
 /** How the tools run quail itself (and what <root>/bin's scripts exec): this node and this main.js. */
-export const quailCommand = (): string[] => [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))];
+const quailCommand = (): string[] => [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))];
 
 /** Writes <root>/bin's scripts; returns the names written (those that were missing or out of date). */
 export const writeBin = (root: string): Promise<string[]> => writeToolboxBin(root, quailCommand());

@@ -18,9 +18,6 @@ export interface ToolIo {
   readonly now?: () => Date;
 }
 
-/** A tool's result: qmail's exit codes (0 ok, 99 stop, 100 permanent, 111 temporary, or a child's code). */
-export type ToolRun = (io: ToolIo) => Promise<number>;
-
 /** Writes `text` to stderr with a newline and returns `code`: strerr_die's habit. */
 export function die(io: ToolIo, code: number, text: string): number {
   io.stderr(`${text}\n`);

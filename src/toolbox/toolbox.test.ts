@@ -88,13 +88,13 @@ before(async () => {
 });
 after(() => spawnSync('rm', ['-rf', dir]));
 
-describe('preline (qmail preline(1))', () => {
-  it('puts UFLINE, RPLINE and DTLINE in front, in that order, and exits with the program', () => {
+void describe('preline (qmail preline(1))', () => {
+  void it('puts UFLINE, RPLINE and DTLINE in front, in that order, and exits with the program', () => {
     const r = tool('preline', ['sh', '-c', 'cat; exit 37']);
     assert.equal(r.code, 37);
     assert.equal(r.out, LOCAL_ENV['UFLINE']! + LOCAL_ENV['RPLINE']! + LOCAL_ENV['DTLINE']! + MESSAGE);
   });
-  it('-d, -f and -r leave out Delivered-To, From_ and Return-Path; -D -F -R put them back; combined letters work', () => {
+  void it('-d, -f and -r leave out Delivered-To, From_ and Return-Path; -D -F -R put them back; combined letters work', () => {
     assert.equal(tool('preline', ['-d', 'cat']).out, LOCAL_ENV['UFLINE']! + LOCAL_ENV['RPLINE']! + MESSAGE);
     assert.equal(tool('preline', ['-fr', 'cat']).out, LOCAL_ENV['DTLINE']! + MESSAGE);
     assert.equal(tool('preline', ['-f', '-r', '-d', 'cat']).out, MESSAGE);
@@ -103,7 +103,7 @@ describe('preline (qmail preline(1))', () => {
       LOCAL_ENV['UFLINE']! + LOCAL_ENV['RPLINE']! + LOCAL_ENV['DTLINE']! + MESSAGE,
     );
   });
-  it('exits 100 with its usage without a program, with an unknown option, or outside qmail-local (no UFLINE)', () => {
+  void it('exits 100 with its usage without a program, with an unknown option, or outside qmail-local (no UFLINE)', () => {
     assert.equal(tool('preline', []).code, 100);
     assert.match(tool('preline', ['-x', 'cat']).err, /preline: usage: preline cmd/);
     const env = { ...LOCAL_ENV };
@@ -111,15 +111,15 @@ describe('preline (qmail preline(1))', () => {
     const r = spawnSync(process.execPath, [MAIN, 'preline', 'cat'], { env, input: 'x', encoding: 'utf8' });
     assert.equal(r.status, 100);
   });
-  it('a program that cannot be run is permanent (100)', () => {
+  void it('a program that cannot be run is permanent (100)', () => {
     const r = tool('preline', ['/nonexistent/procmail']);
     assert.equal(r.code, 100);
     assert.match(r.err, /preline: fatal: unable to run \/nonexistent\/procmail/);
   });
 });
 
-describe('except and bouncesaying', () => {
-  it('except turns 0 into 100 and 100 into 0, passes other codes, gives the message to the program', () => {
+void describe('except and bouncesaying', () => {
+  void it('except turns 0 into 100 and 100 into 0, passes other codes, gives the message to the program', () => {
     assert.equal(tool('except', ['true']).code, 100);
     assert.equal(tool('except', ['sh', '-c', 'exit 100']).code, 0);
     assert.equal(tool('except', ['sh', '-c', 'exit 111']).code, 111);
@@ -127,12 +127,12 @@ describe('except and bouncesaying', () => {
     assert.equal(tool('except', ['grep', '-q', 'From the start']).code, 100);
     assert.equal(tool('except', []).code, 100);
   });
-  it('bouncesaying alone bounces (100) with its text', () => {
+  void it('bouncesaying alone bounces (100) with its text', () => {
     const r = tool('bouncesaying', ['This address no longer accepts mail.']);
     assert.equal(r.code, 100);
     assert.equal(r.err, 'This address no longer accepts mail.\n');
   });
-  it('bouncesaying with a program bounces on 0, goes on (0) otherwise, defers on 111', () => {
+  void it('bouncesaying with a program bounces on 0, goes on (0) otherwise, defers on 111', () => {
     assert.equal(tool('bouncesaying', ['no hello', 'grep', '-q', '^Subject: hello']).code, 100);
     const quiet = tool('bouncesaying', ['no goodbye', 'grep', '-q', '^Subject: goodbye']);
     assert.equal(quiet.code, 0);
@@ -142,8 +142,8 @@ describe('except and bouncesaying', () => {
   });
 });
 
-describe('forward and condredirect (queue through quail)', () => {
-  it('forward queues DTLINE + the message to every address from $NEWSENDER and exits 0', async () => {
+void describe('forward and condredirect (queue through quail)', () => {
+  void it('forward queues DTLINE + the message to every address from $NEWSENDER and exits 0', async () => {
     const r = tool('forward', ['a@example.net', 'b@example.net']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /^forward: qp \S+\n$/);
@@ -160,7 +160,7 @@ describe('forward and condredirect (queue through quail)', () => {
     );
     assert.ok(m?.text.endsWith(MESSAGE));
   });
-  it('forward without addresses or without NEWSENDER is permanent and queues nothing', async () => {
+  void it('forward without addresses or without NEWSENDER is permanent and queues nothing', async () => {
     assert.equal(tool('forward', []).code, 100);
     const env: Record<string, string> = { ...LOCAL_ENV, QUAIL_ROOT: root };
     delete env['NEWSENDER'];
@@ -173,7 +173,7 @@ describe('forward and condredirect (queue through quail)', () => {
     assert.match(r.stderr, /forward: fatal: NEWSENDER not set/);
     assert.deepEqual(await newlyQueued(), []);
   });
-  it('condredirect forwards (from $SENDER) and exits 99 when the program exits 0', async () => {
+  void it('condredirect forwards (from $SENDER) and exits 99 when the program exits 0', async () => {
     const r = tool('condredirect', ['boss@example.net', 'grep', '-q', '^Subject: hello']);
     assert.equal(r.code, 99, r.err);
     const [m] = await newlyQueued();
@@ -187,7 +187,7 @@ describe('forward and condredirect (queue through quail)', () => {
       'the whole message again, though grep read it',
     );
   });
-  it('condredirect does nothing (0) when the program exits non-zero, defers on 111, needs a rewindable input', async () => {
+  void it('condredirect does nothing (0) when the program exits non-zero, defers on 111, needs a rewindable input', async () => {
     assert.equal(tool('condredirect', ['boss@example.net', 'false']).code, 0);
     assert.equal(tool('condredirect', ['boss@example.net', 'sh', '-c', 'exit 111']).code, 111);
     const piped = tool('condredirect', ['boss@example.net', 'true'], { input: MESSAGE });
@@ -198,10 +198,10 @@ describe('forward and condredirect (queue through quail)', () => {
   });
 });
 
-describe('qreceipt, datemail, mailsubj', () => {
+void describe('qreceipt, datemail, mailsubj', () => {
   const asked =
     'Message-ID: <r1@example.org>\nNotice-Requested-Upon-Delivery-To: "joe"@example.com, other@example.net\n\nhi\n';
-  it('qreceipt sends a success notice to $SENDER from <> when the field names its address', async () => {
+  void it('qreceipt sends a success notice to $SENDER from <> when the field names its address', async () => {
     assert.equal(tool('qreceipt', ['joe@example.com'], { input: asked }).code, 0);
     const [m] = await newlyQueued();
     assert.equal(m?.sender, '');
@@ -215,7 +215,7 @@ describe('qreceipt, datemail, mailsubj', () => {
       /following address: joe@example.com\. Thanks for asking\.\nYour Message-ID: <r1@example.org>\n$/,
     );
   });
-  it('qreceipt sends nothing for another address, a message without the field, or a bounce', async () => {
+  void it('qreceipt sends nothing for another address, a message without the field, or a bounce', async () => {
     assert.equal(tool('qreceipt', ['ann@example.com'], { input: asked }).code, 0);
     assert.equal(tool('qreceipt', ['joe@example.com']).code, 0);
     assert.equal(tool('qreceipt', ['joe@example.com'], { input: asked, env: { SENDER: '' } }).code, 0);
@@ -223,7 +223,7 @@ describe('qreceipt, datemail, mailsubj', () => {
     assert.equal(tool('qreceipt', []).code, 100);
     assert.deepEqual(await newlyQueued(), []);
   });
-  it('datemail adds a Date field and sends like sendmail; mailsubj builds Subject and To', async () => {
+  void it('datemail adds a Date field and sends like sendmail; mailsubj builds Subject and To', async () => {
     assert.equal(tool('datemail', ['-t'], { input: 'To: ann@example.net\nSubject: d\n\nbody\n' }).code, 0);
     const [d] = await newlyQueued();
     assert.deepEqual(
@@ -243,7 +243,7 @@ describe('qreceipt, datemail, mailsubj', () => {
   });
 });
 
-describe('maildir2mbox and maildirwatch', () => {
+void describe('maildir2mbox and maildirwatch', () => {
   const md = join(dir, 'Maildir');
   const mbox = join(dir, 'mbox');
   const env = { MAILDIR: md, MAIL: mbox, MAILTMP: `${mbox}.tmp` };
@@ -257,12 +257,12 @@ describe('maildir2mbox and maildirwatch', () => {
     writeFileSync(join(md, 'cur', '2.b.host:2,S'), 'Return-Path: <>\nSubject: two\n\nx\n');
     utimesSync(join(md, 'cur', '2.b.host:2,S'), new Date('2026-01-02T10:00:00Z'), new Date('2026-01-02T10:00:00Z'));
   });
-  it('maildirwatch lists new/ once when not on a terminal', () => {
+  void it('maildirwatch lists new/ once when not on a terminal', () => {
     const r = tool('maildirwatch', [], { env, input: '' });
     assert.equal(r.code, 0);
     assert.equal(r.out, 'FROM <a b@x.example> TO <joe@example.com>\none/From here/>From there/last\n\n');
   });
-  it('maildir2mbox appends new/ and cur/ oldest first to $MAIL with From_ lines and >From quoting, then empties the Maildir', () => {
+  void it('maildir2mbox appends new/ and cur/ oldest first to $MAIL with From_ lines and >From quoting, then empties the Maildir', () => {
     writeFileSync(mbox, 'old\n\n');
     const r = tool('maildir2mbox', [], { env, input: '' });
     assert.equal(r.code, 0, r.err);
@@ -276,7 +276,7 @@ describe('maildir2mbox and maildirwatch', () => {
     assert.equal(statSync(mbox).mode & 0o777, 0o600);
     assert.ok(!existsSync(`${mbox}.tmp`));
   });
-  it('maildir2mbox with nothing new leaves $MAIL alone; without MAIL, MAILTMP or MAILDIR it is 111', () => {
+  void it('maildir2mbox with nothing new leaves $MAIL alone; without MAIL, MAILTMP or MAILDIR it is 111', () => {
     const before = readFileSync(mbox, 'latin1');
     assert.equal(tool('maildir2mbox', [], { env, input: '' }).code, 0);
     assert.equal(readFileSync(mbox, 'latin1'), before);
@@ -286,8 +286,8 @@ describe('maildir2mbox and maildirwatch', () => {
   });
 });
 
-describe('<root>/bin', () => {
-  it('holds an executable script per tool that runs it by plain name from the PATH, as a .qmail line does', async () => {
+void describe('<root>/bin', () => {
+  void it('holds an executable script per tool that runs it by plain name from the PATH, as a .qmail line does', async () => {
     const written = await writeToolboxBin(root, [process.execPath, MAIN]);
     assert.ok(written.includes('preline') && written.includes('quail'));
     assert.equal(statSync(join(root, 'bin', 'except')).mode & 0o777, 0o755);
