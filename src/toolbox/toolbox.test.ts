@@ -292,6 +292,11 @@ void describe('<root>/bin', () => {
     assert.ok(written.includes('preline') && written.includes('quail'));
     assert.equal(statSync(join(root, 'bin', 'except')).mode & 0o777, 0o755);
     assert.deepEqual(await writeToolboxBin(root, [process.execPath, MAIN]), [], 'unchanged scripts are left alone');
+    // A program quail did not write (qmail's own, on a /var/qmail root) is never replaced; quail's stale ones are.
+    writeFileSync(join(root, 'bin', 'maildirwatch'), '#!/bin/sh\necho qmail\n');
+    writeFileSync(join(root, 'bin', 'forward'), '#!/bin/sh\n# forward: written by quail (src/toolbox); old\n');
+    assert.deepEqual(await writeToolboxBin(root, [process.execPath, MAIN]), ['forward']);
+    assert.equal(readFileSync(join(root, 'bin', 'maildirwatch'), 'utf8'), '#!/bin/sh\necho qmail\n');
     const fd = openSync(messageFile, 'r');
     try {
       const r = spawnSync('/bin/sh', ['-c', 'except grep -q "^Subject: hello" && echo never || echo "exit $?"'], {
