@@ -18,6 +18,7 @@ import { asciiLower, tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { newu, parsePasswd, type PasswdEntry } from '../users/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
+import { writeBin } from './toolbox.js';
 
 export interface InitOptions {
   readonly root: string;
@@ -320,7 +321,7 @@ export function register(program: Command): void {
       )
       .option('--user <account>', 'account deliveries run as (default: you, or `quail` as root)'),
   ).action(
-    action('init', (o: { root?: string; me?: string; domain: string[]; user?: string }) => {
+    action('init', async (o: { root?: string; me?: string; domain: string[]; user?: string }) => {
       const root = resolveRoot(o.root);
       const steps = initRoot({
         root,
@@ -328,6 +329,8 @@ export function register(program: Command): void {
         ...(o.me === undefined ? {} : { me: o.me }),
         ...(o.user === undefined ? {} : { user: o.user }),
       });
+      // bin/: qmail's helper programs for .qmail files (src/toolbox); quail's own scripts, so kept up to date.
+      for (const name of await writeBin(root)) steps.push({ path: join(root, 'bin', name), action: 'created' });
       process.stdout.write(render(root, steps));
       const made = steps.filter((s) => s.action !== 'kept').length;
       process.stdout.write(made === 0 ? `nothing to do: ${root} is complete\n` : `mail root ${root} ready\n`);

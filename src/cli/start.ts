@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { errText } from '../core/index.js';
 import { errorsFile, makeEventLog, startQuail, type Running } from '../start/index.js';
 import { action, addRootOption, resolveRoot } from './common.js';
+import { writeBin } from './toolbox.js';
 import { initRoot, render } from './init.js';
 
 interface StartFlags {
@@ -54,6 +55,12 @@ export function register(program: Command): void {
     action('start', async (flags: StartFlags) => {
       const root = resolveRoot(flags.root);
       if (flags.init) initIfMissing(root);
+      // bin/ (qmail's helper programs in the delivery PATH) follows this node and this quail after an upgrade.
+      await writeBin(root).catch((err: unknown) =>
+        process.stderr.write(
+          `quail start: warning: unable to write ${root}/bin (qmail's helper programs): ${errText(err)}\n`,
+        ),
+      );
       const log = makeEventLog({ json: flags.logJson === true, out: process.stdout, errorsFile: errorsFile(root) });
       // Signals that arrive while starting are kept and acted on once running (SIGHUP's default would kill us).
       const now: { running?: Running } = {};
