@@ -4,6 +4,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { errText, QuailError } from '../core/index.js';
 import { relayEvent, type EventLog } from './log.js';
 
+/** The processes that serve listeners (as root each runs as control/quailuser); `<name>.started` and so on. */
+export type ServiceName = 'smtpd' | 'pop3d' | 'metricsd';
+
 /** The account network input is served as (control/quailuser). */
 export interface Account {
   readonly name: string;
@@ -36,7 +39,7 @@ export type FromServiceChild<Other> =
 
 export interface ServiceChildOptions<Spec extends HostPort, Other> {
   /** Event prefix of the process (`smtpd.started`, ...) and the child's name in messages. */
-  readonly name: 'smtpd' | 'pop3d';
+  readonly name: ServiceName;
   /** What the service is, for error texts: `SMTP`, `POP3`. */
   readonly what: string;
   readonly script: URL | string;
@@ -72,7 +75,7 @@ const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
 
 /** The service a process runs: its listeners' events are the service's (`pop3.error`), as without privilege separation. */
-const SERVICE = { smtpd: 'smtp', pop3d: 'pop3' } as const;
+const SERVICE = { smtpd: 'smtp', pop3d: 'pop3', metricsd: 'metrics' } as const;
 
 function bind(spec: HostPort, onConn: (s: Socket) => void, onError: (err: Error) => void): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -127,6 +130,11 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   get pid(): number | undefined {
     return this.serving?.pid;
+  }
+
+  /** A service's own message to the serving child (the metrics child's answers); dropped when none serves. */
+  post(m: object): void {
+    if (this.serving?.connected) this.serving.send(m);
   }
 
   get crashes(): number {
