@@ -17,7 +17,11 @@ import type { Command } from 'commander';
 import { asciiLower, tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { newu, parsePasswd, type PasswdEntry } from '../users/index.js';
+import { reachable, unreachableText } from '../start/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
+
+/** control/databytes as init writes it: 35 MiB, the catalogue's default when the file is missing. */
+const DATABYTES = 35 * 1024 * 1024;
 
 export interface InitOptions {
   readonly root: string;
@@ -32,7 +36,7 @@ export interface InitOptions {
 
 export interface InitStep {
   readonly path: string;
-  readonly action: 'created' | 'appended' | 'kept' | 'ran';
+  readonly action: 'created' | 'appended' | 'kept' | 'ran' | 'warning';
   readonly detail?: string;
 }
 
@@ -235,6 +239,11 @@ export function initRoot(opts: InitOptions): InitStep[] {
   b.file('control/locals', `${me}\n`, 0o644);
   b.file('control/defaultdelivery', './Maildir/\n', 0o644);
   b.file('control/quailuser', `${owner.name}\n`, 0o644, undefined, owner.name);
+  // qmail's default was no limit; a message of 65 MB today is a mistake or an attack (the same as the missing file)
+  b.file('control/databytes', `${DATABYTES}\n`, 0o644, undefined, '35 MiB: the largest message SMTP accepts');
+  const reach = reachable(root, owner.uid, owner.gid);
+  if (!reach.ok && process.getuid?.() === 0)
+    b.steps.push({ path: root, action: 'warning', detail: unreachableText(root, owner.name, reach) });
 
   // rcpthosts: me plus each domain; an existing file only gets the missing domains.
   const control = new Control(root);
@@ -329,7 +338,9 @@ export function register(program: Command): void {
         ...(o.user === undefined ? {} : { user: o.user }),
       });
       process.stdout.write(render(root, steps));
-      const made = steps.filter((s) => s.action !== 'kept').length;
+      for (const s of steps)
+        if (s.action === 'warning') process.stderr.write(`quail init: warning: ${s.detail ?? ''}\n`);
+      const made = steps.filter((s) => s.action !== 'kept' && s.action !== 'warning').length;
       process.stdout.write(made === 0 ? `nothing to do: ${root} is complete\n` : `mail root ${root} ready\n`);
     }),
   );

@@ -8,6 +8,7 @@ import { systemPasswd } from '../users/index.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privchild.js';
 import { Metrics } from './metrics.js';
+import { reachable, unreachableText } from './reach.js';
 import { startSendSide, type SendSide } from './send-side.js';
 import {
   listenerPlan,
@@ -161,6 +162,11 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const plan = listenerPlan(control, overridesOf(opts));
   const mxPort = mxPortFromEnv(process.env);
   const account = serviceAccount(control);
+  if (account) {
+    // before anything starts: otherwise each child fails on its own, with a less direct message (issue 18)
+    const r = reachable(root, account.uid, account.gid);
+    if (!r.ok) throw new QuailError(`${unreachableText(root, account.name, r)}`, false);
+  }
   // As root the queue is opened (and recovered) by the send child only; this process keeps none of it (send-side.ts).
   const send: SendSide = await within(
     'queue recovery and the send process',
