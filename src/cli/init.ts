@@ -20,9 +20,6 @@ import { newu, parsePasswd, type PasswdEntry } from '../users/index.js';
 import { reachable, unreachableText } from '../start/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
 
-/** control/databytes as init writes it: 35 MiB, the catalogue's default when the file is missing. */
-const DATABYTES = 35 * 1024 * 1024;
-
 export interface InitOptions {
   readonly root: string;
   /** control/me when it is missing (default: os.hostname()). */
@@ -239,8 +236,8 @@ export function initRoot(opts: InitOptions): InitStep[] {
   b.file('control/locals', `${me}\n`, 0o644);
   b.file('control/defaultdelivery', './Maildir/\n', 0o644);
   b.file('control/quailuser', `${owner.name}\n`, 0o644, undefined, owner.name);
-  // qmail's default was no limit; a message of 65 MB today is a mistake or an attack (the same as the missing file)
-  b.file('control/databytes', `${DATABYTES}\n`, 0o644, undefined, '35 MiB: the largest message SMTP accepts');
+  // control/databytes is not written: when it is missing the limit is already 35 MiB (the catalogue's default; qmail
+  // had none), and a file here would shadow an old installation's own value at `quail import qmail` (kept ours).
   const reach = reachable(root, owner.uid, owner.gid);
   if (!reach.ok && process.getuid?.() === 0)
     b.steps.push({ path: root, action: 'warning', detail: unreachableText(root, owner.name, reach) });
