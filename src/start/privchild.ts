@@ -134,7 +134,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   /** A service's own message to the serving child (the metrics child's answers); dropped when none serves. */
   post(m: object): void {
-    if (this.serving?.connected) this.serving.send(m);
+    // with a callback a send to a child that just died is reported there, not as an 'error' event that would end root
+    if (this.serving?.connected) this.serving.send(m, () => undefined);
   }
 
   get crashes(): number {

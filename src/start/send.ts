@@ -127,6 +127,9 @@ export class SendChild {
       },
     );
     this.child = child;
+    // A message sent just as the child dies (EPIPE) is an 'error' event: unhandled, it would end the root process.
+    // The exit that follows restarts the child; what was sent is asked again (a delivery) or not needed.
+    child.on('error', (err) => this.o.log.event('sendd.error', { pid: child.pid ?? 0, error: errText(err) }));
     let crash: { error: string; stack: string } | undefined;
     child.on('message', (m: FromSend) => {
       // The child's events are logged as they come, but only under a catalogued name (no line breaks into root's log).
