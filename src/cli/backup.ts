@@ -17,6 +17,7 @@ import { backupDirectory, restoreDirectory } from '../directory/index.js';
 import { exportQueue, importQueue, openQueue } from '../queue/index.js';
 import { newu } from '../users/index.js';
 import { CliError, action, addRootOption, resolveRoot, usageError } from './common.js';
+import { progressBar, type Progress } from './progress.js';
 
 export const BACKUP_FORMAT = 'quail-backup 1';
 const MANIFEST = 'quail-backup.json';
@@ -55,19 +56,21 @@ export interface BackupOptions {
 }
 
 /** Writes FILE (via FILE.tmp, then rename): manifest, directory copy, queue export, then the root's folders. */
-async function backup(root: string, file: string, o: BackupOptions = {}): Promise<Manifest> {
+async function backup(root: string, file: string, o: BackupOptions = {}, bar?: Progress): Promise<Manifest> {
   if (!existsSync(join(root, 'control')))
     throw usageError(`${root} has no control/: not a mail root (give --root DIR)`);
   const out = resolve(file);
   if (existsSync(out) && o.force !== true) throw usageError(`${out} exists: choose a new file name, or give --force`);
   const staging = mkdtempSync(join(dirname(out), '.quail-backup-'));
   try {
+    bar?.tick(0, 1, 'directory');
     const dir = await backupDirectory(root, staging, o.directory);
     let queueMessages: number | null = null;
     if (existsSync(join(root, 'queue'))) {
       const q = await openQueue(root, { create: false });
       try {
-        queueMessages = (await exportQueue(q, join(staging, QUEUE_FILE))).ids.length;
+        const tick = (done: number, total: number): void => bar?.tick(done, total, 'queue messages');
+        queueMessages = (await exportQueue(q, join(staging, QUEUE_FILE), undefined, false, tick)).ids.length;
       } finally {
         q.close();
       }
@@ -83,7 +86,9 @@ async function backup(root: string, file: string, o: BackupOptions = {}): Promis
     };
     writeFileSync(join(staging, MANIFEST), `${JSON.stringify(m, null, 2)}\n`);
     const ours = [MANIFEST, ...(dir ? [dir.file] : []), ...(queueMessages === null ? [] : [QUEUE_FILE])];
+    bar?.tick(0, 1, 'archive (tar)');
     await tar(['-czf', `${out}.tmp`, '--numeric-owner', '-C', staging, ...ours, '-C', root, ...parts]);
+    bar?.tick(1, 1, 'archive (tar)');
     renameSync(`${out}.tmp`, out);
     return m;
   } finally {
@@ -127,7 +132,7 @@ function relocate(root: string, from: string): void {
 }
 
 /** Unpacks FILE into ROOT (new or empty unless `force`): folders, then the directory, then the queue. */
-async function restore(root: string, file: string, o: BackupOptions = {}): Promise<Manifest> {
+async function restore(root: string, file: string, o: BackupOptions = {}, bar?: Progress): Promise<Manifest> {
   const src = resolve(file);
   if (!existsSync(src)) throw usageError(`${src} does not exist: give the file quail backup wrote`);
   if (existsSync(root) && readdirSync(root).length > 0 && o.force !== true) {
@@ -136,6 +141,7 @@ async function restore(root: string, file: string, o: BackupOptions = {}): Promi
   mkdirSync(root, { recursive: true, mode: 0o755 });
   const staging = mkdtempSync(join(root, '.quail-restore-'));
   try {
+    bar?.tick(0, 1, 'unpacking (tar)');
     await tar(['-xzpf', src, '--numeric-owner', '-C', staging]);
     let raw: Partial<Record<keyof Manifest, unknown>>;
     try {
@@ -154,11 +160,12 @@ async function restore(root: string, file: string, o: BackupOptions = {}): Promi
       else renameSync(from, join(root, p));
     }
     relocate(root, m.root);
+    bar?.tick(0, 1, 'directory');
     await restoreDirectory(root, staging, o.directory, o.force === true);
     if (existsSync(join(staging, QUEUE_FILE))) {
       const q = await openQueue(root);
       try {
-        await importQueue(q, join(staging, QUEUE_FILE));
+        await importQueue(q, join(staging, QUEUE_FILE), (done, total) => bar?.tick(done, total, 'queue bytes'));
       } finally {
         q.close();
       }
@@ -180,10 +187,13 @@ export function register(program: Command): void {
       .option('--force', 'replace FILE if it exists'),
   ).action(
     action('backup', async (file: string, o: Opts) => {
-      const m = await backup(resolveRoot(o.root), file, {
-        ...(o.directory === undefined ? {} : { directory: o.directory }),
-        force: o.force === true,
-      });
+      const bar = progressBar('backup');
+      const m = await backup(
+        resolveRoot(o.root),
+        file,
+        { ...(o.directory === undefined ? {} : { directory: o.directory }), force: o.force === true },
+        bar,
+      ).finally(() => bar.stop());
       process.stdout.write(
         `wrote ${resolve(file)}: directory ${m.directory ?? 'none'}, ${m.queueMessages ?? 0} queued messages, ${m.parts.join(' ')}\n`,
       );
@@ -201,10 +211,13 @@ export function register(program: Command): void {
   ).action(
     action('restore', async (file: string, o: Opts) => {
       const root = resolveRoot(o.root);
-      const m = await restore(root, file, {
-        ...(o.directory === undefined ? {} : { directory: o.directory }),
-        force: o.force === true,
-      });
+      const bar = progressBar('restore');
+      const m = await restore(
+        root,
+        file,
+        { ...(o.directory === undefined ? {} : { directory: o.directory }), force: o.force === true },
+        bar,
+      ).finally(() => bar.stop());
       process.stdout.write(
         `restored ${root} from ${m.created}: directory ${m.directory ?? 'none'}, ${m.queueMessages ?? 0} queued messages, ` +
           `${m.parts.join(' ')}; check it with quail directory check\n`,

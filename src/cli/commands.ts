@@ -26,6 +26,7 @@ import { register as backup } from './backup.js';
 import { register as dovecotConf } from './dovecot-conf.js';
 import { register as dkim } from './dkim.js';
 import { register as toolbox } from './toolbox.js';
+import { register as systemd } from './systemd.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -54,4 +55,5 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   dovecotConf,
   dkim,
   toolbox,
+  systemd,
 ];

@@ -54,7 +54,11 @@ void test('quail domain/user/alias/checkpassword/vdeliver/directory check end to
   try {
     ok(q(['init', '--root', root, '--me', 'mx.test.example']));
     const account = readFileSync(join(root, 'control', 'quailuser'), 'latin1').trim();
-    assert.equal(ok(q(['domain', 'add', 'Example.COM', '--root', root])), 'added domain example.com\n');
+    // issue 18: RFC 5321 4.5.1's postmaster works at once (an alias to the server's postmaster)
+    assert.equal(
+      ok(q(['domain', 'add', 'Example.COM', '--root', root])),
+      'added domain example.com\npostmaster@example.com -> postmaster@mx.test.example\n',
+    );
     assert.deepEqual(
       readFileSync(join(root, 'control', 'rcpthosts'), 'latin1')
         .split('\n')
@@ -90,7 +94,10 @@ void test('quail domain/user/alias/checkpassword/vdeliver/directory check end to
     );
     assert.equal(q(['user', 'add', 'joe@nosuch.example', '--password', 'x', '--root', root]).status, 100);
     ok(q(['alias', 'add', 'info@example.com', 'joe@example.com', '--root', root]));
-    assert.equal(ok(q(['alias', 'list', 'example.com', '--root', root])), 'info@example.com -> joe@example.com\n');
+    assert.equal(
+      ok(q(['alias', 'list', 'example.com', '--root', root])),
+      'info@example.com -> joe@example.com\npostmaster@example.com -> postmaster@mx.test.example\n',
+    );
     assert.deepEqual(
       (JSON.parse(ok(q(['domain', 'list', '--json', '--root', root]))) as Array<{ name: string }>).map((d) => d.name),
       ['example.com'],
@@ -148,6 +155,59 @@ void test('quail domain/user/alias/checkpassword/vdeliver/directory check end to
     assert.doesNotMatch(readFileSync(join(root, 'users', 'assign'), 'latin1'), /example\.com/);
     assert.ok(!existsSync(join(root, 'domains', 'example.com')));
     assert.equal(checkpasswordFd3(root, 'joe@example.com\0secret\0\0').status, 1);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('issue 18: domain add --subdomains takes every host below the domain; --no-postmaster, --postmaster', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-dir-cli-'));
+  try {
+    ok(q(['init', '--root', root, '--me', 'mx.test.example']));
+    assert.equal(
+      ok(
+        q([
+          'domain',
+          'add',
+          'example.com',
+          '--subdomains',
+          '--postmaster',
+          'hostmaster@elsewhere.example',
+          '--root',
+          root,
+        ]),
+      ),
+      'added domain example.com and every host below it (.example.com)\npostmaster@example.com -> hostmaster@elsewhere.example\n',
+    );
+    const lines = (f: string): string[] =>
+      readFileSync(join(root, 'control', f), 'latin1')
+        .split('\n')
+        .filter(Boolean);
+    assert.deepEqual(lines('rcpthosts'), ['mx.test.example', 'example.com', '.example.com']);
+    assert.ok(lines('virtualdomains').includes('.example.com:example.com'), lines('virtualdomains').join('|'));
+    assert.equal(ok(q(['directory', 'check', '--root', root])), 'no drift: the files agree with the directory\n');
+    ok(q(['user', 'add', 'joe@example.com', '--password', 'secret', '--root', root]));
+    // a host below the domain is the domain: vdeliver finds joe for joe@lists.example.com
+    const env = {
+      EXT: 'joe',
+      HOST: 'lists.example.com',
+      LOCAL: 'example.com-joe',
+      SENDER: 'ann@other.example',
+      RPLINE: 'Return-Path: <ann@other.example>\n',
+      DTLINE: 'Delivered-To: example.com-joe@lists.example.com\n',
+    };
+    ok(q(['vdeliver', '', 'bounce-no-mailbox', '--root', root], 'Subject: t\n\nbody\n', env));
+    assert.equal(readdirSync(join(root, 'domains/example.com/joe/Maildir/new')).length, 1);
+    // the dotted entry is not example.com itself, and not a look-alike domain
+    const other = q(['vdeliver', '', 'bounce-no-mailbox', '--root', root], 'x\n', { ...env, HOST: 'badexample.com' });
+    assert.notEqual(other.status, 0);
+    // --no-postmaster: no alias; the domain's postmaster is the administrator's to make
+    ok(q(['domain', 'add', 'bare.example', '--no-postmaster', '--root', root]));
+    assert.equal(ok(q(['alias', 'list', 'bare.example', '--root', root])), '');
+    // deleting the domain takes the dotted lines with it
+    ok(q(['domain', 'del', 'example.com', '--root', root]));
+    assert.ok(!lines('rcpthosts').includes('.example.com'));
+    assert.ok(!lines('virtualdomains').some((l) => l.startsWith('.example.com:')));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -12,6 +12,7 @@ import {
   type Directory,
 } from '../directory/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
+import { progressBar } from './progress.js';
 import { reloadIfChanged, routingStamp } from './reload.js';
 
 export interface DirOpts {
@@ -73,9 +74,11 @@ export function register(program: Command): void {
   ).action(
     action('directory check', (o: DirOpts & { repair?: boolean }) =>
       withDirectory(o, async ({ root, dir }) => {
-        const drift = await checkDrift(root, dir);
+        const bar = progressBar('directory check');
+        const tick = (done: number, total: number): void => bar.tick(done, total, 'domains');
+        const drift = await checkDrift(root, dir, tick).finally(() => bar.stop());
         if (o.repair && drift.length > 0) await repairDrift(root, dir);
-        const left = o.repair ? await checkDrift(root, dir) : drift;
+        const left = o.repair ? await checkDrift(root, dir, tick).finally(() => bar.stop()) : drift;
         if (o.json) printJson({ drift, repaired: o.repair === true && drift.length > 0, remaining: left });
         else {
           for (const d of drift) process.stdout.write(`${d.domain}: ${d.path}: ${d.problem}\n`);

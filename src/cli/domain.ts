@@ -1,5 +1,7 @@
 // quail domain add|del|mod|list|info|alias|unalias: virtual domains in the directory, with qmail's files in step.
 import type { Command } from 'commander';
+import { asciiLower, errText } from '../core/index.js';
+import { Control } from '../control/index.js';
 import {
   addAliasDomain,
   changeDomain,
@@ -9,6 +11,7 @@ import {
   parsePolicy,
   removeAliasDomain,
   removeDomain,
+  type Directory,
   type Domain,
   type DomainLimits,
 } from '../directory/index.js';
@@ -30,6 +33,40 @@ function limits(o: LimitOpts): Partial<DomainLimits> {
     ...(o.maxForwards === undefined ? {} : { maxForwards: parseCount(o.maxForwards, '--max-forwards') }),
     ...(o.quota === undefined ? {} : { quotaBytes: parseSize(o.quota, '--quota') }),
   };
+}
+
+interface AddOpts {
+  account?: string;
+  subdomains?: boolean;
+  /** `--postmaster ADDRESS`, or false for `--no-postmaster`. */
+  postmaster?: string | false;
+}
+
+/**
+ * RFC 5321 4.5.1: every domain that takes mail must take it for postmaster. Without a mailbox of that name yet,
+ * postmaster@<domain> is an alias to the server's postmaster (postmaster@ control/me, which qmail delivers by
+ * alias/.qmail-postmaster), as vpopmail's vadddomain makes a postmaster mailbox. Not made when told, or when
+ * control/me is this domain itself (the alias would point at itself): then a warning says what to do.
+ */
+async function postmasterAlias(
+  ctx: { root: string; dir: Directory },
+  d: Domain,
+  want: string | false | undefined,
+): Promise<{ target?: string; warning?: string }> {
+  if (want === false) return {};
+  const me = new Control(ctx.root).me();
+  const target = typeof want === 'string' ? want : me === null ? undefined : `postmaster@${me}`;
+  const fix = `make one with quail alias add postmaster@${d.name} ADDRESS or quail user add postmaster@${d.name}`;
+  if (target === undefined) return { warning: `control/me is missing, so postmaster@${d.name} goes nowhere; ${fix}` };
+  const tdom = asciiLower(target.slice(target.lastIndexOf('@') + 1));
+  if (typeof want !== 'string' && (tdom === d.name || d.aliases.includes(tdom)))
+    return { warning: `control/me (${me ?? ''}) is in ${d.name}, so postmaster@${d.name} is left to you; ${fix}` };
+  try {
+    await ctx.dir.addAlias(d.name, 'postmaster', [target]);
+    return { target };
+  } catch (err) {
+    return { warning: `postmaster@${d.name} was not made (${errText(err)}); ${fix}` };
+  }
 }
 
 const withLimits = (c: Command): Command =>
@@ -67,18 +104,30 @@ export function register(program: Command): void {
       cmd
         .command('add <domain>')
         .description('add a domain: directory, rcpthosts, virtualdomains, users/assign, domains/<domain>/'),
-    ).option('--account <user>', 'unix account its mail is delivered as (default: control/quailuser)'),
+    )
+      .option('--account <user>', 'unix account its mail is delivered as (default: control/quailuser)')
+      .option('--subdomains', 'also take mail for every host below it (.domain in rcpthosts and virtualdomains)')
+      .option('--postmaster <address>', 'where postmaster@<domain> goes (default: postmaster@ control/me)')
+      .option('--no-postmaster', 'make no postmaster alias (RFC 5321 4.5.1 requires the address to work)'),
   ).action(
-    action('domain add', (name: string, o: DirOpts & LimitOpts & { account?: string }) =>
+    action('domain add', (name: string, o: DirOpts & LimitOpts & AddOpts) =>
       withDirectory(o, async (ctx) => {
-        const d = await createDomain(ctx, {
+        let d = await createDomain(ctx, {
           name,
           account: deliveryAccount(ctx.root, o.account),
           limits: limits(o),
           ...(o.policy === undefined ? {} : { policy: parsePolicy(o.policy) }),
         });
-        if (o.json) printJson(domainJson(d));
-        else process.stdout.write(`added domain ${d.name}\n`);
+        if (o.subdomains) d = await addAliasDomain(ctx, `.${d.name}`, d.name);
+        const pm = await postmasterAlias(ctx, d, o.postmaster);
+        if (o.json) printJson({ ...domainJson(d), postmaster: pm.target ?? null });
+        else {
+          process.stdout.write(
+            `added domain ${d.name}${o.subdomains ? ` and every host below it (.${d.name})` : ''}\n`,
+          );
+          if (pm.target !== undefined) process.stdout.write(`postmaster@${d.name} -> ${pm.target}\n`);
+        }
+        if (pm.warning !== undefined) process.stderr.write(`quail domain add: warning: ${pm.warning}\n`);
       }),
     ),
   );

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tablePasswd, type PasswdSource } from '../users/index.js';
-import { explain } from './explain.js';
+import { addAliasDomain, createDomain, createMailbox, deliveryAccount, openDirectory } from '../directory/index.js';
+import { explain, explainAll } from './explain.js';
 import { initRoot } from './init.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -128,4 +129,38 @@ void test('explain CLI: output and exit 0; missing root and unreadable controls 
   });
   assert.equal(broken.status, 111);
   assert.match(broken.stderr, /^quail explain: fatal: unable to read control file .*percenthack: EISDIR\n$/);
+});
+
+void test('issue 18: explain goes on into the user directory: mailbox, Maildir, quota, alias, and what RCPT gets', async () => {
+  const root = join(mkdtempSync(join(tmpdir(), 'quail-explain-')), 'root');
+  initRoot({ root, me: 'mx.test', user: 'nobody' });
+  const dir = await openDirectory({ root });
+  try {
+    const ctx = { root, dir };
+    await createDomain(ctx, { name: 'example.com', account: deliveryAccount(root, 'nobody') });
+    await addAliasDomain(ctx, 'example.net', 'example.com');
+    await createMailbox(ctx, { address: 'joe@example.com', password: null, quotaBytes: 10_485_760 });
+    await dir.addAlias('example.com', 'info', ['joe@example.com']);
+  } finally {
+    await dir.close();
+  }
+  const joe = text(await explainAll({ root, address: 'joe@example.com' }));
+  assert.match(
+    joe,
+    /user directory \(quail vdeliver\):\n {2}domain example\.com, policy for unknown addresses: bounce-no-mailbox/,
+  );
+  assert.match(joe, /mailbox joe@example\.com exists/);
+  assert.match(joe, new RegExp(`Maildir ${root}/domains/example\\.com/joe/Maildir/\n`));
+  assert.match(joe, /quota 10485760 bytes, unlimited messages/);
+  assert.match(joe, /RCPT TO would be accepted \(250\)/);
+  const ext = text(await explainAll({ root, address: 'joe-lists@example.net' }));
+  assert.match(ext, /example\.net is its alias domain/);
+  assert.match(ext, /mailbox joe@example\.com exists \(joe-lists is its extension address\)/);
+  const info = text(await explainAll({ root, address: 'info@example.com' }));
+  assert.match(info, /alias info@example\.com -> joe@example\.com/);
+  const nobody = text(await explainAll({ root, address: 'nobody@example.com' }));
+  assert.match(nobody, /no mailbox or alias nobody@example\.com/);
+  assert.match(nobody, /RCPT TO would get 550 5\.1\.1/);
+  // a domain made by hand (no vdeliver line) has no directory section
+  assert.doesNotMatch(text(await explainAll({ root, address: 'postmaster@mx.test' })), /user directory/);
 });

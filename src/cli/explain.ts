@@ -1,8 +1,10 @@
 // quail explain: the whole decision for one recipient — route, delivering user, .qmail file, instructions or next hop.
+import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
 import { asciiLower, errText, QuailError } from '../core/index.js';
 import { Control, controlDef } from '../control/index.js';
+import { formatPolicy, locateDirectory, openDirectory, type Directory } from '../directory/index.js';
 import { findDotQmail, newSender, parseInstructions, type Instruction } from '../local/index.js';
 import { lookupRoute, ipLiteral } from '../remote/index.js';
 import { route, routeControlFrom, stripVirtualPrefix, type RouteControl } from '../route/index.js';
@@ -68,12 +70,24 @@ function explainAssignment(a: Assignment, local: string): string {
   }
 }
 
+/** The recipient's domain and its address inside it, when the .qmail file hands it to `quail vdeliver`. */
+interface VdeliverHandOff {
+  readonly host: string;
+  readonly ext: string;
+}
+
+const runsVdeliver = (text: string): boolean =>
+  parseInstructions(text).some(
+    (i) => i.kind === 'program' && /(^|[\s/])(quail\s+vdeliver|vdelivermail)(\s|$)/.test(i.command),
+  );
+
 function explainLocal(
   o: ExplainOptions,
   control: Control,
   rc: RouteControl,
   channelAddress: string,
   out: string[],
+  handOff: { value?: VdeliverHandOff },
 ): void {
   const at = channelAddress.lastIndexOf('@');
   const local = channelAddress.slice(0, at);
@@ -121,6 +135,10 @@ function explainLocal(
     out.push('  the file is empty: control/defaultdelivery is used');
     instructionLines(defaultDelivery(control), a.home, out);
   } else instructionLines(text, a.home, out);
+  if (runsVdeliver(text)) {
+    const host = asciiLower(o.address.slice(o.address.lastIndexOf('@') + 1));
+    handOff.value = { host, ext: asciiLower(choice.defaultPart ?? a.ext) };
+  }
   if (o.sender !== undefined && parseInstructions(text).some((i) => i.kind === 'forward')) {
     const ns = newSender(a.home, { dash: a.dash, ext: a.ext, local, domain, sender: o.sender });
     out.push('failure' in ns ? `  forwards would defer: ${ns.failure}` : `  forwards are sent from ${q(ns.sender)}`);
@@ -156,6 +174,10 @@ function explainRemote(control: Control, address: string, out: string[]): void {
 
 /** The explanation, line by line. Throws only for a missing root or unreadable controls. */
 export function explain(o: ExplainOptions): string[] {
+  return explainRoute(o).lines;
+}
+
+function explainRoute(o: ExplainOptions): { lines: string[]; handOff?: VdeliverHandOff } {
   needRoot(o.root);
   const control = new Control(o.root);
   const rc = routeControlFrom(control);
@@ -163,9 +185,79 @@ export function explain(o: ExplainOptions): string[] {
   const out = [`recipient: ${o.address}`];
   if (o.sender !== undefined) out.push(`sender: ${o.sender === '' ? '<> (a bounce)' : o.sender}`);
   out.push('', 'route:', ...d.why.map((l) => `  ${l}`));
-  if (d.channel === 'local') explainLocal(o, control, rc, d.address, out);
+  const handOff: { value?: VdeliverHandOff } = {};
+  if (d.channel === 'local') explainLocal(o, control, rc, d.address, out, handOff);
   else explainRemote(control, d.address, out);
-  return out;
+  return { lines: out, ...(handOff.value ? { handOff: handOff.value } : {}) };
+}
+
+/**
+ * explain, and when the .qmail file hands the message to `quail vdeliver`, what the user directory says: the domain
+ * and its policy, the mailbox (its Maildir and quota) or alias, and what RCPT TO gets (src/start/directory-link.ts
+ * decides the same way at SMTP time).
+ */
+export async function explainAll(o: ExplainOptions): Promise<string[]> {
+  const r = explainRoute(o);
+  if (!r.handOff) return r.lines;
+  return [
+    ...r.lines,
+    '',
+    'user directory (quail vdeliver):',
+    ...(await directoryLines(o.root, r.handOff)).map((l) => `  ${l}`),
+  ];
+}
+
+async function directoryLines(root: string, h: VdeliverHandOff): Promise<string[]> {
+  const loc = locateDirectory(root);
+  if (loc.kind === 'sqlite' && !existsSync(loc.file)) return [`no user directory (${loc.file} does not exist)`];
+  let dir: Directory;
+  try {
+    dir = await openDirectory({ root, readonly: true });
+  } catch (err) {
+    return [`the directory cannot be opened: ${errText(err)} (deliveries and RCPT checks would be retried)`];
+  }
+  try {
+    const dom = await dir.resolveDomain(h.host);
+    if (!dom) return [`${h.host} is not a domain of the directory: vdeliver would bounce the message`];
+    const out = [
+      `domain ${dom.name}${dom.name === h.host ? '' : ` (${h.host} is its alias domain)`}, policy for unknown addresses: ${formatPolicy(dom.policy)}`,
+    ];
+    const dash = h.ext.indexOf('-');
+    const box =
+      (await dir.getMailbox(dom.name, h.ext)) ??
+      (dash > 0 ? await dir.getMailbox(dom.name, h.ext.slice(0, dash)) : null);
+    if (box) {
+      const quota =
+        box.quotaBytes === null && box.quotaMessages === null
+          ? 'no quota'
+          : `quota ${box.quotaBytes === null ? 'unlimited' : `${box.quotaBytes} bytes`}, ${box.quotaMessages === null ? 'unlimited' : box.quotaMessages} messages`;
+      out.push(
+        `mailbox ${box.local}@${dom.name} exists${box.local === h.ext ? '' : ` (${h.ext} is its extension address)`}`,
+      );
+      out.push(
+        `Maildir ${join(root, box.home, 'Maildir')}/${existsSync(join(root, box.home, 'Maildir', 'new')) ? '' : ' (missing: quail directory check --repair makes it)'}`,
+      );
+      out.push(quota);
+      if (box.forward.length > 0)
+        out.push(`forwards to ${box.forward.join(', ')}${box.keepCopy ? ' and keeps a copy' : ''}`);
+      out.push('RCPT TO would be accepted (250)');
+      return out;
+    }
+    const alias = await dir.getAlias(dom.name, h.ext);
+    if (alias) {
+      out.push(`alias ${alias.local}@${dom.name} -> ${alias.targets.join(', ')}`, 'RCPT TO would be accepted (250)');
+      return out;
+    }
+    out.push(`no mailbox or alias ${h.ext}@${dom.name}`);
+    out.push(
+      dom.policy.kind === 'bounce-no-mailbox'
+        ? `RCPT TO would get 550 5.1.1 (the domain's policy is bounce-no-mailbox); add it with quail user add ${h.ext}@${dom.name}`
+        : `RCPT TO would be accepted: the domain's policy ${formatPolicy(dom.policy)} takes it`,
+    );
+    return out;
+  } finally {
+    await dir.close();
+  }
 }
 
 export function register(program: Command): void {
@@ -175,10 +267,10 @@ export function register(program: Command): void {
       .description('explain what quail would do with one recipient: route, user, .qmail file, instructions or next hop')
       .option('--sender <address>', 'envelope sender (for forwards and bounces)'),
   ).action(
-    action('explain', (address: string, o: { root?: string; sender?: string }) => {
+    action('explain', async (address: string, o: { root?: string; sender?: string }) => {
       const root = resolveRoot(o.root);
       try {
-        const lines = explain({ root, address, ...(o.sender === undefined ? {} : { sender: o.sender }) });
+        const lines = await explainAll({ root, address, ...(o.sender === undefined ? {} : { sender: o.sender }) });
         process.stdout.write(`${lines.join('\n')}\n`);
       } catch (err) {
         if (err instanceof QuailError) throw err;

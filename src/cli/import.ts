@@ -1,37 +1,15 @@
 // quail import vpopmail DIR | qmail ROOT: bring an old system's domains, mailboxes, aliases or control files in (--dry-run first).
 import { resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { deliveryAccount, importQmail, importVpopmail, type ImportReport } from '../directory/index.js';
 import { action, addRootOption, resolveRoot } from './common.js';
+import { progressBar } from './progress.js';
 import { reloadIfChanged, routingStamp } from './reload.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
 
 interface ImportOpts extends DirOpts {
   dryRun?: boolean;
   account?: string;
-}
-
-/** A progress bar on a terminal (stderr) only; nothing in scripts and tests. */
-function progressBar(): { tick: (done: number, total: number) => void; stop: () => void } {
-  if (!process.stderr.isTTY) return { tick: () => undefined, stop: () => undefined };
-  const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: 'importing [{bar}] {value}/{total}' },
-    cliProgress.Presets.shades_classic,
-  );
-  let started = false;
-  return {
-    tick: (done, total) => {
-      if (!started) {
-        bar.start(total, 0);
-        started = true;
-      }
-      bar.update(done);
-    },
-    stop: () => {
-      if (started) bar.stop();
-    },
-  };
 }
 
 function report(rep: ImportReport, o: ImportOpts): number {
@@ -60,7 +38,7 @@ export function register(program: Command): void {
   ).action(
     action('import vpopmail', (dir: string, o: ImportOpts) =>
       withDirectory(o, async (ctx) => {
-        const bar = progressBar();
+        const bar = progressBar('import vpopmail');
         try {
           const rep = await importVpopmail(ctx, resolve(dir), {
             dryRun: o.dryRun === true,
@@ -83,7 +61,7 @@ export function register(program: Command): void {
       .option('--json', 'print JSON for scripts'),
   ).action(
     action('import qmail', (from: string, o: ImportOpts) => {
-      const bar = progressBar();
+      const bar = progressBar('import qmail');
       const root = resolveRoot(o.root);
       const before = routingStamp(root);
       const rep = importQmail(root, resolve(from), { dryRun: o.dryRun === true, progress: bar.tick });

@@ -1,7 +1,7 @@
 // quail init on temp dirs: layout, ownership, idempotence, --domain lines, an existing tree, the CLI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -14,7 +14,12 @@ import { initRoot } from './init.js';
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const NOBODY = { uid: 65534, gid: 65534 };
 
-const tmp = (): string => join(mkdtempSync(join(tmpdir(), 'quail-init-')), 'root');
+/** A new root below a fresh directory that every account may enter (as a mail root's parents must be). */
+const tmp = (): string => {
+  const parent = mkdtempSync(join(tmpdir(), 'quail-init-'));
+  chmodSync(parent, 0o755);
+  return join(parent, 'root');
+};
 const read = (root: string, rel: string): string => readFileSync(join(root, rel), 'latin1');
 
 /** Every path under root with its content (files), mode, owner and mtime. */
@@ -149,4 +154,38 @@ void test('init: the CLI prints what it did and exits 0; usage errors exit 100',
   assert.equal(bad.status, 100);
   assert.match(bad.stderr, /^quail init: fatal: no account named/);
   assert.doesNotMatch(bad.stderr, / {4}at /);
+});
+
+void test(
+  'issue 18: init warns when control/quailuser cannot reach the mail root (a clone under /root, mode 700)',
+  {
+    skip: process.getuid?.() !== 0 && 'only root chooses another account to run as',
+  },
+  () => {
+    const parent = mkdtempSync(join(tmpdir(), 'quail-init-'));
+    chmodSync(parent, 0o700);
+    const root = join(parent, 'root');
+    const r = spawnSync(process.execPath, [MAIN, 'init', '--root', root, '--me', 'mx.test', '--user', 'nobody'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^quail init: warning: the account nobody .* cannot reach the mail root ${root}: ${parent} is mode 0700`,
+        'm',
+      ),
+    );
+    assert.match(r.stderr, /chmod o\+x/);
+    chmodSync(parent, 0o711);
+    const fixed = spawnSync(process.execPath, [MAIN, 'init', '--root', root, '--user', 'nobody'], { encoding: 'utf8' });
+    assert.equal(fixed.stderr, '', 'search permission (x) is enough');
+    assert.match(fixed.stdout, /nothing to do/);
+  },
+);
+
+void test('issue 18: a new root limits messages to 35 MiB (the missing databytes), and leaves the file to import', () => {
+  const root = tmp();
+  initRoot({ root, me: 'mx.test', user: 'nobody' });
+  assert.deepEqual(new Control(root).number('databytes'), { value: 36_700_160, source: 'default' });
 });

@@ -17,6 +17,7 @@ import type { Command } from 'commander';
 import { asciiLower, tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { newu, parsePasswd, type PasswdEntry } from '../users/index.js';
+import { reachable, unreachableText } from '../start/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
 import { writeBin } from './toolbox.js';
 
@@ -33,7 +34,7 @@ export interface InitOptions {
 
 export interface InitStep {
   readonly path: string;
-  readonly action: 'created' | 'appended' | 'kept' | 'ran';
+  readonly action: 'created' | 'appended' | 'kept' | 'ran' | 'warning';
   readonly detail?: string;
 }
 
@@ -236,6 +237,11 @@ export function initRoot(opts: InitOptions): InitStep[] {
   b.file('control/locals', `${me}\n`, 0o644);
   b.file('control/defaultdelivery', './Maildir/\n', 0o644);
   b.file('control/quailuser', `${owner.name}\n`, 0o644, undefined, owner.name);
+  // control/databytes is not written: when it is missing the limit is already 35 MiB (the catalogue's default; qmail
+  // had none), and a file here would shadow an old installation's own value at `quail import qmail` (kept ours).
+  const reach = reachable(root, owner.uid, owner.gid);
+  if (!reach.ok && process.getuid?.() === 0)
+    b.steps.push({ path: root, action: 'warning', detail: unreachableText(root, owner.name, reach) });
 
   // rcpthosts: me plus each domain; an existing file only gets the missing domains.
   const control = new Control(root);
@@ -332,7 +338,9 @@ export function register(program: Command): void {
       // bin/: qmail's helper programs for .qmail files (src/toolbox); quail's own scripts, so kept up to date.
       for (const name of await writeBin(root)) steps.push({ path: join(root, 'bin', name), action: 'created' });
       process.stdout.write(render(root, steps));
-      const made = steps.filter((s) => s.action !== 'kept').length;
+      for (const s of steps)
+        if (s.action === 'warning') process.stderr.write(`quail init: warning: ${s.detail ?? ''}\n`);
+      const made = steps.filter((s) => s.action !== 'kept' && s.action !== 'warning').length;
       process.stdout.write(made === 0 ? `nothing to do: ${root} is complete\n` : `mail root ${root} ready\n`);
     }),
   );

@@ -15,6 +15,7 @@ import {
   toQueueId,
 } from '../queue/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
+import { progressBar } from './progress.js';
 
 interface RootOpt {
   readonly root?: string;
@@ -197,7 +198,14 @@ export function register(program: Command): void {
     .action(
       action('queue export', async (file: string, ids: string[], opts: RootOpt & { delete?: boolean }) => {
         const q = await open(opts);
-        const res = await exportQueue(q, file, ids.length ? ids.map(toQueueId) : undefined, opts.delete ?? false);
+        const bar = progressBar('queue export');
+        const res = await exportQueue(
+          q,
+          file,
+          ids.length ? ids.map(toQueueId) : undefined,
+          opts.delete ?? false,
+          (done, total) => bar.tick(done, total, 'messages'),
+        ).finally(() => bar.stop());
         process.stdout.write(
           `exported ${res.ids.length} message(s) to ${file}${opts.delete ? ' and removed them here' : ''}\n`,
         );
@@ -207,7 +215,8 @@ export function register(program: Command): void {
   addRootOption(queue.command('import <file>').description('add the messages of an export FILE to this queue')).action(
     action('queue import', async (file: string, opts: RootOpt) => {
       const q = await open(opts);
-      const res = await importQueue(q, file);
+      const bar = progressBar('queue import');
+      const res = await importQueue(q, file, (done, total) => bar.tick(done, total, 'bytes')).finally(() => bar.stop());
       for (const [a, b] of res.renamed) process.stdout.write(`${a} -> ${b} (id already in use here)\n`);
       process.stdout.write(`imported ${res.ids.length} message(s)\n`);
     }),

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { systemPasswd } from '../users/index.js';
-import { DirectoryError, domainName, localPart } from './names.js';
+import { aliasDomainName, DirectoryError, domainName, localPart } from './names.js';
 import { hashPassword } from './password.js';
 import { makeMailboxHome, syncDomain, unsyncDomain } from './sync.js';
 import type { DeliveryAccount, Directory, Domain, DomainPatch, Mailbox, MailboxFlag, NewDomain } from './types.js';
@@ -64,7 +64,7 @@ export async function addAliasDomain(ctx: Ctx, alias: string, target: string): P
 }
 
 export async function removeAliasDomain(ctx: Ctx, alias: string): Promise<void> {
-  const a = domainName(alias);
+  const a = aliasDomainName(alias);
   if (!(await ctx.dir.deleteAliasDomain(a))) throw new DirectoryError(`${a} is not an alias domain`);
   unsyncDomain(ctx.root, [a], false);
 }

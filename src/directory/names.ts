@@ -23,6 +23,15 @@ export function domainName(raw: string): string {
   return d;
 }
 
+/**
+ * An alias domain's name: a domain, or `.domain` for every host below it (rcpthosts' and virtualdomains' dotted
+ * form, docs/QMAIL.md A: `.example.com` matches `a.example.com`, `b.a.example.com`, not `example.com` itself).
+ */
+export function aliasDomainName(raw: string): string {
+  const t = raw.trim();
+  return t.startsWith('.') ? `.${domainName(t.slice(1))}` : domainName(t);
+}
+
 /** A mailbox's local part, lowercased; the rule is vdeliver's (`mailbox:LOCAL` must be able to name every mailbox). */
 export function localPart(raw: string): string {
   const l = mailboxLocal(raw);

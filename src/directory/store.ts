@@ -1,5 +1,13 @@
 // The Directory over SQL: one implementation for both backends (SQLite and PostgreSQL share the statements).
-import { DirectoryError, bitsToFlags, checkTarget, domainName, flagsToBits, localPart } from './names.js';
+import {
+  aliasDomainName,
+  DirectoryError,
+  bitsToFlags,
+  checkTarget,
+  domainName,
+  flagsToBits,
+  localPart,
+} from './names.js';
 import type { Row, SqlDriver, SqlValue } from './sql.js';
 import { currentVersion } from './migrations.js';
 import type {
@@ -155,7 +163,19 @@ export class SqlDirectory implements Directory {
     const direct = await this.getDomain(n);
     if (direct) return direct;
     const a = (await this.db.all('SELECT domain FROM alias_domains WHERE alias = ?', [n]))[0];
-    return a ? this.getDomain(str(a['domain'])) : null;
+    if (a) return this.getDomain(str(a['domain']));
+    // `.example.com` aliases (quail domain add --subdomains): the longest one that ends the name wins
+    const labels = n.split('.');
+    const below = labels.slice(1).map((_, i) => `.${labels.slice(i + 1).join('.')}`);
+    if (below.length === 0) return null;
+    const rows = await this.db.all(
+      `SELECT alias, domain FROM alias_domains WHERE alias IN (${below.map(() => '?').join(', ')})`,
+      below,
+    );
+    const best = rows
+      .map((r) => [str(r['alias']), str(r['domain'])] as const)
+      .sort((x, y) => y[0].length - x[0].length)[0];
+    return best ? this.getDomain(best[1]) : null;
   }
 
   /** Two queries however many domains there are (not one alias query per domain). */
@@ -208,7 +228,7 @@ export class SqlDirectory implements Directory {
   }
 
   async addAliasDomain(alias: string, target: string): Promise<void> {
-    const a = domainName(alias);
+    const a = aliasDomainName(alias);
     const t = target.toLowerCase();
     await this.db.transaction(async (tx) => {
       await this.need(tx, t);

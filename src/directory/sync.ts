@@ -182,7 +182,12 @@ function mrhMismatch(more: readonly string[], cdb: Buffer | null): string | null
  * Every difference between the directory and qmail's files, the domain trees and the mailboxes' Maildirs. Each
  * file is read once (sets and cdb probes per domain), so a check of 100,000 domains is linear.
  */
-export async function checkDrift(root: string, dir: Directory): Promise<Drift[]> {
+export async function checkDrift(
+  root: string,
+  dir: Directory,
+  /** After each domain checked: how many of how many (a progress bar on large trees). */
+  progress?: (done: number, total: number) => void,
+): Promise<Drift[]> {
   const control = new Control(root);
   const domains = await dir.listDomains();
   const rcpt = new Set(listEntries(control.raw('rcpthosts')));
@@ -236,6 +241,7 @@ export async function checkDrift(root: string, dir: Directory): Promise<Drift[]>
       const ok = ['cur', 'new', 'tmp'].every((s) => existsSync(join(md, s)) && statSync(join(md, s)).isDirectory());
       if (!ok) out.push({ domain: d.name, path: md, problem: `Maildir of ${m.local}@${d.name} is missing` });
     }
+    progress?.(domains.indexOf(d) + 1, domains.length);
   }
   const known = new Set(domains.flatMap((d) => [d.name, ...d.aliases]));
   for (const s of staleManaged(root, known)) {

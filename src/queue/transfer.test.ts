@@ -55,13 +55,25 @@ void test('export then import into another root: births, states, held, meta kept
     ]);
     await a.setHeld(ids[1] as QueueId, true);
     const file = join(dir, 'export.q');
-    const res = await exportQueue(a, file, undefined, true);
+    const exported: Array<[number, number]> = [];
+    const res = await exportQueue(a, file, undefined, true, (d, t) => exported.push([d, t]));
     assert.deepEqual(res.ids, ids);
+    // issue 18: one progress call per message written, of the whole
+    assert.deepEqual(
+      exported,
+      ids.map((_, i) => [i + 1, ids.length]),
+    );
     assert.deepEqual(await a.ids(), []);
     await assert.rejects(exportQueue(a, file), (e: unknown) => e instanceof QuailError && /exists/.test(e.message));
 
-    const imp = await importQueue(b, file);
+    const imported: Array<[number, number]> = [];
+    const imp = await importQueue(b, file, (d, t) => imported.push([d, t]));
     assert.deepEqual(imp.ids, ids);
+    assert.equal(imported.length, ids.length, 'one progress call per message committed');
+    assert.ok(
+      imported.every(([d, t], i) => t === statSync(file).size && d > (imported[i - 1]?.[0] ?? 0) && d <= t),
+      JSON.stringify(imported),
+    );
     assert.deepEqual(imp.renamed, []);
     for (const id of ids) {
       const m = await b.read(id);

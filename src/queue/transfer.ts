@@ -23,6 +23,8 @@ export async function exportQueue(
   file: string,
   ids?: readonly QueueId[],
   remove = false,
+  /** After each message written: how many of how many (a progress bar). */
+  progress?: (done: number, total: number) => void,
 ): Promise<ExportResult> {
   const wanted = ids ?? (await q.ids());
   let fh: FileHandle;
@@ -50,6 +52,7 @@ export async function exportQueue(
       await copyMessage(q.messagePath(id), fh, e);
       await writeAll(fh, Buffer.from('\n'));
       done.push(id);
+      progress?.(done.length, wanted.length);
     }
     await writeAll(fh, Buffer.from(`${JSON.stringify({ type: 'end', messages: done.length })}\n`));
     await fh.sync();
@@ -141,7 +144,12 @@ export interface ImportResult {
 }
 
 /** Reads an export file and commits each message (inject protocol), keeping birth and recipient states. */
-export async function importQueue(q: FileQueue, file: string): Promise<ImportResult> {
+export async function importQueue(
+  q: FileQueue,
+  file: string,
+  /** After each message committed: the bytes of messages read so far and the file's size (a progress bar). */
+  progress?: (done: number, total: number) => void,
+): Promise<ImportResult> {
   let fh: FileHandle;
   try {
     fh = await open(file, 'r');
@@ -149,7 +157,9 @@ export async function importQueue(q: FileQueue, file: string): Promise<ImportRes
     throw queueError(`cannot open ${file}`, err);
   }
   const res: ImportResult = { ids: [], renamed: [] };
+  let read = 0;
   try {
+    const total = progress ? (await fh.stat()).size : 0;
     const r = new Reader(fh);
     if ((await r.line()) !== EXPORT_MAGIC)
       throw damaged(`not a quail queue export (first line is not "${EXPORT_MAGIC}")`);
@@ -177,6 +187,8 @@ export async function importQueue(q: FileQueue, file: string): Promise<ImportRes
         throw damaged(`message ${e.id}: record and envelope disagree`);
       await importOne(q, r, e, res);
       if ((await r.line()) !== '') throw damaged(`message ${e.id}: no newline after the data`);
+      read += line.length + e.size;
+      progress?.(Math.min(read, total), total);
     }
   } finally {
     await fh.close();

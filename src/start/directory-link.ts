@@ -18,10 +18,27 @@ import {
  * it open, and drops it after an error so the next session opens it again. Without a directory (no SQLite
  * file, no control/directory URL) AUTH answers 454 and every recipient passes to qmail's rules as before.
  */
+/** Which check a lookup time belongs to. */
+export type LookupOp = 'auth' | 'rcpt' | 'sender';
+
 export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck {
   private dir: Promise<Directory> | undefined;
 
-  constructor(private readonly root: string) {}
+  /** `onLookup`: each check's duration (the metrics' quail_directory_lookup_seconds). */
+  constructor(
+    private readonly root: string,
+    private readonly onLookup?: (op: LookupOp, seconds: number) => void,
+  ) {}
+
+  private async timed<T>(op: LookupOp, f: () => Promise<T>): Promise<T> {
+    if (!this.onLookup) return f();
+    const t0 = performance.now();
+    try {
+      return await f();
+    } finally {
+      this.onLookup(op, (performance.now() - t0) / 1000);
+    }
+  }
 
   private async directory(): Promise<Directory | undefined> {
     if (this.dir === undefined) {
@@ -43,7 +60,11 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
     await d?.then((x) => x.close()).catch(() => undefined);
   }
 
-  async verify(user: string, password: string): Promise<AuthResult> {
+  verify(user: string, password: string): Promise<AuthResult> {
+    return this.timed('auth', () => this.verifyNow(user, password));
+  }
+
+  private async verifyNow(user: string, password: string): Promise<AuthResult> {
     try {
       const directory = await this.directory();
       if (!directory)
@@ -65,7 +86,11 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
    * otherwise the domain's unknown-address policy decides: bounce-no-mailbox → unknown (550 5.1.1), anything
    * else (delete, forward, mailbox:LOCAL — a catch-all) → accept.
    */
-  async check(address: string): Promise<RcptVerdict> {
+  check(address: string): Promise<RcptVerdict> {
+    return this.timed('rcpt', () => this.checkNow(address));
+  }
+
+  private async checkNow(address: string): Promise<RcptVerdict> {
     const at = address.lastIndexOf('@');
     if (at <= 0) return 'accept';
     try {
@@ -90,7 +115,11 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
   }
 
   /** After AUTH: the senders the login may use (src/directory/senders.ts); without a directory its own address only. */
-  async mayUse(login: string, sender: string): Promise<SenderVerdict> {
+  mayUse(login: string, sender: string): Promise<SenderVerdict> {
+    return this.timed('sender', () => this.mayUseNow(login, sender));
+  }
+
+  private async mayUseNow(login: string, sender: string): Promise<SenderVerdict> {
     try {
       const directory = await this.directory();
       if (!directory) return await OWN_ADDRESS_ONLY.mayUse(login, sender);

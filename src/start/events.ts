@@ -26,6 +26,12 @@ type StartEventName =
   | 'pop3d.crashed'
   | 'pop3d.busy'
   | 'pop3d.error'
+  | 'metrics.listening'
+  | 'metrics.error'
+  | 'metricsd.started'
+  | 'metricsd.crashed'
+  | 'metricsd.busy'
+  | 'metricsd.error'
   | 'sendd.started'
   | 'sendd.crashed'
   | 'sendd.error'
@@ -107,6 +113,21 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'pop3d.busy': { fields: 'listener ip', doc: 'no POP3 process took a connection in time' },
   'pop3d.error': { fields: 'error restart_in_ms', doc: 'a new POP3 process could not be started; tried again later' },
+  'metrics.listening': { fields: 'address port user?', doc: 'a metrics listener (Prometheus, GET /metrics) is bound' },
+  'metrics.error': { fields: 'listener? error', doc: 'a metrics listener was not opened' },
+  'metricsd.started': {
+    fields: 'pid user uid listeners',
+    doc: 'the metrics process serves the metrics listeners (as root only)',
+  },
+  'metricsd.crashed': {
+    fields: 'pid code signal crashes stack? restart_in_ms',
+    doc: 'the metrics process died; a new one is started',
+  },
+  'metricsd.busy': { fields: 'listener ip', doc: 'no metrics process took a connection in time: 503' },
+  'metricsd.error': {
+    fields: 'error restart_in_ms',
+    doc: 'a new metrics process could not be started; tried again later',
+  },
   'sendd.started': {
     fields: 'pid user uid restarts',
     doc: 'the send process (scheduler, remote delivery) runs (as root only)',

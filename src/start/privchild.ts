@@ -5,6 +5,9 @@ import { errText, QuailError } from '../core/index.js';
 import { relayEvent, type EventLog } from './log.js';
 import { awaitMessage, Supervised, type Account } from './supervised.js';
 
+/** The processes that serve listeners (as root each runs as control/quailuser); `<name>.started` and so on. */
+export type ServiceName = 'smtpd' | 'pop3d' | 'metricsd';
+
 export type { Account } from './supervised.js';
 
 /** What every listener spec has; the rest of the spec travels to the child as JSON. */
@@ -32,7 +35,7 @@ export type FromServiceChild<Other> =
 
 export interface ServiceChildOptions<Spec extends HostPort, Other> {
   /** Event prefix of the process (`smtpd.started`, ...) and the child's name in messages. */
-  readonly name: 'smtpd' | 'pop3d';
+  readonly name: ServiceName;
   /** What the service is, for error texts: `SMTP`, `POP3`. */
   readonly what: string;
   readonly script: URL | string;
@@ -62,7 +65,7 @@ const HOLD_MS = 15_000;
 const MAX_PENDING = 1000;
 
 /** The service a process runs: its listeners' events are the service's (`pop3.error`), as without privilege separation. */
-const SERVICE = { smtpd: 'smtp', pop3d: 'pop3' } as const;
+const SERVICE = { smtpd: 'smtp', pop3d: 'pop3', metricsd: 'metrics' } as const;
 
 function bind(spec: HostPort, onConn: (s: Socket) => void, onError: (err: Error) => void): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -152,6 +155,12 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   get pid(): number | undefined {
     return this.proc.running?.pid;
+  }
+
+  /** A service's own message to the serving child (the metrics child's answers); dropped when none serves. */
+  post(m: object): void {
+    // with a callback a send to a child that just died is reported there, not as an 'error' event that would end root
+    if (this.proc.running?.connected) this.proc.running.send(m, () => undefined);
   }
 
   get crashes(): number {

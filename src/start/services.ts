@@ -8,12 +8,14 @@ import type { Authenticator } from '../smtpd/index.js';
 import { DEFAULT_LISTENERS, parseHostPort, splitListeners, type HostPort, type ListenerError } from './listeners.js';
 import type { EventLog } from './log.js';
 import type { EventName } from './events.js';
-import { ServiceChild, type Account } from './privchild.js';
+import { ServiceChild, type Account, type ServiceName } from './privchild.js';
+import type { Metrics } from './metrics.js';
+import { METRICS_SERVICE } from './metrics-service.js';
 import { POP3_SERVICE } from './pop3.js';
 import { SMTP_SERVICE } from './smtp.js';
 
 /** The processes that serve listeners (as root each runs as control/quailuser); `<name>.started` and so on. */
-export type ServiceName = 'smtpd' | 'pop3d';
+export type { ServiceName } from './privchild.js';
 
 /** One kind of listener: a word in control/listeners. */
 export interface KindDef<Spec> {
@@ -72,6 +74,8 @@ export interface ServiceContext {
   readonly onQueued: () => void;
   readonly onServing: (pid: number) => void;
   readonly onCrash: (crashes: number) => void;
+  /** The counts behind the metrics listener (root's, fed by every process's events). */
+  readonly metrics?: Metrics | undefined;
 }
 
 /** One row of the table: a service, its kinds, and how it is started in one process or as a child. */
@@ -96,7 +100,7 @@ export interface ServiceDef<Spec extends HostPort, Other extends { readonly type
   /** One process: the service's listeners for the specs. */
   local(specs: readonly Spec[], ctx: ServiceContext): Promise<LocalService>;
   /** As root: the parent's side of the child. */
-  parent?(ctx: ServiceContext): ParentSide<Other>;
+  parent?(ctx: ServiceContext, post: (m: object) => void): ParentSide<Other>;
 }
 
 /** A service and its kinds with the spec type erased, so the table can hold them all. */
@@ -129,7 +133,7 @@ function service<Spec extends HostPort, Other extends { readonly type: string }>
  * The table. A new kind of an existing service is one more KindDef in its row (and its handling in that service's
  * listener); a new service is one more row: a ServiceDef, its server module and its child script.
  */
-const SERVICES: readonly Service[] = [service(SMTP_SERVICE), service(POP3_SERVICE)];
+const SERVICES: readonly Service[] = [service(SMTP_SERVICE), service(POP3_SERVICE), service(METRICS_SERVICE)];
 
 const kindIndex = (): Map<string, { readonly service: Service; readonly def: KindDef<HostPort> }> =>
   new Map(SERVICES.flatMap((s) => s.kinds.map((k) => [k.kind, { service: s, def: k }] as const)));
@@ -275,8 +279,10 @@ async function startService<Spec extends HostPort, Other extends { readonly type
     return { name: def.name, listeners: [], pid: undefined, reload: () => ({}), stop: () => Promise.resolve() };
   if (ctx.account) {
     const account = ctx.account;
-    const side = def.parent?.(ctx);
-    const child = new ServiceChild<Spec, Other>({
+    // the service's own answers to its child go to whichever child serves now
+    const post = (m: object): void => child.post(m);
+    const side = def.parent?.(ctx, post);
+    const child: ServiceChild<Spec, Other> = new ServiceChild<Spec, Other>({
       name: def.name,
       what: def.what,
       script: def.script,

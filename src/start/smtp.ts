@@ -5,13 +5,17 @@ import { loadTlsContext, SmtpListener, type ListenerKind, type ListenerSpec } fr
 import { LoginThrottle } from '../throttle/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { InboundLink } from './msgauth-link.js';
+import { takeLookupBatch, type LookupBatch } from './lookup-batch.js';
 import { keyValues, type HostPort } from './listeners.js';
 import type { EventLog } from './log.js';
 import type { FromServiceChild } from './privchild.js';
 import type { KindDef, ServiceDef } from './services.js';
 
-/** The SMTP child's messages: the lifecycle ones only (a queued message travels as the `smtp.queued` log event). */
-export type FromSmtpChild = FromServiceChild<never>;
+/**
+ * The SMTP child's messages: the lifecycle ones and the directory lookup times for the metrics (a queued message
+ * travels as the `smtp.queued` log event).
+ */
+export type FromSmtpChild = FromServiceChild<LookupBatch>;
 
 /** The options of smtp and submission lines (docs/LISTENERS.md): numbers, and senderauth's two words. */
 /** authcheck: inbound SPF/DKIM/DMARC (src/msgauth): off, header (smtp's default), reject (550 on DMARC p=reject). */
@@ -58,7 +62,7 @@ function tlsOrNone(root: string, log: EventLog): ReturnType<typeof loadTlsContex
   }
 }
 
-export const SMTP_SERVICE: ServiceDef<ListenerSpec> = {
+export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
   name: 'smtpd',
   what: 'SMTP',
   kinds: [
@@ -75,7 +79,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec> = {
     const queue = ctx.queue;
     if (!queue) return Promise.reject(new QuailError('no queue in this process', true));
     let tls = tlsOrNone(ctx.root, ctx.log);
-    const directory = new DirectoryLink(ctx.root);
+    const directory = new DirectoryLink(ctx.root, (op, s) => ctx.metrics?.lookup(op, s));
     // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
     const authThrottle = new LoginThrottle();
     const checker = new InboundLink(ctx.root);
@@ -111,6 +115,13 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec> = {
         if (name === 'smtp.queued') ctx.onQueued();
       },
     };
-    return { log, close: () => Promise.resolve() };
+    return {
+      log,
+      onMessage: (m) => {
+        const metrics = ctx.metrics;
+        if (m.type === 'lookups' && metrics) takeLookupBatch(m, (op, s) => metrics.lookup(op, s));
+      },
+      close: () => Promise.resolve(),
+    };
   },
 };

@@ -7,6 +7,7 @@ import { LoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
 import { InboundLink } from './msgauth-link.js';
 import { DirectoryLink } from './directory-link.js';
+import { lookupBatcher } from './lookup-batch.js';
 import type { FromSmtpChild } from './smtp.js';
 
 const send = (m: FromSmtpChild): void => {
@@ -29,7 +30,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   let queue: FileQueue | undefined;
   let tls: ReturnType<typeof loadTlsContext>;
   // AUTH and RCPT checks read the directory as this (unprivileged) account: its SQLite file is root:quailgroup 0640.
-  const directory = new DirectoryLink(root);
+  const directory = new DirectoryLink(root, lookupBatcher(send));
   // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
   const authThrottle = new LoginThrottle();
   // inbound SPF/DKIM/DMARC/ARC (authcheck= on the listener line); DNS as control/dnsservers says

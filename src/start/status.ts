@@ -76,6 +76,10 @@ export function renderStatus(root: string, s: Status): string {
       out.push(`smtp process: pid ${s.state.smtpd.pid} as ${s.state.smtpd.user} (uid ${s.state.smtpd.uid})`);
     if (s.state.pop3d)
       out.push(`pop3 process: pid ${s.state.pop3d.pid} as ${s.state.pop3d.user} (uid ${s.state.pop3d.uid})`);
+    if (s.state.metricsd)
+      out.push(
+        `metrics process: pid ${s.state.metricsd.pid} as ${s.state.metricsd.user} (uid ${s.state.metricsd.uid})`,
+      );
     const send = s.state.send;
     if (send) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})`);
     const crashes = Object.entries({

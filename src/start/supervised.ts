@@ -19,7 +19,7 @@ const RESTART_MAX_MS = 30_000;
 
 export interface SupervisedOptions<From> {
   /** Event prefix of the process: `<name>.error` when a replacement cannot be started. */
-  readonly name: 'smtpd' | 'pop3d' | 'sendd';
+  readonly name: 'smtpd' | 'pop3d' | 'metricsd' | 'sendd';
   /** For error texts: `SMTP`, `POP3`, `send`. */
   readonly what: string;
   readonly script: URL | string;
@@ -138,6 +138,9 @@ export class Supervised<From> {
       tail = (tail + c.toString('utf8')).slice(-STDERR_TAIL);
     });
     child.on('message', (m: From) => this.o.onMessage(child, m));
+    // A send to a child that has just died (EPIPE) is an 'error' event: unhandled, it would end the root process.
+    // The exit that follows replaces the child; what was sent is asked again (a delivery) or not needed.
+    child.on('error', (err) => this.o.log.event(`${this.o.name}.error`, { pid: child.pid ?? 0, error: errText(err) }));
     child.once('exit', (code, signal) => this.onExit(child, code, signal, () => tail));
     try {
       await this.o.handshake(child);

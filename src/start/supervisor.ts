@@ -7,6 +7,8 @@ import type { Authenticator } from '../smtpd/index.js';
 import { systemPasswd } from '../users/index.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privchild.js';
+import { Metrics } from './metrics.js';
+import { reachable, unreachableText } from './reach.js';
 import { startSendSide, type SendSide } from './send-side.js';
 import {
   listenerPlan,
@@ -46,6 +48,8 @@ export interface RunState {
   readonly smtpd?: { readonly pid: number; readonly user: string; readonly uid: number };
   /** As root: the unprivileged process serving POP3. */
   readonly pop3d?: { readonly pid: number; readonly user: string; readonly uid: number };
+  /** As root: the unprivileged process serving the metrics listeners. */
+  readonly metricsd?: { readonly pid: number; readonly user: string; readonly uid: number };
   /** Unexpected deaths of the service children since start (each is logged as `<name>.crashed` with its stack). */
   readonly crashes?: Readonly<Record<string, number>>;
   /** As root: the unprivileged process running the scheduler and remote delivery, and how often it was restarted. */
@@ -140,8 +144,11 @@ function mxPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
 }
 
 export async function startQuail(opts: StartOptions): Promise<Running> {
-  const { root, log } = opts;
+  const { root } = opts;
   const control = new Control(root);
+  // Every event of every process passes through here (children relay theirs): the metrics count them (metrics.ts).
+  const metrics = new Metrics(root);
+  const log = metrics.wrap(opts.log);
   if (control.me() === null) {
     throw new QuailError(
       `${control.path('me')} is missing: run \`quail init --root ${root}\` (or quail start --init)`,
@@ -155,6 +162,11 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   const plan = listenerPlan(control, overridesOf(opts));
   const mxPort = mxPortFromEnv(process.env);
   const account = serviceAccount(control);
+  if (account) {
+    // before anything starts: otherwise each child fails on its own, with a less direct message (issue 18)
+    const r = reachable(root, account.uid, account.gid);
+    if (!r.ok) throw new QuailError(`${unreachableText(root, account.name, r)}`, false);
+  }
   // As root the queue is opened (and recovered) by the send child only; this process keeps none of it (send-side.ts).
   const send: SendSide = await within(
     'queue recovery and the send process',
@@ -179,6 +191,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       account && pid !== undefined ? { pid, user: account.name, uid: account.uid } : undefined;
     const smtpd = as(pids.smtpd);
     const pop3d = as(pids.pop3d);
+    const metricsd = as(pids.metricsd);
     const state: RunState = {
       pid: process.pid,
       started: startedAt,
@@ -186,6 +199,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       listeners: services.flatMap((s) => s.listeners),
       ...(smtpd ? { smtpd } : {}),
       ...(pop3d ? { pop3d } : {}),
+      ...(metricsd ? { metricsd } : {}),
       ...(account && send.pid !== undefined
         ? { send: { pid: send.pid, user: account.name, uid: account.uid, restarts: send.restarts } }
         : {}),
@@ -212,6 +226,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       crashes[name] = n;
       writeState();
     },
+    metrics,
   });
   try {
     services = await within('the listeners', STEP_MS + 30_000, startServices(plan, serve));
