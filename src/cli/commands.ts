@@ -24,6 +24,7 @@ import { register as importCmd } from './import.js';
 import { register as quota } from './quota.js';
 import { register as backup } from './backup.js';
 import { register as dovecotConf } from './dovecot-conf.js';
+import { register as queueInject } from './queue-inject.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -35,6 +36,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   maildirmake,
   queue,
   inject,
+  queueInject,
   sendmail,
   start,
   status,

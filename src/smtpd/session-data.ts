@@ -1,12 +1,11 @@
 // DATA: stream the message into the queue while decoding; 250 only after the queue's commit point (B.7).
 import { PassThrough } from 'node:stream';
-import { errText } from '../core/index.js';
-import type { QueueId } from '../queue/types.js';
+import { errText, QuailError } from '../core/index.js';
 import { DataDecoder } from './data.js';
 import { receivedLine } from './received.js';
 import { R, problemReply, queueFailureReply, type Reply } from './replies.js';
 import type { Session, Step } from './session.js';
-type Injected = { readonly ok: true; readonly id: QueueId } | { readonly ok: false; readonly err: unknown };
+type Injected = { readonly ok: true; readonly id: string } | { readonly ok: false; readonly err: unknown };
 
 export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>): Promise<Step> {
   const tx = s.mail;
@@ -21,8 +20,22 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   const meta: Record<string, string> = { origin: 'smtp', ip: s.remoteIp, helo: s.helo ?? '', protocol: s.protocol };
   if (s.authUser !== undefined) meta['auth'] = s.authUser;
   let settled = false;
-  const injected: Promise<Injected> = s.deps.queue
-    .inject({ sender: tx.sender, recipients: [...tx.recipients], data: body, injector: { kind: 'network' }, meta })
+  // QMAILQUEUE (tcp.smtp), as qmail-smtpd: the program gets the message and must queue it itself (qmail-queue(8)).
+  const qq = env['QMAILQUEUE'];
+  const filter = s.deps.filter;
+  const handOver: Promise<string> =
+    qq === undefined || qq === ''
+      ? s.deps.queue.inject({
+          sender: tx.sender,
+          recipients: [...tx.recipients],
+          data: body,
+          injector: { kind: 'network' },
+          meta,
+        })
+      : filter === undefined
+        ? Promise.reject(new QuailError('QMAILQUEUE is set but this server runs no filters (#4.3.0)', true))
+        : filter.run(qq, { sender: tx.sender, recipients: [...tx.recipients], data: body }, env);
+  const injected: Promise<Injected> = handOver
     .then(
       (id): Injected => ({ ok: true, id }),
       (err: unknown): Injected => ({ ok: false, err }),
@@ -93,13 +106,19 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   body.end();
   const res = await injected;
   if (!res.ok) {
-    s.deps.log('smtp.queue-failed', { ip: s.remoteIp, from: tx.sender, error: errText(res.err) });
+    s.deps.log('smtp.queue-failed', {
+      ip: s.remoteIp,
+      from: tx.sender,
+      error: errText(res.err),
+      ...(qq !== undefined && qq !== '' ? { filter: qq } : {}),
+    });
     s.send(queueFailureReply(res.err));
     return 'continue';
   }
   s.messages++;
   s.deps.log('smtp.queued', {
     id: res.id,
+    ...(qq !== undefined && qq !== '' ? { filter: qq } : {}),
     ip: s.remoteIp,
     from: tx.sender,
     rcpts: tx.recipients.length,

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
+import { qmailQueueFilter } from '../filter/index.js';
 import type { FileQueue } from '../queue/index.js';
 import {
   loadTlsContext,
@@ -246,6 +247,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         new SmtpListener(spec, {
           controlFor: () => new Control(root),
           queue,
+          filter: qmailQueueFilter({ root, path: process.env['PATH'] }),
           authenticator: opts.authenticator ?? directory,
           authThrottle,
           recipients: directory,
