@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { runQmailQueue } from './qmailqueue.js';
 
 /** Seconds a QMAILQUEUE program may run (QUAIL_FILTERTIMEOUT in tcp.smtp overrides); then it is killed: 451. */
-export const DEFAULT_FILTER_TIMEOUT = 300;
+const DEFAULT_FILTER_TIMEOUT = 300;
 
 /** What every program gets besides the session's variables: where quail's root is, and a PATH to find `quail`. */
 export interface FilterBase {

@@ -83,8 +83,8 @@ export function refusal(code: number, custom: string): QuailError {
   if (own?.[1] !== undefined && own[2] !== undefined) {
     const permanent = own[1] === 'D';
     const text = own[2].trim();
-    const enh: EnhancedCode = (/\(#([45]\.\d{1,3}\.\d{1,3})\)$/.exec(text)?.[1] as EnhancedCode | undefined) ??
-      (permanent ? '5.3.0' : '4.3.0');
+    const enh: EnhancedCode =
+      (/\(#([45]\.\d{1,3}\.\d{1,3})\)$/.exec(text)?.[1] as EnhancedCode | undefined) ?? (permanent ? '5.3.0' : '4.3.0');
     return new QuailError(text, !permanent, enh);
   }
   const t = qmailQueueExit(code);
@@ -154,9 +154,7 @@ export async function runQmailQueue(
   }, opts.timeoutMs);
   // The program may exit without reading everything (a refusal): EPIPE is then expected, its exit code decides.
   const stdin = child.stdin;
-  const fed = stdin
-    ? pipeline(m.data, stdin).catch(() => undefined)
-    : Promise.resolve();
+  const fed = stdin ? pipeline(m.data, stdin).catch(() => undefined) : Promise.resolve();
   const r = await exited;
   clearTimeout(timer);
   if (Buffer.isBuffer(m.data)) await fed;

@@ -92,7 +92,8 @@ export async function queueInject(io: QueueInjectIo): Promise<number> {
       const uid = process.getuid?.() ?? 0;
       // qmail-queue: "invoked from network" for qmaild, whose qmail-smtpd wrote its own Received line; quail's
       // SMTP child runs as the queue's owner and writes its own, so that account gets no second line.
-      const injector: Injector = statSync(join(io.root, 'queue')).uid === uid ? { kind: 'network' } : { kind: 'uid', uid };
+      const injector: Injector =
+        statSync(join(io.root, 'queue')).uid === uid ? { kind: 'network' } : { kind: 'uid', uid };
       const meta: Record<string, string> = { origin: 'queue-inject' };
       const ip = io.env['TCPREMOTEIP'];
       if (ip !== undefined && ip !== '') meta['ip'] = ip;
