@@ -12,7 +12,7 @@ export interface FilterBase {
 }
 
 /** The seconds in QUAIL_FILTERTIMEOUT when it is a positive integer, else the default. */
-export function filterTimeoutMs(value: string | undefined): number {
+function filterTimeoutMs(value: string | undefined): number {
   const n = value !== undefined && /^\d{1,6}$/.test(value) ? Number(value) : 0;
   return (n > 0 ? n : DEFAULT_FILTER_TIMEOUT) * 1000;
 }

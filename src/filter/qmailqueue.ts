@@ -78,7 +78,7 @@ export function qmailQueueExit(code: number): { readonly permanent: boolean; rea
 }
 
 /** The error for an exit code, or for the program's own `D`/`Z` text (fd 4, the custom-error patches' way). */
-export function refusal(code: number, custom: string): QuailError {
+function refusal(code: number, custom: string): QuailError {
   const own = /^([DZ])([^\0\r\n]{1,400})/.exec(custom);
   if (own?.[1] !== undefined && own[2] !== undefined) {
     const permanent = own[1] === 'D';

@@ -11,6 +11,5 @@ export {
   type SenderCheck,
   type SenderVerdict,
 } from './auth.js';
-export type { QueueFilter } from './filter.js';
 export { loadPolicy, type SessionEnv } from './policy.js';
 export { parseTcpRules, matchTcpRules } from './tcprules.js';
