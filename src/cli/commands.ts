@@ -25,6 +25,7 @@ import { register as quota } from './quota.js';
 import { register as backup } from './backup.js';
 import { register as dovecotConf } from './dovecot-conf.js';
 import { register as queueInject } from './queue-inject.js';
+import { register as filter } from './filter.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -37,6 +38,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   queue,
   inject,
   queueInject,
+  filter,
   sendmail,
   start,
   status,

@@ -67,7 +67,7 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'smtp.queued': {
     fields: 'id ip from rcpts bytes protocol auth? filter?',
-    doc: 'a message committed to the queue (the parent then wakes the scheduler); with `filter` (QMAILQUEUE) the id is the program\'s pid and the program queued it',
+    doc: "a message committed to the queue (the parent then wakes the scheduler); with `filter` (QMAILQUEUE) the id is the program's pid and the program queued it",
   },
   'smtp.queue-failed': {
     fields: 'ip from error filter?',
