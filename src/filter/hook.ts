@@ -1,5 +1,6 @@
 // The QMAILQUEUE hook as smtpd's QueueFilter: the program's environment and time limit, built from the session's.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import type { NewMessage, QueueId } from '../queue/index.js';
 import { runQmailQueue } from './qmailqueue.js';
 
 /** Seconds a QMAILQUEUE program may run (QUAIL_FILTERTIMEOUT in tcp.smtp overrides); then it is killed: 451. */
@@ -34,6 +35,29 @@ export function qmailQueueFilter(base: FilterBase): {
       for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v;
       const r = await runQmailQueue(program, m, { env: full, timeoutMs: filterTimeoutMs(env['QUAIL_FILTERTIMEOUT']) });
       return String(r.pid);
+    },
+  };
+}
+
+/**
+ * QMAILQUEUE for `quail inject` and `sendmail` (qmail-inject's way): a queue target that runs the program with the
+ * caller's environment. The "id" it resolves with is the program's pid (qmail's `qp`), which only the log shows.
+ */
+export function qmailQueueTarget(program: string, env: NodeJS.ProcessEnv): { inject(m: NewMessage): Promise<QueueId> } {
+  const full: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v;
+  return {
+    async inject(m) {
+      const data = Buffer.isBuffer(m.data) ? Readable.from([m.data]) : m.data;
+      const r = await runQmailQueue(
+        program,
+        { sender: m.sender, recipients: m.recipients, data },
+        {
+          env: full,
+          timeoutMs: filterTimeoutMs(env['QUAIL_FILTERTIMEOUT']),
+        },
+      );
+      return String(r.pid) as QueueId;
     },
   };
 }

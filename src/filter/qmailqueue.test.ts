@@ -1,11 +1,13 @@
 // runQmailQueue against small /bin/sh programs: what they see on fd 0 and fd 1, and what each exit becomes.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { QuailError } from '../core/index.js';
+import { MAIN } from '../../test/support/start.js';
 import { parseEnvelope } from './queue-inject.js';
 import { encodeEnvelope, qmailQueueExit, runQmailQueue } from './qmailqueue.js';
 
@@ -127,4 +129,29 @@ void test("envelopes: the encoding and queue-inject's reading of it (golden tabl
   ];
   for (const [input, want] of table)
     assert.deepEqual(parseEnvelope(Buffer.from(input, 'latin1')), want, JSON.stringify(input));
+});
+
+void test('quail inject with QMAILQUEUE hands the rewritten message and envelope to the program; 31 → exit 100, 71 → 111', () => {
+  const out = join(dir, 'inj');
+  const prog = program('inj', `cat > ${out}.msg; cat <&1 > ${out}.env; exit "\${QQ_EXIT:-0}"`);
+  const run = (exitCode: string): ReturnType<typeof spawnSync> =>
+    spawnSync(process.execPath, [MAIN, 'inject', '-f', 'a@x.test', 'b@y.test'], {
+      input: 'Subject: via inject\n\nbody\n',
+      env: {
+        ...process.env,
+        QMAILQUEUE: prog,
+        QQ_EXIT: exitCode,
+        QMAILHOST: 'x.test',
+        QUAIL_ROOT: join(dir, 'no-root'),
+      },
+      encoding: 'latin1',
+    });
+  const ok = run('0');
+  assert.equal(ok.status, 0, String(ok.stderr));
+  assert.equal(readFileSync(`${out}.env`, 'latin1'), 'Fa@x.test\0Tb@y.test\0\0');
+  assert.match(readFileSync(`${out}.msg`, 'latin1'), /^Subject: via inject$/m);
+  const refused = run('31');
+  assert.equal(refused.status, 100);
+  assert.match(String(refused.stderr), /mail server permanently rejected message \(#5\.3\.0\)/);
+  assert.equal(run('71').status, 111);
 });
