@@ -27,6 +27,8 @@ import { register as dovecotConf } from './dovecot-conf.js';
 import { register as dkim } from './dkim.js';
 import { register as toolbox } from './toolbox.js';
 import { register as systemd } from './systemd.js';
+import { register as queueInject } from './queue-inject.js';
+import { register as filter } from './filter.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -38,6 +40,8 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   maildirmake,
   queue,
   inject,
+  queueInject,
+  filter,
   sendmail,
   start,
   status,

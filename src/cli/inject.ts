@@ -4,6 +4,7 @@ import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { parseInjectArgv, runInject, type InjectArgs } from '../inject/index.js';
 import { openQueue } from '../queue/index.js';
+import { qmailQueueTarget } from '../filter/index.js';
 import { resolveRoot } from './common.js';
 
 const DESCRIPTION = `read a message on stdin and queue it, like qmail-inject:
@@ -30,7 +31,13 @@ export async function injectFromStdin(
     stdin: process.stdin,
     stdout: process.stdout,
     stderr: (t) => process.stderr.write(t),
-    openTarget: () => openQueue(root, { create: false }),
+    // QMAILQUEUE, as qmail-inject: the program queues (typically through `quail queue-inject`)
+    openTarget: async () => {
+      const qq = env['QMAILQUEUE'];
+      return qq !== undefined && qq !== ''
+        ? qmailQueueTarget(qq, { QUAIL_ROOT: root, ...env })
+        : openQueue(root, { create: false });
+    },
   });
   return exit;
 }

@@ -366,7 +366,7 @@ const DEFS = [
     default: { from: 'none' },
     readBy: 'smtpd',
     applies: ON_EACH_SESSION,
-    doc: 'Access rules in tcprules format (127.:allow,RELAYCLIENT=""); without it nobody may relay without AUTH. Per-client opt-outs of quail\'s strict defaults: QUAIL_LOOSE="1" (qmail\'s envelope parsing: no <> needed, unknown MAIL parameters ignored, a second MAIL replaces the first), QUAIL_BARECR="keep" (a lone CR in DATA kept), QUAIL_CLEARAUTH="1" (AUTH without TLS); DATABYTES overrides databytes.',
+    doc: 'Access rules in tcprules format (127.:allow,RELAYCLIENT=""); without it nobody may relay without AUTH. Per-client opt-outs of quail\'s strict defaults: QUAIL_LOOSE="1" (qmail\'s envelope parsing: no <> needed, unknown MAIL parameters ignored, a second MAIL replaces the first), QUAIL_BARECR="keep" (a lone CR in DATA kept), QUAIL_CLEARAUTH="1" (AUTH without TLS); DATABYTES overrides databytes. QMAILQUEUE="/path/prog" hands each message to that qmail-queue-compatible program instead of the queue (message on fd 0, envelope on fd 1; it queues with `quail queue-inject`; exit 0 = 250, 11-40 = 554, others 451), killed after QUAIL_FILTERTIMEOUT seconds (default 300). For the built-in program `quail filter`: QUAIL_CLAMD (socket path or host:port), QUAIL_VIRUSACTION (reject|quarantine), QUAIL_SPAMD (host:port), QUAIL_SPAMACTION (reject|tag|quarantine).',
   },
   {
     name: 'tcp.pop3',

@@ -10,6 +10,7 @@ import { LoginThrottle } from '../throttle/index.js';
 import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { CheckPolicy, MessageChecker } from './check.js';
 import type { SessionEnv } from './policy.js';
+import type { QueueFilter } from './filter.js';
 import { R, renderReply } from './replies.js';
 import {
   DEFAULT_LIMITS,
@@ -33,6 +34,8 @@ export interface SmtpServerDeps {
   /** A fresh control snapshot for each session (qmail-smtpd reads its files per session). */
   readonly controlFor: () => Control;
   readonly queue: Pick<QueueStore, 'inject'>;
+  /** Runs the program a session's QMAILQUEUE names (tcp.smtp); absent: such sessions get 451 at DATA. */
+  readonly filter?: QueueFilter;
   readonly authenticator?: Authenticator;
   /** Failed-AUTH slowdown; pass one to share it between listeners (default: one per listener, 1 s doubling to 30 s). */
   readonly authThrottle?: LoginThrottle;
@@ -158,6 +161,7 @@ export class SmtpListener {
       env,
       tls,
       queue: this.deps.queue,
+      filter: this.deps.filter,
       kind: this.spec.kind,
       limits: this.limits,
       authenticator: this.deps.authenticator ?? NO_DIRECTORY,

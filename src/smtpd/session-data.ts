@@ -1,13 +1,13 @@
 // DATA: stream the message into the queue while decoding; 250 only after the queue's commit point (B.7).
 import { PassThrough, Readable } from 'node:stream';
-import { errText } from '../core/index.js';
+import { errText, QuailError } from '../core/index.js';
 import type { NewMessage, QueueId } from '../queue/types.js';
 import { AuthResultsStrip, Spool, type CheckPolicy, type MessageChecker } from './check.js';
 import { DataDecoder } from './data.js';
 import { receivedLine } from './received.js';
 import { R, problemReply, queueFailureReply, type Reply } from './replies.js';
 import type { Session, Step } from './session.js';
-type Injected = { readonly ok: true; readonly id: QueueId } | { readonly ok: false; readonly err: unknown };
+type Injected = { readonly ok: true; readonly id: string } | { readonly ok: false; readonly err: unknown };
 
 export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>): Promise<Step> {
   const tx = s.mail;
@@ -19,6 +19,8 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   if (s.authUser !== undefined) meta['auth'] = s.authUser;
   // a client that may relay: outbound DKIM signs its mail by the envelope sender's domain (src/msgauth)
   if (s.policy.relayClient !== undefined) meta['relay'] = '1';
+  // QMAILQUEUE (tcp.smtp), as qmail-smtpd: the program gets the message and must queue it itself (qmail-queue(8)).
+  const qq = env['QMAILQUEUE'];
   const localHost = env['TCPLOCALHOST'] ?? env['TCPLOCALIP'];
   const received = receivedLine(
     {
@@ -85,13 +87,19 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
     return 'continue';
   }
   if (!res.ok) {
-    s.deps.log('smtp.queue-failed', { ip: s.remoteIp, from: tx.sender, error: errText(res.err) });
+    s.deps.log('smtp.queue-failed', {
+      ip: s.remoteIp,
+      from: tx.sender,
+      error: errText(res.err),
+      ...(qq !== undefined && qq !== '' ? { filter: qq } : {}),
+    });
     s.send(queueFailureReply(res.err));
     return 'continue';
   }
   s.messages++;
   s.deps.log('smtp.queued', {
     id: res.id,
+    ...(qq !== undefined && qq !== '' ? { filter: qq } : {}),
     ip: s.remoteIp,
     from: tx.sender,
     rcpts: tx.recipients.length,
@@ -125,8 +133,7 @@ class StreamSink implements DataSink {
     // abandon() destroys the stream with an error; the queue reports it through `injected`. Without a listener of
     // its own the 'error' event, when the queue is not (yet) reading, would be unhandled and end the process.
     this.body.on('error', () => undefined);
-    this.injected = s.deps.queue
-      .inject({ ...message, data: this.body })
+    this.injected = handOver(s, { ...message, data: this.body })
       .then(
         (id): Injected => ({ ok: true, id }),
         (err: unknown): Injected => ({ ok: false, err }),
@@ -212,7 +219,7 @@ class CheckedSink implements DataSink {
         yield Buffer.from(received + v.header, 'latin1');
         for await (const c of spool.stream()) yield c as Buffer;
       }
-      const id = await s.deps.queue.inject({ ...this.message, data: Readable.from(data(this.received)) });
+      const id = await handOver(s, { ...this.message, data: Readable.from(data(this.received)) });
       return { ok: true, id };
     } catch (err) {
       return { ok: false, err };
@@ -220,6 +227,27 @@ class CheckedSink implements DataSink {
       await this.spool.close();
     }
   }
+}
+
+/**
+ * Into the queue, or, when the session's environment names a QMAILQUEUE program, to that program, which queues it
+ * itself (qmail-queue(8)); QMAILQUEUE without a filter runner is a temporary failure, never an unfiltered 250.
+ */
+function handOver(s: Session, m: NewMessage): Promise<QueueId> {
+  const qq = s.deps.env['QMAILQUEUE'];
+  if (qq === undefined || qq === '') return s.deps.queue.inject(m);
+  const filter = s.deps.filter;
+  if (filter === undefined)
+    return Promise.reject(new QuailError('QMAILQUEUE is set but this server runs no filters (#4.3.0)', true));
+  return filter.run(
+    qq,
+    {
+      sender: m.sender,
+      recipients: [...m.recipients],
+      data: Buffer.isBuffer(m.data) ? Readable.from([m.data]) : m.data,
+    },
+    s.deps.env,
+  ) as Promise<QueueId>;
 }
 
 function drainOrSettled(body: PassThrough, injected: Promise<unknown>): Promise<void> {

@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import type { SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
+import type { QueueFilter } from './filter.js';
 import type { LoginThrottle } from '../throttle/index.js';
 import type { Authenticator, RecipientCheck, SenderCheck } from './auth.js';
 import type { CheckPolicy, MessageChecker } from './check.js';
@@ -63,6 +64,8 @@ export type SessionEventLog = (event: SmtpEventName, fields: Readonly<Record<str
 export interface SessionDeps {
   readonly control: Control;
   readonly queue: Pick<QueueStore, 'inject'>;
+  /** QMAILQUEUE in the session environment: the program gets the message instead of `queue` (absent: 451). */
+  readonly filter?: QueueFilter | undefined;
   /** tcpserver-style environment: TCPREMOTEIP, TCPLOCALHOST, RELAYCLIENT, DATABYTES ... */
   readonly env: SessionEnv;
   /** submission: MAIL needs AUTH (RFC 6409 4.3). */

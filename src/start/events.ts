@@ -74,14 +74,17 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'MAIL or RCPT refused (badmailfrom, rcpthosts, no mailbox, sender not the login)',
   },
   'smtp.queued': {
-    fields: 'id ip from rcpts bytes protocol auth?',
-    doc: 'a message committed to the queue (the parent then wakes the scheduler)',
+    fields: 'id ip from rcpts bytes protocol auth? filter?',
+    doc: "a message committed to the queue (the parent then wakes the scheduler); with `filter` (QMAILQUEUE) the id is the program's pid and the program queued it",
+  },
+  'smtp.queue-failed': {
+    fields: 'ip from error filter?',
+    doc: 'the queue, or the QMAILQUEUE program `filter`, refused a message (the client got 451/554)',
   },
   'smtp.checked': {
     fields: 'ip from spf dkim dmarc arc removed? action',
     doc: 'an inbound message checked (SPF, DKIM, DMARC, ARC; authcheck=): the results, spoofed Authentication-Results removed, accept or reject',
   },
-  'smtp.queue-failed': { fields: 'ip from error', doc: 'the queue refused a message (the client got 451/554)' },
   'smtp.error': { fields: 'ip? error', doc: 'a session or listener error, or servercert.pem unusable (STARTTLS off)' },
   'smtp.close': { fields: 'ip reason messages', doc: 'a session ended' },
   'smtpd.started': { fields: 'pid user uid listeners', doc: 'the SMTP process serves the listeners (as root only)' },

@@ -3,6 +3,7 @@ import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
+import { qmailQueueFilter } from '../filter/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { InboundLink } from './msgauth-link.js';
 import { takeLookupBatch, type LookupBatch } from './lookup-batch.js';
@@ -88,6 +89,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
         new SmtpListener(spec, {
           controlFor: () => new Control(ctx.root),
           queue,
+          filter: qmailQueueFilter({ root: ctx.root, path: process.env['PATH'] }),
           authenticator: ctx.authenticator ?? directory,
           authThrottle,
           recipients: directory,

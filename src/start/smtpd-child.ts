@@ -1,6 +1,7 @@
 // The unprivileged SMTP process: serves the connections its root parent accepts and injects into the queue.
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
+import { qmailQueueFilter } from '../filter/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
@@ -55,6 +56,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
             new SmtpListener(spec, {
               controlFor: () => new Control(root),
               queue: queue as FileQueue,
+              filter: qmailQueueFilter({ root, path: process.env['PATH'] }),
               authenticator: directory,
               authThrottle,
               recipients: directory,
