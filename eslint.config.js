@@ -27,6 +27,7 @@ const MAY_IMPORT = {
   directory: ['core', 'cdb', 'control', 'maildir', 'users', 'vdeliver'],
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'remote', 'route', 'users'],
+  held: ['core', 'bounce', 'queue', 'remote'],
   start: [
     'core',
     'control',
@@ -42,7 +43,9 @@ const MAY_IMPORT = {
     'vdeliver',
   ],
   cli: [
+    'bounce',
     'core',
+    'held',
     'control',
     'directory',
     'dovecot',

@@ -24,6 +24,7 @@ import { register as importCmd } from './import.js';
 import { register as quota } from './quota.js';
 import { register as backup } from './backup.js';
 import { register as dovecotConf } from './dovecot-conf.js';
+import { register as maildirsmtp } from './maildirsmtp.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -50,4 +51,5 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   quota,
   backup,
   dovecotConf,
+  maildirsmtp,
 ];

@@ -1,0 +1,52 @@
+// Locks without waiting: flock(2) on an open file, the lock serialmail's setlock -nx takes on RELAYHOST.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+const FLOCK_CANDIDATES = ['/usr/bin/flock', '/bin/flock'];
+const BUSY = 75;
+
+/**
+ * flock -n on `fd`. Node has no flock, so util-linux `flock -n -x 3` runs on a duplicate of our descriptor: a
+ * flock belongs to the open file description, so it stays ours after the helper exits and ends when we close
+ * the file (or die: kill -9 frees it). Interoperates with setlock (daemontools) and `flock -n` in scripts.
+ */
+export async function flockNow(fd: number): Promise<'locked' | 'busy'> {
+  const bin = FLOCK_CANDIDATES.find((p) => existsSync(p));
+  if (bin === undefined) throw new Error('flock (util-linux) is not installed; install util-linux');
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['-n', '-x', '-E', String(BUSY), '3'], {
+      stdio: ['ignore', 'ignore', 'ignore', fd],
+      env: {},
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve('locked');
+      else if (code === BUSY) resolve('busy');
+      else reject(new Error(`flock exited with ${String(code)}`));
+    });
+  });
+}
+
+/** A held lock: close() releases it. */
+export interface HeldLock {
+  close(): Promise<void>;
+}
+
+/**
+ * Takes the lock on `path` (created if missing, never truncated) without waiting: the lock, or 'busy' when
+ * another process (quail or a setlock script) holds it.
+ */
+export async function lockFile(path: string): Promise<HeldLock | 'busy'> {
+  const fh: FileHandle = await open(path, 'a');
+  try {
+    if ((await flockNow(fh.fd)) === 'busy') {
+      await fh.close();
+      return 'busy';
+    }
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  return { close: () => fh.close() };
+}
