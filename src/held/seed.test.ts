@@ -1,0 +1,212 @@
+// Seeds 001/004's dial-up layout, unchanged: quail start holds the mail, a cron-style loop pushes it with setlock.
+// tier: system (needs quail start, swaks, setlock from daemontools)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testSmtp } from '../../test/support/testsmtp.js';
+import {
+  freePort,
+  listenerPort,
+  MAIN,
+  quail,
+  setupRoot,
+  sleep,
+  startProcess,
+  swaks,
+  waitFor,
+} from '../../test/support/start.js';
+
+const DOMAIN = 'some.example.com';
+
+/** The seed's master script: per directory of serialmail/, setlock -nx RELAYHOST, nothing when new/ is empty. */
+const MASTER = `
+for d in "$SERIAL"/*/; do
+  (
+    cd "$d" || exit 111
+    exec setlock -nx RELAYHOST sh -c '
+      [ -n "$(ls Maildir/new)" ] || exit 0
+      exec "$NODE" "$QUAIL" maildirsmtp --root "$ROOT" ./Maildir/ "$(basename "$PWD")-" "$(cat RELAYHOST)" isp.test'
+  ) &
+done
+wait
+`;
+
+function master(root: string): { status: number | null; out: string } {
+  const r = spawnSync('sh', ['-c', MASTER], {
+    encoding: 'utf8',
+    env: { ...process.env, SERIAL: join(root, 'serialmail'), ROOT: root, NODE: process.execPath, QUAIL: MAIN },
+  });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+/** quail init plus the seed's files for some.example.com, written by hand as the seed's operator does. */
+function seedRoot(relayhost: string): { root: string; maildir: string } {
+  const root = mkdtempSync(join(tmpdir(), 'quail-seed-'));
+  const owner = setupRoot(root, 'isp.test', []);
+  const home = join(root, 'serialmail', DOMAIN);
+  writeFileSync(join(root, 'control', 'virtualdomains'), `${DOMAIN}:${DOMAIN}\n`, { flag: 'a' });
+  writeFileSync(join(root, 'control', 'rcpthosts'), `${DOMAIN}\n`, { flag: 'a' });
+  writeFileSync(join(root, 'users', 'assign'), `+${DOMAIN}-:${owner.name}:${owner.uid}:${owner.gid}:${home}:-::\n.\n`);
+  quail(['newu', '--root', root]);
+  mkdirSync(home, { recursive: true, mode: 0o755 });
+  writeFileSync(join(home, 'RELAYHOST'), `${relayhost}\n`);
+  quail(['maildirmake', join(home, 'Maildir')]);
+  writeFileSync(join(home, '.qmail-default'), './Maildir/\n', { mode: 0o644 });
+  spawnSync('chown', ['-R', `${owner.uid}:${owner.gid}`, join(root, 'serialmail')]);
+  return { root, maildir: join(home, 'Maildir') };
+}
+
+void test('seed layout: held by quail start, pushed by maildirsmtp under setlock; offline, then online, once', async () => {
+  const port = await freePort();
+  const { root, maildir } = seedRoot(`127.0.0.1:${port}`);
+  const q = await startProcess(root);
+  try {
+    const smtp = listenerPort(root, 'smtp');
+    for (const who of ['joe', 'ann', 'bob']) {
+      const r = swaks(smtp, ['--to', `${who}@${DOMAIN}`, '--header', `Subject: for ${who}`]);
+      assert.equal(r.status, 0, r.out);
+    }
+    await waitFor(() => readdirSync(join(maildir, 'new')).length === 3, 20_000, q.log);
+    // The customer is offline: the loop leaves everything (exit 111 from maildirsmtp, nothing bounced).
+    const off = master(root);
+    assert.match(off.out, /no connection to 127\.0\.0\.1/);
+    assert.equal(readdirSync(join(maildir, 'new')).length, 3);
+    // Online: two loops at once (cron overlapping a slow run): setlock lets one push, each message arrives once.
+    const customer = await testSmtp('127.0.0.1', { port, ehlo: ['PIPELINING'] });
+    const [a, b] = await Promise.all([runMaster(root), runMaster(root)]);
+    assert.ok(
+      [a, b].some((x) => x.includes(': sent:')),
+      a + b,
+    );
+    assert.deepEqual(readdirSync(join(maildir, 'new')), []);
+    const rcpts = customer.messages.flatMap((m) => m.recipients).sort();
+    assert.deepEqual(rcpts, [`ann@${DOMAIN}`, `bob@${DOMAIN}`, `joe@${DOMAIN}`]);
+    assert.ok(
+      customer.messages.every((m) => m.raw.startsWith(`Delivered-To: ${DOMAIN}-`)),
+      customer.messages[0]?.raw,
+    );
+    // Nothing in new/: the loop does not even connect.
+    const before = customer.connections.length;
+    master(root);
+    assert.equal(customer.connections.length, before);
+    await customer.close();
+  } finally {
+    q.killGroup();
+    await q.exited;
+  }
+});
+
+function runQuail(args: readonly string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [MAIN, ...args]);
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+function runMaster(root: string): Promise<string> {
+  return new Promise((resolve) => {
+    const c = spawn('sh', ['-c', MASTER], {
+      env: { ...process.env, SERIAL: join(root, 'serialmail'), ROOT: root, NODE: process.execPath, QUAIL: MAIN },
+    });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('close', () => resolve(out));
+  });
+}
+
+/** An SMTP server that takes the first message and then never answers the final dot of the second. */
+async function stallingServer(): Promise<{ port: number; seen: () => number; close: () => void }> {
+  let dots = 0;
+  const socks: Socket[] = [];
+  const server = createServer((s) => {
+    socks.push(s);
+    s.on('error', () => undefined);
+    s.write('220 stall ESMTP\r\n');
+    let buf = '';
+    let inData = false;
+    s.on('data', (c: Buffer) => {
+      buf += c.toString('latin1');
+      for (;;) {
+        if (inData) {
+          const end = buf.indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          buf = buf.slice(end + 5);
+          inData = false;
+          dots++;
+          if (dots === 1) s.write('250 ok first\r\n');
+          continue; // the second final dot: no answer, ever
+        }
+        const nl = buf.indexOf('\r\n');
+        if (nl < 0) return;
+        const verb = buf.slice(0, 4).toUpperCase();
+        buf = buf.slice(nl + 2);
+        if (verb === 'DATA') {
+          inData = true;
+          s.write('354 go\r\n');
+        } else s.write(verb === 'QUIT' ? '221 bye\r\n' : '250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen: () => dots,
+    close: () => {
+      for (const s of socks) s.destroy();
+      server.close();
+    },
+  };
+}
+
+void test('kill -9 in the middle of a push loses nothing: the message in flight stays and is sent again', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-held-kill-'));
+  quail(['init', '--root', root, '--me', 'isp.test']); // maildirsmtp bounces into this root's queue
+  const maildir = join(root, 'Maildir');
+  for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(maildir, sub), { recursive: true });
+  for (let i = 1; i <= 3; i++)
+    writeFileSync(
+      join(maildir, 'new', `${1_900_000_000 + i}.M${i}P1.isp.test`),
+      `Return-Path: <a@far.test>\nDelivered-To: ${DOMAIN}-u${i}@${DOMAIN}\nSubject: ${i}\n\nbody ${i}\n`,
+    );
+  const stall = await stallingServer();
+  const child = spawn(process.execPath, [
+    MAIN,
+    'maildirsmtp',
+    '--root',
+    root,
+    maildir,
+    `${DOMAIN}-`,
+    `127.0.0.1:${stall.port}`,
+  ]);
+  await waitFor(
+    () => stall.seen() === 2,
+    20_000,
+    () => 'the push never sent the second message',
+  );
+  await sleep(100);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('close', r));
+  stall.close();
+  assert.deepEqual(readdirSync(join(maildir, 'new')).sort(), [
+    `${1_900_000_002}.M2P1.isp.test`,
+    `${1_900_000_003}.M3P1.isp.test`,
+  ]);
+  const customer = await testSmtp('127.0.0.1');
+  // Asynchronously: the customer's server runs in this process (spawnSync would block it).
+  const again = await runQuail(['maildirsmtp', '--root', root, maildir, `${DOMAIN}-`, `127.0.0.1:${customer.port}`]);
+  assert.equal(again.code, 0, again.out);
+  assert.deepEqual(
+    customer.messages.flatMap((m) => m.recipients),
+    [`u2@${DOMAIN}`, `u3@${DOMAIN}`],
+  );
+  assert.deepEqual(readdirSync(join(maildir, 'new')), []);
+  await customer.close();
+});
