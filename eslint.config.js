@@ -27,11 +27,12 @@ const MAY_IMPORT = {
   directory: ['core', 'cdb', 'control', 'maildir', 'users', 'vdeliver'],
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'remote', 'route', 'users'],
-  held: ['core', 'bounce', 'queue', 'remote'],
+  held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
   start: [
     'core',
     'control',
     'directory',
+    'held',
     'local',
     'pop3d',
     'queue',

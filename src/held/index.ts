@@ -12,3 +12,5 @@ export {
   type Connector,
 } from './push.js';
 export { tcpConnector, parseHostPort } from './connect.js';
+export { findHeld, listHeld, type HeldDomain } from './registry.js';
+export { HeldPusher, waiting, oldest, type PusherDeps, type LastPush, type PushOutcome } from './pusher.js';

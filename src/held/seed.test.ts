@@ -210,3 +210,63 @@ void test('kill -9 in the middle of a push loses nothing: the message in flight 
   assert.deepEqual(readdirSync(join(maildir, 'new')), []);
   await customer.close();
 });
+
+/** fetchmail as the customer (asynchronously: the customer's SMTP server runs in this process). */
+function fetchmail(args: readonly string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const c = spawn('fetchmail', ['-v', '--nosyslog', '-f', '/dev/null', '--nodetach', ...args], {
+      env: { ...process.env, HOME: tmpdir() },
+    });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+/** One SMTP command from `source` with python3's smtplib (a real client), after EHLO; the reply line. */
+function smtpCommand(port: number, source: string, verb: string, arg: string): Promise<string> {
+  const py = `import smtplib,sys
+s=smtplib.SMTP('127.0.0.1',${port},source_address=('${source}',0))
+s.ehlo('customer.test')
+c,m=s.docmd('${verb}','${arg}')
+print(c,m.decode())
+s.quit()`;
+  return new Promise((resolve) => {
+    const c = spawn('python3', ['-c', py]);
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('close', () => resolve(out.trim()));
+  });
+}
+
+void test('ETRN (RFC 1985) with fetchmail --protocol ETRN: the held mail arrives once; strangers and others get 459', async () => {
+  const customer = await testSmtp('127.0.0.1', { ehlo: ['PIPELINING'] });
+  const { root, maildir } = seedRoot(`127.0.0.1:${customer.port}`);
+  writeFileSync(join(root, 'control', 'heldinterval'), '3600\n'); // only ETRN pushes in this test
+  const q = await startProcess(root);
+  try {
+    const smtp = listenerPort(root, 'smtp');
+    for (const who of ['joe', 'ann']) assert.equal(swaks(smtp, ['--to', `${who}@${DOMAIN}`]).status, 0);
+    await waitFor(() => readdirSync(join(maildir, 'new')).length === 2, 20_000, q.log);
+    assert.match(await smtpCommand(smtp, '127.0.0.2', 'ETRN', DOMAIN), /^459 .*127\.0\.0\.2 is not its mail host/);
+    assert.match(await smtpCommand(smtp, '127.0.0.1', 'ETRN', 'other.test'), /^459 .*not held here/);
+    assert.match(await smtpCommand(smtp, '127.0.0.1', 'ETRN', '#queue'), /^459 /);
+    assert.match(await smtpCommand(smtp, '127.0.0.1', 'ETRN', 'bad domain'), /^501 /);
+    assert.equal(customer.messages.length, 0);
+    const f = await fetchmail(['--protocol', 'ETRN', '--fetchdomains', DOMAIN, '-P', String(smtp), '127.0.0.1']);
+    assert.match(f.out, /253 .*2 pending messages for node some\.example\.com started/, f.out);
+    await waitFor(() => customer.messages.length === 2, 20_000, q.log);
+    await waitFor(() => readdirSync(join(maildir, 'new')).length === 0, 20_000, q.log);
+    // Asked again at once: the rate limit answers 458; nothing is sent twice.
+    assert.match(await smtpCommand(smtp, '127.0.0.1', 'ETRN', DOMAIN), /^458 .*try again/);
+    await sleep(500);
+    assert.deepEqual(customer.messages.flatMap((m) => m.recipients).sort(), [`ann@${DOMAIN}`, `joe@${DOMAIN}`]);
+    assert.match(q.log(), /held\.push domain=some\.example\.com result=done sent=2/);
+  } finally {
+    q.killGroup();
+    await q.exited;
+    await customer.close();
+  }
+});

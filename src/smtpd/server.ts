@@ -8,6 +8,7 @@ import type { QueueStore } from '../queue/types.js';
 import { ConnectionLimits, LoginThrottle } from '../throttle/index.js';
 import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { SessionEnv } from './policy.js';
+import type { EtrnService } from './etrn.js';
 import { R, renderReply, type Reply } from './replies.js';
 import {
   DEFAULT_LIMITS,
@@ -39,6 +40,8 @@ export interface SmtpServerDeps {
   readonly recipients?: RecipientCheck;
   /** The senders an authenticated login may use (default: its own address only). */
   readonly senders?: SenderCheck;
+  /** ETRN for held domains (src/start fills it in over src/held; absent = 502). */
+  readonly etrn?: EtrnService;
   /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
   readonly tls?: () => SecureContext | undefined;
   readonly limits?: Partial<SessionLimits>;
@@ -188,6 +191,7 @@ export class SmtpListener {
       authThrottle: this.authThrottle,
       recipients: this.deps.recipients,
       senders: this.deps.senders,
+      etrn: this.deps.etrn,
       senderAuth: this.spec.options['senderauth'] !== 'off',
       clock: this.deps.clock ?? (() => new Date()),
       isLocalIp: this.isLocalIp,

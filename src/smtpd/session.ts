@@ -12,6 +12,7 @@ import { Reader } from '../lineio/index.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { authCommand } from './session-auth.js';
 import { dataCommand } from './session-data.js';
+import { etrnCommand, type EtrnService } from './etrn.js';
 import { mailCommand, rcptCommand } from './session-envelope.js';
 
 export interface SessionLimits {
@@ -81,6 +82,8 @@ export interface SessionDeps {
   readonly senders?: SenderCheck | undefined;
   /** RCPT-time mailbox check for directory-managed domains; absent = none (qmail's behaviour). */
   readonly recipients?: RecipientCheck | undefined;
+  /** ETRN (RFC 1985) for held domains; absent = 502 as qmail-smtpd. */
+  readonly etrn?: EtrnService | undefined;
   readonly limits: SessionLimits;
   readonly clock: () => Date;
   readonly isLocalIp: (ip: string) => boolean;
@@ -314,6 +317,8 @@ async function command(s: Session, line: string): Promise<Step> {
       return startTls(s);
     case 'auth':
       return authCommand(s, arg, fail);
+    case 'etrn':
+      return etrnCommand(s, arg, fail);
     default:
       return fail(R.unimplemented);
   }
@@ -324,6 +329,7 @@ function ehloReply(s: Session): string {
   const ext = ['PIPELINING', '8BITMIME'];
   ext.push(s.policy.databytes > 0 ? `SIZE ${s.policy.databytes}` : 'SIZE');
   ext.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
+  if (s.deps.etrn) ext.push('ETRN');
   if (s.deps.tls && !s.secure) ext.push('STARTTLS');
   if (s.authAllowed && s.authUser === undefined) ext.push('AUTH PLAIN LOGIN');
   const lines = [s.policy.greeting, ...ext];

@@ -30,6 +30,8 @@ type StartEventName =
   | 'sendd.crashed'
   | 'sendd.error'
   | 'queue.recovered'
+  | 'held.push'
+  | 'held.error'
   | 'lspawn.refused';
 
 /** Every event name quail logs: a misspelt one does not compile. */
@@ -128,6 +130,11 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'send.warning': { fields: 'msg? reason', doc: 'a queue read, write or scan failed; tried again later' },
   'send.alert': { fields: 'reason', doc: 'the scheduler cannot start: unable to read controls' },
   'queue.recovered': { fields: 'kept undone removed', doc: 'the queue was recovered at start (docs/QUEUE.md)' },
+  'held.push': {
+    fields: 'domain result sent? bounced? kept? why?',
+    doc: "a held domain's Maildir pushed to its RELAYHOST (done, stopped: not reachable, or busy: locked)",
+  },
+  'held.error': { fields: 'domain? error', doc: 'a held push could not run (control files, the Maildir)' },
   'lspawn.refused': { fields: 'reason', doc: 'root refused a local delivery request of the send process (a deferral)' },
 };
 

@@ -1,4 +1,5 @@
 // quail start: opens the queue, the scheduler with local and remote delivery, and the listeners (as root: in children).
+import { HeldEtrn } from './held-link.js';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errText, QuailError } from '../core/index.js';
@@ -250,6 +251,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
           authThrottle,
           recipients: directory,
           senders: directory,
+          etrn: new HeldEtrn(root, (domain) => queue.trigger('flush', domain)),
           tls: () => tlsContext,
           log: (name, fields) => log.event(name, fields),
         }),
