@@ -25,6 +25,7 @@ import { register as quota } from './quota.js';
 import { register as backup } from './backup.js';
 import { register as dovecotConf } from './dovecot-conf.js';
 import { register as maildirsmtp } from './maildirsmtp.js';
+import { register as held } from './held.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -52,4 +53,5 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   backup,
   dovecotConf,
   maildirsmtp,
+  held,
 ];

@@ -50,3 +50,14 @@ export async function lockFile(path: string): Promise<HeldLock | 'busy'> {
   }
   return { close: () => fh.close() };
 }
+
+/**
+ * Whether a push holds the lock on `path` right now: 'free' or 'busy' (taken and given back at once when free).
+ * flock(2) does not say who holds it; /proc/locks would name the helper that took it, long gone.
+ */
+export async function lockStatus(path: string): Promise<'free' | 'busy'> {
+  const l = await lockFile(path);
+  if (l === 'busy') return 'busy';
+  await l.close();
+  return 'free';
+}

@@ -63,7 +63,7 @@ export interface PushResult {
 }
 
 /** Files in new/ then cur/, oldest name first (Maildir names start with the delivery time). */
-export async function heldFiles(dir: string): Promise<string[]> {
+async function heldFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const sub of ['new', 'cur']) {
     let names: string[];

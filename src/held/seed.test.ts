@@ -255,6 +255,10 @@ void test('ETRN (RFC 1985) with fetchmail --protocol ETRN: the held mail arrives
     assert.match(await smtpCommand(smtp, '127.0.0.1', 'ETRN', '#queue'), /^459 /);
     assert.match(await smtpCommand(smtp, '127.0.0.1', 'ETRN', 'bad domain'), /^501 /);
     assert.equal(customer.messages.length, 0);
+    assert.match(
+      quail(['held', 'list', '--root', root]),
+      new RegExp(`^${DOMAIN} host 127\\.0\\.0\\.1:${customer.port} waiting 2 oldest \\S+ lock free`, 'm'),
+    );
     const f = await fetchmail(['--protocol', 'ETRN', '--fetchdomains', DOMAIN, '-P', String(smtp), '127.0.0.1']);
     assert.match(f.out, /253 .*2 pending messages for node some\.example\.com started/, f.out);
     await waitFor(() => customer.messages.length === 2, 20_000, q.log);
@@ -264,6 +268,7 @@ void test('ETRN (RFC 1985) with fetchmail --protocol ETRN: the held mail arrives
     await sleep(500);
     assert.deepEqual(customer.messages.flatMap((m) => m.recipients).sort(), [`ann@${DOMAIN}`, `joe@${DOMAIN}`]);
     assert.match(q.log(), /held\.push domain=some\.example\.com result=done sent=2/);
+    assert.match(quail(['held', 'list', '--root', root]), / waiting 0 lock free/);
   } finally {
     q.killGroup();
     await q.exited;

@@ -8,5 +8,5 @@ export { makeResolver, parseDnsServers } from './dns.js';
 export { Tcpto, tcptoPath, backoffSeconds } from './tcpto.js';
 export { classifierFor, classifyReply, parseReplyRules, ReplyRulesError } from './classify.js';
 // The SMTP client pieces, for src/held's pushes of held Maildirs (one connection, several transactions).
-export { openSocket, SmtpClient, Dropped, type Reply } from './client.js';
-export { openSession, transaction, type Envelope, type Classifier, type TlsPolicy } from './session.js';
+export { openSocket, SmtpClient } from './client.js';
+export { openSession, transaction, type Classifier, type TlsPolicy } from './session.js';

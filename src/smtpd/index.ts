@@ -13,4 +13,4 @@ export {
 } from './auth.js';
 export { loadPolicy, type SessionEnv } from './policy.js';
 export { parseTcpRules, matchTcpRules } from './tcprules.js';
-export { parseEtrnNode, type EtrnService, type EtrnNode, type EtrnAnswer } from './etrn.js';
+export type { EtrnService, EtrnNode, EtrnAnswer } from './etrn.js';

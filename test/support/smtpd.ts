@@ -8,6 +8,7 @@ import { Control } from '../../src/control/index.js';
 import type { NewMessage, QueueId } from '../../src/queue/types.js';
 import { LoginThrottle, type ThrottleOptions } from '../../src/throttle/index.js';
 import type { Authenticator, RecipientCheck, SenderCheck } from '../../src/smtpd/auth.js';
+import type { EtrnService } from '../../src/smtpd/etrn.js';
 import type { SessionEnv } from '../../src/smtpd/policy.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type SmtpServerDeps } from '../../src/smtpd/server.js';
 import type { SessionLimits } from '../../src/smtpd/session.js';
@@ -41,6 +42,8 @@ export interface HarnessOptions {
   readonly sharedThrottle?: LoginThrottle;
   readonly recipients?: RecipientCheck;
   readonly senders?: SenderCheck;
+  /** ETRN's held-mail service (absent: ETRN is 502, as in qmail-smtpd). */
+  readonly etrn?: EtrnService;
   readonly limits?: Partial<SessionLimits>;
   /** Called after the message was read completely; throw to fail the inject. */
   readonly onCommit?: (m: Queued) => Promise<void> | void;
@@ -111,6 +114,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     ...(o.authenticator ? { authenticator: o.authenticator } : {}),
     authThrottle: o.sharedThrottle ?? new LoginThrottle(o.throttle ?? { baseMs: 1, maxMs: 4 }),
     ...(o.recipients ? { recipients: o.recipients } : {}),
+    ...(o.etrn ? { etrn: o.etrn } : {}),
     ...(o.senders ? { senders: o.senders } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),
