@@ -275,3 +275,37 @@ void test('ETRN (RFC 1985) with fetchmail --protocol ETRN: the held mail arrives
     await customer.close();
   }
 });
+
+void test('without cron: quail held flush pushes; afterwards new mail for the reachable domain goes within seconds', async () => {
+  const port = await freePort();
+  const { root, maildir } = seedRoot(`127.0.0.1:${port}`);
+  writeFileSync(join(root, 'control', 'heldinterval'), '3600\n'); // no timed push in this test
+  const q = await startProcess(root);
+  let customer: Awaited<ReturnType<typeof testSmtp>> | undefined;
+  try {
+    const smtp = listenerPort(root, 'smtp');
+    assert.equal(swaks(smtp, ['--to', `joe@${DOMAIN}`]).status, 0);
+    await waitFor(() => readdirSync(join(maildir, 'new')).length === 1, 20_000, q.log);
+    // Offline: the push stops, nothing is bounced or removed.
+    assert.match(quail(['held', 'flush', DOMAIN, '--root', root]), /push requested for some\.example\.com/);
+    await waitFor(() => /held\.push domain=some\.example\.com result=stopped/.test(q.log()), 20_000, q.log);
+    assert.equal(readdirSync(join(maildir, 'new')).length, 1);
+    // Online: flushed, it arrives once.
+    customer = await testSmtp('127.0.0.1', { port });
+    assert.match(quail(['held', 'flush', '--root', root]), /push requested/);
+    await waitFor(() => customer?.messages.length === 1, 20_000, q.log);
+    // The domain was reachable just now: new mail is pushed without being asked.
+    assert.equal(swaks(smtp, ['--to', `ann@${DOMAIN}`]).status, 0);
+    await waitFor(() => customer?.messages.length === 2, 20_000, q.log);
+    await waitFor(() => readdirSync(join(maildir, 'new')).length === 0, 20_000, q.log);
+    assert.deepEqual(
+      customer.messages.flatMap((m) => m.recipients),
+      [`joe@${DOMAIN}`, `ann@${DOMAIN}`],
+    );
+    assert.throws(() => quail(['held', 'flush', 'other.test', '--root', root]), /other\.test is not held here/);
+  } finally {
+    q.killGroup();
+    await q.exited;
+    await customer?.close();
+  }
+});
