@@ -34,11 +34,12 @@ export interface HeldLock {
 }
 
 /**
- * Takes the lock on `path` (created if missing, never truncated) without waiting: the lock, or 'busy' when
- * another process (quail or a setlock script) holds it.
+ * Takes the lock on `path` (which must exist; opened read-only, so a root-owned RELAYHOST of mode 644, as the seeds
+ * make it, can be locked by the unprivileged pusher: flock needs no write access) without waiting: the lock, or
+ * 'busy' when another process (quail or a setlock script) holds it. Rejects when the file cannot be opened.
  */
 export async function lockFile(path: string): Promise<HeldLock | 'busy'> {
-  const fh: FileHandle = await open(path, 'a');
+  const fh: FileHandle = await open(path, 'r');
   try {
     if ((await flockNow(fh.fd)) === 'busy') {
       await fh.close();

@@ -102,7 +102,9 @@ export class HeldPusher {
       this.d.log('held.error', { error: errText(err) });
       return;
     }
-    await Promise.all(held.map(async (h) => ((await waiting(h.maildir)) > 0 ? this.push(h.domain) : undefined)));
+    await Promise.all(held.map(async (h) => ((await waiting(h.maildir)) > 0 ? this.push(h.domain) : undefined))).catch(
+      (err: unknown) => this.d.log('held.error', { error: errText(err) }),
+    );
   }
 
   /**
@@ -144,7 +146,13 @@ export class HeldPusher {
     const control = this.d.control();
     const h = findHeld(this.d.root, control, domain);
     if (h === undefined) return { kind: 'not-held' };
-    const lock = await lockFile(h.lockPath);
+    let lock: Awaited<ReturnType<typeof lockFile>>;
+    try {
+      lock = await lockFile(h.lockPath);
+    } catch (err) {
+      this.d.log('held.error', { domain, error: `cannot lock ${h.lockPath}: ${errText(err)}` });
+      return { kind: 'busy' };
+    }
     if (lock === 'busy') {
       this.d.log('held.push', { domain, result: 'busy' });
       return { kind: 'busy' };

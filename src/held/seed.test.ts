@@ -57,6 +57,9 @@ function seedRoot(relayhost: string): { root: string; maildir: string } {
   quail(['maildirmake', join(home, 'Maildir')]);
   writeFileSync(join(home, '.qmail-default'), './Maildir/\n', { mode: 0o644 });
   spawnSync('chown', ['-R', `${owner.uid}:${owner.gid}`, join(root, 'serialmail')]);
+  // RELAYHOST stays root's, mode 644, as the seed's `echo ... > RELAYHOST` as root leaves it: the unprivileged
+  // pusher must still be able to lock it.
+  spawnSync('chown', ['0:0', join(home, 'RELAYHOST')]);
   return { root, maildir: join(home, 'Maildir') };
 }
 
