@@ -31,11 +31,13 @@ const MAY_IMPORT = {
   directory: ['core', 'cdb', 'control', 'maildir', 'users', 'vdeliver'],
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'remote', 'route', 'users'],
+  held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
   start: [
     'core',
     'control',
     'directory',
     'filter',
+    'held',
     'local',
     'msgauth',
     'pop3d',
@@ -49,7 +51,9 @@ const MAY_IMPORT = {
     'vdeliver',
   ],
   cli: [
+    'bounce',
     'core',
+    'held',
     'control',
     'directory',
     'dovecot',

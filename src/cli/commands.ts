@@ -29,6 +29,8 @@ import { register as toolbox } from './toolbox.js';
 import { register as systemd } from './systemd.js';
 import { register as queueInject } from './queue-inject.js';
 import { register as filter } from './filter.js';
+import { register as maildirsmtp } from './maildirsmtp.js';
+import { register as held } from './held.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -60,4 +62,6 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   dkim,
   toolbox,
   systemd,
+  maildirsmtp,
+  held,
 ];

@@ -276,6 +276,14 @@ const DEFS = [
     doc: 'Local rules that give a remote reply another meaning than its code, tried before the built-in ones: `CLASSES:RESULT:CATEGORY:PATTERN` per line, CLASSES `4`, `5` or `45`, RESULT `temporary` or `permanent`, CATEGORY a word for the log, PATTERN a case-insensitive regular expression matched against the reply text (lines joined by a space). A line that does not parse defers remote deliveries (#4.3.0) until it is fixed.',
   },
   {
+    name: 'heldinterval',
+    kind: 'number',
+    default: { from: 'number', value: 120 },
+    readBy: 'held (quail start)',
+    applies: ON_RESTART,
+    doc: 'Seconds between pushes of each held domain with mail waiting to its RELAYHOST (serialmail from cron every 2 minutes); ETRN, quail held flush and new mail for a domain reached within the interval push sooner.',
+  },
+  {
     name: 'concurrencyremotehost',
     kind: 'number',
     default: { from: 'number', value: 10 },

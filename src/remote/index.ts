@@ -7,3 +7,6 @@ export { resolveTargets, shuffleEqual, nullMxReport, type RemoteResolver } from 
 export { makeResolver, parseDnsServers } from './dns.js';
 export { Tcpto, tcptoPath, backoffSeconds } from './tcpto.js';
 export { classifierFor, classifyReply, parseReplyRules, ReplyRulesError } from './classify.js';
+// The SMTP client pieces, for src/held's pushes of held Maildirs (one connection, several transactions).
+export { openSocket, SmtpClient } from './client.js';
+export { openSession, transaction, type Classifier, type TlsPolicy } from './session.js';

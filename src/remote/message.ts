@@ -53,14 +53,20 @@ export class MessageFile {
     private readonly fh: FileHandle,
     readonly size: number,
     private readonly key: string,
+    private readonly offset: number,
   ) {}
 
-  /** Opens the file; rejects when it cannot be opened or stat'ed (the caller defers: #4.3.0). */
-  static async open(path: string): Promise<MessageFile> {
+  /**
+   * Opens the file; rejects when it cannot be opened or stat'ed (the caller defers: #4.3.0). The message starts
+   * `offset` bytes in (src/held sends a Maildir file without the Return-Path line qmail-local put on top).
+   */
+  static async open(path: string, offset = 0): Promise<MessageFile> {
     const fh = await open(path, 'r');
     try {
       const st = await fh.stat();
-      return new MessageFile(fh, st.size, `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${path}`);
+      const start = Math.min(offset, st.size);
+      const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${start}:${path}`;
+      return new MessageFile(fh, st.size - start, key, start);
     } catch (err) {
       await fh.close();
       throw err;
@@ -81,7 +87,7 @@ export class MessageFile {
     const buf = Buffer.allocUnsafe(Math.min(this.size + 1, CHUNK));
     let pos = 0;
     for (;;) {
-      const { bytesRead } = await this.fh.read(buf, 0, buf.length, pos);
+      const { bytesRead } = await this.fh.read(buf, 0, buf.length, this.offset + pos);
       if (bytesRead === 0) return false;
       const chunk = buf.subarray(0, bytesRead);
       if (pos === 0 && bytesRead < buf.length) this.whole = chunk; // the whole file, in one read
@@ -93,7 +99,7 @@ export class MessageFile {
   /** The bytes for DATA, from the start: the scan's buffer when it held the whole file, else streamed. */
   body(): Readable {
     if (this.whole !== undefined) return Readable.from([this.whole]);
-    return this.fh.createReadStream({ start: 0, autoClose: false, highWaterMark: CHUNK });
+    return this.fh.createReadStream({ start: this.offset, autoClose: false, highWaterMark: CHUNK });
   }
 
   /** Closes the file (after any read in progress). */

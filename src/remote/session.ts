@@ -19,6 +19,8 @@ export interface Envelope {
   readonly messagePath: string;
   /** Header lines sent before the file's bytes (LF line ends, ASCII): the DKIM-Signature. */
   readonly prefix?: string;
+  /** Where the message starts in the file (default 0). */
+  readonly offset?: number;
 }
 
 export type Classifier = (code: number, lines: readonly string[]) => Classification;
@@ -180,7 +182,7 @@ export async function transaction(
   let answered = false;
   let msg: MessageFile;
   try {
-    msg = await MessageFile.open(env.messagePath); // once: SIZE, the 8-bit scan and DATA all read this
+    msg = await MessageFile.open(env.messagePath, env.offset); // once: SIZE, the 8-bit scan and DATA all read this
   } catch {
     return { results: all({ result: 'deferral', report: TEMP_READ }), reusable: true }; // nothing was sent
   }

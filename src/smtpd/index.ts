@@ -13,3 +13,4 @@ export {
 } from './auth.js';
 export type { CheckFacts, CheckVerdict, MessageChecker } from './check.js';
 export { loadPolicy, type SessionEnv } from './policy.js';
+export type { EtrnService, EtrnNode, EtrnAnswer } from './etrn.js';

@@ -11,6 +11,7 @@ import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck
 import type { CheckPolicy, MessageChecker } from './check.js';
 import type { SessionEnv } from './policy.js';
 import type { QueueFilter } from './filter.js';
+import type { EtrnService } from './etrn.js';
 import { R, renderReply } from './replies.js';
 import {
   DEFAULT_LIMITS,
@@ -45,6 +46,8 @@ export interface SmtpServerDeps {
   readonly checker?: MessageChecker;
   /** The senders an authenticated login may use (default: its own address only). */
   readonly senders?: SenderCheck;
+  /** ETRN for held domains (src/start fills it in over src/held; absent = 502). */
+  readonly etrn?: EtrnService;
   /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
   readonly tls?: () => SecureContext | undefined;
   readonly limits?: Partial<SessionLimits>;
@@ -168,6 +171,7 @@ export class SmtpListener {
       authThrottle: this.authThrottle,
       recipients: this.deps.recipients,
       senders: this.deps.senders,
+      etrn: this.deps.etrn,
       senderAuth: this.spec.options['senderauth'] !== 'off',
       checker: this.deps.checker,
       checkPolicy: checkPolicyOf(this.spec),

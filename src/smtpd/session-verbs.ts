@@ -6,6 +6,7 @@ import type { Session, Step } from './session.js';
 import { authCommand } from './session-auth.js';
 import { dataCommand } from './session-data.js';
 import { mailCommand, rcptCommand } from './session-envelope.js';
+import { etrnCommand } from './etrn.js';
 
 /** One verb: the session, the argument (after the verb and its spaces), the error reply path (counts, tarpit). */
 export type Handler = (s: Session, arg: string, fail: (r: Reply) => Promise<Step>) => Promise<Step>;
@@ -55,6 +56,7 @@ const VERBS: Readonly<Record<string, Handler>> = {
     return startTls(s);
   },
   auth: authCommand,
+  etrn: etrnCommand,
 };
 
 /** The handler of a (lower-case) verb, or undefined: unknown (never one of Object.prototype's names). */
@@ -67,6 +69,7 @@ function ehloReply(s: Session): string {
   const ext = ['PIPELINING', '8BITMIME'];
   ext.push(s.policy.databytes > 0 ? `SIZE ${s.policy.databytes}` : 'SIZE');
   ext.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
+  if (s.deps.etrn) ext.push('ETRN');
   if (s.deps.tls && !s.secure) ext.push('STARTTLS');
   if (s.authAllowed && s.authUser === undefined) ext.push('AUTH PLAIN LOGIN');
   const lines = [s.policy.greeting, ...ext];

@@ -13,6 +13,7 @@ import { protocolName } from './received.js';
 import { Reader } from '../lineio/index.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { verbHandler } from './session-verbs.js';
+import type { EtrnService } from './etrn.js';
 
 export interface SessionLimits {
   /** Longest command line in bytes (RFC 5321 4.5.3.1.4 asks for at least 512). */
@@ -88,6 +89,8 @@ export interface SessionDeps {
   readonly checker?: MessageChecker | undefined;
   /** The listener's `authcheck=`; absent = off. */
   readonly checkPolicy?: CheckPolicy | undefined;
+  /** ETRN (RFC 1985) for held domains; absent = 502 as qmail-smtpd. */
+  readonly etrn?: EtrnService | undefined;
   readonly limits: SessionLimits;
   readonly clock: () => Date;
   readonly isLocalIp: (ip: string) => boolean;

@@ -38,6 +38,8 @@ type StartEventName =
   | 'dkim.signed'
   | 'dkim.error'
   | 'queue.recovered'
+  | 'held.push'
+  | 'held.error'
   | 'lspawn.refused';
 
 /** Every event name quail logs: a misspelt one does not compile. */
@@ -166,6 +168,11 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: "a message that should be signed could not be (the domain's key unreadable): its delivery is deferred",
   },
   'queue.recovered': { fields: 'kept undone removed', doc: 'the queue was recovered at start (docs/QUEUE.md)' },
+  'held.push': {
+    fields: 'domain result sent? bounced? kept? why?',
+    doc: "a held domain's Maildir pushed to its RELAYHOST (done, stopped: not reachable, or busy: locked)",
+  },
+  'held.error': { fields: 'domain? error', doc: 'a held push could not run (control files, the Maildir)' },
   'lspawn.refused': { fields: 'reason', doc: 'root refused a local delivery request of the send process (a deferral)' },
 };
 

@@ -99,7 +99,10 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
     switch (m.type) {
       case 'start':
         sender.scheduler.start().then(
-          () => send({ type: 'started' }),
+          () => {
+            sender.held.start();
+            send({ type: 'started' });
+          },
           (err: unknown) => fatal(`the scheduler cannot start: ${errText(err)}`),
         );
         break;

@@ -63,7 +63,10 @@ async function inProcess(o: SendSideOptions): Promise<SendSide> {
     queue,
     pid: undefined,
     restarts: 0,
-    start: () => sender.scheduler.start(),
+    start: async () => {
+      await sender.scheduler.start();
+      sender.held.start();
+    },
     trigger: () => queue.trigger('new'),
     reload: () => sender.scheduler.reload(),
     flush: () => sender.scheduler.flush(),

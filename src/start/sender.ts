@@ -1,6 +1,7 @@
 // qmail-send's share of quail start: the scheduler with remote delivery over an open queue; local delivery passed in.
 import { Control, ControlFileCache } from '../control/index.js';
 import type { LocalJob, LocalResult } from '../local/index.js';
+import { HeldPusher } from '../held/index.js';
 import type { FileQueue } from '../queue/index.js';
 import { DkimSigner } from '../msgauth/index.js';
 import { RemoteEngine, type RemoteJob } from '../remote/index.js';
@@ -23,6 +24,8 @@ export interface SenderOptions {
 /** What runs as qmail-send: one process or, as root, the unprivileged send child. */
 export interface Sender {
   readonly scheduler: Scheduler;
+  /** Pushes held domains' Maildirs to their customers (src/held): beside the scheduler, not a channel of it. */
+  readonly held: HeldPusher;
   /** Stops the scheduler (deliveries in progress finish and are recorded) and closes idle remote connections. */
   stop(): Promise<void>;
 }
@@ -49,10 +52,19 @@ export function makeSender(o: SenderOptions): Sender {
     local: o.local,
     remote: signing(new DkimSigner(root), log, (job) => engine.deliver(job)),
   });
+  const held = new HeldPusher({
+    root,
+    control: () => new Control(root),
+    inject: async (m) => String(await queue.inject(m)),
+    watch: (listener) => queue.watch(listener),
+    log: (event, fields) => log.event(event, fields),
+    intervalSeconds: heldInterval(root),
+  });
   return {
     scheduler,
+    held,
     async stop() {
-      await scheduler.stop();
+      await Promise.all([scheduler.stop(), held.stop()]);
       engine.close();
     },
   };
@@ -90,4 +102,13 @@ function signing(
     }
     return deliver(prefix !== undefined ? { ...job, prefix } : job);
   };
+}
+
+/** control/heldinterval (default 120 s); an unreadable or bad file keeps the default rather than stopping start. */
+function heldInterval(root: string): number {
+  try {
+    return Math.max(1, new Control(root).number('heldinterval').value);
+  } catch {
+    return 120;
+  }
 }

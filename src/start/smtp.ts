@@ -5,6 +5,7 @@ import { loadTlsContext, SmtpListener, type ListenerKind, type ListenerSpec } fr
 import { LoginThrottle } from '../throttle/index.js';
 import { qmailQueueFilter } from '../filter/index.js';
 import { DirectoryLink } from './directory-link.js';
+import { HeldEtrn } from './held-link.js';
 import { InboundLink } from './msgauth-link.js';
 import { takeLookupBatch, type LookupBatch } from './lookup-batch.js';
 import { keyValues, type HostPort } from './listeners.js';
@@ -90,6 +91,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
           controlFor: () => new Control(ctx.root),
           queue,
           filter: qmailQueueFilter({ root: ctx.root, path: process.env['PATH'] }),
+          etrn: new HeldEtrn(ctx.root, (domain) => queue.trigger('flush', domain)),
           authenticator: ctx.authenticator ?? directory,
           authThrottle,
           recipients: directory,

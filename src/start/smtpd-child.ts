@@ -3,6 +3,7 @@ import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { qmailQueueFilter } from '../filter/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
+import { HeldEtrn } from './held-link.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
@@ -62,6 +63,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
               recipients: directory,
               senders: directory,
               checker,
+              etrn: new HeldEtrn(root, (domain) => (queue as FileQueue).trigger('flush', domain)),
               tls: () => tls,
               log,
             }),

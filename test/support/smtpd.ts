@@ -9,6 +9,7 @@ import type { NewMessage, QueueId } from '../../src/queue/types.js';
 import { LoginThrottle, type ThrottleOptions } from '../../src/throttle/index.js';
 import type { Authenticator, RecipientCheck, SenderCheck } from '../../src/smtpd/auth.js';
 import type { MessageChecker } from '../../src/smtpd/check.js';
+import type { EtrnService } from '../../src/smtpd/etrn.js';
 import type { SessionEnv } from '../../src/smtpd/policy.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type SmtpServerDeps } from '../../src/smtpd/server.js';
 import type { SessionLimits } from '../../src/smtpd/session.js';
@@ -44,6 +45,8 @@ export interface HarnessOptions {
   readonly senders?: SenderCheck;
   /** Inbound SPF/DKIM/DMARC checks (the listener's `authcheck=` option decides their use). */
   readonly checker?: MessageChecker;
+  /** ETRN's held-mail service (absent: ETRN is 502, as in qmail-smtpd). */
+  readonly etrn?: EtrnService;
   readonly limits?: Partial<SessionLimits>;
   /** Called after the message was read completely; throw to fail the inject. */
   readonly onCommit?: (m: Queued) => Promise<void> | void;
@@ -114,6 +117,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     ...(o.authenticator ? { authenticator: o.authenticator } : {}),
     authThrottle: o.sharedThrottle ?? new LoginThrottle(o.throttle ?? { baseMs: 1, maxMs: 4 }),
     ...(o.recipients ? { recipients: o.recipients } : {}),
+    ...(o.etrn ? { etrn: o.etrn } : {}),
     ...(o.senders ? { senders: o.senders } : {}),
     ...(o.checker ? { checker: o.checker } : {}),
     ...(o.limits ? { limits: o.limits } : {}),

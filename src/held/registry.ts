@@ -1,0 +1,75 @@
+// Which domains are held: the seed's layout (virtualdomains id, users/assign home, RELAYHOST and Maildir there).
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { asciiLower } from '../core/index.js';
+import type { Control } from '../control/index.js';
+import { lookupAssignment, systemPasswd } from '../users/index.js';
+
+/** One held domain, found from the files the seeds write by hand (and `quail held add` would write). */
+export interface HeldDomain {
+  readonly domain: string;
+  /** The Delivered-To prefix: the virtualdomains id and a dash (`some.example.com-`). */
+  readonly prefix: string;
+  /** The users/assign home: RELAYHOST, .qmail-default and Maildir/ live here. */
+  readonly home: string;
+  readonly maildir: string;
+  /** RELAYHOST, the lock file of the seed's script (setlock -nx RELAYHOST) and of quail's pushes. */
+  readonly lockPath: string;
+  /** The customer's host (HOST or HOST:PORT), RELAYHOST's first line. */
+  readonly relayhost: string;
+}
+
+const isDir = (p: string): boolean => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The held domain `domain` names, or undefined: an exact virtualdomains entry (`domain:id`), whose `+id-`
+ * assignment has a home with a RELAYHOST file naming a host and a Maildir. Never throws for a domain that is not
+ * held; throws when a control file cannot be read (temporary).
+ */
+export function findHeld(root: string, control: Control, domain: string): HeldDomain | undefined {
+  const name = asciiLower(domain.trim());
+  if (name === '' || name.startsWith('.')) return undefined;
+  const id = control.map('virtualdomains').value?.get(name)?.value.trim();
+  if (id === undefined || id === '') return undefined;
+  return heldAt(root, name, id);
+}
+
+function heldAt(root: string, domain: string, id: string): HeldDomain | undefined {
+  const prefix = `${id}-`;
+  let home: string;
+  try {
+    home = lookupAssignment({ root, local: `${prefix}postmaster`, passwd: systemPasswd({ root }) }).home;
+  } catch {
+    return undefined;
+  }
+  const lockPath = join(home, 'RELAYHOST');
+  let relayhost: string;
+  try {
+    relayhost = (readFileSync(lockPath, 'utf8').split('\n')[0] ?? '').trim();
+  } catch {
+    return undefined;
+  }
+  const maildir = join(home, 'Maildir');
+  if (relayhost === '' || !isDir(join(maildir, 'new'))) return undefined;
+  return { domain, prefix, home, maildir, lockPath, relayhost };
+}
+
+/** Every held domain among the exact virtualdomains entries, sorted by name. */
+export function listHeld(root: string, control: Control): HeldDomain[] {
+  const out: HeldDomain[] = [];
+  const map = control.map('virtualdomains').value;
+  if (map === null) return out;
+  for (const [name, e] of [...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const id = e.value.trim();
+    if (name.startsWith('.') || name === '' || id === '') continue;
+    const h = heldAt(root, name, id);
+    if (h) out.push(h);
+  }
+  return out;
+}

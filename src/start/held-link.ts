@@ -1,0 +1,72 @@
+// ETRN for smtpd over src/held: which held domain a node names, who may ask, how often; the push is a wake-up.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { Control } from '../control/index.js';
+import { findHeld, listHeld, parseHostPort, waiting, type HeldDomain } from '../held/index.js';
+import type { EtrnAnswer, EtrnNode, EtrnService } from '../smtpd/index.js';
+
+/** One accepted ETRN per held domain in this many seconds; more are answered 458 (RFC 1985 section 5). */
+const MIN_GAP_SECONDS = 30;
+
+export class HeldEtrn implements EtrnService {
+  private readonly lastAsked = new Map<string, number>();
+
+  constructor(
+    private readonly root: string,
+    /** Starts the push: `flush <domain>` to the send process (its HeldPusher and scheduler both act on it). */
+    private readonly trigger: (domain: string) => void,
+    private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+  ) {}
+
+  async request(node: EtrnNode, client: { readonly ip: string; readonly allowed: boolean }): Promise<EtrnAnswer> {
+    if (node.kind === 'queue') return { kind: 'refused', why: 'this server has no named queues; give the domain' };
+    const control = new Control(this.root);
+    const held: HeldDomain[] =
+      node.kind === 'domain'
+        ? [findHeld(this.root, control, node.name)].flatMap((h) => (h ? [h] : []))
+        : listHeld(this.root, control).filter((h) => h.domain === node.name || h.domain.endsWith(`.${node.name}`));
+    if (held.length === 0) return { kind: 'refused', why: 'mail for it is not held here' };
+    const mine: HeldDomain[] = [];
+    for (const h of held) if (client.allowed || (await isRelayhost(h, client.ip))) mine.push(h);
+    if (mine.length === 0)
+      return { kind: 'refused', why: `${client.ip} is not its mail host; ask from that address or set QUAIL_ETRN` };
+    const t = this.now();
+    const soon = mine.filter((h) => t - (this.lastAsked.get(h.domain) ?? -Infinity) < MIN_GAP_SECONDS);
+    if (soon.length === mine.length) {
+      const wait = Math.max(...soon.map((h) => MIN_GAP_SECONDS - (t - (this.lastAsked.get(h.domain) ?? t))));
+      return { kind: 'unable', why: `asked less than ${MIN_GAP_SECONDS} s ago, try again in ${wait} s` };
+    }
+    let count = 0;
+    let known = true;
+    for (const h of mine) {
+      try {
+        count += await waiting(h.maildir);
+      } catch {
+        known = false;
+      }
+    }
+    if (known && count === 0) return { kind: 'none' };
+    for (const h of mine) {
+      this.lastAsked.set(h.domain, t);
+      this.trigger(h.domain);
+    }
+    return known ? { kind: 'pending', count } : { kind: 'started' };
+  }
+}
+
+/** True when `ip` is one of the addresses of the domain's RELAYHOST (the customer asks for its own mail). */
+async function isRelayhost(h: HeldDomain, ip: string): Promise<boolean> {
+  const plain = ip.replace(/^::ffff:(?=\d+\.)/, '');
+  let host: string;
+  try {
+    host = parseHostPort(h.relayhost).host;
+  } catch {
+    return false;
+  }
+  if (isIP(host) !== 0) return host === plain;
+  try {
+    return (await lookup(host, { all: true })).some((a) => a.address === plain);
+  } catch {
+    return false;
+  }
+}
