@@ -1,6 +1,7 @@
 // FileQueue: the durable queue store (qmail-queue's job): inject, read, update, remove, hold (docs/QUEUE.md).
 import { createHash } from 'node:crypto';
-import { chown, link, mkdir, readFile, readdir, rename, stat, type FileHandle, open } from 'node:fs/promises';
+import { closeSync, fchownSync, linkSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { chown, mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { QuailError } from '../core/index.js';
@@ -9,11 +10,13 @@ import { Layout, SUBDIRS, isQueueId, newQueueId } from './layout.js';
 import {
   DirSyncer,
   type Owner,
+  datasync,
   errCode,
   exists,
   moveToCorrupt,
   queueError,
   unlinkQuiet,
+  writeAllSync,
   writeSynced,
 } from './durable.js';
 import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued } from './envelope.js';
@@ -125,11 +128,11 @@ export class FileQueue implements QueueStore {
     try {
       await writeSynced(tmpEnv, encodeEnvelope(p.env), this.owner);
       stage = 1;
-      await link(p.tmpMess, mess);
+      linkSync(p.tmpMess, mess);
       stage = 2;
       await unlinkQuiet(p.tmpMess);
       await this.messSync.sync();
-      await link(tmpEnv, env); // the commit point
+      linkSync(tmpEnv, env); // the commit point
       stage = 3;
       await unlinkQuiet(tmpEnv);
       await this.envSync.sync();
@@ -158,7 +161,7 @@ export class FileQueue implements QueueStore {
     if (!isQueueId(id)) return undefined;
     let text: string;
     try {
-      text = await readFile(this.layout.env(id), 'utf8');
+      text = readFileSync(this.layout.env(id), 'utf8'); // a few hundred bytes: see durable.ts on sync calls
     } catch (err) {
       if (errCode(err) === 'ENOENT') return undefined;
       throw queueError(`cannot read envelope ${id}`, err);
@@ -226,7 +229,7 @@ export class FileQueue implements QueueStore {
       const env = this.layout.env(id);
       try {
         await writeSynced(upd, encodeEnvelope(change(cur)), this.owner);
-        await rename(upd, env);
+        renameSync(upd, env);
         await this.envSync.sync();
       } catch (err) {
         await unlinkQuiet(upd);
@@ -244,7 +247,7 @@ export class FileQueue implements QueueStore {
     return this.serial(id, async () => {
       const trash = this.layout.trash(id);
       try {
-        await rename(this.layout.env(id), trash); // the un-commit point
+        renameSync(this.layout.env(id), trash); // the un-commit point
       } catch (err) {
         if (errCode(err) !== 'ENOENT') throw queueError(`cannot remove ${id}`, err);
         if (!(await exists(trash))) return;
@@ -295,7 +298,10 @@ export class FileQueue implements QueueStore {
   }
 }
 
-/** Step 1: the Received line then the data, streamed, hashed, fdatasynced. */
+/**
+ * Step 1: the Received line then the data, streamed, hashed, fdatasynced. Page-cache writes are synchronous and
+ * only the fdatasync waits off the event loop (durable.ts says why).
+ */
 async function writeMessage(
   path: string,
   header: string,
@@ -305,25 +311,21 @@ async function writeMessage(
   // A stream destroyed by its producer while the file is being opened must not raise an unhandled 'error':
   // the loop below sees it as a failed (errored or prematurely closed) stream and throws.
   if (!Buffer.isBuffer(data)) data.on('error', () => undefined);
-  const fh = await open(path, 'wx', 0o600);
-  if (owner)
-    await fh.chown(owner.uid, owner.gid).catch(async (err: unknown) => {
-      await fh.close();
-      throw err;
-    });
+  const fd = openSync(path, 'wx', 0o600);
   const hash = createHash('sha256');
   let size = 0;
-  const put = async (b: Buffer): Promise<void> => {
+  const put = (b: Buffer): void => {
     hash.update(b);
     size += b.length;
-    await writeAll(fh, b);
+    writeAllSync(fd, b);
   };
   try {
-    if (header) await put(Buffer.from(header, 'latin1'));
-    if (Buffer.isBuffer(data)) await put(data);
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+    if (header) put(Buffer.from(header, 'latin1'));
+    if (Buffer.isBuffer(data)) put(data);
     else
       for await (const chunk of data as AsyncIterable<unknown>) {
-        await put(
+        put(
           Buffer.isBuffer(chunk)
             ? chunk
             : typeof chunk === 'string'
@@ -331,9 +333,9 @@ async function writeMessage(
               : Buffer.from(chunk as Uint8Array),
         );
       }
-    await fh.datasync();
+    await datasync(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   return { size, sha256: hash.digest('hex') };
 }
