@@ -270,6 +270,14 @@ export class FileQueue implements QueueStore {
     void this.waker.send(what, domain).catch(() => 0);
   }
 
+  /**
+   * Wakes the watchers of this process only (the scheduler beside this store), without the socket round trip of
+   * trigger(): for a process that learnt of a new message another way (the send child, from root's note).
+   */
+  wakeWatchers(what: 'new' | 'flush' = 'new'): void {
+    this.waker.wakeHere(what);
+  }
+
   /** Like trigger, but says how many watching processes took the wake-up. */
   triggerCounted(what: 'new' | 'flush' = 'new', domain?: string): Promise<number> {
     return this.waker.send(what, domain);

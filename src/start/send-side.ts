@@ -64,7 +64,7 @@ async function inProcess(o: SendSideOptions): Promise<SendSide> {
     pid: undefined,
     restarts: 0,
     start: () => sender.scheduler.start(),
-    trigger: () => queue.trigger('new'),
+    trigger: () => queue.wakeWatchers('new'),
     reload: () => sender.scheduler.reload(),
     flush: () => sender.scheduler.flush(),
     close() {

@@ -4,6 +4,7 @@ import { errText, QuailError } from '../core/index.js';
 import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';
+import { relayBatch, type LogsMessage } from './log-batch.js';
 import { relayEvent, type EventLog } from './log.js';
 import type { Account } from './privsep.js';
 
@@ -22,6 +23,7 @@ export type FromSend =
   | { readonly type: 'started' }
   | { readonly type: 'fatal'; readonly error: string }
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
+  | LogsMessage
   | { readonly type: 'deliver'; readonly id: number; readonly request: LspawnRequest }
   | CrashReport;
 
@@ -131,6 +133,7 @@ export class SendChild {
     child.on('message', (m: FromSend) => {
       // The child's events are logged as they come, but only under a catalogued name (no line breaks into root's log).
       if (m.type === 'log') relayEvent(this.o.log, m.event, m.fields);
+      else if (m.type === 'logs') relayBatch(m, (name, fields) => relayEvent(this.o.log, name, fields));
       else if (m.type === 'deliver') this.deliver(child, m.id, m.request);
       else if (m.type === 'crash') {
         crash = { error: m.error, stack: m.stack };

@@ -6,13 +6,19 @@ import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } f
 import { LoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
 import { DirectoryLink } from './directory-link.js';
+import { LogBatch } from './log-batch.js';
 import type { FromSmtpChild } from './privsep.js';
 
-const send = (m: FromSmtpChild): void => {
+const sendNow = (m: FromSmtpChild): void => {
   if (process.connected) process.send?.(m);
 };
-const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void =>
-  send({ type: 'log', event, fields: { ...fields } });
+// log events wait for the end of the event-loop turn (log-batch.ts); any other message sends them first, in order
+const logs = new LogBatch(sendNow);
+const send = (m: FromSmtpChild): void => {
+  logs.flush();
+  sendNow(m);
+};
+const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void => logs.add(event, fields);
 
 function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
   try {
@@ -65,6 +71,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
       close: async () => {
         queue?.close();
         await directory.close();
+        logs.flush();
       },
     },
     send,
