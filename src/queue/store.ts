@@ -26,6 +26,11 @@ import { type RecoverOptions, type RecoverReport, recoverQueue } from './recover
 export interface OpenOptions {
   /** Milliseconds since the epoch; default Date.now. */
   readonly clock?: () => number;
+  /**
+   * Say `new` on the wake-up sockets after each inject (default true). false for a process whose injections reach
+   * the scheduler another way: quail start's SMTP child, whose `smtp.queued` root passes on to the send child.
+   */
+  readonly wake?: boolean;
   /** Create <root>/queue if missing (default true); false makes a missing queue a clear error. */
   readonly create?: boolean;
 }
@@ -50,7 +55,9 @@ export async function openQueue(root: string, opts: OpenOptions = {}): Promise<F
   } catch (err) {
     throw queueError(`cannot create the queue directories in ${dir}`, err);
   }
-  return new FileQueue(dir, opts.clock ?? Date.now, owner);
+  const q = new FileQueue(dir, opts.clock ?? Date.now, owner);
+  if (opts.wake === false) q.wakeOnInject = false;
+  return q;
 }
 
 /** A prepared message in tmp/ (data and envelope fsynced), ready for the commit. */
@@ -66,6 +73,8 @@ export class FileQueue implements QueueStore {
   readonly messSync: DirSyncer;
   readonly envSync: DirSyncer;
   readonly waker: Waker;
+  /** Whether inject() says `new` on the wake-up sockets (OpenOptions.wake). */
+  wakeOnInject = true;
   private readonly serialById = new Map<QueueId, Promise<unknown>>();
   private updCounter = 0;
 
@@ -110,7 +119,7 @@ export class FileQueue implements QueueStore {
     } finally {
       this.inFlight.delete(id);
     }
-    this.waker.notifyNew();
+    if (this.wakeOnInject) this.waker.notifyNew();
     return id;
   }
 

@@ -18,7 +18,12 @@ const send = (m: FromSmtpChild): void => {
   logs.flush();
   sendNow(m);
 };
-const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void => logs.add(event, fields);
+// smtp.queued goes at once: root passes it to the send child as the wake-up of its scheduler (the queue opened
+// below does not also say it on the wake-up sockets: one wake-up per message, over the channel root already reads)
+const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void => {
+  logs.add(event, fields);
+  if (event === 'smtp.queued') logs.flush();
+};
 
 function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
   try {
@@ -43,7 +48,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
       gid,
       open: async () => {
         try {
-          queue = await openQueue(root);
+          queue = await openQueue(root, { wake: false });
         } catch (err) {
           throw new Error(
             `cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`,
