@@ -1,6 +1,15 @@
 // Section: issue 14's table — SMTP in → fsynced Maildir, quail start and Postfix side by side in one run, with ratios.
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { treeCpuMs } from './cpu.js';
 import { DOMAINS, domainName, makeRoot, mailbox, USERS } from './delivery.js';
@@ -64,6 +73,7 @@ async function measure(
   const t0 = process.hrtime.bigint();
   await load(o.port, o.n, o.clients, o.budgetMs);
   const acceptS = Number(process.hrtime.bigint() - t0) / 1e9;
+  await sleep(100); // quail start's log is written in 20 ms batches: let the last smtp.queued lines arrive
   const got = accepted();
   const deadline = Date.now() + o.budgetMs;
   while (count() - before < got && Date.now() < deadline) await sleep(10);
@@ -130,6 +140,13 @@ async function postfixCase(ctx: BenchContext, clients: number, n: number, budget
     concurrency: clients,
     virtual: { base, mailboxes, owner },
   });
+  // ^C or a kill of the bench must not leave the instance running
+  const onSignal = (): void => {
+    pf.stop();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     ctx.progress(`versus: Postfix, ${clients} clients, ${n} messages`);
     await sleep(500);
@@ -138,6 +155,8 @@ async function postfixCase(ctx: BenchContext, clients: number, n: number, budget
     // Postfix says nothing per message on a pipe: every message smtp-source sent counts as accepted.
     return await measure({ port, pid: () => pid, newDirs, n, clients, budgetMs }, () => n);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     pf.stop();
   }
 }
