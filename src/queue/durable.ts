@@ -111,6 +111,22 @@ export async function writeSynced(path: string, data: string | Buffer, owner?: O
   }
 }
 
+/**
+ * Writes a small file (O_EXCL, 0600) and returns its open descriptor, not yet synced: the caller fdatasyncs it
+ * (together with another file) and closes it. On a failure the descriptor is closed and the error thrown.
+ */
+export function writeUnsynced(path: string, data: string | Buffer, owner?: Owner): number {
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+    writeAllSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
 // async in signature (callers await it, and a failure stays a rejection), synchronous inside (see above)
 // eslint-disable-next-line @typescript-eslint/require-await
 export async function unlinkQuiet(path: string): Promise<boolean> {

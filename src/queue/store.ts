@@ -18,6 +18,7 @@ import {
   unlinkQuiet,
   writeAllSync,
   writeSynced,
+  writeUnsynced,
 } from './durable.js';
 import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued } from './envelope.js';
 import { Waker } from './wake.js';
@@ -94,28 +95,39 @@ export class FileQueue implements QueueStore {
     const now = this.clock();
     const id = newQueueId(now);
     const tmpMess = this.layout.tmp(id, 'mess');
+    const tmpEnv = this.layout.tmp(id, 'env');
     this.inFlight.add(id);
     try {
-      let written: { size: number; sha256: string };
+      let env: Envelope | undefined;
       try {
-        written = await writeMessage(tmpMess, receivedLine(m.injector, process.pid, now), m.data, this.owner);
+        // Steps 1 and 2 of docs/QUEUE.md with their two fdatasyncs run at once (the envelope needs the message's
+        // size and sha256, known once the data is written): one wait for the disk before the links, not two.
+        await writeMessage(tmpMess, receivedLine(m.injector, process.pid, now), m.data, this.owner, (written) => {
+          const recipients: RecipientState[] = m.recipients.map((original) => ({
+            original,
+            status: 'todo',
+            attempts: 0,
+          }));
+          env = {
+            id,
+            birth: Math.floor(now / 1000),
+            sender: m.sender,
+            recipients,
+            held: false,
+            size: written.size,
+            sha256: written.sha256,
+            meta: { ...(m.meta ?? {}) },
+            queueName: m.queueName ?? 'default',
+          };
+          return writeUnsynced(tmpEnv, encodeEnvelope(env), this.owner);
+        });
       } catch (err) {
+        await unlinkQuiet(tmpEnv);
         await unlinkQuiet(tmpMess);
         throw queueError('cannot write the message to the queue', err);
       }
-      const recipients: RecipientState[] = m.recipients.map((original) => ({ original, status: 'todo', attempts: 0 }));
-      const env: Envelope = {
-        id,
-        birth: Math.floor(now / 1000),
-        sender: m.sender,
-        recipients,
-        held: false,
-        size: written.size,
-        sha256: written.sha256,
-        meta: { ...(m.meta ?? {}) },
-        queueName: m.queueName ?? 'default',
-      };
-      await this.commit({ tmpMess, env });
+      if (env === undefined) throw queueError('cannot write the message to the queue', new Error('no envelope'));
+      await this.linkIn({ tmpMess, env }, tmpEnv);
     } finally {
       this.inFlight.delete(id);
     }
@@ -129,14 +141,25 @@ export class FileQueue implements QueueStore {
    * Ids already taken fail with EEXIST (link never overwrites); import picks another id then.
    */
   async commit(p: Prepared): Promise<void> {
-    const { id } = p.env;
-    const tmpEnv = this.layout.tmp(id, 'env');
-    const mess = this.layout.mess(id);
-    const env = this.layout.env(id);
-    let stage = 0;
+    const tmpEnv = this.layout.tmp(p.env.id, 'env');
     try {
       await writeSynced(tmpEnv, encodeEnvelope(p.env), this.owner);
-      stage = 1;
+    } catch (err) {
+      await unlinkQuiet(tmpEnv);
+      await unlinkQuiet(p.tmpMess);
+      if (errCode(err) === 'EEXIST') throw err;
+      throw queueError('cannot commit the message to the queue', err);
+    }
+    await this.linkIn(p, tmpEnv);
+  }
+
+  /** Steps 3–5, after both tmp files are written and fdatasynced. */
+  private async linkIn(p: Prepared, tmpEnv: string): Promise<void> {
+    const { id } = p.env;
+    const mess = this.layout.mess(id);
+    const env = this.layout.env(id);
+    let stage = 1;
+    try {
       linkSync(p.tmpMess, mess);
       stage = 2;
       await unlinkQuiet(p.tmpMess);
@@ -317,20 +340,23 @@ export class FileQueue implements QueueStore {
 
 /**
  * Step 1: the Received line then the data, streamed, hashed, fdatasynced. Page-cache writes are synchronous and
- * only the fdatasync waits off the event loop (durable.ts says why).
+ * only the fdatasync waits off the event loop (durable.ts says why). `beside`, given the size and hash, writes
+ * another file (the envelope) and returns its descriptor: both are fdatasynced at once, and it is closed here.
  */
 async function writeMessage(
   path: string,
   header: string,
   data: Readable | Buffer,
-  owner?: Owner,
-): Promise<{ size: number; sha256: string }> {
+  owner: Owner | undefined,
+  beside: (written: { size: number; sha256: string }) => number,
+): Promise<void> {
   // A stream destroyed by its producer while the file is being opened must not raise an unhandled 'error':
   // the loop below sees it as a failed (errored or prematurely closed) stream and throws.
   if (!Buffer.isBuffer(data)) data.on('error', () => undefined);
   const fd = openSync(path, 'wx', 0o600);
   const hash = createHash('sha256');
   let size = 0;
+  let other: number | undefined;
   const put = (b: Buffer): void => {
     hash.update(b);
     size += b.length;
@@ -350,11 +376,12 @@ async function writeMessage(
               : Buffer.from(chunk as Uint8Array),
         );
       }
-    await datasync(fd);
+    other = beside({ size, sha256: hash.digest('hex') });
+    await Promise.all([datasync(fd), datasync(other)]);
   } finally {
     closeSync(fd);
+    if (other !== undefined) closeSync(other);
   }
-  return { size, sha256: hash.digest('hex') };
 }
 
 export async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {
