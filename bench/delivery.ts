@@ -6,20 +6,20 @@ import { openQueue } from '../src/queue/index.js';
 import { quailCli as cli, sleep, startQuailProcess } from './quail-process.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
 
-const DOMAINS = 100;
-const USERS = 10;
+export const DOMAINS = 100;
+export const USERS = 10;
 const SIZE = 4096;
 /** A case may take this long at least (10,000 messages at concurrency 1 need more than the frame's default budget). */
 const MIN_BUDGET_MS = 150_000;
 
-const domainName = (d: number): string => `d${String(d).padStart(2, '0')}.bench.test`;
-const mailbox = (i: number): { domain: string; user: string } => ({
+export const domainName = (d: number): string => `d${String(d).padStart(2, '0')}.bench.test`;
+export const mailbox = (i: number): { domain: string; user: string } => ({
   domain: domainName(i % DOMAINS),
   user: `u${Math.floor(i / DOMAINS) % USERS}`,
 });
 
 /** quail init, then 100 virtual domains with 10 Maildir mailboxes each, the seeds' way (virtualdomains, users/assign, .qmail-USER). */
-function makeRoot(root: string): void {
+export function makeRoot(root: string): void {
   mkdirSync(root, { mode: 0o755 });
   cli(['init', '--root', root, '--me', 'bench.test']);
   // the account quail init chose: `quail` as root (deliveries then run as its uid), else the invoking user

@@ -30,10 +30,20 @@ export interface PostfixOptions {
   readonly dir: string;
   /** Postfix's smtpd listens here (injection). */
   readonly listen: { readonly host: string; readonly port: number };
-  /** Every message is relayed here (the benchmark's sink). */
+  /** Every message is relayed here (the benchmark's sink); unused when `virtual` is given. */
   readonly relay: { readonly host: string; readonly port: number };
   /** Deliveries in flight to the relay (destination concurrency). */
   readonly concurrency: number;
+  /**
+   * Local delivery instead of relay: Postfix's virtual(8) delivers each message into a Maildir (written and
+   * fsynced before it counts), for these mailboxes (`user@domain` → Maildir path relative to `base`), as `owner`.
+   * Nothing is held: a message is delivered as soon as it is queued.
+   */
+  readonly virtual?: {
+    readonly base: string;
+    readonly mailboxes: ReadonlyMap<string, string>;
+    readonly owner: { readonly uid: number; readonly gid: number };
+  };
 }
 
 export interface PostfixInstance {
@@ -48,11 +58,55 @@ export interface PostfixInstance {
   flush(): void;
   /** The instance's log (maillog_file), for error messages. */
   log(): string;
+  /** The master's pid (its processes are its descendants), or undefined when it is not running. */
+  masterPid(): number | undefined;
   /** postfix stop; SIGKILL to the master if it is still there after 10 s. Idempotent. */
   stop(): void;
 }
 
-function mainCf(o: PostfixOptions, d: { spool: string; data: string; dir: string }): string {
+/** main.cf lines for virtual(8) delivery to Maildirs (the mailbox map is written beside main.cf). */
+function virtualCf(v: NonNullable<PostfixOptions['virtual']>, configDir: string): string {
+  const domains = [...new Set([...v.mailboxes.keys()].map((a) => a.slice(a.indexOf('@') + 1)))];
+  return `# Local delivery: virtual(8) into Maildirs (a path ending in /), each message fsynced before it counts.
+virtual_mailbox_domains = ${domains.join(' ')}
+virtual_mailbox_base = ${v.base}
+virtual_mailbox_maps = texthash:${join(configDir, 'vmailbox')}
+virtual_uid_maps = static:${v.owner.uid}
+virtual_gid_maps = static:${v.owner.gid}
+virtual_minimum_uid = 1
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_peername_lookup = no
+smtpd_tls_security_level = none
+notify_classes =
+biff = no
+message_size_limit = 10240000
+`;
+}
+
+function mainCf(o: PostfixOptions, d: { spool: string; data: string; dir: string; configDir: string }): string {
+  const common = `compatibility_level = 3.6
+queue_directory = ${d.spool}
+data_directory = ${d.data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix-bench.invalid
+mydomain = invalid
+myorigin = $myhostname
+mydestination =
+local_recipient_maps =
+local_transport = error:5.1.1 local delivery is off in this benchmark instance
+alias_maps =
+alias_database =
+relay_domains =
+inet_interfaces = ${o.listen.host}
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+default_process_limit = ${Math.max(100, 2 * o.concurrency + 20)}
+maillog_file_prefixes = ${d.dir}
+maillog_file = ${join(d.dir, 'maillog')}
+`;
+  if (o.virtual !== undefined)
+    return `# quail benchmark: a throw-away instance (${o.dir}); never the system's /etc/postfix.\n${common}${virtualCf(o.virtual, d.configDir)}`;
   const c = o.concurrency;
   return `# quail relay benchmark: a throw-away instance (${o.dir}); never the system's /etc/postfix.
 compatibility_level = 3.6
@@ -110,6 +164,7 @@ verify    unix  -       -       n       -       1       verify
 flush     unix  n       -       n       1000?   0       flush
 proxymap  unix  -       -       n       -       -       proxymap
 smtp      unix  -       -       n       -       -       smtp
+virtual   unix  -       n       n       -       -       virtual
 relay     unix  -       -       n       -       -       smtp
 showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
@@ -171,7 +226,12 @@ export function startPostfix(o: PostfixOptions): PostfixInstance {
   const ids = postfixIds();
   if (ids === undefined) throw new Error('no `postfix` user on this machine');
   chownSync(data, ids.uid, ids.gid);
-  writeFileSync(join(configDir, 'main.cf'), mainCf(o, { spool, data, dir: o.dir }));
+  writeFileSync(join(configDir, 'main.cf'), mainCf(o, { spool, data, dir: o.dir, configDir }));
+  if (o.virtual !== undefined)
+    writeFileSync(
+      join(configDir, 'vmailbox'),
+      [...o.virtual.mailboxes].map(([address, path]) => `${address} ${path}\n`).join(''),
+    );
   writeFileSync(join(configDir, 'master.cf'), masterCf(o));
   const logFile = join(o.dir, 'maillog');
   const log = (): string => {
@@ -215,6 +275,7 @@ export function startPostfix(o: PostfixOptions): PostfixInstance {
     releaseToDeferred: () => run(POSTSUPER, ['-c', configDir, '-H', 'ALL']),
     flush: () => run(POSTQUEUE, ['-c', configDir, '-f']),
     log,
+    masterPid: () => masterPid(spool),
     stop,
   };
 }

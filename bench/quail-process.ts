@@ -29,6 +29,8 @@ export interface QuailStartOptions {
   readonly onLine?: (line: string) => void;
   /** How long `quail.started` may take (recovery and the first scan of a full queue come before it); default 30 s. */
   readonly startTimeoutMs?: number;
+  /** Serve control/listeners as written (no `--smtp`/`--submission` overrides). */
+  readonly ownListeners?: boolean;
 }
 
 /**
@@ -38,7 +40,14 @@ export interface QuailStartOptions {
 export async function startQuailProcess(root: string, o: QuailStartOptions = {}): Promise<QuailProcess> {
   const child = spawn(
     process.execPath,
-    [QUAIL_MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', ...(o.args ?? [])],
+    [
+      QUAIL_MAIN,
+      'start',
+      '--root',
+      root,
+      ...(o.ownListeners === true ? [] : ['--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0']),
+      ...(o.args ?? []),
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,

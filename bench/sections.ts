@@ -6,6 +6,7 @@ import { pop3Section } from './pop3.js';
 import { relaySection } from './relay.js';
 import { smtpSection } from './smtp.js';
 import type { BenchSection } from './types.js';
+import { versusSection } from './versus.js';
 
 export const SECTIONS: readonly BenchSection[] = [
   injectSection,
@@ -14,4 +15,5 @@ export const SECTIONS: readonly BenchSection[] = [
   relaySection,
   pop3Section,
   directorySection,
+  versusSection,
 ];

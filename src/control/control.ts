@@ -1,5 +1,5 @@
 // The only reader of control files: one Control object is a snapshot (files read once, lazily, then kept).
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { QuailError } from '../core/index.js';
 import { controlDef, type ControlDef, type ControlName } from './catalogue.js';
@@ -31,6 +31,8 @@ export class ControlReadError extends QuailError {
 
 export class Control {
   private readonly cache = new Map<ControlName, string | null>();
+  /** control/ itself is a directory (checked once per snapshot, when a file is missing). */
+  private dirOk: boolean | undefined;
 
   constructor(readonly root: string) {}
 
@@ -43,6 +45,12 @@ export class Control {
   raw(name: ControlName): string | null {
     if (this.cache.has(name)) return this.cache.get(name) ?? null;
     let text: string | null;
+    // Most control files are missing (defaults): a stat that does not throw says so without the cost of an
+    // exception and its stack (docs/PERFORMANCE.md: an SMTP session took several); present ones are read as before.
+    if (this.surelyMissing(name)) {
+      this.cache.set(name, null);
+      return null;
+    }
     try {
       text = readFileSync(this.path(name), 'latin1');
     } catch (err) {
@@ -54,6 +62,20 @@ export class Control {
     }
     this.cache.set(name, text);
     return text;
+  }
+
+  /**
+   * True only when the file is certainly missing (ENOENT in a control/ that is a directory). Anything else — present,
+   * a symlink loop, control/ not a directory — goes to the read below, which gives the file or the exact error.
+   */
+  private surelyMissing(name: ControlName): boolean {
+    try {
+      if (statSync(this.path(name), { throwIfNoEntry: false }) !== undefined) return false;
+      this.dirOk ??= statSync(join(this.root, 'control'), { throwIfNoEntry: false })?.isDirectory() === true;
+      return this.dirOk;
+    } catch {
+      return false;
+    }
   }
 
   /** The raw bytes of a binary control file (morercpthosts.cdb), or null when missing. */

@@ -94,8 +94,8 @@ export type NewSender = { readonly sender: string } | { readonly failure: string
 /** qmeox(): does `.qmail<dash><safeext><suffix>` exist (any type)? A temporary stat error is a failure. */
 function ownerFileExists(home: string, name: string): boolean | string {
   try {
-    statSync(`${home}/${name}`);
-    return true;
+    // absent is the usual answer: no exception for it (ENOENT and ENOTDIR are "absent" either way)
+    return statSync(`${home}/${name}`, { throwIfNoEntry: false }) !== undefined;
   } catch (err) {
     if (isTemporaryErrno(err)) return `Unable to open ${name}: ${errorStr(err)}. (#4.3.0)`;
     return false;

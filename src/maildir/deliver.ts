@@ -1,8 +1,25 @@
 // Maildir delivery: tmp/<unique> (O_EXCL, 0600), prefix + message, fsync, link to new/, unlink tmp.
-import { constants } from 'node:fs';
-import { link, open, stat, unlink, access } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fsync,
+  linkSync,
+  openSync,
+  readSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { promisify } from 'node:util';
 import type { UniqueNamer } from './unique.js';
+
+/*
+ * Cost model (docs/PERFORMANCE.md): open, read and write of a few KiB through the page cache, link, unlink and
+ * stat run synchronously (a few µs each, where a trip through libuv's thread pool costs several times that in
+ * CPU); only the fsyncs, which wait for the disk, run off the event loop. The order of the steps is unchanged.
+ */
+const fsyncFd = promisify(fsync);
 
 export type MaildirResult =
   | { readonly kind: 'ok'; readonly name: string }
@@ -15,34 +32,40 @@ export type MaildirResult =
 
 const CHUNK = 65536;
 const MAX_TRIES = 5;
+/** One read buffer per process: the copy below is synchronous, so it is never shared by two deliveries at once. */
+let copyBuf: Buffer | undefined;
+
+function writeAll(fd: number, b: Uint8Array, len: number): void {
+  for (let off = 0; off < len;) off += writeSync(fd, b, off, len - off);
+}
 
 /** Copies the whole of `src` (from offset 0) after `prefix` into `dst`; says which side failed. */
-async function copyInto(dst: FileHandle, prefix: Buffer, messagePath: string): Promise<'read' | 'write' | null> {
-  let src: FileHandle;
+function copyInto(dst: number, prefix: Buffer, messagePath: string): 'read' | 'write' | null {
+  let src: number;
   try {
-    src = await open(messagePath, 'r');
+    src = openSync(messagePath, 'r');
   } catch {
     return 'read';
   }
   try {
-    if (prefix.length > 0) await dst.write(prefix, 0, prefix.length);
-    const buf = Buffer.allocUnsafe(CHUNK);
+    if (prefix.length > 0) writeAll(dst, prefix, prefix.length);
+    const buf = (copyBuf ??= Buffer.allocUnsafe(CHUNK));
     let pos = 0;
     for (;;) {
       let n: number;
       try {
-        n = (await src.read(buf, 0, CHUNK, pos)).bytesRead;
+        n = readSync(src, buf, 0, CHUNK, pos);
       } catch {
         return 'read';
       }
       if (n === 0) return null;
       pos += n;
-      await dst.write(buf, 0, n);
+      writeAll(dst, buf, n);
     }
   } catch {
     return 'write';
   } finally {
-    await src.close();
+    closeSync(src);
   }
 }
 
@@ -57,51 +80,62 @@ export async function deliverToMaildir(
   namer: UniqueNamer,
 ): Promise<MaildirResult> {
   try {
-    const st = await stat(dir);
+    const st = statSync(dir);
     if (!st.isDirectory())
       return { kind: 'nochdir', error: Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }) };
-    await access(dir, constants.X_OK);
+    accessSync(dir, constants.X_OK);
   } catch (error) {
     return { kind: 'nochdir', error };
   }
-  let fh: FileHandle | undefined;
+  let fd: number | undefined;
   let name = '';
   for (let tries = 0; ; tries++) {
     name = namer.next();
     try {
-      fh = await open(`${dir}/tmp/${name}`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      fd = openSync(`${dir}/tmp/${name}`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       break;
     } catch (error) {
       if ((error as { code?: string }).code !== 'EEXIST' || tries >= MAX_TRIES) return { kind: 'error', error };
     }
   }
   const tmp = `${dir}/tmp/${name}`;
-  const removeTmp = async (): Promise<void> => {
-    await unlink(tmp).catch(() => undefined);
+  const removeTmp = (): void => {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone, or the directory went away: nothing more to undo
+    }
+  };
+  const closeQuiet = (): void => {
+    try {
+      closeSync(fd);
+    } catch {
+      // the descriptor is released either way
+    }
   };
   try {
-    const failed = await copyInto(fh, prefix, messagePath);
+    const failed = copyInto(fd, prefix, messagePath);
     if (failed !== null) {
-      await fh.close().catch(() => undefined);
-      await removeTmp();
+      closeQuiet();
+      removeTmp();
       return failed === 'read'
         ? { kind: 'read-error', error: new Error('cannot read message') }
         : { kind: 'error', error: new Error('write failed') };
     }
-    await fh.sync();
-    await fh.close();
+    await fsyncFd(fd);
+    closeSync(fd);
   } catch (error) {
-    await fh.close().catch(() => undefined);
-    await removeTmp();
+    closeQuiet();
+    removeTmp();
     return { kind: 'error', error };
   }
   try {
-    await link(tmp, `${dir}/new/${name}`);
+    linkSync(tmp, `${dir}/new/${name}`);
   } catch (error) {
-    await removeTmp();
+    removeTmp();
     return { kind: 'error', error };
   }
-  await removeTmp();
+  removeTmp();
   await syncDir(`${dir}/new`);
   return { kind: 'ok', name };
 }
@@ -109,11 +143,11 @@ export async function deliverToMaildir(
 /** fsync the directory so the new link survives a crash (best effort: some filesystems refuse). */
 async function syncDir(dir: string): Promise<void> {
   try {
-    const d = await open(dir, 'r');
+    const d = openSync(dir, 'r');
     try {
-      await d.sync();
+      await fsyncFd(d);
     } finally {
-      await d.close();
+      closeSync(d);
     }
   } catch {
     // not fatal: qmail does not do it at all

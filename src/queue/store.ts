@@ -1,6 +1,7 @@
 // FileQueue: the durable queue store (qmail-queue's job): inject, read, update, remove, hold (docs/QUEUE.md).
 import { createHash } from 'node:crypto';
-import { chown, link, mkdir, readFile, readdir, rename, stat, type FileHandle, open } from 'node:fs/promises';
+import { closeSync, fchownSync, linkSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { chown, mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { QuailError } from '../core/index.js';
@@ -9,12 +10,15 @@ import { Layout, SUBDIRS, isQueueId, newQueueId } from './layout.js';
 import {
   DirSyncer,
   type Owner,
+  datasync,
   errCode,
   exists,
   moveToCorrupt,
   queueError,
   unlinkQuiet,
+  writeAllSync,
   writeSynced,
+  writeUnsynced,
 } from './durable.js';
 import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued } from './envelope.js';
 import { Waker } from './wake.js';
@@ -23,6 +27,11 @@ import { type RecoverOptions, type RecoverReport, recoverQueue } from './recover
 export interface OpenOptions {
   /** Milliseconds since the epoch; default Date.now. */
   readonly clock?: () => number;
+  /**
+   * Say `new` on the wake-up sockets after each inject (default true). false for a process whose injections reach
+   * the scheduler another way: quail start's SMTP child, whose `smtp.queued` root passes on to the send child.
+   */
+  readonly wake?: boolean;
   /** Create <root>/queue if missing (default true); false makes a missing queue a clear error. */
   readonly create?: boolean;
 }
@@ -47,7 +56,9 @@ export async function openQueue(root: string, opts: OpenOptions = {}): Promise<F
   } catch (err) {
     throw queueError(`cannot create the queue directories in ${dir}`, err);
   }
-  return new FileQueue(dir, opts.clock ?? Date.now, owner);
+  const q = new FileQueue(dir, opts.clock ?? Date.now, owner);
+  if (opts.wake === false) q.wakeOnInject = false;
+  return q;
 }
 
 /** A prepared message in tmp/ (data and envelope fsynced), ready for the commit. */
@@ -63,6 +74,8 @@ export class FileQueue implements QueueStore {
   readonly messSync: DirSyncer;
   readonly envSync: DirSyncer;
   readonly waker: Waker;
+  /** Whether inject() says `new` on the wake-up sockets (OpenOptions.wake). */
+  wakeOnInject = true;
   private readonly serialById = new Map<QueueId, Promise<unknown>>();
   private updCounter = 0;
 
@@ -82,32 +95,43 @@ export class FileQueue implements QueueStore {
     const now = this.clock();
     const id = newQueueId(now);
     const tmpMess = this.layout.tmp(id, 'mess');
+    const tmpEnv = this.layout.tmp(id, 'env');
     this.inFlight.add(id);
     try {
-      let written: { size: number; sha256: string };
+      let env: Envelope | undefined;
       try {
-        written = await writeMessage(tmpMess, receivedLine(m.injector, process.pid, now), m.data, this.owner);
+        // Steps 1 and 2 of docs/QUEUE.md with their two fdatasyncs run at once (the envelope needs the message's
+        // size and sha256, known once the data is written): one wait for the disk before the links, not two.
+        await writeMessage(tmpMess, receivedLine(m.injector, process.pid, now), m.data, this.owner, (written) => {
+          const recipients: RecipientState[] = m.recipients.map((original) => ({
+            original,
+            status: 'todo',
+            attempts: 0,
+          }));
+          env = {
+            id,
+            birth: Math.floor(now / 1000),
+            sender: m.sender,
+            recipients,
+            held: false,
+            size: written.size,
+            sha256: written.sha256,
+            meta: { ...(m.meta ?? {}) },
+            queueName: m.queueName ?? 'default',
+          };
+          return writeUnsynced(tmpEnv, encodeEnvelope(env), this.owner);
+        });
       } catch (err) {
+        await unlinkQuiet(tmpEnv);
         await unlinkQuiet(tmpMess);
         throw queueError('cannot write the message to the queue', err);
       }
-      const recipients: RecipientState[] = m.recipients.map((original) => ({ original, status: 'todo', attempts: 0 }));
-      const env: Envelope = {
-        id,
-        birth: Math.floor(now / 1000),
-        sender: m.sender,
-        recipients,
-        held: false,
-        size: written.size,
-        sha256: written.sha256,
-        meta: { ...(m.meta ?? {}) },
-        queueName: m.queueName ?? 'default',
-      };
-      await this.commit({ tmpMess, env });
+      if (env === undefined) throw queueError('cannot write the message to the queue', new Error('no envelope'));
+      await this.linkIn({ tmpMess, env }, tmpEnv);
     } finally {
       this.inFlight.delete(id);
     }
-    this.waker.notifyNew();
+    if (this.wakeOnInject) this.waker.notifyNew();
     return id;
   }
 
@@ -117,19 +141,30 @@ export class FileQueue implements QueueStore {
    * Ids already taken fail with EEXIST (link never overwrites); import picks another id then.
    */
   async commit(p: Prepared): Promise<void> {
-    const { id } = p.env;
-    const tmpEnv = this.layout.tmp(id, 'env');
-    const mess = this.layout.mess(id);
-    const env = this.layout.env(id);
-    let stage = 0;
+    const tmpEnv = this.layout.tmp(p.env.id, 'env');
     try {
       await writeSynced(tmpEnv, encodeEnvelope(p.env), this.owner);
-      stage = 1;
-      await link(p.tmpMess, mess);
+    } catch (err) {
+      await unlinkQuiet(tmpEnv);
+      await unlinkQuiet(p.tmpMess);
+      if (errCode(err) === 'EEXIST') throw err;
+      throw queueError('cannot commit the message to the queue', err);
+    }
+    await this.linkIn(p, tmpEnv);
+  }
+
+  /** Steps 3–5, after both tmp files are written and fdatasynced. */
+  private async linkIn(p: Prepared, tmpEnv: string): Promise<void> {
+    const { id } = p.env;
+    const mess = this.layout.mess(id);
+    const env = this.layout.env(id);
+    let stage = 1;
+    try {
+      linkSync(p.tmpMess, mess);
       stage = 2;
       await unlinkQuiet(p.tmpMess);
       await this.messSync.sync();
-      await link(tmpEnv, env); // the commit point
+      linkSync(tmpEnv, env); // the commit point
       stage = 3;
       await unlinkQuiet(tmpEnv);
       await this.envSync.sync();
@@ -158,7 +193,7 @@ export class FileQueue implements QueueStore {
     if (!isQueueId(id)) return undefined;
     let text: string;
     try {
-      text = await readFile(this.layout.env(id), 'utf8');
+      text = readFileSync(this.layout.env(id), 'utf8'); // a few hundred bytes: see durable.ts on sync calls
     } catch (err) {
       if (errCode(err) === 'ENOENT') return undefined;
       throw queueError(`cannot read envelope ${id}`, err);
@@ -226,7 +261,7 @@ export class FileQueue implements QueueStore {
       const env = this.layout.env(id);
       try {
         await writeSynced(upd, encodeEnvelope(change(cur)), this.owner);
-        await rename(upd, env);
+        renameSync(upd, env);
         await this.envSync.sync();
       } catch (err) {
         await unlinkQuiet(upd);
@@ -244,7 +279,7 @@ export class FileQueue implements QueueStore {
     return this.serial(id, async () => {
       const trash = this.layout.trash(id);
       try {
-        await rename(this.layout.env(id), trash); // the un-commit point
+        renameSync(this.layout.env(id), trash); // the un-commit point
       } catch (err) {
         if (errCode(err) !== 'ENOENT') throw queueError(`cannot remove ${id}`, err);
         if (!(await exists(trash))) return;
@@ -265,6 +300,14 @@ export class FileQueue implements QueueStore {
 
   trigger(what: 'new' | 'flush' = 'new', domain?: string): void {
     void this.waker.send(what, domain).catch(() => 0);
+  }
+
+  /**
+   * Wakes the watchers of this process only (the scheduler beside this store), without the socket round trip of
+   * trigger(): for a process that learnt of a new message another way (the send child, from root's note).
+   */
+  wakeWatchers(what: 'new' | 'flush' = 'new'): void {
+    this.waker.wakeHere(what);
   }
 
   /** Like trigger, but says how many watching processes took the wake-up. */
@@ -295,35 +338,37 @@ export class FileQueue implements QueueStore {
   }
 }
 
-/** Step 1: the Received line then the data, streamed, hashed, fdatasynced. */
+/**
+ * Step 1: the Received line then the data, streamed, hashed, fdatasynced. Page-cache writes are synchronous and
+ * only the fdatasync waits off the event loop (durable.ts says why). `beside`, given the size and hash, writes
+ * another file (the envelope) and returns its descriptor: both are fdatasynced at once, and it is closed here.
+ */
 async function writeMessage(
   path: string,
   header: string,
   data: Readable | Buffer,
-  owner?: Owner,
-): Promise<{ size: number; sha256: string }> {
+  owner: Owner | undefined,
+  beside: (written: { size: number; sha256: string }) => number,
+): Promise<void> {
   // A stream destroyed by its producer while the file is being opened must not raise an unhandled 'error':
   // the loop below sees it as a failed (errored or prematurely closed) stream and throws.
   if (!Buffer.isBuffer(data)) data.on('error', () => undefined);
-  const fh = await open(path, 'wx', 0o600);
-  if (owner)
-    await fh.chown(owner.uid, owner.gid).catch(async (err: unknown) => {
-      await fh.close();
-      throw err;
-    });
+  const fd = openSync(path, 'wx', 0o600);
   const hash = createHash('sha256');
   let size = 0;
-  const put = async (b: Buffer): Promise<void> => {
+  let other: number | undefined;
+  const put = (b: Buffer): void => {
     hash.update(b);
     size += b.length;
-    await writeAll(fh, b);
+    writeAllSync(fd, b);
   };
   try {
-    if (header) await put(Buffer.from(header, 'latin1'));
-    if (Buffer.isBuffer(data)) await put(data);
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+    if (header) put(Buffer.from(header, 'latin1'));
+    if (Buffer.isBuffer(data)) put(data);
     else
       for await (const chunk of data as AsyncIterable<unknown>) {
-        await put(
+        put(
           Buffer.isBuffer(chunk)
             ? chunk
             : typeof chunk === 'string'
@@ -331,11 +376,12 @@ async function writeMessage(
               : Buffer.from(chunk as Uint8Array),
         );
       }
-    await fh.datasync();
+    other = beside({ size, sha256: hash.digest('hex') });
+    await Promise.all([datasync(fd), datasync(other)]);
   } finally {
-    await fh.close();
+    closeSync(fd);
+    if (other !== undefined) closeSync(other);
   }
-  return { size, sha256: hash.digest('hex') };
 }
 
 export async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {

@@ -128,6 +128,11 @@ export class Waker {
     this.stop();
   }
 
+  /** A wake-up for this process's own watchers only (no socket): the sender knows they are here. */
+  wakeHere(what: 'new' | 'flush', domain?: string): void {
+    this.dispatch(what, domain);
+  }
+
   /** Sends one line to every watcher; resolves with how many took it. Stale sockets are unlinked. */
   async send(what: 'new' | 'flush', domain?: string): Promise<number> {
     const line = what === 'flush' && domain ? `flush ${domain}\n` : `${what}\n`;

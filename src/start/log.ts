@@ -2,6 +2,7 @@
 import { appendFileSync, renameSync, statSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { isEventName, type EventName } from './events.js';
+import { LOG_WINDOW_MS } from './log-batch.js';
 
 export type Level = 'info' | 'warn' | 'error';
 
@@ -50,11 +51,25 @@ export function makeEventLog(opts: {
   const logger: Logger | undefined = opts.json
     ? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'event' }, opts.out)
     : undefined;
+  // Text lines of a short window go out in one write (docs/PERFORMANCE.md: a message makes eight events, and stdout
+  // on a pipe is a synchronous write per call); what waits is written at exit too, so nothing is dropped.
+  let pending = '';
+  const flush = (): void => {
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    opts.out.write(text);
+  };
+  process.once('exit', flush);
   return {
     event(name, fields, level = levelOf(name)) {
       const now = clock();
       if (logger) logger[level]({ ...fields }, name);
-      else opts.out.write(`${textLine(now, level, name, fields)}\n`);
+      else {
+        if (pending === '') setTimeout(flush, LOG_WINDOW_MS).unref();
+        pending += `${textLine(now, level, name, fields)}\n`;
+        if (pending.length >= 65536) flush();
+      }
       if (level === 'error' && opts.errorsFile) {
         try {
           if ((statSync(opts.errorsFile, { throwIfNoEntry: false })?.size ?? 0) > ERRORS_MAX) {

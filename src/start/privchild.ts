@@ -2,6 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errText, QuailError } from '../core/index.js';
+import { relayBatch, type LogsMessage } from './log-batch.js';
 import { relayEvent, type EventLog } from './log.js';
 import { awaitMessage, Supervised, type Account } from './supervised.js';
 
@@ -31,6 +32,7 @@ export type FromServiceChild<Other> =
   /** The child holds its own descriptor of handed-over connection `id`: the parent closes its copy. */
   | { readonly type: 'adopted'; readonly id: number }
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
+  | LogsMessage
   | Other;
 
 export interface ServiceChildOptions<Spec extends HostPort, Other> {
@@ -58,7 +60,7 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
 
 const READY_MS = 30_000;
 /** Messages about the child itself, never the service's own (which go to onMessage). */
-const LIFECYCLE: ReadonlySet<string> = new Set(['ready', 'fatal', 'serving', 'adopted', 'log']);
+const LIFECYCLE: ReadonlySet<string> = new Set(['ready', 'fatal', 'serving', 'adopted', 'log', 'logs']);
 /** A connection waits this long for a (re)starting child before it is told to come back later. */
 const HOLD_MS = 15_000;
 /** At most this many connections wait; more are told to come back later at once. */
@@ -300,6 +302,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private onMessage(m: FromServiceChild<Other>): void {
     if (m.type === 'adopted' && 'id' in m) this.adopted(Number(m.id));
     else if (m.type === 'log' && 'event' in m && 'fields' in m) relayEvent(this.o.log, m.event, m.fields);
+    else if (m.type === 'logs' && 'events' in m) relayBatch(m, (name, fields) => relayEvent(this.o.log, name, fields));
     else if (!LIFECYCLE.has(m.type)) this.o.onMessage?.(m as Other);
   }
 

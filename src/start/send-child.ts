@@ -6,17 +6,25 @@ import { openQueue, type FileQueue } from '../queue/index.js';
 import { becomeAccount, reportCrashes } from './child-common.js';
 import type { EventLog } from './log.js';
 import type { FromSend, ToSend } from './send.js';
+import { LogBatch } from './log-batch.js';
 import { makeSender } from './sender.js';
 
-const send = (m: FromSend): void => {
+const sendNow = (m: FromSend): void => {
   if (process.connected) process.send?.(m);
 };
-const log: EventLog = { event: (event, fields) => send({ type: 'log', event, fields: { ...fields } }) };
+// log events wait for the end of the event-loop turn (log-batch.ts); any other message sends them first, in order
+const logs = new LogBatch(sendNow);
+const send = (m: FromSend): void => {
+  logs.flush();
+  sendNow(m);
+};
+const log: EventLog = { event: (event, fields) => logs.add(event, fields) };
 const deferral = (text: string): LocalResult => ({ result: 'deferral', report: `${text}\n` });
 
 /** Reports `error` to the parent, then leaves (exit 100: the parent decides what follows). */
 function fatal(error: string): void {
   if (!process.connected) process.exit(100);
+  logs.flush();
   process.send?.({ type: 'fatal', error } satisfies FromSend, () => process.exit(100));
 }
 
@@ -90,6 +98,7 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
     stopping ??= (async () => {
       await sender.stop();
       queue.close();
+      logs.flush();
       process.disconnect?.();
       process.exit(0);
     })();
@@ -110,7 +119,8 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
         lspawn.settle(m.id, m.result);
         break;
       case 'trigger':
-        queue.trigger('new');
+        // root's note of a message queued by the SMTP child: wake our scheduler directly (no socket round trip)
+        queue.wakeWatchers('new');
         break;
       case 'reload':
         sender.scheduler.reload();

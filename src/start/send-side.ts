@@ -67,7 +67,7 @@ async function inProcess(o: SendSideOptions): Promise<SendSide> {
       await sender.scheduler.start();
       sender.held.start();
     },
-    trigger: () => queue.trigger('new'),
+    trigger: () => queue.wakeWatchers('new'),
     reload: () => sender.scheduler.reload(),
     flush: () => sender.scheduler.flush(),
     close() {

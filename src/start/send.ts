@@ -4,6 +4,7 @@ import { QuailError } from '../core/index.js';
 import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';
+import { relayBatch, type LogsMessage } from './log-batch.js';
 import { relayEvent, type EventLog } from './log.js';
 import { awaitMessage, Supervised, type Account } from './supervised.js';
 
@@ -22,6 +23,7 @@ export type FromSend =
   | { readonly type: 'started' }
   | { readonly type: 'fatal'; readonly error: string }
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
+  | LogsMessage
   | { readonly type: 'deliver'; readonly id: number; readonly request: LspawnRequest }
   | CrashReport;
 
@@ -73,6 +75,7 @@ export class SendChild {
       onMessage: (child, m) => {
         // The child's events are logged as they come, but only under a catalogued name (no line breaks into root's log).
         if (m.type === 'log') relayEvent(this.o.log, m.event, m.fields);
+        else if (m.type === 'logs') relayBatch(m, (name, fields) => relayEvent(this.o.log, name, fields));
         else if (m.type === 'ready') this.said.add(child);
         else if (m.type === 'deliver') this.deliver(child, m.id, m.request);
         else if (m.type === 'crash') {

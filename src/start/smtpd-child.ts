@@ -11,12 +11,23 @@ import { InboundLink } from './msgauth-link.js';
 import { DirectoryLink } from './directory-link.js';
 import { lookupBatcher } from './lookup-batch.js';
 import type { FromSmtpChild } from './smtp.js';
+import { LogBatch } from './log-batch.js';
 
-const send = (m: FromSmtpChild): void => {
+const sendNow = (m: FromSmtpChild): void => {
   if (process.connected) process.send?.(m);
 };
-const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void =>
-  send({ type: 'log', event, fields: { ...fields } });
+// log events wait for the end of the event-loop turn (log-batch.ts); any other message sends them first, in order
+const logs = new LogBatch(sendNow);
+const send = (m: FromSmtpChild): void => {
+  logs.flush();
+  sendNow(m);
+};
+// smtp.queued goes at once: root passes it to the send child as the wake-up of its scheduler (the queue opened
+// below does not also say it on the wake-up sockets: one wake-up per message, over the channel root already reads)
+const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void => {
+  logs.add(event, fields);
+  if (event === 'smtp.queued') logs.flush();
+};
 
 function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
   try {
@@ -43,7 +54,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
       gid,
       open: async () => {
         try {
-          queue = await openQueue(root);
+          queue = await openQueue(root, { wake: false });
         } catch (err) {
           throw new Error(
             `cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`,
@@ -74,6 +85,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
       close: async () => {
         queue?.close();
         await directory.close();
+        logs.flush();
       },
     },
     send,

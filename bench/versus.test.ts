@@ -1,0 +1,53 @@
+// The side-by-side benchmark's harness works: with a tiny n, quail start and (as root) a private Postfix each deliver every message into the Maildirs, and nothing is left running.
+// tier: system (needs postfix: smtp-source)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { treeCpuMs } from './cpu.js';
+import { postfixUnavailable } from './postfix.js';
+import type { BenchContext } from './types.js';
+import { versusSection } from './versus.js';
+
+const N = 20;
+const withPostfix = postfixUnavailable() === undefined;
+
+void test('treeCpuMs: a process tree counts its own CPU; a pid that does not exist counts nothing', () => {
+  // this test process has used some CPU to get here (module loading at least), and never less later on
+  const a = treeCpuMs(process.pid);
+  assert.ok(a > 0, String(a));
+  assert.ok(treeCpuMs(process.pid) >= a);
+  assert.equal(treeCpuMs(0x7ffffffe), 0);
+});
+
+void test(`versus section: every case delivers all N messages${withPostfix ? '' : ' (Postfix skipped: not root or not installed)'}`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-bench-versus-'));
+  chmodSync(dir, 0o711);
+  const ctx: BenchContext = { workDir: dir, n: () => N, caseBudgetMs: 60_000, fsyncRate: 0, progress: () => undefined };
+  try {
+    const rows = await versusSection.run(ctx);
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    for (const c of [10, 50]) {
+      const q = byName.get(`quail, delivered, ${c} clients`);
+      assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted`), JSON.stringify(rows));
+      assert.ok((byName.get(`quail, server CPU per message, ${c} clients`)?.value ?? 0) > 0);
+      if (withPostfix) {
+        const p = byName.get(`Postfix, delivered, ${c} clients`);
+        assert.match(p?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted`), JSON.stringify(rows));
+        assert.ok((byName.get(`ratio quail / Postfix, delivered, ${c} clients`)?.value ?? 0) > 0);
+      } else assert.match(byName.get(`Postfix, ${c} clients`)?.note ?? '', /^skipped: /);
+    }
+    // Every quail start has stopped (its pid file is gone); no Postfix master is left running.
+    for (const name of readdirSync(dir).filter((d) => d.startsWith('quail-')))
+      assert.equal(existsSync(join(dir, name, 'run', 'quail.pid')), false, `${name}: quail start still running`);
+    for (const name of readdirSync(dir).filter((d) => d.startsWith('postfix-'))) {
+      const pidFile = join(dir, name, 'spool', 'pid', 'master.pid');
+      if (!existsSync(pidFile)) continue;
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      assert.throws(() => process.kill(pid, 0), `Postfix master ${pid} of ${name} is still running`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,218 @@
+// Section: issue 14's table — SMTP in → fsynced Maildir, quail start and Postfix side by side in one run, with ratios.
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { treeCpuMs } from './cpu.js';
+import { DOMAINS, domainName, makeRoot, mailbox, USERS } from './delivery.js';
+import { postfixUnavailable, startPostfix } from './postfix.js';
+import { sleep, startQuailProcess } from './quail-process.js';
+import { freePort, HOST } from './sink.js';
+import type { BenchContext, BenchRow, BenchSection } from './types.js';
+
+const SMTP_SOURCE = '/usr/sbin/smtp-source';
+const CLIENTS = [10, 50] as const;
+/** smtp-source processes per case, each to its own mailbox in its own domain (smtp-source has one recipient). */
+const SOURCES = 10;
+const MIN_BUDGET_MS = 120_000;
+
+interface Measured {
+  readonly accepted: number;
+  readonly delivered: number;
+  readonly acceptS: number;
+  readonly deliverS: number;
+  readonly cpuMs: number;
+}
+
+/** The mailboxes the load goes to: source j → mailbox(j·101) = u<j> in d0<j> (distinct users and domains). */
+const targets = (): Array<{ domain: string; user: string }> =>
+  Array.from({ length: SOURCES }, (_, j) => mailbox(j * (DOMAINS + 1)));
+
+/** `SOURCES` smtp-source processes, `clients` sessions in all, one message per session, n messages in all. */
+async function load(port: number, n: number, clients: number, budgetMs: number): Promise<void> {
+  const per = Math.ceil(clients / SOURCES);
+  const runs = targets().map(({ domain, user }, j) => {
+    const m = Math.floor(n / SOURCES) + (j < n % SOURCES ? 1 : 0);
+    // -l 4096: 4 KiB of body after smtp-source's own header lines; -M: its HELO name
+    const p = spawn(
+      SMTP_SOURCE,
+      ['-s', String(per), '-m', String(m), '-l', '4096', '-M', 'client.test', '-f', 'bench@client.test'].concat([
+        '-t',
+        `${user}@${domain}`,
+        `${HOST}:${port}`,
+      ]),
+      { stdio: 'ignore' },
+    );
+    const timer = setTimeout(() => p.kill('SIGTERM'), budgetMs);
+    return new Promise<void>((r) =>
+      p.on('exit', () => {
+        clearTimeout(timer);
+        r();
+      }),
+    );
+  });
+  await Promise.all(runs);
+}
+
+/** Runs the load against a server with its Maildirs under `newDirs`, measuring its process tree's CPU. */
+async function measure(
+  o: { port: number; pid: () => number; newDirs: readonly string[]; n: number; clients: number; budgetMs: number },
+  accepted: () => number,
+): Promise<Measured> {
+  const count = (): number => o.newDirs.reduce((s, d) => s + readdirSync(d).length, 0);
+  const before = count();
+  const cpu0 = treeCpuMs(o.pid());
+  const t0 = process.hrtime.bigint();
+  await load(o.port, o.n, o.clients, o.budgetMs);
+  const acceptS = Number(process.hrtime.bigint() - t0) / 1e9;
+  await sleep(100); // quail start's log is written in 20 ms batches: let the last smtp.queued lines arrive
+  const got = accepted();
+  const deadline = Date.now() + o.budgetMs;
+  while (count() - before < got && Date.now() < deadline) await sleep(10);
+  const deliverS = Number(process.hrtime.bigint() - t0) / 1e9;
+  // settle: the last delivery's bookkeeping (state write, removal) belongs to the message's cost
+  await sleep(300);
+  const cpuMs = treeCpuMs(o.pid()) - cpu0;
+  return { accepted: got, delivered: count() - before, acceptS, deliverS, cpuMs };
+}
+
+function account(root: string): { uid: number; gid: number } {
+  const name = readFileSync(join(root, 'control', 'quailuser'), 'utf8').trim();
+  const id = (flag: string): number => Number(spawnSync('id', [flag, name], { encoding: 'utf8' }).stdout.trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
+  const root = join(ctx.workDir, `quail-${clients}`);
+  makeRoot(root);
+  // accept mail for the bench's domains over SMTP (the delivery section injects, so makeRoot leaves rcpthosts alone)
+  const domains = Array.from({ length: DOMAINS }, (_, d) => `${domainName(d)}\n`).join('');
+  appendFileSync(join(root, 'control', 'rcpthosts'), domains);
+  const port = await freePort();
+  writeFileSync(join(root, 'control', 'listeners'), `${HOST}:${port} smtp maxconn=500 maxperip=500\n`);
+  let queued = 0;
+  const quail = await startQuailProcess(root, {
+    args: ['--pop3', 'none'],
+    ownListeners: true,
+    onLine: (l) => {
+      if (l.includes(' smtp.queued ')) queued++;
+    },
+  });
+  try {
+    const pid = quail.child.pid ?? 0;
+    const newDirs = targets().map(({ domain, user }) => join(root, 'domains', domain, user, 'Maildir', 'new'));
+    ctx.progress(`versus: quail start, ${clients} clients, ${n} messages`);
+    return await measure({ port, pid: () => pid, newDirs, n, clients, budgetMs }, () => queued);
+  } finally {
+    await quail.stop();
+  }
+}
+
+async function postfixCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
+  const dir = join(ctx.workDir, `postfix-${clients}`);
+  const base = join(dir, 'mail');
+  // the same owner as quail's deliveries (quail init's account), the same 1,000 mailboxes in 100 domains
+  const probe = join(ctx.workDir, `owner-${clients}`);
+  makeRoot(probe);
+  const owner = account(probe);
+  const mailboxes = new Map<string, string>();
+  for (let d = 0; d < DOMAINS; d++)
+    for (let u = 0; u < USERS; u++) mailboxes.set(`u${u}@${domainName(d)}`, `${domainName(d)}/u${u}/Maildir/`);
+  const newDirs = targets().map(({ domain, user }) => join(base, domain, user, 'Maildir', 'new'));
+  mkdirSync(base, { recursive: true, mode: 0o755 });
+  for (const [, rel] of mailboxes)
+    for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(base, rel, sub), { recursive: true, mode: 0o700 });
+  spawnSync('chown', ['-R', `${owner.uid}:${owner.gid}`, base]);
+  chownSync(base, owner.uid, owner.gid);
+  const port = await freePort();
+  const pf = startPostfix({
+    dir,
+    listen: { host: HOST, port },
+    relay: { host: HOST, port: 9 },
+    concurrency: clients,
+    virtual: { base, mailboxes, owner },
+  });
+  // ^C or a kill of the bench must not leave the instance running
+  const onSignal = (): void => {
+    pf.stop();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    ctx.progress(`versus: Postfix, ${clients} clients, ${n} messages`);
+    await sleep(500);
+    const pid = pf.masterPid();
+    if (pid === undefined) throw new Error(`Postfix is not running: ${pf.log().slice(-1000)}`);
+    // Postfix says nothing per message on a pipe: every message smtp-source sent counts as accepted.
+    return await measure({ port, pid: () => pid, newDirs, n, clients, budgetMs }, () => n);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    pf.stop();
+  }
+}
+
+const rate = (m: Measured): number => m.delivered / m.deliverS;
+const acceptRate = (m: Measured): number => m.accepted / m.acceptS;
+const cpuPer = (m: Measured): number => m.cpuMs / Math.max(1, m.delivered);
+const describe = (m: Measured): string =>
+  `${m.delivered} delivered of ${m.accepted} accepted; accepted in ${m.acceptS.toFixed(1)} s, ` +
+  `delivered in ${m.deliverS.toFixed(1)} s; ${(m.cpuMs / 1000).toFixed(1)} s CPU`;
+
+export const versusSection: BenchSection = {
+  name: 'issue 14: SMTP → fsynced Maildir, quail start and Postfix side by side (4 KiB, 1,000 mailboxes)',
+  run: async (ctx) => {
+    const n = ctx.n(3000);
+    const budgetMs = Math.max(ctx.caseBudgetMs, MIN_BUDGET_MS);
+    if (!existsSync(SMTP_SOURCE))
+      return [{ name: 'versus Postfix', value: 0, unit: '-', note: `${SMTP_SOURCE} missing (Debian: postfix)` }];
+    chmodSync(ctx.workDir, 0o711); // Postfix's account and quail's delivery account must reach what is below
+    const rows: BenchRow[] = [];
+    const why = postfixUnavailable();
+    for (const clients of CLIENTS) {
+      const q = await quailCase(ctx, clients, n, budgetMs);
+      rows.push(
+        { name: `quail, delivered, ${clients} clients`, value: rate(q), unit: 'msg/s', note: describe(q) },
+        { name: `quail, accepted, ${clients} clients`, value: acceptRate(q), unit: 'msg/s' },
+        {
+          name: `quail, server CPU per message, ${clients} clients`,
+          value: cpuPer(q),
+          unit: 'ms',
+          note: 'all quail processes',
+        },
+      );
+      if (why !== undefined) {
+        rows.push({ name: `Postfix, ${clients} clients`, value: 0, unit: '-', note: `skipped: ${why}` });
+        continue;
+      }
+      const p = await postfixCase(ctx, clients, n, budgetMs);
+      rows.push(
+        { name: `Postfix, delivered, ${clients} clients`, value: rate(p), unit: 'msg/s', note: describe(p) },
+        { name: `Postfix, accepted, ${clients} clients`, value: acceptRate(p), unit: 'msg/s' },
+        {
+          name: `Postfix, server CPU per message, ${clients} clients`,
+          value: cpuPer(p),
+          unit: 'ms',
+          note: 'master and its children',
+        },
+        { name: `ratio quail / Postfix, delivered, ${clients} clients`, value: rate(q) / rate(p), unit: 'x' },
+        {
+          name: `ratio quail / Postfix, accepted, ${clients} clients`,
+          value: acceptRate(q) / acceptRate(p),
+          unit: 'x',
+        },
+        { name: `ratio quail / Postfix, CPU per message, ${clients} clients`, value: cpuPer(q) / cpuPer(p), unit: 'x' },
+      );
+    }
+    return rows;
+  },
+};

@@ -1,0 +1,44 @@
+// Child → parent event log over IPC, batched: the events of a few milliseconds travel as one `logs` message.
+//
+// Cost model (docs/PERFORMANCE.md): a message through quail start makes eight log events in the children (three in
+// the SMTP child, five in the send child). Sent one by one, each is a JSON message, a write on the IPC channel, a
+// read and a parse in root; batched, a burst of messages costs a few of each. The events of one message arrive
+// in separate event-loop turns (each a reply from a socket or a disk), so a batch is a short time window.
+
+/** How long an event may wait for others before it is sent (the log is for people; nothing waits on it). */
+export const LOG_WINDOW_MS = 20;
+
+/** What a child sends: its events in order, each `[name, fields]`. */
+export interface LogsMessage {
+  readonly type: 'logs';
+  readonly events: ReadonlyArray<readonly [string, Record<string, unknown>]>;
+}
+
+/** Collects events and sends them once per window; flush() sends what waits now (before other messages, at exit). */
+export class LogBatch {
+  private events: Array<readonly [string, Record<string, unknown>]> = [];
+  private armed = false;
+
+  constructor(private readonly sendBatch: (m: LogsMessage) => void) {}
+
+  add(event: string, fields: Readonly<Record<string, unknown>>): void {
+    this.events.push([event, { ...fields }]);
+    if (this.armed) return;
+    this.armed = true;
+    setTimeout(() => this.flush(), LOG_WINDOW_MS).unref();
+  }
+
+  flush(): void {
+    this.armed = false;
+    if (this.events.length === 0) return;
+    const events = this.events;
+    this.events = [];
+    this.sendBatch({ type: 'logs', events });
+  }
+}
+
+/** Root's side: each event of a `logs` message, handed to `relay` (which checks the name and the fields). */
+export function relayBatch(m: { readonly events?: unknown }, relay: (name: unknown, fields: unknown) => void): void {
+  if (!Array.isArray(m.events)) return;
+  for (const e of m.events as unknown[]) if (Array.isArray(e) && e.length === 2) relay(e[0], e[1]);
+}
