@@ -189,6 +189,8 @@ export class SmtpListener {
       recipients: this.deps.recipients,
       senders: this.deps.senders,
       senderAuth: this.spec.options['senderauth'] !== 'off',
+      listener: `${this.spec.host}:${this.spec.port}`,
+      ...(this.spec.options['queue'] !== undefined ? { listenerQueue: this.spec.options['queue'] } : {}),
       clock: this.deps.clock ?? (() => new Date()),
       isLocalIp: this.isLocalIp,
       log,

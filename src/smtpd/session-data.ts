@@ -2,6 +2,7 @@
 import { PassThrough } from 'node:stream';
 import { errText } from '../core/index.js';
 import type { QueueId } from '../queue/types.js';
+import { chooseQueue, rulesFrom, type QueueChoice } from '../queues/index.js';
 import { DataDecoder } from './data.js';
 import { receivedLine } from './received.js';
 import { R, problemReply, queueFailureReply, type Reply } from './replies.js';
@@ -21,8 +22,18 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   const meta: Record<string, string> = { origin: 'smtp', ip: s.remoteIp, helo: s.helo ?? '', protocol: s.protocol };
   if (s.authUser !== undefined) meta['auth'] = s.authUser;
   let settled = false;
-  const injected: Promise<Injected> = s.deps.queue
-    .inject({ sender: tx.sender, recipients: [...tx.recipients], data: body, injector: { kind: 'network' }, meta })
+  const injected: Promise<Injected> = chosenQueue(s, tx.sender, tx.recipients)
+    .then((choice) => {
+      if (choice.why !== 'no rule matched') meta['queuerule'] = choice.why;
+      return s.deps.queue.inject({
+        sender: tx.sender,
+        recipients: [...tx.recipients],
+        data: body,
+        injector: { kind: 'network' },
+        meta,
+        queueName: choice.queue,
+      });
+    })
     .then(
       (id): Injected => ({ ok: true, id }),
       (err: unknown): Injected => ({ ok: false, err }),
@@ -106,10 +117,26 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
     bytes: dec.bytes,
     protocol: s.protocol,
     ...(s.authUser !== undefined ? { auth: s.authUser } : {}),
+    ...(meta['queuerule'] !== undefined ? { rule: meta['queuerule'] } : {}),
   });
   // qmail says `250 ok <time> qp <pid>`; quail names its queue id where qmail named the qmail-queue pid.
   s.send([250, '2.0.0', `ok ${Math.floor(s.deps.clock().getTime() / 1000)} qp ${res.id}`]);
   return 'continue';
+}
+
+/**
+ * The queue this message joins (control/queuerules; the listener's queue= first). An unreadable control/queues
+ * or control/queuerules is a temporary failure of the message, as any unreadable control file (451).
+ */
+async function chosenQueue(s: Session, sender: string, recipients: readonly string[]): Promise<QueueChoice> {
+  await Promise.resolve();
+  return chooseQueue(rulesFrom(s.deps.control), {
+    sender,
+    recipients,
+    ...(s.deps.listener !== undefined ? { listener: s.deps.listener } : {}),
+    ...(s.deps.listenerQueue !== undefined ? { listenerQueue: s.deps.listenerQueue } : {}),
+    ...(s.authUser !== undefined ? { auth: s.authUser } : {}),
+  });
 }
 
 function drainOrSettled(body: PassThrough, injected: Promise<unknown>): Promise<void> {

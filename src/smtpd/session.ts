@@ -77,6 +77,10 @@ export interface SessionDeps {
    * `senderauth=off`. Absent: true.
    */
   readonly senderAuth?: boolean;
+  /** The listener's configured `HOST:PORT` (what `listener` rules of control/queuerules match). */
+  readonly listener?: string;
+  /** The listener's `queue=` option: its messages join that queue before any rule is tried. */
+  readonly listenerQueue?: string;
   /** Which senders a login may use; absent: its own address only (OWN_ADDRESS_ONLY). */
   readonly senders?: SenderCheck | undefined;
   /** RCPT-time mailbox check for directory-managed domains; absent = none (qmail's behaviour). */

@@ -30,10 +30,14 @@ const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = { senderauth: 
 function optionProblem(key: string, value: string): string | undefined {
   if (NUMERIC_OPTIONS.includes(key))
     return /^\d{1,12}$/.test(value) ? undefined : `option ${key}=${value}: the value must be a number`;
+  if (key === 'queue')
+    return /^[a-z0-9][a-z0-9._-]{0,63}$/.test(value)
+      ? undefined
+      : `option queue=${value}: a queue name of control/queues (a-z, 0-9, . _ -)`;
   const words = WORD_OPTIONS[key];
   if (words)
     return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
-  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off'].join(', ')})`;
+  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off', 'queue=NAME'].join(', ')})`;
 }
 
 /** Parses the file; '#' and blank lines ignored. Kinds other than smtp/submission (pop3) are left to their owners. */

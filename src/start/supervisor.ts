@@ -16,6 +16,7 @@ import { systemPasswd } from '../users/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { SmtpChild, type Account, type BoundListener } from './privsep.js';
 import { DEFAULT_LISTENERS, parseHostPort, parseListeners } from './listeners.js';
+import { rulesFrom } from '../queues/index.js';
 import type { EventLog } from './log.js';
 import { startPop3, type Pop3Flags, type Pop3Service } from './pop3.js';
 import { startSendSide, type SendSide } from './send-side.js';
@@ -98,7 +99,27 @@ function listenerSpecs(control: Control, over: { smtp?: string; submission?: str
     if (typeof hp === 'string') throw new QuailError(`--${kind} ${hp}`, false);
     specs = [...specs.filter((s) => s.kind !== kind), { ...hp, kind, options: {} }];
   }
+  checkQueues(control, specs);
   return specs;
+}
+
+/** control/queues, control/queuerules and the listeners' queue= options must agree before anything listens. */
+function checkQueues(control: Control, specs: readonly ListenerSpec[]): void {
+  const rules = rulesFrom(control);
+  const e = rules.errors[0];
+  if (e !== undefined)
+    throw new QuailError(
+      `${control.path(e.file)} line ${e.line}: ${e.reason}; fix the line (see docs/QUEUES.md)`,
+      false,
+    );
+  for (const s of specs) {
+    const q = s.options['queue'];
+    if (q !== undefined && !rules.known.has(q))
+      throw new QuailError(
+        `${control.path('listeners')}: listener ${s.host}:${s.port} names queue ${q}, which control/queues does not define; add a line for it there (see docs/QUEUES.md)`,
+        false,
+      );
+  }
 }
 
 /**
