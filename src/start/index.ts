@@ -3,3 +3,4 @@ export { startQuail, runningPid, errorsFile, type Running } from './supervisor.j
 export { makeEventLog } from './log.js';
 export { readStatus, renderStatus } from './status.js';
 export { localDeliverer } from './vdeliver-link.js';
+export { listenerQueue } from './listeners.js';

@@ -67,3 +67,10 @@ export function parseListeners(text: string): { listeners: ListenerSpec[]; error
   });
   return { listeners, errors, other };
 }
+
+/** The `queue=` option of the smtp/submission listener on `hostPort` in control/listeners text, if any (quail explain). */
+export function listenerQueue(text: string, hostPort: string): string | undefined {
+  const hp = parseHostPort(hostPort);
+  if (typeof hp === 'string') return undefined;
+  return parseListeners(text).listeners.find((l) => l.host === hp.host && l.port === hp.port)?.options['queue'];
+}
