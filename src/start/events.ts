@@ -66,8 +66,8 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'MAIL or RCPT refused (badmailfrom, rcpthosts, no mailbox, sender not the login)',
   },
   'smtp.queued': {
-    fields: 'id ip from rcpts bytes protocol auth?',
-    doc: 'a message committed to the queue (the parent then wakes the scheduler)',
+    fields: 'id ip from rcpts bytes protocol auth? rule?',
+    doc: 'a message committed to the queue (the parent then wakes the scheduler); rule: why it joined a named queue (control/queuerules)',
   },
   'smtp.queue-failed': { fields: 'ip from error', doc: 'the queue refused a message (the client got 451/554)' },
   'smtp.error': { fields: 'ip? error', doc: 'a session or listener error, or servercert.pem unusable (STARTTLS off)' },
@@ -114,14 +114,20 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'the send process reported an uncaught exception, or a new one could not be started',
   },
   'send.new': { fields: 'msg', doc: 'qmail-send: new msg' },
-  'send.info': { fields: 'msg bytes from uid?', doc: 'qmail-send: info msg' },
+  'send.info': {
+    fields: 'msg bytes from uid? queue? rule?',
+    doc: 'qmail-send: info msg; queue and rule when it is in a named queue (control/queues)',
+  },
   'send.start': { fields: 'delivery msg channel to', doc: 'qmail-send: starting delivery' },
   'send.delivery': {
     fields: 'delivery msg result report code?',
     doc: 'qmail-send: delivery N: success, deferral or failure, with the report and its (#x.y.z)',
   },
   'send.forward': { fields: 'msg via qp id', doc: 'a forward queued for a local delivery' },
-  'send.bounce': { fields: 'msg qp id kind to', doc: 'qmail-send: bounce msg' },
+  'send.bounce': {
+    fields: 'msg qp? id? kind to? queue?',
+    doc: 'qmail-send: bounce msg; kind none: its queue has bounces=none (nothing queued); queue: the bounce queue',
+  },
   'send.triple_bounce': { fields: 'msg', doc: 'qmail-send: triple bounce, discarded' },
   'send.end': { fields: 'msg', doc: 'qmail-send: end msg (removed from the queue)' },
   'send.reload': { fields: '', doc: 'locals and virtualdomains re-read' },
