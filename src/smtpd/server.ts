@@ -223,6 +223,13 @@ export class SmtpListener {
     if (me !== null) env['TCPLOCALHOST'] = me;
     const db = this.spec.options['databytes'];
     if (db !== undefined) env['DATABYTES'] = db;
+    // The listener's own policy (docs/LISTENERS.md), as environment: a tcp.smtp rule may still override it per client.
+    const o = this.spec.options;
+    if (o['rcpthosts'] === 'none') env['QUAIL_RCPTHOSTS'] = 'none';
+    if (o['auth'] !== undefined) env['QUAIL_AUTH'] = o['auth'];
+    if (o['tls'] === 'required') env['QUAIL_TLS'] = 'required';
+    if (o['tarpitcount'] !== undefined) env['TARPITCOUNT'] = o['tarpitcount'];
+    if (o['tarpitdelay'] !== undefined) env['TARPITDELAY'] = o['tarpitdelay'];
     const text = control.raw('tcp.smtp');
     if (text !== null) {
       const rule = matchTcpRules(parseTcpRules(text), ip);

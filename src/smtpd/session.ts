@@ -160,7 +160,7 @@ export class Session {
    * loopback: a proxy, a tunnel or a port forward makes a far client's clear-text password arrive from 127.0.0.1.
    */
   get authAllowed(): boolean {
-    return this.secure || this.policy.clearAuth;
+    return this.policy.auth !== 'off' && (this.secure || this.policy.clearAuth);
   }
 
   get protocol(): ReturnType<typeof protocolName> {

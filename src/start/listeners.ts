@@ -23,8 +23,23 @@ export function parseHostPort(s: string): { host: string; port: number } | strin
 const KINDS: readonly ListenerKind[] = ['smtp', 'submission'];
 
 /** The options of smtp and submission lines (docs/LISTENERS.md): numbers, and senderauth's two words. */
-const NUMERIC_OPTIONS = ['databytes', 'maxconn', 'maxperip', 'maxrcpt', 'maxline', 'maxerrors', 'maxnoop'];
-const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = { senderauth: ['on', 'off'] };
+const NUMERIC_OPTIONS = [
+  'databytes',
+  'maxconn',
+  'maxperip',
+  'maxrcpt',
+  'maxline',
+  'maxerrors',
+  'maxnoop',
+  'tarpitcount',
+  'tarpitdelay',
+];
+const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  senderauth: ['on', 'off'],
+  rcpthosts: ['none'],
+  auth: ['required', 'offered', 'off'],
+  tls: ['required'],
+};
 
 /** Why `key=value` is not a valid smtp/submission option, or undefined when it is. */
 function optionProblem(key: string, value: string): string | undefined {
@@ -37,7 +52,7 @@ function optionProblem(key: string, value: string): string | undefined {
   const words = WORD_OPTIONS[key];
   if (words)
     return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
-  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off', 'queue=NAME'].join(', ')})`;
+  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), ...Object.entries(WORD_OPTIONS).map(([k, v]) => `${k}=${v.join('|')}`), 'queue=NAME'].join(', ')})`;
 }
 
 /** Parses the file; '#' and blank lines ignored. Kinds other than smtp/submission (pop3) are left to their owners. */
