@@ -65,6 +65,7 @@ void test('seed 003: named queues by AUTH domain, sender domain, listener and re
     const ctl = (name: string, text: string): void => writeFileSync(join(root, 'control', name), text);
     // Two SMTP instances on two addresses (seed 003), one line each; the second puts everything in `bulk`.
     ctl('listeners', `127.0.0.2:${p1} smtp\n127.0.0.3:${p2} smtp queue=bulk\n127.0.0.1:${p3} submission\n`);
+    ctl('timeoutremote', '30\n'); // a safety net: the black hole's deliveries never wait longer
     ctl('tcp.smtp', '127.0.0.1:allow,RELAYCLIENT=""\n127.:allow\n');
     const sinkRoute = `127.0.0.1:${sink.port}`;
     ctl('smtproutes', `remote.test:${sinkRoute}\nexample.net:${sinkRoute}\nstuck.test:127.0.0.1:${hole.port}\n`);
@@ -159,6 +160,8 @@ void test('seed 003: named queues by AUTH domain, sender domain, listener and re
     );
     assert.deepEqual(via('after hup'), ['127.0.0.3', 'bulk.example.net']);
   } finally {
+    // No new connection to the black hole (refused: the stuck deliveries defer at once), then end the hung ones.
+    hole.server.close();
     for (const s of hole.sockets) s.destroy();
     if (child && child.exitCode === null) {
       const gone = new Promise((r) => child?.on('exit', r));
@@ -166,7 +169,6 @@ void test('seed 003: named queues by AUTH domain, sender domain, listener and re
       await gone;
     }
     await sink.close();
-    hole.server.close();
     rmSync(root, { recursive: true, force: true });
   }
 });
