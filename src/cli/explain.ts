@@ -11,6 +11,8 @@ import { route, routeControlFrom, stripVirtualPrefix, type RouteControl } from '
 import { lookupAssignment, systemPasswd, type Assignment, type PasswdSource } from '../users/index.js';
 import { action, addRootOption, resolveRoot } from './common.js';
 import { needRoot } from './showctl.js';
+import { explainQueue } from './explain-queue.js';
+import type { QueuePolicy } from '../queues/index.js';
 
 export interface ExplainOptions {
   readonly root: string;
@@ -19,6 +21,9 @@ export interface ExplainOptions {
   readonly sender?: string;
   /** Account database (default: the system's, with control/quailuser standing in for `alias`). */
   readonly passwd?: PasswdSource;
+  /** The listener (HOST:PORT) and AUTH login the message would come with (for the queue rules). */
+  readonly listener?: string;
+  readonly auth?: string;
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -152,13 +157,15 @@ function defaultDelivery(control: Control): string {
   return d?.from === 'literal' ? d.value : './Maildir/\n';
 }
 
-function explainRemote(control: Control, address: string, out: string[]): void {
+function explainRemote(control: Control, address: string, out: string[], policy: QueuePolicy | undefined): void {
   const host = address.slice(address.lastIndexOf('@') + 1);
   out.push('', 'next hop:');
-  const routes = control.map('smtproutes').value;
+  const routes = policy?.routes ?? control.map('smtproutes').value;
+  const file =
+    policy?.routes !== undefined ? `control/queues (queue ${policy.name}) route=` : 'control/smtproutes line';
   const r = lookupRoute(host, routes);
   const entry = r.pattern === undefined ? undefined : routes?.get(asciiLower(r.pattern));
-  const where = entry ? `control/smtproutes line ${entry.line} ${q(entry.text)}` : '';
+  const where = entry ? `${file} ${entry.line} ${q(entry.text)}` : '';
   if (r.kind === 'relay') out.push(`  ${where}: relay ${r.relay} port ${r.port} (no MX lookup)`);
   else {
     if (entry) out.push(`  ${where} has an empty relay: no route`);
@@ -184,10 +191,11 @@ function explainRoute(o: ExplainOptions): { lines: string[]; handOff?: VdeliverH
   const d = route(o.address, rc);
   const out = [`recipient: ${o.address}`];
   if (o.sender !== undefined) out.push(`sender: ${o.sender === '' ? '<> (a bounce)' : o.sender}`);
+  const policy = explainQueue(control, o, out);
   out.push('', 'route:', ...d.why.map((l) => `  ${l}`));
   const handOff: { value?: VdeliverHandOff } = {};
   if (d.channel === 'local') explainLocal(o, control, rc, d.address, out, handOff);
-  else explainRemote(control, d.address, out);
+  else explainRemote(control, d.address, out, policy);
   return { lines: out, ...(handOff.value ? { handOff: handOff.value } : {}) };
 }
 
@@ -265,17 +273,28 @@ export function register(program: Command): void {
     program
       .command('explain <address>')
       .description('explain what quail would do with one recipient: route, user, .qmail file, instructions or next hop')
-      .option('--sender <address>', 'envelope sender (for forwards and bounces)'),
+      .option('--sender <address>', 'envelope sender (for forwards, bounces and the queue rules)')
+      .option('--listener <host:port>', 'the listener it comes in on (for the queue rules)')
+      .option('--auth <login>', 'the AUTH login it is sent with (for the queue rules)'),
   ).action(
-    action('explain', async (address: string, o: { root?: string; sender?: string }) => {
-      const root = resolveRoot(o.root);
-      try {
-        const lines = await explainAll({ root, address, ...(o.sender === undefined ? {} : { sender: o.sender }) });
-        process.stdout.write(`${lines.join('\n')}\n`);
-      } catch (err) {
-        if (err instanceof QuailError) throw err;
-        throw new QuailError(`cannot explain ${address}: ${errText(err)}`, true);
-      }
-    }),
+    action(
+      'explain',
+      async (address: string, o: { root?: string; sender?: string; listener?: string; auth?: string }) => {
+        const root = resolveRoot(o.root);
+        try {
+          const lines = await explainAll({
+            root,
+            address,
+            ...(o.sender === undefined ? {} : { sender: o.sender }),
+            ...(o.listener === undefined ? {} : { listener: o.listener }),
+            ...(o.auth === undefined ? {} : { auth: o.auth }),
+          });
+          process.stdout.write(`${lines.join('\n')}\n`);
+        } catch (err) {
+          if (err instanceof QuailError) throw err;
+          throw new QuailError(`cannot explain ${address}: ${errText(err)}`, true);
+        }
+      },
+    ),
   );
 }

@@ -93,11 +93,13 @@ export function register(program: Command): void {
       .description('every message: id, age, sender, each recipient with its state (like qmail-qread)'),
   )
     .option('--json', 'one JSON object per line')
+    .option('--queue <name>', 'only the messages of this named queue (control/queues)')
     .action(
-      action('queue list', async (opts: RootOpt & { json?: boolean }) => {
+      action('queue list', async (opts: RootOpt & { json?: boolean; queue?: string }) => {
         const q = await open(opts);
         const now = Math.floor(q.clock() / 1000);
         await each(q, (m) => {
+          if (opts.queue !== undefined && m.queueName !== opts.queue) return;
           if (opts.json) process.stdout.write(`${JSON.stringify(m)}\n`);
           else
             process.stdout.write(
@@ -107,28 +109,37 @@ export function register(program: Command): void {
       }),
     );
 
-  addRootOption(queue.command('stat').description('counts (like qmail-qstat)')).action(
-    action('queue stat', async (opts: RootOpt) => {
-      const q = await open(opts);
-      let messages = 0;
-      let fresh = 0;
-      let held = 0;
-      const rc = { todo: 0, pending: 0, done: 0, failed: 0 };
-      await each(q, (m) => {
-        messages++;
-        if (m.held) held++;
-        if (m.recipients.every((r) => r.channel === undefined)) fresh++;
-        for (const r of m.recipients) rc[r.status]++;
-      });
-      process.stdout.write(
-        `messages in queue: ${messages}\n` +
-          `messages in queue but not yet preprocessed: ${fresh}\n` +
-          `messages held: ${held}\n` +
-          `recipients: todo ${rc.todo}, pending ${rc.pending}, done ${rc.done}, failed ${rc.failed}\n` +
-          `files in corrupt/: ${await countDir(join(q.dir, 'corrupt'))}\n`,
-      );
-    }),
-  );
+  addRootOption(queue.command('stat').description('counts (like qmail-qstat)'))
+    .option('--queue <name>', 'only the messages of this named queue (control/queues)')
+    .action(
+      action('queue stat', async (opts: RootOpt & { queue?: string }) => {
+        const q = await open(opts);
+        let messages = 0;
+        let fresh = 0;
+        let held = 0;
+        const rc = { todo: 0, pending: 0, done: 0, failed: 0 };
+        const byQueue = new Map<string, number>();
+        await each(q, (m) => {
+          if (opts.queue !== undefined && m.queueName !== opts.queue) return;
+          byQueue.set(m.queueName, (byQueue.get(m.queueName) ?? 0) + 1);
+          messages++;
+          if (m.held) held++;
+          if (m.recipients.every((r) => r.channel === undefined)) fresh++;
+          for (const r of m.recipients) rc[r.status]++;
+        });
+        process.stdout.write(
+          `messages in queue: ${messages}\n` +
+            `messages in queue but not yet preprocessed: ${fresh}\n` +
+            `messages held: ${held}\n` +
+            `recipients: todo ${rc.todo}, pending ${rc.pending}, done ${rc.done}, failed ${rc.failed}\n` +
+            `files in corrupt/: ${await countDir(join(q.dir, 'corrupt'))}\n` +
+            // Named queues in use: one more line (a queue of only `default` prints qmail-qstat's lines alone).
+            ([...byQueue.keys()].some((n) => n !== 'default')
+              ? `messages by queue: ${[...byQueue].map(([n, c]) => `${n} ${c}`).join(', ')}\n`
+              : ''),
+        );
+      }),
+    );
 
   addRootOption(queue.command('show <id>').description('the envelope, recipient states and the message itself'))
     .option('--envelope-only', 'do not print the message')

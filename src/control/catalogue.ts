@@ -342,6 +342,22 @@ const DEFS = [
     doc: 'Unix account that virtual domains made by `quail init` are delivered as; stands in for the `alias` account when the system has none.',
   },
   {
+    name: 'queues',
+    kind: 'lines',
+    default: { from: 'none' },
+    readBy: 'scheduler, smtpd, inject (queues)',
+    applies: ON_HUP,
+    doc: 'Named queues, one a line: NAME key=value... (lifetime=, retry=qmail|S1,S2.., concurrencylocal=, concurrencyremote=, bounces=qsbmf|dsn|none, bouncefrom=, bouncehost=, doublebounceto=, doublebouncehost=, outgoingip=, helohost=, route=SMTPROUTES-LINE repeated). Missing options are the ordinary control files; the queue `default` is those files alone (docs/QUEUES.md).',
+  },
+  {
+    name: 'queuerules',
+    kind: 'lines',
+    default: { from: 'none' },
+    readBy: 'scheduler, smtpd, inject (queues)',
+    applies: 'at the next SMTP session, injection or bounce; the scheduler on SIGHUP',
+    doc: "Which queue a message joins, first match wins: `listener ADDR:PORT Q`, `auth DOMAIN Q` (the AUTH login's domain), `sender DOMAIN Q` (forgeable), `rcpt DOMAIN Q` (any recipient), `bounce Q` (bounces quail makes). DOMAIN: example.com, .example.com (subdomains) or *. No match: `default`.",
+  },
+  {
     name: 'listeners',
     kind: 'lines',
     default: {

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { errText, permError, QuailError, tempError } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import type { NewMessage, QueueId, QueueStore } from '../queue/index.js';
+import { chooseQueue, rulesFrom, type QueueChoice } from '../queues/index.js';
 import { HeaderRewriter, validField } from './header.js';
 import { injectSettings, makeRewriter, type InjectEnv, type InjectSettings } from './rewrite.js';
 
@@ -72,6 +73,8 @@ export interface PreparedMessage {
   /** The rewritten header, then the body as it streams from the input (ending in "\n"). */
   readonly data: Readable;
   readonly settings: InjectSettings;
+  /** The queue it joins (control/queuerules: sender and recipient rules apply; no listener, no AUTH). */
+  readonly queue?: QueueChoice;
 }
 
 type ChunkIterator = AsyncIterator<Buffer | string>;
@@ -119,11 +122,15 @@ export async function prepareMessage(
   const { bodyStart, ended } = await readHeader(it, header);
   const done = header.finish();
   const head = Buffer.from(done.text, 'latin1');
+  const recipients = [...argRecipients, ...done.recipients];
+  // The webmail case of seed 003: one sendmail for every domain, the queue chosen by the same rules as SMTP's.
+  const queue = chooseQueue(rulesFrom(opts.control), { sender: done.sender, recipients });
   return {
     sender: done.sender,
-    recipients: [...argRecipients, ...done.recipients],
+    recipients,
     data: Readable.from(streamBody(head, bodyStart, ended ? undefined : it)),
     settings,
+    queue,
   };
 }
 
@@ -210,7 +217,11 @@ export async function commitMessage(target: InjectTarget, m: PreparedMessage, ui
     recipients: m.recipients,
     data: m.data,
     injector: { kind: 'uid', uid: uid ?? process.getuid?.() ?? 0 },
-    meta: { origin: 'inject' },
+    meta: {
+      origin: 'inject',
+      ...(m.queue !== undefined && m.queue.why !== 'no rule matched' ? { queuerule: m.queue.why } : {}),
+    },
+    ...(m.queue !== undefined ? { queueName: m.queue.queue } : {}),
   };
   let id: QueueId;
   try {

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { errText, splitAddress, type DeliveryResult } from '../core/index.js';
 import type { Control, MapEntry } from '../control/index.js';
-import type { RemoteJob } from './types.js';
+import type { QueueRemotePolicy, RemoteJob } from './types.js';
 import { lookupRoute, routeCandidates, type Route } from './routes.js';
 import { localAddresses, resolveTargets, type RemoteResolver, type Target } from './mx.js';
 import { openSocket, SmtpClient } from './client.js';
@@ -66,17 +66,17 @@ function tlsPolicy(host: string, map: ReadonlyMap<string, MapEntry> | null): Tls
   return { mode: 'may' };
 }
 
-function readSettings(control: Control, host: string): Settings | null {
+function readSettings(control: Control, host: string, policy: QueueRemotePolicy = {}): Settings | null {
   try {
-    const helo = control.single('helohost').value;
+    const helo = policy.helo ?? control.single('helohost').value;
     if (helo === null) return null;
     return {
       helo,
       connectMs: control.number('timeoutconnect').value * 1000,
       remoteMs: control.number('timeoutremote').value * 1000,
-      route: lookupRoute(host, control.map('smtproutes').value),
+      route: lookupRoute(host, policy.routes ?? control.map('smtproutes').value),
       tls: tlsPolicy(host, control.map('tlsdestinations').value),
-      outgoingIp: control.single('outgoingip').value ?? undefined,
+      outgoingIp: policy.outgoingIp ?? control.single('outgoingip').value ?? undefined,
     };
   } catch {
     return null; // an unreadable control file: temporary, never a silent default (docs/QMAIL.md 0)
@@ -126,7 +126,7 @@ async function deliver(
 ): Promise<DeliveryResult[]> {
   const all = (r: DeliveryResult): DeliveryResult[] => jobs.map(() => r);
   // The host as written (qmail compares smtproutes case-insensitively; the DNS does not care).
-  const settings = readSettings(opts.control, host);
+  const settings = readSettings(opts.control, host, jobs[0]?.policy);
   if (settings === null) return all(deferral(TEMP_CONTROL));
   let resolver = opts.resolver;
   if (resolver === undefined) {

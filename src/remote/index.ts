@@ -1,5 +1,5 @@
 // remote: qmail-remote's job: smtproutes, MX, SMTP (STARTTLS, pipelining, several recipients), qmail's reports.
-export type { RemoteJob } from './types.js';
+export type { QueueRemotePolicy, RemoteJob } from './types.js';
 export { deliverRemote } from './deliver.js';
 export { RemoteEngine } from './engine.js';
 export { lookupRoute, routeCandidates, ipLiteral } from './routes.js';

@@ -1,5 +1,6 @@
 // The remote-delivery contract (docs/QMAIL.md E): one recipient (qmail-remote) in, a DeliveryResult
 // (src/address) out, its report qmail-remote's text, e.g. "127.0.0.1 accepted message.\nRemote host said: 250 ok\n".
+import type { MapEntry } from '../control/index.js';
 
 export interface RemoteJob {
   /** The channel address (the recipient, unchanged). */
@@ -15,4 +16,16 @@ export interface RemoteJob {
   readonly prefix?: string;
   /** What the queue recorded of the message's origin (origin, auth, relay): for the signer, not read here. */
   readonly meta?: Readonly<Record<string, string>>;
+  /** The message's queue, when not `default`: its outgoing IP, HELO host and routes. */
+  readonly policy?: QueueRemotePolicy;
+}
+
+/** A named queue's remote settings (control/queues), each replacing its control file for that queue's deliveries. */
+export interface QueueRemotePolicy {
+  /** Instead of control/outgoingip. */
+  readonly outgoingIp?: string;
+  /** Instead of control/helohost. */
+  readonly helo?: string;
+  /** Instead of control/smtproutes (parsed smtproutes lines). */
+  readonly routes?: ReadonlyMap<string, MapEntry>;
 }

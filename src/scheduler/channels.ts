@@ -23,7 +23,7 @@ export const CHANNEL_TABLE: { readonly [C in Channel]: ChannelSpec } = {
 };
 
 /** One value per channel, in CHANNELS order. */
-export function perChannel<T>(make: (c: Channel) => T): Record<Channel, T> {
+function perChannel<T>(make: (c: Channel) => T): Record<Channel, T> {
   return Object.fromEntries(CHANNELS.map((c) => [c, make(c)])) as Record<Channel, T>;
 }
 

@@ -6,7 +6,8 @@ import { textBytes } from '../bounce/index.js';
 import type { ForwardRequest, LocalJob } from '../local/types.js';
 import type { QueueId } from '../queue/types.js';
 import type { Assignment } from '../users/types.js';
-import type { SchedulerSettings } from './settings.js';
+import { queueSettings, type SchedulerSettings } from './settings.js';
+import { chooseQueue, DEFAULT_QUEUE, type QueueChoice } from '../queues/index.js';
 import type { MessageState } from './state.js';
 import type { SchedulerDeps } from './types.js';
 import { verpSender } from './verp.js';
@@ -29,6 +30,11 @@ const only = (r: DeliveryResult): DeliveryResult => ({
 
 const withNewline = (s: string): string => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
 
+/** The envelope's record of why a message is in a named queue (nothing for `default` by no rule: qmail's envelope). */
+export function queueMeta(c: QueueChoice): Record<string, string> {
+  return c.queue === DEFAULT_QUEUE && c.why === 'no rule matched' ? {} : { queuerule: c.why };
+}
+
 /** Anything thrown becomes a result: temporary (the default for unknown errors) or permanent. */
 export function fromError(err: unknown): DeliveryResult {
   const o = outcomeFromError(err);
@@ -48,12 +54,15 @@ async function queueForward(
   fwd: ForwardRequest,
 ): Promise<QueueId> {
   const q = ctx.deps.queue;
+  // A forward is a new message: the queue rules choose its queue as for any other (control/queuerules).
+  const q2 = chooseQueue(ctx.settings.rules, { sender: fwd.sender, recipients: fwd.recipients });
   return q.inject({
     sender: fwd.sender,
     recipients: fwd.recipients,
     data: Readable.from(prepended(fwd.prepend, q.messagePath(msg.id))),
     injector: fwd.injector,
-    meta: { origin: 'forward', parent: msg.id, via },
+    meta: { origin: 'forward', parent: msg.id, via, ...queueMeta(q2) },
+    queueName: q2.queue,
   });
 }
 
@@ -105,11 +114,13 @@ export async function attemptLocal(ctx: DeliveryContext, msg: MessageState, addr
 
 /** The remote channel: the remote deliverer, with the VERP sender. */
 export async function attemptRemote(ctx: DeliveryContext, msg: MessageState, address: string): Promise<DeliveryResult> {
+  const { remote } = queueSettings(ctx.settings, msg.queueName);
   const r = await ctx.deps.remote({
     recipient: address,
     sender: verpSender(msg.sender, address),
     messagePath: ctx.deps.queue.messagePath(msg.id),
     meta: msg.meta,
+    ...(Object.keys(remote).length > 0 ? { policy: remote } : {}),
   });
   return only(r);
 }

@@ -1,7 +1,9 @@
 // The end of a message (qmail-send's messdone): one bounce listing every failure (F.4), then removal.
 import { composeBounce, type BounceFailure } from '../bounce/index.js';
 import { stripVirtualPrefix } from '../route/index.js';
-import type { DeliveryContext } from './deliver.js';
+import { queueMeta, type DeliveryContext } from './deliver.js';
+import { chooseQueue, DEFAULT_QUEUE } from '../queues/index.js';
+import { queueSettings } from './settings.js';
 import type { MessageState } from './state.js';
 
 /** The failed recipients as the bounce names them (channel address, virtual prefix removed: F.6). */
@@ -22,9 +24,15 @@ export async function finishMessage(ctx: DeliveryContext, msg: MessageState, now
   const { deps } = ctx;
   const log = deps.logger;
   const failures = bounceFailures(ctx, msg);
-  if (failures.length > 0 && !msg.bounced) {
+  const config = queueSettings(ctx.settings, msg.queueName).bounce;
+  if (failures.length > 0 && !msg.bounced && config === null) {
+    // bounces=none (control/queues): the failures are in the delivery events; nobody is told.
+    log.event('bounce', { msg: msg.id, kind: 'none', queue: msg.queueName });
+    msg.bounced = true;
+  }
+  if (failures.length > 0 && !msg.bounced && config !== null) {
     const plan = composeBounce({
-      config: ctx.settings.bounce,
+      config,
       sender: msg.sender,
       failures,
       messagePath: deps.queue.messagePath(msg.id),
@@ -36,16 +44,29 @@ export async function finishMessage(ctx: DeliveryContext, msg: MessageState, now
     if (plan.kind === 'triple') {
       log.event('triple_bounce', { msg: msg.id });
     } else {
+      const choice = chooseQueue(ctx.settings.rules, {
+        sender: plan.sender,
+        recipients: [plan.recipient],
+        bounce: true,
+      });
       const id = await deps.queue.inject({
         sender: plan.sender,
         recipients: [plan.recipient],
         data: plan.data,
         injector: { kind: 'bounce' },
-        meta: { origin: 'bounce', parent: msg.id },
+        meta: { origin: 'bounce', parent: msg.id, ...queueMeta(choice) },
+        queueName: choice.queue,
       });
       ctx.queued();
       const qp = ctx.nextQp();
-      log.event('bounce', { msg: msg.id, qp, id, kind: plan.kind, to: plan.recipient });
+      log.event('bounce', {
+        msg: msg.id,
+        qp,
+        id,
+        kind: plan.kind,
+        to: plan.recipient,
+        ...(choice.queue !== DEFAULT_QUEUE ? { queue: choice.queue } : {}),
+      });
     }
     msg.bounced = true;
   }

@@ -15,7 +15,14 @@ export async function routeNew(
 ): Promise<void> {
   const uid = st.meta['uid'];
   emit('new', { msg: st.id });
-  emit('info', { msg: st.id, bytes: st.size, from: st.sender, ...(uid === undefined ? {} : { uid }) });
+  emit('info', {
+    msg: st.id,
+    bytes: st.size,
+    from: st.sender,
+    ...(uid === undefined ? {} : { uid }),
+    // The named queue and the rule that chose it (control/queuerules); nothing for the default queue.
+    ...(st.queueName !== 'default' ? { queue: st.queueName, rule: st.meta['queuerule'] ?? '' } : {}),
+  });
   const recipients = st.recipients.map((r): RecipientState => {
     if (r.channel !== undefined) return r;
     const d = route(r.original, rc);

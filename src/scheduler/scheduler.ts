@@ -1,13 +1,14 @@
 // qmail-send: routes new messages once, runs due deliveries within the concurrency limits, retries, bounces.
-import { asciiLower, CHANNELS, type Channel } from '../core/index.js';
+import { asciiLower, type Channel } from '../core/index.js';
 import type { QueueId } from '../queue/types.js';
-import { attemptDelivery, CHANNEL_TABLE, concurrencyFrom, perChannel } from './channels.js';
+import { attemptDelivery, CHANNEL_TABLE, concurrencyFrom } from './channels.js';
 import type { DeliveryContext } from './deliver.js';
 import { DueIndex, type DueRef } from './due.js';
 import { finishMessage } from './finish.js';
 import { isDying, nextRetry, TOO_LONG } from './retry.js';
 import { routeNew } from './routing.js';
-import { reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
+import { Lanes } from './lanes.js';
+import { namedQueues, queueSettings, reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
 import { flushNow, isComplete, messageState, type MessageState } from './state.js';
 import { afterAttempt, endsDelivered, type Task } from './task.js';
 import type { SchedulerDeps, SchedulerEventName, SchedulerTimers } from './types.js';
@@ -34,8 +35,8 @@ export class Scheduler {
   /** Removed (or being removed) by us; skipped by scans until the queue no longer lists them. */
   private readonly finished = new Set<QueueId>();
   private readonly heldIds = new Set<QueueId>();
-  private readonly waiting: Record<Channel, Task[]> = perChannel(() => []);
-  private readonly running: Record<Channel, number> = perChannel(() => 0);
+  /** Waiting tasks and running deliveries per queue and channel: each queue has its own slots (lanes.ts). */
+  private readonly lanes = new Lanes();
   private readonly active = new Set<Promise<void>>();
   private needScan = true;
   private nextScanAt = 0;
@@ -83,24 +84,32 @@ export class Scheduler {
     this.unwatch?.();
     this.unwatch = undefined;
     this.clearTimer();
-    for (const c of CHANNELS) {
-      for (const t of this.waiting[c]) {
+    for (const lane of this.lanes.all()) {
+      for (const t of lane.waiting) {
         t.msg.inFlight.delete(t.index);
         this.due.recipient(t.msg, t.index);
       }
-      this.waiting[c] = [];
+      lane.waiting = [];
     }
     while (this.active.size > 0) await Promise.all([...this.active]);
     await this.cycleChain;
     this.started = false;
   }
 
-  /** SIGHUP: re-read locals and virtualdomains only (0.1); other settings need a restart. */
+  /**
+   * SIGHUP: re-read locals and virtualdomains (0.1) and the named queues' policies and rules (control/queues,
+   * control/queuerules); the default queue's other settings need a restart, as with qmail.
+   */
   reload(): void {
     const s = this.settings;
     if (s === undefined) return;
     try {
-      this.settings = { ...s, route: reloadedRoute(s.route, this.deps.control()) };
+      const control = this.deps.control();
+      const named = namedQueues(control, s);
+      this.settings = { ...s, route: reloadedRoute(s.route, control), ...named };
+      // A bad line is left out and the rest applies; `quail start` refuses such files, a reload only warns.
+      for (const e of named.rules.errors)
+        this.emit('warning', { reason: `control/${e.file} line ${e.line}: ${e.reason} (line ignored)` });
       this.emit('reload', {});
     } catch (err) {
       this.emit('warning', { reason: String(err) });
@@ -203,16 +212,27 @@ export class Scheduler {
    */
   private takeUp(refs: DueRef[], now: number): void {
     if (refs.length === 0) return;
-    const lifetime = this.ctx.settings.lifetime;
+    const settings = this.ctx.settings;
     refs.sort((a, b) => a.msg.seq - b.msg.seq || a.index - b.index);
-    let pass: { msg: MessageState; retry: Partial<Record<Channel, number>>; dying: boolean } | undefined;
+    let pass:
+      | { msg: MessageState; retry: Partial<Record<Channel, number>>; dying: boolean; own?: readonly number[] }
+      | undefined;
     for (const { msg, index } of refs) {
-      const channel = msg.recipients[index]?.channel;
-      if (channel === undefined || msg.inFlight.has(index)) continue;
-      if (pass?.msg !== msg) pass = { msg, retry: {}, dying: isDying(msg.birth, now, lifetime) };
-      const retry = (pass.retry[channel] ??= nextRetry(msg.birth, now, CHANNEL_TABLE[channel].skip));
+      const r = msg.recipients[index];
+      const channel = r?.channel;
+      if (r === undefined || channel === undefined || msg.inFlight.has(index)) continue;
+      if (pass?.msg !== msg) {
+        const q = queueSettings(settings, msg.queueName);
+        pass = { msg, retry: {}, dying: isDying(msg.birth, now, q.lifetime), ...(q.retry ? { own: q.retry } : {}) };
+      }
+      // A queue's own schedule (retry=S1,S2..): the wait after this recipient's next deferral; else qmail's (F.2).
+      const own = pass.own;
+      const retry = (pass.retry[channel] ??=
+        own === undefined
+          ? nextRetry(msg.birth, now, CHANNEL_TABLE[channel].skip)
+          : now + (own[Math.min(r.attempts, own.length - 1)] ?? 0));
       msg.inFlight.add(index);
-      this.waiting[channel].push({ msg, index, channel, retry, dying: pass.dying });
+      this.lanes.lane(msg.queueName, channel).waiting.push({ msg, index, channel, retry, dying: pass.dying });
     }
   }
 
@@ -265,6 +285,11 @@ export class Scheduler {
         return undefined;
       }
       const st = messageState(m);
+      if (!this.ctx.settings.queues.has(st.queueName))
+        this.emit('warning', {
+          msg: id,
+          reason: `queue ${st.queueName} is not in control/queues: delivered with the default queue's policy`,
+        });
       if (st.recipients.some((r) => r.channel === undefined))
         await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f) => this.emit(n, f));
       return st;
@@ -292,12 +317,14 @@ export class Scheduler {
   }
 
   private dispatch(): void {
-    const limit = this.ctx.settings.concurrency;
-    for (const c of CHANNELS) {
-      while (this.running[c] < limit[c]) {
-        const task = this.waiting[c].shift();
+    const settings = this.ctx.settings;
+    for (const lane of this.lanes.all()) {
+      if (lane.waiting.length === 0) continue;
+      const limit = queueSettings(settings, lane.queue).concurrency[lane.channel];
+      while (lane.running < limit) {
+        const task = lane.waiting.shift();
         if (task === undefined) break;
-        this.running[c]++;
+        lane.running++;
         this.track(this.runTask(task));
       }
     }
@@ -305,12 +332,13 @@ export class Scheduler {
 
   private async runTask(t: Task): Promise<void> {
     const { msg, index, channel } = t;
+    const lane = this.lanes.lane(msg.queueName, channel);
     let holdsSlot = true;
     // The delivery is over once its result is in: its slot goes to the next task while the state is written.
     const freeSlot = (): void => {
       if (!holdsSlot) return;
       holdsSlot = false;
-      this.running[channel]--;
+      lane.running--;
       if (!this.stopping) this.dispatch();
     };
     try {
@@ -384,7 +412,7 @@ export class Scheduler {
 
   private hasDueWork(now: number): boolean {
     if (this.needScan || now >= this.nextScanAt || this.flushAll || this.flushDomains.size > 0) return true;
-    if (CHANNELS.some((c) => this.waiting[c].length > 0)) return true;
+    if (this.lanes.anyWaiting()) return true;
     return this.due.next() <= now;
   }
 

@@ -8,6 +8,8 @@ export interface MessageState {
   readonly sender: string;
   readonly size: number;
   readonly meta: Readonly<Record<string, string>>;
+  /** Its named queue (control/queues): slots, lifetime, retries, bounces, remote policy. */
+  readonly queueName: string;
   /** The latest recipient states (written to the queue after every change). */
   recipients: RecipientState[];
   /** Indexes of recipients queued for or in delivery right now. */
@@ -32,6 +34,7 @@ export function messageState(m: QueuedMessage): MessageState {
     sender: m.sender,
     size: m.size,
     meta: m.meta,
+    queueName: m.queueName,
     recipients: [...m.recipients],
     inFlight: new Set(),
     writes: Promise.resolve(),

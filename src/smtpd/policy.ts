@@ -35,6 +35,13 @@ export interface Policy {
    * from any address (loopback included: a proxy or tunnel makes a far client look local).
    */
   readonly clearAuth: boolean;
+  /** QUAIL_AUTH (listener `auth=`): `required` = MAIL needs AUTH (or RELAYCLIENT), `off` = no AUTH; default offered. */
+  readonly auth: 'required' | 'offered' | 'off';
+  /** QUAIL_TLS="required" (listener `tls=required`): MAIL only after STARTTLS. */
+  readonly tlsRequired: boolean;
+  /** qmail's tarpit patch: past TARPITCOUNT recipients (0 = never) each RCPT reply waits TARPITDELAY seconds. */
+  readonly tarpitCount: number;
+  readonly tarpitDelay: number;
   /** control/defaultdomain, only when the file exists (vpopmail's meaning): an AUTH login without @domain is user@it. */
   readonly defaultDomain: string | undefined;
   /** B.5. */
@@ -73,7 +80,9 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
   try {
     const greeting = control.single('smtpgreeting').value;
     if (greeting === null) return { ok: false, reason: 'neither control/smtpgreeting nor control/me exists' };
-    const rcpthosts = control.list('rcpthosts').value;
+    // QUAIL_RCPTHOSTS="none" (listener `rcpthosts=none`): as if rcpthosts were empty — only RELAYCLIENT or AUTH
+    // may give recipients (seed 003's submission instance); no other domain is accepted, morercpthosts not read.
+    const rcpthosts = env['QUAIL_RCPTHOSTS'] === 'none' ? [] : control.list('rcpthosts').value;
     const rcptSet = rcpthosts === null ? null : new Set(rcpthosts.map(asciiLower));
     const bmf = new Set((control.list('badmailfrom').value ?? []).map(asciiLower));
     const envBytes = envNumber(env['DATABYTES']);
@@ -83,7 +92,7 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
     const dd = control.single('defaultdomain');
     const defaultDomain = dd.source === 'file' && dd.value !== null && dd.value !== '' ? dd.value : undefined;
     // Opened last: nothing after it can fail, so the descriptor always reaches the policy that closes it.
-    const fd = rcptSet === null ? null : control.open('morercpthosts.cdb');
+    const fd = rcptSet === null || env['QUAIL_RCPTHOSTS'] === 'none' ? null : control.open('morercpthosts.cdb');
     const mrh = fd === null ? null : CdbReader.fromFd(fd);
     return {
       ok: true,
@@ -95,6 +104,10 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
         keepBareCr: env['QUAIL_BARECR'] === 'keep',
         loose: env['QUAIL_LOOSE'] === '1',
         clearAuth: env['QUAIL_CLEARAUTH'] === '1',
+        auth: env['QUAIL_AUTH'] === 'required' ? 'required' : env['QUAIL_AUTH'] === 'off' ? 'off' : 'offered',
+        tlsRequired: env['QUAIL_TLS'] === 'required',
+        tarpitCount: envNumber(env['TARPITCOUNT']) ?? 0,
+        tarpitDelay: envNumber(env['TARPITDELAY']) ?? 0,
         defaultDomain,
         localIpHost: (a) => (liphost === null ? a : applyLocalIpHost(a, liphost, isLocalIp)),
         rcptAllowed: (address) => {

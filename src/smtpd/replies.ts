@@ -40,6 +40,7 @@ export const R = {
   tlsReady: [220, '2.0.0', 'ready to start TLS'],
   tlsAlready: [503, '5.5.1', 'TLS is already active (#5.5.1)'],
   authRequired: [530, '5.7.0', 'authentication required (#5.7.0)'],
+  tlsRequired: [530, '5.7.0', 'Must issue a STARTTLS command first (#5.7.0)'],
   authNeedsTls: [538, '5.7.11', 'encryption required for authentication, use STARTTLS first (#5.7.11)'],
   authNoTls: [
     538,

@@ -178,6 +178,8 @@ export class SmtpListener {
       senderAuth: this.spec.options['senderauth'] !== 'off',
       checker: this.deps.checker,
       checkPolicy: checkPolicyOf(this.spec),
+      listener: `${this.spec.host}:${this.spec.port}`,
+      ...(this.spec.options['queue'] !== undefined ? { listenerQueue: this.spec.options['queue'] } : {}),
       clock: this.deps.clock ?? (() => new Date()),
       isLocalIp: this.isLocalIp,
       log,
@@ -205,6 +207,13 @@ export class SmtpListener {
     if (me !== null) env['TCPLOCALHOST'] = me;
     const db = this.spec.options['databytes'];
     if (db !== undefined) env['DATABYTES'] = db;
+    // The listener's own policy (docs/LISTENERS.md), as environment: a tcp.smtp rule may still override it per client.
+    const o = this.spec.options;
+    if (o['rcpthosts'] === 'none') env['QUAIL_RCPTHOSTS'] = 'none';
+    if (o['auth'] !== undefined) env['QUAIL_AUTH'] = o['auth'];
+    if (o['tls'] === 'required') env['QUAIL_TLS'] = 'required';
+    if (o['tarpitcount'] !== undefined) env['TARPITCOUNT'] = o['tarpitcount'];
+    if (o['tarpitdelay'] !== undefined) env['TARPITDELAY'] = o['tarpitdelay'];
     const text = control.raw('tcp.smtp');
     if (text !== null) {
       const rule = matchTcpRules(parseTcpRules(text), ip);

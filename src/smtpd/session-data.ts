@@ -3,6 +3,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { errText, QuailError } from '../core/index.js';
 import type { NewMessage, QueueId } from '../queue/types.js';
 import { AuthResultsStrip, Spool, type CheckPolicy, type MessageChecker } from './check.js';
+import { chooseQueue, rulesFrom, type QueueChoice } from '../queues/index.js';
 import { DataDecoder } from './data.js';
 import { receivedLine } from './received.js';
 import { R, problemReply, queueFailureReply, type Reply } from './replies.js';
@@ -106,6 +107,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
     bytes: dec.bytes,
     protocol: s.protocol,
     ...(s.authUser !== undefined ? { auth: s.authUser } : {}),
+    ...(meta['queuerule'] !== undefined ? { rule: meta['queuerule'] } : {}),
   });
   // qmail says `250 ok <time> qp <pid>`; quail names its queue id where qmail named the qmail-queue pid.
   s.send([250, '2.0.0', `ok ${Math.floor(s.deps.clock().getTime() / 1000)} qp ${res.id}`]);
@@ -113,7 +115,8 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
 }
 
 type Finished = Injected | { readonly ok: 'refused'; readonly reply: Reply };
-type NewNetworkMessage = Omit<NewMessage, 'data'>;
+/** meta stays this session's own object: handOver notes the queue rule in it for the smtp.queued event. */
+type NewNetworkMessage = Omit<NewMessage, 'data' | 'meta'> & { readonly meta: Record<string, string> };
 
 /** Where DATA's decoded bytes go: straight into the queue, or held for the inbound checks first. */
 interface DataSink {
@@ -233,12 +236,15 @@ class CheckedSink implements DataSink {
  * Into the queue, or, when the session's environment names a QMAILQUEUE program, to that program, which queues it
  * itself (qmail-queue(8)); QMAILQUEUE without a filter runner is a temporary failure, never an unfiltered 250.
  */
-function handOver(s: Session, m: NewMessage): Promise<QueueId> {
+async function handOver(s: Session, m: NewNetworkMessage & Pick<NewMessage, 'data'>): Promise<QueueId> {
   const qq = s.deps.env['QMAILQUEUE'];
-  if (qq === undefined || qq === '') return s.deps.queue.inject(m);
+  if (qq === undefined || qq === '') {
+    const choice = await chosenQueue(s, m.sender, m.recipients);
+    if (choice.why !== 'no rule matched') m.meta['queuerule'] = choice.why;
+    return s.deps.queue.inject({ ...m, queueName: choice.queue });
+  }
   const filter = s.deps.filter;
-  if (filter === undefined)
-    return Promise.reject(new QuailError('QMAILQUEUE is set but this server runs no filters (#4.3.0)', true));
+  if (filter === undefined) throw new QuailError('QMAILQUEUE is set but this server runs no filters (#4.3.0)', true);
   return filter.run(
     qq,
     {
@@ -248,6 +254,21 @@ function handOver(s: Session, m: NewMessage): Promise<QueueId> {
     },
     s.deps.env,
   ) as Promise<QueueId>;
+}
+
+/**
+ * The queue this message joins (control/queuerules; the listener's queue= first). An unreadable control/queues
+ * or control/queuerules is a temporary failure of the message, as any unreadable control file (451).
+ */
+async function chosenQueue(s: Session, sender: string, recipients: readonly string[]): Promise<QueueChoice> {
+  await Promise.resolve();
+  return chooseQueue(rulesFrom(s.deps.control), {
+    sender,
+    recipients,
+    ...(s.deps.listener !== undefined ? { listener: s.deps.listener } : {}),
+    ...(s.deps.listenerQueue !== undefined ? { listenerQueue: s.deps.listenerQueue } : {}),
+    ...(s.authUser !== undefined ? { auth: s.authUser } : {}),
+  });
 }
 
 function drainOrSettled(body: PassThrough, injected: Promise<unknown>): Promise<void> {

@@ -7,7 +7,10 @@ import type { Session, Step } from './session.js';
 import { parseStrictMail, parseStrictRcpt } from './strict.js';
 
 export async function mailCommand(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
-  if (s.deps.kind === 'submission' && s.authUser === undefined && s.policy.relayClient === undefined) {
+  // A listener's tls=required: nothing is accepted in clear (RFC 3207 4: 530 5.7.0).
+  if (s.policy.tlsRequired && !s.secure) return fail(R.tlsRequired);
+  const needAuth = s.deps.kind === 'submission' || s.policy.auth === 'required';
+  if (needAuth && s.authUser === undefined && s.policy.relayClient === undefined) {
     return fail(R.authRequired);
   }
   // RFC 5321 4.1.4: no MAIL inside a transaction (qmail, with QUAIL_LOOSE, lets the new MAIL replace it)
@@ -104,6 +107,10 @@ export async function rcptCommand(s: Session, arg: string, fail: (r: Reply) => P
   }
   if (relay !== undefined) addr += relay;
   if (tx.recipients.length >= s.deps.limits.maxRcpt) return fail(R.tooManyRcpts);
+  // qmail's tarpit patch (TARPITCOUNT, TARPITDELAY): a client sending to many recipients is slowed down.
+  const { tarpitCount, tarpitDelay } = s.policy;
+  if (tarpitCount > 0 && tx.recipients.length >= tarpitCount && tarpitDelay > 0)
+    await new Promise((r) => setTimeout(r, Math.min(tarpitDelay, 300) * 1000));
   tx.recipients.push(addr);
   s.progress();
   s.send(R.rcptOk);

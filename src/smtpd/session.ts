@@ -81,6 +81,10 @@ export interface SessionDeps {
    * `senderauth=off`. Absent: true.
    */
   readonly senderAuth?: boolean;
+  /** The listener's configured `HOST:PORT` (what `listener` rules of control/queuerules match). */
+  readonly listener?: string;
+  /** The listener's `queue=` option: its messages join that queue before any rule is tried. */
+  readonly listenerQueue?: string;
   /** Which senders a login may use; absent: its own address only (OWN_ADDRESS_ONLY). */
   readonly senders?: SenderCheck | undefined;
   /** RCPT-time mailbox check for directory-managed domains; absent = none (qmail's behaviour). */
@@ -166,7 +170,7 @@ export class Session {
    * loopback: a proxy, a tunnel or a port forward makes a far client's clear-text password arrive from 127.0.0.1.
    */
   get authAllowed(): boolean {
-    return this.secure || this.policy.clearAuth;
+    return this.policy.auth !== 'off' && (this.secure || this.policy.clearAuth);
   }
 
   get protocol(): ReturnType<typeof protocolName> {

@@ -76,8 +76,8 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'MAIL or RCPT refused (badmailfrom, rcpthosts, no mailbox, sender not the login)',
   },
   'smtp.queued': {
-    fields: 'id ip from rcpts bytes protocol auth? filter?',
-    doc: "a message committed to the queue (the parent then wakes the scheduler); with `filter` (QMAILQUEUE) the id is the program's pid and the program queued it",
+    fields: 'id ip from rcpts bytes protocol auth? filter? rule?',
+    doc: "a message committed to the queue (the parent then wakes the scheduler); with `filter` (QMAILQUEUE) the id is the program's pid and the program queued it; rule: why it joined a named queue (control/queuerules)",
   },
   'smtp.queue-failed': {
     fields: 'ip from error filter?',
@@ -146,14 +146,20 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'the send process reported an uncaught exception, or a new one could not be started',
   },
   'send.new': { fields: 'msg', doc: 'qmail-send: new msg' },
-  'send.info': { fields: 'msg bytes from uid?', doc: 'qmail-send: info msg' },
+  'send.info': {
+    fields: 'msg bytes from uid? queue? rule?',
+    doc: 'qmail-send: info msg; queue and rule when it is in a named queue (control/queues)',
+  },
   'send.start': { fields: 'delivery msg channel to', doc: 'qmail-send: starting delivery' },
   'send.delivery': {
     fields: 'delivery msg result report code?',
     doc: 'qmail-send: delivery N: success, deferral or failure, with the report and its (#x.y.z)',
   },
   'send.forward': { fields: 'msg via qp id', doc: 'a forward queued for a local delivery' },
-  'send.bounce': { fields: 'msg qp id kind to', doc: 'qmail-send: bounce msg' },
+  'send.bounce': {
+    fields: 'msg qp? id? kind to? queue?',
+    doc: 'qmail-send: bounce msg; kind none: its queue has bounces=none (nothing queued); queue: the bounce queue',
+  },
   'send.triple_bounce': { fields: 'msg', doc: 'qmail-send: triple bounce, discarded' },
   'send.end': { fields: 'msg', doc: 'qmail-send: end msg (removed from the queue)' },
   'send.reload': { fields: '', doc: 'locals and virtualdomains re-read' },

@@ -4,3 +4,4 @@ export { makeEventLog } from './log.js';
 export { readStatus, renderStatus } from './status.js';
 export { localDeliverer } from './vdeliver-link.js';
 export { reachable, unreachableText } from './reach.js';
+export { listenerQueue } from './listeners.js';

@@ -59,3 +59,14 @@ export function keyValues(words: readonly string[]): Record<string, string> | st
   }
   return out;
 }
+
+/** The `queue=` option of the smtp/submission listener on `hostPort` in control/listeners text, if any (quail explain). */
+export function listenerQueue(text: string, hostPort: string): string | undefined {
+  const hp = parseHostPort(hostPort);
+  if (typeof hp === 'string') return undefined;
+  const line = splitListeners(text).lines.find(
+    (l) => l.host === hp.host && l.port === hp.port && (l.kind === 'smtp' || l.kind === 'submission'),
+  );
+  const options = line === undefined ? undefined : keyValues(line.words);
+  return options === undefined || typeof options === 'string' ? undefined : options['queue'];
+}

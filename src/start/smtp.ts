@@ -19,22 +19,46 @@ import type { KindDef, ServiceDef } from './services.js';
  */
 export type FromSmtpChild = FromServiceChild<LookupBatch>;
 
-/** The options of smtp and submission lines (docs/LISTENERS.md): numbers, and senderauth's two words. */
-/** authcheck: inbound SPF/DKIM/DMARC (src/msgauth): off, header (smtp's default), reject (550 on DMARC p=reject). */
-const NUMERIC_OPTIONS = ['databytes', 'maxconn', 'maxperip', 'maxrcpt', 'maxline', 'maxerrors', 'maxnoop'];
+/**
+ * The options of smtp and submission lines (docs/LISTENERS.md): numbers (tarpitcount/tarpitdelay as qmail's tarpit
+ * patch), senderauth's two words, authcheck (inbound SPF/DKIM/DMARC, src/msgauth: off, header (smtp's default),
+ * reject (550 on DMARC p=reject)), the listener's own acceptance (rcpthosts=none, auth=, tls=required) and queue=.
+ */
+const NUMERIC_OPTIONS = [
+  'databytes',
+  'maxconn',
+  'maxperip',
+  'maxrcpt',
+  'maxline',
+  'maxerrors',
+  'maxnoop',
+  'tarpitcount',
+  'tarpitdelay',
+];
 const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   senderauth: ['on', 'off'],
   authcheck: ['off', 'header', 'reject'],
+  rcpthosts: ['none'],
+  auth: ['required', 'offered', 'off'],
+  tls: ['required'],
 };
 
 /** Why `key=value` is not a valid smtp/submission option, or undefined when it is. */
 function optionProblem(key: string, value: string): string | undefined {
   if (NUMERIC_OPTIONS.includes(key))
     return /^\d{1,12}$/.test(value) ? undefined : `option ${key}=${value}: the value must be a number`;
+  if (key === 'queue')
+    return /^[a-z0-9][a-z0-9._-]{0,63}$/.test(value)
+      ? undefined
+      : `option queue=${value}: a queue name of control/queues (a-z, 0-9, . _ -)`;
   const words = WORD_OPTIONS[key];
   if (words)
     return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
-  return `unknown option "${key}" (${[...NUMERIC_OPTIONS.map((k) => `${k}=N`), 'senderauth=on|off', 'authcheck=off|header|reject'].join(', ')})`;
+  return `unknown option "${key}" (${[
+    ...NUMERIC_OPTIONS.map((k) => `${k}=N`),
+    ...Object.entries(WORD_OPTIONS).map(([k, v]) => `${k}=${v.join('|')}`),
+    'queue=NAME',
+  ].join(', ')})`;
 }
 
 /** `smtp`/`submission` options → the listener spec, or what is wrong. */

@@ -45,7 +45,7 @@ void test('control/listeners: golden table', () => {
     [
       'option senderauth=of: the value must be on or off',
       'option maxrcpt=lots: the value must be a number',
-      'unknown option "sendrauth" (databytes=N, maxconn=N, maxperip=N, maxrcpt=N, maxline=N, maxerrors=N, maxnoop=N, senderauth=on|off, authcheck=off|header|reject)',
+      'unknown option "sendrauth" (databytes=N, maxconn=N, maxperip=N, maxrcpt=N, maxline=N, maxerrors=N, maxnoop=N, tarpitcount=N, tarpitdelay=N, senderauth=on|off, authcheck=off|header|reject, rcpthosts=none, auth=required|offered|off, tls=required, queue=NAME)',
     ],
   );
   assert.equal(

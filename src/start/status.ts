@@ -9,6 +9,8 @@ export interface QueueCounts {
   readonly held: number;
   /** Recipients by state: todo (not yet routed), pending (deferred or in progress), done, failed. */
   readonly recipients: Readonly<Record<'todo' | 'pending' | 'done' | 'failed', number>>;
+  /** Messages by named queue (control/queues), `default` included; only queues with messages. */
+  readonly byQueue: Readonly<Record<string, number>>;
 }
 
 export interface Status {
@@ -35,15 +37,17 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
     const recipients = { todo: 0, pending: 0, done: 0, failed: 0 };
     let messages = 0;
     let held = 0;
+    const byQueue: Record<string, number> = {};
     for (const id of await q.ids()) {
       const m = await q.read(id);
       if (!m) continue;
       messages++;
+      byQueue[m.queueName] = (byQueue[m.queueName] ?? 0) + 1;
       if (m.held) held++;
       for (const r of m.recipients) recipients[r.status]++;
     }
     q.close();
-    queue = { messages, held, recipients };
+    queue = { messages, held, recipients, byQueue };
   } catch (err) {
     queue = { error: errText(err) };
   }
@@ -94,6 +98,8 @@ export function renderStatus(root: string, s: Status): string {
     out.push(
       `queue: ${s.queue.messages} messages (${s.queue.held} held); recipients: ${r.todo} todo, ${r.pending} pending, ${r.done} done, ${r.failed} failed`,
     );
+    const named = Object.entries(s.queue.byQueue);
+    if (named.some(([n]) => n !== 'default')) out.push(`queues: ${named.map(([n, c]) => `${n} ${c}`).join(', ')}`);
   }
   if (s.recentErrors.length === 0) out.push('recent errors: none');
   else {

@@ -3,8 +3,9 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
-import type { Authenticator } from '../smtpd/index.js';
+import type { Authenticator, ListenerSpec } from '../smtpd/index.js';
 import { systemPasswd } from '../users/index.js';
+import { rulesFrom } from '../queues/index.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privchild.js';
 import { Metrics } from './metrics.js';
@@ -15,6 +16,7 @@ import {
   startServices,
   type BoundListener,
   type ListenerOverride,
+  type ListenerPlan,
   type RunningService,
   type ServiceContext,
   type ServiceName,
@@ -99,6 +101,26 @@ export function overridesOf(opts: { smtp?: string; submission?: string; pop3?: P
   ];
 }
 
+/** control/queues, control/queuerules and the listeners' queue= options must agree before anything listens. */
+function checkQueues(control: Control, plan: ListenerPlan): void {
+  const specs = plan.listeners.flatMap((l) => (l.service === 'smtpd' ? [l.spec as ListenerSpec] : []));
+  const rules = rulesFrom(control);
+  const e = rules.errors[0];
+  if (e !== undefined)
+    throw new QuailError(
+      `${control.path(e.file)} line ${e.line}: ${e.reason}; fix the line (see docs/QUEUES.md)`,
+      false,
+    );
+  for (const s of specs) {
+    const q = s.options['queue'];
+    if (q !== undefined && !rules.known.has(q))
+      throw new QuailError(
+        `${control.path('listeners')}: listener ${s.host}:${s.port} names queue ${q}, which control/queues does not define; add a line for it there (see docs/QUEUES.md)`,
+        false,
+      );
+  }
+}
+
 /**
  * As root: the account of control/quailuser, which serves network input (never root). Not root: undefined,
  * everything runs in this process as the invoking user.
@@ -160,6 +182,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     throw new QuailError(`quail is already running for ${root} (pid ${other}); stop it first`, true);
   }
   const plan = listenerPlan(control, overridesOf(opts));
+  checkQueues(control, plan);
   const mxPort = mxPortFromEnv(process.env);
   const account = serviceAccount(control);
   if (account) {

@@ -142,10 +142,10 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
 }
 
 /** Writes everything at once, half-closes, returns all the server said until it hung up. */
-export function talk(port: number, input: string | Buffer): Promise<string> {
+export function talk(port: number, input: string | Buffer, host = '127.0.0.1'): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const sock = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const sock = connect({ host, port, allowHalfOpen: true });
     sock.on('data', (c: Buffer) => chunks.push(c));
     sock.on('error', reject);
     sock.on('end', () => sock.end());

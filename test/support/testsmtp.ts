@@ -31,6 +31,8 @@ export interface SmtpMessage {
 
 /** What one connection saw. */
 export interface SmtpConnection {
+  /** The client's address (which source address a delivery used: control/outgoingip, a queue's outgoingip=). */
+  readonly remoteAddress: string;
   /** Every command line, latin1 (one character per byte). */
   readonly lines: string[];
   /** The DATA bytes of every message on this connection, concatenated. */
@@ -65,7 +67,7 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
   const messages: SmtpMessage[] = [];
   const replies = script.replies ?? {};
   const server = createServer((s: Socket) => {
-    const conn: SmtpConnection = { lines: [], data: '' };
+    const conn: SmtpConnection = { remoteAddress: s.remoteAddress ?? '', lines: [], data: '' };
     connections.push(conn);
     s.on('error', () => undefined);
     if (script.mode === 'silent') return;

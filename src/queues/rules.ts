@@ -1,0 +1,114 @@
+// control/queuerules: which queue a message joins, tried in order, first match wins; the choice says why.
+import { asciiLower, splitAddress } from '../core/index.js';
+import type { Control } from '../control/index.js';
+import { DEFAULT_QUEUE, isQueueName, queuesFrom, type PolicyError } from './policy.js';
+
+/**
+ * What a rule looks at. `sender` is forgeable (anyone may write any MAIL FROM); `auth` is the AUTH login,
+ * which the server checked; `listener` is where the message came in (`HOST:PORT`).
+ */
+export type RuleKind = 'listener' | 'auth' | 'sender' | 'rcpt' | 'bounce';
+
+export interface QueueRule {
+  readonly line: number;
+  readonly kind: RuleKind;
+  /** A domain (`example.com`), its subdomains (`.example.com`), `*`, or for `listener` HOST:PORT. */
+  readonly pattern: string;
+  readonly queue: string;
+  readonly text: string;
+}
+
+/** What is known about a message when it is queued. */
+export interface QueueFacts {
+  /** `HOST:PORT` of the listener it came in on (SMTP only). */
+  readonly listener?: string;
+  /** The listener's own `queue=` option: chosen before any rule. */
+  readonly listenerQueue?: string;
+  /** The AUTH login (its domain is what `auth` rules match). */
+  readonly auth?: string;
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  /** A bounce quail itself queues (not a message with an empty sender from outside). */
+  readonly bounce?: boolean;
+}
+
+export interface QueueChoice {
+  readonly queue: string;
+  /** Why, for the log, the envelope's meta and `quail explain`: `queuerules line 3: auth example.com bulk`. */
+  readonly why: string;
+}
+
+export interface QueueRules {
+  readonly rules: readonly QueueRule[];
+  /** The queue names a rule may name: `default` and those of control/queues. */
+  readonly known: ReadonlySet<string>;
+  readonly errors: readonly PolicyError[];
+}
+
+const KINDS: readonly RuleKind[] = ['listener', 'auth', 'sender', 'rcpt', 'bounce'];
+
+/** Parses control/queuerules; a rule naming a queue not in `known` is an error and left out. */
+export function parseRules(text: string, known: ReadonlySet<string>): QueueRules {
+  const rules: QueueRule[] = [];
+  const errors: PolicyError[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const l = raw.trim();
+    if (l === '' || l.startsWith('#')) return;
+    const err = (reason: string): void => void errors.push({ file: 'queuerules', line: i + 1, text: l, reason });
+    const words = l.split(/\s+/);
+    const kind = words[0] as RuleKind;
+    if (!KINDS.includes(kind)) return err(`unknown rule "${words[0]}" (${KINDS.join(', ')})`);
+    // `bounce QUEUE` has no pattern.
+    const [pattern, queue] = kind === 'bounce' ? ['*', words[1]] : [words[1], words[2]];
+    if (words.length !== (kind === 'bounce' ? 2 : 3) || pattern === undefined || queue === undefined)
+      return err(kind === 'bounce' ? 'expected: bounce QUEUE' : `expected: ${kind} PATTERN QUEUE`);
+    if (!isQueueName(queue)) return err(`"${queue}" is not a queue name`);
+    if (!known.has(queue)) return err(`queue ${queue} is not defined in control/queues`);
+    if (kind === 'listener' && !/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(pattern))
+      return err(`listener ${pattern}: expected ADDRESS:PORT as in control/listeners`);
+    rules.push({ line: i + 1, kind, pattern: asciiLower(pattern), queue, text: l });
+  });
+  return { rules, known, errors };
+}
+
+/** rcpthosts-style domain match: `example.com` itself, `.example.com` its subdomains, `*` anything. */
+export function domainMatches(pattern: string, domain: string): boolean {
+  if (pattern === '*') return true;
+  const d = asciiLower(domain);
+  return pattern.startsWith('.') ? d.endsWith(pattern) : d === pattern;
+}
+
+const domainOf = (address: string): string => (address.includes('@') ? splitAddress(address).domain : '');
+
+function matches(r: QueueRule, f: QueueFacts): boolean {
+  switch (r.kind) {
+    case 'listener':
+      return f.listener !== undefined && asciiLower(f.listener) === r.pattern;
+    case 'auth':
+      return f.auth !== undefined && f.auth.includes('@') && domainMatches(r.pattern, domainOf(f.auth));
+    case 'sender':
+      return f.sender.includes('@') && domainMatches(r.pattern, domainOf(f.sender));
+    case 'rcpt':
+      return f.recipients.some((a) => a.includes('@') && domainMatches(r.pattern, domainOf(a)));
+    case 'bounce':
+      return f.bounce === true;
+  }
+}
+
+/** The queue for a message: the listener's queue= option, else the first matching rule, else `default`. */
+export function chooseQueue(rules: QueueRules, f: QueueFacts): QueueChoice {
+  if (f.listenerQueue !== undefined && rules.known.has(f.listenerQueue))
+    return { queue: f.listenerQueue, why: `listener ${f.listener ?? '?'} queue=${f.listenerQueue}` };
+  for (const r of rules.rules)
+    if (matches(r, f)) return { queue: r.queue, why: `queuerules line ${r.line}: ${r.text}` };
+  return { queue: DEFAULT_QUEUE, why: 'no rule matched' };
+}
+
+/** control/queues and control/queuerules from one snapshot. Throws ControlReadError when either is unreadable. */
+export function rulesFrom(control: Control): QueueRules {
+  const policies = queuesFrom(control);
+  const known = new Set([DEFAULT_QUEUE, ...policies.queues.keys()]);
+  const t = control.raw('queuerules');
+  const parsed = t === null ? { rules: [], known, errors: [] } : parseRules(t, known);
+  return { ...parsed, errors: [...policies.errors, ...parsed.errors] };
+}
