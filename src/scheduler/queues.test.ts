@@ -1,4 +1,5 @@
 // Named queues in the scheduler (control/queues, control/queuerules): own slots, lifetime, retries, bounces, remote policy.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,11 +84,12 @@ void test("queues: a queue whose remote deliveries hang does not hold another qu
     await w.scheduler.start();
     for (let i = 0; i < 4; i++) await injectInto(w, 'stuck', 'a@origin.test', [`u${i}@stuck.test`]);
     await w.scheduler.tick();
-    for (let i = 0; i < 20 && hung.length < 2; i++) await new Promise((r) => setImmediate(r));
+    // deadlines, not timings: the hung deliveries stay hung until the finally below, so only own slots can pass
+    for (const end = Date.now() + 10_000; Date.now() < end && hung.length < 2;) await sleep(5);
     assert.equal(hung.length, 2, 'the stuck queue uses its own two slots, no more');
     const ok = await w.inject('a@origin.test', ['v@fine.test']);
     await w.scheduler.tick();
-    for (let i = 0; i < 50 && (await w.queue.read(ok)) !== undefined; i++) await new Promise((r) => setImmediate(r));
+    for (const end = Date.now() + 10_000; Date.now() < end && (await w.queue.read(ok)) !== undefined;) await sleep(5);
     assert.equal(await w.queue.read(ok), undefined, 'the default queue delivered while the stuck queue hangs');
     assert.equal(hung.length, 2);
   } finally {
