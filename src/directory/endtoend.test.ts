@@ -145,7 +145,7 @@ async function walkthrough(url?: string): Promise<void> {
     quail(['user', 'add', 'joe@example.com', '--password', 'x', '--root', root]);
     quail(['user', 'add', 'joe@catch.test', '--password', 'y', '--root', root]);
     // A `quail` on the programs' PATH that only leaves a mark: the in-process hook must never run it.
-    mkdirSync(join(root, 'bin'), { mode: 0o755 });
+    mkdirSync(join(root, 'bin'), { recursive: true, mode: 0o755 }); // quail init may have made it (its own bin/ scripts)
     writeFileSync(join(root, 'bin', 'quail'), `#!/bin/sh\ntouch ${root}/program-ran\nexit 111\n`, { mode: 0o755 });
 
     q = await start(root);

@@ -84,7 +84,7 @@ void test('quail filter with real clamd and spamd: EICAR 554 or quarantined, GTU
     mkdirSync(root);
     setupRoot(root, 'mx.example.com', [{ domain: 'example.com', boxes: ['joe'] }]);
     const bin = join(root, 'bin');
-    mkdirSync(bin, { mode: 0o755 });
+    mkdirSync(bin, { recursive: true, mode: 0o755 }); // quail init may have made it (its own bin/ scripts)
     writeFileSync(join(bin, 'quail'), `#!/bin/sh\nexec ${process.execPath} ${MAIN} "$@"\n`, { mode: 0o755 });
     writeFileSync(join(bin, 'quail-filter'), '#!/bin/sh\nexec quail filter\n', { mode: 0o755 });
     const both = `QMAILQUEUE="${join(bin, 'quail-filter')}",QUAIL_CLAMD="${sock}",QUAIL_SPAMD="127.0.0.1:${spamPort}"`;

@@ -129,7 +129,11 @@ void test('seed 003: named queues by AUTH domain, sender domain, listener and re
     assert.match(cli(root, 'status'), /queues: stuck 3/);
     assert.equal(cli(root, 'queue', 'list', '--queue', 'stuck').match(/stuck\.test/g)?.length, 3);
     // The choice is logged (smtp.queued, send.info) and explained.
-    assert.match(log, /send\.info .* queue=corp rule="queuerules line 1: auth example.org corp"/);
+    await waitFor(
+      () => /send\.info .* queue=corp rule="queuerules line 1: auth example.org corp"/.test(log),
+      10_000,
+      () => `send.info with queue=corp in the log:\n${log}`,
+    );
     const ex = cli(root, 'explain', '--sender', 'news@example.net', 'pal@remote.test');
     assert.match(ex, /queue:\n {2}bulk \(queuerules line 2: sender example.net bulk\)/);
     assert.match(ex, /can be forged/);
@@ -142,7 +146,12 @@ void test('seed 003: named queues by AUTH domain, sender domain, listener and re
       30_000,
       () => log,
     );
-    assert.match(log, /send\.bounce .* queue=bounces/);
+    // the log travels in batches (src/start/log-batch.ts, a few ms behind the deliveries): wait for the line
+    await waitFor(
+      () => /send\.bounce .* queue=bounces/.test(log),
+      10_000,
+      () => `send.bounce with queue=bounces in the log:\n${log}`,
+    );
 
     // SIGHUP re-reads the policy: bulk now leaves from 127.0.0.3.
     ctl('queues', `bulk outgoingip=127.0.0.3 helohost=bulk.example.net\nstuck concurrencyremote=1\nbounces\ncorp\n`);
