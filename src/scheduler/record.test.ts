@@ -122,15 +122,18 @@ void test('concurrencylocal 1: the next delivery starts while the previous resul
     control: { concurrencylocal: '1\n' },
     local: (job) => (job.local === 'first' ? DEFER : OK),
   });
+  let open: (() => void) | undefined;
   try {
     const rec = recordWrites(w);
-    let open: (() => void) | undefined;
     const held = new Promise<void>((r) => (open = r));
     rec.gate = (r) => (r.some((x) => x.status === 'pending') ? held : undefined);
     await w.scheduler.start();
+    // first alone, so that it is the one whose result write is held (the queue's scan order is not the inject order)
     await w.inject('s@origin.test', ['first@local.test']);
-    await w.inject('s@origin.test', ['second@local.test']);
     const idle = w.scheduler.runUntilIdle();
+    await waitFor(() => rec.writes.some((s) => s.includes('pending')), 5_000, "the first delivery's write is held");
+    await w.inject('s@origin.test', ['second@local.test']);
+    const idle2 = w.scheduler.runUntilIdle(); // rescans: the second message is seen while the first write is held
     await waitFor(() => w.localJobs.length === 2, 5_000, 'the second delivery ran while the first write was held');
     assert.deepEqual(
       w.localJobs.map((j) => j.local),
@@ -138,10 +141,12 @@ void test('concurrencylocal 1: the next delivery starts while the previous resul
     );
     open?.();
     await idle;
+    await idle2;
     const left = await w.all();
     assert.equal(left.length, 1);
     assert.equal(left[0]?.recipients[0]?.status, 'pending');
   } finally {
+    open?.(); // a failure above must not leave the held write (and with it close()) waiting forever
     await w.close();
   }
 });
