@@ -19,7 +19,8 @@ export class HeldEtrn implements EtrnService {
   ) {}
 
   async request(node: EtrnNode, client: { readonly ip: string; readonly allowed: boolean }): Promise<EtrnAnswer> {
-    if (node.kind === 'queue') return { kind: 'refused', why: 'this server has no named queues; give the domain' };
+    if (node.kind === 'queue')
+      return { kind: 'refused', why: 'ETRN #queue is not served here (quail queue flush does that); give the domain' };
     const control = new Control(this.root);
     const held: HeldDomain[] =
       node.kind === 'domain'

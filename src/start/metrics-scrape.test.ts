@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -18,6 +19,21 @@ import {
   waitFor,
   type QuailProcess,
 } from '../../test/support/start.js';
+
+/** Writes `bytes` on a raw connection and resolves with everything the server said before it closed (10 s at most). */
+function raw(port: number, bytes: string | Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1', () => c.write(bytes));
+    let said = '';
+    const timer = setTimeout(() => c.destroy(), 10_000);
+    c.on('data', (d: Buffer) => (said += d.toString('latin1')));
+    c.on('error', () => undefined);
+    c.on('close', () => {
+      clearTimeout(timer);
+      resolve(said);
+    });
+  });
+}
 
 function get(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
@@ -84,6 +100,21 @@ void test('metrics listener: counts of real sessions and deliveries, served by i
     assert.equal(sample(text, 'quail_child_restarts_total{process="smtpd"}'), undefined, 'no crash, no series');
     assert.equal((await get(metricsPort, '/nothing')).status, 404);
     assert.equal((await get(metricsPort, '/metrics', 'POST')).status, 405);
+    // hostile input on the metrics port: not HTTP, a header past the limit, a request cut in the middle; each is
+    // answered or dropped, and the metrics process goes on serving (no restart)
+    assert.match(await raw(metricsPort, 'EHLO evil\r\n\r\n'), /^HTTP\/1\.1 400 /);
+    assert.match(
+      await raw(metricsPort, `GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(100_000)}\r\n\r\n`),
+      /^HTTP\/1\.1 431 |^$/,
+    );
+    const cut = connect(metricsPort, '127.0.0.1', () => cut.end('GET /metr'));
+    cut.on('error', () => undefined);
+    assert.equal((await get(metricsPort, '/metrics')).status, 200);
+    assert.equal(
+      sample((await get(metricsPort, '/metrics')).body, 'quail_child_restarts_total{process="metricsd"}'),
+      undefined,
+      'the metrics process was not restarted',
+    );
 
     // quail status --json: every listener (POP3 and metrics too) and the process serving the metrics
     const st = spawnSync(process.execPath, [MAIN, 'status', '--root', root, '--json'], { encoding: 'utf8' });
