@@ -138,9 +138,14 @@ const SERVICES: readonly Service[] = [service(SMTP_SERVICE), service(POP3_SERVIC
 const kindIndex = (): Map<string, { readonly service: Service; readonly def: KindDef<HostPort> }> =>
   new Map(SERVICES.flatMap((s) => s.kinds.map((k) => [k.kind, { service: s, def: k }] as const)));
 
+/** Every listener kind of the table, in its order. */
+export function listenerKinds(): string[] {
+  return SERVICES.flatMap((s) => s.kinds.map((k) => k.kind));
+}
+
 /** Every kind, for messages: `smtp, submission or pop3`. */
 function kindList(): string {
-  const all = SERVICES.flatMap((s) => s.kinds.map((k) => k.kind));
+  const all = listenerKinds();
   return all.length > 1 ? `${all.slice(0, -1).join(', ')} or ${all.at(-1) ?? ''}` : all.join('');
 }
 
