@@ -26,7 +26,7 @@ function children(root: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const [name, v] of Object.entries(st)) {
     if (name === 'pid' || typeof v !== 'object' || v === null || !('pid' in v)) continue;
-    const pid = (v).pid;
+    const pid = v.pid;
     if (typeof pid === 'number' && pid > 0) out.set(name, pid);
   }
   return out;

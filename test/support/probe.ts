@@ -31,7 +31,7 @@ export function hasProbe(kind: string): boolean {
 }
 
 /** One connection to `port` as a client of `kind`; bounded by `deadlineMs`, so a held connection is 'hung'. */
-export function probe(kind: string, port: number, deadlineMs = 20_000, host = '127.0.0.1'): Promise<ProbeResult> {
+function probe(kind: string, port: number, deadlineMs = 20_000, host = '127.0.0.1'): Promise<ProbeResult> {
   const p = PROBES[kind];
   if (!p || !Object.hasOwn(PROBES, kind)) throw new Error(`no probe for listener kind ${kind}: add one to probe.ts`);
   return new Promise((resolve) => {
