@@ -73,6 +73,24 @@ export interface Alias {
   readonly targets: readonly string[];
 }
 
+/** A domain administrator: the login (`user@domain` of a mailbox, of any domain) who administers `domain`. */
+export interface DomainAdmin {
+  readonly domain: string;
+  readonly login: string;
+  readonly created: Date;
+}
+
+/** A web admin session: `id` is the SHA-256 (hex) of the cookie's token, never the token itself. */
+export interface WebSession {
+  readonly id: string;
+  /** The mailbox logged in (`user@domain`, lowercase). */
+  readonly login: string;
+  /** The session's CSRF token, sent back with every change. */
+  readonly csrf: string;
+  readonly created: Date;
+  readonly expires: Date;
+}
+
 export interface NewDomain {
   readonly name: string;
   readonly account: DeliveryAccount;
@@ -143,4 +161,19 @@ export interface Directory extends MailboxLookup {
   listAliases(domain: string): Promise<Alias[]>;
   /** Removes one target, or the whole alias when target is undefined; false when nothing matched. */
   deleteAlias(domain: string, local: string, target?: string): Promise<boolean>;
+
+  /** Makes `login` (an existing mailbox, of any domain) an administrator of `domain`; false when it already was. */
+  addDomainAdmin(domain: string, login: string): Promise<boolean>;
+  removeDomainAdmin(domain: string, login: string): Promise<boolean>;
+  /** The administrators of `domain`, or (no domain) every row; sorted by domain, then login. */
+  listDomainAdmins(domain?: string): Promise<DomainAdmin[]>;
+  /** The domains `login` administers through domain_admins (not its flags), sorted. */
+  adminDomainsOf(login: string): Promise<string[]>;
+
+  addSession(s: WebSession): Promise<void>;
+  /** The session with this id that has not expired at `now`, or null. */
+  getSession(id: string, now: Date): Promise<WebSession | null>;
+  deleteSession(id: string): Promise<boolean>;
+  /** Ends every session of `login` (a new password, a removed mailbox), or those expired at `expiredAt`. */
+  deleteSessions(by: { readonly login: string } | { readonly expiredAt: Date }): Promise<number>;
 }
