@@ -33,7 +33,11 @@ const MAY_IMPORT = {
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'queues', 'remote', 'route', 'users'],
   held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
+  // issue 19: roles and the web admin (access decides; web serves HTTP and knows access only by its types)
+  access: ['core', 'directory', 'maildir'],
+  web: ['access', 'core', 'throttle'],
   start: [
+    'access',
     'core',
     'control',
     'directory',
@@ -53,6 +57,7 @@ const MAY_IMPORT = {
     'vdeliver',
   ],
   cli: [
+    'access',
     'bounce',
     'core',
     'held',
@@ -74,6 +79,7 @@ const MAY_IMPORT = {
     'toolbox',
     'users',
     'vdeliver',
+    'web',
   ],
 };
 const TOOLS = ['bench', 'conformance'];
