@@ -24,8 +24,14 @@ export function webServer(app: Hono, o: WebServerOptions = {}): Server {
   srv.keepAliveTimeout = 5000;
   // a TLS handshake that fails (not TLS, a bad client) must not end the process
   srv.on('tlsClientError', (_err, socket: Socket) => socket.destroy());
-  srv.on('clientError', (_err, socket: Socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  srv.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     else socket.destroy();
   });
   return srv;
