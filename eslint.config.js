@@ -35,7 +35,7 @@ const MAY_IMPORT = {
   held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
   // issue 19: roles and the web admin (access decides; web serves HTTP and knows access only by its types)
   access: ['core', 'directory', 'maildir'],
-  web: ['access', 'core', 'throttle'],
+  web: ['access', 'throttle'],
   start: [
     'access',
     'core',
@@ -55,6 +55,7 @@ const MAY_IMPORT = {
     'throttle',
     'users',
     'vdeliver',
+    'web',
   ],
   cli: [
     'access',
@@ -79,7 +80,6 @@ const MAY_IMPORT = {
     'toolbox',
     'users',
     'vdeliver',
-    'web',
   ],
 };
 const TOOLS = ['bench', 'conformance'];

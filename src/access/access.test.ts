@@ -114,7 +114,7 @@ void test('perform: a domain administrator changes its domain (alias domains too
       await perform(ctx, { kind: 'system' }, { op: 'admin.add', domain: 'b.example', login: 'joe@a.example' }),
       /administers b\.example/,
     );
-    assert.deepEqual((await principalOf(ctx.dir, 'joe@a.example')) as Principal, login('joe@a.example', ['b.example']));
+    assert.deepEqual(await principalOf(ctx.dir, 'joe@a.example'), login('joe@a.example', ['b.example']));
   });
 });
 

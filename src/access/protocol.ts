@@ -33,7 +33,7 @@ export type WebAnswer =
   | { readonly ok: false; readonly status: 400 | 401 | 403 | 404; readonly error: string };
 
 /** A session lasts this long from its login (then the user logs in again). */
-export const SESSION_MS = 8 * 3600_000;
+const SESSION_MS = 8 * 3600_000;
 const MAX_TEXT = 1024;
 
 /** The session's id in the directory: the token's SHA-256, so a copy of the table logs no one in. */
@@ -112,7 +112,7 @@ function viewOf(v: unknown): View {
 }
 
 /** A message from the web process → a request, or a DirectoryError saying what is wrong with it. */
-export function parseWebRequest(v: unknown): WebRequest {
+function parseWebRequest(v: unknown): WebRequest {
   if (typeof v !== 'object' || v === null) throw new DirectoryError('request: expected an object');
   const o = v as Record<string, unknown>;
   switch (o['op']) {

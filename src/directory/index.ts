@@ -5,13 +5,11 @@ export type {
   DeliveryAccount,
   Directory,
   Domain,
-  DomainAdmin,
   DomainLimits,
   Mailbox,
   MailboxFlag,
   MailboxPatch,
   UnknownPolicy,
-  WebSession,
 } from './types.js';
 export { DirectoryError, domainName, formatPolicy, parsePolicy, parseFlag } from './names.js';
 export { openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';

@@ -3,7 +3,8 @@ import { DirectoryError, domainName, splitLogin } from './names.js';
 import type { Row, SqlDriver } from './sql.js';
 import type { DomainAdmin, WebSession } from './types.js';
 
-const str = (v: unknown): string => (typeof v === 'string' ? v : String(v ?? ''));
+const str = (v: unknown): string =>
+  typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '';
 
 /** `login` as stored: `local@domain` of an existing mailbox, its domain resolved through alias domains. */
 async function mailboxLogin(db: SqlDriver, login: string): Promise<string> {

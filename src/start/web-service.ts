@@ -53,7 +53,7 @@ export function parseWebSpec(where: HostPort, words: readonly string[]): WebSpec
 }
 
 /** servercert.pem as key and certificate, or undefined. */
-export function webTls(control: Control): { key: string; cert: string } | undefined {
+function webTls(control: Control): { key: string; cert: string } | undefined {
   const pem = control.raw('servercert.pem');
   return pem === null || !pem.includes('PRIVATE KEY') ? undefined : { key: pem, cert: pem };
 }
@@ -93,7 +93,7 @@ export function makeWebServers(
 }
 
 /** The read-write directory the answers need, opened at the first request (kept open; reopened after trouble). */
-export class WebAnswerer {
+class WebAnswerer {
   private dir: Promise<Directory> | undefined;
   private inFlight = 0;
 

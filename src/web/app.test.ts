@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { serveWeb } from '../access/index.js';
 import { createDomain, createMailbox, openDirectory, type Ctx } from '../directory/index.js';
 import { LoginThrottle } from '../throttle/index.js';
-import { createWebApp, parseQuota } from './index.js';
+import { bytes, createWebApp, parseQuota } from './index.js';
 
 const acct = { user: 'nobody', uid: 65534, gid: 65534 };
 
@@ -196,4 +196,12 @@ void test('parseQuota: sizes, none, and what is not a size', () => {
   assert.equal(parseQuota('2 GiB'), 2 * 1024 ** 3);
   assert.equal(parseQuota('lots'), undefined);
   assert.equal(parseQuota('99999999999999T'), undefined);
+});
+
+void test('bytes: sizes in words for the quota column', () => {
+  assert.equal(bytes(0), '0 bytes');
+  assert.equal(bytes(1023), '1023 bytes');
+  assert.equal(bytes(1536), '1.5 KiB');
+  assert.equal(bytes(2 * 1024 * 1024), '2.0 MiB');
+  assert.equal(bytes(300 * 1024 ** 3), '300 GiB');
 });

@@ -24,7 +24,7 @@ export interface Frame {
   readonly flash?: { readonly ok: boolean; readonly text: string };
 }
 
-export function layout(f: Frame, body: Html): Html {
+function layout(f: Frame, body: Html): Html {
   return html`<!doctype html>
     <html lang="en">
       <head>
