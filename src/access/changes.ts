@@ -33,6 +33,14 @@ export type Change =
       readonly targets: readonly string[];
       readonly keepCopy: boolean;
     }
+  /** Which services the mailbox may log in to (the no-pop, no-imap, no-smtp-auth flags cleared or set). */
+  | {
+      readonly op: 'mailbox.services';
+      readonly address: string;
+      readonly pop: boolean;
+      readonly imap: boolean;
+      readonly smtp: boolean;
+    }
   | { readonly op: 'alias.add'; readonly address: string; readonly target: string }
   | { readonly op: 'alias.remove'; readonly address: string; readonly target?: string }
   /** The catch-all: what mail for an unknown address of the domain does (vdeliver's policy word). */
@@ -73,6 +81,7 @@ async function prepare(ctx: Ctx, c: Change): Promise<{ change: Change; needs: Ne
     }
     case 'mailbox.remove':
     case 'mailbox.quota':
+    case 'mailbox.services':
     case 'alias.add':
     case 'alias.remove': {
       const address = await canonical(ctx, c.address);
@@ -137,6 +146,20 @@ export async function perform(ctx: Ctx, p: Principal, request: Change): Promise<
       return c.targets.length === 0
         ? `${c.address} is not forwarded`
         : `${c.address} forwarded to ${c.targets.join(', ')}${c.keepCopy ? ', keeping a copy' : ''}`;
+    }
+    case 'mailbox.services': {
+      const [local, domain] = split(c.address);
+      const cur = await ctx.dir.getMailbox(domain, local);
+      if (!cur) throw new DirectoryError(`no mailbox ${c.address}`);
+      const off = new Map<MailboxFlag, boolean>([
+        ['no-pop', !c.pop],
+        ['no-imap', !c.imap],
+        ['no-smtp-auth', !c.smtp],
+      ]);
+      const flags = [...cur.flags.filter((f) => !off.has(f)), ...[...off].filter(([, v]) => v).map(([f]) => f)];
+      await ctx.dir.updateMailbox(domain, local, { flags });
+      const on = [c.pop ? 'POP3' : '', c.imap ? 'IMAP' : '', c.smtp ? 'SMTP AUTH' : ''].filter((x) => x !== '');
+      return `${c.address} may use ${on.length === 0 ? 'no service' : on.join(', ')}`;
     }
     case 'alias.add': {
       const [local, domain] = split(c.address);

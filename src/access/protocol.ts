@@ -90,6 +90,14 @@ function change(v: unknown): Change {
         keepCopy: o['keepCopy'] === true,
       };
     }
+    case 'mailbox.services':
+      return {
+        op: 'mailbox.services',
+        address: address(),
+        pop: o['pop'] === true,
+        imap: o['imap'] === true,
+        smtp: o['smtp'] === true,
+      };
     case 'alias.add':
       return { op: 'alias.add', address: address(), target: text(o['target'], 'target') };
     case 'alias.remove':

@@ -16,6 +16,10 @@ export interface MailboxRow {
   readonly messages: number;
   readonly forward: readonly string[];
   readonly keepCopy: boolean;
+  /** The services it may log in to (no no-pop, no-imap, no-smtp-auth flag). */
+  readonly pop: boolean;
+  readonly imap: boolean;
+  readonly smtp: boolean;
 }
 
 export type ViewData =
@@ -48,6 +52,9 @@ function row(ctx: Ctx, m: Awaited<ReturnType<Ctx['dir']['listMailboxes']>>[numbe
     messages: used.messages,
     forward: m.forward,
     keepCopy: m.keepCopy,
+    pop: !m.flags.includes('no-pop'),
+    imap: !m.flags.includes('no-imap'),
+    smtp: !m.flags.includes('no-smtp-auth'),
   };
 }
 

@@ -120,6 +120,12 @@ void test('web: log in, see the domain, add a mailbox with the CSRF token; refus
     assert.equal(made.status, 303);
     assert.equal((await ctx.dir.getMailbox('a.example', 'new'))?.quotaBytes, 2 * 1024 * 1024);
     assert.match(await (await b.get('/domain/a.example')).text(), /role="status">\s*added new@a\.example/);
+    // services: POP3 only (IMAP and SMTP AUTH off), then all back on
+    await b.post('/domain/a.example/mailbox-services', { csrf, local: 'joe', pop: '1' });
+    assert.deepEqual((await ctx.dir.getMailbox('a.example', 'joe'))?.flags, ['no-imap', 'no-smtp-auth']);
+    assert.match(await (await b.get('/domain/a.example')).text(), /joe@a\.example may use POP3/);
+    await b.post('/domain/a.example/mailbox-services', { csrf, local: 'joe', pop: '1', imap: '1', smtp: '1' });
+    assert.deepEqual((await ctx.dir.getMailbox('a.example', 'joe'))?.flags, []);
     // another domain: 403 for the page and for a change
     assert.equal((await b.get('/domain/b.example')).status, 403);
     const other = await b.post('/domain/b.example/mailbox-remove', { csrf, local: 'bea' });

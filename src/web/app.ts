@@ -222,6 +222,13 @@ export function createWebApp(o: WebAppOptions): Hono {
         ? `quota ${JSON.stringify(field(b, 'quota'))}: give a size such as 100M, 2G or none`
         : { op: 'mailbox.quota', address: addr(c, b), quotaBytes: q };
     },
+    'mailbox-services': (c, b) => ({
+      op: 'mailbox.services',
+      address: addr(c, b),
+      pop: field(b, 'pop') === '1',
+      imap: field(b, 'imap') === '1',
+      smtp: field(b, 'smtp') === '1',
+    }),
     'alias-add': (c, b) => ({ op: 'alias.add', address: addr(c, b), target: field(b, 'target').trim() }),
     'alias-remove': (c, b) => ({ op: 'alias.remove', address: addr(c, b), target: field(b, 'target') }),
     catchall: (c, b) => ({ op: 'domain.catchall', domain: dom(c), policy: field(b, 'policy').trim() }),

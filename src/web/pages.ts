@@ -114,6 +114,26 @@ function usage(m: MailboxRow): Html {
     ${bytes(m.usedBytes)} of ${bytes(m.quotaBytes)} (${pct} %)`;
 }
 
+/** POP3, IMAP and SMTP AUTH for one mailbox: three labelled checkboxes (the no-pop, no-imap, no-smtp-auth flags). */
+function services(who: Who, m: MailboxRow, action: string): Html {
+  const box = (name: 'pop' | 'imap' | 'smtp', label: string): Html =>
+    html`<input
+        id="${name}-${m.local}"
+        name="${name}"
+        type="checkbox"
+        value="1"
+        ${m[name] ? raw('checked') : ''}
+      /><label for="${name}-${m.local}" style="display:inline">${label}</label><br />`;
+  return html`<form method="post" action="${action}">
+    ${csrfField(who)}<input type="hidden" name="local" value="${m.local}" />
+    <fieldset>
+      <legend>Services of ${m.local}</legend>
+      ${box('pop', 'POP3')}${box('imap', 'IMAP')}${box('smtp', 'SMTP AUTH')}
+    </fieldset>
+    <button type="submit">Save</button>
+  </form>`;
+}
+
 export function homePage(who: Who, data: Extract<ViewData, { view: 'home' }>, flash?: Frame['flash']): Html {
   return layout(
     { title: 'Domains', who, ...(flash ? { flash } : {}) },
@@ -142,6 +162,7 @@ export function domainPage(who: Who, d: Extract<ViewData, { view: 'domain' }>, f
             <th scope="col">Use</th>
             <th scope="col">Quota</th>
             <th scope="col">Password</th>
+            <th scope="col">Services</th>
             <th scope="col">Remove</th>
           </tr>
         </thead>
@@ -183,6 +204,7 @@ export function domainPage(who: Who, d: Extract<ViewData, { view: 'domain' }>, f
                     <button type="submit">Set</button>
                   </form>
                 </td>
+                <td>${services(who, m, act('mailbox-services'))}</td>
                 <td>
                   <form method="post" action="${act('mailbox-remove')}">
                     ${csrfField(who)}<input type="hidden" name="local" value="${m.local}" /><button
