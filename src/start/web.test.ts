@@ -147,3 +147,55 @@ void test('web admin: log in, add a mailbox, mail to it, its count, a quota; 403
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+void test('web admin over HTTPS (tls=implicit, servercert.pem): the session cookie is __Host-, Secure, HttpOnly, Strict', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-webtls-'));
+  const r = ['--root', root];
+  let q: QuailProcess | undefined;
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
+  });
+  try {
+    chmodSync(root, 0o755);
+    quail(['init', ...r, '--me', 'mx.webtls.test']);
+    assert.ok(existsSync(join(root, 'control', 'servercert.pem')), 'quail init made a certificate');
+    quail(['domain', 'add', 'a.test', ...r]);
+    quail(['user', 'add', 'joe@a.test', '--password', 'joe secret', ...r]);
+    const web = await freePort();
+    writeFileSync(join(root, 'control', 'listeners'), `127.0.0.1:0 smtp\n127.0.0.1:${web} admin tls=implicit\n`);
+    q = await startProcess(root);
+    // the certificate is quail init's own (self-signed): the test trusts it, as an administrator would pin it
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await page.goto(`https://127.0.0.1:${web}/login`);
+    await page.getByLabel('Mailbox address').fill('joe@a.test');
+    await page.getByLabel('Password').fill('joe secret');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    // a user without domains: the home page says so and links to its own mailbox
+    await page.getByRole('link', { name: 'Your mailbox' }).click();
+    await page.getByRole('heading', { name: 'joe@a.test' }).waitFor();
+    const session = (await context.cookies()).find((c) => c.name === '__Host-quail');
+    assert.ok(session, 'the session cookie');
+    assert.equal(session.secure, true);
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, 'Strict');
+    assert.equal(session.path, '/');
+    // the user's own forward, through the root parent; seen by the command line
+    await page.getByLabel(/Forward my mail to/).fill('joe@elsewhere.test');
+    await page.getByRole('button', { name: 'Save forwarding' }).click();
+    await page.getByRole('status').filter({ hasText: 'forwarded to joe@elsewhere.test' }).waitFor();
+    assert.match(quail(['user', 'info', 'joe@a.test', ...r]), /forward: {3}joe@elsewhere\.test/);
+    // plain HTTP or garbage on the TLS port: the connection closes, the web process stays
+    const pid = webdPid(root);
+    assert.doesNotMatch(await raw(web, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'), /HTTP\/1\.1 200/);
+    assert.equal((await page.goto(`https://127.0.0.1:${web}/me`))?.status(), 200);
+    assert.equal(webdPid(root), pid);
+  } finally {
+    await browser.close();
+    q?.child.kill('SIGTERM');
+    await q?.exited;
+    q?.killGroup();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
