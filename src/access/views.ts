@@ -1,7 +1,7 @@
 // What a principal may see: the pages' data, each read checked by the same decision as the changes.
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatPolicy, type Ctx } from '../directory/index.js';
-import { scanUsage } from '../maildir/index.js';
 import { authorize, type Principal } from './policy.js';
 
 export type View =
@@ -35,14 +35,40 @@ export type ViewData =
     }
   | { readonly view: 'self'; readonly mailbox: MailboxRow };
 
-/** Mailbox, its Maildir's use counted from new/ and cur/ (read only; maildirsize is the deliverer's). */
-function row(ctx: Ctx, m: Awaited<ReturnType<Ctx['dir']['listMailboxes']>>[number]): MailboxRow {
-  let used = { bytes: 0, messages: 0 };
-  try {
-    used = scanUsage(join(ctx.root, m.home, 'Maildir'));
-  } catch {
-    // a Maildir that cannot be read shows as empty; delivery reports its own trouble
+/**
+ * What new/ and cur/ hold (Maildir++'s own count when maildirsize is missing), read without blocking: this runs in
+ * the root supervisor, which must go on accepting connections meanwhile. A size comes from the name's `,S=`, else
+ * lstat (a link is not followed). A Maildir that cannot be read counts as empty.
+ */
+async function usageOf(maildir: string): Promise<{ bytes: number; messages: number }> {
+  let bytes = 0;
+  let messages = 0;
+  for (const sub of ['new', 'cur']) {
+    const dir = join(maildir, sub);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (name.startsWith('.')) continue;
+      messages++;
+      const s = /,S=(\d+)/.exec(name);
+      if (s) bytes += Number(s[1]);
+      else
+        bytes += await lstat(join(dir, name)).then(
+          (x) => x.size,
+          () => 0,
+        );
+    }
   }
+  return { bytes, messages };
+}
+
+/** A mailbox's row: its settings and its Maildir's use. */
+async function row(ctx: Ctx, m: Awaited<ReturnType<Ctx['dir']['listMailboxes']>>[number]): Promise<MailboxRow> {
+  const used = await usageOf(join(ctx.root, m.home, 'Maildir'));
   return {
     address: `${m.local}@${m.domain}`,
     local: m.local,
@@ -75,7 +101,7 @@ export async function view(ctx: Ctx, p: Principal, v: View): Promise<ViewData | 
         domain: d.name,
         aliasDomains: d.aliases,
         catchall: formatPolicy(d.policy),
-        mailboxes: (await ctx.dir.listMailboxes(d.name)).map((m) => row(ctx, m)),
+        mailboxes: await Promise.all((await ctx.dir.listMailboxes(d.name)).map((m) => row(ctx, m))),
         aliases: (await ctx.dir.listAliases(d.name)).map((a) => ({ local: a.local, targets: a.targets })),
         admins: (await ctx.dir.listDomainAdmins(d.name)).map((a) => a.login),
       };
@@ -84,7 +110,7 @@ export async function view(ctx: Ctx, p: Principal, v: View): Promise<ViewData | 
       if (p.kind === 'system') return null;
       const at = p.login.lastIndexOf('@');
       const m = await ctx.dir.getMailbox(p.login.slice(at + 1), p.login.slice(0, at));
-      return m ? { view: 'self', mailbox: row(ctx, m) } : null;
+      return m ? { view: 'self', mailbox: await row(ctx, m) } : null;
     }
   }
 }

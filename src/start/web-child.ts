@@ -1,5 +1,6 @@
 // The unprivileged web admin process: parses HTTP and renders pages as control/quailuser; it opens no directory and
 // no Maildir — every read and change is a typed request to its root parent (web-service.ts), which decides.
+import { randomInt } from 'node:crypto';
 import type { WebAnswer, WebRequest } from '../access/index.js';
 import { adoptConnection, closeServer } from '../web/index.js';
 import { runServiceChild } from './child-common.js';
@@ -14,7 +15,8 @@ const ASK_MS = 30_000;
 
 export async function serveWebChild(root: string, uid: number, gid: number): Promise<void> {
   const waiting = new Map<number, (m: WebReply | undefined) => void>();
-  let next = 1;
+  // Root answers whichever child runs now: ids of a replaced child's last requests must not be this one's.
+  let next = randomInt(1, 2 ** 47);
   process.on('message', (m: { type?: unknown; id?: unknown }) => {
     if (m.type !== 'answer' || typeof m.id !== 'number') return;
     waiting.get(m.id)?.(m as WebReply);
