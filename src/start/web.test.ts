@@ -2,6 +2,7 @@
 // tier: system (needs quail start, swaks, chromium)
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,6 +194,71 @@ void test('web admin over HTTPS (tls=implicit, servercert.pem): the session cook
     assert.equal(webdPid(root), pid);
   } finally {
     await browser.close();
+    q?.child.kill('SIGTERM');
+    await q?.exited;
+    q?.killGroup();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+/** One HTTP request to 127.0.0.1:port; the status, the Set-Cookie lines and the body. */
+function http(
+  port: number,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; cookies: string[]; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers ?? {}, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, cookies: res.headers['set-cookie'] ?? [], body }));
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+void test('web admin behind a TLS proxy (proxy=yes): Secure cookies, the client address from X-Forwarded-For', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-webproxy-'));
+  const r = ['--root', root];
+  let q: QuailProcess | undefined;
+  try {
+    chmodSync(root, 0o755);
+    quail(['init', ...r, '--me', 'mx.webproxy.test']);
+    quail(['domain', 'add', 'a.test', ...r]);
+    quail(['user', 'add', 'joe@a.test', '--password', 'joe secret', ...r]);
+    const web = await freePort();
+    writeFileSync(join(root, 'control', 'listeners'), `127.0.0.1:0 smtp\n127.0.0.1:${web} admin proxy=yes\n`);
+    q = await startProcess(root);
+    const form = await http(web, '/login');
+    const pre = /name="pre" value="([^"]+)"/.exec(form.body)?.[1] ?? '';
+    const preCookie = form.cookies.find((c) => c.startsWith('__Host-quail-pre=')) ?? '';
+    assert.match(preCookie, /; Secure/);
+    const login = await http(web, '/login', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: preCookie.split(';')[0] ?? '',
+        // what nginx's $proxy_add_x_forwarded_for makes: the client's claim, then the address the proxy saw
+        'x-forwarded-for': '198.51.100.1, 203.0.113.7',
+      },
+      body: new URLSearchParams({ pre, login: 'joe@a.test', password: 'joe secret' }).toString(),
+    });
+    assert.equal(login.status, 303);
+    const session = login.cookies.find((c) => c.startsWith('__Host-quail=')) ?? '';
+    assert.match(session, /; Secure/);
+    assert.match(session, /; HttpOnly/);
+    assert.match(session, /; SameSite=Strict/);
+    await waitFor(
+      () => /web\.login login=joe@a\.test ip=203\.0\.113\.7 result=ok/.test(q?.log() ?? ''),
+      10_000,
+      () => q?.log() ?? '',
+    );
+  } finally {
     q?.child.kill('SIGTERM');
     await q?.exited;
     q?.killGroup();
