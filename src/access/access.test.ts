@@ -182,3 +182,34 @@ void test('serveWeb: a password set by an administrator logs the mailbox out; no
     assert.equal(fail(await serveWeb(ctx, { op: 'login', login: 'joe@a.example', password: 'new one' })).status, 401);
   });
 });
+
+void test('perform: taking over a mailbox needs its roles (a domain administrator cannot climb through a password)', async () => {
+  await fixture(async (ctx) => {
+    await ctx.dir.addDomainAdmin('b.example', 'joe@a.example');
+    const ann = (await principalOf(ctx.dir, 'ann@a.example')) as Principal;
+    const flag = (await principalOf(ctx.dir, 'flag@b.example')) as Principal;
+    // joe administers b.example: ann (a.example only) may not set his password, forward, services, or remove him
+    for (const c of [
+      { op: 'mailbox.password', address: 'joe@a.example', password: 'mine now' },
+      { op: 'mailbox.forward', address: 'joe@a.example', targets: ['ann@a.example'], keepCopy: false },
+      { op: 'mailbox.services', address: 'joe@a.example', pop: true, imap: true, smtp: true },
+      { op: 'mailbox.remove', address: 'joe@a.example' },
+    ] as const)
+      await assert.rejects(perform(ctx, ann, c), /not an administrator of b\.example/, c.op);
+    // root@b.example is a system administrator: b.example's administrator may not take it over
+    await assert.rejects(
+      perform(ctx, flag, { op: 'mailbox.password', address: 'root@b.example', password: 'mine now' }),
+      /not a system administrator/,
+    );
+    // a plain mailbox of its domain: allowed; and joe may still change his own password
+    assert.match(
+      await perform(ctx, flag, { op: 'mailbox.password', address: 'bea@b.example', password: 'x' }),
+      /changed/,
+    );
+    const joe = (await principalOf(ctx.dir, 'joe@a.example')) as Principal;
+    assert.match(
+      await perform(ctx, joe, { op: 'mailbox.password', address: 'joe@a.example', password: 'y' }),
+      /changed/,
+    );
+  });
+});

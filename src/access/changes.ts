@@ -11,7 +11,7 @@ import {
   type Ctx,
   type MailboxFlag,
 } from '../directory/index.js';
-import { AccessDenied, authorize, type Need, type Principal } from './policy.js';
+import { AccessDenied, authorize, principalOf, type Need, type Principal } from './policy.js';
 
 export type Change =
   | {
@@ -70,6 +70,13 @@ const split = (address: string): [string, string] => {
   return [address.slice(0, at), address.slice(at + 1)];
 };
 
+/** What acting on mailbox `address` as its owner would grant: its roles, as needs (none for a plain user). */
+async function rolesOf(ctx: Ctx, address: string): Promise<Need[]> {
+  const p = await principalOf(ctx.dir, address);
+  if (p?.kind !== 'login') return [];
+  return p.systemAdmin ? [{ scope: 'system' }] : p.domains.map((domain): Need => ({ scope: 'domain', domain }));
+}
+
 /** The change with names made canonical, and what it needs. */
 async function prepare(ctx: Ctx, c: Change): Promise<{ change: Change; needs: Need[] }> {
   switch (c.op) {
@@ -79,18 +86,27 @@ async function prepare(ctx: Ctx, c: Change): Promise<{ change: Change; needs: Ne
       if (c.flags?.some((f) => ROLE_FLAGS.includes(f))) needs.push({ scope: 'system' });
       return { change: { ...c, address }, needs };
     }
-    case 'mailbox.remove':
     case 'mailbox.quota':
-    case 'mailbox.services':
     case 'alias.add':
     case 'alias.remove': {
       const address = await canonical(ctx, c.address);
       return { change: { ...c, address }, needs: [{ scope: 'domain', domain: split(address)[1] }] };
     }
+    // Whoever takes a mailbox over (its password, its mail, its logins) takes its roles: so these need the
+    // target's roles as well — a domain administrator cannot become a system administrator, or the administrator
+    // of another domain, by setting the password of a mailbox in its own domain that holds such a role.
+    case 'mailbox.remove':
+    case 'mailbox.services': {
+      const address = await canonical(ctx, c.address);
+      return {
+        change: { ...c, address },
+        needs: [{ scope: 'domain', domain: split(address)[1] }, ...(await rolesOf(ctx, address))],
+      };
+    }
     case 'mailbox.password':
     case 'mailbox.forward': {
       const address = await canonical(ctx, c.address);
-      return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }] };
+      return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }, ...(await rolesOf(ctx, address))] };
     }
     case 'domain.catchall': {
       const domain = await canonicalDomain(ctx, c.domain);
