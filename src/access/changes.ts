@@ -10,6 +10,7 @@ import {
   removeMailbox,
   type Ctx,
   type MailboxFlag,
+  type Vacation,
 } from '../directory/index.js';
 import { AccessDenied, authorize, principalOf, type Need, type Principal } from './policy.js';
 
@@ -41,6 +42,8 @@ export type Change =
       readonly imap: boolean;
       readonly smtp: boolean;
     }
+  /** The vacation reply (RFC 3834; null: off): the mailbox itself or an administrator of its domain. */
+  | { readonly op: 'mailbox.vacation'; readonly address: string; readonly vacation: Vacation | null }
   | { readonly op: 'alias.add'; readonly address: string; readonly target: string }
   | { readonly op: 'alias.remove'; readonly address: string; readonly target?: string }
   /** The catch-all: what mail for an unknown address of the domain does (vdeliver's policy word). */
@@ -107,6 +110,10 @@ async function prepare(ctx: Ctx, c: Change): Promise<{ change: Change; needs: Ne
     case 'mailbox.forward': {
       const address = await canonical(ctx, c.address);
       return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }, ...(await rolesOf(ctx, address))] };
+    }
+    case 'mailbox.vacation': {
+      const address = await canonical(ctx, c.address);
+      return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }] };
     }
     case 'domain.catchall': {
       const domain = await canonicalDomain(ctx, c.domain);
@@ -176,6 +183,13 @@ export async function perform(ctx: Ctx, p: Principal, request: Change): Promise<
       await ctx.dir.updateMailbox(domain, local, { flags });
       const on = [c.pop ? 'POP3' : '', c.imap ? 'IMAP' : '', c.smtp ? 'SMTP AUTH' : ''].filter((x) => x !== '');
       return `${c.address} may use ${on.length === 0 ? 'no service' : on.join(', ')}`;
+    }
+    case 'mailbox.vacation': {
+      const [local, domain] = split(c.address);
+      await ctx.dir.updateMailbox(domain, local, { vacation: c.vacation });
+      return c.vacation === null
+        ? `no vacation reply for ${c.address}`
+        : `vacation reply on for ${c.address} (once per sender in ${c.vacation.days} days)`;
     }
     case 'alias.add': {
       const [local, domain] = split(c.address);

@@ -98,6 +98,18 @@ function change(v: unknown): Change {
         imap: o['imap'] === true,
         smtp: o['smtp'] === true,
       };
+    case 'mailbox.vacation': {
+      const v = o['vacation'];
+      if (v === null) return { op: 'mailbox.vacation', address: address(), vacation: null };
+      const x = (typeof v === 'object' ? v : {}) as Record<string, unknown>;
+      const days = x['days'];
+      if (typeof days !== 'number') throw new DirectoryError('vacation: the period must be a number of days');
+      return {
+        op: 'mailbox.vacation',
+        address: address(),
+        vacation: { subject: text(x['subject'], 'subject', 200), body: text(x['body'], 'message', 10_000), days },
+      };
+    }
     case 'alias.add':
       return { op: 'alias.add', address: address(), target: text(o['target'], 'target') };
     case 'alias.remove':

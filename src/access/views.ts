@@ -1,7 +1,7 @@
 // What a principal may see: the pages' data, each read checked by the same decision as the changes.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatPolicy, type Ctx } from '../directory/index.js';
+import { formatPolicy, type Ctx, type Vacation } from '../directory/index.js';
 import { authorize, type Principal } from './policy.js';
 
 export type View =
@@ -20,6 +20,7 @@ export interface MailboxRow {
   readonly pop: boolean;
   readonly imap: boolean;
   readonly smtp: boolean;
+  readonly vacation: Vacation | null;
 }
 
 export type ViewData =
@@ -81,6 +82,7 @@ async function row(ctx: Ctx, m: Awaited<ReturnType<Ctx['dir']['listMailboxes']>>
     pop: !m.flags.includes('no-pop'),
     imap: !m.flags.includes('no-imap'),
     smtp: !m.flags.includes('no-smtp-auth'),
+    vacation: m.vacation,
   };
 }
 

@@ -267,4 +267,20 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     assert.equal(await d.getSession('a4', t0), null);
     assert.deepEqual(await d.listDomainAdmins(), []);
   });
+
+  withDir('vacation: stored, checked and cleared (migration 5)', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    const m = await d.addMailbox({ domain: 'example.com', local: 'joe', passwordHash: '' });
+    assert.equal(m.vacation, null);
+    const v = { subject: 'Away – back Monday', body: 'I read mail on Monday.\n', days: 7 };
+    assert.deepEqual((await d.updateMailbox('example.com', 'joe', { vacation: v })).vacation, v);
+    assert.deepEqual((await d.getMailbox('example.com', 'joe'))?.vacation, v);
+    await assert.rejects(d.updateMailbox('example.com', 'joe', { vacation: { ...v, days: 0 } }), DirectoryError);
+    await assert.rejects(
+      d.updateMailbox('example.com', 'joe', { vacation: { ...v, subject: 'a\nb' } }),
+      DirectoryError,
+    );
+    await assert.rejects(d.updateMailbox('example.com', 'joe', { vacation: { ...v, body: ' ' } }), DirectoryError);
+    assert.equal((await d.updateMailbox('example.com', 'joe', { vacation: null })).vacation, null);
+  });
 }

@@ -35,8 +35,9 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 5,
-    what: 'domain administrators (a mailbox login per administered domain) and web admin sessions',
+    what: 'domain administrators (a mailbox login per administered domain), web admin sessions, vacation replies',
     sql: [
+      `ALTER TABLE mailboxes ADD COLUMN vacation TEXT NOT NULL DEFAULT ''`,
       `CREATE TABLE domain_admins (domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE, login TEXT NOT NULL,
         created BIGINT NOT NULL, PRIMARY KEY (domain, login))`,
       `CREATE INDEX domain_admins_login ON domain_admins (login)`,

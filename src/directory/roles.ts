@@ -1,7 +1,7 @@
 // Domain administrators and web admin sessions over SQL (migration 5): the rows behind src/access's roles.
 import { DirectoryError, domainName, splitLogin } from './names.js';
 import type { Row, SqlDriver } from './sql.js';
-import type { DomainAdmin, WebSession } from './types.js';
+import type { DomainAdmin, Vacation, WebSession } from './types.js';
 
 const str = (v: unknown): string =>
   typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '';
@@ -110,4 +110,29 @@ export async function forgetLogins(tx: SqlDriver, domain: string, local?: string
       ]);
     else await tx.run(`DELETE FROM ${t} WHERE login = ?`, [`${local}@${domain}`]);
   }
+}
+
+/** The stored vacation (JSON in mailboxes.vacation; empty: none); what cannot be read counts as none. */
+export function vacationOf(text: string): Vacation | null {
+  if (text === '') return null;
+  try {
+    const v = JSON.parse(text) as Partial<Vacation>;
+    return typeof v.subject === 'string' && typeof v.body === 'string' && typeof v.days === 'number'
+      ? { subject: v.subject, body: v.body, days: v.days }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A vacation checked (a subject of one line, 1 to 365 days, a body of at most 10,000 characters) as stored. */
+export function vacationText(v: Vacation | null): string {
+  if (v === null) return '';
+  if (v.subject.includes('\n') || v.subject.length > 200)
+    throw new DirectoryError('the vacation subject must be one line of at most 200 characters');
+  if (v.body.trim() === '' || v.body.length > 10_000)
+    throw new DirectoryError('the vacation message must have a text of at most 10,000 characters');
+  if (!Number.isSafeInteger(v.days) || v.days < 1 || v.days > 365)
+    throw new DirectoryError('the vacation period must be 1 to 365 days');
+  return JSON.stringify({ subject: v.subject, body: v.body, days: v.days });
 }

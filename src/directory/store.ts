@@ -112,6 +112,7 @@ export class SqlDirectory implements Directory {
       home: `domains/${domain}/${local}`,
       forward: fwd === '' ? [] : fwd.split('\n'),
       keepCopy: Number(r['keep_copy']) !== 0,
+      vacation: roles.vacationOf(str(r['vacation'])),
     };
   }
 
@@ -331,12 +332,13 @@ export class SqlDirectory implements Directory {
         forward.join('\n'),
         (patch.keepCopy ?? cur.keepCopy) ? 1 : 0,
         lastLogin === null ? null : lastLogin.getTime(),
+        roles.vacationText(patch.vacation === undefined ? cur.vacation : patch.vacation),
         d,
         l,
       ];
       await tx.run(
         `UPDATE mailboxes SET password = ?, real_name = ?, quota_bytes = ?, quota_messages = ?, flags = ?, forward = ?,
-         keep_copy = ?, last_login = ? WHERE domain = ? AND local = ?`,
+         keep_copy = ?, last_login = ?, vacation = ? WHERE domain = ? AND local = ?`,
         v,
       );
       return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});

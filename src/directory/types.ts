@@ -1,8 +1,8 @@
 // The directory contract: domains, mailboxes and aliases as plain data, and the Promise-based Directory interface.
-import type { MailboxLookup, UnknownPolicy } from '../vdeliver/index.js';
+import type { MailboxLookup, UnknownPolicy, Vacation } from '../vdeliver/index.js';
 
 /** What happens to mail for an address of the domain that has no mailbox and no alias: vdeliver's policy language. */
-export type { UnknownPolicy };
+export type { UnknownPolicy, Vacation };
 
 /** Per-domain limits; null means unlimited. */
 export interface DomainLimits {
@@ -64,6 +64,8 @@ export interface Mailbox {
   readonly forward: readonly string[];
   /** With forwarding: also deliver into the mailbox's own Maildir. */
   readonly keepCopy: boolean;
+  /** The vacation reply (migration 5), or null: none. */
+  readonly vacation: Vacation | null;
 }
 
 /** An address of a domain whose mail goes to targets: `addr`/`&addr` (forward), `/path/Maildir/` or `./x/`, `|program`. */
@@ -123,6 +125,7 @@ export interface MailboxPatch {
   readonly forward?: readonly string[];
   readonly keepCopy?: boolean;
   readonly lastLogin?: Date | null;
+  readonly vacation?: Vacation | null;
 }
 
 /**

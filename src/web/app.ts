@@ -247,6 +247,22 @@ export function createWebApp(o: WebAppOptions): Hono {
       '/me',
     ),
   );
+  app.post('/me/vacation', (c) =>
+    change(
+      c,
+      (b) => {
+        const days = Number(field(b, 'days'));
+        if (!Number.isSafeInteger(days)) return `the period ${JSON.stringify(field(b, 'days'))}: give a number of days`;
+        return {
+          op: 'mailbox.vacation',
+          address: field(b, 'self'),
+          vacation:
+            field(b, 'on') === '1' ? { subject: field(b, 'subject').trim(), body: field(b, 'body'), days } : null,
+        };
+      },
+      '/me',
+    ),
+  );
   app.post('/me/forward', (c) =>
     change(
       c,

@@ -342,8 +342,39 @@ export function selfPage(who: Who, m: MailboxRow, flash?: Frame['flash']): Html 
           </p>
           <p><button type="submit">Save forwarding</button></p>
         </fieldset>
-      </form>`,
+      </form>
+      ${vacationForm(who, m)}`,
   );
+}
+
+/** The vacation reply (RFC 3834): on or off, its subject, text and how often the same sender gets it. */
+function vacationForm(who: Who, m: MailboxRow): Html {
+  const v = m.vacation;
+  return html`<form method="post" action="/me/vacation">
+    <fieldset>
+      <legend>Vacation reply</legend>
+      ${csrfField(who)}
+      <input type="hidden" name="self" value="${m.address}" />
+      <p>
+        <input id="vac-on" name="on" type="checkbox" value="1" ${v ? raw('checked') : ''} />
+        <label for="vac-on" style="display:inline">Answer mail while I am away</label>
+      </p>
+      <p>
+        <label for="vac-subject">Subject (empty: “Auto:” and the original subject)</label>
+        <input id="vac-subject" name="subject" size="40" value="${v?.subject ?? ''}" />
+      </p>
+      <p>
+        <label for="vac-body">Message</label>
+        <textarea id="vac-body" name="body" rows="5" cols="50">${v?.body ?? ''}</textarea>
+      </p>
+      <p>
+        <label for="vac-days">Answer the same sender at most once in (days)</label>
+        <input id="vac-days" name="days" type="number" min="1" max="365" value="${String(v?.days ?? 7)}" />
+      </p>
+      <p>Never sent to mailing lists, bulk mail, bounces or other automatic replies.</p>
+      <p><button type="submit">Save vacation reply</button></p>
+    </fieldset>
+  </form>`;
 }
 
 export function errorPage(status: number, text: string, who?: Who): Html {
