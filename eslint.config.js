@@ -33,7 +33,11 @@ const MAY_IMPORT = {
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'queues', 'remote', 'route', 'users'],
   held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
+  // issue 19: roles and the web admin (access decides; web serves HTTP and knows access only by its types)
+  access: ['core', 'directory'],
+  web: ['access', 'throttle'],
   start: [
+    'access',
     'core',
     'control',
     'directory',
@@ -51,8 +55,10 @@ const MAY_IMPORT = {
     'throttle',
     'users',
     'vdeliver',
+    'web',
   ],
   cli: [
+    'access',
     'bounce',
     'core',
     'held',

@@ -16,6 +16,7 @@ import {
   type DomainLimits,
 } from '../directory/index.js';
 import { action } from './common.js';
+import { registerAdmin } from './domain-admin.js';
 import { dirOptions, parseCount, parseSize, printJson, withDirectory, type DirOpts } from './directory.js';
 
 interface LimitOpts {
@@ -203,4 +204,5 @@ export function register(program: Command): void {
       }),
     ),
   );
+  registerAdmin(cmd);
 }

@@ -8,7 +8,9 @@ import { locateDirectory, redact, shareWithDeliveryGroup } from './open.js';
 import { PgDriver, SqliteDriver, type Row, type SqlDriver, type SqlValue } from './sql.js';
 
 /** Our tables, parents first (inserted in this order, deleted in the reverse). */
-const DIRECTORY_TABLES = ['domains', 'alias_domains', 'mailboxes', 'aliases'] as const;
+const DIRECTORY_TABLES = ['domains', 'alias_domains', 'mailboxes', 'aliases', 'domain_admins'] as const;
+/** The schema version that made each table newer than the first (web sessions are not kept: they are logins). */
+const SINCE: Readonly<Record<string, number>> = { domain_admins: 5 };
 const DIRECTORY_SQLITE = 'directory.sqlite';
 export const DIRECTORY_JSON = 'directory.json';
 export const ROWS_FORMAT = 'quail-directory-rows 1';
@@ -21,9 +23,10 @@ export interface DirectoryRows {
 
 async function readRows(tx: SqlDriver): Promise<DirectoryRows> {
   const v = await tx.all('SELECT MAX(version) AS v FROM schema_migrations');
+  const version = Number(v[0]?.['v'] ?? 0);
   const tables: Record<string, Row[]> = {};
-  for (const t of DIRECTORY_TABLES) tables[t] = await tx.all(`SELECT * FROM ${t}`);
-  return { format: ROWS_FORMAT, schemaVersion: Number(v[0]?.['v'] ?? 0), tables };
+  for (const t of DIRECTORY_TABLES) if (version >= (SINCE[t] ?? 1)) tables[t] = await tx.all(`SELECT * FROM ${t}`);
+  return { format: ROWS_FORMAT, schemaVersion: version, tables };
 }
 
 /**
@@ -88,6 +91,7 @@ async function loadRows(d: SqlDriver, rows: DirectoryRows, force: boolean, where
     if (Number(n[0]?.['n'] ?? 0) > 0 && !force)
       throw new DirectoryError(`the directory ${where} already has domains: give --force to replace them`);
     for (const t of [...DIRECTORY_TABLES].reverse()) await tx.run(`DELETE FROM ${t}`);
+    await tx.run('DELETE FROM web_sessions'); // a restored directory starts with nobody logged in to the web admin
     for (const t of DIRECTORY_TABLES) {
       for (const r of rows.tables[t] ?? []) {
         const cols = Object.keys(r);

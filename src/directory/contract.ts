@@ -216,4 +216,71 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 10);
     assert.equal(await d.countMailboxes('example.com'), 10);
   });
+
+  withDir('domain administrators: a mailbox of any domain, per domain; refused for unknown mailboxes', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    await d.addDomain({ name: 'other.example', account: acct });
+    await d.addAliasDomain('example.net', 'example.com');
+    await d.addMailbox({ domain: 'example.com', local: 'ann', passwordHash: '' });
+    assert.equal(await d.addDomainAdmin('example.com', 'Ann@Example.NET'), true);
+    assert.equal(await d.addDomainAdmin('example.com', 'ann@example.com'), false);
+    assert.equal(await d.addDomainAdmin('other.example', 'ann@example.com'), true);
+    assert.deepEqual(await d.adminDomainsOf('ann@example.com'), ['example.com', 'other.example']);
+    assert.deepEqual(
+      (await d.listDomainAdmins()).map((a) => `${a.domain} ${a.login}`),
+      ['example.com ann@example.com', 'other.example ann@example.com'],
+    );
+    await assert.rejects(d.addDomainAdmin('example.com', 'nobody@example.com'), /no mailbox nobody@example\.com/);
+    await assert.rejects(d.addDomainAdmin('nosuch.example', 'ann@example.com'), /no domain nosuch\.example/);
+    await assert.rejects(d.addDomainAdmin('example.com', 'not-a-login'), DirectoryError);
+    assert.equal(await d.removeDomainAdmin('other.example', 'ann@example.com'), true);
+    assert.equal(await d.removeDomainAdmin('other.example', 'ann@example.com'), false);
+    assert.deepEqual(await d.adminDomainsOf('ann@example.com'), ['example.com']);
+  });
+
+  withDir('sessions: kept until they expire, ended by login, and gone with their mailbox or domain', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    await d.addDomain({ name: 'other.example', account: acct });
+    await d.addMailbox({ domain: 'example.com', local: 'ann', passwordHash: '' });
+    await d.addMailbox({ domain: 'example.com', local: 'bob', passwordHash: '' });
+    await d.addDomainAdmin('other.example', 'bob@example.com');
+    const t0 = new Date(1_700_000_000_000);
+    const s = { login: 'ann@example.com', csrf: 'c1', created: t0, expires: new Date(t0.getTime() + 1000) };
+    await d.addSession({ ...s, id: 'a1' });
+    await d.addSession({ ...s, id: 'a2', expires: new Date(t0.getTime() + 5000) });
+    await d.addSession({ ...s, id: 'b1', login: 'bob@example.com' });
+    assert.deepEqual(await d.getSession('a1', t0), { ...s, id: 'a1' });
+    assert.equal(await d.getSession('a1', new Date(t0.getTime() + 1000)), null, 'expired');
+    assert.equal(await d.deleteSessions({ expiredAt: new Date(t0.getTime() + 1000) }), 2);
+    assert.equal((await d.getSession('a2', t0))?.login, 'ann@example.com');
+    assert.equal(await d.deleteSession('a2'), true);
+    assert.equal(await d.deleteSession('a2'), false);
+    await d.addSession({ ...s, id: 'a3', expires: new Date(t0.getTime() + 5000) });
+    assert.equal(await d.deleteSessions({ login: 'ANN@example.com' }), 1);
+    await d.addSession({ ...s, id: 'b2', login: 'bob@example.com', expires: new Date(t0.getTime() + 5000) });
+    await d.deleteMailbox('example.com', 'bob');
+    assert.equal(await d.getSession('b2', t0), null, 'the mailbox went, its session with it');
+    assert.deepEqual(await d.listDomainAdmins('other.example'), [], 'and its administrator rows');
+    await d.addSession({ ...s, id: 'a4', expires: new Date(t0.getTime() + 5000) });
+    await d.addDomainAdmin('other.example', 'ann@example.com');
+    await d.deleteDomain('example.com');
+    assert.equal(await d.getSession('a4', t0), null);
+    assert.deepEqual(await d.listDomainAdmins(), []);
+  });
+
+  withDir('vacation: stored, checked and cleared (migration 5)', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    const m = await d.addMailbox({ domain: 'example.com', local: 'joe', passwordHash: '' });
+    assert.equal(m.vacation, null);
+    const v = { subject: 'Away – back Monday', body: 'I read mail on Monday.\n', days: 7 };
+    assert.deepEqual((await d.updateMailbox('example.com', 'joe', { vacation: v })).vacation, v);
+    assert.deepEqual((await d.getMailbox('example.com', 'joe'))?.vacation, v);
+    await assert.rejects(d.updateMailbox('example.com', 'joe', { vacation: { ...v, days: 0 } }), DirectoryError);
+    await assert.rejects(
+      d.updateMailbox('example.com', 'joe', { vacation: { ...v, subject: 'a\nb' } }),
+      DirectoryError,
+    );
+    await assert.rejects(d.updateMailbox('example.com', 'joe', { vacation: { ...v, body: ' ' } }), DirectoryError);
+    assert.equal((await d.updateMailbox('example.com', 'joe', { vacation: null })).vacation, null);
+  });
 }

@@ -10,6 +10,7 @@ export type {
   MailboxFlag,
   MailboxPatch,
   UnknownPolicy,
+  Vacation,
 } from './types.js';
 export { DirectoryError, domainName, formatPolicy, parsePolicy, parseFlag } from './names.js';
 export { openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';

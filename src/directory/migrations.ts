@@ -33,6 +33,19 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX alias_domains_domain ON alias_domains (domain)`,
     ],
   },
+  {
+    version: 5,
+    what: 'domain administrators (a mailbox login per administered domain), web admin sessions, vacation replies',
+    sql: [
+      `ALTER TABLE mailboxes ADD COLUMN vacation TEXT NOT NULL DEFAULT ''`,
+      `CREATE TABLE domain_admins (domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE, login TEXT NOT NULL,
+        created BIGINT NOT NULL, PRIMARY KEY (domain, login))`,
+      `CREATE INDEX domain_admins_login ON domain_admins (login)`,
+      `CREATE TABLE web_sessions (id TEXT PRIMARY KEY, login TEXT NOT NULL, csrf TEXT NOT NULL, created BIGINT NOT NULL,
+        expires BIGINT NOT NULL)`,
+      `CREATE INDEX web_sessions_login ON web_sessions (login)`,
+    ],
+  },
 ];
 
 export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
@@ -76,7 +89,16 @@ export async function migrate(
 }
 
 /** Every table a schema version may hold (those missing at that version are skipped). */
-const TABLES = ['schema_migrations', 'domains', 'alias_domains', 'mailboxes', 'aliases'] as const;
+const TABLES = [
+  'schema_migrations',
+  'domains',
+  'alias_domains',
+  'mailboxes',
+  'aliases',
+  // migration 5 (domain administrators, web sessions)
+  'domain_admins',
+  'web_sessions',
+] as const;
 
 /**
  * PostgreSQL's backup before a migration: the tables of the current schema copied, rows and all, into a new

@@ -10,9 +10,11 @@ import {
 } from './names.js';
 import type { Row, SqlDriver, SqlValue } from './sql.js';
 import { currentVersion } from './migrations.js';
+import * as roles from './roles.js';
 import type {
   Alias,
   Directory,
+  DomainAdmin,
   Domain,
   DomainLimits,
   DomainPatch,
@@ -21,6 +23,7 @@ import type {
   NewDomain,
   NewMailbox,
   UnknownPolicy,
+  WebSession,
 } from './types.js';
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -109,6 +112,7 @@ export class SqlDirectory implements Directory {
       home: `domains/${domain}/${local}`,
       forward: fwd === '' ? [] : fwd.split('\n'),
       keepCopy: Number(r['keep_copy']) !== 0,
+      vacation: roles.vacationOf(str(r['vacation'])),
     };
   }
 
@@ -222,7 +226,9 @@ export class SqlDirectory implements Directory {
     const n = name.toLowerCase();
     return this.db.transaction(async (tx) => {
       // Explicit deletes as well as ON DELETE CASCADE: the result must not depend on a pragma.
-      for (const t of ['aliases', 'mailboxes', 'alias_domains']) await tx.run(`DELETE FROM ${t} WHERE domain = ?`, [n]);
+      await roles.forgetLogins(tx, n);
+      for (const t of ['domain_admins', 'aliases', 'mailboxes', 'alias_domains'])
+        await tx.run(`DELETE FROM ${t} WHERE domain = ?`, [n]);
       return (await tx.run('DELETE FROM domains WHERE name = ?', [n])) > 0;
     });
   }
@@ -326,12 +332,13 @@ export class SqlDirectory implements Directory {
         forward.join('\n'),
         (patch.keepCopy ?? cur.keepCopy) ? 1 : 0,
         lastLogin === null ? null : lastLogin.getTime(),
+        roles.vacationText(patch.vacation === undefined ? cur.vacation : patch.vacation),
         d,
         l,
       ];
       await tx.run(
         `UPDATE mailboxes SET password = ?, real_name = ?, quota_bytes = ?, quota_messages = ?, flags = ?, forward = ?,
-         keep_copy = ?, last_login = ? WHERE domain = ? AND local = ?`,
+         keep_copy = ?, last_login = ?, vacation = ? WHERE domain = ? AND local = ?`,
         v,
       );
       return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});
@@ -339,12 +346,11 @@ export class SqlDirectory implements Directory {
   }
 
   async deleteMailbox(domain: string, local: string): Promise<boolean> {
-    return (
-      (await this.db.run('DELETE FROM mailboxes WHERE domain = ? AND local = ?', [
-        domain.toLowerCase(),
-        local.toLowerCase(),
-      ])) > 0
-    );
+    const [d, l] = [domain.toLowerCase(), local.toLowerCase()];
+    return this.db.transaction(async (tx) => {
+      await roles.forgetLogins(tx, d, l);
+      return (await tx.run('DELETE FROM mailboxes WHERE domain = ? AND local = ?', [d, l])) > 0;
+    });
   }
 
   private async aliasIn(db: SqlDriver, d: string, l: string): Promise<Alias | null> {
@@ -405,5 +411,31 @@ export class SqlDirectory implements Directory {
       (await this.db.run('DELETE FROM aliases WHERE domain = ? AND local = ? AND target = ?', [d, l, target.trim()])) >
       0
     );
+  }
+
+  // Domain administrators and web sessions (roles.ts, migration 5).
+  addDomainAdmin(domain: string, login: string): Promise<boolean> {
+    return roles.addDomainAdmin(this.db, domain, login, this.now());
+  }
+  removeDomainAdmin(domain: string, login: string): Promise<boolean> {
+    return roles.removeDomainAdmin(this.db, domain, login);
+  }
+  listDomainAdmins(domain?: string): Promise<DomainAdmin[]> {
+    return roles.listDomainAdmins(this.db, domain);
+  }
+  adminDomainsOf(login: string): Promise<string[]> {
+    return roles.adminDomainsOf(this.db, login);
+  }
+  addSession(s: WebSession): Promise<void> {
+    return roles.addSession(this.db, s);
+  }
+  getSession(id: string, now: Date): Promise<WebSession | null> {
+    return roles.getSession(this.db, id, now);
+  }
+  deleteSession(id: string): Promise<boolean> {
+    return roles.deleteSession(this.db, id);
+  }
+  deleteSessions(by: { readonly login: string } | { readonly expiredAt: Date }): Promise<number> {
+    return roles.deleteSessions(this.db, by);
   }
 }

@@ -1,8 +1,8 @@
 // The directory contract: domains, mailboxes and aliases as plain data, and the Promise-based Directory interface.
-import type { MailboxLookup, UnknownPolicy } from '../vdeliver/index.js';
+import type { MailboxLookup, UnknownPolicy, Vacation } from '../vdeliver/index.js';
 
 /** What happens to mail for an address of the domain that has no mailbox and no alias: vdeliver's policy language. */
-export type { UnknownPolicy };
+export type { UnknownPolicy, Vacation };
 
 /** Per-domain limits; null means unlimited. */
 export interface DomainLimits {
@@ -64,6 +64,8 @@ export interface Mailbox {
   readonly forward: readonly string[];
   /** With forwarding: also deliver into the mailbox's own Maildir. */
   readonly keepCopy: boolean;
+  /** The vacation reply (migration 5), or null: none. */
+  readonly vacation: Vacation | null;
 }
 
 /** An address of a domain whose mail goes to targets: `addr`/`&addr` (forward), `/path/Maildir/` or `./x/`, `|program`. */
@@ -71,6 +73,24 @@ export interface Alias {
   readonly domain: string;
   readonly local: string;
   readonly targets: readonly string[];
+}
+
+/** A domain administrator: the login (`user@domain` of a mailbox, of any domain) who administers `domain`. */
+export interface DomainAdmin {
+  readonly domain: string;
+  readonly login: string;
+  readonly created: Date;
+}
+
+/** A web admin session: `id` is the SHA-256 (hex) of the cookie's token, never the token itself. */
+export interface WebSession {
+  readonly id: string;
+  /** The mailbox logged in (`user@domain`, lowercase). */
+  readonly login: string;
+  /** The session's CSRF token, sent back with every change. */
+  readonly csrf: string;
+  readonly created: Date;
+  readonly expires: Date;
 }
 
 export interface NewDomain {
@@ -105,6 +125,7 @@ export interface MailboxPatch {
   readonly forward?: readonly string[];
   readonly keepCopy?: boolean;
   readonly lastLogin?: Date | null;
+  readonly vacation?: Vacation | null;
 }
 
 /**
@@ -143,4 +164,19 @@ export interface Directory extends MailboxLookup {
   listAliases(domain: string): Promise<Alias[]>;
   /** Removes one target, or the whole alias when target is undefined; false when nothing matched. */
   deleteAlias(domain: string, local: string, target?: string): Promise<boolean>;
+
+  /** Makes `login` (an existing mailbox, of any domain) an administrator of `domain`; false when it already was. */
+  addDomainAdmin(domain: string, login: string): Promise<boolean>;
+  removeDomainAdmin(domain: string, login: string): Promise<boolean>;
+  /** The administrators of `domain`, or (no domain) every row; sorted by domain, then login. */
+  listDomainAdmins(domain?: string): Promise<DomainAdmin[]>;
+  /** The domains `login` administers through domain_admins (not its flags), sorted. */
+  adminDomainsOf(login: string): Promise<string[]>;
+
+  addSession(s: WebSession): Promise<void>;
+  /** The session with this id that has not expired at `now`, or null. */
+  getSession(id: string, now: Date): Promise<WebSession | null>;
+  deleteSession(id: string): Promise<boolean>;
+  /** Ends every session of `login` (a new password, a removed mailbox), or those expired at `expiredAt`. */
+  deleteSessions(by: { readonly login: string } | { readonly expiredAt: Date }): Promise<number>;
 }

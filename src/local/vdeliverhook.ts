@@ -7,6 +7,7 @@ import {
   type DotQmailRequest,
   type MailboxLookup,
   type ProgramRequest,
+  type ReplyRunner,
   type VdeliverResult,
 } from '../vdeliver/index.js';
 import { reportText, resultOf } from './deliver.js';
@@ -42,7 +43,11 @@ const text = (fd: 1 | 2, s: string): OutputChunk => ({
 export class VdeliverHook {
   private readonly dirs = new Map<string, Promise<OpenedLookup>>();
 
-  constructor(private readonly open: OpenLookup) {}
+  /** `reply(root)`: how vacation replies of a root's mailboxes are queued (src/start); none: no replies. */
+  constructor(
+    private readonly open: OpenLookup,
+    private readonly reply?: (root: string) => ReplyRunner,
+  ) {}
 
   readonly run: ProgramHook = async (call) => {
     const line = parseVdeliverLine(`|${call.command}`);
@@ -55,7 +60,7 @@ export class VdeliverHook {
     } catch (err) {
       return { exit: { kind: 'exit', code: 111 }, output: [text(1, `Trouble in vdeliver: ${errText(err)}. (#4.3.0)`)] };
     }
-    const r = await runVdeliverLine(call, root, dir, line.policy);
+    const r = await runVdeliverLine(call, root, dir, line.policy, this.reply?.(root));
     const code = r.result === 'success' ? 0 : r.result === 'failure' ? 100 : 111;
     return {
       exit: { kind: 'exit', code },
@@ -99,6 +104,7 @@ export function runVdeliverLine(
   root: string,
   directory: MailboxLookup,
   policy: string,
+  reply?: ReplyRunner,
 ): Promise<VdeliverResult> {
   const e = call.env;
   const sender = e['SENDER'] ?? '';
@@ -116,6 +122,7 @@ export function runVdeliverLine(
     namer: call.namer,
     dotQmail: (req) => runMailboxDotQmail(call, root, req),
     program: (req) => runAliasProgram(call, req),
+    ...(reply ? { reply } : {}),
   });
 }
 

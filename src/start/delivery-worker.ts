@@ -1,5 +1,5 @@
 // A delivery worker process (forked by LocalDeliverer as the mailbox's uid): qmail-local with vdeliver in-process.
 import { serveDeliveryWorker, VdeliverHook } from '../local/index.js';
-import { openLookup } from './vdeliver-link.js';
+import { openLookup, queueReply } from './vdeliver-link.js';
 
-serveDeliveryWorker(new VdeliverHook(openLookup).run);
+serveDeliveryWorker(new VdeliverHook(openLookup, queueReply).run);

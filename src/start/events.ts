@@ -40,7 +40,16 @@ type StartEventName =
   | 'queue.recovered'
   | 'held.push'
   | 'held.error'
-  | 'lspawn.refused';
+  | 'lspawn.refused'
+  // issue 19: the web admin
+  | 'web.listening'
+  | 'web.error'
+  | 'web.login'
+  | 'web.change'
+  | 'webd.started'
+  | 'webd.crashed'
+  | 'webd.busy'
+  | 'webd.error';
 
 /** Every event name quail logs: a misspelt one does not compile. */
 export type EventName = StartEventName | SmtpEventName | Pop3EventName | `send.${SchedulerEventName}`;
@@ -180,6 +189,27 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'held.error': { fields: 'domain? error', doc: 'a held push could not run (control files, the Maildir)' },
   'lspawn.refused': { fields: 'reason', doc: 'root refused a local delivery request of the send process (a deferral)' },
+  // issue 19: the web admin (src/web, src/access)
+  'web.listening': { fields: 'address port tls proxy user?', doc: 'a web admin listener is bound' },
+  'web.error': {
+    fields: 'listener? path? error',
+    doc: 'a web admin listener not opened, or a request the directory could not answer (the page said try again)',
+  },
+  'web.login': { fields: 'login ip result', doc: 'a web admin login: ok or refused (refusals are throttled)' },
+  'web.change': { fields: 'op status ip', doc: 'a change asked for in the web admin, and its answer (200, 400, 403)' },
+  'webd.started': {
+    fields: 'pid user uid listeners',
+    doc: 'the web admin process serves its listeners (as root only)',
+  },
+  'webd.crashed': {
+    fields: 'pid code signal crashes stack? restart_in_ms',
+    doc: 'the web admin process died; a new one is started',
+  },
+  'webd.busy': { fields: 'listener ip', doc: 'no web admin process took a connection in time: 503' },
+  'webd.error': {
+    fields: 'error restart_in_ms',
+    doc: 'a new web admin process could not be started; tried again later',
+  },
 };
 
 export function isEventName(name: unknown): name is EventName {

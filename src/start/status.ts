@@ -84,6 +84,8 @@ export function renderStatus(root: string, s: Status): string {
       out.push(
         `metrics process: pid ${s.state.metricsd.pid} as ${s.state.metricsd.user} (uid ${s.state.metricsd.uid})`,
       );
+    if (s.state.webd)
+      out.push(`web admin process: pid ${s.state.webd.pid} as ${s.state.webd.user} (uid ${s.state.webd.uid})`);
     const send = s.state.send;
     if (send) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})`);
     const crashes = Object.entries({

@@ -52,6 +52,8 @@ export interface RunState {
   readonly pop3d?: { readonly pid: number; readonly user: string; readonly uid: number };
   /** As root: the unprivileged process serving the metrics listeners. */
   readonly metricsd?: { readonly pid: number; readonly user: string; readonly uid: number };
+  /** As root: the unprivileged process serving the web admin (issue 19). */
+  readonly webd?: { readonly pid: number; readonly user: string; readonly uid: number };
   /** Unexpected deaths of the service children since start (each is logged as `<name>.crashed` with its stack). */
   readonly crashes?: Readonly<Record<string, number>>;
   /** As root: the unprivileged process running the scheduler and remote delivery, and how often it was restarted. */
@@ -215,6 +217,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     const smtpd = as(pids.smtpd);
     const pop3d = as(pids.pop3d);
     const metricsd = as(pids.metricsd);
+    const webd = as(pids.webd);
     const state: RunState = {
       pid: process.pid,
       started: startedAt,
@@ -223,6 +226,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       ...(smtpd ? { smtpd } : {}),
       ...(pop3d ? { pop3d } : {}),
       ...(metricsd ? { metricsd } : {}),
+      ...(webd ? { webd } : {}),
       ...(account && send.pid !== undefined
         ? { send: { pid: send.pid, user: account.name, uid: account.uid, restarts: send.restarts } }
         : {}),

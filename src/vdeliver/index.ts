@@ -6,7 +6,8 @@ export {
   type DotQmailRequest,
   type ProgramRequest,
 } from './vdeliver.js';
-export type { LookupAlias, LookupDomain, LookupMailbox, MailboxLookup } from './types.js';
+export type { ReplyRunner } from './vacation.js';
+export type { LookupAlias, LookupDomain, LookupMailbox, MailboxLookup, Vacation } from './types.js';
 export {
   formatPolicy,
   mailboxLocal,

@@ -26,6 +26,17 @@ export interface LookupMailbox {
   /** null: no quota. */
   readonly quotaBytes: number | null;
   readonly quotaMessages: number | null;
+  /** The vacation reply (RFC 3834), when set; absent or null: none. */
+  readonly vacation?: Vacation | null;
+}
+
+/** An automatic reply to senders while the mailbox's owner is away: once per sender per `days` (RFC 3834). */
+export interface Vacation {
+  /** Empty: `Auto: ` and the original subject. */
+  readonly subject: string;
+  readonly body: string;
+  /** At most one reply to the same sender in this many days (1 to 365). */
+  readonly days: number;
 }
 
 /** An alias: its targets in order (`addr`/`&addr`, `/path/Maildir/` or `./dir/`, `|program`). */

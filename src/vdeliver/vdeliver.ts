@@ -16,6 +16,7 @@ import {
 import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
 import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
 import type { LookupDomain as Domain, LookupMailbox as Mailbox, MailboxLookup } from './types.js';
+import { vacationReply, type ReplyRunner } from './vacation.js';
 
 export interface VdeliverOptions {
   readonly root: string;
@@ -42,6 +43,8 @@ export interface VdeliverOptions {
   readonly dotQmail?: DotQmailRunner;
   /** Runs an alias's `|program` target (src/local's program runner); without it such an alias defers. */
   readonly program?: ProgramRunner;
+  /** Queues a vacation reply (RFC 3834, vacation.ts); without it no mailbox replies. */
+  readonly reply?: ReplyRunner;
 }
 
 /** An alias's `|program` target: the command (without `|`), run in the domain's directory `ROOT/domains/<dom>`. */
@@ -426,6 +429,22 @@ async function byPolicy(o: VdeliverOptions, dom: Domain, p: UnknownPolicy, user:
   }
 }
 
+/** A mailbox that took the message and has a vacation: the reply, and its line in the report. */
+async function withVacation(o: VdeliverOptions, m: Mailbox, r: VdeliverResult): Promise<VdeliverResult> {
+  if (r.result !== 'success' || !m.vacation || !o.reply) return r;
+  const line = await vacationReply({
+    home: join(o.root, m.home),
+    address: `${m.local}@${m.domain}`,
+    original: `${o.ext}@${o.domain}`,
+    sender: o.sender,
+    messagePath: o.messagePath,
+    vacation: m.vacation,
+    reply: o.reply,
+    nowMs: (o.now ?? Date.now)(),
+  });
+  return { ...r, report: `${r.report}${line}` };
+}
+
 /**
  * One delivery for a `| quail vdeliver '' POLICY` line: alias → its targets; mailbox → its Maildir (quota,
  * forwarding, bounce-all); otherwise the domain's policy. Never throws: trouble is a deferral.
@@ -446,7 +465,7 @@ export async function vdeliver(o: VdeliverOptions): Promise<VdeliverResult> {
     const m =
       (await o.directory.getMailbox(dom.name, user)) ??
       (dash > 0 ? await o.directory.getMailbox(dom.name, user.slice(0, dash)) : null);
-    if (m) return toMailbox(o, dom, m);
+    if (m) return withVacation(o, m, await toMailbox(o, dom, m));
     return byPolicy(o, dom, policy, user);
   } catch (err) {
     return defer(`Trouble in vdeliver: ${errText(err)}. (#4.3.0)`);

@@ -1,0 +1,215 @@
+// The one decision, the changes it guards and the web requests, on a real SQLite directory in a fresh mail root.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDomain, createMailbox, openDirectory, type Ctx } from '../directory/index.js';
+import { AccessDenied, perform, principalOf, refusal, serveWeb, type Principal, type WebAnswer } from './index.js';
+
+const acct = { user: 'nobody', uid: 65534, gid: 65534 };
+
+async function fixture(body: (ctx: Ctx) => Promise<void>): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'quail-access-'));
+  const dir = await openDirectory({ root });
+  const ctx = { root, dir };
+  try {
+    await createDomain(ctx, { name: 'a.example', account: acct });
+    await createDomain(ctx, { name: 'b.example', account: acct });
+    await dir.addAliasDomain('alias-a.example', 'a.example');
+    for (const address of ['ann@a.example', 'joe@a.example', 'bea@b.example'])
+      await createMailbox(ctx, { address, password: 'secret' });
+    await createMailbox(ctx, { address: 'root@b.example', password: 'secret', flags: ['system-admin'] });
+    await createMailbox(ctx, { address: 'flag@b.example', password: 'secret', flags: ['domain-admin'] });
+    await dir.addDomainAdmin('a.example', 'ann@a.example');
+    await body(ctx);
+  } finally {
+    await dir.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+const login = (login: string, domains: string[] = [], systemAdmin = false): Principal => ({
+  kind: 'login',
+  login,
+  systemAdmin,
+  domains,
+});
+
+void test('refusal: the decision table of the three roles', () => {
+  const sys: Principal = { kind: 'system' };
+  const ann = login('ann@a.example', ['a.example']);
+  const joe = login('joe@a.example');
+  const root = login('root@b.example', [], true);
+  const cases: Array<[Principal, Parameters<typeof refusal>[1], boolean]> = [
+    [sys, { scope: 'system' }, true],
+    [root, { scope: 'system' }, true],
+    [root, { scope: 'domain', domain: 'a.example' }, true],
+    [ann, { scope: 'system' }, false],
+    [ann, { scope: 'domain', domain: 'a.example' }, true],
+    [ann, { scope: 'domain', domain: 'b.example' }, false],
+    [ann, { scope: 'mailbox', address: 'joe@a.example' }, true],
+    [ann, { scope: 'mailbox', address: 'bea@b.example' }, false],
+    [joe, { scope: 'mailbox', address: 'joe@a.example' }, true],
+    [joe, { scope: 'mailbox', address: 'ann@a.example' }, false],
+    [joe, { scope: 'domain', domain: 'a.example' }, false],
+  ];
+  for (const [p, need, allowed] of cases)
+    assert.equal(refusal(p, need) === undefined, allowed, `${JSON.stringify(p)} ${JSON.stringify(need)}`);
+  assert.match(
+    refusal(ann, { scope: 'domain', domain: 'b.example' }) ?? '',
+    /quail domain admin add b\.example ann@a\.example/,
+  );
+});
+
+void test('principalOf: roles from domain_admins and the domain-admin and system-admin flags', async () => {
+  await fixture(async ({ dir }) => {
+    assert.deepEqual(await principalOf(dir, 'ann@a.example'), login('ann@a.example', ['a.example']));
+    assert.deepEqual(await principalOf(dir, 'flag@b.example'), login('flag@b.example', ['b.example']));
+    assert.deepEqual(await principalOf(dir, 'root@b.example'), login('root@b.example', [], true));
+    assert.equal(await principalOf(dir, 'gone@a.example'), null);
+  });
+});
+
+void test('perform: a domain administrator changes its domain (alias domains too), never another one or a role', async () => {
+  await fixture(async (ctx) => {
+    const ann = (await principalOf(ctx.dir, 'ann@a.example')) as Principal;
+    assert.equal(
+      await perform(ctx, ann, { op: 'mailbox.add', address: 'new@alias-a.example', password: 'pw' }),
+      'added new@a.example',
+    );
+    assert.ok(existsSync(join(ctx.root, 'domains/a.example/new/Maildir/new')), 'the Maildir was made');
+    await perform(ctx, ann, { op: 'mailbox.quota', address: 'new@a.example', quotaBytes: 1000 });
+    assert.equal((await ctx.dir.getMailbox('a.example', 'new'))?.quotaBytes, 1000);
+    await perform(ctx, ann, { op: 'alias.add', address: 'info@a.example', target: 'joe@a.example' });
+    await perform(ctx, ann, { op: 'domain.catchall', domain: 'a.example', policy: 'mailbox:joe' });
+    assert.deepEqual((await ctx.dir.getDomain('a.example'))?.policy, { kind: 'mailbox', local: 'joe' });
+    for (const c of [
+      { op: 'mailbox.add', address: 'x@b.example', password: 'pw' },
+      { op: 'mailbox.remove', address: 'bea@b.example' },
+      { op: 'mailbox.password', address: 'bea@b.example', password: 'pw' },
+      { op: 'domain.catchall', domain: 'b.example', policy: 'delete' },
+      { op: 'mailbox.add', address: 'boss@a.example', password: 'pw', flags: ['system-admin'] },
+      { op: 'admin.add', domain: 'a.example', login: 'joe@a.example' },
+      { op: 'mailbox.remove', address: 'ann@a.example' },
+    ] as const)
+      await assert.rejects(perform(ctx, ann, c), AccessDenied, JSON.stringify(c));
+    assert.equal(await ctx.dir.getMailbox('b.example', 'x'), null);
+    assert.equal(await ctx.dir.getMailbox('a.example', 'boss'), null);
+    // a user: its own password and forward only
+    const joe = (await principalOf(ctx.dir, 'joe@a.example')) as Principal;
+    await perform(ctx, joe, {
+      op: 'mailbox.forward',
+      address: 'joe@a.example',
+      targets: ['joe@elsewhere.example'],
+      keepCopy: true,
+    });
+    assert.deepEqual((await ctx.dir.getMailbox('a.example', 'joe'))?.forward, ['joe@elsewhere.example']);
+    await assert.rejects(
+      perform(ctx, joe, { op: 'mailbox.quota', address: 'joe@a.example', quotaBytes: null }),
+      AccessDenied,
+    );
+    // the system administrator (the CLI) makes domain administrators
+    assert.match(
+      await perform(ctx, { kind: 'system' }, { op: 'admin.add', domain: 'b.example', login: 'joe@a.example' }),
+      /administers b\.example/,
+    );
+    assert.deepEqual(await principalOf(ctx.dir, 'joe@a.example'), login('joe@a.example', ['b.example']));
+  });
+});
+
+const fail = (a: WebAnswer): { status: number; error: string } => {
+  assert.equal(a.ok, false, JSON.stringify(a));
+  return a.ok ? { status: 0, error: '' } : a;
+};
+
+void test('serveWeb: login makes a session, a change needs its CSRF token, another domain is 403, junk is 400', async () => {
+  await fixture(async (ctx) => {
+    assert.equal(fail(await serveWeb(ctx, { op: 'login', login: 'ann@a.example', password: 'wrong' })).status, 401);
+    const ok = await serveWeb(ctx, { op: 'login', login: 'ANN@alias-a.example', password: 'secret' });
+    assert.ok(ok.ok && ok.token !== undefined && ok.who !== undefined);
+    const { token } = ok;
+    const { csrf, login: who } = ok.who;
+    assert.equal(who, 'ann@a.example');
+    const page = await serveWeb(ctx, { op: 'view', token, view: { view: 'domain', domain: 'a.example' } });
+    assert.ok(page.ok && page.data?.view === 'domain');
+    assert.deepEqual(
+      page.data.mailboxes.map((m) => m.address),
+      ['ann@a.example', 'joe@a.example'],
+    );
+    assert.equal(
+      fail(await serveWeb(ctx, { op: 'view', token, view: { view: 'domain', domain: 'b.example' } })).status,
+      403,
+    );
+    const add = { op: 'mailbox.add', address: 'web@a.example', password: 'pw' };
+    assert.equal(fail(await serveWeb(ctx, { op: 'change', token, csrf: 'forged', change: add })).status, 403);
+    assert.equal(await ctx.dir.getMailbox('a.example', 'web'), null, 'nothing changed without the token');
+    const done = await serveWeb(ctx, { op: 'change', token, csrf, change: add });
+    assert.ok(done.ok && done.done === 'added web@a.example');
+    assert.equal(fail(await serveWeb(ctx, { op: 'change', token, csrf, change: add })).status, 400, 'it exists');
+    for (const junk of [
+      null,
+      'x',
+      { op: 'nope' },
+      { op: 'view', token: 1 },
+      { op: 'change', token, csrf, change: { op: 'mailbox.quota', address: 'a@a.example', quotaBytes: -1 } },
+    ])
+      assert.equal(fail(await serveWeb(ctx, junk)).status, 400, JSON.stringify(junk));
+    assert.equal(fail(await serveWeb(ctx, { op: 'view', token: 'made-up', view: { view: 'home' } })).status, 401);
+    // the session expires, and ends at logout
+    const later = new Date(Date.now() + 9 * 3600_000);
+    assert.equal(fail(await serveWeb(ctx, { op: 'view', token, view: { view: 'home' } }, later)).status, 401);
+    assert.ok((await serveWeb(ctx, { op: 'logout', token })).ok);
+    assert.equal(fail(await serveWeb(ctx, { op: 'view', token, view: { view: 'home' } })).status, 401);
+  });
+});
+
+void test('serveWeb: a password set by an administrator logs the mailbox out; no-webmail cannot log in', async () => {
+  await fixture(async (ctx) => {
+    const joe = await serveWeb(ctx, { op: 'login', login: 'joe@a.example', password: 'secret' });
+    const ann = await serveWeb(ctx, { op: 'login', login: 'ann@a.example', password: 'secret' });
+    assert.ok(joe.ok && joe.token !== undefined && ann.ok && ann.token !== undefined && ann.who !== undefined);
+    const set = await serveWeb(ctx, {
+      op: 'change',
+      token: ann.token,
+      csrf: ann.who.csrf,
+      change: { op: 'mailbox.password', address: 'joe@a.example', password: 'new one' },
+    });
+    assert.ok(set.ok);
+    assert.equal(fail(await serveWeb(ctx, { op: 'view', token: joe.token, view: { view: 'self' } })).status, 401);
+    assert.ok((await serveWeb(ctx, { op: 'login', login: 'joe@a.example', password: 'new one' })).ok);
+    await ctx.dir.updateMailbox('a.example', 'joe', { flags: ['no-webmail'] });
+    assert.equal(fail(await serveWeb(ctx, { op: 'login', login: 'joe@a.example', password: 'new one' })).status, 401);
+  });
+});
+
+void test('perform: taking over a mailbox needs its roles (a domain administrator cannot climb through a password)', async () => {
+  await fixture(async (ctx) => {
+    await ctx.dir.addDomainAdmin('b.example', 'joe@a.example');
+    const ann = (await principalOf(ctx.dir, 'ann@a.example')) as Principal;
+    const flag = (await principalOf(ctx.dir, 'flag@b.example')) as Principal;
+    // joe administers b.example: ann (a.example only) may not set his password, forward, services, or remove him
+    for (const c of [
+      { op: 'mailbox.password', address: 'joe@a.example', password: 'mine now' },
+      { op: 'mailbox.forward', address: 'joe@a.example', targets: ['ann@a.example'], keepCopy: false },
+      { op: 'mailbox.services', address: 'joe@a.example', pop: true, imap: true, smtp: true },
+      { op: 'mailbox.remove', address: 'joe@a.example' },
+    ] as const)
+      await assert.rejects(perform(ctx, ann, c), /not an administrator of b\.example/, c.op);
+    // root@b.example is a system administrator: b.example's administrator may not take it over
+    await assert.rejects(
+      perform(ctx, flag, { op: 'mailbox.password', address: 'root@b.example', password: 'mine now' }),
+      /not a system administrator/,
+    );
+    // a plain mailbox of its domain: allowed; and joe may still change his own password
+    assert.match(
+      await perform(ctx, flag, { op: 'mailbox.password', address: 'bea@b.example', password: 'x' }),
+      /changed/,
+    );
+    const joe = (await principalOf(ctx.dir, 'joe@a.example')) as Principal;
+    assert.match(
+      await perform(ctx, joe, { op: 'mailbox.password', address: 'joe@a.example', password: 'y' }),
+      /changed/,
+    );
+  });
+});

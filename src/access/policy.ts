@@ -1,0 +1,72 @@
+// Who may do what: the one decision the CLI and the web admin (through the root parent) both call.
+import { QuailError } from '../core/index.js';
+import type { Directory } from '../directory/index.js';
+
+/**
+ * Who asks. `system` is the system administrator at the command line (whoever can write the directory: root, or
+ * the mail root's owner); `login` is a mailbox logged in to the web admin, with its roles read from the directory.
+ */
+export type Principal =
+  | { readonly kind: 'system' }
+  | {
+      readonly kind: 'login';
+      /** `local@domain`, lowercase, the domain canonical (not an alias domain). */
+      readonly login: string;
+      /** The mailbox has the `system-admin` flag (vpopmail's QA_ADMIN): everything. */
+      readonly systemAdmin: boolean;
+      /** Domains it administers: its domain_admins rows, and its own domain when it has the `domain-admin` flag. */
+      readonly domains: readonly string[];
+    };
+
+/** What a request needs (domains and addresses canonical: alias domains already resolved). */
+export type Need =
+  /** Everything: domain administrators, admin flags, all domains. */
+  | { readonly scope: 'system' }
+  /** A domain's mailboxes, aliases, forwards, catch-all and quotas. */
+  | { readonly scope: 'domain'; readonly domain: string }
+  /** One mailbox's own settings (password, forward): the mailbox itself, or an administrator of its domain. */
+  | { readonly scope: 'mailbox'; readonly address: string };
+
+/** A request the principal may not make: permanent (exit 100 at the command line, 403 on the web). */
+export class AccessDenied extends QuailError {
+  constructor(message: string) {
+    super(message, false, '5.7.1');
+    this.name = 'AccessDenied';
+  }
+}
+
+const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1);
+
+/** The decision: undefined when allowed, else why not (a sentence that says who may). */
+export function refusal(p: Principal, need: Need): string | undefined {
+  if (p.kind === 'system' || p.systemAdmin) return undefined;
+  switch (need.scope) {
+    case 'system':
+      return `${p.login} is not a system administrator; only a system administrator may do this`;
+    case 'domain':
+      return p.domains.includes(need.domain)
+        ? undefined
+        : `${p.login} is not an administrator of ${need.domain}; a system administrator can make it one (quail domain admin add ${need.domain} ${p.login})`;
+    case 'mailbox':
+      return p.login === need.address || p.domains.includes(domainOf(need.address))
+        ? undefined
+        : `${p.login} may change only its own mailbox, not ${need.address}`;
+  }
+}
+
+/** Throws AccessDenied unless allowed. */
+export function authorize(p: Principal, need: Need): void {
+  const why = refusal(p, need);
+  if (why !== undefined) throw new AccessDenied(why);
+}
+
+/** The principal of a mailbox login, from the directory; null when the mailbox is gone. */
+export async function principalOf(dir: Directory, login: string): Promise<Principal | null> {
+  const at = login.lastIndexOf('@');
+  const m = at <= 0 ? null : await dir.getMailbox(login.slice(at + 1), login.slice(0, at));
+  if (!m) return null;
+  const own = `${m.local}@${m.domain}`;
+  const listed = await dir.adminDomainsOf(own);
+  const domains = m.flags.includes('domain-admin') && !listed.includes(m.domain) ? [...listed, m.domain] : listed;
+  return { kind: 'login', login: own, systemAdmin: m.flags.includes('system-admin'), domains: domains.sort() };
+}

@@ -1,0 +1,58 @@
+// The web admin's HTTP(S) server: node:http (or node:https with control/servercert.pem) running the hono app, for
+// connections it accepts itself or that the root parent hands over unread.
+import { createServer as createHttp, type Server } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { Socket } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
+import type { Hono } from 'hono';
+
+export interface WebServerOptions {
+  /** PEM key and certificate (servercert.pem): HTTPS. */
+  readonly tls?: { readonly key: string; readonly cert: string } | undefined;
+}
+
+/**
+ * Node's HTTP parser (llhttp) reads the requests: headers over 16 KiB are a 431, a malformed request a 400, and a
+ * request has 10 s for its headers and 30 s in all; an idle keep-alive connection is closed after 5 s.
+ */
+export function webServer(app: Hono, o: WebServerOptions = {}): Server {
+  const listener = getRequestListener(app.fetch);
+  const opts = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 };
+  const srv = o.tls
+    ? createHttps({ ...opts, key: o.tls.key, cert: o.tls.cert }, (req, res) => void listener(req, res))
+    : createHttp(opts, (req, res) => void listener(req, res));
+  srv.keepAliveTimeout = 5000;
+  // a TLS handshake that fails (not TLS, a bad client) must not end the process
+  srv.on('tlsClientError', (_err, socket: Socket) => socket.destroy());
+  srv.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    else socket.destroy();
+  });
+  return srv;
+}
+
+/** Serve a connection accepted elsewhere (the root parent hands it over unread). */
+export function adoptConnection(srv: Server, socket: Socket): void {
+  socket.on('error', () => undefined);
+  srv.emit('connection', socket);
+  socket.resume();
+}
+
+/** Stop: no new requests; open connections get graceMs, then are cut. */
+export function closeServer(srv: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const cut = setTimeout(() => srv.closeAllConnections(), graceMs);
+    cut.unref();
+    srv.close(() => {
+      clearTimeout(cut);
+      resolve();
+    });
+    srv.closeIdleConnections();
+  });
+}
