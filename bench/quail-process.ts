@@ -41,6 +41,8 @@ export async function startQuailProcess(root: string, o: QuailStartOptions = {})
   const child = spawn(
     process.execPath,
     [
+      // e.g. --cpu-prof --cpu-prof-dir=DIR: forked children inherit the flags (docs/PERFORMANCE.md, How it was measured)
+      ...(process.env.QUAIL_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
       QUAIL_MAIN,
       'start',
       '--root',

@@ -92,6 +92,8 @@ export class Control {
    */
   open(name: ControlName): number | null {
     const path = this.path(name);
+    // missing (most installations have no morercpthosts.cdb): one stat, not a thrown ENOENT per SMTP session
+    if (this.surelyMissing(name)) return null;
     let fd: number;
     try {
       fd = openSync(path, 'r');

@@ -1,6 +1,16 @@
 // The Maildir mailbox behind POP3: scan new/ and cur/, sizes as sent, streamed retrieval, deletions, maildirsize.
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, promises as fsp, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  openSync,
+  promises as fsp,
+  readSync,
+  statSync,
+  type Stats,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { tempError } from '../core/index.js';
@@ -27,9 +37,16 @@ export function uidFor(fileName: string): string {
 
 /** `,W=<n>` (Dovecot's size with CRLF) or `,S=<n>` (size on disk) in the unique name, if present. */
 function sizeField(fileName: string, key: 'W' | 'S'): number | undefined {
-  const base = fileName.split(':')[0] ?? '';
-  const m = new RegExp(`,${key}=(\\d+)(?:,|$)`).exec(base);
-  return m ? Number(m[1]) : undefined;
+  // by hand, not a RegExp made per call: the listing at login asks twice per message (docs/PERFORMANCE.md, POP3)
+  const colon = fileName.indexOf(':');
+  const end = colon < 0 ? fileName.length : colon;
+  const tag = `,${key}=`;
+  for (let at = fileName.indexOf(tag); at >= 0 && at < end; at = fileName.indexOf(tag, at + 1)) {
+    let i = at + tag.length;
+    while (i < end && fileName.charCodeAt(i) >= 0x30 && fileName.charCodeAt(i) <= 0x39) i++;
+    if (i > at + tag.length && (i === end || fileName[i] === ',')) return Number(fileName.slice(at + tag.length, i));
+  }
+  return undefined;
 }
 
 const SIZE_CACHE_MAX = 200_000;
@@ -41,10 +58,12 @@ export interface MaildirStoreOptions {
 
 /** Messages up to this size are read whole (one read); larger ones are streamed in 64 KB chunks. */
 const SMALL = 64 * 1024;
-/** stat() calls in flight while listing cur/ (one at a time costs a thread-pool round trip per message). */
-const STAT_PARALLEL = 64;
-/** Small messages read ahead of the one being retrieved (at most READ_AHEAD × SMALL bytes per session). */
-const READ_AHEAD = 8;
+/**
+ * Files stat'ed synchronously between two turns of the event loop while listing cur/: a stat of a listed name is a
+ * page-cache call, far cheaper than a thread-pool round trip each (docs/PERFORMANCE.md, POP3), and the turns between
+ * batches keep other sessions served while a large mailbox is listed.
+ */
+const STAT_BATCH = 1024;
 
 /**
  * One per server: holds the set of mailboxes in use (one session per mailbox, RFC 1939 section 8 suggests an
@@ -92,13 +111,18 @@ export class MaildirStore implements MailboxStore {
     }
     const found: { name: string; path: string; st: Stats }[] = [];
     const names = (await fsp.readdir(cur)).filter((name) => !name.startsWith('.'));
-    for (let i = 0; i < names.length; i += STAT_PARALLEL) {
-      const batch = names.slice(i, i + STAT_PARALLEL);
-      const stats = await Promise.all(batch.map((name) => fsp.stat(join(cur, name)).catch(() => undefined)));
-      batch.forEach((name, j) => {
-        const st = stats[j];
-        if (st?.isFile()) found.push({ name, path: join(cur, name), st });
-      });
+    for (let i = 0; i < names.length; i += STAT_BATCH) {
+      if (i > 0) await new Promise<void>((r) => setImmediate(r));
+      for (const name of names.slice(i, i + STAT_BATCH)) {
+        const path = join(cur, name);
+        let st: Stats | undefined;
+        try {
+          st = statSync(path, { throwIfNoEntry: false });
+        } catch {
+          st = undefined; // as before: a name that cannot be stat'ed is not listed
+        }
+        if (st?.isFile()) found.push({ name, path, st });
+      }
     }
     found.sort((a, b) => a.st.mtimeMs - b.st.mtimeMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const out: Entry[] = [];
@@ -135,6 +159,21 @@ export class MaildirStore implements MailboxStore {
   }
 }
 
+/** The whole file when it is at most SMALL bytes now (whatever its name says), else undefined (streamed instead). */
+function readSmall(path: string): Buffer | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > SMALL) return undefined;
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    for (let n = -1; got < size && n !== 0; got += n) n = readSync(fd, buf, got, size - got, got);
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 class MaildirMailbox implements Mailbox {
   constructor(
     private readonly dir: string,
@@ -146,49 +185,21 @@ class MaildirMailbox implements Mailbox {
     return this.entries;
   }
 
-  /** The next small messages, read while the client takes this one (clients RETR in order): at most READ_AHEAD. */
-  private readonly ahead = new Map<number, Promise<Buffer | undefined>>();
-
-  async retrieve(n: number, bodyLines?: number): Promise<Readable> {
+  /**
+   * A small message (most mail) is read whole with one synchronous page-cache read and given back in wire form as one
+   * Buffer: no stream, no thread-pool round trips per message (docs/PERFORMANCE.md, POP3). Larger ones are streamed.
+   */
+  async retrieve(n: number, bodyLines?: number): Promise<Readable | Buffer> {
     const e = this.entries[n - 1];
     if (!e) throw tempError(`no message ${n}`);
-    const pending = this.ahead.get(n);
-    for (const k of this.ahead.keys()) if (k <= n || k > n + READ_AHEAD) this.ahead.delete(k);
-    const pre = pending === undefined ? undefined : await pending;
-    if (pre !== undefined) {
-      this.readAhead(n + 1);
-      return Readable.from(wireOf(pre, bodyLines), { objectMode: false });
+    const small = e.diskSize <= SMALL ? readSmall(e.path) : undefined; // fails here, before "+OK", if the file is gone
+    if (small !== undefined) {
+      const parts = wireOf(small, bodyLines);
+      return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
     }
     const fh = await fsp.open(e.path, 'r'); // fails here, before "+OK", if the file is gone
-    if ((await fh.stat()).size <= SMALL) {
-      // Small messages (most mail) in one read: no stream machinery per message.
-      let data: Buffer;
-      try {
-        data = await fh.readFile();
-      } finally {
-        await fh.close();
-      }
-      this.readAhead(n + 1);
-      return Readable.from(wireOf(data, bodyLines), { objectMode: false });
-    }
     const file = fh.createReadStream({ highWaterMark: 64 * 1024 });
     return Readable.from(toWire(file, bodyLines), { objectMode: false });
-  }
-
-  private readAhead(from: number): void {
-    for (let n = from; n < from + READ_AHEAD; n++) {
-      const e = this.entries[n - 1];
-      if (!e || e.diskSize > SMALL) return;
-      if (this.ahead.has(n)) continue;
-      // A failure (file gone) is left to retrieve's own open, which reports it before "+OK".
-      this.ahead.set(
-        n,
-        fsp.readFile(e.path).then(
-          (d) => (d.length <= SMALL ? d : undefined),
-          () => undefined,
-        ),
-      );
-    }
   }
 
   async commit(deleted: readonly number[]): Promise<CommitResult> {
@@ -215,7 +226,6 @@ class MaildirMailbox implements Mailbox {
   }
 
   close(): void {
-    this.ahead.clear();
     this.release();
   }
 }

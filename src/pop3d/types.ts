@@ -39,7 +39,7 @@ export interface Mailbox {
    * the headers, the blank line and at most that many body lines. Rejects, before anything is sent, when the
    * message cannot be opened (removed by another client).
    */
-  retrieve(n: number, bodyLines?: number): Promise<Readable>;
+  retrieve(n: number, bodyLines?: number): Promise<Readable | Buffer>;
   /** Performs the deletions marked by the engine (the UPDATE state); throws a QuailError when it cannot. */
   commit(deleted: readonly number[]): Promise<CommitResult>;
   /** Releases the mailbox (lock) without deleting anything. Idempotent; also called after commit. */

@@ -6,7 +6,10 @@ import type { SchedulerEventName } from './types.js';
 
 type Emit = (name: SchedulerEventName, fields: Record<string, string | number>) => void;
 
-/** Logs `new msg` and `info msg`, routes the unrouted recipients and writes them durably; then updates `st`. */
+/**
+ * Logs `new msg` and `info msg`, routes the unrouted recipients and writes them durably (local-only messages: with
+ * their first written state, below); then updates `st`.
+ */
 export async function routeNew(
   queue: Pick<QueueStore, 'updateRecipients'>,
   rc: RouteControl,
@@ -28,6 +31,12 @@ export async function routeNew(
     const d = route(r.original, rc);
     return { ...r, channel: d.channel, address: d.address, status: 'todo' };
   });
-  await queue.updateRecipients(st.id, recipients);
+  // Every recipient local: the routing is kept in memory and written with the first state that must be written (a
+  // deferral, a failure) — a message delivered at the first attempt goes straight to removal, one durable envelope
+  // rewrite (and its fsyncs) less (docs/PERFORMANCE.md). A crash before then leaves the message unrouted on disk, as
+  // if never taken up: routed again at restart and its deliveries repeated, as a crash during a delivery always did.
+  // Remote deliveries take seconds, so their routing is written first, as before (docs/QMAIL.md A, vd-021).
+  if (recipients.every((r) => r.channel === 'local')) st.unsaved = true;
+  else await queue.updateRecipients(st.id, recipients);
   st.recipients = recipients;
 }

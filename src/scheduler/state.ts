@@ -21,7 +21,10 @@ export interface MessageState {
   finishAfter: number;
   /** The bounce is queued (so a failed removal retried later does not bounce twice). */
   bounced: boolean;
-  /** The latest states are not written: the message ended delivered and its removal is the record (task.ts). */
+  /**
+   * The latest states are not written: the message ended delivered and its removal is the record (task.ts), or its
+   * local-only routing waits for the first state that must be written (routing.ts).
+   */
   unsaved: boolean;
   /** Admission order in this scheduler (queue order): due recipients are taken up in this order. */
   seq: number;

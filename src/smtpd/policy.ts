@@ -68,6 +68,20 @@ export function domainCandidates(domain: string): string[] {
   return d === '' ? [] : out;
 }
 
+/** The last rcpthosts text and its set: a file unchanged between sessions is not split and lowercased again. */
+let rcptKept: { readonly text: string; readonly set: ReadonlySet<string> } | undefined;
+
+/** control/rcpthosts as a set of lowercased names; null when the file is missing. */
+function rcptHostSet(control: Control): ReadonlySet<string> | null {
+  const text = control.raw('rcpthosts');
+  if (text === null) return null;
+  if (rcptKept?.text !== text) {
+    const list = control.list('rcpthosts').value ?? [];
+    rcptKept = { text, set: new Set(list.map(asciiLower)) };
+  }
+  return rcptKept.set;
+}
+
 /**
  * Reads every control file the session needs. Any unreadable file (or neither smtpgreeting nor me) is
  * qmail's `421 unable to read controls (#4.3.0)`: the caller refuses the session, never guesses.
@@ -82,8 +96,7 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
     if (greeting === null) return { ok: false, reason: 'neither control/smtpgreeting nor control/me exists' };
     // QUAIL_RCPTHOSTS="none" (listener `rcpthosts=none`): as if rcpthosts were empty — only RELAYCLIENT or AUTH
     // may give recipients (seed 003's submission instance); no other domain is accepted, morercpthosts not read.
-    const rcpthosts = env['QUAIL_RCPTHOSTS'] === 'none' ? [] : control.list('rcpthosts').value;
-    const rcptSet = rcpthosts === null ? null : new Set(rcpthosts.map(asciiLower));
+    const rcptSet = env['QUAIL_RCPTHOSTS'] === 'none' ? new Set<string>() : rcptHostSet(control);
     const bmf = new Set((control.list('badmailfrom').value ?? []).map(asciiLower));
     const envBytes = envNumber(env['DATABYTES']);
     const databytes = envBytes ?? control.number('databytes').value;

@@ -1,6 +1,6 @@
 // SMTP in `quail start`: the smtp and submission kinds of the services table, in this process or the smtpd child.
 import { errText, QuailError } from '../core/index.js';
-import { Control } from '../control/index.js';
+import { Control, ControlFileCache } from '../control/index.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { qmailQueueFilter } from '../filter/index.js';
@@ -109,10 +109,13 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
     // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
     const authThrottle = new LoginThrottle();
     const checker = new InboundLink(ctx.root);
+    // Each session still sees control/ as it is when it starts (qmail-smtpd reads its files per session), but a file
+    // unchanged since the last session is one stat, not an open, read and close (docs/PERFORMANCE.md).
+    const controlFiles = new ControlFileCache(ctx.root);
     const listeners = specs.map(
       (spec) =>
         new SmtpListener(spec, {
-          controlFor: () => new Control(ctx.root),
+          controlFor: () => controlFiles.snapshot(),
           queue,
           filter: qmailQueueFilter({ root: ctx.root, path: process.env['PATH'] }),
           etrn: new HeldEtrn(ctx.root, (domain) => queue.trigger('flush', domain)),

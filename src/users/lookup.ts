@@ -22,18 +22,66 @@ const l1 = (s: string): Buffer => Buffer.from(s, 'latin1');
  * users/cdb opened for this lookup, probed by positional reads (as qmail-lspawn's cdb_seek): a lookup reads the
  * header, a few slots and records, not the whole file (12 MB at 100,000 virtual domains).
  */
-function openUsersCdb(root: string): CdbReader | undefined {
+function openUsersCdb(path: string): CdbReader | undefined {
   try {
-    return CdbReader.open(join(root, 'users', 'cdb'));
+    return CdbReader.open(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw tempError('Trouble reading users/cdb in qmail-lspawn.', err);
   }
 }
 
+/** A file changed less than this before it was read may change again within one timestamp tick unseen. */
+const RACY_MS = 2000;
+/** Answers kept per users/cdb file (a long-lived process: the send child, root's lspawn). */
+const KEPT = 10_000;
+
+/**
+ * The answers of one users/cdb file, kept while its device, inode, size, mtime and ctime stay the same: newu installs a
+ * new file by rename (a new inode), so a lookup after it reads the new file, as qmail-lspawn's per-delivery open
+ * does; what costs one stat instead of an open, three or more reads and a close (docs/PERFORMANCE.md). A file changed
+ * within 2 s of being read is read again at every lookup until it is older.
+ */
+const answers = new Map<string, { readonly id: string; readonly found: Map<string, Assignment | undefined> }>();
+
+function statId(path: string): { id: string; settled: boolean } | undefined {
+  let st;
+  try {
+    st = statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    throw tempError('Trouble reading users/cdb in qmail-lspawn.', err);
+  }
+  if (st === undefined || !st.isFile()) return undefined;
+  const changed = Math.max(st.mtimeMs, st.ctimeMs);
+  return {
+    id: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
+    settled: Date.now() - changed >= RACY_MS,
+  };
+}
+
+/** C.3 through the kept answers of this users/cdb (cdbAssignment reads the file when they cannot be used). */
+function keptAssignment(root: string, local: string): Assignment | undefined {
+  const path = join(root, 'users', 'cdb');
+  const file = statId(path);
+  if (file === undefined || !file.settled) {
+    answers.delete(path);
+    return cdbAssignment(path, local);
+  }
+  let kept = answers.get(path);
+  if (kept?.id !== file.id) {
+    kept = { id: file.id, found: new Map() };
+    answers.set(path, kept);
+  }
+  if (kept.found.has(local)) return kept.found.get(local);
+  const a = cdbAssignment(path, local);
+  if (kept.found.size >= KEPT) kept.found.clear();
+  kept.found.set(local, a);
+  return a;
+}
+
 /** C.3: the users/cdb match for local part `local`, or undefined when there is no cdb or no match. */
-function cdbAssignment(root: string, local: string): Assignment | undefined {
-  const db = openUsersCdb(root);
+function cdbAssignment(path: string, local: string): Assignment | undefined {
+  const db = openUsersCdb(path);
   if (!db) return undefined;
   try {
     const wild = db.get('');
@@ -114,7 +162,7 @@ export function getpw(local: string, passwd: PasswdSource): Assignment | undefin
  */
 export function lookupAssignment(opts: { root: string; local: string; passwd: PasswdSource }): Assignment {
   const { root, local, passwd } = opts;
-  const chosen = cdbAssignment(root, local) ?? getpw(local, passwd) ?? aliasAssignment(local, passwd);
+  const chosen = keptAssignment(root, local) ?? getpw(local, passwd) ?? aliasAssignment(local, passwd);
   // qmail-lspawn refuses uid 0 whichever way the account was found (C.3.5).
   if (chosen.uid === 0) throw tempError('Not allowed to perform deliveries as root.');
   return chosen;
