@@ -33,6 +33,20 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX alias_domains_domain ON alias_domains (domain)`,
     ],
   },
+  {
+    version: 6,
+    what: 'mailing lists: the list, its options and secret; owners, moderators and subscribers with bounce counts',
+    sql: [
+      `CREATE TABLE lists (domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE, local TEXT NOT NULL,
+        secret TEXT NOT NULL, members_only BIGINT NOT NULL DEFAULT 0, moderated BIGINT NOT NULL DEFAULT 0,
+        subject_prefix TEXT NOT NULL DEFAULT '', reply_to_list BIGINT NOT NULL DEFAULT 0, max_bytes BIGINT,
+        description TEXT NOT NULL DEFAULT '', created BIGINT NOT NULL, PRIMARY KEY (domain, local))`,
+      `CREATE TABLE list_members (domain TEXT NOT NULL, local TEXT NOT NULL, role TEXT NOT NULL, address TEXT NOT NULL,
+        added BIGINT NOT NULL, bounces BIGINT NOT NULL DEFAULT 0, first_bounce BIGINT, last_bounce BIGINT,
+        probe_sent BIGINT, PRIMARY KEY (domain, local, role, address),
+        FOREIGN KEY (domain, local) REFERENCES lists (domain, local) ON DELETE CASCADE)`,
+    ],
+  },
 ];
 
 export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
@@ -76,7 +90,16 @@ export async function migrate(
 }
 
 /** Every table a schema version may hold (those missing at that version are skipped). */
-const TABLES = ['schema_migrations', 'domains', 'alias_domains', 'mailboxes', 'aliases'] as const;
+const TABLES = [
+  'schema_migrations',
+  'domains',
+  'alias_domains',
+  'mailboxes',
+  'aliases',
+  // lists (migration 6)
+  'lists',
+  'list_members',
+] as const;
 
 /**
  * PostgreSQL's backup before a migration: the tables of the current schema copied, rows and all, into a new

@@ -1,5 +1,6 @@
 // The directory contract: domains, mailboxes and aliases as plain data, and the Promise-based Directory interface.
 import type { MailboxLookup, UnknownPolicy } from '../vdeliver/index.js';
+import type { ListTable } from './listtypes.js';
 
 /** What happens to mail for an address of the domain that has no mailbox and no alias: vdeliver's policy language. */
 export type { UnknownPolicy };
@@ -143,4 +144,7 @@ export interface Directory extends MailboxLookup {
   listAliases(domain: string): Promise<Alias[]>;
   /** Removes one target, or the whole alias when target is undefined; false when nothing matched. */
   deleteAlias(domain: string, local: string, target?: string): Promise<boolean>;
+
+  /** Mailing lists (migration 6): their settings and people; src/lists delivers and administers them. */
+  readonly lists: ListTable;
 }
