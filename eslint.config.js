@@ -33,6 +33,8 @@ const MAY_IMPORT = {
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'queues', 'remote', 'route', 'users'],
   held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
+  // mailing lists (issue 19 section 3)
+  lists: ['core', 'control', 'directory', 'inject', 'queue'],
   start: [
     'core',
     'control',
@@ -51,6 +53,8 @@ const MAY_IMPORT = {
     'throttle',
     'users',
     'vdeliver',
+    // mailing lists: the supervisor's list writer (lists-link.ts)
+    'lists',
   ],
   cli: [
     'bounce',
@@ -74,6 +78,8 @@ const MAY_IMPORT = {
     'toolbox',
     'users',
     'vdeliver',
+    // mailing lists: quail list, list-post, list-manage
+    'lists',
   ],
 };
 const TOOLS = ['bench', 'conformance'];

@@ -40,7 +40,10 @@ type StartEventName =
   | 'queue.recovered'
   | 'held.push'
   | 'held.error'
-  | 'lspawn.refused';
+  | 'lspawn.refused'
+  // mailing lists (src/lists)
+  | 'lists.change'
+  | 'lists.refused';
 
 /** Every event name quail logs: a misspelt one does not compile. */
 export type EventName = StartEventName | SmtpEventName | Pop3EventName | `send.${SchedulerEventName}`;
@@ -180,6 +183,15 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'held.error': { fields: 'domain? error', doc: 'a held push could not run (control files, the Maildir)' },
   'lspawn.refused': { fields: 'reason', doc: 'root refused a local delivery request of the send process (a deferral)' },
+  // mailing lists (src/lists)
+  'lists.change': {
+    fields: 'list op address outcome',
+    doc: 'a list program asked for a change over run/lists.sock and it was made (subscribed, unsubscribed, bounce counted, probe, removed)',
+  },
+  'lists.refused': {
+    fields: 'list op address error',
+    doc: 'a list change asked over run/lists.sock was refused (bad or old cookie, no such list) or failed',
+  },
 };
 
 export function isEventName(name: unknown): name is EventName {

@@ -1,0 +1,29 @@
+// lists: mailing lists the ezmlm way — `.qmail-LIST` files, cookie confirmations, VERP bounces, moderation, archive.
+export {
+  addMembers,
+  createList,
+  deleteList,
+  getList,
+  listHome,
+  listMembers,
+  mayManageList,
+  parseListAddress,
+  removeMembers,
+  setListOptions,
+  syncListFiles,
+  type Actor,
+  type ListCtx,
+  type NewList,
+} from './admin.js';
+export { archiveIndex, archiveMessage, type ArchiveEntry } from './archive.js';
+export { makeCookie } from './cookie.js';
+export { oneClickUnsubscribe, ONE_CLICK_PREFIX, type OneClickAnswer } from './oneclick.js';
+export { runListProgram, chooseWriter, bounceRule, type ProgramRun } from './run.js';
+export { listSocketPath, serveListSocket, type ListSocketServer } from './socket.js';
+export {
+  applyWrite as applyWriteRequest,
+  directWriter,
+  type ListWriter,
+  type WriteAnswer,
+  type WriteRequest,
+} from './writer.js';
