@@ -35,7 +35,6 @@ export { importQmail } from './importqmail.js';
 export { backupDirectory, restoreDirectory } from './backup.js';
 export { listName, memberAddress } from './lists.js';
 export {
-  DEFAULT_LIST_OPTIONS,
   LIST_ROLES,
   type ListMember,
   type ListOptions,

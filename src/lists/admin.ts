@@ -43,7 +43,7 @@ export function parseListAddress(address: string): { domain: string; local: stri
 const sq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** The two `.qmail` files of a list (ezmlm-make writes the same pair): posts, and every `LIST-...` address. */
-export function listDotQmail(domain: string, local: string): { post: string; manage: string } {
+function listDotQmail(domain: string, local: string): { post: string; manage: string } {
   return {
     post: `${MARK} ${local}@${domain}: posts\n|quail list-post ${sq(domain)} ${sq(local)}\n`,
     manage: `${MARK} ${local}@${domain}: subscribe, confirm, help, bounces, moderation\n|quail list-manage ${sq(domain)} ${sq(local)}\n`,
@@ -62,7 +62,7 @@ function mkdirOwned(path: string, d: Domain): void {
 }
 
 /** Writes (or rewrites) the list's `.qmail` files and its directory; `quail list create` and repairs call it. */
-export function syncListFiles(root: string, d: Domain, local: string): void {
+function syncListFiles(root: string, d: Domain, local: string): void {
   const base = join(root, 'domains', d.name);
   const files = listDotQmail(d.name, local);
   writeOwned(join(base, `.qmail-${dotName(local)}`), files.post, d);

@@ -5,7 +5,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 export type CookieAction = 'sc' | 'uc' | 'accept' | 'reject' | 'oneclick';
 
 /** How long a cookie is good for (ezmlm: about ten days for confirmations); one-click links do not expire. */
-export const COOKIE_DAYS: Readonly<Record<CookieAction, number | null>> = {
+const COOKIE_DAYS: Readonly<Record<CookieAction, number | null>> = {
   sc: 10,
   uc: 10,
   accept: 14,

@@ -10,7 +10,6 @@ export {
   parseListAddress,
   removeMembers,
   setListOptions,
-  syncListFiles,
   type Actor,
   type ListCtx,
   type NewList,
@@ -18,8 +17,8 @@ export {
 export { archiveIndex, archiveMessage, type ArchiveEntry } from './archive.js';
 export { makeCookie } from './cookie.js';
 export { oneClickUnsubscribe, ONE_CLICK_PREFIX, type OneClickAnswer } from './oneclick.js';
-export { runListProgram, chooseWriter, bounceRule, type ProgramRun } from './run.js';
-export { listSocketPath, serveListSocket, type ListSocketServer } from './socket.js';
+export { runListProgram, chooseWriter, bounceRule } from './run.js';
+export { listSocketPath, serveListSocket } from './socket.js';
 export {
   applyWrite as applyWriteRequest,
   directWriter,

@@ -7,12 +7,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDomain, createMailbox, DirectoryError, openDirectory } from '../directory/index.js';
 import { decodeAddress, encodeAddress, parseRequest } from './address.js';
-import { addMembers, createList, deleteList, mayManageList, setListOptions, listHome } from './admin.js';
-import { archiveIndex, archiveMessage, archivePost } from './archive.js';
-import { checkCookie, makeCookie } from './cookie.js';
+import { archivePost } from './archive.js';
+import { checkCookie } from './cookie.js';
 import { fieldValue, parseMessage } from './message.js';
-import { oneClickUnsubscribe } from './oneclick.js';
-import { directWriter } from './writer.js';
+// What the web admin will use, through the component's entrance.
+import {
+  addMembers,
+  archiveIndex,
+  archiveMessage,
+  createList,
+  deleteList,
+  directWriter,
+  listHome,
+  makeCookie,
+  mayManageList,
+  ONE_CLICK_PREFIX,
+  oneClickUnsubscribe,
+  parseListAddress,
+  setListOptions,
+  type ArchiveEntry,
+  type ListCtx,
+  type NewList,
+  type OneClickAnswer,
+  type WriteAnswer,
+  type WriteRequest,
+} from './index.js';
 
 const base = mkdtempSync(join(tmpdir(), 'quail-lists-unit-'));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -94,7 +113,10 @@ void test('create and delete: .qmail-LIST files, refusals for names in use, owne
   const { root, dir } = await world();
   const ctx = { root, dir };
   try {
-    const l = await createList(ctx, { address: 'Team.Dev@example.com', owners: ['joe@example.com'] });
+    const spec: NewList = { address: 'Team.Dev@example.com', owners: ['joe@example.com'] };
+    const l = await createList(ctx, spec);
+    assert.deepEqual(parseListAddress('Team.Dev@Example.COM'), { domain: 'example.com', local: 'team.dev' });
+    assert.throws(() => parseListAddress('nobody'), DirectoryError);
     const d = join(root, 'domains', 'example.com');
     assert.match(readFileSync(join(d, '.qmail-team:dev'), 'latin1'), /\|quail list-post 'example\.com' 'team\.dev'\n$/);
     assert.match(readFileSync(join(d, '.qmail-team:dev-default'), 'latin1'), /\|quail list-manage /);
@@ -124,14 +146,14 @@ void test('create and delete: .qmail-LIST files, refusals for names in use, owne
 
 void test('the archive: numbered posts, readable by members only', async () => {
   const { root, dir } = await world();
-  const ctx = { root, dir };
+  const ctx: ListCtx = { root, dir };
   try {
     const l = await createList(ctx, { address: 'team@example.com', owners: ['joe@example.com'] });
     const home = listHome(root, 'example.com', 'team');
     assert.equal(archivePost(home, Buffer.from('Subject: one\nFrom: a@b.example\n\nx\n')), 1);
     assert.equal(archivePost(home, Buffer.from('Subject: two\n\ny\n')), 2);
     await addMembers(ctx, { kind: 'system' }, 'team@example.com', 'subscriber', ['sub@example.org']);
-    const idx = await archiveIndex(ctx, l, { kind: 'login', login: 'sub@example.org' });
+    const idx: ArchiveEntry[] = await archiveIndex(ctx, l, { kind: 'login', login: 'sub@example.org' });
     assert.deepEqual(
       idx.map((e) => [e.n, e.subject]),
       [
@@ -158,7 +180,7 @@ void test('one-click unsubscribe: the path, the body, the cookie are all checked
     await dir.lists.addMember('example.com', 'team', 'subscriber', 'sub@example.org');
     const w = directWriter(dir.lists, { days: 10 });
     const cookie = makeCookie(l.secret, 'oneclick', 'sub@example.org', Date.now());
-    const path = `/lists/unsubscribe/example.com/team/sub%3Dexample.org/${cookie}`;
+    const path = `${ONE_CLICK_PREFIX}example.com/team/sub%3Dexample.org/${cookie}`;
     const body = 'List-Unsubscribe=One-Click';
     assert.equal((await oneClickUnsubscribe(w, '/elsewhere', body)).status, 404);
     assert.equal((await oneClickUnsubscribe(w, '/lists/unsubscribe/%E0%A4%A/x/y/z', body)).status, 404);
@@ -167,7 +189,18 @@ void test('one-click unsubscribe: the path, the body, the cookie are all checked
     assert.equal((await oneClickUnsubscribe(w, path.replace('team', 'other'), body)).status, 403);
     const flipped = `${path.slice(0, -1)}${path.endsWith('0') ? '1' : '0'}`;
     assert.equal((await oneClickUnsubscribe(w, flipped, body)).status, 403);
-    assert.equal((await oneClickUnsubscribe(w, path, body)).status, 200);
+    const done: OneClickAnswer = await oneClickUnsubscribe(w, path, body);
+    assert.equal(done.status, 200);
+    // The writer's own request and answer, as the socket carries them.
+    const req: WriteRequest = {
+      op: 'oneclick',
+      domain: 'example.com',
+      list: 'team',
+      address: 'sub@example.org',
+      cookie,
+    };
+    const again: WriteAnswer = await w.apply(req);
+    assert.deepEqual(again, { ok: true, outcome: 'not-subscribed' });
     assert.deepEqual(await dir.lists.members('example.com', 'team', 'subscriber'), []);
     assert.match((await oneClickUnsubscribe(w, path, body)).text, /was not subscribed/);
   } finally {

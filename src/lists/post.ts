@@ -58,7 +58,7 @@ const REMOVED = new Set([
 ]);
 
 /** The one-click URL for one subscriber (RFC 8058), or null without control/listurl. */
-export function oneClickUrl(c: ProgramCtx, subscriber: string): string | null {
+function oneClickUrl(c: ProgramCtx, subscriber: string): string | null {
   if (c.listUrl === null) return null;
   const cookie = makeCookie(c.list.secret, 'oneclick', subscriber, c.now);
   const base = c.listUrl.replace(/\/+$/, '');
