@@ -73,6 +73,48 @@ function syncListFiles(root: string, d: Domain, local: string): void {
   for (const sub of ['archive', 'mod']) mkdirOwned(join(home, sub), d);
 }
 
+/** A list's file or directory that is missing or says something else than the directory (`quail directory check`). */
+export interface ListDrift {
+  readonly domain: string;
+  readonly path: string;
+  readonly problem: string;
+}
+
+/** Every list's `.qmail` pair and directory, compared with what `createList` writes. */
+export async function listFileDrift(ctx: ListCtx): Promise<ListDrift[]> {
+  const out: ListDrift[] = [];
+  for (const l of await ctx.dir.lists.all()) {
+    const base = join(ctx.root, 'domains', l.domain);
+    const want = listDotQmail(l.domain, l.local);
+    for (const [f, text] of [
+      [`.qmail-${dotName(l.local)}`, want.post],
+      [`.qmail-${dotName(l.local)}-default`, want.manage],
+    ] as const) {
+      const path = join(base, f);
+      const have = existsSync(path) ? readFileSync(path, 'latin1') : null;
+      if (have !== text)
+        out.push({
+          domain: l.domain,
+          path,
+          problem: have === null ? `missing (list ${l.local}@${l.domain})` : `is not list ${l.local}@${l.domain}'s`,
+        });
+    }
+    const home = listHome(ctx.root, l.domain, l.local);
+    for (const sub of ['archive', 'mod'])
+      if (!existsSync(join(home, sub)))
+        out.push({ domain: l.domain, path: join(home, sub), problem: `missing (list ${l.local}@${l.domain})` });
+  }
+  return out;
+}
+
+/** Rewrites every list's files (after listFileDrift found some wrong): the directory is the truth. */
+export async function repairListFiles(ctx: ListCtx): Promise<void> {
+  for (const l of await ctx.dir.lists.all()) {
+    const d = await ctx.dir.getDomain(l.domain);
+    if (d) syncListFiles(ctx.root, d, l.local);
+  }
+}
+
 /** A `.qmail-NAME` file that is not a list's: an address of the domain that a list must not take over. */
 function foreignDotQmail(path: string): boolean {
   if (!existsSync(path)) return false;

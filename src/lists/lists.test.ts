@@ -18,12 +18,14 @@ import {
   createList,
   deleteList,
   directWriter,
+  listFileDrift,
   listHome,
   makeCookie,
   mayManageList,
   ONE_CLICK_PREFIX,
   oneClickUnsubscribe,
   parseListAddress,
+  repairListFiles,
   setListOptions,
   type ArchiveEntry,
   type ListCtx,
@@ -134,6 +136,19 @@ void test('create and delete: .qmail-LIST files, refusals for names in use, owne
     const eve = { kind: 'login', login: 'eve@example.com' } as const;
     await assert.rejects(addMembers(ctx, eve, 'team.dev@example.com', 'subscriber', ['a@b.example']), /may not manage/);
     await assert.rejects(setListOptions(ctx, eve, 'team.dev@example.com', { moderated: true }), /may not manage/);
+    // quail directory check: a list file removed by hand is drift, and --repair writes it again.
+    assert.deepEqual(await listFileDrift(ctx), []);
+    rmSync(join(d, '.qmail-team:dev-default'));
+    writeFileSync(join(d, '.qmail-team:dev'), './elsewhere/\n');
+    assert.deepEqual(
+      (await listFileDrift(ctx)).map((x) => [x.path, x.problem]),
+      [
+        [join(d, '.qmail-team:dev'), "is not list team.dev@example.com's"],
+        [join(d, '.qmail-team:dev-default'), 'missing (list team.dev@example.com)'],
+      ],
+    );
+    await repairListFiles(ctx);
+    assert.deepEqual(await listFileDrift(ctx), []);
     await deleteList(ctx, 'team.dev@example.com');
     assert.equal(existsSync(join(d, '.qmail-team:dev')), false);
     assert.equal(existsSync(listHome(root, 'example.com', 'team.dev')), false);
