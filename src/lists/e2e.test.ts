@@ -164,10 +164,32 @@ void test('moderation: the post waits; a moderator accepts it by mail', { skip }
   send('owner@example.com', accept, 'Re: MODERATE');
   const m = await arrives('ann', /Subject: \[team\] needs approval/);
   assert.equal(header(m, 'Return-Path'), '<team-return-2-ann=example.com@example.com>');
+  // A post rejected by the moderator: its poster is told, nobody else gets it.
+  send('carol@example.com', 'team@example.com', 'please reject', 'spam\n');
+  const req2 = await arrives('owner', /Subject: MODERATE for team@example\.com: please reject/);
+  const reject = /team-reject-[0-9a-f]{16}\.\d+\.[0-9a-f]{20}@example\.com/.exec(req2)?.[0] ?? '';
+  assert.notEqual(reject, '', req2);
+  send('owner@example.com', reject, 'no');
+  await arrives('carol', /did not accept your post/);
   // A second accept of the same post: it is no longer waiting.
   send('dave@example.com', accept, 'again');
   await arrives('dave', /no longer waiting/);
   quail(['list', 'set', 'team@example.com', '--moderated', 'off', ...R()]);
+});
+
+void test('unsubscribe by mail with confirmation; help', { skip }, async () => {
+  send('bob@example.com', 'team-help@example.com', 'help');
+  const help = await arrives('bob', /Subject: team@example\.com: help/);
+  assert.match(help, /team-subscribe@example\.com[\s\S]*team-unsubscribe@example\.com/);
+  send('bob@example.com', 'team-unsubscribe@example.com', 'leave');
+  const ask = await arrives('bob', /Subject: confirm unsubscribe to team@example\.com/);
+  const confirm = header(ask, 'Reply-To')?.replace(/[<>]/g, '') ?? '';
+  assert.match(confirm, /^team-uc\.\d+\.[0-9a-f]{20}-bob=example\.com@example\.com$/);
+  assert.ok(members().includes('bob@example.com'), 'still subscribed until confirmed');
+  send('bob@example.com', confirm, 'Re: confirm');
+  await arrives('bob', /Subject: GOODBYE from team@example\.com/);
+  assert.ok(!members().includes('bob@example.com'));
+  quail(['list', 'subscribe', 'team@example.com', 'bob@example.com', ...R()]);
 });
 
 void test(
