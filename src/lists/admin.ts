@@ -149,6 +149,15 @@ export async function createList(ctx: ListCtx, n: NewList): Promise<MailingList>
     throw new DirectoryError(
       `the mailbox ${local.slice(0, dash)}@${domain} receives ${local}@${domain} (its extension): choose another name`,
     );
+  // Another list's addresses: `team-subscribe` would take team's subscribe address, and `team` would sit under
+  // a list `team-x`'s name.
+  for (const other of await ctx.dir.lists.all(domain)) {
+    if (local.startsWith(`${other.local}-`) || other.local.startsWith(`${local}-`))
+      throw new DirectoryError(
+        `${local}@${domain} and the list ${other.local}@${domain} would share addresses ` +
+          `(${other.local.length < local.length ? other.local : local}-...): choose another name`,
+      );
+  }
   const base = join(ctx.root, 'domains', domain);
   for (const f of [`.qmail-${dotName(local)}`, `.qmail-${dotName(local)}-default`])
     if (foreignDotQmail(join(base, f))) throw new DirectoryError(`${join(base, f)} exists and is not a list's`);

@@ -124,6 +124,10 @@ void test('create and delete: .qmail-LIST files, refusals for names in use, owne
     assert.match(readFileSync(join(d, '.qmail-team:dev-default'), 'latin1'), /\|quail list-manage /);
     assert.ok(existsSync(join(listHome(root, 'example.com', 'team.dev'), 'archive')));
     await assert.rejects(createList(ctx, { address: 'joe@example.com' }), /already a mailbox/);
+    await assert.rejects(createList(ctx, { address: 'team.dev-subscribe@example.com' }), /would share addresses/);
+    await createList(ctx, { address: 'ops-x@example.com' });
+    await assert.rejects(createList(ctx, { address: 'ops@example.com' }), /would share addresses \(ops-\.\.\.\)/);
+    await deleteList(ctx, 'ops-x@example.com');
     await assert.rejects(createList(ctx, { address: 'joe-list@example.com' }), /receives joe-list@example\.com/);
     await assert.rejects(createList(ctx, { address: 'team@alias.example' }), /alias domain of example\.com/);
     await assert.rejects(createList(ctx, { address: 'team@nowhere.example' }), /no domain/);
