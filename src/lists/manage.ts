@@ -3,7 +3,7 @@ import { memberAddress } from '../directory/index.js';
 import { errText } from '../core/index.js';
 import { encodeAddress, parseRequest } from './address.js';
 import { checkCookie, makeCookie } from './cookie.js';
-import { addressOf, bounceTo, distribute, takeHeld, type ProgramCtx, type ProgramResult } from './post.js';
+import { addressOf, bounceTo, claimHeld, distribute, type ProgramCtx, type ProgramResult } from './post.js';
 import { oneLine } from './message.js';
 
 const isBounceSender = (s: string): boolean => s === '' || s === '#@[]' || /^mailer-daemon@/i.test(s);
@@ -120,20 +120,28 @@ async function moderate(c: ProgramCtx, kind: 'accept' | 'reject', id: string, co
       exit: 100,
       text: `This ${kind} address is ${ok === 'expired' ? 'older than 14 days' : 'not valid (changed or made up)'}. (#5.7.1)`,
     };
-  const held = takeHeld(c, id, true);
+  const held = claimHeld(c, id);
   if (held === null) return { exit: 100, text: `The post ${id} is no longer waiting (already decided?). (#5.7.1)` };
-  if (kind === 'accept') {
-    const r = await distribute(c, held.data);
-    return { exit: r.exit, text: `accepted ${id}: ${r.text}` };
+  try {
+    if (kind === 'accept') {
+      const r = await distribute(c, held.data);
+      if (r.exit === 0) held.done();
+      else held.release();
+      return { exit: r.exit, text: `accepted ${id}: ${r.text}` };
+    }
+    if (!isBounceSender(held.sender))
+      await c.outbox.reply({
+        sender: bounceTo(l),
+        to: held.sender,
+        from: `<${addressOf(l, '-help')}>`,
+        subject: `${addressOf(l)}: your post was not accepted`,
+        text: `A moderator of ${addressOf(l)} did not accept your post.\n`,
+      });
+    held.done();
+  } catch (err) {
+    held.release();
+    throw err;
   }
-  if (!isBounceSender(held.sender))
-    await c.outbox.reply({
-      sender: bounceTo(l),
-      to: held.sender,
-      from: `<${addressOf(l, '-help')}>`,
-      subject: `${addressOf(l)}: your post was not accepted`,
-      text: `A moderator of ${addressOf(l)} did not accept your post.\n`,
-    });
   return { exit: 0, text: `list ${addressOf(l)}: post ${id} rejected` };
 }
 

@@ -1,6 +1,6 @@
 // quail list-post: a message to the list address → checks, then held for moderators or sent to every subscriber.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ListTable, MailingList } from '../directory/index.js';
 import { listHome } from './admin.js';
@@ -149,18 +149,38 @@ async function hold(c: ProgramCtx, data: Buffer): Promise<ProgramResult> {
   return { exit: 0, text: `list ${addressOf(l)}: post held for moderation (${id})` };
 }
 
-/** A held post by id: its sender and message, or null (gone: already decided, or never there). */
-export function takeHeld(c: ProgramCtx, id: string, remove: boolean): { sender: string; data: Buffer } | null {
+/** A held post claimed by one decision: its sender and message, and what to do once the decision is carried out. */
+export interface Claimed {
+  readonly sender: string;
+  readonly data: Buffer;
+  /** The decision was carried out: the post is gone. */
+  done(): void;
+  /** It failed (to be retried): the post waits again. */
+  release(): void;
+}
+
+/**
+ * Claims a held post by renaming `mod/ID` to `mod/ID.claimed` (rename is atomic, so two decisions at once cannot
+ * both have it); null when it is not waiting (already decided, or never there).
+ */
+export function claimHeld(c: ProgramCtx, id: string): Claimed | null {
   if (!/^[0-9a-f]{16}$/.test(id)) return null;
+  const path = heldPath(c, id);
+  const claimed = `${path}.claimed`;
   let raw: Buffer;
   try {
-    raw = readFileSync(heldPath(c, id));
+    renameSync(path, claimed);
+    raw = readFileSync(claimed);
   } catch {
     return null;
   }
-  if (remove) unlinkSync(heldPath(c, id));
   const nl = raw.indexOf(10);
-  return { sender: raw.subarray(0, nl).toString('latin1'), data: raw.subarray(nl + 1) };
+  return {
+    sender: raw.subarray(0, nl).toString('latin1'),
+    data: raw.subarray(nl + 1),
+    done: () => unlinkSync(claimed),
+    release: () => renameSync(claimed, path),
+  };
 }
 
 /** A post: loops and bounces refused, then size, members-only, moderation; then it is sent. */
