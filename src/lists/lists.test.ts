@@ -2,7 +2,8 @@
 // (files, refusals, permissions), the archive's members-only reading and one-click's checks, over a real SQLite file.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { openQueue } from '../queue/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDomain, createMailbox, DirectoryError, openDirectory } from '../directory/index.js';
@@ -26,6 +27,7 @@ import {
   oneClickUnsubscribe,
   parseListAddress,
   repairListFiles,
+  runListProgram,
   setListOptions,
   type ArchiveEntry,
   type ListCtx,
@@ -222,6 +224,55 @@ void test('one-click unsubscribe: the path, the body, the cookie are all checked
     assert.deepEqual(again, { ok: true, outcome: 'not-subscribed' });
     assert.deepEqual(await dir.lists.members('example.com', 'team', 'subscriber'), []);
     assert.match((await oneClickUnsubscribe(w, path, body)).text, /was not subscribed/);
+  } finally {
+    await dir.close();
+  }
+});
+
+void test('the list programs never throw: hostile requests get exit 100 with a short reason, trouble 111', async () => {
+  const { root, dir } = await world();
+  try {
+    await createList({ root, dir }, { address: 'team@example.com' });
+    const queued = (): number => {
+      const d = join(root, 'queue', 'env');
+      return existsSync(d) ? readdirSync(d).length : 0;
+    };
+    const run = (kind: 'post' | 'manage', env: Record<string, string>, args = ['example.com', 'team']) =>
+      runListProgram({ root, kind, args, env, message: Buffer.from('Subject: x\n\nbody\n') });
+    // No queue yet: a temporary failure that says why, not a crash.
+    const noQueue = await run('manage', { SENDER: 'ann@example.org', DEFAULT: 'subscribe' });
+    assert.equal(noQueue.exit, 111, noQueue.text);
+    (await openQueue(root)).close();
+    const cases: Array<[string, RegExp]> = [
+      [`subscribe-${'x'.repeat(100_000)}=example.org`, /is not a usable address/],
+      ['subscribe-joe=bad!host', /is not a domain name/],
+      ['sc.1700000000.0123456789abcdef0123-eve=example.org', /confirmation code does not match/],
+      ['uc.99999999999.0123456789abcdef0123-eve=example.org', /confirmation code does not match/],
+      ['accept-0011223344556677.1700000000.0123456789abcdef0123', /not valid/],
+      ['\u0000\n\u00ff-x', /is not a command of this list/],
+      ['x'.repeat(100_000), /is not a command of this list/],
+    ];
+    for (const [ext, re] of cases) {
+      const r = await run('manage', { SENDER: 'ann@example.org', DEFAULT: ext });
+      assert.equal(r.exit, 100, `${ext.slice(0, 40)}: ${r.text.slice(0, 200)}`);
+      assert.match(r.text, re);
+      assert.ok(r.text.length < 1000 && !r.text.includes('\n'), r.text.slice(0, 200));
+    }
+    assert.equal(queued(), 0, 'nothing was sent for them');
+    assert.equal((await run('post', { SENDER: '' })).exit, 100, 'no bounces to the list');
+    assert.equal(
+      (await run('post', { SENDER: 'team-return-3-a=b.example@example.com' })).exit,
+      0,
+      'own return: dropped',
+    );
+    assert.equal((await run('manage', { SENDER: 'a@b.example' }, ['example.com'])).exit, 111);
+    assert.equal(
+      (await run('manage', { SENDER: 'a@b.example', DEFAULT: 'help' }, ['example.com', 'nolist'])).exit,
+      100,
+    );
+    const ok = await run('manage', { SENDER: 'ann@example.org', DEFAULT: 'subscribe' });
+    assert.deepEqual(ok, { exit: 0, text: 'list team@example.com: subscribe confirmation sent to ann@example.org' });
+    assert.equal(queued(), 1);
   } finally {
     await dir.close();
   }
