@@ -1,8 +1,9 @@
 // The list's archive: each post as a numbered file `archive/N` under the list's directory (N is also the VERP number).
-import { existsSync, linkSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { DirectoryError, type MailingList } from '../directory/index.js';
 import { listHome, type Actor, type ListCtx } from './admin.js';
+import { syncDir, writeSynced } from './durable.js';
 import { fieldValue, oneLine, parseMessage } from './message.js';
 
 const numbers = (dir: string): number[] =>
@@ -19,12 +20,13 @@ const numbers = (dir: string): number[] =>
 export function archivePost(home: string, data: Buffer): number {
   const dir = join(home, 'archive');
   const tmp = join(dir, `.tmp.${process.pid}.${Date.now()}`);
-  writeFileSync(tmp, data, { mode: 0o640 });
+  writeSynced(tmp, data, 0o640);
   try {
     let n = Math.max(0, ...numbers(dir)) + 1;
     for (;;) {
       try {
         linkSync(tmp, join(dir, String(n)));
+        syncDir(dir);
         return n;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

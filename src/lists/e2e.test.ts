@@ -223,3 +223,22 @@ void test(
     assert.doesNotMatch(q?.log() ?? '', /crashed|Trouble in/);
   },
 );
+
+void test(
+  'a held post and the subscribers survive kill -9 of the whole server; accepted after the restart',
+  { skip },
+  async () => {
+    quail(['list', 'set', 'team@example.com', '--moderated', 'on', '--members-only', 'off', ...R()]);
+    send('dave@example.com', 'team@example.com', 'held across a crash', 'durable\n');
+    const req = await arrives('owner', /Subject: MODERATE for team@example\.com: held across a crash/);
+    const accept = header(req, 'Reply-To')?.replace(/[<>]/g, '') ?? '';
+    q?.killGroup();
+    await q?.exited;
+    q = await startProcess(root);
+    port = listenerPort(root, 'smtp');
+    send('owner@example.com', accept, 'ok');
+    const m = await arrives('ann', /Subject: \[team\] held across a crash/);
+    assert.match(m, /\n\ndurable\n/);
+    assert.ok(members().includes('ann@example.com'));
+  },
+);

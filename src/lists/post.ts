@@ -1,11 +1,12 @@
 // quail list-post: a message to the list address → checks, then held for moderators or sent to every subscriber.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ListTable, MailingList } from '../directory/index.js';
 import { listHome } from './admin.js';
 import { encodeAddress } from './address.js';
 import { archivePost } from './archive.js';
+import { createDurable } from './durable.js';
 import { makeCookie } from './cookie.js';
 import { fieldValue, oneLine, parseMessage, unparse, valueOf } from './message.js';
 import type { Outbox } from './send.js';
@@ -127,7 +128,8 @@ async function hold(c: ProgramCtx, data: Buffer): Promise<ProgramResult> {
   if (moderators.length === 0)
     return { exit: 100, text: `The list ${addressOf(l)} is moderated but has no moderators; tell its owner. (#5.7.2)` };
   const id = randomBytes(8).toString('hex');
-  writeFileSync(heldPath(c, id), Buffer.concat([Buffer.from(`${c.sender}\n`, 'latin1'), data]), { mode: 0o600 });
+  // Durable before exit 0 (after which qmail-local lets the queue forget the message).
+  createDurable(heldPath(c, id), Buffer.concat([Buffer.from(`${c.sender}\n`, 'latin1'), data]), 0o600);
   const cookie = makeCookie(l.secret, 'accept', id, c.now);
   const accept = addressOf(l, `-accept-${id}.${cookie}`);
   const reject = addressOf(l, `-reject-${id}.${makeCookie(l.secret, 'reject', id, c.now)}`);
