@@ -36,6 +36,8 @@ const MAY_IMPORT = {
   // issue 19: roles and the web admin (access decides; web serves HTTP and knows access only by its types)
   access: ['core', 'directory'],
   web: ['access', 'throttle'],
+  // mailing lists (issue 19 section 3)
+  lists: ['core', 'control', 'directory', 'inject', 'queue'],
   start: [
     'access',
     'core',
@@ -56,6 +58,8 @@ const MAY_IMPORT = {
     'users',
     'vdeliver',
     'web',
+    // mailing lists: the supervisor's list writer (lists-link.ts)
+    'lists',
   ],
   cli: [
     'access',
@@ -80,6 +84,8 @@ const MAY_IMPORT = {
     'toolbox',
     'users',
     'vdeliver',
+    // mailing lists: quail list, list-post, list-manage
+    'lists',
   ],
 };
 const TOOLS = ['bench', 'conformance'];

@@ -11,6 +11,7 @@ import {
   type Ctx,
   type Directory,
 } from '../directory/index.js';
+import { listFileDrift, repairListFiles, type ListDrift } from '../lists/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
 import { progressBar } from './progress.js';
 import { reloadIfChanged, routingStamp } from './reload.js';
@@ -76,9 +77,17 @@ export function register(program: Command): void {
       withDirectory(o, async ({ root, dir }) => {
         const bar = progressBar('directory check');
         const tick = (done: number, total: number): void => bar.tick(done, total, 'domains');
-        const drift = await checkDrift(root, dir, tick).finally(() => bar.stop());
-        if (o.repair && drift.length > 0) await repairDrift(root, dir);
-        const left = o.repair ? await checkDrift(root, dir, tick).finally(() => bar.stop()) : drift;
+        // The mailing lists' .qmail files and directories are checked and repaired with the rest (src/lists).
+        const all = async (): Promise<ListDrift[]> => [
+          ...(await checkDrift(root, dir, tick).finally(() => bar.stop())),
+          ...(await listFileDrift({ root, dir })),
+        ];
+        const drift = await all();
+        if (o.repair && drift.length > 0) {
+          await repairDrift(root, dir);
+          await repairListFiles({ root, dir });
+        }
+        const left = o.repair ? await all() : drift;
         if (o.json) printJson({ drift, repaired: o.repair === true && drift.length > 0, remaining: left });
         else {
           for (const d of drift) process.stdout.write(`${d.domain}: ${d.path}: ${d.problem}\n`);

@@ -400,6 +400,23 @@ const DEFS = [
     applies: 'at the next POP3 connection',
     doc: 'Access rules for POP3 clients in tcprules format, as tcp.smtp: `deny` refuses the connection, QUAIL_CLEARAUTH="1" allows USER/PASS and AUTH PLAIN before STLS for that client (default: only after TLS, loopback included). Missing: every client allowed, logins only over TLS.',
   },
+  // mailing lists (src/lists)
+  {
+    name: 'listurl',
+    kind: 'single',
+    default: { from: 'none' },
+    readBy: 'lists',
+    applies: 'at the next list post',
+    doc: "Base URL of the web listener (e.g. https://mail.example.com) for each post's one-click List-Unsubscribe link (RFC 8058: POST BASE/lists/unsubscribe/DOMAIN/LIST/TOKEN). Missing: List-Unsubscribe holds only the mailto address.",
+  },
+  {
+    name: 'listbouncedays',
+    kind: 'number',
+    default: { from: 'number', value: 10 },
+    readBy: 'lists',
+    applies: 'at the next bounce a list receives',
+    doc: "Mailing lists, as ezmlm: a subscriber whose address has bounced for this many days is sent a probe; when the probe bounces too the address is removed and the list's owners are told. A probe that has not bounced after as many days again clears the count. 0: probe at the first bounce.",
+  },
 ] as const satisfies readonly ControlEntry[];
 
 /** The name of a control file quail reads: a misspelt or uncatalogued name does not compile. */

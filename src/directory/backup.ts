@@ -8,9 +8,18 @@ import { locateDirectory, redact, shareWithDeliveryGroup } from './open.js';
 import { PgDriver, SqliteDriver, type Row, type SqlDriver, type SqlValue } from './sql.js';
 
 /** Our tables, parents first (inserted in this order, deleted in the reverse). */
-const DIRECTORY_TABLES = ['domains', 'alias_domains', 'mailboxes', 'aliases', 'domain_admins'] as const;
+const DIRECTORY_TABLES = [
+  'domains',
+  'alias_domains',
+  'mailboxes',
+  'aliases',
+  'domain_admins',
+  // mailing lists (migration 6)
+  'lists',
+  'list_members',
+] as const;
 /** The schema version that made each table newer than the first (web sessions are not kept: they are logins). */
-const SINCE: Readonly<Record<string, number>> = { domain_admins: 5 };
+const SINCE: Readonly<Record<string, number>> = { domain_admins: 5, lists: 6, list_members: 6 };
 const DIRECTORY_SQLITE = 'directory.sqlite';
 export const DIRECTORY_JSON = 'directory.json';
 export const ROWS_FORMAT = 'quail-directory-rows 1';

@@ -34,3 +34,12 @@ export {
 export { importVpopmail, parseVpasswdLine, vpopPolicy, type ImportReport } from './import.js';
 export { importQmail } from './importqmail.js';
 export { backupDirectory, restoreDirectory } from './backup.js';
+export { listName, memberAddress } from './lists.js';
+export {
+  LIST_ROLES,
+  type ListMember,
+  type ListOptions,
+  type ListRole,
+  type ListTable,
+  type MailingList,
+} from './listtypes.js';

@@ -46,6 +46,20 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX web_sessions_login ON web_sessions (login)`,
     ],
   },
+  {
+    version: 6,
+    what: 'mailing lists: the list, its options and secret; owners, moderators and subscribers with bounce counts',
+    sql: [
+      `CREATE TABLE lists (domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE, local TEXT NOT NULL,
+        secret TEXT NOT NULL, members_only BIGINT NOT NULL DEFAULT 0, moderated BIGINT NOT NULL DEFAULT 0,
+        subject_prefix TEXT NOT NULL DEFAULT '', reply_to_list BIGINT NOT NULL DEFAULT 0, max_bytes BIGINT,
+        description TEXT NOT NULL DEFAULT '', created BIGINT NOT NULL, PRIMARY KEY (domain, local))`,
+      `CREATE TABLE list_members (domain TEXT NOT NULL, local TEXT NOT NULL, role TEXT NOT NULL, address TEXT NOT NULL,
+        added BIGINT NOT NULL, bounces BIGINT NOT NULL DEFAULT 0, first_bounce BIGINT, last_bounce BIGINT,
+        probe_sent BIGINT, PRIMARY KEY (domain, local, role, address),
+        FOREIGN KEY (domain, local) REFERENCES lists (domain, local) ON DELETE CASCADE)`,
+    ],
+  },
 ];
 
 export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
@@ -98,6 +112,9 @@ const TABLES = [
   // migration 5 (domain administrators, web sessions)
   'domain_admins',
   'web_sessions',
+  // lists (migration 6)
+  'lists',
+  'list_members',
 ] as const;
 
 /**

@@ -11,6 +11,8 @@ import {
 import type { Row, SqlDriver, SqlValue } from './sql.js';
 import { currentVersion } from './migrations.js';
 import * as roles from './roles.js';
+import { SqlLists } from './lists.js';
+import type { ListTable } from './listtypes.js';
 import type {
   Alias,
   Directory,
@@ -56,11 +58,16 @@ function checkLimit(n: number | null | undefined, what: string): number | null {
 }
 
 export class SqlDirectory implements Directory {
+  /** The mailing lists' tables (migration 6; src/lists delivers them). */
+  readonly lists: ListTable;
+
   constructor(
     private readonly db: SqlDriver,
     readonly describe: string,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.lists = new SqlLists(db, now);
+  }
 
   close(): Promise<void> {
     return this.db.close();
@@ -227,7 +234,7 @@ export class SqlDirectory implements Directory {
     return this.db.transaction(async (tx) => {
       // Explicit deletes as well as ON DELETE CASCADE: the result must not depend on a pragma.
       await roles.forgetLogins(tx, n);
-      for (const t of ['domain_admins', 'aliases', 'mailboxes', 'alias_domains'])
+      for (const t of ['list_members', 'lists', 'domain_admins', 'aliases', 'mailboxes', 'alias_domains'])
         await tx.run(`DELETE FROM ${t} WHERE domain = ?`, [n]);
       return (await tx.run('DELETE FROM domains WHERE name = ?', [n])) > 0;
     });

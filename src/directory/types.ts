@@ -1,5 +1,6 @@
 // The directory contract: domains, mailboxes and aliases as plain data, and the Promise-based Directory interface.
 import type { MailboxLookup, UnknownPolicy, Vacation } from '../vdeliver/index.js';
+import type { ListTable } from './listtypes.js';
 
 /** What happens to mail for an address of the domain that has no mailbox and no alias: vdeliver's policy language. */
 export type { UnknownPolicy, Vacation };
@@ -179,4 +180,6 @@ export interface Directory extends MailboxLookup {
   deleteSession(id: string): Promise<boolean>;
   /** Ends every session of `login` (a new password, a removed mailbox), or those expired at `expiredAt`. */
   deleteSessions(by: { readonly login: string } | { readonly expiredAt: Date }): Promise<number>;
+  /** Mailing lists (migration 6): their settings and people; src/lists delivers and administers them. */
+  readonly lists: ListTable;
 }

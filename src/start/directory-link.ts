@@ -102,16 +102,25 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
       const dash = local.indexOf('-');
       if ((await directory.getMailbox(dom.name, local)) || (await directory.getAlias(dom.name, local))) return 'accept';
       if (dash > 0 && (await directory.getMailbox(dom.name, local.slice(0, dash)))) return 'accept';
-      if (
-        !local.includes('/') &&
-        existsSync(join(this.root, 'domains', dom.name, `.qmail-${local.replace(/\./g, ':')}`))
-      )
-        return 'accept';
+      if (!local.includes('/') && this.hasDotQmail(dom.name, local)) return 'accept';
       return dom.policy.kind === 'bounce-no-mailbox' ? 'unknown' : 'accept';
     } catch {
       await this.drop();
       return 'temporary';
     }
+  }
+
+  /**
+   * qmail-local's choice for an extension address: `.qmail-LOCAL`, else `.qmail-PREFIX-default` for each shorter
+   * prefix ending before a '-' (a mailing list's `team-subscribe`, `team-return-...` reach `.qmail-team-default`).
+   */
+  private hasDotQmail(domain: string, local: string): boolean {
+    const base = join(this.root, 'domains', domain);
+    const name = local.replace(/\./g, ':');
+    if (existsSync(join(base, `.qmail-${name}`))) return true;
+    for (let i = name.lastIndexOf('-'); i > 0; i = name.lastIndexOf('-', i - 1))
+      if (existsSync(join(base, `.qmail-${name.slice(0, i)}-default`))) return true;
+    return false;
   }
 
   /** After AUTH: the senders the login may use (src/directory/senders.ts); without a directory its own address only. */

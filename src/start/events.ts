@@ -49,7 +49,10 @@ type StartEventName =
   | 'webd.started'
   | 'webd.crashed'
   | 'webd.busy'
-  | 'webd.error';
+  | 'webd.error'
+  // mailing lists (src/lists)
+  | 'lists.change'
+  | 'lists.refused';
 
 /** Every event name quail logs: a misspelt one does not compile. */
 export type EventName = StartEventName | SmtpEventName | Pop3EventName | `send.${SchedulerEventName}`;
@@ -209,6 +212,15 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'webd.error': {
     fields: 'error restart_in_ms',
     doc: 'a new web admin process could not be started; tried again later',
+  },
+  // mailing lists (src/lists)
+  'lists.change': {
+    fields: 'list op address outcome',
+    doc: 'a list program asked for a change over run/lists.sock and it was made (subscribed, unsubscribed, bounce counted, probe, removed)',
+  },
+  'lists.refused': {
+    fields: 'list op address error',
+    doc: 'a list change asked over run/lists.sock was refused (bad or old cookie, no such list) or failed',
   },
 };
 

@@ -11,6 +11,7 @@ import type { Account } from './privchild.js';
 import { Metrics } from './metrics.js';
 import { reachable, unreachableText } from './reach.js';
 import { startSendSide, type SendSide } from './send-side.js';
+import { startListWriter, type ListWriterService } from './lists-link.js';
 import {
   listenerPlan,
   startServices,
@@ -261,6 +262,17 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     await send.close();
     throw err;
   }
+  // Mailing lists: list programs run as a domain's account and ask here for directory changes (lists-link.ts).
+  let lists: ListWriterService | undefined;
+  if (account) {
+    try {
+      lists = await startListWriter(root, account.gid, log);
+    } catch (err) {
+      await Promise.all(services.map((s) => s.stop(0)));
+      await send.close();
+      throw err;
+    }
+  }
   writeFileSync(pidFile(root), `${process.pid}\n`);
   started = true;
   writeState();
@@ -275,6 +287,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         // Each step has a bound: a stuck one is logged by name and the stop goes on (the queue is the truth).
         await stopStep(log, 'listeners', graceMs + STEP_MS, Promise.all(services.map((s) => s.stop(graceMs))));
         await stopStep(log, 'scheduler and deliveries', STOP_DELIVERIES_MS, send.close());
+        if (lists) await stopStep(log, 'list writer', STEP_MS, lists.close());
         clearInterval(keepAlive);
         rmSync(pidFile(root), { force: true });
         rmSync(stateFile(root), { force: true });
