@@ -8,7 +8,9 @@ import { locateDirectory, redact, shareWithDeliveryGroup } from './open.js';
 import { PgDriver, SqliteDriver, type Row, type SqlDriver, type SqlValue } from './sql.js';
 
 /** Our tables, parents first (inserted in this order, deleted in the reverse). */
-const DIRECTORY_TABLES = ['domains', 'alias_domains', 'mailboxes', 'aliases'] as const;
+const DIRECTORY_TABLES = ['domains', 'alias_domains', 'mailboxes', 'aliases', 'held_domains'] as const;
+/** The schema version a table first appears in (older directories are read without it). */
+const SINCE: Readonly<Record<string, number>> = { held_domains: 3 };
 const DIRECTORY_SQLITE = 'directory.sqlite';
 export const DIRECTORY_JSON = 'directory.json';
 export const ROWS_FORMAT = 'quail-directory-rows 1';
@@ -21,9 +23,10 @@ export interface DirectoryRows {
 
 async function readRows(tx: SqlDriver): Promise<DirectoryRows> {
   const v = await tx.all('SELECT MAX(version) AS v FROM schema_migrations');
+  const version = Number(v[0]?.['v'] ?? 0);
   const tables: Record<string, Row[]> = {};
-  for (const t of DIRECTORY_TABLES) tables[t] = await tx.all(`SELECT * FROM ${t}`);
-  return { format: ROWS_FORMAT, schemaVersion: Number(v[0]?.['v'] ?? 0), tables };
+  for (const t of DIRECTORY_TABLES) if (version >= (SINCE[t] ?? 0)) tables[t] = await tx.all(`SELECT * FROM ${t}`);
+  return { format: ROWS_FORMAT, schemaVersion: version, tables };
 }
 
 /**

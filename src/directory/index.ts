@@ -24,6 +24,8 @@ export {
   createDomain,
   createMailbox,
   deliveryAccount,
+  holdDomain,
+  unholdDomain,
   parseAddress,
   removeAliasDomain,
   removeDomain,
@@ -33,3 +35,4 @@ export {
 export { importVpopmail, parseVpasswdLine, vpopPolicy, type ImportReport } from './import.js';
 export { importQmail } from './importqmail.js';
 export { backupDirectory, restoreDirectory } from './backup.js';
+export { cidr, type HeldRecord, type NewHeld } from './held.js';

@@ -33,6 +33,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX alias_domains_domain ON alias_domains (domain)`,
     ],
   },
+  {
+    version: 3,
+    what: 'held domains: mail kept for customer hosts that are not always online (quail held add)',
+    sql: [
+      `CREATE TABLE held_domains (name TEXT PRIMARY KEY, host TEXT NOT NULL, every_seconds BIGINT NOT NULL,
+        etrn BIGINT NOT NULL DEFAULT 0, atrn_login TEXT NOT NULL DEFAULT '', autoturn TEXT NOT NULL DEFAULT '',
+        account TEXT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, created BIGINT NOT NULL)`,
+    ],
+  },
 ];
 
 export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
@@ -76,7 +85,7 @@ export async function migrate(
 }
 
 /** Every table a schema version may hold (those missing at that version are skipped). */
-const TABLES = ['schema_migrations', 'domains', 'alias_domains', 'mailboxes', 'aliases'] as const;
+const TABLES = ['schema_migrations', 'domains', 'alias_domains', 'mailboxes', 'aliases', 'held_domains'] as const;
 
 /**
  * PostgreSQL's backup before a migration: the tables of the current schema copied, rows and all, into a new

@@ -10,6 +10,7 @@ import {
 } from './names.js';
 import type { Row, SqlDriver, SqlValue } from './sql.js';
 import { currentVersion } from './migrations.js';
+import { deleteHeld, getHeld, listHeldRecords, putHeld, type HeldRecord, type NewHeld } from './held.js';
 import type {
   Alias,
   Directory,
@@ -132,6 +133,8 @@ export class SqlDirectory implements Directory {
       if ((await tx.all('SELECT domain FROM alias_domains WHERE alias = ?', [name])).length > 0) {
         throw new DirectoryError(`${name} is already an alias domain; remove the alias first`);
       }
+      if ((await tx.all('SELECT 1 FROM held_domains WHERE name = ?', [name])).length > 0)
+        throw new DirectoryError(`${name} is a held domain; quail held remove ${name} first`);
       await tx.run(
         `INSERT INTO domains (name, policy, policy_target, max_mailboxes, max_aliases, max_forwards, quota_bytes, account, uid, gid, created)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -405,5 +408,21 @@ export class SqlDirectory implements Directory {
       (await this.db.run('DELETE FROM aliases WHERE domain = ? AND local = ? AND target = ?', [d, l, target.trim()])) >
       0
     );
+  }
+
+  putHeld(h: NewHeld, replace: boolean): Promise<HeldRecord> {
+    return putHeld(this.db, h, replace, this.now());
+  }
+
+  getHeld(name: string): Promise<HeldRecord | null> {
+    return getHeld(this.db, name);
+  }
+
+  listHeld(): Promise<HeldRecord[]> {
+    return listHeldRecords(this.db);
+  }
+
+  deleteHeld(name: string): Promise<boolean> {
+    return deleteHeld(this.db, name);
   }
 }

@@ -1,5 +1,6 @@
 // The directory contract: domains, mailboxes and aliases as plain data, and the Promise-based Directory interface.
 import type { MailboxLookup, UnknownPolicy } from '../vdeliver/index.js';
+import type { HeldRecord, NewHeld } from './held.js';
 
 /** What happens to mail for an address of the domain that has no mailbox and no alias: vdeliver's policy language. */
 export type { UnknownPolicy };
@@ -143,4 +144,10 @@ export interface Directory extends MailboxLookup {
   listAliases(domain: string): Promise<Alias[]>;
   /** Removes one target, or the whole alias when target is undefined; false when nothing matched. */
   deleteAlias(domain: string, local: string, target?: string): Promise<boolean>;
+
+  /** Held domains (quail held): adds, or with replace changes, one; a mailbox or alias domain's name is refused. */
+  putHeld(h: NewHeld, replace: boolean): Promise<HeldRecord>;
+  getHeld(name: string): Promise<HeldRecord | null>;
+  listHeld(): Promise<HeldRecord[]>;
+  deleteHeld(name: string): Promise<boolean>;
 }
