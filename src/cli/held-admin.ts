@@ -1,5 +1,5 @@
 // quail held add|show|remove: held domains recorded in the directory, with their home and qmail's lines in step.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Control } from '../control/index.js';
 import {
@@ -13,6 +13,17 @@ import {
 import { findHeld, lockStatus, oldest, parseHostPort, readLastPush, waiting, type HeldDomain } from '../held/index.js';
 import { action, usageError } from './common.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
+
+/** The first line of a secret file (kept out of the command line and the shell history). */
+function readSecret(path: string): string {
+  try {
+    return (readFileSync(path, 'utf8').split('\n')[0] ?? '').trim();
+  } catch (err) {
+    throw usageError(
+      `--atrn-secret-file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; give a readable file`,
+    );
+  }
+}
 
 /** `120`, `90s`, `2m`, `1h` → seconds. */
 export function parseEvery(text: string): number {
@@ -63,7 +74,7 @@ export async function heldState(h: HeldDomain): Promise<HeldState> {
 }
 
 function recordJson(r: HeldRecord): Record<string, unknown> {
-  return { ...r, created: r.created.toISOString() };
+  return { ...r, atrnSecret: r.atrnSecret === '' ? '' : '(set)', created: r.created.toISOString() };
 }
 
 interface AddOpts extends DirOpts {
@@ -71,6 +82,7 @@ interface AddOpts extends DirOpts {
   every?: string;
   etrn?: boolean;
   atrn?: string;
+  atrnSecretFile?: string;
   autoturn?: string[];
   account?: string;
   replace?: boolean;
@@ -85,6 +97,10 @@ export function registerAdmin(held: Command): void {
       .option('--every <interval>', 'push every so often: seconds, or like 2m or 1h', '2m')
       .option('--etrn', 'the customer may ask for a push with ETRN from its host (RFC 1985)')
       .option('--atrn <login>', 'the mailbox login (user@domain) that may take the mail with ODMR ATRN (RFC 2645)')
+      .option(
+        '--atrn-secret-file <file>',
+        "the ATRN login's shared secret for AUTH CRAM-MD5 (first line of the file; fetchmail's ODMR needs it)",
+      )
       .option(
         '--autoturn <ip/cidr>',
         'push back to a client from this network after its SMTP session (repeatable)',
@@ -109,6 +125,7 @@ export function registerAdmin(held: Command): void {
             everySeconds: parseEvery(o.every ?? '2m'),
             etrn: o.etrn === true,
             atrnLogin: o.atrn ?? '',
+            atrnSecret: o.atrnSecretFile === undefined ? '' : readSecret(o.atrnSecretFile),
             autoturn: o.autoturn ?? [],
             account: deliveryAccount(ctx.root, o.account),
           },
@@ -143,7 +160,7 @@ export function registerAdmin(held: Command): void {
             `host:      ${rec.host}`,
             `every:     ${rec.everySeconds} s`,
             `etrn:      ${rec.etrn ? 'yes' : 'no'}`,
-            `atrn:      ${rec.atrnLogin || '-'}`,
+            `atrn:      ${rec.atrnLogin || '-'}${rec.atrnSecret === '' ? '' : ' (CRAM-MD5 secret set)'}`,
             `autoturn:  ${rec.autoturn.join(' ') || '-'}`,
             `account:   ${rec.account.user} (uid ${rec.account.uid}, gid ${rec.account.gid})`,
           );

@@ -225,6 +225,7 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
         everySeconds: 120,
         etrn: true,
         atrnLogin: 'Cust@isp.example',
+        atrnSecret: 'cram-secret-1',
         autoturn: ['192.0.2.7', '2001:db8::/32'],
         account: acct,
       },
@@ -234,7 +235,17 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     assert.equal(h.atrnLogin, 'cust@isp.example');
     assert.deepEqual(h.autoturn, ['192.0.2.7/32', '2001:db8::/32']);
     assert.deepEqual(await d.getHeld('SOME.example.com'), h);
-    const base = { host: 'x.example', everySeconds: 60, etrn: false, atrnLogin: '', autoturn: [], account: acct };
+    assert.equal(h.atrnSecret, 'cram-secret-1');
+    const base = {
+      host: 'x.example',
+      everySeconds: 60,
+      etrn: false,
+      atrnLogin: '',
+      atrnSecret: '',
+      autoturn: [],
+      account: acct,
+    };
+    await assert.rejects(d.putHeld({ ...base, name: 'b.example', atrnSecret: 'no login' }, false), DirectoryError);
     await assert.rejects(d.putHeld({ ...base, name: 'some.example.com' }, false), /already held/);
     const changed = await d.putHeld({ ...base, name: 'some.example.com' }, true);
     assert.equal(changed.host, 'x.example');

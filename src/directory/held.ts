@@ -16,6 +16,11 @@ export interface HeldRecord {
   readonly etrn: boolean;
   /** The mailbox login (`user@domain`) that may take the domain's mail with ODMR's ATRN (RFC 2645); '' none. */
   readonly atrnLogin: string;
+  /**
+   * The ATRN login's shared secret for AUTH CRAM-MD5 (RFC 2645 asks for it; fetchmail's ODMR uses only it). Kept as
+   * given, since CRAM-MD5 needs the secret itself; '' none (then only PLAIN/LOGIN with the mailbox password).
+   */
+  readonly atrnSecret: string;
   /** AutoTURN: client addresses (IP or IP/bits) whose SMTP session on port 25 triggers a push back to them. */
   readonly autoturn: readonly string[];
   /** The account the held Maildir belongs to (users/assign's user, uid, gid). */
@@ -46,6 +51,10 @@ function check(h: NewHeld): NewHeld {
     throw new DirectoryError(`the push interval must be at least 1 second, not ${h.everySeconds}`);
   if (h.host.trim() === '' || /\s/.test(h.host.trim()))
     throw new DirectoryError(`bad host ${JSON.stringify(h.host)}: give HOST or HOST:PORT`);
+  if (h.atrnSecret !== '' && h.atrnLogin === '')
+    throw new DirectoryError('an ATRN secret needs an ATRN login: give --atrn LOGIN too');
+  if (h.atrnSecret !== '' && !/^[\x21-\x7e]{8,512}$/.test(h.atrnSecret))
+    throw new DirectoryError('the ATRN secret must be 8 to 512 printable ASCII characters without spaces');
   if (h.atrnLogin !== '' && splitLogin(h.atrnLogin) === null)
     throw new DirectoryError(`the ATRN login ${JSON.stringify(h.atrnLogin)} is not user@domain (a mailbox)`);
   return {
@@ -65,6 +74,7 @@ function toHeld(r: Row): HeldRecord {
     everySeconds: Number(r['every_seconds']),
     etrn: Number(r['etrn']) !== 0,
     atrnLogin: str(r['atrn_login']),
+    atrnSecret: str(r['atrn_secret']),
     autoturn: autoturn === '' ? [] : autoturn.split(' '),
     account: { user: str(r['account']), uid: Number(r['uid']), gid: Number(r['gid']) },
     created: new Date(Number(r['created'])),
@@ -86,14 +96,15 @@ export async function putHeld(db: SqlDriver, raw: NewHeld, replace: boolean, now
       );
     if (old !== undefined) await tx.run('DELETE FROM held_domains WHERE name = ?', [h.name]);
     await tx.run(
-      `INSERT INTO held_domains (name, host, every_seconds, etrn, atrn_login, autoturn, account, uid, gid, created)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO held_domains (name, host, every_seconds, etrn, atrn_login, atrn_secret, autoturn, account, uid, gid, created)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         h.name,
         h.host,
         h.everySeconds,
         h.etrn ? 1 : 0,
         h.atrnLogin,
+        h.atrnSecret,
         h.autoturn.join(' '),
         h.account.user,
         h.account.uid,

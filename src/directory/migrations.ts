@@ -38,7 +38,7 @@ export const MIGRATIONS: readonly Migration[] = [
     what: 'held domains: mail kept for customer hosts that are not always online (quail held add)',
     sql: [
       `CREATE TABLE held_domains (name TEXT PRIMARY KEY, host TEXT NOT NULL, every_seconds BIGINT NOT NULL,
-        etrn BIGINT NOT NULL DEFAULT 0, atrn_login TEXT NOT NULL DEFAULT '', autoturn TEXT NOT NULL DEFAULT '',
+        etrn BIGINT NOT NULL DEFAULT 0, atrn_login TEXT NOT NULL DEFAULT '', atrn_secret TEXT NOT NULL DEFAULT '', autoturn TEXT NOT NULL DEFAULT '',
         account TEXT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, created BIGINT NOT NULL)`,
     ],
   },

@@ -162,6 +162,13 @@ export function syncHeld(root: string, h: HeldRecord): void {
     }
     mkdirOwned(join(home, 'Maildir'), 0o700, h.account);
     for (const s of ['cur', 'new', 'tmp']) mkdirOwned(join(home, 'Maildir', s), 0o700, h.account);
+    // CRAM-MD5's secret: readable by the account only (the ODMR process runs as it).
+    const secret = join(home, 'ATRNSECRET');
+    if (h.atrnSecret === '') rmSync(secret, { force: true });
+    else if (!existsSync(secret) || readFileSync(secret, 'utf8') !== `${h.atrnSecret}\n`) {
+      writeAtomic(secret, `${h.atrnSecret}\n`, 0o600);
+      if (amRoot()) chownSync(secret, h.account.uid, h.account.gid);
+    }
   });
   applyFiles(root, { have: [], drop: [], held: [h] });
 }
@@ -287,6 +294,19 @@ export async function checkDrift(
     }
     progress?.(domains.indexOf(d) + 1, domains.length);
   }
+  for (const h of await dir.listHeld()) {
+    const line = heldAssignLine(root, h);
+    if (!assign.has(line)) out.push({ domain: h.name, path: assignPath, problem: `${line} is missing` });
+    if (!rcpt.has(h.name) && !more.has(h.name))
+      out.push({ domain: h.name, path: control.path('rcpthosts'), problem: `${h.name} is missing` });
+    if (vd?.get(h.name)?.value !== h.name)
+      out.push({ domain: h.name, path: control.path('virtualdomains'), problem: `${h.name}:${h.name} is missing` });
+    for (const [name, text] of heldFiles(h)) {
+      const path = join(root, 'held', h.name, name);
+      if (!existsSync(path) || readFileSync(path, 'latin1') !== text)
+        out.push({ domain: h.name, path, problem: existsSync(path) ? 'differs from the directory' : 'missing' });
+    }
+  }
   const known = new Set(domains.flatMap((d) => [d.name, ...d.aliases]));
   for (const s of staleManaged(root, known)) {
     out.push({ domain: s, path: assignPath, problem: `${s} is not in the directory but still routed to domains/${s}` });
@@ -303,4 +323,5 @@ export async function repairDrift(root: string, dir: Directory): Promise<void> {
     applyDomainDir(root, d);
     for (const m of await dir.listMailboxes(d.name)) makeMailboxHome(root, d, m);
   }
+  for (const h of await dir.listHeld()) syncHeld(root, h);
 }

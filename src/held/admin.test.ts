@@ -3,7 +3,7 @@
 // tier: system (needs quail start, swaks, PostgreSQL)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testSmtp } from '../../test/support/testsmtp.js';
@@ -104,6 +104,11 @@ void test('held domains in a PostgreSQL directory: add, list, show, remove', asy
   assertFiles(root, 'mail.customer.test:2525', owner);
   const shown = JSON.parse(quail(['held', 'show', DOMAIN, ...d, '--json'])) as { record: { atrnLogin: string } };
   assert.equal(shown.record.atrnLogin, 'cust@isp.test');
+  // Drift: a lost RELAYHOST is found and made again from the directory.
+  rmSync(join(root, 'held', DOMAIN, 'RELAYHOST'));
+  assert.throws(() => quail(['directory', 'check', ...d]), /held\/some\.example\.com\/RELAYHOST.*missing/);
+  quail(['directory', 'check', '--repair', ...d]);
+  assert.equal(readFileSync(join(root, 'held', DOMAIN, 'RELAYHOST'), 'utf8'), 'mail.customer.test:2525\n');
   quail(['held', 'add', DOMAIN, ...d, '--host', 'other.customer.test', '--every', '1h', '--replace']);
   assert.match(quail(['held', 'show', DOMAIN, ...d]), /host: +other\.customer\.test\nevery: +3600 s\netrn: +no/);
   assert.equal(readFileSync(join(root, 'held', DOMAIN, 'RELAYHOST'), 'utf8'), 'other.customer.test\n');

@@ -5,3 +5,5 @@ export { tcpConnector, parseHostPort } from './connect.js';
 export { findHeld, listHeld, parseSettings, type HeldDomain, type HeldSettings } from './registry.js';
 export { HeldPusher, waiting, oldest, readLastPush, type LastPush } from './pusher.js';
 export { lockStatus } from './lock.js';
+export { pushTurn, socketConnector, type TurnResult } from './turn.js';
+export { serveOdmr, parseAtrn, type OdmrDeps } from './odmr.js';

@@ -11,6 +11,7 @@ import type { EventName } from './events.js';
 import { ServiceChild, type Account, type ServiceName } from './privchild.js';
 import type { Metrics } from './metrics.js';
 import { METRICS_SERVICE } from './metrics-service.js';
+import { ODMR_SERVICE } from './odmr.js';
 import { POP3_SERVICE } from './pop3.js';
 import { SMTP_SERVICE } from './smtp.js';
 
@@ -133,7 +134,12 @@ function service<Spec extends HostPort, Other extends { readonly type: string }>
  * The table. A new kind of an existing service is one more KindDef in its row (and its handling in that service's
  * listener); a new service is one more row: a ServiceDef, its server module and its child script.
  */
-const SERVICES: readonly Service[] = [service(SMTP_SERVICE), service(POP3_SERVICE), service(METRICS_SERVICE)];
+const SERVICES: readonly Service[] = [
+  service(SMTP_SERVICE),
+  service(POP3_SERVICE),
+  service(METRICS_SERVICE),
+  service(ODMR_SERVICE),
+];
 
 const kindIndex = (): Map<string, { readonly service: Service; readonly def: KindDef<HostPort> }> =>
   new Map(SERVICES.flatMap((s) => s.kinds.map((k) => [k.kind, { service: s, def: k }] as const)));
