@@ -1,36 +1,48 @@
 // quail held: the held domains (mail kept for customers who are not always online) and their pushes.
 import type { Command } from 'commander';
 import { Control } from '../control/index.js';
-import { findHeld, listHeld, lockStatus, oldest, waiting } from '../held/index.js';
+import { findHeld, listHeld } from '../held/index.js';
 import { openQueue } from '../queue/index.js';
 import { action, addRootOption, resolveRoot, usageError } from './common.js';
+import { heldRecords, heldState, registerAdmin } from './held-admin.js';
+import { printJson } from './directory.js';
 
 export function register(program: Command): void {
   const held = program
     .command('held')
     .description("held domains: mail kept in a Maildir until the customer's host takes it (RELAYHOST)");
+  registerAdmin(held);
   addRootOption(
     held
       .command('list')
-      .description('per held domain: its host, messages waiting, the oldest, whether a push holds the lock now'),
+      .description('per held domain: its host, messages waiting, the oldest, the lock, the last push and its result')
+      .option('--json', 'print JSON for scripts'),
   ).action(
-    action('held list', async (flags: { root?: string }) => {
+    action('held list', async (flags: { root?: string; json?: boolean }) => {
       const root = resolveRoot(flags.root);
       const all = listHeld(root, new Control(root));
-      if (all.length === 0) {
+      const recorded = await heldRecords(root);
+      const found = new Set(all.map((h) => h.domain));
+      const broken = recorded.filter((r) => !found.has(r.name)).map((r) => r.name);
+      const states = [];
+      for (const h of all)
+        states.push({ ...(await heldState(h)), recorded: recorded.some((r) => r.name === h.domain) });
+      if (flags.json) {
+        printJson({ held: states, incomplete: broken });
+        return;
+      }
+      if (all.length === 0 && broken.length === 0) {
         process.stdout.write(
-          'no held domains: a held domain is a virtualdomains entry whose users/assign home has RELAYHOST and Maildir/\n',
+          'no held domains: add one with quail held add DOMAIN --host HOST, or make the seed layout (a virtualdomains entry whose users/assign home has RELAYHOST and Maildir/)\n',
         );
         return;
       }
-      for (const h of all) {
-        const n = await waiting(h.maildir);
-        const old = await oldest(h.maildir);
-        const lock = await lockStatus(h.lockPath);
+      for (const s of states)
         process.stdout.write(
-          `${h.domain} host ${h.relayhost} waiting ${n}${old !== undefined ? ` oldest ${new Date(old * 1000).toISOString()}` : ''} lock ${lock === 'busy' ? 'held (a push is running)' : 'free'} home ${h.home}\n`,
+          `${s.domain} host ${s.host} waiting ${s.waiting}${s.oldest === null ? '' : ` oldest ${s.oldest}`} lock ${s.lock} last ${s.lastPush === null ? 'never' : `${s.lastPush} ${s.lastResult ?? ''}`} home ${s.home}${s.recorded ? '' : ' (seed layout)'}\n`,
         );
-      }
+      for (const b of broken)
+        process.stdout.write(`${b} in the directory, but its files are missing: quail directory check --repair\n`);
     }),
   );
   addRootOption(

@@ -6,7 +6,8 @@ import { Control } from '../control/index.js';
 import { systemPasswd } from '../users/index.js';
 import { aliasDomainName, DirectoryError, domainName, localPart } from './names.js';
 import { hashPassword } from './password.js';
-import { makeMailboxHome, syncDomain, unsyncDomain } from './sync.js';
+import type { HeldRecord, NewHeld } from './held.js';
+import { makeMailboxHome, syncDomain, syncHeld, unsyncDomain, unsyncHeld } from './sync.js';
 import type { DeliveryAccount, Directory, Domain, DomainPatch, Mailbox, MailboxFlag, NewDomain } from './types.js';
 
 /** The account named by `name`, else control/quailuser, else the invoking user; never root. */
@@ -110,4 +111,19 @@ export async function removeMailbox(ctx: Ctx, address: string, removeFiles: bool
   if (!m) throw new DirectoryError(`no mailbox ${local}@${domain}`);
   await ctx.dir.deleteMailbox(domain, local);
   if (removeFiles) rmSync(join(ctx.root, m.home), { recursive: true, force: true });
+}
+
+/** quail held add: the record, then the held home (RELAYHOST, .qmail-default, Maildir, HELD) and the lines. */
+export async function holdDomain(ctx: Ctx, h: NewHeld, replace: boolean): Promise<HeldRecord> {
+  const rec = await ctx.dir.putHeld(h, replace);
+  syncHeld(ctx.root, rec);
+  return rec;
+}
+
+/** quail held remove: the lines first (no new mail is accepted or held), then the record; the home with removeFiles. */
+export async function unholdDomain(ctx: Ctx, name: string, removeFiles: boolean): Promise<void> {
+  const n = domainName(name);
+  if ((await ctx.dir.getHeld(n)) === null) throw new DirectoryError(`${n} is not a held domain in the directory`);
+  unsyncHeld(ctx.root, n, removeFiles);
+  await ctx.dir.deleteHeld(n);
 }

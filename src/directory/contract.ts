@@ -283,4 +283,53 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     await assert.rejects(d.updateMailbox('example.com', 'joe', { vacation: { ...v, body: ' ' } }), DirectoryError);
     assert.equal((await d.updateMailbox('example.com', 'joe', { vacation: null })).vacation, null);
   });
+
+  withDir('held domains: add, show, replace, list, remove; names of mailbox and alias domains refused', async (d) => {
+    const h = await d.putHeld(
+      {
+        name: 'Some.Example.COM',
+        host: '192.0.2.7:2525',
+        everySeconds: 120,
+        etrn: true,
+        atrnLogin: 'Cust@isp.example',
+        atrnSecret: 'cram-secret-1',
+        autoturn: ['192.0.2.7', '2001:db8::/32'],
+        account: acct,
+      },
+      false,
+    );
+    assert.equal(h.name, 'some.example.com');
+    assert.equal(h.atrnLogin, 'cust@isp.example');
+    assert.deepEqual(h.autoturn, ['192.0.2.7/32', '2001:db8::/32']);
+    assert.deepEqual(await d.getHeld('SOME.example.com'), h);
+    assert.equal(h.atrnSecret, 'cram-secret-1');
+    const base = {
+      host: 'x.example',
+      everySeconds: 60,
+      etrn: false,
+      atrnLogin: '',
+      atrnSecret: '',
+      autoturn: [],
+      account: acct,
+    };
+    await assert.rejects(d.putHeld({ ...base, name: 'b.example', atrnSecret: 'no login' }, false), DirectoryError);
+    await assert.rejects(d.putHeld({ ...base, name: 'some.example.com' }, false), /already held/);
+    const changed = await d.putHeld({ ...base, name: 'some.example.com' }, true);
+    assert.equal(changed.host, 'x.example');
+    assert.equal(changed.created.getTime(), h.created.getTime());
+    await assert.rejects(d.putHeld({ ...base, name: 'b.example', autoturn: ['300.1.1.1'] }, false), DirectoryError);
+    await assert.rejects(d.putHeld({ ...base, name: 'b.example', everySeconds: 0 }, false), DirectoryError);
+    await assert.rejects(d.putHeld({ ...base, name: 'b.example', atrnLogin: 'nologin' }, false), DirectoryError);
+    await d.addDomain({ name: 'mail.example', account: acct });
+    await assert.rejects(d.putHeld({ ...base, name: 'mail.example' }, false), /mailbox domain/);
+    await assert.rejects(d.addDomain({ name: 'some.example.com', account: acct }), /held domain/);
+    await d.putHeld({ ...base, name: 'a.example' }, false);
+    assert.deepEqual(
+      (await d.listHeld()).map((x) => x.name),
+      ['a.example', 'some.example.com'],
+    );
+    assert.equal(await d.deleteHeld('a.example'), true);
+    assert.equal(await d.deleteHeld('a.example'), false);
+    assert.equal(await d.getHeld('a.example'), null);
+  });
 }

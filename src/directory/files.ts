@@ -1,6 +1,7 @@
 // Atomic text edits of qmail's files (tmp + fsync + rename) and the lines the directory owns in them.
 import { asciiLower } from '../core/index.js';
 import { formatPolicy } from './names.js';
+import type { HeldRecord } from './held.js';
 import type { Domain } from './types.js';
 
 /** Writes path via path.tmp.PID, fsyncs, renames: readers see the old or the new file, never a part (maildir's). */
@@ -218,4 +219,27 @@ export function editAssign(text: string | null, set: readonly string[], remove: 
 /** The domain's `.qmail-default`: one program line handing every address to vdeliver. */
 export function dotQmailDefault(d: Pick<Domain, 'policy'>): string {
   return `| quail vdeliver '' ${formatPolicy(d.policy)}\n`;
+}
+
+/** The users/assign line of a held domain: its mail goes to `<root>/held/<name>`, as the seeds' /home/serialmail/<name>. */
+export function heldAssignLine(root: string, h: Pick<HeldRecord, 'name' | 'account'>): string {
+  return `+${h.name}-:${h.account.user}:${h.account.uid}:${h.account.gid}:${root}/held/${h.name}:-::`;
+}
+
+/**
+ * The files of a held home: RELAYHOST (the host; the lock), `.qmail-default` (`./Maildir/`), and HELD, the settings
+ * `quail start` reads (src/held's registry): `every SECONDS`, `etrn yes|no`, `atrn LOGIN`, `autoturn IP/BITS`.
+ */
+export function heldFiles(h: HeldRecord): [string, string][] {
+  const settings = [
+    `every ${h.everySeconds}`,
+    `etrn ${h.etrn ? 'yes' : 'no'}`,
+    ...(h.atrnLogin === '' ? [] : [`atrn ${h.atrnLogin}`]),
+    ...h.autoturn.map((a) => `autoturn ${a}`),
+  ];
+  return [
+    ['RELAYHOST', `${h.host}\n`],
+    ['.qmail-default', './Maildir/\n'],
+    ['HELD', `${settings.join('\n')}\n`],
+  ];
 }

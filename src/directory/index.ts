@@ -25,6 +25,8 @@ export {
   createDomain,
   createMailbox,
   deliveryAccount,
+  holdDomain,
+  unholdDomain,
   parseAddress,
   removeAliasDomain,
   removeDomain,
@@ -43,3 +45,4 @@ export {
   type ListTable,
   type MailingList,
 } from './listtypes.js';
+export { cidr, type HeldRecord, type NewHeld } from './held.js';

@@ -34,6 +34,15 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    version: 3,
+    what: 'held domains: mail kept for customer hosts that are not always online (quail held add)',
+    sql: [
+      `CREATE TABLE held_domains (name TEXT PRIMARY KEY, host TEXT NOT NULL, every_seconds BIGINT NOT NULL,
+        etrn BIGINT NOT NULL DEFAULT 0, atrn_login TEXT NOT NULL DEFAULT '', atrn_secret TEXT NOT NULL DEFAULT '', autoturn TEXT NOT NULL DEFAULT '',
+        account TEXT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, created BIGINT NOT NULL)`,
+    ],
+  },
+  {
     version: 5,
     what: 'domain administrators (a mailbox login per administered domain), web admin sessions, vacation replies',
     sql: [
@@ -109,6 +118,8 @@ const TABLES = [
   'alias_domains',
   'mailboxes',
   'aliases',
+  // migration 3 (held domains)
+  'held_domains',
   // migration 5 (domain administrators, web sessions)
   'domain_admins',
   'web_sessions',

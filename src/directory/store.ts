@@ -13,6 +13,7 @@ import { currentVersion } from './migrations.js';
 import * as roles from './roles.js';
 import { SqlLists } from './lists.js';
 import type { ListTable } from './listtypes.js';
+import { deleteHeld, getHeld, listHeldRecords, putHeld, type HeldRecord, type NewHeld } from './held.js';
 import type {
   Alias,
   Directory,
@@ -143,6 +144,8 @@ export class SqlDirectory implements Directory {
       if ((await tx.all('SELECT domain FROM alias_domains WHERE alias = ?', [name])).length > 0) {
         throw new DirectoryError(`${name} is already an alias domain; remove the alias first`);
       }
+      if ((await tx.all('SELECT 1 FROM held_domains WHERE name = ?', [name])).length > 0)
+        throw new DirectoryError(`${name} is a held domain; quail held remove ${name} first`);
       await tx.run(
         `INSERT INTO domains (name, policy, policy_target, max_mailboxes, max_aliases, max_forwards, quota_bytes, account, uid, gid, created)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -444,5 +447,21 @@ export class SqlDirectory implements Directory {
   }
   deleteSessions(by: { readonly login: string } | { readonly expiredAt: Date }): Promise<number> {
     return roles.deleteSessions(this.db, by);
+  }
+
+  putHeld(h: NewHeld, replace: boolean): Promise<HeldRecord> {
+    return putHeld(this.db, h, replace, this.now());
+  }
+
+  getHeld(name: string): Promise<HeldRecord | null> {
+    return getHeld(this.db, name);
+  }
+
+  listHeld(): Promise<HeldRecord[]> {
+    return listHeldRecords(this.db);
+  }
+
+  deleteHeld(name: string): Promise<boolean> {
+    return deleteHeld(this.db, name);
   }
 }

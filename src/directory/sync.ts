@@ -5,7 +5,18 @@ import { asciiLower, tempError } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { cdbEntries, cdbGet, writeCdbAtomic } from '../cdb/index.js';
 import { assignRecords, parseAssign } from '../users/index.js';
-import { assignLine, dotQmailDefault, editAssign, editMap, editRcptHosts, listEntries, writeAtomic } from './files.js';
+import {
+  assignLine,
+  dotQmailDefault,
+  editAssign,
+  heldAssignLine,
+  heldFiles,
+  editMap,
+  editRcptHosts,
+  listEntries,
+  writeAtomic,
+} from './files.js';
+import type { HeldRecord } from './held.js';
 import type { DeliveryAccount, Directory, Domain, Mailbox } from './types.js';
 
 const amRoot = (): boolean => process.getuid?.() === 0;
@@ -28,6 +39,8 @@ function wrap<T>(what: string, fn: () => T): T {
 interface Edit {
   readonly have: readonly Domain[];
   readonly drop: readonly string[];
+  /** Held domains to have: rcpthosts, `name:name` in virtualdomains, users/assign to the held home. */
+  readonly held?: readonly HeldRecord[];
 }
 
 /**
@@ -55,7 +68,8 @@ function applyFiles(root: string, e: Edit, force = false): void {
   const control = new Control(root);
   mkdirSync(join(root, 'control'), { recursive: true });
   mkdirSync(join(root, 'users'), { recursive: true });
-  const names = e.have.flatMap((d) => [d.name, ...d.aliases]);
+  const held = e.held ?? [];
+  const names = [...e.have.flatMap((d) => [d.name, ...d.aliases]), ...held.map((h) => h.name)];
   const moreOld = control.raw('morercpthosts');
   const rh = editRcptHosts(control.raw('rcpthosts'), moreOld, names, e.drop, control.number('rcpthostsmax').value);
   const accept = (): void => {
@@ -74,13 +88,14 @@ function applyFiles(root: string, e: Edit, force = false): void {
     vset.set(d.name, d.name);
     for (const a of d.aliases) vset.set(a, d.name);
   }
+  for (const h of held) vset.set(h.name, h.name);
   const vd = editMap(control.raw('virtualdomains'), vset, e.drop);
   if (vd !== null) wrap('write control/virtualdomains', () => writeAtomic(control.path('virtualdomains'), vd));
   const assignPath = join(root, 'users', 'assign');
   const oldAssign = existsSync(assignPath) ? readFileSync(assignPath, 'latin1') : null;
   const as = editAssign(
     oldAssign,
-    e.have.map((d) => assignLine(root, d)),
+    [...e.have.map((d) => assignLine(root, d)), ...held.map((h) => heldAssignLine(root, h))],
     e.drop,
   );
   if (as !== null) wrap('write users/assign', () => writeAtomic(assignPath, as));
@@ -127,6 +142,42 @@ export function unsyncDomain(root: string, names: readonly string[], removeFiles
   const [name] = names;
   if (removeFiles && name !== undefined)
     wrap(`remove domains/${name}`, () => rmSync(join(root, 'domains', name), { recursive: true, force: true }));
+}
+
+/**
+ * After a held domain is added or changed: its lines (rcpthosts, virtualdomains, users/assign + cdb) and its home
+ * as seeds 001/004 make it by hand: RELAYHOST, `.qmail-default` of `./Maildir/`, the Maildir, and HELD (the settings
+ * the running quail reads). The home is made before the lines, so mail is never routed to a home that is not there.
+ */
+export function syncHeld(root: string, h: HeldRecord): void {
+  const home = join(root, 'held', h.name);
+  wrap(`create ${home}`, () => {
+    mkdirSync(join(root, 'held'), { recursive: true, mode: 0o755 });
+    mkdirOwned(home, 0o755, h.account);
+    for (const [name, text] of heldFiles(h)) {
+      const path = join(home, name);
+      if (existsSync(path) && readFileSync(path, 'latin1') === text) continue;
+      writeAtomic(path, text, 0o644);
+      if (amRoot()) chownSync(path, h.account.uid, h.account.gid);
+    }
+    mkdirOwned(join(home, 'Maildir'), 0o700, h.account);
+    for (const s of ['cur', 'new', 'tmp']) mkdirOwned(join(home, 'Maildir', s), 0o700, h.account);
+    // CRAM-MD5's secret: readable by the account only (the ODMR process runs as it).
+    const secret = join(home, 'ATRNSECRET');
+    if (h.atrnSecret === '') rmSync(secret, { force: true });
+    else if (!existsSync(secret) || readFileSync(secret, 'utf8') !== `${h.atrnSecret}\n`) {
+      writeAtomic(secret, `${h.atrnSecret}\n`, 0o600);
+      if (amRoot()) chownSync(secret, h.account.uid, h.account.gid);
+    }
+  });
+  applyFiles(root, { have: [], drop: [], held: [h] });
+}
+
+/** After a held domain was removed: its lines go; its home (with mail not yet pushed) only with removeFiles. */
+export function unsyncHeld(root: string, name: string, removeFiles: boolean): void {
+  applyFiles(root, { have: [], drop: [name] });
+  if (removeFiles)
+    wrap(`remove held/${name}`, () => rmSync(join(root, 'held', name), { recursive: true, force: true }));
 }
 
 export interface Drift {
@@ -243,6 +294,19 @@ export async function checkDrift(
     }
     progress?.(domains.indexOf(d) + 1, domains.length);
   }
+  for (const h of await dir.listHeld()) {
+    const line = heldAssignLine(root, h);
+    if (!assign.has(line)) out.push({ domain: h.name, path: assignPath, problem: `${line} is missing` });
+    if (!rcpt.has(h.name) && !more.has(h.name))
+      out.push({ domain: h.name, path: control.path('rcpthosts'), problem: `${h.name} is missing` });
+    if (vd?.get(h.name)?.value !== h.name)
+      out.push({ domain: h.name, path: control.path('virtualdomains'), problem: `${h.name}:${h.name} is missing` });
+    for (const [name, text] of heldFiles(h)) {
+      const path = join(root, 'held', h.name, name);
+      if (!existsSync(path) || readFileSync(path, 'latin1') !== text)
+        out.push({ domain: h.name, path, problem: existsSync(path) ? 'differs from the directory' : 'missing' });
+    }
+  }
   const known = new Set(domains.flatMap((d) => [d.name, ...d.aliases]));
   for (const s of staleManaged(root, known)) {
     out.push({ domain: s, path: assignPath, problem: `${s} is not in the directory but still routed to domains/${s}` });
@@ -259,4 +323,5 @@ export async function repairDrift(root: string, dir: Directory): Promise<void> {
     applyDomainDir(root, d);
     for (const m of await dir.listMailboxes(d.name)) makeMailboxHome(root, d, m);
   }
+  for (const h of await dir.listHeld()) syncHeld(root, h);
 }

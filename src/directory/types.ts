@@ -1,6 +1,7 @@
 // The directory contract: domains, mailboxes and aliases as plain data, and the Promise-based Directory interface.
 import type { MailboxLookup, UnknownPolicy, Vacation } from '../vdeliver/index.js';
 import type { ListTable } from './listtypes.js';
+import type { HeldRecord, NewHeld } from './held.js';
 
 /** What happens to mail for an address of the domain that has no mailbox and no alias: vdeliver's policy language. */
 export type { UnknownPolicy, Vacation };
@@ -182,4 +183,9 @@ export interface Directory extends MailboxLookup {
   deleteSessions(by: { readonly login: string } | { readonly expiredAt: Date }): Promise<number>;
   /** Mailing lists (migration 6): their settings and people; src/lists delivers and administers them. */
   readonly lists: ListTable;
+  /** Held domains (quail held): adds, or with replace changes, one; a mailbox or alias domain's name is refused. */
+  putHeld(h: NewHeld, replace: boolean): Promise<HeldRecord>;
+  getHeld(name: string): Promise<HeldRecord | null>;
+  listHeld(): Promise<HeldRecord[]>;
+  deleteHeld(name: string): Promise<boolean>;
 }

@@ -52,6 +52,8 @@ export interface PushOptions {
   readonly now?: () => number;
   /** Called once per message as its fate is decided (for logs and the CLI's output). */
   readonly onMessage?: (r: MessageReport) => void;
+  /** Further Maildirs (other held domains) pushed after `dir` on the same connection: ODMR's ATRN for several. */
+  readonly also?: readonly { readonly dir: string; readonly prefix: string }[];
 }
 
 export interface PushResult {
@@ -146,13 +148,15 @@ export async function pushMaildir(o: PushOptions): Promise<PushResult> {
   let session: { client: SmtpClient; ip: string; ext: ReadonlyMap<string, string> } | undefined;
   let reached = false;
   let stopped: string | undefined;
-  const files = await heldFiles(o.dir);
+  const files: { path: string; dir: string; prefix: string }[] = [];
+  for (const src of [{ dir: o.dir, prefix: o.prefix }, ...(o.also ?? [])])
+    for (const path of await heldFiles(src.dir)) files.push({ path, ...src });
   try {
-    for (const path of files) {
-      const file = path.slice(o.dir.length + 1);
+    for (const { path, dir, prefix } of files) {
+      const file = path.slice(dir.length + 1);
       let env;
       try {
-        env = await readEnvelope(path, o.prefix);
+        env = await readEnvelope(path, prefix);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // sent by another push meanwhile
         throw err;

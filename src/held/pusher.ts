@@ -1,5 +1,7 @@
 // The held-mail pusher of `quail start`: every interval, on ETRN or flush, and soon after new mail for a reachable domain.
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { bounceConfigFrom } from '../bounce/index.js';
 import { errText } from '../core/index.js';
 import type { Control } from '../control/index.js';
@@ -49,6 +51,9 @@ export class HeldPusher {
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private readonly last = new Map<string, LastPush>();
+  /** When each domain's timed push was last due (its interval counts from there). */
+  private readonly lastTry = new Map<string, number>();
+  private started = 0;
   private readonly running = new Map<string, Promise<PushOutcome>>();
   private stopped = false;
   private soon: NodeJS.Timeout | undefined;
@@ -68,12 +73,47 @@ export class HeldPusher {
       if (what === 'flush') void this.pushAll(domain === undefined ? undefined : [domain]);
       else this.newMail();
     });
+    this.started = this.now();
     const tick = (): void => {
-      void this.pushAll().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.interval * 1000).unref();
-      });
+      void this.timedRound().then(
+        (next) => {
+          if (!this.stopped) this.timer = setTimeout(tick, next * 1000).unref();
+        },
+        () => undefined,
+      );
     };
-    this.timer = setTimeout(tick, this.interval * 1000).unref();
+    this.timer = setTimeout(tick, this.nextDelay(this.heldNow()) * 1000).unref();
+  }
+
+  private heldNow(): HeldDomain[] {
+    try {
+      return listHeld(this.d.root, this.d.control());
+    } catch (err) {
+      this.d.log('held.error', { error: errText(err) });
+      return [];
+    }
+  }
+
+  private every(h: HeldDomain): number {
+    return h.settings.every ?? this.interval;
+  }
+
+  /** Seconds until the next domain is due (at most the global interval, at least one second). */
+  private nextDelay(held: readonly HeldDomain[]): number {
+    const t = this.now();
+    let next = this.interval;
+    for (const h of held) next = Math.min(next, (this.lastTry.get(h.domain) ?? this.started) + this.every(h) - t);
+    return Math.max(1, next);
+  }
+
+  /** The timed pushes: each held domain whose own interval (HELD's `every`, else heldinterval) has passed. */
+  private async timedRound(): Promise<number> {
+    const held = this.heldNow();
+    const t = this.now();
+    const due = held.filter((h) => t - (this.lastTry.get(h.domain) ?? this.started) >= this.every(h));
+    for (const h of due) this.lastTry.set(h.domain, t);
+    if (due.length > 0) await this.pushAll(due.map((h) => h.domain));
+    return this.nextDelay(held);
   }
 
   /** Stops the timer and wake-ups; waits for pushes in progress (each message is settled before it ends). */
@@ -121,12 +161,12 @@ export class HeldPusher {
 
   /** New mail: push the domains that were reachable within the last interval and have mail waiting. */
   private async pushReachable(): Promise<void> {
-    const since = this.now() - this.interval;
-    const recent = [...this.last].filter(([, l]) => l.reached && l.at >= since);
+    const recent = [...this.last].filter(([, l]) => l.reached);
     const grown = await Promise.all(
       recent.map(async ([dom, l]) => {
         const h = findHeld(this.d.root, this.d.control(), dom);
-        return h !== undefined && (await waiting(h.maildir)) > l.left ? [dom] : [];
+        if (h === undefined || l.at < this.now() - this.every(h)) return [];
+        return (await waiting(h.maildir)) > l.left ? [dom] : [];
       }),
     ).catch(() => []);
     const domains = grown.flat();
@@ -174,7 +214,7 @@ export class HeldPusher {
       const count = (f: string): number => result.messages.filter((m) => m.fate === f).length;
       const summary = result.stopped ?? `${count('sent')} sent, ${count('bounced')} bounced, ${count('kept')} kept`;
       const left = await waiting(h.maildir);
-      this.last.set(domain, { at: this.now(), reached: result.reached, result: summary, left });
+      this.remember(h, { at: this.now(), reached: result.reached, result: summary, left });
       this.d.log('held.push', {
         domain,
         result: result.stopped === undefined ? 'done' : 'stopped',
@@ -185,12 +225,44 @@ export class HeldPusher {
       });
       return { kind: 'pushed', result };
     } catch (err) {
-      this.last.set(domain, { at: this.now(), reached: false, result: errText(err), left: 0 });
+      this.remember(h, { at: this.now(), reached: false, result: errText(err), left: 0 });
       this.d.log('held.error', { domain, error: errText(err) });
       return { kind: 'pushed', result: { reached: false, stopped: errText(err), messages: [] } };
     } finally {
       await lock.close();
     }
+  }
+
+  /** In memory (the new-mail rule) and in the home's LASTPUSH (quail status, quail held show, other processes). */
+  private remember(h: HeldDomain, l: LastPush): void {
+    this.last.set(h.domain, l);
+    writeLastPush(h.home, l);
+  }
+}
+
+/**
+ * LASTPUSH in the held home: one line of JSON, written atomically. A home the pusher may not write (a seed's
+ * root-owned /home/serialmail/<domain>) keeps no record: the push itself is unaffected, its event is in the log.
+ */
+export function writeLastPush(home: string, l: LastPush): void {
+  const path = join(home, 'LASTPUSH');
+  const tmp = `${path}.tmp.${process.pid}`;
+  try {
+    writeFileSync(tmp, `${JSON.stringify(l)}\n`, { mode: 0o644 });
+    renameSync(tmp, path);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** The home's LASTPUSH, or undefined when there is none (never pushed, or not writable) or it is damaged. */
+export function readLastPush(home: string): LastPush | undefined {
+  try {
+    const v = JSON.parse(readFileSync(join(home, 'LASTPUSH'), 'utf8')) as Partial<LastPush>;
+    if (typeof v.at !== 'number' || typeof v.reached !== 'boolean' || typeof v.result !== 'string') return undefined;
+    return { at: v.at, reached: v.reached, result: v.result, left: typeof v.left === 'number' ? v.left : 0 };
+  } catch {
+    return undefined;
   }
 }
 

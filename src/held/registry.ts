@@ -17,6 +17,46 @@ export interface HeldDomain {
   readonly lockPath: string;
   /** The customer's host (HOST or HOST:PORT), RELAYHOST's first line. */
   readonly relayhost: string;
+  /** The home's HELD file (`quail held add` writes it); a seed-made home has none: every setting at its default. */
+  readonly settings: HeldSettings;
+}
+
+/** What `quail held add` recorded beyond the seed's files. */
+export interface HeldSettings {
+  /** Seconds between timed pushes; undefined: control/heldinterval. */
+  readonly every: number | undefined;
+  /** ETRN allowed from the host's address; undefined (a seed-made home): allowed, as before held domains existed. */
+  readonly etrn: boolean | undefined;
+  /** The login that may take the mail with ATRN (RFC 2645); '' none. */
+  readonly atrn: string;
+  /** AutoTURN: client networks (IP/BITS) whose port-25 session triggers a push back to them. */
+  readonly autoturn: readonly string[];
+}
+
+const NO_SETTINGS: HeldSettings = { every: undefined, etrn: undefined, atrn: '', autoturn: [] };
+
+/** HELD's lines: `every N`, `etrn yes|no`, `atrn LOGIN`, `autoturn IP/BITS`; unknown or bad lines are skipped. */
+export function parseSettings(text: string): HeldSettings {
+  let every: number | undefined;
+  let etrn: boolean | undefined = false;
+  let atrn = '';
+  const autoturn: string[] = [];
+  for (const line of text.split('\n')) {
+    const [key = '', value = ''] = line.trim().split(/\s+/);
+    if (key === 'every' && /^[0-9]+$/.test(value) && Number(value) > 0) every = Number(value);
+    else if (key === 'etrn') etrn = value === 'yes';
+    else if (key === 'atrn' && value !== '') atrn = asciiLower(value);
+    else if (key === 'autoturn' && value !== '') autoturn.push(value);
+  }
+  return { every, etrn, atrn, autoturn };
+}
+
+function readSettings(home: string): HeldSettings {
+  try {
+    return parseSettings(readFileSync(join(home, 'HELD'), 'utf8'));
+  } catch {
+    return NO_SETTINGS;
+  }
 }
 
 const isDir = (p: string): boolean => {
@@ -57,7 +97,7 @@ function heldAt(root: string, domain: string, id: string): HeldDomain | undefine
   }
   const maildir = join(home, 'Maildir');
   if (relayhost === '' || !isDir(join(maildir, 'new'))) return undefined;
-  return { domain, prefix, home, maildir, lockPath, relayhost };
+  return { domain, prefix, home, maildir, lockPath, relayhost, settings: readSettings(home) };
 }
 
 /** Every held domain among the exact virtualdomains entries, sorted by name. */

@@ -40,6 +40,14 @@ type StartEventName =
   | 'queue.recovered'
   | 'held.push'
   | 'held.error'
+  | 'odmr.listening'
+  | 'odmr.error'
+  | 'odmr.session'
+  | 'odmr.atrn'
+  | 'odmrd.started'
+  | 'odmrd.crashed'
+  | 'odmrd.busy'
+  | 'odmrd.error'
   | 'lspawn.refused'
   // issue 19: the web admin
   | 'web.listening'
@@ -191,6 +199,23 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: "a held domain's Maildir pushed to its RELAYHOST (done, stopped: not reachable, or busy: locked)",
   },
   'held.error': { fields: 'domain? error', doc: 'a held push could not run (control files, the Maildir)' },
+  'odmr.listening': { fields: 'address port user?', doc: 'an ODMR listener (RFC 2645, ATRN) is bound' },
+  'odmr.error': { fields: 'listener? error', doc: 'an ODMR listener was not opened' },
+  'odmr.session': { fields: 'ip login end', doc: 'an ODMR session ended (quit, reversed, idle, errors, gone)' },
+  'odmr.atrn': {
+    fields: 'login? ip domains? domain? result waiting? sent? bounced? kept? why?',
+    doc: 'an ATRN: refused, no-mail, reversed, busy (locked), then per domain done or stopped with the counts',
+  },
+  'odmrd.started': {
+    fields: 'pid user uid listeners',
+    doc: 'the ODMR process serves the odmr listeners (as root only)',
+  },
+  'odmrd.crashed': {
+    fields: 'pid code signal crashes stack? restart_in_ms',
+    doc: 'the ODMR process died; a new one is started',
+  },
+  'odmrd.busy': { fields: 'listener ip', doc: 'no ODMR process took a connection in time: 421' },
+  'odmrd.error': { fields: 'error restart_in_ms', doc: 'a new ODMR process could not be started; tried again later' },
   'lspawn.refused': { fields: 'reason', doc: 'root refused a local delivery request of the send process (a deferral)' },
   // issue 19: the web admin (src/web, src/access)
   'web.listening': { fields: 'address port tls proxy user?', doc: 'a web admin listener is bound' },

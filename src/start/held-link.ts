@@ -22,11 +22,14 @@ export class HeldEtrn implements EtrnService {
     if (node.kind === 'queue')
       return { kind: 'refused', why: 'ETRN #queue is not served here (quail queue flush does that); give the domain' };
     const control = new Control(this.root);
-    const held: HeldDomain[] =
+    let held: HeldDomain[] =
       node.kind === 'domain'
         ? [findHeld(this.root, control, node.name)].flatMap((h) => (h ? [h] : []))
         : listHeld(this.root, control).filter((h) => h.domain === node.name || h.domain.endsWith(`.${node.name}`));
     if (held.length === 0) return { kind: 'refused', why: 'mail for it is not held here' };
+    if (held.every((h) => h.settings.etrn === false))
+      return { kind: 'refused', why: 'ETRN is not enabled for it (quail held add --etrn)' };
+    held = held.filter((h) => h.settings.etrn !== false);
     const mine: HeldDomain[] = [];
     for (const h of held) if (client.allowed || (await isRelayhost(h, client.ip))) mine.push(h);
     if (mine.length === 0)

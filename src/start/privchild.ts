@@ -7,7 +7,7 @@ import { relayEvent, type EventLog } from './log.js';
 import { awaitMessage, Supervised, type Account } from './supervised.js';
 
 /** The processes that serve listeners (as root each runs as control/quailuser); `<name>.started` and so on. */
-export type ServiceName = 'smtpd' | 'pop3d' | 'metricsd' | 'webd';
+export type ServiceName = 'smtpd' | 'pop3d' | 'metricsd' | 'webd' | 'odmrd';
 
 export type { Account } from './supervised.js';
 
@@ -67,7 +67,7 @@ const HOLD_MS = 15_000;
 const MAX_PENDING = 1000;
 
 /** The service a process runs: its listeners' events are the service's (`pop3.error`), as without privilege separation. */
-const SERVICE = { smtpd: 'smtp', pop3d: 'pop3', metricsd: 'metrics', webd: 'web' } as const;
+const SERVICE = { smtpd: 'smtp', pop3d: 'pop3', metricsd: 'metrics', webd: 'web', odmrd: 'odmr' } as const;
 
 function bind(spec: HostPort, onConn: (s: Socket) => void, onError: (err: Error) => void): Promise<Server> {
   return new Promise((resolve, reject) => {

@@ -11,6 +11,7 @@ import type { EventName } from './events.js';
 import { ServiceChild, type Account, type ServiceName } from './privchild.js';
 import type { Metrics } from './metrics.js';
 import { METRICS_SERVICE } from './metrics-service.js';
+import { ODMR_SERVICE } from './odmr.js';
 import { POP3_SERVICE } from './pop3.js';
 import { SMTP_SERVICE } from './smtp.js';
 import { WEB_SERVICE } from './web-service.js';
@@ -140,6 +141,7 @@ const SERVICES: readonly Service[] = [
   service(METRICS_SERVICE),
   // issue 19: the web admin
   service(WEB_SERVICE),
+  service(ODMR_SERVICE),
 ];
 
 const kindIndex = (): Map<string, { readonly service: Service; readonly def: KindDef<HostPort> }> =>

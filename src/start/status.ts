@@ -1,6 +1,8 @@
 // quail status: is quail running for this root, on which listeners, what is queued, what went wrong lately.
 import { readFileSync } from 'node:fs';
 import { errText } from '../core/index.js';
+import { Control } from '../control/index.js';
+import { listHeld, readLastPush, waiting } from '../held/index.js';
 import { openQueue } from '../queue/index.js';
 import { errorsFile, runningPid, stateFile, type RunState } from './supervisor.js';
 
@@ -19,6 +21,35 @@ export interface Status {
   readonly state?: RunState;
   readonly queue: QueueCounts | { readonly error: string };
   readonly recentErrors: readonly string[];
+  /** Held domains (src/held): mail waiting, the last push (LASTPUSH, unix seconds) and its result. */
+  readonly held: readonly HeldStatus[];
+}
+
+export interface HeldStatus {
+  readonly domain: string;
+  readonly host: string;
+  readonly waiting: number;
+  readonly lastPush: number | null;
+  readonly lastResult: string | null;
+}
+
+async function heldStatus(root: string): Promise<HeldStatus[]> {
+  try {
+    const out: HeldStatus[] = [];
+    for (const h of listHeld(root, new Control(root))) {
+      const last = readLastPush(h.home);
+      out.push({
+        domain: h.domain,
+        host: h.relayhost,
+        waiting: await waiting(h.maildir),
+        lastPush: last?.at ?? null,
+        lastResult: last === undefined ? null : `${last.reached ? '' : 'not reached: '}${last.result}`,
+      });
+    }
+    return out;
+  } catch {
+    return [];
+  }
 }
 
 export async function readStatus(root: string, errorLines = 10): Promise<Status> {
@@ -66,6 +97,7 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
     ...(state ? { state } : {}),
     queue,
     recentErrors,
+    held: await heldStatus(root),
   };
 }
 
@@ -103,6 +135,10 @@ export function renderStatus(root: string, s: Status): string {
     const named = Object.entries(s.queue.byQueue);
     if (named.some(([n]) => n !== 'default')) out.push(`queues: ${named.map(([n, c]) => `${n} ${c}`).join(', ')}`);
   }
+  for (const h of s.held)
+    out.push(
+      `held: ${h.domain} to ${h.host}: ${h.waiting} waiting; last push ${h.lastPush === null ? 'never' : `${new Date(h.lastPush * 1000).toISOString()}: ${h.lastResult ?? ''}`}`,
+    );
   if (s.recentErrors.length === 0) out.push('recent errors: none');
   else {
     out.push('recent errors:');

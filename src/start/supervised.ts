@@ -19,7 +19,7 @@ const RESTART_MAX_MS = 30_000;
 
 export interface SupervisedOptions<From> {
   /** Event prefix of the process: `<name>.error` when a replacement cannot be started. */
-  readonly name: 'smtpd' | 'pop3d' | 'metricsd' | 'webd' | 'sendd';
+  readonly name: 'smtpd' | 'pop3d' | 'metricsd' | 'webd' | 'odmrd' | 'sendd';
   /** For error texts: `SMTP`, `POP3`, `send`. */
   readonly what: string;
   readonly script: URL | string;

@@ -1,0 +1,344 @@
+// ODMR (RFC 2645) on port 366: the customer authenticates, says ATRN, and the roles reverse on the same connection.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { asciiLower, errText } from '../core/index.js';
+
+/** Longest command line taken (RFC 5321 4.5.3.1.4 allows 512; AUTH responses may be longer). */
+const MAX_LINE = 4096;
+/** Bad commands before the session is ended (421). */
+const MAX_ERRORS = 10;
+
+/** What the session needs from quail: password checks, held domains and the push itself. */
+export interface OdmrDeps {
+  readonly hostname: string;
+  /** PLAIN and LOGIN: the canonical login when the password is right (the directory), else null. */
+  checkPassword(login: string, password: string): Promise<string | null>;
+  /** CRAM-MD5: the shared secret of an ATRN login (quail held add --atrn-secret-file), or null. */
+  cramSecret(login: string): Promise<string | null>;
+  /** The held domains whose ATRN login is `login` (lowercase names). */
+  domainsOf(login: string): Promise<readonly string[]>;
+  /** Messages waiting for a held domain. */
+  waiting(domain: string): Promise<number>;
+  /**
+   * The roles have reversed: push the domains' held mail over `socket` as an SMTP client and QUIT. 'busy': every
+   * domain's lock was held by another push (nothing sent).
+   */
+  push(domains: readonly string[], socket: Socket, tls: boolean): Promise<'done' | 'busy'>;
+  /** STARTTLS: control/servercert.pem, or undefined (not offered). */
+  readonly tls?: { readonly key: string; readonly cert: string } | undefined;
+  /** AUTH without TLS (the client's address is a loopback one, or the listener allows it). */
+  plainAuthOk(ip: string): boolean;
+  log(event: 'odmr.session' | 'odmr.atrn', fields: Readonly<Record<string, unknown>>): void;
+  /** Idle time before the session is ended (ms). */
+  readonly idleMs: number;
+}
+
+/** `ATRN` arguments: none (every domain of the login), or `dom1,dom2`; null when malformed. */
+export function parseAtrn(arg: string): string[] | null {
+  const a = arg.trim();
+  if (a === '') return [];
+  const parts = a.split(',').map((x) => asciiLower(x.trim()));
+  return parts.every((p) => /^[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?$/.test(p) && !p.includes('..')) ? parts : null;
+}
+
+const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+function unb64(s: string): string | null {
+  const t = s.trim();
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) return null;
+  return Buffer.from(t, 'base64').toString('utf8');
+}
+
+/** A line reader with a length limit; `next()` resolves with a line, or null when the client is gone or idle. */
+class Lines {
+  private buf = Buffer.alloc(0);
+  private waiter: ((l: string | 'long' | null) => void) | undefined;
+  private ended = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onData = (c: Buffer): void => {
+    this.buf = Buffer.concat([this.buf, c]);
+    this.pump();
+  };
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.pump();
+  };
+
+  constructor(
+    private sock: Socket,
+    private readonly idleMs: number,
+  ) {
+    this.attach();
+  }
+
+  private attach(): void {
+    this.sock.on('data', this.onData);
+    this.sock.on('end', this.onEnd);
+    this.sock.on('close', this.onEnd);
+    this.sock.on('error', this.onEnd);
+  }
+
+  /** Stops reading (for STARTTLS or the reversal); unread bytes are given back to the socket. */
+  detach(): Buffer {
+    this.sock.off('data', this.onData);
+    this.sock.off('end', this.onEnd);
+    this.sock.off('close', this.onEnd);
+    this.sock.off('error', this.onEnd);
+    const rest = this.buf;
+    this.buf = Buffer.alloc(0);
+    return rest;
+  }
+
+  /** After STARTTLS: read the TLS socket instead. */
+  swap(sock: Socket): void {
+    this.detach();
+    this.sock = sock;
+    this.attach();
+  }
+
+  private pump(): void {
+    const w = this.waiter;
+    if (!w) return;
+    const i = this.buf.indexOf(10);
+    if (i >= 0) {
+      const line = this.buf.subarray(0, i).toString('latin1').replace(/\r$/, '');
+      this.buf = this.buf.subarray(i + 1);
+      this.settle(i > MAX_LINE ? 'long' : line);
+    } else if (this.buf.length > MAX_LINE) {
+      this.buf = Buffer.alloc(0);
+      this.settle('long');
+    } else if (this.ended) this.settle(null);
+  }
+
+  private settle(v: string | 'long' | null): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    w?.(v);
+  }
+
+  next(): Promise<string | 'long' | null> {
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+      this.timer = setTimeout(() => this.settle(null), this.idleMs);
+      this.pump();
+    });
+  }
+}
+
+/**
+ * One ODMR session (RFC 2645 section 4): greeting, EHLO, optional STARTTLS, AUTH (PLAIN, LOGIN, CRAM-MD5), then
+ * ATRN. On `250 OK now reversing the connection` quail is the SMTP client on the same socket. Never throws; every
+ * socket error ends the session.
+ */
+export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promise<void> {
+  let sock: Socket = socket;
+  socket.on('error', () => undefined);
+  const write = (s: string): void => {
+    if (!sock.destroyed && sock.writable) sock.write(`${s}\r\n`);
+  };
+  const lines = new Lines(sock, d.idleMs);
+  let login: string | undefined;
+  let ehlo = false;
+  let tls = false;
+  let errors = 0;
+  let end = 'quit';
+  const bad = (reply: string): boolean => {
+    write(reply);
+    if (++errors < MAX_ERRORS) return false;
+    write(`421 4.7.0 ${d.hostname} too many errors, closing`);
+    end = 'errors';
+    return true;
+  };
+  write(`220 ${d.hostname} ESMTP on-demand mail relay (RFC 2645) ready`);
+  try {
+    for (;;) {
+      const line = await lines.next();
+      if (line === null) {
+        end = sock.destroyed || !sock.readable ? 'gone' : 'idle';
+        if (end === 'idle') write(`421 4.4.2 ${d.hostname} idle too long, closing`);
+        break;
+      }
+      if (line === 'long') {
+        if (bad('500 5.5.2 line too long')) break;
+        continue;
+      }
+      const sp = line.indexOf(' ');
+      const verb = asciiLower(sp < 0 ? line : line.slice(0, sp));
+      const arg = sp < 0 ? '' : line.slice(sp + 1);
+      if (verb === 'quit') {
+        write(`221 2.0.0 ${d.hostname} closing`);
+        break;
+      }
+      if (verb === 'noop') write('250 2.0.0 OK');
+      else if (verb === 'rset') write('250 2.0.0 OK');
+      else if (verb === 'ehlo') {
+        if (arg.trim() === '') {
+          if (bad('501 5.5.4 EHLO needs your host name')) break;
+          continue;
+        }
+        ehlo = true;
+        const ext = [
+          ...(d.tls !== undefined && !tls ? ['STARTTLS'] : []),
+          ...(tls || d.plainAuthOk(ip) ? ['AUTH CRAM-MD5 PLAIN LOGIN'] : ['AUTH CRAM-MD5']),
+          'ATRN',
+        ];
+        const all = [d.hostname, ...ext];
+        write(all.map((l, i) => `${i === all.length - 1 ? '250 ' : '250-'}${l}`).join('\r\n'));
+      } else if (verb === 'helo') {
+        if (bad('502 5.5.1 ODMR needs EHLO (RFC 2645 section 4.1)')) break;
+      } else if (verb === 'starttls') {
+        if (d.tls === undefined || tls) {
+          if (bad('502 5.5.1 STARTTLS not available')) break;
+          continue;
+        }
+        write('220 2.0.0 ready to start TLS');
+        lines.detach();
+        const t = new TLSSocket(sock, { isServer: true, key: d.tls.key, cert: d.tls.cert });
+        t.on('error', () => undefined);
+        const ok = await new Promise<boolean>((resolve) => {
+          t.once('secure', () => resolve(true));
+          t.once('error', () => resolve(false));
+          t.once('close', () => resolve(false));
+        });
+        if (!ok) {
+          end = 'tls-failed';
+          break;
+        }
+        sock = t;
+        lines.swap(t);
+        tls = true;
+        ehlo = false;
+        login = undefined;
+      } else if (verb === 'auth') {
+        if (!ehlo) {
+          if (bad('503 5.5.1 EHLO first')) break;
+          continue;
+        }
+        if (login !== undefined) {
+          if (bad('503 5.5.1 already authenticated')) break;
+          continue;
+        }
+        const r = await auth(arg, ip, tls, d, write, lines);
+        if (r === 'gone') {
+          end = 'gone';
+          break;
+        }
+        if (typeof r === 'string') {
+          login = r;
+          write('235 2.7.0 authenticated');
+        } else if (bad(r.reply)) break;
+      } else if (verb === 'atrn') {
+        if (login === undefined) {
+          if (bad('530 5.7.0 authentication required')) break;
+          continue;
+        }
+        const asked = parseAtrn(arg);
+        if (asked === null) {
+          if (bad('501 5.5.4 syntax: ATRN [domain[,domain...]]')) break;
+          continue;
+        }
+        const mine = await d.domainsOf(login);
+        const want = asked.length === 0 ? [...mine] : asked;
+        const refused = want.filter((x) => !mine.includes(x));
+        if (want.length === 0 || refused.length > 0) {
+          d.log('odmr.atrn', { login, ip, domains: want.join(','), result: 'refused' });
+          write(
+            `450 4.7.1 ATRN request refused${refused.length > 0 ? `: ${refused.join(',')} not held for ${login}` : ': no domains held for you'}`,
+          );
+          continue;
+        }
+        let count = 0;
+        for (const x of want) count += await d.waiting(x);
+        if (count === 0) {
+          d.log('odmr.atrn', { login, ip, domains: want.join(','), result: 'no-mail' });
+          write('453 4.3.0 You have no mail');
+          continue;
+        }
+        write('250 2.0.0 OK now reversing the connection');
+        sock.pause(); // nothing of the customer's greeting may be read before the SMTP client listens
+        const rest = lines.detach();
+        if (rest.length > 0) sock.unshift(rest);
+        d.log('odmr.atrn', { login, ip, domains: want.join(','), result: 'reversed', waiting: count });
+        const outcome = await d.push(want, sock, tls);
+        if (outcome === 'busy') d.log('odmr.atrn', { login, ip, domains: want.join(','), result: 'busy' });
+        end = 'reversed';
+        break;
+      } else if (verb === 'etrn' || verb === 'turn' || verb === 'mail' || verb === 'rcpt' || verb === 'data') {
+        if (bad(`502 5.5.1 ${verb.toUpperCase()} not available here: this is the ODMR port, use ATRN`)) break;
+      } else if (bad('500 5.5.1 unknown command')) break;
+    }
+  } catch (err) {
+    end = `error: ${errText(err)}`;
+  } finally {
+    d.log('odmr.session', { ip, login: login ?? '', end });
+    // after the reversal the SMTP client has said QUIT (or found the connection dead): either way it ends here
+    sock.end();
+    sock.destroySoon();
+  }
+}
+
+/** One AUTH exchange: the login, a reply for a refusal, or 'gone'. */
+async function auth(
+  arg: string,
+  ip: string,
+  tls: boolean,
+  d: OdmrDeps,
+  write: (s: string) => void,
+  lines: Lines,
+): Promise<string | { reply: string } | 'gone'> {
+  const [mech = '', initial] = arg.trim().split(/\s+/);
+  const m = asciiLower(mech);
+  const ask = async (prompt: string): Promise<string | null | 'gone'> => {
+    write(`334 ${prompt}`);
+    const l = await lines.next();
+    if (l === null) return 'gone';
+    if (l === 'long' || l.trim() === '*') return null;
+    return l;
+  };
+  const refused = { reply: '535 5.7.8 authentication failed' };
+  const cancelled = { reply: '501 5.7.0 authentication cancelled or malformed' };
+  if (m === 'plain' || m === 'login') {
+    if (!tls && !d.plainAuthOk(ip)) return { reply: '538 5.7.11 encryption required: STARTTLS first' };
+    let user: string;
+    let pass: string;
+    if (m === 'plain') {
+      const r = initial !== undefined ? initial : await ask('');
+      if (r === 'gone') return r;
+      const t = r === null || r === '=' ? null : unb64(r);
+      const parts = t?.split('\0');
+      if (parts?.length !== 3) return cancelled;
+      user = parts[1] ?? '';
+      pass = parts[2] ?? '';
+    } else {
+      const u = initial !== undefined ? initial : await ask(b64('Username:'));
+      if (u === 'gone') return u;
+      const uu = u === null ? null : unb64(u);
+      if (uu === null) return cancelled;
+      const p = await ask(b64('Password:'));
+      if (p === 'gone') return p;
+      const pp = p === null ? null : unb64(p);
+      if (pp === null) return cancelled;
+      user = uu;
+      pass = pp;
+    }
+    if (user === '' || pass === '') return refused;
+    const ok = await d.checkPassword(user, pass).catch(() => null);
+    return ok ?? refused;
+  }
+  if (m === 'cram-md5') {
+    const challenge = `<${randomBytes(12).toString('hex')}.${Date.now()}@${d.hostname}>`;
+    const r = await ask(b64(challenge));
+    if (r === 'gone') return r;
+    const t = r === null ? null : unb64(r);
+    const sp = t?.lastIndexOf(' ') ?? -1;
+    if (t === null || t === undefined || sp <= 0) return cancelled;
+    const user = asciiLower(t.slice(0, sp));
+    const digest = t.slice(sp + 1);
+    const secret = await d.cramSecret(user).catch(() => null);
+    if (secret === null || !/^[0-9a-f]{32}$/i.test(digest)) return refused;
+    const want = createHmac('md5', secret).update(challenge).digest();
+    return timingSafeEqual(want, Buffer.from(digest, 'hex')) ? user : refused;
+  }
+  return { reply: '504 5.5.4 unknown mechanism: CRAM-MD5, PLAIN or LOGIN' };
+}
