@@ -55,7 +55,6 @@ export function reverseIp(ip: string): string | undefined {
 
 /** rblsmtpd's reply: 451 or 553, the text cut at 200 bytes, anything outside 32..126 made `?`. */
 function replyLine(code: 451 | 553, text: string): string {
-  // eslint-disable-next-line no-control-regex
   return `${code} ${text.slice(0, 200).replace(/[^\x20-\x7e]/g, '?')}`;
 }
 

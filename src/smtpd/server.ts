@@ -159,7 +159,7 @@ export class SmtpListener {
     else {
       const built = this.buildEnv(socket, ip, control);
       if (built === 'deny') {
-        log('smtp.refused', { ip, why: 'tcp.smtp', listener: label });
+        log('smtp.refused', { ip, why: this.spec.options['tcprules'] ?? 'tcp.smtp', listener: label });
         return { refuse: renderReply(R.denied, false) };
       }
       env = built;
@@ -219,13 +219,14 @@ export class SmtpListener {
     if (db !== undefined) env['DATABYTES'] = db;
     // The listener's own policy (docs/LISTENERS.md), as environment: a tcp.smtp rule may still override it per client.
     const o = this.spec.options;
-    if (o['rcpthosts'] === 'none') env['QUAIL_RCPTHOSTS'] = 'none';
+    if (o['rcpthosts'] !== undefined) env['QUAIL_RCPTHOSTS'] = o['rcpthosts'];
     if (o['auth'] !== undefined) env['QUAIL_AUTH'] = o['auth'];
     if (o['tls'] === 'required') env['QUAIL_TLS'] = 'required';
     if (o['tarpitcount'] !== undefined) env['TARPITCOUNT'] = o['tarpitcount'];
     if (o['tarpitdelay'] !== undefined) env['TARPITDELAY'] = o['tarpitdelay'];
     if (o['greetdelay'] !== undefined) env['GREETDELAY'] = o['greetdelay'];
-    const text = control.raw('tcp.smtp');
+    // `tcprules=FILE`: the listener's own rules instead of tcp.smtp (missing: no rules, as tcpserver without its cdb)
+    const text = o['tcprules'] !== undefined ? control.named(o['tcprules']) : control.raw('tcp.smtp');
     if (text !== null) {
       const rule = matchTcpRules(parseTcpRules(text), ip);
       if (rule?.action === 'deny') return 'deny';
