@@ -86,7 +86,10 @@ void test('listeners: rcpthosts=FILE and tcprules=FILE replace control/rcpthosts
     // a listener naming a missing rcpthosts file refuses the session: never accept every domain by mistake
     assert.match(await talk(missing.port, TO_LOCAL), /^421 unable to read controls/);
     // a missing tcprules file is no rules (tcpserver without its cdb): served, but no RELAYCLIENT
-    assert.match(await talk(noRules.port, toOther), /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/);
+    assert.match(
+      await talk(noRules.port, toOther),
+      /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/,
+    );
   } finally {
     for (const h of [mx, sub, missing, noRules]) await h.close();
   }
