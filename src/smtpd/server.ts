@@ -225,6 +225,8 @@ export class SmtpListener {
     if (o['tarpitcount'] !== undefined) env['TARPITCOUNT'] = o['tarpitcount'];
     if (o['tarpitdelay'] !== undefined) env['TARPITDELAY'] = o['tarpitdelay'];
     if (o['greetdelay'] !== undefined) env['GREETDELAY'] = o['greetdelay'];
+    // filter=PROGRAM: QMAILQUEUE for every client of the listener (QMAILQUEUE="" in its tcp.smtp exempts one)
+    if (o['filter'] !== undefined) env['QMAILQUEUE'] = o['filter'];
     // `tcprules=FILE`: the listener's own rules instead of tcp.smtp (missing: no rules, as tcpserver without its cdb)
     const text = o['tcprules'] !== undefined ? control.named(o['tcprules']) : control.raw('tcp.smtp');
     if (text !== null) {
