@@ -1,14 +1,24 @@
 // Listeners with their own policy through a running `quail start`: seed 003's two instances on two addresses (one
 // accepting its domains, one as if rcpthosts were empty), DNS blocklists over control/dnsservers, greeting delay,
 // tarpitting, a listener's own rcpthosts and tcprules files.
-// tier: system (needs quail start, swaks, 127.0.0.2-127.0.0.4 on lo)
+// tier: system (needs quail start, swaks, bash, 127.0.0.2-127.0.0.5 on lo)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort, MAIN, waitFor } from '../../test/support/start.js';
+import { repoPath } from '../../test/support/paths.js';
+import { freePort, MAIN, setupRoot, waitFor } from '../../test/support/start.js';
 import { startDns, type DnsName } from '../../test/support/testdns.js';
 import { Wire } from '../../test/support/hostile-wire.js';
 
@@ -156,6 +166,75 @@ void test('seed 003: two smtp listeners on 127.0.0.2 and 127.0.0.3 with their ow
       await gone;
     }
     await dns.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('filter=PROGRAM on a listener line: the seed 003 qmail-queue wrapper runs for that listener only; QMAILQUEUE="" in tcp.smtp exempts a client', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-listeners-filter-'));
+  let child: ChildProcess | undefined;
+  let log = '';
+  try {
+    setupRoot(root, 'mx.example.com', [{ domain: 'example.com', boxes: ['joe'] }]);
+    const bin = join(root, 'bin');
+    mkdirSync(bin, { recursive: true, mode: 0o755 });
+    // `quail` on the PATH quail start passes on, as an installed quail would be (the wrapper calls quail queue-inject)
+    writeFileSync(join(bin, 'quail'), `#!/bin/sh\nexec ${process.execPath} ${MAIN} "$@"\n`, { mode: 0o755 });
+    const wrapper = join(bin, 'qmail-queue');
+    copyFileSync(repoPath('src', 'filter', 'testdata', 'sender-domain-wrapper.sh'), wrapper);
+    chmodSync(wrapper, 0o755);
+    const [p1, p2] = [await freePort(), await freePort()];
+    const ctl = (name: string, text: string): void => writeFileSync(join(root, 'control', name), text);
+    ctl('listeners', `127.0.0.2:${p1} smtp filter=${wrapper}\n127.0.0.3:${p2} smtp\n`);
+    ctl('tcp.smtp', '127.0.0.5:allow,QMAILQUEUE=""\n:allow\n');
+    child = spawn(process.execPath, [MAIN, 'start', '--root', root], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}` },
+    });
+    child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+    await waitFor(
+      () => log.includes('quail.started'),
+      30_000,
+      () => log,
+    );
+
+    const to = (host: string, port: number, from: string, subject: string, local?: string): string =>
+      swaksTo(host, port, [
+        ...['--from', from, '--to', 'joe@example.com', '--header', `Subject: ${subject}`],
+        ...(local !== undefined ? ['--local-interface', local] : []),
+      ]).out;
+    // the filtered listener: the wrapper refuses refused.test with its own text, queues the rest through queue-inject
+    assert.match(
+      to('127.0.0.2', p1, 'bob@refused.test', 'refused'),
+      /<\*\* *554 5\.7\.1 sorry, refused\.test may not send through this server/,
+    );
+    assert.match(to('127.0.0.2', p1, 'ann@good.test', 'filtered'), /<[-~] *250 2\.0\.0 ok \d+ qp \d+$/m);
+    // the other listener runs no filter: the same sender is queued
+    assert.match(to('127.0.0.3', p2, 'bob@refused.test', 'unfiltered'), /<[-~] *250 2\.0\.0 ok /m);
+    // QMAILQUEUE="" for 127.0.0.5 in tcp.smtp: that client skips the listener's filter
+    assert.match(to('127.0.0.2', p1, 'bob@refused.test', 'exempt', '127.0.0.5'), /<[-~] *250 2\.0\.0 ok /m);
+    const newDir = join(root, 'domains', 'example.com', 'joe', 'Maildir', 'new');
+    await waitFor(
+      () => readdirSync(newDir).length === 3,
+      30_000,
+      () => `three deliveries; log:\n${log}`,
+    );
+    const subjects = readdirSync(newDir)
+      .map((f) => /^Subject: (.*)$/m.exec(readFileSync(join(newDir, f), 'latin1'))?.[1])
+      .sort();
+    assert.deepEqual(subjects, ['exempt', 'filtered', 'unfiltered']);
+    await waitFor(
+      () => /smtp\.queued .*filter=/.test(log),
+      10_000,
+      () => log,
+    );
+  } finally {
+    if (child && child.exitCode === null) {
+      const gone = new Promise((r) => child?.on('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+    }
     rmSync(root, { recursive: true, force: true });
   }
 });
