@@ -30,7 +30,7 @@ export class ControlReadError extends QuailError {
 }
 
 export class Control {
-  private readonly cache = new Map<ControlName, string | null>();
+  private readonly cache = new Map<string, string | null>();
   /** control/ itself is a directory (checked once per snapshot, when a file is missing). */
   private dirOk: boolean | undefined;
 
@@ -43,6 +43,21 @@ export class Control {
 
   /** The raw text (latin1, one char per byte), or null when missing. Unreadable → ControlReadError. */
   raw(name: ControlName): string | null {
+    return this.text(name);
+  }
+
+  /**
+   * A file of control/ the operator named instead of a catalogued one (a listener's `rcpthosts=FILE` or
+   * `tcprules=FILE`, docs/LISTENERS.md), read as raw() reads: null when missing, ControlReadError when unreadable.
+   * Only a plain name is accepted (no `/`, not starting with `.`): nothing outside control/ is read.
+   */
+  named(file: string): string | null {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(file))
+      throw new QuailError(`control file name ${JSON.stringify(file)}: letters, digits, . _ - only`, false);
+    return this.text(file);
+  }
+
+  private text(name: string): string | null {
     if (this.cache.has(name)) return this.cache.get(name) ?? null;
     let text: string | null;
     // Most control files are missing (defaults): a stat that does not throw says so without the cost of an
@@ -52,13 +67,13 @@ export class Control {
       return null;
     }
     try {
-      text = readFileSync(this.path(name), 'latin1');
+      text = readFileSync(join(this.root, 'control', name), 'latin1');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // Only ENOENT means "missing" (qmail's control.c); anything else (EISDIR, ELOOP, EACCES, ENOTDIR
       // when control/ is not a directory) is a temporary failure, never a silent default.
       if (code === 'ENOENT') text = null;
-      else throw new ControlReadError(this.path(name), err);
+      else throw new ControlReadError(join(this.root, 'control', name), err);
     }
     this.cache.set(name, text);
     return text;
@@ -68,9 +83,9 @@ export class Control {
    * True only when the file is certainly missing (ENOENT in a control/ that is a directory). Anything else — present,
    * a symlink loop, control/ not a directory — goes to the read below, which gives the file or the exact error.
    */
-  private surelyMissing(name: ControlName): boolean {
+  private surelyMissing(name: string): boolean {
     try {
-      if (statSync(this.path(name), { throwIfNoEntry: false }) !== undefined) return false;
+      if (statSync(join(this.root, 'control', name), { throwIfNoEntry: false }) !== undefined) return false;
       this.dirOk ??= statSync(join(this.root, 'control'), { throwIfNoEntry: false })?.isDirectory() === true;
       return this.dirOk;
     } catch {

@@ -1,7 +1,11 @@
 // control/queues and control/queuerules: golden tables of what parses, what is refused, and which queue is chosen.
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { chooseQueue, domainMatches, parseQueues, parseRules, type QueueFacts } from './index.js';
+import { Control } from '../control/index.js';
+import { chooseQueue, domainMatches, parseQueues, parseRules, rulesFrom, type QueueFacts } from './index.js';
 
 void test('queues: a line per queue, options over the control files, bad lines refused with the reason', () => {
   const p = parseQueues(
@@ -101,4 +105,23 @@ void test('chooseQueue: listener option first, then the rules in order, else def
   for (const [facts, want] of table) assert.equal(chooseQueue(rules, f(facts)).queue, want, JSON.stringify(facts));
   assert.equal(chooseQueue(rules, f({ auth: 'joe@example.com' })).why, 'queuerules line 2: auth example.com corp');
   assert.equal(chooseQueue(rules, f({})).why, 'no rule matched');
+});
+
+void test('rulesFrom: parsed once per control snapshot (the messages of a session share them); a new snapshot reads the files again', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-rules-'));
+  try {
+    mkdirSync(join(root, 'control'));
+    writeFileSync(join(root, 'control', 'queues'), 'bulk\n');
+    writeFileSync(join(root, 'control', 'queuerules'), 'sender example.net bulk\n');
+    const snapshot = new Control(root);
+    const first = rulesFrom(snapshot);
+    assert.equal(first.rules.length, 1);
+    writeFileSync(join(root, 'control', 'queuerules'), 'sender example.net bulk\nrcpt example.org bulk\n');
+    assert.equal(rulesFrom(snapshot), first, 'the same parsed rules for the same snapshot');
+    const fresh = rulesFrom(new Control(root));
+    assert.notEqual(fresh, first);
+    assert.equal(fresh.rules.length, 2, 'a new snapshot sees the new file');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -104,11 +104,22 @@ export function chooseQueue(rules: QueueRules, f: QueueFacts): QueueChoice {
   return { queue: DEFAULT_QUEUE, why: 'no rule matched' };
 }
 
-/** control/queues and control/queuerules from one snapshot. Throws ControlReadError when either is unreadable. */
+/** The rules parsed from each Control snapshot, kept as long as the snapshot lives (an SMTP session's). */
+const parsedRules = new WeakMap<Control, QueueRules>();
+
+/**
+ * control/queues and control/queuerules from one snapshot, parsed once per snapshot: the files of a snapshot never
+ * change, so a session's second message reuses the first one's rules. Throws ControlReadError when either is
+ * unreadable (nothing is kept then: the next call tries again).
+ */
 export function rulesFrom(control: Control): QueueRules {
+  const kept = parsedRules.get(control);
+  if (kept !== undefined) return kept;
   const policies = queuesFrom(control);
   const known = new Set([DEFAULT_QUEUE, ...policies.queues.keys()]);
   const t = control.raw('queuerules');
   const parsed = t === null ? { rules: [], known, errors: [] } : parseRules(t, known);
-  return { ...parsed, errors: [...policies.errors, ...parsed.errors] };
+  const rules = { ...parsed, errors: [...policies.errors, ...parsed.errors] };
+  parsedRules.set(control, rules);
+  return rules;
 }

@@ -14,3 +14,4 @@ export {
 export type { CheckFacts, CheckVerdict, MessageChecker } from './check.js';
 export { loadPolicy, type SessionEnv } from './policy.js';
 export type { EtrnService, EtrnNode, EtrnAnswer } from './etrn.js';
+export type { RblResolver } from './rbl.js';

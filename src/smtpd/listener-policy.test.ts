@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { harness, talk } from '../../test/support/smtpd.js';
+import { Wire } from '../../test/support/hostile-wire.js';
 
 const CONTROL = { me: 'mx.example.com\n', rcpthosts: 'example.com\n' };
 const TO_LOCAL = 'EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@example.com>\r\nQUIT\r\n';
@@ -51,5 +52,45 @@ void test('listeners: auth=required asks for AUTH at MAIL; auth=off never offers
     assert.match(t, /530 5\.7\.0 Must issue a STARTTLS command first/);
   } finally {
     for (const h of [req, off, on, tls]) await h.close();
+  }
+});
+
+void test('listeners: rcpthosts=FILE and tcprules=FILE replace control/rcpthosts and control/tcp.smtp for that listener', async () => {
+  const control = {
+    ...CONTROL,
+    'rcpthosts.sub': 'other.test\n',
+    'tcp.smtp': '127.:allow,RELAYCLIENT=""\n',
+    'tcp.sub': '127.0.0.4:deny\n:allow\n',
+  };
+  const mx = await harness({ control });
+  const sub = await harness({ control, options: { rcpthosts: 'rcpthosts.sub', tcprules: 'tcp.sub' } });
+  const missing = await harness({ control, options: { rcpthosts: 'nosuchfile' } });
+  const noRules = await harness({ control, options: { tcprules: 'nosuchrules' } });
+  const toOther = 'EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@other.test>\r\nQUIT\r\n';
+  try {
+    // the common tcp.smtp gives 127. RELAYCLIENT: everything goes through on the first listener
+    assert.match(await talk(mx.port, toOther), /250 2\.1\.5 ok\r\n221 /);
+    // the second reads tcp.sub (no RELAYCLIENT) and rcpthosts.sub: its own domain only
+    assert.match(await talk(sub.port, toOther), /250 2\.1\.5 ok\r\n221 /);
+    assert.match(
+      await talk(sub.port, TO_LOCAL),
+      /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/,
+    );
+    // tcp.sub's deny line refuses 127.0.0.4 on that listener only
+    const denied = await Wire.connect(sub.port, { localAddress: '127.0.0.4' });
+    assert.match(await denied.reply(), /^5\d\d /);
+    denied.destroy();
+    const other = await Wire.connect(mx.port, { localAddress: '127.0.0.4' });
+    assert.match(await other.reply(), /^220 /);
+    other.destroy();
+    // a listener naming a missing rcpthosts file refuses the session: never accept every domain by mistake
+    assert.match(await talk(missing.port, TO_LOCAL), /^421 unable to read controls/);
+    // a missing tcprules file is no rules (tcpserver without its cdb): served, but no RELAYCLIENT
+    assert.match(
+      await talk(noRules.port, toOther),
+      /553 5\.7\.1 sorry, that domain isn't in my list of allowed rcpthosts/,
+    );
+  } finally {
+    for (const h of [mx, sub, missing, noRules]) await h.close();
   }
 });

@@ -1,7 +1,7 @@
 // A session's acceptance rules, read once at connect from control/ and the session environment (B.2-B.9).
 import { asciiLower, errText } from '../core/index.js';
 import { CdbReader } from '../cdb/index.js';
-import type { Control } from '../control/index.js';
+import { parseList, type Control } from '../control/index.js';
 import { applyLocalIpHost } from './address.js';
 
 /** The tcpserver-style environment of one session: TCPREMOTEIP, TCPLOCALHOST, RELAYCLIENT, DATABYTES... */
@@ -96,7 +96,17 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
     if (greeting === null) return { ok: false, reason: 'neither control/smtpgreeting nor control/me exists' };
     // QUAIL_RCPTHOSTS="none" (listener `rcpthosts=none`): as if rcpthosts were empty — only RELAYCLIENT or AUTH
     // may give recipients (seed 003's submission instance); no other domain is accepted, morercpthosts not read.
-    const rcptSet = env['QUAIL_RCPTHOSTS'] === 'none' ? new Set<string>() : rcptHostSet(control);
+    // QUAIL_RCPTHOSTS="FILE" (listener `rcpthosts=FILE`): that file of control/ instead, without morercpthosts.cdb;
+    // a listener naming a file that is missing refuses the session (421) rather than accept every domain.
+    const own = env['QUAIL_RCPTHOSTS'];
+    const ownFile = own !== undefined && own !== '' && own !== 'none' ? own : undefined;
+    let rcptSet: ReadonlySet<string> | null;
+    if (own === 'none') rcptSet = new Set<string>();
+    else if (ownFile !== undefined) {
+      const text = control.named(ownFile);
+      if (text === null) return { ok: false, reason: `control/${ownFile} (the listener's rcpthosts=) does not exist` };
+      rcptSet = new Set(parseList(text).map(asciiLower));
+    } else rcptSet = rcptHostSet(control);
     const bmf = new Set((control.list('badmailfrom').value ?? []).map(asciiLower));
     const envBytes = envNumber(env['DATABYTES']);
     const databytes = envBytes ?? control.number('databytes').value;
@@ -105,7 +115,7 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
     const dd = control.single('defaultdomain');
     const defaultDomain = dd.source === 'file' && dd.value !== null && dd.value !== '' ? dd.value : undefined;
     // Opened last: nothing after it can fail, so the descriptor always reaches the policy that closes it.
-    const fd = rcptSet === null || env['QUAIL_RCPTHOSTS'] === 'none' ? null : control.open('morercpthosts.cdb');
+    const fd = rcptSet === null || own === 'none' || ownFile !== undefined ? null : control.open('morercpthosts.cdb');
     const mrh = fd === null ? null : CdbReader.fromFd(fd);
     return {
       ok: true,

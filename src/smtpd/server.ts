@@ -1,4 +1,5 @@
 // A listening SMTP/submission socket: connection limits, tcp.smtp rules, the session environment, TLS.
+import { promises as dnsPromises } from 'node:dns';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -12,6 +13,7 @@ import type { CheckPolicy, MessageChecker } from './check.js';
 import type { SessionEnv } from './policy.js';
 import type { QueueFilter } from './filter.js';
 import type { EtrnService } from './etrn.js';
+import type { RblConfig, RblResolver, RblSource } from './rbl.js';
 import { R, renderReply } from './replies.js';
 import {
   DEFAULT_LIMITS,
@@ -46,6 +48,11 @@ export interface SmtpServerDeps {
   readonly checker?: MessageChecker;
   /** The senders an authenticated login may use (default: its own address only). */
   readonly senders?: SenderCheck;
+  /**
+   * The resolver of the listener's DNS blocklists (`rbl=`), one per session (src/start: control/dnsservers, else the
+   * system's). Absent: node's resolver with the system's servers.
+   */
+  readonly dns?: () => RblResolver;
   /** ETRN for held domains (src/start fills it in over src/held; absent = 502). */
   readonly etrn?: EtrnService;
   /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
@@ -81,6 +88,7 @@ export class SmtpListener {
   private readonly limits: SessionLimits;
   private readonly isLocalIp: (ip: string) => boolean;
   private readonly authThrottle: LoginThrottle;
+  private readonly rbl: RblConfig | undefined;
 
   constructor(
     readonly spec: ListenerSpec,
@@ -88,6 +96,7 @@ export class SmtpListener {
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...deps.limits, ...numericOptions(spec.options) };
     this.authThrottle = deps.authThrottle ?? new LoginThrottle();
+    this.rbl = rblConfigOf(spec.options, deps.dns);
     const ips = hostIps();
     this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
     const log = deps.log ?? (() => undefined);
@@ -150,7 +159,7 @@ export class SmtpListener {
     else {
       const built = this.buildEnv(socket, ip, control);
       if (built === 'deny') {
-        log('smtp.refused', { ip, why: 'tcp.smtp', listener: label });
+        log('smtp.refused', { ip, why: this.spec.options['tcprules'] ?? 'tcp.smtp', listener: label });
         return { refuse: renderReply(R.denied, false) };
       }
       env = built;
@@ -175,6 +184,7 @@ export class SmtpListener {
       recipients: this.deps.recipients,
       senders: this.deps.senders,
       etrn: this.deps.etrn,
+      rbl: this.rbl,
       senderAuth: this.spec.options['senderauth'] !== 'off',
       checker: this.deps.checker,
       checkPolicy: checkPolicyOf(this.spec),
@@ -209,12 +219,16 @@ export class SmtpListener {
     if (db !== undefined) env['DATABYTES'] = db;
     // The listener's own policy (docs/LISTENERS.md), as environment: a tcp.smtp rule may still override it per client.
     const o = this.spec.options;
-    if (o['rcpthosts'] === 'none') env['QUAIL_RCPTHOSTS'] = 'none';
+    if (o['rcpthosts'] !== undefined) env['QUAIL_RCPTHOSTS'] = o['rcpthosts'];
     if (o['auth'] !== undefined) env['QUAIL_AUTH'] = o['auth'];
     if (o['tls'] === 'required') env['QUAIL_TLS'] = 'required';
     if (o['tarpitcount'] !== undefined) env['TARPITCOUNT'] = o['tarpitcount'];
     if (o['tarpitdelay'] !== undefined) env['TARPITDELAY'] = o['tarpitdelay'];
-    const text = control.raw('tcp.smtp');
+    if (o['greetdelay'] !== undefined) env['GREETDELAY'] = o['greetdelay'];
+    // filter=PROGRAM: QMAILQUEUE for every client of the listener (QMAILQUEUE="" in its tcp.smtp exempts one)
+    if (o['filter'] !== undefined) env['QMAILQUEUE'] = o['filter'];
+    // `tcprules=FILE`: the listener's own rules instead of tcp.smtp (missing: no rules, as tcpserver without its cdb)
+    const text = o['tcprules'] !== undefined ? control.named(o['tcprules']) : control.raw('tcp.smtp');
     if (text !== null) {
       const rule = matchTcpRules(parseTcpRules(text), ip);
       if (rule?.action === 'deny') return 'deny';
@@ -238,6 +252,31 @@ function numericOptions(o: Readonly<Record<string, string>>): Partial<SessionLim
   set('maxErrors', n('maxerrors'));
   set('maxNoop', n('maxnoop'));
   return out;
+}
+
+/** rblsmtpd's -t default and quail's lookup deadline default (seconds). */
+const RBL_TIMEOUT = 60;
+const RBL_DEADLINE = 60;
+
+/**
+ * The listener's `rbl=`/`rblallow=` sources (src/start joins them, in line order, as `base +base ...`: `+` =
+ * anti-list) and their settings; undefined when it has none.
+ */
+function rblConfigOf(o: Readonly<Record<string, string>>, dns: (() => RblResolver) | undefined): RblConfig | undefined {
+  const list = (o['rbl'] ?? '').split(/\s+/).filter((w) => w !== '');
+  if (list.length === 0) return undefined;
+  const sources: RblSource[] = list.map((w) =>
+    w.startsWith('+') ? { base: w.slice(1), allow: true } : { base: w, allow: false },
+  );
+  const num = (k: string, d: number): number => (o[k] !== undefined && /^\d+$/.test(o[k]) ? Number(o[k]) : d);
+  return {
+    sources,
+    bounce: o['rblbounce'] === 'on',
+    failClosed: o['rblfail'] === 'closed',
+    timeoutSeconds: num('rbltimeout', RBL_TIMEOUT),
+    deadlineMs: num('rbldeadline', RBL_DEADLINE) * 1000,
+    resolver: dns ?? (() => new dnsPromises.Resolver({ timeout: 2000, tries: 2 })),
+  };
 }
 
 /** `authcheck=off|header|reject`; default `header` on smtp listeners (mail from other servers), `off` on submission. */

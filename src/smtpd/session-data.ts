@@ -20,8 +20,9 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   if (s.authUser !== undefined) meta['auth'] = s.authUser;
   // a client that may relay: outbound DKIM signs its mail by the envelope sender's domain (src/msgauth)
   if (s.policy.relayClient !== undefined) meta['relay'] = '1';
-  // QMAILQUEUE (tcp.smtp), as qmail-smtpd: the program gets the message and must queue it itself (qmail-queue(8)).
-  const qq = env['QMAILQUEUE'];
+  // QMAILQUEUE (tcp.smtp, or the listener's filter=), as qmail-smtpd: the program gets the message and must queue it
+  // itself (qmail-queue(8)). Read here once; handOver gets it from the sink. Empty = none.
+  const qq = env['QMAILQUEUE'] === '' ? undefined : env['QMAILQUEUE'];
   const localHost = env['TCPLOCALHOST'] ?? env['TCPLOCALIP'];
   const received = receivedLine(
     {
@@ -46,8 +47,8 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   const checker = s.deps.checkPolicy !== 'off' && !ours ? s.deps.checker : undefined;
   const sink: DataSink =
     checker !== undefined && s.deps.checkPolicy !== undefined
-      ? new CheckedSink(s, message, received, checker, s.deps.checkPolicy)
-      : new StreamSink(s, message, received);
+      ? new CheckedSink(s, { ...message, program: qq }, received, checker, s.deps.checkPolicy)
+      : new StreamSink(s, { ...message, program: qq }, received);
   s.progress();
   s.send(R.goAhead);
   const dec = new DataDecoder(s.policy.databytes, s.policy.keepBareCr);
@@ -92,7 +93,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
       ip: s.remoteIp,
       from: tx.sender,
       error: errText(res.err),
-      ...(qq !== undefined && qq !== '' ? { filter: qq } : {}),
+      ...(qq !== undefined ? { filter: qq } : {}),
     });
     s.send(queueFailureReply(res.err));
     return 'continue';
@@ -100,7 +101,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   s.messages++;
   s.deps.log('smtp.queued', {
     id: res.id,
-    ...(qq !== undefined && qq !== '' ? { filter: qq } : {}),
+    ...(qq !== undefined ? { filter: qq } : {}),
     ip: s.remoteIp,
     from: tx.sender,
     rcpts: tx.recipients.length,
@@ -116,7 +117,11 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
 
 type Finished = Injected | { readonly ok: 'refused'; readonly reply: Reply };
 /** meta stays this session's own object: handOver notes the queue rule in it for the smtp.queued event. */
-type NewNetworkMessage = Omit<NewMessage, 'data' | 'meta'> & { readonly meta: Record<string, string> };
+type NewNetworkMessage = Omit<NewMessage, 'data' | 'meta'> & {
+  readonly meta: Record<string, string>;
+  /** The QMAILQUEUE program that gets the message instead of the queue (dataCommand read it), or undefined. */
+  readonly program: string | undefined;
+};
 
 /** Where DATA's decoded bytes go: straight into the queue, or held for the inbound checks first. */
 interface DataSink {
@@ -236,9 +241,9 @@ class CheckedSink implements DataSink {
  * Into the queue, or, when the session's environment names a QMAILQUEUE program, to that program, which queues it
  * itself (qmail-queue(8)); QMAILQUEUE without a filter runner is a temporary failure, never an unfiltered 250.
  */
-async function handOver(s: Session, m: NewNetworkMessage & Pick<NewMessage, 'data'>): Promise<QueueId> {
-  const qq = s.deps.env['QMAILQUEUE'];
-  if (qq === undefined || qq === '') {
+async function handOver(s: Session, msg: NewNetworkMessage & Pick<NewMessage, 'data'>): Promise<QueueId> {
+  const { program: qq, ...m } = msg;
+  if (qq === undefined) {
     const choice = await chosenQueue(s, m.sender, m.recipients);
     if (choice.why !== 'no rule matched') m.meta['queuerule'] = choice.why;
     return s.deps.queue.inject({ ...m, queueName: choice.queue });

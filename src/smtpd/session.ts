@@ -14,6 +14,8 @@ import { Reader } from '../lineio/index.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { verbHandler } from './session-verbs.js';
 import type { EtrnService } from './etrn.js';
+import { beforeGreeting } from './pregreet.js';
+import type { RblConfig } from './rbl.js';
 
 export interface SessionLimits {
   /** Longest command line in bytes (RFC 5321 4.5.3.1.4 asks for at least 512). */
@@ -58,7 +60,8 @@ export type SmtpEventName =
   | 'smtp.checked'
   | 'smtp.queue-failed'
   | 'smtp.error'
-  | 'smtp.close';
+  | 'smtp.close'
+  | 'smtp.rbl';
 
 export type SessionEventLog = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>) => void;
 
@@ -95,6 +98,8 @@ export interface SessionDeps {
   readonly checkPolicy?: CheckPolicy | undefined;
   /** ETRN (RFC 1985) for held domains; absent = 502 as qmail-smtpd. */
   readonly etrn?: EtrnService | undefined;
+  /** The listener's DNS blocklists (`rbl=`, rblsmtpd's rules); absent = none, and RBLSMTPD is not read. */
+  readonly rbl?: RblConfig | undefined;
   readonly limits: SessionLimits;
   readonly clock: () => Date;
   readonly isLocalIp: (ip: string) => boolean;
@@ -111,6 +116,8 @@ export type EndReason =
   | 'auth-failures'
   | 'no-controls'
   | 'tls-failed'
+  | 'rbl'
+  | 'pre-greet'
   | 'shutdown';
 
 /** What a verb handler tells the command loop: go on, or end the session for this reason. */
@@ -239,6 +246,8 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
   }
   s.policy = loaded.policy;
   try {
+    const first = await beforeGreeting(s, deps.rbl);
+    if (first !== 'serve') return done(first);
     s.sendRaw(`220 ${s.policy.greeting} ESMTP\r\n`);
     for (;;) {
       const got = await s.reader.line(s.timeoutMs, deps.limits.maxLine);

@@ -86,8 +86,12 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'smtp.listening': { fields: 'address port kind user? starttls?', doc: 'an SMTP or submission listener is bound' },
   'smtp.connect': { fields: 'ip listener kind', doc: 'a connection accepted' },
   'smtp.refused': {
-    fields: 'ip why listener? commands? from? bytes?',
-    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size, dmarc)',
+    fields: 'ip why listener? commands? from? bytes? reply? by?',
+    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size, dmarc, rbl, pre-greet)',
+  },
+  'smtp.rbl': {
+    fields: 'ip listed why',
+    doc: "a listener's DNS blocklists let a client in for a reason worth saying (RBLSMTPD empty, anti-listed, a lookup failed or passed its deadline)",
   },
   'smtp.tls': { fields: 'ip protocol', doc: 'STARTTLS done' },
   'smtp.auth': { fields: 'ip user? ok reason?', doc: 'an AUTH attempt and its result' },

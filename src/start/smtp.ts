@@ -7,6 +7,7 @@ import { qmailQueueFilter } from '../filter/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { HeldEtrn } from './held-link.js';
 import { InboundLink } from './msgauth-link.js';
+import { rblResolverFor } from './dns-link.js';
 import { takeLookupBatch, type LookupBatch } from './lookup-batch.js';
 import { keyValues, type HostPort } from './listeners.js';
 import type { EventLog } from './log.js';
@@ -34,14 +35,24 @@ const NUMERIC_OPTIONS = [
   'maxnoop',
   'tarpitcount',
   'tarpitdelay',
+  'greetdelay',
+  'rbltimeout',
+  'rbldeadline',
 ];
 const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   senderauth: ['on', 'off'],
   authcheck: ['off', 'header', 'reject'],
-  rcpthosts: ['none'],
   auth: ['required', 'offered', 'off'],
   tls: ['required'],
+  rblbounce: ['on', 'off'],
+  rblfail: ['open', 'closed'],
 };
+
+/** A DNS name a blocklist lives under (`rbl=`, `rblallow=`). */
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
+/** A file of control/ a listener names instead of the common one (`rcpthosts=`, `tcprules=`). */
+const CONTROL_FILE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/;
 
 /** Why `key=value` is not a valid smtp/submission option, or undefined when it is. */
 function optionProblem(key: string, value: string): string | undefined {
@@ -51,6 +62,18 @@ function optionProblem(key: string, value: string): string | undefined {
     return /^[a-z0-9][a-z0-9._-]{0,63}$/.test(value)
       ? undefined
       : `option queue=${value}: a queue name of control/queues (a-z, 0-9, . _ -)`;
+  if (key === 'rcpthosts' || key === 'tcprules')
+    return (key === 'rcpthosts' && value === 'none') || CONTROL_FILE.test(value)
+      ? undefined
+      : `option ${key}=${value}: the name of a file in control/ (letters, digits, . _ -)${key === 'rcpthosts' ? ' or none' : ''}`;
+  if (key === 'rbl' || key === 'rblallow')
+    return DNS_NAME.test(value)
+      ? undefined
+      : `option ${key}=${value}: a DNS zone, as rblsmtpd's -r/-a (zen.example.org)`;
+  if (key === 'filter')
+    return value.startsWith('/') && !/[\0\s]/.test(value)
+      ? undefined
+      : `option filter=${value}: the absolute path of a qmail-queue program (as QMAILQUEUE)`;
   const words = WORD_OPTIONS[key];
   if (words)
     return words.includes(value) ? undefined : `option ${key}=${value}: the value must be ${words.join(' or ')}`;
@@ -58,17 +81,37 @@ function optionProblem(key: string, value: string): string | undefined {
     ...NUMERIC_OPTIONS.map((k) => `${k}=N`),
     ...Object.entries(WORD_OPTIONS).map(([k, v]) => `${k}=${v.join('|')}`),
     'queue=NAME',
+    'rcpthosts=none|FILE',
+    'tcprules=FILE',
+    'rbl=ZONE',
+    'rblallow=ZONE',
+    'filter=/PATH',
   ].join(', ')})`;
 }
 
 /** `smtp`/`submission` options → the listener spec, or what is wrong. */
 function smtpListenerSpec(where: HostPort, kind: ListenerKind, words: readonly string[]): ListenerSpec | string {
-  const options = keyValues(words);
+  // rbl= and rblallow= may repeat; rblsmtpd tries its -r and -a sources in the order given, so they are kept in
+  // line order as one option, `base +base ...` (`+` = anti-list), the form src/smtpd reads
+  const sources: string[] = [];
+  const rest: string[] = [];
+  for (const w of words) {
+    const m = /^(rbl|rblallow)=(.*)$/.exec(w);
+    if (m === null) {
+      rest.push(w);
+      continue;
+    }
+    const problem = optionProblem(m[1] ?? '', m[2] ?? '');
+    if (problem !== undefined) return problem;
+    sources.push(`${m[1] === 'rblallow' ? '+' : ''}${(m[2] ?? '').toLowerCase()}`);
+  }
+  const options = keyValues(rest);
   if (typeof options === 'string') return options;
   for (const [k, v] of Object.entries(options)) {
     const problem = optionProblem(k, v);
     if (problem !== undefined) return problem;
   }
+  if (sources.length > 0) options['rbl'] = sources.join(' ');
   return { host: where.host, port: where.port, kind, options };
 }
 
@@ -124,6 +167,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
           recipients: directory,
           senders: directory,
           checker,
+          dns: rblResolverFor(ctx.root),
           tls: () => tls,
           log: (name, fields) => ctx.log.event(name, fields),
         }),

@@ -8,6 +8,7 @@ import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } f
 import { LoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
 import { InboundLink } from './msgauth-link.js';
+import { rblResolverFor } from './dns-link.js';
 import { DirectoryLink } from './directory-link.js';
 import { lookupBatcher } from './lookup-batch.js';
 import type { FromSmtpChild } from './smtp.js';
@@ -74,6 +75,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
               recipients: directory,
               senders: directory,
               checker,
+              dns: rblResolverFor(root),
               etrn: new HeldEtrn(root, (domain) => (queue as FileQueue).trigger('flush', domain)),
               tls: () => tls,
               log,

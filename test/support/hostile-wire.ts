@@ -51,11 +51,14 @@ export class Wire {
     this.attach(sock);
   }
 
-  /** Connects to 127.0.0.1:port (from `localAddress`, a 127.x address, when given); `tls` = implicit TLS. */
-  static connect(port: number, opts: { tls?: boolean; localAddress?: string } = {}): Promise<Wire> {
+  /**
+   * Connects to `host` (default 127.0.0.1):port, from `localAddress` (a 127.x address) when given; `tls` = implicit
+   * TLS.
+   */
+  static connect(port: number, opts: { tls?: boolean; localAddress?: string; host?: string } = {}): Promise<Wire> {
     return new Promise((resolve, reject) => {
       const raw = netConnect({
-        host: '127.0.0.1',
+        host: opts.host ?? '127.0.0.1',
         port,
         ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
       });

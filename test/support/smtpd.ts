@@ -12,7 +12,8 @@ import type { MessageChecker } from '../../src/smtpd/check.js';
 import type { EtrnService } from '../../src/smtpd/etrn.js';
 import type { SessionEnv } from '../../src/smtpd/policy.js';
 import { loadTlsContext, SmtpListener, type ListenerKind, type SmtpServerDeps } from '../../src/smtpd/server.js';
-import type { SessionLimits } from '../../src/smtpd/session.js';
+import type { SessionEventLog, SessionLimits } from '../../src/smtpd/session.js';
+import type { RblResolver } from '../../src/smtpd/rbl.js';
 
 export interface Queued {
   readonly sender: string;
@@ -54,6 +55,10 @@ export interface HarnessOptions {
   /** Where to listen (default 127.0.0.1, a free port): another loopback address plays another host. */
   readonly host?: string;
   readonly port?: number;
+  /** The resolver of the listener's `rbl=` lists (a DNS server of testdns.ts, say). */
+  readonly dns?: () => RblResolver;
+  /** Sees the listener's log events. */
+  readonly log?: SessionEventLog;
 }
 
 /** A self-signed key + certificate in one PEM (what quail init writes to control/servercert.pem). */
@@ -123,6 +128,8 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.env ? { envFor: () => o.env as SessionEnv } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
+    ...(o.dns ? { dns: o.dns } : {}),
+    ...(o.log ? { log: o.log } : {}),
   };
   const listener = new SmtpListener(
     { host: o.host ?? '127.0.0.1', port: o.port ?? 0, kind: o.kind ?? 'smtp', options: o.options ?? {} },
