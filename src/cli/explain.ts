@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { asciiLower, errText, QuailError } from '../core/index.js';
 import { Control, controlDef } from '../control/index.js';
 import { formatPolicy, locateDirectory, openDirectory, type Directory } from '../directory/index.js';
+import { describeListAddress } from '../lists/index.js';
 import { findDotQmail, newSender, parseInstructions, type Instruction } from '../local/index.js';
 import { lookupRoute, ipLiteral } from '../remote/index.js';
 import { route, routeControlFrom, stripVirtualPrefix, type RouteControl } from '../route/index.js';
@@ -81,6 +82,16 @@ interface VdeliverHandOff {
   readonly ext: string;
 }
 
+/** A mailing list's `.qmail` file (src/lists): what the address does for the list, in words. */
+function listLine(text: string, defaultPart: string, out: string[]): void {
+  const m = /\|\s*quail list-(post|manage) '([^']*)' '([^']*)'/.exec(text);
+  if (!m) return;
+  const kind = m[1] === 'post' ? 'post' : 'manage';
+  out.push(
+    `  mailing list ${m[3] ?? ''}@${m[2] ?? ''}: ${describeListAddress(`${m[3] ?? ''}@${m[2] ?? ''}`, kind, defaultPart)}`,
+  );
+}
+
 const runsVdeliver = (text: string): boolean =>
   parseInstructions(text).some(
     (i) => i.kind === 'program' && /(^|[\s/])(quail\s+vdeliver|vdelivermail)(\s|$)/.test(i.command),
@@ -140,6 +151,7 @@ function explainLocal(
     out.push('  the file is empty: control/defaultdelivery is used');
     instructionLines(defaultDelivery(control), a.home, out);
   } else instructionLines(text, a.home, out);
+  listLine(text, choice.defaultPart ?? '', out);
   if (runsVdeliver(text)) {
     const host = asciiLower(o.address.slice(o.address.lastIndexOf('@') + 1));
     handOff.value = { host, ext: asciiLower(choice.defaultPart ?? a.ext) };

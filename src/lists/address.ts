@@ -55,3 +55,31 @@ export function parseRequest(ext: string): ListRequest {
   if (/^return-?$/i.test(ext)) return { kind: 'return', post: null, address: null };
   return { kind: 'unknown', text: ext };
 }
+
+/** What a list address does, in words (`quail explain`): `kind` post for `LIST@`, else the request of `LIST-EXT@`. */
+export function describeListAddress(list: string, kind: 'post' | 'manage', ext: string): string {
+  if (kind === 'post')
+    return `a post to the list ${list}: checked (loops, size, members-only, moderation), then one copy per subscriber with VERP`;
+  const r = parseRequest(ext);
+  switch (r.kind) {
+    case 'help':
+      return `the list's help: the commands are sent to the sender`;
+    case 'owner':
+      return `passed on to the list's owners`;
+    case 'subscribe':
+    case 'unsubscribe':
+      return `a request to ${r.kind} ${r.address ?? 'the sender'}: a confirmation request goes to that address`;
+    case 'sc':
+    case 'uc':
+      return `the confirmation of ${r.kind === 'sc' ? 'subscribing' : 'unsubscribing'} ${r.address} (the cookie is checked with the list's secret)`;
+    case 'accept':
+    case 'reject':
+      return `a moderator's decision to ${r.kind} the held post ${r.id}`;
+    case 'return':
+      return r.address === null
+        ? 'a bounce without a subscriber address: dropped'
+        : `a bounce of ${r.post === 'probe' ? 'the probe' : `post ${String(r.post)}`} to ${r.address}: counted (README: Bounces)`;
+    case 'unknown':
+      return `not a command of the list: bounced with the help address`;
+  }
+}

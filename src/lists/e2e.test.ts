@@ -80,6 +80,11 @@ void test(
     const out = quail(['explain', 'team-subscribe@example.com', ...R()]);
     assert.match(out, /\.qmail-team-default/);
     assert.match(out, /quail list-manage 'example\.com' 'team'/);
+    assert.match(out, /mailing list team@example\.com: a request to subscribe the sender: a confirmation request goes/);
+    assert.match(
+      quail(['explain', 'team-return-7-joe=example.org@example.com', ...R()]),
+      /mailing list team@example\.com: a bounce of post 7 to joe@example\.org: counted/,
+    );
     assert.match(quail(['explain', 'team@example.com', ...R()]), /uses \S*\.qmail-team\n[\s\S]*quail list-post/);
   },
 );

@@ -17,6 +17,7 @@ export {
   type ListCtx,
   type NewList,
 } from './admin.js';
+export { describeListAddress } from './address.js';
 export { archiveIndex, archiveMessage, type ArchiveEntry } from './archive.js';
 export { makeCookie } from './cookie.js';
 export { oneClickUnsubscribe, ONE_CLICK_PREFIX, type OneClickAnswer } from './oneclick.js';
