@@ -13,20 +13,19 @@ export class InboundLink implements MessageChecker {
     return checkInbound(message(), facts, this.resolver());
   }
 
-  /** control/dnsservers as remote delivery reads it (2 s per try, 2 tries), else the system's resolver. */
+  /**
+   * control/dnsservers as remote delivery reads it, else the system's resolvers; either way 2 s per try and 2 tries,
+   * so an unreachable resolver costs a session at most a few seconds (temperror), never c-ares' long default.
+   */
   private resolver(): DnsResolve {
-    let servers: readonly string[] | null;
+    const r = new dnsPromises.Resolver({ timeout: 2000, tries: 2 });
     try {
-      servers = new Control(this.root).list('dnsservers').value;
-      if (servers !== null && servers.length > 0) {
-        const r = new dnsPromises.Resolver({ timeout: 2000, tries: 2 });
-        r.setServers(parseDnsServers(servers));
-        return (name, type) => r.resolve(name, type);
-      }
+      const servers = new Control(this.root).list('dnsservers').value;
+      if (servers !== null && servers.length > 0) r.setServers(parseDnsServers(servers));
     } catch (err) {
       // an unreadable or bad control/dnsservers: every lookup fails, the results say temperror
       return () => Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return (name, type) => dnsPromises.resolve(name, type);
+    return (name, type) => r.resolve(name, type);
   }
 }

@@ -12,7 +12,7 @@ import { keyValues, type HostPort } from './listeners.js';
 import type { EventLog } from './log.js';
 import type { FromServiceChild } from './privchild.js';
 import type { ServiceDef } from './services.js';
-import { WEB_ROUTES } from './web-routes.js';
+import { webRoutes } from './web-routes.js';
 
 /** An `admin` line: `127.0.0.1:8080 admin`, `0.0.0.0:8443 admin tls=implicit`, `127.0.0.1:8080 admin proxy=yes`. */
 export interface WebSpec extends HostPort {
@@ -86,7 +86,7 @@ export function makeWebServers(
       throttle,
       clientIp: clientIp(spec),
       log,
-      routes: WEB_ROUTES,
+      routes: webRoutes(root),
     });
     return webServer(app, { tls });
   });
