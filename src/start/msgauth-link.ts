@@ -7,6 +7,9 @@ import { parseDnsServers } from '../remote/index.js';
 import type { CheckFacts, CheckVerdict, MessageChecker } from '../smtpd/index.js';
 
 export class InboundLink implements MessageChecker {
+  /** The resolver for the control/dnsservers text it was made from (made again when the file changes). */
+  private kept: { readonly servers: string; readonly resolve: DnsResolve } | undefined;
+
   constructor(private readonly root: string) {}
 
   check(message: () => Readable, facts: CheckFacts): Promise<CheckVerdict> {
@@ -18,14 +21,17 @@ export class InboundLink implements MessageChecker {
    * so an unreachable resolver costs a session at most a few seconds (temperror), never c-ares' long default.
    */
   private resolver(): DnsResolve {
-    const r = new dnsPromises.Resolver({ timeout: 2000, tries: 2 });
     try {
-      const servers = new Control(this.root).list('dnsservers').value;
-      if (servers !== null && servers.length > 0) r.setServers(parseDnsServers(servers));
+      const servers = new Control(this.root).list('dnsservers').value ?? [];
+      const key = servers.join(' ');
+      if (this.kept?.servers === key) return this.kept.resolve;
+      const r = new dnsPromises.Resolver({ timeout: 2000, tries: 2 });
+      if (servers.length > 0) r.setServers(parseDnsServers(servers));
+      this.kept = { servers: key, resolve: (name, type) => r.resolve(name, type) };
+      return this.kept.resolve;
     } catch (err) {
       // an unreadable or bad control/dnsservers: every lookup fails, the results say temperror
       return () => Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return (name, type) => r.resolve(name, type);
   }
 }
