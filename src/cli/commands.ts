@@ -31,6 +31,7 @@ import { register as queueInject } from './queue-inject.js';
 import { register as filter } from './filter.js';
 import { register as maildirsmtp } from './maildirsmtp.js';
 import { register as held } from './held.js';
+import { register as office } from './office.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -64,4 +65,5 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   systemd,
   maildirsmtp,
   held,
+  office,
 ];

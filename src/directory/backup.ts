@@ -8,7 +8,7 @@ import { locateDirectory, redact, shareWithDeliveryGroup } from './open.js';
 import { PgDriver, SqliteDriver, type Row, type SqlDriver, type SqlValue } from './sql.js';
 
 /** Our tables, parents first (inserted in this order, deleted in the reverse). */
-const DIRECTORY_TABLES = ['domains', 'alias_domains', 'mailboxes', 'aliases'] as const;
+const DIRECTORY_TABLES = ['domains', 'alias_domains', 'mailboxes', 'aliases', 'offices'] as const;
 const DIRECTORY_SQLITE = 'directory.sqlite';
 export const DIRECTORY_JSON = 'directory.json';
 export const ROWS_FORMAT = 'quail-directory-rows 1';
