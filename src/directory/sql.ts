@@ -146,7 +146,8 @@ export class PgDriver implements SqlDriver {
   }
 
   static open(url: string): PgDriver {
-    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    // A server that does not answer is trouble after 5 s (a 451 or a deferral), not a session that hangs.
+    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
     // An idle client's error (server restart) must not crash the process; the next query reports it.
     pool.on('error', () => undefined);
     return new PgDriver(pool, url);

@@ -40,7 +40,9 @@ type StartEventName =
   | 'queue.recovered'
   | 'held.push'
   | 'held.error'
-  | 'lspawn.refused';
+  | 'lspawn.refused'
+  | 'offices.loaded'
+  | 'offices.error';
 
 /** Every event name quail logs: a misspelt one does not compile. */
 export type EventName = StartEventName | SmtpEventName | Pop3EventName | `send.${SchedulerEventName}`;
@@ -180,6 +182,14 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'held.error': { fields: 'domain? error', doc: 'a held push could not run (control files, the Maildir)' },
   'lspawn.refused': { fields: 'reason', doc: 'root refused a local delivery request of the send process (a deferral)' },
+  'offices.loaded': {
+    fields: 'office offices mailboxes repaired why',
+    doc: 'the mailbox→office table read from the shared directory (run/offices.json); `repaired` qmail files brought in step (src/offices)',
+  },
+  'offices.error': {
+    fields: 'office error',
+    doc: 'the shared directory could not be read or listened to: the last table stays in use (src/offices)',
+  },
 };
 
 export function isEventName(name: unknown): name is EventName {

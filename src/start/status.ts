@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { errText } from '../core/index.js';
 import { openQueue } from '../queue/index.js';
+import { Control } from '../control/index.js';
+import { parseTable, tableFile, type OfficeTable } from '../offices/index.js';
 import { errorsFile, runningPid, stateFile, type RunState } from './supervisor.js';
 
 export interface QueueCounts {
@@ -19,6 +21,41 @@ export interface Status {
   readonly state?: RunState;
   readonly queue: QueueCounts | { readonly error: string };
   readonly recentErrors: readonly string[];
+  /** Offices (control/office): this server's office and the age of its mailbox→office table (run/offices.json). */
+  readonly offices?: OfficeStatus;
+}
+
+export interface OfficeStatus {
+  readonly office: string;
+  /** When the table was last read from the directory (ISO), and its age in seconds; absent: never. */
+  readonly loaded?: string;
+  readonly ageSeconds?: number;
+  readonly offices?: number;
+  readonly mailboxes?: number;
+}
+
+function officeStatus(root: string): OfficeStatus | undefined {
+  let office: string | null;
+  try {
+    office = new Control(root).single('office').value;
+  } catch {
+    return undefined;
+  }
+  if (office === null || office === '') return undefined;
+  let table: OfficeTable | null = null;
+  try {
+    table = parseTable(readFileSync(tableFile(root), 'utf8'));
+  } catch {
+    table = null;
+  }
+  if (table === null) return { office };
+  return {
+    office,
+    loaded: new Date(table.loaded).toISOString(),
+    ageSeconds: Math.max(0, Math.round((Date.now() - table.loaded) / 1000)),
+    offices: table.offices.length,
+    mailboxes: Object.keys(table.homes).length,
+  };
 }
 
 export async function readStatus(root: string, errorLines = 10): Promise<Status> {
@@ -60,12 +97,14 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
   } catch {
     recentErrors = [];
   }
+  const offices = officeStatus(root);
   return {
     running: pid !== undefined,
     ...(pid !== undefined ? { pid } : {}),
     ...(state ? { state } : {}),
     queue,
     recentErrors,
+    ...(offices ? { offices } : {}),
   };
 }
 
@@ -100,6 +139,14 @@ export function renderStatus(root: string, s: Status): string {
     );
     const named = Object.entries(s.queue.byQueue);
     if (named.some(([n]) => n !== 'default')) out.push(`queues: ${named.map(([n, c]) => `${n} ${c}`).join(', ')}`);
+  }
+  if (s.offices) {
+    const o = s.offices;
+    out.push(
+      o.loaded === undefined
+        ? `office: ${o.office}; mailbox→office table: never read from the directory (mail for directory domains waits)`
+        : `office: ${o.office}; mailbox→office table: ${o.mailboxes ?? 0} mailboxes in ${o.offices ?? 0} offices, read ${o.ageSeconds ?? 0} s ago (${o.loaded})`,
+    );
   }
   if (s.recentErrors.length === 0) out.push('recent errors: none');
   else {
