@@ -33,6 +33,7 @@ const MAY_IMPORT = {
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'queues', 'remote', 'route', 'users'],
   held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
+  offices: ['core', 'directory'],
   start: [
     'core',
     'control',
@@ -41,6 +42,7 @@ const MAY_IMPORT = {
     'held',
     'local',
     'msgauth',
+    'offices',
     'pop3d',
     'queue',
     'queues',
@@ -64,6 +66,7 @@ const MAY_IMPORT = {
     'local',
     'maildir',
     'msgauth',
+    'offices',
     'queue',
     'queues',
     'remote',

@@ -7,7 +7,7 @@ import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.
 const officeJson = (o: Office): Record<string, unknown> => ({ ...o, created: o.created.toISOString() });
 
 /** `HOST` or `HOST:PORT` (an IPv6 address in brackets: `[::1]:25`). */
-export function parseHostPort(text: string): { host: string; port: number } {
+function parseHostPort(text: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(text.trim());
   if (!m?.[1]) throw usageError(`${JSON.stringify(text)}: give the office's SMTP server as HOST or HOST:PORT`);
   const port = m[2] === undefined ? 25 : Number(m[2]);

@@ -8,12 +8,10 @@ export type {
   DomainLimits,
   Mailbox,
   MailboxFlag,
-  MailboxHome,
   MailboxPatch,
   Office,
   UnknownPolicy,
 } from './types.js';
-export { officeName } from './offices.js';
 export { DirectoryError, domainName, formatPolicy, parsePolicy, parseFlag } from './names.js';
 export { openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
 export { LATEST as SCHEMA_VERSION } from './migrations.js';

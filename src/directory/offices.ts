@@ -3,10 +3,11 @@ import { DirectoryError, localPart } from './names.js';
 import type { Row, SqlDriver } from './sql.js';
 import type { MailboxHome, NewOffice, Office } from './types.js';
 
-const str = (v: unknown): string => (typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v));
+const str = (v: unknown): string =>
+  typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '';
 
 /** An office name: lowercase letters, digits and `-`, 1–32 characters, starting with a letter. */
-export function officeName(raw: string): string {
+function officeName(raw: string): string {
   const n = raw.trim().toLowerCase();
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(n))
     throw new DirectoryError(

@@ -2,8 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower } from '../core/index.js';
-import type { OfficePlace, OfficeRouter } from '../scheduler/index.js';
-import { cameFromOf, parseTable, placeOf, type OfficeTable } from './table.js';
+import { cameFromOf, parseTable, placeOf, type OfficePlace, type OfficeTable } from './table.js';
 
 export const tableFile = (root: string): string => join(root, 'run', 'offices.json');
 
@@ -12,7 +11,7 @@ export const tableFile = (root: string): string => join(root, 'run', 'offices.js
  * once a second). Before any table exists, an address of a domain in `virtualdomains` (where the directory's domains
  * are) is `unknown`: it waits rather than being delivered at the wrong office.
  */
-export class OfficeFileRouter implements OfficeRouter {
+export class OfficeFileRouter {
   private table: OfficeTable | null = null;
   private stamp = '';
   private checked = 0;

@@ -3,9 +3,23 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { asciiLower } from '../core/index.js';
 import type { Directory } from '../directory/index.js';
-import type { OfficePlace } from '../scheduler/index.js';
 
 export const TABLE_FORMAT = 'quail-offices 1';
+
+/**
+ * Where a recipient goes: the shape of src/scheduler's OfficePlace, written out here so offices does not import the
+ * scheduler (start hands the router to it; the compiler checks there that the two agree).
+ */
+export type OfficePlace =
+  | { readonly kind: 'here' }
+  | {
+      readonly kind: 'office';
+      readonly office: string;
+      readonly host: string;
+      readonly port: number;
+      readonly tls: string;
+    }
+  | { readonly kind: 'unknown'; readonly why: string };
 
 export interface OfficeEntry {
   readonly name: string;
