@@ -66,7 +66,6 @@ const MAY_IMPORT = {
     'local',
     'maildir',
     'msgauth',
-    'offices',
     'queue',
     'queues',
     'remote',
