@@ -296,6 +296,35 @@ void test('offices: another office sending for a mailbox that is not here gets 4
   assert.equal(connectionsFrom('den', 'atl'), 0, 'atl never connected to den');
 });
 
+void test('offices: quail user move on one server → every office sends the mailbox new mail at its new office', async () => {
+  need();
+  assert.match(
+    quail(['user', 'move', `alice@${DOMAIN}`, '--office', 'den', '--root', roots.ny]),
+    /alice@megacorp\.example now lives at office den \(was atl\)/,
+  );
+  await waitFor(
+    () =>
+      OFFICES.every((o) =>
+        readFileSync(join(roots[o.name], 'run', 'offices.json'), 'utf8').includes('"alice@megacorp.example":"den"'),
+      ),
+    30_000,
+    () => `every office to hear of the move:\n${logs()}`,
+  );
+  const atlBefore = connectionsFrom('atl', 'ny');
+  assert.equal(send('ny', `alice@${DOMAIN}`, 'after-move').status, 0);
+  await waitFor(
+    () => has('den', 'alice', 'after-move'),
+    30_000,
+    () => `alice's mail at den:\n${logs()}`,
+  );
+  assert.ok(!has('atl', 'alice', 'after-move'));
+  assert.equal(connectionsFrom('atl', 'ny'), atlBefore, 'nothing went to atl');
+  assert.match(
+    quail(['office', 'list', '--root', roots.atl]),
+    /^den\t127\.0\.0\.4:\d+\ttls-when-offered\t3 mailboxes$/m,
+  );
+});
+
 void test('offices: PostgreSQL stopped → RCPT 451 4.3.0 at every office, no bounce, the table keeps its age', async () => {
   need();
   cluster?.stop();
