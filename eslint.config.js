@@ -38,6 +38,7 @@ const MAY_IMPORT = {
   web: ['access', 'throttle'],
   // mailing lists (issue 19 section 3)
   lists: ['core', 'control', 'directory', 'inject', 'queue'],
+  offices: ['core', 'directory'],
   start: [
     'access',
     'core',
@@ -47,6 +48,7 @@ const MAY_IMPORT = {
     'held',
     'local',
     'msgauth',
+    'offices',
     'pop3d',
     'queue',
     'queues',

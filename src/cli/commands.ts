@@ -32,6 +32,7 @@ import { register as filter } from './filter.js';
 import { register as maildirsmtp } from './maildirsmtp.js';
 import { register as held } from './held.js';
 import { register as list } from './list.js';
+import { register as office } from './office.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   init,
@@ -66,4 +67,5 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   maildirsmtp,
   held,
   list,
+  office,
 ];

@@ -122,7 +122,8 @@ export function register(program: Command): void {
         'a flag such as no-pop, no-imap, no-smtp-auth, no-relay, bounce-all, domain-admin (repeatable)',
         collect,
         [] as string[],
-      ),
+      )
+      .option('--office <name>', 'the home office (default: the only office; required when there are several)'),
   ).action(
     action(
       'user add',
@@ -135,6 +136,7 @@ export function register(program: Command): void {
             quota?: string;
             quotaMessages?: string;
             flag: string[];
+            office?: string;
           },
       ) =>
         withDirectory(o, async (ctx) => {
@@ -157,6 +159,7 @@ export function register(program: Command): void {
               ? {}
               : { quotaMessages: parseCount(o.quotaMessages, '--quota-messages') }),
             flags: o.flag.map(parseFlag),
+            ...(o.office === undefined ? {} : { office: o.office }),
           });
           const [local, domain] = parseAddress(address);
           const m = await ctx.dir.getMailbox((await ctx.dir.resolveDomain(domain))?.name ?? domain, local);
@@ -177,6 +180,28 @@ export function register(program: Command): void {
         await perform(ctx, SYSTEM, { op: 'mailbox.remove', address, keepFiles: o.keepFiles === true });
         if (o.json) printJson({ deleted: address.toLowerCase() });
         else process.stdout.write(`deleted ${address.toLowerCase()}\n`);
+      }),
+    ),
+  );
+  dirOptions(
+    cmd
+      .command('move <address>')
+      .description("change a mailbox's home office (issue 16): new mail goes there from now on")
+      .requiredOption('--office <name>', 'the new home office'),
+  ).action(
+    action('user move', (address: string, o: DirOpts & { office: string }) =>
+      withDirectory(o, async ({ dir }) => {
+        const [local, domain] = parseAddress(address);
+        const from = await dir.mailboxOffice(domain, local);
+        if (from === null) throw usageError(`no mailbox ${local}@${domain} in the directory`);
+        await dir.setMailboxOffice(domain, local, o.office);
+        const to = (await dir.mailboxOffice(domain, local)) ?? '';
+        if (o.json) printJson({ address: `${local}@${domain}`, from, to });
+        else
+          process.stdout.write(
+            `${local}@${domain} now lives at office ${to} (was ${from || 'none'}); new mail goes there. ` +
+              `Mail already in its Maildir at ${from || 'the old server'} stays there: quail does not copy Maildirs between offices yet\n`,
+          );
       }),
     ),
   );

@@ -417,6 +417,23 @@ const DEFS = [
     applies: 'at the next bounce a list receives',
     doc: "Mailing lists, as ezmlm: a subscriber whose address has bounced for this many days is sent a probe; when the probe bounces too the address is removed and the list's owners are told. A probe that has not bounced after as many days again clears the count. 0: probe at the first bounce.",
   },
+  // offices (issue 16): one domain in several offices sharing a PostgreSQL directory
+  {
+    name: 'office',
+    kind: 'single',
+    default: { from: 'none' },
+    readBy: 'offices (quail start: scheduler routing, directory sync)',
+    applies: ON_RESTART,
+    doc: "This server's office (a name from `quail office list`). Set: mailboxes of other offices go to their office's SMTP server in one hop (the scheduler's office channel), and qmail's files follow the shared directory by themselves. Missing: every mailbox is delivered here, as on a single server.",
+  },
+  {
+    name: 'officerefresh',
+    kind: 'number',
+    default: { from: 'number', value: 60 },
+    readBy: 'offices (quail start)',
+    applies: ON_RESTART,
+    doc: 'Seconds between the periodic checks of the shared directory (mailbox→office table, qmail files) that back up PostgreSQL LISTEN/NOTIFY; a notification refreshes at once.',
+  },
 ] as const satisfies readonly ControlEntry[];
 
 /** The name of a control file quail reads: a misspelt or uncatalogued name does not compile. */

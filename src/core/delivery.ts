@@ -6,7 +6,7 @@ import { reportCode, type EnhancedCode } from './outcome.js';
  * The delivery channels a routed recipient is queued for (docs/QMAIL.md A), in qmail-send's order. The queue
  * stores and checks the name; src/scheduler has one entry per name in its channel table (the compiler asks for it).
  */
-export const CHANNELS = ['local', 'remote'] as const;
+export const CHANNELS = ['local', 'remote', 'office'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 export function isChannel(x: unknown): x is Channel {

@@ -77,6 +77,8 @@ export interface NewUser {
   readonly quotaBytes?: number | null;
   readonly quotaMessages?: number | null;
   readonly flags?: readonly MailboxFlag[];
+  /** Home office (issue 16); default: the only office, or none. */
+  readonly office?: string;
 }
 
 /** `user@domain` → [local, domain] (validated). */
@@ -99,6 +101,7 @@ export async function createMailbox(ctx: Ctx, u: NewUser): Promise<Mailbox> {
     ...(u.quotaBytes === undefined ? {} : { quotaBytes: u.quotaBytes }),
     ...(u.quotaMessages === undefined ? {} : { quotaMessages: u.quotaMessages }),
     ...(u.flags === undefined ? {} : { flags: u.flags }),
+    ...(u.office === undefined ? {} : { office: u.office }),
   });
   makeMailboxHome(ctx.root, dom, m);
   return m;

@@ -9,6 +9,7 @@ export type {
   Mailbox,
   MailboxFlag,
   MailboxPatch,
+  Office,
   UnknownPolicy,
   Vacation,
 } from './types.js';

@@ -6,7 +6,12 @@ export interface Migration {
   readonly what: string;
   /** Statements valid in both SQLite and PostgreSQL. */
   readonly sql: readonly string[];
+  /** Statements run only on PostgreSQL, after `sql` (triggers: NOTIFY has no SQLite counterpart). */
+  readonly postgres?: readonly string[];
 }
+
+/** The PostgreSQL NOTIFY channel a change to domains, mailboxes' offices, aliases or offices is announced on. */
+export const CHANGE_CHANNEL = 'quail_directory';
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -40,6 +45,26 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE held_domains (name TEXT PRIMARY KEY, host TEXT NOT NULL, every_seconds BIGINT NOT NULL,
         etrn BIGINT NOT NULL DEFAULT 0, atrn_login TEXT NOT NULL DEFAULT '', atrn_secret TEXT NOT NULL DEFAULT '', autoturn TEXT NOT NULL DEFAULT '',
         account TEXT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, created BIGINT NOT NULL)`,
+    ],
+  },
+  {
+    version: 4,
+    what: "offices (one domain in several offices): offices, each mailbox's home office, change notifications",
+    sql: [
+      `CREATE TABLE offices (name TEXT PRIMARY KEY, host TEXT NOT NULL, port BIGINT NOT NULL DEFAULT 25,
+        tls TEXT NOT NULL DEFAULT '', created BIGINT NOT NULL)`,
+      `ALTER TABLE mailboxes ADD COLUMN office TEXT NOT NULL DEFAULT ''`,
+      `CREATE INDEX mailboxes_office ON mailboxes (office)`,
+    ],
+    postgres: [
+      `CREATE OR REPLACE FUNCTION quail_directory_changed() RETURNS trigger LANGUAGE plpgsql AS
+        $f$ BEGIN PERFORM pg_notify('quail_directory', TG_TABLE_NAME); RETURN NULL; END $f$`,
+      ...['domains', 'alias_domains', 'aliases', 'offices'].map(
+        (t) =>
+          `CREATE TRIGGER quail_changed AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION quail_directory_changed()`,
+      ),
+      // Not on every UPDATE of a mailbox: a POP3 login's last_login would wake every server.
+      `CREATE TRIGGER quail_changed AFTER INSERT OR DELETE OR UPDATE OF office ON mailboxes FOR EACH STATEMENT EXECUTE FUNCTION quail_directory_changed()`,
     ],
   },
   {
@@ -104,6 +129,7 @@ export async function migrate(
     for (const m of MIGRATIONS) {
       if (m.version <= from) continue;
       for (const s of m.sql) await tx.run(s);
+      if (tx.dialect === 'postgres') for (const s of m.postgres ?? []) await tx.run(s);
       await tx.run('INSERT INTO schema_migrations (version, applied) VALUES (?, ?)', [m.version, now()]);
       applied.push(m.version);
     }
@@ -120,6 +146,8 @@ const TABLES = [
   'aliases',
   // migration 3 (held domains)
   'held_domains',
+  // migration 4 (offices)
+  'offices',
   // migration 5 (domain administrators, web sessions)
   'domain_admins',
   'web_sessions',

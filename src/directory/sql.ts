@@ -138,15 +138,54 @@ export class PgDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
   private readonly ops: SqlDriver;
 
-  constructor(private readonly pool: pg.Pool) {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly url = '',
+  ) {
     this.ops = pgOps(pool, (fn) => this.transaction(fn));
   }
 
   static open(url: string): PgDriver {
-    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    // A server that does not answer is trouble after 5 s (a 451 or a deferral), not a session that hangs.
+    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
     // An idle client's error (server restart) must not crash the process; the next query reports it.
     pool.on('error', () => undefined);
-    return new PgDriver(pool);
+    return new PgDriver(pool, url);
+  }
+
+  /**
+   * LISTEN on `channel` over a connection of its own (a pooled one would be handed to queries): `onNotify` per
+   * notification, `onError` once when the connection is lost (the caller opens a new one later).
+   */
+  async listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onError: (err: Error) => void,
+  ): Promise<{ close(): Promise<void> }> {
+    const client = new pg.Client({ connectionString: this.url });
+    let failed = false;
+    const fail = (err: Error): void => {
+      if (failed) return;
+      failed = true;
+      onError(err);
+    };
+    client.on('error', fail);
+    client.on('end', () => fail(new Error('the listening connection to PostgreSQL closed')));
+    client.on('notification', (n) => onNotify(n.payload ?? ''));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${channel}`);
+    } catch (err) {
+      failed = true;
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    return {
+      close: async () => {
+        failed = true;
+        await client.end().catch(() => undefined);
+      },
+    };
   }
 
   all(sql: string, params?: readonly SqlValue[]): Promise<Row[]> {

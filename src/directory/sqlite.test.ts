@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { directoryContract } from './contract.js';
+import { officesContract } from './offices-contract.js';
 import { MIGRATIONS, LATEST } from './migrations.js';
 import { openDirectory, SQLITE_FILE } from './open.js';
 
@@ -17,6 +18,7 @@ directoryContract('sqlite', () => {
   const root = join(base, `r${++n}`);
   return openDirectory({ root: mkdtempSync(`${root}-`) });
 });
+officesContract('sqlite', () => openDirectory({ root: mkdtempSync(join(base, `o${++n}-`)) }));
 
 void test('sqlite: an old schema is backed up, then migrated, keeping its rows', async () => {
   const root = mkdtempSync(join(base, 'migrate-'));

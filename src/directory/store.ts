@@ -9,11 +9,13 @@ import {
   localPart,
 } from './names.js';
 import type { Row, SqlDriver, SqlValue } from './sql.js';
-import { currentVersion } from './migrations.js';
 import * as roles from './roles.js';
 import { SqlLists } from './lists.js';
 import type { ListTable } from './listtypes.js';
 import { deleteHeld, getHeld, listHeldRecords, putHeld, type HeldRecord, type NewHeld } from './held.js';
+import { CHANGE_CHANNEL, currentVersion } from './migrations.js';
+import * as offices from './offices.js';
+import { PgDriver } from './sql.js';
 import type {
   Alias,
   Directory,
@@ -24,7 +26,10 @@ import type {
   Mailbox,
   MailboxPatch,
   NewDomain,
+  MailboxHome,
   NewMailbox,
+  NewOffice,
+  Office,
   UnknownPolicy,
   WebSession,
 } from './types.js';
@@ -273,9 +278,10 @@ export class SqlDirectory implements Directory {
         if (n >= dom.limits.maxMailboxes)
           throw new DirectoryError(`domain ${d} already has its limit of ${dom.limits.maxMailboxes} mailboxes`);
       }
+      const office = await offices.homeForNew(tx, m.office);
       await tx.run(
-        `INSERT INTO mailboxes (domain, local, password, real_name, quota_bytes, quota_messages, flags, created)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO mailboxes (domain, local, password, real_name, quota_bytes, quota_messages, flags, created, office)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           d,
           l,
@@ -285,6 +291,7 @@ export class SqlDirectory implements Directory {
           checkLimit(m.quotaMessages, 'quota messages'),
           flagsToBits(m.flags ?? []),
           this.now(),
+          office,
         ],
       );
       return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});
@@ -463,5 +470,37 @@ export class SqlDirectory implements Directory {
 
   deleteHeld(name: string): Promise<boolean> {
     return deleteHeld(this.db, name);
+  }
+
+  addOffice(o: NewOffice): Promise<Office> {
+    return offices.addOffice(this.db, o, this.now());
+  }
+
+  listOffices(): Promise<Office[]> {
+    return offices.listOffices(this.db);
+  }
+
+  deleteOffice(name: string): Promise<boolean> {
+    return offices.deleteOffice(this.db, name);
+  }
+
+  mailboxOffice(domain: string, local: string): Promise<string | null> {
+    return offices.mailboxOffice(this.db, domain, local);
+  }
+
+  setMailboxOffice(domain: string, local: string, office: string): Promise<void> {
+    return offices.setMailboxOffice(this.db, domain, local, office);
+  }
+
+  mailboxHomes(): Promise<MailboxHome[]> {
+    return offices.mailboxHomes(this.db);
+  }
+
+  async watchChanges(
+    onChange: (table: string) => void,
+    onError: (err: Error) => void,
+  ): Promise<{ close(): Promise<void> } | null> {
+    if (!(this.db instanceof PgDriver)) return null;
+    return this.db.listen(CHANGE_CHANNEL, onChange, onError);
   }
 }

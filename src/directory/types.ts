@@ -116,6 +116,8 @@ export interface NewMailbox {
   readonly quotaBytes?: number | null;
   readonly quotaMessages?: number | null;
   readonly flags?: readonly MailboxFlag[];
+  /** Home office (must exist); default: the one office when there is exactly one, else none. */
+  readonly office?: string;
 }
 
 export interface MailboxPatch {
@@ -135,7 +137,7 @@ export interface MailboxPatch {
  * Errors: DirectoryError (permanent: the request is wrong) or anything else (temporary). Its lookups are the
  * read-only interface vdeliver delivers through (MailboxLookup).
  */
-export interface Directory extends MailboxLookup {
+export interface Directory extends MailboxLookup, OfficeDirectory {
   /** 'sqlite' or 'postgres', and where (file path, or URL without password). */
   readonly describe: string;
   close(): Promise<void>;
@@ -188,4 +190,52 @@ export interface Directory extends MailboxLookup {
   getHeld(name: string): Promise<HeldRecord | null>;
   listHeld(): Promise<HeldRecord[]>;
   deleteHeld(name: string): Promise<boolean>;
+}
+
+/** An office (issue 16): a place with its own mail server; inter-office mail goes to `host:port` by SMTP. */
+export interface Office {
+  /** Lowercase: letters, digits, `-`. */
+  readonly name: string;
+  /** Host name or IP address of the office's SMTP server. */
+  readonly host: string;
+  readonly port: number;
+  /** STARTTLS to the office: '' (when offered), `verify` (required, system CAs) or a CA file path (required). */
+  readonly tls: string;
+  readonly created: Date;
+}
+
+export interface NewOffice {
+  readonly name: string;
+  readonly host: string;
+  readonly port?: number;
+  readonly tls?: string;
+}
+
+/** Where one mailbox lives; `office` '' is "no office" (a single-server directory). */
+export interface MailboxHome {
+  readonly domain: string;
+  readonly local: string;
+  readonly office: string;
+}
+
+/** A directory's offices and mailbox homes (src/directory/offices.ts); a part of Directory. */
+export interface OfficeDirectory {
+  addOffice(o: NewOffice): Promise<Office>;
+  listOffices(): Promise<Office[]>;
+  /** Refused (DirectoryError) while mailboxes live there; false when there was none. */
+  deleteOffice(name: string): Promise<boolean>;
+  /** null when there is no such mailbox. */
+  mailboxOffice(domain: string, local: string): Promise<string | null>;
+  /** Sets a mailbox's home office (which must exist). */
+  setMailboxOffice(domain: string, local: string, office: string): Promise<void>;
+  /** Every mailbox's home, for the servers' cached table. */
+  mailboxHomes(): Promise<MailboxHome[]>;
+  /**
+   * Calls `onChange` with the table's name whenever any process changes domains, mailboxes' offices, aliases or offices (PostgreSQL
+   * LISTEN; `onError` when the listening connection is lost). null: this backend has no notifications (SQLite).
+   */
+  watchChanges(
+    onChange: (table: string) => void,
+    onError: (err: Error) => void,
+  ): Promise<{ close(): Promise<void> } | null>;
 }

@@ -75,7 +75,7 @@ function readSettings(control: Control, host: string, policy: QueueRemotePolicy 
       connectMs: control.number('timeoutconnect').value * 1000,
       remoteMs: control.number('timeoutremote').value * 1000,
       route: lookupRoute(host, policy.routes ?? control.map('smtproutes').value),
-      tls: tlsPolicy(host, control.map('tlsdestinations').value),
+      tls: tlsPolicy(host, policy.tlsdestinations ?? control.map('tlsdestinations').value),
       outgoingIp: policy.outgoingIp ?? control.single('outgoingip').value ?? undefined,
     };
   } catch {

@@ -49,9 +49,13 @@ export class RemoteEngine {
 
   /** One recipient; never throws. Grouped with its siblings when they arrive together. */
   deliver(job: RemoteJob): Promise<DeliveryResult> {
-    const key = [job.sender, job.messagePath, asciiLower(splitAddress(job.recipient).domain), job.prefix ?? ''].join(
-      '\0',
-    );
+    const key = [
+      job.sender,
+      job.messagePath,
+      asciiLower(splitAddress(job.recipient).domain),
+      job.prefix ?? '',
+      job.via ?? '',
+    ].join('\0');
     return new Promise((resolve) => {
       const g = this.groups.get(key);
       if (g) g.push({ job, resolve });

@@ -18,6 +18,11 @@ export interface RemoteJob {
   readonly meta?: Readonly<Record<string, string>>;
   /** The message's queue, when not `default`: its outgoing IP, HELO host and routes. */
   readonly policy?: QueueRemotePolicy;
+  /**
+   * A destination the caller chose (the scheduler's office channel: `office:NAME`); recipients are grouped into one
+   * transaction only with the same `via`, since their routes differ from the domain's.
+   */
+  readonly via?: string;
 }
 
 /** A named queue's remote settings (control/queues), each replacing its control file for that queue's deliveries. */
@@ -28,4 +33,6 @@ export interface QueueRemotePolicy {
   readonly helo?: string;
   /** Instead of control/smtproutes (parsed smtproutes lines). */
   readonly routes?: ReadonlyMap<string, MapEntry>;
+  /** Instead of control/tlsdestinations (parsed lines): an office's TLS requirement. */
+  readonly tlsdestinations?: ReadonlyMap<string, MapEntry>;
 }

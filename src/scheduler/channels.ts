@@ -3,6 +3,7 @@
 import { CHANNELS, withCode, type Channel, type DeliveryResult } from '../core/index.js';
 import type { Control, ControlName } from '../control/index.js';
 import { attemptLocal, attemptRemote, fromError, type DeliveryContext } from './deliver.js';
+import { attemptOffice } from './office.js';
 import type { MessageState } from './state.js';
 
 export interface ChannelSpec {
@@ -20,6 +21,8 @@ export interface ChannelSpec {
 export const CHANNEL_TABLE: { readonly [C in Channel]: ChannelSpec } = {
   local: { concurrency: 'concurrencylocal', skip: 10, attempt: attemptLocal },
   remote: { concurrency: 'concurrencyremote', skip: 20, attempt: attemptRemote },
+  // Inter-office SMTP shares remote's limit and retry schedule (a slot count of its own, though).
+  office: { concurrency: 'concurrencyremote', skip: 20, attempt: attemptOffice },
 };
 
 /** One value per channel, in CHANNELS order. */

@@ -1,3 +1,3 @@
 // scheduler: qmail-send — routing new messages once, deliveries, retries, lifetime, bounces.
 export { Scheduler } from './scheduler.js';
-export type { SchedulerEventName } from './types.js';
+export type { OfficeRouter, SchedulerEventName } from './types.js';

@@ -2,7 +2,7 @@
 import type { QueueStore, RecipientState } from '../queue/types.js';
 import { route, type RouteControl } from '../route/index.js';
 import type { MessageState } from './state.js';
-import type { SchedulerEventName } from './types.js';
+import type { OfficeRouter, SchedulerEventName } from './types.js';
 
 type Emit = (name: SchedulerEventName, fields: Record<string, string | number>) => void;
 
@@ -15,6 +15,7 @@ export async function routeNew(
   rc: RouteControl,
   st: MessageState,
   emit: Emit,
+  offices?: OfficeRouter,
 ): Promise<void> {
   const uid = st.meta['uid'];
   emit('new', { msg: st.id });
@@ -29,6 +30,10 @@ export async function routeNew(
   const recipients = st.recipients.map((r): RecipientState => {
     if (r.channel !== undefined) return r;
     const d = route(r.original, rc);
+    // Offices: a local address whose mailbox lives at another office (or whose office cannot be told yet) goes to
+    // the office channel unchanged; that channel decides again at each attempt (src/offices/README.md).
+    if (d.channel === 'local' && offices !== undefined && offices.place(r.original).kind !== 'here')
+      return { ...r, channel: 'office', address: r.original, status: 'todo' };
     return { ...r, channel: d.channel, address: d.address, status: 'todo' };
   });
   // Every recipient local: the routing is kept in memory and written with the first state that must be written (a

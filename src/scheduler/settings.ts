@@ -100,6 +100,7 @@ function fromPolicy(
     concurrency: {
       local: p.concurrencylocal ?? base.concurrency.local,
       remote: p.concurrencyremote ?? base.concurrency.remote,
+      office: p.concurrencyremote ?? base.concurrency.office,
     },
     lifetime: p.lifetime ?? base.lifetime,
     retry: p.retry,

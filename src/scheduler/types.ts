@@ -36,6 +36,27 @@ export interface SchedulerTimers {
 
 export type LookupAssignment = (q: { root: string; local: string; passwd: PasswdSource }) => Assignment;
 
+/** Where a recipient of a directory domain is delivered (issue 16, filled in by src/offices through src/start). */
+export type OfficePlace =
+  | { readonly kind: 'here' }
+  | {
+      readonly kind: 'office';
+      readonly office: string;
+      readonly host: string;
+      readonly port: number;
+      /** '' (STARTTLS when offered), `verify` or a CA file path (required). */
+      readonly tls: string;
+    }
+  | { readonly kind: 'unknown'; readonly why: string };
+
+/** The mailbox→office table as the scheduler sees it: synchronous answers from a cached copy. */
+export interface OfficeRouter {
+  /** Where `address` (the recipient before virtualdomains) goes; `here` for anything not an other office's mailbox. */
+  place(address: string): OfficePlace;
+  /** The office a queued message came from (received over SMTP from an office's address), or null. */
+  cameFrom(meta: Readonly<Record<string, string>>): string | null;
+}
+
 export interface SchedulerDeps {
   /** The mail root (control/, users/, alias/, queue/). */
   readonly root: string;
@@ -54,6 +75,8 @@ export interface SchedulerDeps {
   readonly remote: (job: RemoteJob) => Promise<DeliveryResult>;
   /** Default: the real setTimeout/clearTimeout. */
   readonly timers?: SchedulerTimers;
+  /** Offices (control/office): mailboxes of other offices go to the office channel. Absent: all delivered here. */
+  readonly offices?: OfficeRouter;
 }
 
 export type { Channel } from '../core/index.js';

@@ -63,13 +63,18 @@ export const OWN_ADDRESS_ONLY: SenderCheck = {
     Promise.resolve(sender !== '' && asciiLower(sender) === asciiLower(login) ? 'allow' : 'deny'),
 };
 
-/** RCPT-time verdict for one address: accept, unknown mailbox (550 5.1.1), or the directory is unreachable (451). */
-export type RcptVerdict = 'accept' | 'unknown' | 'temporary';
+/**
+ * RCPT-time verdict for one address: accept, unknown mailbox (550 5.1.1), the directory is unreachable (451), or
+ * (offices, issue 16) the client is another office and the mailbox is not at this one (451: it keeps the message
+ * and sends it where the mailbox is now).
+ */
+export type RcptVerdict = 'accept' | 'unknown' | 'temporary' | 'not-here';
 
 /**
  * Recipient check for directory-managed domains (implemented over src/directory, injected by `start`).
  * Addresses of domains the directory does not manage are `accept` (qmail's rcpthosts rules alone apply).
  */
 export interface RecipientCheck {
-  check(address: string): Promise<RcptVerdict>;
+  /** `client`: the connecting address (an office's server is recognised by it). */
+  check(address: string, client?: { readonly ip: string }): Promise<RcptVerdict>;
 }

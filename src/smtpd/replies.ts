@@ -60,6 +60,11 @@ export const R = {
   authMechanism: [504, '5.5.4', 'unrecognized authentication type, use PLAIN or LOGIN (#5.5.4)'],
   noMailbox: [550, '5.1.1', 'sorry, no mailbox here by that name (#5.1.1)'],
   directoryTemporary: [451, '4.3.0', 'temporary failure looking up the mailbox, try again later (#4.3.0)'],
+  notThisOffice: [
+    451,
+    '4.3.0',
+    "that mailbox is not at this office: keep the message and send it to the mailbox's office (#4.3.0)",
+  ],
   senderTemporary: [451, '4.3.0', 'temporary failure checking the sender against your login, try again later (#4.3.0)'],
   authTwice: [503, '5.5.1', 'already authenticated (#5.5.1)'],
   authInMail: [503, '5.5.1', 'AUTH is not allowed during a mail transaction (#5.5.1)'],

@@ -94,15 +94,16 @@ export async function rcptCommand(s: Session, arg: string, fail: (r: Reply) => P
   }
   // Directory-managed domains: an unknown mailbox is refused now rather than bounced later (no backscatter).
   if (s.deps.recipients) {
-    const verdict = await s.deps.recipients.check(addr);
+    const verdict = await s.deps.recipients.check(addr, { ip: s.remoteIp });
     if (verdict !== 'accept') {
-      s.deps.log('smtp.reject', {
-        ip: s.remoteIp,
-        why: verdict === 'unknown' ? 'no-mailbox' : 'directory-unavailable',
-        from: tx.sender,
-        to: addr,
-      });
-      return fail(verdict === 'unknown' ? R.noMailbox : R.directoryTemporary);
+      const [why, reply] =
+        verdict === 'unknown'
+          ? (['no-mailbox', R.noMailbox] as const)
+          : verdict === 'not-here'
+            ? (['not-this-office', R.notThisOffice] as const)
+            : (['directory-unavailable', R.directoryTemporary] as const);
+      s.deps.log('smtp.reject', { ip: s.remoteIp, why, from: tx.sender, to: addr });
+      return fail(reply);
     }
   }
   if (relay !== undefined) addr += relay;

@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower, errText } from '../core/index.js';
 import { authenticate, locateDirectory, mayUseSender, openDirectory, type Directory } from '../directory/index.js';
+import { Control } from '../control/index.js';
+import { OfficeFileRouter } from '../offices/index.js';
 import {
   OWN_ADDRESS_ONLY,
   type Authenticator,
@@ -23,6 +25,8 @@ export type LookupOp = 'auth' | 'rcpt' | 'sender';
 
 export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck {
   private dir: Promise<Directory> | undefined;
+  /** The offices' router (run/offices.json) when control/office is set; null without; undefined: not looked yet. */
+  private offices: OfficeFileRouter | null | undefined;
 
   /** `onLookup`: each check's duration (the metrics' quail_directory_lookup_seconds). */
   constructor(
@@ -86,8 +90,30 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
    * otherwise the domain's unknown-address policy decides: bounce-no-mailbox → unknown (550 5.1.1), anything
    * else (delete, forward, mailbox:LOCAL — a catch-all) → accept.
    */
-  check(address: string): Promise<RcptVerdict> {
-    return this.timed('rcpt', () => this.checkNow(address));
+  check(address: string, client?: { readonly ip: string }): Promise<RcptVerdict> {
+    return this.timed('rcpt', async () => {
+      const v = await this.checkNow(address);
+      return v === 'accept' && client !== undefined && this.elsewhere(address, client.ip) ? 'not-here' : v;
+    });
+  }
+
+  /**
+   * Offices (control/office, src/offices): a client that is another office's server, for a mailbox that lives at a
+   * third office (the two disagree about a move). Refused with 451 so the message stays in the sender's queue and
+   * follows the mailbox at its next attempt, instead of waiting here under the one-hop rule.
+   */
+  private elsewhere(address: string, ip: string): boolean {
+    if (this.offices === undefined) {
+      let office: string | null = null;
+      try {
+        office = new Control(this.root).single('office').value;
+      } catch {
+        office = null;
+      }
+      this.offices = office === null || office === '' ? null : new OfficeFileRouter(this.root, office, new Set());
+    }
+    if (this.offices === null) return false;
+    return this.offices.cameFrom({ origin: 'smtp', ip }) !== null && this.offices.place(address).kind === 'office';
   }
 
   private async checkNow(address: string): Promise<RcptVerdict> {

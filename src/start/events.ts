@@ -60,7 +60,9 @@ type StartEventName =
   | 'webd.error'
   // mailing lists (src/lists)
   | 'lists.change'
-  | 'lists.refused';
+  | 'lists.refused'
+  | 'offices.loaded'
+  | 'offices.error';
 
 /** Every event name quail logs: a misspelt one does not compile. */
 export type EventName = StartEventName | SmtpEventName | Pop3EventName | `send.${SchedulerEventName}`;
@@ -250,6 +252,14 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'lists.refused': {
     fields: 'list op address error',
     doc: 'a list change asked over run/lists.sock was refused (bad or old cookie, no such list) or failed',
+  },
+  'offices.loaded': {
+    fields: 'office offices mailboxes repaired why',
+    doc: 'the mailbox→office table read from the shared directory (run/offices.json); `repaired` qmail files brought in step (src/offices)',
+  },
+  'offices.error': {
+    fields: 'office error',
+    doc: 'the shared directory could not be read or listened to: the last table stays in use (src/offices)',
   },
 };
 

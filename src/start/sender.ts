@@ -5,7 +5,8 @@ import { HeldPusher } from '../held/index.js';
 import type { FileQueue } from '../queue/index.js';
 import { DkimSigner } from '../msgauth/index.js';
 import { RemoteEngine, type RemoteJob } from '../remote/index.js';
-import { Scheduler } from '../scheduler/index.js';
+import { Scheduler, type OfficeRouter } from '../scheduler/index.js';
+import { OfficeFileRouter } from '../offices/index.js';
 import { lookupAssignment, systemPasswd } from '../users/index.js';
 import { basename } from 'node:path';
 import type { DeliveryResult } from '../core/index.js';
@@ -51,6 +52,7 @@ export function makeSender(o: SenderOptions): Sender {
     lookupAssignment,
     local: o.local,
     remote: signing(new DkimSigner(root), log, (job) => engine.deliver(job)),
+    ...officeRouting(root),
   });
   const held = new HeldPusher({
     root,
@@ -111,4 +113,17 @@ function heldInterval(root: string): number {
   } catch {
     return 120;
   }
+}
+
+/**
+ * control/office set: the scheduler routes other offices' mailboxes to the office channel, from the table the
+ * supervisor's keeper writes (src/offices).
+ */
+function officeRouting(root: string): { offices?: OfficeRouter } {
+  // An unreadable control/office stops the send process (restarted): never deliver here what belongs elsewhere.
+  const control = new Control(root);
+  const office = control.single('office').value;
+  if (office === null || office === '') return {};
+  const vd = control.map('virtualdomains').value;
+  return { offices: new OfficeFileRouter(root, office, new Set([...(vd?.keys() ?? [])])) };
 }

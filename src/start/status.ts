@@ -4,6 +4,7 @@ import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { listHeld, readLastPush, waiting } from '../held/index.js';
 import { openQueue } from '../queue/index.js';
+import { parseTable, tableFile, type OfficeTable } from '../offices/index.js';
 import { errorsFile, runningPid, stateFile, type RunState } from './supervisor.js';
 
 export interface QueueCounts {
@@ -23,6 +24,8 @@ export interface Status {
   readonly recentErrors: readonly string[];
   /** Held domains (src/held): mail waiting, the last push (LASTPUSH, unix seconds) and its result. */
   readonly held: readonly HeldStatus[];
+  /** Offices (control/office): this server's office and the age of its mailbox→office table (run/offices.json). */
+  readonly offices?: OfficeStatus;
 }
 
 export interface HeldStatus {
@@ -50,6 +53,39 @@ async function heldStatus(root: string): Promise<HeldStatus[]> {
   } catch {
     return [];
   }
+}
+
+export interface OfficeStatus {
+  readonly office: string;
+  /** When the table was last read from the directory (ISO), and its age in seconds; absent: never. */
+  readonly loaded?: string;
+  readonly ageSeconds?: number;
+  readonly offices?: number;
+  readonly mailboxes?: number;
+}
+
+function officeStatus(root: string): OfficeStatus | undefined {
+  let office: string | null;
+  try {
+    office = new Control(root).single('office').value;
+  } catch {
+    return undefined;
+  }
+  if (office === null || office === '') return undefined;
+  let table: OfficeTable | null = null;
+  try {
+    table = parseTable(readFileSync(tableFile(root), 'utf8'));
+  } catch {
+    table = null;
+  }
+  if (table === null) return { office };
+  return {
+    office,
+    loaded: new Date(table.loaded).toISOString(),
+    ageSeconds: Math.max(0, Math.round((Date.now() - table.loaded) / 1000)),
+    offices: table.offices.length,
+    mailboxes: Object.keys(table.homes).length,
+  };
 }
 
 export async function readStatus(root: string, errorLines = 10): Promise<Status> {
@@ -91,6 +127,7 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
   } catch {
     recentErrors = [];
   }
+  const offices = officeStatus(root);
   return {
     running: pid !== undefined,
     ...(pid !== undefined ? { pid } : {}),
@@ -98,6 +135,7 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
     queue,
     recentErrors,
     held: await heldStatus(root),
+    ...(offices ? { offices } : {}),
   };
 }
 
@@ -139,6 +177,14 @@ export function renderStatus(root: string, s: Status): string {
     out.push(
       `held: ${h.domain} to ${h.host}: ${h.waiting} waiting; last push ${h.lastPush === null ? 'never' : `${new Date(h.lastPush * 1000).toISOString()}: ${h.lastResult ?? ''}`}`,
     );
+  if (s.offices) {
+    const o = s.offices;
+    out.push(
+      o.loaded === undefined
+        ? `office: ${o.office}; mailbox→office table: never read from the directory (mail for directory domains waits)`
+        : `office: ${o.office}; mailbox→office table: ${o.mailboxes ?? 0} mailboxes in ${o.offices ?? 0} offices, read ${o.ageSeconds ?? 0} s ago (${o.loaded})`,
+    );
+  }
   if (s.recentErrors.length === 0) out.push('recent errors: none');
   else {
     out.push('recent errors:');

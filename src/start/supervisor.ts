@@ -6,6 +6,7 @@ import { Control } from '../control/index.js';
 import type { Authenticator, ListenerSpec } from '../smtpd/index.js';
 import { systemPasswd } from '../users/index.js';
 import { rulesFrom } from '../queues/index.js';
+import { OfficeKeeper } from '../offices/index.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privchild.js';
 import { Metrics } from './metrics.js';
@@ -277,6 +278,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   started = true;
   writeState();
   let stopped: Promise<void> | undefined;
+  let offices: OfficeKeeper | null = null;
   const running: Running = {
     listeners: services.flatMap((s) => s.listeners),
     stop(graceMs = 10_000) {
@@ -288,6 +290,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         await stopStep(log, 'listeners', graceMs + STEP_MS, Promise.all(services.map((s) => s.stop(graceMs))));
         await stopStep(log, 'scheduler and deliveries', STOP_DELIVERIES_MS, send.close());
         if (lists) await stopStep(log, 'list writer', STEP_MS, lists.close());
+        if (offices) await stopStep(log, 'offices', STEP_MS, offices.stop());
         clearInterval(keepAlive);
         rmSync(pidFile(root), { force: true });
         rmSync(stateFile(root), { force: true });
@@ -305,8 +308,16 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       log.event('quail.flush', {});
     },
   };
+  // Offices (control/office): the mailbox→office table and qmail's files follow the shared directory (src/offices).
+  // Its first refresh runs before the scheduler starts (which reads the repaired files then); later ones reload it.
+  let scheduling = false;
+  offices = officeKeeper(root, control, log, () => {
+    if (scheduling) running.reload();
+  });
+  await offices?.start();
   try {
     await within('scheduler start', STEP_MS, send.start());
+    scheduling = true;
   } catch (err) {
     await running.stop(0);
     throw err;
@@ -358,4 +369,20 @@ async function stopStep(log: EventLog, step: string, ms: number, p: Promise<unkn
       step,
       error: `stop step "${step}" did not finish within ${Math.round(ms / 1000)} s; going on without it`,
     });
+}
+
+/** The offices keeper when control/office names this server's office (src/offices), else null. */
+function officeKeeper(root: string, control: Control, log: EventLog, reload: () => void): OfficeKeeper | null {
+  const office = control.single('office').value;
+  if (office === null || office === '') return null;
+  return new OfficeKeeper({
+    root,
+    office,
+    intervalSeconds: Math.max(1, control.number('officerefresh').value),
+    events: {
+      loaded: (f) => log.event('offices.loaded', f),
+      error: (f) => log.event('offices.error', f),
+    },
+    onFilesChanged: reload,
+  });
 }

@@ -9,7 +9,7 @@ import { openQueue, type FileQueue, type QueuedMessage, type QueueId } from '../
 import type { RemoteJob } from '../../src/remote/types.js';
 import { lookupAssignment, tablePasswd } from '../../src/users/index.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
-import type { SchedulerLogger } from '../../src/scheduler/types.js';
+import type { OfficeRouter, SchedulerLogger } from '../../src/scheduler/types.js';
 
 export class FakeClock {
   constructor(public now: number) {}
@@ -60,6 +60,8 @@ export interface WorldOptions {
   readonly local?: Scripted<LocalJob, LocalResult>;
   readonly remote?: Scripted<RemoteJob, DeliveryResult>;
   readonly start?: number;
+  /** Offices (issue 16): the router the scheduler asks where a local address lives. */
+  readonly offices?: OfficeRouter;
 }
 
 export const DATA = 'From: someone\nSubject: test\n\nHello.\n';
@@ -107,6 +109,7 @@ export async function makeWorld(opts: WorldOptions = {}): Promise<World> {
         return remoteFn(job, count(`r:${job.recipient}`));
       },
       timers: { set: () => undefined, clear: () => undefined },
+      ...(opts.offices ? { offices: opts.offices } : {}),
     });
   const world: World = {
     root,

@@ -1,0 +1,64 @@
+// quail office add|list|remove: the offices of a directory shared by several servers (issue 16, src/offices).
+import type { Command } from 'commander';
+import type { Office } from '../directory/index.js';
+import { action, usageError } from './common.js';
+import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
+
+const officeJson = (o: Office): Record<string, unknown> => ({ ...o, created: o.created.toISOString() });
+
+/** `HOST` or `HOST:PORT` (an IPv6 address in brackets: `[::1]:25`). */
+function parseHostPort(text: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(text.trim());
+  if (!m?.[1]) throw usageError(`${JSON.stringify(text)}: give the office's SMTP server as HOST or HOST:PORT`);
+  const port = m[2] === undefined ? 25 : Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`port ${m[2] ?? ''}: give 1 to 65535`);
+  return { host: m[1], port };
+}
+
+export function register(program: Command): void {
+  const cmd = program.command('office').description('offices: one domain served by several servers (shared directory)');
+  dirOptions(
+    cmd
+      .command('add <name> <host[:port]>')
+      .description('add an office and its SMTP server for inter-office mail')
+      .option('--tls <policy>', 'STARTTLS to this office: verify (required, system CAs) or /path/ca.pem (required)'),
+  ).action(
+    action('office add', (name: string, hostPort: string, o: DirOpts & { tls?: string }) =>
+      withDirectory(o, async ({ dir }) => {
+        const { host, port } = parseHostPort(hostPort);
+        const office = await dir.addOffice({ name, host, port, ...(o.tls === undefined ? {} : { tls: o.tls }) });
+        if (o.json) printJson(officeJson(office));
+        else process.stdout.write(`added office ${office.name} (${office.host}:${office.port})\n`);
+      }),
+    ),
+  );
+  dirOptions(cmd.command('list').description('list the offices and how many mailboxes each holds')).action(
+    action('office list', (o: DirOpts) =>
+      withDirectory(o, async ({ dir }) => {
+        const offices = await dir.listOffices();
+        const count = new Map<string, number>();
+        for (const h of await dir.mailboxHomes()) count.set(h.office, (count.get(h.office) ?? 0) + 1);
+        if (o.json) {
+          printJson(offices.map((x) => ({ ...officeJson(x), mailboxes: count.get(x.name) ?? 0 })));
+          return;
+        }
+        for (const x of offices)
+          process.stdout.write(
+            `${x.name}\t${x.host}:${x.port}\t${x.tls === '' ? 'tls-when-offered' : `tls=${x.tls}`}\t${count.get(x.name) ?? 0} mailboxes\n`,
+          );
+        const none = count.get('') ?? 0;
+        if (offices.length > 0 && none > 0)
+          process.stdout.write(`(${none} mailboxes have no office: every server delivers them itself)\n`);
+      }),
+    ),
+  );
+  dirOptions(cmd.command('remove <name>').description('remove an office that holds no mailboxes')).action(
+    action('office remove', (name: string, o: DirOpts) =>
+      withDirectory(o, async ({ dir }) => {
+        if (!(await dir.deleteOffice(name))) throw usageError(`no office ${name.toLowerCase()} in the directory`);
+        if (o.json) printJson({ removed: name.toLowerCase() });
+        else process.stdout.write(`removed office ${name.toLowerCase()}\n`);
+      }),
+    ),
+  );
+}
