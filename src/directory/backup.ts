@@ -23,7 +23,13 @@ const DIRECTORY_TABLES = [
   'list_members',
 ] as const;
 /** The schema version that made each table newer than the first (web sessions are not kept: they are logins). */
-const SINCE: Readonly<Record<string, number>> = { held_domains: 3, offices: 4, domain_admins: 5, lists: 6, list_members: 6 };
+const SINCE: Readonly<Record<string, number>> = {
+  held_domains: 3,
+  offices: 4,
+  domain_admins: 5,
+  lists: 6,
+  list_members: 6,
+};
 const DIRECTORY_SQLITE = 'directory.sqlite';
 export const DIRECTORY_JSON = 'directory.json';
 export const ROWS_FORMAT = 'quail-directory-rows 1';
