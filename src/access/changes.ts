@@ -24,6 +24,8 @@ export type Change =
       readonly quotaBytes?: number | null;
       readonly quotaMessages?: number | null;
       readonly flags?: readonly MailboxFlag[];
+      /** The home office (issue 16); default: the only office. */
+      readonly office?: string;
     }
   | { readonly op: 'mailbox.remove'; readonly address: string; readonly keepFiles?: boolean }
   | { readonly op: 'mailbox.password'; readonly address: string; readonly password: string }
@@ -142,6 +144,7 @@ export async function perform(ctx: Ctx, p: Principal, request: Change): Promise<
         ...(c.quotaBytes === undefined ? {} : { quotaBytes: c.quotaBytes }),
         ...(c.quotaMessages === undefined ? {} : { quotaMessages: c.quotaMessages }),
         ...(c.flags === undefined ? {} : { flags: c.flags }),
+        ...(c.office === undefined ? {} : { office: c.office }),
       });
       return `added ${m.local}@${m.domain}`;
     }
