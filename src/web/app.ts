@@ -75,6 +75,16 @@ export function createWebApp(o: WebAppOptions): Hono {
     c.header('Cache-Control', 'no-store');
     if (o.secure) c.header('Strict-Transport-Security', 'max-age=31536000');
   });
+  // The templates are indented for reading; a page on a phone need not carry that: runs of white space between tags
+  // become one space (HTML renders them alike; text inside a textarea is escaped, so it has no `>`/`<` to match).
+  app.use('*', async (c, next) => {
+    await next();
+    if (!(c.res.headers.get('content-type') ?? '').startsWith('text/html')) return;
+    const text = await c.res.text();
+    const headers = new Headers(c.res.headers);
+    headers.delete('content-length');
+    c.res = new Response(text.replace(/>\s+</g, '> <'), { status: c.res.status, headers });
+  });
   app.use('*', bodyLimit({ maxSize: MAX_BODY, onError: (c) => c.text('form too large\n', 413) }));
 
   const ask = async (c: Context, req: WebRequest): Promise<WebAnswer | Response> => {
