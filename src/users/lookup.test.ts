@@ -185,3 +185,35 @@ void test('newmrh: lowercased list entries, empty values, comments and blanks sk
     assert.equal(cdbGet(db, Buffer.from('Example.COM')), undefined);
   });
 });
+
+/** Waits until users/cdb is older than the 2 s during which a changed file is read again at every lookup. */
+async function settled(root: string): Promise<void> {
+  const st = statSync(join(root, 'users', 'cdb'));
+  while (Date.now() - Math.max(st.mtimeMs, st.ctimeMs) < 2200) await new Promise((r) => setTimeout(r, 50));
+}
+
+void test('kept users/cdb answers follow the file: replaced by newu, rewritten in place, removed', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-users-'));
+  try {
+    mkdirSync(join(root, 'users'));
+    mkdirSync(join(root, 'control'));
+    const passwd = tablePasswd([{ name: 'alias', uid: 7, gid: 7, home: '/alias' }]);
+    const look = (): string => pick(lookupAssignment({ root, local: 'joe', passwd }));
+    assign(root, '=joe:aaa:1:1:/a:::\n.\n');
+    assert.equal(look(), 'aaa:1:/a:::simple');
+    await settled(root);
+    assert.equal(look(), 'aaa:1:/a:::simple', 'answered from the kept answers now');
+    assign(root, '=joe:bbb:1:1:/b:::\n.\n'); // newu: a new file by rename
+    assert.equal(look(), 'bbb:1:/b:::simple');
+    await settled(root);
+    assert.equal(look(), 'bbb:1:/b:::simple');
+    // the same inode and size, other bytes: mtime and ctime differ, so the file is read again
+    const kept = readFileSync(join(root, 'users', 'cdb'));
+    writeFileSync(join(root, 'users', 'cdb'), Buffer.from(kept.toString('latin1').replace('bbb', 'ccc'), 'latin1'));
+    assert.equal(look(), 'ccc:1:/b:::simple');
+    rmSync(join(root, 'users', 'cdb'));
+    assert.equal(look(), 'alias:7:/alias:-:joe:alias', 'no users/cdb: the alias account');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
