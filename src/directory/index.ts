@@ -35,4 +35,4 @@ export {
 export { importVpopmail, parseVpasswdLine, vpopPolicy, type ImportReport } from './import.js';
 export { importQmail } from './importqmail.js';
 export { backupDirectory, restoreDirectory } from './backup.js';
-export { cidr, type HeldRecord, type NewHeld } from './held.js';
+export type { HeldRecord } from './held.js';
