@@ -26,7 +26,7 @@ function readSecret(path: string): string {
 }
 
 /** `120`, `90s`, `2m`, `1h` → seconds. */
-export function parseEvery(text: string): number {
+function parseEvery(text: string): number {
   const m = /^([0-9]+)\s*([smh]?)$/i.exec(text.trim());
   const n = m ? Number(m[1]) * ({ '': 1, s: 1, m: 60, h: 3600 }[(m[2] ?? '').toLowerCase()] ?? 1) : NaN;
   if (!(n >= 1 && n <= 7 * 86400))

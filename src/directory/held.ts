@@ -34,7 +34,7 @@ const str = (v: unknown): string =>
   typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '';
 
 /** `IP` or `IP/BITS` (IPv4 or IPv6): the normalised text, or a DirectoryError naming the fix. */
-export function cidr(raw: string): string {
+function cidr(raw: string): string {
   const [ip = '', bits, extra] = raw.trim().split('/');
   const v = isIP(ip);
   const max = v === 4 ? 32 : 128;

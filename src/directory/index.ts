@@ -46,4 +46,4 @@ export {
   type ListTable,
   type MailingList,
 } from './listtypes.js';
-export { cidr, type HeldRecord, type NewHeld } from './held.js';
+export type { HeldRecord } from './held.js';

@@ -1,9 +1,10 @@
 // quail held add|show|list|remove: held domains recorded in the directory (SQLite and PostgreSQL), their files as the
 // seeds make them by hand, and quail start pushing them by their own interval with no cron and no seed files.
-// tier: system (needs quail start, swaks, PostgreSQL)
+// tier: system (needs quail start, swaks, python3, PostgreSQL)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testSmtp } from '../../test/support/testsmtp.js';
@@ -36,6 +37,17 @@ function assertFiles(root: string, host: string, owner: { uid: number }): void {
     readFileSync(join(root, 'users', 'assign'), 'utf8'),
     new RegExp(`^\\+some\\.example\\.com-:[^:]+:${owner.uid}:\\d+:${home}:-::$`, 'm'),
   );
+}
+
+/** `ETRN node` from 127.0.0.1 with python3's smtplib after EHLO: the reply line. */
+function etrn(port: number, node: string): string {
+  const py = `import smtplib
+s=smtplib.SMTP('127.0.0.1',${port})
+s.ehlo('customer.test')
+c,m=s.docmd('ETRN','${node}')
+print(c,m.decode())
+s.quit()`;
+  return spawnSync('python3', ['-c', py], { encoding: 'utf8' }).stdout;
 }
 
 const ADD = ['--every', '3s', '--etrn', '--atrn', 'cust@isp.test', '--autoturn', '127.0.0.9'];
@@ -76,6 +88,10 @@ void test('held add, then quail start pushes by the domain’s own interval; sta
       quail(['held', 'list', '--root', root]),
       /^some\.example\.com host 127\.0\.0\.1:\d+ waiting 0 lock free last \d{4}-/m,
     );
+    // ETRN follows the record: allowed with --etrn (nothing waits: 251), refused once it is taken away.
+    assert.match(etrn(smtp, DOMAIN), /^251 /);
+    quail(['held', 'add', DOMAIN, '--root', root, '--host', host, '--every', '3s', '--replace']);
+    assert.match(etrn(smtp, DOMAIN), /^459 .*not enabled/);
   } finally {
     q.killGroup();
     await q.exited;

@@ -2,8 +2,8 @@
 export { parseHead } from './envelope.js';
 export { pushMaildir, DEFAULT_LIFETIME, type PushOptions, type MessageReport } from './push.js';
 export { tcpConnector, parseHostPort } from './connect.js';
-export { findHeld, listHeld, parseSettings, type HeldDomain, type HeldSettings } from './registry.js';
-export { HeldPusher, waiting, oldest, readLastPush, type LastPush } from './pusher.js';
+export { findHeld, listHeld, type HeldDomain } from './registry.js';
+export { HeldPusher, waiting, oldest, readLastPush } from './pusher.js';
 export { lockStatus } from './lock.js';
-export { pushTurn, socketConnector, type TurnResult } from './turn.js';
-export { serveOdmr, parseAtrn, type OdmrDeps } from './odmr.js';
+export { pushTurn, socketConnector } from './turn.js';
+export { serveOdmr, type OdmrDeps } from './odmr.js';

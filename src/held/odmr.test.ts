@@ -73,7 +73,7 @@ s.close()`;
   return run('python3', ['-c', py]).then((r) => r.out);
 }
 
-async function fill(w: World, smtp: number, who: readonly string[]): Promise<void> {
+function fill(smtp: number, who: readonly string[]): void {
   for (const to of who) assert.equal(swaks(smtp, ['--to', to]).status, 0);
 }
 
@@ -83,7 +83,7 @@ void test('fetchmail --protocol ODMR: ATRN for two domains, the roles reverse, e
   const q = await startProcess(w.root);
   try {
     const smtp = listenerPort(w.root, 'smtp');
-    await fill(w, smtp, [`joe@${SOME}`, `ann@${SOME}`, `bob@${OTHER}`]);
+    fill(smtp, [`joe@${SOME}`, `ann@${SOME}`, `bob@${OTHER}`]);
     await waitFor(() => w.box(SOME).length === 2 && w.box(OTHER).length === 1, 20_000, q.log);
     const f = await fetchmail(w.odmr, customer.port, `${SOME},${OTHER}`);
     assert.match(f.out, /Turnaround now/, f.out);
@@ -145,7 +145,7 @@ void test('ODMR: a 5xx from the customer bounces that message once, a 4xx keeps 
   const q = await startProcess(w.root);
   try {
     const smtp = listenerPort(w.root, 'smtp');
-    await fill(w, smtp, [`ok@${SOME}`, `refused@${SOME}`, `later@${SOME}`]);
+    fill(smtp, [`ok@${SOME}`, `refused@${SOME}`, `later@${SOME}`]);
     await waitFor(() => w.box(SOME).length === 3, 20_000, q.log);
     const f = await fetchmail(w.odmr, customer.port, SOME);
     assert.match(f.out, /Turnaround now/, f.out);

@@ -8,6 +8,11 @@ import { asciiLower, errText } from '../core/index.js';
 const MAX_LINE = 4096;
 /** Bad commands before the session is ended (421). */
 const MAX_ERRORS = 10;
+/** A line longer than MAX_LINE (its bytes are dropped). */
+const LONG: unique symbol = Symbol('long');
+/** The client went away in the middle of an AUTH exchange. */
+const GONE: unique symbol = Symbol('gone');
+type Line = string | typeof LONG | null;
 
 /** What the session needs from quail: password checks, held domains and the push itself. */
 export interface OdmrDeps {
@@ -51,12 +56,27 @@ function unb64(s: string): string | null {
 
 /** A line reader with a length limit; `next()` resolves with a line, or null when the client is gone or idle. */
 class Lines {
-  private buf = Buffer.alloc(0);
-  private waiter: ((l: string | 'long' | null) => void) | undefined;
+  private buf: Buffer = Buffer.alloc(0);
+  private waiter: ((l: Line) => void) | undefined;
   private ended = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly onData = (c: Buffer): void => {
-    this.buf = Buffer.concat([this.buf, c]);
+  /** In the middle of a line past MAX_LINE: its bytes are dropped up to its end, then LONG is given once. */
+  private skipping = false;
+  private pendingLong = false;
+  private readonly onData = (chunk: Buffer): void => {
+    let c = chunk;
+    if (this.skipping) {
+      const i = c.indexOf(10);
+      if (i < 0) return;
+      c = c.subarray(i + 1);
+      this.skipping = false;
+      this.pendingLong = true;
+    }
+    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
+    if (this.buf.length > MAX_LINE && this.buf.indexOf(10) < 0) {
+      this.buf = Buffer.alloc(0);
+      this.skipping = true;
+    }
     this.pump();
   };
   private readonly onEnd = (): void => {
@@ -97,27 +117,28 @@ class Lines {
   }
 
   private pump(): void {
-    const w = this.waiter;
-    if (!w) return;
+    if (!this.waiter) return;
+    if (this.pendingLong) {
+      this.pendingLong = false;
+      this.settle(LONG);
+      return;
+    }
     const i = this.buf.indexOf(10);
     if (i >= 0) {
       const line = this.buf.subarray(0, i).toString('latin1').replace(/\r$/, '');
       this.buf = this.buf.subarray(i + 1);
-      this.settle(i > MAX_LINE ? 'long' : line);
-    } else if (this.buf.length > MAX_LINE) {
-      this.buf = Buffer.alloc(0);
-      this.settle('long');
+      this.settle(i > MAX_LINE ? LONG : line);
     } else if (this.ended) this.settle(null);
   }
 
-  private settle(v: string | 'long' | null): void {
+  private settle(v: Line): void {
     const w = this.waiter;
     this.waiter = undefined;
     if (this.timer) clearTimeout(this.timer);
     w?.(v);
   }
 
-  next(): Promise<string | 'long' | null> {
+  next(): Promise<Line> {
     return new Promise((resolve) => {
       this.waiter = resolve;
       this.timer = setTimeout(() => this.settle(null), this.idleMs);
@@ -144,8 +165,10 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
   let errors = 0;
   let end = 'quit';
   const bad = (reply: string): boolean => {
-    write(reply);
-    if (++errors < MAX_ERRORS) return false;
+    if (++errors < MAX_ERRORS) {
+      write(reply);
+      return false;
+    }
     write(`421 4.7.0 ${d.hostname} too many errors, closing`);
     end = 'errors';
     return true;
@@ -159,7 +182,7 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
         if (end === 'idle') write(`421 4.4.2 ${d.hostname} idle too long, closing`);
         break;
       }
-      if (line === 'long') {
+      if (line === LONG) {
         if (bad('500 5.5.2 line too long')) break;
         continue;
       }
@@ -220,7 +243,7 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
           continue;
         }
         const r = await auth(arg, ip, tls, d, write, lines);
-        if (r === 'gone') {
+        if (r === GONE) {
           end = 'gone';
           break;
         }
@@ -286,14 +309,14 @@ async function auth(
   d: OdmrDeps,
   write: (s: string) => void,
   lines: Lines,
-): Promise<string | { reply: string } | 'gone'> {
+): Promise<string | { reply: string } | typeof GONE> {
   const [mech = '', initial] = arg.trim().split(/\s+/);
   const m = asciiLower(mech);
-  const ask = async (prompt: string): Promise<string | null | 'gone'> => {
+  const ask = async (prompt: string): Promise<string | null | typeof GONE> => {
     write(`334 ${prompt}`);
     const l = await lines.next();
-    if (l === null) return 'gone';
-    if (l === 'long' || l.trim() === '*') return null;
+    if (l === null) return GONE;
+    if (l === LONG || l.trim() === '*') return null;
     return l;
   };
   const refused = { reply: '535 5.7.8 authentication failed' };
@@ -304,7 +327,7 @@ async function auth(
     let pass: string;
     if (m === 'plain') {
       const r = initial !== undefined ? initial : await ask('');
-      if (r === 'gone') return r;
+      if (r === GONE) return r;
       const t = r === null || r === '=' ? null : unb64(r);
       const parts = t?.split('\0');
       if (parts?.length !== 3) return cancelled;
@@ -312,11 +335,11 @@ async function auth(
       pass = parts[2] ?? '';
     } else {
       const u = initial !== undefined ? initial : await ask(b64('Username:'));
-      if (u === 'gone') return u;
+      if (u === GONE) return u;
       const uu = u === null ? null : unb64(u);
       if (uu === null) return cancelled;
       const p = await ask(b64('Password:'));
-      if (p === 'gone') return p;
+      if (p === GONE) return p;
       const pp = p === null ? null : unb64(p);
       if (pp === null) return cancelled;
       user = uu;
@@ -329,7 +352,7 @@ async function auth(
   if (m === 'cram-md5') {
     const challenge = `<${randomBytes(12).toString('hex')}.${Date.now()}@${d.hostname}>`;
     const r = await ask(b64(challenge));
-    if (r === 'gone') return r;
+    if (r === GONE) return r;
     const t = r === null ? null : unb64(r);
     const sp = t?.lastIndexOf(' ') ?? -1;
     if (t === null || t === undefined || sp <= 0) return cancelled;

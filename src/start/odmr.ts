@@ -8,7 +8,6 @@ import { authenticate, openDirectory, type Directory } from '../directory/index.
 import { findHeld, listHeld, pushTurn, serveOdmr, socketConnector, waiting, type OdmrDeps } from '../held/index.js';
 import type { NewMessage } from '../queue/index.js';
 import { keyValues, type HostPort } from './listeners.js';
-import type { EventLog } from './log.js';
 import type { ServiceDef } from './services.js';
 
 /** An `odmr` line: `0.0.0.0:366 odmr` (no options yet). */
@@ -212,5 +211,3 @@ export const ODMR_SERVICE: ServiceDef<OdmrSpec> = {
     });
   },
 };
-
-export type { EventLog };
