@@ -247,9 +247,9 @@ const DEFS = [
     name: 'dnsservers',
     kind: 'list',
     default: { from: 'none' },
-    readBy: 'remote',
-    applies: ON_DELIVERY,
-    doc: 'DNS servers for MX/A/AAAA lookups, one per line: IP, IP:PORT or [IPv6]:PORT. Missing: the system resolver (/etc/resolv.conf).',
+    readBy: 'remote, smtpd',
+    applies: `${ON_DELIVERY}; ${ON_EACH_SESSION}`,
+    doc: "DNS servers for MX/A/AAAA lookups, inbound SPF/DKIM/DMARC and a listener's DNS blocklists (rbl=), one per line: IP, IP:PORT or [IPv6]:PORT. Missing: the system resolver (/etc/resolv.conf).",
   },
   {
     name: 'tlsdestinations',

@@ -257,6 +257,9 @@ function numericOptions(o: Readonly<Record<string, string>>): Partial<SessionLim
 /** rblsmtpd's -t default and quail's lookup deadline default (seconds). */
 const RBL_TIMEOUT = 60;
 const RBL_DEADLINE = 60;
+/** Upper bounds (seconds): the limited conversation an hour, the lookups five minutes (a client's greeting wait). */
+const RBL_MAX_TIMEOUT = 3600;
+const RBL_MAX_DEADLINE = 300;
 
 /**
  * The listener's `rbl=`/`rblallow=` sources (src/start joins them, in line order, as `base +base ...`: `+` =
@@ -273,8 +276,9 @@ function rblConfigOf(o: Readonly<Record<string, string>>, dns: (() => RblResolve
     sources,
     bounce: o['rblbounce'] === 'on',
     failClosed: o['rblfail'] === 'closed',
-    timeoutSeconds: num('rbltimeout', RBL_TIMEOUT),
-    deadlineMs: num('rbldeadline', RBL_DEADLINE) * 1000,
+    // capped: a timer past 2^31 ms would fire at once (node), and no client waits longer than these anyway
+    timeoutSeconds: Math.min(num('rbltimeout', RBL_TIMEOUT), RBL_MAX_TIMEOUT),
+    deadlineMs: Math.min(num('rbldeadline', RBL_DEADLINE), RBL_MAX_DEADLINE) * 1000,
     resolver: dns ?? (() => new dnsPromises.Resolver({ timeout: 2000, tries: 2 })),
   };
 }

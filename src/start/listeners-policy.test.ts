@@ -238,3 +238,30 @@ void test('filter=PROGRAM on a listener line: the seed 003 qmail-queue wrapper r
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+void test('quail start refuses a listener naming a missing rcpthosts= or tcprules= file, and a bad rbl= zone', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-listeners-bad-'));
+  chmodSync(root, 0o755);
+  try {
+    cli(root, 'init', '--me', 'mx.test');
+    const run = (line: string): { status: number | null; out: string } => {
+      writeFileSync(join(root, 'control', 'listeners'), `${line}\n`);
+      const r = spawnSync(process.execPath, [MAIN, 'start', '--root', root], { encoding: 'utf8', timeout: 30_000 });
+      return { status: r.status, out: `${r.stdout}${r.stderr}` };
+    };
+    let r = run('127.0.0.1:0 smtp rcpthosts=rcpthosts.nosuch');
+    assert.equal(r.status, 100, r.out);
+    assert.match(r.out, /says rcpthosts=rcpthosts\.nosuch, but \S+\/control\/rcpthosts\.nosuch does not exist/);
+    r = run('127.0.0.1:0 smtp tcprules=tcp.nosuch');
+    assert.equal(r.status, 100, r.out);
+    assert.match(r.out, /says tcprules=tcp\.nosuch, but \S+\/control\/tcp\.nosuch does not exist/);
+    r = run('127.0.0.1:0 smtp rcpthosts=../etc/passwd');
+    assert.equal(r.status, 100, r.out);
+    assert.match(r.out, /option rcpthosts=\.\.\/etc\/passwd: the name of a file in control\//);
+    r = run('127.0.0.1:0 smtp rbl=bad_zone!');
+    assert.equal(r.status, 100, r.out);
+    assert.match(r.out, /option rbl=bad_zone!: a DNS zone/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -48,6 +48,22 @@ void test('control/listeners: golden table', () => {
       'unknown option "sendrauth" (databytes=N, maxconn=N, maxperip=N, maxrcpt=N, maxline=N, maxerrors=N, maxnoop=N, tarpitcount=N, tarpitdelay=N, greetdelay=N, rbltimeout=N, rbldeadline=N, senderauth=on|off, authcheck=off|header|reject, auth=required|offered|off, tls=required, rblbounce=on|off, rblfail=open|closed, queue=NAME, rcpthosts=none|FILE, tcprules=FILE, rbl=ZONE, rblallow=ZONE, filter=/PATH)',
     ],
   );
+  // rbl= and rblallow= repeat and keep their line order (rblsmtpd tries -r and -a in order): one option for smtpd
+  const rbl = parseListeners('127.0.0.1:25 smtp rbl=A.test rblallow=ok.test rbl=c.test greetdelay=5 filter=/bin/qq\n');
+  assert.deepEqual(rbl.errors, []);
+  assert.deepEqual(rbl.listeners[0]?.spec, {
+    host: '127.0.0.1',
+    port: 25,
+    kind: 'smtp',
+    options: { greetdelay: '5', filter: '/bin/qq', rbl: 'a.test +ok.test c.test' },
+  });
+  assert.deepEqual(
+    parseListeners('127.0.0.1:25 smtp filter=qq\n127.0.0.1:26 smtp tcprules=.hidden\n').errors.map((e) => e.reason),
+    [
+      'option filter=qq: the absolute path of a qmail-queue program (as QMAILQUEUE)',
+      'option tcprules=.hidden: the name of a file in control/ (letters, digits, . _ -)',
+    ],
+  );
   assert.equal(
     textLine(new Date(0), 'info', 'smtp.queued', { id: 'x', report: 'did 1+0+0\n', n: 2 }),
     '1970-01-01T00:00:00.000Z info smtp.queued id=x report="did 1+0+0\\n" n=2',

@@ -105,7 +105,10 @@ export function overridesOf(opts: { smtp?: string; submission?: string; pop3?: P
   ];
 }
 
-/** control/queues, control/queuerules and the listeners' queue= options must agree before anything listens. */
+/**
+ * control/queues, control/queuerules and the listeners' queue= options must agree before anything listens; the files a
+ * listener names (rcpthosts=, tcprules=) must exist.
+ */
 function checkQueues(control: Control, plan: ListenerPlan): void {
   const specs = plan.listeners.flatMap((l) => (l.service === 'smtpd' ? [l.spec as ListenerSpec] : []));
   const rules = rulesFrom(control);
@@ -116,6 +119,16 @@ function checkQueues(control: Control, plan: ListenerPlan): void {
       false,
     );
   for (const s of specs) {
+    // a listener's own rcpthosts= or tcprules= file must exist when quail starts (a session on it would be refused, or
+    // served without the rules the operator meant); removed later, the session rules of docs/LISTENERS.md apply
+    for (const key of ['rcpthosts', 'tcprules'] as const) {
+      const file = s.options[key];
+      if (file !== undefined && file !== 'none' && control.named(file) === null)
+        throw new QuailError(
+          `${control.path('listeners')}: listener ${s.host}:${s.port} says ${key}=${file}, but ${join(control.root, 'control', file)} does not exist; create it or fix the line (docs/LISTENERS.md)`,
+          false,
+        );
+    }
     const q = s.options['queue'];
     if (q !== undefined && !rules.known.has(q))
       throw new QuailError(
