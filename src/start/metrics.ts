@@ -64,7 +64,7 @@ export class Metrics {
   private readonly pop3Refused = this.counter('quail_pop3_refused_total', 'POP3 connections or logins refused', []);
   private readonly restarts = this.counter(
     'quail_child_restarts_total',
-    'unexpected deaths of a service process (each replaced), by process (smtpd, pop3d, sendd, metricsd, webd)',
+    'unexpected deaths of a service process (each replaced), by process (smtpd, pop3d, sendd, metricsd, webd, odmrd)',
     ['process'],
   );
   /** Delivery number → its channel and start; forgotten when the send process is replaced (its numbers restart). */
@@ -163,6 +163,7 @@ export class Metrics {
       case 'sendd.crashed':
       case 'metricsd.crashed':
       case 'webd.crashed':
+      case 'odmrd.crashed':
         if (name === 'sendd.crashed') this.running.clear();
         return this.restarts.inc({ process: name.slice(0, name.indexOf('.')) });
       case 'send.new':

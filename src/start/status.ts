@@ -5,6 +5,7 @@ import { Control } from '../control/index.js';
 import { listHeld, readLastPush, waiting } from '../held/index.js';
 import { openQueue } from '../queue/index.js';
 import { parseTable, tableFile, type OfficeTable } from '../offices/index.js';
+import type { ServiceName } from './privchild.js';
 import { errorsFile, runningPid, stateFile, type RunState } from './supervisor.js';
 
 export interface QueueCounts {
@@ -139,6 +140,15 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
   };
 }
 
+/** The service processes quail.json may name, as `quail status` calls them. */
+const PROCESS_NAMES: ReadonlyArray<readonly [ServiceName, string]> = [
+  ['smtpd', 'smtp'],
+  ['pop3d', 'pop3'],
+  ['metricsd', 'metrics'],
+  ['webd', 'web admin'],
+  ['odmrd', 'odmr'],
+];
+
 export function renderStatus(root: string, s: Status): string {
   const out: string[] = [];
   out.push(s.running ? `quail is running (pid ${s.pid ?? '?'}) for ${root}` : `quail is not running for ${root}`);
@@ -146,16 +156,10 @@ export function renderStatus(root: string, s: Status): string {
     out.push(`started: ${s.state.started}`);
     for (const l of s.state.listeners)
       out.push(`listener: ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port} ${l.kind}`);
-    if (s.state.smtpd)
-      out.push(`smtp process: pid ${s.state.smtpd.pid} as ${s.state.smtpd.user} (uid ${s.state.smtpd.uid})`);
-    if (s.state.pop3d)
-      out.push(`pop3 process: pid ${s.state.pop3d.pid} as ${s.state.pop3d.user} (uid ${s.state.pop3d.uid})`);
-    if (s.state.metricsd)
-      out.push(
-        `metrics process: pid ${s.state.metricsd.pid} as ${s.state.metricsd.user} (uid ${s.state.metricsd.uid})`,
-      );
-    if (s.state.webd)
-      out.push(`web admin process: pid ${s.state.webd.pid} as ${s.state.webd.user} (uid ${s.state.webd.uid})`);
+    for (const [name, what] of PROCESS_NAMES) {
+      const p = s.state[name];
+      if (p) out.push(`${what} process: pid ${p.pid} as ${p.user} (uid ${p.uid})`);
+    }
     const send = s.state.send;
     if (send) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})`);
     const crashes = Object.entries({

@@ -42,20 +42,22 @@ export interface StartOptions {
   readonly pop3?: Pop3Flags;
 }
 
-export interface RunState {
+/** As root: the unprivileged process of one service (smtpd, pop3d, metricsd, webd, odmrd). */
+export interface ServiceProcess {
+  readonly pid: number;
+  readonly user: string;
+  readonly uid: number;
+}
+
+/** Each service's process, under the service's name. */
+type ServiceProcesses = { readonly [S in ServiceName]?: ServiceProcess };
+
+export interface RunState extends ServiceProcesses {
   readonly pid: number;
   readonly started: string;
   readonly root: string;
   /** Every bound listener, of every service. */
   readonly listeners: readonly BoundListener[];
-  /** As root: the unprivileged process serving the listeners. */
-  readonly smtpd?: { readonly pid: number; readonly user: string; readonly uid: number };
-  /** As root: the unprivileged process serving POP3. */
-  readonly pop3d?: { readonly pid: number; readonly user: string; readonly uid: number };
-  /** As root: the unprivileged process serving the metrics listeners. */
-  readonly metricsd?: { readonly pid: number; readonly user: string; readonly uid: number };
-  /** As root: the unprivileged process serving the web admin (issue 19). */
-  readonly webd?: { readonly pid: number; readonly user: string; readonly uid: number };
   /** Unexpected deaths of the service children since start (each is logged as `<name>.crashed` with its stack). */
   readonly crashes?: Readonly<Record<string, number>>;
   /** As root: the unprivileged process running the scheduler and remote delivery, and how often it was restarted. */
@@ -227,21 +229,16 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   let started = false;
   const writeState = (): void => {
     if (!started) return;
-    const as = (pid: number | undefined): RunState['smtpd'] =>
-      account && pid !== undefined ? { pid, user: account.name, uid: account.uid } : undefined;
-    const smtpd = as(pids.smtpd);
-    const pop3d = as(pids.pop3d);
-    const metricsd = as(pids.metricsd);
-    const webd = as(pids.webd);
+    const processes: Partial<Record<ServiceName, ServiceProcess>> = {};
+    if (account)
+      for (const [name, pid] of Object.entries(pids) as [ServiceName, number | undefined][])
+        if (pid !== undefined) processes[name] = { pid, user: account.name, uid: account.uid };
     const state: RunState = {
       pid: process.pid,
       started: startedAt,
       root,
       listeners: services.flatMap((s) => s.listeners),
-      ...(smtpd ? { smtpd } : {}),
-      ...(pop3d ? { pop3d } : {}),
-      ...(metricsd ? { metricsd } : {}),
-      ...(webd ? { webd } : {}),
+      ...processes,
       ...(account && send.pid !== undefined
         ? { send: { pid: send.pid, user: account.name, uid: account.uid, restarts: send.restarts } }
         : {}),
