@@ -27,7 +27,7 @@ void test('control/listeners: golden table', () => {
       ['pop3d', { host: '0.0.0.0', port: 110, implicitTls: false }],
     ],
   );
-  assert.equal(r.errors[2]?.reason, 'unknown kind "imap" (smtp, submission, pop3, metrics or admin)');
+  assert.equal(r.errors[2]?.reason, 'unknown kind "imap" (smtp, submission, pop3, metrics, admin or odmr)');
   assert.deepEqual(
     r.errors.map((e) => e.line),
     [7, 8, 9, 10],
