@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { MAIN, listenerPort, queuedCount, setupRoot, startProcess, swaks, waitFor } from '../../test/support/start.js';
 
-void test('queuerules filter=: runs for a matching sender (SMTP and inject), not for another; QUAIL_QUEUE and the queue kept, also for sendmail under QMAILQUEUE', async () => {
+void test('queuerules filter=: runs for a matching sender (SMTP, inject, sendmail -bs), not for another; QUAIL_QUEUE and the queue kept, also for sendmail under QMAILQUEUE', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-qrf-'));
   const p = { killGroup: (): void => undefined, log: (): string => '' };
   try {
@@ -57,12 +57,21 @@ void test('queuerules filter=: runs for a matching sender (SMTP and inject), not
     };
     run('inject', 'cat@scan.test', 'three');
     run('sendmail', 'dan@bulk.test', 'four', { QMAILQUEUE: wrap });
+    // sendmail -bs: an SMTP session on stdin, the rule's filter as for a network client
+    const bs = spawnSync(process.execPath, [MAIN, 'sendmail', '-bs', '--root', root], {
+      input:
+        'HELO local\r\nMAIL FROM:<eve@scan.test>\r\nRCPT TO:<joe@example.com>\r\nDATA\r\n' +
+        'Subject: five\r\n\r\nbody\r\n.\r\nQUIT\r\n',
+      env: { ...process.env, PATH: path },
+      encoding: 'utf8',
+    });
+    assert.match(bs.stdout, /^250 ok \d+ qp \d+/m, `sendmail -bs: ${bs.stdout}${bs.stderr}`);
 
     const newDir = join(root, 'domains', 'example.com', 'joe', 'Maildir', 'new');
     await waitFor(
-      () => existsSync(newDir) && readdirSync(newDir).length === 4,
+      () => existsSync(newDir) && readdirSync(newDir).length === 5,
       30_000,
-      () => `four deliveries; log:\n${q.log()}`,
+      () => `five deliveries; log:\n${q.log()}`,
     );
     const bySubject = new Map<string, string>();
     for (const f of readdirSync(newDir)) {
@@ -71,14 +80,16 @@ void test('queuerules filter=: runs for a matching sender (SMTP and inject), not
     }
     assert.match(bySubject.get('one') ?? '', /^X-Scanned: by the rule$/m, 'SMTP, matching sender: filtered');
     assert.match(bySubject.get('three') ?? '', /^X-Scanned: by the rule$/m, 'inject, matching sender: filtered');
+    assert.match(bySubject.get('five') ?? '', /^X-Scanned: by the rule$/m, 'sendmail -bs, matching sender: filtered');
     assert.doesNotMatch(bySubject.get('two') ?? '', /X-Scanned/, 'another sender: not filtered');
     assert.doesNotMatch(bySubject.get('four') ?? '', /X-Scanned/, 'sendmail under QMAILQUEUE: its program only');
-    assert.equal(readFileSync(join(marks, 'scan'), 'utf8'), 'scan QUAIL_QUEUE=scanned\n'.repeat(2));
+    assert.equal(readFileSync(join(marks, 'scan'), 'utf8'), 'scan QUAIL_QUEUE=scanned\n'.repeat(3));
     assert.equal(readFileSync(join(marks, 'wrap'), 'utf8'), 'wrap QUAIL_QUEUE=bulk\n');
     // the queues the messages joined (send.info names a queue other than default)
     const joined: ReadonlyArray<readonly [string, string]> = [
       ['ann@scan.test', 'scanned'],
       ['cat@scan.test', 'scanned'],
+      ['eve@scan.test', 'scanned'],
       ['dan@bulk.test', 'bulk'],
     ];
     for (const [from, queue] of joined)
