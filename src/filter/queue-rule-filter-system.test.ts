@@ -3,7 +3,16 @@
 // tier: system (needs quail start, swaks)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -36,7 +45,10 @@ void test('queuerules filter=: runs for a matching sender (SMTP, inject, sendmai
       mode: 0o755,
     });
     writeFileSync(join(root, 'control', 'queues'), 'scanned lifetime=3600\nbulk lifetime=7200\n');
-    writeFileSync(join(root, 'control', 'queuerules'), `sender scan.test scanned filter=${scan}\nsender bulk.test bulk\n`);
+    writeFileSync(
+      join(root, 'control', 'queuerules'),
+      `sender scan.test scanned filter=${scan}\nsender bulk.test bulk\n`,
+    );
     writeFileSync(join(root, 'control', 'tcp.smtp'), '127.:allow\n');
     const path = `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`;
     const q = await startProcess(root, 30_000, { PATH: path });

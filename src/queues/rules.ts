@@ -78,7 +78,14 @@ export function parseRules(text: string, known: ReadonlySet<string>): QueueRules
     if (!known.has(queue)) return err(`queue ${queue} is not defined in control/queues`);
     if (kind === 'listener' && !/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(pattern))
       return err(`listener ${pattern}: expected ADDRESS:PORT as in control/listeners`);
-    rules.push({ line: i + 1, kind, pattern: asciiLower(pattern), queue, ...(filter !== undefined ? { filter } : {}), text: l });
+    rules.push({
+      line: i + 1,
+      kind,
+      pattern: asciiLower(pattern),
+      queue,
+      ...(filter !== undefined ? { filter } : {}),
+      text: l,
+    });
   });
   return { rules, known, errors };
 }
