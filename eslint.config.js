@@ -28,7 +28,7 @@ const MAY_IMPORT = {
   smtpd: ['core', 'cdb', 'control', 'lineio', 'queue', 'queues', 'tcpserver', 'throttle'],
   inject: ['core', 'control', 'queue', 'queues'],
   toolbox: ['core', 'queue'],
-  filter: ['core', 'queue'],
+  filter: ['core', 'control', 'queue', 'queues'],
   directory: ['core', 'cdb', 'control', 'maildir', 'users', 'vdeliver'],
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'queues', 'remote', 'route', 'users'],

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { parseInjectArgv, runInject, type InjectArgs } from '../inject/index.js';
-import { openQueue } from '../queue/index.js';
+import { openQueue, type NewMessage } from '../queue/index.js';
+import { chooseQueue, rulesFrom } from '../queues/index.js';
 import { qmailQueueTarget } from '../filter/index.js';
 import { resolveRoot } from './common.js';
 
@@ -23,20 +24,31 @@ export async function injectFromStdin(
   args: InjectArgs,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
+  const control = new Control(root);
   const { exit } = await runInject({
     name,
     args,
-    control: new Control(root),
+    control,
     env,
     stdin: process.stdin,
     stdout: process.stdout,
     stderr: (t) => process.stderr.write(t),
-    // QMAILQUEUE, as qmail-inject: the program queues (typically through `quail queue-inject`)
+    // QMAILQUEUE, as qmail-inject: the program queues (typically through `quail queue-inject`, which joins the queue
+    // the rules chose: the program gets it as QUAIL_QUEUE); else the matching queue rule's filter= the same way;
+    // else the queue itself.
     openTarget: async () => {
       const qq = env['QMAILQUEUE'];
-      return qq !== undefined && qq !== ''
-        ? qmailQueueTarget(qq, { QUAIL_ROOT: root, ...env })
-        : openQueue(root, { create: false });
+      if (qq !== undefined && qq !== '') return qmailQueueTarget(qq, { QUAIL_ROOT: root, ...env });
+      const queue = await openQueue(root, { create: false });
+      return {
+        inject: (m: NewMessage) => {
+          // the same snapshot as prepareMessage's choice (rulesFrom keeps one parse per snapshot): the same rule
+          const filter = chooseQueue(rulesFrom(control), { sender: m.sender, recipients: m.recipients }).filter;
+          return filter !== undefined
+            ? qmailQueueTarget(filter, { QUAIL_ROOT: root, ...env }).inject(m)
+            : queue.inject(m);
+        },
+      };
     },
   });
   return exit;

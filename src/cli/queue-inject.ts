@@ -13,8 +13,10 @@ export function register(program: Command): void {
     .command('queue-inject')
     .description(DESCRIPTION)
     .option('--root <dir>', 'mail root (default: $QUAIL_ROOT, else ./var/quail)')
-    .action(async (opts: { root?: string }) => {
+    .option('--queue <name>', 'join this queue of control/queues (default: $QUAIL_QUEUE, else control/queuerules)')
+    .action(async (opts: { root?: string; queue?: string }) => {
       process.exitCode = await queueInject({
+        ...(opts.queue !== undefined ? { queue: opts.queue } : {}),
         root: resolveRoot(opts.root),
         message: process.stdin,
         envelopeFd: 1,

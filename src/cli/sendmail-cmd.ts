@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Command } from 'commander';
 import { Control } from '../control/index.js';
 import { errText, permError, QuailError } from '../core/index.js';
+import { qmailQueueFilter } from '../filter/index.js';
 import type { InjectArgs } from '../inject/index.js';
 import { openQueue } from '../queue/index.js';
 import { DEFAULT_LIMITS, NO_DIRECTORY, hostIps, runSession } from '../smtpd/index.js';
@@ -134,6 +135,8 @@ async function smtpOnStdio(root: string): Promise<number> {
     clock: () => new Date(),
     isLocalIp: (ip) => ips.has(ip),
     log: () => undefined,
+    // QMAILQUEUE in the caller's environment or a queue rule's filter=: run as for an SMTP client
+    filter: qmailQueueFilter({ root, path: process.env['PATH'] }),
   });
   return summary.exit;
 }

@@ -53,7 +53,8 @@ export function qmailQueueTarget(program: string, env: NodeJS.ProcessEnv): { inj
         program,
         { sender: m.sender, recipients: m.recipients, data },
         {
-          env: full,
+          // the queue inject chose by control/queuerules: `quail queue-inject` behind the program joins it
+          env: m.queueName !== undefined ? { ...full, QUAIL_QUEUE: m.queueName } : full,
           timeoutMs: filterTimeoutMs(env['QUAIL_FILTERTIMEOUT']),
         },
       );

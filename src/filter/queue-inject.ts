@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errText } from '../core/index.js';
+import { Control } from '../control/index.js';
 import { openQueue, type Injector } from '../queue/index.js';
+import { chooseQueue, DEFAULT_QUEUE, rulesFrom } from '../queues/index.js';
 
 /** An envelope as qmail-queue reads it, or why it is not one (exit 91). */
 export function parseEnvelope(b: Buffer): { sender: string; recipients: string[] } | string {
@@ -50,6 +52,8 @@ export interface QueueInjectIo {
   readonly envelopeFd: number;
   readonly env: NodeJS.ProcessEnv;
   readonly stderr: (text: string) => void;
+  /** `--queue NAME`: the queue to join (else QUAIL_QUEUE from the environment, else control/queuerules). */
+  readonly queue?: string;
 }
 
 /** 16 MB of envelope: qmail-queue has no limit; this one keeps a runaway writer from filling memory. */
@@ -112,15 +116,38 @@ export async function enqueue(
     const meta: Record<string, string> = { origin: 'queue-inject' };
     const ip = io.env['TCPREMOTEIP'];
     if (ip !== undefined && ip !== '') meta['ip'] = ip;
+    const choice = queueFor(io, r);
+    if (typeof choice !== 'string') return say(choice.code, choice.why);
     const body = createReadStream(r.spool);
     const data = prefix === '' ? body : Readable.from(withPrefix(prefix, body));
-    await queue.inject({ sender: r.sender, recipients: r.recipients, data, injector, meta });
+    await queue.inject({ sender: r.sender, recipients: r.recipients, data, injector, meta, queueName: choice });
     return 0; // silent, as qmail-queue
   } catch (err) {
     const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
     return say(code === 'ENOSPC' || code === 'EDQUOT' ? 53 : 62, `cannot queue: ${errText(err)}`);
   } finally {
     queue.close();
+  }
+}
+
+/**
+ * The queue this message joins: `--queue`, else QUAIL_QUEUE (what smtpd or inject chose before the program ran), else
+ * control/queuerules by sender and recipients, so a wrapper that calls `quail queue-inject` keeps the queue choice.
+ * A name control/queues does not define is exit 61, as an unreadable control/queues or control/queuerules
+ * (qmail-queue: trouble with the queue; the caller tries again later).
+ */
+function queueFor(io: QueueInjectIo, r: Received): string | { code: number; why: string } {
+  try {
+    const rules = rulesFrom(new Control(io.root));
+    const fromEnv = io.env['QUAIL_QUEUE'];
+    const named = io.queue ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
+    if (named !== undefined)
+      return rules.known.has(named)
+        ? named
+        : { code: 61, why: `queue ${named} is not defined in control/queues (its names, and ${DEFAULT_QUEUE})` };
+    return chooseQueue(rules, { sender: r.sender, recipients: r.recipients }).queue;
+  } catch (err) {
+    return { code: 61, why: `cannot read control/queues or control/queuerules: ${errText(err)}` };
   }
 }
 

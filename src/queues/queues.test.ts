@@ -125,3 +125,46 @@ void test('rulesFrom: parsed once per control snapshot (the messages of a sessio
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+void test('queuerules filter=: a rule may end with filter=/PATH; the choice carries it; a bad one is refused', () => {
+  const r = parseRules(
+    [
+      'sender scan.test a filter=/usr/local/bin/scan',
+      'bounce a filter=/bin/true',
+      'rcpt x.test a filter=relative/path',
+      'rcpt x.test a filter=',
+      'sender y.test filter=/bin/true',
+      'rcpt y.test a',
+    ].join('\n'),
+    new Set(['default', 'a']),
+  );
+  assert.deepEqual(
+    r.rules.map((x) => [x.line, x.kind, x.queue, x.filter]),
+    [
+      [1, 'sender', 'a', '/usr/local/bin/scan'],
+      [2, 'bounce', 'a', '/bin/true'],
+      [6, 'rcpt', 'a', undefined],
+    ],
+  );
+  assert.deepEqual(
+    r.errors.map((e) => [e.line, e.reason]),
+    [
+      [3, 'filter=relative/path: expected the absolute path of a qmail-queue program (filter=/PATH)'],
+      [4, 'filter=: expected the absolute path of a qmail-queue program (filter=/PATH)'],
+      [5, 'expected: sender PATTERN QUEUE [filter=/PATH]'],
+    ],
+  );
+  assert.deepEqual(chooseQueue(r, { sender: 'joe@scan.test', recipients: ['x@far.test'] }), {
+    queue: 'a',
+    why: 'queuerules line 1: sender scan.test a filter=/usr/local/bin/scan',
+    filter: '/usr/local/bin/scan',
+  });
+  assert.equal(chooseQueue(r, { sender: 'joe@other.test', recipients: ['x@y.test'] }).filter, undefined);
+  assert.equal(chooseQueue(r, { sender: '', recipients: ['x@far.test'], bounce: true }).filter, '/bin/true');
+  // the listener's queue= comes first and names no program
+  assert.equal(
+    chooseQueue(r, { sender: 'joe@scan.test', recipients: ['x@y.test'], listener: '[::1]:25', listenerQueue: 'a' })
+      .filter,
+    undefined,
+  );
+});

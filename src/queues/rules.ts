@@ -15,6 +15,8 @@ export interface QueueRule {
   /** A domain (`example.com`), its subdomains (`.example.com`), `*`, or for `listener` HOST:PORT. */
   readonly pattern: string;
   readonly queue: string;
+  /** `filter=/PATH`: a qmail-queue program the message goes through (it queues with `quail queue-inject`). */
+  readonly filter?: string;
   readonly text: string;
 }
 
@@ -36,6 +38,8 @@ export interface QueueChoice {
   readonly queue: string;
   /** Why, for the log, the envelope's meta and `quail explain`: `queuerules line 3: auth example.com bulk`. */
   readonly why: string;
+  /** The matching rule's `filter=` program, if it names one. */
+  readonly filter?: string;
 }
 
 export interface QueueRules {
@@ -55,18 +59,33 @@ export function parseRules(text: string, known: ReadonlySet<string>): QueueRules
     const l = raw.trim();
     if (l === '' || l.startsWith('#')) return;
     const err = (reason: string): void => void errors.push({ file: 'queuerules', line: i + 1, text: l, reason });
-    const words = l.split(/\s+/);
+    const all = l.split(/\s+/);
+    // an optional last word filter=/PATH: the qmail-queue program this rule's messages go through
+    const last = all[all.length - 1] ?? '';
+    const filter = last.startsWith('filter=') ? last.slice('filter='.length) : undefined;
+    const words = filter === undefined ? all : all.slice(0, -1);
+    if (filter !== undefined && !/^\/[^\s,"]+$/.test(filter))
+      return err(`filter=${filter}: expected the absolute path of a qmail-queue program (filter=/PATH)`);
     const kind = words[0] as RuleKind;
     if (!KINDS.includes(kind)) return err(`unknown rule "${words[0]}" (${KINDS.join(', ')})`);
     // `bounce QUEUE` has no pattern.
     const [pattern, queue] = kind === 'bounce' ? ['*', words[1]] : [words[1], words[2]];
     if (words.length !== (kind === 'bounce' ? 2 : 3) || pattern === undefined || queue === undefined)
-      return err(kind === 'bounce' ? 'expected: bounce QUEUE' : `expected: ${kind} PATTERN QUEUE`);
+      return err(
+        kind === 'bounce' ? 'expected: bounce QUEUE [filter=/PATH]' : `expected: ${kind} PATTERN QUEUE [filter=/PATH]`,
+      );
     if (!isQueueName(queue)) return err(`"${queue}" is not a queue name`);
     if (!known.has(queue)) return err(`queue ${queue} is not defined in control/queues`);
     if (kind === 'listener' && !/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(pattern))
       return err(`listener ${pattern}: expected ADDRESS:PORT as in control/listeners`);
-    rules.push({ line: i + 1, kind, pattern: asciiLower(pattern), queue, text: l });
+    rules.push({
+      line: i + 1,
+      kind,
+      pattern: asciiLower(pattern),
+      queue,
+      ...(filter !== undefined ? { filter } : {}),
+      text: l,
+    });
   });
   return { rules, known, errors };
 }
@@ -100,7 +119,12 @@ export function chooseQueue(rules: QueueRules, f: QueueFacts): QueueChoice {
   if (f.listenerQueue !== undefined && rules.known.has(f.listenerQueue))
     return { queue: f.listenerQueue, why: `listener ${f.listener ?? '?'} queue=${f.listenerQueue}` };
   for (const r of rules.rules)
-    if (matches(r, f)) return { queue: r.queue, why: `queuerules line ${r.line}: ${r.text}` };
+    if (matches(r, f))
+      return {
+        queue: r.queue,
+        why: `queuerules line ${r.line}: ${r.text}`,
+        ...(r.filter !== undefined ? { filter: r.filter } : {}),
+      };
   return { queue: DEFAULT_QUEUE, why: 'no rule matched' };
 }
 

@@ -23,6 +23,8 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   // QMAILQUEUE (tcp.smtp, or the listener's filter=), as qmail-smtpd: the program gets the message and must queue it
   // itself (qmail-queue(8)). Read here once; handOver gets it from the sink. Empty = none.
   const qq = env['QMAILQUEUE'] === '' ? undefined : env['QMAILQUEUE'];
+  // the program that got the message in the end: QMAILQUEUE, or the matching queue rule's filter= (handOver sets it)
+  const used: { program?: string } = {};
   const localHost = env['TCPLOCALHOST'] ?? env['TCPLOCALIP'];
   const received = receivedLine(
     {
@@ -47,8 +49,8 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   const checker = s.deps.checkPolicy !== 'off' && !ours ? s.deps.checker : undefined;
   const sink: DataSink =
     checker !== undefined && s.deps.checkPolicy !== undefined
-      ? new CheckedSink(s, { ...message, program: qq }, received, checker, s.deps.checkPolicy)
-      : new StreamSink(s, { ...message, program: qq }, received);
+      ? new CheckedSink(s, { ...message, program: qq, used }, received, checker, s.deps.checkPolicy)
+      : new StreamSink(s, { ...message, program: qq, used }, received);
   s.progress();
   s.send(R.goAhead);
   const dec = new DataDecoder(s.policy.databytes, s.policy.keepBareCr);
@@ -93,7 +95,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
       ip: s.remoteIp,
       from: tx.sender,
       error: errText(res.err),
-      ...(qq !== undefined ? { filter: qq } : {}),
+      ...(used.program !== undefined ? { filter: used.program } : {}),
     });
     s.send(queueFailureReply(res.err));
     return 'continue';
@@ -101,7 +103,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   s.messages++;
   s.deps.log('smtp.queued', {
     id: res.id,
-    ...(qq !== undefined ? { filter: qq } : {}),
+    ...(used.program !== undefined ? { filter: used.program } : {}),
     ip: s.remoteIp,
     from: tx.sender,
     rcpts: tx.recipients.length,
@@ -121,6 +123,8 @@ type NewNetworkMessage = Omit<NewMessage, 'data' | 'meta'> & {
   readonly meta: Record<string, string>;
   /** The QMAILQUEUE program that gets the message instead of the queue (dataCommand read it), or undefined. */
   readonly program: string | undefined;
+  /** Where handOver notes the program the message went to (QMAILQUEUE or a queue rule's filter=), for the log. */
+  readonly used: { program?: string };
 };
 
 /** Where DATA's decoded bytes go: straight into the queue, or held for the inbound checks first. */
@@ -238,26 +242,28 @@ class CheckedSink implements DataSink {
 }
 
 /**
- * Into the queue, or, when the session's environment names a QMAILQUEUE program, to that program, which queues it
- * itself (qmail-queue(8)); QMAILQUEUE without a filter runner is a temporary failure, never an unfiltered 250.
+ * Into the queue chosen for it, or, when the session's QMAILQUEUE (tcp.smtp, the listener's filter=) or the matching
+ * queue rule's filter= names a program, to that program, which queues it itself (qmail-queue(8)), with the chosen
+ * queue in QUAIL_QUEUE (`quail queue-inject` joins it). A program without a filter runner is a temporary failure,
+ * never an unfiltered 250.
  */
 async function handOver(s: Session, msg: NewNetworkMessage & Pick<NewMessage, 'data'>): Promise<QueueId> {
-  const { program: qq, ...m } = msg;
-  if (qq === undefined) {
-    const choice = await chosenQueue(s, m.sender, m.recipients);
-    if (choice.why !== 'no rule matched') m.meta['queuerule'] = choice.why;
-    return s.deps.queue.inject({ ...m, queueName: choice.queue });
-  }
+  const { program: qq, used, ...m } = msg;
+  const choice = await chosenQueue(s, m.sender, m.recipients);
+  if (choice.why !== 'no rule matched') m.meta['queuerule'] = choice.why;
+  const program = qq ?? choice.filter;
+  if (program === undefined) return s.deps.queue.inject({ ...m, queueName: choice.queue });
+  used.program = program;
   const filter = s.deps.filter;
-  if (filter === undefined) throw new QuailError('QMAILQUEUE is set but this server runs no filters (#4.3.0)', true);
+  if (filter === undefined) throw new QuailError('a filter is set but this server runs no filters (#4.3.0)', true);
   return filter.run(
-    qq,
+    program,
     {
       sender: m.sender,
       recipients: [...m.recipients],
       data: Buffer.isBuffer(m.data) ? Readable.from([m.data]) : m.data,
     },
-    s.deps.env,
+    { ...s.deps.env, QUAIL_QUEUE: choice.queue },
   ) as Promise<QueueId>;
 }
 
