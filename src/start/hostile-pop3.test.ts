@@ -29,6 +29,8 @@ const BOXES = ['pop1', 'pop2', 'pop3'];
 /** Logged in (over STLS) before the cases, used after them: no case may disturb it. */
 const STAY = 'stay';
 let bystander: Wire;
+/** The bystander's number of the 200 KB message. */
+let bigMessage = 0;
 const MESSAGES = 3;
 before(async () => {
   h = await Hostile.start('hostile-pop3', [...BOXES, STAY]);
@@ -38,17 +40,25 @@ before(async () => {
   assert.equal(await w.code(), 220);
   w.send('EHLO fill.test\r\n');
   assert.equal(await w.code(), 250);
-  for (const box of [...BOXES, STAY]) {
-    for (const body of [
-      'Subject: one\r\n\r\nhello\r\n',
-      'Subject: dots\r\n\r\n..leading dot\r\n..\r\n...\r\nend\r\n',
-      `Subject: big\r\n\r\n${'0123456789abcdef\r\n'.repeat(11_000)}`,
-    ]) {
+  const bodies = [
+    'Subject: one\r\n\r\nhello\r\n',
+    'Subject: dots\r\n\r\n..leading dot\r\n..\r\n...\r\nend\r\n',
+    `Subject: big\r\n\r\n${'0123456789abcdef\r\n'.repeat(11_000)}`,
+  ];
+  // one body at a time, each delivered everywhere before the next is sent: a mailbox lists by delivery time, and
+  // the cases below rely on message 3 being the 200 KB one (deliveries of one batch run concurrently)
+  for (const [i, body] of bodies.entries()) {
+    for (const box of [...BOXES, STAY]) {
       w.send(`MAIL FROM:<fill@client.test>\r\nRCPT TO:<${box}@${DOMAIN}>\r\nDATA\r\n`);
       assert.deepEqual([await w.code(), await w.code(), await w.code()], [250, 250, 354]);
       w.send(`${body}.\r\n`);
       assert.equal(await w.code(), 250);
     }
+    await waitFor(
+      () => [...BOXES, STAY].every((b) => h.maildir(b).length >= i + 1),
+      30_000,
+      `message ${i + 1} delivered to every POP3 mailbox`,
+    );
   }
   w.destroy();
   await waitFor(
@@ -61,9 +71,19 @@ before(async () => {
   bystander.send('STLS\r\n');
   assert.match(await bystander.line(), /^\+OK begin TLS/);
   await bystander.upgrade();
-  bystander.send(`USER ${STAY}@${DOMAIN}\r\nPASS ${PASSWORD}\r\nDELE 1\r\n`);
+  bystander.send(`USER ${STAY}@${DOMAIN}\r\nPASS ${PASSWORD}\r\nLIST\r\n`);
   assert.match(await bystander.line(), /^\+OK/);
   assert.match(await bystander.line(), /^\+OK 3 messages/);
+  // the three were delivered concurrently: their order in the mailbox (by mtime) is not the order they were sent in,
+  // so the 200 KB one is found by its size, and the smallest is the one marked deleted
+  const sizes = [...(await bystander.multiline()).matchAll(/^(\d+) (\d+)\r$/gm)].map((m) => [
+    Number(m[1]),
+    Number(m[2]),
+  ]);
+  sizes.sort((a, b) => (a[1] ?? 0) - (b[1] ?? 0));
+  assert.equal(sizes.length, 3, 'LIST shows the three messages');
+  bigMessage = sizes[2]?.[0] ?? 0;
+  bystander.send(`DELE ${sizes[0]?.[0] ?? 0}\r\n`);
   assert.match(await bystander.line(), /^\+OK/);
   h.keepOpen(bystander, 'pop3d');
 });
@@ -534,8 +554,8 @@ void test(`POP3 property (fast-check, seed ${SEED}, ${RUNS} runs): random bytes 
 void test('a POP3 session open through all the cases above is unaffected: it still reads its mailbox', () =>
   h.guard(async () => {
     assert.equal(bystander.closed, false, 'the bystander POP3 session was closed by a case');
-    bystander.send('STAT\r\nRETR 3\r\n');
-    assert.match(await bystander.line(), /^\+OK 2 /, 'STAT: message 1 marked deleted before the cases, 2 left');
+    bystander.send(`STAT\r\nRETR ${bigMessage}\r\n`);
+    assert.match(await bystander.line(), /^\+OK 2 /, 'STAT: one message marked deleted before the cases, 2 left');
     assert.match(await bystander.line(), /^\+OK \d+ octets/);
     const body = await bystander.multiline();
     assert.equal((body.match(/0123456789abcdef\r\n/g) ?? []).length, 11_000, 'the 200 KB message arrives whole');
