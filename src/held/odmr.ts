@@ -8,6 +8,8 @@ import { asciiLower, errText } from '../core/index.js';
 const MAX_LINE = 4096;
 /** Bad commands before the session is ended (421). */
 const MAX_ERRORS = 10;
+/** How long a closing session still reads what the client sends (so its last reply is not lost to a reset). */
+const DRAIN_MS = 2000;
 /** A line longer than MAX_LINE (its bytes are dropped). */
 const LONG: unique symbol = Symbol('long');
 /** The client went away in the middle of an AUTH exchange. */
@@ -296,9 +298,22 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
   } finally {
     d.log('odmr.session', { ip, login: login ?? '', end });
     // after the reversal the SMTP client has said QUIT (or found the connection dead): either way it ends here
-    sock.end();
-    sock.destroySoon();
+    closeDraining(sock);
   }
+}
+
+/**
+ * Half-closes after the last reply and reads (and drops) what the client still sends, for at most DRAIN_MS: closing
+ * with unread input makes the kernel answer with a reset, which can throw away the reply just written (a 421 after
+ * a pipelined flood of bad commands).
+ */
+function closeDraining(sock: Socket): void {
+  sock.end();
+  sock.on('data', () => undefined);
+  sock.resume();
+  const timer = setTimeout(() => sock.destroy(), DRAIN_MS);
+  timer.unref();
+  sock.once('close', () => clearTimeout(timer));
 }
 
 /** One AUTH exchange: the login, a reply for a refusal, or 'gone'. */
