@@ -106,6 +106,19 @@ export async function currentVersion(db: SqlDriver): Promise<number> {
 }
 
 /**
+ * The versions of MIGRATIONS not recorded in schema_migrations, lowest first. Every missing one is applied, not only
+ * those above the highest recorded: a directory made by a build that had a later migration but not an earlier one
+ * (two branches that each added one) gets the earlier one too instead of silently lacking its tables.
+ */
+async function missingVersions(db: SqlDriver): Promise<number[]> {
+  const rows = await db.all('SELECT version FROM schema_migrations');
+  const have = new Set(rows.map((r) => Number(r['version'])));
+  return MIGRATIONS.map((m) => m.version)
+    .filter((v) => !have.has(v))
+    .sort((a, b) => a - b);
+}
+
+/**
  * Brings the schema to LATEST. `backup(from)` runs first when an existing schema (version > 0) is about to
  * change; a failed backup stops the migration. PostgreSQL takes an advisory lock so two processes opening the
  * directory at once do not both migrate. Returns the versions applied.
@@ -118,16 +131,16 @@ export async function migrate(
   // Under the lock too: two processes creating schema_migrations at once would collide in PostgreSQL's catalogue.
   const before = await db.transaction(async (tx) => {
     if (tx.dialect === 'postgres') await tx.all('SELECT pg_advisory_xact_lock(7106321)');
-    return currentVersion(tx);
+    return { version: await currentVersion(tx), missing: await missingVersions(tx) };
   });
-  if (before >= LATEST) return [];
-  if (before > 0) await backup(before);
+  if (before.missing.length === 0) return [];
+  if (before.version > 0) await backup(before.version);
   return db.transaction(async (tx) => {
     if (tx.dialect === 'postgres') await tx.all('SELECT pg_advisory_xact_lock(7106321)');
-    const from = await currentVersion(tx);
+    const missing = new Set(await missingVersions(tx));
     const applied: number[] = [];
-    for (const m of MIGRATIONS) {
-      if (m.version <= from) continue;
+    for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
+      if (!missing.has(m.version)) continue;
       for (const s of m.sql) await tx.run(s);
       if (tx.dialect === 'postgres') for (const s of m.postgres ?? []) await tx.run(s);
       await tx.run('INSERT INTO schema_migrations (version, applied) VALUES (?, ?)', [m.version, now()]);

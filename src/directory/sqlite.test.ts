@@ -53,3 +53,39 @@ void test('sqlite: an old schema is backed up, then migrated, keeping its rows',
   await (await openDirectory({ root })).close();
   assert.equal(readdirSync(root).filter((f) => f.endsWith('.bak')).length, 1);
 });
+
+void test('sqlite: a migration missing below the highest recorded one is applied too (two branches, each with one)', async () => {
+  const root = mkdtempSync(join(base, 'gap-'));
+  const file = join(root, SQLITE_FILE);
+  // A directory whose build had migrations 1 and 3 but not 2 (migration 3's held_domains table made too).
+  const third = MIGRATIONS.find((m) => m.version === 3);
+  assert.ok(third);
+  const db = new Database(file);
+  db.exec('CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)');
+  for (const s of [...(MIGRATIONS[0]?.sql ?? []), ...third.sql]) db.exec(s);
+  db.prepare('INSERT INTO schema_migrations VALUES (1, 0)').run();
+  db.prepare('INSERT INTO schema_migrations VALUES (3, 0)').run();
+  db.close();
+
+  await (await openDirectory({ root, now: () => 99 })).close();
+  const check = new Database(file, { readonly: true });
+  const versions = check
+    .prepare('SELECT version FROM schema_migrations ORDER BY version')
+    .all()
+    .map((r) => Number((r as { version: number }).version));
+  const cols = check.prepare('PRAGMA table_info(mailboxes)').all() as { name: string }[];
+  check.close();
+  // Every version recorded once, and migration 2's column is there.
+  assert.deepEqual(
+    versions,
+    [...new Set(MIGRATIONS.map((m) => m.version))].sort((a, b) => a - b),
+  );
+  assert.ok(
+    cols.some((c) => c.name === 'forward'),
+    'migration 2 was applied',
+  );
+  assert.ok(
+    readdirSync(root).some((f) => f.endsWith('.v3-99.bak')),
+    'the directory was backed up before the gap was filled',
+  );
+});
