@@ -10,7 +10,7 @@ export type ExportFile =
   | { readonly path: string; readonly link: string };
 
 /** The host name an office has in the exported smtproutes: `.invalid` never resolves, so without the line mail waits. */
-export const routeHost = (office: string): string => `${office}.offices.invalid`;
+const routeHost = (office: string): string => `${office}.offices.invalid`;
 
 /** qmail-local's .qmail name for a local part: lowercase, `.` as `:` (qmail-local(8)). */
 const dotQmail = (local: string): string => `.qmail-${local.toLowerCase().replace(/\./g, ':')}`;

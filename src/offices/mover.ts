@@ -30,7 +30,7 @@ export interface MoverOptions {
   readonly lingerMs?: number;
 }
 
-export const MOVE_CAP_BYTES = 32 * 1024 * 1024;
+const MOVE_CAP_BYTES = 32 * 1024 * 1024;
 export const MOVE_LINGER_MS = 10 * 60 * 1000;
 
 interface LocalFile {
