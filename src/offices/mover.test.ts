@@ -167,8 +167,19 @@ void test('mover: at most the cap waits in the directory; a late delivery at the
     await run(w);
     assert.equal(files(w.den).get('/new/1009.late.atl'), 'late');
     assert.equal(files(w.atl).size, 0);
-    // A second move while one is unfinished is refused; after it, allowed.
     await assert.rejects(w.da.moveMailbox(D, 'alice', 'den'), /already lives at office den/);
+    // Moved back to atl: the first move (finished, still looked after) no longer carries atl's mail away.
+    await w.dd.moveMailbox(D, 'alice', 'atl');
+    await run(w);
+    put(w.atl, '', 'new', '1010.back.atl', 'mail at atl after the move back');
+    for (const [root, office, dir] of [
+      [w.atl, 'atl', w.da],
+      [w.den, 'den', w.dd],
+    ] as const)
+      assert.equal((await movePass({ root, office, dir })).pushed, 0);
+    assert.equal(files(w.atl).get('/new/1010.back.atl'), 'mail at atl after the move back');
+    assert.equal(files(w.atl).size, 6, 'all five came back, and the new one stays');
+    assert.equal(files(w.den).size, 0);
   } finally {
     await done(w);
   }

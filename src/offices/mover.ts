@@ -123,6 +123,8 @@ async function carryOut(o: MoverOptions, m: MailboxMove, report: MovePassReport)
       report.finished.push(m);
     return;
   }
+  // Moved back here since (after this move finished): what is in the Maildir now is this office's own mail.
+  if (m.finished !== null && (await o.dir.mailboxOffice(m.domain, m.local)) === o.office) return;
   const maildir = join(o.root, box.home, 'Maildir');
   const known = new Map((await o.dir.moveFileKeys(m.id)).map((k) => [key(k.folder, k.name), k]));
   let inFlight = await o.dir.inFlightBytes(m.id);
