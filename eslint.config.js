@@ -38,7 +38,7 @@ const MAY_IMPORT = {
   web: ['access', 'throttle'],
   // mailing lists (issue 19 section 3)
   lists: ['core', 'control', 'directory', 'inject', 'queue'],
-  offices: ['core', 'directory'],
+  offices: ['core', 'directory', 'maildir'],
   start: [
     'access',
     'core',
@@ -88,6 +88,8 @@ const MAY_IMPORT = {
     'vdeliver',
     // mailing lists: quail list, list-post, list-manage
     'lists',
+    // offices: quail office export
+    'offices',
   ],
 };
 const TOOLS = ['bench', 'conformance'];

@@ -1,6 +1,8 @@
 // quail office add|list|remove: the offices of a directory shared by several servers (issue 16, src/offices).
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import type { Office } from '../directory/index.js';
+import { officeExport, writeExport } from '../offices/index.js';
 import { action, usageError } from './common.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
 
@@ -49,6 +51,28 @@ export function register(program: Command): void {
         const none = count.get('') ?? 0;
         if (offices.length > 0 && none > 0)
           process.stdout.write(`(${none} mailboxes have no office: every server delivers them itself)\n`);
+      }),
+    ),
+  );
+  dirOptions(
+    cmd
+      .command('export')
+      .description(
+        'write what a plain qmail+vpopmail server at an office needs to take part (.qmail forwards, smtproutes)',
+      )
+      .requiredOption('--office <name>', 'the office that runs qmail')
+      .requiredOption('--dir <dir>', 'where to write the files (made if missing)'),
+  ).action(
+    action('office export', (o: DirOpts & { office: string; dir: string }) =>
+      withDirectory(o, async ({ dir }) => {
+        const files = await officeExport(dir, o.office);
+        const out = resolve(o.dir);
+        writeExport(out, files);
+        if (o.json) printJson({ dir: out, files: files.map((f) => f.path) });
+        else
+          process.stdout.write(
+            `wrote ${files.length} files for office ${o.office.toLowerCase()} under ${out}; see README.txt there\n`,
+          );
       }),
     ),
   );

@@ -12,6 +12,7 @@ import {
   type MailboxPatch,
 } from '../directory/index.js';
 import { action, usageError } from './common.js';
+import { registerMove } from './move.js';
 import { dirOptions, parseCount, parseSize, printJson, withDirectory, type DirOpts } from './directory.js';
 
 interface PwOpts {
@@ -183,28 +184,7 @@ export function register(program: Command): void {
       }),
     ),
   );
-  dirOptions(
-    cmd
-      .command('move <address>')
-      .description("change a mailbox's home office (issue 16): new mail goes there from now on")
-      .requiredOption('--office <name>', 'the new home office'),
-  ).action(
-    action('user move', (address: string, o: DirOpts & { office: string }) =>
-      withDirectory(o, async ({ dir }) => {
-        const [local, domain] = parseAddress(address);
-        const from = await dir.mailboxOffice(domain, local);
-        if (from === null) throw usageError(`no mailbox ${local}@${domain} in the directory`);
-        await dir.setMailboxOffice(domain, local, o.office);
-        const to = (await dir.mailboxOffice(domain, local)) ?? '';
-        if (o.json) printJson({ address: `${local}@${domain}`, from, to });
-        else
-          process.stdout.write(
-            `${local}@${domain} now lives at office ${to} (was ${from || 'none'}); new mail goes there. ` +
-              `Mail already in its Maildir at ${from || 'the old server'} stays there: quail does not copy Maildirs between offices yet\n`,
-          );
-      }),
-    ),
-  );
+  registerMove(cmd);
   dirOptions(withPw(cmd.command('passwd <address>').description("set a mailbox's password"))).action(
     action('user passwd', (address: string, o: DirOpts & PwOpts) =>
       withDirectory(o, async (ctx) => {

@@ -21,6 +21,8 @@ const DIRECTORY_TABLES = [
   // mailing lists (migration 6)
   'lists',
   'list_members',
+  // mailbox moves (migration 7): the record only; its files are copies still at the old office
+  'mailbox_moves',
 ] as const;
 /** The schema version that made each table newer than the first (web sessions are not kept: they are logins). */
 const SINCE: Readonly<Record<string, number>> = {
@@ -29,6 +31,7 @@ const SINCE: Readonly<Record<string, number>> = {
   domain_admins: 5,
   lists: 6,
   list_members: 6,
+  mailbox_moves: 7,
 };
 const DIRECTORY_SQLITE = 'directory.sqlite';
 export const DIRECTORY_JSON = 'directory.json';

@@ -9,6 +9,8 @@ export type {
   Mailbox,
   MailboxFlag,
   MailboxPatch,
+  MailboxMove,
+  MoveFile,
   Office,
   UnknownPolicy,
   Vacation,

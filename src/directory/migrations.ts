@@ -94,6 +94,26 @@ export const MIGRATIONS: readonly Migration[] = [
         FOREIGN KEY (domain, local) REFERENCES lists (domain, local) ON DELETE CASCADE)`,
     ],
   },
+  {
+    version: 7,
+    what: 'mailbox moves between offices: each move, and the Maildir files it carries from the old office to the new',
+    sql: [
+      `CREATE TABLE mailbox_moves (id TEXT PRIMARY KEY, domain TEXT NOT NULL, local TEXT NOT NULL,
+        from_office TEXT NOT NULL, to_office TEXT NOT NULL, started BIGINT NOT NULL, finished BIGINT,
+        files BIGINT NOT NULL DEFAULT 0, bytes BIGINT NOT NULL DEFAULT 0, note TEXT NOT NULL DEFAULT '')`,
+      `CREATE INDEX mailbox_moves_mailbox ON mailbox_moves (domain, local)`,
+      `CREATE TABLE move_files (move TEXT NOT NULL REFERENCES mailbox_moves(id) ON DELETE CASCADE, folder TEXT NOT NULL,
+        name TEXT NOT NULL, sub TEXT NOT NULL, info TEXT NOT NULL, size BIGINT NOT NULL, data TEXT, written BIGINT,
+        PRIMARY KEY (move, folder, name))`,
+    ],
+    postgres: [
+      // On the same channel: the payload (the table's name) tells a keeper this is move work, not a table refresh.
+      ...['mailbox_moves', 'move_files'].map(
+        (t) =>
+          `CREATE TRIGGER quail_changed AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION quail_directory_changed()`,
+      ),
+    ],
+  },
 ];
 
 export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
@@ -167,6 +187,9 @@ const TABLES = [
   // lists (migration 6)
   'lists',
   'list_members',
+  // mailbox moves between offices (migration 7)
+  'mailbox_moves',
+  'move_files',
 ] as const;
 
 /**

@@ -15,6 +15,7 @@ import type { ListTable } from './listtypes.js';
 import { deleteHeld, getHeld, listHeldRecords, putHeld, type HeldRecord, type NewHeld } from './held.js';
 import { CHANGE_CHANNEL, currentVersion } from './migrations.js';
 import * as offices from './offices.js';
+import * as moves from './moves.js';
 import { PgDriver } from './sql.js';
 import type {
   Alias,
@@ -28,6 +29,9 @@ import type {
   NewDomain,
   MailboxHome,
   NewMailbox,
+  MailboxMove,
+  MoveFile,
+  MoveFileKey,
   NewOffice,
   Office,
   UnknownPolicy,
@@ -494,6 +498,41 @@ export class SqlDirectory implements Directory {
 
   mailboxHomes(): Promise<MailboxHome[]> {
     return offices.mailboxHomes(this.db);
+  }
+
+  moveMailbox(
+    domain: string,
+    local: string,
+    office: string,
+  ): Promise<{ from: string; to: string; move: MailboxMove | null }> {
+    return moves.moveMailbox(this.db, domain, local, office, this.now());
+  }
+  mailboxMoves(domain: string, local: string): Promise<MailboxMove[]> {
+    return moves.mailboxMoves(this.db, domain, local);
+  }
+  officeMoves(office: string, since: number): Promise<MailboxMove[]> {
+    return moves.officeMoves(this.db, office, since);
+  }
+  moveFileKeys(move: string): Promise<MoveFileKey[]> {
+    return moves.moveFileKeys(this.db, move);
+  }
+  inFlightBytes(move: string): Promise<number> {
+    return moves.inFlightBytes(this.db, move);
+  }
+  pushMoveFile(move: string, f: MoveFile): Promise<boolean> {
+    return moves.pushMoveFile(this.db, move, f);
+  }
+  unwrittenMoveFiles(move: string, limit: number): Promise<MoveFile[]> {
+    return moves.unwrittenMoveFiles(this.db, move, limit);
+  }
+  markMoveFileWritten(move: string, folder: string, name: string): Promise<void> {
+    return moves.markMoveFileWritten(this.db, move, folder, name, this.now());
+  }
+  finishMove(move: string, note?: string): Promise<boolean> {
+    return moves.finishMove(this.db, move, this.now(), note);
+  }
+  pruneMoveFiles(before: number): Promise<number> {
+    return moves.pruneMoveFiles(this.db, before);
   }
 
   async watchChanges(

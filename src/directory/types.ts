@@ -137,7 +137,7 @@ export interface MailboxPatch {
  * Errors: DirectoryError (permanent: the request is wrong) or anything else (temporary). Its lookups are the
  * read-only interface vdeliver delivers through (MailboxLookup).
  */
-export interface Directory extends MailboxLookup, OfficeDirectory {
+export interface Directory extends MailboxLookup, OfficeDirectory, MoveDirectory {
   /** 'sqlite' or 'postgres', and where (file path, or URL without password). */
   readonly describe: string;
   close(): Promise<void>;
@@ -216,6 +216,61 @@ export interface MailboxHome {
   readonly domain: string;
   readonly local: string;
   readonly office: string;
+}
+
+/** A mailbox's move from one office to another (migration 7): the switch, then its Maildir carried over. */
+export interface MailboxMove {
+  readonly id: string;
+  readonly domain: string;
+  readonly local: string;
+  readonly from: string;
+  readonly to: string;
+  readonly started: Date;
+  /** Every file carried is written at the new office and the old Maildir was empty; null while it goes on. */
+  readonly finished: Date | null;
+  /** Files and bytes carried so far. */
+  readonly files: number;
+  readonly bytes: number;
+  /** Why it ended otherwise (the mailbox was deleted), or ''. */
+  readonly note: string;
+}
+
+/** One Maildir file a move carries: `folder` '' (the inbox) or a Maildir++ folder (`.Sent`), `name` without info. */
+export interface MoveFile {
+  readonly folder: string;
+  readonly name: string;
+  readonly sub: 'new' | 'cur';
+  /** The `:2,FLAGS` part of the name (flags kept), or ''. */
+  readonly info: string;
+  readonly data: Buffer;
+}
+
+export interface MoveFileKey {
+  readonly folder: string;
+  readonly name: string;
+  readonly size: number;
+  readonly written: boolean;
+}
+
+/** The move work of the offices' servers (src/directory/moves.ts, src/offices/mover.ts); a part of Directory. */
+export interface MoveDirectory {
+  /** Switches the home office and records the move in one transaction (move null: the mailbox had no office). */
+  moveMailbox(
+    domain: string,
+    local: string,
+    office: string,
+  ): Promise<{ from: string; to: string; move: MailboxMove | null }>;
+  mailboxMoves(domain: string, local: string): Promise<MailboxMove[]>;
+  /** Moves from or to the office, unfinished or finished at `since` (ms) or later. */
+  officeMoves(office: string, since: number): Promise<MailboxMove[]>;
+  moveFileKeys(move: string): Promise<MoveFileKey[]>;
+  inFlightBytes(move: string): Promise<number>;
+  pushMoveFile(move: string, f: MoveFile): Promise<boolean>;
+  unwrittenMoveFiles(move: string, limit: number): Promise<MoveFile[]>;
+  markMoveFileWritten(move: string, folder: string, name: string): Promise<void>;
+  /** Finished when nothing is left unwritten (or at once with a note: it ended otherwise). */
+  finishMove(move: string, note?: string): Promise<boolean>;
+  pruneMoveFiles(before: number): Promise<number>;
 }
 
 /** A directory's offices and mailbox homes (src/directory/offices.ts); a part of Directory. */

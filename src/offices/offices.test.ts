@@ -4,7 +4,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errText } from '../core/index.js';
@@ -310,6 +319,14 @@ void test('offices: quail user move on one server → every office sends the mai
     30_000,
     () => `every office to hear of the move:\n${logs()}`,
   );
+  // The mail alice had at atl (the one-hop test's message) was carried to den; atl's log has caught up with that.
+  await waitFor(
+    () => (procs.atl?.log() ?? '').includes('offices.moved'),
+    30_000,
+    () => `atl to log the finished move:\n${logs()}`,
+  );
+  assert.deepEqual(maildir('atl', 'alice'), [], 'nothing left at atl');
+  assert.equal(maildir('den', 'alice').length, 1, "alice's old message at den");
   const atlBefore = connectionsFrom('atl', 'ny');
   assert.equal(send('ny', `alice@${DOMAIN}`, 'after-move').status, 0);
   await waitFor(
@@ -322,6 +339,116 @@ void test('offices: quail user move on one server → every office sends the mai
   assert.match(
     quail(['office', 'list', '--root', roots.atl]),
     /^den\t127\.0\.0\.4:\d+\ttls-when-offered\t3 mailboxes$/m,
+  );
+});
+
+/** swaks to an office without blocking the event loop (traffic runs beside the move). */
+function sendAsync(name: Name, to: string, id: string): Promise<number | null> {
+  const o = OFFICES.find((x) => x.name === name);
+  const c = spawn(
+    'swaks',
+    ['--server', `${o?.ip}:${ports[name]}`, '--from', 'boss@client.test', '--to', to].concat([
+      '--h-Message-Id',
+      `<${id}>`,
+      '--h-Subject',
+      id,
+      '--timeout',
+      '20',
+    ]),
+    { stdio: 'ignore' },
+  );
+  return new Promise((r) => c.on('exit', (code) => r(code)));
+}
+
+/** Message-ID → how many copies, over new/ and cur/ of a mailbox at an office (and the file names of cur/). */
+function messageIds(name: Name, user: string): { ids: Map<string, number>; cur: string[] } {
+  const ids = new Map<string, number>();
+  const base = join(roots[name], 'domains', DOMAIN, user, 'Maildir');
+  const cur = existsSync(join(base, 'cur')) ? readdirSync(join(base, 'cur')) : [];
+  for (const sub of ['new', 'cur']) {
+    if (!existsSync(join(base, sub))) continue;
+    for (const f of readdirSync(join(base, sub))) {
+      const id = /^Message-Id:\s*<([^>]+)>/im.exec(readFileSync(join(base, sub, f), 'latin1'))?.[1] ?? `(none: ${f})`;
+      ids.set(id, (ids.get(id) ?? 0) + 1);
+    }
+  }
+  return { ids, cur };
+}
+
+void test('offices: quail user move under traffic carries the Maildir; nothing lost, nothing twice, no bounce', async () => {
+  need();
+  const to = `diane@${DOMAIN}`;
+  // Mail already at den: 12 messages, 4 of them read (moved to cur/ with the S flag, as an IMAP server does).
+  const old: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    old.push(`old-${i}@client.test`);
+    assert.equal(await sendAsync('den', to, `old-${i}@client.test`), 0);
+  }
+  await waitFor(
+    () => messageIds('den', 'diane').ids.size === 12,
+    60_000,
+    () => `diane's 12 messages at den:\n${logs()}`,
+  );
+  const md = join(roots.den, 'domains', DOMAIN, 'diane', 'Maildir');
+  const seen = readdirSync(join(md, 'new')).slice(0, 4);
+  for (const f of seen) renameSync(join(md, 'new', f), join(md, 'cur', `${f}:2,S`));
+  // Traffic from all three offices while the move runs (asked on ny: neither the old office nor the new).
+  const accepted: string[] = [];
+  let moveDone = false;
+  const after: Record<Name, number> = { ny: 0, atl: 0, den: 0 };
+  const loop = async (name: Name): Promise<void> => {
+    for (let i = 0; !moveDone || after[name] < 3; i++) {
+      const id = `live-${name}-${i}@client.test`;
+      if ((await sendAsync(name, to, id)) === 0) {
+        accepted.push(id);
+        if (moveDone) after[name]++;
+      }
+    }
+  };
+  const traffic = Promise.all(OFFICES.map((o) => loop(o.name)));
+  await waitFor(() => accepted.length >= 6, 60_000, 'traffic to begin');
+  const mv = spawn(process.execPath, [MAIN, 'user', 'move', to, '--office', 'atl', '--root', roots.ny], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  mv.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  mv.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const code = await new Promise<number | null>((r) => mv.on('exit', (c) => r(c)));
+  moveDone = true;
+  assert.equal(code, 0, out);
+  assert.match(out, /diane@megacorp\.example now lives at office atl \(was den\)/);
+  assert.match(out, /diane@megacorp\.example: moved from den to atl, \d+ files/);
+  await traffic;
+  // Every message accepted (before, during, after the move) ends at atl exactly once; den keeps none. A message that
+  // waited at an office for the move to be seen is retried (as senders and `quail queue flush` do).
+  const want = [...old, ...accepted];
+  let flushed = Date.now();
+  await waitFor(
+    () => {
+      if (Date.now() - flushed > 5000) {
+        for (const o of OFFICES) quail(['queue', 'flush', '--root', roots[o.name]]);
+        flushed = Date.now();
+      }
+      const at = messageIds('atl', 'diane').ids;
+      return want.every((id) => at.has(id)) && messageIds('den', 'diane').ids.size === 0;
+    },
+    180_000,
+    () => {
+      const at = messageIds('atl', 'diane').ids;
+      return `missing at atl: ${want.filter((id) => !at.has(id)).join(' ')}; left at den: ${[
+        ...messageIds('den', 'diane').ids.keys(),
+      ].join(' ')}\n${OFFICES.map((o) => quail(['queue', 'list', '--root', roots[o.name]])).join('\n')}\n${logs()}`;
+    },
+  );
+  const { ids, cur } = messageIds('atl', 'diane');
+  for (const [id, n] of ids) assert.equal(n, 1, `${id}: exactly once at atl`);
+  assert.equal(ids.size, want.length, 'nothing else arrived');
+  for (const f of seen) assert.ok(cur.includes(`${f}:2,S`), `${f} still read (cur/, flag S) at atl`);
+  for (const o of OFFICES) assert.doesNotMatch(procs[o.name]?.log() ?? '', /send\.bounce/, `${o.name}: no bounce`);
+  assert.match(procs.den?.log() ?? '', /offices\.moved.*address=diane@megacorp\.example/);
+  assert.match(
+    quail(['user', 'move', to, '--status', '--root', roots.den]),
+    /diane@megacorp\.example: moved from den to atl, \d+ files/,
   );
 });
 

@@ -7,27 +7,22 @@ import { cameFromOf, parseTable, placeOf, type OfficePlace, type OfficeTable } f
 export const tableFile = (root: string): string => join(root, 'run', 'offices.json');
 
 /**
- * Synchronous answers from the last table the keeper wrote (re-read when the file changes, looked at no more than
- * once a second). Before any table exists, an address of a domain in `virtualdomains` (where the directory's domains
+ * Synchronous answers from the last table the keeper wrote (re-read when the file changes; its stat is looked at on
+ * every call, a few microseconds, so that a retry the keeper asks for right after writing a move sees the move). Before any table exists, an address of a domain in `virtualdomains` (where the directory's domains
  * are) is `unknown`: it waits rather than being delivered at the wrong office.
  */
 export class OfficeFileRouter {
   private table: OfficeTable | null = null;
   private stamp = '';
-  private checked = 0;
 
   constructor(
     private readonly root: string,
     private readonly self: string,
     /** The domains of control/virtualdomains (lowercase), for the time before the first table. */
     private readonly virtualDomains: ReadonlySet<string>,
-    private readonly clock: () => number = Date.now,
   ) {}
 
   private current(): OfficeTable | null {
-    const now = this.clock();
-    if (now - this.checked < 1000 && this.table !== null) return this.table;
-    this.checked = now;
     try {
       const st = statSync(tableFile(this.root));
       const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;

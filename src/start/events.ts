@@ -62,7 +62,9 @@ type StartEventName =
   | 'lists.change'
   | 'lists.refused'
   | 'offices.loaded'
-  | 'offices.error';
+  | 'offices.error'
+  | 'offices.moving'
+  | 'offices.moved';
 
 /** Every event name quail logs: a misspelt one does not compile. */
 export type EventName = StartEventName | SmtpEventName | Pop3EventName | `send.${SchedulerEventName}`;
@@ -260,6 +262,14 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'offices.error': {
     fields: 'office error',
     doc: 'the shared directory could not be read or listened to: the last table stays in use (src/offices)',
+  },
+  'offices.moving': {
+    fields: 'office pushed written removed',
+    doc: 'a pass of mailbox moves: Maildir files carried into the directory (old office), written into the Maildir (new office), removed at the old office once written (src/offices)',
+  },
+  'offices.moved': {
+    fields: 'office address from to files note',
+    doc: "a mailbox's move is finished: every file written at the new office, none left at the old (`note`: why it ended otherwise)",
   },
 };
 

@@ -321,9 +321,18 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   // Offices (control/office): the mailbox→office table and qmail's files follow the shared directory (src/offices).
   // Its first refresh runs before the scheduler starts (which reads the repaired files then); later ones reload it.
   let scheduling = false;
-  offices = officeKeeper(root, control, log, () => {
-    if (scheduling) running.reload();
-  });
+  offices = officeKeeper(
+    root,
+    control,
+    log,
+    () => {
+      if (scheduling) running.reload();
+    },
+    // A mailbox moved: mail waiting on the office channel (or for a second hop) is tried again now.
+    () => {
+      if (scheduling) running.flush();
+    },
+  );
   await offices?.start();
   try {
     await within('scheduler start', STEP_MS, send.start());
@@ -382,7 +391,13 @@ async function stopStep(log: EventLog, step: string, ms: number, p: Promise<unkn
 }
 
 /** The offices keeper when control/office names this server's office (src/offices), else null. */
-function officeKeeper(root: string, control: Control, log: EventLog, reload: () => void): OfficeKeeper | null {
+function officeKeeper(
+  root: string,
+  control: Control,
+  log: EventLog,
+  reload: () => void,
+  flush: () => void,
+): OfficeKeeper | null {
   const office = control.single('office').value;
   if (office === null || office === '') return null;
   return new OfficeKeeper({
@@ -392,7 +407,10 @@ function officeKeeper(root: string, control: Control, log: EventLog, reload: () 
     events: {
       loaded: (f) => log.event('offices.loaded', f),
       error: (f) => log.event('offices.error', f),
+      moving: (f) => log.event('offices.moving', f),
+      moved: (f) => log.event('offices.moved', f),
     },
     onFilesChanged: reload,
+    onHomesChanged: flush,
   });
 }
