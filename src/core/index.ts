@@ -4,3 +4,4 @@ export * from './delivery.js';
 export * from './ascii.js';
 export * from './address.js';
 export * from './date.js';
+export * from './turn-batch.js';

@@ -5,6 +5,7 @@ import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, statSync, unli
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import { UniqueNamer } from '../maildir/index.js';
 import { defaultPath } from './env.js';
 import { deferral, deliverLocal, jobArgs, jobInjector, ROOT_REFUSED, wrongUidText } from './deliver.js';
@@ -36,6 +37,8 @@ interface Worker {
   readonly key: string;
   readonly child: ChildProcess;
   readonly pending: Map<number, (r: LocalResult) => void>;
+  /** The jobs of one event-loop turn travel as one message (src/core/turn-batch.ts). */
+  readonly jobs: TurnBatch<WorkerRequest>;
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -161,9 +164,7 @@ export class LocalDeliverer {
         resolve(r);
         if (w.pending.size === 0) this.armIdle(w);
       });
-      w.child.send(req, (err) => {
-        if (err) this.settle(w, req.id, deferral(CRASHED));
-      });
+      w.jobs.send(req);
     });
   }
 
@@ -206,8 +207,26 @@ export class LocalDeliverer {
       serialization: 'json',
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
-    const w: Worker = { key, child, pending: new Map() };
-    child.on('message', (m: WorkerReply) => this.settle(w, m.id, m.result));
+    const w: Worker = {
+      key,
+      child,
+      pending: new Map(),
+      // a write that fails fails every job it carried (the worker is gone: 'exit' settles the rest)
+      jobs: new TurnBatch((m) => {
+        if (!child.connected) return failJobs(m);
+        child.send(m, (err) => {
+          if (err) failJobs(m);
+        });
+      }),
+    };
+    const failJobs = (m: WorkerRequest | BatchMessage<WorkerRequest>): void =>
+      unbatch(m, (r) => this.settle(w, (r as WorkerRequest).id, deferral(CRASHED)));
+    child.on('message', (m: unknown) =>
+      unbatch(m, (r) => {
+        const reply = r as WorkerReply;
+        this.settle(w, reply.id, reply.result);
+      }),
+    );
     child.on('exit', () => {
       if (this.workers.get(key) === w) this.workers.delete(key);
       if (w.idleTimer) clearTimeout(w.idleTimer);

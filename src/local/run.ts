@@ -39,6 +39,8 @@ export interface RunOptions {
   readonly programHook?: ProgramHook;
 }
 
+let headerBuf: Buffer | undefined;
+
 /**
  * Reads the header (up to the first empty line) and says whether a line equals DTLINE exactly (D.5).
  * Synchronous: a page-cache read of the header costs less than a trip through libuv's thread pool
@@ -48,7 +50,8 @@ function isLooping(messagePath: string, dtline: string): boolean {
   const want = Buffer.from(dtline, 'latin1');
   const fd = openSync(messagePath, 'r');
   try {
-    const buf = Buffer.allocUnsafe(65536);
+    // one buffer per process: the reads are synchronous, so two deliveries never share it at once
+    const buf = (headerBuf ??= Buffer.allocUnsafe(65536));
     let carry = Buffer.alloc(0);
     let pos = 0;
     for (;;) {

@@ -1,4 +1,5 @@
 // The delivery worker's loop: forked with one (uid, gid), runs qmail-local for each job the parent sends.
+import { TurnBatch, unbatch } from '../core/index.js';
 import { UniqueNamer } from '../maildir/index.js';
 import { resultOf } from './deliver.js';
 import type { ProgramHook } from './hook.js';
@@ -13,7 +14,11 @@ export function serveDeliveryWorker(programHook?: ProgramHook): void {
   const namer = new UniqueNamer();
   process.umask(0o077);
 
-  process.on('message', (msg: WorkerRequest) => {
+  // the replies of one event-loop turn go back as one message (src/core/turn-batch.ts)
+  const replies = new TurnBatch<WorkerReply>((m) => {
+    if (process.connected) process.send?.(m);
+  });
+  const serve = (msg: WorkerRequest): void => {
     void (async (): Promise<void> => {
       let reply: WorkerReply;
       try {
@@ -32,8 +37,9 @@ export function serveDeliveryWorker(programHook?: ProgramHook): void {
           result: { result: 'deferral', report: `Unexpected error in delivery worker: ${String(err)}. (#4.3.0)\n` },
         };
       }
-      process.send?.(reply);
+      replies.send(reply);
     })();
-  });
+  };
+  process.on('message', (m: unknown) => unbatch(m, (r) => serve(r as WorkerRequest)));
   process.on('disconnect', () => process.exit(0));
 }

@@ -1,6 +1,6 @@
 // The unprivileged send process (qmail-send): queue, scheduler, remote delivery, bounces; local deliveries asked of root.
 import { basename, dirname, join } from 'node:path';
-import { errText } from '../core/index.js';
+import { errText, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import type { LocalJob, LocalResult } from '../local/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { becomeAccount, reportCrashes } from './child-common.js';
@@ -9,13 +9,18 @@ import type { FromSend, ToSend } from './send.js';
 import { LogBatch } from './log-batch.js';
 import { makeSender } from './sender.js';
 
-const sendNow = (m: FromSend): void => {
+const sendNow = (m: FromSend | BatchMessage<FromSend>): void => {
   if (process.connected) process.send?.(m);
 };
-// log events wait for the end of the event-loop turn (log-batch.ts); any other message sends them first, in order
-const logs = new LogBatch(sendNow);
+// Local delivery requests, and the log events that precede them, leave at the end of the event-loop turn as one
+// message (src/core/turn-batch.ts); anything else is sent after what waits there, in order.
+const turn = new TurnBatch<FromSend>(sendNow);
+// log events wait for a 20 ms window (log-batch.ts); any other message sends them first, in order
+const logs = new LogBatch((m) => turn.send(m));
 const send = (m: FromSend): void => {
   logs.flush();
+  if (m.type === 'deliver') return turn.send(m);
+  turn.flush();
   sendNow(m);
 };
 const log: EventLog = { event: (event, fields) => logs.add(event, fields) };
@@ -25,6 +30,7 @@ const deferral = (text: string): LocalResult => ({ result: 'deferral', report: `
 function fatal(error: string): void {
   if (!process.connected) process.exit(100);
   logs.flush();
+  turn.flush();
   process.send?.({ type: 'fatal', error } satisfies FromSend, () => process.exit(100));
 }
 
@@ -99,12 +105,15 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
       await sender.stop();
       queue.close();
       logs.flush();
+      turn.flush();
       process.disconnect?.();
       process.exit(0);
     })();
     return stopping;
   };
-  process.on('message', (m: ToSend) => {
+  // root batches the answers and wake-ups of one turn (send.ts)
+  process.on('message', (raw: unknown) => unbatch(raw, (item) => onParent(item as ToSend)));
+  const onParent = (m: ToSend): void => {
     switch (m.type) {
       case 'start':
         sender.scheduler.start().then(
@@ -132,7 +141,7 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
         void stop();
         break;
     }
-  });
+  };
   // The parent gone (killed): nobody answers local deliveries or restarts us; finish what runs and leave.
   process.on('disconnect', () => {
     lspawn.abandon();

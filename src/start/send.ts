@@ -1,6 +1,6 @@
 // As root: qmail-send in an unprivileged child (scheduler, remote delivery, bounces), qmail-lspawn kept in the root parent.
 import type { ChildProcess } from 'node:child_process';
-import { QuailError } from '../core/index.js';
+import { QuailError, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest } from './lspawn.js';
@@ -55,6 +55,7 @@ export class SendChild {
   private readonly said = new WeakSet<ChildProcess>();
   private readonly crashOf = new WeakMap<ChildProcess, string>();
   private restartCount = 0;
+  private readonly turns = new WeakMap<ChildProcess, TurnBatch<ToSend>>();
 
   constructor(private readonly o: SendChildOptions) {
     this.lspawn = new Lspawn({ root: o.root, queueUid: o.account.uid, log: o.log });
@@ -72,17 +73,8 @@ export class SendChild {
         await awaitMessage(child, 'ready', { fatalTemporary: true });
         if (this.wanted) await awaitMessage(child, 'started', { send: { type: 'start' }, fatalTemporary: true });
       },
-      onMessage: (child, m) => {
-        // The child's events are logged as they come, but only under a catalogued name (no line breaks into root's log).
-        if (m.type === 'log') relayEvent(this.o.log, m.event, m.fields);
-        else if (m.type === 'logs') relayBatch(m, (name, fields) => relayEvent(this.o.log, name, fields));
-        else if (m.type === 'ready') this.said.add(child);
-        else if (m.type === 'deliver') this.deliver(child, m.id, m.request);
-        else if (m.type === 'crash') {
-          this.crashOf.set(child, m.error);
-          this.o.log.event('sendd.error', { pid: child.pid ?? 0, error: m.error, stack: m.stack });
-        }
-      },
+      // the child sends its delivery requests and log events of one turn as one `batch` (send-child.ts)
+      onMessage: (child, raw) => unbatch(raw, (item) => this.onChildMessage(child, item as FromSend)),
       onRunning: (child) => {
         this.o.log.event('sendd.started', { pid: child.pid ?? 0, user: name, uid, restarts: this.restartCount });
         if (this.restartCount > 0) this.o.onRunning(child.pid ?? 0);
@@ -147,13 +139,51 @@ export class SendChild {
       // Still opening the queue (a restart under way): it runs no scheduler yet and would not hear `stop`.
       if (!this.said.has(child)) child.kill('SIGKILL');
       // Not connected: it has noticed and is stopping by itself (send-child.ts).
-      else if (child.connected) child.send({ type: 'stop' } satisfies ToSend);
+      else if (child.connected) {
+        this.turns.get(child)?.flush();
+        child.send({ type: 'stop' } satisfies ToSend);
+      }
     });
+  }
+
+  private onChildMessage(child: ChildProcess, m: FromSend): void {
+    // The child's events are logged as they come, but only under a catalogued name (no line breaks into root's log).
+    if (m.type === 'log') relayEvent(this.o.log, m.event, m.fields);
+    else if (m.type === 'logs') relayBatch(m, (name, fields) => relayEvent(this.o.log, name, fields));
+    else if (m.type === 'ready') this.said.add(child);
+    else if (m.type === 'deliver') this.deliver(child, m.id, m.request);
+    else if (m.type === 'crash') {
+      this.crashOf.set(child, m.error);
+      this.o.log.event('sendd.error', { pid: child.pid ?? 0, error: m.error, stack: m.stack });
+    }
+  }
+
+  /**
+   * Answers and wake-ups for `child` leave at the end of the event-loop turn as one message (src/core/turn-batch.ts);
+   * one batch per child process, so a restarted child never gets its predecessor's answers.
+   */
+  private turnOf(child: ChildProcess): TurnBatch<ToSend> {
+    let t = this.turns.get(child);
+    if (t === undefined) {
+      t = new TurnBatch<ToSend>((m: ToSend | BatchMessage<ToSend>) => {
+        if (child.connected) child.send(m);
+      });
+      this.turns.set(child, t);
+    }
+    return t;
   }
 
   private tell(m: ToSend): void {
     const child = this.proc.child;
-    if (child?.connected) child.send(m);
+    if (!child?.connected) return;
+    const turn = this.turnOf(child);
+    // a wake-up already waiting covers this one too (the scheduler scans the whole queue when woken)
+    if (m.type === 'trigger') {
+      if (!turn.waiting((x) => x.type === 'trigger')) turn.send(m);
+      return;
+    }
+    turn.flush();
+    child.send(m);
   }
 
   /** qmail-lspawn: Lspawn checks the request; the answer goes to the child that asked, if it still runs. */
@@ -163,7 +193,7 @@ export class SendChild {
       return;
     }
     void this.lspawn.deliver(request).then((result) => {
-      if (child.connected) child.send({ type: 'delivered', id, result } satisfies ToSend);
+      if (child.connected) this.turnOf(child).send({ type: 'delivered', id, result });
     });
   }
 }
