@@ -13,6 +13,11 @@ export class Reader {
   private pending: Buffer[] = [];
   private ended = false;
   private wake: (() => void) | undefined;
+  /** Under stress (setCap): no wait lasts longer than this, the one already under way included. */
+  private cap: number | undefined;
+  private waitingSince = 0;
+  private expired = false;
+  private capTimer: NodeJS.Timeout | undefined;
   private readonly onReadable = (): void => this.wake?.();
   private readonly onEnd = (): void => {
     this.ended = true;
@@ -60,20 +65,43 @@ export class Reader {
     if (b.length > 0) this.pending.unshift(b);
   }
 
+  /**
+   * Caps every wait for the client at capMs (undefined: no cap), the wait under way too, counted from its start: a
+   * listener near its connection limit gives idle clients seconds instead of minutes (Postfix's stress mode).
+   */
+  setCap(capMs: number | undefined): void {
+    this.cap = capMs;
+    clearTimeout(this.capTimer);
+    this.capTimer = undefined;
+    if (capMs === undefined || this.wake === undefined) return;
+    const left = this.waitingSince + capMs - Date.now();
+    const expire = (): void => {
+      this.expired = true;
+      this.wake?.();
+    };
+    if (left <= 0) expire();
+    else this.capTimer = setTimeout(expire, left);
+  }
+
   async chunk(timeoutMs: number): Promise<ReadResult> {
     const p = this.pending.shift();
     if (p) return p;
     let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.wake?.();
-    }, timeoutMs);
+    this.expired = false;
+    this.waitingSince = Date.now();
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        this.wake?.();
+      },
+      Math.min(timeoutMs, this.cap ?? Infinity),
+    );
     try {
       for (;;) {
         const c = this.stream.read() as Buffer | string | null;
         if (c !== null) return typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
         if (this.ended || this.stream.destroyed) return 'eof';
-        if (timedOut) return 'timeout';
+        if (timedOut || this.expired) return 'timeout';
         await new Promise<void>((resolve) => {
           this.wake = resolve;
         });
@@ -81,6 +109,8 @@ export class Reader {
       }
     } finally {
       clearTimeout(timer);
+      clearTimeout(this.capTimer);
+      this.capTimer = undefined;
     }
   }
 

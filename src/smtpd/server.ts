@@ -15,6 +15,7 @@ import type { QueueFilter } from './filter.js';
 import type { EtrnService } from './etrn.js';
 import type { RblConfig, RblResolver, RblSource } from './rbl.js';
 import { R, renderReply } from './replies.js';
+import { ListenerStress } from './stress.js';
 import {
   DEFAULT_LIMITS,
   runSession,
@@ -89,6 +90,7 @@ export class SmtpListener {
   private readonly isLocalIp: (ip: string) => boolean;
   private readonly authThrottle: LoginThrottle;
   private readonly rbl: RblConfig | undefined;
+  private readonly stress: ListenerStress;
 
   constructor(
     readonly spec: ListenerSpec,
@@ -100,14 +102,19 @@ export class SmtpListener {
     const ips = hostIps();
     this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
     const log = deps.log ?? (() => undefined);
+    const maxConnections = Number(spec.options['maxconn'] ?? deps.maxConnections ?? 100);
+    this.stress = new ListenerStress(maxConnections, Number(spec.options['stresstimeout'] ?? 10) * 1000, (on, n) =>
+      log('smtp.stress', { listener: this.label, on, connections: n }),
+    );
     this.tcp = new TcpServer({
-      maxConnections: Number(spec.options['maxconn'] ?? deps.maxConnections ?? 100),
+      maxConnections,
       maxPerIp: Number(spec.options['maxperip'] ?? deps.maxPerIp ?? 20),
       // paused: commands are read one line at a time (src/lineio); half-open: replies to pipelined commands then EOF
       paused: true,
       halfOpen: true,
       tooMany: (ip, why) => {
         log('smtp.refused', { ip, why, listener: this.label });
+        this.stress.update(this.tcp.connections);
         return renderReply(why === 'maxconn' ? R.tooManyConnections : R.tooManyFromIp, false);
       },
       open: (socket, ip) => this.open(socket, ip),
@@ -165,6 +172,7 @@ export class SmtpListener {
       env = built;
     }
     log('smtp.connect', { ip, listener: label, kind: this.spec.kind });
+    this.stress.update(this.tcp.connections + 1); // this one is counted once open returns
     let tls: SecureContext | undefined;
     try {
       tls = this.deps.tls?.();
@@ -179,6 +187,7 @@ export class SmtpListener {
       filter: this.deps.filter,
       kind: this.spec.kind,
       limits: this.limits,
+      stress: this.stress,
       authenticator: this.deps.authenticator ?? NO_DIRECTORY,
       authThrottle: this.authThrottle,
       recipients: this.deps.recipients,
@@ -197,6 +206,7 @@ export class SmtpListener {
       .then((summary) => {
         this.deps.onSession?.(summary, env);
       })
+      .finally(() => this.stress.update(this.tcp.connections - 1))
       .catch((err: unknown) => {
         log('smtp.error', { ip, error: errText(err) });
         socket.destroy();

@@ -11,6 +11,7 @@ import type { CheckPolicy, MessageChecker } from './check.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
 import { Reader } from '../lineio/index.js';
+import type { StressGauge } from './stress.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { verbHandler } from './session-verbs.js';
 import type { EtrnService } from './etrn.js';
@@ -61,7 +62,8 @@ export type SmtpEventName =
   | 'smtp.queue-failed'
   | 'smtp.error'
   | 'smtp.close'
-  | 'smtp.rbl';
+  | 'smtp.rbl'
+  | 'smtp.stress';
 
 export type SessionEventLog = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>) => void;
 
@@ -101,6 +103,8 @@ export interface SessionDeps {
   /** The listener's DNS blocklists (`rbl=`, rblsmtpd's rules); absent = none, and RBLSMTPD is not read. */
   readonly rbl?: RblConfig | undefined;
   readonly limits: SessionLimits;
+  /** The listener's stress mode (stress.ts): shorter waits while it is near its connection limit. */
+  readonly stress?: StressGauge | undefined;
   readonly clock: () => Date;
   readonly isLocalIp: (ip: string) => boolean;
   readonly log: SessionEventLog;
@@ -231,7 +235,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Runs one session on a connected socket until QUIT, EOF, timeout or a fatal error; never throws. */
 export async function runSession(socket: Socket, deps: SessionDeps): Promise<SessionSummary> {
   const s = new Session(socket, deps);
+  deps.stress?.join(s.reader);
   const done = (reason: EndReason): SessionSummary => {
+    deps.stress?.leave(s.reader);
     if (!s.out.destroyed) s.out.end();
     void drain(s);
     const exit = reason === 'quit' || reason === 'eof' ? 0 : 1;

@@ -93,6 +93,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     fields: 'ip why listener? commands? from? bytes? reply? by?',
     doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size, dmarc, rbl, pre-greet)',
   },
+  'smtp.stress': {
+    fields: 'listener on connections',
+    doc: 'a listener entered (on=true, at 3/4 of maxconn) or left (below 1/2) stress mode: waits for clients capped at stresstimeout= seconds',
+  },
   'smtp.rbl': {
     fields: 'ip listed why',
     doc: "a listener's DNS blocklists let a client in for a reason worth saying (RBLSMTPD empty, anti-listed, a lookup failed or passed its deadline)",

@@ -38,6 +38,7 @@ const NUMERIC_OPTIONS = [
   'greetdelay',
   'rbltimeout',
   'rbldeadline',
+  'stresstimeout',
 ];
 const WORD_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   senderauth: ['on', 'off'],

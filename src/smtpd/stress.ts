@@ -1,0 +1,47 @@
+// Stress mode for a listener near its connection limit (Postfix's smtpd stress timeouts): while it holds three
+// quarters of maxconn or more, every wait for a client is capped at `stresstimeout=` seconds (10 by default), the
+// waits under way included; below half of maxconn the normal timeout (control/timeoutsmtpd) is back. Idle clients
+// can no longer keep every slot for the 20 minutes of timeoutsmtpd while real senders get 421.
+import type { Reader } from '../lineio/index.js';
+
+export interface StressGauge {
+  /** A session's reader, from its start to its end. */
+  join(r: Reader): void;
+  leave(r: Reader): void;
+}
+
+export class ListenerStress implements StressGauge {
+  private readonly readers = new Set<Reader>();
+  private on = false;
+
+  constructor(
+    private readonly maxConnections: number,
+    /** The cap in ms; 0 = stress mode off. */
+    private readonly capMs: number,
+    /** Called when the mode changes, with the connections counted then. */
+    private readonly changed: (on: boolean, connections: number) => void,
+  ) {}
+
+  get stressed(): boolean {
+    return this.on;
+  }
+
+  join(r: Reader): void {
+    this.readers.add(r);
+    if (this.on) r.setCap(this.capMs);
+  }
+
+  leave(r: Reader): void {
+    this.readers.delete(r);
+  }
+
+  /** The listener's connection count changed (a session began or ended, or one was refused at the limit). */
+  update(connections: number): void {
+    if (this.capMs <= 0) return;
+    const next = this.on ? connections * 2 >= this.maxConnections : connections * 4 >= this.maxConnections * 3;
+    if (next === this.on) return;
+    this.on = next;
+    for (const r of this.readers) r.setCap(next ? this.capMs : undefined);
+    this.changed(next, connections);
+  }
+}

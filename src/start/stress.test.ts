@@ -1,0 +1,98 @@
+// Stress mode through a running `quail start`: idle connections holding an smtp listener's every slot are cut after
+// stresstimeout= seconds instead of timeoutsmtpd's 20 minutes, so a real sender gets in; a listener with
+// stresstimeout=0 keeps its idle clients.
+// tier: system (needs quail start, swaks, 127.0.0.2-127.0.0.40 on lo)
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { freePort, MAIN, setupRoot, waitFor } from '../../test/support/start.js';
+import { Wire } from '../../test/support/hostile-wire.js';
+
+const MAXCONN = 12;
+
+/** MAXCONN connections from several addresses (under maxperip), each past its greeting. */
+async function fill(port: number, first: number): Promise<Wire[]> {
+  const held: Wire[] = [];
+  for (let i = 0; i < MAXCONN; i++) {
+    const w = await Wire.connect(port, { localAddress: `127.0.0.${first + (i % 4)}` });
+    assert.match(await w.reply(), /^220 /, `holder ${i} is greeted`);
+    held.push(w);
+  }
+  return held;
+}
+
+void test('stress mode: idle clients filling maxconn are cut after stresstimeout=, a sender gets in; stresstimeout=0 keeps them', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-stress-'));
+  setupRoot(root, 'mx.test', [{ domain: 'example.test', boxes: ['joe'] }]);
+  const [stressed, patient] = [await freePort(), await freePort()];
+  writeFileSync(
+    join(root, 'control', 'listeners'),
+    [
+      `127.0.0.1:${stressed} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=3`,
+      `127.0.0.1:${patient} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=0`,
+      '',
+    ].join('\n'),
+  );
+  let child: ChildProcess | undefined;
+  let log = '';
+  const wires: Wire[] = [];
+  try {
+    child = spawn(process.execPath, [MAIN, 'start', '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+    await waitFor(
+      () => log.includes('quail.started'),
+      30_000,
+      () => log,
+    );
+
+    // Both listeners full of clients that say nothing after the greeting.
+    const kept = await fill(patient, 20);
+    const idle = await fill(stressed, 10);
+    wires.push(...idle, ...kept);
+    await waitFor(
+      () => new RegExp(`smtp\\.stress listener=127\\.0\\.0\\.1:${stressed} on=true`).test(log),
+      10_000,
+      () => log,
+    );
+
+    // Idle clients of the stressed listener are told and dropped (timeoutsmtpd would wait 1,200 s) until it holds
+    // less than half of maxconn; then stress mode ends and the rest keep their connections.
+    await waitFor(
+      () => new RegExp(`smtp\\.stress listener=127\\.0\\.0\\.1:${stressed} on=false`).test(log),
+      30_000,
+      () => log,
+    );
+    const cut = idle.filter((w) => w.received.includes('451 timeout (#4.4.2)'));
+    assert.ok(cut.length >= MAXCONN / 2, `${cut.length} idle holders were cut`);
+    for (const w of cut) assert.ok(await w.closes(), 'a holder told of the timeout is closed');
+    // A real sender gets in and its message is delivered.
+    const r = spawnSync(
+      'swaks',
+      ['--server', `127.0.0.1:${stressed}`, '--from', 'a@client.test', '--to', 'joe@example.test', '--timeout', '20'],
+      { encoding: 'latin1' },
+    );
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    const inbox = join(root, 'domains', 'example.test', 'joe', 'Maildir', 'new');
+    await waitFor(
+      () => readdirSync(inbox).length === 1,
+      30_000,
+      () => log,
+    );
+
+    // The listener without stress mode never entered it, and its idle clients are still served.
+    assert.doesNotMatch(log, new RegExp(`smtp\\.stress listener=127\\.0\\.0\\.1:${patient}`));
+    for (const [i, w] of kept.entries()) {
+      w.send('NOOP\r\n');
+      assert.match(await w.reply(), /^250 /, `patient holder ${i} still answered`);
+    }
+  } finally {
+    for (const w of wires) w.destroy();
+    child?.kill('SIGTERM');
+    if (child && child.exitCode === null) await new Promise((r) => child?.once('exit', r));
+    rmSync(root, { recursive: true, force: true });
+  }
+});
