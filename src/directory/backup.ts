@@ -21,6 +21,8 @@ const DIRECTORY_TABLES = [
   // mailing lists (migration 6)
   'lists',
   'list_members',
+  // a domain's list settings (migration 9)
+  'list_domains',
 ] as const;
 /** The schema version that made each table newer than the first (web sessions are not kept: they are logins). */
 const SINCE: Readonly<Record<string, number>> = {
@@ -29,6 +31,7 @@ const SINCE: Readonly<Record<string, number>> = {
   domain_admins: 5,
   lists: 6,
   list_members: 6,
+  list_domains: 9,
 };
 const DIRECTORY_SQLITE = 'directory.sqlite';
 export const DIRECTORY_JSON = 'directory.json';

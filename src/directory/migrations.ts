@@ -94,6 +94,14 @@ export const MIGRATIONS: readonly Migration[] = [
         FOREIGN KEY (domain, local) REFERENCES lists (domain, local) ON DELETE CASCADE)`,
     ],
   },
+  {
+    version: 9,
+    what: 'list settings of a domain: whether its users may create their own lists (the web admin, quail list users)',
+    sql: [
+      `CREATE TABLE list_domains (domain TEXT PRIMARY KEY REFERENCES domains(name) ON DELETE CASCADE,
+        users_create BIGINT NOT NULL DEFAULT 0)`,
+    ],
+  },
 ];
 
 export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
@@ -154,6 +162,8 @@ const TABLES = [
   // lists (migration 6)
   'lists',
   'list_members',
+  // migration 9 (a domain's list settings)
+  'list_domains',
 ] as const;
 
 /**

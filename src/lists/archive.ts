@@ -2,7 +2,7 @@
 import { existsSync, linkSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { DirectoryError, type MailingList } from '../directory/index.js';
-import { listHome, type Actor, type ListCtx } from './admin.js';
+import { administers, listHome, type Actor, type ListCtx } from './admin.js';
 import { syncDir, writeSynced } from './durable.js';
 import { fieldValue, oneLine, parseMessage } from './message.js';
 
@@ -45,9 +45,12 @@ export interface ArchiveEntry {
   readonly date: string;
 }
 
-/** May `actor` read the list's archive? Members only: a subscriber, moderator or owner; the system administrator. */
-async function mayRead(ctx: ListCtx, list: MailingList, actor: Actor): Promise<boolean> {
-  if (actor.kind === 'system') return true;
+/**
+ * May `actor` read the list's archive? Members only: a subscriber, moderator or owner; an administrator of the list's
+ * domain; the system administrator.
+ */
+export async function mayRead(ctx: ListCtx, list: MailingList, actor: Actor): Promise<boolean> {
+  if (administers(actor, list.domain) || actor.kind === 'system') return true;
   for (const role of ['subscriber', 'moderator', 'owner'] as const)
     if (await ctx.dir.lists.getMember(list.domain, list.local, role, actor.login)) return true;
   return false;
