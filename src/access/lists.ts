@@ -1,6 +1,8 @@
 // Mailing lists in the web admin: the views and changes of the list pages, each decided by policy.ts's `refusal`
 // (scopes `list` and `list-create`), then done by src/lists' own functions — the ones `quail list` calls.
 import { DirectoryError, LIST_ROLES, type ListOptions, type ListRole, type MailingList } from '../directory/index.js';
+
+export type { ListOptions };
 import {
   addMembers,
   archiveIndex,
@@ -40,7 +42,11 @@ export type ListViewData =
       readonly view: 'lists';
       readonly lists: readonly ListSummary[];
       /** Domains the viewer may create lists in, and (for their administrators) whether users may too. */
-      readonly domains: ReadonlyArray<{ readonly domain: string; readonly admin: boolean; readonly usersCreate: boolean }>;
+      readonly domains: ReadonlyArray<{
+        readonly domain: string;
+        readonly admin: boolean;
+        readonly usersCreate: boolean;
+      }>;
     }
   | {
       readonly view: 'list';
@@ -104,8 +110,7 @@ function addresses(v: unknown, what: string): string[] {
 function options(v: unknown): Partial<ListOptions> {
   const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const k of ['membersOnly', 'moderated', 'replyToList'] as const)
-    if (o[k] !== undefined) out[k] = o[k] === true;
+  for (const k of ['membersOnly', 'moderated', 'replyToList'] as const) if (o[k] !== undefined) out[k] = o[k] === true;
   for (const k of ['subjectPrefix', 'description'] as const) if (o[k] !== undefined) out[k] = text(o[k], k, 200);
   const m = o['maxBytes'];
   if (m !== undefined) {
@@ -113,7 +118,7 @@ function options(v: unknown): Partial<ListOptions> {
       throw new DirectoryError('the size limit: expected a whole number of bytes > 0, or none');
     out['maxBytes'] = m;
   }
-  return out as Partial<ListOptions>;
+  return out;
 }
 
 /** A list change from the web process, checked field by field; DirectoryError says what is wrong. */
@@ -205,7 +210,10 @@ async function findList(ctx: ListCtx, p: Principal, address: string): Promise<Ma
 
 /** Decodes a single part's body for reading: quoted-printable and base64; anything else as it is. */
 function bodyText(fields: ReadonlyArray<readonly [string, string]>, body: Buffer): string {
-  const cte = fields.find(([n]) => n === 'content-transfer-encoding')?.[1].trim().toLowerCase();
+  const cte = fields
+    .find(([n]) => n === 'content-transfer-encoding')?.[1]
+    .trim()
+    .toLowerCase();
   if (cte === 'base64') return Buffer.from(body.toString('latin1').replace(/\s+/g, ''), 'base64').toString('utf8');
   if (cte === 'quoted-printable') {
     const bytes = body
@@ -239,7 +247,8 @@ export async function listView(ctx: ListCtx, p: Principal, v: ListView): Promise
     const all = p.kind === 'system' || p.systemAdmin;
     const admin = all ? (await ctx.dir.listDomains()).map((d) => d.name) : p.domains;
     const domains = [];
-    for (const domain of admin) domains.push({ domain, admin: true, usersCreate: await ctx.dir.lists.usersMayCreate(domain) });
+    for (const domain of admin)
+      domains.push({ domain, admin: true, usersCreate: await ctx.dir.lists.usersMayCreate(domain) });
     if (p.kind === 'login') {
       const own = p.login.slice(p.login.lastIndexOf('@') + 1);
       if (!admin.includes(own) && (await ctx.dir.lists.usersMayCreate(own)))

@@ -80,10 +80,12 @@ export async function decideHeld(
 ): Promise<string> {
   await must(ctx, list, actor);
   if (!HELD_ID.test(id)) throw new DirectoryError(`${JSON.stringify(id)} is not a held post's id`);
-  if (!(await readFile(join(listHome(ctx.root, list.domain, list.local), 'mod', id)).then(
-    () => true,
-    () => false,
-  )))
+  if (
+    !(await readFile(join(listHome(ctx.root, list.domain, list.local), 'mod', id)).then(
+      () => true,
+      () => false,
+    ))
+  )
     throw new DirectoryError(`the post ${id} is no longer waiting (already decided?)`);
   const kind = accept ? 'accept' : 'reject';
   const to = `${list.local}-${kind}-${id}.${makeCookie(list.secret, kind, id, Date.now())}@${list.domain}`;
