@@ -213,6 +213,23 @@ void test('lists in the web admin: issue 19 "Done when" end to end', { skip }, a
     assert.equal(forged.status(), 403);
     assert.deepEqual(members(), ['joe@a.test', 'kim@a.test']);
     await waitFor(() => /web\.change op=list\.members status=403/.test(log()), 10_000, log);
+
+    // 10. users' own lists: off until the domain's administrator allows them (in the browser; the CLI sees it)
+    assert.equal(
+      await joe.goto(`${base}/lists`).then(() => joe.getByRole('button', { name: 'Create list' }).count()),
+      0,
+    );
+    await ann.goto(`${base}/lists`);
+    await ann.getByLabel('Users of a.test may create their own lists').check();
+    await ann.getByRole('button', { name: 'Save', exact: true }).click();
+    await ann.getByRole('status').filter({ hasText: 'users of a.test may create their own lists' }).waitFor();
+    assert.match(quail(['list', 'users', 'a.test', ...r]), /^on: /);
+    await joe.reload();
+    await joe.getByLabel('List name (before @a.test)').fill('joes');
+    await joe.getByRole('button', { name: 'Create list' }).click();
+    await joe.getByRole('status').filter({ hasText: 'created list joes@a.test' }).waitFor();
+    assert.match(quail(['list', 'show', 'joes@a.test', ...r]), /owners: +joe@a\.test/);
+    assert.equal(quail(['list', 'users', 'a.test', 'off', ...r]).trim(), 'only administrators create lists in a.test');
   } finally {
     await browser.close();
     q?.child.kill('SIGTERM');
