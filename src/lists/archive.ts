@@ -49,7 +49,7 @@ export interface ArchiveEntry {
  * May `actor` read the list's archive? Members only: a subscriber, moderator or owner; an administrator of the list's
  * domain; the system administrator.
  */
-export async function mayRead(ctx: ListCtx, list: MailingList, actor: Actor): Promise<boolean> {
+async function mayRead(ctx: ListCtx, list: MailingList, actor: Actor): Promise<boolean> {
   if (administers(actor, list.domain) || actor.kind === 'system') return true;
   for (const role of ['subscriber', 'moderator', 'owner'] as const)
     if (await ctx.dir.lists.getMember(list.domain, list.local, role, actor.login)) return true;

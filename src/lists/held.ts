@@ -21,7 +21,7 @@ export interface HeldPost {
 }
 
 /** May `actor` decide the list's held posts? Its moderators, and whoever may manage the list. */
-export async function mayModerate(ctx: ListCtx, list: MailingList, actor: Actor): Promise<boolean> {
+async function mayModerate(ctx: ListCtx, list: MailingList, actor: Actor): Promise<boolean> {
   if (actor.kind === 'login' && (await ctx.dir.lists.getMember(list.domain, list.local, 'moderator', actor.login)))
     return true;
   return mayManageList(ctx, list, actor);

@@ -1,7 +1,6 @@
 // lists: mailing lists the ezmlm way — `.qmail-LIST` files, cookie confirmations, VERP bounces, moderation, archive.
 export {
   addMembers,
-  administers,
   createList,
   deleteList,
   getList,
@@ -19,8 +18,8 @@ export {
   type NewList,
 } from './admin.js';
 export { describeListAddress } from './address.js';
-export { archiveIndex, archiveMessage, mayRead, type ArchiveEntry } from './archive.js';
-export { decideHeld, heldPosts, mayModerate, type HeldPost } from './held.js';
+export { archiveIndex, archiveMessage, type ArchiveEntry } from './archive.js';
+export { decideHeld, heldPosts, type HeldPost } from './held.js';
 export { makeCookie } from './cookie.js';
 export { oneClickUnsubscribe, ONE_CLICK_PREFIX, type OneClickAnswer } from './oneclick.js';
 export { runListProgram, chooseWriter, bounceRule } from './run.js';
