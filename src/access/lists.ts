@@ -240,6 +240,7 @@ function splitPost(data: Buffer): { fields: Array<[string, string]>; body: Buffe
 }
 
 const SHOWN = ['from', 'to', 'cc', 'date', 'subject'];
+const SHOWN_BYTES = 1024 * 1024;
 
 /** The data of a list page, or AccessDenied; null when there is no such list or post. */
 export async function listView(ctx: ListCtx, p: Principal, v: ListView): Promise<ListViewData | null> {
@@ -270,13 +271,15 @@ export async function listView(ctx: ListCtx, p: Principal, v: ListView): Promise
     await must(ctx, l, p, 'member');
     const data = await archiveMessage(ctx, l, p, v.n);
     if (data === null) return null;
-    const { fields, body } = splitPost(data);
+    // a page shows at most the first MiB of a post (it may be 35 MiB): the rest is said, not sent
+    const { fields, body } = splitPost(data.subarray(0, SHOWN_BYTES));
+    const cut = data.length - SHOWN_BYTES;
     return {
       view: 'post',
       address: addressOf(l),
       n: v.n,
       fields: SHOWN.flatMap((n) => fields.filter(([f]) => f === n)),
-      text: bodyText(fields, body),
+      text: bodyText(fields, body) + (cut > 0 ? `\n[… ${cut} more bytes not shown]` : ''),
     };
   }
   const may = {

@@ -1,10 +1,11 @@
 // The moderation queue as the web admin shows it: the held posts (`mod/ID`), and a moderator's decision made in the
 // browser carried out the way a decision by mail is — a message to the list's accept or reject cookie address.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirectoryError, type MailingList } from '../directory/index.js';
 import { listHome, mayManageList, type Actor, type ListCtx } from './admin.js';
 import { makeCookie } from './cookie.js';
+import { readHead } from './durable.js';
 import { fieldValue, oneLine, parseMessage } from './message.js';
 import { queueOutbox, type Outbox } from './send.js';
 
@@ -43,12 +44,9 @@ export async function heldPosts(ctx: ListCtx, list: MailingList, actor: Actor, l
   const names = await readdir(dir).catch(() => [] as string[]);
   const out: HeldPost[] = [];
   for (const id of names.filter((n) => HELD_ID.test(n)).slice(0, limit)) {
-    let raw: Buffer;
-    try {
-      raw = await readFile(join(dir, id));
-    } catch {
-      continue; // decided meanwhile
-    }
+    // the sender's line and the start of the post (a held post may be 35 MiB)
+    const raw = await readHead(join(dir, id), 65_536);
+    if (raw === null) continue; // decided meanwhile
     const nl = raw.indexOf(10);
     const data = raw.subarray(nl + 1);
     const p = parseMessage(data);
@@ -80,12 +78,7 @@ export async function decideHeld(
 ): Promise<string> {
   await must(ctx, list, actor);
   if (!HELD_ID.test(id)) throw new DirectoryError(`${JSON.stringify(id)} is not a held post's id`);
-  if (
-    !(await readFile(join(listHome(ctx.root, list.domain, list.local), 'mod', id)).then(
-      () => true,
-      () => false,
-    ))
-  )
+  if ((await readHead(join(listHome(ctx.root, list.domain, list.local), 'mod', id), 1)) === null)
     throw new DirectoryError(`the post ${id} is no longer waiting (already decided?)`);
   const kind = accept ? 'accept' : 'reject';
   const to = `${list.local}-${kind}-${id}.${makeCookie(list.secret, kind, id, Date.now())}@${list.domain}`;
