@@ -34,7 +34,7 @@ const MAY_IMPORT = {
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'queues', 'remote', 'route', 'users'],
   held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
   // issue 19: roles and the web admin (access decides; web serves HTTP and knows access only by its types)
-  access: ['core', 'directory'],
+  access: ['core', 'directory', 'lists'],
   web: ['access', 'throttle'],
   // mailing lists (issue 19 section 3)
   lists: ['core', 'control', 'directory', 'inject', 'queue'],

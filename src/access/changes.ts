@@ -12,6 +12,7 @@ import {
   type MailboxFlag,
   type Vacation,
 } from '../directory/index.js';
+import { isListChange, performListChange, type ListChange } from './lists.js';
 import { AccessDenied, authorize, principalOf, type Need, type Principal } from './policy.js';
 
 export type Change =
@@ -51,7 +52,9 @@ export type Change =
   /** The catch-all: what mail for an unknown address of the domain does (vdeliver's policy word). */
   | { readonly op: 'domain.catchall'; readonly domain: string; readonly policy: string }
   | { readonly op: 'admin.add'; readonly domain: string; readonly login: string }
-  | { readonly op: 'admin.remove'; readonly domain: string; readonly login: string };
+  | { readonly op: 'admin.remove'; readonly domain: string; readonly login: string }
+  /** The mailing lists' changes (src/access/lists.ts). */
+  | ListChange;
 
 /** Flags that grant roles: only a system administrator sets them. */
 const ROLE_FLAGS: readonly MailboxFlag[] = ['domain-admin', 'system-admin'];
@@ -83,7 +86,10 @@ async function rolesOf(ctx: Ctx, address: string): Promise<Need[]> {
 }
 
 /** The change with names made canonical, and what it needs. */
-async function prepare(ctx: Ctx, c: Change): Promise<{ change: Change; needs: Need[] }> {
+async function prepare(
+  ctx: Ctx,
+  c: Exclude<Change, ListChange>,
+): Promise<{ change: Exclude<Change, ListChange>; needs: Need[] }> {
   switch (c.op) {
     case 'mailbox.add': {
       const address = await canonical(ctx, c.address);
@@ -132,6 +138,7 @@ async function prepare(ctx: Ctx, c: Change): Promise<{ change: Change; needs: Ne
  * the request is wrong; anything else is temporary). Returns what was done, in a sentence.
  */
 export async function perform(ctx: Ctx, p: Principal, request: Change): Promise<string> {
+  if (isListChange(request)) return performListChange(ctx, p, request);
   const { change: c, needs } = await prepare(ctx, request);
   for (const n of needs) authorize(p, n);
   const self = p.kind === 'login' ? p.login : undefined;

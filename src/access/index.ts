@@ -4,3 +4,4 @@ export { AccessDenied, principalOf, refusal, type Principal } from './policy.js'
 export { perform, type Change } from './changes.js';
 export type { MailboxRow, View, ViewData } from './views.js';
 export { serveWeb, type WebAnswer, type WebRequest, type Who } from './protocol.js';
+export type { ListOptions, ListViewData } from './lists.js';

@@ -25,7 +25,19 @@ export type Need =
   /** A domain's mailboxes, aliases, forwards, catch-all and quotas. */
   | { readonly scope: 'domain'; readonly domain: string }
   /** One mailbox's own settings (password, forward): the mailbox itself, or an administrator of its domain. */
-  | { readonly scope: 'mailbox'; readonly address: string };
+  | { readonly scope: 'mailbox'; readonly address: string }
+  /**
+   * A mailing list (src/access/lists.ts): an administrator of its domain, or a login with the list role the request
+   * needs (`is`: it has it — an owner manages, a moderator decides held posts, a member reads the archive).
+   */
+  | {
+      readonly scope: 'list';
+      readonly address: string;
+      readonly as: 'owner' | 'moderator' | 'member';
+      readonly is: boolean;
+    }
+  /** A new list of the domain: its administrators, or any of its users where the domain allows it (`usersMay`). */
+  | { readonly scope: 'list-create'; readonly domain: string; readonly usersMay: boolean };
 
 /** A request the principal may not make: permanent (exit 100 at the command line, 403 on the web). */
 export class AccessDenied extends QuailError {
@@ -51,6 +63,14 @@ export function refusal(p: Principal, need: Need): string | undefined {
       return p.login === need.address || p.domains.includes(domainOf(need.address))
         ? undefined
         : `${p.login} may change only its own mailbox, not ${need.address}`;
+    case 'list':
+      return need.is || p.domains.includes(domainOf(need.address))
+        ? undefined
+        : `${p.login} is not ${{ owner: 'an owner', moderator: 'a moderator', member: 'a member' }[need.as]} of the list ${need.address} nor an administrator of ${domainOf(need.address)}`;
+    case 'list-create':
+      return p.domains.includes(need.domain) || (need.usersMay && domainOf(p.login) === need.domain)
+        ? undefined
+        : `${p.login} may not create lists in ${need.domain}: its administrators may, or allow its users to (quail list users ${need.domain} on)`;
   }
 }
 

@@ -4,6 +4,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { QuailError } from '../core/index.js';
 import { authenticate, DirectoryError, parseFlag, type Ctx, type MailboxFlag } from '../directory/index.js';
 import { perform, type Change } from './changes.js';
+import { parseListChange, parseListView } from './lists.js';
 import { AccessDenied, principalOf, type Principal } from './policy.js';
 import { view, type View, type ViewData } from './views.js';
 
@@ -120,7 +121,7 @@ function change(v: unknown): Change {
     case 'admin.remove':
       return { op: o['op'], domain: text(o['domain'], 'domain'), login: text(o['login'], 'login') };
     default:
-      throw new DirectoryError(`unknown change ${JSON.stringify(o['op'])}`);
+      return parseListChange(o);
   }
 }
 
@@ -128,7 +129,7 @@ function viewOf(v: unknown): View {
   const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
   if (o['view'] === 'home' || o['view'] === 'self') return { view: o['view'] };
   if (o['view'] === 'domain') return { view: 'domain', domain: text(o['domain'], 'domain', 253) };
-  throw new DirectoryError(`unknown view ${JSON.stringify(o['view'])}`);
+  return parseListView(o);
 }
 
 /** A message from the web process → a request, or a DirectoryError saying what is wrong with it. */

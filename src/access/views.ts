@@ -2,10 +2,15 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatPolicy, type Ctx, type Vacation } from '../directory/index.js';
+import { isListView, listView, type ListView, type ListViewData } from './lists.js';
 import { authorize, type Principal } from './policy.js';
 
 export type View =
-  { readonly view: 'home' } | { readonly view: 'domain'; readonly domain: string } | { readonly view: 'self' };
+  | { readonly view: 'home' }
+  | { readonly view: 'domain'; readonly domain: string }
+  | { readonly view: 'self' }
+  /** The mailing lists' pages (src/access/lists.ts). */
+  | ListView;
 
 export interface MailboxRow {
   readonly address: string;
@@ -34,7 +39,8 @@ export type ViewData =
       readonly aliases: ReadonlyArray<{ readonly local: string; readonly targets: readonly string[] }>;
       readonly admins: readonly string[];
     }
-  | { readonly view: 'self'; readonly mailbox: MailboxRow };
+  | { readonly view: 'self'; readonly mailbox: MailboxRow }
+  | ListViewData;
 
 /**
  * What new/ and cur/ hold (Maildir++'s own count when maildirsize is missing), read without blocking: this runs in
@@ -88,6 +94,7 @@ async function row(ctx: Ctx, m: Awaited<ReturnType<Ctx['dir']['listMailboxes']>>
 
 /** The data of a page, or AccessDenied; null when the domain or mailbox does not exist (404). */
 export async function view(ctx: Ctx, p: Principal, v: View): Promise<ViewData | null> {
+  if (isListView(v)) return listView(ctx, p, v);
   switch (v.view) {
     case 'home': {
       const all = p.kind === 'system' || p.systemAdmin;

@@ -14,6 +14,7 @@ import {
   setListOptions,
   type Actor,
 } from '../lists/index.js';
+import { perform } from '../access/index.js';
 import { action, usageError } from './common.js';
 import { dirOptions, parseSize, printJson, withDirectory, type DirOpts } from './directory.js';
 
@@ -226,6 +227,30 @@ export function register(program: Command): void {
           process.stdout.write(
             showText(l, { subscriber: [], owner: [], moderator: [] }).split('\n').slice(0, 6).join('\n') + '\n',
           );
+      }),
+    ),
+  );
+  // Whether a domain's users may create lists of their own (the web admin's list pages): through src/access's
+  // perform, the same change the web's form makes.
+  dirOptions(
+    list
+      .command('users')
+      .description("may a domain's users create their own lists in the web admin? (no state: show it)")
+      .argument('<domain>')
+      .argument('[on|off]'),
+  ).action(
+    action('list users', (domain: string, state: string | undefined, o: DirOpts) =>
+      withDirectory(o, async (ctx) => {
+        if (state !== undefined)
+          process.stdout.write(
+            `${await perform(ctx, { kind: 'system' }, { op: 'list.users', domain, on: onOff(state, 'the state') })}\n`,
+          );
+        else {
+          const on = await ctx.dir.lists.usersMayCreate(domain);
+          process.stdout.write(
+            `${on ? 'on' : 'off'}: users of ${domain.toLowerCase()} ${on ? 'may' : 'may not'} create their own lists\n`,
+          );
+        }
       }),
     ),
   );

@@ -23,6 +23,8 @@ const DIRECTORY_TABLES = [
   'list_members',
   // mailbox moves (migration 7): the record only; its files are copies still at the old office
   'mailbox_moves',
+  // a domain's list settings (migration 9)
+  'list_domains',
 ] as const;
 /** The schema version that made each table newer than the first (web sessions are not kept: they are logins). */
 const SINCE: Readonly<Record<string, number>> = {
@@ -32,6 +34,7 @@ const SINCE: Readonly<Record<string, number>> = {
   lists: 6,
   list_members: 6,
   mailbox_moves: 7,
+  list_domains: 9,
 };
 const DIRECTORY_SQLITE = 'directory.sqlite';
 export const DIRECTORY_JSON = 'directory.json';

@@ -242,4 +242,19 @@ export class SqlLists implements ListTable {
         [at, ...k],
       );
   }
+
+  async usersMayCreate(domain: string): Promise<boolean> {
+    const r = await this.db.all('SELECT users_create FROM list_domains WHERE domain = ?', [domain.toLowerCase()]);
+    return r[0] !== undefined && Number(r[0]['users_create']) !== 0;
+  }
+
+  async setUsersMayCreate(domain: string, on: boolean): Promise<void> {
+    const d = domainName(domain);
+    await this.db.transaction(async (tx) => {
+      if ((await tx.all('SELECT name FROM domains WHERE name = ?', [d])).length === 0)
+        throw new DirectoryError(`no domain ${d} in the directory`);
+      if ((await tx.run('UPDATE list_domains SET users_create = ? WHERE domain = ?', [bool(on), d])) === 0)
+        await tx.run('INSERT INTO list_domains (domain, users_create) VALUES (?, ?)', [d, bool(on)]);
+    });
+  }
 }

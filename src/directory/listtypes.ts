@@ -72,4 +72,7 @@ export interface ListTable {
   recordBounce(domain: string, local: string, address: string, at: number): Promise<ListMember | null>;
   /** The probe was sent at `at` (null: forget it and the bounces: the address works again). */
   setProbe(domain: string, local: string, address: string, at: number | null): Promise<void>;
+  /** May the domain's users create lists of their own (migration 9)? false when never set. */
+  usersMayCreate(domain: string): Promise<boolean>;
+  setUsersMayCreate(domain: string, on: boolean): Promise<void>;
 }

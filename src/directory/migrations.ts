@@ -114,6 +114,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ),
     ],
   },
+  {
+    version: 9,
+    what: 'list settings of a domain: whether its users may create their own lists (the web admin, quail list users)',
+    sql: [
+      `CREATE TABLE list_domains (domain TEXT PRIMARY KEY REFERENCES domains(name) ON DELETE CASCADE,
+        users_create BIGINT NOT NULL DEFAULT 0)`,
+    ],
+  },
 ];
 
 export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
@@ -190,6 +198,8 @@ const TABLES = [
   // mailbox moves between offices (migration 7)
   'mailbox_moves',
   'move_files',
+  // migration 9 (a domain's list settings)
+  'list_domains',
 ] as const;
 
 /**

@@ -246,7 +246,15 @@ export class SqlDirectory implements Directory {
     return this.db.transaction(async (tx) => {
       // Explicit deletes as well as ON DELETE CASCADE: the result must not depend on a pragma.
       await roles.forgetLogins(tx, n);
-      for (const t of ['list_members', 'lists', 'domain_admins', 'aliases', 'mailboxes', 'alias_domains'])
+      for (const t of [
+        'list_domains',
+        'list_members',
+        'lists',
+        'domain_admins',
+        'aliases',
+        'mailboxes',
+        'alias_domains',
+      ])
         await tx.run(`DELETE FROM ${t} WHERE domain = ?`, [n]);
       return (await tx.run('DELETE FROM domains WHERE name = ?', [n])) > 0;
     });

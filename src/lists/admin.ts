@@ -20,8 +20,23 @@ export interface ListCtx {
   readonly dir: Directory;
 }
 
-/** Who asks: the system administrator (the CLI as root) or a login (a mailbox address, as the web knows it). */
-export type Actor = { readonly kind: 'system' } | { readonly kind: 'login'; readonly login: string };
+/**
+ * Who asks: the system administrator (the CLI as root) or a login (a mailbox address, as the web knows it) with its
+ * roles as src/access reads them from the directory (its Principal fits this type): a system administrator, or the
+ * domains it administers.
+ */
+export type Actor =
+  | { readonly kind: 'system' }
+  | {
+      readonly kind: 'login';
+      readonly login: string;
+      readonly systemAdmin?: boolean;
+      readonly domains?: readonly string[];
+    };
+
+/** Does the actor administer the list's domain (or everything)? */
+export const administers = (actor: Actor, domain: string): boolean =>
+  actor.kind === 'system' || actor.systemAdmin === true || (actor.domains ?? []).includes(domain);
 
 /** The mark that makes a `.qmail-LIST` file quail's own (rewritten and removed with the list). */
 const MARK = '# quail list';
@@ -190,12 +205,12 @@ export async function getList(ctx: ListCtx, address: string): Promise<MailingLis
 }
 
 /**
- * May `actor` manage the list (settings, people)? The system administrator always; a login when it is one of the
- * list's owners. The roles model (domain administrators) plugs in here: this is the one check the CLI and the
- * web call.
+ * May `actor` manage the list (settings, people)? The system administrator always; an administrator of the list's
+ * domain (issue 19's roles, as src/access reads them); a login when it is one of the list's owners. src/access asks
+ * this before the web's list changes, and the functions below ask it again.
  */
 export async function mayManageList(ctx: ListCtx, list: MailingList, actor: Actor): Promise<boolean> {
-  if (actor.kind === 'system') return true;
+  if (actor.kind === 'system' || administers(actor, list.domain)) return true;
   return (await ctx.dir.lists.getMember(list.domain, list.local, 'owner', actor.login)) !== null;
 }
 

@@ -1,9 +1,10 @@
 // The list's archive: each post as a numbered file `archive/N` under the list's directory (N is also the VERP number).
-import { existsSync, linkSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, readdirSync, unlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirectoryError, type MailingList } from '../directory/index.js';
-import { listHome, type Actor, type ListCtx } from './admin.js';
-import { syncDir, writeSynced } from './durable.js';
+import { administers, listHome, type Actor, type ListCtx } from './admin.js';
+import { readHead, syncDir, writeSynced } from './durable.js';
 import { fieldValue, oneLine, parseMessage } from './message.js';
 
 const numbers = (dir: string): number[] =>
@@ -45,9 +46,12 @@ export interface ArchiveEntry {
   readonly date: string;
 }
 
-/** May `actor` read the list's archive? Members only: a subscriber, moderator or owner; the system administrator. */
+/**
+ * May `actor` read the list's archive? Members only: a subscriber, moderator or owner; an administrator of the list's
+ * domain; the system administrator.
+ */
 async function mayRead(ctx: ListCtx, list: MailingList, actor: Actor): Promise<boolean> {
-  if (actor.kind === 'system') return true;
+  if (administers(actor, list.domain) || actor.kind === 'system') return true;
   for (const role of ['subscriber', 'moderator', 'owner'] as const)
     if (await ctx.dir.lists.getMember(list.domain, list.local, role, actor.login)) return true;
   return false;
@@ -67,14 +71,18 @@ export async function archiveIndex(
   limit = 100,
 ): Promise<ArchiveEntry[]> {
   const dir = await readable(ctx, list, actor);
-  return numbers(dir)
+  const out: ArchiveEntry[] = [];
+  for (const n of numbers(dir)
     .sort((a, b) => b - a)
-    .slice(0, limit)
-    .map((n) => {
-      const p = parseMessage(readFileSync(join(dir, String(n))));
-      const v = (name: string): string => oneLine(fieldValue(p, name) ?? '');
-      return { n, from: v('from'), subject: v('subject'), date: v('date') };
-    });
+    .slice(0, limit)) {
+    // the header only (the first 64 KiB), read asynchronously: the web admin's root supervisor answers this
+    const head = await readHead(join(dir, String(n)), 65_536);
+    if (head === null) continue;
+    const p = parseMessage(head);
+    const v = (name: string): string => oneLine(fieldValue(p, name) ?? '');
+    out.push({ n, from: v('from'), subject: v('subject'), date: v('date') });
+  }
+  return out;
 }
 
 /** One archived post, as it was sent (without the per-subscriber fields); null when there is no such post. */
@@ -82,5 +90,5 @@ export async function archiveMessage(ctx: ListCtx, list: MailingList, actor: Act
   const dir = await readable(ctx, list, actor);
   if (!Number.isSafeInteger(n) || n < 1) return null;
   const path = join(dir, String(n));
-  return existsSync(path) ? readFileSync(path) : null;
+  return readFile(path).catch(() => null);
 }

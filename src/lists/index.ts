@@ -19,6 +19,7 @@ export {
 } from './admin.js';
 export { describeListAddress } from './address.js';
 export { archiveIndex, archiveMessage, type ArchiveEntry } from './archive.js';
+export { decideHeld, heldPosts, type HeldPost } from './held.js';
 export { makeCookie } from './cookie.js';
 export { oneClickUnsubscribe, ONE_CLICK_PREFIX, type OneClickAnswer } from './oneclick.js';
 export { runListProgram, chooseWriter, bounceRule } from './run.js';

@@ -79,11 +79,22 @@ async function contract(d: Directory): Promise<void> {
   assert.equal(await t.remove('example.com', 'team'), true);
   assert.equal(await t.remove('example.com', 'team'), false);
   assert.deepEqual(await t.members('example.com', 'team', 'subscriber'), []);
-  // A domain's deletion takes its lists and their people.
+  // The domain's setting for users' own lists (migration 9): off until set, set twice, refused for no domain.
+  assert.equal(await t.usersMayCreate('example.com'), false);
+  await t.setUsersMayCreate('Example.com', true);
+  await t.setUsersMayCreate('example.com', true);
+  assert.equal(await t.usersMayCreate('EXAMPLE.com'), true);
+  await t.setUsersMayCreate('example.com', false);
+  assert.equal(await t.usersMayCreate('example.com'), false);
+  await t.setUsersMayCreate('example.com', true);
+  await assert.rejects(t.setUsersMayCreate('nowhere.example', true), /no domain nowhere\.example/);
+  // A domain's deletion takes its lists, their people and its list setting.
   await t.create('example.com', 'other', 'x');
   await t.addMember('example.com', 'other', 'subscriber', 'a@b.example');
   await d.deleteDomain('example.com');
   assert.deepEqual(await t.all(), []);
+  await d.addDomain({ name: 'example.com', account: acct });
+  assert.equal(await t.usersMayCreate('example.com'), false, 'a new domain of the same name starts without it');
 }
 
 /** The writer: cookies checked (forged, expired, other action), subscriptions, and the bounce rule. */

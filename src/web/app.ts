@@ -6,7 +6,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Change, View, WebAnswer, WebRequest, Who } from '../access/index.js';
 import type { LoginThrottle } from '../throttle/index.js';
-import { domainPage, errorPage, homePage, loginPage, selfPage, type Frame } from './pages.js';
+import { mountListRoutes } from './list-routes.js';
+import { domainPage, errorPage, homePage, loginPage, selfPage, type Frame, type Html } from './pages.js';
 
 /** Where requests go: answers, or a thrown error when the backend cannot be reached (503). */
 export type Backend = (req: WebRequest) => Promise<WebAnswer>;
@@ -117,11 +118,7 @@ export function createWebApp(o: WebAppOptions): Hono {
   const page = async (
     c: Context,
     v: View,
-    render: (
-      who: Who,
-      a: Extract<WebAnswer, { ok: true }>,
-      flash?: Frame['flash'],
-    ) => ReturnType<typeof homePage> | null,
+    render: (who: Who, a: Extract<WebAnswer, { ok: true }>, flash?: Frame['flash']) => Html | null,
   ): Promise<Response> => {
     const token = getCookie(c, SESSION);
     if (token === undefined) return toLogin(c);
@@ -287,6 +284,9 @@ export function createWebApp(o: WebAppOptions): Hono {
       '/me',
     ),
   );
+
+  // The mailing lists' pages and forms (list-routes.ts).
+  mountListRoutes(app, { page, change, size: parseQuota });
 
   // Routes of other components (the route table: src/start/web-routes.ts).
   for (const r of o.routes ?? []) {

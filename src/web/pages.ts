@@ -3,7 +3,7 @@ import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { MailboxRow, ViewData, Who } from '../access/index.js';
 
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
 /** Contrast ≥ 7:1 for text (WCAG AAA), visible focus, one column on a phone; about 1.5 kB, inline (one request). */
 const CSS = `
@@ -24,7 +24,7 @@ export interface Frame {
   readonly flash?: { readonly ok: boolean; readonly text: string };
 }
 
-function layout(f: Frame, body: Html): Html {
+export function layout(f: Frame, body: Html): Html {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -39,7 +39,9 @@ function layout(f: Frame, body: Html): Html {
         <a class="skip" href="#main">Skip to content</a>
         <header>
           <strong>quail</strong>
-          <nav aria-label="main">${f.who ? html`<a href="/">Domains</a> · <a href="/me">My mailbox</a>` : ''}</nav>
+          <nav aria-label="main">
+            ${f.who ? html`<a href="/">Domains</a> · <a href="/me">My mailbox</a> · <a href="/lists">Lists</a>` : ''}
+          </nav>
           ${
             f.who
               ? html`<form class="inline" method="post" action="/logout">
@@ -81,7 +83,7 @@ export function loginPage(pre: string, error?: string): Html {
   );
 }
 
-const csrfField = (who: Who): Html => html`<input type="hidden" name="csrf" value="${who.csrf}" />`;
+export const csrfField = (who: Who): Html => html`<input type="hidden" name="csrf" value="${who.csrf}" />`;
 
 /** 1536 → `1.5 KiB`. */
 export function bytes(n: number): string {
