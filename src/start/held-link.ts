@@ -1,9 +1,10 @@
 // ETRN for smtpd over src/held: which held domain a node names, who may ask, how often; the push is a wake-up.
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { Control } from '../control/index.js';
 import { findHeld, listHeld, parseHostPort, waiting, type HeldDomain } from '../held/index.js';
-import type { EtrnAnswer, EtrnNode, EtrnService } from '../smtpd/index.js';
+import { errText } from '../core/index.js';
+import type { AutoTurnHook, EtrnAnswer, EtrnNode, EtrnService } from '../smtpd/index.js';
 
 /** One accepted ETRN per held domain in this many seconds; more are answered 458 (RFC 1985 section 5). */
 const MIN_GAP_SECONDS = 30;
@@ -55,6 +56,66 @@ export class HeldEtrn implements EtrnService {
       this.trigger(h.domain);
     }
     return known ? { kind: 'pending', count } : { kind: 'started' };
+  }
+}
+
+/** How long the table of AutoTURN networks is kept before HELD files are read again (one read per burst of sessions). */
+const AUTOTURN_TABLE_SECONDS = 5;
+
+/**
+ * AutoTURN: when a session on an `smtp` listener ends and its client's address is in a held domain's `autoturn`
+ * networks (HELD, `quail held add --autoturn`), that domain's held mail is pushed — the same `flush <domain>`
+ * wake-up as ETRN, so the same pusher, lock and rules; the push goes to the domain's host (RELAYHOST), the session
+ * is only the sign that the customer is online. At most once per domain in MIN_GAP_SECONDS, and only with mail
+ * waiting. Never throws and never delays the session: the work runs after it, errors are logged.
+ */
+export class HeldAutoTurn implements AutoTurnHook {
+  private readonly lastPushed = new Map<string, number>();
+  private table: { at: number; nets: { domain: string; maildir: string; list: BlockList }[] } | undefined;
+
+  constructor(
+    private readonly root: string,
+    private readonly trigger: (domain: string) => void,
+    private readonly log: (event: 'held.autoturn' | 'held.error', fields: Readonly<Record<string, unknown>>) => void,
+    private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+  ) {}
+
+  sessionEnded(ip: string): void {
+    void this.run(ip).catch((err: unknown) => this.log('held.error', { error: `autoturn: ${errText(err)}` }));
+  }
+
+  private nets(): { domain: string; maildir: string; list: BlockList }[] {
+    const t = this.now();
+    if (this.table !== undefined && t - this.table.at < AUTOTURN_TABLE_SECONDS) return this.table.nets;
+    const nets: { domain: string; maildir: string; list: BlockList }[] = [];
+    for (const h of listHeld(this.root, new Control(this.root))) {
+      if (h.settings.autoturn.length === 0) continue;
+      const list = new BlockList();
+      for (const net of h.settings.autoturn) {
+        const [addr = '', bits] = net.split('/');
+        const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+        if (isIP(addr) === 0) continue;
+        list.addSubnet(addr, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
+      }
+      nets.push({ domain: h.domain, maildir: h.maildir, list });
+    }
+    this.table = { at: t, nets };
+    return nets;
+  }
+
+  private async run(ip: string): Promise<void> {
+    const plain = ip.replace(/^::ffff:(?=\d+\.)/, '');
+    const type = isIP(plain) === 6 ? 'ipv6' : 'ipv4';
+    if (isIP(plain) === 0) return;
+    for (const n of this.nets()) {
+      if (!n.list.check(plain, type)) continue;
+      const t = this.now();
+      if (t - (this.lastPushed.get(n.domain) ?? -Infinity) < MIN_GAP_SECONDS) continue;
+      if ((await waiting(n.maildir)) === 0) continue;
+      this.lastPushed.set(n.domain, t);
+      this.log('held.autoturn', { domain: n.domain, ip: plain });
+      this.trigger(n.domain);
+    }
   }
 }
 
