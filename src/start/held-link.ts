@@ -59,6 +59,12 @@ export class HeldEtrn implements EtrnService {
   }
 }
 
+interface AutoTurnNet {
+  readonly domain: string;
+  readonly maildir: string;
+  readonly list: BlockList;
+}
+
 /** How long the table of AutoTURN networks is kept before HELD files are read again (one read per burst of sessions). */
 const AUTOTURN_TABLE_SECONDS = 5;
 
@@ -71,7 +77,7 @@ const AUTOTURN_TABLE_SECONDS = 5;
  */
 export class HeldAutoTurn implements AutoTurnHook {
   private readonly lastPushed = new Map<string, number>();
-  private table: { at: number; nets: { domain: string; maildir: string; list: BlockList }[] } | undefined;
+  private table: { at: number; nets: AutoTurnNet[] } | undefined;
 
   constructor(
     private readonly root: string,
@@ -81,41 +87,65 @@ export class HeldAutoTurn implements AutoTurnHook {
   ) {}
 
   sessionEnded(ip: string): void {
-    void this.run(ip).catch((err: unknown) => this.log('held.error', { error: `autoturn: ${errText(err)}` }));
+    void this.check(ip).catch((err: unknown) => this.log('held.error', { error: `autoturn: ${errText(err)}` }));
   }
 
-  private nets(): { domain: string; maildir: string; list: BlockList }[] {
+  /**
+   * The held domains with AutoTURN networks, read again at most every AUTOTURN_TABLE_SECONDS. A bad network in a
+   * hand-edited HELD is skipped; control files that cannot be read give an empty table until the next read (one
+   * `held.error`, not one per session).
+   */
+  private nets(): AutoTurnNet[] {
     const t = this.now();
     if (this.table !== undefined && t - this.table.at < AUTOTURN_TABLE_SECONDS) return this.table.nets;
-    const nets: { domain: string; maildir: string; list: BlockList }[] = [];
-    for (const h of listHeld(this.root, new Control(this.root))) {
-      if (h.settings.autoturn.length === 0) continue;
-      const list = new BlockList();
-      for (const net of h.settings.autoturn) {
-        const [addr = '', bits] = net.split('/');
-        const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
-        if (isIP(addr) === 0) continue;
-        list.addSubnet(addr, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
+    const nets: AutoTurnNet[] = [];
+    try {
+      for (const h of listHeld(this.root, new Control(this.root))) {
+        const list = new BlockList();
+        let any = false;
+        for (const net of h.settings.autoturn) {
+          const [addr = '', bits] = net.split('/');
+          const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+          if (isIP(addr) === 0) continue;
+          try {
+            list.addSubnet(addr, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
+            any = true;
+          } catch {
+            // a prefix length out of range: not a network, skipped
+          }
+        }
+        if (any) nets.push({ domain: h.domain, maildir: h.maildir, list });
       }
-      nets.push({ domain: h.domain, maildir: h.maildir, list });
+    } catch (err) {
+      this.log('held.error', { error: `autoturn: ${errText(err)}` });
     }
     this.table = { at: t, nets };
     return nets;
   }
 
-  private async run(ip: string): Promise<void> {
+  /** The work of sessionEnded: the domains whose push it asked for (none for an address in no held network). */
+  async check(ip: string): Promise<string[]> {
     const plain = ip.replace(/^::ffff:(?=\d+\.)/, '');
     const type = isIP(plain) === 6 ? 'ipv6' : 'ipv4';
-    if (isIP(plain) === 0) return;
+    const pushed: string[] = [];
+    if (isIP(plain) === 0) return pushed;
     for (const n of this.nets()) {
       if (!n.list.check(plain, type)) continue;
       const t = this.now();
-      if (t - (this.lastPushed.get(n.domain) ?? -Infinity) < MIN_GAP_SECONDS) continue;
-      if ((await waiting(n.maildir)) === 0) continue;
+      const before = this.lastPushed.get(n.domain);
+      if (before !== undefined && t - before < MIN_GAP_SECONDS) continue;
+      // taken before the wait, so two sessions ending together ask once; given back when nothing waits
       this.lastPushed.set(n.domain, t);
+      if ((await waiting(n.maildir)) === 0) {
+        if (before === undefined) this.lastPushed.delete(n.domain);
+        else this.lastPushed.set(n.domain, before);
+        continue;
+      }
       this.log('held.autoturn', { domain: n.domain, ip: plain });
       this.trigger(n.domain);
+      pushed.push(n.domain);
     }
+    return pushed;
   }
 }
 
