@@ -103,7 +103,7 @@ export function registerAdmin(held: Command): void {
       )
       .option(
         '--autoturn <ip/cidr>',
-        'push back to a client from this network after its SMTP session (repeatable)',
+        'AutoTURN: after an SMTP session from this network, push the held mail to --host (repeatable)',
         (v: string, acc: string[] = []) => [...acc, v],
       )
       .option('--account <user>', 'unix account the held Maildir belongs to (default: control/quailuser)')

@@ -29,7 +29,7 @@ export interface HeldSettings {
   readonly etrn: boolean | undefined;
   /** The login that may take the mail with ATRN (RFC 2645); '' none. */
   readonly atrn: string;
-  /** AutoTURN: client networks (IP/BITS) whose port-25 session triggers a push back to them. */
+  /** AutoTURN: client networks (IP/BITS) whose port-25 session triggers a push (to RELAYHOST, src/start/held-link.ts). */
   readonly autoturn: readonly string[];
 }
 
