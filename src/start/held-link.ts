@@ -1,6 +1,8 @@
 // ETRN for smtpd over src/held: which held domain a node names, who may ask, how often; the push is a wake-up.
 import { lookup } from 'node:dns/promises';
+import { statSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { findHeld, listHeld, parseHostPort, waiting, type HeldDomain } from '../held/index.js';
 import { errText } from '../core/index.js';
@@ -65,8 +67,52 @@ interface AutoTurnNet {
   readonly list: BlockList;
 }
 
-/** How long the table of AutoTURN networks is kept before HELD files are read again (one read per burst of sessions). */
+interface AutoTurnTable {
+  /** When the files were last looked at. */
+  readonly at: number;
+  /** What they looked like then (sizes, mtimes and inodes): unchanged means the table still holds. */
+  readonly stamp: string;
+  /** The files the stamp covers: virtualdomains, users/cdb and every held home's HELD. */
+  readonly files: readonly string[];
+  /** Every domain's networks in one list: an address in none of them costs one check. */
+  readonly all: BlockList;
+  readonly nets: readonly AutoTurnNet[];
+}
+
+/** How long the table of AutoTURN networks is kept before its files are looked at again (a few stats). */
 const AUTOTURN_TABLE_SECONDS = 5;
+
+/**
+ * What `files` look like (inode, size, mtime each), or '' — never equal to a later stamp — when one changed in the
+ * last 2 s: a change within the same clock tick as the read would otherwise go unseen.
+ */
+function stampOf(files: readonly string[]): string {
+  const recent = Date.now() - 2000;
+  let fresh = false;
+  const parts = files.map((f) => {
+    try {
+      const st = statSync(f);
+      if (st.mtimeMs > recent) fresh = true;
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return '-';
+    }
+  });
+  return fresh ? '' : parts.join(' ');
+}
+
+/** `IP/BITS` (or a bare IP) added to `lists`; false when it is not a network (a hand-edited HELD). */
+function addNet(net: string, lists: readonly BlockList[]): boolean {
+  const [addr = '', bits] = net.split('/');
+  const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+  if (isIP(addr) === 0) return false;
+  try {
+    for (const l of lists) l.addSubnet(addr, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
+    return true;
+  } catch {
+    return false; // a prefix length out of range
+  }
+}
 
 /**
  * AutoTURN: when a session on an `smtp` listener ends and its client's address is in a held domain's `autoturn`
@@ -77,7 +123,7 @@ const AUTOTURN_TABLE_SECONDS = 5;
  */
 export class HeldAutoTurn implements AutoTurnHook {
   private readonly lastPushed = new Map<string, number>();
-  private table: { at: number; nets: AutoTurnNet[] } | undefined;
+  private table: AutoTurnTable | undefined;
 
   constructor(
     private readonly root: string,
@@ -91,36 +137,36 @@ export class HeldAutoTurn implements AutoTurnHook {
   }
 
   /**
-   * The held domains with AutoTURN networks, read again at most every AUTOTURN_TABLE_SECONDS. A bad network in a
-   * hand-edited HELD is skipped; control files that cannot be read give an empty table until the next read (one
-   * `held.error`, not one per session).
+   * The held domains' AutoTURN networks. At most every AUTOTURN_TABLE_SECONDS the files they come from are stat'ed,
+   * and read again (listHeld: every virtualdomains entry) only when one changed. A bad network in a hand-edited
+   * HELD is skipped; control files that cannot be read give an empty table (one `held.error`, not one per session).
    */
-  private nets(): AutoTurnNet[] {
+  private nets(): AutoTurnTable {
     const t = this.now();
-    if (this.table !== undefined && t - this.table.at < AUTOTURN_TABLE_SECONDS) return this.table.nets;
+    const old = this.table;
+    if (old !== undefined && t - old.at < AUTOTURN_TABLE_SECONDS) return old;
+    if (old !== undefined && old.stamp !== '' && stampOf(old.files) === old.stamp)
+      return (this.table = { ...old, at: t });
+    const files = [join(this.root, 'control', 'virtualdomains'), join(this.root, 'users', 'cdb')];
+    const stamp0 = stampOf(files);
+    const all = new BlockList();
     const nets: AutoTurnNet[] = [];
     try {
       for (const h of listHeld(this.root, new Control(this.root))) {
+        files.push(join(h.home, 'HELD'));
         const list = new BlockList();
         let any = false;
-        for (const net of h.settings.autoturn) {
-          const [addr = '', bits] = net.split('/');
-          const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
-          if (isIP(addr) === 0) continue;
-          try {
-            list.addSubnet(addr, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
-            any = true;
-          } catch {
-            // a prefix length out of range: not a network, skipped
-          }
-        }
+        for (const net of h.settings.autoturn) any = addNet(net, [list, all]) || any;
         if (any) nets.push({ domain: h.domain, maildir: h.maildir, list });
       }
     } catch (err) {
       this.log('held.error', { error: `autoturn: ${errText(err)}` });
     }
-    this.table = { at: t, nets };
-    return nets;
+    // the stamp of the control files is the one from before the read: a change during it is seen next time
+    const held = stampOf(files.slice(2));
+    const stamp = stamp0 === '' || held === '' ? '' : `${stamp0} ${held}`;
+    this.table = { at: t, stamp, files, all, nets };
+    return this.table;
   }
 
   /** The work of sessionEnded: the domains whose push it asked for (none for an address in no held network). */
@@ -129,7 +175,9 @@ export class HeldAutoTurn implements AutoTurnHook {
     const type = isIP(plain) === 6 ? 'ipv6' : 'ipv4';
     const pushed: string[] = [];
     if (isIP(plain) === 0) return pushed;
-    for (const n of this.nets()) {
+    const table = this.nets();
+    if (!table.all.check(plain, type)) return pushed;
+    for (const n of table.nets) {
       if (!n.list.check(plain, type)) continue;
       const t = this.now();
       const before = this.lastPushed.get(n.domain);
