@@ -219,6 +219,12 @@ void test('kill -9 of quail start’s pushing process in the middle of a push lo
     const [pusher, ...others] = stall.clients.flatMap(clientHolders);
     assert.ok(pusher !== undefined && others.length === 0, `one process pushes: ${String(pusher)} ${others.join(' ')}`);
     assert.notEqual(procUids(pusher)[0], 0, 'the push runs unprivileged (the send child)');
+    // The lock holder, as quail held list and quail status name it.
+    assert.match(quail(['held', 'list', '--root', root]), new RegExp(` lock held by ${pusher} \\(`));
+    assert.match(
+      quail(['status', '--root', root]),
+      new RegExp(`held: some\\.example\\.com .*; lock held by ${pusher} \\(`),
+    );
     process.kill(pusher, 'SIGKILL');
     stall.close();
     const sent = stall.accepted[0] ?? '';
