@@ -2,7 +2,7 @@
 // tier: system (needs the quail CLI: init, held add)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { quail, setupRoot } from '../../test/support/start.js';
@@ -64,5 +64,21 @@ void test('HeldAutoTurn: only its networks, only with mail waiting, once per dom
   now += 30;
   assert.deepEqual(await at.check('192.0.2.1'), []);
   assert.deepEqual(await at.check('203.0.113.9'), ['some.example.com']);
+  // Files older than 2 s whose size, mtime and inode did not change are not read again (a few stats every 5 s):
+  // a HELD rewritten behind its stamp's back (same size, mtime put back) is not seen; a real change is.
+  const past = new Date(Date.now() - 60_000);
+  const files = [join(root, 'control', 'virtualdomains'), join(root, 'users', 'cdb'), join(home, 'HELD')];
+  files.push(join(root, 'held', 'plain.example.com', 'HELD'));
+  for (const f of files) utimesSync(f, past, past);
+  now += 30;
+  assert.deepEqual(await at.check('203.0.113.9'), ['some.example.com']); // read again: the files were fresh
+  writeFileSync(join(home, 'HELD'), 'autoturn 192.0.2.0/99\nautoturn 203.0.113.8\n');
+  utimesSync(join(home, 'HELD'), past, past);
+  now += 30;
+  assert.deepEqual(await at.check('203.0.113.8'), [], 'the stamp held: not read again');
+  writeFileSync(join(home, 'HELD'), 'autoturn 203.0.113.8\n');
+  utimesSync(join(home, 'HELD'), past, past); // a different size
+  now += 5;
+  assert.deepEqual(await at.check('203.0.113.8'), ['some.example.com']);
   assert.equal(events.filter((e) => e.startsWith('held.error')).length, 0, events.join('\n'));
 });

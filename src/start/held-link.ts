@@ -70,10 +70,11 @@ interface AutoTurnNet {
 interface AutoTurnTable {
   /** When the files were last looked at. */
   readonly at: number;
-  /** What they looked like then (sizes, mtimes and inodes): unchanged means the table still holds. */
-  readonly stamp: string;
-  /** The files the stamp covers: virtualdomains, users/cdb and every held home's HELD. */
-  readonly files: readonly string[];
+  /** What they looked like then (sizes, mtimes and inodes): unchanged means the table still holds; undefined: read again. */
+  readonly stamp: string | undefined;
+  /** The files the stamp covers: virtualdomains and users/cdb, then every held home's HELD. */
+  readonly control: readonly string[];
+  readonly held: readonly string[];
   /** Every domain's networks in one list: an address in none of them costs one check. */
   readonly all: BlockList;
   readonly nets: readonly AutoTurnNet[];
@@ -83,10 +84,10 @@ interface AutoTurnTable {
 const AUTOTURN_TABLE_SECONDS = 5;
 
 /**
- * What `files` look like (inode, size, mtime each), or '' — never equal to a later stamp — when one changed in the
- * last 2 s: a change within the same clock tick as the read would otherwise go unseen.
+ * What `files` look like (inode, size, mtime each), or undefined when one changed in the last 2 s: a change within
+ * the same clock tick as the read would otherwise go unseen.
  */
-function stampOf(files: readonly string[]): string {
+function stampOf(files: readonly string[]): string | undefined {
   const recent = Date.now() - 2000;
   let fresh = false;
   const parts = files.map((f) => {
@@ -98,8 +99,12 @@ function stampOf(files: readonly string[]): string {
       return '-';
     }
   });
-  return fresh ? '' : parts.join(' ');
+  return fresh ? undefined : parts.join(' ');
 }
+
+/** Both stamps, or undefined when either is. */
+const both = (a: string | undefined, b: string | undefined): string | undefined =>
+  a === undefined || b === undefined ? undefined : `${a}|${b}`;
 
 /** `IP/BITS` (or a bare IP) added to `lists`; false when it is not a network (a hand-edited HELD). */
 function addNet(net: string, lists: readonly BlockList[]): boolean {
@@ -139,33 +144,35 @@ export class HeldAutoTurn implements AutoTurnHook {
   /**
    * The held domains' AutoTURN networks. At most every AUTOTURN_TABLE_SECONDS the files they come from are stat'ed,
    * and read again (listHeld: every virtualdomains entry) only when one changed. A bad network in a hand-edited
-   * HELD is skipped; control files that cannot be read give an empty table (one `held.error`, not one per session).
+   * HELD is skipped; control files that cannot be read give an empty table (a `held.error` every 5 s, not one per session).
    */
   private nets(): AutoTurnTable {
     const t = this.now();
     const old = this.table;
     if (old !== undefined && t - old.at < AUTOTURN_TABLE_SECONDS) return old;
-    if (old !== undefined && old.stamp !== '' && stampOf(old.files) === old.stamp)
+    if (old?.stamp !== undefined && both(stampOf(old.control), stampOf(old.held)) === old.stamp)
       return (this.table = { ...old, at: t });
-    const files = [join(this.root, 'control', 'virtualdomains'), join(this.root, 'users', 'cdb')];
-    const stamp0 = stampOf(files);
+    const control = [join(this.root, 'control', 'virtualdomains'), join(this.root, 'users', 'cdb')];
+    const held: string[] = [];
+    const stamp0 = stampOf(control);
     const all = new BlockList();
     const nets: AutoTurnNet[] = [];
+    let failed = false;
     try {
       for (const h of listHeld(this.root, new Control(this.root))) {
-        files.push(join(h.home, 'HELD'));
+        held.push(join(h.home, 'HELD'));
         const list = new BlockList();
         let any = false;
         for (const net of h.settings.autoturn) any = addNet(net, [list, all]) || any;
         if (any) nets.push({ domain: h.domain, maildir: h.maildir, list });
       }
     } catch (err) {
+      failed = true;
       this.log('held.error', { error: `autoturn: ${errText(err)}` });
     }
     // the stamp of the control files is the one from before the read: a change during it is seen next time
-    const held = stampOf(files.slice(2));
-    const stamp = stamp0 === '' || held === '' ? '' : `${stamp0} ${held}`;
-    this.table = { at: t, stamp, files, all, nets };
+    const stamp = failed ? undefined : both(stamp0, stampOf(held));
+    this.table = { at: t, stamp, control, held, all, nets };
     return this.table;
   }
 
