@@ -10,7 +10,15 @@ import {
   unholdDomain,
   type HeldRecord,
 } from '../directory/index.js';
-import { findHeld, lockStatus, oldest, parseHostPort, readLastPush, waiting, type HeldDomain } from '../held/index.js';
+import {
+  findHeld,
+  lockDescription,
+  oldest,
+  parseHostPort,
+  readLastPush,
+  waiting,
+  type HeldDomain,
+} from '../held/index.js';
 import { action, usageError } from './common.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
 
@@ -67,7 +75,7 @@ export async function heldState(h: HeldDomain): Promise<HeldState> {
     home: h.home,
     waiting: await waiting(h.maildir),
     oldest: old === undefined ? null : new Date(old * 1000).toISOString(),
-    lock: (await lockStatus(h.lockPath)) === 'busy' ? 'held (a push is running)' : 'free',
+    lock: await lockDescription(h.lockPath),
     lastPush: last === undefined ? null : new Date(last.at * 1000).toISOString(),
     lastResult: last === undefined ? null : `${last.reached ? '' : 'not reached: '}${last.result}`,
   };
@@ -103,7 +111,7 @@ export function registerAdmin(held: Command): void {
       )
       .option(
         '--autoturn <ip/cidr>',
-        'push back to a client from this network after its SMTP session (repeatable)',
+        'AutoTURN: after an SMTP session from this network, push the held mail to --host (repeatable)',
         (v: string, acc: string[] = []) => [...acc, v],
       )
       .option('--account <user>', 'unix account the held Maildir belongs to (default: control/quailuser)')

@@ -1,6 +1,6 @@
 // Locks without waiting: flock(2) on an open file, the lock serialmail's setlock -nx takes on RELAYHOST.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 const FLOCK_CANDIDATES = ['/usr/bin/flock', '/bin/flock'];
@@ -56,9 +56,70 @@ export async function lockFile(path: string): Promise<HeldLock | 'busy'> {
  * Whether a push holds the lock on `path` right now: 'free' or 'busy' (taken and given back at once when free).
  * flock(2) does not say who holds it; /proc/locks would name the helper that took it, long gone.
  */
-export async function lockStatus(path: string): Promise<'free' | 'busy'> {
+async function lockStatus(path: string): Promise<'free' | 'busy'> {
   const l = await lockFile(path);
   if (l === 'busy') return 'busy';
   await l.close();
   return 'free';
+}
+
+/** A process that has a lock file open: its pid and command name (/proc/PID/comm). */
+interface LockHolder {
+  readonly pid: number;
+  readonly command: string;
+}
+
+/**
+ * Who holds the lock on `path`, when lockStatus says it is busy: flock(2) does not name its holder (and
+ * /proc/locks names the process that took it: our flock helper, long gone), but whoever holds it keeps the file
+ * open — quail's pusher, or setlock/flock and the script under it. Read from /proc/PID/fd, so it names only the
+ * processes this one may look into (all of them as root); empty when none is found.
+ */
+function lockHolders(path: string): LockHolder[] {
+  let target: string;
+  try {
+    target = realpathSync(path);
+  } catch {
+    return [];
+  }
+  const out: LockHolder[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p) && Number(p) !== process.pid);
+  } catch {
+    return [];
+  }
+  for (const p of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    const open = fds.some((fd) => {
+      try {
+        return readlinkSync(`/proc/${p}/fd/${fd}`) === target;
+      } catch {
+        return false;
+      }
+    });
+    if (!open) continue;
+    let command = '?';
+    try {
+      command = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+    } catch {
+      // gone meanwhile
+    }
+    out.push({ pid: Number(p), command });
+  }
+  return out;
+}
+
+/** `free`, or `held by PID (COMMAND), ...` (`held (a push is running)` when the holder cannot be seen). */
+export async function lockDescription(path: string): Promise<string> {
+  if ((await lockStatus(path)) === 'free') return 'free';
+  const who = lockHolders(path);
+  return who.length === 0
+    ? 'held (a push is running)'
+    : `held by ${who.map((h) => `${h.pid} (${h.command})`).join(', ')}`;
 }

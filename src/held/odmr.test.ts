@@ -166,3 +166,61 @@ void test('ODMR: a 5xx from the customer bounces that message once, a 4xx keeps 
     await customer.close();
   }
 });
+
+/** The customer's side of ODMR over TLS with python3's smtplib and ssl: STARTTLS, AUTH PLAIN, ATRN, then it serves SMTP on the same TLS connection. */
+const TLS_CUSTOMER = `import smtplib,ssl,base64,sys
+s=smtplib.SMTP('127.0.0.1',int(sys.argv[1]))
+s.ehlo('customer.test')
+assert s.has_extn('starttls'), s.ehlo_resp
+ctx=ssl.create_default_context(); ctx.check_hostname=False; ctx.verify_mode=ssl.CERT_NONE
+s.starttls(context=ctx)
+s.ehlo('customer.test')
+print('TLS', s.sock.version())
+print(*s.docmd('AUTH','PLAIN '+base64.b64encode(b'\\0cust@isp.test\\0cust-password').decode()))
+print(*s.docmd('ATRN',sys.argv[2]))
+w=lambda x: s.sock.sendall(x.encode()+b'\\r\\n')
+w('220 customer.test ESMTP')
+while True:
+    l=s.file.readline().decode('latin1').rstrip('\\r\\n')
+    v=l[:4].upper()
+    if v in ('EHLO','HELO'): w('250 customer.test')
+    elif v=='MAIL': w('250 ok')
+    elif v=='RCPT':
+        print('RCPT', l[8:])
+        w('250 ok')
+    elif v=='DATA':
+        w('354 go')
+        while s.file.readline() not in (b'.\\r\\n', b''): pass
+        w('250 ok stored')
+    elif v=='QUIT':
+        w('221 bye')
+        break
+    elif l=='': break
+    else: w('502 no')
+print('END')
+`;
+
+void test('ODMR over STARTTLS (python3 smtplib and ssl): AUTH PLAIN, ATRN, the held mail delivered over the TLS connection', async () => {
+  const w = await world();
+  const q = await startProcess(w.root);
+  try {
+    const smtp = listenerPort(w.root, 'smtp');
+    fill(smtp, [`joe@${SOME}`, `ann@${SOME}`]);
+    await waitFor(() => w.box(SOME).length === 2, 20_000, q.log);
+    const r = await run('python3', ['-c', TLS_CUSTOMER, String(w.odmr), SOME]);
+    assert.match(r.out, /^TLS TLSv1\.[23]$/m, r.out);
+    assert.match(r.out, /^235 /m, r.out);
+    assert.match(r.out, /^250 .*reversing/m, r.out);
+    assert.deepEqual(
+      [...r.out.matchAll(/^RCPT <([^>]*)>/gm)].map((m) => m[1]).sort(),
+      [`ann@${SOME}`, `joe@${SOME}`],
+      r.out,
+    );
+    assert.match(r.out, /^END$/m, r.out);
+    await waitFor(() => w.box(SOME).length === 0, 20_000, q.log);
+    await waitFor(() => /odmr\.atrn .*domain=some\.example\.com result=done sent=2/.test(q.log()), 20_000, q.log);
+  } finally {
+    q.killGroup();
+    await q.exited;
+  }
+});

@@ -9,7 +9,7 @@ import { Control } from '../control/index.js';
 import { newu } from '../users/index.js';
 import { testSmtp } from '../../test/support/testsmtp.js';
 import { waitFor } from '../../test/support/start.js';
-import { findHeld, HeldPusher, listHeld } from './index.js';
+import { findHeld, HeldPusher, listHeld, lockDescription } from './index.js';
 
 const DOMAIN = 'some.example.com';
 
@@ -76,10 +76,13 @@ void test('a push while another process holds RELAYHOST (setlock/flock) is skipp
     () => 'flock never took the lock',
   );
   assert.deepEqual(await pusher.push(DOMAIN), { kind: 'busy' });
+  // quail held list and quail status say who holds it: flock(2) does not, the processes with RELAYHOST open do.
+  assert.match(await lockDescription(relay), new RegExp(`^held by .*\\b${String(holder.pid)} \\(flock\\)`));
   assert.equal(customer.messages.length, 0);
   assert.equal(readdirSync(join(maildir, 'new')).length, 1);
   holder.stdin.end('\n');
   await new Promise((r) => holder.on('close', r));
+  assert.equal(await lockDescription(relay), 'free');
   const done = await pusher.push(DOMAIN);
   assert.equal(done.kind, 'pushed');
   assert.equal(customer.messages.length, 1);

@@ -3,7 +3,14 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower } from '../core/index.js';
 import type { Control } from '../control/index.js';
-import { lookupAssignment, systemPasswd } from '../users/index.js';
+import {
+  lookupAssignment,
+  parsePasswd,
+  systemPasswd,
+  tablePasswd,
+  type PasswdEntry,
+  type PasswdSource,
+} from '../users/index.js';
 
 /** One held domain, found from the files the seeds write by hand (and `quail held add` would write). */
 export interface HeldDomain {
@@ -29,7 +36,7 @@ export interface HeldSettings {
   readonly etrn: boolean | undefined;
   /** The login that may take the mail with ATRN (RFC 2645); '' none. */
   readonly atrn: string;
-  /** AutoTURN: client networks (IP/BITS) whose port-25 session triggers a push back to them. */
+  /** AutoTURN: client networks (IP/BITS) whose port-25 session triggers a push (to RELAYHOST, src/start/held-link.ts). */
   readonly autoturn: readonly string[];
 }
 
@@ -77,14 +84,33 @@ export function findHeld(root: string, control: Control, domain: string): HeldDo
   if (name === '' || name.startsWith('.')) return undefined;
   const id = control.map('virtualdomains').value?.get(name)?.value.trim();
   if (id === undefined || id === '') return undefined;
-  return heldAt(root, name, id);
+  return heldAt(root, name, id, systemPasswd({ root }));
 }
 
-function heldAt(root: string, domain: string, id: string): HeldDomain | undefined {
+/**
+ * /etc/passwd read once for a whole listHeld (systemPasswd reads and parses it on every lookup, and a virtualdomains
+ * entry that is not held falls through users/cdb to passwd lookups: with thousands of entries that was most of the
+ * time, in the SMTP process too, where AutoTURN reads the held domains). `alias` is systemPasswd's, which falls back
+ * to control/quailuser.
+ */
+function passwdOnce(root: string): PasswdSource {
+  const system = systemPasswd({ root });
+  let table: PasswdSource | undefined;
+  let alias: { entry: PasswdEntry | undefined } | undefined;
+  return {
+    byName(name) {
+      if (name === 'alias') return (alias ??= { entry: system.byName('alias') }).entry;
+      table ??= tablePasswd(parsePasswd(readFileSync('/etc/passwd', 'latin1')));
+      return table.byName(name);
+    },
+  };
+}
+
+function heldAt(root: string, domain: string, id: string, passwd: PasswdSource): HeldDomain | undefined {
   const prefix = `${id}-`;
   let home: string;
   try {
-    home = lookupAssignment({ root, local: `${prefix}postmaster`, passwd: systemPasswd({ root }) }).home;
+    home = lookupAssignment({ root, local: `${prefix}postmaster`, passwd }).home;
   } catch {
     return undefined;
   }
@@ -105,10 +131,11 @@ export function listHeld(root: string, control: Control): HeldDomain[] {
   const out: HeldDomain[] = [];
   const map = control.map('virtualdomains').value;
   if (map === null) return out;
+  const passwd = passwdOnce(root);
   for (const [name, e] of [...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const id = e.value.trim();
     if (name.startsWith('.') || name === '' || id === '') continue;
-    const h = heldAt(root, name, id);
+    const h = heldAt(root, name, id, passwd);
     if (h) out.push(h);
   }
   return out;

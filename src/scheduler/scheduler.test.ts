@@ -5,6 +5,7 @@ import type { DeliveryResult } from '../core/index.js';
 import type { LocalResult } from '../local/types.js';
 import { TOO_LONG } from './retry.js';
 import { DATA, makeWorld } from '../../test/support/scheduler.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const NOSUCH = 'Sorry, no mailbox here by that name. (#5.1.1)\n';
 const WRITABLE = 'Uh-oh: home directory is writable. (#4.7.0)\n';
@@ -415,6 +416,34 @@ void test('start refuses without control/locals and control/me (loc-020)', async
     w.restart();
     await assert.rejects(w.scheduler.start());
     assert.ok(w.logger.has('alert'));
+  } finally {
+    await w.close();
+  }
+});
+
+void test('a flush wake-up for one domain retries only that domain; a plain flush retries all', async () => {
+  const w = await makeWorld({ remote: remoteDefer });
+  try {
+    await w.scheduler.start();
+    await w.inject('a@origin.test', ['x@a.test']);
+    await w.inject('a@origin.test', ['y@b.test']);
+    await w.scheduler.runUntilIdle();
+    const tries = (d: string): number => w.remoteJobs.filter((j) => j.recipient.endsWith(`@${d}`)).length;
+    assert.deepEqual([tries('a.test'), tries('b.test')], [1, 1]);
+    w.clock.advance(10); // both deferred until birth + 400
+    // As ETRN or `quail queue flush --domain a.test` sends it: over the wake-up sockets.
+    assert.equal(await w.queue.triggerCounted('flush', 'a.test'), 1);
+    await waitFor(async () => {
+      await w.scheduler.runUntilIdle();
+      return tries('a.test') === 2;
+    }, 10_000);
+    assert.equal(tries('b.test'), 1, 'b.test was flushed with a.test');
+    assert.equal(await w.queue.triggerCounted('flush'), 1);
+    await waitFor(async () => {
+      await w.scheduler.runUntilIdle();
+      return tries('b.test') === 2;
+    }, 10_000);
+    assert.equal(tries('a.test'), 3);
   } finally {
     await w.close();
   }

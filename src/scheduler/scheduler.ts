@@ -69,9 +69,11 @@ export class Scheduler {
     }
     this.started = true;
     this.stopping = false;
-    this.unwatch = this.deps.queue.watch((what) => {
+    // `flush <domain>` (quail queue flush --domain, and ETRN, AutoTURN and quail held flush for a held domain)
+    // retries only that domain's recipients: a customer's session must not retry the whole queue
+    this.unwatch = this.deps.queue.watch((what, domain) => {
       this.needScan = true;
-      if (what === 'flush') this.requestFlush();
+      if (what === 'flush') this.flush(domain);
       else this.wake();
     });
     await this.cycle();
@@ -141,10 +143,6 @@ export class Scheduler {
       }
       if (this.stopping || !this.started || !this.hasDueWork(this.deps.clock())) return;
     }
-  }
-
-  private requestFlush(): void {
-    this.flush();
   }
 
   private emit(name: SchedulerEventName, fields: Record<string, string | number>): void {

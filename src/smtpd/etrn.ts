@@ -25,6 +25,15 @@ export interface EtrnService {
   request(node: EtrnNode, client: { readonly ip: string; readonly allowed: boolean }): Promise<EtrnAnswer>;
 }
 
+/**
+ * AutoTURN: told when a session on an `smtp` listener ends, with the client's address; the held-mail service behind
+ * it (filled in by src/start) pushes the held mail of domains that list that address. Must not throw or block: the
+ * session is already over and nothing waits for the push.
+ */
+export interface AutoTurnHook {
+  sessionEnded(ip: string): void;
+}
+
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?$/;
 
 /** Parses ETRN's argument; undefined = a syntax error in the parameter (501). */

@@ -13,5 +13,5 @@ export {
 } from './auth.js';
 export type { CheckFacts, CheckVerdict, MessageChecker } from './check.js';
 export { loadPolicy, type SessionEnv } from './policy.js';
-export type { EtrnService, EtrnNode, EtrnAnswer } from './etrn.js';
+export type { AutoTurnHook, EtrnService, EtrnNode, EtrnAnswer } from './etrn.js';
 export type { RblResolver } from './rbl.js';

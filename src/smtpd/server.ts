@@ -12,7 +12,7 @@ import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck
 import type { CheckPolicy, MessageChecker } from './check.js';
 import type { SessionEnv } from './policy.js';
 import type { QueueFilter } from './filter.js';
-import type { EtrnService } from './etrn.js';
+import type { AutoTurnHook, EtrnService } from './etrn.js';
 import type { RblConfig, RblResolver, RblSource } from './rbl.js';
 import { R, renderReply } from './replies.js';
 import { ListenerStress } from './stress.js';
@@ -56,6 +56,8 @@ export interface SmtpServerDeps {
   readonly dns?: () => RblResolver;
   /** ETRN for held domains (src/start fills it in over src/held; absent = 502). */
   readonly etrn?: EtrnService;
+  /** AutoTURN for held domains: told the client's address when a session on an `smtp` listener ends (absent: none). */
+  readonly autoturn?: AutoTurnHook;
   /** The current STARTTLS context (undefined = no STARTTLS); asked per connection, so a reload applies. */
   readonly tls?: () => SecureContext | undefined;
   readonly limits?: Partial<SessionLimits>;
@@ -210,8 +212,19 @@ export class SmtpListener {
       .catch((err: unknown) => {
         log('smtp.error', { ip, error: errText(err) });
         socket.destroy();
-      });
+      })
+      .finally(() => this.sessionEnded(ip));
     return { done };
+  }
+
+  /** AutoTURN: only `smtp` listeners (mail from other servers); the hook starts its work and returns at once. */
+  private sessionEnded(ip: string): void {
+    if (this.spec.kind !== 'smtp' || this.deps.autoturn === undefined) return;
+    try {
+      this.deps.autoturn.sessionEnded(ip);
+    } catch (err) {
+      (this.deps.log ?? (() => undefined))('smtp.error', { ip, error: `autoturn: ${errText(err)}` });
+    }
   }
 
   /** Production environment: addresses of the socket, TCPLOCALHOST = me, listener options, then tcp.smtp. */

@@ -40,6 +40,7 @@ type StartEventName =
   | 'queue.recovered'
   | 'held.push'
   | 'held.error'
+  | 'held.autoturn'
   | 'odmr.listening'
   | 'odmr.error'
   | 'odmr.session'
@@ -211,6 +212,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: "a held domain's Maildir pushed to its RELAYHOST (done, stopped: not reachable, or busy: locked)",
   },
   'held.error': { fields: 'domain? error', doc: 'a held push could not run (control files, the Maildir)' },
+  'held.autoturn': {
+    fields: 'domain ip',
+    doc: "an SMTP session from a held domain's AutoTURN address ended: its held mail is pushed to its RELAYHOST",
+  },
   'odmr.listening': { fields: 'address port user?', doc: 'an ODMR listener (RFC 2645, ATRN) is bound' },
   'odmr.error': { fields: 'listener? error', doc: 'an ODMR listener was not opened' },
   'odmr.session': { fields: 'ip login end', doc: 'an ODMR session ended (quit, reversed, idle, errors, gone)' },

@@ -1,9 +1,12 @@
 // ETRN for smtpd over src/held: which held domain a node names, who may ask, how often; the push is a wake-up.
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { statSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
+import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { findHeld, listHeld, parseHostPort, waiting, type HeldDomain } from '../held/index.js';
-import type { EtrnAnswer, EtrnNode, EtrnService } from '../smtpd/index.js';
+import { errText } from '../core/index.js';
+import type { AutoTurnHook, EtrnAnswer, EtrnNode, EtrnService } from '../smtpd/index.js';
 
 /** One accepted ETRN per held domain in this many seconds; more are answered 458 (RFC 1985 section 5). */
 const MIN_GAP_SECONDS = 30;
@@ -55,6 +58,149 @@ export class HeldEtrn implements EtrnService {
       this.trigger(h.domain);
     }
     return known ? { kind: 'pending', count } : { kind: 'started' };
+  }
+}
+
+interface AutoTurnNet {
+  readonly domain: string;
+  readonly maildir: string;
+  readonly list: BlockList;
+}
+
+interface AutoTurnTable {
+  /** When the files were last looked at. */
+  readonly at: number;
+  /** What they looked like then (sizes, mtimes and inodes): unchanged means the table still holds; undefined: read again. */
+  readonly stamp: string | undefined;
+  /** The files the stamp covers: virtualdomains and users/cdb, then every held home's HELD. */
+  readonly control: readonly string[];
+  readonly held: readonly string[];
+  /** Every domain's networks in one list: an address in none of them costs one check. */
+  readonly all: BlockList;
+  readonly nets: readonly AutoTurnNet[];
+}
+
+/** How long the table of AutoTURN networks is kept before its files are looked at again (a few stats). */
+const AUTOTURN_TABLE_SECONDS = 5;
+
+/**
+ * What `files` look like (inode, size, mtime each), or undefined when one changed in the last 2 s: a change within
+ * the same clock tick as the read would otherwise go unseen.
+ */
+function stampOf(files: readonly string[]): string | undefined {
+  const recent = Date.now() - 2000;
+  let fresh = false;
+  const parts = files.map((f) => {
+    try {
+      const st = statSync(f);
+      if (st.mtimeMs > recent) fresh = true;
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return '-';
+    }
+  });
+  return fresh ? undefined : parts.join(' ');
+}
+
+/** Both stamps, or undefined when either is. */
+const both = (a: string | undefined, b: string | undefined): string | undefined =>
+  a === undefined || b === undefined ? undefined : `${a}|${b}`;
+
+/** `IP/BITS` (or a bare IP) added to `lists`; false when it is not a network (a hand-edited HELD). */
+function addNet(net: string, lists: readonly BlockList[]): boolean {
+  const [addr = '', bits] = net.split('/');
+  const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+  if (isIP(addr) === 0) return false;
+  try {
+    for (const l of lists) l.addSubnet(addr, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
+    return true;
+  } catch {
+    return false; // a prefix length out of range
+  }
+}
+
+/**
+ * AutoTURN: when a session on an `smtp` listener ends and its client's address is in a held domain's `autoturn`
+ * networks (HELD, `quail held add --autoturn`), that domain's held mail is pushed — the same `flush <domain>`
+ * wake-up as ETRN, so the same pusher, lock and rules; the push goes to the domain's host (RELAYHOST), the session
+ * is only the sign that the customer is online. At most once per domain in MIN_GAP_SECONDS, and only with mail
+ * waiting. Never throws and never delays the session: the work runs after it, errors are logged.
+ */
+export class HeldAutoTurn implements AutoTurnHook {
+  private readonly lastPushed = new Map<string, number>();
+  private table: AutoTurnTable | undefined;
+
+  constructor(
+    private readonly root: string,
+    private readonly trigger: (domain: string) => void,
+    private readonly log: (event: 'held.autoturn' | 'held.error', fields: Readonly<Record<string, unknown>>) => void,
+    private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+  ) {}
+
+  sessionEnded(ip: string): void {
+    void this.check(ip).catch((err: unknown) => this.log('held.error', { error: `autoturn: ${errText(err)}` }));
+  }
+
+  /**
+   * The held domains' AutoTURN networks. At most every AUTOTURN_TABLE_SECONDS the files they come from are stat'ed,
+   * and read again (listHeld: every virtualdomains entry) only when one changed. A bad network in a hand-edited
+   * HELD is skipped; control files that cannot be read give an empty table (a `held.error` every 5 s, not one per session).
+   */
+  private nets(): AutoTurnTable {
+    const t = this.now();
+    const old = this.table;
+    if (old !== undefined && t - old.at < AUTOTURN_TABLE_SECONDS) return old;
+    if (old?.stamp !== undefined && both(stampOf(old.control), stampOf(old.held)) === old.stamp)
+      return (this.table = { ...old, at: t });
+    const control = [join(this.root, 'control', 'virtualdomains'), join(this.root, 'users', 'cdb')];
+    const held: string[] = [];
+    const stamp0 = stampOf(control);
+    const all = new BlockList();
+    const nets: AutoTurnNet[] = [];
+    let failed = false;
+    try {
+      for (const h of listHeld(this.root, new Control(this.root))) {
+        held.push(join(h.home, 'HELD'));
+        const list = new BlockList();
+        let any = false;
+        for (const net of h.settings.autoturn) any = addNet(net, [list, all]) || any;
+        if (any) nets.push({ domain: h.domain, maildir: h.maildir, list });
+      }
+    } catch (err) {
+      failed = true;
+      this.log('held.error', { error: `autoturn: ${errText(err)}` });
+    }
+    // the stamp of the control files is the one from before the read: a change during it is seen next time
+    const stamp = failed ? undefined : both(stamp0, stampOf(held));
+    this.table = { at: t, stamp, control, held, all, nets };
+    return this.table;
+  }
+
+  /** The work of sessionEnded: the domains whose push it asked for (none for an address in no held network). */
+  async check(ip: string): Promise<string[]> {
+    const plain = ip.replace(/^::ffff:(?=\d+\.)/, '');
+    const type = isIP(plain) === 6 ? 'ipv6' : 'ipv4';
+    const pushed: string[] = [];
+    if (isIP(plain) === 0) return pushed;
+    const table = this.nets();
+    if (!table.all.check(plain, type)) return pushed;
+    for (const n of table.nets) {
+      if (!n.list.check(plain, type)) continue;
+      const t = this.now();
+      const before = this.lastPushed.get(n.domain);
+      if (before !== undefined && t - before < MIN_GAP_SECONDS) continue;
+      // taken before the wait, so two sessions ending together ask once; given back when nothing waits
+      this.lastPushed.set(n.domain, t);
+      if ((await waiting(n.maildir)) === 0) {
+        if (before === undefined) this.lastPushed.delete(n.domain);
+        else this.lastPushed.set(n.domain, before);
+        continue;
+      }
+      this.log('held.autoturn', { domain: n.domain, ip: plain });
+      this.trigger(n.domain);
+      pushed.push(n.domain);
+    }
+    return pushed;
   }
 }
 

@@ -5,7 +5,7 @@ import { loadTlsContext, SmtpListener, type ListenerKind, type ListenerSpec } fr
 import { LoginThrottle } from '../throttle/index.js';
 import { qmailQueueFilter } from '../filter/index.js';
 import { DirectoryLink } from './directory-link.js';
-import { HeldEtrn } from './held-link.js';
+import { HeldAutoTurn, HeldEtrn } from './held-link.js';
 import { InboundLink } from './msgauth-link.js';
 import { rblResolverFor } from './dns-link.js';
 import { takeLookupBatch, type LookupBatch } from './lookup-batch.js';
@@ -156,6 +156,11 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
     // Each session still sees control/ as it is when it starts (qmail-smtpd reads its files per session), but a file
     // unchanged since the last session is one stat, not an open, read and close (docs/PERFORMANCE.md).
     const controlFiles = new ControlFileCache(ctx.root);
+    const autoturn = new HeldAutoTurn(
+      ctx.root,
+      (domain) => queue.trigger('flush', domain),
+      (event, fields) => ctx.log.event(event, fields),
+    );
     const listeners = specs.map(
       (spec) =>
         new SmtpListener(spec, {
@@ -163,6 +168,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
           queue,
           filter: qmailQueueFilter({ root: ctx.root, path: process.env['PATH'] }),
           etrn: new HeldEtrn(ctx.root, (domain) => queue.trigger('flush', domain)),
+          autoturn,
           authenticator: ctx.authenticator ?? directory,
           authThrottle,
           recipients: directory,

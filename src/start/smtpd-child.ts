@@ -3,7 +3,7 @@ import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { qmailQueueFilter } from '../filter/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
-import { HeldEtrn } from './held-link.js';
+import { HeldAutoTurn, HeldEtrn } from './held-link.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
@@ -63,8 +63,14 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
         }
         tls = tlsOrNone(root);
       },
-      listeners: (specs) =>
-        specs.map(
+      listeners: (specs) => {
+        // one for every listener: its per-domain rate limit holds whichever port the customer used
+        const autoturn = new HeldAutoTurn(
+          root,
+          (domain) => (queue as FileQueue).trigger('flush', domain),
+          (event, fields) => logs.add(event, fields),
+        );
+        return specs.map(
           (spec) =>
             new SmtpListener(spec, {
               controlFor: () => new Control(root),
@@ -77,10 +83,12 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
               checker,
               dns: rblResolverFor(root),
               etrn: new HeldEtrn(root, (domain) => (queue as FileQueue).trigger('flush', domain)),
+              autoturn,
               tls: () => tls,
               log,
             }),
-        ),
+        );
+      },
       reload: () => {
         tls = tlsOrNone(root);
       },

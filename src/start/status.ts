@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { listHeld, readLastPush, waiting } from '../held/index.js';
+import { listHeld, lockDescription, readLastPush, waiting } from '../held/index.js';
 import { openQueue } from '../queue/index.js';
 import { parseTable, tableFile, type OfficeTable } from '../offices/index.js';
 import type { ServiceName } from './privchild.js';
@@ -35,6 +35,8 @@ export interface HeldStatus {
   readonly waiting: number;
   readonly lastPush: number | null;
   readonly lastResult: string | null;
+  /** RELAYHOST's lock: `free`, or who holds it (a push running: quail's, or a setlock script's). */
+  readonly lock: string;
 }
 
 async function heldStatus(root: string): Promise<HeldStatus[]> {
@@ -48,6 +50,7 @@ async function heldStatus(root: string): Promise<HeldStatus[]> {
         waiting: await waiting(h.maildir),
         lastPush: last?.at ?? null,
         lastResult: last === undefined ? null : `${last.reached ? '' : 'not reached: '}${last.result}`,
+        lock: await lockDescription(h.lockPath),
       });
     }
     return out;
@@ -179,7 +182,7 @@ export function renderStatus(root: string, s: Status): string {
   }
   for (const h of s.held)
     out.push(
-      `held: ${h.domain} to ${h.host}: ${h.waiting} waiting; last push ${h.lastPush === null ? 'never' : `${new Date(h.lastPush * 1000).toISOString()}: ${h.lastResult ?? ''}`}`,
+      `held: ${h.domain} to ${h.host}: ${h.waiting} waiting; last push ${h.lastPush === null ? 'never' : `${new Date(h.lastPush * 1000).toISOString()}: ${h.lastResult ?? ''}`}${h.lock === 'free' ? '' : `; lock ${h.lock}`}`,
     );
   if (s.offices) {
     const o = s.offices;
