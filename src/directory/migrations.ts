@@ -94,6 +94,12 @@ export const MIGRATIONS: readonly Migration[] = [
         FOREIGN KEY (domain, local) REFERENCES lists (domain, local) ON DELETE CASCADE)`,
     ],
   },
+  // spam folder (issue 19, helper webusers): no new table, so the backup list is unchanged (mailboxes is in it)
+  {
+    version: 8,
+    what: "a mailbox's spam folder: mail the filter tagged as spam goes to this Maildir++ folder (empty: the inbox)",
+    sql: [`ALTER TABLE mailboxes ADD COLUMN spam_folder TEXT NOT NULL DEFAULT ''`],
+  },
 ];
 
 export const LATEST = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
