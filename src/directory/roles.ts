@@ -148,6 +148,7 @@ export function spamFolderText(name: string | null): string {
     throw new DirectoryError(
       `the spam folder ${JSON.stringify(name)} is not a folder name: use letters, digits, space, _ or - (e.g. Junk)`,
     );
-  if (/^inbox$/i.test(name)) throw new DirectoryError('the spam folder cannot be the inbox; to keep spam there, set none');
+  if (/^inbox$/i.test(name))
+    throw new DirectoryError('the spam folder cannot be the inbox; to keep spam there, set none');
   return name;
 }

@@ -4,8 +4,7 @@ import { join } from 'node:path';
 
 /** What quail's filter said of a message: spam (with spamd's score), not spam, or nothing we can trust. */
 export type SpamVerdict =
-  | { readonly filtered: false }
-  | { readonly filtered: true; readonly spam: boolean; readonly score: string };
+  { readonly filtered: false } | { readonly filtered: true; readonly spam: boolean; readonly score: string };
 
 /** `Received: (qmail 123 invoked by uid 1000); ...` or `... from network` — qmail-queue's line, written by quail. */
 const QUEUE_LINE = /^Received: \(qmail \d+ invoked (by uid \d+|from network)\)/i;

@@ -2,8 +2,9 @@
 import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { MailboxRow, ViewData, Who } from '../access/index.js';
+import { autoresponders, spamForm } from './more-pages.js';
 
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
 /** Contrast ≥ 7:1 for text (WCAG AAA), visible focus, one column on a phone; about 1.5 kB, inline (one request). */
 const CSS = `
@@ -24,7 +25,7 @@ export interface Frame {
   readonly flash?: { readonly ok: boolean; readonly text: string };
 }
 
-function layout(f: Frame, body: Html): Html {
+export function layout(f: Frame, body: Html): Html {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -39,7 +40,15 @@ function layout(f: Frame, body: Html): Html {
         <a class="skip" href="#main">Skip to content</a>
         <header>
           <strong>quail</strong>
-          <nav aria-label="main">${f.who ? html`<a href="/">Domains</a> · <a href="/me">My mailbox</a>` : ''}</nav>
+          <nav aria-label="main">
+            ${
+              f.who
+                ? html`<a href="/">Domains</a> · <a href="/me">My mailbox</a>${
+                      f.who.systemAdmin ? html` · <a href="/admins">Administrators</a>` : ''
+                    }`
+                : ''
+            }
+          </nav>
           ${
             f.who
               ? html`<form class="inline" method="post" action="/logout">
@@ -81,7 +90,7 @@ export function loginPage(pre: string, error?: string): Html {
   );
 }
 
-const csrfField = (who: Who): Html => html`<input type="hidden" name="csrf" value="${who.csrf}" />`;
+export const csrfField = (who: Who): Html => html`<input type="hidden" name="csrf" value="${who.csrf}" />`;
 
 /** 1536 → `1.5 KiB`. */
 export function bytes(n: number): string {
@@ -302,6 +311,7 @@ export function domainPage(who: Who, d: Extract<ViewData, { view: 'domain' }>, f
           <button type="submit">Set</button>
         </p>
       </form>
+      ${autoresponders(who, d)}
       <h2>Administrators</h2>
       <p>${d.admins.length === 0 ? 'None besides the system administrators.' : d.admins.join(', ')}</p>`,
   );
@@ -343,7 +353,7 @@ export function selfPage(who: Who, m: MailboxRow, flash?: Frame['flash']): Html 
           <p><button type="submit">Save forwarding</button></p>
         </fieldset>
       </form>
-      ${vacationForm(who, m)}`,
+      ${vacationForm(who, m)} ${spamForm(who, m)}`,
   );
 }
 
