@@ -17,6 +17,7 @@ form.inline{display:inline}label{display:block;font-weight:600}input,select,butt
 border:1px solid #333;border-radius:3px}button{background:#0645ad;color:#fff;border-color:#0645ad;cursor:pointer}
 button.danger{background:#a00;border-color:#a00}fieldset{border:1px solid #333;margin:1rem 0}.msg{padding:.5rem;
 border:2px solid #060;background:#e6f4e6}.err{padding:.5rem;border:2px solid #a00;background:#fde8e8}meter{width:8rem}
+input,select,textarea{max-width:100%}textarea{font:inherit}fieldset{min-width:0}main{overflow-wrap:anywhere}
 @media (max-width:40rem){td,th{display:block;border:0}tr{display:block;border-bottom:1px solid #555}}`;
 
 export interface Frame {
