@@ -26,10 +26,12 @@ void test('spam verdict: only the block quail filter writes on top is trusted', 
       { filtered: true, spam: true, score: 'score=9.1 required=5.0' },
     ],
     [
-      "after qmail-queue's own line",
-      `Received: (qmail 12 invoked by uid 1000); 4 Dec 2026\n${SPAM}\n`,
+      'a forward of ours (alias line, Delivered-To)',
+      `Received: (qmail 12 invoked by alias); 4 Dec 2026\nDelivered-To: x@y\n${SPAM}\n`,
       { filtered: true, spam: true, score: 'score=9.1 required=5.0' },
     ],
+    // a local user's injection: what follows qmail-queue's line is the user's own writing
+    ['under "invoked by uid"', `Received: (qmail 12 invoked by uid 1000); 4 Dec 2026\n${SPAM}\n`, { filtered: false }],
     [
       'folded status',
       `${FILTER}X-Spam-Status: Yes,\n score=7 required=5\n\n`,

@@ -6,16 +6,20 @@ import { join } from 'node:path';
 export type SpamVerdict =
   { readonly filtered: false } | { readonly filtered: true; readonly spam: boolean; readonly score: string };
 
-/** `Received: (qmail 123 invoked by uid 1000); ...` or `... from network` — qmail-queue's line, written by quail. */
-const QUEUE_LINE = /^Received: \(qmail \d+ invoked (by uid \d+|from network)\)/i;
+/**
+ * `Received: (qmail 123 invoked by alias); ...` (a forward of ours) or `... invoked from network` — qmail-queue's
+ * line, written by quail's queue. Not `invoked by uid U`: what follows that line is a local user's own message, whose
+ * first fields are its own writing (the filter's block comes first only when the filter itself queued it).
+ */
+const QUEUE_LINE = /^Received: \(qmail \d+ invoked (by alias|from network)\)/i;
 
 /**
  * The verdict of quail's filter, trusted only where the filter writes it (README: Spam folder). `quail filter`
  * puts its block on top of the message it queues — `X-Quail-Filter:`, then `X-Spam-Status:` when spamd was asked —
  * above smtpd's own `Received:` line, which is the first line of everything a network client sends. So a sender
  * cannot write a field there; fields further down (a sender's `X-Spam-Flag: YES`, another server's verdict) are
- * never read. Skipped on the way: `Delivered-To:` lines (a forward of ours prepends one) and qmail-queue's
- * `Received: (qmail N invoked ...)` line (written by quail's queue). Reads the first 8 KiB.
+ * never read. Skipped on the way: what a forward of ours puts above it (`Received: (qmail N invoked by alias)`,
+ * `Delivered-To:` lines). Reads the first 8 KiB.
  */
 export async function spamVerdict(messagePath: string): Promise<SpamVerdict> {
   const fh = await open(messagePath, 'r');
