@@ -213,3 +213,65 @@ void test('perform: taking over a mailbox needs its roles (a domain administrato
     );
   });
 });
+
+void test('perform: spam folder and autoresponders — the mailbox or its domain administrator; the admins page only for a system administrator', async () => {
+  await fixture(async (ctx) => {
+    const ann = await principalOf(ctx.dir, 'ann@a.example');
+    const joe = await principalOf(ctx.dir, 'joe@a.example');
+    const root = await principalOf(ctx.dir, 'root@b.example');
+    assert.ok(ann && joe && root);
+    // a user's own spam folder, and its domain administrator's; never another user's or another domain's
+    assert.match(
+      await perform(ctx, joe, { op: 'mailbox.spam', address: 'joe@a.example', folder: 'Junk' }),
+      /goes to the folder Junk/,
+    );
+    assert.equal((await ctx.dir.getMailbox('a.example', 'joe'))?.spamFolder, 'Junk');
+    await perform(ctx, ann, { op: 'mailbox.spam', address: 'joe@alias-a.example', folder: null });
+    assert.equal((await ctx.dir.getMailbox('a.example', 'joe'))?.spamFolder, null);
+    await assert.rejects(
+      perform(ctx, joe, { op: 'mailbox.spam', address: 'ann@a.example', folder: 'Junk' }),
+      AccessDenied,
+    );
+    await assert.rejects(
+      perform(ctx, ann, { op: 'mailbox.spam', address: 'bea@b.example', folder: 'Junk' }),
+      AccessDenied,
+    );
+    await assert.rejects(
+      perform(ctx, joe, { op: 'mailbox.spam', address: 'joe@a.example', folder: '../x' }),
+      /not a folder name/,
+    );
+    // a domain administrator sets and clears the autoresponder of a mailbox of its domain, not of another domain
+    const vacation = { subject: '', body: 'away', days: 3 };
+    assert.match(
+      await perform(ctx, ann, { op: 'mailbox.vacation', address: 'joe@a.example', vacation }),
+      /vacation reply on for joe@a\.example/,
+    );
+    assert.deepEqual((await ctx.dir.getMailbox('a.example', 'joe'))?.vacation, vacation);
+    await perform(ctx, ann, { op: 'mailbox.vacation', address: 'joe@a.example', vacation: null });
+    assert.equal((await ctx.dir.getMailbox('a.example', 'joe'))?.vacation, null);
+    await assert.rejects(
+      perform(ctx, ann, { op: 'mailbox.vacation', address: 'bea@b.example', vacation }),
+      AccessDenied,
+    );
+    // the page of domain administrators: a system administrator's only
+    const token = async (address: string): Promise<string> => {
+      const a = await serveWeb(ctx, { op: 'login', login: address, password: 'secret' });
+      assert.ok(a.ok && a.token !== undefined);
+      return a.token;
+    };
+    const sys = await serveWeb(ctx, { op: 'view', token: await token('root@b.example'), view: { view: 'admins' } });
+    assert.ok(sys.ok && sys.data?.view === 'admins');
+    assert.deepEqual(sys.data.admins, [{ domain: 'a.example', login: 'ann@a.example' }]);
+    assert.deepEqual(sys.data.domains, ['a.example', 'b.example']);
+    const denied = await serveWeb(ctx, { op: 'view', token: await token('ann@a.example'), view: { view: 'admins' } });
+    assert.deepEqual([denied.ok, denied.ok ? 0 : denied.status], [false, 403]);
+    // a spam change from the web process is checked field by field
+    const bad = await serveWeb(ctx, {
+      op: 'change',
+      token: await token('joe@a.example'),
+      csrf: 'x',
+      change: { op: 'mailbox.spam', address: 'joe@a.example', folder: 42 },
+    });
+    assert.deepEqual([bad.ok, bad.ok ? 0 : bad.status], [false, 400]);
+  });
+});

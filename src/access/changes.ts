@@ -47,6 +47,8 @@ export type Change =
     }
   /** The vacation reply (RFC 3834; null: off): the mailbox itself or an administrator of its domain. */
   | { readonly op: 'mailbox.vacation'; readonly address: string; readonly vacation: Vacation | null }
+  /** Where mail the filter tagged as spam goes: a Maildir++ folder of the mailbox, or null for the inbox. */
+  | { readonly op: 'mailbox.spam'; readonly address: string; readonly folder: string | null }
   | { readonly op: 'alias.add'; readonly address: string; readonly target: string }
   | { readonly op: 'alias.remove'; readonly address: string; readonly target?: string }
   /** The catch-all: what mail for an unknown address of the domain does (vdeliver's policy word). */
@@ -119,7 +121,8 @@ async function prepare(
       const address = await canonical(ctx, c.address);
       return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }, ...(await rolesOf(ctx, address))] };
     }
-    case 'mailbox.vacation': {
+    case 'mailbox.vacation':
+    case 'mailbox.spam': {
       const address = await canonical(ctx, c.address);
       return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }] };
     }
@@ -200,6 +203,13 @@ export async function perform(ctx: Ctx, p: Principal, request: Change): Promise<
       return c.vacation === null
         ? `no vacation reply for ${c.address}`
         : `vacation reply on for ${c.address} (once per sender in ${c.vacation.days} days)`;
+    }
+    case 'mailbox.spam': {
+      const [local, domain] = split(c.address);
+      await ctx.dir.updateMailbox(domain, local, { spamFolder: c.folder });
+      return c.folder === null
+        ? `spam for ${c.address} stays in the inbox`
+        : `spam for ${c.address} goes to the folder ${c.folder}`;
     }
     case 'alias.add': {
       const [local, domain] = split(c.address);

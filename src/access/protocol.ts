@@ -111,6 +111,12 @@ function change(v: unknown): Change {
         vacation: { subject: text(x['subject'], 'subject', 200), body: text(x['body'], 'message', 10_000), days },
       };
     }
+    case 'mailbox.spam':
+      return {
+        op: 'mailbox.spam',
+        address: address(),
+        folder: o['folder'] === null ? null : text(o['folder'], 'spam folder', 64),
+      };
     case 'alias.add':
       return { op: 'alias.add', address: address(), target: text(o['target'], 'target') };
     case 'alias.remove':
@@ -127,7 +133,7 @@ function change(v: unknown): Change {
 
 function viewOf(v: unknown): View {
   const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
-  if (o['view'] === 'home' || o['view'] === 'self') return { view: o['view'] };
+  if (o['view'] === 'home' || o['view'] === 'self' || o['view'] === 'admins') return { view: o['view'] };
   if (o['view'] === 'domain') return { view: 'domain', domain: text(o['domain'], 'domain', 253) };
   return parseListView(o);
 }

@@ -10,7 +10,9 @@ export type View =
   | { readonly view: 'domain'; readonly domain: string }
   | { readonly view: 'self' }
   /** The mailing lists' pages (src/access/lists.ts). */
-  | ListView;
+  | ListView
+  /** Every domain's administrators (domain_admins): the system administrator's page. */
+  | { readonly view: 'admins' };
 
 export interface MailboxRow {
   readonly address: string;
@@ -26,6 +28,8 @@ export interface MailboxRow {
   readonly imap: boolean;
   readonly smtp: boolean;
   readonly vacation: Vacation | null;
+  /** The Maildir++ folder for tagged spam; null: the inbox. */
+  readonly spamFolder: string | null;
 }
 
 export type ViewData =
@@ -40,7 +44,12 @@ export type ViewData =
       readonly admins: readonly string[];
     }
   | { readonly view: 'self'; readonly mailbox: MailboxRow }
-  | ListViewData;
+  | ListViewData
+  | {
+      readonly view: 'admins';
+      readonly admins: ReadonlyArray<{ readonly domain: string; readonly login: string }>;
+      readonly domains: readonly string[];
+    };
 
 /**
  * What new/ and cur/ hold (Maildir++'s own count when maildirsize is missing), read without blocking: this runs in
@@ -89,6 +98,7 @@ async function row(ctx: Ctx, m: Awaited<ReturnType<Ctx['dir']['listMailboxes']>>
     imap: !m.flags.includes('no-imap'),
     smtp: !m.flags.includes('no-smtp-auth'),
     vacation: m.vacation,
+    spamFolder: m.spamFolder,
   };
 }
 
@@ -115,6 +125,13 @@ export async function view(ctx: Ctx, p: Principal, v: View): Promise<ViewData | 
         admins: (await ctx.dir.listDomainAdmins(d.name)).map((a) => a.login),
       };
     }
+    case 'admins':
+      authorize(p, { scope: 'system' });
+      return {
+        view: 'admins',
+        admins: (await ctx.dir.listDomainAdmins()).map((a) => ({ domain: a.domain, login: a.login })),
+        domains: (await ctx.dir.listDomains()).map((d) => d.name),
+      };
     case 'self': {
       if (p.kind === 'system') return null;
       const at = p.login.lastIndexOf('@');

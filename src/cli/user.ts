@@ -91,6 +91,7 @@ function render(m: Mailbox, root: string): string {
     `quota:     ${q(m.quotaBytes, ' bytes')}, ${q(m.quotaMessages, ' messages')}`,
     `flags:     ${m.flags.join(' ') || '-'}`,
     `forward:   ${m.forward.length === 0 ? '-' : `${m.forward.join(' ')}${m.keepCopy ? ' (keeping a copy)' : ''}`}`,
+    `spam:      ${m.spamFolder === null ? 'inbox' : `folder ${m.spamFolder} (${root}/${m.home}/Maildir/.${m.spamFolder}/)`}`,
     `maildir:   ${root}/${m.home}/Maildir/`,
     `created:   ${m.created.toISOString()}`,
     `last login: ${m.lastLogin?.toISOString() ?? 'never'}`,
@@ -108,6 +109,7 @@ interface ModOpts {
   forward: string[];
   noForward?: boolean;
   keepCopy?: boolean;
+  spamFolder?: string | false;
 }
 
 export function register(program: Command): void {
@@ -210,10 +212,19 @@ export function register(program: Command): void {
       .option('--forward <address>', 'forward its mail (repeatable; replaces the list)', collect, [] as string[])
       .option('--no-forward', 'stop forwarding')
       .option('--keep-copy', 'when forwarding, also keep a copy in the mailbox')
-      .option('--no-keep-copy', 'when forwarding, keep no copy'),
+      .option('--no-keep-copy', 'when forwarding, keep no copy')
+      .option('--spam-folder <name>', 'file mail quail filter tagged as spam into this Maildir++ folder (e.g. Junk)')
+      .option('--no-spam-folder', 'leave tagged spam in the inbox'),
   ).action(
     action('user mod', (address: string, o: DirOpts & ModOpts & { forward: string[] | false }) =>
-      withDirectory(o, async ({ root, dir }) => {
+      withDirectory(o, async (ctx) => {
+        const { root, dir } = ctx;
+        if (o.spamFolder !== undefined)
+          await perform(ctx, SYSTEM, {
+            op: 'mailbox.spam',
+            address,
+            folder: o.spamFolder === false ? null : o.spamFolder,
+          });
         const [local, domain] = parseAddress(address);
         const cur = await dir.getMailbox(domain, local);
         if (!cur) throw usageError(`no mailbox ${local}@${domain}`);

@@ -284,6 +284,18 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     assert.equal((await d.updateMailbox('example.com', 'joe', { vacation: null })).vacation, null);
   });
 
+  withDir('spam folder: stored, checked and cleared (migration 8)', async (d) => {
+    await d.addDomain({ name: 'example.com', account: acct });
+    const m = await d.addMailbox({ domain: 'example.com', local: 'joe', passwordHash: '' });
+    assert.equal(m.spamFolder, null);
+    assert.equal((await d.updateMailbox('example.com', 'joe', { spamFolder: 'Junk' })).spamFolder, 'Junk');
+    // another change keeps it
+    assert.equal((await d.updateMailbox('example.com', 'joe', { realName: 'Joe' })).spamFolder, 'Junk');
+    assert.equal((await d.getMailbox('example.com', 'joe'))?.spamFolder, 'Junk');
+    await assert.rejects(d.updateMailbox('example.com', 'joe', { spamFolder: '../x' }), DirectoryError);
+    assert.equal((await d.updateMailbox('example.com', 'joe', { spamFolder: null })).spamFolder, null);
+  });
+
   withDir('held domains: add, show, replace, list, remove; names of mailbox and alias domains refused', async (d) => {
     const h = await d.putHeld(
       {

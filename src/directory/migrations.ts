@@ -114,6 +114,12 @@ export const MIGRATIONS: readonly Migration[] = [
       ),
     ],
   },
+  // spam folder (issue 19, helper webusers): no new table, so the backup list is unchanged (mailboxes is in it)
+  {
+    version: 8,
+    what: "a mailbox's spam folder: mail the filter tagged as spam goes to this Maildir++ folder (empty: the inbox)",
+    sql: [`ALTER TABLE mailboxes ADD COLUMN spam_folder TEXT NOT NULL DEFAULT ''`],
+  },
   {
     version: 9,
     what: 'list settings of a domain: whether its users may create their own lists (the web admin, quail list users)',

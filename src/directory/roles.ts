@@ -136,3 +136,19 @@ export function vacationText(v: Vacation | null): string {
     throw new DirectoryError('the vacation period must be 1 to 365 days');
   return JSON.stringify({ subject: v.subject, body: v.body, days: v.days });
 }
+
+/**
+ * A spam folder's name as stored ('' for none: the inbox). A Maildir++ folder of the top level (`Junk` is
+ * `Maildir/.Junk/`, as Dovecot and Courier lay them out): letters, digits, space, `_` and `-`, at most 64; no `.`
+ * (Maildir++'s hierarchy separator), `/` or a leading `.`, so it can name nothing outside the Maildir.
+ */
+export function spamFolderText(name: string | null): string {
+  if (name === null) return '';
+  if (!/^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$/.test(name) || name.endsWith(' '))
+    throw new DirectoryError(
+      `the spam folder ${JSON.stringify(name)} is not a folder name: use letters, digits, space, _ or - (e.g. Junk)`,
+    );
+  if (/^inbox$/i.test(name))
+    throw new DirectoryError('the spam folder cannot be the inbox; to keep spam there, set none');
+  return name;
+}

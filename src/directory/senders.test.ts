@@ -25,6 +25,9 @@ void test('mayUseSender: own addresses, aliases to the login, box-ext, admins; n
     await dir.addAlias('example.org', 'sales', ['ann@example.org', '&joe@example.net']);
     await dir.addAlias('example.org', 'info', ['ann@example.org']);
     await dir.addAlias('example.org', 'joe-list', ['ann@example.org']);
+    // zed administers example.org by domain_admins (quail domain admin add), from another domain (issue 19)
+    await dir.addDomainAdmin('example.org', 'zed@other.test');
+    await dir.addMailbox({ domain: 'other.test', local: 'yan', passwordHash: '$scrypt$x' });
     const table: Array<[string, string, boolean]> = [
       ['joe@example.org', 'joe@example.org', true],
       ['joe@example.org', 'JOE@Example.ORG', true],
@@ -47,6 +50,13 @@ void test('mayUseSender: own addresses, aliases to the login, box-ext, admins; n
       ['root@example.org', 'zed@other.test', true],
       ['root@example.org', 'someone@gmail.example', false],
       ['root@example.org', '', true],
+      ['zed@other.test', 'anything@example.org', true], // the domain it administers, and its alias domain
+      ['zed@other.test', 'anything@example.net', true],
+      ['zed@other.test', 'zed@other.test', true],
+      ['zed@other.test', 'yan@other.test', false], // its own domain it does not administer
+      ['zed@other.test', 'someone@gmail.example', false],
+      ['zed@other.test', '', true],
+      ['yan@other.test', '', false],
       ['gone@example.org', 'gone@example.org', false], // a login that no longer exists
     ];
     for (const [login, sender, want] of table)

@@ -10,8 +10,11 @@ import type { Directory, Domain, Mailbox } from './types.js';
  *   - an alias of its domain whose targets include the login (`joe@example.org` or `&joe@...`, any alias domain);
  *   - `local-ext` of its own local part when no mailbox or alias has that exact name (vdeliver delivers it there);
  *   - any address of its domain (and alias domains) with the `domain-admin` flag (vpopmail's qmailadmin admin);
+ *   - any address of a domain it administers by `quail domain admin add` (domain_admins; issue 19): it may set the
+ *     passwords of that domain's mailboxes and read their mail anyway, so refusing their addresses would guard
+ *     nothing — the same rule as the flag, which names only its own domain;
  *   - any address of any directory domain with `system-admin`;
- *   - `<>` only with `domain-admin` or `system-admin` (auto-responders and list managers an administrator runs; a
+ *   - `<>` only for a domain administrator (flag or domain_admins) or `system-admin` (auto-responders and list managers an administrator runs; a
  *     user's client never needs it, and a null sender hides failures from the one who sent).
  * Addresses of domains the directory does not manage are never allowed. Directory trouble throws (temporary).
  */
@@ -21,17 +24,19 @@ export async function mayUseSender(dir: Directory, login: string, sender: string
   const dom = await dir.resolveDomain(parts[1]);
   const box = dom === null ? null : await dir.getMailbox(dom.name, parts[0]);
   if (dom === null || box === null) return false;
-  const domainAdmin = box.flags.includes('domain-admin');
+  const flagAdmin = box.flags.includes('domain-admin');
   const systemAdmin = box.flags.includes('system-admin');
-  if (sender === '') return domainAdmin || systemAdmin;
+  // domains it administers by `quail domain admin add` (any domain, not only its own): as the flag does for its own
+  const listed = await dir.adminDomainsOf(`${box.local}@${dom.name}`);
+  if (sender === '') return flagAdmin || systemAdmin || listed.length > 0;
   const at = sender.lastIndexOf('@');
   if (at <= 0) return false;
   const local = asciiLower(sender.slice(0, at));
   const sdom = await dir.resolveDomain(asciiLower(sender.slice(at + 1)));
   if (sdom === null) return false;
-  if (systemAdmin) return true;
+  if (systemAdmin || listed.includes(sdom.name)) return true;
   if (sdom.name !== dom.name) return false;
-  if (domainAdmin || local === box.local) return true;
+  if (flagAdmin || local === box.local) return true;
   const alias = await dir.getAlias(sdom.name, local);
   if (alias !== null) {
     for (const t of alias.targets) if (await namesMailbox(dir, t, dom, box)) return true;

@@ -130,6 +130,7 @@ export class SqlDirectory implements Directory {
       forward: fwd === '' ? [] : fwd.split('\n'),
       keepCopy: Number(r['keep_copy']) !== 0,
       vacation: roles.vacationOf(str(r['vacation'])),
+      spamFolder: str(r['spam_folder'] ?? '') === '' ? null : str(r['spam_folder']),
     };
   }
 
@@ -362,12 +363,13 @@ export class SqlDirectory implements Directory {
         (patch.keepCopy ?? cur.keepCopy) ? 1 : 0,
         lastLogin === null ? null : lastLogin.getTime(),
         roles.vacationText(patch.vacation === undefined ? cur.vacation : patch.vacation),
+        roles.spamFolderText(patch.spamFolder === undefined ? cur.spamFolder : patch.spamFolder),
         d,
         l,
       ];
       await tx.run(
         `UPDATE mailboxes SET password = ?, real_name = ?, quota_bytes = ?, quota_messages = ?, flags = ?, forward = ?,
-         keep_copy = ?, last_login = ?, vacation = ? WHERE domain = ? AND local = ?`,
+         keep_copy = ?, last_login = ?, vacation = ?, spam_folder = ? WHERE domain = ? AND local = ?`,
         v,
       );
       return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});

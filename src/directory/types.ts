@@ -68,6 +68,8 @@ export interface Mailbox {
   readonly keepCopy: boolean;
   /** The vacation reply (migration 5), or null: none. */
   readonly vacation: Vacation | null;
+  /** Maildir++ folder for mail quail's filter tagged as spam (migration 8, `Junk` → `Maildir/.Junk/`); null: the inbox. */
+  readonly spamFolder: string | null;
 }
 
 /** An address of a domain whose mail goes to targets: `addr`/`&addr` (forward), `/path/Maildir/` or `./x/`, `|program`. */
@@ -130,6 +132,7 @@ export interface MailboxPatch {
   readonly keepCopy?: boolean;
   readonly lastLogin?: Date | null;
   readonly vacation?: Vacation | null;
+  readonly spamFolder?: string | null;
 }
 
 /**

@@ -28,6 +28,8 @@ export interface LookupMailbox {
   readonly quotaMessages: number | null;
   /** The vacation reply (RFC 3834), when set; absent or null: none. */
   readonly vacation?: Vacation | null;
+  /** The Maildir++ folder (`Junk`: `Maildir/.Junk/`) for mail quail's filter tagged as spam; absent or null: the inbox. */
+  readonly spamFolder?: string | null;
 }
 
 /** An automatic reply to senders while the mailbox's owner is away: once per sender per `days` (RFC 3834). */

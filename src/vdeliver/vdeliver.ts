@@ -16,6 +16,7 @@ import {
 import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
 import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
 import type { LookupDomain as Domain, LookupMailbox as Mailbox, MailboxLookup } from './types.js';
+import { ensureFolder, spamVerdict } from './spam.js';
 import { vacationReply, type ReplyRunner } from './vacation.js';
 
 export interface VdeliverOptions {
@@ -255,7 +256,11 @@ async function deliverySize(o: VdeliverOptions): Promise<number> {
   return Buffer.byteLength(o.rpline + o.dtline, 'latin1') + (await stat(o.messagePath)).size;
 }
 
-async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Promise<VdeliverResult> {
+/**
+ * Into a Maildir (an alias's or a mailbox's: `owner`, whose quota counts); with `folder`, into that Maildir++ folder
+ * of it (the spam folder), made on first use — the quota is still the Maildir's, which counts its folders.
+ */
+async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner, folder?: string): Promise<VdeliverResult> {
   const md = dir.endsWith('/') ? dir : `${dir}/`;
   let size: number;
   try {
@@ -273,8 +278,16 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Prom
       return defer(`Unable to read the quota of ${md}: ${errnoText(err)}. (#4.3.0)`);
     }
   }
+  let into = md;
+  if (folder !== undefined) {
+    try {
+      into = await ensureFolder(md, folder);
+    } catch (err) {
+      return defer(`Unable to make the folder ${md}.${folder}/: ${errnoText(err)}. (#4.3.0)`);
+    }
+  }
   const r = await deliverToMaildir(
-    md,
+    into,
     Buffer.from(o.rpline + o.dtline, 'latin1'),
     o.messagePath,
     o.namer ?? oneShotNamer(),
@@ -282,7 +295,7 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner): Prom
   switch (r.kind) {
     case 'ok':
       if (owner) await afterDelivery(o, md, size, owner, domainBytes);
-      return { result: 'success', report: `delivered to ${md}\n` };
+      return { result: 'success', report: `delivered to ${into}\n` };
     case 'nochdir':
       return defer('Unable to chdir to maildir. (#4.2.1)');
     case 'read-error':
@@ -387,13 +400,15 @@ async function toMailbox(o: VdeliverOptions, dom: Domain, m: Mailbox): Promise<V
   if (m.flags.includes('bounce-all')) return fail(`The mailbox ${m.local}@${m.domain} does not accept mail. (#5.2.1)`);
   const home = join(o.root, m.home);
   const maildir = join(home, 'Maildir');
+  const folder = await spamFolderFor(o, m);
+  if (typeof folder === 'object') return folder;
   if (m.forward.length === 0) {
     const dq = await mailboxDotQmail(home);
     if (typeof dq === 'string') return followDotQmail(o, { m, dom }, home, dq);
     if (dq !== null) return dq;
-    return intoMaildir(o, maildir, { m, dom });
+    return intoMaildir(o, maildir, { m, dom }, folder);
   }
-  const copy = m.keepCopy ? await intoMaildir(o, maildir, { m, dom }) : null;
+  const copy = m.keepCopy ? await intoMaildir(o, maildir, { m, dom }, folder) : null;
   if (copy && copy.result !== 'success') return copy;
   return {
     result: 'success',
@@ -429,9 +444,26 @@ async function byPolicy(o: VdeliverOptions, dom: Domain, p: UnknownPolicy, user:
   }
 }
 
+/**
+ * The mailbox's spam folder when it has one and quail's filter tagged this message as spam (spam.ts says which
+ * tags are trusted); undefined: the inbox; a deferral when the message cannot be read.
+ */
+async function spamFolderFor(o: VdeliverOptions, m: Mailbox): Promise<string | undefined | VdeliverResult> {
+  if (m.spamFolder === undefined || m.spamFolder === null || m.spamFolder === '') return undefined;
+  try {
+    const v = await spamVerdict(o.messagePath);
+    return v.filtered && v.spam ? m.spamFolder : undefined;
+  } catch (err) {
+    return defer(`Unable to read message: ${errnoText(err)}. (#4.3.0)`);
+  }
+}
+
 /** A mailbox that took the message and has a vacation: the reply, and its line in the report. */
 async function withVacation(o: VdeliverOptions, m: Mailbox, r: VdeliverResult): Promise<VdeliverResult> {
   if (r.result !== 'success' || !m.vacation || !o.reply) return r;
+  // spam gets no answer (its sender is most often forged: a reply would be backscatter)
+  const v = await spamVerdict(o.messagePath).catch(() => ({ filtered: false }) as const);
+  if (v.filtered && v.spam) return { ...r, report: `${r.report}vacation: no reply, tagged as spam by the filter\n` };
   const line = await vacationReply({
     home: join(o.root, m.home),
     address: `${m.local}@${m.domain}`,

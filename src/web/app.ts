@@ -7,6 +7,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Change, View, WebAnswer, WebRequest, Who } from '../access/index.js';
 import type { LoginThrottle } from '../throttle/index.js';
 import { mountListRoutes } from './list-routes.js';
+import { adminsPage } from './more-pages.js';
 import { domainPage, errorPage, homePage, loginPage, selfPage, type Frame, type Html } from './pages.js';
 
 /** Where requests go: answers, or a thrown error when the backend cannot be reached (503). */
@@ -54,6 +55,18 @@ export function parseQuota(text: string): number | null | undefined {
   const n =
     Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[(m[2] ?? '').toUpperCase()] ?? 1);
   return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** A vacation form (the user's own, or an administrator's for a mailbox of its domain): the change, or what is wrong. */
+function vacationChange(address: string, b: Record<string, unknown>): Change | string {
+  if (field(b, 'on') !== '1') return { op: 'mailbox.vacation', address, vacation: null };
+  const days = Number(field(b, 'days'));
+  if (!Number.isSafeInteger(days)) return `the period ${JSON.stringify(field(b, 'days'))}: give a number of days`;
+  return {
+    op: 'mailbox.vacation',
+    address,
+    vacation: { subject: field(b, 'subject').trim(), body: field(b, 'body'), days },
+  };
 }
 
 export function createWebApp(o: WebAppOptions): Hono {
@@ -166,6 +179,9 @@ export function createWebApp(o: WebAppOptions): Hono {
     ),
   );
 
+  app.get('/admins', (c) =>
+    page(c, { view: 'admins' }, (who, a, f) => (a.data?.view === 'admins' ? adminsPage(who, a.data, f) : null)),
+  );
   app.get('/login', (c) => {
     const pre = randomBytes(18).toString('base64url');
     setCookie(c, PRE, pre, { ...cookie, maxAge: 3600 });
@@ -239,6 +255,8 @@ export function createWebApp(o: WebAppOptions): Hono {
     'alias-add': (c, b) => ({ op: 'alias.add', address: addr(c, b), target: field(b, 'target').trim() }),
     'alias-remove': (c, b) => ({ op: 'alias.remove', address: addr(c, b), target: field(b, 'target') }),
     catchall: (c, b) => ({ op: 'domain.catchall', domain: dom(c), policy: field(b, 'policy').trim() }),
+    // a mailbox's autoresponder, set or turned off by an administrator of its domain
+    vacation: (c, b) => vacationChange(addr(c, b), b),
   };
   app.post('/domain/:domain/:action', (c) => {
     const act = domainActions[c.req.param('action')];
@@ -254,22 +272,28 @@ export function createWebApp(o: WebAppOptions): Hono {
       '/me',
     ),
   );
-  app.post('/me/vacation', (c) =>
+  app.post('/me/vacation', (c) => change(c, (b) => vacationChange(field(b, 'self'), b), '/me'));
+  app.post('/me/spam', (c) =>
     change(
       c,
-      (b) => {
-        const days = Number(field(b, 'days'));
-        if (!Number.isSafeInteger(days)) return `the period ${JSON.stringify(field(b, 'days'))}: give a number of days`;
-        return {
-          op: 'mailbox.vacation',
-          address: field(b, 'self'),
-          vacation:
-            field(b, 'on') === '1' ? { subject: field(b, 'subject').trim(), body: field(b, 'body'), days } : null,
-        };
-      },
+      (b) => ({
+        op: 'mailbox.spam',
+        address: field(b, 'self'),
+        folder: field(b, 'on') === '1' ? field(b, 'folder').trim() : null,
+      }),
       '/me',
     ),
   );
+  // the system administrator's page of domain administrators (quail domain admin add|remove)
+  const adminChange =
+    (op: 'admin.add' | 'admin.remove') =>
+    (b: Record<string, unknown>): Change => ({
+      op,
+      domain: field(b, 'domain').trim(),
+      login: field(b, 'login').trim(),
+    });
+  app.post('/admins/add', (c) => change(c, adminChange('admin.add'), '/admins'));
+  app.post('/admins/remove', (c) => change(c, adminChange('admin.remove'), '/admins'));
   app.post('/me/forward', (c) =>
     change(
       c,

@@ -2,6 +2,7 @@
 import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { MailboxRow, ViewData, Who } from '../access/index.js';
+import { autoresponders, spamForm } from './more-pages.js';
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -16,6 +17,7 @@ form.inline{display:inline}label{display:block;font-weight:600}input,select,butt
 border:1px solid #333;border-radius:3px}button{background:#0645ad;color:#fff;border-color:#0645ad;cursor:pointer}
 button.danger{background:#a00;border-color:#a00}fieldset{border:1px solid #333;margin:1rem 0}.msg{padding:.5rem;
 border:2px solid #060;background:#e6f4e6}.err{padding:.5rem;border:2px solid #a00;background:#fde8e8}meter{width:8rem}
+input,select,textarea{max-width:100%}textarea{font:inherit}fieldset{min-width:0}main{overflow-wrap:anywhere}
 @media (max-width:40rem){td,th{display:block;border:0}tr{display:block;border-bottom:1px solid #555}}`;
 
 export interface Frame {
@@ -40,7 +42,13 @@ export function layout(f: Frame, body: Html): Html {
         <header>
           <strong>quail</strong>
           <nav aria-label="main">
-            ${f.who ? html`<a href="/">Domains</a> · <a href="/me">My mailbox</a> · <a href="/lists">Lists</a>` : ''}
+            ${
+              f.who
+                ? html`<a href="/">Domains</a> · <a href="/me">My mailbox</a> · <a href="/lists">Lists</a>${
+                      f.who.systemAdmin ? html` · <a href="/admins">Administrators</a>` : ''
+                    }`
+                : ''
+            }
           </nav>
           ${
             f.who
@@ -304,6 +312,7 @@ export function domainPage(who: Who, d: Extract<ViewData, { view: 'domain' }>, f
           <button type="submit">Set</button>
         </p>
       </form>
+      ${autoresponders(who, d)}
       <h2>Administrators</h2>
       <p>${d.admins.length === 0 ? 'None besides the system administrators.' : d.admins.join(', ')}</p>`,
   );
@@ -345,7 +354,7 @@ export function selfPage(who: Who, m: MailboxRow, flash?: Frame['flash']): Html 
           <p><button type="submit">Save forwarding</button></p>
         </fieldset>
       </form>
-      ${vacationForm(who, m)}`,
+      ${vacationForm(who, m)} ${spamForm(who, m)}`,
   );
 }
 
