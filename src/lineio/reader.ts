@@ -86,6 +86,9 @@ export class Reader {
   async chunk(timeoutMs: number): Promise<ReadResult> {
     const p = this.pending.shift();
     if (p) return p;
+    // Fast path: bytes already buffered need no timer and no promise (pipelined commands, DATA chunks).
+    const ready = this.stream.read() as Buffer | string | null;
+    if (ready !== null) return typeof ready === 'string' ? Buffer.from(ready, 'latin1') : ready;
     let timedOut = false;
     this.expired = false;
     this.waitingSince = Date.now();
@@ -138,7 +141,7 @@ export class Reader {
       if (nl >= 0) {
         this.unshift(c.subarray(nl + 1));
         if (tooLong) return 'too-long';
-        let line = Buffer.concat(parts);
+        let line = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
         const crlf = line.length > 0 && line[line.length - 1] === 13;
         if (crlf) line = line.subarray(0, line.length - 1);
         return { line, crlf };
