@@ -16,7 +16,7 @@ import {
 import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
 import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
 import type { LookupDomain as Domain, LookupMailbox as Mailbox, MailboxLookup } from './types.js';
-import { ensureFolder, spamVerdict } from './spam.js';
+import { ensureFolder, spamVerdict, type SpamVerdict } from './spam.js';
 import { vacationReply, type ReplyRunner } from './vacation.js';
 
 export interface VdeliverOptions {
@@ -444,6 +444,17 @@ async function byPolicy(o: VdeliverOptions, dom: Domain, p: UnknownPolicy, user:
   }
 }
 
+/** The filter's verdict on this delivery's message, read once however many steps ask (spam folder, vacation). */
+const verdicts = new WeakMap<VdeliverOptions, Promise<SpamVerdict>>();
+function verdictOf(o: VdeliverOptions): Promise<SpamVerdict> {
+  let v = verdicts.get(o);
+  if (v === undefined) {
+    v = spamVerdict(o.messagePath);
+    verdicts.set(o, v);
+  }
+  return v;
+}
+
 /**
  * The mailbox's spam folder when it has one and quail's filter tagged this message as spam (spam.ts says which
  * tags are trusted); undefined: the inbox; a deferral when the message cannot be read.
@@ -451,7 +462,7 @@ async function byPolicy(o: VdeliverOptions, dom: Domain, p: UnknownPolicy, user:
 async function spamFolderFor(o: VdeliverOptions, m: Mailbox): Promise<string | undefined | VdeliverResult> {
   if (m.spamFolder === undefined || m.spamFolder === null || m.spamFolder === '') return undefined;
   try {
-    const v = await spamVerdict(o.messagePath);
+    const v = await verdictOf(o);
     return v.filtered && v.spam ? m.spamFolder : undefined;
   } catch (err) {
     return defer(`Unable to read message: ${errnoText(err)}. (#4.3.0)`);
@@ -462,7 +473,7 @@ async function spamFolderFor(o: VdeliverOptions, m: Mailbox): Promise<string | u
 async function withVacation(o: VdeliverOptions, m: Mailbox, r: VdeliverResult): Promise<VdeliverResult> {
   if (r.result !== 'success' || !m.vacation || !o.reply) return r;
   // spam gets no answer (its sender is most often forged: a reply would be backscatter)
-  const v = await spamVerdict(o.messagePath).catch(() => ({ filtered: false }) as const);
+  const v = await verdictOf(o).catch(() => ({ filtered: false }) as const);
   if (v.filtered && v.spam) return { ...r, report: `${r.report}vacation: no reply, tagged as spam by the filter\n` };
   const line = await vacationReply({
     home: join(o.root, m.home),
