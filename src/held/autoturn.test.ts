@@ -4,25 +4,14 @@
 // tier: system (needs quail start, swaks, fetchmail, python3)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchmail, runAsync } from '../../test/support/fetchmail.js';
 import { testSmtp } from '../../test/support/testsmtp.js';
 import { listenerPort, quail, setupRoot, startProcess, swaks, waitFor } from '../../test/support/start.js';
 
 const maildirOf = (root: string, domain: string): string => join(root, 'held', domain, 'Maildir', 'new');
-
-/** A child's exit code and output (asynchronously: the customer's SMTP server runs in this process). */
-function run(cmd: string, args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, args, { env: { ...process.env, HOME: tmpdir() } });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 /** A client from `source` that reads the greeting, says EHLO, reads the reply and resets the connection (no QUIT). */
 const RESET = `import socket,struct,sys
@@ -85,7 +74,7 @@ void test('AutoTURN: a session from the customer’s network pushes its held mai
     // A session that is reset after EHLO (no QUIT) from 127.0.0.5, in other.example.com's 127.0.0.4/31.
     send('bob@other.example.com');
     await waitFor(() => readdirSync(maildirOf(root, 'other.example.com')).length === 1, 20_000, q.log);
-    const reset = await run('python3', ['-c', RESET, '127.0.0.5', String(smtp)]);
+    const reset = await runAsync('python3', ['-c', RESET, '127.0.0.5', String(smtp)]);
     assert.match(reset.out, /^250[ -]/m, reset.out);
     await waitFor(() => /held\.autoturn domain=other\.example\.com ip=127\.0\.0\.5\b/.test(q.log()), 20_000, q.log);
     await waitFor(() => /held\.push domain=other\.example\.com result=done sent=1/.test(q.log()), 20_000, q.log);
@@ -95,7 +84,7 @@ void test('AutoTURN: a session from the customer’s network pushes its held mai
     // its session alone is the sign the customer is online.
     send('cat@third.example.com');
     await waitFor(() => readdirSync(maildirOf(root, 'third.example.com')).length === 1, 20_000, q.log);
-    const f = await run('fetchmail', [
+    const f = await fetchmail([
       '-v',
       '--nosyslog',
       '-f',

@@ -3,10 +3,10 @@
 // tier: system (needs quail start, swaks, fetchmail, python3)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchmail as runFetchmail, runAsync } from '../../test/support/fetchmail.js';
 import { testSmtp, type SmtpScript } from '../../test/support/testsmtp.js';
 import { freePort, listenerPort, quail, setupRoot, startProcess, swaks, waitFor } from '../../test/support/start.js';
 
@@ -39,16 +39,6 @@ async function world(): Promise<World> {
   return { root, odmr, box: (d) => readdirSync(join(root, 'held', d, 'Maildir', 'new')) };
 }
 
-function run(cmd: string, args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, args, { env: { ...process.env, HOME: tmpdir() } });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('close', (code) => resolve({ code, out }));
-  });
-}
-
 /** fetchmail as the customer: ODMR with CRAM-MD5, the turned-around session relayed to `smtpPort`. */
 function fetchmail(odmr: number, smtpPort: number, domains: string): Promise<{ code: number | null; out: string }> {
   const rc = join(mkdtempSync(join(tmpdir(), 'quail-fetchmailrc-')), 'rc');
@@ -57,7 +47,7 @@ function fetchmail(odmr: number, smtpPort: number, domains: string): Promise<{ c
     `poll 127.0.0.1 protocol ODMR port ${odmr} user "cust@isp.test" password "${SECRET}" fetchdomains ${domains} smtphost "127.0.0.1/${smtpPort}"\n`,
     { mode: 0o600 },
   );
-  return run('fetchmail', ['-v', '--nosyslog', '--nodetach', '-f', rc]);
+  return runFetchmail(['-v', '--nosyslog', '--nodetach', '-f', rc]);
 }
 
 /** An ODMR dialogue with python3's smtplib: EHLO, then each [verb, arg]; prints each reply's code and text. */
@@ -70,7 +60,7 @@ for v,a in ${JSON.stringify(steps)}:
     c,m=s.docmd(v,a)
     print(c,m.decode())
 s.close()`;
-  return run('python3', ['-c', py]).then((r) => r.out);
+  return runAsync('python3', ['-c', py]).then((r) => r.out);
 }
 
 function fill(smtp: number, who: readonly string[]): void {
@@ -207,7 +197,7 @@ void test('ODMR over STARTTLS (python3 smtplib and ssl): AUTH PLAIN, ATRN, the h
     const smtp = listenerPort(w.root, 'smtp');
     fill(smtp, [`joe@${SOME}`, `ann@${SOME}`]);
     await waitFor(() => w.box(SOME).length === 2, 20_000, q.log);
-    const r = await run('python3', ['-c', TLS_CUSTOMER, String(w.odmr), SOME]);
+    const r = await runAsync('python3', ['-c', TLS_CUSTOMER, String(w.odmr), SOME]);
     assert.match(r.out, /^TLS TLSv1\.[23]$/m, r.out);
     assert.match(r.out, /^235 /m, r.out);
     assert.match(r.out, /^250 .*reversing/m, r.out);

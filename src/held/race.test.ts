@@ -9,6 +9,7 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchmail, runAsync } from '../../test/support/fetchmail.js';
 import { testSmtp } from '../../test/support/testsmtp.js';
 import { waitUntil } from '../../test/support/wait.js';
 import {
@@ -25,16 +26,6 @@ import {
 } from '../../test/support/start.js';
 
 const DOMAIN = 'some.example.com';
-
-function run(cmd: string, args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, args, { env: { ...process.env, HOME: tmpdir() } });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 /** A root with DOMAIN held by `quail held add` for `host` (heldinterval 3600: no timed push explains anything). */
 function heldRoot(host: string, more: readonly string[] = []): { root: string; box: () => string[] } {
@@ -63,7 +54,7 @@ void test('ETRN with fetchmail for a domain made by quail held add --etrn: the h
   try {
     await fill(root, box, ['joe', 'ann'], q.log);
     const smtp = listenerPort(root, 'smtp');
-    const f = await run('fetchmail', [
+    const f = await fetchmail([
       ...['-v', '--nosyslog', '-f', '/dev/null', '--nodetach', '--protocol', 'ETRN'],
       ...['--fetchdomains', DOMAIN, '-P', String(smtp), '127.0.0.1'],
     ]);
@@ -109,9 +100,17 @@ void test('pushes of one domain at once (two held flush, and maildirsmtp without
     // setlock (so only each message's own lock stands between them). The sink takes a second per message.
     const maildir = join(root, 'held', DOMAIN, 'Maildir');
     const [cron, f1, f2] = await Promise.all([
-      run(process.execPath, [MAIN, 'maildirsmtp', '--root', root, maildir, `${DOMAIN}-`, `127.0.0.7:${sink.port}`]),
-      run(process.execPath, [MAIN, 'held', 'flush', DOMAIN, '--root', root]),
-      run(process.execPath, [MAIN, 'held', 'flush', DOMAIN, '--root', root]),
+      runAsync(process.execPath, [
+        MAIN,
+        'maildirsmtp',
+        '--root',
+        root,
+        maildir,
+        `${DOMAIN}-`,
+        `127.0.0.7:${sink.port}`,
+      ]),
+      runAsync(process.execPath, [MAIN, 'held', 'flush', DOMAIN, '--root', root]),
+      runAsync(process.execPath, [MAIN, 'held', 'flush', DOMAIN, '--root', root]),
     ]);
     assert.match(f1.out + f2.out, /push requested/);
     await waitFor(() => box().length === 0, 60_000, q.log);

@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchmail as runFetchmail, type ChildResult } from '../../test/support/fetchmail.js';
 import { testSmtp } from '../../test/support/testsmtp.js';
 import {
   freePort,
@@ -215,16 +216,8 @@ void test('kill -9 in the middle of a push loses nothing: the message in flight 
 });
 
 /** fetchmail as the customer (asynchronously: the customer's SMTP server runs in this process). */
-function fetchmail(args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const c = spawn('fetchmail', ['-v', '--nosyslog', '-f', '/dev/null', '--nodetach', ...args], {
-      env: { ...process.env, HOME: tmpdir() },
-    });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('close', (code) => resolve({ code, out }));
-  });
+function fetchmail(args: readonly string[]): Promise<ChildResult> {
+  return runFetchmail(['-v', '--nosyslog', '-f', '/dev/null', '--nodetach', ...args]);
 }
 
 /** One SMTP command from `source` with python3's smtplib (a real client), after EHLO; the reply line. */
