@@ -434,6 +434,15 @@ const DEFS = [
     applies: ON_RESTART,
     doc: 'Seconds between the periodic checks of the shared directory (mailbox→office table, qmail files) that back up PostgreSQL LISTEN/NOTIFY; a notification refreshes at once.',
   },
+  {
+    name: 'localworkers',
+    kind: 'number',
+    default: { from: 'number', value: 0 },
+    readBy: 'qmail-lspawn (quail start as root)',
+    applies: ON_HUP,
+    max: 64,
+    doc: 'Delivery worker processes per mailbox uid (at most 64): local deliveries of one uid — every mailbox of a virtual-domain server — go to the worker with the fewest pending jobs, a new one started while all are busy. 0 or missing: one per CPU (at most 16). Idle workers stop after 60 s.',
+  },
 ] as const satisfies readonly ControlEntry[];
 
 /** The name of a control file quail reads: a misspelt or uncatalogued name does not compile. */

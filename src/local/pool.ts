@@ -1,8 +1,8 @@
-// LocalDeliverer: runs each job as its uid/gid — in worker processes forked per (uid, gid) when root.
+// LocalDeliverer: runs each job as its uid/gid — in worker processes forked per (uid, gid) when root, several per key.
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
@@ -20,6 +20,11 @@ export interface LocalDelivererOptions {
   readonly idleMs?: number;
   /** At most this many idle workers are kept; busy ones are never stopped (default 16). */
   readonly maxIdleWorkers?: number;
+  /**
+   * At most this many worker processes per (uid, gid) (`workersPerKey(n)`: 0 = one per CPU; default 0). src/start
+   * passes control/localworkers.
+   */
+  readonly workersPerUid?: number;
   /**
    * As root, a message file the job's uid cannot read is copied (as root) into a private file it can (default
    * true). false: the worker opens `messagePath` itself with the job's uid and nothing here reads it as root; for
@@ -44,6 +49,18 @@ interface Worker {
 
 const WORKER_PATH = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 const CRASHED = 'qmail-local crashed.';
+/** One worker per CPU, but not more than this many by default (control/localworkers may say more). */
+const DEFAULT_WORKERS_MAX = 16;
+
+/**
+ * The number of worker processes per (uid, gid) for a setting: 0 is one per CPU (`os.availableParallelism()`, at most
+ * 16); anything else as given, at least 1 (the catalogue caps control/localworkers at 64).
+ */
+function workersPerKey(setting: number): number {
+  if (!Number.isFinite(setting) || setting <= 0)
+    return Math.max(1, Math.min(availableParallelism(), DEFAULT_WORKERS_MAX));
+  return Math.max(1, Math.floor(setting));
+}
 
 /** Can `uid`/`gid` (no supplementary groups) read `path`: every parent searchable, the file readable? */
 function readableBy(path: string, uid: number, gid: number): boolean {
@@ -65,14 +82,34 @@ function readableBy(path: string, uid: number, gid: number): boolean {
 }
 
 export class LocalDeliverer {
-  private readonly workers = new Map<string, Worker>();
+  /** The live workers of each (uid, gid) key, oldest first. */
+  private readonly workers = new Map<string, Worker[]>();
+  private perKey: number;
   private nextId = 1;
   private spoolDir: string | undefined;
   private spoolSeq = 0;
   private closed = false;
   private readonly namer = new UniqueNamer();
 
-  constructor(private readonly opts: LocalDelivererOptions = {}) {}
+  constructor(private readonly opts: LocalDelivererOptions = {}) {
+    this.perKey = workersPerKey(opts.workersPerUid ?? 0);
+  }
+
+  /** How many worker processes one (uid, gid) may have now. */
+  get workersPerUid(): number {
+    return this.perKey;
+  }
+
+  /**
+   * A new limit (SIGHUP: control/localworkers again; 0 = one per CPU). Idle workers above it stop now; busy ones
+   * finish their jobs and stop when idle (armIdle), and no job is sent to a worker above the limit meanwhile.
+   */
+  setWorkersPerUid(setting: number): void {
+    this.perKey = workersPerKey(setting);
+    for (const list of this.workers.values()) {
+      for (const w of list.slice(this.perKey)) if (w.pending.size === 0) this.retire(w);
+    }
+  }
 
   /** Delivers one job as its uid/gid and reports like qmail-lspawn. Never throws. */
   async deliver(job: LocalJob): Promise<LocalResult> {
@@ -125,7 +162,7 @@ export class LocalDeliverer {
   async close(): Promise<void> {
     this.closed = true;
     await this.opts.inProcess?.close();
-    const exits = [...this.workers.values()].map(
+    const exits = [...this.workers.values()].flat().map(
       (w) =>
         new Promise<void>((resolve) => {
           if (w.idleTimer) clearTimeout(w.idleTimer);
@@ -179,22 +216,47 @@ export class LocalDeliverer {
     if (w.idleTimer) clearTimeout(w.idleTimer);
     w.child.unref();
     w.child.channel?.unref();
-    const idle = [...this.workers.values()].filter((x) => x.pending.size === 0);
+    const all = [...this.workers.values()].flat();
+    const idle = all.filter((x) => x.pending.size === 0);
     if (idle.length > (this.opts.maxIdleWorkers ?? 16)) return this.retire(w);
+    // above the key's limit (lowered by setWorkersPerUid while it was busy)
+    if ((this.workers.get(w.key)?.indexOf(w) ?? 0) >= this.perKey) return this.retire(w);
     w.idleTimer = setTimeout(() => this.retire(w), this.opts.idleMs ?? 60_000);
     w.idleTimer.unref();
   }
 
   private retire(w: Worker): void {
     if (w.pending.size > 0) return;
-    this.workers.delete(w.key);
+    if (w.idleTimer) clearTimeout(w.idleTimer);
+    this.forget(w);
     if (w.child.connected) w.child.disconnect();
   }
 
+  /** `w` takes no more jobs: out of its key's list (a dead or stopping worker). */
+  private forget(w: Worker): void {
+    const list = this.workers.get(w.key);
+    const i = list?.indexOf(w) ?? -1;
+    if (list === undefined || i < 0) return;
+    list.splice(i, 1);
+    if (list.length === 0) this.workers.delete(w.key);
+  }
+
+  /**
+   * The worker for a job of uid/gid: of the key's live workers (at most `workersPerUid`), the one with the fewest
+   * pending jobs (the oldest on a tie); a new one only when every one has a job pending and there is room. One
+   * worker's event loop waits for the disk in its synchronous Maildir calls (docs/PERFORMANCE.md), so the jobs of
+   * one uid — every mailbox of a virtual-domain server — spread over several processes.
+   */
   private worker(uid: number, gid: number): Worker {
     const key = `${uid}:${gid}`;
-    const existing = this.workers.get(key);
-    if (existing && existing.child.connected) return existing;
+    const live = (this.workers.get(key) ?? []).filter((x) => x.child.connected).slice(0, this.perKey);
+    let best: Worker | undefined;
+    for (const x of live) if (best === undefined || x.pending.size < best.pending.size) best = x;
+    if (best !== undefined && (best.pending.size === 0 || live.length >= this.perKey)) return best;
+    return this.spawn(key, uid, gid);
+  }
+
+  private spawn(key: string, uid: number, gid: number): Worker {
     // libuv drops supplementary groups (setgroups(0)) before setgid/setuid: the job runs in no other group.
     const child = fork(this.opts.inProcess?.workerPath ?? WORKER_PATH, [], {
       uid,
@@ -227,15 +289,20 @@ export class LocalDeliverer {
         this.settle(w, reply.id, reply.result);
       }),
     );
+    // a worker whose channel closed takes no more jobs; its pending ones are settled at its exit
+    child.on('disconnect', () => this.forget(w));
     child.on('exit', () => {
-      if (this.workers.get(key) === w) this.workers.delete(key);
+      this.forget(w);
       if (w.idleTimer) clearTimeout(w.idleTimer);
       for (const id of [...w.pending.keys()]) this.settle(w, id, deferral(CRASHED));
     });
     child.on('error', () => {
+      this.forget(w);
       for (const id of [...w.pending.keys()]) this.settle(w, id, deferral(CRASHED));
     });
-    this.workers.set(key, w);
+    const list = this.workers.get(key);
+    if (list) list.push(w);
+    else this.workers.set(key, [w]);
     return w;
   }
 }

@@ -82,9 +82,16 @@ export class Lspawn {
   private closed = false;
 
   constructor(private readonly o: LspawnOptions) {
-    this.deliverer = o.deliverer ?? localDeliverer({ copyUnreadable: false });
+    const control = new Control(o.root);
+    this.deliverer =
+      o.deliverer ?? localDeliverer({ copyUnreadable: false, workersPerUid: control.number('localworkers').value });
     this.passwd = o.passwd ?? systemPasswd({ root: o.root });
-    this.defaultDelivery = new Control(o.root).raw('defaultdelivery') ?? './Maildir/\n';
+    this.defaultDelivery = control.raw('defaultdelivery') ?? './Maildir/\n';
+  }
+
+  /** SIGHUP: control/localworkers again (the number of delivery workers per uid). */
+  reload(): void {
+    this.deliverer.setWorkersPerUid(new Control(this.o.root).number('localworkers').value);
   }
 
   /** One request from the send child; never throws. */

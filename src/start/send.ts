@@ -123,8 +123,9 @@ export class SendChild {
     this.tell({ type: 'trigger' });
   }
 
-  /** SIGHUP: the scheduler re-reads locals and virtualdomains. */
+  /** SIGHUP: the scheduler re-reads locals and virtualdomains; lspawn control/localworkers. */
   reload(): void {
+    this.lspawn.reload();
     this.tell({ type: 'reload' });
   }
 
