@@ -12,7 +12,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { LocalDeliverer, type LocalJob, type LocalResult } from '../local/index.js';
@@ -233,3 +233,30 @@ void test(
     }
   },
 );
+
+void test('lspawn reads control/localworkers at start and again on reload (0 or missing: one per CPU, at most 16)', async () => {
+  const w = world();
+  const file = join(w.root, 'control', 'localworkers');
+  writeFileSync(file, '3\n');
+  const l = new Lspawn({ root: w.root, queueUid: QUEUE_UID, log: silent, passwd: tablePasswd([]) });
+  try {
+    assert.equal(l.workersPerUid, 3);
+    writeFileSync(file, '1\n');
+    assert.equal(l.workersPerUid, 3, 'not before the reload');
+    l.reload();
+    assert.equal(l.workersPerUid, 1);
+    writeFileSync(file, '500\n');
+    l.reload();
+    assert.equal(l.workersPerUid, 64, "the catalogue's cap");
+    const cpus = Math.min(availableParallelism(), 16);
+    writeFileSync(file, '0\n');
+    l.reload();
+    assert.equal(l.workersPerUid, cpus);
+    rmSync(file);
+    l.reload();
+    assert.equal(l.workersPerUid, cpus);
+  } finally {
+    await l.close();
+    rmSync(w.root, { recursive: true, force: true });
+  }
+});

@@ -89,6 +89,11 @@ export class Lspawn {
     this.defaultDelivery = control.raw('defaultdelivery') ?? './Maildir/\n';
   }
 
+  /** Delivery worker processes per (uid, gid) now (control/localworkers). */
+  get workersPerUid(): number {
+    return this.deliverer.workersPerUid;
+  }
+
   /** SIGHUP: control/localworkers again (the number of delivery workers per uid). */
   reload(): void {
     this.deliverer.setWorkersPerUid(new Control(this.o.root).number('localworkers').value);
