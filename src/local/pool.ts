@@ -21,8 +21,8 @@ export interface LocalDelivererOptions {
   /** At most this many idle workers are kept; busy ones are never stopped (default 16). */
   readonly maxIdleWorkers?: number;
   /**
-   * At most this many worker processes per (uid, gid) (`workersPerKey(n)`: 0 = one per CPU; default 0). src/start
-   * passes control/localworkers.
+   * At most this many worker processes per (uid, gid): 0 = one per CPU (at most 16), the default; at most 64.
+   * src/start's lspawn passes control/localworkers.
    */
   readonly workersPerUid?: number;
   /**
@@ -51,15 +51,17 @@ const WORKER_PATH = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 const CRASHED = 'qmail-local crashed.';
 /** One worker per CPU, but not more than this many by default (control/localworkers may say more). */
 const DEFAULT_WORKERS_MAX = 16;
+/** The most any setting gives (the catalogue's cap of control/localworkers). */
+const WORKERS_MAX = 64;
 
 /**
  * The number of worker processes per (uid, gid) for a setting: 0 is one per CPU (`os.availableParallelism()`, at most
- * 16); anything else as given, at least 1 (the catalogue caps control/localworkers at 64).
+ * 16); anything else as given, between 1 and 64.
  */
 function workersPerKey(setting: number): number {
   if (!Number.isFinite(setting) || setting <= 0)
     return Math.max(1, Math.min(availableParallelism(), DEFAULT_WORKERS_MAX));
-  return Math.max(1, Math.floor(setting));
+  return Math.min(WORKERS_MAX, Math.max(1, Math.floor(setting)));
 }
 
 /** Can `uid`/`gid` (no supplementary groups) read `path`: every parent searchable, the file readable? */
