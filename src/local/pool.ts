@@ -21,7 +21,7 @@ export interface LocalDelivererOptions {
   /** At most this many idle workers are kept; busy ones are never stopped (default 16). */
   readonly maxIdleWorkers?: number;
   /**
-   * At most this many worker processes per (uid, gid): 0 = one per CPU (at most 16), the default; at most 64.
+   * At most this many worker processes per (uid, gid): 0 = one per two CPUs (at least 1, at most 16), the default; at most 64.
    * src/start's lspawn passes control/localworkers.
    */
   readonly workersPerUid?: number;
@@ -49,18 +49,19 @@ interface Worker {
 
 const WORKER_PATH = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 const CRASHED = 'qmail-local crashed.';
-/** One worker per CPU, but not more than this many by default (control/localworkers may say more). */
+/** One worker per two CPUs, but not more than this many by default (control/localworkers may say more). */
 const DEFAULT_WORKERS_MAX = 16;
 /** The most any setting gives (the catalogue's cap of control/localworkers). */
 const WORKERS_MAX = 64;
 
 /**
- * The number of worker processes per (uid, gid) for a setting: 0 is one per CPU (`os.availableParallelism()`, at most
- * 16); anything else as given, between 1 and 64.
+ * The number of worker processes per (uid, gid) for a setting: 0 is one per two CPUs (`os.availableParallelism()`, at
+ * least 1, at most 16: the SMTP child, root and the send child want the other cores; on 2 CPUs the bench measured
+ * no gain from a second worker, docs/PERFORMANCE.md); anything else as given, between 1 and 64.
  */
 function workersPerKey(setting: number): number {
   if (!Number.isFinite(setting) || setting <= 0)
-    return Math.max(1, Math.min(availableParallelism(), DEFAULT_WORKERS_MAX));
+    return Math.max(1, Math.min(Math.floor(availableParallelism() / 2), DEFAULT_WORKERS_MAX));
   return Math.min(WORKERS_MAX, Math.max(1, Math.floor(setting)));
 }
 
@@ -103,7 +104,7 @@ export class LocalDeliverer {
   }
 
   /**
-   * A new limit (SIGHUP: control/localworkers again; 0 = one per CPU). Idle workers above it stop now; busy ones
+   * A new limit (SIGHUP: control/localworkers again; 0 = one per two CPUs). Idle workers above it stop now; busy ones
    * finish their jobs and stop when idle (armIdle), and no job is sent to a worker above the limit meanwhile.
    */
   setWorkersPerUid(setting: number): void {

@@ -234,7 +234,7 @@ void test(
   },
 );
 
-void test('lspawn reads control/localworkers at start and again on reload (0 or missing: one per CPU, at most 16)', async () => {
+void test('lspawn reads control/localworkers at start and again on reload (0 or missing: one per two CPUs, 1 to 16)', async () => {
   const w = world();
   const file = join(w.root, 'control', 'localworkers');
   writeFileSync(file, '3\n');
@@ -248,7 +248,7 @@ void test('lspawn reads control/localworkers at start and again on reload (0 or 
     writeFileSync(file, '500\n');
     l.reload();
     assert.equal(l.workersPerUid, 64, "the catalogue's cap");
-    const cpus = Math.min(availableParallelism(), 16);
+    const cpus = Math.max(1, Math.min(Math.floor(availableParallelism() / 2), 16));
     writeFileSync(file, '0\n');
     l.reload();
     assert.equal(l.workersPerUid, cpus);
