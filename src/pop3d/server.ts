@@ -46,6 +46,8 @@ export interface Pop3Server {
   listenOn(handle: Server): Promise<AddressInfo>;
   /** Serves a connection accepted (paused, unread) by the process that bound the listener. */
   adopt(socket: Socket): void;
+  /** It speaks first in plain text (`+OK` greeting): not an implicit-TLS port (src/start/child-common.ts). */
+  readonly greets: boolean;
   /** New key and certificate (SIGHUP) for later STLS and implicit-TLS sessions; undefined = no STLS. */
   setTls(tls: Pop3ServerOptions['tls']): void;
   address(): AddressInfo | null;
@@ -117,6 +119,7 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     listen: (port, host = '127.0.0.1') => tcp.listen(port, host),
     listenOn: (handle) => tcp.listen(handle),
     adopt: (socket) => tcp.adopt(socket),
+    greets: !config.implicitTls,
     setTls(tls) {
       if (config.implicitTls && !tls) return; // keep the old certificate rather than break an implicit-TLS port
       config.tls = secure(tls);

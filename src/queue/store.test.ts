@@ -1,7 +1,7 @@
 // Tests of the queue store: ids, Received line, inject/read/update/remove/hold, concurrency, wake-ups.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -284,5 +284,28 @@ void test('openQueue create:false: a missing queue is a clear temporary error', 
     );
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('fsyncs: an inject syncs mess/ and env/ once each (together); a remove syncs no directory (QUEUE.md)', async () => {
+  const { q, done } = await fresh();
+  try {
+    const id = await q.inject({
+      sender: 's@x',
+      recipients: ['a@y'],
+      data: Buffer.from('hi\n'),
+      injector: { kind: 'network' },
+    });
+    assert.equal(q.dirSyncs(), 2);
+    assert.ok(existsSync(q.messagePath(id)));
+    await q.remove(id);
+    assert.equal(
+      q.dirSyncs(),
+      2,
+      'removal is not synced: a crash may only undo it (a second delivery), never lose mail',
+    );
+    for (const d of ['tmp', 'mess', 'env', 'trash']) assert.deepEqual(readdirSync(join(q.dir, d)), [], d);
+  } finally {
+    done();
   }
 });

@@ -99,35 +99,49 @@ export class FileQueue implements QueueStore {
     this.inFlight.add(id);
     try {
       let env: Envelope | undefined;
+      let files: Unsynced;
       try {
-        // Steps 1 and 2 of docs/QUEUE.md with their two fdatasyncs run at once (the envelope needs the message's
-        // size and sha256, known once the data is written): one wait for the disk before the links, not two.
-        await writeMessage(tmpMess, receivedLine(m.injector, process.pid, now), m.data, this.owner, (written) => {
-          const recipients: RecipientState[] = m.recipients.map((original) => ({
-            original,
-            status: 'todo',
-            attempts: 0,
-          }));
-          env = {
-            id,
-            birth: Math.floor(now / 1000),
-            sender: m.sender,
-            recipients,
-            held: false,
-            size: written.size,
-            sha256: written.sha256,
-            meta: { ...(m.meta ?? {}) },
-            queueName: m.queueName ?? 'default',
-          };
-          return writeUnsynced(tmpEnv, encodeEnvelope(env), this.owner);
-        });
+        // Steps 1 and 2 of docs/QUEUE.md, written but not yet synced (the envelope needs the message's size and
+        // sha256, known once the data is written): the syncs of both files wait with the directories' (step 5).
+        files = await writeMessage(
+          tmpMess,
+          receivedLine(m.injector, process.pid, now),
+          m.data,
+          this.owner,
+          (written) => {
+            const recipients: RecipientState[] = m.recipients.map((original) => ({
+              original,
+              status: 'todo',
+              attempts: 0,
+            }));
+            env = {
+              id,
+              birth: Math.floor(now / 1000),
+              sender: m.sender,
+              recipients,
+              held: false,
+              size: written.size,
+              sha256: written.sha256,
+              meta: { ...(m.meta ?? {}) },
+              queueName: m.queueName ?? 'default',
+            };
+            return writeUnsynced(tmpEnv, encodeEnvelope(env), this.owner);
+          },
+        );
       } catch (err) {
         await unlinkQuiet(tmpEnv);
         await unlinkQuiet(tmpMess);
         throw queueError('cannot write the message to the queue', err);
       }
-      if (env === undefined) throw queueError('cannot write the message to the queue', new Error('no envelope'));
-      await this.linkIn({ tmpMess, env }, tmpEnv);
+      if (env === undefined) {
+        files.close();
+        throw queueError('cannot write the message to the queue', new Error('no envelope'));
+      }
+      try {
+        await this.linkIn({ tmpMess, env }, tmpEnv, files.sync);
+      } finally {
+        files.close();
+      }
     } finally {
       this.inFlight.delete(id);
     }
@@ -153,8 +167,11 @@ export class FileQueue implements QueueStore {
     await this.linkIn(p, tmpEnv);
   }
 
-  /** Steps 3–5, after both tmp files are written and fdatasynced. */
-  private async linkIn(p: Prepared, tmpEnv: string): Promise<void> {
+  /**
+   * Steps 3–5, after both tmp files are written: `fileSyncs` starts their fdatasyncs (inject), or they were synced
+   * before (import's commit). Every sync of the message waits at once, after the links: one wait for the disk.
+   */
+  private async linkIn(p: Prepared, tmpEnv: string, fileSyncs: () => Promise<void>[] = () => []): Promise<void> {
     const { id } = p.env;
     const mess = this.layout.mess(id);
     const env = this.layout.env(id);
@@ -162,12 +179,13 @@ export class FileQueue implements QueueStore {
     try {
       linkSync(p.tmpMess, mess);
       stage = 2;
-      await unlinkQuiet(p.tmpMess);
-      await this.messSync.sync();
       linkSync(tmpEnv, env); // the commit point
       stage = 3;
+      await unlinkQuiet(p.tmpMess);
       await unlinkQuiet(tmpEnv);
-      await this.envSync.sync();
+      // The two files and both directories at once: one wait for the disk before the 250, not three (docs/QUEUE.md,
+      // step 5, says why nothing needs to be on disk between the writes and the links).
+      await Promise.all([...fileSyncs(), this.messSync.sync(), this.envSync.sync()]);
     } catch (err) {
       if (stage >= 3) await unlinkQuiet(env);
       if (stage >= 2) await unlinkQuiet(mess);
@@ -284,13 +302,10 @@ export class FileQueue implements QueueStore {
         if (errCode(err) !== 'ENOENT') throw queueError(`cannot remove ${id}`, err);
         if (!(await exists(trash))) return;
       }
-      try {
-        await this.envSync.sync();
-        await unlinkQuiet(this.layout.mess(id));
-        await unlinkQuiet(trash);
-      } catch (err) {
-        throw queueError(`cannot remove ${id}`, err);
-      }
+      // No fsync of env/ between the rename and the unlinks (qmail syncs nothing at removal either): every order in
+      // which a crash can leave these three changes is safe, docs/QUEUE.md "remove" says why.
+      await unlinkQuiet(this.layout.mess(id));
+      await unlinkQuiet(trash);
     });
   }
 
@@ -338,10 +353,17 @@ export class FileQueue implements QueueStore {
   }
 }
 
+/** The two files of an inject, written and open: `sync` starts their fdatasyncs; `close` closes them (once). */
+interface Unsynced {
+  readonly sync: () => Promise<void>[];
+  readonly close: () => void;
+}
+
 /**
- * Step 1: the Received line then the data, streamed, hashed, fdatasynced. Page-cache writes are synchronous and
- * only the fdatasync waits off the event loop (durable.ts says why). `beside`, given the size and hash, writes
- * another file (the envelope) and returns its descriptor: both are fdatasynced at once, and it is closed here.
+ * Step 1: the Received line then the data, streamed, hashed. Page-cache writes are synchronous (durable.ts says
+ * why). `beside`, given the size and hash, writes another file (the envelope) and returns its descriptor. Both stay
+ * open and unsynced for the caller, whose one wait for the disk covers them and the links (step 5); on a failure
+ * they are closed here.
  */
 async function writeMessage(
   path: string,
@@ -349,7 +371,7 @@ async function writeMessage(
   data: Readable | Buffer,
   owner: Owner | undefined,
   beside: (written: { size: number; sha256: string }) => number,
-): Promise<void> {
+): Promise<Unsynced> {
   // A stream destroyed by its producer while the file is being opened must not raise an unhandled 'error':
   // the loop below sees it as a failed (errored or prematurely closed) stream and throws.
   if (!Buffer.isBuffer(data)) data.on('error', () => undefined);
@@ -377,11 +399,22 @@ async function writeMessage(
         );
       }
     other = beside({ size, sha256: hash.digest('hex') });
-    await Promise.all([datasync(fd), datasync(other)]);
-  } finally {
+  } catch (err) {
     closeSync(fd);
     if (other !== undefined) closeSync(other);
+    throw err;
   }
+  const envFd = other;
+  let open = true;
+  return {
+    sync: () => [datasync(fd), datasync(envFd)],
+    close: () => {
+      if (!open) return;
+      open = false;
+      closeSync(fd);
+      closeSync(envFd);
+    },
+  };
 }
 
 export async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {

@@ -87,6 +87,8 @@ export function loadTlsContext(control: Control): SecureContext | undefined {
 
 /** One smtp or submission listener: src/tcpserver's listening socket with an SMTP session per connection. */
 export class SmtpListener {
+  /** Its first bytes are the 220 greeting, in plain text (src/start/child-common.ts ServedListener). */
+  readonly greets = true;
   private readonly tcp: TcpServer;
   private readonly limits: SessionLimits;
   private readonly isLocalIp: (ip: string) => boolean;

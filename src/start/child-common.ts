@@ -39,6 +39,13 @@ function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, reload: ()
 /** One listener as a service child serves it: connections are handed over by the root parent. */
 export interface ServedListener {
   adopt(socket: Socket): void;
+  /**
+   * The server speaks first, in plain text (an SMTP, POP3 or ODMR greeting). The parent keeps its copy of an adopted
+   * connection until the first byte is written (or the socket closes), so a child that dies before then has lost
+   * nothing the client saw, and the connection goes to the next child (privchild.ts). Without it (HTTP, implicit TLS:
+   * the client speaks first, and what the child read is gone) the parent lets go at once.
+   */
+  readonly greets?: boolean;
   /** Stop taking connections; sessions get graceMs to finish. */
   close(graceMs: number): Promise<void>;
 }
@@ -94,10 +101,17 @@ export async function runServiceChild<Spec>(
         }
         break;
       case 'adopt': {
-        send({ type: 'adopted', id: msg.id }); // we hold our own descriptor now; the parent closes its copy
+        // `adopted`: we hold our own descriptor now and the parent closes its copy
+        const adopted = (): void => send({ type: 'adopted', id: msg.id });
         const l = listeners.get(msg.index);
-        if (handle && l && stopping === undefined) l.adopt(handle);
-        else handle?.destroy();
+        if (handle && l && stopping === undefined) {
+          if (l.greets === true) beforeFirstOutput(handle, adopted);
+          else adopted();
+          l.adopt(handle);
+        } else {
+          adopted();
+          handle?.destroy();
+        }
         break;
       }
       case 'reload':
@@ -110,6 +124,33 @@ export async function runServiceChild<Spec>(
   });
   onLifecycleSignals(stop, m.reload);
   send({ type: 'ready', uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 });
+}
+
+/**
+ * Calls `first` once, just before the first write or end on `socket`, or when it closes without one. A greeting
+ * written by a child that then died must not be written again by the next one, so the parent lets go of its copy
+ * right before it; a child killed any earlier leaves the connection with the parent, unanswered and whole.
+ */
+function beforeFirstOutput(socket: Socket, first: () => void): void {
+  const write = socket.write.bind(socket);
+  const end = socket.end.bind(socket);
+  let done = false;
+  const once = (): void => {
+    if (done) return;
+    done = true;
+    socket.write = write;
+    socket.end = end;
+    first();
+  };
+  socket.write = ((...args: Parameters<Socket['write']>) => {
+    once();
+    return write(...args);
+  }) as Socket['write'];
+  socket.end = ((...args: Parameters<Socket['end']>) => {
+    once();
+    return end(...args);
+  }) as Socket['end'];
+  socket.once('close', once);
 }
 
 /** What a child tells its parent before it dies of an exception nobody caught. */

@@ -33,6 +33,7 @@ export async function serveOdmrChild(root: string, uid: number, gid: number): Pr
       listeners: (specs) =>
         specs.map(() => ({
           adopt: (s) => (server as OdmrServer).adopt(s),
+          greets: true,
           close: (g) => (server as OdmrServer).close(g),
         })),
       reload: () => undefined,

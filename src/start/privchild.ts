@@ -227,8 +227,9 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   }
 
   /**
-   * Sends a copy of the descriptor (keepOpen) and keeps ours until the child says it has its own: a connection in
-   * flight when the child dies is then still ours and goes to the next child instead of hanging for good.
+   * Sends a copy of the descriptor (keepOpen) and keeps ours until the child says `adopted` (right before its first
+   * byte to a greeting protocol; child-common.ts): a connection the child dies with before then is still ours and goes
+   * to the next child instead of being closed unanswered.
    */
   private handOver(child: ChildProcess, index: number, socket: Socket, since = Date.now()): void {
     const id = this.nextId++;
