@@ -218,7 +218,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'odmr.listening': { fields: 'address port user?', doc: 'an ODMR listener (RFC 2645, ATRN) is bound' },
   'odmr.error': { fields: 'listener? error', doc: 'an ODMR listener was not opened' },
-  'odmr.session': { fields: 'ip login end', doc: 'an ODMR session ended (quit, reversed, idle, errors, gone)' },
+  'odmr.session': {
+    fields: 'ip login end',
+    doc: 'an ODMR session ended (quit, reversed, idle, errors, gone, not-reading: its replies went unread past the idle time)',
+  },
   'odmr.atrn': {
     fields: 'login? ip domains? domain? result waiting? sent? bounced? kept? why?',
     doc: 'an ATRN: refused, no-mail, reversed, busy (locked), then per domain done or stopped with the counts',
