@@ -127,7 +127,7 @@ type Finished =
  * a message past this one is refused whole (552) rather than accepted unchecked, which would let any sender pad
  * its way past a DMARC p=reject.
  */
-export const MAX_CHECKED_HEADER = 1 << 20;
+const MAX_CHECKED_HEADER = 1 << 20;
 /** meta stays this session's own object: handOver notes the queue rule in it for the smtp.queued event. */
 type NewNetworkMessage = Omit<NewMessage, 'data' | 'meta'> & {
   readonly meta: Record<string, string>;

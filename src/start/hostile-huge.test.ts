@@ -6,7 +6,7 @@
 // code, and afterwards every listener serves a real client with the same child processes.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Attack, BOX, MAXRCPT, raw, stream, type Child, type Kind } from '../../test/support/attack.js';
+import { Attack, BOX, MAXRCPT, PASSWORD, raw, stream, type Child, type Kind } from '../../test/support/attack.js';
 import { assertSmtpLines, freshLoopback, Wire } from '../../test/support/hostile-wire.js';
 import { waitFor } from '../../test/support/start.js';
 
@@ -158,17 +158,19 @@ void test('1,000,000 pipelined RCPTs: maxrcpt answers 452, the session ends with
 });
 
 /** What a client pipelines without ever reading, per listener, and the end the server logs when it drops it. */
-const NOT_READING: ReadonlyArray<readonly [Kind, Child, string, RegExp | undefined]> = [
-  ['smtp', 'smtpd', 'EHLO client.test\r\nMAIL FROM:<a@client.test>\r\n', /smtp\.close .*reason=not-reading/],
-  ['odmr', 'odmrd', 'EHLO client.test\r\n', /odmr\.session .*end=not-reading/],
-  ['pop3', 'pop3d', 'CAPA\r\n', undefined],
-  ['admin', 'webd', 'GET /login HTTP/1.1\r\nHost: attack.test\r\n\r\n', undefined],
+const NOT_READING: ReadonlyArray<readonly [Kind, Child, string, string, RegExp | undefined]> = [
+  ['smtp', 'smtpd', '', 'EHLO client.test\r\nMAIL FROM:<a@client.test>\r\n', /smtp\.close .*reason=not-reading/],
+  ['odmr', 'odmrd', '', 'EHLO client.test\r\n', /odmr\.session .*end=not-reading/],
+  // logged in, so that the end of the session is logged (pop3.session)
+  ['pop3', 'pop3d', `USER ${BOX}\r\nPASS ${PASSWORD}\r\n`, 'UIDL\r\nCAPA\r\n', /pop3\.session .*end=not-reading/],
+  ['admin', 'webd', '', 'GET /login HTTP/1.1\r\nHost: attack.test\r\n\r\n', undefined],
 ];
 
-void test('clients that pipeline and never read a reply, on every listener: the server stops reading, memory stays bounded, smtp and odmr drop them after timeoutsmtpd', async () => {
-  for (const [kind, child, unit, dropped] of NOT_READING) {
+void test('clients that pipeline and never read a reply, on every listener: the server stops reading, memory stays bounded, smtp, odmr and pop3 drop them after their idle time', async () => {
+  for (const [kind, child, first, unit, dropped] of NOT_READING) {
     const s = await raw(a.ports[kind]);
     s.pause(); // never read: the server's replies fill our receive buffer, then its send buffer
+    if (first !== '') s.write(first);
     let sent = 0;
     const peak = await a.peakRss(child, async () => {
       sent = await stream(s, Buffer.from(unit), 64 << 20);

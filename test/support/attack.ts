@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { freshLoopback, Wire } from './hostile-wire.js';
 import { freePort, quail, sleep, startProcess, swaks, type QuailProcess } from './start.js';
 
-export const DOMAIN = 'attack.test';
+const DOMAIN = 'attack.test';
 export const BOX = `box@${DOMAIN}`;
 export const PASSWORD = 'attack-secret';
 /** databytes of the smtp listener: 64 MiB, so that a 50 MB header meets the header cap, not databytes. */
-export const DATABYTES = 64 << 20;
+const DATABYTES = 64 << 20;
 /** maxrcpt of the smtp listener. */
 export const MAXRCPT = 50;
 
@@ -42,7 +42,8 @@ export class Attack {
     writeFileSync(join(root, 'control', 'tcp.pop3'), '127.:allow,QUAIL_CLEARAUTH="1"\n');
     // the inbound checks' DNS goes to loopback, where nothing answers: temperror at once, no query leaves the host
     writeFileSync(join(root, 'control', 'dnsservers'), '127.0.0.1\n');
-    // a client that stops reading is dropped after timeoutsmtpd (smtp and odmr): 5 s here instead of 1,200
+    // a client that stops reading is dropped after timeoutsmtpd (smtp and odmr): 5 s here instead of 1,200, and
+    // after idle= on pop3 (5 s instead of 600)
     writeFileSync(join(root, 'control', 'timeoutsmtpd'), '5\n');
     const distinct = new Set<number>();
     while (distinct.size < 5) distinct.add(await freePort()); // a port just freed may be handed out again
@@ -54,7 +55,7 @@ export class Attack {
         // maxnoop=5: a flood of refused RCPTs ends before the tarpit (1 s more per error past 10) would slow it down
         `127.0.0.1:${ports.smtp} smtp databytes=${DATABYTES} maxrcpt=${MAXRCPT} maxnoop=5`,
         `127.0.0.1:${ports.submission} submission`,
-        `127.0.0.1:${ports.pop3} pop3`,
+        `127.0.0.1:${ports.pop3} pop3 idle=5`,
         `127.0.0.1:${ports.odmr} odmr`,
         `127.0.0.1:${ports.admin} admin`,
         '',
