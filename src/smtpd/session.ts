@@ -260,8 +260,8 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
       // Replies are written without waiting: a client that pipelines and never reads them would make them pile up
       // in memory without end (a 30-byte EHLO+MAIL pair costs ~250 bytes of replies). Past the socket's high-water
       // mark the next command is read only once the client has taken the replies, so TCP holds it back; one that
-      // takes nothing within timeoutsmtpd is dropped.
-      if (s.out.writableNeedDrain && !(await drained(s.out, s.timeoutMs))) {
+      // takes nothing within timeoutsmtpd (or the stress cap, stress.ts) is dropped.
+      if (s.out.writableNeedDrain && !(await s.reader.until(drained(s.out), s.timeoutMs))) {
         s.out.destroy();
         s.socket.destroy();
         return done('not-reading');
@@ -301,18 +301,16 @@ async function drain(s: Session): Promise<void> {
   }
 }
 
-/** True once `out` has taken its buffered bytes (drain), false when it closed or `ms` passed first. */
-function drained(out: Writable, ms: number): Promise<boolean> {
+/** True once `out` has taken its buffered bytes (drain), false when it closes first. */
+function drained(out: Writable): Promise<boolean> {
   return new Promise((resolve) => {
     const finish = (ok: boolean): void => {
-      clearTimeout(timer);
       out.off('drain', onDrain);
       out.off('close', onClose);
       resolve(ok);
     };
     const onDrain = (): void => finish(true);
     const onClose = (): void => finish(false);
-    const timer = setTimeout(() => finish(false), ms);
     out.on('drain', onDrain);
     out.on('close', onClose);
   });
