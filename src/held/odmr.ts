@@ -10,6 +10,11 @@ const MAX_LINE = 4096;
 const MAX_ERRORS = 10;
 /** How long a closing session still reads what the client sends (so its last reply is not lost to a reset). */
 const DRAIN_MS = 2000;
+/**
+ * Bytes of unread commands held before the socket is paused: a client pipelining a flood waits in TCP, not in our
+ * memory.
+ */
+const HIGH_WATER = 64 * 1024;
 /** A line longer than MAX_LINE (its bytes are dropped). */
 const LONG: unique symbol = Symbol('long');
 /** The client went away in the middle of an AUTH exchange. */
@@ -79,6 +84,7 @@ class Lines {
       this.buf = Buffer.alloc(0);
       this.skipping = true;
     }
+    if (this.buf.length > HIGH_WATER) this.sock.pause();
     this.pump();
   };
   private readonly onEnd = (): void => {
@@ -129,6 +135,7 @@ class Lines {
     if (i >= 0) {
       const line = this.buf.subarray(0, i).toString('latin1').replace(/\r$/, '');
       this.buf = this.buf.subarray(i + 1);
+      if (this.buf.length <= HIGH_WATER && this.sock.isPaused()) this.sock.resume();
       this.settle(i > MAX_LINE ? LONG : line);
     } else if (this.ended) this.settle(null);
   }
@@ -178,6 +185,12 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
   write(`220 ${d.hostname} ESMTP on-demand mail relay (RFC 2645) ready`);
   try {
     for (;;) {
+      // replies a client never reads must not pile up in memory: past the high-water mark, wait for it to read them
+      if (sock.writableNeedDrain && !(await drained(sock, d.idleMs))) {
+        end = 'not-reading';
+        sock.destroy();
+        break;
+      }
       const line = await lines.next();
       if (line === null) {
         end = sock.destroyed || !sock.readable ? 'gone' : 'idle';
@@ -218,7 +231,8 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
           continue;
         }
         write('220 2.0.0 ready to start TLS');
-        lines.detach();
+        lines.detach(); // what the client pipelined after STARTTLS is dropped (RFC 3207 4.2)
+        if (sock.isPaused()) sock.resume(); // paused at the high-water mark: its buffered plaintext goes nowhere
         const t = new TLSSocket(sock, { isServer: true, key: d.tls.key, cert: d.tls.cert });
         t.on('error', () => undefined);
         const ok = await new Promise<boolean>((resolve) => {
@@ -300,6 +314,23 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
     // after the reversal the SMTP client has said QUIT (or found the connection dead): either way it ends here
     closeDraining(sock);
   }
+}
+
+/** True once `sock` has taken its buffered bytes, false when it closed or `ms` passed first. */
+function drained(sock: Socket, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (ok: boolean): void => {
+      clearTimeout(timer);
+      sock.off('drain', onDrain);
+      sock.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = (): void => finish(true);
+    const onClose = (): void => finish(false);
+    const timer = setTimeout(() => finish(false), ms);
+    sock.on('drain', onDrain);
+    sock.on('close', onClose);
+  });
 }
 
 /**

@@ -28,3 +28,13 @@ void test('a cap set between waits applies to the next one; data already there i
   assert.deepEqual(await r.line(3_600_000, 100), { line: Buffer.from('NOOP'), crlf: true });
   assert.equal(await r.line(3_600_000, 100), 'timeout');
 });
+
+void test('until: true when the awaited promise says so, false when it says false, at its timeout or at a cap set while waiting', async () => {
+  const r = new Reader(new PassThrough());
+  assert.equal(await r.until(Promise.resolve(true), 3_600_000), true);
+  assert.equal(await r.until(Promise.resolve(false), 3_600_000), false);
+  assert.equal(await r.until(new Promise<boolean>(() => undefined), 10), false);
+  const waiting = r.until(new Promise<boolean>(() => undefined), 3_600_000);
+  r.setCap(10);
+  assert.equal(await waiting, false);
+});

@@ -83,6 +83,43 @@ export class Reader {
     else this.capTimer = setTimeout(expire, left);
   }
 
+  /**
+   * Waits for `done` (true: the client took our output) as for the client's next bytes: at most timeoutMs, capped
+   * under stress like every other wait (a client that never reads its replies must not hold a slot past the cap).
+   * False when `done` says so, or the time runs out.
+   */
+  async until(done: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+    let result: boolean | undefined;
+    void done.then((v) => {
+      result = v;
+      this.wake?.();
+    });
+    let timedOut = false;
+    this.expired = false;
+    this.waitingSince = Date.now();
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        this.wake?.();
+      },
+      Math.min(timeoutMs, this.cap ?? Infinity),
+    );
+    try {
+      for (;;) {
+        if (result !== undefined) return result;
+        if (timedOut || this.expired) return false;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = undefined;
+      }
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(this.capTimer);
+      this.capTimer = undefined;
+    }
+  }
+
   async chunk(timeoutMs: number): Promise<ReadResult> {
     const p = this.pending.shift();
     if (p) return p;

@@ -46,7 +46,15 @@ export interface SessionConfig {
 }
 
 export type EndReason =
-  'quit' | 'eof' | 'timeout' | 'too-many-errors' | 'auth-failures' | 'tls-failed' | 'write-failed' | 'shutdown';
+  | 'quit'
+  | 'eof'
+  | 'timeout'
+  | 'too-many-errors'
+  | 'auth-failures'
+  | 'tls-failed'
+  | 'write-failed'
+  | 'not-reading'
+  | 'shutdown';
 
 export interface SessionSummary {
   readonly login?: string | undefined;
@@ -113,9 +121,23 @@ export class Session {
   async write(data: string | Buffer): Promise<boolean> {
     if (this.out.destroyed || !this.out.writable) return false;
     if (this.out.write(data)) return true;
+    // A client that takes nothing for the idle time is dropped: without a deadline a client that pipelines and never
+    // reads held its session (and connection slot) for good, waiting here for a drain that never comes.
+    let timer: NodeJS.Timeout | undefined;
     const closed = once(this.out, 'close').then(() => false);
     const drained = once(this.out, 'drain').then(() => true);
-    return Promise.race([closed, drained]).catch(() => false);
+    const stuck = new Promise<boolean>(
+      (resolve) => (timer = setTimeout(() => resolve(false), this.config.idleTimeoutMs)),
+    );
+    const ok = await Promise.race([closed, drained, stuck])
+      .catch(() => false)
+      .finally(() => clearTimeout(timer));
+    if (!ok && !this.out.destroyed) {
+      this.end ??= 'not-reading';
+      this.out.destroy();
+      this.socket.destroy();
+    }
+    return ok;
   }
 
   reply(line: string): Promise<boolean> {

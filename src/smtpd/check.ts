@@ -38,6 +38,8 @@ const NAME = /^([!-9;-~]+)[ \t]*:/; // RFC 5322 2.2: field name, printable ASCII
  */
 export class AuthResultsStrip {
   private inHeader = true;
+  /** Bytes of the header section seen so far (all of it once the blank line has passed). */
+  headerBytes = 0;
   private field = '';
   private partial = '';
   removed = 0;
@@ -55,6 +57,7 @@ export class AuthResultsStrip {
       if (nl < 0) break;
       const line = text.slice(start, nl + 1);
       start = nl + 1;
+      this.headerBytes += line.length;
       if (line.startsWith(' ') || line.startsWith('\t')) {
         this.field += line; // a continuation of the field being held
         if (this.field.length > 65536) out += this.release(false);
@@ -71,6 +74,11 @@ export class AuthResultsStrip {
     }
     this.partial = text.slice(start);
     return Buffer.from(out, 'latin1');
+  }
+
+  /** Bytes of the header section seen so far, a line not yet ended included. */
+  get headerSeen(): number {
+    return this.inHeader ? this.headerBytes + this.partial.length : this.headerBytes;
   }
 
   /** At the end of the message: whatever is still held. */

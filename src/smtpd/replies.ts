@@ -20,6 +20,11 @@ export const R = {
   badMailFrom: [553, '5.7.1', 'sorry, your envelope sender is in my badmailfrom list (#5.7.1)'],
   goAhead: [354, '', 'go ahead'],
   tooBig: [552, '5.3.4', 'sorry, that message size exceeds my databytes limit (#5.3.4)'],
+  headerTooLarge: [
+    552,
+    '5.3.4',
+    'sorry, the header section of that message is over 1 MiB, more than this server checks; shorten it (#5.3.4)',
+  ],
   hops: [554, '5.4.6', 'too many hops, this message is looping (#5.4.6)'],
   bareLf: [451, '4.6.0', 'See https://cr.yp.to/docs/smtplf.html.'],
   timeout: [451, '4.4.2', 'timeout (#4.4.2)'],

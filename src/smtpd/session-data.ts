@@ -86,7 +86,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   }
   const res = await sink.finish();
   if (res.ok === 'refused') {
-    s.deps.log('smtp.refused', { ip: s.remoteIp, why: 'dmarc', from: tx.sender, bytes: dec.bytes });
+    s.deps.log('smtp.refused', { ip: s.remoteIp, why: res.why, from: tx.sender, bytes: dec.bytes });
     s.send(res.reply);
     return 'continue';
   }
@@ -117,7 +117,17 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
   return 'continue';
 }
 
-type Finished = Injected | { readonly ok: 'refused'; readonly reply: Reply };
+type Finished =
+  Injected | { readonly ok: 'refused'; readonly why: 'dmarc' | 'header-too-large'; readonly reply: Reply };
+
+/**
+ * The largest header section the checks are run on. The checker (mailauth) holds the header section in memory and
+ * parses it, at about ten times its size: a 30 MB folded header grew the SMTP process by 200 MB, fifty of them
+ * at once would exhaust the machine. Real header sections are a few KiB (Postfix's header_size_limit is 100 KiB);
+ * a message past this one is refused whole (552) rather than accepted unchecked, which would let any sender pad
+ * its way past a DMARC p=reject.
+ */
+const MAX_CHECKED_HEADER = 1 << 20;
 /** meta stays this session's own object: handOver notes the queue rule in it for the smtp.queued event. */
 type NewNetworkMessage = Omit<NewMessage, 'data' | 'meta'> & {
   readonly meta: Record<string, string>;
@@ -181,6 +191,7 @@ class CheckedSink implements DataSink {
   private readonly spool = new Spool();
   private readonly strip: AuthResultsStrip;
   private failed: unknown;
+  private tooLarge = false;
 
   constructor(
     private readonly s: Session,
@@ -193,9 +204,12 @@ class CheckedSink implements DataSink {
   }
 
   async write(b: Buffer): Promise<void> {
-    if (this.failed !== undefined) return;
+    if (this.failed !== undefined || this.tooLarge) return;
     try {
-      await this.spool.write(this.strip.push(b));
+      const kept = this.strip.push(b);
+      // the rest is read and dropped: the message will be refused
+      if (this.strip.headerSeen > MAX_CHECKED_HEADER) this.tooLarge = true;
+      else await this.spool.write(kept);
     } catch (err) {
       this.failed = err; // reported at the end (451), after the client has sent the rest
     }
@@ -208,6 +222,8 @@ class CheckedSink implements DataSink {
   async finish(): Promise<Finished> {
     try {
       if (this.failed !== undefined) return { ok: false, err: this.failed };
+      if (this.tooLarge || this.strip.headerSeen > MAX_CHECKED_HEADER)
+        return { ok: 'refused', why: 'header-too-large', reply: R.headerTooLarge };
       await this.spool.write(this.strip.end());
       const s = this.s;
       const host = s.deps.control.me() ?? s.deps.env['TCPLOCALHOST'] ?? 'localhost';
@@ -225,7 +241,7 @@ class CheckedSink implements DataSink {
         ...(this.strip.removed > 0 ? { removed: this.strip.removed } : {}),
         action: refuse ? 'reject' : 'accept',
       });
-      if (refuse) return { ok: 'refused', reply: [550, '5.7.1', `${v.reject} (#5.7.1)`] };
+      if (refuse) return { ok: 'refused', why: 'dmarc', reply: [550, '5.7.1', `${v.reject} (#5.7.1)`] };
       const spool = this.spool;
       async function* data(received: string): AsyncGenerator<Buffer> {
         yield Buffer.from(received + v.header, 'latin1');

@@ -122,6 +122,7 @@ export type EndReason =
   | 'tls-failed'
   | 'rbl'
   | 'pre-greet'
+  | 'not-reading'
   | 'shutdown';
 
 /** What a verb handler tells the command loop: go on, or end the session for this reason. */
@@ -256,6 +257,15 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
     if (first !== 'serve') return done(first);
     s.sendRaw(`220 ${s.policy.greeting} ESMTP\r\n`);
     for (;;) {
+      // Replies are written without waiting: a client that pipelines and never reads them would make them pile up
+      // in memory without end (a 30-byte EHLO+MAIL pair costs ~250 bytes of replies). Past the socket's high-water
+      // mark the next command is read only once the client has taken the replies, so TCP holds it back; one that
+      // takes nothing within timeoutsmtpd (or the stress cap, stress.ts) is dropped.
+      if (s.out.writableNeedDrain && !(await s.reader.until(drained(s.out), s.timeoutMs))) {
+        s.out.destroy();
+        s.socket.destroy();
+        return done('not-reading');
+      }
       const got = await s.reader.line(s.timeoutMs, deps.limits.maxLine);
       if (got === 'eof') return done('eof');
       if (got === 'timeout') {
@@ -289,6 +299,21 @@ async function drain(s: Session): Promise<void> {
       return;
     }
   }
+}
+
+/** True once `out` has taken its buffered bytes (drain), false when it closes first. */
+function drained(out: Writable): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (ok: boolean): void => {
+      out.off('drain', onDrain);
+      out.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = (): void => finish(true);
+    const onClose = (): void => finish(false);
+    out.on('drain', onDrain);
+    out.on('close', onClose);
+  });
 }
 
 /** Verbs that never move mail forward (a refused command counts through Session.error). */

@@ -92,7 +92,7 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'smtp.connect': { fields: 'ip listener kind', doc: 'a connection accepted' },
   'smtp.refused': {
     fields: 'ip why listener? commands? from? bytes? reply? by?',
-    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size, dmarc, rbl, pre-greet)',
+    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size, dmarc, header-too-large, rbl, pre-greet)',
   },
   'smtp.stress': {
     fields: 'listener on connections',
@@ -121,7 +121,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'an inbound message checked (SPF, DKIM, DMARC, ARC; authcheck=): the results, spoofed Authentication-Results removed, accept or reject',
   },
   'smtp.error': { fields: 'ip? error', doc: 'a session or listener error, or servercert.pem unusable (STARTTLS off)' },
-  'smtp.close': { fields: 'ip reason messages', doc: 'a session ended' },
+  'smtp.close': {
+    fields: 'ip reason messages',
+    doc: 'a session ended (reason: quit, eof, timeout, not-reading: its replies went unread past timeoutsmtpd, ...)',
+  },
   'smtpd.started': { fields: 'pid user uid listeners', doc: 'the SMTP process serves the listeners (as root only)' },
   'smtpd.crashed': {
     fields: 'pid code signal crashes stack? restart_in_ms',
@@ -218,7 +221,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'odmr.listening': { fields: 'address port user?', doc: 'an ODMR listener (RFC 2645, ATRN) is bound' },
   'odmr.error': { fields: 'listener? error', doc: 'an ODMR listener was not opened' },
-  'odmr.session': { fields: 'ip login end', doc: 'an ODMR session ended (quit, reversed, idle, errors, gone)' },
+  'odmr.session': {
+    fields: 'ip login end',
+    doc: 'an ODMR session ended (quit, reversed, idle, errors, gone, not-reading: its replies went unread past the idle time)',
+  },
   'odmr.atrn': {
     fields: 'login? ip domains? domain? result waiting? sent? bounced? kept? why?',
     doc: 'an ATRN: refused, no-mail, reversed, busy (locked), then per domain done or stopped with the counts',

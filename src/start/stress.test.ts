@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { freePort, MAIN, setupRoot, waitFor } from '../../test/support/start.js';
 import { Wire } from '../../test/support/hostile-wire.js';
+import { raw, stream } from '../../test/support/attack.js';
+import type { Socket } from 'node:net';
 
 const MAXCONN = 12;
 
@@ -91,6 +93,48 @@ void test('stress mode: idle clients filling maxconn are cut after stresstimeout
     }
   } finally {
     for (const w of wires) w.destroy();
+    child?.kill('SIGTERM');
+    if (child && child.exitCode === null) await new Promise((r) => child?.once('exit', r));
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('stress mode also caps the wait for a client that never reads its replies: such clients filling maxconn are dropped after stresstimeout=', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-stress-'));
+  setupRoot(root, 'mx.test', [{ domain: 'example.test', boxes: ['joe'] }]);
+  const port = await freePort();
+  writeFileSync(
+    join(root, 'control', 'listeners'),
+    `127.0.0.1:${port} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=2\n`,
+  );
+  let child: ChildProcess | undefined;
+  let log = '';
+  const socks: Socket[] = [];
+  try {
+    child = spawn(process.execPath, [MAIN, 'start', '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+    await waitFor(
+      () => log.includes('quail.started'),
+      30_000,
+      () => log,
+    );
+    // every slot taken by a client that pipelines EHLO and MAIL and never reads: the server stops reading it and
+    // waits for it to take the replies, timeoutsmtpd (1,200 s) long unless stress mode caps that wait too
+    socks.push(...(await Promise.all(Array.from({ length: MAXCONN }, () => raw(port)))));
+    await Promise.all(
+      socks.map((s) => {
+        s.pause();
+        return stream(s, Buffer.from('EHLO client.test\r\nMAIL FROM:<a@client.test>\r\n'), 64 << 20);
+      }),
+    );
+    await waitFor(
+      () => (log.match(/smtp\.close .*reason=not-reading/g) ?? []).length >= MAXCONN / 2,
+      60_000,
+      () => log,
+    );
+  } finally {
+    for (const s of socks) s.destroy();
     child?.kill('SIGTERM');
     if (child && child.exitCode === null) await new Promise((r) => child?.once('exit', r));
     rmSync(root, { recursive: true, force: true });

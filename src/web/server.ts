@@ -17,7 +17,13 @@ export interface WebServerOptions {
  */
 export function webServer(app: Hono, o: WebServerOptions = {}): Server {
   const listener = getRequestListener(app.fetch);
-  const opts = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 };
+  // the deadlines are checked every second (node's default, 30 s, let a slowloris client hold a connection 40 s)
+  const opts = {
+    requestTimeout: 30_000,
+    headersTimeout: 10_000,
+    maxHeaderSize: 16 * 1024,
+    connectionsCheckingInterval: 1000,
+  };
   const srv = o.tls
     ? createHttps({ ...opts, key: o.tls.key, cert: o.tls.cert }, (req, res) => void listener(req, res))
     : createHttp(opts, (req, res) => void listener(req, res));
@@ -37,8 +43,18 @@ export function webServer(app: Hono, o: WebServerOptions = {}): Server {
   return srv;
 }
 
+/** Servers that take connections accepted elsewhere and have their connection tracking started. */
+const tracked = new WeakSet<Server>();
+
 /** Serve a connection accepted elsewhere (the root parent hands it over unread). */
 export function adoptConnection(srv: Server, socket: Socket): void {
+  // node's http.Server starts tracking its connections (the list behind headersTimeout, requestTimeout and
+  // closeAllConnections) on its 'listening' event, which a server that never listens itself never gets: without it a
+  // slowloris client trickling header lines was never cut off, and a stop could not cut the open connections.
+  if (!srv.listening && !tracked.has(srv)) {
+    tracked.add(srv);
+    srv.emit('listening');
+  }
   socket.on('error', () => undefined);
   srv.emit('connection', socket);
   socket.resume();

@@ -94,12 +94,13 @@ export interface QuailProcess {
 
 /**
  * `quail start --root ROOT` on free loopback ports, in its own process group (so its workers can be killed with
- * it); `env` is added to this process's environment (e.g. QUAIL_MX_PORT).
+ * it); `env` is added to this process's environment (e.g. QUAIL_MX_PORT). `ports` false: the listeners of
+ * control/listeners as written (with their options), instead of smtp and submission on ports of its choosing.
  */
-export function spawnQuail(root: string, env: Readonly<Record<string, string>> = {}): QuailProcess {
+export function spawnQuail(root: string, env: Readonly<Record<string, string>> = {}, ports = true): QuailProcess {
   const child = spawn(
     process.execPath,
-    [MAIN, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
+    [MAIN, 'start', '--root', root, ...(ports ? ['--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'] : [])],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -131,8 +132,9 @@ export async function startProcess(
   root: string,
   waitMs = 30_000,
   env: Readonly<Record<string, string>> = {},
+  ports = true,
 ): Promise<QuailProcess> {
-  const p = spawnQuail(root, env);
+  const p = spawnQuail(root, env, ports);
   let gone = false;
   void p.exited.then(() => (gone = true));
   const deadline = Date.now() + waitMs;
