@@ -1,5 +1,5 @@
-// A. Routing a new message once: every recipient gets its channel and address, stored before any delivery.
-import type { QueueStore, RecipientState } from '../queue/types.js';
+// A. Routing a new message once: every recipient gets its channel and address, stored with its first written state.
+import type { RecipientState } from '../queue/types.js';
 import { route, type RouteControl } from '../route/index.js';
 import type { MessageState } from './state.js';
 import type { OfficeRouter, SchedulerEventName } from './types.js';
@@ -7,16 +7,10 @@ import type { OfficeRouter, SchedulerEventName } from './types.js';
 type Emit = (name: SchedulerEventName, fields: Record<string, string | number>) => void;
 
 /**
- * Logs `new msg` and `info msg`, routes the unrouted recipients and writes them durably (local-only messages: with
- * their first written state, below); then updates `st`.
+ * Logs `new msg` and `info msg`, routes the unrouted recipients and keeps the routing for the message's first written
+ * state (below); then updates `st`.
  */
-export async function routeNew(
-  queue: Pick<QueueStore, 'updateRecipients'>,
-  rc: RouteControl,
-  st: MessageState,
-  emit: Emit,
-  offices?: OfficeRouter,
-): Promise<void> {
+export function routeNew(rc: RouteControl, st: MessageState, emit: Emit, offices?: OfficeRouter): void {
   const uid = st.meta['uid'];
   emit('new', { msg: st.id });
   emit('info', {
@@ -36,12 +30,12 @@ export async function routeNew(
       return { ...r, channel: 'office', address: r.original, status: 'todo' };
     return { ...r, channel: d.channel, address: d.address, status: 'todo' };
   });
-  // Every recipient local: the routing is kept in memory and written with the first state that must be written (a
-  // deferral, a failure) — a message delivered at the first attempt goes straight to removal, one durable envelope
-  // rewrite (and its fsyncs) less (docs/PERFORMANCE.md). A crash before then leaves the message unrouted on disk, as
-  // if never taken up: routed again at restart and its deliveries repeated, as a crash during a delivery always did.
-  // Remote deliveries take seconds, so their routing is written first, as before (docs/QMAIL.md A, vd-021).
-  if (recipients.every((r) => r.channel === 'local')) st.unsaved = true;
-  else await queue.updateRecipients(st.id, recipients);
+  // The routing is kept in memory and written with the first state that must be written (a deferral, a failure);
+  // a message delivered at the first attempt goes straight to removal: one durable envelope rewrite (and its two
+  // waits for the disk) less (docs/PERFORMANCE.md). A crash before then leaves the message unrouted on disk, as if
+  // never taken up: routed again at restart, with the control files of then, and its deliveries repeated, as a crash
+  // during a delivery always did. Until session 8 this held for local-only messages; remote ones had their routing
+  // written first, which cost the relay path about as much as the delivery itself.
+  st.unsaved = true;
   st.recipients = recipients;
 }

@@ -289,7 +289,7 @@ export class Scheduler {
           reason: `queue ${st.queueName} is not in control/queues: delivered with the default queue's policy`,
         });
       if (st.recipients.some((r) => r.channel === undefined))
-        await routeNew(this.deps.queue, this.ctx.settings.route, st, (n, f) => this.emit(n, f), this.deps.offices);
+        routeNew(this.ctx.settings.route, st, (n, f) => this.emit(n, f), this.deps.offices);
       return st;
     } catch (err) {
       this.nextScanAt = Math.min(this.nextScanAt, now + SYSFAIL_BACKOFF);
