@@ -38,3 +38,27 @@ void test('until: true when the awaited promise says so, false when it says fals
   r.setCap(10);
   assert.equal(await waiting, false);
 });
+
+void test('under a cap a command line must arrive whole within it (per-record deadline): a trickle of bytes is cut; without a cap it is read', async () => {
+  const trickle = (s: PassThrough): NodeJS.Timeout => {
+    const bytes = [...'EHLO trickle.example.com\r\n'];
+    const t = setInterval(() => {
+      const b = bytes.shift();
+      if (b === undefined) clearInterval(t);
+      else s.write(b);
+    }, 20);
+    return t;
+  };
+  // 26 bytes, one every 20 ms: each wait is far shorter than the 150 ms cap, the whole line far longer
+  const s = new PassThrough();
+  const capped = new Reader(s);
+  capped.setCap(150);
+  const t = trickle(s);
+  assert.equal(await capped.line(3_600_000, 1000), 'timeout');
+  clearInterval(t);
+
+  const s2 = new PassThrough();
+  const free = new Reader(s2);
+  trickle(s2);
+  assert.deepEqual(await free.line(3_600_000, 1000), { line: Buffer.from('EHLO trickle.example.com'), crlf: true });
+});

@@ -120,7 +120,11 @@ export class Reader {
     }
   }
 
-  async chunk(timeoutMs: number): Promise<ReadResult> {
+  /**
+   * The next bytes, waiting at most timeoutMs for them. Under stress the cap counts from `since` when given (line():
+   * the start of the command line, so a line must arrive whole within the cap), else from now.
+   */
+  async chunk(timeoutMs: number, since?: number): Promise<ReadResult> {
     const p = this.pending.shift();
     if (p) return p;
     // Fast path: bytes already buffered need no timer and no promise (pipelined commands, DATA chunks).
@@ -128,13 +132,14 @@ export class Reader {
     if (ready !== null) return typeof ready === 'string' ? Buffer.from(ready, 'latin1') : ready;
     let timedOut = false;
     this.expired = false;
-    this.waitingSince = Date.now();
+    this.waitingSince = since ?? Date.now();
+    const capLeft = this.cap === undefined ? Infinity : this.waitingSince + this.cap - Date.now();
     const timer = setTimeout(
       () => {
         timedOut = true;
         this.wake?.();
       },
-      Math.min(timeoutMs, this.cap ?? Infinity),
+      Math.max(0, Math.min(timeoutMs, capLeft)),
     );
     try {
       for (;;) {
@@ -157,13 +162,16 @@ export class Reader {
   /**
    * One command line, split at LF (qmail accepts LF-only command lines, B.6); `crlf` tells whether a CR
    * preceded it (the CR is removed). A line longer than maxLen is consumed up to its LF and reported.
+   * timeoutMs bounds each wait for bytes (qmail's timeoutread); under stress (setCap) the cap bounds the whole line,
+   * as Postfix's smtpd_per_record_deadline does, so a client trickling a byte at a time cannot keep its slot.
    */
   async line(timeoutMs: number, maxLen: number): Promise<LineResult> {
     const parts: Buffer[] = [];
     let len = 0;
     let tooLong = false;
+    const since = Date.now();
     for (;;) {
-      const c = await this.chunk(timeoutMs);
+      const c = await this.chunk(timeoutMs, since);
       if (c === 'eof' || c === 'timeout') return c;
       const nl = c.indexOf(10);
       const head = nl < 0 ? c : c.subarray(0, nl);

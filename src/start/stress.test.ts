@@ -1,6 +1,6 @@
 // Stress mode through a running `quail start`: idle connections holding an smtp listener's every slot are cut after
-// stresstimeout= seconds instead of timeoutsmtpd's 20 minutes, so a real sender gets in; a listener with
-// stresstimeout=0 keeps its idle clients.
+// stresstimeout= seconds instead of timeoutsmtpd's 20 minutes (those trickling bytes into a line too), so a real
+// sender gets in; a listener with stresstimeout=0 keeps its idle clients.
 // tier: system (needs quail start, swaks, 127.0.0.2-127.0.0.40 on lo)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -41,6 +41,7 @@ void test('stress mode: idle clients filling maxconn are cut after stresstimeout
   let child: ChildProcess | undefined;
   let log = '';
   const wires: Wire[] = [];
+  let trickle: NodeJS.Timeout | undefined;
   try {
     child = spawn(process.execPath, [MAIN, 'start', '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
@@ -55,6 +56,10 @@ void test('stress mode: idle clients filling maxconn are cut after stresstimeout
     const kept = await fill(patient, 20);
     const idle = await fill(stressed, 10);
     wires.push(...idle, ...kept);
+    // Half of them trickle a byte a second into a command line that never ends: each byte would restart a per-read
+    // wait, so only the per-line deadline under stress (src/lineio Reader.line) cuts them.
+    const tricklers = idle.filter((_, i) => i % 2 === 0);
+    trickle = setInterval(() => tricklers.forEach((w) => w.send('X')), 1000);
     await waitFor(
       () => new RegExp(`smtp\\.stress listener=127\\.0\\.0\\.1:${stressed} on=true`).test(log),
       10_000,
@@ -70,6 +75,11 @@ void test('stress mode: idle clients filling maxconn are cut after stresstimeout
     );
     const cut = idle.filter((w) => w.received.includes('451 timeout (#4.4.2)'));
     assert.ok(cut.length >= MAXCONN / 2, `${cut.length} idle holders were cut`);
+    assert.ok(
+      tricklers.some((w) => w.received.includes('451 timeout (#4.4.2)')),
+      'a client trickling bytes into one command line is cut too',
+    );
+    clearInterval(trickle);
     for (const w of cut) assert.ok(await w.closes(), 'a holder told of the timeout is closed');
     // A real sender gets in and its message is delivered.
     const r = spawnSync(
@@ -92,6 +102,7 @@ void test('stress mode: idle clients filling maxconn are cut after stresstimeout
       assert.match(await w.reply(), /^250 /, `patient holder ${i} still answered`);
     }
   } finally {
+    clearInterval(trickle);
     for (const w of wires) w.destroy();
     child?.kill('SIGTERM');
     if (child && child.exitCode === null) await new Promise((r) => child?.once('exit', r));
