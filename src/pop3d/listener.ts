@@ -12,9 +12,17 @@ export interface Pop3ListenerSpec {
   readonly plaintext?: 'allow' | 'loopback' | 'tls';
   readonly idleTimeoutMs?: number;
   readonly maxPerIp?: number;
+  /** `maxconn=N`: connections at once (default 200). */
+  readonly maxConnections?: number;
+  /** `stresstimeout=SECONDS` (0 = off): see Pop3ServerOptions.stressTimeoutMs. */
+  readonly stressTimeoutMs?: number;
 }
 
-/** `ADDRESS:PORT pop3 [tls=implicit] [plaintext=tls|allow|loopback] [idle=SECONDS] [maxperip=N]` → spec, or the reason. */
+/**
+ * `ADDRESS:PORT pop3 [tls=implicit] [plaintext=tls|allow|loopback] [idle=SECONDS] [maxperip=N] [maxconn=N]
+ * [stresstimeout=SECONDS]`
+ * → spec, or the reason.
+ */
 export function parsePop3Listener(line: string): Pop3ListenerSpec | string {
   const [addr = '', kind = '', ...opts] = line.trim().split(/\s+/);
   if (kind !== 'pop3') return `kind "${kind}" is not pop3`;
@@ -37,7 +45,10 @@ export function pop3ListenerOptions(
       spec.plaintext = value;
     else if (key === 'idle' && n > 0) spec.idleTimeoutMs = n * 1000;
     else if (key === 'maxperip' && n > 0) spec.maxPerIp = n;
-    else return `option "${o}" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N`;
+    else if (key === 'maxconn' && n > 0) spec.maxConnections = n;
+    else if (key === 'stresstimeout' && n >= 0) spec.stressTimeoutMs = n * 1000;
+    else
+      return `option "${o}" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N, maxconn=N, stresstimeout=SECONDS`;
   }
   return spec;
 }

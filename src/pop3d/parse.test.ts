@@ -128,15 +128,19 @@ void test('parsePop3Listener: control/listeners pop3 lines', () => {
       { host: '127.0.0.1', port: 110, implicitTls: false, plaintext: 'loopback' },
     ],
     ['127.0.0.1:110 pop3 plaintext=tls', { host: '127.0.0.1', port: 110, implicitTls: false, plaintext: 'tls' }],
+    [
+      '127.0.0.1:110 pop3 maxconn=40 stresstimeout=0',
+      { host: '127.0.0.1', port: 110, implicitTls: false, maxConnections: 40, stressTimeoutMs: 0 },
+    ],
     ['127.0.0.1:2110 smtp', 'kind "smtp" is not pop3'],
     ['127.0.0.1:99999 pop3', '"127.0.0.1:99999" is not ADDRESS:PORT'],
     [
       '127.0.0.1:110 pop3 tls=yes',
-      'option "tls=yes" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N',
+      'option "tls=yes" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N, maxconn=N, stresstimeout=SECONDS',
     ],
     [
       '127.0.0.1:110 pop3 idle=0',
-      'option "idle=0" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N',
+      'option "idle=0" is not one of tls=implicit|stls, plaintext=tls|allow|loopback, idle=SECONDS, maxperip=N, maxconn=N, stresstimeout=SECONDS',
     ],
   ];
   for (const [line, want] of table) assert.deepEqual(parsePop3Listener(line), want, line);

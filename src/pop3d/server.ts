@@ -3,6 +3,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { MaildirStore } from './maildir.js';
 import { Session, type SessionConfig, type SessionSummary } from './session.js';
+import { ListenerStress } from '../lineio/index.js';
 import { TcpServer, type Refusal, type Served } from '../tcpserver/index.js';
 import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
 import type { MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
@@ -29,6 +30,12 @@ export interface Pop3ServerOptions {
   readonly idleTimeoutMs?: number;
   /** Connections at once (default 200) and per client address (default 10). */
   readonly maxConnections?: number;
+  /**
+   * Stress mode (src/lineio ListenerStress): from 3/4 of maxConnections, every wait for a command ends after this
+   * many ms instead of the idle timeout, a command line must arrive whole within it; below half the idle timeout is
+   * back. Default 10 s; 0 = off.
+   */
+  readonly stressTimeoutMs?: number;
   readonly maxPerIp?: number;
   /** Failed-login slowdown (default 1 s doubling up to 30 s, per address and per login). */
   readonly throttle?: ThrottleOptions;
@@ -65,6 +72,10 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     tls ? createSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' }) : undefined;
   const context = secure(opts.tls);
   const log: Pop3EventLog = opts.log ?? (() => undefined);
+  const maxConnections = opts.maxConnections ?? 200;
+  const stress = new ListenerStress(maxConnections, opts.stressTimeoutMs ?? 10_000, (on, connections) =>
+    log('pop3.stress', { on, connections }),
+  );
   const config: { -readonly [K in keyof SessionConfig]: SessionConfig[K] } = {
     authenticator: opts.authenticator,
     store: opts.store ?? new MaildirStore(),
@@ -79,6 +90,7 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     clock: opts.clock ?? (() => new Date()),
     maxAuthFailures: 3,
     maxErrors: 10,
+    stress,
   };
   // Before TLS on an implicit-TLS port the client cannot read a reply; it sees the connection close.
   const tell = (text: string): string | undefined => (config.implicitTls ? undefined : text);
@@ -95,21 +107,24 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
       return { refuse: tell('-ERR this host may not use this server\r\n') };
     }
     const session = new Session(socket, ip, config, rules);
+    stress.update(tcp.connections + 1); // this one is counted once open returns
     const done = session
       .run()
+      .finally(() => stress.update(tcp.connections - 1))
       .then((summary) => opts.onSession?.(summary))
       .catch((err: unknown) => log('pop3.error', { ip, error: String(err) }));
     // A dropped connection deletes nothing, so ending a session waiting for a command is safe; UPDATE finishes.
     return { done, shutdown: () => session.shutdown() };
   };
   const tcp = new TcpServer({
-    maxConnections: opts.maxConnections ?? 200,
+    maxConnections,
     maxPerIp: opts.maxPerIp ?? 10,
     paused: false,
     halfOpen: false,
     noDelay: true,
     tooMany: (ip, why) => {
       log('pop3.refused', { ip, reason: why === 'maxconn' ? 'too-many-connections' : 'too-many-from-address' });
+      stress.update(tcp.connections);
       return tell('-ERR [SYS/TEMP] too many connections, try again later\r\n');
     },
     open,

@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { AUTHORIZATION, type Handler } from './commands/authorization.js';
 import { TRANSACTION } from './commands/transaction.js';
-import { Reader } from '../lineio/index.js';
+import { Reader, type StressGauge } from '../lineio/index.js';
 import { commandLine } from './lines.js';
 import { parseCommand } from './parse.js';
 import type { LoginThrottle } from '../throttle/index.js';
@@ -43,6 +43,8 @@ export interface SessionConfig {
   readonly maxAuthFailures: number;
   /** Unknown or malformed commands allowed before the connection is closed. */
   readonly maxErrors: number;
+  /** The listener's stress mode (src/lineio ListenerStress): shorter waits while it is near its connection limit. */
+  readonly stress?: StressGauge | undefined;
 }
 
 export type EndReason =
@@ -228,6 +230,7 @@ export class Session {
 
   /** Runs the session to its end; never throws. */
   async run(): Promise<SessionSummary> {
+    this.config.stress?.join(this.reader);
     try {
       if (this.config.implicitTls && !(await this.startTls())) this.end = 'tls-failed';
       else if (!(await this.reply(this.config.greeting))) this.end = 'write-failed';
@@ -270,6 +273,7 @@ export class Session {
       this.config.log('pop3.error', { login: this.account?.login, ip: this.clientInfo.ip, error: String(err) });
       this.end ??= 'write-failed';
     } finally {
+      this.config.stress?.leave(this.reader);
       this.mailbox?.close(); // a dropped connection deletes nothing (RFC 1939 section 6)
       if (!this.socket.destroyed) {
         this.socket.end();

@@ -77,7 +77,8 @@ export interface Pop3ClientRules {
 }
 
 /** The events a POP3 server and its sessions log (src/start's catalogue documents each; `pop3d.*` is the process). */
-export type Pop3EventName = 'pop3.refused' | 'pop3.error' | 'pop3.warning' | 'pop3.login' | 'pop3.session';
+export type Pop3EventName =
+  'pop3.refused' | 'pop3.error' | 'pop3.warning' | 'pop3.login' | 'pop3.session' | 'pop3.stress';
 
 /** Same shape as smtpd's SessionEventLog, so `quail start` passes one event log to both. */
 export type Pop3EventLog = (event: Pop3EventName, fields: Readonly<Record<string, unknown>>) => void;

@@ -15,7 +15,7 @@ import type { QueueFilter } from './filter.js';
 import type { AutoTurnHook, EtrnService } from './etrn.js';
 import type { RblConfig, RblResolver, RblSource } from './rbl.js';
 import { R, renderReply } from './replies.js';
-import { ListenerStress } from './stress.js';
+import { ListenerStress } from '../lineio/index.js';
 import {
   DEFAULT_LIMITS,
   runSession,

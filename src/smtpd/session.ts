@@ -11,7 +11,7 @@ import type { CheckPolicy, MessageChecker } from './check.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
 import { protocolName } from './received.js';
 import { Reader } from '../lineio/index.js';
-import type { StressGauge } from './stress.js';
+import type { StressGauge } from '../lineio/index.js';
 import { R, renderReply, type Reply } from './replies.js';
 import { verbHandler } from './session-verbs.js';
 import type { EtrnService } from './etrn.js';
@@ -103,7 +103,7 @@ export interface SessionDeps {
   /** The listener's DNS blocklists (`rbl=`, rblsmtpd's rules); absent = none, and RBLSMTPD is not read. */
   readonly rbl?: RblConfig | undefined;
   readonly limits: SessionLimits;
-  /** The listener's stress mode (stress.ts): shorter waits while it is near its connection limit. */
+  /** The listener's stress mode (src/lineio stress.ts): shorter waits while it is near its connection limit. */
   readonly stress?: StressGauge | undefined;
   readonly clock: () => Date;
   readonly isLocalIp: (ip: string) => boolean;
@@ -260,7 +260,7 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
       // Replies are written without waiting: a client that pipelines and never reads them would make them pile up
       // in memory without end (a 30-byte EHLO+MAIL pair costs ~250 bytes of replies). Past the socket's high-water
       // mark the next command is read only once the client has taken the replies, so TCP holds it back; one that
-      // takes nothing within timeoutsmtpd (or the stress cap, stress.ts) is dropped.
+      // takes nothing within timeoutsmtpd (or the stress cap, src/lineio stress.ts) is dropped.
       if (s.out.writableNeedDrain && !(await s.reader.until(drained(s.out), s.timeoutMs))) {
         s.out.destroy();
         s.socket.destroy();

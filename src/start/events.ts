@@ -147,6 +147,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'pop3.login': { fields: 'login ip tls via messages octets open', doc: 'a login; its mailbox is open' },
   'pop3.session': { fields: 'login ip end retrieved deleted open', doc: 'a logged-in session ended' },
+  'pop3.stress': {
+    fields: 'on connections',
+    doc: 'a POP3 listener entered (on=true, at 3/4 of its connection limit) or left (below 1/2) stress mode: waits for commands capped at stresstimeout= seconds',
+  },
   'pop3d.started': { fields: 'pid user uid listeners', doc: 'the POP3 process serves the listeners (as root only)' },
   'pop3d.crashed': {
     fields: 'pid code signal crashes stack? restart_in_ms',

@@ -171,7 +171,9 @@ export function makePop3Servers(
         clientRules: (ip) => pop3ClientRules(new Control(deps.root), ip, spec),
         allowPlaintext: spec.plaintext === 'allow',
         ...(spec.idleTimeoutMs !== undefined ? { idleTimeoutMs: spec.idleTimeoutMs } : {}),
+        ...(spec.stressTimeoutMs !== undefined ? { stressTimeoutMs: spec.stressTimeoutMs } : {}),
         ...(spec.maxPerIp !== undefined ? { maxPerIp: spec.maxPerIp } : {}),
+        ...(spec.maxConnections !== undefined ? { maxConnections: spec.maxConnections } : {}),
       }),
     );
   }

@@ -1,8 +1,9 @@
-// Stress mode for a listener near its connection limit (Postfix's smtpd stress timeouts): while it holds three
-// quarters of maxconn or more, every wait for a client is capped at `stresstimeout=` seconds (10 by default), the
-// waits under way included; below half of maxconn the normal timeout (control/timeoutsmtpd) is back. Idle clients
-// can no longer keep every slot for the 20 minutes of timeoutsmtpd while real senders get 421.
-import type { Reader } from '../lineio/index.js';
+// Stress mode for a listener near its connection limit (Postfix's smtpd stress timeouts), for the SMTP and POP3
+// listeners: while it holds three quarters of maxconn or more, every wait for a client is capped at `stresstimeout=`
+// seconds (10 by default), the waits under way included; below half of maxconn the normal timeout (SMTP:
+// control/timeoutsmtpd; POP3: the listener's idle=) is back. Idle clients can no longer keep every slot for minutes
+// while real clients are refused.
+import type { Reader } from './reader.js';
 
 export interface StressGauge {
   /** A session's reader, from its start to its end. */
