@@ -1,13 +1,12 @@
 // A connection the smtpd child took but had not yet greeted when it died is greeted by the next child, not dropped.
 // tier: system (needs quail start as root: SIGKILL of the smtpd child)
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort, MAIN, setupRoot } from '../../test/support/start.js';
+import { freePort, setupRoot, startProcess, type QuailProcess } from '../../test/support/start.js';
 import { waitFor } from '../../test/support/wait.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -22,25 +21,15 @@ void test(
   { skip: !asRoot && 'needs root' },
   async () => {
     const root = mkdtempSync(join(tmpdir(), 'quail-adopt-'));
-    let log = '';
     let client: Socket | undefined;
-    let proc: ChildProcess | undefined;
+    let proc: QuailProcess | undefined;
     try {
       setupRoot(root, 'mx.adopt.test', [{ domain: 'adopt.test', boxes: ['box'] }]);
       const port = await freePort();
       // greetdelay: the child holds the connection for 3 s before its first byte (qmail's greetdelay patch)
       writeFileSync(join(root, 'control', 'listeners'), `127.0.0.1:${port} smtp greetdelay=3\n`);
-      proc = spawn(process.execPath, [MAIN, 'start', '--root', root], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
-      proc.stdout?.on('data', (c: Buffer) => (log += c.toString()));
-      proc.stderr?.on('data', (c: Buffer) => (log += c.toString()));
-      await waitFor(
-        () => log.includes('quail.started'),
-        60_000,
-        () => log,
-      );
+      proc = await startProcess(root, 60_000, {}, false);
+      const log = proc.log;
       const first = smtpdPid(root);
       assert.ok(first !== undefined, 'quail.json names the smtpd child');
 
@@ -51,22 +40,18 @@ void test(
       client.on('close', () => (closed = true));
       client.on('error', () => undefined);
       // the child has it (and is waiting out the greet delay): now it dies
-      await waitFor(
-        () => /smtp\.connect /.test(log),
-        20_000,
-        () => log,
-      );
+      await waitFor(() => /smtp\.connect /.test(log()), 20_000, log);
       process.kill(first, 'SIGKILL');
       await waitFor(
         () => (smtpdPid(root) ?? first) !== first,
         30_000,
-        () => `smtpd replaced\n${log}`,
+        () => `smtpd replaced\n${log()}`,
       );
 
       await waitFor(
         () => got.includes('\n') || closed,
         30_000,
-        () => `greeting\n${log}`,
+        () => `greeting\n${log()}`,
       );
       assert.match(
         got,
@@ -84,11 +69,7 @@ void test(
       assert.equal(got.match(/^220 /gm)?.length, 1, 'one greeting');
     } finally {
       client?.destroy();
-      try {
-        if (proc?.pid !== undefined) process.kill(-proc.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
+      proc?.killGroup();
       rmSync(root, { recursive: true, force: true });
     }
   },

@@ -1,13 +1,13 @@
 // POP3 stress mode through a running `quail start`: idle clients filling a pop3 listener's maxconn are logged out
 // after stresstimeout= seconds instead of idle='s ten minutes, so a real client gets in (python3 poplib).
-// tier: system (needs quail start, python3, 127.0.0.2-127.0.0.13 on lo)
+// tier: system (needs quail start, python3, 127.0.0.2-127.0.0.5 on lo)
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort, MAIN, quail, waitFor } from '../../test/support/start.js';
+import { freePort, quail, startProcess, waitFor, type QuailProcess } from '../../test/support/start.js';
 import { Wire } from '../../test/support/hostile-wire.js';
 
 const MAXCONN = 12;
@@ -29,43 +29,28 @@ void test('pop3 stress mode: idle clients filling maxconn are logged out after s
     join(root, 'control', 'listeners'),
     `127.0.0.1:${port} pop3 plaintext=loopback maxconn=${MAXCONN} maxperip=50 stresstimeout=3\n`,
   );
-  let child: ChildProcess | undefined;
-  let log = '';
+  let q: QuailProcess | undefined;
   const wires: Wire[] = [];
   try {
-    child = spawn(process.execPath, [MAIN, 'start', '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
-    child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
-    await waitFor(
-      () => log.includes('quail.started'),
-      30_000,
-      () => log,
-    );
+    q = await startProcess(root, 30_000, {}, false);
+    const log = q.log;
     for (let i = 0; i < MAXCONN; i++) {
       const w = await Wire.connect(port, { localAddress: `127.0.0.${2 + (i % 4)}` });
       assert.match(await w.reply(), /^\+OK /, `holder ${i} is greeted`);
       wires.push(w);
     }
     // the listener is full: without stress mode these would hold it for idle='s 600 s
-    await waitFor(
-      () => /pop3\.stress on=true/.test(log),
-      10_000,
-      () => log,
-    );
-    await waitFor(
-      () => /pop3\.stress on=false/.test(log),
-      30_000,
-      () => log,
-    );
+    await waitFor(() => /pop3\.stress on=true/.test(log()), 10_000, log);
+    await waitFor(() => /pop3\.stress on=false/.test(log()), 30_000, log);
     const cut = wires.filter((w) => w.received.includes('-ERR autologout'));
     assert.ok(cut.length >= MAXCONN / 2, `${cut.length} idle holders were logged out`);
     const r = spawnSync('python3', ['-c', POPLIB, String(port)], { encoding: 'latin1' });
-    assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${log}`);
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${log()}`);
     assert.match(r.stdout, /STAT \d+/);
   } finally {
     for (const w of wires) w.destroy();
-    child?.kill('SIGTERM');
-    if (child && child.exitCode === null) await new Promise((r) => child?.once('exit', r));
+    q?.killGroup();
+    await q?.exited;
     rmSync(dir, { recursive: true, force: true });
   }
 });
