@@ -18,6 +18,7 @@ import {
   parallel,
   plain,
   SIZES,
+  tlsGarbage,
   Wire,
   type Variant,
 } from '../../test/support/hostile-wire.js';
@@ -399,7 +400,7 @@ const TLS_CASES: ReadonlyArray<readonly [string, () => Promise<Wire>]> = [
     'random bytes after +OK begin TLS',
     async () => {
       const w = await stls();
-      w.send(randomBytes(4096));
+      w.send(tlsGarbage(4096));
       return w;
     },
   ],
@@ -435,7 +436,7 @@ const TLS_CASES: ReadonlyArray<readonly [string, () => Promise<Wire>]> = [
     'pop3s: random bytes',
     async () => {
       const w = await Wire.connect(h.ports.pop3s, { localAddress: freshLoopback() });
-      w.send(randomBytes(4096));
+      w.send(tlsGarbage(4096));
       return w;
     },
   ],

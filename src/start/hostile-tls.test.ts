@@ -16,6 +16,7 @@ import {
   endsOnlyAtTheEnd,
   freshLoopback,
   plain,
+  tlsGarbage,
   Wire,
 } from '../../test/support/hostile-wire.js';
 
@@ -73,7 +74,7 @@ const TLS_CASES: ReadonlyArray<readonly [string, () => Promise<void>]> = [
     'random bytes after 220 ready',
     async () => {
       const w = await afterStartTls();
-      w.send(randomBytes(4096));
+      w.send(tlsGarbage(4096));
       await serverCloses(w, 'random bytes');
     },
   ],
@@ -98,7 +99,7 @@ const TLS_CASES: ReadonlyArray<readonly [string, () => Promise<void>]> = [
     async () => {
       const w = await afterStartTls();
       await w.write(hello);
-      w.send(randomBytes(2048));
+      w.send(tlsGarbage(2048));
       await serverCloses(w, 'ClientHello then garbage');
     },
   ],

@@ -1,6 +1,7 @@
 // Test helpers (not a test) for issue 12's hostile-input battery: a raw SMTP/POP3 client with deadlines, STARTTLS,
 // FIN and RST; checks that nothing internal leaks to a client; the DATA oracle; loopback addresses; a job pool.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureVersion, type TLSSocket } from 'node:tls';
 
@@ -254,6 +255,20 @@ export class Wire {
   async closes(ms = 10_000): Promise<boolean> {
     return (await this.until(() => undefined, ms)) === 'closed';
   }
+}
+
+/**
+ * `n` random bytes a TLS server must refuse at once. Truly random bytes are sometimes the start of a valid
+ * record: a second byte of 3 (the TLS major version) and a length above what follows, or a first byte with
+ * the high bit set and a third of 1 (an SSLv2 hello), and then OpenSSL rightly waits for the rest until the
+ * handshake timeout (60 s), about once in five hundred runs. The garbage cases ask for an immediate hang-up,
+ * so the header can never be one: high bit clear, and a version byte that is not 3.
+ */
+export function tlsGarbage(n: number): Buffer {
+  const b = randomBytes(n);
+  b[0] = (b[0] ?? 0) & 0x7f;
+  if (b[1] === 3) b[1] = 0;
+  return b;
 }
 
 /** The first flight of a real TLS client (its ClientHello), for half handshakes. */
