@@ -45,6 +45,12 @@ export function makeRoot(root: string): void {
   writeFileSync(join(root, 'users', 'assign'), `${assign.join('')}.\n`);
   cli(['newu', '--root', root]);
   if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, join(root, 'domains')]);
+  // QUAIL_BENCH_CONTROL="smtpdprocesses=1 localworkers=2": control files for an A/B run
+  for (const kv of (process.env['QUAIL_BENCH_CONTROL'] ?? '').split(/\s+/).filter((w) => w !== '')) {
+    const m = /^([a-z0-9]+)=(.*)$/.exec(kv);
+    if (m === null) throw new Error(`QUAIL_BENCH_CONTROL: "${kv}" is not name=value`);
+    writeFileSync(join(root, 'control', m[1] ?? ''), `${m[2] ?? ''}\n`);
+  }
 }
 
 function message(i: number): Buffer {

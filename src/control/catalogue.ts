@@ -443,6 +443,15 @@ const DEFS = [
     max: 64,
     doc: 'Delivery worker processes per mailbox uid (at most 64): local deliveries of one uid — every mailbox of a virtual-domain server — go to the worker with the fewest pending jobs, a new one started while all are busy. 0 or missing: one per two CPUs (at least 1, at most 16). Idle workers stop after 60 s.',
   },
+  {
+    name: 'smtpdprocesses',
+    kind: 'number',
+    default: { from: 'number', value: 0 },
+    readBy: 'quail start as root (the SMTP processes)',
+    applies: ON_RESTART,
+    max: 64,
+    doc: 'SMTP processes serving the smtp and submission listeners at once (at most 64): root hands each connection to the one with the fewest sessions, and counts maxconn=, maxperip= and stress mode across them; AUTH failures are shared. 0 or missing: one per two CPUs (at least 1, at most 16), leaving the other CPUs to the queue and the deliveries. Without root (no privilege separation) one process serves everything.',
+  },
 ] as const satisfies readonly ControlEntry[];
 
 /** The name of a control file quail reads: a misspelt or uncatalogued name does not compile. */

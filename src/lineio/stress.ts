@@ -36,9 +36,17 @@ export class ListenerStress implements StressGauge {
     this.readers.delete(r);
   }
 
+  /** Another process counts the listener's connections (several SMTP processes) and says when the mode changes. */
+  set(on: boolean): void {
+    if (on === this.on) return;
+    this.on = on;
+    for (const r of this.readers) r.setCap(on && this.capMs > 0 ? this.capMs : undefined);
+  }
+
   /** The listener's connection count changed (a session began or ended, or one was refused at the limit). */
   update(connections: number): void {
-    if (this.capMs <= 0) return;
+    // no limit here: another process counts, and set() says the mode
+    if (this.capMs <= 0 || !Number.isFinite(this.maxConnections)) return;
     const next = this.on ? connections * 2 >= this.maxConnections : connections * 4 >= this.maxConnections * 3;
     if (next === this.on) return;
     this.on = next;

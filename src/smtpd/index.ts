@@ -1,5 +1,13 @@
 // smtpd: qmail-smtpd's acceptance rules on quail's own ESMTP engine (README.md).
-export { SmtpListener, loadTlsContext, hostIps, type ListenerSpec, type ListenerKind } from './server.js';
+export {
+  SmtpListener,
+  loadTlsContext,
+  hostIps,
+  listenerLimits,
+  tooManyReply,
+  type ListenerSpec,
+  type ListenerKind,
+} from './server.js';
 export { runSession, DEFAULT_LIMITS, type SessionSummary, type SmtpEventName } from './session.js';
 export {
   NO_DIRECTORY,

@@ -63,6 +63,11 @@ export interface SmtpServerDeps {
   readonly limits?: Partial<SessionLimits>;
   readonly maxConnections?: number;
   readonly maxPerIp?: number;
+  /**
+   * Another process admits the connections (root, across several SMTP processes: src/start/privchild.ts): no limits
+   * here, and stress mode is what setStress says.
+   */
+  readonly admittedElsewhere?: boolean;
   readonly clock?: () => Date;
   readonly isLocalIp?: (ip: string) => boolean;
   readonly log?: SessionEventLog;
@@ -83,6 +88,23 @@ export function loadTlsContext(control: Control): SecureContext | undefined {
   const pem = control.raw('servercert.pem');
   if (pem === null) return undefined;
   return createSecureContext({ key: pem, cert: pem, minVersion: 'TLSv1.2' });
+}
+
+/** A listener's connection limits (maxconn=, maxperip=) and its stress cap in ms (stresstimeout=; 0: off). */
+export function listenerLimits(
+  spec: ListenerSpec,
+  defaults: { readonly maxConnections?: number; readonly maxPerIp?: number } = {},
+): { readonly maxConnections: number; readonly maxPerIp: number; readonly stressMs: number } {
+  return {
+    maxConnections: Number(spec.options['maxconn'] ?? defaults.maxConnections ?? 100),
+    maxPerIp: Number(spec.options['maxperip'] ?? defaults.maxPerIp ?? 20),
+    stressMs: Number(spec.options['stresstimeout'] ?? 10) * 1000,
+  };
+}
+
+/** What a client over maxconn= or maxperip= is told. */
+export function tooManyReply(why: 'maxconn' | 'maxperip'): string {
+  return renderReply(why === 'maxconn' ? R.tooManyConnections : R.tooManyFromIp, false);
 }
 
 /** One smtp or submission listener: src/tcpserver's listening socket with an SMTP session per connection. */
@@ -106,20 +128,21 @@ export class SmtpListener {
     const ips = hostIps();
     this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
     const log = deps.log ?? (() => undefined);
-    const maxConnections = Number(spec.options['maxconn'] ?? deps.maxConnections ?? 100);
-    this.stress = new ListenerStress(maxConnections, Number(spec.options['stresstimeout'] ?? 10) * 1000, (on, n) =>
+    const limits = listenerLimits(spec, deps);
+    const here = deps.admittedElsewhere !== true;
+    this.stress = new ListenerStress(here ? limits.maxConnections : Infinity, limits.stressMs, (on, n) =>
       log('smtp.stress', { listener: this.label, on, connections: n }),
     );
     this.tcp = new TcpServer({
-      maxConnections,
-      maxPerIp: Number(spec.options['maxperip'] ?? deps.maxPerIp ?? 20),
+      maxConnections: here ? limits.maxConnections : Infinity,
+      maxPerIp: here ? limits.maxPerIp : Infinity,
       // paused: commands are read one line at a time (src/lineio); half-open: replies to pipelined commands then EOF
       paused: true,
       halfOpen: true,
       tooMany: (ip, why) => {
         log('smtp.refused', { ip, why, listener: this.label });
         this.stress.update(this.tcp.connections);
-        return renderReply(why === 'maxconn' ? R.tooManyConnections : R.tooManyFromIp, false);
+        return tooManyReply(why);
       },
       open: (socket, ip) => this.open(socket, ip),
       acceptFailed: (err) =>
@@ -147,6 +170,11 @@ export class SmtpListener {
 
   get active(): number {
     return this.tcp.connections;
+  }
+
+  /** Stress mode as the process that admits the connections says (admittedElsewhere). */
+  setStress(on: boolean): void {
+    this.stress.set(on);
   }
 
   /** Stops accepting; waits up to graceMs for sessions to end, then cuts the rest (never mid-commit: 250 follows commit). */

@@ -28,6 +28,8 @@ void test(
       const port = await freePort();
       // greetdelay: the child holds the connection for 3 s before its first byte (qmail's greetdelay patch)
       writeFileSync(join(root, 'control', 'listeners'), `127.0.0.1:${port} smtp greetdelay=3\n`);
+      // one SMTP process, so the one killed is the one holding the connection (whatever the CPUs)
+      writeFileSync(join(root, 'control', 'smtpdprocesses'), '1\n');
       proc = await startProcess(root, 60_000, {}, false);
       const log = proc.log;
       const first = smtpdPid(root);

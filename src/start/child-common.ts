@@ -48,6 +48,8 @@ export interface ServedListener {
   readonly greets?: boolean;
   /** Stop taking connections; sessions get graceMs to finish. */
   close(graceMs: number): Promise<void>;
+  /** Root, which counts the connections of all the service's children, says the listener is under stress or not. */
+  setStress?(on: boolean): void;
 }
 
 export interface ServiceChildMain<Spec> {
@@ -60,6 +62,13 @@ export interface ServiceChildMain<Spec> {
   readonly reload: () => void;
   /** After the listeners closed: close what open() opened. */
   readonly close: () => Promise<void>;
+  /**
+   * Root admits the connections (maxconn, maxperip across all the service's children): it is told when each handed-over
+   * connection's session is over (batched, log-batch.ts). Without it root does not count.
+   */
+  readonly closed?: (id: number) => void;
+  /** What a sibling child shared (its `share` message, relayed by root): the AUTH failures it saw. */
+  readonly onShare?: (body: unknown) => void;
 }
 
 /**
@@ -104,6 +113,11 @@ export async function runServiceChild<Spec>(
         // `adopted`: we hold our own descriptor now and the parent closes its copy
         const adopted = (): void => send({ type: 'adopted', id: msg.id });
         const l = listeners.get(msg.index);
+        const closed = m.closed;
+        if (closed !== undefined) {
+          if (handle && !handle.destroyed) handle.once('close', () => closed(msg.id));
+          else closed(msg.id);
+        }
         if (handle && l && stopping === undefined) {
           if (l.greets === true) beforeFirstOutput(handle, adopted);
           else adopted();
@@ -114,11 +128,17 @@ export async function runServiceChild<Spec>(
         }
         break;
       }
+      case 'stress':
+        listeners.get(msg.index)?.setStress?.(msg.on);
+        break;
       case 'reload':
         m.reload();
         break;
       case 'stop':
         void stop(msg.graceMs);
+        break;
+      case 'share':
+        m.onShare?.(msg.body);
         break;
     }
   });

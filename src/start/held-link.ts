@@ -19,7 +19,14 @@ export class HeldEtrn implements EtrnService {
     /** Starts the push: `flush <domain>` to the send process (its HeldPusher and scheduler both act on it). */
     private readonly trigger: (domain: string) => void,
     private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+    /** An accepted ETRN, for the other SMTP processes (their heard()): the limit holds whichever process is asked. */
+    private readonly tell: (domain: string, t: number) => void = () => undefined,
   ) {}
+
+  /** Another SMTP process accepted an ETRN for `domain` at `t`. */
+  heard(domain: string, t: number): void {
+    if (t > (this.lastAsked.get(domain) ?? -Infinity)) this.lastAsked.set(domain, t);
+  }
 
   async request(node: EtrnNode, client: { readonly ip: string; readonly allowed: boolean }): Promise<EtrnAnswer> {
     if (node.kind === 'queue')
@@ -55,6 +62,7 @@ export class HeldEtrn implements EtrnService {
     if (known && count === 0) return { kind: 'none' };
     for (const h of mine) {
       this.lastAsked.set(h.domain, t);
+      this.tell(h.domain, t);
       this.trigger(h.domain);
     }
     return known ? { kind: 'pending', count } : { kind: 'started' };
@@ -135,7 +143,14 @@ export class HeldAutoTurn implements AutoTurnHook {
     private readonly trigger: (domain: string) => void,
     private readonly log: (event: 'held.autoturn' | 'held.error', fields: Readonly<Record<string, unknown>>) => void,
     private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+    /** A push asked for, for the other SMTP processes (their heard()): once per domain in the gap across them all. */
+    private readonly tell: (domain: string, t: number) => void = () => undefined,
   ) {}
+
+  /** Another SMTP process asked for `domain`'s push at `t`. */
+  heard(domain: string, t: number): void {
+    if (t > (this.lastPushed.get(domain) ?? -Infinity)) this.lastPushed.set(domain, t);
+  }
 
   sessionEnded(ip: string): void {
     void this.check(ip).catch((err: unknown) => this.log('held.error', { error: `autoturn: ${errText(err)}` }));
@@ -197,6 +212,7 @@ export class HeldAutoTurn implements AutoTurnHook {
         continue;
       }
       this.log('held.autoturn', { domain: n.domain, ip: plain });
+      this.tell(n.domain, t);
       this.trigger(n.domain);
       pushed.push(n.domain);
     }

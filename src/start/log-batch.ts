@@ -12,17 +12,30 @@ export const LOG_WINDOW_MS = 20;
 export interface LogsMessage {
   readonly type: 'logs';
   readonly events: ReadonlyArray<readonly [string, Record<string, unknown>]>;
+  /** Handed-over connections (their `adopt` ids) whose sessions ended meanwhile: root counts them out (privchild.ts). */
+  readonly closed?: readonly number[];
 }
 
 /** Collects events and sends them once per window; flush() sends what waits now (before other messages, at exit). */
 export class LogBatch {
   private events: Array<readonly [string, Record<string, unknown>]> = [];
+  private ended: number[] = [];
   private armed = false;
 
   constructor(private readonly sendBatch: (m: LogsMessage) => void) {}
 
   add(event: string, fields: Readonly<Record<string, unknown>>): void {
     this.events.push([event, { ...fields }]);
+    this.arm();
+  }
+
+  /** A handed-over connection's session ended: told with the next batch (no message of its own per connection). */
+  closed(id: number): void {
+    this.ended.push(id);
+    this.arm();
+  }
+
+  private arm(): void {
     if (this.armed) return;
     this.armed = true;
     setTimeout(() => this.flush(), LOG_WINDOW_MS).unref();
@@ -30,10 +43,12 @@ export class LogBatch {
 
   flush(): void {
     this.armed = false;
-    if (this.events.length === 0) return;
+    if (this.events.length === 0 && this.ended.length === 0) return;
     const events = this.events;
+    const closed = this.ended;
     this.events = [];
-    this.sendBatch({ type: 'logs', events });
+    this.ended = [];
+    this.sendBatch({ type: 'logs', events, ...(closed.length > 0 ? { closed } : {}) });
   }
 }
 

@@ -2,6 +2,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errText, QuailError } from '../core/index.js';
+import { plainIp, refuseSocket } from '../tcpserver/index.js';
+import { ConnectionLimits, type Admission } from '../throttle/index.js';
 import { relayBatch, type LogsMessage } from './log-batch.js';
 import { relayEvent, type EventLog } from './log.js';
 import { awaitMessage, Supervised, type Account } from './supervised.js';
@@ -22,7 +24,11 @@ export type ToServiceChild<Spec> =
   | { readonly type: 'serve'; readonly listeners: readonly Spec[] }
   | { readonly type: 'adopt'; readonly index: number; readonly id: number }
   | { readonly type: 'reload' }
-  | { readonly type: 'stop'; readonly graceMs: number };
+  | { readonly type: 'stop'; readonly graceMs: number }
+  /** The listener's connections (counted here, across the children) passed or fell below the stress mark. */
+  | { readonly type: 'stress'; readonly index: number; readonly on: boolean }
+  /** What a sibling child shared (below). */
+  | { readonly type: 'share'; readonly body: unknown };
 
 /** Child → parent: the lifecycle messages every service child sends; `other` are the service's own. */
 export type FromServiceChild<Other> =
@@ -32,8 +38,23 @@ export type FromServiceChild<Other> =
   /** The child holds its own descriptor of handed-over connection `id`: the parent closes its copy. */
   | { readonly type: 'adopted'; readonly id: number }
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
+  /** For the other children of the service (state they must share, such as AUTH failures): root passes it on. */
+  | { readonly type: 'share'; readonly body: unknown }
   | LogsMessage
   | Other;
+
+/**
+ * Root counts a service's connections itself, across all its children (each child then counts nothing): maxconn and
+ * maxperip hold for the listener as a whole whichever child serves a session, and so does stress mode.
+ */
+export interface AdmissionPolicy<Spec> {
+  /** The listener's limits; `stress`: whether stress mode is on for it (its cap is the child's own business). */
+  limits(spec: Spec): { readonly maxConnections: number; readonly maxPerIp: number; readonly stress: boolean };
+  /** A connection over a limit: log it; what the client is told before it is closed. */
+  refused(spec: Spec, ip: string, why: Exclude<Admission, 'ok'>): string | undefined;
+  /** The listener entered (three quarters of maxconn) or left (below half) stress mode. */
+  stressChanged(spec: Spec, on: boolean, connections: number): void;
+}
 
 export interface ServiceChildOptions<Spec extends HostPort, Other> {
   /** Event prefix of the process (`smtpd.started`, ...) and the child's name in messages. */
@@ -50,17 +71,24 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
   readonly optional?: boolean;
   /** What a connection is told when no child takes it in time (undefined: it is only closed, e.g. implicit TLS). */
   readonly busyReply: (spec: Spec) => string | undefined;
+  /**
+   * Children serving the listeners at once (1 when not given): each connection goes to the next running one. Only
+   * for services whose sessions share nothing but what root or the disk holds (SMTP).
+   */
+  readonly instances?: number;
+  /** Root admits the connections (needed with more than one instance; the children must then report `closed`). */
+  readonly admission?: AdmissionPolicy<Spec>;
   /** The service's own messages (a login, a queued message). */
   readonly onMessage?: (m: Other) => void;
-  /** A child serves the listeners now: its pid. */
-  readonly onServing?: (pid: number) => void;
+  /** A child serves the listeners now: the pids of all that serve. */
+  readonly onServing?: (pids: readonly number[]) => void;
   /** A child died unexpectedly: how many times so far. */
   readonly onCrash?: (crashes: number) => void;
 }
 
 const READY_MS = 30_000;
 /** Messages about the child itself, never the service's own (which go to onMessage). */
-const LIFECYCLE: ReadonlySet<string> = new Set(['ready', 'fatal', 'serving', 'adopted', 'log', 'logs']);
+const LIFECYCLE: ReadonlySet<string> = new Set(['ready', 'fatal', 'serving', 'adopted', 'log', 'logs', 'share']);
 /** A connection waits this long for a (re)starting child before it is told to come back later. */
 const HOLD_MS = 15_000;
 /** At most this many connections wait; more are told to come back later at once. */
@@ -84,10 +112,19 @@ function bind(spec: HostPort, onConn: (s: Socket) => void, onError: (err: Error)
   });
 }
 
+/** An admitted connection, counted in its listener's limits until released (exactly once). */
+interface Counted {
+  readonly index: number;
+  readonly ip: string;
+  released: boolean;
+}
+
 interface Waiting {
   readonly index: number;
   readonly socket: Socket;
   readonly since: number;
+  /** Counted by root (admission on). */
+  readonly counted?: Counted;
 }
 
 /**
@@ -98,19 +135,31 @@ interface Waiting {
  * session's doing, not a reason to keep the port dark); one that cannot start is retried after a growing delay.
  */
 export class ServiceChild<Spec extends HostPort, Other extends { readonly type: string }> {
-  /** The child process, its handshake and its replacement (supervised.ts); its running child serves the listeners. */
-  private readonly proc: Supervised<FromServiceChild<Other>>;
+  /** The child processes, each with its handshake and its replacement (supervised.ts); their running children serve. */
+  private readonly procs: Supervised<FromServiceChild<Other>>[] = [];
+  /** Where the next connection goes first (round robin over the running children). */
+  private turn = 0;
   private stopping = false;
   private sweeper: NodeJS.Timeout | undefined;
   private servers: Server[] = [];
   private specsBound: Spec[] = [];
   private waiting: Waiting[] = [];
   /** Connections sent to the serving child and not yet acknowledged: still ours if it dies first. */
-  private inFlight = new Map<number, Waiting>();
+  private inFlight = new Map<number, Waiting & { readonly child: ChildProcess }>();
+  /** Connections a child adopted, while root counts them (admission on): until the child says `closed` or dies. */
+  private served = new Map<number, { readonly counted: Counted; readonly child: ChildProcess }>();
+  /** Per listener (admission on): the connections counted, and whether it is under stress. */
+  private limits: ConnectionLimits[] = [];
+  private stressed: boolean[] = [];
   private nextId = 1;
 
   constructor(private readonly o: ServiceChildOptions<Spec, Other>) {
-    this.proc = new Supervised<FromServiceChild<Other>>({
+    for (let i = 0; i < Math.max(1, o.instances ?? 1); i++) this.procs.push(this.supervised());
+  }
+
+  private supervised(): Supervised<FromServiceChild<Other>> {
+    const o = this.o;
+    return new Supervised<FromServiceChild<Other>>({
       name: o.name,
       what: o.what,
       script: o.script,
@@ -125,14 +174,24 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
           timeoutMs: READY_MS,
         });
       },
-      onMessage: (_child, m) => this.onMessage(m),
+      onMessage: (child, m) => this.onMessage(child, m),
       onRunning: (child) => this.onRunning(child),
       // Connections it never acknowledged are still ours: they wait for the next child.
-      onExit: () => {
+      onExit: (child) => {
         for (const [id, w] of this.inFlight) {
+          if (w.child !== child) continue;
           this.inFlight.delete(id);
           if (!w.socket.destroyed) this.waiting.push(w);
+          else this.release(w.counted);
         }
+        // the sessions it served died with it
+        for (const [id, c] of this.served) {
+          if (c.child !== child) continue;
+          this.served.delete(id);
+          this.release(c.counted);
+        }
+        const next = this.runningChildren()[0];
+        if (next) this.flushWaiting(next);
       },
       // A child that served and died is replaced at once: whatever killed it was one session's doing.
       crashDelay: () => 0,
@@ -145,9 +204,80 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
           ...(d.stderr !== '' ? { stack: d.stderr } : {}),
           restart_in_ms: 0,
         });
-        this.o.onCrash?.(d.count);
+        this.o.onCrash?.(this.crashes);
       },
     });
+  }
+
+  /** The children that serve now. */
+  private runningChildren(): ChildProcess[] {
+    return this.procs.flatMap((p) => (p.running?.connected ? [p.running] : []));
+  }
+
+  /** The running child with the fewest connections (the next in turn among equals), if any. */
+  private pick(): ChildProcess | undefined {
+    const up = this.runningChildren();
+    if (up.length <= 1) return up[0];
+    const load = new Map<ChildProcess, number>(up.map((c) => [c, 0]));
+    const add = (c: ChildProcess): void => {
+      const n = load.get(c);
+      if (n !== undefined) load.set(c, n + 1);
+    };
+    for (const w of this.inFlight.values()) add(w.child);
+    for (const c of this.served.values()) add(c.child);
+    this.turn = (this.turn + 1) % up.length;
+    let best: ChildProcess | undefined;
+    let bestLoad = Infinity;
+    for (let i = 0; i < up.length; i++) {
+      const c = up[(this.turn + i) % up.length] as ChildProcess;
+      const n = load.get(c) ?? 0;
+      if (n < bestLoad) {
+        best = c;
+        bestLoad = n;
+      }
+    }
+    return best;
+  }
+
+  /** Counts a new connection in (admission on): undefined when it was refused (and told so). */
+  private admit(index: number, socket: Socket): Counted | 'refused' | undefined {
+    const policy = this.o.admission;
+    const limits = this.limits[index];
+    const spec = this.specsBound[index];
+    if (policy === undefined || limits === undefined || spec === undefined) return undefined;
+    const ip = plainIp(socket.remoteAddress);
+    const admitted = limits.admit(ip);
+    if (admitted !== 'ok') {
+      refuseSocket(socket, policy.refused(spec, ip, admitted));
+      return 'refused';
+    }
+    this.stress(index);
+    return { index, ip, released: false };
+  }
+
+  private release(counted: Counted | undefined): void {
+    if (counted === undefined || counted.released) return;
+    counted.released = true;
+    this.limits[counted.index]?.release(counted.ip);
+    this.stress(counted.index);
+  }
+
+  /** Stress mode follows the listener's count (ListenerStress's marks); every child is told when it changes. */
+  private stress(index: number): void {
+    const policy = this.o.admission;
+    const spec = this.specsBound[index];
+    const limits = this.limits[index];
+    if (policy === undefined || spec === undefined || limits === undefined) return;
+    const { maxConnections, stress } = policy.limits(spec);
+    if (!stress) return;
+    const on = this.stressed[index] === true;
+    const n = limits.open;
+    const next = on ? n * 2 >= maxConnections : n * 4 >= maxConnections * 3;
+    if (next === on) return;
+    this.stressed[index] = next;
+    policy.stressChanged(spec, next, n);
+    for (const child of this.runningChildren())
+      child.send({ type: 'stress', index, on: next } satisfies ToServiceChild<Spec>, () => undefined);
   }
 
   /** The listeners with their concrete ports. */
@@ -155,18 +285,25 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     return this.specsBound;
   }
 
+  /** The first child's pid (the one of a service with one child). */
   get pid(): number | undefined {
-    return this.proc.running?.pid;
+    return this.procs[0]?.running?.pid;
+  }
+
+  /** The pids of the running children. */
+  get pids(): number[] {
+    return this.runningChildren().flatMap((c) => (c.pid !== undefined ? [c.pid] : []));
   }
 
   /** A service's own message to the serving child (the metrics child's answers); dropped when none serves. */
   post(m: object): void {
     // with a callback a send to a child that just died is reported there, not as an 'error' event that would end root
-    if (this.proc.running?.connected) this.proc.running.send(m, () => undefined);
+    const child = this.procs[0]?.running;
+    if (child?.connected) child.send(m, () => undefined);
   }
 
   get crashes(): number {
-    return this.proc.crashes;
+    return this.procs.reduce((n, p) => n + p.crashes, 0);
   }
 
   /** First start: binds, forks, waits until the child serves. Any failure is thrown (the caller refuses to start). */
@@ -203,11 +340,18 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       const a = this.servers[index]?.address();
       this.specsBound.push({ ...spec, port: typeof a === 'object' && a !== null ? a.port : spec.port });
     }
+    const policy = this.o.admission;
+    if (policy)
+      this.limits = this.specsBound.map((spec) => {
+        const l = policy.limits(spec);
+        return new ConnectionLimits(l.maxConnections, l.maxPerIp);
+      });
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
     try {
-      await this.proc.launch();
+      await Promise.all(this.procs.map((p) => p.launch()));
     } catch (err) {
+      await Promise.all(this.procs.map((p) => p.stop((c) => c.kill('SIGKILL'))));
       await this.closeServers();
       throw err;
     }
@@ -220,10 +364,12 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       socket.destroy();
       return;
     }
-    const child = this.proc.running;
-    if (child?.connected) this.handOver(child, index, socket);
-    else if (this.waiting.length >= MAX_PENDING) this.turnAway(index, socket);
-    else this.waiting.push({ index, socket, since: Date.now() });
+    const counted = this.admit(index, socket);
+    if (counted === 'refused') return;
+    const child = this.pick();
+    if (child) this.handOver(child, index, socket, Date.now(), counted);
+    else if (this.waiting.length >= MAX_PENDING) this.turnAway(index, socket, counted);
+    else this.waiting.push({ index, socket, since: Date.now(), ...(counted ? { counted } : {}) });
   }
 
   /**
@@ -231,11 +377,14 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
    * byte to a greeting protocol; child-common.ts): a connection the child dies with before then is still ours and goes
    * to the next child instead of being closed unanswered.
    */
-  private handOver(child: ChildProcess, index: number, socket: Socket, since = Date.now()): void {
+  private handOver(child: ChildProcess, index: number, socket: Socket, since: number, counted?: Counted): void {
     const id = this.nextId++;
-    this.inFlight.set(id, { index, socket, since });
+    const extra = counted ? { counted } : {};
+    this.inFlight.set(id, { index, socket, since, child, ...extra });
     const back = (): void => {
-      if (this.inFlight.delete(id) && !socket.destroyed) this.waiting.push({ index, socket, since });
+      if (!this.inFlight.delete(id)) return;
+      if (!socket.destroyed) this.waiting.push({ index, socket, since, ...extra });
+      else this.release(counted);
     };
     try {
       child.send({ type: 'adopt', index, id } satisfies ToServiceChild<Spec>, socket, { keepOpen: true }, (err) => {
@@ -249,25 +398,28 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private adopted(id: number): void {
     const w = this.inFlight.get(id);
     this.inFlight.delete(id);
+    if (w?.counted && !w.counted.released) this.served.set(id, { counted: w.counted, child: w.child });
     // Only our descriptor closes (no FIN, no reset): the child's copy keeps the connection.
     w?.socket.destroy();
   }
 
-  private turnAway(index: number, socket: Socket): void {
+  /** A child's session of handed-over connection `id` is over. */
+  private closed(id: number): void {
+    const c = this.served.get(id);
+    if (c === undefined) return;
+    this.served.delete(id);
+    this.release(c.counted);
+  }
+
+  private turnAway(index: number, socket: Socket, counted?: Counted): void {
+    this.release(counted);
     const spec = this.specsBound[index];
     const text = spec ? this.o.busyReply(spec) : undefined;
     this.o.log.event(`${this.o.name}.busy`, {
       listener: spec ? `${spec.host}:${spec.port}` : '',
       ip: socket.remoteAddress ?? '',
     });
-    if (text === undefined) {
-      socket.destroy();
-      return;
-    }
-    // Read and drop what the client sends so closing does not reset the reply away; cut after 10 s.
-    socket.resume();
-    socket.end(text);
-    setTimeout(() => socket.destroy(), 10_000).unref();
+    refuseSocket(socket, text);
   }
 
   /** Connections waited too long for a child: told to come back later. */
@@ -275,17 +427,20 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     const now = Date.now();
     const keep: Waiting[] = [];
     for (const w of this.waiting) {
-      if (w.socket.destroyed) continue;
-      if (now - w.since >= HOLD_MS) this.turnAway(w.index, w.socket);
+      if (w.socket.destroyed) this.release(w.counted);
+      else if (now - w.since >= HOLD_MS) this.turnAway(w.index, w.socket, w.counted);
       else keep.push(w);
     }
     this.waiting = keep;
   }
 
-  private flushWaiting(child: ChildProcess): void {
+  /** Connections that waited for a child go to the running ones (`first` is running now), in turn. */
+  private flushWaiting(first: ChildProcess): void {
     const waiting = this.waiting;
     this.waiting = [];
-    for (const w of waiting) if (!w.socket.destroyed) this.handOver(child, w.index, w.socket, w.since);
+    for (const w of waiting)
+      if (!w.socket.destroyed) this.handOver(this.pick() ?? first, w.index, w.socket, w.since, w.counted);
+      else this.release(w.counted);
   }
 
   private onRunning(child: ChildProcess): void {
@@ -296,21 +451,27 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       uid,
       listeners: this.specsBound.map((b) => `${b.host}:${b.port}`).join(','),
     });
-    this.o.onServing?.(child.pid ?? 0);
+    this.o.onServing?.(this.pids);
+    for (const [index, on] of this.stressed.entries())
+      if (on) child.send({ type: 'stress', index, on } satisfies ToServiceChild<Spec>, () => undefined);
     this.flushWaiting(child);
   }
 
-  private onMessage(m: FromServiceChild<Other>): void {
+  private onMessage(from: ChildProcess, m: FromServiceChild<Other>): void {
     if (m.type === 'adopted' && 'id' in m) this.adopted(Number(m.id));
     else if (m.type === 'log' && 'event' in m && 'fields' in m) relayEvent(this.o.log, m.event, m.fields);
-    else if (m.type === 'logs' && 'events' in m) relayBatch(m, (name, fields) => relayEvent(this.o.log, name, fields));
-    else if (!LIFECYCLE.has(m.type)) this.o.onMessage?.(m as Other);
+    else if (m.type === 'logs' && 'events' in m) {
+      relayBatch(m, (name, fields) => relayEvent(this.o.log, name, fields));
+      if ('closed' in m && Array.isArray(m.closed)) for (const id of m.closed as unknown[]) this.closed(Number(id));
+    } else if (m.type === 'share' && 'body' in m) {
+      for (const child of this.runningChildren())
+        if (child !== from) child.send({ type: 'share', body: m.body } satisfies ToServiceChild<Spec>, () => undefined);
+    } else if (!LIFECYCLE.has(m.type)) this.o.onMessage?.(m as Other);
   }
 
   /** SIGHUP: the child re-reads what it caches (the certificate). */
   reload(): void {
-    const child = this.proc.running;
-    if (child?.connected) child.send({ type: 'reload' } satisfies ToServiceChild<Spec>);
+    for (const child of this.runningChildren()) child.send({ type: 'reload' } satisfies ToServiceChild<Spec>);
   }
 
   /** SIGTERM: close the ports, the child lets sessions finish for graceMs and exits; killed if it takes 5 s longer. */
@@ -320,11 +481,16 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     for (const w of [...this.waiting, ...this.inFlight.values()]) w.socket.destroy();
     this.waiting = [];
     this.inFlight.clear();
+    this.served.clear();
     const closed = this.closeServers();
-    await this.proc.stop((child) => {
-      if (child.connected) child.send({ type: 'stop', graceMs } satisfies ToServiceChild<Spec>);
-      else child.kill('SIGTERM');
-    }, graceMs + 5000);
+    await Promise.all(
+      this.procs.map((p) =>
+        p.stop((child) => {
+          if (child.connected) child.send({ type: 'stop', graceMs } satisfies ToServiceChild<Spec>);
+          else child.kill('SIGTERM');
+        }, graceMs + 5000),
+      ),
+    );
     await closed;
   }
 

@@ -8,7 +8,7 @@ import type { Authenticator } from '../smtpd/index.js';
 import { DEFAULT_LISTENERS, parseHostPort, splitListeners, type HostPort, type ListenerError } from './listeners.js';
 import type { EventLog } from './log.js';
 import type { EventName } from './events.js';
-import { ServiceChild, type Account, type ServiceName } from './privchild.js';
+import { ServiceChild, type Account, type AdmissionPolicy, type ServiceName } from './privchild.js';
 import type { Metrics } from './metrics.js';
 import { METRICS_SERVICE } from './metrics-service.js';
 import { ODMR_SERVICE } from './odmr.js';
@@ -74,7 +74,7 @@ export interface ServiceContext {
   readonly authenticator?: Authenticator | undefined;
   /** A message was queued (by a child): wake the scheduler. */
   readonly onQueued: () => void;
-  readonly onServing: (pid: number) => void;
+  readonly onServing: (pids: readonly number[]) => void;
   readonly onCrash: (crashes: number) => void;
   /** The counts behind the metrics listener (root's, fed by every process's events). */
   readonly metrics?: Metrics | undefined;
@@ -96,6 +96,10 @@ export interface ServiceDef<Spec extends HostPort, Other extends { readonly type
   readonly needsCert?: { readonly test: (spec: Spec) => boolean; readonly warning: EventName };
   /** What a connection is told when no child takes it in time (undefined: it is closed). */
   busyReply(spec: Spec): string | undefined;
+  /** How many children serve the listeners at once (privchild.ts); 1 when not given. */
+  instances?(ctx: ServiceContext): number;
+  /** Root counts the connections across the children (privchild.ts; needed with more than one). */
+  admission?(ctx: ServiceContext): AdmissionPolicy<Spec>;
   /** The `<x>.listening` event of a bound listener, and the `<x>.error` of one not opened. */
   readonly events: { readonly listening: EventName; readonly error: EventName };
   listeningFields(spec: Spec): Readonly<Record<string, unknown>>;
@@ -306,6 +310,8 @@ async function startService<Spec extends HostPort, Other extends { readonly type
       specs,
       optional,
       busyReply: (s) => def.busyReply(s),
+      instances: def.instances?.(ctx) ?? 1,
+      ...(def.admission ? { admission: def.admission(ctx) } : {}),
       ...(side?.onMessage ? { onMessage: side.onMessage } : {}),
       onServing: ctx.onServing,
       onCrash: ctx.onCrash,

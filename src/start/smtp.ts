@@ -1,7 +1,15 @@
 // SMTP in `quail start`: the smtp and submission kinds of the services table, in this process or the smtpd child.
 import { errText, QuailError } from '../core/index.js';
 import { Control, ControlFileCache } from '../control/index.js';
-import { loadTlsContext, SmtpListener, type ListenerKind, type ListenerSpec } from '../smtpd/index.js';
+import { availableParallelism } from 'node:os';
+import {
+  listenerLimits,
+  loadTlsContext,
+  SmtpListener,
+  tooManyReply,
+  type ListenerKind,
+  type ListenerSpec,
+} from '../smtpd/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { qmailQueueFilter } from '../filter/index.js';
 import { DirectoryLink } from './directory-link.js';
@@ -143,6 +151,23 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
   script: new URL('./smtpd-child.js', import.meta.url),
   optionalInDefault: false,
   busyReply: () => '421 4.3.2 service restarting, try again in a minute\r\n',
+  // control/smtpdprocesses; 0 or missing: one per two CPUs (at least 1, at most 16), as control/localworkers
+  instances: (ctx) => {
+    const n = ctx.control.number('smtpdprocesses').value;
+    return n > 0 ? n : Math.min(16, Math.max(1, Math.floor(availableParallelism() / 2)));
+  },
+  admission: (ctx) => ({
+    limits: (spec) => {
+      const l = listenerLimits(spec);
+      return { maxConnections: l.maxConnections, maxPerIp: l.maxPerIp, stress: l.stressMs > 0 };
+    },
+    refused: (spec, ip, why) => {
+      ctx.log.event('smtp.refused', { ip, why, listener: `${spec.host}:${spec.port}` });
+      return tooManyReply(why);
+    },
+    stressChanged: (spec, on, connections) =>
+      ctx.log.event('smtp.stress', { listener: `${spec.host}:${spec.port}`, on, connections }),
+  }),
   events: { listening: 'smtp.listening', error: 'smtp.error' },
   listeningFields: (spec) => ({ address: spec.host, port: spec.port, kind: spec.kind }),
   local(specs, ctx) {
@@ -161,13 +186,15 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
       (domain) => queue.trigger('flush', domain),
       (event, fields) => ctx.log.event(event, fields),
     );
+    // one for every listener: its per-domain rate limit holds whichever port the customer used
+    const etrn = new HeldEtrn(ctx.root, (domain) => queue.trigger('flush', domain));
     const listeners = specs.map(
       (spec) =>
         new SmtpListener(spec, {
           controlFor: () => controlFiles.snapshot(),
           queue,
           filter: qmailQueueFilter({ root: ctx.root, path: process.env['PATH'] }),
-          etrn: new HeldEtrn(ctx.root, (domain) => queue.trigger('flush', domain)),
+          etrn,
           autoturn,
           authenticator: ctx.authenticator ?? directory,
           authThrottle,

@@ -1,11 +1,11 @@
 // The unprivileged SMTP process: serves the connections its root parent accepts and injects into the queue.
 import { errText } from '../core/index.js';
-import { Control } from '../control/index.js';
+import { Control, ControlFileCache } from '../control/index.js';
 import { qmailQueueFilter } from '../filter/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { HeldAutoTurn, HeldEtrn } from './held-link.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } from '../smtpd/index.js';
-import { LoginThrottle } from '../throttle/index.js';
+import { SharedLoginThrottle } from '../throttle/index.js';
 import { runServiceChild } from './child-common.js';
 import { InboundLink } from './msgauth-link.js';
 import { rblResolverFor } from './dns-link.js';
@@ -45,10 +45,29 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   let tls: ReturnType<typeof loadTlsContext>;
   // AUTH and RCPT checks read the directory as this (unprivileged) account: its SQLite file is root:quailgroup 0640.
   const directory = new DirectoryLink(root, lookupBatcher(send));
-  // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
-  const authThrottle = new LoginThrottle();
+  // one failed-AUTH table for every SMTP listener and every SMTP process: a client does not get twice the guesses on a
+  // second port, nor on the next process (root passes the news on to the others)
+  const authThrottle = new SharedLoginThrottle((auth) => send({ type: 'share', body: { auth } }));
+  let etrn: HeldEtrn | undefined;
+  let autoturn: HeldAutoTurn | undefined;
+  /** What a sibling SMTP process told (through root): AUTH failures, accepted ETRNs and AutoTURN pushes. */
+  const heard = (body: unknown): void => {
+    if (typeof body !== 'object' || body === null) return;
+    const b = body as {
+      readonly auth?: unknown;
+      readonly etrn?: unknown;
+      readonly autoturn?: unknown;
+      readonly t?: unknown;
+    };
+    if (b.auth !== undefined) authThrottle.heard(b.auth);
+    else if (typeof b.etrn === 'string' && typeof b.t === 'number') etrn?.heard(b.etrn, b.t);
+    else if (typeof b.autoturn === 'string' && typeof b.t === 'number') autoturn?.heard(b.autoturn, b.t);
+  };
   // inbound SPF/DKIM/DMARC/ARC (authcheck= on the listener line); DNS as control/dnsservers says
   const checker = new InboundLink(root);
+  // Each session still sees control/ as it is when it starts (qmail-smtpd reads its files per session), but a file
+  // unchanged since the last session is one stat, not an open, read and close (docs/PERFORMANCE.md).
+  const controlFiles = new ControlFileCache(root);
   await runServiceChild<ListenerSpec>(
     {
       uid,
@@ -64,16 +83,25 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
         tls = tlsOrNone(root);
       },
       listeners: (specs) => {
-        // one for every listener: its per-domain rate limit holds whichever port the customer used
-        const autoturn = new HeldAutoTurn(
+        // one for every listener: its per-domain rate limit holds whichever port the customer used (and, told to the
+        // other SMTP processes, whichever process served it)
+        const flush = (domain: string): void => (queue as FileQueue).trigger('flush', domain);
+        const turn = new HeldAutoTurn(
           root,
-          (domain) => (queue as FileQueue).trigger('flush', domain),
+          flush,
           (event, fields) => logs.add(event, fields),
+          undefined,
+          (domain, t) => send({ type: 'share', body: { autoturn: domain, t } }),
         );
+        const held = new HeldEtrn(root, flush, undefined, (domain, t) =>
+          send({ type: 'share', body: { etrn: domain, t } }),
+        );
+        autoturn = turn;
+        etrn = held;
         return specs.map(
           (spec) =>
             new SmtpListener(spec, {
-              controlFor: () => new Control(root),
+              controlFor: () => controlFiles.snapshot(),
               queue: queue as FileQueue,
               filter: qmailQueueFilter({ root, path: process.env['PATH'] }),
               authenticator: directory,
@@ -82,16 +110,20 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
               senders: directory,
               checker,
               dns: rblResolverFor(root),
-              etrn: new HeldEtrn(root, (domain) => (queue as FileQueue).trigger('flush', domain)),
-              autoturn,
+              etrn: held,
+              autoturn: turn,
               tls: () => tls,
               log,
+              // root counts the connections of all the SMTP processes (maxconn=, maxperip=, stress mode)
+              admittedElsewhere: true,
             }),
         );
       },
       reload: () => {
         tls = tlsOrNone(root);
       },
+      closed: (id) => logs.closed(id),
+      onShare: heard,
       close: async () => {
         queue?.close();
         await directory.close();

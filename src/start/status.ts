@@ -161,7 +161,12 @@ export function renderStatus(root: string, s: Status): string {
       out.push(`listener: ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port} ${l.kind}`);
     for (const [name, what] of PROCESS_NAMES) {
       const p = s.state[name];
-      if (p) out.push(`${what} process: pid ${p.pid} as ${p.user} (uid ${p.uid})`);
+      if (p)
+        out.push(
+          p.pids !== undefined && p.pids.length > 1
+            ? `${what} processes: pids ${p.pids.join(', ')} as ${p.user} (uid ${p.uid})`
+            : `${what} process: pid ${p.pid} as ${p.user} (uid ${p.uid})`,
+        );
     }
     const send = s.state.send;
     if (send) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})`);

@@ -45,6 +45,8 @@ export interface StartOptions {
 /** As root: the unprivileged process of one service (smtpd, pop3d, metricsd, webd, odmrd). */
 export interface ServiceProcess {
   readonly pid: number;
+  /** All of them, when several processes serve (SMTP: control/smtpdprocesses). */
+  readonly pids?: readonly number[];
   readonly user: string;
   readonly uid: number;
 }
@@ -223,7 +225,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   );
   mkdirSync(runDir(root), { recursive: true });
   const startedAt = new Date().toISOString();
-  const pids: Partial<Record<ServiceName, number>> = {};
+  const pids: Partial<Record<ServiceName, readonly number[]>> = {};
   const crashes: Record<string, number> = {};
   let services: RunningService[] = [];
   let started = false;
@@ -231,8 +233,16 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     if (!started) return;
     const processes: Partial<Record<ServiceName, ServiceProcess>> = {};
     if (account)
-      for (const [name, pid] of Object.entries(pids) as [ServiceName, number | undefined][])
-        if (pid !== undefined) processes[name] = { pid, user: account.name, uid: account.uid };
+      for (const [name, list] of Object.entries(pids) as [ServiceName, readonly number[] | undefined][]) {
+        const pid = list?.[0];
+        if (pid !== undefined)
+          processes[name] = {
+            pid,
+            ...(list !== undefined && list.length > 1 ? { pids: list } : {}),
+            user: account.name,
+            uid: account.uid,
+          };
+      }
     const state: RunState = {
       pid: process.pid,
       started: startedAt,
@@ -257,8 +267,8 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     queue: send.queue,
     authenticator: opts.authenticator,
     onQueued: () => send.trigger(),
-    onServing: (pid) => {
-      pids[name] = pid;
+    onServing: (list) => {
+      pids[name] = list;
       writeState();
     },
     onCrash: (n) => {

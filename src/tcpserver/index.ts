@@ -1,3 +1,3 @@
 // tcpserver: ucspi-tcp's tcpserver and tcprules — the listening socket both protocol servers share (README.md).
-export { TcpServer, plainIp, type Served, type Refusal } from './server.js';
+export { TcpServer, plainIp, refuseSocket, type Served, type Refusal } from './server.js';
 export { parseTcpRules, matchTcpRules } from './tcprules.js';

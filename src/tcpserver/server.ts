@@ -37,7 +37,7 @@ export interface TcpServerOptions {
 export const plainIp = (a: string | undefined): string => (a ?? 'unknown').replace(/^::ffff:(?=\d+\.)/, '');
 
 /** Tells a refused client `text` (read and drop what it sends, so closing does not reset the reply away); cut after 10 s. */
-function refuseSocket(socket: Socket, text: string | undefined): void {
+export function refuseSocket(socket: Socket, text: string | undefined): void {
   if (text === undefined) {
     socket.destroy();
     return;

@@ -1,7 +1,7 @@
 // The failed-login slowdown: doubling, per address and per login, cap, forgetting.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConnectionLimits, LoginThrottle } from './index.js';
+import { ConnectionLimits, LoginThrottle, SharedLoginThrottle } from './index.js';
 
 void test('LoginThrottle: doubles per failure, per address and per login, capped, forgotten after a while', () => {
   let now = 0;
@@ -38,4 +38,32 @@ void test('ConnectionLimits: maxconn in all, maxperip per address; release frees
   for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) l.release(ip);
   assert.equal(l.open, 0);
   assert.equal(l.from('10.0.0.1'), 0);
+});
+
+void test('SharedLoginThrottle: what one process sees, the others hear; malformed news is ignored, not re-told', () => {
+  const clock = (): number => 0;
+  const told: unknown[][] = [[], []];
+  const a = new SharedLoginThrottle((n) => told[0]?.push(n), { baseMs: 100, clock });
+  const b = new SharedLoginThrottle((n) => told[1]?.push(n), { baseMs: 100, clock });
+  a.failed('192.0.2.1', 'joe@x');
+  assert.deepEqual(told[0], [{ op: 'failed', ip: '192.0.2.1', login: 'joe@x' }]);
+  assert.equal(b.delayFor('192.0.2.1', 'joe@x'), 0, 'not heard yet');
+  for (const n of told[0] ?? []) b.heard(n);
+  assert.equal(b.delayFor('192.0.2.1', 'someone@x'), 100, 'the address failure is heard');
+  assert.equal(b.delayFor('198.51.100.7', 'joe@x'), 100, 'the login failure is heard');
+  assert.deepEqual(told[1], [], 'what is heard is not told again (no echo between processes)');
+  b.succeeded('joe@x');
+  for (const n of told[1] ?? []) a.heard(n);
+  assert.equal(a.delayFor('198.51.100.7', 'joe@x'), 0, 'a success elsewhere forgets the login here too');
+  for (const junk of [
+    null,
+    'x',
+    7,
+    {},
+    { op: 'failed', login: 'joe@x' },
+    { op: 'other', login: 'joe@x' },
+    { op: 'failed', ip: 1, login: 'j' },
+  ])
+    a.heard(junk);
+  assert.equal(a.delayFor('203.0.113.9', 'j'), 0);
 });

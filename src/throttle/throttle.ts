@@ -72,3 +72,41 @@ export class LoginThrottle {
     if (this.byKey.size >= MAX_KEYS) this.byKey.clear(); // a flood of addresses: start over rather than grow
   }
 }
+
+/** One process's news for the others that keep the same table (a failure or a success). */
+export type ThrottleNews =
+  | { readonly op: 'failed'; readonly ip: string; readonly login: string }
+  | { readonly op: 'succeeded'; readonly login: string };
+
+/**
+ * A LoginThrottle kept in step across processes (several SMTP processes: src/start/privchild.ts): what happens
+ * here is also told to `tell`, and what the others tell arrives through `heard`. A guesser gets no more tries by
+ * landing on another process.
+ */
+export class SharedLoginThrottle extends LoginThrottle {
+  constructor(
+    private readonly tell: (news: ThrottleNews) => void,
+    opts: ThrottleOptions = {},
+  ) {
+    super(opts);
+  }
+
+  override failed(ip: string, login: string): void {
+    super.failed(ip, login);
+    this.tell({ op: 'failed', ip, login });
+  }
+
+  override succeeded(login: string): void {
+    super.succeeded(login);
+    this.tell({ op: 'succeeded', login });
+  }
+
+  /** What another process told; anything malformed is ignored. */
+  heard(news: unknown): void {
+    if (typeof news !== 'object' || news === null) return;
+    const n = news as { readonly op?: unknown; readonly ip?: unknown; readonly login?: unknown };
+    if (typeof n.login !== 'string') return;
+    if (n.op === 'failed' && typeof n.ip === 'string') super.failed(n.ip, n.login);
+    else if (n.op === 'succeeded') super.succeeded(n.login);
+  }
+}

@@ -28,6 +28,8 @@ export class Attack {
     readonly q: QuailProcess,
     readonly ports: Readonly<Record<Kind, number>>,
     readonly pids: Readonly<Record<Child, number>>,
+    /** Every process of each kind (several SMTP processes: control/smtpdprocesses), from their `started` lines. */
+    readonly all: Readonly<Record<Child, readonly number[]>>,
   ) {}
 
   static async start(name: string): Promise<Attack> {
@@ -63,16 +65,20 @@ export class Attack {
     );
     const q = await startProcess(root, 30_000, {}, false);
     const text = q.log();
-    const pid = (c: Child): number => Number(new RegExp(`${c}\\.started pid=(\\d+)`).exec(text)?.[1] ?? 0);
+    const of = (c: Child): number[] =>
+      [...text.matchAll(new RegExp(`${c}\\.started pid=(\\d+)`, 'g'))].map((m) => Number(m[1]));
+    const all = { smtpd: of('smtpd'), pop3d: of('pop3d'), odmrd: of('odmrd'), webd: of('webd') };
+    const pid = (c: Child): number => all[c][0] ?? 0;
     const pids = { smtpd: pid('smtpd'), pop3d: pid('pop3d'), odmrd: pid('odmrd'), webd: pid('webd') };
     for (const [k, v] of Object.entries(pids)) assert.ok(v > 0, `${k}.started not in the log:\n${text}`);
-    return new Attack(dir, root, q, ports, pids);
+    return new Attack(dir, root, q, ports, pids, all);
   }
 
-  /** The child's resident memory now, in MiB (VmRSS of /proc/PID/status). */
+  /** The child's resident memory now, in MiB (VmRSS of /proc/PID/status; of several SMTP processes, the largest). */
   rss(child: Child): number {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.pids[child]}/status`, 'utf8'));
-    return Math.round(Number(m?.[1] ?? 0) / 1024);
+    const of = (pid: number): number =>
+      Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    return Math.round(Math.max(...this.all[child].map(of)) / 1024);
   }
 
   /** Runs `body` while sampling the child's memory; returns the highest VmRSS seen (MiB). */
@@ -138,8 +144,10 @@ export class Attack {
     const log = this.q.log();
     const tail = (): string => log.slice(-4000);
     for (const c of Object.keys(this.pids) as Child[]) {
-      assert.equal(log.match(new RegExp(`${c}\\.started `, 'g'))?.length, 1, `${what}: ${c} was restarted:\n${tail()}`);
-      assert.ok(readFileSync(`/proc/${this.pids[c]}/status`, 'utf8').length > 0, `${what}: ${c} is gone`);
+      const n = this.all[c].length;
+      assert.equal(log.match(new RegExp(`${c}\\.started `, 'g'))?.length, n, `${what}: ${c} was restarted:\n${tail()}`);
+      for (const pid of this.all[c])
+        assert.ok(readFileSync(`/proc/${pid}/status`, 'utf8').length > 0, `${what}: ${c} ${pid} is gone`);
     }
     assert.doesNotMatch(log, /\.(?:crashed|died) /, `${what}: a child crashed:\n${tail()}`);
     assert.doesNotMatch(log, /uncaught|unhandled/i, `${what}: an uncaught exception:\n${tail()}`);

@@ -211,6 +211,11 @@ function connectionInode(port: number, from: number): string | undefined {
   return undefined;
 }
 
+/** The processes holding the server side of the connection from 127.0.0.1:from to 127.0.0.1:port. */
+export function holdersOf(port: number, from: number): number[] {
+  return socketHolders(connectionInode(port, from));
+}
+
 /** Every process holding a descriptor of that socket inode. */
 export function socketHolders(inode: string | undefined): number[] {
   if (inode === undefined) return [];
