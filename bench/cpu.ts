@@ -28,6 +28,25 @@ function readStat(pid: number): Stat | undefined {
  * between them, including processes that started or ended in between.
  */
 export function treeCpuMs(root: number): number {
+  return [...treeCpuByPid(root).values()].reduce((n, p) => n + p.ms, 0);
+}
+
+/** Which part of quail (or Postfix) a process is, from its command line: the script's name, else the program's. */
+function roleOf(pid: number): string {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+    const script = argv.find((a) => /\.js$/.test(a));
+    return (script ?? argv[0] ?? '?').split('/').pop() ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
+/**
+ * The CPU of each live process of the tree so far (ms, its own and its exited children's), with its role; read
+ * before and after a load, the differences say which process spent what (cpuByRole).
+ */
+export function treeCpuByPid(root: number): Map<number, { readonly role: string; readonly ms: number }> {
   const stats = new Map<number, Stat>();
   for (const name of readdirSync('/proc')) {
     const pid = Number(name);
@@ -37,11 +56,21 @@ export function treeCpuMs(root: number): number {
   }
   const children = new Map<number, number[]>();
   for (const [pid, s] of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid]);
-  let ticks = 0;
+  const out = new Map<number, { readonly role: string; readonly ms: number }>();
   const todo = [root];
   for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {
-    ticks += stats.get(pid)?.ticks ?? 0;
+    out.set(pid, { role: roleOf(pid), ms: (stats.get(pid)?.ticks ?? 0) * TICK_MS });
     todo.push(...(children.get(pid) ?? []));
   }
-  return ticks * TICK_MS;
+  return out;
+}
+
+/** CPU ms spent between two treeCpuByPid readings, by role (processes born in between count from zero). */
+export function cpuByRole(
+  before: ReadonlyMap<number, { readonly ms: number }>,
+  after: ReadonlyMap<number, { readonly role: string; readonly ms: number }>,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [pid, a] of after) out.set(a.role, (out.get(a.role) ?? 0) + a.ms - (before.get(pid)?.ms ?? 0));
+  return out;
 }

@@ -1,6 +1,6 @@
 // FileQueue: the durable queue store (qmail-queue's job): inject, read, update, remove, hold (docs/QUEUE.md).
 import { createHash } from 'node:crypto';
-import { closeSync, fchownSync, linkSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { closeSync, linkSync, readFileSync, renameSync } from 'node:fs';
 import { chown, mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -18,7 +18,7 @@ import {
   unlinkQuiet,
   writeAllSync,
   writeSynced,
-  writeUnsynced,
+  createFiles,
 } from './durable.js';
 import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued } from './envelope.js';
 import { Waker } from './wake.js';
@@ -103,31 +103,30 @@ export class FileQueue implements QueueStore {
       try {
         // Steps 1 and 2 of docs/QUEUE.md, written but not yet synced (the envelope needs the message's size and
         // sha256, known once the data is written): the syncs of both files wait with the directories' (step 5).
-        files = await writeMessage(
-          tmpMess,
-          receivedLine(m.injector, process.pid, now),
-          m.data,
-          this.owner,
-          (written) => {
-            const recipients: RecipientState[] = m.recipients.map((original) => ({
-              original,
-              status: 'todo',
-              attempts: 0,
-            }));
-            env = {
-              id,
-              birth: Math.floor(now / 1000),
-              sender: m.sender,
-              recipients,
-              held: false,
-              size: written.size,
-              sha256: written.sha256,
-              meta: { ...(m.meta ?? {}) },
-              queueName: m.queueName ?? 'default',
-            };
-            return writeUnsynced(tmpEnv, encodeEnvelope(env), this.owner);
-          },
-        );
+        // A stream destroyed by its producer while the files are being made must not raise an unhandled 'error':
+        // writeMessage's loop sees it as a failed (errored or prematurely closed) stream and throws.
+        if (!Buffer.isBuffer(m.data)) m.data.on('error', () => undefined);
+        // both files made at once, off the event loop (durable.ts createFiles says why)
+        const [messFd, envFd] = (await createFiles([tmpMess, tmpEnv], this.owner)) as [number, number];
+        files = await writeMessage(messFd, envFd, receivedLine(m.injector, process.pid, now), m.data, (written) => {
+          const recipients: RecipientState[] = m.recipients.map((original) => ({
+            original,
+            status: 'todo',
+            attempts: 0,
+          }));
+          env = {
+            id,
+            birth: Math.floor(now / 1000),
+            sender: m.sender,
+            recipients,
+            held: false,
+            size: written.size,
+            sha256: written.sha256,
+            meta: { ...(m.meta ?? {}) },
+            queueName: m.queueName ?? 'default',
+          };
+          writeAllSync(envFd, Buffer.from(encodeEnvelope(env)));
+        });
       } catch (err) {
         await unlinkQuiet(tmpEnv);
         await unlinkQuiet(tmpMess);
@@ -360,32 +359,26 @@ interface Unsynced {
 }
 
 /**
- * Step 1: the Received line then the data, streamed, hashed. Page-cache writes are synchronous (durable.ts says
- * why). `beside`, given the size and hash, writes another file (the envelope) and returns its descriptor. Both stay
+ * Step 1: into the new file `fd`, the Received line then the data, streamed, hashed. Page-cache writes are
+ * synchronous (durable.ts says why). `beside`, given the size and hash, writes the envelope into `envFd`. Both stay
  * open and unsynced for the caller, whose one wait for the disk covers them and the links (step 5); on a failure
  * they are closed here.
  */
 async function writeMessage(
-  path: string,
+  fd: number,
+  envFd: number,
   header: string,
   data: Readable | Buffer,
-  owner: Owner | undefined,
-  beside: (written: { size: number; sha256: string }) => number,
+  beside: (written: { size: number; sha256: string }) => void,
 ): Promise<Unsynced> {
-  // A stream destroyed by its producer while the file is being opened must not raise an unhandled 'error':
-  // the loop below sees it as a failed (errored or prematurely closed) stream and throws.
-  if (!Buffer.isBuffer(data)) data.on('error', () => undefined);
-  const fd = openSync(path, 'wx', 0o600);
   const hash = createHash('sha256');
   let size = 0;
-  let other: number | undefined;
   const put = (b: Buffer): void => {
     hash.update(b);
     size += b.length;
     writeAllSync(fd, b);
   };
   try {
-    if (owner) fchownSync(fd, owner.uid, owner.gid);
     if (header) put(Buffer.from(header, 'latin1'));
     if (Buffer.isBuffer(data)) put(data);
     else
@@ -398,13 +391,12 @@ async function writeMessage(
               : Buffer.from(chunk as Uint8Array),
         );
       }
-    other = beside({ size, sha256: hash.digest('hex') });
+    beside({ size, sha256: hash.digest('hex') });
   } catch (err) {
     closeSync(fd);
-    if (other !== undefined) closeSync(other);
+    closeSync(envFd);
     throw err;
   }
-  const envFd = other;
   let open = true;
   return {
     sync: () => [datasync(fd), datasync(envFd)],
