@@ -113,17 +113,22 @@ export async function runServiceChild<Spec>(
         // `adopted`: we hold our own descriptor now and the parent closes its copy
         const adopted = (): void => send({ type: 'adopted', id: msg.id });
         const l = listeners.get(msg.index);
-        const closed = m.closed;
-        if (closed !== undefined) {
+        // `closed` (root counts the connection out) must follow `adopted`: registered after beforeFirstOutput's own
+        // close listener, so a client gone before its greeting is adopted first, then closed (root also copes)
+        const closedAfter = (): void => {
+          const closed = m.closed;
+          if (closed === undefined) return;
           if (handle && !handle.destroyed) handle.once('close', () => closed(msg.id));
           else closed(msg.id);
-        }
+        };
         if (handle && l && stopping === undefined) {
           if (l.greets === true) beforeFirstOutput(handle, adopted);
           else adopted();
+          closedAfter();
           l.adopt(handle);
         } else {
           adopted();
+          closedAfter();
           handle?.destroy();
         }
         break;

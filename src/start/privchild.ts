@@ -150,6 +150,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private served = new Map<number, { readonly counted: Counted; readonly child: ChildProcess }>();
   /** Per listener (admission on): the connections counted, and whether it is under stress. */
   private limits: ConnectionLimits[] = [];
+  /** Handed-over connections a child said `closed` of before `adopted` reached root. */
+  private readonly endedEarly = new Set<number>();
   private stressed: boolean[] = [];
   private nextId = 1;
 
@@ -181,8 +183,10 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
         for (const [id, w] of this.inFlight) {
           if (w.child !== child) continue;
           this.inFlight.delete(id);
-          if (!w.socket.destroyed) this.waiting.push(w);
-          else this.release(w.counted);
+          if (this.endedEarly.delete(id) || w.socket.destroyed) {
+            w.socket.destroy();
+            this.release(w.counted);
+          } else this.waiting.push(w);
         }
         // the sessions it served died with it
         for (const [id, c] of this.served) {
@@ -398,7 +402,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private adopted(id: number): void {
     const w = this.inFlight.get(id);
     this.inFlight.delete(id);
-    if (w?.counted && !w.counted.released) this.served.set(id, { counted: w.counted, child: w.child });
+    if (this.endedEarly.delete(id)) this.release(w?.counted);
+    else if (w?.counted && !w.counted.released) this.served.set(id, { counted: w.counted, child: w.child });
     // Only our descriptor closes (no FIN, no reset): the child's copy keeps the connection.
     w?.socket.destroy();
   }
@@ -406,7 +411,11 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   /** A child's session of handed-over connection `id` is over. */
   private closed(id: number): void {
     const c = this.served.get(id);
-    if (c === undefined) return;
+    if (c === undefined) {
+      // ended before root heard `adopted` (the child sends them in that order; this only guards the count)
+      if (this.inFlight.has(id)) this.endedEarly.add(id);
+      return;
+    }
     this.served.delete(id);
     this.release(c.counted);
   }
@@ -482,6 +491,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     this.waiting = [];
     this.inFlight.clear();
     this.served.clear();
+    this.endedEarly.clear();
     const closed = this.closeServers();
     await Promise.all(
       this.procs.map((p) =>

@@ -17,7 +17,7 @@ const skip = !asRoot && 'needs root';
 let root = '';
 let proc: QuailProcess | undefined;
 /** smtp: limits, no stress mode; stressed: stress mode after 2 s; submission: AUTH. */
-const port = { smtp: 0, stressed: 0, submission: 0 };
+const port = { smtp: 0, stressed: 0, submission: 0, delayed: 0 };
 const open: Wire[] = [];
 
 function smtpdPids(): number[] {
@@ -92,12 +92,14 @@ before(async () => {
   port.smtp = await freePort();
   port.stressed = await freePort();
   port.submission = await freePort();
+  port.delayed = await freePort();
   writeFileSync(
     join(root, 'control', 'listeners'),
     [
       `127.0.0.1:${port.smtp} smtp maxconn=4 maxperip=3 stresstimeout=0`,
       `127.0.0.1:${port.stressed} smtp maxconn=4 maxperip=10 stresstimeout=2`,
       `127.0.0.1:${port.submission} submission`,
+      `127.0.0.1:${port.delayed} smtp maxperip=2 greetdelay=1`,
       '',
     ].join('\n'),
   );
@@ -215,5 +217,25 @@ void test(
       30_000,
       () => `a new process replaces the killed one: ${smtpdPids().join(',')}\n${log().slice(-2000)}`,
     );
+  },
+);
+
+void test(
+  'clients gone before their greeting (during greetdelay) are counted out: maxperip still admits',
+  { skip },
+  async () => {
+    // FIN or RST: each session ends without a byte written; the child says `adopted` and then `closed` (in that
+    // order, or root would count the connection for good and the address would get 421 from then on)
+    for (let i = 0; i < 6; i++) {
+      const w = await Wire.connect(port.delayed);
+      await new Promise((r) => setTimeout(r, 100)); // the child has it, in the greeting delay
+      if (i % 2 === 0) {
+        w.end();
+        assert.ok(await w.closes(10_000), 'the server ends a session whose client left before the greeting');
+      } else w.reset();
+    }
+    await new Promise((r) => setTimeout(r, 500)); // the resets reach the child
+    await session(port.delayed);
+    await session(port.delayed);
   },
 );
