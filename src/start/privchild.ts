@@ -150,6 +150,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private served = new Map<number, { readonly counted: Counted; readonly child: ChildProcess }>();
   /** Per listener (admission on): the connections counted, and whether it is under stress. */
   private limits: ConnectionLimits[] = [];
+  /** Per listener (admission on): its limits and whether stress mode is on, read once at start. */
+  private marks: ReturnType<AdmissionPolicy<Spec>['limits']>[] = [];
   /** Handed-over connections a child said `closed` of before `adopted` reached root. */
   private readonly endedEarly = new Set<number>();
   private stressed: boolean[] = [];
@@ -272,8 +274,9 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     const spec = this.specsBound[index];
     const limits = this.limits[index];
     if (policy === undefined || spec === undefined || limits === undefined) return;
-    const { maxConnections, stress } = policy.limits(spec);
-    if (!stress) return;
+    const mark = this.marks[index];
+    if (mark === undefined || !mark.stress) return;
+    const { maxConnections } = mark;
     const on = this.stressed[index] === true;
     const n = limits.open;
     const next = on ? n * 2 >= maxConnections : n * 4 >= maxConnections * 3;
@@ -345,11 +348,10 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       this.specsBound.push({ ...spec, port: typeof a === 'object' && a !== null ? a.port : spec.port });
     }
     const policy = this.o.admission;
-    if (policy)
-      this.limits = this.specsBound.map((spec) => {
-        const l = policy.limits(spec);
-        return new ConnectionLimits(l.maxConnections, l.maxPerIp);
-      });
+    if (policy) {
+      this.marks = this.specsBound.map((spec) => policy.limits(spec));
+      this.limits = this.marks.map((l) => new ConnectionLimits(l.maxConnections, l.maxPerIp));
+    }
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
     try {
