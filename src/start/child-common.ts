@@ -46,6 +46,11 @@ export interface ServedListener {
    * the client speaks first, and what the child read is gone) the parent lets go at once.
    */
   readonly greets?: boolean;
+  /**
+   * The client speaks first in plain HTTP: the parent keeps its copy until the first byte of the answer too, but what
+   * the child read is gone with it, so if the child dies before answering the parent says 503 (try again) itself.
+   */
+  readonly http?: boolean;
   /** Stop taking connections; sessions get graceMs to finish. */
   close(graceMs: number): Promise<void>;
   /** Root, which counts the connections of all the service's children, says the listener is under stress or not. */
@@ -122,7 +127,7 @@ export async function runServiceChild<Spec>(
           else closed(msg.id);
         };
         if (handle && l && stopping === undefined) {
-          if (l.greets === true) beforeFirstOutput(handle, adopted);
+          if (l.greets === true || l.http === true) beforeFirstOutput(handle, adopted);
           else adopted();
           closedAfter();
           l.adopt(handle);

@@ -31,6 +31,7 @@ type StartEventName =
   | 'metricsd.started'
   | 'metricsd.crashed'
   | 'metricsd.busy'
+  | 'metricsd.lost'
   | 'metricsd.error'
   | 'sendd.started'
   | 'sendd.crashed'
@@ -58,6 +59,7 @@ type StartEventName =
   | 'webd.started'
   | 'webd.crashed'
   | 'webd.busy'
+  | 'webd.lost'
   | 'webd.error'
   // mailing lists (src/lists)
   | 'lists.change'
@@ -169,6 +171,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'the metrics process died; a new one is started',
   },
   'metricsd.busy': { fields: 'listener ip', doc: 'no metrics process took a connection in time: 503' },
+  'metricsd.lost': {
+    fields: 'listener ip',
+    doc: 'the metrics process died before it answered a request it may have read: 503 from root, try again',
+  },
   'metricsd.error': {
     fields: 'error restart_in_ms',
     doc: 'a new metrics process could not be started; tried again later',
@@ -261,6 +267,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'the web admin process died; a new one is started',
   },
   'webd.busy': { fields: 'listener ip', doc: 'no web admin process took a connection in time: 503' },
+  'webd.lost': {
+    fields: 'listener ip',
+    doc: 'the web admin process died before it answered a request it may have read: 503 from root, try again',
+  },
   'webd.error': {
     fields: 'error restart_in_ms',
     doc: 'a new web admin process could not be started; tried again later',

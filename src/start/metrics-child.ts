@@ -39,7 +39,7 @@ export async function serveMetricsChild(uid: number, gid: number): Promise<void>
       listeners: (specs) =>
         specs.map(() => {
           const srv = metricsServer(scrape);
-          return { adopt: (s) => adoptConnection(srv, s), close: (g) => closeServer(srv, g) };
+          return { adopt: (s) => adoptConnection(srv, s), close: (g) => closeServer(srv, g), http: true };
         }),
       reload: () => undefined,
       close: () => Promise.resolve(),

@@ -154,3 +154,64 @@ void test('metrics listener: counts of real sessions and deliveries, served by i
     if (existsSync(root)) rmSync(root, { recursive: true, force: true });
   }
 });
+
+void test(
+  'metrics and web processes killed while they hold a request not yet answered: root says 503 try again, never a bare close',
+  { skip: process.getuid?.() !== 0 && 'the metrics and web processes of their own run only as root' },
+  async () => {
+    const root = mkdtempSync(join(tmpdir(), 'quail-http-lost-'));
+    setupRoot(root, 'mx.lost.test', [{ domain: 'lost.test', boxes: ['joe'] }]);
+    const ports = { metrics: await freePort(), admin: await freePort() };
+    writeFileSync(
+      join(root, 'control', 'listeners'),
+      `127.0.0.1:0 smtp\n127.0.0.1:${ports.metrics} metrics\n127.0.0.1:${ports.admin} admin\n`,
+    );
+    let q: QuailProcess | undefined;
+    try {
+      q = await startProcess(root);
+      for (const [kind, proc, path, good] of [
+        ['metrics', 'metricsd', '/metrics', 200],
+        ['admin', 'webd', '/login', 200],
+      ] as const) {
+        const port = ports[kind];
+        assert.equal((await get(port, path)).status, good, `${kind} answers before`);
+        const pidOf = (): number =>
+          (JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as Record<string, { pid?: number }>)[proc]
+            ?.pid ?? 0;
+        const pid = pidOf();
+        assert.ok(pid > 0, `quail.json names the ${proc} process`);
+        // half a request: the process has read it and waits for the rest when it is killed
+        let said = '';
+        const c = connect(port, '127.0.0.1', () => c.write(`GET ${path} HTTP/1.1\r\nHost: lost.test\r\n`));
+        c.on('data', (d: Buffer) => (said += d.toString('latin1')));
+        c.on('error', () => undefined);
+        const closed = new Promise<void>((r) => c.on('close', () => r()));
+        await sleep(500);
+        process.kill(pid, 'SIGKILL');
+        await Promise.race([closed, sleep(10_000)]);
+        assert.match(
+          said,
+          /^HTTP\/1\.1 503 Service Unavailable\r\nretry-after: 1\r\n/,
+          `${kind}: the client got ${said}`,
+        );
+        await waitFor(
+          () => q?.log().includes(`${proc}.lost`) === true,
+          10_000,
+          () => q?.log() ?? '',
+        );
+        // the replacement serves; a whole request sent to it is answered as before
+        await waitFor(
+          () => pidOf() !== pid && pidOf() > 0,
+          30_000,
+          () => q?.log() ?? '',
+        );
+        assert.equal((await get(port, path)).status, good, `${kind} answers after`);
+      }
+    } finally {
+      q?.child.kill('SIGTERM');
+      await q?.exited;
+      q?.killGroup();
+      if (existsSync(root)) rmSync(root, { recursive: true, force: true });
+    }
+  },
+);

@@ -46,7 +46,9 @@ export const METRICS_SERVICE: ServiceDef<MetricsSpec, ScrapeRequest> = {
   kindOf: () => 'metrics',
   script: new URL('./metrics-child.js', import.meta.url),
   optionalInDefault: false,
-  busyReply: () => 'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
+  busyReply: () =>
+    'HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
+  clientSpeaksFirst: { test: () => true, event: 'metricsd.lost' },
   events: { listening: 'metrics.listening', error: 'metrics.error' },
   listeningFields: (spec) => ({ address: spec.host, port: spec.port }),
   local(specs, ctx) {

@@ -5,6 +5,7 @@ import { errText, QuailError } from '../core/index.js';
 import { plainIp, refuseSocket } from '../tcpserver/index.js';
 import { ConnectionLimits, type Admission } from '../throttle/index.js';
 import { relayBatch, type LogsMessage } from './log-batch.js';
+import type { EventName } from './events.js';
 import { relayEvent, type EventLog } from './log.js';
 import { awaitMessage, Supervised, type Account } from './supervised.js';
 
@@ -71,6 +72,12 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
   readonly optional?: boolean;
   /** What a connection is told when no child takes it in time (undefined: it is only closed, e.g. implicit TLS). */
   readonly busyReply: (spec: Spec) => string | undefined;
+  /**
+   * Listeners whose client speaks first in plain text (HTTP): the child keeps root's copy of a connection until its
+   * first answer byte, as for a greeting, but the request it read before dying is gone, so a connection its child died
+   * with is told busyReply by root (and `event` logged) instead of going to the next child unanswered.
+   */
+  readonly clientSpeaksFirst?: { readonly test: (spec: Spec) => boolean; readonly event: EventName };
   /**
    * Children serving the listeners at once (1 when not given): each connection goes to the next running one. Only
    * for services whose sessions share nothing but what root or the disk holds (SMTP).
@@ -188,7 +195,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
           if (this.endedEarly.delete(id) || w.socket.destroyed) {
             w.socket.destroy();
             this.release(w.counted);
-          } else this.waiting.push(w);
+          } else if (this.readByChild(w.index)) this.lost(w);
+          else this.waiting.push(w);
         }
         // the sessions it served died with it
         for (const [id, c] of this.served) {
@@ -420,6 +428,25 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     }
     this.served.delete(id);
     this.release(c.counted);
+  }
+
+  /** The child may have read from a connection of this listener before it said `adopted` (the client speaks first). */
+  private readByChild(index: number): boolean {
+    const spec = this.specsBound[index];
+    return spec !== undefined && this.o.clientSpeaksFirst?.test(spec) === true;
+  }
+
+  /** A connection whose child died before answering what it may have read: root says try again (busyReply). */
+  private lost(w: Waiting): void {
+    this.release(w.counted);
+    const spec = this.specsBound[w.index];
+    const event = this.o.clientSpeaksFirst?.event;
+    if (event !== undefined)
+      this.o.log.event(event, {
+        listener: spec ? `${spec.host}:${spec.port}` : '',
+        ip: w.socket.remoteAddress ?? '',
+      });
+    refuseSocket(w.socket, spec ? this.o.busyReply(spec) : undefined);
   }
 
   private turnAway(index: number, socket: Socket, counted?: Counted): void {

@@ -96,6 +96,8 @@ export interface ServiceDef<Spec extends HostPort, Other extends { readonly type
   readonly needsCert?: { readonly test: (spec: Spec) => boolean; readonly warning: EventName };
   /** What a connection is told when no child takes it in time (undefined: it is closed). */
   busyReply(spec: Spec): string | undefined;
+  /** Listeners whose client speaks first in plain HTTP: a connection its child died with gets busyReply (privchild.ts). */
+  readonly clientSpeaksFirst?: { readonly test: (spec: Spec) => boolean; readonly event: EventName };
   /** How many children serve the listeners at once (privchild.ts); 1 when not given. */
   instances?(ctx: ServiceContext): number;
   /** Root counts the connections across the children (privchild.ts; needed with more than one). */
@@ -310,6 +312,7 @@ async function startService<Spec extends HostPort, Other extends { readonly type
       specs,
       optional,
       busyReply: (s) => def.busyReply(s),
+      ...(def.clientSpeaksFirst ? { clientSpeaksFirst: def.clientSpeaksFirst } : {}),
       instances: def.instances?.(ctx) ?? 1,
       ...(def.admission ? { admission: def.admission(ctx) } : {}),
       ...(side?.onMessage ? { onMessage: side.onMessage } : {}),

@@ -40,9 +40,11 @@ export async function serveWebChild(root: string, uid: number, gid: number): Pro
       gid,
       open: () => Promise.resolve(),
       listeners: (specs) =>
-        makeWebServers(specs, root, ask, (event, fields) => send({ type: 'log', event, fields })).map((srv) => ({
+        makeWebServers(specs, root, ask, (event, fields) => send({ type: 'log', event, fields })).map((srv, i) => ({
           adopt: (s) => adoptConnection(srv, s),
           close: (g) => closeServer(srv, g),
+          // over TLS the answer's bytes do not pass through socket.write: the parent lets go at once (web-service.ts)
+          http: specs[i]?.tls !== true,
         })),
       reload: () => undefined,
       close: () => Promise.resolve(),

@@ -143,7 +143,11 @@ export const WEB_SERVICE: ServiceDef<WebSpec, WebAsk> = {
   optionalInDefault: false,
   needsCert: { test: (spec) => spec.tls, warning: 'web.error' },
   busyReply: (spec) =>
-    spec.tls ? undefined : 'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
+    spec.tls
+      ? undefined
+      : 'HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
+  // over TLS the child's first bytes bypass socket.write (and root cannot answer inside TLS): let go at once there
+  clientSpeaksFirst: { test: (spec) => !spec.tls, event: 'webd.lost' },
   events: { listening: 'web.listening', error: 'web.error' },
   listeningFields: (spec) => ({ address: spec.host, port: spec.port, tls: spec.tls, proxy: spec.proxy }),
   local(specs, ctx) {
