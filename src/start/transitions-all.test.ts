@@ -1,5 +1,6 @@
-// Every listener kind at once through start, SIGHUP, the death of each child and stop, each port probed without pause:
-// no connection is ever held without an answer, none is refused while quail runs, and mail still flows at the end.
+// Every listener kind at once through start, SIGHUP, the death of each child (both SMTP processes) and stop, each port
+// probed without pause: no connection is ever held without an answer, none is refused while quail runs, and mail still
+// flows at the end.
 // A listener kind without a probe (test/support/probe.ts) fails here, so a new service is tried the same way.
 // tier: system (needs quail start, swaks)
 import assert from 'node:assert/strict';
@@ -20,14 +21,17 @@ interface State {
   readonly [service: string]: unknown;
 }
 
-/** The children quail.json names (smtpd, pop3d, metricsd, send, …) and their pids. */
-function children(root: string): Map<string, number> {
+/** The children quail.json names (smtpd, pop3d, metricsd, send, …) and their pids (all of them: smtpd has two). */
+function children(root: string): Map<string, number[]> {
   const st = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as State;
-  const out = new Map<string, number>();
+  const out = new Map<string, number[]>();
   for (const [name, v] of Object.entries(st)) {
     if (name === 'pid' || typeof v !== 'object' || v === null || !('pid' in v)) continue;
-    const pid = v.pid;
-    if (typeof pid === 'number' && pid > 0) out.set(name, pid);
+    const pids = 'pids' in v && Array.isArray(v.pids) ? (v.pids as unknown[]) : [v.pid];
+    out.set(
+      name,
+      pids.filter((p): p is number => typeof p === 'number' && p > 0),
+    );
   }
   return out;
 }
@@ -49,6 +53,8 @@ void test('every listener kind answers through start, two reloads, each child ki
       join(root, 'control', 'listeners'),
       kinds.map((k) => `127.0.0.1:${String(ports.get(k))} ${k}\n`).join(''),
     );
+    // two SMTP processes: root admits and hands over across both, through every transition
+    writeFileSync(join(root, 'control', 'smtpdprocesses'), '2\n');
 
     const bad: string[] = [];
     for (const [k, port] of ports) loops.push(probeLoop(k, port, bad));
@@ -76,18 +82,21 @@ void test('every listener kind answers through start, two reloads, each child ki
     }
 
     if (asRoot) {
+      const before = children(root);
+      assert.equal(before.get('smtpd')?.length, 2, `two SMTP processes: ${JSON.stringify([...before])}`);
       // each child in turn, the next only once the last one's successor is recorded
-      for (const [name, pid] of children(root)) {
-        process.kill(pid, 'SIGKILL');
-        await waitFor(
-          () => {
-            const now = children(root).get(name);
-            return now !== undefined && now !== pid;
-          },
-          30_000,
-          () => `${name} (pid ${pid}) replaced\n${log}`,
-        );
-      }
+      for (const [name, pids] of before)
+        for (const pid of pids) {
+          process.kill(pid, 'SIGKILL');
+          await waitFor(
+            () => {
+              const now = children(root).get(name) ?? [];
+              return now.length === pids.length && !now.includes(pid);
+            },
+            30_000,
+            () => `${name} (pid ${pid}) replaced\n${log}`,
+          );
+        }
     }
 
     const smtpPort = ports.get('smtp') ?? 0;
