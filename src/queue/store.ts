@@ -1,6 +1,6 @@
 // FileQueue: the durable queue store (qmail-queue's job): inject, read, update, remove, hold (docs/QUEUE.md).
 import { createHash } from 'node:crypto';
-import { closeSync, linkSync, readFileSync, renameSync } from 'node:fs';
+import { closeSync, fchownSync, linkSync, readFileSync, renameSync } from 'node:fs';
 import { chown, mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -22,6 +22,7 @@ import {
 } from './durable.js';
 import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued } from './envelope.js';
 import { Waker } from './wake.js';
+import { SpareFiles } from './spare.js';
 import { type RecoverOptions, type RecoverReport, recoverQueue } from './recover.js';
 
 export interface OpenOptions {
@@ -74,6 +75,8 @@ export class FileQueue implements QueueStore {
   readonly messSync: DirSyncer;
   readonly envSync: DirSyncer;
   readonly waker: Waker;
+  /** Emptied files of removed messages, taken by inject instead of new ones (spare.ts). */
+  readonly spares: SpareFiles;
   /** Whether inject() says `new` on the wake-up sockets (OpenOptions.wake). */
   wakeOnInject = true;
   private readonly serialById = new Map<QueueId, Promise<unknown>>();
@@ -89,6 +92,29 @@ export class FileQueue implements QueueStore {
     this.messSync = new DirSyncer(this.layout.sub('mess'));
     this.envSync = new DirSyncer(this.layout.sub('env'));
     this.waker = new Waker(this.layout.sub('wake'), this.layout.sub('env'), owner);
+    this.spares = new SpareFiles(this.layout.sub('spare'));
+  }
+
+  /**
+   * The tmp/ files of an inject, opened for writing and empty: spares where there are some (no inode made), new files
+   * for the rest. On failure none is left behind.
+   */
+  private async tmpFiles(paths: readonly string[]): Promise<number[]> {
+    const taken = paths.map((p) => this.spares.take(p));
+    const missing = paths.filter((_, i) => taken[i] === undefined);
+    try {
+      const owner = this.owner;
+      if (owner) for (const fd of taken) if (fd !== undefined) fchownSync(fd, owner.uid, owner.gid);
+      const made = missing.length > 0 ? await createFiles(missing, owner) : [];
+      return taken.map((fd) => fd ?? (made.shift() as number));
+    } catch (err) {
+      for (const [i, fd] of taken.entries()) {
+        if (fd === undefined) continue;
+        closeSync(fd);
+        await unlinkQuiet(paths[i] ?? '');
+      }
+      throw err;
+    }
   }
 
   async inject(m: NewMessage): Promise<QueueId> {
@@ -106,8 +132,8 @@ export class FileQueue implements QueueStore {
         // A stream destroyed by its producer while the files are being made must not raise an unhandled 'error':
         // writeMessage's loop sees it as a failed (errored or prematurely closed) stream and throws.
         if (!Buffer.isBuffer(m.data)) m.data.on('error', () => undefined);
-        // both files made at once, off the event loop (durable.ts createFiles says why)
-        const [messFd, envFd] = (await createFiles([tmpMess, tmpEnv], this.owner)) as [number, number];
+        // spares, or both files made at once off the event loop (durable.ts createFiles says why)
+        const [messFd, envFd] = (await this.tmpFiles([tmpMess, tmpEnv])) as [number, number];
         files = await writeMessage(messFd, envFd, receivedLine(m.injector, process.pid, now), m.data, (written) => {
           const recipients: RecipientState[] = m.recipients.map((original) => ({
             original,
@@ -303,8 +329,9 @@ export class FileQueue implements QueueStore {
       }
       // No fsync of env/ between the rename and the unlinks (qmail syncs nothing at removal either): every order in
       // which a crash can leave these three changes is safe, docs/QUEUE.md "remove" says why.
-      await unlinkQuiet(this.layout.mess(id));
-      await unlinkQuiet(trash);
+      // Emptied and kept in spare/ for the next inject rather than unlinked (spare.ts): same order, mess/ first.
+      this.spares.keep(this.layout.mess(id), `${id}.mess`);
+      this.spares.keep(trash, `${id}.env`);
     });
   }
 

@@ -1,0 +1,82 @@
+// Spare files: a removed message's emptied files are taken by the next inject (no new inode), never more than
+// MAX_SPARES are kept, a file with another name is never emptied, and nothing of an old message leaks into a new one.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type FileQueue, type QueueId, openQueue } from './index.js';
+import { MAX_SPARES } from './spare.js';
+
+const inject = (q: FileQueue, body: string): Promise<QueueId> =>
+  q.inject({
+    sender: 's@x',
+    recipients: ['r@y'],
+    data: Buffer.from(`Subject: t\n\n${body}\n`),
+    injector: { kind: 'uid', uid: 7 },
+  });
+
+void test('spare files: removal keeps the two files emptied; the next inject takes them; the message is whole', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-spare-'));
+  try {
+    const q = await openQueue(dir);
+    const spare = join(dir, 'queue', 'spare');
+    const old = await inject(q, 'x'.repeat(50_000));
+    await q.remove(old);
+    const kept = readdirSync(spare).sort();
+    assert.deepEqual(kept, [`${old}.env`, `${old}.mess`]);
+    for (const n of kept) assert.equal(statSync(join(spare, n)).size, 0, `${n} is emptied`);
+    const inodes = new Set(kept.map((n) => statSync(join(spare, n)).ino));
+
+    const now = await inject(q, 'fresh');
+    assert.deepEqual(readdirSync(spare), [], 'both spares taken');
+    const mess = q.messagePath(now);
+    const envPath = join(dir, 'queue', 'env', now);
+    assert.ok(inodes.has(statSync(mess).ino), 'the message is in a spare inode');
+    assert.ok(inodes.has(statSync(envPath).ino), 'the envelope is in a spare inode');
+    const text = readFileSync(mess, 'latin1');
+    assert.match(text, /\n\nfresh\n$/);
+    assert.doesNotMatch(text, /xxx/, 'nothing of the old message');
+    const m = await q.read(now);
+    assert.equal(m?.size, statSync(mess).size);
+    // the checksums hold and recovery leaves spare/ alone
+    const rep = await q.recover({ verify: true });
+    assert.equal(rep.kept, 1);
+    assert.deepEqual(rep.corrupt, []);
+    assert.deepEqual(readdirSync(join(dir, 'queue', 'tmp')), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('spare files: at most MAX_SPARES kept; a file with a second name is unlinked, never emptied', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-spare-'));
+  try {
+    const q = await openQueue(dir);
+    const spare = join(dir, 'queue', 'spare');
+    const ids: QueueId[] = [];
+    for (let i = 0; i < MAX_SPARES / 2 + 40; i++) ids.push(await inject(q, `m${i}`));
+    for (const id of ids) await q.remove(id);
+    const n = readdirSync(spare).length;
+    assert.ok(n <= MAX_SPARES, `${n} spares kept`);
+    assert.ok(n >= MAX_SPARES - 2, `${n} spares kept: the cap, not fewer`);
+    assert.deepEqual(readdirSync(join(dir, 'queue', 'mess')), []);
+    assert.deepEqual(readdirSync(join(dir, 'queue', 'trash')), []);
+
+    // a message file that also has a name outside the queue keeps its content there
+    const q2dir = mkdtempSync(join(tmpdir(), 'quail-spare2-'));
+    try {
+      const q2 = await openQueue(q2dir);
+      const id = await inject(q2, 'keep me');
+      const elsewhere = join(q2dir, 'elsewhere');
+      linkSync(q2.messagePath(id), elsewhere);
+      await q2.remove(id);
+      assert.match(readFileSync(elsewhere, 'latin1'), /keep me/);
+      assert.deepEqual(readdirSync(join(q2dir, 'queue', 'spare')), [`${id}.env`]);
+    } finally {
+      rmSync(q2dir, { recursive: true, force: true });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,94 @@
+// Spare files: the emptied files of removed messages, kept for the next inject so the queue does not make and free
+// two inodes per message (docs/PERFORMANCE.md "Seventh pass"; docs/QUEUE.md "Spare files").
+import { openSync, readdirSync, renameSync, statSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { errCode, unlinkQuiet } from './durable.js';
+
+/** At most this many spares are kept; a removal beyond them unlinks as before. */
+export const MAX_SPARES = 256;
+/** With spare/ found empty, the next look is this much later (no readdir per message when there are none). */
+const LOOK_AGAIN_MS = 100;
+/** The count of spare/ is read again after this many keeps (other processes take spares meanwhile). */
+const RECOUNT_EVERY = 64;
+
+/**
+ * spare/ of one queue. Every name in it is an empty file of the queue's account that no queue state refers to: it is
+ * garbage to recovery, and any process may take it (rename is atomic: the one that loses the race sees ENOENT).
+ */
+export class SpareFiles {
+  private names: string[] = [];
+  private nextLook = 0;
+  private count: number | undefined;
+  private sinceCount = 0;
+
+  constructor(
+    readonly dir: string,
+    /** Real time, never the queue's clock (a test's clock that moves on each call would move births). */
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /**
+   * A removed message's file (its id no longer in env/): emptied and moved to spare/ as `name`, or unlinked when enough
+   * are kept, or when it has another name elsewhere (never empty a file that something else still shows).
+   */
+  keep(path: string, name: string): void {
+    if (this.count === undefined || ++this.sinceCount >= RECOUNT_EVERY) this.recount();
+    try {
+      if ((this.count ?? MAX_SPARES) >= MAX_SPARES || statSync(path).nlink !== 1) throw new Error('unlink it');
+      truncateSync(path, 0);
+      renameSync(path, join(this.dir, name));
+      this.count = (this.count ?? 0) + 1;
+      this.names.push(name); // this process's next inject may take it without a look at the directory
+    } catch {
+      void unlinkQuiet(path);
+    }
+  }
+
+  /**
+   * Takes a spare into `path` (a name in tmp/) and opens it for writing, empty; undefined when none could be taken
+   * (the caller makes a new file).
+   */
+  take(path: string): number | undefined {
+    for (;;) {
+      const name = this.next();
+      if (name === undefined) return undefined;
+      try {
+        renameSync(join(this.dir, name), path);
+      } catch (err) {
+        if (errCode(err) === 'ENOENT') continue; // another process took it
+        return undefined;
+      }
+      try {
+        // O_TRUNC also sets the file's times to now, so recovery sees a fresh tmp/ file, as a new one
+        return openSync(path, 'w', 0o600);
+      } catch {
+        void unlinkQuiet(path);
+        return undefined;
+      }
+    }
+  }
+
+  private next(): string | undefined {
+    if (this.names.length === 0) {
+      const now = this.clock();
+      if (now < this.nextLook) return undefined;
+      try {
+        this.names = readdirSync(this.dir);
+      } catch {
+        this.names = [];
+      }
+      this.count = this.names.length;
+      if (this.names.length === 0) this.nextLook = now + LOOK_AGAIN_MS;
+    }
+    return this.names.pop();
+  }
+
+  private recount(): void {
+    this.sinceCount = 0;
+    try {
+      this.count = readdirSync(this.dir).length;
+    } catch {
+      this.count = MAX_SPARES;
+    }
+  }
+}
