@@ -4,7 +4,8 @@
 // per case, default 20, so the default run stays under two minutes), QUAIL_BENCH_DIR (where the temporary
 // files go, default the system temp dir: put it on the disk the queue will live on), QUAIL_BENCH_ONLY
 // (run only sections whose name contains this text), QUAIL_BENCH_CONTROL (`name=value ...`: control files written
-// into every quail root of the run, for A/B runs such as `smtpdprocesses=1`).
+// into every quail root of the run, for A/B runs such as `smtpdprocesses=1`), QUAIL_BENCH_WARMUP (versus: messages
+// each server gets before the measured ones, default 1000).
 import { chmodSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { cpus, freemem, hostname, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
