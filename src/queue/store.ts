@@ -163,7 +163,7 @@ export class FileQueue implements QueueStore {
         throw queueError('cannot write the message to the queue', new Error('no envelope'));
       }
       try {
-        await this.linkIn({ tmpMess, env }, tmpEnv, files.sync);
+        await this.linkIn({ tmpMess, env }, tmpEnv, 'rename', files.sync);
       } finally {
         files.close();
       }
@@ -189,27 +189,37 @@ export class FileQueue implements QueueStore {
       if (errCode(err) === 'EEXIST') throw err;
       throw queueError('cannot commit the message to the queue', err);
     }
-    await this.linkIn(p, tmpEnv);
+    await this.linkIn(p, tmpEnv, 'link');
   }
 
   /**
    * Steps 3–5, after both tmp files are written: `fileSyncs` starts their fdatasyncs (inject), or they were synced
-   * before (import's commit). Every sync of the message waits at once, after the links: one wait for the disk.
+   * before (import's commit). Every sync of the message waits at once, after the moves: one wait for the disk.
+   * `how`: inject `rename`s its files into place (its id is new and random, docs/QUEUE.md step 3 says why that is
+   * enough); import's commit `link`s them, because link never overwrites and an id it brings may already be taken.
    */
-  private async linkIn(p: Prepared, tmpEnv: string, fileSyncs: () => Promise<void>[] = () => []): Promise<void> {
+  private async linkIn(
+    p: Prepared,
+    tmpEnv: string,
+    how: 'rename' | 'link',
+    fileSyncs: () => Promise<void>[] = () => [],
+  ): Promise<void> {
     const { id } = p.env;
     const mess = this.layout.mess(id);
     const env = this.layout.env(id);
+    const place = how === 'rename' ? renameSync : linkSync;
     let stage = 1;
     try {
-      linkSync(p.tmpMess, mess);
+      place(p.tmpMess, mess);
       stage = 2;
-      linkSync(tmpEnv, env); // the commit point
+      place(tmpEnv, env); // the commit point
       stage = 3;
-      await unlinkQuiet(p.tmpMess);
-      await unlinkQuiet(tmpEnv);
+      if (how === 'link') {
+        await unlinkQuiet(p.tmpMess);
+        await unlinkQuiet(tmpEnv);
+      }
       // The two files and both directories at once: one wait for the disk before the 250, not three (docs/QUEUE.md,
-      // step 5, says why nothing needs to be on disk between the writes and the links).
+      // step 5, says why nothing needs to be on disk between the writes and the moves).
       await Promise.all([...fileSyncs(), this.messSync.sync(), this.envSync.sync()]);
     } catch (err) {
       if (stage >= 3) await unlinkQuiet(env);
