@@ -1,7 +1,17 @@
 // ControlFileCache: a changed control file is seen at the next snapshot, a failing read stays a failure, unchanged files are not re-read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control, ControlFileCache, ControlReadError } from './index.js';
@@ -64,6 +74,8 @@ void test('a file changed on disk is seen at the next snapshot: in place (same s
 
   rmSync(p);
   assert.equal(cache.snapshot().map('smtproutes').value, null, 'removed: missing again');
+  // the fake clock calls control/ settled: make sure the creation below gives it other times than the removal did
+  utimesSync(join(w.root, 'control'), OLD, OLD);
   w.file('smtproutes', ':four.test\n');
   assert.equal(relay(), 'four.test', 'created after it was missing');
   rmSync(w.root, { recursive: true });
@@ -114,5 +126,58 @@ void test('within one snapshot a file is looked at once, as in Control', () => {
   writeFileSync(p, '7\n');
   assert.equal(s.number('timeoutconnect').value, 5, 'the snapshot keeps what it read');
   assert.equal(cache.snapshot().number('timeoutconnect').value, 7, 'the next snapshot sees the change');
+  rmSync(w.root, { recursive: true });
+});
+
+void test('a missing file is remembered while control/ is unchanged and settled: one stat of control/, none of the file', () => {
+  const w = world();
+  const cache = new ControlFileCache(w.root, w.later);
+  assert.equal(cache.snapshot().single('helohost').value, 'mx.example.test', 'missing: the default from me');
+  const after = cache.stats;
+  for (let i = 0; i < 3; i++) assert.equal(cache.snapshot().single('helohost').value, 'mx.example.test');
+  // me is present: stat'ed at each snapshot; helohost is missing: not stat'ed again
+  assert.equal(cache.stats - after, 3, "only control/me was stat'ed again");
+  rmSync(w.root, { recursive: true });
+});
+
+void test('a file created after it was remembered missing is seen at the next snapshot (control/ changed)', () => {
+  const w = world();
+  const dir = join(w.root, 'control');
+  const OLD = 1_000_000_000;
+  utimesSync(dir, OLD, OLD); // the directory's times now differ from any change made below
+  const cache = new ControlFileCache(w.root, w.later);
+  assert.equal(cache.snapshot().single('helohost').value, 'mx.example.test');
+  assert.equal(cache.snapshot().single('helohost').value, 'mx.example.test');
+  w.file('helohost', 'other.example.test\n');
+  assert.equal(cache.snapshot().single('helohost').value, 'other.example.test');
+  // and the cdb a session opens per key (Control.open) the same way
+  const s = cache.snapshot();
+  assert.equal(s.open('morercpthosts.cdb'), null);
+  utimesSync(dir, OLD, OLD);
+  w.file('morercpthosts.cdb', 'x');
+  const fd = cache.snapshot().open('morercpthosts.cdb');
+  assert.notEqual(fd, null, 'created: opened');
+  closeSync(fd ?? -1);
+  rmSync(w.root, { recursive: true });
+});
+
+void test('a dangling symlink in control/ is never remembered missing: its target may appear without control/ changing', () => {
+  const w = world();
+  const target = join(w.root, 'elsewhere');
+  symlinkSync(target, join(w.root, 'control', 'helohost'));
+  const cache = new ControlFileCache(w.root, w.later);
+  assert.equal(cache.snapshot().single('helohost').value, 'mx.example.test', 'dangling: missing, the default');
+  writeFileSync(target, 'linked.example.test\n');
+  assert.equal(cache.snapshot().single('helohost').value, 'linked.example.test');
+  rmSync(w.root, { recursive: true });
+});
+
+void test('control/ changed less than 2 s ago: a missing file is looked at at every snapshot', () => {
+  const w = world(); // control/ was written just now
+  const cache = new ControlFileCache(w.root); // the real clock
+  cache.snapshot().single('helohost');
+  const after = cache.stats;
+  cache.snapshot().single('helohost');
+  assert.equal(cache.stats - after, 2, "me and helohost, both stat'ed again");
   rmSync(w.root, { recursive: true });
 });
