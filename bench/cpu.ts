@@ -42,11 +42,19 @@ function roleOf(pid: number): string {
   }
 }
 
+/** One process of a treeCpuByPid reading. */
+export interface Reading {
+  readonly role: string;
+  readonly ppid: number;
+  /** Its own CPU and its exited children's, ms. */
+  readonly ms: number;
+}
+
 /**
  * The CPU of each live process of the tree so far (ms, its own and its exited children's), with its role; read
  * before and after a load, the differences say which process spent what (cpuByRole).
  */
-export function treeCpuByPid(root: number): Map<number, { readonly role: string; readonly ms: number }> {
+export function treeCpuByPid(root: number): Map<number, Reading> {
   const stats = new Map<number, Stat>();
   for (const name of readdirSync('/proc')) {
     const pid = Number(name);
@@ -56,21 +64,36 @@ export function treeCpuByPid(root: number): Map<number, { readonly role: string;
   }
   const children = new Map<number, number[]>();
   for (const [pid, s] of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid]);
-  const out = new Map<number, { readonly role: string; readonly ms: number }>();
+  const out = new Map<number, Reading>();
   const todo = [root];
   for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {
-    out.set(pid, { role: roleOf(pid), ms: (stats.get(pid)?.ticks ?? 0) * TICK_MS });
+    const s = stats.get(pid);
+    out.set(pid, { role: roleOf(pid), ppid: s?.ppid ?? 0, ms: (s?.ticks ?? 0) * TICK_MS });
     todo.push(...(children.get(pid) ?? []));
   }
   return out;
 }
 
-/** CPU ms spent between two treeCpuByPid readings, by role (processes born in between count from zero). */
+/**
+ * CPU ms spent between two treeCpuByPid readings, by role (processes born in between count from zero).
+ *
+ * A process of the first reading that has ended by the second took its whole CPU into its parent's cutime/cstime,
+ * including what it had spent before the first reading: that part is taken off again, from the role of the nearest
+ * ancestor still alive (where it now shows). Without this, a server whose worker processes end during the load
+ * (Postfix's smtpd and cleanup after a warm-up) is charged their earlier CPU as well.
+ */
 export function cpuByRole(
-  before: ReadonlyMap<number, { readonly ms: number }>,
-  after: ReadonlyMap<number, { readonly role: string; readonly ms: number }>,
+  before: ReadonlyMap<number, Reading>,
+  after: ReadonlyMap<number, Reading>,
 ): Map<string, number> {
   const out = new Map<string, number>();
-  for (const [pid, a] of after) out.set(a.role, (out.get(a.role) ?? 0) + a.ms - (before.get(pid)?.ms ?? 0));
+  const add = (role: string, ms: number): void => void out.set(role, (out.get(role) ?? 0) + ms);
+  for (const [pid, a] of after) add(a.role, a.ms - (before.get(pid)?.ms ?? 0));
+  for (const [pid, b] of before) {
+    if (after.has(pid)) continue;
+    let up = b.ppid;
+    for (let hops = 0; !after.has(up) && before.has(up) && hops < 64; hops++) up = before.get(up)?.ppid ?? 0;
+    add(after.get(up)?.role ?? b.role, -b.ms);
+  }
   return out;
 }
