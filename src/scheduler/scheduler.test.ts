@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import type { DeliveryResult } from '../core/index.js';
 import type { LocalResult } from '../local/types.js';
 import { TOO_LONG } from './retry.js';
+import { openQueue, type QueueId } from '../queue/index.js';
 import { DATA, makeWorld } from '../../test/support/scheduler.js';
 import { waitFor } from '../../test/support/wait.js';
 
@@ -445,6 +446,48 @@ void test('a flush wake-up for one domain retries only that domain; a plain flus
     }, 10_000);
     assert.equal(tries('a.test'), 3);
   } finally {
+    await w.close();
+  }
+});
+
+void test('noteNew: a message named by its injector is delivered without a listing of env/; unnamed, it waits for a scan', async () => {
+  const w = await makeWorld();
+  // the injector's own handle, as the SMTP process has it: no wake-up sockets, only the note
+  const injector = await openQueue(w.root, { clock: () => w.clock.now * 1000, wake: false });
+  try {
+    await w.scheduler.start();
+    const list = w.queue.ids.bind(w.queue);
+    let listings = 0;
+    w.queue.ids = (): Promise<QueueId[]> => {
+      listings++;
+      return list();
+    };
+    const inject = (to: string): Promise<QueueId> =>
+      injector.inject({
+        sender: 'a@origin.test',
+        recipients: [to],
+        data: Buffer.from(DATA),
+        injector: { kind: 'uid', uid: 0 },
+      });
+    const quiet = await inject('joe@local.test');
+    await w.scheduler.tick();
+    assert.equal(w.localJobs.length, 0, 'not named, no wake-up, no scan due: not seen yet');
+    const named = await inject('ann@local.test');
+    w.scheduler.noteNew(named);
+    await waitFor(() => w.localJobs.length === 1);
+    assert.equal(w.localJobs[0]?.local, 'ann');
+    assert.equal(listings, 0, 'read by its id: env/ was not listed');
+    // a note for a message that is not queued (gone, or never there) changes nothing
+    w.scheduler.noteNew('000000001-aaaaaaaaaaaa' as QueueId);
+    await w.scheduler.tick();
+    assert.equal(w.localJobs.length, 1);
+    // the next scan finds the one nobody named
+    await w.scheduler.runUntilIdle();
+    assert.deepEqual(w.localJobs.map((j) => j.local).sort(), ['ann', 'joe']);
+    assert.ok(listings >= 1);
+    assert.equal(await w.queue.read(quiet), undefined, 'delivered and removed');
+  } finally {
+    injector.close();
     await w.close();
   }
 });

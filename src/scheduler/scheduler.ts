@@ -39,6 +39,8 @@ export class Scheduler {
   private readonly lanes = new Lanes();
   private readonly active = new Set<Promise<void>>();
   private needScan = true;
+  /** New messages named by their injector (noteNew): read directly, without a listing of env/, unless a scan is due. */
+  private noted = new Set<QueueId>();
   private nextScanAt = 0;
   private flushAll = false;
   private readonly flushDomains = new Set<string>();
@@ -118,6 +120,16 @@ export class Scheduler {
     }
   }
 
+  /**
+   * A message just committed, named by its injector (quail start's SMTP processes, through root): the next pass reads
+   * its envelope without listing the whole of env/. Wake-ups without an id still scan, and so does every pass
+   * SCAN_INTERVAL after the last scan: a note that is lost, or that names a message already known, costs nothing.
+   */
+  noteNew(id: QueueId): void {
+    this.noted.add(id);
+    this.wake();
+  }
+
   /** SIGALRM: try every deferred recipient now (only those in `domain`, when given); also rescans. */
   flush(domain?: string): void {
     if (domain === undefined) this.flushAll = true;
@@ -193,6 +205,13 @@ export class Scheduler {
       if (this.stopping) return;
       now = this.deps.clock();
       this.runDue(now);
+    } else if (this.noted.size > 0) {
+      const ids = [...this.noted].sort();
+      this.noted = new Set();
+      await this.admitAll(ids, now);
+      if (this.stopping) return;
+      now = this.deps.clock();
+      this.runDue(now);
     }
     this.armTimer(now);
   }
@@ -244,6 +263,8 @@ export class Scheduler {
   private async scan(now: number): Promise<void> {
     this.needScan = false;
     this.nextScanAt = now + SCAN_INTERVAL;
+    // Every noted message was committed before it was noted, so the listing below shows it.
+    this.noted = new Set();
     let ids: QueueId[];
     try {
       ids = await this.deps.queue.ids();
@@ -254,6 +275,11 @@ export class Scheduler {
     }
     const listed = new Set(ids);
     for (const id of this.finished) if (!listed.has(id)) this.finished.delete(id);
+    await this.admitAll(ids, now);
+  }
+
+  /** Reads and routes the messages of `ids` (in queue order) not yet known; each is held as soon as those before it are. */
+  private async admitAll(ids: readonly QueueId[], now: number): Promise<void> {
     const fresh = ids.filter((id) => !this.msgs.has(id) && !this.finished.has(id) && !this.heldIds.has(id));
     // Read and route new messages in parallel: each routing is a durable envelope rewrite, and the queue groups
     // the fsyncs of concurrent rewrites; one at a time, a burst of arrivals would wait for one fsync per message.

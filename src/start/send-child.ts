@@ -2,7 +2,7 @@
 import { basename, dirname, join } from 'node:path';
 import { errText, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import type { LocalJob, LocalResult } from '../local/index.js';
-import { openQueue, type FileQueue } from '../queue/index.js';
+import { isQueueId, openQueue, type FileQueue } from '../queue/index.js';
 import { becomeAccount, reportCrashes } from './child-common.js';
 import type { EventLog } from './log.js';
 import type { FromSend, ToSend } from './send.js';
@@ -128,8 +128,10 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
         lspawn.settle(m.id, m.result);
         break;
       case 'trigger':
-        // root's note of a message queued by the SMTP child: wake our scheduler directly (no socket round trip)
-        queue.wakeWatchers('new');
+        // root's note of a message queued by the SMTP child: wake our scheduler directly (no socket round trip); with
+        // the message's id, it reads that envelope without listing env/ (src/scheduler: noteNew)
+        if (m.id !== undefined && isQueueId(m.id)) sender.scheduler.noteNew(m.id);
+        else queue.wakeWatchers('new');
         break;
       case 'reload':
         sender.scheduler.reload();

@@ -17,8 +17,8 @@ export interface SendSide {
   readonly restarts: number;
   /** Starts the scheduler (once the listeners are up). */
   start(): Promise<void>;
-  /** The SMTP child queued a message. */
-  trigger(): void;
+  /** The SMTP child queued a message (`id`, when known). */
+  trigger(id?: string): void;
   /** SIGHUP: locals and virtualdomains again. */
   reload(): void;
   /** SIGALRM: every deferred recipient now. */
@@ -114,7 +114,7 @@ async function sendChild(o: SendSideOptions, account: Account): Promise<SendSide
       return child.restarts;
     },
     start: () => child.start(),
-    trigger: () => child.trigger(),
+    trigger: (id) => child.trigger(id),
     reload: () => child.reload(),
     flush: () => child.flush(),
     close,

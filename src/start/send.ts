@@ -12,7 +12,7 @@ import { awaitMessage, Supervised, type Account } from './supervised.js';
 export type ToSend =
   | { readonly type: 'start' }
   | { readonly type: 'delivered'; readonly id: number; readonly result: LocalResult }
-  | { readonly type: 'trigger' }
+  | { readonly type: 'trigger'; readonly id?: string }
   | { readonly type: 'reload' }
   | { readonly type: 'flush' }
   | { readonly type: 'stop' };
@@ -118,9 +118,9 @@ export class SendChild {
     await awaitMessage(child, 'started', { send: { type: 'start' } satisfies ToSend, fatalTemporary: true });
   }
 
-  /** A message was queued (by the SMTP child): wake the scheduler. */
-  trigger(): void {
-    this.tell({ type: 'trigger' });
+  /** A message was queued (by the SMTP child): wake the scheduler, naming the message when its id is known. */
+  trigger(id?: string): void {
+    this.tell(id === undefined ? { type: 'trigger' } : { type: 'trigger', id });
   }
 
   /** SIGHUP: the scheduler re-reads locals and virtualdomains; lspawn control/localworkers. */

@@ -72,8 +72,8 @@ export interface ServiceContext {
   readonly queue?: FileQueue | undefined;
   /** One process: the SMTP password check instead of the directory (tests). */
   readonly authenticator?: Authenticator | undefined;
-  /** A message was queued (by a child): wake the scheduler. */
-  readonly onQueued: () => void;
+  /** A message was queued (by a child): wake the scheduler; with its queue id when known (smtp.queued). */
+  readonly onQueued: (id?: string) => void;
   readonly onServing: (pids: readonly number[]) => void;
   readonly onCrash: (crashes: number) => void;
   /** The counts behind the metrics listener (root's, fed by every process's events). */

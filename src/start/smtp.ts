@@ -221,7 +221,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
     const log: EventLog = {
       event: (name, fields, level) => {
         ctx.log.event(name, fields, level);
-        if (name === 'smtp.queued') ctx.onQueued();
+        if (name === 'smtp.queued') ctx.onQueued(typeof fields['id'] === 'string' ? fields['id'] : undefined);
       },
     };
     return {

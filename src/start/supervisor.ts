@@ -266,7 +266,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     log,
     queue: send.queue,
     authenticator: opts.authenticator,
-    onQueued: () => send.trigger(),
+    onQueued: (id) => send.trigger(id),
     onServing: (list) => {
       pids[name] = list;
       writeState();
