@@ -334,6 +334,21 @@ void test('more than 100 Received lines across chunks: too-many-hops exactly whe
   }
 });
 
+void test('hop count: every byte at every place of Received and Delivered, 100 times, counts as the reference', () => {
+  for (const word of ['Received', 'Delivered']) {
+    for (let at = 0; at < word.length; at++) {
+      for (let b = 0; b < 256; b++) {
+        const line = `${word.slice(0, at)}${String.fromCharCode(b)}${word.slice(at + 1)}: x\r\n`;
+        const text = Buffer.from(`${line.repeat(100)}\r\n.\r\n`, 'latin1');
+        for (const keepBareCr of [false, true]) same(text, [text], 0, keepBareCr);
+      }
+    }
+  }
+  const d = new DataDecoder(0);
+  d.push(Buffer.from(`${'rECEIVED:\r\n'.repeat(50)}${'DeLiVeReD\r\n'.repeat(50)}\r\n.\r\n`, 'latin1'));
+  assert.equal(d.problem, 'too-many-hops');
+});
+
 void test('databytes: the byte over the limit and a NUL at the same place, in one chunk and byte by byte', () => {
   // the reference flags the NUL before counting its byte: a NUL that is also the first byte over the limit is 'nul'
   for (const max of [0, 3, 4, 5, 12]) {
