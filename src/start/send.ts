@@ -178,9 +178,11 @@ export class SendChild {
     const child = this.proc.child;
     if (!child?.connected) return;
     const turn = this.turnOf(child);
-    // a wake-up already waiting covers this one too (the scheduler scans the whole queue when woken)
+    // A wake-up without an id already waiting covers every trigger (the scheduler then scans the whole queue). One
+    // naming a message is sent unless that is waiting or the same id is: the scheduler reads only the named messages.
     if (m.type === 'trigger') {
-      if (!turn.waiting((x) => x.type === 'trigger')) turn.send(m);
+      const covered = turn.waiting((x) => x.type === 'trigger' && (x.id === undefined || x.id === m.id));
+      if (!covered) turn.send(m);
       return;
     }
     turn.flush();
