@@ -45,6 +45,15 @@ const CHILD_SCRIPT = new URL('./send-child.js', import.meta.url);
  * with Lspawn (as root); restarts it when it dies (0.5 s, doubling up to 30 s while it keeps dying). The parent
  * never opens the queue or a connection to another server.
  */
+/**
+ * Whether `waiting`, a message not yet sent this turn, makes the trigger `m` needless. A wake-up without an id covers
+ * every trigger (the scheduler then scans the whole queue); one naming a message covers only that message, since the
+ * scheduler reads only the messages it is told of (src/scheduler: noteNew).
+ */
+export function coversTrigger(waiting: ToSend, m: ToSend & { readonly type: 'trigger' }): boolean {
+  return waiting.type === 'trigger' && (waiting.id === undefined || waiting.id === m.id);
+}
+
 export class SendChild {
   readonly lspawn: Lspawn;
   /** The child process, its handshake and its replacement (supervised.ts). */
@@ -178,11 +187,8 @@ export class SendChild {
     const child = this.proc.child;
     if (!child?.connected) return;
     const turn = this.turnOf(child);
-    // A wake-up without an id already waiting covers every trigger (the scheduler then scans the whole queue). One
-    // naming a message is sent unless that is waiting or the same id is: the scheduler reads only the named messages.
     if (m.type === 'trigger') {
-      const covered = turn.waiting((x) => x.type === 'trigger' && (x.id === undefined || x.id === m.id));
-      if (!covered) turn.send(m);
+      if (!turn.waiting((x) => coversTrigger(x, m))) turn.send(m);
       return;
     }
     turn.flush();
