@@ -130,8 +130,11 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
       case 'trigger':
         // root's note of a message queued by the SMTP child: wake our scheduler directly (no socket round trip); with
         // the message's id, it reads that envelope without listing env/ (src/scheduler: noteNew)
-        if (m.id !== undefined && isQueueId(m.id)) sender.scheduler.noteNew(m.id);
-        else queue.wakeWatchers('new');
+        // (and the held pusher hears of new mail as from a wake-up: it pushes a domain reachable a moment ago)
+        if (m.id !== undefined && isQueueId(m.id)) {
+          sender.scheduler.noteNew(m.id);
+          sender.held.newMail();
+        } else queue.wakeWatchers('new');
         break;
       case 'reload':
         sender.scheduler.reload();
