@@ -149,10 +149,9 @@ export class HeldPusher {
 
   /**
    * A message was queued: its local delivery into a held Maildir follows within moments, so the check waits a
-   * little (one timer however many messages arrive meanwhile). Called by a queue wake-up (`new`), and by quail
-   * start's send child for a message the SMTP processes queued, which reaches the scheduler by id, not by wake-up.
+   * little (one timer however many messages arrive meanwhile).
    */
-  newMail(): void {
+  private newMail(): void {
     if (this.soon !== undefined || this.stopped) return;
     this.soon = setTimeout(() => {
       this.soon = undefined;

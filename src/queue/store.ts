@@ -355,10 +355,11 @@ export class FileQueue implements QueueStore {
 
   /**
    * Wakes the watchers of this process only (the scheduler beside this store), without the socket round trip of
-   * trigger(): for a process that learnt of a new message another way (the send child, from root's note).
+   * trigger(): for a process that learnt of a new message another way (the send child, from root's note, which names
+   * the message when the SMTP processes queued it: `id`).
    */
-  wakeWatchers(what: 'new' | 'flush' = 'new'): void {
-    this.waker.wakeHere(what);
+  wakeWatchers(what: 'new' | 'flush' = 'new', id?: QueueId): void {
+    this.waker.wakeHere(what, undefined, id);
   }
 
   /** Like trigger, but says how many watching processes took the wake-up. */

@@ -57,8 +57,12 @@ export interface QueuedMessage {
   readonly queueName: string;
 }
 
-/** A wake-up: 'new' after a commit, 'flush' to retry deferred recipients now (all, or only `domain`'s). */
-export type WakeListener = (what: 'new' | 'flush', domain?: string) => void;
+/**
+ * A wake-up: 'new' after a commit, 'flush' to retry deferred recipients now (all, or only `domain`'s). A 'new' may name
+ * the message (`id`) when the waker knows it (quail start's send child, from root's note): a scheduler then reads that
+ * envelope instead of listing env/; other watchers take it as any 'new'.
+ */
+export type WakeListener = (what: 'new' | 'flush', domain?: string, id?: QueueId) => void;
 
 /** The durable store. Every mutating call resolves only after its change is on disk (fsynced). */
 export interface QueueStore {

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, watch as fsWatch, unlinkSync, type FSWatcher } fr
 import { readdir, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { WakeListener } from './types.js';
+import type { QueueId, WakeListener } from './types.js';
 import { errCode, type Owner } from './durable.js';
 
 const MAX_SUN_PATH = 107;
@@ -44,10 +44,10 @@ export class Waker {
     };
   }
 
-  private dispatch(what: 'new' | 'flush', domain?: string): void {
+  private dispatch(what: 'new' | 'flush', domain?: string, id?: QueueId): void {
     for (const l of [...this.listeners]) {
       try {
-        l(what, domain);
+        l(what, domain, id);
       } catch {
         // a listener's failure must not stop the others; the scheduler's scan covers for it
       }
@@ -129,8 +129,8 @@ export class Waker {
   }
 
   /** A wake-up for this process's own watchers only (no socket): the sender knows they are here. */
-  wakeHere(what: 'new' | 'flush', domain?: string): void {
-    this.dispatch(what, domain);
+  wakeHere(what: 'new' | 'flush', domain?: string, id?: QueueId): void {
+    this.dispatch(what, domain, id);
   }
 
   /** Sends one line to every watcher; resolves with how many took it. Stale sockets are unlinked. */

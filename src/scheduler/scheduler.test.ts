@@ -450,7 +450,7 @@ void test('a flush wake-up for one domain retries only that domain; a plain flus
   }
 });
 
-void test('noteNew: a message named by its injector is delivered without a listing of env/; unnamed, it waits for a scan', async () => {
+void test('a wake-up naming a message: delivered without a listing of env/; unnamed and unwoken, it waits for a scan', async () => {
   const w = await makeWorld();
   // the injector's own handle, as the SMTP process has it: no wake-up sockets, only the note
   const injector = await openQueue(w.root, { clock: () => w.clock.now * 1000, wake: false });
@@ -473,12 +473,12 @@ void test('noteNew: a message named by its injector is delivered without a listi
     await w.scheduler.tick();
     assert.equal(w.localJobs.length, 0, 'not named, no wake-up, no scan due: not seen yet');
     const named = await inject('ann@local.test');
-    w.scheduler.noteNew(named);
+    w.queue.wakeWatchers('new', named); // what quail start's send child does with root's note
     await waitFor(() => w.localJobs.length === 1);
     assert.equal(w.localJobs[0]?.local, 'ann');
     assert.equal(listings, 0, 'read by its id: env/ was not listed');
     // a note for a message that is not queued (gone, or never there) changes nothing
-    w.scheduler.noteNew('000000001-aaaaaaaaaaaa' as QueueId);
+    w.queue.wakeWatchers('new', '000000001-aaaaaaaaaaaa' as QueueId);
     await w.scheduler.tick();
     assert.equal(w.localJobs.length, 1);
     // the next scan finds the one nobody named

@@ -73,10 +73,14 @@ export class Scheduler {
     this.stopping = false;
     // `flush <domain>` (quail queue flush --domain, and ETRN, AutoTURN and quail held flush for a held domain)
     // retries only that domain's recipients: a customer's session must not retry the whole queue
-    this.unwatch = this.deps.queue.watch((what, domain) => {
-      this.needScan = true;
+    // A 'new' that names its message is read by id (noteNew); any other wake-up scans.
+    this.unwatch = this.deps.queue.watch((what, domain, id) => {
       if (what === 'flush') this.flush(domain);
-      else this.wake();
+      else if (id !== undefined) this.noteNew(id);
+      else {
+        this.needScan = true;
+        this.wake();
+      }
     });
     await this.cycle();
   }
@@ -121,11 +125,12 @@ export class Scheduler {
   }
 
   /**
-   * A message just committed, named by its injector (quail start's SMTP processes, through root): the next pass reads
+   * A message just committed, named by a wake-up (quail start's SMTP processes, through root and the send child's
+   * FileQueue.wakeWatchers): the next pass reads
    * its envelope without listing the whole of env/. Wake-ups without an id still scan, and so does every pass
    * SCAN_INTERVAL after the last scan: a note that is lost, or that names a message already known, costs nothing.
    */
-  noteNew(id: QueueId): void {
+  private noteNew(id: QueueId): void {
     this.noted.add(id);
     this.wake();
   }

@@ -128,13 +128,9 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
         lspawn.settle(m.id, m.result);
         break;
       case 'trigger':
-        // root's note of a message queued by the SMTP child: wake our scheduler directly (no socket round trip); with
-        // the message's id, it reads that envelope without listing env/ (src/scheduler: noteNew)
-        // (and the held pusher hears of new mail as from a wake-up: it pushes a domain reachable a moment ago)
-        if (m.id !== undefined && isQueueId(m.id)) {
-          sender.scheduler.noteNew(m.id);
-          sender.held.newMail();
-        } else queue.wakeWatchers('new');
+        // root's note of a message queued by the SMTP child: wake our watchers (the scheduler, the held pusher)
+        // directly, no socket round trip; named, the scheduler reads that envelope without listing env/ (noteNew)
+        queue.wakeWatchers('new', m.id !== undefined && isQueueId(m.id) ? m.id : undefined);
         break;
       case 'reload':
         sender.scheduler.reload();

@@ -48,7 +48,7 @@ const CHILD_SCRIPT = new URL('./send-child.js', import.meta.url);
 /**
  * Whether `waiting`, a message not yet sent this turn, makes the trigger `m` needless. A wake-up without an id covers
  * every trigger (the scheduler then scans the whole queue); one naming a message covers only that message, since the
- * scheduler reads only the messages it is told of (src/scheduler: noteNew).
+ * scheduler reads only the messages it is told of (src/scheduler: a `new` wake-up with an id).
  */
 export function coversTrigger(waiting: ToSend, m: ToSend & { readonly type: 'trigger' }): boolean {
   return waiting.type === 'trigger' && (waiting.id === undefined || waiting.id === m.id);
