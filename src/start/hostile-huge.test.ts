@@ -158,12 +158,13 @@ void test('1,000,000 pipelined RCPTs: maxrcpt answers 452, the session ends with
 });
 
 /** What a client pipelines without ever reading, per listener, and the end the server logs when it drops it. */
-const NOT_READING: ReadonlyArray<readonly [Kind, Child, string, string, RegExp | undefined]> = [
+const NOT_READING: ReadonlyArray<readonly [Kind, Child, string, string, RegExp | 'closed']> = [
   ['smtp', 'smtpd', '', 'EHLO client.test\r\nMAIL FROM:<a@client.test>\r\n', /smtp\.close .*reason=not-reading/],
   ['odmr', 'odmrd', '', 'EHLO client.test\r\n', /odmr\.session .*end=not-reading/],
   // logged in, so that the end of the session is logged (pop3.session)
   ['pop3', 'pop3d', `USER ${BOX}\r\nPASS ${PASSWORD}\r\n`, 'UIDL\r\nCAPA\r\n', /pop3\.session .*end=not-reading/],
-  ['admin', 'webd', '', 'GET /login HTTP/1.1\r\nHost: attack.test\r\n\r\n', undefined],
+  // no browser pipelines: past a few unanswered requests the connection is closed (src/web/server.ts)
+  ['admin', 'webd', '', 'GET /login HTTP/1.1\r\nHost: attack.test\r\n\r\n', 'closed'],
 ];
 
 void test('clients that pipeline and never read a reply, on every listener: the server stops reading, memory stays bounded, smtp, odmr and pop3 drop them after their idle time', async () => {
@@ -177,7 +178,13 @@ void test('clients that pipeline and never read a reply, on every listener: the 
     });
     assert.ok(peak < BOUND, `${kind}: the ${child} child reached ${peak} MiB (${sent >> 20} MB sent, no reply read)`);
     // still not reading: the server must give up on its own (reading now would let it go on, then idle out)
-    if (dropped !== undefined)
+    if (dropped === 'closed')
+      await waitFor(
+        () => s.destroyed || s.readableEnded,
+        10_000,
+        () => `${kind}: not closed`,
+      );
+    else
       await waitFor(
         () => dropped.test(a.q.log()),
         60_000,

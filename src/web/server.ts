@@ -1,6 +1,6 @@
 // The web admin's HTTP(S) server: node:http (or node:https with control/servercert.pem) running the hono app, for
 // connections it accepts itself or that the root parent hands over unread.
-import { createServer as createHttp, type Server } from 'node:http';
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { Socket } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
@@ -11,9 +11,13 @@ export interface WebServerOptions {
   readonly tls?: { readonly key: string; readonly cert: string } | undefined;
 }
 
+/** Requests one connection may have unanswered (pipelined) before it is closed. */
+export const MAX_IN_FLIGHT = 16;
+
 /**
  * Node's HTTP parser (llhttp) reads the requests: headers over 16 KiB are a 431, a malformed request a 400, and a
- * request has 10 s for its headers and 30 s in all; an idle keep-alive connection is closed after 5 s.
+ * request has 10 s for its headers and 30 s in all; an idle keep-alive connection is closed after 5 s. A connection with more than MAX_IN_FLIGHT requests unanswered
+ * is closed.
  */
 export function webServer(app: Hono, o: WebServerOptions = {}): Server {
   const listener = getRequestListener(app.fetch);
@@ -24,9 +28,22 @@ export function webServer(app: Hono, o: WebServerOptions = {}): Server {
     maxHeaderSize: 16 * 1024,
     connectionsCheckingInterval: 1000,
   };
-  const srv = o.tls
-    ? createHttps({ ...opts, key: o.tls.key, cert: o.tls.cert }, (req, res) => void listener(req, res))
-    : createHttp(opts, (req, res) => void listener(req, res));
+  const inFlight = new WeakMap<Socket, number>();
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
+    // node's parser reads pipelined requests as fast as they come while the app (async) has written nothing, so
+    // node's own back-pressure (it pauses on unsent response data) never starts: a client that pipelines and never
+    // reads would have every request rendered and held. No browser pipelines; past MAX_IN_FLIGHT the connection ends.
+    const socket = req.socket;
+    const n = (inFlight.get(socket) ?? 0) + 1;
+    inFlight.set(socket, n);
+    if (n > MAX_IN_FLIGHT) {
+      socket.destroy();
+      return;
+    }
+    res.once('close', () => inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1));
+    void listener(req, res);
+  };
+  const srv = o.tls ? createHttps({ ...opts, key: o.tls.key, cert: o.tls.cert }, serve) : createHttp(opts, serve);
   srv.keepAliveTimeout = 5000;
   // a TLS handshake that fails (not TLS, a bad client) must not end the process
   srv.on('tlsClientError', (_err, socket: Socket) => socket.destroy());
