@@ -149,11 +149,15 @@ void test(
     const started = join(sig, 'started');
     const go = join(sig, 'go');
     // a program that says which worker runs it ($PPID: the wrapper execs the shell, whose parent is the worker) and
-    // waits until the test lets it go
+    // waits until the test lets it go, or its directory is gone (the killed worker's programs live on, orphaned, and
+    // one that missed `go` before the clean-up removed it polled forever)
     const slowHome = (k: number): string => {
       const home = ownDir(join(dir, `slow${k}`));
       const q = join(home, '.qmail');
-      writeFileSync(q, `|echo "$PPID ${k}" >> ${started}; while [ ! -e ${go} ]; do sleep 0.05; done\n`);
+      writeFileSync(
+        q,
+        `|echo "$PPID ${k}" >> ${started}; while [ -d ${sig} ] && [ ! -e ${go} ]; do sleep 0.05; done\n`,
+      );
       chownSync(q, UID, GID);
       chmodSync(q, 0o644);
       return home;

@@ -90,9 +90,14 @@ for (const state of ['R1', 'R2', 'R3'] as const) {
       assert.deepEqual(rep.undone, []);
       assert.deepEqual({ tmp: w.ls('tmp'), mess: w.ls('mess') }, before);
       assert.deepEqual(w.ls('corrupt'), []);
+      // 37 hours on: the age is the later of mtime and ctime (a taken spare keeps an old mtime until its first write,
+      // spare.ts), so an old mtime alone does not make a live writer's file stale
       const old = (Date.now() - 37 * 3600 * 1000) / 1000;
       for (const n of w.ls('tmp')) utimesSync(w.p('tmp', n), old, old);
-      const rep2 = await w.q.recover();
+      assert.equal((await w.q.recover()).inFlight, before.tmp.length, 'an old mtime with a fresh ctime is in flight');
+      const later = await openQueue(join(w.q.dir, '..'), { clock: () => Date.now() + 37 * 3600 * 1000 });
+      const rep2 = await later.recover();
+      later.close();
       assert.deepEqual(rep2.undone, [id]);
       assert.deepEqual([...w.ls('tmp'), ...w.ls('mess'), ...w.ls('env'), ...w.ls('corrupt')], []);
     } finally {

@@ -128,7 +128,10 @@ export async function recoverListed(q: FileQueue, listing: QueueListing, opts: R
     }
     let mtime: number;
     try {
-      mtime = (await lstat(path)).mtimeMs;
+      // the later of mtime and ctime: a spare taken into tmp/ keeps the old message's mtime until its first write,
+      // but the rename that took it set its ctime (spare.ts)
+      const st = await lstat(path);
+      mtime = Math.max(st.mtimeMs, st.ctimeMs);
     } catch {
       // Gone since the listing: its writer finished meanwhile (committed after our env/ listing, or undid
       // itself). Either way the id was live: never judge its mess/ entry unexplained (that lost acked mail).

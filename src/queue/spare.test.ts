@@ -1,5 +1,5 @@
-// Spare files: a removed message's emptied files are taken by the next inject (no new inode), never more than
-// MAX_SPARES are kept, a file with another name is never emptied, and nothing of an old message leaks into a new one.
+// Spare files: a removed message's files are taken by the next inject (no new inode, no block freed), never more than
+// MAX_SPARES are kept, a file with another name is never reused, and nothing of an old message leaks into a new one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -8,24 +8,34 @@ import { join } from 'node:path';
 import { type FileQueue, type QueueId, openQueue } from './index.js';
 import { MAX_SPARES } from './spare.js';
 
-const inject = (q: FileQueue, body: string): Promise<QueueId> =>
+const inject = (q: FileQueue, body: string, recipients = ['r@y']): Promise<QueueId> =>
   q.inject({
     sender: 's@x',
-    recipients: ['r@y'],
+    recipients,
     data: Buffer.from(`Subject: t\n\n${body}\n`),
     injector: { kind: 'uid', uid: 7 },
   });
 
-void test('spare files: removal keeps the two files emptied; the next inject takes them; the message is whole', async () => {
+void test('spare files: removal keeps the two files as they are; the next inject takes them, writes over them and cuts them to the new message', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quail-spare-'));
   try {
     const q = await openQueue(dir);
     const spare = join(dir, 'queue', 'spare');
-    const old = await inject(q, 'x'.repeat(50_000));
+    // a long message with a long envelope, then a short one with a short envelope: both old tails must go
+    const old = await inject(
+      q,
+      'x'.repeat(50_000),
+      Array.from({ length: 40 }, (_, i) => `recipient-${i}@example.test`),
+    );
+    const sizes = [statSync(join(dir, 'queue', 'env', old)).size, statSync(q.messagePath(old)).size];
     await q.remove(old);
     const kept = readdirSync(spare).sort();
     assert.deepEqual(kept, [`${old}.env`, `${old}.mess`]);
-    for (const n of kept) assert.equal(statSync(join(spare, n)).size, 0, `${n} is emptied`);
+    assert.deepEqual(
+      kept.map((n) => statSync(join(spare, n)).size),
+      sizes,
+      'kept as they were: no block freed at removal',
+    );
     const inodes = new Set(kept.map((n) => statSync(join(spare, n)).ino));
 
     const now = await inject(q, 'fresh');
@@ -39,6 +49,12 @@ void test('spare files: removal keeps the two files emptied; the next inject tak
     assert.doesNotMatch(text, /xxx/, 'nothing of the old message');
     const m = await q.read(now);
     assert.equal(m?.size, statSync(mess).size);
+    assert.deepEqual(
+      m?.recipients.map((r) => r.original),
+      ['r@y'],
+      'the envelope is the new one, whole',
+    );
+    assert.doesNotMatch(readFileSync(envPath, 'latin1'), /recipient-/, 'nothing of the old envelope');
     // the checksums hold and recovery leaves spare/ alone
     const rep = await q.recover({ verify: true });
     assert.equal(rep.kept, 1);
@@ -49,7 +65,7 @@ void test('spare files: removal keeps the two files emptied; the next inject tak
   }
 });
 
-void test('spare files: at most MAX_SPARES kept; a file with a second name is unlinked, never emptied', async () => {
+void test('spare files: at most MAX_SPARES kept; a file with a second name is unlinked, never reused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quail-spare-'));
   try {
     const q = await openQueue(dir);

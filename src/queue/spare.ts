@@ -1,6 +1,7 @@
-// Spare files: the emptied files of removed messages, kept for the next inject so the queue does not make and free
-// two inodes per message (docs/PERFORMANCE.md "Seventh pass"; docs/QUEUE.md "Spare files").
-import { openSync, readdirSync, renameSync, statSync, truncateSync } from 'node:fs';
+// Spare files: the files of removed messages, kept for the next inject so the queue does not make and free two
+// inodes per message (docs/PERFORMANCE.md "Seventh pass"), nor free and allocate their blocks ("Ninth pass");
+// docs/QUEUE.md "Spare files".
+import { constants, openSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { errCode, unlinkQuiet } from './durable.js';
 
@@ -12,8 +13,11 @@ const LOOK_AGAIN_MS = 100;
 const RECOUNT_EVERY = 64;
 
 /**
- * spare/ of one queue. Every name in it is an empty file of the queue's account that no queue state refers to: it is
- * garbage to recovery, and any process may take it (rename is atomic: the one that loses the race sees ENOENT).
+ * spare/ of one queue. Every name in it is a file of the queue's account that no queue state refers to, still holding
+ * the bytes of the removed message it was (0600, in the queue's own directories, as the message was): it is garbage
+ * to recovery, and any process may take it (rename is atomic: the one that loses the race sees ENOENT). It is not
+ * emptied: the inject that takes it writes over its blocks and cuts it to what it wrote (store.ts writeMessage), so
+ * no block is freed at removal and allocated again at the next inject.
  */
 export class SpareFiles {
   private names: string[] = [];
@@ -28,14 +32,13 @@ export class SpareFiles {
   ) {}
 
   /**
-   * A removed message's file (its id no longer in env/): emptied and moved to spare/ as `name`, or unlinked when enough
-   * are kept, or when it has another name elsewhere (never empty a file that something else still shows).
+   * A removed message's file (its id no longer in env/): moved to spare/ as `name`, or unlinked when enough are kept,
+   * or when it has another name elsewhere (never reuse a file that something else still shows).
    */
   keep(path: string, name: string): void {
     if (this.count === undefined || ++this.sinceCount >= RECOUNT_EVERY) this.recount();
     try {
       if ((this.count ?? MAX_SPARES) >= MAX_SPARES || statSync(path).nlink !== 1) throw new Error('unlink it');
-      truncateSync(path, 0);
       renameSync(path, join(this.dir, name));
       this.count = (this.count ?? 0) + 1;
       this.names.push(name); // this process's next inject may take it without a look at the directory
@@ -45,8 +48,8 @@ export class SpareFiles {
   }
 
   /**
-   * Takes a spare into `path` (a name in tmp/) and opens it for writing, empty; undefined when none could be taken
-   * (the caller makes a new file).
+   * Takes a spare into `path` (a name in tmp/) and opens it for writing at offset 0, not emptied: the caller writes
+   * over it and must cut it to the length it wrote. Undefined when none could be taken (the caller makes a new file).
    */
   take(path: string): number | undefined {
     for (;;) {
@@ -59,8 +62,9 @@ export class SpareFiles {
         return undefined;
       }
       try {
-        // O_TRUNC also sets the file's times to now, so recovery sees a fresh tmp/ file, as a new one
-        return openSync(path, 'w', 0o600);
+        // no O_TRUNC (it would free the blocks the write is about to need). The rename set the file's ctime to now,
+        // which recovery reads as the tmp/ file's age (its mtime is the old message's until the first write).
+        return openSync(path, constants.O_WRONLY);
       } catch {
         void unlinkQuiet(path);
         return undefined;

@@ -1,6 +1,6 @@
 // FileQueue: the durable queue store (qmail-queue's job): inject, read, update, remove, hold (docs/QUEUE.md).
 import { createHash } from 'node:crypto';
-import { closeSync, fchownSync, linkSync, readFileSync, renameSync } from 'node:fs';
+import { closeSync, fchownSync, ftruncateSync, linkSync, readFileSync, renameSync } from 'node:fs';
 import { chown, mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -151,7 +151,9 @@ export class FileQueue implements QueueStore {
             meta: { ...(m.meta ?? {}) },
             queueName: m.queueName ?? 'default',
           };
-          writeAllSync(envFd, Buffer.from(encodeEnvelope(env)));
+          const envBytes = Buffer.from(encodeEnvelope(env));
+          writeAllSync(envFd, envBytes);
+          ftruncateSync(envFd, envBytes.length); // a spare's old tail (writeMessage says why)
         });
       } catch (err) {
         await unlinkQuiet(tmpEnv);
@@ -429,6 +431,9 @@ async function writeMessage(
               : Buffer.from(chunk as Uint8Array),
         );
       }
+    // A spare file still holds a removed message's bytes (spare.ts): whatever lies past what was written goes now,
+    // before the sync. A new file is already this long (one cheap call, no block freed).
+    ftruncateSync(fd, size);
     beside({ size, sha256: hash.digest('hex') });
   } catch (err) {
     closeSync(fd);

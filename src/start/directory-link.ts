@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower, errText } from '../core/index.js';
 import { authenticate, locateDirectory, mayUseSender, openDirectory, type Directory } from '../directory/index.js';
-import { Control } from '../control/index.js';
+import { Control, type ControlFileCache } from '../control/index.js';
 import { OfficeFileRouter } from '../offices/index.js';
 import {
   OWN_ADDRESS_ONLY,
@@ -29,9 +29,15 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
   private offices: OfficeFileRouter | null | undefined;
 
   /** `onLookup`: each check's duration (the metrics' quail_directory_lookup_seconds). */
+  /**
+   * `onLookup`: each check's duration (the metrics' quail_directory_lookup_seconds). `controlFiles`: the process's
+   * control cache, so that with no directory yet each RCPT finds control/directory missing with no failed open (an
+   * exception per recipient, docs/PERFORMANCE.md ninth pass).
+   */
   constructor(
     private readonly root: string,
     private readonly onLookup?: (op: LookupOp, seconds: number) => void,
+    private readonly controlFiles?: ControlFileCache,
   ) {}
 
   private async timed<T>(op: LookupOp, f: () => Promise<T>): Promise<T> {
@@ -46,7 +52,7 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
 
   private async directory(): Promise<Directory | undefined> {
     if (this.dir === undefined) {
-      const loc = locateDirectory(this.root);
+      const loc = locateDirectory(this.root, undefined, this.controlFiles?.snapshot() ?? new Control(this.root));
       if (loc.kind === 'sqlite' && !existsSync(loc.file)) return undefined;
       this.dir = openDirectory({ root: this.root, readonly: true });
     }

@@ -174,13 +174,13 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
     const queue = ctx.queue;
     if (!queue) return Promise.reject(new QuailError('no queue in this process', true));
     let tls = tlsOrNone(ctx.root, ctx.log);
-    const directory = new DirectoryLink(ctx.root, (op, s) => ctx.metrics?.lookup(op, s));
-    // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
-    const authThrottle = new LoginThrottle();
-    const checker = new InboundLink(ctx.root);
     // Each session still sees control/ as it is when it starts (qmail-smtpd reads its files per session), but a file
     // unchanged since the last session is one stat, not an open, read and close (docs/PERFORMANCE.md).
     const controlFiles = new ControlFileCache(ctx.root);
+    const directory = new DirectoryLink(ctx.root, (op, s) => ctx.metrics?.lookup(op, s), controlFiles);
+    // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
+    const authThrottle = new LoginThrottle();
+    const checker = new InboundLink(ctx.root);
     const autoturn = new HeldAutoTurn(
       ctx.root,
       (domain) => queue.trigger('flush', domain),

@@ -44,7 +44,10 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   let queue: FileQueue | undefined;
   let tls: ReturnType<typeof loadTlsContext>;
   // AUTH and RCPT checks read the directory as this (unprivileged) account: its SQLite file is root:quailgroup 0640.
-  const directory = new DirectoryLink(root, lookupBatcher(send));
+  // Each session still sees control/ as it is when it starts (qmail-smtpd reads its files per session), but a file
+  // unchanged since the last session is one stat, not an open, read and close (docs/PERFORMANCE.md).
+  const controlFiles = new ControlFileCache(root);
+  const directory = new DirectoryLink(root, lookupBatcher(send), controlFiles);
   // one failed-AUTH table for every SMTP listener and every SMTP process: a client does not get twice the guesses on a
   // second port, nor on the next process (root passes the news on to the others)
   const authThrottle = new SharedLoginThrottle((auth) => send({ type: 'share', body: { auth } }));
@@ -65,9 +68,6 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   };
   // inbound SPF/DKIM/DMARC/ARC (authcheck= on the listener line); DNS as control/dnsservers says
   const checker = new InboundLink(root);
-  // Each session still sees control/ as it is when it starts (qmail-smtpd reads its files per session), but a file
-  // unchanged since the last session is one stat, not an open, read and close (docs/PERFORMANCE.md).
-  const controlFiles = new ControlFileCache(root);
   await runServiceChild<ListenerSpec>(
     {
       uid,
