@@ -306,3 +306,42 @@ void test('privilege: uid 0 refused; in-process delivery refuses a uid that is n
     `quail runs as uid 1000 and cannot deliver as uid ${UID}; run quail as root or assign this mailbox to uid 1000 (#4.3.0)`,
   );
 });
+
+void test(
+  'Maildir copies are the message byte for byte on both sides of the whole-read size (64 KiB), to every Maildir line, deliveries at once',
+  { skip },
+  async () => {
+    mkdirSync(join(home, 'Second'), { recursive: true });
+    chownSync(join(home, 'Second'), UID, GID);
+    maildirMake(join(home, 'Second', 'Maildir'), { uid: UID, gid: GID });
+    file('.qmail-sizes', './Maildir/\n./Second/Maildir/\n');
+    const mds = [join(home, 'Maildir'), join(home, 'Second', 'Maildir')];
+    const before = new Set(mds.flatMap((md) => readdirSync(join(md, 'new'))));
+    const want = new Map<string, string>();
+    // at once, so that a read buffer shared between deliveries (one worker's) would mix them up
+    const results = await Promise.all(
+      [20, 65_535, 65_536, 65_537, 200_003].map((size) => {
+        const head = `Subject: sizes ${size}\n\n`;
+        // bytes that vary, so a slice off by one or another delivery's bytes show (ASCII: the helper writes UTF-8)
+        const body = Buffer.alloc(size - head.length);
+        for (let i = 0; i < body.length; i++) body[i] = 32 + ((i * 7 + size) % 95);
+        const data = head + body.toString('latin1');
+        want.set(`${size}`, `Return-Path: <sender@origin.test>\nDelivered-To: qoalice-sizes@local.test\n${data}`);
+        return deliverer.deliver(job('sizes', data));
+      }),
+    );
+    for (const r of results) assert.deepEqual(r, { result: 'success', report: 'did 2+0+0\n' });
+    for (const md of mds) {
+      const got = new Map<string, string>();
+      for (const n of readdirSync(join(md, 'new')).filter((x) => !before.has(x))) {
+        const text = readFileSync(join(md, 'new', n), 'latin1');
+        got.set(/^Subject: sizes (\d+)$/m.exec(text)?.[1] ?? n, text);
+      }
+      assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), `one file per message in ${md}`);
+      for (const [size, text] of want) {
+        assert.equal(got.get(size)?.length, text.length, `${size} bytes: length in ${md}`);
+        assert.ok(got.get(size) === text, `${size} bytes: the copy in ${md} differs from the message`);
+      }
+    }
+  },
+);

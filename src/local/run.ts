@@ -41,12 +41,24 @@ export interface RunOptions {
 
 let headerBuf: Buffer | undefined;
 
+/** What the look at the header found: the loop, and the whole message when its first read took all of it. */
+interface HeaderLook {
+  readonly looping: boolean;
+  /**
+   * The message's bytes, when the first read returned less than it asked for (a regular file's short read is its
+   * end, and a queued message never changes): the Maildir deliveries write these instead of opening and reading the
+   * file again (four system calls fewer per delivery, docs/PERFORMANCE.md ninth pass). A copy: the read buffer is
+   * the process's own and the deliveries come after awaits.
+   */
+  readonly whole?: Buffer;
+}
+
 /**
  * Reads the header (up to the first empty line) and says whether a line equals DTLINE exactly (D.5).
  * Synchronous: a page-cache read of the header costs less than a trip through libuv's thread pool
  * (docs/PERFORMANCE.md).
  */
-function isLooping(messagePath: string, dtline: string): boolean {
+function lookAtHeader(messagePath: string, dtline: string): HeaderLook {
   const want = Buffer.from(dtline, 'latin1');
   const fd = openSync(messagePath, 'r');
   try {
@@ -54,16 +66,19 @@ function isLooping(messagePath: string, dtline: string): boolean {
     const buf = (headerBuf ??= Buffer.allocUnsafe(65536));
     let carry = Buffer.alloc(0);
     let pos = 0;
+    let whole: Buffer | undefined;
+    const found = (looping: boolean): HeaderLook => (whole ? { looping, whole } : { looping });
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, pos);
-      if (n === 0) return false; // a last line without newline ends the header
+      if (pos === 0 && n < buf.length) whole = Buffer.from(buf.subarray(0, n));
+      if (n === 0) return found(false); // a last line without newline ends the header
       pos += n;
       let data = Buffer.concat([carry, buf.subarray(0, n)]);
       let nl: number;
       while ((nl = data.indexOf(0x0a)) >= 0) {
         const line = data.subarray(0, nl + 1);
-        if (line.length <= 1) return false;
-        if (line.equals(want)) return true;
+        if (line.length <= 1) return found(false);
+        if (line.equals(want)) return found(true);
         data = data.subarray(nl + 1);
       }
       carry = Buffer.from(data);
@@ -136,14 +151,16 @@ async function body(
   checkHome(a, o, say, die);
   const h: HeaderLines = headerLines(a, o.now ?? new Date());
   const messagePath = o.messagePath ?? '/dev/null';
+  let whole: Buffer | undefined;
   if (o.doit) {
-    let looping = false;
+    let look: HeaderLook = { looping: false };
     try {
-      looping = isLooping(messagePath, h.dtline);
+      look = lookAtHeader(messagePath, h.dtline);
     } catch {
       die(111, 'Unable to read message. (#4.3.0)');
     }
-    if (looping) die(100, 'This message is looping: it already has my Delivered-To line. (#5.4.6)');
+    if (look.looping) die(100, 'This message is looping: it already has my Delivered-To line. (#5.4.6)');
+    whole = look.whole;
   }
   const choice = findDotQmail(a.home, a.dash, a.ext);
   if (choice.failure !== undefined) die(111, choice.failure);
@@ -185,7 +202,7 @@ async function body(
         counts.file++;
         if (forwardOnly) die(111, 'Uh-oh: .qmail has file delivery but has x bit set. (#4.7.0)');
         if (!o.doit) say(1, `${ins.kind} ${ins.path}\n`);
-        else if (ins.kind === 'maildir') await maildir(pathOf(ins.path), h, messagePath, o.namer, die);
+        else if (ins.kind === 'maildir') await maildir(pathOf(ins.path), h, whole ?? messagePath, o.namer, die);
         else await deliverToMbox(pathOf(ins.path), ins.path, h, messagePath);
         break;
       case 'program': {
@@ -234,11 +251,11 @@ async function body(
 async function maildir(
   dir: string,
   h: HeaderLines,
-  messagePath: string,
+  message: string | Buffer,
   namer: UniqueNamer,
   die: (c: number, t: string) => never,
 ): Promise<void> {
-  const r = await deliverToMaildir(dir, Buffer.from(h.rpline + h.dtline, 'latin1'), messagePath, namer);
+  const r = await deliverToMaildir(dir, Buffer.from(h.rpline + h.dtline, 'latin1'), message, namer);
   if (r.kind === 'ok') return;
   if (r.kind === 'nochdir') die(111, 'Unable to chdir to maildir. (#4.2.1)');
   if (r.kind === 'read-error') die(111, 'Unable to read message. (#4.3.0)');

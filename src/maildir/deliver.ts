@@ -69,14 +69,26 @@ function copyInto(dst: number, prefix: Buffer, messagePath: string): 'read' | 'w
   }
 }
 
+/** Writes `prefix` + `data` into `dst` in one write (they are small: the message was read whole in one read). */
+function writeWhole(dst: number, prefix: Buffer, data: Buffer): 'write' | null {
+  try {
+    const b = prefix.length === 0 ? data : Buffer.concat([prefix, data]);
+    writeAll(dst, b, b.length);
+    return null;
+  } catch {
+    return 'write';
+  }
+}
+
 /**
- * Delivers `prefix` + the message file into the Maildir `dir` (absolute). The file is complete and fsynced in
- * tmp/ before it appears in new/, so a reader never sees a partial message (maildir(5)).
+ * Delivers `prefix` + the message into the Maildir `dir` (absolute): `message` is the message file's path, or its
+ * bytes when the caller has read it whole already (src/local/run.ts). The file is complete and fsynced in tmp/ before
+ * it appears in new/, so a reader never sees a partial message (maildir(5)).
  */
 export async function deliverToMaildir(
   dir: string,
   prefix: Buffer,
-  messagePath: string,
+  message: string | Buffer,
   namer: UniqueNamer,
 ): Promise<MaildirResult> {
   let fd: number | undefined;
@@ -112,7 +124,7 @@ export async function deliverToMaildir(
     }
   };
   try {
-    const failed = copyInto(fd, prefix, messagePath);
+    const failed = typeof message === 'string' ? copyInto(fd, prefix, message) : writeWhole(fd, prefix, message);
     if (failed !== null) {
       closeQuiet();
       removeTmp();

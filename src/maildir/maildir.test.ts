@@ -27,13 +27,22 @@ void test('deliverToMaildir: prefix + message as is in new/, 0600, tmp/ left emp
     const namer = new UniqueNamer('h');
     const a = await deliverToMaildir(md, Buffer.from('Return-Path: <a@b>\n'), msg, namer);
     const b = await deliverToMaildir(`${md}/`, Buffer.alloc(0), msg, namer);
+    // the message's bytes instead of its path (the caller read it whole already)
+    const c = await deliverToMaildir(
+      md,
+      Buffer.from('Return-Path: <c@d>\n'),
+      Buffer.from('Subject: y\n\nbytes'),
+      namer,
+    );
     assert.equal(a.kind, 'ok');
     assert.equal(b.kind, 'ok');
+    assert.equal(c.kind, 'ok');
     const names = readdirSync(join(md, 'new')).sort();
-    assert.equal(names.length, 2);
+    assert.equal(names.length, 3);
     const contents = names.map((x) => readFileSync(join(md, 'new', x), 'latin1')).sort();
     assert.deepEqual(contents, [
       'Return-Path: <a@b>\nSubject: x\n\nno final newline',
+      'Return-Path: <c@d>\nSubject: y\n\nbytes',
       'Subject: x\n\nno final newline',
     ]);
     assert.equal(statSync(join(md, 'new', names[0] ?? '')).mode & 0o777, 0o600);
