@@ -72,13 +72,44 @@ export function writeAllSync(fd: number, b: Uint8Array): void {
 /**
  * Group commit for one directory: at most one fsync runs at a time; every request made while one runs is
  * served by the single next fsync (which starts after the request, so it covers the caller's rename).
+ * The directory stays open between fsyncs (an open and a close fewer per group, docs/PERFORMANCE.md ninth pass)
+ * until `close`; the queue's directories are never replaced while a process has them open.
  */
 export class DirSyncer {
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
+  private fd: number | undefined;
+  private closing = false;
   /** How many fsyncs actually ran (the grouping test reads it). */
   count = 0;
   constructor(readonly dir: string) {}
+
+  /** Lets the directory go, once no fsync runs or waits (a sync after this opens it for that fsync only). */
+  close(): void {
+    this.closing = true;
+    if (!this.running && !this.next) this.release();
+  }
+
+  /** Whether the directory is held open now (tests). */
+  get isOpen(): boolean {
+    return this.fd !== undefined;
+  }
+
+  private release(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd === undefined) return;
+    try {
+      closeSync(fd);
+    } catch {
+      // the descriptor is gone either way
+    }
+  }
+
+  private async fsyncOnce(): Promise<void> {
+    this.fd ??= openSync(this.dir, 'r');
+    await fsyncFd(this.fd);
+  }
 
   sync(): Promise<void> {
     if (this.next) return this.next;
@@ -96,8 +127,9 @@ export class DirSyncer {
 
   private start(): Promise<void> {
     this.count++;
-    const p = fsyncDir(this.dir).finally(() => {
+    const p = this.fsyncOnce().finally(() => {
       if (this.running === p) this.running = undefined;
+      if (this.closing && !this.running && !this.next) this.release();
     });
     this.running = p;
     return p;

@@ -31,8 +31,10 @@ void test('ENOSPC: a full queue file system is a clear temporary error and leave
     rmSync(root, { recursive: true, force: true });
     return;
   }
+  // closed before the unmount: the queue keeps mess/ and env/ open for their fsyncs (durable.ts DirSyncer)
+  let q: Awaited<ReturnType<typeof openQueue>> | undefined;
   try {
-    const q = await openQueue(root);
+    q = await openQueue(root);
     await assert.rejects(
       q.inject({
         sender: 'a@x',
@@ -52,6 +54,7 @@ void test('ENOSPC: a full queue file system is a clear temporary error and leave
     });
     assert.deepEqual(await q.ids(), [id]);
   } finally {
+    q?.close();
     umount(qdir);
     rmSync(root, { recursive: true, force: true });
   }

@@ -373,9 +373,11 @@ export class FileQueue implements QueueStore {
     return recoverQueue(this, opts);
   }
 
-  /** Closes wake-up sockets (watchers); the store itself holds no open files. */
+  /** Closes wake-up sockets (watchers) and, once their fsyncs are done, the directories the commits sync. */
   close(): void {
     this.waker.close();
+    this.messSync.close();
+    this.envSync.close();
   }
 
   /** Directory fsyncs run so far (grouping makes this far smaller than the number of commits). */
