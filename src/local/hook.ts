@@ -8,6 +8,8 @@ export interface ProgramCall {
   readonly env: Readonly<Record<string, string>>;
   readonly home: string;
   readonly messagePath: string;
+  /** The message's bytes when qmail-local read it whole (under 64 KiB, run.ts): a hook may use them instead of the file. */
+  readonly message?: Buffer;
   readonly namer: UniqueNamer;
 }
 

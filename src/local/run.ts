@@ -213,7 +213,14 @@ async function body(
           break;
         }
         const h2 = o.programHook
-          ? await o.programHook({ command: ins.command, env, home: a.home, messagePath, namer: o.namer })
+          ? await o.programHook({
+              command: ins.command,
+              env,
+              home: a.home,
+              messagePath,
+              namer: o.namer,
+              ...(whole ? { message: whole } : {}),
+            })
           : null;
         if (h2?.forward) hooked.push(h2.forward);
         output.push(...(h2?.output ?? []));

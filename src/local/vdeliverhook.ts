@@ -115,6 +115,7 @@ export function runVdeliverLine(
     domain: e['HOST'] ?? '',
     ext: e['EXT'] ?? '',
     messagePath: call.messagePath,
+    ...(call.message ? { message: call.message } : {}),
     sender,
     dtline: e['DTLINE'] ?? `Delivered-To: ${e['LOCAL'] ?? ''}@${e['HOST'] ?? ''}\n`,
     rpline: e['RPLINE'] ?? `Return-Path: <${sender}>\n`,

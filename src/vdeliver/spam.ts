@@ -25,13 +25,21 @@ export async function spamVerdict(messagePath: string): Promise<SpamVerdict> {
   const fh = await open(messagePath, 'r');
   let text: string;
   try {
-    const buf = Buffer.alloc(8192);
+    const buf = Buffer.alloc(HEAD_BYTES);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     text = buf.subarray(0, bytesRead).toString('latin1');
   } finally {
     await fh.close();
   }
   return verdictOf(text);
+}
+
+/** How much of the message's start the verdict reads. */
+const HEAD_BYTES = 8192;
+
+/** The same, on the message's bytes already read (the same first HEAD_BYTES of them). */
+export function verdictOfHead(message: Buffer): SpamVerdict {
+  return verdictOf(message.toString('latin1', 0, Math.min(message.length, HEAD_BYTES)));
 }
 
 /** The same, on the message's first bytes (golden tests: spam.test.ts). */

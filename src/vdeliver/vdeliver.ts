@@ -16,7 +16,7 @@ import {
 import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
 import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
 import type { LookupDomain as Domain, LookupMailbox as Mailbox, MailboxLookup } from './types.js';
-import { ensureFolder, spamVerdict, type SpamVerdict } from './spam.js';
+import { ensureFolder, spamVerdict, verdictOfHead, type SpamVerdict } from './spam.js';
 import { vacationReply, type ReplyRunner } from './vacation.js';
 
 export interface VdeliverOptions {
@@ -30,6 +30,12 @@ export interface VdeliverOptions {
   /** EXT: the address inside the domain (`joe`). */
   readonly ext: string;
   readonly messagePath: string;
+  /**
+   * The message's bytes, when the caller read it whole (src/local's header look, under 64 KiB): then the loop check,
+   * the size, the filter's verdict and the Maildir copy use them and the file is not opened again
+   * (docs/PERFORMANCE.md ninth pass). They must be the file's bytes; programs and vacation still read the file.
+   */
+  readonly message?: Buffer;
   readonly sender: string;
   /** `Delivered-To: ...\n` and `Return-Path: <...>\n` as qmail-local makes them. */
   readonly dtline: string;
@@ -96,11 +102,25 @@ const oneShotNamer = (): UniqueNamer => new UniqueNamer(hostname(), process.pid 
 const defer = (report: string): VdeliverResult => ({ result: 'deferral', report });
 const fail = (report: string): VdeliverResult => ({ result: 'failure', report });
 
+/** The loop check on lines of the message's start: true or false once decided, undefined while the header goes on. */
+function loopIn(lines: readonly string[], want: string): boolean | undefined {
+  for (const l of lines) {
+    if (l === '' || l === '\r') return false;
+    if (`${l}\n`.toLowerCase() === want) return true;
+  }
+  return undefined;
+}
+
 /** qmail-local's loop check: does the header already hold our Delivered-To line? */
-async function looping(messagePath: string, dtline: string): Promise<boolean> {
-  const fh = await open(messagePath, 'r');
+async function looping(o: VdeliverOptions): Promise<boolean> {
+  const want = o.dtline.toLowerCase();
+  if (o.message !== undefined) {
+    const lines = o.message.toString('latin1').split('\n');
+    lines.pop(); // a last line without newline ends the header, as at the end of the file below
+    return loopIn(lines, want) ?? false;
+  }
+  const fh = await open(o.messagePath, 'r');
   try {
-    const want = dtline.toLowerCase();
     let pending = '';
     const buf = Buffer.alloc(65536);
     for (let pos = 0; ;) {
@@ -109,10 +129,8 @@ async function looping(messagePath: string, dtline: string): Promise<boolean> {
       pos += bytesRead;
       const lines = (pending + buf.toString('latin1', 0, bytesRead)).split('\n');
       pending = lines.pop() ?? '';
-      for (const l of lines) {
-        if (l === '' || l === '\r') return false;
-        if (`${l}\n`.toLowerCase() === want) return true;
-      }
+      const decided = loopIn(lines, want);
+      if (decided !== undefined) return decided;
     }
   } finally {
     await fh.close();
@@ -253,7 +271,8 @@ async function afterDelivery(
 
 /** The bytes a Maildir delivery writes: Return-Path and Delivered-To, then the message. */
 async function deliverySize(o: VdeliverOptions): Promise<number> {
-  return Buffer.byteLength(o.rpline + o.dtline, 'latin1') + (await stat(o.messagePath)).size;
+  const size = o.message !== undefined ? o.message.length : (await stat(o.messagePath)).size;
+  return Buffer.byteLength(o.rpline + o.dtline, 'latin1') + size;
 }
 
 /**
@@ -289,7 +308,7 @@ async function intoMaildir(o: VdeliverOptions, dir: string, owner?: Owner, folde
   const r = await deliverToMaildir(
     into,
     Buffer.from(o.rpline + o.dtline, 'latin1'),
-    o.messagePath,
+    o.message ?? o.messagePath,
     o.namer ?? oneShotNamer(),
   );
   switch (r.kind) {
@@ -449,7 +468,7 @@ const verdicts = new WeakMap<VdeliverOptions, Promise<SpamVerdict>>();
 function verdictOf(o: VdeliverOptions): Promise<SpamVerdict> {
   let v = verdicts.get(o);
   if (v === undefined) {
-    v = spamVerdict(o.messagePath);
+    v = o.message !== undefined ? Promise.resolve(verdictOfHead(o.message)) : spamVerdict(o.messagePath);
     verdicts.set(o, v);
   }
   return v;
@@ -498,8 +517,7 @@ export async function vdeliver(o: VdeliverOptions): Promise<VdeliverResult> {
     if (!dom) return defer(`The domain ${o.domain} is not in the directory; run quail directory check. (#4.3.5)`);
     const policy = o.policy === undefined || o.policy === '' ? dom.policy : parsePolicyWord(o.policy);
     if (typeof policy === 'string') return defer(`Trouble in vdeliver: ${policy}. (#4.3.0)`);
-    if (await looping(o.messagePath, o.dtline))
-      return fail('This message is looping: it already has my Delivered-To line. (#5.4.6)');
+    if (await looping(o)) return fail('This message is looping: it already has my Delivered-To line. (#5.4.6)');
     const user = o.ext.toLowerCase();
     if (user === '') return byPolicy(o, dom, policy, user);
     const alias = await o.directory.getAlias(dom.name, user);
