@@ -45,12 +45,28 @@ export function makeRoot(root: string): void {
   writeFileSync(join(root, 'users', 'assign'), `${assign.join('')}.\n`);
   cli(['newu', '--root', root]);
   if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, join(root, 'domains')]);
-  // QUAIL_BENCH_CONTROL="smtpdprocesses=1 localworkers=2": control files for an A/B run
+  benchControl(root);
+}
+
+/** QUAIL_BENCH_CONTROL="smtpdprocesses=1 localworkers=2": control files for an A/B run. */
+function benchControl(root: string): void {
   for (const kv of (process.env['QUAIL_BENCH_CONTROL'] ?? '').split(/\s+/).filter((w) => w !== '')) {
     const m = /^([a-z0-9]+)=(.*)$/.exec(kv);
     if (m === null) throw new Error(`QUAIL_BENCH_CONTROL: "${kv}" is not name=value`);
     writeFileSync(join(root, 'control', m[1] ?? ''), `${m[2] ?? ''}\n`);
   }
+}
+
+/**
+ * The same mailboxes the directory's way (`quail domain add`, `quail user add`: SQLite, `.qmail-default` with
+ * `| quail vdeliver`), for `addresses` only: each mailbox a CLI run, so only the ones a case sends to.
+ */
+export function makeDirectoryRoot(root: string, addresses: ReadonlyArray<{ domain: string; user: string }>): void {
+  mkdirSync(root, { mode: 0o755 });
+  cli(['init', '--root', root, '--me', 'bench.test']);
+  for (const domain of new Set(addresses.map((a) => a.domain))) cli(['domain', 'add', '--root', root, domain]);
+  for (const { domain, user } of addresses) cli(['user', 'add', '--root', root, '--no-password', `${user}@${domain}`]);
+  benchControl(root);
 }
 
 function message(i: number): Buffer {

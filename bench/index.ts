@@ -5,7 +5,7 @@
 // files go, default the system temp dir: put it on the disk the queue will live on), QUAIL_BENCH_ONLY
 // (run only sections whose name contains this text), QUAIL_BENCH_CONTROL (`name=value ...`: control files written
 // into every quail root of the run, for A/B runs such as `smtpdprocesses=1`), QUAIL_BENCH_WARMUP (versus: messages
-// each server gets before the measured ones, default 1000).
+// each server gets before the measured ones, default 1000), QUAIL_BENCH_VIA (versus: `assign` or `directory`).
 import { chmodSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { cpus, freemem, hostname, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';

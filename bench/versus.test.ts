@@ -56,3 +56,34 @@ void test(`versus section: every case delivers all N messages${withPostfix ? '' 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+void test('versus section, QUAIL_BENCH_VIA=directory: quail delivers all N through the directory (vdeliver)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-bench-versus-dir-'));
+  chmodSync(dir, 0o711);
+  const ctx: BenchContext = { workDir: dir, n: () => N, caseBudgetMs: 60_000, fsyncRate: 0, progress: () => undefined };
+  const before = { warm: process.env['QUAIL_BENCH_WARMUP'], via: process.env['QUAIL_BENCH_VIA'] };
+  process.env['QUAIL_BENCH_WARMUP'] = '7';
+  process.env['QUAIL_BENCH_VIA'] = 'directory';
+  try {
+    const rows = await versusSection.run(ctx);
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    for (const c of [10, 50]) {
+      const q = byName.get(`quail, delivered, ${c} clients`);
+      assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted.*via directory`), JSON.stringify(rows));
+      // the root was made the directory's way: its mailboxes are in SQLite and the domain hands mail to vdeliver
+      const root = join(dir, `quail-${c}`);
+      assert.ok(existsSync(join(root, 'directory.sqlite')), `${root}: no directory`);
+      assert.match(readFileSync(join(root, 'domains', 'd00.bench.test', '.qmail-default'), 'utf8'), /quail vdeliver/);
+      assert.equal(existsSync(join(root, 'domains', 'd00.bench.test', '.qmail-u0')), false);
+    }
+  } finally {
+    for (const [k, v] of [
+      ['QUAIL_BENCH_WARMUP', before.warm],
+      ['QUAIL_BENCH_VIA', before.via],
+    ] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { cpuByRole, treeCpuByPid } from './cpu.js';
-import { DOMAINS, domainName, makeRoot, mailbox, USERS } from './delivery.js';
+import { DOMAINS, domainName, makeDirectoryRoot, makeRoot, mailbox, USERS } from './delivery.js';
 import { postfixUnavailable, startPostfix } from './postfix.js';
 import { sleep, startQuailProcess } from './quail-process.js';
 import { freePort, HOST } from './sink.js';
@@ -120,12 +120,27 @@ function account(root: string): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
+/**
+ * How quail's mailboxes are made (QUAIL_BENCH_VIA): `assign` (default) as qmail does, users/assign and `.qmail-USER`
+ * for 1,000 mailboxes; `directory` as the user directory does, `quail domain add` and `quail user add` for the
+ * mailboxes the load goes to, delivered by `| quail vdeliver` (RCPT checked against the directory).
+ */
+function via(): 'assign' | 'directory' {
+  const v = process.env['QUAIL_BENCH_VIA'] ?? '';
+  if (v === '' || v === 'assign') return 'assign';
+  if (v === 'directory') return 'directory';
+  throw new Error(`QUAIL_BENCH_VIA=${v}: say assign or directory`);
+}
+
 async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
   const root = join(ctx.workDir, `quail-${clients}`);
-  makeRoot(root);
-  // accept mail for the bench's domains over SMTP (the delivery section injects, so makeRoot leaves rcpthosts alone)
-  const domains = Array.from({ length: DOMAINS }, (_, d) => `${domainName(d)}\n`).join('');
-  appendFileSync(join(root, 'control', 'rcpthosts'), domains);
+  if (via() === 'directory') makeDirectoryRoot(root, targets());
+  else {
+    makeRoot(root);
+    // accept mail for the bench's domains over SMTP (the delivery section injects, so makeRoot leaves rcpthosts alone)
+    const domains = Array.from({ length: DOMAINS }, (_, d) => `${domainName(d)}\n`).join('');
+    appendFileSync(join(root, 'control', 'rcpthosts'), domains);
+  }
   const port = await freePort();
   // authcheck=off: the Postfix case runs no SPF/DKIM/DMARC checks either (and this machine has no DNS to ask;
   // with the default authcheck=header each message waits for the resolver's timeouts)
@@ -223,7 +238,12 @@ export const versusSection: BenchSection = {
     for (const clients of CLIENTS) {
       const q = await quailCase(ctx, clients, n, budgetMs);
       rows.push(
-        { name: `quail, delivered, ${clients} clients`, value: rate(q), unit: 'msg/s', note: describe(q) },
+        {
+          name: `quail, delivered, ${clients} clients`,
+          value: rate(q),
+          unit: 'msg/s',
+          note: `${describe(q)}; mailboxes made via ${via()} (QUAIL_BENCH_VIA)`,
+        },
         { name: `quail, accepted, ${clients} clients`, value: acceptRate(q), unit: 'msg/s' },
         {
           name: `quail, server CPU per message, ${clients} clients`,
