@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { treeCpuMs } from './cpu.js';
 import { postfixUnavailable } from './postfix.js';
-import type { BenchContext } from './types.js';
+import type { BenchContext, BenchRow } from './types.js';
 import { versusSection } from './versus.js';
 
 const N = 20;
@@ -21,16 +21,35 @@ void test('treeCpuMs: a process tree counts its own CPU; a pid that does not exi
   assert.equal(treeCpuMs(0x7ffffffe), 0);
 });
 
-void test(`versus section: every case delivers all N messages${withPostfix ? '' : ' (Postfix skipped: not root or not installed)'}`, async () => {
+/**
+ * Runs the section in a fresh directory with `env` set for the run (QUAIL_BENCH_WARMUP=7 unless given: a small
+ * warm-up, so its messages are sent and delivered first, and counted neither as accepted nor as delivered), hands
+ * `check` the rows and the directory before it is removed, and puts the environment back.
+ */
+async function runVersus(
+  env: Readonly<Record<string, string>>,
+  check: (byName: Map<string, BenchRow>, rows: readonly BenchRow[], dir: string) => void,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'quail-bench-versus-'));
   chmodSync(dir, 0o711);
   const ctx: BenchContext = { workDir: dir, n: () => N, caseBudgetMs: 60_000, fsyncRate: 0, progress: () => undefined };
-  // a small warm-up, so its messages are sent and delivered first, and counted neither as accepted nor as delivered
-  const warmBefore = process.env['QUAIL_BENCH_WARMUP'];
-  process.env['QUAIL_BENCH_WARMUP'] = '7';
+  const vars = { QUAIL_BENCH_WARMUP: '7', ...env };
+  const before = Object.keys(vars).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, vars);
   try {
     const rows = await versusSection.run(ctx);
-    const byName = new Map(rows.map((r) => [r.name, r]));
+    check(new Map(rows.map((r) => [r.name, r])), rows, dir);
+  } finally {
+    for (const [k, v] of before) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void test(`versus section: every case delivers all N messages${withPostfix ? '' : ' (Postfix skipped: not root or not installed)'}`, async () => {
+  await runVersus({}, (byName, rows, dir) => {
     for (const c of [10, 50]) {
       const q = byName.get(`quail, delivered, ${c} clients`);
       assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted`), JSON.stringify(rows));
@@ -50,23 +69,11 @@ void test(`versus section: every case delivers all N messages${withPostfix ? '' 
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       assert.throws(() => process.kill(pid, 0), `Postfix master ${pid} of ${name} is still running`);
     }
-  } finally {
-    if (warmBefore === undefined) delete process.env['QUAIL_BENCH_WARMUP'];
-    else process.env['QUAIL_BENCH_WARMUP'] = warmBefore;
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 void test('versus section, QUAIL_BENCH_VIA=directory: quail delivers all N through the directory (vdeliver)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'quail-bench-versus-dir-'));
-  chmodSync(dir, 0o711);
-  const ctx: BenchContext = { workDir: dir, n: () => N, caseBudgetMs: 60_000, fsyncRate: 0, progress: () => undefined };
-  const before = { warm: process.env['QUAIL_BENCH_WARMUP'], via: process.env['QUAIL_BENCH_VIA'] };
-  process.env['QUAIL_BENCH_WARMUP'] = '7';
-  process.env['QUAIL_BENCH_VIA'] = 'directory';
-  try {
-    const rows = await versusSection.run(ctx);
-    const byName = new Map(rows.map((r) => [r.name, r]));
+  await runVersus({ QUAIL_BENCH_VIA: 'directory' }, (byName, rows, dir) => {
     for (const c of [10, 50]) {
       const q = byName.get(`quail, delivered, ${c} clients`);
       assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted.*via directory`), JSON.stringify(rows));
@@ -76,14 +83,5 @@ void test('versus section, QUAIL_BENCH_VIA=directory: quail delivers all N throu
       assert.match(readFileSync(join(root, 'domains', 'd00.bench.test', '.qmail-default'), 'utf8'), /quail vdeliver/);
       assert.equal(existsSync(join(root, 'domains', 'd00.bench.test', '.qmail-u0')), false);
     }
-  } finally {
-    for (const [k, v] of [
-      ['QUAIL_BENCH_WARMUP', before.warm],
-      ['QUAIL_BENCH_VIA', before.via],
-    ] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -30,8 +30,8 @@ export interface RecoverReport {
 }
 
 /** Is the writer of a tmp file still at work? (pid alive and not too old; this process: only its own ids). */
-function writerAlive(t: TmpName, mtimeMs: number, now: number, ownInFlight: ReadonlySet<QueueId>): boolean {
-  if (now - mtimeMs > TMP_MAX_AGE_MS) return false;
+function writerAlive(t: TmpName, changedMs: number, now: number, ownInFlight: ReadonlySet<QueueId>): boolean {
+  if (now - changedMs > TMP_MAX_AGE_MS) return false;
   if (t.pid === process.pid) return ownInFlight.has(t.id);
   return pidAlive(t.pid);
 }
@@ -126,19 +126,19 @@ export async function recoverListed(q: FileQueue, listing: QueueListing, opts: R
       await unexplained('tmp', [name]);
       continue;
     }
-    let mtime: number;
+    // when the file last changed: the later of mtime and ctime (a spare taken into tmp/ keeps the old message's mtime
+    // until its first write, but the rename that took it set its ctime, spare.ts)
+    let changed: number;
     try {
-      // the later of mtime and ctime: a spare taken into tmp/ keeps the old message's mtime until its first write,
-      // but the rename that took it set its ctime (spare.ts)
       const st = await lstat(path);
-      mtime = Math.max(st.mtimeMs, st.ctimeMs);
+      changed = Math.max(st.mtimeMs, st.ctimeMs);
     } catch {
       // Gone since the listing: its writer finished meanwhile (committed after our env/ listing, or undid
       // itself). Either way the id was live: never judge its mess/ entry unexplained (that lost acked mail).
       if (t.kind === 'env') liveEnv.add(t.id);
       continue;
     }
-    if (writerAlive(t, mtime, now, q.inFlight)) {
+    if (writerAlive(t, changed, now, q.inFlight)) {
       rep.inFlight++;
       if (t.kind === 'env') liveEnv.add(t.id);
       continue;

@@ -28,7 +28,6 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
   /** The offices' router (run/offices.json) when control/office is set; null without; undefined: not looked yet. */
   private offices: OfficeFileRouter | null | undefined;
 
-  /** `onLookup`: each check's duration (the metrics' quail_directory_lookup_seconds). */
   /**
    * `onLookup`: each check's duration (the metrics' quail_directory_lookup_seconds). `controlFiles`: the process's
    * control cache, so that with no directory yet each RCPT finds control/directory missing with no failed open (an

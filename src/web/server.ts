@@ -16,8 +16,8 @@ export const MAX_IN_FLIGHT = 16;
 
 /**
  * Node's HTTP parser (llhttp) reads the requests: headers over 16 KiB are a 431, a malformed request a 400, and a
- * request has 10 s for its headers and 30 s in all; an idle keep-alive connection is closed after 5 s. A connection with more than MAX_IN_FLIGHT requests unanswered
- * is closed.
+ * request has 10 s for its headers and 30 s in all; an idle keep-alive connection is closed after 5 s. A connection
+ * with more than MAX_IN_FLIGHT requests unanswered is closed.
  */
 export function webServer(app: Hono, o: WebServerOptions = {}): Server {
   const listener = getRequestListener(app.fetch);
