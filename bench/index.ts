@@ -91,7 +91,6 @@ async function main(): Promise<void> {
     const fsyncDir = join(work, 'fsync');
     mkdirSync(fsyncDir);
     const fs = await measureFsync(fsyncDir, 2000);
-    rmSync(fsyncDir, { recursive: true, force: true });
     process.stdout.write(
       `  fsync     ${fmt(fs.perSecond)} write+fsync/s (${fs.count} in ${fs.seconds.toFixed(2)} s): the physical limit for one-at-a-time durable commits\n\n`,
     );

@@ -8,6 +8,7 @@ import { Control } from '../src/control/index.js';
 import { openQueue } from '../src/queue/index.js';
 import { SmtpListener } from '../src/smtpd/index.js';
 import { systemPasswd } from '../src/users/index.js';
+import { sendOne, smtpMessage4k } from './smtp-client.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -15,65 +16,6 @@ const CLI = join(dirname(SELF), '..', 'src', 'cli', 'main.js');
 const CONCURRENCY = [1, 10, 50] as const;
 const IDLE = 1000;
 const TO = 'postmaster@example.com';
-
-/** A 4 KiB message in SMTP form (CRLF, no line starting with a dot), ending with the terminator. */
-function smtpMessage4k(): Buffer {
-  let m = 'From: bench@client.test\r\nTo: postmaster@example.com\r\nSubject: bench\r\n\r\n';
-  const line = `${'x'.repeat(70)}\r\n`;
-  while (m.length + line.length <= 4096) m += line;
-  return Buffer.from(`${m.padEnd(4094, 'y')}\r\n.\r\n`, 'latin1');
-}
-
-/** Reads replies; resolves each `expect` with the next complete reply's code. */
-function replies(sock: Socket): () => Promise<number> {
-  let buf = '';
-  const waiting: Array<(code: number) => void> = [];
-  const ready: number[] = [];
-  sock.on('data', (c: Buffer) => {
-    buf += c.toString('latin1');
-    let m: RegExpExecArray | null;
-    while ((m = /^(\d{3}) [^\n]*\n/m.exec(buf)) !== null) {
-      buf = buf.slice(m.index + m[0].length);
-      const code = Number(m[1]);
-      const w = waiting.shift();
-      if (w) w(code);
-      else ready.push(code);
-    }
-  });
-  sock.on('close', () => {
-    for (const w of waiting.splice(0)) w(0);
-  });
-  return () =>
-    new Promise((resolve) => {
-      const r = ready.shift();
-      if (r !== undefined) resolve(r);
-      else waiting.push(resolve);
-    });
-}
-
-/** The built-in load generator: one connection per message, one command per reply (no pipelining). */
-function sendOne(port: number, data: Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: '127.0.0.1', port });
-    sock.on('error', () => resolve(false));
-    const next = replies(sock);
-    const step = async (line: string | Buffer, want: number): Promise<boolean> => {
-      sock.write(line);
-      return (await next()) === want;
-    };
-    void (async () => {
-      const ok =
-        (await next()) === 220 &&
-        (await step('EHLO client.test\r\n', 250)) &&
-        (await step('MAIL FROM:<bench@client.test>\r\n', 250)) &&
-        (await step(`RCPT TO:<${TO}>\r\n`, 250)) &&
-        (await step('DATA\r\n', 354)) &&
-        (await step(data, 250));
-      sock.end('QUIT\r\n');
-      resolve(ok);
-    })();
-  });
-}
 
 async function drive(n: number, concurrency: number, budgetMs: number, one: () => Promise<boolean>): Promise<number> {
   const deadline = Date.now() + budgetMs;
@@ -99,7 +41,8 @@ function smtpSourcePath(): string | undefined {
 async function load(port: number, n: number, concurrency: number, ctx: BenchContext): Promise<void> {
   const src = smtpSourcePath();
   if (src === undefined) {
-    await drive(n, concurrency, ctx.caseBudgetMs, () => sendOne(port, smtpMessage4k()));
+    const message = smtpMessage4k(TO);
+    await drive(n, concurrency, ctx.caseBudgetMs, () => sendOne(port, TO, message));
     return;
   }
   // -l 4096: 4 KiB of body; one session per message, `concurrency` sessions in parallel.

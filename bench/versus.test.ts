@@ -48,12 +48,28 @@ async function runVersus(
   }
 }
 
+/** The latency phase's probe got every one of its messages answered and into the Maildir, and timed them. */
+function probed(byName: Map<string, BenchRow>, who: string, clients: number, rows: readonly BenchRow[]): void {
+  for (const [what, did] of [
+    ['250', 'answered 250'],
+    ['Maildir', 'in the Maildir'],
+  ] as const) {
+    const r = byName.get(`${who}, p99 latency to the ${what}, ${clients} clients`);
+    const m = /^p50 ([\d.]+) ms; (\d+) of (\d+) probe messages (.*)$/.exec(r?.note ?? '');
+    assert.ok(m, JSON.stringify(rows));
+    assert.equal(m[2], m[3], `${who} ${what}: ${r?.note ?? ''}`);
+    assert.ok(Number(m[3]) >= 1 && m[4]?.startsWith(did), r?.note);
+    assert.ok((r?.value ?? 0) > 0 && (r?.value ?? 0) >= Number(m[1]), JSON.stringify(r));
+  }
+}
+
 void test(`versus section: every case delivers all N messages${withPostfix ? '' : ' (Postfix skipped: not root or not installed)'}`, async () => {
   await runVersus({}, (byName, rows, dir) => {
     for (const c of [10, 50]) {
       const q = byName.get(`quail, delivered, ${c} clients`);
       assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted`), JSON.stringify(rows));
       assert.ok((byName.get(`quail, server CPU per message, ${c} clients`)?.value ?? 0) > 0);
+      for (const who of withPostfix ? ['quail', 'Postfix'] : ['quail']) probed(byName, who, c, rows);
       if (withPostfix) {
         const p = byName.get(`Postfix, delivered, ${c} clients`);
         assert.match(p?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted`), JSON.stringify(rows));
@@ -77,6 +93,7 @@ void test('versus section, QUAIL_BENCH_VIA=directory: quail delivers all N throu
     for (const c of [10, 50]) {
       const q = byName.get(`quail, delivered, ${c} clients`);
       assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted.*via directory`), JSON.stringify(rows));
+      probed(byName, 'quail', c, rows);
       // the root was made the directory's way: its mailboxes are in SQLite and the domain hands mail to vdeliver
       const root = join(dir, `quail-${c}`);
       assert.ok(existsSync(join(root, 'directory.sqlite')), `${root}: no directory`);

@@ -15,6 +15,7 @@ import { cpuByRole, treeCpuByPid } from './cpu.js';
 import { DOMAINS, domainName, makeDirectoryRoot, makeRoot, mailbox, USERS } from './delivery.js';
 import { postfixUnavailable, startPostfix } from './postfix.js';
 import { sleep, startQuailProcess } from './quail-process.js';
+import { percentile, startProbe, type ProbeFigures } from './probe.js';
 import { freePort, HOST } from './sink.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
 
@@ -32,11 +33,17 @@ interface Measured {
   readonly cpuMs: number;
   /** The CPU by process role (script or program name), ms. */
   readonly byRole: ReadonlyMap<string, number>;
+  /** The latency phase's probe (latencyPhase). */
+  readonly latency: ProbeFigures;
 }
 
 /** The mailboxes the load goes to: source j → mailbox(j·101) = u<j> in d0<j> (distinct users and domains). */
 const targets = (): Array<{ domain: string; user: string }> =>
   Array.from({ length: SOURCES }, (_, j) => mailbox(j * (DOMAINS + 1)));
+/** The latency probe's mailbox: u0 in d50, which no smtp-source writes to. */
+const PROBE = mailbox(DOMAINS / 2);
+/** The probe sends one message every this many milliseconds (about 190 in a 7.5 s phase). */
+const PROBE_EVERY_MS = 40;
 
 /** `SOURCES` smtp-source processes, `clients` sessions in all, one message per session, n messages in all. */
 async function load(port: number, n: number, clients: number, budgetMs: number): Promise<void> {
@@ -83,7 +90,15 @@ function warmup(): number {
  * sent counts as accepted (Postfix).
  */
 async function measure(
-  o: { port: number; pid: () => number; newDirs: readonly string[]; n: number; clients: number; budgetMs: number },
+  o: {
+    port: number;
+    pid: () => number;
+    newDirs: readonly string[];
+    probeDir: string;
+    n: number;
+    clients: number;
+    budgetMs: number;
+  },
   accepted?: () => number,
 ): Promise<Measured> {
   const count = (): number => o.newDirs.reduce((s, d) => s + readdirSync(d).length, 0);
@@ -111,7 +126,32 @@ async function measure(
   await sleep(300);
   const byRole = cpuByRole(cpu0, treeCpuByPid(o.pid()));
   const cpuMs = [...byRole.values()].reduce((a, b) => a + b, 0);
-  return { accepted: got, delivered: count() - before, acceptS, deliverS, cpuMs, byRole };
+  const delivered = count() - before;
+  const latency = await latencyPhase(o, count);
+  return { accepted: got, delivered, acceptS, deliverS, cpuMs, byRole, latency };
+}
+
+/**
+ * The latency phase, after the measured one: the same load again with the probe beside it (one more client,
+ * PROBE_EVERY_MS apart, to the probe's own mailbox); its times are the latency rows. Kept apart from the measured
+ * phase so that the rates and the CPU per message are those of the load alone.
+ */
+async function latencyPhase(
+  o: { port: number; newDirs: readonly string[]; probeDir: string; n: number; clients: number; budgetMs: number },
+  count: () => number,
+): Promise<ProbeFigures> {
+  const before = count();
+  const probe = startProbe({
+    port: o.port,
+    to: `${PROBE.user}@${PROBE.domain}`,
+    newDir: o.probeDir,
+    everyMs: PROBE_EVERY_MS,
+  });
+  await load(o.port, o.n, o.clients, o.budgetMs);
+  const figures = await probe.stop(o.budgetMs);
+  const deadline = Date.now() + o.budgetMs;
+  while (count() - before < o.n && Date.now() < deadline) await sleep(10); // the next case starts on a quiet machine
+  return figures;
 }
 
 function account(root: string): { uid: number; gid: number } {
@@ -134,7 +174,7 @@ function via(): 'assign' | 'directory' {
 
 async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
   const root = join(ctx.workDir, `quail-${clients}`);
-  if (via() === 'directory') makeDirectoryRoot(root, targets());
+  if (via() === 'directory') makeDirectoryRoot(root, [...targets(), PROBE]);
   else {
     makeRoot(root);
     // accept mail for the bench's domains over SMTP (the delivery section injects, so makeRoot leaves rcpthosts alone)
@@ -160,7 +200,8 @@ async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs
     const pid = quail.child.pid ?? 0;
     const newDirs = targets().map(({ domain, user }) => join(root, 'domains', domain, user, 'Maildir', 'new'));
     ctx.progress(`versus: quail start, ${clients} clients, ${n} messages after ${warmup()} to warm up`);
-    return await measure({ port, pid: () => pid, newDirs, n, clients, budgetMs }, () => queued);
+    const probeDir = join(root, 'domains', PROBE.domain, PROBE.user, 'Maildir', 'new');
+    return await measure({ port, pid: () => pid, newDirs, probeDir, n, clients, budgetMs }, () => queued);
   } finally {
     await quail.stop();
   }
@@ -203,7 +244,8 @@ async function postfixCase(ctx: BenchContext, clients: number, n: number, budget
     const pid = pf.masterPid();
     if (pid === undefined) throw new Error(`Postfix is not running: ${pf.log().slice(-1000)}`);
     // Postfix says nothing per message on a pipe: every message smtp-source sent counts as accepted.
-    return await measure({ port, pid: () => pid, newDirs, n, clients, budgetMs });
+    const probeDir = join(base, PROBE.domain, PROBE.user, 'Maildir', 'new');
+    return await measure({ port, pid: () => pid, newDirs, probeDir, n, clients, budgetMs });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -221,6 +263,26 @@ const perRole = (m: Measured): string =>
     .sort((a, b) => b[1] - a[1])
     .map(([role, ms]) => `${role} ${(ms / Math.max(1, m.delivered)).toFixed(2)}`)
     .join(', ');
+/** The latency rows of one server: p99 to the 250 and to the Maildir, with the p50s and the counts in the notes. */
+const latencyRows = (who: string, clients: number, m: Measured): BenchRow[] => {
+  const l = m.latency;
+  const note = (xs: readonly number[], what: string): string =>
+    `p50 ${percentile(xs, 50).toFixed(1)} ms; ${xs.length} of ${l.sent} probe messages ${what}`;
+  return [
+    {
+      name: `${who}, p99 latency to the 250, ${clients} clients`,
+      value: percentile(l.smtpMs, 99),
+      unit: 'ms',
+      note: note(l.smtpMs, 'answered 250 (connect → 250 after DATA, under the same load again)'),
+    },
+    {
+      name: `${who}, p99 latency to the Maildir, ${clients} clients`,
+      value: percentile(l.deliveredMs, 99),
+      unit: 'ms',
+      note: note(l.deliveredMs, 'in the Maildir (connect → file in new/)'),
+    },
+  ];
+};
 const describe = (m: Measured): string =>
   `${m.delivered} delivered of ${m.accepted} accepted; accepted in ${m.acceptS.toFixed(1)} s, ` +
   `delivered in ${m.deliverS.toFixed(1)} s; ${(m.cpuMs / 1000).toFixed(1)} s CPU`;
@@ -251,6 +313,7 @@ export const versusSection: BenchSection = {
           unit: 'ms',
           note: `all quail processes; by process: ${perRole(q)}`,
         },
+        ...latencyRows('quail', clients, q),
       );
       if (why !== undefined) {
         rows.push({ name: `Postfix, ${clients} clients`, value: 0, unit: '-', note: `skipped: ${why}` });
@@ -266,6 +329,7 @@ export const versusSection: BenchSection = {
           unit: 'ms',
           note: `master and its children; by process: ${perRole(p)}`,
         },
+        ...latencyRows('Postfix', clients, p),
         { name: `ratio quail / Postfix, delivered, ${clients} clients`, value: rate(q) / rate(p), unit: 'x' },
         {
           name: `ratio quail / Postfix, accepted, ${clients} clients`,
@@ -273,6 +337,11 @@ export const versusSection: BenchSection = {
           unit: 'x',
         },
         { name: `ratio quail / Postfix, CPU per message, ${clients} clients`, value: cpuPer(q) / cpuPer(p), unit: 'x' },
+        {
+          name: `ratio quail / Postfix, p99 latency to the Maildir, ${clients} clients`,
+          value: percentile(q.latency.deliveredMs, 99) / percentile(p.latency.deliveredMs, 99),
+          unit: 'x',
+        },
       );
     }
     return rows;
