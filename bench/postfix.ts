@@ -35,6 +35,11 @@ export interface PostfixOptions {
   /** Deliveries in flight to the relay (destination concurrency). */
   readonly concurrency: number;
   /**
+   * Relay only: true (the default) holds every accepted message until releaseToDeferred() and flush() (the queue →
+   * sink cases); false relays each as soon as it is queued (SMTP in → sink).
+   */
+  readonly hold?: boolean;
+  /**
    * Local delivery instead of relay: Postfix's virtual(8) delivers each message into a Maildir (written and
    * fsynced before it counts), for these mailboxes (`user@domain` → Maildir path relative to `base`), as `owner`.
    * Nothing is held: a message is delivered as soon as it is queued.
@@ -127,10 +132,14 @@ inet_interfaces = ${o.listen.host}
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 relayhost = [${o.relay.host}]:${o.relay.port}
-# Hold every accepted message: the benchmark releases them all at once (see bench/README.md).
 smtpd_relay_restrictions = permit_mynetworks, reject
+${
+  o.hold === false
+    ? ''
+    : `# Hold every accepted message: the benchmark releases them all at once (see bench/README.md).
 smtpd_end_of_data_restrictions = check_client_access static:HOLD
-smtpd_peername_lookup = no
+`
+}smtpd_peername_lookup = no
 smtp_host_lookup = native
 smtp_tls_security_level = none
 smtpd_tls_security_level = none

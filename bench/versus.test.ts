@@ -69,7 +69,13 @@ void test(`versus section: every case delivers all N messages${withPostfix ? '' 
       const q = byName.get(`quail, delivered, ${c} clients`);
       assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted`), JSON.stringify(rows));
       assert.ok((byName.get(`quail, server CPU per message, ${c} clients`)?.value ?? 0) > 0);
-      for (const who of withPostfix ? ['quail', 'Postfix'] : ['quail']) probed(byName, who, c, rows);
+      for (const who of withPostfix ? ['quail', 'Postfix'] : ['quail']) {
+        probed(byName, who, c, rows);
+        // relayed: SMTP in → the sink, every message counted there
+        const r = byName.get(`${who}, relayed, ${c} clients`);
+        assert.match(r?.note ?? '', new RegExp(`^SMTP in → .*; ${N} delivered of ${N} accepted`), JSON.stringify(rows));
+        assert.ok((byName.get(`${who}, relay CPU per message, ${c} clients`)?.value ?? 0) > 0);
+      }
       if (withPostfix) {
         const p = byName.get(`Postfix, delivered, ${c} clients`);
         assert.match(p?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted`), JSON.stringify(rows));

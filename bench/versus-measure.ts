@@ -1,0 +1,187 @@
+// The side-by-side bench's load and measurement (bench/versus.ts, versus-relay.ts): smtp-source processes against a
+// server on 127.0.0.1, its process tree's CPU, and a latency probe beside the same load again.
+import { spawn } from 'node:child_process';
+import { cpuByRole, treeCpuByPid } from './cpu.js';
+import { DOMAINS, mailbox } from './delivery.js';
+import { percentile, startProbe, type ProbeFigures } from './probe.js';
+import { sleep } from './quail-process.js';
+import { HOST } from './sink.js';
+import type { BenchRow } from './types.js';
+
+export const SMTP_SOURCE = '/usr/sbin/smtp-source';
+export const CLIENTS = [10, 50] as const;
+/** smtp-source processes per case, each to its own mailbox in its own domain (smtp-source has one recipient). */
+const SOURCES = 10;
+export const MIN_BUDGET_MS = 120_000;
+
+export interface Measured {
+  readonly accepted: number;
+  readonly delivered: number;
+  readonly acceptS: number;
+  readonly deliverS: number;
+  readonly cpuMs: number;
+  /** The CPU by process role (script or program name), ms. */
+  readonly byRole: ReadonlyMap<string, number>;
+  /** The latency phase's probe (latencyPhase), when the case had a probe mailbox. */
+  readonly latency?: ProbeFigures;
+}
+
+/** The mailboxes the load goes to: source j → mailbox(j·101) = u<j> in d0<j> (distinct users and domains). */
+export const targets = (): Array<{ domain: string; user: string }> =>
+  Array.from({ length: SOURCES }, (_, j) => mailbox(j * (DOMAINS + 1)));
+/** The latency probe's mailbox: u0 in d50, which no smtp-source writes to. */
+export const PROBE = mailbox(DOMAINS / 2);
+/** The probe sends one message every this many milliseconds (about 190 in a 7.5 s phase). */
+const PROBE_EVERY_MS = 40;
+
+/** `SOURCES` smtp-source processes, `clients` sessions in all, one message per session, n messages in all. */
+async function load(port: number, n: number, clients: number, budgetMs: number): Promise<void> {
+  const per = Math.ceil(clients / SOURCES);
+  const runs = targets().map(({ domain, user }, j) => {
+    const m = Math.floor(n / SOURCES) + (j < n % SOURCES ? 1 : 0);
+    // -l 4096: 4 KiB of body after smtp-source's own header lines; -M: its HELO name
+    const p = spawn(
+      SMTP_SOURCE,
+      ['-s', String(per), '-m', String(m), '-l', '4096', '-M', 'client.test', '-f', 'bench@client.test'].concat([
+        '-t',
+        `${user}@${domain}`,
+        `${HOST}:${port}`,
+      ]),
+      { stdio: 'ignore' },
+    );
+    const timer = setTimeout(() => p.kill('SIGTERM'), budgetMs);
+    return new Promise<void>((r) =>
+      p.on('exit', () => {
+        clearTimeout(timer);
+        r();
+      }),
+    );
+  });
+  await Promise.all(runs);
+}
+
+/**
+ * Messages each server gets before the measured ones (QUAIL_BENCH_WARMUP, default 1,000; 0 for none): the same
+ * load, not counted. Without it quail's figures include V8 compiling its hot code (about 1.7 s of CPU after each
+ * start, docs/PERFORMANCE.md, eighth pass), which a server that stays up pays once.
+ */
+export function warmup(): number {
+  const v = process.env['QUAIL_BENCH_WARMUP'];
+  if (v === undefined || v === '') return 1000;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`QUAIL_BENCH_WARMUP=${v} is not a whole number ≥ 0`);
+  return n;
+}
+
+/**
+ * Runs the load against a server whose deliveries so far `count` says (files in the Maildirs, or messages at the
+ * sink), measuring its process tree's CPU; then, when `probeDir` (the probe mailbox's `new/`) is given, the latency
+ * phase.
+ * `accepted` counts the messages the server said it queued since it started (quail's log); without it every message
+ * sent counts as accepted (Postfix).
+ */
+export async function measure(
+  o: {
+    port: number;
+    pid: () => number;
+    count: () => number;
+    probeDir?: string;
+    n: number;
+    clients: number;
+    budgetMs: number;
+  },
+  accepted?: () => number,
+): Promise<Measured> {
+  const count = o.count;
+  const warm = warmup();
+  if (warm > 0) {
+    const start = count();
+    await load(o.port, warm, o.clients, o.budgetMs);
+    const until = Date.now() + o.budgetMs;
+    while (count() - start < warm && Date.now() < until) await sleep(10);
+    await sleep(300);
+  }
+  const before = count();
+  await sleep(100); // quail start's log is written in 20 ms batches: let the warm-up's smtp.queued lines arrive
+  const acceptedBefore = accepted?.() ?? 0;
+  const cpu0 = treeCpuByPid(o.pid());
+  const t0 = process.hrtime.bigint();
+  await load(o.port, o.n, o.clients, o.budgetMs);
+  const acceptS = Number(process.hrtime.bigint() - t0) / 1e9;
+  await sleep(100); // quail start's log is written in 20 ms batches: let the last smtp.queued lines arrive
+  const got = accepted === undefined ? o.n : accepted() - acceptedBefore;
+  const deadline = Date.now() + o.budgetMs;
+  while (count() - before < got && Date.now() < deadline) await sleep(10);
+  const deliverS = Number(process.hrtime.bigint() - t0) / 1e9;
+  // settle: the last delivery's bookkeeping (state write, removal) belongs to the message's cost
+  await sleep(300);
+  const byRole = cpuByRole(cpu0, treeCpuByPid(o.pid()));
+  const cpuMs = [...byRole.values()].reduce((a, b) => a + b, 0);
+  const delivered = count() - before;
+  const measured = { accepted: got, delivered, acceptS, deliverS, cpuMs, byRole };
+  return o.probeDir === undefined
+    ? measured
+    : { ...measured, latency: await latencyPhase({ ...o, probeDir: o.probeDir }) };
+}
+
+/**
+ * The latency phase, after the measured one: the same load again with the probe beside it (one more client,
+ * PROBE_EVERY_MS apart, to the probe's own mailbox); its times are the latency rows. Kept apart from the measured
+ * phase so that the rates and the CPU per message are those of the load alone.
+ */
+async function latencyPhase(o: {
+  port: number;
+  count: () => number;
+  probeDir: string;
+  n: number;
+  clients: number;
+  budgetMs: number;
+}): Promise<ProbeFigures> {
+  const before = o.count();
+  const probe = startProbe({
+    port: o.port,
+    to: `${PROBE.user}@${PROBE.domain}`,
+    newDir: o.probeDir,
+    everyMs: PROBE_EVERY_MS,
+  });
+  await load(o.port, o.n, o.clients, o.budgetMs);
+  const figures = await probe.stop(o.budgetMs);
+  const deadline = Date.now() + o.budgetMs;
+  while (o.count() - before < o.n && Date.now() < deadline) await sleep(10); // the next case starts on a quiet machine
+  return figures;
+}
+
+export const rate = (m: Measured): number => m.delivered / m.deliverS;
+export const acceptRate = (m: Measured): number => m.accepted / m.acceptS;
+export const cpuPer = (m: Measured): number => m.cpuMs / Math.max(1, m.delivered);
+/** `role 0.61, role 1.20` ms per message, biggest first. */
+export const perRole = (m: Measured): string =>
+  [...m.byRole]
+    .filter(([, ms]) => ms > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([role, ms]) => `${role} ${(ms / Math.max(1, m.delivered)).toFixed(2)}`)
+    .join(', ');
+/** The latency rows of one server: p99 to the 250 and to the Maildir, with the p50s and the counts in the notes. */
+export const latencyRows = (who: string, clients: number, m: Measured): BenchRow[] => {
+  const l = m.latency;
+  if (l === undefined) return [];
+  const note = (xs: readonly number[], what: string): string =>
+    `p50 ${percentile(xs, 50).toFixed(1)} ms; ${xs.length} of ${l.sent} probe messages ${what}`;
+  return [
+    {
+      name: `${who}, p99 latency to the 250, ${clients} clients`,
+      value: percentile(l.smtpMs, 99),
+      unit: 'ms',
+      note: note(l.smtpMs, 'answered 250 (connect → 250 after DATA, under the same load again)'),
+    },
+    {
+      name: `${who}, p99 latency to the Maildir, ${clients} clients`,
+      value: percentile(l.deliveredMs, 99),
+      unit: 'ms',
+      note: note(l.deliveredMs, 'in the Maildir (connect → file in new/)'),
+    },
+  ];
+};
+export const describe = (m: Measured): string =>
+  `${m.delivered} delivered of ${m.accepted} accepted; accepted in ${m.acceptS.toFixed(1)} s, ` +
+  `delivered in ${m.deliverS.toFixed(1)} s; ${(m.cpuMs / 1000).toFixed(1)} s CPU`;
