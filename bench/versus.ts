@@ -56,6 +56,14 @@ function via(): 'assign' | 'directory' {
   throw new Error(`QUAIL_BENCH_VIA=${v}: say assign or directory`);
 }
 
+/** Which cases run (QUAIL_BENCH_CASES): `local` (to the Maildirs), `relay` (to the sink), or both (the default). */
+function cases(): { local: boolean; relay: boolean } {
+  const v = process.env['QUAIL_BENCH_CASES'] ?? '';
+  if (v === '') return { local: true, relay: true };
+  if (v === 'local' || v === 'relay') return { local: v === 'local', relay: v === 'relay' };
+  throw new Error(`QUAIL_BENCH_CASES=${v}: say local or relay (or nothing for both)`);
+}
+
 async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
   const root = join(ctx.workDir, `quail-${clients}`);
   if (via() === 'directory') makeDirectoryRoot(root, [...targets(), PROBE]);
@@ -147,7 +155,8 @@ export const versusSection: BenchSection = {
     chmodSync(ctx.workDir, 0o711); // Postfix's account and quail's delivery account must reach what is below
     const rows: BenchRow[] = [];
     const why = postfixUnavailable();
-    for (const clients of CLIENTS) {
+    const parts = cases();
+    for (const clients of parts.local ? CLIENTS : []) {
       const q = await quailCase(ctx, clients, n, budgetMs);
       rows.push(
         {
@@ -194,7 +203,7 @@ export const versusSection: BenchSection = {
         },
       );
     }
-    rows.push(...(await relayRows(ctx, n, budgetMs, why)));
+    if (parts.relay) rows.push(...(await relayRows(ctx, n, budgetMs, why)));
     return rows;
   },
 };
