@@ -10,6 +10,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -155,6 +156,14 @@ export function listDomains(root: string): string[] {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new QuailError(`cannot read ${dkimDir(root)}: ${String(err)}`, true);
   }
+}
+
+/**
+ * The domains that have a key directory, for the signer's per-message check: with no `control/dkim/` (the usual case
+ * on a host that signs nothing) one stat that throws nothing says so.
+ */
+export function keyedDomains(root: string): ReadonlySet<string> {
+  return statSync(dkimDir(root), { throwIfNoEntry: false }) === undefined ? new Set() : new Set(listDomains(root));
 }
 
 /** The selectors that have a key file for the domain, sorted. */

@@ -140,3 +140,30 @@ void test('keys: a selector is never overwritten, rotate makes a new active one,
     /not a DKIM selector/,
   );
 });
+
+void test('with no key for any domain the message is not read: unsigned, naming the envelope domain', async () => {
+  const { root } = setup();
+  // the path names no file: reading it would reject
+  const out = await new DkimSigner(root).outcome(join(root, 'gone'), { origin: 'smtp', relay: '1' }, 'joe@Example.com');
+  assert.deepEqual(out, { kind: 'unsigned', why: 'no DKIM key for example.com' });
+  assert.deepEqual(await new DkimSigner(root).outcome(join(root, 'gone'), { origin: 'inject' }, ''), {
+    kind: 'unsigned',
+    why: 'no DKIM key for any domain',
+  });
+});
+
+void test('a header section longer than the first read: a signature of ours at its end is still seen', async () => {
+  const { root } = setup();
+  generateKey({ root, domain: 'example.com', selector: 's1', algorithm: 'ed25519', activate: true });
+  const long = `X-Long: ${'a'.repeat(70)}\n`.repeat(400); // about 32 KiB of header before the signature
+  const path = join(root, 'long');
+  writeFileSync(path, `${long}DKIM-Signature: v=1; a=ed25519-sha256; d=example.com; s=s1; b=abc\n${MESSAGE}`);
+  assert.deepEqual(await new DkimSigner(root).outcome(path, { origin: 'inject' }, 'joe@example.com'), {
+    kind: 'unsigned',
+    why: 'already signed by example.com',
+  });
+  // and one of another domain there does not stop the signing
+  const other = join(root, 'other');
+  writeFileSync(other, `${long}DKIM-Signature: v=1; d=other.example; s=x; b=abc\n${MESSAGE}`);
+  assert.equal((await new DkimSigner(root).outcome(other, { origin: 'inject' }, 'joe@example.com')).kind, 'signed');
+});

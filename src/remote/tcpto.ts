@@ -25,17 +25,24 @@ export function backoffSeconds(errors: number): number {
 }
 
 export class Tcpto {
+  /** The last file read: its identity (inode, size, times) and what it held. */
+  private seen: { readonly id: string; readonly all: ReadonlyMap<string, TcptoEntry> } | undefined;
+
   constructor(
     private readonly path: string,
     private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
   ) {}
 
   /** The whole memory (an unreadable or damaged file counts as empty: it is only a hint). */
-  read(): Map<string, TcptoEntry> {
+  read(): ReadonlyMap<string, TcptoEntry> {
     try {
-      // Read per connection attempt (`quail remote tcpok` may clear it meanwhile); usually there is no file,
-      // and a stat that says so costs far less than a read that throws ENOENT.
-      if (statSync(this.path, { throwIfNoEntry: false }) === undefined) return new Map();
+      // Looked at per connection attempt (`quail remote tcpok` may clear it meanwhile). Usually there is no file, and
+      // a stat that says so costs far less than a read that throws ENOENT; as root's send process has one (run/ is
+      // root's), it is read and parsed again only when the stat says it changed (docs/PERFORMANCE.md, tenth pass).
+      const st = statSync(this.path, { throwIfNoEntry: false });
+      if (st === undefined) return new Map();
+      const id = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+      if (this.seen?.id === id) return this.seen.all;
       const data = JSON.parse(readFileSync(this.path, 'utf8')) as unknown;
       const out = new Map<string, TcptoEntry>();
       if (data !== null && typeof data === 'object') {
@@ -45,6 +52,7 @@ export class Tcpto {
             out.set(ip, { errors: e.errors, last: e.last });
         }
       }
+      this.seen = { id, all: out };
       return out;
     } catch {
       return new Map();
@@ -59,7 +67,7 @@ export class Tcpto {
 
   /** Records the end of a connection attempt: timed out (count it) or not (forget the address). */
   record(ip: string, timedOut: boolean): void {
-    const all = this.read();
+    const all = new Map(this.read());
     const had = all.get(ip);
     if (!timedOut && had === undefined) return;
     if (timedOut) all.set(ip, { errors: (had?.errors ?? 0) + 1, last: this.clock() });
@@ -75,6 +83,7 @@ export class Tcpto {
   }
 
   private write(all: Map<string, TcptoEntry>): void {
+    this.seen = undefined; // a rewrite in place may keep the size and, within the clock's grain, the times
     const text = `${JSON.stringify(Object.fromEntries(all))}\n`;
     try {
       mkdirSync(dirname(this.path), { recursive: true });
