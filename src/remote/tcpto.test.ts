@@ -33,3 +33,17 @@ void test('tcpto: what another process writes is seen at the next look; its own 
   assert.equal(before.get('192.0.2.9')?.errors, 3);
   assert.equal(send.read().has('192.0.2.9'), false);
 });
+
+void test('tcpto: the empty file root gives the send process is read once, not at every connection attempt', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-tcpto-'));
+  mkdirSync(join(root, 'run'));
+  const path = tcptoPath(root);
+  writeFileSync(path, ''); // as quail start makes it (src/start/send-side.ts)
+  const send = new Tcpto(path, () => 1_000_000);
+  for (let i = 0; i < 5; i++) assert.equal(send.skip('192.0.2.1'), false);
+  assert.equal(send.reads, 1);
+  send.record('192.0.2.1', true); // written: the next look reads it again
+  assert.equal(send.read().get('192.0.2.1')?.errors, 1);
+  assert.equal(send.skip('192.0.2.1'), false);
+  assert.equal(send.reads, 2);
+});

@@ -27,6 +27,7 @@ export function backoffSeconds(errors: number): number {
 export class Tcpto {
   /** The last file read: its identity (inode, size, times) and what it held. */
   private seen: { readonly id: string; readonly all: ReadonlyMap<string, TcptoEntry> } | undefined;
+  private fileReads = 0;
 
   constructor(
     private readonly path: string,
@@ -38,13 +39,17 @@ export class Tcpto {
     try {
       // Looked at per connection attempt (`quail remote tcpok` may clear it meanwhile). Usually there is no file, and
       // a stat that says so costs far less than a read that throws ENOENT; as root's send process has one (run/ is
-      // root's), it is read and parsed again only when the stat says it changed (docs/PERFORMANCE.md, tenth pass).
+      // root's: root makes it empty and gives it away), it is read and parsed again only when the stat says it
+      // changed (docs/PERFORMANCE.md, tenth pass).
       const st = statSync(this.path, { throwIfNoEntry: false });
       if (st === undefined) return new Map();
       const id = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
       if (this.seen?.id === id) return this.seen.all;
-      const data = JSON.parse(readFileSync(this.path, 'utf8')) as unknown;
+      const text = readFileSync(this.path, 'utf8');
+      this.fileReads++;
       const out = new Map<string, TcptoEntry>();
+      this.seen = { id, all: out };
+      const data = JSON.parse(text) as unknown;
       if (data !== null && typeof data === 'object') {
         for (const [ip, v] of Object.entries(data as Record<string, unknown>)) {
           const e = v as Partial<TcptoEntry>;
@@ -52,11 +57,15 @@ export class Tcpto {
             out.set(ip, { errors: e.errors, last: e.last });
         }
       }
-      this.seen = { id, all: out };
       return out;
     } catch {
-      return new Map();
+      return this.seen?.all ?? new Map(); // empty or damaged (kept empty until it changes), or unreadable
     }
+  }
+
+  /** How many times the file was read (for tests: an unchanged file is not read again). */
+  get reads(): number {
+    return this.fileReads;
   }
 
   /** True when `ip` timed out recently enough to be skipped now. */
