@@ -34,9 +34,18 @@ class Mutex {
   }
 }
 
+/** Prepared statements kept per SQLite connection, by SQL text; past this many distinct texts, the cache starts over. */
+const MAX_STATEMENTS = 256;
+
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
   private readonly mutex = new Mutex();
+  /**
+   * Each query's statement, compiled once: preparing it again for every RCPT check and every delivery was a tenth of
+   * the SMTP process's CPU on the directory's path (docs/PERFORMANCE.md, tenth pass). SQLite recompiles a kept
+   * statement itself when the schema changes.
+   */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(readonly db: Database.Database) {}
 
@@ -52,12 +61,21 @@ export class SqliteDriver implements SqlDriver {
     return new SqliteDriver(db);
   }
 
+  private statement(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (st === undefined) {
+      st = this.db.prepare(sql);
+      if (this.statements.size >= MAX_STATEMENTS) this.statements.clear();
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   private inner(): SqlDriver {
-    const db = this.db;
     const self: SqlDriver = {
       dialect: 'sqlite',
-      all: (sql, params = []) => Promise.resolve(db.prepare(sql).all(...params) as Row[]),
-      run: (sql, params = []) => Promise.resolve(db.prepare(sql).run(...params).changes),
+      all: (sql, params = []) => Promise.resolve(this.statement(sql).all(...params) as Row[]),
+      run: (sql, params = []) => Promise.resolve(this.statement(sql).run(...params).changes),
       transaction: (fn) => fn(self),
       close: () => Promise.resolve(),
     };

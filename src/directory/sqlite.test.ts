@@ -9,6 +9,7 @@ import { directoryContract } from './contract.js';
 import { officesContract } from './offices-contract.js';
 import { MIGRATIONS, LATEST } from './migrations.js';
 import { openDirectory, SQLITE_FILE } from './open.js';
+import { SqliteDriver } from './sql.js';
 
 const base = mkdtempSync(join(tmpdir(), 'quail-dir-sqlite-'));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -88,4 +89,26 @@ void test('sqlite: a migration missing below the highest recorded one is applied
     readdirSync(root).some((f) => f.endsWith('.v3-99.bak')),
     'the directory was backed up before the gap was filled',
   );
+});
+
+void test('sqlite driver: a statement is compiled once per text, and still right after the schema changes', async () => {
+  const d = SqliteDriver.open(join(mkdtempSync(join(base, 'stmt-')), 'x.sqlite'));
+  let compiled = 0;
+  const prepare = d.db.prepare.bind(d.db);
+  d.db.prepare = ((sql: string) => {
+    compiled++;
+    return prepare(sql);
+  }) as typeof d.db.prepare;
+  await d.run('CREATE TABLE t (a TEXT)');
+  for (const a of ['x', 'y', 'z']) await d.run('INSERT INTO t (a) VALUES (?)', [a]);
+  for (let i = 0; i < 3; i++) assert.deepEqual(await d.all('SELECT * FROM t WHERE a = ?', ['y']), [{ a: 'y' }]);
+  assert.equal(compiled, 3, 'CREATE, INSERT and SELECT: each compiled once');
+  // another process (a newer quail's migration) adds a column: the kept SELECT * sees it
+  new Database(join(d.db.name)).exec("ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'new'");
+  assert.deepEqual(await d.all('SELECT * FROM t WHERE a = ?', ['z']), [{ a: 'z', b: 'new' }]);
+  await d.transaction(async (tx) => {
+    await tx.run('UPDATE t SET b = ? WHERE a = ?', ['tx', 'x']);
+    assert.deepEqual(await tx.all('SELECT * FROM t WHERE a = ?', ['x']), [{ a: 'x', b: 'tx' }]);
+  });
+  await d.close();
 });
