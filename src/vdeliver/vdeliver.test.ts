@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDomain, createMailbox, openDirectory, type Directory } from '../directory/index.js';
@@ -141,9 +141,13 @@ void test("vdeliver: a mailbox's .qmail goes to the caller's runner; comments on
   const w = await world();
   try {
     const home = join(w.root, 'domains', 'example.com', 'joe');
+    mkdirSync(join(home, '.qmail')); // not a file: as if there were none
+    assert.equal((await vdeliver(opts(w, 'joe'))).result, 'success');
+    assert.equal(newMail(w.root, 'joe').length, 1, 'a directory named .qmail: the Maildir');
+    rmdirSync(join(home, '.qmail'));
     writeFileSync(join(home, '.qmail'), '# away\n\n');
     assert.equal((await vdeliver(opts(w, 'joe'))).result, 'success');
-    assert.equal(newMail(w.root, 'joe').length, 1, 'only comments: the Maildir');
+    assert.equal(newMail(w.root, 'joe').length, 2, 'only comments: the Maildir');
     writeFileSync(join(home, '.qmail'), '&boss@other.example\n');
     const alone = await vdeliver(opts(w, 'joe'));
     assert.deepEqual(

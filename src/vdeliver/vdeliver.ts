@@ -1,7 +1,8 @@
 // vdeliver: vdelivermail for quail — delivers one message for a directory-managed domain (in-process or as a program).
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
-import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { errText, type DeliveryResult } from '../core/index.js';
 import {
@@ -363,11 +364,17 @@ const hasInstructions = (text: string): boolean =>
     return s !== '' && !s.startsWith('#');
   });
 
-/** The mailbox's `.qmail` (in its home): its text, null when absent or without instructions, or a deferral. */
-async function mailboxDotQmail(home: string): Promise<string | null | VdeliverResult> {
+/**
+ * The mailbox's `.qmail` (in its home): its text, null when absent or without instructions, or a deferral. Most
+ * mailboxes have none: a stat that says so throws nothing (a failed read was an exception and a rejected promise per
+ * delivery, docs/PERFORMANCE.md tenth pass); the file, when there is one, is a few lines read at once.
+ */
+function mailboxDotQmail(home: string): string | null | VdeliverResult {
+  const path = join(home, '.qmail');
   let text: string;
   try {
-    text = await readFile(join(home, '.qmail'), 'latin1');
+    if (statSync(path, { throwIfNoEntry: false }) === undefined) return null;
+    text = readFileSync(path, 'latin1');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
@@ -422,7 +429,7 @@ async function toMailbox(o: VdeliverOptions, dom: Domain, m: Mailbox): Promise<V
   const folder = await spamFolderFor(o, m);
   if (typeof folder === 'object') return folder;
   if (m.forward.length === 0) {
-    const dq = await mailboxDotQmail(home);
+    const dq = mailboxDotQmail(home);
     if (typeof dq === 'string') return followDotQmail(o, { m, dom }, home, dq);
     if (dq !== null) return dq;
     return intoMaildir(o, maildir, { m, dom }, folder);
