@@ -95,10 +95,10 @@ void test('sqlite driver: a statement is compiled once per text, and still right
   const d = SqliteDriver.open(join(mkdtempSync(join(base, 'stmt-')), 'x.sqlite'));
   let compiled = 0;
   const prepare = d.db.prepare.bind(d.db);
-  d.db.prepare = ((sql: string) => {
+  d.db.prepare = (sql: string) => {
     compiled++;
     return prepare(sql);
-  }) as typeof d.db.prepare;
+  };
   await d.run('CREATE TABLE t (a TEXT)');
   for (const a of ['x', 'y', 'z']) await d.run('INSERT INTO t (a) VALUES (?)', [a]);
   for (let i = 0; i < 3; i++) assert.deepEqual(await d.all('SELECT * FROM t WHERE a = ?', ['y']), [{ a: 'y' }]);
