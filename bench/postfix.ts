@@ -227,7 +227,7 @@ const sleepSync = (ms: number): void => {
 };
 
 /** Writes the configuration and runs `postfix -c DIR start`; throws (with the instance's log) when it fails. */
-export function startPostfix(o: PostfixOptions): PostfixInstance {
+function startPostfix(o: PostfixOptions): PostfixInstance {
   const configDir = join(o.dir, 'etc');
   const spool = join(o.dir, 'spool');
   const data = join(o.dir, 'data');
@@ -287,4 +287,22 @@ export function startPostfix(o: PostfixOptions): PostfixInstance {
     masterPid: () => masterPid(spool),
     stop,
   };
+}
+
+/** Starts an instance, runs `fn` with it and stops it afterwards: also at ^C or a kill of the bench. */
+export async function withPostfix<T>(o: PostfixOptions, fn: (pf: PostfixInstance) => Promise<T>): Promise<T> {
+  const pf = startPostfix(o);
+  const onSignal = (): void => {
+    pf.stop();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await fn(pf);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    pf.stop();
+  }
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Control } from '../src/control/index.js';
 import { openQueue, type QueueId } from '../src/queue/index.js';
 import { RemoteEngine } from '../src/remote/index.js';
-import { postfixUnavailable, startPostfix } from './postfix.js';
+import { postfixUnavailable, withPostfix } from './postfix.js';
 import { quailCli, startQuailProcess } from './quail-process.js';
 import { freePort, HOST, startSink, type Sink } from './sink.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
@@ -235,19 +235,8 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
   chmodSync(ctx.workDir, 0o711); // the postfix user must reach its queue below it
   const port = await freePort();
   ctx.progress(`relay: Postfix → ${sink.label}, concurrency ${c}: injecting ${n} messages (held)`);
-  const pf = startPostfix({
-    dir,
-    listen: { host: HOST, port },
-    relay: { host: HOST, port: sink.port },
-    concurrency: c,
-  });
-  const onSignal = (): void => {
-    pf.stop();
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
+  const o = { dir, listen: { host: HOST, port }, relay: { host: HOST, port: sink.port }, concurrency: c };
+  return withPostfix(o, async (pf) => {
     const inj = await pump(join(ctx.workDir, `inject-${c}`), port, n, Math.min(c, INJECT_WIDTH), budgetMs);
     if (inj.done !== n)
       throw new Error(
@@ -280,11 +269,7 @@ async function postfixCase(ctx: BenchContext, sink: Sink, n: number, c: number, 
       rate: atSink / seconds,
       detail: notes.join(', '),
     };
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    pf.stop();
-  }
+  });
 }
 
 function postfixVersion(): string {

@@ -1,11 +1,14 @@
 // The side-by-side bench's load and measurement (bench/versus.ts, versus-relay.ts): smtp-source processes against a
 // server on 127.0.0.1, its process tree's CPU, and a latency probe beside the same load again.
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cpuByRole, treeCpuByPid } from './cpu.js';
 import { DOMAINS, mailbox } from './delivery.js';
 import { percentile, startProbe, type ProbeFigures } from './probe.js';
-import { sleep } from './quail-process.js';
-import { HOST } from './sink.js';
+import type { PostfixInstance } from './postfix.js';
+import { sleep, startQuailProcess } from './quail-process.js';
+import { freePort, HOST } from './sink.js';
 import type { BenchRow } from './types.js';
 
 export const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -65,7 +68,7 @@ async function load(port: number, n: number, clients: number, budgetMs: number):
  * load, not counted. Without it quail's figures include V8 compiling its hot code (about 1.7 s of CPU after each
  * start, docs/PERFORMANCE.md, eighth pass), which a server that stays up pays once.
  */
-export function warmup(): number {
+function warmup(): number {
   const v = process.env['QUAIL_BENCH_WARMUP'];
   if (v === undefined || v === '') return 1000;
   const n = Number(v);
@@ -80,16 +83,8 @@ export function warmup(): number {
  * `accepted` counts the messages the server said it queued since it started (quail's log); without it every message
  * sent counts as accepted (Postfix).
  */
-export async function measure(
-  o: {
-    port: number;
-    pid: () => number;
-    count: () => number;
-    probeDir?: string;
-    n: number;
-    clients: number;
-    budgetMs: number;
-  },
+async function measure(
+  o: CaseLoad & { readonly port: number; readonly pid: () => number },
   accepted?: () => number,
 ): Promise<Measured> {
   const count = o.count;
@@ -122,6 +117,60 @@ export async function measure(
   return o.probeDir === undefined
     ? measured
     : { ...measured, latency: await latencyPhase({ ...o, probeDir: o.probeDir }) };
+}
+
+/** What a case measures, whoever the server is: deliveries so far, the probe's mailbox (none: no latency phase). */
+export interface CaseLoad {
+  readonly count: () => number;
+  readonly probeDir?: string;
+  readonly n: number;
+  readonly clients: number;
+  readonly budgetMs: number;
+  /** The bench's progress line (BenchContext.progress). */
+  readonly progress: (text: string) => void;
+}
+
+/**
+ * quail start on `root` (made by the caller) with one SMTP listener on a free port, measured under the load; accepted
+ * is the count of its `smtp.queued` events. authcheck=off unless QUAIL_BENCH_AUTHCHECK says otherwise: Postfix runs
+ * no SPF/DKIM/DMARC checks either, and this machine has no DNS to ask (with authcheck=header each message would wait
+ * for the resolver's timeouts).
+ */
+export async function measureQuail(root: string, what: string, load: CaseLoad): Promise<Measured> {
+  const port = await freePort();
+  writeFileSync(
+    join(root, 'control', 'listeners'),
+    `${HOST}:${port} smtp maxconn=500 maxperip=500 authcheck=${process.env['QUAIL_BENCH_AUTHCHECK'] ?? 'off'}\n`,
+  );
+  let queued = 0;
+  const quail = await startQuailProcess(root, {
+    args: ['--pop3', 'none'],
+    ownListeners: true,
+    onLine: (l) => {
+      if (l.includes(' smtp.queued ')) queued++;
+    },
+  });
+  try {
+    const pid = quail.child.pid ?? 0;
+    load.progress(`versus: quail start, ${what}, ${load.n} messages after ${warmup()} to warm up`);
+    return await measure({ ...load, port, pid: () => pid }, () => queued);
+  } finally {
+    await quail.stop();
+  }
+}
+
+/** A Postfix instance listening on `port`, measured under the load (every message smtp-source sent counts as accepted: Postfix says nothing per message on a pipe). */
+export async function measurePostfix(
+  pf: PostfixInstance,
+  port: number,
+  what: string,
+  load: CaseLoad,
+): Promise<Measured> {
+  load.progress(`versus: Postfix, ${what}, ${load.n} messages after ${warmup()} to warm up`);
+  await sleep(500);
+  const pid = pf.masterPid();
+  if (pid === undefined) throw new Error(`Postfix is not running: ${pf.log().slice(-1000)}`);
+  return measure({ ...load, port, pid: () => pid });
 }
 
 /**

@@ -2,87 +2,52 @@
 // sink on 127.0.0.1, quail start and Postfix under the same smtp-source load, with ratios.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPostfix } from './postfix.js';
-import { quailCli, sleep, startQuailProcess } from './quail-process.js';
+import { withPostfix } from './postfix.js';
+import { quailCli } from './quail-process.js';
 import { freePort, HOST, startSink, type Sink } from './sink.js';
 import type { BenchContext, BenchRow } from './types.js';
-import { CLIENTS, cpuPer, describe, measure, type Measured, perRole, rate, warmup } from './versus-measure.js';
+import {
+  type CaseLoad,
+  CLIENTS,
+  cpuPer,
+  describe,
+  measurePostfix,
+  measureQuail,
+  type Measured,
+  perRole,
+  rate,
+} from './versus-measure.js';
 
 /**
  * quail start relaying: `quail init`, no domain of the load in rcpthosts, 127.0.0.1 allowed to relay (tcp.smtp
  * RELAYCLIENT), every remote domain routed to the sink (smtproutes), as many deliveries at once as clients
  * (concurrencyremote, concurrencyremotehost: what the Postfix case's destination concurrency is).
  */
-async function quailRelayCase(
-  ctx: BenchContext,
-  sink: Sink,
-  clients: number,
-  n: number,
-  budgetMs: number,
-): Promise<Measured> {
-  const root = join(ctx.workDir, `quail-relay-${clients}`);
+async function quailRelayCase(ctx: BenchContext, sink: Sink, load: CaseLoad): Promise<Measured> {
+  const root = join(ctx.workDir, `quail-relay-${load.clients}`);
   mkdirSync(root, { mode: 0o755 });
   quailCli(['init', '--root', root, '--me', 'bench.test']);
-  const port = await freePort();
   const controls: Array<[string, string]> = [
     ['smtproutes', `:${HOST}:${sink.port}`],
-    ['concurrencyremote', `${clients}`],
-    ['concurrencyremotehost', `${clients}`],
+    ['concurrencyremote', `${load.clients}`],
+    ['concurrencyremotehost', `${load.clients}`],
     ['tcp.smtp', '127.:allow,RELAYCLIENT=""'],
-    // authcheck=off: as in the local cases (no DNS here; Postfix checks nothing either)
-    ['listeners', `${HOST}:${port} smtp maxconn=500 maxperip=500 authcheck=off`],
   ];
   for (const [name, value] of controls) writeFileSync(join(root, 'control', name), `${value}\n`);
-  let queued = 0;
-  const quail = await startQuailProcess(root, {
-    args: ['--pop3', 'none'],
-    ownListeners: true,
-    onLine: (l) => {
-      if (l.includes(' smtp.queued ')) queued++;
-    },
-  });
-  try {
-    const pid = quail.child.pid ?? 0;
-    ctx.progress(`versus: quail start relaying to ${sink.label}, ${clients} clients, ${n} messages after ${warmup()}`);
-    return await measure({ port, pid: () => pid, count: () => sink.count(), n, clients, budgetMs }, () => queued);
-  } finally {
-    await quail.stop();
-  }
+  return measureQuail(root, `relaying to ${sink.label}, ${load.clients} clients`, load);
 }
 
 /** Postfix relaying everything from 127.0.0.0/8 to the sink (relayhost), nothing held, the same concurrency. */
-async function postfixRelayCase(
-  ctx: BenchContext,
-  sink: Sink,
-  clients: number,
-  n: number,
-  budgetMs: number,
-): Promise<Measured> {
+async function postfixRelayCase(ctx: BenchContext, sink: Sink, load: CaseLoad): Promise<Measured> {
   const port = await freePort();
-  const pf = startPostfix({
-    dir: join(ctx.workDir, `postfix-relay-${clients}`),
+  const o = {
+    dir: join(ctx.workDir, `postfix-relay-${load.clients}`),
     listen: { host: HOST, port },
     relay: { host: HOST, port: sink.port },
-    concurrency: clients,
+    concurrency: load.clients,
     hold: false,
-  });
-  const onSignal = (): void => {
-    pf.stop();
-    process.exit(130);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    ctx.progress(`versus: Postfix relaying to ${sink.label}, ${clients} clients, ${n} messages after ${warmup()}`);
-    await sleep(500);
-    const pid = pf.masterPid();
-    if (pid === undefined) throw new Error(`Postfix is not running: ${pf.log().slice(-1000)}`);
-    return await measure({ port, pid: () => pid, count: () => sink.count(), n, clients, budgetMs });
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    pf.stop();
-  }
+  return withPostfix(o, (pf) => measurePostfix(pf, port, `relaying to ${sink.label}, ${load.clients} clients`, load));
 }
 
 /**
@@ -99,7 +64,8 @@ export async function relayRows(
   const sink = await startSink();
   try {
     for (const clients of CLIENTS) {
-      const q = await quailRelayCase(ctx, sink, clients, n, budgetMs);
+      const load = { count: () => sink.count(), n, clients, budgetMs, progress: ctx.progress };
+      const q = await quailRelayCase(ctx, sink, load);
       const at = `SMTP in → ${sink.label}`;
       rows.push(
         { name: `quail, relayed, ${clients} clients`, value: rate(q), unit: 'msg/s', note: `${at}; ${describe(q)}` },
@@ -111,7 +77,7 @@ export async function relayRows(
         },
       );
       if (why !== undefined) continue;
-      const p = await postfixRelayCase(ctx, sink, clients, n, budgetMs);
+      const p = await postfixRelayCase(ctx, sink, load);
       rows.push(
         { name: `Postfix, relayed, ${clients} clients`, value: rate(p), unit: 'msg/s', note: `${at}; ${describe(p)}` },
         {

@@ -1,20 +1,10 @@
 // Section: issue 14's table — SMTP in → fsynced Maildir, quail start and Postfix side by side in one run, with ratios.
 import { spawnSync } from 'node:child_process';
-import {
-  appendFileSync,
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DOMAINS, domainName, makeDirectoryRoot, makeRoot, USERS } from './delivery.js';
-import { postfixUnavailable, startPostfix } from './postfix.js';
+import { postfixUnavailable, withPostfix } from './postfix.js';
 import { percentile } from './probe.js';
-import { sleep, startQuailProcess } from './quail-process.js';
 import { freePort, HOST } from './sink.js';
 import {
   acceptRate,
@@ -22,7 +12,8 @@ import {
   cpuPer,
   describe,
   latencyRows,
-  measure,
+  measurePostfix,
+  measureQuail,
   type Measured,
   MIN_BUDGET_MS,
   perRole,
@@ -30,7 +21,6 @@ import {
   rate,
   SMTP_SOURCE,
   targets,
-  warmup,
 } from './versus-measure.js';
 import { relayRows } from './versus-relay.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
@@ -73,30 +63,10 @@ async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs
     const domains = Array.from({ length: DOMAINS }, (_, d) => `${domainName(d)}\n`).join('');
     appendFileSync(join(root, 'control', 'rcpthosts'), domains);
   }
-  const port = await freePort();
-  // authcheck=off: the Postfix case runs no SPF/DKIM/DMARC checks either (and this machine has no DNS to ask;
-  // with the default authcheck=header each message waits for the resolver's timeouts)
-  writeFileSync(
-    join(root, 'control', 'listeners'),
-    `${HOST}:${port} smtp maxconn=500 maxperip=500 authcheck=${process.env['QUAIL_BENCH_AUTHCHECK'] ?? 'off'}\n`,
-  );
-  let queued = 0;
-  const quail = await startQuailProcess(root, {
-    args: ['--pop3', 'none'],
-    ownListeners: true,
-    onLine: (l) => {
-      if (l.includes(' smtp.queued ')) queued++;
-    },
-  });
-  try {
-    const pid = quail.child.pid ?? 0;
-    const newDirs = targets().map(({ domain, user }) => join(root, 'domains', domain, user, 'Maildir', 'new'));
-    ctx.progress(`versus: quail start, ${clients} clients, ${n} messages after ${warmup()} to warm up`);
-    const probeDir = join(root, 'domains', PROBE.domain, PROBE.user, 'Maildir', 'new');
-    return await measure({ port, pid: () => pid, count: files(newDirs), probeDir, n, clients, budgetMs }, () => queued);
-  } finally {
-    await quail.stop();
-  }
+  const newDirs = targets().map(({ domain, user }) => join(root, 'domains', domain, user, 'Maildir', 'new'));
+  const probeDir = join(root, 'domains', PROBE.domain, PROBE.user, 'Maildir', 'new');
+  const load = { count: files(newDirs), probeDir, n, clients, budgetMs, progress: ctx.progress };
+  return measureQuail(root, `${clients} clients`, load);
 }
 
 async function postfixCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
@@ -116,33 +86,16 @@ async function postfixCase(ctx: BenchContext, clients: number, n: number, budget
   spawnSync('chown', ['-R', `${owner.uid}:${owner.gid}`, base]);
   chownSync(base, owner.uid, owner.gid);
   const port = await freePort();
-  const pf = startPostfix({
+  const o = {
     dir,
     listen: { host: HOST, port },
     relay: { host: HOST, port: 9 },
     concurrency: clients,
     virtual: { base, mailboxes, owner },
-  });
-  // ^C or a kill of the bench must not leave the instance running
-  const onSignal = (): void => {
-    pf.stop();
-    process.exit(130);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    ctx.progress(`versus: Postfix, ${clients} clients, ${n} messages after ${warmup()} to warm up`);
-    await sleep(500);
-    const pid = pf.masterPid();
-    if (pid === undefined) throw new Error(`Postfix is not running: ${pf.log().slice(-1000)}`);
-    // Postfix says nothing per message on a pipe: every message smtp-source sent counts as accepted.
-    const probeDir = join(base, PROBE.domain, PROBE.user, 'Maildir', 'new');
-    return await measure({ port, pid: () => pid, count: files(newDirs), probeDir, n, clients, budgetMs });
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    pf.stop();
-  }
+  const probeDir = join(base, PROBE.domain, PROBE.user, 'Maildir', 'new');
+  const load = { count: files(newDirs), probeDir, n, clients, budgetMs, progress: ctx.progress };
+  return withPostfix(o, (pf) => measurePostfix(pf, port, `${clients} clients`, load));
 }
 
 export const versusSection: BenchSection = {
