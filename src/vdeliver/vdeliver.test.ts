@@ -1,7 +1,7 @@
 // vdeliver into real Maildirs on a temp root over a real directory: mailbox, aliases, every unknown-address policy, quota, loops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -145,9 +145,12 @@ void test("vdeliver: a mailbox's .qmail goes to the caller's runner; comments on
     assert.equal((await vdeliver(opts(w, 'joe'))).result, 'success');
     assert.equal(newMail(w.root, 'joe').length, 1, 'a directory named .qmail: the Maildir');
     rmdirSync(join(home, '.qmail'));
+    execFileSync('mkfifo', [join(home, '.qmail')]); // nor is a FIFO, which a read would wait on for ever
+    assert.equal((await vdeliver(opts(w, 'joe'))).result, 'success');
+    rmSync(join(home, '.qmail'));
     writeFileSync(join(home, '.qmail'), '# away\n\n');
     assert.equal((await vdeliver(opts(w, 'joe'))).result, 'success');
-    assert.equal(newMail(w.root, 'joe').length, 2, 'only comments: the Maildir');
+    assert.equal(newMail(w.root, 'joe').length, 3, 'only comments: the Maildir');
     writeFileSync(join(home, '.qmail'), '&boss@other.example\n');
     const alone = await vdeliver(opts(w, 'joe'));
     assert.deepEqual(

@@ -373,7 +373,8 @@ function mailboxDotQmail(home: string): string | null | VdeliverResult {
   const path = join(home, '.qmail');
   let text: string;
   try {
-    if (statSync(path, { throwIfNoEntry: false }) === undefined) return null;
+    // not a regular file (a directory, a FIFO that a read would wait on for ever): as if there were none
+    if (statSync(path, { throwIfNoEntry: false })?.isFile() !== true) return null;
     text = readFileSync(path, 'latin1');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
