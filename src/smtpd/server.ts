@@ -1,6 +1,6 @@
 // A listening SMTP/submission socket: connection limits, tcp.smtp rules, the session environment, TLS.
 import { promises as dnsPromises } from 'node:dns';
-import type { AddressInfo, Server, Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { errText } from '../core/index.js';
@@ -151,12 +151,17 @@ export class SmtpListener {
   }
 
   /**
-   * Binds spec.host:spec.port, or takes over an already bound server (`handle`: what a privileged parent bound
-   * and passed with child.send('server', handle)); the connections are then served here with this listener's
-   * options (half-open, paused on connect).
+   * Binds spec.host:spec.port, or takes over an already bound socket (`handle`: what a privileged parent bound and
+   * passed, a Server or src/tcpserver's bindShared handle); the connections are then accepted and served here with
+   * this listener's options (half-open, paused on connect).
    */
-  listen(handle?: Server): Promise<AddressInfo> {
+  listen(handle?: object): Promise<AddressInfo> {
     return handle ? this.tcp.listen(handle) : this.tcp.listen(this.spec.port, this.spec.host);
+  }
+
+  /** Accepts on a socket root bound and sent (src/tcpserver's bindShared; src/start/child-common.ts listenOn). */
+  listenOn(handle: object): Promise<AddressInfo> {
+    return this.tcp.listen(handle);
   }
 
   /** Serves a connection accepted elsewhere (a parent's socket passed with child.send('socket', s)). */

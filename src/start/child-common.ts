@@ -51,6 +51,11 @@ export interface ServedListener {
    * the child read is gone with it, so if the child dies before answering the parent says 503 (try again) itself.
    */
   readonly http?: boolean;
+  /**
+   * Listen and accept on the socket root bound and sent (src/tcpserver's bindShared), when this is the service's only
+   * process: each connection is then this process's from its accept on, with no hand-over through root.
+   */
+  listenOn?(handle: object): Promise<unknown>;
   /** Stop taking connections; sessions get graceMs to finish. */
   close(graceMs: number): Promise<void>;
   /** Root, which counts the connections of all the service's children, says the listener is under stress or not. */
@@ -62,8 +67,12 @@ export interface ServiceChildMain<Spec> {
   readonly gid: number;
   /** After dropping privileges: open what the service needs (a thrown error is reported as fatal, exit 100). */
   readonly open: () => Promise<void>;
-  /** The listeners for the specs, in order (made together: POP3's share one Maildir lock table). */
-  readonly listeners: (specs: readonly Spec[]) => ServedListener[];
+  /**
+   * The listeners for the specs, in order (made together: POP3's share one Maildir lock table). `accepts`: this process
+   * accepts on the listening sockets itself (`listen` follows) and so counts its connections (maxconn, maxperip) and
+   * its stress mode itself; false: root admits every connection and says when stress mode changes.
+   */
+  readonly listeners: (specs: readonly Spec[], accepts: boolean) => ServedListener[];
   readonly reload: () => void;
   /** After the listeners closed: close what open() opened. */
   readonly close: () => Promise<void>;
@@ -108,12 +117,24 @@ export async function runServiceChild<Spec>(
     switch (msg.type) {
       case 'serve':
         try {
-          for (const [i, l] of m.listeners(msg.listeners).entries()) listeners.set(i, l);
+          for (const [i, l] of m.listeners(msg.listeners, msg.accepts === true).entries()) listeners.set(i, l);
           send({ type: 'serving' });
         } catch (err) {
           send({ type: 'fatal', error: errText(err) });
         }
         break;
+      case 'listen': {
+        const l = listeners.get(msg.index);
+        if (l?.listenOn === undefined || handle === undefined) {
+          send({ type: 'fatal', error: `listener ${msg.index} cannot take a listening socket` });
+          break;
+        }
+        l.listenOn(handle).then(
+          () => send({ type: 'listening', index: msg.index }),
+          (err: unknown) => send({ type: 'fatal', error: `cannot listen: ${errText(err)}` }),
+        );
+        break;
+      }
       case 'adopt': {
         // `adopted`: we hold our own descriptor now and the parent closes its copy
         const adopted = (): void => send({ type: 'adopted', id: msg.id });

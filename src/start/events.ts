@@ -22,6 +22,7 @@ type StartEventName =
   | 'smtpd.crashed'
   | 'smtpd.busy'
   | 'smtpd.error'
+  | 'smtpd.outage'
   | 'pop3d.started'
   | 'pop3d.crashed'
   | 'pop3d.busy'
@@ -134,6 +135,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   },
   'smtpd.busy': { fields: 'listener ip', doc: 'no SMTP process took a connection in time: 421' },
   'smtpd.error': { fields: 'error restart_in_ms', doc: 'a new SMTP process could not be started; tried again later' },
+  'smtpd.outage': {
+    fields: 'after_ms listeners',
+    doc: 'no SMTP process for after_ms: root accepts on the ports itself until quail restarts (connections wait for a process, or get 421)',
+  },
   'pop3.listening': { fields: 'address port tls user?', doc: 'a POP3 listener is bound' },
   'pop3.refused': {
     fields: 'login? ip tls? via? reason',

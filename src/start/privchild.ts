@@ -2,7 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { errText, QuailError } from '../core/index.js';
-import { plainIp, refuseSocket } from '../tcpserver/index.js';
+import { bindShared, canShareListen, plainIp, refuseSocket, type SharedListen } from '../tcpserver/index.js';
 import { ConnectionLimits, type Admission } from '../throttle/index.js';
 import { relayBatch, type LogsMessage } from './log-batch.js';
 import type { EventName } from './events.js';
@@ -22,7 +22,10 @@ export interface HostPort {
 
 /** Parent → child. `adopt` carries one accepted, paused, unread socket. */
 export type ToServiceChild<Spec> =
-  | { readonly type: 'serve'; readonly listeners: readonly Spec[] }
+  /** `accepts`: the child listens and accepts itself (a `listen` per listener follows) and counts its connections. */
+  | { readonly type: 'serve'; readonly listeners: readonly Spec[]; readonly accepts?: boolean }
+  /** Carries the listener's bound socket (src/tcpserver's bindShared): listen and accept on it, say `listening`. */
+  | { readonly type: 'listen'; readonly index: number }
   | { readonly type: 'adopt'; readonly index: number; readonly id: number }
   | { readonly type: 'reload' }
   | { readonly type: 'stop'; readonly graceMs: number }
@@ -36,6 +39,7 @@ export type FromServiceChild<Other> =
   | { readonly type: 'ready'; readonly uid: number; readonly gid: number }
   | { readonly type: 'fatal'; readonly error: string }
   | { readonly type: 'serving' }
+  | { readonly type: 'listening'; readonly index: number }
   /** The child holds its own descriptor of handed-over connection `id`: the parent closes its copy. */
   | { readonly type: 'adopted'; readonly id: number }
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
@@ -85,6 +89,13 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
   readonly instances?: number;
   /** Root admits the connections (needed with more than one instance; the children must then report `closed`). */
   readonly admission?: AdmissionPolicy<Spec>;
+  /**
+   * With one instance, the child accepts on the listening sockets itself (root binds them and keeps its descriptor
+   * without accepting: the port and its queue of waiting connections outlive a child), and counts its connections
+   * itself: no connection passes through root. If no child serves for TAKEOVER_MS, root accepts from then on as
+   * without it (each connection waits for a child, or is told busyReply) and logs `outage`.
+   */
+  readonly directAccept?: { readonly outage: EventName };
   /** The service's own messages (a login, a queued message). */
   readonly onMessage?: (m: Other) => void;
   /** A child serves the listeners now: the pids of all that serve. */
@@ -95,27 +106,48 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
 
 const READY_MS = 30_000;
 /** Messages about the child itself, never the service's own (which go to onMessage). */
-const LIFECYCLE: ReadonlySet<string> = new Set(['ready', 'fatal', 'serving', 'adopted', 'log', 'logs', 'share']);
+const LIFECYCLE: ReadonlySet<string> = new Set([
+  'ready',
+  'fatal',
+  'serving',
+  'listening',
+  'adopted',
+  'log',
+  'logs',
+  'share',
+]);
 /** A connection waits this long for a (re)starting child before it is told to come back later. */
 const HOLD_MS = 15_000;
 /** At most this many connections wait; more are told to come back later at once. */
 const MAX_PENDING = 1000;
+/**
+ * Children accepting themselves (directAccept): connections wait in the kernel's queue while none serves; after this
+ * long without one, root accepts them itself (and they get HOLD_MS more, then busyReply).
+ */
+const TAKEOVER_MS = 5_000;
 
 /** The service a process runs: its listeners' events are the service's (`pop3.error`), as without privilege separation. */
 const SERVICE = { smtpd: 'smtp', pop3d: 'pop3', metricsd: 'metrics', webd: 'web', odmrd: 'odmr' } as const;
 
-function bind(spec: HostPort, onConn: (s: Socket) => void, onError: (err: Error) => void): Promise<Server> {
+/** Listens on spec's address, or on a socket bound already (src/tcpserver's bindShared handle). */
+function bind(
+  where: { readonly spec: HostPort } | { readonly handle: object },
+  onConn: (s: Socket) => void,
+  onError: (err: Error) => void,
+): Promise<Server> {
   return new Promise((resolve, reject) => {
     // Paused: the root process accepts but never reads; the socket is handed to the child unread.
     const srv = createServer({ pauseOnConnect: true, allowHalfOpen: true }, onConn);
     srv.once('error', reject);
-    srv.listen(spec.port, spec.host, () => {
+    const listening = (): void => {
       srv.off('error', reject);
       // A failed accept (out of descriptors: EMFILE) is an 'error' on the server; it keeps listening. Unhandled,
       // it would end the root process.
       srv.on('error', onError);
       resolve(srv);
-    });
+    };
+    if ('spec' in where) srv.listen(where.spec.port, where.spec.host, listening);
+    else srv.listen(where.handle, listening);
   });
 }
 
@@ -148,7 +180,14 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   private turn = 0;
   private stopping = false;
   private sweeper: NodeJS.Timeout | undefined;
-  private servers: Server[] = [];
+  /** Per listener: root's accepting server (none while the children accept: `shared`). */
+  private servers: (Server | undefined)[] = [];
+  /** Per listener, while the children accept on it themselves: the socket root bound and holds without accepting. */
+  private shared: (SharedListen | undefined)[] = [];
+  /** The children accept themselves (directAccept, one instance, this Node can share a bound socket). */
+  private direct = false;
+  /** No child served for TAKEOVER_MS: root accepts (set once, until the service stops). */
+  private outage: NodeJS.Timeout | undefined;
   private specsBound: Spec[] = [];
   private waiting: Waiting[] = [];
   /** Connections sent to the serving child and not yet acknowledged: still ours if it dies first. */
@@ -180,10 +219,18 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       // ready → serve → serving; a fatal message, an exit or 30 s of silence is an error
       handshake: async (child) => {
         await awaitMessage(child, 'ready', { timeoutMs: READY_MS });
+        const accepts = this.direct && this.shared.some((l) => l !== undefined);
         await awaitMessage(child, 'serving', {
-          send: { type: 'serve', listeners: this.specsBound } satisfies ToServiceChild<Spec>,
+          send: { type: 'serve', listeners: this.specsBound, accepts } satisfies ToServiceChild<Spec>,
           timeoutMs: READY_MS,
         });
+        for (const [index, l] of this.shared.entries())
+          if (l !== undefined)
+            await awaitMessage(child, 'listening', {
+              send: { type: 'listen', index } satisfies ToServiceChild<Spec>,
+              handle: l.handle,
+              timeoutMs: READY_MS,
+            });
       },
       onMessage: (child, m) => this.onMessage(child, m),
       onRunning: (child) => this.onRunning(child),
@@ -206,6 +253,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
         }
         const next = this.runningChildren()[0];
         if (next) this.flushWaiting(next);
+        else if (this.shared.some((l) => l !== undefined) && !this.stopping)
+          this.outage ??= setTimeout(() => this.takeOver(), TAKEOVER_MS);
       },
       // A child that served and died is replaced at once: whatever killed it was one session's doing.
       crashDelay: () => 0,
@@ -323,21 +372,21 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   /** First start: binds, forks, waits until the child serves. Any failure is thrown (the caller refuses to start). */
   async start(): Promise<readonly Spec[]> {
+    this.direct = this.o.directAccept !== undefined && this.procs.length === 1 && canShareListen();
     for (const spec of this.o.specs) {
-      const index = this.servers.length;
+      const index = this.specsBound.length;
+      let port: number;
       try {
-        this.servers.push(
-          await bind(
-            spec,
-            (s) => this.onConnection(index, s),
-            (err) => {
-              this.o.log.event(`${this.o.name}.error`, {
-                listener: `${spec.host}:${spec.port}`,
-                error: `accept failed: ${errText(err)}`,
-              });
-            },
-          ),
-        );
+        if (this.direct) {
+          const l = bindShared(spec.host, spec.port);
+          this.shared[index] = l;
+          port = l.port;
+        } else {
+          const srv = await this.listenHere(index, spec, undefined);
+          this.servers[index] = srv;
+          const a = srv.address();
+          port = typeof a === 'object' && a !== null ? a.port : spec.port;
+        }
       } catch (err) {
         if (this.o.optional) {
           this.o.log.event(`${SERVICE[this.o.name]}.error`, {
@@ -352,8 +401,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
           true,
         );
       }
-      const a = this.servers[index]?.address();
-      this.specsBound.push({ ...spec, port: typeof a === 'object' && a !== null ? a.port : spec.port });
+      this.specsBound.push({ ...spec, port });
     }
     const policy = this.o.admission;
     if (policy) {
@@ -370,6 +418,55 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       throw err;
     }
     return this.specsBound;
+  }
+
+  /** Root accepts on the listener (`handle`: the socket bound for the children, taken over; else binds spec). */
+  private listenHere(index: number, spec: Spec, handle: object | undefined): Promise<Server> {
+    return bind(
+      handle !== undefined ? { handle } : { spec },
+      (s) => this.onConnection(index, s),
+      (err) => {
+        this.o.log.event(`${this.o.name}.error`, {
+          listener: `${spec.host}:${spec.port}`,
+          error: `accept failed: ${errText(err)}`,
+        });
+      },
+    );
+  }
+
+  /**
+   * No child has served for TAKEOVER_MS (directAccept): root accepts on the listeners itself from now on, so the
+   * connections waiting in the kernel's queue, and later ones, get the hand-over's hold and busyReply instead of
+   * waiting unanswered; the children that follow get each connection handed over.
+   */
+  private takeOver(): void {
+    this.outage = undefined;
+    const event = this.o.directAccept?.outage;
+    if (this.stopping || this.runningChildren().length > 0 || event === undefined) return;
+    this.direct = false;
+    for (const [index, l] of this.shared.entries()) {
+      const spec = this.specsBound[index];
+      if (l === undefined || spec === undefined) continue;
+      this.shared[index] = undefined;
+      this.listenHere(index, spec, l.handle).then(
+        (srv) => {
+          if (this.stopping) srv.close();
+          else this.servers[index] = srv;
+        },
+        (err: unknown) => {
+          l.close();
+          this.o.log.event(`${this.o.name}.error`, {
+            listener: `${spec.host}:${spec.port}`,
+            error: `cannot accept here: ${errText(err)}`,
+          });
+        },
+      );
+    }
+    this.o.log.event(
+      event,
+      { after_ms: TAKEOVER_MS, listeners: this.specsBound.map((b) => `${b.host}:${b.port}`).join(',') },
+      'warn',
+    );
   }
 
   private onConnection(index: number, socket: Socket): void {
@@ -482,6 +579,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   }
 
   private onRunning(child: ChildProcess): void {
+    clearTimeout(this.outage);
+    this.outage = undefined;
     const { uid, name } = this.o.account;
     this.o.log.event(`${this.o.name}.started`, {
       pid: child.pid ?? 0,
@@ -516,6 +615,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     clearInterval(this.sweeper);
+    clearTimeout(this.outage);
     for (const w of [...this.waiting, ...this.inFlight.values()]) w.socket.destroy();
     this.waiting = [];
     this.inFlight.clear();
@@ -534,7 +634,9 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
   }
 
   private async closeServers(): Promise<void> {
-    const servers = this.servers;
+    for (const l of this.shared) l?.close();
+    this.shared = [];
+    const servers = this.servers.flatMap((s) => (s ? [s] : []));
     this.servers = [];
     // Handed-over sockets are the child's: a parent's server has no connections of its own to wait for.
     await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

@@ -102,6 +102,8 @@ export interface ServiceDef<Spec extends HostPort, Other extends { readonly type
   instances?(ctx: ServiceContext): number;
   /** Root counts the connections across the children (privchild.ts; needed with more than one). */
   admission?(ctx: ServiceContext): AdmissionPolicy<Spec>;
+  /** With one child, it accepts on the listening sockets itself (privchild.ts directAccept; the event of an outage). */
+  readonly directAccept?: { readonly outage: EventName };
   /** The `<x>.listening` event of a bound listener, and the `<x>.error` of one not opened. */
   readonly events: { readonly listening: EventName; readonly error: EventName };
   listeningFields(spec: Spec): Readonly<Record<string, unknown>>;
@@ -315,6 +317,7 @@ async function startService<Spec extends HostPort, Other extends { readonly type
       ...(def.clientSpeaksFirst ? { clientSpeaksFirst: def.clientSpeaksFirst } : {}),
       instances: def.instances?.(ctx) ?? 1,
       ...(def.admission ? { admission: def.admission(ctx) } : {}),
+      ...(def.directAccept ? { directAccept: def.directAccept } : {}),
       ...(side?.onMessage ? { onMessage: side.onMessage } : {}),
       onServing: ctx.onServing,
       onCrash: ctx.onCrash,

@@ -168,6 +168,8 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
     stressChanged: (spec, on, connections) =>
       ctx.log.event('smtp.stress', { listener: `${spec.host}:${spec.port}`, on, connections }),
   }),
+  // one SMTP process accepts on the ports itself; root only holds them (docs/PERFORMANCE.md, eleventh pass)
+  directAccept: { outage: 'smtpd.outage' },
   events: { listening: 'smtp.listening', error: 'smtp.error' },
   listeningFields: (spec) => ({ address: spec.host, port: spec.port, kind: spec.kind }),
   local(specs, ctx) {

@@ -82,7 +82,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
         }
         tls = tlsOrNone(root);
       },
-      listeners: (specs) => {
+      listeners: (specs, accepts) => {
         // one for every listener: its per-domain rate limit holds whichever port the customer used (and, told to the
         // other SMTP processes, whichever process served it)
         const flush = (domain: string): void => (queue as FileQueue).trigger('flush', domain);
@@ -114,8 +114,9 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
               autoturn: turn,
               tls: () => tls,
               log,
-              // root counts the connections of all the SMTP processes (maxconn=, maxperip=, stress mode)
-              admittedElsewhere: true,
+              // the only SMTP process accepts itself and counts its connections; with several, root counts the
+              // connections of all of them (maxconn=, maxperip=, stress mode) and hands each over
+              admittedElsewhere: !accepts,
             }),
         );
       },

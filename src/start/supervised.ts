@@ -1,7 +1,7 @@
 // One child process of the root supervisor: forked as root only to load its code (it drops to the account itself),
 // started through a handshake, replaced when it dies. The one restart mechanism of the service children
 // (privchild.ts: SMTP, POP3) and the send child (send.ts).
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess, type SendHandle } from 'node:child_process';
 import { errText, QuailError } from '../core/index.js';
 import type { EventLog } from './log.js';
 
@@ -57,7 +57,7 @@ export interface CrashInfo {
 export function awaitMessage(
   child: ChildProcess,
   want: string,
-  opts: { send?: object; timeoutMs?: number; fatalTemporary?: boolean } = {},
+  opts: { send?: object; handle?: object; timeoutMs?: number; fatalTemporary?: boolean } = {},
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer =
@@ -83,7 +83,8 @@ export function awaitMessage(
     };
     child.on('message', onMsg);
     child.on('exit', onExit);
-    if (opts.send) child.send(opts.send);
+    // a handle (a bound socket: src/tcpserver's bindShared) goes with the message; Node sends such a handle as is
+    if (opts.send) child.send(opts.send, opts.handle as SendHandle);
   });
 }
 

@@ -61,10 +61,13 @@ export class TcpServer {
     this.server.on('error', (err) => o.acceptFailed(err));
   }
 
-  /** Binds host:port, or takes over a server another process bound and passed (`handle`). */
+  /**
+   * Binds host:port, or takes over a socket another process bound and passed (`handle`: a Server, or the bound handle
+   * of bindShared, on which this process then listens and accepts while the binder keeps its own descriptor).
+   */
   listen(port: number, host: string): Promise<AddressInfo>;
-  listen(handle: Server): Promise<AddressInfo>;
-  listen(portOrHandle: number | Server, host?: string): Promise<AddressInfo> {
+  listen(handle: object): Promise<AddressInfo>;
+  listen(portOrHandle: number | object, host?: string): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       const done = (): void => {
