@@ -1,6 +1,6 @@
 // One privilege-separated service child (SMTP, POP3): root keeps the listening sockets, the child serves connections.
 import type { ChildProcess } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { errText, QuailError } from '../core/index.js';
 import { bindShared, canShareListen, plainIp, refuseSocket, type SharedListen } from '../tcpserver/index.js';
 import { ConnectionLimits, type Admission } from '../throttle/index.js';
@@ -372,7 +372,12 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   /** First start: binds, forks, waits until the child serves. Any failure is thrown (the caller refuses to start). */
   async start(): Promise<readonly Spec[]> {
-    this.direct = this.o.directAccept !== undefined && this.procs.length === 1 && canShareListen();
+    // a listener named by host name is bound by Node's listen, which looks the name up: root accepts then, as before
+    this.direct =
+      this.o.directAccept !== undefined &&
+      this.procs.length === 1 &&
+      this.o.specs.every((spec) => isIP(spec.host) !== 0) &&
+      canShareListen();
     for (const spec of this.o.specs) {
       const index = this.specsBound.length;
       let port: number;
