@@ -117,6 +117,7 @@ export class SmtpListener {
   private readonly authThrottle: LoginThrottle;
   private readonly rbl: RblConfig | undefined;
   private readonly stress: ListenerStress;
+  private labelText: string | undefined;
 
   constructor(
     readonly spec: ListenerSpec,
@@ -187,8 +188,13 @@ export class SmtpListener {
     return this.tcp.close(graceMs);
   }
 
+  /** `address:port` of the listener, for the log; kept once it listens (each look asks the kernel: getsockname). */
   private get label(): string {
-    return `${this.address?.address ?? this.spec.host}:${this.address?.port ?? this.spec.port}`;
+    if (this.labelText !== undefined) return this.labelText;
+    const a = this.address;
+    const text = `${a?.address ?? this.spec.host}:${a?.port ?? this.spec.port}`;
+    if (a !== null) this.labelText = text;
+    return text;
   }
 
   private open(socket: Socket, ip: string): Served | Refusal {
