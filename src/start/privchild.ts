@@ -467,11 +467,11 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
         },
       );
     }
-    this.o.log.event(
-      event,
-      { after_ms: TAKEOVER_MS, listeners: this.specsBound.map((b) => `${b.host}:${b.port}`).join(',') },
-      'warn',
-    );
+    // info, as every event not named .error/.warning: the failed starts before it are logged as errors already
+    this.o.log.event(event, {
+      after_ms: TAKEOVER_MS,
+      listeners: this.specsBound.map((b) => `${b.host}:${b.port}`).join(','),
+    });
   }
 
   private onConnection(index: number, socket: Socket): void {
