@@ -1,6 +1,6 @@
 // The Maildir mailbox on its own: streaming in bounded chunks, snapshot semantics, lock release, commit results.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -96,6 +96,56 @@ void test('small messages whole: out-of-order RETR and TOP get the right message
     assert.equal(await text(2, 1), 'Subject: m2\r\n\r\nbody 2\r\n');
     assert.equal(await text(3), 'Subject: m3\r\n\r\nbody 3\r\nline 2\r\n');
     opened.mailbox.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('the listing of cur/ is kept while cur/ is unchanged and settled; any new, removed or renamed name is seen', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-pop3m-'));
+  try {
+    const md = makeMaildir(join(dir, 'Maildir'));
+    const cur = join(md, 'cur');
+    putMessage(md, 'a\n', { name: '1.a:2,', cur: true });
+    putMessage(md, 'b\n', { name: '2.b:2,', cur: true });
+    // cur/ last changed 10 s ago: settled
+    const settle = (): void => utimesSync(cur, new Date(Date.now() - 10_000), new Date(Date.now() - 10_000));
+    settle();
+    const store = new MaildirStore();
+    const account = { login: 'joe@x', maildir: md };
+    const uids = async (): Promise<string[]> => {
+      const o = await store.open(account);
+      assert.equal(o.kind, 'ok');
+      if (o.kind !== 'ok') return [];
+      const list = o.mailbox.list().map((m) => m.uid);
+      o.mailbox.close();
+      return list;
+    };
+    assert.deepEqual(await uids(), ['1.a', '2.b']);
+    assert.equal(store.scans, 1);
+    assert.deepEqual(await uids(), ['1.a', '2.b']);
+    assert.equal(store.scans, 1, 'unchanged: given again without reading cur/');
+
+    // delivered to new/: moved into cur/ at login, which changes cur/
+    putMessage(md, 'c\n', { name: '3.c' });
+    assert.deepEqual(await uids(), ['1.a', '2.b', '3.c']);
+    assert.equal(store.scans, 2);
+    // cur/ changed just now: not kept, read again at the next login
+    assert.deepEqual(await uids(), ['1.a', '2.b', '3.c']);
+    assert.equal(store.scans, 3, 'a listing of a directory changed under 2 s ago is not kept');
+
+    settle();
+    assert.deepEqual(await uids(), ['1.a', '2.b', '3.c']);
+    assert.equal(store.scans, 4);
+    // a name removed, and one renamed (a flag), in cur/ directly
+    unlinkSync(join(cur, '1.a:2,'));
+    assert.deepEqual(await uids(), ['2.b', '3.c']);
+    settle();
+    await uids();
+    const before = store.scans;
+    renameSync(join(cur, '2.b:2,'), join(cur, '2.b:2,S'));
+    assert.deepEqual(await uids(), ['2.b', '3.c']);
+    assert.equal(store.scans, before + 1, 'a rename in cur/ is a change');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

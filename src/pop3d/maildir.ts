@@ -50,6 +50,10 @@ function sizeField(fileName: string, key: 'W' | 'S'): number | undefined {
 }
 
 const SIZE_CACHE_MAX = 200_000;
+/** Entries of kept listings, all mailboxes together; past it the oldest listings are dropped. */
+const LISTING_CACHE_MAX = 200_000;
+/** A directory changed less than this long ago may change again within its clock's grain unseen: not kept then. */
+const SETTLE_MS = 2000;
 
 export interface MaildirStoreOptions {
   /** Recheck sizes on disk instead of trusting a `,W=` field in the name (for tests). */
@@ -73,6 +77,14 @@ const STAT_BATCH = 1024;
 export class MaildirStore implements MailboxStore {
   private readonly inUse = new Set<string>();
   private readonly sizes = new Map<string, number>();
+  /**
+   * The last listing of each Maildir's cur/, with cur/'s identity and times when it was read: while they are the
+   * same, no name was added, removed or renamed there, so the listing is given again without a stat per message.
+   */
+  private readonly listings = new Map<string, { readonly id: string; readonly entries: readonly Entry[] }>();
+  private listed = 0;
+  /** Listings read from disk (for tests). */
+  scans = 0;
 
   constructor(private readonly opts: MaildirStoreOptions = {}) {}
 
@@ -96,7 +108,7 @@ export class MaildirStore implements MailboxStore {
   }
 
   /** qmail-pop3d's scan: new/ moved to cur/ (info ":2,"), then cur/, oldest first. */
-  private async scan(dir: string): Promise<Entry[]> {
+  private async scan(dir: string): Promise<readonly Entry[]> {
     const cur = join(dir, 'cur');
     const newDir = join(dir, 'new');
     await fsp.access(cur, constants.R_OK | constants.W_OK | constants.X_OK);
@@ -109,6 +121,13 @@ export class MaildirStore implements MailboxStore {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // taken by another reader: fine
       }
     }
+    // cur/ as it is before its names are read: a change after this stat gives it new times
+    const dirSt = statSync(cur, { bigint: true });
+    const settled = Date.now() - Number(dirSt.mtimeMs) >= SETTLE_MS;
+    const id = `${dirSt.dev}:${dirSt.ino}:${dirSt.mtimeNs}:${dirSt.ctimeNs}`;
+    const kept = this.listings.get(dir);
+    if (kept !== undefined && kept.id === id) return kept.entries;
+    this.scans++;
     const found: { name: string; path: string; st: Stats }[] = [];
     const names = (await fsp.readdir(cur)).filter((name) => !name.startsWith('.'));
     for (let i = 0; i < names.length; i += STAT_BATCH) {
@@ -137,7 +156,29 @@ export class MaildirStore implements MailboxStore {
         diskSize: sizeField(f.name, 'S') ?? f.st.size,
       });
     }
+    this.keep(dir, settled ? id : undefined, out);
     return out;
+  }
+
+  /**
+   * Keeps a listing for the next login (`id` undefined: cur/ had changed too recently when it was looked at; a second
+   * change within the same tick of the file system's clock would have left its times as they were). Maildir files are not rewritten in place (a flag
+   * change is a rename, a deletion an unlink: both change cur/), so the directory's times stand for its files.
+   */
+  private keep(dir: string, id: string | undefined, entries: readonly Entry[]): void {
+    const old = this.listings.get(dir);
+    if (old !== undefined) {
+      this.listings.delete(dir);
+      this.listed -= old.entries.length;
+    }
+    if (id === undefined || entries.length > LISTING_CACHE_MAX) return;
+    for (const [key, l] of this.listings) {
+      if (this.listed + entries.length <= LISTING_CACHE_MAX) break;
+      this.listings.delete(key);
+      this.listed -= l.entries.length;
+    }
+    this.listings.set(dir, { id, entries });
+    this.listed += entries.length;
   }
 
   private async wireSize(name: string, path: string, st: Stats): Promise<number | undefined> {
