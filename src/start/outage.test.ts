@@ -4,7 +4,6 @@
 // tier: system (needs quail start as root)
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -12,6 +11,7 @@ import {
   freePort,
   listeningInode,
   setupRoot,
+  smtpLockstep,
   socketHolders,
   startProcess,
   type QuailProcess,
@@ -19,21 +19,6 @@ import {
 import { waitFor } from '../../test/support/wait.js';
 
 const asRoot = process.getuid?.() === 0;
-
-/** One SMTP session: what the server said (lines are sent one by one after each reply). */
-function session(port: number, lines: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port });
-    let out = '';
-    let i = 0;
-    s.on('data', (c: Buffer) => {
-      out += c.toString('latin1');
-      if (out.endsWith('\r\n') && i < lines.length) s.write(`${lines[i++] ?? ''}\r\n`);
-    });
-    s.on('error', reject);
-    s.on('close', () => resolve(out));
-  });
-}
 
 void test(
   'no SMTP process for 5 s: root takes the port over, the waiting client gets 421; mail flows when one starts again',
@@ -66,7 +51,7 @@ void test(
       chmodSync(queue, 0o000);
       process.kill(smtpd, 'SIGKILL');
       await waitFor(() => /smtpd\.crashed/.test(log()), 10_000, log);
-      const waited = session(port, ['QUIT']);
+      const waited = smtpLockstep(port, ['QUIT']);
       await waitFor(
         () => /smtpd\.outage /.test(log()),
         15_000,
@@ -83,7 +68,7 @@ void test(
         40_000,
         () => `restart\n${log()}`,
       );
-      const sent = await session(port, [
+      const sent = await smtpLockstep(port, [
         'HELO c',
         'MAIL FROM:<a@b.test>',
         'RCPT TO:<box@outage.test>',

@@ -3,35 +3,29 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { connectionHolders, listeningInode, MAIN, procUids, socketHolders } from '../../test/support/start.js';
+import {
+  connectionHolders,
+  listeningInode,
+  MAIN,
+  procUids,
+  smtpLockstep,
+  socketHolders,
+} from '../../test/support/start.js';
 import { waitFor } from '../../test/support/wait.js';
 
-function sendMail(port: number, to: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const lines = [
-      'HELO c',
-      'MAIL FROM:<a@b.test>',
-      `RCPT TO:<${to}>`,
-      'DATA',
-      'Subject: privsep\r\n\r\nhi\r\n.',
-      'QUIT',
-    ];
-    const s = connect({ host: '127.0.0.1', port });
-    let out = '';
-    let i = 0;
-    s.on('data', (c: Buffer) => {
-      out += c.toString('latin1');
-      if (out.endsWith('\r\n') && i < lines.length) s.write(`${lines[i++] ?? ''}\r\n`);
-    });
-    s.on('error', reject);
-    s.on('close', () => resolve(out));
-  });
-}
+const sendMail = (port: number, to: string): Promise<string> =>
+  smtpLockstep(port, [
+    'HELO c',
+    'MAIL FROM:<a@b.test>',
+    `RCPT TO:<${to}>`,
+    'DATA',
+    'Subject: privsep\r\n\r\nhi\r\n.',
+    'QUIT',
+  ]);
 
 interface State {
   pid: number;

@@ -284,3 +284,18 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** One SMTP session in lockstep: each line is sent after a reply line arrives; resolves with all the server said. */
+export function smtpLockstep(port: number, lines: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port });
+    let out = '';
+    let i = 0;
+    s.on('data', (c: Buffer) => {
+      out += c.toString('latin1');
+      if (out.endsWith('\r\n') && i < lines.length) s.write(`${lines[i++] ?? ''}\r\n`);
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+  });
+}
