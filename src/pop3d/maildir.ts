@@ -4,7 +4,6 @@ import {
   closeSync,
   constants,
   createReadStream,
-  fstatSync,
   openSync,
   promises as fsp,
   readSync,
@@ -200,16 +199,21 @@ export class MaildirStore implements MailboxStore {
   }
 }
 
-/** The whole file when it is at most SMALL bytes now (whatever its name says), else undefined (streamed instead). */
+/** The read buffer of readSmall: one per process, as the reads and the conversion after them are synchronous. */
+let scratch: Buffer | undefined;
+
+/**
+ * The whole file when it is at most SMALL bytes now (whatever its name says), else undefined (streamed instead).
+ * One read of SMALL + 1 bytes: a regular file's short read is its end, so no fstat is needed for the size, and the
+ * bytes land in a buffer kept for the process (open, read, close: three system calls and no allocation per RETR).
+ * The result is a view of that buffer, valid until the next call: the caller converts it at once.
+ */
 function readSmall(path: string): Buffer | undefined {
   const fd = openSync(path, 'r');
   try {
-    const size = fstatSync(fd).size;
-    if (size > SMALL) return undefined;
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    for (let n = -1; got < size && n !== 0; got += n) n = readSync(fd, buf, got, size - got, got);
-    return buf.subarray(0, got);
+    const buf = (scratch ??= Buffer.allocUnsafe(SMALL + 1));
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return n > SMALL ? undefined : buf.subarray(0, n);
   } finally {
     closeSync(fd);
   }

@@ -4,7 +4,8 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { decodePlain, normaliseLogin, parseCommand, parsePop3Listener, uidFor } from './index.js';
 import { parseNumber } from './parse.js';
-import { toWire, WireSizer } from './wire.js';
+import fc from 'fast-check';
+import { toWire, wireOf, WireSizer } from './wire.js';
 
 void test('parseCommand: keyword case, arguments, rest kept for PASS, garbage is null', () => {
   const table: [string, ReturnType<typeof parseCommand>][] = [
@@ -103,6 +104,39 @@ void test('toWire: CRLF, dot-stuffing, final line ended, TOP cut — across chun
       assert.equal(await wire(input, lines, chunk), want, `${JSON.stringify(input)} top=${lines} chunk=${chunk}`);
     }
   }
+});
+
+/** RFC 1939 by the line, the plain way: the reference toWire and wireOf are checked against. */
+function reference(input: string, bodyLines?: number): string {
+  const pieces = input.split('\n');
+  if (pieces[pieces.length - 1] === '') pieces.pop(); // the text after the last LF, when there is any, is a line too
+  let out = '';
+  let inHeader = true;
+  let left = bodyLines ?? Infinity;
+  for (const piece of pieces) {
+    if (!inHeader && left-- <= 0) break;
+    const line = piece.endsWith('\r') ? piece.slice(0, -1) : piece;
+    out += `${line.startsWith('.') ? '.' : ''}${line}\r\n`;
+    if (line === '') inHeader = false;
+  }
+  return out;
+}
+
+void test('toWire and wireOf: the same bytes as the line-by-line reference, for any text and any chunking', async () => {
+  const text = fc.string({ unit: fc.constantFrom('a', '.', '\r', '\n', ' '), maxLength: 60 });
+  await fc.assert(
+    fc.asyncProperty(
+      text,
+      fc.option(fc.nat(4), { nil: undefined }),
+      fc.integer({ min: 1, max: 7 }),
+      async (t, n, c) => {
+        const want = reference(t, n);
+        assert.equal(await wire(t, n, c), want);
+        assert.equal(Buffer.concat(wireOf(Buffer.from(t, 'latin1'), n)).toString('latin1'), want);
+      },
+    ),
+    { numRuns: 3000 },
+  );
 });
 
 void test('WireSizer: equals the bytes toWire sends, without the stuffed dots', async () => {

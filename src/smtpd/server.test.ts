@@ -173,6 +173,19 @@ void test('limits: recipients per message, errors, connections, line length, SIZ
     await new Promise((r) => first.once('data', r));
     assert.equal(await talk(one.port, 'QUIT\r\n'), '421 too many connections, try again later (#4.7.0)\r\n');
     first.destroy();
+    // After QUIT the server closes at once, as qmail-smtpd (src/smtpd/session.ts done()): the 221 still arrives
+    // whole before the close, and the slot is free for the next client, while this one keeps its own side open
+    const lingering = connect({ host: '127.0.0.1', port: one.port, allowHalfOpen: true });
+    let got = '';
+    lingering.on('data', (b: Buffer) => (got += b.toString('latin1')));
+    const ended = new Promise((r) => lingering.once('end', r));
+    await new Promise((r) => lingering.once('data', r));
+    lingering.write('QUIT\r\n');
+    await ended;
+    assert.match(got, /\r\n221 /);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.match(await talk(one.port, 'QUIT\r\n'), /^220 [^]*221 /);
+    lingering.destroy();
   } finally {
     await one.close();
   }

@@ -118,6 +118,7 @@ export class SmtpListener {
   private readonly rbl: RblConfig | undefined;
   private readonly stress: ListenerStress;
   private labelText: string | undefined;
+  private boundLocalCache: { ip: string; port: string } | false | undefined;
 
   constructor(
     readonly spec: ListenerSpec,
@@ -268,13 +269,27 @@ export class SmtpListener {
     }
   }
 
+  /**
+   * TCPLOCALIP and TCPLOCALPORT of every connection when the listener is bound to one address (not 0.0.0.0 or ::):
+   * its own, so a connection costs no getsockname. Undefined: ask each socket.
+   */
+  private get boundLocal(): { ip: string; port: string } | undefined {
+    if (this.boundLocalCache !== undefined) return this.boundLocalCache || undefined;
+    const a = this.address;
+    if (a === null) return undefined;
+    const any = a.address === '0.0.0.0' || a.address === '::';
+    this.boundLocalCache = any ? false : { ip: plainIp(a.address), port: String(a.port) };
+    return this.boundLocalCache || undefined;
+  }
+
   /** Production environment: addresses of the socket, TCPLOCALHOST = me, listener options, then tcp.smtp. */
   private buildEnv(socket: Socket, ip: string, control: Control): SessionEnv | 'deny' {
+    const local = this.boundLocal;
     const env: Record<string, string | undefined> = {
       TCPREMOTEIP: ip,
       TCPREMOTEPORT: String(socket.remotePort ?? ''),
-      TCPLOCALIP: plainIp(socket.localAddress),
-      TCPLOCALPORT: String(socket.localPort ?? ''),
+      TCPLOCALIP: local?.ip ?? plainIp(socket.localAddress),
+      TCPLOCALPORT: local?.port ?? String(socket.localPort ?? ''),
       PROTO: 'TCP',
     };
     const me = control.me();

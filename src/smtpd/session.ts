@@ -239,8 +239,15 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
   deps.stress?.join(s.reader);
   const done = (reason: EndReason): SessionSummary => {
     deps.stress?.leave(s.reader);
-    if (!s.out.destroyed) s.out.end();
-    void drain(s);
+    if (reason === 'quit' && s.out === s.socket && s.socket.writableLength === 0) {
+      // 221 is in the kernel: close now, as qmail-smtpd and Postfix's smtpd do. Many clients close right after sending
+      // QUIT without reading the 221 (smtp-source does), so a shutdown and a read for their EOF met a reset instead:
+      // a failed shutdown, then a read error whose stack trace Node builds, per session (docs/PERFORMANCE.md).
+      s.socket.destroy();
+    } else {
+      if (!s.out.destroyed) s.out.end();
+      void drain(s);
+    }
     const exit = reason === 'quit' || reason === 'eof' ? 0 : 1;
     deps.log('smtp.close', { ip: s.remoteIp, reason, messages: s.messages });
     return { exit, reason, messages: s.messages };
