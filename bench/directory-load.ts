@@ -1,5 +1,5 @@
 // Bench-only bulk loaders: a directory of N mailboxes (10 per domain) in SQLite or PostgreSQL, with qmail's files for every domain, fast.
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -50,8 +50,50 @@ export async function buildDirectory(
   skeleton(root);
   await (await openDirectory({ root })).close();
   const hash = await hashPassword('bench-password');
-
   const t0 = process.hrtime.bigint();
+  insertRows(root, mailboxes, account, hash, progress);
+  const t1 = process.hrtime.bigint();
+  writeQmailFiles(root, domains, account);
+  const t2 = process.hrtime.bigint();
+  return {
+    root,
+    domains,
+    mailboxes,
+    rowsSeconds: Number(t1 - t0) / 1e9,
+    filesSeconds: Number(t2 - t1) / 1e9,
+    bytes: statSync(join(root, SQLITE_FILE)).size,
+  };
+}
+
+/**
+ * `mailboxes` more mailboxes (domains d0000000… of 10 each, as buildDirectory makes them) in the SQLite directory of
+ * a root `quail init` made and that already serves some domains: their rows, then their lines added to rcpthosts
+ * (up to 50 entries) or morercpthosts, virtualdomains and users/assign, compiled by newu and newmrh. The side-by-side
+ * bench's directory variant at scale (QUAIL_BENCH_MAILBOXES): its load goes to the domains it made itself.
+ */
+export async function addToDirectory(
+  root: string,
+  mailboxes: number,
+  account: DeliveryAccount,
+  progress: (t: string) => void,
+): Promise<void> {
+  insertRows(root, mailboxes, account, await hashPassword('bench-password'), progress);
+  writeQmailFiles(root, Math.max(1, Math.ceil(mailboxes / PER_DOMAIN)), account, true);
+}
+
+/**
+ * Writes the rows straight into the directory's SQLite file (made and migrated by openDirectory first) in big
+ * transactions with synchronous=OFF, every mailbox with the same precomputed scrypt hash `hash` (one scrypt per
+ * mailbox would take hours).
+ */
+function insertRows(
+  root: string,
+  mailboxes: number,
+  account: DeliveryAccount,
+  hash: string,
+  progress: (t: string) => void,
+): void {
+  const domains = Math.max(1, Math.ceil(mailboxes / PER_DOMAIN));
   const db = new Database(join(root, SQLITE_FILE));
   try {
     db.pragma('synchronous = OFF');
@@ -78,40 +120,38 @@ export async function buildDirectory(
   } finally {
     db.close();
   }
-  const t1 = process.hrtime.bigint();
-
-  writeQmailFiles(root, domains, account);
-  const t2 = process.hrtime.bigint();
-  return {
-    root,
-    domains,
-    mailboxes,
-    rowsSeconds: Number(t1 - t0) / 1e9,
-    filesSeconds: Number(t2 - t1) / 1e9,
-    bytes: statSync(join(root, SQLITE_FILE)).size,
-  };
 }
 
 /**
  * qmail's files for domains 0..domains-1 in the format the directory's sync writes them: rcpthosts (me + the
  * first 49), morercpthosts (the rest), virtualdomains, users/assign; then newu and newmrh compile the cdb files.
+ * `add`: after what the files already hold (rcpthosts filled up to 50 entries first, assign's "." kept last).
  */
-function writeQmailFiles(root: string, domains: number, account: DeliveryAccount): void {
-  const rcpt: string[] = [ME];
-  const more: string[] = [];
-  const vd: string[] = [];
-  const assign: string[] = [];
+function writeQmailFiles(root: string, domains: number, account: DeliveryAccount, add = false): void {
+  const read = (path: string): string => (add && existsSync(path) ? readFileSync(path, 'latin1') : '');
+  const lines = (text: string): string[] =>
+    text
+      .split('\n')
+      .filter((l) => l !== '' && l !== '.')
+      .map((l) => `${l}\n`);
+  const rcptPath = join(root, 'control', 'rcpthosts');
+  const morePath = join(root, 'control', 'morercpthosts');
+  const vdPath = join(root, 'control', 'virtualdomains');
+  const assignPath = join(root, 'users', 'assign');
+  const rcpt: string[] = add ? lines(read(rcptPath)) : [`${ME}\n`];
+  const more: string[] = lines(read(morePath));
+  const vd: string[] = lines(read(vdPath));
+  const assign: string[] = lines(read(assignPath));
   for (let i = 0; i < domains; i++) {
     const d = domainOf(i);
     (rcpt.length < RCPTHOSTS_MAX ? rcpt : more).push(`${d}\n`);
     vd.push(`${d}:${d}\n`);
     assign.push(`+${d}-:${account.user}:${account.uid}:${account.gid}:${root}/domains/${d}:-::\n`);
   }
-  rcpt[0] = `${ME}\n`;
-  writeFileSync(join(root, 'control', 'rcpthosts'), rcpt.join(''));
-  writeFileSync(join(root, 'control', 'morercpthosts'), more.join(''));
-  writeFileSync(join(root, 'control', 'virtualdomains'), vd.join(''));
-  writeFileSync(join(root, 'users', 'assign'), `${assign.join('')}.\n`);
+  writeFileSync(rcptPath, rcpt.join(''));
+  writeFileSync(morePath, more.join(''));
+  writeFileSync(vdPath, vd.join(''));
+  writeFileSync(assignPath, `${assign.join('')}.\n`);
   newu(root);
   newmrh(root);
 }

@@ -2,6 +2,7 @@
 // tier: system (needs postfix: smtp-source)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,8 +95,8 @@ void test(`versus section: every case delivers all N messages${withPostfix ? '' 
   });
 });
 
-void test('versus section, QUAIL_BENCH_VIA=directory: quail delivers all N through the directory (vdeliver)', async () => {
-  await runVersus({ QUAIL_BENCH_VIA: 'directory' }, (byName, rows, dir) => {
+void test('versus section, QUAIL_BENCH_VIA=directory: quail delivers all N through the directory (vdeliver), beside QUAIL_BENCH_MAILBOXES more', async () => {
+  await runVersus({ QUAIL_BENCH_VIA: 'directory', QUAIL_BENCH_MAILBOXES: '600' }, (byName, rows, dir) => {
     for (const c of [10, 50]) {
       const q = byName.get(`quail, delivered, ${c} clients`);
       assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted.*via directory`), JSON.stringify(rows));
@@ -105,6 +106,18 @@ void test('versus section, QUAIL_BENCH_VIA=directory: quail delivers all N throu
       assert.ok(existsSync(join(root, 'directory.sqlite')), `${root}: no directory`);
       assert.match(readFileSync(join(root, 'domains', 'd00.bench.test', '.qmail-default'), 'utf8'), /quail vdeliver/);
       assert.equal(existsSync(join(root, 'domains', 'd00.bench.test', '.qmail-u0')), false);
+      // 600 more mailboxes in 60 more domains: rows in the directory, and every domain in qmail's files
+      const db = new Database(join(root, 'directory.sqlite'), { readonly: true });
+      const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
+      assert.equal(count('SELECT count(*) AS n FROM mailboxes'), 600 + 11);
+      assert.equal(count('SELECT count(*) AS n FROM domains'), 60 + 11);
+      db.close();
+      const lines = (p: string): string[] => readFileSync(join(root, p), 'latin1').split('\n').filter(Boolean);
+      const hosts = [...lines('control/rcpthosts'), ...lines('control/morercpthosts')];
+      assert.equal(lines('control/rcpthosts').length, 50);
+      for (const d of ['d00.bench.test', 'd0000000.bench.test', 'd0000059.bench.test']) assert.ok(hosts.includes(d), d);
+      assert.equal(lines('control/virtualdomains').length, 71);
+      assert.ok(existsSync(join(root, 'control', 'morercpthosts.cdb')));
     }
   });
 });

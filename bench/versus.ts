@@ -2,7 +2,10 @@
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { SQLITE_FILE, type DeliveryAccount } from '../src/directory/index.js';
 import { DOMAINS, domainName, makeDirectoryRoot, makeRoot, USERS } from './delivery.js';
+import { addToDirectory } from './directory-load.js';
 import { postfixUnavailable, withPostfix } from './postfix.js';
 import { percentile } from './probe.js';
 import { freePort, HOST } from './sink.js';
@@ -46,6 +49,34 @@ function via(): 'assign' | 'directory' {
   throw new Error(`QUAIL_BENCH_VIA=${v}: say assign or directory`);
 }
 
+/**
+ * With QUAIL_BENCH_VIA=directory, QUAIL_BENCH_MAILBOXES more mailboxes (10 per domain) in the directory beside the
+ * ones the load goes to, so the whole path (RCPT against the directory, morercpthosts.cdb, virtualdomains, users/cdb)
+ * runs at that scale: issue 14's "flat at 1,000,000 mailboxes in 100,000 domains" end to end. Unset (or the assign
+ * variant): none. (The directory section reads the same variable, and there unset means 1,000,000.)
+ */
+function extraMailboxes(): number {
+  const v = process.env['QUAIL_BENCH_MAILBOXES'];
+  if (via() !== 'directory') return 0;
+  if (v === undefined || v === '') return 0;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`QUAIL_BENCH_MAILBOXES=${v} is not a whole number ≥ 1`);
+  return n;
+}
+
+/** The delivery account the directory's domains use (what `quail domain add` chose for the load's domains). */
+function directoryAccount(root: string): DeliveryAccount {
+  const db = new Database(join(root, SQLITE_FILE), { readonly: true });
+  try {
+    const row = db.prepare('SELECT account, uid, gid FROM domains LIMIT 1').get() as
+      { account: string; uid: number; gid: number } | undefined;
+    if (!row) throw new Error(`no domain in ${root}'s directory`);
+    return { user: row.account, uid: row.uid, gid: row.gid };
+  } finally {
+    db.close();
+  }
+}
+
 /** Which cases run (QUAIL_BENCH_CASES): `local` (to the Maildirs), `relay` (to the sink), or both (the default). */
 function cases(): { local: boolean; relay: boolean } {
   const v = process.env['QUAIL_BENCH_CASES'] ?? '';
@@ -56,8 +87,14 @@ function cases(): { local: boolean; relay: boolean } {
 
 async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
   const root = join(ctx.workDir, `quail-${clients}`);
-  if (via() === 'directory') makeDirectoryRoot(root, [...targets(), PROBE]);
-  else {
+  if (via() === 'directory') {
+    makeDirectoryRoot(root, [...targets(), PROBE]);
+    const extra = extraMailboxes();
+    if (extra > 0) {
+      ctx.progress(`versus: ${extra} more mailboxes in the directory`);
+      await addToDirectory(root, extra, directoryAccount(root), ctx.progress);
+    }
+  } else {
     makeRoot(root);
     // accept mail for the bench's domains over SMTP (the delivery section injects, so makeRoot leaves rcpthosts alone)
     const domains = Array.from({ length: DOMAINS }, (_, d) => `${domainName(d)}\n`).join('');
@@ -116,7 +153,9 @@ export const versusSection: BenchSection = {
           name: `quail, delivered, ${clients} clients`,
           value: rate(q),
           unit: 'msg/s',
-          note: `${describe(q)}; mailboxes made via ${via()} (QUAIL_BENCH_VIA)`,
+          note:
+            `${describe(q)}; mailboxes made via ${via()} (QUAIL_BENCH_VIA)` +
+            (extraMailboxes() > 0 ? `, ${extraMailboxes()} more in the directory (QUAIL_BENCH_MAILBOXES)` : ''),
         },
         { name: `quail, accepted, ${clients} clients`, value: acceptRate(q), unit: 'msg/s' },
         {
