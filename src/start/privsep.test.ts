@@ -97,6 +97,29 @@ void test(
         () => `delivery\n${log}`,
       );
       assert.match(readFileSync(join(newDir, readdirSync(newDir)[0] ?? ''), 'latin1'), /Subject: privsep/);
+      // A delivery worker, forked by root and running as the mailbox's uid, has nothing of root's environment
+      // (src/local/pool.ts): no variable of root's can reach a delivery or a program it runs (Node's own IPC
+      // variables, NODE_CHANNEL_*, are all it has)
+      const environ = (pid: number): string[] =>
+        readFileSync(`/proc/${pid}/environ`, 'latin1')
+          .split('\0')
+          .filter((v) => v !== '' && !v.startsWith('NODE_CHANNEL_'));
+      const workers = readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            return readFileSync(`/proc/${d}/cmdline`, 'latin1').includes('delivery-worker.js');
+          } catch {
+            return false;
+          }
+        })
+        .filter(
+          (d) =>
+            / \S+ (\d+) /.exec(readFileSync(`/proc/${d}/stat`, 'latin1').replace(/^.*\)/, ''))?.[1] ===
+            String(child?.pid),
+        );
+      assert.ok(workers.length >= 1, 'a delivery worker runs under root');
+      for (const w of workers) assert.deepEqual(environ(Number(w)), [], `worker ${w}'s environment`);
 
       process.kill(smtpdPid, 'SIGKILL');
       // The port never closes: a connection made at once is held until the new child takes it, then served.
