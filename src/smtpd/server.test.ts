@@ -8,6 +8,17 @@ const REMOTE = { TCPREMOTEIP: '192.0.2.9', TCPLOCALHOST: 'mx.local.test' };
 const head = 'EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nSubject: s\r\n\r\nhello';
 const smuggled = 'MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@local.test>\r\nDATA\r\nsmuggled\r\n';
 
+void test('TCPLOCALIP: a listener bound to one address gives its own (the Received line says it without TCPLOCALHOST)', async () => {
+  const h = await harness({ host: '127.0.0.3', control: { 'tcp.smtp': '127.:allow,=TCPLOCALHOST\n' } });
+  try {
+    const msg = 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<joe@local.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n';
+    assert.match(await talk(h.port, msg, '127.0.0.3'), /250 ok/);
+    assert.match(h.queued[0]?.data ?? '', /\n {2}by 127\.0\.0\.3 with SMTP;/);
+  } finally {
+    await h.close();
+  }
+});
+
 void test('SMTP smuggling: no variant ever yields a second message', async () => {
   const variants = ['\n.\n', '\n.\r\n', '\r.\r', '\r\n.\n', '\r\n.\r', '\0\r\n.\0\r\n'];
   for (const v of variants) {
@@ -173,17 +184,27 @@ void test('limits: recipients per message, errors, connections, line length, SIZ
     await new Promise((r) => first.once('data', r));
     assert.equal(await talk(one.port, 'QUIT\r\n'), '421 too many connections, try again later (#4.7.0)\r\n');
     first.destroy();
-    // After QUIT the server closes at once, as qmail-smtpd (src/smtpd/session.ts done()): the 221 still arrives
-    // whole before the close, and the slot is free for the next client, while this one keeps its own side open
+    // After QUIT's 221 the server closes its socket at once, as qmail-smtpd does (src/smtpd/session.ts done()): the 221
+    // arrives whole, and what the client sends after it meets a closed socket (a reset), where a lingering close
+    // would read and drop it for up to 10 s; the next client is served
     const lingering = connect({ host: '127.0.0.1', port: one.port, allowHalfOpen: true });
     let got = '';
     lingering.on('data', (b: Buffer) => (got += b.toString('latin1')));
     const ended = new Promise((r) => lingering.once('end', r));
+    const closed = new Promise<string>((r) => {
+      lingering.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error'));
+      lingering.once('close', () => r('close'));
+    });
     await new Promise((r) => lingering.once('data', r));
     lingering.write('QUIT\r\n');
     await ended;
     assert.match(got, /\r\n221 /);
-    await new Promise((r) => setTimeout(r, 50));
+    // the first write after the close draws the reset, the next one fails on it (the client no longer reads: EOF seen)
+    lingering.write('NOOP\r\n');
+    await new Promise((r) => setTimeout(r, 200));
+    lingering.write('NOOP\r\n');
+    const late = await Promise.race([closed, new Promise((r) => setTimeout(() => r('still open after 3 s'), 3000))]);
+    assert.match(String(late), /^(ECONNRESET|EPIPE|close)$/, 'the server had closed its socket after the 221');
     assert.match(await talk(one.port, 'QUIT\r\n'), /^220 [^]*221 /);
     lingering.destroy();
   } finally {

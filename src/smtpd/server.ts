@@ -117,8 +117,12 @@ export class SmtpListener {
   private readonly authThrottle: LoginThrottle;
   private readonly rbl: RblConfig | undefined;
   private readonly stress: ListenerStress;
-  private labelText: string | undefined;
-  private boundLocalCache: { ip: string; port: string } | false | undefined;
+  /**
+   * Once it listens: its `address:port` for the log, and the local address every connection has when it is bound to
+   * one address (not 0.0.0.0 or ::). Kept, because each look at the listener's address asks the kernel (getsockname).
+   */
+  private bound:
+    { readonly label: string; readonly local?: { readonly ip: string; readonly port: string } } | undefined;
 
   constructor(
     readonly spec: ListenerSpec,
@@ -158,13 +162,22 @@ export class SmtpListener {
    * this listener's options (half-open, paused on connect).
    */
   listen(handle?: object): Promise<AddressInfo> {
-    return handle ? this.tcp.listen(handle) : this.tcp.listen(this.spec.port, this.spec.host);
+    return (handle ? this.tcp.listen(handle) : this.tcp.listen(this.spec.port, this.spec.host)).then(this.listening);
   }
 
   /** Accepts on a socket root bound and sent (src/tcpserver's bindShared; src/start/child-common.ts listenOn). */
   listenOn(handle: object): Promise<AddressInfo> {
-    return this.tcp.listen(handle);
+    return this.tcp.listen(handle).then(this.listening);
   }
+
+  private readonly listening = (a: AddressInfo): AddressInfo => {
+    const any = a.address === '0.0.0.0' || a.address === '::';
+    this.bound = {
+      label: `${a.address}:${a.port}`,
+      ...(any ? {} : { local: { ip: plainIp(a.address), port: String(a.port) } }),
+    };
+    return a;
+  };
 
   /** Serves a connection accepted elsewhere (a parent's socket passed with child.send('socket', s)). */
   adopt(socket: Socket): void {
@@ -189,13 +202,9 @@ export class SmtpListener {
     return this.tcp.close(graceMs);
   }
 
-  /** `address:port` of the listener, for the log; kept once it listens (each look asks the kernel: getsockname). */
+  /** `address:port` of the listener, for the log: as it listens, or as configured before that (or when it adopts). */
   private get label(): string {
-    if (this.labelText !== undefined) return this.labelText;
-    const a = this.address;
-    const text = `${a?.address ?? this.spec.host}:${a?.port ?? this.spec.port}`;
-    if (a !== null) this.labelText = text;
-    return text;
+    return this.bound?.label ?? `${this.spec.host}:${this.spec.port}`;
   }
 
   private open(socket: Socket, ip: string): Served | Refusal {
@@ -269,22 +278,10 @@ export class SmtpListener {
     }
   }
 
-  /**
-   * TCPLOCALIP and TCPLOCALPORT of every connection when the listener is bound to one address (not 0.0.0.0 or ::):
-   * its own, so a connection costs no getsockname. Undefined: ask each socket.
-   */
-  private get boundLocal(): { ip: string; port: string } | undefined {
-    if (this.boundLocalCache !== undefined) return this.boundLocalCache || undefined;
-    const a = this.address;
-    if (a === null) return undefined;
-    const any = a.address === '0.0.0.0' || a.address === '::';
-    this.boundLocalCache = any ? false : { ip: plainIp(a.address), port: String(a.port) };
-    return this.boundLocalCache || undefined;
-  }
-
   /** Production environment: addresses of the socket, TCPLOCALHOST = me, listener options, then tcp.smtp. */
   private buildEnv(socket: Socket, ip: string, control: Control): SessionEnv | 'deny' {
-    const local = this.boundLocal;
+    // bound to one address, the listener's own; else each socket's (getsockname)
+    const local = this.bound?.local;
     const env: Record<string, string | undefined> = {
       TCPREMOTEIP: ip,
       TCPREMOTEPORT: String(socket.remotePort ?? ''),
