@@ -1,9 +1,11 @@
 // The directory contract suite: one set of tests run against every backend (SQLite and PostgreSQL).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { LATEST as SCHEMA_VERSION } from './migrations.js';
 import { DirectoryError } from './names.js';
 import type { Directory } from './types.js';
+import { lookupAddressByParts, type AddressLookup } from '../vdeliver/index.js';
 
 export type DirectoryFactory = () => Promise<Directory>;
 
@@ -344,4 +346,87 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     assert.equal(await d.deleteHeld('a.example'), false);
     assert.equal(await d.getHeld('a.example'), null);
   });
+
+  withDir(
+    'lookupAddress (one statement) answers as the single lookups do, on random directories (property)',
+    async (d) => {
+      const domains = ['a.example', 'b.example'] as const;
+      const locals = ['joe', 'joe-x', 'joe-x-y', 'ann', 'info', 'postmaster'] as const;
+      const policies = [
+        { kind: 'bounce-no-mailbox' },
+        { kind: 'delete' },
+        { kind: 'forward', address: 'catch@other.example' },
+        { kind: 'mailbox', local: 'postmaster' },
+      ] as const;
+      const content = fc.record({
+        doms: fc.subarray([...domains], { minLength: 1 }),
+        policy: fc.constantFrom(...policies),
+        quota: fc.option(fc.nat(10_000), { nil: null }),
+        aliasDomains: fc.subarray(['x.example', '.a.example', '.example']),
+        mailboxes: fc.uniqueArray(fc.tuple(fc.constantFrom(...domains), fc.constantFrom(...locals), fc.boolean()), {
+          maxLength: 6,
+          selector: ([dom, l]) => `${dom} ${l}`,
+        }),
+        aliases: fc.uniqueArray(
+          fc.tuple(
+            fc.constantFrom(...domains),
+            fc.constantFrom(...locals),
+            fc.uniqueArray(fc.constantFrom('t1@o.example', '&t2@o.example', '|cat', './joe/Maildir/'), {
+              minLength: 1,
+            }),
+          ),
+          { maxLength: 4, selector: ([dom, l]) => `${dom} ${l}` },
+        ),
+      });
+      const queries = fc.array(
+        fc.tuple(
+          fc.constantFrom('a.example', 'B.Example', 'x.example', 'sub.a.example', 'example', 'nosuch.example'),
+          fc.constantFrom(...locals, 'JOE', 'joe-z', 'joe-', '', 'info-x', 'nobody'),
+        ),
+        { minLength: 1, maxLength: 8 },
+      );
+      const plain = (r: AddressLookup | null): unknown =>
+        r && {
+          domain: { name: r.domain.name, policy: r.domain.policy, quotaBytes: r.domain.limits.quotaBytes },
+          alias: r.alias && r.alias.targets,
+          mailbox: r.mailbox,
+        };
+      // the cases by hand first: the mailbox itself before the one before the dash, an alias wins, an alias domain
+      await d.addDomain({ name: 'a.example', account: acct, limits: { quotaBytes: 7 } });
+      await d.addAliasDomain('x.example', 'a.example');
+      for (const local of ['joe', 'joe-x', 'info'])
+        await d.addMailbox({ domain: 'a.example', local, passwordHash: '' });
+      await d.addAlias('a.example', 'info', ['|cat', 't1@o.example']);
+      const mine = async (dom: string, local: string): Promise<unknown> => {
+        const r = await d.lookupAddress(dom, local);
+        return r && [r.domain.name, r.domain.limits.quotaBytes, r.alias?.targets ?? null, r.mailbox?.local ?? null];
+      };
+      assert.deepEqual(await mine('X.example', 'Joe-X'), ['a.example', 7, null, 'joe-x']);
+      assert.deepEqual(await mine('a.example', 'joe-y-z'), ['a.example', 7, null, 'joe']);
+      assert.deepEqual(await mine('a.example', 'info'), ['a.example', 7, ['|cat', 't1@o.example'], null]);
+      assert.deepEqual(await mine('a.example', 'nobody'), ['a.example', 7, null, null]);
+      assert.equal(await mine('nosuch.example', 'joe'), null);
+      await fc.assert(
+        fc.asyncProperty(content, queries, async (c, qs) => {
+          for (const x of await d.listDomains()) await d.deleteDomain(x.name);
+          for (const name of c.doms)
+            await d.addDomain({ name, account: acct, policy: c.policy, limits: { quotaBytes: c.quota } });
+          const target = c.doms[0] ?? 'a.example';
+          for (const a of c.aliasDomains) await d.addAliasDomain(a, target);
+          for (const [dom, local, fwd] of c.mailboxes) {
+            if (!c.doms.includes(dom)) continue;
+            await d.addMailbox({ domain: dom, local, passwordHash: '', quotaBytes: local.length * 100 });
+            if (fwd) await d.updateMailbox(dom, local, { forward: ['f@o.example'], keepCopy: true });
+          }
+          for (const [dom, local, targets] of c.aliases)
+            if (c.doms.includes(dom)) await d.addAlias(dom, local, targets);
+          for (const [dom, local] of qs) {
+            const one = await d.lookupAddress(dom, local);
+            assert.deepEqual(plain(one), plain(await lookupAddressByParts(d, dom, local)), `${local}@${dom}`);
+          }
+        }),
+        { numRuns: 40 },
+      );
+    },
+  );
 }

@@ -15,6 +15,7 @@ import { newmrh, newu } from '../users/index.js';
 import { createDomain, removeDomain, addAliasDomain, type Ctx } from './admin.js';
 import { editRcptHosts } from './files.js';
 import { openDirectory, SQLITE_FILE } from './open.js';
+import { ADDRESS_SQL } from './store.js';
 import { checkDrift, repairDrift } from './sync.js';
 
 const base = mkdtempSync(join(tmpdir(), 'quail-dir-rcpthosts-'));
@@ -217,6 +218,7 @@ void test('lookups are index searches: EXPLAIN QUERY PLAN of the statements vdel
       'SELECT alias FROM alias_domains WHERE domain = ? ORDER BY alias', // the domain's alias list
       'SELECT * FROM mailboxes WHERE domain = ? AND local = ?', // getMailbox
       'SELECT target FROM aliases WHERE domain = ? AND local = ? ORDER BY position', // getAlias
+      ADDRESS_SQL, // lookupAddress: a delivery's domain, alias and mailboxes at once
     ];
     for (const sql of statements) {
       const params = Array.from({ length: sql.split('?').length - 1 }, () => 'x');

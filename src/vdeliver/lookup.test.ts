@@ -6,8 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { maildirMake } from '../maildir/index.js';
 import {
+  lookupAddressByParts,
   parsePolicyWord,
   vdeliver,
+  type AddressLookup,
   type LookupAlias,
   type LookupDomain,
   type LookupMailbox,
@@ -33,6 +35,10 @@ class MemoryLookup implements MailboxLookup {
     policy: { kind: 'bounce-no-mailbox' },
     limits: { quotaBytes: null },
   };
+
+  lookupAddress(domain: string, local: string): Promise<AddressLookup | null> {
+    return lookupAddressByParts(this, domain, local);
+  }
 
   resolveDomain(name: string): Promise<LookupDomain | null> {
     this.calls.push(`resolveDomain ${name}`);

@@ -46,11 +46,29 @@ export interface LookupAlias {
   readonly targets: readonly string[];
 }
 
+/** What one delivery to `local@domain` reads of the directory (MailboxLookup.lookupAddress). */
+export interface AddressLookup {
+  /** The domain, resolved as resolveDomain does (an alias domain gives the domain it points to). */
+  readonly domain: LookupDomain;
+  /** The alias `local` of that domain, when there is one. */
+  readonly alias: LookupAlias | null;
+  /**
+   * Without an alias (an alias wins): the mailbox `local`; else, when `local` has a dash after its first character,
+   * the mailbox before the dash.
+   */
+  readonly mailbox: LookupMailbox | null;
+}
+
 /**
  * Everything vdeliver asks of the directory, all reads; names are matched case-insensitively. Anything thrown is a
  * temporary failure of the delivery.
  */
 export interface MailboxLookup {
+  /**
+   * The domain, alias and mailbox a delivery to `local@domain` needs, at once; null: no such domain. src/directory
+   * answers it with one statement (one lock, one round trip); `lookupAddressByParts` answers it from the calls below.
+   */
+  lookupAddress(domain: string, local: string): Promise<AddressLookup | null>;
   /** The domain itself or the domain an alias domain points to. */
   resolveDomain(name: string): Promise<LookupDomain | null>;
   getAlias(domain: string, local: string): Promise<LookupAlias | null>;

@@ -16,7 +16,7 @@ import {
 } from '../maildir/index.js';
 import { parsePolicyWord, targetKind, type UnknownPolicy } from './line.js';
 import { DOMAIN_WARN_FILE, domainUsage, domainWarningMessage, recordDomainDelivery, warningMessage } from './quota.js';
-import type { LookupDomain as Domain, LookupMailbox as Mailbox, MailboxLookup } from './types.js';
+import type { AddressLookup, LookupDomain as Domain, LookupMailbox as Mailbox, MailboxLookup } from './types.js';
 import { ensureFolder, spamVerdict, verdictOfHead, type SpamVerdict } from './spam.js';
 import { vacationReply, type ReplyRunner } from './vacation.js';
 
@@ -516,24 +516,42 @@ async function withVacation(o: VdeliverOptions, m: Mailbox, r: VdeliverResult): 
 }
 
 /**
+ * MailboxLookup.lookupAddress from the lookup's single calls: resolveDomain, then the alias, then the mailbox `local`
+ * and, when `local` has a dash after its first character, the mailbox before the dash (each asked only when needed).
+ */
+export async function lookupAddressByParts(
+  lookup: Pick<MailboxLookup, 'resolveDomain' | 'getAlias' | 'getMailbox'>,
+  domain: string,
+  local: string,
+): Promise<AddressLookup | null> {
+  const dom = await lookup.resolveDomain(domain);
+  if (!dom) return null;
+  const l = local.toLowerCase();
+  if (l === '') return { domain: dom, alias: null, mailbox: null };
+  const alias = await lookup.getAlias(dom.name, l);
+  if (alias) return { domain: dom, alias, mailbox: null };
+  const dash = l.indexOf('-');
+  const mailbox =
+    (await lookup.getMailbox(dom.name, l)) ?? (dash > 0 ? await lookup.getMailbox(dom.name, l.slice(0, dash)) : null);
+  return { domain: dom, alias: null, mailbox };
+}
+
+/**
  * One delivery for a `| quail vdeliver '' POLICY` line: alias → its targets; mailbox → its Maildir (quota,
  * forwarding, bounce-all); otherwise the domain's policy. Never throws: trouble is a deferral.
  */
 export async function vdeliver(o: VdeliverOptions): Promise<VdeliverResult> {
   try {
-    const dom = await o.directory.resolveDomain(o.domain);
-    if (!dom) return defer(`The domain ${o.domain} is not in the directory; run quail directory check. (#4.3.5)`);
+    const user = o.ext.toLowerCase();
+    const found = await o.directory.lookupAddress(o.domain, user);
+    if (!found) return defer(`The domain ${o.domain} is not in the directory; run quail directory check. (#4.3.5)`);
+    const dom = found.domain;
     const policy = o.policy === undefined || o.policy === '' ? dom.policy : parsePolicyWord(o.policy);
     if (typeof policy === 'string') return defer(`Trouble in vdeliver: ${policy}. (#4.3.0)`);
     if (await looping(o)) return fail('This message is looping: it already has my Delivered-To line. (#5.4.6)');
-    const user = o.ext.toLowerCase();
     if (user === '') return byPolicy(o, dom, policy, user);
-    const alias = await o.directory.getAlias(dom.name, user);
-    if (alias) return toTargets(o, dom, alias.targets);
-    const dash = user.indexOf('-');
-    const m =
-      (await o.directory.getMailbox(dom.name, user)) ??
-      (dash > 0 ? await o.directory.getMailbox(dom.name, user.slice(0, dash)) : null);
+    if (found.alias) return toTargets(o, dom, found.alias.targets);
+    const m = found.mailbox;
     if (m) return withVacation(o, m, await toMailbox(o, dom, m));
     return byPolicy(o, dom, policy, user);
   } catch (err) {
