@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpuByRole, treeCpuByPid } from './cpu.js';
+import { cpuByRole, treeCpuByPid, type Reading } from './cpu.js';
 import { DOMAINS, mailbox } from './delivery.js';
 import { percentile, startProbe, type ProbeFigures } from './probe.js';
 import type { PostfixInstance } from './postfix.js';
@@ -27,6 +27,22 @@ export interface Measured {
   readonly byRole: ReadonlyMap<string, number>;
   /** The latency phase's probe (latencyPhase), when the case had a probe mailbox. */
   readonly latency?: ProbeFigures;
+  /**
+   * With CaseLoad.hold: the messages delivered while the delivery side was stopped (none, when the hold held);
+   * `delivered` then counts those delivered once it was let go, and `cpuMs` is what acceptance alone spent.
+   */
+  readonly deliveredWhileHeld?: number;
+}
+
+/** Sends `sig` to every process below `root` (and `root`) whose role (cpu.ts) is `role`; how many there were. */
+function signalRole(root: number, role: string, sig: NodeJS.Signals): number {
+  let n = 0;
+  for (const [pid, r] of treeCpuByPid(root)) {
+    if (r.role !== role) continue;
+    process.kill(pid, sig);
+    n++;
+  }
+  return n;
 }
 
 /** The mailboxes the load goes to: source j → mailbox(j·101) = u<j> in d0<j> (distinct users and domains). */
@@ -99,12 +115,20 @@ async function measure(
   const before = count();
   await sleep(100); // quail start's log is written in 20 ms batches: let the warm-up's smtp.queued lines arrive
   const acceptedBefore = accepted?.() ?? 0;
+  if (o.hold !== undefined && signalRole(o.pid(), o.hold, 'SIGSTOP') === 0)
+    throw new Error(`no ${o.hold} process to stop: acceptance alone cannot be measured`);
   const cpu0 = treeCpuByPid(o.pid());
   const t0 = process.hrtime.bigint();
-  await load(o.port, o.n, o.clients, o.budgetMs);
+  try {
+    await load(o.port, o.n, o.clients, o.budgetMs);
+  } catch (err) {
+    if (o.hold !== undefined) signalRole(o.pid(), o.hold, 'SIGCONT'); // a stopped server would not stop
+    throw err;
+  }
   const acceptS = Number(process.hrtime.bigint() - t0) / 1e9;
   await sleep(100); // quail start's log is written in 20 ms batches: let the last smtp.queued lines arrive
   const got = accepted === undefined ? o.n : accepted() - acceptedBefore;
+  if (o.hold !== undefined) return released(o, o.hold, { before, got, acceptS, cpu0 });
   const deadline = Date.now() + o.budgetMs;
   while (count() - before < got && Date.now() < deadline) await sleep(10);
   const deliverS = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -119,10 +143,41 @@ async function measure(
     : { ...measured, latency: await latencyPhase({ ...o, probeDir: o.probeDir }) };
 }
 
+/**
+ * The end of a measured phase with the delivery side stopped: acceptance's CPU is read first, then the held processes
+ * are let go (SIGCONT) and the messages delivered, so that the next case starts on a quiet machine; not timed.
+ */
+async function released(
+  o: CaseLoad & { readonly pid: () => number },
+  hold: string,
+  m: { before: number; got: number; acceptS: number; cpu0: Map<number, Reading> },
+): Promise<Measured> {
+  const byRole = cpuByRole(m.cpu0, treeCpuByPid(o.pid()));
+  const deliveredWhileHeld = o.count() - m.before;
+  signalRole(o.pid(), hold, 'SIGCONT');
+  const t0 = process.hrtime.bigint();
+  const deadline = Date.now() + o.budgetMs;
+  while (o.count() - m.before < m.got && Date.now() < deadline) await sleep(10);
+  return {
+    accepted: m.got,
+    delivered: o.count() - m.before,
+    acceptS: m.acceptS,
+    deliverS: Number(process.hrtime.bigint() - t0) / 1e9,
+    cpuMs: [...byRole.values()].reduce((a, b) => a + b, 0),
+    byRole,
+    deliveredWhileHeld,
+  };
+}
+
 /** What a case measures, whoever the server is: deliveries so far, the probe's mailbox (none: no latency phase). */
 export interface CaseLoad {
   readonly count: () => number;
   readonly probeDir?: string;
+  /**
+   * Acceptance alone: the role (cpu.ts) of the delivery side's processes, stopped (SIGSTOP) after the warm-up for the
+   * measured phase, so that nothing is delivered while the load is accepted (quail: its send child; Postfix: qmgr).
+   */
+  readonly hold?: string;
   readonly n: number;
   readonly clients: number;
   readonly budgetMs: number;
@@ -203,12 +258,17 @@ async function latencyPhase(o: {
 export const rate = (m: Measured): number => m.delivered / m.deliverS;
 export const acceptRate = (m: Measured): number => m.accepted / m.acceptS;
 export const cpuPer = (m: Measured): number => m.cpuMs / Math.max(1, m.delivered);
-/** `role 0.61, role 1.20` ms per message, biggest first. */
+/** With a hold: the CPU per message accepted (the delivery side did not run). */
+export const cpuPerAccepted = (m: Measured): number => m.cpuMs / Math.max(1, m.accepted);
+/** `role 0.61, role 1.20` ms per message (delivered; accepted, with a hold), biggest first. */
 export const perRole = (m: Measured): string =>
   [...m.byRole]
     .filter(([, ms]) => ms > 0)
     .sort((a, b) => b[1] - a[1])
-    .map(([role, ms]) => `${role} ${(ms / Math.max(1, m.delivered)).toFixed(2)}`)
+    .map(
+      ([role, ms]) =>
+        `${role} ${(ms / Math.max(1, m.deliveredWhileHeld === undefined ? m.delivered : m.accepted)).toFixed(2)}`,
+    )
     .join(', ');
 /** The latency rows of one server: p99 to the 250 and to the Maildir, with the p50s and the counts in the notes. */
 export const latencyRows = (who: string, clients: number, m: Measured): BenchRow[] => {
@@ -232,5 +292,8 @@ export const latencyRows = (who: string, clients: number, m: Measured): BenchRow
   ];
 };
 export const describe = (m: Measured): string =>
-  `${m.delivered} delivered of ${m.accepted} accepted; accepted in ${m.acceptS.toFixed(1)} s, ` +
-  `delivered in ${m.deliverS.toFixed(1)} s; ${(m.cpuMs / 1000).toFixed(1)} s CPU`;
+  m.deliveredWhileHeld === undefined
+    ? `${m.delivered} delivered of ${m.accepted} accepted; accepted in ${m.acceptS.toFixed(1)} s, ` +
+      `delivered in ${m.deliverS.toFixed(1)} s; ${(m.cpuMs / 1000).toFixed(1)} s CPU`
+    : `${m.accepted} accepted in ${m.acceptS.toFixed(1)} s with delivery stopped, ${m.deliveredWhileHeld} delivered ` +
+      `meanwhile; ${(m.cpuMs / 1000).toFixed(1)} s CPU; ${m.delivered} delivered in ${m.deliverS.toFixed(1)} s once let go`;

@@ -64,7 +64,7 @@ function probed(byName: Map<string, BenchRow>, who: string, clients: number, row
   }
 }
 
-void test(`versus section: every case delivers all N messages${withPostfix ? '' : ' (Postfix skipped: not root or not installed)'}`, async () => {
+void test(`versus section: every case delivers all N messages, and acceptance alone delivers none until let go${withPostfix ? '' : ' (Postfix skipped: not root or not installed)'}`, async () => {
   await runVersus({}, (byName, rows, dir) => {
     for (const c of [10, 50]) {
       const q = byName.get(`quail, delivered, ${c} clients`);
@@ -82,6 +82,20 @@ void test(`versus section: every case delivers all N messages${withPostfix ? '' 
         assert.match(p?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted`), JSON.stringify(rows));
         assert.ok((byName.get(`ratio quail / Postfix, delivered, ${c} clients`)?.value ?? 0) > 0);
       } else assert.match(byName.get(`Postfix, ${c} clients`)?.note ?? '', /^skipped: /);
+      // acceptance alone: all N taken in while the delivery side was stopped, none delivered until it was let go
+      for (const who of withPostfix ? ['quail', 'Postfix'] : ['quail']) {
+        const a = byName.get(`${who}, accepted alone, ${c} clients`);
+        assert.match(
+          a?.note ?? '',
+          new RegExp(`^${N} accepted in [\\d.]+ s with delivery stopped, 0 delivered meanwhile; .*; ${N} delivered in`),
+          JSON.stringify(rows),
+        );
+        assert.ok((a?.value ?? 0) > 0);
+        assert.ok(
+          (byName.get(`${who}, server CPU per accepted message, delivery stopped, ${c} clients`)?.value ?? 0) > 0,
+        );
+      }
+      if (withPostfix) assert.ok((byName.get(`ratio quail / Postfix, accepted alone, ${c} clients`)?.value ?? 0) > 0);
     }
     // Every quail start has stopped (its pid file is gone); no Postfix master is left running.
     for (const name of readdirSync(dir).filter((d) => d.startsWith('quail-')))
@@ -96,28 +110,36 @@ void test(`versus section: every case delivers all N messages${withPostfix ? '' 
 });
 
 void test('versus section, QUAIL_BENCH_VIA=directory: quail delivers all N through the directory (vdeliver), beside QUAIL_BENCH_MAILBOXES more', async () => {
-  await runVersus({ QUAIL_BENCH_VIA: 'directory', QUAIL_BENCH_MAILBOXES: '600' }, (byName, rows, dir) => {
-    for (const c of [10, 50]) {
-      const q = byName.get(`quail, delivered, ${c} clients`);
-      assert.match(q?.note ?? '', new RegExp(`^${N} delivered of ${N} accepted.*via directory`), JSON.stringify(rows));
-      probed(byName, 'quail', c, rows);
-      // the root was made the directory's way: its mailboxes are in SQLite and the domain hands mail to vdeliver
-      const root = join(dir, `quail-${c}`);
-      assert.ok(existsSync(join(root, 'directory.sqlite')), `${root}: no directory`);
-      assert.match(readFileSync(join(root, 'domains', 'd00.bench.test', '.qmail-default'), 'utf8'), /quail vdeliver/);
-      assert.equal(existsSync(join(root, 'domains', 'd00.bench.test', '.qmail-u0')), false);
-      // 600 more mailboxes in 60 more domains: rows in the directory, and every domain in qmail's files
-      const db = new Database(join(root, 'directory.sqlite'), { readonly: true });
-      const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
-      assert.equal(count('SELECT count(*) AS n FROM mailboxes'), 600 + 11);
-      assert.equal(count('SELECT count(*) AS n FROM domains'), 60 + 11);
-      db.close();
-      const lines = (p: string): string[] => readFileSync(join(root, p), 'latin1').split('\n').filter(Boolean);
-      const hosts = [...lines('control/rcpthosts'), ...lines('control/morercpthosts')];
-      assert.equal(lines('control/rcpthosts').length, 50);
-      for (const d of ['d00.bench.test', 'd0000000.bench.test', 'd0000059.bench.test']) assert.ok(hosts.includes(d), d);
-      assert.equal(lines('control/virtualdomains').length, 71);
-      assert.ok(existsSync(join(root, 'control', 'morercpthosts.cdb')));
-    }
-  });
+  await runVersus(
+    { QUAIL_BENCH_VIA: 'directory', QUAIL_BENCH_MAILBOXES: '600', QUAIL_BENCH_CASES: 'local' },
+    (byName, rows, dir) => {
+      for (const c of [10, 50]) {
+        const q = byName.get(`quail, delivered, ${c} clients`);
+        assert.match(
+          q?.note ?? '',
+          new RegExp(`^${N} delivered of ${N} accepted.*via directory`),
+          JSON.stringify(rows),
+        );
+        probed(byName, 'quail', c, rows);
+        // the root was made the directory's way: its mailboxes are in SQLite and the domain hands mail to vdeliver
+        const root = join(dir, `quail-${c}`);
+        assert.ok(existsSync(join(root, 'directory.sqlite')), `${root}: no directory`);
+        assert.match(readFileSync(join(root, 'domains', 'd00.bench.test', '.qmail-default'), 'utf8'), /quail vdeliver/);
+        assert.equal(existsSync(join(root, 'domains', 'd00.bench.test', '.qmail-u0')), false);
+        // 600 more mailboxes in 60 more domains: rows in the directory, and every domain in qmail's files
+        const db = new Database(join(root, 'directory.sqlite'), { readonly: true });
+        const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
+        assert.equal(count('SELECT count(*) AS n FROM mailboxes'), 600 + 11);
+        assert.equal(count('SELECT count(*) AS n FROM domains'), 60 + 11);
+        db.close();
+        const lines = (p: string): string[] => readFileSync(join(root, p), 'latin1').split('\n').filter(Boolean);
+        const hosts = [...lines('control/rcpthosts'), ...lines('control/morercpthosts')];
+        assert.equal(lines('control/rcpthosts').length, 50);
+        for (const d of ['d00.bench.test', 'd0000000.bench.test', 'd0000059.bench.test'])
+          assert.ok(hosts.includes(d), d);
+        assert.equal(lines('control/virtualdomains').length, 71);
+        assert.ok(existsSync(join(root, 'control', 'morercpthosts.cdb')));
+      }
+    },
+  );
 });

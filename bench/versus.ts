@@ -13,6 +13,7 @@ import {
   acceptRate,
   CLIENTS,
   cpuPer,
+  cpuPerAccepted,
   describe,
   latencyRows,
   measurePostfix,
@@ -77,16 +78,30 @@ function directoryAccount(root: string): DeliveryAccount {
   }
 }
 
-/** Which cases run (QUAIL_BENCH_CASES): `local` (to the Maildirs), `relay` (to the sink), or both (the default). */
-function cases(): { local: boolean; relay: boolean } {
+/**
+ * Which cases run (QUAIL_BENCH_CASES): `local` (to the Maildirs), `relay` (to the sink), `accept` (acceptance alone:
+ * SMTP → durable queue with the delivery side stopped), or all three (the default).
+ */
+function cases(): { local: boolean; relay: boolean; accept: boolean } {
   const v = process.env['QUAIL_BENCH_CASES'] ?? '';
-  if (v === '') return { local: true, relay: true };
-  if (v === 'local' || v === 'relay') return { local: v === 'local', relay: v === 'relay' };
-  throw new Error(`QUAIL_BENCH_CASES=${v}: say local or relay (or nothing for both)`);
+  if (v === '') return { local: true, relay: true, accept: true };
+  if (v === 'local' || v === 'relay' || v === 'accept')
+    return { local: v === 'local', relay: v === 'relay', accept: v === 'accept' };
+  throw new Error(`QUAIL_BENCH_CASES=${v}: say local, relay or accept (or nothing for all three)`);
 }
 
-async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
-  const root = join(ctx.workDir, `quail-${clients}`);
+/** The processes stopped for acceptance alone: what takes a queued message on towards delivery. */
+const QUAIL_SEND = 'send-child.js';
+const POSTFIX_QMGR = 'qmgr';
+
+async function quailCase(
+  ctx: BenchContext,
+  clients: number,
+  n: number,
+  budgetMs: number,
+  hold?: string,
+): Promise<Measured> {
+  const root = join(ctx.workDir, `quail-${clients}${hold === undefined ? '' : '-accept'}`);
   if (via() === 'directory') {
     makeDirectoryRoot(root, [...targets(), PROBE]);
     const extra = extraMailboxes();
@@ -104,15 +119,24 @@ async function quailCase(ctx: BenchContext, clients: number, n: number, budgetMs
   }
   const newDirs = targets().map(({ domain, user }) => join(root, 'domains', domain, user, 'Maildir', 'new'));
   const probeDir = join(root, 'domains', PROBE.domain, PROBE.user, 'Maildir', 'new');
-  const load = { count: files(newDirs), probeDir, n, clients, budgetMs, progress: ctx.progress };
-  return measureQuail(root, `${clients} clients`, load);
+  const load = { count: files(newDirs), ...(hold === undefined ? { probeDir } : { hold }), n, clients, budgetMs };
+  return measureQuail(root, `${clients} clients${hold === undefined ? '' : ', acceptance alone'}`, {
+    ...load,
+    progress: ctx.progress,
+  });
 }
 
-async function postfixCase(ctx: BenchContext, clients: number, n: number, budgetMs: number): Promise<Measured> {
-  const dir = join(ctx.workDir, `postfix-${clients}`);
+async function postfixCase(
+  ctx: BenchContext,
+  clients: number,
+  n: number,
+  budgetMs: number,
+  hold?: string,
+): Promise<Measured> {
+  const dir = join(ctx.workDir, `postfix-${clients}${hold === undefined ? '' : '-accept'}`);
   const base = join(dir, 'mail');
   // the same owner as quail's deliveries (quail init's account), the same 1,000 mailboxes in 100 domains
-  const probe = join(ctx.workDir, `owner-${clients}`);
+  const probe = join(ctx.workDir, `owner-${clients}${hold === undefined ? '' : '-accept'}`);
   makeRoot(probe);
   const owner = account(probe);
   const mailboxes = new Map<string, string>();
@@ -133,8 +157,9 @@ async function postfixCase(ctx: BenchContext, clients: number, n: number, budget
     virtual: { base, mailboxes, owner },
   };
   const probeDir = join(base, PROBE.domain, PROBE.user, 'Maildir', 'new');
-  const load = { count: files(newDirs), probeDir, n, clients, budgetMs, progress: ctx.progress };
-  return withPostfix(o, (pf) => measurePostfix(pf, port, `${clients} clients`, load));
+  const load = { count: files(newDirs), ...(hold === undefined ? { probeDir } : { hold }), n, clients, budgetMs };
+  const what = `${clients} clients${hold === undefined ? '' : ', acceptance alone'}`;
+  return withPostfix(o, (pf) => measurePostfix(pf, port, what, { ...load, progress: ctx.progress }));
 }
 
 export const versusSection: BenchSection = {
@@ -198,6 +223,52 @@ export const versusSection: BenchSection = {
       );
     }
     if (parts.relay) rows.push(...(await relayRows(ctx, n, budgetMs, why)));
+    for (const clients of parts.accept ? CLIENTS : []) rows.push(...(await acceptRows(ctx, clients, n, budgetMs, why)));
     return rows;
   },
 };
+
+/**
+ * Acceptance alone (issue 14: SMTP → durable queue ≥ 3× Postfix): the same load and mailboxes as the local case, with
+ * each server's delivery side stopped after the warm-up (quail's send child, Postfix's qmgr), so the rate is the
+ * SMTP side's and the CPU is what taking a message into the queue costs. `why`: Postfix cannot run here.
+ */
+async function acceptRows(
+  ctx: BenchContext,
+  clients: number,
+  n: number,
+  budgetMs: number,
+  why: string | undefined,
+): Promise<BenchRow[]> {
+  const rows = (who: string, m: Measured, note: string): BenchRow[] => [
+    { name: `${who}, accepted alone, ${clients} clients`, value: acceptRate(m), unit: 'msg/s', note: describe(m) },
+    {
+      name: `${who}, server CPU per accepted message, delivery stopped, ${clients} clients`,
+      value: cpuPerAccepted(m),
+      unit: 'ms',
+      note: `${note}; by process: ${perRole(m)}`,
+    },
+  ];
+  const q = await quailCase(ctx, clients, n, budgetMs, QUAIL_SEND);
+  const out = rows('quail', q, `all quail processes, ${QUAIL_SEND} stopped`);
+  if (why !== undefined)
+    return [
+      ...out,
+      { name: `Postfix, accepted alone, ${clients} clients`, value: 0, unit: '-', note: `skipped: ${why}` },
+    ];
+  const p = await postfixCase(ctx, clients, n, budgetMs, POSTFIX_QMGR);
+  return [
+    ...out,
+    ...rows('Postfix', p, `master and its children, ${POSTFIX_QMGR} stopped`),
+    {
+      name: `ratio quail / Postfix, accepted alone, ${clients} clients`,
+      value: acceptRate(q) / acceptRate(p),
+      unit: 'x',
+    },
+    {
+      name: `ratio quail / Postfix, CPU per accepted message, delivery stopped, ${clients} clients`,
+      value: cpuPerAccepted(q) / cpuPerAccepted(p),
+      unit: 'x',
+    },
+  ];
+}
