@@ -6,6 +6,7 @@ import { join } from 'node:path';
 const POSTFIX = '/usr/sbin/postfix';
 const POSTSUPER = '/usr/sbin/postsuper';
 const POSTQUEUE = '/usr/sbin/postqueue';
+const POSTCONF = '/usr/sbin/postconf';
 
 /** The postfix account's uid and gid (mail_owner), or undefined when there is none. */
 function postfixIds(): { uid: number; gid: number } | undefined {
@@ -42,7 +43,7 @@ export interface PostfixOptions {
   /**
    * Local delivery instead of relay: Postfix's virtual(8) delivers each message into a Maildir (written and
    * fsynced before it counts), for these mailboxes (`user@domain` → Maildir path relative to `base`), as `owner`.
-   * Nothing is held: a message is delivered as soon as it is queued.
+   * Nothing is held: a message is delivered as soon as it is queued (unless holdAll(true) is asked later).
    */
   readonly virtual?: {
     readonly base: string;
@@ -61,6 +62,12 @@ export interface PostfixInstance {
   releaseToDeferred(): void;
   /** Asks the queue manager to deliver the deferred queue now (postqueue -f). */
   flush(): void;
+  /**
+   * true: smtpd puts every message it accepts from now on on hold (the end-of-data restriction `HOLD`, as the relay
+   * configuration's hold), so nothing reaches the queue manager; false: no longer. Takes effect through
+   * `postfix reload`: smtpd processes of the old configuration finish their session and are replaced.
+   */
+  holdAll(on: boolean): void;
   /** The instance's log (maillog_file), for error messages. */
   log(): string;
   /** The master's pid (its processes are its descendants), or undefined when it is not running. */
@@ -281,6 +288,11 @@ function startPostfix(o: PostfixOptions): PostfixInstance {
     held: () => countFiles(join(spool, 'hold')),
     queued: () =>
       ['maildrop', 'incoming', 'active', 'deferred', 'hold'].reduce((n, q) => n + countFiles(join(spool, q)), 0),
+    holdAll: (on) => {
+      const rule = 'smtpd_end_of_data_restrictions';
+      run(POSTCONF, ['-c', configDir, ...(on ? ['-e', `${rule}=check_client_access static:HOLD`] : ['-X', rule])]);
+      run(POSTFIX, ['-c', configDir, 'reload']);
+    },
     releaseToDeferred: () => run(POSTSUPER, ['-c', configDir, '-H', 'ALL']),
     flush: () => run(POSTQUEUE, ['-c', configDir, '-f']),
     log,

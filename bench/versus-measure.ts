@@ -12,6 +12,8 @@ import { freePort, HOST } from './sink.js';
 import type { BenchRow } from './types.js';
 
 export const SMTP_SOURCE = '/usr/sbin/smtp-source';
+/** quail's process that takes queued messages on towards delivery: stopped for acceptance alone. */
+const QUAIL_SEND = 'send-child.js';
 export const CLIENTS = [10, 50] as const;
 /** smtp-source processes per case, each to its own mailbox in its own domain (smtp-source has one recipient). */
 const SOURCES = 10;
@@ -28,10 +30,11 @@ export interface Measured {
   /** The latency phase's probe (latencyPhase), when the case had a probe mailbox. */
   readonly latency?: ProbeFigures;
   /**
-   * With CaseLoad.hold: the messages delivered while the delivery side was stopped (none, when the hold held);
-   * `delivered` then counts those delivered once it was let go, and `cpuMs` is what acceptance alone spent.
+   * Acceptance alone (CaseLoad.acceptAlone): how the delivery side was held, and the messages delivered meanwhile
+   * (none, when the hold held); `delivered` then counts those delivered once it was let go, and `cpuMs` is what
+   * acceptance alone spent.
    */
-  readonly deliveredWhileHeld?: number;
+  readonly held?: { readonly what: string; readonly delivered: number };
 }
 
 /** Sends `sig` to every process below `root` (and `root`) whose role (cpu.ts) is `role`; how many there were. */
@@ -43,6 +46,14 @@ function signalRole(root: number, role: string, sig: NodeJS.Signals): number {
     n++;
   }
   return n;
+}
+
+/** How a server's delivery side is kept from running for acceptance alone, and let go again. */
+interface Hold {
+  /** What is held, for the notes. */
+  readonly what: string;
+  stop(): Promise<void>;
+  release(): Promise<void>;
 }
 
 /** The mailboxes the load goes to: source j → mailbox(j·101) = u<j> in d0<j> (distinct users and domains). */
@@ -100,7 +111,7 @@ function warmup(): number {
  * sent counts as accepted (Postfix).
  */
 async function measure(
-  o: CaseLoad & { readonly port: number; readonly pid: () => number },
+  o: CaseLoad & { readonly port: number; readonly pid: () => number; readonly hold?: Hold },
   accepted?: () => number,
 ): Promise<Measured> {
   const count = o.count;
@@ -115,14 +126,13 @@ async function measure(
   const before = count();
   await sleep(100); // quail start's log is written in 20 ms batches: let the warm-up's smtp.queued lines arrive
   const acceptedBefore = accepted?.() ?? 0;
-  if (o.hold !== undefined && signalRole(o.pid(), o.hold, 'SIGSTOP') === 0)
-    throw new Error(`no ${o.hold} process to stop: acceptance alone cannot be measured`);
+  await o.hold?.stop();
   const cpu0 = treeCpuByPid(o.pid());
   const t0 = process.hrtime.bigint();
   try {
     await load(o.port, o.n, o.clients, o.budgetMs);
   } catch (err) {
-    if (o.hold !== undefined) signalRole(o.pid(), o.hold, 'SIGCONT'); // a stopped server would not stop
+    await o.hold?.release(); // a server whose processes are stopped would not stop
     throw err;
   }
   const acceptS = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -149,12 +159,12 @@ async function measure(
  */
 async function released(
   o: CaseLoad & { readonly pid: () => number },
-  hold: string,
+  hold: Hold,
   m: { before: number; got: number; acceptS: number; cpu0: Map<number, Reading> },
 ): Promise<Measured> {
   const byRole = cpuByRole(m.cpu0, treeCpuByPid(o.pid()));
   const deliveredWhileHeld = o.count() - m.before;
-  signalRole(o.pid(), hold, 'SIGCONT');
+  await hold.release();
   const t0 = process.hrtime.bigint();
   const deadline = Date.now() + o.budgetMs;
   while (o.count() - m.before < m.got && Date.now() < deadline) await sleep(10);
@@ -165,7 +175,7 @@ async function released(
     deliverS: Number(process.hrtime.bigint() - t0) / 1e9,
     cpuMs: [...byRole.values()].reduce((a, b) => a + b, 0),
     byRole,
-    deliveredWhileHeld,
+    held: { what: hold.what, delivered: deliveredWhileHeld },
   };
 }
 
@@ -174,10 +184,11 @@ export interface CaseLoad {
   readonly count: () => number;
   readonly probeDir?: string;
   /**
-   * Acceptance alone: the role (cpu.ts) of the delivery side's processes, stopped (SIGSTOP) after the warm-up for the
-   * measured phase, so that nothing is delivered while the load is accepted (quail: its send child; Postfix: qmgr).
+   * Acceptance alone: after the warm-up, the delivery side is kept from running for the measured phase, so that
+   * nothing is delivered while the load is accepted (quail: its send child stopped; Postfix: every message put on
+   * hold by smtpd), then let go; no latency phase.
    */
-  readonly hold?: string;
+  readonly acceptAlone?: boolean;
   readonly n: number;
   readonly clients: number;
   readonly budgetMs: number;
@@ -208,7 +219,16 @@ export async function measureQuail(root: string, what: string, load: CaseLoad): 
   try {
     const pid = quail.child.pid ?? 0;
     load.progress(`versus: quail start, ${what}, ${load.n} messages after ${warmup()} to warm up`);
-    return await measure({ ...load, port, pid: () => pid }, () => queued);
+    const hold: Hold = {
+      what: `${QUAIL_SEND} stopped (SIGSTOP)`,
+      stop: () => {
+        if (signalRole(pid, QUAIL_SEND, 'SIGSTOP') === 0)
+          throw new Error(`quail start has no ${QUAIL_SEND}: acceptance alone cannot be measured`);
+        return Promise.resolve();
+      },
+      release: () => Promise.resolve(void signalRole(pid, QUAIL_SEND, 'SIGCONT')),
+    };
+    return await measure({ ...load, port, pid: () => pid, ...(load.acceptAlone ? { hold } : {}) }, () => queued);
   } finally {
     await quail.stop();
   }
@@ -225,7 +245,20 @@ export async function measurePostfix(
   await sleep(500);
   const pid = pf.masterPid();
   if (pid === undefined) throw new Error(`Postfix is not running: ${pf.log().slice(-1000)}`);
-  return measure({ ...load, port, pid: () => pid });
+  const hold: Hold = {
+    what: 'every message put on hold by smtpd (HOLD)',
+    stop: async () => {
+      pf.holdAll(true);
+      await sleep(1000); // the reload: smtpd processes of the old configuration finish and are replaced
+    },
+    release: () => {
+      pf.holdAll(false);
+      pf.releaseToDeferred();
+      pf.flush();
+      return Promise.resolve();
+    },
+  };
+  return measure({ ...load, port, pid: () => pid, ...(load.acceptAlone ? { hold } : {}) });
 }
 
 /**
@@ -265,10 +298,7 @@ export const perRole = (m: Measured): string =>
   [...m.byRole]
     .filter(([, ms]) => ms > 0)
     .sort((a, b) => b[1] - a[1])
-    .map(
-      ([role, ms]) =>
-        `${role} ${(ms / Math.max(1, m.deliveredWhileHeld === undefined ? m.delivered : m.accepted)).toFixed(2)}`,
-    )
+    .map(([role, ms]) => `${role} ${(ms / Math.max(1, m.held === undefined ? m.delivered : m.accepted)).toFixed(2)}`)
     .join(', ');
 /** The latency rows of one server: p99 to the 250 and to the Maildir, with the p50s and the counts in the notes. */
 export const latencyRows = (who: string, clients: number, m: Measured): BenchRow[] => {
@@ -292,8 +322,8 @@ export const latencyRows = (who: string, clients: number, m: Measured): BenchRow
   ];
 };
 export const describe = (m: Measured): string =>
-  m.deliveredWhileHeld === undefined
+  m.held === undefined
     ? `${m.delivered} delivered of ${m.accepted} accepted; accepted in ${m.acceptS.toFixed(1)} s, ` +
       `delivered in ${m.deliverS.toFixed(1)} s; ${(m.cpuMs / 1000).toFixed(1)} s CPU`
-    : `${m.accepted} accepted in ${m.acceptS.toFixed(1)} s with delivery stopped, ${m.deliveredWhileHeld} delivered ` +
+    : `${m.accepted} accepted in ${m.acceptS.toFixed(1)} s with delivery held (${m.held.what}), ${m.held.delivered} delivered ` +
       `meanwhile; ${(m.cpuMs / 1000).toFixed(1)} s CPU; ${m.delivered} delivered in ${m.deliverS.toFixed(1)} s once let go`;

@@ -90,18 +90,14 @@ function cases(): { local: boolean; relay: boolean; accept: boolean } {
   throw new Error(`QUAIL_BENCH_CASES=${v}: say local, relay or accept (or nothing for all three)`);
 }
 
-/** The processes stopped for acceptance alone: what takes a queued message on towards delivery. */
-const QUAIL_SEND = 'send-child.js';
-const POSTFIX_QMGR = 'qmgr';
-
 async function quailCase(
   ctx: BenchContext,
   clients: number,
   n: number,
   budgetMs: number,
-  hold?: string,
+  acceptAlone = false,
 ): Promise<Measured> {
-  const root = join(ctx.workDir, `quail-${clients}${hold === undefined ? '' : '-accept'}`);
+  const root = join(ctx.workDir, `quail-${clients}${acceptAlone ? '-accept' : ''}`);
   if (via() === 'directory') {
     makeDirectoryRoot(root, [...targets(), PROBE]);
     const extra = extraMailboxes();
@@ -119,8 +115,8 @@ async function quailCase(
   }
   const newDirs = targets().map(({ domain, user }) => join(root, 'domains', domain, user, 'Maildir', 'new'));
   const probeDir = join(root, 'domains', PROBE.domain, PROBE.user, 'Maildir', 'new');
-  const load = { count: files(newDirs), ...(hold === undefined ? { probeDir } : { hold }), n, clients, budgetMs };
-  return measureQuail(root, `${clients} clients${hold === undefined ? '' : ', acceptance alone'}`, {
+  const load = { count: files(newDirs), ...(acceptAlone ? { acceptAlone } : { probeDir }), n, clients, budgetMs };
+  return measureQuail(root, `${clients} clients${acceptAlone ? ', acceptance alone' : ''}`, {
     ...load,
     progress: ctx.progress,
   });
@@ -131,12 +127,12 @@ async function postfixCase(
   clients: number,
   n: number,
   budgetMs: number,
-  hold?: string,
+  acceptAlone = false,
 ): Promise<Measured> {
-  const dir = join(ctx.workDir, `postfix-${clients}${hold === undefined ? '' : '-accept'}`);
+  const dir = join(ctx.workDir, `postfix-${clients}${acceptAlone ? '-accept' : ''}`);
   const base = join(dir, 'mail');
   // the same owner as quail's deliveries (quail init's account), the same 1,000 mailboxes in 100 domains
-  const probe = join(ctx.workDir, `owner-${clients}${hold === undefined ? '' : '-accept'}`);
+  const probe = join(ctx.workDir, `owner-${clients}${acceptAlone ? '-accept' : ''}`);
   makeRoot(probe);
   const owner = account(probe);
   const mailboxes = new Map<string, string>();
@@ -157,8 +153,8 @@ async function postfixCase(
     virtual: { base, mailboxes, owner },
   };
   const probeDir = join(base, PROBE.domain, PROBE.user, 'Maildir', 'new');
-  const load = { count: files(newDirs), ...(hold === undefined ? { probeDir } : { hold }), n, clients, budgetMs };
-  const what = `${clients} clients${hold === undefined ? '' : ', acceptance alone'}`;
+  const load = { count: files(newDirs), ...(acceptAlone ? { acceptAlone } : { probeDir }), n, clients, budgetMs };
+  const what = `${clients} clients${acceptAlone ? ', acceptance alone' : ''}`;
   return withPostfix(o, (pf) => measurePostfix(pf, port, what, { ...load, progress: ctx.progress }));
 }
 
@@ -249,17 +245,17 @@ async function acceptRows(
       note: `${note}; by process: ${perRole(m)}`,
     },
   ];
-  const q = await quailCase(ctx, clients, n, budgetMs, QUAIL_SEND);
-  const out = rows('quail', q, `all quail processes, ${QUAIL_SEND} stopped`);
+  const q = await quailCase(ctx, clients, n, budgetMs, true);
+  const out = rows('quail', q, 'all quail processes');
   if (why !== undefined)
     return [
       ...out,
       { name: `Postfix, accepted alone, ${clients} clients`, value: 0, unit: '-', note: `skipped: ${why}` },
     ];
-  const p = await postfixCase(ctx, clients, n, budgetMs, POSTFIX_QMGR);
+  const p = await postfixCase(ctx, clients, n, budgetMs, true);
   return [
     ...out,
-    ...rows('Postfix', p, `master and its children, ${POSTFIX_QMGR} stopped`),
+    ...rows('Postfix', p, 'master and its children'),
     {
       name: `ratio quail / Postfix, accepted alone, ${clients} clients`,
       value: acceptRate(q) / acceptRate(p),
