@@ -200,8 +200,14 @@ export class SqlDirectory implements Directory {
     const n = name.toLowerCase();
     const direct = await this.getDomain(n);
     if (direct) return direct;
+    const target = await this.aliasTarget(n);
+    return target === null ? null : this.getDomain(target);
+  }
+
+  /** The domain an alias domain `n` (lowercase, not a domain itself) points to: its own alias, else the longest `.`-alias. */
+  private async aliasTarget(n: string): Promise<string | null> {
     const a = (await this.db.all('SELECT domain FROM alias_domains WHERE alias = ?', [n]))[0];
-    if (a) return this.getDomain(str(a['domain']));
+    if (a) return str(a['domain']);
     // `.example.com` aliases (quail domain add --subdomains): the longest one that ends the name wins
     const labels = n.split('.');
     const below = labels.slice(1).map((_, i) => `.${labels.slice(i + 1).join('.')}`);
@@ -213,14 +219,14 @@ export class SqlDirectory implements Directory {
     const best = rows
       .map((r) => [str(r['alias']), str(r['domain'])] as const)
       .sort((x, y) => y[0].length - x[0].length)[0];
-    return best ? this.getDomain(best[1]) : null;
+    return best ? best[1] : null;
   }
 
   /**
    * One statement per delivery (ADDRESS_SQL): on SQLite each statement takes the file's shared lock, and four of them
    * per delivery were a fifth of the delivery worker's time (docs/PERFORMANCE.md, thirteenth pass); on PostgreSQL one
-   * round trip instead of four. A name that is no domain of its own (an alias domain, a `.example.com` one) is
-   * resolved first, and the statement asked of the domain it points to.
+   * round trip instead of four. For a name that is no domain of its own (an alias domain, a `.example.com` one) the
+   * alias is looked up (one or two statements), and the statement asked again of the domain it points to.
    */
   async lookupAddress(domain: string, local: string): Promise<AddressLookup | null> {
     const n = domain.toLowerCase();
@@ -229,9 +235,9 @@ export class SqlDirectory implements Directory {
     const before = dash > 0 ? l.slice(0, dash) : l;
     let rows = await this.db.all(ADDRESS_SQL, [l, l, before, n]);
     if (rows.length === 0) {
-      const target = await this.resolveDomain(n);
-      if (!target) return null;
-      rows = await this.db.all(ADDRESS_SQL, [l, l, before, target.name]);
+      const target = await this.aliasTarget(n);
+      if (target === null) return null;
+      rows = await this.db.all(ADDRESS_SQL, [l, l, before, target]);
       if (rows.length === 0) return null; // deleted in between
     }
     const first = rows[0] ?? {};
