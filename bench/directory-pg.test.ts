@@ -52,6 +52,7 @@ async function gone(url: string): Promise<void> {
 const fakeSqlite = (perSecond: number): Lookups => ({
   get: { done: 1, perSecond, distinct: 1 },
   rcpt: { done: 1, perSecond: perSecond / 2, distinct: 1 },
+  address: { done: 1, perSecond, distinct: 1 },
   misses: 0,
 });
 
@@ -76,14 +77,14 @@ void test(`directory bench, PostgreSQL: tiny data sets load, every mailbox is fo
     ],
   );
   for (const s of r.sizes) {
-    const { get, rcpt, misses } = s.lookups;
+    const { get, rcpt, address, misses } = s.lookups;
     assert.equal(misses, 0);
     // LOOKUPS random picks over 20 or 35 mailboxes ask for each one: so every mailbox of the set was found.
     assert.deepEqual(
-      [get.done, get.distinct, rcpt.done, rcpt.distinct],
-      [LOOKUPS, s.built.mailboxes, LOOKUPS, s.built.mailboxes],
+      [get.done, get.distinct, rcpt.done, rcpt.distinct, address.done, address.distinct],
+      [LOOKUPS, s.built.mailboxes, LOOKUPS, s.built.mailboxes, LOOKUPS, s.built.mailboxes],
     );
-    assert.ok(get.perSecond > 0 && rcpt.perSecond > 0);
+    assert.ok(get.perSecond > 0 && rcpt.perSecond > 0 && address.perSecond > 0);
     await gone(s.built.url);
   }
   // The table: per size the load, the lookups, the ratios where SQLite has the same size, the changes.
@@ -91,11 +92,13 @@ void test(`directory bench, PostgreSQL: tiny data sets load, every mailbox is fo
   const per = (m: number, d: number, ratio: boolean): string[] => [
     `load ${m} mailboxes in ${d} domains into PostgreSQL (bench bulk loader, setup)`,
     `getMailbox, random mailbox, ${m} mailboxes, PostgreSQL`,
-    `resolveDomain + getMailbox + getAlias (vdeliver / RCPT check), ${m} mailboxes, PostgreSQL`,
+    `resolveDomain + getMailbox + getAlias (single calls), ${m} mailboxes, PostgreSQL`,
+    `lookupAddress (vdeliver / RCPT check), ${m} mailboxes, PostgreSQL`,
     ...(ratio
       ? [
           `ratio PostgreSQL / SQLite, getMailbox, ${m} mailboxes`,
           `ratio PostgreSQL / SQLite, resolveDomain + getMailbox + getAlias, ${m} mailboxes`,
+          `ratio PostgreSQL / SQLite, lookupAddress, ${m} mailboxes`,
         ]
       : []),
     `createDomain (row + rcpthosts/morercpthosts(.cdb), virtualdomains, users/assign+cdb, .qmail-default), at ${d} domains, PostgreSQL`,

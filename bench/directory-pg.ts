@@ -180,6 +180,12 @@ export function postgresRows(r: PgResult, sqlite: ReadonlyMap<number, Lookups>):
           unit: 'x',
           note: 'same addresses, same run',
         },
+        {
+          name: `ratio PostgreSQL / SQLite, lookupAddress, ${count(b.mailboxes)} mailboxes`,
+          value: lookups.address.perSecond / lite.address.perSecond,
+          unit: 'x',
+          note: 'same addresses, same run',
+        },
       );
     }
     rows.push(...changes);
@@ -189,7 +195,7 @@ export function postgresRows(r: PgResult, sqlite: ReadonlyMap<number, Lookups>):
       name: 'PostgreSQL round trip: SELECT 1 through a pg pool (max 4), one at a time',
       value: r.roundTrip.perSecond,
       unit: 'queries/s',
-      note: `${count(r.roundTrip.done)} queries; the floor under each lookup query above (getMailbox is one query; resolveDomain + getMailbox + getAlias four: domain, its alias domains, mailbox, alias)`,
+      note: `${count(r.roundTrip.done)} queries; the floor under each lookup query above (getMailbox and lookupAddress are one query each; resolveDomain + getMailbox + getAlias four: domain, its alias domains, mailbox, alias)`,
     });
   }
   if (r.failed !== undefined) rows.push({ name: 'PostgreSQL comparison stopped', value: 0, unit: '-', note: r.failed });

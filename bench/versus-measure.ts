@@ -39,6 +39,7 @@ export interface Measured {
 
 /** Sends `sig` to every process below `root` (and `root`) whose role (cpu.ts) is `role`; how many there were. */
 function signalRole(root: number, role: string, sig: NodeJS.Signals): number {
+  if (!(root > 1)) throw new Error(`no process tree to signal (pid ${root})`); // 0 would be every process there is
   let n = 0;
   for (const [pid, r] of treeCpuByPid(root)) {
     if (r.role !== role) continue;
@@ -154,8 +155,8 @@ async function measure(
 }
 
 /**
- * The end of a measured phase with the delivery side stopped: acceptance's CPU is read first, then the held processes
- * are let go (SIGCONT) and the messages delivered, so that the next case starts on a quiet machine; not timed.
+ * The end of a measured phase with the delivery side held: acceptance's CPU is read first, then the hold is let go
+ * and the messages delivered, so that the next case starts on a quiet machine; not timed.
  */
 async function released(
   o: CaseLoad & { readonly pid: () => number },
@@ -230,6 +231,7 @@ export async function measureQuail(root: string, what: string, load: CaseLoad): 
     };
     return await measure({ ...load, port, pid: () => pid, ...(load.acceptAlone ? { hold } : {}) }, () => queued);
   } finally {
+    if (load.acceptAlone && quail.child.pid !== undefined) signalRole(quail.child.pid, QUAIL_SEND, 'SIGCONT'); // a stopped child would not stop
     await quail.stop();
   }
 }
