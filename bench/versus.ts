@@ -80,7 +80,7 @@ function directoryAccount(root: string): DeliveryAccount {
 
 /**
  * Which cases run (QUAIL_BENCH_CASES): `local` (to the Maildirs), `relay` (to the sink), `accept` (acceptance alone:
- * SMTP → durable queue with the delivery side stopped), or all three (the default).
+ * SMTP → durable queue with the delivery side held), or all three (the default).
  */
 function cases(): { local: boolean; relay: boolean; accept: boolean } {
   const v = process.env['QUAIL_BENCH_CASES'] ?? '';
@@ -226,8 +226,9 @@ export const versusSection: BenchSection = {
 
 /**
  * Acceptance alone (issue 14: SMTP → durable queue ≥ 3× Postfix): the same load and mailboxes as the local case, with
- * each server's delivery side stopped after the warm-up (quail's send child, Postfix's qmgr), so the rate is the
- * SMTP side's and the CPU is what taking a message into the queue costs. `why`: Postfix cannot run here.
+ * each server's delivery side held after the warm-up (quail's send child stopped; Postfix's smtpd putting every
+ * message on hold), so the rate is the SMTP side's and the CPU is what taking a message into the queue costs. `why`:
+ * Postfix cannot run here.
  */
 async function acceptRows(
   ctx: BenchContext,
