@@ -16,6 +16,7 @@ import {
   cpuPerAccepted,
   describe,
   latencyRows,
+  type CaseLoad,
   measurePostfix,
   measureQuail,
   type Measured,
@@ -90,14 +91,38 @@ function cases(): { local: boolean; relay: boolean; accept: boolean } {
   throw new Error(`QUAIL_BENCH_CASES=${v}: say local, relay or accept (or nothing for all three)`);
 }
 
-async function quailCase(
-  ctx: BenchContext,
-  clients: number,
-  n: number,
-  budgetMs: number,
-  acceptAlone = false,
-): Promise<Measured> {
-  const root = join(ctx.workDir, `quail-${clients}${acceptAlone ? '-accept' : ''}`);
+/** One case of the section: its load's size and budget, and whether the delivery side is held (acceptance alone). */
+interface Case {
+  readonly ctx: BenchContext;
+  readonly clients: number;
+  readonly n: number;
+  readonly budgetMs: number;
+  readonly acceptAlone: boolean;
+}
+
+/** A case's directory name under the work directory (`quail-10`, `postfix-50-accept`...). */
+const caseDir = (c: Case, what: string): string =>
+  join(c.ctx.workDir, `${what}-${c.clients}${c.acceptAlone ? '-accept' : ''}`);
+
+/** What measureQuail / measurePostfix run: the probe's mailbox, or none and the hold (acceptance alone). */
+function caseLoad(c: Case, newDirs: readonly string[], probeDir: string): { what: string; load: CaseLoad } {
+  const { clients, n, budgetMs, acceptAlone } = c;
+  return {
+    what: `${clients} clients${acceptAlone ? ', acceptance alone' : ''}`,
+    load: {
+      count: files(newDirs),
+      ...(acceptAlone ? { acceptAlone } : { probeDir }),
+      n,
+      clients,
+      budgetMs,
+      progress: c.ctx.progress,
+    },
+  };
+}
+
+async function quailCase(c: Case): Promise<Measured> {
+  const { ctx } = c;
+  const root = caseDir(c, 'quail');
   if (via() === 'directory') {
     makeDirectoryRoot(root, [...targets(), PROBE]);
     const extra = extraMailboxes();
@@ -115,24 +140,15 @@ async function quailCase(
   }
   const newDirs = targets().map(({ domain, user }) => join(root, 'domains', domain, user, 'Maildir', 'new'));
   const probeDir = join(root, 'domains', PROBE.domain, PROBE.user, 'Maildir', 'new');
-  const load = { count: files(newDirs), ...(acceptAlone ? { acceptAlone } : { probeDir }), n, clients, budgetMs };
-  return measureQuail(root, `${clients} clients${acceptAlone ? ', acceptance alone' : ''}`, {
-    ...load,
-    progress: ctx.progress,
-  });
+  const { what, load } = caseLoad(c, newDirs, probeDir);
+  return measureQuail(root, what, load);
 }
 
-async function postfixCase(
-  ctx: BenchContext,
-  clients: number,
-  n: number,
-  budgetMs: number,
-  acceptAlone = false,
-): Promise<Measured> {
-  const dir = join(ctx.workDir, `postfix-${clients}${acceptAlone ? '-accept' : ''}`);
+async function postfixCase(c: Case): Promise<Measured> {
+  const dir = caseDir(c, 'postfix');
   const base = join(dir, 'mail');
   // the same owner as quail's deliveries (quail init's account), the same 1,000 mailboxes in 100 domains
-  const probe = join(ctx.workDir, `owner-${clients}${acceptAlone ? '-accept' : ''}`);
+  const probe = caseDir(c, 'owner');
   makeRoot(probe);
   const owner = account(probe);
   const mailboxes = new Map<string, string>();
@@ -149,13 +165,12 @@ async function postfixCase(
     dir,
     listen: { host: HOST, port },
     relay: { host: HOST, port: 9 },
-    concurrency: clients,
+    concurrency: c.clients,
     virtual: { base, mailboxes, owner },
   };
   const probeDir = join(base, PROBE.domain, PROBE.user, 'Maildir', 'new');
-  const load = { count: files(newDirs), ...(acceptAlone ? { acceptAlone } : { probeDir }), n, clients, budgetMs };
-  const what = `${clients} clients${acceptAlone ? ', acceptance alone' : ''}`;
-  return withPostfix(o, (pf) => measurePostfix(pf, port, what, { ...load, progress: ctx.progress }));
+  const { what, load } = caseLoad(c, newDirs, probeDir);
+  return withPostfix(o, (pf) => measurePostfix(pf, port, what, load));
 }
 
 export const versusSection: BenchSection = {
@@ -170,7 +185,7 @@ export const versusSection: BenchSection = {
     const why = postfixUnavailable();
     const parts = cases();
     for (const clients of parts.local ? CLIENTS : []) {
-      const q = await quailCase(ctx, clients, n, budgetMs);
+      const q = await quailCase({ ctx, clients, n, budgetMs, acceptAlone: false });
       rows.push(
         {
           name: `quail, delivered, ${clients} clients`,
@@ -193,7 +208,7 @@ export const versusSection: BenchSection = {
         rows.push({ name: `Postfix, ${clients} clients`, value: 0, unit: '-', note: `skipped: ${why}` });
         continue;
       }
-      const p = await postfixCase(ctx, clients, n, budgetMs);
+      const p = await postfixCase({ ctx, clients, n, budgetMs, acceptAlone: false });
       rows.push(
         { name: `Postfix, delivered, ${clients} clients`, value: rate(p), unit: 'msg/s', note: describe(p) },
         { name: `Postfix, accepted, ${clients} clients`, value: acceptRate(p), unit: 'msg/s' },
@@ -246,14 +261,14 @@ async function acceptRows(
       note: `${note}; by process: ${perRole(m)}`,
     },
   ];
-  const q = await quailCase(ctx, clients, n, budgetMs, true);
+  const q = await quailCase({ ctx, clients, n, budgetMs, acceptAlone: true });
   const out = rows('quail', q, 'all quail processes');
   if (why !== undefined)
     return [
       ...out,
       { name: `Postfix, accepted alone, ${clients} clients`, value: 0, unit: '-', note: `skipped: ${why}` },
     ];
-  const p = await postfixCase(ctx, clients, n, budgetMs, true);
+  const p = await postfixCase({ ctx, clients, n, budgetMs, acceptAlone: true });
   return [
     ...out,
     ...rows('Postfix', p, 'master and its children'),
