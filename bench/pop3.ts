@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Control } from '../src/control/index.js';
 import { openDirectory } from '../src/directory/index.js';
 import { freePort, hasDovecotPop3, startDovecot, type RunningDovecot } from '../test/support/dovecot.js';
+import { treeCpuMs } from './cpu.js';
 import { Pop3Client } from './pop3client.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
 
@@ -111,12 +112,17 @@ async function logins(
   return { rate: done / ((Date.now() - start) / 1000), done, failed };
 }
 
-/** One session: login (timed: the maildrop is listed), RETR 1..n one at a time, QUIT without deleting. */
+/**
+ * One session: login (timed: the maildrop is listed), RETR 1..n one at a time, QUIT without deleting. `cpuMs` reads
+ * the server's CPU so far (its whole process tree): read before the first RETR and after the last, before QUIT, so
+ * that a per-session process (Dovecot's pop3) is still counted.
+ */
 async function retrAll(
   port: number,
   user: string,
   budgetMs: number,
-): Promise<{ loginMs: number; msgs: number; bytes: number; seconds: number; total: number }> {
+  cpuMs: () => number,
+): Promise<{ loginMs: number; msgs: number; bytes: number; seconds: number; total: number; cpuMs: number }> {
   const c = await Pop3Client.connect(port);
   const t0 = Date.now();
   await c.cmd(`USER ${user}`);
@@ -125,6 +131,7 @@ async function retrAll(
   const stat = await c.cmd('STAT');
   const loginMs = Date.now() - t0;
   const total = Number(/^\+OK (\d+)/.exec(stat.first)?.[1] ?? 0);
+  const cpu0 = cpuMs();
   const t1 = process.hrtime.bigint();
   let bytes = 0;
   let msgs = 0;
@@ -135,9 +142,10 @@ async function retrAll(
     msgs++;
   }
   const seconds = Number(process.hrtime.bigint() - t1) / 1e9;
+  const cpu = cpuMs() - cpu0;
   await c.cmd('QUIT');
   c.close();
-  return { loginMs, msgs, bytes, seconds, total };
+  return { loginMs, msgs, bytes, seconds, total, cpuMs: cpu };
 }
 
 async function measure(
@@ -147,12 +155,16 @@ async function measure(
   nLogins: number,
   ctx: BenchContext,
   note: string,
+  /** The server's top process: its tree's CPU is read around the RETRs. */
+  serverPid: number | undefined,
 ): Promise<BenchRow[]> {
+  if (serverPid === undefined) throw new Error(`${name}: no process id to read its CPU from`);
   ctx.progress(`pop3: ${name} logins (${users.length} clients)`);
   const l = await logins(port, users, nLogins, ctx.caseBudgetMs);
   ctx.progress(`pop3: ${name} RETR`);
-  const first = await retrAll(port, 'joe@example.com', Math.max(ctx.caseBudgetMs, 60_000));
-  const r = await retrAll(port, 'joe@example.com', Math.max(ctx.caseBudgetMs, 60_000));
+  const cpu = (): number => treeCpuMs(serverPid);
+  const first = await retrAll(port, 'joe@example.com', Math.max(ctx.caseBudgetMs, 60_000), cpu);
+  const r = await retrAll(port, 'joe@example.com', Math.max(ctx.caseBudgetMs, 60_000), cpu);
   const mb = r.bytes / 1e6;
   return [
     {
@@ -172,6 +184,12 @@ async function measure(
       value: round(mb / r.seconds),
       unit: 'MB/s',
       note: `${round(r.msgs / r.seconds)} msgs/s, one at a time`,
+    },
+    {
+      name: `${name}: server CPU per RETR`,
+      value: Math.round((r.cpuMs * 1000) / Math.max(1, r.msgs)),
+      unit: 'us',
+      note: `${Math.round(r.cpuMs)} ms of CPU (every process of the server, /proc, 10 ms ticks) over ${r.msgs} RETRs`,
     },
   ];
 }
@@ -216,7 +234,9 @@ export const pop3Section: BenchSection = {
         await dir.updateMailbox(domain, local, { passwordHash: h });
       }
       await dir.close();
-      rows.push(...(await measure('quail', q.port, users, nLogins, ctx, 'directory (SQLite), SHA512-CRYPT')));
+      rows.push(
+        ...(await measure('quail', q.port, users, nLogins, ctx, 'directory (SQLite), SHA512-CRYPT', q.child.pid)),
+      );
     } finally {
       await q.stop();
     }
@@ -247,7 +267,7 @@ export const pop3Section: BenchSection = {
         passwdFile: passwd,
         quota: false,
       });
-      const d = await measure('dovecot', pop3Port, users, nLogins, ctx, 'passwd-file, SHA512-CRYPT');
+      const d = await measure('dovecot', pop3Port, users, nLogins, ctx, 'passwd-file, SHA512-CRYPT', dovecot.pid);
       rows.push(...d);
       const ratio = (i: number): string => {
         const a = rows.find(
@@ -259,7 +279,7 @@ export const pop3Section: BenchSection = {
         name: 'quail / dovecot',
         value: 0,
         unit: 'ratio',
-        note: `logins ${ratio(0)}, login+STAT time ${ratio(1)}, RETR MB/s ${ratio(2)}`,
+        note: `logins ${ratio(0)}, login+STAT time ${ratio(1)}, RETR MB/s ${ratio(2)}, CPU per RETR ${ratio(3)}`,
       });
     } finally {
       await dovecot?.stop();

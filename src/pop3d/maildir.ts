@@ -238,10 +238,7 @@ class MaildirMailbox implements Mailbox {
     const e = this.entries[n - 1];
     if (!e) throw tempError(`no message ${n}`);
     const small = e.diskSize <= SMALL ? readSmall(e.path) : undefined; // fails here, before "+OK", if the file is gone
-    if (small !== undefined) {
-      const parts = wireOf(small, bodyLines);
-      return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
-    }
+    if (small !== undefined) return wireOf(small, bodyLines);
     const fh = await fsp.open(e.path, 'r'); // fails here, before "+OK", if the file is gone
     const file = fh.createReadStream({ highWaterMark: 64 * 1024 });
     return Readable.from(toWire(file, bodyLines), { objectMode: false });

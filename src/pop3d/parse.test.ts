@@ -132,7 +132,7 @@ void test('toWire and wireOf: the same bytes as the line-by-line reference, for 
       async (t, n, c) => {
         const want = reference(t, n);
         assert.equal(await wire(t, n, c), want);
-        assert.equal(Buffer.concat(wireOf(Buffer.from(t, 'latin1'), n)).toString('latin1'), want);
+        assert.equal(wireOf(Buffer.from(t, 'latin1'), n).toString('latin1'), want);
       },
     ),
     { numRuns: 3000 },

@@ -24,6 +24,8 @@ export { freePort } from './start.js';
 export interface RunningDovecot {
   readonly conf: string;
   readonly logPath: string;
+  /** The master's pid (its pop3 and auth processes are below it: the bench reads their CPU from /proc). */
+  readonly pid: number | undefined;
   log(): string;
   stop(): Promise<void>;
 }
@@ -80,6 +82,7 @@ export async function startDovecot(
   return {
     conf,
     logPath,
+    pid: child.pid,
     log,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
