@@ -38,6 +38,8 @@ export async function startDovecot(
   dir: string,
   o: Omit<DovecotOptions, 'baseDir' | 'checkpassword'> & {
     quail?: { node: string; main: string };
+    /** Lines added at the end of the configuration (the bench's settings). */
+    extra?: readonly string[];
   },
 ): Promise<RunningDovecot> {
   const bin = dovecotBinary();
@@ -52,7 +54,8 @@ export async function startDovecot(
   }
   const logPath = join(dir, 'dovecot.log');
   const conf = join(dir, 'dovecot.conf');
-  writeFileSync(conf, dovecotConfig({ ...o, baseDir, logPath, ...(checkpassword ? { checkpassword } : {}) }));
+  const text = dovecotConfig({ ...o, baseDir, logPath, ...(checkpassword ? { checkpassword } : {}) });
+  writeFileSync(conf, o.extra ? `${text}${o.extra.join('\n')}\n` : text);
   let out = '';
   const child: ChildProcess = spawn(bin.path, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
