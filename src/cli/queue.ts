@@ -243,7 +243,8 @@ export function register(program: Command): void {
         const r = await q.recover({ verify: opts.verify ?? false });
         process.stdout.write(
           `kept ${r.kept}, undone ${r.undone.length}, removals finished ${r.removed.length}, ` +
-            `stale updates ${r.staleUpdates}, in flight ${r.inFlight}, moved to corrupt/ ${r.corrupt.length}\n`,
+            `stale updates ${r.staleUpdates}, in flight ${r.inFlight}, moved to corrupt/ ${r.corrupt.length}, ` +
+            `restored from the journal ${r.restored.length}\n`,
         );
         for (const c of r.corrupt) process.stdout.write(`moved to corrupt/ (inspect it): ${c}\n`);
       }),

@@ -1,14 +1,16 @@
 // Test helper (not a test): injects continuously into <root>/queue, printing "ok <id> <sha256 of data>" per ack.
+// With `journal` it commits through the queue journal (journal.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { openQueue } from './index.js';
 
 const root = process.argv[2];
 if (!root) {
-  process.stderr.write('usage: crash-child ROOT\n');
+  process.stderr.write('usage: crash-child ROOT [journal]\n');
   process.exit(100);
 }
-const q = await openQueue(root);
+// `journal`: the group commit, with segments rotated and retired often, so kills land in those steps too
+const q = await openQueue(root, process.argv[3] === 'journal' ? { journal: { rotateMs: 80, retireMs: 80 } } : {});
 
 async function one(n: number): Promise<void> {
   // sizes from a few bytes to ~300 KB, sent in chunks, so kills land in every step

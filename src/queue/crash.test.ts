@@ -1,5 +1,5 @@
 // Crash test: writers killed with SIGKILL at random moments; after recover every acknowledged id is intact.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,8 +18,9 @@ interface Run {
   exited: Promise<void>;
 }
 
-function startWriter(root: string): Run {
-  const child = spawn(process.execPath, [CHILD, root], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startWriter(root: string, journal: boolean): Run {
+  const args = journal ? [CHILD, root, 'journal'] : [CHILD, root];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const acked = new Map<string, string>();
   let buf = '';
   let first: () => void = () => undefined;
@@ -41,14 +42,14 @@ function startWriter(root: string): Run {
   return { child, acked, firstAck, exited };
 }
 
-void test('crash: SIGKILL at random moments, several writers at once; acknowledged ids survive intact', async (t) => {
+async function storm(t: TestContext, journal: boolean): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'quail-crash-'));
   try {
     const allAcked = new Map<string, string>();
     const rounds = 6;
     let undone = 0;
     for (let round = 0; round < rounds; round++) {
-      const writers = Array.from({ length: 1 + (round % 3) }, () => startWriter(root));
+      const writers = Array.from({ length: 1 + (round % 3) }, () => startWriter(root, journal));
       await Promise.all(writers.map((w) => w.firstAck));
       await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 700)));
       for (const w of writers) w.child.kill('SIGKILL');
@@ -60,6 +61,8 @@ void test('crash: SIGKILL at random moments, several writers at once; acknowledg
       undone += rep.undone.length;
       assert.deepEqual(rep.corrupt, [], `round ${round}: nothing damaged`);
       assert.equal(rep.inFlight, 0);
+      assert.deepEqual(rep.restored, [], `round ${round}: a kill leaves the files whole (the page cache)`);
+      assert.deepEqual(readdirSync(join(q.dir, 'journal')), [], `round ${round}: dead writers' segments settled`);
       assert.deepEqual(readdirSync(join(q.dir, 'tmp')), []);
       const ids = new Set<string>(await q.ids());
       for (const [id, sum] of allAcked) {
@@ -84,4 +87,10 @@ void test('crash: SIGKILL at random moments, several writers at once; acknowledg
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
-});
+}
+
+void test('crash: SIGKILL at random moments, several writers at once; acknowledged ids survive intact', (t) =>
+  storm(t, false));
+
+void test('crash: the same with the group commit (journal segments rotated and retired as kills land)', (t) =>
+  storm(t, true));

@@ -32,6 +32,17 @@ export function errCode(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
+/** Is process `pid` running? (EPERM: it is, under another account.) */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errCode(err) === 'EPERM';
+  }
+}
+
 /** Wraps a file-system failure as a temporary QuailError with a clear text (qmail-queue: 4.3.0). */
 export function queueError(what: string, err: unknown): QuailError {
   if (err instanceof QuailError) return err;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { QuailError } from '../core/index.js';
 import type { QueueId } from './types.js';
 
-export const SUBDIRS = ['tmp', 'mess', 'env', 'trash', 'corrupt', 'wake', 'spare'] as const;
+export const SUBDIRS = ['tmp', 'mess', 'env', 'trash', 'corrupt', 'wake', 'spare', 'journal'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /** Leftovers in tmp/ older than this belong to nobody, whatever their pid says (qmail-clean's 36 hours). */

@@ -5,9 +5,10 @@ import { lstat, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { QueueId } from './types.js';
 import { type Subdir, TMP_MAX_AGE_MS, type TmpName, isQueueId, parseTmpName } from './layout.js';
-import { errCode, fsyncDir, moveToCorrupt, queueError, unlinkQuiet } from './durable.js';
+import { errCode, fsyncDir, moveToCorrupt, pidAlive, queueError, unlinkQuiet } from './durable.js';
 import { decodeEnvelope } from './envelope.js';
 import type { FileQueue } from './store.js';
+import { settleJournal } from './journal.js';
 
 export interface RecoverOptions {
   /** Also check every message's sha256 against its envelope (reads every message). */
@@ -27,6 +28,8 @@ export interface RecoverReport {
   inFlight: number;
   /** Paths now under corrupt/. */
   corrupt: string[];
+  /** Ids whose files a power cut had damaged, rewritten from the journal's records (journal.ts). */
+  restored: QueueId[];
 }
 
 /** Is the writer of a tmp file still at work? (pid alive and not too old; this process: only its own ids). */
@@ -34,16 +37,6 @@ function writerAlive(t: TmpName, changedMs: number, now: number, ownInFlight: Re
   if (now - changedMs > TMP_MAX_AGE_MS) return false;
   if (t.pid === process.pid) return ownInFlight.has(t.id);
   return pidAlive(t.pid);
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errCode(err) === 'EPERM';
-  }
 }
 
 async function list(dir: string): Promise<string[]> {
@@ -93,14 +86,26 @@ export async function listQueue(q: FileQueue): Promise<QueueListing> {
 }
 
 export async function recoverQueue(q: FileQueue, opts: RecoverOptions): Promise<RecoverReport> {
-  return recoverListed(q, await listQueue(q), opts);
+  // First the journal: it rewrites what a power cut damaged, so the checks below find those messages intact.
+  const { restored } = await settleJournal(q.layout, q.owner);
+  const rep = await recoverListed(q, await listQueue(q), opts);
+  rep.restored.push(...restored);
+  return rep;
 }
 
 /** Recovery from listings taken by listQueue (other processes may have moved on since: every step allows it). */
 export async function recoverListed(q: FileQueue, listing: QueueListing, opts: RecoverOptions): Promise<RecoverReport> {
   const L = q.layout;
   const now = q.clock();
-  const rep: RecoverReport = { kept: 0, undone: [], removed: [], staleUpdates: 0, inFlight: 0, corrupt: [] };
+  const rep: RecoverReport = {
+    kept: 0,
+    undone: [],
+    removed: [],
+    staleUpdates: 0,
+    inFlight: 0,
+    corrupt: [],
+    restored: [],
+  };
   const corruptDir = L.sub('corrupt');
   const toCorrupt = async (path: string, name: string): Promise<void> => {
     try {

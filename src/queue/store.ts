@@ -24,6 +24,7 @@ import { type Envelope, decodeEnvelope, encodeEnvelope, receivedLine, toQueued }
 import { Waker } from './wake.js';
 import { SpareFiles } from './spare.js';
 import { type RecoverOptions, type RecoverReport, recoverQueue } from './recover.js';
+import { JOURNAL_MAX_MESSAGE, Journal, type JournalOptions } from './journal.js';
 
 export interface OpenOptions {
   /** Milliseconds since the epoch; default Date.now. */
@@ -35,6 +36,12 @@ export interface OpenOptions {
   readonly wake?: boolean;
   /** Create <root>/queue if missing (default true); false makes a missing queue a clear error. */
   readonly create?: boolean;
+  /**
+   * Group commit (journal.ts; docs/QUEUE.md): injects of this process share one fdatasync of a journal segment instead
+   * of two of their own. For a long-lived process that injects much (quail start's SMTP processes); `close()` retires
+   * its segments.
+   */
+  readonly journal?: boolean | JournalOptions;
 }
 
 /** Opens (and with `create`, makes) the queue in <root>/queue. */
@@ -59,6 +66,7 @@ export async function openQueue(root: string, opts: OpenOptions = {}): Promise<F
   }
   const q = new FileQueue(dir, opts.clock ?? Date.now, owner);
   if (opts.wake === false) q.wakeOnInject = false;
+  if (opts.journal) q.journal = new Journal(q, opts.journal === true ? {} : opts.journal);
   return q;
 }
 
@@ -79,6 +87,9 @@ export class FileQueue implements QueueStore {
   readonly spares: SpareFiles;
   /** Whether inject() says `new` on the wake-up sockets (OpenOptions.wake). */
   wakeOnInject = true;
+  /** The group commit's journal, when this store has one (OpenOptions.journal). */
+  journal: Journal | undefined;
+  private closing: Promise<void> = Promise.resolve();
   private readonly serialById = new Map<QueueId, Promise<unknown>>();
   private updCounter = 0;
 
@@ -125,7 +136,10 @@ export class FileQueue implements QueueStore {
     this.inFlight.add(id);
     try {
       let env: Envelope | undefined;
+      let envBytes: Buffer | undefined;
       let files: Unsynced;
+      // the message's bytes, kept for the journal's record while it is small enough (JOURNAL_MAX_MESSAGE)
+      const kept: Buffer[] | undefined = this.journal ? [] : undefined;
       try {
         // Steps 1 and 2 of docs/QUEUE.md, written but not yet synced (the envelope needs the message's size and
         // sha256, known once the data is written): the syncs of both files wait with the directories' (step 5).
@@ -134,38 +148,50 @@ export class FileQueue implements QueueStore {
         if (!Buffer.isBuffer(m.data)) m.data.on('error', () => undefined);
         // spares, or both files made at once off the event loop (durable.ts createFiles says why)
         const [messFd, envFd] = (await this.tmpFiles([tmpMess, tmpEnv])) as [number, number];
-        files = await writeMessage(messFd, envFd, receivedLine(m.injector, process.pid, now), m.data, (written) => {
-          const recipients: RecipientState[] = m.recipients.map((original) => ({
-            original,
-            status: 'todo',
-            attempts: 0,
-          }));
-          env = {
-            id,
-            birth: Math.floor(now / 1000),
-            sender: m.sender,
-            recipients,
-            held: false,
-            size: written.size,
-            sha256: written.sha256,
-            meta: { ...(m.meta ?? {}) },
-            queueName: m.queueName ?? 'default',
-          };
-          const envBytes = Buffer.from(encodeEnvelope(env));
-          writeAllSync(envFd, envBytes);
-          ftruncateSync(envFd, envBytes.length); // a spare's old tail (writeMessage says why)
-        });
+        files = await writeMessage(
+          messFd,
+          envFd,
+          receivedLine(m.injector, process.pid, now),
+          m.data,
+          kept,
+          (written) => {
+            const recipients: RecipientState[] = m.recipients.map((original) => ({
+              original,
+              status: 'todo',
+              attempts: 0,
+            }));
+            env = {
+              id,
+              birth: Math.floor(now / 1000),
+              sender: m.sender,
+              recipients,
+              held: false,
+              size: written.size,
+              sha256: written.sha256,
+              meta: { ...(m.meta ?? {}) },
+              queueName: m.queueName ?? 'default',
+            };
+            envBytes = Buffer.from(encodeEnvelope(env));
+            writeAllSync(envFd, envBytes);
+            ftruncateSync(envFd, envBytes.length); // a spare's old tail (writeMessage says why)
+          },
+        );
       } catch (err) {
         await unlinkQuiet(tmpEnv);
         await unlinkQuiet(tmpMess);
         throw queueError('cannot write the message to the queue', err);
       }
-      if (env === undefined) {
+      if (env === undefined || envBytes === undefined) {
         files.close();
         throw queueError('cannot write the message to the queue', new Error('no envelope'));
       }
+      // With a journal, one record and the segment's grouped fdatasync stand for the two files' own syncs (journal.ts
+      // says why that keeps the contract); a message too large to keep in memory syncs its files as before.
+      const journal = this.journal;
+      const record = journal && kept?.length ? { env: envBytes, mess: kept } : undefined;
+      const syncs = journal && record ? () => [journal.commit(id, record.env, record.mess)] : files.sync;
       try {
-        await this.linkIn({ tmpMess, env }, tmpEnv, 'rename', files.sync);
+        await this.linkIn({ tmpMess, env }, tmpEnv, 'rename', syncs);
       } finally {
         files.close();
       }
@@ -373,11 +399,21 @@ export class FileQueue implements QueueStore {
     return recoverQueue(this, opts);
   }
 
-  /** Closes wake-up sockets (watchers) and, once their fsyncs are done, the directories the commits sync. */
+  /**
+   * Closes wake-up sockets (watchers) and, once their fsyncs are done, the directories the commits sync; starts the
+   * journal's retirement of its segments (`closed()` resolves when it is done; what a process exit cuts short,
+   * recovery settles).
+   */
   close(): void {
     this.waker.close();
     this.messSync.close();
     this.envSync.close();
+    if (this.journal) this.closing = this.journal.close();
+  }
+
+  /** Resolves once close() has retired the journal's segments (at once without a journal). */
+  closed(): Promise<void> {
+    return this.closing;
   }
 
   /** Directory fsyncs run so far (grouping makes this far smaller than the number of commits). */
@@ -402,7 +438,8 @@ interface Unsynced {
 
 /**
  * Step 1: into the new file `fd`, the Received line then the data, streamed, hashed. Page-cache writes are
- * synchronous (durable.ts says why). `beside`, given the size and hash, writes the envelope into `envFd`. Both stay
+ * synchronous (durable.ts says why). `keep`, when given, gets a copy of every byte written while they stay within
+ * JOURNAL_MAX_MESSAGE (it is emptied beyond: journal.ts). `beside`, given the size and hash, writes the envelope into `envFd`. Both stay
  * open and unsynced for the caller, whose one wait for the disk covers them and the links (step 5); on a failure
  * they are closed here.
  */
@@ -411,14 +448,21 @@ async function writeMessage(
   envFd: number,
   header: string,
   data: Readable | Buffer,
+  keep: Buffer[] | undefined,
   beside: (written: { size: number; sha256: string }) => void,
 ): Promise<Unsynced> {
   const hash = createHash('sha256');
   let size = 0;
+  let keeping = keep !== undefined;
   const put = (b: Buffer): void => {
     hash.update(b);
     size += b.length;
     writeAllSync(fd, b);
+    if (!keeping || !keep) return;
+    if (size > JOURNAL_MAX_MESSAGE) {
+      keeping = false;
+      keep.length = 0; // too large for a record: its files sync themselves
+    } else keep.push(Buffer.from(b)); // a copy: a stream may reuse its chunk's memory
   };
   try {
     if (header) put(Buffer.from(header, 'latin1'));

@@ -74,7 +74,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
       gid,
       open: async () => {
         try {
-          queue = await openQueue(root, { wake: false });
+          queue = await openQueue(root, { wake: false, journal: true }); // group commit: docs/QUEUE.md
         } catch (err) {
           throw new Error(
             `cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`,
@@ -127,6 +127,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
       onShare: heard,
       close: async () => {
         queue?.close();
+        await queue?.closed(); // the journal's segments retired (a stop cut short leaves them to recovery)
         await directory.close();
         logs.flush();
       },

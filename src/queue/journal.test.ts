@@ -1,0 +1,190 @@
+// The group commit's journal: a power cut after the 250 (files damaged, records intact), torn tails, live writers,
+// retirement. The kill -9 side is in crash.test.ts (its journal round).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type FileQueue, type QueueId, openQueue } from './index.js';
+import { encodeRecord, readRecords, startTime, writerAlive } from './journal.js';
+import { waitFor } from '../../test/support/wait.js';
+
+/** A pid that surely belongs to no running process: a child that has exited. */
+const DEAD = spawnSync('true').pid;
+const LONG = { rotateMs: 600_000, retireMs: 600_000 };
+
+const inject = (q: FileQueue, n: number, size: number): Promise<QueueId> =>
+  q.inject({
+    sender: `s${n}@example.org`,
+    recipients: [`r${n}@example.net`, `t${n}@example.net`],
+    data: Buffer.alloc(size, 97 + (n % 26)),
+    injector: { kind: 'uid', uid: 0 },
+  });
+
+interface Cut {
+  root: string;
+  ids: QueueId[];
+  /** mess/ and env/ bytes of each id as acknowledged (env/ after the update of ids[5]). */
+  mess: Map<QueueId, Buffer>;
+  env: Map<QueueId, Buffer>;
+  removed: QueueId;
+  big: QueueId;
+}
+
+/**
+ * Seven messages acknowledged through the journal (one too large for it), one updated, one removed; then the
+ * process "dies" (its segment is renamed to a dead writer's name) and a power cut damages the files whose data the
+ * disk never got: what ext4 leaves when the directory entries were synced and the contents were not.
+ */
+async function powerCut(keepJournal: boolean): Promise<Cut> {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  const q = await openQueue(root, { journal: LONG });
+  const ids: QueueId[] = [];
+  for (let n = 0; n < 6; n++) ids.push(await inject(q, n, 100 + n * 1500));
+  const big = await inject(q, 6, 300_000);
+  const removed = await inject(q, 7, 2000);
+  await q.updateRecipients(ids[5] as QueueId, [
+    { original: 'r5@example.net', status: 'done', attempts: 1 },
+    { original: 't5@example.net', status: 'todo', attempts: 1 },
+  ]);
+  await q.remove(removed);
+  const mess = new Map<QueueId, Buffer>();
+  const env = new Map<QueueId, Buffer>();
+  for (const id of [...ids, big]) {
+    mess.set(id, readFileSync(q.layout.mess(id)));
+    env.set(id, readFileSync(q.layout.env(id)));
+  }
+  const segs = readdirSync(q.layout.sub('journal'));
+  assert.equal(segs.length, 1, 'one segment holds the records');
+  const records = readRecords(readFileSync(join(q.layout.sub('journal'), segs[0] as string)));
+  assert.deepEqual(
+    records.map((r) => r.id),
+    [...ids, removed],
+    'every message but the large one has a record',
+  );
+  for (const s of segs) {
+    const from = join(q.layout.sub('journal'), s);
+    if (keepJournal) renameSync(from, join(q.layout.sub('journal'), `${DEAD}.0.1.jnl`));
+    else rmSync(from);
+  }
+  const [a, b, c, d] = ids as [QueueId, QueueId, QueueId, QueueId];
+  truncateSync(q.layout.mess(a), 0); // contents never written
+  writeFileSync(q.layout.env(b), '\0\0\0\0'); // a block of zeros
+  truncateSync(q.layout.mess(c), 0);
+  truncateSync(q.layout.env(c), 0);
+  writeFileSync(q.layout.env(d), env.get(ids[4] as QueueId) as Buffer); // a spare's old envelope, another id
+  writeFileSync(q.layout.mess(d), Buffer.alloc((mess.get(d) as Buffer).length, 0x7a)); // a spare's old bytes
+  return { root, ids, mess, env, removed, big };
+}
+
+void test('journal: after a power cut every acknowledged message comes back from its record; removed ones stay gone', async () => {
+  const cut = await powerCut(true);
+  try {
+    const q = await openQueue(cut.root, { create: false });
+    const rep = await q.recover({ verify: true });
+    assert.deepEqual(rep.corrupt, [], 'nothing is lost to corrupt/');
+    assert.deepEqual(new Set(rep.restored), new Set(cut.ids.slice(0, 4)), 'the four damaged messages are restored');
+    assert.deepEqual(await q.ids(), [...cut.ids, cut.big].sort(), 'the removed message is not resurrected');
+    for (const id of [...cut.ids, cut.big]) {
+      assert.ok(readFileSync(q.layout.mess(id)).equals(cut.mess.get(id) as Buffer), `mess/${id} as acknowledged`);
+      assert.ok(readFileSync(q.layout.env(id)).equals(cut.env.get(id) as Buffer), `env/${id} as acknowledged`);
+    }
+    const updated = await q.read(cut.ids[5] as QueueId);
+    assert.equal(updated?.recipients[0]?.status, 'done', 'a later update of the envelope stands');
+    assert.deepEqual(readdirSync(q.layout.sub('journal')), [], 'the settled segment is removed');
+    const again = await q.recover({ verify: true });
+    assert.deepEqual([again.restored, again.corrupt, again.kept], [[], [], cut.ids.length + 1]);
+  } finally {
+    rmSync(cut.root, { recursive: true, force: true });
+  }
+});
+
+void test('journal: without the segment the same damage goes to corrupt/ (what the journal is for)', async () => {
+  const cut = await powerCut(false);
+  try {
+    const q = await openQueue(cut.root, { create: false });
+    const rep = await q.recover({ verify: true });
+    assert.deepEqual(rep.restored, []);
+    assert.ok(rep.corrupt.length >= 4, `damaged messages moved aside: ${rep.corrupt.join(' ')}`);
+  } finally {
+    rmSync(cut.root, { recursive: true, force: true });
+  }
+});
+
+void test('journal: a torn or altered record ends the segment; the records before it stand', () => {
+  const rec = (n: number): Buffer => {
+    const id = `0000000${n}a-aaaaaaaaaaaa` as QueueId;
+    const mess = Buffer.from(`message ${n}\n`);
+    const env = Buffer.from(
+      JSON.stringify({
+        v: 1,
+        id,
+        birth: 1,
+        sender: 'a@b',
+        recipients: [],
+        held: false,
+        size: mess.length,
+        sha256: createHash('sha256').update(mess).digest('hex'),
+        meta: {},
+        queueName: 'default',
+      }),
+    );
+    return encodeRecord(id, env, [mess]);
+  };
+  const all = Buffer.concat([rec(1), rec(2), rec(3)]);
+  assert.equal(readRecords(all).length, 3);
+  assert.equal(readRecords(all.subarray(0, all.length - 3)).length, 2, 'a short last record');
+  const altered = Buffer.from(all);
+  const at = rec(1).length + rec(2).length - 2; // a byte of the second message
+  altered.writeUInt8(altered.readUInt8(at) ^ 1, at);
+  assert.deepEqual(
+    readRecords(altered).map((r) => r.id),
+    ['00000001a-aaaaaaaaaaaa'],
+  );
+  assert.equal(readRecords(Buffer.concat([Buffer.alloc(4096), all])).length, 0, 'zeros where a header should be');
+});
+
+void test('journal: a live writer’s segment is left alone; a dead or reused pid’s is not', async () => {
+  assert.ok(writerAlive(`${process.pid}.${startTime(process.pid)}.1.jnl`));
+  assert.ok(!writerAlive(`${DEAD}.0.1.jnl`));
+  assert.ok(!writerAlive(`${process.pid}.1.1.jnl`), 'same pid, another start time: a reused pid');
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    const q = await openQueue(root, { journal: LONG });
+    const id = await inject(q, 1, 500);
+    truncateSync(q.layout.mess(id), 0); // as if damaged: recovery must still not use a live writer's records
+    const rep = await q.recover({});
+    assert.deepEqual(rep.restored, []);
+    assert.equal(readdirSync(q.layout.sub('journal')).length, 1, 'the live segment is still there');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('journal: segments are retired once no longer written, and at close; queued messages stay intact', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    const q = await openQueue(root, { journal: { rotateMs: 30, retireMs: 30 } });
+    const keep = await inject(q, 1, 700);
+    await q.remove(await inject(q, 2, 700));
+    const jdir = q.layout.sub('journal');
+    assert.equal(readdirSync(jdir).length, 1);
+    await waitFor(() => readdirSync(jdir).length === 0, 10_000, 'the segment retired');
+    assert.equal(q.journal?.retireFailures, 0);
+    assert.deepEqual(await q.ids(), [keep]);
+
+    const q2 = await openQueue(root, { journal: LONG });
+    const more = await inject(q2, 3, 900);
+    assert.equal(readdirSync(jdir).length, 1);
+    q2.close();
+    await q2.closed();
+    assert.deepEqual(readdirSync(jdir), [], 'close retires the segment at once');
+    assert.deepEqual(await q2.ids(), [keep, more].sort());
+    const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
+    assert.deepEqual([rep.kept, rep.corrupt, rep.restored], [2, [], []]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,354 @@
+// The queue journal (docs/QUEUE.md, "Group commit"): many injects made durable by one fdatasync of a shared file.
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  fchownSync,
+  fdatasync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { QueueId } from './types.js';
+import { type Layout, isQueueId } from './layout.js';
+import {
+  DirSyncer,
+  type Owner,
+  errCode,
+  fsyncDir,
+  pidAlive,
+  queueError,
+  unlinkQuiet,
+  writeAllSync,
+  writeSynced,
+} from './durable.js';
+import { decodeEnvelope } from './envelope.js';
+
+/*
+ * Why a journal: each inject used to fdatasync its two files, two waits for the disk per message and, on a VM, a
+ * block written per file (docs/PERFORMANCE.md, fifteenth pass). Here every inject of a process appends one record
+ * (its envelope and its message bytes) to the process's current segment, and one fdatasync of the segment covers
+ * every record appended before it started: the DirSyncer's grouping, applied to a file. The files in mess/ and env/
+ * are written as before and their directory entries still synced (grouped) before the 250; only their contents'
+ * syncs move. So after a power cut recovery finds every acknowledged message either intact in mess/ and env/, or
+ * damaged there with its record intact here, and rewrites it from the record. A message still queued when its segment
+ * is retired has its two files synced then, and the segment is removed.
+ */
+
+const datasyncFd = promisify(fdatasync);
+
+/** Messages larger than this skip the journal (their own two fdatasyncs, as before): a record is held in memory. */
+export const JOURNAL_MAX_MESSAGE = 256 * 1024;
+
+export interface JournalOptions {
+  /** A segment takes no new records after this long (ms; default 1000) or this many bytes (default 4 MiB). */
+  readonly rotateMs?: number;
+  readonly rotateBytes?: number;
+  /** A segment no longer written is retired this long after (ms; default 2000): most of its messages are gone. */
+  readonly retireMs?: number;
+}
+
+/** What the journal needs of its queue. */
+export interface JournalHost {
+  readonly layout: Layout;
+  readonly owner?: Owner | undefined;
+}
+
+interface Segment {
+  readonly path: string;
+  readonly fd: number;
+  /** The grouped fdatasync (DirSyncer opens the file itself: a sync covers the inode, whichever descriptor). */
+  readonly syncer: DirSyncer;
+  /** The segment's own name in journal/, durable (one directory fsync per segment). */
+  readonly made: Promise<void>;
+  readonly ids: QueueId[];
+  bytes: number;
+  open: boolean;
+}
+
+/** This process's start time (field 22 of /proc/PID/stat), so a reused pid is not taken for a segment's writer. */
+export function startTime(pid: number): string {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? '0';
+  } catch {
+    return '0';
+  }
+}
+
+const SEGMENT_RE = /^(\d{1,10})\.(\d{1,20})\.(\d{1,12})\.jnl$/;
+
+/** Is the process that writes journal/<name> still running? */
+export function writerAlive(name: string): boolean {
+  const m = SEGMENT_RE.exec(name);
+  if (!m) return false;
+  const pid = Number(m[1]);
+  if (!pidAlive(pid)) return false;
+  const t = startTime(pid);
+  return t === '0' || m[2] === '0' || t === m[2];
+}
+
+const HEADER_RE = /^QJ1 ([0-9a-z-]{22}) (\d{1,9}) (\d{1,12})\n/;
+
+/** One record: `QJ1 <id> <envelope length> <message length>\n`, the envelope, the message. */
+export function encodeRecord(id: QueueId, env: Buffer, mess: readonly Buffer[]): Buffer {
+  const n = mess.reduce((a, b) => a + b.length, 0);
+  return Buffer.concat([Buffer.from(`QJ1 ${id} ${env.length} ${n}\n`, 'latin1'), env, ...mess]);
+}
+
+export interface JournalRecord {
+  readonly id: QueueId;
+  readonly env: Buffer;
+  readonly mess: Buffer;
+}
+
+/**
+ * The whole records of a segment, in order. Reading stops at the first one that is short or does not check (its
+ * envelope names another id or does not parse, or the message's size or sha256 differs from the envelope's): the
+ * tail a power cut tore, whose fdatasync never returned, so no client was told its message was queued.
+ */
+export function readRecords(data: Buffer): JournalRecord[] {
+  const out: JournalRecord[] = [];
+  let at = 0;
+  while (at < data.length) {
+    const nl = data.indexOf(10, at);
+    if (nl < 0 || nl - at > 80) break;
+    const m = HEADER_RE.exec(data.toString('latin1', at, nl + 1));
+    if (!m) break;
+    const id = m[1] as string;
+    const envLen = Number(m[2]);
+    const messLen = Number(m[3]);
+    const start = nl + 1;
+    if (!isQueueId(id) || start + envLen + messLen > data.length) break;
+    const env = data.subarray(start, start + envLen);
+    const mess = data.subarray(start + envLen, start + envLen + messLen);
+    const e = decodeEnvelope(env.toString('utf8'), id);
+    if (typeof e === 'string' || e.size !== messLen || createHash('sha256').update(mess).digest('hex') !== e.sha256)
+      break;
+    out.push({ id, env, mess });
+    at = start + envLen + messLen;
+  }
+  return out;
+}
+
+/** The writer: one per queue store that injects (quail start's SMTP processes). */
+export class Journal {
+  private cur: Segment | undefined;
+  private seq = 0;
+  private readonly dirSync: DirSyncer;
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly start = startTime(process.pid);
+  private readonly rotateMs: number;
+  private readonly rotateBytes: number;
+  private readonly retireMs: number;
+  /** Segments whose retirement failed (left in journal/ for recovery, which settles them). */
+  retireFailures = 0;
+
+  constructor(
+    private readonly host: JournalHost,
+    opts: JournalOptions = {},
+  ) {
+    this.dirSync = new DirSyncer(host.layout.sub('journal'));
+    this.rotateMs = opts.rotateMs ?? 1000;
+    this.rotateBytes = opts.rotateBytes ?? 4 * 1024 * 1024;
+    this.retireMs = opts.retireMs ?? 2000;
+  }
+
+  /**
+   * Appends one message's record and resolves once it is on disk: with the segment's name the first time, and by the
+   * segment's next grouped fdatasync. `mess` is every byte of mess/<id>, in order.
+   */
+  commit(id: QueueId, env: Buffer, mess: readonly Buffer[]): Promise<void> {
+    const seg = this.segment();
+    const rec = encodeRecord(id, env, mess);
+    writeAllSync(seg.fd, rec);
+    seg.ids.push(id);
+    seg.bytes += rec.length;
+    const done = Promise.all([seg.made, seg.syncer.sync()]).then(() => undefined);
+    if (seg.bytes >= this.rotateBytes) this.rotate(seg);
+    return done;
+  }
+
+  private segment(): Segment {
+    if (this.cur?.open) return this.cur;
+    const path = join(this.host.layout.sub('journal'), `${process.pid}.${this.start}.${++this.seq}.jnl`);
+    const fd = openSync(path, 'wx', 0o600);
+    const owner = this.host.owner;
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+    const seg: Segment = {
+      path,
+      fd,
+      syncer: new DirSyncer(path),
+      made: this.dirSync.sync(),
+      ids: [],
+      bytes: 0,
+      open: true,
+    };
+    seg.made.catch(() => undefined); // a failure reaches every commit that waits on it
+    this.cur = seg;
+    setTimeout(() => this.rotate(seg), this.rotateMs).unref();
+    return seg;
+  }
+
+  /** The segment takes no more records; it is retired later (or at once, `now`). */
+  private rotate(seg: Segment, now = false): void {
+    if (!seg.open) return;
+    seg.open = false;
+    if (this.cur === seg) this.cur = undefined;
+    closeSync(seg.fd);
+    const run = (): void => {
+      const p = this.retire(seg).finally(() => this.retiring.delete(p));
+      this.retiring.add(p);
+    };
+    if (now) run();
+    else setTimeout(run, this.retireMs).unref();
+  }
+
+  /**
+   * A segment's messages still queued get their own files synced; then the segment goes. Its removal needs no sync:
+   * a segment that comes back after a power cut is settled by recovery, which changes nothing for intact messages.
+   */
+  private async retire(seg: Segment): Promise<void> {
+    try {
+      await Promise.all([seg.made, seg.syncer.sync()]);
+      await syncQueued(this.host.layout, seg.ids);
+      unlinkSync(seg.path);
+    } catch {
+      this.retireFailures++;
+    } finally {
+      seg.syncer.close();
+    }
+  }
+
+  /** Retires every segment now (a clean stop); resolves when done. What a crash leaves, recovery settles. */
+  async close(): Promise<void> {
+    if (this.cur) this.rotate(this.cur, true);
+    await Promise.all([...this.retiring]);
+    this.dirSync.close();
+  }
+}
+
+/** fdatasync of mess/<id> and env/<id> for each id still queued (env/ present). */
+async function syncQueued(L: Layout, ids: readonly QueueId[]): Promise<void> {
+  await Promise.all(
+    ids.map(async (id) => {
+      for (const path of [L.env(id), L.mess(id)]) {
+        let fd: number;
+        try {
+          fd = openSync(path, 'r');
+        } catch (err) {
+          if (errCode(err) === 'ENOENT') return; // removed meanwhile: delivered or bounced
+          throw err;
+        }
+        try {
+          await datasyncFd(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+    }),
+  );
+}
+
+export interface SettleReport {
+  /** Ids whose mess/ or env/ file a record rewrote. */
+  readonly restored: QueueId[];
+  /** Segments of live writers, left alone. */
+  readonly live: number;
+}
+
+/**
+ * Recovery's part (docs/QUEUE.md, "Recovery"): for every segment whose writer is gone, each record whose id is still
+ * queued (env/ present, not being removed) is checked against its files; a file that differs from the record (empty,
+ * short, another message's old bytes) is rewritten from it; the files are synced, and the segment removed. Ids no
+ * longer in env/ were removed (delivered): the record is not used, so a finished message never comes back.
+ */
+export async function settleJournal(L: Layout, owner: Owner | undefined): Promise<SettleReport> {
+  const dir = L.sub('journal');
+  const restored: QueueId[] = [];
+  let live = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return { restored, live };
+    throw queueError(`cannot list ${dir}`, err);
+  }
+  let n = 0;
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    if (writerAlive(name)) {
+      live++;
+      continue;
+    }
+    let data: Buffer;
+    try {
+      data = readFileSync(path);
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') continue;
+      throw queueError(`cannot read ${path}`, err);
+    }
+    const queued: QueueId[] = [];
+    for (const r of readRecords(data)) {
+      if (!present(L.env(r.id)) || present(L.trash(r.id))) continue;
+      queued.push(r.id);
+      const envOk = envelopeStands(L.env(r.id), r);
+      const messOk = sameBytes(L.mess(r.id), r.mess);
+      if (envOk && messOk) continue;
+      try {
+        if (!messOk) await rewrite(L.upd(r.id, ++n), L.mess(r.id), r.mess, owner);
+        if (!envOk) await rewrite(L.upd(r.id, ++n), L.env(r.id), r.env, owner);
+      } catch (err) {
+        throw queueError(`cannot restore ${r.id} from the journal`, err);
+      }
+      restored.push(r.id);
+    }
+    try {
+      await syncQueued(L, queued);
+      if (restored.length > 0) for (const d of ['mess', 'env'] as const) await fsyncDir(L.sub(d));
+    } catch (err) {
+      throw queueError('cannot sync the messages of a journal segment', err);
+    }
+    await unlinkQuiet(path);
+  }
+  return { restored, live };
+}
+
+function present(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false }) !== undefined;
+}
+
+/** env/<id> parses as this id's envelope for the same message (a later update of its recipients stands). */
+function envelopeStands(path: string, r: JournalRecord): boolean {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return false;
+  }
+  const now = decodeEnvelope(text, r.id);
+  const then = decodeEnvelope(r.env.toString('utf8'), r.id);
+  return typeof now !== 'string' && typeof then !== 'string' && now.sha256 === then.sha256 && now.size === then.size;
+}
+
+function sameBytes(path: string, want: Buffer): boolean {
+  try {
+    return readFileSync(path).equals(want);
+  } catch {
+    return false;
+  }
+}
+
+async function rewrite(tmp: string, path: string, data: Buffer, owner: Owner | undefined): Promise<void> {
+  try {
+    await writeSynced(tmp, data, owner);
+    renameSync(tmp, path);
+  } catch (err) {
+    await unlinkQuiet(tmp);
+    throw err;
+  }
+}
