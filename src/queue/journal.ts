@@ -165,10 +165,23 @@ export class Journal {
   commit(id: QueueId, env: Buffer, mess: readonly Buffer[]): Promise<void> {
     const seg = this.segment();
     const rec = encodeRecord(id, env, mess);
-    writeAllSync(seg.fd, rec);
+    try {
+      writeAllSync(seg.fd, rec);
+    } catch (err) {
+      // a part of a record (ENOSPC): nothing may follow it in this segment, since reading stops there
+      this.rotate(seg);
+      throw err;
+    }
     seg.ids.push(id);
     seg.bytes += rec.length;
-    const done = Promise.all([seg.made, seg.syncer.sync()]).then(() => undefined);
+    const done = Promise.all([seg.made, seg.syncer.sync()]).then(
+      () => undefined,
+      (err: unknown) => {
+        // after a failed fsync a later one may report success for pages it lost: this segment takes no more records
+        this.rotate(seg);
+        throw err;
+      },
+    );
     if (seg.bytes >= this.rotateBytes) this.rotate(seg);
     return done;
   }
