@@ -101,6 +101,18 @@ void test('journal: after a power cut every acknowledged message comes back from
   }
 });
 
+void test('journal: a new writer settles in the background what a killed one left', async () => {
+  const cut = await powerCut(true);
+  try {
+    const q = await openQueue(cut.root, { journal: LONG });
+    await waitFor(() => readdirSync(q.layout.sub('journal')).length === 0, 10_000, 'the dead segment settled');
+    for (const id of cut.ids) assert.ok(readFileSync(q.layout.mess(id)).equals(cut.mess.get(id) as Buffer), id);
+    assert.equal(q.journal?.retireFailures, 0);
+  } finally {
+    rmSync(cut.root, { recursive: true, force: true });
+  }
+});
+
 void test('journal: without the segment the same damage goes to corrupt/ (what the journal is for)', async () => {
   const cut = await powerCut(false);
   try {
@@ -182,8 +194,16 @@ void test('journal: segments are retired once no longer written, and at close; q
     await q2.closed();
     assert.deepEqual(readdirSync(jdir), [], 'close retires the segment at once');
     assert.deepEqual(await q2.ids(), [keep, more].sort());
+
+    // one segment rotated (by size) and waiting for its retirement, one being written: close retires both
+    const q3 = await openQueue(root, { journal: { ...LONG, rotateBytes: 1500 } });
+    const last = [await inject(q3, 4, 1200), await inject(q3, 5, 100)];
+    assert.equal(readdirSync(jdir).length, 2);
+    q3.close();
+    await q3.closed();
+    assert.deepEqual(readdirSync(jdir), [], 'close retires the waiting segment too');
     const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
-    assert.deepEqual([rep.kept, rep.corrupt, rep.restored], [2, [], []]);
+    assert.deepEqual([rep.kept, rep.corrupt, rep.restored], [2 + last.length, [], []]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -140,7 +140,9 @@ export class Journal {
   private cur: Segment | undefined;
   private seq = 0;
   private readonly dirSync: DirSyncer;
+  /** Retirements under way, and those of rotated segments still waiting for their time (each runs once). */
   private readonly retiring = new Set<Promise<void>>();
+  private readonly waiting = new Set<() => void>();
   private readonly start = startTime(process.pid);
   private readonly rotateMs: number;
   private readonly rotateBytes: number;
@@ -214,11 +216,14 @@ export class Journal {
     if (this.cur === seg) this.cur = undefined;
     closeSync(seg.fd);
     const run = (): void => {
+      clearTimeout(timer);
+      if (!this.waiting.delete(run)) return;
       const p = this.retire(seg).finally(() => this.retiring.delete(p));
       this.retiring.add(p);
     };
+    this.waiting.add(run);
+    const timer = now ? undefined : setTimeout(run, this.retireMs).unref();
     if (now) run();
-    else setTimeout(run, this.retireMs).unref();
   }
 
   /**
@@ -237,35 +242,60 @@ export class Journal {
     }
   }
 
+  /**
+   * Settles, in the background, the segments of writers that are gone (a process of this queue killed before it
+   * retired them, e.g. an SMTP child that root restarted), as recovery would; a failure leaves them to recovery.
+   * Resolves when done (tests).
+   */
+  adopt(): Promise<void> {
+    return settleJournal(this.host.layout, this.host.owner).then(
+      () => undefined,
+      () => {
+        this.retireFailures++;
+      },
+    );
+  }
+
   /** Retires every segment now (a clean stop); resolves when done. What a crash leaves, recovery settles. */
   async close(): Promise<void> {
     if (this.cur) this.rotate(this.cur, true);
+    for (const run of [...this.waiting]) run(); // segments rotated, waiting for their retirement: now
     await Promise.all([...this.retiring]);
     this.dirSync.close();
   }
 }
 
-/** fdatasync of mess/<id> and env/<id> for each id still queued (env/ present). */
+/**
+ * fdatasync of mess/<id> and env/<id> for each id still queued (env/ present), 16 at a time: a segment holds up to a
+ * thousand messages, and a descriptor is held open while its sync waits (the process's limit is shared with its
+ * connections).
+ */
 async function syncQueued(L: Layout, ids: readonly QueueId[]): Promise<void> {
-  await Promise.all(
-    ids.map(async (id) => {
-      for (const path of [L.env(id), L.mess(id)]) {
-        let fd: number;
-        try {
-          fd = openSync(path, 'r');
-        } catch (err) {
-          if (errCode(err) === 'ENOENT') return; // removed meanwhile: delivered or bounced
-          throw err;
-        }
-        try {
-          await datasyncFd(fd);
-        } finally {
-          closeSync(fd);
-        }
+  let next = 0;
+  const one = async (id: QueueId): Promise<void> => {
+    for (const path of [L.env(id), L.mess(id)]) {
+      let fd: number;
+      try {
+        fd = openSync(path, 'r');
+      } catch (err) {
+        if (errCode(err) === 'ENOENT') return; // removed meanwhile: delivered or bounced
+        throw err;
       }
-    }),
-  );
+      try {
+        await datasyncFd(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  };
+  const lane = async (): Promise<void> => {
+    while (next < ids.length) await one(ids[next++] as QueueId);
+  };
+  await Promise.all(Array.from({ length: Math.min(16, ids.length) }, lane));
 }
+
+/** Numbers the tmp names of restores, unique in this process (two settles may run at once: adopt and recover). */
+let restores = 0;
 
 export interface SettleReport {
   /** Ids whose mess/ or env/ file a record rewrote. */
@@ -291,7 +321,6 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
     if (errCode(err) === 'ENOENT') return { restored, live };
     throw queueError(`cannot list ${dir}`, err);
   }
-  let n = 0;
   for (const name of names.sort()) {
     const path = join(dir, name);
     if (writerAlive(name)) {
@@ -313,8 +342,8 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
       const messOk = sameBytes(L.mess(r.id), r.mess);
       if (envOk && messOk) continue;
       try {
-        if (!messOk) await rewrite(L.upd(r.id, ++n), L.mess(r.id), r.mess, owner);
-        if (!envOk) await rewrite(L.upd(r.id, ++n), L.env(r.id), r.env, owner);
+        if (!messOk) await rewrite(L.upd(r.id, ++restores), L.mess(r.id), r.mess, owner);
+        if (!envOk) await rewrite(L.upd(r.id, ++restores), L.env(r.id), r.env, owner);
       } catch (err) {
         throw queueError(`cannot restore ${r.id} from the journal`, err);
       }

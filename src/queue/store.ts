@@ -66,7 +66,10 @@ export async function openQueue(root: string, opts: OpenOptions = {}): Promise<F
   }
   const q = new FileQueue(dir, opts.clock ?? Date.now, owner);
   if (opts.wake === false) q.wakeOnInject = false;
-  if (opts.journal) q.journal = new Journal(q, opts.journal === true ? {} : opts.journal);
+  if (opts.journal) {
+    q.journal = new Journal(q, opts.journal === true ? {} : opts.journal);
+    void q.journal.adopt(); // what a killed predecessor left (journal.ts)
+  }
   return q;
 }
 

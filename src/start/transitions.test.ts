@@ -214,6 +214,13 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
       () => `reload\n${log}`,
     );
     assert.match(await pop3Answers(pop3), /^\+OK/);
+    // the SMTP child commits through the group commit's journal (docs/QUEUE.md): a segment of its own holds the
+    // message just acknowledged (a segment lives at least 2 s after its last record)
+    const segments = readdirSync(join(root, 'queue', 'journal'));
+    assert.ok(
+      segments.some((n) => n.startsWith(`${state().smtpd?.pid}.`)),
+      `a journal segment of the SMTP child: ${segments.join(' ')}`,
+    );
 
     // 3. the SMTP and POP3 children killed (as root: they are separate processes), a message sent at once
     if (asRoot) {
@@ -241,6 +248,7 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
     const stopResult = await during;
     assert.notEqual(stopResult.outcome, 'hung', stopResult.transcript);
     assert.equal(existsSync(join(root, 'run', 'quail.pid')), false);
+    assert.deepEqual(readdirSync(join(root, 'queue', 'journal')), [], 'a clean stop retires the journal');
 
     // 5. start again: what was queued during the stop is delivered too
     const second = startQuail();
