@@ -4,7 +4,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FileQueue, type QueueId, openQueue } from './index.js';
@@ -204,6 +213,29 @@ void test('journal: segments are retired once no longer written, and at close; q
     assert.deepEqual(readdirSync(jdir), [], 'close retires the waiting segment too');
     const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
     assert.deepEqual([rep.kept, rep.corrupt, rep.restored], [2 + last.length, [], []]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('journal: a segment that cannot be made fails the inject as temporary and leaves nothing queued', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    const q = await openQueue(root, { journal: LONG });
+    const jdir = q.layout.sub('journal');
+    rmSync(jdir, { recursive: true });
+    writeFileSync(jdir, 'not a directory');
+    await assert.rejects(inject(q, 1, 800), (err: Error & { temporary?: boolean }) => {
+      assert.equal(err.temporary, true);
+      assert.match(err.message, /cannot commit the message to the queue: .*ENOTDIR/);
+      return true;
+    });
+    assert.deepEqual([readdirSync(q.layout.sub('env')), readdirSync(q.layout.sub('mess'))], [[], []]);
+    rmSync(jdir);
+    mkdirSync(jdir, { mode: 0o700 }); // the operator's repair
+    const id = await inject(q, 2, 800); // the next commit makes a segment again
+    assert.deepEqual(await q.ids(), [id]);
+    assert.equal(readdirSync(jdir).length, 1);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
