@@ -17,7 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FileQueue, type QueueId, openQueue } from './index.js';
-import { encodeRecord, readRecords, startTime, writerAlive } from './journal.js';
+import { SYNCFS_FROM, encodeRecord, readRecords, startTime, writerAlive } from './journal.js';
 import { waitFor } from '../../test/support/wait.js';
 
 /** A pid that surely belongs to no running process: a child that has exited. */
@@ -211,6 +211,7 @@ void test('journal: segments are retired once no longer written, and at close; q
     q3.close();
     await q3.closed();
     assert.deepEqual(readdirSync(jdir), [], 'close retires the waiting segment too');
+    assert.equal(q3.journal?.fileSystemSyncs, 0, 'a few queued messages: their own files synced');
     const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
     assert.deepEqual([rep.kept, rep.corrupt, rep.restored], [2 + last.length, [], []]);
   } finally {
@@ -236,6 +237,24 @@ void test('journal: a segment that cannot be made fails the inject as temporary 
     const id = await inject(q, 2, 800); // the next commit makes a segment again
     assert.deepEqual(await q.ids(), [id]);
     assert.equal(readdirSync(jdir).length, 1);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('journal: a segment retired with many messages still queued (a backlog) syncs the file system once', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    const q = await openQueue(root, { journal: LONG });
+    const ids = await Promise.all(Array.from({ length: SYNCFS_FROM + 6 }, (_, n) => inject(q, n, 300 + n)));
+    assert.equal(readdirSync(q.layout.sub('journal')).length, 1);
+    q.close();
+    await q.closed();
+    assert.equal(q.journal?.fileSystemSyncs, 1);
+    assert.equal(q.journal?.retireFailures, 0);
+    assert.deepEqual(readdirSync(q.layout.sub('journal')), []);
+    const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
+    assert.deepEqual([rep.kept, rep.corrupt], [ids.length, []]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
