@@ -176,9 +176,11 @@ void test('journal: a live writer’s segment is left alone; a dead or reused pi
     const q = await openQueue(root, { journal: LONG });
     const id = await inject(q, 1, 500);
     truncateSync(q.layout.mess(id), 0); // as if damaged: recovery must still not use a live writer's records
+    writeFileSync(join(q.layout.sub('journal'), 'notes.txt'), 'not a segment');
     const rep = await q.recover({});
     assert.deepEqual(rep.restored, []);
     assert.equal(readdirSync(q.layout.sub('journal')).length, 1, 'the live segment is still there');
+    assert.ok(readdirSync(q.layout.sub('corrupt')).includes('journal.notes.txt'), 'a stranger set aside, not deleted');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -21,6 +21,7 @@ import {
   type Owner,
   errCode,
   fsyncDir,
+  moveToCorrupt,
   pidAlive,
   queueError,
   unlinkQuiet,
@@ -355,6 +356,15 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
   }
   for (const name of names.sort()) {
     const path = join(dir, name);
+    if (!SEGMENT_RE.test(name)) {
+      // not a segment: never deleted (the queue's rule), set aside
+      try {
+        await moveToCorrupt(path, L.sub('corrupt'), `journal.${name}`);
+      } catch (err) {
+        if (errCode(err) !== 'ENOENT') throw queueError(`cannot move ${path} to corrupt/`, err);
+      }
+      continue;
+    }
     if (writerAlive(name)) {
       live++;
       continue;
