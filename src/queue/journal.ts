@@ -1,17 +1,7 @@
 // The queue journal (docs/QUEUE.md, "Group commit"): many injects made durable by one fdatasync of a shared file.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  fchownSync,
-  fdatasync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-} from 'node:fs';
+import { closeSync, fchownSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { QueueId } from './types.js';
@@ -19,7 +9,9 @@ import { type Layout, isQueueId } from './layout.js';
 import {
   DirSyncer,
   type Owner,
+  datasync,
   errCode,
+  exists,
   fsyncDir,
   moveToCorrupt,
   pidAlive,
@@ -40,8 +32,6 @@ import { decodeEnvelope } from './envelope.js';
  * damaged there with its record intact here, and rewrites it from the record. A message still queued when its segment
  * is retired has its two files synced then, and the segment is removed.
  */
-
-const datasyncFd = promisify(fdatasync);
 
 /** Messages larger than this skip the journal (their own two fdatasyncs, as before): a record is held in memory. */
 export const JOURNAL_MAX_MESSAGE = 256 * 1024;
@@ -238,7 +228,8 @@ export class Journal {
     try {
       await Promise.all([seg.made, seg.syncer.sync()]);
       const L = this.host.layout;
-      const queued = seg.ids.filter((id) => present(L.env(id)));
+      const queued: QueueId[] = [];
+      for (const id of seg.ids) if (await exists(L.env(id))) queued.push(id);
       // Many still queued (a backlog: delivery held or slower than acceptance): one syncfs of the queue's file
       // system instead of two fdatasyncs each; a few: their own syncs (a syncfs would also write out the spare
       // files' pages, rewritten before they ever need to reach the disk).
@@ -315,7 +306,7 @@ async function syncQueued(L: Layout, ids: readonly QueueId[]): Promise<void> {
         throw err;
       }
       try {
-        await datasyncFd(fd);
+        await datasync(fd);
       } finally {
         closeSync(fd);
       }
@@ -378,7 +369,7 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
     }
     const queued: QueueId[] = [];
     for (const r of readRecords(data)) {
-      if (!present(L.env(r.id)) || present(L.trash(r.id))) continue;
+      if (!(await exists(L.env(r.id))) || (await exists(L.trash(r.id)))) continue;
       queued.push(r.id);
       const envOk = envelopeStands(L.env(r.id), r);
       const messOk = sameBytes(L.mess(r.id), r.mess);
@@ -400,10 +391,6 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
     await unlinkQuiet(path);
   }
   return { restored, live };
-}
-
-function present(path: string): boolean {
-  return statSync(path, { throwIfNoEntry: false }) !== undefined;
 }
 
 /** env/<id> parses as this id's envelope for the same message (a later update of its recipients stands). */
