@@ -1,4 +1,4 @@
-// The queue journal (docs/QUEUE.md, "Group commit"): many injects made durable by one fdatasync of a shared file.
+// The queue journal (docs/QUEUE.md, "Group commit"): many injects made durable by one fsync of a shared file.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, fchownSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
@@ -25,7 +25,7 @@ import { decodeEnvelope } from './envelope.js';
 /*
  * Why a journal: each inject used to fdatasync its two files, two waits for the disk per message and, on a VM, a
  * block written per file (docs/PERFORMANCE.md, fifteenth pass). Here every inject of a process appends one record
- * (its envelope and its message bytes) to the process's current segment, and one fdatasync of the segment covers
+ * (its envelope and its message bytes) to the process's current segment, and one fsync of the segment covers
  * every record appended before it started: the DirSyncer's grouping, applied to a file. The files in mess/ and env/
  * are written as before and their directory entries still synced (grouped) before the 250; only their contents'
  * syncs move. So after a power cut recovery finds every acknowledged message either intact in mess/ and env/, or
@@ -53,7 +53,7 @@ export interface JournalHost {
 interface Segment {
   readonly path: string;
   readonly fd: number;
-  /** The grouped fdatasync (DirSyncer opens the file itself: a sync covers the inode, whichever descriptor). */
+  /** The grouped fsync (DirSyncer opens the file itself: a sync covers the inode, whichever descriptor). */
   readonly syncer: DirSyncer;
   /** The segment's own name in journal/, durable (one directory fsync per segment). */
   readonly made: Promise<void>;
@@ -101,7 +101,7 @@ export interface JournalRecord {
 /**
  * The whole records of a segment, in order. Reading stops at the first one that is short or does not check (its
  * envelope names another id or does not parse, or the message's size or sha256 differs from the envelope's): the
- * tail a power cut tore, whose fdatasync never returned, so no client was told its message was queued.
+ * tail a power cut tore, whose fsync never returned, so no client was told its message was queued.
  */
 export function readRecords(data: Buffer): JournalRecord[] {
   const out: JournalRecord[] = [];
@@ -156,7 +156,7 @@ export class Journal {
 
   /**
    * Appends one message's record and resolves once it is on disk: with the segment's name the first time, and by the
-   * segment's next grouped fdatasync. `mess` is every byte of mess/<id>, in order.
+   * segment's next grouped fsync. `mess` is every byte of mess/<id>, in order.
    */
   commit(id: QueueId, env: Buffer, mess: readonly Buffer[]): Promise<void> {
     const seg = this.segment();

@@ -37,7 +37,7 @@ export interface OpenOptions {
   /** Create <root>/queue if missing (default true); false makes a missing queue a clear error. */
   readonly create?: boolean;
   /**
-   * Group commit (journal.ts; docs/QUEUE.md): injects of this process share one fdatasync of a journal segment instead
+   * Group commit (journal.ts; docs/QUEUE.md): injects of this process share one fsync of a journal segment instead
    * of two of their own. For a long-lived process that injects much (quail start's SMTP processes); `close()` retires
    * its segments.
    */
@@ -188,7 +188,7 @@ export class FileQueue implements QueueStore {
         files.close();
         throw queueError('cannot write the message to the queue', new Error('no envelope'));
       }
-      // With a journal, one record and the segment's grouped fdatasync stand for the two files' own syncs (journal.ts
+      // With a journal, one record and the segment's grouped fsync stand for the two files' own syncs (journal.ts
       // says why that keeps the contract); a message too large to keep in memory syncs its files as before.
       const journal = this.journal;
       const record = journal && kept?.length ? { env: envBytes, mess: kept } : undefined;
