@@ -88,9 +88,18 @@ async function powerCut(keepJournal: boolean): Promise<Cut> {
   return { root, ids, mess, env, removed, big };
 }
 
-void test('journal: after a power cut every acknowledged message comes back from its record; removed ones stay gone', async () => {
-  const cut = await powerCut(true);
+/** Runs `body` on a power cut's aftermath (powerCut), then removes its root. */
+async function afterCut(keepJournal: boolean, body: (cut: Cut) => Promise<void>): Promise<void> {
+  const cut = await powerCut(keepJournal);
   try {
+    await body(cut);
+  } finally {
+    rmSync(cut.root, { recursive: true, force: true });
+  }
+}
+
+void test('journal: after a power cut every acknowledged message comes back from its record; removed ones stay gone', () =>
+  afterCut(true, async (cut) => {
     const q = await openQueue(cut.root, { create: false });
     const rep = await q.recover({ verify: true });
     assert.deepEqual(rep.corrupt, [], 'nothing is lost to corrupt/');
@@ -105,34 +114,23 @@ void test('journal: after a power cut every acknowledged message comes back from
     assert.deepEqual(readdirSync(q.layout.sub('journal')), [], 'the settled segment is removed');
     const again = await q.recover({ verify: true });
     assert.deepEqual([again.restored, again.corrupt, again.kept], [[], [], cut.ids.length + 1]);
-  } finally {
-    rmSync(cut.root, { recursive: true, force: true });
-  }
-});
+  }));
 
-void test('journal: a new writer settles in the background what a killed one left', async () => {
-  const cut = await powerCut(true);
-  try {
+void test('journal: a new writer settles in the background what a killed one left', () =>
+  afterCut(true, async (cut) => {
     const q = await openQueue(cut.root, { journal: LONG });
     await waitFor(() => readdirSync(q.layout.sub('journal')).length === 0, 10_000, 'the dead segment settled');
     for (const id of cut.ids) assert.ok(readFileSync(q.layout.mess(id)).equals(cut.mess.get(id) as Buffer), id);
     assert.equal(q.journal?.retireFailures, 0);
-  } finally {
-    rmSync(cut.root, { recursive: true, force: true });
-  }
-});
+  }));
 
-void test('journal: without the segment the same damage goes to corrupt/ (what the journal is for)', async () => {
-  const cut = await powerCut(false);
-  try {
+void test('journal: without the segment the same damage goes to corrupt/ (what the journal is for)', () =>
+  afterCut(false, async (cut) => {
     const q = await openQueue(cut.root, { create: false });
     const rep = await q.recover({ verify: true });
     assert.deepEqual(rep.restored, []);
     assert.ok(rep.corrupt.length >= 4, `damaged messages moved aside: ${rep.corrupt.join(' ')}`);
-  } finally {
-    rmSync(cut.root, { recursive: true, force: true });
-  }
-});
+  }));
 
 void test('journal: a torn or altered record ends the segment; the records before it stand', () => {
   const rec = (n: number): Buffer => {
