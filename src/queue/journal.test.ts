@@ -17,12 +17,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FileQueue, type QueueId, openQueue } from './index.js';
-import { SYNCFS_FROM, encodeRecord, readRecords, startTime, writerAlive } from './journal.js';
+import { SYNCFS_FROM, bootId, encodeRecord, entriesMayBeLost, readRecords, startTime, writerAlive } from './journal.js';
 import { waitFor } from '../../test/support/wait.js';
 
 /** A pid that surely belongs to no running process: a child that has exited. */
 const DEAD = spawnSync('true').pid;
 const LONG = { rotateMs: 600_000, retireMs: 600_000 };
+const BOOT = bootId();
+/** The boot id of a system that ran before this one (the power cut's). */
+const EARLIER = BOOT.startsWith('0') ? '1'.repeat(32) : '0'.repeat(32);
 
 const inject = (q: FileQueue, n: number, size: number): Promise<QueueId> =>
   q.inject({
@@ -40,12 +43,14 @@ interface Cut {
   env: Map<QueueId, Buffer>;
   removed: QueueId;
   big: QueueId;
+  /** Acknowledged, with directory entries that never reached the disk: both, and env/'s only. */
+  lost: QueueId[];
 }
 
 /**
- * Seven messages acknowledged through the journal (one too large for it), one updated, one removed; then the
- * process "dies" (its segment is renamed to a dead writer's name) and a power cut damages the files whose data the
- * disk never got: what ext4 leaves when the directory entries were synced and the contents were not.
+ * Nine messages acknowledged through the journal (one too large for it), one updated, one removed; then the power
+ * is cut: the process "dies" (its segment is renamed to a dead writer's name of an earlier boot), the files whose data
+ * the disk never got are damaged, and two messages lose directory entries that never reached it.
  */
 async function powerCut(keepJournal: boolean): Promise<Cut> {
   const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
@@ -54,14 +59,16 @@ async function powerCut(keepJournal: boolean): Promise<Cut> {
   for (let n = 0; n < 6; n++) ids.push(await inject(q, n, 100 + n * 1500));
   const big = await inject(q, 6, 300_000);
   const removed = await inject(q, 7, 2000);
+  assert.equal(q.dirSyncs(), 2, 'only the large message synced the directories before its 250');
   await q.updateRecipients(ids[5] as QueueId, [
     { original: 'r5@example.net', status: 'done', attempts: 1 },
     { original: 't5@example.net', status: 'todo', attempts: 1 },
   ]);
   await q.remove(removed);
+  const lost = [await inject(q, 8, 900), await inject(q, 9, 3000)];
   const mess = new Map<QueueId, Buffer>();
   const env = new Map<QueueId, Buffer>();
-  for (const id of [...ids, big]) {
+  for (const id of [...ids, big, ...lost]) {
     mess.set(id, readFileSync(q.layout.mess(id)));
     env.set(id, readFileSync(q.layout.env(id)));
   }
@@ -70,14 +77,19 @@ async function powerCut(keepJournal: boolean): Promise<Cut> {
   const records = readRecords(readFileSync(join(q.layout.sub('journal'), segs[0] as string)));
   assert.deepEqual(
     records.map((r) => r.id),
-    [...ids, removed],
+    [...ids, removed, ...lost],
     'every message but the large one has a record',
   );
+  assert.ok(segs[0]?.endsWith(`.${BOOT}.jnl`), `the segment's name carries the boot id: ${segs[0]}`);
   for (const s of segs) {
     const from = join(q.layout.sub('journal'), s);
-    if (keepJournal) renameSync(from, join(q.layout.sub('journal'), `${DEAD}.0.1.jnl`));
+    if (keepJournal) renameSync(from, join(q.layout.sub('journal'), `${DEAD}.0.1.${EARLIER}.jnl`));
     else rmSync(from);
   }
+  const [l1, l2] = lost as [QueueId, QueueId];
+  rmSync(q.layout.env(l1));
+  rmSync(q.layout.mess(l1));
+  rmSync(q.layout.env(l2)); // mess/ renamed first reached the disk, env/ did not
   const [a, b, c, d] = ids as [QueueId, QueueId, QueueId, QueueId];
   truncateSync(q.layout.mess(a), 0); // contents never written
   writeFileSync(q.layout.env(b), '\0\0\0\0'); // a block of zeros
@@ -85,7 +97,7 @@ async function powerCut(keepJournal: boolean): Promise<Cut> {
   truncateSync(q.layout.env(c), 0);
   writeFileSync(q.layout.env(d), env.get(ids[4] as QueueId) as Buffer); // a spare's old envelope, another id
   writeFileSync(q.layout.mess(d), Buffer.alloc((mess.get(d) as Buffer).length, 0x7a)); // a spare's old bytes
-  return { root, ids, mess, env, removed, big };
+  return { root, ids, mess, env, removed, big, lost };
 }
 
 /** Runs `body` on a power cut's aftermath (powerCut), then removes its root. */
@@ -98,14 +110,18 @@ async function afterCut(keepJournal: boolean, body: (cut: Cut) => Promise<void>)
   }
 }
 
-void test('journal: after a power cut every acknowledged message comes back from its record; removed ones stay gone', () =>
+void test('journal: after a power cut every acknowledged message comes back from its record, with its entries', () =>
   afterCut(true, async (cut) => {
     const q = await openQueue(cut.root, { create: false });
     const rep = await q.recover({ verify: true });
     assert.deepEqual(rep.corrupt, [], 'nothing is lost to corrupt/');
-    assert.deepEqual(new Set(rep.restored), new Set(cut.ids.slice(0, 4)), 'the four damaged messages are restored');
-    assert.deepEqual(await q.ids(), [...cut.ids, cut.big].sort(), 'the removed message is not resurrected');
-    for (const id of [...cut.ids, cut.big]) {
+    assert.deepEqual(
+      new Set(rep.restored),
+      new Set([...cut.ids.slice(0, 4), ...cut.lost, cut.removed]),
+      'the four damaged messages, the two whose entries were lost, and the removed one (a duplicate) are restored',
+    );
+    assert.deepEqual(await q.ids(), [...cut.ids, cut.big, ...cut.lost, cut.removed].sort());
+    for (const id of [...cut.ids, cut.big, ...cut.lost]) {
       assert.ok(readFileSync(q.layout.mess(id)).equals(cut.mess.get(id) as Buffer), `mess/${id} as acknowledged`);
       assert.ok(readFileSync(q.layout.env(id)).equals(cut.env.get(id) as Buffer), `env/${id} as acknowledged`);
     }
@@ -113,14 +129,34 @@ void test('journal: after a power cut every acknowledged message comes back from
     assert.equal(updated?.recipients[0]?.status, 'done', 'a later update of the envelope stands');
     assert.deepEqual(readdirSync(q.layout.sub('journal')), [], 'the settled segment is removed');
     const again = await q.recover({ verify: true });
-    assert.deepEqual([again.restored, again.corrupt, again.kept], [[], [], cut.ids.length + 1]);
+    assert.deepEqual([again.restored, again.corrupt, again.kept], [[], [], cut.ids.length + 4]);
   }));
+
+void test('journal: within one boot an id missing from env/ was removed; its record is not used', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    for (const [n, name] of [`${DEAD}.0.1.${BOOT}.jnl`, `${DEAD}.0.2.jnl`].entries()) {
+      const q = await openQueue(root, { journal: LONG });
+      const keep = await inject(q, 2 * n, 600);
+      await q.remove(await inject(q, 2 * n + 1, 700));
+      const [seg] = readdirSync(q.layout.sub('journal'));
+      renameSync(join(q.layout.sub('journal'), seg as string), join(q.layout.sub('journal'), name)); // killed
+      const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
+      assert.deepEqual(rep.restored, [], `${name}: a removal in this boot, or entries synced before the 250`);
+      assert.ok((await q.ids()).includes(keep));
+      assert.equal((await q.ids()).length, n + 1, `${name}: the removed message stays gone`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
 
 void test('journal: a new writer settles in the background what a killed one left', () =>
   afterCut(true, async (cut) => {
     const q = await openQueue(cut.root, { journal: LONG });
     await waitFor(() => readdirSync(q.layout.sub('journal')).length === 0, 10_000, 'the dead segment settled');
-    for (const id of cut.ids) assert.ok(readFileSync(q.layout.mess(id)).equals(cut.mess.get(id) as Buffer), id);
+    for (const id of [...cut.ids, ...cut.lost])
+      assert.ok(readFileSync(q.layout.mess(id)).equals(cut.mess.get(id) as Buffer), id);
     assert.equal(q.journal?.retireFailures, 0);
   }));
 
@@ -169,6 +205,13 @@ void test('journal: a live writer’s segment is left alone; a dead or reused pi
   assert.ok(writerAlive(`${process.pid}.${startTime(process.pid)}.1.jnl`));
   assert.ok(!writerAlive(`${DEAD}.0.1.jnl`));
   assert.ok(!writerAlive(`${process.pid}.1.1.jnl`), 'same pid, another start time: a reused pid');
+  assert.ok(writerAlive(`${process.pid}.${startTime(process.pid)}.1.${BOOT}.jnl`));
+  assert.ok(!writerAlive(`${process.pid}.${startTime(process.pid)}.1.${EARLIER}.jnl`), 'a writer of an earlier boot');
+  assert.deepEqual(
+    [`${DEAD}.0.1.${EARLIER}.jnl`, `${DEAD}.0.1.${BOOT}.jnl`, `${DEAD}.0.1.jnl`].map((n) => entriesMayBeLost(n)),
+    [true, false, false],
+    'only a segment of an earlier boot, whose entries were not synced, may have lost them',
+  );
   const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
   try {
     const q = await openQueue(root, { journal: LONG });
@@ -194,6 +237,7 @@ void test('journal: segments are retired once no longer written, and at close; q
     assert.equal(readdirSync(jdir).length, 1);
     await waitFor(() => readdirSync(jdir).length === 0, 10_000, 'the segment retired');
     assert.equal(q.journal?.retireFailures, 0);
+    assert.equal(q.journal?.entrySyncs, 1);
     assert.deepEqual(await q.ids(), [keep]);
 
     const q2 = await openQueue(root, { journal: LONG });
@@ -212,8 +256,22 @@ void test('journal: segments are retired once no longer written, and at close; q
     await q3.closed();
     assert.deepEqual(readdirSync(jdir), [], 'close retires the waiting segment too');
     assert.equal(q3.journal?.fileSystemSyncs, 0, 'a few queued messages: their own files synced');
+    assert.equal(q3.journal?.entrySyncs, 2, 'and mess/ and env/ before each segment goes');
     const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
     assert.deepEqual([rep.kept, rep.corrupt, rep.restored], [2 + last.length, [], []]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('journal: where the records do not stand for the entries, each 250 waits for mess/ and env/ again', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    const q = await openQueue(root, { journal: { ...LONG, entries: false } });
+    await inject(q, 1, 500);
+    assert.equal(q.journal?.coversEntries, false);
+    assert.equal(q.dirSyncs(), 2);
+    assert.match(readdirSync(q.layout.sub('journal'))[0] ?? '', /^\d+\.\d+\.1\.jnl$/, 'no boot id in the name');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -23,14 +23,21 @@ import {
 import { decodeEnvelope } from './envelope.js';
 
 /*
- * Why a journal: each inject used to fdatasync its two files, two waits for the disk per message and, on a VM, a
- * block written per file (docs/PERFORMANCE.md, fifteenth pass). Here every inject of a process appends one record
- * (its envelope and its message bytes) to the process's current segment, and one fsync of the segment covers
- * every record appended before it started: the DirSyncer's grouping, applied to a file. The files in mess/ and env/
- * are written as before and their directory entries still synced (grouped) before the 250; only their contents'
- * syncs move. So after a power cut recovery finds every acknowledged message either intact in mess/ and env/, or
- * damaged there with its record intact here, and rewrites it from the record. A message still queued when its segment
- * is retired has its two files synced then, and the segment is removed.
+ * Why a journal: each inject used to fdatasync its two files and fsync the two directories, waits for the disk on
+ * every message and, on a VM, a block written per file (docs/PERFORMANCE.md, fifteenth and sixteenth passes). Here
+ * every inject of a process appends one record (its envelope and its message bytes) to the process's current segment,
+ * and one fsync of the segment covers every record appended before it started: the DirSyncer's grouping, applied to a
+ * file. The files in mess/ and env/ are written and renamed into place as before; neither their contents nor their
+ * directory entries are synced before the 250. So after a power cut recovery finds every acknowledged message intact
+ * in mess/ and env/, damaged there, or missing from them, with its record intact here, and rewrites it from the
+ * record. A segment is retired when its time is up: the files of its messages still queued are synced, then mess/
+ * and env/ (which makes their entries and the removals since durable), and the segment is removed.
+ *
+ * A missing entry is told from a removal by the boot: a segment's name carries the boot id of the system that wrote
+ * it. Within one boot nothing written is lost (a killed process leaves the page cache whole), so an id missing from
+ * env/ was removed and its record is not used. Only a segment from an earlier boot, whose writer may have been cut off
+ * by a power failure, restores its records' missing ids (a message removed shortly before the cut may so come back: a
+ * duplicate, never a loss). Where the boot id cannot be read, the entries are synced before the 250 as before.
  */
 
 /** Messages larger than this skip the journal (their own two fdatasyncs, as before): a record is held in memory. */
@@ -42,6 +49,11 @@ export interface JournalOptions {
   readonly rotateBytes?: number;
   /** A segment no longer written is retired this long after (ms; default 2000): most of its messages are gone. */
   readonly retireMs?: number;
+  /**
+   * Do the records stand for the directory entries too (default: yes, where the boot id can be read)? No: the store
+   * syncs mess/ and env/ before each 250, and the segment's name carries no boot id.
+   */
+  readonly entries?: boolean;
 }
 
 /** What the journal needs of its queue. */
@@ -72,16 +84,41 @@ export function startTime(pid: number): string {
   }
 }
 
-const SEGMENT_RE = /^(\d{1,10})\.(\d{1,20})\.(\d{1,12})\.jnl$/;
+/** This boot's id (Linux: 32 hex digits), or '' where it cannot be read. */
+export function bootId(): string {
+  try {
+    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim().replaceAll('-', '').toLowerCase();
+    return /^[0-9a-f]{32}$/.test(id) ? id : '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * `<pid>.<start time>.<n>.<boot id>.jnl`: a segment whose directory entries were not synced before its 250s (this
+ * boot's id in its name). Without the boot id (`<pid>.<start time>.<n>.jnl`, quail before session 19, or a system
+ * without a boot id) the entries were synced: recovery never restores a missing one.
+ */
+const SEGMENT_RE = /^(\d{1,10})\.(\d{1,20})\.(\d{1,12})(?:\.([0-9a-f]{32}))?\.jnl$/;
 
 /** Is the process that writes journal/<name> still running? */
-export function writerAlive(name: string): boolean {
+export function writerAlive(name: string, boot = bootId()): boolean {
   const m = SEGMENT_RE.exec(name);
   if (!m) return false;
+  if (m[4] !== undefined && m[4] !== boot) return false; // written before the last boot
   const pid = Number(m[1]);
   if (!pidAlive(pid)) return false;
   const t = startTime(pid);
   return t === '0' || m[2] === '0' || t === m[2];
+}
+
+/**
+ * May the directory entries of this dead writer's segment have been lost? Only when they were not synced before its
+ * 250s (its name carries a boot id) and the system has booted since (a power failure may have cut it off).
+ */
+export function entriesMayBeLost(name: string, boot = bootId()): boolean {
+  const m = SEGMENT_RE.exec(name);
+  return m?.[4] !== undefined && m[4] !== boot;
 }
 
 const HEADER_RE = /^QJ1 ([0-9a-z-]{22}) (\d{1,9}) (\d{1,12})\n/;
@@ -136,6 +173,9 @@ export class Journal {
   private readonly retiring = new Set<Promise<void>>();
   private readonly waiting = new Set<() => void>();
   private readonly start = startTime(process.pid);
+  private readonly boot = bootId();
+  /** The records stand for mess/ and env/'s entries: the store need not sync those directories before a 250. */
+  readonly coversEntries: boolean;
   private readonly rotateMs: number;
   private readonly rotateBytes: number;
   private readonly retireMs: number;
@@ -143,6 +183,8 @@ export class Journal {
   retireFailures = 0;
   /** Retirements that synced the file system at once rather than each queued message's files (tests). */
   fileSystemSyncs = 0;
+  /** Retirements that synced mess/ and env/, making their messages' entries durable (tests). */
+  entrySyncs = 0;
 
   constructor(
     private readonly host: JournalHost,
@@ -152,6 +194,7 @@ export class Journal {
     this.rotateMs = opts.rotateMs ?? 1000;
     this.rotateBytes = opts.rotateBytes ?? 4 * 1024 * 1024;
     this.retireMs = opts.retireMs ?? 2000;
+    this.coversEntries = opts.entries !== false && this.boot !== '';
   }
 
   /**
@@ -184,7 +227,8 @@ export class Journal {
 
   private segment(): Segment {
     if (this.cur?.open) return this.cur;
-    const path = join(this.host.layout.sub('journal'), `${process.pid}.${this.start}.${++this.seq}.jnl`);
+    const boot = this.coversEntries ? `.${this.boot}` : '';
+    const path = join(this.host.layout.sub('journal'), `${process.pid}.${this.start}.${++this.seq}${boot}.jnl`);
     const fd = openSync(path, 'wx', 0o600);
     const owner = this.host.owner;
     if (owner) fchownSync(fd, owner.uid, owner.gid);
@@ -221,8 +265,10 @@ export class Journal {
   }
 
   /**
-   * A segment's messages still queued get their own files synced; then the segment goes. Its removal needs no sync:
-   * a segment that comes back after a power cut is settled by recovery, which changes nothing for intact messages.
+   * A segment's messages still queued get their own files synced, then (when the records stand for them) mess/ and
+   * env/; then the segment goes, and (again when the records stand for the entries) journal/ is synced, since a
+   * segment that came back after a power cut would restore its removed messages. Without that, its removal needs no
+   * sync: recovery changes nothing for intact messages.
    */
   private async retire(seg: Segment): Promise<void> {
     try {
@@ -234,8 +280,17 @@ export class Journal {
       // system instead of two fdatasyncs each; a few: their own syncs (a syncfs would also write out the spare
       // files' pages, rewritten before they ever need to reach the disk).
       if (queued.length >= SYNCFS_FROM && (await syncFileSystem(seg.path))) this.fileSystemSyncs++;
-      else await syncQueued(L, queued);
+      else {
+        await syncQueued(L, queued);
+        // the entries of its messages, and the removals made since: after this a missing id was removed for good
+        if (this.coversEntries) {
+          await Promise.all([fsyncDir(L.sub('mess')), fsyncDir(L.sub('env'))]);
+          this.entrySyncs++;
+        }
+      }
       unlinkSync(seg.path);
+      // its name gone from the disk too: a segment back after a power cut would bring back its removed messages
+      if (this.coversEntries) await this.dirSync.sync();
     } catch {
       this.retireFailures++;
     } finally {
@@ -331,12 +386,15 @@ export interface SettleReport {
 /**
  * Recovery's part (docs/QUEUE.md, "Recovery"): for every segment whose writer is gone, each record whose id is still
  * queued (env/ present, not being removed) is checked against its files; a file that differs from the record (empty,
- * short, another message's old bytes) is rewritten from it; the files are synced, and the segment removed. Ids no
- * longer in env/ were removed (delivered): the record is not used, so a finished message never comes back.
+ * short, another message's old bytes) is rewritten from it; the files are synced, and the segment removed. An id no
+ * longer in env/ was removed (delivered), and its record is not used, unless the segment's entries may have been lost
+ * (entriesMayBeLost: written before the last boot, its entries unsynced): then its message is restored whole, unless
+ * trash/ shows its removal.
  */
 export async function settleJournal(L: Layout, owner: Owner | undefined): Promise<SettleReport> {
   const dir = L.sub('journal');
   const restored: QueueId[] = [];
+  const boot = bootId();
   let live = 0;
   let names: string[];
   try {
@@ -356,7 +414,7 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
       }
       continue;
     }
-    if (writerAlive(name)) {
+    if (writerAlive(name, boot)) {
       live++;
       continue;
     }
@@ -368,8 +426,10 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
       throw queueError(`cannot read ${path}`, err);
     }
     const queued: QueueId[] = [];
+    const lost = entriesMayBeLost(name, boot);
     for (const r of readRecords(data)) {
-      if (!(await exists(L.env(r.id))) || (await exists(L.trash(r.id)))) continue;
+      if (await exists(L.trash(r.id))) continue;
+      if (!lost && !(await exists(L.env(r.id)))) continue;
       queued.push(r.id);
       const envOk = envelopeStands(L.env(r.id), r);
       const messOk = sameBytes(L.mess(r.id), r.mess);

@@ -188,13 +188,14 @@ export class FileQueue implements QueueStore {
         files.close();
         throw queueError('cannot write the message to the queue', new Error('no envelope'));
       }
-      // With a journal, one record and the segment's grouped fsync stand for the two files' own syncs (journal.ts
-      // says why that keeps the contract); a message too large to keep in memory syncs its files as before.
+      // With a journal, one record and the segment's grouped fsync stand for the two files' own syncs and, where the
+      // boot id can be read, for their directory entries (journal.ts says why that keeps the contract); a message too
+      // large to keep in memory syncs its files and the directories as before.
       const journal = this.journal;
       const record = journal && kept?.length ? { env: envBytes, mess: kept } : undefined;
       const syncs = journal && record ? () => [journal.commit(id, record.env, record.mess)] : files.sync;
       try {
-        await this.linkIn({ tmpMess, env }, tmpEnv, 'rename', syncs);
+        await this.linkIn({ tmpMess, env }, tmpEnv, 'rename', syncs, !(record && journal?.coversEntries === true));
       } finally {
         files.close();
       }
@@ -228,12 +229,14 @@ export class FileQueue implements QueueStore {
    * before (import's commit). Every sync of the message waits at once, after the moves: one wait for the disk.
    * `how`: inject `rename`s its files into place (its id is new and random, docs/QUEUE.md step 3 says why that is
    * enough); import's commit `link`s them, because link never overwrites and an id it brings may already be taken.
+   * `dirs`: sync mess/ and env/ too (not when the journal's record stands for their entries).
    */
   private async linkIn(
     p: Prepared,
     tmpEnv: string,
     how: 'rename' | 'link',
     fileSyncs: () => Promise<void>[] = () => [],
+    dirs = true,
   ): Promise<void> {
     const { id } = p.env;
     const mess = this.layout.mess(id);
@@ -251,7 +254,7 @@ export class FileQueue implements QueueStore {
       }
       // The two files and both directories at once: one wait for the disk before the 250, not three (docs/QUEUE.md,
       // step 5, says why nothing needs to be on disk between the writes and the moves).
-      await Promise.all([...fileSyncs(), this.messSync.sync(), this.envSync.sync()]);
+      await Promise.all(dirs ? [...fileSyncs(), this.messSync.sync(), this.envSync.sync()] : fileSyncs());
     } catch (err) {
       if (stage >= 3) await unlinkQuiet(env);
       if (stage >= 2) await unlinkQuiet(mess);
