@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { freePort, MAIN, quail } from '../../test/support/start.js';
 import { waitFor } from '../../test/support/wait.js';
+import { bootId } from '../queue/journal.js';
 
 const asRoot = process.getuid?.() === 0;
 
@@ -140,6 +141,7 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
   chmodSync(root, 0o755);
   const procs: ChildProcess[] = [];
   let log = '';
+  let loop: ReturnType<typeof connectionLoop> | undefined;
   try {
     quail(['init', '--root', root, '--me', 'transitions.test']);
     const [smtp, submission, pop3] = [await freePort(), await freePort(), await freePort()];
@@ -179,7 +181,7 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
       };
 
     // 1. start, with the loop already knocking and a message waiting to go in
-    const loop = connectionLoop(smtp, hung);
+    loop = connectionLoop(smtp, hung);
     await new Promise((r) => setTimeout(r, 200));
     const first = startQuail();
     // a SIGHUP while starting (its default action would kill the process) is kept and acted on once running
@@ -215,10 +217,11 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
     );
     assert.match(await pop3Answers(pop3), /^\+OK/);
     // the SMTP child commits through the group commit's journal (docs/QUEUE.md): a segment of its own holds the
-    // message just acknowledged (a segment lives at least 2 s after its last record)
+    // message just acknowledged (a segment lives at least 2 s after its last record), and stands for its directory
+    // entries too (the boot id in its name)
     const segments = readdirSync(join(root, 'queue', 'journal'));
     assert.ok(
-      segments.some((n) => n.startsWith(`${state().smtpd?.pid}.`)),
+      segments.some((n) => n.startsWith(`${state().smtpd?.pid}.`) && n.endsWith(`.${bootId()}.jnl`)),
       `a journal segment of the SMTP child: ${segments.join(' ')}`,
     );
 
@@ -281,6 +284,7 @@ void test('start, SIGHUP, a child restart and stop under a connection loop: ever
     assert.equal(await second.exited, 0, log);
     assert.doesNotMatch(log, /Unhandled|TypeError|ReferenceError/);
   } finally {
+    void loop?.stop(); // a failed assertion must end the test, not leave the loop connecting forever
     for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
   }
