@@ -168,6 +168,34 @@ void test('journal: without the segment the same damage goes to corrupt/ (what t
     assert.ok(rep.corrupt.length >= 4, `damaged messages moved aside: ${rep.corrupt.join(' ')}`);
   }));
 
+void test('journal: recovery settles an earlier boot’s segments of garbage and a torn tail without harm', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    const q = await openQueue(root, { journal: LONG });
+    const id = await inject(q, 1, 1200);
+    const jdir = q.layout.sub('journal');
+    const [seg] = readdirSync(jdir);
+    const whole = readFileSync(join(jdir, seg as string));
+    const mess = readFileSync(q.layout.mess(id));
+    rmSync(join(jdir, seg as string));
+    rmSync(q.layout.env(id)); // its entries lost to the power cut
+    rmSync(q.layout.mess(id));
+    writeFileSync(
+      join(jdir, `${DEAD}.0.7.${EARLIER}.jnl`),
+      Buffer.concat([whole, Buffer.from('QJ1 garbage\n'), whole]),
+    );
+    writeFileSync(join(jdir, `${DEAD}.0.8.${EARLIER}.jnl`), Buffer.alloc(8192)); // zeros
+    writeFileSync(join(jdir, `${DEAD}.0.9.${EARLIER}.jnl`), 'QJ1 00000001a-aaaaaaaaaaaa 999999999 1\n{');
+    const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
+    assert.deepEqual([rep.restored, rep.corrupt], [[id], []], 'the whole record before the garbage, nothing else');
+    assert.ok(readFileSync(q.layout.mess(id)).equals(mess));
+    assert.deepEqual(await q.ids(), [id]);
+    assert.deepEqual(readdirSync(jdir), [], 'every settled segment removed');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 void test('journal: a torn or altered record ends the segment; the records before it stand', () => {
   const rec = (n: number): Buffer => {
     const id = `0000000${n}a-aaaaaaaaaaaa` as QueueId;
