@@ -426,6 +426,7 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
       throw queueError(`cannot read ${path}`, err);
     }
     const queued: QueueId[] = [];
+    const before = restored.length; // this segment's restores, not every earlier segment's again
     const lost = entriesMayBeLost(name, boot);
     for (const r of readRecords(data)) {
       if (await exists(L.trash(r.id))) continue;
@@ -444,7 +445,7 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
     }
     try {
       await syncQueued(L, queued);
-      if (restored.length > 0) for (const d of ['mess', 'env'] as const) await fsyncDir(L.sub(d));
+      if (restored.length > before) for (const d of ['mess', 'env'] as const) await fsyncDir(L.sub(d));
     } catch (err) {
       throw queueError('cannot sync the messages of a journal segment', err);
     }
