@@ -1,6 +1,7 @@
 // crypt(3) verification for imported hashes: MD5-crypt, SHA-crypt and DES crypt written from their specs; bcrypt via bcryptjs.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash as oneShot, timingSafeEqual } from 'node:crypto';
 import bcrypt from 'bcryptjs';
+import { cryptThreads } from './crypt-pool.js';
 
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -49,6 +50,38 @@ const repeatTo = (src: Buffer, len: number): Buffer => {
   return out;
 };
 
+/**
+ * SHA-crypt's rounds: round i hashes (i odd ? P : C) | (i % 3 ? S : '') | (i % 7 ? P : '') | (i odd ? C : P), C the last
+ * digest. The input's layout repeats every 42 rounds, so the 42 layouts are built once with C's place in each, and a
+ * round copies C in and makes one one-shot hash: no hash object and no update per part (a third less time than
+ * createHash with four updates, docs/PERFORMANCE.md seventeenth pass).
+ */
+function shaRounds(algo: 'sha256' | 'sha512', c0: Buffer, p: Buffer, s: Buffer, rounds: number): Buffer {
+  const size = c0.length;
+  const shapes: { readonly input: Buffer; readonly at: number }[] = [];
+  for (let k = 0; k < 42; k++) {
+    const odd = (k & 1) !== 0;
+    // null: C's place
+    const parts = [odd ? p : null, ...(k % 3 !== 0 ? [s] : []), ...(k % 7 !== 0 ? [p] : []), odd ? null : p];
+    const input = Buffer.alloc(parts.reduce((n, x) => n + (x === null ? size : x.length), 0));
+    let off = 0;
+    let at = 0;
+    for (const x of parts) {
+      if (x === null) at = off;
+      else x.copy(input, off);
+      off += x === null ? size : x.length;
+    }
+    shapes.push({ input, at });
+  }
+  let c: Buffer = c0;
+  for (let i = 0; i < rounds; i++) {
+    const shape = shapes[i % 42] as { readonly input: Buffer; readonly at: number };
+    c.copy(shape.input, shape.at);
+    c = oneShot(algo, shape.input, 'buffer');
+  }
+  return c;
+}
+
 /** Ulrich Drepper's SHA-crypt: `$5$` (SHA-256) and `$6$` (SHA-512), with optional `rounds=N$`. */
 function shaCrypt(kind: '5' | '6', password: Buffer, setting: string): string {
   const algo = kind === '5' ? 'sha256' : 'sha512';
@@ -71,21 +104,14 @@ function shaCrypt(kind: '5' | '6', password: Buffer, setting: string): string {
   for (; cnt > size; cnt -= size) a.update(b);
   a.update(b.subarray(0, cnt));
   for (cnt = password.length; cnt > 0; cnt >>= 1) a.update((cnt & 1) !== 0 ? b : password);
-  let c = a.digest();
+  let c: Buffer = a.digest();
   const dp = h();
   for (let i = 0; i < password.length; i++) dp.update(password);
   const p = repeatTo(dp.digest(), password.length);
   const ds = h();
   for (let i = 0; i < 16 + at(c, 0); i++) ds.update(salt);
   const s = repeatTo(ds.digest(), salt.length);
-  for (let i = 0; i < rounds; i++) {
-    const x = h();
-    x.update((i & 1) !== 0 ? p : c);
-    if (i % 3 !== 0) x.update(s);
-    if (i % 7 !== 0) x.update(p);
-    x.update((i & 1) !== 0 ? c : p);
-    c = x.digest();
-  }
+  c = shaRounds(algo, c, p, s, rounds);
   let out = '';
   if (kind === '5') {
     for (let j = 0; j < 10; j++) {
@@ -269,8 +295,11 @@ export function cryptScheme(hash: string): CryptScheme | null {
   return null;
 }
 
-/** The hash `password` (UTF-8) gives with `hash`'s scheme and setting, or null when the scheme is not one we verify. */
-async function recompute(password: string, hash: string): Promise<string | null> {
+/**
+ * The hash `password` (UTF-8) gives with `hash`'s scheme and setting, or null when the scheme is not one we verify.
+ * Computed here, on this thread (crypt-worker.ts runs it on the pool's).
+ */
+export async function recomputeCrypt(password: string, hash: string): Promise<string | null> {
   const pw = Buffer.from(password, 'utf8');
   switch (cryptScheme(hash)) {
     case 'md5-crypt':
@@ -297,7 +326,7 @@ async function recompute(password: string, hash: string): Promise<string | null>
  */
 export async function verifyCrypt(password: string, hash: string): Promise<boolean> {
   try {
-    const got = await recompute(password, hash);
+    const got = await cryptThreads.recompute(password, hash, recomputeCrypt);
     if (got === null) return false;
     const g = Buffer.from(got);
     const w = Buffer.from(hash);

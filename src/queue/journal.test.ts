@@ -266,6 +266,7 @@ void test('journal: segments are retired once no longer written, and at close; q
     await waitFor(() => readdirSync(jdir).length === 0, 10_000, 'the segment retired');
     assert.equal(q.journal?.retireFailures, 0);
     assert.equal(q.journal?.entrySyncs, 1);
+    assert.equal(q.dirSyncs(), 2, "mess/ and env/ synced through the store's grouped syncs, once each");
     assert.deepEqual(await q.ids(), [keep]);
 
     const q2 = await openQueue(root, { journal: LONG });

@@ -60,6 +60,12 @@ export interface JournalOptions {
 export interface JournalHost {
   readonly layout: Layout;
   readonly owner?: Owner | undefined;
+  /**
+   * The queue's grouped fsyncs of mess/ and env/ (FileQueue's), so a retirement's shares one with an inject's that
+   * runs at the same time; without them a retirement fsyncs each directory itself.
+   */
+  readonly messSync?: DirSyncer | undefined;
+  readonly envSync?: DirSyncer | undefined;
 }
 
 interface Segment {
@@ -101,24 +107,41 @@ export function bootId(): string {
  */
 const SEGMENT_RE = /^(\d{1,10})\.(\d{1,20})\.(\d{1,12})(?:\.([0-9a-f]{32}))?\.jnl$/;
 
+/** What a segment's name says: its writer (pid and start time) and the boot it was written in ('' before session 19). */
+interface SegmentName {
+  readonly pid: number;
+  readonly start: string;
+  readonly boot: string;
+}
+
+function parseSegment(name: string): SegmentName | undefined {
+  const m = SEGMENT_RE.exec(name);
+  return m ? { pid: Number(m[1]), start: m[2] ?? '0', boot: m[4] ?? '' } : undefined;
+}
+
 /** Is the process that writes journal/<name> still running? */
 export function writerAlive(name: string, boot = bootId()): boolean {
-  const m = SEGMENT_RE.exec(name);
-  if (!m) return false;
-  if (m[4] !== undefined && m[4] !== boot) return false; // written before the last boot
-  const pid = Number(m[1]);
-  if (!pidAlive(pid)) return false;
-  const t = startTime(pid);
-  return t === '0' || m[2] === '0' || t === m[2];
+  const seg = parseSegment(name);
+  return seg !== undefined && alive(seg, boot);
 }
+
+function alive(seg: SegmentName, boot: string): boolean {
+  if (earlierBoot(seg, boot)) return false;
+  if (!pidAlive(seg.pid)) return false;
+  const t = startTime(seg.pid);
+  return t === '0' || seg.start === '0' || t === seg.start;
+}
+
+/** Written before the last boot: its name carries a boot id, not this one. */
+const earlierBoot = (seg: SegmentName, boot: string): boolean => seg.boot !== '' && seg.boot !== boot;
 
 /**
  * May the directory entries of this dead writer's segment have been lost? Only when they were not synced before its
  * 250s (its name carries a boot id) and the system has booted since (a power failure may have cut it off).
  */
 export function entriesMayBeLost(name: string, boot = bootId()): boolean {
-  const m = SEGMENT_RE.exec(name);
-  return m?.[4] !== undefined && m[4] !== boot;
+  const seg = parseSegment(name);
+  return seg !== undefined && earlierBoot(seg, boot);
 }
 
 const HEADER_RE = /^QJ1 ([0-9a-z-]{22}) (\d{1,9}) (\d{1,12})\n/;
@@ -284,7 +307,8 @@ export class Journal {
         await syncQueued(L, queued);
         // the entries of its messages, and the removals made since: after this a missing id was removed for good
         if (this.coversEntries) {
-          await Promise.all([fsyncDir(L.sub('mess')), fsyncDir(L.sub('env'))]);
+          const { messSync, envSync } = this.host;
+          await Promise.all([messSync?.sync() ?? fsyncDir(L.sub('mess')), envSync?.sync() ?? fsyncDir(L.sub('env'))]);
           this.entrySyncs++;
         }
       }
@@ -405,7 +429,8 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
   }
   for (const name of names.sort()) {
     const path = join(dir, name);
-    if (!SEGMENT_RE.test(name)) {
+    const seg = parseSegment(name);
+    if (seg === undefined) {
       // not a segment: never deleted (the queue's rule), set aside
       try {
         await moveToCorrupt(path, L.sub('corrupt'), `journal.${name}`);
@@ -414,7 +439,7 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
       }
       continue;
     }
-    if (writerAlive(name, boot)) {
+    if (alive(seg, boot)) {
       live++;
       continue;
     }
@@ -427,7 +452,7 @@ export async function settleJournal(L: Layout, owner: Owner | undefined): Promis
     }
     const queued: QueueId[] = [];
     const before = restored.length; // this segment's restores, not every earlier segment's again
-    const lost = entriesMayBeLost(name, boot);
+    const lost = earlierBoot(seg, boot);
     for (const r of readRecords(data)) {
       if (await exists(L.trash(r.id))) continue;
       if (!lost && !(await exists(L.env(r.id)))) continue;

@@ -1,6 +1,7 @@
 // What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 import type { Socket } from 'node:net';
 import { errText } from '../core/index.js';
+import { cryptThreads } from '../directory/index.js';
 import type { FromServiceChild, ToServiceChild } from './privchild.js';
 
 /** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */
@@ -94,6 +95,8 @@ export async function runServiceChild<Spec>(
   send: (msg: FromServiceChild<never>) => void,
 ): Promise<void> {
   if (!becomeAccount(m.uid, m.gid, (error) => send({ type: 'fatal', error }))) return;
+  // a login's crypt(3) hash (an imported vpopmail password) on threads, not on the sessions' event loop (crypt-pool.ts)
+  cryptThreads.use();
   try {
     await m.open();
   } catch (err) {
