@@ -85,3 +85,12 @@ void test('crypt threads: a thread lost in the middle of a job does not lose the
     await pool.stop();
   }
 });
+
+void test('crypt threads: threads that cannot start cost three logins a thread each, then the pool computes inline', async () => {
+  const pool = new CryptThreads(new URL('./no-such-crypt-worker.js', import.meta.url));
+  pool.use(2);
+  const [pw, hash] = VECTORS[2] as readonly [string, string];
+  for (let n = 1; n <= 5; n++) assert.equal(await pool.recompute(pw, hash, recomputeCrypt), hash, `login ${n}`);
+  assert.equal(pool.enabled, false, 'off after three threads lost before their first answer');
+  assert.deepEqual([pool.threaded, pool.fellBack], [0, 3]);
+});

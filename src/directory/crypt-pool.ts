@@ -33,6 +33,12 @@ interface Thread {
 
 const WORKER = new URL('./crypt-worker.js', import.meta.url);
 
+/**
+ * Threads that fail before their first answer, in a row, after which every hash is computed inline (a worker file that
+ * cannot load would otherwise cost a thread's start at every login).
+ */
+const LOST_BEFORE_OFF = 3;
+
 /** Up to this many threads by default: one per CPU, at most 4. */
 const DEFAULT_CRYPT_THREADS = Math.max(1, Math.min(4, availableParallelism()));
 
@@ -43,6 +49,11 @@ export class CryptThreads {
   /** Jobs a thread answered, and jobs computed inline after their thread was lost. */
   threaded = 0;
   fellBack = 0;
+  /** Threads lost before they answered anything, in a row: at LOST_BEFORE_OFF the pool turns itself off. */
+  private lostUnused = 0;
+
+  /** `workerFile`: the thread's module (tests give one that cannot load). */
+  constructor(private readonly workerFile: URL = WORKER) {}
 
   /** Threads from now on (0: inline). Threads started before stay until they are idle and the process exits. */
   use(size: number = DEFAULT_CRYPT_THREADS): void {
@@ -102,15 +113,19 @@ export class CryptThreads {
   private start(i: number): Thread | undefined {
     let worker: Worker;
     try {
-      worker = new Worker(WORKER);
+      worker = new Worker(this.workerFile);
     } catch {
+      if (++this.lostUnused >= LOST_BEFORE_OFF) this.size = 0;
       return undefined; // no thread to be had (resource limits): computed inline
     }
     worker.unref();
     const t: Thread = { worker, pending: new Map(), answered: 0 };
     this.threads[i] = t;
     const lost = (): void => {
-      if (this.threads[i] === t) this.threads[i] = undefined;
+      if (this.threads[i] !== t) return; // already counted ('error' and then 'exit')
+      this.threads[i] = undefined;
+      if (t.answered > 0) this.lostUnused = 0;
+      else if (++this.lostUnused >= LOST_BEFORE_OFF) this.size = 0;
       const jobs = [...t.pending.values()];
       t.pending.clear();
       for (const j of jobs) j.reject();
@@ -120,6 +135,7 @@ export class CryptThreads {
       if (j === undefined) return;
       t.pending.delete(m.id);
       t.answered++;
+      this.lostUnused = 0;
       if (t.pending.size === 0) worker.unref();
       j.resolve(m.out);
     });
