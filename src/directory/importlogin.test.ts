@@ -1,9 +1,10 @@
-// Users imported from vpopmail with bcrypt ($2y$) and DES crypt hashes log in: authenticate, quail checkpassword, POP3.
+// Users imported from vpopmail with bcrypt ($2y$) and DES crypt hashes log in: authenticate, quail checkpassword, POP3;
+// a slow SHA-crypt hash is verified off the POP3 process's event loop.
 // tier: system (needs perl, quail start)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -84,6 +85,7 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
   chmodSync(base, 0o755); // as root the POP3 child runs as control/quailuser and must reach the mail root
   const root = join(base, 'root');
   let q: ChildProcess | undefined;
+  const opened: Socket[] = [];
   try {
     // The vpopmail domains/ tree: bob has a bcrypt hash and one message, dee a DES hash, eve a BSDi DES hash.
     const old = join(base, 'vpopmail', 'domains', 'old.test');
@@ -93,6 +95,9 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     const bob = crypt('bob-pw-2y', '$2y$05$abcdefghijklmnopqrstuu');
     const dee = crypt('deepass1', 'dX');
     const eve = crypt('eve has a long one', '_J9..eeee');
+    // a SHA-crypt hash of 1,000,000 rounds: about a second to verify, long enough to see what else is served meanwhile
+    const sal = crypt('sal-slow-pw', '$6$rounds=1000000$slowsalt$');
+    assert.match(sal, /^\$6\$rounds=1000000\$slowsalt\$.{86}$/);
     assert.match(bob, /^\$2y\$05\$.{53}$/);
     assert.match(dee, /^dX.{11}$/);
     writeFileSync(
@@ -101,6 +106,7 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
         `bob:${bob}:1:0:Bob:/home/vpopmail/domains/old.test/bob:NOQUOTA`,
         `dee:${dee}:1:0:Dee:/home/vpopmail/domains/old.test/dee:NOQUOTA`,
         `eve:${eve}:1:0:Eve:/home/vpopmail/domains/old.test/eve:NOQUOTA`,
+        `sal:${sal}:1:0:Sal:/home/vpopmail/domains/old.test/sal:NOQUOTA`,
         'sam:$2x$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q:1:0:Sam:/home/vpopmail/domains/old.test/sam:NOQUOTA',
         '',
       ].join('\n'),
@@ -116,6 +122,7 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
       'mailbox bob@old.test',
       'mailbox dee@old.test',
       'mailbox eve@old.test',
+      'mailbox sal@old.test',
       'mailbox sam@old.test (password hash of a scheme quail cannot verify: reset it)',
     ]);
 
@@ -178,9 +185,62 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     const d = await pop(port, 'dee@old.test', 'deepass1');
     assert.match(d[2] ?? '', /^\+OK/, d.join('\n'));
     assert.match(d[3] ?? '', /^\+OK 0 0$/, d.join('\n'));
+    // The slow hash is computed on a thread of the POP3 process (src/directory/crypt-pool.ts): commands of another
+    // session sent while it is computed are answered before the login is. Computed on the process's event loop, the
+    // first NOOP's answer would wait for the hash. (Before any failed login: that would delay the next ones from this
+    // address, and the NOOP would be answered during the delay.)
+    const order: string[] = [];
+    const open = (tag: string): { write: (cmd: string) => void; want: (n: number) => Promise<string> } => {
+      const sock = connect(port, '127.0.0.1');
+      opened.push(sock);
+      let text = '';
+      let seen = 0;
+      let arrived = (): void => undefined;
+      sock.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        for (const n = text.split('\r\n').length - 1; seen < n;) order.push(`${tag}${++seen}`);
+        arrived();
+      });
+      return {
+        write: (cmd) => sock.write(`${cmd}\r\n`),
+        // woken by each arrival (not polled: 50 round trips must take milliseconds, not 50 polling intervals)
+        want: async (n) => {
+          const until = Date.now() + 30_000;
+          while (seen < n) {
+            if (Date.now() > until) assert.fail(`${tag}: no line ${n} in ${JSON.stringify(text)}`);
+            await new Promise<void>((resolve) => {
+              arrived = resolve;
+              setTimeout(resolve, 1000);
+            });
+          }
+          return text.split('\r\n')[n - 1] ?? '';
+        },
+      };
+    };
+    const dee2 = open('dee');
+    await dee2.want(1);
+    dee2.write('USER dee@old.test');
+    await dee2.want(2);
+    dee2.write('PASS deepass1');
+    assert.match(await dee2.want(3), /^\+OK/);
+    const slow = open('sal');
+    await slow.want(1);
+    slow.write('USER sal@old.test');
+    await slow.want(2);
+    slow.write('PASS sal-slow-pw');
+    await new Promise((r) => setTimeout(r, 200)); // the PASS is read and its hash under way
+    // 50 NOOPs one after the other take milliseconds; the hash takes about a second, and inline the first NOOP would
+    // be answered only after it, the rest after the login's last steps
+    for (let n = 4; n < 54; n++) {
+      dee2.write('NOOP');
+      assert.match(await dee2.want(n), /^\+OK/);
+    }
+    assert.ok(!order.includes('sal3'), `50 NOOPs answered while the slow login is verified: ${order.join(' ')}`);
+    assert.match(await slow.want(3), /^\+OK/, 'the slow hash verifies');
     const bad = await pop(port, 'bob@old.test', 'deepass1');
     assert.match(bad[2] ?? '', /^-ERR/, bad.join('\n'));
   } finally {
+    for (const sock of opened) sock.destroy();
     try {
       if (q?.pid !== undefined) process.kill(-q.pid, 'SIGKILL');
     } catch {
