@@ -329,6 +329,24 @@ void test('journal: a segment that cannot be made fails the inject as temporary 
   }
 });
 
+void test('journal: a backlog retired where syncfs cannot be made syncs each queued message instead, and loses none', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    const q = await openQueue(root, { journal: { ...LONG, syncProgram: join(root, 'no-such-sync') } });
+    const ids = await Promise.all(Array.from({ length: SYNCFS_FROM + 6 }, (_, n) => inject(q, n, 300 + n)));
+    q.close();
+    await q.closed();
+    assert.equal(q.journal?.fileSystemSyncs, 0, 'no syncfs');
+    assert.equal(q.journal?.entrySyncs, 1, "the messages' own files synced, then mess/ and env/");
+    assert.equal(q.journal?.retireFailures, 0);
+    assert.deepEqual(readdirSync(q.layout.sub('journal')), [], 'the segment retired');
+    const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
+    assert.deepEqual([rep.kept, rep.corrupt, rep.restored], [ids.length, [], []]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 void test('journal: a segment retired with many messages still queued (a backlog) syncs the file system once', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
   try {

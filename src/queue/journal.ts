@@ -54,6 +54,11 @@ export interface JournalOptions {
    * syncs mess/ and env/ before each 250, and the segment's name carries no boot id.
    */
   readonly entries?: boolean;
+  /**
+   * The program that makes syncfs(2) for a backlog's retirement (default coreutils' `sync`, looked for in /usr/bin and
+   * /bin). Where it cannot run, each queued message's files are synced instead (tests name one that is missing).
+   */
+  readonly syncProgram?: string;
 }
 
 /** What the journal needs of its queue. */
@@ -208,6 +213,7 @@ export class Journal {
   fileSystemSyncs = 0;
   /** Retirements that synced mess/ and env/, making their messages' entries durable (tests). */
   entrySyncs = 0;
+  private readonly syncProgram: string;
 
   constructor(
     private readonly host: JournalHost,
@@ -218,6 +224,7 @@ export class Journal {
     this.rotateBytes = opts.rotateBytes ?? 4 * 1024 * 1024;
     this.retireMs = opts.retireMs ?? 2000;
     this.coversEntries = opts.entries !== false && this.boot !== '';
+    this.syncProgram = opts.syncProgram ?? 'sync';
   }
 
   /**
@@ -302,7 +309,7 @@ export class Journal {
       // Many still queued (a backlog: delivery held or slower than acceptance): one syncfs of the queue's file
       // system instead of two fdatasyncs each; a few: their own syncs (a syncfs would also write out the spare
       // files' pages, rewritten before they ever need to reach the disk).
-      if (queued.length >= SYNCFS_FROM && (await syncFileSystem(seg.path))) this.fileSystemSyncs++;
+      if (queued.length >= SYNCFS_FROM && (await syncFileSystem(seg.path, this.syncProgram))) this.fileSystemSyncs++;
       else {
         await syncQueued(L, queued);
         // the entries of its messages, and the removals made since: after this a missing id was removed for good
@@ -356,9 +363,9 @@ const execFileAsync = promisify(execFile);
  * `sync --file-system` makes the call (Linux; it reports write-back errors since Linux 5.8). False when it cannot
  * run or fails: the caller syncs file by file.
  */
-async function syncFileSystem(path: string): Promise<boolean> {
+async function syncFileSystem(path: string, program: string): Promise<boolean> {
   try {
-    await execFileAsync('sync', ['--file-system', path], {
+    await execFileAsync(program, ['--file-system', path], {
       env: { PATH: '/usr/bin:/bin' },
       timeout: 60_000,
     });
