@@ -19,6 +19,17 @@ const SLOW = [
   '$6$rounds=200000$slowsalt$IucP1mXRE83zKUQy87o4gfUp.OsRI6Pr2n0KK0aaSLpRDfDj1DB0ydSiwcJCL1Yccx.BKN9cWS.mhPkNrZFZI1',
 ] as const;
 
+/** A pool of `size` threads for `body`, its threads stopped after. */
+async function withThreads(size: number, body: (pool: CryptThreads) => Promise<void>): Promise<void> {
+  const pool = new CryptThreads();
+  pool.use(size);
+  try {
+    await body(pool);
+  } finally {
+    await pool.stop();
+  }
+}
+
 /** Whether a setImmediate queued before the recomputation ran before its answer came (the event loop turned). */
 async function loopTurned(pool: CryptThreads, password: string, hash: string): Promise<[string | null, boolean]> {
   let turned = false;
@@ -27,10 +38,8 @@ async function loopTurned(pool: CryptThreads, password: string, hash: string): P
   return [out, turned];
 }
 
-void test('crypt threads: every scheme gives the hash it was made with, on a thread, while the event loop turns', async () => {
-  const pool = new CryptThreads();
-  pool.use(2);
-  try {
+void test('crypt threads: every scheme gives the hash it was made with, on a thread, while the event loop turns', () =>
+  withThreads(2, async (pool) => {
     for (const [pw, hash] of VECTORS) {
       const [out, turned] = await loopTurned(pool, pw, hash);
       assert.equal(out, hash, `${pw} against ${hash}`);
@@ -40,10 +49,7 @@ void test('crypt threads: every scheme gives the hash it was made with, on a thr
     assert.equal(await pool.recompute('x', '$9$unknown', recomputeCrypt), null, 'an unknown scheme: null, as inline');
     assert.equal(pool.threaded, VECTORS.length * 2 + 1);
     assert.equal(pool.fellBack, 0);
-  } finally {
-    await pool.stop();
-  }
-});
+  }));
 
 void test('crypt threads off: computed inline, the event loop waits (what the threaded test tells apart)', async () => {
   const pool = new CryptThreads();
@@ -55,23 +61,16 @@ void test('crypt threads off: computed inline, the event loop waits (what the th
   assert.equal(pool.threaded, 0);
 });
 
-void test('crypt threads: logins at once are spread over the threads', async () => {
-  const pool = new CryptThreads();
-  pool.use(2);
-  try {
+void test('crypt threads: logins at once are spread over the threads', () =>
+  withThreads(2, async (pool) => {
     const [pw, hash] = VECTORS[1] as readonly [string, string];
     const outs = await Promise.all([1, 2, 3, 4].map(() => pool.recompute(pw, hash, recomputeCrypt)));
     assert.deepEqual(outs, [hash, hash, hash, hash]);
     assert.equal(pool.threadsUsed, 2);
-  } finally {
-    await pool.stop();
-  }
-});
+  }));
 
-void test('crypt threads: a thread lost in the middle of a job does not lose the login; the next job gets a new thread', async () => {
-  const pool = new CryptThreads();
-  pool.use(1);
-  try {
+void test('crypt threads: a thread lost in the middle of a job does not lose the login; the next job gets a new thread', () =>
+  withThreads(1, async (pool) => {
     const pending = pool.recompute(SLOW[0], SLOW[1], recomputeCrypt);
     await new Promise((r) => setTimeout(r, 20));
     await pool.stop();
@@ -81,10 +80,7 @@ void test('crypt threads: a thread lost in the middle of a job does not lose the
     const [out, turned] = await loopTurned(pool, pw, hash);
     assert.deepEqual([out, turned], [hash, true]);
     assert.equal(pool.threaded, 1);
-  } finally {
-    await pool.stop();
-  }
-});
+  }));
 
 void test('crypt threads: threads that cannot start cost three logins a thread each, then the pool computes inline', async () => {
   const pool = new CryptThreads(new URL('./no-such-crypt-worker.js', import.meta.url));

@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 /** What one computation gives: the recomputed hash, or null for a scheme that is not verified. */
 export type Recompute = (password: string, hash: string) => Promise<string | null>;
 
-interface Job {
+export interface Job {
   readonly id: number;
   readonly password: string;
   readonly hash: string;

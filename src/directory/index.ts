@@ -19,7 +19,6 @@ export { DirectoryError, domainName, formatPolicy, parsePolicy, parseFlag } from
 export { openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
 export { LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme } from './password.js';
-export { cryptThreads } from './crypt-pool.js';
 export { authenticate } from './auth.js';
 export { mayUseSender } from './senders.js';
 export { checkDrift, repairDrift } from './sync.js';

@@ -65,12 +65,9 @@ export interface JournalOptions {
 export interface JournalHost {
   readonly layout: Layout;
   readonly owner?: Owner | undefined;
-  /**
-   * The queue's grouped fsyncs of mess/ and env/ (FileQueue's), so a retirement's shares one with an inject's that
-   * runs at the same time; without them a retirement fsyncs each directory itself.
-   */
-  readonly messSync?: DirSyncer | undefined;
-  readonly envSync?: DirSyncer | undefined;
+  /** The queue's grouped fsyncs of mess/ and env/: a retirement's shares one with an inject's that runs at once. */
+  readonly messSync: DirSyncer;
+  readonly envSync: DirSyncer;
 }
 
 interface Segment {
@@ -314,8 +311,7 @@ export class Journal {
         await syncQueued(L, queued);
         // the entries of its messages, and the removals made since: after this a missing id was removed for good
         if (this.coversEntries) {
-          const { messSync, envSync } = this.host;
-          await Promise.all([messSync?.sync() ?? fsyncDir(L.sub('mess')), envSync?.sync() ?? fsyncDir(L.sub('env'))]);
+          await Promise.all([this.host.messSync.sync(), this.host.envSync.sync()]);
           this.entrySyncs++;
         }
       }

@@ -1,7 +1,8 @@
 // What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 import type { Socket } from 'node:net';
 import { errText } from '../core/index.js';
-import { cryptThreads } from '../directory/index.js';
+// the pool itself, not the directory's index: the send and metrics children would load SQLite and PostgreSQL's drivers
+import { cryptThreads } from '../directory/crypt-pool.js';
 import type { FromServiceChild, ToServiceChild } from './privchild.js';
 
 /** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */
