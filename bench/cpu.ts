@@ -6,8 +6,26 @@ const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'ut
 
 interface Stat {
   readonly ppid: number;
-  /** utime + stime + cutime + cstime, in clock ticks. */
-  readonly ticks: number;
+  /** Its own CPU and its exited children's (cutime + cstime), ms. */
+  readonly ms: number;
+}
+
+/**
+ * The process's own CPU in ms, to the nanosecond: the sum of its threads' run time from schedstat. /proc/PID/stat's
+ * utime and stime are whole clock ticks (10 ms) per process, so a short phase spread over many processes (Postfix's
+ * ten smtpd taking two messages each) can read as no CPU at all. Undefined where schedstat cannot be read.
+ */
+function ownMs(pid: number): number | undefined {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const first = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0];
+      ns += Number(first);
+    }
+    return Number.isFinite(ns) ? ns / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function readStat(pid: number): Stat | undefined {
@@ -16,7 +34,8 @@ function readStat(pid: number): Stat | undefined {
     // the command name (field 2) may hold spaces and parentheses: fields count from the last ')'
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     const n = (i: number): number => Number(f[i - 3]);
-    return { ppid: n(4), ticks: n(14) + n(15) + n(16) + n(17) };
+    const own = ownMs(pid) ?? (n(14) + n(15)) * TICK_MS;
+    return { ppid: n(4), ms: own + (n(16) + n(17)) * TICK_MS };
   } catch {
     return undefined;
   }
@@ -68,7 +87,7 @@ export function treeCpuByPid(root: number): Map<number, Reading> {
   const todo = [root];
   for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {
     const s = stats.get(pid);
-    out.set(pid, { role: roleOf(pid), ppid: s?.ppid ?? 0, ms: (s?.ticks ?? 0) * TICK_MS });
+    out.set(pid, { role: roleOf(pid), ppid: s?.ppid ?? 0, ms: s?.ms ?? 0 });
     todo.push(...(children.get(pid) ?? []));
   }
   return out;

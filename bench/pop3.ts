@@ -220,7 +220,7 @@ async function retrRows(servers: readonly Served[], ctx: BenchContext): Promise<
         name: `${s.name}: server CPU per RETR`,
         value: Math.round((sum((r) => r.cpuMs) * 1000) / Math.max(1, msgs)),
         unit: 'us',
-        note: `every process of the server (/proc, 10 ms ticks); per session ${each((r) => Math.round((r.cpuMs * 1000) / Math.max(1, r.msgs)))} us`,
+        note: `every process of the server (/proc: schedstat, and exited children in 10 ms ticks); per session ${each((r) => Math.round((r.cpuMs * 1000) / Math.max(1, r.msgs)))} us`,
       },
     ];
   });

@@ -22,6 +22,17 @@ void test('treeCpuMs: a process tree counts its own CPU; a pid that does not exi
   assert.equal(treeCpuMs(0x7ffffffe), 0);
 });
 
+void test('treeCpuMs: finer than a clock tick, so a few ms of CPU never reads as none', () => {
+  // /proc/PID/stat counts whole 10 ms ticks: 3 ms of work would read as 0 or 10. schedstat's nanoseconds do not.
+  const a = treeCpuMs(process.pid);
+  const start = process.cpuUsage();
+  let x = 0;
+  while (process.cpuUsage(start).user < 3000) x += Math.sqrt(x + 1);
+  const d = treeCpuMs(process.pid) - a;
+  assert.ok(d >= 2.5, `${d} ms (${x > 0 ? 'spun' : ''})`);
+  assert.ok(!Number.isInteger(d / 10), `${d} ms is whole ticks`);
+});
+
 /**
  * Runs the section in a fresh directory with `env` set for the run (QUAIL_BENCH_WARMUP=7 unless given: a small
  * warm-up, so its messages are sent and delivered first, and counted neither as accepted nor as delivered), hands
