@@ -1,5 +1,5 @@
 // Users imported from vpopmail with bcrypt ($2y$) and DES crypt hashes log in: authenticate, quail checkpassword, POP3;
-// a slow SHA-crypt hash is verified off the POP3 process's event loop.
+// a slow SHA-crypt hash is verified off the event loop of the POP3 process and of the SMTP process (AUTH on submission).
 // tier: system (needs perl, quail start)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,7 +81,7 @@ async function pop(port: number, user: string, pw: string): Promise<string[]> {
   }
 }
 
-void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate, checkpassword, POP3); wrong passwords do not', async () => {
+void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate, checkpassword, POP3, SMTP AUTH); wrong passwords do not', async () => {
   const base = mkdtempSync(join(tmpdir(), 'quail-implogin-'));
   chmodSync(base, 0o755); // as root the POP3 child runs as control/quailuser and must reach the mail root
   const root = join(base, 'root');
@@ -152,6 +152,9 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
 
     // this test speaks plain USER/PASS: the one client it comes from may (POP3 refuses clear-text logins otherwise)
     writeFileSync(join(root, 'control', 'tcp.pop3'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n');
+    // and AUTH PLAIN without STARTTLS on submission; one SMTP process, so that both SMTP sessions below share it
+    writeFileSync(join(root, 'control', 'tcp.smtp'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n');
+    writeFileSync(join(root, 'control', 'smtpdprocesses'), '1\n');
     q = spawn(
       process.execPath,
       [
@@ -207,6 +210,28 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     for (let n = 1; n <= 50; n++) assert.match(await dee2.cmd('NOOP'), /^\+OK/, `NOOP ${n}`);
     assert.equal(slowAnswer, undefined, '50 NOOPs answered while the slow login is verified');
     assert.match(await slowLogin, /^\+OK/, 'the slow hash verifies');
+    // The same through the SMTP process: AUTH PLAIN with the slow hash on submission, while another session's NOOPs
+    // are answered (15: smtpd closes a session after 20 commands without a mail).
+    const sub = Number(/smtp\.listening address=\S+ port=(\d+) kind=submission/.exec(log)?.[1] ?? NaN);
+    assert.ok(sub > 0, log);
+    const ehlo = async (c: PopClient): Promise<void> => {
+      assert.match((await c.line()) ?? '', /^220 /);
+      c.write('EHLO client.test\r\n');
+      for (let l = await c.line(); !/^250 /.test(l ?? '250 '); l = await c.line()) assert.match(l ?? '', /^250-/);
+    };
+    const other = await PopClient.open(sub);
+    opened.push(other);
+    await ehlo(other);
+    const authing = await PopClient.open(sub);
+    opened.push(authing);
+    await ehlo(authing);
+    let authAnswer: string | undefined;
+    const plain = Buffer.from('\0sal@old.test\0sal-slow-pw').toString('base64');
+    const slowAuth = authing.cmd(`AUTH PLAIN ${plain}`).then((l) => (authAnswer = l));
+    await new Promise((r) => setTimeout(r, 200));
+    for (let n = 1; n <= 15; n++) assert.match(await other.cmd('NOOP'), /^250 /, `SMTP NOOP ${n}`);
+    assert.equal(authAnswer, undefined, '15 NOOPs answered while the slow AUTH is verified');
+    assert.match(await slowAuth, /^235 /, 'the slow hash verifies for AUTH');
     const bad = await pop(port, 'bob@old.test', 'deepass1');
     assert.match(bad[2] ?? '', /^-ERR/, bad.join('\n'));
   } finally {
