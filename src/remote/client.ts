@@ -206,30 +206,28 @@ export class SmtpClient {
   }
 
   /**
-   * Streams the message: LF → CRLF, a `.` at the start of a line doubled (RFC 5321 4.5.2), then `.` CRLF.
+   * Sends the message: LF → CRLF, a `.` at the start of a line doubled (RFC 5321 4.5.2), then `.` CRLF.
    * Resolves 'partial' without sending the final dot when the last line has no newline (qmail refuses those).
+   * A message in memory goes out in one write with its final dot; a stream chunk by chunk, the dot after.
    */
-  async data(message: Readable): Promise<'sent' | 'partial'> {
-    let atLineStart = true;
-    for await (const chunk of message as AsyncIterable<Buffer>) {
-      const parts: Buffer[] = [];
-      let start = 0;
-      for (let i = 0; i < chunk.length; i++) {
-        const c = chunk[i];
-        if (atLineStart && c === 0x2e) {
-          parts.push(chunk.subarray(start, i), DOT);
-          start = i;
-        }
-        if (c === 0x0a) {
-          parts.push(chunk.subarray(start, i), CRLF);
-          start = i + 1;
-          atLineStart = true;
-        } else atLineStart = false;
+  async data(message: Readable | Buffer): Promise<'sent' | 'partial'> {
+    const st: StuffState = { atLineStart: true };
+    if (Buffer.isBuffer(message)) {
+      const out = Buffer.allocUnsafe(message.length * 2 + DOT_CRLF.length);
+      let o = stuff(message, st, out, 0);
+      if (!st.atLineStart) {
+        await this.write(out.subarray(0, o));
+        return 'partial';
       }
-      parts.push(chunk.subarray(start));
-      await this.write(Buffer.concat(parts));
+      o += DOT_CRLF.copy(out, o);
+      await this.write(out.subarray(0, o));
+      return 'sent';
     }
-    if (!atLineStart) return 'partial';
+    for await (const chunk of message as AsyncIterable<Buffer>) {
+      const out = Buffer.allocUnsafe(chunk.length * 2);
+      await this.write(out.subarray(0, stuff(chunk, st, out, 0)));
+    }
+    if (!st.atLineStart) return 'partial';
     await this.write(DOT_CRLF);
     return 'sent';
   }
@@ -252,6 +250,41 @@ export class SmtpClient {
   }
 }
 
-const DOT = Buffer.from('.');
-const CRLF = Buffer.from('\r\n');
 const DOT_CRLF = Buffer.from('.\r\n');
+const LF = 0x0a;
+const CR = 0x0d;
+const DOT = 0x2e;
+
+/** Whether the next byte starts a line, carried across chunks. */
+interface StuffState {
+  atLineStart: boolean;
+}
+
+/**
+ * DATA's transparency (RFC 5321 4.5.2) for one chunk, into `out` from offset `o` (room for twice the chunk is
+ * enough); returns the offset after the last byte written. Every LF becomes CRLF, a CR already before it kept (as
+ * qmail-remote does), and a `.` that starts a line is doubled. A line's bytes are copied by a loop that looks only
+ * for its LF; its start is tested once per line.
+ */
+function stuff(chunk: Buffer, st: StuffState, out: Buffer, o: number): number {
+  let atLineStart = st.atLineStart;
+  const n = chunk.length;
+  let i = 0;
+  while (i < n) {
+    if (atLineStart && chunk[i] === DOT) out[o++] = DOT;
+    atLineStart = false;
+    while (i < n) {
+      const c = chunk[i] as number;
+      if (c === LF) break;
+      out[o++] = c;
+      i++;
+    }
+    if (i === n) break; // the line goes on in the next chunk
+    out[o++] = CR;
+    out[o++] = LF;
+    i++;
+    atLineStart = true;
+  }
+  st.atLineStart = atLineStart;
+  return o;
+}

@@ -1,7 +1,7 @@
 // The message file of one transaction: opened once, scanned for 8-bit bytes (RFC 6152) at most once per engine, then sent.
 import { isAscii } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 /** Reads of the scan and of DATA: one stream chunk's worth, so a message is never held whole beyond this. */
 const CHUNK = 65536;
@@ -97,8 +97,8 @@ export class MessageFile {
   }
 
   /** The bytes for DATA, from the start: the scan's buffer when it held the whole file, else streamed. */
-  body(): Readable {
-    if (this.whole !== undefined) return Readable.from([this.whole]);
+  body(): Readable | Buffer {
+    if (this.whole !== undefined) return this.whole;
     return this.fh.createReadStream({ start: this.offset, autoClose: false, highWaterMark: CHUNK });
   }
 

@@ -209,11 +209,15 @@ export async function transaction(
     const rcptLines = sendable.map((r) => `RCPT TO:<${quoteAddress(r)}>`);
     let mail: Reply;
     const rcpts: Reply[] = [];
+    // With PIPELINING, DATA closes the group (RFC 2920 3.1): its reply is read after the others', and the body goes
+    // only when some recipient was accepted and DATA got its 354.
+    let pipedData: Reply | undefined;
     if (ext.has('PIPELINING')) {
-      await client.write(`${[mailLine, ...rcptLines].join('\r\n')}\r\n`);
+      await client.write(`${[mailLine, ...rcptLines].join('\r\n')}\r\nDATA\r\n`);
       mail = await client.reply();
       answered = true;
       for (let i = 0; i < rcptLines.length; i++) rcpts.push(await client.reply());
+      pipedData = await client.reply();
     } else {
       mail = await client.command(mailLine);
       answered = true;
@@ -233,11 +237,18 @@ export async function transaction(
     );
     const accepted = results.filter((r) => r === undefined).length;
     if (accepted === 0) {
+      // A server that answered the pipelined DATA with 354 although it took no recipient is waiting for a message:
+      // the connection is dropped, so that it ends the transaction with nothing sent (neither this message's bytes
+      // nor an empty one).
+      if (pipedData !== undefined && pipedData.code === 354) {
+        client.close();
+        return { results: merge(results as DeliveryResult[]), reusable: false };
+      }
       const rset = await client.command('RSET');
       return { results: merge(results as DeliveryResult[]), reusable: rset.code === 250 };
     }
     const fill = (r: DeliveryResult): DeliveryResult[] => merge(results.map((x) => x ?? r));
-    const data = await client.command('DATA');
+    const data = pipedData ?? (await client.command('DATA'));
     if (data.code >= 400) {
       client.quit();
       return { results: fill(judged(classify, data, `${ip} failed on DATA command.\n${said(data)}`)), reusable: false };
@@ -280,7 +291,8 @@ export async function transaction(
 }
 
 /** The prefix, then every chunk of the body, as one stream (errors of the body stay errors of the stream). */
-function withPrefix(prefix: Buffer, body: Readable): Readable {
+function withPrefix(prefix: Buffer, body: Readable | Buffer): Readable | Buffer {
+  if (Buffer.isBuffer(body)) return Buffer.concat([prefix, body]);
   async function* chunks(): AsyncGenerator<Buffer> {
     yield prefix;
     for await (const c of body) yield c as Buffer;

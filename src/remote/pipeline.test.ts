@@ -1,0 +1,199 @@
+// DATA in the pipelined group (RFC 2920 3.1) and DATA's transparency (RFC 5321 4.5.2) over real sockets on 127.0.0.1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { deliverRemote } from './index.js';
+import { SmtpClient } from './client.js';
+import { testWorld } from '../../test/support/testsmtp.js';
+
+interface GroupServer {
+  readonly server: Server;
+  readonly port: number;
+  /** Per connection: every line it read, the message's lines (without the dot) and whether the dot came. */
+  readonly sessions: { lines: string[]; body: string[]; dot: boolean; closed: boolean }[];
+}
+
+/**
+ * A server that offers PIPELINING and answers a transaction's commands only when the group is complete: after it
+ * has read DATA, it answers MAIL, every RCPT and DATA at once. A client that waits for MAIL's answer before sending
+ * DATA waits for good. `rcpt` answers a recipient; `data` answers DATA (given how many recipients it accepted).
+ */
+async function groupServer(rcpt: (addr: string) => string, data: (accepted: number) => string): Promise<GroupServer> {
+  const sessions: GroupServer['sessions'] = [];
+  const server = createServer((s: Socket) => {
+    const me = { lines: [] as string[], body: [] as string[], dot: false, closed: false };
+    sessions.push(me);
+    s.setEncoding('latin1');
+    s.on('error', () => undefined);
+    s.on('close', () => (me.closed = true));
+    s.write('220 group ESMTP\r\n');
+    let buf = '';
+    let held: string[] = [];
+    let inData = false;
+    s.on('data', (chunk: string) => {
+      buf += chunk;
+      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        if (inData) {
+          if (line === '.') {
+            inData = false;
+            me.dot = true;
+            s.write('250 ok queued\r\n');
+          } else me.body.push(line);
+          continue;
+        }
+        me.lines.push(line);
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO') s.write('250-group\r\n250 PIPELINING\r\n');
+        else if (verb === 'QUIT') s.end('221 bye\r\n');
+        else if (verb === 'MAIL' || verb === 'RCPT') held.push(line);
+        else if (verb === 'DATA') {
+          const replies = held.map((l) =>
+            l.toUpperCase().startsWith('RCPT') ? rcpt(l.slice(l.indexOf('<') + 1, l.lastIndexOf('>'))) : '250 ok',
+          );
+          const accepted = replies.filter((r, i) => i > 0 && r.startsWith('2')).length;
+          const d = data(accepted);
+          s.write([...replies, d, ''].join('\r\n'));
+          inData = d.startsWith('354');
+          held = [];
+        } else s.write('250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref();
+  return { server, port: (server.address() as AddressInfo).port, sessions };
+}
+
+const close = (s: Server): Promise<void> => new Promise((resolve) => s.close(() => resolve()));
+
+/** Until the server's side of a session has closed (the client's QUIT, or its drop, has arrived). */
+const closedOf = (s: { closed: boolean } | undefined): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setInterval(() => {
+      if (s?.closed === true) resolve(void clearInterval(t));
+    }, 10);
+  });
+const noRcptData = (accepted: number): string => (accepted > 0 ? '354 go' : '554 5.5.1 no valid recipients');
+
+void test('PIPELINING: MAIL, RCPT and DATA go as one group; the message goes after the 354 of the group', async () => {
+  const g = await groupServer(() => '250 ok', noRcptData);
+  const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' }, 'Subject: g\n\n.dot\nbody\n');
+  const r = await deliverRemote(
+    { recipient: 'to@group.test', sender: 'from@relay.test', messagePath: w.msg },
+    { control: w.control() },
+  );
+  // Waiting for MAIL's answer before sending DATA, the client would have timed out here (connection died, #4.4.2).
+  assert.equal(r.result, 'success', r.report);
+  assert.match(r.report, /^127\.0\.0\.1 accepted message\.\nRemote host said: 250 ok queued\n$/);
+  const [s] = g.sessions;
+  await closedOf(s);
+  assert.deepEqual(s?.lines.slice(1), ['MAIL FROM:<from@relay.test>', 'RCPT TO:<to@group.test>', 'DATA', 'QUIT']);
+  assert.deepEqual(s.body, ['Subject: g', '', '..dot', 'body']);
+  assert.equal(s.dot, true);
+  await close(g.server);
+  rmSync(w.root, { recursive: true });
+});
+
+void test('PIPELINING: every recipient refused; DATA refused (554) resets, DATA taken anyway (354) drops the connection before any byte', async () => {
+  for (const [what, data] of [
+    ['DATA refused', noRcptData],
+    ['354 with no recipient', (): string => '354 go anyway'],
+  ] as const) {
+    const g = await groupServer((a) => `550 5.1.1 <${a}>: no such user`, data);
+    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' }, 'Subject: n\n\nsecret\n');
+    const r = await deliverRemote(
+      { recipient: 'nobody@group.test', sender: 'from@relay.test', messagePath: w.msg },
+      { control: w.control() },
+    );
+    assert.equal(r.result, 'failure', `${what}: ${r.report}`);
+    assert.equal(
+      r.report,
+      '127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 <nobody@group.test>: no such user\nGiving up on 127.0.0.1.\n',
+      what,
+    );
+    const [s] = g.sessions;
+    await closedOf(s);
+    assert.deepEqual(s?.body, [], `${what}: no byte of the message was sent`);
+    assert.equal(s.dot, false, `${what}: no message (not even an empty one) was ended`);
+    // refused: the transaction is reset and the connection ended politely; taken anyway: dropped without a QUIT,
+    // the server still waiting for the message
+    assert.deepEqual(
+      s.lines.slice(4),
+      what === 'DATA refused' ? ['RSET', 'QUIT'] : [],
+      `${what}: ${JSON.stringify(s.lines)}`,
+    );
+    await close(g.server);
+    rmSync(w.root, { recursive: true });
+  }
+});
+
+/** DATA's bytes as RFC 5321 4.5.2 and qmail-remote make them, one byte at a time: the reference for the client. */
+function reference(text: Buffer): { bytes: Buffer; sent: boolean } {
+  const out: number[] = [];
+  let atLineStart = true;
+  for (const c of text) {
+    if (atLineStart && c === 0x2e) out.push(0x2e);
+    if (c === 0x0a) out.push(0x0d, 0x0a);
+    else out.push(c);
+    atLineStart = c === 0x0a;
+  }
+  if (atLineStart) out.push(0x2e, 0x0d, 0x0a);
+  return { bytes: Buffer.from(out), sent: atLineStart };
+}
+
+/** What SmtpClient.data writes for `body` (a buffer, or a stream of the given chunks), read by a real server. */
+async function sentBytes(body: Buffer | Buffer[]): Promise<{ bytes: Buffer; sent: 'sent' | 'partial' }> {
+  const got: Buffer[] = [];
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  const server = createServer((s) => {
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('end', () => {
+      s.end();
+      ended();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const sock = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await new Promise<void>((resolve) => sock.once('connect', resolve));
+  const client = new SmtpClient(sock, 5000);
+  const sent = await client.data(Buffer.isBuffer(body) ? body : Readable.from(body));
+  client.quit(); // QUIT after the bytes, then the end: everything written reaches the server
+  await done;
+  await close(server);
+  const all = Buffer.concat(got);
+  assert.ok(all.subarray(-6).equals(Buffer.from('QUIT\r\n')));
+  return { bytes: all.subarray(0, -6), sent };
+}
+
+void test('DATA transparency: LF → CRLF (a CR before it kept), a leading dot doubled, the final dot only after a whole last line; a buffer and any chunking alike', async () => {
+  const byte = fc.constantFrom(0x61, 0x2e, 0x0d, 0x0a, 0x20);
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(byte, { maxLength: 80 }),
+      fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 20 }),
+      async (bytes, cuts) => {
+        const text = Buffer.from(bytes);
+        const want = reference(text);
+        const whole = await sentBytes(text);
+        assert.equal(whole.sent, want.sent ? 'sent' : 'partial');
+        assert.ok(whole.bytes.equals(want.bytes), `buffer: ${JSON.stringify(text.toString('latin1'))}`);
+        const chunks: Buffer[] = [];
+        for (let i = 0, k = 0; i < text.length; k++) {
+          const n = cuts[k % cuts.length] ?? 1;
+          chunks.push(text.subarray(i, i + n));
+          i += n;
+        }
+        const streamed = await sentBytes(chunks);
+        assert.equal(streamed.sent, whole.sent);
+        assert.ok(streamed.bytes.equals(want.bytes), `chunks: ${JSON.stringify(chunks.map((c) => c.toString()))}`);
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
