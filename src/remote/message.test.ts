@@ -1,7 +1,7 @@
 // The message file of a transaction (8-bit scan, its per-engine cache, the DATA bytes) and the cached interface addresses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { EightBitCache, MessageFile } from './message.js';
@@ -58,6 +58,28 @@ void test('the 8-bit scan finds a byte >= 0x80 anywhere (first chunk, past 64 Ki
     assert.ok((await bytesOf(m.body())).equals(c.bytes), `${c.name}: DATA bytes, no scan`);
     await m.close();
   }
+  rmSync(w.root, { recursive: true });
+});
+
+void test('a message file leaves no descriptor open: read whole at open (small) or through a handle closed by close() (large)', async () => {
+  const w = testWorld({});
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  for (const bytes of [message(3), message(2900, EIGHT)]) {
+    writeFileSync(w.msg, bytes);
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      const r = await scanned(w.msg);
+      assert.ok(r.body.equals(bytes));
+    }
+    assert.equal(fds(), before, `${bytes.length} bytes: descriptors left open`);
+  }
+  // a small message needs no descriptor between its open and its close: it was read whole
+  writeFileSync(w.msg, message(3));
+  const before = fds();
+  const m = await MessageFile.open(w.msg);
+  assert.equal(fds(), before, 'a small message holds no descriptor');
+  assert.ok(Buffer.isBuffer(m.body()));
+  await m.close();
   rmSync(w.root, { recursive: true });
 });
 

@@ -1,5 +1,6 @@
-// The message file of one transaction: opened once, scanned for 8-bit bytes (RFC 6152) at most once per engine, then sent.
+// The message file of one transaction: read once (a small one whole, at open), scanned for 8-bit bytes (RFC 6152) at most once per engine, then sent.
 import { isAscii } from 'node:buffer';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
@@ -42,68 +43,79 @@ export class EightBitCache {
 }
 
 /**
- * One message file, open for one transaction. `size` comes from fstat of the open file (SIZE, RFC 1870).
- * `eightBit()` scans with node's native isAscii; a message of at most one chunk that it read whole is kept for
- * `body()`, so such a message is read once in all. `close()` always, when done.
+ * One message file, for one transaction. `size` comes from fstat of the open file (SIZE, RFC 1870). A message below
+ * one chunk (nearly all mail) is read whole when opened, by one open, fstat, read and close without the thread pool
+ * (a queue file just written is in the page cache; four trips through the pool cost more than the reads), and sent
+ * from that buffer. A larger one is opened as a FileHandle and `eightBit()` scans it chunk by chunk with node's native
+ * isAscii, then `body()` streams it. `close()` always, when done.
  */
 export class MessageFile {
-  private whole: Buffer | undefined;
-
   private constructor(
-    private readonly fh: FileHandle,
+    private readonly fh: FileHandle | undefined,
+    /** The whole message, for one below a chunk. */
+    private readonly whole: Buffer | undefined,
     readonly size: number,
     private readonly key: string,
     private readonly offset: number,
   ) {}
 
   /**
-   * Opens the file; rejects when it cannot be opened or stat'ed (the caller defers: #4.3.0). The message starts
+   * Opens the file; rejects when it cannot be opened, stat'ed or read (the caller defers: #4.3.0). The message starts
    * `offset` bytes in (src/held sends a Maildir file without the Return-Path line qmail-local put on top).
    */
   static async open(path: string, offset = 0): Promise<MessageFile> {
-    const fh = await open(path, 'r');
+    const fd = openSync(path, 'r');
+    let size: number;
+    let start: number;
+    let key: string;
     try {
-      const st = await fh.stat();
-      const start = Math.min(offset, st.size);
-      const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${start}:${path}`;
-      return new MessageFile(fh, st.size - start, key, start);
-    } catch (err) {
-      await fh.close();
-      throw err;
+      const st = fstatSync(fd);
+      start = Math.min(offset, st.size);
+      size = st.size - start;
+      key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${start}:${path}`;
+      if (size < CHUNK) {
+        // One byte more than fstat said: a short read proves the end of the file was reached.
+        const buf = Buffer.allocUnsafe(size + 1);
+        let got = 0;
+        for (let n = -1; n !== 0 && got < buf.length; got += n)
+          n = readSync(fd, buf, got, buf.length - got, start + got);
+        if (got < buf.length) return new MessageFile(undefined, buf.subarray(0, got), size, key, start);
+      }
+    } finally {
+      closeSync(fd);
     }
+    const fh = await open(path, 'r');
+    return new MessageFile(fh, undefined, size, key, start);
   }
 
   /** True when the file holds any byte >= 0x80 (RFC 6152: declared BODY=8BITMIME); from `cache` when known. */
   async eightBit(cache?: EightBitCache): Promise<boolean> {
     const known = cache?.get(this.key);
     if (known !== undefined) return known;
-    const found = await this.scan();
+    const found = this.whole !== undefined ? !isAscii(this.whole) : await this.scan();
     cache?.set(this.key, found);
     return found;
   }
 
   private async scan(): Promise<boolean> {
-    // One byte more than fstat said: a short read then proves the end of the file was reached.
-    const buf = Buffer.allocUnsafe(Math.min(this.size + 1, CHUNK));
-    let pos = 0;
-    for (;;) {
+    if (this.fh === undefined) return false;
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (let pos = 0; ;) {
       const { bytesRead } = await this.fh.read(buf, 0, buf.length, this.offset + pos);
       if (bytesRead === 0) return false;
-      const chunk = buf.subarray(0, bytesRead);
-      if (pos === 0 && bytesRead < buf.length) this.whole = chunk; // the whole file, in one read
-      if (!isAscii(chunk)) return true;
+      if (!isAscii(buf.subarray(0, bytesRead))) return true;
       pos += bytesRead;
     }
   }
 
-  /** The bytes for DATA, from the start: the scan's buffer when it held the whole file, else streamed. */
+  /** The bytes for DATA, from the start: the buffer of a message read whole, else streamed. */
   body(): Readable | Buffer {
-    if (this.whole !== undefined) return this.whole;
+    if (this.whole !== undefined || this.fh === undefined) return this.whole ?? Buffer.alloc(0);
     return this.fh.createReadStream({ start: this.offset, autoClose: false, highWaterMark: CHUNK });
   }
 
-  /** Closes the file (after any read in progress). */
+  /** Closes the file of a large message (after any read in progress). */
   async close(): Promise<void> {
-    await this.fh.close();
+    await this.fh?.close();
   }
 }
