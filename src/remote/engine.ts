@@ -11,7 +11,10 @@ import { cachedLocalAddresses } from './mx.js';
 export interface RemoteEngineOptions extends Omit<RemoteOptions, 'control'> {
   /** The mail root (for run/tcpto). */
   readonly root: string;
-  /** A fresh Control snapshot per delivery (qmail-remote reads control files per delivery). */
+  /**
+   * A fresh Control snapshot (qmail-remote reads control files per delivery); taken once per turn of the event loop
+   * for the deliveries that start in it.
+   */
   readonly control: () => Control;
   /** Most connections busy at once to one IP:port (control/concurrencyremotehost, read once). */
   readonly perHost?: number;
@@ -82,16 +85,24 @@ export class RemoteEngine {
     const groups = [...this.groups.values()];
     this.groups.clear();
     const max = Math.max(1, this.opts.maxRecipients ?? 100);
+    // One snapshot of control/ for every delivery that starts in this turn: each file is looked at once for all of
+    // them, and a change is seen by the next turn's deliveries, as a snapshot per delivery would see it.
+    let control: Control | undefined;
+    try {
+      control = this.opts.control();
+    } catch {
+      control = undefined; // each delivery tries again, and defers with the reason
+    }
     for (const g of groups) {
-      for (let i = 0; i < g.length; i += max) void this.run(g.slice(i, i + max));
+      for (let i = 0; i < g.length; i += max) void this.run(g.slice(i, i + max), control);
     }
   }
 
-  private async run(batch: readonly Pending[]): Promise<void> {
+  private async run(batch: readonly Pending[], snapshot: Control | undefined): Promise<void> {
     let results: DeliveryResult[];
     try {
       const { root: _root, control, perHost: _p, idleMs: _i, maxRecipients: _m, ...rest } = this.opts;
-      const opts = { ...rest, ipme: rest.ipme ?? this.ipme(), control: control() };
+      const opts = { ...rest, ipme: rest.ipme ?? this.ipme(), control: snapshot ?? control() };
       results = await deliverBatch(
         batch.map((p) => p.job),
         opts,

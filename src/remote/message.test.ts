@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { EightBitCache, MessageFile } from './message.js';
@@ -122,6 +123,48 @@ void test('RemoteEngine: BODY=8BITMIME follows the message file as it is now; a 
     assert.ok(unstuffed(srv.messages[1]?.raw ?? '').equals(readFileSync(w.msg)));
     rmSync(w.msg);
     assert.deepEqual(await send('three@z.test'), { result: 'deferral', report: 'Unable to read message. (#4.3.0)\n' });
+  } finally {
+    engine.close();
+    await srv.close();
+    rmSync(w.root, { recursive: true });
+  }
+});
+
+void test('RemoteEngine: deliveries that start in one turn share one snapshot of control/; the next turn takes another and sees a change', async () => {
+  const srv = await testSmtp('127.0.0.3', { ehlo: ['PIPELINING'] });
+  const w = testWorld({ smtproutes: `:127.0.0.3:${srv.port}\n` }, message(3));
+  let snapshots = 0;
+  const engine = new RemoteEngine({
+    root: w.root,
+    control: () => {
+      snapshots++;
+      return w.control();
+    },
+    idleMs: 50,
+  });
+  const send = (recipient: string, messagePath = w.msg): ReturnType<RemoteEngine['deliver']> =>
+    engine.deliver({ recipient, sender: 'a@relay.test', messagePath });
+  try {
+    const others = ['b', 'c'].map((n) => {
+      const path = `${w.msg}.${n}`;
+      writeFileSync(path, message(2));
+      return path;
+    });
+    snapshots = 0; // the constructor's own look (concurrencyremotehost)
+    const rs = await Promise.all([send('one@x.test'), send('two@x.test', others[0]), send('three@y.test', others[1])]);
+    assert.deepEqual(
+      rs.map((r) => r.result),
+      ['success', 'success', 'success'],
+    );
+    assert.equal(snapshots, 1, 'three deliveries begun in one turn: one snapshot');
+    // smtproutes now names a port where nothing listens: the next turn's delivery sees it
+    const closed = await testSmtp('127.0.0.3');
+    await closed.close();
+    writeFileSync(join(w.root, 'control', 'smtproutes'), `:127.0.0.3:${closed.port}\n`);
+    const r = await send('four@x.test');
+    assert.equal(r.result, 'deferral', r.report);
+    assert.match(r.report, /establish an SMTP connection/);
+    assert.equal(snapshots, 2);
   } finally {
     engine.close();
     await srv.close();
