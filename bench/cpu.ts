@@ -6,8 +6,10 @@ const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'ut
 
 interface Stat {
   readonly ppid: number;
-  /** Its own CPU and its exited children's (cutime + cstime), ms. */
-  readonly ms: number;
+  /** Its own CPU in whole ticks (utime + stime), ms: used only where schedstat cannot be read. */
+  readonly ownTicksMs: number;
+  /** Its exited children's CPU (cutime + cstime), ms. */
+  readonly childrenMs: number;
 }
 
 /**
@@ -34,8 +36,7 @@ function readStat(pid: number): Stat | undefined {
     // the command name (field 2) may hold spaces and parentheses: fields count from the last ')'
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     const n = (i: number): number => Number(f[i - 3]);
-    const own = ownMs(pid) ?? (n(14) + n(15)) * TICK_MS;
-    return { ppid: n(4), ms: own + (n(16) + n(17)) * TICK_MS };
+    return { ppid: n(4), ownTicksMs: (n(14) + n(15)) * TICK_MS, childrenMs: (n(16) + n(17)) * TICK_MS };
   } catch {
     return undefined;
   }
@@ -87,7 +88,9 @@ export function treeCpuByPid(root: number): Map<number, Reading> {
   const todo = [root];
   for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {
     const s = stats.get(pid);
-    out.set(pid, { role: roleOf(pid), ppid: s?.ppid ?? 0, ms: s?.ms ?? 0 });
+    // schedstat only for the tree's processes (every process's stat is read, to find the tree)
+    const ms = s === undefined ? 0 : (ownMs(pid) ?? s.ownTicksMs) + s.childrenMs;
+    out.set(pid, { role: roleOf(pid), ppid: s?.ppid ?? 0, ms });
     todo.push(...(children.get(pid) ?? []));
   }
   return out;
