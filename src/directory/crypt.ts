@@ -50,18 +50,18 @@ const repeatTo = (src: Buffer, len: number): Buffer => {
   return out;
 };
 
-/**
- * SHA-crypt's rounds: round i hashes (i odd ? P : C) | (i % 3 ? S : '') | (i % 7 ? P : '') | (i odd ? C : P), C the last
- * digest. The input's layout repeats every 42 rounds, so the 42 layouts are built once with C's place in each, and a
- * round copies C in and makes one one-shot hash: no hash object and no update per part (a third less time than
- * createHash with four updates, docs/PERFORMANCE.md seventeenth pass).
- */
 /** One of the 42 round inputs, and where C goes in it. */
 interface Shape {
   readonly input: Buffer;
   readonly at: number;
 }
 
+/**
+ * SHA-crypt's rounds: round i hashes (i odd ? P : C) | (i % 3 ? S : '') | (i % 7 ? P : '') | (i odd ? C : P), C the last
+ * digest. The input's layout repeats every 42 rounds, so the 42 layouts are built once with C's place in each, and a
+ * round copies C in and makes one one-shot hash: no hash object and no update per part (a third less time than
+ * createHash with four updates, docs/PERFORMANCE.md seventeenth pass).
+ */
 function shaRounds(algo: 'sha256' | 'sha512', c0: Buffer, p: Buffer, s: Buffer, rounds: number): Buffer {
   const size = c0.length;
   const shapes: Shape[] = [];

@@ -51,9 +51,8 @@ export class EightBitCache {
  */
 export class MessageFile {
   private constructor(
-    private readonly fh: FileHandle | undefined,
-    /** The whole message, for one below a chunk. */
-    private readonly whole: Buffer | undefined,
+    /** The whole message (one below a chunk), or the open file of a larger one. */
+    private readonly source: Buffer | FileHandle,
     readonly size: number,
     private readonly key: string,
     private readonly offset: number,
@@ -79,29 +78,27 @@ export class MessageFile {
         let got = 0;
         for (let n = -1; n !== 0 && got < buf.length; got += n)
           n = readSync(fd, buf, got, buf.length - got, start + got);
-        if (got < buf.length) return new MessageFile(undefined, buf.subarray(0, got), size, key, start);
+        if (got < buf.length) return new MessageFile(buf.subarray(0, got), size, key, start);
       }
     } finally {
       closeSync(fd);
     }
-    const fh = await open(path, 'r');
-    return new MessageFile(fh, undefined, size, key, start);
+    return new MessageFile(await open(path, 'r'), size, key, start);
   }
 
   /** True when the file holds any byte >= 0x80 (RFC 6152: declared BODY=8BITMIME); from `cache` when known. */
   async eightBit(cache?: EightBitCache): Promise<boolean> {
     const known = cache?.get(this.key);
     if (known !== undefined) return known;
-    const found = this.whole !== undefined ? !isAscii(this.whole) : await this.scan();
+    const found = Buffer.isBuffer(this.source) ? !isAscii(this.source) : await this.scan(this.source);
     cache?.set(this.key, found);
     return found;
   }
 
-  private async scan(): Promise<boolean> {
-    if (this.fh === undefined) return false;
+  private async scan(fh: FileHandle): Promise<boolean> {
     const buf = Buffer.allocUnsafe(CHUNK);
     for (let pos = 0; ;) {
-      const { bytesRead } = await this.fh.read(buf, 0, buf.length, this.offset + pos);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset + pos);
       if (bytesRead === 0) return false;
       if (!isAscii(buf.subarray(0, bytesRead))) return true;
       pos += bytesRead;
@@ -110,12 +107,12 @@ export class MessageFile {
 
   /** The bytes for DATA, from the start: the buffer of a message read whole, else streamed. */
   body(): Readable | Buffer {
-    if (this.whole !== undefined || this.fh === undefined) return this.whole ?? Buffer.alloc(0);
-    return this.fh.createReadStream({ start: this.offset, autoClose: false, highWaterMark: CHUNK });
+    if (Buffer.isBuffer(this.source)) return this.source;
+    return this.source.createReadStream({ start: this.offset, autoClose: false, highWaterMark: CHUNK });
   }
 
   /** Closes the file of a large message (after any read in progress). */
   async close(): Promise<void> {
-    await this.fh?.close();
+    if (!Buffer.isBuffer(this.source)) await this.source.close();
   }
 }

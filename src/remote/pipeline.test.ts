@@ -1,83 +1,31 @@
 // DATA in the pipelined group (RFC 2920 3.1) and DATA's transparency (RFC 5321 4.5.2) over real sockets on 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { deliverRemote } from './index.js';
 import { SmtpClient } from './client.js';
-import { testWorld } from '../../test/support/testsmtp.js';
-
-interface GroupServer {
-  readonly server: Server;
-  readonly port: number;
-  /** Per connection: every line it read, the message's lines (without the dot) and whether the dot came. */
-  readonly sessions: { lines: string[]; body: string[]; dot: boolean; closed: boolean }[];
-}
-
-/**
- * A server that offers PIPELINING and answers a transaction's commands only when the group is complete: after it
- * has read DATA, it answers MAIL, every RCPT and DATA at once. A client that waits for MAIL's answer before sending
- * DATA waits for good. `rcpt` answers a recipient; `data` answers DATA (given how many recipients it accepted).
- */
-async function groupServer(rcpt: (addr: string) => string, data: (accepted: number) => string): Promise<GroupServer> {
-  const sessions: GroupServer['sessions'] = [];
-  const server = createServer((s: Socket) => {
-    const me = { lines: [] as string[], body: [] as string[], dot: false, closed: false };
-    sessions.push(me);
-    s.setEncoding('latin1');
-    s.on('error', () => undefined);
-    s.on('close', () => (me.closed = true));
-    s.write('220 group ESMTP\r\n');
-    let buf = '';
-    let held: string[] = [];
-    let inData = false;
-    s.on('data', (chunk: string) => {
-      buf += chunk;
-      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (inData) {
-          if (line === '.') {
-            inData = false;
-            me.dot = true;
-            s.write('250 ok queued\r\n');
-          } else me.body.push(line);
-          continue;
-        }
-        me.lines.push(line);
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'EHLO') s.write('250-group\r\n250 PIPELINING\r\n');
-        else if (verb === 'QUIT') s.end('221 bye\r\n');
-        else if (verb === 'MAIL' || verb === 'RCPT') held.push(line);
-        else if (verb === 'DATA') {
-          const replies = held.map((l) =>
-            l.toUpperCase().startsWith('RCPT') ? rcpt(l.slice(l.indexOf('<') + 1, l.lastIndexOf('>'))) : '250 ok',
-          );
-          const accepted = replies.filter((r, i) => i > 0 && r.startsWith('2')).length;
-          const d = data(accepted);
-          s.write([...replies, d, ''].join('\r\n'));
-          inData = d.startsWith('354');
-          held = [];
-        } else s.write('250 ok\r\n');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  server.unref();
-  return { server, port: (server.address() as AddressInfo).port, sessions };
-}
+import { testSmtp, testWorld, type SmtpConnection, type TestSmtp } from '../../test/support/testsmtp.js';
 
 const close = (s: Server): Promise<void> => new Promise((resolve) => s.close(() => resolve()));
 
-/** Until the server's side of a session has closed (the client's QUIT, or its drop, has arrived). */
-const closedOf = (s: { closed: boolean } | undefined): Promise<void> =>
+/** Until the server's side of a connection has closed (the client's QUIT, or its drop, has arrived). */
+const closedOf = (c: SmtpConnection | undefined): Promise<void> =>
   new Promise((resolve) => {
     const t = setInterval(() => {
-      if (s?.closed === true) resolve(void clearInterval(t));
+      if (c?.closed === true) resolve(void clearInterval(t));
     }, 10);
   });
+
+/**
+ * A server that offers PIPELINING and holds its replies to MAIL and RCPT until DATA arrives (testSmtp's `group`): a
+ * client that waits for MAIL's reply before sending DATA waits for good.
+ */
+const groupServer = (rcpt: (addr: string) => string, data: (accepted: number) => string): Promise<TestSmtp> =>
+  testSmtp('127.0.0.1', { ehlo: ['PIPELINING'], group: true, rcpt, data });
+
 const noRcptData = (accepted: number): string => (accepted > 0 ? '354 go' : '554 5.5.1 no valid recipients');
 
 void test('PIPELINING: MAIL, RCPT and DATA go as one group; the message goes after the 354 of the group', async () => {
@@ -90,12 +38,12 @@ void test('PIPELINING: MAIL, RCPT and DATA go as one group; the message goes aft
   // Waiting for MAIL's answer before sending DATA, the client would have timed out here (connection died, #4.4.2).
   assert.equal(r.result, 'success', r.report);
   assert.match(r.report, /^127\.0\.0\.1 accepted message\.\nRemote host said: 250 ok queued\n$/);
-  const [s] = g.sessions;
-  await closedOf(s);
-  assert.deepEqual(s?.lines.slice(1), ['MAIL FROM:<from@relay.test>', 'RCPT TO:<to@group.test>', 'DATA', 'QUIT']);
-  assert.deepEqual(s.body, ['Subject: g', '', '..dot', 'body']);
-  assert.equal(s.dot, true);
-  await close(g.server);
+  const [c] = g.connections;
+  await closedOf(c);
+  assert.ok(c);
+  assert.deepEqual(c.lines.slice(1), ['MAIL FROM:<from@relay.test>', 'RCPT TO:<to@group.test>', 'DATA', 'QUIT']);
+  assert.equal(c.data, 'Subject: g\r\n\r\n..dot\r\nbody\r\n');
+  await g.close();
   rmSync(w.root, { recursive: true });
 });
 
@@ -116,18 +64,19 @@ void test('PIPELINING: every recipient refused; DATA refused (554) resets, DATA 
       '127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 <nobody@group.test>: no such user\nGiving up on 127.0.0.1.\n',
       what,
     );
-    const [s] = g.sessions;
-    await closedOf(s);
-    assert.deepEqual(s?.body, [], `${what}: no byte of the message was sent`);
-    assert.equal(s.dot, false, `${what}: no message (not even an empty one) was ended`);
+    const [c] = g.connections;
+    await closedOf(c);
+    assert.deepEqual(g.messages, [], `${what}: no message (not even an empty one) was ended`);
     // refused: the transaction is reset and the connection ended politely; taken anyway: dropped without a QUIT,
-    // the server still waiting for the message
+    // the server still waiting for the message, of which no byte came
+    assert.ok(c);
+    assert.equal(c.unfinished, what === 'DATA refused' ? undefined : '', `${what}: no byte of the message was sent`);
     assert.deepEqual(
-      s.lines.slice(4),
+      c.lines.slice(4),
       what === 'DATA refused' ? ['RSET', 'QUIT'] : [],
-      `${what}: ${JSON.stringify(s.lines)}`,
+      `${what}: ${JSON.stringify(c.lines)}`,
     );
-    await close(g.server);
+    await g.close();
     rmSync(w.root, { recursive: true });
   }
 });

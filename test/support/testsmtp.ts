@@ -21,6 +21,13 @@ export interface SmtpScript {
   readonly replies?: Partial<Record<string, string>>;
   /** A reply for one RCPT address (undefined: the default). Recipients answered 2xx are recorded. */
   readonly rcpt?: (address: string) => string | undefined;
+  /** The reply to DATA, given how many recipients this transaction accepted (before `replies.DATA`). */
+  readonly data?: (accepted: number) => string;
+  /**
+   * Hold the replies to MAIL and RCPT until DATA arrives, then send them all with DATA's: a client that waits for
+   * MAIL's reply before sending DATA (no pipelined group, RFC 2920) waits for good.
+   */
+  readonly group?: boolean;
 }
 
 /** One accepted message: its recipients and the DATA bytes as sent (CRLF, dot-stuffed), latin1. */
@@ -37,6 +44,10 @@ export interface SmtpConnection {
   readonly lines: string[];
   /** The DATA bytes of every message on this connection, concatenated. */
   data: string;
+  /** The DATA bytes of a message whose final dot never came (the connection closed in DATA), else undefined. */
+  unfinished?: string;
+  /** The connection has closed. */
+  closed: boolean;
 }
 
 export interface TestSmtp {
@@ -67,15 +78,20 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
   const messages: SmtpMessage[] = [];
   const replies = script.replies ?? {};
   const server = createServer((s: Socket) => {
-    const conn: SmtpConnection = { remoteAddress: s.remoteAddress ?? '', lines: [], data: '' };
+    const conn: SmtpConnection = { remoteAddress: s.remoteAddress ?? '', lines: [], data: '', closed: false };
     connections.push(conn);
     s.on('error', () => undefined);
+    s.on('close', () => (conn.closed = true));
     if (script.mode === 'silent') return;
     s.setEncoding('latin1');
     s.write(`${replies['greeting'] ?? '220 test ESMTP'}\r\n`);
     let buf = '';
     let raw: string | undefined;
     let rcpts: string[] = [];
+    let held: string[] = [];
+    s.on('close', () => {
+      if (raw !== undefined) conn.unfinished = raw;
+    });
     s.on('data', (chunk: string) => {
       buf += chunk;
       let nl: number;
@@ -99,7 +115,7 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
         lines.push(line);
         const verb = line.slice(0, 4).toUpperCase();
         if (verb === 'QUIT') return void s.end('221 bye\r\n');
-        let reply = replies[verb];
+        let reply = verb === 'DATA' && script.data ? script.data(rcpts.length) : replies[verb];
         if (reply === undefined) {
           if (verb === 'EHLO')
             reply = ['test', ...(script.ehlo ?? [])]
@@ -114,7 +130,11 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
           rcpts.push(line.slice(line.indexOf('<') + 1, line.lastIndexOf('>')));
         if (verb === 'RSET') rcpts = [];
         if (verb === 'DATA' && reply.startsWith('354')) raw = '';
-        s.write(`${reply}\r\n`);
+        if (script.group === true && (verb === 'MAIL' || verb === 'RCPT')) held.push(reply);
+        else {
+          s.write(`${[...held, reply].join('\r\n')}\r\n`);
+          held = [];
+        }
       }
     });
   });
