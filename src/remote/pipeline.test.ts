@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { deliverRemote } from './index.js';
+import { deliverBatch } from './deliver.js';
 import { SmtpClient } from './client.js';
 import { testSmtp, testWorld, type SmtpConnection, type TestSmtp } from '../../test/support/testsmtp.js';
 
@@ -80,6 +81,45 @@ void test('PIPELINING: every recipient refused; DATA refused (554) resets, DATA 
     rmSync(w.root, { recursive: true });
   }
 });
+
+// timeoutremote stays at its default (1200 s): only the server's close can end the client's wait for the replies that
+// never come, and a client that missed the close would hang until the test's own timeout fails it.
+void test(
+  'PIPELINING: a server that closes in the middle of its replies to the group defers every recipient (connection died, #4.4.2) at once; no byte of the message sent',
+  { timeout: 30_000 },
+  async () => {
+    for (const [what, hangup] of [
+      ['after MAIL', 1],
+      ['after MAIL and one RCPT', 2],
+    ] as const) {
+      const g = await testSmtp('127.0.0.1', { ehlo: ['PIPELINING'], group: true, hangup });
+      const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n` }, 'Subject: cut\n\nnever sent\n');
+      const to = ['a@cut.test', 'b@cut.test', 'c@cut.test'];
+      const results = await deliverBatch(
+        to.map((recipient) => ({ recipient, sender: 'from@relay.test', messagePath: w.msg })),
+        { control: w.control() },
+      );
+      // temporary for every recipient, accepted ones included: none of them got the message; no "Possible duplicate!",
+      // since the final dot was never sent
+      const died = { result: 'deferral', report: 'Connected to 127.0.0.1 but connection died. (#4.4.2)\n' };
+      assert.deepEqual(results, [died, died, died], what);
+      const [c] = g.connections;
+      await closedOf(c);
+      assert.ok(c);
+      // the client sent the group and nothing after it: no byte of the message, no RSET, no QUIT
+      assert.deepEqual(
+        c.lines.slice(1),
+        ['MAIL FROM:<from@relay.test>', ...to.map((a) => `RCPT TO:<${a}>`), 'DATA'],
+        `${what}: ${JSON.stringify(c.lines)}`,
+      );
+      assert.deepEqual(g.messages, [], what);
+      assert.equal(c.data, '', what);
+      assert.equal(c.unfinished, undefined, what);
+      await g.close();
+      rmSync(w.root, { recursive: true });
+    }
+  },
+);
 
 /** DATA's bytes as RFC 5321 4.5.2 and qmail-remote make them, one byte at a time: the reference for the client. */
 function reference(text: Buffer): { bytes: Buffer; sent: boolean } {

@@ -28,6 +28,12 @@ export interface SmtpScript {
    * MAIL's reply before sending DATA (no pipelined group, RFC 2920) waits for good.
    */
   readonly group?: boolean;
+  /**
+   * After this many replies to MAIL and RCPT on a connection, the next MAIL, RCPT or DATA is not answered: the replies
+   * held so far (`group`) are sent and the connection is closed (a FIN after them), as by a server that dies in the
+   * middle of a pipelined group's replies. What the client still sends is recorded in `lines`, never answered.
+   */
+  readonly hangup?: number;
 }
 
 /** One accepted message: its recipients and the DATA bytes as sent (CRLF, dot-stuffed), latin1. */
@@ -89,6 +95,8 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
     let raw: string | undefined;
     let rcpts: string[] = [];
     let held: string[] = [];
+    let given = 0; // replies to MAIL and RCPT, sent or held
+    let hungUp = false;
     s.on('close', () => {
       if (raw !== undefined) conn.unfinished = raw;
     });
@@ -113,8 +121,14 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
         }
         conn.lines.push(line);
         lines.push(line);
+        if (hungUp) continue;
         const verb = line.slice(0, 4).toUpperCase();
         if (verb === 'QUIT') return void s.end('221 bye\r\n');
+        if (script.hangup !== undefined && given >= script.hangup && ['MAIL', 'RCPT', 'DATA'].includes(verb)) {
+          hungUp = true;
+          s.end(held.map((r) => `${r}\r\n`).join(''));
+          continue;
+        }
         let reply = verb === 'DATA' && script.data ? script.data(rcpts.length) : replies[verb];
         if (reply === undefined) {
           if (verb === 'EHLO')
@@ -130,6 +144,7 @@ export async function testSmtp(host: string, script: SmtpScript = {}): Promise<T
           rcpts.push(line.slice(line.indexOf('<') + 1, line.lastIndexOf('>')));
         if (verb === 'RSET') rcpts = [];
         if (verb === 'DATA' && reply.startsWith('354')) raw = '';
+        if (verb === 'MAIL' || verb === 'RCPT') given++;
         if (script.group === true && (verb === 'MAIL' || verb === 'RCPT')) held.push(reply);
         else {
           s.write(`${[...held, reply].join('\r\n')}\r\n`);
