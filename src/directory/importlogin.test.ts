@@ -1,5 +1,6 @@
 // Users imported from vpopmail with bcrypt ($2y$) and DES crypt hashes log in: authenticate, quail checkpassword, POP3;
-// a slow SHA-crypt hash is verified off the event loop of the POP3 process and of the SMTP process (AUTH on submission).
+// a slow SHA-crypt hash is verified off the event loop of the POP3 process, of the SMTP process (AUTH on submission) and
+// of the ODMR process (AUTH on the odmr listener).
 // tier: system (needs perl, quail start)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,7 +82,7 @@ async function pop(port: number, user: string, pw: string): Promise<string[]> {
   }
 }
 
-void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate, checkpassword, POP3, SMTP AUTH); wrong passwords do not', async () => {
+void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate, checkpassword, POP3, SMTP AUTH, ODMR AUTH); wrong passwords do not', async () => {
   const base = mkdtempSync(join(tmpdir(), 'quail-implogin-'));
   chmodSync(base, 0o755); // as root the POP3 child runs as control/quailuser and must reach the mail root
   const root = join(base, 'root');
@@ -155,6 +156,8 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     // and AUTH PLAIN without STARTTLS on submission; one SMTP process, so that both SMTP sessions below share it
     writeFileSync(join(root, 'control', 'tcp.smtp'), '127.0.0.1:allow,QUAIL_CLEARAUTH="1"\n');
     writeFileSync(join(root, 'control', 'smtpdprocesses'), '1\n');
+    // an ODMR listener (RFC 2645) on a free port; the flags below give the other listeners
+    writeFileSync(join(root, 'control', 'listeners'), '127.0.0.1:0 odmr\n');
     q = spawn(
       process.execPath,
       [
@@ -232,6 +235,23 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     for (let n = 1; n <= 15; n++) assert.match(await other.cmd('NOOP'), /^250 /, `SMTP NOOP ${n}`);
     assert.equal(authAnswer, undefined, '15 NOOPs answered while the slow AUTH is verified');
     assert.match(await slowAuth, /^235 /, 'the slow hash verifies for AUTH');
+    // And through the ODMR process (its own child, src/start/odmr-child.ts): AUTH PLAIN with the slow hash on the odmr
+    // listener (allowed without TLS from a loopback address), while a session opened after it is greeted, says EHLO
+    // and has its NOOPs answered (the ODMR server counts no NOOPs).
+    const odmr = Number(/odmr\.listening address=\S+ port=(\d+)/.exec(log)?.[1] ?? NaN);
+    assert.ok(odmr > 0, log);
+    const turning = await PopClient.open(odmr);
+    opened.push(turning);
+    await ehlo(turning);
+    let turnAnswer: string | undefined;
+    const slowTurn = turning.cmd(`AUTH PLAIN ${plain}`).then((l) => (turnAnswer = l));
+    await new Promise((r) => setTimeout(r, 200));
+    const waiter = await PopClient.open(odmr);
+    opened.push(waiter);
+    await ehlo(waiter);
+    for (let n = 1; n <= 50; n++) assert.match(await waiter.cmd('NOOP'), /^250 /, `ODMR NOOP ${n}`);
+    assert.equal(turnAnswer, undefined, 'a greeting, EHLO and 50 NOOPs answered while the slow ODMR AUTH is verified');
+    assert.match(await slowTurn, /^235 /, 'the slow hash verifies for ODMR AUTH');
     const bad = await pop(port, 'bob@old.test', 'deepass1');
     assert.match(bad[2] ?? '', /^-ERR/, bad.join('\n'));
   } finally {
