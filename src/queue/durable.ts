@@ -10,6 +10,7 @@ import {
   statSync,
   unlinkSync,
   writeSync,
+  writevSync,
 } from 'node:fs';
 import { link, rename, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -78,6 +79,24 @@ export async function fsyncDir(dir: string): Promise<void> {
 /** Writes all of `b` at the descriptor's position (synchronously: page-cache writes of a few KiB). */
 export function writeAllSync(fd: number, b: Uint8Array): void {
   for (let off = 0; off < b.length;) off += writeSync(fd, b, off, b.length - off);
+}
+
+/**
+ * Writes all of `parts`, in order, at the descriptor's position with one writev (libuv splits it at IOV_MAX buffers
+ * and goes on after a short write): one system call and no joined copy instead of one write per part. It returns
+ * short only when a write failed after some bytes went (a full disk): the rest is written part by part here, which
+ * throws that error.
+ */
+export function writevAllSync(fd: number, parts: readonly Uint8Array[]): void {
+  let left = writevSync(fd, parts);
+  for (const b of parts) {
+    if (left >= b.length) {
+      left -= b.length;
+      continue;
+    }
+    writeAllSync(fd, left === 0 ? b : b.subarray(left));
+    left = 0;
+  }
 }
 
 /**

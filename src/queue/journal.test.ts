@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { type FileQueue, type QueueId, openQueue } from './index.js';
 import { SYNCFS_FROM, bootId, encodeRecord, entriesMayBeLost, readRecords, startTime, writerAlive } from './journal.js';
@@ -360,6 +361,48 @@ void test('journal: a segment retired with many messages still queued (a backlog
     assert.deepEqual(readdirSync(q.layout.sub('journal')), []);
     const rep = await (await openQueue(root, { create: false })).recover({ verify: true });
     assert.deepEqual([rep.kept, rep.corrupt], [ids.length, []]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('journal: a message streamed in 3,000 pieces (more buffers than one writev system call takes) and one with no data are whole in mess/ and in their records', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-journal-'));
+  try {
+    const q = await openQueue(root, { journal: LONG });
+    // 3,000 chunks of 7 bytes: the record is 3,003 buffers (its header, the envelope, the Received line, the chunks),
+    // more than Linux's IOV_MAX (1,024): writevAllSync relies on libuv to write them all
+    const chunks = Array.from({ length: 3000 }, (_, i) => Buffer.from(`${String(i).padStart(5, '0')}\r\n`));
+    const data = Buffer.concat(chunks);
+    const many = await q.inject({
+      sender: 's@example.org',
+      recipients: ['r@example.net'],
+      data: Readable.from(chunks, { objectMode: false }),
+      injector: { kind: 'uid', uid: 0 },
+    });
+    const none = await q.inject({
+      sender: 's@example.org',
+      recipients: ['r@example.net'],
+      data: Readable.from([]), // a stream that ends at once: the Received line alone
+      injector: { kind: 'uid', uid: 0 },
+    });
+    const segs = readdirSync(q.layout.sub('journal'));
+    const records = readRecords(readFileSync(join(q.layout.sub('journal'), segs[0] as string)));
+    assert.deepEqual(
+      records.map((r) => r.id),
+      [many, none],
+      'both records read back whole (their sizes and sha256 check)',
+    );
+    for (const [i, id] of [many, none].entries()) {
+      const mess = readFileSync(q.layout.mess(id));
+      assert.ok(mess.equals(records[i]?.mess as Buffer), `mess/${id} is its record's message`);
+      const received = mess.subarray(0, mess.length - (i === 0 ? data.length : 0));
+      assert.match(received.toString('latin1'), /^Received: [^\n]*\n(?: [^\n]*\n)*$/, 'one Received line first');
+      assert.ok(mess.subarray(received.length).equals(i === 0 ? data : Buffer.alloc(0)), 'then the data, in order');
+      assert.equal((await q.read(id))?.size, mess.length, 'the envelope has the size written');
+    }
+    q.close();
+    await q.closed();
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

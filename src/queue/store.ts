@@ -17,6 +17,7 @@ import {
   queueError,
   unlinkQuiet,
   writeAllSync,
+  writevAllSync,
   writeSynced,
   createFiles,
 } from './durable.js';
@@ -460,10 +461,15 @@ async function writeMessage(
   const hash = createHash('sha256');
   let size = 0;
   let keeping = keep !== undefined;
+  // the Received line waits for the first bytes of the data, so that both go in one writev
+  let first: Buffer | undefined = header ? Buffer.from(header, 'latin1') : undefined;
   const put = (b: Buffer): void => {
     hash.update(b);
     size += b.length;
-    writeAllSync(fd, b);
+    if (first !== undefined) {
+      writevAllSync(fd, [first, b]);
+      first = undefined;
+    } else writeAllSync(fd, b);
     if (!keeping || !keep) return;
     if (size > JOURNAL_MAX_MESSAGE) {
       keeping = false;
@@ -471,7 +477,13 @@ async function writeMessage(
     } else keep.push(Buffer.from(b)); // a copy: a stream may reuse its chunk's memory
   };
   try {
-    if (header) put(Buffer.from(header, 'latin1'));
+    if (first !== undefined) {
+      // hashed and kept now, written with the first chunk (or alone below, for empty data)
+      const b = first;
+      hash.update(b);
+      size += b.length;
+      if (keep) keep.push(b);
+    }
     if (Buffer.isBuffer(data)) put(data);
     else
       for await (const chunk of data as AsyncIterable<unknown>) {
@@ -483,6 +495,7 @@ async function writeMessage(
               : Buffer.from(chunk as Uint8Array),
         );
       }
+    if (first !== undefined) writeAllSync(fd, first); // no data at all
     // A spare file still holds a removed message's bytes (spare.ts): whatever lies past what was written goes now,
     // before the sync. A new file is already this long (one cheap call, no block freed).
     ftruncateSync(fd, size);

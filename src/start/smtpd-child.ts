@@ -23,11 +23,20 @@ const send = (m: FromSmtpChild): void => {
   logs.flush();
   sendNow(m);
 };
-// smtp.queued goes at once: root passes it to the send child as the wake-up of its scheduler (the queue opened
-// below does not also say it on the wake-up sockets: one wake-up per message, over the channel root already reads)
+// smtp.queued goes at the end of this event-loop turn: root passes it to the send child as the wake-up of its
+// scheduler (the queue opened below does not also say it on the wake-up sockets: one wake-up per message, over the
+// channel root already reads). The messages one grouped fsync committed are told in the same turn: one IPC write.
+let flushing = false;
+const flushNow = (): void => {
+  flushing = false;
+  logs.flush();
+};
 const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void => {
   logs.add(event, fields);
-  if (event === 'smtp.queued') logs.flush();
+  if (event === 'smtp.queued' && !flushing) {
+    flushing = true;
+    setImmediate(flushNow);
+  }
 };
 
 function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
