@@ -6,7 +6,15 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { errText } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
-import { matchTcpRules, parseTcpRules, plainIp, TcpServer, type Refusal, type Served } from '../tcpserver/index.js';
+import {
+  matchTcpRules,
+  parseTcpRules,
+  plainIp,
+  TcpServer,
+  type Admitted,
+  type Refusal,
+  type Served,
+} from '../tcpserver/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { CheckPolicy, MessageChecker } from './check.js';
@@ -68,6 +76,11 @@ export interface SmtpServerDeps {
    * here, and stress mode is what setStress says.
    */
   readonly admittedElsewhere?: boolean;
+  /**
+   * With admittedElsewhere, on a socket this process accepts on (listenOn): each connection is admitted by asking
+   * (root's count across the SMTP processes), before its session starts. Absent: connections are handed over admitted.
+   */
+  readonly admit?: (ip: string) => Promise<Admitted>;
   readonly clock?: () => Date;
   readonly isLocalIp?: (ip: string) => boolean;
   readonly log?: SessionEventLog;
@@ -151,6 +164,7 @@ export class SmtpListener {
         return tooManyReply(why);
       },
       open: (socket, ip) => this.open(socket, ip),
+      ...(deps.admit ? { admit: deps.admit } : {}),
       acceptFailed: (err) =>
         log('smtp.error', { listener: `${spec.host}:${spec.port}`, error: `accept failed: ${err.message}` }),
     });

@@ -1,6 +1,8 @@
-// An SMTP process that dies before it greets a connection: with several SMTP processes (root hands each connection
-// over and keeps its copy until the greeting) the next one greets it; with one (it accepts itself, privchild.ts
-// directAccept) the connection is closed at once, never left hanging, and the next process serves the next one.
+// An SMTP process that dies before it greets a connection: where root accepts and hands each connection over (a
+// listener named by host name, which root cannot share with the SMTP processes) it keeps its copy until the greeting
+// and the next process greets it; where the SMTP processes accept on the port themselves (privchild.ts directAccept:
+// one process, or several that ask root to count each connection) the connection is closed at once, never left
+// hanging, and the next process serves the next one.
 // tier: system (needs quail start as root: SIGKILL of the smtpd child)
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,11 +24,12 @@ function state(root: string): { pid?: number; smtpd?: { pid?: number; pids?: num
 
 /**
  * quail start with `processes` SMTP processes and greetdelay=3 (the process holds a connection 3 s before its first
- * byte, qmail's greetdelay patch); a client connects, the process holding it is killed during the delay. `then`
- * checks what the client saw.
+ * byte, qmail's greetdelay patch) on a listener at `host` (127.0.0.1, or a name root cannot share); a client connects
+ * to 127.0.0.1, the process holding it is killed during the delay. `then` checks what the client saw.
  */
 async function killDuringGreetDelay(
   processes: number,
+  host: string,
   then: (c: { got: () => string; closed: () => boolean; client: Socket; log: () => string }) => Promise<void>,
 ): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'quail-adopt-'));
@@ -35,7 +38,7 @@ async function killDuringGreetDelay(
   try {
     setupRoot(root, 'mx.adopt.test', [{ domain: 'adopt.test', boxes: ['box'] }]);
     const port = await freePort();
-    writeFileSync(join(root, 'control', 'listeners'), `127.0.0.1:${port} smtp greetdelay=3\n`);
+    writeFileSync(join(root, 'control', 'listeners'), `${host}:${port} smtp greetdelay=3\n`);
     writeFileSync(join(root, 'control', 'smtpdprocesses'), `${processes}\n`);
     proc = await startProcess(root, 60_000, {}, false);
     const log = proc.log;
@@ -67,11 +70,12 @@ async function killDuringGreetDelay(
   }
 }
 
+// `localhost` is a name (127.0.0.1 in /etc/hosts): root binds it by Node's listen, accepts, and hands each connection over
 void test(
-  'several SMTP processes: the one killed during greetdelay leaves the client to the next, which greets and serves it',
+  'several SMTP processes, root handing over: the one killed during greetdelay leaves the client to the next, which greets and serves it',
   { skip: !asRoot && 'needs root' },
   () =>
-    killDuringGreetDelay(2, async ({ got, closed, client, log }) => {
+    killDuringGreetDelay(2, 'localhost', async ({ got, closed, client, log }) => {
       await waitFor(
         () => got().includes('\n') || closed(),
         30_000,
@@ -90,30 +94,31 @@ void test(
     }),
 );
 
-void test(
-  'one SMTP process (it accepts itself): killed during greetdelay, its client is closed at once, not left waiting',
-  { skip: !asRoot && 'needs root' },
-  () =>
-    killDuringGreetDelay(1, async ({ got, closed, log }) => {
-      // the kernel closes the dead process's descriptor: the client sees the end well before any timeout
-      await waitFor(closed, 10_000, () => `closed\n${log()}`);
-      assert.equal(got(), '', 'nothing was written to it');
-      // and the listener serves the next client from the new process
-      const port = Number(/listeners=127\.0\.0\.1:(\d+)/.exec(log())?.[1]);
-      const again = await new Promise<string>((resolve, reject) => {
-        const s = connect({ host: '127.0.0.1', port });
-        let out = '';
-        let quit = false;
-        s.on('data', (d: Buffer) => {
-          out += d.toString('latin1');
-          if (!quit && /^220 .*\r\n/.test(out)) {
-            quit = true;
-            s.write('QUIT\r\n');
-          }
+for (const processes of [1, 2])
+  void test(
+    `${processes} SMTP process(es) accepting themselves: the one killed during greetdelay closes its client at once, not left waiting`,
+    { skip: !asRoot && 'needs root' },
+    () =>
+      killDuringGreetDelay(processes, '127.0.0.1', async ({ got, closed, log }) => {
+        // the kernel closes the dead process's descriptor: the client sees the end well before any timeout
+        await waitFor(closed, 10_000, () => `closed\n${log()}`);
+        assert.equal(got(), '', 'nothing was written to it');
+        // and the listener serves the next client from the new process
+        const port = Number(/listeners=127\.0\.0\.1:(\d+)/.exec(log())?.[1]);
+        const again = await new Promise<string>((resolve, reject) => {
+          const s = connect({ host: '127.0.0.1', port });
+          let out = '';
+          let quit = false;
+          s.on('data', (d: Buffer) => {
+            out += d.toString('latin1');
+            if (!quit && /^220 .*\r\n/.test(out)) {
+              quit = true;
+              s.write('QUIT\r\n');
+            }
+          });
+          s.on('error', reject);
+          s.on('close', () => resolve(out));
         });
-        s.on('error', reject);
-        s.on('close', () => resolve(out));
-      });
-      assert.match(again, /^220 [^\r\n]*\r\n221 /);
-    }),
-);
+        assert.match(again, /^220 [^\r\n]*\r\n221 /);
+      }),
+  );

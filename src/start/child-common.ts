@@ -1,6 +1,7 @@
 // What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 import type { Socket } from 'node:net';
 import { errText } from '../core/index.js';
+import type { Admitted } from '../tcpserver/index.js';
 // the pool itself, not the directory's index: the send and metrics children would load SQLite and PostgreSQL's drivers
 import { cryptThreads } from '../directory/crypt-pool.js';
 import type { FromServiceChild, ToServiceChild } from './privchild.js';
@@ -74,7 +75,15 @@ export interface ServiceChildMain<Spec> {
    * accepts on the listening sockets itself (`listen` follows) and so counts its connections (maxconn, maxperip) and
    * its stress mode itself; false: root admits every connection and says when stress mode changes.
    */
-  readonly listeners: (specs: readonly Spec[], accepts: boolean) => ServedListener[];
+  readonly listeners: (
+    specs: readonly Spec[],
+    accepts: boolean,
+    /**
+     * Several processes accept on the same sockets and root counts their connections: each accepted one is admitted by
+     * asking root first (listener index, client address). Absent with `accepts`: this process counts its own.
+     */
+    admit?: (index: number, ip: string) => Promise<Admitted>,
+  ) => ServedListener[];
   readonly reload: () => void;
   /** After the listeners closed: close what open() opened. */
   readonly close: () => Promise<void>;
@@ -108,7 +117,20 @@ export async function runServiceChild<Spec>(
   }
   const listeners = new Map<number, ServedListener>();
   let stopping: Promise<void> | undefined;
+  /** Admissions asked of root (`admit`), by ask number, until its `admission` answer. */
+  const asked = new Map<number, (a: Admitted) => void>();
+  let asks = 0;
+  const admit = (index: number, ip: string): Promise<Admitted> =>
+    new Promise((resolve) => {
+      if (stopping !== undefined || !process.connected) return resolve({ ok: false, refuse: undefined });
+      const ask = ++asks;
+      asked.set(ask, resolve);
+      send({ type: 'admit', index, ask, ip });
+    });
   const stop = (graceMs: number): Promise<void> => {
+    // no answer comes once the parent is gone or stops us: the connections waiting for one are closed
+    for (const resolve of asked.values()) resolve({ ok: false, refuse: undefined });
+    asked.clear();
     stopping ??= (async () => {
       await Promise.all([...listeners.values()].map((l) => l.close(graceMs)));
       await m.close();
@@ -121,7 +143,8 @@ export async function runServiceChild<Spec>(
     switch (msg.type) {
       case 'serve':
         try {
-          for (const [i, l] of m.listeners(msg.listeners, msg.accepts === true).entries()) listeners.set(i, l);
+          const made = m.listeners(msg.listeners, msg.accepts === true, msg.admits === true ? admit : undefined);
+          for (const [i, l] of made.entries()) listeners.set(i, l);
           send({ type: 'serving' });
         } catch (err) {
           send({ type: 'fatal', error: errText(err) });
@@ -161,6 +184,17 @@ export async function runServiceChild<Spec>(
           closedAfter();
           handle?.destroy();
         }
+        break;
+      }
+      case 'admission': {
+        const resolve = asked.get(msg.ask);
+        asked.delete(msg.ask);
+        const { id } = msg;
+        const closed = m.closed;
+        if (id === undefined) resolve?.({ ok: false, refuse: msg.refuse });
+        else if (resolve === undefined)
+          closed?.(id); // asked before a stop: counted out at once
+        else resolve({ ok: true, done: () => closed?.(id) });
         break;
       }
       case 'stress':

@@ -22,8 +22,21 @@ export interface HostPort {
 
 /** Parent → child. `adopt` carries one accepted, paused, unread socket. */
 export type ToServiceChild<Spec> =
-  /** `accepts`: the child listens and accepts itself (a `listen` per listener follows) and counts its connections. */
-  | { readonly type: 'serve'; readonly listeners: readonly Spec[]; readonly accepts?: boolean }
+  /**
+   * `accepts`: the child listens and accepts itself (a `listen` per listener follows) and counts its connections, or
+   * with `admits` (several children accept on the same sockets) asks root to count each one (`admit`).
+   */
+  | {
+      readonly type: 'serve';
+      readonly listeners: readonly Spec[];
+      readonly accepts?: boolean;
+      readonly admits?: boolean;
+    }
+  /**
+   * Root's answer to `admit` number `ask`: counted as connection `id` (the child says `closed` of it when its session
+   * is over), or refused (no id) with the text the client is told.
+   */
+  | { readonly type: 'admission'; readonly ask: number; readonly id?: number; readonly refuse?: string }
   /** Carries the listener's bound socket (src/tcpserver's bindShared): listen and accept on it, say `listening`. */
   | { readonly type: 'listen'; readonly index: number }
   | { readonly type: 'adopt'; readonly index: number; readonly id: number }
@@ -40,6 +53,8 @@ export type FromServiceChild<Other> =
   | { readonly type: 'fatal'; readonly error: string }
   | { readonly type: 'serving' }
   | { readonly type: 'listening'; readonly index: number }
+  /** A connection the child accepted itself (`admits`): may it be served? Root counts it and answers `admission`. */
+  | { readonly type: 'admit'; readonly index: number; readonly ask: number; readonly ip: string }
   /** The child holds its own descriptor of handed-over connection `id`: the parent closes its copy. */
   | { readonly type: 'adopted'; readonly id: number }
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
@@ -87,12 +102,16 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
    * for services whose sessions share nothing but what root or the disk holds (SMTP).
    */
   readonly instances?: number;
-  /** Root admits the connections (needed with more than one instance; the children must then report `closed`). */
+  /**
+   * Root admits the connections (needed with more than one instance; the children must then report `closed`): the
+   * connections it hands over, or, when the children accept themselves (directAccept), each one they ask about.
+   */
   readonly admission?: AdmissionPolicy<Spec>;
   /**
-   * With one instance, the child accepts on the listening sockets itself (root binds them and keeps its descriptor
-   * without accepting: the port and its queue of waiting connections outlive a child), and counts its connections
-   * itself: no connection passes through root. If no child serves for TAKEOVER_MS, root accepts from then on as
+   * The children accept on the listening sockets themselves (root binds them and keeps its descriptor without
+   * accepting: the port and its queue of waiting connections outlive a child): no connection passes through root. One
+   * instance counts its connections itself; several (with `admission`) ask root to count each one, a small message
+   * each way instead of the descriptor's hand-over. If no child serves for TAKEOVER_MS, root accepts from then on as
    * without it (each connection waits for a child, or is told busyReply) and logs `outage`.
    */
   readonly directAccept?: { readonly outage: EventName };
@@ -112,6 +131,7 @@ const LIFECYCLE: ReadonlySet<string> = new Set([
   'serving',
   'listening',
   'adopted',
+  'admit',
   'log',
   'logs',
   'share',
@@ -220,8 +240,9 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       handshake: async (child) => {
         await awaitMessage(child, 'ready', { timeoutMs: READY_MS });
         const accepts = this.direct && this.shared.some((l) => l !== undefined);
+        const admits = accepts && this.o.admission !== undefined && this.procs.length > 1;
         await awaitMessage(child, 'serving', {
-          send: { type: 'serve', listeners: this.specsBound, accepts } satisfies ToServiceChild<Spec>,
+          send: { type: 'serve', listeners: this.specsBound, accepts, admits } satisfies ToServiceChild<Spec>,
           timeoutMs: READY_MS,
         });
         for (const [index, l] of this.shared.entries())
@@ -375,7 +396,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     // a listener named by host name is bound by Node's listen, which looks the name up: root accepts then, as before
     this.direct =
       this.o.directAccept !== undefined &&
-      this.procs.length === 1 &&
+      (this.procs.length === 1 || this.o.admission !== undefined) &&
       this.o.specs.every((spec) => isIP(spec.host) !== 0) &&
       canShareListen();
     for (const spec of this.o.specs) {
@@ -520,6 +541,29 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     w?.socket.destroy();
   }
 
+  /**
+   * A child accepted a connection itself and asks (`admit`): counted like a handed-over one, as served by that child
+   * until it says `closed` or dies; or refused (logged by the policy), the child telling the client.
+   */
+  private admitAsked(child: ChildProcess, index: number, ask: number, ip: string): void {
+    const policy = this.o.admission;
+    const limits = this.limits[index];
+    const spec = this.specsBound[index];
+    const answer = (a: { readonly id?: number; readonly refuse?: string }): void => {
+      if (child.connected) child.send({ type: 'admission', ask, ...a } satisfies ToServiceChild<Spec>, () => undefined);
+    };
+    if (policy === undefined || limits === undefined || spec === undefined || this.stopping) return answer({});
+    const admitted = limits.admit(ip);
+    if (admitted !== 'ok') {
+      const text = policy.refused(spec, ip, admitted);
+      return answer(text === undefined ? {} : { refuse: text });
+    }
+    this.stress(index);
+    const id = this.nextId++;
+    this.served.set(id, { counted: { index, ip, released: false }, child });
+    answer({ id });
+  }
+
   /** A child's session of handed-over connection `id` is over. */
   private closed(id: number): void {
     const c = this.served.get(id);
@@ -601,6 +645,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   private onMessage(from: ChildProcess, m: FromServiceChild<Other>): void {
     if (m.type === 'adopted' && 'id' in m) this.adopted(Number(m.id));
+    else if (m.type === 'admit' && 'ask' in m)
+      this.admitAsked(from, Number(m.index), Number(m.ask), typeof m.ip === 'string' ? m.ip : 'unknown');
     else if (m.type === 'log' && 'event' in m && 'fields' in m) relayEvent(this.o.log, m.event, m.fields);
     else if (m.type === 'logs' && 'events' in m) {
       relayBatch(m, (name, fields) => relayEvent(this.o.log, name, fields));

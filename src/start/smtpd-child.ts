@@ -91,7 +91,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
         }
         tls = tlsOrNone(root);
       },
-      listeners: (specs, accepts) => {
+      listeners: (specs, accepts, admit) => {
         // one for every listener: its per-domain rate limit holds whichever port the customer used (and, told to the
         // other SMTP processes, whichever process served it)
         const flush = (domain: string): void => (queue as FileQueue).trigger('flush', domain);
@@ -108,7 +108,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
         autoturn = turn;
         etrn = held;
         return specs.map(
-          (spec) =>
+          (spec, index) =>
             new SmtpListener(spec, {
               controlFor: () => controlFiles.snapshot(),
               queue: queue as FileQueue,
@@ -124,8 +124,10 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
               tls: () => tls,
               log,
               // the only SMTP process accepts itself and counts its connections; with several, root counts the
-              // connections of all of them (maxconn=, maxperip=, stress mode) and hands each over
-              admittedElsewhere: !accepts,
+              // connections of all of them (maxconn=, maxperip=, stress mode): each process accepts and asks root
+              // (admit), or, where the processes cannot share the sockets, root accepts and hands each over
+              admittedElsewhere: !accepts || admit !== undefined,
+              ...(admit ? { admit: (ip: string) => admit(index, ip) } : {}),
             }),
         );
       },

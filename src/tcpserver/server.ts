@@ -31,7 +31,16 @@ export interface TcpServerOptions {
   readonly open: (socket: Socket, ip: string) => Served | Refusal;
   /** A failed accept (EMFILE...): the server keeps listening. */
   readonly acceptFailed: (err: Error) => void;
+  /**
+   * Another process counts the connections (several processes accepting on one socket: src/start's privchild.ts):
+   * each accepted connection waits, paused, for its answer before `open`; maxConnections and maxPerIp are not used.
+   */
+  readonly admit?: (ip: string) => Promise<Admitted>;
 }
+
+/** What the process that counts says of a connection: served (`done` counts it out, once), or refused with a text. */
+export type Admitted =
+  { readonly ok: true; readonly done: () => void } | { readonly ok: false; readonly refuse: string | undefined };
 
 /** `::ffff:1.2.3.4` → `1.2.3.4`; no address → `unknown`. */
 export const plainIp = (a: string | undefined): string => (a ?? 'unknown').replace(/^::ffff:(?=\d+\.)/, '');
@@ -51,6 +60,9 @@ export class TcpServer {
   private readonly server: Server;
   private readonly limits: ConnectionLimits;
   private readonly sessions = new Map<Socket, Served>();
+  /** Connections waiting for their admission (admit): destroyed at close. */
+  private readonly asking = new Set<Socket>();
+  private closing = false;
 
   constructor(private readonly o: TcpServerOptions) {
     this.limits = new ConnectionLimits(o.maxConnections, o.maxPerIp);
@@ -105,6 +117,8 @@ export class TcpServer {
    * sockets are cut (never mid-commit: SMTP's 250 follows its commit; a cut POP3 session deletes nothing).
    */
   async close(graceMs = Infinity): Promise<void> {
+    this.closing = true;
+    for (const socket of this.asking) socket.destroy();
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     for (const s of this.sessions.values()) s.shutdown?.();
     const all = Promise.allSettled([...this.sessions.values()].map((s) => s.done));
@@ -122,18 +136,44 @@ export class TcpServer {
     const ip = plainIp(socket.remoteAddress);
     socket.on('error', () => undefined); // resets are normal; the session sees EOF
     if (this.o.noDelay) socket.setNoDelay(true);
+    if (this.o.admit) return this.askFirst(socket, ip, this.o.admit);
     const admitted = this.limits.admit(ip);
     if (admitted !== 'ok') return refuseSocket(socket, this.o.tooMany(ip, admitted));
+    this.serve(socket, ip, () => this.limits.release(ip));
+  }
+
+  /** The connection waits (paused, unread) for the counting process's answer; gone meanwhile, it is counted out. */
+  private askFirst(socket: Socket, ip: string, admit: (ip: string) => Promise<Admitted>): void {
+    this.asking.add(socket);
+    admit(ip).then(
+      (a) => {
+        this.asking.delete(socket);
+        if (!a.ok) return refuseSocket(socket, a.refuse);
+        if (socket.destroyed || this.closing) {
+          socket.destroy();
+          return a.done();
+        }
+        this.serve(socket, ip, a.done);
+      },
+      () => {
+        this.asking.delete(socket);
+        socket.destroy();
+      },
+    );
+  }
+
+  /** An admitted connection: its session, counted out (`release`, once) when it is over or refused by `open`. */
+  private serve(socket: Socket, ip: string, release: () => void): void {
     let served: Served | Refusal;
     try {
       served = this.o.open(socket, ip);
     } catch (err) {
-      this.limits.release(ip);
+      release();
       socket.destroy();
       throw err;
     }
     if (!('done' in served)) {
-      this.limits.release(ip);
+      release();
       return refuseSocket(socket, served.refuse);
     }
     this.sessions.set(socket, served);
@@ -144,7 +184,7 @@ export class TcpServer {
       )
       .finally(() => {
         this.sessions.delete(socket);
-        this.limits.release(ip);
+        release();
       });
   }
 }
