@@ -461,15 +461,16 @@ async function writeMessage(
   const hash = createHash('sha256');
   let size = 0;
   let keeping = keep !== undefined;
-  // the Received line waits for the first bytes of the data, so that both go in one writev
-  let first: Buffer | undefined = header ? Buffer.from(header, 'latin1') : undefined;
-  const put = (b: Buffer): void => {
+  // bytes counted and hashed but not written yet: the Received line waits for the data's first bytes (one writev)
+  let held: Buffer[] = [];
+  const put = (b: Buffer, hold = false): void => {
     hash.update(b);
     size += b.length;
-    if (first !== undefined) {
-      writevAllSync(fd, [first, b]);
-      first = undefined;
-    } else writeAllSync(fd, b);
+    held.push(b);
+    if (!hold) {
+      writevAllSync(fd, held);
+      held = [];
+    }
     if (!keeping || !keep) return;
     if (size > JOURNAL_MAX_MESSAGE) {
       keeping = false;
@@ -477,13 +478,7 @@ async function writeMessage(
     } else keep.push(Buffer.from(b)); // a copy: a stream may reuse its chunk's memory
   };
   try {
-    if (first !== undefined) {
-      // hashed and kept now, written with the first chunk (or alone below, for empty data)
-      const b = first;
-      hash.update(b);
-      size += b.length;
-      if (keep) keep.push(b);
-    }
+    if (header) put(Buffer.from(header, 'latin1'), true);
     if (Buffer.isBuffer(data)) put(data);
     else
       for await (const chunk of data as AsyncIterable<unknown>) {
@@ -495,7 +490,7 @@ async function writeMessage(
               : Buffer.from(chunk as Uint8Array),
         );
       }
-    if (first !== undefined) writeAllSync(fd, first); // no data at all
+    if (held.length > 0) writevAllSync(fd, held); // no data at all: the Received line alone
     // A spare file still holds a removed message's bytes (spare.ts): whatever lies past what was written goes now,
     // before the sync. A new file is already this long (one cheap call, no block freed).
     ftruncateSync(fd, size);

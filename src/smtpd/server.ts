@@ -77,8 +77,9 @@ export interface SmtpServerDeps {
    */
   readonly admittedElsewhere?: boolean;
   /**
-   * With admittedElsewhere, on a socket this process accepts on (listenOn): each connection is admitted by asking
-   * (root's count across the SMTP processes), before its session starts. Absent: connections are handed over admitted.
+   * Another process counts the connections this one accepts (root, across several SMTP processes accepting on one
+   * socket): each connection is admitted by asking, before its session starts; as with admittedElsewhere, no limits
+   * here and stress mode is what setStress says.
    */
   readonly admit?: (ip: string) => Promise<Admitted>;
   readonly clock?: () => Date;
@@ -148,7 +149,7 @@ export class SmtpListener {
     this.isLocalIp = deps.isLocalIp ?? ((ip) => ips.has(ip));
     const log = deps.log ?? (() => undefined);
     const limits = listenerLimits(spec, deps);
-    const here = deps.admittedElsewhere !== true;
+    const here = deps.admittedElsewhere !== true && deps.admit === undefined;
     this.stress = new ListenerStress(here ? limits.maxConnections : Infinity, limits.stressMs, (on, n) =>
       log('smtp.stress', { listener: this.label, on, connections: n }),
     );

@@ -21,6 +21,7 @@ export class LogBatch {
   private events: Array<readonly [string, Record<string, unknown>]> = [];
   private ended: number[] = [];
   private armed = false;
+  private soon = false;
 
   constructor(private readonly sendBatch: (m: LogsMessage) => void) {}
 
@@ -39,6 +40,20 @@ export class LogBatch {
     if (this.armed) return;
     this.armed = true;
     setTimeout(() => this.flush(), LOG_WINDOW_MS).unref();
+  }
+
+  /**
+   * Sends what waits at the end of this event-loop turn, not after the window: for an event something waits on (the
+   * SMTP child's `smtp.queued`, the scheduler's wake-up). Those of one turn (the messages one grouped fsync committed)
+   * go as one message.
+   */
+  flushSoon(): void {
+    if (this.soon) return;
+    this.soon = true;
+    setImmediate(() => {
+      this.soon = false;
+      this.flush();
+    });
   }
 
   flush(): void {

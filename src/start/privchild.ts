@@ -325,16 +325,23 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   /** Counts a new connection in (admission on): undefined when it was refused (and told so). */
   private admit(index: number, socket: Socket): Counted | 'refused' | undefined {
+    const c = this.count(index, plainIp(socket.remoteAddress));
+    if (c === undefined || !('refuse' in c)) return c;
+    refuseSocket(socket, c.refuse);
+    return 'refused';
+  }
+
+  /**
+   * Counts a connection from `ip` in listener `index`'s limits, whoever accepted it: counted, or over a limit (logged
+   * by the policy, with what the client is told); undefined when root does not count (admission off).
+   */
+  private count(index: number, ip: string): Counted | { readonly refuse: string | undefined } | undefined {
     const policy = this.o.admission;
     const limits = this.limits[index];
     const spec = this.specsBound[index];
     if (policy === undefined || limits === undefined || spec === undefined) return undefined;
-    const ip = plainIp(socket.remoteAddress);
     const admitted = limits.admit(ip);
-    if (admitted !== 'ok') {
-      refuseSocket(socket, policy.refused(spec, ip, admitted));
-      return 'refused';
-    }
+    if (admitted !== 'ok') return { refuse: policy.refused(spec, ip, admitted) };
     this.stress(index);
     return { index, ip, released: false };
   }
@@ -546,21 +553,15 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
    * until it says `closed` or dies; or refused (logged by the policy), the child telling the client.
    */
   private admitAsked(child: ChildProcess, index: number, ask: number, ip: string): void {
-    const policy = this.o.admission;
-    const limits = this.limits[index];
-    const spec = this.specsBound[index];
-    const answer = (a: { readonly id?: number; readonly refuse?: string }): void => {
+    const answer = (a: { readonly id?: number; readonly refuse?: string | undefined }): void => {
       if (child.connected) child.send({ type: 'admission', ask, ...a } satisfies ToServiceChild<Spec>, () => undefined);
     };
-    if (policy === undefined || limits === undefined || spec === undefined || this.stopping) return answer({});
-    const admitted = limits.admit(ip);
-    if (admitted !== 'ok') {
-      const text = policy.refused(spec, ip, admitted);
-      return answer(text === undefined ? {} : { refuse: text });
-    }
-    this.stress(index);
+    // a listener root does not count (a child's garbage index), or a stop under way: refused without a word
+    const c = this.stopping ? undefined : this.count(index, ip);
+    if (c === undefined) return answer({});
+    if ('refuse' in c) return answer(c.refuse === undefined ? {} : { refuse: c.refuse });
     const id = this.nextId++;
-    this.served.set(id, { counted: { index, ip, released: false }, child });
+    this.served.set(id, { counted: c, child });
     answer({ id });
   }
 

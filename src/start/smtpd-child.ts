@@ -23,20 +23,12 @@ const send = (m: FromSmtpChild): void => {
   logs.flush();
   sendNow(m);
 };
-// smtp.queued goes at the end of this event-loop turn: root passes it to the send child as the wake-up of its
-// scheduler (the queue opened below does not also say it on the wake-up sockets: one wake-up per message, over the
-// channel root already reads). The messages one grouped fsync committed are told in the same turn: one IPC write.
-let flushing = false;
-const flushNow = (): void => {
-  flushing = false;
-  logs.flush();
-};
+// smtp.queued goes at the end of this event-loop turn (flushSoon): root passes it to the send child as the wake-up of
+// its scheduler (the queue opened below does not also say it on the wake-up sockets: one wake-up per message, over
+// the channel root already reads)
 const log = (event: SmtpEventName, fields: Readonly<Record<string, unknown>>): void => {
   logs.add(event, fields);
-  if (event === 'smtp.queued' && !flushing) {
-    flushing = true;
-    setImmediate(flushNow);
-  }
+  if (event === 'smtp.queued') logs.flushSoon();
 };
 
 function tlsOrNone(root: string): ReturnType<typeof loadTlsContext> {
@@ -126,7 +118,7 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
               // the only SMTP process accepts itself and counts its connections; with several, root counts the
               // connections of all of them (maxconn=, maxperip=, stress mode): each process accepts and asks root
               // (admit), or, where the processes cannot share the sockets, root accepts and hands each over
-              admittedElsewhere: !accepts || admit !== undefined,
+              admittedElsewhere: !accepts,
               ...(admit ? { admit: (ip: string) => admit(index, ip) } : {}),
             }),
         );

@@ -244,3 +244,27 @@ void test(
     await session(port.delayed);
   },
 );
+
+void test(
+  'a burst of clients gone while their process asks root (reset or FIN at once, garbage sent): all counted out, none crashes a process',
+  { skip },
+  async () => {
+    const pids = smtpdPids();
+    const from = log().length;
+    // maxperip=3 on this listener: 60 connections that leave before any answer, from one address, in flight together
+    await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        const w = await Wire.connect(port.smtp);
+        if (i % 3 === 0) w.send('\x00\xff garbage before the greeting\r\n');
+        if (i % 2 === 0) w.reset();
+        else w.end();
+        w.destroy();
+      }),
+    );
+    // every one of them is counted out by root (the processes say `closed` in their next log batches): three
+    // sessions from the same address are admitted again, and both processes are the ones that were there
+    for (let i = 0; i < 3; i++) await session(port.smtp);
+    assert.deepEqual([...smtpdPids()].sort(), [...pids].sort(), 'no SMTP process died');
+    assert.doesNotMatch(log().slice(from), /smtpd\.crashed|smtp\.error/, 'nothing crashed or failed');
+  },
+);

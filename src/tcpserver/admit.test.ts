@@ -40,6 +40,19 @@ function counted(): {
   return { server, pending, opened, released, doneFor: (n) => () => released.push(n) };
 }
 
+type Counted = ReturnType<typeof counted>;
+
+/** Runs `body` on a listening counted() server, closed after it whatever happens. */
+async function withCounted(body: (c: Counted, port: number) => Promise<void>): Promise<void> {
+  const c = counted();
+  const { port } = await c.server.listen(0, '127.0.0.1');
+  try {
+    await body(c, port);
+  } finally {
+    await c.server.close(0);
+  }
+}
+
 function client(port: number): { socket: Socket; got: () => string; closed: () => boolean } {
   const socket = connect({ host: '127.0.0.1', port });
   let got = '';
@@ -50,10 +63,8 @@ function client(port: number): { socket: Socket; got: () => string; closed: () =
   return { socket, got: () => got, closed: () => closed };
 }
 
-void test('admit: a connection waits unread for its answer; admitted, it is served and counted out once at its end', async () => {
-  const c = counted();
-  const { port } = await c.server.listen(0, '127.0.0.1');
-  try {
+void test('admit: a connection waits unread for its answer; admitted, it is served and counted out once at its end', () =>
+  withCounted(async (c, port) => {
     const a = client(port);
     a.socket.write('QUIT\r\n'); // sent before the answer: read only once the session starts
     await waitFor(() => c.pending.length === 1, 5000);
@@ -67,15 +78,10 @@ void test('admit: a connection waits unread for its answer; admitted, it is serv
     await waitFor(() => c.released.length === 1, 5000);
     assert.deepEqual(c.released, [1], 'counted out once');
     assert.deepEqual(c.opened, ['127.0.0.1']);
-  } finally {
-    await c.server.close(0);
-  }
-});
+  }));
 
-void test('admit: refused, the client is told the text and closed; no session, nothing to count out', async () => {
-  const c = counted();
-  const { port } = await c.server.listen(0, '127.0.0.1');
-  try {
+void test('admit: refused, the client is told the text and closed; no session, nothing to count out', () =>
+  withCounted(async (c, port) => {
     const a = client(port);
     await waitFor(() => c.pending.length === 1, 5000);
     c.pending[0]?.answer({ ok: false, refuse: '421 too many connections\r\n' });
@@ -88,15 +94,10 @@ void test('admit: refused, the client is told the text and closed; no session, n
     assert.equal(b.got(), '');
     assert.deepEqual(c.opened, []);
     assert.deepEqual(c.released, []);
-  } finally {
-    await c.server.close(0);
-  }
-});
+  }));
 
-void test('admit: a client gone before its answer, or a server closed meanwhile: counted out once', async () => {
-  const c = counted();
-  const { port } = await c.server.listen(0, '127.0.0.1');
-  try {
+void test('admit: a client gone before its answer, or a server closed meanwhile: counted out once', () =>
+  withCounted(async (c, port) => {
     const a = client(port);
     await waitFor(() => c.pending.length === 1, 5000);
     a.socket.destroy(); // gone while root answers: unread (paused), the server sees it only once its session reads
@@ -114,7 +115,4 @@ void test('admit: a client gone before its answer, or a server closed meanwhile:
     assert.deepEqual(c.released, [1, 2], 'each counted out once');
     assert.deepEqual(c.opened, ['127.0.0.1'], 'no session for the one the close ended');
     assert.equal(b.got(), '');
-  } finally {
-    await c.server.close(0).catch(() => undefined);
-  }
-});
+  }));
