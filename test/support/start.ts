@@ -272,17 +272,52 @@ export async function connectionHolders(port: number, accepter?: number): Promis
   }
 }
 
-/** A port free on 127.0.0.1 right now (bound and released: another process could take it, rarely). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports handed out by freePort: below the kernel's ephemeral range (net.ipv4.ip_local_port_range), so that neither a
+ * server listening on port 0 nor a client's own end of a connection can be given one of them between freePort's check
+ * and its caller's bind. Test files run side by side: a port freePort had found free in the ephemeral range was once
+ * bound by another file's quail (listening on 0), and this file's client then talked to that server.
+ */
+function freeRange(): { low: number; high: number } | undefined {
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return first > 21_000 ? { low: 20_000, high: first - 1 } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const range = freeRange();
+/** Each test process walks the range from its own random place, so two files side by side rarely try the same port. */
+let nextFree = range === undefined ? 0 : range.low + Math.floor(Math.random() * (range.high - range.low + 1));
+
+/** Whether `port` (0: any) can be bound on 127.0.0.1 now; the port bound, or undefined. */
+function bindable(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => {
       const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
+      const bound = typeof a === 'object' && a !== null ? a.port : undefined;
+      s.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * A port free on 127.0.0.1 right now, outside the ephemeral range (above); bound and released, so another test file
+ * could still take it, rarely. Where the ephemeral range leaves no room below it, any port the kernel picks.
+ */
+export async function freePort(): Promise<number> {
+  if (range !== undefined) {
+    for (let tries = 0; tries < 500; tries++) {
+      const port = nextFree;
+      nextFree = port >= range.high ? range.low : port + 1;
+      if ((await bindable(port)) === port) return port;
+    }
+  }
+  const any = await bindable(0);
+  if (any === undefined) throw new Error('no free port on 127.0.0.1');
+  return any;
 }
 
 /** One SMTP session in lockstep: each line is sent after a reply line arrives; resolves with all the server said. */
