@@ -10,12 +10,12 @@ import { waitFor } from '../../test/support/wait.js';
 /** A TcpServer whose admissions wait until the test answers them (`pending`, in order of arrival). */
 function counted(): {
   server: TcpServer;
-  pending: Array<{ ip: string; answer: (a: Admitted) => void }>;
+  pending: Array<{ ip: string; answer: (a: Admitted) => void; fail: (e: Error) => void }>;
   opened: string[];
   released: number[];
   doneFor: (n: number) => () => void;
 } {
-  const pending: Array<{ ip: string; answer: (a: Admitted) => void }> = [];
+  const pending: Array<{ ip: string; answer: (a: Admitted) => void; fail: (e: Error) => void }> = [];
   const opened: string[] = [];
   const released: number[] = [];
   const server = new TcpServer({
@@ -35,7 +35,7 @@ function counted(): {
       return { done: new Promise((r) => socket.on('close', r)) };
     },
     acceptFailed: () => undefined,
-    admit: (ip) => new Promise((answer) => pending.push({ ip, answer })),
+    admit: (ip) => new Promise((answer, fail) => pending.push({ ip, answer, fail })),
   });
   return { server, pending, opened, released, doneFor: (n) => () => released.push(n) };
 }
@@ -116,3 +116,26 @@ void test('admit: a client gone before its answer, or a server closed meanwhile:
     assert.deepEqual(c.opened, ['127.0.0.1'], 'no session for the one the close ended');
     assert.equal(b.got(), '');
   }));
+
+// a timeout: a connection left open would keep the server's close waiting for good
+void test(
+  'admit: an asking that fails (the counting process gone) closes the connection without a word; the next is served',
+  { timeout: 20_000 },
+  () =>
+    withCounted(async (c, port) => {
+      const a = client(port);
+      await waitFor(() => c.pending.length === 1, 5000);
+      c.pending[0]?.fail(new Error('the counting process is gone'));
+      await waitFor(a.closed, 5000);
+      assert.equal(a.got(), '');
+      assert.deepEqual(c.opened, [], 'no session for it');
+      const b = client(port);
+      await waitFor(() => c.pending.length === 2, 5000);
+      c.pending[1]?.answer({ ok: true, done: c.doneFor(2) });
+      b.socket.write('QUIT\r\n');
+      await waitFor(b.closed, 5000);
+      assert.equal(b.got(), 'hello\r\nbye\r\n');
+      await waitFor(() => c.released.length === 1, 5000);
+      assert.deepEqual(c.released, [2]);
+    }),
+);
