@@ -73,6 +73,13 @@ void test('quail backup then restore into a fresh root: no drift, the mail, the 
     );
     const again = q(['backup', archive, '--root', root]);
     assert.deepEqual([again.status, /exists/.test(again.stderr)], [100, true], again.stderr);
+    // a file in a directory that does not exist: said so, no stack trace, no system call's message
+    const nowhere = q(['backup', join(tmp, 'no-such-dir', 'b.tgz'), '--root', root]);
+    assert.equal(nowhere.status, 100, nowhere.stderr);
+    assert.match(
+      nowhere.stderr,
+      /^quail backup: fatal: cannot write .*b\.tgz: the directory .*no-such-dir does not exist/,
+    );
 
     ok(q(['restore', archive, '--root', fresh]));
     assert.deepEqual(

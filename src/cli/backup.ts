@@ -61,7 +61,16 @@ async function backup(root: string, file: string, o: BackupOptions = {}, bar?: P
     throw usageError(`${root} has no control/: not a mail root (give --root DIR)`);
   const out = resolve(file);
   if (existsSync(out) && o.force !== true) throw usageError(`${out} exists: choose a new file name, or give --force`);
-  const staging = mkdtempSync(join(dirname(out), '.quail-backup-'));
+  if (!existsSync(dirname(out)))
+    throw usageError(
+      `cannot write ${out}: the directory ${dirname(out)} does not exist (make it first, or choose another)`,
+    );
+  let staging: string;
+  try {
+    staging = mkdtempSync(join(dirname(out), '.quail-backup-'));
+  } catch (err) {
+    throw new CliError(`cannot write in ${dirname(out)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, true);
+  }
   try {
     bar?.tick(0, 1, 'directory');
     const dir = await backupDirectory(root, staging, o.directory);
