@@ -172,6 +172,16 @@ void test('quail import qmail: control lists merged, missing files copied, diffe
       join(old, 'users', 'assign'),
       '+legacy-:legacy:1001:1001:/home/legacy:-::\n=bob:bob:1002:1002:/home/bob:::\n.\n',
     );
+    // a source that is not a directory: said so, exit 100, no system call's message
+    for (const [kind, what] of [
+      ['qmail', /a qmail root/],
+      ['vpopmail', /vpopmail's domains\/ tree/],
+    ] as const) {
+      const missing = q(root, ['import', kind, join(old, 'no-such-dir')]);
+      assert.equal(missing.status, 100, missing.stderr);
+      assert.match(missing.stderr, /^quail import \w+: fatal: .*no-such-dir is not a directory: give /);
+      assert.match(missing.stderr, what);
+    }
     const dry = ok(q(root, ['import', 'qmail', old, '--dry-run']));
     assert.match(dry, /would import: control\/rcpthosts: 1 line\(s\) added/);
     assert.equal(existsSync(join(root, 'control', 'databytes')), false);
@@ -192,6 +202,7 @@ void test('quail import qmail: control lists merged, missing files copied, diffe
     );
     const cdb = spawnSync('cdb', ['-q', join(root, 'users', 'cdb'), '!legacy-'], { encoding: 'latin1' });
     assert.equal(cdb.stdout.split('\0')[3], '/home/legacy');
+    mkdirSync(join(old, 'nothing')); // a directory without control/ or users/assign: reported, nothing imported
     assert.equal(q(root, ['import', 'qmail', join(old, 'nothing')]).stdout.includes('is this a qmail root'), true);
   } finally {
     rmSync(root, { recursive: true, force: true });

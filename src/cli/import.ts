@@ -1,8 +1,9 @@
 // quail import vpopmail DIR | qmail ROOT: bring an old system's domains, mailboxes, aliases or control files in (--dry-run first).
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { deliveryAccount, importQmail, importVpopmail, type ImportReport } from '../directory/index.js';
-import { action, addRootOption, resolveRoot } from './common.js';
+import { action, addRootOption, resolveRoot, usageError } from './common.js';
 import { progressBar } from './progress.js';
 import { reloadIfChanged, routingStamp } from './reload.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
@@ -40,11 +41,15 @@ export function register(program: Command): void {
       withDirectory(o, async (ctx) => {
         const bar = progressBar('import vpopmail');
         try {
-          const rep = await importVpopmail(ctx, resolve(dir), {
-            dryRun: o.dryRun === true,
-            account: deliveryAccount(ctx.root, o.account),
-            progress: bar.tick,
-          });
+          const rep = await importVpopmail(
+            ctx,
+            sourceDir(dir, "vpopmail's domains/ tree (e.g. /home/vpopmail/domains)"),
+            {
+              dryRun: o.dryRun === true,
+              account: deliveryAccount(ctx.root, o.account),
+              progress: bar.tick,
+            },
+          );
           bar.stop();
           return report(rep, o);
         } finally {
@@ -64,10 +69,21 @@ export function register(program: Command): void {
       const bar = progressBar('import qmail');
       const root = resolveRoot(o.root);
       const before = routingStamp(root);
-      const rep = importQmail(root, resolve(from), { dryRun: o.dryRun === true, progress: bar.tick });
+      const rep = importQmail(root, sourceDir(from, 'a qmail root (e.g. /var/qmail)'), {
+        dryRun: o.dryRun === true,
+        progress: bar.tick,
+      });
       bar.stop();
       reloadIfChanged(root, before, 'quail import qmail');
       return report(rep, o);
     }),
   );
+}
+
+/** The directory to import from, absolute; one that is missing or not a directory is the user's mistake (exit 100). */
+function sourceDir(dir: string, what: string): string {
+  const abs = resolve(dir);
+  if (statSync(abs, { throwIfNoEntry: false })?.isDirectory() !== true)
+    throw usageError(`${abs} is not a directory: give ${what}`);
+  return abs;
 }

@@ -133,6 +133,14 @@ void test('quail queue: stat, list, show, hold, release, delete, flush, export, 
     unsub();
 
     const file = join(dir, 'moved.q');
+    // into a directory that does not exist: said so (not "a queue directory is missing"), nothing removed
+    const nowhere = await quail('queue', 'export', join(dir, 'no-such-dir', 'x.q'), '--delete', '--root', root);
+    assert.equal(nowhere.code, 100, nowhere.err);
+    assert.match(
+      nowhere.err,
+      /^quail queue export: fatal: cannot write .*x\.q: the directory .*no-such-dir does not exist/,
+    );
+    assert.equal((await q.ids()).length, 2);
     const exp = await quail('queue', 'export', file, '--delete', '--root', root);
     assert.equal(exp.code, 0, exp.err);
     assert.match(exp.out, /exported 2 message\(s\)/);
