@@ -175,6 +175,18 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
       targets: ['joe@example.com', '/srv/mail/info/Maildir/', '|/usr/bin/logger'],
     });
     await d.addAlias('example.com', 'abuse', ['&ann@example.com']);
+    // a forward to the address itself would loop: refused, as a mailbox's forward to itself
+    await assert.rejects(
+      d.addAlias('example.com', 'loop', ['x@other.example', 'Loop@Example.com']),
+      /cannot forward to itself/,
+    );
+    await assert.rejects(d.addAlias('example.com', 'loop', ['&loop@example.com']), /cannot forward to itself/);
+    assert.equal(await d.getAlias('example.com', 'loop'), null, 'nothing of a refused alias is kept');
+    await d.addMailbox({ domain: 'example.com', local: 'self', passwordHash: '' });
+    await assert.rejects(
+      d.updateMailbox('example.com', 'self', { forward: ['self@example.com'] }),
+      /cannot forward to itself/,
+    );
     assert.deepEqual(
       (await d.listAliases('example.com')).map((x) => [x.local, x.targets.length]),
       [

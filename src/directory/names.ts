@@ -73,6 +73,17 @@ export function parseFlag(text: string): MailboxFlag {
   return f;
 }
 
+/** A forward to the address itself would go round until the loop check bounces it: refused when it is written. */
+export function checkNotSelf(targets: readonly string[], local: string, domain: string): void {
+  const self = `${local}@${domain}`.toLowerCase();
+  for (const t of targets) {
+    if (targetKind(t) === 'forward' && t.replace(/^&/, '').toLowerCase() === self)
+      throw new DirectoryError(
+        `${self} cannot forward to itself: mail would loop (give another address, or a Maildir path to keep a copy)`,
+      );
+  }
+}
+
 export function checkTarget(raw: string): string {
   const t = raw.trim();
   if (t === '' || t.includes('\n'))

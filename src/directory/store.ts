@@ -3,6 +3,7 @@ import {
   aliasDomainName,
   DirectoryError,
   bitsToFlags,
+  checkNotSelf,
   checkTarget,
   domainName,
   flagsToBits,
@@ -402,6 +403,7 @@ export class SqlDirectory implements Directory {
       if (!row) throw new DirectoryError(`no mailbox ${l}@${d}; add it with quail user add ${l}@${d}`);
       const cur = this.mailboxRow(row);
       const forward = (patch.forward ?? cur.forward).map(checkTarget);
+      if (patch.forward !== undefined) checkNotSelf(forward, l, d);
       if (patch.forward !== undefined && patch.forward.length > 0 && cur.forward.length === 0) {
         const dom = await this.domainRow(tx, await this.need(tx, d, true));
         if (dom.limits.maxForwards !== null) {
@@ -455,6 +457,7 @@ export class SqlDirectory implements Directory {
     const l = localPart(local);
     const ts = targets.map(checkTarget);
     if (ts.length === 0) throw new DirectoryError(`alias ${l}@${d}: give at least one target`);
+    checkNotSelf(ts, l, d);
     return this.db.transaction(async (tx) => {
       const dom = await this.domainRow(tx, await this.need(tx, d, true));
       const cur = await this.aliasIn(tx, d, l);
