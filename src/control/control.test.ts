@@ -178,3 +178,19 @@ void test('catalogue: unique names, a doc line for each, controlDef finds every 
   }
   assert.equal(controlDef('no-such-file'), undefined);
 });
+
+void test('unusedNumbers: number files that exist but do not start with a digit (the default holds), or cannot be read (no default); nothing else', () => {
+  const r = root({ timeoutsmtpd: 'twenty\n', databytes: '1000\n', me: 'mx.test\n', concurrencyremote: ' 5\n' });
+  breakFile(r, 'queuelifetime', 'dir');
+  const got = new Control(r).unusedNumbers();
+  assert.deepEqual(got.map((u) => u.name).sort(), ['concurrencyremote', 'queuelifetime', 'timeoutsmtpd']);
+  assert.match(
+    got.find((u) => u.name === 'timeoutsmtpd')?.why ?? '',
+    /^does not start with a digit, so the default 1200 holds$/,
+  );
+  assert.match(
+    got.find((u) => u.name === 'queuelifetime')?.why ?? '',
+    /^unreadable \(.*\): what reads it fails temporarily until it is fixed$/,
+  );
+  assert.deepEqual(new Control(root({ databytes: '0\n' })).unusedNumbers(), []);
+});

@@ -1,8 +1,8 @@
 // The only reader of control files: one Control object is a snapshot (files read once, lazily, then kept).
 import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { QuailError } from '../core/index.js';
-import { controlDef, type ControlDef, type ControlName } from './catalogue.js';
+import { errText, QuailError } from '../core/index.js';
+import { CATALOGUE, controlDef, type ControlDef, type ControlName } from './catalogue.js';
 import { parseList, parseMap, parseNumber, parseSingle, type MapEntry } from './parse.js';
 
 /** Where a value came from: the file itself, or the default (possibly `me`). */
@@ -166,6 +166,30 @@ export class Control {
     const capped = (v: number): number => (def?.max !== undefined ? Math.min(v, def.max) : v);
     if (n === null) return { value: capped(dflt), source: 'default' };
     return { value: capped(n), source: 'file' };
+  }
+
+  /**
+   * Number files that exist but do not start with a digit: qmail (and quail) use the default as if the file were
+   * missing, silently; `quail start` logs each at start and on SIGHUP so the administrator learns it. An unreadable
+   * one is listed too: it never takes the default (what reads it fails temporarily).
+   */
+  unusedNumbers(): Array<{ readonly name: ControlName; readonly why: string }> {
+    const out: Array<{ name: ControlName; why: string }> = [];
+    for (const def of CATALOGUE) {
+      if (def.kind !== 'number') continue;
+      try {
+        if (this.raw(def.name) === null) continue;
+        const n = this.number(def.name);
+        if (n.source === 'default')
+          out.push({ name: def.name, why: `does not start with a digit, so the default ${n.value} holds` });
+      } catch (err) {
+        out.push({
+          name: def.name,
+          why: `unreadable (${errText(err)}): what reads it fails temporarily until it is fixed`,
+        });
+      }
+    }
+    return out;
   }
 
   /** A list file (0.2); for `locals` the default is [me]. null = missing with no default. */

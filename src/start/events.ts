@@ -16,6 +16,7 @@ type StartEventName =
   | 'quail.stopping'
   | 'quail.stopped'
   | 'quail.error'
+  | 'quail.warning'
   | 'smtp.listening'
   | 'pop3.listening'
   | 'smtpd.started'
@@ -91,6 +92,10 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'quail.stopping': { fields: 'pid', doc: 'stop begun: listeners closed, sessions get their grace' },
   'quail.stopped': { fields: 'pid', doc: 'everything stopped, pid file removed' },
   'quail.error': { fields: 'step? error', doc: 'a stop step failed or was late, or the stop itself failed' },
+  'quail.warning': {
+    fields: 'file why',
+    doc: 'at start and on SIGHUP: a number control file that cannot be used: not starting with a digit (its default holds, as in qmail) or unreadable',
+  },
   'smtp.listening': { fields: 'address port kind user? starttls?', doc: 'an SMTP or submission listener is bound' },
   'smtp.connect': { fields: 'ip listener kind', doc: 'a connection accepted' },
   'smtp.refused': {

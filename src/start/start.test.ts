@@ -2,7 +2,7 @@
 // tier: system (needs quail start)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -91,6 +91,9 @@ function converse(port: number, lines: Array<string | (() => Promise<void>)>): P
 void test('quail start --init: serves, reloads on SIGHUP without dropping a session, stops on SIGTERM; quail status', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-start-'));
   chmodSync(root, 0o755); // as root, the SMTP child runs as control/quailuser and must reach the mail root
+  // a number file quail cannot use (qmail ignores it silently): warned at start; another, written later, at SIGHUP
+  mkdirSync(join(root, 'control'));
+  writeFileSync(join(root, 'control', 'timeoutsmtpd'), 'twenty minutes\n');
   const child = spawn(
     process.execPath,
     [MAIN, 'start', '--root', root, '--init', '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'],
@@ -123,6 +126,18 @@ void test('quail start --init: serves, reloads on SIGHUP without dropping a sess
     ]);
     assert.match(out, /354 go ahead\r\n250 ok \d+ qp \S+\r\n221 /, `${out}\n${log}`);
     assert.match(log, /quail\.reloaded/);
+    assert.match(
+      log,
+      / warn quail\.warning file=control\/timeoutsmtpd why="does not start with a digit, so the default 1200 holds"/,
+    );
+    assert.doesNotMatch(log, /quail\.warning file=control\/concurrencyremote/, 'not before the file exists');
+    writeFileSync(join(root, 'control', 'concurrencyremote'), 'lots\n');
+    await reload();
+    await waitUntil(() => log.includes('file=control/concurrencyremote'), 4000, 20);
+    assert.match(
+      log,
+      / warn quail\.warning file=control\/concurrencyremote why="does not start with a digit, so the default 20 holds"/,
+    );
     const status = spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' });
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, /^quail is running \(pid \d+\)/);

@@ -322,6 +322,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       const fields = Object.assign({}, ...services.map((s) => s.reload())) as Record<string, unknown>;
       send.reload();
       log.event('quail.reloaded', { ...fields, note: 'listener changes need a restart' });
+      warnUnused(log, new Control(root));
     },
     flush() {
       send.flush();
@@ -352,7 +353,13 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     throw err;
   }
   log.event('quail.started', { pid: process.pid, root, ...(mxPort !== undefined ? { mxport: mxPort } : {}) });
+  warnUnused(log, control);
   return running;
+}
+
+/** Control files whose content cannot be used (qmail ignores them silently; the default holds): one warning each. */
+function warnUnused(log: EventLog, control: Control): void {
+  for (const u of control.unusedNumbers()) log.event('quail.warning', { file: `control/${u.name}`, why: u.why });
 }
 
 /** A start-up step that does not finish in time fails the start with its name (issue: never hang silently). */
