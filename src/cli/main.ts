@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // quail: the admin command. One file per command under src/cli/, each exporting register(program).
 import { Command, CommanderError } from 'commander';
-import { errText } from '../core/index.js';
+import { errText, ignoreUserSignals } from '../core/index.js';
 import { COMMANDS } from './commands.js';
+
+// before anything else: SIGUSR1 would open Node's debugger (core/signals.ts); quail start logs them once it runs
+ignoreUserSignals();
 
 const program = new Command();
 program

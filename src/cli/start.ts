@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { errText } from '../core/index.js';
+import { errText, ignoreUserSignals } from '../core/index.js';
 import { errorsFile, makeEventLog, startQuail, type Running } from '../start/index.js';
 import { action, addRootOption, resolveRoot } from './common.js';
 import { writeBin } from './toolbox.js';
@@ -76,6 +76,7 @@ export function register(program: Command): void {
       process.once('SIGINT', onStop('SIGINT'));
       process.on('SIGHUP', () => (now.running ? now.running.reload() : (reloadWanted = true)));
       process.on('SIGALRM', () => now.running?.flush());
+      ignoreUserSignals((sig) => log.event('quail.ignored', { signal: sig }));
       const live = await startQuail({
         root,
         log,

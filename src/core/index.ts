@@ -5,3 +5,4 @@ export * from './ascii.js';
 export * from './address.js';
 export * from './date.js';
 export * from './turn-batch.js';
+export * from './signals.js';

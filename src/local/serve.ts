@@ -1,5 +1,5 @@
 // The delivery worker's loop: forked with one (uid, gid), runs qmail-local for each job the parent sends.
-import { TurnBatch, unbatch } from '../core/index.js';
+import { ignoreUserSignals, TurnBatch, unbatch } from '../core/index.js';
 import { UniqueNamer } from '../maildir/index.js';
 import { resultOf } from './deliver.js';
 import type { ProgramHook } from './hook.js';
@@ -11,6 +11,7 @@ import type { WorkerRequest, WorkerReply } from './protocol.js';
  * lines in-process (InProcessPrograms: the worker's entry module makes it); without one every line is spawned.
  */
 export function serveDeliveryWorker(programHook?: ProgramHook): void {
+  ignoreUserSignals(); // no debugger on SIGUSR1: a .qmail program of this uid could send it (core/signals.ts)
   const namer = new UniqueNamer();
   process.umask(0o077);
 

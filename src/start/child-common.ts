@@ -1,6 +1,6 @@
 // What the unprivileged SMTP, POP3 and send child processes share: dropping root, how they stop and reload, crashes.
 import type { Socket } from 'node:net';
-import { errText } from '../core/index.js';
+import { errText, ignoreUserSignals } from '../core/index.js';
 import type { Admitted } from '../tcpserver/index.js';
 // the pool itself, not the directory's index: the send and metrics children would load SQLite and PostgreSQL's drivers
 import { cryptThreads } from '../directory/crypt-pool.js';
@@ -104,6 +104,7 @@ export async function runServiceChild<Spec>(
   m: ServiceChildMain<Spec>,
   send: (msg: FromServiceChild<never>) => void,
 ): Promise<void> {
+  ignoreUserSignals(); // no debugger on SIGUSR1 (core/signals.ts)
   if (!becomeAccount(m.uid, m.gid, (error) => send({ type: 'fatal', error }))) return;
   // a login's crypt(3) hash (an imported vpopmail password) on threads, not on the sessions' event loop (crypt-pool.ts)
   cryptThreads.use();

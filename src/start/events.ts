@@ -11,6 +11,7 @@ import type { SmtpEventName } from '../smtpd/index.js';
 type StartEventName =
   | 'quail.started'
   | 'quail.signal'
+  | 'quail.ignored'
   | 'quail.reloaded'
   | 'quail.flush'
   | 'quail.stopping'
@@ -84,6 +85,10 @@ export interface EventDoc {
 export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'quail.started': { fields: 'pid root mxport?', doc: 'the supervisor runs; every listener is bound' },
   'quail.signal': { fields: 'signal', doc: 'SIGTERM or SIGINT received: stopping' },
+  'quail.ignored': {
+    fields: 'signal',
+    doc: 'SIGUSR1 or SIGUSR2 received and ignored (on SIGUSR1 Node.js would open its debugger to local users)',
+  },
   'quail.reloaded': {
     fields: 'starttls? note',
     doc: 'SIGHUP handled (locals, virtualdomains, servercert.pem re-read)',

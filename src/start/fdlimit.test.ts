@@ -9,23 +9,13 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort, MAIN, setupRoot, sleep, waitFor } from '../../test/support/start.js';
+import { freePort, MAIN, processGroup, setupRoot, sleep, waitFor } from '../../test/support/start.js';
 
 /** Descriptors for every quail process: enough to start, and run out of after about a hundred sessions. */
 const LIMIT = 128;
 const FLOOD = 400;
 
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
-
-/** The pids of quail start's process group (root, its children, and the delivery workers once they run). */
-function group(pgid: number): number[] {
-  const r = spawnSync('ps', ['-o', 'pid=', '-g', String(pgid)], { encoding: 'utf8' });
-  return r.stdout
-    .split('\n')
-    .map((l) => Number(l.trim()))
-    .filter((n) => n > 0)
-    .sort((a, b) => a - b);
-}
 
 /** A connection that collects what the server says. */
 function open(port: number): { s: Socket; text: () => string; closed: () => boolean } {
@@ -76,7 +66,7 @@ void test(
         30_000,
         () => `quail start did not start:\n${log}`,
       );
-      const pids = group(pgid);
+      const pids = processGroup(pgid);
       const newDir = join(root, 'domains', 'fd.test', 'box', 'Maildir', 'new');
       const delivered = (subject: string): boolean =>
         readdirSync(newDir).some((f) => readFileSync(join(newDir, f), 'latin1').includes(`Subject: ${subject}\n`));
@@ -142,7 +132,7 @@ void test(
       );
       if (!preReply.startsWith('250 '))
         assert.equal(delivered('pre'), false, 'a message refused with 4xx was delivered');
-      const now = group(pgid);
+      const now = processGroup(pgid);
       assert.deepEqual(
         pids.filter((p) => !now.includes(p)),
         [],

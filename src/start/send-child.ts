@@ -1,6 +1,6 @@
 // The unprivileged send process (qmail-send): queue, scheduler, remote delivery, bounces; local deliveries asked of root.
 import { basename, dirname, join } from 'node:path';
-import { errText, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
+import { errText, ignoreUserSignals, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import type { LocalJob, LocalResult } from '../local/index.js';
 import { isQueueId, openQueue, type FileQueue } from '../queue/index.js';
 import { becomeAccount, reportCrashes } from './child-common.js';
@@ -8,6 +8,8 @@ import type { EventLog } from './log.js';
 import type { FromSend, ToSend } from './send.js';
 import { LogBatch } from './log-batch.js';
 import { makeSender } from './sender.js';
+
+ignoreUserSignals(); // no debugger on SIGUSR1 (core/signals.ts)
 
 const sendNow = (m: FromSend | BatchMessage<FromSend>): void => {
   if (process.connected) process.send?.(m);

@@ -240,6 +240,46 @@ export function socketHolders(inode: string | undefined): number[] {
   return out;
 }
 
+/** The pids of a process group (quail start's: root, its children, and the delivery workers once they run). */
+export function processGroup(pgid: number): number[] {
+  const r = spawnSync('ps', ['-o', 'pid=', '-g', String(pgid)], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => n > 0)
+    .sort((a, b) => a - b);
+}
+
+/** `pid:inode` of every listening TCP socket (IPv4 or IPv6) that one of `pids` holds. */
+export function listeningHeldBy(pids: readonly number[]): string[] {
+  const listening = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && f[9] !== undefined) listening.add(f[9]);
+    }
+  }
+  const out: string[] = [];
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone
+    }
+    for (const fd of fds) {
+      try {
+        const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        if (inode !== undefined && listening.has(inode)) out.push(`${pid}:${inode}`);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return out.sort();
+}
+
 /** Real, effective, saved and filesystem uid of a process. */
 export const procUids = (pid: number): number[] =>
   (/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').trim().split(/\s+/).map(Number);
