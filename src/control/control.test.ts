@@ -179,10 +179,10 @@ void test('catalogue: unique names, a doc line for each, controlDef finds every 
   assert.equal(controlDef('no-such-file'), undefined);
 });
 
-void test('unusedNumbers: number files that exist but do not start with a digit (the default holds), or cannot be read (no default); nothing else', () => {
+void test('ignored: number files that do not start with a digit or cannot be read; mapping lines without ":" or given twice; nothing else', () => {
   const r = root({ timeoutsmtpd: 'twenty\n', databytes: '1000\n', me: 'mx.test\n', concurrencyremote: ' 5\n' });
   breakFile(r, 'queuelifetime', 'dir');
-  const got = new Control(r).unusedNumbers();
+  const got = new Control(r).ignored();
   assert.deepEqual(got.map((u) => u.name).sort(), ['concurrencyremote', 'queuelifetime', 'timeoutsmtpd']);
   assert.match(
     got.find((u) => u.name === 'timeoutsmtpd')?.why ?? '',
@@ -192,5 +192,17 @@ void test('unusedNumbers: number files that exist but do not start with a digit 
     got.find((u) => u.name === 'queuelifetime')?.why ?? '',
     /^unreadable \(.*\): what reads it fails temporarily until it is fixed$/,
   );
-  assert.deepEqual(new Control(root({ databytes: '0\n' })).unusedNumbers(), []);
+  assert.deepEqual(
+    new Control(
+      root({ databytes: '0\n', virtualdomains: '# note\n\na.test:a\n.b.test:b\n', smtproutes: ':relay.test\n' }),
+    ).ignored(),
+    [],
+  );
+  const maps = new Control(
+    root({ virtualdomains: 'a.test:a\nb.test b\nA.TEST:other\n', smtproutes: 'x.test:[10.0.0.1]\n' }),
+  ).ignored();
+  assert.deepEqual(maps, [
+    { name: 'virtualdomains', why: 'line 2 "b.test b" has no ":" and is ignored' },
+    { name: 'virtualdomains', why: 'line 3 gives "A.TEST" again: it wins over line 1' },
+  ]);
 });

@@ -169,19 +169,42 @@ export class Control {
   }
 
   /**
-   * Number files that exist but do not start with a digit: qmail (and quail) use the default as if the file were
-   * missing, silently; `quail start` logs each at start and on SIGHUP so the administrator learns it. An unreadable
-   * one is listed too: it never takes the default (what reads it fails temporarily).
+   * What qmail would ignore without a word, so that `quail start` can say it (at start and on SIGHUP): a number file
+   * that does not start with a digit (the default holds, as if it were missing); in a mapping file (virtualdomains,
+   * smtproutes, tlsdestinations) a line without `:` (ignored) and a pattern given again (the later line wins). An
+   * unreadable number or mapping file is listed too: it never takes the default (what reads it fails temporarily).
    */
-  unusedNumbers(): Array<{ readonly name: ControlName; readonly why: string }> {
+  ignored(): Array<{ readonly name: ControlName; readonly why: string }> {
     const out: Array<{ name: ControlName; why: string }> = [];
     for (const def of CATALOGUE) {
-      if (def.kind !== 'number') continue;
+      if (def.kind !== 'number' && def.kind !== 'map') continue;
       try {
-        if (this.raw(def.name) === null) continue;
-        const n = this.number(def.name);
-        if (n.source === 'default')
-          out.push({ name: def.name, why: `does not start with a digit, so the default ${n.value} holds` });
+        const text = this.raw(def.name);
+        if (text === null) continue;
+        if (def.kind === 'number') {
+          const n = this.number(def.name);
+          if (n.source === 'default')
+            out.push({ name: def.name, why: `does not start with a digit, so the default ${n.value} holds` });
+          continue;
+        }
+        const seen = new Map<string, number>();
+        for (const [i, raw] of text.split('\n').entries()) {
+          const l = raw.replace(/[ \t]+$/, '');
+          if (l === '' || l.startsWith('#')) continue;
+          const colon = l.indexOf(':');
+          if (colon < 0) {
+            out.push({ name: def.name, why: `line ${i + 1} ${JSON.stringify(l)} has no ":" and is ignored` });
+            continue;
+          }
+          const key = l.slice(0, colon).replace(/[A-Z]/g, (c) => c.toLowerCase());
+          const before = seen.get(key);
+          if (before !== undefined)
+            out.push({
+              name: def.name,
+              why: `line ${i + 1} gives ${JSON.stringify(l.slice(0, colon))} again: it wins over line ${before}`,
+            });
+          seen.set(key, i + 1);
+        }
       } catch (err) {
         out.push({
           name: def.name,

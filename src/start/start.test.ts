@@ -132,11 +132,16 @@ void test('quail start --init: serves, reloads on SIGHUP without dropping a sess
     );
     assert.doesNotMatch(log, /quail\.warning file=control\/concurrencyremote/, 'not before the file exists');
     writeFileSync(join(root, 'control', 'concurrencyremote'), 'lots\n');
+    writeFileSync(join(root, 'control', 'smtproutes'), 'typo.test [192.0.2.1]\n'); // the ':' forgotten
     await reload();
     await waitUntil(() => log.includes('file=control/concurrencyremote'), 4000, 20);
     assert.match(
       log,
       / warn quail\.warning file=control\/concurrencyremote why="does not start with a digit, so the default 20 holds"/,
+    );
+    assert.match(
+      log,
+      / warn quail\.warning file=control\/smtproutes why="line 1 \\"typo\.test \[192\.0\.2\.1\]\\" has no \\":\\" and is ignored"/,
     );
     const status = spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' });
     assert.equal(status.status, 0, status.stderr);

@@ -357,9 +357,9 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   return running;
 }
 
-/** Control files whose content cannot be used (qmail ignores them silently; the default holds): one warning each. */
+/** What qmail would ignore in the control files without a word (Control.ignored): one warning each. */
 function warnUnused(log: EventLog, control: Control): void {
-  for (const u of control.unusedNumbers()) log.event('quail.warning', { file: `control/${u.name}`, why: u.why });
+  for (const u of control.ignored()) log.event('quail.warning', { file: `control/${u.name}`, why: u.why });
 }
 
 /** A start-up step that does not finish in time fails the start with its name (issue: never hang silently). */
