@@ -16,7 +16,7 @@ import type { Command } from 'commander';
 import { backupDirectory, restoreDirectory } from '../directory/index.js';
 import { exportQueue, importQueue, openQueue } from '../queue/index.js';
 import { newu } from '../users/index.js';
-import { CliError, action, addRootOption, resolveRoot, usageError } from './common.js';
+import { CliError, action, addRootOption, resolveRoot, usageError, writableTarget } from './common.js';
 import { progressBar, type Progress } from './progress.js';
 
 export const BACKUP_FORMAT = 'quail-backup 1';
@@ -59,12 +59,8 @@ export interface BackupOptions {
 async function backup(root: string, file: string, o: BackupOptions = {}, bar?: Progress): Promise<Manifest> {
   if (!existsSync(join(root, 'control')))
     throw usageError(`${root} has no control/: not a mail root (give --root DIR)`);
-  const out = resolve(file);
+  const out = writableTarget(file);
   if (existsSync(out) && o.force !== true) throw usageError(`${out} exists: choose a new file name, or give --force`);
-  if (!existsSync(dirname(out)))
-    throw usageError(
-      `cannot write ${out}: the directory ${dirname(out)} does not exist (make it first, or choose another)`,
-    );
   let staging: string;
   try {
     staging = mkdtempSync(join(dirname(out), '.quail-backup-'));

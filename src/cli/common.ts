@@ -1,5 +1,6 @@
 // Shared CLI helpers: the mail root choice, qmail-style exit codes, errors without stack traces.
-import { resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { errText, QuailError } from '../core/index.js';
 
@@ -16,6 +17,16 @@ export function addRootOption(cmd: Command): Command {
 export class CliError extends QuailError {}
 
 export const usageError = (msg: string): CliError => new CliError(msg, false);
+
+/** A file a command is about to write, absolute; its directory missing is the user's mistake (exit 100), said so. */
+export function writableTarget(file: string): string {
+  const abs = resolve(file);
+  if (statSync(dirname(abs), { throwIfNoEntry: false })?.isDirectory() !== true)
+    throw usageError(
+      `cannot write ${abs}: the directory ${dirname(abs)} does not exist (make it first, or choose another)`,
+    );
+  return abs;
+}
 
 /**
  * Runs a command body; prints `quail NAME: fatal: message` on failure and exits 100/111.

@@ -1,7 +1,7 @@
 // quail queue: the operator's view of the queue (qmail-qread, qmail-qstat, SIGALRM) plus show/hold/delete/export/import.
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { rfc5322Date } from '../core/index.js';
@@ -14,7 +14,7 @@ import {
   openQueue,
   toQueueId,
 } from '../queue/index.js';
-import { action, addRootOption, resolveRoot, usageError } from './common.js';
+import { action, addRootOption, resolveRoot, usageError, writableTarget } from './common.js';
 import { progressBar } from './progress.js';
 
 interface RootOpt {
@@ -208,10 +208,7 @@ export function register(program: Command): void {
     .option('--delete', 'remove the exported messages from this queue once FILE is safely written')
     .action(
       action('queue export', async (file: string, ids: string[], opts: RootOpt & { delete?: boolean }) => {
-        if (statSync(dirname(resolve(file)), { throwIfNoEntry: false })?.isDirectory() !== true)
-          throw usageError(
-            `cannot write ${file}: the directory ${dirname(resolve(file))} does not exist (make it first)`,
-          );
+        writableTarget(file);
         const q = await open(opts);
         const bar = progressBar('queue export');
         const res = await exportQueue(

@@ -187,24 +187,7 @@ export class Control {
             out.push({ name: def.name, why: `does not start with a digit, so the default ${n.value} holds` });
           continue;
         }
-        const seen = new Map<string, number>();
-        for (const [i, raw] of text.split('\n').entries()) {
-          const l = raw.replace(/[ \t]+$/, '');
-          if (l === '' || l.startsWith('#')) continue;
-          const colon = l.indexOf(':');
-          if (colon < 0) {
-            out.push({ name: def.name, why: `line ${i + 1} ${JSON.stringify(l)} has no ":" and is ignored` });
-            continue;
-          }
-          const key = l.slice(0, colon).replace(/[A-Z]/g, (c) => c.toLowerCase());
-          const before = seen.get(key);
-          if (before !== undefined)
-            out.push({
-              name: def.name,
-              why: `line ${i + 1} gives ${JSON.stringify(l.slice(0, colon))} again: it wins over line ${before}`,
-            });
-          seen.set(key, i + 1);
-        }
+        parseMap(text, (why) => out.push({ name: def.name, why }));
       } catch (err) {
         out.push({
           name: def.name,

@@ -30,9 +30,10 @@ export interface MapEntry {
 
 /**
  * Mapping file (0.3): list rules, then split at the first ':'; lines without ':' ignored.
- * Keys are ASCII-lowercased patterns; the last line for a pattern wins.
+ * Keys are ASCII-lowercased patterns; the last line for a pattern wins. `ignored` hears of each line qmail passes
+ * over without a word: one without ':', and an earlier line a later one overrides (quail start warns of them).
  */
-export function parseMap(text: string): Map<string, MapEntry> {
+export function parseMap(text: string, ignored?: (why: string) => void): Map<string, MapEntry> {
   const out = new Map<string, MapEntry>();
   let n = 0;
   for (const raw of lines(text)) {
@@ -40,12 +41,16 @@ export function parseMap(text: string): Map<string, MapEntry> {
     const l = trimEnd(raw);
     if (l === '' || l.startsWith('#')) continue;
     const colon = l.indexOf(':');
-    if (colon < 0) continue;
+    if (colon < 0) {
+      ignored?.(`line ${n} ${JSON.stringify(l)} has no ":" and is ignored`);
+      continue;
+    }
     const pattern = l.slice(0, colon);
-    out.set(
-      pattern.replace(/[A-Z]/g, (c) => c.toLowerCase()),
-      { pattern, value: l.slice(colon + 1), line: n, text: l },
-    );
+    const key = pattern.replace(/[A-Z]/g, (c) => c.toLowerCase());
+    const before = out.get(key);
+    if (before !== undefined)
+      ignored?.(`line ${n} gives ${JSON.stringify(pattern)} again: it wins over line ${before.line}`);
+    out.set(key, { pattern, value: l.slice(colon + 1), line: n, text: l });
   }
   return out;
 }

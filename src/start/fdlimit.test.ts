@@ -5,28 +5,16 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort, MAIN, processGroup, setupRoot, sleep, waitFor } from '../../test/support/start.js';
+import { collecting, freePort, MAIN, processGroup, setupRoot, sleep, waitFor } from '../../test/support/start.js';
 
 /** Descriptors for every quail process: enough to start, and run out of after about a hundred sessions. */
 const LIMIT = 128;
 const FLOOD = 400;
 
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
-
-/** A connection that collects what the server says. */
-function open(port: number): { s: Socket; text: () => string; closed: () => boolean } {
-  const s = connect(port, '127.0.0.1');
-  let text = '';
-  let closed = false;
-  s.on('data', (b: Buffer) => (text += b.toString('latin1')));
-  s.on('error', () => undefined);
-  s.on('close', () => (closed = true));
-  return { s, text: () => text, closed: () => closed };
-}
 
 /** The reply to the end of DATA: the last complete reply line after the 354. */
 const afterData = (text: string): string => /\r\n354 [^\r]*\r\n([^\r]*)\r\n/.exec(text)?.[1] ?? '';
@@ -43,7 +31,7 @@ void test(
   },
   async () => {
     const root = mkdtempSync(join(tmpdir(), 'quail-fdlimit-'));
-    const flood: Array<ReturnType<typeof open>> = [];
+    const flood: Array<ReturnType<typeof collecting>> = [];
     let pgid = 0;
     try {
       setupRoot(root, 'mx.fd.test', [{ domain: 'fd.test', boxes: ['box'] }]);
@@ -72,52 +60,52 @@ void test(
         readdirSync(newDir).some((f) => readFileSync(join(newDir, f), 'latin1').includes(`Subject: ${subject}\n`));
 
       // a session in the middle of DATA before the flood
-      const pre = open(port);
+      const pre = collecting(port);
       await waitFor(
-        () => pre.text().startsWith('220 '),
+        () => pre.got().startsWith('220 '),
         10_000,
-        () => `no banner: ${pre.text()}`,
+        () => `no banner: ${pre.got()}`,
       );
-      pre.s.write('EHLO pre.test\r\nMAIL FROM:<pre@client.test>\r\nRCPT TO:<box@fd.test>\r\nDATA\r\n');
+      pre.socket.write('EHLO pre.test\r\nMAIL FROM:<pre@client.test>\r\nRCPT TO:<box@fd.test>\r\nDATA\r\n');
       await waitFor(
-        () => pre.text().includes('\r\n354 '),
+        () => pre.got().includes('\r\n354 '),
         10_000,
-        () => `no 354: ${pre.text()}`,
+        () => `no 354: ${pre.got()}`,
       );
-      pre.s.write('Subject: pre\r\n\r\nthe first half\r\n');
+      pre.socket.write('Subject: pre\r\n\r\nthe first half\r\n');
 
-      for (let i = 0; i < FLOOD; i++) flood.push(open(port));
+      for (let i = 0; i < FLOOD; i++) flood.push(collecting(port));
       // the flood has taken every descriptor: sessions are being closed without a word (libuv's spare descriptor)
       await waitFor(
-        () => flood.filter((c) => c.closed() && c.text() === '').length > 0,
+        () => flood.filter((c) => c.closed() && c.got() === '').length > 0,
         20_000,
-        () => `no connection was turned away: ${flood.filter((c) => c.text().startsWith('220 ')).length} greeted`,
+        () => `no connection was turned away: ${flood.filter((c) => c.got().startsWith('220 ')).length} greeted`,
       );
 
-      pre.s.write('the second half\r\n.\r\nQUIT\r\n');
+      pre.socket.write('the second half\r\n.\r\nQUIT\r\n');
       await waitFor(
         () => pre.closed(),
         20_000,
-        () => `the session in DATA did not end: ${pre.text()}`,
+        () => `the session in DATA did not end: ${pre.got()}`,
       );
-      const preReply = afterData(pre.text());
-      assert.match(preReply, /^(250|4\d\d) /, `the end of DATA out of descriptors: ${pre.text()}`);
-      assert.match(pre.text(), /\r\n221 [^\r]*\r\n$/, `QUIT after it: ${pre.text()}`);
+      const preReply = afterData(pre.got());
+      assert.match(preReply, /^(250|4\d\d) /, `the end of DATA out of descriptors: ${pre.got()}`);
+      assert.match(pre.got(), /\r\n221 [^\r]*\r\n$/, `QUIT after it: ${pre.got()}`);
 
-      for (const c of flood) c.s.destroy();
+      for (const c of flood) c.socket.destroy();
       // service resumes: a fresh session's message is accepted (a few tries while the flood's sessions end)
       let after = '';
       await waitFor(
         async () => {
-          const w = open(port);
+          const w = collecting(port);
           const sent = await new Promise<string>((resolve) => {
-            w.s.once('data', () =>
-              w.s.write(
+            w.socket.once('data', () =>
+              w.socket.write(
                 'EHLO after.test\r\nMAIL FROM:<after@client.test>\r\nRCPT TO:<box@fd.test>\r\nDATA\r\n' +
                   'Subject: after\r\n\r\nafter the flood\r\n.\r\nQUIT\r\n',
               ),
             );
-            w.s.on('close', () => resolve(w.text()));
+            w.socket.on('close', () => resolve(w.got()));
           });
           after = sent;
           return afterData(sent).startsWith('250 ');
@@ -140,7 +128,7 @@ void test(
       );
       assert.doesNotMatch(log, /uncaught|unhandled|\.died |\.crashed /i, 'a process failed');
     } finally {
-      for (const c of flood) c.s.destroy();
+      for (const c of flood) c.socket.destroy();
       if (pgid > 0) {
         try {
           process.kill(-pgid, 'SIGKILL');

@@ -322,7 +322,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       const fields = Object.assign({}, ...services.map((s) => s.reload())) as Record<string, unknown>;
       send.reload();
       log.event('quail.reloaded', { ...fields, note: 'listener changes need a restart' });
-      warnUnused(log, new Control(root));
+      warnIgnored(log, new Control(root));
     },
     flush() {
       send.flush();
@@ -353,12 +353,12 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     throw err;
   }
   log.event('quail.started', { pid: process.pid, root, ...(mxPort !== undefined ? { mxport: mxPort } : {}) });
-  warnUnused(log, control);
+  warnIgnored(log, control);
   return running;
 }
 
 /** What qmail would ignore in the control files without a word (Control.ignored): one warning each. */
-function warnUnused(log: EventLog, control: Control): void {
+function warnIgnored(log: EventLog, control: Control): void {
   for (const u of control.ignored()) log.event('quail.warning', { file: `control/${u.name}`, why: u.why });
 }
 

@@ -2,9 +2,9 @@
 // does for quail start's SMTP processes, src/start/privchild.ts). Each connection waits, unread, for its answer; it is
 // counted out exactly once however it ends. Through quail start as root: src/start/smtpd-processes.test.ts.
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { TcpServer, type Admitted } from './index.js';
+import { collecting } from '../../test/support/start.js';
 import { waitFor } from '../../test/support/wait.js';
 
 /** A TcpServer whose admissions wait until the test answers them (`pending`, in order of arrival). */
@@ -53,19 +53,9 @@ async function withCounted(body: (c: Counted, port: number) => Promise<void>): P
   }
 }
 
-function client(port: number): { socket: Socket; got: () => string; closed: () => boolean } {
-  const socket = connect({ host: '127.0.0.1', port });
-  let got = '';
-  let closed = false;
-  socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
-  socket.on('error', () => undefined);
-  socket.on('close', () => (closed = true));
-  return { socket, got: () => got, closed: () => closed };
-}
-
 void test('admit: a connection waits unread for its answer; admitted, it is served and counted out once at its end', () =>
   withCounted(async (c, port) => {
-    const a = client(port);
+    const a = collecting(port);
     a.socket.write('QUIT\r\n'); // sent before the answer: read only once the session starts
     await waitFor(() => c.pending.length === 1, 5000);
     await new Promise((r) => setTimeout(r, 100));
@@ -82,12 +72,12 @@ void test('admit: a connection waits unread for its answer; admitted, it is serv
 
 void test('admit: refused, the client is told the text and closed; no session, nothing to count out', () =>
   withCounted(async (c, port) => {
-    const a = client(port);
+    const a = collecting(port);
     await waitFor(() => c.pending.length === 1, 5000);
     c.pending[0]?.answer({ ok: false, refuse: '421 too many connections\r\n' });
     await waitFor(a.closed, 5000);
     assert.equal(a.got(), '421 too many connections\r\n');
-    const b = client(port);
+    const b = collecting(port);
     await waitFor(() => c.pending.length === 2, 5000);
     c.pending[1]?.answer({ ok: false, refuse: undefined }); // an implicit-TLS port: closed without a word
     await waitFor(b.closed, 5000);
@@ -98,14 +88,14 @@ void test('admit: refused, the client is told the text and closed; no session, n
 
 void test('admit: a client gone before its answer, or a server closed meanwhile: counted out once', () =>
   withCounted(async (c, port) => {
-    const a = client(port);
+    const a = collecting(port);
     await waitFor(() => c.pending.length === 1, 5000);
     a.socket.destroy(); // gone while root answers: unread (paused), the server sees it only once its session reads
     await new Promise((r) => setTimeout(r, 100));
     c.pending[0]?.answer({ ok: true, done: c.doneFor(1) });
     await waitFor(() => c.released.length === 1, 5000);
     assert.deepEqual(c.opened, ['127.0.0.1'], 'its session started, read the end and ended');
-    const b = client(port);
+    const b = collecting(port);
     await waitFor(() => c.pending.length === 2, 5000);
     const closing = c.server.close(0);
     await waitFor(b.closed, 5000); // the server's close ends the connections still waiting
@@ -123,13 +113,13 @@ void test(
   { timeout: 20_000 },
   () =>
     withCounted(async (c, port) => {
-      const a = client(port);
+      const a = collecting(port);
       await waitFor(() => c.pending.length === 1, 5000);
       c.pending[0]?.fail(new Error('the counting process is gone'));
       await waitFor(a.closed, 5000);
       assert.equal(a.got(), '');
       assert.deepEqual(c.opened, [], 'no session for it');
-      const b = client(port);
+      const b = collecting(port);
       await waitFor(() => c.pending.length === 2, 5000);
       c.pending[1]?.answer({ ok: true, done: c.doneFor(2) });
       b.socket.write('QUIT\r\n');

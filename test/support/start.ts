@@ -10,7 +10,7 @@ import {
   readlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { connect as netConnect, createServer } from 'node:net';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parsePasswd } from '../../src/users/index.js';
@@ -358,6 +358,17 @@ export async function freePort(): Promise<number> {
   const any = await bindable(0);
   if (any === undefined) throw new Error('no free port on 127.0.0.1');
   return any;
+}
+
+/** A connection to 127.0.0.1:port that keeps what the server says and whether it closed (errors are a close). */
+export function collecting(port: number): { socket: Socket; got: () => string; closed: () => boolean } {
+  const socket = netConnect({ host: '127.0.0.1', port });
+  let got = '';
+  let closed = false;
+  socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  socket.on('error', () => undefined);
+  socket.on('close', () => (closed = true));
+  return { socket, got: () => got, closed: () => closed };
 }
 
 /** One SMTP session in lockstep: each line is sent after a reply line arrives; resolves with all the server said. */
