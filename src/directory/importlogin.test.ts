@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -58,27 +57,15 @@ function checkpassword(root: string, user: string, pw: string): { status: number
   }
 }
 
-/** USER/PASS/STAT/QUIT on the plain POP3 port; the server's replies, one per line. */
+/** USER/PASS/STAT/QUIT on the plain POP3 port; the server's replies, one per line (the greeting first). */
 async function pop(port: number, user: string, pw: string): Promise<string[]> {
-  const sock = connect(port, '127.0.0.1');
-  let text = '';
-  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
-  const lines = (): string[] => text.split('\r\n').filter((l) => l !== '');
-  const want = async (n: number): Promise<void> =>
-    waitFor(
-      () => lines().length >= n,
-      30_000,
-      () => text,
-    );
+  const c = await PopClient.open(port);
   try {
-    await want(1);
-    for (const [i, cmd] of [`USER ${user}`, `PASS ${pw}`, 'STAT', 'QUIT'].entries()) {
-      sock.write(`${cmd}\r\n`);
-      await want(i + 2);
-    }
-    return lines();
+    const lines = [(await c.line()) ?? '<eof>'];
+    for (const cmd of [`USER ${user}`, `PASS ${pw}`, 'STAT', 'QUIT']) lines.push(await c.cmd(cmd));
+    return lines;
   } finally {
-    sock.destroy();
+    c.socket.destroy();
   }
 }
 
