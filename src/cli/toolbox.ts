@@ -1,7 +1,7 @@
 // quail preline|condredirect|bouncesaying|except|forward|datemail|mailsubj|qreceipt|maildir2mbox|maildirwatch.
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { TOOLS, runTool, writeToolboxBin, type ToolName } from '../toolbox/index.js';
+import { environBytes, TOOLS, runTool, writeToolboxBin, type ToolName } from '../toolbox/index.js';
 import { resolveRoot } from './common.js';
 
 /** How the tools run quail itself (and what <root>/bin's scripts exec): this node and this main.js. */
@@ -37,6 +37,7 @@ export function register(program: Command): void {
       .helpOption(false)
       .action(async () => {
         const at = process.argv.indexOf(name, 2);
+        let raw: Map<string, Buffer> | undefined; // read once, when a tool asks (preline)
         const code = await runTool(
           name,
           {
@@ -47,6 +48,7 @@ export function register(program: Command): void {
             stderr: (t) => process.stderr.write(t),
             root: resolveRoot(undefined),
             quail: quailCommand(),
+            envBytes: (n) => (raw ??= environBytes()).get(n),
           },
           process.stdout.isTTY,
         );

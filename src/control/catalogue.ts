@@ -217,7 +217,7 @@ const DEFS = [
     default: { from: 'number', value: 1200 },
     readBy: 'smtpd',
     applies: ON_EACH_SESSION,
-    doc: 'Seconds an SMTP client may stay silent before the session is ended with 451.',
+    doc: 'Seconds an SMTP client may stay silent before the session is ended with 451 (0 counts as 1, as in qmail-smtpd).',
   },
   {
     name: 'timeoutremote',

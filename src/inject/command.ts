@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
-import { errText, QuailError } from '../core/index.js';
+import { errText, QuailError, quoteAddress, quoteLocal } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import { commitMessage, prepareMessage, type InjectArgs, type InjectResult, type InjectTarget } from './inject.js';
 import type { InjectEnv } from './rewrite.js';
@@ -37,6 +37,11 @@ export async function runInject(r: InjectRun): Promise<{ exit: number; result?: 
       ...(r.pid !== undefined ? { pid: r.pid } : {}),
     });
     if (r.args.print) {
+      // qmail-inject -n puts the envelope sender first, as qmail-local's Return-Path line (quote2: the whole address
+      // quoted when it has no '@')
+      const at = m.sender.lastIndexOf('@');
+      const quoted = m.sender === '' ? '' : at < 0 ? quoteLocal(m.sender) : quoteAddress(m.sender);
+      r.stdout.write(`Return-Path: <${quoted}>\n`, 'latin1');
       await pipeline(m.data, r.stdout, { end: false });
       return { exit: 0 };
     }

@@ -21,7 +21,7 @@ export interface DeliverOptions {
 /** qmail-lspawn keeps about this many bytes of qmail-local's output (D.8.2). */
 const REPORT_LIMIT = 3000;
 
-export const ROOT_REFUSED = 'Not allowed to perform deliveries as root. (#4.3.0)';
+export const ROOT_REFUSED = 'Not allowed to perform deliveries as root.';
 
 export function wrongUidText(have: number, want: number): string {
   return `quail runs as uid ${have} and cannot deliver as uid ${want}; run quail as root or assign this mailbox to uid ${have} (#4.3.0)`;

@@ -21,6 +21,40 @@ export interface OutputChunk {
  */
 const WRAPPER = 'umask 077 && exec /bin/sh -c "$1"';
 
+/**
+ * The same for a command or environment with bytes of 0x80 and above. quail holds bytes as Latin-1 strings (one
+ * character a byte) and Node encodes a child's arguments and environment as UTF-8, so é (0xE9) would reach the
+ * program as two bytes where qmail-local gives it one. Such values travel as arguments in printf's `%b` form (ASCII:
+ * `\0351` for 0xE9, a backslash doubled) and this shell turns them back into their bytes: the command first, then
+ * NAME VALUE pairs, each exported. The `x` after each value keeps the trailing newlines that `$(...)` would drop
+ * (RPLINE and DTLINE end with one).
+ */
+const RAW_WRAPPER =
+  'umask 077 || exit 111; _q_c=$(printf %bx "$1"); shift; ' +
+  'while [ $# -gt 1 ]; do _q_v=$(printf %bx "$2"); export "$1=${_q_v%x}"; shift 2; done; ' +
+  'unset _q_v; exec /bin/sh -c "${_q_c%x}"';
+
+const HIGH = /[\u0080-\u00ff]/;
+
+/** printf %b's form of a Latin-1 string: a backslash doubled, a byte of 0x80 and above as \0 and three octal digits. */
+const percentB = (s: string): string =>
+  s.replace(/[\\\u0080-\u00ff]/g, (c) => (c === '\\' ? '\\\\' : `\\0${c.charCodeAt(0).toString(8)}`));
+
+/** /bin/sh's arguments and environment for `command`: the plain wrapper, or RAW_WRAPPER when a byte needs it. */
+export function shellCall(
+  command: string,
+  env: Record<string, string>,
+): { args: string[]; env: Record<string, string> } {
+  const raw = Object.keys(env).filter((k) => HIGH.test(env[k] ?? ''));
+  if (raw.length === 0 && !HIGH.test(command)) return { args: ['-c', WRAPPER, 'sh', command], env };
+  const plain: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (!raw.includes(k)) plain[k] = v;
+  return {
+    args: ['-c', RAW_WRAPPER, 'sh', percentB(command), ...raw.flatMap((k) => [k, percentB(env[k] ?? '')])],
+    env: plain,
+  };
+}
+
 /** Runs one program line; stdin is a fresh descriptor of the message file at offset 0 (the message as queued). */
 export function runProgram(
   command: string,
@@ -40,9 +74,10 @@ export function runProgram(
       resolve(r);
     };
     try {
-      const child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', command], {
+      const call = shellCall(command, o.env);
+      const child = spawn('/bin/sh', call.args, {
         cwd: o.home,
-        env: o.env,
+        env: call.env,
         stdio: [stdin, 'pipe', 'pipe'],
         argv0: '/bin/sh',
       });

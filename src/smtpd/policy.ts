@@ -110,7 +110,7 @@ export function loadPolicy(control: Control, env: SessionEnv, isLocalIp: (ip: st
     const bmf = new Set((control.list('badmailfrom').value ?? []).map(asciiLower));
     const envBytes = envNumber(env['DATABYTES']);
     const databytes = envBytes ?? control.number('databytes').value;
-    const timeoutSeconds = control.number('timeoutsmtpd').value;
+    const timeoutSeconds = Math.max(1, control.number('timeoutsmtpd').value); // qmail-smtpd: 0 or less is 1
     const liphost = control.single('localiphost').value;
     const dd = control.single('defaultdomain');
     const defaultDomain = dd.source === 'file' && dd.value !== null && dd.value !== '' ? dd.value : undefined;

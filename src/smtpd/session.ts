@@ -129,7 +129,7 @@ export type EndReason =
 export type Step = 'continue' | EndReason;
 
 export interface SessionSummary {
-  /** qmail-smtpd's exit status: 0 after QUIT or EOF, 1 after timeout, bare LF or a refused start. */
+  /** qmail-smtpd's exit status: 0 after QUIT; 1 at end of input (die_read), after a timeout, bare LF or a refused start. */
   readonly exit: 0 | 1;
   readonly reason: EndReason;
   readonly messages: number;
@@ -248,7 +248,7 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
       if (!s.out.destroyed) s.out.end();
       void drain(s);
     }
-    const exit = reason === 'quit' || reason === 'eof' ? 0 : 1;
+    const exit = reason === 'quit' ? 0 : 1; // qmail-smtpd: _exit(0) in QUIT only; end of input is die_read()
     deps.log('smtp.close', { ip: s.remoteIp, reason, messages: s.messages });
     return { exit, reason, messages: s.messages };
   };

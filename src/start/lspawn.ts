@@ -40,7 +40,7 @@ const FIELD_MAX = 4096;
 /** Deliveries in progress at once: concurrencylocal is at most 120, plus those a dead send child left running. */
 const IN_FLIGHT_MAX = 1000;
 const UNREADABLE = 'Unable to read message. (#4.3.0)';
-const ROOT_REFUSED = 'Not allowed to perform deliveries as root. (#4.3.0)';
+const ROOT_REFUSED = 'Not allowed to perform deliveries as root.';
 
 const deferral = (text: string): LocalResult => ({ result: 'deferral', report: `${text}\n` });
 

@@ -105,7 +105,7 @@ class OdmrLink {
       tls: tlsOf(control),
       plainAuthOk: loopback,
       log: (event, fields) => this.w.log(event, fields),
-      idleMs: control.number('timeoutsmtpd').value * 1000,
+      idleMs: Math.max(1, control.number('timeoutsmtpd').value) * 1000, // as qmail-smtpd: 0 or less is 1 s
     };
   }
 

@@ -1,7 +1,7 @@
 // preline: qmail's preline(1) — the message to a program with UFLINE, RPLINE and DTLINE in front (for mbox MDAs).
 import { pipeline } from 'node:stream/promises';
 import { runChild } from './child.js';
-import { die, type ToolIo } from './io.js';
+import { die, envBuffer, type ToolIo } from './io.js';
 import { readOn } from './stdin.js';
 
 const USAGE = 'preline: usage: preline cmd [ arg ... ]';
@@ -33,13 +33,13 @@ function options(argv: readonly string[]): { uf: boolean; rp: boolean; dt: boole
  * is temporary); 111 when the program crashed. UFLINE, RPLINE and DTLINE must be set (qmail-local sets them).
  */
 export async function preline(io: ToolIo): Promise<number> {
-  const uf = io.env['UFLINE'];
-  const rp = io.env['RPLINE'];
-  const dt = io.env['DTLINE'];
+  const uf = envBuffer(io, 'UFLINE');
+  const rp = envBuffer(io, 'RPLINE');
+  const dt = envBuffer(io, 'DTLINE');
   if (uf === undefined || rp === undefined || dt === undefined) return die(io, 100, USAGE);
   const o = options(io.argv);
   if (o === null || o.rest.length === 0) return die(io, 100, USAGE);
-  const head = (o.uf ? uf : '') + (o.rp ? rp : '') + (o.dt ? dt : '');
+  const head = Buffer.concat([...(o.uf ? [uf] : []), ...(o.rp ? [rp] : []), ...(o.dt ? [dt] : [])]);
   let copyError: Error | undefined;
   const exit = await runChild(o.rest, {
     env: io.env,

@@ -12,24 +12,40 @@ export interface FileState {
 
 export type Snapshot = Map<string, FileState>;
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A directory entry's name as the scenario spells it. Names the runner or quail made are UTF-8 (Node encodes string
+ * paths so, on both sides); a name that is not UTF-8 is a program's own bytes (`> "$LOCAL.env0"` with LOCAL holding
+ * 0xE9), which the scenario writes one character a byte (FORMAT.md: Latin-1).
+ */
+function entryName(raw: Buffer): string {
+  try {
+    return utf8.decode(raw);
+  } catch {
+    return raw.toString('latin1');
+  }
+}
+
 /** Every regular file below each directory (symlinks are not followed). */
 export function snapshot(dirs: readonly string[]): Snapshot {
   const out: Snapshot = new Map();
-  const walk = (dir: string): void => {
-    let names: string[];
+  const walk = (dir: string, bytes: Buffer): void => {
+    let names: Buffer[];
     try {
-      names = readdirSync(dir);
+      names = readdirSync(bytes, { encoding: 'buffer' });
     } catch {
       return;
     }
-    for (const name of names) {
-      const p = join(dir, name);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile()) out.set(p, { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, content: readFileSync(p) });
+    for (const raw of names) {
+      const p = join(dir, entryName(raw));
+      const pb = Buffer.concat([bytes, Buffer.from('/'), raw]);
+      const st = lstatSync(pb);
+      if (st.isDirectory()) walk(p, pb);
+      else if (st.isFile()) out.set(p, { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, content: readFileSync(pb) });
     }
   };
-  for (const d of dirs) walk(d);
+  for (const d of dirs) walk(d, Buffer.from(d));
   return out;
 }
 

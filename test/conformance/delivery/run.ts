@@ -10,6 +10,7 @@ import { Scheduler } from '../../../src/scheduler/index.js';
 import { lookupAssignment, tablePasswd } from '../../../src/users/index.js';
 import type { Scenario } from '../types.js';
 import { decodeBytes, setupWorld, textBytes, quailCli, type Placeholders, type ScenarioAccount } from '../world.js';
+import { writeToolboxBin } from '../../../src/toolbox/index.js';
 import { snapshot, type Snapshot } from './files.js';
 import { Sinks, type SinkTransaction } from './sinks.js';
 
@@ -75,6 +76,9 @@ function runNewu(qmail: string, assign: unknown, subst: (t: string) => string): 
 
 export async function runDelivery(s: Scenario, workDir: string): Promise<RunOutput> {
   const { ph, passwd } = setupWorld(workDir, s);
+  // @QMAIL@/bin holds qmail's programs for `|preline ...` lines (FORMAT.md 2: the programs' PATH starts there); quail's
+  // are its toolbox scripts, written there by quail init and quail start as here.
+  await writeToolboxBin(ph.qmail, [process.execPath, quailCli()]);
   const input = s.input;
   const control = (input['control'] ?? {}) as Record<string, unknown>;
   for (const [name, content] of Object.entries(control)) {

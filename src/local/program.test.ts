@@ -1,0 +1,51 @@
+// runProgram: /bin/sh in the home with umask 077, and bytes of 0x80 and above given to the program as one byte each.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runProgram, shellCall, type OutputChunk } from './program.js';
+
+function withHome(fn: (home: string, message: string) => Promise<void>): Promise<void> {
+  const home = mkdtempSync(join(tmpdir(), 'quail-program-'));
+  const message = join(home, 'message');
+  writeFileSync(message, 'Subject: x\n\nbody\n');
+  return fn(home, message).finally(() => rmSync(home, { recursive: true, force: true }));
+}
+
+void test('a Latin-1 byte in the environment or the command reaches the program as that one byte (qmail-local)', () =>
+  withHome(async (home, messagePath) => {
+    const env = {
+      PATH: '/usr/bin:/bin',
+      SENDER: 'jos\u00e9@origin.test',
+      RPLINE: 'Return-Path: <"a\\\\c\u00ff"@origin.test>\n',
+      DTLINE: 'Delivered-To: qoalice-\u00e9@local.test\n',
+      LOCAL: 'qoalice',
+    };
+    const out: OutputChunk[] = [];
+    const r = await runProgram('printf "%s|" "$SENDER" "$RPLINE" "$DTLINE" "$LOCAL" \u00e9 > out; umask; cat', {
+      home,
+      env,
+      messagePath,
+      onOutput: (c) => out.push(c),
+    });
+    assert.deepEqual(r, { kind: 'exit', code: 0 });
+    assert.deepEqual(
+      readFileSync(join(home, 'out')),
+      Buffer.from(
+        'jos\u00e9@origin.test|Return-Path: <"a\\\\c\u00ff"@origin.test>\n|Delivered-To: qoalice-\u00e9@local.test\n|' +
+          'qoalice|\u00e9|',
+        'latin1',
+      ),
+    );
+    assert.equal(Buffer.concat(out.map((c) => c.data)).toString('latin1'), '0077\nSubject: x\n\nbody\n');
+  }));
+
+void test('shellCall: plain ASCII keeps the plain wrapper and the environment as given', () => {
+  const env = { PATH: '/bin', SENDER: 'a@b' };
+  const c = shellCall('echo hi', env);
+  assert.equal(c.env, env);
+  assert.deepEqual(c.args.slice(2), ['sh', 'echo hi']);
+  const raw = shellCall('echo \u00e9\\', env);
+  assert.deepEqual(raw.args.slice(2), ['sh', 'echo \\0351\\\\']);
+});
