@@ -70,6 +70,7 @@ async function run(argv: string[], opts: LocalOpts): Promise<number> {
         path,
         namer: new UniqueNamer(),
         injector,
+        separateStderr: true, // run by hand: its programs write to this command's own stdout and stderr
       });
       print(r);
       if (r.exitCode === 0 && r.forward) return forwardNotQueued(r.forward.recipients);

@@ -268,6 +268,14 @@ const DEFS = [
     doc: 'Local IP address outgoing SMTP connections are made from. Missing: chosen by the kernel.',
   },
   {
+    name: 'smtputf8',
+    kind: 'single',
+    default: { from: 'literal', value: 'strict' },
+    readBy: 'remote',
+    applies: ON_DELIVERY,
+    doc: '`strict`: an address with a byte of 0x80 and above goes only to a server that offers SMTPUTF8, else it fails (#5.6.7, RFC 6531; default); `qmail`: it is sent as it is, quoted as qmail-remote quotes it.',
+  },
+  {
     name: 'replyrules',
     kind: 'list',
     default: { from: 'none' },

@@ -41,12 +41,18 @@ export const jobArgs = (job: LocalJob): LocalArgs => ({
 export const jobInjector = (job: LocalJob): ForwardRequest['injector'] =>
   job.user === 'alias' ? { kind: 'alias' } : { kind: 'uid', uid: job.uid };
 
-/** D.8.2: the report qmail-lspawn keeps of a run's output: up to the first NUL, at most REPORT_LIMIT bytes. */
+/** What qmail-lspawn (spawn.c) puts in place of the end of an output longer than REPORT_LIMIT. */
+const TOO_LONG = Buffer.from('\nError report too long, sorry.\n');
+
+/**
+ * D.8.2: the report qmail-lspawn keeps of a run's output. Longer than REPORT_LIMIT bytes: the first
+ * REPORT_LIMIT - 34 bytes and TOO_LONG (spawn.c); then up to the first NUL (qmail-send reads it as a C string).
+ */
 export function reportText(output: readonly { readonly data: Buffer }[]): string {
   let all = Buffer.concat(output.map((c) => c.data));
+  if (all.length > REPORT_LIMIT) all = Buffer.concat([all.subarray(0, REPORT_LIMIT - TOO_LONG.length - 3), TOO_LONG]);
   const nul = all.indexOf(0);
   if (nul >= 0) all = all.subarray(0, nul);
-  if (all.length > REPORT_LIMIT) all = all.subarray(0, REPORT_LIMIT);
   return all.toString('latin1');
 }
 

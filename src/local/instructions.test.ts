@@ -42,6 +42,20 @@ const GOLDEN: ReadonlyArray<[string, Instruction[]]> = [
     ],
   ],
   ['x@y\r\n', [{ kind: 'forward', line: 1, target: 'x@y\r' }]], // only spaces and tabs are trimmed
+  // a NUL ends what a line says (qmail-local's C strings); Maildir or mbox is still the line's last byte
+  [
+    './Maildir/\0junk\n&b@x\0junk\n|echo a\0b\n+list\0x\n./Maildir\0/\n#c\n\0x\n',
+    [
+      { kind: 'mbox', line: 1, path: './Maildir/' },
+      { kind: 'forward', line: 2, target: 'b@x' },
+      { kind: 'program', line: 3, command: 'echo a' },
+      { kind: 'plus-list', line: 4 },
+      { kind: 'maildir', line: 5, path: './Maildir' },
+      { kind: 'comment', line: 6, text: '#c' },
+      { kind: 'blank', line: 7 },
+    ],
+  ],
+  ['\0./Maildir/\n', [{ kind: 'blank-first-line', line: 1 }]],
 ];
 
 void test('parseInstructions golden table', () => {

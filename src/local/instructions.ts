@@ -19,9 +19,17 @@ export type Instruction =
   /** Any other `+` line: ignored. */
   | { readonly kind: 'plus-other'; readonly line: number; readonly text: string };
 
+/** A line's text as qmail-local's C strings read it: up to its first NUL byte. */
+const cString = (s: string): string => {
+  const nul = s.indexOf('\0');
+  return nul < 0 ? s : s.slice(0, nul);
+};
+
 /**
  * Splits the text at `\n` (a missing final newline is supplied), removes trailing spaces and tabs from each
- * line and classifies it by its first character, exactly as qmail-local does.
+ * line and classifies it by its first character, exactly as qmail-local does. A NUL byte ends what a line says
+ * (qmail-local passes each line on as a C string), so a line that starts with one is blank; only the choice between
+ * Maildir and mbox looks at the line's last byte after the trim, NUL or not, as qmail-local does.
  */
 export function parseInstructions(text: string): Instruction[] {
   const body = text.endsWith('\n') ? text : `${text}\n`;
@@ -32,20 +40,21 @@ export function parseInstructions(text: string): Instruction[] {
     const s = raw.replace(/[ \t]+$/, '');
     switch (s[0]) {
       case undefined:
+      case '\0':
         return idx === 0 ? { kind: 'blank-first-line', line } : { kind: 'blank', line };
       case '#':
         return { kind: 'comment', line, text: s };
       case '.':
       case '/':
-        return s.endsWith('/') ? { kind: 'maildir', line, path: s } : { kind: 'mbox', line, path: s };
+        return s.endsWith('/') ? { kind: 'maildir', line, path: cString(s) } : { kind: 'mbox', line, path: cString(s) };
       case '|':
-        return { kind: 'program', line, command: s.slice(1) };
+        return { kind: 'program', line, command: cString(s.slice(1)) };
       case '+':
-        return s === '+list' ? { kind: 'plus-list', line } : { kind: 'plus-other', line, text: s };
+        return cString(s) === '+list' ? { kind: 'plus-list', line } : { kind: 'plus-other', line, text: s };
       case '&':
-        return { kind: 'forward', line, target: s.slice(1) };
+        return { kind: 'forward', line, target: cString(s.slice(1)) };
       default:
-        return { kind: 'forward', line, target: s };
+        return { kind: 'forward', line, target: cString(s) };
     }
   });
 }

@@ -40,25 +40,46 @@ const HIGH = /[\u0080-\u00ff]/;
 const percentB = (s: string): string =>
   s.replace(/[\\\u0080-\u00ff]/g, (c) => (c === '\\' ? '\\\\' : `\\0${c.charCodeAt(0).toString(8)}`));
 
-/** /bin/sh's arguments and environment for `command`: the plain wrapper, or RAW_WRAPPER when a byte needs it. */
+/**
+ * Under qmail-lspawn a program's standard output and error are one pipe, so its report has them in the order they were
+ * written (D.8.2); Node gives a child two pipes, and `exec 2>&1` makes them one again.
+ */
+const MERGED = 'exec 2>&1; ';
+
+/**
+ * /bin/sh's arguments and environment for `command`: the plain wrapper, or RAW_WRAPPER when a byte needs it; with
+ * `merged`, the program's stderr is its stdout.
+ */
 export function shellCall(
   command: string,
   env: Record<string, string>,
+  merged = false,
 ): { args: string[]; env: Record<string, string> } {
+  const pre = merged ? MERGED : '';
   const raw = Object.keys(env).filter((k) => HIGH.test(env[k] ?? ''));
-  if (raw.length === 0 && !HIGH.test(command)) return { args: ['-c', WRAPPER, 'sh', command], env };
+  if (raw.length === 0 && !HIGH.test(command)) return { args: ['-c', pre + WRAPPER, 'sh', command], env };
   const plain: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (!raw.includes(k)) plain[k] = v;
   return {
-    args: ['-c', RAW_WRAPPER, 'sh', percentB(command), ...raw.flatMap((k) => [k, percentB(env[k] ?? '')])],
+    args: ['-c', pre + RAW_WRAPPER, 'sh', percentB(command), ...raw.flatMap((k) => [k, percentB(env[k] ?? '')])],
     env: plain,
   };
 }
 
-/** Runs one program line; stdin is a fresh descriptor of the message file at offset 0 (the message as queued). */
+/**
+ * Runs one program line; stdin is a fresh descriptor of the message file at offset 0 (the message as queued).
+ * `merged`: stderr goes to the stdout pipe, as under qmail-lspawn (every delivery); without it the two stay apart,
+ * as when qmail-local is run by hand (`quail local`).
+ */
 export function runProgram(
   command: string,
-  o: { home: string; env: Record<string, string>; messagePath: string; onOutput: (c: OutputChunk) => void },
+  o: {
+    home: string;
+    env: Record<string, string>;
+    messagePath: string;
+    onOutput: (c: OutputChunk) => void;
+    merged?: boolean;
+  },
 ): Promise<ProgramExit> {
   let stdin: number;
   try {
@@ -74,7 +95,7 @@ export function runProgram(
       resolve(r);
     };
     try {
-      const call = shellCall(command, o.env);
+      const call = shellCall(command, o.env, o.merged === true);
       const child = spawn('/bin/sh', call.args, {
         cwd: o.home,
         env: call.env,

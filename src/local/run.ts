@@ -37,6 +37,11 @@ export interface RunOptions {
   readonly now?: Date;
   /** Runs some program lines in-process (`| quail vdeliver`, hook.ts); null from it: run the program. */
   readonly programHook?: ProgramHook;
+  /**
+   * Programs' stdout and stderr kept apart, as when qmail-local runs by hand with its own two descriptors (`quail
+   * local`); otherwise they share one pipe, as under qmail-lspawn, and the report has them in the order written.
+   */
+  readonly separateStderr?: boolean;
 }
 
 let headerBuf: Buffer | undefined;
@@ -226,7 +231,13 @@ async function body(
         output.push(...(h2?.output ?? []));
         const r = h2
           ? h2.exit
-          : await runProgram(ins.command, { home: a.home, env, messagePath, onOutput: (c) => output.push(c) });
+          : await runProgram(ins.command, {
+              home: a.home,
+              env,
+              messagePath,
+              onOutput: (c) => output.push(c),
+              merged: o.separateStderr !== true,
+            });
         if (r.kind === 'spawn-error') die(111, r.text);
         if (r.kind === 'signal') die(111, 'Aack, child crashed. (#4.3.0)');
         if (r.kind === 'exit') {

@@ -145,7 +145,7 @@ async function nestedProgram(
     };
   }
   const output: OutputChunk[] = [];
-  const exit = await runProgram(command, { home, env, messagePath, onOutput: (c) => output.push(c) });
+  const exit = await runProgram(command, { home, env, messagePath, onOutput: (c) => output.push(c), merged: true });
   return { exit, output };
 }
 

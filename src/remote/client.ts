@@ -211,24 +211,25 @@ export class SmtpClient {
    * A message in memory goes out in one write with its final dot; a stream chunk by chunk, the dot after.
    */
   async data(message: Readable | Buffer): Promise<'sent' | 'partial'> {
-    const st: StuffState = { atLineStart: true };
+    const st: StuffState = { atLineStart: true, pendingCR: false };
     if (Buffer.isBuffer(message)) {
-      const out = Buffer.allocUnsafe(message.length * 2 + DOT_CRLF.length);
-      let o = stuff(message, st, out, 0);
-      if (!st.atLineStart) {
-        await this.write(out.subarray(0, o));
+      const out = Buffer.allocUnsafe(message.length * 2 + 4 + DOT_CRLF.length);
+      const end = stuffEnd(st, out, stuff(message, st, out, 0));
+      if (!end.whole) {
+        await this.write(out.subarray(0, end.o));
         return 'partial';
       }
-      o += DOT_CRLF.copy(out, o);
-      await this.write(out.subarray(0, o));
+      await this.write(out.subarray(0, end.o + DOT_CRLF.copy(out, end.o)));
       return 'sent';
     }
     for await (const chunk of message as AsyncIterable<Buffer>) {
-      const out = Buffer.allocUnsafe(chunk.length * 2);
+      const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
       await this.write(out.subarray(0, stuff(chunk, st, out, 0)));
     }
-    if (!st.atLineStart) return 'partial';
-    await this.write(DOT_CRLF);
+    const tail = Buffer.allocUnsafe(2 + DOT_CRLF.length);
+    const end = stuffEnd(st, tail, 0);
+    if (!end.whole) return 'partial';
+    await this.write(tail.subarray(0, end.o + DOT_CRLF.copy(tail, end.o)));
     return 'sent';
   }
 
@@ -255,36 +256,79 @@ const LF = 0x0a;
 const CR = 0x0d;
 const DOT = 0x2e;
 
-/** Whether the next byte starts a line, carried across chunks. */
+/** Carried across chunks: whether the next byte starts a line, and a CR whose next byte is still to come. */
 interface StuffState {
   atLineStart: boolean;
+  pendingCR: boolean;
 }
 
 /**
- * DATA's transparency (RFC 5321 4.5.2) for one chunk, into `out` from offset `o` (room for twice the chunk is
- * enough); returns the offset after the last byte written. Every LF becomes CRLF, a CR already before it kept (as
- * qmail-remote does), and a `.` that starts a line is doubled. A line's bytes are copied by a loop that looks only
- * for its LF; its start is tested once per line.
+ * DATA's transparency (RFC 5321 4.5.2) for one chunk, into `out` from offset `o` (room for twice the chunk and 2 is
+ * enough); returns the offset after the last byte written. As notqmail's qmail-remote (blast): a `.` that starts a
+ * line is doubled; LF becomes CRLF and CRLF stays CRLF; a CR before anything else ends the line with CRLF and the byte
+ * after it is sent as it is (not looked at as a line's first byte: a `.` there is not doubled, a second CR goes out
+ * raw). A line's bytes are copied by a loop that looks only for CR and LF; its start is tested once per line.
  */
 function stuff(chunk: Buffer, st: StuffState, out: Buffer, o: number): number {
   let atLineStart = st.atLineStart;
   const n = chunk.length;
   let i = 0;
+  if (st.pendingCR && n > 0) {
+    // the chunk before ended in a CR
+    st.pendingCR = false;
+    out[o++] = CR;
+    out[o++] = LF;
+    if (chunk[0] === LF) atLineStart = true;
+    else out[o++] = chunk[0] as number;
+    i = 1;
+  }
   while (i < n) {
     if (atLineStart && chunk[i] === DOT) out[o++] = DOT;
     atLineStart = false;
     while (i < n) {
       const c = chunk[i] as number;
-      if (c === LF) break;
+      if (c === LF) {
+        out[o++] = CR;
+        out[o++] = LF;
+        i++;
+        atLineStart = true;
+        break;
+      }
+      if (c === CR) {
+        if (i + 1 === n) {
+          st.pendingCR = true; // what follows is in the next chunk, or the end of the message
+          i++;
+          break;
+        }
+        out[o++] = CR;
+        out[o++] = LF;
+        const next = chunk[i + 1] as number;
+        i += 2;
+        if (next === LF) {
+          atLineStart = true;
+          break;
+        }
+        out[o++] = next;
+        continue;
+      }
       out[o++] = c;
       i++;
     }
-    if (i === n) break; // the line goes on in the next chunk
-    out[o++] = CR;
-    out[o++] = LF;
-    i++;
-    atLineStart = true;
   }
   st.atLineStart = atLineStart;
   return o;
+}
+
+/**
+ * The end of the message: a CR still waiting ends its line (qmail-remote's blast meets the end there and sends CRLF);
+ * false when the last line has no newline (a partial final line, which qmail refuses).
+ */
+function stuffEnd(st: StuffState, out: Buffer, o: number): { o: number; whole: boolean } {
+  if (st.pendingCR) {
+    st.pendingCR = false;
+    out[o++] = CR;
+    out[o++] = LF;
+    st.atLineStart = true;
+  }
+  return { o, whole: st.atLineStart };
 }

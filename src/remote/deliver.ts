@@ -48,6 +48,8 @@ interface Settings {
   readonly route: Route;
   readonly tls: TlsPolicy;
   readonly outgoingIp: string | undefined;
+  /** control/smtputf8 `qmail`: a non-ASCII address goes to a server without SMTPUTF8 as it is, as qmail-remote. */
+  readonly sendEightBitAddresses: boolean;
 }
 
 /** control/tlsdestinations for `host`: the first of the smtproutes candidates present decides. */
@@ -77,6 +79,7 @@ function readSettings(control: Control, host: string, policy: QueueRemotePolicy 
       route: lookupRoute(host, policy.routes ?? control.map('smtproutes').value),
       tls: tlsPolicy(host, policy.tlsdestinations ?? control.map('tlsdestinations').value),
       outgoingIp: policy.outgoingIp ?? control.single('outgoingip').value ?? undefined,
+      sendEightBitAddresses: control.single('smtputf8').value === 'qmail',
     };
   } catch {
     return null; // an unreadable control file: temporary, never a silent default (docs/QMAIL.md 0)
@@ -209,7 +212,9 @@ async function onTarget(
         }
         ext = opened.ext;
       }
-      const out = await transaction(client, t.ip, env, ext, classify, pooled !== undefined, extras.eightBits);
+      const out = await transaction(client, t.ip, env, ext, classify, pooled !== undefined, extras.eightBits, {
+        sendEightBitAddresses: s.sendEightBitAddresses,
+      });
       if (out.stale) continue; // the pooled connection had died while idle: open a fresh one
       if (out.reusable && extras.pool) extras.pool.put(key, { client, ext, profile });
       else if (out.reusable) client.quit();

@@ -121,18 +121,34 @@ void test(
   },
 );
 
-/** DATA's bytes as RFC 5321 4.5.2 and qmail-remote make them, one byte at a time: the reference for the client. */
+/**
+ * DATA's bytes as notqmail's qmail-remote makes them (blast(), transcribed loop for loop): the reference for the
+ * client. A `.` starting a line doubled; LF → CRLF; CR LF → CR LF; CR then another byte → CR LF and that byte as it
+ * is; a CR at the very end → CR LF; a last line without either → partial (no final dot).
+ */
 function reference(text: Buffer): { bytes: Buffer; sent: boolean } {
   const out: number[] = [];
-  let atLineStart = true;
-  for (const c of text) {
-    if (atLineStart && c === 0x2e) out.push(0x2e);
-    if (c === 0x0a) out.push(0x0d, 0x0a);
-    else out.push(c);
-    atLineStart = c === 0x0a;
+  let i = 0;
+  const get = (): number | undefined => text[i++];
+  for (;;) {
+    let ch = get();
+    if (ch === undefined) break;
+    if (ch === 0x2e) out.push(0x2e);
+    while (ch !== 0x0a) {
+      if (ch === 0x0d) {
+        ch = get();
+        if (ch === undefined) break;
+        if (ch !== 0x0a) out.push(0x0d, 0x0a);
+        else break;
+      }
+      out.push(ch);
+      ch = get();
+      if (ch === undefined) return { bytes: Buffer.from(out), sent: false };
+    }
+    out.push(0x0d, 0x0a);
   }
-  if (atLineStart) out.push(0x2e, 0x0d, 0x0a);
-  return { bytes: Buffer.from(out), sent: atLineStart };
+  out.push(0x2e, 0x0d, 0x0a);
+  return { bytes: Buffer.from(out), sent: true };
 }
 
 /** What SmtpClient.data writes for `body` (a buffer, or a stream of the given chunks), read by a real server. */
@@ -160,7 +176,7 @@ async function sentBytes(body: Buffer | Buffer[]): Promise<{ bytes: Buffer; sent
   return { bytes: all.subarray(0, -6), sent };
 }
 
-void test('DATA transparency: LF → CRLF (a CR before it kept), a leading dot doubled, the final dot only after a whole last line; a buffer and any chunking alike', async () => {
+void test('DATA transparency as qmail-remote: LF and CR LF → CRLF, a lone CR ends its line, a leading dot doubled, the final dot only after a whole last line; a buffer and any chunking alike', async () => {
   const byte = fc.constantFrom(0x61, 0x2e, 0x0d, 0x0a, 0x20);
   await fc.assert(
     fc.asyncProperty(

@@ -145,7 +145,7 @@ export interface TransactionOutcome {
  * message above the server's limit is not sent; a message with any byte >= 0x80 is declared BODY=8BITMIME
  * (RFC 6152) when offered, and sent as it is when not (as qmail does); SMTPUTF8 (RFC 6531) is requested for
  * non-ASCII addresses when offered, and when not, such an address is a permanent failure (#5.6.7): the
- * sender for every recipient, a recipient for itself only. The message file is opened once (message.ts): SIZE,
+ * sender for every recipient, a recipient for itself only (control/smtputf8 `qmail`: sent as it is instead). The message file is opened once (message.ts): SIZE,
  * the 8-bit scan and DATA all read that descriptor; a file that cannot be opened defers every recipient (#4.3.0)
  * with nothing sent.
  */
@@ -157,7 +157,11 @@ export async function transaction(
   classify: Classifier,
   reused: boolean,
   eightBits?: EightBitCache,
+  opts: { readonly sendEightBitAddresses?: boolean } = {},
 ): Promise<TransactionOutcome> {
+  // control/smtputf8 `qmail`: no address is refused for want of SMTPUTF8 (qmail-remote sends the bytes)
+  const refusesNonAscii = (addr: string): boolean =>
+    !ext.has('SMTPUTF8') && !opts.sendEightBitAddresses && nonAscii(addr);
   const n = env.recipients.length;
   const all = (r: DeliveryResult): DeliveryResult[] => Array.from({ length: n }, () => r);
   const stop = (r: DeliveryResult): TransactionOutcome => {
@@ -166,7 +170,7 @@ export async function transaction(
   };
   // Recipients the server cannot take (non-ASCII without SMTPUTF8) are answered here; the rest go.
   const early: Array<DeliveryResult | undefined> = env.recipients.map((r) =>
-    !ext.has('SMTPUTF8') && nonAscii(r) ? noUtf8(ip, r, 'recipient') : undefined,
+    refusesNonAscii(r) ? noUtf8(ip, r, 'recipient') : undefined,
   );
   const sendable = env.recipients.filter((_, i) => early[i] === undefined);
   /** Results of the sent recipients (in order) put back in envelope order beside the early ones. */
@@ -196,8 +200,7 @@ export async function transaction(
         report: `${ip} does not accept messages of ${size} bytes (SIZE ${limit}). (#5.3.4)\n`,
       });
     }
-    if (!ext.has('SMTPUTF8') && nonAscii(env.sender))
-      return { results: all(noUtf8(ip, env.sender, 'sender')), reusable: true };
+    if (refusesNonAscii(env.sender)) return { results: all(noUtf8(ip, env.sender, 'sender')), reusable: true };
     if (sendable.length === 0) return { results: merge([]), reusable: true };
     let params: string;
     try {

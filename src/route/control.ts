@@ -43,5 +43,6 @@ export function routeControlFrom(control: Control): RouteControl {
     percenthack: new Set(percenthack.map(asciiLower)),
     virtualdomains: vd ?? new Map(),
     localsSource,
+    me: control.single('me').value,
   };
 }

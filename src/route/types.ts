@@ -17,6 +17,11 @@ export interface RouteControl {
    * missing) and the 1-based line of each lowercased entry. Routing never depends on it.
    */
   readonly localsSource?: { readonly file: 'locals' | 'me'; readonly lines: ReadonlyMap<string, number> };
+  /**
+   * control/me as read when this was built from a fresh start (null: missing). qmail-send reads `me` once, at start
+   * (control_init); after a SIGHUP a missing control/locals still means that `me`, not the file's new text.
+   */
+  readonly me?: string | null;
 }
 
 export type RouteDecision =

@@ -1,7 +1,7 @@
 // The scheduler's settings, read once from a Control snapshot (qmail-send reads them at start, 0.1), and each named
 // queue's (control/queues: the same settings with that queue's options laid over them).
 import { bounceConfigFrom, type BounceConfig } from '../bounce/index.js';
-import type { Channel } from '../core/index.js';
+import { asciiLower, QuailError, type Channel } from '../core/index.js';
 import type { Control } from '../control/index.js';
 import { DEFAULT_QUEUE, queuesFrom, rulesFrom, type QueuePolicy, type QueueRules } from '../queues/index.js';
 import { routeControlFrom, type RouteControl } from '../route/index.js';
@@ -118,8 +118,20 @@ export function queueSettings(s: SchedulerSettings, name: string): QueueSettings
   return s.queues.get(name) ?? (s.queues.get(DEFAULT_QUEUE) as QueueSettings);
 }
 
-/** SIGHUP (0.1): only locals and virtualdomains are re-read; percenthack and envnoathost stay. */
+/**
+ * SIGHUP (0.1): only locals and virtualdomains are re-read; percenthack and envnoathost stay, and so does `me` as
+ * locals' default: qmail-send's regetcontrols reads control/locals with the `me` control_init read at start, so a
+ * changed control/me is not a local domain until a restart (a missing me at start: locals must exist).
+ */
 export function reloadedRoute(old: RouteControl, control: Control): RouteControl {
   const fresh = routeControlFrom(control);
-  return { ...fresh, envnoathost: old.envnoathost, percenthack: old.percenthack };
+  const kept = { envnoathost: old.envnoathost, percenthack: old.percenthack, me: old.me ?? null };
+  if (fresh.localsSource?.file !== 'me') return { ...fresh, ...kept };
+  if (kept.me === null)
+    throw new QuailError(
+      'unable to read controls: control/locals is missing and control/me was missing at start',
+      true,
+    );
+  const me = asciiLower(kept.me);
+  return { ...fresh, ...kept, locals: new Set([me]), localsSource: { file: 'me', lines: new Map([[me, 1]]) } };
 }

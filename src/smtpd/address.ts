@@ -7,15 +7,24 @@ export interface ParsedArg {
   readonly params: ReadonlyMap<string, string>;
 }
 
-/** qmail refuses envelope addresses longer than 900 bytes with `555 syntax error (#5.5.4)`. */
+/**
+ * qmail-smtpd's addrparse refuses an address with `555 syntax error (#5.5.4)` when it is longer than 900 bytes with
+ * its terminating NUL counted, so 900 bytes is already too long; it checks after the [ip] → localiphost rewrite.
+ */
 const MAX_ADDRESS = 900;
+
+/** Whether `address` (after the localiphost rewrite) is too long for qmail-smtpd (MAX_ADDRESS). */
+export function addressTooLong(address: string): boolean {
+  return Buffer.byteLength(address, 'latin1') + 1 > MAX_ADDRESS;
+}
 
 /**
  * B.1: the address is the text after the first '<' up to the next unquoted '>'; without '<', the text
  * after the first ':' (leading spaces skipped) up to the next space. A leading source route is dropped,
- * double quotes are removed and a backslash makes the next character literal. null = too long.
+ * double quotes are removed and a backslash makes the next character literal. The length is checked later
+ * (addressTooLong), after the localiphost rewrite.
  */
-export function parseEnvelopeArg(arg: string): ParsedArg | null {
+export function parseEnvelopeArg(arg: string): ParsedArg {
   let terminator = '>';
   let i = arg.indexOf('<');
   let rest: string;
@@ -50,7 +59,6 @@ export function parseEnvelopeArg(arg: string): ParsedArg | null {
     else if (ch === '"') quoted = !quoted;
     else address += ch;
   }
-  if (Buffer.byteLength(address, 'latin1') > MAX_ADDRESS) return null;
   return { address, params: terminator === '>' ? parseParams(rest.slice(end)) : new Map() };
 }
 
@@ -65,13 +73,22 @@ function parseParams(text: string): Map<string, string> {
   return out;
 }
 
-/** A dotted-quad inside brackets, exactly ("[192.0.2.1]"), or null. */
+/**
+ * A dotted quad inside brackets ("[192.0.2.1]") read as qmail's ip_scanbracket reads it, or null: each part any
+ * number of decimal digits, kept modulo 256 (ip.c stores it in a byte), so `[0127.0.0.1]` and `[383.0.0.1]` are
+ * 127.0.0.1.
+ */
 function bracketedIpv4(domain: string): string | null {
-  const m = /^\[(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\]$/.exec(domain);
+  const m = /^\[(\d+)\.(\d+)\.(\d+)\.(\d+)\]$/.exec(domain);
   if (!m) return null;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((n) => n > 255)) return null;
-  return parts.join('.');
+  return m
+    .slice(1)
+    .map((digits) => {
+      let n = 0;
+      for (const d of digits) n = (n * 10 + Number(d)) % 256;
+      return n;
+    })
+    .join('.');
 }
 
 /** B.2: `user@[ip]` where ip is one of this host's addresses becomes `user@<localiphost>`. */
@@ -79,6 +96,7 @@ export function applyLocalIpHost(address: string, localiphost: string, isLocalIp
   const at = address.lastIndexOf('@');
   if (at < 0) return address;
   const ip = bracketedIpv4(address.slice(at + 1));
-  if (ip === null || !isLocalIp(ip)) return address;
+  // qmail's ipme always holds 0.0.0.0 ("always refers to this host", ipme.c)
+  if (ip === null || (ip !== '0.0.0.0' && !isLocalIp(ip))) return address;
   return address.slice(0, at + 1) + localiphost;
 }

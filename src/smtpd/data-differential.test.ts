@@ -22,6 +22,13 @@ const enum St {
 /** qmail counts header lines starting with these (case-insensitive); 100 or more is a loop. */
 const HOP_PREFIXES = ['received', 'delivered'];
 const MAX_HOPS = 100;
+const RANK: Readonly<Record<DataProblem, number>> = {
+  'bare-lf': 4,
+  'too-many-hops': 3,
+  'too-big': 2,
+  nul: 1,
+  'bare-cr': 1,
+};
 
 class ReferenceDecoder {
   private st = St.LineStart;
@@ -57,8 +64,14 @@ class ReferenceDecoder {
       if (this.problem === 'bare-lf') break;
       switch (this.st) {
         case St.LineStart:
-          if (c === DOT) this.st = St.Dot;
-          else this.mid(c, emit);
+          if (c === DOT) {
+            this.st = St.Dot;
+            // qmail counts hops on the bytes as sent: a line that starts with a (stuffed) dot is no Received line
+            if (this.inHeader) {
+              this.lineHead = '.';
+              this.lineLen++;
+            }
+          } else this.mid(c, emit);
           break;
         case St.Dot:
           if (c === CR) this.st = St.DotCr;
@@ -110,8 +123,9 @@ class ReferenceDecoder {
   }
 
   private flag(p: DataProblem): void {
-    // A bare LF always wins (the session ends at once); otherwise the first problem is reported.
-    if (p === 'bare-lf' || this.problem === undefined) this.problem = p;
+    // qmail-smtpd's order: a bare LF (the session ends at once), too many hops, then databytes; of quail's own
+    // refusals (a NUL, a bare CR) the first
+    if (this.problem === undefined || RANK[p] > RANK[this.problem]) this.problem = p;
   }
 
   /** Hop counting over the produced header lines. */
@@ -350,7 +364,7 @@ void test('hop count: every byte at every place of Received and Delivered, 100 t
 });
 
 void test('databytes: the byte over the limit and a NUL at the same place, in one chunk and byte by byte', () => {
-  // the reference flags the NUL before counting its byte: a NUL that is also the first byte over the limit is 'nul'
+  // the byte over the limit wins over a NUL wherever each is (qmail takes the NUL and says 552)
   for (const max of [0, 3, 4, 5, 12]) {
     const text = Buffer.from('\r\nabc\0efg\r\n.\r\n', 'latin1'); // in the body: the fast path's span
     for (const keepBareCr of [false, true]) {
@@ -360,10 +374,13 @@ void test('databytes: the byte over the limit and a NUL at the same place, in on
   }
   const d = new DataDecoder(4);
   d.push(Buffer.from('\r\nabc\0efg\r\n.\r\n', 'latin1'));
-  assert.equal(d.problem, 'nul');
+  assert.equal(d.problem, 'too-big');
   assert.equal(d.bytes, 9);
   // the same in a long header line, past the 9 characters of its head
   const h = new DataDecoder(12);
   h.push(Buffer.from('X-Long: abcd\0efg\r\n\r\n.\r\n', 'latin1'));
-  assert.equal(h.problem, 'nul');
+  assert.equal(h.problem, 'too-big');
+  const n = new DataDecoder(0);
+  n.push(Buffer.from('X-Long: abcd\0efg\r\n\r\n.\r\n', 'latin1'));
+  assert.equal(n.problem, 'nul', 'without databytes the NUL is the problem');
 });

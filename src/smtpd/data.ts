@@ -34,6 +34,14 @@ const DELIVERED = 'delivered';
 const REC = 1;
 const DEL = 2;
 const MAX_HOPS = 100;
+/** Which problem is reported when a message has several (flag). */
+const RANK: Readonly<Record<DataProblem, number>> = {
+  'bare-lf': 4,
+  'too-many-hops': 3,
+  'too-big': 2,
+  nul: 1,
+  'bare-cr': 1,
+};
 
 /**
  * Byte-level state machine. Only `<CR><LF>.<CR><LF>` ends the data (RFC 5321 4.1.1.4); a bare LF is
@@ -95,14 +103,14 @@ export class DataDecoder {
         if (lf < end) end = lf;
         if (end > i) {
           const count = end - i;
+          // the problems in the span: the byte over databytes, a NUL (which counts only when none came before)
+          if (this.maxBytes > 0 && this.size + count > this.maxBytes) this.flag('too-big');
           if (this.problem === undefined) {
-            // the first problem in the span: a NUL (flagged before its byte counts) or the byte over databytes
             if (nul < i) {
               nul = chunk.indexOf(0, i);
               if (nul < 0) nul = len;
             }
-            const big = this.maxBytes > 0 ? i + this.maxBytes - this.size : len;
-            if (nul < end || big < end) this.problem = nul <= big ? 'nul' : 'too-big';
+            if (nul < end) this.flag('nul');
           }
           const keep = this.maxBytes > 0 ? Math.max(0, Math.min(count, this.maxBytes - this.size)) : count;
           if (keep > 0) this.n += chunk.copy(this.out, this.n, i, i + keep);
@@ -136,8 +144,14 @@ export class DataDecoder {
   private step(c: number): boolean {
     switch (this.st) {
       case St.LineStart:
-        if (c === DOT) this.st = St.Dot;
-        else this.mid(c);
+        if (c === DOT) {
+          this.st = St.Dot;
+          // qmail counts hops on the bytes as sent (blast): a line that starts with a stuffed dot is no hop
+          if (this.inHeader) {
+            this.hopHead = 0;
+            this.lineLen++;
+          }
+        } else this.mid(c);
         break;
       case St.Dot:
         if (c === CR) this.st = St.DotCr;
@@ -195,8 +209,9 @@ export class DataDecoder {
   }
 
   private flag(p: DataProblem): void {
-    // A bare LF always wins (the session ends at once); otherwise the first problem is reported.
-    if (p === 'bare-lf' || this.problem === undefined) this.problem = p;
+    // qmail-smtpd's order (smtp_data): a bare LF (the session ends at once), too many hops, then databytes; of
+    // quail's own refusals (a NUL, a bare CR: qmail takes both) the first is reported
+    if (this.problem === undefined || RANK[p] > RANK[this.problem]) this.problem = p;
   }
 
   /**

@@ -1,5 +1,5 @@
 // The Received line qmail-smtpd prepends (docs/QMAIL.md B.8), with RFC 3848 protocol names.
-import { rfc5322Date } from '../core/index.js';
+import { asciiLower, rfc5322Date } from '../core/index.js';
 
 export interface ReceivedFields {
   /** $TCPREMOTEHOST, else undefined ("unknown"). */
@@ -32,7 +32,7 @@ export function receivedLine(f: ReceivedFields, date: Date): string {
   const host = f.remoteHost ?? 'unknown';
   let s = `Received: from ${safeField(host)}`;
   // The HELO part appears when an argument was given that differs from REMOTEHOST (ASCII case-insensitive).
-  if (f.helo !== undefined && f.helo.toLowerCase() !== host.toLowerCase()) s += ` (HELO ${safeField(f.helo)})`;
+  if (f.helo !== undefined && asciiLower(f.helo) !== asciiLower(host)) s += ` (HELO ${safeField(f.helo)})`;
   s += ' (';
   if (f.remoteInfo !== undefined) s += `${safeField(f.remoteInfo)}@`;
   s += `${safeField(f.remoteIp ?? 'unknown')})\n  by ${safeField(f.localHost ?? 'unknown')} with ${f.protocol}; ${rfc5322Date(date)}\n`;

@@ -1,6 +1,6 @@
 // MAIL and RCPT: the envelope, read strictly (RFC 5321) or as qmail does (QUAIL_LOOSE), and the checks on it (B.3, B.5).
 import { errText } from '../core/index.js';
-import { parseEnvelopeArg } from './address.js';
+import { addressTooLong, parseEnvelopeArg } from './address.js';
 import { OWN_ADDRESS_ONLY } from './auth.js';
 import { R, senderNotOwned, type Reply } from './replies.js';
 import type { Session, Step } from './session.js';
@@ -18,11 +18,8 @@ export async function mailCommand(s: Session, arg: string, fail: (r: Reply) => P
   let address: string;
   let size: number | undefined;
   if (s.policy.loose) {
-    const parsed = parseEnvelopeArg(arg);
-    if (!parsed) return fail(R.syntax);
-    address = parsed.address;
-    const sizeParam = parsed.params.get('SIZE');
-    size = sizeParam !== undefined && /^\d+$/.test(sizeParam) ? Number(sizeParam) : undefined;
+    // qmail-smtpd reads no ESMTP parameter: SIZE is not looked at (nor refused over databytes) here
+    address = parseEnvelopeArg(arg).address;
   } else {
     const parsed = parseStrictMail(arg);
     if (!parsed.ok) return fail(parsed.reply);
@@ -31,6 +28,7 @@ export async function mailCommand(s: Session, arg: string, fail: (r: Reply) => P
     if (size !== undefined && size > Number.MAX_SAFE_INTEGER) return fail(R.tooBig);
   }
   const sender = s.policy.localIpHost(address);
+  if (addressTooLong(sender)) return fail(R.syntax);
   // RFC 1870 6.1: refuse at MAIL when the announced size is already over the limit.
   if (size !== undefined && s.policy.databytes > 0 && size > s.policy.databytes) return fail(R.tooBig);
   if (s.authUser !== undefined && s.deps.senderAuth !== false) {
@@ -64,16 +62,15 @@ async function senderRefusal(s: Session, login: string, sender: string): Promise
 export async function rcptCommand(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
   const tx = s.mail;
   if (!tx) return fail(R.mailFirst);
-  let parsed: { readonly address: string } | null;
-  if (s.policy.loose) {
-    parsed = parseEnvelopeArg(arg);
-    if (!parsed) return fail(R.syntax);
-  } else {
+  let parsed: { readonly address: string };
+  if (s.policy.loose) parsed = parseEnvelopeArg(arg);
+  else {
     const strict = parseStrictRcpt(arg);
     if (!strict.ok) return fail(strict.reply);
     parsed = strict;
   }
   let addr = s.policy.localIpHost(parsed.address);
+  if (addressTooLong(addr)) return fail(R.syntax);
   if (tx.badSender) {
     s.deps.log('smtp.reject', { ip: s.remoteIp, why: 'badmailfrom', from: tx.sender, to: addr });
     return fail(R.badMailFrom);

@@ -1,7 +1,7 @@
 // Strict MAIL/RCPT arguments (RFC 5321 4.1.2, RFC 1870, 6152, 6531, 4954): quail's default; QUAIL_LOOSE="1" is qmail's B.1.
 import { isIPv6 } from 'node:net';
 import { parseEnvelopeArg } from './address.js';
-import { R, type Reply } from './replies.js';
+import type { Reply } from './replies.js';
 
 /** What a strict MAIL argument gave: the sender (`''` for `<>`) and the RFC 1870 size, if announced. */
 export type StrictMail =
@@ -173,10 +173,9 @@ function strictPath(arg: string, role: Role): { address: string; params: Map<str
     if (params.has(key)) return [501, '5.5.4', `parameter ${key} given twice (#5.5.4)`];
     params.set(key, m[2] ?? '');
   }
-  // The address itself as qmail reads it (quotes removed, source route dropped); null = over 900 bytes.
-  const parsed = parseEnvelopeArg(rest);
-  if (!parsed) return R.syntax;
-  return { address: parsed.address, params };
+  // The address itself as qmail reads it (quotes removed, source route dropped); its length is checked after the
+  // localiphost rewrite (session-envelope.ts).
+  return { address: parseEnvelopeArg(rest).address, params };
 }
 
 /** The parameters MAIL accepts: those of the extensions EHLO advertises. */

@@ -87,6 +87,9 @@ export async function runDelivery(s: Scenario, workDir: string): Promise<RunOutp
   // Bounces are RFC 3464 by default in quail; the oracle's are QSBMF (normalise.ts has no rule for this: the
   // runner asks for qmail's format instead, so bounces compare byte for byte).
   if (!('bounceformat' in control)) writeControl(ph.qmail, 'bounceformat', 'qsbmf\n');
+  // An address with 8-bit bytes goes only to a server offering SMTPUTF8 in quail (RFC 6531); qmail-remote sends it
+  // quoted, as it is. The runner asks for qmail's way, as for bounces (README, "Normalisations").
+  if (!('smtputf8' in control)) writeControl(ph.qmail, 'smtputf8', 'qmail\n');
   // qmail-start's argument is quail's control/defaultdelivery.
   const dd = input['defaultdelivery'];
   if (typeof dd === 'string') writeControl(ph.qmail, 'defaultdelivery', textBytes(ph.subst(dd)));

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { QuailError, type EnhancedCode } from '../../../src/core/index.js';
 import { Control } from '../../../src/control/index.js';
+import { qmailQueueExit } from '../../../src/filter/index.js';
 import type { NewMessage, QueueId } from '../../../src/queue/types.js';
 import { SmtpListener, type SessionEnv, type SessionSummary } from '../../../src/smtpd/index.js';
 import { newmrh } from '../../../src/users/index.js';
@@ -39,18 +40,6 @@ interface SessionInput {
   readonly hold_open_seconds?: number;
 }
 
-/** What qmail-smtpd answers for each qmail-queue exit code (qmail.c's qmail_close texts). */
-const QQ_EXIT: Readonly<Record<number, readonly [boolean, string, EnhancedCode]>> = {
-  11: [false, 'envelope address too long for qq (#5.1.3)', '5.1.3'],
-  31: [false, 'mail server permanently rejected message (#5.3.0)', '5.3.0'],
-  51: [true, 'qq out of memory (#4.3.0)', '4.3.0'],
-  52: [true, 'qq timeout (#4.3.0)', '4.3.0'],
-  53: [true, 'qq write error or disk full (#4.3.0)', '4.3.0'],
-  54: [true, 'qq read error (#4.3.0)', '4.3.0'],
-  71: [true, 'mail server temporarily rejected message (#4.3.0)', '4.3.0'],
-  81: [true, 'qq internal bug (#4.3.0)', '4.3.0'],
-};
-
 /** The stand-in for QMAILQUEUE: records what was handed over, then fails as QO_QQ_EXIT says. */
 function recordingQueue(into: Recorded[], aborted: { n: number }, env: SessionEnv, unsubst: (t: string) => string) {
   return {
@@ -77,8 +66,13 @@ function recordingQueue(into: Recorded[], aborted: { n: number }, env: SessionEn
       });
       const code = Number(env['QO_QQ_EXIT'] ?? '0');
       if (code !== 0) {
-        const [temporary, text, enh] = QQ_EXIT[code] ?? [true, 'qq temporary problem (#4.3.0)', '4.3.0'];
-        throw new QuailError(text, temporary, enh);
+        // qmail.c's qmail_close table, the one quail's QMAILQUEUE filter uses (src/filter)
+        const t = qmailQueueExit(code);
+        throw new QuailError(
+          t.text,
+          !t.permanent,
+          (/\(#(\d\.\d+\.\d+)\)$/.exec(t.text)?.[1] ?? '4.3.0') as EnhancedCode,
+        );
       }
       return `recorded-${into.length}` as QueueId;
     },
