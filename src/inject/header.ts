@@ -37,6 +37,12 @@ const KNOWN = new Set([
 
 /** Fields whose addresses are recipients: normal, and for a resent message. */
 const RECIPIENT_FIELDS = new Set(['to', 'cc', 'bcc', 'apparently-to']);
+
+/** An envelope address as qmail-inject hands it on (a C string): up to its first NUL byte. */
+const cString = (s: string): string => {
+  const nul = s.indexOf('\0');
+  return nul < 0 ? s : s.slice(0, nul);
+};
 const RESENT_RECIPIENT_FIELDS = new Set(['resent-to', 'resent-cc', 'resent-bcc']);
 /** Fields whose addresses are rewritten but are not recipients. */
 const SENDER_FIELDS = new Set([
@@ -125,19 +131,22 @@ export class HeaderRewriter {
     if (name !== undefined) {
       let onAddress: ((addr: Token[]) => void) | undefined;
       let rewrite = false;
-      if (RECIPIENT_FIELDS.has(name) && this.ctx.fromHeaders) {
-        rewrite = true;
-        onAddress = (a) => this.listed.push(unquote(a));
-      } else if (RESENT_RECIPIENT_FIELDS.has(name) && this.ctx.fromHeaders) {
-        rewrite = true;
-        onAddress = (a) => this.resentListed.push(unquote(a));
+      // qmail-inject rewrites the recipient fields whoever the recipients are (arguments or the header), and one it
+      // cannot parse stays as written (rwmayfail): the addresses read before the fault still count
+      let mayFail = false;
+      if (RECIPIENT_FIELDS.has(name)) {
+        rewrite = mayFail = true;
+        if (this.ctx.fromHeaders) onAddress = (a) => this.listed.push(cString(unquote(a)));
+      } else if (RESENT_RECIPIENT_FIELDS.has(name)) {
+        rewrite = mayFail = true;
+        if (this.ctx.fromHeaders) onAddress = (a) => this.resentListed.push(cString(unquote(a)));
       } else if (name === 'return-path') {
         rewrite = true;
         onAddress = (a) => this.setSender(a);
       } else if (SENDER_FIELDS.has(name)) {
         rewrite = true;
       }
-      if (rewrite) out = this.rewriteField(text, onAddress);
+      if (rewrite) out = this.rewriteField(text, onAddress, mayFail);
     }
     if (name !== undefined && DROPPED.has(name)) return;
     this.saved.push(out);
@@ -145,10 +154,10 @@ export class HeaderRewriter {
 
   private setSender(addr: readonly Token[]): void {
     if (this.sender !== undefined) return;
-    this.sender = unquote(addr) + (this.ctx.settings.flags.verp ? '-@[]' : '');
+    this.sender = cString(unquote(addr)) + (this.ctx.settings.flags.verp ? '-@[]' : '');
   }
 
-  private rewriteField(text: string, onAddress?: (addr: Token[]) => void): string {
+  private rewriteField(text: string, onAddress?: (addr: Token[]) => void, mayFail = false): string {
     const tokens = tokenize(text);
     const rewritten =
       tokens &&
@@ -161,7 +170,10 @@ export class HeaderRewriter {
         },
         2,
       );
-    if (!rewritten) throw permError(`unable to parse this header field: ${text.replace(/\n$/, '')}`);
+    if (!rewritten) {
+      if (mayFail) return text;
+      throw permError(`unable to parse this header field: ${text.replace(/\n$/, '')}`);
+    }
     return unparse(rewritten);
   }
 

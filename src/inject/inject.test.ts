@@ -166,9 +166,9 @@ void test('the header may arrive in pieces, split anywhere', async () => {
 
 void test('errors: bad header syntax and bad arguments are permanent', async () => {
   await assert.rejects(
-    run('To: "unclosed\n\nb\n'),
+    run('From: "unclosed\nTo: a\n\nb\n'),
     (e: Error & { temporary?: boolean }) =>
-      e.temporary === false && /unable to parse this header field: To: "unclosed/.test(e.message),
+      e.temporary === false && /unable to parse this header field: From: "unclosed/.test(e.message),
   );
   await assert.rejects(
     run('To: a\n\nb\n', ['x@(bad']),
@@ -176,6 +176,15 @@ void test('errors: bad header syntax and bad arguments are permanent', async () 
   );
   assert.throws(() => parseInjectArgv(['-x']), /unknown option -x/);
   assert.throws(() => parseInjectArgv(['-f']), /needs a sender/);
+});
+
+void test('recipient fields as qmail-inject: rewritten with arguments too; one it cannot parse kept as written', async () => {
+  const args = await run('To: a\nCc: "unclosed\n\nb\n', ['x@y.test']);
+  assert.deepEqual(args.recipients, ['x@y.test']);
+  assert.match(args.text, /^To: a@mail\.example\.test\nCc: "unclosed\n/m);
+  const header = await run('To: a\nCc: "unclosed\nBcc: b\0c@d.test\n\nb\n');
+  assert.deepEqual(header.recipients, ['a@mail.example.test', 'b'], 'a NUL ends an address (a C string)');
+  assert.match(header.text, /Cc: "unclosed\n/);
 });
 
 void test('argv: getopt style', () => {
