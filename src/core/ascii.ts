@@ -1,4 +1,4 @@
-// ASCII-only case folding and comparisons, as qmail does them (only A-Z / a-z fold).
+// ASCII-only case folding and comparisons, as qmail does them (only A-Z / a-z fold); qmail's C strings.
 
 /** lowercase(x) of docs/QMAIL.md: folds only A-Z. */
 export function asciiLower(s: string): string {
@@ -15,4 +15,10 @@ export function logsafe(text: string): string {
     else out += ch;
   }
   return out;
+}
+
+/** A string as qmail's C code reads it (a C string): up to its first NUL byte. */
+export function cString(s: string): string {
+  const nul = s.indexOf('\0');
+  return nul < 0 ? s : s.slice(0, nul);
 }

@@ -1,5 +1,5 @@
 // The header of a locally written message, rewritten the way qmail-inject does (docs/QMAIL.md G.2).
-import { asciiLower, permError, quoteLocal, rfc5322Date } from '../core/index.js';
+import { asciiLower, cString, permError, quoteLocal, rfc5322Date } from '../core/index.js';
 import type { InjectSettings, Rewriter } from './rewrite.js';
 import { addressList, tokenize, unparse, unquote, type Token } from './rfc822.js';
 
@@ -38,11 +38,6 @@ const KNOWN = new Set([
 /** Fields whose addresses are recipients: normal, and for a resent message. */
 const RECIPIENT_FIELDS = new Set(['to', 'cc', 'bcc', 'apparently-to']);
 
-/** An envelope address as qmail-inject hands it on (a C string): up to its first NUL byte. */
-const cString = (s: string): string => {
-  const nul = s.indexOf('\0');
-  return nul < 0 ? s : s.slice(0, nul);
-};
 const RESENT_RECIPIENT_FIELDS = new Set(['resent-to', 'resent-cc', 'resent-bcc']);
 /** Fields whose addresses are rewritten but are not recipients. */
 const SENDER_FIELDS = new Set([

@@ -1,4 +1,5 @@
 // The .qmail line parser (docs/QMAIL.md D.6.1-D.6.2): text in, one instruction per line out. Pure.
+import { cString } from '../core/index.js';
 
 export type Instruction =
   /** The very first line is empty (after trimming): the delivery defers (D.6.2). */
@@ -18,12 +19,6 @@ export type Instruction =
   | { readonly kind: 'plus-list'; readonly line: number }
   /** Any other `+` line: ignored. */
   | { readonly kind: 'plus-other'; readonly line: number; readonly text: string };
-
-/** A line's text as qmail-local's C strings read it: up to its first NUL byte. */
-const cString = (s: string): string => {
-  const nul = s.indexOf('\0');
-  return nul < 0 ? s : s.slice(0, nul);
-};
 
 /**
  * Splits the text at `\n` (a missing final newline is supplied), removes trailing spaces and tabs from each
