@@ -2,4 +2,4 @@
 export { qmailQueueFilter, qmailQueueTarget } from './hook.js';
 export { queueInject } from './queue-inject.js';
 export { runBuiltinFilter } from './builtin.js';
-export { qmailQueueExit } from './qmailqueue.js';
+export { qmailQueueRefusal } from './qmailqueue.js';

@@ -87,6 +87,11 @@ function refusal(code: number, custom: string): QuailError {
       (/\(#([45]\.\d{1,3}\.\d{1,3})\)$/.exec(text)?.[1] as EnhancedCode | undefined) ?? (permanent ? '5.3.0' : '4.3.0');
     return new QuailError(text, !permanent, enh);
   }
+  return qmailQueueRefusal(code);
+}
+
+/** What qmail-smtpd says for a qmail-queue exit code, as an error: qmail.c's text, its enhanced code, D or Z. */
+export function qmailQueueRefusal(code: number): QuailError {
   const t = qmailQueueExit(code);
   const enh = /\(#([45]\.\d{1,3}\.\d{1,3})\)$/.exec(t.text)?.[1] as EnhancedCode;
   return new QuailError(t.text, !t.permanent, enh);

@@ -34,8 +34,8 @@ const DELIVERED = 'delivered';
 const REC = 1;
 const DEL = 2;
 const MAX_HOPS = 100;
-/** Which problem is reported when a message has several (flag). */
-const RANK: Readonly<Record<DataProblem, number>> = {
+/** Which problem is reported when a message has several (flag): qmail-smtpd's order, then quail's own. */
+export const PROBLEM_RANK: Readonly<Record<DataProblem, number>> = {
   'bare-lf': 4,
   'too-many-hops': 3,
   'too-big': 2,
@@ -211,7 +211,7 @@ export class DataDecoder {
   private flag(p: DataProblem): void {
     // qmail-smtpd's order (smtp_data): a bare LF (the session ends at once), too many hops, then databytes; of
     // quail's own refusals (a NUL, a bare CR: qmail takes both) the first is reported
-    if (this.problem === undefined || RANK[p] > RANK[this.problem]) this.problem = p;
+    if (this.problem === undefined || PROBLEM_RANK[p] > PROBLEM_RANK[this.problem]) this.problem = p;
   }
 
   /**

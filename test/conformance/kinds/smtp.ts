@@ -2,9 +2,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { QuailError, type EnhancedCode } from '../../../src/core/index.js';
 import { Control } from '../../../src/control/index.js';
-import { qmailQueueExit } from '../../../src/filter/index.js';
+import { qmailQueueRefusal } from '../../../src/filter/index.js';
 import type { NewMessage, QueueId } from '../../../src/queue/types.js';
 import { SmtpListener, type SessionEnv, type SessionSummary } from '../../../src/smtpd/index.js';
 import { newmrh } from '../../../src/users/index.js';
@@ -66,13 +65,7 @@ function recordingQueue(into: Recorded[], aborted: { n: number }, env: SessionEn
       });
       const code = Number(env['QO_QQ_EXIT'] ?? '0');
       if (code !== 0) {
-        // qmail.c's qmail_close table, the one quail's QMAILQUEUE filter uses (src/filter)
-        const t = qmailQueueExit(code);
-        throw new QuailError(
-          t.text,
-          !t.permanent,
-          (/\(#(\d\.\d+\.\d+)\)$/.exec(t.text)?.[1] ?? '4.3.0') as EnhancedCode,
-        );
+        throw qmailQueueRefusal(code); // qmail.c's qmail_close table, the one quail's QMAILQUEUE filter uses
       }
       return `recorded-${into.length}` as QueueId;
     },
