@@ -160,6 +160,11 @@ export function listenerKinds(): string[] {
   return SERVICES.flatMap((s) => s.kinds.map((k) => k.kind));
 }
 
+/** The listener kinds one service serves (`pop3d`: `pop3`), none for a process that has no listeners (`sendd`). */
+export function serviceKinds(name: string): string[] {
+  return SERVICES.filter((s) => s.name === name).flatMap((s) => s.kinds.map((k) => k.kind));
+}
+
 /** Every kind, for messages: `smtp, submission or pop3`. */
 function kindList(): string {
   const all = listenerKinds();
