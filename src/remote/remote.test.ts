@@ -6,7 +6,14 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
-import { deliverRemote, lookupRoute, routeCandidates, resolveTargets, type RemoteResolver } from './index.js';
+import {
+  deliverRemote,
+  ipLiteral,
+  lookupRoute,
+  routeCandidates,
+  resolveTargets,
+  type RemoteResolver,
+} from './index.js';
 import { parseMap } from '../control/index.js';
 import { testSmtp, type TestSmtp } from '../../test/support/testsmtp.js';
 
@@ -41,6 +48,40 @@ void test('lookupRoute golden table (E.2, E.3)', () => {
   ];
   for (const [host, want] of table) assert.deepEqual(lookupRoute(host, map), want, host);
   assert.deepEqual(lookupRoute('x.test', null), { kind: 'mx' });
+});
+
+void test('ipLiteral reads a dotted IP as qmail ip_scan does: any number of digits per part, modulo 256 (E.3, E.4)', () => {
+  const table: Array<[string, string | null]> = [
+    ['127.0.0.1', '127.0.0.1'],
+    ['[192.0.2.7]', '192.0.2.7'],
+    ['127.0.0.0001', '127.0.0.1'],
+    ['[127.0.0.257]', '127.0.0.1'],
+    ['[0383.000.0.1]', '127.0.0.1'],
+    ['1.2.3', null],
+    ['1.2.3.4.', null],
+    ['[1.2.3.4', null],
+    ['1.2.3.4]', null],
+    ['1.2.3.x', null],
+    ['remote.test', null],
+  ];
+  for (const [text, want] of table) assert.equal(ipLiteral(text), want, text);
+});
+
+void test('an unrouted [literal] whose parts wrap to this host fails as best MX; a relay 127.0.0.0001 is 127.0.0.1', async () => {
+  const ipme = new Set(['0.0.0.0', '127.0.0.1']);
+  const noDns: RemoteResolver = {
+    resolveMx: () => Promise.reject(Object.assign(new Error('no dns'), { code: 'ESERVFAIL' })),
+    resolve4: () => Promise.reject(Object.assign(new Error('no dns'), { code: 'ESERVFAIL' })),
+  };
+  const self = await resolveTargets('[127.0.0.257]', { kind: 'mx' }, noDns, ipme);
+  assert.equal(self.kind, 'permanent');
+  const relay = await resolveTargets(
+    'a.test',
+    { kind: 'relay', relay: '127.0.0.0001', port: 42526, pattern: 'a.test' },
+    noDns,
+    ipme,
+  );
+  assert.deepEqual(relay, { kind: 'ok', targets: [{ ip: '127.0.0.1', pref: 0, name: '127.0.0.1' }] });
 });
 
 void test('accepted: EHLO, quoted MAIL/RCPT, CRLF and dot-stuffing, exact success report', async () => {
