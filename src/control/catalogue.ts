@@ -446,10 +446,10 @@ const DEFS = [
     name: 'localworkers',
     kind: 'number',
     default: { from: 'number', value: 0 },
-    readBy: 'qmail-lspawn (quail start as root)',
+    readBy: 'qmail-lspawn and the send process (quail start as root)',
     applies: ON_HUP,
     max: 64,
-    doc: 'Delivery worker processes per mailbox uid (at most 64): local deliveries of one uid — every mailbox of a virtual-domain server — go to the worker with the fewest pending jobs, a new one started while all are busy. 0 or missing: one per two CPUs (at least 1, at most 16). Idle workers stop after 60 s.',
+    doc: 'Delivery worker processes per mailbox uid (at most 64): local deliveries of one uid — every mailbox of a virtual-domain server — go to the worker with the fewest pending jobs, a new one started while all are busy. 0 or missing: one per two CPUs (at least 1, at most 16). Idle workers stop after 60 s. When it comes to 1, the send process delivers the users/assign mailboxes of its own account (control/quailuser) itself, with no worker.',
   },
   {
     name: 'smtpdprocesses',

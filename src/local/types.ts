@@ -20,6 +20,11 @@ export interface LocalJob {
   readonly messagePath: string;
   /** Mail root (for the alias user's home, PATH of programs, etc.). */
   readonly root: string;
+  /**
+   * How the account was found (src/users Assignment `via`), when the caller looked it up: users/cdb (`simple`,
+   * `wildcard`) or the passwd fallback. The send child delivers its own account's cdb entries itself (src/start).
+   */
+  readonly via?: 'simple' | 'wildcard' | 'passwd' | 'alias';
 }
 
 /** A forward qmail-local would have injected itself: the scheduler queues it before reporting success. */

@@ -93,6 +93,7 @@ export async function attemptLocal(ctx: DeliveryContext, msg: MessageState, addr
     defaultDelivery: settings.defaultDelivery,
     messagePath: deps.queue.messagePath(msg.id),
     root: deps.root,
+    via: a.via,
   };
   const r = await deps.local(job);
   if (r.result !== 'success' || r.forward === undefined || r.forward.recipients.length === 0) {

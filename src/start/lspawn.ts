@@ -35,6 +35,12 @@ export interface LspawnOptions {
   readonly passwd?: PasswdSource;
 }
 
+/** Root's word to the send child on deliveries as the send child's own account (Lspawn.ownDelivery). */
+export interface OwnDelivery {
+  readonly defaultDelivery: string;
+  readonly inProcess: boolean;
+}
+
 /** Longer fields are refused: an address is at most 256 octets (RFC 5321 4.5.3.1.3), a VERP sender two of them. */
 const FIELD_MAX = 4096;
 /** Deliveries in progress at once: concurrencylocal is at most 120, plus those a dead send child left running. */
@@ -92,6 +98,15 @@ export class Lspawn {
   /** Delivery worker processes per (uid, gid) now (control/localworkers). */
   get workersPerUid(): number {
     return this.deliverer.workersPerUid;
+  }
+
+  /**
+   * What the send child needs to deliver its own account's mail itself (send-child.ts OwnDeliveries): qmail-start's
+   * argument as read here at start, and whether one process per uid is the setting (then the send child is that one
+   * process; with more, the deliveries go to the workers here, which run in parallel).
+   */
+  get ownDelivery(): OwnDelivery {
+    return { defaultDelivery: this.defaultDelivery, inProcess: this.workersPerUid === 1 };
   }
 
   /** SIGHUP: control/localworkers again (the number of delivery workers per uid). */

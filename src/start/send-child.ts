@@ -1,11 +1,13 @@
 // The unprivileged send process (qmail-send): queue, scheduler, remote delivery, bounces; local deliveries asked of root.
 import { basename, dirname, join } from 'node:path';
 import { errText, ignoreUserSignals, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
-import type { LocalJob, LocalResult } from '../local/index.js';
+import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
 import { isQueueId, openQueue, type FileQueue } from '../queue/index.js';
 import { becomeAccount, reportCrashes } from './child-common.js';
 import type { EventLog } from './log.js';
+import type { OwnDelivery } from './lspawn.js';
 import type { FromSend, ToSend } from './send.js';
+import { localDeliverer } from './vdeliver-link.js';
 import { LogBatch } from './log-batch.js';
 import { makeSender } from './sender.js';
 
@@ -36,14 +38,43 @@ function fatal(error: string): void {
   process.send?.({ type: 'fatal', error } satisfies FromSend, () => process.exit(100));
 }
 
-/** qmail-send's end of qmail-lspawn: one request per local delivery, answered by the root parent (lspawn.ts). */
+/**
+ * qmail-send's end of qmail-lspawn: one request per local delivery, answered by the root parent (lspawn.ts); or, for a
+ * mailbox of this process's own account found in users/cdb, delivered here (`own`, below).
+ */
 class LspawnClient {
   private nextId = 1;
   private readonly pending = new Map<number, (r: LocalResult) => void>();
+  /** Root's `start` (and each reload) says whether this process delivers its own account's mail itself. */
+  private own: OwnDelivery | undefined;
+  private ownDeliverer: LocalDeliverer | undefined;
+  private readonly uid = process.getuid?.() ?? -1;
+  private readonly gid = process.getgid?.() ?? -1;
 
   constructor(private readonly messDir: string) {}
 
+  setOwn(own: OwnDelivery): void {
+    this.own = own;
+  }
+
+  /**
+   * A job this process may run itself: its account's own uid and gid (never root), found in users/cdb, which reads the
+   * same for root as for this account, and one delivery process per uid. Root's lspawn would re-derive the same job
+   * and give it to a worker running as this very account: nothing is gained by going through root but two processes'
+   * wake-ups per message (docs/PERFORMANCE.md, twenty-second pass). A passwd or alias account is looked up again by
+   * root, whose view of home directories this account may not share.
+   */
+  private ownJob(job: LocalJob): LocalJob | undefined {
+    const own = this.own;
+    if (own === undefined || !own.inProcess || this.uid <= 0) return undefined;
+    if (job.uid !== this.uid || job.gid !== this.gid) return undefined;
+    if (job.via !== 'simple' && job.via !== 'wildcard') return undefined;
+    return { ...job, defaultDelivery: own.defaultDelivery };
+  }
+
   deliver(job: LocalJob): Promise<LocalResult> {
+    const mine = this.ownJob(job);
+    if (mine !== undefined) return this.deliverHere(mine);
     // Root is told which queued message, never a path: it opens queue/mess/<id> itself.
     if (dirname(job.messagePath) !== this.messDir)
       return Promise.resolve(deferral(`Not a queued message: ${job.messagePath}. (#4.3.0)`));
@@ -57,6 +88,22 @@ class LspawnClient {
         request: { msg: basename(job.messagePath), local: job.local, domain: job.domain, sender: job.sender },
       });
     });
+  }
+
+  /** qmail-local in this process (LocalDeliverer's path for a process that is the job's uid already). */
+  private async deliverHere(job: LocalJob): Promise<LocalResult> {
+    // `| quail vdeliver` runs in-process here too, as in a worker (vdeliver-link.ts)
+    this.ownDeliverer ??= localDeliverer({ copyUnreadable: false });
+    try {
+      return await this.ownDeliverer.deliver(job);
+    } catch (err) {
+      return deferral(`Unexpected error in qmail-local: ${errText(err)}. (#4.3.0)`);
+    }
+  }
+
+  /** At stop, after the scheduler's deliveries finished: what the in-process deliveries opened (the directory). */
+  async close(): Promise<void> {
+    await this.ownDeliverer?.close();
   }
 
   settle(id: number, result: LocalResult): void {
@@ -105,6 +152,7 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       await sender.stop();
+      await lspawn.close().catch(() => undefined);
       queue.close();
       logs.flush();
       turn.flush();
@@ -118,6 +166,7 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
   const onParent = (m: ToSend): void => {
     switch (m.type) {
       case 'start':
+        lspawn.setOwn(m.own);
         sender.scheduler.start().then(
           () => {
             sender.held.start();
@@ -133,6 +182,9 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
         // root's note of a message queued by the SMTP child: wake our watchers (the scheduler, the held pusher)
         // directly, no socket round trip; named, the scheduler reads that envelope without listing env/ (noteNew)
         queue.wakeWatchers('new', m.id !== undefined && isQueueId(m.id) ? m.id : undefined);
+        break;
+      case 'own':
+        lspawn.setOwn(m.own);
         break;
       case 'reload':
         sender.scheduler.reload();

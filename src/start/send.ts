@@ -3,14 +3,15 @@ import type { ChildProcess } from 'node:child_process';
 import { QuailError, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import type { LocalResult } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
-import { Lspawn, type LspawnRequest } from './lspawn.js';
+import { Lspawn, type LspawnRequest, type OwnDelivery } from './lspawn.js';
 import { relayBatch, type LogsMessage } from './log-batch.js';
 import { relayEvent, type EventLog } from './log.js';
 import { awaitMessage, Supervised, type Account } from './supervised.js';
 
 /** Parent → send child. */
 export type ToSend =
-  | { readonly type: 'start' }
+  | { readonly type: 'start'; readonly own: OwnDelivery }
+  | { readonly type: 'own'; readonly own: OwnDelivery }
   | { readonly type: 'delivered'; readonly id: number; readonly result: LocalResult }
   | { readonly type: 'trigger'; readonly id?: string }
   | { readonly type: 'reload' }
@@ -80,7 +81,7 @@ export class SendChild {
       // ready (queue opened and recovered as the account); a replacement starts its scheduler too
       handshake: async (child) => {
         await awaitMessage(child, 'ready', { fatalTemporary: true });
-        if (this.wanted) await awaitMessage(child, 'started', { send: { type: 'start' }, fatalTemporary: true });
+        if (this.wanted) await awaitMessage(child, 'started', { send: this.startMessage(), fatalTemporary: true });
       },
       // the child sends its delivery requests and log events of one turn as one `batch` (send-child.ts)
       onMessage: (child, raw) => unbatch(raw, (item) => this.onChildMessage(child, item as FromSend)),
@@ -124,7 +125,12 @@ export class SendChild {
     this.wanted = true;
     const child = this.proc.child;
     if (!child) throw new QuailError('the send process is not running', true);
-    await awaitMessage(child, 'started', { send: { type: 'start' } satisfies ToSend, fatalTemporary: true });
+    await awaitMessage(child, 'started', { send: this.startMessage(), fatalTemporary: true });
+  }
+
+  /** `start`, with what the child needs to deliver as its own account itself (lspawn.ts ownDelivery). */
+  private startMessage(): ToSend {
+    return { type: 'start', own: this.lspawn.ownDelivery };
   }
 
   /** A message was queued (by the SMTP child): wake the scheduler, naming the message when its id is known. */
@@ -132,9 +138,13 @@ export class SendChild {
     this.tell(id === undefined ? { type: 'trigger' } : { type: 'trigger', id });
   }
 
-  /** SIGHUP: the scheduler re-reads locals and virtualdomains; lspawn control/localworkers. */
+  /**
+   * SIGHUP: the scheduler re-reads locals and virtualdomains; lspawn control/localworkers, and the child hears whether it
+   * now delivers its own account's mail itself (one worker per uid) or asks root for those too.
+   */
   reload(): void {
     this.lspawn.reload();
+    this.tell({ type: 'own', own: this.lspawn.ownDelivery });
     this.tell({ type: 'reload' });
   }
 
