@@ -18,6 +18,12 @@ const LISTS: ReadonlyArray<readonly [string, string[]]> = [
   ['Mixed.CASE\n', ['Mixed.CASE']], // case kept; comparison folds
   ['a\n\nb\n#c\nd', ['a', 'b', 'd']],
   ['dup\ndup\n', ['dup', 'dup']],
+  // qmail's control_readfile keeps a NUL inside a line and constmap ends an entry at each one; a line starting with
+  // NUL is dropped (C string)
+  ['a.test\0b.test\n', ['a.test', 'b.test']],
+  ['a.test\0\n', ['a.test', '']],
+  ['\0a.test\nb.test\n', ['b.test']],
+  ['a.test\0#c \n', ['a.test', '#c']],
 ];
 
 void test('parseList: 0.2 golden table', () => {
@@ -42,6 +48,15 @@ const MAPS: ReadonlyArray<readonly [string, Array<[string, string, string, numbe
     ],
   ],
   ['relay.test:[1.2.3.4]:2525\n', [['relay.test', 'relay.test', '[1.2.3.4]:2525', 1]]],
+  // a NUL ends an entry (constmap): `x.test` has no ':' and is ignored, `:relay` is an entry of its own
+  ['x.test\0:127.0.0.1:25\n', [['', '', '127.0.0.1:25', 1]]],
+  [
+    'a:1\0b:2\n\0c:3\n',
+    [
+      ['a', 'a', '1', 1],
+      ['b', 'b', '2', 1],
+    ],
+  ],
 ];
 
 void test('parseMap: 0.3 golden table', () => {

@@ -9,14 +9,21 @@ function lines(text: string): string[] {
 
 const trimEnd = (s: string): string => s.replace(/[ \t]+$/, '');
 
+/**
+ * The entries of one line of a list or mapping file, as qmail reads them: control_readfile drops a line that is
+ * empty, starts with '#' or starts with a NUL (a C string), and keeps a NUL inside one; constmap then ends an entry at
+ * every NUL, so `a\0b` is the two entries `a` and `b` (an empty piece is an entry too).
+ */
+function entriesOf(raw: string): string[] {
+  const l = trimEnd(raw);
+  if (l === '' || l.startsWith('#') || l.startsWith('\0')) return [];
+  return l.includes('\0') ? l.split('\0') : [l];
+}
+
 /** List file (0.2): trailing spaces/tabs removed, empty and '#' lines dropped, leading whitespace kept. */
 export function parseList(text: string): string[] {
   const out: string[] = [];
-  for (const raw of lines(text)) {
-    const l = trimEnd(raw);
-    if (l === '' || l.startsWith('#')) continue;
-    out.push(l);
-  }
+  for (const raw of lines(text)) out.push(...entriesOf(raw));
   return out;
 }
 
@@ -38,21 +45,24 @@ export function parseMap(text: string, ignored?: (why: string) => void): Map<str
   let n = 0;
   for (const raw of lines(text)) {
     n++;
-    const l = trimEnd(raw);
-    if (l === '' || l.startsWith('#')) continue;
-    const colon = l.indexOf(':');
-    if (colon < 0) {
-      ignored?.(`line ${n} ${JSON.stringify(l)} has no ":" and is ignored`);
-      continue;
-    }
-    const pattern = l.slice(0, colon);
-    const key = pattern.replace(/[A-Z]/g, (c) => c.toLowerCase());
-    const before = out.get(key);
-    if (before !== undefined)
-      ignored?.(`line ${n} gives ${JSON.stringify(pattern)} again: it wins over line ${before.line}`);
-    out.set(key, { pattern, value: l.slice(colon + 1), line: n, text: l });
+    for (const l of entriesOf(raw)) addMapEntry(out, l, n, ignored);
   }
   return out;
+}
+
+/** One entry of a mapping file: split at its first ':'; without one it is ignored (and `ignored` hears why). */
+function addMapEntry(out: Map<string, MapEntry>, l: string, n: number, ignored?: (why: string) => void): void {
+  const colon = l.indexOf(':');
+  if (colon < 0) {
+    ignored?.(`line ${n} ${JSON.stringify(l)} has no ":" and is ignored`);
+    return;
+  }
+  const pattern = l.slice(0, colon);
+  const key = pattern.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const before = out.get(key);
+  if (before !== undefined)
+    ignored?.(`line ${n} gives ${JSON.stringify(pattern)} again: it wins over line ${before.line}`);
+  out.set(key, { pattern, value: l.slice(colon + 1), line: n, text: l });
 }
 
 /**
