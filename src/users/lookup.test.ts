@@ -78,6 +78,21 @@ void test('cdb lookup: uid/gid decimal prefixes, uid 0 refused, gid 0 accepted, 
   });
 });
 
+void test("cdb lookup: uid and gid kept in 32 bits, as qmail-lspawn's uid_t and gid_t keep them", () => {
+  withRoot((root) => {
+    const big = '123456789012345678901234567890'; // beyond a double's precision: compared with BigInt's answer
+    assign(root, `=w:u:4294967296:4294967297:/h:::\n=v:u:4294967298:${big}:/h:::\n.\n`);
+    const passwd = tablePasswd([]);
+    assert.throws(
+      () => lookupAssignment({ root, local: 'w', passwd }),
+      /^QuailError: Not allowed to perform deliveries as root\.$/,
+    );
+    const v = lookupAssignment({ root, local: 'v', passwd });
+    assert.equal(v.uid, 2);
+    assert.equal(v.gid, Number(BigInt(big) % 4294967296n));
+  });
+});
+
 void test('cdb trouble: unreadable or damaged users/cdb is temporary', () => {
   withRoot((root) => {
     writeFileSync(join(root, 'users', 'cdb'), 'short');

@@ -10,10 +10,16 @@ const USERLEN = 32;
 /** conf-break. */
 const BREAK = '-';
 
-/** Decimal prefix, non-numeric → 0 (qmail's scan_ulong; C.3.5). */
+/**
+ * Decimal prefix, non-numeric → 0 (qmail's scan_ulong; C.3.5), kept as qmail-lspawn keeps it: in a 32-bit uid_t or
+ * gid_t, so modulo 2^32 (4294967296 is 0, and uid 0 is refused). Digit by digit: no precision lost on long numbers.
+ */
 function decimalPrefix(s: string): number {
   const m = /^\d+/.exec(s);
-  return m ? Number(m[0]) : 0;
+  if (!m) return 0;
+  let n = 0;
+  for (const d of m[0]) n = (n * 10 + Number(d)) % 4294967296;
+  return n;
 }
 
 const l1 = (s: string): Buffer => Buffer.from(s, 'latin1');
