@@ -1,4 +1,5 @@
-// The unprivileged send process (qmail-send): queue, scheduler, remote delivery, bounces; local deliveries asked of root.
+// The unprivileged send process (qmail-send): queue, scheduler, remote delivery, bounces; local deliveries through root
+// (lspawn.ts), except those of its own account, which it runs itself (LspawnClient.ownJob).
 import { basename, dirname, join } from 'node:path';
 import { errText, ignoreUserSignals, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
