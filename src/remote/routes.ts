@@ -1,6 +1,6 @@
 // control/smtproutes lookup (docs/QMAIL.md E.2-E.3): which relay, if any, a recipient's host goes to.
 import type { MapEntry } from '../control/index.js';
-import { asciiLower } from '../core/index.js';
+import { asciiLower, ipScan } from '../core/index.js';
 
 /** Where to connect: a fixed relay (smtproutes) or the host's MX records. */
 export type Route =
@@ -38,23 +38,11 @@ export function lookupRoute(host: string, routes: ReadonlyMap<string, MapEntry> 
   return { kind: 'mx' };
 }
 
-const DOTTED = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/;
-
 /**
  * A dotted IPv4 address, or `[a.b.c.d]`; null when the text is a host name. Read as qmail's ip_scan reads it
  * (dns.c tries it before any DNS query, for a relay and for an unrouted host alike): each part any number of
  * decimal digits, kept modulo 256 (ip.c stores it in a byte), so `127.0.0.0001` and `[127.0.0.257]` are 127.0.0.1.
  */
 export function ipLiteral(text: string): string | null {
-  const inner = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  const m = DOTTED.exec(inner);
-  if (!m) return null;
-  return m
-    .slice(1)
-    .map((digits) => {
-      let n = 0;
-      for (const d of digits) n = (n * 10 + Number(d)) % 256;
-      return n;
-    })
-    .join('.');
+  return ipScan(text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text);
 }

@@ -1,4 +1,5 @@
 // qmail-smtpd's envelope-address parsing (docs/QMAIL.md B.1) and the [ip] → localiphost rewrite (B.2).
+import { ipScan } from '../core/index.js';
 
 /** Result of parsing a MAIL/RCPT argument: the address and the ESMTP parameters after it. */
 export interface ParsedArg {
@@ -79,16 +80,7 @@ function parseParams(text: string): Map<string, string> {
  * 127.0.0.1.
  */
 function bracketedIpv4(domain: string): string | null {
-  const m = /^\[(\d+)\.(\d+)\.(\d+)\.(\d+)\]$/.exec(domain);
-  if (!m) return null;
-  return m
-    .slice(1)
-    .map((digits) => {
-      let n = 0;
-      for (const d of digits) n = (n * 10 + Number(d)) % 256;
-      return n;
-    })
-    .join('.');
+  return domain.startsWith('[') && domain.endsWith(']') ? ipScan(domain.slice(1, -1)) : null;
 }
 
 /** B.2: `user@[ip]` where ip is one of this host's addresses becomes `user@<localiphost>`. */

@@ -1,7 +1,7 @@
 // Who delivers a local part: users/cdb (C.3), then the passwd fallback (C.4.1), then the alias account (C.4.2).
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { asciiLower, tempError } from '../core/index.js';
+import { asciiLower, digitsModulo, tempError } from '../core/index.js';
 import { CdbReader } from '../cdb/index.js';
 import type { Assignment, PasswdSource } from './types.js';
 
@@ -16,10 +16,7 @@ const BREAK = '-';
  */
 function decimalPrefix(s: string): number {
   const m = /^\d+/.exec(s);
-  if (!m) return 0;
-  let n = 0;
-  for (const d of m[0]) n = (n * 10 + Number(d)) % 4294967296;
-  return n;
+  return m ? digitsModulo(m[0], 4294967296) : 0;
 }
 
 const l1 = (s: string): Buffer => Buffer.from(s, 'latin1');
