@@ -101,6 +101,7 @@ async function signFile(path: string, key: DkimKey, when: Date): Promise<string>
     canonicalization: 'relaxed/relaxed',
   };
   // the signer reads signatureData only; the top-level fields are the type's required ones
+  // signTime: one t= for the text signed and the header written (mailauth otherwise reads the clock for each)
   const res = await dkimSign(input, { ...signature, signTime: when, signatureData: [signature] });
   const first = res.errors?.[0];
   if (first !== undefined) throw new QuailError(`DKIM signing failed: ${String(first)}`, true);
