@@ -81,7 +81,7 @@ function delivered(newDir: string): Set<number> {
 void test('power cut under load: after the reboot every message that got its 250 is in its Maildir, whole', async (t) => {
   const why = powerCutUnavailable();
   if (why !== undefined) return void t.skip(why);
-  const disk = makeImage(512);
+  const disk = makeImage(512, 'data=writeback');
   if (typeof disk === 'string') return void t.skip(disk);
   let q: QuailProcess | undefined;
   try {

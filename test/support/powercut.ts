@@ -50,8 +50,12 @@ async function umount(mnt: string): Promise<void> {
   }
 }
 
-/** A new image of `mb` MiB, mounted; a string says why it cannot be (no loop device here). */
-export function makeImage(mb = 256): Image | string {
+/**
+ * A new image of `mb` MiB, mounted with `options` (mount -o, besides loop); a string says why it cannot be (no loop
+ * device here). `data=writeback` lets ext4 commit a file's metadata before its data, so a file that was not fsynced
+ * may come back empty: the harshest of ext4's orders for what a program must sync itself.
+ */
+export function makeImage(mb = 256, options = ''): Image | string {
   const base = mkdtempSync(join(tmpdir(), 'quail-powercut-'));
   chmodSync(base, 0o755); // delivery uids must reach the mail root inside
   const image = join(base, 'disk.img');
@@ -61,7 +65,7 @@ export function makeImage(mb = 256): Image | string {
   run('truncate', ['-s', `${mb}M`, image]);
   run('mkfs.ext4', ['-q', '-F', image]);
   try {
-    run('mount', ['-o', 'loop', image, mnt]);
+    run('mount', ['-o', `loop${options ? `,${options}` : ''}`, image, mnt]);
   } catch (err) {
     rmSync(base, { recursive: true, force: true });
     return `cannot mount an image on a loop device here: ${String(err).split('\n')[0] ?? ''}`;
@@ -75,7 +79,7 @@ export function makeImage(mb = 256): Image | string {
       await umount(mnt);
       mounted = false;
       run('chattr', ['-i', image]);
-      run('mount', ['-o', 'loop', image, mnt]);
+      run('mount', ['-o', `loop${options ? `,${options}` : ''}`, image, mnt]);
       mounted = true;
     },
     close: async () => {
