@@ -1,46 +1,12 @@
 // Crash test: writers killed with SIGKILL at random moments; after recover every acknowledged id is intact.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { startWriter } from './crash-writer.js';
 import { type QueueId, openQueue } from './index.js';
-
-const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'crash-child.js');
-
-interface Run {
-  child: ChildProcess;
-  acked: Map<string, string>;
-  firstAck: Promise<void>;
-  exited: Promise<void>;
-}
-
-function startWriter(root: string, journal: boolean): Run {
-  const args = journal ? [CHILD, root, 'journal'] : [CHILD, root];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const acked = new Map<string, string>();
-  let buf = '';
-  let first: () => void = () => undefined;
-  const firstAck = new Promise<void>((r) => (first = r));
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (d: string) => {
-    buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const m = /^ok (\S+) ([0-9a-f]{64})$/.exec(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      if (m) {
-        acked.set(m[1] as string, m[2] as string);
-        first();
-      }
-    }
-  });
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  return { child, acked, firstAck, exited };
-}
 
 async function storm(t: TestContext, journal: boolean): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'quail-crash-'));

@@ -5,48 +5,13 @@
 // acknowledged must be queued with its bytes.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { startWriter } from './crash-writer.js';
 import { type QueueId, openQueue } from './index.js';
 import { asAfterReboot, makeImage, powerCutUnavailable } from '../../test/support/powercut.js';
-
-const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'crash-child.js');
-
-interface Writer {
-  readonly child: ChildProcess;
-  readonly acked: Map<string, string>;
-  readonly firstAck: Promise<void>;
-  readonly exited: Promise<void>;
-}
-
-/** crash-child.js writing into ROOT's queue; every "ok <id> <sha256>" it prints is an acknowledgement (a 250). */
-function startWriter(root: string, journal: boolean): Writer {
-  const child = spawn(process.execPath, journal ? [CHILD, root, 'journal'] : [CHILD, root], {
-    stdio: ['ignore', 'pipe', 'ignore'], // after the cut its writes fail: its complaints are expected
-  });
-  const acked = new Map<string, string>();
-  let buf = '';
-  let first: () => void = () => undefined;
-  const firstAck = new Promise<void>((r) => (first = r));
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (d: string) => {
-    buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const m = /^ok (\S+) ([0-9a-f]{64})$/.exec(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      if (m) {
-        acked.set(m[1] as string, m[2] as string);
-        first();
-      }
-    }
-  });
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  return { child, acked, firstAck, exited };
-}
 
 async function cuts(t: TestContext, journal: boolean): Promise<void> {
   const why = powerCutUnavailable();
@@ -61,7 +26,7 @@ async function cuts(t: TestContext, journal: boolean): Promise<void> {
     let restored = 0;
     let lost = 0;
     for (let round = 0; round < 3; round++) {
-      const writers = Array.from({ length: 2 }, () => startWriter(root, journal));
+      const writers = Array.from({ length: 2 }, () => startWriter(root, journal, 'ignore'));
       await Promise.all(writers.map((w) => w.firstAck));
       await new Promise((r) => setTimeout(r, 100 + Math.floor(Math.random() * 400)));
       disk.cut();
