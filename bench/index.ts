@@ -9,10 +9,11 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cpus, freemem, hostname, release, tmpdir, totalmem, type as osType } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { errText } from '../src/core/index.js';
 import { measureFsync } from './fsync.js';
 import { SECTIONS } from './sections.js';
+import { settleWaitMs, unjournaledExt4 } from './settle.js';
 import type { BenchContext, BenchRow } from './types.js';
 
 const env = process.env;
@@ -47,23 +48,16 @@ function filesystemOf(dir: string): Filesystem | undefined {
       }
     }
     if (best === undefined) return undefined;
-    let unjournaledExt4 = false;
-    if (best.type === 'ext4') {
-      const journals = ((): string[] => {
-        try {
-          return readdirSync('/proc/fs/jbd2');
-        } catch {
-          return [];
-        }
-      })();
-      unjournaledExt4 = !journals.some((j) => j.startsWith(`${basename(best.dev)}-`));
-    }
-    const notes = [
-      best.dev,
-      ...(best.opts.includes('sync') ? ['sync'] : []),
-      ...(unjournaledExt4 ? ['no journal'] : []),
-    ];
-    return { text: `${best.type} on ${best.point} (${notes.join(', ')})`, unjournaledExt4 };
+    const journals = ((): string[] => {
+      try {
+        return readdirSync('/proc/fs/jbd2');
+      } catch {
+        return [];
+      }
+    })();
+    const noJournal = unjournaledExt4(best.type, best.dev, journals);
+    const notes = [best.dev, ...(best.opts.includes('sync') ? ['sync'] : []), ...(noJournal ? ['no journal'] : [])];
+    return { text: `${best.type} on ${best.point} (${notes.join(', ')})`, unjournaledExt4: noJournal };
   } catch {
     return undefined;
   }
@@ -86,14 +80,14 @@ async function settle(fs: Filesystem | undefined, progress: (t: string) => void)
     process.stderr.write(`bench: fatal: QUAIL_BENCH_SETTLE=${v ?? ''} is not a number of seconds\n`);
     process.exit(100);
   }
-  let cleaned: number;
+  let cleaned: number | undefined;
   try {
     cleaned = Number(readFileSync(CLEANED_STAMP, 'utf8'));
   } catch {
-    return; // no earlier run recorded
+    cleaned = undefined; // no earlier run recorded
   }
-  const waitMs = Math.min(wanted * 1000, cleaned + wanted * 1000 - Date.now());
-  if (!Number.isFinite(waitMs) || waitMs <= 0) return;
+  const waitMs = settleWaitMs(wanted, cleaned, Date.now());
+  if (waitMs <= 0 || cleaned === undefined) return;
   progress(
     `waiting ${Math.ceil(waitMs / 1000)} s: the last run removed its files ${Math.round((Date.now() - cleaned) / 1000)} s ago, ` +
       `and ${fs?.unjournaledExt4 === true ? 'this ext4 has no journal, so' : 'on ext4 without a journal'} new files ` +
