@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootId } from '../../src/queue/journal.js';
 
-const run = (cmd: string, args: readonly string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
+// stderr kept in the error, not printed: a busy mount is retried and says so only when it gives up
+const run = (cmd: string, args: readonly string[]): string =>
+  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 export interface Image {
   /** The mounted file system (mode 0755, as its parents). */
