@@ -54,8 +54,9 @@ async function umount(mnt: string): Promise<void> {
 
 /**
  * A new image of `mb` MiB, mounted with `options` (mount -o, besides loop); a string says why it cannot be (no loop
- * device here). `data=writeback` lets ext4 commit a file's metadata before its data, so a file that was not fsynced
- * may come back empty: the harshest of ext4's orders for what a program must sync itself.
+ * device here, or a temp dir that cannot make a file immutable). `data=writeback` lets ext4 commit a file's metadata
+ * before its data, so a file that was not fsynced may come back empty: the harshest of ext4's orders for what a
+ * program must sync itself.
  */
 export function makeImage(mb = 256, options = ''): Image | string {
   const base = mkdtempSync(join(tmpdir(), 'quail-powercut-'));
@@ -64,6 +65,14 @@ export function makeImage(mb = 256, options = ''): Image | string {
   const mnt = join(base, 'mnt');
   mkdirSync(mnt);
   closeSync(openSync(image, 'w'));
+  try {
+    // the cut is this attribute: a temp dir whose file system lacks it cannot hold the image
+    run('chattr', ['+i', image]);
+    run('chattr', ['-i', image]);
+  } catch (err) {
+    rmSync(base, { recursive: true, force: true });
+    return `${tmpdir()} cannot make a file immutable (chattr +i): ${String(err).split('\n')[0] ?? ''}`;
+  }
   run('truncate', ['-s', `${mb}M`, image]);
   run('mkfs.ext4', ['-q', '-F', image]);
   try {
