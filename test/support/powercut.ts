@@ -46,7 +46,7 @@ async function umount(mnt: string): Promise<void> {
       run('umount', [mnt]);
       return;
     } catch (err) {
-      if (i >= 50) throw err;
+      if (i >= 200) throw err; // 20 s
       await new Promise((r) => setTimeout(r, 100));
     }
   }
