@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootId } from '../../src/queue/journal.js';
+import { bootId, entriesMayBeLost } from '../../src/queue/journal.js';
 
 // stderr kept in the error, not printed: a busy mount is retried and says so only when it gives up
 const run = (cmd: string, args: readonly string[]): string =>
@@ -105,14 +105,18 @@ export function makeImage(mb = 256, options = ''): Image | string {
 /**
  * What a reboot changes for recovery: the system's boot id. The journal segments the writers left carry this boot's
  * id in their names; giving them another makes recovery read them as written before a restart, as it would after a
- * real power cut (src/queue/journal.ts, entriesMayBeLost). Returns how many were renamed.
+ * real power cut. Each renamed segment is checked with recovery's own reading of the name (journal.ts
+ * entriesMayBeLost), so a change of the name's format fails here instead of leaving the test without its reboot.
+ * Returns how many were renamed.
  */
 export function asAfterReboot(queueDir: string): number {
   const now = bootId();
   let n = 0;
   for (const name of readdirSync(join(queueDir, 'journal'))) {
-    if (now === '' || !name.includes(`.${now}.`)) continue;
-    renameSync(join(queueDir, 'journal', name), join(queueDir, 'journal', name.replace(now, '0'.repeat(32))));
+    if (now === '' || !name.includes(`.${now}.`) || entriesMayBeLost(name)) continue;
+    const renamed = name.replace(now, '0'.repeat(32));
+    assert.ok(entriesMayBeLost(renamed), `recovery reads ${renamed} as written before the last boot`);
+    renameSync(join(queueDir, 'journal', name), join(queueDir, 'journal', renamed));
     n++;
   }
   return n;
