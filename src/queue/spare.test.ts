@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { type FileQueue, type QueueId, openQueue } from './index.js';
 import { MAX_SPARES } from './spare.js';
 
@@ -92,6 +93,60 @@ void test('spare files: at most MAX_SPARES kept; a file with a second name is un
     } finally {
       rmSync(q2dir, { recursive: true, force: true });
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('spare files: the message spare goes straight to mess/ once the envelope spare names the inject in tmp/; a crash there is undone by recovery', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-spare-'));
+  try {
+    const q = await openQueue(dir);
+    const sub = (d: string): string[] => readdirSync(join(dir, 'queue', d)).sort();
+    for (const id of [await inject(q, 'one'), await inject(q, 'two')]) await q.remove(id);
+    assert.equal(sub('spare').length, 4);
+
+    // an inject whose data stops halfway: what is on disk while it waits is what a crash at that moment leaves
+    let go: () => void = () => undefined;
+    const resume = new Promise<void>((r) => (go = r));
+    let halfway: () => void = () => undefined;
+    const atHalf = new Promise<void>((r) => (halfway = r));
+    const data = Readable.from(
+      (async function* () {
+        yield Buffer.from('Subject: paused\n\n');
+        halfway();
+        await resume;
+        yield Buffer.from('rest\n');
+      })(),
+    );
+    const pending = q.inject({ sender: 's@x', recipients: ['r@y'], data, injector: { kind: 'uid', uid: 7 } });
+    await atHalf;
+    const [placed, ...more] = sub('mess');
+    assert.ok(placed !== undefined && more.length === 0, 'the message is in mess/ already');
+    assert.deepEqual(sub('env'), [], 'not committed');
+    assert.deepEqual(
+      sub('tmp'),
+      [`${placed}.${process.pid}.env`],
+      'its envelope names the inject in tmp/; no tmp/ message',
+    );
+    assert.equal(sub('spare').length, 2, 'both spares taken');
+
+    // recovery by another store of this process sees a writer that is not its own: the state R3 of a crashed inject
+    const other = await openQueue(dir);
+    const rep = await other.recover();
+    assert.deepEqual(rep.undone, [placed]);
+    assert.deepEqual(sub('mess'), [], 'undone, not moved aside');
+    assert.deepEqual(sub('corrupt'), []);
+    assert.deepEqual(sub('tmp'), []);
+    go();
+    await assert.rejects(pending, /cannot/);
+    assert.deepEqual([sub('mess'), sub('env')], [[], []], 'the failed commit leaves nothing');
+
+    // and an inject that is not interrupted commits whole from spares
+    const id = await inject(q, 'three');
+    assert.deepEqual(sub('mess'), [id]);
+    assert.match(readFileSync(q.messagePath(id), 'latin1'), /\n\nthree\n$/);
+    assert.equal((await q.recover({ verify: true })).kept, 1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -48,8 +48,9 @@ export class SpareFiles {
   }
 
   /**
-   * Takes a spare into `path` (a name in tmp/) and opens it for writing at offset 0, not emptied: the caller writes
-   * over it and must cut it to the length it wrote. Undefined when none could be taken (the caller makes a new file).
+   * Takes a spare into `path` and opens it for writing at offset 0, not emptied: the caller writes over it and must cut
+   * it to the length it wrote. Undefined when none could be taken (the caller makes a new file). `path` is a name in
+   * tmp/, or the message's own name in mess/ once the inject's envelope exists in tmp/ (store.ts injectFiles).
    */
   take(path: string): number | undefined {
     for (;;) {
@@ -63,7 +64,7 @@ export class SpareFiles {
       }
       try {
         // no O_TRUNC (it would free the blocks the write is about to need). The rename set the file's ctime to now,
-        // which recovery reads as the tmp/ file's age (its mtime is the old message's until the first write).
+        // which recovery reads as a tmp/ file's age (its mtime is the old message's until the first write).
         return openSync(path, constants.O_WRONLY);
       } catch {
         void unlinkQuiet(path);

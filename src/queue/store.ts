@@ -111,22 +111,41 @@ export class FileQueue implements QueueStore {
   }
 
   /**
-   * The tmp/ files of an inject, opened for writing and empty: spares where there are some (no inode made), new files
-   * for the rest. On failure none is left behind.
+   * The two files of an inject, opened for writing at offset 0: spares where there are some (no inode made), new files
+   * in tmp/ for the rest (both made in one trip off the event loop when neither is a spare). The envelope's tmp/ name
+   * exists first, so a spare taken for the message can go straight to `mess/X` (`placed`): one rename fewer per
+   * message, and every `mess/X` a crash can leave still has its writer's tmp/ envelope beside it, state R3 of
+   * docs/QUEUE.md. On failure none is left behind.
    */
-  private async tmpFiles(paths: readonly string[]): Promise<number[]> {
-    const taken = paths.map((p) => this.spares.take(p));
-    const missing = paths.filter((_, i) => taken[i] === undefined);
+  private async injectFiles(
+    tmpMess: string,
+    tmpEnv: string,
+    mess: string,
+  ): Promise<{ messFd: number; envFd: number; placed: boolean }> {
+    const envSpare = this.spares.take(tmpEnv);
+    const messSpare = envSpare === undefined ? this.spares.take(tmpMess) : this.spares.take(mess);
+    const placed = envSpare !== undefined && messSpare !== undefined;
+    const owner = this.owner;
     try {
-      const owner = this.owner;
-      if (owner) for (const fd of taken) if (fd !== undefined) fchownSync(fd, owner.uid, owner.gid);
-      const made = missing.length > 0 ? await createFiles(missing, owner) : [];
-      return taken.map((fd) => fd ?? (made.shift() as number));
+      if (owner) for (const fd of [envSpare, messSpare]) if (fd !== undefined) fchownSync(fd, owner.uid, owner.gid);
+      const missing = [messSpare === undefined ? tmpMess : undefined, envSpare === undefined ? tmpEnv : undefined];
+      const made = await createFiles(
+        missing.filter((p): p is string => p !== undefined),
+        owner,
+      );
+      return {
+        messFd: messSpare ?? (made.shift() as number),
+        envFd: envSpare ?? (made.shift() as number),
+        placed,
+      };
     } catch (err) {
-      for (const [i, fd] of taken.entries()) {
-        if (fd === undefined) continue;
-        closeSync(fd);
-        await unlinkQuiet(paths[i] ?? '');
+      if (messSpare !== undefined) {
+        closeSync(messSpare);
+        await unlinkQuiet(placed ? mess : tmpMess);
+      }
+      if (envSpare !== undefined) {
+        closeSync(envSpare);
+        await unlinkQuiet(tmpEnv);
       }
       throw err;
     }
@@ -137,6 +156,8 @@ export class FileQueue implements QueueStore {
     const id = newQueueId(now);
     const tmpMess = this.layout.tmp(id, 'mess');
     const tmpEnv = this.layout.tmp(id, 'env');
+    const messPath = this.layout.mess(id);
+    let placed = false;
     this.inFlight.add(id);
     try {
       let env: Envelope | undefined;
@@ -151,7 +172,9 @@ export class FileQueue implements QueueStore {
         // writeMessage's loop sees it as a failed (errored or prematurely closed) stream and throws.
         if (!Buffer.isBuffer(m.data)) m.data.on('error', () => undefined);
         // spares, or both files made at once off the event loop (durable.ts createFiles says why)
-        const [messFd, envFd] = (await this.tmpFiles([tmpMess, tmpEnv])) as [number, number];
+        const taken = await this.injectFiles(tmpMess, tmpEnv, messPath);
+        placed = taken.placed;
+        const { messFd, envFd } = taken;
         files = await writeMessage(
           messFd,
           envFd,
@@ -181,12 +204,16 @@ export class FileQueue implements QueueStore {
           },
         );
       } catch (err) {
+        if (placed) await unlinkQuiet(messPath); // before the envelope's tmp/ name: never mess/X without it
         await unlinkQuiet(tmpEnv);
         await unlinkQuiet(tmpMess);
         throw queueError('cannot write the message to the queue', err);
       }
       if (env === undefined || envBytes === undefined) {
         files.close();
+        if (placed) await unlinkQuiet(messPath);
+        await unlinkQuiet(tmpEnv);
+        await unlinkQuiet(tmpMess);
         throw queueError('cannot write the message to the queue', new Error('no envelope'));
       }
       // With a journal, one record and the segment's grouped fsync stand for the two files' own syncs and, where the
@@ -196,7 +223,13 @@ export class FileQueue implements QueueStore {
       const record = journal && kept?.length ? { env: envBytes, mess: kept } : undefined;
       const syncs = journal && record ? () => [journal.commit(id, record.env, record.mess)] : files.sync;
       try {
-        await this.linkIn({ tmpMess, env }, tmpEnv, 'rename', syncs, !(record && journal?.coversEntries === true));
+        await this.linkIn(
+          { tmpMess, env },
+          tmpEnv,
+          placed ? 'placed' : 'rename',
+          syncs,
+          !(record && journal?.coversEntries === true),
+        );
       } finally {
         files.close();
       }
@@ -229,23 +262,24 @@ export class FileQueue implements QueueStore {
    * Steps 3–5, after both tmp files are written: `fileSyncs` starts their fdatasyncs (inject), or they were synced
    * before (import's commit). Every sync of the message waits at once, after the moves: one wait for the disk.
    * `how`: inject `rename`s its files into place (its id is new and random, docs/QUEUE.md step 3 says why that is
-   * enough); import's commit `link`s them, because link never overwrites and an id it brings may already be taken.
+   * enough), only the envelope when its message is a spare taken straight into `mess/` (`placed`); import's commit
+   * `link`s them, because link never overwrites and an id it brings may already be taken.
    * `dirs`: sync mess/ and env/ too (not when the journal's record stands for their entries).
    */
   private async linkIn(
     p: Prepared,
     tmpEnv: string,
-    how: 'rename' | 'link',
+    how: 'rename' | 'placed' | 'link',
     fileSyncs: () => Promise<void>[] = () => [],
     dirs = true,
   ): Promise<void> {
     const { id } = p.env;
     const mess = this.layout.mess(id);
     const env = this.layout.env(id);
-    const place = how === 'rename' ? renameSync : linkSync;
+    const place = how === 'link' ? linkSync : renameSync;
     let stage = 1;
     try {
-      place(p.tmpMess, mess);
+      if (how !== 'placed') place(p.tmpMess, mess);
       stage = 2;
       place(tmpEnv, env); // the commit point
       stage = 3;
