@@ -57,7 +57,20 @@ function sha512crypt(pw: string): string | null {
 async function startQuail(root: string): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
   const child = spawn(
     process.execPath,
-    [CLI, 'start', '--root', root, '--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0', '--pop3', '127.0.0.1:0'],
+    [
+      // e.g. --cpu-prof --cpu-prof-dir=DIR, as quail-process.ts passes them (forked children inherit them)
+      ...(process.env.QUAIL_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+      CLI,
+      'start',
+      '--root',
+      root,
+      '--smtp',
+      '127.0.0.1:0',
+      '--submission',
+      '127.0.0.1:0',
+      '--pop3',
+      '127.0.0.1:0',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
   );
   let log = '';
