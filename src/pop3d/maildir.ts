@@ -237,11 +237,18 @@ class MaildirMailbox implements Mailbox {
   async retrieve(n: number, bodyLines?: number): Promise<Readable | Buffer> {
     const e = this.entries[n - 1];
     if (!e) throw tempError(`no message ${n}`);
-    const small = e.diskSize <= SMALL ? readSmall(e.path) : undefined; // fails here, before "+OK", if the file is gone
+    const small = this.readStored(n); // fails here, before "+OK", if the file is gone
     if (small !== undefined) return wireOf(small, bodyLines);
     const fh = await fsp.open(e.path, 'r'); // fails here, before "+OK", if the file is gone
     const file = fh.createReadStream({ highWaterMark: 64 * 1024 });
     return Readable.from(toWire(file, bodyLines), { objectMode: false });
+  }
+
+  /** The file's bytes when it is small (readSmall: a view of the process's read buffer), else undefined. */
+  readStored(n: number): Buffer | undefined {
+    const e = this.entries[n - 1];
+    if (!e) throw tempError(`no message ${n}`);
+    return e.diskSize <= SMALL ? readSmall(e.path) : undefined;
   }
 
   async commit(deleted: readonly number[]): Promise<CommitResult> {

@@ -393,6 +393,67 @@ void describe('pop3d policy', () => {
     }
   });
 
+  void it(
+    'a client that stops reading keeps every queued message whole while another session retrieves (the small-message buffer is never reused while a socket holds it)',
+    { timeout: 60_000 },
+    async () => {
+      const f = await fixture();
+      try {
+        // more than loopback's socket buffers hold, in messages small enough for the in-memory path (64 KiB)
+        const N = 400;
+        const message = (tag: string, i: number): string =>
+          `Subject: ${tag}${i}\n\n${`${tag}${i} ${'x'.repeat(70)}\n`.repeat(600)}`;
+        const wire = (m: string): string => m.replace(/\n/g, '\r\n');
+        const expected = new Map<string, string>();
+        for (let i = 0; i < N; i++) {
+          const m = message('a', i);
+          putMessage(f.maildir, m);
+          expected.set(`a${i}`, wire(m));
+        }
+        const other = makeMaildir(join(f.dir, 'other', 'Maildir'));
+        for (let i = 0; i < 40; i++) putMessage(other, message('b', i));
+        writeFileSync(
+          join(f.dir, 'users'),
+          `${readFileSync(join(f.dir, 'users'), 'latin1')}ann@example.org secret ${other}\n`,
+        );
+
+        const a = await loggedIn(f);
+        const chunks: Buffer[] = [];
+        a.socket.removeAllListeners('data');
+        a.socket.on('data', (d: Buffer) => chunks.push(d));
+        a.socket.pause(); // the client reads nothing: its RETRs queue up in the kernel and then in the server
+        a.write(`${Array.from({ length: N }, (_, i) => `RETR ${i + 1}\r\n`).join('')}QUIT\r\n`);
+        await new Promise((r) => setTimeout(r, 500));
+
+        const b = await loggedIn(f, 'ann@example.org');
+        for (let i = 1; i <= 40; i++) {
+          assert.match(await b.cmd(`RETR ${i}`), /^\+OK \d+ octets$/);
+          const got = (await b.rawBody()).toString('latin1');
+          const tag = /^Subject: (b\d+)\r\n/.exec(got)?.[1] ?? '?';
+          assert.equal(got, wire(message('b', Number(tag.slice(1)))), `ann's RETR ${i}`);
+        }
+        await b.cmd('QUIT');
+
+        const closed = new Promise((r) => a.socket.once('close', r));
+        a.socket.resume();
+        await closed;
+        const all = Buffer.concat(chunks).toString('latin1');
+        const answers = all.split(/\r\n\.\r\n/);
+        assert.match(answers.pop() ?? '', /^\+OK/, 'QUIT answered after the last message');
+        assert.equal(answers.length, N);
+        for (const [i, answer] of answers.entries()) {
+          const m = /^\+OK (\d+) octets\r\n(Subject: (a\d+)\r\n[^]*)$/.exec(answer);
+          assert.ok(m, `RETR ${i + 1} is an answer: ${answer.slice(0, 80)}`);
+          assert.equal(`${m[2]}\r\n`, expected.get(m[3] ?? ''), `RETR ${i + 1} (${m[3]}) arrived whole and unmixed`);
+          assert.equal(Number(m[1]), m[2]?.length !== undefined ? m[2].length + 2 : -1, `RETR ${i + 1}: its octets`);
+        }
+      } finally {
+        await f.server.close();
+        rmSync(f.dir, { recursive: true, force: true });
+      }
+    },
+  );
+
   void it('an idle session is closed after the timeout and deletes nothing', async () => {
     const f = await fixture({ idleTimeoutMs: 200 });
     try {

@@ -40,6 +40,13 @@ export interface Mailbox {
    * message cannot be opened (removed by another client).
    */
   retrieve(n: number, bodyLines?: number): Promise<Readable | Buffer>;
+  /**
+   * The message's bytes as stored (LF line ends, no dot-stuffing) when it is small enough to send from memory, else
+   * undefined (send it with retrieve). The view is valid only until the next call: the caller converts it before it
+   * awaits anything. Throws, before anything is sent, when the message cannot be read. Optional: without it every
+   * message goes through retrieve.
+   */
+  readStored?(n: number): Buffer | undefined;
   /** Performs the deletions marked by the engine (the UPDATE state); throws a QuailError when it cannot. */
   commit(deleted: readonly number[]): Promise<CommitResult>;
   /** Releases the mailbox (lock) without deleting anything. Idempotent; also called after commit. */

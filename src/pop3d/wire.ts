@@ -109,14 +109,25 @@ export async function* toWire(
 
 /** A message already in memory, in wire form, as one buffer (the synchronous toWire, for small messages). */
 export function wireOf(data: Buffer, bodyLines?: number): Buffer {
+  const out = Buffer.allocUnsafe(wireRoom(data.length));
+  return out.subarray(0, wireInto(data, bodyLines, out, 0));
+}
+
+/** The most bytes wireInto writes for `n` bytes of message: every byte a line of its own, its LF becoming CRLF. */
+export const wireRoom = (n: number): number => n * 2 + 2;
+
+/**
+ * Writes `data` in wire form into `out` from offset `o` (wireRoom(data.length) bytes of room needed) and returns the
+ * offset after it: the caller frames it in place, with no buffer of its own (session.ts sendStored).
+ */
+export function wireInto(data: Buffer, bodyLines: number | undefined, out: Buffer, o: number): number {
   const st = freshState(bodyLines);
-  const out = Buffer.allocUnsafe(data.length * 2 + 2);
-  let o = convert(data, st, out, 0);
+  let end = convert(data, st, out, o);
   if (!st.done && !st.atLineStart) {
-    if (!st.prevCR) out[o++] = CR;
-    out[o++] = LF;
+    if (!st.prevCR) out[end++] = CR;
+    out[end++] = LF;
   }
-  return out.subarray(0, o);
+  return end;
 }
 
 /** Size as sent by RETR (CRLF line ends, final line ended, no dot-stuffing): incremental counter. */
