@@ -18,11 +18,40 @@ export class Reader {
   private waitingSince = 0;
   private expired = false;
   private capTimer: NodeJS.Timeout | undefined;
+  /**
+   * One timer for every wait of chunk(), not one per wait: a wait sets `deadline`, and the timer, armed only when none
+   * is due by then, looks at it when it fires (re-arming for what is left, or nothing once the wait is over). A session
+   * waits for each of its command lines, so setting and clearing a timer each time was a measurable part of a POP3
+   * RETR and of an SMTP transaction (docs/PERFORMANCE.md, twenty-fourth pass). It keeps the process alive only while
+   * a wait is under way (ref'd then, unref'd between waits, as a cleared timer was), and is cleared when the stream
+   * ends.
+   */
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleFiresAt = 0;
+  /** When the wait under way times out (ms since the epoch); Infinity between waits. */
+  private deadline = Infinity;
+  private timedOut = false;
   private readonly onReadable = (): void => this.wake?.();
   private readonly onEnd = (): void => {
     this.ended = true;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     this.wake?.();
   };
+  private readonly onIdle = (): void => {
+    this.idleTimer = undefined;
+    if (this.deadline === Infinity) return;
+    const now = Date.now();
+    if (now < this.deadline) return this.armIdle(now);
+    this.timedOut = true;
+    this.wake?.();
+  };
+
+  private armIdle(now: number): void {
+    clearTimeout(this.idleTimer);
+    this.idleFiresAt = this.deadline;
+    this.idleTimer = setTimeout(this.onIdle, Math.max(0, this.deadline - now));
+  }
 
   constructor(stream: Readable) {
     this.stream = stream;
@@ -130,30 +159,28 @@ export class Reader {
     // Fast path: bytes already buffered need no timer and no promise (pipelined commands, DATA chunks).
     const ready = this.stream.read() as Buffer | string | null;
     if (ready !== null) return typeof ready === 'string' ? Buffer.from(ready, 'latin1') : ready;
-    let timedOut = false;
+    this.timedOut = false;
     this.expired = false;
-    this.waitingSince = since ?? Date.now();
-    const capLeft = this.cap === undefined ? Infinity : this.waitingSince + this.cap - Date.now();
-    const timer = setTimeout(
-      () => {
-        timedOut = true;
-        this.wake?.();
-      },
-      Math.max(0, Math.min(timeoutMs, capLeft)),
-    );
+    const now = Date.now();
+    this.waitingSince = since ?? now;
+    const capLeft = this.cap === undefined ? Infinity : this.waitingSince + this.cap - now;
+    this.deadline = now + Math.max(0, Math.min(timeoutMs, capLeft));
+    if (this.idleTimer === undefined || this.idleFiresAt > this.deadline) this.armIdle(now);
+    else this.idleTimer.ref();
     try {
       for (;;) {
         const c = this.stream.read() as Buffer | string | null;
         if (c !== null) return typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
         if (this.ended || this.stream.destroyed) return 'eof';
-        if (timedOut || this.expired) return 'timeout';
+        if (this.timedOut || this.expired) return 'timeout';
         await new Promise<void>((resolve) => {
           this.wake = resolve;
         });
         this.wake = undefined;
       }
     } finally {
-      clearTimeout(timer);
+      this.deadline = Infinity;
+      this.idleTimer?.unref();
       clearTimeout(this.capTimer);
       this.capTimer = undefined;
     }
