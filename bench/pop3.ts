@@ -1,5 +1,5 @@
 // Section: POP3 logins per second and RETR throughput over a 10,000-message Maildir, quail's pop3d beside Dovecot's.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import { Control } from '../src/control/index.js';
 import { openDirectory } from '../src/directory/index.js';
 import { freePort, hasDovecotPop3, startDovecot, type RunningDovecot } from '../test/support/dovecot.js';
 import { treeCpuMs } from './cpu.js';
+import { startQuailProcess } from './quail-process.js';
 import { Pop3Client } from './pop3client.js';
 import type { BenchContext, BenchRow, BenchSection } from './types.js';
 
@@ -53,51 +54,15 @@ function sha512crypt(pw: string): string | null {
   return r.status === 0 && h.startsWith('$6$') ? h : null;
 }
 
-/** `quail start` with only a POP3 listener; resolves with its port. */
+/** `quail start` serving POP3 on a port of its choosing (quail-process.ts, so QUAIL_BENCH_NODE_ARGS apply); its port. */
 async function startQuail(root: string): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
-  const child = spawn(
-    process.execPath,
-    [
-      // e.g. --cpu-prof --cpu-prof-dir=DIR, as quail-process.ts passes them (forked children inherit them)
-      ...(process.env.QUAIL_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
-      CLI,
-      'start',
-      '--root',
-      root,
-      '--smtp',
-      '127.0.0.1:0',
-      '--submission',
-      '127.0.0.1:0',
-      '--pop3',
-      '127.0.0.1:0',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
-  );
-  let log = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`quail start did not start: ${log}`)), 60_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      log += d.toString();
-      const m = /pop3\.listening address=\S+ port=(\d+)/.exec(log);
-      if (m && /quail\.started/.test(log)) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', () => reject(new Error(`quail start exited: ${log}`)));
-  });
-  child.stdout?.resume();
-  const stop = async (): Promise<void> => {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  };
-  return { child, port, stop };
+  const q = await startQuailProcess(root, { args: ['--pop3', '127.0.0.1:0'] });
+  const m = /pop3\.listening address=\S+ port=(\d+)/.exec(q.log());
+  if (!m) {
+    await q.stop();
+    throw new Error(`quail start serves no POP3: ${q.log()}`);
+  }
+  return { child: q.child, port: Number(m[1]), stop: () => q.stop() };
 }
 
 /** Logins (USER, PASS, QUIT on a new connection) by `users.length` clients at once for at most count / budget. */
