@@ -2,7 +2,8 @@
 // MAX_SPARES are kept, a file with another name is never reused, and nothing of an old message leaks into a new one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import fs, { linkSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -31,7 +32,7 @@ void test('spare files: removal keeps the two files as they are; the next inject
     const sizes = [statSync(join(dir, 'queue', 'env', old)).size, statSync(q.messagePath(old)).size];
     await q.remove(old);
     const kept = readdirSync(spare).sort();
-    assert.deepEqual(kept, [`${old}.env`, `${old}.mess`]);
+    assert.deepEqual(kept, [`${old}.${sizes[0]}.env`, `${old}.${sizes[1]}.mess`], 'named with their lengths');
     assert.deepEqual(
       kept.map((n) => statSync(join(spare, n)).size),
       sizes,
@@ -89,7 +90,7 @@ void test('spare files: at most MAX_SPARES kept; a file with a second name is un
       linkSync(q2.messagePath(id), elsewhere);
       await q2.remove(id);
       assert.match(readFileSync(elsewhere, 'latin1'), /keep me/);
-      assert.deepEqual(readdirSync(join(q2dir, 'queue', 'spare')), [`${id}.env`]);
+      assert.match(readdirSync(join(q2dir, 'queue', 'spare')).join(), new RegExp(`^${id}\\.\\d+\\.env$`));
     } finally {
       rmSync(q2dir, { recursive: true, force: true });
     }
@@ -148,6 +149,47 @@ void test('spare files: the message spare goes straight to mess/ once the envelo
     assert.match(readFileSync(q.messagePath(id), 'latin1'), /\n\nthree\n$/);
     assert.equal((await q.recover({ verify: true })).kept, 1);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('spare files: no ftruncate where nothing lies past what was written (a new file, a spare no longer than the new content); a longer spare, or one whose name records no length, is cut', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-spare-'));
+  const real = fs.ftruncateSync;
+  let cuts = 0;
+  fs.ftruncateSync = (fd: number, len?: number): void => {
+    cuts++;
+    real(fd, len);
+  };
+  syncBuiltinESMExports();
+  try {
+    const q = await openQueue(dir);
+    const spare = join(dir, 'queue', 'spare');
+    const short = await inject(q, 'short');
+    assert.equal(cuts, 0, 'new files: nothing to cut');
+    await q.remove(short);
+    const long = await inject(q, 'y'.repeat(5_000), ['r@y', 'second@y']);
+    assert.equal(cuts, 0, 'spares no longer than the new message and envelope');
+    assert.doesNotMatch(readFileSync(q.messagePath(long), 'latin1'), /short/);
+    await q.remove(long);
+    const again = await inject(q, 'short again');
+    assert.equal(cuts, 2, 'longer spares are cut, both');
+    assert.match(readFileSync(q.messagePath(again), 'latin1'), /\n\nshort again\n$/);
+    assert.equal((await q.read(again))?.size, statSync(q.messagePath(again)).size);
+    await q.remove(again);
+    // names without a length (kept by an older quail) are always cut, even when the new content is longer
+    for (const n of readdirSync(spare)) renameSync(join(spare, n), join(spare, n.replace(/\.\d+\./, '.')));
+    // the store's own list still names them as they were (gone now: skipped); once it has none left it reads spare/,
+    // at most every LOOK_AGAIN_MS (spare.ts), and the first inject found spare/ empty a moment ago
+    await new Promise((r) => setTimeout(r, 150));
+    const before = cuts;
+    const longer = await inject(q, 'z'.repeat(9_000));
+    assert.equal(cuts - before, 2, 'a length the name does not record is not trusted');
+    assert.match(readFileSync(q.messagePath(longer), 'latin1'), /\n\nz{9000}\n$/);
+    assert.equal((await q.recover({ verify: true })).kept, 1);
+  } finally {
+    fs.ftruncateSync = real;
+    syncBuiltinESMExports();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -38,7 +38,12 @@ export class SpareFiles {
   keep(path: string, name: string): void {
     if (this.count === undefined || ++this.sinceCount >= RECOUNT_EVERY) this.recount();
     try {
-      if ((this.count ?? MAX_SPARES) >= MAX_SPARES || statSync(path).nlink !== 1) throw new Error('unlink it');
+      if ((this.count ?? MAX_SPARES) >= MAX_SPARES) throw new Error('unlink it');
+      const st = statSync(path);
+      if (st.nlink !== 1) throw new Error('unlink it');
+      // `<id>.<size>.<kind>`: the taker knows how long the file is without a call of its own (take's `size`)
+      const dot = name.lastIndexOf('.');
+      name = dot < 0 ? name : `${name.slice(0, dot)}.${st.size}${name.slice(dot)}`;
       renameSync(path, join(this.dir, name));
       this.count = (this.count ?? 0) + 1;
       this.names.push(name); // this process's next inject may take it without a look at the directory
@@ -49,10 +54,12 @@ export class SpareFiles {
 
   /**
    * Takes a spare into `path` and opens it for writing at offset 0, not emptied: the caller writes over it and must cut
-   * it to the length it wrote. Undefined when none could be taken (the caller makes a new file). `path` is a name in
-   * tmp/, or the message's own name in mess/ once the inject's envelope exists in tmp/ (store.ts injectFiles).
+   * it to the length it wrote unless it wrote at least `size` bytes (the file's length when it was kept; undefined for
+   * a name without it, kept by an older quail: then always cut). Undefined when none could be taken (the caller makes
+   * a new file). `path` is a name in tmp/, or the message's own name in mess/ once the inject's envelope exists in tmp/
+   * (store.ts injectFiles).
    */
-  take(path: string): number | undefined {
+  take(path: string): { readonly fd: number; readonly size: number | undefined } | undefined {
     for (;;) {
       const name = this.next();
       if (name === undefined) return undefined;
@@ -65,7 +72,7 @@ export class SpareFiles {
       try {
         // no O_TRUNC (it would free the blocks the write is about to need). The rename set the file's ctime to now,
         // which recovery reads as a tmp/ file's age (its mtime is the old message's until the first write).
-        return openSync(path, constants.O_WRONLY);
+        return { fd: openSync(path, constants.O_WRONLY), size: sizeInName(name) };
       } catch {
         void unlinkQuiet(path);
         return undefined;
@@ -96,4 +103,11 @@ export class SpareFiles {
       this.count = MAX_SPARES;
     }
   }
+}
+
+/** The length a spare's name records (`<id>.<size>.<kind>`), or undefined when it records none. */
+function sizeInName(name: string): number | undefined {
+  const parts = name.split('.');
+  const size = parts.length === 3 ? parts[1] : undefined;
+  return size !== undefined && /^\d{1,15}$/.test(size) ? Number(size) : undefined;
 }

@@ -121,30 +121,39 @@ export class FileQueue implements QueueStore {
     tmpMess: string,
     tmpEnv: string,
     mess: string,
-  ): Promise<{ messFd: number; envFd: number; placed: boolean }> {
+  ): Promise<{
+    messFd: number;
+    envFd: number;
+    placed: boolean;
+    messWas: number | undefined;
+    envWas: number | undefined;
+  }> {
     const envSpare = this.spares.take(tmpEnv);
     const messSpare = envSpare === undefined ? this.spares.take(tmpMess) : this.spares.take(mess);
     const placed = envSpare !== undefined && messSpare !== undefined;
     const owner = this.owner;
     try {
-      if (owner) for (const fd of [envSpare, messSpare]) if (fd !== undefined) fchownSync(fd, owner.uid, owner.gid);
+      if (owner) for (const t of [envSpare, messSpare]) if (t !== undefined) fchownSync(t.fd, owner.uid, owner.gid);
       const missing = [messSpare === undefined ? tmpMess : undefined, envSpare === undefined ? tmpEnv : undefined];
       const made = await createFiles(
         missing.filter((p): p is string => p !== undefined),
         owner,
       );
+      // how long each file is now: a new one is empty; a spare is as long as its name says (undefined: not known)
       return {
-        messFd: messSpare ?? (made.shift() as number),
-        envFd: envSpare ?? (made.shift() as number),
+        messFd: messSpare?.fd ?? (made.shift() as number),
+        envFd: envSpare?.fd ?? (made.shift() as number),
         placed,
+        messWas: messSpare === undefined ? 0 : messSpare.size,
+        envWas: envSpare === undefined ? 0 : envSpare.size,
       };
     } catch (err) {
       if (messSpare !== undefined) {
-        closeSync(messSpare);
+        closeSync(messSpare.fd);
         await unlinkQuiet(placed ? mess : tmpMess);
       }
       if (envSpare !== undefined) {
-        closeSync(envSpare);
+        closeSync(envSpare.fd);
         await unlinkQuiet(tmpEnv);
       }
       throw err;
@@ -177,6 +186,7 @@ export class FileQueue implements QueueStore {
         const { messFd, envFd } = taken;
         files = await writeMessage(
           messFd,
+          taken.messWas,
           envFd,
           receivedLine(m.injector, process.pid, now),
           m.data,
@@ -200,7 +210,7 @@ export class FileQueue implements QueueStore {
             };
             envBytes = Buffer.from(encodeEnvelope(env));
             writeAllSync(envFd, envBytes);
-            ftruncateSync(envFd, envBytes.length); // a spare's old tail (writeMessage says why)
+            cutTo(envFd, envBytes.length, taken.envWas); // a spare's old tail (writeMessage says why)
           },
         );
       } catch (err) {
@@ -471,6 +481,15 @@ export class FileQueue implements QueueStore {
   }
 }
 
+/**
+ * Cuts the file to the `size` bytes just written from offset 0, unless it was no longer than that before (`was`, known
+ * for a new file and a spare whose name records its length): then nothing lies past them and the call is saved
+ * (docs/PERFORMANCE.md, twenty-fourth pass). An unknown length is always cut.
+ */
+function cutTo(fd: number, size: number, was: number | undefined): void {
+  if (was === undefined || was > size) ftruncateSync(fd, size);
+}
+
 /** The two files of an inject, written and open: `sync` starts their fdatasyncs; `close` closes them (once). */
 interface Unsynced {
   readonly sync: () => Promise<void>[];
@@ -486,6 +505,8 @@ interface Unsynced {
  */
 async function writeMessage(
   fd: number,
+  /** How long `fd`'s file was before this write (0 new; undefined: not known). */
+  was: number | undefined,
   envFd: number,
   header: string,
   data: Readable | Buffer,
@@ -526,8 +547,8 @@ async function writeMessage(
       }
     if (held.length > 0) writevAllSync(fd, held); // no data at all: the Received line alone
     // A spare file still holds a removed message's bytes (spare.ts): whatever lies past what was written goes now,
-    // before the sync. A new file is already this long (one cheap call, no block freed).
-    ftruncateSync(fd, size);
+    // before the sync.
+    cutTo(fd, size, was);
     beside({ size, sha256: hash.digest('hex') });
   } catch (err) {
     closeSync(fd);
