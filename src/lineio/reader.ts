@@ -159,6 +159,7 @@ export class Reader {
     // Fast path: bytes already buffered need no timer and no promise (pipelined commands, DATA chunks).
     const ready = this.stream.read() as Buffer | string | null;
     if (ready !== null) return typeof ready === 'string' ? Buffer.from(ready, 'latin1') : ready;
+    if (this.ended || this.stream.destroyed) return 'eof'; // no timer armed for a stream that has ended
     this.timedOut = false;
     this.expired = false;
     const now = Date.now();

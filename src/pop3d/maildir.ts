@@ -15,7 +15,7 @@ import { Readable } from 'node:stream';
 import { tempError } from '../core/index.js';
 import { recordRemoval } from '../maildir/index.js';
 import type { Account, CommitResult, Mailbox, MailboxStore, MessageInfo, OpenResult } from './types.js';
-import { toWire, wireOf, WireSizer } from './wire.js';
+import { toWire, WireSizer } from './wire.js';
 
 interface Entry extends MessageInfo {
   readonly path: string;
@@ -230,21 +230,21 @@ class MaildirMailbox implements Mailbox {
     return this.entries;
   }
 
-  /**
-   * A small message (most mail) is read whole with one synchronous page-cache read and given back in wire form as one
-   * Buffer: no stream, no thread-pool round trips per message (docs/PERFORMANCE.md, POP3). Larger ones are streamed.
-   */
-  async retrieve(n: number, bodyLines?: number): Promise<Readable | Buffer> {
+  /** The message streamed in 64 KiB chunks (the server's way for a message readStored does not give). */
+  async retrieve(n: number, bodyLines?: number): Promise<Readable> {
     const e = this.entries[n - 1];
     if (!e) throw tempError(`no message ${n}`);
-    const small = this.readStored(n); // fails here, before "+OK", if the file is gone
-    if (small !== undefined) return wireOf(small, bodyLines);
     const fh = await fsp.open(e.path, 'r'); // fails here, before "+OK", if the file is gone
     const file = fh.createReadStream({ highWaterMark: 64 * 1024 });
     return Readable.from(toWire(file, bodyLines), { objectMode: false });
   }
 
-  /** The file's bytes when it is small (readSmall: a view of the process's read buffer), else undefined. */
+  /**
+   * A small message (most mail): its bytes read whole with one synchronous page-cache read (readSmall: a view of the
+   * process's read buffer), for the session to convert and send with no stream and no thread-pool round trip
+   * (docs/PERFORMANCE.md, POP3); undefined when it is larger (retrieve streams it). Fails, before "+OK", if the file
+   * is gone.
+   */
   readStored(n: number): Buffer | undefined {
     const e = this.entries[n - 1];
     if (!e) throw tempError(`no message ${n}`);

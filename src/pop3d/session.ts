@@ -178,10 +178,7 @@ export class Session {
   }
 
   /** Streams a message already converted to wire form, then the terminating ".". */
-  async stream(first: string, body: Readable | Buffer): Promise<boolean> {
-    // A small message in memory: the status line, the message and the "." in one write.
-    if (Buffer.isBuffer(body))
-      return this.write(Buffer.concat([Buffer.from(`${first}\r\n`, 'latin1'), body, TERMINATOR]));
+  async stream(first: string, body: Readable): Promise<boolean> {
     // The status line goes out with the first chunk and the "." with the last.
     let held: Buffer = Buffer.from(`${first}\r\n`, 'latin1');
     try {

@@ -35,18 +35,18 @@ export interface MessageInfo {
 export interface Mailbox {
   list(): readonly MessageInfo[];
   /**
-   * The message as sent on the wire: CRLF, dot-stuffed, without the final ".CRLF". `bodyLines` = TOP:
+   * The message as sent on the wire, streamed (any size; the server takes this way when readStored says the message
+   * is too large to send from memory): CRLF, dot-stuffed, without the final ".CRLF". `bodyLines` = TOP:
    * the headers, the blank line and at most that many body lines. Rejects, before anything is sent, when the
    * message cannot be opened (removed by another client).
    */
-  retrieve(n: number, bodyLines?: number): Promise<Readable | Buffer>;
+  retrieve(n: number, bodyLines?: number): Promise<Readable>;
   /**
    * The message's bytes as stored (LF line ends, no dot-stuffing) when it is small enough to send from memory, else
-   * undefined (send it with retrieve). The view is valid only until the next call: the caller converts it before it
-   * awaits anything. Throws, before anything is sent, when the message cannot be read. Optional: without it every
-   * message goes through retrieve.
+   * undefined (stream it with retrieve). The view is valid only until the next call: the caller converts it before it
+   * awaits anything. Throws, before anything is sent, when the message cannot be read.
    */
-  readStored?(n: number): Buffer | undefined;
+  readStored(n: number): Buffer | undefined;
   /** Performs the deletions marked by the engine (the UPDATE state); throws a QuailError when it cannot. */
   commit(deleted: readonly number[]): Promise<CommitResult>;
   /** Releases the mailbox (lock) without deleting anything. Idempotent; also called after commit. */

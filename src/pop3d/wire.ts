@@ -107,12 +107,6 @@ export async function* toWire(
   if (!st.atLineStart) yield st.prevCR ? Buffer.from('\n') : CRLF;
 }
 
-/** A message already in memory, in wire form, as one buffer (the synchronous toWire, for small messages). */
-export function wireOf(data: Buffer, bodyLines?: number): Buffer {
-  const out = Buffer.allocUnsafe(wireRoom(data.length));
-  return out.subarray(0, wireInto(data, bodyLines, out, 0));
-}
-
 /** The most bytes wireInto writes for `n` bytes of message: every byte a line of its own, its LF becoming CRLF. */
 export const wireRoom = (n: number): number => n * 2 + 2;
 

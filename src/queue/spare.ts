@@ -32,18 +32,17 @@ export class SpareFiles {
   ) {}
 
   /**
-   * A removed message's file (its id no longer in env/): moved to spare/ as `name`, or unlinked when enough are kept,
-   * or when it has another name elsewhere (never reuse a file that something else still shows).
+   * A removed message's file (its id no longer in env/): moved to spare/ as `<id>.<size>.<kind>` (so the taker knows
+   * its length without a call of its own: take's `size`), or unlinked when enough are kept, or when it has another name
+   * elsewhere (never reuse a file that something else still shows).
    */
-  keep(path: string, name: string): void {
+  keep(path: string, id: string, kind: 'mess' | 'env'): void {
     if (this.count === undefined || ++this.sinceCount >= RECOUNT_EVERY) this.recount();
     try {
       if ((this.count ?? MAX_SPARES) >= MAX_SPARES) throw new Error('unlink it');
       const st = statSync(path);
       if (st.nlink !== 1) throw new Error('unlink it');
-      // `<id>.<size>.<kind>`: the taker knows how long the file is without a call of its own (take's `size`)
-      const dot = name.lastIndexOf('.');
-      name = dot < 0 ? name : `${name.slice(0, dot)}.${st.size}${name.slice(dot)}`;
+      const name = `${id}.${st.size}.${kind}`;
       renameSync(path, join(this.dir, name));
       this.count = (this.count ?? 0) + 1;
       this.names.push(name); // this process's next inject may take it without a look at the directory

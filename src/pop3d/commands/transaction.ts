@@ -46,7 +46,7 @@ async function send(s: Session, m: MessageInfo, bodyLines?: number): Promise<voi
   try {
     // A small message (most mail) is read, converted and framed with no await in between: its bytes are a view of a
     // buffer the next read reuses (docs/PERFORMANCE.md, POP3).
-    const stored = mailbox.readStored?.(m.n);
+    const stored = mailbox.readStored(m.n);
     sent =
       stored !== undefined
         ? s.sendStored(first, stored, bodyLines)
