@@ -41,7 +41,8 @@ export async function authenticate(
     if (opts.service !== undefined && m.flags.includes(BLOCK[opts.service])) return null;
     if (!(await verifyPassword(password, m.passwordHash))) return null;
     if (opts.recordLogin === false) return m;
-    return await dir.updateMailbox(m.domain, m.local, { lastLogin: new Date((opts.now ?? Date.now)()) });
+    await dir.recordLogins([{ domain: m.domain, local: m.local, at: new Date((opts.now ?? Date.now)()) }]);
+    return (await dir.getMailbox(m.domain, m.local)) ?? m;
   } finally {
     if (!opts.directory) await dir.close();
   }

@@ -142,6 +142,25 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
       },
     );
     assert.deepEqual(await d.getMailbox('example.com', 'joe'), u);
+    // recordLogins: only last_login, never backwards, unknown mailboxes skipped, in one call for several
+    await d.updateMailbox('example.com', 'joe', { passwordHash: '$scrypt$z' });
+    assert.equal(
+      await d.recordLogins([
+        { domain: 'EXAMPLE.COM', local: 'Joe', at: new Date(1_700_000_500_000) },
+        { domain: 'example.com', local: 'ann', at: new Date(1_600_000_000_000) },
+        { domain: 'example.com', local: 'nosuch', at: new Date(1_700_000_500_000) },
+      ]),
+      2,
+    );
+    assert.deepEqual(await d.getMailbox('example.com', 'joe'), {
+      ...u,
+      passwordHash: '$scrypt$z',
+      lastLogin: new Date(1_700_000_500_000),
+    });
+    assert.deepEqual((await d.getMailbox('example.com', 'ann'))?.lastLogin, new Date(1_600_000_000_000));
+    assert.equal(await d.recordLogins([{ domain: 'example.com', local: 'joe', at: login }]), 0, 'not moved back');
+    assert.deepEqual((await d.getMailbox('example.com', 'joe'))?.lastLogin, new Date(1_700_000_500_000));
+    assert.equal(await d.recordLogins([]), 0);
     await assert.rejects(d.updateMailbox('example.com', 'nosuch', {}), DirectoryError);
     await assert.rejects(d.updateMailbox('example.com', 'joe', { flags: ['nonsense' as never] }), DirectoryError);
     assert.equal(await d.deleteMailbox('example.com', 'joe'), true);

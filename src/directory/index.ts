@@ -6,6 +6,7 @@ export type {
   Directory,
   Domain,
   DomainLimits,
+  LoginTime,
   Mailbox,
   MailboxFlag,
   MailboxPatch,

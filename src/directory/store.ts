@@ -27,6 +27,7 @@ import type {
   DomainLimits,
   DomainPatch,
   Mailbox,
+  LoginTime,
   MailboxPatch,
   NewDomain,
   MailboxHome,
@@ -436,6 +437,21 @@ export class SqlDirectory implements Directory {
         v,
       );
       return this.mailboxRow((await tx.all('SELECT * FROM mailboxes WHERE domain = ? AND local = ?', [d, l]))[0] ?? {});
+    });
+  }
+
+  recordLogins(logins: readonly LoginTime[]): Promise<number> {
+    if (logins.length === 0) return Promise.resolve(0);
+    return this.db.transaction(async (tx) => {
+      let changed = 0;
+      for (const x of logins) {
+        const t = x.at.getTime();
+        changed += await tx.run(
+          'UPDATE mailboxes SET last_login = ? WHERE domain = ? AND local = ? AND (last_login IS NULL OR last_login < ?)',
+          [t, x.domain.toLowerCase(), x.local.toLowerCase(), t],
+        );
+      }
+      return changed;
     });
   }
 

@@ -140,6 +140,13 @@ export interface MailboxPatch {
  * Errors: DirectoryError (permanent: the request is wrong) or anything else (temporary). Its lookups are the
  * read-only interface vdeliver delivers through (MailboxLookup).
  */
+/** A mailbox's login at a time, for recordLogins. */
+export interface LoginTime {
+  readonly domain: string;
+  readonly local: string;
+  readonly at: Date;
+}
+
 export interface Directory extends MailboxLookup, OfficeDirectory, MoveDirectory {
   /** 'sqlite' or 'postgres', and where (file path, or URL without password). */
   readonly describe: string;
@@ -163,6 +170,12 @@ export interface Directory extends MailboxLookup, OfficeDirectory, MoveDirectory
   listMailboxes(domain: string): Promise<Mailbox[]>;
   countMailboxes(domain: string): Promise<number>;
   updateMailbox(domain: string, local: string, patch: MailboxPatch): Promise<Mailbox>;
+  /**
+   * Writes last-login times in one transaction. Each is written only where it is later than the time on record (a
+   * batch that arrives late never moves a time back) and touches no other column (a password changed meanwhile
+   * stands). Mailboxes that no longer exist are skipped. Returns how many rows changed.
+   */
+  recordLogins(logins: readonly LoginTime[]): Promise<number>;
   deleteMailbox(domain: string, local: string): Promise<boolean>;
 
   /** Adds targets to the alias (creating it); duplicates are ignored. */

@@ -159,8 +159,8 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: 'a session error, a listener not opened, or servercert.pem unusable',
   },
   'pop3.warning': {
-    fields: 'login? ip? listener? error',
-    doc: 'a quota or last-login update failed, or the implicit-TLS port is not opened',
+    fields: 'login? logins? ip? listener? error',
+    doc: 'a quota update failed, last-login times were not recorded (logins: how many), or the implicit-TLS port is not opened',
   },
   'pop3.login': { fields: 'login ip tls via messages octets open', doc: 'a login; its mailbox is open' },
   'pop3.session': { fields: 'login ip end retrieved deleted open', doc: 'a logged-in session ended' },

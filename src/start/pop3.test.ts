@@ -314,10 +314,17 @@ void test('issue 6 Done means: init, domain add, user add, start; swaks → SMTP
       assert.match(r.out, /"refused": "-ERR \[AUTH\] authentication failed"/, `${user}: ${r.out}`);
     }
 
-    // The directory has joe's last login; the event log has logins, refusals and session counts.
-    const info = JSON.parse(quail(['user', 'info', 'joe@example.com', '--json', '--root', root])) as {
-      lastLogin: string | null;
-    };
+    // The directory has joe's last login (root writes the logins of a second in one batch); the event log has
+    // logins, refusals and session counts.
+    let info: { lastLogin: string | null } = { lastLogin: null };
+    await waitFor(
+      () => {
+        info = JSON.parse(quail(['user', 'info', 'joe@example.com', '--json', '--root', root])) as typeof info;
+        return info.lastLogin !== null;
+      },
+      10_000,
+      () => JSON.stringify(info),
+    );
     assert.ok(info.lastLogin !== null && Date.now() - Date.parse(info.lastLogin) < 5 * 60_000, JSON.stringify(info));
     await waitFor(
       () => (log.match(/pop3\.session /g) ?? []).length >= 2,

@@ -14,7 +14,7 @@ import {
   type Pop3Server,
 } from '../pop3d/index.js';
 import { matchTcpRules, parseTcpRules } from '../tcpserver/index.js';
-import type { EventLog } from './log.js';
+import { LastLogins } from './last-login.js';
 import type { FromServiceChild } from './privchild.js';
 import type { ServiceDef } from './services.js';
 
@@ -87,37 +87,6 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
 
   recordLogin(login: string, _client: unknown, at: Date): Promise<void> {
     return this.record(login, at);
-  }
-
-  async close(): Promise<void> {
-    const d = this.dir;
-    this.dir = undefined;
-    if (d)
-      await d.then(
-        (x) => x.close(),
-        () => undefined,
-      );
-  }
-}
-
-/** Writes the mailbox's last-login time (a read-write directory, opened when first needed). */
-class LastLogin {
-  private dir: Promise<Directory> | undefined;
-
-  constructor(
-    private readonly root: string,
-    private readonly log: EventLog,
-  ) {}
-
-  async record(login: string, at: Date): Promise<void> {
-    const at_ = login.lastIndexOf('@');
-    try {
-      this.dir ??= openDirectory({ root: this.root });
-      await (await this.dir).updateMailbox(login.slice(at_ + 1), login.slice(0, at_), { lastLogin: at });
-    } catch (err) {
-      this.dir = undefined;
-      this.log.event('pop3.warning', { login, error: `last-login time not recorded: ${errText(err)}` });
-    }
   }
 
   async close(): Promise<void> {
@@ -216,8 +185,11 @@ export const POP3_SERVICE: ServiceDef<Pop3ListenerSpec, Pop3Login> = {
   events: { listening: 'pop3.listening', error: 'pop3.error' },
   listeningFields: (spec) => ({ address: spec.host, port: spec.port, tls: spec.implicitTls ? 'implicit' : 'stls' }),
   local(specs, ctx) {
-    const lastLogin = new LastLogin(ctx.root, ctx.log);
-    const authenticator = new DirectoryAuthenticator(ctx.root, false, (login, at) => lastLogin.record(login, at));
+    const lastLogin = new LastLogins(ctx.root, ctx.log);
+    const authenticator = new DirectoryAuthenticator(ctx.root, false, (login, at) => {
+      lastLogin.note(login, at);
+      return Promise.resolve();
+    });
     const { servers, setTls } = makePop3Servers(specs, {
       root: ctx.root,
       authenticator,
@@ -236,9 +208,9 @@ export const POP3_SERVICE: ServiceDef<Pop3ListenerSpec, Pop3Login> = {
     });
   },
   parent(ctx) {
-    const lastLogin = new LastLogin(ctx.root, ctx.log);
+    const lastLogin = new LastLogins(ctx.root, ctx.log);
     return {
-      onMessage: (m) => void lastLogin.record(m.login, new Date(m.at)),
+      onMessage: (m) => lastLogin.note(m.login, new Date(m.at)),
       close: () => lastLogin.close(),
     };
   },
