@@ -130,3 +130,12 @@ export async function openDirectory(opts: OpenOptions): Promise<Directory> {
   }
   return new SqlDirectory(driver, `postgres ${redact(loc.url)}`, now);
 }
+
+/** Closes a directory kept as the promise of its opening; one whose opening failed has nothing to close. */
+export async function closeOpened(d: Promise<Directory> | undefined): Promise<void> {
+  if (d)
+    await d.then(
+      (x) => x.close(),
+      () => undefined,
+    );
+}

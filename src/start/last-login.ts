@@ -1,6 +1,6 @@
 // POP3 logins' last-login times, written to the directory in batches: at most one transaction a second.
 import { errText } from '../core/index.js';
-import { openDirectory, type Directory, type LoginTime } from '../directory/index.js';
+import { closeOpened, openDirectory, type Directory, type LoginTime } from '../directory/index.js';
 import type { EventLog } from './log.js';
 
 /** How long a login's time waits before it is written (ms): the batch's window. */
@@ -104,10 +104,6 @@ export class LastLogins {
     if (this.pending.size > 0) await this.writeBatch();
     const d = this.dir;
     this.dir = undefined;
-    if (d)
-      await d.then(
-        (x) => x.close(),
-        () => undefined,
-      );
+    await closeOpened(d);
   }
 }

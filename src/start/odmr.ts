@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { authenticate, openDirectory, type Directory } from '../directory/index.js';
+import { authenticate, closeOpened, openDirectory, type Directory } from '../directory/index.js';
 import { findHeld, listHeld, pushTurn, serveOdmr, socketConnector, waiting, type OdmrDeps } from '../held/index.js';
 import type { NewMessage } from '../queue/index.js';
 import { keyValues, type HostPort } from './listeners.js';
@@ -112,11 +112,7 @@ class OdmrLink {
   async close(): Promise<void> {
     const d = this.dir;
     this.dir = undefined;
-    if (d)
-      await d.then(
-        (x) => x.close(),
-        () => undefined,
-      );
+    await closeOpened(d);
   }
 }
 

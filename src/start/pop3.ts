@@ -1,7 +1,7 @@
 // POP3 in `quail start`: the pop3 listeners, the directory as authenticator, in this process or an unprivileged child.
 import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { authenticate, openDirectory, type Directory } from '../directory/index.js';
+import { authenticate, closeOpened, openDirectory, type Directory } from '../directory/index.js';
 import {
   createPop3Server,
   isLoopback,
@@ -92,11 +92,7 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
   async close(): Promise<void> {
     const d = this.dir;
     this.dir = undefined;
-    if (d)
-      await d.then(
-        (x) => x.close(),
-        () => undefined,
-      );
+    await closeOpened(d);
   }
 }
 
