@@ -34,6 +34,33 @@ class Mutex {
   }
 }
 
+/** How long a statement waits in all for another connection's lock before SQLITE_BUSY is the answer. */
+const BUSY_WAIT_MS = 5000;
+/**
+ * How long SQLite's own busy handler may wait. It sleeps in the calling thread, so the process's event loop sleeps with
+ * it: every session of an SMTP or POP3 process, or all that root relays. So it covers only the few milliseconds of
+ * another connection's commit; longer waits (a CLI's long transaction, an admin's `sqlite3` holding a lock) are the
+ * driver's own, between tries, with the event loop free (docs/PERFORMANCE.md, twenty-fifth pass).
+ */
+const BUSY_SYNC_MS = 20;
+
+function isBusy(err: unknown): boolean {
+  return err instanceof Database.SqliteError && (err.code === 'SQLITE_BUSY' || err.code.startsWith('SQLITE_BUSY_'));
+}
+
+/** fn, tried again after a pause (2 ms, doubling to 100) while SQLite answers SQLITE_BUSY, for BUSY_WAIT_MS in all. */
+async function whenFree<T>(fn: () => T): Promise<T> {
+  const until = Date.now() + BUSY_WAIT_MS;
+  for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isBusy(err) || Date.now() + pause > until) throw err;
+    }
+    await new Promise((r) => setTimeout(r, pause));
+  }
+}
+
 /** Prepared statements kept per SQLite connection, by SQL text; past this many distinct texts, the cache starts over. */
 const MAX_STATEMENTS = 256;
 
@@ -57,7 +84,7 @@ export class SqliteDriver implements SqlDriver {
     const db = readonly ? new Database(file, { readonly: true, fileMustExist: true }) : new Database(file);
     if (!readonly) db.pragma('journal_mode = DELETE');
     db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
+    db.pragma(`busy_timeout = ${BUSY_SYNC_MS}`);
     return new SqliteDriver(db);
   }
 
@@ -74,8 +101,9 @@ export class SqliteDriver implements SqlDriver {
   private inner(): SqlDriver {
     const self: SqlDriver = {
       dialect: 'sqlite',
-      all: (sql, params = []) => Promise.resolve(this.statement(sql).all(...params) as Row[]),
-      run: (sql, params = []) => Promise.resolve(this.statement(sql).run(...params).changes),
+      // A statement answered SQLITE_BUSY inside a transaction leaves it open: trying it again is safe.
+      all: (sql, params = []) => whenFree(() => this.statement(sql).all(...params) as Row[]),
+      run: (sql, params = []) => whenFree(() => this.statement(sql).run(...params).changes),
       transaction: (fn) => fn(self),
       close: () => Promise.resolve(),
     };
@@ -90,15 +118,20 @@ export class SqliteDriver implements SqlDriver {
     return this.mutex.lock(() => this.inner().run(sql, params));
   }
 
+  /**
+   * BEGIN IMMEDIATE takes the write lock before fn runs, so fn's statements seldom wait (a cache spill waits for
+   * readers); COMMIT may wait for readers to finish, and a COMMIT answered SQLITE_BUSY leaves the transaction open to
+   * be committed again.
+   */
   transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
     return this.mutex.lock(async () => {
-      this.db.exec('BEGIN IMMEDIATE');
+      await whenFree(() => this.db.exec('BEGIN IMMEDIATE'));
       try {
         const r = await fn(this.inner());
-        this.db.exec('COMMIT');
+        await whenFree(() => this.db.exec('COMMIT'));
         return r;
       } catch (err) {
-        this.db.exec('ROLLBACK');
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
       }
     });

@@ -10,6 +10,7 @@ import { officesContract } from './offices-contract.js';
 import { MIGRATIONS, LATEST } from './migrations.js';
 import { openDirectory, SQLITE_FILE } from './open.js';
 import { SqliteDriver } from './sql.js';
+import { holdSqliteLock } from '../../test/support/sqlite-lock.js';
 
 const base = mkdtempSync(join(tmpdir(), 'quail-dir-sqlite-'));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -111,4 +112,38 @@ void test('sqlite driver: a statement is compiled once per text, and still right
     assert.deepEqual(await tx.all('SELECT * FROM t WHERE a = ?', ['x']), [{ a: 'x', b: 'tx' }]);
   });
   await d.close();
+});
+
+void test('sqlite: statements waiting for another process to unlock leave the event loop free, then run', async () => {
+  const root = mkdtempSync(join(base, 'busy-'));
+  const file = join(root, SQLITE_FILE);
+  const rw = SqliteDriver.open(file);
+  await rw.run('CREATE TABLE t (x INTEGER)');
+  await rw.run('INSERT INTO t VALUES (1)');
+  const ro = SqliteDriver.open(file, true);
+  const lock = await holdSqliteLock(file);
+  try {
+    let settled = 0;
+    const read = ro.all('SELECT x FROM t').finally(() => void settled++);
+    const write = rw.transaction((tx) => tx.run('INSERT INTO t VALUES (2)')).finally(() => void settled++);
+    // While both wait for the lock, this process goes on: ten timer turns pass, and neither has an answer yet.
+    // (SQLite's own busy wait would hold the thread until its timeout, and both would have failed by then.)
+    let turns = 0;
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (++turns < 10) return;
+        clearInterval(t);
+        resolve();
+      }, 10);
+    });
+    assert.equal(settled, 0, 'the statements wait for the lock');
+    await lock.release();
+    assert.deepEqual(await read, [{ x: 1 }]);
+    assert.equal(await write, 1);
+    assert.deepEqual(await ro.all('SELECT x FROM t ORDER BY x'), [{ x: 1 }, { x: 2 }]);
+  } finally {
+    lock.kill();
+    await ro.close();
+    await rw.close();
+  }
 });
