@@ -63,6 +63,8 @@ void test('LastLogins: the logins of a window are one recordLogins, with the lat
   try {
     for (let i = 0; i < 200; i++) ll.note(i % 2 === 0 ? 'joe@example.com' : 'ann@example.com', at(i));
     ll.note('joe@example.com', at(5)); // earlier than joe's latest in this window: not what is written
+    ll.note('bob@example.com', new Date('not a time')); // nothing to write: left out, not the whole batch failing
+    ll.note('nobody', at(6));
     assert.equal(w.batches.length, 0, 'nothing is written before the window ends');
     await until(() => w.batches.length === 1, 'the window was written');
     assert.deepEqual(w.batches[0]?.map((x) => `${x.local}@${x.domain} ${x.at.getTime()}`).sort(), [

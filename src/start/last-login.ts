@@ -42,6 +42,7 @@ export class LastLogins {
 
   /** A login (`local@domain`) at a time; written within the window, or at `close`. */
   note(login: string, at: Date): void {
+    if (Number.isNaN(at.getTime()) || !login.includes('@')) return; // nothing a batch could write (a child's bad message)
     const was = this.pending.get(login);
     if (was === undefined || was < at) this.pending.set(login, at);
     if (this.pending.size >= MAX_PENDING) this.write();
