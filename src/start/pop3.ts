@@ -206,7 +206,11 @@ export const POP3_SERVICE: ServiceDef<Pop3ListenerSpec, Pop3Login> = {
   parent(ctx) {
     const lastLogin = new LastLogins(ctx.root, ctx.log);
     return {
-      onMessage: (m) => lastLogin.note(m.login, new Date(m.at)),
+      // the child serves the network: what it says is checked (LastLogins leaves out what is not a login and a time)
+      onMessage: (m) => {
+        if (m.type === 'login' && typeof m.login === 'string' && typeof m.at === 'string')
+          lastLogin.note(m.login, new Date(m.at));
+      },
       close: () => lastLogin.close(),
     };
   },
