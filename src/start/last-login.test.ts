@@ -129,6 +129,25 @@ void test('LastLogins: a failing directory is logged and opened again; close wri
     await slow.close();
     assert.deepEqual(await lastLogin(w, 'bob'), at(7), 'close wrote the waiting time');
     assert.equal(w.events.length, 1);
+
+    // A write that fails is logged, and the next window gets a directory opened afresh.
+    const opened: Directory[] = [];
+    const flaky = new LastLogins(w.root, w.log, {
+      delayMs: 50,
+      open: async () => {
+        const d = await openDirectory({ root: w.root });
+        opened.push(d);
+        if (opened.length === 1) d.recordLogins = () => Promise.reject(new Error('disk I/O error'));
+        return d;
+      },
+    });
+    flaky.note('ann@example.com', at(20));
+    await until(() => w.events.length === 2, 'the failed write was logged');
+    assert.match(w.events[1] ?? '', /^pop3\.warning .*"logins":1.*disk I\/O error/);
+    flaky.note('ann@example.com', at(21));
+    await until(() => opened.length === 2, 'the next window opened the directory again');
+    await flaky.close();
+    assert.deepEqual(await lastLogin(w, 'ann'), at(21));
   } finally {
     await ll.close();
     await slow.close();

@@ -89,6 +89,12 @@ export class LastLogins {
       await dir.recordLogins(batch);
     } catch (err) {
       this.warn(batch.length, err);
+      // a fresh connection for the next batch (a database restarted, a file replaced); this one is closed, not leaked
+      if (this.dir !== undefined) {
+        const d = this.dir;
+        this.dir = undefined;
+        await closeOpened(d).catch(() => undefined);
+      }
     }
   }
 
