@@ -41,8 +41,9 @@ export async function authenticate(
     if (opts.service !== undefined && m.flags.includes(BLOCK[opts.service])) return null;
     if (!(await verifyPassword(password, m.passwordHash))) return null;
     if (opts.recordLogin === false) return m;
-    await dir.recordLogins([{ domain: m.domain, local: m.local, at: new Date((opts.now ?? Date.now)()) }]);
-    return (await dir.getMailbox(m.domain, m.local)) ?? m;
+    const at = new Date((opts.now ?? Date.now)());
+    await dir.recordLogins([{ domain: m.domain, local: m.local, at }]);
+    return m.lastLogin !== null && m.lastLogin >= at ? m : { ...m, lastLogin: at }; // as recordLogins left it
   } finally {
     if (!opts.directory) await dir.close();
   }

@@ -17,7 +17,7 @@ export type {
   Vacation,
 } from './types.js';
 export { DirectoryError, domainName, formatPolicy, parsePolicy, parseFlag } from './names.js';
-export { closeOpened, openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
+export { KeptDirectory, openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
 export { LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme } from './password.js';
 export { authenticate } from './auth.js';

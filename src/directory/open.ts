@@ -131,11 +131,39 @@ export async function openDirectory(opts: OpenOptions): Promise<Directory> {
   return new SqlDirectory(driver, `postgres ${redact(loc.url)}`, now);
 }
 
-/** Closes a directory kept as the promise of its opening; one whose opening failed has nothing to close. */
-export async function closeOpened(d: Promise<Directory> | undefined): Promise<void> {
-  if (d)
-    await d.then(
-      (x) => x.close(),
-      () => undefined,
-    );
+/**
+ * A directory opened at its first use and kept open, for a long-lived process. `get()` opens it (an open that fails is
+ * forgotten, so the next get tries again); `drop()` closes and forgets it after trouble, so the next get opens a fresh
+ * connection (a database restarted, a file replaced); `close()` at the end.
+ */
+export class KeptDirectory {
+  private dir: Promise<Directory> | undefined;
+
+  constructor(private readonly open: () => Promise<Directory>) {}
+
+  /** Whether a directory is open or being opened (the next get will not open one). */
+  get opened(): boolean {
+    return this.dir !== undefined;
+  }
+
+  get(): Promise<Directory> {
+    if (this.dir === undefined) {
+      const p: Promise<Directory> = this.open().catch((err: unknown) => {
+        if (this.dir === p) this.dir = undefined;
+        throw err;
+      });
+      this.dir = p;
+    }
+    return this.dir;
+  }
+
+  async drop(): Promise<void> {
+    const d = this.dir;
+    this.dir = undefined;
+    await d?.then((x) => x.close()).catch(() => undefined);
+  }
+
+  close(): Promise<void> {
+    return this.drop();
+  }
 }

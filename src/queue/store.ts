@@ -418,7 +418,8 @@ export class FileQueue implements QueueStore {
       }
       // No fsync of env/ between the rename and the unlinks (qmail syncs nothing at removal either): every order in
       // which a crash can leave these three changes is safe, docs/QUEUE.md "remove" says why.
-      // Emptied and kept in spare/ for the next inject rather than unlinked (spare.ts): same order, mess/ first.
+      // Kept in spare/ as they are (not emptied) for the next inject rather than unlinked (spare.ts): same order, mess/
+      // first.
       this.spares.keep(this.layout.mess(id), id, 'mess');
       this.spares.keep(trash, id, 'env');
     });

@@ -2,7 +2,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { asciiLower, errText } from '../core/index.js';
-import { authenticate, locateDirectory, mayUseSender, openDirectory, type Directory } from '../directory/index.js';
+import {
+  authenticate,
+  KeptDirectory,
+  locateDirectory,
+  mayUseSender,
+  openDirectory,
+  type Directory,
+} from '../directory/index.js';
 import { Control, type ControlFileCache } from '../control/index.js';
 import { OfficeFileRouter } from '../offices/index.js';
 import {
@@ -24,7 +31,7 @@ import {
 export type LookupOp = 'auth' | 'rcpt' | 'sender';
 
 export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck {
-  private dir: Promise<Directory> | undefined;
+  private readonly dir: KeptDirectory;
   /** The offices' router (run/offices.json) when control/office is set; null without; undefined: not looked yet. */
   private offices: OfficeFileRouter | null | undefined;
 
@@ -37,7 +44,9 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
     private readonly root: string,
     private readonly onLookup?: (op: LookupOp, seconds: number) => void,
     private readonly controlFiles?: ControlFileCache,
-  ) {}
+  ) {
+    this.dir = new KeptDirectory(() => openDirectory({ root, readonly: true }));
+  }
 
   private async timed<T>(op: LookupOp, f: () => Promise<T>): Promise<T> {
     if (!this.onLookup) return f();
@@ -50,23 +59,11 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
   }
 
   private async directory(): Promise<Directory | undefined> {
-    if (this.dir === undefined) {
+    if (!this.dir.opened) {
       const loc = locateDirectory(this.root, undefined, this.controlFiles?.snapshot() ?? new Control(this.root));
       if (loc.kind === 'sqlite' && !existsSync(loc.file)) return undefined;
-      this.dir = openDirectory({ root: this.root, readonly: true });
     }
-    try {
-      return await this.dir;
-    } catch (err) {
-      this.dir = undefined;
-      throw err;
-    }
-  }
-
-  private async drop(): Promise<void> {
-    const d = this.dir;
-    this.dir = undefined;
-    await d?.then((x) => x.close()).catch(() => undefined);
+    return this.dir.get();
   }
 
   verify(user: string, password: string): Promise<AuthResult> {
@@ -84,7 +81,7 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
         ? { ok: true, user: `${m.local}@${m.domain}`, relay: !m.flags.includes('no-relay') }
         : { ok: false, temporary: false, reason: 'unknown login, wrong password or no-smtp-auth' };
     } catch (err) {
-      await this.drop();
+      await this.dir.drop();
       return { ok: false, temporary: true, reason: `directory: ${errText(err)}` };
     }
   }
@@ -135,7 +132,7 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
       if (!local.includes('/') && this.hasDotQmail(found.domain.name, local)) return 'accept';
       return found.domain.policy.kind === 'bounce-no-mailbox' ? 'unknown' : 'accept';
     } catch {
-      await this.drop();
+      await this.dir.drop();
       return 'temporary';
     }
   }
@@ -164,12 +161,12 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
       if (!directory) return await OWN_ADDRESS_ONLY.mayUse(login, sender);
       return (await mayUseSender(directory, login, sender)) ? 'allow' : 'deny';
     } catch {
-      await this.drop();
+      await this.dir.drop();
       return 'temporary';
     }
   }
 
   async close(): Promise<void> {
-    await this.drop();
+    await this.dir.drop();
   }
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createDomain, openDirectory, type Directory, type LoginTime } from '../directory/index.js';
 import { LastLogins } from './last-login.js';
 import type { EventLog } from './log.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const acct = { user: 'nobody', uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
@@ -46,11 +47,6 @@ async function world(): Promise<World> {
   };
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cond(), what);
-}
-
 const at = (s: number): Date => new Date(1_700_000_000_000 + s * 1000);
 
 async function lastLogin(w: World, local: string): Promise<Date | null | undefined> {
@@ -66,7 +62,7 @@ void test('LastLogins: the logins of a window are one recordLogins, with the lat
     ll.note('bob@example.com', new Date('not a time')); // nothing to write: left out, not the whole batch failing
     ll.note('nobody', at(6));
     assert.equal(w.batches.length, 0, 'nothing is written before the window ends');
-    await until(() => w.batches.length === 1, 'the window was written');
+    await waitFor(() => w.batches.length === 1, 5_000, 'the window was written');
     assert.deepEqual(w.batches[0]?.map((x) => `${x.local}@${x.domain} ${x.at.getTime()}`).sort(), [
       `ann@example.com ${at(199).getTime()}`,
       `joe@example.com ${at(198).getTime()}`,
@@ -81,15 +77,17 @@ void test('LastLogins: the logins of a window are one recordLogins, with the lat
       release = r;
     });
     const record = w.dir.recordLogins.bind(w.dir);
+    let writing = false;
     w.dir.recordLogins = async (logins) => {
+      writing = true;
       await gate;
       return record(logins);
     };
     ll.note('bob@example.com', at(300));
-    await until(() => w.batches.length === 1 && ll['writing'] !== undefined, 'a write is in progress');
+    await waitFor(() => writing, 5_000, 'a write is in progress');
     ll.note('joe@example.com', at(301));
     release();
-    await until(() => w.batches.length === 3, 'both batches were written');
+    await waitFor(() => w.batches.length === 3, 5_000, 'both batches were written');
     assert.deepEqual(
       w.batches.slice(1).map((b) => b.map((x) => x.local)),
       [['bob'], ['joe']],
@@ -115,10 +113,10 @@ void test('LastLogins: a failing directory is logged and opened again; close wri
   try {
     ll.note('joe@example.com', at(1));
     ll.note('ann@example.com', at(2));
-    await until(() => w.events.length === 1, 'the failure was logged');
+    await waitFor(() => w.events.length === 1, 5_000, 'the failure was logged');
     assert.match(w.events[0] ?? '', /^pop3\.warning .*"logins":2.*last-login times not recorded: database is down/);
     ll.note('joe@example.com', at(3));
-    await until(() => opens === 2, 'the next window opened the directory again');
+    await waitFor(() => opens === 2, 5_000, 'the next window opened the directory again');
     await ll.close();
     assert.deepEqual(await lastLogin(w, 'joe'), at(3));
     assert.equal(await lastLogin(w, 'ann'), null, 'the failed window was dropped, not retried');
@@ -142,10 +140,10 @@ void test('LastLogins: a failing directory is logged and opened again; close wri
       },
     });
     flaky.note('ann@example.com', at(20));
-    await until(() => w.events.length === 2, 'the failed write was logged');
+    await waitFor(() => w.events.length === 2, 5_000, 'the failed write was logged');
     assert.match(w.events[1] ?? '', /^pop3\.warning .*"logins":1.*disk I\/O error/);
     flaky.note('ann@example.com', at(21));
-    await until(() => opened.length === 2, 'the next window opened the directory again');
+    await waitFor(() => opened.length === 2, 5_000, 'the next window opened the directory again');
     await flaky.close();
     assert.deepEqual(await lastLogin(w, 'ann'), at(21));
   } finally {

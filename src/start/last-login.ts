@@ -1,6 +1,6 @@
 // POP3 logins' last-login times, written to the directory in batches: at most one transaction a second.
 import { errText } from '../core/index.js';
-import { closeOpened, openDirectory, type Directory, type LoginTime } from '../directory/index.js';
+import { KeptDirectory, openDirectory, type Directory, type LoginTime } from '../directory/index.js';
 import type { EventLog } from './log.js';
 
 /** How long a login's time waits before it is written (ms): the batch's window. */
@@ -26,10 +26,9 @@ export class LastLogins {
   private pending = new Map<string, Date>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
-  private dir: Promise<Directory> | undefined;
+  private readonly dir: KeptDirectory;
   private closed = false;
   private readonly delayMs: number;
-  private readonly open: () => Promise<Directory>;
 
   constructor(
     root: string,
@@ -37,7 +36,7 @@ export class LastLogins {
     o: LastLoginOptions = {},
   ) {
     this.delayMs = o.delayMs ?? LAST_LOGIN_DELAY_MS;
-    this.open = o.open ?? (() => openDirectory({ root }));
+    this.dir = new KeptDirectory(o.open ?? (() => openDirectory({ root })));
   }
 
   /** A login (`local@domain`) at a time; written within the window, or at `close`. */
@@ -76,25 +75,11 @@ export class LastLogins {
       batch.push({ domain: login.slice(i + 1), local: login.slice(0, i), at });
     }
     this.pending = new Map();
-    let dir: Directory;
     try {
-      this.dir ??= this.open();
-      dir = await this.dir;
-    } catch (err) {
-      this.dir = undefined; // opened again for the next batch
-      this.warn(batch.length, err);
-      return;
-    }
-    try {
-      await dir.recordLogins(batch);
+      await (await this.dir.get()).recordLogins(batch);
     } catch (err) {
       this.warn(batch.length, err);
-      // a fresh connection for the next batch (a database restarted, a file replaced); this one is closed, not leaked
-      if (this.dir !== undefined) {
-        const d = this.dir;
-        this.dir = undefined;
-        await closeOpened(d).catch(() => undefined);
-      }
+      await this.dir.drop(); // the next batch opens a fresh connection
     }
   }
 
@@ -109,8 +94,6 @@ export class LastLogins {
     this.timer = undefined;
     await this.writing;
     if (this.pending.size > 0) await this.writeBatch();
-    const d = this.dir;
-    this.dir = undefined;
-    await closeOpened(d);
+    await this.dir.close();
   }
 }

@@ -1,7 +1,7 @@
 // The supervisor's list writer: run/lists.sock, where list programs (as a domain's account) ask for directory changes.
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { openDirectory, type Directory } from '../directory/index.js';
+import { KeptDirectory, openDirectory } from '../directory/index.js';
 import { applyWriteRequest, bounceRule, listSocketPath, serveListSocket, type ListWriter } from '../lists/index.js';
 import type { EventLog } from './log.js';
 
@@ -15,23 +15,17 @@ export interface ListWriterService {
  * address) before anything is written; each change is logged as `lists.change`.
  */
 export async function startListWriter(root: string, gid: number, log: EventLog): Promise<ListWriterService> {
-  let dir: Promise<Directory> | undefined;
+  const dir = new KeptDirectory(() => openDirectory({ root }));
   const writer: ListWriter = {
     async apply(req) {
       try {
-        dir ??= openDirectory({ root });
-        const d = await dir;
-        return await applyWriteRequest(d.lists, req, Date.now(), bounceRule(new Control(root)));
+        return await applyWriteRequest((await dir.get()).lists, req, Date.now(), bounceRule(new Control(root)));
       } catch (err) {
-        dir = undefined;
+        await dir.drop(); // closed, and opened afresh for the next request
         return { ok: false, permanent: false, text: errText(err) };
       }
     },
-    close: async () => {
-      const d = dir;
-      dir = undefined;
-      await d?.then((x) => x.close()).catch(() => undefined);
-    },
+    close: () => dir.close(),
   };
   const server = await serveListSocket(listSocketPath(root), writer, gid, (req, a) =>
     log.event(a.ok ? 'lists.change' : 'lists.refused', {

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { authenticate, closeOpened, openDirectory, type Directory } from '../directory/index.js';
+import { authenticate, KeptDirectory, openDirectory } from '../directory/index.js';
 import { findHeld, listHeld, pushTurn, serveOdmr, socketConnector, waiting, type OdmrDeps } from '../held/index.js';
 import type { NewMessage } from '../queue/index.js';
 import { keyValues, type HostPort } from './listeners.js';
@@ -31,16 +31,10 @@ export interface OdmrWorld {
  * (`atrn LOGIN`) and ATRNSECRET for which login owns which domains and CRAM-MD5, src/held's pushTurn for the push.
  */
 class OdmrLink {
-  private dir: Promise<Directory> | undefined;
+  private readonly dir: KeptDirectory;
 
-  constructor(private readonly w: OdmrWorld) {}
-
-  private directory(): Promise<Directory> {
-    this.dir ??= openDirectory({ root: this.w.root, readonly: true }).catch((err: unknown) => {
-      this.dir = undefined;
-      throw err;
-    });
-    return this.dir;
+  constructor(private readonly w: OdmrWorld) {
+    this.dir = new KeptDirectory(() => openDirectory({ root: w.root, readonly: true }));
   }
 
   deps(ip: string): OdmrDeps {
@@ -52,7 +46,7 @@ class OdmrLink {
       hostname: control.me() ?? 'quail',
       checkPassword: async (login, password) => {
         const m = await authenticate(root, login, password, {
-          directory: await this.directory(),
+          directory: await this.dir.get(),
           service: 'smtp',
           recordLogin: false,
         });
@@ -109,10 +103,8 @@ class OdmrLink {
     };
   }
 
-  async close(): Promise<void> {
-    const d = this.dir;
-    this.dir = undefined;
-    await closeOpened(d);
+  close(): Promise<void> {
+    return this.dir.close();
   }
 }
 

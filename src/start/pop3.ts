@@ -1,7 +1,7 @@
 // POP3 in `quail start`: the pop3 listeners, the directory as authenticator, in this process or an unprivileged child.
 import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { authenticate, closeOpened, openDirectory, type Directory } from '../directory/index.js';
+import { authenticate, KeptDirectory, openDirectory } from '../directory/index.js';
 import {
   createPop3Server,
   isLoopback,
@@ -60,25 +60,19 @@ export function pop3ClientRules(
  * first login and kept open. `record` receives each successful login (the last-login time is written there).
  */
 export class DirectoryAuthenticator implements Pop3Authenticator {
-  private dir: Promise<Directory> | undefined;
+  private readonly dir: KeptDirectory;
 
   constructor(
     private readonly root: string,
-    private readonly readonly: boolean,
+    readonly: boolean,
     private readonly record: (login: string, at: Date) => Promise<void>,
-  ) {}
-
-  private directory(): Promise<Directory> {
-    this.dir ??= openDirectory({ root: this.root, readonly: this.readonly }).catch((err: unknown) => {
-      this.dir = undefined; // try again at the next login
-      throw err;
-    });
-    return this.dir;
+  ) {
+    this.dir = new KeptDirectory(() => openDirectory({ root, readonly }));
   }
 
   async authenticate(login: string, password: string): Promise<{ login: string; maildir: string } | null> {
     const m = await authenticate(this.root, login, password, {
-      directory: await this.directory(),
+      directory: await this.dir.get(),
       service: 'pop',
       recordLogin: false,
     });
@@ -89,10 +83,8 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
     return this.record(login, at);
   }
 
-  async close(): Promise<void> {
-    const d = this.dir;
-    this.dir = undefined;
-    await closeOpened(d);
+  close(): Promise<void> {
+    return this.dir.close();
   }
 }
 

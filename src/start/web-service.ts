@@ -5,7 +5,7 @@ import type { Context } from 'hono';
 import { serveWeb, type WebAnswer, type WebRequest } from '../access/index.js';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { openDirectory, type Directory } from '../directory/index.js';
+import { KeptDirectory, openDirectory } from '../directory/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { closeServer, createWebApp, webServer, type Backend, type WebLog } from '../web/index.js';
 import { keyValues, type HostPort } from './listeners.js';
@@ -94,36 +94,33 @@ export function makeWebServers(
 
 /** The read-write directory the answers need, opened at the first request (kept open; reopened after trouble). */
 class WebAnswerer {
-  private dir: Promise<Directory> | undefined;
+  private readonly dir: KeptDirectory;
   private inFlight = 0;
 
   constructor(
     private readonly root: string,
     private readonly log: EventLog,
-  ) {}
+  ) {
+    this.dir = new KeptDirectory(() => openDirectory({ root }));
+  }
 
   /** The request answered, or thrown (temporary) trouble. */
   async answer(req: unknown): Promise<WebAnswer> {
     if (this.inFlight >= MAX_IN_FLIGHT) throw new Error('too many web requests at once');
     this.inFlight++;
     try {
-      this.dir ??= openDirectory({ root: this.root });
-      return await serveWeb({ root: this.root, dir: await this.dir }, req);
+      return await serveWeb({ root: this.root, dir: await this.dir.get() }, req);
     } catch (err) {
       this.log.event('web.error', { error: errText(err) });
-      const d = this.dir;
-      this.dir = undefined;
-      await d?.then((x) => x.close()).catch(() => undefined);
+      await this.dir.drop();
       throw err;
     } finally {
       this.inFlight--;
     }
   }
 
-  async close(): Promise<void> {
-    const d = this.dir;
-    this.dir = undefined;
-    await d?.then((x) => x.close()).catch(() => undefined);
+  close(): Promise<void> {
+    return this.dir.close();
   }
 }
 
