@@ -9,13 +9,32 @@ export interface Reply {
   readonly lines: readonly string[];
 }
 
-/** The connection broke or timed out (qmail's "connection died"). */
+/**
+ * The connection broke or timed out (qmail's "connection died"), or quail dropped it because the server broke the
+ * protocol's limits (`detail` says how, for the report).
+ */
 export class Dropped extends Error {
-  constructor(cause?: unknown) {
-    super('connection died', { cause });
+  constructor(
+    cause?: unknown,
+    readonly detail?: string,
+  ) {
+    super(detail ?? 'connection died', { cause });
     this.name = 'Dropped';
   }
 }
+
+/**
+ * Limits on what a server may send (RFC 5321 4.5.3.1.5 allows 512 octets a reply line; these are generous). Past
+ * them the connection is dropped and the delivery deferred: a hostile server that sends a line without end, or a
+ * multiline reply without end, would otherwise grow the sending process's memory until it died, taking every other
+ * delivery with it. Exported for the tests.
+ */
+export const REPLY_LIMITS = {
+  /** Bytes of one reply line, without its CRLF. */
+  lineBytes: 4096,
+  /** Lines of one reply (an EHLO reply has a dozen or two). */
+  replyLines: 500,
+} as const;
 
 /** Why no connection was made: qmail-tcpto remembers timeouts only. */
 export type ConnectFailure = 'timeout' | 'refused';
@@ -62,7 +81,9 @@ export function ehloKeywords(r: Reply): Map<string, string> {
 
 /** Reads replies and writes commands on a connected socket; every wait is bounded by `timeoutMs`. */
 export class SmtpClient {
+  /** Received bytes after the last complete line (shorter than REPLY_LIMITS.lineBytes). */
   private buf = '';
+  /** Complete lines not read yet (bounded: more than one reply's worth breaks the connection). */
   private readonly lines: string[] = [];
   private waiter: (() => void) | undefined;
   private failure: Error | undefined;
@@ -89,15 +110,34 @@ export class SmtpClient {
   }
 
   private readonly onData = (chunk: string): void => {
-    this.buf += chunk;
+    if (this.failure) return;
+    let start = 0;
     let nl: number;
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
+    while ((nl = chunk.indexOf('\n', start)) >= 0) {
+      const line = this.buf + chunk.slice(start, nl);
+      this.buf = '';
+      start = nl + 1;
+      if (line.length > REPLY_LIMITS.lineBytes + 1) return this.tooLong();
       // qmail-remote drops every CR of the reply text.
-      this.lines.push(this.buf.slice(0, nl).replace(/\r/g, ''));
-      this.buf = this.buf.slice(nl + 1);
+      this.lines.push(line.replace(/\r/g, ''));
+      if (this.lines.length > REPLY_LIMITS.replyLines) return this.tooLong();
+    }
+    if (start < chunk.length) {
+      this.buf += chunk.slice(start);
+      if (this.buf.length > REPLY_LIMITS.lineBytes + 1) return this.tooLong();
     }
     this.wake();
   };
+  private tooLong(): void {
+    this.buf = '';
+    this.lines.length = 0;
+    this.fail(
+      new Dropped(
+        undefined,
+        `the server sent a reply longer than ${REPLY_LIMITS.lineBytes} bytes a line or ${REPLY_LIMITS.replyLines} lines`,
+      ),
+    );
+  }
   private readonly onTimeout = (): void => this.fail(new Dropped('timeout'));
   private readonly onError = (err: Error): void => this.fail(new Dropped(err));
   private readonly onClose = (): void => this.fail(new Dropped('closed'));
@@ -171,13 +211,25 @@ export class SmtpClient {
     }
   }
 
-  /** The next reply; a code that is not three digits counts as 400 (unknown: temporary). */
+  /**
+   * The next reply; a code that is not three digits counts as 400 (unknown: temporary). The whole reply must come
+   * within the timeout, not only each of its bytes: a server that drips one byte at a time cannot keep the delivery.
+   */
   async reply(): Promise<Reply> {
     const lines: string[] = [];
-    for (;;) {
-      const l = await this.line();
-      lines.push(l);
-      if (l.charAt(3) !== '-') break;
+    const deadline = setTimeout(() => this.fail(new Dropped('timeout')), this.timeoutMs);
+    try {
+      for (;;) {
+        const l = await this.line();
+        lines.push(l);
+        if (l.charAt(3) !== '-') break;
+        if (lines.length >= REPLY_LIMITS.replyLines) {
+          this.tooLong();
+          throw this.failure ?? new Dropped();
+        }
+      }
+    } finally {
+      clearTimeout(deadline);
     }
     const first = lines[0] ?? '';
     const code = /^[0-9]{3}/.test(first) ? Number(first.slice(0, 3)) : 400;

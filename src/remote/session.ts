@@ -104,10 +104,13 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
     client.close();
     return {
       kind: 'failed',
-      result: { result: 'deferral', report: `Connected to ${ip} but connection died. (#4.4.2)\n` },
+      result: { result: 'deferral', report: `Connected to ${ip} but connection died${why(err)}. (#4.4.2)\n` },
     };
   }
 }
+
+/** Why quail dropped the connection itself, for the report (empty when the connection broke or timed out). */
+const why = (err: Dropped): string => (err.detail !== undefined ? ` (${err.detail})` : '');
 
 const nonAscii = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) > 0x7f);
 
@@ -285,7 +288,7 @@ export async function transaction(
     // RFC 5321 6.1: after the final dot the remote may have the message; qmail says so. Retried, never bounced.
     const r: DeliveryResult = {
       result: 'deferral',
-      report: `Connected to ${ip} but connection died. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n`,
+      report: `Connected to ${ip} but connection died${why(err)}. ${critical ? 'Possible duplicate! ' : ''}(#4.4.2)\n`,
     };
     return { results: sendAll(r), reusable: false };
   } finally {

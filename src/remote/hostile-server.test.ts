@@ -1,0 +1,131 @@
+// A hostile remote server against quail's SMTP client (the send child's remote delivery, and held mail's push): a
+// reply line without end, a multiline reply without end, a reply dripped one byte at a time. Any sender can make
+// quail deliver to a server of their choice (a bounce goes to the sender's MX), so none of these may grow the
+// process's memory without bound or hold a delivery for ever.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Socket } from 'node:net';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Control } from '../control/index.js';
+import { deliverRemote } from './index.js';
+import { Dropped, REPLY_LIMITS, SmtpClient } from './client.js';
+
+/** A server on 127.0.0.1 that runs `serve` on each connection; counts the bytes it managed to send. */
+async function hostile(serve: (s: Socket, sent: (n: number) => void) => void): Promise<{
+  port: number;
+  sent: () => number;
+  stop: () => Promise<void>;
+}> {
+  let total = 0;
+  const open = new Set<Socket>();
+  const server = createServer((s) => {
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => undefined);
+    serve(s, (n) => (total += n));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  assert.ok(addr !== null && typeof addr === 'object');
+  const stop = (): Promise<void> =>
+    new Promise((r) => {
+      for (const s of open) s.destroy();
+      server.close(() => r());
+    });
+  return { port: addr.port, sent: () => total, stop };
+}
+
+/** Writes `chunk` again each time the socket drains, until it closes. */
+function flood(s: Socket, first: string, chunk: string, sent: (n: number) => void): void {
+  const buf = Buffer.from(chunk, 'latin1');
+  s.write(first);
+  const more = (): void => {
+    while (!s.destroyed && s.write(buf)) sent(buf.length);
+    if (!s.destroyed) sent(buf.length);
+  };
+  s.on('drain', more);
+  more();
+}
+
+async function client(port: number, timeoutMs: number): Promise<SmtpClient> {
+  const sock = connect(port, '127.0.0.1');
+  await new Promise<void>((r, j) => {
+    sock.once('connect', r);
+    sock.once('error', j);
+  });
+  return new SmtpClient(sock, timeoutMs);
+}
+
+void test('a reply line without end: the connection is dropped past the line limit, with the reason', async () => {
+  const h = await hostile((s, sent) => flood(s, '220 ', 'x'.repeat(65536), sent));
+  const c = await client(h.port, 60_000);
+  await assert.rejects(c.reply(), (e: unknown) => e instanceof Dropped && /longer than 4096 bytes/.test(e.message));
+  // What the server got out before the drop is what the kernel's buffers held, not an ever-growing stream.
+  assert.ok(h.sent() < 64 << 20, `the server sent ${h.sent()} bytes`);
+  await h.stop();
+});
+
+void test('a multiline reply without end: dropped past the line count', async () => {
+  const h = await hostile((s, sent) => flood(s, '', '220-a line of a greeting that never ends\r\n'.repeat(1000), sent));
+  const c = await client(h.port, 60_000);
+  await assert.rejects(c.reply(), (e: unknown) => e instanceof Dropped && /500 lines/.test(e.message));
+  assert.ok(h.sent() < 64 << 20, `the server sent ${h.sent()} bytes`);
+  await h.stop();
+});
+
+void test('replies up to the limits are read whole, in any chunking', async () => {
+  const long = `250 ${'y'.repeat(REPLY_LIMITS.lineBytes - 4)}`;
+  const ehlo = Array.from({ length: REPLY_LIMITS.replyLines - 1 }, (_, i) => `250-EXT${i}`).join('\r\n');
+  const script = `220 hi\r\n${ehlo}\r\n250 LAST\r\n${long}\r\n`;
+  const h = await hostile((s) => {
+    // seven bytes a write, so lines and their CRLFs are split across chunks
+    let i = 0;
+    const next = (): void => {
+      if (i >= script.length) return;
+      s.write(script.slice(i, i + 7), () => setImmediate(next));
+      i += 7;
+    };
+    next();
+  });
+  const c = await client(h.port, 10_000);
+  assert.deepEqual((await c.reply()).lines, ['220 hi']);
+  const e = await c.reply();
+  assert.equal(e.code, 250);
+  assert.equal(e.lines.length, REPLY_LIMITS.replyLines);
+  assert.equal(e.lines.at(-1), '250 LAST');
+  assert.deepEqual((await c.reply()).lines, [long]);
+  c.close();
+  await h.stop();
+});
+
+void test('a reply dripped a byte at a time, each in time: the whole reply must come within the timeout', async () => {
+  const h = await hostile((s) => {
+    const t = setInterval(() => s.write('2'), 50);
+    s.on('close', () => clearInterval(t));
+  });
+  const c = await client(h.port, 400);
+  const t0 = Date.now();
+  await assert.rejects(c.reply(), (e: unknown) => e instanceof Dropped);
+  assert.ok(Date.now() - t0 < 5_000);
+  await h.stop();
+});
+
+void test('deliverRemote to such a server: a deferral that says why', async () => {
+  const h = await hostile((s, sent) => flood(s, '220 ', 'z'.repeat(65536), sent));
+  const root = mkdtempSync(join(tmpdir(), 'quail-hostile-remote-'));
+  mkdirSync(join(root, 'control'));
+  writeFileSync(join(root, 'control', 'me'), 'me.test\n');
+  writeFileSync(join(root, 'control', 'smtproutes'), `:127.0.0.1:${h.port}\n`);
+  writeFileSync(join(root, 'msg'), 'Subject: x\n\nbody\n');
+  const job = { recipient: 'u@remote.test', sender: 's@x.test', messagePath: join(root, 'msg') };
+  const r = await deliverRemote(job, { control: new Control(root) });
+  assert.deepEqual(r, {
+    result: 'deferral',
+    report:
+      'Connected to 127.0.0.1 but connection died (the server sent a reply longer than 4096 bytes a line or 500 lines). (#4.4.2)\n',
+  });
+  await h.stop();
+  rmSync(root, { recursive: true });
+});
