@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runProgram, shellCall, type OutputChunk } from './program.js';
+import { PROGRAM_OUTPUT_LIMIT, runProgram, shellCall, type OutputChunk } from './program.js';
 
 function withHome(fn: (home: string, message: string) => Promise<void>): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'quail-program-'));
@@ -49,3 +49,19 @@ void test('shellCall: plain ASCII keeps the plain wrapper and the environment as
   const raw = shellCall('echo \u00e9\\', env);
   assert.deepEqual(raw.args.slice(2), ['sh', 'echo \\0351\\\\']);
 });
+
+void test('a program that writes without end: only the first 64 KiB of its output is kept, and it is never blocked', () =>
+  withHome(async (home, message) => {
+    const out: OutputChunk[] = [];
+    // 20 MB on stdout and 1 MB on stderr, then a line that must not be kept; exit 0 only if every write got through
+    const r = await runProgram('head -c 20000000 /dev/zero && head -c 1000000 /dev/zero >&2 && echo tail', {
+      home,
+      env: { PATH: '/usr/bin:/bin' },
+      messagePath: message,
+      onOutput: (c) => out.push(c),
+    });
+    assert.deepEqual(r, { kind: 'exit', code: 0 });
+    const kept = out.reduce((n, c) => n + c.data.length, 0);
+    assert.equal(kept, PROGRAM_OUTPUT_LIMIT);
+    assert.ok(!Buffer.concat(out.map((c) => c.data)).includes('tail'));
+  }));

@@ -67,6 +67,14 @@ export function shellCall(
 }
 
 /**
+ * How much of one program's output is kept (stdout and stderr together); the rest is read and dropped, so the
+ * program never blocks on a full pipe. qmail-lspawn keeps only the first 3,000 bytes of a report anyway (spawn.c's
+ * truncreport), and a program that writes without end (`|yes`) must not grow the delivering process, which serves
+ * every other delivery of its account, until it dies.
+ */
+export const PROGRAM_OUTPUT_LIMIT = 64 * 1024;
+
+/**
  * Runs one program line; stdin is a fresh descriptor of the message file at offset 0 (the message as queued).
  * `merged`: stderr goes to the stdout pipe, as under qmail-lspawn (every delivery); without it the two stay apart,
  * as when qmail-local is run by hand (`quail local`).
@@ -102,8 +110,15 @@ export function runProgram(
         stdio: [stdin, 'pipe', 'pipe'],
         argv0: '/bin/sh',
       });
-      child.stdout?.on('data', (data: Buffer) => o.onOutput({ fd: 1, data }));
-      child.stderr?.on('data', (data: Buffer) => o.onOutput({ fd: 2, data }));
+      let kept = 0;
+      const take = (fd: 1 | 2, data: Buffer): void => {
+        if (kept >= PROGRAM_OUTPUT_LIMIT) return;
+        const part = data.length > PROGRAM_OUTPUT_LIMIT - kept ? data.subarray(0, PROGRAM_OUTPUT_LIMIT - kept) : data;
+        kept += part.length;
+        o.onOutput({ fd, data: part });
+      };
+      child.stdout?.on('data', (data: Buffer) => take(1, data));
+      child.stderr?.on('data', (data: Buffer) => take(2, data));
       child.on('error', (err) =>
         done({ kind: 'spawn-error', text: `Unable to run /bin/sh: ${errorStr(err)}. (#4.3.0)` }),
       );
