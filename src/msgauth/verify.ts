@@ -2,6 +2,7 @@
 import type { Readable } from 'node:stream';
 import { authenticate } from 'mailauth';
 import { ToCrlf } from './crlf.js';
+import { ScreenSignatures } from './screen.js';
 
 /** mailauth's resolver: like node:dns/promises `resolve(name, type)`. */
 export type DnsResolve = (name: string, type: string) => Promise<unknown>;
@@ -25,7 +26,8 @@ export interface InboundVerdict {
 /**
  * Checks one message (LF line ends, without quail's Received line). DNS errors give temperror results, never a
  * rejection; an exception inside the checks, or checks that take longer than `deadlineMs` (slow DNS), give `none`
- * with the reason in a comment (the message is accepted). Never rejects its promise.
+ * with the reason in a comment (the message is accepted), and the message's stream is destroyed so the checks stop
+ * reading it. Never rejects its promise. The checker sees the signatures within screen.ts's limits only.
  */
 export async function checkInbound(
   message: Readable,
@@ -33,8 +35,9 @@ export async function checkInbound(
   resolve: DnsResolve,
   deadlineMs = 30_000,
 ): Promise<InboundVerdict> {
+  const screen = new ScreenSignatures();
+  const input = message.pipe(screen).pipe(new ToCrlf());
   try {
-    const input = message.pipe(new ToCrlf());
     let timer: NodeJS.Timeout | undefined;
     const res = await Promise.race([
       authenticate(input, {
@@ -46,7 +49,10 @@ export async function checkInbound(
         disableBimi: true,
       }),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs / 1000} s`)), deadlineMs);
+        timer = setTimeout(() => {
+          for (const st of [message, screen, input]) st.destroy();
+          reject(new Error(`no answer within ${deadlineMs / 1000} s`));
+        }, deadlineMs);
       }),
     ]).finally(() => clearTimeout(timer));
     const dkims = res.dkim.results.map((r) => r.status.result);
