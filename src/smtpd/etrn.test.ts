@@ -57,7 +57,7 @@ void test('ETRN in a session: EHLO offers it, HELO first, not inside a transacti
     assert.match(out, /^503 send HELO or EHLO first/m); // before EHLO: no enhanced code (RFC 2034 3)
     assert.match(out, /^253 2\.0\.0 OK, 2 pending messages for node held\.test started$/m);
     assert.match(out, /^251 2\.0\.0 OK, no messages waiting for node empty\.test$/m);
-    assert.match(out, /^459 5\.7\.1 Node other\.test not allowed: not held here$/m);
+    assert.match(out, /^459 4\.7\.1 Node other\.test not allowed: not held here$/m);
     assert.match(out, /^501 5\.5\.4 Syntax Error in Parameters/m);
     assert.match(out, /^503 5\.5\.1 ETRN is not allowed during a mail transaction/m);
     assert.deepEqual(

@@ -60,7 +60,7 @@ export function etrnReply(a: EtrnAnswer, text: string): Reply {
     case 'unable':
       return [458, '4.3.0', `Unable to queue messages for node ${text}: ${a.why}`];
     case 'refused':
-      return [459, '5.7.1', `Node ${text} not allowed: ${a.why}`];
+      return [459, '4.7.1', `Node ${text} not allowed: ${a.why}`];
   }
 }
 
