@@ -209,17 +209,14 @@ export class Session {
     tls.on('_tlsError', (err: Error) => tls.destroy(err));
     // A handshake that never comes (silence after STLS or on the implicit-TLS port, a ClientHello cut halfway)
     // ends at the idle timeout (60 s at most), as smtpd's: it held the session, and a connection slot, for good.
-    let timer: NodeJS.Timeout | undefined;
-    const ok = await Promise.race([
+    // Waited for as a read is, so under stress the listener's cap bounds it too.
+    const handshake = Promise.race([
       once(tls, 'secure').then(() => true),
       once(tls, 'error').then(() => false),
       once(tls, 'close').then(() => false),
       once(tls, 'end').then(() => false),
-      new Promise<boolean>(
-        (resolve) => (timer = setTimeout(() => resolve(false), Math.min(this.config.idleTimeoutMs, HANDSHAKE_MS))),
-      ),
     ]).catch(() => false);
-    clearTimeout(timer);
+    const ok = await this.reader.until(handshake, Math.min(this.config.idleTimeoutMs, HANDSHAKE_MS));
     if (!ok) {
       tls.destroy();
       return false;

@@ -86,19 +86,17 @@ async function startTls(s: Session): Promise<Step> {
   // connection. Destroying it makes the reader see the end (smtp-server listens to '_tlsError' the same way).
   secure.on('_tlsError', (err: Error) => secure.destroy(err));
   s.reader.replace(secure);
-  const ok = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), s.deps.limits.tlsTimeoutSeconds * 1000);
-    const end = (v: boolean) => (): void => {
-      clearTimeout(timer);
-      resolve(v);
-    };
-    secure.once('secure', end(true));
-    secure.once('error', end(false));
-    secure.once('close', end(false));
+  const handshake = new Promise<boolean>((resolve) => {
+    secure.once('secure', () => resolve(true));
+    secure.once('error', () => resolve(false));
+    secure.once('close', () => resolve(false));
     // A client that closes its side before the handshake is done only makes the TLS socket emit 'end' (the TCP
     // connection is half-open, neither 'error' nor 'close' follows): without this the session waited for the timeout.
-    secure.once('end', end(false));
+    secure.once('end', () => resolve(false));
   });
+  // Waited for as a read is: at most the TLS timeout, and under stress at most the listener's cap (a client that
+  // starts TLS and says nothing must not keep its slot past the cap either).
+  const ok = await s.reader.until(handshake, s.deps.limits.tlsTimeoutSeconds * 1000);
   if (!ok) {
     secure.destroy();
     s.socket.destroy();

@@ -1,5 +1,6 @@
 // POP3 stress mode through a running `quail start`: idle clients filling a pop3 listener's maxconn are logged out
-// after stresstimeout= seconds instead of idle='s ten minutes, so a real client gets in (python3 poplib).
+// after stresstimeout= seconds instead of idle='s ten minutes (and those silent after STLS instead of a minute), so a
+// real client gets in (python3 poplib).
 // tier: system (needs quail start, python3, 127.0.0.2-127.0.0.5 on lo)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -39,11 +40,23 @@ void test('pop3 stress mode: idle clients filling maxconn are logged out after s
       assert.match(await w.reply(), /^\+OK /, `holder ${i} is greeted`);
       wires.push(w);
     }
+    // Half of them start TLS and send no handshake byte: that wait (60 s without stress) is capped too.
+    const silentTls = wires.filter((_, i) => i % 2 === 1);
+    for (const w of silentTls) {
+      w.send('STLS\r\n');
+      assert.match(await w.line(), /^\+OK/, 'STLS is offered');
+    }
     // the listener is full: without stress mode these would hold it for idle='s 600 s
     await waitFor(() => /pop3\.stress on=true/.test(log()), 10_000, log);
     await waitFor(() => /pop3\.stress on=false/.test(log()), 30_000, log);
-    const cut = wires.filter((w) => w.received.includes('-ERR autologout'));
+    const cut = wires.filter((w) => w.received.includes('-ERR autologout') || w.closed);
     assert.ok(cut.length >= MAXCONN / 2, `${cut.length} idle holders were logged out`);
+    // at least seven were cut before stress mode ended, so some of those silent after STLS
+    await waitFor(
+      () => silentTls.some((w) => w.closed),
+      10_000,
+      () => `no client silent after STLS was cut\n${log()}`,
+    );
     const r = spawnSync('python3', ['-c', POPLIB, String(port)], { encoding: 'latin1' });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${log()}`);
     assert.match(r.stdout, /STAT \d+/);

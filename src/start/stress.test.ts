@@ -1,5 +1,6 @@
 // Stress mode through a running `quail start`: idle connections holding an smtp listener's every slot are cut after
-// stresstimeout= seconds instead of timeoutsmtpd's 20 minutes (those trickling bytes into a line too), so a real
+// stresstimeout= seconds instead of timeoutsmtpd's 20 minutes (those trickling bytes into a command line or into a
+// message, and those silent after STARTTLS, too), so a real
 // sender gets in; a listener with stresstimeout=0 keeps its idle clients.
 // tier: system (needs quail start, swaks, 127.0.0.2-127.0.0.40 on lo)
 import assert from 'node:assert/strict';
@@ -146,6 +147,70 @@ void test('stress mode also caps the wait for a client that never reads its repl
     );
   } finally {
     for (const s of socks) s.destroy();
+    child?.kill('SIGTERM');
+    if (child && child.exitCode === null) await new Promise((r) => child?.once('exit', r));
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('stress mode cuts clients trickling a byte at a time into their message, and clients silent after STARTTLS', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-stress-'));
+  setupRoot(root, 'mx.test', [{ domain: 'example.test', boxes: ['joe'] }]);
+  const port = await freePort();
+  writeFileSync(
+    join(root, 'control', 'listeners'),
+    `127.0.0.1:${port} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=3\n`,
+  );
+  let child: ChildProcess | undefined;
+  let log = '';
+  let trickle: NodeJS.Timeout | undefined;
+  const wires: Wire[] = [];
+  try {
+    child = spawn(process.execPath, [MAIN, 'start', '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+    await waitFor(
+      () => log.includes('quail.started'),
+      30_000,
+      () => log,
+    );
+    // Every slot: half in DATA, sending a byte a second that never ends a line (each byte would restart a per-read
+    // wait: only a per-line deadline cuts them, the DATA loop's lineFrom); half after STARTTLS's 220, sending no
+    // handshake byte (a wait of 60 s without stress).
+    const held = await fill(port, 10);
+    wires.push(...held);
+    const inData = held.filter((_, i) => i % 2 === 0);
+    const silentTls = held.filter((_, i) => i % 2 === 1);
+    for (const w of inData) {
+      w.send('HELO client.test\r\nMAIL FROM:<a@client.test>\r\nRCPT TO:<joe@example.test>\r\nDATA\r\n');
+      for (const code of [250, 250, 250, 354]) assert.equal(await w.code(), code, 'each trickler gets to DATA');
+    }
+    for (const w of silentTls) {
+      w.send('EHLO client.test\r\n');
+      assert.equal(await w.code(), 250);
+      w.send('STARTTLS\r\n');
+      assert.equal(await w.code(), 220, 'STARTTLS is offered');
+    }
+    trickle = setInterval(() => inData.forEach((w) => w.send('X')), 1000);
+    // Stress mode ends once fewer than half the slots are held: at least seven cut, so some of each kind.
+    await waitFor(
+      () => new RegExp(`smtp\\.stress listener=127\\.0\\.0\\.1:${port} on=false`).test(log),
+      30_000,
+      () => log,
+    );
+    await waitFor(
+      () => inData.some((w) => w.closed),
+      10_000,
+      () => `no client trickling bytes into its message was cut\n${log}`,
+    );
+    await waitFor(
+      () => silentTls.some((w) => w.closed),
+      10_000,
+      () => `no client silent after STARTTLS was cut\n${log}`,
+    );
+  } finally {
+    clearInterval(trickle);
+    for (const w of wires) w.destroy();
     child?.kill('SIGTERM');
     if (child && child.exitCode === null) await new Promise((r) => child?.once('exit', r));
     rmSync(root, { recursive: true, force: true });
