@@ -1,6 +1,16 @@
 // The Maildir mailbox on its own: streaming in bounded chunks, snapshot semantics, lock release, commit results.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -151,6 +161,37 @@ void test('the listing of cur/ is kept while cur/ is unchanged and settled; any 
     renameSync(join(cur, '2.b:2,'), join(cur, '2.b:2,S'));
     assert.deepEqual(await uids(), ['2.b', '3.c']);
     assert.equal(scans(), before + 1, 'a rename in cur/ is a change');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('a symbolic link in cur/ is not a message; a FIFO or a link put in place of a message is never waited on or followed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-pop3m-'));
+  try {
+    const md = makeMaildir(join(dir, 'Maildir'));
+    const secret = join(dir, 'secret.pem');
+    writeFileSync(secret, '-----BEGIN PRIVATE KEY-----\n');
+    symlinkSync(secret, join(md, 'cur', '1.link.host:2,'));
+    const small = putMessage(md, 'Subject: one\n\nbody\n', { cur: true, name: '2.small.host:2,' });
+    const big = putMessage(md, Buffer.alloc(200_000, 'a line of a large message\n'), {
+      cur: true,
+      name: '3.big.host:2,',
+    });
+    const store = new MaildirStore();
+    const opened = await store.open({ login: 'joe@x', maildir: md });
+    assert.equal(opened.kind, 'ok');
+    if (opened.kind !== 'ok') return;
+    assert.equal(opened.mailbox.list().length, 2, 'the link is not listed');
+    // Between LIST and RETR the small message becomes a FIFO (no writer), the large one a link to the key.
+    unlinkSync(join(md, 'cur', small));
+    execFileSync('mkfifo', [join(md, 'cur', small)]);
+    unlinkSync(join(md, 'cur', big));
+    symlinkSync(secret, join(md, 'cur', big));
+    // A blocking open of the FIFO would hang this process here (the test would time out).
+    assert.throws(() => opened.mailbox.readStored(1), /ESPIPE/, 'a FIFO is not waited on: its read fails at once');
+    await assert.rejects(opened.mailbox.retrieve(2), /ELOOP/, 'the link is not followed');
+    opened.mailbox.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,15 +1,6 @@
 // The Maildir mailbox behind POP3: scan new/ and cur/, sizes as sent, streamed retrieval, deletions, maildirsize.
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  createReadStream,
-  openSync,
-  promises as fsp,
-  readSync,
-  statSync,
-  type Stats,
-} from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, promises as fsp, readSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { tempError } from '../core/index.js';
@@ -22,6 +13,14 @@ interface Entry extends MessageInfo {
   /** Bytes on disk (Maildir++ accounting counts these). */
   readonly diskSize: number;
 }
+
+/**
+ * How a message file is opened: never through a symbolic link (one in cur/ could point at any file the account may
+ * read, a private key, and RETR would send it), and never waiting (a FIFO put in a message's place between LIST and
+ * RETR blocked the synchronous open, and with it every session of the POP3 process, until someone wrote into it).
+ * O_NONBLOCK changes nothing for a regular file. The scan lists regular files only (lstat: a link is not one).
+ */
+const OPEN_MESSAGE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** RFC 1939 section 7: a unique-id is 1 to 70 characters in 0x21-0x7E. */
 const UIDL_OK = /^[\x21-\x7e]{1,70}$/;
@@ -135,7 +134,7 @@ export class MaildirStore implements MailboxStore {
         const path = join(cur, name);
         let st: Stats | undefined;
         try {
-          st = statSync(path, { throwIfNoEntry: false });
+          st = lstatSync(path, { throwIfNoEntry: false });
         } catch {
           st = undefined; // as before: a name that cannot be stat'ed is not listed
         }
@@ -188,7 +187,8 @@ export class MaildirStore implements MailboxStore {
     if (cached !== undefined) return cached;
     const sizer = new WireSizer();
     try {
-      for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) sizer.add(chunk as Buffer);
+      const fh = await fsp.open(path, OPEN_MESSAGE);
+      for await (const chunk of fh.createReadStream({ highWaterMark: 256 * 1024 })) sizer.add(chunk as Buffer);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -209,7 +209,7 @@ let scratch: Buffer | undefined;
  * The result is a view of that buffer, valid until the next call: the caller converts it at once.
  */
 function readSmall(path: string): Buffer | undefined {
-  const fd = openSync(path, 'r');
+  const fd = openSync(path, OPEN_MESSAGE);
   try {
     const buf = (scratch ??= Buffer.allocUnsafe(SMALL + 1));
     const n = readSync(fd, buf, 0, buf.length, 0);
@@ -234,7 +234,7 @@ class MaildirMailbox implements Mailbox {
   async retrieve(n: number, bodyLines?: number): Promise<Readable> {
     const e = this.entries[n - 1];
     if (!e) throw tempError(`no message ${n}`);
-    const fh = await fsp.open(e.path, 'r'); // fails here, before "+OK", if the file is gone
+    const fh = await fsp.open(e.path, OPEN_MESSAGE); // fails here, before "+OK", if the file is gone
     const file = fh.createReadStream({ highWaterMark: 64 * 1024 });
     return Readable.from(toWire(file, bodyLines), { objectMode: false });
   }
