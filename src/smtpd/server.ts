@@ -27,6 +27,7 @@ import { ListenerStress } from '../lineio/index.js';
 import {
   DEFAULT_LIMITS,
   runSession,
+  type SessionControl,
   type SessionEventLog,
   type SessionLimits,
   type SessionSummary,
@@ -228,16 +229,24 @@ export class SmtpListener {
     // Every reply is small and the client waits for it: with Nagle on, a reply written in two parts waits for the
     // client's delayed ACK (40 ms on Linux) — the same reason src/remote's client and pop3d turn it off.
     socket.setNoDelay(true);
-    const control = this.deps.controlFor();
+    let control: Control;
     let env: SessionEnv;
-    if (this.deps.envFor) env = this.deps.envFor(socket);
-    else {
-      const built = this.buildEnv(socket, ip, control);
-      if (built === 'deny') {
-        log('smtp.refused', { ip, why: this.spec.options['tcprules'] ?? 'tcp.smtp', listener: label });
-        return { refuse: renderReply(R.denied, false) };
+    try {
+      control = this.deps.controlFor();
+      if (this.deps.envFor) env = this.deps.envFor(socket);
+      else {
+        const built = this.buildEnv(socket, ip, control);
+        if (built === 'deny') {
+          log('smtp.refused', { ip, why: this.spec.options['tcprules'] ?? 'tcp.smtp', listener: label });
+          return { refuse: renderReply(R.denied, false) };
+        }
+        env = built;
       }
-      env = built;
+    } catch (err) {
+      // control/me or the tcp rules cannot be read (mode 000, a directory, a loop): this client gets qmail's 421,
+      // the process and its other sessions go on (it used to throw out of the connection handler and end them all).
+      log('smtp.error', { ip, error: `unable to read controls: ${errText(err)}` });
+      return { refuse: renderReply(R.controls, false) };
     }
     log('smtp.connect', { ip, listener: label, kind: this.spec.kind });
     this.stress.update(this.tcp.connections + 1); // this one is counted once open returns
@@ -247,30 +256,35 @@ export class SmtpListener {
     } catch (err) {
       log('smtp.error', { ip, error: `STARTTLS disabled: ${errText(err)}` });
     }
-    const done = runSession(socket, {
-      control,
-      env,
-      tls,
-      queue: this.deps.queue,
-      filter: this.deps.filter,
-      kind: this.spec.kind,
-      limits: this.limits,
-      stress: this.stress,
-      authenticator: this.deps.authenticator ?? NO_DIRECTORY,
-      authThrottle: this.authThrottle,
-      recipients: this.deps.recipients,
-      senders: this.deps.senders,
-      etrn: this.deps.etrn,
-      rbl: this.rbl,
-      senderAuth: this.spec.options['senderauth'] !== 'off',
-      checker: this.deps.checker,
-      checkPolicy: checkPolicyOf(this.spec),
-      listener: `${this.spec.host}:${this.spec.port}`,
-      ...(this.spec.options['queue'] !== undefined ? { listenerQueue: this.spec.options['queue'] } : {}),
-      clock: this.deps.clock ?? (() => new Date()),
-      isLocalIp: this.isLocalIp,
-      log,
-    })
+    const session: SessionControl = {};
+    const done = runSession(
+      socket,
+      {
+        control,
+        env,
+        tls,
+        queue: this.deps.queue,
+        filter: this.deps.filter,
+        kind: this.spec.kind,
+        limits: this.limits,
+        stress: this.stress,
+        authenticator: this.deps.authenticator ?? NO_DIRECTORY,
+        authThrottle: this.authThrottle,
+        recipients: this.deps.recipients,
+        senders: this.deps.senders,
+        etrn: this.deps.etrn,
+        rbl: this.rbl,
+        senderAuth: this.spec.options['senderauth'] !== 'off',
+        checker: this.deps.checker,
+        checkPolicy: checkPolicyOf(this.spec),
+        listener: `${this.spec.host}:${this.spec.port}`,
+        ...(this.spec.options['queue'] !== undefined ? { listenerQueue: this.spec.options['queue'] } : {}),
+        clock: this.deps.clock ?? (() => new Date()),
+        isLocalIp: this.isLocalIp,
+        log,
+      },
+      session,
+    )
       .then((summary) => {
         this.deps.onSession?.(summary, env);
       })
@@ -280,7 +294,7 @@ export class SmtpListener {
         socket.destroy();
       })
       .finally(() => this.sessionEnded(ip));
-    return { done };
+    return { done, shutdown: () => session.shutdown?.() };
   }
 
   /** AutoTURN: only `smtp` listeners (mail from other servers); the hook starts its work and returns at once. */

@@ -233,9 +233,28 @@ export class Session {
 const DRAIN_MS = 10_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Filled by runSession: how the listener asks the session to end when the server stops. */
+export interface SessionControl {
+  /**
+   * The server is stopping: a session waiting for a command gets `421 server shutting down` at once and ends; one
+   * busy (a command under way, a message arriving) finishes that first, then gets the 421 instead of its next wait.
+   */
+  shutdown?: () => void;
+}
+
 /** Runs one session on a connected socket until QUIT, EOF, timeout or a fatal error; never throws. */
-export async function runSession(socket: Socket, deps: SessionDeps): Promise<SessionSummary> {
+export async function runSession(
+  socket: Socket,
+  deps: SessionDeps,
+  control: SessionControl = {},
+): Promise<SessionSummary> {
   const s = new Session(socket, deps);
+  let stopping = false;
+  let waitingForCommand = false;
+  control.shutdown = (): void => {
+    stopping = true;
+    if (waitingForCommand) s.reader.setCap(0); // ends the wait now; the loop tells the client
+  };
   deps.stress?.join(s.reader);
   const done = (reason: EndReason): SessionSummary => {
     deps.stress?.leave(s.reader);
@@ -273,8 +292,18 @@ export async function runSession(socket: Socket, deps: SessionDeps): Promise<Ses
         s.socket.destroy();
         return done('not-reading');
       }
+      if (stopping) {
+        s.send(R.shuttingDown);
+        return done('shutdown');
+      }
+      waitingForCommand = true;
       const got = await s.reader.line(s.timeoutMs, deps.limits.maxLine);
+      waitingForCommand = false;
       if (got === 'eof') return done('eof');
+      if (got === 'timeout' && stopping) {
+        s.send(R.shuttingDown);
+        return done('shutdown');
+      }
       if (got === 'timeout') {
         s.send(R.timeout);
         return done('timeout');

@@ -29,7 +29,7 @@ export interface TcpServerOptions {
   readonly tooMany: (ip: string, why: 'maxconn' | 'maxperip') => string | undefined;
   /** An admitted connection: its session, or a refusal (tcprules deny, unreadable rules), already logged. */
   readonly open: (socket: Socket, ip: string) => Served | Refusal;
-  /** A failed accept (EMFILE...): the server keeps listening. */
+  /** A failed accept (EMFILE...), or an `open` that threw: the server keeps listening. */
   readonly acceptFailed: (err: Error) => void;
   /**
    * Another process counts the connections (several processes accepting on one socket: src/start's privchild.ts):
@@ -168,9 +168,12 @@ export class TcpServer {
     try {
       served = this.o.open(socket, ip);
     } catch (err) {
+      // A protocol's open() that throws loses this connection only: thrown out of the 'connection' handler it would
+      // end the process and every session in it.
       release();
       socket.destroy();
-      throw err;
+      this.o.acceptFailed(err instanceof Error ? err : new Error(String(err)));
+      return;
     }
     if (!('done' in served)) {
       release();
