@@ -8,7 +8,7 @@ import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import {
   matchTcpRules,
-  parseTcpRules,
+  parseTcpRulesKept,
   plainIp,
   TcpServer,
   type Admitted,
@@ -335,7 +335,7 @@ export class SmtpListener {
     // `tcprules=FILE`: the listener's own rules instead of tcp.smtp (missing: no rules, as tcpserver without its cdb)
     const text = o['tcprules'] !== undefined ? control.named(o['tcprules']) : control.raw('tcp.smtp');
     if (text !== null) {
-      const rule = matchTcpRules(parseTcpRules(text), ip);
+      const rule = matchTcpRules(parseTcpRulesKept(text), ip);
       if (rule?.action === 'deny') return 'deny';
       for (const [k, v] of rule?.env ?? []) {
         if (v === null) delete env[k];

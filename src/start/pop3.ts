@@ -13,7 +13,7 @@ import {
   type Pop3ListenerSpec,
   type Pop3Server,
 } from '../pop3d/index.js';
-import { matchTcpRules, parseTcpRules } from '../tcpserver/index.js';
+import { matchTcpRules, parseTcpRulesKept } from '../tcpserver/index.js';
 import { LastLogins } from './last-login.js';
 import type { FromServiceChild } from './privchild.js';
 import type { ServiceDef } from './services.js';
@@ -45,7 +45,7 @@ export function pop3ClientRules(
   spec: Pick<Pop3ListenerSpec, 'plaintext'>,
 ): Pop3ClientRules {
   const text = control.raw('tcp.pop3');
-  const rule = text === null ? undefined : matchTcpRules(parseTcpRules(text), ip);
+  const rule = text === null ? undefined : matchTcpRules(parseTcpRulesKept(text), ip);
   const dd = control.single('defaultdomain');
   return {
     deny: rule?.action === 'deny',

@@ -1,4 +1,4 @@
 // tcpserver: ucspi-tcp's tcpserver and tcprules — the listening socket both protocol servers share (README.md).
 export { TcpServer, plainIp, refuseSocket, type Admitted, type Served, type Refusal } from './server.js';
-export { parseTcpRules, matchTcpRules } from './tcprules.js';
+export { parseTcpRules, parseTcpRulesKept, matchTcpRules } from './tcprules.js';
 export { bindShared, canShareListen, type SharedListen } from './shared.js';

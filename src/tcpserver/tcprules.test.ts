@@ -1,7 +1,7 @@
 // tcprules(1) source: parsing and the lookup order (the most specific key wins, the first rule for a key).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { matchTcpRules, parseTcpRules } from './index.js';
+import { matchTcpRules, parseTcpRules, parseTcpRulesKept } from './index.js';
 
 void test('tcprules: parse and lookup order', () => {
   const rules = parseTcpRules(
@@ -32,4 +32,16 @@ void test('tcprules: parse and lookup order', () => {
   assert.equal(matchTcpRules(rules, '::1')?.env.get('RELAYCLIENT'), '');
   assert.equal(matchTcpRules(rules, '203.0.113.1')?.env.get('RELAYCLIENT'), null);
   assert.equal(matchTcpRules(parseTcpRules(''), '1.2.3.4'), undefined);
+});
+
+void test('parseTcpRulesKept: the same text is parsed once; another text is parsed anew', () => {
+  const a = '127.:allow,RELAYCLIENT=""\n:deny\n';
+  const first = parseTcpRulesKept(a);
+  assert.equal(parseTcpRulesKept(`${a}`), first, 'the same text gives the rules parsed before');
+  const b = '10.:allow\n';
+  const other = parseTcpRulesKept(b);
+  assert.notEqual(other, first);
+  assert.equal(matchTcpRules(other, '10.1.2.3')?.action, 'allow');
+  assert.equal(matchTcpRules(other, '127.0.0.1'), undefined, 'the new text is what is matched');
+  assert.deepEqual(parseTcpRulesKept(a), parseTcpRules(a));
 });
