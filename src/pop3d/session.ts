@@ -2,13 +2,14 @@
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { AUTHORIZATION, type Handler } from './commands/authorization.js';
 import { TRANSACTION } from './commands/transaction.js';
 import { Reader, type StressGauge } from '../lineio/index.js';
 import { commandLine } from './lines.js';
 import { parseCommand } from './parse.js';
 import { wireInto, wireRoom } from './wire.js';
+import { acceptTls } from '../tcpserver/index.js';
 import type { LoginThrottle } from '../throttle/index.js';
 import type {
   Account,
@@ -203,25 +204,17 @@ export class Session {
     const context = this.config.tls;
     if (!context) return false;
     this.reader.discard();
-    const tls = new TLSSocket(this.socket, { isServer: true, secureContext: context });
-    // A TLSSocket made by hand reports a TLS error after the handshake (a forged or damaged record) only as
-    // '_tlsError': no 'error', no close, so the session waited for the idle timeout on a dead connection.
-    tls.on('_tlsError', (err: Error) => tls.destroy(err));
     // A handshake that never comes (silence after STLS or on the implicit-TLS port, a ClientHello cut halfway)
     // ends at the idle timeout (60 s at most), as smtpd's: it held the session, and a connection slot, for good.
     // Waited for as a read is, so under stress the listener's cap bounds it too.
-    const handshake = Promise.race([
-      once(tls, 'secure').then(() => true),
-      once(tls, 'error').then(() => false),
-      once(tls, 'close').then(() => false),
-      once(tls, 'end').then(() => false),
-    ]).catch(() => false);
-    const ok = await this.reader.until(handshake, Math.min(this.config.idleTimeoutMs, HANDSHAKE_MS));
-    if (!ok) {
-      tls.destroy();
-      return false;
-    }
-    tls.on('error', () => undefined); // errors after the handshake show up as EOF to the reader
+    const tls = await acceptTls(
+      this.socket,
+      context,
+      Math.min(this.config.idleTimeoutMs, HANDSHAKE_MS),
+      undefined,
+      (h, ms) => this.reader.until(h, ms),
+    );
+    if (tls === undefined) return false;
     this.reader.replace(tls);
     this.out = tls;
     this.socket = tls;

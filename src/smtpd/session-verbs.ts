@@ -1,6 +1,7 @@
 // SMTP's verbs as a table (verb → handler), the dispatch style pop3d's commands/ use too: the session loop
 // (session.ts) looks the verb up; the order rules (MAIL first, RCPT first...) are the handlers' own, as qmail-smtpd's.
-import { TLSSocket, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import { acceptTls } from '../tcpserver/index.js';
 import { R, type Reply } from './replies.js';
 import type { Session, Step } from './session.js';
 import { authCommand } from './session-auth.js';
@@ -80,28 +81,16 @@ function ehloReply(s: Session): string {
 async function startTls(s: Session): Promise<Step> {
   s.send(R.tlsReady);
   s.reader.discard();
-  const secure = new TLSSocket(s.socket, { isServer: true, secureContext: s.deps.tls as SecureContext });
-  // A TLSSocket made by hand (not by tls.Server) reports a TLS error after the handshake (a forged or damaged
-  // record) only as '_tlsError': no 'error', no close, so the session waited for its idle timeout on a dead
-  // connection. Destroying it makes the reader see the end (smtp-server listens to '_tlsError' the same way).
-  secure.on('_tlsError', (err: Error) => secure.destroy(err));
-  s.reader.replace(secure);
-  const handshake = new Promise<boolean>((resolve) => {
-    secure.once('secure', () => resolve(true));
-    secure.once('error', () => resolve(false));
-    secure.once('close', () => resolve(false));
-    // A client that closes its side before the handshake is done only makes the TLS socket emit 'end' (the TCP
-    // connection is half-open, neither 'error' nor 'close' follows): without this the session waited for the timeout.
-    secure.once('end', () => resolve(false));
-  });
   // Waited for as a read is: at most the TLS timeout, and under stress at most the listener's cap (a client that
   // starts TLS and says nothing must not keep its slot past the cap either).
-  const ok = await s.reader.until(handshake, s.deps.limits.tlsTimeoutSeconds * 1000);
-  if (!ok) {
-    secure.destroy();
-    s.socket.destroy();
-    return 'tls-failed';
-  }
+  const secure = await acceptTls(
+    s.socket,
+    s.deps.tls as SecureContext,
+    s.deps.limits.tlsTimeoutSeconds * 1000,
+    (t) => s.reader.replace(t),
+    (handshake, ms) => s.reader.until(handshake, ms),
+  );
+  if (secure === undefined) return 'tls-failed';
   s.out = secure;
   s.secure = true;
   s.progress();

@@ -2,3 +2,4 @@
 export { TcpServer, plainIp, refuseSocket, type Admitted, type Served, type Refusal } from './server.js';
 export { parseTcpRules, parseTcpRulesKept, matchTcpRules } from './tcprules.js';
 export { bindShared, canShareListen, type SharedListen } from './shared.js';
+export { acceptTls } from './starttls.js';
