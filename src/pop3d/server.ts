@@ -5,7 +5,7 @@ import { MaildirStore } from './maildir.js';
 import { Session, type SessionConfig, type SessionSummary } from './session.js';
 import { ListenerStress } from '../lineio/index.js';
 import { TcpServer, type Refusal, type Served } from '../tcpserver/index.js';
-import { LoginThrottle, type ThrottleOptions } from '../throttle/index.js';
+import { LoginThrottle, MAX_AUTH_FAILURES, type ThrottleOptions } from '../throttle/index.js';
 import type { MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
 
 export interface Pop3ServerOptions {
@@ -88,7 +88,7 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
     greeting: `+OK ${opts.hostname ?? 'quail'} POP3 server ready`,
     log,
     clock: opts.clock ?? (() => new Date()),
-    maxAuthFailures: 3,
+    maxAuthFailures: MAX_AUTH_FAILURES,
     maxErrors: 10,
     stress,
   };

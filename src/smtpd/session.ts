@@ -5,7 +5,7 @@ import type { SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import type { QueueFilter } from './filter.js';
-import type { LoginThrottle } from '../throttle/index.js';
+import { MAX_AUTH_FAILURES, type LoginThrottle } from '../throttle/index.js';
 import type { Authenticator, RecipientCheck, SenderCheck } from './auth.js';
 import type { CheckPolicy, MessageChecker } from './check.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
@@ -46,7 +46,7 @@ export const DEFAULT_LIMITS: SessionLimits = {
   tarpitDelayMs: 1000,
   maxErrors: 30,
   maxNoop: 20,
-  maxAuthFailures: 3,
+  maxAuthFailures: MAX_AUTH_FAILURES,
   tlsTimeoutSeconds: 60,
 };
 

@@ -1,5 +1,11 @@
 // Failed-login slowdown: a delay that doubles with each failure, kept per client address and per login.
-// Shared by pop3d (USER/PASS, AUTH PLAIN) and smtpd (AUTH PLAIN/LOGIN): one policy for every password login.
+// Shared by pop3d (USER/PASS, AUTH PLAIN), smtpd (AUTH PLAIN/LOGIN) and ODMR (AUTH): one policy for every password login.
+
+/**
+ * Failed logins in one session before it is ended (smtpd's 421, pop3d's end of the session, odmr's 421): one policy
+ * for every password login, with the slowdown below.
+ */
+export const MAX_AUTH_FAILURES = 3;
 
 export interface ThrottleOptions {
   /** Delay after the first failure (default 1 s); each further failure doubles it. */
