@@ -32,7 +32,7 @@ const MAY_IMPORT = {
   directory: ['core', 'cdb', 'control', 'maildir', 'users', 'vdeliver'],
   local: ['core', 'maildir', 'vdeliver'],
   scheduler: ['core', 'bounce', 'control', 'local', 'queue', 'queues', 'remote', 'route', 'users'],
-  held: ['core', 'bounce', 'control', 'queue', 'remote', 'users'],
+  held: ['core', 'bounce', 'control', 'queue', 'remote', 'tcpserver', 'throttle', 'users'],
   // issue 19: roles and the web admin (access decides; web serves HTTP and knows access only by its types)
   access: ['core', 'directory', 'lists'],
   web: ['access', 'throttle'],

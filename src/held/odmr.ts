@@ -1,11 +1,16 @@
 // ODMR (RFC 2645) on port 366: the customer authenticates, says ATRN, and the roles reverse on the same connection.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
-import { asciiLower, errText } from '../core/index.js';
+import type { SecureContext } from 'node:tls';
+import { asciiLower, errText, logsafe } from '../core/index.js';
+import { acceptTls } from '../tcpserver/index.js';
+import { MAX_AUTH_FAILURES, type LoginThrottle } from '../throttle/index.js';
 
 /** Longest command line taken (RFC 5321 4.5.3.1.4 allows 512; AUTH responses may be longer). */
 const MAX_LINE = 4096;
+/** How much of a refused login the log keeps (an address is at most 254 bytes; the line may hold 4096). */
+const MAX_LOGGED = 256;
 /** Bad commands before the session is ended (421). */
 const MAX_ERRORS = 10;
 /** How long a closing session still reads what the client sends (so its last reply is not lost to a reset). */
@@ -15,6 +20,8 @@ const DRAIN_MS = 2000;
  * memory.
  */
 const HIGH_WATER = 64 * 1024;
+/** Longest wait for the TLS handshake after STARTTLS (as smtpd's and pop3d's), or the idle time if shorter. */
+const HANDSHAKE_MS = 60_000;
 /** A line longer than MAX_LINE (its bytes are dropped). */
 const LONG: unique symbol = Symbol('long');
 /** The client went away in the middle of an AUTH exchange. */
@@ -37,11 +44,16 @@ export interface OdmrDeps {
    * domain's lock was held by another push (nothing sent).
    */
   push(domains: readonly string[], socket: Socket, tls: boolean): Promise<'done' | 'busy'>;
-  /** STARTTLS: control/servercert.pem, or undefined (not offered). */
-  readonly tls?: { readonly key: string; readonly cert: string } | undefined;
+  /** STARTTLS: control/servercert.pem's context, or undefined (not offered). */
+  readonly tls?: SecureContext | undefined;
   /** AUTH without TLS (the client's address is a loopback one, or the listener allows it). */
   plainAuthOk(ip: string): boolean;
-  log(event: 'odmr.session' | 'odmr.atrn', fields: Readonly<Record<string, unknown>>): void;
+  /**
+   * The failed-login slowdown (src/throttle, the policy of smtpd's AUTH and pop3d's logins): the caller keeps one
+   * table for its sessions.
+   */
+  readonly throttle: LoginThrottle;
+  log(event: 'odmr.session' | 'odmr.atrn' | 'odmr.auth', fields: Readonly<Record<string, unknown>>): void;
   /** Idle time before the session is ended (ms). */
   readonly idleMs: number;
 }
@@ -172,6 +184,7 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
   let ehlo = false;
   let tls = false;
   let errors = 0;
+  let authFailures = 0;
   let end = 'quit';
   const bad = (reply: string): boolean => {
     if (++errors < MAX_ERRORS) {
@@ -233,14 +246,8 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
         write('220 2.0.0 ready to start TLS');
         lines.detach(); // what the client pipelined after STARTTLS is dropped (RFC 3207 4.2)
         if (sock.isPaused()) sock.resume(); // paused at the high-water mark: its buffered plaintext goes nowhere
-        const t = new TLSSocket(sock, { isServer: true, key: d.tls.key, cert: d.tls.cert });
-        t.on('error', () => undefined);
-        const ok = await new Promise<boolean>((resolve) => {
-          t.once('secure', () => resolve(true));
-          t.once('error', () => resolve(false));
-          t.once('close', () => resolve(false));
-        });
-        if (!ok) {
+        const t = await acceptTls(sock, d.tls, Math.min(d.idleMs, HANDSHAKE_MS));
+        if (t === undefined) {
           end = 'tls-failed';
           break;
         }
@@ -258,15 +265,32 @@ export async function serveOdmr(socket: Socket, ip: string, d: OdmrDeps): Promis
           if (bad('503 5.5.1 already authenticated')) break;
           continue;
         }
-        const r = await auth(arg, ip, tls, d, write, lines);
-        if (r === GONE) {
+        const c = await exchange(arg, ip, tls, d, write, lines);
+        if (c === GONE) {
           end = 'gone';
           break;
         }
-        if (typeof r === 'string') {
-          login = r;
+        if ('reply' in c) {
+          if (bad(c.reply)) break;
+          continue;
+        }
+        const v = await verify(c, ip, d);
+        d.log('odmr.auth', {
+          ip,
+          login: v.login ?? logsafe(c.user.slice(0, MAX_LOGGED)),
+          mechanism: c.mechanism,
+          result: v.result,
+        });
+        if (v.login !== undefined) {
+          login = v.login;
           write('235 2.7.0 authenticated');
-        } else if (bad(r.reply)) break;
+        } else if (v.result === 'unavailable') {
+          if (bad('454 4.7.0 temporary authentication failure, try again later')) break;
+        } else if (++authFailures >= MAX_AUTH_FAILURES) {
+          write(`421 4.7.0 ${d.hostname} too many failed authentication attempts, closing; try again later`);
+          end = 'auth-failures';
+          break;
+        } else if (bad('535 5.7.8 authentication failed')) break;
       } else if (verb === 'atrn') {
         if (login === undefined) {
           if (bad('530 5.7.0 authentication required')) break;
@@ -347,15 +371,20 @@ function closeDraining(sock: Socket): void {
   sock.once('close', () => clearTimeout(timer));
 }
 
-/** One AUTH exchange: the login, a reply for a refusal, or 'gone'. */
-async function auth(
+/** What one AUTH exchange gave: credentials to check, a reply (malformed, cancelled, no TLS), or 'gone'. */
+type Credentials =
+  | { readonly mechanism: 'plain' | 'login'; readonly user: string; readonly password: string }
+  | { readonly mechanism: 'cram-md5'; readonly user: string; readonly challenge: string; readonly digest: string };
+
+/** One AUTH exchange: the credentials, a reply for a refusal before any check, or 'gone'. */
+async function exchange(
   arg: string,
   ip: string,
   tls: boolean,
   d: OdmrDeps,
   write: (s: string) => void,
   lines: Lines,
-): Promise<string | { reply: string } | typeof GONE> {
+): Promise<Credentials | { reply: string } | typeof GONE> {
   const [mech = '', initial] = arg.trim().split(/\s+/);
   const m = asciiLower(mech);
   const ask = async (prompt: string): Promise<string | null | typeof GONE> => {
@@ -365,35 +394,29 @@ async function auth(
     if (l === LONG || l.trim() === '*') return null;
     return l;
   };
-  const refused = { reply: '535 5.7.8 authentication failed' };
   const cancelled = { reply: '501 5.7.0 authentication cancelled or malformed' };
   if (m === 'plain' || m === 'login') {
-    if (!tls && !d.plainAuthOk(ip)) return { reply: '538 5.7.11 encryption required: STARTTLS first' };
-    let user: string;
-    let pass: string;
+    if (!tls && !d.plainAuthOk(ip)) {
+      d.log('odmr.auth', { ip, mechanism: m, result: 'needs-tls' });
+      return { reply: '538 5.7.11 encryption required: STARTTLS first' };
+    }
     if (m === 'plain') {
       const r = initial !== undefined ? initial : await ask('');
       if (r === GONE) return r;
       const t = r === null || r === '=' ? null : unb64(r);
       const parts = t?.split('\0');
       if (parts?.length !== 3) return cancelled;
-      user = parts[1] ?? '';
-      pass = parts[2] ?? '';
-    } else {
-      const u = initial !== undefined ? initial : await ask(b64('Username:'));
-      if (u === GONE) return u;
-      const uu = u === null ? null : unb64(u);
-      if (uu === null) return cancelled;
-      const p = await ask(b64('Password:'));
-      if (p === GONE) return p;
-      const pp = p === null ? null : unb64(p);
-      if (pp === null) return cancelled;
-      user = uu;
-      pass = pp;
+      return { mechanism: m, user: parts[1] ?? '', password: parts[2] ?? '' };
     }
-    if (user === '' || pass === '') return refused;
-    const ok = await d.checkPassword(user, pass).catch(() => null);
-    return ok ?? refused;
+    const u = initial !== undefined ? initial : await ask(b64('Username:'));
+    if (u === GONE) return u;
+    const uu = u === null ? null : unb64(u);
+    if (uu === null) return cancelled;
+    const p = await ask(b64('Password:'));
+    if (p === GONE) return p;
+    const pp = p === null ? null : unb64(p);
+    if (pp === null) return cancelled;
+    return { mechanism: m, user: uu, password: pp };
   }
   if (m === 'cram-md5') {
     const challenge = `<${randomBytes(12).toString('hex')}.${Date.now()}@${d.hostname}>`;
@@ -402,12 +425,43 @@ async function auth(
     const t = r === null ? null : unb64(r);
     const sp = t?.lastIndexOf(' ') ?? -1;
     if (t === null || t === undefined || sp <= 0) return cancelled;
-    const user = asciiLower(t.slice(0, sp));
-    const digest = t.slice(sp + 1);
-    const secret = await d.cramSecret(user).catch(() => null);
-    if (secret === null || !/^[0-9a-f]{32}$/i.test(digest)) return refused;
-    const want = createHmac('md5', secret).update(challenge).digest();
-    return timingSafeEqual(want, Buffer.from(digest, 'hex')) ? user : refused;
+    return { mechanism: m, user: t.slice(0, sp), challenge, digest: t.slice(sp + 1) };
   }
   return { reply: '504 5.5.4 unknown mechanism: CRAM-MD5, PLAIN or LOGIN' };
+}
+
+/**
+ * Checks credentials as smtpd's AUTH does: first the wait of the failed-login slowdown (per address and per login),
+ * then the check. Only the ATRN login of a held domain authenticates here: a mailbox with the right password and no
+ * held domain is refused like a wrong password, after the same work (the password checked, the held domains looked
+ * up), so the answer and its time tell a client nothing about other mailboxes' passwords.
+ */
+async function verify(
+  c: Credentials,
+  ip: string,
+  d: OdmrDeps,
+): Promise<{ readonly login?: string; readonly result: 'ok' | 'refused' | 'not-atrn' | 'unavailable' }> {
+  const key = asciiLower(c.user);
+  const wait = d.throttle.delayFor(ip, key);
+  if (wait > 0) await sleep(wait);
+  let login: string | null;
+  try {
+    if (c.mechanism === 'cram-md5') {
+      const secret = await d.cramSecret(key);
+      const ok =
+        secret !== null &&
+        /^[0-9a-f]{32}$/i.test(c.digest) &&
+        timingSafeEqual(createHmac('md5', secret).update(c.challenge).digest(), Buffer.from(c.digest, 'hex'));
+      login = ok ? key : null;
+    } else login = c.user === '' || c.password === '' ? null : await d.checkPassword(c.user, c.password);
+  } catch {
+    return { result: 'unavailable' }; // the directory could not answer: not the client's failure
+  }
+  const held = await d.domainsOf(login ?? key).catch(() => []);
+  if (login !== null && held.length > 0) {
+    d.throttle.succeeded(key);
+    return { login, result: 'ok' };
+  }
+  d.throttle.failed(ip, key);
+  return { result: login === null ? 'refused' : 'not-atrn' };
 }

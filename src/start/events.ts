@@ -49,6 +49,8 @@ type StartEventName =
   | 'odmr.error'
   | 'odmr.session'
   | 'odmr.atrn'
+  | 'odmr.auth'
+  | 'odmr.refused'
   | 'odmrd.started'
   | 'odmrd.crashed'
   | 'odmrd.busy'
@@ -245,14 +247,25 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: "an SMTP session from a held domain's AutoTURN address ended: its held mail is pushed to its RELAYHOST",
   },
   'odmr.listening': { fields: 'address port user?', doc: 'an ODMR listener (RFC 2645, ATRN) is bound' },
-  'odmr.error': { fields: 'listener? error', doc: 'an ODMR listener was not opened' },
+  'odmr.error': {
+    fields: 'listener? error',
+    doc: 'an ODMR listener was not opened or failed to accept, or servercert.pem unusable (STARTTLS off)',
+  },
   'odmr.session': {
     fields: 'ip login end',
-    doc: 'an ODMR session ended (quit, reversed, idle, errors, gone, not-reading: its replies went unread past the idle time)',
+    doc: 'an ODMR session ended (quit, reversed, idle, errors, auth-failures: the third failed AUTH, tls-failed, gone, not-reading: its replies went unread past the idle time)',
   },
   'odmr.atrn': {
     fields: 'login? ip domains? domain? result waiting? sent? bounced? kept? why?',
     doc: 'an ATRN: refused, no-mail, reversed, busy (locked), then per domain done or stopped with the counts',
+  },
+  'odmr.auth': {
+    fields: 'ip login? mechanism result',
+    doc: 'an ODMR AUTH and its result: ok, refused (wrong password or secret, no such login), not-atrn (right password, but the ATRN login of no held domain: refused the same way), unavailable (the directory did not answer), needs-tls (PLAIN or LOGIN before STARTTLS); failures are slowed down as SMTP AUTH',
+  },
+  'odmr.refused': {
+    fields: 'ip why listener',
+    doc: "an ODMR connection refused over the listener's maxconn or maxperip: 421",
   },
   'odmrd.started': {
     fields: 'pid user uid listeners',

@@ -1,15 +1,20 @@
 // Issue 12's battery for the ODMR listener (RFC 2645): random bytes, huge and cut lines, AUTH garbage and cut AUTH
-// exchanges, TLS garbage after STARTTLS, a flood of bad commands, a client that resets right after the reversal.
+// exchanges, TLS garbage after STARTTLS, a flood of bad commands, a client that resets right after the reversal;
+// password guessing, a mailbox that is no ATRN login, connection limits, idle=, forged records and renegotiation.
 // tier: system (needs quail start, swaks)
 // After every case the same odmrd process serves (no odmrd.crashed, one odmrd.started), a fresh session gets its
 // banner, and no held message is lost.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { clientHello, Wire } from '../../test/support/hostile-wire.js';
+import { connect as tlsConnect } from 'node:tls';
+import { clientHello, freshLoopback, Wire } from '../../test/support/hostile-wire.js';
 import {
   freePort,
   listenerPort,
@@ -25,6 +30,8 @@ const DOMAIN = 'held.hostile.test';
 const SECRET = 'hostile-cram-secret';
 let root: string;
 let port: number;
+/** A second odmr listener, with idle=2. */
+let idlePort: number;
 let q: QuailProcess;
 const held = (): number => readdirSync(join(root, 'held', DOMAIN, 'Maildir', 'new')).length;
 const b64 = (s: string): string => Buffer.from(s, 'latin1').toString('base64');
@@ -53,8 +60,18 @@ before(async () => {
     secret,
     '--replace',
   ]);
+  // a second ATRN login, for the guessing case (its failures slow down that login only), and a mailbox that is none
+  quail(['user', 'add', 'guess@isp.test', '--password', 'guess-password', '--root', root]);
+  quail(['user', 'add', 'other@isp.test', '--password', 'other-password', '--root', root]);
+  const guess = ['--root', root, '--host', '127.0.0.1:9', '--every', '1h', '--atrn', 'guess@isp.test'];
+  quail(['held', 'add', 'guess.hostile.test', ...guess]);
   port = await freePort();
-  writeFileSync(join(root, 'control', 'listeners'), `127.0.0.1:${port} odmr\n`);
+  do idlePort = await freePort();
+  while (idlePort === port);
+  writeFileSync(
+    join(root, 'control', 'listeners'),
+    `127.0.0.1:${port} odmr maxconn=12\n127.0.0.1:${idlePort} odmr idle=2\n`,
+  );
   writeFileSync(join(root, 'control', 'heldinterval'), '3600\n');
   q = await startProcess(root);
   const smtp = listenerPort(root, 'smtp');
@@ -186,4 +203,229 @@ void test('a flood of bad commands ends in 421; a reset right after the reversal
   a.destroy();
   await waitFor(() => /odmr\.atrn .*result=stopped/.test(q.log()), 20_000, q.log);
   await stillServing('reset after the reversal');
+});
+
+/** A session from `from` (default: an address of its own, so its throttle and its count are its own), after EHLO. */
+async function session(from = freshLoopback()): Promise<Wire> {
+  const w = await Wire.connect(port, { localAddress: from });
+  assert.equal(await w.code(), 220);
+  w.send('EHLO hostile.test\r\n');
+  assert.equal(await w.code(), 250);
+  return w;
+}
+
+const count = (re: RegExp): number => q.log().match(re)?.length ?? 0;
+
+void test('password guessing: each failed AUTH slows the next (per address and per login, as SMTP AUTH), the third ends the session, each is logged with its login made safe', async () => {
+  const w = await session();
+  const codes: number[] = [];
+  const took: number[] = [];
+  for (const pw of ['guess-1', 'guess-2', 'guess-3']) {
+    const t = Date.now();
+    w.send(`AUTH PLAIN ${b64(`\0guess@isp.test\0${pw}`)}\r\n`);
+    codes.push(await w.code());
+    took.push(Date.now() - t);
+  }
+  assert.deepEqual(codes, [535, 535, 421], 'three wrong passwords: 535, 535, then 421 and the end');
+  assert.ok(await w.closes(), 'the session stays open after the third failure');
+  w.destroy();
+  assert.ok((took[1] ?? 0) >= 900 && (took[2] ?? 0) >= 1900, `no slowdown after a failure: ${took.join(' ')} ms`);
+  // the login's failures follow it to another address: even the right password waits (4 s) for its 235
+  const t = Date.now();
+  const right = await session();
+  right.send(`AUTH PLAIN ${b64('\0guess@isp.test\0guess-password')}\r\n`);
+  assert.equal(await right.code(), 235);
+  assert.ok(Date.now() - t >= 3900, `the right password after three failures took only ${Date.now() - t} ms`);
+  right.destroy();
+  // a login with control characters is logged made safe (logsafe: newline as /, ESC as _), never as typed
+  const odd = await session();
+  odd.send(`AUTH PLAIN ${b64('\0ev\x1bil\nx@isp.test\0pw')}\r\n`);
+  assert.equal(await odd.code(), 535);
+  odd.destroy();
+  await waitFor(() => q.log().includes('login=ev_il/x@isp.test mechanism=plain result=refused'), 10_000, q.log);
+  assert.equal(count(/odmr\.auth ip=\S+ login=guess@isp\.test mechanism=plain result=refused/g), 3, q.log());
+  assert.equal(count(/odmr\.auth ip=\S+ login=guess@isp\.test mechanism=plain result=ok/g), 1, q.log());
+  assert.ok(!q.log().includes('\x1b'), 'an ESC from the client reached the log');
+  await stillServing('password guessing');
+});
+
+void test('a mailbox that is the ATRN login of no held domain: its right password gets the reply a wrong one gets', async () => {
+  const w = await session();
+  w.send(`AUTH PLAIN ${b64('\0other@isp.test\0other-password')}\r\n`);
+  const right = await w.reply();
+  w.send(`AUTH PLAIN ${b64('\0other@isp.test\0wrong-password')}\r\n`);
+  const wrong = await w.reply();
+  assert.match(right, /^535 /);
+  assert.equal(right, wrong, 'the right and the wrong password of a mailbox that is no ATRN login are told apart');
+  w.send('ATRN\r\n');
+  assert.equal(await w.code(), 530, 'not authenticated');
+  w.destroy();
+  await waitFor(
+    () => count(/odmr\.auth ip=\S+ login=other@isp\.test mechanism=plain result=not-atrn/g) === 1,
+    10_000,
+    q.log,
+  );
+  await stillServing('a mailbox that is no ATRN login');
+});
+
+void test('connection limits: past maxperip (5 by default) and maxconn (12 here) a client gets 421 and is logged; a freed slot serves again', async () => {
+  const from = freshLoopback();
+  const open: Wire[] = [];
+  try {
+    for (let i = 0; i < 5; i++) {
+      const w = await Wire.connect(port, { localAddress: from });
+      assert.equal(await w.code(), 220, `connection ${i + 1} from one address`);
+      open.push(w);
+    }
+    const sixth = await Wire.connect(port, { localAddress: from });
+    assert.match(await sixth.reply(), /^421 4\.7\.0 too many connections from your address/);
+    assert.ok(await sixth.closes(), 'refused, and still open');
+    sixth.destroy();
+    open.pop()?.destroy();
+    await waitFor(
+      async () => {
+        const w = await Wire.connect(port, { localAddress: from });
+        if ((await w.code()) === 220) {
+          open.push(w);
+          return true;
+        }
+        w.destroy();
+        return false;
+      },
+      10_000,
+      q.log,
+    );
+    let greeted = 0;
+    let refused = 0;
+    for (let i = 0; i < 10; i++) {
+      const w = await Wire.connect(port, { localAddress: freshLoopback() });
+      open.push(w);
+      const r = await w.reply();
+      if (r.startsWith('220 ')) greeted++;
+      else if (/^421 4\.7\.0 too many connections, try again later/.test(r)) refused++;
+      else assert.fail(`neither a greeting nor 421: ${r}`);
+    }
+    assert.ok(greeted <= 7 && refused >= 3, `maxconn=12 with 5 open: ${greeted} more greeted, ${refused} refused`);
+    await waitFor(
+      () => count(/odmr\.refused ip=\S+ why=maxperip/g) >= 1 && count(/odmr\.refused ip=\S+ why=maxconn/g) >= 3,
+      10_000,
+      q.log,
+    );
+  } finally {
+    for (const w of open) w.destroy();
+  }
+  await waitFor(
+    async () => {
+      const w = await Wire.connect(port, { localAddress: freshLoopback() });
+      const c = await w.code();
+      w.destroy();
+      return c === 220;
+    },
+    10_000,
+    q.log,
+  );
+  await stillServing('connection limits');
+});
+
+void test('idle=2 on a listener: a silent session is ended with 421 after 2 s', async () => {
+  const w = await Wire.connect(idlePort, { localAddress: freshLoopback() });
+  assert.equal(await w.code(), 220);
+  const t = Date.now();
+  assert.match(await w.reply(15_000), /^421 4\.4\.2 /);
+  const took = Date.now() - t;
+  assert.ok(took >= 1500 && took < 10_000, `ended after ${took} ms`);
+  w.destroy();
+});
+
+/**
+ * What /srv/hunt-a/t/tlsforge.py does: STARTTLS, the handshake and an EHLO by a TLS client whose bytes pass through
+ * the test, then an application-data record of 32 zero bytes (no valid MAC) written on the TCP connection. The client
+ * never sees what the server answers to it (an alert), so it cannot be the side that hangs up: true when the server
+ * closed the connection within `ms`.
+ */
+async function serverEndsAfterForgedRecord(ms: number): Promise<boolean> {
+  const raw = await new Promise<Socket>((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port, localAddress: freshLoopback() });
+    s.once('error', reject);
+    s.once('connect', () => resolve(s));
+  });
+  raw.on('error', () => undefined);
+  try {
+    let text = '';
+    let wake = (): void => undefined;
+    const plain = (c: Buffer): void => {
+      text += c.toString('latin1');
+      wake();
+    };
+    raw.on('data', plain);
+    const reply = (code: string): Promise<void> =>
+      new Promise((resolve) => {
+        wake = (): void => {
+          const m = new RegExp(`(?:^|\r\n)${code} [^\r\n]*\r\n`).exec(text);
+          if (m === null) return;
+          text = text.slice(m.index + m[0].length);
+          resolve();
+        };
+        wake();
+      });
+    await reply('220');
+    raw.write('EHLO hostile.test\r\n');
+    await reply('250');
+    raw.write('STARTTLS\r\n');
+    await reply('220');
+    raw.off('data', plain);
+    let forward = true;
+    const pipe = new Duplex({
+      read: () => undefined,
+      write: (chunk: Buffer, _enc, done) => void raw.write(chunk, done),
+    });
+    raw.on('data', (c: Buffer) => void (forward && pipe.push(c)));
+    const tls = tlsConnect({ socket: pipe, rejectUnauthorized: false, servername: 'mail.hostile.test' });
+    tls.on('error', () => undefined);
+    await once(tls, 'secureConnect');
+    tls.write('EHLO hostile.test\r\n');
+    await once(tls, 'data');
+    forward = false;
+    const closed = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      const gone = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      raw.once('end', gone);
+      raw.once('close', gone);
+    });
+    raw.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20]), Buffer.alloc(32)]));
+    const ended = await closed;
+    tls.destroy();
+    return ended;
+  } finally {
+    raw.destroy();
+  }
+}
+
+void test('after STARTTLS: a forged TLS record ends the session at once (not at its idle time)', async () => {
+  assert.ok(await serverEndsAfterForgedRecord(10_000), 'the server kept the connection after a forged record');
+  await stillServing('a forged TLS record');
+});
+
+/** A session after STARTTLS (TLS 1.2, which can renegotiate) and a second EHLO. */
+async function secured(): Promise<Wire> {
+  const w = await session();
+  w.send('STARTTLS\r\n');
+  assert.equal(await w.code(), 220, 'STARTTLS (control/servercert.pem made by quail init)');
+  await w.upgrade({ maxVersion: 'TLSv1.2' });
+  w.send('EHLO hostile.test\r\n');
+  assert.equal(await w.code(), 250);
+  return w;
+}
+
+void test("after STARTTLS: renegotiation is cut off past Node's limit (tls.CLIENT_RENEG_LIMIT, 3), as on SMTP", async () => {
+  const r = await secured();
+  let renegotiated = 0;
+  while (renegotiated < 10 && (await r.renegotiate())) renegotiated++;
+  assert.ok(renegotiated <= 3, `${renegotiated} renegotiations in a row were let through`);
+  assert.ok(r.closed || (await r.closes(10_000)), 'the session stays open after too many renegotiations');
+  r.destroy();
+  await stillServing('TLS renegotiation');
 });

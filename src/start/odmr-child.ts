@@ -29,13 +29,12 @@ export async function serveOdmrChild(root: string, uid: number, gid: number): Pr
           log: (event, fields) => send({ type: 'log', event, fields: { ...fields } }),
         });
       },
-      // one server for every odmr listener: adopted sockets carry their own addresses
+      // one link for every odmr listener, each with its own connection limits (root hands every connection over)
       listeners: (specs) =>
-        specs.map(() => ({
-          adopt: (s) => (server as OdmrServer).adopt(s),
-          greets: true,
-          close: (g) => (server as OdmrServer).close(g),
-        })),
+        specs.map((spec) => {
+          const l = (server as OdmrServer).listener(spec);
+          return { adopt: (s) => l.adopt(s), greets: true, close: (g) => l.close(g) };
+        }),
       reload: () => undefined,
       close: async () => {
         await server?.closeLink();

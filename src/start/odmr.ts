@@ -1,29 +1,65 @@
 // ODMR in `quail start`: the `odmr` kind of the services table (RFC 2645, port 366), served here or in the odmrd child.
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { authenticate, KeptDirectory, openDirectory } from '../directory/index.js';
 import { findHeld, listHeld, pushTurn, serveOdmr, socketConnector, waiting, type OdmrDeps } from '../held/index.js';
 import type { NewMessage } from '../queue/index.js';
+import { TcpServer } from '../tcpserver/index.js';
+import { LoginThrottle } from '../throttle/index.js';
 import { keyValues, type HostPort } from './listeners.js';
 import type { ServiceDef } from './services.js';
 
-/** An `odmr` line: `0.0.0.0:366 odmr` (no options yet). */
-export type OdmrSpec = HostPort;
+/** An `odmr` line: `0.0.0.0:366 odmr [maxconn=N] [maxperip=N] [idle=SECONDS]`. */
+export interface OdmrSpec extends HostPort {
+  /** `maxconn=N`: sessions at once on this listener (default 50). */
+  readonly maxConnections: number;
+  /** `maxperip=N`: sessions at once from one client address (default 5). */
+  readonly maxPerIp: number;
+  /** `idle=SECONDS`: the idle time of a session; default control/timeoutsmtpd, at most IDLE_CAP_S. */
+  readonly idleSeconds?: number;
+}
+
+const MAXCONN = 50;
+const MAXPERIP = 5;
+/**
+ * The default idle time is control/timeoutsmtpd (qmail-smtpd's, 1200 s unless set) but at most this: a customer's
+ * ODMR client says its four commands at once, and each idle session holds one of the listener's few slots.
+ */
+const IDLE_CAP_S = 120;
+
+/** The option words after `odmr` → the spec, or what is wrong. */
+function odmrListenerOptions(where: HostPort, words: readonly string[]): OdmrSpec | string {
+  const o = keyValues(words);
+  if (typeof o === 'string') return o;
+  const spec: { -readonly [K in keyof OdmrSpec]: OdmrSpec[K] } = {
+    host: where.host,
+    port: where.port,
+    maxConnections: MAXCONN,
+    maxPerIp: MAXPERIP,
+  };
+  for (const [key, value] of Object.entries(o)) {
+    const n = /^\d{1,7}$/.test(value) ? Number(value) : 0;
+    if (key === 'maxconn' && n > 0) spec.maxConnections = n;
+    else if (key === 'maxperip' && n > 0) spec.maxPerIp = n;
+    else if (key === 'idle' && n > 0) spec.idleSeconds = n;
+    else return `option "${key}=${value}" is not one of maxconn=N, maxperip=N, idle=SECONDS (N above 0)`;
+  }
+  return spec;
+}
 
 const loopback = (ip: string): boolean => /^(127\.|::1$|::ffff:127\.)/.test(ip);
-
-function tlsOf(control: Control): { key: string; cert: string } | undefined {
-  const pem = control.raw('servercert.pem');
-  return pem === null || !pem.includes('PRIVATE KEY') ? undefined : { key: pem, cert: pem };
-}
 
 export interface OdmrWorld {
   readonly root: string;
   readonly inject: (m: NewMessage) => Promise<string>;
-  readonly log: (event: 'odmr.session' | 'odmr.atrn' | 'held.error', fields: Readonly<Record<string, unknown>>) => void;
+  readonly log: (
+    event: 'odmr.session' | 'odmr.atrn' | 'odmr.auth' | 'odmr.refused' | 'odmr.error' | 'held.error',
+    fields: Readonly<Record<string, unknown>>,
+  ) => void;
 }
 
 /**
@@ -32,12 +68,32 @@ export interface OdmrWorld {
  */
 class OdmrLink {
   private readonly dir: KeptDirectory;
+  /** Failed logins of every odmr listener of this process (as POP3's ports share one). */
+  private readonly throttle = new LoginThrottle();
+  /** servercert.pem as last read, and its context (made again only when the file changed). */
+  private cert: { readonly pem: string; readonly context: SecureContext | undefined } | undefined;
 
   constructor(private readonly w: OdmrWorld) {
     this.dir = new KeptDirectory(() => openDirectory({ root: w.root, readonly: true }));
   }
 
-  deps(ip: string): OdmrDeps {
+  /** STARTTLS's context from control/servercert.pem, read at each connection; undefined: none (not offered). */
+  private tls(control: Control): SecureContext | undefined {
+    const pem = control.raw('servercert.pem');
+    if (pem === null || !pem.includes('PRIVATE KEY')) return undefined;
+    if (this.cert?.pem !== pem) {
+      let context: SecureContext | undefined;
+      try {
+        context = createSecureContext({ key: pem, cert: pem, minVersion: 'TLSv1.2' });
+      } catch (err) {
+        this.w.log('odmr.error', { error: `control/servercert.pem unusable, no STARTTLS: ${errText(err)}` });
+      }
+      this.cert = { pem, context };
+    }
+    return this.cert.context;
+  }
+
+  deps(ip: string, spec: OdmrSpec): OdmrDeps {
     const root = this.w.root;
     const control = new Control(root);
     const mine = (login: string): ReturnType<typeof listHeld> =>
@@ -96,10 +152,12 @@ class OdmrLink {
           return 'done';
         }
       },
-      tls: tlsOf(control),
+      tls: this.tls(control),
       plainAuthOk: loopback,
+      throttle: this.throttle,
       log: (event, fields) => this.w.log(event, fields),
-      idleMs: Math.max(1, control.number('timeoutsmtpd').value) * 1000, // as qmail-smtpd: 0 or less is 1 s
+      // as qmail-smtpd: 0 or less is 1 s
+      idleMs: (spec.idleSeconds ?? Math.min(IDLE_CAP_S, Math.max(1, control.number('timeoutsmtpd').value))) * 1000,
     };
   }
 
@@ -108,45 +166,29 @@ class OdmrLink {
   }
 }
 
-/** The sessions of one or more odmr listeners: adopted sockets (the child) or accepted here (one process). */
+/** The odmr listeners of this process: sockets adopted (the child) or accepted here (one process), one link for all. */
 export class OdmrServer {
-  private readonly sessions = new Set<Socket>();
-  private readonly servers: Server[] = [];
   private readonly link: OdmrLink;
 
-  constructor(world: OdmrWorld) {
+  constructor(private readonly world: OdmrWorld) {
     this.link = new OdmrLink(world);
   }
 
-  adopt(socket: Socket): void {
-    const ip = socket.remoteAddress ?? '';
-    this.sessions.add(socket);
-    socket.once('close', () => this.sessions.delete(socket));
-    socket.resume();
-    void serveOdmr(socket, ip, this.link.deps(ip)).finally(() => this.sessions.delete(socket));
-  }
-
-  listen(spec: OdmrSpec): Promise<AddressInfo> {
-    const srv = createServer((s) => this.adopt(s));
-    srv.on('error', () => undefined);
-    this.servers.push(srv);
-    return new Promise((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(spec.port, spec.host, () => {
-        srv.off('error', reject);
-        const a = srv.address();
-        if (a === null || typeof a === 'string') reject(new Error('no address'));
-        else resolve(a);
-      });
+  /** One listener: its connection limits (`421` over them), and a session for each connection it admits. */
+  listener(spec: OdmrSpec): TcpServer {
+    const listener = `${spec.host}:${spec.port}`;
+    return new TcpServer({
+      maxConnections: spec.maxConnections,
+      maxPerIp: spec.maxPerIp,
+      paused: false,
+      halfOpen: false,
+      tooMany: (ip, why) => {
+        this.world.log('odmr.refused', { ip, why, listener });
+        return `421 4.7.0 too many connections${why === 'maxperip' ? ' from your address' : ''}, try again later\r\n`;
+      },
+      open: (socket: Socket, ip) => ({ done: serveOdmr(socket, ip, this.link.deps(ip, spec)) }),
+      acceptFailed: (err) => this.world.log('odmr.error', { listener, error: `accept failed: ${err.message}` }),
     });
-  }
-
-  /** Stop taking connections; sessions get graceMs to finish (a push settles each message first), then are cut. */
-  async close(graceMs: number): Promise<void> {
-    for (const s of this.servers) s.close();
-    const deadline = Date.now() + graceMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const s of this.sessions) s.destroy();
   }
 
   closeLink(): Promise<void> {
@@ -166,12 +208,7 @@ export const ODMR_SERVICE: ServiceDef<OdmrSpec> = {
       kind: 'odmr',
       port: 366,
       about: 'ODMR (RFC 2645): a customer authenticates, says ATRN, and takes its held mail on the same connection',
-      parse: (where, words) => {
-        const o = keyValues(words);
-        if (typeof o === 'string') return o;
-        const extra = Object.keys(o)[0];
-        return extra === undefined ? { host: where.host, port: where.port } : `unknown option "${extra}" (none yet)`;
-      },
+      parse: (where, words) => odmrListenerOptions(where, words),
     },
   ],
   kindOf: () => 'odmr',
@@ -193,7 +230,10 @@ export const ODMR_SERVICE: ServiceDef<OdmrSpec> = {
       log: (e, f) => ctx.log.event(e, f),
     });
     return Promise.resolve({
-      listeners: specs.map((spec) => ({ listen: () => server.listen(spec), close: (g: number) => server.close(g) })),
+      listeners: specs.map((spec) => {
+        const l = server.listener(spec);
+        return { listen: () => l.listen(spec.port, spec.host), close: (g: number) => l.close(g) };
+      }),
       reload: () => undefined,
       close: () => server.closeLink(),
     });

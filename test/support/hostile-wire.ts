@@ -146,6 +146,27 @@ export class Wire {
     });
   }
 
+  /**
+   * One TLS 1.2 renegotiation started by this end (after `upgrade({ maxVersion: 'TLSv1.2' })`): true when it
+   * completed, false when it failed, the connection closed, or nothing happened within `ms`.
+   */
+  renegotiate(ms = 5000): Promise<boolean> {
+    const tls = this.sock as TLSSocket;
+    return new Promise((resolve) => {
+      if (this.closed || typeof tls.renegotiate !== 'function') return resolve(false);
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        tls.off('close', gone);
+        resolve(ok);
+      };
+      const gone = (): void => finish(false);
+      const timer = setTimeout(gone, ms);
+      tls.once('close', gone);
+      if (!tls.renegotiate({ rejectUnauthorized: false }, (err) => finish(err === null || err === undefined)))
+        finish(false);
+    });
+  }
+
   /** This end's port (to tell the server-side socket of this connection in /proc/net/tcp). */
   get localPort(): number {
     return this.raw.localPort ?? 0;
