@@ -31,15 +31,24 @@ export interface MessageChecker {
 
 const NAME = /^([!-9;-~]+)[ \t]*:/; // RFC 5322 2.2: field name, printable ASCII but ':'
 
+/** An Authentication-Results field longer than this is not read: it is removed whole (no real one comes near). */
+export const MAX_AUTH_RESULTS_FIELD = 65536;
+
 /**
  * Drops `Authentication-Results:` fields whose authserv-id is `host` from the header section (RFC 8601 5: an
- * MTA removes fields that claim its own name, so later readers can trust the one it adds). Streams: a field is
- * held until its last continuation line is seen; the body passes untouched. A field longer than 64 KiB is passed.
+ * MTA removes fields that claim its own name, so later readers can trust the one it adds). The authserv-id is
+ * read as RFC 8601 2.2 says, after unfolding and any comments (nested, with quoted-pairs), as a token or a
+ * quoted-string, compared ignoring case and a final dot. A field whose authserv-id cannot be read (a comment or
+ * quoted-string that never ends, nothing before the `;`) or longer than `MAX_AUTH_RESULTS_FIELD` is removed too:
+ * what quail cannot judge a later reader might judge as this host's. Streams: an Authentication-Results field is
+ * held until its last continuation line is seen; every other field and the body pass untouched.
  */
 export class AuthResultsStrip {
   private inHeader = true;
   /** Bytes of the header section seen so far (all of it once the blank line has passed). */
   headerBytes = 0;
+  /** The field being read: one held to be judged, one passed on, one too long (dropped), or none yet. */
+  private mode: 'none' | 'pass' | 'hold' | 'drop' = 'none';
   private field = '';
   private partial = '';
   removed = 0;
@@ -58,19 +67,14 @@ export class AuthResultsStrip {
       const line = text.slice(start, nl + 1);
       start = nl + 1;
       this.headerBytes += line.length;
-      if (line.startsWith(' ') || line.startsWith('\t')) {
-        this.field += line; // a continuation of the field being held
-        if (this.field.length > 65536) out += this.release(false);
-        continue;
-      }
-      out += this.release(true);
       if (line === '\n') {
+        out += this.release();
         this.inHeader = false;
         out += line + text.slice(start);
         this.partial = '';
         return Buffer.from(out, 'latin1');
       }
-      this.field = line;
+      out += this.line(line);
     }
     this.partial = text.slice(start);
     return Buffer.from(out, 'latin1');
@@ -84,36 +88,120 @@ export class AuthResultsStrip {
   /** At the end of the message: whatever is still held. */
   end(): Buffer {
     let out = '';
-    if (this.inHeader && this.partial !== '') {
-      // a last header line without its line end
-      if (this.partial.startsWith(' ') || this.partial.startsWith('\t')) this.field += this.partial;
-      else {
-        out += this.release(true);
-        this.field = this.partial;
-      }
-    } else out += this.partial;
+    // a last header line without its line end
+    if (this.inHeader && this.partial !== '') out += this.line(this.partial);
+    else out += this.partial;
     this.partial = '';
-    out += this.release(true);
+    out += this.release();
     return Buffer.from(out, 'latin1');
   }
 
-  private release(judge: boolean): string {
-    const f = this.field;
+  /** One header line (not the blank one): what to pass on now. */
+  private line(line: string): string {
+    if (line.startsWith(' ') || line.startsWith('\t')) {
+      // a continuation of the field being read
+      if (this.mode === 'hold') {
+        this.field += line;
+        this.tooLong();
+        return '';
+      }
+      return this.mode === 'drop' ? '' : line;
+    }
+    const out = this.release();
+    if (NAME.exec(line)?.[1]?.toLowerCase() === 'authentication-results') {
+      this.mode = 'hold';
+      this.field = line;
+      this.tooLong();
+      return out;
+    }
+    this.mode = 'pass';
+    return out + line;
+  }
+
+  private tooLong(): void {
+    if (this.field.length <= MAX_AUTH_RESULTS_FIELD) return;
+    this.mode = 'drop';
     this.field = '';
-    if (judge && this.claimsHost(f)) {
+    this.removed++;
+  }
+
+  /** The end of the field being read: a held one is judged, passed on unless it claims this host. */
+  private release(): string {
+    const held = this.mode === 'hold' ? this.field : '';
+    this.mode = 'none';
+    this.field = '';
+    if (held === '') return '';
+    // unfolded (RFC 5322 2.2.3): every line end in a held field but its last is followed by white space
+    const id = authservId(held.slice(held.indexOf(':') + 1).replace(/\r?\n/g, ''));
+    if (id === null || sameHost(id, this.host)) {
       this.removed++;
       return '';
     }
-    return f;
+    return held;
   }
+}
 
-  private claimsHost(field: string): boolean {
-    const m = NAME.exec(field);
-    if (m?.[1]?.toLowerCase() !== 'authentication-results') return false;
-    const value = field.slice(field.indexOf(':') + 1).replace(/\(.*?\)/g, ' ');
-    const id = /^[\s]*([^\s;]+)/.exec(value)?.[1];
-    return id !== undefined && id.toLowerCase() === this.host.toLowerCase();
+/** RFC 2045 5.1 tspecials, which end a token (with space and controls). */
+const TSPECIALS = '()<>@,;:\\"/[]?=';
+
+function isSpace(c: string): boolean {
+  return c === ' ' || c === '\t' || c === '\r' || c === '\n';
+}
+
+/**
+ * The authserv-id of an Authentication-Results field's unfolded value (RFC 8601 2.2: `[CFWS] authserv-id`, a
+ * `value` of RFC 2045: token or quoted-string, unquoted); null when it cannot be read. Comments nest and may hold
+ * quoted-pairs (RFC 5322 3.2.2). One pass over the text, no regular expression, no recursion: linear in the
+ * field's length whatever it holds.
+ */
+export function authservId(value: string): string | null {
+  const n = value.length;
+  let i = 0;
+  // CFWS: white space and comments, in any order
+  for (;;) {
+    while (i < n && isSpace(value.charAt(i))) i++;
+    if (value.charAt(i) !== '(') break;
+    let depth = 0;
+    do {
+      if (i >= n) return null; // the comment never ends
+      const c = value.charAt(i);
+      if (c === '\\')
+        i++; // a quoted-pair: the next character is only text
+      else if (c === '(') depth++;
+      else if (c === ')') depth--;
+      i++;
+    } while (depth > 0);
   }
+  if (i >= n) return null;
+  if (value.charAt(i) === '"') {
+    let id = '';
+    for (i++; ; i++) {
+      if (i >= n) return null; // the quoted-string never ends
+      const c = value.charAt(i);
+      if (c === '"') return id;
+      if (c === '\\') {
+        i++;
+        if (i >= n) return null;
+        id += value.charAt(i);
+      } else id += c;
+    }
+  }
+  const from = i;
+  while (i < n) {
+    const c = value.charAt(i);
+    if (isSpace(c) || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f || TSPECIALS.includes(c)) break;
+    i++;
+  }
+  return i > from ? value.slice(from, i) : null;
+}
+
+/** The same host name, ignoring case, white space around it and a final dot (`mx.example.` is `mx.example`). */
+function sameHost(id: string, host: string): boolean {
+  const norm = (h: string): string => {
+    const t = h.trim().toLowerCase();
+    return t.endsWith('.') ? t.slice(0, -1) : t;
+  };
+  return norm(id) === norm(host);
 }
 
 /**

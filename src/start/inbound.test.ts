@@ -146,6 +146,30 @@ void test('Authentication-Results claiming this host are removed (folded ones to
   }
 });
 
+void test('forged Authentication-Results for this host are removed however they are written: nested, folded and escaped comments, a quoted authserv-id, a field over 64 KiB', async () => {
+  const long = ' (zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz)\r\n'.repeat(1100);
+  const spoof =
+    'Authentication-Results: (a (b) c) mx.local.test; dkim=pass header.d=bad.test\r\n' +
+    'Authentication-Results: (x\r\n y) mx.local.test; dkim=pass header.d=bad.test\r\n' +
+    'Authentication-Results: (a \\) b) mx.local.test; dkim=pass header.d=bad.test\r\n' +
+    'Authentication-Results: "mx.local.test"; dkim=pass header.d=bad.test\r\n' +
+    'Authentication-Results: "MX.Local.Test."; dkim=pass header.d=bad.test\r\n' +
+    `Authentication-Results: mx.local.test; dkim=pass header.d=bad.test\r\n${long}` +
+    'Authentication-Results: (mx.local.test) other.example; spf=pass\r\n';
+  const w = await world('header');
+  try {
+    assert.match(await send(w.h, 'ceo@bad.test', message('ceo@bad.test', spoof)), /250 2\.0\.0 ok/);
+    const data = w.h.queued[0]?.data ?? '';
+    assert.equal((data.match(/^Authentication-Results:/gim) ?? []).length, 2, data.slice(0, 2000));
+    assert.match(data, /\nAuthentication-Results: mx\.local\.test;\n/);
+    assert.match(data, /\nAuthentication-Results: \(mx\.local\.test\) other\.example; spf=pass\n/);
+    assert.doesNotMatch(data, /dkim=pass header\.d=bad\.test|zzzz/);
+    assert.ok(data.length < 10_000, 'the long field went whole');
+  } finally {
+    await w.close();
+  }
+});
+
 void test('a client that may relay is ours: not checked, not refused under authcheck=reject (its mail is signed on the way out)', async () => {
   const w = await world('reject', '127.0.0.1:allow,RELAYCLIENT=""\n');
   try {
