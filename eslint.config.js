@@ -13,7 +13,7 @@ const MAY_IMPORT = {
   lineio: [],
   maildir: [],
   dovecot: [],
-  throttle: [],
+  throttle: ['core'],
   tcpserver: ['throttle'],
   msgauth: ['core'],
   control: ['core'],

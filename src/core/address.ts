@@ -1,4 +1,5 @@
-// Envelope addresses split the qmail way: at the LAST '@'.
+// Envelope addresses split the qmail way: at the LAST '@'; password logins as the directory reads them.
+import { asciiLower } from './ascii.js';
 
 export interface SplitAddress {
   readonly local: string;
@@ -32,4 +33,24 @@ export function quoteLocal(local: string): string {
     local.length === 0 || !ATOM.test(local) || local.startsWith('.') || local.endsWith('.') || local.includes('..');
   if (!needs) return local;
   return '"' + local.replace(/["\\\r\n]/g, (c) => '\\' + c) + '"';
+}
+
+/**
+ * A password login, `user@domain` or vpopmail's `user%domain` (POP3 clients that cannot send '@'), as the user
+ * directory reads it: split at the last '@' or '%', whichever comes later, both parts ASCII-lowercased
+ * (`JOE@hunt.test`, `joe%HUNT.TEST` and `Joe%Hunt.Test` are one mailbox); null when either part is empty.
+ */
+export function splitLogin(login: string): [string, string] | null {
+  const at = Math.max(login.lastIndexOf('@'), login.lastIndexOf('%'));
+  if (at <= 0 || at === login.length - 1) return null;
+  return [asciiLower(login.slice(0, at)), asciiLower(login.slice(at + 1))];
+}
+
+/**
+ * The one name a login's failed attempts are counted under (src/throttle): `local@domain` of `splitLogin`, so
+ * every spelling the directory takes for a mailbox is one name; anything else (a bare user) ASCII-lowercased.
+ */
+export function loginKey(login: string): string {
+  const parts = splitLogin(login);
+  return parts === null ? asciiLower(login) : `${parts[0]}@${parts[1]}`;
 }

@@ -39,12 +39,8 @@ export function localPart(raw: string): string {
   return l;
 }
 
-/** `user@domain` or `user%domain` (POP3 clients that cannot send '@') → [local, domain]. */
-export function splitLogin(login: string): [string, string] | null {
-  const at = Math.max(login.lastIndexOf('@'), login.lastIndexOf('%'));
-  if (at <= 0 || at === login.length - 1) return null;
-  return [asciiLower(login.slice(0, at)), asciiLower(login.slice(at + 1))];
-}
+/** `user@domain` or `user%domain` (POP3 clients that cannot send '@') → [local, domain]: core's, shared with src/throttle. */
+export { splitLogin } from '../core/index.js';
 
 /** `bounce-no-mailbox`, `delete`, `user@host` (forward), `mailbox:LOCAL` (deliver into that mailbox); vdeliver's language. */
 export function parsePolicy(text: string): UnknownPolicy {

@@ -250,6 +250,35 @@ void describe('pop3d server', () => {
     assert.ok(refused.length >= 3);
   });
 
+  void it('the slowdown per login counts every spelling of one mailbox (local part case, user%domain) as one', async () => {
+    const g = await fixture({ throttle: { baseMs: 400, maxMs: 4000 } });
+    try {
+      const fail = async (login: string, from?: string): Promise<number> => {
+        const c = await PopClient.open(g.port, false, from);
+        await c.line();
+        await c.cmd(`USER ${login}`);
+        const t0 = Date.now();
+        assert.equal(await c.cmd('PASS wrong'), '-ERR [AUTH] authentication failed');
+        const waited = Date.now() - t0;
+        await c.cmd('QUIT');
+        return waited;
+      };
+      await fail('joe@example.org'); // from 127.0.0.1
+      await fail('joe@example.org'); // waits 400 ms (the address and the login): the login is at 800 ms now
+      // from another address, which has no failures: only the login's count can slow these
+      for (const [spelling, from] of [
+        ['JOE@example.org', '127.0.0.2'],
+        ['Joe%Example.ORG', '127.0.0.3'],
+      ] as const) {
+        const waited = await fail(spelling, from);
+        assert.ok(waited >= 780, `${spelling} from ${from} is slowed as joe@example.org (${waited} ms)`);
+      }
+    } finally {
+      await g.server.close();
+      rmSync(g.dir, { recursive: true, force: true });
+    }
+  });
+
   void it('a missing maildir or one that is not a directory: -ERR [SYS/TEMP], and the server goes on', async () => {
     for (const login of ['nobox@example.org', 'file@example.org']) {
       const c = await PopClient.open(f.port);

@@ -43,7 +43,8 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
     password = dp;
   } else return fail(R.authMechanism);
   user = withDefaultDomain(user, s.policy.defaultDomain);
-  // The same slowdown as POP3 logins: a delay doubling per recent failure, per client address and per login.
+  // The same slowdown as POP3 logins: a delay doubling per recent failure, per client address and per login
+  // (the throttle counts every spelling the directory takes for one mailbox, JOE@x or joe%X, as one login).
   const wait = s.deps.authThrottle.delayFor(s.remoteIp, user);
   if (wait > 0) await sleep(wait);
   let result;

@@ -250,6 +250,34 @@ void test('issue 12: a throttle passed to several listeners is shared (quail sta
   }
 });
 
+void test('AUTH: the slowdown per login counts every spelling of one mailbox (case, user%domain) as one', async () => {
+  const throttle = new LoginThrottle({ baseMs: 300, maxMs: 5000 });
+  const h = await harness({
+    authenticator: TABLE,
+    sharedThrottle: throttle,
+    control: { 'tcp.smtp': '127.:allow,QUAIL_CLEARAUTH="1"\n' },
+  });
+  try {
+    // joe@example.org failed twice from elsewhere: 600 ms for its next attempt, from any address
+    throttle.failed('198.51.100.1', 'joe@example.org');
+    throttle.failed('198.51.100.1', 'joe@example.org');
+    const t0 = Date.now();
+    const out = await talk(h.port, `EHLO c\r\nAUTH PLAIN ${plainAuth('JOE%Example.ORG', 'wrong')}\r\nQUIT\r\n`);
+    assert.match(out, /535 5\.7\.8 authentication failed/);
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 580, `JOE%Example.ORG waits as joe@example.org does (${waited} ms)`);
+    for (const spelling of ['joe@EXAMPLE.ORG', 'Joe%example.org'])
+      assert.match(
+        await talk(h.port, `EHLO c\r\nAUTH PLAIN ${plainAuth(spelling, 'wrong')}\r\nQUIT\r\n`),
+        /535 5\.7\.8/,
+      );
+    // five failures under four spellings, all counted for the one mailbox: 300 ms · 2^4
+    assert.equal(throttle.delayFor('203.0.113.9', 'joe@example.org'), 4800);
+  } finally {
+    await h.close();
+  }
+});
+
 void test("issue 12: control/defaultdomain (vpopmail's meaning): an AUTH login without @domain is user@defaultdomain", async () => {
   const seen: string[] = [];
   const authenticator: Authenticator = {

@@ -1,6 +1,9 @@
-// The failed-login slowdown: doubling, per address and per login, cap, forgetting.
+// The failed-login slowdown: doubling, per address and per login, cap, forgetting; one count per mailbox whatever
+// the login's spelling; a full table drops what costs least, never everything.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { loginKey } from '../core/index.js';
+import { splitLogin } from '../directory/names.js';
 import { ConnectionLimits, LoginThrottle, SharedLoginThrottle } from './index.js';
 
 void test('LoginThrottle: doubles per failure, per address and per login, capped, forgotten after a while', () => {
@@ -66,4 +69,71 @@ void test('SharedLoginThrottle: what one process sees, the others hear; malforme
   ])
     a.heard(junk);
   assert.equal(a.delayFor('203.0.113.9', 'j'), 0);
+});
+
+void test('LoginThrottle: every spelling the directory takes for one mailbox is one login (case, user%domain)', () => {
+  const t = new LoginThrottle({ baseMs: 100, maxMs: 10_000, clock: () => 0 });
+  for (let i = 0; i < 3; i++) t.failed('192.0.2.1', 'joe@hunt.test');
+  for (const spelling of ['joe@hunt.test', 'JOE@hunt.test', 'joe@HUNT.TEST', 'joe%hunt.test', 'Joe%Hunt.Test'])
+    assert.equal(t.delayFor('198.51.100.7', spelling), 400, spelling);
+  t.failed('192.0.2.2', 'JOE%HUNT.test');
+  assert.equal(t.delayFor('198.51.100.7', 'joe@hunt.test'), 800, 'a failure under another spelling counts too');
+  assert.equal(t.delayFor('198.51.100.7', 'jo@hunt.test'), 0, 'another mailbox is not slowed');
+  t.succeeded('Joe%hunt.TEST');
+  assert.equal(t.delayFor('198.51.100.7', 'joe@hunt.test'), 0, 'a success under any spelling forgets it');
+  // shared between processes: the news carries the login as typed, the hearer counts it the same way
+  const told: unknown[] = [];
+  const a = new SharedLoginThrottle((n) => told.push(n), { baseMs: 100, clock: () => 0 });
+  const b = new SharedLoginThrottle(() => undefined, { baseMs: 100, clock: () => 0 });
+  a.failed('192.0.2.1', 'JOE%hunt.test');
+  for (const n of told) b.heard(n);
+  assert.equal(b.delayFor('198.51.100.7', 'joe@Hunt.Test'), 100);
+});
+
+void test('loginKey: the name the directory looks the mailbox up by (its own splitLogin), whatever the spelling', () => {
+  const cases: Array<[string, string]> = [
+    ['joe@hunt.test', 'joe@hunt.test'],
+    ['JOE@Hunt.Test', 'joe@hunt.test'],
+    ['Joe%Hunt.Test', 'joe@hunt.test'],
+    ['a%b@c.test', 'a%b@c.test'], // the later of '@' and '%' splits, as the directory does
+    ['a@b%C.test', 'a@b@c.test'],
+    ['JOE', 'joe'], // no domain: the directory refuses it; still one count for every case
+    ['@x.test', '@x.test'],
+    ['ÄRGER@x.test', 'Ärger@x.test'], // only ASCII folds, as in the directory (and qmail)
+  ];
+  for (const [login, key] of cases) {
+    assert.equal(loginKey(login), key, login);
+    const parts = splitLogin(login);
+    if (parts !== null) assert.equal(key, parts.join('@'), `the directory reads ${login} so`);
+  }
+});
+
+void test('LoginThrottle: a full table drops the cheapest entries first, never the counts of a login under attack', () => {
+  let now = 0;
+  const t = new LoginThrottle({ baseMs: 1000, maxMs: 30_000, clock: () => now });
+  for (let i = 0; i < 6; i++) t.failed('192.0.2.1', 'victim@hunt.test'); // slowed to 30 s
+  assert.equal(t.delayFor('198.51.100.7', 'victim@hunt.test'), 30_000);
+  now = 1000;
+  t.failed('192.0.2.2', 'old@hunt.test');
+  t.failed('192.0.2.2', 'old@hunt.test');
+  // a flood of throwaway logins from throwaway addresses (IPv6 gives plenty): one failure each, 300,000 keys
+  for (let i = 0; i < 150_000; i++) t.failed(`2001:db8::${i.toString(16)}`, `x${i}@junk.test`);
+  assert.ok(t.size <= 100_000, `bounded: ${t.size}`);
+  assert.ok(t.size >= 90_000, `pruned only down to nine tenths: ${t.size}`);
+  assert.equal(t.delayFor('198.51.100.7', 'victim@hunt.test'), 30_000, 'the login under attack is still slowed');
+  assert.equal(t.delayFor('198.51.100.7', 'old@hunt.test'), 2000, 'two failures outlive one');
+  assert.equal(t.delayFor('192.0.2.1', 'nobody@hunt.test'), 30_000, 'so does the guessing address');
+  assert.equal(t.delayFor('2001:db8::0', 'nobody@hunt.test'), 0, 'the oldest throwaway keys went first');
+  assert.equal(t.delayFor('2001:db8::249ef', 'nobody@hunt.test'), 1000, 'the newest stayed');
+  // expired entries go before anything else, whatever their count; then the least recently updated
+  const s = new LoginThrottle({ baseMs: 1000, maxKeys: 100, clock: () => now });
+  for (let i = 0; i < 5; i++) s.failed('192.0.2.1', 'gone@hunt.test');
+  now += 16 * 60_000;
+  for (let i = 0; i < 49; i++) s.failed(`198.51.100.${i}`, `z${i}@junk.test`);
+  assert.equal(s.size, 100, 'full');
+  s.failed('192.0.2.4', 'new@hunt.test'); // prunes: the 2 expired keys, then 8 more down to 90
+  assert.equal(s.size, 92);
+  assert.equal(s.delayFor('198.51.100.3', 'z3@junk.test'), 0, 'the four oldest pairs went');
+  assert.equal(s.delayFor('198.51.100.4', 'z4@junk.test'), 1000, 'not a fifth: the expired keys went first');
+  assert.equal(s.delayFor('192.0.2.4', 'new@hunt.test'), 1000);
 });

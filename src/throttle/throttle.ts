@@ -1,5 +1,7 @@
 // Failed-login slowdown: a delay that doubles with each failure, kept per client address and per login.
-// Shared by pop3d (USER/PASS, AUTH PLAIN), smtpd (AUTH PLAIN/LOGIN) and ODMR (AUTH): one policy for every password login.
+// Shared by pop3d (USER/PASS, AUTH PLAIN), smtpd (AUTH PLAIN/LOGIN), ODMR (AUTH) and the web admin: one policy for
+// every password login, keyed on the login as the directory reads it (core's loginKey), whatever its spelling.
+import { loginKey } from '../core/index.js';
 
 /**
  * Failed logins in one session before it is ended (smtpd's 421, pop3d's end of the session, odmr's 421): one policy
@@ -14,6 +16,8 @@ export interface ThrottleOptions {
   readonly maxMs?: number;
   /** Failures older than this are forgotten (default 15 minutes). */
   readonly forgetMs?: number;
+  /** At most this many addresses and logins are remembered (default 100,000). */
+  readonly maxKeys?: number;
   readonly clock?: () => number;
 }
 
@@ -22,35 +26,48 @@ interface Record {
   last: number;
 }
 
-const MAX_KEYS = 100_000;
+/** Failure counts above this are not told apart when the table is pruned (the delay is long capped by then). */
+const LEVELS = 32;
 
+/**
+ * `login` may be given in any spelling the directory takes (`JOE@example.com`, `joe%EXAMPLE.com`): it is counted
+ * under `loginKey(login)`, so changing the case or writing `%` for `@` gives a guesser no fresh count.
+ */
 export class LoginThrottle {
+  /** In the order of their last update: the least recently updated first. */
   private readonly byKey = new Map<string, Record>();
   private readonly baseMs: number;
   private readonly maxMs: number;
   private readonly forgetMs: number;
+  private readonly maxKeys: number;
   private readonly clock: () => number;
 
   constructor(opts: ThrottleOptions = {}) {
     this.baseMs = opts.baseMs ?? 1000;
     this.maxMs = opts.maxMs ?? 30_000;
     this.forgetMs = opts.forgetMs ?? 15 * 60_000;
+    this.maxKeys = Math.max(10, opts.maxKeys ?? 100_000);
     this.clock = opts.clock ?? Date.now;
   }
 
   /** The wait before answering a login attempt from `ip` for `login` (the larger of the two). */
   delayFor(ip: string, login: string): number {
-    return Math.max(this.delayOf(`ip:${ip}`), this.delayOf(`login:${login}`));
+    return Math.max(this.delayOf(`ip:${ip}`), this.delayOf(`login:${loginKey(login)}`));
   }
 
   failed(ip: string, login: string): void {
     this.bump(`ip:${ip}`);
-    this.bump(`login:${login}`);
+    this.bump(`login:${loginKey(login)}`);
   }
 
   /** A success forgets the login's failures, not the address's (one good account must not unlock guessing). */
   succeeded(login: string): void {
-    this.byKey.delete(`login:${login}`);
+    this.byKey.delete(`login:${loginKey(login)}`);
+  }
+
+  /** How many addresses and logins are remembered now. */
+  get size(): number {
+    return this.byKey.size;
   }
 
   private delayOf(key: string): number {
@@ -65,17 +82,46 @@ export class LoginThrottle {
 
   private bump(key: string): void {
     const now = this.clock();
-    if (this.byKey.size >= MAX_KEYS) this.prune(now);
     const r = this.byKey.get(key);
+    this.byKey.delete(key); // set again below: the Map stays in the order of the last update
     if (r && now - r.last <= this.forgetMs) {
       r.failures++;
       r.last = now;
-    } else this.byKey.set(key, { failures: 1, last: now });
+      this.byKey.set(key, r);
+      return;
+    }
+    if (this.byKey.size >= this.maxKeys) this.prune(now);
+    this.byKey.set(key, { failures: 1, last: now });
   }
 
+  /**
+   * The table is full: forget what has expired, then, down to nine tenths of the limit (so that the next prune is
+   * thousands of failures away), what costs a guesser least to lose: the keys with the fewest failures first,
+   * among them the least recently updated. Never everything: a flood of throwaway addresses or logins (one
+   * failure each) pushes out only its own kind, and the counts of logins under attack stay. One pass to count,
+   * one to drop: linear in the table, once per tenth of it.
+   */
   private prune(now: number): void {
     for (const [k, r] of this.byKey) if (now - r.last > this.forgetMs) this.byKey.delete(k);
-    if (this.byKey.size >= MAX_KEYS) this.byKey.clear(); // a flood of addresses: start over rather than grow
+    const target = Math.floor(this.maxKeys * 0.9);
+    const excess = this.byKey.size - target;
+    if (excess <= 0) return;
+    const level = (r: Record): number => Math.min(r.failures, LEVELS);
+    const counts = new Array<number>(LEVELS + 1).fill(0);
+    for (const r of this.byKey.values()) counts[level(r)] = (counts[level(r)] ?? 0) + 1;
+    // every key below level `cut` goes, and the least recently updated `partial` of those at `cut`
+    let cut = 1;
+    let below = 0;
+    while (cut < LEVELS && below + (counts[cut] ?? 0) < excess) below += counts[cut++] ?? 0;
+    let partial = excess - below;
+    for (const [k, r] of this.byKey) {
+      const l = level(r);
+      if (l < cut) this.byKey.delete(k);
+      else if (l === cut && partial > 0) {
+        this.byKey.delete(k);
+        partial--;
+      }
+    }
   }
 }
 

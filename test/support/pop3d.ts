@@ -68,10 +68,12 @@ export class PopClient {
     for (const f of w) f();
   }
 
-  static async open(port: number, tls = false): Promise<PopClient> {
+  /** `localAddress`: another loopback address to come from (127.0.0.2: the server sees another client). */
+  static async open(port: number, tls = false, localAddress?: string): Promise<PopClient> {
+    const from = localAddress === undefined ? {} : { localAddress };
     const socket = tls
-      ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false })
-      : connect({ port, host: '127.0.0.1' });
+      ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...from })
+      : connect({ port, host: '127.0.0.1', ...from });
     await new Promise<void>((resolve, reject) => {
       socket.once(tls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);
