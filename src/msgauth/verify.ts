@@ -23,6 +23,27 @@ export interface InboundVerdict {
   readonly results: { spf: string; dkim: string; dmarc: string; arc: string };
 }
 
+/** An address literal as RFC 5321 4.1.3 writes one (`[192.0.2.1]`, `[IPv6:2001:db8::1]`): nothing to replace. */
+const LITERAL = /^\[(?:IPv6:)?[0-9A-Fa-f.:]+\]$/;
+
+/**
+ * A HELO argument or an envelope sender as the checks are given it, and so as mailauth writes it back into
+ * `smtp.helo=`, `smtp.mailfrom=` and the SPF comment of quail's own Authentication-Results and Received-SPF.
+ * RFC 8601 lets a property value be a quoted-string holding anything, so `smtp.helo="x; dkim=pass"` is valid, and
+ * a reader that splits the field at ';' or white space takes it for a result. Every character a domain name (or
+ * an unquoted local part) cannot hold is replaced with '_': white space, control characters, ';', '(', ')', '"',
+ * '\\', ',', '<', '>', '@' in a name. A real host name, address literal or `user@domain` is left as it is (text
+ * past ASCII too: SMTPUTF8 names), and the SPF domain of a valid sender never changes.
+ */
+export function reportable(text: string, kind: 'helo' | 'sender'): string {
+  const name = (d: string): string => (LITERAL.test(d) ? d : d.replace(/[^A-Za-z0-9.\-\u0080-\uffff]|\s/g, '_'));
+  if (kind === 'helo') return name(text);
+  const at = text.lastIndexOf('@');
+  if (at < 0) return name(text);
+  const local = text.slice(0, at).replace(/[^A-Za-z0-9.!#$%&'*+\-/=?^_`{|}~\u0080-\uffff]|\s/g, '_');
+  return `${local}@${name(text.slice(at + 1))}`;
+}
+
 /**
  * Checks one message (LF line ends, without quail's Received line). DNS errors give temperror results, never a
  * rejection; an exception inside the checks, or checks that take longer than `deadlineMs` (slow DNS), give `none`
@@ -42,8 +63,8 @@ export async function checkInbound(
     const res = await Promise.race([
       authenticate(input, {
         ip: facts.ip,
-        helo: facts.helo,
-        sender: facts.sender,
+        helo: reportable(facts.helo, 'helo'),
+        sender: reportable(facts.sender, 'sender'),
         mta: facts.host,
         resolver: resolve as (name: string, type: string) => Promise<string[][]>,
         disableBimi: true,

@@ -170,6 +170,32 @@ void test('forged Authentication-Results for this host are removed however they 
   }
 });
 
+void test("a hostile HELO or sender cannot write a result into this host's Authentication-Results", async () => {
+  const w = await world('header');
+  try {
+    const out = await talk(
+      w.h.port,
+      'EHLO x; dkim=pass header.d=bad.test; dmarc=pass\r\nMAIL FROM:<"a;dkim=pass (x"@bad.test>\r\n' +
+        `RCPT TO:<joe@local.test>\r\nDATA\r\n${message('ceo@bad.test')}.\r\nQUIT\r\n`,
+    );
+    assert.match(out, /250 2\.0\.0 ok/);
+    const data = w.h.queued[0]?.data ?? '';
+    const field = /^Authentication-Results:([^\n]*(?:\n[ \t][^\n]*)*)/m.exec(data)?.[1] ?? '';
+    // as a reader that splits at ';' sees it: the authserv-id, then one result per method, none of them forged
+    const parts = field
+      .replace(/\n/g, '')
+      .split(';')
+      .map((p) => p.trim().split(/[\s=]/)[0]);
+    assert.deepEqual(parts, ['mx.local.test', 'dkim', 'spf', 'dmarc'], field);
+    assert.match(field, /smtp\.helo=x__dkim_pass_header\.d_bad\.test__dmarc_pass;/);
+    assert.match(field, /smtp\.mailfrom="a_dkim=pass__x@bad\.test"/);
+    assert.match(field, /\bspf=fail /);
+    assert.match(field, /\bdmarc=fail /);
+  } finally {
+    await w.close();
+  }
+});
+
 void test('a client that may relay is ours: not checked, not refused under authcheck=reject (its mail is signed on the way out)', async () => {
   const w = await world('reject', '127.0.0.1:allow,RELAYCLIENT=""\n');
   try {
