@@ -289,7 +289,11 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     assert.equal(await d.deleteSession('a2'), true);
     assert.equal(await d.deleteSession('a2'), false);
     await d.addSession({ ...s, id: 'a3', expires: new Date(t0.getTime() + 5000) });
-    assert.equal(await d.deleteSessions({ login: 'ANN@example.com' }), 1);
+    await d.addSession({ ...s, id: 'a5', expires: new Date(t0.getTime() + 5000) });
+    assert.equal(await d.deleteSessions({ login: 'ann@example.com', except: 'a5' }), 1, 'all but the one kept');
+    assert.equal((await d.getSession('a5', t0))?.id, 'a5');
+    await d.addSession({ ...s, id: 'a3', expires: new Date(t0.getTime() + 5000) });
+    assert.equal(await d.deleteSessions({ login: 'ANN@example.com' }), 2);
     await d.addSession({ ...s, id: 'b2', login: 'bob@example.com', expires: new Date(t0.getTime() + 5000) });
     await d.deleteMailbox('example.com', 'bob');
     assert.equal(await d.getSession('b2', t0), null, 'the mailbox went, its session with it');

@@ -16,7 +16,7 @@ export type {
   UnknownPolicy,
   Vacation,
 } from './types.js';
-export { DirectoryError, domainName, formatPolicy, parsePolicy, parseFlag } from './names.js';
+export { DirectoryError, domainName, formatPolicy, isForwardTarget, parsePolicy, parseFlag } from './names.js';
 export { KeptDirectory, openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
 export { LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme } from './password.js';

@@ -80,6 +80,12 @@ export function checkNotSelf(targets: readonly string[], local: string, domain: 
   }
 }
 
+/**
+ * `user@host` or `&user@host`: a target that only forwards, as vdeliver and qmail-local read it — not a program
+ * (`|...`) nor a file path (`/...`, `./...`), which run or write as the domain's delivery account.
+ */
+export const isForwardTarget = (raw: string): boolean => targetKind(raw.trim().replace(/^&/, '')) === 'forward';
+
 export function checkTarget(raw: string): string {
   const t = raw.trim();
   if (t === '' || t.includes('\n'))

@@ -94,11 +94,12 @@ export async function deleteSession(db: SqlDriver, id: string): Promise<boolean>
 
 export async function deleteSessions(
   db: SqlDriver,
-  by: { readonly login: string } | { readonly expiredAt: Date },
+  by: { readonly login: string; readonly except?: string } | { readonly expiredAt: Date },
 ): Promise<number> {
-  return 'login' in by
+  if (!('login' in by)) return db.run('DELETE FROM web_sessions WHERE expires <= ?', [by.expiredAt.getTime()]);
+  return by.except === undefined
     ? db.run('DELETE FROM web_sessions WHERE login = ?', [by.login.toLowerCase()])
-    : db.run('DELETE FROM web_sessions WHERE expires <= ?', [by.expiredAt.getTime()]);
+    : db.run('DELETE FROM web_sessions WHERE login = ? AND id <> ?', [by.login.toLowerCase(), by.except]);
 }
 
 /** A mailbox goes (or its whole domain): its administrator rows and sessions go with it. */

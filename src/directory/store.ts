@@ -546,7 +546,9 @@ export class SqlDirectory implements Directory {
   deleteSession(id: string): Promise<boolean> {
     return roles.deleteSession(this.db, id);
   }
-  deleteSessions(by: { readonly login: string } | { readonly expiredAt: Date }): Promise<number> {
+  deleteSessions(
+    by: { readonly login: string; readonly except?: string } | { readonly expiredAt: Date },
+  ): Promise<number> {
     return roles.deleteSessions(this.db, by);
   }
 

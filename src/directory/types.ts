@@ -197,8 +197,13 @@ export interface Directory extends MailboxLookup, OfficeDirectory, MoveDirectory
   /** The session with this id that has not expired at `now`, or null. */
   getSession(id: string, now: Date): Promise<WebSession | null>;
   deleteSession(id: string): Promise<boolean>;
-  /** Ends every session of `login` (a new password, a removed mailbox), or those expired at `expiredAt`. */
-  deleteSessions(by: { readonly login: string } | { readonly expiredAt: Date }): Promise<number>;
+  /**
+   * Ends every session of `login` (a new password, a removed mailbox) but the one with id `except` (the session that
+   * set its own password), or those expired at `expiredAt`.
+   */
+  deleteSessions(
+    by: { readonly login: string; readonly except?: string } | { readonly expiredAt: Date },
+  ): Promise<number>;
   /** Mailing lists (migration 6): their settings and people; src/lists delivers and administers them. */
   readonly lists: ListTable;
   /** Held domains (quail held): adds, or with replace changes, one; a mailbox or alias domain's name is refused. */
