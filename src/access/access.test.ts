@@ -275,3 +275,100 @@ void test('perform: spam folder and autoresponders — the mailbox or its domain
     assert.deepEqual([bad.ok, bad.ok ? 0 : bad.status], [false, 400]);
   });
 });
+
+void test('perform: program and path targets need a system administrator; the CLI keeps them, and aliases over mailboxes', async () => {
+  await fixture(async (ctx) => {
+    const ann = (await principalOf(ctx.dir, 'ann@a.example')) as Principal;
+    const joe = (await principalOf(ctx.dir, 'joe@a.example')) as Principal;
+    const root = (await principalOf(ctx.dir, 'root@b.example')) as Principal;
+    for (const target of ['|id', ' |id', '&|id', '/srv/x/Maildir/', './../b.example/bea/Maildir/', '/tmp/mbox'])
+      await assert.rejects(
+        perform(ctx, ann, { op: 'alias.add', address: 'pwn@a.example', target }),
+        (e: Error) => e instanceof AccessDenied && /only a system administrator may set one/.test(e.message),
+        target,
+      );
+    await assert.rejects(
+      perform(ctx, joe, {
+        op: 'mailbox.forward',
+        address: 'joe@a.example',
+        targets: ['x@y.example', '|id'],
+        keepCopy: false,
+      }),
+      /"\|id" is a program or a file path/,
+    );
+    assert.equal(await ctx.dir.getAlias('a.example', 'pwn'), null);
+    assert.deepEqual((await ctx.dir.getMailbox('a.example', 'joe'))?.forward, []);
+    await perform(ctx, ann, { op: 'alias.add', address: 'fw@a.example', target: '&joe@a.example' });
+    await perform(ctx, root, { op: 'alias.add', address: 'prog@a.example', target: '|true' });
+    await perform(ctx, { kind: 'system' }, { op: 'alias.add', address: 'box@a.example', target: './joe/Maildir/' });
+    // an alias named as a mailbox would take its mail: refused on the web (even to a system administrator), not
+    // for the CLI's principal (quail alias add keeps qmail's .qmail-NAME meaning)
+    for (const p of [ann, root])
+      await assert.rejects(
+        perform(ctx, p, { op: 'alias.add', address: 'joe@alias-a.example', target: 'ann@a.example' }),
+        /joe@a\.example is a mailbox: an alias of that name would take all its mail/,
+      );
+    await perform(ctx, { kind: 'system' }, { op: 'alias.add', address: 'joe@a.example', target: 'ann@a.example' });
+    assert.deepEqual((await ctx.dir.getAlias('a.example', 'joe'))?.targets, ['ann@a.example']);
+  });
+});
+
+void test('perform: every change of a mailbox needs its roles; no-password-change keeps the user from its password', async () => {
+  await fixture(async (ctx) => {
+    await createMailbox(ctx, { address: 'boss@a.example', password: 'secret', flags: ['system-admin'] });
+    const ann = (await principalOf(ctx.dir, 'ann@a.example')) as Principal;
+    for (const c of [
+      { op: 'mailbox.quota', address: 'boss@a.example', quotaBytes: 1 },
+      { op: 'mailbox.vacation', address: 'boss@a.example', vacation: { subject: '', body: 'x', days: 1 } },
+      { op: 'mailbox.spam', address: 'boss@a.example', folder: 'Junk' },
+      { op: 'alias.add', address: 'boss-x@a.example', target: 'ann@a.example' },
+    ] as const)
+      await assert.rejects(perform(ctx, ann, c), /not a system administrator/, c.op);
+    const boss = await ctx.dir.getMailbox('a.example', 'boss');
+    assert.deepEqual([boss?.quotaBytes, boss?.vacation, boss?.spamFolder], [null, null, null]);
+    assert.equal(await ctx.dir.getAlias('a.example', 'boss-x'), null);
+    // joe is a plain mailbox: his extensions are his domain's administrator's to alias
+    await perform(ctx, ann, { op: 'alias.add', address: 'joe-x@a.example', target: 'ann@a.example' });
+    await ctx.dir.updateMailbox('a.example', 'joe', { flags: ['no-password-change'] });
+    const joe = (await principalOf(ctx.dir, 'joe@a.example')) as Principal;
+    await assert.rejects(
+      perform(ctx, joe, { op: 'mailbox.password', address: 'joe@a.example', password: 'x' }),
+      /the password of joe@a\.example may not be changed by its user \(the mailbox has the no-password-change flag\)/,
+    );
+    assert.match(
+      await perform(ctx, ann, { op: 'mailbox.password', address: 'joe@a.example', password: 'x' }),
+      /changed/,
+    );
+  });
+});
+
+void test("serveWeb: a new password of its own ends the login's other sessions, not this one; no-webmail ends a session", async () => {
+  await fixture(async (ctx) => {
+    const logIn = async (): Promise<{ token: string; csrf: string }> => {
+      const a = await serveWeb(ctx, { op: 'login', login: 'joe@a.example', password: 'secret' });
+      assert.ok(a.ok && a.token !== undefined && a.who !== undefined);
+      return { token: a.token, csrf: a.who.csrf };
+    };
+    const one = await logIn();
+    const two = await logIn();
+    const set = await serveWeb(ctx, {
+      op: 'change',
+      ...one,
+      change: { op: 'mailbox.password', address: 'joe@a.example', password: 'secret' },
+    });
+    assert.ok(set.ok);
+    assert.ok((await serveWeb(ctx, { op: 'view', token: one.token, view: { view: 'self' } })).ok, 'this one stays');
+    assert.equal(fail(await serveWeb(ctx, { op: 'view', token: two.token, view: { view: 'self' } })).status, 401);
+    await ctx.dir.updateMailbox('a.example', 'joe', { flags: ['no-webmail'] });
+    assert.equal(fail(await serveWeb(ctx, { op: 'view', token: one.token, view: { view: 'self' } })).status, 401);
+    const change = { op: 'mailbox.spam', address: 'joe@a.example', folder: 'Junk' };
+    assert.equal(fail(await serveWeb(ctx, { op: 'change', ...one, change })).status, 401);
+    await ctx.dir.updateMailbox('a.example', 'joe', { flags: [] });
+    assert.equal(
+      fail(await serveWeb(ctx, { op: 'view', token: one.token, view: { view: 'self' } })).status,
+      401,
+      'the session was ended, not only refused',
+    );
+    assert.equal((await ctx.dir.getMailbox('a.example', 'joe'))?.spamFolder, null);
+  });
+});

@@ -87,6 +87,18 @@ async function rolesOf(ctx: Ctx, address: string): Promise<Need[]> {
   return p.systemAdmin ? [{ scope: 'system' }] : p.domains.map((domain): Need => ({ scope: 'domain', domain }));
 }
 
+/**
+ * What taking the mail of `local@domain` would take over: an alias of that name wins over the mailbox at delivery,
+ * and one named `local-ext` over the mailbox `local`'s extension addresses (vdeliver's box-ext rule: when no mailbox
+ * or alias has the exact name). So: the roles of the mailbox the name falls to, if any.
+ */
+async function rolesUnder(ctx: Ctx, local: string, domain: string): Promise<Need[]> {
+  const dash = local.indexOf('-');
+  if (dash <= 0 || (await ctx.dir.getMailbox(domain, local))) return [];
+  const base = local.slice(0, dash);
+  return (await ctx.dir.getMailbox(domain, base)) ? rolesOf(ctx, `${base}@${domain}`) : [];
+}
+
 /** The change with names made canonical, and what it needs. */
 async function prepare(
   ctx: Ctx,
@@ -99,32 +111,59 @@ async function prepare(
       if (c.flags?.some((f) => ROLE_FLAGS.includes(f))) needs.push({ scope: 'system' });
       return { change: { ...c, address }, needs };
     }
-    case 'mailbox.quota':
-    case 'alias.add':
+    case 'alias.add': {
+      const address = await canonical(ctx, c.address);
+      const [local, domain] = split(address);
+      return {
+        change: { ...c, address },
+        needs: [
+          { scope: 'domain', domain },
+          { scope: 'target', target: c.target },
+          ...(await rolesUnder(ctx, local, domain)),
+        ],
+      };
+    }
     case 'alias.remove': {
       const address = await canonical(ctx, c.address);
       return { change: { ...c, address }, needs: [{ scope: 'domain', domain: split(address)[1] }] };
     }
-    // Whoever takes a mailbox over (its password, its mail, its logins) takes its roles: so these need the
-    // target's roles as well — a domain administrator cannot become a system administrator, or the administrator
-    // of another domain, by setting the password of a mailbox in its own domain that holds such a role.
+    // Whoever takes a mailbox over (its password, its mail, its logins) takes its roles, and whoever changes it acts
+    // for it: so every change of a mailbox needs the target's roles as well — a domain administrator cannot become a
+    // system administrator, or the administrator of another domain, by setting the password of a mailbox in its own
+    // domain that holds such a role, nor change such a mailbox's quota, autoresponder or spam folder.
     case 'mailbox.remove':
-    case 'mailbox.services': {
+    case 'mailbox.services':
+    case 'mailbox.quota': {
       const address = await canonical(ctx, c.address);
       return {
         change: { ...c, address },
         needs: [{ scope: 'domain', domain: split(address)[1] }, ...(await rolesOf(ctx, address))],
       };
     }
-    case 'mailbox.password':
+    case 'mailbox.password': {
+      const address = await canonical(ctx, c.address);
+      const [local, domain] = split(address);
+      const needs: Need[] = [{ scope: 'mailbox', address }];
+      // vpopmail's no-password-change: the user may not change it, an administrator of its domain may
+      if ((await ctx.dir.getMailbox(domain, local))?.flags.includes('no-password-change') === true)
+        needs.push({ scope: 'password-locked', address });
+      return { change: { ...c, address }, needs: [...needs, ...(await rolesOf(ctx, address))] };
+    }
     case 'mailbox.forward': {
       const address = await canonical(ctx, c.address);
-      return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }, ...(await rolesOf(ctx, address))] };
+      return {
+        change: { ...c, address },
+        needs: [
+          { scope: 'mailbox', address },
+          ...c.targets.map((target): Need => ({ scope: 'target', target })),
+          ...(await rolesOf(ctx, address)),
+        ],
+      };
     }
     case 'mailbox.vacation':
     case 'mailbox.spam': {
       const address = await canonical(ctx, c.address);
-      return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }] };
+      return { change: { ...c, address }, needs: [{ scope: 'mailbox', address }, ...(await rolesOf(ctx, address))] };
     }
     case 'domain.catchall': {
       const domain = await canonicalDomain(ctx, c.domain);
@@ -138,9 +177,10 @@ async function prepare(
 
 /**
  * Checks the change against the principal (AccessDenied), then makes it through the directory (DirectoryError when
- * the request is wrong; anything else is temporary). Returns what was done, in a sentence.
+ * the request is wrong; anything else is temporary). Returns what was done, in a sentence. `session`: the id of the
+ * web session that asks (kept when its login changes its own password; its other sessions end).
  */
-export async function perform(ctx: Ctx, p: Principal, request: Change): Promise<string> {
+export async function perform(ctx: Ctx, p: Principal, request: Change, session?: string): Promise<string> {
   if (isListChange(request)) return performListChange(ctx, p, request);
   const { change: c, needs } = await prepare(ctx, request);
   for (const n of needs) authorize(p, n);
@@ -167,8 +207,10 @@ export async function perform(ctx: Ctx, p: Principal, request: Change): Promise<
       if (c.password === '') throw new DirectoryError('the password is empty; give one');
       const [local, domain] = split(c.address);
       await ctx.dir.updateMailbox(domain, local, { passwordHash: await hashPassword(c.password) });
-      // someone else set it: whoever was logged in with the old one is logged out
-      if (c.address !== self) await ctx.dir.deleteSessions({ login: c.address });
+      // whoever was logged in with the old one is logged out — when the mailbox set it itself, all but this session
+      await ctx.dir.deleteSessions(
+        c.address === self && session !== undefined ? { login: c.address, except: session } : { login: c.address },
+      );
       return `password of ${c.address} changed`;
     }
     case 'mailbox.quota': {
@@ -213,6 +255,12 @@ export async function perform(ctx: Ctx, p: Principal, request: Change): Promise<
     }
     case 'alias.add': {
       const [local, domain] = split(c.address);
+      // an alias wins over a mailbox of the same name at delivery (as a .qmail-NAME beside a vpopmail user does):
+      // `quail alias add` may still do that on purpose; through here (the web admin) it is refused
+      if (p.kind !== 'system' && (await ctx.dir.getMailbox(domain, local)))
+        throw new DirectoryError(
+          `${c.address} is a mailbox: an alias of that name would take all its mail; set the mailbox's forwarding instead, or choose another name`,
+        );
       const a = await ctx.dir.addAlias(domain, local, [c.target]);
       return `${c.address} -> ${a.targets.join(', ')}`;
     }

@@ -1,6 +1,6 @@
 // Who may do what: the one decision the CLI and the web admin (through the root parent) both call.
 import { QuailError } from '../core/index.js';
-import type { Directory } from '../directory/index.js';
+import { isForwardTarget, type Directory } from '../directory/index.js';
 
 /**
  * Who asks. `system` is the system administrator at the command line (whoever can write the directory: root, or
@@ -26,6 +26,17 @@ export type Need =
   | { readonly scope: 'domain'; readonly domain: string }
   /** One mailbox's own settings (password, forward): the mailbox itself, or an administrator of its domain. */
   | { readonly scope: 'mailbox'; readonly address: string }
+  /**
+   * The password of a mailbox flagged `no-password-change` (vpopmail's NO_PASSWD_CHNG): an administrator of its
+   * domain, not the mailbox itself.
+   */
+  | { readonly scope: 'password-locked'; readonly address: string }
+  /**
+   * What an alias or a forward delivers to: anyone may give an address (`user@host`, `&user@host`); a program
+   * (`|...`) or a file path (`/...`, `./...`) runs or writes as the domain's delivery account — the account that owns
+   * every Maildir and the queue — so only a system administrator may (qmailadmin's rule).
+   */
+  | { readonly scope: 'target'; readonly target: string }
   /**
    * A mailing list (src/access/lists.ts): an administrator of its domain, or a login with the list role the request
    * needs (`is`: it has it — an owner manages, a moderator decides held posts, a member reads the archive).
@@ -63,6 +74,14 @@ export function refusal(p: Principal, need: Need): string | undefined {
       return p.login === need.address || p.domains.includes(domainOf(need.address))
         ? undefined
         : `${p.login} may change only its own mailbox, not ${need.address}`;
+    case 'password-locked':
+      return p.domains.includes(domainOf(need.address))
+        ? undefined
+        : `the password of ${need.address} may not be changed by its user (the mailbox has the no-password-change flag); an administrator of ${domainOf(need.address)} may set it`;
+    case 'target':
+      return isForwardTarget(need.target)
+        ? undefined
+        : `${JSON.stringify(need.target.trim())} is a program or a file path: it would run or write as the domain's delivery account, so only a system administrator may set one; give an address (user@host)`;
     case 'list':
       return need.is || p.domains.includes(domainOf(need.address))
         ? undefined
@@ -80,11 +99,18 @@ export function authorize(p: Principal, need: Need): void {
   if (why !== undefined) throw new AccessDenied(why);
 }
 
-/** The principal of a mailbox login, from the directory; null when the mailbox is gone. */
-export async function principalOf(dir: Directory, login: string): Promise<Principal | null> {
+/**
+ * The principal of a mailbox login, from the directory; null when the mailbox is gone, or — with `web` (a web
+ * session, checked on every request) — when it is flagged `no-webmail` (vpopmail's flag that keeps it out of the web).
+ */
+export async function principalOf(
+  dir: Directory,
+  login: string,
+  o: { readonly web?: boolean } = {},
+): Promise<Principal | null> {
   const at = login.lastIndexOf('@');
   const m = at <= 0 ? null : await dir.getMailbox(login.slice(at + 1), login.slice(0, at));
-  if (!m) return null;
+  if (!m || (o.web === true && m.flags.includes('no-webmail'))) return null;
   const own = `${m.local}@${m.domain}`;
   const listed = await dir.adminDomainsOf(own);
   const domains = m.flags.includes('domain-admin') && !listed.includes(m.domain) ? [...listed, m.domain] : listed;

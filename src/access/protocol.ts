@@ -201,7 +201,7 @@ export async function serveWeb(ctx: Ctx, raw: unknown, now: Date = new Date()): 
       created: now,
       expires: new Date(now.getTime() + SESSION_MS),
     });
-    const p = await principalOf(ctx.dir, login);
+    const p = await principalOf(ctx.dir, login, { web: true });
     if (p?.kind !== 'login') return { ok: false, status: 401, error: 'wrong address or password' };
     return { ok: true, token, who: who(p, csrf) };
   }
@@ -210,9 +210,12 @@ export async function serveWeb(ctx: Ctx, raw: unknown, now: Date = new Date()): 
     return { ok: true };
   }
   const s = await ctx.dir.getSession(sessionId(req.token), now);
-  const p = s === null ? null : await principalOf(ctx.dir, s.login);
-  if (s === null || p?.kind !== 'login')
+  // the mailbox is read on every request: one removed, or flagged no-webmail since the login, is logged out
+  const p = s === null ? null : await principalOf(ctx.dir, s.login, { web: true });
+  if (s === null || p?.kind !== 'login') {
+    if (s !== null) await ctx.dir.deleteSession(s.id);
     return { ok: false, status: 401, error: 'not logged in, or the session ended' };
+  }
   try {
     if (req.op === 'view') {
       const data = await view(ctx, p, req.view);
@@ -226,9 +229,9 @@ export async function serveWeb(ctx: Ctx, raw: unknown, now: Date = new Date()): 
         status: 403,
         error: 'the form is out of date or not from this site (CSRF token); reload the page',
       };
-    const done = await perform(ctx, p, req.change);
+    const done = await perform(ctx, p, req.change, s.id);
     // the change may have changed who this is (roles, or the mailbox itself)
-    const after = await principalOf(ctx.dir, s.login);
+    const after = await principalOf(ctx.dir, s.login, { web: true });
     return after?.kind === 'login' ? { ok: true, who: who(after, s.csrf), done } : { ok: true, done };
   } catch (err) {
     if (err instanceof AccessDenied) return { ok: false, status: 403, error: err.message };
