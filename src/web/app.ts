@@ -41,6 +41,20 @@ export interface WebAppOptions {
 /** Forms are small: a larger body is refused before it is read (413). */
 const MAX_BODY = 64 * 1024;
 
+type Form = Record<string, unknown>;
+
+/**
+ * The request's form, or null when it cannot be read (a multipart body without its boundary, or broken): the client's
+ * fault, a 400, not an error of the server's.
+ */
+async function formOf(c: Context): Promise<Form | null> {
+  try {
+    return await c.req.parseBody();
+  } catch {
+    return null;
+  }
+}
+
 function field(body: Record<string, unknown>, name: string): string {
   const v = body[name];
   return typeof v === 'string' ? v : '';
@@ -122,6 +136,8 @@ export function createWebApp(o: WebAppOptions): Hono {
   };
   const setFlash = (c: Context, ok: boolean, text: string): void =>
     setCookie(c, FLASH, `${ok ? 1 : 0}${encodeURIComponent(text.slice(0, 500))}`, { ...cookie, maxAge: 60 });
+  const badForm = (c: Context): Response | Promise<Response> =>
+    c.html(errorPage(400, 'The form could not be read; reload the page and send it again.'), 400);
   const toLogin = (c: Context): Response => {
     deleteCookie(c, SESSION, cookie);
     return c.redirect('/login', 303);
@@ -146,7 +162,8 @@ export function createWebApp(o: WebAppOptions): Hono {
   const change = async (c: Context, make: (body: Record<string, unknown>) => Change | string, back: string) => {
     const token = getCookie(c, SESSION);
     if (token === undefined) return toLogin(c);
-    const body = await c.req.parseBody();
+    const body = await formOf(c);
+    if (body === null) return badForm(c);
     const csrf = field(body, 'csrf');
     const ch = make(body);
     if (typeof ch === 'string') {
@@ -189,7 +206,8 @@ export function createWebApp(o: WebAppOptions): Hono {
     return c.html(loginPage(pre, f?.text));
   });
   app.post('/login', async (c) => {
-    const body = await c.req.parseBody();
+    const body = await formOf(c);
+    if (body === null) return badForm(c);
     const login = field(body, 'login').trim().slice(0, 320);
     const ip = o.clientIp(c);
     // the login form's own CSRF token (double submit): no site can log a browser in to an account of its choosing
@@ -215,7 +233,8 @@ export function createWebApp(o: WebAppOptions): Hono {
   });
   app.post('/logout', async (c) => {
     const token = getCookie(c, SESSION);
-    const body = await c.req.parseBody();
+    const body = await formOf(c);
+    if (body === null) return badForm(c);
     if (token !== undefined) {
       // the CSRF token: a page elsewhere must not log the user out either
       const v = await ask(c, { op: 'view', token, view: { view: 'home' } });
