@@ -442,7 +442,7 @@ async function verify(
   d: OdmrDeps,
 ): Promise<{ readonly login?: string; readonly result: 'ok' | 'refused' | 'not-atrn' | 'unavailable' }> {
   const key = asciiLower(c.user);
-  const wait = d.throttle.delayFor(ip, key);
+  const wait = d.throttle.attempt(ip, key);
   if (wait > 0) await sleep(wait);
   let login: string | null;
   try {
@@ -455,11 +455,12 @@ async function verify(
       login = ok ? key : null;
     } else login = c.user === '' || c.password === '' ? null : await d.checkPassword(c.user, c.password);
   } catch {
+    d.throttle.ended(ip, key);
     return { result: 'unavailable' }; // the directory could not answer: not the client's failure
   }
   const held = await d.domainsOf(login ?? key).catch(() => []);
   if (login !== null && held.length > 0) {
-    d.throttle.succeeded(key);
+    d.throttle.succeeded(key, ip);
     return { login, result: 'ok' };
   }
   d.throttle.failed(ip, key);

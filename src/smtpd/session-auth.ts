@@ -45,7 +45,7 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
   user = withDefaultDomain(user, s.policy.defaultDomain);
   // The same slowdown as POP3 logins: a delay doubling per recent failure, per client address and per login
   // (the throttle counts every spelling the directory takes for one mailbox, JOE@x or joe%X, as one login).
-  const wait = s.deps.authThrottle.delayFor(s.remoteIp, user);
+  const wait = s.deps.authThrottle.attempt(s.remoteIp, user);
   if (wait > 0) await sleep(wait);
   let result;
   try {
@@ -54,7 +54,7 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
     result = { ok: false as const, temporary: true, reason: errText(err) };
   }
   if (result.ok) {
-    s.deps.authThrottle.succeeded(user);
+    s.deps.authThrottle.succeeded(user, s.remoteIp);
     s.authUser = result.user;
     s.authRelay = result.relay !== false;
     s.deps.log('smtp.auth', { ip: s.remoteIp, user: result.user, ok: true });
@@ -63,7 +63,10 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
     return 'continue';
   }
   s.deps.log('smtp.auth', { ip: s.remoteIp, user, ok: false, reason: result.reason });
-  if (result.temporary) return fail(R.authUnavailable);
+  if (result.temporary) {
+    s.deps.authThrottle.ended(s.remoteIp, user);
+    return fail(R.authUnavailable);
+  }
   s.deps.authThrottle.failed(s.remoteIp, user);
   if (++s.authFailures >= s.deps.limits.maxAuthFailures) {
     s.send(R.authTooManyFailures);

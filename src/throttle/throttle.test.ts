@@ -137,3 +137,26 @@ void test('LoginThrottle: a full table drops the cheapest entries first, never t
   assert.equal(s.delayFor('198.51.100.4', 'z4@junk.test'), 1000, 'not a fifth: the expired keys went first');
   assert.equal(s.delayFor('192.0.2.4', 'new@hunt.test'), 1000);
 });
+
+void test('LoginThrottle.attempt: guesses at once for a slowed login or address wait one more delay each; clean ones none', () => {
+  const now = 0;
+  const t = new LoginThrottle({ baseMs: 100, maxMs: 1000, clock: () => now });
+  for (let i = 0; i < 10; i++) t.failed('192.0.2.1', 'joe@x'); // at the cap
+  // thirty guesses sent together: the k-th waits k delays (they all waited 1,000 ms before)
+  const waits = Array.from({ length: 30 }, (_, i) => t.attempt(`198.51.100.${i}`, 'joe@x'));
+  assert.deepEqual(
+    waits,
+    Array.from({ length: 30 }, (_, i) => 1000 * (i + 1)),
+  );
+  // each verdict ends its attempt: the next one waits behind those still going
+  for (let i = 0; i < 29; i++) t.failed(`198.51.100.${i}`, 'joe@x');
+  assert.equal(t.attempt('203.0.113.9', 'JOE@X'), 2000, 'one still going ahead of it (spelling does not matter)');
+  t.ended('203.0.113.9', 'joe@x');
+  t.failed('198.51.100.29', 'joe@x');
+  assert.equal(t.attempt('203.0.113.9', 'joe@x'), 1000);
+  // a login and an address with no failure are never slowed, however many attempts run
+  for (let i = 0; i < 5; i++) assert.equal(t.attempt('203.0.113.50', 'ann@x'), 0);
+  // a success ends the address's attempt and forgets the login
+  t.succeeded('joe@x', '203.0.113.9');
+  assert.equal(t.attempt('203.0.113.77', 'joe@x'), 0);
+});

@@ -24,6 +24,8 @@ export interface ThrottleOptions {
 interface Record {
   failures: number;
   last: number;
+  /** Attempts begun (attempt) and not yet told failed or succeeded: each waits one more delay. */
+  pending?: number;
 }
 
 /** Failure counts above this are not told apart when the table is pruned (the delay is long capped by then). */
@@ -55,14 +57,55 @@ export class LoginThrottle {
     return Math.max(this.delayOf(`ip:${ip}`), this.delayOf(`login:${loginKey(login)}`));
   }
 
+  /**
+   * The wait before checking one login attempt, counting the attempts already waiting or being checked for the same
+   * address or login: the k-th at once waits k delays. Without that, guesses sent in parallel all waited the same
+   * delay (30 guesses in 33 s at the 30 s cap). Keys with no failure are not slowed, however many attempts run. The
+   * attempt is over when failed() or succeeded() is told of it, or ended() when it was neither (a directory error).
+   */
+  attempt(ip: string, login: string): number {
+    return Math.max(this.reserve(`ip:${ip}`), this.reserve(`login:${loginKey(login)}`));
+  }
+
+  /** An attempt ended without a verdict (the directory could not answer). */
+  ended(ip: string, login: string): void {
+    this.release(`ip:${ip}`);
+    this.release(`login:${loginKey(login)}`);
+  }
+
   failed(ip: string, login: string): void {
+    this.ended(ip, login);
+    this.recordFailure(ip, login);
+  }
+
+  /** A failure counted without ending an attempt of this process (another process's, heard over IPC). */
+  protected recordFailure(ip: string, login: string): void {
     this.bump(`ip:${ip}`);
     this.bump(`login:${loginKey(login)}`);
   }
 
-  /** A success forgets the login's failures, not the address's (one good account must not unlock guessing). */
-  succeeded(login: string): void {
+  /**
+   * A success forgets the login's failures, not the address's (one good account must not unlock guessing); `ip` ends
+   * the attempt for the address too.
+   */
+  succeeded(login: string, ip?: string): void {
+    if (ip !== undefined) this.release(`ip:${ip}`);
     this.byKey.delete(`login:${loginKey(login)}`);
+  }
+
+  private reserve(key: string): number {
+    const base = this.delayOf(key);
+    if (base === 0) return 0;
+    const r = this.byKey.get(key);
+    if (!r) return base;
+    const ahead = r.pending ?? 0;
+    r.pending = ahead + 1;
+    return base * (ahead + 1);
+  }
+
+  private release(key: string): void {
+    const r = this.byKey.get(key);
+    if (r?.pending) r.pending--;
   }
 
   /** How many addresses and logins are remembered now. */
@@ -148,8 +191,8 @@ export class SharedLoginThrottle extends LoginThrottle {
     this.tell({ op: 'failed', ip, login });
   }
 
-  override succeeded(login: string): void {
-    super.succeeded(login);
+  override succeeded(login: string, ip?: string): void {
+    super.succeeded(login, ip);
     this.tell({ op: 'succeeded', login });
   }
 
@@ -158,7 +201,7 @@ export class SharedLoginThrottle extends LoginThrottle {
     if (typeof news !== 'object' || news === null) return;
     const n = news as { readonly op?: unknown; readonly ip?: unknown; readonly login?: unknown };
     if (typeof n.login !== 'string') return;
-    if (n.op === 'failed' && typeof n.ip === 'string') super.failed(n.ip, n.login);
+    if (n.op === 'failed' && typeof n.ip === 'string') this.recordFailure(n.ip, n.login);
     else if (n.op === 'succeeded') super.succeeded(n.login);
   }
 }

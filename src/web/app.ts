@@ -216,17 +216,20 @@ export function createWebApp(o: WebAppOptions): Hono {
       setFlash(c, false, 'The login form was out of date; log in again.');
       return c.redirect('/login', 303);
     }
-    const wait = o.throttle.delayFor(ip, login); // counted as the directory reads it (any case, user%domain)
+    const wait = o.throttle.attempt(ip, login); // counted as the directory reads it (any case, user%domain)
     if (wait > 0) await sleep(wait);
     const a = await ask(c, { op: 'login', login, password: field(body, 'password').slice(0, 1024) });
-    if (a instanceof Response) return a;
+    if (a instanceof Response) {
+      o.throttle.ended(ip, login); // the service could not answer: no verdict
+      return a;
+    }
     o.log('web.login', { login, ip, result: a.ok ? 'ok' : 'refused' });
     if (!a.ok || a.token === undefined) {
       o.throttle.failed(ip, login);
       setFlash(c, false, a.ok ? 'login failed' : a.error);
       return c.redirect('/login', 303);
     }
-    o.throttle.succeeded(login);
+    o.throttle.succeeded(login, ip);
     deleteCookie(c, PRE, cookie);
     setCookie(c, SESSION, a.token, cookie);
     return c.redirect('/', 303);

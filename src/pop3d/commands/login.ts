@@ -11,13 +11,14 @@ export async function login(s: Session, rawName: string, password: string, via: 
   const client = s.client;
   const name = normaliseLogin(rawName, s.defaultDomain);
   const key = name ?? rawName;
-  const wait = config.throttle.delayFor(client.ip, key);
+  const wait = config.throttle.attempt(client.ip, key);
   if (wait > 0) await sleep(wait);
 
   let account;
   try {
     account = name === null ? null : await config.authenticator.authenticate(name, password, client);
   } catch (err) {
+    config.throttle.ended(client.ip, key);
     config.log('pop3.error', { login: key, ip: client.ip, error: `authenticator: ${String(err)}` });
     await s.reply('-ERR [SYS/TEMP] authentication is unavailable, try again later');
     return;
@@ -29,7 +30,7 @@ export async function login(s: Session, rawName: string, password: string, via: 
     if (++s.authFailures >= config.maxAuthFailures) s.end = 'auth-failures';
     return;
   }
-  config.throttle.succeeded(key);
+  config.throttle.succeeded(key, client.ip);
 
   const opened = await config.store
     .open(account)
