@@ -55,6 +55,85 @@ function checkOptions(p: Partial<ListOptions>): void {
 
 const bool = (b: boolean): number => (b ? 1 : 0);
 
+/*
+ * A list takes addresses of its domain: qmail-local reads the domain's `.qmail-LIST` (the list itself) and
+ * `.qmail-LIST-default` (every `LIST-...`: subscribe, owner, return-..., cookies) before its `.qmail-default`, which
+ * hands the rest to vdeliver and so to the mailboxes and aliases. A mailbox or an alias under such a name would never
+ * get mail, and a list made over one would take its mail. These checks run inside the transactions that add a list,
+ * a mailbox or an alias (each locks the domain's row on PostgreSQL), so every path (CLI, web, import) meets them.
+ */
+
+/** Does the list `list` take the address `local` (its own name, or `list-...`)? */
+const takes = (list: string, local: string): boolean => local === list || local.startsWith(`${list}-`);
+
+/**
+ * Why a mailbox or an alias `local@domain` (lowercase) cannot be made because of a list, or null: a list of the domain
+ * takes the address, or (a mailbox without '-') a list `local-...` holds one of the mailbox's extension addresses
+ * (vdeliver gives `local-ext@` to the mailbox `local`; createList refuses the same pair the other way round).
+ */
+export async function listTaking(
+  db: SqlDriver,
+  domain: string,
+  local: string,
+  kind: 'mailbox' | 'alias',
+): Promise<string | null> {
+  const names = (await db.all('SELECT local FROM lists WHERE domain = ? ORDER BY local', [domain])).map((r) =>
+    str(r['local']),
+  );
+  const over = names.find((l) => takes(l, local));
+  if (over !== undefined)
+    return (
+      `the mailing list ${over}@${domain} takes ${over === local ? 'that address' : `every ${over}-... address`}: ` +
+      `${kind === 'alias' ? 'an alias' : 'a mailbox'} ${local}@${domain} would never get mail (choose another name, or delete the list first)`
+    );
+  if (kind === 'mailbox' && !local.includes('-')) {
+    const ext = names.find((l) => l.startsWith(`${local}-`));
+    if (ext !== undefined)
+      return (
+        `the mailing list ${ext}@${domain} takes ${ext}@${domain}, an extension address of a mailbox ` +
+        `${local}@${domain}: choose another name, or delete the list first`
+      );
+  }
+  return null;
+}
+
+/**
+ * Why a list `list@domain` cannot be made over the domain's mailboxes and aliases, or null: one is named `list`, one
+ * is named `list-...` (the list would take its mail), or the mailbox before the list's first '-' would lose that
+ * extension address to the list.
+ */
+export async function listWouldTake(db: SqlDriver, domain: string, list: string): Promise<string | null> {
+  const k = [domain, list];
+  if (
+    (await db.all('SELECT 1 FROM mailboxes WHERE domain = ? AND local = ?', k)).length > 0 ||
+    (await db.all('SELECT 1 FROM aliases WHERE domain = ? AND local = ?', k)).length > 0
+  )
+    return `${list}@${domain} is already a mailbox or an alias`;
+  const prefix = `${list}-`;
+  for (const [table, what] of [
+    ['mailboxes', 'mailbox'],
+    ['aliases', 'alias'],
+  ] as const) {
+    // substr, not LIKE: '_' is a list name's character and LIKE's wildcard.
+    const r = await db.all(
+      `SELECT local FROM ${table} WHERE domain = ? AND substr(local, 1, ?) = ? ORDER BY local LIMIT 1`,
+      [domain, prefix.length, prefix],
+    );
+    if (r[0] !== undefined)
+      return (
+        `the ${what} ${str(r[0]['local'])}@${domain} exists, and a list ${list}@${domain} would take its mail ` +
+        `(every ${prefix}... address is the list's): choose another name, or remove the ${what} first`
+      );
+  }
+  const dash = list.indexOf('-');
+  if (
+    dash > 0 &&
+    (await db.all('SELECT 1 FROM mailboxes WHERE domain = ? AND local = ?', [domain, list.slice(0, dash)])).length > 0
+  )
+    return `the mailbox ${list.slice(0, dash)}@${domain} receives ${list}@${domain} (its extension): choose another name`;
+  return null;
+}
+
 export class SqlLists implements ListTable {
   constructor(
     private readonly db: SqlDriver,
@@ -101,10 +180,14 @@ export class SqlLists implements ListTable {
     checkOptions(options);
     const o = { ...DEFAULT_LIST_OPTIONS, ...options };
     return this.db.transaction(async (tx) => {
-      if ((await tx.all('SELECT name FROM domains WHERE name = ?', [d])).length === 0)
+      // The domain's row locked (PostgreSQL) as addMailbox and addAlias lock it: the name checks cannot race.
+      const forUpdate = tx.dialect === 'postgres' ? ' FOR UPDATE' : '';
+      if ((await tx.all(`SELECT name FROM domains WHERE name = ?${forUpdate}`, [d])).length === 0)
         throw new DirectoryError(`no domain ${d} in the directory; add it with quail domain add ${d}`);
       if ((await tx.all('SELECT local FROM lists WHERE domain = ? AND local = ?', [d, l])).length > 0)
         throw new DirectoryError(`the list ${l}@${d} exists already`);
+      const taken = await listWouldTake(tx, d, l);
+      if (taken !== null) throw new DirectoryError(taken);
       await tx.run(
         `INSERT INTO lists (domain, local, secret, members_only, moderated, subject_prefix, reply_to_list, max_bytes,
           description, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

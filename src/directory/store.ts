@@ -11,7 +11,7 @@ import {
 } from './names.js';
 import type { Row, SqlDriver, SqlValue } from './sql.js';
 import * as roles from './roles.js';
-import { SqlLists } from './lists.js';
+import { listTaking, SqlLists } from './lists.js';
 import type { ListTable } from './listtypes.js';
 import { deleteHeld, getHeld, listHeldRecords, putHeld, type HeldRecord, type NewHeld } from './held.js';
 import { CHANGE_CHANNEL, currentVersion } from './migrations.js';
@@ -349,6 +349,8 @@ export class SqlDirectory implements Directory {
       if ((await tx.all('SELECT 1 FROM mailboxes WHERE domain = ? AND local = ?', [d, l])).length > 0) {
         throw new DirectoryError(`mailbox ${l}@${d} already exists`);
       }
+      const list = await listTaking(tx, d, l, 'mailbox');
+      if (list !== null) throw new DirectoryError(list);
       if (dom.limits.maxMailboxes !== null) {
         const n = Number((await tx.all('SELECT COUNT(*) AS n FROM mailboxes WHERE domain = ?', [d]))[0]?.['n'] ?? 0);
         if (n >= dom.limits.maxMailboxes)
@@ -476,6 +478,8 @@ export class SqlDirectory implements Directory {
     checkNotSelf(ts, l, d);
     return this.db.transaction(async (tx) => {
       const dom = await this.domainRow(tx, await this.need(tx, d, true));
+      const list = await listTaking(tx, d, l, 'alias');
+      if (list !== null) throw new DirectoryError(list);
       const cur = await this.aliasIn(tx, d, l);
       if (!cur && dom.limits.maxAliases !== null) {
         const n = Number(

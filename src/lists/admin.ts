@@ -145,8 +145,9 @@ export interface NewList {
 }
 
 /**
- * Creates a list: refused when its name is taken in the domain (a mailbox, an alias, a `.qmail-NAME` of someone
- * else, a mailbox `NAME` that would own `NAME-...` addresses); then the row, its people, its files.
+ * Creates a list: refused when its addresses are taken in the domain (a mailbox or an alias `NAME` or `NAME-...`,
+ * another list's, a `.qmail-NAME` of someone else, a mailbox that owns `NAME` as its extension); then the row, its
+ * people, its files.
  */
 export async function createList(ctx: ListCtx, n: NewList): Promise<MailingList> {
   const { domain, local } = parseListAddress(n.address);
@@ -157,13 +158,8 @@ export async function createList(ctx: ListCtx, n: NewList): Promise<MailingList>
       r ? `${domain} is an alias domain of ${r.name}: create the list there` : `no domain ${domain} in the directory`,
     );
   }
-  if ((await ctx.dir.getMailbox(domain, local)) || (await ctx.dir.getAlias(domain, local)))
-    throw new DirectoryError(`${local}@${domain} is already a mailbox or an alias`);
-  const dash = local.indexOf('-');
-  if (dash > 0 && (await ctx.dir.getMailbox(domain, local.slice(0, dash))))
-    throw new DirectoryError(
-      `the mailbox ${local.slice(0, dash)}@${domain} receives ${local}@${domain} (its extension): choose another name`,
-    );
+  // The domain's mailboxes and aliases (`local`, `local-...`, the mailbox owning `local` as its extension) are
+  // checked by the directory's lists.create, in the transaction that adds the row (src/directory/lists.ts).
   // Another list's addresses: `team-subscribe` would take team's subscribe address, and `team` would sit under
   // a list `team-x`'s name.
   for (const other of await ctx.dir.lists.all(domain)) {

@@ -165,6 +165,38 @@ void test('create and delete: .qmail-LIST files, refusals for names in use, owne
   }
 });
 
+void test("a list never takes an existing mailbox's mail, and no mailbox or alias is made under a list's names", async () => {
+  const { root, dir } = await world();
+  const ctx = { root, dir };
+  const d = join(root, 'domains', 'example.com');
+  try {
+    // quail list create it@... while it-owner@ is a mailbox: refused (mail to it-owner would go to the list's owners).
+    await createMailbox(ctx, { address: 'it-owner@example.com', password: null });
+    await assert.rejects(
+      createList(ctx, { address: 'it@example.com', owners: ['joe@example.com'] }),
+      /the mailbox it-owner@example\.com exists, and a list it@example\.com would take its mail/,
+    );
+    assert.equal(existsSync(join(d, '.qmail-it-default')), false, 'no list file written');
+    assert.equal(await dir.lists.get('example.com', 'it'), null);
+    await dir.addAlias('example.com', 'sales-info', ['joe@example.com']);
+    await assert.rejects(createList(ctx, { address: 'sales@example.com' }), /the alias sales-info@example\.com exists/);
+    // quail user add team-subscribe@... (or an alias) while the list team exists: refused, the list named.
+    await createList(ctx, { address: 'team@example.com', owners: ['joe@example.com'] });
+    await assert.rejects(
+      createMailbox(ctx, { address: 'team-subscribe@example.com', password: 'pw' }),
+      /the mailing list team@example\.com takes every team-\.\.\. address: a mailbox team-subscribe@example\.com/,
+    );
+    assert.equal(existsSync(join(d, 'team-subscribe')), false, 'no home made');
+    await assert.rejects(dir.addAlias('example.com', 'team-owner', ['joe@example.com']), /mailing list team@example/);
+    await assert.rejects(createMailbox(ctx, { address: 'team@example.com', password: 'pw' }), /takes that address/);
+    // Deleting the list frees its names.
+    await deleteList(ctx, 'team@example.com');
+    await createMailbox(ctx, { address: 'team-subscribe@example.com', password: 'pw' });
+  } finally {
+    await dir.close();
+  }
+});
+
 void test('the archive: numbered posts, readable by members only', async () => {
   const { root, dir } = await world();
   const ctx: ListCtx = { root, dir };

@@ -148,6 +148,49 @@ async function writerContract(d: Directory): Promise<void> {
   });
 }
 
+/**
+ * A list takes its own name and every `NAME-...` of its domain (`.qmail-NAME-default`): the directory refuses a list
+ * over existing mailboxes and aliases there, and a mailbox or an alias under an existing list's names, naming the one
+ * in the way — in the transaction that adds the row, so the CLI, the web and the import all meet it.
+ */
+async function namesContract(d: Directory): Promise<void> {
+  await d.addDomain({ name: 'a.test', account: acct });
+  const t = d.lists;
+  const mbox = (local: string) => d.addMailbox({ domain: 'a.test', local, passwordHash: '' });
+  // A list over existing names: refused, the mailbox or alias named.
+  await mbox('it-owner');
+  await assert.rejects(t.create('a.test', 'it', 'x'), /the mailbox it-owner@a\.test exists, and a list it@a\.test/);
+  await d.addAlias('a.test', 'sales-subscribe', ['joe@other.example']);
+  await assert.rejects(t.create('a.test', 'Sales', 'x'), /the alias sales-subscribe@a\.test exists/);
+  await mbox('joe');
+  await assert.rejects(t.create('a.test', 'joe', 'x'), /joe@a\.test is already a mailbox or an alias/);
+  await assert.rejects(t.create('a.test', 'joe-list', 'x'), /the mailbox joe@a\.test receives joe-list@a\.test/);
+  // '_' is a list name's character, not a wildcard: a_b takes a_b-..., not axb-....
+  await mbox('axb-1');
+  await t.create('a.test', 'a_b', 'x');
+  await t.create('a.test', 'it-x', 'x');
+  assert.deepEqual(
+    (await t.all('a.test')).map((l) => l.local),
+    ['a_b', 'it-x'],
+  );
+  // Mailboxes and aliases under an existing list's names: refused, the list named.
+  await t.create('a.test', 'team', 'x');
+  await assert.rejects(mbox('Team-Subscribe'), /the mailing list team@a\.test takes every team-\.\.\. address/);
+  await assert.rejects(mbox('team-return-1-x=y.example'), /mailing list team@a\.test/);
+  await assert.rejects(mbox('team'), /the mailing list team@a\.test takes that address: a mailbox team@a\.test/);
+  await assert.rejects(d.addAlias('a.test', 'team-owner', ['joe@a.test']), /mailing list team@a\.test.*an alias/);
+  await assert.rejects(d.addAlias('a.test', 'team', ['joe@a.test']), /mailing list team@a\.test/);
+  // A mailbox `dev` would own dev-x@ as its extension, which the list dev-x has: refused as createList refuses the
+  // pair the other way round; an alias `dev` gets no extension addresses and is allowed.
+  await t.create('a.test', 'dev-x', 'x');
+  await assert.rejects(mbox('dev'), /the mailing list dev-x@a\.test takes dev-x@a\.test, an extension address/);
+  await d.addAlias('a.test', 'dev', ['joe@a.test']);
+  // Names that only look alike stay free.
+  for (const free of ['teams', 'team_subscribe', 'xteam-owner', 'a-b-1', 'it_x']) await mbox(free);
+  assert.equal(await t.remove('a.test', 'team'), true);
+  await mbox('team-subscribe');
+}
+
 let n = 0;
 const sqlite = (): Promise<Directory> => openDirectory({ root: mkdtempSync(join(base, `s${++n}-`)) });
 async function pg(): Promise<Directory> {
@@ -163,6 +206,14 @@ for (const [name, open] of [
     const d = await open();
     try {
       await contract(d);
+    } finally {
+      await d.close();
+    }
+  });
+  void test(`${name}: a list and the mailboxes and aliases under its names refuse each other`, async () => {
+    const d = await open();
+    try {
+      await namesContract(d);
     } finally {
       await d.close();
     }
