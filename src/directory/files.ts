@@ -1,6 +1,6 @@
 // Atomic text edits of qmail's files (tmp + fsync + rename) and the lines the directory owns in them.
 import { asciiLower } from '../core/index.js';
-import { formatPolicy } from './names.js';
+import { formatVdeliverLine } from '../vdeliver/index.js';
 import type { HeldRecord } from './held.js';
 import type { Domain } from './types.js';
 
@@ -216,9 +216,12 @@ export function editAssign(text: string | null, set: readonly string[], remove: 
   return out.length === old.length && out.every((l, i) => l === old[i]) ? null : join(out);
 }
 
-/** The domain's `.qmail-default`: one program line handing every address to vdeliver. */
+/**
+ * The domain's `.qmail-default`: one program line handing every address to vdeliver, the policy word sh-quoted when
+ * it is not plain (vdeliver's `formatVdeliverLine`: a real qmail-local runs the line with /bin/sh).
+ */
 export function dotQmailDefault(d: Pick<Domain, 'policy'>): string {
-  return `| quail vdeliver '' ${formatPolicy(d.policy)}\n`;
+  return `${formatVdeliverLine(d.policy)}\n`;
 }
 
 /** The users/assign line of a held domain: its mail goes to `<root>/held/<name>`, as the seeds' /home/serialmail/<name>. */

@@ -7,7 +7,9 @@ import {
   checkTarget,
   domainName,
   flagsToBits,
+  formatPolicy,
   localPart,
+  parsePolicy,
 } from './names.js';
 import type { Row, SqlDriver, SqlValue } from './sql.js';
 import * as roles from './roles.js';
@@ -58,7 +60,12 @@ const num = (v: unknown): number | null => (v === null || v === undefined ? null
 const str = (v: unknown): string =>
   typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '';
 
-function policyColumns(p: UnknownPolicy): [string, string] {
+/**
+ * The columns of a policy, checked as vdeliver's word (parsePolicy: what `.qmail-default` may carry) whichever way it
+ * came — a `--policy` text, the web's catch-all, vadddomain's -e, an import.
+ */
+function policyColumns(given: UnknownPolicy): [string, string] {
+  const p = parsePolicy(formatPolicy(given));
   switch (p.kind) {
     case 'bounce-no-mailbox':
     case 'delete':
@@ -66,7 +73,7 @@ function policyColumns(p: UnknownPolicy): [string, string] {
     case 'forward':
       return ['forward', p.address];
     case 'mailbox':
-      return ['mailbox', localPart(p.local)];
+      return ['mailbox', p.local];
   }
 }
 

@@ -11,9 +11,12 @@ export type { ReplyRunner } from './vacation.js';
 export type { AddressLookup, LookupAlias, LookupDomain, LookupMailbox, MailboxLookup, Vacation } from './types.js';
 export {
   formatPolicy,
+  formatVdeliverLine,
   mailboxLocal,
   parsePolicyWord,
   parseVdeliverLine,
+  shellWord,
+  shellWords,
   targetKind,
   unusableLocal,
   type UnknownPolicy,
