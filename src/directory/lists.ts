@@ -102,7 +102,7 @@ export async function listTaking(
  * is named `list-...` (the list would take its mail), or the mailbox before the list's first '-' would lose that
  * extension address to the list.
  */
-export async function listWouldTake(db: SqlDriver, domain: string, list: string): Promise<string | null> {
+async function listWouldTake(db: SqlDriver, domain: string, list: string): Promise<string | null> {
   const k = [domain, list];
   if (
     (await db.all('SELECT 1 FROM mailboxes WHERE domain = ? AND local = ?', k)).length > 0 ||
