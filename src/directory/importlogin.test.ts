@@ -146,19 +146,8 @@ void test('vpopmail import: $2y$ bcrypt and DES crypt users log in (authenticate
     // an ODMR listener (RFC 2645) on a free port; the flags below give the other listeners
     writeFileSync(join(root, 'control', 'listeners'), '127.0.0.1:0 odmr\n');
     // ODMR authenticates only the ATRN login of a held domain: sal's
-    quail([
-      'held',
-      'add',
-      'sal.held.test',
-      '--root',
-      root,
-      '--host',
-      '127.0.0.1:9',
-      '--every',
-      '1h',
-      '--atrn',
-      'sal@old.test',
-    ]);
+    const atrn = ['--host', '127.0.0.1:9', '--every', '1h', '--atrn', 'sal@old.test'];
+    quail(['held', 'add', 'sal.held.test', '--root', root, ...atrn]);
     q = spawn(
       process.execPath,
       [

@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort, MAIN, setupRoot, waitFor } from '../../test/support/start.js';
+import { freePort, MAIN, setupRoot, startProcess, waitFor, type QuailProcess } from '../../test/support/start.js';
 import { Wire } from '../../test/support/hostile-wire.js';
 import { raw, stream } from '../../test/support/attack.js';
 import type { Socket } from 'node:net';
@@ -27,12 +27,17 @@ async function fill(port: number, first: number): Promise<Wire[]> {
   return held;
 }
 
-void test('stress mode: idle clients filling maxconn are cut after stresstimeout=, a sender gets in; stresstimeout=0 keeps them', async () => {
+/** A mail root with mailbox joe@example.test and `listeners` as its control/listeners. */
+function stressRoot(listeners: string): string {
   const root = mkdtempSync(join(tmpdir(), 'quail-stress-'));
   setupRoot(root, 'mx.test', [{ domain: 'example.test', boxes: ['joe'] }]);
+  writeFileSync(join(root, 'control', 'listeners'), listeners);
+  return root;
+}
+
+void test('stress mode: idle clients filling maxconn are cut after stresstimeout=, a sender gets in; stresstimeout=0 keeps them', async () => {
   const [stressed, patient] = [await freePort(), await freePort()];
-  writeFileSync(
-    join(root, 'control', 'listeners'),
+  const root = stressRoot(
     [
       `127.0.0.1:${stressed} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=3`,
       `127.0.0.1:${patient} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=0`,
@@ -112,13 +117,8 @@ void test('stress mode: idle clients filling maxconn are cut after stresstimeout
 });
 
 void test('stress mode also caps the wait for a client that never reads its replies: such clients filling maxconn are dropped after stresstimeout=', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'quail-stress-'));
-  setupRoot(root, 'mx.test', [{ domain: 'example.test', boxes: ['joe'] }]);
   const port = await freePort();
-  writeFileSync(
-    join(root, 'control', 'listeners'),
-    `127.0.0.1:${port} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=2\n`,
-  );
+  const root = stressRoot(`127.0.0.1:${port} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=2\n`);
   let child: ChildProcess | undefined;
   let log = '';
   const socks: Socket[] = [];
@@ -154,26 +154,14 @@ void test('stress mode also caps the wait for a client that never reads its repl
 });
 
 void test('stress mode cuts clients trickling a byte at a time into their message, and clients silent after STARTTLS', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'quail-stress-'));
-  setupRoot(root, 'mx.test', [{ domain: 'example.test', boxes: ['joe'] }]);
   const port = await freePort();
-  writeFileSync(
-    join(root, 'control', 'listeners'),
-    `127.0.0.1:${port} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=3\n`,
-  );
-  let child: ChildProcess | undefined;
-  let log = '';
+  const root = stressRoot(`127.0.0.1:${port} smtp maxconn=${MAXCONN} maxperip=50 stresstimeout=3\n`);
+  let q: QuailProcess | undefined;
   let trickle: NodeJS.Timeout | undefined;
   const wires: Wire[] = [];
   try {
-    child = spawn(process.execPath, [MAIN, 'start', '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
-    child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
-    await waitFor(
-      () => log.includes('quail.started'),
-      30_000,
-      () => log,
-    );
+    q = await startProcess(root, 30_000, {}, false);
+    const log = q.log;
     // Every slot: half in DATA, sending a byte a second that never ends a line (each byte would restart a per-read
     // wait: only a per-line deadline cuts them, the DATA loop's lineFrom); half after STARTTLS's 220, sending no
     // handshake byte (a wait of 60 s without stress).
@@ -193,26 +181,22 @@ void test('stress mode cuts clients trickling a byte at a time into their messag
     }
     trickle = setInterval(() => inData.forEach((w) => w.send('X')), 1000);
     // Stress mode ends once fewer than half the slots are held: at least seven cut, so some of each kind.
-    await waitFor(
-      () => new RegExp(`smtp\\.stress listener=127\\.0\\.0\\.1:${port} on=false`).test(log),
-      30_000,
-      () => log,
-    );
+    await waitFor(() => new RegExp(`smtp\\.stress listener=127\\.0\\.0\\.1:${port} on=false`).test(log()), 30_000, log);
     await waitFor(
       () => inData.some((w) => w.closed),
       10_000,
-      () => `no client trickling bytes into its message was cut\n${log}`,
+      () => `no client trickling bytes into its message was cut\n${log()}`,
     );
     await waitFor(
       () => silentTls.some((w) => w.closed),
       10_000,
-      () => `no client silent after STARTTLS was cut\n${log}`,
+      () => `no client silent after STARTTLS was cut\n${log()}`,
     );
   } finally {
     clearInterval(trickle);
     for (const w of wires) w.destroy();
-    child?.kill('SIGTERM');
-    if (child && child.exitCode === null) await new Promise((r) => child?.once('exit', r));
+    q?.killGroup();
+    await q?.exited;
     rmSync(root, { recursive: true, force: true });
   }
 });

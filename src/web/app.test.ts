@@ -8,6 +8,7 @@ import { serveWeb } from '../access/index.js';
 import { createDomain, createMailbox, openDirectory, type Ctx } from '../directory/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { bytes, createWebApp, parseQuota } from './index.js';
+import { cookieJar } from '../../test/support/cookies.js';
 
 const acct = { user: 'nobody', uid: 65534, gid: 65534 };
 
@@ -42,20 +43,9 @@ async function fixture(body: (ctx: Ctx, b: () => Browser, waits: number[]) => Pr
     ],
   });
   const browser = (): Browser => {
-    const cookies = new Map<string, string>();
-    const setCookies: string[] = [];
-    const keep = (r: Response): Response => {
-      for (const c of r.headers.getSetCookie()) {
-        setCookies.push(c);
-        const [pair = ''] = c.split(';');
-        const eq = pair.indexOf('=');
-        const v = pair.slice(eq + 1);
-        if (/Max-Age=0/i.test(c) || v === '') cookies.delete(pair.slice(0, eq));
-        else cookies.set(pair.slice(0, eq), v);
-      }
-      return r;
-    };
-    const cookie = (): string => [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const jar = cookieJar();
+    const { cookies, setCookies, keep } = jar;
+    const cookie = jar.header;
     return {
       cookies,
       setCookies,

@@ -13,6 +13,7 @@ import { serveWeb } from '../access/index.js';
 import { createDomain, createMailbox, openDirectory, type Ctx } from '../directory/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { createWebApp, webServer } from './index.js';
+import { cookieJar } from '../../test/support/cookies.js';
 
 const acct = { user: 'nobody', uid: 65534, gid: 65534 };
 
@@ -50,18 +51,9 @@ async function world(body: (w: World) => Promise<void>): Promise<void> {
   await once(srv, 'listening');
   const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
   const client = (): Client => {
-    const cookies = new Map<string, string>();
-    const keep = (r: Response): Response => {
-      for (const c of r.headers.getSetCookie()) {
-        const [pair = ''] = c.split(';');
-        const eq = pair.indexOf('=');
-        const v = pair.slice(eq + 1);
-        if (/Max-Age=0/i.test(c) || v === '') cookies.delete(pair.slice(0, eq));
-        else cookies.set(pair.slice(0, eq), v);
-      }
-      return r;
-    };
-    const cookie = (): string => [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const jar = cookieJar();
+    const { cookies, keep } = jar;
+    const cookie = jar.header;
     const get = async (path: string): Promise<Response> =>
       keep(await fetch(base + path, { headers: { cookie: cookie() }, redirect: 'manual' }));
     const post = async (path: string, form: Record<string, string>): Promise<Response> =>
