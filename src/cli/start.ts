@@ -74,7 +74,15 @@ export function register(program: Command): void {
       let reloadWanted = false;
       process.once('SIGTERM', onStop('SIGTERM'));
       process.once('SIGINT', onStop('SIGINT'));
-      process.on('SIGHUP', () => (now.running ? now.running.reload() : (reloadWanted = true)));
+      // A reload logs its own failures (supervisor.ts reloadStep); this catch is the last guard: SIGHUP never ends root.
+      const reload = (r: Running): void => {
+        try {
+          r.reload();
+        } catch (err) {
+          log.event('quail.warning', { step: 'reload', why: errText(err) });
+        }
+      };
+      process.on('SIGHUP', () => (now.running ? reload(now.running) : (reloadWanted = true)));
       process.on('SIGALRM', () => now.running?.flush());
       ignoreUserSignals((sig) => log.event('quail.ignored', { signal: sig }));
       const live = await startQuail({
@@ -85,7 +93,7 @@ export function register(program: Command): void {
         ...(flags.pop3 || flags.pop3s ? { pop3: { pop3: flags.pop3, pop3s: flags.pop3s } } : {}),
       });
       now.running = live;
-      if (reloadWanted) live.reload();
+      if (reloadWanted) reload(live);
       await new Promise<void>((resolve) => {
         stopNow = (): void => {
           void live.stop().then(resolve, (err: unknown) => {

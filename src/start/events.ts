@@ -100,8 +100,8 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'quail.stopped': { fields: 'pid', doc: 'everything stopped, pid file removed' },
   'quail.error': { fields: 'step? error', doc: 'a stop step failed or was late, or the stop itself failed' },
   'quail.warning': {
-    fields: 'file why',
-    doc: "at start and on SIGHUP: what qmail ignores in a control file without a word (a number file not starting with a digit: its default holds; a mapping line without ':' or a pattern given again: the later wins), or a number or mapping file that cannot be read",
+    fields: 'file? step? why',
+    doc: "at start and on SIGHUP: what qmail ignores in a control file without a word (a number file not starting with a digit: its default holds; a mapping line without ':' or a pattern given again: the later wins), or a number or mapping file that cannot be read (control/localworkers on SIGHUP: the number in use is kept); `step`: a SIGHUP reload step that failed (the others went on) or a write of run/ that failed",
   },
   'smtp.listening': { fields: 'address port kind user? starttls?', doc: 'an SMTP or submission listener is bound' },
   'smtp.connect': { fields: 'ip listener kind', doc: 'a connection accepted' },

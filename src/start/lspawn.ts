@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errText, outcomeFromError } from '../core/index.js';
-import { Control } from '../control/index.js';
+import { Control, ControlReadError } from '../control/index.js';
 import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
 import { isQueueId } from '../queue/index.js';
 import { lookupAssignment, systemPasswd, type Assignment, type PasswdSource } from '../users/index.js';
@@ -109,9 +109,23 @@ export class Lspawn {
     return { defaultDelivery: this.defaultDelivery, inProcess: this.workersPerUid === 1 };
   }
 
-  /** SIGHUP: control/localworkers again (the number of delivery workers per uid). */
+  /**
+   * SIGHUP: control/localworkers again (the number of delivery workers per uid). Unreadable (a directory, a link
+   * loop): a warning, and the number in use is kept, as the scheduler keeps its settings.
+   */
   reload(): void {
-    this.deliverer.setWorkersPerUid(new Control(this.o.root).number('localworkers').value);
+    let n: number;
+    try {
+      n = new Control(this.o.root).number('localworkers').value;
+    } catch (err) {
+      if (!(err instanceof ControlReadError)) throw err;
+      this.o.log.event('quail.warning', {
+        file: 'control/localworkers',
+        why: `unreadable (${errText(err)}): ${this.workersPerUid} delivery workers per uid kept`,
+      });
+      return;
+    }
+    this.deliverer.setWorkersPerUid(n);
   }
 
   /** One request from the send child; never throws. */

@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errText, QuailError } from '../core/index.js';
-import { Control } from '../control/index.js';
+import { Control, ControlReadError } from '../control/index.js';
 import type { Authenticator, ListenerSpec } from '../smtpd/index.js';
 import { systemPasswd } from '../users/index.js';
 import { rulesFrom } from '../queues/index.js';
@@ -319,10 +319,12 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       return stopped;
     },
     reload() {
-      const fields = Object.assign({}, ...services.map((s) => s.reload())) as Record<string, unknown>;
-      send.reload();
+      // Nothing a reload step meets may end root (SIGHUP): each step's failure is a warning and the others go on.
+      const fields: Record<string, unknown> = {};
+      for (const s of services) reloadStep(log, s.name, () => Object.assign(fields, s.reload()));
+      reloadStep(log, 'send', () => send.reload());
       log.event('quail.reloaded', { ...fields, note: 'listener changes need a restart' });
-      warnIgnored(log, new Control(root));
+      reloadStep(log, 'control', () => warnIgnored(log, new Control(root)));
     },
     flush() {
       send.flush();
@@ -355,6 +357,19 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   log.event('quail.started', { pid: process.pid, root, ...(mxPort !== undefined ? { mxport: mxPort } : {}) });
   warnIgnored(log, control);
   return running;
+}
+
+/** One step of a SIGHUP reload: a failure is logged as a warning (naming the step) and never thrown. */
+function reloadStep(log: EventLog, step: string, f: () => void): void {
+  try {
+    f();
+  } catch (err) {
+    log.event('quail.warning', {
+      ...(err instanceof ControlReadError ? { file: err.file } : {}),
+      step: `reload ${step}`,
+      why: errText(err),
+    });
+  }
 }
 
 /** What qmail would ignore in the control files without a word (Control.ignored): one warning each. */
