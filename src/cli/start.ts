@@ -85,12 +85,19 @@ export function register(program: Command): void {
       process.on('SIGHUP', () => (now.running ? reload(now.running) : (reloadWanted = true)));
       process.on('SIGALRM', () => now.running?.flush());
       ignoreUserSignals((sig) => log.event('quail.ignored', { signal: sig }));
+      // Whatever a failed start left behind (it stops what it started; a step past its bound may linger) must not keep
+      // the process alive without a scheduler: `fatal:` is printed by action() and the process exits 100/111.
+      const exitSoon = (fallback: number): void =>
+        void setTimeout(() => process.exit(process.exitCode ?? fallback), 2000).unref();
       const live = await startQuail({
         root,
         log,
         ...(flags.smtp !== undefined ? { smtp: flags.smtp } : {}),
         ...(flags.submission !== undefined ? { submission: flags.submission } : {}),
         ...(flags.pop3 || flags.pop3s ? { pop3: { pop3: flags.pop3, pop3s: flags.pop3s } } : {}),
+      }).catch((err: unknown) => {
+        exitSoon(111);
+        throw err;
       });
       now.running = live;
       if (reloadWanted) reload(live);
@@ -104,7 +111,7 @@ export function register(program: Command): void {
         if (stopWanted !== undefined) stopNow(stopWanted);
       });
       // Whatever a stuck step left behind (its bound was logged) must not keep the process alive.
-      setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+      exitSoon(0);
       return 0;
     }),
   );

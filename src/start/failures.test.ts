@@ -2,13 +2,15 @@
 // tier: system (needs quail start)
 // cannot be written, a root killed with a delivery in progress, damaged mail found by recovery, stale pid files.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   listenerPort,
+  processGroup,
   setupRoot,
+  spawnQuail,
   smtpLockstep,
   startProcess,
   waitFor,
@@ -76,5 +78,32 @@ void test(
     } finally {
       rmdirSync(lw);
     }
+  }),
+);
+
+void test(
+  'a start that fails after the listeners are up (run/quail.pid a directory): fatal naming the file, exit 111, nothing left running',
+  withRoot('late', async (root, started) => {
+    mkdirSync(join(root, 'run'), { recursive: true });
+    mkdirSync(join(root, 'run', 'quail.pid'));
+    const q = spawnQuail(root);
+    started.push(q);
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    void q.exited.then((e) => (exit = e));
+    await waitFor(
+      () => exit !== undefined,
+      30_000,
+      () => `quail start did not exit after its start failed:\n${q.log()}`,
+    );
+    assert.deepEqual(exit, { code: 111, signal: null }, q.log());
+    assert.match(q.log(), /quail start: fatal: [^\n]*run\/quail\.pid/);
+    // every child stopped with it (they notice the closed channel or were stopped)
+    await waitFor(
+      () => processGroup(q.child.pid ?? 0).length === 0,
+      15_000,
+      () => `processes left: ${processGroup(q.child.pid ?? 0).join(' ')}\n${q.log()}`,
+    );
+    assert.ok(existsSync(join(root, 'run', 'quail.pid')), 'the directory in the way is left alone');
+    assert.equal(existsSync(join(root, 'run', 'quail.json')), false, 'quail.json says nothing runs');
   }),
 );

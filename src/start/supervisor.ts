@@ -223,12 +223,14 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       onRunning: () => writeState(),
     }),
   );
-  mkdirSync(runDir(root), { recursive: true });
   const startedAt = new Date().toISOString();
   const pids: Partial<Record<ServiceName, readonly number[]>> = {};
   const crashes: Record<string, number> = {};
   let services: RunningService[] = [];
+  let lists: ListWriterService | undefined;
+  let offices: OfficeKeeper | null = null;
   let started = false;
+  let pidWritten = false;
   const writeState = (): void => {
     if (!started) return;
     const processes: Partial<Record<ServiceName, ServiceProcess>> = {};
@@ -277,30 +279,11 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     },
     metrics,
   });
-  try {
-    services = await within('the listeners', STEP_MS + 30_000, startServices(plan, serve));
-  } catch (err) {
-    await send.close();
-    throw err;
-  }
-  // Mailing lists: list programs run as a domain's account and ask here for directory changes (lists-link.ts).
-  let lists: ListWriterService | undefined;
-  if (account) {
-    try {
-      lists = await startListWriter(root, account.gid, log);
-    } catch (err) {
-      await Promise.all(services.map((s) => s.stop(0)));
-      await send.close();
-      throw err;
-    }
-  }
-  writeFileSync(pidFile(root), `${process.pid}\n`);
-  started = true;
-  writeState();
   let stopped: Promise<void> | undefined;
-  let offices: OfficeKeeper | null = null;
   const running: Running = {
-    listeners: services.flatMap((s) => s.listeners),
+    get listeners() {
+      return services.flatMap((s) => s.listeners);
+    },
     stop(graceMs = 10_000) {
       stopped ??= (async () => {
         log.event('quail.stopping', { pid: process.pid });
@@ -312,8 +295,9 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         if (lists) await stopStep(log, 'list writer', STEP_MS, lists.close());
         if (offices) await stopStep(log, 'offices', STEP_MS, offices.stop());
         clearInterval(keepAlive);
-        rmSync(pidFile(root), { force: true });
-        rmSync(stateFile(root), { force: true });
+        // only what this process wrote: a pid file that is a directory (the start failed on it) is not ours
+        if (pidWritten) removeRunFile(log, pidFile(root));
+        removeRunFile(log, stateFile(root));
         log.event('quail.stopped', { pid: process.pid });
       })();
       return stopped;
@@ -331,23 +315,33 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       log.event('quail.flush', {});
     },
   };
-  // Offices (control/office): the mailbox→office table and qmail's files follow the shared directory (src/offices).
-  // Its first refresh runs before the scheduler starts (which reads the repaired files then); later ones reload it.
+  // From here on every step that fails stops whatever was started (listeners, children, the send side) before the
+  // start fails: a listener left up without a scheduler would take mail and never deliver it.
   let scheduling = false;
-  offices = officeKeeper(
-    root,
-    control,
-    log,
-    () => {
-      if (scheduling) running.reload();
-    },
-    // A mailbox moved: mail waiting on the office channel (or for a second hop) is tried again now.
-    () => {
-      if (scheduling) running.flush();
-    },
-  );
-  await offices?.start();
   try {
+    mkdirSync(runDir(root), { recursive: true });
+    services = await within('the listeners', STEP_MS + 30_000, startServices(plan, serve));
+    // Mailing lists: list programs run as a domain's account and ask here for directory changes (lists-link.ts).
+    if (account) lists = await startListWriter(root, account.gid, log);
+    writeRunFile(pidFile(root), `${process.pid}\n`);
+    pidWritten = true;
+    started = true;
+    writeState();
+    // Offices (control/office): the mailbox→office table and qmail's files follow the shared directory (src/offices).
+    // Its first refresh runs before the scheduler starts (which reads the repaired files then); later ones reload it.
+    offices = officeKeeper(
+      root,
+      control,
+      log,
+      () => {
+        if (scheduling) running.reload();
+      },
+      // A mailbox moved: mail waiting on the office channel (or for a second hop) is tried again now.
+      () => {
+        if (scheduling) running.flush();
+      },
+    );
+    await offices?.start();
     await within('scheduler start', STEP_MS, send.start());
     scheduling = true;
   } catch (err) {
@@ -357,6 +351,24 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   log.event('quail.started', { pid: process.pid, root, ...(mxPort !== undefined ? { mxport: mxPort } : {}) });
   warnIgnored(log, control);
   return running;
+}
+
+/** A file of run/ written whole; a failure names the file (temporary: a full disk, a directory in its place). */
+function writeRunFile(file: string, text: string): void {
+  try {
+    writeFileSync(file, text);
+  } catch (err) {
+    throw new QuailError(`unable to write ${file}: ${errText(err)}`, true);
+  }
+}
+
+/** At stop: a file of run/ removed; a failure is logged, never thrown (the stop goes on). */
+function removeRunFile(log: EventLog, file: string): void {
+  try {
+    rmSync(file, { force: true });
+  } catch (err) {
+    log.event('quail.warning', { file, step: 'stop', why: errText(err) });
+  }
 }
 
 /** One step of a SIGHUP reload: a failure is logged as a warning (naming the step) and never thrown. */
