@@ -2,13 +2,14 @@
 // tier: system (needs quail start)
 // cannot be written, a root killed with a delivery in progress, damaged mail found by recovery, stale pid files.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   listenerPort,
   processGroup,
+  quail,
   setupRoot,
   spawnQuail,
   smtpLockstep,
@@ -105,5 +106,40 @@ void test(
     );
     assert.ok(existsSync(join(root, 'run', 'quail.pid')), 'the directory in the way is left alone');
     assert.equal(existsSync(join(root, 'run', 'quail.json')), false, 'quail.json says nothing runs');
+  }),
+);
+
+void test(
+  'run/quail.json cannot be written (a directory in the way of its .tmp): a child dies, a warning, root and mail go on',
+  withRoot('state', async (root, started) => {
+    const q = await startProcess(root);
+    started.push(q);
+    const port = listenerPort(root, 'smtp');
+    const state = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as {
+      smtpd?: { pid: number };
+      pop3d?: { pid: number };
+    };
+    const child = state.smtpd?.pid ?? state.pop3d?.pid;
+    if (child === undefined) return; // not root: no children to die
+    mkdirSync(join(root, 'run', 'quail.json.tmp'));
+    try {
+      process.kill(child, 'SIGKILL');
+      await waitFor(
+        () => /quail\.warning file=\S*quail\.json step="write state"/.test(q.log()),
+        15_000,
+        () => `no warning about quail.json:\n${q.log()}`,
+      );
+      assert.match(await send(port, 'after-crash'), /\r\n250 [^\r]*\r\n221 /);
+      await waitFor(
+        () => delivered(root) === 1,
+        30_000,
+        () => `not delivered after the child's death:\n${q.log()}`,
+      );
+      assert.match(quail(['status', '--root', root]), /^quail is running/);
+      process.kill(q.child.pid ?? 0, 'SIGTERM');
+      assert.deepEqual(await q.exited, { code: 0, signal: null }, q.log());
+    } finally {
+      rmSync(join(root, 'run', 'quail.json.tmp'), { recursive: true, force: true });
+    }
   }),
 );

@@ -256,9 +256,14 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         : {}),
       ...(Object.keys(crashes).length > 0 ? { crashes: { ...crashes } } : {}),
     };
-    // write-then-rename: `quail status` never reads half a file
-    writeFileSync(`${stateFile(root)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
-    renameSync(`${stateFile(root)}.tmp`, stateFile(root));
+    // write-then-rename: `quail status` never reads half a file. It is called when a child starts or dies: a full
+    // disk (or anything else in the way) costs `quail status` its news, never the service.
+    try {
+      writeFileSync(`${stateFile(root)}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+      renameSync(`${stateFile(root)}.tmp`, stateFile(root));
+    } catch (err) {
+      log.event('quail.warning', { file: stateFile(root), step: 'write state', why: errText(err) });
+    }
   };
   // Every service of the table (services.ts): as root each in its own child as the account, else in this process.
   const serve = (name: ServiceName): Omit<ServiceContext, 'embedded'> => ({
