@@ -4,6 +4,6 @@ export { pushMaildir, DEFAULT_LIFETIME, type PushOptions, type MessageReport } f
 export { tcpConnector, parseHostPort } from './connect.js';
 export { findHeld, listHeld, type HeldDomain } from './registry.js';
 export { HeldPusher, waiting, oldest, readLastPush } from './pusher.js';
-export { lockDescription } from './lock.js';
+export { lockDescription, lockFile, type HeldLock } from './lock.js';
 export { pushTurn, socketConnector } from './turn.js';
 export { serveOdmr, type OdmrDeps } from './odmr.js';

@@ -12,4 +12,5 @@ export { LocalDeliverer } from './pool.js';
 export type { LocalDelivererOptions } from './pool.js';
 export type { InProcessPrograms, ProgramCall } from './hook.js';
 export { serveDeliveryWorker } from './serve.js';
+export { killPrograms } from './program.js';
 export { runVdeliverLine, VdeliverHook, type OpenLookup } from './vdeliverhook.js';

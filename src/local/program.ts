@@ -1,5 +1,5 @@
 // Program delivery (docs/QMAIL.md D.7.3): /bin/sh -c in the home directory, umask 077, message on stdin.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { errorStr } from './errstr.js';
 
@@ -74,6 +74,18 @@ export function shellCall(
  */
 export const PROGRAM_OUTPUT_LIMIT = 64 * 1024;
 
+/** The programs running now (their /bin/sh), so that a process whose parent died can end them (killPrograms). */
+const runningPrograms = new Set<ChildProcess>();
+
+/**
+ * SIGKILLs every program line still running in this process: its quail parent is gone, the delivery will be repeated
+ * by the next scheduler, and a program left running would do its work a second time beside it. (The shell only: what
+ * it started in the background is its own.)
+ */
+export function killPrograms(): void {
+  for (const child of runningPrograms) child.kill('SIGKILL');
+}
+
 /**
  * Runs one program line; stdin is a fresh descriptor of the message file at offset 0 (the message as queued).
  * `merged`: stderr goes to the stdout pipe, as under qmail-lspawn (every delivery); without it the two stay apart,
@@ -110,6 +122,7 @@ export function runProgram(
         stdio: [stdin, 'pipe', 'pipe'],
         argv0: '/bin/sh',
       });
+      runningPrograms.add(child);
       let kept = 0;
       const take = (fd: 1 | 2, data: Buffer): void => {
         if (kept >= PROGRAM_OUTPUT_LIMIT) return;
@@ -119,10 +132,12 @@ export function runProgram(
       };
       child.stdout?.on('data', (data: Buffer) => take(1, data));
       child.stderr?.on('data', (data: Buffer) => take(2, data));
-      child.on('error', (err) =>
-        done({ kind: 'spawn-error', text: `Unable to run /bin/sh: ${errorStr(err)}. (#4.3.0)` }),
-      );
+      child.on('error', (err) => {
+        runningPrograms.delete(child);
+        done({ kind: 'spawn-error', text: `Unable to run /bin/sh: ${errorStr(err)}. (#4.3.0)` });
+      });
       child.on('close', (code, signal) => {
+        runningPrograms.delete(child);
         if (signal !== null || code === null) done({ kind: 'signal' });
         else done({ kind: 'exit', code });
       });

@@ -3,6 +3,7 @@ import { ignoreUserSignals, TurnBatch, unbatch } from '../core/index.js';
 import { UniqueNamer } from '../maildir/index.js';
 import { resultOf } from './deliver.js';
 import type { ProgramHook } from './hook.js';
+import { killPrograms } from './program.js';
 import { runQmailLocal } from './run.js';
 import type { WorkerRequest, WorkerReply } from './protocol.js';
 
@@ -42,5 +43,9 @@ export function serveDeliveryWorker(programHook?: ProgramHook): void {
     })();
   };
   process.on('message', (m: unknown) => unbatch(m, (r) => serve(r as WorkerRequest)));
-  process.on('disconnect', () => process.exit(0));
+  // The parent gone: nothing new, and no program left working beside the delivery the next scheduler repeats.
+  process.on('disconnect', () => {
+    killPrograms();
+    process.exit(0);
+  });
 }

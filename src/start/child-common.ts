@@ -33,7 +33,11 @@ export function becomeAccount(uid: number, gid: number, fatal: (error: string) =
  * process group (Ctrl-C, SIGTERM): the parent asks for the same, so stop with the usual grace. SIGHUP: reload.
  */
 function onLifecycleSignals(stop: (graceMs: number) => Promise<void>, reload: () => void): void {
-  process.on('disconnect', () => void stop(1000));
+  process.on('disconnect', () => {
+    // sessions get 1 s; whatever a close step still waits for after 5 s does not keep an orphan alive
+    setTimeout(() => process.exit(0), 5000).unref();
+    void stop(1000);
+  });
   process.on('SIGTERM', () => void stop(10_000));
   process.on('SIGINT', () => void stop(10_000));
   process.on('SIGHUP', reload);

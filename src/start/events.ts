@@ -42,6 +42,7 @@ type StartEventName =
   | 'dkim.signed'
   | 'dkim.error'
   | 'queue.recovered'
+  | 'queue.warning'
   | 'held.push'
   | 'held.error'
   | 'held.autoturn'
@@ -236,7 +237,14 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     fields: 'msg error',
     doc: "a message that should be signed could not be (the domain's key unreadable): its delivery is deferred",
   },
-  'queue.recovered': { fields: 'kept undone removed', doc: 'the queue was recovered at start (docs/QUEUE.md)' },
+  'queue.recovered': {
+    fields: 'kept undone removed corrupt',
+    doc: 'the queue was recovered at start (docs/QUEUE.md); corrupt: files moved to queue/corrupt/ by this recovery',
+  },
+  'queue.warning': {
+    fields: 'corrupt dir why',
+    doc: 'recovery moved damaged or unexplained files (corrupt: how many) to queue/corrupt/ (dir); `quail status` counts them',
+  },
   'held.push': {
     fields: 'domain result sent? bounced? kept? why?',
     doc: "a held domain's Maildir pushed to its RELAYHOST (done, stopped: not reachable, or busy: locked)",

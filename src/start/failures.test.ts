@@ -2,11 +2,22 @@
 // tier: system (needs quail start)
 // cannot be written, a root killed with a delivery in progress, damaged mail found by recovery, stale pid files.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  initOwner,
   listenerPort,
   processGroup,
   quail,
@@ -141,5 +152,96 @@ void test(
     } finally {
       rmSync(join(root, 'run', 'quail.json.tmp'), { recursive: true, force: true });
     }
+  }),
+);
+
+/** Alive and not a zombie. */
+const alive = (pid: number): boolean =>
+  existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+
+void test(
+  'root SIGKILLed during a delivery: its send process stops at once (program too), the next start delivers it once',
+  withRoot('orphan', async (root, started) => {
+    if (process.getuid?.() !== 0) return; // one process: no send child to be orphaned
+    const home = join(root, 'domains', 'fail.test');
+    const owner = initOwner(root);
+    // the program says it started, then waits while `hold` exists; then the Maildir line delivers
+    writeFileSync(
+      join(home, '.qmail-box'),
+      '|echo $$ >> started; while [ -e hold ]; do sleep 0.05; done; exit 0\n./box/Maildir/\n',
+      { mode: 0o644 },
+    );
+    chownSync(join(home, '.qmail-box'), owner.uid, owner.gid);
+    writeFileSync(join(home, 'hold'), '');
+    const startedLines = (): string[] => {
+      try {
+        return readFileSync(join(home, 'started'), 'utf8').split('\n').filter(Boolean);
+      } catch {
+        return [];
+      }
+    };
+    const first = await startProcess(root);
+    started.push(first);
+    assert.match(await send(listenerPort(root, 'smtp'), 'in-flight'), /\r\n250 [^\r]*\r\n221 /);
+    await waitFor(
+      () => startedLines().length === 1,
+      30_000,
+      () => `the program did not start:\n${first.log()}`,
+    );
+    const state = JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as { send?: { pid: number } };
+    const sendPid = state.send?.pid ?? 0;
+    const programPid = Number(startedLines()[0]);
+    assert.ok(alive(sendPid) && alive(programPid), 'the send process and its program run');
+    process.kill(first.child.pid ?? 0, 'SIGKILL'); // root only: its children are orphaned
+    await first.exited;
+    await waitFor(
+      () => !alive(sendPid) && !alive(programPid),
+      10_000,
+      () => `orphaned send process ${sendPid} or its program ${programPid} still runs`,
+    );
+    rmSync(join(root, 'run', 'quail.pid'), { force: true }); // what a SIGKILL leaves
+    const second = await startProcess(root);
+    started.push(second);
+    // the interrupted delivery is repeated by the new scheduler
+    await waitFor(
+      () => startedLines().length === 2,
+      30_000,
+      () => `the delivery was not repeated:\n${second.log()}`,
+    );
+    rmSync(join(home, 'hold'));
+    await waitFor(
+      () => /send\.end /.test(second.log()),
+      30_000,
+      () => `the message did not end:\n${second.log()}`,
+    );
+    assert.equal(delivered(root), 1, 'delivered once');
+    assert.equal(startedLines().length, 2, 'the program ran twice: the first run cut, the second whole');
+  }),
+);
+
+void test(
+  'recovery moves damaged files to queue/corrupt/: queue.warning with the count, quail status shows it',
+  withRoot('corrupt', async (root, started) => {
+    const owner = initOwner(root);
+    for (const [dir, name] of [
+      ['mess', 'not-a-queue-id'],
+      ['env', 'also-not-an-id'],
+    ] as const) {
+      mkdirSync(join(root, 'queue', dir), { recursive: true, mode: 0o700 });
+      chownSync(join(root, 'queue', dir), owner.uid, owner.gid);
+      writeFileSync(join(root, 'queue', dir, name), 'garbage\n');
+      chownSync(join(root, 'queue', dir, name), owner.uid, owner.gid);
+    }
+    const q = await startProcess(root);
+    started.push(q);
+    await waitFor(
+      () => /queue\.warning corrupt=2 /.test(q.log()),
+      10_000,
+      () => `no queue.warning:\n${q.log()}`,
+    );
+    assert.match(q.log(), /queue\.recovered [^\n]*corrupt=2/);
+    const status = JSON.parse(quail(['status', '--root', root, '--json'])) as { queue: { corrupt?: number } };
+    assert.equal(status.queue.corrupt, 2);
+    assert.match(quail(['status', '--root', root]), /^queue\/corrupt: 2 files/m);
   }),
 );

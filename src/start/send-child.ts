@@ -3,7 +3,10 @@
 import { basename, dirname, join } from 'node:path';
 import { errText, ignoreUserSignals, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
-import { isQueueId, openQueue, type FileQueue } from '../queue/index.js';
+import { killPrograms } from '../local/index.js';
+import type { HeldLock } from '../held/index.js';
+import { isQueueId, type FileQueue } from '../queue/index.js';
+import { openScheduledQueue } from './queue-open.js';
 import { becomeAccount, reportCrashes } from './child-common.js';
 import type { EventLog } from './log.js';
 import type { OwnDelivery } from './lspawn.js';
@@ -112,14 +115,6 @@ class LspawnClient {
     this.pending.delete(id);
     done?.(result);
   }
-
-  /** The parent is gone: no answer will come (the delivery may still finish; it is repeated, as after a crash). */
-  abandon(): void {
-    for (const [id, done] of this.pending) {
-      this.pending.delete(id);
-      done(deferral('qmail-lspawn went away during the delivery. (#4.3.0)'));
-    }
-  }
 }
 
 /** Runs in the child; after `ready`, everything it does is driven by the parent's messages (send.ts). */
@@ -127,14 +122,9 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
   if (!becomeAccount(uid, gid, fatal)) return;
   reportCrashes();
   let queue: FileQueue;
+  let lock: HeldLock;
   try {
-    queue = await openQueue(root);
-    const recovered = await queue.recover();
-    log.event('queue.recovered', {
-      kept: recovered.kept,
-      undone: recovered.undone.length,
-      removed: recovered.removed.length,
-    });
+    ({ queue, lock } = await openScheduledQueue(root, log));
   } catch (err) {
     fatal(
       `cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`,
@@ -155,6 +145,7 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
       await sender.stop();
       await lspawn.close().catch(() => undefined);
       queue.close();
+      await lock.close().catch(() => undefined);
       logs.flush();
       turn.flush();
       process.disconnect?.();
@@ -198,10 +189,13 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
         break;
     }
   };
-  // The parent gone (killed): nobody answers local deliveries or restarts us; finish what runs and leave.
+  // The parent gone (killed): nobody answers local deliveries, and a new quail start's send process will recover the
+  // queue and repeat what runs now (at least once, docs/QUEUE.md). Finishing it here would deliver beside that one:
+  // leave at once, programs of deliveries in progress ended with us (the queue's lock goes with the process).
   process.on('disconnect', () => {
-    lspawn.abandon();
-    void stop();
+    if (stopping !== undefined) return; // root's stop: the deliveries finish and are recorded
+    killPrograms();
+    process.exit(0);
   });
   // Signals sent to the whole process group are the parent's to act on: it stops or reloads us in order.
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGALRM'] as const) process.on(sig, () => undefined);

@@ -1,7 +1,8 @@
 // qmail-send's side of quail start: the scheduler and its deliveries in this process, or (as root) in the send child.
 import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { openQueue, type FileQueue } from '../queue/index.js';
+import type { FileQueue } from '../queue/index.js';
+import { openScheduledQueue } from './queue-open.js';
 import { tcptoPath } from '../remote/index.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privchild.js';
@@ -43,13 +44,7 @@ export async function startSendSide(o: SendSideOptions): Promise<SendSide> {
 
 /** Not root: one process, as the invoking user (deliveries for other uids defer, src/local). */
 async function inProcess(o: SendSideOptions): Promise<SendSide> {
-  const queue = await openQueue(o.root);
-  const recovered = await queue.recover();
-  o.log.event('queue.recovered', {
-    kept: recovered.kept,
-    undone: recovered.undone.length,
-    removed: recovered.removed.length,
-  });
+  const { queue, lock } = await openScheduledQueue(o.root, o.log);
   const deliverer = localDeliverer();
   const sender = makeSender({
     root: o.root,
@@ -75,6 +70,7 @@ async function inProcess(o: SendSideOptions): Promise<SendSide> {
         await sender.stop();
         await deliverer.close();
         queue.close();
+        await lock.close();
       })();
       return closed;
     },

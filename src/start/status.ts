@@ -1,5 +1,6 @@
 // quail status: is quail running for this root, on which listeners, what is queued, what went wrong lately.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { listHeld, lockDescription, readLastPush, waiting } from '../held/index.js';
@@ -15,6 +16,8 @@ export interface QueueCounts {
   readonly recipients: Readonly<Record<'todo' | 'pending' | 'done' | 'failed', number>>;
   /** Messages by named queue (control/queues), `default` included; only queues with messages. */
   readonly byQueue: Readonly<Record<string, number>>;
+  /** Files in queue/corrupt/: damaged or unexplained files recovery moved aside (never deleted; docs/QUEUE.md). */
+  readonly corrupt: number;
 }
 
 export interface Status {
@@ -92,6 +95,15 @@ function officeStatus(root: string): OfficeStatus | undefined {
   };
 }
 
+/** How many files queue/corrupt/ holds (0 when it does not exist). */
+function corruptCount(root: string): number {
+  try {
+    return readdirSync(join(root, 'queue', 'corrupt')).length;
+  } catch {
+    return 0;
+  }
+}
+
 export async function readStatus(root: string, errorLines = 10): Promise<Status> {
   const pid = runningPid(root);
   let state: RunState | undefined;
@@ -118,7 +130,7 @@ export async function readStatus(root: string, errorLines = 10): Promise<Status>
       for (const r of m.recipients) recipients[r.status]++;
     }
     q.close();
-    queue = { messages, held, recipients, byQueue };
+    queue = { messages, held, recipients, byQueue, corrupt: corruptCount(root) };
   } catch (err) {
     queue = { error: errText(err) };
   }
@@ -182,6 +194,10 @@ export function renderStatus(root: string, s: Status): string {
     out.push(
       `queue: ${s.queue.messages} messages (${s.queue.held} held); recipients: ${r.todo} todo, ${r.pending} pending, ${r.done} done, ${r.failed} failed`,
     );
+    if (s.queue.corrupt > 0)
+      out.push(
+        `queue/corrupt: ${s.queue.corrupt} files (damaged mail moved aside by recovery, never deleted; see docs/QUEUE.md)`,
+      );
     const named = Object.entries(s.queue.byQueue);
     if (named.some(([n]) => n !== 'default')) out.push(`queues: ${named.map(([n, c]) => `${n} ${c}`).join(', ')}`);
   }
