@@ -16,6 +16,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { spawn, spawnSync } from 'node:child_process';
+import { MAIN } from '../../test/support/start.js';
 import {
   initOwner,
   listenerPort,
@@ -243,5 +245,82 @@ void test(
     const status = JSON.parse(quail(['status', '--root', root, '--json'])) as { queue: { corrupt?: number } };
     assert.equal(status.queue.corrupt, 2);
     assert.match(quail(['status', '--root', root]), /^queue\/corrupt: 2 files/m);
+  }),
+);
+
+void test(
+  'quail status during the send process back-off: restarting, not the dead pid; queue/lock keeps the next one waiting',
+  withRoot('backoff', async (root, started) => {
+    if (process.getuid?.() !== 0) return; // one process: no send child
+    const q = await startProcess(root);
+    started.push(q);
+    type State = { send?: { pid?: number; restarting?: { since: string; backoffMs: number } } };
+    const state = (): State => JSON.parse(readFileSync(join(root, 'run', 'quail.json'), 'utf8')) as State;
+    const dead = state().send?.pid ?? 0;
+    assert.ok(dead > 0, 'the send process runs');
+    // a stand-in for a second scheduler: it gets queue/lock as soon as the send process dies, so the replacement
+    // waits for it (and is restarting all that while)
+    const holder = spawn('flock', ['-x', join(root, 'queue', 'lock'), '-c', 'echo locked; exec sleep 60'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true,
+    });
+    // flock and the sleep holding its descriptor
+    const freeLock = (): void => {
+      try {
+        process.kill(-(holder.pid ?? 0), 'SIGKILL');
+      } catch {
+        // gone
+      }
+    };
+    let locked = false;
+    holder.stdout.on('data', () => (locked = true));
+    try {
+      process.kill(dead, 'SIGKILL');
+      await waitFor(
+        () => locked,
+        10_000,
+        () => `the stand-in never got queue/lock:\n${q.log()}`,
+      );
+      await waitFor(
+        () => state().send?.restarting !== undefined,
+        10_000,
+        () => `quail.json does not say restarting:\n${JSON.stringify(state())}`,
+      );
+      const json = JSON.parse(quail(['status', '--root', root, '--json'])) as { state?: State };
+      assert.equal(json.state?.send?.pid, undefined, 'no pid while restarting');
+      assert.ok((json.state?.send?.restarting?.backoffMs ?? -1) >= 0);
+      const text = quail(['status', '--root', root]);
+      assert.match(text, /^send process: restarting \(died [^;]+; next start after a back-off of \d+ ms\)/m);
+      assert.doesNotMatch(text, new RegExp(`send process: pid ${dead}\\b`));
+      freeLock();
+      await waitFor(
+        () => (state().send?.pid ?? dead) !== dead,
+        30_000,
+        () => `no new send process after the lock was freed:\n${q.log()}`,
+      );
+      assert.equal(state().send?.restarting, undefined);
+      assert.match(quail(['status', '--root', root]), /^send process: pid \d+ as /m);
+    } finally {
+      freeLock();
+    }
+  }),
+);
+
+void test(
+  'a stale run/quail.pid naming an unrelated live process: status says not running, start goes ahead',
+  withRoot('stalepid', async (root, started) => {
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      mkdirSync(join(root, 'run'), { recursive: true });
+      writeFileSync(join(root, 'run', 'quail.pid'), `${other.pid ?? 0}\n`);
+      const st = spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' });
+      assert.equal(st.status, 1, st.stdout + st.stderr);
+      assert.match(st.stdout, /^quail is not running/);
+      const q = await startProcess(root);
+      started.push(q);
+      assert.match(quail(['status', '--root', root]), new RegExp(`^quail is running \\(pid ${q.child.pid ?? 0}\\)`));
+    } finally {
+      other.kill('SIGKILL');
+    }
   }),
 );

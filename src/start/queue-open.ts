@@ -2,13 +2,21 @@
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { QuailError } from '../core/index.js';
-import { lockDescription, lockFile, type HeldLock } from '../held/index.js';
+import { lockFile, type HeldLock } from '../held/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import type { EventLog } from './log.js';
 
 /** How long a start waits for another scheduler to let go of queue/lock (an orphaned send process stopping). */
 const LOCK_WAIT_MS = 15_000;
 const LOCK_RETRY_MS = 200;
+
+/** queue/lock is held by another process past the wait: temporary (the start, or the send process, tries again). */
+export class QueueLockedError extends QuailError {
+  constructor(message: string) {
+    super(message, true);
+    this.name = 'QueueLockedError';
+  }
+}
 
 export interface ScheduledQueue {
   readonly queue: FileQueue;
@@ -39,11 +47,9 @@ export async function openScheduledQueue(root: string, log: EventLog, waitMs = L
     throw err;
   }
   if (lock === 'busy') {
-    const who = await lockDescription(path).catch(() => 'held');
     queue.close();
-    throw new QuailError(
-      `another scheduler runs on ${join(root, 'queue')} (${path} ${who}); stop it first (a send-child.js left by a killed quail start ends by itself)`,
-      true,
+    throw new QueueLockedError(
+      `another scheduler runs on ${join(root, 'queue')}: ${path} is locked by another process (fuser -v ${path} names it); stop it first`,
     );
   }
   try {

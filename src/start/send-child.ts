@@ -6,7 +6,7 @@ import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
 import { killPrograms } from '../local/index.js';
 import type { HeldLock } from '../held/index.js';
 import { isQueueId, type FileQueue } from '../queue/index.js';
-import { openScheduledQueue } from './queue-open.js';
+import { openScheduledQueue, QueueLockedError } from './queue-open.js';
 import { becomeAccount, reportCrashes } from './child-common.js';
 import type { EventLog } from './log.js';
 import type { OwnDelivery } from './lspawn.js';
@@ -126,6 +126,7 @@ export async function serveSend(root: string, uid: number, gid: number, mxPort: 
   try {
     ({ queue, lock } = await openScheduledQueue(root, log));
   } catch (err) {
+    if (err instanceof QueueLockedError) return fatal(err.message);
     fatal(
       `cannot open the queue of ${root} as uid ${process.getuid?.() ?? '?'}: ${errText(err)}; that account must be able to reach the mail root (mode 755 on it and the directories above) and own queue/ (quail init does that)`,
     );

@@ -16,6 +16,8 @@ export interface SendSide {
   /** As root: the send child's pid and how often it was restarted. */
   readonly pid: number | undefined;
   readonly restarts: number;
+  /** As root, while the send child is being replaced: when it died and the back-off before the next one. */
+  readonly restarting: { readonly since: string; readonly backoffMs: number } | undefined;
   /** Starts the scheduler (once the listeners are up). */
   start(): Promise<void>;
   /** The SMTP child queued a message (`id`, when known). */
@@ -36,6 +38,8 @@ export interface SendSideOptions {
   readonly mxPort?: number;
   /** As root: a restarted send child runs (its pid changed, for quail.json). */
   readonly onRunning: () => void;
+  /** As root: the send child died (it is restarting, for quail.json). */
+  readonly onCrash?: () => void;
 }
 
 export async function startSendSide(o: SendSideOptions): Promise<SendSide> {
@@ -58,6 +62,7 @@ async function inProcess(o: SendSideOptions): Promise<SendSide> {
     queue,
     pid: undefined,
     restarts: 0,
+    restarting: undefined,
     start: async () => {
       await sender.scheduler.start();
       sender.held.start();
@@ -86,6 +91,7 @@ async function sendChild(o: SendSideOptions, account: Account): Promise<SendSide
     log: o.log,
     ...(o.mxPort !== undefined ? { mxPort: o.mxPort } : {}),
     onRunning: o.onRunning,
+    ...(o.onCrash ? { onCrash: o.onCrash } : {}),
   });
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -108,6 +114,9 @@ async function sendChild(o: SendSideOptions, account: Account): Promise<SendSide
     },
     get restarts() {
       return child.restarts;
+    },
+    get restarting() {
+      return child.restarting;
     },
     start: () => child.start(),
     trigger: (id) => child.trigger(id),

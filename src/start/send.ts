@@ -35,6 +35,8 @@ export interface SendChildOptions {
   readonly mxPort?: number;
   /** A restarted child runs: its pid, for quail.json (the first one is known when open() returns). */
   readonly onRunning: (pid: number) => void;
+  /** The child died: it is restarting (after its back-off) until onRunning. */
+  readonly onCrash?: () => void;
   /** The script run as the child (default: send-child.js beside this file). */
   readonly script?: string;
 }
@@ -65,6 +67,8 @@ export class SendChild {
   private readonly said = new WeakSet<ChildProcess>();
   private readonly crashOf = new WeakMap<ChildProcess, string>();
   private restartCount = 0;
+  /** Since the running child died, until its replacement runs: when it died and the back-off before the next fork. */
+  private down: { readonly since: string; readonly backoffMs: number } | undefined;
   private readonly turns = new WeakMap<ChildProcess, TurnBatch<ToSend>>();
 
   constructor(private readonly o: SendChildOptions) {
@@ -86,6 +90,7 @@ export class SendChild {
       // the child sends its delivery requests and log events of one turn as one `batch` (send-child.ts)
       onMessage: (child, raw) => unbatch(raw, (item) => this.onChildMessage(child, item as FromSend)),
       onRunning: (child) => {
+        this.down = undefined;
         this.o.log.event('sendd.started', { pid: child.pid ?? 0, user: name, uid, restarts: this.restartCount });
         if (this.restartCount > 0) this.o.onRunning(child.pid ?? 0);
       },
@@ -102,12 +107,20 @@ export class SendChild {
           restart_in_ms: d.delayMs,
           ...(error !== undefined ? { error } : {}),
         });
+        this.down = { since: new Date().toISOString(), backoffMs: d.delayMs };
+        this.o.onCrash?.();
       },
     });
   }
 
+  /** The running child's pid; undefined while it is restarting (the last one forked may be dead: `restarting`). */
   get pid(): number | undefined {
-    return this.proc.child?.pid;
+    return this.down === undefined ? this.proc.child?.pid : undefined;
+  }
+
+  /** While the child is being replaced: when the last one died and the back-off before the next fork. */
+  get restarting(): { readonly since: string; readonly backoffMs: number } | undefined {
+    return this.down;
   }
 
   /** How many times the child died and was started again. */

@@ -181,7 +181,11 @@ export function renderStatus(root: string, s: Status): string {
         );
     }
     const send = s.state.send;
-    if (send) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})`);
+    if (send?.restarting !== undefined)
+      out.push(
+        `send process: restarting (died ${send.restarting.since}; next start after a back-off of ${send.restarting.backoffMs} ms) as ${send.user} (uid ${send.uid})`,
+      );
+    else if (send?.pid !== undefined) out.push(`send process: pid ${send.pid} as ${send.user} (uid ${send.uid})`);
     const crashes = Object.entries({
       ...s.state.crashes,
       ...(send && send.restarts > 0 ? { sendd: send.restarts } : {}),

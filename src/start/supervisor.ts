@@ -1,6 +1,15 @@
 // quail start: opens the queue, the scheduler with local and remote delivery, and the listeners (as root: in children).
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { errText, QuailError } from '../core/index.js';
 import { Control, ControlReadError } from '../control/index.js';
 import type { Authenticator, ListenerSpec } from '../smtpd/index.js';
@@ -63,7 +72,15 @@ export interface RunState extends ServiceProcesses {
   /** Unexpected deaths of the service children since start (each is logged as `<name>.crashed` with its stack). */
   readonly crashes?: Readonly<Record<string, number>>;
   /** As root: the unprivileged process running the scheduler and remote delivery, and how often it was restarted. */
-  readonly send?: { readonly pid: number; readonly user: string; readonly uid: number; readonly restarts: number };
+  readonly send?: {
+    /** Absent while it is restarting. */
+    readonly pid?: number;
+    readonly user: string;
+    readonly uid: number;
+    readonly restarts: number;
+    /** Between a death and the replacement's start: when it died and the back-off before the next one. */
+    readonly restarting?: { readonly since: string; readonly backoffMs: number };
+  };
 }
 
 export interface Running {
@@ -93,10 +110,46 @@ export function runningPid(root: string): number | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
     process.kill(pid, 0);
-    return pid;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
   }
+  // A pid file left by a crash may name a process that has nothing to do with quail now: stale.
+  return isQuailStart(pid, root) ? pid : undefined;
+}
+
+/**
+ * Whether process `pid` is `quail start` for `root`, from /proc/PID/cmdline: quail's main script (`main.js`, or the
+ * `quail` link) followed by `start`, and, when its command line says `--root`, this root (resolved from its working
+ * directory). Without /proc to tell, or a process this one may not look into, it counts as quail (the old rule).
+ */
+function isQuailStart(pid: number, root: string): boolean {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'ENOENT' || !existsSync('/proc/self/cmdline');
+  }
+  const main = argv.findIndex((a) => ['main.js', 'quail'].includes(basename(a)));
+  if (main < 0 || !argv.slice(main + 1).includes('start')) return false;
+  const rest = argv.slice(main + 1);
+  const at = rest.indexOf('--root');
+  const given = at >= 0 ? rest[at + 1] : rest.find((a) => a.startsWith('--root='))?.slice('--root='.length);
+  if (given === undefined || given === '') return true; // QUAIL_ROOT or ./var/quail: cannot tell, so it may be ours
+  let cwd: string;
+  try {
+    cwd = readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return true;
+  }
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  return real(resolve(cwd, given)) === real(root);
 }
 
 /** The command-line flags that replace lines of control/listeners, as overrides of the services table's kinds. */
@@ -221,6 +274,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       account,
       ...(mxPort !== undefined ? { mxPort } : {}),
       onRunning: () => writeState(),
+      onCrash: () => writeState(),
     }),
   );
   const startedAt = new Date().toISOString();
@@ -251,8 +305,16 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       root,
       listeners: services.flatMap((s) => s.listeners),
       ...processes,
-      ...(account && send.pid !== undefined
-        ? { send: { pid: send.pid, user: account.name, uid: account.uid, restarts: send.restarts } }
+      ...(account && (send.pid !== undefined || send.restarting !== undefined)
+        ? {
+            send: {
+              ...(send.pid !== undefined ? { pid: send.pid } : {}),
+              user: account.name,
+              uid: account.uid,
+              restarts: send.restarts,
+              ...(send.restarting !== undefined ? { restarting: send.restarting } : {}),
+            },
+          }
         : {}),
       ...(Object.keys(crashes).length > 0 ? { crashes: { ...crashes } } : {}),
     };
