@@ -25,7 +25,7 @@ export interface ScheduledQueue {
 }
 
 /** queue/lock: the file whose flock says a scheduler runs on this queue (docs/QUEUE.md). */
-export const queueLockPath = (root: string): string => join(root, 'queue', 'lock');
+const queueLockPath = (root: string): string => join(root, 'queue', 'lock');
 
 /**
  * Opens the queue, takes queue/lock (two schedulers on one queue would deliver the same message twice: a send process
