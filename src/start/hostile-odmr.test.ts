@@ -6,15 +6,12 @@
 // banner, and no held message is lost.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
 import { clientHello, freshLoopback, Wire } from '../../test/support/hostile-wire.js';
+import { serverEndsAfterForgedRecord } from '../../test/support/tls-forge.js';
 import {
   freePort,
   listenerPort,
@@ -337,75 +334,8 @@ void test('idle=2 on a listener: a silent session is ended with 421 after 2 s', 
   w.destroy();
 });
 
-/**
- * What /srv/hunt-a/t/tlsforge.py does: STARTTLS, the handshake and an EHLO by a TLS client whose bytes pass through
- * the test, then an application-data record of 32 zero bytes (no valid MAC) written on the TCP connection. The client
- * never sees what the server answers to it (an alert), so it cannot be the side that hangs up: true when the server
- * closed the connection within `ms`.
- */
-async function serverEndsAfterForgedRecord(ms: number): Promise<boolean> {
-  const raw = await new Promise<Socket>((resolve, reject) => {
-    const s = netConnect({ host: '127.0.0.1', port, localAddress: freshLoopback() });
-    s.once('error', reject);
-    s.once('connect', () => resolve(s));
-  });
-  raw.on('error', () => undefined);
-  try {
-    let text = '';
-    let wake = (): void => undefined;
-    const plain = (c: Buffer): void => {
-      text += c.toString('latin1');
-      wake();
-    };
-    raw.on('data', plain);
-    const reply = (code: string): Promise<void> =>
-      new Promise((resolve) => {
-        wake = (): void => {
-          const m = new RegExp(`(?:^|\r\n)${code} [^\r\n]*\r\n`).exec(text);
-          if (m === null) return;
-          text = text.slice(m.index + m[0].length);
-          resolve();
-        };
-        wake();
-      });
-    await reply('220');
-    raw.write('EHLO hostile.test\r\n');
-    await reply('250');
-    raw.write('STARTTLS\r\n');
-    await reply('220');
-    raw.off('data', plain);
-    let forward = true;
-    const pipe = new Duplex({
-      read: () => undefined,
-      write: (chunk: Buffer, _enc, done) => void raw.write(chunk, done),
-    });
-    raw.on('data', (c: Buffer) => void (forward && pipe.push(c)));
-    const tls = tlsConnect({ socket: pipe, rejectUnauthorized: false, servername: 'mail.hostile.test' });
-    tls.on('error', () => undefined);
-    await once(tls, 'secureConnect');
-    tls.write('EHLO hostile.test\r\n');
-    await once(tls, 'data');
-    forward = false;
-    const closed = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), ms);
-      const gone = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      raw.once('end', gone);
-      raw.once('close', gone);
-    });
-    raw.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20]), Buffer.alloc(32)]));
-    const ended = await closed;
-    tls.destroy();
-    return ended;
-  } finally {
-    raw.destroy();
-  }
-}
-
 void test('after STARTTLS: a forged TLS record ends the session at once (not at its idle time)', async () => {
-  assert.ok(await serverEndsAfterForgedRecord(10_000), 'the server kept the connection after a forged record');
+  assert.ok(await serverEndsAfterForgedRecord(port, 10_000), 'the server kept the connection after a forged record');
   await stillServing('a forged TLS record');
 });
 
