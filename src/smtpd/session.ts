@@ -159,6 +159,7 @@ export class Session {
   /** Commands in a row that moved no mail forward (limits.maxNoop). */
   stalled = 0;
   messages = 0;
+  /** The server is stopping (runSession's SessionControl.shutdown): the next wait for a command becomes a 421. */
   stopping = false;
 
   constructor(
@@ -249,13 +250,19 @@ export async function runSession(
   control: SessionControl = {},
 ): Promise<SessionSummary> {
   const s = new Session(socket, deps);
-  let stopping = false;
   let waitingForCommand = false;
   control.shutdown = (): void => {
-    stopping = true;
+    s.stopping = true;
     if (waitingForCommand) s.reader.setCap(0); // ends the wait now; the loop tells the client
   };
   deps.stress?.join(s.reader);
+  // The 421 of a stop: the cap that ended the wait is lifted first, or the drain after it (done) would cut the
+  // connection before the reply had left.
+  const shutDown = (): SessionSummary => {
+    s.reader.setCap(undefined);
+    s.send(R.shuttingDown);
+    return done('shutdown');
+  };
   const done = (reason: EndReason): SessionSummary => {
     deps.stress?.leave(s.reader);
     if (reason === 'quit' && s.out === s.socket && s.socket.writableLength === 0) {
@@ -292,18 +299,12 @@ export async function runSession(
         s.socket.destroy();
         return done('not-reading');
       }
-      if (stopping) {
-        s.send(R.shuttingDown);
-        return done('shutdown');
-      }
+      if (s.stopping) return shutDown();
       waitingForCommand = true;
       const got = await s.reader.line(s.timeoutMs, deps.limits.maxLine);
       waitingForCommand = false;
       if (got === 'eof') return done('eof');
-      if (got === 'timeout' && stopping) {
-        s.send(R.shuttingDown);
-        return done('shutdown');
-      }
+      if (got === 'timeout' && s.stopping) return shutDown();
       if (got === 'timeout') {
         s.send(R.timeout);
         return done('timeout');
