@@ -184,7 +184,7 @@ const DEFS = [
     readBy: 'scheduler',
     applies: ON_RESTART,
     max: 120,
-    doc: 'Maximum simultaneous local deliveries (at most 120).',
+    doc: 'Maximum simultaneous local deliveries (at most 120); 0 starts none: local mail waits in the queue until a restart with a higher value, as in qmail-send.',
   },
   {
     name: 'concurrencyremote',
@@ -193,7 +193,7 @@ const DEFS = [
     readBy: 'scheduler',
     applies: ON_RESTART,
     max: 120,
-    doc: 'Maximum simultaneous remote deliveries (at most 120).',
+    doc: 'Maximum simultaneous remote deliveries (at most 120); 0 starts none: remote mail waits in the queue until a restart with a higher value, as in qmail-send.',
   },
   {
     name: 'queuelifetime',

@@ -9,7 +9,8 @@ import type { MessageState } from './state.js';
 export interface ChannelSpec {
   /**
    * The control file with the channel's concurrency limit (qmail's concurrencylocal / concurrencyremote: read at
-   * start, capped by the catalogue's max, at least 1). A delivery holds one of these slots until its result is in.
+   * start, capped by the catalogue's max; 0 starts no delivery on the channel, as in qmail-send, whose mail waits
+   * until a restart with a higher limit). A delivery holds one of these slots until its result is in.
    */
   readonly concurrency: ControlName;
   /** chanskip (docs/QMAIL.md F.2): attempts at about birth + (skip·k)². */
@@ -30,9 +31,12 @@ function perChannel<T>(make: (c: Channel) => T): Record<Channel, T> {
   return Object.fromEntries(CHANNELS.map((c) => [c, make(c)])) as Record<Channel, T>;
 }
 
-/** The concurrency limit of every channel (read once at start, 0.1). Throws ControlReadError when unreadable. */
+/**
+ * The concurrency limit of every channel (read once at start, 0.1). 0 is kept (docs/QMAIL.md F.8): qmail-send
+ * starts no delivery on a channel whose limit is 0. Throws ControlReadError when unreadable.
+ */
 export function concurrencyFrom(control: Control): Readonly<Record<Channel, number>> {
-  return perChannel((c) => Math.max(1, control.number(CHANNEL_TABLE[c].concurrency).value));
+  return perChannel((c) => control.number(CHANNEL_TABLE[c].concurrency).value);
 }
 
 /** Runs one delivery of `address` on `channel`; never throws. The report's `(#x.y.z)` becomes `code` here, once. */

@@ -30,8 +30,9 @@ export class Lanes {
     for (const q of this.byQueue.values()) for (const c of CHANNELS) yield q[c];
   }
 
-  anyWaiting(): boolean {
-    for (const l of this.all()) if (l.waiting.length > 0) return true;
+  /** Whether a lane has a task waiting and a free slot (a lane with limit 0 waits for a restart: F.8). */
+  anyStartable(limit: (lane: Lane) => number): boolean {
+    for (const l of this.all()) if (l.waiting.length > 0 && l.running < limit(l)) return true;
     return false;
   }
 }

@@ -7,7 +7,7 @@ import { DueIndex, type DueRef } from './due.js';
 import { finishMessage } from './finish.js';
 import { isDying, nextRetry, TOO_LONG } from './retry.js';
 import { routeNew } from './routing.js';
-import { Lanes } from './lanes.js';
+import { Lanes, type Lane } from './lanes.js';
 import { namedQueues, queueSettings, reloadedRoute, settingsFrom, type SchedulerSettings } from './settings.js';
 import { flushNow, isComplete, messageState, type MessageState } from './state.js';
 import { afterAttempt, endsDelivered, type Task } from './task.js';
@@ -345,11 +345,15 @@ export class Scheduler {
     this.active.add(tracked);
   }
 
+  /** The lane's concurrency limit: its queue's, else control/concurrencylocal or concurrencyremote (F.8). */
+  private limit(lane: Lane): number {
+    return queueSettings(this.ctx.settings, lane.queue).concurrency[lane.channel];
+  }
+
   private dispatch(): void {
-    const settings = this.ctx.settings;
     for (const lane of this.lanes.all()) {
       if (lane.waiting.length === 0) continue;
-      const limit = queueSettings(settings, lane.queue).concurrency[lane.channel];
+      const limit = this.limit(lane);
       while (lane.running < limit) {
         const task = lane.waiting.shift();
         if (task === undefined) break;
@@ -441,7 +445,7 @@ export class Scheduler {
 
   private hasDueWork(now: number): boolean {
     if (this.needScan || now >= this.nextScanAt || this.flushAll || this.flushDomains.size > 0) return true;
-    if (this.lanes.anyWaiting()) return true;
+    if (this.lanes.anyStartable((lane) => this.limit(lane))) return true;
     return this.due.next() <= now;
   }
 
