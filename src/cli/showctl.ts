@@ -164,7 +164,7 @@ export function controlDoc(): string {
       '',
       def.doc,
       '',
-      `- syntax: ${syntax[def.kind]}`,
+      `- syntax: ${syntax[def.kind]}${def.wraps !== undefined ? `, modulo 2^32 as qmail's C int (${def.wraps})` : ''}`,
       `- default when missing: ${dflt(def)}`,
       `- read by: ${def.readBy}`,
       `- a change applies: ${def.applies}`,

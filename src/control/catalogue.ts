@@ -22,6 +22,11 @@ interface ControlEntry {
   readonly doc: string;
   /** Upper bound applied after parsing (e.g. conf-spawn for concurrency). */
   readonly max?: number;
+  /**
+   * A number qmail keeps in a C int (control_readint): the leading digits modulo 2^32, read as signed (`int32`:
+   * 2147483648 is -2147483648) or as the unsigned int it is stored in (`uint32`); 4294967296 is 0 in both.
+   */
+  readonly wraps?: 'int32' | 'uint32';
 }
 
 const ON_EACH_SESSION = 'at the next SMTP session';
@@ -184,6 +189,7 @@ const DEFS = [
     readBy: 'scheduler',
     applies: ON_RESTART,
     max: 120,
+    wraps: 'uint32',
     doc: 'Maximum simultaneous local deliveries (at most 120); 0 starts none: local mail waits in the queue until a restart with a higher value, as in qmail-send.',
   },
   {
@@ -193,6 +199,7 @@ const DEFS = [
     readBy: 'scheduler',
     applies: ON_RESTART,
     max: 120,
+    wraps: 'uint32',
     doc: 'Maximum simultaneous remote deliveries (at most 120); 0 starts none: remote mail waits in the queue until a restart with a higher value, as in qmail-send.',
   },
   {
@@ -201,6 +208,7 @@ const DEFS = [
     default: { from: 'number', value: 604800 },
     readBy: 'scheduler',
     applies: ON_RESTART,
+    wraps: 'int32',
     doc: 'Seconds a message may stay in the queue before temporary failures become permanent.',
   },
   {

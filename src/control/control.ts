@@ -162,7 +162,7 @@ export class Control {
     const def = this.def(name);
     const dflt = def?.default.from === 'number' ? def.default.value : 0;
     const t = this.raw(name);
-    const n = t === null ? null : parseNumber(t);
+    const n = t === null ? null : parseNumber(t, def?.wraps);
     const capped = (v: number): number => (def?.max !== undefined ? Math.min(v, def.max) : v);
     if (n === null) return { value: capped(dflt), source: 'default' };
     return { value: capped(n), source: 'file' };

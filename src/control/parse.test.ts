@@ -97,3 +97,15 @@ const NUMBERS: ReadonlyArray<readonly [string, number | null]> = [
 void test('parseNumber: 0.5 golden table', () => {
   for (const [text, want] of NUMBERS) assert.equal(parseNumber(text), want, JSON.stringify(text));
 });
+
+void test('parseNumber: a C int as qmail-send keeps it (control_readint), ret-984', () => {
+  const WRAPS: ReadonlyArray<readonly [string, 'int32' | 'uint32', number | null]> = [
+    ['4294967346\n', 'int32', 50],
+    ['4294967296\n', 'uint32', 0],
+    ['2147483648\n', 'int32', -2147483648],
+    ['4294967295 junk\n', 'uint32', 4294967295],
+    ['18446744073709551666\n', 'int32', 50], // 2^64 + 50: digit by digit, nothing lost
+    ['x1\n', 'int32', null],
+  ];
+  for (const [text, wraps, want] of WRAPS) assert.equal(parseNumber(text, wraps), want, JSON.stringify(text));
+});

@@ -75,8 +75,16 @@ export function parseSingle(text: string): string {
   return first.replace(/[ \t]+$/, '');
 }
 
-/** Number file (0.5): leading decimal digits of the first line; null (= absent) if it does not start with one. */
-export function parseNumber(text: string): number | null {
+/**
+ * Number file (0.5): leading decimal digits of the first line; null (= absent) if it does not start with one. With
+ * `wraps`, the value qmail's C int holds (catalogue `wraps`): the digits modulo 2^32, digit by digit (no precision
+ * lost on long numbers), as signed for `int32`.
+ */
+export function parseNumber(text: string, wraps?: 'int32' | 'uint32'): number | null {
   const m = /^[0-9]+/.exec(text);
-  return m ? Number(m[0]) : null;
+  if (!m) return null;
+  if (wraps === undefined) return Number(m[0]);
+  let n = 0;
+  for (const d of m[0]) n = (n * 10 + Number(d)) % 4294967296;
+  return wraps === 'int32' && n >= 2147483648 ? n - 4294967296 : n;
 }
