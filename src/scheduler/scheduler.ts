@@ -319,7 +319,9 @@ export class Scheduler {
           msg: id,
           reason: `queue ${st.queueName} is not in control/queues: delivered with the default queue's policy`,
         });
-      if (st.recipients.some((r) => r.channel === undefined))
+      // Not yet taken up: a recipient without a channel, or no recipient at all (qmail-queue accepts an envelope
+      // without one; qmail-send still logs its new and info lines before its end: loc-981).
+      if (st.recipients.length === 0 || st.recipients.some((r) => r.channel === undefined))
         routeNew(this.ctx.settings.route, st, (n, f) => this.emit(n, f), this.deps.offices);
       return st;
     } catch (err) {
