@@ -34,7 +34,7 @@ class Mutex {
   }
 }
 
-/** How long a statement waits in all for another connection's lock before SQLITE_BUSY is the answer. */
+/** How long a statement waits in all for another connection's lock before SQLITE_BUSY is the answer (by default). */
 const BUSY_WAIT_MS = 5000;
 /**
  * How long SQLite's own busy handler may wait. It sleeps in the calling thread, so the process's event loop sleeps with
@@ -48,9 +48,9 @@ function isBusy(err: unknown): boolean {
   return err instanceof Database.SqliteError && (err.code === 'SQLITE_BUSY' || err.code.startsWith('SQLITE_BUSY_'));
 }
 
-/** fn, tried again after a pause (2 ms, doubling to 100) while SQLite answers SQLITE_BUSY, for BUSY_WAIT_MS in all. */
-async function whenFree<T>(fn: () => T): Promise<T> {
-  const until = Date.now() + BUSY_WAIT_MS;
+/** fn, tried again after a pause (2 ms, doubling to 100) while SQLite answers SQLITE_BUSY, for waitMs in all. */
+async function whenFree<T>(fn: () => T, waitMs: number): Promise<T> {
+  const until = Date.now() + waitMs;
   for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
     try {
       return fn();
@@ -74,18 +74,22 @@ export class SqliteDriver implements SqlDriver {
    */
   private readonly statements = new Map<string, Database.Statement>();
 
-  constructor(readonly db: Database.Database) {}
+  /** busyWaitMs: how long a statement waits in all for another connection's lock (the tests wait for their release). */
+  constructor(
+    readonly db: Database.Database,
+    private readonly busyWaitMs = BUSY_WAIT_MS,
+  ) {}
 
   /**
    * Rollback journal, not WAL: a WAL reader must be able to create `-shm` beside the file, and delivery workers
    * (the domain's account) read the directory without write access to the mail root. `readonly` is for them.
    */
-  static open(file: string, readonly = false): SqliteDriver {
+  static open(file: string, readonly = false, busyWaitMs = BUSY_WAIT_MS): SqliteDriver {
     const db = readonly ? new Database(file, { readonly: true, fileMustExist: true }) : new Database(file);
     if (!readonly) db.pragma('journal_mode = DELETE');
     db.pragma('foreign_keys = ON');
     db.pragma(`busy_timeout = ${BUSY_SYNC_MS}`);
-    return new SqliteDriver(db);
+    return new SqliteDriver(db, busyWaitMs);
   }
 
   private statement(sql: string): Database.Statement {
@@ -102,8 +106,8 @@ export class SqliteDriver implements SqlDriver {
     const self: SqlDriver = {
       dialect: 'sqlite',
       // A statement answered SQLITE_BUSY inside a transaction leaves it open: trying it again is safe.
-      all: (sql, params = []) => whenFree(() => this.statement(sql).all(...params) as Row[]),
-      run: (sql, params = []) => whenFree(() => this.statement(sql).run(...params).changes),
+      all: (sql, params = []) => whenFree(() => this.statement(sql).all(...params) as Row[], this.busyWaitMs),
+      run: (sql, params = []) => whenFree(() => this.statement(sql).run(...params).changes, this.busyWaitMs),
       transaction: (fn) => fn(self),
       close: () => Promise.resolve(),
     };
@@ -125,10 +129,10 @@ export class SqliteDriver implements SqlDriver {
    */
   transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
     return this.mutex.lock(async () => {
-      await whenFree(() => this.db.exec('BEGIN IMMEDIATE'));
+      await whenFree(() => this.db.exec('BEGIN IMMEDIATE'), this.busyWaitMs);
       try {
         const r = await fn(this.inner());
-        await whenFree(() => this.db.exec('COMMIT'));
+        await whenFree(() => this.db.exec('COMMIT'), this.busyWaitMs);
         return r;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');

@@ -15,6 +15,8 @@ import { holdSqliteLock } from '../../test/support/sqlite-lock.js';
 const base = mkdtempSync(join(tmpdir(), 'quail-dir-sqlite-'));
 after(() => rmSync(base, { recursive: true, force: true }));
 let n = 0;
+/** A statement's wait for another process's lock, without a deadline that a loaded machine could reach. */
+const FOREVER = 24 * 3600_000;
 
 directoryContract('sqlite', () => {
   const root = join(base, `r${++n}`);
@@ -117,17 +119,22 @@ void test('sqlite driver: a statement is compiled once per text, and still right
 void test('sqlite: statements waiting for another process to unlock leave the event loop free, then run', async () => {
   const root = mkdtempSync(join(base, 'busy-'));
   const file = join(root, SQLITE_FILE);
-  const rw = SqliteDriver.open(file);
+  // No deadline here: the statements wait for the release however long a loaded machine takes to deliver it (with the
+  // 5 s default, a slow lock holder made them give up: not what this test is about).
+  const rw = SqliteDriver.open(file, false, FOREVER);
   await rw.run('CREATE TABLE t (x INTEGER)');
   await rw.run('INSERT INTO t VALUES (1)');
-  const ro = SqliteDriver.open(file, true);
+  const ro = SqliteDriver.open(file, true, FOREVER);
+  // SQLite's own busy wait sleeps in this thread (the event loop with it): it must stay a few milliseconds, so that
+  // the waiting is the driver's, between tries, with the event loop free.
+  for (const d of [rw, ro]) assert.ok(Number(d.db.pragma('busy_timeout', { simple: true })) <= 50, 'busy_timeout');
   const lock = await holdSqliteLock(file);
   try {
     let settled = 0;
     const read = ro.all('SELECT x FROM t').finally(() => void settled++);
     const write = rw.transaction((tx) => tx.run('INSERT INTO t VALUES (2)')).finally(() => void settled++);
-    // While both wait for the lock, this process goes on: ten timer turns pass, and neither has an answer yet.
-    // (SQLite's own busy wait would hold the thread until its timeout, and both would have failed by then.)
+    // While both wait for the lock, this process goes on: ten timer turns pass, and neither has an answer yet
+    // (a statement that gave up at once, without waiting, would have settled).
     let turns = 0;
     await new Promise<void>((resolve) => {
       const t = setInterval(() => {
