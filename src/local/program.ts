@@ -1,6 +1,6 @@
 // Program delivery (docs/QMAIL.md D.7.3): /bin/sh -c in the home directory, umask 077, message on stdin.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { errorStr } from './errstr.js';
 
 export type ProgramExit =
@@ -74,16 +74,56 @@ export function shellCall(
  */
 export const PROGRAM_OUTPUT_LIMIT = 64 * 1024;
 
-/** The programs running now (their /bin/sh), so that a process whose parent died can end them (killPrograms). */
+/** The programs running now (their /bin/sh, each the leader of its own process group), for killPrograms. */
 const runningPrograms = new Set<ChildProcess>();
+/** How long killPrograms lets a program's processes end on SIGTERM before it SIGKILLs what is left of them. */
+const PROGRAM_KILL_GRACE_MS = 2000;
+
+/** The groups of `pgids` that still have a live (not zombie) process, from /proc; all of them if /proc is unreadable. */
+function liveGroups(pgids: readonly number[]): number[] {
+  const live = new Set<number>();
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        // "pid (comm) state ppid pgrp ...": comm may hold anything, so read after its last ')'
+        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+        const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (state !== 'Z') live.add(Number(pgrp));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return [...pgids];
+  }
+  return pgids.filter((g) => live.has(g));
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // gone already
+  }
+}
 
 /**
- * SIGKILLs every program line still running in this process: its quail parent is gone, the delivery will be repeated
- * by the next scheduler, and a program left running would do its work a second time beside it. (The shell only: what
- * it started in the background is its own.)
+ * Ends every program line still running in this process, with everything it started, just before the process leaves:
+ * its quail parent is gone or the delivery is cut, the delivery will be repeated by the next scheduler, and a program
+ * left running would do its work a second time beside it. Each program runs in its own process group (runProgram), so
+ * `|sleep 1000; true` or a program that forks dies whole, as qmail-local's child would with its pipe: SIGTERM to each
+ * group, SIGKILL to what is left after `graceMs`. It waits synchronously: nothing else of this process runs meanwhile
+ * (a cut program's result is never recorded, no new delivery starts); the caller then exits.
  */
-export function killPrograms(): void {
-  for (const child of runningPrograms) child.kill('SIGKILL');
+export function killPrograms(graceMs = PROGRAM_KILL_GRACE_MS): void {
+  const groups = [...runningPrograms].flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
+  if (groups.length === 0) return;
+  for (const pgid of groups) signalGroup(pgid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (liveGroups(groups).length > 0 && Date.now() < deadline) Atomics.wait(pause, 0, 0, 20);
+  for (const pgid of liveGroups(groups)) signalGroup(pgid, 'SIGKILL');
 }
 
 /**
@@ -121,6 +161,8 @@ export function runProgram(
         env: call.env,
         stdio: [stdin, 'pipe', 'pipe'],
         argv0: '/bin/sh',
+        // its own process group: killPrograms ends the program with whatever it started (setsid: a new session too)
+        detached: true,
       });
       runningPrograms.add(child);
       let kept = 0;

@@ -217,3 +217,50 @@ void test(
     }
   },
 );
+
+/** Whether process `pid` is gone: no /proc entry, or a zombie waiting for a reaper (it holds nothing any more). */
+function gone(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+void test(
+  'a cut delivery (the pool closed) ends what its program started too: SIGTERM to its process group, SIGKILL after',
+  { skip },
+  async () => {
+    const sig = ownDir(join(dir, 'cut'));
+    const [plain, deaf] = [join(sig, 'plain'), join(sig, 'deaf')];
+    // two grandchildren of the program's shell (`; true` keeps each sh -c from becoming the shell itself), each
+    // writing its pid and sleeping: one ends on SIGTERM, one ignores it (an ignored signal stays ignored across exec)
+    const home = ownDir(join(dir, 'cuthome'));
+    const q = join(home, '.qmail');
+    writeFileSync(
+      q,
+      `|sh -c 'echo $$ > ${plain}; exec sleep 1000' & sh -c 'trap "" TERM; echo $$ > ${deaf}; exec sleep 1000'; true\n`,
+    );
+    chownSync(q, UID, GID);
+    chmodSync(q, 0o644);
+    const pidIn = (f: string): number => (existsSync(f) ? Number(readFileSync(f, 'utf8').trim()) : 0);
+    const d = new LocalDeliverer({ path: '/usr/bin:/bin', workersPerUid: 1, idleMs: 600_000 });
+    let pids: number[] = [];
+    try {
+      const running = d.deliver(job(home, 'cut')).catch(() => undefined);
+      await waitFor(() => pidIn(plain) > 0 && pidIn(deaf) > 0, 30_000, 'the program started its two grandchildren');
+      pids = [pidIn(plain), pidIn(deaf)];
+      assert.ok(!pids.some(gone), 'both grandchildren run');
+      await d.close(); // the worker's channel closes: killPrograms, then it exits
+      await running;
+      await waitFor(
+        () => pids.every(gone),
+        30_000,
+        () => `still running after the cut: ${pids.filter((p) => !gone(p)).join(' ')}`,
+      );
+    } finally {
+      for (const p of pids.filter((x) => !gone(x))) process.kill(p, 'SIGKILL');
+      await d.close();
+    }
+  },
+);
