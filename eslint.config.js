@@ -64,6 +64,8 @@ const MAY_IMPORT = {
     'lists',
   ],
   cli: [
+    // tcpserver: main.ts checks the limit on open files with the listeners' own reading, before loading the rest
+    'tcpserver',
     'access',
     'bounce',
     'core',

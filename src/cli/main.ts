@@ -1,28 +1,15 @@
 #!/usr/bin/env node
-// quail: the admin command. One file per command under src/cli/, each exporting register(program).
-import { Command, CommanderError } from 'commander';
-import { errText, ignoreUserSignals } from '../core/index.js';
-import { COMMANDS } from './commands.js';
+// quail: the admin command. Before its code is loaded, the limit on open files is checked: Node's module loader opens
+// many files at once, and under a tiny limit (ulimit -n 24) it failed with a raw EMFILE stack trace. So this file
+// imports only that check (the one module of src/tcpserver, which reads the limit for the listeners too).
+import { MIN_OPEN_FILES, openFilesLimit, RAISE_OPEN_FILES } from '../tcpserver/descriptors.js';
 
-// before anything else: SIGUSR1 would open Node's debugger (core/signals.ts); quail start logs them once it runs
-ignoreUserSignals();
-
-const program = new Command();
-program
-  .name('quail')
-  .description('quail: a qmail-compatible virtual-domain mail server')
-  .showHelpAfterError('(run with --help for usage)')
-  .exitOverride();
-for (const register of COMMANDS) register(program);
-
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    // --help and --version exit 0; usage errors are permanent (100), as in qmail's tools.
-    process.exitCode = err.exitCode === 0 ? 0 : 100;
-  } else {
-    process.stderr.write(`quail: fatal: ${errText(err)}\n`);
-    process.exitCode = 111;
-  }
+const limit = openFilesLimit();
+if (limit !== undefined && limit < MIN_OPEN_FILES) {
+  process.stderr.write(
+    `quail: fatal: the limit on open files (RLIMIT_NOFILE) is ${limit}, quail needs at least ${MIN_OPEN_FILES}: ` +
+      `${RAISE_OPEN_FILES}\n`,
+  );
+  process.exit(111);
 }
+await import('./run.js');

@@ -2,7 +2,14 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { errText, QuailError } from '../core/index.js';
-import { bindShared, canShareListen, plainIp, refuseSocket, type SharedListen } from '../tcpserver/index.js';
+import {
+  bindShared,
+  canShareListen,
+  DescriptorGuard,
+  plainIp,
+  refuseSocket,
+  type SharedListen,
+} from '../tcpserver/index.js';
 import { ConnectionLimits, type Admission } from '../throttle/index.js';
 import { relayBatch, type LogsMessage } from './log-batch.js';
 import type { EventName } from './events.js';
@@ -156,14 +163,20 @@ function bind(
   onError: (err: Error) => void,
 ): Promise<Server> {
   return new Promise((resolve, reject) => {
+    // Out of descriptors: a connection accepted close to the limit is closed, EMFILE reported (once a minute).
+    const descriptors = new DescriptorGuard((text) => onError(new Error(text)));
     // Paused: the root process accepts but never reads; the socket is handed to the child unread.
-    const srv = createServer({ pauseOnConnect: true, allowHalfOpen: true }, onConn);
+    const srv = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
+      if (descriptors.admit(s)) onConn(s);
+    });
     srv.once('error', reject);
     const listening = (): void => {
       srv.off('error', reject);
       // A failed accept (out of descriptors: EMFILE) is an 'error' on the server; it keeps listening. Unhandled,
       // it would end the root process.
-      srv.on('error', onError);
+      srv.on('error', (err) => {
+        if (!descriptors.acceptError(err)) onError(err);
+      });
       resolve(srv);
     };
     if ('spec' in where) srv.listen(where.spec.port, where.spec.host, listening);

@@ -1,11 +1,13 @@
 // The web admin in `quail start`: the `admin` kind of the services table, served in this process or the webd child;
 // every read and change is answered by src/access's serveWeb where the directory may be written (root, as root).
+import type { Socket } from 'node:net';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context } from 'hono';
 import { serveWeb, type WebAnswer, type WebRequest } from '../access/index.js';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { KeptDirectory, openDirectory } from '../directory/index.js';
+import { DescriptorGuard } from '../tcpserver/index.js';
 import { LoginThrottle } from '../throttle/index.js';
 import { closeServer, createWebApp, webServer, type Backend, type WebLog } from '../web/index.js';
 import { keyValues, type HostPort } from './listeners.js';
@@ -88,7 +90,16 @@ export function makeWebServers(
       log,
       routes: webRoutes(root),
     });
-    return webServer(app, { tls });
+    const srv = webServer(app, { tls });
+    // out of descriptors, as every listener (src/tcpserver): a connection accepted close to the limit is closed, and
+    // a failed accept (EMFILE) is reported once a minute instead of ending the process as an unhandled 'error'
+    const listener = `${spec.host}:${spec.port}`;
+    const descriptors = new DescriptorGuard((text) => log('web.error', { listener, error: `accept failed: ${text}` }));
+    srv.on('connection', (socket: Socket) => descriptors.admit(socket));
+    srv.on('error', (err) => {
+      if (!descriptors.acceptError(err) && srv.listening) log('web.error', { listener, error: errText(err) });
+    });
+    return srv;
   });
 }
 

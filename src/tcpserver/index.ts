@@ -3,3 +3,4 @@ export { TcpServer, plainIp, refuseSocket, type Admitted, type Served, type Refu
 export { parseTcpRules, parseTcpRulesKept, matchTcpRules } from './tcprules.js';
 export { bindShared, canShareListen, type SharedListen } from './shared.js';
 export { acceptTls } from './starttls.js';
+export { DescriptorGuard } from './descriptors.js';

@@ -2,6 +2,7 @@
 // sockets accepted elsewhere, and the graceful close; the protocol (SMTP, POP3) supplies only the session.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { ConnectionLimits } from '../throttle/index.js';
+import { DescriptorGuard } from './descriptors.js';
 
 /** A connection the listener will not serve: why (for the log) and what the client is told (undefined: closed). */
 export interface Refusal {
@@ -29,7 +30,10 @@ export interface TcpServerOptions {
   readonly tooMany: (ip: string, why: 'maxconn' | 'maxperip') => string | undefined;
   /** An admitted connection: its session, or a refusal (tcprules deny, unreadable rules), already logged. */
   readonly open: (socket: Socket, ip: string) => Served | Refusal;
-  /** A failed accept (EMFILE...), or an `open` that threw: the server keeps listening. */
+  /**
+   * A failed accept, or an `open` that threw: the server keeps listening. Running out of descriptors (EMFILE, or a
+   * connection accepted close to the limit and closed) comes here too, at most once a minute, saying what to raise.
+   */
   readonly acceptFailed: (err: Error) => void;
   /**
    * Another process counts the connections (several processes accepting on one socket: src/start's privchild.ts):
@@ -63,14 +67,18 @@ export class TcpServer {
   /** Connections waiting for their admission (admit): destroyed at close. */
   private readonly asking = new Set<Socket>();
   private closing = false;
+  private readonly descriptors: DescriptorGuard;
 
   constructor(private readonly o: TcpServerOptions) {
     this.limits = new ConnectionLimits(o.maxConnections, o.maxPerIp);
+    this.descriptors = new DescriptorGuard((text) => o.acceptFailed(new Error(text)));
     this.server = createServer({ allowHalfOpen: o.halfOpen, pauseOnConnect: o.paused }, (socket) =>
       this.accept(socket),
     );
     // A failed accept (EMFILE...) is an 'error' on the server, which keeps listening; unhandled it would end the process.
-    this.server.on('error', (err) => o.acceptFailed(err));
+    this.server.on('error', (err) => {
+      if (!this.descriptors.acceptError(err)) o.acceptFailed(err);
+    });
   }
 
   /**
@@ -133,8 +141,9 @@ export class TcpServer {
   }
 
   private accept(socket: Socket): void {
-    const ip = plainIp(socket.remoteAddress);
     socket.on('error', () => undefined); // resets are normal; the session sees EOF
+    if (!this.descriptors.admit(socket)) return;
+    const ip = plainIp(socket.remoteAddress);
     if (this.o.noDelay) socket.setNoDelay(true);
     if (this.o.admit) return this.askFirst(socket, ip, this.o.admit);
     const admitted = this.limits.admit(ip);

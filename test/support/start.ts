@@ -96,11 +96,25 @@ export interface QuailProcess {
  * `quail start --root ROOT` on free loopback ports, in its own process group (so its workers can be killed with
  * it); `env` is added to this process's environment (e.g. QUAIL_MX_PORT). `ports` false: the listeners of
  * control/listeners as written (with their options), instead of smtp and submission on ports of its choosing.
+ * `openFiles`: run it under that limit on open files (prlimit).
  */
-export function spawnQuail(root: string, env: Readonly<Record<string, string>> = {}, ports = true): QuailProcess {
+export function spawnQuail(
+  root: string,
+  env: Readonly<Record<string, string>> = {},
+  ports = true,
+  openFiles?: number,
+): QuailProcess {
+  const args = [
+    MAIN,
+    'start',
+    '--root',
+    root,
+    ...(ports ? ['--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'] : []),
+  ];
+  // openFiles: under that RLIMIT_NOFILE, soft and hard (prlimit execs node: the process group is still quail's)
   const child = spawn(
-    process.execPath,
-    [MAIN, 'start', '--root', root, ...(ports ? ['--smtp', '127.0.0.1:0', '--submission', '127.0.0.1:0'] : [])],
+    openFiles === undefined ? process.execPath : 'prlimit',
+    openFiles === undefined ? args : [`--nofile=${openFiles}:${openFiles}`, process.execPath, ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -133,8 +147,9 @@ export async function startProcess(
   waitMs = 30_000,
   env: Readonly<Record<string, string>> = {},
   ports = true,
+  openFiles?: number,
 ): Promise<QuailProcess> {
-  const p = spawnQuail(root, env, ports);
+  const p = spawnQuail(root, env, ports, openFiles);
   let gone = false;
   void p.exited.then(() => (gone = true));
   const deadline = Date.now() + waitMs;
