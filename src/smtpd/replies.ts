@@ -38,6 +38,7 @@ export const R = {
   tooManyRcpts: [452, '4.5.3', 'too many recipients for one message, send the rest separately (#4.5.3)'],
   tooManyErrors: [421, '4.7.0', 'too many errors, closing the connection (#4.7.0)'],
   noProgress: [421, '4.7.0', 'too many commands without sending mail, closing the connection (#4.7.0)'],
+  noMessage: [421, '4.7.0', 'too many mail transactions without a message accepted, closing the connection (#4.7.0)'],
   tooManyConnections: [421, '4.7.0', 'too many connections, try again later (#4.7.0)'],
   tooManyFromIp: [421, '4.7.0', 'too many connections from your address, try again later (#4.7.0)'],
   denied: [554, '5.7.1', 'sorry, this host may not use this server (#5.7.1)'],

@@ -356,6 +356,7 @@ function numericOptions(o: Readonly<Record<string, string>>): Partial<SessionLim
   set('maxLine', n('maxline'));
   set('maxErrors', n('maxerrors'));
   set('maxNoop', n('maxnoop'));
+  set('maxUnsent', n('maxunsent'));
   return out;
 }
 

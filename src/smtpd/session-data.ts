@@ -106,6 +106,7 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
     return 'continue';
   }
   s.messages++;
+  s.unsent = 0; // a message accepted: the transactions before it were not an attack (limits.maxUnsent)
   s.deps.log('smtp.queued', {
     id: res.id,
     ...(used.program !== undefined ? { filter: used.program } : {}),

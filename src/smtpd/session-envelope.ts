@@ -7,6 +7,7 @@ import type { Session, Step } from './session.js';
 import { parseStrictMail, parseStrictRcpt } from './strict.js';
 
 export async function mailCommand(s: Session, arg: string, fail: (r: Reply) => Promise<Step>): Promise<Step> {
+  if (!s.mayBeginMail()) return 'no-message';
   // A listener's tls=required: nothing is accepted in clear (RFC 3207 4: 530 5.7.0).
   if (s.policy.tlsRequired && !s.secure) return fail(R.tlsRequired);
   const needAuth = s.deps.kind === 'submission' || s.policy.auth === 'required';
@@ -36,6 +37,7 @@ export async function mailCommand(s: Session, arg: string, fail: (r: Reply) => P
     if (refused) return fail(refused);
   }
   s.mail = { sender, recipients: [], badSender: s.policy.badMailFrom(sender), ...(size !== undefined ? { size } : {}) };
+  s.unsent++;
   s.progress();
   s.send(R.mailOk);
   return 'continue';

@@ -33,6 +33,12 @@ export interface SessionLimits {
    * command) before the session is closed with 421: a NOOP flood holds a connection slot as well as errors do.
    */
   readonly maxNoop: number;
+  /**
+   * Mail transactions (accepted MAILs) in a row without a message accepted with 250 after DATA, before the next MAIL
+   * is answered with 421: MAIL counts as progress for maxNoop, so MAIL/RSET, MAIL/RCPT/RSET or MAIL with refused
+   * recipients would otherwise hold the connection for ever. 0 = no limit.
+   */
+  readonly maxUnsent: number;
   /** Failed AUTH attempts in one session before it is closed with 421 (as POP3 closes after three). */
   readonly maxAuthFailures: number;
   /** Seconds allowed for a TLS handshake. */
@@ -46,6 +52,7 @@ export const DEFAULT_LIMITS: SessionLimits = {
   tarpitDelayMs: 1000,
   maxErrors: 30,
   maxNoop: 20,
+  maxUnsent: 20,
   maxAuthFailures: MAX_AUTH_FAILURES,
   tlsTimeoutSeconds: 60,
 };
@@ -117,6 +124,7 @@ export type EndReason =
   | 'bare-lf'
   | 'too-many-errors'
   | 'no-progress'
+  | 'no-message'
   | 'auth-failures'
   | 'no-controls'
   | 'tls-failed'
@@ -159,6 +167,8 @@ export class Session {
   /** Commands in a row that moved no mail forward (limits.maxNoop). */
   stalled = 0;
   messages = 0;
+  /** Mail transactions begun (MAIL accepted) since the last message accepted, or since the start (limits.maxUnsent). */
+  unsent = 0;
   /** The server is stopping (runSession's SessionControl.shutdown): the next wait for a command becomes a 421. */
   stopping = false;
 
@@ -217,6 +227,18 @@ export class Session {
     if (++this.stalled <= this.deps.limits.maxNoop) return true;
     this.deps.log('smtp.refused', { ip: this.remoteIp, why: 'no-progress', commands: this.stalled });
     this.send(R.noProgress);
+    return false;
+  }
+
+  /**
+   * Before a MAIL: false (the 421 sent) when limits.maxUnsent transactions in a row ended without a message accepted.
+   * Checked before the MAIL's own checks, so a client cut off costs no further sender or directory lookups.
+   */
+  mayBeginMail(): boolean {
+    const max = this.deps.limits.maxUnsent;
+    if (max === 0 || this.unsent < max) return true;
+    this.deps.log('smtp.refused', { ip: this.remoteIp, why: 'no-message', transactions: this.unsent });
+    this.send(R.noMessage);
     return false;
   }
 

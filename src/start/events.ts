@@ -107,8 +107,8 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
   'smtp.listening': { fields: 'address port kind user? starttls?', doc: 'an SMTP or submission listener is bound' },
   'smtp.connect': { fields: 'ip listener kind', doc: 'a connection accepted' },
   'smtp.refused': {
-    fields: 'ip why listener? commands? from? bytes? reply? by?',
-    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, bare LF, size, dmarc, header-too-large, rbl, pre-greet)',
+    fields: 'ip why listener? commands? transactions? from? bytes? reply? by?',
+    doc: 'a connection or message refused (maxconn/maxperip, deny, no progress, no-message: maxunsent transactions without a message, bare LF, size, dmarc, header-too-large, rbl, pre-greet)',
   },
   'smtp.stress': {
     fields: 'listener on connections',

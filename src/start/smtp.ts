@@ -41,6 +41,7 @@ const NUMERIC_OPTIONS = [
   'maxline',
   'maxerrors',
   'maxnoop',
+  'maxunsent',
   'tarpitcount',
   'tarpitdelay',
   'greetdelay',

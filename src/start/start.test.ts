@@ -45,7 +45,7 @@ void test('control/listeners: golden table', () => {
     [
       'option senderauth=of: the value must be on or off',
       'option maxrcpt=lots: the value must be a number',
-      'unknown option "sendrauth" (databytes=N, maxconn=N, maxperip=N, maxrcpt=N, maxline=N, maxerrors=N, maxnoop=N, tarpitcount=N, tarpitdelay=N, greetdelay=N, rbltimeout=N, rbldeadline=N, stresstimeout=N, senderauth=on|off, authcheck=off|header|reject, auth=required|offered|off, tls=required, rblbounce=on|off, rblfail=open|closed, queue=NAME, rcpthosts=none|FILE, tcprules=FILE, rbl=ZONE, rblallow=ZONE, filter=/PATH)',
+      'unknown option "sendrauth" (databytes=N, maxconn=N, maxperip=N, maxrcpt=N, maxline=N, maxerrors=N, maxnoop=N, maxunsent=N, tarpitcount=N, tarpitdelay=N, greetdelay=N, rbltimeout=N, rbldeadline=N, stresstimeout=N, senderauth=on|off, authcheck=off|header|reject, auth=required|offered|off, tls=required, rblbounce=on|off, rblfail=open|closed, queue=NAME, rcpthosts=none|FILE, tcprules=FILE, rbl=ZONE, rblallow=ZONE, filter=/PATH)',
     ],
   );
   // rbl= and rblallow= repeat and keep their line order (rblsmtpd tries -r and -a in order): one option for smtpd

@@ -55,7 +55,9 @@ export class Attack {
       join(root, 'control', 'listeners'),
       [
         // maxnoop=5: a flood of refused RCPTs ends before the tarpit (1 s more per error past 10) would slow it down
-        `127.0.0.1:${ports.smtp} smtp databytes=${DATABYTES} maxrcpt=${MAXRCPT} maxnoop=5`,
+        // maxunsent=0 (no limit): the client that never reads (hostile-huge.test.ts) loops EHLO/MAIL, which the default
+        // would end with 421 after 20 MAILs, long before its replies fill the socket (src/smtpd/transactions.test.ts)
+        `127.0.0.1:${ports.smtp} smtp databytes=${DATABYTES} maxrcpt=${MAXRCPT} maxnoop=5 maxunsent=0`,
         `127.0.0.1:${ports.submission} submission`,
         `127.0.0.1:${ports.pop3} pop3 idle=5`,
         `127.0.0.1:${ports.odmr} odmr`,
