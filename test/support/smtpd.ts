@@ -1,7 +1,7 @@
 // Test helpers: a real listener on 127.0.0.1 over a temporary mail root, a recording queue, a raw client.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../../src/control/index.js';
@@ -28,6 +28,8 @@ export interface Harness {
   readonly queued: Queued[];
   /** inject calls whose data stream was abandoned by smtpd. */
   readonly abandoned: { n: number };
+  /** Serves a connection the test accepted itself (SmtpListener.adopt), so the test holds the server's socket. */
+  adopt(socket: Socket): void;
   close(): Promise<void>;
 }
 
@@ -141,6 +143,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     port: addr.port,
     queued,
     abandoned,
+    adopt: (socket) => listener.adopt(socket),
     async close() {
       await listener.close(1000);
       rmSync(root, { recursive: true, force: true });
