@@ -1,7 +1,7 @@
 // Password logins for smtpd AUTH, POP3 and checkpassword: `user@domain` or `user%domain` → the mailbox or null.
 import { splitLogin } from './names.js';
 import { openDirectory } from './open.js';
-import { verifyPassword } from './password.js';
+import { DUMMY_HASH, verifyPassword, type PasswordVerifier } from './password.js';
 import type { Directory, Mailbox, MailboxFlag } from './types.js';
 
 export type Service = 'pop' | 'imap' | 'smtp';
@@ -18,11 +18,18 @@ export interface AuthOptions {
   /** Record the login time (default true). */
   readonly recordLogin?: boolean;
   readonly now?: () => number;
+  /** The password check (default verifyPassword). */
+  readonly verify?: PasswordVerifier;
 }
 
 /**
  * The mailbox whose password matches, or null (unknown login, wrong password, no password set, or the service
  * blocked by a flag). Alias domains log in to their domain's mailboxes. Trouble (database down) throws.
+ *
+ * Every login with a domain part costs one password verification, whatever the answer: a mailbox's own hash, or
+ * DUMMY_HASH (quail's scheme and cost) for an unknown domain or mailbox or one without a password; the service flag
+ * is looked at only after it. So SMTP AUTH and POP3 answer an unknown login no sooner than a wrong password, and a
+ * blocked mailbox no sooner than an open one. (A mailbox imported with a crypt(3) hash costs what its scheme costs.)
  */
 export async function authenticate(
   root: string,
@@ -35,11 +42,11 @@ export async function authenticate(
   const dir = opts.directory ?? (await openDirectory({ root, ...(opts.url === undefined ? {} : { url: opts.url }) }));
   try {
     const dom = await dir.resolveDomain(parts[1]);
-    if (!dom) return null;
-    const m = await dir.getMailbox(dom.name, parts[0]);
-    if (!m || m.passwordHash === '') return null;
+    const m = dom ? await dir.getMailbox(dom.name, parts[0]) : null;
+    const hash = m && m.passwordHash !== '' ? m.passwordHash : DUMMY_HASH;
+    const matches = await (opts.verify ?? verifyPassword)(password, hash);
+    if (!m || hash === DUMMY_HASH || !matches) return null;
     if (opts.service !== undefined && m.flags.includes(BLOCK[opts.service])) return null;
-    if (!(await verifyPassword(password, m.passwordHash))) return null;
     if (opts.recordLogin === false) return m;
     const at = new Date((opts.now ?? Date.now)());
     await dir.recordLogins([{ domain: m.domain, local: m.local, at }]);

@@ -19,7 +19,7 @@ export type {
 export { DirectoryError, domainName, formatPolicy, isForwardTarget, parsePolicy, parseFlag } from './names.js';
 export { KeptDirectory, openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
 export { LATEST as SCHEMA_VERSION } from './migrations.js';
-export { hashPassword, verifyPassword, hashScheme } from './password.js';
+export { hashPassword, verifyPassword, hashScheme, type PasswordVerifier } from './password.js';
 export { authenticate } from './auth.js';
 export { mayUseSender } from './senders.js';
 export { checkDrift, repairDrift } from './sync.js';

@@ -30,6 +30,19 @@ export async function hashPassword(
   return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${b64(salt)}$${b64(key)}`;
 }
 
+/** Checks a password against a stored hash (verifyPassword; a test may count the calls). */
+export type PasswordVerifier = (password: string, hash: string) => Promise<boolean>;
+
+/**
+ * What a login without a usable hash (unknown domain or mailbox, no password set) is verified against, so that it
+ * costs what a wrong password costs: the scheme and parameters hashPassword writes, a salt and a key no password
+ * gives (the key is all zeros). Without it an unknown login was answered at once and a known one after ~0.1 s of
+ * scrypt: a timing oracle telling which mailboxes exist.
+ */
+export const DUMMY_HASH = `$scrypt$ln=${SCRYPT_DEFAULT.ln},r=${SCRYPT_DEFAULT.r},p=${SCRYPT_DEFAULT.p}$${Buffer.from(
+  'quail-dummy-salt',
+).toString('base64')}$${Buffer.alloc(KEYLEN).toString('base64').replace(/=+$/, '')}`;
+
 const SCRYPT = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
 
 /** scrypt parameters a stored hash may ask for: at most 1 GiB of memory, so a damaged hash cannot exhaust the host. */

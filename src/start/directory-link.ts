@@ -9,6 +9,7 @@ import {
   mayUseSender,
   openDirectory,
   type Directory,
+  type PasswordVerifier,
 } from '../directory/index.js';
 import { Control, type ControlFileCache } from '../control/index.js';
 import { OfficeFileRouter } from '../offices/index.js';
@@ -38,12 +39,13 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
   /**
    * `onLookup`: each check's duration (the metrics' quail_directory_lookup_seconds). `controlFiles`: the process's
    * control cache, so that with no directory yet each RCPT finds control/directory missing with no failed open (an
-   * exception per recipient, docs/PERFORMANCE.md ninth pass).
+   * exception per recipient, docs/PERFORMANCE.md ninth pass). `verify`: the password check (tests count its calls).
    */
   constructor(
     private readonly root: string,
     private readonly onLookup?: (op: LookupOp, seconds: number) => void,
     private readonly controlFiles?: ControlFileCache,
+    private readonly verifier?: PasswordVerifier,
   ) {
     this.dir = new KeptDirectory(() => openDirectory({ root, readonly: true }));
   }
@@ -76,7 +78,12 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
       if (!directory)
         return { ok: false, temporary: true, reason: 'no user directory exists (quail domain add makes one)' };
       // read-only here: the login time is not recorded by SMTP AUTH
-      const m = await authenticate(this.root, user, password, { directory, service: 'smtp', recordLogin: false });
+      const m = await authenticate(this.root, user, password, {
+        directory,
+        service: 'smtp',
+        recordLogin: false,
+        ...(this.verifier ? { verify: this.verifier } : {}),
+      });
       return m
         ? { ok: true, user: `${m.local}@${m.domain}`, relay: !m.flags.includes('no-relay') }
         : { ok: false, temporary: false, reason: 'unknown login, wrong password or no-smtp-auth' };

@@ -1,7 +1,7 @@
 // POP3 in `quail start`: the pop3 listeners, the directory as authenticator, in this process or an unprivileged child.
 import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { authenticate, KeptDirectory, openDirectory } from '../directory/index.js';
+import { authenticate, KeptDirectory, openDirectory, type PasswordVerifier } from '../directory/index.js';
 import {
   createPop3Server,
   isLoopback,
@@ -62,10 +62,12 @@ export function pop3ClientRules(
 export class DirectoryAuthenticator implements Pop3Authenticator {
   private readonly dir: KeptDirectory;
 
+  /** `verify`: the password check (default the directory's; tests count its calls). */
   constructor(
     private readonly root: string,
     readonly: boolean,
     private readonly record: (login: string, at: Date) => Promise<void>,
+    private readonly verify?: PasswordVerifier,
   ) {
     this.dir = new KeptDirectory(() => openDirectory({ root, readonly }));
   }
@@ -75,6 +77,7 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
       directory: await this.dir.get(),
       service: 'pop',
       recordLogin: false,
+      ...(this.verify ? { verify: this.verify } : {}),
     });
     return m === null ? null : { login: `${m.local}@${m.domain}`, maildir: `${this.root}/${m.home}/Maildir` };
   }
