@@ -23,6 +23,23 @@ export interface AuthOptions {
 }
 
 /**
+ * The name the failed-login throttle (src/throttle) counts a login under: `local@domain` with the domain resolved
+ * through alias domains exactly as `authenticate` resolves it, so `joe@alias.example` and `joe@example.com` share one
+ * count. A login that names no directory domain, or a directory that cannot answer, is counted as typed (the throttle
+ * still folds case and `%`).
+ */
+export async function throttleLogin(dir: Pick<Directory, 'resolveDomain'>, login: string): Promise<string> {
+  const parts = splitLogin(login);
+  if (!parts) return login;
+  try {
+    const dom = await dir.resolveDomain(parts[1]);
+    return dom === null ? login : `${parts[0]}@${dom.name}`;
+  } catch {
+    return login;
+  }
+}
+
+/**
  * The mailbox whose password matches, or null (unknown login, wrong password, no password set, or the service
  * blocked by a flag). Alias domains log in to their domain's mailboxes. Trouble (database down) throws.
  *

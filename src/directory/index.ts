@@ -20,7 +20,7 @@ export { DirectoryError, domainName, formatPolicy, isForwardTarget, parsePolicy,
 export { KeptDirectory, openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
 export { LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme, type PasswordVerifier } from './password.js';
-export { authenticate } from './auth.js';
+export { authenticate, throttleLogin } from './auth.js';
 export { mayUseSender } from './senders.js';
 export { checkDrift, repairDrift } from './sync.js';
 export {

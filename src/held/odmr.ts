@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { asciiLower, errText, logsafe } from '../core/index.js';
 import { acceptTls } from '../tcpserver/index.js';
-import { MAX_AUTH_FAILURES, type LoginThrottle } from '../throttle/index.js';
+import { countedAs, MAX_AUTH_FAILURES, type LoginThrottle } from '../throttle/index.js';
 
 /** Longest command line taken (RFC 5321 4.5.3.1.4 allows 512; AUTH responses may be longer). */
 const MAX_LINE = 4096;
@@ -53,6 +53,8 @@ export interface OdmrDeps {
    * table for its sessions.
    */
   readonly throttle: LoginThrottle;
+  /** The name the throttle counts a login under (alias domains resolved); without it, the login lowercased. */
+  throttleKey?(login: string): Promise<string>;
   log(event: 'odmr.session' | 'odmr.atrn' | 'odmr.auth', fields: Readonly<Record<string, unknown>>): void;
   /** Idle time before the session is ended (ms). */
   readonly idleMs: number;
@@ -442,7 +444,9 @@ async function verify(
   d: OdmrDeps,
 ): Promise<{ readonly login?: string; readonly result: 'ok' | 'refused' | 'not-atrn' | 'unavailable' }> {
   const key = asciiLower(c.user);
-  const wait = d.throttle.attempt(ip, key);
+  // counted under the mailbox's own name, as smtpd and pop3d count it (joe@alias.example is joe@example.com)
+  const counted = await countedAs(d.throttleKey?.bind(d), key);
+  const wait = d.throttle.attempt(ip, counted);
   if (wait > 0) await sleep(wait);
   let login: string | null;
   try {
@@ -455,14 +459,14 @@ async function verify(
       login = ok ? key : null;
     } else login = c.user === '' || c.password === '' ? null : await d.checkPassword(c.user, c.password);
   } catch {
-    d.throttle.ended(ip, key);
+    d.throttle.ended(ip, counted);
     return { result: 'unavailable' }; // the directory could not answer: not the client's failure
   }
   const held = await d.domainsOf(login ?? key).catch(() => []);
   if (login !== null && held.length > 0) {
-    d.throttle.succeeded(key, ip);
+    d.throttle.succeeded(counted, ip);
     return { login, result: 'ok' };
   }
-  d.throttle.failed(ip, key);
+  d.throttle.failed(ip, counted);
   return { result: login === null ? 'refused' : 'not-atrn' };
 }

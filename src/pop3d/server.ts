@@ -37,8 +37,11 @@ export interface Pop3ServerOptions {
    */
   readonly stressTimeoutMs?: number;
   readonly maxPerIp?: number;
-  /** Failed-login slowdown (default 1 s doubling up to 30 s, per address and per login). */
-  readonly throttle?: ThrottleOptions;
+  /**
+   * Failed-login slowdown (default 1 s doubling up to 30 s, per address and per login): its options, or a table to
+   * share with other listeners.
+   */
+  readonly throttle?: ThrottleOptions | LoginThrottle;
   /** Name in the greeting. */
   readonly hostname?: string;
   readonly log?: Pop3EventLog;
@@ -79,7 +82,7 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
   const config: { -readonly [K in keyof SessionConfig]: SessionConfig[K] } = {
     authenticator: opts.authenticator,
     store: opts.store ?? new MaildirStore(),
-    throttle: new LoginThrottle(opts.throttle),
+    throttle: opts.throttle instanceof LoginThrottle ? opts.throttle : new LoginThrottle(opts.throttle),
     tls: context,
     implicitTls: opts.implicitTls ?? false,
     allowPlaintext: opts.allowPlaintext ?? false,

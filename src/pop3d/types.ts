@@ -20,6 +20,8 @@ export interface Pop3Authenticator {
   authenticate(login: string, password: string, client: ClientInfo): Promise<Account | null>;
   /** Optional: records the last-login time in the directory after a successful login. */
   recordLogin?(login: string, client: ClientInfo, at: Date): Promise<void>;
+  /** Optional: the name the failed-login throttle counts `login` under (alias domains resolved); else `login`. */
+  throttleKey?(login: string): Promise<string>;
 }
 
 export interface MessageInfo {

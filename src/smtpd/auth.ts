@@ -10,6 +10,8 @@ export type AuthResult =
 /** Checks credentials; implemented by the user directory (src/directory), injected by `start`. */
 export interface Authenticator {
   verify(user: string, password: string, client: { readonly ip: string }): Promise<AuthResult>;
+  /** The name the failed-login throttle counts `user` under (alias domains resolved); without it, `user` itself. */
+  throttleKey?(user: string): Promise<string>;
 }
 
 /** Used until a directory exists: AUTH can never succeed, and says why (a temporary 454). */

@@ -1,6 +1,7 @@
 // AUTH PLAIN and LOGIN (RFC 4954, RFC 4616): only after STARTTLS unless tcp.smtp allows clear text; failures throttled.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errText } from '../core/index.js';
+import { countedAs } from '../throttle/index.js';
 import { decodeBase64, decodePlain, encodeBase64, withDefaultDomain } from './auth.js';
 import { R, type Reply } from './replies.js';
 import type { Session, Step } from './session.js';
@@ -44,8 +45,10 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
   } else return fail(R.authMechanism);
   user = withDefaultDomain(user, s.policy.defaultDomain);
   // The same slowdown as POP3 logins: a delay doubling per recent failure, per client address and per login
-  // (the throttle counts every spelling the directory takes for one mailbox, JOE@x or joe%X, as one login).
-  const wait = s.deps.authThrottle.attempt(s.remoteIp, user);
+  // (the throttle counts every spelling the directory takes for one mailbox, JOE@x or joe%X, as one login, and the
+  // authenticator names it through alias domains: joe@alias.example is joe@example.com).
+  const key = await countedAs(s.deps.authenticator.throttleKey?.bind(s.deps.authenticator), user);
+  const wait = s.deps.authThrottle.attempt(s.remoteIp, key);
   if (wait > 0) await sleep(wait);
   let result;
   try {
@@ -54,7 +57,7 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
     result = { ok: false as const, temporary: true, reason: errText(err) };
   }
   if (result.ok) {
-    s.deps.authThrottle.succeeded(user, s.remoteIp);
+    s.deps.authThrottle.succeeded(key, s.remoteIp);
     s.authUser = result.user;
     s.authRelay = result.relay !== false;
     s.deps.log('smtp.auth', { ip: s.remoteIp, user: result.user, ok: true });
@@ -64,10 +67,10 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
   }
   s.deps.log('smtp.auth', { ip: s.remoteIp, user, ok: false, reason: result.reason });
   if (result.temporary) {
-    s.deps.authThrottle.ended(s.remoteIp, user);
+    s.deps.authThrottle.ended(s.remoteIp, key);
     return fail(R.authUnavailable);
   }
-  s.deps.authThrottle.failed(s.remoteIp, user);
+  s.deps.authThrottle.failed(s.remoteIp, key);
   if (++s.authFailures >= s.deps.limits.maxAuthFailures) {
     s.send(R.authTooManyFailures);
     return 'auth-failures';

@@ -8,6 +8,7 @@ import {
   locateDirectory,
   mayUseSender,
   openDirectory,
+  throttleLogin,
   type Directory,
   type PasswordVerifier,
 } from '../directory/index.js';
@@ -66,6 +67,12 @@ export class DirectoryLink implements Authenticator, RecipientCheck, SenderCheck
       if (loc.kind === 'sqlite' && !existsSync(loc.file)) return undefined;
     }
     return this.dir.get();
+  }
+
+  /** The name the AUTH throttle counts `user` under: its mailbox's, alias domains resolved (src/directory). */
+  async throttleKey(user: string): Promise<string> {
+    const directory = await this.directory();
+    return directory === undefined ? user : throttleLogin(directory, user);
   }
 
   verify(user: string, password: string): Promise<AuthResult> {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { authenticate, KeptDirectory, openDirectory } from '../directory/index.js';
+import { authenticate, KeptDirectory, openDirectory, throttleLogin } from '../directory/index.js';
 import { findHeld, listHeld, pushTurn, serveOdmr, socketConnector, waiting, type OdmrDeps } from '../held/index.js';
 import type { NewMessage } from '../queue/index.js';
 import { TcpServer } from '../tcpserver/index.js';
@@ -55,6 +55,8 @@ const loopback = (ip: string): boolean => /^(127\.|::1$|::ffff:127\.)/.test(ip);
 
 export interface OdmrWorld {
   readonly root: string;
+  /** The failed-login table of this process's odmr listeners (default: a new one for them). */
+  readonly throttle?: LoginThrottle;
   readonly inject: (m: NewMessage) => Promise<string>;
   readonly log: (
     event: 'odmr.session' | 'odmr.atrn' | 'odmr.auth' | 'odmr.refused' | 'odmr.error' | 'held.error',
@@ -69,12 +71,13 @@ export interface OdmrWorld {
 class OdmrLink {
   private readonly dir: KeptDirectory;
   /** Failed logins of every odmr listener of this process (as POP3's ports share one). */
-  private readonly throttle = new LoginThrottle();
+  private readonly throttle: LoginThrottle;
   /** servercert.pem as last read, and its context (made again only when the file changed). */
   private cert: { readonly pem: string; readonly context: SecureContext | undefined } | undefined;
 
   constructor(private readonly w: OdmrWorld) {
     this.dir = new KeptDirectory(() => openDirectory({ root: w.root, readonly: true }));
+    this.throttle = w.throttle ?? new LoginThrottle();
   }
 
   /** STARTTLS's context from control/servercert.pem, read at each connection; undefined: none (not offered). */
@@ -108,6 +111,7 @@ class OdmrLink {
         });
         return m === null ? null : `${m.local}@${m.domain}`;
       },
+      throttleKey: async (login) => throttleLogin(await this.dir.get(), login),
       cramSecret: (login) => {
         for (const h of mine(login)) {
           try {

@@ -1,7 +1,7 @@
 // POP3 in `quail start`: the pop3 listeners, the directory as authenticator, in this process or an unprivileged child.
 import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { authenticate, KeptDirectory, openDirectory, type PasswordVerifier } from '../directory/index.js';
+import { authenticate, KeptDirectory, openDirectory, throttleLogin, type PasswordVerifier } from '../directory/index.js';
 import {
   createPop3Server,
   isLoopback,
@@ -80,6 +80,10 @@ export class DirectoryAuthenticator implements Pop3Authenticator {
       ...(this.verify ? { verify: this.verify } : {}),
     });
     return m === null ? null : { login: `${m.local}@${m.domain}`, maildir: `${this.root}/${m.home}/Maildir` };
+  }
+
+  async throttleKey(login: string): Promise<string> {
+    return throttleLogin(await this.dir.get(), login);
   }
 
   recordLogin(login: string, _client: unknown, at: Date): Promise<void> {

@@ -168,6 +168,23 @@ export class LoginThrottle {
   }
 }
 
+/**
+ * The name to count `login` under: what `canonical` (the caller's directory, resolving alias domains) says, or `login`
+ * itself when there is none or it fails (the directory's trouble must not stop the attempt; the check after it
+ * answers that). Every caller asks this once per attempt and passes the result to attempt/failed/succeeded/ended.
+ */
+export async function countedAs(
+  canonical: ((login: string) => Promise<string>) | undefined,
+  login: string,
+): Promise<string> {
+  if (canonical === undefined) return login;
+  try {
+    return await canonical(login);
+  } catch {
+    return login;
+  }
+}
+
 /** One process's news for the others that keep the same table (a failure or a success). */
 export type ThrottleNews =
   | { readonly op: 'failed'; readonly ip: string; readonly login: string }

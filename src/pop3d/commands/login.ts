@@ -1,5 +1,6 @@
 // The login step shared by PASS and AUTH PLAIN: throttle, authenticate, lock and open the mailbox, log.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { countedAs } from '../../throttle/index.js';
 import { normaliseLogin } from '../parse.js';
 import type { Session } from '../session.js';
 
@@ -10,7 +11,10 @@ export async function login(s: Session, rawName: string, password: string, via: 
   const { config } = s;
   const client = s.client;
   const name = normaliseLogin(rawName, s.defaultDomain);
-  const key = name ?? rawName;
+  // counted under the mailbox's own name (alias domains resolved by the authenticator): joe@alias.example guesses
+  // at joe@example.com's password and shares its count
+  const typed = name ?? rawName;
+  const key = await countedAs(config.authenticator.throttleKey?.bind(config.authenticator), typed);
   const wait = config.throttle.attempt(client.ip, key);
   if (wait > 0) await sleep(wait);
 
@@ -19,13 +23,13 @@ export async function login(s: Session, rawName: string, password: string, via: 
     account = name === null ? null : await config.authenticator.authenticate(name, password, client);
   } catch (err) {
     config.throttle.ended(client.ip, key);
-    config.log('pop3.error', { login: key, ip: client.ip, error: `authenticator: ${String(err)}` });
+    config.log('pop3.error', { login: typed, ip: client.ip, error: `authenticator: ${String(err)}` });
     await s.reply('-ERR [SYS/TEMP] authentication is unavailable, try again later');
     return;
   }
   if (!account) {
     config.throttle.failed(client.ip, key);
-    config.log('pop3.refused', { login: key, ip: client.ip, tls: client.tls, via, reason: 'credentials' });
+    config.log('pop3.refused', { login: typed, ip: client.ip, tls: client.tls, via, reason: 'credentials' });
     await s.reply(AUTH_FAILED);
     if (++s.authFailures >= config.maxAuthFailures) s.end = 'auth-failures';
     return;
