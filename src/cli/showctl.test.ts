@@ -114,3 +114,14 @@ void test('docs/CONTROL.md: the generated part matches the catalogue, one sectio
   assert.ok(m, 'generated markers missing');
   assert.equal(m[1], controlDoc(), 'docs/CONTROL.md is out of date: regenerate it with `quail showctl --doc`');
 });
+
+void test('showctl: each line qmail passes over without a word, as control/FILE:LINE: what is wrong', () => {
+  const out = showctl(
+    root({ me: 'mx.test\n', virtualdomains: 'a.test:a\nb.test b\n c.test:c\n', rcpthosts: 'a.test\na.test:a\n' }),
+  );
+  assert.match(out, /^control\/virtualdomains:2: "b\.test b" has no ":" and is ignored$/m);
+  assert.match(out, /^control\/virtualdomains:3: pattern " c\.test" has a space or tab, so it never matches$/m);
+  assert.match(out, /^control\/rcpthosts:2: entry "a\.test:a" has a ":", so it never matches a host/m);
+  assert.match(out, /^3 control line\(s\) above do nothing or not what they seem/m);
+  assert.doesNotMatch(showctl(root({ me: 'mx.test\n', virtualdomains: 'a.test:a\n:catchall\n' })), /control line/);
+});

@@ -129,6 +129,14 @@ export function showctl(root: string): string {
   }
   for (const n of others) out.push(`${n}: not a quail control file; nothing reads it`);
   if (others.length > 0) out.push('');
+  // Lines qmail passes over without a word (Control.ignored; quail start logs the same as quail.warning at each load)
+  const junk = c.ignored().filter((u) => u.line !== undefined);
+  for (const u of junk) out.push(`control/${u.name}:${u.line ?? 0}: ${u.why}`);
+  if (junk.length > 0)
+    out.push(
+      `${junk.length} control line(s) above do nothing or not what they seem (qmail reads them so too); fix or remove them (quail start reads virtualdomains again on SIGHUP)`,
+      '',
+    );
   if (bad > 0) out.push(`${bad} control file(s) could not be read.`);
   return out.join('\n').replace(/\n*$/, '\n');
 }

@@ -202,7 +202,48 @@ void test('ignored: number files that do not start with a digit or cannot be rea
     root({ virtualdomains: 'a.test:a\nb.test b\nA.TEST:other\n', smtproutes: 'x.test:[10.0.0.1]\n' }),
   ).ignored();
   assert.deepEqual(maps, [
-    { name: 'virtualdomains', why: 'line 2 "b.test b" has no ":" and is ignored' },
-    { name: 'virtualdomains', why: 'line 3 gives "A.TEST" again: it wins over line 1' },
+    { name: 'virtualdomains', line: 2, why: '"b.test b" has no ":" and is ignored' },
+    { name: 'virtualdomains', line: 3, why: '"A.TEST" is given again: it wins over line 1' },
+  ]);
+});
+
+void test('ignored: junk lines of virtualdomains, smtproutes and the host lists, each with its line; qmail reads them as before', () => {
+  const vd = 'ok.test:ok\n a.test:lead\nb.test :trail\nno colon here\n:catchall\n.sub.test:\n';
+  const r = root({
+    virtualdomains: vd,
+    smtproutes: 'x.test:relay.test\nx y.test:relay.test\n',
+    rcpthosts: 'ok.test\n lead.test\nmid dle.test\nvd.test:vd.test\n[IPv6:::1]\n.sub.test\n',
+    morercpthosts: 'more.test\nmore\t2.test\n',
+    locals: 'localhost\nx.test:y\n',
+    badmailfrom: 'some thing\n',
+  });
+  const c = new Control(r);
+  assert.deepEqual(
+    c.ignored().map((u) => `${u.name}:${u.line ?? '-'}: ${u.why}`),
+    [
+      'locals:2: entry "x.test:y" has a ":", so it never matches a host (a mapping line in a list of hosts?)',
+      'virtualdomains:2: pattern " a.test" has a space or tab, so it never matches',
+      'virtualdomains:3: pattern "b.test " has a space or tab, so it never matches',
+      'virtualdomains:4: "no colon here" has no ":" and is ignored',
+      'rcpthosts:2: entry " lead.test" has a space or tab, so it never matches',
+      'rcpthosts:3: entry "mid dle.test" has a space or tab, so it never matches',
+      'rcpthosts:4: entry "vd.test:vd.test" has a ":", so it never matches a host (a mapping line in a list of hosts?)',
+      'morercpthosts:2: entry "more\\t2.test" has a space or tab, so it never matches',
+      'smtproutes:2: pattern "x y.test" has a space or tab, so it never matches',
+    ],
+  );
+  // qmail's reading is untouched: the junk is still there, the empty pattern (virtualdomains' catch-all) and an empty
+  // value (A.6: not virtual) are no junk (SEMANTICS 0.2, 0.3, A.5, A.6)
+  assert.deepEqual(
+    [...(c.map('virtualdomains').value?.keys() ?? [])],
+    ['ok.test', ' a.test', 'b.test ', '', '.sub.test'],
+  );
+  assert.deepEqual(c.list('rcpthosts').value, [
+    'ok.test',
+    ' lead.test',
+    'mid dle.test',
+    'vd.test:vd.test',
+    '[IPv6:::1]',
+    '.sub.test',
   ]);
 });

@@ -3,7 +3,15 @@ import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path';
 import { errText, QuailError } from '../core/index.js';
 import { CATALOGUE, controlDef, type ControlDef, type ControlName } from './catalogue.js';
-import { parseList, parseMap, parseNumber, parseSingle, type MapEntry } from './parse.js';
+import { parseList, parseMap, parseNumber, parseSingle, reportHostList, type MapEntry } from './parse.js';
+
+/** List files of host names, whose junk entries ignored() reports (badmailfrom, replyrules... hold other things). */
+const HOST_LISTS: ReadonlySet<ControlName> = new Set<ControlName>([
+  'rcpthosts',
+  'morercpthosts',
+  'locals',
+  'percenthack',
+]);
 
 /** Where a value came from: the file itself, or the default (possibly `me`). */
 export type Source = 'file' | 'default';
@@ -169,25 +177,33 @@ export class Control {
   }
 
   /**
-   * What qmail would ignore without a word, so that `quail start` can say it (at start and on SIGHUP): a number file
-   * that does not start with a digit (the default holds, as if it were missing); in a mapping file (virtualdomains,
-   * smtproutes, tlsdestinations) a line without `:` (ignored) and a pattern given again (the later line wins). An
-   * unreadable number or mapping file is listed too: it never takes the default (what reads it fails temporarily).
+   * What qmail would ignore without a word, so that `quail start` can say it (at start and on SIGHUP) and `quail
+   * showctl` list it: a number file that does not start with a digit (the default holds, as if it were missing); in a
+   * mapping file (virtualdomains, smtproutes, tlsdestinations) a line without `:` (ignored), a pattern with a space or
+   * tab (never matches) and a pattern given again (the later line wins); in a host list (rcpthosts, morercpthosts,
+   * locals, percenthack) an entry with a space, a tab or a `:` (never matches). `line` is the 1-based line. An
+   * unreadable one of those files is listed too: it never takes the default (what reads it fails temporarily).
+   * What qmail does with the files is unchanged: this only reports.
    */
-  ignored(): Array<{ readonly name: ControlName; readonly why: string }> {
-    const out: Array<{ name: ControlName; why: string }> = [];
+  ignored(): Array<{ readonly name: ControlName; readonly line?: number; readonly why: string }> {
+    const out: Array<{ name: ControlName; line?: number; why: string }> = [];
     for (const def of CATALOGUE) {
-      if (def.kind !== 'number' && def.kind !== 'map') continue;
+      const hosts = def.kind === 'list' && HOST_LISTS.has(def.name);
+      if (def.kind !== 'number' && def.kind !== 'map' && !hosts) continue;
       try {
         const text = this.raw(def.name);
         if (text === null) continue;
+        if (hosts) {
+          reportHostList(text, (line, why) => out.push({ name: def.name, line, why }));
+          continue;
+        }
         if (def.kind === 'number') {
           const n = this.number(def.name);
           if (n.source === 'default')
             out.push({ name: def.name, why: `does not start with a digit, so the default ${n.value} holds` });
           continue;
         }
-        parseMap(text, (why) => out.push({ name: def.name, why }));
+        parseMap(text, (line, why) => out.push({ name: def.name, line, why }));
       } catch (err) {
         out.push({
           name: def.name,

@@ -27,6 +27,31 @@ export function parseList(text: string): string[] {
   return out;
 }
 
+/** What is wrong with a host name as written in a list or as a mapping's pattern, in words, or null. */
+function hostJunk(entry: string, what: 'entry' | 'pattern'): string | null {
+  // qmail keeps leading and inner whitespace (0.2), and no host or address has any: the entry never matches
+  if (/[ \t]/.test(entry)) return `${what} ${JSON.stringify(entry)} has a space or tab, so it never matches`;
+  // `a.test:b` in a host list (a virtualdomains or smtproutes line pasted in) is no host; `[IPv6:...]` literals are
+  if (what === 'entry' && entry.includes(':') && !entry.startsWith('['))
+    return `entry ${JSON.stringify(entry)} has a ":", so it never matches a host (a mapping line in a list of hosts?)`;
+  return null;
+}
+
+/**
+ * A host list file (rcpthosts, morercpthosts, locals, percenthack) read as parseList does, telling `junk` of each
+ * entry that can never match, with its 1-based line: qmail keeps such an entry without a word (0.2).
+ */
+export function reportHostList(text: string, junk: (line: number, why: string) => void): void {
+  let n = 0;
+  for (const raw of lines(text)) {
+    n++;
+    for (const e of entriesOf(raw)) {
+      const why = hostJunk(e, 'entry');
+      if (why !== null) junk(n, why);
+    }
+  }
+}
+
 /** One entry of a mapping file, with its 1-based line number (for `quail explain`). */
 export interface MapEntry {
   readonly pattern: string;
@@ -38,9 +63,11 @@ export interface MapEntry {
 /**
  * Mapping file (0.3): list rules, then split at the first ':'; lines without ':' ignored.
  * Keys are ASCII-lowercased patterns; the last line for a pattern wins. `ignored` hears of each line qmail passes
- * over without a word: one without ':', and an earlier line a later one overrides (quail start warns of them).
+ * over without a word, with its 1-based number: one without ':', one whose pattern has a space or tab (kept, never
+ * matching), and an earlier line a later one overrides (quail start warns of them, quail showctl lists them). The
+ * map itself is qmail's whatever `ignored` hears.
  */
-export function parseMap(text: string, ignored?: (why: string) => void): Map<string, MapEntry> {
+export function parseMap(text: string, ignored?: (line: number, why: string) => void): Map<string, MapEntry> {
   const out = new Map<string, MapEntry>();
   let n = 0;
   for (const raw of lines(text)) {
@@ -51,17 +78,23 @@ export function parseMap(text: string, ignored?: (why: string) => void): Map<str
 }
 
 /** One entry of a mapping file: split at its first ':'; without one it is ignored (and `ignored` hears why). */
-function addMapEntry(out: Map<string, MapEntry>, l: string, n: number, ignored?: (why: string) => void): void {
+function addMapEntry(
+  out: Map<string, MapEntry>,
+  l: string,
+  n: number,
+  ignored?: (line: number, why: string) => void,
+): void {
   const colon = l.indexOf(':');
   if (colon < 0) {
-    ignored?.(`line ${n} ${JSON.stringify(l)} has no ":" and is ignored`);
+    ignored?.(n, `${JSON.stringify(l)} has no ":" and is ignored`);
     return;
   }
   const pattern = l.slice(0, colon);
+  const junk = hostJunk(pattern, 'pattern');
+  if (junk !== null) ignored?.(n, junk);
   const key = pattern.replace(/[A-Z]/g, (c) => c.toLowerCase());
   const before = out.get(key);
-  if (before !== undefined)
-    ignored?.(`line ${n} gives ${JSON.stringify(pattern)} again: it wins over line ${before.line}`);
+  if (before !== undefined) ignored?.(n, `${JSON.stringify(pattern)} is given again: it wins over line ${before.line}`);
   out.set(key, { pattern, value: l.slice(colon + 1), line: n, text: l });
 }
 

@@ -453,7 +453,11 @@ function reloadStep(log: EventLog, step: string, f: () => void): void {
 
 /** What qmail would ignore in the control files without a word (Control.ignored): one warning each. */
 function warnIgnored(log: EventLog, control: Control): void {
-  for (const u of control.ignored()) log.event('quail.warning', { file: `control/${u.name}`, why: u.why });
+  for (const u of control.ignored())
+    log.event('quail.warning', {
+      file: `control/${u.name}${u.line === undefined ? '' : `:${u.line}`}`,
+      why: u.why,
+    });
 }
 
 /** A start-up step that does not finish in time fails the start with its name (issue: never hang silently). */
