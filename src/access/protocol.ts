@@ -2,7 +2,14 @@
 // unprivileged web process, which parsed HTTP), answered after the session, the CSRF token and the decision.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { QuailError } from '../core/index.js';
-import { authenticate, DirectoryError, parseFlag, type Ctx, type MailboxFlag } from '../directory/index.js';
+import {
+  authenticate,
+  DirectoryError,
+  parseFlag,
+  throttleLogin,
+  type Ctx,
+  type MailboxFlag,
+} from '../directory/index.js';
 import { perform, type Change } from './changes.js';
 import { parseListChange, parseListView } from './lists.js';
 import { AccessDenied, principalOf, type Principal } from './policy.js';
@@ -18,6 +25,8 @@ export interface Who {
 
 export type WebRequest =
   | { readonly op: 'login'; readonly login: string; readonly password: string }
+  /** The name the login throttle counts `login` under (alias domains resolved), answered as `done`; no session. */
+  | { readonly op: 'login-name'; readonly login: string }
   | { readonly op: 'logout'; readonly token: string }
   | { readonly op: 'view'; readonly token: string; readonly view: View }
   | { readonly op: 'change'; readonly token: string; readonly csrf: string; readonly change: Change };
@@ -145,6 +154,8 @@ function parseWebRequest(v: unknown): WebRequest {
   switch (o['op']) {
     case 'login':
       return { op: 'login', login: text(o['login'], 'login'), password: text(o['password'], 'password') };
+    case 'login-name':
+      return { op: 'login-name', login: text(o['login'], 'login') };
     case 'logout':
       return { op: 'logout', token: text(o['token'], 'token') };
     case 'view':
@@ -205,6 +216,7 @@ export async function serveWeb(ctx: Ctx, raw: unknown, now: Date = new Date()): 
     if (p?.kind !== 'login') return { ok: false, status: 401, error: 'wrong address or password' };
     return { ok: true, token, who: who(p, csrf) };
   }
+  if (req.op === 'login-name') return { ok: true, done: await throttleLogin(ctx.dir, req.login) };
   if (req.op === 'logout') {
     await ctx.dir.deleteSession(sessionId(req.token));
     return { ok: true };

@@ -19,15 +19,19 @@ interface Browser {
   readonly setCookies: string[];
 }
 
-async function fixture(body: (ctx: Ctx, b: () => Browser, waits: number[]) => Promise<void>, secure = false) {
+async function fixture(
+  body: (ctx: Ctx, b: () => Browser, waits: number[], throttle: LoginThrottle) => Promise<void>,
+  secure = false,
+) {
   const root = mkdtempSync(join(tmpdir(), 'quail-web-'));
   const dir = await openDirectory({ root });
   const ctx = { root, dir };
   const waits: number[] = [];
+  const throttle = new LoginThrottle();
   const app = createWebApp({
     backend: (req) => serveWeb(ctx, req),
     secure,
-    throttle: new LoginThrottle(),
+    throttle,
     clientIp: () => '127.0.0.9',
     log: () => undefined,
     sleep: (ms) => {
@@ -67,7 +71,7 @@ async function fixture(body: (ctx: Ctx, b: () => Browser, waits: number[]) => Pr
     await createMailbox(ctx, { address: 'joe@a.example', password: 'secret', quotaBytes: 1000 });
     await createMailbox(ctx, { address: 'bea@b.example', password: 'secret' });
     await dir.addDomainAdmin('a.example', 'ann@a.example');
-    await body(ctx, browser, waits);
+    await body(ctx, browser, waits, throttle);
   } finally {
     await dir.close();
     rmSync(root, { recursive: true, force: true });
@@ -170,6 +174,15 @@ void test('web: failed logins are throttled per address and login (as POP3), the
     const noPre = await b.post('/login', { login: 'ann@a.example', password: 'secret' });
     assert.equal(noPre.headers.get('location'), '/login');
     assert.equal(b.cookies.has('quail'), false, 'no session without the form token');
+  });
+});
+
+void test('web: a failed login through an alias domain counts for the mailbox itself', async () => {
+  await fixture(async (ctx, browser, _waits, throttle) => {
+    await ctx.dir.addAliasDomain('alias-a.example', 'a.example');
+    await logIn(browser(), 'Ann@Alias-A.example', 'wrong');
+    // from another address, with no failures of its own: only the login's count slows it
+    assert.ok(throttle.delayFor('192.0.2.7', 'ann@a.example') > 0, 'ann@a.example is slowed');
   });
 });
 

@@ -5,7 +5,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Change, View, WebAnswer, WebRequest, Who } from '../access/index.js';
-import type { LoginThrottle } from '../throttle/index.js';
+import { countedAs, type LoginThrottle } from '../throttle/index.js';
 import { mountListRoutes } from './list-routes.js';
 import { adminsPage } from './more-pages.js';
 import { domainPage, errorPage, homePage, loginPage, selfPage, type Frame, type Html } from './pages.js';
@@ -216,20 +216,26 @@ export function createWebApp(o: WebAppOptions): Hono {
       setFlash(c, false, 'The login form was out of date; log in again.');
       return c.redirect('/login', 303);
     }
-    const wait = o.throttle.attempt(ip, login); // counted as the directory reads it (any case, user%domain)
+    // counted as the directory reads it (any case, user%domain) under the mailbox's own domain (alias domains
+    // resolved by the backend, as SMTP AUTH, POP3 and ODMR count theirs)
+    const key = await countedAs(async (l) => {
+      const n = await o.backend({ op: 'login-name', login: l });
+      return n.ok && n.done !== undefined ? n.done : l;
+    }, login);
+    const wait = o.throttle.attempt(ip, key);
     if (wait > 0) await sleep(wait);
     const a = await ask(c, { op: 'login', login, password: field(body, 'password').slice(0, 1024) });
     if (a instanceof Response) {
-      o.throttle.ended(ip, login); // the service could not answer: no verdict
+      o.throttle.ended(ip, key); // the service could not answer: no verdict
       return a;
     }
     o.log('web.login', { login, ip, result: a.ok ? 'ok' : 'refused' });
     if (!a.ok || a.token === undefined) {
-      o.throttle.failed(ip, login);
+      o.throttle.failed(ip, key);
       setFlash(c, false, a.ok ? 'login failed' : a.error);
       return c.redirect('/login', 303);
     }
-    o.throttle.succeeded(login, ip);
+    o.throttle.succeeded(key, ip);
     deleteCookie(c, PRE, cookie);
     setCookie(c, SESSION, a.token, cookie);
     return c.redirect('/', 303);
