@@ -209,3 +209,58 @@ void test('quail import qmail: control lists merged, missing files copied, diffe
     rmSync(old, { recursive: true, force: true });
   }
 });
+
+void test('hostile vpopmail tree: no mail of other mailboxes copied, no symlink into a Maildir, no file outside read, no FIFO waited on', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-imph-'));
+  const src = mkdtempSync(join(tmpdir(), 'quail-imph-src-'));
+  try {
+    ok(q(root, ['init', '--me', 'mx.test']));
+    ok(q(root, ['domain', 'add', 'victim.test']));
+    ok(q(root, ['user', 'add', 'ceo@victim.test', '--password', 'x']));
+    const secret = join(root, 'domains', 'victim.test', 'ceo', 'Maildir', 'new', '1700000000.1.secret');
+    writeFileSync(secret, 'Subject: the plan\n\nsecret\n');
+    const outside = join(src, 'outside');
+    writeFileSync(outside, 'someone@outside.test\n');
+    const ev = join(src, 'domains', 'evil.test');
+    for (const s of ['new', 'cur', 'tmp']) mkdirSync(join(ev, 'bob', 'Maildir', s), { recursive: true });
+    mkdirSync(join(ev, 'eve'));
+    writeFileSync(join(ev, 'bob', 'Maildir', 'cur', '1700000001.2.own:2,S'), 'Subject: own\n\nmine\n');
+    symlinkSync(secret, join(ev, 'bob', 'Maildir', 'new', '1700000002.3.stolen'));
+    writeFileSync(
+      join(ev, 'vpasswd'),
+      'bob::1:0:Bob:/home/vpopmail/domains/evil.test/bob:NOQUOTA\n' +
+        `eve::1:0:Eve:/home/vpopmail/domains/evil.test/${'../'.repeat(12)}${join(root, 'domains', 'victim.test', 'ceo')}:NOQUOTA\n`,
+    );
+    writeFileSync(join(ev, '.qmail-info'), 'bob@evil.test\n');
+    symlinkSync('.qmail-info', join(ev, '.qmail-sales')); // vpopmail's own habit: kept
+    symlinkSync(outside, join(ev, '.qmail-leak'));
+    assert.equal(spawnSync('mkfifo', [join(ev, '.qmail-fifo')]).status, 0);
+    const r = spawnSync(
+      process.execPath,
+      [MAIN, 'import', 'vpopmail', join(src, 'domains'), '--json', '--root', root],
+      {
+        encoding: 'utf8',
+        timeout: 60_000, // without the fix the FIFO is waited on for ever
+      },
+    );
+    const rep = JSON.parse(ok(r)) as { imported: string[]; skipped: Array<{ what: string; why: string }> };
+    assert.deepEqual(rep.imported, [
+      'domain evil.test',
+      'mailbox bob@evil.test',
+      'mailbox eve@evil.test',
+      'alias info@evil.test',
+      'alias sales@evil.test',
+    ]);
+    const why = Object.fromEntries(rep.skipped.map((s) => [s.what, s.why]));
+    assert.match(why['evil.test/.qmail-leak'] ?? '', /leads outside/);
+    assert.match(why['evil.test/.qmail-fifo'] ?? '', /not a regular file/);
+    assert.match(why['mail of bob@evil.test: Maildir/new/1700000002.3.stolen'] ?? '', /symlink/);
+    assert.match(why['mail of eve@evil.test'] ?? '', /leads outside/);
+    const home = (u: string, s: string): string[] => readdirSync(join(root, 'domains', 'evil.test', u, 'Maildir', s));
+    assert.deepEqual([home('bob', 'new'), home('bob', 'cur')], [[], ['1700000001.2.own:2,S']]);
+    assert.deepEqual([home('eve', 'new'), home('eve', 'cur')], [[], []]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(src, { recursive: true, force: true });
+  }
+});

@@ -1,11 +1,12 @@
 // Importing a vpopmail domains/ tree (vpasswd, .qmail-* aliases, quotas, limits, mail) into the directory.
-import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseVdeliverLine } from '../vdeliver/index.js';
 import { makeMailboxHome } from './sync.js';
 import { addAliasDomain, createDomain, type Ctx } from './admin.js';
 import { DirectoryError, domainName, localPart, parsePolicy } from './names.js';
+import { copyMaildir, inside, readTreeFile, SMALL_FILE_MAX, VPASSWD_MAX } from './importtree.js';
 import { canVerify } from './password.js';
 import type { DeliveryAccount, DomainLimits, MailboxFlag, UnknownPolicy } from './types.js';
 
@@ -122,22 +123,25 @@ function plan(dir: string, rep: ImportReport): { domains: DomainPlan[]; aliasDom
     }
     if (!statSync(p).isDirectory()) continue;
     // vpopmail may hash domains into numbered subdirectories: descend into a digit-named one.
-    if (/^\d+$/.test(name) && !existsSync(join(p, 'vpasswd'))) {
+    if (/^\d+$/.test(name) && statSync(join(p, 'vpasswd'), { throwIfNoEntry: false }) === undefined) {
       const inner = plan(p, rep);
       domains.push(...inner.domains);
       aliasDomains.push(...inner.aliasDomains);
       continue;
     }
-    const vpasswd = join(p, 'vpasswd');
-    if (!existsSync(vpasswd)) {
+    const vpasswd = readTreeFile(p, join(p, 'vpasswd'), VPASSWD_MAX);
+    if (vpasswd === undefined || 'why' in vpasswd) {
       rep.skipped.push({
         what: `domain ${name}`,
-        why: 'no vpasswd file (a SQL backend? export it to vpasswd with vconvert first)',
+        why:
+          vpasswd === undefined
+            ? 'no vpasswd file (a SQL backend? export it to vpasswd with vconvert first)'
+            : `its vpasswd was not read: ${vpasswd.why}`,
       });
       continue;
     }
     const users: VpasswdEntry[] = [];
-    for (const line of readFileSync(vpasswd, 'latin1').split('\n')) {
+    for (const line of vpasswd.text.split('\n')) {
       try {
         const e = parseVpasswdLine(line);
         if (e) users.push(e);
@@ -149,7 +153,12 @@ function plan(dir: string, rep: ImportReport): { domains: DomainPlan[]; aliasDom
     let policy: UnknownPolicy | null = null;
     for (const f of readdirSync(p).sort()) {
       if (!f.startsWith('.qmail-')) continue;
-      const lines = readFileSync(join(p, f), 'latin1')
+      const file = readTreeFile(p, join(p, f), SMALL_FILE_MAX);
+      if (file === undefined || 'why' in file) {
+        rep.skipped.push({ what: `${name}/${f}`, why: `not read: ${file?.why ?? 'gone'}` });
+        continue;
+      }
+      const lines = file.text
         .split('\n')
         .map((l) => l.trim())
         .filter((l) => l !== '' && !l.startsWith('#'));
@@ -166,14 +175,16 @@ function plan(dir: string, rep: ImportReport): { domains: DomainPlan[]; aliasDom
       const local = f.slice('.qmail-'.length).replace(/:/g, '.');
       aliases.push({ local, targets: lines });
     }
-    const lim = join(p, '.qmailadmin-limits');
+    const lim = readTreeFile(p, join(p, '.qmailadmin-limits'), SMALL_FILE_MAX);
+    if (lim !== undefined && 'why' in lim)
+      rep.skipped.push({ what: `${name}/.qmailadmin-limits`, why: `not read: ${lim.why}` });
     domains.push({
       name,
       dir: p,
       users,
       aliases,
       policy,
-      limits: existsSync(lim) ? parseLimits(readFileSync(lim, 'latin1')) : {},
+      limits: lim !== undefined && 'text' in lim ? parseLimits(lim.text) : {},
     });
   }
   return { domains, aliasDomains };
@@ -184,6 +195,26 @@ function userDir(d: DomainPlan, e: VpasswdEntry): string {
   const marker = `/${d.name}/`;
   const at = e.dir.lastIndexOf(marker);
   return at >= 0 ? join(d.dir, e.dir.slice(at + marker.length)) : join(d.dir, e.local);
+}
+
+/**
+ * Copies the entry's Maildir into the new mailbox's home. The Maildir must lie inside the domain's directory (a
+ * vpasswd dir of `.../dom/../../other` or a symlinked home would copy mail of this host's other mailboxes); symlinks
+ * and special files in it are left out. What is not copied is reported; the mailbox stays imported.
+ */
+function copyMail(d: DomainPlan, e: VpasswdEntry, home: string, what: string, rep: ImportReport): void {
+  const src = inside(d.dir, join(userDir(d, e), 'Maildir'));
+  if (src === undefined) return;
+  if ('why' in src) {
+    rep.skipped.push({ what, why: `its Maildir was not copied: ${src.why}` });
+    return;
+  }
+  try {
+    for (const l of copyMaildir(src.path, join(home, 'Maildir')))
+      rep.skipped.push({ what: `${what}: Maildir/${l.file}`, why: l.why });
+  } catch (err) {
+    rep.skipped.push({ what, why: `its Maildir was not copied whole: ${(err as Error).message}` });
+  }
 }
 
 /** Imports the tree; with dryRun only the report is made. Existing domains and mailboxes are skipped, never changed. */
@@ -235,12 +266,9 @@ export async function importVpopmail(ctx: Ctx, dir: string, o: VpopImportOptions
           });
           const dom = await ctx.dir.getDomain(name);
           if (dom) makeMailboxHome(ctx.root, dom, m);
-          const src = join(userDir(d, e), 'Maildir');
-          if (existsSync(src)) {
-            cpSync(src, join(ctx.root, m.home, 'Maildir'), { recursive: true, preserveTimestamps: true });
-            if (process.getuid?.() === 0 && dom)
-              spawnSync('chown', ['-R', `${dom.account.uid}:${dom.account.gid}`, join(ctx.root, m.home)]);
-          }
+          copyMail(d, e, join(ctx.root, m.home), `mail of ${e.local}@${name}`, rep);
+          if (process.getuid?.() === 0 && dom)
+            spawnSync('chown', ['-R', `${dom.account.uid}:${dom.account.gid}`, join(ctx.root, m.home)]);
         }
         rep.imported.push(
           `${what}${e.hash === '' || canVerify(e.hash) ? '' : ' (password hash of a scheme quail cannot verify: reset it)'}`,
