@@ -85,6 +85,9 @@ void test('export then import into another root: births, states, held, meta kept
     assert.equal(m0?.recipients[0]?.status, 'pending');
     assert.equal(m0?.recipients[0]?.lastReport, "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)");
     assert.equal(m0?.recipients[1]?.status, 'done');
+    // the routing of a recipient still to be delivered is made again here; a finished one keeps its record
+    assert.deepEqual([m0?.recipients[0]?.channel, m0?.recipients[0]?.address], [undefined, undefined]);
+    assert.deepEqual([m0?.recipients[1]?.channel, m0?.recipients[1]?.address], ['local', 'q0@z']);
     assert.equal((await b.read(ids[1] as QueueId))?.held, true);
     assert.equal((await b.read(ids[4] as QueueId))?.queueName, 'bulk');
     assert.equal((await b.read(ids[3] as QueueId))?.meta['origin'], 'smtp');

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { QuailError } from '../core/index.js';
-import type { QueueId } from './types.js';
+import type { QueueId, RecipientState } from './types.js';
 import { newQueueId } from './layout.js';
 import { errCode, exists, fsyncDir, queueError, unlinkQuiet } from './durable.js';
 import { type Envelope, decodeEnvelopeObject, envelopeObject } from './envelope.js';
@@ -202,6 +202,17 @@ async function taken(q: FileQueue, id: QueueId): Promise<boolean> {
   return (await exists(L.env(id))) || (await exists(L.mess(id))) || (await exists(L.trash(id)));
 }
 
+/**
+ * A recipient still to be delivered loses the routing the exporting machine gave it: this machine's control files
+ * route it again (the source's virtualdomains prefixes, smtproutes or offices need not hold here, and a file from
+ * elsewhere must not choose this host's local addresses). Done and failed recipients keep theirs, as a record.
+ */
+function unrouted(r: RecipientState): RecipientState {
+  if (r.status === 'done' || r.status === 'failed') return r;
+  const { channel: _c, address: _a, ...rest } = r;
+  return rest;
+}
+
 async function importOne(q: FileQueue, r: Reader, e: Envelope, res: ImportResult): Promise<void> {
   let id = e.id;
   while (await taken(q, id)) id = newQueueId(e.birth * 1000);
@@ -229,7 +240,7 @@ async function importOne(q: FileQueue, r: Reader, e: Envelope, res: ImportResult
       await unlinkQuiet(tmpMess);
       throw damaged(`message ${e.id}: sha256 mismatch`);
     }
-    await q.commit({ tmpMess, env: { ...e, id } });
+    await q.commit({ tmpMess, env: { ...e, id, recipients: e.recipients.map(unrouted) } });
   } finally {
     q.inFlight.delete(id);
   }
