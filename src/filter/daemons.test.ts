@@ -1,8 +1,14 @@
-// Golden tables: clamd/spamd addresses and `quail filter`'s settings from the environment tcp.smtp gives it.
+// Golden tables: clamd/spamd addresses and `quail filter`'s settings from the environment tcp.smtp gives it; a
+// daemon on 127.0.0.1 that floods its answer.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { QuailError } from '../core/index.js';
 import { filterSettings } from './builtin.js';
-import { parseDaemonAddress } from './daemons.js';
+import { clamdScan, MAX_ANSWER, parseDaemonAddress, spamdCheck } from './daemons.js';
 
 void test('daemon addresses: a socket path, host:port, :port, a bare host or port; anything else refused', () => {
   const table: Array<[string, ReturnType<typeof parseDaemonAddress>]> = [
@@ -37,4 +43,39 @@ void test('filter settings: defaults, actions, and what is wrong said in words',
     'QUAIL_VIRUSACTION="tag": use reject or quarantine',
   );
   assert.equal(filterSettings({ QUAIL_SPAMD: 'x:y' }), 'QUAIL_SPAMD="x:y" is neither /path/to/socket nor host:port');
+});
+
+void test('a spamd or clamd that floods its answer: refused (temporary) past MAX_ANSWER, not collected whole', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-flood-'));
+  const junk = Buffer.alloc(4 * 1024 * 1024, 'X');
+  // Each answers at once, a well-formed start and then megabytes, and closes after reading the whole request.
+  const flood = async (start: string): Promise<Server> => {
+    const srv = createServer((c) => {
+      c.on('error', () => undefined);
+      c.write(start);
+      c.write(junk);
+      c.on('end', () => c.end());
+      c.resume();
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return srv;
+  };
+  const spamd = await flood('SPAMD/1.1 0 EX_OK\r\nSpam: False ; 1.0 / 5.0\r\n');
+  const clamd = await flood('stream: OK');
+  try {
+    const msg = join(dir, 'msg');
+    writeFileSync(msg, 'Subject: x\n\nhello\n');
+    const at = (srv: Server): { host: string; port: number } => ({
+      host: '127.0.0.1',
+      port: (srv.address() as AddressInfo).port,
+    });
+    const tooMuch = (e: unknown): boolean =>
+      e instanceof QuailError && e.temporary && e.message.includes(`answered more than ${MAX_ANSWER} bytes`);
+    await assert.rejects(spamdCheck(at(spamd), msg, 18, 30_000), tooMuch);
+    await assert.rejects(clamdScan(at(clamd), msg, 30_000), tooMuch);
+  } finally {
+    spamd.close();
+    clamd.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

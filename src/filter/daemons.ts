@@ -16,17 +16,27 @@ export function parseDaemonAddress(s: string, defaultPort: number): DaemonAddres
 
 const where = (a: DaemonAddress): string => ('path' in a ? a.path : `${a.host}:${a.port}`);
 
-/** One request: `send` writes it, the whole answer is collected until the daemon closes or `done` says so. */
+/**
+ * The most of an answer kept: spamd's CHECK answer and clamd's verdict are a few lines. A daemon that sends more
+ * (a broken or hostile one, or not a scanner at all) is a temporary failure, not memory filled until the timeout.
+ */
+export const MAX_ANSWER = 64 * 1024;
+
+/**
+ * One request: `send` writes it, the answer is collected until the daemon closes or `done` says so (`done` sees
+ * each new chunk: the answer so far is not copied again per chunk), at most MAX_ANSWER bytes.
+ */
 function exchange(
   a: DaemonAddress,
   name: string,
   timeoutMs: number,
   send: (s: Socket) => Promise<void>,
-  done: (got: Buffer) => boolean,
+  done: (chunk: Buffer) => boolean,
 ): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const s = 'path' in a ? connect(a.path) : connect(a.port, a.host);
     const parts: Buffer[] = [];
+    let size = 0;
     let finished = false;
     const fail = (why: string): void => {
       if (finished) return;
@@ -37,8 +47,14 @@ function exchange(
     s.setTimeout(timeoutMs, () => fail('timed out'));
     s.on('error', (err) => fail(err.message));
     s.on('data', (c: Buffer) => {
+      if (finished) return;
+      size += c.length;
+      if (size > MAX_ANSWER) {
+        fail(`answered more than ${MAX_ANSWER} bytes: is it really ${name}?`);
+        return;
+      }
       parts.push(c);
-      if (!finished && done(Buffer.concat(parts))) {
+      if (done(c)) {
         finished = true;
         s.destroy();
         resolve(Buffer.concat(parts));
