@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
@@ -95,4 +96,60 @@ void test('a push while another process holds RELAYHOST (setlock/flock) is skipp
   );
   await pusher.stop();
   await customer.close();
+});
+
+void test('a customer whose server stalls does not hold back the timed pushes of other held domains', async () => {
+  const customer = await testSmtp('127.0.0.1');
+  const stalled: Socket[] = []; // accepts, never greets: the push waits control/timeoutremote (1200 s)
+  const staller = createServer((s) => {
+    stalled.push(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => staller.listen(0, '127.0.0.1', r));
+  const { root, maildir } = world(`127.0.0.1:${customer.port}`);
+  const stallHome = join(root, 'serialmail', 'stall.test');
+  for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(stallHome, 'Maildir', sub), { recursive: true });
+  writeFileSync(join(stallHome, 'RELAYHOST'), `127.0.0.1:${(staller.address() as AddressInfo).port}\n`);
+  writeFileSync(
+    join(stallHome, 'Maildir', 'new', '1900000000.M2P2.isp.test'),
+    'Return-Path: <a@far.test>\nDelivered-To: stall.test-ann@stall.test\nSubject: y\n\nbody\n',
+  );
+  appendFileSync(join(root, 'control', 'virtualdomains'), 'stall.test:stall.test\n');
+  writeFileSync(
+    join(root, 'users', 'assign'),
+    `+${DOMAIN}-:u:1234:1234:${join(root, 'serialmail', DOMAIN)}:-::\n+stall.test-:u:1234:1234:${stallHome}:-::\n.\n`,
+  );
+  newu(root);
+  const pusher = new HeldPusher({
+    root,
+    control: () => new Control(root),
+    inject: () => Promise.reject(new Error('no bounce expected')),
+    watch: () => () => undefined,
+    log: () => undefined,
+    intervalSeconds: 1,
+  });
+  try {
+    pusher.start();
+    await waitFor(
+      () => customer.messages.length === 1 && stalled.length === 1,
+      20_000,
+      () => `first round: ${customer.messages.length} sent, ${stalled.length} stalled connection(s)`,
+    );
+    // New mail for the reachable customer while the other push still hangs: the next timed round takes it.
+    writeFileSync(
+      join(maildir, 'new', '1900000001.M3P3.isp.test'),
+      `Return-Path: <a@far.test>\nDelivered-To: ${DOMAIN}-joe@${DOMAIN}\nSubject: z\n\nbody\n`,
+    );
+    await waitFor(
+      () => customer.messages.length === 2,
+      20_000,
+      () => 'the second message waited for the stalled push of stall.test',
+    );
+    assert.equal(stalled.length, 1, 'the stalled push is not started twice');
+  } finally {
+    for (const s of stalled) s.destroy();
+    await pusher.stop();
+    staller.close();
+    await customer.close();
+  }
 });

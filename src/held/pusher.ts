@@ -75,12 +75,8 @@ export class HeldPusher {
     });
     this.started = this.now();
     const tick = (): void => {
-      void this.timedRound().then(
-        (next) => {
-          if (!this.stopped) this.timer = setTimeout(tick, next * 1000).unref();
-        },
-        () => undefined,
-      );
+      const next = this.timedRound();
+      if (!this.stopped) this.timer = setTimeout(tick, next * 1000).unref();
     };
     this.timer = setTimeout(tick, this.nextDelay(this.heldNow()) * 1000).unref();
   }
@@ -106,13 +102,17 @@ export class HeldPusher {
     return Math.max(1, next);
   }
 
-  /** The timed pushes: each held domain whose own interval (HELD's `every`, else heldinterval) has passed. */
-  private async timedRound(): Promise<number> {
+  /**
+   * The timed pushes: each held domain whose own interval (HELD's `every`, else heldinterval) has passed. They are
+   * started, not waited for: a customer whose server stalls (up to timeoutremote a reply) would otherwise hold back
+   * every other domain's next push. A domain whose push still runs is not pushed twice (`push`).
+   */
+  private timedRound(): number {
     const held = this.heldNow();
     const t = this.now();
     const due = held.filter((h) => t - (this.lastTry.get(h.domain) ?? this.started) >= this.every(h));
     for (const h of due) this.lastTry.set(h.domain, t);
-    if (due.length > 0) await this.pushAll(due.map((h) => h.domain));
+    if (due.length > 0) void this.pushAll(due.map((h) => h.domain));
     return this.nextDelay(held);
   }
 
