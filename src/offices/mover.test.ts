@@ -199,3 +199,27 @@ void test('mover: a mailbox deleted during its move ends the move with a note', 
     await done(w);
   }
 });
+
+void test('mover: carried files whose folder, name or flags climb out of the Maildir are refused, not written as root anywhere', async () => {
+  const w = await world();
+  try {
+    put(w.atl, '', 'new', '1000.a.atl', 'one');
+    const { move } = await w.da.moveMailbox(D, 'alice', 'den');
+    assert.ok(move);
+    // What an office (or anyone with the directory's password) can put in the shared table.
+    const forged = [
+      { folder: '', name: '../../../../../../escape-name', info: '' },
+      { folder: '../../../../../escape-folder', name: '1001.b.atl', info: '' },
+      { folder: '', name: '1002.c.atl', info: '/../../../../../../../escape-info' },
+    ];
+    for (const f of forged) assert.ok(await w.da.pushMoveFile(move.id, { ...f, sub: 'new', data: Buffer.from('x') }));
+    const r = await run(w);
+    for (const n of ['escape-name', 'escape-folder', 'escape-info'])
+      assert.equal(existsSync(join(w.base, n)), false, `${n} written outside the Maildir`);
+    assert.equal(r.errors.filter((e) => /a carried file was refused/.test(e)).length, 3, r.errors.join('\n'));
+    assert.deepEqual([...files(w.den).keys()], ['/new/1000.a.atl'], 'the real mail still arrives');
+    assert.equal(r.finished.length, 1);
+  } finally {
+    await done(w);
+  }
+});

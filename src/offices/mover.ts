@@ -167,6 +167,19 @@ async function carryOut(o: MoverOptions, m: MailboxMove, report: MovePassReport)
   if (left === 0 && m.finished === null && (await o.dir.finishMove(m.id))) report.finished.push(m);
 }
 
+/**
+ * Why a carried file may not be written into the Maildir, or undefined: the new office writes as root under the
+ * names the directory gives, so a folder, name or flags part with `/` or `..` would write anywhere on this host.
+ */
+function badMoveFile(f: Pick<MoveFile, 'folder' | 'name' | 'info'>): string | undefined {
+  const show = JSON.stringify(`${f.folder}/${f.name}${f.info}`);
+  if (f.folder !== '' && !/^\.[^/\0]+$/.test(f.folder)) return `folder of ${show} is not a Maildir++ folder name`;
+  if (f.folder === '..') return `folder of ${show} is not a Maildir++ folder name`;
+  if (!/^[^./\0][^/\0]*$/.test(f.name)) return `${show} is not a Maildir file name`;
+  if (f.info.includes('/') || f.info.includes('\0')) return `flags of ${show} hold a /`;
+  return undefined;
+}
+
 /** The new office: each carried file written (tmp, fsync, rename; skipped when already here), then marked written. */
 async function writeIn(o: MoverOptions, m: MailboxMove, report: MovePassReport): Promise<void> {
   const box = await o.dir.getMailbox(m.domain, m.local);
@@ -186,6 +199,14 @@ async function writeIn(o: MoverOptions, m: MailboxMove, report: MovePassReport):
     const files = await o.dir.unwrittenMoveFiles(m.id, 32);
     if (files.length === 0) return;
     for (const f of files) {
+      const bad = badMoveFile(f);
+      if (bad !== undefined) {
+        // Not this office's to write: dropped from the directory (never retried) and said. The old office's scan
+        // never makes such a file; the directory is shared by every office, so what it says is checked here.
+        report.errors.push(`moving ${m.local}@${m.domain}: a carried file was refused: ${bad}`);
+        await o.dir.markMoveFileWritten(m.id, f.folder, f.name);
+        continue;
+      }
       const dir = join(maildir, f.folder);
       let have = present.get(f.folder);
       if (have === undefined) {
