@@ -264,3 +264,32 @@ void test('hostile vpopmail tree: no mail of other mailboxes copied, no symlink 
     rmSync(src, { recursive: true, force: true });
   }
 });
+
+void test('hostile qmail root: a control file symlinked out of it is not read (nor greeted with), a FIFO not waited on', () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-impqh-'));
+  const old = mkdtempSync(join(tmpdir(), 'quail-impqh-src-'));
+  try {
+    ok(q(root, ['init', '--me', 'mx.test']));
+    const secret = join(mkdtempSync(join(tmpdir(), 'quail-impqh-secret-')), 'shadow');
+    writeFileSync(secret, 'root:$6$secret:20000:0:99999:7:::\n');
+    mkdirSync(join(old, 'control'));
+    symlinkSync(secret, join(old, 'control', 'smtpgreeting'));
+    mkdirSync(join(old, 'users'));
+    assert.equal(spawnSync('mkfifo', [join(old, 'users', 'assign')]).status, 0);
+    writeFileSync(join(old, 'control', 'databytes'), '1000000\n');
+    const r = spawnSync(process.execPath, [MAIN, 'import', 'qmail', old, '--json', '--root', root], {
+      encoding: 'utf8',
+      timeout: 60_000, // without the fix the FIFO is waited on for ever
+    });
+    const rep = JSON.parse(ok(r)) as { imported: string[]; skipped: Array<{ what: string; why: string }> };
+    assert.deepEqual(rep.imported, ['control/databytes']);
+    const why = Object.fromEntries(rep.skipped.map((s) => [s.what, s.why]));
+    assert.match(why['control/smtpgreeting'] ?? '', /leads outside/);
+    assert.match(why['users/assign'] ?? '', /not a regular file/);
+    assert.equal(existsSync(join(root, 'control', 'smtpgreeting')), false);
+    rmSync(dirname(secret), { recursive: true, force: true });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(old, { recursive: true, force: true });
+  }
+});

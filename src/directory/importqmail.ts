@@ -1,10 +1,11 @@
 // Importing an existing qmail tree: its control files (merged or copied) and users/assign (merged, then newu).
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlDef, type ControlName } from '../control/index.js';
 import { newu, parseAssign } from '../users/index.js';
 import { editAssign, writeAtomic } from './files.js';
 import type { ImportReport } from './import.js';
+import { readTreeFile, SMALL_FILE_MAX, VPASSWD_MAX } from './importtree.js';
 
 /** Control files whose lines are a set: theirs are added to ours. */
 const MERGED: ReadonlySet<string> = new Set<ControlName>([
@@ -41,7 +42,7 @@ export function importQmail(
   const cdir = join(from, 'control');
   const names = existsSync(cdir)
     ? readdirSync(cdir)
-        .filter((n) => statSync(join(cdir, n)).isFile())
+        .filter((n) => !lstatSync(join(cdir, n)).isDirectory())
         .sort()
     : [];
   if (names.length === 0 && !existsSync(join(from, 'users', 'assign'))) {
@@ -65,7 +66,14 @@ export function importQmail(
       rep.skipped.push({ what, why: 'quail keeps its own' });
       continue;
     }
-    const theirs = readFileSync(join(cdir, n), 'latin1');
+    // Only a regular file inside their root (a symlink to /etc/shadow as control/smtpgreeting would greet everyone
+    // with it; a FIFO would hang the import).
+    const got = readTreeFile(from, join(cdir, n), SMALL_FILE_MAX);
+    if (got === undefined || 'why' in got) {
+      rep.skipped.push({ what, why: `not read: ${got?.why ?? 'gone'}` });
+      continue;
+    }
+    const theirs = got.text;
     const path = join(root, 'control', n);
     const ours = existsSync(path) ? readFileSync(path, 'latin1') : null;
     if (MERGED.has(n)) {
@@ -90,9 +98,11 @@ export function importQmail(
     }
   }
   o.progress?.(++done, total);
-  const assign = join(from, 'users', 'assign');
-  if (existsSync(assign)) {
-    const text = readFileSync(assign, 'latin1');
+  const assignFile = readTreeFile(from, join(from, 'users', 'assign'), VPASSWD_MAX);
+  if (assignFile !== undefined && 'why' in assignFile)
+    rep.skipped.push({ what: 'users/assign', why: `not read: ${assignFile.why}` });
+  else if (assignFile !== undefined) {
+    const text = assignFile.text;
     try {
       parseAssign(Buffer.from(text, 'latin1'));
     } catch (err) {
