@@ -151,7 +151,11 @@ void test('quail queue: stat, list, show, hold, release, delete, flush, export, 
     assert.equal(imp.code, 0, imp.err);
     assert.match(imp.out, /imported 2 message\(s\)/);
     const list2 = await quail('queue', 'list', '--root', root2);
-    assert.match(list2.out, new RegExp(`#${b} .*\\n\\tpending\\tremote\\tcarol@example\\.org`));
+    // still to be delivered: routed again by this root's scheduler (`-` until then); the failed one keeps its record
+    assert.match(
+      list2.out,
+      new RegExp(`#${b} .*\\n\\tpending\\t-\\tcarol@example\\.org.*\\n\\tfailed\\tremote\\tdave@example\\.org`),
+    );
 
     assert.equal((await quail('queue', 'delete', a, '--root', root2)).code, 0);
     assert.match((await quail('queue', 'stat', '--root', root2)).out, /^messages in queue: 1\n/);
