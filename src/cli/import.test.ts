@@ -210,11 +210,21 @@ void test('quail import qmail: control lists merged, missing files copied, diffe
   }
 });
 
-void test('hostile vpopmail tree: no mail of other mailboxes copied, no symlink into a Maildir, no file outside read, no FIFO waited on', () => {
+/** A fresh mail root (quail init done) and a directory to build the old system in, both removed afterwards. */
+function withRoots(body: (root: string, src: string) => void): void {
   const root = mkdtempSync(join(tmpdir(), 'quail-imph-'));
   const src = mkdtempSync(join(tmpdir(), 'quail-imph-src-'));
   try {
     ok(q(root, ['init', '--me', 'mx.test']));
+    body(root, src);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(src, { recursive: true, force: true });
+  }
+}
+
+void test('hostile vpopmail tree: no mail of other mailboxes copied, no symlink into a Maildir, no file outside read, no FIFO waited on', () => {
+  withRoots((root, src) => {
     ok(q(root, ['domain', 'add', 'victim.test']));
     ok(q(root, ['user', 'add', 'ceo@victim.test', '--password', 'x']));
     const secret = join(root, 'domains', 'victim.test', 'ceo', 'Maildir', 'new', '1700000000.1.secret');
@@ -259,17 +269,11 @@ void test('hostile vpopmail tree: no mail of other mailboxes copied, no symlink 
     const home = (u: string, s: string): string[] => readdirSync(join(root, 'domains', 'evil.test', u, 'Maildir', s));
     assert.deepEqual([home('bob', 'new'), home('bob', 'cur')], [[], ['1700000001.2.own:2,S']]);
     assert.deepEqual([home('eve', 'new'), home('eve', 'cur')], [[], []]);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-    rmSync(src, { recursive: true, force: true });
-  }
+  });
 });
 
 void test('hostile qmail root: a control file symlinked out of it is not read (nor greeted with), a FIFO not waited on', () => {
-  const root = mkdtempSync(join(tmpdir(), 'quail-impqh-'));
-  const old = mkdtempSync(join(tmpdir(), 'quail-impqh-src-'));
-  try {
-    ok(q(root, ['init', '--me', 'mx.test']));
+  withRoots((root, old) => {
     const secret = join(mkdtempSync(join(tmpdir(), 'quail-impqh-secret-')), 'shadow');
     writeFileSync(secret, 'root:$6$secret:20000:0:99999:7:::\n');
     mkdirSync(join(old, 'control'));
@@ -288,8 +292,5 @@ void test('hostile qmail root: a control file symlinked out of it is not read (n
     assert.match(why['users/assign'] ?? '', /not a regular file/);
     assert.equal(existsSync(join(root, 'control', 'smtpgreeting')), false);
     rmSync(dirname(secret), { recursive: true, force: true });
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-    rmSync(old, { recursive: true, force: true });
-  }
+  });
 });
