@@ -230,3 +230,20 @@ void test('checkpassword without fd 3 (as under npx): 111 and a message that say
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+void test("a mailbox under an alias's name is made, with a warning that the alias takes its mail", () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-dir-cli-'));
+  try {
+    ok(q(['init', '--root', root, '--me', 'mx.test.example']));
+    ok(q(['domain', 'add', 'example.com', '--root', root]));
+    // vpopmail's .qmail-postmaster beside a postmaster user (seed 000): allowed, but the alias wins at delivery
+    const under = q(['user', 'add', 'postmaster@example.com', '--password', 'x', '--root', root]);
+    assert.equal(under.status, 0, under.stderr);
+    assert.match(under.stderr, /warning: the alias postmaster@example\.com takes this address's mail/);
+    const plain = q(['user', 'add', 'ann@example.com', '--password', 'x', '--root', root]);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.equal(plain.stderr, '');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

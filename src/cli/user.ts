@@ -169,6 +169,13 @@ export function register(program: Command): void {
           if (!m) throw usageError(`${address} vanished while it was added`);
           if (o.json) printJson(mailboxJson(m));
           else process.stdout.write(`added ${m.local}@${m.domain}\n`);
+          // An alias of the same name wins at delivery (vpopmail's .qmail-NAME beside a user, seed 000's postmaster):
+          // allowed on purpose, but the mailbox then receives nothing, so say so.
+          if (await ctx.dir.getAlias(m.domain, m.local))
+            process.stderr.write(
+              `quail: warning: the alias ${m.local}@${m.domain} takes this address's mail, so the mailbox receives none ` +
+                `(it can still log in); remove the alias (quail alias del ${m.local}@${m.domain}) if it should\n`,
+            );
         }),
     ),
   );

@@ -1,7 +1,13 @@
 // POP3 in `quail start`: the pop3 listeners, the directory as authenticator, in this process or an unprivileged child.
 import { errText, QuailError } from '../core/index.js';
 import { Control } from '../control/index.js';
-import { authenticate, KeptDirectory, openDirectory, throttleLogin, type PasswordVerifier } from '../directory/index.js';
+import {
+  authenticate,
+  KeptDirectory,
+  openDirectory,
+  throttleLogin,
+  type PasswordVerifier,
+} from '../directory/index.js';
 import {
   createPop3Server,
   isLoopback,
