@@ -141,7 +141,7 @@ void test('quail start --init: serves, reloads on SIGHUP without dropping a sess
     );
     assert.match(
       log,
-      / warn quail\.warning file=control\/smtproutes why="line 1 \\"typo\.test \[192\.0\.2\.1\]\\" has no \\":\\" and is ignored"/,
+      / warn quail\.warning file=control\/smtproutes:1 why="\\"typo\.test \[192\.0\.2\.1\]\\" has no \\":\\" and is ignored"/,
     );
     const status = spawnSync(process.execPath, [MAIN, 'status', '--root', root], { encoding: 'utf8' });
     assert.equal(status.status, 0, status.stderr);
