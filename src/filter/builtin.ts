@@ -2,7 +2,7 @@
 import { copyFileSync, fstatSync, mkdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { errText, QuailError } from '../core/index.js';
+import { errText } from '../core/index.js';
 import { clamdScan, parseDaemonAddress, spamdCheck, type DaemonAddress } from './daemons.js';
 import { encodeEnvelope } from './qmailqueue.js';
 import { enqueue, receive, withSpoolDir, type QueueInjectIo, type Received } from './queue-inject.js';
@@ -18,7 +18,13 @@ interface Settings {
   readonly timeoutMs: number;
 }
 
-/** Reads QUAIL_CLAMD, QUAIL_VIRUSACTION, QUAIL_SPAMD, QUAIL_SPAMACTION; a string says what is wrong. */
+/** Seconds one scan (one scanner's whole exchange) may take when QUAIL_SCANTIMEOUT does not say. */
+const DEFAULT_SCAN_TIMEOUT = 60;
+
+/**
+ * Reads QUAIL_CLAMD, QUAIL_VIRUSACTION, QUAIL_SPAMD, QUAIL_SPAMACTION, QUAIL_SCANTIMEOUT; a string says what is
+ * wrong.
+ */
 export function filterSettings(env: NodeJS.ProcessEnv): Settings | string {
   const clamdText = env['QUAIL_CLAMD'];
   const spamdText = env['QUAIL_SPAMD'];
@@ -32,12 +38,15 @@ export function filterSettings(env: NodeJS.ProcessEnv): Settings | string {
   if (va !== 'reject' && va !== 'quarantine') return `QUAIL_VIRUSACTION="${va}": use reject or quarantine`;
   if (sa !== 'reject' && sa !== 'tag' && sa !== 'quarantine')
     return `QUAIL_SPAMACTION="${sa}": use reject, tag or quarantine`;
+  const st = env['QUAIL_SCANTIMEOUT'];
+  const seconds = st === undefined || st === '' ? DEFAULT_SCAN_TIMEOUT : /^\d{1,5}$/.test(st) ? Number(st) : 0;
+  if (seconds <= 0) return `QUAIL_SCANTIMEOUT="${st ?? ''}": use a number of seconds from 1 to 99999 (default 60)`;
   return {
     ...(clamd ? { clamd } : {}),
     ...(spamd ? { spamd } : {}),
     virusAction: va,
     spamAction: sa,
-    timeoutMs: 60_000,
+    timeoutMs: seconds * 1000,
   };
 }
 
@@ -109,9 +118,9 @@ export function runBuiltinFilter(io: QueueInjectIo): Promise<number> {
         } else done.push(`spamd not spam ${score}`);
       }
     } catch (err) {
-      const temp = !(err instanceof QuailError) || err.temporary;
-      tell(`${temp ? 'Z' : 'D'}${errText(err)} (#4.3.0)`);
-      return say(71, errText(err));
+      // The client gets qmail's plain text for exit 71 (`451 mail server temporarily rejected message (#4.3.0)`):
+      // the scanner's address and answer are ours, not the sender's. The detail goes to stderr, which smtpd logs.
+      return say(71, `scan failed, message not taken: ${errText(err)}`);
     }
     return enqueue(io, r, say, `X-Quail-Filter: ${done.join('; ')}\n${headers}`);
   });

@@ -43,6 +43,18 @@ void test('filter settings: defaults, actions, and what is wrong said in words',
     'QUAIL_VIRUSACTION="tag": use reject or quarantine',
   );
   assert.equal(filterSettings({ QUAIL_SPAMD: 'x:y' }), 'QUAIL_SPAMD="x:y" is neither /path/to/socket nor host:port');
+  assert.deepEqual(filterSettings({ QUAIL_CLAMD: '/s', QUAIL_SCANTIMEOUT: '5' }), {
+    clamd: { path: '/s' },
+    virusAction: 'reject',
+    spamAction: 'tag',
+    timeoutMs: 5000,
+  });
+  for (const bad of ['0', '-1', '2.5', '1e3', 'soon'])
+    assert.equal(
+      filterSettings({ QUAIL_CLAMD: '/s', QUAIL_SCANTIMEOUT: bad }),
+      `QUAIL_SCANTIMEOUT="${bad}": use a number of seconds from 1 to 99999 (default 60)`,
+      bad,
+    );
 });
 
 void test('a spamd or clamd that floods its answer: refused (temporary) past MAX_ANSWER, not collected whole', async () => {
@@ -76,6 +88,41 @@ void test('a spamd or clamd that floods its answer: refused (temporary) past MAX
   } finally {
     spamd.close();
     clamd.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('a clamd that dribbles its verdict a byte at a time: cut at the scan deadline, not believed when it ends', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quail-dribble-'));
+  // Reads the request, then sends a clean verdict one byte every 400 ms: each gap is shorter than the deadline
+  // below, the whole answer longer, so only a deadline over the whole exchange (not an idle timeout) stops it.
+  const timers = new Set<NodeJS.Timeout>();
+  const srv = createServer((c) => {
+    c.on('error', () => undefined);
+    const answer = Buffer.from('stream: OK\0', 'latin1');
+    let i = 0;
+    const t = setInterval(() => {
+      if (i < answer.length && !c.destroyed) c.write(answer.subarray(i, ++i));
+      else clearInterval(t);
+    }, 400);
+    timers.add(t);
+    c.resume();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const msg = join(dir, 'msg');
+    writeFileSync(msg, 'Subject: x\n\nhello\n');
+    const port = (srv.address() as AddressInfo).port;
+    await assert.rejects(
+      clamdScan({ host: '127.0.0.1', port }, msg, 1000),
+      (e: unknown) =>
+        e instanceof QuailError &&
+        e.temporary &&
+        e.message === `clamd at 127.0.0.1:${port}: no complete answer within 1 s`,
+    );
+  } finally {
+    for (const t of timers) clearInterval(t);
+    srv.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -41,10 +41,13 @@ function exchange(
     const fail = (why: string): void => {
       if (finished) return;
       finished = true;
+      clearTimeout(deadline);
       s.destroy();
       reject(new QuailError(`${name} at ${where(a)}: ${why}`, true));
     };
-    s.setTimeout(timeoutMs, () => fail('timed out'));
+    // One deadline for the whole exchange, not an idle timeout: a daemon that dribbles a byte now and then cannot
+    // keep the scan (and the SMTP client) waiting past it.
+    const deadline = setTimeout(() => fail(`no complete answer within ${timeoutMs / 1000} s`), timeoutMs);
     s.on('error', (err) => fail(err.message));
     s.on('data', (c: Buffer) => {
       if (finished) return;
@@ -56,6 +59,7 @@ function exchange(
       parts.push(c);
       if (done(c)) {
         finished = true;
+        clearTimeout(deadline);
         s.destroy();
         resolve(Buffer.concat(parts));
       }
@@ -63,6 +67,7 @@ function exchange(
     s.on('end', () => {
       if (finished) return;
       finished = true;
+      clearTimeout(deadline);
       resolve(Buffer.concat(parts));
     });
     s.on('connect', () => {

@@ -1,28 +1,21 @@
 // QMAILQUEUE end to end: the seed-003 sender-domain wrapper, set in tcp.smtp, calls `quail queue-inject`; swaks talks.
 // tier: system (needs quail start, swaks, bash)
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoPath } from '../../test/support/paths.js';
-import { MAIN, listenerPort, queuedCount, setupRoot, startProcess, swaks, waitFor } from '../../test/support/start.js';
-
-/** swaks in the background: its status and output once it ends. */
-function swaksAsync(
-  port: number,
-  args: readonly string[],
-  from: string,
-): Promise<{ status: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const c = spawn('swaks', ['--server', `127.0.0.1:${port}`, '--from', from, '--timeout', '60', ...args]);
-    let out = '';
-    c.stdout.on('data', (b: Buffer) => (out += b.toString('latin1')));
-    c.stderr.on('data', (b: Buffer) => (out += b.toString('latin1')));
-    c.on('close', (status) => resolve({ status, out }));
-  });
-}
+import {
+  MAIN,
+  listenerPort,
+  queuedCount,
+  setupRoot,
+  startProcess,
+  swaks,
+  swaksAsync,
+  waitFor,
+} from '../../test/support/start.js';
 
 /** Processes whose command line contains `needle` (the hanging filter's `sleep 3599`). */
 function processesWith(needle: string): number[] {

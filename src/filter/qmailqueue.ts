@@ -165,9 +165,19 @@ export async function runQmailQueue(
   if (Buffer.isBuffer(m.data)) await fed;
   else if (!m.data.readableEnded) m.data.destroy();
   await fed;
-  if (timedOut) throw new QuailError('qq timeout (#4.3.0)', true, '4.3.0');
+  if (timedOut) throw withStderr(new QuailError('qq timeout (#4.3.0)', true, '4.3.0'), stderr);
   if (r.err !== undefined) throw new QuailError(`unable to exec qq (#4.3.0)`, true, '4.3.0', { cause: r.err });
   if (r.code === 0 && child.pid !== undefined) return { pid: child.pid, stderr };
-  if (r.code === null) throw new QuailError('qq crashed (#4.3.0)', true, '4.3.0');
-  throw refusal(r.code, custom);
+  if (r.code === null) throw withStderr(new QuailError('qq crashed (#4.3.0)', true, '4.3.0'), stderr);
+  throw withStderr(refusal(r.code, custom), stderr);
+}
+
+/**
+ * A refusal with what the program wrote on stderr as its cause: the client gets only the refusal's text, the log
+ * (smtpd's `smtp.queue-failed` detail) the program's own words, such as `quail filter`'s scanner address and answer.
+ */
+function withStderr(e: QuailError, stderr: string): QuailError {
+  const said = stderr.trim();
+  if (said === '') return e;
+  return new QuailError(e.message, e.temporary, e.code, { cause: new Error(said) });
 }

@@ -16,16 +16,23 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MAIN, listenerPort, queuedCount, setupRoot, startProcess, swaks, waitFor } from '../../test/support/start.js';
+import {
+  MAIN,
+  listenerPort,
+  queuedCount,
+  quailOnPath,
+  setupRoot,
+  startProcess,
+  swaks,
+  waitFor,
+} from '../../test/support/start.js';
 
 void test('queuerules filter=: runs for a matching sender (SMTP, inject, sendmail -bs), not for another; QUAIL_QUEUE and the queue kept, also for sendmail under QMAILQUEUE', async () => {
   const root = mkdtempSync(join(tmpdir(), 'quail-qrf-'));
   const p = { killGroup: (): void => undefined, log: (): string => '' };
   try {
     setupRoot(root, 'mx.example.com', [{ domain: 'example.com', boxes: ['joe'] }]);
-    const bin = join(root, 'bin');
-    mkdirSync(bin, { recursive: true, mode: 0o755 });
-    writeFileSync(join(bin, 'quail'), `#!/bin/sh\nexec ${process.execPath} ${MAIN} "$@"\n`, { mode: 0o755 });
+    const bin = quailOnPath(root);
     // the SMTP child runs programs as quailuser: the marks go to a directory anyone may write
     const marks = join(root, 'marks');
     mkdirSync(marks);

@@ -100,6 +100,8 @@ export async function dataCommand(s: Session, fail: (r: Reply) => Promise<Step>)
       ip: s.remoteIp,
       from: tx.sender,
       error: errText(res.err),
+      // what lies behind it (a QMAILQUEUE program's stderr, a system error): for the log only, never the client
+      ...(res.err instanceof Error && res.err.cause !== undefined ? { detail: errText(res.err.cause) } : {}),
       ...(used.program !== undefined ? { filter: used.program } : {}),
     });
     s.send(queueFailureReply(res.err));

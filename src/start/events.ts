@@ -129,8 +129,8 @@ export const EVENTS: { readonly [N in EventName]: EventDoc } = {
     doc: "a message committed to the queue (the parent then wakes the scheduler); with `filter` (QMAILQUEUE) the id is the program's pid and the program queued it; rule: why it joined a named queue (control/queuerules)",
   },
   'smtp.queue-failed': {
-    fields: 'ip from error filter?',
-    doc: 'the queue, or the QMAILQUEUE program `filter`, refused a message (the client got 451/554)',
+    fields: 'ip from error detail? filter?',
+    doc: 'the queue, or the QMAILQUEUE program `filter`, refused a message (the client got 451/554 with `error`); `detail`: the cause behind it, such as what the program wrote on stderr (never sent to the client)',
   },
   'smtp.checked': {
     fields: 'ip from spf dkim dmarc arc removed? action',

@@ -186,6 +186,32 @@ export function swaks(
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
+/**
+ * `<root>/bin/quail` running this build, as an installed quail would be on the PATH given to `quail start`, for the
+ * QMAILQUEUE programs that call `quail filter` or `quail queue-inject`; returns the bin directory.
+ */
+export function quailOnPath(root: string): string {
+  const bin = join(root, 'bin');
+  mkdirSync(bin, { recursive: true, mode: 0o755 }); // quail init may have made it (its own bin/ scripts)
+  writeFileSync(join(bin, 'quail'), `#!/bin/sh\nexec ${process.execPath} ${MAIN} "$@"\n`, { mode: 0o755 });
+  return bin;
+}
+
+/** swaks in the background (the test's own servers keep running meanwhile): its status and output once it ends. */
+export function swaksAsync(
+  port: number,
+  args: readonly string[],
+  from = 'sender@client.test',
+): Promise<{ status: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const c = spawn('swaks', ['--server', `127.0.0.1:${port}`, '--from', from, '--timeout', '60', ...args]);
+    let out = '';
+    c.stdout.on('data', (b: Buffer) => (out += b.toString('latin1')));
+    c.stderr.on('data', (b: Buffer) => (out += b.toString('latin1')));
+    c.on('close', (status) => resolve({ status, out }));
+  });
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Messages still in the queue (committed envelopes). */
