@@ -1,7 +1,9 @@
 // quail office add|list|remove: the offices of a directory shared by several servers (issue 16, src/offices).
 import type { Command } from 'commander';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { Office } from '../directory/index.js';
+import { isHostName } from '../held/index.js';
 import { officeExport, writeExport } from '../offices/index.js';
 import { action, usageError } from './common.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
@@ -11,10 +13,15 @@ const officeJson = (o: Office): Record<string, unknown> => ({ ...o, created: o.c
 /** `HOST` or `HOST:PORT` (an IPv6 address in brackets: `[::1]:25`). */
 function parseHostPort(text: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(text.trim());
-  if (!m?.[1]) throw usageError(`${JSON.stringify(text)}: give the office's SMTP server as HOST or HOST:PORT`);
-  const port = m[2] === undefined ? 25 : Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`port ${m[2] ?? ''}: give 1 to 65535`);
-  return { host: m[1], port };
+  const host = m?.[1];
+  // a bracketed IPv6 address, else a host name or IP address: never `-x` (it ends in smtproutes and export scripts)
+  if (host === undefined || !(host.startsWith('[') ? isIP(host.slice(1, -1)) === 6 : isHostName(host)))
+    throw usageError(
+      `${JSON.stringify(text)}: give the office's SMTP server as HOST or HOST:PORT (a host name of letters, digits, dots and inner hyphens, or an IP address)`,
+    );
+  const port = m?.[2] === undefined ? 25 : Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`port ${m?.[2] ?? ''}: give 1 to 65535`);
+  return { host, port };
 }
 
 export function register(program: Command): void {

@@ -4,6 +4,17 @@ import { isIP } from 'node:net';
 import { openSocket } from '../remote/index.js';
 import type { Connector } from './push.js';
 
+/**
+ * A host name (RFC 1123 labels: letters and digits, hyphens only inside; `_` tolerated) or an IP address. Never
+ * `-x`: a host becomes an SMTP target and an argument of commands (serialmail's, an office's export).
+ */
+export function isHostName(host: string): boolean {
+  if (isIP(host) !== 0) return true;
+  return (
+    host.length <= 253 && host.split('.').every((l) => /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(l))
+  );
+}
+
 /** `host`, `host:port`, `[ip]`, `[ip]:port`, an IPv4 or IPv6 address. Throws a message naming the problem. */
 export function parseHostPort(spec: string): { host: string; port: number } {
   let host = spec.trim();
@@ -19,8 +30,10 @@ export function parseHostPort(spec: string): { host: string; port: number } {
       port = Number(m[2]);
     }
   }
-  if (host === '' || (/[\s/:]/.test(host) && isIP(host) !== 6))
-    throw new Error(`bad host ${JSON.stringify(spec)}: give HOST or HOST:PORT, e.g. mail.example.com:25`);
+  if (!isHostName(host))
+    throw new Error(
+      `bad host ${JSON.stringify(spec)}: give HOST or HOST:PORT, HOST a host name (letters, digits, dots, hyphens inside) or an IP address, e.g. mail.example.com:25`,
+    );
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new Error(`bad port in ${JSON.stringify(spec)}: give a number from 1 to 65535`);
   return { host, port };
