@@ -29,6 +29,32 @@ export function deliveryAccount(root: string, name?: string, passwdFile?: string
   return { user: e.name, uid: e.uid, gid: e.gid };
 }
 
+/** Accounts below this uid are the system's (login.defs UID_MIN); of them only control/quailuser's may get mail. */
+const FIRST_USER_UID = 1000;
+
+/**
+ * Why an account read from a directory shared with other servers (src/offices) may not own files or receive
+ * deliveries on this host, or undefined: it must be the account of that name in this host's passwd with the same
+ * uid and gid (as deliveryAccount resolves `--account`), never uid or gid 0, and no system account (uid below 1000)
+ * but control/quailuser's.
+ */
+export function foreignAccountProblem(root: string, a: DeliveryAccount, passwdFile?: string): string | undefined {
+  const show = `the account ${JSON.stringify(a.user)} (uid ${a.uid}, gid ${a.gid})`;
+  if (!Number.isSafeInteger(a.uid) || !Number.isSafeInteger(a.gid) || a.uid <= 0 || a.gid <= 0)
+    return `${show} is root or not an account`;
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(a.user)) return `${show} is not an account name`;
+  let e;
+  try {
+    e = systemPasswd(passwdFile === undefined ? {} : { passwdFile }).byName(a.user);
+  } catch {
+    return `${show} cannot be looked up (the passwd file is unreadable)`;
+  }
+  if (!e || e.uid !== a.uid || e.gid !== a.gid) return `${show} is not that account in this host's passwd`;
+  if (a.uid < FIRST_USER_UID && a.user !== new Control(root).single('quailuser').value)
+    return `${show} is a system account (uid below ${FIRST_USER_UID}) other than control/quailuser's`;
+  return undefined;
+}
+
 export interface Ctx {
   readonly root: string;
   readonly dir: Directory;

@@ -16,7 +16,15 @@ export type {
   UnknownPolicy,
   Vacation,
 } from './types.js';
-export { DirectoryError, domainName, formatPolicy, isForwardTarget, parsePolicy, parseFlag } from './names.js';
+export {
+  DirectoryError,
+  domainName,
+  localPart,
+  formatPolicy,
+  isForwardTarget,
+  parsePolicy,
+  parseFlag,
+} from './names.js';
 export { KeptDirectory, openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
 export { LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme, type PasswordVerifier } from './password.js';
@@ -29,6 +37,7 @@ export {
   createDomain,
   createMailbox,
   deliveryAccount,
+  foreignAccountProblem,
   holdDomain,
   unholdDomain,
   parseAddress,

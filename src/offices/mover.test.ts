@@ -3,12 +3,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { openDirectory, type Directory } from '../directory/index.js';
+import { systemPasswd } from '../users/index.js';
 import { movePass, type MovePassReport } from './mover.js';
 
-const acct = { user: 'quail', uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+/** The domain's account: as root, the quail account (control/quailuser of both roots); else the invoking user. */
+const asRoot = process.getuid?.() === 0;
+const quail = systemPasswd().byName('quail');
+const acct = asRoot
+  ? { user: 'quail', uid: quail?.uid ?? -1, gid: quail?.gid ?? -1 }
+  : { user: userInfo().username, uid: userInfo().uid, gid: userInfo().gid };
 const D = 'megacorp.example';
 
 interface World {
@@ -24,8 +31,10 @@ async function world(): Promise<World> {
   const url = `sqlite:${join(base, 'shared.sqlite')}`;
   const atl = join(base, 'atl');
   const den = join(base, 'den');
-  mkdirSync(atl);
-  mkdirSync(den);
+  for (const r of [atl, den]) {
+    mkdirSync(join(r, 'control'), { recursive: true });
+    writeFileSync(join(r, 'control', 'quailuser'), `${acct.user}\n`);
+  }
   const da = await openDirectory({ root: atl, url });
   const dd = await openDirectory({ root: den, url });
   await da.addDomain({ name: D, account: acct });
@@ -83,6 +92,16 @@ async function done(w: World): Promise<void> {
   await w.da.close();
   await w.dd.close();
   rmSync(w.base, { recursive: true, force: true });
+}
+
+/** A test body in a fresh world, cleaned up after. */
+async function inWorld(body: (w: World) => Promise<void>): Promise<void> {
+  const w = await world();
+  try {
+    await body(w);
+  } finally {
+    await done(w);
+  }
 }
 
 void test('mover: the whole Maildir (inbox, flags, a folder) arrives once at the new office and leaves the old', async () => {
@@ -223,3 +242,58 @@ void test('mover: carried files whose folder, name or flags climb out of the Mai
     await done(w);
   }
 });
+
+/** Rows written straight into the shared directory, as another office (or anyone with its password) can. */
+function forge(w: World, sql: string, ...args: (string | number)[]): void {
+  const db = new Database(join(w.base, 'shared.sqlite'));
+  try {
+    db.prepare(sql).run(...args);
+  } finally {
+    db.close();
+  }
+}
+
+void test('mover: a moved mailbox whose shared row names a home outside the root is neither read, emptied nor written', () =>
+  inWorld(async (w) => {
+    // A victim's Maildir outside the mail roots, that domains/D/<local> reaches with ../
+    const victim = join(w.base, 'victim', 'Maildir');
+    for (const s of ['new', 'cur', 'tmp']) mkdirSync(join(victim, s), { recursive: true });
+    writeFileSync(join(victim, 'new', '1.secret'), 'secret');
+    const { move } = await w.da.moveMailbox(D, 'alice', 'den');
+    assert.ok(move);
+    forge(w, "UPDATE mailboxes SET local = '../../../victim' WHERE local = 'alice'");
+    forge(w, "UPDATE mailbox_moves SET local = '../../../victim' WHERE local = 'alice'");
+    const rs: MovePassReport[] = [];
+    for (let i = 0; i < 3; i++) {
+      rs.push(await movePass({ root: w.atl, office: 'atl', dir: w.da }));
+      rs.push(await movePass({ root: w.den, office: 'den', dir: w.dd }));
+    }
+    const r = total(rs);
+    assert.equal(readFileSync(join(victim, 'new', '1.secret'), 'utf8'), 'secret', 'the file outside was removed');
+    assert.equal(r.pushed, 0, 'a file outside the root was carried into the shared directory');
+    assert.ok(
+      r.errors.some((e) => /refused: the mailbox name/.test(e)),
+      r.errors.join('\n'),
+    );
+  }));
+
+void test('mover: a domain account of root (or another system account) in the shared row is refused: nothing written as it', () =>
+  inWorld(async (w) => {
+    put(w.atl, '', 'new', '1000.a.atl', 'one');
+    await w.da.moveMailbox(D, 'alice', 'den');
+    forge(w, "UPDATE domains SET account = 'root', uid = 0, gid = 0 WHERE name = ?", D);
+    const r = await run(w, 3);
+    assert.equal(r.written, 0, 'a file was written for uid 0');
+    assert.ok(
+      r.errors.some((e) => /refused: the account "root" \(uid 0, gid 0\) is root/.test(e)),
+      r.errors.join('\n'),
+    );
+    forge(w, "UPDATE domains SET account = 'daemon', uid = 1, gid = 1 WHERE name = ?", D);
+    const r2 = await run(w, 3);
+    assert.equal(r2.written, 0, 'a file was written for a system account');
+    assert.ok(
+      r2.errors.some((e) => /account "daemon".*(system account|not that account)/.test(e)),
+      r2.errors.join('\n'),
+    );
+    assert.equal(files(w.atl).size, 1, 'the mail stays at the old office');
+  }));

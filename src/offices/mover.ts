@@ -4,8 +4,9 @@ import { chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readd
 import { renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errText } from '../core/index.js';
-import type { Directory, MailboxMove, MoveFile } from '../directory/index.js';
+import type { Directory, Domain, Mailbox, MailboxMove, MoveFile } from '../directory/index.js';
 import { recordDelivery, recordRemoval } from '../maildir/index.js';
+import { badAccount, badDomainName, badLocal, REFUSED_FIX } from './trust.js';
 
 /** What one pass did, for the log. */
 export interface MovePassReport {
@@ -115,12 +116,26 @@ export async function movePass(o: MoverOptions): Promise<MovePassReport> {
   return report;
 }
 
+/**
+ * Why the mailbox's home (domains/DOMAIN/LOCAL, from the shared rows) may not be read, written or chowned here as
+ * root, or undefined: a name with `/` or `..` would be a path anywhere on this host.
+ */
+function badHome(box: Mailbox): string | undefined {
+  const bad = badDomainName(box.domain) ?? badLocal(box.local);
+  return bad === undefined ? undefined : `refused: ${bad}; ${REFUSED_FIX}`;
+}
+
 /** The old office: new files into the directory (up to the cap), written ones removed here, finished when empty. */
 async function carryOut(o: MoverOptions, m: MailboxMove, report: MovePassReport): Promise<void> {
   const box = await o.dir.getMailbox(m.domain, m.local);
   if (!box) {
     if (m.finished === null && (await o.dir.finishMove(m.id, 'the mailbox was deleted during the move')))
       report.finished.push(m);
+    return;
+  }
+  const bad = badHome(box);
+  if (bad !== undefined) {
+    report.errors.push(`moving ${m.local}@${m.domain}: ${bad}`);
     return;
   }
   // Moved back here since (after this move finished): what is in the Maildir now is this office's own mail.
@@ -180,11 +195,22 @@ function badMoveFile(f: Pick<MoveFile, 'folder' | 'name' | 'info'>): string | un
   return undefined;
 }
 
+function badAccountOf(root: string, a: Domain['account']): string | undefined {
+  const bad = badAccount(root, a);
+  return bad === undefined ? undefined : `refused: ${bad}; ${REFUSED_FIX}`;
+}
+
 /** The new office: each carried file written (tmp, fsync, rename; skipped when already here), then marked written. */
 async function writeIn(o: MoverOptions, m: MailboxMove, report: MovePassReport): Promise<void> {
   const box = await o.dir.getMailbox(m.domain, m.local);
   const domain = await o.dir.getDomain(m.domain);
   if (!box || !domain) return; // deleted: the old office ends the move
+  // Written and chowned as root: the home's names and the account come from the shared rows (README, trust.ts).
+  const bad = badHome(box) ?? badAccountOf(o.root, domain.account);
+  if (bad !== undefined) {
+    report.errors.push(`moving ${m.local}@${m.domain}: ${bad}`);
+    return;
+  }
   const { uid, gid } = domain.account;
   const maildir = join(o.root, box.home, 'Maildir');
   // Normally made by the keeper's repair already (every mailbox of the directory has one on every server).
