@@ -19,6 +19,7 @@ export type {
 export {
   DirectoryError,
   domainName,
+  aliasDomainName,
   localPart,
   formatPolicy,
   isForwardTarget,
@@ -30,7 +31,7 @@ export { LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme, type PasswordVerifier } from './password.js';
 export { authenticate, throttleLogin } from './auth.js';
 export { mayUseSender } from './senders.js';
-export { checkDrift, repairDrift } from './sync.js';
+export { checkDrift, repairDrift, type DriftSource } from './sync.js';
 export {
   addAliasDomain,
   changeDomain,

@@ -180,6 +180,9 @@ export function unsyncHeld(root: string, name: string, removeFiles: boolean): vo
     wrap(`remove held/${name}`, () => rmSync(join(root, 'held', name), { recursive: true, force: true }));
 }
 
+/** What a check or repair reads of the directory (src/offices passes a view that leaves out refused rows). */
+export type DriftSource = Pick<Directory, 'listDomains' | 'listMailboxes' | 'listHeld'>;
+
 export interface Drift {
   readonly domain: string;
   readonly path: string;
@@ -235,7 +238,7 @@ function mrhMismatch(more: readonly string[], cdb: Buffer | null): string | null
  */
 export async function checkDrift(
   root: string,
-  dir: Directory,
+  dir: DriftSource,
   /** After each domain checked: how many of how many (a progress bar on large trees). */
   progress?: (done: number, total: number) => void,
 ): Promise<Drift[]> {
@@ -315,7 +318,7 @@ export async function checkDrift(
 }
 
 /** Makes the files say what the directory says; stale managed domains lose their lines (their mail stays). */
-export async function repairDrift(root: string, dir: Directory): Promise<void> {
+export async function repairDrift(root: string, dir: DriftSource): Promise<void> {
   const domains = await dir.listDomains();
   const known = new Set(domains.flatMap((d) => [d.name, ...d.aliases]));
   applyFiles(root, { have: domains, drop: staleManaged(root, known) }, true);

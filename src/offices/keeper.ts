@@ -6,6 +6,7 @@ import { errText } from '../core/index.js';
 import { checkDrift, openDirectory, repairDrift, shareWithDeliveryGroup, type Directory } from '../directory/index.js';
 import { MOVE_LINGER_MS, movePass, type MovePassReport } from './mover.js';
 import { tableFile } from './router.js';
+import { trustedSource } from './trust.js';
 import { loadTable, type OfficeTable } from './table.js';
 
 export interface KeeperEvents {
@@ -134,9 +135,15 @@ export class OfficeKeeper {
           return was !== undefined && was !== o;
         });
       this.homes = table.homes;
-      const drift = await checkDrift(this.o.root, dir);
+      // As root, from rows any office writes: refused ones are left out and said once per refresh (trust.ts).
+      const said = new Set<string>();
+      const src = trustedSource(this.o.root, dir, (error) => {
+        if (!said.has(error)) this.o.events.error({ office: this.o.office, error });
+        said.add(error);
+      });
+      const drift = await checkDrift(this.o.root, src);
       if (drift.length > 0) {
-        await repairDrift(this.o.root, dir);
+        await repairDrift(this.o.root, src);
         this.o.onFilesChanged();
       }
       this.o.events.loaded({

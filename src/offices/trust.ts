@@ -1,7 +1,8 @@
 // What the root offices process takes from the shared directory: every name that becomes a path and every account
 // that becomes a file's owner or a delivery's uid is checked as the local directory checks it (src/offices/README.md,
 // "The shared directory is not trusted"), since any office, or anyone with the directory's password, writes the rows.
-import { domainName, localPart } from '../directory/index.js';
+import { aliasDomainName, domainName, foreignAccountProblem, localPart } from '../directory/index.js';
+import type { Directory, DriftSource } from '../directory/index.js';
 export { foreignAccountProblem as badAccount } from '../directory/index.js';
 
 const ok = (f: () => string, want: string): boolean => {
@@ -22,6 +23,53 @@ export function badLocal(local: string): string | undefined {
   return ok(() => localPart(local), local) && local !== '.' && local !== '..'
     ? undefined
     : `the mailbox name ${JSON.stringify(local)} is not a mailbox name`;
+}
+
+/** Why `name` may not be an alias domain (a routing line) here, or undefined. */
+function badAliasName(name: string): string | undefined {
+  return ok(() => aliasDomainName(name), name)
+    ? undefined
+    : `the alias domain ${JSON.stringify(name)} is not a domain name`;
+}
+
+/**
+ * The directory as the keeper's check and repair (src/directory's sync, as root) may read it: domains, alias
+ * domains, mailboxes and held domains whose names or accounts are refused here are left out, each said through
+ * `refused` (the rest goes on).
+ */
+export function trustedSource(root: string, dir: Directory, refused: (why: string) => void): DriftSource {
+  const keep = <T>(rows: readonly T[], what: (r: T) => string, bad: (r: T) => string | undefined): T[] =>
+    rows.filter((r) => {
+      const why = bad(r);
+      if (why !== undefined) refused(`${what(r)} refused: ${why}; ${REFUSED_FIX}`);
+      return why === undefined;
+    });
+  return {
+    listDomains: async () =>
+      keep(
+        await dir.listDomains(),
+        (d) => `domain ${JSON.stringify(d.name)}`,
+        (d) =>
+          badDomainName(d.name) ??
+          d.aliases.map(badAliasName).find((x) => x !== undefined) ??
+          foreignAccountProblem(root, d.account),
+      ),
+    listMailboxes: async (domain) =>
+      keep(
+        await dir.listMailboxes(domain),
+        (m) => `mailbox ${JSON.stringify(`${m.local}@${m.domain}`)}`,
+        (m) => badLocal(m.local),
+      ),
+    listHeld: async () =>
+      keep(
+        await dir.listHeld(),
+        (h) => `held domain ${JSON.stringify(h.name)}`,
+        (h) =>
+          badDomainName(h.name) ??
+          (/^\S+$/.test(h.host) ? undefined : `its host ${JSON.stringify(h.host)} is not HOST or HOST:PORT`) ??
+          foreignAccountProblem(root, h.account),
+      ),
+  };
 }
 
 /** What to do about a refused row: said once in each error. */
