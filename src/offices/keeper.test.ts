@@ -3,18 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openDirectory } from '../directory/index.js';
-import { systemPasswd } from '../users/index.js';
+import { deliveryAccount } from '../../test/support/account.js';
 import { OfficeKeeper } from './keeper.js';
 
-const quail = systemPasswd().byName('quail');
-const acct =
-  process.getuid?.() === 0
-    ? { user: 'quail', uid: quail?.uid ?? -1, gid: quail?.gid ?? -1 }
-    : { user: userInfo().username, uid: userInfo().uid, gid: userInfo().gid };
+const acct = deliveryAccount();
 
 void test('keeper: forged domain, mailbox and account rows in the shared directory are refused, not written as root', async () => {
   const base = mkdtempSync(join(tmpdir(), 'quail-keeper-'));

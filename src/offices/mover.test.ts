@@ -3,19 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { openDirectory, type Directory } from '../directory/index.js';
-import { systemPasswd } from '../users/index.js';
+import { deliveryAccount } from '../../test/support/account.js';
 import { movePass, type MovePassReport } from './mover.js';
 
 /** The domain's account: as root, the quail account (control/quailuser of both roots); else the invoking user. */
-const asRoot = process.getuid?.() === 0;
-const quail = systemPasswd().byName('quail');
-const acct = asRoot
-  ? { user: 'quail', uid: quail?.uid ?? -1, gid: quail?.gid ?? -1 }
-  : { user: userInfo().username, uid: userInfo().uid, gid: userInfo().gid };
+const acct = deliveryAccount();
 const D = 'megacorp.example';
 
 interface World {
