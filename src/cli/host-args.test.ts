@@ -29,12 +29,11 @@ void test('quail held add --host, maildirsmtp HOST and office add HOST: `-x`, ba
       [['held', 'add', 'held.example', '--host', 'mail.-x.example', '--root', root], /bad host/],
       [['held', 'add', 'held.example', '--host', 'mail.example:0', '--root', root], /bad port/],
       [['maildirsmtp', join(root, 'nowhere'), 'held.example-', 'x-.example'], /bad host "x-.example"/],
-      [
-        ['office', 'add', '--root', root, 'atl', '--', '-x:25'],
-        /"-x:25": give the office's SMTP server as HOST or HOST:PORT/,
-      ],
-      [['office', 'add', 'atl', 'a b', '--root', root], /give the office's SMTP server/],
-      [['office', 'add', 'atl', '[nonsense]:25', '--root', root], /give the office's SMTP server/],
+      [['held', 'add', 'held.example', '--host', '[mail.example]', '--root', root], /bad host/],
+      [['office', 'add', '--root', root, 'atl', '--', '-x:25'], /the office's SMTP server: bad host "-x:25"/],
+      [['office', 'add', 'atl', 'a b', '--root', root], /the office's SMTP server: bad host/],
+      [['office', 'add', 'atl', '[nonsense]:25', '--root', root], /the office's SMTP server: bad host/],
+      [['office', 'add', 'atl', 'mail.example:70000', '--root', root], /the office's SMTP server: bad port/],
     ];
     for (const [args, want] of cases) {
       const r = run(args);

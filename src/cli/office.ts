@@ -3,25 +3,23 @@ import type { Command } from 'commander';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { Office } from '../directory/index.js';
-import { isHostName } from '../held/index.js';
+import { parseHostPort } from '../held/index.js';
+import { errText } from '../core/index.js';
 import { officeExport, writeExport } from '../offices/index.js';
 import { action, usageError } from './common.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
 
 const officeJson = (o: Office): Record<string, unknown> => ({ ...o, created: o.created.toISOString() });
 
-/** `HOST` or `HOST:PORT` (an IPv6 address in brackets: `[::1]:25`). */
-function parseHostPort(text: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(text.trim());
-  const host = m?.[1];
-  // a bracketed IPv6 address, else a host name or IP address: never `-x` (it ends in smtproutes and export scripts)
-  if (host === undefined || !(host.startsWith('[') ? isIP(host.slice(1, -1)) === 6 : isHostName(host)))
-    throw usageError(
-      `${JSON.stringify(text)}: give the office's SMTP server as HOST or HOST:PORT (a host name of letters, digits, dots and inner hyphens, or an IP address)`,
-    );
-  const port = m?.[2] === undefined ? 25 : Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`port ${m?.[2] ?? ''}: give 1 to 65535`);
-  return { host, port };
+/** `HOST` or `HOST:PORT` (an IPv6 address in brackets: `[::1]:25`), read as held mail's targets are (src/held). */
+function officeHostPort(text: string): { host: string; port: number } {
+  try {
+    const { host, port } = parseHostPort(text);
+    // an office's host is written into smtproutes, where an IPv6 address keeps its brackets
+    return { host: isIP(host) === 6 ? `[${host}]` : host, port };
+  } catch (err) {
+    throw usageError(`the office's SMTP server: ${errText(err)}`);
+  }
 }
 
 export function register(program: Command): void {
@@ -34,7 +32,7 @@ export function register(program: Command): void {
   ).action(
     action('office add', (name: string, hostPort: string, o: DirOpts & { tls?: string }) =>
       withDirectory(o, async ({ dir }) => {
-        const { host, port } = parseHostPort(hostPort);
+        const { host, port } = officeHostPort(hostPort);
         const office = await dir.addOffice({ name, host, port, ...(o.tls === undefined ? {} : { tls: o.tls }) });
         if (o.json) printJson(officeJson(office));
         else process.stdout.write(`added office ${office.name} (${office.host}:${office.port})\n`);

@@ -8,14 +8,14 @@ import type { Connector } from './push.js';
  * A host name (RFC 1123 labels: letters and digits, hyphens only inside; `_` tolerated) or an IP address. Never
  * `-x`: a host becomes an SMTP target and an argument of commands (serialmail's, an office's export).
  */
-export function isHostName(host: string): boolean {
+function isHostName(host: string): boolean {
   if (isIP(host) !== 0) return true;
   return (
     host.length <= 253 && host.split('.').every((l) => /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(l))
   );
 }
 
-/** `host`, `host:port`, `[ip]`, `[ip]:port`, an IPv4 or IPv6 address. Throws a message naming the problem. */
+/** `host`, `host:port`, `[ip]`, `[ip]:port` (brackets hold an IP address only), an IPv4 or IPv6 address. Throws a message naming the problem. */
 export function parseHostPort(spec: string): { host: string; port: number } {
   let host = spec.trim();
   let port = 25;
@@ -30,7 +30,7 @@ export function parseHostPort(spec: string): { host: string; port: number } {
       port = Number(m[2]);
     }
   }
-  if (!isHostName(host))
+  if (bracket ? isIP(host) === 0 : !isHostName(host))
     throw new Error(
       `bad host ${JSON.stringify(spec)}: give HOST or HOST:PORT, HOST a host name (letters, digits, dots, hyphens inside) or an IP address, e.g. mail.example.com:25`,
     );

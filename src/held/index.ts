@@ -1,7 +1,7 @@
 // held: mail for customers who are not always online: serialmail's pushes of held Maildirs, locks, connections.
 export { parseHead } from './envelope.js';
 export { pushMaildir, DEFAULT_LIFETIME, type PushOptions, type MessageReport } from './push.js';
-export { isHostName, tcpConnector, parseHostPort } from './connect.js';
+export { tcpConnector, parseHostPort } from './connect.js';
 export { findHeld, listHeld, type HeldDomain } from './registry.js';
 export { HeldPusher, waiting, oldest, readLastPush } from './pusher.js';
 export { lockDescription, lockFile, type HeldLock } from './lock.js';
