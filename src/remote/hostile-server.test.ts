@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { deliverRemote } from './index.js';
 import { Dropped, REPLY_LIMITS, SmtpClient } from './client.js';
+import { testSmtp, testWorld } from '../../test/support/testsmtp.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 /** A server on 127.0.0.1 that runs `serve` on each connection; counts the bytes it managed to send. */
 async function hostile(serve: (s: Socket, sent: (n: number) => void) => void): Promise<{
@@ -128,4 +130,24 @@ void test('deliverRemote to such a server: a deferral that says why', async () =
   });
   await h.stop();
   rmSync(root, { recursive: true });
+});
+
+void test('DATA answered with anything but 354: deferred, and no line of the message reaches the server as a command', async () => {
+  // A server that says 250 to DATA is not reading a message: the message's lines would be taken as SMTP commands.
+  const g = await testSmtp('127.0.0.1', { replies: { DATA: '250 data? fine' } });
+  const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' }, 'Subject: x\n\nRSET\nbody\n');
+  const r = await deliverRemote(
+    { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+    { control: w.control() },
+  );
+  assert.deepEqual(r, {
+    result: 'deferral',
+    report: '127.0.0.1 failed on DATA command.\nRemote host said: 250 data? fine\n',
+  });
+  const [c] = g.connections;
+  assert.ok(c);
+  assert.ok(await waitUntil(() => c.closed, 10_000), 'the connection was closed');
+  assert.deepEqual(c.lines.slice(1), ['MAIL FROM:<s@x.test>', 'RCPT TO:<u@remote.test>', 'DATA', 'QUIT']);
+  await g.close();
+  rmSync(w.root, { recursive: true });
 });

@@ -255,7 +255,9 @@ export async function transaction(
     }
     const fill = (r: DeliveryResult): DeliveryResult[] => merge(results.map((x) => x ?? r));
     const data = pipedData ?? (await client.command('DATA'));
-    if (data.code >= 400) {
+    // Only 354 asks for the message (qmail-remote: anything else fails on DATA). A server that answered 250 is not
+    // reading a message: the message's lines would reach it as commands.
+    if (data.code !== 354) {
       client.quit();
       return { results: fill(judged(classify, data, `${ip} failed on DATA command.\n${said(data)}`)), reusable: false };
     }
