@@ -212,7 +212,8 @@ export class SmtpClient {
   }
 
   /**
-   * The next reply; a code that is not three digits counts as 400 (unknown: temporary). The whole reply must come
+   * The next reply; a code that is not a reply code of RFC 5321 4.2 (three digits, the first 2 to 5, then a space, a
+   * `-` or the end: not `2500 ok`, `199`, `600` or `25`) counts as 400 (unknown: temporary). The whole reply must come
    * within the timeout, not only each of its bytes: a server that drips one byte at a time cannot keep the delivery.
    */
   async reply(): Promise<Reply> {
@@ -232,7 +233,7 @@ export class SmtpClient {
       clearTimeout(deadline);
     }
     const first = lines[0] ?? '';
-    const code = /^[0-9]{3}/.test(first) ? Number(first.slice(0, 3)) : 400;
+    const code = /^[2-5][0-9]{2}(?:[ -]|$)/.test(first) ? Number(first.slice(0, 3)) : 400;
     return { code, lines };
   }
 

@@ -151,3 +151,52 @@ void test('DATA answered with anything but 354: deferred, and no line of the mes
   await g.close();
   rmSync(w.root, { recursive: true });
 });
+
+void test('reply codes that are not RFC 5321 codes, or not 2xx where success needs one: never a success', async () => {
+  // After the final dot: `2500` is not 250, and a 1xx, 3xx, 6xx or a code of two digits accepts nothing. Deferred
+  // (the server may hold the message: a retry rather than a lost message), with the server's text.
+  for (const end of ['2500 ok queued', '199 ok', '354 more?', '099 fine', '600 fine', '25 ok', 'ok']) {
+    const g = await testSmtp('127.0.0.1', { replies: { end } });
+    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' });
+    const r = await deliverRemote(
+      { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+      { control: w.control() },
+    );
+    assert.deepEqual(
+      r,
+      { result: 'deferral', report: `127.0.0.1 failed after I sent the message.\nRemote host said: ${end}\n` },
+      end,
+    );
+    await g.close();
+    rmSync(w.root, { recursive: true });
+  }
+  // A 354 or a 2500 to RCPT accepts no recipient; a 2500 to MAIL is no sender accepted.
+  for (const [what, script, report] of [
+    [
+      'RCPT 354',
+      { rcpt: (): string => '354 go on' },
+      '127.0.0.1 does not like recipient.\nRemote host said: 354 go on\nGiving up on 127.0.0.1.\n',
+    ],
+    [
+      'RCPT 2500',
+      { rcpt: (): string => '2500 ok' },
+      '127.0.0.1 does not like recipient.\nRemote host said: 2500 ok\nGiving up on 127.0.0.1.\n',
+    ],
+    [
+      'MAIL 2500',
+      { replies: { MAIL: '2500 ok' } },
+      'Connected to 127.0.0.1 but sender was rejected.\nRemote host said: 2500 ok\n',
+    ],
+  ] as const) {
+    const g = await testSmtp('127.0.0.1', script);
+    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' });
+    const r = await deliverRemote(
+      { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+      { control: w.control() },
+    );
+    assert.deepEqual(r, { result: 'deferral', report }, what);
+    assert.deepEqual(g.messages, [], `${what}: no message was sent`);
+    await g.close();
+    rmSync(w.root, { recursive: true });
+  }
+});

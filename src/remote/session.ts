@@ -28,6 +28,9 @@ export type Classifier = (code: number, lines: readonly string[]) => Classificat
 const TEMP_READ = 'Unable to read message. (#4.3.0)\n';
 const PERM_PARTIAL = 'SMTP cannot transfer messages with partial final lines. (#5.6.2)\n';
 
+/** A positive completion (2xx): what MAIL, RCPT and the end of the message must get; a 3xx there is no success. */
+const positive = (r: Reply): boolean => r.code >= 200 && r.code < 300;
+
 /** "Remote host said: " followed by every line of the reply (qmail's outsmtptext). */
 const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
 
@@ -227,9 +230,9 @@ export async function transaction(
     } else {
       mail = await client.command(mailLine);
       answered = true;
-      if (mail.code < 400) for (const l of rcptLines) rcpts.push(await client.command(l));
+      if (positive(mail)) for (const l of rcptLines) rcpts.push(await client.command(l));
     }
-    if (mail.code >= 400) {
+    if (!positive(mail)) {
       client.quit();
       return {
         results: sendAll(judged(classify, mail, `Connected to ${ip} but sender was rejected.\n${said(mail)}`)),
@@ -237,9 +240,7 @@ export async function transaction(
       };
     }
     const results: Array<DeliveryResult | undefined> = rcpts.map((r) =>
-      r.code >= 400
-        ? judged(classify, r, `${ip} does not like recipient.\n${said(r)}Giving up on ${ip}.\n`)
-        : undefined,
+      !positive(r) ? judged(classify, r, `${ip} does not like recipient.\n${said(r)}Giving up on ${ip}.\n`) : undefined,
     );
     const accepted = results.filter((r) => r === undefined).length;
     if (accepted === 0) {
@@ -275,7 +276,7 @@ export async function transaction(
     }
     critical = true;
     const end = await client.reply();
-    if (end.code >= 400) {
+    if (!positive(end)) {
       client.quit();
       return {
         results: fill(judged(classify, end, `${ip} failed after I sent the message.\n${said(end)}`)),
