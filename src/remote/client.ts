@@ -253,8 +253,26 @@ export class SmtpClient {
     });
   }
 
+  /**
+   * Writes commands (one, or a pipelined group), first making sure that nothing of the server's is still unread: a
+   * reply that came before the command it would answer (an extra `250` smuggled after MAIL's, the rest of a
+   * greeting that was not one reply, more replies than a pipelined group had commands) would be taken as the answer
+   * to the next command, and every answer after it would be off by one. The connection is dropped instead.
+   */
+  async send(commands: string): Promise<void> {
+    this.inSync();
+    await this.write(commands);
+  }
+
+  /** Throws Dropped (and drops the connection) when a reply is waiting that no command asked for yet. */
+  inSync(): void {
+    if (this.lines.length === 0 && this.buf === '') return;
+    this.fail(new Dropped(undefined, 'the server sent a reply to a command not sent yet'));
+    throw this.failure ?? new Dropped();
+  }
+
   async command(line: string): Promise<Reply> {
-    await this.write(`${line}\r\n`);
+    await this.send(`${line}\r\n`);
     return this.reply();
   }
 
@@ -264,6 +282,7 @@ export class SmtpClient {
    * A message in memory goes out in one write with its final dot; a stream chunk by chunk, the dot after.
    */
   async data(message: Readable | Buffer): Promise<'sent' | 'partial'> {
+    this.inSync(); // after the 354, nothing: a reply already there answers no command
     const st: StuffState = { atLineStart: true, pendingCR: false };
     if (Buffer.isBuffer(message)) {
       const out = Buffer.allocUnsafe(message.length * 2 + 4 + DOT_CRLF.length);

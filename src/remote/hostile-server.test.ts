@@ -200,3 +200,32 @@ void test('reply codes that are not RFC 5321 codes, or not 2xx where success nee
     rmSync(w.root, { recursive: true });
   }
 });
+
+void test('replies before their command (smuggled, out of order, more than the commands): the connection is dropped, deferred', async () => {
+  const died =
+    'Connected to 127.0.0.1 but connection died (the server sent a reply to a command not sent yet). (#4.4.2)\n';
+  for (const [what, script] of [
+    // an extra 250 after MAIL's would be read as RCPT's answer, RCPT's 550 as DATA's, ...
+    [
+      'an extra 250 after MAIL',
+      { replies: { MAIL: '250 ok\r\n250 smuggled' }, rcpt: (): string => '550 no such user' },
+    ],
+    [
+      'the same in a pipelined group',
+      { ehlo: ['PIPELINING'], group: true, replies: { MAIL: '250 ok\r\n250 smuggled' }, rcpt: (): string => '550 no' },
+    ],
+    // a multi-line greeting whose junk line ends it: its last line would answer EHLO, and so on
+    ['a greeting with a junk line', { replies: { greeting: '220-hi\r\n\u0000\u0001junk\r\n220 ok' } }],
+  ] as const) {
+    const g = await testSmtp('127.0.0.1', script);
+    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' });
+    const r = await deliverRemote(
+      { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+      { control: w.control() },
+    );
+    assert.deepEqual(r, { result: 'deferral', report: died }, what);
+    assert.deepEqual(g.messages, [], `${what}: no message was sent`);
+    await g.close();
+    rmSync(w.root, { recursive: true });
+  }
+});

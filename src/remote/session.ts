@@ -222,11 +222,12 @@ export async function transaction(
     // only when some recipient was accepted and DATA got its 354.
     let pipedData: Reply | undefined;
     if (ext.has('PIPELINING')) {
-      await client.write(`${[mailLine, ...rcptLines].join('\r\n')}\r\nDATA\r\n`);
+      await client.send(`${[mailLine, ...rcptLines].join('\r\n')}\r\nDATA\r\n`);
       mail = await client.reply();
       answered = true;
       for (let i = 0; i < rcptLines.length; i++) rcpts.push(await client.reply());
       pipedData = await client.reply();
+      client.inSync(); // more replies than the group had commands: which answered what is not known
     } else {
       mail = await client.command(mailLine);
       answered = true;
