@@ -29,6 +29,7 @@ async function hostile(serve: (s: Socket, sent: (n: number) => void) => void): P
     serve(s, (n) => (total += n));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  server.unref(); // a failed assertion before stop() must not keep the test process alive
   const addr = server.address();
   assert.ok(addr !== null && typeof addr === 'object');
   const stop = (): Promise<void> =>
@@ -226,6 +227,74 @@ void test('replies before their command (smuggled, out of order, more than the c
     assert.deepEqual(r, { result: 'deferral', report: died }, what);
     assert.deepEqual(g.messages, [], `${what}: no message was sent`);
     await g.close();
+    rmSync(w.root, { recursive: true });
+  }
+});
+
+void test("the server's text in a report: control bytes, 8-bit and invalid UTF-8 become ?, and it stops after 5,000 bytes", async () => {
+  const raw = '550 no\u0000such\u001b[31m user \u00ff\u00fe \u0007end'; // written as UTF-8: ÿ and þ are two bytes each
+  const long = Array.from({ length: 60 }, (_, i) => `550-${String(i).padStart(2, '0')} ${'x'.repeat(120)}`);
+  for (const [what, reply, text] of [
+    ['control bytes', raw, '550 no?such?[31m user ???? ?end'],
+    ['60 lines of 125 bytes', [...long, '550 last'].join('\r\n'), `${long.join('\n').slice(0, 5000)}...`],
+  ] as const) {
+    const g = await testSmtp('127.0.0.1', { rcpt: () => reply });
+    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' });
+    const r = await deliverRemote(
+      { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+      { control: w.control() },
+    );
+    assert.deepEqual(
+      r,
+      {
+        result: 'failure',
+        report: `127.0.0.1 does not like recipient.\nRemote host said: ${text}\nGiving up on 127.0.0.1.\n`,
+      },
+      what,
+    );
+    await g.close();
+    rmSync(w.root, { recursive: true });
+  }
+});
+
+/** A server that offers STARTTLS, says 220 to it, and answers the client's handshake with `hello` (none: silence). */
+const badTls = (hello?: Buffer): ReturnType<typeof hostile> =>
+  hostile((s) => {
+    s.write('220 tls.test\r\n');
+    let state: 'smtp' | 'tls' = 'smtp';
+    s.on('data', (d: Buffer) => {
+      if (state === 'tls') {
+        if (hello) s.write(hello);
+        return;
+      }
+      const l = d.toString('latin1');
+      if (/^EHLO/i.test(l)) s.write('250-tls.test\r\n250 STARTTLS\r\n');
+      else if (/^STARTTLS/i.test(l)) {
+        state = 'tls';
+        s.write('220 go ahead\r\n');
+      } else s.write('250 ok\r\n');
+    });
+  });
+
+void test('STARTTLS answered with garbage or silence (TLS required): a one-line reason without OpenSSL internals, temporary', async () => {
+  for (const [what, hello, why] of [
+    ['garbage', Buffer.alloc(300, 0x41), 'wrong version number'],
+    ['silence', undefined, 'TLS handshake timed out'],
+  ] as const) {
+    const h = await badTls(hello);
+    const w = testWorld({
+      smtproutes: `:127.0.0.1:${h.port}\n`,
+      timeoutremote: '1\n',
+      tlsdestinations: 'remote.test:verify\n',
+    });
+    const job = { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg };
+    const r = await deliverRemote(job, { control: w.control() });
+    assert.deepEqual(
+      r,
+      { result: 'deferral', report: `Connected to 127.0.0.1 but the TLS handshake failed: ${why} (#4.7.5).\n` },
+      what,
+    );
+    await h.stop();
     rmSync(w.root, { recursive: true });
   }
 });

@@ -31,8 +31,19 @@ const PERM_PARTIAL = 'SMTP cannot transfer messages with partial final lines. (#
 /** A positive completion (2xx): what MAIL, RCPT and the end of the message must get; a 3xx there is no success. */
 const positive = (r: Reply): boolean => r.code >= 200 && r.code < 300;
 
-/** "Remote host said: " followed by every line of the reply (qmail's outsmtptext). */
-const said = (r: Reply): string => `Remote host said: ${r.lines.join('\n')}\n`;
+/** At most this much of a reply's text goes into a report (qmail-remote keeps 5,000 bytes: HUGESMTPTEXT). */
+const SAID_BYTES = 5000;
+
+/**
+ * "Remote host said: " followed by every line of the reply (qmail's outsmtptext), made safe for the log, the queue's
+ * record and the bounce: every byte that is not printable ASCII (NUL, ESC, other controls, 8-bit or invalid UTF-8)
+ * becomes `?`, and the text stops after SAID_BYTES, `...` saying so. A reply may have 500 lines of 4 KiB.
+ */
+function said(r: Reply): string {
+  let text = r.lines.join('\n').replace(/[^\n\x20-\x7e]/g, '?');
+  if (text.length > SAID_BYTES) text = `${text.slice(0, SAID_BYTES)}...`;
+  return `Remote host said: ${text}\n`;
+}
 
 /** A reply's meaning after the rules file; the report says so when a rule changed it. */
 function judged(classify: Classifier, r: Reply, report: string): DeliveryResult {
@@ -86,7 +97,7 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
         try {
           await client.startTls(opts);
         } catch (err) {
-          const why = errText(err);
+          const why = tlsWhy(err);
           return {
             kind: 'failed',
             tlsFailed: p.tls.mode === 'may',
@@ -110,6 +121,16 @@ export async function openSession(client: SmtpClient, p: OpenParams): Promise<Op
       result: { result: 'deferral', report: `Connected to ${ip} but connection died${why(err)}. (#4.4.2)\n` },
     };
   }
+}
+
+/**
+ * A failed handshake in one line for the report: OpenSSL's reason (`wrong version number`) rather than its message,
+ * which carries a newline, error codes and the path of a source file of node's OpenSSL; at most 200 characters.
+ */
+function tlsWhy(err: unknown): string {
+  const reason = (err as { reason?: unknown } | null)?.reason;
+  const text = typeof reason === 'string' && reason !== '' ? reason : (errText(err).split('\n')[0] ?? '');
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
 }
 
 /** Why quail dropped the connection itself, for the report (empty when the connection broke or timed out). */
