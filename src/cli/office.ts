@@ -70,14 +70,21 @@ export function register(program: Command): void {
   ).action(
     action('office export', (o: DirOpts & { office: string; dir: string }) =>
       withDirectory(o, async ({ dir }) => {
-        const files = await officeExport(dir, o.office);
+        const { files, refused } = await officeExport(dir, o.office);
         const out = resolve(o.dir);
         writeExport(out, files);
-        if (o.json) printJson({ dir: out, files: files.map((f) => f.path) });
+        // Rows of the shared directory that failed the local checks: named, left out, and exit 100 (README).
+        for (const r of refused) process.stderr.write(`quail office export: ${r}\n`);
+        if (o.json) printJson({ dir: out, files: files.map((f) => f.path), refused });
         else
           process.stdout.write(
-            `wrote ${files.length} files for office ${o.office.toLowerCase()} under ${out}; see README.txt there\n`,
+            `wrote ${files.length} files for office ${o.office.trim().toLowerCase()} under ${out}; see README.txt there\n`,
           );
+        if (refused.length === 0) return 0;
+        process.stderr.write(
+          `quail office export: ${refused.length} row(s) of the shared directory left out (above); the rest was written\n`,
+        );
+        return 100;
       }),
     ),
   );

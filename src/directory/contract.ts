@@ -201,6 +201,10 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     );
     await assert.rejects(d.addAlias('example.com', 'loop', ['&loop@example.com']), /cannot forward to itself/);
     assert.equal(await d.getAlias('example.com', 'loop'), null, 'nothing of a refused alias is kept');
+    // a target is one .qmail line (vdeliver's, and quail office export's): no newline nor other control character
+    await assert.rejects(d.addAlias('example.com', 'esc', ['joe\x1b[2J@example.com']), /control character/);
+    await assert.rejects(d.addAlias('example.com', 'esc', ['|/usr/bin/logger\r|/bin/sh']), /control character/);
+    await assert.rejects(d.addAlias('example.com', 'esc', ['joe@example.com\nx@y']), /control character/);
     await d.addMailbox({ domain: 'example.com', local: 'self', passwordHash: '' });
     await assert.rejects(
       d.updateMailbox('example.com', 'self', { forward: ['self@example.com'] }),

@@ -88,8 +88,12 @@ export const isForwardTarget = (raw: string): boolean => targetKind(raw.trim().r
 
 export function checkTarget(raw: string): string {
   const t = raw.trim();
-  if (t === '' || t.includes('\n'))
-    throw new DirectoryError(`alias target ${JSON.stringify(raw)} is empty or has a newline`);
+  // A target is one line of a .qmail file (here and in quail office export): no line break, no other control character.
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (t === '' || /[\x00-\x08\x0a-\x1f\x7f]/.test(t))
+    throw new DirectoryError(
+      `alias target ${JSON.stringify(raw)} is empty or has a newline or other control character`,
+    );
   if (targetKind(t) === 'forward' && !/^&?[^@\s]+@[^@\s]+$/.test(t)) {
     throw new DirectoryError(`alias target ${JSON.stringify(raw)}: give user@host, /path/Maildir/ or |program`);
   }

@@ -7,7 +7,7 @@ const str = (v: unknown): string =>
   typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : '';
 
 /** An office name: lowercase letters, digits and `-`, 1–32 characters, starting with a letter. */
-function officeName(raw: string): string {
+export function officeName(raw: string): string {
   const n = raw.trim().toLowerCase();
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(n))
     throw new DirectoryError(
@@ -16,14 +16,15 @@ function officeName(raw: string): string {
   return n;
 }
 
-function officeHost(raw: string): string {
+/** An office's SMTP host: a host name or a bracketed IP address, lowercase (written into routes and smtproutes). */
+export function officeHost(raw: string): string {
   const h = raw.trim().toLowerCase();
   if (!/^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$/.test(h) || h.length > 253)
     throw new DirectoryError(`office host ${JSON.stringify(raw)}: give a host name or IP address, e.g. 192.0.2.7`);
   return h;
 }
 
-function officePort(p: number | undefined): number {
+export function officePort(p: number | undefined): number {
   const port = p ?? 25;
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new DirectoryError(`office port ${String(p)}: give a number from 1 to 65535`);

@@ -1,13 +1,34 @@
 // quail office export: what a plain qmail+vpopmail server at one office needs to take part (src/offices/README.md,
-// "An office that still runs qmail"): seed 000's .qmail-user forward files, made from the shared directory.
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { DirectoryError, type Directory } from '../directory/index.js';
+// "An office that still runs qmail"): seed 000's .qmail-user forward files, made from the shared directory. Every
+// value taken from a row is checked first (trust.ts): names become paths, lines and words of a command.
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { isAbsolute, join, sep } from 'node:path';
+import { DirectoryError, officeName, type Directory } from '../directory/index.js';
+import { badAliasName, badDomainName, badForwardTarget, badLocal, badOffice, badOfficeName } from './trust.js';
 
 /** One file of the export: its path under the export directory, and its text or the name it links to. */
 export type ExportFile =
   | { readonly path: string; readonly text: string; readonly mode: number }
   | { readonly path: string; readonly link: string };
+
+/** The export's files, and the rows of the shared directory it left out (one line each: the row, why, the fix). */
+export interface ExportResult {
+  readonly files: ExportFile[];
+  readonly refused: string[];
+}
+
+/** What to do about a row the export leaves out. */
+const FIX = 'fix or remove the row in the shared directory (at the office that made it), then export again';
 
 /** The host name an office has in the exported smtproutes: `.invalid` never resolves, so without the line mail waits. */
 const routeHost = (office: string): string => `${office}.offices.invalid`;
@@ -36,24 +57,56 @@ exit 111
  * that office through quail-office-forward) and `.qmail-LOCAL-default` linked to it (box-ext addresses); every
  * alias as `.qmail-ALIAS` of `&target` lines (aliases live in the directory: the qmail server must hold them too);
  * `control/smtproutes` lines naming the other offices' servers; the forwarder; the list of mailboxes that live at
- * this office (to make with vadduser); README.txt.
+ * this office (to make with vadduser); README.txt. A row whose values fail the local directory's checks (trust.ts)
+ * is left out and named in `refused`: an office (and the mailboxes living there), a domain (and its mailboxes and
+ * aliases), an alias domain, a mailbox, an alias.
  */
-export async function officeExport(dir: Directory, office: string): Promise<ExportFile[]> {
-  const name = office.trim().toLowerCase();
+export async function officeExport(dir: Directory, office: string): Promise<ExportResult> {
+  const name = officeName(office);
+  const refused: string[] = [];
+  const refuse = (what: string, why: string): void => {
+    refused.push(`${what} refused: ${why}; ${FIX}`);
+  };
   const offices = await dir.listOffices();
-  const self = offices.find((o) => o.name === name);
-  if (!self)
+  if (!offices.some((o) => o.name === name))
     throw new DirectoryError(
-      `no office ${name} in the directory (there are: ${offices.map((o) => o.name).join(', ') || 'none'})`,
+      `no office ${name} in the directory (there are: ${
+        offices
+          .filter((o) => badOfficeName(o.name) === undefined)
+          .map((o) => o.name)
+          .join(', ') || 'none'
+      })`,
     );
+  // The other offices: each name goes into a .qmail program line and smtproutes, its host and port into smtproutes.
+  const others = offices.filter((o) => {
+    if (o.name === name) return false;
+    const why = badOffice(o);
+    if (why !== undefined) refuse(`office ${JSON.stringify(o.name)}`, why);
+    return why === undefined;
+  });
+  const elsewhere = new Set(others.map((o) => o.name));
   const homes = await dir.mailboxHomes();
   const files: ExportFile[] = [];
   const here: string[] = [];
   const domainsUsed: string[] = [];
   for (const d of await dir.listDomains()) {
+    const bad = badDomainName(d.name);
+    if (bad !== undefined) {
+      refuse(`domain ${JSON.stringify(d.name)}`, `${bad} (its mailboxes and aliases are left out too)`);
+      continue;
+    }
     const base = join('domains', d.name);
     let any = false;
     for (const h of homes.filter((x) => x.domain === d.name)) {
+      const why =
+        badLocal(h.local) ??
+        (h.office === name || h.office === '' || elsewhere.has(h.office)
+          ? undefined
+          : `its office ${JSON.stringify(h.office)} is not one of the offices (${badOfficeName(h.office) ?? 'not in the offices table, or refused'})`);
+      if (why !== undefined) {
+        refuse(`mailbox ${JSON.stringify(`${h.local}@${h.domain}`)}`, why);
+        continue;
+      }
       if (h.office === name || h.office === '') {
         if (h.office === name) here.push(`${h.local}@${h.domain}`);
         continue;
@@ -68,12 +121,22 @@ export async function officeExport(dir: Directory, office: string): Promise<Expo
       any = true;
     }
     for (const a of await dir.listAliases(d.name)) {
-      files.push({ path: join(base, dotQmail(a.local)), text: a.targets.map((t) => `&${t}\n`).join(''), mode: 0o600 });
+      const why = badLocal(a.local) ?? a.targets.map(badForwardTarget).find((x) => x !== undefined);
+      if (why !== undefined) {
+        refuse(`alias ${JSON.stringify(`${a.local}@${d.name}`)}`, why);
+        continue;
+      }
+      const lines = a.targets.map((t) => `&${t.replace(/^&/, '')}\n`).join('');
+      files.push({ path: join(base, dotQmail(a.local)), text: lines, mode: 0o600 });
       any = true;
     }
-    if (any) domainsUsed.push(d.aliases.length > 0 ? `${d.name} (alias domains: ${d.aliases.join(', ')})` : d.name);
+    const aliases = d.aliases.filter((x) => {
+      const why = badAliasName(x);
+      if (why !== undefined) refuse(`alias domain ${JSON.stringify(x)} (of ${d.name})`, why);
+      return why === undefined;
+    });
+    if (any) domainsUsed.push(aliases.length > 0 ? `${d.name} (alias domains: ${aliases.join(', ')})` : d.name);
   }
-  const others = offices.filter((o) => o.name !== name);
   files.push({
     path: join('control', 'smtproutes'),
     text: others.map((o) => `${routeHost(o.name)}:${o.host.replace(/^\[|\]$/g, '')}:${o.port}\n`).join(''),
@@ -82,7 +145,7 @@ export async function officeExport(dir: Directory, office: string): Promise<Expo
   files.push({ path: join('bin', 'quail-office-forward'), text: FORWARDER, mode: 0o755 });
   files.push({ path: 'mailboxes.txt', text: here.map((a) => `${a}\n`).join(''), mode: 0o644 });
   files.push({ path: 'README.txt', text: readme(name, domainsUsed, others.length, here.length), mode: 0o644 });
-  return files;
+  return { files, refused };
 }
 
 function readme(office: string, domains: readonly string[], others: number, here: number): string {
@@ -103,16 +166,53 @@ aliases or offices (quail servers follow the directory by themselves; a qmail se
 `;
 }
 
-/** Writes the files under `out` (made if missing; the export's own files are replaced). */
+/**
+ * `rel`'s directory under `out`, made if missing: each step below `out` must be a directory of its own, never a
+ * symbolic link (one planted there would send the export's files anywhere).
+ */
+function dirUnder(out: string, rel: string): string {
+  const parts = rel.split(sep);
+  if (isAbsolute(rel) || parts.some((p) => p === '' || p === '.' || p === '..'))
+    throw new DirectoryError(`the export's file ${JSON.stringify(rel)} is not a plain path under its directory`);
+  let at = out;
+  for (const part of parts.slice(0, -1)) {
+    at = join(at, part);
+    const st = lstatSync(at, { throwIfNoEntry: false });
+    if (st === undefined) mkdirSync(at, { mode: 0o755 });
+    else if (st.isSymbolicLink())
+      throw new DirectoryError(
+        `${at} is a symbolic link: the export does not follow links under its directory (remove it, or export into a new directory)`,
+      );
+    else if (!st.isDirectory())
+      throw new DirectoryError(`${at} is not a directory: remove it, or export into a new directory`);
+  }
+  return at;
+}
+
+/**
+ * Writes the files under `out` (made if missing; the export's own files are replaced): only under `out`, a file
+ * created anew (O_EXCL, O_NOFOLLOW) after the old one (or a link in its place) is removed, so no link is followed.
+ */
 export function writeExport(out: string, files: readonly ExportFile[]): void {
+  mkdirSync(out, { recursive: true, mode: 0o755 });
   for (const f of files) {
-    const path = join(out, f.path);
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    const path = join(dirUnder(out, f.path), f.path.split(sep).pop() ?? '');
+    if (lstatSync(path, { throwIfNoEntry: false })?.isDirectory() === true)
+      throw new DirectoryError(`${path} is a directory: remove it, or export into a new directory`);
     rmSync(path, { force: true });
     if ('link' in f) symlinkSync(f.link, path);
     else {
-      writeFileSync(path, f.text, { mode: f.mode });
-      chmodSync(path, f.mode);
+      const fd = openSync(
+        path,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        f.mode,
+      );
+      try {
+        writeFileSync(fd, f.text);
+        fchmodSync(fd, f.mode);
+      } finally {
+        closeSync(fd);
+      }
     }
   }
 }

@@ -1,8 +1,19 @@
-// What the root offices process takes from the shared directory: every name that becomes a path and every account
-// that becomes a file's owner or a delivery's uid is checked as the local directory checks it (src/offices/README.md,
-// "The shared directory is not trusted"), since any office, or anyone with the directory's password, writes the rows.
-import { aliasDomainName, domainName, foreignAccountProblem, localPart } from '../directory/index.js';
-import type { DeliveryAccount, Directory, DriftSource } from '../directory/index.js';
+// What the root offices process and quail office export take from the shared directory: every name that becomes a
+// path, a file's line or a word of a command, and every account that becomes a file's owner or a delivery's uid, is
+// checked as the local directory checks it (src/offices/README.md, "The shared directory is not trusted"), since any
+// office, or anyone with the directory's password, writes the rows.
+import {
+  aliasDomainName,
+  checkTarget,
+  domainName,
+  foreignAccountProblem,
+  isForwardTarget,
+  localPart,
+  officeHost,
+  officeName,
+  officePort,
+} from '../directory/index.js';
+import type { DeliveryAccount, Directory, DriftSource, Office } from '../directory/index.js';
 export { foreignAccountProblem as badAccount } from '../directory/index.js';
 
 const ok = (f: () => string, want: string): boolean => {
@@ -26,10 +37,41 @@ export function badLocal(local: string): string | undefined {
 }
 
 /** Why `name` may not be an alias domain (a routing line) here, or undefined. */
-function badAliasName(name: string): string | undefined {
+export function badAliasName(name: string): string | undefined {
   return ok(() => aliasDomainName(name), name)
     ? undefined
     : `the alias domain ${JSON.stringify(name)} is not a domain name`;
+}
+
+/** Why `name` may not name an office (a word of a `.qmail` program line, an smtproutes host), or undefined. */
+export function badOfficeName(name: string): string | undefined {
+  return ok(() => officeName(name), name) ? undefined : `the office name ${JSON.stringify(name)} is not an office name`;
+}
+
+/** Why an office's row may not become an smtproutes line or a route here (its name, host and port), or undefined. */
+export function badOffice(o: Pick<Office, 'name' | 'host' | 'port'>): string | undefined {
+  return (
+    badOfficeName(o.name) ??
+    (ok(() => officeHost(o.host), o.host)
+      ? undefined
+      : `its host ${JSON.stringify(o.host)} is not a host name or bracketed IP address`) ??
+    (ok(() => String(officePort(o.port)), String(o.port))
+      ? undefined
+      : `its port ${String(o.port)} is not a number from 1 to 65535`)
+  );
+}
+
+/**
+ * Why an alias's target may not become a forward line (`&user@host`) of a `.qmail` file, or undefined: it must be a
+ * target the local directory takes, and a forward — a program or file line written from a row any office writes would
+ * run or write as the qmail server's delivery account.
+ */
+export function badForwardTarget(target: string): string | undefined {
+  if (!ok(() => checkTarget(target), target))
+    return `the target ${JSON.stringify(target)} is not an alias target (a newline or control character, or not user@host)`;
+  if (!isForwardTarget(target))
+    return `the target ${JSON.stringify(target)} is a program or file, not a forward (add such a line to the qmail server by hand)`;
+  return undefined;
 }
 
 /**
@@ -86,4 +128,4 @@ export function trustedSource(root: string, dir: Directory, refused: (why: strin
 
 /** What to do about a refused row: said once in each error. */
 export const REFUSED_FIX =
-  'fix or remove the row in the shared directory (quail domain/user commands at the office that made it); this office leaves it out until then';
+  'fix or remove the row in the shared directory (quail domain/user/office commands at the office that made it); this office leaves it out until then';
