@@ -86,3 +86,35 @@ void test('passwords: scrypt round trip; crypt(3) $1$ $5$ $6$ hashes made by ope
     true,
   );
 });
+
+void test('authenticate: a failure costs the dummy too unless the hash is scrypt at the dummy cost or more; a success never does', async () => {
+  const w = await world();
+  try {
+    const verified: string[] = [];
+    const verify = (pw: string, hash: string): Promise<boolean> => (verified.push(hash), verifyPassword(pw, hash));
+    const strong = await hashPassword('pw', { ln: 15, r: 8, p: 2 });
+    const cheap = await hashPassword('pw', { ln: 4, r: 8, p: 1 });
+    const cases: ReadonlyArray<readonly [string, number]> = [
+      [(await w.dir.getMailbox('example.com', 'joe'))?.passwordHash ?? '', 1], // hashPassword's own: the dummy's cost
+      [strong, 1], // more than the dummy's
+      [cheap, 2], // scrypt, but cheaper
+      ['$1$abcdefgh$IQtUouv7y7Q9dRWkQEPCc.', 2], // imported md5-crypt
+      ['$7$unknown', 2], // a scheme never verified: answered at once without the dummy
+    ];
+    for (const [hash, failureCost] of cases) {
+      await w.dir.updateMailbox('example.com', 'joe', { passwordHash: hash });
+      verified.length = 0;
+      assert.equal(await authenticate(w.root, 'joe@example.com', 'wrong', { directory: w.dir, verify }), null);
+      assert.equal(verified.length, failureCost, `${hash}: ${verified.join(' ')}`);
+      assert.equal(verified[0], hash);
+      if (hash === cheap || hash.startsWith('$1$')) {
+        verified.length = 0;
+        assert.equal((await authenticate(w.root, 'joe@example.com', 'pw', { directory: w.dir, verify }))?.local, 'joe');
+        assert.deepEqual(verified, [hash], 'a success costs its own hash alone');
+      }
+    }
+    assert.equal((await w.dir.getMailbox('example.com', 'joe'))?.passwordHash, '$7$unknown', 'hashes are not changed');
+  } finally {
+    await w.done();
+  }
+});

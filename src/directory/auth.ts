@@ -1,7 +1,7 @@
 // Password logins for smtpd AUTH, POP3 and checkpassword: `user@domain` or `user%domain` → the mailbox or null.
 import { splitLogin } from './names.js';
 import { openDirectory } from './open.js';
-import { DUMMY_HASH, verifyPassword, type PasswordVerifier } from './password.js';
+import { costsAtLeastDummy, DUMMY_HASH, verifyPassword, type PasswordVerifier } from './password.js';
 import type { Directory, Mailbox, MailboxFlag } from './types.js';
 
 export type Service = 'pop' | 'imap' | 'smtp';
@@ -46,7 +46,10 @@ export async function throttleLogin(dir: Pick<Directory, 'resolveDomain'>, login
  * Every login with a domain part costs one password verification, whatever the answer: a mailbox's own hash, or
  * DUMMY_HASH (quail's scheme and cost) for an unknown domain or mailbox or one without a password; the service flag
  * is looked at only after it. So SMTP AUTH and POP3 answer an unknown login no sooner than a wrong password, and a
- * blocked mailbox no sooner than an open one. (A mailbox imported with a crypt(3) hash costs what its scheme costs.)
+ * blocked mailbox no sooner than an open one. A mailbox whose hash costs less than DUMMY_HASH (one imported with a
+ * crypt(3) hash: `$1$`, `$5$`, `$6$`, bcrypt, DES; a cheaper scrypt) costs its own verification on success, and its
+ * own plus DUMMY_HASH's on a wrong password: so a wrong password is answered no sooner than an unknown login either,
+ * and a right one is not slowed. The hash stored is never changed.
  */
 export async function authenticate(
   root: string,
@@ -61,8 +64,15 @@ export async function authenticate(
     const dom = await dir.resolveDomain(parts[1]);
     const m = dom ? await dir.getMailbox(dom.name, parts[0]) : null;
     const hash = m && m.passwordHash !== '' ? m.passwordHash : DUMMY_HASH;
-    const matches = await (opts.verify ?? verifyPassword)(password, hash);
-    if (!m || hash === DUMMY_HASH || !matches) return null;
+    const verify = opts.verify ?? verifyPassword;
+    const matches = await verify(password, hash);
+    if (!m || hash === DUMMY_HASH) return null;
+    if (!matches) {
+      // a hash cheaper than the dummy's (imported md5-crypt, SHA-crypt, bcrypt...) would answer a wrong password
+      // sooner than an unknown login: the failure costs the dummy's verification too (a success never does)
+      if (!costsAtLeastDummy(hash)) await verify(password, DUMMY_HASH);
+      return null;
+    }
     if (opts.service !== undefined && m.flags.includes(BLOCK[opts.service])) return null;
     if (opts.recordLogin === false) return m;
     const at = new Date((opts.now ?? Date.now)());

@@ -71,6 +71,18 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
   return verifyCrypt(password, hash);
 }
 
+/**
+ * True when verifying `hash` costs at least what verifying DUMMY_HASH costs: scrypt with parameters each at least the
+ * dummy's. Anything else (an imported crypt(3) hash: md5-crypt, SHA-crypt, bcrypt, DES; a cheaper or malformed scrypt;
+ * an unknown scheme) may answer sooner, so `authenticate` adds a dummy verification to its failures.
+ */
+export function costsAtLeastDummy(hash: string): boolean {
+  const m = SCRYPT.exec(hash);
+  if (!m) return false;
+  const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return sane(ln, r, p) && ln >= SCRYPT_DEFAULT.ln && r >= SCRYPT_DEFAULT.r && p >= SCRYPT_DEFAULT.p;
+}
+
 /** True when verifyPassword can check passwords against `hash` (the import reports the others). */
 export function canVerify(hash: string): boolean {
   return SCRYPT.test(hash) || cryptScheme(hash) !== null;
