@@ -39,13 +39,16 @@ function writeAll(fd: number, b: Uint8Array, len: number): void {
   for (let off = 0; off < len;) off += writeSync(fd, b, off, len - off);
 }
 
-/** Copies the whole of `src` (from offset 0) after `prefix` into `dst`; says which side failed. */
-function copyInto(dst: number, prefix: Buffer, messagePath: string): 'read' | 'write' | null {
+/** A failed copy: which side failed, with the system's error (ENOSPC, EDQUOT... for the log: a full disk says so). */
+type CopyFailure = { readonly kind: 'read-error' | 'error'; readonly error: unknown };
+
+/** Copies the whole of `src` (from offset 0) after `prefix` into `dst`; says which side failed and why. */
+function copyInto(dst: number, prefix: Buffer, messagePath: string): CopyFailure | null {
   let src: number;
   try {
     src = openSync(messagePath, 'r');
-  } catch {
-    return 'read';
+  } catch (error) {
+    return { kind: 'read-error', error };
   }
   try {
     if (prefix.length > 0) writeAll(dst, prefix, prefix.length);
@@ -55,28 +58,28 @@ function copyInto(dst: number, prefix: Buffer, messagePath: string): 'read' | 'w
       let n: number;
       try {
         n = readSync(src, buf, 0, CHUNK, pos);
-      } catch {
-        return 'read';
+      } catch (error) {
+        return { kind: 'read-error', error };
       }
       if (n === 0) return null;
       pos += n;
       writeAll(dst, buf, n);
     }
-  } catch {
-    return 'write';
+  } catch (error) {
+    return { kind: 'error', error };
   } finally {
     closeSync(src);
   }
 }
 
 /** Writes `prefix` + `data` into `dst` in one write (they are small: the message was read whole in one read). */
-function writeWhole(dst: number, prefix: Buffer, data: Buffer): 'write' | null {
+function writeWhole(dst: number, prefix: Buffer, data: Buffer): CopyFailure | null {
   try {
     const b = prefix.length === 0 ? data : Buffer.concat([prefix, data]);
     writeAll(dst, b, b.length);
     return null;
-  } catch {
-    return 'write';
+  } catch (error) {
+    return { kind: 'error', error };
   }
 }
 
@@ -128,9 +131,7 @@ export async function deliverToMaildir(
     if (failed !== null) {
       closeQuiet();
       removeTmp();
-      return failed === 'read'
-        ? { kind: 'read-error', error: new Error('cannot read message') }
-        : { kind: 'error', error: new Error('write failed') };
+      return failed;
     }
     await fsyncFd(fd);
     closeSync(fd);
