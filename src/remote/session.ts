@@ -278,8 +278,8 @@ export async function transaction(
     }
     const fill = (r: DeliveryResult): DeliveryResult[] => merge(results.map((x) => x ?? r));
     const data = pipedData ?? (await client.command('DATA'));
-    // Only 354 asks for the message (qmail-remote: anything else fails on DATA). A server that answered 250 is not
-    // reading a message: the message's lines would reach it as commands.
+    // Only 354 asks for the message (qmail-remote sends it after any reply below 400: deliberately stricter). A server
+    // that answered 250 is not reading a message: the message's lines would reach it as commands.
     if (data.code !== 354) {
       client.quit();
       return { results: fill(judged(classify, data, `${ip} failed on DATA command.\n${said(data)}`)), reusable: false };
