@@ -8,6 +8,7 @@ import {
   chmodSync,
   chownSync,
   closeSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -137,6 +138,56 @@ void test(
         await proc.exited;
       }
       for (const dir of mounts.reverse()) spawnSync('umount', [dir]);
+      rmSync(root, { recursive: true, force: true });
+    }
+  },
+);
+
+void test(
+  'full disk: quail start on a full run/ serves mail without its pid file and writes it once space is back',
+  { skip: !asRoot && 'needs root (tmpfs mounts)' },
+  async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'quail-diskfull-run-'));
+    chmodSync(root, 0o755);
+    const run = join(root, 'run');
+    let mounted = false;
+    let proc: QuailProcess | undefined;
+    try {
+      quail(['init', '--root', root, '--me', 'mx.df.test']);
+      quail(['domain', 'add', 'df.test', '--root', root]);
+      quail(['user', 'add', 'joe@df.test', '--password', 'secret', '--root', root]);
+      mkdirSync(run, { recursive: true });
+      const skip = mountSmall(run, '64k', 0, 0);
+      if (skip) {
+        t.skip(skip);
+        return;
+      }
+      mounted = true;
+      chmodSync(run, 0o755);
+      const filler = join(run, 'filler');
+      fill(filler);
+      const port = await freePort();
+      writeFileSync(join(root, 'control', 'listeners'), `127.0.0.1:${port} smtp\n`);
+      proc = await startProcess(root, 30_000, {}, false);
+      const log = proc.log;
+      await waitFor(() => /quail\.warning [^\n]*quail\.pid[^\n]*ENOSPC/.test(log()), 30_000, log);
+      const pid = join(run, 'quail.pid');
+      assert.equal(existsSync(pid), false, 'no empty pid file left');
+      const file = join(root, 'message.eml');
+      writeFileSync(file, message('while run/ is full', 1024));
+      assert.match(swaks(port, ['--to', 'joe@df.test', '--data', `@${file}`]).out, /\n<- {2}250 /);
+      const maildir = join(root, 'domains', 'df.test', 'joe', 'Maildir', 'new');
+      await waitFor(() => readdirSync(maildir).length === 1, 30_000, log);
+
+      unlinkSync(filler); // space back: the next try (every minute) writes it, without an operator
+      await waitFor(() => existsSync(pid), 90_000, log);
+      assert.equal(readFileSync(pid, 'utf8'), `${proc.child.pid ?? 0}\n`);
+    } finally {
+      if (proc) {
+        proc.child.kill('SIGTERM');
+        await proc.exited;
+      }
+      if (mounted) spawnSync('umount', [run]);
       rmSync(root, { recursive: true, force: true });
     }
   },

@@ -285,8 +285,36 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   let offices: OfficeKeeper | null = null;
   let started = false;
   let pidWritten = false;
+  let pidRetry: NodeJS.Timeout | undefined;
+  // run/quail.pid. On a full disk (ENOSPC, EDQUOT) the mail goes on without it (the queue may be what frees the
+  // space, by delivering): a warning, and another try at each child start or death and every minute until it is
+  // written. Anything else in the way (a directory) stops the start, as before.
+  const writePid = (): void => {
+    if (pidWritten) return;
+    try {
+      writeRunFile(pidFile(root), `${process.pid}\n`);
+      pidWritten = true;
+      clearInterval(pidRetry);
+      if (pidRetry !== undefined)
+        log.event('quail.warning', { file: pidFile(root), step: 'write pid', why: 'written now' });
+    } catch (err) {
+      const code = errCode(err instanceof Error ? err.cause : undefined);
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+      rmSync(pidFile(root), { force: true }); // made, but empty: not left for the next start to read
+      if (pidRetry !== undefined) return;
+      log.event('quail.warning', {
+        file: pidFile(root),
+        step: 'write pid',
+        why: `${errText(err)}: mail goes on; tried again every minute (until then quail status says not running and the directory commands cannot send SIGHUP)`,
+      });
+      pidRetry = setInterval(() => {
+        if (!stopped) writePid();
+      }, PID_RETRY_MS).unref();
+    }
+  };
   const writeState = (): void => {
     if (!started) return;
+    writePid();
     const processes: Partial<Record<ServiceName, ServiceProcess>> = {};
     if (account)
       for (const [name, list] of Object.entries(pids) as [ServiceName, readonly number[] | undefined][]) {
@@ -362,6 +390,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
         if (lists) await stopStep(log, 'list writer', STEP_MS, lists.close());
         if (offices) await stopStep(log, 'offices', STEP_MS, offices.stop());
         clearInterval(keepAlive);
+        clearInterval(pidRetry);
         // only what this process wrote: a pid file that is a directory (the start failed on it) is not ours
         if (pidWritten) removeRunFile(log, pidFile(root));
         removeRunFile(log, stateFile(root));
@@ -390,8 +419,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
     services = await within('the listeners', STEP_MS + 30_000, startServices(plan, serve));
     // Mailing lists: list programs run as a domain's account and ask here for directory changes (lists-link.ts).
     if (account) lists = await startListWriter(root, account.gid, log);
-    writeRunFile(pidFile(root), `${process.pid}\n`);
-    pidWritten = true;
+    writePid();
     started = true;
     writeState();
     // Offices (control/office): the mailbox→office table and qmail's files follow the shared directory (src/offices).
@@ -425,8 +453,15 @@ function writeRunFile(file: string, text: string): void {
   try {
     writeFileSync(file, text);
   } catch (err) {
-    throw new QuailError(`unable to write ${file}: ${errText(err)}`, true);
+    throw new QuailError(`unable to write ${file}: ${errText(err)}`, true, undefined, { cause: err });
   }
+}
+
+/** How often a pid file that a full disk kept out is tried again. */
+const PID_RETRY_MS = 60_000;
+
+function errCode(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
 /** At stop: a file of run/ removed; a failure is logged, never thrown (the stop goes on). */
