@@ -138,7 +138,9 @@ export class SmtpClient {
       ),
     );
   }
-  private readonly onTimeout = (): void => this.fail(new Dropped('timeout'));
+  /** Nothing read or written for timeoutMs, or a reply not whole within it: the report says it was a timeout. */
+  private readonly timedOut = (): void =>
+    this.fail(new Dropped('timeout', `timed out: timeoutremote is ${Math.ceil(this.timeoutMs / 1000)} s`));
   private readonly onError = (err: Error): void => this.fail(new Dropped(err));
   private readonly onClose = (): void => this.fail(new Dropped('closed'));
 
@@ -147,14 +149,14 @@ export class SmtpClient {
     sock.setEncoding('latin1');
     sock.setTimeout(this.timeoutMs);
     sock.on('data', this.onData);
-    sock.on('timeout', this.onTimeout);
+    sock.on('timeout', this.timedOut);
     sock.on('error', this.onError);
     sock.on('close', this.onClose);
   }
 
   private detach(sock: Socket): void {
     sock.off('data', this.onData);
-    sock.off('timeout', this.onTimeout);
+    sock.off('timeout', this.timedOut);
     sock.off('error', this.onError);
     sock.off('close', this.onClose);
   }
@@ -218,7 +220,7 @@ export class SmtpClient {
    */
   async reply(): Promise<Reply> {
     const lines: string[] = [];
-    const deadline = setTimeout(() => this.fail(new Dropped('timeout')), this.timeoutMs);
+    const deadline = setTimeout(this.timedOut, this.timeoutMs);
     try {
       for (;;) {
         const l = await this.line();

@@ -298,3 +298,32 @@ void test('STARTTLS answered with garbage or silence (TLS required): a one-line 
     rmSync(w.root, { recursive: true });
   }
 });
+
+void test('a server that takes DATA but never reads the message (its TCP window full): timed out, deferred, said so', async () => {
+  const h = await hostile((s) => {
+    s.write('220 sink.test\r\n');
+    s.on('data', (d: Buffer) => {
+      const l = d.toString('latin1');
+      if (/^DATA/im.test(l)) {
+        s.write('354 go\r\n');
+        s.pause(); // and never reads again
+      } else if (/^EHLO/i.test(l)) s.write('250 sink.test\r\n');
+      else s.write('250 ok\r\n');
+    });
+  });
+  // 4 MiB: more than the socket buffers of both sides hold
+  const w = testWorld(
+    { smtproutes: `:127.0.0.1:${h.port}\n`, timeoutremote: '1\n' },
+    `Subject: big\n\n${`${'x'.repeat(79)}\n`.repeat(52_429)}`,
+  );
+  const r = await deliverRemote(
+    { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+    { control: w.control() },
+  );
+  assert.deepEqual(r, {
+    result: 'deferral',
+    report: 'Connected to 127.0.0.1 but connection died (timed out: timeoutremote is 1 s). (#4.4.2)\n',
+  });
+  await h.stop();
+  rmSync(w.root, { recursive: true });
+});
