@@ -12,5 +12,6 @@ export { LocalDeliverer } from './pool.js';
 export type { LocalDelivererOptions } from './pool.js';
 export type { InProcessPrograms, ProgramCall } from './hook.js';
 export { serveDeliveryWorker } from './serve.js';
-export { killPrograms } from './program.js';
+export { killPrograms, watchPrograms } from './program.js';
+export { ipcProgramWatch, ProgramGroups, type ProgramNote } from './groups.js';
 export { runVdeliverLine, VdeliverHook, type OpenLookup } from './vdeliverhook.js';

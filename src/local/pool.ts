@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import { UniqueNamer } from '../maildir/index.js';
 import { defaultPath } from './env.js';
+import { ProgramGroups } from './groups.js';
 import { deferral, deliverLocal, jobArgs, jobInjector, ROOT_REFUSED, wrongUidText } from './deliver.js';
 import type { InProcessPrograms } from './hook.js';
 import type { WorkerReply, WorkerRequest } from './protocol.js';
@@ -44,6 +45,8 @@ interface Worker {
   readonly pending: Map<number, (r: LocalResult) => void>;
   /** The jobs of one event-loop turn travel as one message (src/core/turn-batch.ts). */
   readonly jobs: TurnBatch<WorkerRequest>;
+  /** The program groups it said run: ended when it dies, however it dies (groups.ts). */
+  readonly programs: ProgramGroups;
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -93,6 +96,8 @@ export class LocalDeliverer {
   private spoolSeq = 0;
   private closed = false;
   private readonly namer = new UniqueNamer();
+  /** The ending of dead workers' program groups, until done: close() waits for them too. */
+  private readonly endings = new Set<Promise<void>>();
 
   constructor(private readonly opts: LocalDelivererOptions = {}) {
     this.perKey = workersPerKey(opts.workersPerUid ?? 0);
@@ -176,6 +181,7 @@ export class LocalDeliverer {
         }),
     );
     await Promise.all(exits);
+    await Promise.all([...this.endings]);
     this.workers.clear();
     if (this.spoolDir !== undefined) rmSync(this.spoolDir, { recursive: true, force: true });
   }
@@ -276,6 +282,7 @@ export class LocalDeliverer {
       key,
       child,
       pending: new Map(),
+      programs: new ProgramGroups(uid),
       // a write that fails fails every job it carried (the worker is gone: 'exit' settles the rest)
       jobs: new TurnBatch((m) => {
         if (!child.connected) return failJobs(m);
@@ -288,6 +295,7 @@ export class LocalDeliverer {
       unbatch(m, (r) => this.settle(w, (r as WorkerRequest).id, deferral(CRASHED)));
     child.on('message', (m: unknown) =>
       unbatch(m, (r) => {
+        if (w.programs.take(r)) return;
         const reply = r as WorkerReply;
         this.settle(w, reply.id, reply.result);
       }),
@@ -296,6 +304,10 @@ export class LocalDeliverer {
     child.on('disconnect', () => this.forget(w));
     child.on('exit', () => {
       this.forget(w);
+      // SIGKILLed (or crashed), it could not end its programs: nothing it started acts after its jobs were deferred
+      const ending = w.programs.processGone();
+      this.endings.add(ending);
+      void ending.then(() => this.endings.delete(ending));
       if (w.idleTimer) clearTimeout(w.idleTimer);
       for (const id of [...w.pending.keys()]) this.settle(w, id, deferral(CRASHED));
     });

@@ -1,10 +1,10 @@
 // runProgram: /bin/sh in the home with umask 077, and bytes of 0x80 and above given to the program as one byte each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROGRAM_OUTPUT_LIMIT, runProgram, shellCall, type OutputChunk } from './program.js';
+import { PROGRAM_OUTPUT_LIMIT, runProgram, shellCall, watchPrograms, type OutputChunk } from './program.js';
 
 function withHome(fn: (home: string, message: string) => Promise<void>): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'quail-program-'));
@@ -64,4 +64,44 @@ void test('a program that writes without end: only the first 64 KiB of its outpu
     const kept = out.reduce((n, c) => n + c.data.length, 0);
     assert.equal(kept, PROGRAM_OUTPUT_LIMIT);
     assert.ok(!Buffer.concat(out.map((c) => c.data)).includes('tail'));
+  }));
+
+void test('a program runs its command only once its group is reported; one that cannot be reported never runs it', () =>
+  withHome(async (home, messagePath) => {
+    const notes: string[] = [];
+    const run = (): Promise<unknown> =>
+      runProgram('echo ran > ran; echo $$', { home, env: { PATH: '/usr/bin:/bin' }, messagePath, onOutput: () => {} });
+    try {
+      // the supervisor cannot be told (its channel closed): the shell reads end-of-file at its gate and leaves
+      watchPrograms({
+        started: (pgid) => {
+          notes.push(`started ${pgid}`);
+          return Promise.reject(new Error('channel closed'));
+        },
+        ended: (pgid) => notes.push(`ended ${pgid}`),
+      });
+      const refused = (await run()) as { kind: string; text: string };
+      assert.equal(refused.kind, 'spawn-error');
+      assert.match(refused.text, /could not be reported to quail's supervisor \(channel closed\)\. \(#4\.3\.0\)$/);
+      assert.ok(!existsSync(join(home, 'ran')), 'the command did not run');
+      assert.match(notes.join('|'), /^started (\d+)\|ended \1$/);
+
+      // told: the command runs, in the group that was reported, which is reported ended after it
+      notes.length = 0;
+      let said = '';
+      watchPrograms({
+        started: (pgid) => (notes.push(`started ${pgid}`), Promise.resolve()),
+        ended: (pgid) => notes.push(`ended ${pgid}`),
+      });
+      const r = await runProgram('echo $$', {
+        home,
+        env: { PATH: '/usr/bin:/bin' },
+        messagePath,
+        onOutput: (c) => (said += c.data.toString()),
+      });
+      assert.deepEqual(r, { kind: 'exit', code: 0 });
+      assert.deepEqual(notes, [`started ${said.trim()}`, `ended ${said.trim()}`]);
+    } finally {
+      watchPrograms(undefined);
+    }
   }));

@@ -1,7 +1,10 @@
 // Program delivery (docs/QMAIL.md D.7.3): /bin/sh -c in the home directory, umask 077, message on stdin.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { errText } from '../core/index.js';
 import { errorStr } from './errstr.js';
+import { PROGRAM_KILL_GRACE_MS, signalGroup, type ProgramWatch } from './groups.js';
 
 export type ProgramExit =
   | { readonly kind: 'exit'; readonly code: number }
@@ -41,6 +44,14 @@ const percentB = (s: string): string =>
   s.replace(/[\\\u0080-\u00ff]/g, (c) => (c === '\\' ? '\\\\' : `\\0${c.charCodeAt(0).toString(8)}`));
 
 /**
+ * The gate every program's shell passes first: it waits for a line on fd 3 before it runs anything, and leaves
+ * (exit 111, having done nothing) when fd 3 closes without one. runProgram opens it only once the program's group is
+ * known to the supervisor (ProgramWatch.started): a process killed between the spawn and that report leaves a shell
+ * that reads end-of-file and exits, never a program nobody knows of. fd 3 is then closed, so the program never has it.
+ */
+const GATE = 'read _q_go <&3 && exec 3<&- || exit 111; ';
+
+/**
  * Under qmail-lspawn a program's standard output and error are one pipe, so its report has them in the order they were
  * written (D.8.2); Node gives a child two pipes, and `exec 2>&1` makes them one again.
  */
@@ -55,7 +66,7 @@ export function shellCall(
   env: Record<string, string>,
   merged = false,
 ): { args: string[]; env: Record<string, string> } {
-  const pre = merged ? MERGED : '';
+  const pre = (merged ? MERGED : '') + GATE;
   const raw = Object.keys(env).filter((k) => HIGH.test(env[k] ?? ''));
   if (raw.length === 0 && !HIGH.test(command)) return { args: ['-c', pre + WRAPPER, 'sh', command], env };
   const plain: Record<string, string> = {};
@@ -76,54 +87,53 @@ export const PROGRAM_OUTPUT_LIMIT = 64 * 1024;
 
 /** The programs running now (their /bin/sh, each the leader of its own process group), for killPrograms. */
 const runningPrograms = new Set<ChildProcess>();
-/** How long killPrograms lets a program's processes end on SIGTERM before it SIGKILLs what is left of them. */
-const PROGRAM_KILL_GRACE_MS = 2000;
+/** Who is told of each program group (the process's supervisor); none: the gate opens at once. */
+let watch: ProgramWatch | undefined;
 
-/** The groups of `pgids` that still have a live (not zombie) process, from /proc; all of them if /proc is unreadable. */
-function liveGroups(pgids: readonly number[]): number[] {
-  const live = new Set<number>();
-  try {
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue;
-      try {
-        // "pid (comm) state ppid pgrp ...": comm may hold anything, so read after its last ')'
-        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-        const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (state !== 'Z') live.add(Number(pgrp));
-      } catch {
-        // gone meanwhile
-      }
-    }
-  } catch {
-    return [...pgids];
-  }
-  return pgids.filter((g) => live.has(g));
+/**
+ * Tells `w` of every program group this process starts from now on (groups.ts): the delivery worker and the send
+ * child report to their supervisor, which ends the groups left behind when the process dies, SIGKILL included.
+ */
+export function watchPrograms(w: ProgramWatch | undefined): void {
+  watch = w;
 }
 
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // gone already
-  }
-}
+/**
+ * The groups' SIGKILL after the grace period, by a detached shell of our uid, since the process that calls
+ * killPrograms leaves at once: it looks every 0.1 s whether a group still has a process (kill -0), and SIGKILLs
+ * what is left once the steps ($1) are used up.
+ */
+const REAPER =
+  'n=$1; shift; while [ "$n" -gt 0 ]; do l=; for g; do kill -0 -$g 2>/dev/null && l=1; done; ' +
+  '[ -z "$l" ] && exit 0; sleep 0.1; n=$((n-1)); done; for g; do kill -KILL -$g 2>/dev/null; done; exit 0';
 
 /**
  * Ends every program line still running in this process, with everything it started, just before the process leaves:
  * its quail parent is gone or the delivery is cut, the delivery will be repeated by the next scheduler, and a program
  * left running would do its work a second time beside it. Each program runs in its own process group (runProgram), so
  * `|sleep 1000; true` or a program that forks dies whole, as qmail-local's child would with its pipe: SIGTERM to each
- * group, SIGKILL to what is left after `graceMs`. It waits synchronously: nothing else of this process runs meanwhile
- * (a cut program's result is never recorded, no new delivery starts); the caller then exits.
+ * group now, SIGKILL to what is left after `graceMs`. The caller exits right after (nothing else of this process runs
+ * again: a cut program's result is never recorded, no new delivery starts), so the SIGKILL is left to a detached
+ * reaper shell (REAPER) instead of holding the event loop for the grace period; the supervisor, when it is alive,
+ * ends the same groups too (groups.ts ProgramGroups).
  */
 export function killPrograms(graceMs = PROGRAM_KILL_GRACE_MS): void {
   const groups = [...runningPrograms].flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
   if (groups.length === 0) return;
   for (const pgid of groups) signalGroup(pgid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (liveGroups(groups).length > 0 && Date.now() < deadline) Atomics.wait(pause, 0, 0, 20);
-  for (const pgid of liveGroups(groups)) signalGroup(pgid, 'SIGKILL');
+  try {
+    const steps = String(Math.max(1, Math.ceil(graceMs / 100)));
+    spawn('/bin/sh', ['-c', REAPER, 'reaper', steps, ...groups.map(String)], {
+      detached: true,
+      stdio: 'ignore',
+      env: { PATH: '/usr/bin:/bin' },
+    })
+      .on('error', () => undefined)
+      .unref();
+  } catch {
+    // no shell to be had: no grace, SIGKILL now
+    for (const pgid of groups) signalGroup(pgid, 'SIGKILL');
+  }
 }
 
 /**
@@ -159,12 +169,27 @@ export function runProgram(
       const child = spawn('/bin/sh', call.args, {
         cwd: o.home,
         env: call.env,
-        stdio: [stdin, 'pipe', 'pipe'],
+        // fd 3: the gate (GATE), opened once the supervisor knows the group
+        stdio: [stdin, 'pipe', 'pipe', 'pipe'],
         argv0: '/bin/sh',
         // its own process group: killPrograms ends the program with whatever it started (setsid: a new session too)
         detached: true,
       });
       runningPrograms.add(child);
+      const pgid = child.pid;
+      let untold: string | undefined;
+      const gate = child.stdio[3] as Writable | null;
+      gate?.on('error', () => undefined); // the shell gone before it read the gate: its exit says the rest
+      if (pgid !== undefined && gate !== null) {
+        (watch?.started(pgid) ?? Promise.resolve()).then(
+          () => gate.end('go\n'),
+          (err: unknown) => {
+            // not known to the supervisor: the command must not run (the shell reads end-of-file and exits)
+            untold = `Unable to run program: its process group could not be reported to quail's supervisor (${errText(err)}). (#4.3.0)`;
+            gate.destroy();
+          },
+        );
+      }
       let kept = 0;
       const take = (fd: 1 | 2, data: Buffer): void => {
         if (kept >= PROGRAM_OUTPUT_LIMIT) return;
@@ -174,13 +199,18 @@ export function runProgram(
       };
       child.stdout?.on('data', (data: Buffer) => take(1, data));
       child.stderr?.on('data', (data: Buffer) => take(2, data));
-      child.on('error', (err) => {
+      const ended = (): void => {
         runningPrograms.delete(child);
+        if (pgid !== undefined) watch?.ended(pgid);
+      };
+      child.on('error', (err) => {
+        ended();
         done({ kind: 'spawn-error', text: `Unable to run /bin/sh: ${errorStr(err)}. (#4.3.0)` });
       });
       child.on('close', (code, signal) => {
-        runningPrograms.delete(child);
-        if (signal !== null || code === null) done({ kind: 'signal' });
+        ended();
+        if (untold !== undefined) done({ kind: 'spawn-error', text: untold });
+        else if (signal !== null || code === null) done({ kind: 'signal' });
         else done({ kind: 'exit', code });
       });
     } catch (err) {

@@ -3,7 +3,8 @@ import { ignoreUserSignals, TurnBatch, unbatch } from '../core/index.js';
 import { UniqueNamer } from '../maildir/index.js';
 import { resultOf } from './deliver.js';
 import type { ProgramHook } from './hook.js';
-import { killPrograms } from './program.js';
+import { ipcProgramWatch } from './groups.js';
+import { killPrograms, watchPrograms } from './program.js';
 import { runQmailLocal } from './run.js';
 import type { WorkerRequest, WorkerReply } from './protocol.js';
 
@@ -15,6 +16,8 @@ export function serveDeliveryWorker(programHook?: ProgramHook): void {
   ignoreUserSignals(); // no debugger on SIGUSR1: a .qmail program of this uid could send it (core/signals.ts)
   const namer = new UniqueNamer();
   process.umask(0o077);
+  // each program's group is reported to LocalDeliverer before its command runs: killed, we leave none behind
+  watchPrograms(ipcProgramWatch());
 
   // the replies of one event-loop turn go back as one message (src/core/turn-batch.ts)
   const replies = new TurnBatch<WorkerReply>((m) => {

@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { groupMembers } from '../../test/support/proc.js';
 import { waitFor } from '../../test/support/wait.js';
 import { maildirMake } from '../maildir/index.js';
 import { LocalDeliverer } from './index.js';
@@ -260,6 +261,50 @@ void test(
       );
     } finally {
       for (const p of pids.filter((x) => !gone(x))) process.kill(p, 'SIGKILL');
+      await d.close();
+    }
+  },
+);
+
+void test(
+  'a worker SIGKILLed mid-program leaves no program behind: its supervisor ends the group, the job defers and its retry delivers',
+  { skip },
+  async () => {
+    const sig = ownDir(join(dir, 'orphan'));
+    const [first, deaf, marker] = ['first', 'deaf', 'marker'].map((n) => join(sig, n)) as [string, string, string];
+    // First attempt: say its group ($$: the wrapper execs the shell, the group's leader) and its worker ($PPID), start
+    // a grandchild that ignores SIGTERM, and write the marker after a while, unless it is ended before. The retry
+    // (`first` exists) exits 0 at once and the Maildir line delivers.
+    const home = mailHome('orphanhome');
+    const q = join(home, '.qmail');
+    writeFileSync(
+      q,
+      `|[ -e ${first} ] && exit 0; echo "$$ $PPID" > ${first}.tmp && mv ${first}.tmp ${first}; ` +
+        `sh -c 'trap "" TERM; echo $$ > ${deaf}; exec sleep 1000' & sleep 6; echo late > ${marker}\n./Maildir/\n`,
+    );
+    chownSync(q, UID, GID);
+    chmodSync(q, 0o644);
+    const d = new LocalDeliverer({ path: '/usr/bin:/bin', workersPerUid: 1, idleMs: 600_000 });
+    let pgid = 0;
+    try {
+      const running = d.deliver(job(home, 'orphan'));
+      await waitFor(() => existsSync(first) && existsSync(deaf), 30_000, 'the program and its grandchild run');
+      const [group, worker] = readFileSync(first, 'utf8').trim().split(' ').map(Number) as [number, number];
+      pgid = group;
+      assert.ok(groupMembers(pgid).length >= 2, 'the program and its grandchild are in its group');
+      process.kill(worker, 'SIGKILL');
+      assert.deepEqual(await running, { result: 'deferral', report: 'qmail-local crashed.\n' });
+      await waitFor(
+        () => groupMembers(pgid).length === 0,
+        15_000,
+        () => `the program's group outlived its worker: ${groupMembers(pgid).join(' ')}`,
+      );
+      assert.ok(!existsSync(marker), 'the program never acted after its worker died');
+      // qmail's retry of a deferral: delivered once, by a fresh worker
+      assert.deepEqual(await d.deliver(job(home, 'orphan')), { result: 'success', report: 'did 1+0+1\n' });
+      assert.deepEqual(delivered(home).bodies, ['orphan']);
+    } finally {
+      if (pgid > 0 && groupMembers(pgid).length > 0) process.kill(-pgid, 'SIGKILL');
       await d.close();
     }
   },

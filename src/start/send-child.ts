@@ -3,7 +3,7 @@
 import { basename, dirname, join } from 'node:path';
 import { errText, ignoreUserSignals, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import type { LocalDeliverer, LocalJob, LocalResult } from '../local/index.js';
-import { killPrograms } from '../local/index.js';
+import { ipcProgramWatch, killPrograms, watchPrograms } from '../local/index.js';
 import type { HeldLock } from '../held/index.js';
 import { isQueueId, type FileQueue } from '../queue/index.js';
 import { openScheduledQueue, QueueLockedError } from './queue-open.js';
@@ -121,6 +121,9 @@ class LspawnClient {
 export async function serveSend(root: string, uid: number, gid: number, mxPort: number | undefined): Promise<void> {
   if (!becomeAccount(uid, gid, fatal)) return;
   reportCrashes();
+  // the program groups of the deliveries run here (its own account's) are reported to root before their commands
+  // run: this process SIGKILLed, root ends them (send.ts)
+  watchPrograms(ipcProgramWatch());
   let queue: FileQueue;
   let lock: HeldLock;
   try {

@@ -1,7 +1,7 @@
 // As root: qmail-send in an unprivileged child (scheduler, remote delivery, bounces), qmail-lspawn kept in the root parent.
 import type { ChildProcess } from 'node:child_process';
 import { QuailError, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
-import type { LocalResult } from '../local/index.js';
+import { ProgramGroups, type LocalResult, type ProgramNote } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest, type OwnDelivery } from './lspawn.js';
 import { relayBatch, type LogsMessage } from './log-batch.js';
@@ -26,6 +26,7 @@ export type FromSend =
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
   | LogsMessage
   | { readonly type: 'deliver'; readonly id: number; readonly request: LspawnRequest }
+  | ProgramNote
   | CrashReport;
 
 export interface SendChildOptions {
@@ -70,6 +71,10 @@ export class SendChild {
   /** Since the running child died, until its replacement runs: when it died and the back-off before the next fork. */
   private down: { readonly since: string; readonly backoffMs: number } | undefined;
   private readonly turns = new WeakMap<ChildProcess, TurnBatch<ToSend>>();
+  /** The program groups each child said run (its own account's deliveries): ended when it dies (src/local groups.ts). */
+  private readonly programs = new WeakMap<ChildProcess, ProgramGroups>();
+  /** The ending of dead children's program groups, until done: stop() waits for them too. */
+  private readonly endings = new Set<Promise<void>>();
 
   constructor(private readonly o: SendChildOptions) {
     this.lspawn = new Lspawn({ root: o.root, queueUid: o.account.uid, log: o.log });
@@ -88,7 +93,16 @@ export class SendChild {
         if (this.wanted) await awaitMessage(child, 'started', { send: this.startMessage(), fatalTemporary: true });
       },
       // the child sends its delivery requests and log events of one turn as one `batch` (send-child.ts)
-      onMessage: (child, raw) => unbatch(raw, (item) => this.onChildMessage(child, item as FromSend)),
+      onMessage: (child, raw) =>
+        unbatch(raw, (item) => {
+          if (!this.programsOf(child).take(item)) this.onChildMessage(child, item as FromSend);
+        }),
+      // killed (SIGKILL, the OOM killer), the child could not end its programs: root does, before they act again
+      onExit: (child) => {
+        const ending = this.programsOf(child).processGone();
+        this.endings.add(ending);
+        void ending.then(() => this.endings.delete(ending));
+      },
       onRunning: (child) => {
         this.down = undefined;
         this.o.log.event('sendd.started', { pid: child.pid ?? 0, user: name, uid, restarts: this.restartCount });
@@ -167,8 +181,8 @@ export class SendChild {
   }
 
   /** SIGTERM: the child stops its scheduler (deliveries in progress finish and are recorded), then exits. */
-  stop(): Promise<void> {
-    return this.proc.stop((child) => {
+  async stop(): Promise<void> {
+    await this.proc.stop((child) => {
       // Still opening the queue (a restart under way): it runs no scheduler yet and would not hear `stop`.
       if (!this.said.has(child)) child.kill('SIGKILL');
       // Not connected: it has noticed and is stopping by itself (send-child.ts).
@@ -177,6 +191,16 @@ export class SendChild {
         child.send({ type: 'stop' } satisfies ToSend);
       }
     });
+    await Promise.all([...this.endings]);
+  }
+
+  private programsOf(child: ChildProcess): ProgramGroups {
+    let p = this.programs.get(child);
+    if (p === undefined) {
+      p = new ProgramGroups(this.o.account.uid);
+      this.programs.set(child, p);
+    }
+    return p;
   }
 
   private onChildMessage(child: ChildProcess, m: FromSend): void {
