@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { deliverRemote } from './index.js';
 import { Dropped, REPLY_LIMITS, SmtpClient } from './client.js';
-import { testSmtp, testWorld } from '../../test/support/testsmtp.js';
-import { waitUntil } from '../../test/support/wait.js';
+import type { DeliveryResult } from '../core/index.js';
+import { testSmtp, testWorld, type SmtpScript, type TestSmtp } from '../../test/support/testsmtp.js';
 
 /** A server on 127.0.0.1 that runs `serve` on each connection; counts the bytes it managed to send. */
 async function hostile(serve: (s: Socket, sent: (n: number) => void) => void): Promise<{
@@ -133,43 +133,44 @@ void test('deliverRemote to such a server: a deferral that says why', async () =
   rmSync(root, { recursive: true });
 });
 
+/**
+ * testWorld's message (or `message`) delivered by deliverRemote to a testSmtp server running `script`; the server is
+ * closed, after every connection ended, before this returns, so what it saw (`g.lines`, `g.connections`) is complete.
+ */
+async function deliverTo(script: SmtpScript, message?: string): Promise<{ r: DeliveryResult; g: TestSmtp }> {
+  const g = await testSmtp('127.0.0.1', script);
+  const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' }, message);
+  try {
+    const job = { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg };
+    return { r: await deliverRemote(job, { control: w.control() }), g };
+  } finally {
+    await g.close();
+    rmSync(w.root, { recursive: true });
+  }
+}
+
 void test('DATA answered with anything but 354: deferred, and no line of the message reaches the server as a command', async () => {
   // A server that says 250 to DATA is not reading a message: the message's lines would be taken as SMTP commands.
-  const g = await testSmtp('127.0.0.1', { replies: { DATA: '250 data? fine' } });
-  const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' }, 'Subject: x\n\nRSET\nbody\n');
-  const r = await deliverRemote(
-    { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
-    { control: w.control() },
-  );
+  const { r, g } = await deliverTo({ replies: { DATA: '250 data? fine' } }, 'Subject: x\n\nRSET\nbody\n');
   assert.deepEqual(r, {
     result: 'deferral',
     report: '127.0.0.1 failed on DATA command.\nRemote host said: 250 data? fine\n',
   });
   const [c] = g.connections;
   assert.ok(c);
-  assert.ok(await waitUntil(() => c.closed, 10_000), 'the connection was closed');
   assert.deepEqual(c.lines.slice(1), ['MAIL FROM:<s@x.test>', 'RCPT TO:<u@remote.test>', 'DATA', 'QUIT']);
-  await g.close();
-  rmSync(w.root, { recursive: true });
 });
 
 void test('reply codes that are not RFC 5321 codes, or not 2xx where success needs one: never a success', async () => {
   // After the final dot: `2500` is not 250, and a 1xx, 3xx, 6xx or a code of two digits accepts nothing. Deferred
   // (the server may hold the message: a retry rather than a lost message), with the server's text.
   for (const end of ['2500 ok queued', '199 ok', '354 more?', '099 fine', '600 fine', '25 ok', 'ok']) {
-    const g = await testSmtp('127.0.0.1', { replies: { end } });
-    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' });
-    const r = await deliverRemote(
-      { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
-      { control: w.control() },
-    );
+    const { r } = await deliverTo({ replies: { end } });
     assert.deepEqual(
       r,
       { result: 'deferral', report: `127.0.0.1 failed after I sent the message.\nRemote host said: ${end}\n` },
       end,
     );
-    await g.close();
-    rmSync(w.root, { recursive: true });
   }
   // A 354 or a 2500 to RCPT accepts no recipient; a 2500 to MAIL is no sender accepted.
   for (const [what, script, report] of [
@@ -189,16 +190,9 @@ void test('reply codes that are not RFC 5321 codes, or not 2xx where success nee
       'Connected to 127.0.0.1 but sender was rejected.\nRemote host said: 2500 ok\n',
     ],
   ] as const) {
-    const g = await testSmtp('127.0.0.1', script);
-    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' });
-    const r = await deliverRemote(
-      { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
-      { control: w.control() },
-    );
+    const { r, g } = await deliverTo(script);
     assert.deepEqual(r, { result: 'deferral', report }, what);
     assert.deepEqual(g.messages, [], `${what}: no message was sent`);
-    await g.close();
-    rmSync(w.root, { recursive: true });
   }
 });
 
@@ -218,16 +212,9 @@ void test('replies before their command (smuggled, out of order, more than the c
     // a multi-line greeting whose junk line ends it: its last line would answer EHLO, and so on
     ['a greeting with a junk line', { replies: { greeting: '220-hi\r\n\u0000\u0001junk\r\n220 ok' } }],
   ] as const) {
-    const g = await testSmtp('127.0.0.1', script);
-    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' });
-    const r = await deliverRemote(
-      { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
-      { control: w.control() },
-    );
+    const { r, g } = await deliverTo(script);
     assert.deepEqual(r, { result: 'deferral', report: died }, what);
     assert.deepEqual(g.messages, [], `${what}: no message was sent`);
-    await g.close();
-    rmSync(w.root, { recursive: true });
   }
 });
 
@@ -238,12 +225,7 @@ void test("the server's text in a report: control bytes, 8-bit and invalid UTF-8
     ['control bytes', raw, '550 no?such?[31m user ???? ?end'],
     ['60 lines of 125 bytes', [...long, '550 last'].join('\r\n'), `${long.join('\n').slice(0, 5000)}...`],
   ] as const) {
-    const g = await testSmtp('127.0.0.1', { rcpt: () => reply });
-    const w = testWorld({ smtproutes: `:127.0.0.1:${g.port}\n`, timeoutremote: '3\n' });
-    const r = await deliverRemote(
-      { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
-      { control: w.control() },
-    );
+    const { r } = await deliverTo({ rcpt: () => reply });
     assert.deepEqual(
       r,
       {
@@ -252,8 +234,6 @@ void test("the server's text in a report: control bytes, 8-bit and invalid UTF-8
       },
       what,
     );
-    await g.close();
-    rmSync(w.root, { recursive: true });
   }
 });
 
@@ -326,4 +306,75 @@ void test('a server that takes DATA but never reads the message (its TCP window 
   });
   await h.stop();
   rmSync(w.root, { recursive: true });
+});
+
+/**
+ * A server that closes (FIN) or resets (RST) the connection when it gets to `at`: instead of answering RCPT, at the
+ * first bytes of the message, at the final dot before its reply, or at QUIT after its 250 for the message.
+ */
+const closing = (at: 'rcpt' | 'message' | 'dot' | 'quit', how: 'fin' | 'rst'): ReturnType<typeof hostile> =>
+  hostile((s) => {
+    const bye = (): void => void (how === 'fin' ? s.end() : s.resetAndDestroy());
+    let inData = false;
+    let buf = '';
+    s.write('220 closing.test\r\n');
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (inData && at === 'message') return bye();
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const l = buf.slice(0, nl + 1);
+        buf = buf.slice(nl + 1);
+        if (inData) {
+          if (l !== '.\r\n') continue;
+          inData = false;
+          if (at === 'dot') return bye();
+          s.write('250 ok queued as 1\r\n');
+        } else if (/^RCPT/i.test(l) && at === 'rcpt') return bye();
+        else if (/^QUIT/i.test(l)) return at === 'quit' ? bye() : void s.end('221 bye\r\n');
+        else if (/^DATA/i.test(l)) {
+          inData = true;
+          s.write('354 go\r\n');
+        } else s.write(/^EHLO/i.test(l) ? '250 closing.test\r\n' : '250 ok\r\n');
+      }
+    });
+  });
+
+void test('the connection closed or reset at each point: before the dot deferred, after it a possible duplicate, after the 250 delivered', async () => {
+  const died = 'Connected to 127.0.0.1 but connection died. (#4.4.2)\n';
+  const expected = {
+    rcpt: { result: 'deferral', report: died },
+    message: { result: 'deferral', report: died },
+    dot: { result: 'deferral', report: 'Connected to 127.0.0.1 but connection died. Possible duplicate! (#4.4.2)\n' },
+    // delivered: a close at QUIT changes nothing (never retried, so never sent twice)
+    quit: { result: 'success', report: '127.0.0.1 accepted message.\nRemote host said: 250 ok queued as 1\n' },
+  } as const;
+  for (const at of ['rcpt', 'message', 'dot', 'quit'] as const) {
+    for (const how of ['fin', 'rst'] as const) {
+      const h = await closing(at, how);
+      // the message larger than one write, so that a reset in its middle meets the client still writing
+      const w = testWorld(
+        { smtproutes: `:127.0.0.1:${h.port}\n`, timeoutremote: '5\n' },
+        `Subject: x\n\n${'y'.repeat(99)}\n`.repeat(at === 'message' ? 20_000 : 1),
+      );
+      const r = await deliverRemote(
+        { recipient: 'u@remote.test', sender: 's@x.test', messagePath: w.msg },
+        { control: w.control() },
+      );
+      assert.deepEqual(r, expected[at], `${at} ${how}`);
+      await h.stop();
+      rmSync(w.root, { recursive: true });
+    }
+  }
+});
+
+void test('a server whose SIZE is below the message: permanent #5.3.4, no MAIL sent', async () => {
+  const { r, g } = await deliverTo({ ehlo: ['SIZE 10'] }, 'Subject: test\n\nhello\n');
+  assert.deepEqual(r, {
+    result: 'failure',
+    report: '127.0.0.1 does not accept messages of 21 bytes (SIZE 10). (#5.3.4)\n',
+  });
+  assert.ok(
+    g.lines.every((l) => !/^MAIL/i.test(l)),
+    JSON.stringify(g.lines),
+  );
 });
