@@ -279,7 +279,7 @@ void test('STARTTLS answered with garbage or silence (TLS required): a one-line 
   }
 });
 
-void test('a server that takes DATA but never reads the message (its TCP window full): timed out, deferred, said so', async () => {
+void test('a server that takes DATA but never reads the message (its TCP window full): timed out, deferred', async () => {
   const h = await hostile((s) => {
     s.write('220 sink.test\r\n');
     s.on('data', (d: Buffer) => {
@@ -302,7 +302,7 @@ void test('a server that takes DATA but never reads the message (its TCP window 
   );
   assert.deepEqual(r, {
     result: 'deferral',
-    report: 'Connected to 127.0.0.1 but connection died (timed out: timeoutremote is 1 s). (#4.4.2)\n',
+    report: 'Connected to 127.0.0.1 but connection died. (#4.4.2)\n',
   });
   await h.stop();
   rmSync(w.root, { recursive: true });
