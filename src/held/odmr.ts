@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { asciiLower, errText, logsafe } from '../core/index.js';
 import { acceptTls } from '../tcpserver/index.js';
-import { countedAs, MAX_AUTH_FAILURES, type LoginThrottle } from '../throttle/index.js';
+import { countedAs, MAX_AUTH_FAILURES, type LoginAttempts } from '../throttle/index.js';
 
 /** Longest command line taken (RFC 5321 4.5.3.1.4 allows 512; AUTH responses may be longer). */
 const MAX_LINE = 4096;
@@ -50,9 +50,9 @@ export interface OdmrDeps {
   plainAuthOk(ip: string): boolean;
   /**
    * The failed-login slowdown (src/throttle, the policy of smtpd's AUTH and pop3d's logins): the caller keeps one
-   * table for its sessions.
+   * table for its sessions (quail start: one for SMTP, POP3, ODMR and the web admin).
    */
-  readonly throttle: LoginThrottle;
+  readonly throttle: LoginAttempts;
   /** The name the throttle counts a login under (alias domains resolved); without it, the login lowercased. */
   throttleKey?(login: string): Promise<string>;
   log(event: 'odmr.session' | 'odmr.atrn' | 'odmr.auth', fields: Readonly<Record<string, unknown>>): void;
@@ -446,7 +446,7 @@ async function verify(
   const key = asciiLower(c.user);
   // counted under the mailbox's own name, as smtpd and pop3d count it (joe@alias.example is joe@example.com)
   const counted = await countedAs(d.throttleKey?.bind(d), key);
-  const wait = d.throttle.attempt(ip, counted);
+  const wait = await d.throttle.attempt(ip, counted);
   if (wait > 0) await sleep(wait);
   let login: string | null;
   try {

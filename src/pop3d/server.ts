@@ -5,7 +5,7 @@ import { MaildirStore } from './maildir.js';
 import { Session, type SessionConfig, type SessionSummary } from './session.js';
 import { ListenerStress } from '../lineio/index.js';
 import { TcpServer, type Refusal, type Served } from '../tcpserver/index.js';
-import { LoginThrottle, MAX_AUTH_FAILURES, type ThrottleOptions } from '../throttle/index.js';
+import { LoginThrottle, MAX_AUTH_FAILURES, type LoginAttempts, type ThrottleOptions } from '../throttle/index.js';
 import type { MailboxStore, Pop3Authenticator, Pop3ClientRules, Pop3EventLog } from './types.js';
 
 export interface Pop3ServerOptions {
@@ -39,9 +39,9 @@ export interface Pop3ServerOptions {
   readonly maxPerIp?: number;
   /**
    * Failed-login slowdown (default 1 s doubling up to 30 s, per address and per login): its options, or a table to
-   * share with other listeners.
+   * share with other listeners and services (quail start: one for SMTP, POP3, ODMR and the web admin).
    */
-  readonly throttle?: ThrottleOptions | LoginThrottle;
+  readonly throttle?: ThrottleOptions | LoginAttempts;
   /** Name in the greeting. */
   readonly hostname?: string;
   readonly log?: Pop3EventLog;
@@ -82,7 +82,8 @@ export function createPop3Server(opts: Pop3ServerOptions): Pop3Server {
   const config: { -readonly [K in keyof SessionConfig]: SessionConfig[K] } = {
     authenticator: opts.authenticator,
     store: opts.store ?? new MaildirStore(),
-    throttle: opts.throttle instanceof LoginThrottle ? opts.throttle : new LoginThrottle(opts.throttle),
+    throttle:
+      opts.throttle !== undefined && 'attempt' in opts.throttle ? opts.throttle : new LoginThrottle(opts.throttle),
     tls: context,
     implicitTls: opts.implicitTls ?? false,
     allowPlaintext: opts.allowPlaintext ?? false,

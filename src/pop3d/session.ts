@@ -10,7 +10,7 @@ import { commandLine } from './lines.js';
 import { parseCommand } from './parse.js';
 import { wireInto, wireRoom } from './wire.js';
 import { acceptTls } from '../tcpserver/index.js';
-import type { LoginThrottle } from '../throttle/index.js';
+import type { LoginAttempts } from '../throttle/index.js';
 import type {
   Account,
   ClientInfo,
@@ -32,7 +32,7 @@ const HANDSHAKE_MS = 60_000;
 export interface SessionConfig {
   readonly authenticator: Pop3Authenticator;
   readonly store: MailboxStore;
-  readonly throttle: LoginThrottle;
+  readonly throttle: LoginAttempts;
   /** Present = STLS offered (or, with `implicitTls`, the handshake done on connect). */
   readonly tls?: SecureContext | undefined;
   /** Implicit TLS (port 995): the handshake comes before the greeting. */

@@ -15,7 +15,7 @@ import {
   type Refusal,
   type Served,
 } from '../tcpserver/index.js';
-import { LoginThrottle } from '../throttle/index.js';
+import { LoginThrottle, type LoginAttempts } from '../throttle/index.js';
 import { NO_DIRECTORY, type Authenticator, type RecipientCheck, type SenderCheck } from './auth.js';
 import type { CheckPolicy, MessageChecker } from './check.js';
 import type { SessionEnv } from './policy.js';
@@ -50,8 +50,11 @@ export interface SmtpServerDeps {
   /** Runs the program a session's QMAILQUEUE names (tcp.smtp); absent: such sessions get 451 at DATA. */
   readonly filter?: QueueFilter;
   readonly authenticator?: Authenticator;
-  /** Failed-AUTH slowdown; pass one to share it between listeners (default: one per listener, 1 s doubling to 30 s). */
-  readonly authThrottle?: LoginThrottle;
+  /**
+   * Failed-AUTH slowdown; pass one to share it between listeners and services (quail start: one table for SMTP, POP3,
+   * ODMR and the web admin; default: one per listener, 1 s doubling to 30 s).
+   */
+  readonly authThrottle?: LoginAttempts;
   /** RCPT-time mailbox checks for directory-managed domains. */
   readonly recipients?: RecipientCheck;
   /** Inbound SPF/DKIM/DMARC/ARC checks, used as the listener's `authcheck=` says (smtp: header, submission: off). */
@@ -129,7 +132,7 @@ export class SmtpListener {
   private readonly tcp: TcpServer;
   private readonly limits: SessionLimits;
   private readonly isLocalIp: (ip: string) => boolean;
-  private readonly authThrottle: LoginThrottle;
+  private readonly authThrottle: LoginAttempts;
   private readonly rbl: RblConfig | undefined;
   private readonly stress: ListenerStress;
   /**

@@ -48,7 +48,7 @@ export async function authCommand(s: Session, arg: string, fail: (r: Reply) => P
   // (the throttle counts every spelling the directory takes for one mailbox, JOE@x or joe%X, as one login, and the
   // authenticator names it through alias domains: joe@alias.example is joe@example.com).
   const key = await countedAs(s.deps.authenticator.throttleKey?.bind(s.deps.authenticator), user);
-  const wait = s.deps.authThrottle.attempt(s.remoteIp, key);
+  const wait = await s.deps.authThrottle.attempt(s.remoteIp, key);
   if (wait > 0) await sleep(wait);
   let result;
   try {

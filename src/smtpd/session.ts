@@ -5,7 +5,7 @@ import type { SecureContext } from 'node:tls';
 import type { Control } from '../control/index.js';
 import type { QueueStore } from '../queue/types.js';
 import type { QueueFilter } from './filter.js';
-import { MAX_AUTH_FAILURES, type LoginThrottle } from '../throttle/index.js';
+import { MAX_AUTH_FAILURES, type LoginAttempts } from '../throttle/index.js';
 import type { Authenticator, RecipientCheck, SenderCheck } from './auth.js';
 import type { CheckPolicy, MessageChecker } from './check.js';
 import { loadPolicy, type Policy, type SessionEnv } from './policy.js';
@@ -87,7 +87,7 @@ export interface SessionDeps {
   readonly tls?: SecureContext | undefined;
   readonly authenticator: Authenticator;
   /** Failed-AUTH slowdown per client address and login (shared by the listener's sessions, as POP3's). */
-  readonly authThrottle: LoginThrottle;
+  readonly authThrottle: LoginAttempts;
   /**
    * After AUTH, MAIL FROM must be an address the login may use (`senders`), unless the listener says
    * `senderauth=off`. Absent: true.

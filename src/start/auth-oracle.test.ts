@@ -13,7 +13,7 @@ import { createPop3Server } from '../pop3d/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { DirectoryAuthenticator } from './pop3.js';
 import { harness, talk } from '../../test/support/smtpd.js';
-import { PopClient } from '../../test/support/pop3d.js';
+import { userPass } from '../../test/support/pop3d.js';
 
 const acct = { user: 'nobody', uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 /** `$scrypt$ln=15,r=8,p=1` of a PHC string: the scheme and its cost, without salt and key. */
@@ -143,16 +143,7 @@ void test('POP3 USER/PASS: an unknown login, a mailbox without password and a bl
     log: () => undefined,
   });
   const { port } = await server.listen(0, '127.0.0.1');
-  const login = async (user: string, pw: string): Promise<string> => {
-    const p = await PopClient.open(port);
-    try {
-      await p.line();
-      assert.match(await p.cmd(`USER ${user}`), /^\+OK/);
-      return await p.cmd(`PASS ${pw}`);
-    } finally {
-      p.socket.destroy();
-    }
-  };
+  const login = (user: string, pw: string): Promise<string> => userPass(port, user, pw);
   try {
     for (const [user, pw, want] of refusals(d)) {
       c.hashes.length = 0;

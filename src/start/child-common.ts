@@ -4,6 +4,7 @@ import { errText, ignoreUserSignals } from '../core/index.js';
 import type { Admitted } from '../tcpserver/index.js';
 // the pool itself, not the directory's index: the send and metrics children would load SQLite and PostgreSQL's drivers
 import { cryptThreads } from '../directory/crypt-pool.js';
+import { RemoteThrottle } from '../throttle/index.js';
 import type { FromServiceChild, ToServiceChild } from './privchild.js';
 
 /** Root → the account: supplementary groups, gid, then uid (real, effective and saved). false if that failed. */
@@ -96,7 +97,7 @@ export interface ServiceChildMain<Spec> {
    * connection's session is over (batched, log-batch.ts). Without it root does not count.
    */
   readonly closed?: (id: number) => void;
-  /** What a sibling child shared (its `share` message, relayed by root): the AUTH failures it saw. */
+  /** What a sibling child shared (its `share` message, relayed by root): the ETRNs and AutoTURN pushes it accepted (AUTH failures go to root's table: login-hub.ts). */
   readonly onShare?: (body: unknown) => void;
 }
 
@@ -245,6 +246,22 @@ function beforeFirstOutput(socket: Socket, first: () => void): void {
     return end(...args);
   }) as Socket['end'];
   socket.once('close', once);
+}
+
+/**
+ * The failed-login table as a service child that checks passwords uses it: root's one table for SMTP AUTH, POP3, ODMR
+ * and the web admin (login-hub.ts), asked only for attempts that may be slowed and told every verdict.
+ */
+export function rootThrottle(send: (m: FromServiceChild<never>) => void): RemoteThrottle {
+  const throttle = new RemoteThrottle((body) => {
+    if (!process.connected) return false;
+    send({ type: 'throttle', body });
+    return true;
+  });
+  process.on('message', (m: { readonly type?: unknown; readonly body?: unknown }) => {
+    if (m.type === 'throttle') throttle.heard(m.body);
+  });
+  return throttle;
 }
 
 /** What a child tells its parent before it dies of an exception nobody caught. */

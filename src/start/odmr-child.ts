@@ -1,7 +1,7 @@
 // The unprivileged ODMR process: serves the connections its root parent accepts, pushes held mail over them.
 import { errText } from '../core/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
-import { runServiceChild } from './child-common.js';
+import { rootThrottle, runServiceChild } from './child-common.js';
 import type { FromServiceChild } from './privchild.js';
 import { OdmrServer, type OdmrSpec } from './odmr.js';
 
@@ -25,6 +25,7 @@ export async function serveOdmrChild(root: string, uid: number, gid: number): Pr
         }
         server = new OdmrServer({
           root,
+          throttle: rootThrottle(send), // root's one failed-login table (SMTP AUTH, POP3, ODMR, web)
           inject: async (m) => String(await (queue as FileQueue).inject(m)),
           log: (event, fields) => send({ type: 'log', event, fields: { ...fields } }),
         });

@@ -9,7 +9,7 @@ import { authenticate, KeptDirectory, openDirectory, throttleLogin } from '../di
 import { findHeld, listHeld, pushTurn, serveOdmr, socketConnector, waiting, type OdmrDeps } from '../held/index.js';
 import type { NewMessage } from '../queue/index.js';
 import { TcpServer } from '../tcpserver/index.js';
-import { LoginThrottle } from '../throttle/index.js';
+import { LoginThrottle, type LoginAttempts } from '../throttle/index.js';
 import { keyValues, type HostPort } from './listeners.js';
 import type { ServiceDef } from './services.js';
 
@@ -55,8 +55,8 @@ const loopback = (ip: string): boolean => /^(127\.|::1$|::ffff:127\.)/.test(ip);
 
 export interface OdmrWorld {
   readonly root: string;
-  /** The failed-login table of this process's odmr listeners (default: a new one for them). */
-  readonly throttle?: LoginThrottle;
+  /** The failed-login table (quail start's one for every service; default: a new one for these listeners). */
+  readonly throttle?: LoginAttempts;
   readonly inject: (m: NewMessage) => Promise<string>;
   readonly log: (
     event: 'odmr.session' | 'odmr.atrn' | 'odmr.auth' | 'odmr.refused' | 'odmr.error' | 'held.error',
@@ -71,7 +71,7 @@ export interface OdmrWorld {
 class OdmrLink {
   private readonly dir: KeptDirectory;
   /** Failed logins of every odmr listener of this process (as POP3's ports share one). */
-  private readonly throttle: LoginThrottle;
+  private readonly throttle: LoginAttempts;
   /** servercert.pem as last read, and its context (made again only when the file changed). */
   private cert: { readonly pem: string; readonly context: SecureContext | undefined } | undefined;
 
@@ -218,6 +218,7 @@ export const ODMR_SERVICE: ServiceDef<OdmrSpec> = {
   kindOf: () => 'odmr',
   script: new URL('./odmr-child.js', import.meta.url),
   optionalInDefault: false,
+  checksPasswords: true,
   busyReply: () => '421 4.3.2 service restarting, try again in a minute\r\n',
   events: { listening: 'odmr.listening', error: 'odmr.error' },
   listeningFields: (spec) => ({ address: spec.host, port: spec.port }),
@@ -225,6 +226,7 @@ export const ODMR_SERVICE: ServiceDef<OdmrSpec> = {
     const queue = ctx.queue;
     const server = new OdmrServer({
       root: ctx.root,
+      throttle: ctx.logins.table,
       inject: async (m) => {
         if (!queue) throw new Error('no queue in this process');
         const id = String(await queue.inject(m));

@@ -1,6 +1,6 @@
 // The unprivileged POP3 process: serves the connections its root parent accepts, reading the directory read-only.
 import type { Pop3ListenerSpec } from '../pop3d/index.js';
-import { runServiceChild } from './child-common.js';
+import { rootThrottle, runServiceChild } from './child-common.js';
 import { DirectoryAuthenticator, makePop3Servers } from './pop3.js';
 import type { FromPop3Child } from './pop3.js';
 
@@ -16,6 +16,7 @@ export async function servePop3Child(root: string, uid: number, gid: number): Pr
   // The last-login time is written by the parent (the directory file is not writable by this account).
   let authenticator: DirectoryAuthenticator | undefined;
   const reloads: Array<() => void> = [];
+  const throttle = rootThrottle(send); // root's one failed-login table (SMTP AUTH, POP3, ODMR, web)
   await runServiceChild<Pop3ListenerSpec>(
     {
       uid,
@@ -31,6 +32,7 @@ export async function servePop3Child(root: string, uid: number, gid: number): Pr
         const made = makePop3Servers(specs, {
           root,
           authenticator: authenticator as DirectoryAuthenticator,
+          throttle,
           log: (event, fields) => send({ type: 'log', event, fields: { ...fields } }),
         });
         reloads.push(made.setTls);

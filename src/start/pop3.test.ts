@@ -15,6 +15,8 @@ import { pop3ClientRules } from './pop3.js';
 import { listenerPlan, startServices, type RunningService } from './services.js';
 import { overridesOf, type Pop3Flags } from './supervisor.js';
 import type { EventLog } from './log.js';
+import { LoginHub } from './login-hub.js';
+import { LoginThrottle } from '../throttle/index.js';
 import { waitFor } from '../../test/support/wait.js';
 
 /** The pop3 listeners of control/listeners (or the embedded default), or of the flags: the services table's plan. */
@@ -38,6 +40,7 @@ async function startPop3(root: string, log: EventLog, flags: Pop3Flags = {}): Pr
     onQueued: () => undefined,
     onServing: () => undefined,
     onCrash: () => undefined,
+    logins: new LoginHub(new LoginThrottle()),
   }));
   assert.ok(pop, 'the pop3 service started');
   return pop;

@@ -20,6 +20,7 @@ import {
   type Pop3Server,
 } from '../pop3d/index.js';
 import { matchTcpRules, parseTcpRulesKept } from '../tcpserver/index.js';
+import type { LoginAttempts } from '../throttle/index.js';
 import { LastLogins } from './last-login.js';
 import type { FromServiceChild } from './privchild.js';
 import type { ServiceDef } from './services.js';
@@ -105,6 +106,8 @@ export interface Pop3Deps {
   readonly root: string;
   readonly authenticator: Pop3Authenticator;
   readonly log: Pop3EventLog;
+  /** The failed-login table (quail start's one for every service; else one for these servers). */
+  readonly throttle?: LoginAttempts;
 }
 
 /**
@@ -132,6 +135,7 @@ export function makePop3Servers(
     servers.push(
       createPop3Server({
         authenticator: deps.authenticator,
+        ...(deps.throttle ? { throttle: deps.throttle } : {}),
         store,
         tls,
         implicitTls: spec.implicitTls,
@@ -180,6 +184,7 @@ export const POP3_SERVICE: ServiceDef<Pop3ListenerSpec, Pop3Login> = {
   kindOf: () => 'pop3',
   script: new URL('./pop3-child.js', import.meta.url),
   optionalInDefault: true,
+  checksPasswords: true,
   needsCert: { test: (spec) => spec.implicitTls, warning: 'pop3.warning' },
   // Before TLS on an implicit-TLS port the client could not read a reply: it sees the connection close.
   busyReply: (spec) => (spec.implicitTls ? undefined : '-ERR [SYS/TEMP] service restarting, try again in a minute\r\n'),
@@ -194,6 +199,7 @@ export const POP3_SERVICE: ServiceDef<Pop3ListenerSpec, Pop3Login> = {
     const { servers, setTls } = makePop3Servers(specs, {
       root: ctx.root,
       authenticator,
+      throttle: ctx.logins.table,
       log: (e, f) => ctx.log.event(e, f),
     });
     return Promise.resolve({

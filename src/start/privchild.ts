@@ -12,6 +12,7 @@ import {
 } from '../tcpserver/index.js';
 import { ConnectionLimits, type Admission } from '../throttle/index.js';
 import { relayBatch, type LogsMessage } from './log-batch.js';
+import type { LoginHub, ThrottleMessage } from './login-hub.js';
 import type { EventName } from './events.js';
 import { relayEvent, type EventLog } from './log.js';
 import { awaitMessage, Supervised, type Account } from './supervised.js';
@@ -52,7 +53,9 @@ export type ToServiceChild<Spec> =
   /** The listener's connections (counted here, across the children) passed or fell below the stress mark. */
   | { readonly type: 'stress'; readonly index: number; readonly on: boolean }
   /** What a sibling child shared (below). */
-  | { readonly type: 'share'; readonly body: unknown };
+  | { readonly type: 'share'; readonly body: unknown }
+  /** The failed-login table's answer or news (login-hub.ts; services with `logins`). */
+  | ThrottleMessage;
 
 /** Child → parent: the lifecycle messages every service child sends; `other` are the service's own. */
 export type FromServiceChild<Other> =
@@ -65,8 +68,10 @@ export type FromServiceChild<Other> =
   /** The child holds its own descriptor of handed-over connection `id`: the parent closes its copy. */
   | { readonly type: 'adopted'; readonly id: number }
   | { readonly type: 'log'; readonly event: string; readonly fields: Record<string, unknown> }
-  /** For the other children of the service (state they must share, such as AUTH failures): root passes it on. */
+  /** For the other children of the service (state they must share, such as accepted ETRNs; AUTH failures go to root's table instead, `throttle`): root passes it on. */
   | { readonly type: 'share'; readonly body: unknown }
+  /** A request to the failed-login table root keeps for every service (login-hub.ts): a slowed attempt, a verdict. */
+  | { readonly type: 'throttle'; readonly body: unknown }
   | LogsMessage
   | Other;
 
@@ -124,6 +129,8 @@ export interface ServiceChildOptions<Spec extends HostPort, Other> {
   readonly directAccept?: { readonly outage: EventName };
   /** The service's own messages (a login, a queued message). */
   readonly onMessage?: (m: Other) => void;
+  /** The service checks passwords: its children ask and tell root's one failed-login table (login-hub.ts). */
+  readonly logins?: LoginHub;
   /** A child serves the listeners now: the pids of all that serve. */
   readonly onServing?: (pids: readonly number[]) => void;
   /** A child died unexpectedly: how many times so far. */
@@ -142,6 +149,7 @@ const LIFECYCLE: ReadonlySet<string> = new Set([
   'log',
   'logs',
   'share',
+  'throttle',
 ]);
 /** A connection waits this long for a (re)starting child before it is told to come back later. */
 const HOLD_MS = 15_000;
@@ -238,6 +246,7 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
 
   constructor(private readonly o: ServiceChildOptions<Spec, Other>) {
     for (let i = 0; i < Math.max(1, o.instances ?? 1); i++) this.procs.push(this.supervised());
+    o.logins?.join(() => this.runningChildren());
   }
 
   private supervised(): Supervised<FromServiceChild<Other>> {
@@ -252,6 +261,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
       // ready → serve → serving; a fatal message, an exit or 30 s of silence is an error
       handshake: async (child) => {
         await awaitMessage(child, 'ready', { timeoutMs: READY_MS });
+        // before it serves anything: the failed logins counted so far (also those its predecessor saw)
+        o.logins?.greet(child);
         const accepts = this.direct && this.shared.some((l) => l !== undefined);
         const admits = accepts && this.o.admission !== undefined && this.procs.length > 1;
         await awaitMessage(child, 'serving', {
@@ -668,7 +679,8 @@ export class ServiceChild<Spec extends HostPort, Other extends { readonly type: 
     } else if (m.type === 'share' && 'body' in m) {
       for (const child of this.runningChildren())
         if (child !== from) child.send({ type: 'share', body: m.body } satisfies ToServiceChild<Spec>, () => undefined);
-    } else if (!LIFECYCLE.has(m.type)) this.o.onMessage?.(m as Other);
+    } else if (m.type === 'throttle' && 'body' in m) this.o.logins?.heard(from, m.body);
+    else if (!LIFECYCLE.has(m.type)) this.o.onMessage?.(m as Other);
   }
 
   /** SIGHUP: the child re-reads what it caches (the certificate). */

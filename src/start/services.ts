@@ -8,6 +8,7 @@ import type { Authenticator } from '../smtpd/index.js';
 import { DEFAULT_LISTENERS, parseHostPort, splitListeners, type HostPort, type ListenerError } from './listeners.js';
 import type { EventLog } from './log.js';
 import type { EventName } from './events.js';
+import type { LoginHub } from './login-hub.js';
 import { ServiceChild, type Account, type AdmissionPolicy, type ServiceName } from './privchild.js';
 import type { Metrics } from './metrics.js';
 import { METRICS_SERVICE } from './metrics-service.js';
@@ -78,6 +79,11 @@ export interface ServiceContext {
   readonly onCrash: (crashes: number) => void;
   /** The counts behind the metrics listener (root's, fed by every process's events). */
   readonly metrics?: Metrics | undefined;
+  /**
+   * The one failed-login table of this quail start (`table`), for every service that checks passwords: used directly
+   * in one process; as root the children ask and tell it over IPC (login-hub.ts).
+   */
+  readonly logins: LoginHub;
 }
 
 /** One row of the table: a service, its kinds, and how it is started in one process or as a child. */
@@ -102,6 +108,8 @@ export interface ServiceDef<Spec extends HostPort, Other extends { readonly type
   instances?(ctx: ServiceContext): number;
   /** Root counts the connections across the children (privchild.ts; needed with more than one). */
   admission?(ctx: ServiceContext): AdmissionPolicy<Spec>;
+  /** Checks passwords (SMTP AUTH, POP3, ODMR, the web admin): its failures count in the one table (ctx.logins). */
+  readonly checksPasswords?: boolean;
   /** With one child, it accepts on the listening sockets itself (privchild.ts directAccept; the event of an outage). */
   readonly directAccept?: { readonly outage: EventName };
   /** The `<x>.listening` event of a bound listener, and the `<x>.error` of one not opened. */
@@ -324,6 +332,7 @@ async function startService<Spec extends HostPort, Other extends { readonly type
       ...(def.admission ? { admission: def.admission(ctx) } : {}),
       ...(def.directAccept ? { directAccept: def.directAccept } : {}),
       ...(side?.onMessage ? { onMessage: side.onMessage } : {}),
+      ...(def.checksPasswords === true ? { logins: ctx.logins } : {}),
       onServing: ctx.onServing,
       onCrash: ctx.onCrash,
     });

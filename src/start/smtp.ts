@@ -10,7 +10,6 @@ import {
   type ListenerKind,
   type ListenerSpec,
 } from '../smtpd/index.js';
-import { LoginThrottle } from '../throttle/index.js';
 import { qmailQueueFilter } from '../filter/index.js';
 import { DirectoryLink } from './directory-link.js';
 import { HeldAutoTurn, HeldEtrn } from './held-link.js';
@@ -170,6 +169,7 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
       ctx.log.event('smtp.stress', { listener: `${spec.host}:${spec.port}`, on, connections }),
   }),
   // one SMTP process accepts on the ports itself; root only holds them (docs/PERFORMANCE.md, eleventh pass)
+  checksPasswords: true,
   directAccept: { outage: 'smtpd.outage' },
   events: { listening: 'smtp.listening', error: 'smtp.error' },
   listeningFields: (spec) => ({ address: spec.host, port: spec.port, kind: spec.kind }),
@@ -181,8 +181,9 @@ export const SMTP_SERVICE: ServiceDef<ListenerSpec, LookupBatch> = {
     // unchanged since the last session is one stat, not an open, read and close (docs/PERFORMANCE.md).
     const controlFiles = new ControlFileCache(ctx.root);
     const directory = new DirectoryLink(ctx.root, (op, s) => ctx.metrics?.lookup(op, s), controlFiles);
-    // one failed-AUTH table for every SMTP listener: a client does not get twice the guesses on a second port
-    const authThrottle = new LoginThrottle();
+    // one failed-login table for every SMTP listener and the other services: a client does not get twice the guesses
+    // on a second port, nor on POP3, ODMR or the web admin
+    const authThrottle = ctx.logins.table;
     const checker = new InboundLink(ctx.root);
     const autoturn = new HeldAutoTurn(
       ctx.root,

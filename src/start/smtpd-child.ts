@@ -5,8 +5,7 @@ import { qmailQueueFilter } from '../filter/index.js';
 import { openQueue, type FileQueue } from '../queue/index.js';
 import { HeldAutoTurn, HeldEtrn } from './held-link.js';
 import { loadTlsContext, SmtpListener, type ListenerSpec, type SmtpEventName } from '../smtpd/index.js';
-import { SharedLoginThrottle } from '../throttle/index.js';
-import { runServiceChild } from './child-common.js';
+import { rootThrottle, runServiceChild } from './child-common.js';
 import { InboundLink } from './msgauth-link.js';
 import { rblResolverFor } from './dns-link.js';
 import { DirectoryLink } from './directory-link.js';
@@ -49,22 +48,20 @@ export async function serveChild(root: string, uid: number, gid: number): Promis
   // unchanged since the last session is one stat, not an open, read and close (docs/PERFORMANCE.md).
   const controlFiles = new ControlFileCache(root);
   const directory = new DirectoryLink(root, lookupBatcher(send), controlFiles);
-  // one failed-AUTH table for every SMTP listener and every SMTP process: a client does not get twice the guesses on a
-  // second port, nor on the next process (root passes the news on to the others)
-  const authThrottle = new SharedLoginThrottle((auth) => send({ type: 'share', body: { auth } }));
+  // one failed-login table for every SMTP listener and process, and POP3, ODMR and the web admin: root's (a client
+  // gets no more guesses on a second port, the next process or another service)
+  const authThrottle = rootThrottle(send);
   let etrn: HeldEtrn | undefined;
   let autoturn: HeldAutoTurn | undefined;
-  /** What a sibling SMTP process told (through root): AUTH failures, accepted ETRNs and AutoTURN pushes. */
+  /** What a sibling SMTP process told (through root): accepted ETRNs and AutoTURN pushes. */
   const heard = (body: unknown): void => {
     if (typeof body !== 'object' || body === null) return;
     const b = body as {
-      readonly auth?: unknown;
       readonly etrn?: unknown;
       readonly autoturn?: unknown;
       readonly t?: unknown;
     };
-    if (b.auth !== undefined) authThrottle.heard(b.auth);
-    else if (typeof b.etrn === 'string' && typeof b.t === 'number') etrn?.heard(b.etrn, b.t);
+    if (typeof b.etrn === 'string' && typeof b.t === 'number') etrn?.heard(b.etrn, b.t);
     else if (typeof b.autoturn === 'string' && typeof b.t === 'number') autoturn?.heard(b.autoturn, b.t);
   };
   // inbound SPF/DKIM/DMARC/ARC (authcheck= on the listener line); DNS as control/dnsservers says

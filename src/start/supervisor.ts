@@ -16,6 +16,8 @@ import type { Authenticator, ListenerSpec } from '../smtpd/index.js';
 import { systemPasswd } from '../users/index.js';
 import { rulesFrom } from '../queues/index.js';
 import { OfficeKeeper } from '../offices/index.js';
+import { LoginThrottle } from '../throttle/index.js';
+import { LoginHub } from './login-hub.js';
 import type { EventLog } from './log.js';
 import type { Account } from './privchild.js';
 import { Metrics } from './metrics.js';
@@ -49,6 +51,8 @@ export interface StartOptions {
   readonly authenticator?: Authenticator;
   /** `--pop3` / `--pop3s`: replace the pop3 lines of control/listeners. */
   readonly pop3?: Pop3Flags;
+  /** The failed-login table of every service (tests look into it; default: a new one with the defaults). */
+  readonly loginThrottle?: LoginThrottle;
 }
 
 /** As root: the unprivileged process of one service (smtpd, pop3d, metricsd, webd, odmrd). */
@@ -355,6 +359,8 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       log.event('quail.warning', { file: stateFile(root), step: 'write state', why: errText(err) });
     }
   };
+  // One failed-login table for SMTP AUTH, POP3, ODMR and the web admin: a guesser gets one allowance, not one a service
+  const logins = new LoginHub(opts.loginThrottle ?? new LoginThrottle());
   // Every service of the table (services.ts): as root each in its own child as the account, else in this process.
   const serve = (name: ServiceName): Omit<ServiceContext, 'embedded'> => ({
     root,
@@ -373,6 +379,7 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       writeState();
     },
     metrics,
+    logins,
   });
   let stopped: Promise<void> | undefined;
   const running: Running = {

@@ -3,7 +3,7 @@
 import { randomInt } from 'node:crypto';
 import type { WebAnswer, WebRequest } from '../access/index.js';
 import { adoptConnection, closeServer } from '../web/index.js';
-import { runServiceChild } from './child-common.js';
+import { rootThrottle, runServiceChild } from './child-common.js';
 import { makeWebServers, type FromWebChild, type WebReply, type WebSpec } from './web-service.js';
 
 const send = (m: FromWebChild): void => {
@@ -21,6 +21,7 @@ export async function serveWebChild(root: string, uid: number, gid: number): Pro
     if (m.type !== 'answer' || typeof m.id !== 'number') return;
     waiting.get(m.id)?.(m as WebReply);
   });
+  const throttle = rootThrottle(send); // root's one failed-login table (SMTP AUTH, POP3, ODMR, web)
   const ask = (req: WebRequest): Promise<WebAnswer> =>
     new Promise((resolve, reject) => {
       const id = next++;
@@ -40,12 +41,14 @@ export async function serveWebChild(root: string, uid: number, gid: number): Pro
       gid,
       open: () => Promise.resolve(),
       listeners: (specs) =>
-        makeWebServers(specs, root, ask, (event, fields) => send({ type: 'log', event, fields })).map((srv, i) => ({
-          adopt: (s) => adoptConnection(srv, s),
-          close: (g) => closeServer(srv, g),
-          // over TLS the answer's bytes do not pass through socket.write: the parent lets go at once (web-service.ts)
-          http: specs[i]?.tls !== true,
-        })),
+        makeWebServers(specs, root, ask, (event, fields) => send({ type: 'log', event, fields }), throttle).map(
+          (srv, i) => ({
+            adopt: (s) => adoptConnection(srv, s),
+            close: (g) => closeServer(srv, g),
+            // over TLS the answer's bytes do not pass through socket.write: the parent lets go at once (web-service.ts)
+            http: specs[i]?.tls !== true,
+          }),
+        ),
       reload: () => undefined,
       close: () => Promise.resolve(),
     },

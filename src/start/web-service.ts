@@ -8,7 +8,7 @@ import { errText } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { KeptDirectory, openDirectory } from '../directory/index.js';
 import { DescriptorGuard } from '../tcpserver/index.js';
-import { LoginThrottle } from '../throttle/index.js';
+import type { LoginAttempts } from '../throttle/index.js';
 import { closeServer, createWebApp, webServer, type Backend, type WebLog } from '../web/index.js';
 import { keyValues, type HostPort } from './listeners.js';
 import type { EventLog } from './log.js';
@@ -70,14 +70,17 @@ function clientIp(spec: WebSpec): (c: Context) => string {
   };
 }
 
-/** The HTTP servers for the specs; one throttle for all of them (as POP3's plain and TLS ports share one). */
+/**
+ * The HTTP servers for the specs; one failed-login table for all of them and for the other services (quail start's:
+ * root's as a child, ctx.logins in one process).
+ */
 export function makeWebServers(
   specs: readonly WebSpec[],
   root: string,
   backend: Backend,
   log: WebLog,
+  throttle: LoginAttempts,
 ): ReturnType<typeof webServer>[] {
-  const throttle = new LoginThrottle();
   const control = new Control(root);
   return specs.map((spec) => {
     const tls = spec.tls ? webTls(control) : undefined;
@@ -149,6 +152,7 @@ export const WEB_SERVICE: ServiceDef<WebSpec, WebAsk> = {
   kindOf: () => 'admin',
   script: new URL('./web-child.js', import.meta.url),
   optionalInDefault: false,
+  checksPasswords: true,
   needsCert: { test: (spec) => spec.tls, warning: 'web.error' },
   busyReply: (spec) =>
     spec.tls
@@ -165,6 +169,7 @@ export const WEB_SERVICE: ServiceDef<WebSpec, WebAsk> = {
       ctx.root,
       (req: WebRequest) => answerer.answer(req),
       (e, f) => ctx.log.event(e, f),
+      ctx.logins.table,
     );
     return Promise.resolve({
       listeners: servers.map((s, i) => {

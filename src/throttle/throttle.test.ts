@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loginKey } from '../core/index.js';
 import { splitLogin } from '../directory/names.js';
-import { ConnectionLimits, LoginThrottle, SharedLoginThrottle } from './index.js';
+import { ConnectionLimits, LoginThrottle, RemoteThrottle, serveThrottle, type ThrottleRequest } from './index.js';
 
 void test('LoginThrottle: doubles per failure, per address and per login, capped, forgotten after a while', () => {
   let now = 0;
@@ -43,32 +43,67 @@ void test('ConnectionLimits: maxconn in all, maxperip per address; release frees
   assert.equal(l.from('10.0.0.1'), 0);
 });
 
-void test('SharedLoginThrottle: what one process sees, the others hear; malformed news is ignored, not re-told', () => {
+void test('RemoteThrottle over serveThrottle: one table for several processes; a clean attempt asks nothing', async () => {
   const clock = (): number => 0;
-  const told: unknown[][] = [[], []];
-  const a = new SharedLoginThrottle((n) => told[0]?.push(n), { baseMs: 100, clock });
-  const b = new SharedLoginThrottle((n) => told[1]?.push(n), { baseMs: 100, clock });
+  const table = new LoginThrottle({ baseMs: 100, clock });
+  const procs: RemoteThrottle[] = [];
+  const asked: string[] = [];
+  // what quail start's IPC does (login-hub.ts): the answer to the asker, the news to every other process
+  const link =
+    (me: number) =>
+    (r: ThrottleRequest): boolean => {
+      if (r.op === 'attempt') asked.push(`${me}:${r.login}`);
+      const { answer, news } = serveThrottle(table, r);
+      queueMicrotask(() => {
+        if (answer) procs[me]?.heard(answer);
+        if (news) for (const [i, p] of procs.entries()) if (i !== me) p.heard(news);
+      });
+      return true;
+    };
+  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+  const a = new RemoteThrottle(link(0), { baseMs: 100, clock });
+  const b = new RemoteThrottle(link(1), { baseMs: 100, clock });
+  procs.push(a, b);
+  assert.equal(await a.attempt('192.0.2.1', 'joe@x'), 0);
+  assert.deepEqual(asked, [], 'nothing against the address or the login: no round trip');
   a.failed('192.0.2.1', 'joe@x');
-  assert.deepEqual(told[0], [{ op: 'failed', ip: '192.0.2.1', login: 'joe@x' }]);
-  assert.equal(b.delayFor('192.0.2.1', 'joe@x'), 0, 'not heard yet');
-  for (const n of told[0] ?? []) b.heard(n);
-  assert.equal(b.delayFor('192.0.2.1', 'someone@x'), 100, 'the address failure is heard');
-  assert.equal(b.delayFor('198.51.100.7', 'joe@x'), 100, 'the login failure is heard');
-  assert.deepEqual(told[1], [], 'what is heard is not told again (no echo between processes)');
-  b.succeeded('joe@x');
-  for (const n of told[1] ?? []) a.heard(n);
-  assert.equal(a.delayFor('198.51.100.7', 'joe@x'), 0, 'a success elsewhere forgets the login here too');
+  await tick();
+  assert.equal(await b.attempt('198.51.100.7', 'JOE%x'), 100, "A's failure slows B's attempt (any spelling)");
+  assert.deepEqual(asked, ['1:JOE%x'], 'B asked the table');
+  b.failed('198.51.100.7', 'JOE%x');
+  await tick();
+  assert.equal(table.delayFor('203.0.113.9', 'joe@x'), 200, 'one count: a failure in each process is two');
+  // attempts at once in two processes wait one more delay each, as in one process
+  const waits = await Promise.all([a.attempt('203.0.113.1', 'joe@x'), b.attempt('203.0.113.2', 'joe@x')]);
+  assert.deepEqual(waits, [200, 400]);
+  b.ended('203.0.113.2', 'joe@x');
+  a.succeeded('joe@x', '203.0.113.1');
+  await tick();
+  assert.equal(table.delayFor('203.0.113.9', 'joe@x'), 0, 'a success forgets the login in the table');
+  asked.length = 0;
+  assert.equal(await b.attempt('203.0.113.9', 'joe@x'), 0);
+  assert.deepEqual(asked, [], 'and in the other process: no round trip for it any more');
+  // a process that starts later is told everything known; with no table to ask, its copy's delay holds
+  const c = new RemoteThrottle(() => false, { baseMs: 100, clock });
+  c.heard({ op: 'known', entries: table.known() });
+  assert.equal(await c.attempt('192.0.2.1', 'ann@x'), 100, 'the address failure is known');
+  assert.equal(await c.attempt('203.0.113.9', 'ann@x'), 0);
   for (const junk of [
     null,
     'x',
     7,
     {},
     { op: 'failed', login: 'joe@x' },
-    { op: 'other', login: 'joe@x' },
+    { op: 'other', ip: '1', login: 'joe@x' },
     { op: 'failed', ip: 1, login: 'j' },
-  ])
-    a.heard(junk);
-  assert.equal(a.delayFor('203.0.113.9', 'j'), 0);
+    { op: 'attempt', ip: '1', login: 'j' },
+    { op: 'known', entries: [['x:1', 1, 0], ['ip:1', 'x', 0], 'y', ['login:j', 0, 0]] },
+    { op: 'wait', ask: 1, ms: -1 },
+  ]) {
+    c.heard(junk);
+    assert.deepEqual(serveThrottle(table, junk), {}, JSON.stringify(junk));
+  }
+  assert.equal(await c.attempt('1', 'j'), 0, 'nothing malformed was counted');
 });
 
 void test('LoginThrottle: every spelling the directory takes for one mailbox is one login (case, user%domain)', () => {
@@ -81,13 +116,6 @@ void test('LoginThrottle: every spelling the directory takes for one mailbox is 
   assert.equal(t.delayFor('198.51.100.7', 'jo@hunt.test'), 0, 'another mailbox is not slowed');
   t.succeeded('Joe%hunt.TEST');
   assert.equal(t.delayFor('198.51.100.7', 'joe@hunt.test'), 0, 'a success under any spelling forgets it');
-  // shared between processes: the news carries the login as typed, the hearer counts it the same way
-  const told: unknown[] = [];
-  const a = new SharedLoginThrottle((n) => told.push(n), { baseMs: 100, clock: () => 0 });
-  const b = new SharedLoginThrottle(() => undefined, { baseMs: 100, clock: () => 0 });
-  a.failed('192.0.2.1', 'JOE%hunt.test');
-  for (const n of told) b.heard(n);
-  assert.equal(b.delayFor('198.51.100.7', 'joe@Hunt.Test'), 100);
 });
 
 void test('loginKey: the name the directory looks the mailbox up by (its own splitLogin), whatever the spelling', () => {

@@ -21,6 +21,22 @@ export interface ThrottleOptions {
   readonly clock?: () => number;
 }
 
+/**
+ * What a password login asks before it checks and tells after (smtpd, pop3d, ODMR, the web admin): a LoginThrottle in
+ * the process itself, or, in `quail start`'s service processes, a RemoteThrottle over the one table root keeps
+ * (remote.ts). `attempt` may have to ask that table, so it may answer later.
+ */
+export interface LoginAttempts {
+  /** The wait before checking this attempt (LoginThrottle.attempt). */
+  attempt(ip: string, login: string): number | Promise<number>;
+  failed(ip: string, login: string): void;
+  succeeded(login: string, ip?: string): void;
+  ended(ip: string, login: string): void;
+}
+
+/** One remembered key (`ip:…` or `login:…`), its failures and the time of the last: what another process copies. */
+export type KnownEntry = readonly [key: string, failures: number, last: number];
+
 interface Record {
   failures: number;
   last: number;
@@ -35,7 +51,7 @@ const LEVELS = 32;
  * `login` may be given in any spelling the directory takes (`JOE@example.com`, `joe%EXAMPLE.com`): it is counted
  * under `loginKey(login)`, so changing the case or writing `%` for `@` gives a guesser no fresh count.
  */
-export class LoginThrottle {
+export class LoginThrottle implements LoginAttempts {
   /** In the order of their last update: the least recently updated first. */
   private readonly byKey = new Map<string, Record>();
   private readonly baseMs: number;
@@ -75,11 +91,6 @@ export class LoginThrottle {
 
   failed(ip: string, login: string): void {
     this.ended(ip, login);
-    this.recordFailure(ip, login);
-  }
-
-  /** A failure counted without ending an attempt of this process (another process's, heard over IPC). */
-  protected recordFailure(ip: string, login: string): void {
     this.bump(`ip:${ip}`);
     this.bump(`login:${loginKey(login)}`);
   }
@@ -106,6 +117,35 @@ export class LoginThrottle {
   private release(key: string): void {
     const r = this.byKey.get(key);
     if (r?.pending) r.pending--;
+  }
+
+  /** Every key remembered and not expired, least recently updated first (for a process that starts later: learn). */
+  known(): KnownEntry[] {
+    const now = this.clock();
+    const out: KnownEntry[] = [];
+    for (const [k, r] of this.byKey) if (now - r.last <= this.forgetMs) out.push([k, r.failures, r.last]);
+    return out;
+  }
+
+  /** Takes another table's known() (anything malformed is skipped): its counts, where higher than this one's. */
+  learn(entries: unknown): void {
+    if (!Array.isArray(entries)) return;
+    for (const e of entries as unknown[]) {
+      if (!Array.isArray(e)) continue;
+      const [key, failures, last] = e as unknown[];
+      if (typeof key !== 'string' || !/^(ip|login):/.test(key)) continue;
+      if (typeof failures !== 'number' || typeof last !== 'number' || !(failures >= 1) || !Number.isFinite(last))
+        continue;
+      const r = this.byKey.get(key);
+      if (r !== undefined && r.failures >= failures) continue;
+      this.byKey.delete(key);
+      if (this.byKey.size >= this.maxKeys) this.prune(this.clock());
+      this.byKey.set(key, {
+        failures: Math.min(Math.floor(failures), 2 ** 30),
+        last,
+        ...(r?.pending ? { pending: r.pending } : {}),
+      });
+    }
   }
 
   /** How many addresses and logins are remembered now. */
@@ -182,43 +222,5 @@ export async function countedAs(
     return await canonical(login);
   } catch {
     return login;
-  }
-}
-
-/** One process's news for the others that keep the same table (a failure or a success). */
-export type ThrottleNews =
-  | { readonly op: 'failed'; readonly ip: string; readonly login: string }
-  | { readonly op: 'succeeded'; readonly login: string };
-
-/**
- * A LoginThrottle kept in step across processes (several SMTP processes: src/start/privchild.ts): what happens
- * here is also told to `tell`, and what the others tell arrives through `heard`. A guesser gets no more tries by
- * landing on another process.
- */
-export class SharedLoginThrottle extends LoginThrottle {
-  constructor(
-    private readonly tell: (news: ThrottleNews) => void,
-    opts: ThrottleOptions = {},
-  ) {
-    super(opts);
-  }
-
-  override failed(ip: string, login: string): void {
-    super.failed(ip, login);
-    this.tell({ op: 'failed', ip, login });
-  }
-
-  override succeeded(login: string, ip?: string): void {
-    super.succeeded(login, ip);
-    this.tell({ op: 'succeeded', login });
-  }
-
-  /** What another process told; anything malformed is ignored. */
-  heard(news: unknown): void {
-    if (typeof news !== 'object' || news === null) return;
-    const n = news as { readonly op?: unknown; readonly ip?: unknown; readonly login?: unknown };
-    if (typeof n.login !== 'string') return;
-    if (n.op === 'failed' && typeof n.ip === 'string') this.recordFailure(n.ip, n.login);
-    else if (n.op === 'succeeded') super.succeeded(n.login);
   }
 }

@@ -5,7 +5,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Change, View, WebAnswer, WebRequest, Who } from '../access/index.js';
-import { countedAs, type LoginThrottle } from '../throttle/index.js';
+import { countedAs, type LoginAttempts } from '../throttle/index.js';
 import { mountListRoutes } from './list-routes.js';
 import { adminsPage } from './more-pages.js';
 import { domainPage, errorPage, homePage, loginPage, selfPage, type Frame, type Html } from './pages.js';
@@ -30,7 +30,8 @@ export interface WebAppOptions {
   readonly backend: Backend;
   /** Cookies get `Secure` (and the `__Host-` prefix): served over TLS, or behind a TLS-terminating proxy. */
   readonly secure: boolean;
-  readonly throttle: LoginThrottle;
+  /** Failed logins (quail start: the table SMTP AUTH, POP3 and ODMR count in too). */
+  readonly throttle: LoginAttempts;
   /** The client's address (the socket's, or the proxy's X-Forwarded-For): the throttle's key. */
   readonly clientIp: (c: Context) => string;
   readonly log: WebLog;
@@ -222,7 +223,7 @@ export function createWebApp(o: WebAppOptions): Hono {
       const n = await o.backend({ op: 'login-name', login: l });
       return n.ok && n.done !== undefined ? n.done : l;
     }, login);
-    const wait = o.throttle.attempt(ip, key);
+    const wait = await o.throttle.attempt(ip, key);
     if (wait > 0) await sleep(wait);
     const a = await ask(c, { op: 'login', login, password: field(body, 'password').slice(0, 1024) });
     if (a instanceof Response) {

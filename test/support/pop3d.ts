@@ -155,3 +155,16 @@ export class PopClient {
     this.socket.destroy();
   }
 }
+
+/** One connection: the greeting, USER (which must be +OK), then PASS: PASS's reply line. */
+export async function userPass(port: number, user: string, password: string): Promise<string> {
+  const p = await PopClient.open(port);
+  try {
+    await p.line();
+    const u = await p.cmd(`USER ${user}`);
+    if (!u.startsWith('+OK')) throw new Error(`USER ${user}: ${u}`);
+    return await p.cmd(`PASS ${password}`);
+  } finally {
+    p.socket.destroy();
+  }
+}

@@ -15,7 +15,7 @@ export async function login(s: Session, rawName: string, password: string, via: 
   // at joe@example.com's password and shares its count
   const typed = name ?? rawName;
   const key = await countedAs(config.authenticator.throttleKey?.bind(config.authenticator), typed);
-  const wait = config.throttle.attempt(client.ip, key);
+  const wait = await config.throttle.attempt(client.ip, key);
   if (wait > 0) await sleep(wait);
 
   let account;
