@@ -27,7 +27,7 @@ export {
   parsePolicy,
   parseFlag,
 } from './names.js';
-export { officeName, officeHost, officePort } from './offices.js';
+export { officeName, officeHost, officePort, officeTls } from './offices.js';
 export { KeptDirectory, openDirectory, locateDirectory, shareWithDeliveryGroup, SQLITE_FILE } from './open.js';
 export { LATEST as SCHEMA_VERSION } from './migrations.js';
 export { hashPassword, verifyPassword, hashScheme, type PasswordVerifier } from './password.js';

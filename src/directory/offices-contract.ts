@@ -31,6 +31,7 @@ export function officesContract(name: string, factory: () => Promise<Directory>)
     await assert.rejects(d.addOffice({ name: 'den', host: 'bad host' }), /office host/);
     await assert.rejects(d.addOffice({ name: 'den', host: 'x.example', port: 70000 }), /office port/);
     await assert.rejects(d.addOffice({ name: 'den', host: 'x.example', tls: 'sometimes' }), /office TLS/);
+    await assert.rejects(d.addOffice({ name: 'den', host: 'x.example', tls: '/etc/ca.pem\nverify' }), /office TLS/);
     assert.equal((await d.listOffices()).length, 2);
   });
 

@@ -31,11 +31,15 @@ export function officePort(p: number | undefined): number {
   return port;
 }
 
-function officeTls(t: string | undefined): string {
+/** An office's STARTTLS requirement: '' (when offered), `verify`, or a CA file's absolute path. */
+export function officeTls(t: string | undefined): string {
   const v = (t ?? '').trim();
   if (v === '' || v === 'may') return '';
-  if (v === 'verify' || v.startsWith('/')) return v;
-  throw new DirectoryError(`office TLS ${JSON.stringify(t)}: give verify, a CA file's absolute path, or nothing`);
+  // eslint-disable-next-line no-control-regex -- a path on one line of a route's policy: no control character
+  if (v === 'verify' || (v.startsWith('/') && !/[\x00-\x1f\x7f]/.test(v))) return v;
+  throw new DirectoryError(
+    `office TLS ${JSON.stringify(t)}: give verify, a CA file's absolute path (no control character), or nothing`,
+  );
 }
 
 const toOffice = (r: Row): Office => ({

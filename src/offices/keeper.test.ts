@@ -44,10 +44,25 @@ void test('keeper: forged domain, mailbox and account rows in the shared directo
     db.prepare("UPDATE domains SET name = '../../escape-domain' WHERE name = 'escape.example'").run();
     db.prepare("UPDATE domains SET account = 'root', uid = 0, gid = 0 WHERE name = 'rooted.example'").run();
     db.prepare("UPDATE mailboxes SET local = '../../../escape-box' WHERE local = 'victim'").run();
+    // Offices whose host, port, name or TLS requirement would become the office channel's route, report or CA file.
+    const office = db.prepare('INSERT INTO offices (name, host, port, tls, created) VALUES (?, ?, ?, ?, 0)');
+    office.run('atl', '127.0.0.3', 25, '');
+    office.run('bos', '127.0.0.5\nevil.example', 25, '');
+    office.run('sfo', '127.0.0.6', 'x', '');
+    office.run('lax\n#4.3.0 injected', '127.0.0.7', 25, '');
+    office.run('sea', '127.0.0.8', 25, '/etc/ssl/ca.pem\n/etc/shadow');
     db.close();
     await keeper.start();
     assert.equal(existsSync(join(base, 'escape-domain')), false, 'a domain directory made outside the root');
     assert.equal(existsSync(join(base, 'escape-box')), false, 'a Maildir made outside the root');
+    const table = JSON.parse(readFileSync(join(root, 'run', 'offices.json'), 'utf8')) as {
+      offices: { name: string }[];
+    };
+    assert.deepEqual(
+      table.offices.map((o) => o.name),
+      ['atl', 'ny'],
+      'only the offices whose rows pass the checks are in the table',
+    );
     const assign = readFileSync(join(root, 'users', 'assign'), 'latin1');
     assert.match(assign, /^\+good\.example-:/m, 'the good domain is still served');
     assert.ok(existsSync(join(root, 'domains', 'good.example', 'joe', 'Maildir', 'new')));
@@ -56,6 +71,10 @@ void test('keeper: forged domain, mailbox and account rows in the shared directo
       /domain "\.\.\/\.\.\/escape-domain" refused/,
       /domain "rooted\.example" refused: the account "root"/,
       /mailbox "\.\.\/\.\.\/\.\.\/escape-box@good\.example" refused/,
+      /office "bos" refused: its host/,
+      /office "sfo" refused: its port/,
+      /office "lax\\n#4\.3\.0 injected" refused: the office name/,
+      /office "sea" refused: its TLS requirement/,
     ])
       assert.ok(
         errors.some((e) => want.test(e)),

@@ -122,7 +122,13 @@ export class OfficeKeeper {
     try {
       const dir = await this.directory();
       await this.listen(dir);
-      const table = await loadTable(dir);
+      // As root, from rows any office writes: refused ones are left out and said once per refresh (trust.ts).
+      const said = new Set<string>();
+      const refused = (error: string): void => {
+        if (!said.has(error)) this.o.events.error({ office: this.o.office, error });
+        said.add(error);
+      };
+      const table = await loadTable(dir, Date.now(), refused);
       const file = tableFile(this.o.root);
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(`${file}.tmp`, `${JSON.stringify(table)}\n`, { mode: 0o640 });
@@ -135,12 +141,7 @@ export class OfficeKeeper {
           return was !== undefined && was !== o;
         });
       this.homes = table.homes;
-      // As root, from rows any office writes: refused ones are left out and said once per refresh (trust.ts).
-      const said = new Set<string>();
-      const src = trustedSource(this.o.root, dir, (error) => {
-        if (!said.has(error)) this.o.events.error({ office: this.o.office, error });
-        said.add(error);
-      });
+      const src = trustedSource(this.o.root, dir, refused);
       const drift = await checkDrift(this.o.root, src);
       if (drift.length > 0) {
         await repairDrift(this.o.root, src);

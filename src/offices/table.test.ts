@@ -43,7 +43,13 @@ void test('placeOf: own office, no office, aliases and other domains are here; o
   });
   assert.deepEqual(placeOf(TABLE, 'ny', 'gone@megacorp.example'), {
     kind: 'unknown',
-    why: 'its office den is not in the offices table',
+    why: 'its office "den" is not in the offices table',
+  });
+  // A row's office name with a newline: quoted in the deferral's report, never a line of its own.
+  const forged = { ...TABLE, homes: { 'eve@megacorp.example': 'x\n#5.0.0 bounced' } };
+  assert.deepEqual(placeOf(forged, 'ny', 'eve@megacorp.example'), {
+    kind: 'unknown',
+    why: 'its office "x\\n#5.0.0 bounced" is not in the offices table',
   });
 });
 

@@ -3,6 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { asciiLower } from '../core/index.js';
 import type { Directory } from '../directory/index.js';
+import { badOffice, REFUSED_FIX } from './trust.js';
 
 export const TABLE_FORMAT = 'quail-offices 1';
 
@@ -51,9 +52,22 @@ async function addresses(host: string): Promise<string[]> {
   }
 }
 
-/** Reads the whole table from the directory (throws when it cannot be reached: the caller keeps its old copy). */
-export async function loadTable(dir: Directory, now: number = Date.now()): Promise<OfficeTable> {
-  const [offices, domains, homes] = await Promise.all([dir.listOffices(), dir.listDomains(), dir.mailboxHomes()]);
+/**
+ * Reads the whole table from the directory (throws when it cannot be reached: the caller keeps its old copy). An
+ * office whose row fails the local checks (trust.ts: its name, host and port become the office channel's route and
+ * its report, its TLS requirement a CA file read) is left out and said through `refused`: its mailboxes wait.
+ */
+export async function loadTable(
+  dir: Directory,
+  now: number = Date.now(),
+  refused: (why: string) => void = () => undefined,
+): Promise<OfficeTable> {
+  const [all, domains, homes] = await Promise.all([dir.listOffices(), dir.listDomains(), dir.mailboxHomes()]);
+  const offices = all.filter((o) => {
+    const why = badOffice(o);
+    if (why !== undefined) refused(`office ${JSON.stringify(o.name)} refused: ${why}; ${REFUSED_FIX}`);
+    return why === undefined;
+  });
   const d: Record<string, string> = {};
   for (const x of domains) for (const n of [x.name, ...x.aliases]) d[n] = x.name;
   const h: Record<string, string> = {};
@@ -103,7 +117,8 @@ export function placeOf(table: OfficeTable, self: string, address: string): Offi
   if (office === undefined && dash > 0) office = table.homes[`${local.slice(0, dash)}@${domain}`];
   if (office === undefined || office === '' || office === self) return { kind: 'here' };
   const o = table.offices.find((x) => x.name === office);
-  if (!o) return { kind: 'unknown', why: `its office ${office} is not in the offices table` };
+  // The name is a row's: quoted, so that no character of it starts a line of the deferral's report.
+  if (!o) return { kind: 'unknown', why: `its office ${JSON.stringify(office)} is not in the offices table` };
   return { kind: 'office', office: o.name, host: o.host, port: o.port, tls: o.tls };
 }
 

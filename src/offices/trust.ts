@@ -12,6 +12,7 @@ import {
   officeHost,
   officeName,
   officePort,
+  officeTls,
 } from '../directory/index.js';
 import type { DeliveryAccount, Directory, DriftSource, Office } from '../directory/index.js';
 export { foreignAccountProblem as badAccount } from '../directory/index.js';
@@ -48,8 +49,11 @@ export function badOfficeName(name: string): string | undefined {
   return ok(() => officeName(name), name) ? undefined : `the office name ${JSON.stringify(name)} is not an office name`;
 }
 
-/** Why an office's row may not become an smtproutes line or a route here (its name, host and port), or undefined. */
-export function badOffice(o: Pick<Office, 'name' | 'host' | 'port'>): string | undefined {
+/**
+ * Why an office's row may not become an smtproutes line (quail office export) or the office channel's route, report
+ * and TLS policy (the keeper's table), or undefined: its name, host, port and TLS requirement.
+ */
+export function badOffice(o: Pick<Office, 'name' | 'host' | 'port' | 'tls'>): string | undefined {
   return (
     badOfficeName(o.name) ??
     (ok(() => officeHost(o.host), o.host)
@@ -57,7 +61,10 @@ export function badOffice(o: Pick<Office, 'name' | 'host' | 'port'>): string | u
       : `its host ${JSON.stringify(o.host)} is not a host name or bracketed IP address`) ??
     (ok(() => String(officePort(o.port)), String(o.port))
       ? undefined
-      : `its port ${String(o.port)} is not a number from 1 to 65535`)
+      : `its port ${String(o.port)} is not a number from 1 to 65535`) ??
+    (ok(() => officeTls(o.tls), o.tls)
+      ? undefined
+      : `its TLS requirement ${JSON.stringify(o.tls)} is not verify, a CA file's absolute path or nothing`)
   );
 }
 
