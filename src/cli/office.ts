@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { Office } from '../directory/index.js';
 import { parseHostPort } from '../held/index.js';
 import { errText } from '../core/index.js';
-import { officeExport, writeExport } from '../offices/index.js';
+import { badOffice, officeExport, writeExport } from '../offices/index.js';
 import { action, usageError } from './common.js';
 import { dirOptions, printJson, withDirectory, type DirOpts } from './directory.js';
 
@@ -49,10 +49,18 @@ export function register(program: Command): void {
           printJson(offices.map((x) => ({ ...officeJson(x), mailboxes: count.get(x.name) ?? 0 })));
           return;
         }
-        for (const x of offices)
-          process.stdout.write(
-            `${x.name}\t${x.host}:${x.port}\t${x.tls === '' ? 'tls-when-offered' : `tls=${x.tls}`}\t${count.get(x.name) ?? 0} mailboxes\n`,
-          );
+        for (const x of offices) {
+          // A row another office wrote may hold a newline or a terminal's escape: such a row is shown quoted.
+          const why = badOffice(x);
+          if (why !== undefined)
+            process.stdout.write(
+              `${JSON.stringify(x.name)}\t${JSON.stringify(x.host)}:${String(x.port)}\t${JSON.stringify(x.tls)}\t${count.get(x.name) ?? 0} mailboxes\trefused here: ${why}\n`,
+            );
+          else
+            process.stdout.write(
+              `${x.name}\t${x.host}:${x.port}\t${x.tls === '' ? 'tls-when-offered' : `tls=${x.tls}`}\t${count.get(x.name) ?? 0} mailboxes\n`,
+            );
+        }
         const none = count.get('') ?? 0;
         if (offices.length > 0 && none > 0)
           process.stdout.write(`(${none} mailboxes have no office: every server delivers them itself)\n`);

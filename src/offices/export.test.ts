@@ -251,6 +251,18 @@ void test('office export: forged rows in the shared directory are refused and re
     for (const line of r.stderr.trimEnd().split('\n'))
       assert.match(line, /^quail office export: (.* refused: .*|.*left out.*)$/, line);
     assert.match(r.stdout, /wrote \d+ files for office atl under /);
+    // quail office list shows the forged offices quoted, one line each, and says they are refused.
+    const list = spawnSync(process.execPath, [MAIN, 'office', 'list', '--root', root], { encoding: 'utf8' });
+    assert.equal(list.status, 0, list.stderr);
+    const rows = list.stdout.trimEnd().split('\n');
+    assert.equal(rows.length, 6, list.stdout);
+    assert.ok(rows.includes('ny\t127.0.0.2:25\ttls-when-offered\t7 mailboxes'), list.stdout);
+    assert.ok(
+      rows.some((l) =>
+        l.startsWith('"bos"\t"127.0.0.5\\nmegacorp.example:evil.example":25\t""\t1 mailboxes\trefused here: its host'),
+      ),
+      list.stdout,
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
     rmSync('/tmp/quail-export-pwned', { force: true });

@@ -4,3 +4,4 @@ export { OfficeKeeper } from './keeper.js';
 export { OfficeFileRouter, tableFile } from './router.js';
 export { parseTable, type OfficeTable } from './table.js';
 export { officeExport, writeExport } from './export.js';
+export { badOffice } from './trust.js';
