@@ -8,7 +8,8 @@ refuses, tags, quarantines or queues the message; for QMAILQUEUE in tcp.smtp (th
 #!/bin/sh / exec quail filter). Settings from the environment (tcp.smtp):
   QUAIL_CLAMD=/run/clamav/clamd.ctl or host:port   QUAIL_VIRUSACTION=reject|quarantine (default reject)
   QUAIL_SPAMD=host:port (default port 783)          QUAIL_SPAMACTION=reject|tag|quarantine (default tag)
-  QUAIL_SCANTIMEOUT=seconds one scanner may take for its whole answer (default 60)
+  QUAIL_SCANTIMEOUT=seconds the scans of one message may take together (default 60; they always end
+  before QUAIL_FILTERTIMEOUT, default 300, and a warning says so when it does not fit)
 exit codes as qmail-queue: 0 queued (or quarantined), 31 refused, 55 misconfigured, 71 a scanner failed`;
 
 export function register(program: Command): void {

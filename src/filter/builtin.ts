@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errText } from '../core/index.js';
 import { clamdScan, parseDaemonAddress, spamdCheck, type DaemonAddress } from './daemons.js';
+import { filterTimeoutMs } from './hook.js';
 import { encodeEnvelope } from './qmailqueue.js';
 import { enqueue, receive, withSpoolDir, type QueueInjectIo, type Received } from './queue-inject.js';
 
@@ -15,15 +16,28 @@ interface Settings {
   readonly virusAction: Exclude<Action, 'tag'>;
   readonly spamd?: DaemonAddress;
   readonly spamAction: Action;
+  /** How long the scans of one message may take together (QUAIL_SCANTIMEOUT): each scan gets what is left. */
   readonly timeoutMs: number;
+  /** The latest the scans may end, from the filter's start: QUAIL_FILTERTIMEOUT less the filter's margin. */
+  readonly filterMs: number;
+  /** QUAIL_SCANTIMEOUT does not fit in QUAIL_FILTERTIMEOUT: what the scans get instead, said on stderr at start. */
+  readonly warning?: string;
 }
 
-/** Seconds one scan (one scanner's whole exchange) may take when QUAIL_SCANTIMEOUT does not say. */
+/** Seconds the scans of one message may take together when QUAIL_SCANTIMEOUT does not say. */
 const DEFAULT_SCAN_TIMEOUT = 60;
 
 /**
- * Reads QUAIL_CLAMD, QUAIL_VIRUSACTION, QUAIL_SPAMD, QUAIL_SPAMACTION, QUAIL_SCANTIMEOUT; a string says what is
- * wrong.
+ * What the filter keeps of QUAIL_FILTERTIMEOUT for itself (receiving, queueing, saying why it failed): a tenth, at
+ * most 5 s. The scans end before smtpd kills the filter, so a scanner that stalls is a 451 whose log names it, not a
+ * `qq timeout` that names nothing.
+ */
+const FILTER_MARGIN_MAX_MS = 5000;
+
+/**
+ * Reads QUAIL_CLAMD, QUAIL_VIRUSACTION, QUAIL_SPAMD, QUAIL_SPAMACTION, QUAIL_SCANTIMEOUT and QUAIL_FILTERTIMEOUT; a
+ * string says what is wrong. The scans' one deadline is the sooner of QUAIL_SCANTIMEOUT after the first scan starts
+ * and QUAIL_FILTERTIMEOUT (less the filter's margin) after the filter's start.
  */
 export function filterSettings(env: NodeJS.ProcessEnv): Settings | string {
   const clamdText = env['QUAIL_CLAMD'];
@@ -41,12 +55,22 @@ export function filterSettings(env: NodeJS.ProcessEnv): Settings | string {
   const st = env['QUAIL_SCANTIMEOUT'];
   const seconds = st === undefined || st === '' ? DEFAULT_SCAN_TIMEOUT : /^\d{1,5}$/.test(st) ? Number(st) : 0;
   if (seconds <= 0) return `QUAIL_SCANTIMEOUT="${st ?? ''}": use a number of seconds from 1 to 99999 (default 60)`;
+  const whole = filterTimeoutMs(env['QUAIL_FILTERTIMEOUT']);
+  const filterMs = whole - Math.min(FILTER_MARGIN_MAX_MS, whole / 10);
   return {
     ...(clamd ? { clamd } : {}),
     ...(spamd ? { spamd } : {}),
     virusAction: va,
     spamAction: sa,
     timeoutMs: seconds * 1000,
+    filterMs,
+    ...(seconds * 1000 > filterMs
+      ? {
+          warning:
+            `QUAIL_SCANTIMEOUT=${seconds} s does not fit in QUAIL_FILTERTIMEOUT=${whole / 1000} s: the scans end ` +
+            `${filterMs / 1000} s after the filter's start (set QUAIL_SCANTIMEOUT lower or QUAIL_FILTERTIMEOUT higher)`,
+        }
+      : {}),
   };
 }
 
@@ -77,8 +101,12 @@ function quarantine(io: QueueInjectIo, r: Received, why: string): string {
 
 /** One run: receive, scan, act. Resolves with qmail-queue's exit code. */
 export function runBuiltinFilter(io: QueueInjectIo): Promise<number> {
+  // smtpd's QUAIL_FILTERTIMEOUT runs from the spawn: the deadline counts from this process's start, not from here
+  const began = performance.timeOrigin;
   return withSpoolDir(io, 'quail filter', async (dir, say) => {
     const settings = filterSettings(io.env);
+    if (typeof settings !== 'string' && settings.warning !== undefined)
+      io.stderr(`quail filter: warning: ${settings.warning}\n`);
     const r = await receive(io, dir, say);
     if (typeof r === 'number') return r;
     if (typeof settings === 'string') {
@@ -87,9 +115,17 @@ export function runBuiltinFilter(io: QueueInjectIo): Promise<number> {
     }
     const done: string[] = [];
     let headers = '';
+    // one deadline for all the scans (QUAIL_SCANTIMEOUT from the first, and never past what fits in
+    // QUAIL_FILTERTIMEOUT): each scan gets what the ones before it left
+    const until = Math.min(Date.now() + settings.timeoutMs, began + settings.filterMs);
+    const left = (name: string): number => {
+      const ms = until - Date.now();
+      if (ms <= 0) throw new Error(`${name} not asked: the scans' time is used up`);
+      return ms;
+    };
     try {
       if (settings.clamd) {
-        const v = await clamdScan(settings.clamd, r.spool, settings.timeoutMs);
+        const v = await clamdScan(settings.clamd, r.spool, left('clamd'));
         if (v.infected) {
           if (settings.virusAction === 'reject') {
             tell(`Dmessage refused: it contains a virus (${v.name}) (#5.7.1)`);
@@ -101,7 +137,7 @@ export function runBuiltinFilter(io: QueueInjectIo): Promise<number> {
         done.push('clamd clean');
       }
       if (settings.spamd) {
-        const v = await spamdCheck(settings.spamd, r.spool, statSync(r.spool).size, settings.timeoutMs);
+        const v = await spamdCheck(settings.spamd, r.spool, statSync(r.spool).size, left('spamd'));
         const score = `score=${v.score.toFixed(1)} required=${v.threshold.toFixed(1)}`;
         headers += `X-Spam-Status: ${v.spam ? 'Yes' : 'No'}, ${score}\n`;
         if (v.spam) {

@@ -30,12 +30,14 @@ void test('filter settings: defaults, actions, and what is wrong said in words',
     virusAction: 'reject',
     spamAction: 'tag',
     timeoutMs: 60_000,
+    filterMs: 295_000,
   });
   assert.deepEqual(filterSettings({ QUAIL_SPAMD: '127.0.0.1:783', QUAIL_SPAMACTION: 'quarantine' }), {
     spamd: { host: '127.0.0.1', port: 783 },
     virusAction: 'reject',
     spamAction: 'quarantine',
     timeoutMs: 60_000,
+    filterMs: 295_000,
   });
   assert.equal(filterSettings({}), 'neither QUAIL_CLAMD nor QUAIL_SPAMD is set (tcp.smtp): nothing to ask');
   assert.equal(
@@ -48,6 +50,18 @@ void test('filter settings: defaults, actions, and what is wrong said in words',
     virusAction: 'reject',
     spamAction: 'tag',
     timeoutMs: 5000,
+    filterMs: 295_000,
+  });
+  // a scan timeout past the filter's: the scans end within the filter's time, and the filter says so at its start
+  assert.deepEqual(filterSettings({ QUAIL_CLAMD: '/s', QUAIL_SCANTIMEOUT: '30', QUAIL_FILTERTIMEOUT: '10' }), {
+    clamd: { path: '/s' },
+    virusAction: 'reject',
+    spamAction: 'tag',
+    timeoutMs: 30_000,
+    filterMs: 9000,
+    warning:
+      "QUAIL_SCANTIMEOUT=30 s does not fit in QUAIL_FILTERTIMEOUT=10 s: the scans end 9 s after the filter's start " +
+      '(set QUAIL_SCANTIMEOUT lower or QUAIL_FILTERTIMEOUT higher)',
   });
   for (const bad of ['0', '-1', '2.5', '1e3', 'soon'])
     assert.equal(

@@ -47,7 +47,10 @@ function exchange(
     };
     // One deadline for the whole exchange, not an idle timeout: a daemon that dribbles a byte now and then cannot
     // keep the scan (and the SMTP client) waiting past it.
-    const deadline = setTimeout(() => fail(`no complete answer within ${timeoutMs / 1000} s`), timeoutMs);
+    const deadline = setTimeout(
+      () => fail(`no complete answer within ${Math.round(timeoutMs / 100) / 10} s`),
+      Math.max(0, timeoutMs),
+    );
     s.on('error', (err) => fail(err.message));
     s.on('data', (c: Buffer) => {
       if (finished) return;

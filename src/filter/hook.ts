@@ -12,8 +12,8 @@ export interface FilterBase {
   readonly path?: string | undefined;
 }
 
-/** The seconds in QUAIL_FILTERTIMEOUT when it is a positive integer, else the default. */
-function filterTimeoutMs(value: string | undefined): number {
+/** The seconds in QUAIL_FILTERTIMEOUT when it is a positive integer, else the default (also `quail filter`'s bound). */
+export function filterTimeoutMs(value: string | undefined): number {
   const n = value !== undefined && /^\d{1,6}$/.test(value) ? Number(value) : 0;
   return (n > 0 ? n : DEFAULT_FILTER_TIMEOUT) * 1000;
 }
