@@ -36,11 +36,11 @@ const SAID_BYTES = 5000;
 
 /**
  * "Remote host said: " followed by every line of the reply (qmail's outsmtptext), made safe for the log, the queue's
- * record and the bounce: every byte that is not printable ASCII (NUL, ESC, other controls, 8-bit or invalid UTF-8)
+ * record and the bounce: every byte that is not printable ASCII or a tab (NUL, ESC, other controls, 8-bit or invalid UTF-8)
  * becomes `?`, and the text stops after SAID_BYTES, `...` saying so. A reply may have 500 lines of 4 KiB.
  */
 function said(r: Reply): string {
-  let text = r.lines.join('\n').replace(/[^\n\x20-\x7e]/g, '?');
+  let text = r.lines.join('\n').replace(/[^\n\t\x20-\x7e]/g, '?');
   if (text.length > SAID_BYTES) text = `${text.slice(0, SAID_BYTES)}...`;
   return `Remote host said: ${text}\n`;
 }
