@@ -241,7 +241,7 @@ const DEFS = [
     default: { from: 'number', value: 60 },
     readBy: 'remote',
     applies: ON_DELIVERY,
-    doc: 'Seconds to wait for a remote SMTP connection to be established.',
+    doc: 'Seconds to wait for a remote SMTP connection to be established; also the longest a remote delivery waits for a connection to an address whose concurrencyremotehost connections are all busy (then it is deferred, #4.4.5, and retried on schedule).',
   },
   {
     name: 'smtpgreeting',
@@ -306,7 +306,7 @@ const DEFS = [
     readBy: 'remote',
     applies: ON_RESTART,
     max: 120,
-    doc: 'Most SMTP connections open at once to one remote address (the per-destination limit under concurrencyremote).',
+    doc: 'Most SMTP connections open at once to one remote address (the per-destination limit under concurrencyremote). A delivery that finds them all busy waits at most timeoutconnect, holding its concurrencyremote slot, then is deferred (#4.4.5), so a host that never answers cannot hold every slot.',
   },
   {
     name: 'helohost',

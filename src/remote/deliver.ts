@@ -172,6 +172,14 @@ async function deliver(
   return all(last ?? deferral(TEMP_NOCONN));
 }
 
+/** Every connection to `ip` allowed at once stayed busy for timeoutconnect (a tarpit, or a host far behind). */
+function busyReport(ip: string, perHost: number, s: Settings): string {
+  return (
+    `Sorry, too many connections to ${ip} are busy already (concurrencyremotehost is ${perHost}); ` +
+    `none became free within timeoutconnect (${s.connectMs / 1000} s). (#4.4.5)\n`
+  );
+}
+
 type TargetOutcome = { kind: 'done'; results: DeliveryResult[] } | { kind: 'next'; result?: DeliveryResult };
 
 /** Tries one address: a pooled connection first, else a new one (plaintext again if opportunistic TLS broke). */
@@ -185,7 +193,14 @@ async function onTarget(
 ): Promise<TargetOutcome> {
   const key = `${t.ip}:${port}`;
   const profile = `${s.helo}|${JSON.stringify(s.tls)}|${s.outgoingIp ?? ''}`;
-  const release = extras.pool ? await extras.pool.slot(key) : () => undefined;
+  // Waiting for this address holds one of the scheduler's concurrencyremote slots: at most timeoutconnect, as a
+  // connection would, then the delivery waits for its retry and frees the slot for mail to other hosts.
+  let release = (): void => undefined;
+  if (extras.pool) {
+    const got = await extras.pool.slot(key, s.connectMs);
+    if (got === undefined) return { kind: 'next', result: deferral(busyReport(t.ip, extras.pool.perHost, s)) };
+    release = got;
+  }
   try {
     for (let tryTls = true, attempts = 0; attempts < 3; attempts++) {
       const pooled = extras.pool?.take(key, profile);

@@ -24,7 +24,8 @@ export class ConnectionPool {
   private closed = false;
 
   constructor(
-    private readonly perHost: number,
+    /** Most busy connections per destination (control/concurrencyremotehost). */
+    readonly perHost: number,
     private readonly idleMs: number,
   ) {}
 
@@ -37,10 +38,38 @@ export class ConnectionPool {
     return d;
   }
 
-  /** Waits for one of the destination's `perHost` slots; the returned function gives it back. */
-  async slot(key: string): Promise<() => void> {
+  /**
+   * Waits for one of the destination's `perHost` slots, at most `waitMs` (default: as long as it takes); the returned
+   * function gives it back. Undefined when none became free in time: the caller holds one of the scheduler's
+   * concurrencyremote slots meanwhile, so a destination whose connections never end (a server that accepts and never
+   * greets) must not keep its waiters, and with them every other destination's mail, for several timeoutremote.
+   */
+  async slot(key: string, waitMs?: number): Promise<(() => void) | undefined> {
     const d = this.dest(key);
-    while (d.busy >= this.perHost) await new Promise<void>((resolve) => d.waiters.push(resolve));
+    if (d.busy >= this.perHost) {
+      let expired = false;
+      let wake: (() => void) | undefined;
+      const timer =
+        waitMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              expired = true;
+              const i = wake === undefined ? -1 : d.waiters.indexOf(wake);
+              if (i >= 0) d.waiters.splice(i, 1);
+              wake?.();
+            }, waitMs);
+      try {
+        while (d.busy >= this.perHost) {
+          if (expired) return undefined;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            d.waiters.push(resolve);
+          });
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+    }
     d.busy++;
     let given = false;
     return () => {

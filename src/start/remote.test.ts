@@ -3,13 +3,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { QueuedMessage } from '../queue/index.js';
 import { startDns, type DnsName } from '../../test/support/testdns.js';
 import { harness, type Harness } from '../../test/support/smtpd.js';
+import { testSmtp, type TestSmtp } from '../../test/support/testsmtp.js';
 import {
   listenerPort,
   MAIN,
@@ -206,6 +207,103 @@ void test('quail start → MX with STARTTLS, three recipients in one transaction
     await primary?.close();
     self?.server.close();
     await dns?.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('a host that accepts and never greets holds its concurrencyremotehost slots, not every concurrencyremote slot: mail to another host goes meanwhile', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'quail-remote-tarpit-'));
+  chmodSync(root, 0o755);
+  // The tarpit: accepts, never writes a byte; its connections are counted and kept open until the end.
+  const held = new Set<Socket>();
+  let accepted = 0;
+  let closed = 0;
+  const tarpit = createServer((s) => {
+    accepted++;
+    held.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      closed++;
+      held.delete(s);
+    });
+  });
+  let sink: TestSmtp | undefined;
+  let q: QuailProcess | undefined;
+  try {
+    await new Promise<void>((resolve) => tarpit.listen(0, '127.0.0.1', resolve));
+    const tarpitPort = (tarpit.address() as AddressInfo).port;
+    const s = await testSmtp('127.0.0.2');
+    sink = s;
+    quail(['init', '--root', root, '--me', 'relay.test']);
+    const ctl = (name: string, text: string): void => writeFileSync(join(root, 'control', name), text);
+    ctl('tcp.smtp', '127.0.0.1:allow,RELAYCLIENT=""\n:allow\n');
+    ctl('smtproutes', `tarpit.test:127.0.0.1:${tarpitPort}\nsink.test:127.0.0.2:${s.port}\n`);
+    ctl('concurrencyremote', '2\n');
+    ctl('concurrencyremotehost', '1\n');
+    ctl('timeoutremote', '60\n'); // a tarpit's connection lasts this long
+    ctl('timeoutconnect', '1\n'); // and a delivery waits this long for one of its connections
+    q = await startProcess(root);
+    const log = q.log;
+    const port = listenerPort(root, 'smtp');
+    const send = (to: string): void => {
+      const r = swaks(port, ['--to', to, '--header', `Subject: to ${to}`, '--body', 'tarpit test']);
+      assert.equal(r.status, 0, r.out);
+    };
+    // Three messages to the tarpit: the first holds its one connection, the others wait for it (or their turn).
+    send('a@tarpit.test');
+    await waitFor(
+      () => accepted === 1,
+      30_000,
+      () => `the tarpit got no connection\n${log()}`,
+    );
+    send('b@tarpit.test');
+    send('c@tarpit.test');
+    send('d@sink.test');
+    // Before the fix the sink's message waited for a global slot until the tarpit's connection timed out (60 s).
+    await waitFor(
+      () => s.messages.length > 0 || closed > 0,
+      120_000,
+      () => `neither delivered nor timed out\n${log()}`,
+    );
+    assert.equal(
+      s.messages.length,
+      1,
+      `sink.test's message was not delivered while the tarpit held its slots\n${log()}`,
+    );
+    assert.deepEqual(s.messages[0]?.recipients, ['d@sink.test']);
+    assert.equal(closed, 0, "the tarpit's connection is still open");
+    assert.equal(accepted, 1, 'concurrencyremotehost 1: one connection to the tarpit');
+    // The tarpit's other messages are deferred with the reason, and stay queued (not failed, not lost).
+    const report =
+      'Sorry, too many connections to 127.0.0.1 are busy already (concurrencyremotehost is 1); ' +
+      'none became free within timeoutconnect (1 s). (#4.4.5)\n';
+    let states: QueuedMessage['recipients'][number][] = [];
+    await waitFor(
+      () => {
+        states = queueList(root).flatMap((m) => m.recipients);
+        return states.filter((r) => r.lastResult === 'deferral').length === 2;
+      },
+      30_000,
+      () => `not two deferrals: ${JSON.stringify(states)}\n${log()}`,
+    );
+    assert.deepEqual(states.map((r) => r.original).sort(), ['a@tarpit.test', 'b@tarpit.test', 'c@tarpit.test']);
+    for (const r of states.filter((x) => x.lastResult === 'deferral')) {
+      assert.equal(r.status, 'pending');
+      assert.equal(r.lastReport, report);
+    }
+    assert.equal(closed, 0, "the tarpit's connection is still open");
+    assert.doesNotMatch(log(), /result=failure/);
+
+    // The tarpit lets go: its delivery in progress is deferred and quail stops cleanly.
+    for (const c of held) c.destroy();
+    q.child.kill('SIGTERM');
+    assert.deepEqual(await q.exited, { code: 0, signal: null }, log());
+    assert.equal(queuedCount(root), 3);
+  } finally {
+    q?.killGroup();
+    for (const c of held) c.destroy();
+    tarpit.close();
+    await sink?.close();
     rmSync(root, { recursive: true, force: true });
   }
 });
