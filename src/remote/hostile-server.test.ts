@@ -9,7 +9,8 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
-import { deliverRemote } from './index.js';
+import { deliverRemote, RemoteEngine } from './index.js';
+import { ConnectionPool } from './pool.js';
 import { Dropped, REPLY_LIMITS, SmtpClient } from './client.js';
 import type { DeliveryResult } from '../core/index.js';
 import { testSmtp, testWorld, type SmtpScript, type TestSmtp } from '../../test/support/testsmtp.js';
@@ -377,4 +378,46 @@ void test('a server whose SIZE is below the message: permanent #5.3.4, no MAIL s
     g.lines.every((l) => !/^MAIL/i.test(l)),
     JSON.stringify(g.lines),
   );
+});
+
+void test('a server that accepts and never greets: a delivery finding its connections busy is deferred after timeoutconnect, not kept waiting', async () => {
+  let accepted = 0;
+  const tarpit = await hostile(() => accepted++); // never writes a byte
+  const w = testWorld({
+    smtproutes: `:127.0.0.1:${tarpit.port}\n`,
+    timeoutremote: '60\n', // the first delivery's connection lasts this long
+    timeoutconnect: '1\n', // the others wait this long for it
+  });
+  writeFileSync(`${w.msg}2`, 'Subject: second\n\nbody\n'); // another message: not grouped with the first
+  const engine = new RemoteEngine({ root: w.root, control: w.control, perHost: 1 });
+  const first = engine.deliver({ recipient: 'a@remote.test', sender: 's@x.test', messagePath: w.msg });
+  const second = await engine.deliver({ recipient: 'b@remote.test', sender: 's@x.test', messagePath: `${w.msg}2` });
+  assert.deepEqual(second, {
+    result: 'deferral',
+    report:
+      'Sorry, too many connections to 127.0.0.1 are busy already (concurrencyremotehost is 1); none became free within timeoutconnect (1 s). (#4.4.5)\n',
+  });
+  assert.equal(accepted, 1, 'one connection, still waiting for the greeting');
+  await tarpit.stop(); // the first delivery's connection dies: deferred too
+  assert.equal((await first).result, 'deferral');
+  engine.close();
+  rmSync(w.root, { recursive: true });
+});
+
+void test('ConnectionPool.slot: a waiter whose time ran out leaves the queue; a freed slot goes to the next waiter at once', async () => {
+  const pool = new ConnectionPool(1, 1000);
+  const held = await pool.slot('k');
+  assert.ok(held);
+  const gone = pool.slot('k', 1); // first in the queue, and gives up
+  let got: (() => void) | undefined;
+  const patient = pool.slot('k', 60_000).then((r) => (got = r));
+  assert.equal(await gone, undefined, 'busy for longer than its wait');
+  held();
+  await new Promise((r) => setImmediate(r)); // the wake-up is a microtask: done by now
+  assert.ok(got, 'the freed slot went to the waiter still in the queue, not to the one that gave up');
+  got();
+  await patient;
+  const last = await pool.slot('k', 0);
+  assert.ok(last, 'every slot given back');
+  last();
 });
