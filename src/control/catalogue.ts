@@ -466,7 +466,7 @@ const DEFS = [
     readBy: 'quail start as root (the SMTP processes)',
     applies: ON_RESTART,
     max: 64,
-    doc: 'SMTP processes serving the smtp and submission listeners at once (at most 64): each accepts on the ports itself and asks root, which counts maxconn=, maxperip= and stress mode across them, before it serves a connection (on a listener named by host name root accepts and hands each connection to the one with the fewest sessions); AUTH failures are shared. 0 or missing: one per two CPUs (at least 1, at most 16), leaving the other CPUs to the queue and the deliveries. Without root (no privilege separation) one process serves everything.',
+    doc: "SMTP processes serving the smtp and submission listeners at once (at most 64): each accepts on the ports itself and asks root, which counts maxconn=, maxperip= and stress mode across them, before it serves a connection (on a listener named by host name root accepts and hands each connection to the one with the fewest sessions); AUTH failures are counted in root's one table (with POP3's, ODMR's and the web admin's: src/throttle/README.md). 0 or missing: one per two CPUs (at least 1, at most 16), leaving the other CPUs to the queue and the deliveries. Without root (no privilege separation) one process serves everything.",
   },
 ] as const satisfies readonly ControlEntry[];
 
