@@ -179,7 +179,7 @@ void test(
       const maildir = join(root, 'domains', 'df.test', 'joe', 'Maildir', 'new');
       await waitFor(() => readdirSync(maildir).length === 1, 30_000, log);
 
-      unlinkSync(filler); // space back: the next try (every minute) writes it, without an operator
+      unlinkSync(filler); // space back: the next try (every 10 s) writes it, without an operator
       await waitFor(() => existsSync(pid), 90_000, log);
       assert.equal(readFileSync(pid, 'utf8'), `${proc.child.pid ?? 0}\n`);
     } finally {

@@ -465,7 +465,7 @@ function writeRunFile(file: string, text: string): void {
 }
 
 /** How often a pid file that a full disk kept out is tried again. */
-const PID_RETRY_MS = 60_000;
+const PID_RETRY_MS = 10_000;
 
 function errCode(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
