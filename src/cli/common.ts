@@ -2,7 +2,7 @@
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { errText, QuailError } from '../core/index.js';
+import { errText, isFullDisk, QuailError } from '../core/index.js';
 
 /** --root DIR, else $QUAIL_ROOT, else ./var/quail (absolute). */
 export function resolveRoot(opt: string | undefined): string {
@@ -30,15 +30,6 @@ export function writableTarget(file: string): string {
 
 const FULL_DISK_HINT = ' (the file system is full: free some space, `df` shows where, and run the command again)';
 
-/** A full disk, as the system (ENOSPC, EDQUOT) or SQLite (SQLITE_FULL) says it, here or in the error's cause. */
-function fullDisk(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    const code = 'code' in e ? e.code : undefined;
-    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
-  }
-  return false;
-}
-
 /**
  * Runs a command body; prints `quail NAME: fatal: message` on failure and exits 100/111.
  * Unknown errors are temporary (111) and never print a stack trace unless QUAIL_DEBUG is set.
@@ -53,7 +44,7 @@ export function action<A extends unknown[]>(
       if (typeof code === 'number') process.exitCode = code;
     } catch (err) {
       const temporary = !(err instanceof QuailError) || err.temporary;
-      const msg = errText(err) + (fullDisk(err) ? FULL_DISK_HINT : '');
+      const msg = errText(err) + (isFullDisk(err) ? FULL_DISK_HINT : '');
       process.stderr.write(`quail ${name}: fatal: ${msg}\n`);
       if (process.env['QUAIL_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
       process.exitCode = temporary ? 111 : 100;

@@ -61,6 +61,18 @@ export function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * Whether `err`, or an error it was caused by (up to 4 deep), is a full file system: ENOSPC or EDQUOT from the
+ * system, SQLITE_FULL from SQLite. Temporary: space can come back.
+ */
+export function isFullDisk(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = 'code' in e ? e.code : undefined;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
+  }
+  return false;
+}
+
 /** Turns anything thrown into an Outcome; unknown errors are temporary. */
 export function outcomeFromError(err: unknown): Outcome {
   if (err instanceof QuailError)

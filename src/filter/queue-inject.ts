@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errText } from '../core/index.js';
+import { errText, isFullDisk } from '../core/index.js';
 import { Control } from '../control/index.js';
 import { openQueue, type Injector } from '../queue/index.js';
 import { chooseQueue, DEFAULT_QUEUE, rulesFrom } from '../queues/index.js';
@@ -79,8 +79,7 @@ export async function receive(
   try {
     await pipeline(io.message, createWriteStream(spool, { mode: 0o600 }));
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return say(code === 'ENOSPC' || code === 'EDQUOT' ? 53 : 54, `cannot read the message: ${errText(err)}`);
+    return say(isFullDisk(err) ? 53 : 54, `cannot read the message: ${errText(err)}`);
   }
   let raw: Buffer | 'too-long';
   try {
@@ -123,8 +122,7 @@ export async function enqueue(
     await queue.inject({ sender: r.sender, recipients: r.recipients, data, injector, meta, queueName: choice });
     return 0; // silent, as qmail-queue
   } catch (err) {
-    const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
-    return say(code === 'ENOSPC' || code === 'EDQUOT' ? 53 : 62, `cannot queue: ${errText(err)}`);
+    return say(isFullDisk(err) ? 53 : 62, `cannot queue: ${errText(err)}`);
   } finally {
     queue.close();
   }
