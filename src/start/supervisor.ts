@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { errText, QuailError } from '../core/index.js';
+import { errText, isFullDisk, QuailError } from '../core/index.js';
 import { Control, ControlReadError } from '../control/index.js';
 import type { Authenticator, ListenerSpec } from '../smtpd/index.js';
 import { systemPasswd } from '../users/index.js';
@@ -291,8 +291,8 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
   let pidWritten = false;
   let pidRetry: NodeJS.Timeout | undefined;
   // run/quail.pid. On a full disk (ENOSPC, EDQUOT) the mail goes on without it (the queue may be what frees the
-  // space, by delivering): a warning, and another try at each child start or death and every minute until it is
-  // written. Anything else in the way (a directory) stops the start, as before.
+  // space, by delivering): a warning, and another try at each child start or death and every PID_RETRY_MS until it
+  // is written. Anything else in the way (a directory) stops the start, as before.
   const writePid = (): void => {
     if (pidWritten) return;
     try {
@@ -302,14 +302,13 @@ export async function startQuail(opts: StartOptions): Promise<Running> {
       if (pidRetry !== undefined)
         log.event('quail.warning', { file: pidFile(root), step: 'write pid', why: 'written now' });
     } catch (err) {
-      const code = errCode(err instanceof Error ? err.cause : undefined);
-      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+      if (!isFullDisk(err)) throw err;
       rmSync(pidFile(root), { force: true }); // made, but empty: not left for the next start to read
       if (pidRetry !== undefined) return;
       log.event('quail.warning', {
         file: pidFile(root),
         step: 'write pid',
-        why: `${errText(err)}: mail goes on; tried again every minute (until then quail status says not running and the directory commands cannot send SIGHUP)`,
+        why: `${errText(err)}: mail goes on; tried again every ${PID_RETRY_MS / 1000} s (until then quail status says not running and the directory commands cannot send SIGHUP)`,
       });
       pidRetry = setInterval(() => {
         if (!stopped) writePid();
@@ -466,10 +465,6 @@ function writeRunFile(file: string, text: string): void {
 
 /** How often a pid file that a full disk kept out is tried again. */
 const PID_RETRY_MS = 10_000;
-
-function errCode(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
 
 /** At stop: a file of run/ removed; a failure is logged, never thrown (the stop goes on). */
 function removeRunFile(log: EventLog, file: string): void {
