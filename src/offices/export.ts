@@ -14,7 +14,15 @@ import {
 } from 'node:fs';
 import { isAbsolute, join, sep } from 'node:path';
 import { DirectoryError, officeName, type Directory } from '../directory/index.js';
-import { badAliasName, badDomainName, badForwardTarget, badLocal, badOffice, badOfficeName } from './trust.js';
+import {
+  badAliasName,
+  badDomainName,
+  badForwardTarget,
+  badLocal,
+  badOffice,
+  badOfficeName,
+  keepTrusted,
+} from './trust.js';
 
 /** One file of the export: its path under the export directory, and its text or the name it links to. */
 export type ExportFile =
@@ -67,6 +75,8 @@ export async function officeExport(dir: Directory, office: string): Promise<Expo
   const refuse = (what: string, why: string): void => {
     refused.push(`${what} refused: ${why}; ${FIX}`);
   };
+  const keep = <T>(rows: readonly T[], what: (r: T) => string, bad: (r: T) => string | undefined): T[] =>
+    keepTrusted(rows, what, bad, (line) => refused.push(line), FIX);
   const offices = await dir.listOffices();
   if (!offices.some((o) => o.name === name))
     throw new DirectoryError(
@@ -78,12 +88,11 @@ export async function officeExport(dir: Directory, office: string): Promise<Expo
       })`,
     );
   // The other offices: each name goes into a .qmail program line and smtproutes, its host and port into smtproutes.
-  const others = offices.filter((o) => {
-    if (o.name === name) return false;
-    const why = badOffice(o);
-    if (why !== undefined) refuse(`office ${JSON.stringify(o.name)}`, why);
-    return why === undefined;
-  });
+  const others = keep(
+    offices.filter((o) => o.name !== name),
+    (o) => `office ${JSON.stringify(o.name)}`,
+    badOffice,
+  );
   const elsewhere = new Set(others.map((o) => o.name));
   const homes = await dir.mailboxHomes();
   const files: ExportFile[] = [];
@@ -130,11 +139,7 @@ export async function officeExport(dir: Directory, office: string): Promise<Expo
       files.push({ path: join(base, dotQmail(a.local)), text: lines, mode: 0o600 });
       any = true;
     }
-    const aliases = d.aliases.filter((x) => {
-      const why = badAliasName(x);
-      if (why !== undefined) refuse(`alias domain ${JSON.stringify(x)} (of ${d.name})`, why);
-      return why === undefined;
-    });
+    const aliases = keep(d.aliases, (x) => `alias domain ${JSON.stringify(x)} (of ${d.name})`, badAliasName);
     if (any) domainsUsed.push(aliases.length > 0 ? `${d.name} (alias domains: ${aliases.join(', ')})` : d.name);
   }
   files.push({

@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { asciiLower } from '../core/index.js';
 import type { Directory } from '../directory/index.js';
-import { badOffice, REFUSED_FIX } from './trust.js';
+import { badOffice, keepTrusted } from './trust.js';
 
 export const TABLE_FORMAT = 'quail-offices 1';
 
@@ -63,11 +63,7 @@ export async function loadTable(
   refused: (why: string) => void = () => undefined,
 ): Promise<OfficeTable> {
   const [all, domains, homes] = await Promise.all([dir.listOffices(), dir.listDomains(), dir.mailboxHomes()]);
-  const offices = all.filter((o) => {
-    const why = badOffice(o);
-    if (why !== undefined) refused(`office ${JSON.stringify(o.name)} refused: ${why}; ${REFUSED_FIX}`);
-    return why === undefined;
-  });
+  const offices = keepTrusted(all, (o) => `office ${JSON.stringify(o.name)}`, badOffice, refused);
   const d: Record<string, string> = {};
   for (const x of domains) for (const n of [x.name, ...x.aliases]) d[n] = x.name;
   const h: Record<string, string> = {};

@@ -98,11 +98,7 @@ export function trustedSource(root: string, dir: Directory, refused: (why: strin
     };
   };
   const keep = <T>(rows: readonly T[], what: (r: T) => string, bad: (r: T) => string | undefined): T[] =>
-    rows.filter((r) => {
-      const why = bad(r);
-      if (why !== undefined) refused(`${what(r)} refused: ${why}; ${REFUSED_FIX}`);
-      return why === undefined;
-    });
+    keepTrusted(rows, what, bad, refused);
   return {
     listDomains: async () => {
       const badAccount = accountCheck();
@@ -131,6 +127,25 @@ export function trustedSource(root: string, dir: Directory, refused: (why: strin
       );
     },
   };
+}
+
+/**
+ * The rows of `rows` that `bad` finds nothing against; each other one is said through `refused` (`WHAT refused: WHY;
+ * FIX`), and the rest goes on. Every reader of the shared directory here (the keeper's source and table, the
+ * export) leaves a row out this way.
+ */
+export function keepTrusted<T>(
+  rows: readonly T[],
+  what: (r: T) => string,
+  bad: (r: T) => string | undefined,
+  refused: (line: string) => void,
+  fix: string = REFUSED_FIX,
+): T[] {
+  return rows.filter((r) => {
+    const why = bad(r);
+    if (why !== undefined) refused(`${what(r)} refused: ${why}; ${fix}`);
+    return why === undefined;
+  });
 }
 
 /** What to do about a refused row: said once in each error. */
