@@ -133,6 +133,26 @@ export class ProgramGroups {
   }
 }
 
+/**
+ * A supervisor's endings of its dead processes' groups (ProgramGroups.processGone), kept until done, so that its own
+ * stop can wait for them (LocalDeliverer.close, SendChild.stop).
+ */
+export class GroupEndings {
+  private readonly pending = new Set<Promise<void>>();
+
+  /** `groups`' process is gone: its groups still registered are ended (settled() waits for it). */
+  gone(groups: ProgramGroups): void {
+    const ending = groups.processGone();
+    this.pending.add(ending);
+    void ending.then(() => this.pending.delete(ending));
+  }
+
+  /** Resolves when every ending begun so far is done. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.pending]);
+  }
+}
+
 /** The delivering process's side: how runProgram tells the supervisor of each group (program.ts watchPrograms). */
 export interface ProgramWatch {
   /** Group `pgid` is about to run its command: resolves once the supervisor will hear it even if we die now. */

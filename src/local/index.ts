@@ -13,5 +13,5 @@ export type { LocalDelivererOptions } from './pool.js';
 export type { InProcessPrograms, ProgramCall } from './hook.js';
 export { serveDeliveryWorker } from './serve.js';
 export { killPrograms, watchPrograms } from './program.js';
-export { ipcProgramWatch, ProgramGroups, type ProgramNote } from './groups.js';
+export { GroupEndings, ipcProgramWatch, ProgramGroups, type ProgramNote } from './groups.js';
 export { runVdeliverLine, VdeliverHook, type OpenLookup } from './vdeliverhook.js';

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
 import { UniqueNamer } from '../maildir/index.js';
 import { defaultPath } from './env.js';
-import { ProgramGroups } from './groups.js';
+import { GroupEndings, ProgramGroups } from './groups.js';
 import { deferral, deliverLocal, jobArgs, jobInjector, ROOT_REFUSED, wrongUidText } from './deliver.js';
 import type { InProcessPrograms } from './hook.js';
 import type { WorkerReply, WorkerRequest } from './protocol.js';
@@ -97,7 +97,7 @@ export class LocalDeliverer {
   private closed = false;
   private readonly namer = new UniqueNamer();
   /** The ending of dead workers' program groups, until done: close() waits for them too. */
-  private readonly endings = new Set<Promise<void>>();
+  private readonly endings = new GroupEndings();
 
   constructor(private readonly opts: LocalDelivererOptions = {}) {
     this.perKey = workersPerKey(opts.workersPerUid ?? 0);
@@ -181,7 +181,7 @@ export class LocalDeliverer {
         }),
     );
     await Promise.all(exits);
-    await Promise.all([...this.endings]);
+    await this.endings.settled();
     this.workers.clear();
     if (this.spoolDir !== undefined) rmSync(this.spoolDir, { recursive: true, force: true });
   }
@@ -305,9 +305,7 @@ export class LocalDeliverer {
     child.on('exit', () => {
       this.forget(w);
       // SIGKILLed (or crashed), it could not end its programs: nothing it started acts after its jobs were deferred
-      const ending = w.programs.processGone();
-      this.endings.add(ending);
-      void ending.then(() => this.endings.delete(ending));
+      this.endings.gone(w.programs);
       if (w.idleTimer) clearTimeout(w.idleTimer);
       for (const id of [...w.pending.keys()]) this.settle(w, id, deferral(CRASHED));
     });

@@ -1,7 +1,7 @@
 // As root: qmail-send in an unprivileged child (scheduler, remote delivery, bounces), qmail-lspawn kept in the root parent.
 import type { ChildProcess } from 'node:child_process';
 import { QuailError, TurnBatch, unbatch, type BatchMessage } from '../core/index.js';
-import { ProgramGroups, type LocalResult, type ProgramNote } from '../local/index.js';
+import { GroupEndings, ProgramGroups, type LocalResult, type ProgramNote } from '../local/index.js';
 import type { CrashReport } from './child-common.js';
 import { Lspawn, type LspawnRequest, type OwnDelivery } from './lspawn.js';
 import { relayBatch, type LogsMessage } from './log-batch.js';
@@ -74,7 +74,7 @@ export class SendChild {
   /** The program groups each child said run (its own account's deliveries): ended when it dies (src/local groups.ts). */
   private readonly programs = new WeakMap<ChildProcess, ProgramGroups>();
   /** The ending of dead children's program groups, until done: stop() waits for them too. */
-  private readonly endings = new Set<Promise<void>>();
+  private readonly endings = new GroupEndings();
 
   constructor(private readonly o: SendChildOptions) {
     this.lspawn = new Lspawn({ root: o.root, queueUid: o.account.uid, log: o.log });
@@ -99,9 +99,7 @@ export class SendChild {
         }),
       // killed (SIGKILL, the OOM killer), the child could not end its programs: root does, before they act again
       onExit: (child) => {
-        const ending = this.programsOf(child).processGone();
-        this.endings.add(ending);
-        void ending.then(() => this.endings.delete(ending));
+        this.endings.gone(this.programsOf(child));
       },
       onRunning: (child) => {
         this.down = undefined;
@@ -191,7 +189,7 @@ export class SendChild {
         child.send({ type: 'stop' } satisfies ToSend);
       }
     });
-    await Promise.all([...this.endings]);
+    await this.endings.settled();
   }
 
   private programsOf(child: ChildProcess): ProgramGroups {
